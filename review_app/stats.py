@@ -900,10 +900,11 @@ def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
                 {
                     "judge": judge,
                     "pair_id": enc.pair_ids[seen],
-                    "outcome": names[jc.combined[seen]],
+                    # object dtype keeps None for "no verdict" (a str column would hold NaN).
+                    "outcome": pd.Series(names[jc.combined[seen]], dtype=object),
                     "inconsistent": jc.inconsistent[seen],
-                    "outcome_first_x": names[jc.first_x[seen]],
-                    "outcome_first_y": names[jc.first_y[seen]],
+                    "outcome_first_x": pd.Series(names[jc.first_x[seen]], dtype=object),
+                    "outcome_first_y": pd.Series(names[jc.first_y[seen]], dtype=object),
                     "n_unparsed": unparsed[seen].astype(int),
                 }
             )
@@ -1176,26 +1177,32 @@ def assess_judge(judge: JudgeStats, humans: HumanStats, reference: JudgeStats | 
     )
 
 
-def votes_needed(estimate: Estimate, target_width: float) -> int | None:
-    """How many more observations would bring the CI's width under `target_width`.
+def votes_needed(estimate: Estimate, target_width: float) -> int:
+    """How many more observations would bring a proportion's 95% CI under `target_width`.
 
-    Assumes the width shrinks as 1/sqrt(n) from the observed bootstrap CI; without a CI, uses the
-    worst-case binomial width 2 * 1.96 * sqrt(0.25 / n). Returns 0 when the CI is narrow enough.
+    Takes the larger of two projections: the observed bootstrap CI shrinking as 1/sqrt(n), and
+    the Agresti-Coull binomial width 2 * 1.96 * sqrt(p(1 - p) / (n + 4)) with p = (k + 2) /
+    (n + 4). The second keeps a tiny sample whose bootstrap CI collapsed to one point (3 votes
+    out of 3 agree: CI [1, 1]) from looking precise. Returns 0 when the CI is narrow enough.
     """
     if target_width <= 0:
         raise ValueError("target_width must be positive")
+    needed = 0.0
     if estimate.ci is not None and estimate.n > 0:
         width = estimate.ci[1] - estimate.ci[0]
-        if width <= target_width:
-            return 0
         needed = estimate.n * (width / target_width) ** 2
-    else:
-        needed = (2 * 1.96) ** 2 * 0.25 / target_width**2
-    return max(0, math.ceil(needed) - estimate.n)
+    share = 0.5 if estimate.value is None else estimate.value
+    adjusted = (share * estimate.n + 2) / (estimate.n + 4)
+    needed = max(needed, (2 * 1.96 / target_width) ** 2 * adjusted * (1 - adjusted) - 4)
+    return max(0, math.ceil(needed - 1e-9) - estimate.n)
 
 
 def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]:
-    """Plain-language warnings for agreements whose CI is wider than `target_width`."""
+    """Plain-language warnings for agreements too uncertain to read, with the data still needed.
+
+    An agreement is flagged when `votes_needed` says its 95% CI is (or would honestly be) wider
+    than `target_width`.
+    """
     checks: list[tuple[str, Estimate, str]] = [
         (
             "human-human agreement without ties",
@@ -1218,14 +1225,10 @@ def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]
             continue
         if estimate.n == 0:
             warnings.append(f"{name}: no data yet; about {more} {unit} are needed")
-        elif estimate.ci is None:
-            warnings.append(
-                f"{name}: n={estimate.n} is too small for a CI; about {more} more {unit} needed"
-            )
         else:
-            width = estimate.ci[1] - estimate.ci[0]
             warnings.append(
-                f"{name}: CI width {width:.2f} with n={estimate.n} is wider than "
-                f"{target_width:.2f}; about {more} more {unit} would narrow it enough"
+                f"{name}: n={estimate.n} is too small for the CI to mean much "
+                f"({_fmt(estimate)}); about {more} more {unit} would narrow it under "
+                f"{target_width:.2f}"
             )
     return warnings
