@@ -11,7 +11,9 @@ BASELINES: tuple[str, ...] = ("longest", "shortest", "first", "random")
 Choice = Literal["first", "second", "tie"]
 
 
-def baseline_choice(name: str, first_text: str, second_text: str, key: str, seed: int = 0) -> Choice:
+def baseline_choice(
+    name: str, first_text: str, second_text: str, key: str, seed: int = 0
+) -> Choice:
     """Return which of two responses (as shown first / second) the baseline `name` prefers.
 
     `key` identifies the call (for example "pair-17:first=base"); with `seed` it makes the random
