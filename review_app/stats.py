@@ -314,8 +314,9 @@ def _category_names(series: pd.Series) -> np.ndarray:
     return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)
 
 
-def _judge_order(labels: Iterable[str]) -> list[str]:
-    """Real judges by name first, then baselines in the order of BASELINES."""
+def ordered_judges(labels: Iterable[str]) -> list[str]:
+    """Judges in the order every table lists them: real judges by name, then the baselines in
+    the order of BASELINES."""
     labels = set(labels)
     baseline_rank = {BASELINE_PREFIX + name: i for i, name in enumerate(BASELINES)}
     real = sorted(label for label in labels if not label.startswith(BASELINE_PREFIX))
@@ -355,7 +356,7 @@ def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) ->
     keep = verdict_pair >= 0
     verdicts = verdicts[keep]
     verdict_pair = verdict_pair[keep]
-    judges = _judge_order(verdicts["judge"].astype(str).unique())
+    judges = ordered_judges(verdicts["judge"].astype(str).unique())
     judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
 
     return _Encoded(
@@ -1041,9 +1042,11 @@ def baseline_verdicts(
     """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
 
     Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
-    The random baseline's key is "<pair_id>:<first system>", so rows are reproducible per seed.
+    The random baseline's key is "<item_key>:<system_x>:<system_y>:<first system>", so its coin
+    flips are reproducible per seed and the same for the same item in any study.
     """
     pair_ids = pairs["pair_id"].tolist()
+    item_keys = pairs["item_key"].astype(str).tolist()
     system_x = pairs["system_x"].astype(str).tolist()
     system_y = pairs["system_y"].astype(str).tolist()
     text_x = pairs["output_x"].astype(object).where(pairs["output_x"].notna(), "").tolist()
@@ -1059,9 +1062,13 @@ def baseline_verdicts(
             shown_first = system_x if first == "x" else system_y
             firsts, seconds = (text_x, text_y) if first == "x" else (text_y, text_x)
             to_outcome = outcome_of[first]
+            keys = [
+                f"{item}:{sx}:{sy}:{fs}"
+                for item, sx, sy, fs in zip(item_keys, system_x, system_y, shown_first, strict=True)
+            ]
             outcome = [
-                to_outcome[baseline_choice(name, str(a), str(b), key=f"{pid}:{fs}", seed=seed)]
-                for pid, fs, a, b in zip(pair_ids, shown_first, firsts, seconds, strict=True)
+                to_outcome[baseline_choice(name, str(a), str(b), key=key, seed=seed)]
+                for key, a, b in zip(keys, firsts, seconds, strict=True)
             ]
             frames.append(
                 pd.DataFrame(
@@ -1197,11 +1204,13 @@ def votes_needed(estimate: Estimate, target_width: float) -> int:
     return max(0, math.ceil(needed - 1e-9) - estimate.n)
 
 
-def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]:
+def small_n_warnings(
+    analysis: Analysis, target_width: float = 0.2, include_baselines: bool = False
+) -> list[str]:
     """Plain-language warnings for agreements too uncertain to read, with the data still needed.
 
     An agreement is flagged when `votes_needed` says its 95% CI is (or would honestly be) wider
-    than `target_width`.
+    than `target_width`. Covers the human ceiling and every judge (baselines on request).
     """
     checks: list[tuple[str, Estimate, str]] = [
         (
@@ -1211,6 +1220,8 @@ def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]
         )
     ]
     for judge in analysis.judges:
+        if judge.is_baseline and not include_baselines:
+            continue
         checks.append(
             (
                 f"{judge.judge} agreement without ties",
@@ -1227,8 +1238,7 @@ def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]
             warnings.append(f"{name}: no data yet; about {more} {unit} are needed")
         else:
             warnings.append(
-                f"{name}: n={estimate.n} is too small for the CI to mean much "
-                f"({_fmt(estimate)}); about {more} more {unit} would narrow it under "
-                f"{target_width:.2f}"
+                f"{name}: {_fmt(estimate)} is too uncertain to read; about {more} more {unit} "
+                f"would narrow its CI under {target_width:.2f}"
             )
     return warnings

@@ -602,6 +602,20 @@ class Store:
             [study_id],
         )
 
+    # ---- calibration ----
+
+    def calibration_runs(self, study_id: int) -> list[dict]:
+        """The study's judge runs, oldest first, with their rubric's name and version and how
+        many verdicts each holds (the calibration screen lists them side by side)."""
+        return self._rows(
+            "SELECT j.id AS run_id, j.label, j.judge, j.source, j.status, j.rubric_hash, "
+            "r.name AS rubric_name, r.version AS rubric_version, "
+            "(SELECT count(*) FROM verdicts v WHERE v.run_id = j.id) AS n_verdicts "
+            "FROM judge_runs j LEFT JOIN rubrics r ON r.id = j.rubric_id "
+            "WHERE j.study_id = ? ORDER BY j.id",
+            [study_id],
+        )
+
     # ---- end of sections ----
 
 

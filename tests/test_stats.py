@@ -661,7 +661,20 @@ def test_votes_needed_scales_with_the_square_of_the_width():
 
 
 def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_study):
-    analysis = analyse(*small_study)
+    pairs, votes, verdicts = small_study
+    verdicts = pd.concat([verdicts, stats.baseline_verdicts(pairs)], ignore_index=True)
+    analysis = analyse(pairs, votes, verdicts)
     warnings = stats.small_n_warnings(analysis, target_width=0.1)
-    assert any(w.startswith("human-human agreement without ties") for w in warnings)
+    # Human agreement without ties: 3 of 3 agree, CI [1, 1], but n = 3 proves little.
+    assert any(
+        w.startswith(
+            "human-human agreement without ties: 1.00 [1.00, 1.00] (n=3) is too "
+            "uncertain to read; about "
+        )
+        for w in warnings
+    )
     assert any(w.startswith("j agreement without ties") and "more" in w for w in warnings)
+    assert not any(w.startswith("baseline/") for w in warnings)
+    with_baselines = stats.small_n_warnings(analysis, target_width=0.1, include_baselines=True)
+    assert any(w.startswith("baseline/longest agreement without ties") for w in with_baselines)
+    assert stats.small_n_warnings(analysis, target_width=10.0) == []
