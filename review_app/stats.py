@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from judge.providers.baseline import BASELINES, baseline_choice
 
@@ -491,12 +492,15 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
         return out
     # float32 is exact for these integer counts and halves the product's cost.
     m32 = matrix.astype(np.float32)
-    for start in range(0, n_boot, _BOOT_CHUNK):
-        size = min(_BOOT_CHUNK, n_boot - start)
-        rows = rng.integers(0, n_rows, size=(size, n_rows))
-        rows += (np.arange(size) * n_rows)[:, None]
-        weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
-        out[start : start + size] = weights.astype(np.float32) @ m32
+    # One BLAS thread: these products are small, and on a busy machine a second BLAS thread
+    # spinning for a core makes them several times slower, never faster.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_boot, _BOOT_CHUNK):
+            size = min(_BOOT_CHUNK, n_boot - start)
+            rows = rng.integers(0, n_rows, size=(size, n_rows))
+            rows += (np.arange(size) * n_rows)[:, None]
+            weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
+            out[start : start + size] = weights.astype(np.float32) @ m32
     return out
 
 
@@ -1036,71 +1040,81 @@ def category_win_rates(
 # ---- baseline judges ----
 
 
+# The baselines that decide from the two outputs' lengths alone (judge/providers/baseline.py).
+_LENGTH_ONLY_BASELINES = frozenset({"longest", "shortest", "first"})
+
+
 def baseline_verdicts(
     pairs: pd.DataFrame, names: Sequence[str] = BASELINES, seed: int = 0
 ) -> pd.DataFrame:
     """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
 
     Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
-    The random baseline's key is "<item_key>:<system_x>:<system_y>:<first system>", so its coin
-    flips are reproducible per seed and the same for the same item in any study.
+    Reads `pair_id, item_key, system_x, system_y, len_x, len_y`. Every answer comes from
+    `baseline_choice`: a baseline that decides from lengths alone is asked once per length order
+    (first longer, equal, second longer), and `random` once per call with the key
+    "<item_key>:<system_x>:<system_y>:<first system>", so its coin flips are reproducible per seed
+    and the same for the same item in any study.
     """
-    pair_ids = pairs["pair_id"].tolist()
+    if pairs.empty or not names:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    n = len(pairs)
+    pair_ids = pairs["pair_id"].to_numpy()
+    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
+    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
+    len_x = pairs["len_x"].to_numpy(dtype=np.int64)
+    len_y = pairs["len_y"].to_numpy(dtype=np.int64)
     item_keys = pairs["item_key"].astype(str).tolist()
-    system_x = pairs["system_x"].astype(str).tolist()
-    system_y = pairs["system_y"].astype(str).tolist()
-    text_x = pairs["output_x"].astype(object).where(pairs["output_x"].notna(), "").tolist()
-    text_y = pairs["output_y"].astype(object).where(pairs["output_y"].notna(), "").tolist()
-    # Outcome per choice when x, or y, was shown first.
-    outcome_of = {
-        "x": {"first": "x", "second": "y", "tie": "tie"},
-        "y": {"first": "y", "second": "x", "tie": "tie"},
-    }
+    outcome_names = np.array(["x", "y", "tie"], dtype=object)
     frames = []
     for name in names:
-        for first in ("x", "y"):
-            shown_first = system_x if first == "x" else system_y
-            firsts, seconds = (text_x, text_y) if first == "x" else (text_y, text_x)
-            to_outcome = outcome_of[first]
-            keys = [
-                f"{item}:{sx}:{sy}:{fs}"
-                for item, sx, sy, fs in zip(item_keys, system_x, system_y, shown_first, strict=True)
-            ]
-            outcome = [
-                to_outcome[baseline_choice(name, str(a), str(b), key=key, seed=seed)]
-                for key, a, b in zip(keys, firsts, seconds, strict=True)
-            ]
+        for first in (X, Y):
+            shown_first = system_x if first == X else system_y
+            first_len, second_len = (len_x, len_y) if first == X else (len_y, len_x)
+            if name in _LENGTH_ONLY_BASELINES:
+                # Index by the length order: 0 = first longer, 1 = equal, 2 = second longer.
+                answers = [
+                    baseline_choice(name, "ab", "a", ""),
+                    baseline_choice(name, "a", "a", ""),
+                ]
+                answers.append(baseline_choice(name, "a", "ab", ""))
+                order = 1 - np.sign(first_len - second_len)
+                choices = np.array(answers, dtype=object)[order]
+            else:
+                choices = np.array(
+                    [
+                        baseline_choice(name, "", "", key=f"{item}:{sx}:{sy}:{fs}", seed=seed)
+                        for item, sx, sy, fs in zip(
+                            item_keys, system_x, system_y, shown_first, strict=True
+                        )
+                    ],
+                    dtype=object,
+                )
+            second = Y if first == X else X
+            codes = np.where(choices == "first", first, np.where(choices == "second", second, TIE))
+            winner = np.where(codes == X, system_x, np.where(codes == Y, system_y, "tie"))
             frames.append(
                 pd.DataFrame(
                     {
+                        "verdict_id": None,
+                        "run_id": None,
                         "judge": BASELINE_PREFIX + name,
                         "pair_id": pair_ids,
                         "first_system": shown_first,
-                        "first": first,
-                        "outcome": outcome,
-                        "system_x": system_x,
-                        "system_y": system_y,
+                        "first": LABELS[first],
+                        "winner": winner,
+                        "outcome": outcome_names[codes],
+                        "explanation": "",
+                        "raw_text": "",
+                        "parse_error": None,
+                        "cost": np.zeros(n),
+                        "latency_ms": np.zeros(n),
+                        "tokens_in": np.zeros(n, dtype=np.int64),
+                        "tokens_out": np.zeros(n, dtype=np.int64),
                     }
                 )
             )
-    if not frames or not pair_ids:
-        return pd.DataFrame(columns=VERDICT_COLUMNS)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["winner"] = np.where(
-        frame["outcome"] == "x",
-        frame["system_x"],
-        np.where(frame["outcome"] == "y", frame["system_y"], "tie"),
-    )
-    frame["verdict_id"] = None
-    frame["run_id"] = None
-    frame["explanation"] = ""
-    frame["raw_text"] = ""
-    frame["parse_error"] = None
-    frame["cost"] = 0.0
-    frame["latency_ms"] = 0.0
-    frame["tokens_in"] = 0
-    frame["tokens_out"] = 0
-    return frame[VERDICT_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[VERDICT_COLUMNS]
 
 
 VERDICT_COLUMNS: list[str] = [

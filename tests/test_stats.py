@@ -14,6 +14,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from judge.providers.baseline import baseline_choice
 from review_app import stats
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts, no_votes
 
@@ -558,6 +559,27 @@ def test_baseline_verdicts_cover_both_orders_for_every_baseline():
     assert all(combined.xs("baseline/first", level="judge") == "tie")
     longest = rows[(rows["judge"] == "baseline/longest") & (rows["pair_id"] == 1)]
     assert set(longest["winner"]) == {"base"}
+
+
+def test_baseline_verdicts_are_what_baseline_choice_says_for_every_call():
+    rng = np.random.default_rng(4)
+    lengths = {i: (int(rng.integers(0, 5)), int(rng.integers(0, 5))) for i in range(1, 61)}
+    pairs = make_pairs(60, lengths=lengths)
+    rows = stats.baseline_verdicts(pairs, seed=9)
+    systems = {"x": "base", "y": "finetuned"}
+    for row in rows.itertuples():
+        pair = pairs.set_index("pair_id").loc[row.pair_id]
+        first_text = pair["output_" + row.first]
+        second_text = pair["output_" + ("y" if row.first == "x" else "x")]
+        key = f"{pair['item_key']}:base:finetuned:{systems[row.first]}"
+        choice = baseline_choice(
+            row.judge.removeprefix("baseline/"), first_text, second_text, key, seed=9
+        )
+        expected = {"first": row.first, "second": "y" if row.first == "x" else "x"}.get(
+            choice, "tie"
+        )
+        assert row.outcome == expected, row
+        assert row.first_system == systems[row.first]
 
 
 def test_random_baseline_is_reproducible_per_seed():
