@@ -47,12 +47,23 @@ for col, (label, estimate) in zip(
         help=f"n = {estimate.n}{ci}",
     )
 
+
+def two_decimals(frame: pd.DataFrame) -> dict:
+    """Show every fraction column with two decimals (the tables hold full precision)."""
+    return {
+        column: st.column_config.NumberColumn(format="%.2f")
+        for column in frame.columns
+        if pd.api.types.is_float_dtype(frame[column])
+    }
+
+
 st.subheader("Judges")
 table = services.judge_table(report)
 st.dataframe(
     table,
     hide_index=True,
     column_config={
+        **two_decimals(table),
         "cost per 1,000": st.column_config.NumberColumn(format="$%.2f"),
         "verdict": st.column_config.TextColumn(width="large"),
     },
@@ -78,7 +89,8 @@ if not table.empty:
             for j in overall.judges
         ]
     ).dropna(subset=["agreement"])
-    base = alt.Chart(chart_data).encode(y=alt.Y("judge:N", sort=None, title=None))
+    judge_axis = alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300))
+    base = alt.Chart(chart_data).encode(y=judge_axis)
     scale = alt.Scale(domain=[0, 1])
     layers = [
         base.mark_rule().encode(x=alt.X("low:Q", title="agreement", scale=scale), x2="high:Q"),
@@ -86,13 +98,25 @@ if not table.empty:
             x="agreement:Q", tooltip=["judge", "agreement", "low", "high"]
         ),
     ]
+    if humans.agreement_without_ties.ci is not None:
+        low, high = humans.agreement_without_ties.ci
+        band = pd.DataFrame({"low": [low], "high": [high]})
+        layers.insert(
+            0,
+            alt.Chart(band)
+            .mark_rect(color="firebrick", opacity=0.1)
+            .encode(x="low:Q", x2="high:Q"),
+        )
     if humans.agreement_without_ties.value is not None:
         ceiling = pd.DataFrame({"ceiling": [humans.agreement_without_ties.value]})
         layers.append(
             alt.Chart(ceiling).mark_rule(color="firebrick", strokeDash=[4, 4]).encode(x="ceiling:Q")
         )
     st.altair_chart(alt.layer(*layers), width="stretch")
-    st.caption("Dashed line: human-human agreement without ties. Bars: 95% intervals.")
+    st.caption(
+        "Dashed line and shaded band: human-human agreement without ties and its 95% interval. "
+        "Bars: each judge's 95% interval."
+    )
 
     st.subheader("Position and length bias")
     bias = table.melt(
@@ -112,7 +136,7 @@ if not table.empty:
             .mark_bar()
             .encode(
                 x=alt.X("share:Q", scale=alt.Scale(domain=[0, 1])),
-                y=alt.Y("judge:N", sort=None, title=None),
+                y=alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
                 color="bias:N",
                 yOffset="bias:N",
                 tooltip=["judge", "bias", "share"],
@@ -135,14 +159,14 @@ else:
         alt.Chart(kappas)
         .mark_rect()
         .encode(
-            x=alt.X("other:N", title=None),
+            x=alt.X("other:N", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("reviewer:N", title=None),
             color=alt.Color("kappa:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue")),
             tooltip=["reviewer", "other", "kappa", "n"],
         )
     )
     st.altair_chart(heatmap, width="stretch")
-    st.dataframe(kappas, hide_index=True)
+    st.dataframe(kappas, hide_index=True, column_config=two_decimals(kappas))
     st.caption(
         "Cohen's kappa between two reviewers over the comparisons both voted on (at least 10). "
         "A reviewer whose row is near 0 is voting close to at random."
@@ -163,4 +187,5 @@ if overall.judges:
         )
 
 st.subheader("By category")
-st.dataframe(services.category_table(report), hide_index=True)
+categories = services.category_table(report)
+st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
