@@ -15,6 +15,8 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 # (screen, file, title, icon); a role sees the screens ROLE_SCREENS grants it, in this order.
 PAGES = [
     ("home", "home.py", "Workspace", ":material/home:"),
+    ("results", "results.py", "Results", ":material/leaderboard:"),
+    ("gate", "gate.py", "Gate", ":material/verified:"),
 ]
 
 st.set_page_config(page_title="Review", page_icon=":material/balance:", layout="wide")
