@@ -236,6 +236,8 @@ def _serve(args, settings, store) -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
     raise SystemExit(subprocess.call(command, env=env))

@@ -302,6 +302,49 @@ def list_thresholds(store: Store, study: str) -> list[dict]:
     return out
 
 
+def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
+    """A starting set in the spirit of the usual ship bar: the candidate beats the reference
+    system, no regression suite drops more than 5 points, each real judge agrees with humans as
+    well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
+    largest category is taken as the target task; every other category as a regression suite."""
+    from review_app import stats
+
+    study_row = store.require_study(study)
+    comparisons = store.comparisons(study_row["id"])
+    if not comparisons:
+        return []
+    a, b = comparisons[0]
+    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    sizes = pairs.groupby("category").item_key.nunique().sort_values(ascending=False)
+    suites = sorted(sizes.index[1:]) if len(sizes) > 1 else []
+    specs = [
+        ("human_win_rate", {"system_a": a, "system_b": b}, ">=", 0.6),
+        ("human_win_rate_ci_low", {"system_a": a, "system_b": b}, ">=", 0.5),
+        ("max_regression_points", {"system_a": a, "system_b": b, "categories": suites}, "<=", 5.0),
+        ("final_review_acceptable_rate", {}, ">=", 0.9),
+    ]
+    judges = sorted(set(verdicts.judge)) if not verdicts.empty else []
+    for judge in (j for j in judges if not j.startswith(stats.BASELINE_PREFIX)):
+        specs += [
+            ("judge_agreement", {"judge": judge, "ties": "without"}, ">=", 0.8),
+            ("judge_agreement_vs_ceiling", {"judge": judge, "ties": "without"}, ">=", 0.0),
+            ("judge_beats_baseline", {"judge": judge, "baseline": "baseline/longest"}, ">", 0.0),
+        ]
+    return [gate.validate_threshold(*spec) for spec in specs]
+
+
+def add_recommended_thresholds(store: Store, study: str, by: str) -> int:
+    """Add the recommended set to a study that has no thresholds yet; returns how many."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.thresholds(study_row["id"]):
+            raise Conflict(f"study {study!r} already has thresholds; edit them instead")
+        chosen = recommended_thresholds(store, study)
+        for t in chosen:
+            store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
+    return len(chosen)
+
+
 def _require_reason_after_lock(store: Store, study_id: int, reason: str) -> bool:
     locked = store.threshold_lock(study_id) is not None
     if locked and not reason.strip():

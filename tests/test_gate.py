@@ -291,3 +291,24 @@ def test_reviewer_cannot_open_gate_or_results(demo_store):
     for page in ("gate.py", "results.py"):
         at = open_page(demo_store, page, "demo-reviewer")
         assert "for admin or signer accounts" in at.error[0].value
+
+
+def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
+    (tmp_path / "j.csv").write_text(
+        "item_id,system_a,system_b,judge,winner,first,explanation\n"
+        "support-001,finetuned,base,gpt-judge,finetuned,base,\n"
+    )
+    services.import_verdicts(demo_store, tmp_path / "j.csv", "demo")
+    described = [t.describe() for t in services.recommended_thresholds(demo_store, "demo")]
+    assert "Human win rate (system_a=finetuned, system_b=base) >= 0.6" in described
+    assert any("categories=formatting+reasoning+safety" in d and "<= 5" in d for d in described)
+    assert any(
+        d.startswith(
+            "Judge agreement minus a baseline's (judge=gpt-judge, baseline=baseline/longest)"
+        )
+        for d in described
+    )
+    assert not any("judge=baseline/" in d for d in described)
+    assert services.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
+    with pytest.raises(Exception, match="already has thresholds"):
+        services.add_recommended_thresholds(demo_store, "demo", "demo-admin")

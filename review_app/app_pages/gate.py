@@ -37,7 +37,13 @@ if thresholds:
         hide_index=True,
     )
 else:
-    st.info("No thresholds yet: add the pass criteria below.")
+    st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
+    recommended = services.recommended_thresholds(store, name)
+    if recommended:
+        st.markdown("\n".join(f"- {t.describe()}" for t in recommended))
+        if st.button("Add the recommended set", key="gate_recommended"):
+            services.add_recommended_thresholds(store, name, user["name"])
+            st.rerun()
 
 systems = sorted({s for c in store.comparisons(study["id"]) for s in c})
 judges = sorted(set(services.study_frames(store, study["id"])[2]["judge"].astype(str)))
