@@ -17,6 +17,8 @@ PAGES = [
     ("home", "home.py", "Workspace", ":material/home:"),
     ("calibration", "calibration.py", "Calibration", ":material/tune:"),
     ("disagreements", "disagreements.py", "Disagreements", ":material/compare_arrows:"),
+    ("results", "results.py", "Results", ":material/leaderboard:"),
+    ("gate", "gate.py", "Gate", ":material/verified:"),
 ]
 
 st.set_page_config(page_title="Review", page_icon=":material/balance:", layout="wide")
