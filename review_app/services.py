@@ -386,6 +386,12 @@ def calibration_report(
     )
 
 
+def calibration_data_version(store: Store, study: str) -> str:
+    """A key that changes whenever the study's votes, verdicts, runs or pairs change, so a page
+    can cache `calibration_report` safely."""
+    return store.calibration_data_version(store.require_study(study)["id"])
+
+
 def _ci_text(estimate: stats.Estimate | None) -> str:
     if estimate is None or estimate.ci is None:
         return ""

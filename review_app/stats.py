@@ -3,6 +3,11 @@ results out (agreement, kappa, bias, win rates, bootstrap CIs). No I/O, no SQL, 
 
 The definitions follow DESIGN section 5 and are documented for users in docs/statistics.md.
 
+Input frames are the store's (see `Store.pairs_frame`, `votes_frame`, `verdicts_frame`); only
+these columns are read: pairs `pair_id, item_key, category, system_x, system_y, len_x, len_y`;
+votes `pair_id, reviewer, outcome, shown_left`; verdicts `judge, pair_id, first, outcome, cost,
+latency_ms`.
+
 Conventions used throughout:
 - A comparison is one pair (item, {x, y}); outcomes are oriented to the pair's canonical order
   and coded x=0, y=1, tie=2 (`both_bad` counts as a tie for agreement and is counted on its own).

@@ -616,6 +616,20 @@ class Store:
             [study_id],
         )
 
+    def calibration_data_version(self, study_id: int) -> str:
+        """Changes whenever a vote, verdict, run or pair of the study is added: a cache key for
+        statistics derived from them (votes and verdicts are append-only)."""
+        row = self._one(
+            "SELECT (SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s) AS votes, "
+            "(SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM verdicts v "
+            " JOIN judge_runs j ON j.id = v.run_id WHERE j.study_id = :s) AS verdicts, "
+            "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM judge_runs WHERE study_id = :s) "
+            " AS runs, (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs",
+            {"s": study_id},
+        )
+        return "/".join(str(row[k]) for k in ("votes", "verdicts", "runs", "pairs"))
+
     def calibration_pairs_frame(self, study_id: int) -> pd.DataFrame:
         """The columns of `pairs_frame` the statistics read: no texts, only the outputs'
         lengths, since a large study's texts take seconds to load."""

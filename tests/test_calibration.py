@@ -465,6 +465,17 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
     assert set(categories["category"]) == {"formatting", "reasoning", "safety", "support"}
 
 
+def test_calibration_page_shows_new_verdicts_at_once(demo_store, tmp_path):
+    at = open_page(demo_store, "calibration.py")
+    assert "majority-judge" not in list(at.dataframe[0].value["judge"])
+    before = services.calibration_data_version(demo_store, "demo")
+    import_agreeing_judge(demo_store, tmp_path)
+    assert services.calibration_data_version(demo_store, "demo") != before
+    at.run()
+    assert not at.exception
+    assert "majority-judge" in list(at.dataframe[0].value["judge"])
+
+
 def test_calibration_page_switches_the_confusion_matrix_by_judge(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
     at = open_page(demo_store, "calibration.py")

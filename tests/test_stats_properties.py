@@ -84,8 +84,21 @@ def assert_same(a, b):
 @given(studies())
 def test_renaming_systems_changes_no_statistic(study):
     original = stats.study_report(*study, n_boot=30)
-    renamed = stats.study_report(*rename_systems(*study), n_boot=30)
+    renamed_study = rename_systems(*study)
+    renamed = stats.study_report(*renamed_study, n_boot=30)
     assert_same(original, renamed)
+    # Win rates follow the systems, whatever their names' order.
+    before = stats.win_rates(*study, [("finetuned", "base")], n_boot=30)
+    after = stats.win_rates(*renamed_study, [("alpha", "zeta")], n_boot=30)
+    for a, b in zip(before, after, strict=True):
+        assert (a.source, a.n, a.wins, a.ties, a.losses) == (
+            b.source,
+            b.n,
+            b.wins,
+            b.ties,
+            b.losses,
+        )
+        assert a.value == b.value or a.value == pytest.approx(b.value)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from review_app import services, ui
+from review_app.settings import Settings
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -16,7 +17,21 @@ study = ui.study_picker(store)
 if study is None:
     st.stop()
 
-report = services.calibration_report(store, study["name"], ui.settings())
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Computing the statistics...")
+def load_report(study: str, version: str, settings: Settings) -> services.CalibrationReport:
+    """The report for one data version: widget changes rerun the page, not the bootstrap."""
+    # Its own connection: a cached call may run on another thread than the page's store.
+    own_store = services.open_store(settings)
+    try:
+        return services.calibration_report(own_store, study, settings)
+    finally:
+        own_store.close()
+
+
+settings = ui.settings()
+version = services.calibration_data_version(store, study["name"])
+report = load_report(study["name"], version, settings)
 overall = report.calibration.overall
 humans = overall.humans
 st.caption(
