@@ -501,6 +501,8 @@ DISAGREEMENT_COLUMNS = [
     "system_x",
     "system_y",
     "reason",
+    "against_majority",
+    "orders_disagree",
     "human_majority",
     "judge_verdict",
     "verdict_x_first",
@@ -530,13 +532,14 @@ def _vote_lines(votes: pd.DataFrame) -> pd.Series:
     """pair_id -> one line per vote: reviewer, choice, side shown left, rationale."""
     if votes.empty:
         return pd.Series(dtype=object)
-    lines = votes.apply(
-        lambda v: (
-            f"{v.reviewer}: {v.winner}"
-            + (f" (left: {v.shown_left})" if v.shown_left else "")
-            + (f" - {v.rationale}" if v.rationale else "")
-        ),
-        axis=1,
+    left = votes["shown_left"].astype(object)
+    rationale = votes["rationale"].astype(object).fillna("")
+    lines = (
+        votes["reviewer"].astype(str)
+        + ": "
+        + votes["winner"].astype(str)
+        + left.map(lambda s: f" (left: {s})" if s else "")
+        + rationale.map(lambda r: f" - {r}" if r else "")
     )
     return lines.groupby(votes["pair_id"]).agg("\n".join)
 
@@ -574,12 +577,11 @@ def disagreements(
     its two orders disagree: unblinded, with both outputs, the votes with their rationales and
     the judge's explanation for each order. Largest length difference first."""
     settings = settings or Settings.from_env()
-    filters = filters or DisagreementFilters()
     study_row = store.require_study(study)
     pairs, votes, verdicts, _ = _calibration_frames(
         store, study_row["id"], settings.seed, with_texts=True
     )
-    if filters.judges:
+    if filters is not None and filters.judges:
         verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
     combined = stats.combine_verdicts(pairs, verdicts)
     majority = stats.majority_labels(pairs, votes)
@@ -589,20 +591,16 @@ def disagreements(
         rows["majority"].notna() & rows["outcome"].notna() & (rows["outcome"] != rows["majority"])
     )
     reasons = pd.Series("", index=rows.index, dtype=object)
-    if "majority" in filters.kinds:
-        reasons = reasons.where(~against_majority, "disagrees with the human majority")
-    if "orders" in filters.kinds:
-        both = reasons.ne("") & rows["inconsistent"]
-        reasons = reasons.where(~rows["inconsistent"], "its two orders disagree")
-        reasons = reasons.where(~both, "disagrees with the human majority; its two orders disagree")
+    reasons = reasons.where(~against_majority, "disagrees with the human majority")
+    reasons = reasons.where(~rows["inconsistent"], "its two orders disagree")
+    reasons = reasons.where(
+        ~(against_majority & rows["inconsistent"]),
+        "disagrees with the human majority; its two orders disagree",
+    )
     rows["reason"] = reasons
+    rows["against_majority"] = against_majority
+    rows["orders_disagree"] = rows["inconsistent"]
     rows = rows[rows["reason"] != ""]
-    rows["length_difference"] = (rows["len_x"] - rows["len_y"]).abs()
-    if filters.categories:
-        rows = rows[rows["category"].isin(filters.categories)]
-    rows = rows[rows["length_difference"] >= filters.min_length_difference]
-    if filters.max_length_difference is not None:
-        rows = rows[rows["length_difference"] <= filters.max_length_difference]
     if rows.empty:
         return pd.DataFrame(columns=DISAGREEMENT_COLUMNS)
 
@@ -612,6 +610,7 @@ def disagreements(
             for o, x, y in zip(rows[column], rows["system_x"], rows["system_y"], strict=True)
         ]
 
+    rows["length_difference"] = (rows["len_x"] - rows["len_y"]).abs()
     rows["human_majority"] = name_of("majority")
     rows["judge_verdict"] = name_of("outcome")
     rows["verdict_x_first"] = name_of("outcome_first_x")
@@ -626,7 +625,26 @@ def disagreements(
     rows = rows.sort_values(
         ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
     )
-    return rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
+    frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
+    return filter_disagreements(frame, filters) if filters is not None else frame
+
+
+def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> pd.DataFrame:
+    """The rows of a `disagreements` table that pass `filters` (a page filters without reloading)."""
+    keep = pd.Series(True, index=frame.index)
+    if filters.judges:
+        keep &= frame["judge"].isin(filters.judges)
+    if filters.categories:
+        keep &= frame["category"].isin(filters.categories)
+    keep &= frame["length_difference"].astype(int) >= filters.min_length_difference
+    if filters.max_length_difference is not None:
+        keep &= frame["length_difference"].astype(int) <= filters.max_length_difference
+    wanted = pd.Series(False, index=frame.index)
+    if "majority" in filters.kinds:
+        wanted |= frame["against_majority"].astype(bool)
+    if "orders" in filters.kinds:
+        wanted |= frame["orders_disagree"].astype(bool)
+    return frame[keep & wanted].reset_index(drop=True)
 
 
 def disagreements_csv(frame: pd.DataFrame) -> str:

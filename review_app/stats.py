@@ -412,7 +412,7 @@ class _JudgeCodes:
     first_x: np.ndarray  # (P,) outcome when x was shown first, -1 if none
     first_y: np.ndarray  # (P,) outcome when y was shown first, -1 if none
     single_pair: np.ndarray  # pair index of each parsed single-order verdict
-    single_won_first: np.ndarray  # bool per parsed non-tie single-order verdict (NaN-free)
+    single_won_first: np.ndarray  # per parsed single-order verdict: the one shown first won
     single_non_tie: np.ndarray  # bool per parsed single-order verdict
     has_single_order: bool
     n_verdicts: int

@@ -1,9 +1,11 @@
 """Disagreement browser (admin, unblinded): comparisons where a judge differs from the human
 majority or from itself across orders, with both outputs, the votes and the judge's reasons."""
 
+import pandas as pd
 import streamlit as st
 
 from review_app import services, stats, ui
+from review_app.settings import Settings
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -15,7 +17,21 @@ study = ui.study_picker(store)
 if study is None:
     st.stop()
 
-everything = services.disagreements(store, study["name"], settings=ui.settings())
+
+@st.cache_data(ttl=600, max_entries=4, show_spinner="Finding disagreements...")
+def load_disagreements(study: str, version: str, settings: Settings) -> pd.DataFrame:
+    """Every disagreement for one data version; filters apply to it without reloading."""
+    # Its own connection: a cached call may run on another thread than the page's store.
+    own_store = services.open_store(settings)
+    try:
+        return services.disagreements(own_store, study, settings=settings)
+    finally:
+        own_store.close()
+
+
+settings = ui.settings()
+version = services.calibration_data_version(store, study["name"])
+everything = load_disagreements(study["name"], version, settings)
 judges = services.judge_labels(store, study["name"])
 real_judges = [j for j in judges if not j.startswith(stats.BASELINE_PREFIX)]
 categories = sorted(set(everything["category"]))
@@ -52,7 +68,7 @@ filters = services.DisagreementFilters(
 )
 # Empty selections mean "nothing chosen" here, not "all".
 if chosen_judges and chosen_categories and kinds:
-    frame = services.disagreements(store, study["name"], filters, ui.settings())
+    frame = services.filter_disagreements(everything, filters)
 else:
     frame = everything.iloc[0:0]
 
