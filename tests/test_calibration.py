@@ -449,7 +449,8 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
     )
     texts = " ".join(m.value for m in at.markdown)
     assert "**baseline/shortest**: " in texts and "not ahead of baseline/longest" in texts
-    assert len(at.get("vega_lite_chart")) == 3
+    # Agreement against the ceiling, bias, reviewer kappa, categories.
+    assert len(at.get("vega_lite_chart")) == 4
     subheaders = [s.value for s in at.subheader]
     assert "Reviewer x reviewer agreement" in subheaders
     kappas = at.dataframe[1].value

@@ -203,4 +203,31 @@ if overall.judges:
 
 st.subheader("By category")
 categories = services.category_table(report)
+plotted = categories.dropna(subset=["agreement w/o ties"])
+if not plotted.empty:
+    points = (
+        alt.Chart(plotted)
+        .mark_point(filled=True, size=70)
+        .encode(
+            x=alt.X(
+                "agreement w/o ties:Q",
+                title="agreement without ties",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            y=alt.Y("category:N", title=None),
+            color=alt.Color("judge:N", sort=None),
+            tooltip=["category", "judge", "agreement w/o ties", "CI", "n"],
+        )
+    )
+    ceilings = (
+        alt.Chart(plotted.drop_duplicates("category").dropna(subset=["human ceiling"]))
+        .mark_tick(color="firebrick", thickness=3, size=24)
+        .encode(
+            x=alt.X("human ceiling:Q", title="agreement without ties"),
+            y="category:N",
+            tooltip=["category", "human ceiling"],
+        )
+    )
+    st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
+    st.caption("Red tick: the category's human-human agreement without ties.")
 st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
