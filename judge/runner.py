@@ -164,6 +164,11 @@ def build_calls(
     return calls
 
 
+def missing_calls(calls: Iterable[JudgeCall], done: set[tuple[int, str]]) -> list[JudgeCall]:
+    """The calls not yet answered, given the (pair_id, first_system) keys already stored."""
+    return [c for c in calls if (c.pair_id, c.first_system) not in done]
+
+
 def render_call(rubric: Rubric, call: JudgeCall) -> list[dict[str, str]]:
     return rubric.render(
         prompt=call.prompt,

@@ -55,8 +55,8 @@ class AnthropicProvider:
                 model=self.model,
                 system=system,
                 messages=turns,  # type: ignore[arg-type]
+                # The current Messages API takes no temperature; the model's default applies.
                 max_tokens=request.max_tokens,
-                temperature=request.temperature,
                 output_config={"format": {"type": "json_schema", "schema": request.schema}},
                 timeout=request.timeout_s,
             )
