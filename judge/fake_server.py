@@ -54,6 +54,14 @@ def _schema_of(request: dict[str, Any]) -> dict[str, Any]:
     return request.get("output_config", {}).get("format", {}).get("schema", {})
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections when 50 clients connect at once.
+    request_queue_size = 256
+    daemon_threads = True
+    # Do not wait for handlers still sleeping on a scripted delay when shutting down.
+    block_on_close = False
+
+
 class FakeJudgeServer:
     """Use as a context manager; `openai_base_url` and `anthropic_base_url` point the SDKs at it."""
 
@@ -73,10 +81,7 @@ class FakeJudgeServer:
         self.retry_after = retry_after
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
-        # Do not wait for handlers still sleeping on a scripted delay when shutting down.
-        self._server.block_on_close = False
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property

@@ -40,7 +40,7 @@ class AnthropicProvider:
         api_key = api_key or os.environ.get("ANTHROPIC_API_KEY")
         if not api_key:
             raise MissingCredentials(f"{self.name}: set ANTHROPIC_API_KEY")
-        self._client = anthropic.AsyncAnthropic(
+        self.client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
             max_retries=0,
@@ -51,7 +51,7 @@ class AnthropicProvider:
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         turns = [m for m in request.messages if m["role"] != "system"]
         try:
-            response = await self._client.messages.create(
+            response = await self.client.messages.create(
                 model=self.model,
                 system=system,
                 messages=turns,  # type: ignore[arg-type]
@@ -79,4 +79,4 @@ class AnthropicProvider:
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.client.close()

@@ -37,7 +37,7 @@ class OpenAIProvider:
                 f"{self.name}: set OPENAI_API_KEY (for a local OpenAI-compatible server, set "
                 "OPENAI_BASE_URL and any non-empty OPENAI_API_KEY)"
             )
-        self._client = openai.AsyncOpenAI(
+        self.client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
             max_retries=0,
@@ -46,7 +46,7 @@ class OpenAIProvider:
 
     async def complete(self, request: JudgeRequest) -> Completion:
         try:
-            response = await self._client.chat.completions.create(
+            response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=request.messages,  # type: ignore[arg-type]
                 max_tokens=request.max_tokens,
@@ -74,7 +74,7 @@ class OpenAIProvider:
         return _completion(response)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.client.close()
 
 
 def _completion(response: Any) -> Completion:
