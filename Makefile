@@ -1,0 +1,35 @@
+# Quick start: `make demo` runs the app on the demo data; `make test` runs the whole test suite.
+# Both create the virtual environment in .venv on first use (uv when available: about 10x faster).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DB ?= workspace/demo.db
+HOST ?= 127.0.0.1
+PORT ?= 8501
+
+.PHONY: demo test lint bench browser-deps
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(PY) -m uv pip install -q --python $(PY) -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	REVIEW_APP_DB=$(DB) $(VENV)/bin/review-app demo --host $(HOST) --port $(PORT)
+
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and cannot be installed here: browser tests will be skipped"; fi
+
+test: $(VENV)/.installed browser-deps
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: $(VENV)/.installed
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,0 +1,84 @@
+"""Import 100,000 output rows of about 1 KB each into a fresh workspace (target: <= 10 s).
+
+Usage: python bench/import_bench.py [--rows N] [--format jsonl|csv]
+The last line printed is one JSON object with the figures."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from review_app import services  # noqa: E402
+from review_app.store import Store  # noqa: E402
+
+WORDS = "the hub light app reset button firmware amber pulse wifi router scene schedule".split()
+
+
+def write_rows(path: Path, rows: int, fmt: str, systems: int = 2) -> None:
+    rng = random.Random(0)
+    header = ["item_id", "prompt", "system", "output", "category"]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle) if fmt == "csv" else None
+        if writer:
+            writer.writerow(header)
+        for n in range(rows):
+            item = n // systems
+            output = " ".join(rng.choice(WORDS) for _ in range(180))[:1000]
+            values = [
+                f"item-{item:06d}",
+                f"Question {item}: how do I reset the hub?",
+                f"system-{n % systems}",
+                output,
+                ("support", "safety")[item % 2],
+            ]
+            if writer:
+                writer.writerow(values)
+            else:
+                handle.write(json.dumps(dict(zip(header, values, strict=True))) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / f"outputs.{args.format}"
+        write_rows(source, args.rows, args.format)
+        size_mb = source.stat().st_size / 1e6
+        store = Store.open(Path(tmp) / "bench.db")
+        start = time.perf_counter()
+        summary = services.import_outputs(store, source, "bench")
+        seconds = time.perf_counter() - start
+        stored = store.db.execute("SELECT count(*) FROM outputs").fetchone()[0]
+        start = time.perf_counter()
+        again = services.import_outputs(store, source, "bench")
+        reimport_seconds = time.perf_counter() - start
+        store.close()
+    assert stored == args.rows and again.unchanged == args.rows, (stored, again.line())
+    print(summary.line())
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "format": args.format,
+                "file_mb": round(size_mb, 1),
+                "seconds": round(seconds, 2),
+                "rows_per_s": round(args.rows / seconds),
+                "reimport_noop_seconds": round(reimport_seconds, 2),
+                "target_seconds": 10,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Workspace overview for admins and signers: eval sets, systems and studies with their counts."""
+
+import pandas as pd
+import streamlit as st
+
+from review_app import services, ui
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin", "signer")
+
+st.title("Workspace")
+summary = services.workspace_summary(store)
+if not summary["studies"]:
+    st.info("No study yet. Import outputs and create one with `review-app study create`.")
+for study in summary["studies"]:
+    st.subheader(f"Study: {study['name']}")
+    cols = st.columns(5)
+    cols[0].metric("Pairs", study["pairs"])
+    cols[1].metric("Votes", study["votes"])
+    cols[2].metric("Reviewers", study["reviewers"])
+    cols[3].metric("Judge runs", study["judge_runs"])
+    cols[4].metric("Verdicts", study["verdicts"])
+    st.caption(
+        f"Eval set **{study['eval_set']}** · comparisons: {', '.join(study['comparisons'])} · "
+        f"{study['reviews_per_pair']} reviews per pair"
+    )
+st.subheader("Eval sets")
+st.dataframe(pd.DataFrame(summary["eval_sets"]), hide_index=True)
+st.caption(f"Systems: {', '.join(summary['systems']) or 'none'}")

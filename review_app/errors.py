@@ -1,0 +1,38 @@
+"""The app's exception tree. The CLI prints any of these as one line on stderr and exits 1;
+pages show the message. Library errors are translated at the boundary with `raise ... from`.
+
+    ReviewAppError
+    ├── InputError      a file, argument or setting is malformed (names file, line, field)
+    ├── NotFound        a named study, eval set, reviewer... does not exist
+    ├── Forbidden       the caller's role or token does not allow this
+    └── Conflict        the change contradicts stored data (changed output, locked threshold...)
+"""
+
+from __future__ import annotations
+
+
+class ReviewAppError(Exception):
+    """Base class of every error the app reports to a user."""
+
+
+class InputError(ReviewAppError):
+    """A file, argument or setting is malformed."""
+
+    @classmethod
+    def at(cls, file: str, line: int | None, field: str | None, message: str) -> InputError:
+        where = str(file) if line is None else f"{file}:{line}"
+        if field:
+            where += f": field '{field}'"
+        return cls(f"{where}: {message}")
+
+
+class NotFound(ReviewAppError):
+    """A named object does not exist."""
+
+
+class Forbidden(ReviewAppError):
+    """The caller is not allowed to do this."""
+
+
+class Conflict(ReviewAppError):
+    """The change contradicts what is already stored."""

@@ -1,0 +1,610 @@
+"""File formats in and out (README "File formats"): outputs, votes and verdicts as CSV or JSONL,
+and AlpacaEval `model_outputs.json`. Files are streamed, every row is validated, and each import
+is one transaction: an error names file, line and field, and leaves the workspace unchanged."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from review_app.errors import Conflict, InputError, NotFound
+from review_app.store import Store, item_fingerprint, now_iso, text_digest
+
+OUTPUT_COLUMNS = ("item_id", "prompt", "system", "output")
+OUTPUT_OPTIONAL = ("reference", "category")
+VOTE_COLUMNS = ("item_id", "system_a", "system_b", "reviewer", "winner")
+VOTE_OPTIONAL = ("shown_left", "rationale", "created_at")
+VERDICT_COLUMNS = ("item_id", "system_a", "system_b", "judge", "winner")
+VERDICT_OPTIONAL = ("first", "explanation")
+SPECIAL_WINNERS = ("tie", "both_bad")
+BATCH_ROWS = 5000
+
+
+@dataclass
+class ImportSummary:
+    """What an import changed; `unchanged` counts rows already present exactly as given."""
+
+    file: str
+    rows: int = 0
+    added: dict[str, int] = field(default_factory=dict)
+    unchanged: int = 0
+
+    def count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.added[what] = self.added.get(what, 0) + n
+
+    def line(self) -> str:
+        changes = ", ".join(f"{n} {what}" for what, n in self.added.items() if n) or "nothing new"
+        return f"{self.file}: {self.rows} rows read; {changes}; {self.unchanged} unchanged"
+
+
+# ---- reading rows ----
+
+
+def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, row) from a CSV, JSONL or JSON-array file, streaming where possible."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _read_csv(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        yield from _read_jsonl(path)
+    elif suffix == ".json":
+        yield from _read_json_array(path)
+    else:
+        raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .jsonl or .json")
+
+
+def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if b"\x00" in raw:
+            raise InputError.at(
+                str(path), number, None, "contains a NUL byte (is it a binary file?)"
+            )
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError.at(
+                str(path), number, None, f"is not valid UTF-8 (byte {exc.start + 1} of the line)"
+            ) from None
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") as handle:
+        lines = (text for _, text in _decoded_lines(path, handle))
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{path}: the file is empty (expected a header row)")
+            header = [h.strip() for h in header]
+            _check_header(path, header)
+            row_start = reader.line_num + 1
+            for values in reader:
+                line = row_start
+                row_start = reader.line_num + 1
+                if not values or values == [""]:
+                    continue
+                if len(values) != len(header):
+                    raise InputError.at(
+                        str(path),
+                        line,
+                        None,
+                        f"has {len(values)} fields but the header has {len(header)}",
+                    )
+                yield line, dict(zip(header, values, strict=True))
+        except csv.Error as exc:
+            raise InputError.at(str(path), reader.line_num, None, f"malformed CSV: {exc}") from None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen = set()
+    for name in header:
+        if not name:
+            raise InputError.at(str(path), 1, None, "the header has an empty column name")
+        if name in seen:
+            raise InputError.at(str(path), 1, name, "column appears twice in the header")
+        seen.add(name)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    empty = True
+    with path.open("rb") as handle:
+        for number, text in _decoded_lines(path, handle):
+            if not text.strip():
+                continue
+            empty = False
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError.at(str(path), number, None, f"invalid JSON: {exc.msg}") from None
+            if not isinstance(row, dict):
+                raise InputError.at(
+                    str(path), number, None, f"expected a JSON object, got {_kind(row)}"
+                )
+            yield number, row
+    if empty:
+        raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
+
+
+def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError.at(str(path), line, None, "is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InputError.at(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of objects, got {_kind(data)}")
+    if not data:
+        raise InputError(f"{path}: the file is an empty list")
+    # JSON arrays carry no line numbers per element, so errors name the element ("row").
+    for index, row in enumerate(data, start=1):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: row {index}: expected a JSON object, got {_kind(row)}")
+        yield index, row
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+class RowReader:
+    """Typed access to one row's fields, raising errors that name file, line and field."""
+
+    def __init__(self, file: str, line: int, row: dict[str, Any], where: str = "line"):
+        self.file, self.line, self.row, self.where = file, line, row, where
+
+    def error(self, field_name: str | None, message: str) -> InputError:
+        where = (
+            f"{self.file}:{self.line}" if self.where == "line" else f"{self.file}: row {self.line}"
+        )
+        if field_name:
+            where += f": field '{field_name}'"
+        return InputError(f"{where}: {message}")
+
+    def text(self, name: str, required: bool = True, allow_empty: bool = False) -> str | None:
+        if name not in self.row or self.row[name] is None:
+            if required:
+                raise self.error(name, "is missing")
+            return None
+        value = self.row[name]
+        if not isinstance(value, str):
+            raise self.error(name, f"expected text, got {_kind(value)} {json.dumps(value)}")
+        if required and not allow_empty and not value.strip():
+            raise self.error(name, "is empty")
+        return value
+
+
+def _require_columns(reader: RowReader, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in reader.row]
+    if missing:
+        raise reader.error(missing[0], f"required column is missing (need {', '.join(columns)})")
+
+
+# ---- outputs ----
+
+
+def import_outputs(
+    store: Store, path: str | Path, eval_set: str, replace: bool = False
+) -> ImportSummary:
+    """Import model outputs into `eval_set`, creating it if needed. Re-importing the same file
+    changes nothing; a changed output or item is refused unless `replace` (and never once a
+    study has frozen the eval set)."""
+    path = Path(path)
+    summary = ImportSummary(str(path))
+    alpaca = path.suffix.lower() == ".json"
+    with store.transaction():
+        es = store.ensure_eval_set(eval_set)
+        frozen_by = store.studies_using_eval_set(es["id"]) if es["frozen_at"] else []
+        writer = _OutputWriter(store, es["id"], str(path), replace, frozen_by, summary)
+        for line, row in read_rows(path):
+            summary.rows += 1
+            reader = RowReader(str(path), line, row, "row" if alpaca else "line")
+            writer.add(line, _alpaca_row(reader) if alpaca else _output_row(reader))
+        writer.flush()
+    return summary
+
+
+def _output_row(reader: RowReader) -> dict[str, Any]:
+    _require_columns(reader, OUTPUT_COLUMNS)
+    metadata = {k: v for k, v in reader.row.items() if k not in OUTPUT_COLUMNS + OUTPUT_OPTIONAL}
+    reference = reader.text("reference", required=False)
+    return {
+        "item_key": reader.text("item_id").strip(),
+        "prompt": reader.text("prompt"),
+        "system": _system_name(reader, "system"),
+        "output": reader.text("output", allow_empty=True),
+        "reference": reference if reference else None,
+        "category": (reader.text("category", required=False) or "").strip(),
+        "metadata": metadata,
+    }
+
+
+def _alpaca_row(reader: RowReader) -> dict[str, Any]:
+    _require_columns(reader, ("instruction", "output", "generator"))
+    instruction = reader.text("instruction")
+    known = ("instruction", "output", "generator", "dataset")
+    return {
+        "item_key": "alpaca-" + hashlib.sha256(instruction.encode()).hexdigest()[:12],
+        "prompt": instruction,
+        "system": _system_name(reader, "generator"),
+        "output": reader.text("output", allow_empty=True),
+        "reference": None,
+        "category": (reader.text("dataset", required=False) or "").strip(),
+        "metadata": {k: v for k, v in reader.row.items() if k not in known},
+    }
+
+
+def _system_name(reader: RowReader, name: str) -> str:
+    value = reader.text(name).strip()
+    if value in SPECIAL_WINNERS:
+        raise reader.error(name, f"{value!r} is reserved for outcomes; rename the system")
+    return value
+
+
+class _OutputWriter:
+    """Validates output rows against the file so far and the workspace, writing in batches."""
+
+    def __init__(self, store, eval_set_id, file, replace, frozen_by, summary):
+        self.store, self.eval_set_id, self.file = store, eval_set_id, file
+        self.replace, self.frozen_by, self.summary = replace, frozen_by, summary
+        self.items = store.item_index(eval_set_id)
+        self.outputs = store.output_index(eval_set_id)
+        self.file_items: dict[str, tuple[int, str]] = {}
+        self.file_outputs: dict[tuple[str, str], tuple[int, str]] = {}
+        self.new_items: dict[str, dict] = {}
+        self.pending: list[tuple[int, dict]] = []
+
+    def add(self, line: int, row: dict) -> None:
+        key, system = row["item_key"], row["system"]
+        fingerprint = item_fingerprint(row["prompt"], row["reference"], row["category"])
+        seen = self.file_items.get(key)
+        if seen and seen[1] != fingerprint:
+            raise InputError(
+                f"{self.file}:{line}: item '{key}' has a different prompt, reference or category "
+                f"than on line {seen[0]}"
+            )
+        if not seen:
+            self.file_items[key] = (line, fingerprint)
+            self._check_item(line, row, fingerprint)
+        digest = text_digest(row["output"])
+        earlier = self.file_outputs.get((key, system))
+        if earlier:
+            if earlier[1] != digest:
+                raise InputError(
+                    f"{self.file}:{line}: item '{key}' system '{system}' appears again with a "
+                    f"different output (first on line {earlier[0]})"
+                )
+            self.summary.unchanged += 1
+            return
+        self.file_outputs[(key, system)] = (line, digest)
+        self.pending.append((line, row))
+        if len(self.pending) >= BATCH_ROWS:
+            self.flush()
+
+    def _check_item(self, line: int, row: dict, fingerprint: str) -> None:
+        key = row["item_key"]
+        if key in self.items:
+            if self.items[key][1] != fingerprint:
+                if self.frozen_by:
+                    raise self._frozen(line, f"item '{key}' would change")
+                if not self.replace:
+                    raise Conflict(
+                        f"{self.file}:{line}: item '{key}' already exists with a different prompt, "
+                        "reference or category; pass --replace to overwrite it"
+                    )
+                self.store.update_item(self.items[key][0], row)
+                self.summary.count("items replaced")
+            return
+        if self.frozen_by:
+            raise self._frozen(line, f"item '{key}' would be added")
+        self.new_items[key] = row
+
+    def _frozen(self, line: int, what: str) -> Conflict:
+        return Conflict(
+            f"{self.file}:{line}: {what}, but the eval set is frozen by study "
+            f"{', '.join(self.frozen_by)}; import changed items into a new eval set"
+        )
+
+    def flush(self) -> None:
+        if self.new_items:
+            ids = self.store.insert_items(self.eval_set_id, list(self.new_items.values()))
+            for key in self.new_items:
+                self.items[key] = (ids[key], "")
+            self.summary.count("items added", len(self.new_items))
+            self.new_items = {}
+        writes, new_systems = [], set()
+        for line, row in self.pending:
+            item_id = self.items[row["item_key"]][0]
+            stored = self.outputs.get((item_id, row["system"]))
+            digest = self.file_outputs[(row["item_key"], row["system"])][1]
+            if stored == digest:
+                self.summary.unchanged += 1
+                continue
+            if stored is not None:
+                if self.frozen_by:
+                    raise self._frozen(
+                        line,
+                        f"the output of '{row['system']}' for item '{row['item_key']}' would change",
+                    )
+                if not self.replace:
+                    raise Conflict(
+                        f"{self.file}:{line}: item '{row['item_key']}' already has a different "
+                        f"output from '{row['system']}'; pass --replace to overwrite it"
+                    )
+                self.summary.count("outputs replaced")
+            else:
+                self.summary.count("outputs added")
+            self.outputs[(item_id, row["system"])] = digest
+            writes.append((item_id, row["system"], row["output"]))
+            new_systems.add(row["system"])
+        self.store.ensure_systems(new_systems)
+        self.store.upsert_outputs(writes)
+        self.pending = []
+
+
+# ---- votes and verdicts ----
+
+
+def _study_for_import(store: Store, study: str, eval_set: str | None) -> dict:
+    from review_app import services  # services builds studies; importers only fill them
+
+    row = store.study(study)
+    if row is not None:
+        if eval_set is not None and store.require_eval_set(eval_set)["id"] != row["eval_set_id"]:
+            raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
+        return row
+    if eval_set is None:
+        raise NotFound(
+            f"no study named {study!r}; pass --eval-set NAME to create it over that eval set"
+        )
+    services.create_study(store, study, eval_set, comparisons=[])
+    return store.require_study(study)
+
+
+class _PairResolver:
+    """Maps (item_id, system_a, system_b) of a row to a pair of the study, creating it if needed."""
+
+    def __init__(self, store: Store, study: dict):
+        self.store, self.study = store, study
+        self.item_ids = store.item_ids_by_key(study["eval_set_id"])
+        self.pairs = store.pair_index(study["id"])
+        self.comparisons = set(store.comparisons(study["id"]))
+        self.outputs_of: dict[str, set[int]] = {}
+
+    def resolve(self, reader: RowReader) -> tuple[int, str, str]:
+        key = reader.text("item_id").strip()
+        a, b = reader.text("system_a").strip(), reader.text("system_b").strip()
+        if key not in self.item_ids:
+            raise reader.error("item_id", f"unknown item '{key}' (not in the study's eval set)")
+        if a == b:
+            raise reader.error("system_b", f"compares '{a}' with itself")
+        for name, system in (("system_a", a), ("system_b", b)):
+            if system not in self.outputs_of:
+                found = self.store.items_with_outputs(self.study["eval_set_id"], [system])
+                self.outputs_of[system] = found[system]
+            if self.item_ids[key] not in self.outputs_of[system]:
+                raise reader.error(name, f"system '{system}' has no output for item '{key}'")
+        x, y = sorted((a, b))
+        pair_id = self.pairs.get((key, x, y))
+        if pair_id is None:
+            if (a, b) not in self.comparisons and (b, a) not in self.comparisons:
+                self.store.add_comparison(self.study["id"], a, b)
+                self.comparisons.add((a, b))
+            self.store.insert_pairs(self.study["id"], [(self.item_ids[key], x, y)])
+            pair_id = self.store.pair_id(self.study["id"], self.item_ids[key], x, y)
+            self.pairs[(key, x, y)] = pair_id
+        return pair_id, a, b
+
+
+def _winner(reader: RowReader, a: str, b: str, allowed_special: tuple[str, ...], empty_ok: bool):
+    value = reader.text("winner", allow_empty=empty_ok)
+    value = value.strip() if value is not None else ""
+    if value == "" and empty_ok:
+        return None
+    if value not in (a, b, *allowed_special):
+        options = ", ".join(repr(o) for o in (a, b, *allowed_special))
+        raise reader.error("winner", f"{value!r} is not one of {options}")
+    return value
+
+
+def _timestamp(reader: RowReader, name: str) -> str | None:
+    value = reader.text(name, required=False)
+    if not value:
+        return None
+    try:
+        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise reader.error(name, f"{value!r} is not an ISO-8601 timestamp") from None
+    return value.strip()
+
+
+def import_votes(
+    store: Store, path: str | Path, study: str, eval_set: str | None = None
+) -> ImportSummary:
+    """Import human votes. A vote equal to the reviewer's latest on that pair is skipped; a
+    different one is appended and supersedes it (votes are never overwritten)."""
+    path = Path(path)
+    summary = ImportSummary(str(path))
+    with store.transaction():
+        study_row = _study_for_import(store, study, eval_set)
+        pairs = _PairResolver(store, study_row)
+        latest = store.latest_vote_keys(study_row["id"])
+        reviewer_ids: dict[str, int] = {}
+        in_file: dict[tuple[int, str], tuple[int, str]] = {}
+        batch: list[dict] = []
+        for line, row in read_rows(path):
+            summary.rows += 1
+            reader = RowReader(str(path), line, row)
+            _require_columns(reader, VOTE_COLUMNS)
+            pair_id, a, b = pairs.resolve(reader)
+            reviewer = reader.text("reviewer").strip()
+            winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
+            shown_left = (reader.text("shown_left", required=False) or "").strip() or None
+            if shown_left is not None and shown_left not in (a, b):
+                raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
+            rationale = reader.text("rationale", required=False) or ""
+            created_at = _timestamp(reader, "created_at") or now_iso()
+            earlier = in_file.get((pair_id, reviewer))
+            if earlier:
+                raise reader.error(
+                    "reviewer",
+                    f"'{reviewer}' already voted on this pair on line {earlier[0]}",
+                )
+            in_file[(pair_id, reviewer)] = (line, winner)
+            if reviewer not in reviewer_ids:
+                reviewer_ids[reviewer] = store.ensure_reviewers([reviewer])[reviewer]
+            previous = latest.get((pair_id, reviewer_ids[reviewer]))
+            if previous and (previous["winner"], previous["shown_left"], previous["rationale"]) == (
+                winner,
+                shown_left,
+                rationale,
+            ):
+                summary.unchanged += 1
+                continue
+            other = {a: b, b: a}
+            batch.append(
+                {
+                    "pair_id": pair_id,
+                    "reviewer_id": reviewer_ids[reviewer],
+                    "shown_left": shown_left,
+                    "shown_right": other[shown_left] if shown_left else None,
+                    "choice": _choice_label(winner, shown_left, other),
+                    "winner": winner,
+                    "criteria": "{}",
+                    "rationale": rationale,
+                    "flags": "[]",
+                    "source": f"import:{path.name}",
+                    "created_at": created_at,
+                    "supersedes": previous["id"] if previous else None,
+                }
+            )
+            if len(batch) >= BATCH_ROWS:
+                store.insert_votes(batch)
+                summary.count("votes added", len(batch))
+                batch = []
+        store.insert_votes(batch)
+        summary.count("votes added", len(batch))
+    return summary
+
+
+def _choice_label(winner: str, shown_left: str | None, other: dict[str, str]) -> str:
+    """What the reviewer clicked, in screen terms (A = left), when the shown order is known."""
+    if winner in SPECIAL_WINNERS:
+        return winner
+    if shown_left is None:
+        return "unknown"
+    return "A" if winner == shown_left else "B"
+
+
+def import_verdicts(
+    store: Store, path: str | Path, study: str, eval_set: str | None = None
+) -> ImportSummary:
+    """Import judge verdicts, one imported run per judge name. Empty `winner` = unparsed."""
+    path = Path(path)
+    summary = ImportSummary(str(path))
+    with store.transaction():
+        study_row = _study_for_import(store, study, eval_set)
+        pairs = _PairResolver(store, study_row)
+        run_ids: dict[str, int] = {}
+        stored: dict | None = None
+        in_file: dict[tuple[int, int, str], int] = {}
+        batch: list[dict] = []
+        for line, row in read_rows(path):
+            summary.rows += 1
+            reader = RowReader(str(path), line, row)
+            _require_columns(reader, VERDICT_COLUMNS)
+            pair_id, a, b = pairs.resolve(reader)
+            judge = reader.text("judge").strip()
+            winner = _winner(reader, a, b, ("tie",), empty_ok=True)
+            first = (reader.text("first", required=False) or "").strip()
+            if first and first not in (a, b):
+                raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
+            explanation = reader.text("explanation", required=False) or ""
+            if judge not in run_ids:
+                run_ids[judge] = store.ensure_imported_run(study_row["id"], judge)
+                stored = store.verdict_index(run_ids.values())
+            key = (run_ids[judge], pair_id, first)
+            if key in in_file:
+                raise reader.error(
+                    "judge",
+                    f"'{judge}' already has a verdict for this pair and order on line "
+                    f"{in_file[key]}",
+                )
+            in_file[key] = line
+            previous = stored.get(key)
+            if previous is not None:
+                if (previous["winner"], previous["explanation"]) == (winner, explanation):
+                    summary.unchanged += 1
+                    continue
+                raise Conflict(
+                    f"{path}:{line}: '{judge}' already has a different verdict for this pair and "
+                    "order; import it under another judge name"
+                )
+            batch.append(
+                {
+                    "run_id": run_ids[judge],
+                    "pair_id": pair_id,
+                    "first_system": first,
+                    "winner": winner,
+                    "explanation": explanation,
+                    "raw_text": explanation,
+                    "parse_error": None if winner else "imported without a winner",
+                    "created_at": now_iso(),
+                }
+            )
+        summary.count("verdicts added", store.insert_verdicts(batch))
+    return summary
+
+
+# ---- exports ----
+
+
+def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str]) -> int:
+    """Write rows as CSV (header from the first row) or JSONL; returns the number written."""
+    count = 0
+    writer = None
+    for row in rows:
+        if fmt == "jsonl":
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            if writer is None:
+                writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
+                writer.writeheader()
+            writer.writerow(row)
+        else:
+            raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+        count += 1
+    return count
+
+
+def rows_to_text(rows: Iterable[dict], fmt: str) -> str:
+    buffer = io.StringIO()
+    export_rows(rows, fmt, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,227 @@
+"""Schema versions. Each migration is a function applied once, in order, inside a transaction;
+the applied versions are recorded in `_migrations`, so opening a workspace is idempotent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+SCHEMA_V1 = """
+CREATE TABLE eval_sets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    content_hash TEXT,
+    frozen_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    eval_set_id INTEGER NOT NULL REFERENCES eval_sets(id),
+    item_key TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    reference TEXT,
+    category TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (eval_set_id, item_key)
+);
+CREATE TABLE systems (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE outputs (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    system TEXT NOT NULL REFERENCES systems(name),
+    text TEXT NOT NULL,
+    UNIQUE (item_id, system)
+);
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    eval_set_id INTEGER NOT NULL REFERENCES eval_sets(id),
+    reviews_per_pair INTEGER NOT NULL DEFAULT 3,
+    show_reference INTEGER NOT NULL DEFAULT 0,
+    criteria TEXT NOT NULL DEFAULT '[]',
+    ask_rationale INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'open',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE study_comparisons (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    system_a TEXT NOT NULL,
+    system_b TEXT NOT NULL,
+    UNIQUE (study_id, system_a, system_b)
+);
+CREATE TABLE pairs (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    system_x TEXT NOT NULL,
+    system_y TEXT NOT NULL,
+    CHECK (system_x < system_y),
+    UNIQUE (study_id, item_id, system_x, system_y)
+);
+CREATE TABLE reviewers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('reviewer', 'admin', 'signer')),
+    token_hash TEXT UNIQUE,
+    study_id INTEGER REFERENCES studies(id),
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE assignments (
+    id INTEGER PRIMARY KEY,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    shown_left TEXT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
+    leased_until REAL,
+    done INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    UNIQUE (pair_id, reviewer_id)
+);
+CREATE INDEX assignments_reviewer ON assignments(reviewer_id, done);
+CREATE TABLE votes (
+    id INTEGER PRIMARY KEY,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    shown_left TEXT,
+    shown_right TEXT,
+    choice TEXT NOT NULL,
+    winner TEXT,
+    criteria TEXT NOT NULL DEFAULT '{}',
+    rationale TEXT NOT NULL DEFAULT '',
+    flags TEXT NOT NULL DEFAULT '[]',
+    ms_spent INTEGER,
+    source TEXT NOT NULL DEFAULT 'app',
+    created_at TEXT NOT NULL,
+    supersedes INTEGER REFERENCES votes(id)
+);
+CREATE INDEX votes_pair ON votes(pair_id, reviewer_id);
+CREATE INDEX votes_reviewer ON votes(reviewer_id);
+CREATE TRIGGER votes_append_only_update BEFORE UPDATE ON votes
+BEGIN SELECT RAISE(ABORT, 'votes are append-only: record a new vote that supersedes it'); END;
+CREATE TRIGGER votes_append_only_delete BEFORE DELETE ON votes
+BEGIN SELECT RAISE(ABORT, 'votes are append-only: record a new vote that supersedes it'); END;
+CREATE TABLE rubrics (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    content_hash TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE judge_runs (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    label TEXT NOT NULL,
+    judge TEXT NOT NULL,
+    rubric_id INTEGER REFERENCES rubrics(id),
+    rubric_hash TEXT NOT NULL DEFAULT '',
+    params TEXT NOT NULL DEFAULT '{}',
+    params_hash TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT 'run',
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    UNIQUE (study_id, judge, rubric_hash, params_hash)
+);
+CREATE TABLE verdicts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES judge_runs(id),
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    first_system TEXT NOT NULL DEFAULT '',
+    winner TEXT,
+    scores TEXT NOT NULL DEFAULT '{}',
+    explanation TEXT NOT NULL DEFAULT '',
+    raw_text TEXT NOT NULL DEFAULT '',
+    parse_error TEXT,
+    finish_reason TEXT,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    latency_ms REAL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    UNIQUE (run_id, pair_id, first_system)
+);
+CREATE TABLE thresholds (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    metric TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    comparator TEXT NOT NULL CHECK (comparator IN ('>=', '<=', '>', '<')),
+    value REAL NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE threshold_locks (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL UNIQUE REFERENCES studies(id),
+    locked_at TEXT NOT NULL,
+    locked_by TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    thresholds TEXT NOT NULL
+);
+CREATE TABLE threshold_deviations (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    changed_at TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE final_reviews (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    output_id INTEGER NOT NULL REFERENCES outputs(id),
+    reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    acceptable INTEGER NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE signoffs (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    signer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    decision TEXT NOT NULL CHECK (decision IN ('approve', 'reject')),
+    comment TEXT NOT NULL DEFAULT '',
+    report_hash TEXT NOT NULL,
+    report TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TRIGGER signoffs_append_only_update BEFORE UPDATE ON signoffs
+BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only'); END;
+CREATE TRIGGER signoffs_append_only_delete BEFORE DELETE ON signoffs
+BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only'); END;
+"""
+
+
+def _v1_initial_schema(db: sqlite_utils.Database) -> None:
+    for statement in _split_statements(SCHEMA_V1):
+        db.execute(statement)
+
+
+def _split_statements(script: str) -> list[str]:
+    # Triggers contain ';' inside BEGIN...END, so split on the statement boundary sqlite reports.
+    import sqlite3
+
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial schema", _v1_initial_schema),
+]

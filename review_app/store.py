@@ -1,0 +1,613 @@
+"""The workspace: one SQLite file (WAL) through sqlite-utils. This is the only module that knows
+SQL or table names; everything else asks it for rows, frames and atomic changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlite_utils
+
+from review_app.errors import NotFound
+from review_app.migrations import MIGRATIONS
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """A migrated workspace. Safe to share between threads: writes serialize on a lock and run
+    in BEGIN IMMEDIATE transactions, so concurrent writers wait rather than fail."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        store = cls(conn, path)
+        store.db.execute("PRAGMA busy_timeout = 30000")
+        store.db.execute("PRAGMA foreign_keys = ON")
+        if path != ":memory:":
+            store.db.enable_wal()
+        store.db.execute("PRAGMA synchronous = NORMAL")
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """One logical change: everything inside commits together or not at all."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    with self.db.atomic():
+                        yield self
+                finally:
+                    self._depth -= 1
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self.db.rollback()
+                raise
+            else:
+                self.db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _rows(self, sql: str, params: Iterable[Any] | dict = ()) -> list[dict]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def _one(self, sql: str, params: Iterable[Any] | dict = ()) -> dict | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
+        with self._lock:
+            frame = pd.read_sql_query(sql, self.db.conn, params=params)
+        # Text columns hold None (not NaN) for SQL NULL, so callers can test `is None`.
+        for column in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                values = frame[column].astype(object)
+                frame[column] = values.where(values.notna(), None)
+        return frame
+
+    # ---- schema ----
+
+    def migrate(self) -> None:
+        with self.transaction():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS _migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {row["version"] for row in self._rows("SELECT version FROM _migrations")}
+            for version, name, apply in MIGRATIONS:
+                if version in applied:
+                    continue
+                apply(self.db)
+                self.db.execute(
+                    "INSERT INTO _migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, now_iso()),
+                )
+
+    def schema_version(self) -> int:
+        row = self._one("SELECT max(version) AS v FROM _migrations")
+        return row["v"] or 0
+
+    def table_counts(self) -> dict[str, int]:
+        """Row count of every table; used to prove a failed change left nothing behind."""
+        names = [r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {n: self._one(f"SELECT count(*) AS n FROM [{n}]")["n"] for n in sorted(names)}
+
+    # ---- eval sets and outputs ----
+
+    def eval_set(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM eval_sets WHERE name = ?", [name])
+
+    def require_eval_set(self, name: str) -> dict:
+        row = self.eval_set(name)
+        if row is None:
+            known = ", ".join(r["name"] for r in self._rows("SELECT name FROM eval_sets")) or "none"
+            raise NotFound(f"no eval set named {name!r} (known: {known})")
+        return row
+
+    def ensure_eval_set(self, name: str) -> dict:
+        row = self.eval_set(name)
+        if row is None:
+            self.db.execute(
+                "INSERT INTO eval_sets (name, created_at) VALUES (?, ?)", [name, now_iso()]
+            )
+            row = self.eval_set(name)
+        return row
+
+    def eval_sets(self) -> list[dict]:
+        return self._rows(
+            "SELECT e.*, (SELECT count(*) FROM items i WHERE i.eval_set_id = e.id) AS n_items "
+            "FROM eval_sets e ORDER BY e.name"
+        )
+
+    def item_index(self, eval_set_id: int) -> dict[str, tuple[int, str]]:
+        """item_key -> (item id, fingerprint of prompt/reference/category)."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT item_key, id, prompt, reference, category FROM items WHERE eval_set_id = ?",
+                [eval_set_id],
+            )
+            return {
+                key: (item_id, item_fingerprint(prompt, reference, category))
+                for key, item_id, prompt, reference, category in cursor
+            }
+
+    def output_index(self, eval_set_id: int) -> dict[tuple[int, str], str]:
+        """(item id, system) -> digest of the stored output text."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT o.item_id, o.system, o.text FROM outputs o JOIN items i ON i.id = o.item_id "
+                "WHERE i.eval_set_id = ?",
+                [eval_set_id],
+            )
+            return {(item_id, system): text_digest(text) for item_id, system, text in cursor}
+
+    def insert_items(self, eval_set_id: int, items: list[dict]) -> dict[str, int]:
+        """Insert new items; returns item_key -> id."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        eval_set_id,
+                        it["item_key"],
+                        it["prompt"],
+                        it["reference"],
+                        it["category"],
+                        json.dumps(it["metadata"], ensure_ascii=False),
+                    )
+                    for it in items
+                ],
+            )
+            keys = [it["item_key"] for it in items]
+            ids: dict[str, int] = {}
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, item_id in self.db.execute(
+                    f"SELECT item_key, id FROM items WHERE eval_set_id = ? AND item_key IN ({marks})",
+                    [eval_set_id, *chunk],
+                ):
+                    ids[key] = item_id
+            return ids
+
+    def update_item(self, item_id: int, item: dict) -> None:
+        self.db.execute(
+            "UPDATE items SET prompt = ?, reference = ?, category = ?, metadata = ? WHERE id = ?",
+            [
+                item["prompt"],
+                item["reference"],
+                item["category"],
+                json.dumps(item["metadata"], ensure_ascii=False),
+                item_id,
+            ],
+        )
+
+    def ensure_systems(self, names: Iterable[str]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO systems (name) VALUES (?)", [(n,) for n in set(names)]
+        )
+
+    def system_names(self) -> list[str]:
+        return [r["name"] for r in self._rows("SELECT name FROM systems ORDER BY name")]
+
+    def upsert_outputs(self, rows: list[tuple[int, str, str]]) -> None:
+        """(item id, system, text) rows; an existing (item, system) is overwritten."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO outputs (item_id, system, text) VALUES (?, ?, ?) "
+                "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
+                rows,
+            )
+
+    def eval_set_content_hash(self, eval_set_id: int) -> str:
+        """Hash of the eval set's items (the held-out questions), in a stable order. Outputs of
+        a frozen set cannot change, so the hash with the study's systems pins what was judged."""
+        digest = hashlib.sha256()
+        with self._lock:
+            for row in self.db.execute(
+                "SELECT item_key, prompt, coalesce(reference, ''), category, metadata FROM items "
+                "WHERE eval_set_id = ? ORDER BY item_key",
+                [eval_set_id],
+            ):
+                digest.update(json.dumps(row, ensure_ascii=False).encode())
+        return digest.hexdigest()
+
+    def freeze_eval_set(self, eval_set_id: int) -> str:
+        content_hash = self.eval_set_content_hash(eval_set_id)
+        self.db.execute(
+            "UPDATE eval_sets SET content_hash = ?, frozen_at = coalesce(frozen_at, ?) WHERE id = ?",
+            [content_hash, now_iso(), eval_set_id],
+        )
+        return content_hash
+
+    def studies_using_eval_set(self, eval_set_id: int) -> list[str]:
+        return [
+            r["name"]
+            for r in self._rows("SELECT name FROM studies WHERE eval_set_id = ?", [eval_set_id])
+        ]
+
+    def items_with_outputs(self, eval_set_id: int, systems: Iterable[str]) -> dict[str, set[int]]:
+        """system -> ids of items of the eval set that have an output from it."""
+        found: dict[str, set[int]] = {s: set() for s in systems}
+        if not found:
+            return found
+        marks = ",".join("?" * len(found))
+        with self._lock:
+            for item_id, system in self.db.execute(
+                f"SELECT o.item_id, o.system FROM outputs o JOIN items i ON i.id = o.item_id "
+                f"WHERE i.eval_set_id = ? AND o.system IN ({marks})",
+                [eval_set_id, *found],
+            ):
+                found[system].add(item_id)
+        return found
+
+    def item_ids_by_key(self, eval_set_id: int) -> dict[str, int]:
+        return {key: item_id for key, (item_id, _) in self.item_index(eval_set_id).items()}
+
+    # ---- studies and pairs ----
+
+    def study(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM studies WHERE name = ?", [name])
+
+    def study_by_id(self, study_id: int) -> dict | None:
+        return self._one("SELECT * FROM studies WHERE id = ?", [study_id])
+
+    def require_study(self, name: str) -> dict:
+        row = self.study(name)
+        if row is None:
+            known = ", ".join(s["name"] for s in self.studies()) or "none"
+            raise NotFound(f"no study named {name!r} (known: {known})")
+        return row
+
+    def studies(self) -> list[dict]:
+        return self._rows(
+            "SELECT s.*, e.name AS eval_set, "
+            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs "
+            "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id ORDER BY s.id"
+        )
+
+    def insert_study(
+        self,
+        name: str,
+        eval_set_id: int,
+        reviews_per_pair: int,
+        show_reference: bool = False,
+        criteria: list[str] | None = None,
+        ask_rationale: bool = True,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO studies (name, eval_set_id, reviews_per_pair, show_reference, criteria, "
+            "ask_rationale, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                eval_set_id,
+                reviews_per_pair,
+                int(show_reference),
+                json.dumps(criteria or []),
+                int(ask_rationale),
+                now_iso(),
+            ],
+        )
+        return cursor.lastrowid
+
+    def add_comparison(self, study_id: int, system_a: str, system_b: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?)",
+            [study_id, system_a, system_b],
+        )
+
+    def comparisons(self, study_id: int) -> list[tuple[str, str]]:
+        return [
+            (r["system_a"], r["system_b"])
+            for r in self._rows(
+                "SELECT system_a, system_b FROM study_comparisons WHERE study_id = ? ORDER BY id",
+                [study_id],
+            )
+        ]
+
+    def insert_pairs(self, study_id: int, pairs: Iterable[tuple[int, str, str]]) -> int:
+        """(item id, system_x, system_y) in canonical order; existing pairs are kept."""
+        with self._lock:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT INTO pairs (study_id, item_id, system_x, system_y) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(study_id, item_id, x, y) for item_id, x, y in pairs],
+            )
+            return self.db.conn.total_changes - before
+
+    def pair_id(self, study_id: int, item_id: int, system_x: str, system_y: str) -> int | None:
+        row = self._one(
+            "SELECT id FROM pairs WHERE study_id = ? AND item_id = ? AND system_x = ? "
+            "AND system_y = ?",
+            [study_id, item_id, system_x, system_y],
+        )
+        return row["id"] if row else None
+
+    def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
+        """(item_key, system_x, system_y) -> pair id."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT i.item_key, p.system_x, p.system_y, p.id FROM pairs p "
+                "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
+                [study_id],
+            )
+            return {(key, x, y): pid for key, x, y, pid in cursor}
+
+    def pair(self, pair_id: int) -> dict:
+        row = self._one(
+            "SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, i.id AS item_id, "
+            "i.item_key, i.prompt, i.reference, i.category, i.metadata, "
+            "ox.text AS output_x, oy.text AS output_y FROM pairs p "
+            "JOIN items i ON i.id = p.item_id "
+            "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+            "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+            "WHERE p.id = ?",
+            [pair_id],
+        )
+        if row is None:
+            raise NotFound(f"no pair with id {pair_id}")
+        return row
+
+    def pairs_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per pair with both outputs and their lengths (statistics input)."""
+        return self._frame(
+            "SELECT p.id AS pair_id, i.item_key, i.category, p.system_x, p.system_y, i.prompt, "
+            "coalesce(i.reference, '') AS reference, ox.text AS output_x, oy.text AS output_y, "
+            "length(i.prompt) AS len_prompt, length(ox.text) AS len_x, length(oy.text) AS len_y "
+            "FROM pairs p JOIN items i ON i.id = p.item_id "
+            "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+            "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+            "WHERE p.study_id = ? ORDER BY p.id",
+            [study_id],
+        )
+
+    # ---- reviewers ----
+
+    def reviewer(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM reviewers WHERE name = ?", [name])
+
+    def reviewer_by_id(self, reviewer_id: int) -> dict | None:
+        return self._one("SELECT * FROM reviewers WHERE id = ?", [reviewer_id])
+
+    def reviewer_by_token_hash(self, token_hash: str) -> dict | None:
+        return self._one("SELECT * FROM reviewers WHERE token_hash = ?", [token_hash])
+
+    def reviewers(self) -> list[dict]:
+        return self._rows(
+            "SELECT r.id, r.name, r.role, r.created_at, r.revoked_at, s.name AS study, "
+            "(SELECT count(DISTINCT v.pair_id) FROM votes v WHERE v.reviewer_id = r.id) AS n_votes "
+            "FROM reviewers r LEFT JOIN studies s ON s.id = r.study_id ORDER BY r.name"
+        )
+
+    def insert_reviewer(
+        self, name: str, role: str, token_hash: str | None, study_id: int | None = None
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO reviewers (name, role, token_hash, study_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [name, role, token_hash, study_id, now_iso()],
+        )
+        return cursor.lastrowid
+
+    def set_reviewer_token(self, reviewer_id: int, token_hash: str, role: str) -> None:
+        self.db.execute(
+            "UPDATE reviewers SET token_hash = ?, role = ?, revoked_at = NULL WHERE id = ?",
+            [token_hash, role, reviewer_id],
+        )
+
+    def revoke_reviewer(self, reviewer_id: int) -> None:
+        self.db.execute(
+            "UPDATE reviewers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            [now_iso(), reviewer_id],
+        )
+
+    def ensure_reviewers(self, names: Iterable[str]) -> dict[str, int]:
+        """Reviewers known only by name (imported votes): no token, so they cannot log in."""
+        ids = {}
+        for name in set(names):
+            row = self.reviewer(name)
+            ids[name] = row["id"] if row else self.insert_reviewer(name, "reviewer", None)
+        return ids
+
+    # ---- assignments and votes ----
+
+    def insert_votes(self, votes: list[dict]) -> None:
+        """Append votes; each dict has the votes columns except id."""
+        columns = [
+            "pair_id",
+            "reviewer_id",
+            "shown_left",
+            "shown_right",
+            "choice",
+            "winner",
+            "criteria",
+            "rationale",
+            "flags",
+            "ms_spent",
+            "source",
+            "created_at",
+            "supersedes",
+        ]
+        with self._lock:
+            self.db.conn.executemany(
+                f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [tuple(v.get(c) for c in columns) for v in votes],
+            )
+
+    def latest_vote_keys(self, study_id: int) -> dict[tuple[int, int], dict]:
+        """(pair id, reviewer id) -> the latest vote row, for import de-duplication."""
+        rows = self._rows(
+            "SELECT v.* FROM votes v JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = ? "
+            "AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            "AND v2.reviewer_id = v.reviewer_id)",
+            [study_id],
+        )
+        return {(r["pair_id"], r["reviewer_id"]): r for r in rows}
+
+    def votes_frame(self, study_id: int) -> pd.DataFrame:
+        """The latest vote of each reviewer on each pair, retractions dropped."""
+        return self._frame(
+            "SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, v.winner, "
+            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+            "ELSE v.winner END AS outcome, v.shown_left, v.rationale, v.created_at "
+            "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
+            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
+            "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id",
+            [study_id],
+        )
+
+    def vote_history(self, study_id: int) -> list[dict]:
+        """Every vote row of the study, superseded ones included, in insertion order."""
+        return self._rows(
+            "SELECT v.id, i.item_key, p.system_x, p.system_y, r.name AS reviewer, v.choice, "
+            "v.winner, v.shown_left, v.shown_right, v.criteria, v.rationale, v.flags, v.ms_spent, "
+            "v.source, v.created_at, v.supersedes FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "JOIN items i ON i.id = p.item_id JOIN reviewers r ON r.id = v.reviewer_id "
+            "WHERE p.study_id = ? ORDER BY v.id",
+            [study_id],
+        )
+
+    def study_counts(self, study_id: int) -> dict[str, int]:
+        row = self._one(
+            "SELECT (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
+            "(SELECT count(*) FROM (SELECT DISTINCT v.pair_id, v.reviewer_id FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s)) AS votes, "
+            "(SELECT count(DISTINCT v.reviewer_id) FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            " WHERE p.study_id = :s) AS reviewers, "
+            "(SELECT count(*) FROM judge_runs WHERE study_id = :s) AS judge_runs, "
+            "(SELECT count(*) FROM verdicts v JOIN judge_runs j ON j.id = v.run_id "
+            " WHERE j.study_id = :s) AS verdicts",
+            {"s": study_id},
+        )
+        return dict(row)
+
+    # ---- judge runs and verdicts ----
+
+    def judge_run(self, run_id: int) -> dict | None:
+        return self._one("SELECT * FROM judge_runs WHERE id = ?", [run_id])
+
+    def ensure_imported_run(self, study_id: int, judge: str) -> int:
+        """The run that holds verdicts imported from files for judge `judge`."""
+        row = self._one(
+            "SELECT id FROM judge_runs WHERE study_id = ? AND judge = ? AND source = 'import'",
+            [study_id, judge],
+        )
+        if row:
+            return row["id"]
+        cursor = self.db.execute(
+            "INSERT INTO judge_runs (study_id, label, judge, source, status, created_at, "
+            "params_hash) VALUES (?, ?, ?, 'import', 'imported', ?, 'import')",
+            [study_id, judge, judge, now_iso()],
+        )
+        return cursor.lastrowid
+
+    def verdict_index(self, run_ids: Iterable[int]) -> dict[tuple[int, int, str], dict]:
+        """(run id, pair id, first_system) -> stored verdict, for import de-duplication."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT * FROM verdicts WHERE run_id IN ({marks})", ids)
+        return {(r["run_id"], r["pair_id"], r["first_system"]): r for r in rows}
+
+    def insert_verdicts(self, verdicts: list[dict]) -> int:
+        """Insert verdicts; an existing (run, pair, first_system) is never duplicated."""
+        columns = [
+            "run_id",
+            "pair_id",
+            "first_system",
+            "winner",
+            "scores",
+            "explanation",
+            "raw_text",
+            "parse_error",
+            "finish_reason",
+            "tokens_in",
+            "tokens_out",
+            "cost",
+            "latency_ms",
+            "attempts",
+            "created_at",
+        ]
+        defaults = {"scores": "{}", "explanation": "", "raw_text": "", "tokens_in": 0}
+        defaults |= {"tokens_out": 0, "cost": 0.0, "attempts": 1}
+        with self._lock:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                f"INSERT INTO verdicts ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
+                [
+                    tuple(
+                        v.get(c, defaults.get(c)) if v.get(c) is not None else defaults.get(c)
+                        for c in columns
+                    )
+                    for v in verdicts
+                ],
+            )
+            return self.db.conn.total_changes - before
+
+    def verdicts_frame(self, study_id: int) -> pd.DataFrame:
+        """Every verdict of the study's runs, labelled by run, oriented to the canonical order."""
+        return self._frame(
+            "SELECT v.id AS verdict_id, v.run_id, j.label AS judge, v.pair_id, v.first_system, "
+            "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
+            "THEN 'y' ELSE NULL END AS first, v.winner, "
+            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+            "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome, v.explanation, v.raw_text, "
+            "v.parse_error, v.cost, v.latency_ms, v.tokens_in, v.tokens_out "
+            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
+            "WHERE j.study_id = ? ORDER BY v.id",
+            [study_id],
+        )
+
+    def verdict_rows(self, study_id: int) -> list[dict]:
+        """Verdicts of the study for export, with item keys and judge labels."""
+        return self._rows(
+            "SELECT i.item_key, p.system_x, p.system_y, j.label AS judge, v.first_system, "
+            "v.winner, v.explanation, v.parse_error, v.tokens_in, v.tokens_out, v.cost, "
+            "v.latency_ms, v.attempts, v.created_at FROM verdicts v "
+            "JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
+            "JOIN items i ON i.id = p.item_id WHERE j.study_id = ? ORDER BY v.id",
+            [study_id],
+        )
+
+    # ---- end of sections ----
+
+
+def text_digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
+    return text_digest(json.dumps([prompt, reference, category], ensure_ascii=False))

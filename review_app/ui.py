@@ -1,0 +1,65 @@
+"""What every page shares: the store for this run, who is signed in (from the personal link),
+role checks, and the names of the few session-state keys (UI position only; the database is the
+truth)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from review_app import services
+from review_app.errors import Forbidden
+from review_app.settings import Settings
+from review_app.store import Store
+
+# Session-state keys, all in one place.
+TOKEN = "auth_token"
+STUDY = "selected_study"
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def get_store() -> Store:
+    # A connection per script run: Streamlit may run reruns on different threads.
+    return services.open_store(settings())
+
+
+def current_user(store: Store) -> dict:
+    """The signed-in reviewer, from `?token=` (kept in the URL so a reload keeps working);
+    stops the page with a refusal when the token is missing, unknown or revoked."""
+    token = st.query_params.get("token") or st.session_state.get(TOKEN)
+    try:
+        user = services.authenticate(store, token)
+    except Forbidden as exc:
+        st.session_state.pop(TOKEN, None)
+        st.title("Access denied")
+        st.error(str(exc))
+        st.stop()
+    st.session_state[TOKEN] = token
+    if st.query_params.get("token") != token:
+        st.query_params["token"] = token
+    return user
+
+
+def require_role(user: dict, *roles: str) -> None:
+    """Stop the page unless the user has one of `roles`."""
+    try:
+        services.require_role(user, *roles)
+    except Forbidden as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def study_picker(store: Store, label: str = "Study") -> dict | None:
+    """A study selector remembered across pages; None when the workspace has no study."""
+    studies = store.studies()
+    if not studies:
+        st.info("No study yet. Create one with `review-app study create`.")
+        return None
+    names = [s["name"] for s in studies]
+    current = st.session_state.get(STUDY)
+    index = names.index(current) if current in names else len(names) - 1
+    choice = st.selectbox(label, names, index=index, key="study_picker")
+    st.session_state[STUDY] = choice
+    return next(s for s in studies if s["name"] == choice)

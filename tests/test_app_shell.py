@@ -1,0 +1,60 @@
+"""The app shell: nobody gets in without a valid link; each role sees only its screens."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from review_app import services
+
+APP = str(Path(__file__).resolve().parent.parent / "review_app" / "streamlit_app.py")
+
+
+def token_of(link: str) -> str:
+    return link.split("token=")[1]
+
+
+def open_app(token: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=30)
+    if token is not None:
+        at.query_params["token"] = token
+    return at.run()
+
+
+def page_text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in (*at.title, *at.error, *at.markdown, *at.caption))
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-real-token"])
+def test_missing_or_invalid_token_is_refused(demo_store, token):
+    at = open_app(token)
+    assert not at.exception
+    assert at.title[0].value == "Access denied"
+    assert "not valid" in at.error[0].value or "personal link" in at.error[0].value
+
+
+def test_revoked_token_is_refused(demo_store):
+    token = token_of(demo_store.demo_links["demo-admin"])
+    services.revoke_reviewer(demo_store, "demo-admin")
+    at = open_app(token)
+    assert "revoked" in at.error[0].value
+
+
+def test_admin_sees_the_workspace(demo_store):
+    at = open_app(token_of(demo_store.demo_links["demo-admin"]))
+    assert not at.exception
+    assert at.title[0].value == "Workspace"
+    assert "Study: demo" in [s.value for s in at.subheader]
+    votes = next(m for m in at.metric if m.label == "Votes")
+    study = demo_store.require_study("demo")
+    assert int(votes.value) == demo_store.study_counts(study["id"])["votes"] > 0
+
+
+def test_reviewer_cannot_open_the_workspace_page(demo_store):
+    token = token_of(demo_store.demo_links["demo-reviewer"])
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "home.py"), default_timeout=30)
+    at.query_params["token"] = token
+    at.run()
+    assert not at.exception
+    assert "for admin or signer accounts" in at.error[0].value
+    assert not at.metric

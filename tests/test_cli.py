@@ -1,0 +1,97 @@
+import json
+
+from review_app.cli import main
+from tests.conftest import write
+
+OUTPUTS = (
+    "item_id,prompt,system,output,category\n"
+    "q1,Capital of France?,base,Paris,geo\n"
+    "q1,Capital of France?,finetuned,Paris.,geo\n"
+    "q2,2+2?,base,4,math\n"
+    "q2,2+2?,finetuned,5,math\n"
+)
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_import_create_study_export_with_db_flag(tmp_path, capsys):
+    db = str(tmp_path / "flag.db")
+    write(tmp_path / "o.csv", OUTPUTS)
+    code, out, _ = run(
+        capsys, "--db", db, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"
+    )
+    assert code == 0 and "2 items added, 4 outputs added" in out
+    code, out, _ = run(
+        capsys, "--db", db, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base"
+    )
+    assert code == 0 and out.startswith("study s: 2 pairs over eval set e (frozen")
+    code, out, _ = run(capsys, "--db", db, "export", "pairs", "--study", "s", "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["item_id"], r["system_x"], r["system_y"]) for r in rows] == [
+        ("q1", "base", "finetuned"),
+        ("q2", "base", "finetuned"),
+    ]
+
+
+def test_db_defaults_to_environment_variable(isolated_workspace, tmp_path, capsys):
+    write(tmp_path / "o.csv", OUTPUTS)
+    assert run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")[0] == 0
+    assert isolated_workspace.exists()
+
+
+def test_errors_are_one_line_on_stderr_with_status_1(tmp_path, capsys):
+    write(tmp_path / "bad.jsonl", '{"item_id": "q1", "prompt": "p", "system": "b", "output": 1}\n')
+    code, out, err = run(
+        capsys, "import", "outputs", str(tmp_path / "bad.jsonl"), "--eval-set", "e"
+    )
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert (
+        err == f"error: {tmp_path / 'bad.jsonl'}:1: field 'output': expected text, got a number 1\n"
+    )
+
+
+def test_study_create_names_an_unknown_system(tmp_path, capsys):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    code, _, err = run(
+        capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:gpt"
+    )
+    assert code == 1 and "no system named 'gpt'" in err
+    code, _, err = run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned")
+    assert code == 1 and "expected SYSTEM:SYSTEM" in err
+
+
+def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
+    from review_app import services
+
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
+    code, out, _ = run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "s")
+    link = out.strip().splitlines()[-1]
+    assert code == 0 and link.startswith("http://127.0.0.1:8501/?token=")
+    token = link.split("token=")[1]
+    assert len(token) >= 32
+    assert token not in open(store.path, "rb").read().decode("latin-1")
+    assert services.authenticate(store, token)["name"] == "ann"
+    assert run(capsys, "reviewers", "revoke", "ann")[0] == 0
+    _, out, _ = run(capsys, "reviewers", "list")
+    assert "ann\treviewer\ts\t0 pairs voted\trevoked" in out
+    import pytest
+
+    from review_app.errors import Forbidden
+
+    with pytest.raises(Forbidden, match="revoked"):
+        services.authenticate(store, token)
+
+
+def test_demo_command_seeds_without_serving(capsys):
+    code, out, _ = run(capsys, "demo", "--no-serve")
+    assert code == 0
+    assert "study 'demo'" in out
+    assert out.count("?token=") == 3

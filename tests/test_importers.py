@@ -1,0 +1,374 @@
+import json
+
+import pytest
+
+from review_app import services
+from review_app.errors import Conflict, InputError, NotFound
+from tests.conftest import write
+
+OUTPUTS_CSV = (
+    "item_id,prompt,system,output,category,reference,source\n"
+    "q1,What is 2+2?,base,It is 4.,math,4,handwritten\n"
+    'q1,What is 2+2?,finetuned,"4\n\n(two plus two)",math,4,handwritten\n'
+    "q2,Say hi,base,hi there,chat,,handwritten\n"
+    "q2,Say hi,finetuned,,chat,,handwritten\n"
+)
+
+
+def jsonl(*rows) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def output_row(**overrides):
+    row = {"item_id": "q1", "prompt": "What is 2+2?", "system": "base", "output": "4"}
+    return row | overrides
+
+
+@pytest.fixture
+def seeded(store, tmp_path):
+    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    services.create_study(store, "s", "e", [("finetuned", "base")], reviews_per_pair=2)
+    return store
+
+
+def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_path):
+    summary = services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    assert summary.added == {"items added": 2, "outputs added": 4}
+    pairs = services.create_study(store, "s", "e", [("finetuned", "base")])
+    assert pairs.pairs_added == 2
+    frame = store.pairs_frame(store.require_study("s")["id"])
+    q1 = frame[frame.item_key == "q1"].iloc[0]
+    assert (q1.system_x, q1.system_y) == ("base", "finetuned")
+    assert q1.output_y == "4\n\n(two plus two)" and q1.category == "math" and q1.reference == "4"
+    assert frame[frame.item_key == "q2"].iloc[0].output_y == ""
+    meta = store.db.execute("SELECT metadata FROM items WHERE item_key='q1'").fetchone()[0]
+    assert json.loads(meta) == {"source": "handwritten"}
+
+
+def test_reimport_is_a_no_op(store, tmp_path):
+    path = write(tmp_path / "o.csv", OUTPUTS_CSV)
+    services.import_outputs(store, path, "e")
+    before = store.table_counts()
+    summary = services.import_outputs(store, path, "e")
+    assert summary.added == {} and summary.unchanged == 4
+    assert store.table_counts() == before
+
+
+def test_changed_output_is_refused_unless_replace(store, tmp_path):
+    services.import_outputs(store, write(tmp_path / "a.jsonl", jsonl(output_row())), "e")
+    changed = write(tmp_path / "b.jsonl", jsonl(output_row(output="five")))
+    with pytest.raises(Conflict, match=r"b.jsonl:1: item 'q1' already has a different output"):
+        services.import_outputs(store, changed, "e")
+    summary = services.import_outputs(store, changed, "e", replace=True)
+    assert summary.added == {"outputs replaced": 1}
+    assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == "five"
+
+
+def test_frozen_eval_set_refuses_changes_even_with_replace(seeded, tmp_path):
+    row = output_row(output="changed", category="math", reference="4")
+    with pytest.raises(Conflict, match="frozen by study s"):
+        services.import_outputs(seeded, write(tmp_path / "c.jsonl", jsonl(row)), "e", replace=True)
+    new_item = output_row(item_id="q9")
+    with pytest.raises(Conflict, match="item 'q9' would be added"):
+        services.import_outputs(seeded, write(tmp_path / "d.jsonl", jsonl(new_item)), "e")
+
+
+def test_a_new_system_can_join_a_frozen_eval_set(seeded, tmp_path):
+    rows = jsonl(
+        output_row(system="v2", category="math", reference="4"),
+        {
+            "item_id": "q2",
+            "prompt": "Say hi",
+            "system": "v2",
+            "output": "hello",
+            "category": "chat",
+        },
+    )
+    summary = services.import_outputs(seeded, write(tmp_path / "v2.jsonl", rows), "e")
+    assert summary.added == {"outputs added": 2}
+
+
+def test_alpaca_eval_model_outputs(store, tmp_path):
+    data = [
+        {
+            "instruction": "Name a colour.",
+            "output": "Blue.",
+            "generator": "ft",
+            "dataset": "vicuna",
+        },
+        {
+            "instruction": "Name a colour.",
+            "output": "Red!",
+            "generator": "base",
+            "dataset": "vicuna",
+        },
+    ]
+    path = write(tmp_path / "model_outputs.json", json.dumps(data))
+    assert services.import_outputs(store, path, "alpaca").added == {
+        "items added": 1,
+        "outputs added": 2,
+    }
+    key, category = store.db.execute("SELECT item_key, category FROM items").fetchone()
+    assert key.startswith("alpaca-") and category == "vicuna"
+
+
+def test_bom_and_crlf_are_accepted(store, tmp_path):
+    text = OUTPUTS_CSV.replace("\n\n(two plus two)", " (two plus two)").replace("\n", "\r\n")
+    path = write(tmp_path / "o.csv", b"\xef\xbb\xbf" + text.encode())
+    services.import_outputs(store, path, "e")
+    assert store.db.execute("SELECT count(*) FROM outputs").fetchone()[0] == 4
+    assert (
+        store.db.execute("SELECT text FROM outputs WHERE system='base' AND item_id=1").fetchone()[0]
+        == "It is 4."
+    )
+
+
+def test_a_5_mb_output_round_trips(store, tmp_path):
+    big = "long answer. " * 400_000
+    services.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(output_row(output=big))), "e")
+    assert store.db.execute("SELECT length(text) FROM outputs").fetchone()[0] == len(big)
+
+
+def test_unicode_and_emoji_survive(store, tmp_path):
+    row = output_row(prompt="ライトが点きません 💡", output="再起動してください 🙏 Ελληνικά")
+    services.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(row)), "e")
+    assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == row["output"]
+
+
+MALFORMED_OUTPUTS = [
+    ("empty.csv", b"", r"empty.csv: the file is empty"),
+    ("empty.jsonl", b"\n\n", r"empty.jsonl: the file is empty"),
+    ("badline.jsonl", b'{"item_id": "q1"\n', r"badline.jsonl:1: invalid JSON"),
+    (
+        "second.jsonl",
+        (jsonl(output_row()) + "{not json}\n").encode(),
+        r"second.jsonl:2: invalid JSON",
+    ),
+    ("array.jsonl", b"[1, 2]\n", r"array.jsonl:1: expected a JSON object, got a list"),
+    (
+        "missing.csv",
+        b"item_id,prompt,output\nq1,p,o\n",
+        r"missing.csv:2: field 'system': required column is missing",
+    ),
+    (
+        "emptyprompt.csv",
+        b"item_id,prompt,system,output\nq1, ,base,o\n",
+        r"emptyprompt.csv:2: field 'prompt': is empty",
+    ),
+    (
+        "emptyid.jsonl",
+        jsonl(output_row(item_id="")).encode(),
+        r"emptyid.jsonl:1: field 'item_id': is empty",
+    ),
+    (
+        "bool.jsonl",
+        jsonl(output_row(output=True)).encode(),
+        r"bool.jsonl:1: field 'output': expected text, got a boolean true",
+    ),
+    (
+        "number.jsonl",
+        jsonl(output_row(system=3)).encode(),
+        r"number.jsonl:1: field 'system': expected text, got a number 3",
+    ),
+    (
+        "null.jsonl",
+        jsonl(output_row(prompt=None)).encode(),
+        r"null.jsonl:1: field 'prompt': is missing",
+    ),
+    (
+        "dup.jsonl",
+        jsonl(output_row(), output_row(output="5")).encode(),
+        r"dup.jsonl:2: item 'q1' system 'base' appears again with a different output "
+        r"\(first on line 1\)",
+    ),
+    (
+        "prompt.jsonl",
+        jsonl(output_row(), output_row(system="ft", prompt="Other?")).encode(),
+        r"prompt.jsonl:2: item 'q1' has a different prompt, reference or category than on line 1",
+    ),
+    ("nul.csv", b"item_id,prompt,system,output\nq1,p,base,o\x00k\n", r"nul.csv:2: contains a NUL"),
+    (
+        "latin1.csv",
+        "item_id,prompt,system,output\nq1,café,base,o\n".encode("latin-1"),
+        r"latin1.csv:2: is not valid UTF-8",
+    ),
+    (
+        "quotes.csv",
+        b'item_id,prompt,system,output\nq1,p,base,"never closed\nq2,p,base,o\n',
+        r"quotes.csv:\d+: malformed CSV",
+    ),
+    (
+        "fields.csv",
+        b"item_id,prompt,system,output\nq1,p,base,o,extra\n",
+        r"fields.csv:2: has 5 fields but the header has 4",
+    ),
+    (
+        "header.csv",
+        b"item_id,prompt,system,output,output\nq1,p,base,o,o\n",
+        r"header.csv:1: field 'output': column appears twice",
+    ),
+    (
+        "reserved.jsonl",
+        jsonl(output_row(system="tie")).encode(),
+        r"reserved.jsonl:1: field 'system': 'tie' is reserved",
+    ),
+    ("outputs.txt", b"item_id\n", r"outputs.txt: unknown file type '.txt'"),
+    ("obj.json", b'{"a": 1}', r"obj.json: expected a JSON array of objects, got an object"),
+    (
+        "alpaca.json",
+        json.dumps([{"instruction": "x", "output": "y"}]).encode(),
+        r"alpaca.json: row 1: field 'generator': required column is missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), MALFORMED_OUTPUTS)
+def test_malformed_outputs_are_refused_and_change_nothing(seeded, tmp_path, name, content, message):
+    before = seeded.table_counts()
+    with pytest.raises(InputError, match=message):
+        services.import_outputs(seeded, write(tmp_path / name, content), "other")
+    assert seeded.table_counts() == before
+
+
+def test_a_bad_row_after_a_full_batch_rolls_back_the_earlier_batches(store, tmp_path):
+    rows = [output_row(item_id=f"q{i}") for i in range(12_000)] + [output_row(item_id="")]
+    before = store.table_counts()
+    with pytest.raises(InputError, match=r"big.jsonl:12001: field 'item_id': is empty"):
+        services.import_outputs(store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e")
+    assert store.table_counts() == before
+
+
+VOTES_HEADER = "item_id,system_a,system_b,reviewer,winner,shown_left,rationale,created_at\n"
+
+
+def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
+    path = write(
+        tmp_path / "v.csv",
+        VOTES_HEADER
+        + "q1,finetuned,base,ann,finetuned,base,clear,2026-01-02T10:00:00Z\n"
+        + "q1,finetuned,base,bob,tie,,,\n"
+        + "q2,base,finetuned,ann,both_bad,finetuned,,\n",
+    )
+    assert services.import_votes(seeded, path, "s").added == {"votes added": 3}
+    assert services.import_votes(seeded, path, "s").unchanged == 3
+    frame = seeded.votes_frame(seeded.require_study("s")["id"]).sort_values("vote_id")
+    assert frame.outcome.tolist() == ["y", "tie", "both_bad"]
+    assert frame.shown_left.tolist() == ["base", None, "finetuned"]
+    assert seeded.reviewer("ann")["token_hash"] is None
+
+
+def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
+    services.import_votes(
+        seeded, write(tmp_path / "a.csv", VOTES_HEADER + "q1,finetuned,base,ann,base,,,\n"), "s"
+    )
+    services.import_votes(
+        seeded, write(tmp_path / "b.csv", VOTES_HEADER + "q1,finetuned,base,ann,tie,,,\n"), "s"
+    )
+    history = seeded.vote_history(seeded.require_study("s")["id"])
+    assert [v["winner"] for v in history] == ["base", "tie"]
+    assert history[1]["supersedes"] == history[0]["id"]
+    assert seeded.votes_frame(seeded.require_study("s")["id"]).winner.tolist() == ["tie"]
+
+
+def test_votes_import_creates_the_study_and_pairs_it_needs(store, tmp_path):
+    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    path = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,finetuned,,,\n")
+    with pytest.raises(NotFound, match="pass --eval-set"):
+        services.import_votes(store, path, "new")
+    services.import_votes(store, path, "new", eval_set="e")
+    study = store.require_study("new")
+    assert store.comparisons(study["id"]) == [("finetuned", "base")]
+    assert len(store.pairs_frame(study["id"])) == 1
+
+
+MALFORMED_VOTES = [
+    ("q7,finetuned,base,ann,base,,,", r"v.csv:2: field 'item_id': unknown item 'q7'"),
+    ("q1,finetuned,gpt,ann,base,,,", r"v.csv:2: field 'system_b': system 'gpt' has no output"),
+    ("q1,finetuned,base,ann,frontier,,,", r"v.csv:2: field 'winner': 'frontier' is not one of"),
+    ("q1,finetuned,base,ann,,,,", r"v.csv:2: field 'winner': is empty"),
+    ("q1,finetuned,base,,base,,,", r"v.csv:2: field 'reviewer': is empty"),
+    ("q1,finetuned,finetuned,ann,tie,,,", r"v.csv:2: field 'system_b': compares 'finetuned'"),
+    ("q1,finetuned,base,ann,base,left,,", r"v.csv:2: field 'shown_left': 'left' is neither"),
+    ("q1,finetuned,base,ann,base,,,yesterday", r"v.csv:2: field 'created_at': 'yesterday' is not"),
+    (
+        "q1,finetuned,base,ann,base,,,\nq1,base,finetuned,ann,tie,,,",
+        r"v.csv:3: field 'reviewer': 'ann' already voted on this pair on line 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "message"), MALFORMED_VOTES)
+def test_malformed_votes_are_refused_and_change_nothing(seeded, tmp_path, rows, message):
+    before = seeded.table_counts()
+    with pytest.raises(InputError, match=message):
+        services.import_votes(seeded, write(tmp_path / "v.csv", VOTES_HEADER + rows + "\n"), "s")
+    assert seeded.table_counts() == before
+
+
+VERDICTS_HEADER = "item_id,system_a,system_b,judge,winner,first,explanation\n"
+
+
+def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
+    path = write(
+        tmp_path / "j.csv",
+        VERDICTS_HEADER
+        + "q1,finetuned,base,gpt-judge,finetuned,finetuned,A is right\n"
+        + "q1,finetuned,base,gpt-judge,base,base,\n"
+        + "q2,finetuned,base,gpt-judge,,base,garbled\n"
+        + "q2,finetuned,base,other-judge,tie,,\n",
+    )
+    assert services.import_verdicts(seeded, path, "s").added == {"verdicts added": 4}
+    assert services.import_verdicts(seeded, path, "s").unchanged == 4
+    frame = seeded.verdicts_frame(seeded.require_study("s")["id"])
+    assert frame.judge.tolist() == ["gpt-judge", "gpt-judge", "gpt-judge", "other-judge"]
+    assert frame.first.tolist() == ["y", "x", "x", None]
+    assert frame.outcome.tolist() == ["y", "x", None, "tie"]
+    assert frame.parse_error.tolist()[2] == "imported without a winner"
+
+
+def test_verdicts_with_a_changed_winner_are_refused(seeded, tmp_path):
+    write(tmp_path / "a.csv", VERDICTS_HEADER + "q1,finetuned,base,j,base,,\n")
+    services.import_verdicts(seeded, tmp_path / "a.csv", "s")
+    before = seeded.table_counts()
+    write(tmp_path / "b.csv", VERDICTS_HEADER + "q1,finetuned,base,j,tie,,\n")
+    with pytest.raises(Conflict, match=r"b.csv:2: 'j' already has a different verdict"):
+        services.import_verdicts(seeded, tmp_path / "b.csv", "s")
+    assert seeded.table_counts() == before
+
+
+MALFORMED_VERDICTS = [
+    ("q1,finetuned,base,j,both_bad,,", r"field 'winner': 'both_bad' is not one of"),
+    ("q1,finetuned,base,j,base,gpt,", r"field 'first': 'gpt' is neither"),
+    ("q1,finetuned,base,,base,,", r"field 'judge': is empty"),
+    (
+        "q1,finetuned,base,j,base,,\nq1,base,finetuned,j,tie,,",
+        r"j.csv:3: field 'judge': 'j' already",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rows", "message"), MALFORMED_VERDICTS)
+def test_malformed_verdicts_are_refused_and_change_nothing(seeded, tmp_path, rows, message):
+    before = seeded.table_counts()
+    with pytest.raises(InputError, match=message):
+        services.import_verdicts(
+            seeded, write(tmp_path / "j.csv", VERDICTS_HEADER + rows + "\n"), "s"
+        )
+    assert seeded.table_counts() == before
+
+
+def test_exports_round_trip_through_the_importers(seeded, tmp_path):
+    write(tmp_path / "v.csv", VOTES_HEADER + 'q1,finetuned,base,ann,finetuned,base,"a, b",\n')
+    services.import_votes(seeded, tmp_path / "v.csv", "s")
+    write(tmp_path / "j.csv", VERDICTS_HEADER + "q2,finetuned,base,j,tie,base,why\n")
+    services.import_verdicts(seeded, tmp_path / "j.csv", "s")
+    from review_app.importers import export_rows
+
+    for what in ("votes", "verdicts"):
+        for fmt in ("csv", "jsonl"):
+            out = tmp_path / f"{what}.{fmt}"
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                assert export_rows(services.export_rows(seeded, what, "s"), fmt, handle) == 1
+            importer = services.import_votes if what == "votes" else services.import_verdicts
+            summary = importer(seeded, out, "s")
+            assert summary.added == {} and summary.unchanged == 1, (what, fmt)

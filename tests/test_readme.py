@@ -1,0 +1,55 @@
+"""The README is the manual: every command, setting and file format must be in it."""
+
+import re
+from pathlib import Path
+
+from review_app.cli import build_parser
+from review_app.settings import documented_settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _commands(parser, prefix=()):
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in action.choices.items():
+            path = (*prefix, name)
+            if sub._subparsers:
+                yield from _commands(sub, path)
+            else:
+                yield path, sub
+
+
+def test_every_cli_command_and_option_is_documented():
+    for path, sub in _commands(build_parser()):
+        command = "review-app " + " ".join(path)
+        assert command in README, f"`{command}` is not in the README"
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in README, f"option {option} of `{command}` is not in the README"
+
+
+def test_every_setting_is_documented():
+    for env, _, _ in documented_settings():
+        assert f"`{env}`" in README, f"setting {env} is not in the README"
+
+
+def test_every_file_format_is_documented():
+    for heading in ("**Outputs**", "**Votes**", "**Verdicts**", "model_outputs.json"):
+        assert heading in README
+    from review_app import importers
+
+    columns = importers.OUTPUT_COLUMNS + importers.OUTPUT_OPTIONAL + importers.VOTE_COLUMNS
+    columns += importers.VOTE_OPTIONAL + importers.VERDICT_COLUMNS + importers.VERDICT_OPTIONAL
+    for column in columns:
+        assert re.search(rf"[`, ]{column}[`,]", README), f"column {column} is not in the README"
+
+
+def test_quick_start_is_exactly_two_commands():
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", README, re.S).group(1)
+    assert [line.split()[0:2] for line in block.strip().splitlines()] == [
+        ["make", "demo"],
+        ["make", "test"],
+    ]
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "make test" in ci

@@ -1,0 +1,123 @@
+import sqlite3
+
+import pytest
+
+from review_app.migrations import MIGRATIONS
+from review_app.store import Store, now_iso
+
+
+def test_open_creates_wal_database_with_every_migration(store, isolated_workspace):
+    assert isolated_workspace.exists()
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.schema_version() == max(v for v, _, _ in MIGRATIONS)
+    assert {"items", "outputs", "pairs", "votes", "verdicts", "signoffs"} <= set(
+        store.db.table_names()
+    )
+
+
+def test_reopening_migrates_nothing_twice(isolated_workspace):
+    Store.open(isolated_workspace).close()
+    again = Store.open(isolated_workspace)
+    rows = again.db.execute("SELECT version FROM _migrations").fetchall()
+    assert rows == [(v,) for v, _, _ in MIGRATIONS]
+    again.close()
+
+
+def test_transaction_rolls_back_every_write_on_error(store):
+    before = store.table_counts()
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            es = store.ensure_eval_set("e")
+            store.insert_items(
+                es["id"],
+                [
+                    {
+                        "item_key": "a",
+                        "prompt": "p",
+                        "reference": None,
+                        "category": "",
+                        "metadata": {},
+                    }
+                ],
+            )
+            raise RuntimeError("boom")
+    assert store.table_counts() == before
+
+
+def test_nested_transaction_rolls_back_to_its_savepoint_only(store):
+    with store.transaction():
+        store.ensure_eval_set("outer")
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                store.ensure_eval_set("inner")
+                raise RuntimeError("inner fails")
+    assert [e["name"] for e in store.eval_sets()] == ["outer"]
+
+
+def _one_vote(store):
+    with store.transaction():
+        es = store.ensure_eval_set("e")
+        ids = store.insert_items(
+            es["id"],
+            [{"item_key": "a", "prompt": "p", "reference": None, "category": "", "metadata": {}}],
+        )
+        store.ensure_systems(["x", "y"])
+        store.upsert_outputs([(ids["a"], "x", "1"), (ids["a"], "y", "2")])
+        study_id = store.insert_study("s", es["id"], 1)
+        store.insert_pairs(study_id, [(ids["a"], "x", "y")])
+        reviewer = store.insert_reviewer("r", "reviewer", None)
+        store.insert_votes(
+            [
+                {
+                    "pair_id": store.pair_id(study_id, ids["a"], "x", "y"),
+                    "reviewer_id": reviewer,
+                    "choice": "A",
+                    "winner": "x",
+                    "criteria": "{}",
+                    "rationale": "",
+                    "flags": "[]",
+                    "source": "app",
+                    "created_at": now_iso(),
+                }
+            ]
+        )
+    return study_id
+
+
+def test_votes_are_append_only(store):
+    _one_vote(store)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("UPDATE votes SET winner = 'y'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("DELETE FROM votes")
+    assert store.db.execute("SELECT winner FROM votes").fetchall() == [("x",)]
+
+
+def test_votes_frame_keeps_latest_vote_and_drops_retractions(store):
+    study_id = _one_vote(store)
+    frame = store.votes_frame(study_id)
+    assert list(frame["outcome"]) == ["x"] and frame["shown_left"].tolist() == [None]
+    first = int(frame["vote_id"][0])
+    base = {"pair_id": int(frame["pair_id"][0]), "reviewer_id": 1, "criteria": "{}"}
+    base |= {"rationale": "", "flags": "[]", "source": "app", "created_at": now_iso()}
+    with store.transaction():
+        store.insert_votes([base | {"choice": "tie", "winner": "tie", "supersedes": first}])
+    assert list(store.votes_frame(study_id)["outcome"]) == ["tie"]
+    with store.transaction():
+        store.insert_votes(
+            [base | {"choice": "retracted", "winner": None, "supersedes": first + 1}]
+        )
+    assert store.votes_frame(study_id).empty
+    assert len(store.vote_history(study_id)) == 3
+
+
+def test_pairs_are_stored_in_canonical_order(store):
+    with store.transaction():
+        es = store.ensure_eval_set("e")
+        ids = store.insert_items(
+            es["id"],
+            [{"item_key": "a", "prompt": "p", "reference": None, "category": "", "metadata": {}}],
+        )
+        study_id = store.insert_study("s", es["id"], 1)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.insert_pairs(study_id, [(ids["a"], "y", "x")])
