@@ -25,6 +25,8 @@ Mode = Literal["pairwise", "pointwise"]
 ITEM_VARIABLES: tuple[str, ...] = ("prompt", "response_a", "response_b", "reference", "category")
 TEMPLATE_VARIABLES: tuple[str, ...] = (*ITEM_VARIABLES, "criteria")
 REQUIRED_VARIABLES: tuple[str, ...] = ("prompt", "response_a", "response_b")
+# Item fields that may be absent; a rubric using one cannot judge an item without it.
+OPTIONAL_VARIABLES: tuple[str, ...] = ("reference", "category")
 
 PAIRWISE_LABELS: tuple[str, ...] = ("A", "B", "tie")
 
@@ -149,7 +151,8 @@ class Rubric:
             "reference": reference,
             "category": category,
         }
-        missing = sorted(v for v in self.variables if v in ITEM_VARIABLES and not values.get(v))
+        # An empty response is valid (a model can answer nothing); a missing reference is not.
+        missing = sorted(v for v in self.variables if v in OPTIONAL_VARIABLES and not values.get(v))
         if missing:
             raise RubricError(
                 f"rubric {self.name!r} needs {', '.join(missing)} but the item has none; "
@@ -377,7 +380,7 @@ class _Validator:
             for key in ("prompt", "response_a", "response_b", "reference", "category", "note"):
                 if key in raw:
                     texts[key] = self.text(raw[key], (*field, key), allow_empty=True)
-            for variable in rubric.variables & set(ITEM_VARIABLES):
+            for variable in rubric.variables & set(OPTIONAL_VARIABLES):
                 if not texts.get(variable):
                     raise self.fail(field, f"missing {variable!r}, which the template uses")
             answer = raw["answer"]

@@ -76,7 +76,9 @@ class JudgeCall:
 
     @property
     def key(self) -> str:
-        return f"pair-{self.pair_id}:first={self.first_system}"
+        """Identifies the call; with the run's seed it decides the random baseline, in the same
+        "<pair id>:<first system>" form the statistics use for their baseline rows."""
+        return f"{self.pair_id}:{self.first_system}"
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,8 @@ async def _judge_one(
     rng: random.Random,
 ) -> CallResult | CallFailure:
     try:
-        messages = render_call(rubric, call)
+        # Baseline judges never read the prompt, so a rubric variable they lack cannot fail them.
+        messages = render_call(rubric, call) if getattr(provider, "uses_prompt", True) else []
     except RubricError as exc:
         return CallFailure(call, str(exc), attempts=0)
     request = JudgeRequest(

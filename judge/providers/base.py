@@ -51,7 +51,8 @@ class Completion:
 
 
 class Provider(Protocol):
-    """A judge: `name` is the full `provider/model` string it was created from."""
+    """A judge: `name` is the full `provider/model` string it was created from. A provider that
+    decides without reading the prompt (the baselines) also sets `uses_prompt = False`."""
 
     name: str
 

@@ -46,6 +46,8 @@ class BaselineProvider:
     The random baseline is seeded by the run's seed and the call's key, so a re-run reproduces it.
     """
 
+    uses_prompt = False
+
     def __init__(self, model: str, **_options: object) -> None:
         if model not in BASELINES:
             raise JudgeError(

@@ -186,3 +186,9 @@ def test_invalid_yaml_names_the_line():
 def test_unreadable_file_is_a_rubric_error(tmp_path):
     with pytest.raises(RubricError, match="cannot read rubric"):
         load_rubric(tmp_path / "missing.yaml")
+
+
+def test_an_empty_response_renders_it_is_a_valid_answer():
+    rubric = load_rubric(RUBRICS / "lumen-support-style.yaml")
+    messages = rubric.render(prompt="p", response_a="", response_b="b", reference="r")
+    assert "[Reply A]\n\n\n[Reply B]\nb" in messages[-1]["content"]
