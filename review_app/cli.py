@@ -329,7 +329,6 @@ def _judge(args, settings, store) -> None:
     if args.dry_run:
         _print(plan.line())
         return
-    print(plan.line(), file=sys.stderr, flush=True)
     outcome = services.start_judge_run(
         store,
         settings,
@@ -342,6 +341,7 @@ def _judge(args, settings, store) -> None:
         rpm=args.rpm,
         tpm=args.tpm,
         on_progress=_ProgressBar(),
+        on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
     )
     _print(outcome.line())
     if outcome.failures:

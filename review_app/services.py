@@ -479,12 +479,14 @@ def start_judge_run(
     tpm: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     provider_options: dict | None = None,
+    on_start: Callable[[JudgePlan], None] | None = None,
 ) -> JudgeRunOutcome:
     """Judge the study's pairs, sending only the calls this run does not hold yet.
 
     Each finished call is committed on its own, so a killed process loses at most the calls in
     flight and re-running the same command resumes. Calls whose retries ran out are listed in
-    the outcome (status "incomplete"); re-running sends them again.
+    the outcome (status "incomplete"); re-running sends them again. `on_start` receives the plan
+    once the judge is ready (credentials found), before the first call.
     """
     if concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {concurrency}")
@@ -520,6 +522,8 @@ def start_judge_run(
         store.mark_judge_run(run_id, "running")
     # Another process may have stored verdicts since the plan: never send those again.
     calls = missing_calls(plan.calls, store.verdict_keys(run_id))
+    if on_start:
+        on_start(plan)
 
     def persist(result: CallResult) -> None:
         with store.transaction():
