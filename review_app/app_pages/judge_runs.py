@@ -45,21 +45,32 @@ concurrency = c1.number_input("Concurrency", 1, 256, 8, key="judge_concurrency")
 rpm = c2.number_input("Requests per minute (0 = no limit)", 0, 10**7, 0, key="judge_rpm")
 tpm = c3.number_input("Tokens per minute (0 = no limit)", 0, 10**9, 0, key="judge_tpm")
 
-try:
-    plan = services.plan_judge_run(
-        store, settings, study["name"], rubric_choice.path, judge, both_orders
-    )
-except ReviewAppError as exc:
-    st.error(str(exc))
-    plan = None
 
+def make_plan():
+    try:
+        return services.plan_judge_run(
+            store, settings, study["name"], rubric_choice.path, judge, both_orders
+        )
+    except ReviewAppError as exc:
+        st.error(str(exc))
+        return None
+
+
+def show_plan(plan) -> None:
+    # Drawn into one placeholder so the figures can be redrawn once a run has finished.
+    with plan_box.container():
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Calls to send", plan.n_missing)
+        m2.metric("Already stored", f"{plan.n_stored} / {plan.n_total}")
+        cost = plan.estimate.cost
+        m3.metric("Estimated cost", "unknown" if cost is None else f"${cost:.4f}")
+        st.caption(plan.line())
+
+
+plan = make_plan()
 if plan is not None:
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Calls to send", plan.n_missing)
-    m2.metric("Already stored", f"{plan.n_stored} / {plan.n_total}")
-    cost = plan.estimate.cost
-    m3.metric("Estimated cost", "unknown" if cost is None else f"${cost:.4f}")
-    st.caption(plan.line())
+    plan_box = st.empty()
+    show_plan(plan)
     start = st.button(
         "Start run" if plan.n_stored == 0 else "Resume run",
         key="judge_start",
@@ -99,6 +110,9 @@ if plan is not None:
                 st.warning(outcome.line() + ". Start the run again to send only the failed calls.")
                 for failure in outcome.failures[:20]:
                     st.text(failure)
+            plan = make_plan()
+            if plan is not None:
+                show_plan(plan)
 
 st.subheader("Runs")
 runs = services.judge_runs(store, settings, study["name"])
