@@ -50,7 +50,9 @@ def synthetic_frames(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     vote_pair = np.repeat(pair_ids, VOTES_PER_PAIR)
     vote_truth = np.repeat(truth, VOTES_PER_PAIR)
     noise = rng.random(len(vote_pair)) < 0.2
-    outcome = np.where(noise, rng.choice(np.array(["x", "y", "tie", "both_bad"]), len(vote_pair)), vote_truth)
+    outcome = np.where(
+        noise, rng.choice(np.array(["x", "y", "tie", "both_bad"]), len(vote_pair)), vote_truth
+    )
     reviewer = rng.integers(0, 40, len(vote_pair))
     # Two votes on one pair never come from the same reviewer.
     reviewer[1::2] = (reviewer[0::2] + 1 + rng.integers(0, 39, N_PAIRS)) % 40

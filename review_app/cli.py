@@ -236,6 +236,8 @@ def _serve(args, settings, store) -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
     raise SystemExit(subprocess.call(command, env=env))
@@ -256,6 +258,127 @@ def _demo(args, settings, store) -> None:
         _print(f"  {name:14} {link}")
     if not args.no_serve:
         _serve(args, settings, store)
+
+
+# ---- gate ----
+
+
+def add_gate_commands(sub: argparse._SubParsersAction) -> None:
+    from review_app.gate import COMPARATORS, METRICS
+
+    p = sub.add_parser("thresholds", help="pre-register, list and lock a study's gate thresholds")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add", help="add a threshold (after the lock: a recorded deviation)")
+    a.add_argument("--study", required=True)
+    a.add_argument("--metric", required=True, choices=list(METRICS))
+    a.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="metric parameter, e.g. system_a=finetuned (repeatable)",
+    )
+    a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
+    a.add_argument("--value", required=True, type=float)
+    a.add_argument("--by", default="cli", help="who makes the change (recorded)")
+    a.add_argument("--reason", default="", help="required once the thresholds are locked")
+    a.set_defaults(handler=_thresholds_add)
+    ls = actions.add_parser("list", help="list thresholds and the lock")
+    ls.add_argument("--study", required=True)
+    ls.set_defaults(handler=_thresholds_list)
+    lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
+    lk.add_argument("--study", required=True)
+    lk.add_argument("--by", required=True, help="who locks them (recorded)")
+    lk.set_defaults(handler=_thresholds_lock)
+    rm = actions.add_parser("remove", help="remove a threshold by id")
+    rm.add_argument("id", type=int)
+    rm.add_argument("--study", required=True)
+    rm.add_argument("--by", default="cli")
+    rm.add_argument("--reason", default="")
+    rm.set_defaults(handler=_thresholds_remove)
+
+    r = sub.add_parser("report", help="export the sign-off report")
+    r.add_argument("--study", required=True)
+    r.add_argument("--format", choices=services.REPORT_FORMATS, default="md")
+    r.add_argument("--output", help="file to write (default: standard output)")
+    r.set_defaults(handler=_report)
+
+    s = sub.add_parser("signoff", help="approve or reject the study as a signer")
+    s.add_argument("--study", required=True)
+    s.add_argument("--signer", required=True, help="name of a reviewer with the signer role")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"))
+    s.add_argument("--comment", required=True)
+    s.set_defaults(handler=_signoff)
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            from review_app.errors import InputError
+
+            raise InputError(f"--param {pair!r}: expected NAME=VALUE")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _thresholds_add(args, settings, store) -> None:
+    new_id = services.add_threshold(
+        store,
+        args.study,
+        args.metric,
+        _params(args.param),
+        args.comparator,
+        args.value,
+        args.by,
+        args.reason,
+    )
+    _print(f"threshold {new_id} added")
+
+
+def _thresholds_list(args, settings, store) -> None:
+    lock = services.threshold_lock(store, args.study)
+    for t in services.list_thresholds(store, args.study):
+        _print(f"{t['id']}\t{t['description']}")
+    if lock:
+        _print(
+            f"locked by {lock['locked_by']} at {lock['locked_at']} (hash {lock['content_hash']})"
+        )
+    else:
+        _print("not locked: outcome numbers stay hidden until the thresholds are locked")
+
+
+def _thresholds_lock(args, settings, store) -> None:
+    content_hash = services.lock_thresholds(store, args.study, args.by)
+    _print(f"locked; thresholds hash {content_hash}")
+
+
+def _thresholds_remove(args, settings, store) -> None:
+    services.remove_threshold(store, args.study, args.id, args.by, args.reason)
+    _print(f"threshold {args.id} removed")
+
+
+def _report(args, settings, store) -> None:
+    text = services.render_report(services.build_report(store, args.study, settings), args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _signoff(args, settings, store) -> None:
+    from review_app.errors import NotFound
+
+    signer = store.reviewer(args.signer)
+    if signer is None:
+        raise NotFound(f"no reviewer named {args.signer!r}")
+    report = services.sign_off(store, args.study, signer, args.decision, args.comment, settings)
+    last = report["signoffs"][-1]
+    _print(
+        f"{last['decision']} recorded for study {args.study} (report hash {last['report_hash']})"
+    )
 
 
 # ---- judge ----
@@ -390,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_commands(sub)
     add_study_commands(sub)
     add_reviewer_commands(sub)
+    add_gate_commands(sub)
     add_serve_commands(sub)
     add_judge_commands(sub)
     return parser

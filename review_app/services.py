@@ -26,8 +26,8 @@ from judge.runner import (
     render_call,
     run_judge,
 )
-from review_app import auth, importers
-from review_app.errors import Conflict, Forbidden, InputError, NotFound
+from review_app import auth, gate, importers
+from review_app.errors import Conflict, Forbidden, InputError, NotFound, OutcomesHidden
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -271,6 +271,453 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
     for name, role in DEMO_USERS:
         _, links[name] = add_reviewer(store, settings, name, role, DEMO_STUDY)
     return links
+
+
+# ---- statistics inputs ----
+
+
+def study_frames(store: Store, study_id: int, with_baselines: bool = True):
+    """(pairs, votes, verdicts) of a study, as the statistics functions take them. Baseline judges
+    without a stored run are synthesized, so they always stand beside the real judges."""
+    import pandas as pd
+
+    from review_app import stats
+
+    pairs = store.pairs_frame(study_id)
+    votes = store.votes_frame(study_id)
+    verdicts = store.verdicts_frame(study_id)
+    if with_baselines and not pairs.empty:
+        stored = set(verdicts["judge"]) if not verdicts.empty else set()
+        missing = [n for n in BASELINES if stats.BASELINE_PREFIX + n not in stored]
+        if missing:
+            synthetic = stats.baseline_verdicts(pairs, missing)
+            verdicts = (
+                pd.concat([verdicts, synthetic], ignore_index=True) if len(verdicts) else synthetic
+            )
+    return pairs, votes, verdicts
+
+
+# ---- gate ----
+
+FINAL_REVIEW_SIZE = 50
+FINAL_REVIEW_TOP = 10
+
+
+def candidate_system(store: Store, study_row: dict) -> str:
+    """The system the study decides on: the first system of its first comparison."""
+    comparisons = store.comparisons(study_row["id"])
+    if not comparisons:
+        raise NotFound(f"study {study_row['name']!r} has no comparisons")
+    return comparisons[0][0]
+
+
+def list_thresholds(store: Store, study: str) -> list[dict]:
+    study_row = store.require_study(study)
+    out = []
+    for row in store.thresholds(study_row["id"]):
+        t = gate.Threshold(row["metric"], row["params"], row["comparator"], row["value"])
+        out.append({"id": row["id"], "threshold": t, "description": t.describe()})
+    return out
+
+
+def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
+    """A starting set in the spirit of the usual ship bar: the candidate beats the reference
+    system, no regression suite drops more than 5 points, each real judge agrees with humans as
+    well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
+    largest category is taken as the target task; every other category as a regression suite."""
+    from review_app import stats
+
+    study_row = store.require_study(study)
+    comparisons = store.comparisons(study_row["id"])
+    if not comparisons:
+        return []
+    a, b = comparisons[0]
+    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    sizes = pairs.groupby("category").item_key.nunique().sort_values(ascending=False)
+    suites = sorted(sizes.index[1:]) if len(sizes) > 1 else []
+    specs = [
+        ("human_win_rate", {"system_a": a, "system_b": b}, ">=", 0.6),
+        ("human_win_rate_ci_low", {"system_a": a, "system_b": b}, ">=", 0.5),
+        ("max_regression_points", {"system_a": a, "system_b": b, "categories": suites}, "<=", 5.0),
+        ("final_review_acceptable_rate", {}, ">=", 0.9),
+    ]
+    judges = sorted(set(verdicts.judge)) if not verdicts.empty else []
+    for judge in (j for j in judges if not j.startswith(stats.BASELINE_PREFIX)):
+        specs += [
+            ("judge_agreement", {"judge": judge, "ties": "without"}, ">=", 0.8),
+            ("judge_agreement_vs_ceiling", {"judge": judge, "ties": "without"}, ">=", 0.0),
+            ("judge_beats_baseline", {"judge": judge, "baseline": "baseline/longest"}, ">", 0.0),
+        ]
+    return [gate.validate_threshold(*spec) for spec in specs]
+
+
+def add_recommended_thresholds(store: Store, study: str, by: str) -> int:
+    """Add the recommended set to a study that has no thresholds yet; returns how many."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.thresholds(study_row["id"]):
+            raise Conflict(f"study {study!r} already has thresholds; edit them instead")
+        chosen = recommended_thresholds(store, study)
+        for t in chosen:
+            store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
+    return len(chosen)
+
+
+def _require_reason_after_lock(store: Store, study_id: int, reason: str) -> bool:
+    locked = store.threshold_lock(study_id) is not None
+    if locked and not reason.strip():
+        raise InputError(
+            "the thresholds are locked: a change is recorded as a deviation and needs a reason"
+        )
+    return locked
+
+
+def add_threshold(
+    store: Store,
+    study: str,
+    metric: str,
+    params: dict,
+    comparator: str | None,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> int:
+    threshold = gate.validate_threshold(
+        metric,
+        params,
+        comparator or gate.METRICS.get(metric, gate.METRICS["human_win_rate"]).comparator,
+        value,
+    )
+    with store.transaction():
+        study_row = store.require_study(study)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        new_id = store.insert_threshold(
+            study_row["id"],
+            threshold.metric,
+            threshold.params,
+            threshold.comparator,
+            threshold.value,
+            by,
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, "(none)", threshold.describe(), reason)
+    return new_id
+
+
+def update_threshold(
+    store: Store,
+    study: str,
+    threshold_id: int,
+    comparator: str,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        before = gate.Threshold(
+            current["metric"], current["params"], current["comparator"], current["value"]
+        )
+        after = gate.validate_threshold(before.metric, before.params, comparator, value)
+        if after == before:
+            return
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.update_threshold(
+            threshold_id, after.metric, after.params, after.comparator, after.value
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, before.describe(), after.describe(), reason)
+
+
+def remove_threshold(
+    store: Store, study: str, threshold_id: int, by: str, reason: str = ""
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.delete_threshold(threshold_id)
+        if locked:
+            before = gate.Threshold(
+                current["metric"], current["params"], current["comparator"], current["value"]
+            )
+            store.insert_deviation(study_row["id"], by, before.describe(), "(removed)", reason)
+
+
+def _threshold_row(store: Store, study_row: dict, threshold_id: int) -> dict:
+    row = next((r for r in store.thresholds(study_row["id"]) if r["id"] == threshold_id), None)
+    if row is None:
+        raise NotFound(f"study {study_row['name']!r} has no threshold {threshold_id}")
+    return row
+
+
+def lock_thresholds(store: Store, study: str, by: str) -> str:
+    """Pre-register the study's thresholds (who, when, content hash); outcomes become visible."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.threshold_lock(study_row["id"]) is not None:
+            raise Conflict(f"the thresholds of study {study!r} are already locked")
+        thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+        if not thresholds:
+            raise InputError("add at least one threshold before locking")
+        content_hash = gate.thresholds_hash(thresholds)
+        store.insert_threshold_lock(
+            study_row["id"], by, content_hash, [t.key() for t in thresholds]
+        )
+    return content_hash
+
+
+def threshold_lock(store: Store, study: str) -> dict | None:
+    return store.threshold_lock(store.require_study(study)["id"])
+
+
+def outcomes_visible(store: Store, study: str) -> bool:
+    return threshold_lock(store, study) is not None
+
+
+def _require_outcomes_visible(store: Store, study_row: dict) -> None:
+    if store.threshold_lock(study_row["id"]) is None:
+        raise OutcomesHidden(
+            f"outcomes of study {study_row['name']!r} stay hidden until its thresholds are "
+            "locked, so the pass bar cannot be tuned to the results"
+        )
+
+
+def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
+    from review_app import stats
+
+    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    comparisons = store.comparisons(study_row["id"])
+    n_boot, seed = settings.bootstrap_resamples, settings.seed
+    calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
+    rates = stats.win_rates(pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot)
+    by_category = stats.category_win_rates(
+        pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot
+    )
+    marks = store.final_reviews(study_row["id"])
+    final = {"n": len(marks), "acceptable": sum(1 for m in marks if m["acceptable"])}
+    return gate.GateInputs(calibration, rates, by_category, final)
+
+
+def evaluate_gate(store: Store, study: str, settings: Settings) -> list[gate.ThresholdResult]:
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+    return gate.evaluate(thresholds, gate_inputs(store, study_row, settings))
+
+
+def study_results(store: Store, study: str, settings: Settings) -> dict:
+    """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    inputs = gate_inputs(store, study_row, settings)
+    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    candidate = candidate_system(store, study_row)
+    return {
+        "candidate": candidate,
+        "comparisons": store.comparisons(study_row["id"]),
+        "win_rates": inputs.win_rates,
+        "category_win_rates": inputs.category_win_rates,
+        "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
+        "by_length": gate.length_breakdown(pairs, votes, candidate),
+        "losses": gate.candidate_losses(pairs, votes, candidate),
+        "trend": study_trend(store, study_row, settings),
+    }
+
+
+def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
+    """Human win rates of every locked study on the same eval set, oldest first."""
+    from review_app import stats
+
+    rows = []
+    for other in store.studies():
+        if (
+            other["eval_set_id"] != study_row["eval_set_id"]
+            or store.threshold_lock(other["id"]) is None
+        ):
+            continue
+        pairs, votes, _ = study_frames(store, other["id"], with_baselines=False)
+        empty = store.verdicts_frame(other["id"]).iloc[0:0]
+        for w in stats.win_rates(
+            pairs,
+            votes,
+            empty,
+            store.comparisons(other["id"]),
+            seed=settings.seed,
+            n_boot=settings.bootstrap_resamples,
+        ):
+            rows.append(
+                {"study": other["name"], "created_at": other["created_at"]} | gate.win_rate_json(w)
+            )
+    return rows
+
+
+def final_review_sample(
+    store: Store,
+    study: str,
+    size: int = FINAL_REVIEW_SIZE,
+    top: int = FINAL_REVIEW_TOP,
+    settings: Settings | None = None,
+) -> list[dict]:
+    """The candidate's outputs the signer reviews: the `top` the judges rated highest, then a
+    seeded random sample of the rest, with the latest mark of each."""
+    import random
+
+    settings = settings or Settings.from_env()
+    study_row = store.require_study(study)
+    candidate = candidate_system(store, study_row)
+    outputs = store.outputs_of_system(study_row["eval_set_id"], candidate)
+    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    scores = gate.judge_preference(pairs, verdicts, candidate)
+    ranked = sorted(
+        (o for o in outputs if o["item_key"] in scores),
+        key=lambda o: (-scores[o["item_key"]], o["item_key"]),
+    )
+    chosen = ranked[:top]
+    chosen_ids = {o["output_id"] for o in chosen}
+    rest = [o for o in outputs if o["output_id"] not in chosen_ids]
+    random.Random(f"{settings.seed}:{study_row['name']}").shuffle(rest)
+    chosen += rest[: max(0, size - len(chosen))]
+    marks = {m["output_id"]: m for m in store.final_reviews(study_row["id"])}
+    top_ids = {o["output_id"] for o in ranked[:top]}
+    return [
+        o
+        | {
+            "system": candidate,
+            "judge_top": o["output_id"] in top_ids,
+            "mark": marks.get(o["output_id"]),
+        }
+        for o in chosen
+    ]
+
+
+def record_final_review(
+    store: Store, study: str, reviewer: dict, output_id: int, acceptable: bool, comment: str = ""
+) -> None:
+    require_role(reviewer, "signer")
+    with store.transaction():
+        study_row = store.require_study(study)
+        candidate = candidate_system(store, study_row)
+        valid = {
+            o["output_id"] for o in store.outputs_of_system(study_row["eval_set_id"], candidate)
+        }
+        if output_id not in valid:
+            raise NotFound(f"output {output_id} is not an output of {candidate} in study {study!r}")
+        store.insert_final_review(study_row["id"], output_id, reviewer["id"], acceptable, comment)
+
+
+def build_report(store: Store, study: str, settings: Settings) -> dict:
+    """The sign-off report: pinned hashes, thresholds and their results, statistics, final
+    review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
+    from review_app.store import now_iso
+
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    inputs = gate_inputs(store, study_row, settings)
+    thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+    results = gate.evaluate(thresholds, inputs)
+    lock = store.threshold_lock(study_row["id"])
+    es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
+    marks = store.final_reviews(study_row["id"])
+    overall = inputs.calibration.overall
+    runs = {r["label"]: r for r in store.runs_for_report(study_row["id"])}
+    judges = []
+    for j in overall.judges:
+        run = runs.get(j.judge, {})
+        judges.append(
+            {
+                "judge": j.judge,
+                "model": run.get("judge", j.judge),
+                "rubric": run.get("rubric"),
+                "rubric_version": run.get("rubric_version"),
+                "rubric_hash": run.get("rubric_hash") or None,
+                "source": run.get("source", "synthesized baseline"),
+                "n_verdicts": j.n_verdicts,
+                "n_unparsed": j.n_unparsed,
+                "agreement_with_ties": j.agreement_with_ties.to_json(),
+                "agreement_without_ties": j.agreement_without_ties.to_json(),
+                "cost": j.cost_total,
+            }
+        )
+    report = {
+        "study": study_row["name"],
+        "generated_at": now_iso(),
+        "eval_set": {
+            "name": es["name"],
+            "n_items": es["n_items"],
+            "content_hash": es["content_hash"],
+        },
+        "candidate": candidate_system(store, study_row),
+        "comparisons": [list(c) for c in store.comparisons(study_row["id"])],
+        "thresholds": {
+            "locked_at": lock["locked_at"],
+            "locked_by": lock["locked_by"],
+            "content_hash": lock["content_hash"],
+            "locked": json.loads(lock["thresholds"]),
+            "current": [t.key() for t in thresholds],
+        },
+        "deviations": store.deviations(study_row["id"]),
+        "results": [r.to_json() for r in results],
+        "gate_passed": bool(results) and all(r.passed for r in results),
+        "win_rates": [gate.win_rate_json(w) for w in inputs.win_rates],
+        "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
+        "human_agreement": {
+            "with_ties": overall.humans.agreement_with_ties.to_json(),
+            "without_ties": overall.humans.agreement_without_ties.to_json(),
+        },
+        "judges": judges,
+        "final_review": {
+            "system": candidate_system(store, study_row),
+            "n": inputs.final_review["n"],
+            "acceptable": inputs.final_review["acceptable"],
+            "rejected": [
+                {"item_id": m["item_key"], "comment": m["comment"], "reviewer": m["reviewer"]}
+                for m in marks
+                if not m["acceptable"]
+            ],
+        },
+    }
+    report["report_hash"] = gate.report_hash(report)
+    report["signoffs"] = store.signoffs(study_row["id"])
+    return report
+
+
+REPORT_FORMATS = ("md", "html", "json")
+
+
+def render_report(report: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
+    if fmt == "md":
+        return gate.render_markdown(report)
+    if fmt == "html":
+        return gate.render_html(report)
+    raise InputError(f"unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
+
+
+def sign_off(
+    store: Store, study: str, signer: dict, decision: str, comment: str, settings: Settings
+) -> dict:
+    """Append the signer's approval or rejection, pinning the report and its hash."""
+    require_role(signer, "signer")
+    if decision not in ("approve", "reject"):
+        raise InputError(f"decision {decision!r}: choose approve or reject")
+    if not comment.strip():
+        raise InputError("a sign-off needs a comment saying why")
+    report = build_report(store, study, settings)
+    with store.transaction():
+        study_row = store.require_study(study)
+        body = {k: v for k, v in report.items() if k != "signoffs"}
+        store.insert_signoff(
+            study_row["id"],
+            signer["id"],
+            decision,
+            comment.strip(),
+            report["report_hash"],
+            json.dumps(body, sort_keys=True, default=str),
+        )
+    return build_report(store, study, settings)
 
 
 # ---- judge ----

@@ -16,6 +16,8 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 PAGES = [
     ("home", "home.py", "Workspace", ":material/home:"),
     ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
+    ("results", "results.py", "Results", ":material/leaderboard:"),
+    ("gate", "gate.py", "Gate", ":material/verified:"),
 ]
 
 st.set_page_config(page_title="Review", page_icon=":material/balance:", layout="wide")
