@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from judge.errors import RateLimited, TransientError
+from judge.errors import RateLimited, RubricError, TransientError
 from judge.pricing import CHARS_PER_TOKEN, PriceTable, load_prices
 from judge.providers.base import Completion, JudgeRequest, Provider
-from judge.rubric import Rubric, RubricError
+from judge.rubric import Rubric
 from judge.verdict import Verdict, parse_verdict
 
 Sleep = Callable[[float], Awaitable[None]]

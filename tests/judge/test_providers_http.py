@@ -82,6 +82,13 @@ def test_structured_output_request_and_parsed_verdict(spec, server, general):
 
 
 @pytest.mark.parametrize("spec", PROVIDERS)
+def test_latency_of_the_answering_call_is_measured(spec, server, general):
+    server.script = [Reply(delay_s=0.15)]
+    results, _, _ = judge(spec, server, general)
+    assert results[0].latency_ms >= 150
+
+
+@pytest.mark.parametrize("spec", PROVIDERS)
 def test_cost_comes_from_the_price_table(spec, server, general):
     results, summary, _ = judge(spec, server, general)
     expected = {
