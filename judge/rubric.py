@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from judge.errors import RubricError
+from judge.verdict import parse_verdict
 
 Mode = Literal["pairwise", "pointwise"]
 
@@ -312,13 +313,8 @@ class _Validator:
         )
         examples = self.examples(data.get("examples", []), partial)
         canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
-        return Rubric(
-            **{
-                **partial.__dict__,
-                "examples": examples,
-                "content_hash": hashlib.sha256(canonical.encode()).hexdigest(),
-            }
-        )
+        content_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        return replace(partial, examples=examples, content_hash=content_hash)
 
     def check_variables(self, text: str, field: tuple[str | int, ...]) -> None:
         for variable in _VARIABLE.findall(text):
@@ -367,9 +363,6 @@ class _Validator:
         return tuple(result)
 
     def examples(self, value: Any, rubric: Rubric) -> tuple[Example, ...]:
-        # Imported here: verdict parsing depends on Rubric, and examples are checked with it.
-        from judge.verdict import parse_verdict
-
         if not isinstance(value, list):
             raise self.fail(("examples",), "expected a list of examples")
         result = []

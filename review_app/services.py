@@ -1053,7 +1053,7 @@ def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
     """The study's judge runs with totals, newest first. `missing` is how many calls a re-run
     would send; `cost` is None when the judge's price is unknown."""
     study_row = store.require_study(study)
-    n_pairs = len(store.pairs_frame(study_row["id"]))
+    n_pairs = store.study_counts(study_row["id"])["pairs"]
     prices = _prices(settings)
     runs = []
     for row in store.judge_run_totals(study_row["id"]):
