@@ -123,7 +123,23 @@ else:
     table["cost"] = table["cost"].map(lambda c: "unknown" if c is None else f"${c:.4f}")
     columns = ["id", "label", "status", "verdicts", "parsed", "unparsed", "missing"]
     columns += ["tokens_in", "tokens_out", "cost", "mean_latency_ms", "attempts", "finished_at"]
-    st.dataframe(table[columns], hide_index=True, key="judge_runs_table")
+    labels = {
+        "id": "Run",
+        "label": "Judge",
+        "status": "Status",
+        "verdicts": "Verdicts",
+        "parsed": "Parsed",
+        "unparsed": "Unparsed",
+        "missing": "Missing",
+        "tokens_in": "Tokens in",
+        "tokens_out": "Tokens out",
+        "cost": "Cost",
+        "attempts": "Attempts",
+        "finished_at": "Finished",
+    }
+    config = {name: st.column_config.Column(label) for name, label in labels.items()}
+    config["mean_latency_ms"] = st.column_config.NumberColumn("Mean latency (ms)", format="%.0f")
+    st.dataframe(table[columns], hide_index=True, column_config=config, key="judge_runs_table")
 
     st.subheader("Failures")
     failing = {
