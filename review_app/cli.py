@@ -492,6 +492,124 @@ def _signoff(args, settings, store) -> None:
     )
 
 
+# ---- judge ----
+
+
+def add_judge_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "judge",
+        help="judge a study's pairs with an LLM or baseline judge (resumes an earlier run)",
+        description="Judge every pair of a study, in both orders unless --single-order. Only "
+        "calls the run does not hold yet are sent, so re-running the same command resumes.",
+    )
+    p.add_argument("--study", required=True)
+    p.add_argument("--rubric", required=True, metavar="FILE", help="rubric YAML file")
+    p.add_argument(
+        "--judge",
+        required=True,
+        metavar="PROVIDER/MODEL",
+        help="openai/MODEL, anthropic/MODEL, or baseline/longest|shortest|first|random",
+    )
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="calls in flight")
+    p.add_argument("--rpm", type=int, metavar="N", help="at most N requests per minute")
+    p.add_argument("--tpm", type=int, metavar="N", help="at most N tokens per minute")
+    p.add_argument(
+        "--single-order",
+        action="store_true",
+        help="judge each pair once, in a seeded random order, instead of in both orders",
+    )
+    p.add_argument("--seed", type=int, metavar="N", help="seed (default $REVIEW_APP_SEED)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the calls and estimated cost; send nothing"
+    )
+    p.set_defaults(handler=_judge)
+
+    r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
+    r.add_argument("--study", required=True)
+    r.add_argument("--failures", type=int, metavar="RUN_ID", help="show a run's unparsed answers")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(handler=_judge_runs)
+
+
+class _ProgressBar:
+    """One self-rewriting line on a terminal; occasional plain lines when stderr is a file."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = p.elapsed_s
+        finished = p.done == p.total
+        if not finished and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        width = 30
+        filled = int(width * p.done / p.total) if p.total else width
+        cost = "cost ?" if p.cost_unknown else f"${p.cost:.4f}"
+        text = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} calls, "
+            f"{p.unparsed} unparsed, {p.failed} failed, {cost}, {now:.1f}s"
+        )
+        end = "\n" if finished or not self.tty else ""
+        print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+
+
+def _judge(args, settings, store) -> None:
+    both_orders = not args.single_order
+    plan = services.plan_judge_run(
+        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed
+    )
+    if args.dry_run:
+        _print(plan.line())
+        return
+    outcome = services.start_judge_run(
+        store,
+        settings,
+        args.study,
+        args.rubric,
+        args.judge,
+        both_orders=both_orders,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        on_progress=_ProgressBar(),
+        on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+    )
+    _print(outcome.line())
+    if outcome.failures:
+        for failure in outcome.failures[:10]:
+            print(f"failed: {failure}", file=sys.stderr)
+        raise ReviewAppError(
+            f"{len(outcome.failures)} calls failed after retries and were not stored; "
+            "run the same command again to send only those"
+        )
+
+
+def _judge_runs(args, settings, store) -> None:
+    if args.failures is not None:
+        rows = services.judge_run_failures(store, args.failures)
+        if args.json:
+            _print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        for row in rows:
+            _print(f"{row['item_key']} ({row['first_system']} first): {row['parse_error']}")
+            _print("  raw: " + (row["raw_text"] or "(empty)").replace("\n", "\n  "))
+        return
+    runs = services.judge_runs(store, settings, args.study)
+    if args.json:
+        _print(json.dumps(runs, indent=2))
+        return
+    for run in runs:
+        cost = "?" if run["cost"] is None else f"${run['cost']:.4f}"
+        missing = "" if run["missing"] is None else f", {run['missing']} missing"
+        _print(
+            f"{run['id']}\t{run['label']}\t{run['status']}\t{run['verdicts']} verdicts "
+            f"({run['unparsed']} unparsed{missing})\t{cost}"
+        )
+
+
 # ---- entry point ----
 
 
@@ -509,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gate_commands(sub)
     add_serve_commands(sub)
     add_calibration_commands(sub)
+    add_judge_commands(sub)
     return parser
 
 

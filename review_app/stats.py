@@ -1055,11 +1055,10 @@ def baseline_verdicts(
     """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
 
     Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
-    Reads `pair_id, item_key, system_x, system_y, len_x, len_y`. Every answer comes from
-    `baseline_choice`: a baseline that decides from lengths alone is asked once per length order
-    (first longer, equal, second longer), and `random` once per call with the key
-    "<item_key>:<system_x>:<system_y>:<first system>", so its coin flips are reproducible per seed
-    and the same for the same item in any study.
+    Reads `pair_id, system_x, system_y, len_x, len_y`. Every answer comes from `baseline_choice`:
+    a baseline that decides from lengths alone is asked once per length order (first longer,
+    equal, second longer), and `random` once per call with the key "<pair_id>:<first system>",
+    the key the judge runner gives the same call, so computed rows equal a stored run's.
     """
     if pairs.empty or not names:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
@@ -1069,7 +1068,6 @@ def baseline_verdicts(
     system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
     len_x = pairs["len_x"].to_numpy(dtype=np.int64)
     len_y = pairs["len_y"].to_numpy(dtype=np.int64)
-    item_keys = pairs["item_key"].astype(str).tolist()
     outcome_names = np.array(["x", "y", "tie"], dtype=object)
     frames = []
     for name in names:
@@ -1088,10 +1086,8 @@ def baseline_verdicts(
             else:
                 choices = np.array(
                     [
-                        baseline_choice(name, "", "", key=f"{item}:{sx}:{sy}:{fs}", seed=seed)
-                        for item, sx, sy, fs in zip(
-                            item_keys, system_x, system_y, shown_first, strict=True
-                        )
+                        baseline_choice(name, "", "", key=f"{pair_id}:{fs}", seed=seed)
+                        for pair_id, fs in zip(pair_ids, shown_first, strict=True)
                     ],
                     dtype=object,
                 )

@@ -15,6 +15,7 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 # (screen, file, title, icon); a role sees the screens ROLE_SCREENS grants it, in this order.
 PAGES = [
     ("home", "home.py", "Workspace", ":material/home:"),
+    ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
     ("calibration", "calibration.py", "Calibration", ":material/tune:"),
     ("disagreements", "disagreements.py", "Disagreements", ":material/compare_arrows:"),
     ("results", "results.py", "Results", ":material/leaderboard:"),

@@ -571,7 +571,7 @@ def test_baseline_verdicts_are_what_baseline_choice_says_for_every_call():
         pair = pairs.set_index("pair_id").loc[row.pair_id]
         first_text = pair["output_" + row.first]
         second_text = pair["output_" + ("y" if row.first == "x" else "x")]
-        key = f"{pair['item_key']}:base:finetuned:{systems[row.first]}"
+        key = f"{row.pair_id}:{systems[row.first]}"
         choice = baseline_choice(
             row.judge.removeprefix("baseline/"), first_text, second_text, key, seed=9
         )
