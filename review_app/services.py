@@ -673,24 +673,15 @@ def disagreements_csv(frame: pd.DataFrame) -> str:
 # ---- statistics inputs ----
 
 
-def study_frames(store: Store, study_id: int, with_baselines: bool = True):
-    """(pairs, votes, verdicts) of a study, as the statistics functions take them. Baseline judges
-    without a stored run are synthesized, so they always stand beside the real judges."""
-    import pandas as pd
-
-    from review_app import stats
-
-    pairs = store.pairs_frame(study_id)
-    votes = store.votes_frame(study_id)
-    verdicts = store.verdicts_frame(study_id)
-    if with_baselines and not pairs.empty:
-        stored = set(verdicts["judge"]) if not verdicts.empty else set()
-        missing = [n for n in BASELINES if stats.BASELINE_PREFIX + n not in stored]
-        if missing:
-            synthetic = stats.baseline_verdicts(pairs, missing)
-            verdicts = (
-                pd.concat([verdicts, synthetic], ignore_index=True) if len(verdicts) else synthetic
-            )
+def study_frames(store: Store, study_id: int, with_baselines: bool = True, seed: int | None = None):
+    """(pairs with texts, votes, verdicts) of a study, labelled exactly as on the calibration
+    screen, so the gate's numbers can never differ from it. Baselines without a stored run are
+    computed unless `with_baselines` is False."""
+    seed = Settings.from_env().seed if seed is None else seed
+    pairs, votes, verdicts, infos = _calibration_frames(store, study_id, seed, with_texts=True)
+    if not with_baselines:
+        computed = {label for label, info in infos.items() if info.source == COMPUTED_BASELINE}
+        verdicts = verdicts[~verdicts["judge"].isin(computed)].reset_index(drop=True)
     return pairs, votes, verdicts
 
 
@@ -722,8 +713,6 @@ def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
     system, no regression suite drops more than 5 points, each real judge agrees with humans as
     well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
     largest category is taken as the target task; every other category as a regression suite."""
-    from review_app import stats
-
     study_row = store.require_study(study)
     comparisons = store.comparisons(study_row["id"])
     if not comparisons:
@@ -882,9 +871,7 @@ def _require_outcomes_visible(store: Store, study_row: dict) -> None:
 
 
 def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
-    from review_app import stats
-
-    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
     comparisons = store.comparisons(study_row["id"])
     n_boot, seed = settings.bootstrap_resamples, settings.seed
     calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
@@ -909,7 +896,7 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
     study_row = store.require_study(study)
     _require_outcomes_visible(store, study_row)
     inputs = gate_inputs(store, study_row, settings)
-    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
     candidate = candidate_system(store, study_row)
     return {
         "candidate": candidate,
@@ -925,8 +912,6 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
 
 def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
     """Human win rates of every locked study on the same eval set, oldest first."""
-    from review_app import stats
-
     rows = []
     for other in store.studies():
         if (
@@ -965,7 +950,7 @@ def final_review_sample(
     study_row = store.require_study(study)
     candidate = candidate_system(store, study_row)
     outputs = store.outputs_of_system(study_row["eval_set_id"], candidate)
-    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    pairs, _, verdicts = study_frames(store, study_row["id"], False, settings.seed)
     scores = gate.judge_preference(pairs, verdicts, candidate)
     ranked = sorted(
         (o for o in outputs if o["item_key"] in scores),
