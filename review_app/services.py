@@ -255,8 +255,8 @@ def require_role(reviewer: dict, *roles: str) -> None:
 
 
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
-    """Load the demo eval set, study and example votes (idempotent) and return fresh personal
-    links for the demo users, by name."""
+    """Load the demo eval set, study, example votes and example judge verdicts (idempotent),
+    run the baseline judges, and return fresh personal links for the demo users, by name."""
     import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET)
     if store.study(DEMO_STUDY) is None:
         create_study(
@@ -269,6 +269,7 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
             criteria=["accuracy", "helpfulness", "tone", "format"],
         )
     import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
+    import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY)
     seed_demo_judges(store, settings)
     links = {}
     for name, role in DEMO_USERS:

@@ -366,7 +366,7 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
     assert set(document["by_category"]) == {"formatting", "reasoning", "safety", "support"}
     for name, section in document["by_category"].items():
         check_schema(section, SECTION, f"$.by_category.{name}")
-    assert [j["judge"] for j in document["judges"]] == [
+    assert [j["judge"] for j in document["judges"]] == ["example-llm-judge"] + [
         f"baseline/{name}" for name in stats.BASELINES
     ]
     assert document["n_comparisons"] == 128
@@ -440,7 +440,9 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
     ceiling = report.calibration.overall.humans.agreement_without_ties
     assert metrics["Agreement w/o ties"] == f"{ceiling.value:.2f}"
     judges = at.dataframe[0].value
-    assert list(judges["judge"]) == ["majority-judge"] + [f"baseline/{n}" for n in stats.BASELINES]
+    assert list(judges["judge"]) == ["example-llm-judge", "majority-judge"] + [
+        f"baseline/{n}" for n in stats.BASELINES
+    ]
     assert set(judges["human ceiling w/o ties"]) == {ceiling.value}
     row = judges.set_index("judge").loc["majority-judge"]
     assert (
@@ -507,8 +509,10 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     import_agreeing_judge(demo_store, tmp_path)
     at = open_page(demo_store, "disagreements.py")
     assert not at.exception
-    # Only the real judge is selected at first, and it agrees with the majority everywhere.
-    assert at.multiselect(key="disagreements_judges").value == ["majority-judge"]
+    # Only the real judges are selected at first; the one that agrees everywhere has none.
+    judges = at.multiselect(key="disagreements_judges")
+    assert judges.value == ["example-llm-judge", "majority-judge"]
+    judges.unselect("example-llm-judge").run()
     assert at.markdown[0].value == "**0 disagreements**"
 
     at.multiselect(key="disagreements_judges").select("baseline/longest").run()

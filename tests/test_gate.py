@@ -179,7 +179,11 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
-    assert {s["item_key"] for s in top} <= set(favourites)
+    pairs, _, verdicts = services.study_frames(locked, locked.require_study("demo")["id"], False)
+    scores = gate.judge_preference(pairs, verdicts, "finetuned")
+    rest = [scores.get(s["item_key"], 0) for s in sample[10:]]
+    assert min(scores[s["item_key"]] for s in top) >= max(rest)
+    assert scores["reasoning-001"] < 1.0 and "reasoning-001" not in {s["item_key"] for s in top}
     signer = reviewer(locked, "demo-signer")
     for s in sample[:4]:
         services.record_final_review(

@@ -50,9 +50,11 @@ def test_admin_sees_the_plan_and_the_seeded_baseline_runs(demo_store):
     table = at.dataframe[0].value
     assert set(table["label"]) == {
         f"baseline/{b}" for b in ("longest", "shortest", "first", "random")
-    }
-    assert set(table["status"]) == {"complete"}
-    assert "Every stored verdict parsed." in [c.value for c in at.caption]
+    } | {"example-llm-judge"}
+    assert set(table["status"]) == {"complete", "imported"}
+    # The example judge's four unparsed answers are listed with their raw text.
+    assert at.selectbox(key="judge_failures_run").value.endswith("example-llm-judge (4 unparsed)")
+    assert len(at.expander) == 4
 
 
 def test_starting_a_run_from_the_page_stores_its_verdicts(demo_store):

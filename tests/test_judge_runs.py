@@ -47,13 +47,15 @@ def test_demo_seeds_every_baseline_in_both_orders(demo_store, settings):
     # Seeding again is a no-op: nothing is judged twice.
     services.seed_demo(demo_store, settings)
     counts = demo_store.study_counts(demo_study(demo_store)["id"])
-    assert counts["judge_runs"] == 4 and counts["verdicts"] == 8 * n_pairs
+    # Four baseline runs plus the imported example judge (both orders of every pair).
+    assert counts["judge_runs"] == 5 and counts["verdicts"] == 8 * n_pairs + 2 * n_pairs
 
 
 def test_stored_baselines_match_the_statistics_own_baselines(demo_store):
     study_id = demo_study(demo_store)["id"]
     pairs = demo_store.pairs_frame(study_id)
     stored = demo_store.verdicts_frame(study_id)
+    stored = stored[stored.judge.str.startswith(stats.BASELINE_PREFIX)]
     expected = stats.baseline_verdicts(pairs)
     key = ["judge", "pair_id", "first_system", "outcome"]
     assert sorted(map(tuple, stored[key].values.tolist())) == sorted(
@@ -174,7 +176,7 @@ def test_missing_key_is_one_line_naming_the_variable(demo_store, settings, monke
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(InputError, match="ANTHROPIC_API_KEY"):
         services.start_judge_run(demo_store, settings, "demo", GENERAL, "anthropic/claude-opus-4-1")
-    assert demo_store.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 4
+    assert demo_store.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 5
 
 
 def test_rejected_key_marks_the_run_failed(demo_store, settings, server):
