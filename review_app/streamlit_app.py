@@ -14,6 +14,7 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 
 # (screen, file, title, icon); a role sees the screens ROLE_SCREENS grants it, in this order.
 PAGES = [
+    ("review", "review.py", "Review", ":material/rate_review:"),
     ("home", "home.py", "Workspace", ":material/home:"),
 ]
 
