@@ -236,6 +236,9 @@ def _serve(args, settings, store) -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # Reviewers need no developer menu (deploy, rerun, settings).
+        "--client.toolbarMode",
+        "minimal",
     ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
     raise SystemExit(subprocess.call(command, env=env))

@@ -13,13 +13,17 @@ from review_app.safe_markdown import render_markdown
 SCORES = [1, 2, 3, 4, 5]
 KEYS = (("A", "a"), ("B", "b"), ("tie", "t"), ("both_bad", "n"))
 STYLE = """<style>
-.review-output { font-size: 0.95rem; line-height: 1.5; overflow-wrap: anywhere; }
+.review-output { font-size: 0.95rem; line-height: 1.5; overflow-wrap: anywhere;
+  max-height: 46vh; overflow-y: auto; }
+.review-prompt { max-height: 20vh; }
+.review-output p:last-child { margin-bottom: 0; }
 .review-output pre { background: rgba(128,128,128,0.1); padding: 0.6rem; border-radius: 0.4rem;
   overflow-x: auto; white-space: pre; }
 .review-output table { border-collapse: collapse; margin: 0.5rem 0; }
 .review-output th, .review-output td { border: 1px solid rgba(128,128,128,0.4);
   padding: 0.2rem 0.5rem; }
-.review-output h1, .review-output h2, .review-output h3 { font-size: 1.1rem; margin: 0.6rem 0 0.3rem; }
+.review-output h1, .review-output h2, .review-output h3 { font-size: 1.05rem;
+  margin: 0.6rem 0 0.3rem; }
 .review-empty { color: gray; font-style: italic; }
 </style>"""
 
@@ -108,22 +112,27 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
     st.session_state[ui.REVIEW_NOTICE] = f"Vote {number} changed to: {services.CHOICES[choice]}."
 
 
-def _show_text(text: str, raw: bool) -> None:
+def _show_text(text: str, raw: bool, extra_class: str = "") -> None:
     if not text.strip():
         st.html('<div class="review-empty">(empty response)</div>')
     elif raw:
-        st.code(text, language=None, wrap_lines=True)
+        st.code(
+            text, language=None, wrap_lines=True, height=360 if text.count("\n") > 15 else "content"
+        )
     else:
-        st.html(f'<div class="review-output">{render_markdown(text)}</div>')
+        st.html(f'<div class="review-output {extra_class}">{render_markdown(text)}</div>')
 
 
 task = services.next_pair(store, settings, user["id"], study["id"])
 progress = services.review_progress(store, user["id"], study["id"])
 st.html(STYLE)
 
-head, counter = st.columns([3, 1], vertical_alignment="bottom")
-head.title("Which response is better?")
-counter.metric("Done", f"{progress.done} / {progress.assigned}", border=False)
+head, counter = st.columns([4, 1], vertical_alignment="bottom")
+head.markdown("#### Which response is better?")
+counter.markdown(
+    f"<div style='text-align:right'><b>{progress.done}</b> of {progress.assigned} done</div>",
+    unsafe_allow_html=True,
+)
 if progress.assigned:
     st.progress(min(progress.done / progress.assigned, 1.0))
 notice = st.session_state.get(ui.REVIEW_NOTICE)
@@ -139,9 +148,9 @@ else:
         st.session_state[ui.REVIEW_SHOWN] = (task.assignment_id, time.time())
     raw = st.toggle("Show raw text", key="raw-text")
 
-    st.subheader("Prompt")
+    st.markdown("**Prompt**")
     with st.container(border=True):
-        _show_text(task.prompt, raw)
+        _show_text(task.prompt, raw, "review-prompt")
     if task.reference is not None:
         with st.expander("Reference answer"):
             _show_text(task.reference, raw)
@@ -149,14 +158,23 @@ else:
     columns = st.columns(2, gap="medium")
     for column, side, text in ((columns[0], "A", task.text_a), (columns[1], "B", task.text_b)):
         with column:
-            st.subheader(f"Response {side}")
-            with st.container(height=460, border=True):
+            st.markdown(f"**Response {side}**")
+            with st.container(border=True):
                 _show_text(text, raw)
-            for index, name in enumerate(task.criteria):
-                st.segmented_control(
-                    f"{name.capitalize()} of {side} (1-5)",
+    if task.criteria:
+        st.markdown("**Ratings** (optional; 1 = poor, 5 = excellent)")
+        for index, name in enumerate(task.criteria):
+            label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
+            label.markdown(name.capitalize())
+            for column, side in ((score_a, "A"), (score_b, "B")):
+                column.segmented_control(
+                    f"{name.capitalize()} of {side}",
                     SCORES,
+                    format_func=lambda score, side=side: (
+                        f"{side} {score}" if score == 1 else str(score)
+                    ),
                     key=f"score-{slot}-{index}-{side}",
+                    label_visibility="collapsed",
                 )
 
     buttons = st.columns(6)
