@@ -737,8 +737,8 @@ class Store:
             return cursor.lastrowid
 
     def reviewer_votes(self, reviewer_id: int, study_id: int) -> list[dict]:
-        """The reviewer's current (latest, not retracted) app votes in the study, oldest first,
-        with the assignment they belong to."""
+        """The reviewer's current (latest, not retracted) app votes in the study, in the order
+        the pairs were handed to them, with the assignment they belong to."""
         return self._rows(
             "SELECT v.id AS vote_id, v.choice, v.criteria, v.rationale, v.flags, v.created_at,"
             " a.id AS assignment_id, a.position, i.prompt FROM votes v"
@@ -747,7 +747,7 @@ class Store:
             " WHERE v.reviewer_id = ? AND p.study_id = ? AND a.done = 1 AND v.winner IS NOT NULL"
             " AND v.id = (SELECT max(v2.id) FROM votes v2"
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            " ORDER BY v.id",
+            " ORDER BY a.id",
             [reviewer_id, study_id],
         )
 

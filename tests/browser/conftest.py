@@ -39,7 +39,16 @@ class AppServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, REVIEW_APP_DB=str(db), REVIEW_APP_BASE_URL=self.url)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "review_app.cli",
+                "--db",
+                str(db),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
