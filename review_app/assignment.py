@@ -5,7 +5,8 @@ the left. Pure functions; `services` reads the counts they need from the store a
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,18 +39,47 @@ def cached_queue_order(
     return order
 
 
-def choose_left(reviewer_balance: int, pair_x_left: int, pair_y_left: int, pair_id: int) -> str:
-    """'x' or 'y': which system of the pair (canonical order) to show on the left.
+@dataclass(frozen=True)
+class Candidate:
+    """A pair the reviewer may be handed, with how often each of its systems was shown left by
+    the reviewers who currently count towards its k reviews."""
 
-    `reviewer_balance` is (times x was shown left) - (times y was) for this reviewer within the
-    comparison. The reviewer's balance comes first, so each reviewer sees each system on the left
-    half the time within one, in every comparison. When the reviewer is balanced, the pair's own
-    live reviews decide (so its k reviews split evenly), then the pair id's parity (so across a
-    comparison the odd review out alternates sides)."""
-    if reviewer_balance > 0:
-        return "y"
-    if reviewer_balance < 0:
-        return "x"
-    if pair_x_left != pair_y_left:
-        return "x" if pair_x_left < pair_y_left else "y"
-    return "x" if pair_id % 2 == 0 else "y"
+    position: int
+    pair_id: int
+    comparison: tuple[str, str]
+    x_left: int
+    y_left: int
+
+
+def side_behind(x_left: int, y_left: int) -> str | None:
+    """'x' or 'y', whichever has been shown on the left less often; None when level."""
+    if x_left == y_left:
+        return None
+    return "x" if x_left < y_left else "y"
+
+
+def reviewer_side(balance: int) -> str | None:
+    """The side a reviewer must see on the left next; `balance` = x shown left - y shown left."""
+    return side_behind(max(balance, 0), max(-balance, 0))
+
+
+def choose(
+    candidates: Iterable[Candidate], reviewer_balance: Mapping[tuple[str, str], int]
+) -> tuple[Candidate, str] | None:
+    """The first candidate (in queue order) on which both the reviewer and the pair can stay
+    balanced, and the side ('x' or 'y') to show on its left; None when there is none.
+
+    A pair's reviews split evenly between the two orders (so with an even k every completed
+    pair, hence every comparison, is exactly balanced; with an odd k the odd review takes the
+    reviewer's side, or the pair id's parity when the reviewer is level). Among such pairs, the
+    reviewer takes one that also keeps them seeing each system on the left half the time, within
+    one. Only at the tail of a study, when the last open pairs all need the order this reviewer
+    has seen more often, does the caller fall back to the pair's side (`side_behind`)."""
+    for candidate in candidates:
+        needs = reviewer_side(reviewer_balance.get(candidate.comparison, 0))
+        pair_needs = side_behind(candidate.x_left, candidate.y_left)
+        if needs is None:
+            return candidate, pair_needs or ("x" if candidate.pair_id % 2 == 0 else "y")
+        if pair_needs in (None, needs):
+            return candidate, needs
+    return None

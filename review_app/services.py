@@ -264,6 +264,7 @@ FLAGS = {
 }
 OPEN, VOTED, SKIPPED, RELEASED = 0, 1, 2, 3
 _QUEUE_BATCH = 64
+_MATCH_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,9 @@ def _claim_next(
     store: Store, study: dict, reviewer_id: int, seed: int, now: float, lease: float
 ) -> int | None:
     """Walk the reviewer's queue from where they last took a pair (wrapping round, so pairs whose
-    leases ran out are offered again) and lease the first one that is free for them."""
+    leases ran out are offered again) and lease the first pair that is free for them and keeps
+    left/right balanced (see `assignment.choose`). When none turns up within `_MATCH_WINDOW` free
+    pairs, the first free pair is taken in the order that keeps that pair balanced."""
     order = assignment.cached_queue_order(
         (store.path, store.max_pair_id()),
         lambda: store.study_pair_ids(study["id"]),
@@ -338,6 +341,9 @@ def _claim_next(
     n = len(order)
     start = store.last_position(reviewer_id, study["id"]) + 1
     k = study["reviews_per_pair"]
+    balance = store.reviewer_left_balances(reviewer_id, study["id"], now)
+    fallback: assignment.Candidate | None = None
+    examined = 0
     for offset in range(0, n, _QUEUE_BATCH):
         positions = [(start + i) % n for i in range(offset, min(offset + _QUEUE_BATCH, n))]
         pair_ids = [int(order[pos]) for pos in positions]
@@ -348,20 +354,38 @@ def _claim_next(
         if not fresh:
             continue
         live = store.live_reviews([pid for _, pid in fresh], now)
-        for position, pair_id in fresh:
-            reviews = live[pair_id]
-            if reviews["n"] >= k:
-                continue
-            pair = store.pair_systems(pair_id)
-            balance = store.reviewer_left_balance(
-                reviewer_id, study["id"], pair["system_x"], pair["system_y"], now
+        free = [
+            assignment.Candidate(
+                pos,
+                pid,
+                (live[pid]["system_x"], live[pid]["system_y"]),
+                live[pid]["x_left"],
+                live[pid]["y_left"],
             )
-            side = assignment.choose_left(
-                balance, reviews["x_left"] or 0, reviews["y_left"] or 0, pair_id
-            )
-            shown_left = pair["system_x"] if side == "x" else pair["system_y"]
-            return store.insert_assignment(pair_id, reviewer_id, shown_left, position, lease)
-    return None
+            for pos, pid in fresh
+            if live[pid]["n"] < k
+        ]
+        chosen = assignment.choose(free, balance)
+        if chosen is not None:
+            candidate, side = chosen
+            return _lease(store, candidate, side, reviewer_id, lease)
+        fallback = fallback or (free[0] if free else None)
+        examined += len(free)
+        if fallback is not None and examined >= _MATCH_WINDOW:
+            break
+    if fallback is None:
+        return None
+    side = assignment.side_behind(fallback.x_left, fallback.y_left) or "x"
+    return _lease(store, fallback, side, reviewer_id, lease)
+
+
+def _lease(
+    store: Store, candidate: assignment.Candidate, side: str, reviewer_id: int, lease: float
+) -> int:
+    shown_left = candidate.comparison[0 if side == "x" else 1]
+    return store.insert_assignment(
+        candidate.pair_id, reviewer_id, shown_left, candidate.position, lease
+    )
 
 
 def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:

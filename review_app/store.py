@@ -617,9 +617,6 @@ class Store:
             )
             return [pair_id for (pair_id,) in cursor]
 
-    def pair_systems(self, pair_id: int) -> dict:
-        return self._one("SELECT system_x, system_y FROM pairs WHERE id = ?", [pair_id])
-
     def count_reviewer_votes(self, reviewer_id: int, study_id: int) -> int:
         """Pairs of the study on which the reviewer's latest vote is not retracted."""
         row = self._one(
@@ -667,8 +664,8 @@ class Store:
         return {r["pair_id"] for r in rows}
 
     def live_reviews(self, pair_ids: list[int], now: float) -> dict[int, dict]:
-        """pair id -> {n, x_left, y_left} over the reviewers who count towards the pair's k:
-        a current (not retracted) vote or an unexpired lease."""
+        """pair id -> {system_x, system_y, n, x_left, y_left} over the reviewers who count towards
+        the pair's k: a current (not retracted) vote or an unexpired lease."""
         marks = ",".join("?" * len(pair_ids))
         rows = self._rows(
             "WITH live AS ("
@@ -679,27 +676,30 @@ class Store:
             f" WHERE v.pair_id IN ({marks}) AND v.winner IS NOT NULL AND v.id = ("
             "  SELECT max(v2.id) FROM votes v2"
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            ") SELECT l.pair_id, count(DISTINCT l.reviewer_id) AS n,"
-            " sum(l.shown_left = p.system_x) AS x_left, sum(l.shown_left = p.system_y) AS y_left"
-            " FROM live l JOIN pairs p ON p.id = l.pair_id GROUP BY l.pair_id",
-            [*pair_ids, now, *pair_ids],
+            ") SELECT p.id AS pair_id, p.system_x, p.system_y, count(DISTINCT l.reviewer_id) AS n,"
+            " coalesce(sum(l.shown_left = p.system_x), 0) AS x_left,"
+            " coalesce(sum(l.shown_left = p.system_y), 0) AS y_left"
+            f" FROM pairs p LEFT JOIN live l ON l.pair_id = p.id WHERE p.id IN ({marks})"
+            " GROUP BY p.id",
+            [*pair_ids, now, *pair_ids, *pair_ids],
         )
-        found = {r["pair_id"]: r for r in rows}
-        return {pid: found.get(pid, {"n": 0, "x_left": 0, "y_left": 0}) for pid in pair_ids}
+        return {r["pair_id"]: r for r in rows}
 
-    def reviewer_left_balance(
-        self, reviewer_id: int, study_id: int, system_x: str, system_y: str, now: float
-    ) -> int:
-        """(times system_x was shown left) - (times system_y was) among the reviewer's live
-        assignments of this comparison."""
-        row = self._one(
-            "SELECT coalesce(sum(a.shown_left = p.system_x) - sum(a.shown_left = p.system_y), 0)"
-            " AS d FROM assignments a JOIN pairs p ON p.id = a.pair_id"
-            " WHERE a.reviewer_id = ? AND p.study_id = ? AND p.system_x = ? AND p.system_y = ?"
-            " AND (a.done = 1 OR (a.done = 0 AND a.leased_until > ?))",
-            [reviewer_id, study_id, system_x, system_y, now],
+    def reviewer_left_balances(
+        self, reviewer_id: int, study_id: int, now: float
+    ) -> dict[tuple[str, str], int]:
+        """(system_x, system_y) -> (times x was shown left) - (times y was), over the reviewer's
+        live assignments in the study."""
+        rows = self._rows(
+            "SELECT p.system_x, p.system_y,"
+            " sum(a.shown_left = p.system_x) - sum(a.shown_left = p.system_y) AS d"
+            " FROM assignments a JOIN pairs p ON p.id = a.pair_id"
+            " WHERE a.reviewer_id = ? AND p.study_id = ?"
+            " AND (a.done = 1 OR (a.done = 0 AND a.leased_until > ?))"
+            " GROUP BY p.system_x, p.system_y",
+            [reviewer_id, study_id, now],
         )
-        return row["d"]
+        return {(r["system_x"], r["system_y"]): r["d"] for r in rows}
 
     def insert_assignment(
         self, pair_id: int, reviewer_id: int, shown_left: str, position: int, leased_until: float

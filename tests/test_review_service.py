@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from review_app import services
+from review_app import assignment, services
 from review_app.errors import Conflict, InputError, NotFound
 from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, make_study
 
@@ -311,3 +311,19 @@ def test_progress_counts_done_and_assigned(store, settings, tmp_path):
     task = services.next_pair(store, settings, rid, study["id"])
     services.record_vote(store, settings, rid, task.assignment_id, "A")
     assert services.review_progress(store, rid, study["id"]) == services.ReviewProgress(1, 10)
+
+
+def test_choose_keeps_reviewer_and_pair_balanced():
+    comparison = ("x-sys", "y-sys")
+
+    def candidate(pair_id, x_left, y_left):
+        return assignment.Candidate(pair_id, pair_id, comparison, x_left, y_left)
+
+    # A level reviewer follows the pair; a level pair follows its id's parity.
+    assert assignment.choose([candidate(7, 1, 0)], {}) == (candidate(7, 1, 0), "y")
+    assert assignment.choose([candidate(8, 0, 0)], {})[1] == "x"
+    assert assignment.choose([candidate(9, 0, 0)], {})[1] == "y"
+    # A reviewer who saw x on the left more often needs y: the pair needing x waits.
+    picked = assignment.choose([candidate(1, 0, 1), candidate(2, 1, 0)], {comparison: 1})
+    assert picked == (candidate(2, 1, 0), "y")
+    assert assignment.choose([candidate(1, 0, 1)], {comparison: 1}) is None
