@@ -18,7 +18,8 @@ PAGES = [
     ("home", "home.py", "Workspace", ":material/home:"),
 ]
 
-st.set_page_config(page_title="Review", page_icon=":material/balance:", layout="wide")
+# An emoji icon is drawn locally; a :material/...: page icon is fetched from fonts.gstatic.com.
+st.set_page_config(page_title="Review", page_icon="⚖️", layout="wide")
 store = ui.get_store()
 user = ui.current_user(store)
 allowed = ROLE_SCREENS[user["role"]]

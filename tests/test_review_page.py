@@ -209,3 +209,15 @@ def test_a_finished_queue_says_so(store, settings, tmp_path):
     assert not at.exception
     assert "reviewed every pair" in at.success[-1].value
     assert len(store.votes_frame(study["id"])) == 2
+
+
+def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, token):
+    at = open_page(token)
+    at.button(key="vote-A").click().run()
+    # The next pair's buttons are not drawn yet when a fast key press arrives: the press comes
+    # with the previous pair's button, which must not turn into an edit of the vote just cast.
+    at.session_state["review_shown"] = None
+    at.button(key="vote-B").click().run()
+    assert not at.exception
+    assert [v["choice"] for v in store.vote_history(study["id"])] == ["A"]
+    assert "before the pair was shown" in at.warning[0].value

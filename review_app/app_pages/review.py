@@ -46,11 +46,21 @@ def _next_slot(notice: str | None = None) -> None:
     st.session_state[ui.REVIEW_NOTICE] = notice
 
 
-def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
+def _on_screen(assignment_id: int) -> bool:
+    """Whether the button pressed belongs to the pair now on screen. A key pressed while the
+    page is still redrawing arrives with the previous pair's button; acting on it would edit
+    the vote just cast, so it is ignored instead."""
     shown = st.session_state.get(ui.REVIEW_SHOWN)
-    ms_spent = None
     if shown and shown[0] == assignment_id:
-        ms_spent = int((time.time() - shown[1]) * 1000)
+        return True
+    st.session_state[ui.REVIEW_NOTICE] = "Not saved: that key came before the pair was shown."
+    return False
+
+
+def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
+    if not _on_screen(assignment_id):
+        return
+    ms_spent = int((time.time() - st.session_state[ui.REVIEW_SHOWN][1]) * 1000)
     scores = {}
     for index, name in enumerate(criteria):
         sides = {}
@@ -80,6 +90,8 @@ def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
 
 
 def _skip(assignment_id: int) -> None:
+    if not _on_screen(assignment_id):
+        return
     try:
         services.skip_pair(store, user["id"], assignment_id)
     except ReviewAppError as exc:

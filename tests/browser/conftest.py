@@ -105,3 +105,11 @@ def start_server(db: Path):
 def wait_for_pair(page, timeout: float = 20_000) -> None:
     """Wait until the review screen shows a pair (the real buttons, not the skeleton)."""
     page.get_by_role("button", name="A is better").wait_for(timeout=timeout)
+    wait_idle(page, timeout)
+
+
+def wait_idle(page, timeout: float = 20_000) -> None:
+    """Wait until the app's script run has finished (the whole page is drawn)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        timeout=timeout
+    )
