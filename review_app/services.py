@@ -368,7 +368,7 @@ def _claim_next(
         chosen = assignment.choose(free, balance)
         if chosen is not None:
             candidate, side = chosen
-            return _lease(store, candidate, side, reviewer_id, lease)
+            return _lease(store, candidate, side, reviewer_id, study["id"], lease)
         fallback = fallback or (free[0] if free else None)
         examined += len(free)
         if fallback is not None and examined >= _MATCH_WINDOW:
@@ -376,15 +376,25 @@ def _claim_next(
     if fallback is None:
         return None
     side = assignment.side_behind(fallback.x_left, fallback.y_left) or "x"
-    return _lease(store, fallback, side, reviewer_id, lease)
+    return _lease(store, fallback, side, reviewer_id, study["id"], lease)
 
 
 def _lease(
-    store: Store, candidate: assignment.Candidate, side: str, reviewer_id: int, lease: float
+    store: Store,
+    candidate: assignment.Candidate,
+    side: str,
+    reviewer_id: int,
+    study_id: int,
+    lease: float,
 ) -> int:
-    shown_left = candidate.comparison[0 if side == "x" else 1]
+    x, y = candidate.comparison
     return store.insert_assignment(
-        candidate.pair_id, reviewer_id, shown_left, candidate.position, lease
+        candidate.pair_id,
+        reviewer_id,
+        study_id,
+        (x, y) if side == "x" else (y, x),
+        candidate.position,
+        lease,
     )
 
 
@@ -449,8 +459,7 @@ def record_vote(
                     "this pair was reserved for you for "
                     f"{settings.lease_minutes:g} minutes and has since been reviewed by others"
                 )
-        shown_left = handed["shown_left"]
-        shown_right = handed["system_y"] if shown_left == handed["system_x"] else handed["system_x"]
+        shown_left, shown_right = handed["shown_left"], handed["shown_right"]
         by_side = {"A": shown_left, "B": shown_right}
         allowed = set(json.loads(study["criteria"] or "[]"))
         scores: dict[str, dict[str, int]] = {}
@@ -499,17 +508,16 @@ def undo_last_vote(
     on their screen. False when there is nothing to undo."""
     now = time.time() if now is None else now
     with store.transaction():
-        votes = store.reviewer_votes(reviewer_id, study_id)
-        if not votes:
+        last = store.last_vote(reviewer_id, study_id)
+        if last is None:
             return False
-        last = max(votes, key=lambda v: v["vote_id"])
         handed = store.assignment(last["assignment_id"])
         store.insert_vote(
             {
                 "pair_id": handed["pair_id"],
                 "reviewer_id": reviewer_id,
                 "shown_left": handed["shown_left"],
-                "shown_right": None,
+                "shown_right": handed["shown_right"],
                 "choice": "retracted",
                 "winner": None,
                 "source": "app",
@@ -521,16 +529,14 @@ def undo_last_vote(
     return True
 
 
-def my_votes(store: Store, reviewer_id: int, study_id: int) -> list[dict]:
-    """The reviewer's current votes, oldest first, numbered from 1: {number, assignment_id,
-    choice, prompt, rationale, flags, criteria ({criterion: {"A"/"B": score}})}."""
+def my_votes(store: Store, reviewer_id: int, study_id: int, limit: int = 50) -> list[dict]:
+    """The reviewer's `limit` most recent votes, newest first, numbered in the order the pairs
+    were handed to them (1 = first): {number, assignment_id, choice, prompt, rationale, flags,
+    criteria ({criterion: {"A"/"B": score}})}. Nothing in them names a system."""
     rows = []
-    for number, vote in enumerate(store.reviewer_votes(reviewer_id, study_id), start=1):
-        handed = store.assignment(vote["assignment_id"])
-        side_of = {handed["shown_left"]: "A"}
-        side_of[
-            handed["system_y"] if handed["shown_left"] == handed["system_x"] else handed["system_x"]
-        ] = "B"
+    number = store.count_voted(reviewer_id, study_id)
+    for vote in store.reviewer_votes(reviewer_id, study_id, limit):
+        side_of = {vote["shown_left"]: "A", vote["shown_right"]: "B"}
         criteria = {
             name: {side_of[system]: score for system, score in by_system.items()}
             for name, by_system in json.loads(vote["criteria"] or "{}").items()
@@ -546,16 +552,25 @@ def my_votes(store: Store, reviewer_id: int, study_id: int) -> list[dict]:
                 "criteria": criteria,
             }
         )
+        number -= 1
     return rows
+
+
+def votes_done(store: Store, reviewer_id: int, study_id: int) -> int:
+    """Pairs of the study the reviewer has voted on in the app (undone votes excluded)."""
+    return store.count_voted(reviewer_id, study_id)
 
 
 def review_progress(
     store: Store, reviewer_id: int, study_id: int, now: float | None = None
 ) -> ReviewProgress:
-    """Votes done by the reviewer, and how many they were or can still be handed."""
+    """Votes done by the reviewer, and how many pairs they were or can still be handed. The
+    second figure reads every vote of the study (about a second at 200,000 votes): the page
+    keeps it for a few minutes; it stays put while the reviewer works, since each vote moves
+    one pair from "still to hand out" to "done"."""
     now = time.time() if now is None else now
     study = store.study_by_id(study_id)
-    done = store.count_reviewer_votes(reviewer_id, study_id)
+    done = store.count_voted(reviewer_id, study_id)
     remaining = store.remaining_for_reviewer(reviewer_id, study_id, study["reviews_per_pair"], now)
     open_now = len(store.open_assignments(reviewer_id, study_id))
     return ReviewProgress(done=done, assigned=done + open_now + remaining)

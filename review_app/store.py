@@ -617,17 +617,6 @@ class Store:
             )
             return [pair_id for (pair_id,) in cursor]
 
-    def count_reviewer_votes(self, reviewer_id: int, study_id: int) -> int:
-        """Pairs of the study on which the reviewer's latest vote is not retracted."""
-        row = self._one(
-            "SELECT count(*) AS n FROM votes v JOIN pairs p ON p.id = v.pair_id"
-            " WHERE v.reviewer_id = ? AND p.study_id = ? AND v.winner IS NOT NULL"
-            " AND v.id = (SELECT max(v2.id) FROM votes v2"
-            "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)",
-            [reviewer_id, study_id],
-        )
-        return row["n"]
-
     def assignment(self, assignment_id: int) -> dict | None:
         return self._one(
             "SELECT a.*, p.study_id, p.system_x, p.system_y FROM assignments a "
@@ -638,20 +627,26 @@ class Store:
     def open_assignments(self, reviewer_id: int, study_id: int) -> list[dict]:
         """The reviewer's open assignments in the study, the most recently leased first."""
         return self._rows(
-            "SELECT a.*, p.system_x, p.system_y FROM assignments a "
-            "JOIN pairs p ON p.id = a.pair_id "
-            "WHERE a.reviewer_id = ? AND a.done = 0 AND p.study_id = ? "
-            "ORDER BY a.leased_until DESC, a.id DESC",
+            "SELECT * FROM assignments WHERE reviewer_id = ? AND study_id = ? AND done = 0 "
+            "ORDER BY leased_until DESC, id DESC",
             [reviewer_id, study_id],
         )
 
     def last_position(self, reviewer_id: int, study_id: int) -> int:
         row = self._one(
-            "SELECT max(a.position) AS m FROM assignments a JOIN pairs p ON p.id = a.pair_id "
-            "WHERE a.reviewer_id = ? AND p.study_id = ?",
+            "SELECT max(position) AS m FROM assignments WHERE reviewer_id = ? AND study_id = ?",
             [reviewer_id, study_id],
         )
         return -1 if row["m"] is None else row["m"]
+
+    def count_voted(self, reviewer_id: int, study_id: int) -> int:
+        """Pairs of the study the reviewer voted on in the app (and did not undo)."""
+        row = self._one(
+            "SELECT count(*) AS n FROM assignments WHERE reviewer_id = ? AND study_id = ? "
+            "AND done = 1",
+            [reviewer_id, study_id],
+        )
+        return row["n"]
 
     def seen_pairs(self, reviewer_id: int, pair_ids: list[int]) -> set[int]:
         """Which of `pair_ids` the reviewer was ever handed or voted on (imports included)."""
@@ -690,24 +685,33 @@ class Store:
     ) -> dict[tuple[str, str], int]:
         """(system_x, system_y) -> (times x was shown left) - (times y was), over the reviewer's
         live assignments in the study."""
-        rows = self._rows(
-            "SELECT p.system_x, p.system_y,"
-            " sum(a.shown_left = p.system_x) - sum(a.shown_left = p.system_y) AS d"
-            " FROM assignments a JOIN pairs p ON p.id = a.pair_id"
-            " WHERE a.reviewer_id = ? AND p.study_id = ?"
-            " AND (a.done = 1 OR (a.done = 0 AND a.leased_until > ?))"
-            " GROUP BY p.system_x, p.system_y",
+        balance: dict[tuple[str, str], int] = {}
+        for row in self._rows(
+            "SELECT shown_left, shown_right, count(*) AS n FROM assignments"
+            " WHERE reviewer_id = ? AND study_id = ?"
+            " AND (done = 1 OR (done = 0 AND leased_until > ?)) GROUP BY shown_left, shown_right",
             [reviewer_id, study_id, now],
-        )
-        return {(r["system_x"], r["system_y"]): r["d"] for r in rows}
+        ):
+            comparison = tuple(sorted((row["shown_left"], row["shown_right"])))
+            sign = 1 if row["shown_left"] == comparison[0] else -1
+            balance[comparison] = balance.get(comparison, 0) + sign * row["n"]
+        return balance
 
     def insert_assignment(
-        self, pair_id: int, reviewer_id: int, shown_left: str, position: int, leased_until: float
+        self,
+        pair_id: int,
+        reviewer_id: int,
+        study_id: int,
+        shown: tuple[str, str],
+        position: int,
+        leased_until: float,
+        done: int = 0,
     ) -> int:
+        """Hand a pair to a reviewer; `shown` = (system on the left, system on the right)."""
         cursor = self.db.execute(
-            "INSERT INTO assignments (pair_id, reviewer_id, shown_left, position, leased_until, "
-            "done, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)",
-            [pair_id, reviewer_id, shown_left, position, leased_until, now_iso()],
+            "INSERT INTO assignments (pair_id, reviewer_id, study_id, shown_left, shown_right, "
+            "position, leased_until, done, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [pair_id, reviewer_id, study_id, *shown, position, leased_until, done, now_iso()],
         )
         return cursor.lastrowid
 
@@ -736,18 +740,28 @@ class Store:
             )
             return cursor.lastrowid
 
-    def reviewer_votes(self, reviewer_id: int, study_id: int) -> list[dict]:
-        """The reviewer's current (latest, not retracted) app votes in the study, in the order
-        the pairs were handed to them, with the assignment they belong to."""
+    def reviewer_votes(self, reviewer_id: int, study_id: int, limit: int) -> list[dict]:
+        """The reviewer's `limit` most recently handed pairs that hold a current app vote, newest
+        first: the vote, its assignment and the prompt."""
         return self._rows(
             "SELECT v.id AS vote_id, v.choice, v.criteria, v.rationale, v.flags, v.created_at,"
-            " a.id AS assignment_id, a.position, i.prompt FROM votes v"
-            " JOIN assignments a ON a.pair_id = v.pair_id AND a.reviewer_id = v.reviewer_id"
-            " JOIN pairs p ON p.id = v.pair_id JOIN items i ON i.id = p.item_id"
-            " WHERE v.reviewer_id = ? AND p.study_id = ? AND a.done = 1 AND v.winner IS NOT NULL"
-            " AND v.id = (SELECT max(v2.id) FROM votes v2"
-            "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            " ORDER BY a.id",
+            " a.id AS assignment_id, a.shown_left, a.shown_right, i.prompt FROM assignments a"
+            " JOIN votes v ON v.id = (SELECT max(v2.id) FROM votes v2"
+            "  WHERE v2.pair_id = a.pair_id AND v2.reviewer_id = a.reviewer_id)"
+            " JOIN pairs p ON p.id = a.pair_id JOIN items i ON i.id = p.item_id"
+            " WHERE a.reviewer_id = ? AND a.study_id = ? AND a.done = 1"
+            " ORDER BY a.id DESC LIMIT ?",
+            [reviewer_id, study_id, limit],
+        )
+
+    def last_vote(self, reviewer_id: int, study_id: int) -> dict | None:
+        """The reviewer's most recent current app vote in the study, with its assignment."""
+        return self._one(
+            "SELECT v.id AS vote_id, a.id AS assignment_id, a.pair_id, a.shown_left"
+            " FROM votes v JOIN assignments a ON a.pair_id = v.pair_id"
+            " AND a.reviewer_id = v.reviewer_id"
+            " WHERE v.reviewer_id = ? AND a.study_id = ? AND a.done = 1 AND v.winner IS NOT NULL"
+            " ORDER BY v.id DESC LIMIT 1",
             [reviewer_id, study_id],
         )
 

@@ -250,14 +250,14 @@ def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_
         services.next_pair(store, settings, rid, study["id"]).assignment_id,
         "A",
     )
-    [earlier, _] = services.my_votes(store, rid, study["id"])
+    [_, earlier] = services.my_votes(store, rid, study["id"])  # newest first
     assert earlier["number"] == 1 and earlier["choice"] == "A"
     services.record_vote(store, settings, rid, earlier["assignment_id"], "B", rationale="changed")
     history = store.vote_history(study["id"])
     assert len(history) == 3 and history[2]["supersedes"] == history[0]["id"]
     frame = store.votes_frame(study["id"])
     assert len(frame) == 2
-    assert services.my_votes(store, rid, study["id"])[0]["choice"] == "B"
+    assert [v["choice"] for v in services.my_votes(store, rid, study["id"])] == ["A", "B"]
 
 
 def test_another_reviewers_pair_cannot_be_voted(store, settings, tmp_path):

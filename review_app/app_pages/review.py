@@ -135,18 +135,26 @@ def _show_text(text: str, raw: bool, extra_class: str = "") -> None:
         st.html(f'<div class="review-output {extra_class}">{render_markdown(text)}</div>')
 
 
+@st.cache_data(ttl=300, max_entries=256, show_spinner=False)
+def _assigned(db_path: str, study_id: int, reviewer_id: int) -> int:
+    # Reads every vote of the study; the figure stays put while the reviewer works (each vote
+    # moves one pair from "to hand out" to "done"), so a few minutes' cache is faithful.
+    return services.review_progress(store, reviewer_id, study_id).assigned
+
+
 task = services.next_pair(store, settings, user["id"], study["id"])
-progress = services.review_progress(store, user["id"], study["id"])
+done = services.votes_done(store, user["id"], study["id"])
+assigned = max(done, _assigned(store.path, study["id"], user["id"]))
 st.html(STYLE)
 
 head, counter = st.columns([4, 1], vertical_alignment="bottom")
 head.markdown("#### Which response is better?")
 counter.markdown(
-    f"<div style='text-align:right'><b>{progress.done}</b> of {progress.assigned} done</div>",
+    f"<div style='text-align:right'><b>{done}</b> of {assigned} done</div>",
     unsafe_allow_html=True,
 )
-if progress.assigned:
-    st.progress(min(progress.done / progress.assigned, 1.0))
+if assigned:
+    st.progress(min(done / assigned, 1.0))
 notice = st.session_state.get(ui.REVIEW_NOTICE)
 if notice:
     (st.warning if notice.startswith("Not ") else st.success)(notice)
@@ -231,7 +239,7 @@ if earlier:
         by_number = {vote["number"]: vote for vote in earlier}
         number = st.selectbox(
             "Vote",
-            list(reversed(by_number)),
+            list(by_number),
             format_func=lambda n: (
                 f"{n}. {services.CHOICES[by_number[n]['choice']]} · {by_number[n]['prompt'][:70]}"
             ),
