@@ -236,9 +236,8 @@ def _serve(args, settings, store) -> None:
         "true",
         "--browser.gatherUsageStats",
         "false",
-        # Reviewers need no developer menu (deploy, rerun, settings).
         "--client.toolbarMode",
-        "minimal",
+        "viewer",
     ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
     raise SystemExit(subprocess.call(command, env=env))
@@ -261,6 +260,245 @@ def _demo(args, settings, store) -> None:
         _serve(args, settings, store)
 
 
+# ---- gate ----
+
+
+def add_gate_commands(sub: argparse._SubParsersAction) -> None:
+    from review_app.gate import COMPARATORS, METRICS
+
+    p = sub.add_parser("thresholds", help="pre-register, list and lock a study's gate thresholds")
+    actions = p.add_subparsers(dest="action", required=True)
+    a = actions.add_parser("add", help="add a threshold (after the lock: a recorded deviation)")
+    a.add_argument("--study", required=True)
+    a.add_argument("--metric", required=True, choices=list(METRICS))
+    a.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="metric parameter, e.g. system_a=finetuned (repeatable)",
+    )
+    a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
+    a.add_argument("--value", required=True, type=float)
+    a.add_argument("--by", default="cli", help="who makes the change (recorded)")
+    a.add_argument("--reason", default="", help="required once the thresholds are locked")
+    a.set_defaults(handler=_thresholds_add)
+    ls = actions.add_parser("list", help="list thresholds and the lock")
+    ls.add_argument("--study", required=True)
+    ls.set_defaults(handler=_thresholds_list)
+    lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
+    lk.add_argument("--study", required=True)
+    lk.add_argument("--by", required=True, help="who locks them (recorded)")
+    lk.set_defaults(handler=_thresholds_lock)
+    rm = actions.add_parser("remove", help="remove a threshold by id")
+    rm.add_argument("id", type=int)
+    rm.add_argument("--study", required=True)
+    rm.add_argument("--by", default="cli")
+    rm.add_argument("--reason", default="")
+    rm.set_defaults(handler=_thresholds_remove)
+
+    r = sub.add_parser("report", help="export the sign-off report")
+    r.add_argument("--study", required=True)
+    r.add_argument("--format", choices=services.REPORT_FORMATS, default="md")
+    r.add_argument("--output", help="file to write (default: standard output)")
+    r.set_defaults(handler=_report)
+
+    s = sub.add_parser("signoff", help="approve or reject the study as a signer")
+    s.add_argument("--study", required=True)
+    s.add_argument("--signer", required=True, help="name of a reviewer with the signer role")
+    s.add_argument("--decision", required=True, choices=("approve", "reject"))
+    s.add_argument("--comment", required=True)
+    s.set_defaults(handler=_signoff)
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            from review_app.errors import InputError
+
+            raise InputError(f"--param {pair!r}: expected NAME=VALUE")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _thresholds_add(args, settings, store) -> None:
+    new_id = services.add_threshold(
+        store,
+        args.study,
+        args.metric,
+        _params(args.param),
+        args.comparator,
+        args.value,
+        args.by,
+        args.reason,
+    )
+    _print(f"threshold {new_id} added")
+
+
+def _thresholds_list(args, settings, store) -> None:
+    lock = services.threshold_lock(store, args.study)
+    for t in services.list_thresholds(store, args.study):
+        _print(f"{t['id']}\t{t['description']}")
+    if lock:
+        _print(
+            f"locked by {lock['locked_by']} at {lock['locked_at']} (hash {lock['content_hash']})"
+        )
+    else:
+        _print("not locked: outcome numbers stay hidden until the thresholds are locked")
+
+
+def _thresholds_lock(args, settings, store) -> None:
+    content_hash = services.lock_thresholds(store, args.study, args.by)
+    _print(f"locked; thresholds hash {content_hash}")
+
+
+def _thresholds_remove(args, settings, store) -> None:
+    services.remove_threshold(store, args.study, args.id, args.by, args.reason)
+    _print(f"threshold {args.id} removed")
+
+
+def _report(args, settings, store) -> None:
+    text = services.render_report(services.build_report(store, args.study, settings), args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _signoff(args, settings, store) -> None:
+    from review_app.errors import NotFound
+
+    signer = store.reviewer(args.signer)
+    if signer is None:
+        raise NotFound(f"no reviewer named {args.signer!r}")
+    report = services.sign_off(store, args.study, signer, args.decision, args.comment, settings)
+    last = report["signoffs"][-1]
+    _print(
+        f"{last['decision']} recorded for study {args.study} (report hash {last['report_hash']})"
+    )
+
+
+# ---- judge ----
+
+
+def add_judge_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "judge",
+        help="judge a study's pairs with an LLM or baseline judge (resumes an earlier run)",
+        description="Judge every pair of a study, in both orders unless --single-order. Only "
+        "calls the run does not hold yet are sent, so re-running the same command resumes.",
+    )
+    p.add_argument("--study", required=True)
+    p.add_argument("--rubric", required=True, metavar="FILE", help="rubric YAML file")
+    p.add_argument(
+        "--judge",
+        required=True,
+        metavar="PROVIDER/MODEL",
+        help="openai/MODEL, anthropic/MODEL, or baseline/longest|shortest|first|random",
+    )
+    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="calls in flight")
+    p.add_argument("--rpm", type=int, metavar="N", help="at most N requests per minute")
+    p.add_argument("--tpm", type=int, metavar="N", help="at most N tokens per minute")
+    p.add_argument(
+        "--single-order",
+        action="store_true",
+        help="judge each pair once, in a seeded random order, instead of in both orders",
+    )
+    p.add_argument("--seed", type=int, metavar="N", help="seed (default $REVIEW_APP_SEED)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the calls and estimated cost; send nothing"
+    )
+    p.set_defaults(handler=_judge)
+
+    r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
+    r.add_argument("--study", required=True)
+    r.add_argument("--failures", type=int, metavar="RUN_ID", help="show a run's unparsed answers")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(handler=_judge_runs)
+
+
+class _ProgressBar:
+    """One self-rewriting line on a terminal; occasional plain lines when stderr is a file."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p) -> None:
+        now = p.elapsed_s
+        finished = p.done == p.total
+        if not finished and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        width = 30
+        filled = int(width * p.done / p.total) if p.total else width
+        cost = "cost ?" if p.cost_unknown else f"${p.cost:.4f}"
+        text = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} calls, "
+            f"{p.unparsed} unparsed, {p.failed} failed, {cost}, {now:.1f}s"
+        )
+        end = "\n" if finished or not self.tty else ""
+        print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
+
+
+def _judge(args, settings, store) -> None:
+    both_orders = not args.single_order
+    plan = services.plan_judge_run(
+        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed
+    )
+    if args.dry_run:
+        _print(plan.line())
+        return
+    outcome = services.start_judge_run(
+        store,
+        settings,
+        args.study,
+        args.rubric,
+        args.judge,
+        both_orders=both_orders,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        on_progress=_ProgressBar(),
+        on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+    )
+    _print(outcome.line())
+    if outcome.failures:
+        for failure in outcome.failures[:10]:
+            print(f"failed: {failure}", file=sys.stderr)
+        raise ReviewAppError(
+            f"{len(outcome.failures)} calls failed after retries and were not stored; "
+            "run the same command again to send only those"
+        )
+
+
+def _judge_runs(args, settings, store) -> None:
+    if args.failures is not None:
+        rows = services.judge_run_failures(store, args.failures)
+        if args.json:
+            _print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        for row in rows:
+            _print(f"{row['item_key']} ({row['first_system']} first): {row['parse_error']}")
+            _print("  raw: " + (row["raw_text"] or "(empty)").replace("\n", "\n  "))
+        return
+    runs = services.judge_runs(store, settings, args.study)
+    if args.json:
+        _print(json.dumps(runs, indent=2))
+        return
+    for run in runs:
+        cost = "?" if run["cost"] is None else f"${run['cost']:.4f}"
+        missing = "" if run["missing"] is None else f", {run['missing']} missing"
+        _print(
+            f"{run['id']}\t{run['label']}\t{run['status']}\t{run['verdicts']} verdicts "
+            f"({run['unparsed']} unparsed{missing})\t{cost}"
+        )
+
+
 # ---- entry point ----
 
 
@@ -275,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_import_commands(sub)
     add_study_commands(sub)
     add_reviewer_commands(sub)
+    add_gate_commands(sub)
     add_serve_commands(sub)
+    add_judge_commands(sub)
     return parser
 
 

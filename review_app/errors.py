@@ -5,6 +5,7 @@ pages show the message. Library errors are translated at the boundary with `rais
     ├── InputError      a file, argument or setting is malformed (names file, line, field)
     ├── NotFound        a named study, eval set, reviewer... does not exist
     ├── Forbidden       the caller's role or token does not allow this
+    │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     └── Conflict        the change contradicts stored data (changed output, locked threshold...)
 """
 
@@ -32,6 +33,10 @@ class NotFound(ReviewAppError):
 
 class Forbidden(ReviewAppError):
     """The caller is not allowed to do this."""
+
+
+class OutcomesHidden(Forbidden):
+    """Win rates and other outcomes of a study are hidden until its thresholds are locked."""
 
 
 class Conflict(ReviewAppError):

@@ -3,14 +3,32 @@ can never disagree. Each function takes the `Store` first and returns plain data
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from review_app import assignment, auth, importers
-from review_app.errors import Conflict, Forbidden, InputError, NotFound
+from judge.errors import FatalProviderError, JudgeError, RubricError
+from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
+from judge.providers.base import get_provider, split_spec
+from judge.providers.baseline import BASELINES
+from judge.rubric import Rubric, load_rubric
+from judge.runner import (
+    CallResult,
+    JudgeCall,
+    JudgeParams,
+    Progress,
+    RunOptions,
+    RunSummary,
+    build_calls,
+    missing_calls,
+    render_call,
+    run_judge,
+)
+from review_app import assignment, auth, gate, importers
+from review_app.errors import Conflict, Forbidden, InputError, NotFound, OutcomesHidden
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -249,6 +267,7 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
             criteria=["accuracy", "helpfulness", "tone", "format"],
         )
     import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
+    seed_demo_judges(store, settings)
     links = {}
     for name, role in DEMO_USERS:
         _, links[name] = add_reviewer(store, settings, name, role, DEMO_STUDY)
@@ -574,6 +593,833 @@ def review_progress(
     remaining = store.remaining_for_reviewer(reviewer_id, study_id, study["reviews_per_pair"], now)
     open_now = len(store.open_assignments(reviewer_id, study_id))
     return ReviewProgress(done=done, assigned=done + open_now + remaining)
+
+
+# ---- statistics inputs ----
+
+
+def study_frames(store: Store, study_id: int, with_baselines: bool = True):
+    """(pairs, votes, verdicts) of a study, as the statistics functions take them. Baseline judges
+    without a stored run are synthesized, so they always stand beside the real judges."""
+    import pandas as pd
+
+    from review_app import stats
+
+    pairs = store.pairs_frame(study_id)
+    votes = store.votes_frame(study_id)
+    verdicts = store.verdicts_frame(study_id)
+    if with_baselines and not pairs.empty:
+        stored = set(verdicts["judge"]) if not verdicts.empty else set()
+        missing = [n for n in BASELINES if stats.BASELINE_PREFIX + n not in stored]
+        if missing:
+            synthetic = stats.baseline_verdicts(pairs, missing)
+            verdicts = (
+                pd.concat([verdicts, synthetic], ignore_index=True) if len(verdicts) else synthetic
+            )
+    return pairs, votes, verdicts
+
+
+# ---- gate ----
+
+FINAL_REVIEW_SIZE = 50
+FINAL_REVIEW_TOP = 10
+
+
+def candidate_system(store: Store, study_row: dict) -> str:
+    """The system the study decides on: the first system of its first comparison."""
+    comparisons = store.comparisons(study_row["id"])
+    if not comparisons:
+        raise NotFound(f"study {study_row['name']!r} has no comparisons")
+    return comparisons[0][0]
+
+
+def list_thresholds(store: Store, study: str) -> list[dict]:
+    study_row = store.require_study(study)
+    out = []
+    for row in store.thresholds(study_row["id"]):
+        t = gate.Threshold(row["metric"], row["params"], row["comparator"], row["value"])
+        out.append({"id": row["id"], "threshold": t, "description": t.describe()})
+    return out
+
+
+def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
+    """A starting set in the spirit of the usual ship bar: the candidate beats the reference
+    system, no regression suite drops more than 5 points, each real judge agrees with humans as
+    well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
+    largest category is taken as the target task; every other category as a regression suite."""
+    from review_app import stats
+
+    study_row = store.require_study(study)
+    comparisons = store.comparisons(study_row["id"])
+    if not comparisons:
+        return []
+    a, b = comparisons[0]
+    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    sizes = pairs.groupby("category").item_key.nunique().sort_values(ascending=False)
+    suites = sorted(sizes.index[1:]) if len(sizes) > 1 else []
+    specs = [
+        ("human_win_rate", {"system_a": a, "system_b": b}, ">=", 0.6),
+        ("human_win_rate_ci_low", {"system_a": a, "system_b": b}, ">=", 0.5),
+        ("max_regression_points", {"system_a": a, "system_b": b, "categories": suites}, "<=", 5.0),
+        ("final_review_acceptable_rate", {}, ">=", 0.9),
+    ]
+    judges = sorted(set(verdicts.judge)) if not verdicts.empty else []
+    for judge in (j for j in judges if not j.startswith(stats.BASELINE_PREFIX)):
+        specs += [
+            ("judge_agreement", {"judge": judge, "ties": "without"}, ">=", 0.8),
+            ("judge_agreement_vs_ceiling", {"judge": judge, "ties": "without"}, ">=", 0.0),
+            ("judge_beats_baseline", {"judge": judge, "baseline": "baseline/longest"}, ">", 0.0),
+        ]
+    return [gate.validate_threshold(*spec) for spec in specs]
+
+
+def add_recommended_thresholds(store: Store, study: str, by: str) -> int:
+    """Add the recommended set to a study that has no thresholds yet; returns how many."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.thresholds(study_row["id"]):
+            raise Conflict(f"study {study!r} already has thresholds; edit them instead")
+        chosen = recommended_thresholds(store, study)
+        for t in chosen:
+            store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
+    return len(chosen)
+
+
+def _require_reason_after_lock(store: Store, study_id: int, reason: str) -> bool:
+    locked = store.threshold_lock(study_id) is not None
+    if locked and not reason.strip():
+        raise InputError(
+            "the thresholds are locked: a change is recorded as a deviation and needs a reason"
+        )
+    return locked
+
+
+def add_threshold(
+    store: Store,
+    study: str,
+    metric: str,
+    params: dict,
+    comparator: str | None,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> int:
+    threshold = gate.validate_threshold(
+        metric,
+        params,
+        comparator or gate.METRICS.get(metric, gate.METRICS["human_win_rate"]).comparator,
+        value,
+    )
+    with store.transaction():
+        study_row = store.require_study(study)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        new_id = store.insert_threshold(
+            study_row["id"],
+            threshold.metric,
+            threshold.params,
+            threshold.comparator,
+            threshold.value,
+            by,
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, "(none)", threshold.describe(), reason)
+    return new_id
+
+
+def update_threshold(
+    store: Store,
+    study: str,
+    threshold_id: int,
+    comparator: str,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        before = gate.Threshold(
+            current["metric"], current["params"], current["comparator"], current["value"]
+        )
+        after = gate.validate_threshold(before.metric, before.params, comparator, value)
+        if after == before:
+            return
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.update_threshold(
+            threshold_id, after.metric, after.params, after.comparator, after.value
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, before.describe(), after.describe(), reason)
+
+
+def remove_threshold(
+    store: Store, study: str, threshold_id: int, by: str, reason: str = ""
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.delete_threshold(threshold_id)
+        if locked:
+            before = gate.Threshold(
+                current["metric"], current["params"], current["comparator"], current["value"]
+            )
+            store.insert_deviation(study_row["id"], by, before.describe(), "(removed)", reason)
+
+
+def _threshold_row(store: Store, study_row: dict, threshold_id: int) -> dict:
+    row = next((r for r in store.thresholds(study_row["id"]) if r["id"] == threshold_id), None)
+    if row is None:
+        raise NotFound(f"study {study_row['name']!r} has no threshold {threshold_id}")
+    return row
+
+
+def lock_thresholds(store: Store, study: str, by: str) -> str:
+    """Pre-register the study's thresholds (who, when, content hash); outcomes become visible."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.threshold_lock(study_row["id"]) is not None:
+            raise Conflict(f"the thresholds of study {study!r} are already locked")
+        thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+        if not thresholds:
+            raise InputError("add at least one threshold before locking")
+        content_hash = gate.thresholds_hash(thresholds)
+        store.insert_threshold_lock(
+            study_row["id"], by, content_hash, [t.key() for t in thresholds]
+        )
+    return content_hash
+
+
+def threshold_lock(store: Store, study: str) -> dict | None:
+    return store.threshold_lock(store.require_study(study)["id"])
+
+
+def outcomes_visible(store: Store, study: str) -> bool:
+    return threshold_lock(store, study) is not None
+
+
+def _require_outcomes_visible(store: Store, study_row: dict) -> None:
+    if store.threshold_lock(study_row["id"]) is None:
+        raise OutcomesHidden(
+            f"outcomes of study {study_row['name']!r} stay hidden until its thresholds are "
+            "locked, so the pass bar cannot be tuned to the results"
+        )
+
+
+def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
+    from review_app import stats
+
+    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    comparisons = store.comparisons(study_row["id"])
+    n_boot, seed = settings.bootstrap_resamples, settings.seed
+    calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
+    rates = stats.win_rates(pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot)
+    by_category = stats.category_win_rates(
+        pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot
+    )
+    marks = store.final_reviews(study_row["id"])
+    final = {"n": len(marks), "acceptable": sum(1 for m in marks if m["acceptable"])}
+    return gate.GateInputs(calibration, rates, by_category, final)
+
+
+def evaluate_gate(store: Store, study: str, settings: Settings) -> list[gate.ThresholdResult]:
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+    return gate.evaluate(thresholds, gate_inputs(store, study_row, settings))
+
+
+def study_results(store: Store, study: str, settings: Settings) -> dict:
+    """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    inputs = gate_inputs(store, study_row, settings)
+    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    candidate = candidate_system(store, study_row)
+    return {
+        "candidate": candidate,
+        "comparisons": store.comparisons(study_row["id"]),
+        "win_rates": inputs.win_rates,
+        "category_win_rates": inputs.category_win_rates,
+        "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
+        "by_length": gate.length_breakdown(pairs, votes, candidate),
+        "losses": gate.candidate_losses(pairs, votes, candidate),
+        "trend": study_trend(store, study_row, settings),
+    }
+
+
+def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
+    """Human win rates of every locked study on the same eval set, oldest first."""
+    from review_app import stats
+
+    rows = []
+    for other in store.studies():
+        if (
+            other["eval_set_id"] != study_row["eval_set_id"]
+            or store.threshold_lock(other["id"]) is None
+        ):
+            continue
+        pairs, votes, _ = study_frames(store, other["id"], with_baselines=False)
+        empty = store.verdicts_frame(other["id"]).iloc[0:0]
+        for w in stats.win_rates(
+            pairs,
+            votes,
+            empty,
+            store.comparisons(other["id"]),
+            seed=settings.seed,
+            n_boot=settings.bootstrap_resamples,
+        ):
+            rows.append(
+                {"study": other["name"], "created_at": other["created_at"]} | gate.win_rate_json(w)
+            )
+    return rows
+
+
+def final_review_sample(
+    store: Store,
+    study: str,
+    size: int = FINAL_REVIEW_SIZE,
+    top: int = FINAL_REVIEW_TOP,
+    settings: Settings | None = None,
+) -> list[dict]:
+    """The candidate's outputs the signer reviews: the `top` the judges rated highest, then a
+    seeded random sample of the rest, with the latest mark of each."""
+    import random
+
+    settings = settings or Settings.from_env()
+    study_row = store.require_study(study)
+    candidate = candidate_system(store, study_row)
+    outputs = store.outputs_of_system(study_row["eval_set_id"], candidate)
+    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    scores = gate.judge_preference(pairs, verdicts, candidate)
+    ranked = sorted(
+        (o for o in outputs if o["item_key"] in scores),
+        key=lambda o: (-scores[o["item_key"]], o["item_key"]),
+    )
+    chosen = ranked[:top]
+    chosen_ids = {o["output_id"] for o in chosen}
+    rest = [o for o in outputs if o["output_id"] not in chosen_ids]
+    random.Random(f"{settings.seed}:{study_row['name']}").shuffle(rest)
+    chosen += rest[: max(0, size - len(chosen))]
+    marks = {m["output_id"]: m for m in store.final_reviews(study_row["id"])}
+    top_ids = {o["output_id"] for o in ranked[:top]}
+    return [
+        o
+        | {
+            "system": candidate,
+            "judge_top": o["output_id"] in top_ids,
+            "mark": marks.get(o["output_id"]),
+        }
+        for o in chosen
+    ]
+
+
+def record_final_review(
+    store: Store, study: str, reviewer: dict, output_id: int, acceptable: bool, comment: str = ""
+) -> None:
+    require_role(reviewer, "signer")
+    with store.transaction():
+        study_row = store.require_study(study)
+        candidate = candidate_system(store, study_row)
+        valid = {
+            o["output_id"] for o in store.outputs_of_system(study_row["eval_set_id"], candidate)
+        }
+        if output_id not in valid:
+            raise NotFound(f"output {output_id} is not an output of {candidate} in study {study!r}")
+        store.insert_final_review(study_row["id"], output_id, reviewer["id"], acceptable, comment)
+
+
+def build_report(store: Store, study: str, settings: Settings) -> dict:
+    """The sign-off report: pinned hashes, thresholds and their results, statistics, final
+    review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
+    from review_app.store import now_iso
+
+    study_row = store.require_study(study)
+    _require_outcomes_visible(store, study_row)
+    inputs = gate_inputs(store, study_row, settings)
+    thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+    results = gate.evaluate(thresholds, inputs)
+    lock = store.threshold_lock(study_row["id"])
+    es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
+    marks = store.final_reviews(study_row["id"])
+    overall = inputs.calibration.overall
+    runs = {r["label"]: r for r in store.runs_for_report(study_row["id"])}
+    judges = []
+    for j in overall.judges:
+        run = runs.get(j.judge, {})
+        judges.append(
+            {
+                "judge": j.judge,
+                "model": run.get("judge", j.judge),
+                "rubric": run.get("rubric"),
+                "rubric_version": run.get("rubric_version"),
+                "rubric_hash": run.get("rubric_hash") or None,
+                "source": run.get("source", "synthesized baseline"),
+                "n_verdicts": j.n_verdicts,
+                "n_unparsed": j.n_unparsed,
+                "agreement_with_ties": j.agreement_with_ties.to_json(),
+                "agreement_without_ties": j.agreement_without_ties.to_json(),
+                "cost": j.cost_total,
+            }
+        )
+    report = {
+        "study": study_row["name"],
+        "generated_at": now_iso(),
+        "eval_set": {
+            "name": es["name"],
+            "n_items": es["n_items"],
+            "content_hash": es["content_hash"],
+        },
+        "candidate": candidate_system(store, study_row),
+        "comparisons": [list(c) for c in store.comparisons(study_row["id"])],
+        "thresholds": {
+            "locked_at": lock["locked_at"],
+            "locked_by": lock["locked_by"],
+            "content_hash": lock["content_hash"],
+            "locked": json.loads(lock["thresholds"]),
+            "current": [t.key() for t in thresholds],
+        },
+        "deviations": store.deviations(study_row["id"]),
+        "results": [r.to_json() for r in results],
+        "gate_passed": bool(results) and all(r.passed for r in results),
+        "win_rates": [gate.win_rate_json(w) for w in inputs.win_rates],
+        "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
+        "human_agreement": {
+            "with_ties": overall.humans.agreement_with_ties.to_json(),
+            "without_ties": overall.humans.agreement_without_ties.to_json(),
+        },
+        "judges": judges,
+        "final_review": {
+            "system": candidate_system(store, study_row),
+            "n": inputs.final_review["n"],
+            "acceptable": inputs.final_review["acceptable"],
+            "rejected": [
+                {"item_id": m["item_key"], "comment": m["comment"], "reviewer": m["reviewer"]}
+                for m in marks
+                if not m["acceptable"]
+            ],
+        },
+    }
+    report["report_hash"] = gate.report_hash(report)
+    report["signoffs"] = store.signoffs(study_row["id"])
+    return report
+
+
+REPORT_FORMATS = ("md", "html", "json")
+
+
+def render_report(report: dict, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
+    if fmt == "md":
+        return gate.render_markdown(report)
+    if fmt == "html":
+        return gate.render_html(report)
+    raise InputError(f"unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}")
+
+
+def sign_off(
+    store: Store, study: str, signer: dict, decision: str, comment: str, settings: Settings
+) -> dict:
+    """Append the signer's approval or rejection, pinning the report and its hash."""
+    require_role(signer, "signer")
+    if decision not in ("approve", "reject"):
+        raise InputError(f"decision {decision!r}: choose approve or reject")
+    if not comment.strip():
+        raise InputError("a sign-off needs a comment saying why")
+    report = build_report(store, study, settings)
+    with store.transaction():
+        study_row = store.require_study(study)
+        body = {k: v for k, v in report.items() if k != "signoffs"}
+        store.insert_signoff(
+            study_row["id"],
+            signer["id"],
+            decision,
+            comment.strip(),
+            report["report_hash"],
+            json.dumps(body, sort_keys=True, default=str),
+        )
+    return build_report(store, study, settings)
+
+
+# ---- judge ----
+
+
+RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
+DEMO_RUBRIC = RUBRICS_DIR / "general-pairwise.yaml"
+BASELINE_PREFIX = "baseline/"
+
+
+@dataclass(frozen=True)
+class RubricChoice:
+    """A rubric file offered to the user; `error` says why it cannot be used."""
+
+    path: Path
+    rubric: Rubric | None
+    error: str | None = None
+
+    @property
+    def title(self) -> str:
+        if self.rubric is None:
+            return f"{self.path.name} (invalid)"
+        return f"{self.rubric.name} v{self.rubric.version} ({self.rubric.mode})"
+
+
+def available_rubrics(settings: Settings) -> list[RubricChoice]:
+    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS`; invalid files are listed with
+    their error rather than hidden."""
+    folders = [RUBRICS_DIR]
+    if settings.judge_rubrics_dir:
+        folders.append(Path(settings.judge_rubrics_dir))
+    choices = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.y*ml")):
+            try:
+                choices.append(RubricChoice(path, load_rubric(path)))
+            except RubricError as exc:
+                choices.append(RubricChoice(path, None, str(exc)))
+    return choices
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """What a judge run would do: the calls still missing and what they would cost.
+
+    `run_id` is the existing run these settings resume, or None for a new run.
+    """
+
+    study: str
+    study_id: int
+    judge: str
+    label: str
+    rubric: Rubric
+    rubric_body: str
+    rubric_hash: str
+    params: JudgeParams
+    run_id: int | None
+    n_pairs: int
+    n_total: int
+    calls: list[JudgeCall]
+    estimate: Estimate
+
+    @property
+    def n_missing(self) -> int:
+        return len(self.calls)
+
+    @property
+    def n_stored(self) -> int:
+        return self.n_total - self.n_missing
+
+    def line(self) -> str:
+        """One line for the CLI and the page: calls and cost before anything is sent."""
+        if self.estimate.cost is None:
+            cost = (
+                f"cost unknown: no price for {self.judge} "
+                "(add it to a price file, see REVIEW_APP_JUDGE_PRICES)"
+            )
+        else:
+            cost = (
+                f"estimated cost ${self.estimate.cost:.4f} (at most ${self.estimate.max_cost:.4f})"
+            )
+        return (
+            f"{self.label}: {self.n_missing} calls to send, {self.n_stored} of {self.n_total} "
+            f"already stored ({self.n_pairs} pairs, "
+            f"{'both orders' if self.params.both_orders else 'single order'}); {cost}"
+        )
+
+
+@dataclass(frozen=True)
+class JudgeRunOutcome:
+    run_id: int
+    label: str
+    status: str
+    progress: Progress
+    failures: list[str]
+
+    def line(self) -> str:
+        p = self.progress
+        cost = "cost unknown" if p.cost_unknown else f"cost ${p.cost:.4f}"
+        return (
+            f"run {self.run_id} {self.label}: {p.done - p.failed} verdicts stored "
+            f"({p.parsed} parsed, {p.unparsed} unparsed), {p.failed} failed; "
+            f"tokens {p.tokens_in} in / {p.tokens_out} out; {cost}; {p.elapsed_s:.1f}s; "
+            f"status {self.status}"
+        )
+
+
+def _prices(settings: Settings) -> PriceTable:
+    try:
+        return load_prices(settings.judge_prices or None)
+    except JudgeError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _is_baseline(judge: str) -> bool:
+    return judge.startswith(BASELINE_PREFIX)
+
+
+def _run_label(store: Store, study_id: int, judge: str, rubric: Rubric, params: JudgeParams) -> str:
+    """A readable label, unique in the study: statistics and reports show judges by it.
+
+    Baselines ignore the rubric, so they are labelled by name alone, as the statistics expect.
+    """
+    label = judge if _is_baseline(judge) else f"{judge} · {rubric.name} v{rubric.version}"
+    if not params.both_orders:
+        label += " · single order"
+    taken = store.judge_run_labels(study_id)
+    if label not in taken:
+        return label
+    n = 2
+    while f"{label} #{n}" in taken:
+        n += 1
+    return f"{label} #{n}"
+
+
+def plan_judge_run(
+    store: Store,
+    settings: Settings,
+    study: str,
+    rubric_path: str | Path,
+    judge: str,
+    both_orders: bool = True,
+    seed: int | None = None,
+) -> JudgePlan:
+    """Everything `start_judge_run` would do, without calling any model (the dry run).
+
+    A run is identified by study, judge, rubric content hash and parameters; when such a run
+    exists, only its missing calls are planned.
+    """
+    try:
+        split_spec(judge)
+        rubric = load_rubric(rubric_path)
+    except JudgeError as exc:
+        raise InputError(str(exc)) from exc
+    study_row = store.require_study(study)
+    params = JudgeParams(
+        max_tokens=settings.judge_max_tokens,
+        both_orders=both_orders,
+        seed=settings.seed if seed is None else seed,
+    )
+    # A baseline's answers do not depend on the rubric: one run per baseline and parameters.
+    rubric_hash = "" if _is_baseline(judge) else rubric.content_hash
+    run = store.find_judge_run(study_row["id"], judge, rubric_hash, params.params_hash)
+    pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
+    done = store.verdict_keys(run["id"]) if run else set()
+    missing = missing_calls(calls, done)
+    prompt_chars = []
+    if not _is_baseline(judge):
+        item_keys = {p["pair_id"]: p["item_key"] for p in pairs}
+        for call in missing:
+            try:
+                messages = render_call(rubric, call)
+            except RubricError as exc:
+                raise InputError(f"{rubric_path}: item {item_keys[call.pair_id]}: {exc}") from exc
+            prompt_chars.append(sum(len(m["content"]) for m in messages))
+    else:
+        prompt_chars = [0] * len(missing)
+    return JudgePlan(
+        study=study,
+        study_id=study_row["id"],
+        judge=judge,
+        label=run["label"] if run else _run_label(store, study_row["id"], judge, rubric, params),
+        rubric=rubric,
+        rubric_body=Path(rubric_path).read_text(encoding="utf-8"),
+        rubric_hash=rubric_hash,
+        params=params,
+        run_id=run["id"] if run else None,
+        n_pairs=len(pairs),
+        n_total=len(calls),
+        calls=missing,
+        estimate=estimate_cost(_prices(settings), judge, prompt_chars, params.max_tokens),
+    )
+
+
+def start_judge_run(
+    store: Store,
+    settings: Settings,
+    study: str,
+    rubric_path: str | Path,
+    judge: str,
+    both_orders: bool = True,
+    seed: int | None = None,
+    concurrency: int = 8,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    provider_options: dict | None = None,
+    on_start: Callable[[JudgePlan], None] | None = None,
+) -> JudgeRunOutcome:
+    """Judge the study's pairs, sending only the calls this run does not hold yet.
+
+    Each finished call is committed on its own, so a killed process loses at most the calls in
+    flight and re-running the same command resumes. Calls whose retries ran out are listed in
+    the outcome (status "incomplete"); re-running sends them again. `on_start` receives the plan
+    once the judge is ready (credentials found), before the first call.
+    """
+    if concurrency < 1:
+        raise InputError(f"--concurrency must be at least 1, got {concurrency}")
+    for name, value in (("--rpm", rpm), ("--tpm", tpm)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed)
+    prices = _prices(settings)
+    try:
+        provider = get_provider(judge, **(provider_options or {}))
+    except JudgeError as exc:
+        raise InputError(str(exc)) from exc
+    with store.transaction():
+        rubric_id = None
+        if not _is_baseline(judge):
+            rubric = plan.rubric
+            rubric_id = store.ensure_rubric(
+                rubric.name, rubric.version, rubric.content_hash, plan.rubric_body
+            )
+        run = store.find_judge_run(plan.study_id, judge, plan.rubric_hash, plan.params.params_hash)
+        if run is None:
+            run_id = store.insert_judge_run(
+                plan.study_id,
+                plan.label,
+                judge,
+                rubric_id,
+                plan.rubric_hash,
+                plan.params.as_dict(),
+                plan.params.params_hash,
+            )
+        else:
+            run_id = run["id"]
+        store.mark_judge_run(run_id, "running")
+    # Another process may have stored verdicts since the plan: never send those again.
+    calls = missing_calls(plan.calls, store.verdict_keys(run_id))
+    if on_start:
+        on_start(plan)
+
+    def persist(result: CallResult) -> None:
+        with store.transaction():
+            store.insert_verdicts([_verdict_row(run_id, result)])
+
+    options = RunOptions(
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        timeout_s=settings.judge_timeout,
+        max_attempts=settings.judge_max_attempts,
+        parse_retries=settings.judge_parse_retries,
+        backoff_cap_s=settings.judge_backoff_cap,
+        retry_after_cap_s=settings.judge_retry_after_cap,
+    )
+
+    async def run_all() -> RunSummary:
+        try:
+            return await run_judge(
+                provider,
+                plan.rubric,
+                calls,
+                persist,
+                params=plan.params,
+                options=options,
+                prices=prices,
+                on_progress=on_progress,
+            )
+        finally:
+            await provider.aclose()
+
+    try:
+        summary = asyncio.run(run_all())
+    except FatalProviderError as exc:
+        with store.transaction():
+            store.mark_judge_run(run_id, "failed", finished=True)
+        raise InputError(str(exc)) from exc
+    except BaseException:
+        with store.transaction():
+            store.mark_judge_run(run_id, "interrupted", finished=True)
+        raise
+    status = "incomplete" if summary.failures else "complete"
+    with store.transaction():
+        store.mark_judge_run(run_id, status, finished=True)
+    failures = [
+        f"pair {f.call.pair_id} ({f.call.first_system} first): {f.error}" for f in summary.failures
+    ]
+    return JudgeRunOutcome(run_id, plan.label, status, summary.progress, failures)
+
+
+def _verdict_row(run_id: int, result: CallResult) -> dict:
+    call, verdict = result.call, result.verdict
+    scores = {}
+    if verdict.scores:
+        scores = {
+            call.first_system: verdict.scores["first"],
+            call.second_system: verdict.scores["second"],
+        }
+    return {
+        "run_id": run_id,
+        "pair_id": call.pair_id,
+        "first_system": call.first_system,
+        "winner": result.winner_system,
+        "scores": json.dumps(scores),
+        "explanation": verdict.explanation,
+        "raw_text": result.raw_text,
+        "parse_error": verdict.parse_error,
+        "finish_reason": result.finish_reason,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        # An unknown price is stored as 0 and shown as unknown (the price table says so).
+        "cost": result.cost or 0.0,
+        "latency_ms": result.latency_ms,
+        "attempts": result.attempts,
+        "created_at": now_iso(),
+    }
+
+
+def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
+    """The study's judge runs with totals, newest first. `missing` is how many calls a re-run
+    would send; `cost` is None when the judge's price is unknown."""
+    study_row = store.require_study(study)
+    n_pairs = store.study_counts(study_row["id"])["pairs"]
+    prices = _prices(settings)
+    runs = []
+    for row in store.judge_run_totals(study_row["id"]):
+        params = json.loads(row["params"] or "{}")
+        expected = None
+        if row["source"] == "run":
+            expected = n_pairs * (2 if params.get("both_orders", True) else 1)
+        known_price = row["source"] != "run" or prices.price(row["judge"]) is not None
+        runs.append(
+            {
+                "id": row["id"],
+                "label": row["label"],
+                "judge": row["judge"],
+                "rubric": f"{row['rubric']} v{row['rubric_version']}" if row["rubric"] else "",
+                "source": row["source"],
+                "status": row["status"],
+                "verdicts": row["n_verdicts"],
+                "parsed": row["n_parsed"],
+                "unparsed": row["n_unparsed"],
+                "missing": None if expected is None else max(0, expected - row["n_verdicts"]),
+                "tokens_in": row["tokens_in"],
+                "tokens_out": row["tokens_out"],
+                "cost": row["cost"] if known_price else None,
+                "mean_latency_ms": row["mean_latency_ms"],
+                "attempts": row["attempts"],
+                "started_at": row["started_at"],
+                "finished_at": row["finished_at"],
+            }
+        )
+    return runs
+
+
+def judge_run_failures(store: Store, run_id: int, limit: int = 100) -> list[dict]:
+    """Unparsed verdicts of a run with their reason and the judge's raw answer."""
+    if store.judge_run(run_id) is None:
+        raise NotFound(f"no judge run with id {run_id}")
+    return store.unparsed_verdicts(run_id, limit)
+
+
+def seed_demo_judges(store: Store, settings: Settings) -> None:
+    """Baseline-judge runs (all four, both orders) on the demo study, so calibration has judges
+    to show without any API key. Idempotent: a complete run sends nothing."""
+    for name in BASELINES:
+        start_judge_run(store, settings, DEMO_STUDY, DEMO_RUBRIC, BASELINE_PREFIX + name)
 
 
 # ---- end of sections ----

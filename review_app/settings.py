@@ -37,6 +37,45 @@ class Settings:
     seed: int = _setting(
         "REVIEW_APP_SEED", 0, "Seed for pair order, left/right assignment and bootstrap."
     )
+    judge_prices: str = _setting(
+        "REVIEW_APP_JUDGE_PRICES",
+        "",
+        "JSON or YAML file of judge prices (USD per million tokens) that overrides and extends "
+        "the built-in table, e.g. `openai/my-model: {input_per_mtok: 1, output_per_mtok: 2}`.",
+    )
+    judge_rubrics_dir: str = _setting(
+        "REVIEW_APP_RUBRICS",
+        "",
+        "Folder of your own rubric files offered on the judge-runs screen, besides the shipped ones.",
+    )
+    judge_timeout: float = _setting(
+        "REVIEW_APP_JUDGE_TIMEOUT", 60.0, "Seconds one judge call may take before it is retried."
+    )
+    judge_max_attempts: int = _setting(
+        "REVIEW_APP_JUDGE_MAX_ATTEMPTS",
+        6,
+        "Attempts per judge call on 429, 5xx and timeouts before the call is reported as failed.",
+    )
+    judge_backoff_cap: float = _setting(
+        "REVIEW_APP_JUDGE_BACKOFF_CAP",
+        30.0,
+        "Longest wait, in seconds, of the exponential backoff (with jitter) between attempts.",
+    )
+    judge_retry_after_cap: float = _setting(
+        "REVIEW_APP_JUDGE_RETRY_AFTER_CAP",
+        60.0,
+        "Longest wait, in seconds, honoured from a provider's retry-after header.",
+    )
+    judge_parse_retries: int = _setting(
+        "REVIEW_APP_JUDGE_PARSE_RETRIES",
+        2,
+        "Extra calls made when a judge answer cannot be parsed, before it is stored as unparsed.",
+    )
+    judge_max_tokens: int = _setting(
+        "REVIEW_APP_JUDGE_MAX_TOKENS",
+        1024,
+        "max_tokens of each judge answer (part of a run's parameters: changing it starts a new run).",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -787,6 +787,229 @@ class Store:
         )
         return row["n"]
 
+    # ---- gate ----
+
+    def thresholds(self, study_id: int) -> list[dict]:
+        rows = self._rows("SELECT * FROM thresholds WHERE study_id = ? ORDER BY id", [study_id])
+        for row in rows:
+            row["params"] = json.loads(row["params"])
+        return rows
+
+    def insert_threshold(
+        self, study_id: int, metric: str, params: dict, comparator: str, value: float, by: str
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO thresholds (study_id, metric, params, comparator, value, created_at, "
+            "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                study_id,
+                metric,
+                json.dumps(params, sort_keys=True),
+                comparator,
+                value,
+                now_iso(),
+                by,
+            ],
+        )
+        return cursor.lastrowid
+
+    def update_threshold(
+        self, threshold_id: int, metric: str, params: dict, comparator: str, value: float
+    ) -> None:
+        self.db.execute(
+            "UPDATE thresholds SET metric = ?, params = ?, comparator = ?, value = ? WHERE id = ?",
+            [metric, json.dumps(params, sort_keys=True), comparator, value, threshold_id],
+        )
+
+    def delete_threshold(self, threshold_id: int) -> None:
+        self.db.execute("DELETE FROM thresholds WHERE id = ?", [threshold_id])
+
+    def threshold_lock(self, study_id: int) -> dict | None:
+        return self._one("SELECT * FROM threshold_locks WHERE study_id = ?", [study_id])
+
+    def insert_threshold_lock(
+        self, study_id: int, by: str, content_hash: str, thresholds: list[dict]
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO threshold_locks (study_id, locked_at, locked_by, content_hash, thresholds) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [study_id, now_iso(), by, content_hash, json.dumps(thresholds, sort_keys=True)],
+        )
+
+    def insert_deviation(
+        self, study_id: int, by: str, before: str, after: str, reason: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO threshold_deviations (study_id, changed_at, changed_by, before, after, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?)",
+            [study_id, now_iso(), by, before, after, reason],
+        )
+
+    def deviations(self, study_id: int) -> list[dict]:
+        return self._rows(
+            "SELECT changed_at, changed_by, before, after, reason FROM threshold_deviations "
+            "WHERE study_id = ? ORDER BY id",
+            [study_id],
+        )
+
+    def outputs_of_system(self, eval_set_id: int, system: str) -> list[dict]:
+        return self._rows(
+            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
+            "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
+            "ORDER BY i.item_key",
+            [eval_set_id, system],
+        )
+
+    def insert_final_review(
+        self, study_id: int, output_id: int, reviewer_id: int, acceptable: bool, comment: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO final_reviews (study_id, output_id, reviewer_id, acceptable, comment, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [study_id, output_id, reviewer_id, int(acceptable), comment, now_iso()],
+        )
+
+    def final_reviews(self, study_id: int) -> list[dict]:
+        """The latest final-review mark of each output of the study."""
+        return self._rows(
+            "SELECT f.output_id, i.item_key, o.system, f.acceptable, f.comment, r.name AS reviewer, "
+            "f.created_at FROM final_reviews f JOIN outputs o ON o.id = f.output_id "
+            "JOIN items i ON i.id = o.item_id JOIN reviewers r ON r.id = f.reviewer_id "
+            "WHERE f.study_id = ? AND f.id = (SELECT max(f2.id) FROM final_reviews f2 "
+            "WHERE f2.study_id = f.study_id AND f2.output_id = f.output_id) ORDER BY i.item_key",
+            [study_id],
+        )
+
+    def insert_signoff(
+        self,
+        study_id: int,
+        signer_id: int,
+        decision: str,
+        comment: str,
+        report_hash: str,
+        report: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO signoffs (study_id, signer_id, decision, comment, report_hash, report, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [study_id, signer_id, decision, comment, report_hash, report, now_iso()],
+        )
+
+    def signoffs(self, study_id: int) -> list[dict]:
+        return self._rows(
+            "SELECT s.id, r.name AS signer, s.decision, s.comment, s.report_hash, s.created_at "
+            "FROM signoffs s JOIN reviewers r ON r.id = s.signer_id WHERE s.study_id = ? "
+            "ORDER BY s.id",
+            [study_id],
+        )
+
+    def runs_for_report(self, study_id: int) -> list[dict]:
+        """Each judge run of the study with its rubric and verdict counts, for the report."""
+        return self._rows(
+            "SELECT j.id, j.label, j.judge, j.source, j.rubric_hash, r.name AS rubric, "
+            "r.version AS rubric_version, (SELECT count(*) FROM verdicts v WHERE v.run_id = j.id) "
+            "AS n_verdicts, (SELECT coalesce(sum(v.cost), 0) FROM verdicts v "
+            "WHERE v.run_id = j.id) AS cost FROM judge_runs j "
+            "LEFT JOIN rubrics r ON r.id = j.rubric_id WHERE j.study_id = ? ORDER BY j.id",
+            [study_id],
+        )
+
+    # ---- judge ----
+
+    def ensure_rubric(self, name: str, version: str, content_hash: str, body: str) -> int:
+        """The rubrics row for this content hash, created on first use (a new hash = a new
+        version, even if the file kept its version number)."""
+        self.db.execute(
+            "INSERT INTO rubrics (name, version, content_hash, body, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING",
+            [name, version, content_hash, body, now_iso()],
+        )
+        return self._one("SELECT id FROM rubrics WHERE content_hash = ?", [content_hash])["id"]
+
+    def find_judge_run(
+        self, study_id: int, judge: str, rubric_hash: str, params_hash: str
+    ) -> dict | None:
+        return self._one(
+            "SELECT * FROM judge_runs WHERE study_id = ? AND judge = ? AND rubric_hash = ? "
+            "AND params_hash = ?",
+            [study_id, judge, rubric_hash, params_hash],
+        )
+
+    def judge_run_labels(self, study_id: int) -> set[str]:
+        rows = self._rows("SELECT label FROM judge_runs WHERE study_id = ?", [study_id])
+        return {r["label"] for r in rows}
+
+    def insert_judge_run(
+        self,
+        study_id: int,
+        label: str,
+        judge: str,
+        rubric_id: int | None,
+        rubric_hash: str,
+        params: dict,
+        params_hash: str,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO judge_runs (study_id, label, judge, rubric_id, rubric_hash, params, "
+            "params_hash, source, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'run', "
+            "'pending', ?)",
+            [
+                study_id,
+                label,
+                judge,
+                rubric_id,
+                rubric_hash,
+                json.dumps(params, sort_keys=True),
+                params_hash,
+                now_iso(),
+            ],
+        )
+        return cursor.lastrowid
+
+    def mark_judge_run(self, run_id: int, status: str, finished: bool = False) -> None:
+        """Set a run's status; `started_at` is set on the first start, `finished_at` on finish."""
+        stamp = now_iso()
+        self.db.execute(
+            "UPDATE judge_runs SET status = ?, started_at = coalesce(started_at, ?), "
+            "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            [status, stamp, int(finished), stamp, run_id],
+        )
+
+    def verdict_keys(self, run_id: int) -> set[tuple[int, str]]:
+        """(pair id, first_system) of every verdict the run already holds."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT pair_id, first_system FROM verdicts WHERE run_id = ?", [run_id]
+            )
+            return {(pair_id, first) for pair_id, first in cursor}
+
+    def judge_run_totals(self, study_id: int) -> list[dict]:
+        """Every judge run of the study with its rubric and verdict totals, newest first."""
+        return self._rows(
+            "SELECT j.id, j.label, j.judge, j.source, j.status, j.params, j.rubric_hash, "
+            "j.created_at, j.started_at, j.finished_at, r.name AS rubric, r.version AS "
+            "rubric_version, count(v.id) AS n_verdicts, "
+            "coalesce(sum(v.winner IS NOT NULL), 0) AS n_parsed, "
+            "coalesce(sum(v.winner IS NULL), 0) AS n_unparsed, "
+            "coalesce(sum(v.tokens_in), 0) AS tokens_in, "
+            "coalesce(sum(v.tokens_out), 0) AS tokens_out, coalesce(sum(v.cost), 0) AS cost, "
+            "avg(v.latency_ms) AS mean_latency_ms, coalesce(sum(v.attempts), 0) AS attempts "
+            "FROM judge_runs j LEFT JOIN rubrics r ON r.id = j.rubric_id "
+            "LEFT JOIN verdicts v ON v.run_id = j.id WHERE j.study_id = ? "
+            "GROUP BY j.id ORDER BY j.id DESC",
+            [study_id],
+        )
+
+    def unparsed_verdicts(self, run_id: int, limit: int = 100) -> list[dict]:
+        """Unparsed verdicts of a run with the judge's raw answer, for inspection."""
+        return self._rows(
+            "SELECT v.id, i.item_key, p.system_x, p.system_y, v.first_system, v.parse_error, "
+            "v.finish_reason, v.raw_text, v.attempts, v.created_at FROM verdicts v "
+            "JOIN pairs p ON p.id = v.pair_id JOIN items i ON i.id = p.item_id "
+            "WHERE v.run_id = ? AND v.winner IS NULL ORDER BY v.id LIMIT ?",
+            [run_id, limit],
+        )
+
     # ---- end of sections ----
 
 

@@ -16,6 +16,9 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 PAGES = [
     ("review", "review.py", "Review", ":material/rate_review:"),
     ("home", "home.py", "Workspace", ":material/home:"),
+    ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
+    ("results", "results.py", "Results", ":material/leaderboard:"),
+    ("gate", "gate.py", "Gate", ":material/verified:"),
 ]
 
 # An emoji icon is drawn locally; a :material/...: page icon is fetched from fonts.gstatic.com.

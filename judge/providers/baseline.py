@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
+from judge.errors import JudgeError
+from judge.providers.base import Completion, JudgeRequest
+
 BASELINES: tuple[str, ...] = ("longest", "shortest", "first", "random")
 
 Choice = Literal["first", "second", "tie"]
@@ -35,3 +38,30 @@ def _by_length(first_len: int, second_len: int) -> Choice:
     if first_len == second_len:
         return "tie"
     return "first" if first_len > second_len else "second"
+
+
+class BaselineProvider:
+    """`baseline/<name>` as a judge provider: decides locally, costs nothing, never fails.
+
+    The random baseline is seeded by the run's seed and the call's key, so a re-run reproduces it.
+    """
+
+    uses_prompt = False
+
+    def __init__(self, model: str, **_options: object) -> None:
+        if model not in BASELINES:
+            raise JudgeError(
+                f"unknown baseline judge {model!r}; choose one of "
+                + ", ".join(f"baseline/{b}" for b in BASELINES)
+            )
+        self.name = f"baseline/{model}"
+        self.model = model
+
+    async def complete(self, request: JudgeRequest) -> Completion:
+        choice = baseline_choice(
+            self.model, request.first_text, request.second_text, request.key, request.seed
+        )
+        return Completion(text=f"baseline/{self.model} chose {choice}", choice=choice)
+
+    async def aclose(self) -> None:
+        return None

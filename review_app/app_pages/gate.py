@@ -1,0 +1,225 @@
+"""The gate (admin, signer): pre-register and lock thresholds, see each pass or fail, do the final
+review of a sample of the candidate's outputs, sign off, and download the report."""
+
+import pandas as pd
+import streamlit as st
+
+from review_app import gate, services, ui
+from review_app.errors import InputError, OutcomesHidden, ReviewAppError
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin", "signer")
+settings = ui.settings()
+
+st.title("Gate")
+study = ui.study_picker(store)
+if study is None:
+    st.stop()
+name = study["name"]
+lock = services.threshold_lock(store, name)
+thresholds = services.list_thresholds(store, name)
+
+st.subheader("1. Thresholds")
+if lock:
+    st.success(
+        f"Locked by **{lock['locked_by']}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
+        "Any change from now on is recorded as a deviation in the report."
+    )
+else:
+    st.warning(
+        "Not locked yet. Outcome numbers (win rates, regressions, the gate result) stay hidden "
+        "until the thresholds are locked, so nobody can set the bar after seeing the results."
+    )
+if thresholds:
+    st.dataframe(
+        pd.DataFrame([{"id": t["id"], "threshold": t["description"]} for t in thresholds]),
+        hide_index=True,
+    )
+else:
+    st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
+    recommended = services.recommended_thresholds(store, name)
+    if recommended:
+        st.markdown("\n".join(f"- {t.describe()}" for t in recommended))
+        if st.button("Add the recommended set", key="gate_recommended"):
+            services.add_recommended_thresholds(store, name, user["name"])
+            st.rerun()
+
+systems = sorted({s for c in store.comparisons(study["id"]) for s in c})
+judges = sorted(set(services.study_frames(store, study["id"])[2]["judge"].astype(str)))
+with st.expander("Add a threshold", expanded=not thresholds):
+    metric = st.selectbox(
+        "Metric",
+        list(gate.METRICS),
+        format_func=lambda m: gate.METRICS[m].label,
+        key="gate_metric",
+    )
+    spec = gate.METRICS[metric]
+    st.caption(spec.help)
+    comparisons = store.comparisons(study["id"])
+    params = {}
+    cols = st.columns(max(1, len(spec.params)))
+    for col, param in zip(cols, spec.params, strict=False):
+        with col:
+            if param in ("system_a", "system_b"):
+                default = comparisons[0][0 if param == "system_a" else 1] if comparisons else None
+                params[param] = st.selectbox(
+                    param,
+                    systems,
+                    index=systems.index(default) if default in systems else 0,
+                    key=f"gate_param_{param}",
+                )
+            elif param in ("judge", "baseline", "source"):
+                options = (["humans"] if param == "source" else []) + judges
+                default = (
+                    "baseline/longest" if param == "baseline" else options[0] if options else None
+                )
+                params[param] = st.selectbox(
+                    param,
+                    options,
+                    index=options.index(default) if default in options else 0,
+                    key=f"gate_param_{param}",
+                )
+            elif param == "ties":
+                params[param] = st.selectbox(param, ["without", "with"], key="gate_param_ties")
+            elif param == "categories":
+                categories = sorted(set(store.pairs_frame(study["id"]).category))
+                params[param] = st.multiselect(
+                    "categories (empty = all)", categories, key="gate_param_categories"
+                )
+    c1, c2 = st.columns(2)
+    comparator = c1.selectbox(
+        "Comparator",
+        gate.COMPARATORS,
+        index=gate.COMPARATORS.index(spec.comparator),
+        key="gate_comparator",
+    )
+    value = c2.number_input("Value", value=float(spec.example), step=0.01, key="gate_value")
+    reason = (
+        st.text_input("Reason for this deviation (required after the lock)", key="gate_reason")
+        if lock
+        else ""
+    )
+    if st.button("Add threshold", key="gate_add"):
+        try:
+            services.add_threshold(
+                store, name, metric, params, comparator, value, user["name"], reason
+            )
+            st.rerun()
+        except ReviewAppError as exc:
+            st.error(str(exc))
+
+if thresholds:
+    with st.expander("Remove a threshold"):
+        choice = st.selectbox(
+            "Threshold",
+            [t["id"] for t in thresholds],
+            format_func=lambda i: next(t["description"] for t in thresholds if t["id"] == i),
+            key="gate_remove_choice",
+        )
+        remove_reason = st.text_input("Reason", key="gate_remove_reason") if lock else ""
+        if st.button("Remove", key="gate_remove"):
+            try:
+                services.remove_threshold(store, name, choice, user["name"], remove_reason)
+                st.rerun()
+            except ReviewAppError as exc:
+                st.error(str(exc))
+
+if not lock and thresholds:
+    if st.button("Lock thresholds", type="primary", key="gate_lock"):
+        services.lock_thresholds(store, name, user["name"])
+        st.rerun()
+
+st.subheader("2. Evaluation")
+try:
+    results = services.evaluate_gate(store, name, settings)
+except OutcomesHidden as exc:
+    st.info(str(exc))
+    st.stop()
+table = pd.DataFrame(
+    [
+        {
+            "threshold": r.threshold.describe(),
+            "value": r.value,
+            "95% CI": f"{r.ci[0]:.3f} – {r.ci[1]:.3f}" if r.ci else "",
+            "n": r.n,
+            "result": "pass" if r.passed else "FAIL",
+            "detail": r.detail,
+        }
+        for r in results
+    ]
+)
+passed = bool(results) and all(r.passed for r in results)
+(st.success if passed else st.error)(
+    f"Gate {'passes' if passed else 'fails'}: {sum(r.passed for r in results)} of {len(results)} "
+    "thresholds met."
+)
+st.dataframe(
+    table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")}
+)
+deviations = store.deviations(study["id"])
+if deviations:
+    st.warning(f"{len(deviations)} change(s) after the lock (shown in the report):")
+    st.dataframe(pd.DataFrame(deviations), hide_index=True)
+
+st.subheader("3. Final human review")
+sample = services.final_review_sample(store, name, settings=settings)
+done = sum(1 for s in sample if s["mark"])
+st.progress(done / len(sample) if sample else 0.0, text=f"{done} of {len(sample)} reviewed")
+if user["role"] != "signer":
+    st.caption("Only a signer marks the final-review sample.")
+elif sample:
+    labels = [
+        f"{'✓ ' if s['mark'] and s['mark']['acceptable'] else '✗ ' if s['mark'] else ''}"
+        f"{s['item_key']} ({s['category']}){' · judge top' if s['judge_top'] else ''}"
+        for s in sample
+    ]
+    first_open = next((i for i, s in enumerate(sample) if not s["mark"]), 0)
+    index = st.selectbox(
+        "Output",
+        range(len(sample)),
+        index=first_open,
+        format_func=lambda i: labels[i],
+        key="final_review_pick",
+    )
+    item = sample[index]
+    st.markdown("**Prompt**")
+    st.text(item["prompt"])
+    st.markdown(f"**{item['system']} answered**")
+    st.text(item["text"] or "(empty output)")
+    comment = st.text_input("Comment", key=f"final_review_comment_{index}")
+    ok_col, bad_col = st.columns(2)
+    for col, acceptable, label in (
+        (ok_col, True, "Acceptable"),
+        (bad_col, False, "Not acceptable"),
+    ):
+        if col.button(label, key=f"final_review_{'ok' if acceptable else 'bad'}"):
+            services.record_final_review(store, name, user, item["output_id"], acceptable, comment)
+            st.rerun()
+
+st.subheader("4. Sign-off")
+report = services.build_report(store, name, settings)
+for s in report["signoffs"]:
+    st.write(f"**{s['decision'].upper()}** by {s['signer']} at {s['created_at']}: {s['comment']}")
+if user["role"] == "signer":
+    decision = st.radio("Decision", ["approve", "reject"], horizontal=True, key="signoff_decision")
+    signoff_comment = st.text_area("Comment (required)", key="signoff_comment")
+    if st.button("Sign", type="primary", key="signoff_submit"):
+        try:
+            services.sign_off(store, name, user, decision, signoff_comment, settings)
+            st.rerun()
+        except InputError as exc:
+            st.error(str(exc))
+else:
+    st.caption("Only a signer can approve or reject.")
+cols = st.columns(3)
+for col, fmt, mime in zip(
+    cols, services.REPORT_FORMATS, ("text/markdown", "text/html", "application/json"), strict=True
+):
+    col.download_button(
+        f"Download report ({fmt})",
+        services.render_report(report, fmt),
+        file_name=f"report-{name}.{fmt}",
+        mime=mime,
+        key=f"report_{fmt}",
+    )

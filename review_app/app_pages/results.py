@@ -1,0 +1,137 @@
+"""Results (admin, signer): win rates with CIs, the regression table, error analysis and the trend
+across studies on the same eval set. Hidden until the study's thresholds are locked."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from review_app import services, ui
+from review_app.errors import OutcomesHidden
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin", "signer")
+
+st.title("Results")
+study = ui.study_picker(store)
+if study is None:
+    st.stop()
+try:
+    results = services.study_results(store, study["name"], ui.settings())
+except OutcomesHidden as exc:
+    st.info(f"{exc}. Lock them on the Gate screen; calibration numbers stay visible meanwhile.")
+    st.stop()
+
+
+def ci_text(ci) -> str:
+    return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci is not None and len(ci) == 2 else "n/a"
+
+
+rates = pd.DataFrame(
+    [
+        {
+            "comparison": f"{w.system_a} vs {w.system_b}",
+            "source": w.source,
+            "win rate": w.value,
+            "95% CI": ci_text(w.ci),
+            "low": w.ci[0] if w.ci else None,
+            "high": w.ci[1] if w.ci else None,
+            "n": w.n,
+            "wins": w.wins,
+            "ties": w.ties,
+            "losses": w.losses,
+        }
+        for w in results["win_rates"]
+    ]
+)
+st.subheader("Win rates")
+st.caption(
+    "(wins + 0.5 ties) / n of the first system over the second, from human votes and from each "
+    "judge's order-combined verdicts; 95% bootstrap CI over items."
+)
+if rates.empty:
+    st.info("No votes or verdicts yet.")
+else:
+    base = alt.Chart(rates.dropna(subset=["win rate"])).encode(
+        y=alt.Y("source:N", title=None), color=alt.Color("source:N", legend=None)
+    )
+    chart = (
+        (
+            base.mark_bar().encode(x=alt.X("win rate:Q", scale=alt.Scale(domain=[0, 1])))
+            + base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
+            + alt.Chart(pd.DataFrame({"x": [0.5]}))
+            .mark_rule(strokeDash=[4, 3], color="red")
+            .encode(x="x:Q")
+        )
+        .properties(height=140)
+        .facet(row=alt.Row("comparison:N", title=None))
+    )
+    st.altair_chart(chart)
+    st.dataframe(
+        rates.drop(columns=["low", "high"]),
+        hide_index=True,
+        column_config={"win rate": st.column_config.NumberColumn(format="%.3f")},
+    )
+
+st.subheader("Regression table")
+st.caption(
+    "Per category: the candidate's win rate and its distance from parity in points "
+    "(negative: worse than the other system there)."
+)
+regression = pd.DataFrame(results["regression"])
+if not regression.empty:
+    regression["comparison"] = regression.system_a + " vs " + regression.system_b
+    regression["95% CI"] = regression.ci.map(ci_text)
+    regression["verdict"] = regression.delta_points.map(
+        lambda d: "n/a" if d is None or pd.isna(d) else ("regression" if d < -5 else "ok")
+    )
+    st.dataframe(
+        regression[
+            ["category", "comparison", "source", "value", "95% CI", "n", "delta_points", "verdict"]
+        ],
+        hide_index=True,
+        column_config={
+            "value": st.column_config.NumberColumn("win rate", format="%.3f"),
+            "delta_points": st.column_config.NumberColumn("delta (points)", format="%+.1f"),
+        },
+    )
+    st.caption("Verdict uses a 5-point tolerance; the gate's own tolerance is its threshold.")
+
+st.subheader("Error analysis")
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**{results['candidate']} by length** (human votes)")
+    st.dataframe(
+        pd.DataFrame(results["by_length"]),
+        hide_index=True,
+        column_config={"win_rate": st.column_config.NumberColumn("win rate", format="%.2f")},
+    )
+with right:
+    losses = results["losses"]
+    st.markdown(f"**Where {results['candidate']} lost** (human majority), by category")
+    if not losses:
+        st.write("No losses by human majority.")
+    counts = pd.Series([r["category"] for r in losses]).value_counts()
+    for category, n in counts.items():
+        with st.expander(f"{category}: {n} lost comparisons"):
+            for r in [r for r in losses if r["category"] == category]:
+                st.markdown(f"**{r['item_id']}** vs {r['opponent']}")
+                st.text(r["prompt"])
+                a, b = st.columns(2)
+                a.caption(results["candidate"])
+                a.text(r["candidate_output"] or "(empty output)")
+                b.caption(r["opponent"])
+                b.text(r["opponent_output"] or "(empty output)")
+                for rationale in r["rationales"]:
+                    st.caption(f"Reviewer: {rationale}")
+                st.divider()
+
+trend = pd.DataFrame(results["trend"])
+if not trend.empty and trend.study.nunique() > 1:
+    st.subheader("Trend across studies on this eval set")
+    trend["comparison"] = trend.system_a + " vs " + trend.system_b
+    st.altair_chart(
+        alt.Chart(trend)
+        .mark_line(point=True)
+        .encode(x="study:N", y=alt.Y("value:Q", title="human win rate"), color="comparison:N")
+    )

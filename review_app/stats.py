@@ -1,0 +1,1231 @@
+"""Calibration statistics as pure functions: DataFrames of pairs, votes and verdicts in, named
+results out (agreement, kappa, bias, win rates, bootstrap CIs). No I/O, no SQL, no Streamlit.
+
+The definitions follow DESIGN section 5 and are documented for users in docs/statistics.md.
+
+Conventions used throughout:
+- A comparison is one pair (item, {x, y}); outcomes are oriented to the pair's canonical order
+  and coded x=0, y=1, tie=2 (`both_bad` counts as a tie for agreement and is counted on its own).
+- Unparsed verdicts (outcome None) are excluded everywhere and counted as `n_unparsed`.
+- Votes and verdicts whose pair is not in `pairs` are ignored.
+- A statistic with nothing to count (n = 0), or whose formula divides by zero (a kappa when every
+  label is the same class), has value None and CI None, never NaN.
+- Every confidence interval is a 95% percentile bootstrap over comparisons (whole pairs with all
+  their votes and verdicts), `n_boot` resamples from `numpy.random.default_rng(seed)`. Resamples
+  in which a statistic is undefined are skipped when taking the percentiles.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from judge.providers.baseline import BASELINES, baseline_choice
+
+X, Y, TIE = 0, 1, 2
+LABELS: tuple[str, str, str] = ("x", "y", "tie")
+BASELINE_PREFIX = "baseline/"
+REFERENCE_BASELINE = BASELINE_PREFIX + "longest"
+# DESIGN section 5: a length difference of more than this many characters makes one output "longer".
+LONGER_MARGIN = 30
+# DESIGN section 5: reviewer pairs need this many shared comparisons for a kappa worth reading.
+MIN_SHARED_FOR_REVIEWER_KAPPA = 10
+UNCATEGORIZED = "uncategorized"
+HUMANS = "humans"
+
+_OUTCOME_CODES = {"x": X, "y": Y, "tie": TIE, "both_bad": TIE}
+_FIRST_CODES = {"x": X, "y": Y}
+# Resamples drawn per matrix product; fixed so that results do not depend on machine or load.
+_BOOT_CHUNK = 50
+
+
+# ---- results ----
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic with the number of observations behind it and, when bootstrapped, its 95% CI."""
+
+    value: float | None
+    n: int
+    ci: tuple[float, float] | None = None
+
+    def to_json(self, with_ci: bool = True) -> dict:
+        out: dict = {"value": self.value, "n": self.n}
+        if with_ci:
+            out["ci"] = list(self.ci) if self.ci is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class ReviewerKappa:
+    """Cohen's kappa (3 classes) between two reviewers over the comparisons both voted on."""
+
+    a: str
+    b: str
+    kappa: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class MajorityAgreement:
+    """A judge's combined verdicts scored against the human majority label of each comparison.
+
+    `confusion[i][j]` counts comparisons whose majority label is LABELS[i] and whose combined
+    verdict is LABELS[j].
+    """
+
+    accuracy: float | None
+    macro_precision: float | None
+    macro_recall: float | None
+    macro_f1: float | None
+    n: int
+    confusion: list[list[int]]
+
+    def to_json(self) -> dict:
+        return {
+            "accuracy": self.accuracy,
+            "macro_precision": self.macro_precision,
+            "macro_recall": self.macro_recall,
+            "macro_f1": self.macro_f1,
+            "n": self.n,
+        }
+
+
+@dataclass(frozen=True)
+class HumanStats:
+    """How reviewers agree with each other, and their own position and length preferences."""
+
+    n_votes: int
+    n_both_bad: int
+    n_reviewers: int
+    agreement_with_ties: Estimate
+    agreement_without_ties: Estimate
+    kappa_with_ties: Estimate
+    kappa_without_ties: Estimate
+    fleiss_kappa: Estimate
+    krippendorff_alpha: Estimate
+    reviewer_kappa: list[ReviewerKappa]
+    p_left: Estimate
+    p_longer: Estimate
+
+    def to_json(self) -> dict:
+        return {
+            "agreement": {
+                "with_ties": self.agreement_with_ties.to_json(),
+                "without_ties": self.agreement_without_ties.to_json(),
+            },
+            "kappa": {
+                "with_ties": self.kappa_with_ties.to_json(),
+                "without_ties": self.kappa_without_ties.to_json(),
+            },
+            "fleiss_kappa": self.fleiss_kappa.to_json(with_ci=False),
+            "krippendorff_alpha": self.krippendorff_alpha.to_json(with_ci=False),
+            "reviewer_kappa": [
+                {"a": r.a, "b": r.b, "kappa": r.kappa, "n": r.n} for r in self.reviewer_kappa
+            ],
+            "p_left": self.p_left.to_json(with_ci=False),
+            "p_longer": self.p_longer.to_json(with_ci=False),
+        }
+
+
+@dataclass(frozen=True)
+class JudgeStats:
+    """One judge (a run, an imported judge name or a baseline) measured against the humans.
+
+    `consistency` and `p_first` are None for a judge with no single-order verdicts at all (for
+    example imported order-combined verdicts), since neither can be measured then.
+    """
+
+    judge: str
+    n_verdicts: int
+    n_unparsed: int
+    n_combined: int
+    n_inconsistent: int
+    agreement_with_ties: Estimate
+    agreement_without_ties: Estimate
+    kappa_with_ties: Estimate
+    kappa_without_ties: Estimate
+    vs_majority: MajorityAgreement
+    consistency: Estimate | None
+    p_first: Estimate | None
+    p_longer: Estimate
+    cost_total: float
+    cost_per_1000: float | None
+    mean_latency_ms: float | None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.judge.startswith(BASELINE_PREFIX)
+
+    def to_json(self) -> dict:
+        return {
+            "judge": self.judge,
+            "n_verdicts": self.n_verdicts,
+            "n_unparsed": self.n_unparsed,
+            "agreement": {
+                "with_ties": self.agreement_with_ties.to_json(),
+                "without_ties": self.agreement_without_ties.to_json(),
+            },
+            "kappa": {
+                "with_ties": self.kappa_with_ties.to_json(),
+                "without_ties": self.kappa_without_ties.to_json(),
+            },
+            "vs_majority": self.vs_majority.to_json(),
+            "consistency": (
+                self.consistency.to_json(with_ci=False) if self.consistency is not None else None
+            ),
+            "p_first": self.p_first.to_json(with_ci=False) if self.p_first is not None else None,
+            "p_longer": self.p_longer.to_json(with_ci=False),
+        }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Every statistic of one set of comparisons (a whole study or one category)."""
+
+    n_comparisons: int
+    n_votes: int
+    humans: HumanStats
+    judges: list[JudgeStats]
+
+    def judge(self, label: str) -> JudgeStats | None:
+        return next((j for j in self.judges if j.judge == label), None)
+
+    def to_json(self) -> dict:
+        return {
+            "n_comparisons": self.n_comparisons,
+            "n_votes": self.n_votes,
+            "humans": self.humans.to_json(),
+            "judges": [j.to_json() for j in self.judges],
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A study's analysis overall and per category; `to_json()` is the `stats --json` document."""
+
+    overall: Analysis
+    by_category: dict[str, Analysis] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out = self.overall.to_json()
+        out["by_category"] = {name: a.to_json() for name, a in self.by_category.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """How often `system_a` beats `system_b`: (wins + 0.5 ties) / n, from one source.
+
+    `source` is "humans" (one observation per vote) or a judge label (one per combined verdict).
+    `ties` includes `both_bad` votes, which are also counted on their own.
+    """
+
+    system_a: str
+    system_b: str
+    source: str
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    wins: int
+    ties: int
+    losses: int
+    both_bad: int = 0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A plain-language verdict on whether a judge can stand in for human reviewers."""
+
+    ok: bool
+    text: str
+
+
+# ---- encoding ----
+
+
+@dataclass
+class _Encoded:
+    """Frames turned into integer arrays indexed by comparison (0..P-1), ready for numpy."""
+
+    pair_ids: np.ndarray
+    systems: np.ndarray  # (P, 2) object: system_x, system_y
+    categories: np.ndarray  # (P,) str
+    len_diff: np.ndarray  # (P,) len_x - len_y
+    vote_pair: np.ndarray
+    vote_label: np.ndarray  # 0, 1, 2
+    vote_both_bad: np.ndarray  # bool
+    vote_reviewer: np.ndarray  # int codes into reviewers
+    vote_left: np.ndarray  # 0 = x shown left, 1 = y shown left, -1 unknown
+    reviewers: np.ndarray  # names, sorted
+    verdict_pair: np.ndarray
+    verdict_judge: np.ndarray  # int codes into judges
+    verdict_outcome: np.ndarray  # 0, 1, 2, -1 = unparsed
+    verdict_first: np.ndarray  # 0, 1, -1 = order-combined
+    verdict_cost: np.ndarray
+    verdict_latency: np.ndarray  # NaN when unknown
+    judges: list[str]
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pair_ids)
+
+    def subset(self, mask: np.ndarray) -> _Encoded:
+        """The comparisons where `mask` is true, with their votes and verdicts."""
+        new_index = np.cumsum(mask) - 1
+        keep_v = mask[self.vote_pair]
+        keep_j = mask[self.verdict_pair]
+        return _Encoded(
+            pair_ids=self.pair_ids[mask],
+            systems=self.systems[mask],
+            categories=self.categories[mask],
+            len_diff=self.len_diff[mask],
+            vote_pair=new_index[self.vote_pair[keep_v]],
+            vote_label=self.vote_label[keep_v],
+            vote_both_bad=self.vote_both_bad[keep_v],
+            vote_reviewer=self.vote_reviewer[keep_v],
+            vote_left=self.vote_left[keep_v],
+            reviewers=self.reviewers,
+            verdict_pair=new_index[self.verdict_pair[keep_j]],
+            verdict_judge=self.verdict_judge[keep_j],
+            verdict_outcome=self.verdict_outcome[keep_j],
+            verdict_first=self.verdict_first[keep_j],
+            verdict_cost=self.verdict_cost[keep_j],
+            verdict_latency=self.verdict_latency[keep_j],
+            judges=self.judges,
+        )
+
+
+def _codes(series: pd.Series, mapping: dict[str, int]) -> np.ndarray:
+    """Integer code per value of `series` from `mapping`; -1 for missing or unknown values."""
+    position = pd.Index(list(mapping), dtype=object).get_indexer(series.astype(object))
+    codes = np.array([*mapping.values(), -1], dtype=np.int64)
+    return codes[position]
+
+
+def _category_names(series: pd.Series) -> np.ndarray:
+    names = series.astype(object).where(series.notna(), UNCATEGORIZED).astype(str)
+    return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)
+
+
+def _judge_order(labels: Iterable[str]) -> list[str]:
+    """Real judges by name first, then baselines in the order of BASELINES."""
+    labels = set(labels)
+    baseline_rank = {BASELINE_PREFIX + name: i for i, name in enumerate(BASELINES)}
+    real = sorted(label for label in labels if not label.startswith(BASELINE_PREFIX))
+    baselines = sorted(
+        (label for label in labels if label.startswith(BASELINE_PREFIX)),
+        key=lambda label: (baseline_rank.get(label, len(baseline_rank)), label),
+    )
+    return real + baselines
+
+
+def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) -> _Encoded:
+    pair_index = pd.Index(pairs["pair_id"])
+    systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
+    len_diff = (
+        pairs["len_x"].to_numpy(dtype=np.int64) - pairs["len_y"].to_numpy(dtype=np.int64)
+        if len(pairs)
+        else np.zeros(0, dtype=np.int64)
+    )
+
+    vote_pair = pair_index.get_indexer(votes["pair_id"]) if len(votes) else np.zeros(0, np.int64)
+    vote_label = _codes(votes["outcome"], _OUTCOME_CODES)
+    keep = (vote_pair >= 0) & (vote_label >= 0)
+    votes = votes[keep]
+    vote_pair = vote_pair[keep]
+    vote_label = vote_label[keep]
+    reviewer_codes, reviewers = pd.factorize(votes["reviewer"].astype(str), sort=True)
+    left = votes["shown_left"].astype(object).to_numpy()
+    vote_systems = systems[vote_pair] if len(vote_pair) else np.empty((0, 2), dtype=object)
+    vote_left = np.full(len(votes), -1, dtype=np.int64)
+    if len(votes):
+        vote_left[left == vote_systems[:, 0]] = X
+        vote_left[left == vote_systems[:, 1]] = Y
+
+    verdict_pair = (
+        pair_index.get_indexer(verdicts["pair_id"]) if len(verdicts) else np.zeros(0, np.int64)
+    )
+    keep = verdict_pair >= 0
+    verdicts = verdicts[keep]
+    verdict_pair = verdict_pair[keep]
+    judges = _judge_order(verdicts["judge"].astype(str).unique())
+    judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
+
+    return _Encoded(
+        pair_ids=pairs["pair_id"].to_numpy(),
+        systems=systems,
+        categories=_category_names(pairs["category"]),
+        len_diff=len_diff,
+        vote_pair=vote_pair.astype(np.int64),
+        vote_label=vote_label,
+        vote_both_bad=(votes["outcome"] == "both_bad").to_numpy(dtype=bool),
+        vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
+        vote_left=vote_left,
+        reviewers=np.asarray(reviewers, dtype=object),
+        verdict_pair=verdict_pair.astype(np.int64),
+        verdict_judge=np.asarray(judge_codes, dtype=np.int64),
+        verdict_outcome=_codes(verdicts["outcome"], _OUTCOME_CODES),
+        verdict_first=_codes(verdicts["first"], _FIRST_CODES),
+        verdict_cost=pd.to_numeric(verdicts["cost"], errors="coerce").fillna(0.0).to_numpy(float),
+        verdict_latency=pd.to_numeric(verdicts["latency_ms"], errors="coerce").to_numpy(float),
+        judges=judges,
+    )
+
+
+# ---- per-comparison building blocks ----
+
+
+def _human_counts(enc: _Encoded) -> np.ndarray:
+    """(P, 3) number of votes per comparison and label."""
+    flat = np.bincount(enc.vote_pair * 3 + enc.vote_label, minlength=3 * enc.n_pairs)
+    return flat.reshape(enc.n_pairs, 3)
+
+
+def _majority(counts: np.ndarray) -> np.ndarray:
+    """The unique most frequent label per comparison, else tie; -1 where nobody voted."""
+    top = counts.max(axis=1)
+    unique_top = (counts == top[:, None]).sum(axis=1) == 1
+    label = np.where(unique_top, counts.argmax(axis=1), TIE)
+    return np.where(counts.sum(axis=1) > 0, label, -1)
+
+
+@dataclass
+class _JudgeCodes:
+    """One judge's verdicts reduced to one combined outcome per comparison."""
+
+    combined: np.ndarray  # (P,) 0, 1, 2, -1 = no parsed verdict
+    inconsistent: np.ndarray  # (P,) bool
+    first_x: np.ndarray  # (P,) outcome when x was shown first, -1 if none
+    first_y: np.ndarray  # (P,) outcome when y was shown first, -1 if none
+    single_pair: np.ndarray  # pair index of each parsed single-order verdict
+    single_won_first: np.ndarray  # bool per parsed non-tie single-order verdict (NaN-free)
+    single_non_tie: np.ndarray  # bool per parsed single-order verdict
+    has_single_order: bool
+    n_verdicts: int
+    n_unparsed: int
+    cost_total: float
+    mean_latency_ms: float | None
+
+
+def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
+    rows = enc.verdict_judge == judge_code
+    pair = enc.verdict_pair[rows]
+    outcome = enc.verdict_outcome[rows]
+    first = enc.verdict_first[rows]
+    parsed = outcome >= 0
+    n_pairs = enc.n_pairs
+
+    counts = np.bincount(pair[parsed] * 3 + outcome[parsed], minlength=3 * n_pairs)
+    counts = counts.reshape(n_pairs, 3)
+    distinct = (counts > 0).sum(axis=1)
+    combined = np.where(distinct == 1, counts.argmax(axis=1), TIE)
+    combined = np.where(distinct == 0, -1, combined)
+
+    first_x = np.full(n_pairs, -1, dtype=np.int64)
+    first_y = np.full(n_pairs, -1, dtype=np.int64)
+    sel = parsed & (first == X)
+    first_x[pair[sel]] = outcome[sel]
+    sel = parsed & (first == Y)
+    first_y[pair[sel]] = outcome[sel]
+
+    single = parsed & (first >= 0)
+    latency = enc.verdict_latency[rows]
+    latency = latency[~np.isnan(latency)]
+    return _JudgeCodes(
+        combined=combined,
+        inconsistent=distinct > 1,
+        first_x=first_x,
+        first_y=first_y,
+        single_pair=pair[single],
+        single_won_first=outcome[single] == first[single],
+        single_non_tie=outcome[single] != TIE,
+        has_single_order=bool((first >= 0).any()),
+        n_verdicts=int(rows.sum()),
+        n_unparsed=int((~parsed).sum()),
+        cost_total=float(enc.verdict_cost[rows].sum()),
+        mean_latency_ms=float(latency.mean()) if len(latency) else None,
+    )
+
+
+# ---- bootstrap ----
+
+
+class _Columns:
+    """Per-comparison columns whose totals every bootstrapped statistic is computed from.
+
+    Each statistic here is a function of column totals, so one resample is one weighted sum of
+    rows; all statistics of a report share the same resamples.
+    """
+
+    def __init__(self, n_rows: int) -> None:
+        self.n_rows = n_rows
+        self._cols: list[np.ndarray] = []
+
+    def add(self, values: np.ndarray) -> int:
+        self._cols.append(np.asarray(values, dtype=np.float64))
+        return len(self._cols) - 1
+
+    def matrix(self) -> np.ndarray:
+        if not self._cols:
+            return np.zeros((self.n_rows, 0))
+        return np.column_stack(self._cols)
+
+
+def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Column totals of `n_boot` resamples (with replacement) of the rows of `matrix`.
+
+    Returns an (n_boot, K) array. Each resample is a vector of row counts drawn uniformly with
+    replacement, so a resample's totals are one matrix product.
+    """
+    n_rows, n_cols = matrix.shape
+    out = np.zeros((n_boot, n_cols))
+    if n_rows == 0 or n_cols == 0 or n_boot == 0:
+        return out
+    # float32 is exact for these integer counts and halves the product's cost.
+    m32 = matrix.astype(np.float32)
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        size = min(_BOOT_CHUNK, n_boot - start)
+        rows = rng.integers(0, n_rows, size=(size, n_rows))
+        rows += (np.arange(size) * n_rows)[:, None]
+        weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
+        out[start : start + size] = weights.astype(np.float32) @ m32
+    return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
+    samples = samples[np.isfinite(samples)]
+    if len(samples) == 0:
+        return None
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+Statistic = Callable[[np.ndarray], np.ndarray]
+
+
+def _ratio(num: int, den: int) -> Statistic:
+    def stat(t: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return t[..., num] / t[..., den]
+
+    return stat
+
+
+def _kappa(agree: int, n: int, rows: Sequence[int], cols: Sequence[int], scale: float) -> Statistic:
+    """Cohen's kappa from totals: observed agreement and chance agreement from the marginals.
+
+    `rows`/`cols` are the marginal totals per class of the two raters; `scale * n` is the number
+    of rated pairs they were counted over.
+    """
+
+    def stat(t: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = t[..., n] * scale
+            observed = t[..., agree] / t[..., n]
+            chance = sum(t[..., r] * t[..., c] for r, c in zip(rows, cols, strict=True)) / total**2
+            kappa = (observed - chance) / (1.0 - chance)
+            # Chance agreement of 1 (one class only) leaves kappa undefined, not infinite.
+            return np.where(np.isclose(chance, 1.0), np.nan, kappa)
+
+    return stat
+
+
+class _Estimator:
+    """Collects statistics over shared columns, then bootstraps them all at once."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.columns = _Columns(n_rows)
+        self._specs: list[tuple[int, Statistic]] = []
+
+    def add_ratio(self, num: np.ndarray, den: np.ndarray) -> int:
+        n_col = self.columns.add(den)
+        num_col = self.columns.add(num)
+        self._specs.append((n_col, _ratio(num_col, n_col)))
+        return len(self._specs) - 1
+
+    def add_kappa(
+        self,
+        agree: np.ndarray,
+        n: np.ndarray,
+        rows: Sequence[np.ndarray],
+        cols: Sequence[np.ndarray] | None,
+        scale: float = 1.0,
+    ) -> int:
+        """Register a kappa; `cols=None` means both raters share the `rows` marginals."""
+        n_col = self.columns.add(n)
+        agree_col = self.columns.add(agree)
+        row_cols = [self.columns.add(r) for r in rows]
+        col_cols = row_cols if cols is None else [self.columns.add(c) for c in cols]
+        self._specs.append((n_col, _kappa(agree_col, n_col, row_cols, col_cols, scale)))
+        return len(self._specs) - 1
+
+    def run(self, rng: np.random.Generator, n_boot: int) -> list[Estimate]:
+        matrix = self.columns.matrix()
+        totals = matrix.sum(axis=0)
+        boots = bootstrap_totals(matrix, rng, n_boot)
+        estimates = []
+        for n_col, stat in self._specs:
+            n = int(round(totals[n_col]))
+            value = _finite_or_none(stat(totals)) if n > 0 else None
+            ci = _percentile_ci(stat(boots)) if value is not None and n_boot > 0 else None
+            estimates.append(Estimate(value=value, n=n, ci=ci))
+        return estimates
+
+
+# ---- statistics without a bootstrap ----
+
+
+def fleiss_kappa(counts: np.ndarray) -> Estimate:
+    """Fleiss' kappa from an (items, classes) table of rating counts.
+
+    Items with fewer than 2 ratings are left out; items may have different numbers of ratings
+    (each item's agreement is the share of agreeing rater pairs). n = items used.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    per_item = counts.sum(axis=1)
+    counts = counts[per_item >= 2]
+    per_item = per_item[per_item >= 2]
+    if len(counts) == 0:
+        return Estimate(None, 0)
+    item_agreement = ((counts**2).sum(axis=1) - per_item) / (per_item * (per_item - 1))
+    observed = item_agreement.mean()
+    shares = counts.sum(axis=0) / per_item.sum()
+    chance = (shares**2).sum()
+    if np.isclose(chance, 1.0):
+        return Estimate(None, len(counts))
+    return Estimate(float((observed - chance) / (1 - chance)), len(counts))
+
+
+def krippendorff_alpha_nominal(counts: np.ndarray) -> Estimate:
+    """Krippendorff's alpha for nominal data from an (units, values) table of rating counts.
+
+    Units with fewer than 2 ratings are not pairable and are left out. alpha = 1 - D_o / D_e with
+    the coincidence-matrix definitions; n = units used.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    per_unit = counts.sum(axis=1)
+    counts = counts[per_unit >= 2]
+    per_unit = per_unit[per_unit >= 2]
+    if len(counts) == 0:
+        return Estimate(None, 0)
+    matching = (counts * (counts - 1)).sum(axis=1) / (per_unit - 1)
+    total = per_unit.sum()
+    by_value = counts.sum(axis=0)
+    observed_disagreement = 1.0 - matching.sum() / total
+    expected_disagreement = 1.0 - (by_value * (by_value - 1)).sum() / (total * (total - 1))
+    if np.isclose(expected_disagreement, 0.0):
+        return Estimate(None, len(counts))
+    return Estimate(float(1.0 - observed_disagreement / expected_disagreement), len(counts))
+
+
+def _cohen_from_confusion(confusion: np.ndarray) -> np.ndarray:
+    """Cohen's kappa for a stack of (..., k, k) confusion tables; NaN where undefined."""
+    confusion = confusion.astype(np.float64)
+    n = confusion.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        observed = np.trace(confusion, axis1=-2, axis2=-1) / n
+        chance = (confusion.sum(axis=-1) * confusion.sum(axis=-2)).sum(axis=-1) / n**2
+        kappa = (observed - chance) / (1 - chance)
+    return np.where(np.isclose(chance, 1.0) | (n == 0), np.nan, kappa)
+
+
+def _reviewer_kappa(enc: _Encoded, min_shared: int) -> list[ReviewerKappa]:
+    if len(enc.vote_pair) == 0:
+        return []
+    votes = pd.DataFrame(
+        {"pair": enc.vote_pair, "reviewer": enc.vote_reviewer, "label": enc.vote_label}
+    )
+    joined = votes.merge(votes, on="pair")
+    joined = joined[joined["reviewer_x"] < joined["reviewer_y"]]
+    if joined.empty:
+        return []
+    key = joined["reviewer_x"].to_numpy() * len(enc.reviewers) + joined["reviewer_y"].to_numpy()
+    keys, group = np.unique(key, return_inverse=True)
+    cells = group * 9 + joined["label_x"].to_numpy() * 3 + joined["label_y"].to_numpy()
+    confusion = np.bincount(cells, minlength=len(keys) * 9).reshape(len(keys), 3, 3)
+    shared = confusion.sum(axis=(1, 2))
+    kappas = _cohen_from_confusion(confusion)
+    out = []
+    for k, n, kappa in zip(keys, shared, kappas, strict=True):
+        if n >= min_shared:
+            a, b = divmod(int(k), len(enc.reviewers))
+            out.append(
+                ReviewerKappa(
+                    str(enc.reviewers[a]), str(enc.reviewers[b]), _finite_or_none(kappa), int(n)
+                )
+            )
+    return out
+
+
+def _majority_agreement(truth: np.ndarray, predicted: np.ndarray) -> MajorityAgreement:
+    """Accuracy and macro precision/recall/F1 over the classes that occur in either labelling.
+
+    Same convention as scikit-learn's `precision_recall_fscore_support(average="macro",
+    zero_division=0)` with its default labels, computed from the confusion table for speed.
+    """
+    confusion = np.bincount(truth * 3 + predicted, minlength=9).reshape(3, 3)
+    n = int(confusion.sum())
+    if n == 0:
+        return MajorityAgreement(None, None, None, None, 0, confusion.tolist())
+    hits = np.diag(confusion).astype(np.float64)
+    truth_totals = confusion.sum(axis=1)
+    predicted_totals = confusion.sum(axis=0)
+    present = (truth_totals + predicted_totals) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted_totals > 0, hits / predicted_totals, 0.0)
+        recall = np.where(truth_totals > 0, hits / truth_totals, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return MajorityAgreement(
+        accuracy=float(hits.sum() / n),
+        macro_precision=float(precision[present].mean()),
+        macro_recall=float(recall[present].mean()),
+        macro_f1=float(f1[present].mean()),
+        n=n,
+        confusion=confusion.tolist(),
+    )
+
+
+# ---- analysis ----
+
+
+def _longer_side(len_diff: np.ndarray) -> np.ndarray:
+    """X or Y where one output is longer by more than LONGER_MARGIN characters, else -1."""
+    return np.where(len_diff > LONGER_MARGIN, X, np.where(len_diff < -LONGER_MARGIN, Y, -1))
+
+
+def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
+    n_pairs = enc.n_pairs
+    est = _Estimator(n_pairs)
+    counts = _human_counts(enc)
+    h_x, h_y = counts[:, X], counts[:, Y]
+    n_all = counts.sum(axis=1)
+    n_decisive = h_x + h_y
+    longer = _longer_side(enc.len_diff)
+    eligible = longer >= 0
+
+    # Humans: every unordered pair of votes by two reviewers on one comparison. For kappa each
+    # unordered pair is counted in both orders, so both "raters" share the marginals h_k * (n - 1).
+    pairs_all = n_all * (n_all - 1) / 2
+    agree_all = (counts * (counts - 1) / 2).sum(axis=1)
+    h_agree_wt = est.add_ratio(agree_all, pairs_all)
+    h_kappa_wt = est.add_kappa(
+        agree_all, pairs_all, [counts[:, k] * (n_all - 1) for k in range(3)], None, scale=2
+    )
+    pairs_decisive = n_decisive * (n_decisive - 1) / 2
+    agree_decisive = (h_x * (h_x - 1) + h_y * (h_y - 1)) / 2
+    h_agree_wot = est.add_ratio(agree_decisive, pairs_decisive)
+    h_kappa_wot = est.add_kappa(
+        agree_decisive,
+        pairs_decisive,
+        [h_x * (n_decisive - 1), h_y * (n_decisive - 1)],
+        None,
+        scale=2,
+    )
+    known_left = (enc.vote_left >= 0) & (enc.vote_label != TIE)
+    left_n = np.bincount(enc.vote_pair[known_left], minlength=n_pairs)
+    left_won = np.bincount(
+        enc.vote_pair[known_left],
+        weights=(enc.vote_label[known_left] == enc.vote_left[known_left]),
+        minlength=n_pairs,
+    )
+    h_p_left = est.add_ratio(left_won, left_n)
+    longer_won = np.where(longer == X, h_x, np.where(longer == Y, h_y, 0))
+    h_p_longer = est.add_ratio(longer_won, np.where(eligible, n_decisive, 0))
+
+    judge_specs = []
+    judge_codes = []
+    for code in range(len(enc.judges)):
+        jc = _judge_codes(enc, code)
+        if jc.n_verdicts == 0:
+            continue
+        judge_codes.append((code, jc))
+        c = jc.combined
+        judged = c >= 0
+        c_safe = np.where(judged, c, 0)
+        agree = np.where(judged, counts[np.arange(n_pairs), c_safe], 0)
+        n_wt = np.where(judged, n_all, 0)
+        spec = {
+            "agree_wt": est.add_ratio(agree, n_wt),
+            "kappa_wt": est.add_kappa(
+                agree,
+                n_wt,
+                [n_wt * (c == k) for k in range(3)],
+                [np.where(judged, counts[:, k], 0) for k in range(3)],
+            ),
+        }
+        decisive = judged & (c != TIE)
+        agree_d = np.where(decisive, agree, 0)
+        n_wot = np.where(decisive, n_decisive, 0)
+        spec["agree_wot"] = est.add_ratio(agree_d, n_wot)
+        spec["kappa_wot"] = est.add_kappa(
+            agree_d,
+            n_wot,
+            [n_wot * (c == k) for k in (X, Y)],
+            [np.where(decisive, counts[:, k], 0) for k in (X, Y)],
+        )
+        both = (jc.first_x >= 0) & (jc.first_y >= 0)
+        spec["consistency"] = est.add_ratio(both & (jc.first_x == jc.first_y), both)
+        non_tie = jc.single_non_tie
+        spec["p_first"] = est.add_ratio(
+            np.bincount(
+                jc.single_pair[non_tie], weights=jc.single_won_first[non_tie], minlength=n_pairs
+            ),
+            np.bincount(jc.single_pair[non_tie], minlength=n_pairs),
+        )
+        spec["p_longer"] = est.add_ratio(decisive & eligible & (c == longer), decisive & eligible)
+        judge_specs.append(spec)
+
+    estimates = est.run(rng, n_boot)
+
+    humans = HumanStats(
+        n_votes=len(enc.vote_pair),
+        n_both_bad=int(enc.vote_both_bad.sum()),
+        n_reviewers=len(np.unique(enc.vote_reviewer)),
+        agreement_with_ties=estimates[h_agree_wt],
+        agreement_without_ties=estimates[h_agree_wot],
+        kappa_with_ties=estimates[h_kappa_wt],
+        kappa_without_ties=estimates[h_kappa_wot],
+        fleiss_kappa=fleiss_kappa(counts),
+        krippendorff_alpha=krippendorff_alpha_nominal(counts),
+        reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
+        p_left=estimates[h_p_left],
+        p_longer=estimates[h_p_longer],
+    )
+
+    majority = _majority(counts)
+    judges = []
+    for (code, jc), spec in zip(judge_codes, judge_specs, strict=True):
+        both_known = (majority >= 0) & (jc.combined >= 0)
+        judges.append(
+            JudgeStats(
+                judge=enc.judges[code],
+                n_verdicts=jc.n_verdicts,
+                n_unparsed=jc.n_unparsed,
+                n_combined=int((jc.combined >= 0).sum()),
+                n_inconsistent=int(jc.inconsistent.sum()),
+                agreement_with_ties=estimates[spec["agree_wt"]],
+                agreement_without_ties=estimates[spec["agree_wot"]],
+                kappa_with_ties=estimates[spec["kappa_wt"]],
+                kappa_without_ties=estimates[spec["kappa_wot"]],
+                vs_majority=_majority_agreement(majority[both_known], jc.combined[both_known]),
+                consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
+                p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
+                p_longer=estimates[spec["p_longer"]],
+                cost_total=jc.cost_total,
+                cost_per_1000=1000 * jc.cost_total / jc.n_verdicts,
+                mean_latency_ms=jc.mean_latency_ms,
+            )
+        )
+    return Analysis(n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges)
+
+
+def _category_rng(seed: int, category: str) -> np.random.Generator:
+    # Keyed on the category's name so adding a category does not change another's CIs.
+    return np.random.default_rng([seed, zlib.crc32(category.encode())])
+
+
+def calibrate(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Calibration:
+    """Every statistic of DESIGN section 5, for the whole study and for each category."""
+    enc = _encode(pairs, votes, verdicts)
+    overall = _analyse(enc, np.random.default_rng(seed), n_boot)
+    by_category = {}
+    for category in sorted(set(enc.categories)):
+        subset = enc.subset(enc.categories == category)
+        by_category[category] = _analyse(subset, _category_rng(seed, category), n_boot)
+    return Calibration(overall=overall, by_category=by_category)
+
+
+def analyse(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Analysis:
+    """Every statistic of DESIGN section 5 over all comparisons in `pairs` (no category split)."""
+    return _analyse(_encode(pairs, votes, verdicts), np.random.default_rng(seed), n_boot)
+
+
+def study_report(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict:
+    """The `review-app stats --json` document of DESIGN section 5 (JSON-ready, None for n = 0)."""
+    return calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot).to_json()
+
+
+# ---- per-comparison views ----
+
+
+def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (judge, comparison) with at least one verdict.
+
+    Columns: judge, pair_id, outcome ('x'|'y'|'tie', None when every verdict was unparsed),
+    inconsistent (the orders disagreed), outcome_first_x / outcome_first_y (each order's parsed
+    outcome or None), n_unparsed.
+    """
+    empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
+    enc = _encode(pairs, empty_votes, verdicts)
+    names = np.array([*LABELS, None], dtype=object)  # index -1 -> None
+    frames = []
+    for code, judge in enumerate(enc.judges):
+        jc = _judge_codes(enc, code)
+        rows = enc.verdict_judge == code
+        seen = np.bincount(enc.verdict_pair[rows], minlength=enc.n_pairs) > 0
+        unparsed = np.bincount(
+            enc.verdict_pair[rows], weights=enc.verdict_outcome[rows] < 0, minlength=enc.n_pairs
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "judge": judge,
+                    "pair_id": enc.pair_ids[seen],
+                    "outcome": names[jc.combined[seen]],
+                    "inconsistent": jc.inconsistent[seen],
+                    "outcome_first_x": names[jc.first_x[seen]],
+                    "outcome_first_y": names[jc.first_y[seen]],
+                    "n_unparsed": unparsed[seen].astype(int),
+                }
+            )
+        )
+    columns = [
+        "judge",
+        "pair_id",
+        "outcome",
+        "inconsistent",
+        "outcome_first_x",
+        "outcome_first_y",
+        "n_unparsed",
+    ]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
+    """The human majority label ('x'|'y'|'tie') per pair_id, for comparisons with any vote."""
+    empty = pd.DataFrame(columns=["pair_id", "judge", "outcome", "first", "cost", "latency_ms"])
+    enc = _encode(pairs, votes, empty)
+    majority = _majority(_human_counts(enc))
+    voted = majority >= 0
+    return pd.Series(
+        np.array(LABELS, dtype=object)[majority[voted]],
+        index=pd.Index(enc.pair_ids[voted], name="pair_id"),
+        name="majority",
+    )
+
+
+# ---- win rates ----
+
+
+def _comparisons_of(enc: _Encoded) -> list[tuple[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for x, y in enc.systems:
+        seen.setdefault((str(x), str(y)), None)
+    return list(seen)
+
+
+def _win_rates(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None,
+    rng: np.random.Generator,
+    n_boot: int,
+) -> list[WinRate]:
+    out = []
+    for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
+        forward = (enc.systems[:, 0] == system_a) & (enc.systems[:, 1] == system_b)
+        backward = (enc.systems[:, 0] == system_b) & (enc.systems[:, 1] == system_a)
+        sub = enc.subset(forward | backward)
+        a_side = X if system_a < system_b else Y
+        counts = _human_counts(sub)
+        est = _Estimator(sub.n_pairs)
+        sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
+        both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
+        for code, judge in enumerate(sub.judges):
+            if not (sub.verdict_judge == code).any():
+                continue
+            combined = _judge_codes(sub, code).combined
+            judge_counts = np.stack([combined == k for k in range(3)], axis=1).astype(np.int64)
+            sources.append((judge, judge_counts))
+        specs = []
+        for _source, c in sources:
+            score = c[:, a_side] + 0.5 * c[:, TIE]
+            specs.append(est.add_ratio(score, c.sum(axis=1)))
+        estimates = est.run(rng, n_boot)
+        for (source, c), spec in zip(sources, specs, strict=True):
+            e = estimates[spec]
+            out.append(
+                WinRate(
+                    system_a=system_a,
+                    system_b=system_b,
+                    source=source,
+                    value=e.value,
+                    ci=e.ci,
+                    n=e.n,
+                    wins=int(c[:, a_side].sum()),
+                    ties=int(c[:, TIE].sum()),
+                    losses=int(c[:, 1 - a_side].sum()),
+                    both_bad=both_bad.get(source, 0),
+                )
+            )
+    return out
+
+
+def win_rates(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> list[WinRate]:
+    """Win rate of system_a over system_b for each comparison, from humans and from each judge.
+
+    `comparisons` orients each one, e.g. [("finetuned", "base")]; by default every (system_x,
+    system_y) found in `pairs`, in canonical order.
+    """
+    enc = _encode(pairs, votes, verdicts)
+    return _win_rates(enc, comparisons, np.random.default_rng(seed), n_boot)
+
+
+def category_win_rates(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, list[WinRate]]:
+    """`win_rates` within each category (comparisons with no pair in a category are omitted)."""
+    enc = _encode(pairs, votes, verdicts)
+    out = {}
+    for category in sorted(set(enc.categories)):
+        sub = enc.subset(enc.categories == category)
+        present = set(_comparisons_of(sub))
+        wanted = [
+            (a, b)
+            for a, b in (comparisons if comparisons is not None else _comparisons_of(sub))
+            if (a, b) in present or (b, a) in present
+        ]
+        out[category] = _win_rates(sub, wanted, _category_rng(seed, category), n_boot)
+    return out
+
+
+# ---- baseline judges ----
+
+
+def baseline_verdicts(
+    pairs: pd.DataFrame, names: Sequence[str] = BASELINES, seed: int = 0
+) -> pd.DataFrame:
+    """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
+
+    Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
+    The random baseline's key is "<pair_id>:<first system>", so rows are reproducible per seed.
+    """
+    pair_ids = pairs["pair_id"].tolist()
+    system_x = pairs["system_x"].astype(str).tolist()
+    system_y = pairs["system_y"].astype(str).tolist()
+    text_x = pairs["output_x"].astype(object).where(pairs["output_x"].notna(), "").tolist()
+    text_y = pairs["output_y"].astype(object).where(pairs["output_y"].notna(), "").tolist()
+    # Outcome per choice when x, or y, was shown first.
+    outcome_of = {
+        "x": {"first": "x", "second": "y", "tie": "tie"},
+        "y": {"first": "y", "second": "x", "tie": "tie"},
+    }
+    frames = []
+    for name in names:
+        for first in ("x", "y"):
+            shown_first = system_x if first == "x" else system_y
+            firsts, seconds = (text_x, text_y) if first == "x" else (text_y, text_x)
+            to_outcome = outcome_of[first]
+            outcome = [
+                to_outcome[baseline_choice(name, str(a), str(b), key=f"{pid}:{fs}", seed=seed)]
+                for pid, fs, a, b in zip(pair_ids, shown_first, firsts, seconds, strict=True)
+            ]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "judge": BASELINE_PREFIX + name,
+                        "pair_id": pair_ids,
+                        "first_system": shown_first,
+                        "first": first,
+                        "outcome": outcome,
+                        "system_x": system_x,
+                        "system_y": system_y,
+                    }
+                )
+            )
+    if not frames or not pair_ids:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["winner"] = np.where(
+        frame["outcome"] == "x",
+        frame["system_x"],
+        np.where(frame["outcome"] == "y", frame["system_y"], "tie"),
+    )
+    frame["verdict_id"] = None
+    frame["run_id"] = None
+    frame["explanation"] = ""
+    frame["raw_text"] = ""
+    frame["parse_error"] = None
+    frame["cost"] = 0.0
+    frame["latency_ms"] = 0.0
+    frame["tokens_in"] = 0
+    frame["tokens_out"] = 0
+    return frame[VERDICT_COLUMNS]
+
+
+VERDICT_COLUMNS: list[str] = [
+    "verdict_id",
+    "run_id",
+    "judge",
+    "pair_id",
+    "first_system",
+    "first",
+    "winner",
+    "outcome",
+    "explanation",
+    "raw_text",
+    "parse_error",
+    "cost",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+]
+
+
+# ---- plain-language helpers ----
+
+
+def _fmt(estimate: Estimate) -> str:
+    if estimate.value is None:
+        return f"n/a (n={estimate.n})"
+    if estimate.ci is None:
+        return f"{estimate.value:.2f} (n={estimate.n})"
+    lo, hi = estimate.ci
+    return f"{estimate.value:.2f} [{lo:.2f}, {hi:.2f}] (n={estimate.n})"
+
+
+def assess_judge(judge: JudgeStats, humans: HumanStats, reference: JudgeStats | None) -> Assessment:
+    """Whether `judge` is within the human ceiling and ahead of the reference baseline.
+
+    Uses agreement without ties. "Within the human ceiling" means the judge's agreement reaches
+    human-human agreement, or its CI's upper bound does (the data cannot tell them apart).
+    "Ahead" means a strictly higher agreement than `reference` (normally baseline/longest).
+    """
+    mine = judge.agreement_without_ties
+    ceiling = humans.agreement_without_ties
+    if mine.value is None:
+        return Assessment(
+            False,
+            "cannot tell: no comparison has both a decisive human vote and a decisive verdict "
+            "from this judge",
+        )
+    if ceiling.value is None:
+        return Assessment(
+            False,
+            "cannot tell: no comparison has two decisive votes from different reviewers, so "
+            "there is no human ceiling to compare with",
+        )
+    problems = []
+    reaches = mine.value >= ceiling.value or (mine.ci is not None and mine.ci[1] >= ceiling.value)
+    if not reaches:
+        problems.append(
+            f"agreement without ties {_fmt(mine)} is below the human ceiling {_fmt(ceiling)}, "
+            "even at the top of its CI"
+        )
+    ahead_text = ""
+    if reference is not None and reference.judge != judge.judge:
+        ref = reference.agreement_without_ties
+        if ref.value is None:
+            problems.append(f"cannot compare with {reference.judge}: it has no decisive verdicts")
+        elif mine.value <= ref.value:
+            problems.append(
+                f"not ahead of {reference.judge}: {mine.value:.2f} vs {ref.value:.2f} "
+                "agreement without ties"
+            )
+        else:
+            ahead_text = f" and ahead of {reference.judge} ({mine.value:.2f} vs {ref.value:.2f})"
+    elif reference is None:
+        problems.append(f"no {REFERENCE_BASELINE} verdicts to compare with")
+    if problems:
+        return Assessment(False, "; ".join(problems))
+    return Assessment(
+        True,
+        f"within the human ceiling ({mine.value:.2f} vs humans {ceiling.value:.2f})" + ahead_text,
+    )
+
+
+def votes_needed(estimate: Estimate, target_width: float) -> int | None:
+    """How many more observations would bring the CI's width under `target_width`.
+
+    Assumes the width shrinks as 1/sqrt(n) from the observed bootstrap CI; without a CI, uses the
+    worst-case binomial width 2 * 1.96 * sqrt(0.25 / n). Returns 0 when the CI is narrow enough.
+    """
+    if target_width <= 0:
+        raise ValueError("target_width must be positive")
+    if estimate.ci is not None and estimate.n > 0:
+        width = estimate.ci[1] - estimate.ci[0]
+        if width <= target_width:
+            return 0
+        needed = estimate.n * (width / target_width) ** 2
+    else:
+        needed = (2 * 1.96) ** 2 * 0.25 / target_width**2
+    return max(0, math.ceil(needed) - estimate.n)
+
+
+def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]:
+    """Plain-language warnings for agreements whose CI is wider than `target_width`."""
+    checks: list[tuple[str, Estimate, str]] = [
+        (
+            "human-human agreement without ties",
+            analysis.humans.agreement_without_ties,
+            "pairs of decisive votes by two reviewers on one comparison",
+        )
+    ]
+    for judge in analysis.judges:
+        checks.append(
+            (
+                f"{judge.judge} agreement without ties",
+                judge.agreement_without_ties,
+                "decisive votes on comparisons the judge decided",
+            )
+        )
+    warnings = []
+    for name, estimate, unit in checks:
+        more = votes_needed(estimate, target_width)
+        if not more:
+            continue
+        if estimate.n == 0:
+            warnings.append(f"{name}: no data yet; about {more} {unit} are needed")
+        elif estimate.ci is None:
+            warnings.append(
+                f"{name}: n={estimate.n} is too small for a CI; about {more} more {unit} needed"
+            )
+        else:
+            width = estimate.ci[1] - estimate.ci[0]
+            warnings.append(
+                f"{name}: CI width {width:.2f} with n={estimate.n} is wider than "
+                f"{target_width:.2f}; about {more} more {unit} would narrow it enough"
+            )
+    return warnings

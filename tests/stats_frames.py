@@ -1,0 +1,140 @@
+"""Builders for the pairs / votes / verdicts frames the store produces, from short tuples, so
+statistics tests can state small hand-computed tables in a few lines."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+PAIR_COLUMNS = [
+    "pair_id",
+    "item_key",
+    "category",
+    "system_x",
+    "system_y",
+    "prompt",
+    "reference",
+    "output_x",
+    "output_y",
+    "len_prompt",
+    "len_x",
+    "len_y",
+]
+VOTE_COLUMNS = [
+    "vote_id",
+    "pair_id",
+    "reviewer",
+    "winner",
+    "outcome",
+    "shown_left",
+    "rationale",
+    "created_at",
+]
+VERDICT_COLUMNS = [
+    "verdict_id",
+    "run_id",
+    "judge",
+    "pair_id",
+    "first_system",
+    "first",
+    "winner",
+    "outcome",
+    "explanation",
+    "raw_text",
+    "parse_error",
+    "cost",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+]
+
+
+def make_pairs(
+    n: int,
+    systems: tuple[str, str] = ("base", "finetuned"),
+    lengths: dict[int, tuple[int, int]] | None = None,
+    categories: dict[int, str] | None = None,
+) -> pd.DataFrame:
+    """Pairs 1..n between two systems; outputs of equal length unless `lengths` says otherwise."""
+    system_x, system_y = sorted(systems)
+    rows = []
+    for pair_id in range(1, n + 1):
+        len_x, len_y = (lengths or {}).get(pair_id, (100, 100))
+        rows.append(
+            {
+                "pair_id": pair_id,
+                "item_key": f"item-{pair_id}",
+                "category": (categories or {}).get(pair_id, "general"),
+                "system_x": system_x,
+                "system_y": system_y,
+                "prompt": f"prompt {pair_id}",
+                "reference": None,
+                "output_x": "x" * len_x,
+                "output_y": "y" * len_y,
+                "len_prompt": len(f"prompt {pair_id}"),
+                "len_x": len_x,
+                "len_y": len_y,
+            }
+        )
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def make_votes(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
+    """Votes from (pair_id, reviewer, outcome[, shown_left as 'x'|'y'|None]) tuples."""
+    systems = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    records = []
+    for i, row in enumerate(rows, start=1):
+        pair_id, reviewer, outcome = row[:3]
+        left = row[3] if len(row) > 3 else None
+        sx, sy = systems.loc[pair_id]
+        winner = {"x": sx, "y": sy}.get(outcome, outcome)
+        records.append(
+            {
+                "vote_id": i,
+                "pair_id": pair_id,
+                "reviewer": reviewer,
+                "winner": winner,
+                "outcome": outcome,
+                "shown_left": {"x": sx, "y": sy}.get(left) if left else None,
+                "rationale": f"because {i}",
+                "created_at": f"2026-01-01T00:00:{i % 60:02d}",
+            }
+        )
+    return pd.DataFrame(records, columns=VOTE_COLUMNS)
+
+
+def make_verdicts(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
+    """Verdicts from (judge, pair_id, first as 'x'|'y'|None, outcome or None[, cost]) tuples."""
+    systems = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    records = []
+    for i, row in enumerate(rows, start=1):
+        judge, pair_id, first, outcome = row[:4]
+        cost = row[4] if len(row) > 4 else 0.0
+        sx, sy = systems.loc[pair_id]
+        records.append(
+            {
+                "verdict_id": i,
+                "run_id": 1,
+                "judge": judge,
+                "pair_id": pair_id,
+                "first_system": {"x": sx, "y": sy}.get(first, ""),
+                "first": first,
+                "winner": {"x": sx, "y": sy}.get(outcome, outcome),
+                "outcome": outcome,
+                "explanation": f"explanation {i}",
+                "raw_text": f"raw {i}",
+                "parse_error": None if outcome is not None else "no verdict found",
+                "cost": cost,
+                "latency_ms": 100.0,
+                "tokens_in": 10,
+                "tokens_out": 5,
+            }
+        )
+    return pd.DataFrame(records, columns=VERDICT_COLUMNS)
+
+
+def no_votes() -> pd.DataFrame:
+    return pd.DataFrame(columns=VOTE_COLUMNS)
+
+
+def no_verdicts() -> pd.DataFrame:
+    return pd.DataFrame(columns=VERDICT_COLUMNS)
