@@ -11,6 +11,7 @@ import pytest
 
 from review_app import assignment, services
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.store import Store
 from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, make_study
 
 
@@ -327,3 +328,30 @@ def test_choose_keeps_reviewer_and_pair_balanced():
     picked = assignment.choose([candidate(1, 0, 1), candidate(2, 1, 0)], {comparison: 1})
     assert picked == (candidate(2, 1, 0), "y")
     assert assignment.choose([candidate(1, 0, 1)], {comparison: 1}) is None
+
+
+def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_path, settings):
+    """A workspace that had assignments before migration 2 keeps them, with study and order."""
+    store = Store.open(tmp_path / "v1.db")
+    study = make_study(store, tmp_path, n_items=1)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = services.next_pair(store, settings, rid, study["id"])
+    before = store.assignment(task.assignment_id)
+    # Turn the workspace back into what migration 1 alone produced.
+    with store.transaction():
+        store.db.execute("DROP INDEX assignments_reviewer_study")
+        store.db.execute("ALTER TABLE assignments DROP COLUMN shown_right")
+        store.db.execute("ALTER TABLE assignments DROP COLUMN study_id")
+        store.db.execute("DELETE FROM _migrations WHERE version = 2")
+    store.close()
+
+    store = Store.open(tmp_path / "v1.db")
+    after = store.assignment(task.assignment_id)
+    assert (after["study_id"], after["shown_left"], after["shown_right"]) == (
+        study["id"],
+        before["shown_left"],
+        before["shown_right"],
+    )
+    assert services.next_pair(store, settings, rid, study["id"]) == task
+    store.close()
