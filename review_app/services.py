@@ -350,8 +350,10 @@ def _claim_next(
     leases ran out are offered again) and lease the first pair that is free for them and keeps
     left/right balanced (see `assignment.choose`). When none turns up within `_MATCH_WINDOW` free
     pairs, the first free pair is taken in the order that keeps that pair balanced."""
+    # Pairs are only ever added, so the workspace file and its highest pair id pin the order.
+    workspace = id(store) if store.path == ":memory:" else store.path
     order = assignment.cached_queue_order(
-        (store.path, store.max_pair_id()),
+        (workspace, store.max_pair_id()),
         lambda: store.study_pair_ids(study["id"]),
         reviewer_id,
         study["id"],
@@ -382,7 +384,7 @@ def _claim_next(
                 live[pid]["y_left"],
             )
             for pos, pid in fresh
-            if live[pid]["n"] < k
+            if pid in live and live[pid]["study_id"] == study["id"] and live[pid]["n"] < k
         ]
         chosen = assignment.choose(free, balance)
         if chosen is not None:

@@ -659,8 +659,8 @@ class Store:
         return {r["pair_id"] for r in rows}
 
     def live_reviews(self, pair_ids: list[int], now: float) -> dict[int, dict]:
-        """pair id -> {system_x, system_y, n, x_left, y_left} over the reviewers who count towards
-        the pair's k: a current (not retracted) vote or an unexpired lease."""
+        """pair id -> {study_id, system_x, system_y, n, x_left, y_left} over the reviewers who
+        count towards the pair's k: a current (not retracted) vote or an unexpired lease."""
         marks = ",".join("?" * len(pair_ids))
         rows = self._rows(
             "WITH live AS ("
@@ -671,7 +671,8 @@ class Store:
             f" WHERE v.pair_id IN ({marks}) AND v.winner IS NOT NULL AND v.id = ("
             "  SELECT max(v2.id) FROM votes v2"
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            ") SELECT p.id AS pair_id, p.system_x, p.system_y, count(DISTINCT l.reviewer_id) AS n,"
+            ") SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y,"
+            " count(DISTINCT l.reviewer_id) AS n,"
             " coalesce(sum(l.shown_left = p.system_x), 0) AS x_left,"
             " coalesce(sum(l.shown_left = p.system_y), 0) AS y_left"
             f" FROM pairs p LEFT JOIN live l ON l.pair_id = p.id WHERE p.id IN ({marks})"
