@@ -11,7 +11,16 @@ ROLES = ("reviewer", "admin", "signer")
 # Which screens each role may open. Signers and admins can also review.
 ROLE_SCREENS = {
     "reviewer": {"review"},
-    "admin": {"review", "home", "judge", "calibration", "results", "gate", "admin"},
+    "admin": {
+        "review",
+        "home",
+        "judge",
+        "calibration",
+        "disagreements",
+        "results",
+        "gate",
+        "admin",
+    },
     "signer": {"review", "home", "calibration", "results", "gate"},
 }
 

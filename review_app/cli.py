@@ -260,6 +260,117 @@ def _demo(args, settings, store) -> None:
         _serve(args, settings, store)
 
 
+# ---- calibration ----
+
+
+def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stats", help="calibration statistics of a study: humans, judges, baselines, categories"
+    )
+    p.add_argument("--study", required=True)
+    p.add_argument("--json", action="store_true", help="print the documented JSON document")
+    p.set_defaults(handler=_stats)
+
+
+def _fmt_estimate(estimate: dict | None) -> str:
+    if estimate is None or estimate["value"] is None:
+        return "-"
+    text = f"{estimate['value']:.2f}"
+    if estimate.get("ci"):
+        lo, hi = estimate["ci"]
+        text += f" [{lo:.2f},{hi:.2f}]"
+    return f"{text} n={estimate['n']}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    return lines
+
+
+def _stats(args, settings, store) -> None:
+    report = services.calibration_report(store, args.study, settings)
+    document = report.document()
+    if args.json:
+        _print(json.dumps(document, indent=2))
+        return
+    humans = document["humans"]
+    _print(
+        f"study {args.study}: {document['n_comparisons']} comparisons, {document['n_votes']} votes"
+    )
+    _print("")
+    _print("humans (the ceiling a judge is measured against)")
+    for name, value in (
+        ("agreement with ties", humans["agreement"]["with_ties"]),
+        ("agreement without ties", humans["agreement"]["without_ties"]),
+        ("kappa with ties", humans["kappa"]["with_ties"]),
+        ("kappa without ties", humans["kappa"]["without_ties"]),
+        ("Fleiss' kappa", humans["fleiss_kappa"]),
+        ("Krippendorff's alpha", humans["krippendorff_alpha"]),
+        ("p_left", humans["p_left"]),
+        ("p_longer", humans["p_longer"]),
+    ):
+        _print(f"  {name:24} {_fmt_estimate(value)}")
+    _print("")
+    rows = []
+    for judge in document["judges"]:
+        info = report.judges.get(judge["judge"])
+        rows.append(
+            [
+                judge["judge"],
+                _fmt_estimate(judge["agreement"]["without_ties"]),
+                _fmt_estimate(judge["agreement"]["with_ties"]),
+                _fmt_estimate(judge["kappa"]["without_ties"]),
+                _fmt_estimate(judge["consistency"]),
+                _fmt_estimate(judge["p_first"]),
+                _fmt_estimate(judge["p_longer"]),
+                str(judge["n_unparsed"]),
+                info.source if info else "",
+            ]
+        )
+    headers = [
+        "judge",
+        "agreement w/o ties",
+        "agreement w/ ties",
+        "kappa w/o ties",
+        "consistency",
+        "p_first",
+        "p_longer",
+        "unparsed",
+        "source",
+    ]
+    for line in _table(headers, rows):
+        _print(line)
+    _print("")
+    for label, assessment in report.assessments.items():
+        _print(f"{label}: {assessment.text}")
+    if document["by_category"]:
+        _print("")
+        _print("agreement without ties by category")
+        labels = [j["judge"] for j in document["judges"]]
+        rows = []
+        for category, section in document["by_category"].items():
+            by_judge = {j["judge"]: j for j in section["judges"]}
+            rows.append(
+                [category, _fmt_estimate(section["humans"]["agreement"]["without_ties"])]
+                + [
+                    _fmt_estimate(by_judge[label]["agreement"]["without_ties"])
+                    if label in by_judge
+                    else "-"
+                    for label in labels
+                ]
+            )
+        for line in _table(["category", "humans", *labels], rows):
+            _print(line)
+    if report.warnings:
+        _print("")
+        for warning in report.warnings:
+            _print(f"warning: {warning}")
+
+
 # ---- gate ----
 
 
@@ -515,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_reviewer_commands(sub)
     add_gate_commands(sub)
     add_serve_commands(sub)
+    add_calibration_commands(sub)
     add_judge_commands(sub)
     return parser
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from judge.errors import FatalProviderError, JudgeError, RubricError
 from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
@@ -27,7 +30,7 @@ from judge.runner import (
     render_call,
     run_judge,
 )
-from review_app import assignment, auth, gate, importers
+from review_app import assignment, auth, gate, importers, stats
 from review_app.errors import Conflict, Forbidden, InputError, NotFound, OutcomesHidden
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
@@ -597,27 +600,412 @@ def review_progress(
     return ReviewProgress(done=done, assigned=done + open_now + remaining)
 
 
+# ---- calibration ----
+
+# A CI wider than this (about +-0.1) is flagged as too uncertain to read, with the votes needed.
+CI_TARGET_WIDTH = 0.2
+DISAGREEMENT_KINDS = ("majority", "orders")
+COMPUTED_BASELINE = "baseline (computed)"
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """Where a judge's verdicts come from, for listing judges side by side."""
+
+    label: str
+    judge: str
+    rubric: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """Everything the calibration screen and `review-app stats` show for one study."""
+
+    study: str
+    calibration: stats.Calibration
+    judges: dict[str, JudgeInfo]
+    assessments: dict[str, stats.Assessment]
+    warnings: list[str]
+    reference: str
+
+    def document(self) -> dict:
+        """The `review-app stats --json` document (docs/statistics.md)."""
+        return self.calibration.to_json()
+
+
+def _study_judges(store: Store, study_id: int) -> tuple[dict[int, str], dict[str, JudgeInfo]]:
+    """Unique labels of the study's runs that hold verdicts (a label shared by several runs gets
+    "#<run id>"), and every judge's origin, including the baselines that have no stored run."""
+    runs = [r for r in store.calibration_runs(study_id) if r["n_verdicts"]]
+    label_counts = Counter(r["label"] for r in runs)
+    labels = {
+        r["run_id"]: r["label"] if label_counts[r["label"]] == 1 else f"{r['label']} #{r['run_id']}"
+        for r in runs
+    }
+    infos = {}
+    for run in runs:
+        rubric = f"{run['rubric_name']} v{run['rubric_version']}" if run["rubric_name"] else ""
+        label = labels[run["run_id"]]
+        infos[label] = JudgeInfo(label, run["judge"], rubric, run["source"])
+    stored = {info.judge for info in infos.values()}
+    for name in stats.BASELINES:
+        label = stats.BASELINE_PREFIX + name
+        if label not in stored:
+            infos[label] = JudgeInfo(label, label, "", COMPUTED_BASELINE)
+    return labels, infos
+
+
+def _calibration_frames(
+    store: Store, study_id: int, seed: int, with_texts: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, JudgeInfo]]:
+    """The study's pairs, votes and verdicts, with baseline verdicts computed for every baseline
+    that has no stored run, and each run's verdicts labelled uniquely. Without `with_texts`, only
+    the columns the statistics read (much faster on a large study)."""
+    if with_texts:
+        pairs = store.pairs_frame(study_id)
+        votes = store.votes_frame(study_id)
+        verdicts = store.verdicts_frame(study_id)
+    else:
+        pairs = store.calibration_pairs_frame(study_id)
+        votes = store.calibration_votes_frame(study_id)
+        verdicts = store.calibration_verdicts_frame(study_id)
+    labels, infos = _study_judges(store, study_id)
+    verdicts["judge"] = verdicts["run_id"].map(labels)
+    missing = [
+        info.judge.removeprefix(stats.BASELINE_PREFIX)
+        for info in infos.values()
+        if info.source == COMPUTED_BASELINE
+    ]
+    computed = stats.baseline_verdicts(pairs, missing, seed=seed)[list(verdicts.columns)]
+    if len(verdicts) and len(computed):
+        verdicts = pd.concat([verdicts, computed], ignore_index=True)
+    elif len(computed):
+        verdicts = computed
+    return pairs, votes, verdicts, infos
+
+
+def judge_labels(store: Store, study: str) -> list[str]:
+    """Every judge of a study as the statistics name it: runs first, then the baselines."""
+    _, infos = _study_judges(store, store.require_study(study)["id"])
+    return stats.ordered_judges(infos)
+
+
+def _reference_label(infos: dict[str, JudgeInfo]) -> str:
+    """The label of the longest-output baseline: a stored run of it, else the computed one."""
+    return next(
+        (label for label, info in infos.items() if info.judge == stats.REFERENCE_BASELINE),
+        stats.REFERENCE_BASELINE,
+    )
+
+
+def calibration_report(
+    store: Store, study: str, settings: Settings | None = None
+) -> CalibrationReport:
+    """Every calibration statistic of a study (docs/statistics.md), overall and per category,
+    for every judge run, imported judge and baseline, with a verdict on each judge."""
+    settings = settings or Settings.from_env()
+    study_row = store.require_study(study)
+    pairs, votes, verdicts, infos = _calibration_frames(
+        store, study_row["id"], settings.seed, with_texts=False
+    )
+    calibration = stats.calibrate(
+        pairs, votes, verdicts, seed=settings.seed, n_boot=settings.bootstrap_resamples
+    )
+    overall = calibration.overall
+    reference_label = _reference_label(infos)
+    reference = overall.judge(reference_label)
+    assessments = {
+        j.judge: stats.assess_judge(j, overall.humans, reference) for j in overall.judges
+    }
+    return CalibrationReport(
+        study=study,
+        calibration=calibration,
+        judges=infos,
+        assessments=assessments,
+        warnings=stats.small_n_warnings(overall, CI_TARGET_WIDTH),
+        reference=reference_label,
+    )
+
+
+def calibration_data_version(store: Store, study: str) -> str:
+    """A key that changes whenever the study's votes, verdicts, runs or pairs change, so a page
+    can cache `calibration_report` safely."""
+    return store.calibration_data_version(store.require_study(study)["id"])
+
+
+def _ci_text(estimate: stats.Estimate | None) -> str:
+    if estimate is None or estimate.ci is None:
+        return ""
+    return f"[{estimate.ci[0]:.2f}, {estimate.ci[1]:.2f}]"
+
+
+def _value(estimate: stats.Estimate | None) -> float | None:
+    return None if estimate is None else estimate.value
+
+
+def judge_table(report: CalibrationReport) -> pd.DataFrame:
+    """One row per judge with its agreement beside the human ceiling, bias, cost and verdict."""
+    humans = report.calibration.overall.humans
+    rows = []
+    for judge in report.calibration.overall.judges:
+        info = report.judges.get(judge.judge)
+        rows.append(
+            {
+                "judge": judge.judge,
+                "model": info.judge if info else "",
+                "rubric": info.rubric if info else "",
+                "source": info.source if info else "",
+                "agreement w/o ties": judge.agreement_without_ties.value,
+                "CI w/o ties": _ci_text(judge.agreement_without_ties),
+                "n w/o ties": judge.agreement_without_ties.n,
+                "human ceiling w/o ties": humans.agreement_without_ties.value,
+                "agreement w/ ties": judge.agreement_with_ties.value,
+                "CI w/ ties": _ci_text(judge.agreement_with_ties),
+                "n w/ ties": judge.agreement_with_ties.n,
+                "human ceiling w/ ties": humans.agreement_with_ties.value,
+                "kappa w/o ties": judge.kappa_without_ties.value,
+                "kappa w/ ties": judge.kappa_with_ties.value,
+                "consistency": _value(judge.consistency),
+                "p_first": _value(judge.p_first),
+                "p_longer": judge.p_longer.value,
+                "humans p_longer": humans.p_longer.value,
+                "unparsed": judge.n_unparsed,
+                "verdicts": judge.n_verdicts,
+                "cost per 1,000": judge.cost_per_1000,
+                "verdict": report.assessments[judge.judge].text,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def category_table(report: CalibrationReport) -> pd.DataFrame:
+    """Agreement without ties per category and judge, beside that category's human ceiling."""
+    rows = []
+    for category, analysis in report.calibration.by_category.items():
+        ceiling = analysis.humans.agreement_without_ties
+        for judge in analysis.judges:
+            estimate = judge.agreement_without_ties
+            rows.append(
+                {
+                    "category": category,
+                    "judge": judge.judge,
+                    "agreement w/o ties": estimate.value,
+                    "CI": _ci_text(estimate),
+                    "n": estimate.n,
+                    "human ceiling": ceiling.value,
+                    "human CI": _ci_text(ceiling),
+                    "human n": ceiling.n,
+                    "p_longer": judge.p_longer.value,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def reviewer_kappa_table(report: CalibrationReport) -> pd.DataFrame:
+    """Reviewer x reviewer Cohen's kappa, both directions, for pairs with enough shared votes."""
+    rows = []
+    for entry in report.calibration.overall.humans.reviewer_kappa:
+        rows.append({"reviewer": entry.a, "other": entry.b, "kappa": entry.kappa, "n": entry.n})
+        rows.append({"reviewer": entry.b, "other": entry.a, "kappa": entry.kappa, "n": entry.n})
+    return pd.DataFrame(rows, columns=["reviewer", "other", "kappa", "n"])
+
+
+def confusion_table(report: CalibrationReport, judge: str) -> pd.DataFrame:
+    """The judge's combined verdicts (columns) against the human majority (rows)."""
+    stats_of = report.calibration.overall.judge(judge)
+    if stats_of is None:
+        raise NotFound(f"no judge named {judge!r} in study {report.study!r}")
+    names = ["x (first by name)", "y (second by name)", "tie"]
+    return pd.DataFrame(
+        stats_of.vs_majority.confusion,
+        index=pd.Index([f"humans: {n}" for n in names], name="majority"),
+        columns=[f"judge: {n}" for n in names],
+    )
+
+
+@dataclass(frozen=True)
+class DisagreementFilters:
+    """Which disagreements to list. Empty tuples mean "all"."""
+
+    judges: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = DISAGREEMENT_KINDS
+    min_length_difference: int = 0
+    max_length_difference: int | None = None
+
+
+DISAGREEMENT_COLUMNS = [
+    "judge",
+    "pair_id",
+    "item_key",
+    "category",
+    "system_x",
+    "system_y",
+    "reason",
+    "against_majority",
+    "orders_disagree",
+    "human_majority",
+    "judge_verdict",
+    "verdict_x_first",
+    "verdict_y_first",
+    "n_votes",
+    "votes",
+    "len_x",
+    "len_y",
+    "length_difference",
+    "prompt",
+    "output_x",
+    "output_y",
+    "explanation_x_first",
+    "explanation_y_first",
+    "explanation_combined",
+    "raw_x_first",
+    "raw_y_first",
+]
+
+
+def _system_name(outcome: str | None, system_x: str, system_y: str) -> str | None:
+    """An x/y/tie outcome as the name of the winning system (or tie / None)."""
+    return {"x": system_x, "y": system_y}.get(outcome, outcome) if outcome else None
+
+
+def _vote_lines(votes: pd.DataFrame) -> pd.Series:
+    """pair_id -> one line per vote: reviewer, choice, side shown left, rationale."""
+    if votes.empty:
+        return pd.Series(dtype=object)
+    left = votes["shown_left"].astype(object)
+    rationale = votes["rationale"].astype(object).fillna("")
+    lines = (
+        votes["reviewer"].astype(str)
+        + ": "
+        + votes["winner"].astype(str)
+        + left.map(lambda s: f" (left: {s})" if s else "")
+        + rationale.map(lambda r: f" - {r}" if r else "")
+    )
+    return lines.groupby(votes["pair_id"]).agg("\n".join)
+
+
+def _explanations(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """(judge, pair_id) -> explanation and raw text of each order and of a combined verdict."""
+    columns = [
+        f"{prefix}_{name}"
+        for name in ("x_first", "y_first", "combined")
+        for prefix in ("explanation", "raw")
+    ]
+    if verdicts.empty:
+        return pd.DataFrame(
+            columns=columns, index=pd.MultiIndex.from_tuples([], names=["judge", "pair_id"])
+        )
+    order = verdicts["first"].fillna("combined")
+    frame = verdicts.assign(order=order)[["judge", "pair_id", "order", "explanation", "raw_text"]]
+    frame = frame.drop_duplicates(["judge", "pair_id", "order"], keep="last")
+    wide = frame.pivot(index=["judge", "pair_id"], columns="order")
+    out = pd.DataFrame(index=wide.index)
+    for order, name in (("x", "x_first"), ("y", "y_first"), ("combined", "combined")):
+        for field, prefix in (("explanation", "explanation"), ("raw_text", "raw")):
+            column = (field, order)
+            out[f"{prefix}_{name}"] = wide[column] if column in wide.columns else None
+    return out
+
+
+def disagreements(
+    store: Store,
+    study: str,
+    filters: DisagreementFilters | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Comparisons where a judge's combined verdict differs from the human majority, or where
+    its two orders disagree: unblinded, with both outputs, the votes with their rationales and
+    the judge's explanation for each order. Largest length difference first."""
+    settings = settings or Settings.from_env()
+    study_row = store.require_study(study)
+    pairs, votes, verdicts, _ = _calibration_frames(
+        store, study_row["id"], settings.seed, with_texts=True
+    )
+    if filters is not None and filters.judges:
+        verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
+    combined = stats.combine_verdicts(pairs, verdicts)
+    majority = stats.majority_labels(pairs, votes)
+    rows = combined.merge(pairs, on="pair_id")
+    rows["majority"] = rows["pair_id"].map(majority)
+    against_majority = (
+        rows["majority"].notna() & rows["outcome"].notna() & (rows["outcome"] != rows["majority"])
+    )
+    reasons = pd.Series("", index=rows.index, dtype=object)
+    reasons = reasons.where(~against_majority, "disagrees with the human majority")
+    reasons = reasons.where(~rows["inconsistent"], "its two orders disagree")
+    reasons = reasons.where(
+        ~(against_majority & rows["inconsistent"]),
+        "disagrees with the human majority; its two orders disagree",
+    )
+    rows["reason"] = reasons
+    rows["against_majority"] = against_majority
+    rows["orders_disagree"] = rows["inconsistent"]
+    rows = rows[rows["reason"] != ""]
+    if rows.empty:
+        return pd.DataFrame(columns=DISAGREEMENT_COLUMNS)
+
+    def name_of(column: str) -> list:
+        return [
+            _system_name(o, x, y)
+            for o, x, y in zip(rows[column], rows["system_x"], rows["system_y"], strict=True)
+        ]
+
+    rows["length_difference"] = (rows["len_x"] - rows["len_y"]).abs()
+    rows["human_majority"] = name_of("majority")
+    rows["judge_verdict"] = name_of("outcome")
+    rows["verdict_x_first"] = name_of("outcome_first_x")
+    rows["verdict_y_first"] = name_of("outcome_first_y")
+    rows["n_votes"] = rows["pair_id"].map(votes.groupby("pair_id").size()).fillna(0).astype(int)
+    rows["votes"] = rows["pair_id"].map(_vote_lines(votes)).fillna("")
+    rows = rows.join(_explanations(verdicts), on=["judge", "pair_id"])
+    for column in DISAGREEMENT_COLUMNS:
+        # None, not NaN, marks "no such order" for the pages and the CSV.
+        values = rows[column].astype(object)
+        rows[column] = values.where(values.notna(), None)
+    rows = rows.sort_values(
+        ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
+    )
+    frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
+    return filter_disagreements(frame, filters) if filters is not None else frame
+
+
+def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> pd.DataFrame:
+    """The rows of a `disagreements` table that pass `filters` (a page filters without reloading)."""
+    keep = pd.Series(True, index=frame.index)
+    if filters.judges:
+        keep &= frame["judge"].isin(filters.judges)
+    if filters.categories:
+        keep &= frame["category"].isin(filters.categories)
+    keep &= frame["length_difference"].astype(int) >= filters.min_length_difference
+    if filters.max_length_difference is not None:
+        keep &= frame["length_difference"].astype(int) <= filters.max_length_difference
+    wanted = pd.Series(False, index=frame.index)
+    if "majority" in filters.kinds:
+        wanted |= frame["against_majority"].astype(bool)
+    if "orders" in filters.kinds:
+        wanted |= frame["orders_disagree"].astype(bool)
+    return frame[keep & wanted].reset_index(drop=True)
+
+
+def disagreements_csv(frame: pd.DataFrame) -> str:
+    """The disagreement table as CSV text (unblinded: for admins only)."""
+    return frame.to_csv(index=False)
+
+
 # ---- statistics inputs ----
 
 
-def study_frames(store: Store, study_id: int, with_baselines: bool = True):
-    """(pairs, votes, verdicts) of a study, as the statistics functions take them. Baseline judges
-    without a stored run are synthesized, so they always stand beside the real judges."""
-    import pandas as pd
-
-    from review_app import stats
-
-    pairs = store.pairs_frame(study_id)
-    votes = store.votes_frame(study_id)
-    verdicts = store.verdicts_frame(study_id)
-    if with_baselines and not pairs.empty:
-        stored = set(verdicts["judge"]) if not verdicts.empty else set()
-        missing = [n for n in BASELINES if stats.BASELINE_PREFIX + n not in stored]
-        if missing:
-            synthetic = stats.baseline_verdicts(pairs, missing)
-            verdicts = (
-                pd.concat([verdicts, synthetic], ignore_index=True) if len(verdicts) else synthetic
-            )
+def study_frames(store: Store, study_id: int, with_baselines: bool = True, seed: int | None = None):
+    """(pairs with texts, votes, verdicts) of a study, labelled exactly as on the calibration
+    screen, so the gate's numbers can never differ from it. Baselines without a stored run are
+    computed unless `with_baselines` is False."""
+    seed = Settings.from_env().seed if seed is None else seed
+    pairs, votes, verdicts, infos = _calibration_frames(store, study_id, seed, with_texts=True)
+    if not with_baselines:
+        computed = {label for label, info in infos.items() if info.source == COMPUTED_BASELINE}
+        verdicts = verdicts[~verdicts["judge"].isin(computed)].reset_index(drop=True)
     return pairs, votes, verdicts
 
 
@@ -649,8 +1037,6 @@ def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
     system, no regression suite drops more than 5 points, each real judge agrees with humans as
     well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
     largest category is taken as the target task; every other category as a regression suite."""
-    from review_app import stats
-
     study_row = store.require_study(study)
     comparisons = store.comparisons(study_row["id"])
     if not comparisons:
@@ -809,9 +1195,7 @@ def _require_outcomes_visible(store: Store, study_row: dict) -> None:
 
 
 def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
-    from review_app import stats
-
-    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
     comparisons = store.comparisons(study_row["id"])
     n_boot, seed = settings.bootstrap_resamples, settings.seed
     calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
@@ -836,7 +1220,7 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
     study_row = store.require_study(study)
     _require_outcomes_visible(store, study_row)
     inputs = gate_inputs(store, study_row, settings)
-    pairs, votes, verdicts = study_frames(store, study_row["id"])
+    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
     candidate = candidate_system(store, study_row)
     return {
         "candidate": candidate,
@@ -852,8 +1236,6 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
 
 def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
     """Human win rates of every locked study on the same eval set, oldest first."""
-    from review_app import stats
-
     rows = []
     for other in store.studies():
         if (
@@ -892,7 +1274,7 @@ def final_review_sample(
     study_row = store.require_study(study)
     candidate = candidate_system(store, study_row)
     outputs = store.outputs_of_system(study_row["eval_set_id"], candidate)
-    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
+    pairs, _, verdicts = study_frames(store, study_row["id"], False, settings.seed)
     scores = gate.judge_preference(pairs, verdicts, candidate)
     ranked = sorted(
         (o for o in outputs if o["item_key"] in scores),

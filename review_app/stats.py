@@ -3,6 +3,11 @@ results out (agreement, kappa, bias, win rates, bootstrap CIs). No I/O, no SQL, 
 
 The definitions follow DESIGN section 5 and are documented for users in docs/statistics.md.
 
+Input frames are the store's (see `Store.pairs_frame`, `votes_frame`, `verdicts_frame`); only
+these columns are read: pairs `pair_id, item_key, category, system_x, system_y, len_x, len_y`;
+votes `pair_id, reviewer, outcome, shown_left`; verdicts `judge, pair_id, first, outcome, cost,
+latency_ms`.
+
 Conventions used throughout:
 - A comparison is one pair (item, {x, y}); outcomes are oriented to the pair's canonical order
   and coded x=0, y=1, tie=2 (`both_bad` counts as a tie for agreement and is counted on its own).
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from judge.providers.baseline import BASELINES, baseline_choice
 
@@ -314,8 +320,9 @@ def _category_names(series: pd.Series) -> np.ndarray:
     return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)
 
 
-def _judge_order(labels: Iterable[str]) -> list[str]:
-    """Real judges by name first, then baselines in the order of BASELINES."""
+def ordered_judges(labels: Iterable[str]) -> list[str]:
+    """Judges in the order every table lists them: real judges by name, then the baselines in
+    the order of BASELINES."""
     labels = set(labels)
     baseline_rank = {BASELINE_PREFIX + name: i for i, name in enumerate(BASELINES)}
     real = sorted(label for label in labels if not label.startswith(BASELINE_PREFIX))
@@ -355,7 +362,7 @@ def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) ->
     keep = verdict_pair >= 0
     verdicts = verdicts[keep]
     verdict_pair = verdict_pair[keep]
-    judges = _judge_order(verdicts["judge"].astype(str).unique())
+    judges = ordered_judges(verdicts["judge"].astype(str).unique())
     judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
 
     return _Encoded(
@@ -405,7 +412,7 @@ class _JudgeCodes:
     first_x: np.ndarray  # (P,) outcome when x was shown first, -1 if none
     first_y: np.ndarray  # (P,) outcome when y was shown first, -1 if none
     single_pair: np.ndarray  # pair index of each parsed single-order verdict
-    single_won_first: np.ndarray  # bool per parsed non-tie single-order verdict (NaN-free)
+    single_won_first: np.ndarray  # per parsed single-order verdict: the one shown first won
     single_non_tie: np.ndarray  # bool per parsed single-order verdict
     has_single_order: bool
     n_verdicts: int
@@ -490,12 +497,15 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
         return out
     # float32 is exact for these integer counts and halves the product's cost.
     m32 = matrix.astype(np.float32)
-    for start in range(0, n_boot, _BOOT_CHUNK):
-        size = min(_BOOT_CHUNK, n_boot - start)
-        rows = rng.integers(0, n_rows, size=(size, n_rows))
-        rows += (np.arange(size) * n_rows)[:, None]
-        weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
-        out[start : start + size] = weights.astype(np.float32) @ m32
+    # One BLAS thread: these products are small, and on a busy machine a second BLAS thread
+    # spinning for a core makes them several times slower, never faster.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n_boot, _BOOT_CHUNK):
+            size = min(_BOOT_CHUNK, n_boot - start)
+            rows = rng.integers(0, n_rows, size=(size, n_rows))
+            rows += (np.arange(size) * n_rows)[:, None]
+            weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
+            out[start : start + size] = weights.astype(np.float32) @ m32
     return out
 
 
@@ -900,10 +910,11 @@ def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
                 {
                     "judge": judge,
                     "pair_id": enc.pair_ids[seen],
-                    "outcome": names[jc.combined[seen]],
+                    # object dtype keeps None for "no verdict" (a str column would hold NaN).
+                    "outcome": pd.Series(names[jc.combined[seen]], dtype=object),
                     "inconsistent": jc.inconsistent[seen],
-                    "outcome_first_x": names[jc.first_x[seen]],
-                    "outcome_first_y": names[jc.first_y[seen]],
+                    "outcome_first_x": pd.Series(names[jc.first_x[seen]], dtype=object),
+                    "outcome_first_y": pd.Series(names[jc.first_y[seen]], dtype=object),
                     "n_unparsed": unparsed[seen].astype(int),
                 }
             )
@@ -1034,65 +1045,77 @@ def category_win_rates(
 # ---- baseline judges ----
 
 
+# The baselines that decide from the two outputs' lengths alone (judge/providers/baseline.py).
+_LENGTH_ONLY_BASELINES = frozenset({"longest", "shortest", "first"})
+
+
 def baseline_verdicts(
     pairs: pd.DataFrame, names: Sequence[str] = BASELINES, seed: int = 0
 ) -> pd.DataFrame:
     """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
 
     Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
-    The random baseline's key is "<pair_id>:<first system>", so rows are reproducible per seed.
+    Reads `pair_id, system_x, system_y, len_x, len_y`. Every answer comes from `baseline_choice`:
+    a baseline that decides from lengths alone is asked once per length order (first longer,
+    equal, second longer), and `random` once per call with the key "<pair_id>:<first system>",
+    the key the judge runner gives the same call, so computed rows equal a stored run's.
     """
-    pair_ids = pairs["pair_id"].tolist()
-    system_x = pairs["system_x"].astype(str).tolist()
-    system_y = pairs["system_y"].astype(str).tolist()
-    text_x = pairs["output_x"].astype(object).where(pairs["output_x"].notna(), "").tolist()
-    text_y = pairs["output_y"].astype(object).where(pairs["output_y"].notna(), "").tolist()
-    # Outcome per choice when x, or y, was shown first.
-    outcome_of = {
-        "x": {"first": "x", "second": "y", "tie": "tie"},
-        "y": {"first": "y", "second": "x", "tie": "tie"},
-    }
+    if pairs.empty or not names:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    n = len(pairs)
+    pair_ids = pairs["pair_id"].to_numpy()
+    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
+    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
+    len_x = pairs["len_x"].to_numpy(dtype=np.int64)
+    len_y = pairs["len_y"].to_numpy(dtype=np.int64)
+    outcome_names = np.array(["x", "y", "tie"], dtype=object)
     frames = []
     for name in names:
-        for first in ("x", "y"):
-            shown_first = system_x if first == "x" else system_y
-            firsts, seconds = (text_x, text_y) if first == "x" else (text_y, text_x)
-            to_outcome = outcome_of[first]
-            outcome = [
-                to_outcome[baseline_choice(name, str(a), str(b), key=f"{pid}:{fs}", seed=seed)]
-                for pid, fs, a, b in zip(pair_ids, shown_first, firsts, seconds, strict=True)
-            ]
+        for first in (X, Y):
+            shown_first = system_x if first == X else system_y
+            first_len, second_len = (len_x, len_y) if first == X else (len_y, len_x)
+            if name in _LENGTH_ONLY_BASELINES:
+                # Index by the length order: 0 = first longer, 1 = equal, 2 = second longer.
+                answers = [
+                    baseline_choice(name, "ab", "a", ""),
+                    baseline_choice(name, "a", "a", ""),
+                ]
+                answers.append(baseline_choice(name, "a", "ab", ""))
+                order = 1 - np.sign(first_len - second_len)
+                choices = np.array(answers, dtype=object)[order]
+            else:
+                choices = np.array(
+                    [
+                        baseline_choice(name, "", "", key=f"{pair_id}:{fs}", seed=seed)
+                        for pair_id, fs in zip(pair_ids, shown_first, strict=True)
+                    ],
+                    dtype=object,
+                )
+            second = Y if first == X else X
+            codes = np.where(choices == "first", first, np.where(choices == "second", second, TIE))
+            winner = np.where(codes == X, system_x, np.where(codes == Y, system_y, "tie"))
             frames.append(
                 pd.DataFrame(
                     {
+                        "verdict_id": None,
+                        "run_id": None,
                         "judge": BASELINE_PREFIX + name,
                         "pair_id": pair_ids,
                         "first_system": shown_first,
-                        "first": first,
-                        "outcome": outcome,
-                        "system_x": system_x,
-                        "system_y": system_y,
+                        "first": LABELS[first],
+                        "winner": winner,
+                        "outcome": outcome_names[codes],
+                        "explanation": "",
+                        "raw_text": "",
+                        "parse_error": None,
+                        "cost": np.zeros(n),
+                        "latency_ms": np.zeros(n),
+                        "tokens_in": np.zeros(n, dtype=np.int64),
+                        "tokens_out": np.zeros(n, dtype=np.int64),
                     }
                 )
             )
-    if not frames or not pair_ids:
-        return pd.DataFrame(columns=VERDICT_COLUMNS)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["winner"] = np.where(
-        frame["outcome"] == "x",
-        frame["system_x"],
-        np.where(frame["outcome"] == "y", frame["system_y"], "tie"),
-    )
-    frame["verdict_id"] = None
-    frame["run_id"] = None
-    frame["explanation"] = ""
-    frame["raw_text"] = ""
-    frame["parse_error"] = None
-    frame["cost"] = 0.0
-    frame["latency_ms"] = 0.0
-    frame["tokens_in"] = 0
-    frame["tokens_out"] = 0
-    return frame[VERDICT_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[VERDICT_COLUMNS]
 
 
 VERDICT_COLUMNS: list[str] = [
@@ -1176,26 +1199,34 @@ def assess_judge(judge: JudgeStats, humans: HumanStats, reference: JudgeStats | 
     )
 
 
-def votes_needed(estimate: Estimate, target_width: float) -> int | None:
-    """How many more observations would bring the CI's width under `target_width`.
+def votes_needed(estimate: Estimate, target_width: float) -> int:
+    """How many more observations would bring a proportion's 95% CI under `target_width`.
 
-    Assumes the width shrinks as 1/sqrt(n) from the observed bootstrap CI; without a CI, uses the
-    worst-case binomial width 2 * 1.96 * sqrt(0.25 / n). Returns 0 when the CI is narrow enough.
+    Takes the larger of two projections: the observed bootstrap CI shrinking as 1/sqrt(n), and
+    the Agresti-Coull binomial width 2 * 1.96 * sqrt(p(1 - p) / (n + 4)) with p = (k + 2) /
+    (n + 4). The second keeps a tiny sample whose bootstrap CI collapsed to one point (3 votes
+    out of 3 agree: CI [1, 1]) from looking precise. Returns 0 when the CI is narrow enough.
     """
     if target_width <= 0:
         raise ValueError("target_width must be positive")
+    needed = 0.0
     if estimate.ci is not None and estimate.n > 0:
         width = estimate.ci[1] - estimate.ci[0]
-        if width <= target_width:
-            return 0
         needed = estimate.n * (width / target_width) ** 2
-    else:
-        needed = (2 * 1.96) ** 2 * 0.25 / target_width**2
-    return max(0, math.ceil(needed) - estimate.n)
+    share = 0.5 if estimate.value is None else estimate.value
+    adjusted = (share * estimate.n + 2) / (estimate.n + 4)
+    needed = max(needed, (2 * 1.96 / target_width) ** 2 * adjusted * (1 - adjusted) - 4)
+    return max(0, math.ceil(needed - 1e-9) - estimate.n)
 
 
-def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]:
-    """Plain-language warnings for agreements whose CI is wider than `target_width`."""
+def small_n_warnings(
+    analysis: Analysis, target_width: float = 0.2, include_baselines: bool = False
+) -> list[str]:
+    """Plain-language warnings for agreements too uncertain to read, with the data still needed.
+
+    An agreement is flagged when `votes_needed` says its 95% CI is (or would honestly be) wider
+    than `target_width`. Covers the human ceiling and every judge (baselines on request).
+    """
     checks: list[tuple[str, Estimate, str]] = [
         (
             "human-human agreement without ties",
@@ -1204,6 +1235,8 @@ def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]
         )
     ]
     for judge in analysis.judges:
+        if judge.is_baseline and not include_baselines:
+            continue
         checks.append(
             (
                 f"{judge.judge} agreement without ties",
@@ -1218,14 +1251,9 @@ def small_n_warnings(analysis: Analysis, target_width: float = 0.2) -> list[str]
             continue
         if estimate.n == 0:
             warnings.append(f"{name}: no data yet; about {more} {unit} are needed")
-        elif estimate.ci is None:
-            warnings.append(
-                f"{name}: n={estimate.n} is too small for a CI; about {more} more {unit} needed"
-            )
         else:
-            width = estimate.ci[1] - estimate.ci[0]
             warnings.append(
-                f"{name}: CI width {width:.2f} with n={estimate.n} is wider than "
-                f"{target_width:.2f}; about {more} more {unit} would narrow it enough"
+                f"{name}: {_fmt(estimate)} is too uncertain to read; about {more} more {unit} "
+                f"would narrow its CI under {target_width:.2f}"
             )
     return warnings

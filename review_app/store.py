@@ -788,6 +788,74 @@ class Store:
         )
         return row["n"]
 
+    # ---- calibration ----
+
+    def calibration_runs(self, study_id: int) -> list[dict]:
+        """The study's judge runs, oldest first, with their rubric's name and version and how
+        many verdicts each holds (the calibration screen lists them side by side)."""
+        return self._rows(
+            "SELECT j.id AS run_id, j.label, j.judge, j.source, j.status, j.rubric_hash, "
+            "r.name AS rubric_name, r.version AS rubric_version, "
+            "(SELECT count(*) FROM verdicts v WHERE v.run_id = j.id) AS n_verdicts "
+            "FROM judge_runs j LEFT JOIN rubrics r ON r.id = j.rubric_id "
+            "WHERE j.study_id = ? ORDER BY j.id",
+            [study_id],
+        )
+
+    def calibration_data_version(self, study_id: int) -> str:
+        """Changes whenever a vote, verdict, run or pair of the study is added: a cache key for
+        statistics derived from them (votes and verdicts are append-only)."""
+        row = self._one(
+            "SELECT (SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s) AS votes, "
+            "(SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM verdicts v "
+            " JOIN judge_runs j ON j.id = v.run_id WHERE j.study_id = :s) AS verdicts, "
+            "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM judge_runs WHERE study_id = :s) "
+            " AS runs, (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs",
+            {"s": study_id},
+        )
+        return "/".join(str(row[k]) for k in ("votes", "verdicts", "runs", "pairs"))
+
+    def calibration_pairs_frame(self, study_id: int) -> pd.DataFrame:
+        """The columns of `pairs_frame` the statistics read: no texts, only the outputs'
+        lengths, since a large study's texts take seconds to load."""
+        return self._frame(
+            "SELECT p.id AS pair_id, i.item_key, i.category, p.system_x, p.system_y, "
+            "length(ox.text) AS len_x, length(oy.text) AS len_y "
+            "FROM pairs p JOIN items i ON i.id = p.item_id "
+            "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+            "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+            "WHERE p.study_id = ? ORDER BY p.id",
+            [study_id],
+        )
+
+    def calibration_votes_frame(self, study_id: int) -> pd.DataFrame:
+        """The columns of `votes_frame` the statistics read (same votes: the latest of each
+        reviewer on each pair, retractions dropped)."""
+        return self._frame(
+            "SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, "
+            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+            "ELSE v.winner END AS outcome, v.shown_left "
+            "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
+            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
+            "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id",
+            [study_id],
+        )
+
+    def calibration_verdicts_frame(self, study_id: int) -> pd.DataFrame:
+        """The columns of `verdicts_frame` the statistics read, with the run id instead of its
+        label (the caller names runs)."""
+        return self._frame(
+            "SELECT v.id AS verdict_id, v.run_id, v.pair_id, "
+            "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
+            "THEN 'y' ELSE NULL END AS first, "
+            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+            "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome, v.cost, v.latency_ms "
+            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
+            "WHERE j.study_id = ? ORDER BY v.id",
+            [study_id],
+        )
+
     # ---- gate ----
 
     def thresholds(self, study_id: int) -> list[dict]:

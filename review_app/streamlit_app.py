@@ -17,6 +17,8 @@ PAGES = [
     ("review", "review.py", "Review", ":material/rate_review:"),
     ("home", "home.py", "Workspace", ":material/home:"),
     ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
+    ("calibration", "calibration.py", "Calibration", ":material/tune:"),
+    ("disagreements", "disagreements.py", "Disagreements", ":material/compare_arrows:"),
     ("results", "results.py", "Results", ":material/leaderboard:"),
     ("gate", "gate.py", "Gate", ":material/verified:"),
 ]

@@ -46,7 +46,7 @@ else:
             st.rerun()
 
 systems = sorted({s for c in store.comparisons(study["id"]) for s in c})
-judges = sorted(set(services.study_frames(store, study["id"])[2]["judge"].astype(str)))
+judges = services.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not thresholds):
     metric = st.selectbox(
         "Metric",

@@ -1,0 +1,233 @@
+"""Calibration: can a judge stand in for the human reviewers? Every judge beside the human
+ceiling and the baselines, with bias, cost, small-n warnings, reviewer agreement and categories."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from review_app import services, ui
+from review_app.settings import Settings
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin", "signer")
+
+st.title("Calibration")
+study = ui.study_picker(store)
+if study is None:
+    st.stop()
+
+
+@st.cache_data(ttl=600, max_entries=8, show_spinner="Computing the statistics...")
+def load_report(study: str, version: str, settings: Settings) -> services.CalibrationReport:
+    """The report for one data version: widget changes rerun the page, not the bootstrap."""
+    # Its own connection: a cached call may run on another thread than the page's store.
+    own_store = services.open_store(settings)
+    try:
+        return services.calibration_report(own_store, study, settings)
+    finally:
+        own_store.close()
+
+
+settings = ui.settings()
+version = services.calibration_data_version(store, study["name"])
+report = load_report(study["name"], version, settings)
+overall = report.calibration.overall
+humans = overall.humans
+st.caption(
+    f"{overall.n_comparisons} comparisons, {overall.n_votes} votes "
+    f"({humans.n_both_bad} both bad) by {humans.n_reviewers} reviewers. "
+    "Agreement is with ties counted and with ties excluded; intervals are 95% bootstrap "
+    "intervals over comparisons. Definitions: docs/statistics.md."
+)
+
+st.subheader("Human ceiling")
+cols = st.columns(6)
+for col, (label, estimate) in zip(
+    cols,
+    [
+        ("Agreement w/o ties", humans.agreement_without_ties),
+        ("Agreement w/ ties", humans.agreement_with_ties),
+        ("Kappa w/o ties", humans.kappa_without_ties),
+        ("Fleiss' kappa", humans.fleiss_kappa),
+        ("Krippendorff's alpha", humans.krippendorff_alpha),
+        ("p_left", humans.p_left),
+    ],
+    strict=True,
+):
+    ci = f", 95% CI {estimate.ci[0]:.2f} to {estimate.ci[1]:.2f}" if estimate.ci else ""
+    col.metric(
+        label,
+        "n/a" if estimate.value is None else f"{estimate.value:.2f}",
+        help=f"n = {estimate.n}{ci}",
+    )
+
+
+def two_decimals(frame: pd.DataFrame) -> dict:
+    """Show every fraction column with two decimals (the tables hold full precision)."""
+    return {
+        column: st.column_config.NumberColumn(format="%.2f")
+        for column in frame.columns
+        if pd.api.types.is_float_dtype(frame[column])
+    }
+
+
+st.subheader("Judges")
+table = services.judge_table(report)
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        **two_decimals(table),
+        "cost per 1,000": st.column_config.NumberColumn(format="$%.2f"),
+        "verdict": st.column_config.TextColumn(width="large"),
+    },
+)
+for label, assessment in report.assessments.items():
+    if assessment.ok:
+        st.success(f"**{label}**: {assessment.text}")
+    else:
+        st.markdown(f"**{label}**: {assessment.text}")
+for warning in report.warnings:
+    st.warning(warning)
+
+if not table.empty:
+    st.subheader("Agreement without ties, against the human ceiling")
+    chart_data = pd.DataFrame(
+        [
+            {
+                "judge": j.judge,
+                "agreement": j.agreement_without_ties.value,
+                "low": j.agreement_without_ties.ci[0] if j.agreement_without_ties.ci else None,
+                "high": j.agreement_without_ties.ci[1] if j.agreement_without_ties.ci else None,
+            }
+            for j in overall.judges
+        ]
+    ).dropna(subset=["agreement"])
+    judge_axis = alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300))
+    base = alt.Chart(chart_data).encode(y=judge_axis)
+    scale = alt.Scale(domain=[0, 1])
+    layers = [
+        base.mark_rule().encode(x=alt.X("low:Q", title="agreement", scale=scale), x2="high:Q"),
+        base.mark_point(filled=True, size=80).encode(
+            x="agreement:Q", tooltip=["judge", "agreement", "low", "high"]
+        ),
+    ]
+    if humans.agreement_without_ties.ci is not None:
+        low, high = humans.agreement_without_ties.ci
+        band = pd.DataFrame({"low": [low], "high": [high]})
+        layers.insert(
+            0,
+            alt.Chart(band)
+            .mark_rect(color="firebrick", opacity=0.1)
+            .encode(x="low:Q", x2="high:Q"),
+        )
+    if humans.agreement_without_ties.value is not None:
+        ceiling = pd.DataFrame({"ceiling": [humans.agreement_without_ties.value]})
+        layers.append(
+            alt.Chart(ceiling).mark_rule(color="firebrick", strokeDash=[4, 4]).encode(x="ceiling:Q")
+        )
+    st.altair_chart(alt.layer(*layers), width="stretch")
+    st.caption(
+        "Dashed line and shaded band: human-human agreement without ties and its 95% interval. "
+        "Bars: each judge's 95% interval."
+    )
+
+    st.subheader("Position and length bias")
+    bias = table.melt(
+        id_vars="judge", value_vars=["p_first", "p_longer"], var_name="bias", value_name="share"
+    ).dropna()
+    human_bias = pd.DataFrame(
+        {
+            "judge": ["humans", "humans"],
+            "bias": ["p_first", "p_longer"],
+            "share": [humans.p_left.value, humans.p_longer.value],
+        }
+    ).dropna()
+    bias = pd.concat([human_bias, bias], ignore_index=True)
+    if not bias.empty:
+        bars = (
+            alt.Chart(bias)
+            .mark_bar()
+            .encode(
+                x=alt.X("share:Q", scale=alt.Scale(domain=[0, 1])),
+                y=alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
+                color="bias:N",
+                yOffset="bias:N",
+                tooltip=["judge", "bias", "share"],
+            )
+        )
+        half = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+        st.altair_chart(bars + half, width="stretch")
+        st.caption(
+            "0.5 is unbiased. p_first: share won by the output shown first (humans: shown left). "
+            "p_longer: share won by the longer output when lengths differ by more than 30 "
+            "characters."
+        )
+
+st.subheader("Reviewer x reviewer agreement")
+kappas = services.reviewer_kappa_table(report)
+if kappas.empty:
+    st.info("No two reviewers share 10 comparisons yet, so there is no kappa matrix.")
+else:
+    heatmap = (
+        alt.Chart(kappas)
+        .mark_rect()
+        .encode(
+            x=alt.X("other:N", title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("reviewer:N", title=None),
+            color=alt.Color("kappa:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue")),
+            tooltip=["reviewer", "other", "kappa", "n"],
+        )
+    )
+    st.altair_chart(heatmap, width="stretch")
+    st.dataframe(kappas, hide_index=True, column_config=two_decimals(kappas))
+    st.caption(
+        "Cohen's kappa between two reviewers over the comparisons both voted on (at least 10). "
+        "A reviewer whose row is near 0 is voting close to at random."
+    )
+
+if overall.judges:
+    st.subheader("Confusion against the human majority")
+    chosen = st.selectbox(
+        "Judge", [j.judge for j in overall.judges], key="calibration_confusion_judge"
+    )
+    st.dataframe(services.confusion_table(report, chosen))
+    majority = overall.judge(chosen).vs_majority
+    if majority.accuracy is not None:
+        st.caption(
+            f"n = {majority.n}; accuracy {majority.accuracy:.2f}, macro precision "
+            f"{majority.macro_precision:.2f}, recall {majority.macro_recall:.2f}, "
+            f"F1 {majority.macro_f1:.2f}."
+        )
+
+st.subheader("By category")
+categories = services.category_table(report)
+plotted = categories.dropna(subset=["agreement w/o ties"])
+if not plotted.empty:
+    points = (
+        alt.Chart(plotted)
+        .mark_point(filled=True, size=70)
+        .encode(
+            x=alt.X(
+                "agreement w/o ties:Q",
+                title="agreement without ties",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            y=alt.Y("category:N", title=None),
+            color=alt.Color("judge:N", sort=None),
+            tooltip=["category", "judge", "agreement w/o ties", "CI", "n"],
+        )
+    )
+    ceilings = (
+        alt.Chart(plotted.drop_duplicates("category").dropna(subset=["human ceiling"]))
+        .mark_tick(color="firebrick", thickness=3, size=24)
+        .encode(
+            x=alt.X("human ceiling:Q", title="agreement without ties"),
+            y="category:N",
+            tooltip=["category", "human ceiling"],
+        )
+    )
+    st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
+    st.caption("Red tick: the category's human-human agreement without ties.")
+st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))

@@ -1,0 +1,127 @@
+"""Disagreement browser (admin, unblinded): comparisons where a judge differs from the human
+majority or from itself across orders, with both outputs, the votes and the judge's reasons."""
+
+import pandas as pd
+import streamlit as st
+
+from review_app import services, stats, ui
+from review_app.settings import Settings
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin")
+
+st.title("Disagreements")
+st.caption("Unblinded: system names are shown. Only admins can open this screen.")
+study = ui.study_picker(store)
+if study is None:
+    st.stop()
+
+
+@st.cache_data(ttl=600, max_entries=4, show_spinner="Finding disagreements...")
+def load_disagreements(study: str, version: str, settings: Settings) -> pd.DataFrame:
+    """Every disagreement for one data version; filters apply to it without reloading."""
+    # Its own connection: a cached call may run on another thread than the page's store.
+    own_store = services.open_store(settings)
+    try:
+        return services.disagreements(own_store, study, settings=settings)
+    finally:
+        own_store.close()
+
+
+settings = ui.settings()
+version = services.calibration_data_version(store, study["name"])
+everything = load_disagreements(study["name"], version, settings)
+judges = services.judge_labels(store, study["name"])
+real_judges = [j for j in judges if not j.startswith(stats.BASELINE_PREFIX)]
+categories = sorted(set(everything["category"]))
+longest = int(everything["length_difference"].max()) if len(everything) else 0
+
+cols = st.columns(4)
+chosen_judges = cols[0].multiselect(
+    "Judges", judges, default=real_judges or judges, key="disagreements_judges"
+)
+chosen_categories = cols[1].multiselect(
+    "Categories", categories, default=categories, key="disagreements_categories"
+)
+kinds = cols[2].multiselect(
+    "Disagreeing with",
+    list(services.DISAGREEMENT_KINDS),
+    default=list(services.DISAGREEMENT_KINDS),
+    format_func={"majority": "the human majority", "orders": "itself across orders"}.get,
+    key="disagreements_kinds",
+)
+low, high = cols[3].slider(
+    "Length difference (characters)",
+    min_value=0,
+    max_value=max(longest, 1),
+    value=(0, max(longest, 1)),
+    key="disagreements_length",
+)
+
+filters = services.DisagreementFilters(
+    judges=tuple(chosen_judges),
+    categories=tuple(chosen_categories),
+    kinds=tuple(kinds),
+    min_length_difference=low,
+    max_length_difference=high,
+)
+# Empty selections mean "nothing chosen" here, not "all".
+if chosen_judges and chosen_categories and kinds:
+    frame = services.filter_disagreements(everything, filters)
+else:
+    frame = everything.iloc[0:0]
+
+st.markdown(f"**{len(frame)} disagreements**")
+summary_columns = [
+    "judge",
+    "item_key",
+    "category",
+    "reason",
+    "human_majority",
+    "judge_verdict",
+    "verdict_x_first",
+    "verdict_y_first",
+    "n_votes",
+    "length_difference",
+]
+st.dataframe(frame[summary_columns], hide_index=True, key="disagreements_table")
+st.download_button(
+    "Download CSV",
+    services.disagreements_csv(frame),
+    file_name=f"{study['name']}-disagreements.csv",
+    mime="text/csv",
+    key="disagreements_csv",
+)
+
+if len(frame):
+    labels = [f"{row.item_key} · {row.judge}" for row in frame.itertuples()]
+    picked = st.selectbox(
+        "Look at", range(len(frame)), format_func=labels.__getitem__, key="disagreements_row"
+    )
+    row = frame.iloc[picked]
+    st.subheader(f"{row['item_key']} ({row['category']}): {row['judge']}")
+    st.markdown(
+        f"Human majority: **{row['human_majority'] or 'no votes'}** · judge: "
+        f"**{row['judge_verdict']}** (shown {row['system_x']} first: {row['verdict_x_first'] or '-'}; "
+        f"shown {row['system_y']} first: {row['verdict_y_first'] or '-'}) · {row['reason']}"
+    )
+    st.text(row["prompt"])
+    left, right = st.columns(2)
+    for col, side in ((left, "x"), (right, "y")):
+        with col:
+            st.markdown(f"**{row['system_' + side]}** ({row['len_' + side]} characters)")
+            st.code(row["output_" + side], language=None, wrap_lines=True)
+    st.markdown("**Human votes**")
+    st.text(row["votes"] or "no votes")
+    st.markdown("**Judge's explanation**")
+    for side, title in (("x", row["system_x"]), ("y", row["system_y"])):
+        explanation = row[f"explanation_{side}_first"]
+        if explanation is not None:
+            st.markdown(f"With {title} shown first:")
+            st.text(explanation or "(no explanation)")
+            with st.expander(f"Raw reply, {title} first"):
+                st.code(row[f"raw_{side}_first"] or "", language=None, wrap_lines=True)
+    if row["explanation_combined"] is not None:
+        st.markdown("Order-combined verdict:")
+        st.text(row["explanation_combined"] or "(no explanation)")

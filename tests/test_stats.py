@@ -1,0 +1,702 @@
+"""Hand-computed tables for every statistic of DESIGN section 5 (review_app.stats)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+
+from judge.providers.baseline import baseline_choice
+from review_app import stats
+from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts, no_votes
+
+N_BOOT = 200
+
+
+def analyse(pairs, votes, verdicts, **kwargs):
+    return stats.analyse(pairs, votes, verdicts, n_boot=kwargs.pop("n_boot", N_BOOT), **kwargs)
+
+
+def judge_of(analysis: stats.Analysis, label: str) -> stats.JudgeStats:
+    judge = analysis.judge(label)
+    assert judge is not None, f"{label} missing from {[j.judge for j in analysis.judges]}"
+    return judge
+
+
+# ---- combined verdict ----
+
+
+def test_combined_verdict_agreeing_disagreeing_single_and_unparsed_orders():
+    pairs = make_pairs(5)
+    verdicts = make_verdicts(
+        pairs,
+        [
+            ("j", 1, "x", "x"),
+            ("j", 1, "y", "x"),  # both orders agree -> x
+            ("j", 2, "x", "x"),
+            ("j", 2, "y", "y"),  # orders disagree -> tie, inconsistent
+            ("j", 3, "y", "y"),  # single order -> y
+            ("j", 4, "x", None),
+            ("j", 4, "y", "tie"),  # unparsed order ignored -> tie from the other
+            ("j", 5, "x", None),  # only unparsed -> no combined verdict
+        ],
+    )
+    combined = stats.combine_verdicts(pairs, verdicts).set_index("pair_id")
+    assert combined["outcome"].to_dict() == {1: "x", 2: "tie", 3: "y", 4: "tie", 5: None}
+    assert combined["inconsistent"].to_dict() == {1: False, 2: True, 3: False, 4: False, 5: False}
+    assert combined.loc[2, "outcome_first_x"] == "x"
+    assert combined.loc[2, "outcome_first_y"] == "y"
+    assert combined.loc[3, "outcome_first_x"] is None
+    assert combined["n_unparsed"].to_dict() == {1: 0, 2: 0, 3: 0, 4: 1, 5: 1}
+
+    judge = judge_of(analyse(pairs, no_votes(), verdicts), "j")
+    assert (judge.n_verdicts, judge.n_unparsed) == (8, 2)
+    assert (judge.n_combined, judge.n_inconsistent) == (4, 1)
+
+
+def test_order_combined_imported_verdict_is_used_as_is():
+    pairs = make_pairs(2)
+    verdicts = make_verdicts(pairs, [("imported", 1, None, "y"), ("imported", 2, None, "tie")])
+    combined = stats.combine_verdicts(pairs, verdicts).set_index("pair_id")
+    assert combined["outcome"].to_dict() == {1: "y", 2: "tie"}
+    judge = judge_of(analyse(pairs, no_votes(), verdicts), "imported")
+    # Nothing about position can be measured without single-order verdicts.
+    assert judge.consistency is None and judge.p_first is None
+
+
+# ---- agreement ----
+
+
+@pytest.fixture
+def small_study():
+    """Four comparisons, two or three reviewers, one judge with mixed orders.
+
+    votes                       judge (x first / y first)  -> combined
+    1: ann x, bob x, cy x       x / x                      -> x
+    2: ann y, bob tie           x / y                      -> tie (inconsistent)
+    3: ann both_bad, bob y      unparsed / y               -> y
+    4: ann x                    (order-combined) x         -> x
+    """
+    pairs = make_pairs(4, lengths={1: (200, 100), 2: (140, 100), 3: (100, 131), 4: (100, 130)})
+    votes = make_votes(
+        pairs,
+        [
+            (1, "ann", "x", "x"),
+            (1, "bob", "x", "y"),
+            (1, "cy", "x", None),
+            (2, "ann", "y", "x"),
+            (2, "bob", "tie", "y"),
+            (3, "ann", "both_bad", "x"),
+            (3, "bob", "y", "y"),
+            (4, "ann", "x", "x"),
+        ],
+    )
+    verdicts = make_verdicts(
+        pairs,
+        [
+            ("j", 1, "x", "x", 0.002),
+            ("j", 1, "y", "x", 0.002),
+            ("j", 2, "x", "x", 0.002),
+            ("j", 2, "y", "y", 0.002),
+            ("j", 3, "x", None, 0.002),
+            ("j", 3, "y", "y", 0.002),
+            ("j", 4, None, "x", 0.002),
+        ],
+    )
+    return pairs, votes, verdicts
+
+
+def test_judge_human_agreement_with_and_without_ties(small_study):
+    judge = judge_of(analyse(*small_study), "j")
+    # With ties: pair 1 3/3, pair 2 1/2 (bob's tie = judge's tie), pair 3 1/2
+    # (both_bad counts as tie; judge says y), pair 4 1/1.
+    assert judge.agreement_with_ties.value == pytest.approx(6 / 8)
+    assert judge.agreement_with_ties.n == 8
+    # Without ties: pair 2 dropped (judge tie), bob's tie and ann's both_bad dropped:
+    # pair 1 3/3, pair 3 1/1, pair 4 1/1.
+    assert judge.agreement_without_ties.value == pytest.approx(1.0)
+    assert judge.agreement_without_ties.n == 5
+
+
+def test_human_human_agreement_counts_every_pair_of_reviewers(small_study):
+    humans = analyse(*small_study).humans
+    # Pair 1: 3 reviewers -> 3 vote pairs, all agree. Pair 2: 1 pair (y, tie) disagree.
+    # Pair 3: 1 pair (both_bad, y) disagree. Pair 4: a single vote -> no pair.
+    assert humans.agreement_with_ties.value == pytest.approx(3 / 5)
+    assert humans.agreement_with_ties.n == 5
+    # Without ties only pair 1 remains.
+    assert humans.agreement_without_ties.value == pytest.approx(1.0)
+    assert humans.agreement_without_ties.n == 3
+    assert humans.n_votes == 8
+    assert humans.n_both_bad == 1
+    assert humans.n_reviewers == 3
+
+
+def test_judge_kappa_matches_cohen_on_the_per_vote_pairs(small_study):
+    judge = judge_of(analyse(*small_study), "j")
+    # (human, judge) for every vote on a judged comparison.
+    human = ["x", "x", "x", "y", "tie", "tie", "y", "x"]
+    judged = ["x", "x", "x", "tie", "tie", "y", "y", "x"]
+    assert judge.kappa_with_ties.value == pytest.approx(cohen_kappa_score(human, judged))
+    assert judge.kappa_with_ties.n == 8
+    # Without ties the decisive pairs all agree, on both classes: kappa 1.
+    assert judge.kappa_without_ties.value == pytest.approx(1.0)
+
+
+def test_human_kappa_is_cohen_over_both_orders_of_each_pair_of_votes():
+    pairs = make_pairs(4)
+    votes = make_votes(
+        pairs,
+        [
+            (1, "a", "x"),
+            (1, "b", "x"),
+            (2, "a", "y"),
+            (2, "b", "x"),
+            (3, "a", "y"),
+            (3, "b", "y"),
+            (4, "a", "tie"),
+            (4, "b", "y"),
+        ],
+    )
+    humans = analyse(pairs, votes, no_verdicts()).humans
+    first = ["x", "y", "y", "tie"]
+    second = ["x", "x", "y", "y"]
+    expected = cohen_kappa_score(first + second, second + first)
+    assert humans.kappa_with_ties.value == pytest.approx(expected)
+    decisive_first, decisive_second = first[:3], second[:3]
+    expected_2 = cohen_kappa_score(
+        decisive_first + decisive_second, decisive_second + decisive_first
+    )
+    assert humans.kappa_without_ties.value == pytest.approx(expected_2)
+    assert humans.kappa_without_ties.n == 3
+
+
+def test_kappa_is_none_when_every_label_is_the_same_class():
+    pairs = make_pairs(3)
+    votes = make_votes(pairs, [(i, r, "x") for i in (1, 2, 3) for r in ("a", "b")])
+    verdicts = make_verdicts(pairs, [("j", i, None, "x") for i in (1, 2, 3)])
+    analysis = analyse(pairs, votes, verdicts)
+    assert analysis.humans.agreement_with_ties.value == 1.0
+    assert analysis.humans.kappa_with_ties.value is None
+    assert analysis.humans.kappa_with_ties.ci is None
+    assert judge_of(analysis, "j").kappa_with_ties.value is None
+    assert analysis.humans.fleiss_kappa.value is None
+
+
+# ---- reviewer x reviewer kappa, Fleiss, Krippendorff ----
+
+
+def test_reviewer_kappa_matrix_needs_ten_shared_comparisons_and_exposes_a_careless_reviewer():
+    rng = np.random.default_rng(3)
+    n = 20
+    pairs = make_pairs(n)
+    truth = rng.choice(["x", "y"], size=n)
+    careless = rng.choice(["x", "y", "tie"], size=n)
+    rows = []
+    for i in range(n):
+        rows += [(i + 1, "ann", truth[i]), (i + 1, "bob", truth[i]), (i + 1, "cy", careless[i])]
+    # dee voted on only 3 pairs: she counts for human agreement but not in the matrix.
+    rows += [(i + 1, "dee", truth[i]) for i in range(3)]
+    votes = make_votes(pairs, rows)
+    humans = analyse(pairs, votes, no_verdicts()).humans
+    matrix = {(r.a, r.b): r for r in humans.reviewer_kappa}
+    assert set(matrix) == {("ann", "bob"), ("ann", "cy"), ("bob", "cy")}
+    assert matrix[("ann", "bob")].kappa == pytest.approx(1.0)
+    assert matrix[("ann", "bob")].n == n
+    assert matrix[("ann", "cy")].kappa == pytest.approx(cohen_kappa_score(truth, careless))
+    assert matrix[("ann", "cy")].kappa < 0.5
+    # dee's 3 votes add 3 agreeing vote pairs with ann and bob and 3 with cy.
+    assert humans.agreement_with_ties.n == 3 * n + 3 * 3
+
+
+def test_fleiss_kappa_matches_the_published_example():
+    # Fleiss (1971) as reproduced on Wikipedia: 10 subjects, 14 raters, 5 categories, kappa 0.210.
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    result = stats.fleiss_kappa(np.array(table))
+    assert result.value == pytest.approx(0.2099, abs=1e-4)
+    assert result.n == 10
+
+
+def test_fleiss_kappa_with_unequal_raters_skips_single_votes():
+    # Items: (2 x), (1 x, 1 y), (3 y), (1 tie) -> the last has one vote and is skipped.
+    table = np.array([[2, 0, 0], [1, 1, 0], [0, 3, 0], [0, 0, 1]])
+    # P_i: 1, 0, 1 -> mean 2/3; p = (3/7, 4/7, 0) -> Pe = 25/49.
+    expected = (2 / 3 - 25 / 49) / (1 - 25 / 49)
+    result = stats.fleiss_kappa(table)
+    assert result.value == pytest.approx(expected)
+    assert result.n == 3
+
+
+def test_krippendorff_alpha_matches_the_published_nominal_example():
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 observers, 12 units,
+    # missing values, nominal alpha = 0.743.
+    units = [
+        {1: 3},
+        {2: 3, 3: 1},
+        {3: 4},
+        {3: 4},
+        {2: 4},
+        {1: 1, 2: 1, 3: 1, 4: 1},
+        {4: 4},
+        {1: 3, 2: 1},
+        {2: 4},
+        {5: 3},
+        {1: 2},
+        {3: 1},
+    ]
+    table = np.zeros((len(units), 5))
+    for i, unit in enumerate(units):
+        for value, count in unit.items():
+            table[i, value - 1] = count
+    result = stats.krippendorff_alpha_nominal(table)
+    assert result.value == pytest.approx(0.743, abs=5e-4)
+    assert result.n == 11
+
+
+def test_fleiss_and_krippendorff_use_comparisons_with_two_votes(small_study):
+    humans = analyse(*small_study).humans
+    # Comparisons with >= 2 votes: 1 (x x x), 2 (y tie), 3 (tie y); both_bad is a tie.
+    table = np.array([[3, 0, 0], [0, 1, 1], [0, 1, 1]])
+    assert humans.fleiss_kappa.value == pytest.approx(stats.fleiss_kappa(table).value)
+    assert humans.fleiss_kappa.n == 3
+    assert humans.krippendorff_alpha.value == pytest.approx(
+        stats.krippendorff_alpha_nominal(table).value
+    )
+
+
+# ---- majority and judge vs majority ----
+
+
+def test_majority_label_is_the_unique_most_frequent_outcome_else_tie():
+    pairs = make_pairs(5)
+    votes = make_votes(
+        pairs,
+        [
+            (1, "a", "x"),
+            (1, "b", "x"),
+            (1, "c", "y"),  # x wins 2-1
+            (2, "a", "x"),
+            (2, "b", "y"),  # 1-1 -> tie
+            (3, "a", "both_bad"),
+            (3, "b", "tie"),
+            (3, "c", "y"),  # both_bad and tie together beat y
+            (4, "a", "y"),  # single vote
+        ],
+    )
+    majority = stats.majority_labels(pairs, votes)
+    assert majority.to_dict() == {1: "x", 2: "tie", 3: "tie", 4: "y"}
+
+
+def test_judge_vs_majority_matches_scikit_learn():
+    pairs = make_pairs(6)
+    votes = make_votes(
+        pairs,
+        [
+            (1, "a", "x"),
+            (2, "a", "y"),
+            (3, "a", "tie"),
+            (4, "a", "x"),
+            (5, "a", "y"),
+            (6, "a", "x"),
+        ],
+    )
+    verdicts = make_verdicts(
+        pairs,
+        [("j", 1, None, "x"), ("j", 2, None, "x"), ("j", 3, None, "tie"), ("j", 4, None, "y")]
+        + [("j", 5, None, "y"), ("j", 6, None, "x")],
+    )
+    result = judge_of(analyse(pairs, votes, verdicts), "j").vs_majority
+    truth = ["x", "y", "tie", "x", "y", "x"]
+    predicted = ["x", "x", "tie", "y", "y", "x"]
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth, predicted, average="macro", zero_division=0
+    )
+    assert result.accuracy == pytest.approx(accuracy_score(truth, predicted))
+    assert result.macro_precision == pytest.approx(precision)
+    assert result.macro_recall == pytest.approx(recall)
+    assert result.macro_f1 == pytest.approx(f1)
+    assert result.n == 6
+    assert result.confusion == confusion_matrix(truth, predicted, labels=["x", "y", "tie"]).tolist()
+
+
+# ---- position and verbosity ----
+
+
+def test_position_bias_of_judge_and_humans(small_study):
+    analysis = analyse(*small_study)
+    judge = judge_of(analysis, "j")
+    # Parsed non-tie single-order verdicts: 1x:x (first won), 1y:x (lost), 2x:x (won),
+    # 2y:y (won), 3y:y (won) -> 4/5. Pair 4's order-combined verdict has no position.
+    assert judge.p_first.value == pytest.approx(4 / 5)
+    assert judge.p_first.n == 5
+    # Both orders parsed: pairs 1 (agree) and 2 (disagree); pair 3 lost an order to parsing.
+    assert judge.consistency.value == pytest.approx(1 / 2)
+    assert judge.consistency.n == 2
+    # Humans, non-tie votes with a known shown_left: ann 1 (x left, x won), bob 1 (y left, x won),
+    # ann 2 (x left, y won), bob 3 (y left, y won), ann 4 (x left, x won). cy's shown_left is
+    # missing; bob's tie and ann's both_bad do not count.
+    assert analysis.humans.p_left.value == pytest.approx(3 / 5)
+    assert analysis.humans.p_left.n == 5
+
+
+def test_p_longer_counts_only_differences_above_30_characters(small_study):
+    analysis = analyse(*small_study)
+    # Length differences: 1 -> x longer by 100, 2 -> x by 40, 3 -> y by 31, 4 -> y by 30 (too
+    # small). Human non-tie votes: pair 1 three x (longer won), 2 one y (shorter won),
+    # 3 one y (longer won).
+    assert analysis.humans.p_longer.value == pytest.approx(4 / 5)
+    assert analysis.humans.p_longer.n == 5
+    # Judge combined: 1 x (longer), 2 tie (excluded), 3 y (longer), 4 ineligible.
+    judge = judge_of(analysis, "j")
+    assert judge.p_longer.value == pytest.approx(1.0)
+    assert judge.p_longer.n == 2
+
+
+# ---- cost ----
+
+
+def test_cost_per_1000_verdicts_includes_unparsed_calls(small_study):
+    judge = judge_of(analyse(*small_study), "j")
+    assert judge.cost_total == pytest.approx(7 * 0.002)
+    assert judge.cost_per_1000 == pytest.approx(2.0)
+    assert judge.mean_latency_ms == pytest.approx(100.0)
+
+
+def test_unparsed_verdicts_are_excluded_not_counted_as_ties(small_study):
+    pairs, votes, verdicts = small_study
+    parsed_only = verdicts[verdicts["outcome"].notna()]
+    with_unparsed = judge_of(analyse(pairs, votes, verdicts), "j")
+    without = judge_of(analyse(pairs, votes, parsed_only), "j")
+    assert with_unparsed.agreement_with_ties == without.agreement_with_ties
+    assert with_unparsed.kappa_with_ties == without.kappa_with_ties
+    assert with_unparsed.n_unparsed == 1 and without.n_unparsed == 0
+
+
+# ---- win rates ----
+
+
+def test_win_rates_are_oriented_by_the_comparison_given():
+    pairs = make_pairs(3, systems=("finetuned", "base"))  # canonical: x=base, y=finetuned
+    votes = make_votes(
+        pairs,
+        [(1, "a", "y"), (1, "b", "y"), (2, "a", "x"), (2, "b", "tie"), (3, "a", "both_bad")],
+    )
+    verdicts = make_verdicts(
+        pairs,
+        [("j", 1, "x", "y"), ("j", 1, "y", "y"), ("j", 2, "x", "x"), ("j", 2, "y", "y")]
+        + [("j", 3, "x", None)],
+    )
+    rates = stats.win_rates(pairs, votes, verdicts, [("finetuned", "base")], n_boot=N_BOOT)
+    by_source = {r.source: r for r in rates}
+    humans = by_source["humans"]
+    # finetuned: 2 wins, 1 loss, 1 tie, 1 both_bad -> (2 + 0.5 * 2) / 5
+    assert (humans.wins, humans.losses, humans.ties, humans.both_bad) == (2, 1, 2, 1)
+    assert humans.value == pytest.approx(3 / 5)
+    assert humans.n == 5
+    judge = by_source["j"]
+    # Combined: pair 1 finetuned, pair 2 tie (inconsistent), pair 3 unparsed -> not counted.
+    assert (judge.wins, judge.ties, judge.losses, judge.n) == (1, 1, 0, 2)
+    assert judge.value == pytest.approx(0.75)
+
+    reverse = {
+        r.source: r for r in stats.win_rates(pairs, votes, verdicts, [("base", "finetuned")])
+    }
+    assert reverse["humans"].value == pytest.approx(1 - humans.value)
+    assert reverse["j"].value == pytest.approx(1 - judge.value)
+    lo, hi = humans.ci
+    assert lo <= humans.value <= hi
+
+
+def test_category_win_rates_split_by_category():
+    pairs = make_pairs(4, categories={1: "safety", 2: "safety", 3: "target", 4: "target"})
+    votes = make_votes(pairs, [(1, "a", "y"), (2, "a", "y"), (3, "a", "x"), (4, "a", "tie")])
+    rates = stats.category_win_rates(pairs, votes, no_verdicts(), [("finetuned", "base")])
+    assert set(rates) == {"safety", "target"}
+    assert rates["safety"][0].value == pytest.approx(1.0)
+    assert rates["target"][0].value == pytest.approx(0.25)
+
+
+# ---- bootstrap ----
+
+
+def test_bootstrap_is_deterministic_for_a_seed_and_covers_the_estimate():
+    rng = np.random.default_rng(5)
+    pairs = make_pairs(30)
+    votes = make_votes(
+        pairs, [(i, r, rng.choice(["x", "y", "tie"])) for i in range(1, 31) for r in "abc"]
+    )
+    verdicts = make_verdicts(
+        pairs, [("j", i, f, rng.choice(["x", "y"])) for i in range(1, 31) for f in "xy"]
+    )
+    first = stats.study_report(pairs, votes, verdicts, seed=7, n_boot=300)
+    again = stats.study_report(pairs, votes, verdicts, seed=7, n_boot=300)
+    other = stats.study_report(pairs, votes, verdicts, seed=8, n_boot=300)
+    assert first == again
+    assert first["humans"]["agreement"] != other["humans"]["agreement"]
+    for agreement in (first["humans"]["agreement"], first["judges"][0]["agreement"]):
+        for key in ("with_ties", "without_ties"):
+            lo, hi = agreement[key]["ci"]
+            assert lo <= agreement[key]["value"] <= hi
+            assert hi - lo > 0
+
+
+def test_bootstrap_totals_resample_whole_rows():
+    matrix = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+    totals = stats.bootstrap_totals(matrix, np.random.default_rng(0), 500)
+    # Each resample draws 3 rows: the second column always totals 3, the first 0..3.
+    assert np.all(totals[:, 1] == 3)
+    assert set(np.unique(totals[:, 0])) <= {0.0, 1.0, 2.0, 3.0}
+    assert totals[:, 0].mean() == pytest.approx(2.0, abs=0.15)
+
+
+# ---- report document and degenerate inputs ----
+
+
+def test_empty_study_gives_none_not_nan():
+    pairs = make_pairs(0)
+    report = stats.study_report(pairs, no_votes(), no_verdicts(), n_boot=50)
+    json.dumps(report, allow_nan=False)
+    assert report["n_comparisons"] == 0
+    assert report["n_votes"] == 0
+    assert report["humans"]["agreement"]["with_ties"] == {"value": None, "n": 0, "ci": None}
+    assert report["humans"]["fleiss_kappa"] == {"value": None, "n": 0}
+    assert report["judges"] == []
+    assert report["by_category"] == {}
+
+
+def test_report_without_votes_still_describes_the_judges():
+    pairs = make_pairs(2)
+    verdicts = make_verdicts(pairs, [("j", 1, "x", "x"), ("j", 1, "y", "y"), ("j", 2, "x", None)])
+    report = stats.study_report(pairs, no_votes(), verdicts, n_boot=50)
+    json.dumps(report, allow_nan=False)
+    (judge,) = report["judges"]
+    assert judge["agreement"]["with_ties"] == {"value": None, "n": 0, "ci": None}
+    assert judge["consistency"] == {"value": 0.0, "n": 1}
+    assert judge["n_unparsed"] == 1
+    assert judge["vs_majority"]["accuracy"] is None
+
+
+def test_by_category_equals_the_report_on_that_category_alone():
+    categories = {i: ("safety" if i % 3 == 0 else "target") for i in range(1, 13)}
+    pairs = make_pairs(12, categories=categories)
+    rng = np.random.default_rng(1)
+    votes = make_votes(
+        pairs, [(i, r, rng.choice(["x", "y", "tie"])) for i in range(1, 13) for r in "ab"]
+    )
+    verdicts = make_verdicts(
+        pairs, [("j", i, f, rng.choice(["x", "y"])) for i in range(1, 13) for f in "xy"]
+    )
+    report = stats.study_report(pairs, votes, verdicts, n_boot=50)
+    assert set(report["by_category"]) == {"safety", "target"}
+    safety_pairs = pairs[pairs["category"] == "safety"]
+    alone = stats.study_report(
+        safety_pairs,
+        votes[votes["pair_id"].isin(safety_pairs["pair_id"])],
+        verdicts[verdicts["pair_id"].isin(safety_pairs["pair_id"])],
+        n_boot=50,
+    )
+    section = report["by_category"]["safety"]
+    assert section["n_comparisons"] == 4
+    assert "by_category" not in section
+    assert section["humans"]["agreement"]["with_ties"]["value"] == pytest.approx(
+        alone["humans"]["agreement"]["with_ties"]["value"]
+    )
+    assert section["judges"][0]["agreement"] == {
+        key: {**value, "ci": section["judges"][0]["agreement"][key]["ci"]}
+        for key, value in alone["judges"][0]["agreement"].items()
+    }
+
+
+def test_missing_category_is_reported_as_uncategorized():
+    pairs = make_pairs(2)
+    pairs["category"] = [None, ""]
+    report = stats.study_report(pairs, no_votes(), no_verdicts(), n_boot=10)
+    assert list(report["by_category"]) == ["uncategorized"]
+
+
+def test_rows_for_unknown_pairs_are_ignored(small_study):
+    pairs, votes, verdicts = small_study
+    stray_votes = pd.concat([votes, votes.assign(pair_id=999)], ignore_index=True)
+    stray_verdicts = pd.concat([verdicts, verdicts.assign(pair_id=999)], ignore_index=True)
+    assert stats.study_report(pairs, stray_votes, stray_verdicts, n_boot=50) == (
+        stats.study_report(pairs, votes, verdicts, n_boot=50)
+    )
+
+
+# ---- baselines ----
+
+
+def test_baseline_verdicts_cover_both_orders_for_every_baseline():
+    pairs = make_pairs(3, lengths={1: (300, 100), 2: (100, 100), 3: (50, 90)})
+    rows = stats.baseline_verdicts(pairs)
+    assert list(rows.columns) == stats.VERDICT_COLUMNS
+    assert len(rows) == 3 * 2 * len(stats.BASELINES)
+    combined = stats.combine_verdicts(pairs, rows).set_index(["judge", "pair_id"])["outcome"]
+    assert combined[("baseline/longest", 1)] == "x"
+    assert combined[("baseline/longest", 2)] == "tie"
+    assert combined[("baseline/longest", 3)] == "y"
+    assert combined[("baseline/shortest", 1)] == "y"
+    # "first" always picks the first shown, so its two orders always disagree.
+    assert all(combined.xs("baseline/first", level="judge") == "tie")
+    longest = rows[(rows["judge"] == "baseline/longest") & (rows["pair_id"] == 1)]
+    assert set(longest["winner"]) == {"base"}
+
+
+def test_baseline_verdicts_are_what_baseline_choice_says_for_every_call():
+    rng = np.random.default_rng(4)
+    lengths = {i: (int(rng.integers(0, 5)), int(rng.integers(0, 5))) for i in range(1, 61)}
+    pairs = make_pairs(60, lengths=lengths)
+    rows = stats.baseline_verdicts(pairs, seed=9)
+    systems = {"x": "base", "y": "finetuned"}
+    for row in rows.itertuples():
+        pair = pairs.set_index("pair_id").loc[row.pair_id]
+        first_text = pair["output_" + row.first]
+        second_text = pair["output_" + ("y" if row.first == "x" else "x")]
+        key = f"{row.pair_id}:{systems[row.first]}"
+        choice = baseline_choice(
+            row.judge.removeprefix("baseline/"), first_text, second_text, key, seed=9
+        )
+        expected = {"first": row.first, "second": "y" if row.first == "x" else "x"}.get(
+            choice, "tie"
+        )
+        assert row.outcome == expected, row
+        assert row.first_system == systems[row.first]
+
+
+def test_random_baseline_is_reproducible_per_seed():
+    pairs = make_pairs(40)
+    first = stats.baseline_verdicts(pairs, names=["random"], seed=1)
+    again = stats.baseline_verdicts(pairs, names=["random"], seed=1)
+    other = stats.baseline_verdicts(pairs, names=["random"], seed=2)
+    assert first["outcome"].tolist() == again["outcome"].tolist()
+    assert first["outcome"].tolist() != other["outcome"].tolist()
+    assert set(first["outcome"]) == {"x", "y"}
+
+
+def test_baselines_are_listed_after_real_judges_in_a_fixed_order():
+    pairs = make_pairs(2)
+    verdicts = pd.concat(
+        [stats.baseline_verdicts(pairs), make_verdicts(pairs, [("zeta", 1, None, "x")])],
+        ignore_index=True,
+    )
+    labels = [j.judge for j in analyse(pairs, no_votes(), verdicts).judges]
+    assert labels == ["zeta"] + [f"baseline/{name}" for name in stats.BASELINES]
+
+
+# ---- plain-language helpers ----
+
+
+def _judge(label: str, value: float | None, ci=None, n: int = 100) -> stats.JudgeStats:
+    estimate = stats.Estimate(value, n, ci)
+    empty = stats.Estimate(None, 0)
+    return stats.JudgeStats(
+        judge=label,
+        n_verdicts=n,
+        n_unparsed=0,
+        n_combined=n,
+        n_inconsistent=0,
+        agreement_with_ties=empty,
+        agreement_without_ties=estimate,
+        kappa_with_ties=empty,
+        kappa_without_ties=empty,
+        vs_majority=stats.MajorityAgreement(None, None, None, None, 0, []),
+        consistency=None,
+        p_first=None,
+        p_longer=empty,
+        cost_total=0.0,
+        cost_per_1000=0.0,
+        mean_latency_ms=None,
+    )
+
+
+def _humans(value: float | None, ci=None) -> stats.HumanStats:
+    empty = stats.Estimate(None, 0)
+    return stats.HumanStats(
+        n_votes=10,
+        n_both_bad=0,
+        n_reviewers=2,
+        agreement_with_ties=empty,
+        agreement_without_ties=stats.Estimate(value, 50, ci),
+        kappa_with_ties=empty,
+        kappa_without_ties=empty,
+        fleiss_kappa=empty,
+        krippendorff_alpha=empty,
+        reviewer_kappa=[],
+        p_left=empty,
+        p_longer=empty,
+    )
+
+
+def test_assessment_passes_a_judge_within_the_ceiling_and_ahead_of_longest():
+    verdict = stats.assess_judge(
+        _judge("gpt", 0.78, (0.72, 0.84)), _humans(0.80), _judge("baseline/longest", 0.61)
+    )
+    assert verdict.ok
+    assert verdict.text == (
+        "within the human ceiling (0.78 vs humans 0.80) and ahead of baseline/longest "
+        "(0.78 vs 0.61)"
+    )
+
+
+def test_assessment_says_exactly_why_a_judge_fails():
+    below = stats.assess_judge(
+        _judge("gpt", 0.60, (0.55, 0.65)), _humans(0.80, (0.75, 0.85)), _judge("baseline/x", 0.7)
+    )
+    assert not below.ok
+    assert "below the human ceiling 0.80 [0.75, 0.85] (n=50)" in below.text
+    assert "not ahead of baseline/x: 0.60 vs 0.70" in below.text
+
+    no_ceiling = stats.assess_judge(_judge("gpt", 0.9), _humans(None), None)
+    assert not no_ceiling.ok
+    assert "no human ceiling" in no_ceiling.text
+
+
+def test_votes_needed_scales_with_the_square_of_the_width():
+    # CI width 0.4 at n = 25: halving the width takes 4x the data, 75 more.
+    assert stats.votes_needed(stats.Estimate(0.5, 25, (0.3, 0.7)), 0.2) == 75
+    # A narrow bootstrap CI does not beat the binomial width at p = 0.5:
+    # (2 * 1.96 / 0.2)^2 * 0.25 - 4 = 92.04 -> 93 in all, 68 more.
+    assert stats.votes_needed(stats.Estimate(0.5, 25, (0.45, 0.55)), 0.2) == 68
+    assert stats.votes_needed(stats.Estimate(None, 0), 0.2) == 93
+    # 3 of 3 agree: the bootstrap CI collapses to [1, 1] but 3 votes prove little.
+    assert stats.votes_needed(stats.Estimate(1.0, 3, (1.0, 1.0)), 0.2) > 20
+    assert stats.votes_needed(stats.Estimate(0.9, 2000, (0.88, 0.92)), 0.2) == 0
+
+
+def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_study):
+    pairs, votes, verdicts = small_study
+    verdicts = pd.concat([verdicts, stats.baseline_verdicts(pairs)], ignore_index=True)
+    analysis = analyse(pairs, votes, verdicts)
+    warnings = stats.small_n_warnings(analysis, target_width=0.1)
+    # Human agreement without ties: 3 of 3 agree, CI [1, 1], but n = 3 proves little.
+    assert any(
+        w.startswith(
+            "human-human agreement without ties: 1.00 [1.00, 1.00] (n=3) is too "
+            "uncertain to read; about "
+        )
+        for w in warnings
+    )
+    assert any(w.startswith("j agreement without ties") and "more" in w for w in warnings)
+    assert not any(w.startswith("baseline/") for w in warnings)
+    with_baselines = stats.small_n_warnings(analysis, target_width=0.1, include_baselines=True)
+    assert any(w.startswith("baseline/longest agreement without ties") for w in with_baselines)
+    assert stats.small_n_warnings(analysis, target_width=10.0) == []
