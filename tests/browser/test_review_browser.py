@@ -17,7 +17,17 @@ from tests.review_fixtures import SENTINELS, STUDY, make_study, write_outputs
 pytestmark = pytest.mark.browser
 
 SAFETY_STUDY = "zq-sentinel-safety-6e0a"
-SCREENS = ("", "home", "judge", "calibration", "results", "gate", "admin", "review")
+SCREENS = (
+    "",
+    "home",
+    "judge",
+    "calibration",
+    "disagreements",
+    "results",
+    "gate",
+    "admin",
+    "review",
+)
 
 
 @pytest.fixture(scope="module")
