@@ -222,6 +222,23 @@ def _split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
+def _v2_assignment_study(db: sqlite_utils.Database) -> None:
+    # The review screen asks "this reviewer, this study" on every vote; with the study and both
+    # shown systems on the assignment, one covering index answers without touching pairs.
+    db.execute("ALTER TABLE assignments ADD COLUMN study_id INTEGER REFERENCES studies(id)")
+    db.execute("ALTER TABLE assignments ADD COLUMN shown_right TEXT")
+    db.execute(
+        "UPDATE assignments SET study_id = (SELECT p.study_id FROM pairs p WHERE p.id = pair_id), "
+        "shown_right = (SELECT CASE WHEN p.system_x = shown_left THEN p.system_y ELSE p.system_x "
+        "END FROM pairs p WHERE p.id = pair_id)"
+    )
+    db.execute(
+        "CREATE INDEX assignments_reviewer_study ON assignments "
+        "(reviewer_id, study_id, done, leased_until, shown_left, shown_right, position)"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
+    (2, "assignments know their study and shown order", _v2_assignment_study),
 ]

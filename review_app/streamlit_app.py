@@ -14,6 +14,7 @@ PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
 
 # (screen, file, title, icon); a role sees the screens ROLE_SCREENS grants it, in this order.
 PAGES = [
+    ("review", "review.py", "Review", ":material/rate_review:"),
     ("home", "home.py", "Workspace", ":material/home:"),
     ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
     ("calibration", "calibration.py", "Calibration", ":material/tune:"),
@@ -22,7 +23,8 @@ PAGES = [
     ("gate", "gate.py", "Gate", ":material/verified:"),
 ]
 
-st.set_page_config(page_title="Review", page_icon=":material/balance:", layout="wide")
+# An emoji icon is drawn locally; a :material/...: page icon is fetched from fonts.gstatic.com.
+st.set_page_config(page_title="Review", page_icon="⚖️", layout="wide")
 store = ui.get_store()
 user = ui.current_user(store)
 allowed = ROLE_SCREENS[user["role"]]

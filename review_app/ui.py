@@ -14,6 +14,9 @@ from review_app.store import Store
 # Session-state keys, all in one place.
 TOKEN = "auth_token"
 STUDY = "selected_study"
+REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair gets fresh widgets
+REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
+REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 
 
 def settings() -> Settings:

@@ -1,0 +1,85 @@
+"""Who sees which pair next: each reviewer's own random queue order, and which system is shown on
+the left. Pure functions; `services` reads the counts they need from the store and writes the result.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Queue orders are a permutation of the study's pair ids; computing one for 100,000 pairs takes a
+# few milliseconds, so the latest few are kept (pairs are only ever added, so the key is exact).
+_QUEUE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_QUEUE_CACHE_SIZE = 64
+
+
+def queue_order(pair_ids: Sequence[int], reviewer_id: int, study_id: int, seed: int) -> np.ndarray:
+    """The reviewer's queue: the study's pair ids in an order of their own, stable across
+    sessions (seeded by workspace seed, study and reviewer)."""
+    rng = np.random.default_rng([seed, study_id, reviewer_id])
+    return rng.permutation(np.asarray(pair_ids, dtype=np.int64))
+
+
+def cached_queue_order(
+    cache_key: tuple, pair_ids_loader, reviewer_id: int, study_id: int, seed: int
+) -> np.ndarray:
+    """`queue_order`, remembered under `cache_key` (which must change when the pairs do)."""
+    key = (*cache_key, reviewer_id, study_id, seed)
+    order = _QUEUE_CACHE.get(key)
+    if order is None:
+        order = queue_order(pair_ids_loader(), reviewer_id, study_id, seed)
+        _QUEUE_CACHE[key] = order
+        if len(_QUEUE_CACHE) > _QUEUE_CACHE_SIZE:
+            _QUEUE_CACHE.popitem(last=False)
+    else:
+        _QUEUE_CACHE.move_to_end(key)
+    return order
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pair the reviewer may be handed, with how often each of its systems was shown left by
+    the reviewers who currently count towards its k reviews."""
+
+    position: int
+    pair_id: int
+    comparison: tuple[str, str]
+    x_left: int
+    y_left: int
+
+
+def side_behind(x_left: int, y_left: int) -> str | None:
+    """'x' or 'y', whichever has been shown on the left less often; None when level."""
+    if x_left == y_left:
+        return None
+    return "x" if x_left < y_left else "y"
+
+
+def reviewer_side(balance: int) -> str | None:
+    """The side a reviewer must see on the left next; `balance` = x shown left - y shown left."""
+    return side_behind(max(balance, 0), max(-balance, 0))
+
+
+def choose(
+    candidates: Iterable[Candidate], reviewer_balance: Mapping[tuple[str, str], int]
+) -> tuple[Candidate, str] | None:
+    """The first candidate (in queue order) on which both the reviewer and the pair can stay
+    balanced, and the side ('x' or 'y') to show on its left; None when there is none.
+
+    A pair's reviews split evenly between the two orders (so with an even k every completed
+    pair, hence every comparison, is exactly balanced; with an odd k the odd review takes the
+    reviewer's side, or the pair id's parity when the reviewer is level). Among such pairs, the
+    reviewer takes one that also keeps them seeing each system on the left half the time, within
+    one. Only at the tail of a study, when the last open pairs all need the order this reviewer
+    has seen more often, does the caller fall back to the pair's side (`side_behind`)."""
+    for candidate in candidates:
+        needs = reviewer_side(reviewer_balance.get(candidate.comparison, 0))
+        pair_needs = side_behind(candidate.x_left, candidate.y_left)
+        if needs is None:
+            return candidate, pair_needs or ("x" if candidate.pair_id % 2 == 0 else "y")
+        if pair_needs in (None, needs):
+            return candidate, needs
+    return None

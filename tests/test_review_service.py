@@ -1,0 +1,357 @@
+"""Assignment and voting through the service layer: k reviews per pair from k reviewers, leases,
+per-reviewer queues, left/right counterbalancing, skip, undo and edits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from review_app import assignment, services
+from review_app.errors import Conflict, InputError, NotFound
+from review_app.store import Store
+from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, make_study
+
+
+def reviewer_id(store, name):
+    return store.reviewer(name)["id"]
+
+
+def label_all(store, settings, name, study, choice="A", now=None):
+    """Vote `choice` on everything the reviewer is handed; returns the assignment ids in order."""
+    rid = reviewer_id(store, name)
+    handed = []
+    while (task := services.next_pair(store, settings, rid, study["id"], now=now)) is not None:
+        handed.append(task.assignment_id)
+        services.record_vote(store, settings, rid, task.assignment_id, choice, now=now)
+    return handed
+
+
+def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
+    study = make_study(store, tmp_path, criteria=["accuracy"])
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = services.next_pair(store, settings, rid, study["id"])
+    handed = store.assignment(task.assignment_id)
+    pair = store.pair(handed["pair_id"])
+    left = handed["shown_left"]
+    right = pair["system_y"] if left == pair["system_x"] else pair["system_x"]
+    assert task.text_a == pair["output_x" if left == pair["system_x"] else "output_y"]
+
+    services.record_vote(
+        store,
+        settings,
+        rid,
+        task.assignment_id,
+        "B",
+        criteria={"accuracy": {"A": 2, "B": 5}},
+        rationale="  B answers the question.  ",
+        flags=["broken_output"],
+        ms_spent=4200,
+    )
+    [vote] = store.vote_history(study["id"])
+    assert (vote["choice"], vote["winner"]) == ("B", right)
+    assert (vote["shown_left"], vote["shown_right"]) == (left, right)
+    assert json.loads(vote["criteria"]) == {"accuracy": {left: 2, right: 5}}
+    assert vote["rationale"] == "B answers the question."
+    assert json.loads(vote["flags"]) == ["broken_output"]
+    assert vote["ms_spent"] == 4200
+
+
+@pytest.mark.parametrize("choice", ["tie", "both_bad"])
+def test_tie_and_both_bad_are_stored_as_such(store, settings, tmp_path, choice):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = services.next_pair(store, settings, rid, study["id"])
+    services.record_vote(store, settings, rid, task.assignment_id, choice)
+    assert store.votes_frame(study["id"]).winner.tolist() == [choice]
+
+
+def test_the_task_a_reviewer_sees_names_no_system(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    task = services.next_pair(store, settings, reviewer_id(store, "rita"), study["id"])
+    assert not any(name in repr(task) for name in SENTINELS)
+
+
+def test_each_pair_gets_exactly_k_votes_from_k_reviewers(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=10, reviews_per_pair=2)
+    for name in ("r1", "r2", "r3", "r4"):
+        add_reviewer(store, settings, name)
+        label_all(store, settings, name, study)
+    votes = store.votes_frame(study["id"])
+    per_pair = votes.groupby("pair_id").reviewer.agg(["count", "nunique"])
+    assert len(per_pair) == 20
+    assert (per_pair["count"] == 2).all() and (per_pair["nunique"] == 2).all()
+    # The four reviewers shared the 40 reviews between them; a fifth finds nothing left.
+    assert votes.reviewer.value_counts().sum() == 40
+    add_reviewer(store, settings, "r5")
+    assert services.next_pair(store, settings, reviewer_id(store, "r5"), study["id"]) is None
+
+
+def test_a_reviewer_never_sees_a_pair_twice(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=6, reviews_per_pair=3)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    seen = []
+    while (task := services.next_pair(store, settings, rid, study["id"])) is not None:
+        seen.append(store.assignment(task.assignment_id)["pair_id"])
+        if len(seen) % 3 == 0:
+            services.skip_pair(store, rid, task.assignment_id)
+        else:
+            services.record_vote(store, settings, rid, task.assignment_id, "A")
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_each_reviewer_has_their_own_queue_order(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=30, reviews_per_pair=3)
+    orders = {}
+    for name in ("r1", "r2"):
+        add_reviewer(store, settings, name)
+        handed = label_all(store, settings, name, study)
+        orders[name] = [store.assignment(a)["pair_id"] for a in handed]
+    assert sorted(orders["r1"]) == sorted(orders["r2"])
+    assert orders["r1"] != orders["r2"]
+    assert orders["r1"] != sorted(orders["r1"])
+
+
+def test_a_reload_gets_the_same_pair_back(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    first = services.next_pair(store, settings, rid, study["id"])
+    again = services.next_pair(store, settings, rid, study["id"])
+    assert again == first
+
+
+def test_left_right_is_balanced_per_reviewer_and_comparison(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=25, reviews_per_pair=3)
+    for name in ("r1", "r2", "r3", "r4"):
+        add_reviewer(store, settings, name)
+    # Interleave the reviewers so their votes land on each other's pairs.
+    active = ["r1", "r2", "r3", "r4"]
+    while active:
+        for name in list(active):
+            rid = reviewer_id(store, name)
+            task = services.next_pair(store, settings, rid, study["id"])
+            if task is None:
+                active.remove(name)
+                continue
+            services.record_vote(store, settings, rid, task.assignment_id, "A")
+    history = store.vote_history(study["id"])
+    assert len(history) == 150
+    left_counts = Counter(
+        (v["reviewer"], v["system_x"], v["system_y"], v["shown_left"] == v["system_x"])
+        for v in history
+    )
+    for reviewer in ("r1", "r2", "r3", "r4"):
+        for x, y in ((SENTINELS[0], SENTINELS[1]), (SENTINELS[0], SENTINELS[2])):
+            shown_x = left_counts[(reviewer, x, y, True)]
+            shown_y = left_counts[(reviewer, x, y, False)]
+            assert abs(shown_x - shown_y) <= 1, (reviewer, x, y, shown_x, shown_y)
+
+
+def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
+    for name in ("slow", "fast"):
+        add_reviewer(store, settings, name)
+    slow, fast = reviewer_id(store, "slow"), reviewer_id(store, "fast")
+    t0 = 1_000_000.0
+    settings = replace(settings, lease_minutes=30)
+    held = services.next_pair(store, settings, slow, study["id"], now=t0)
+    # Both pairs of the one item: slow holds one, fast may take only the other while leased.
+    other = services.next_pair(store, settings, fast, study["id"], now=t0 + 60)
+    assert (
+        store.assignment(other.assignment_id)["pair_id"]
+        != store.assignment(held.assignment_id)["pair_id"]
+    )
+    services.record_vote(store, settings, fast, other.assignment_id, "A", now=t0 + 61)
+    assert services.next_pair(store, settings, fast, study["id"], now=t0 + 120) is None
+
+    late = t0 + 31 * 60
+    taken = services.next_pair(store, settings, fast, study["id"], now=late)
+    assert (
+        store.assignment(taken.assignment_id)["pair_id"]
+        == store.assignment(held.assignment_id)["pair_id"]
+    )
+    services.record_vote(store, settings, fast, taken.assignment_id, "B", now=late + 1)
+    with pytest.raises(Conflict, match="reviewed by others"):
+        services.record_vote(store, settings, slow, held.assignment_id, "A", now=late + 2)
+    assert len(store.votes_frame(study["id"])) == 2
+
+
+def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
+    add_reviewer(store, settings, "slow")
+    rid = reviewer_id(store, "slow")
+    held = services.next_pair(store, settings, rid, study["id"], now=0.0)
+    assert services.next_pair(store, settings, rid, study["id"], now=10_000.0) == held
+    services.record_vote(store, settings, rid, held.assignment_id, "A", now=20_000.0)
+    assert len(store.votes_frame(study["id"])) == 1
+
+
+def test_skip_hands_the_pair_to_someone_else(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
+    for name in ("r1", "r2"):
+        add_reviewer(store, settings, name)
+    r1, r2 = reviewer_id(store, "r1"), reviewer_id(store, "r2")
+    first = services.next_pair(store, settings, r1, study["id"])
+    services.skip_pair(store, r1, first.assignment_id)
+    second = services.next_pair(store, settings, r1, study["id"])
+    assert second.assignment_id != first.assignment_id
+    services.record_vote(store, settings, r1, second.assignment_id, "A")
+    assert services.next_pair(store, settings, r1, study["id"]) is None
+    taken = services.next_pair(store, settings, r2, study["id"])
+    assert taken.prompt == first.prompt and taken.text_a in (first.text_a, first.text_b)
+    with pytest.raises(Conflict):
+        services.record_vote(store, settings, r1, first.assignment_id, "A")
+
+
+def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    first = services.next_pair(store, settings, rid, study["id"])
+    services.record_vote(store, settings, rid, first.assignment_id, "A")
+    second = services.next_pair(store, settings, rid, study["id"])
+    services.record_vote(store, settings, rid, second.assignment_id, "B")
+
+    assert services.undo_last_vote(store, settings, rid, study["id"])
+    assert services.next_pair(store, settings, rid, study["id"]) == second
+    history = store.vote_history(study["id"])
+    assert [v["choice"] for v in history] == ["A", "B", "retracted"]
+    assert history[2]["supersedes"] == history[1]["id"] and history[2]["winner"] is None
+    assert len(store.votes_frame(study["id"])) == 1
+    assert services.review_progress(store, rid, study["id"]).done == 1
+
+    services.record_vote(store, settings, rid, second.assignment_id, "tie")
+    assert store.votes_frame(study["id"]).winner.tolist()[-1] == "tie"
+    assert store.vote_history(study["id"])[-1]["supersedes"] == history[2]["id"]
+
+
+def test_undo_with_nothing_to_undo(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    assert not services.undo_last_vote(store, settings, reviewer_id(store, "rita"), study["id"])
+
+
+def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    label_first = services.next_pair(store, settings, rid, study["id"])
+    services.record_vote(store, settings, rid, label_first.assignment_id, "A", rationale="first")
+    services.record_vote(
+        store,
+        settings,
+        rid,
+        services.next_pair(store, settings, rid, study["id"]).assignment_id,
+        "A",
+    )
+    [_, earlier] = services.my_votes(store, rid, study["id"])  # newest first
+    assert earlier["number"] == 1 and earlier["choice"] == "A"
+    services.record_vote(store, settings, rid, earlier["assignment_id"], "B", rationale="changed")
+    history = store.vote_history(study["id"])
+    assert len(history) == 3 and history[2]["supersedes"] == history[0]["id"]
+    frame = store.votes_frame(study["id"])
+    assert len(frame) == 2
+    assert [v["choice"] for v in services.my_votes(store, rid, study["id"])] == ["A", "B"]
+
+
+def test_another_reviewers_pair_cannot_be_voted(store, settings, tmp_path):
+    study = make_study(store, tmp_path)
+    for name in ("r1", "r2"):
+        add_reviewer(store, settings, name)
+    task = services.next_pair(store, settings, reviewer_id(store, "r1"), study["id"])
+    with pytest.raises(NotFound):
+        services.record_vote(store, settings, reviewer_id(store, "r2"), task.assignment_id, "A")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"choice": "left"},
+        {"choice": "A", "flags": ["nope"]},
+        {"choice": "A", "criteria": {"accuracy": {"A": 6}}},
+        {"choice": "A", "criteria": {"tone": {"A": 3}}},
+    ],
+)
+def test_malformed_votes_are_refused_and_change_nothing(store, settings, tmp_path, kwargs):
+    study = make_study(store, tmp_path, criteria=["accuracy"])
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = services.next_pair(store, settings, rid, study["id"])
+    with pytest.raises(InputError):
+        services.record_vote(store, settings, rid, task.assignment_id, **kwargs)
+    assert store.vote_history(study["id"]) == []
+
+
+def test_imported_votes_count_towards_k(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
+    (tmp_path / "votes.csv").write_text(
+        "item_id,system_a,system_b,reviewer,winner\n"
+        f"q0000,{SYSTEM_X},{SYSTEM_Y},offline,{SYSTEM_X}\n",
+        encoding="utf-8",
+    )
+    services.import_votes(store, tmp_path / "votes.csv", study["name"])
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    label_all(store, settings, "rita", study)
+    assert services.next_pair(store, settings, rid, study["id"]) is None
+    assert len(store.votes_frame(study["id"])) == 2  # one imported, one for the other pair
+
+
+def test_progress_counts_done_and_assigned(store, settings, tmp_path):
+    study = make_study(store, tmp_path, n_items=5, reviews_per_pair=1)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    assert services.review_progress(store, rid, study["id"]) == services.ReviewProgress(0, 10)
+    task = services.next_pair(store, settings, rid, study["id"])
+    services.record_vote(store, settings, rid, task.assignment_id, "A")
+    assert services.review_progress(store, rid, study["id"]) == services.ReviewProgress(1, 10)
+
+
+def test_choose_keeps_reviewer_and_pair_balanced():
+    comparison = ("x-sys", "y-sys")
+
+    def candidate(pair_id, x_left, y_left):
+        return assignment.Candidate(pair_id, pair_id, comparison, x_left, y_left)
+
+    # A level reviewer follows the pair; a level pair follows its id's parity.
+    assert assignment.choose([candidate(7, 1, 0)], {}) == (candidate(7, 1, 0), "y")
+    assert assignment.choose([candidate(8, 0, 0)], {})[1] == "x"
+    assert assignment.choose([candidate(9, 0, 0)], {})[1] == "y"
+    # A reviewer who saw x on the left more often needs y: the pair needing x waits.
+    picked = assignment.choose([candidate(1, 0, 1), candidate(2, 1, 0)], {comparison: 1})
+    assert picked == (candidate(2, 1, 0), "y")
+    assert assignment.choose([candidate(1, 0, 1)], {comparison: 1}) is None
+
+
+def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_path, settings):
+    """A workspace that had assignments before migration 2 keeps them, with study and order."""
+    store = Store.open(tmp_path / "v1.db")
+    study = make_study(store, tmp_path, n_items=1)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = services.next_pair(store, settings, rid, study["id"])
+    before = store.assignment(task.assignment_id)
+    # Turn the workspace back into what migration 1 alone produced.
+    with store.transaction():
+        store.db.execute("DROP INDEX assignments_reviewer_study")
+        store.db.execute("ALTER TABLE assignments DROP COLUMN shown_right")
+        store.db.execute("ALTER TABLE assignments DROP COLUMN study_id")
+        store.db.execute("DELETE FROM _migrations WHERE version = 2")
+    store.close()
+
+    store = Store.open(tmp_path / "v1.db")
+    after = store.assignment(task.assignment_id)
+    assert (after["study_id"], after["shown_left"], after["shown_right"]) == (
+        study["id"],
+        before["shown_left"],
+        before["shown_right"],
+    )
+    assert services.next_pair(store, settings, rid, study["id"]) == task
+    store.close()
