@@ -427,14 +427,36 @@ def render_html(report: dict) -> str:
     )
     markdown_body = render_markdown(report)
     verdict = "PASS" if report["gate_passed"] else "FAIL"
-    signoffs = (
-        "".join(
-            f"<li><b>{e(s['decision'].upper())}</b> by {e(s['signer'])} at {e(s['created_at'])}: "
-            f"{e(s['comment'])} <code>{e(s['report_hash'][:16])}</code></li>"
-            for s in report["signoffs"]
-        )
-        or "<li>Not signed yet.</li>"
+    n_passed = sum(1 for r in report["results"] if r["passed"])
+    th = report["thresholds"]
+    locked = (
+        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, before the outcomes "
+        f"were visible (hash <code>{e(th['content_hash'][:16])}</code>)."
+        if th["locked_at"]
+        else "Not locked."
     )
+    deviations = "".join(
+        f"<li>{e(d['changed_at'])} by {e(d['changed_by'])}: {e(d['before'])} &rarr; "
+        f"{e(d['after'])}. Reason: {e(d['reason'] or '(none given)')}</li>"
+        for d in report["deviations"]
+    )
+    if deviations:
+        deviations = f"<p><b>Changed after the lock:</b></p><ul>{deviations}</ul>"
+    fr = report["final_review"]
+    rejected = "".join(
+        f"<li>{e(item['item_id'])}: {e(item['comment'] or '(no comment)')}</li>"
+        for item in fr["rejected"]
+    )
+    if rejected:
+        rejected = f"<p>Marked not acceptable:</p><ul>{rejected}</ul>"
+    judges = "".join(
+        f"<tr><td>{e(j['judge'])}</td><td>{j['n_verdicts']}</td>"
+        f"<td>{_value(j['agreement_without_ties'])}</td><td>{j['agreement_without_ties']['n']}</td>"
+        f"<td><code>{e((j['rubric_hash'] or '-')[:16])}</code></td></tr>"
+        for j in report["judges"]
+    )
+    humans = report["human_agreement"]["without_ties"]
+    signoffs = "".join(_signoff_html(s, report["report_hash"]) for s in report["signoffs"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -448,23 +470,50 @@ td, th {{ border-bottom: 1px solid #dde2ea; padding: .35rem .5rem; text-align: l
 tr.fail td {{ background: #fdecec; }} tr.pass td {{ background: #edf8ef; }}
 .verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: .4rem; font-weight: 700;
   color: white; background: {"#2e7d32" if report["gate_passed"] else "#c62828"}; }}
-code {{ font-size: .8rem; }} details {{ margin-top: 2rem; }}
+code {{ font-size: .8rem; }} details {{ margin-top: 2rem; }} .note {{ color: #5a6478; }}
 pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8rem; }}
 </style></head><body>
 <h1>Ship decision report: study {e(report["study"])}</h1>
-<p>Eval set <b>{e(report["eval_set"]["name"])}</b> ({report["eval_set"]["n_items"]} items),
+<p>Candidate <b>{e(report["candidate"])}</b>, compared with
+{", ".join(e(b) for _, b in report["comparisons"])}.
+Eval set <b>{e(report["eval_set"]["name"])}</b> ({report["eval_set"]["n_items"]} items),
 hash <code>{e(report["eval_set"]["content_hash"] or "")}</code><br>
 Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["generated_at"])}</p>
-<p>Gate: <span class="verdict">{verdict}</span></p>
+<p>Gate: <span class="verdict">{verdict}</span> {n_passed} of {len(report["results"])}
+thresholds met.</p>
 <h2>Thresholds</h2>
+<p>{locked}</p>{deviations}
 <table><tr><th>threshold</th><th>value</th><th>95% CI</th><th>n</th><th>result</th>
 <th>detail</th></tr>{rows}</table>
 <h2>Win rates</h2>
+<p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
+votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
 {win_rate_svg(report["win_rates"])}
-<h2>Sign-off</h2><ul>{signoffs}</ul>
-<details><summary>Full report (Markdown)</summary><pre>{e(markdown_body)}</pre></details>
+<h2>Judges</h2>
+<p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
+{_value(humans)} (n={humans["n"]}).</p>
+<table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
+{judges}</table>
+<h2>Final human review</h2>
+<p>{fr["acceptable"]} of {fr["n"]} reviewed outputs of {e(fr["system"])} marked acceptable.</p>
+{rejected}
+<h2>Sign-off</h2><ul>{signoffs or "<li>Not signed yet.</li>"}</ul>
+<details><summary>Full report (Markdown), with the regression table by category</summary>
+<pre>{e(markdown_body)}</pre></details>
 </body></html>
 """
+
+
+def _signoff_html(signoff: dict, current_hash: str) -> str:
+    # A signer must see whether their signature covers these figures or an earlier version.
+    e = html.escape
+    same = signoff["report_hash"] == current_hash
+    which = "this report" if same else "an earlier version: the figures changed after signing"
+    return (
+        f"<li><b>{e(signoff['decision'].upper())}</b> by {e(signoff['signer'])} at "
+        f"{e(signoff['created_at'])}: {e(signoff['comment'])}<br><small>signed report hash "
+        f"<code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
+    )
 
 
 def win_rate_svg(win_rates: list[dict]) -> str:
@@ -472,7 +521,7 @@ def win_rate_svg(win_rates: list[dict]) -> str:
     rows = [w for w in win_rates if w["value"] is not None]
     if not rows:
         return "<p>No win rates yet.</p>"
-    width, left, bar_h, gap = 900, 330, 18, 10
+    width, left, bar_h, gap = 960, 420, 18, 10
     height = len(rows) * (bar_h + gap) + 30
     scale = (width - left - 20) / 1.0
     parts = [

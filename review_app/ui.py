@@ -17,6 +17,7 @@ STUDY = "selected_study"
 REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair gets fresh widgets
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
+FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
 
 
 def settings() -> Settings:

@@ -316,3 +316,32 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
     assert services.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
     with pytest.raises(Exception, match="already has thresholds"):
         services.add_recommended_thresholds(demo_store, "demo", "demo-admin")
+
+
+def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
+    at = open_page(locked, "gate.py", "demo-signer")
+    first = at.selectbox(key="final_review_pick").value
+    for acceptable in (True, False, True):
+        at.button(key="final_review_ok" if acceptable else "final_review_bad").click().run()
+        assert not at.exception
+    marks = locked.final_reviews(locked.require_study("demo")["id"])
+    assert sorted(m["acceptable"] for m in marks) == [False, True, True]
+    assert len({m["output_id"] for m in marks}) == 3
+    assert at.selectbox(key="final_review_pick").value == first + 3
+
+
+def test_html_report_says_what_the_signer_signed(locked, settings):
+    signer = reviewer(locked, "demo-signer")
+    sample = services.final_review_sample(locked, "demo", settings=settings)
+    services.record_final_review(
+        locked, "demo", signer, sample[0]["output_id"], False, "made-up refund policy"
+    )
+    report = services.sign_off(locked, "demo", signer, "approve", "good enough", settings)
+    html = services.render_report(report, "html")
+    assert "Locked by <b>demo-admin</b>" in html
+    assert f"{sample[0]['item_key']}: made-up refund policy" in html
+    assert f"<code>{report['report_hash']}</code> (this report)" in html
+
+    services.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
+    html = services.render_report(services.build_report(locked, "demo", settings), "html")
+    assert "(an earlier version: the figures changed after signing)" in html

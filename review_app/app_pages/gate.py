@@ -174,28 +174,32 @@ elif sample:
         f"{s['item_key']} ({s['category']}){' · judge top' if s['judge_top'] else ''}"
         for s in sample
     ]
-    first_open = next((i for i, s in enumerate(sample) if not s["mark"]), 0)
+    st.session_state.setdefault(
+        ui.FINAL_REVIEW_PICK, next((i for i, s in enumerate(sample) if not s["mark"]), 0)
+    )
     index = st.selectbox(
-        "Output",
-        range(len(sample)),
-        index=first_open,
-        format_func=lambda i: labels[i],
-        key="final_review_pick",
+        "Output", range(len(sample)), format_func=lambda i: labels[i], key=ui.FINAL_REVIEW_PICK
     )
     item = sample[index]
     st.markdown("**Prompt**")
     st.text(item["prompt"])
     st.markdown(f"**{item['system']} answered**")
     st.text(item["text"] or "(empty output)")
-    comment = st.text_input("Comment", key=f"final_review_comment_{index}")
+    comment_key = f"final_review_comment_{index}"
+    st.text_input("Comment", key=comment_key)
+
+    def mark(acceptable: bool) -> None:
+        # A callback, so the picker can move on to the next unmarked output before it is drawn.
+        comment = st.session_state.get(comment_key, "")
+        services.record_final_review(store, name, user, item["output_id"], acceptable, comment)
+        marked = {i for i, s in enumerate(sample) if s["mark"]} | {index}
+        after = [i for i in range(index + 1, len(sample)) if i not in marked]
+        before = [i for i in range(index) if i not in marked]
+        st.session_state[ui.FINAL_REVIEW_PICK] = (after or before or [index])[0]
+
     ok_col, bad_col = st.columns(2)
-    for col, acceptable, label in (
-        (ok_col, True, "Acceptable"),
-        (bad_col, False, "Not acceptable"),
-    ):
-        if col.button(label, key=f"final_review_{'ok' if acceptable else 'bad'}"):
-            services.record_final_review(store, name, user, item["output_id"], acceptable, comment)
-            st.rerun()
+    ok_col.button("Acceptable", key="final_review_ok", on_click=mark, args=(True,))
+    bad_col.button("Not acceptable", key="final_review_bad", on_click=mark, args=(False,))
 
 st.subheader("4. Sign-off")
 report = services.build_report(store, name, settings)

@@ -4,6 +4,7 @@ driven by Playwright (never a downloaded browser). Tests skip only when chromium
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -113,3 +114,15 @@ def wait_idle(page, timeout: float = 20_000) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
         timeout=timeout
     )
+
+
+def done_count(page) -> int:
+    """The review screen's "N of M done" counter."""
+    text = page.get_by_text(re.compile(r"^\d+ of \d+ done$")).inner_text()
+    return int(text.split()[0])
+
+
+def wait_done(page, n: int) -> None:
+    """Wait for the counter to reach n and the page to finish drawing the next pair."""
+    page.get_by_text(re.compile(rf"^{n} of \d+ done$")).wait_for(timeout=20_000)
+    wait_idle(page)

@@ -11,7 +11,12 @@ import pytest
 from review_app import services
 from review_app.settings import Settings
 from review_app.store import Store
-from tests.browser.conftest import start_server, wait_for_pair, wait_idle
+from tests.browser.conftest import (
+    done_count,
+    start_server,
+    wait_done,
+    wait_for_pair,
+)
 from tests.review_fixtures import SENTINELS, STUDY, make_study, write_outputs
 
 pytestmark = pytest.mark.browser
@@ -63,17 +68,6 @@ def page(browser):
     opened = context.new_page()
     yield opened
     context.close()
-
-
-def done_count(page) -> int:
-    text = page.get_by_text(re.compile(r"^\d+ of \d+ done$")).inner_text()
-    return int(text.split()[0])
-
-
-def wait_done(page, n: int) -> None:
-    """Wait for the counter to reach n and the page to finish drawing the next pair."""
-    page.get_by_text(re.compile(rf"^{n} of \d+ done$")).wait_for(timeout=20_000)
-    wait_idle(page)
 
 
 def screen_texts(page) -> tuple[str, str]:
