@@ -53,7 +53,7 @@ def test_admin_sees_the_workspace(demo_store):
 def test_reviewer_lands_on_the_review_screen(demo_store):
     at = open_app(token_of(demo_store.demo_links["demo-reviewer"]))
     assert not at.exception
-    assert "Which response is better?" in [m.value for m in at.markdown]
+    assert "#### Which response is better?" in [m.value for m in at.markdown]
     assert not at.metric  # no workspace counts
 
 
