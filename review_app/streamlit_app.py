@@ -28,8 +28,10 @@ st.set_page_config(page_title="Review", page_icon="⚖️", layout="wide")
 store = ui.get_store()
 user = ui.current_user(store)
 allowed = ROLE_SCREENS[user["role"]]
+# Reviewers land on the review screen; admins and signers on the workspace overview.
+landing = "review" if user["role"] == "reviewer" else "home"
 pages = [
-    st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=screen)
+    st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=screen, default=screen == landing)
     for screen, file, title, icon in PAGES
     if screen in allowed
 ]

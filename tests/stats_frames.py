@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from review_app import stats
+
 PAIR_COLUMNS = [
     "pair_id",
     "item_key",
@@ -29,23 +31,8 @@ VOTE_COLUMNS = [
     "rationale",
     "created_at",
 ]
-VERDICT_COLUMNS = [
-    "verdict_id",
-    "run_id",
-    "judge",
-    "pair_id",
-    "first_system",
-    "first",
-    "winner",
-    "outcome",
-    "explanation",
-    "raw_text",
-    "parse_error",
-    "cost",
-    "latency_ms",
-    "tokens_in",
-    "tokens_out",
-]
+# The same columns the store's verdict frames and the synthesized baselines carry.
+VERDICT_COLUMNS = stats.VERDICT_COLUMNS
 
 
 def make_pairs(

@@ -43,13 +43,18 @@ def test_revoked_token_is_refused(demo_store):
 def test_admin_sees_the_workspace(demo_store):
     at = open_app(token_of(demo_store.demo_links["demo-admin"]))
     assert not at.exception
-    at.switch_page("app_pages/home.py").run()  # the review screen comes first for every role
-    assert not at.exception
-    assert at.title[0].value == "Workspace"
+    assert at.title[0].value == "Workspace"  # admins land on the overview, reviewers on review
     assert "Study: demo" in [s.value for s in at.subheader]
     votes = next(m for m in at.metric if m.label == "Votes")
     study = demo_store.require_study("demo")
     assert int(votes.value) == demo_store.study_counts(study["id"])["votes"] > 0
+
+
+def test_reviewer_lands_on_the_review_screen(demo_store):
+    at = open_app(token_of(demo_store.demo_links["demo-reviewer"]))
+    assert not at.exception
+    assert "#### Which response is better?" in [m.value for m in at.markdown]
+    assert not at.metric  # no workspace counts
 
 
 def test_reviewer_cannot_open_the_workspace_page(demo_store):

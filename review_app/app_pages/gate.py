@@ -6,6 +6,7 @@ import streamlit as st
 
 from review_app import gate, services, ui
 from review_app.errors import InputError, OutcomesHidden, ReviewAppError
+from review_app.safe_markdown import render_markdown
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -184,7 +185,12 @@ elif sample:
     st.markdown("**Prompt**")
     st.text(item["prompt"])
     st.markdown(f"**{item['system']} answered**")
-    st.text(item["text"] or "(empty output)")
+    if not item["text"]:
+        st.caption("(empty output)")
+    elif st.toggle("Show raw text", key="final_review_raw"):
+        st.code(item["text"], language=None, wrap_lines=True)
+    else:
+        st.html(f"<div>{render_markdown(item['text'])}</div>")
     comment_key = f"final_review_comment_{index}"
     st.text_input("Comment", key=comment_key)
 

@@ -152,7 +152,9 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     comment_box.press("Control+Enter")
     wait_idle(signer)
     click_and_wait(signer, signer.get_by_role("button", name="Sign", exact=True))
-    signer.get_by_text(re.compile(rf"^APPROVE by demo-signer at .*: {SIGN_OFF_COMMENT}$")).wait_for()
+    signer.get_by_text(
+        re.compile(rf"^APPROVE by demo-signer at .*: {SIGN_OFF_COMMENT}$")
+    ).wait_for()
     with signer.expect_download() as download_info:
         signer.get_by_role("button", name="Download report (html)").click()
     download = download_info.value
