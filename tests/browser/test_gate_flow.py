@@ -63,9 +63,7 @@ def test_a_reviewer_link_cannot_open_the_gate(server, tokens, context):
     wait_for_pair(page)
     assert page.locator('[data-testid="stSidebarNavLink"]', has_text="Gate").count() == 0
     page.goto(f"{server.url}/gate?token={tokens['demo-reviewer']}")
-    page.get_by_text("Signed in as").wait_for(timeout=20_000)
-    wait_idle(page)
-    page.wait_for_timeout(500)
+    wait_for_pair(page)  # sent back to the review screen
     assert page.get_by_role("heading", name="Gate").count() == 0
     assert page.get_by_text("Thresholds").count() == 0
     assert page.get_by_role("button", name="Sign").count() == 0
@@ -200,10 +198,10 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         assert [v["choice"] for v in reviewer_votes] == ["A", "B", "tie"]
         assert all(v["created_at"] > lock["locked_at"] for v in reviewer_votes)
 
-        runs = [r for r in services.judge_runs(store, Settings.from_env(), "demo")]
+        runs = services.judge_runs(store, Settings.from_env(), "demo")
         random_run = next(r for r in runs if r["label"] == "baseline/random · single order")
         assert random_run["status"] == "complete"
-        assert random_run["verdicts"] == calls_to_send == study_pairs(store, study["id"])
+        assert random_run["verdicts"] == calls_to_send == store.study_counts(study["id"])["pairs"]
         assert random_run["missing"] == 0
 
         final = store.final_reviews(study["id"])
@@ -222,7 +220,3 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         assert signoffs[0]["report_hash"] == shown_hash
     finally:
         store.close()
-
-
-def study_pairs(store: Store, study_id: int) -> int:
-    return store.study_counts(study_id)["pairs"]
