@@ -387,7 +387,10 @@ def render_markdown(report: dict) -> str:
     ]
     fr = report["final_review"]
     lines += ["", "## Final human review", ""]
-    lines.append(f"{fr['acceptable']} of {fr['n']} sampled outputs of {fr['system']} acceptable.")
+    lines.append(
+        f"{fr['acceptable']} of {fr['n']} reviewed outputs of {fr['system']} acceptable "
+        f"({fr['n']} of the {fr['sample_size']}-output sample reviewed)."
+    )
     for item in fr["rejected"]:
         lines.append(
             f"- not acceptable: {item['item_id']}: {_md(item['comment'] or '(no comment)')}"
@@ -495,7 +498,8 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 <table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
 {judges}</table>
 <h2>Final human review</h2>
-<p>{fr["acceptable"]} of {fr["n"]} reviewed outputs of {e(fr["system"])} marked acceptable.</p>
+<p>{fr["acceptable"]} of {fr["n"]} reviewed outputs of {e(fr["system"])} marked acceptable
+({fr["n"]} of the {fr["sample_size"]}-output sample reviewed).</p>
 {rejected}
 <h2>Sign-off</h2><ul>{signoffs or "<li>Not signed yet.</li>"}</ul>
 <details><summary>Full report (Markdown), with the regression table by category</summary>

@@ -1376,6 +1376,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         "judges": judges,
         "final_review": {
             "system": candidate_system(store, study_row),
+            "sample_size": len(final_review_sample(store, study, settings=settings)),
             "n": inputs.final_review["n"],
             "acceptable": inputs.final_review["acceptable"],
             "rejected": [
