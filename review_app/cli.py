@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -105,11 +106,19 @@ def _export(args, settings, store) -> None:
 
     rows = services.export_rows(store, args.what, args.study)
     if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as handle:
-            n = export_rows(rows, args.format, handle)
+        # Written beside the target and renamed into place, so a failed export never leaves a
+        # truncated file where a good one was.
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as handle:
+                n = export_rows(rows, args.format, handle, services.EXPORT_COLUMNS[args.what])
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
         print(f"wrote {n} {args.what} to {args.output}", file=sys.stderr)
     else:
-        export_rows(rows, args.format, sys.stdout)
+        export_rows(rows, args.format, sys.stdout, services.EXPORT_COLUMNS[args.what])
 
 
 # ---- studies ----
@@ -480,11 +489,7 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    from review_app.errors import NotFound
-
-    signer = store.reviewer(args.signer)
-    if signer is None:
-        raise NotFound(f"no reviewer named {args.signer!r}")
+    signer = services.reviewer_named(store, args.signer)
     report = services.sign_off(store, args.study, signer, args.decision, args.comment, settings)
     last = report["signoffs"][-1]
     _print(
@@ -645,6 +650,10 @@ def main(argv: list[str] | None = None) -> int:
             if store is not None:
                 store.close()
     except ReviewAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        # A file that cannot be written or a --db that is not a workspace: one line, not a trace.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:

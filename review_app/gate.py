@@ -16,7 +16,7 @@ from review_app import stats
 from review_app.errors import InputError
 
 COMPARATORS = (">=", ">", "<=", "<")
-HUMANS = "humans"
+HUMANS = stats.HUMANS
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,8 @@ def measure(threshold: Threshold, inputs: GateInputs) -> tuple[float | None, Any
         for category in p["categories"] or sorted(inputs.category_win_rates):
             w = inputs.win_rate(p["system_a"], p["system_b"], p["source"], category)
             if w is None or w.value is None:
+                if p["categories"]:  # a named regression suite must be measured, never skipped
+                    return None, None, 0, f"category {category} has no {p['source']} outcomes"
                 continue
             drop = 100 * (0.5 - w.value)
             if worst is None or drop > worst[0]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -586,25 +585,20 @@ def import_verdicts(
 # ---- exports ----
 
 
-def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str]) -> int:
-    """Write rows as CSV (header from the first row) or JSONL; returns the number written."""
-    count = 0
+def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str], columns: Iterable[str]) -> int:
+    """Write rows as CSV (with a header, even when there are no rows) or JSONL; returns the
+    number of rows written."""
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
     writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+    count = 0
     for row in rows:
-        if fmt == "jsonl":
+        if writer is None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        elif fmt == "csv":
-            if writer is None:
-                writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
-                writer.writeheader()
-            writer.writerow(row)
         else:
-            raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+            writer.writerow(row)
         count += 1
     return count
-
-
-def rows_to_text(rows: Iterable[dict], fmt: str) -> str:
-    buffer = io.StringIO()
-    export_rows(rows, fmt, buffer)
-    return buffer.getvalue()

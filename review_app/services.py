@@ -89,12 +89,33 @@ def import_verdicts(store: Store, path: str | Path, study: str, eval_set: str | 
     return importers.import_verdicts(store, path, study, eval_set)
 
 
-EXPORTS = ("votes", "verdicts", "pairs")
+# The columns of each export, in order (also the header of an export with no rows).
+EXPORT_COLUMNS = {
+    "votes": importers.VOTE_COLUMNS + importers.VOTE_OPTIONAL,
+    "verdicts": importers.VERDICT_COLUMNS + importers.VERDICT_OPTIONAL,
+    "pairs": (
+        "pair_id",
+        "item_id",
+        "category",
+        "system_x",
+        "system_y",
+        "prompt",
+        "output_x",
+        "output_y",
+    ),
+}
+EXPORTS = tuple(EXPORT_COLUMNS)
 
 
 def export_rows(store: Store, what: str, study: str) -> Iterator[dict]:
-    """Rows of an export, in the same columns the importers read (so exports round-trip)."""
-    study_row = store.require_study(study)
+    """Rows of an export, in the same columns the importers read (so exports round-trip).
+    The study and export kind are checked before the first row is asked for."""
+    if what not in EXPORTS:
+        raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
+    return _export_rows(store, what, store.require_study(study))
+
+
+def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
     if what == "votes":
         frame = store.votes_frame(study_row["id"])
         pairs = store.pairs_frame(study_row["id"]).set_index("pair_id")
@@ -133,8 +154,6 @@ def export_rows(store: Store, what: str, study: str) -> Iterator[dict]:
                 "output_x": p.output_x,
                 "output_y": p.output_y,
             }
-    else:
-        raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
 
 
 # ---- studies ----
@@ -219,8 +238,15 @@ def add_reviewer(
         if existing is None:
             store.insert_reviewer(name, role, auth.hash_token(token), study_id)
         else:
-            store.set_reviewer_token(existing["id"], auth.hash_token(token), role)
+            store.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
     return store.reviewer(name), auth.personal_link(settings.base_url, token)
+
+
+def reviewer_named(store: Store, name: str) -> dict:
+    row = store.reviewer(name)
+    if row is None:
+        raise NotFound(f"no reviewer named {name!r}")
+    return row
 
 
 def list_reviewers(store: Store) -> list[dict]:
@@ -248,6 +274,9 @@ def authenticate(store: Store, token: str | None) -> dict:
 
 
 def require_role(reviewer: dict, *roles: str) -> None:
+    """Forbidden unless the reviewer's link is active and their role is one of `roles`."""
+    if reviewer.get("revoked_at"):
+        raise Forbidden(f"{reviewer['name']}'s link has been revoked")
     if reviewer["role"] not in roles:
         raise Forbidden(f"this screen is for {' or '.join(roles)} accounts")
 
@@ -998,11 +1027,10 @@ def disagreements_csv(frame: pd.DataFrame) -> str:
 # ---- statistics inputs ----
 
 
-def study_frames(store: Store, study_id: int, with_baselines: bool = True, seed: int | None = None):
+def study_frames(store: Store, study_id: int, seed: int, with_baselines: bool = True):
     """(pairs with texts, votes, verdicts) of a study, labelled exactly as on the calibration
     screen, so the gate's numbers can never differ from it. Baselines without a stored run are
     computed unless `with_baselines` is False."""
-    seed = Settings.from_env().seed if seed is None else seed
     pairs, votes, verdicts, infos = _calibration_frames(store, study_id, seed, with_texts=True)
     if not with_baselines:
         computed = {label for label, info in infos.items() if info.source == COMPUTED_BASELINE}
@@ -1024,6 +1052,26 @@ def candidate_system(store: Store, study_row: dict) -> str:
     return comparisons[0][0]
 
 
+def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:
+    """The study's comparisons as (system_a, system_b), in the order they were declared."""
+    return store.comparisons(store.require_study(study)["id"])
+
+
+def threshold_deviations(store: Store, study: str) -> list[dict]:
+    """Threshold changes made after the lock, oldest first."""
+    return store.deviations(store.require_study(study)["id"])
+
+
+def list_studies(store: Store) -> list[dict]:
+    return store.studies()
+
+
+def study_categories(store: Store, study: str) -> list[str]:
+    """The study's categories, named as the statistics name them."""
+    pairs = store.calibration_pairs_frame(store.require_study(study)["id"])
+    return sorted(set(stats.category_names(pairs["category"])))
+
+
 def list_thresholds(store: Store, study: str) -> list[dict]:
     study_row = store.require_study(study)
     out = []
@@ -1043,8 +1091,9 @@ def recommended_thresholds(store: Store, study: str) -> list[gate.Threshold]:
     if not comparisons:
         return []
     a, b = comparisons[0]
-    pairs, _, verdicts = study_frames(store, study_row["id"], with_baselines=False)
-    sizes = pairs.groupby("category").item_key.nunique().sort_values(ascending=False)
+    # Baselines are left out, so the seed (which only draws baseline/random) does not matter.
+    pairs, _, verdicts = study_frames(store, study_row["id"], seed=0, with_baselines=False)
+    sizes = pd.Series(stats.category_names(pairs["category"])).value_counts()
     suites = sorted(sizes.index[1:]) if len(sizes) > 1 else []
     specs = [
         ("human_win_rate", {"system_a": a, "system_b": b}, ">=", 0.6),
@@ -1099,6 +1148,12 @@ def add_threshold(
         comparator or gate.METRICS.get(metric, gate.METRICS["human_win_rate"]).comparator,
         value,
     )
+    unknown = set(threshold.params.get("categories", [])) - set(study_categories(store, study))
+    if unknown:
+        raise InputError(
+            f"study {study!r} has no category {', '.join(sorted(unknown))}; "
+            f"its categories: {', '.join(study_categories(store, study))}"
+        )
     with store.transaction():
         study_row = store.require_study(study)
         locked = _require_reason_after_lock(store, study_row["id"], reason)
@@ -1183,10 +1238,6 @@ def threshold_lock(store: Store, study: str) -> dict | None:
     return store.threshold_lock(store.require_study(study)["id"])
 
 
-def outcomes_visible(store: Store, study: str) -> bool:
-    return threshold_lock(store, study) is not None
-
-
 def _require_outcomes_visible(store: Store, study_row: dict) -> None:
     if store.threshold_lock(study_row["id"]) is None:
         raise OutcomesHidden(
@@ -1196,7 +1247,7 @@ def _require_outcomes_visible(store: Store, study_row: dict) -> None:
 
 
 def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
-    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
+    pairs, votes, verdicts = study_frames(store, study_row["id"], settings.seed)
     comparisons = store.comparisons(study_row["id"])
     n_boot, seed = settings.bootstrap_resamples, settings.seed
     calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
@@ -1221,7 +1272,7 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
     study_row = store.require_study(study)
     _require_outcomes_visible(store, study_row)
     inputs = gate_inputs(store, study_row, settings)
-    pairs, votes, verdicts = study_frames(store, study_row["id"], seed=settings.seed)
+    pairs, votes, verdicts = study_frames(store, study_row["id"], settings.seed)
     candidate = candidate_system(store, study_row)
     return {
         "candidate": candidate,
@@ -1244,7 +1295,7 @@ def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]
             or store.threshold_lock(other["id"]) is None
         ):
             continue
-        pairs, votes, _ = study_frames(store, other["id"], with_baselines=False)
+        pairs, votes, _ = study_frames(store, other["id"], settings.seed, with_baselines=False)
         empty = store.verdicts_frame(other["id"]).iloc[0:0]
         for w in stats.win_rates(
             pairs,
@@ -1275,7 +1326,7 @@ def final_review_sample(
     study_row = store.require_study(study)
     candidate = candidate_system(store, study_row)
     outputs = store.outputs_of_system(study_row["eval_set_id"], candidate)
-    pairs, _, verdicts = study_frames(store, study_row["id"], False, settings.seed)
+    pairs, _, verdicts = study_frames(store, study_row["id"], settings.seed, with_baselines=False)
     scores = gate.judge_preference(pairs, verdicts, candidate)
     ranked = sorted(
         (o for o in outputs if o["item_key"] in scores),
@@ -1339,7 +1390,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
                 "rubric": run.get("rubric"),
                 "rubric_version": run.get("rubric_version"),
                 "rubric_hash": run.get("rubric_hash") or None,
-                "source": run.get("source", "synthesized baseline"),
+                "source": run.get("source", COMPUTED_BASELINE),
                 "n_verdicts": j.n_verdicts,
                 "n_unparsed": j.n_unparsed,
                 "agreement_with_ties": j.agreement_with_ties.to_json(),
@@ -1433,7 +1484,7 @@ def sign_off(
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
 DEMO_RUBRIC = RUBRICS_DIR / "general-pairwise.yaml"
-BASELINE_PREFIX = "baseline/"
+BASELINE_PREFIX = stats.BASELINE_PREFIX
 
 
 @dataclass(frozen=True)

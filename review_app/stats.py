@@ -315,6 +315,11 @@ def _codes(series: pd.Series, mapping: dict[str, int]) -> np.ndarray:
     return codes[position]
 
 
+def category_names(series: pd.Series) -> np.ndarray:
+    """Category names as every statistic reports them (missing or empty -> "uncategorized")."""
+    return _category_names(series)
+
+
 def _category_names(series: pd.Series) -> np.ndarray:
     names = series.astype(object).where(series.notna(), UNCATEGORIZED).astype(str)
     return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)

@@ -97,6 +97,10 @@ class Store:
     # ---- schema ----
 
     def migrate(self) -> None:
+        """Apply the migrations this workspace lacks. An up-to-date workspace is only read, so
+        the app opening it on every page run never queues behind reviewers' writes."""
+        if self._applied_versions() >= {version for version, _, _ in MIGRATIONS}:
+            return
         with self.transaction():
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS _migrations "
@@ -111,6 +115,12 @@ class Store:
                     "INSERT INTO _migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, now_iso()),
                 )
+
+    def _applied_versions(self) -> set[int]:
+        try:
+            return {row["version"] for row in self._rows("SELECT version FROM _migrations")}
+        except sqlite3.OperationalError:  # a new file: no _migrations table yet
+            return set()
 
     def schema_version(self) -> int:
         row = self._one("SELECT max(version) AS v FROM _migrations")
@@ -406,7 +416,9 @@ class Store:
     def reviewers(self) -> list[dict]:
         return self._rows(
             "SELECT r.id, r.name, r.role, r.created_at, r.revoked_at, s.name AS study, "
-            "(SELECT count(DISTINCT v.pair_id) FROM votes v WHERE v.reviewer_id = r.id) AS n_votes "
+            "(SELECT count(DISTINCT v.pair_id) FROM votes v WHERE v.reviewer_id = r.id "
+            " AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
+            " WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)) AS n_votes "
             "FROM reviewers r LEFT JOIN studies s ON s.id = r.study_id ORDER BY r.name"
         )
 
@@ -420,10 +432,14 @@ class Store:
         )
         return cursor.lastrowid
 
-    def set_reviewer_token(self, reviewer_id: int, token_hash: str, role: str) -> None:
+    def set_reviewer_token(
+        self, reviewer_id: int, token_hash: str, role: str, study_id: int | None
+    ) -> None:
+        """A new link (and role) for a reviewer; their study changes only when one is given."""
         self.db.execute(
-            "UPDATE reviewers SET token_hash = ?, role = ?, revoked_at = NULL WHERE id = ?",
-            [token_hash, role, reviewer_id],
+            "UPDATE reviewers SET token_hash = ?, role = ?, revoked_at = NULL, "
+            "study_id = coalesce(?, study_id) WHERE id = ?",
+            [token_hash, role, study_id, reviewer_id],
         )
 
     def revoke_reviewer(self, reviewer_id: int) -> None:
@@ -500,11 +516,13 @@ class Store:
 
     def study_counts(self, study_id: int) -> dict[str, int]:
         row = self._one(
+            "WITH live AS (SELECT v.pair_id, v.reviewer_id FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s AND v.winner IS NOT NULL "
+            " AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            " AND v2.reviewer_id = v.reviewer_id)) "
             "SELECT (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
-            "(SELECT count(*) FROM (SELECT DISTINCT v.pair_id, v.reviewer_id FROM votes v "
-            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s)) AS votes, "
-            "(SELECT count(DISTINCT v.reviewer_id) FROM votes v JOIN pairs p ON p.id = v.pair_id "
-            " WHERE p.study_id = :s) AS reviewers, "
+            "(SELECT count(*) FROM live) AS votes, "
+            "(SELECT count(DISTINCT reviewer_id) FROM live) AS reviewers, "
             "(SELECT count(*) FROM judge_runs WHERE study_id = :s) AS judge_runs, "
             "(SELECT count(*) FROM verdicts v JOIN judge_runs j ON j.id = v.run_id "
             " WHERE j.study_id = :s) AS verdicts",

@@ -4,6 +4,8 @@ truth)."""
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from review_app import services
@@ -46,6 +48,12 @@ def current_user(store: Store) -> dict:
     return user
 
 
+def plain(text: object) -> str:
+    """`text` escaped for st.markdown / st.caption, which would otherwise render Markdown in
+    user data (an image in a prompt or rationale would make the browser fetch it)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+
 def require_role(user: dict, *roles: str) -> None:
     """Stop the page unless the user has one of `roles`."""
     try:
@@ -57,7 +65,7 @@ def require_role(user: dict, *roles: str) -> None:
 
 def study_picker(store: Store, label: str = "Study") -> dict | None:
     """A study selector remembered across pages; None when the workspace has no study."""
-    studies = store.studies()
+    studies = services.list_studies(store)
     if not studies:
         st.info("No study yet. Create one with `review-app study create`.")
         return None

@@ -95,3 +95,47 @@ def test_demo_command_seeds_without_serving(capsys):
     assert code == 0
     assert "study 'demo'" in out
     assert out.count("?token=") == 3
+
+
+def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys):
+    keep = write(tmp_path / "keep.csv", "precious\n")
+    code, _, err = run(capsys, "export", "votes", "--study", "nope", "--output", str(keep))
+    assert code == 1 and "no study named 'nope'" in err
+    assert keep.read_text() == "precious\n"
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.partial"))
+
+
+def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
+    out = tmp_path / "votes.csv"
+    assert run(capsys, "export", "votes", "--study", "s", "--output", str(out))[0] == 0
+    assert (
+        out.read_text()
+        == "item_id,system_a,system_b,reviewer,winner,shown_left,rationale,created_at\n"
+    )
+    assert run(capsys, "import", "votes", str(out), "--study", "s")[0] == 0
+
+
+def test_a_file_that_is_not_a_workspace_is_one_line(tmp_path, capsys):
+    bogus = write(tmp_path / "bogus.db", "this is not sqlite" * 100)
+    code, _, err = run(capsys, "--db", str(bogus), "info")
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+    code, _, err = run(
+        capsys, "export", "pairs", "--study", "x", "--output", str(tmp_path / "no/dir/x.csv")
+    )
+    assert code == 1 and err.count("\n") == 1
+
+
+def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, store):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
+    run(capsys, "study", "create", "t", "--eval-set", "e", "--compare", "base:finetuned")
+    run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
+    run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t")
+    assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
+    run(capsys, "reviewers", "add", "ann", "--role", "signer")
+    assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
+    assert store.reviewer("ann")["role"] == "signer"

@@ -97,7 +97,7 @@ def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings)
 def test_report_numbers_equal_the_statistics_module(locked, settings):
     report = services.build_report(locked, "demo", settings)
     study_id = locked.require_study("demo")["id"]
-    pairs, votes, verdicts = services.study_frames(locked, study_id)
+    pairs, votes, verdicts = services.study_frames(locked, study_id, settings.seed)
     expected = stats.win_rates(
         pairs,
         votes,
@@ -124,7 +124,7 @@ def test_report_numbers_equal_the_statistics_module(locked, settings):
 
 def test_regression_metric_is_the_worst_listed_category(locked, settings):
     study_id = locked.require_study("demo")["id"]
-    pairs, votes, verdicts = services.study_frames(locked, study_id)
+    pairs, votes, verdicts = services.study_frames(locked, study_id, settings.seed)
     by_cat = stats.category_win_rates(pairs, votes, verdicts, [("finetuned", "base")], n_boot=1000)
     drops = {
         c: 100 * (0.5 - next(w for w in rates if w.source == "humans").value)
@@ -179,7 +179,9 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
-    pairs, _, verdicts = services.study_frames(locked, locked.require_study("demo")["id"], False)
+    pairs, _, verdicts = services.study_frames(
+        locked, locked.require_study("demo")["id"], 0, with_baselines=False
+    )
     scores = gate.judge_preference(pairs, verdicts, "finetuned")
     rest = [scores.get(s["item_key"], 0) for s in sample[10:]]
     assert min(scores[s["item_key"]] for s in top) >= max(rest)
@@ -345,3 +347,64 @@ def test_html_report_says_what_the_signer_signed(locked, settings):
     services.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
     html = services.render_report(services.build_report(locked, "demo", settings), "html")
     assert "(an earlier version: the figures changed after signing)" in html
+
+
+def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_path, settings):
+    rows = ["item_id,prompt,system,output,category"]
+    for i in range(6):
+        category = "math" if i < 4 else ""
+        rows += [
+            f"q{i},Question {i}?,base,answer {i},{category}",
+            f"q{i},Question {i}?,ft,better answer {i},{category}",
+        ]
+    (tmp_path / "o.csv").write_text("\n".join(rows) + "\n")
+    services.import_outputs(store, tmp_path / "o.csv", "e")
+    services.create_study(store, "s", "e", [("ft", "base")])
+    votes = ["item_id,system_a,system_b,reviewer,winner"] + [
+        f"q{i},ft,base,ann,base" for i in range(6)
+    ]
+    (tmp_path / "v.csv").write_text("\n".join(votes) + "\n")
+    services.import_votes(store, tmp_path / "v.csv", "s")
+    assert services.study_categories(store, "s") == ["math", "uncategorized"]
+    regression = next(
+        t
+        for t in services.recommended_thresholds(store, "s")
+        if t.metric == "max_regression_points"
+    )
+    assert regression.params["categories"] == ["uncategorized"]
+    with pytest.raises(InputError, match="has no category geography"):
+        services.add_threshold(
+            store,
+            "s",
+            "max_regression_points",
+            {"system_a": "ft", "system_b": "base", "categories": "geography"},
+            "<=",
+            5,
+            "admin",
+        )
+    services.add_threshold(store, "s", regression.metric, regression.params, "<=", 5, "admin")
+    services.lock_thresholds(store, "s", "admin")
+    result = services.evaluate_gate(store, "s", settings)[0]
+    assert (result.value, result.n, result.passed) == (50.0, 2, False)
+    assert result.detail.startswith("worst: uncategorized")
+
+
+def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
+    services.revoke_reviewer(locked, "demo-signer")
+    with pytest.raises(Forbidden, match="revoked"):
+        services.sign_off(
+            locked, "demo", reviewer(locked, "demo-signer"), "approve", "ok", settings
+        )
+    argv = [
+        "signoff",
+        "--study",
+        "demo",
+        "--signer",
+        "demo-signer",
+        "--decision",
+        "approve",
+        "--comment",
+        "x",
+    ]
+    assert main(argv) == 1 and "revoked" in capsys.readouterr().err
+    assert locked.signoffs(locked.require_study("demo")["id"]) == []

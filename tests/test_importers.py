@@ -368,7 +368,8 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
         for fmt in ("csv", "jsonl"):
             out = tmp_path / f"{what}.{fmt}"
             with out.open("w", encoding="utf-8", newline="") as handle:
-                assert export_rows(services.export_rows(seeded, what, "s"), fmt, handle) == 1
+                rows = services.export_rows(seeded, what, "s")
+                assert export_rows(rows, fmt, handle, services.EXPORT_COLUMNS[what]) == 1
             importer = services.import_votes if what == "votes" else services.import_verdicts
             summary = importer(seeded, out, "s")
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)

@@ -121,3 +121,28 @@ def test_pairs_are_stored_in_canonical_order(store):
         study_id = store.insert_study("s", es["id"], 1)
     with pytest.raises(sqlite3.IntegrityError):
         store.insert_pairs(study_id, [(ids["a"], "y", "x")])
+
+
+def test_opening_an_up_to_date_workspace_does_not_write(isolated_workspace):
+    Store.open(isolated_workspace).close()
+    holder = sqlite3.connect(isolated_workspace, timeout=0.1)
+    holder.execute("BEGIN IMMEDIATE")  # another session holds the write lock
+    try:
+        Store.open(isolated_workspace).close()  # would wait 30 s and fail if it wrote
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_counts_leave_out_retracted_votes(store):
+    study_id = _one_vote(store)
+    assert store.study_counts(study_id)["votes"] == 1
+    frame = store.votes_frame(study_id)
+    retraction = {"pair_id": int(frame["pair_id"][0]), "reviewer_id": 1, "choice": "retracted"}
+    retraction |= {"winner": None, "criteria": "{}", "rationale": "", "flags": "[]"}
+    retraction |= {"source": "app", "created_at": now_iso(), "supersedes": int(frame["vote_id"][0])}
+    with store.transaction():
+        store.insert_votes([retraction])
+    assert store.study_counts(study_id)["votes"] == 0
+    assert store.study_counts(study_id)["reviewers"] == 0
+    assert store.reviewers()[0]["n_votes"] == 0

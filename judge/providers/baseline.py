@@ -19,7 +19,7 @@ def baseline_choice(
 ) -> Choice:
     """Return which of two responses (as shown first / second) the baseline `name` prefers.
 
-    `key` identifies the call (for example "pair-17:first=base"); with `seed` it makes the random
+    `key` identifies the call (the runner uses "<pair id>:<system shown first>", e.g. "17:base"); with `seed` it makes the random
     baseline deterministic per call, so re-running a baseline reproduces it exactly.
     """
     if name == "longest":

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from review_app import gate, services, ui
-from review_app.errors import InputError, OutcomesHidden, ReviewAppError
+from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.safe_markdown import render_markdown
 
 store = ui.get_store()
@@ -46,7 +46,8 @@ else:
             services.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
 
-systems = sorted({s for c in store.comparisons(study["id"]) for s in c})
+comparisons = services.study_comparisons(store, name)
+systems = sorted({s for c in comparisons for s in c})
 judges = services.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not thresholds):
     metric = st.selectbox(
@@ -57,7 +58,6 @@ with st.expander("Add a threshold", expanded=not thresholds):
     )
     spec = gate.METRICS[metric]
     st.caption(spec.help)
-    comparisons = store.comparisons(study["id"])
     params = {}
     cols = st.columns(max(1, len(spec.params)))
     for col, param in zip(cols, spec.params, strict=False):
@@ -84,7 +84,7 @@ with st.expander("Add a threshold", expanded=not thresholds):
             elif param == "ties":
                 params[param] = st.selectbox(param, ["without", "with"], key="gate_param_ties")
             elif param == "categories":
-                categories = sorted(set(store.pairs_frame(study["id"]).category))
+                categories = services.study_categories(store, name)
                 params[param] = st.multiselect(
                     "categories (empty = all)", categories, key="gate_param_categories"
                 )
@@ -158,7 +158,7 @@ passed = bool(results) and all(r.passed for r in results)
 st.dataframe(
     table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")}
 )
-deviations = store.deviations(study["id"])
+deviations = services.threshold_deviations(store, name)
 if deviations:
     st.warning(f"{len(deviations)} change(s) after the lock (shown in the report):")
     st.dataframe(pd.DataFrame(deviations), hide_index=True)
@@ -210,7 +210,10 @@ elif sample:
 st.subheader("4. Sign-off")
 report = services.build_report(store, name, settings)
 for s in report["signoffs"]:
-    st.write(f"**{s['decision'].upper()}** by {s['signer']} at {s['created_at']}: {s['comment']}")
+    st.markdown(
+        f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "
+        f"{ui.plain(s['comment'])}"
+    )
 if user["role"] == "signer":
     decision = st.radio("Decision", ["approve", "reject"], horizontal=True, key="signoff_decision")
     signoff_comment = st.text_area("Comment (required)", key="signoff_comment")
@@ -218,7 +221,7 @@ if user["role"] == "signer":
         try:
             services.sign_off(store, name, user, decision, signoff_comment, settings)
             st.rerun()
-        except InputError as exc:
+        except ReviewAppError as exc:
             st.error(str(exc))
 else:
     st.caption("Only a signer can approve or reject.")

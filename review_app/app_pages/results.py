@@ -113,9 +113,9 @@ with right:
         st.write("No losses by human majority.")
     counts = pd.Series([r["category"] for r in losses]).value_counts()
     for category, n in counts.items():
-        with st.expander(f"{category}: {n} lost comparisons"):
+        with st.expander(f"{ui.plain(category)}: {n} lost comparisons"):
             for r in [r for r in losses if r["category"] == category]:
-                st.markdown(f"**{r['item_id']}** vs {r['opponent']}")
+                st.markdown(f"**{ui.plain(r['item_id'])}** vs {ui.plain(r['opponent'])}")
                 st.text(r["prompt"])
                 a, b = st.columns(2)
                 a.caption(results["candidate"])
@@ -123,7 +123,7 @@ with right:
                 b.caption(r["opponent"])
                 b.text(r["opponent_output"] or "(empty output)")
                 for rationale in r["rationales"]:
-                    st.caption(f"Reviewer: {rationale}")
+                    st.caption(f"Reviewer: {ui.plain(rationale)}")
                 st.divider()
 
 trend = pd.DataFrame(results["trend"])

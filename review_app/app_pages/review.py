@@ -246,7 +246,7 @@ if earlier:
             key="edit-number",
         )
         picked = by_number[number]
-        st.caption(picked["prompt"])
+        st.text(picked["prompt"])
         st.radio(
             "Your choice",
             list(services.CHOICES),
