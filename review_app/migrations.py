@@ -238,7 +238,42 @@ def _v2_assignment_study(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v3_verdict_cost_may_be_unknown(db: sqlite_utils.Database) -> None:
+    # A judge whose price is not in the table has an unknown cost, which must not read as $0 in
+    # a signed report. SQLite cannot drop NOT NULL in place, so the table is rebuilt.
+    db.execute(
+        """CREATE TABLE verdicts_v3 (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES judge_runs(id),
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    first_system TEXT NOT NULL DEFAULT '',
+    winner TEXT,
+    scores TEXT NOT NULL DEFAULT '{}',
+    explanation TEXT NOT NULL DEFAULT '',
+    raw_text TEXT NOT NULL DEFAULT '',
+    parse_error TEXT,
+    finish_reason TEXT,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost REAL,
+    latency_ms REAL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    UNIQUE (run_id, pair_id, first_system)
+)"""
+    )
+    db.execute("INSERT INTO verdicts_v3 SELECT * FROM verdicts")
+    # Imported verdicts never had a price: their stored 0 meant "unknown".
+    db.execute(
+        "UPDATE verdicts_v3 SET cost = NULL WHERE run_id IN "
+        "(SELECT id FROM judge_runs WHERE source = 'import')"
+    )
+    db.execute("DROP TABLE verdicts")
+    db.execute("ALTER TABLE verdicts_v3 RENAME TO verdicts")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
+    (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
 ]

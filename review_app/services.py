@@ -1800,8 +1800,7 @@ def _verdict_row(run_id: int, result: CallResult) -> dict:
         "finish_reason": result.finish_reason,
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
-        # An unknown price is stored as 0 and shown as unknown (the price table says so).
-        "cost": result.cost or 0.0,
+        "cost": result.cost,  # None when the judge has no price in the table: unknown, not free
         "latency_ms": result.latency_ms,
         "attempts": result.attempts,
         "created_at": now_iso(),

@@ -161,7 +161,7 @@ class JudgeStats:
     consistency: Estimate | None
     p_first: Estimate | None
     p_longer: Estimate
-    cost_total: float
+    cost_total: float | None
     cost_per_1000: float | None
     mean_latency_ms: float | None
 
@@ -385,7 +385,8 @@ def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) ->
         verdict_judge=np.asarray(judge_codes, dtype=np.int64),
         verdict_outcome=_codes(verdicts["outcome"], _OUTCOME_CODES),
         verdict_first=_codes(verdicts["first"], _FIRST_CODES),
-        verdict_cost=pd.to_numeric(verdicts["cost"], errors="coerce").fillna(0.0).to_numpy(float),
+        # NaN = unknown (a judge with no price); it makes that judge's total unknown.
+        verdict_cost=pd.to_numeric(verdicts["cost"], errors="coerce").to_numpy(float),
         verdict_latency=pd.to_numeric(verdicts["latency_ms"], errors="coerce").to_numpy(float),
         judges=judges,
     )
@@ -422,7 +423,7 @@ class _JudgeCodes:
     has_single_order: bool
     n_verdicts: int
     n_unparsed: int
-    cost_total: float
+    cost_total: float | None
     mean_latency_ms: float | None
 
 
@@ -461,7 +462,7 @@ def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
         has_single_order=bool((first >= 0).any()),
         n_verdicts=int(rows.sum()),
         n_unparsed=int((~parsed).sum()),
-        cost_total=float(enc.verdict_cost[rows].sum()),
+        cost_total=_finite_or_none(float(enc.verdict_cost[rows].sum())),
         mean_latency_ms=float(latency.mean()) if len(latency) else None,
     )
 
@@ -838,7 +839,9 @@ def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
                 p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
                 p_longer=estimates[spec["p_longer"]],
                 cost_total=jc.cost_total,
-                cost_per_1000=1000 * jc.cost_total / jc.n_verdicts,
+                cost_per_1000=(
+                    None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
+                ),
                 mean_latency_ms=jc.mean_latency_ms,
             )
         )

@@ -579,7 +579,7 @@ class Store:
             "created_at",
         ]
         defaults = {"scores": "{}", "explanation": "", "raw_text": "", "tokens_in": 0}
-        defaults |= {"tokens_out": 0, "cost": 0.0, "attempts": 1}
+        defaults |= {"tokens_out": 0, "attempts": 1}  # no cost: an imported verdict's is unknown
         with self._lock:
             before = self.db.conn.total_changes
             self.db.conn.executemany(

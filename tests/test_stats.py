@@ -700,3 +700,19 @@ def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_
     with_baselines = stats.small_n_warnings(analysis, target_width=0.1, include_baselines=True)
     assert any(w.startswith("baseline/longest agreement without ties") for w in with_baselines)
     assert stats.small_n_warnings(analysis, target_width=10.0) == []
+
+
+def test_a_judge_with_an_unknown_price_has_no_cost_rather_than_zero():
+    from tests.stats_frames import make_pairs, make_verdicts, no_votes
+
+    pairs = make_pairs(2)
+    verdicts = make_verdicts(
+        pairs,
+        [("paid", 1, "x", "x", 0.002), ("paid", 2, "x", "y", 0.004), ("local", 1, "x", "x", None)],
+    )
+    analysis = stats.analyse(pairs, no_votes(), verdicts, n_boot=10)
+    assert analysis.judge("paid").cost_total == pytest.approx(0.006)
+    assert analysis.judge("paid").cost_per_1000 == pytest.approx(3.0)
+    assert (
+        analysis.judge("local").cost_total is None and analysis.judge("local").cost_per_1000 is None
+    )

@@ -146,3 +146,42 @@ def test_counts_leave_out_retracted_votes(store):
     assert store.study_counts(study_id)["votes"] == 0
     assert store.study_counts(study_id)["reviewers"] == 0
     assert store.reviewers()[0]["n_votes"] == 0
+
+
+def test_migration_3_makes_an_imported_verdicts_cost_unknown_and_keeps_uniqueness(tmp_path):
+    import sqlite_utils
+
+    path = tmp_path / "v2.db"
+    db = sqlite_utils.Database(path)
+    db.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
+    for version, name, apply in MIGRATIONS[:2]:
+        apply(db)
+        db.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [version, name, now_iso()])
+    db.execute("INSERT INTO eval_sets (id, name, created_at) VALUES (1, 'e', 'now')")
+    db.execute("INSERT INTO items (id, eval_set_id, item_key, prompt) VALUES (1, 1, 'a', 'p')")
+    db.execute("INSERT INTO studies (id, name, eval_set_id, created_at) VALUES (1, 's', 1, 'now')")
+    db.execute(
+        "INSERT INTO pairs (id, study_id, item_id, system_x, system_y) VALUES (1, 1, 1, 'x', 'y')"
+    )
+    for run_id, source in ((1, "import"), (2, "run")):
+        db.execute(
+            "INSERT INTO judge_runs (id, study_id, label, judge, source, params_hash, created_at) "
+            "VALUES (?, 1, ?, ?, ?, ?, 'now')",
+            [run_id, f"j{run_id}", f"j{run_id}", source, str(run_id)],
+        )
+        db.execute(
+            "INSERT INTO verdicts (run_id, pair_id, winner, cost, created_at) VALUES (?, 1, 'x', 0, 'now')",
+            [run_id],
+        )
+    db.conn.commit()
+    db.close()
+
+    store = Store.open(path)
+    assert store.schema_version() == 3
+    costs = store.db.execute("SELECT run_id, cost FROM verdicts ORDER BY run_id").fetchall()
+    assert costs == [(1, None), (2, 0.0)]  # an import never had a price; a free run stays free
+    assert (
+        store.insert_verdicts([{"run_id": 2, "pair_id": 1, "first_system": "", "created_at": "x"}])
+        == 0
+    )
+    store.close()
