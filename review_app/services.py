@@ -1280,6 +1280,14 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
         "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
+        "regression_tolerance": next(
+            (
+                t["threshold"].value
+                for t in list_thresholds(store, study)
+                if t["threshold"].metric == "max_regression_points"
+            ),
+            None,
+        ),
         "by_length": gate.length_breakdown(pairs, votes, candidate),
         "losses": gate.candidate_losses(pairs, votes, candidate),
         "trend": study_trend(store, study_row, settings),

@@ -291,6 +291,13 @@ def test_results_page_after_the_lock_shows_win_rates(locked):
     ]
     frame = at.dataframe[0].value
     assert set(frame.source) >= {"humans", "baseline/longest"}
+    # The regression verdicts use the locked 5-point tolerance of the gate.
+    regression = at.dataframe[1].value
+    assert "Verdict against the gate's regression tolerance of 5 points." in [c.value for c in at.caption]
+    for row in regression.itertuples():
+        expected = "regression" if row.delta_points < -5 else "ok"
+        assert row.verdict == expected
+    assert "regression" in set(regression.verdict)  # finetuned is worse than frontier on reasoning
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):

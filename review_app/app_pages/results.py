@@ -82,8 +82,13 @@ regression = pd.DataFrame(results["regression"])
 if not regression.empty:
     regression["comparison"] = regression.system_a + " vs " + regression.system_b
     regression["95% CI"] = regression.ci.map(ci_text)
+    tolerance = results["regression_tolerance"]
     regression["verdict"] = regression.delta_points.map(
-        lambda d: "n/a" if d is None or pd.isna(d) else ("regression" if d < -5 else "ok")
+        lambda d: (
+            "n/a"
+            if tolerance is None or d is None or pd.isna(d)
+            else ("regression" if d < -tolerance else "ok")
+        )
     )
     st.dataframe(
         regression[
@@ -95,7 +100,11 @@ if not regression.empty:
             "delta_points": st.column_config.NumberColumn("delta (points)", format="%+.1f"),
         },
     )
-    st.caption("Verdict uses a 5-point tolerance; the gate's own tolerance is its threshold.")
+    st.caption(
+        f"Verdict against the gate's regression tolerance of {tolerance:g} points."
+        if tolerance is not None
+        else "No regression threshold on the Gate screen, so no verdict."
+    )
 
 st.subheader("Error analysis")
 left, right = st.columns(2)
