@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -1246,15 +1247,44 @@ def _require_outcomes_visible(store: Store, study_row: dict) -> None:
         )
 
 
-def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
-    pairs, votes, verdicts = study_frames(store, study_row["id"], settings.seed)
+# (workspace, study, data version, seed, resamples) -> (calibration, win rates, by category).
+# The gate and results screens rerun on every click; their statistics only change with the data.
+_STATISTICS_CACHE: OrderedDict[tuple, tuple] = OrderedDict()
+_STATISTICS_CACHE_SIZE = 8
+_STATISTICS_LOCK = threading.Lock()
+
+
+def _study_statistics(store: Store, study_row: dict, settings: Settings) -> tuple:
+    key = (
+        str(Path(store.path).resolve()) if store.path != ":memory:" else id(store),
+        study_row["id"],
+        store.calibration_data_version(study_row["id"]),
+        settings.seed,
+        settings.bootstrap_resamples,
+    )
+    with _STATISTICS_LOCK:
+        if key in _STATISTICS_CACHE:
+            _STATISTICS_CACHE.move_to_end(key)
+            return _STATISTICS_CACHE[key]
+    pairs, votes, verdicts, _ = _calibration_frames(
+        store, study_row["id"], settings.seed, with_texts=False
+    )
     comparisons = store.comparisons(study_row["id"])
     n_boot, seed = settings.bootstrap_resamples, settings.seed
-    calibration = stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot)
-    rates = stats.win_rates(pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot)
-    by_category = stats.category_win_rates(
-        pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot
+    value = (
+        stats.calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot),
+        stats.win_rates(pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot),
+        stats.category_win_rates(pairs, votes, verdicts, comparisons, seed=seed, n_boot=n_boot),
     )
+    with _STATISTICS_LOCK:
+        _STATISTICS_CACHE[key] = value
+        while len(_STATISTICS_CACHE) > _STATISTICS_CACHE_SIZE:
+            _STATISTICS_CACHE.popitem(last=False)
+    return value
+
+
+def gate_inputs(store: Store, study_row: dict, settings: Settings) -> gate.GateInputs:
+    calibration, rates, by_category = _study_statistics(store, study_row, settings)
     marks = store.final_reviews(study_row["id"])
     final = {"n": len(marks), "acceptable": sum(1 for m in marks if m["acceptable"])}
     return gate.GateInputs(calibration, rates, by_category, final)

@@ -293,7 +293,9 @@ def test_results_page_after_the_lock_shows_win_rates(locked):
     assert set(frame.source) >= {"humans", "baseline/longest"}
     # The regression verdicts use the locked 5-point tolerance of the gate.
     regression = at.dataframe[1].value
-    assert "Verdict against the gate's regression tolerance of 5 points." in [c.value for c in at.caption]
+    assert "Verdict against the gate's regression tolerance of 5 points." in [
+        c.value for c in at.caption
+    ]
     for row in regression.itertuples():
         expected = "regression" if row.delta_points < -5 else "ok"
         assert row.verdict == expected
@@ -415,3 +417,17 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
     ]
     assert main(argv) == 1 and "revoked" in capsys.readouterr().err
     assert locked.signoffs(locked.require_study("demo")["id"]) == []
+
+
+def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
+    before = services.evaluate_gate(locked, "demo", settings)[0]
+    again = services.evaluate_gate(locked, "demo", settings)[0]
+    assert again == before  # served from the statistics cache, unchanged
+    (tmp_path / "v.csv").write_text(
+        "item_id,system_a,system_b,reviewer,winner\n"
+        "support-001,finetuned,base,late-reviewer,base\n"
+        "support-002,finetuned,base,late-reviewer,base\n"
+    )
+    services.import_votes(locked, tmp_path / "v.csv", "demo")
+    after = services.evaluate_gate(locked, "demo", settings)[0]
+    assert after.n == before.n + 2 and after.value < before.value
