@@ -1310,9 +1310,9 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
         "regression": gate.regression_table(inputs, store.comparisons(study_row["id"])),
-        "regression_tolerance": next(
+        "regression_threshold": next(
             (
-                t["threshold"].value
+                t["threshold"]
                 for t in list_thresholds(store, study)
                 if t["threshold"].metric == "max_regression_points"
             ),

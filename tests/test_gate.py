@@ -291,15 +291,22 @@ def test_results_page_after_the_lock_shows_win_rates(locked):
     ]
     frame = at.dataframe[0].value
     assert set(frame.source) >= {"humans", "baseline/longest"}
-    # The regression verdicts use the locked 5-point tolerance of the gate.
+    # Regression verdicts use the locked 5-point tolerance, only where that threshold applies:
+    # finetuned vs base on the reasoning, formatting and safety suites.
     regression = at.dataframe[1].value
-    assert "Verdict against the gate's regression tolerance of 5 points." in [
-        c.value for c in at.caption
-    ]
+    captions = [c.value for c in at.caption]
+    assert any(
+        c.startswith("Verdict against the gate's regression tolerance of 5 points")
+        for c in captions
+    )
+    suites = {"reasoning", "formatting", "safety"}
     for row in regression.itertuples():
-        expected = "regression" if row.delta_points < -5 else "ok"
-        assert row.verdict == expected
-    assert "regression" in set(regression.verdict)  # finetuned is worse than frontier on reasoning
+        if row.comparison == "finetuned vs base" and row.category in suites:
+            assert row.verdict == ("regression" if row.delta_points < -5 else "ok")
+        else:
+            assert row.verdict == "not gated"
+    gated = regression[regression.verdict != "not gated"]
+    assert set(gated.category) == suites and len(gated) >= 3
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):

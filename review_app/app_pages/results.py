@@ -52,18 +52,42 @@ st.caption(
 if rates.empty:
     st.info("No votes or verdicts yet.")
 else:
-    base = alt.Chart(rates.dropna(subset=["win rate"])).encode(
-        y=alt.Y("source:N", title=None), color=alt.Color("source:N", legend=None)
-    )
-    chart = (
-        (
-            base.mark_bar().encode(x=alt.X("win rate:Q", scale=alt.Scale(domain=[0, 1])))
-            + base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
-            + alt.Chart(pd.DataFrame({"x": [0.5]}))
-            .mark_rule(strokeDash=[4, 3], color="red")
-            .encode(x="x:Q")
+    plotted = rates.dropna(subset=["win rate"]).assign(
+        kind=lambda f: f.source.map(
+            lambda s: (
+                "humans" if s == "humans" else "baseline" if s.startswith("baseline/") else "judge"
+            )
         )
-        .properties(height=140)
+    )
+    # Humans first, then real judges, then the baselines they must beat.
+    order = sorted(
+        plotted.source.unique(), key=lambda s: (s != "humans", s.startswith("baseline/"), s)
+    )
+    y = alt.Y("source:N", title=None, sort=order)
+    x_scale = alt.Scale(domain=[0, 1])
+    bars = (
+        alt.Chart()
+        .mark_bar()
+        .encode(
+            y=y,
+            x=alt.X("win rate:Q", scale=x_scale, title="win rate (bar) and 95% CI (line)"),
+            color=alt.Color(
+                "kind:N",
+                scale=alt.Scale(
+                    domain=["humans", "judge", "baseline"], range=["#2f6db5", "#3aa38f", "#b8c0cc"]
+                ),
+                legend=alt.Legend(title=None, orient="bottom"),
+            ),
+            tooltip=["source", "win rate", "95% CI", "n"],
+        )
+    )
+    whiskers = (
+        alt.Chart().mark_rule(color="black", strokeWidth=1.5).encode(y=y, x="low:Q", x2="high:Q")
+    )
+    parity = alt.Chart().mark_rule(strokeDash=[4, 3], color="red").encode(x=alt.datum(0.5))
+    chart = (
+        alt.layer(bars, whiskers, parity, data=plotted)
+        .properties(height=150)
         .facet(row=alt.Row("comparison:N", title=None))
     )
     st.altair_chart(chart)
@@ -82,14 +106,24 @@ regression = pd.DataFrame(results["regression"])
 if not regression.empty:
     regression["comparison"] = regression.system_a + " vs " + regression.system_b
     regression["95% CI"] = regression.ci.map(ci_text)
-    tolerance = results["regression_tolerance"]
-    regression["verdict"] = regression.delta_points.map(
-        lambda d: (
-            "n/a"
-            if tolerance is None or d is None or pd.isna(d)
-            else ("regression" if d < -tolerance else "ok")
-        )
-    )
+    gated = results["regression_threshold"]
+
+    def verdict(row) -> str:
+        """Judged only where the gate's regression threshold applies: its comparison and its
+        categories (all when it lists none)."""
+        p = gated.params if gated else None
+        if (
+            p is None
+            or (row.system_a, row.system_b) != (p["system_a"], p["system_b"])
+            or (p["categories"] and row.category not in p["categories"])
+        ):
+            return "not gated"
+        if row.delta_points is None or pd.isna(row.delta_points):
+            return "n/a"
+        return "regression" if row.delta_points < -gated.value else "ok"
+
+    regression["verdict"] = [verdict(row) for row in regression.itertuples()]
+    tolerance = gated.value if gated else None
     st.dataframe(
         regression[
             ["category", "comparison", "source", "value", "95% CI", "n", "delta_points", "verdict"]
@@ -101,7 +135,8 @@ if not regression.empty:
         },
     )
     st.caption(
-        f"Verdict against the gate's regression tolerance of {tolerance:g} points."
+        f"Verdict against the gate's regression tolerance of {tolerance:g} points, where that "
+        f"threshold applies ({gated.describe()})."
         if tolerance is not None
         else "No regression threshold on the Gate screen, so no verdict."
     )
