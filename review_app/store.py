@@ -19,6 +19,28 @@ import sqlite_utils
 from review_app.errors import NotFound
 from review_app.migrations import MIGRATIONS
 
+# Shared fragments of the frames statistics read, so the full and the lean frames can never
+# select different rows.
+_OUTCOME = (
+    "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+    "ELSE v.winner END AS outcome"
+)
+_LATEST_VOTES_OF_STUDY = (
+    "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
+    "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
+    "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id"
+)
+_VERDICT_ORIENTATION = (
+    "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
+    "THEN 'y' ELSE NULL END AS first, "
+    "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+    "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome"
+)
+_VERDICTS_OF_STUDY = (
+    "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
+    "WHERE j.study_id = ? ORDER BY v.id"
+)
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -494,12 +516,8 @@ class Store:
     def votes_frame(self, study_id: int) -> pd.DataFrame:
         """The latest vote of each reviewer on each pair, retractions dropped."""
         return self._frame(
-            "SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, v.winner, "
-            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
-            "ELSE v.winner END AS outcome, v.shown_left, v.rationale, v.created_at "
-            "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
-            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
-            "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id",
+            f"SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, v.winner, {_OUTCOME}, "
+            f"v.shown_left, v.rationale, v.created_at {_LATEST_VOTES_OF_STUDY}",
             [study_id],
         )
 
@@ -598,14 +616,9 @@ class Store:
     def verdicts_frame(self, study_id: int) -> pd.DataFrame:
         """Every verdict of the study's runs, labelled by run, oriented to the canonical order."""
         return self._frame(
-            "SELECT v.id AS verdict_id, v.run_id, j.label AS judge, v.pair_id, v.first_system, "
-            "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
-            "THEN 'y' ELSE NULL END AS first, v.winner, "
-            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
-            "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome, v.explanation, v.raw_text, "
-            "v.parse_error, v.cost, v.latency_ms, v.tokens_in, v.tokens_out "
-            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
-            "WHERE j.study_id = ? ORDER BY v.id",
+            f"SELECT v.id AS verdict_id, v.run_id, j.label AS judge, v.pair_id, v.first_system, "
+            f"{_VERDICT_ORIENTATION}, v.winner, v.explanation, v.raw_text, v.parse_error, v.cost, "
+            f"v.latency_ms, v.tokens_in, v.tokens_out {_VERDICTS_OF_STUDY}",
             [study_id],
         )
 
@@ -851,12 +864,8 @@ class Store:
         """The columns of `votes_frame` the statistics read (same votes: the latest of each
         reviewer on each pair, retractions dropped)."""
         return self._frame(
-            "SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, "
-            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
-            "ELSE v.winner END AS outcome, v.shown_left "
-            "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
-            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
-            "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id",
+            f"SELECT v.id AS vote_id, v.pair_id, r.name AS reviewer, {_OUTCOME}, v.shown_left "
+            f"{_LATEST_VOTES_OF_STUDY}",
             [study_id],
         )
 
@@ -864,13 +873,8 @@ class Store:
         """The columns of `verdicts_frame` the statistics read, with the run id instead of its
         label (the caller names runs)."""
         return self._frame(
-            "SELECT v.id AS verdict_id, v.run_id, v.pair_id, "
-            "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
-            "THEN 'y' ELSE NULL END AS first, "
-            "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
-            "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome, v.cost, v.latency_ms "
-            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
-            "WHERE j.study_id = ? ORDER BY v.id",
+            f"SELECT v.id AS verdict_id, v.run_id, v.pair_id, {_VERDICT_ORIENTATION}, v.cost, "
+            f"v.latency_ms {_VERDICTS_OF_STUDY}",
             [study_id],
         )
 
