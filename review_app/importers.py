@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from review_app.errors import Conflict, InputError, NotFound
+from review_app.errors import Conflict, InputError
 from review_app.store import Store, item_fingerprint, now_iso, text_digest
 
 OUTPUT_COLUMNS = ("item_id", "prompt", "system", "output")
@@ -371,22 +371,6 @@ class _OutputWriter:
 # ---- votes and verdicts ----
 
 
-def _study_for_import(store: Store, study: str, eval_set: str | None) -> dict:
-    from review_app import services  # services builds studies; importers only fill them
-
-    row = store.study(study)
-    if row is not None:
-        if eval_set is not None and store.require_eval_set(eval_set)["id"] != row["eval_set_id"]:
-            raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
-        return row
-    if eval_set is None:
-        raise NotFound(
-            f"no study named {study!r}; pass --eval-set NAME to create it over that eval set"
-        )
-    services.create_study(store, study, eval_set, comparisons=[])
-    return store.require_study(study)
-
-
 class _PairResolver:
     """Maps (item_id, system_a, system_b) of a row to a pair of the study, creating it if needed."""
 
@@ -444,15 +428,13 @@ def _timestamp(reader: RowReader, name: str) -> str | None:
     return value.strip()
 
 
-def import_votes(
-    store: Store, path: str | Path, study: str, eval_set: str | None = None
-) -> ImportSummary:
+def import_votes(store: Store, path: str | Path, study: str) -> ImportSummary:
     """Import human votes. A vote equal to the reviewer's latest on that pair is skipped; a
     different one is appended and supersedes it (votes are never overwritten)."""
     path = Path(path)
     summary = ImportSummary(str(path))
     with store.transaction():
-        study_row = _study_for_import(store, study, eval_set)
+        study_row = store.require_study(study)
         pairs = _PairResolver(store, study_row)
         latest = store.latest_vote_keys(study_row["id"])
         reviewer_ids: dict[str, int] = {}
@@ -522,14 +504,12 @@ def _choice_label(winner: str, shown_left: str | None, other: dict[str, str]) ->
     return "A" if winner == shown_left else "B"
 
 
-def import_verdicts(
-    store: Store, path: str | Path, study: str, eval_set: str | None = None
-) -> ImportSummary:
+def import_verdicts(store: Store, path: str | Path, study: str) -> ImportSummary:
     """Import judge verdicts, one imported run per judge name. Empty `winner` = unparsed."""
     path = Path(path)
     summary = ImportSummary(str(path))
     with store.transaction():
-        study_row = _study_for_import(store, study, eval_set)
+        study_row = store.require_study(study)
         pairs = _PairResolver(store, study_row)
         run_ids: dict[str, int] = {}
         stored: dict | None = None

@@ -83,11 +83,31 @@ def import_outputs(store: Store, path: str | Path, eval_set: str, replace: bool 
 
 
 def import_votes(store: Store, path: str | Path, study: str, eval_set: str | None = None):
-    return importers.import_votes(store, path, study, eval_set)
+    """Import votes; the study is created over `eval_set` first when it does not exist yet
+    (in the same transaction, so a failed import leaves no empty study behind)."""
+    with store.transaction():
+        _study_for_import(store, study, eval_set)
+        return importers.import_votes(store, path, study)
 
 
 def import_verdicts(store: Store, path: str | Path, study: str, eval_set: str | None = None):
-    return importers.import_verdicts(store, path, study, eval_set)
+    """Import verdicts, creating the study as `import_votes` does."""
+    with store.transaction():
+        _study_for_import(store, study, eval_set)
+        return importers.import_verdicts(store, path, study)
+
+
+def _study_for_import(store: Store, study: str, eval_set: str | None) -> None:
+    row = store.study(study)
+    if row is not None:
+        if eval_set is not None and store.require_eval_set(eval_set)["id"] != row["eval_set_id"]:
+            raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
+        return
+    if eval_set is None:
+        raise NotFound(
+            f"no study named {study!r}; pass --eval-set NAME to create it over that eval set"
+        )
+    create_study(store, study, eval_set, comparisons=[])
 
 
 # The columns of each export, in order (also the header of an export with no rows).

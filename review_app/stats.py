@@ -68,6 +68,10 @@ class Estimate:
         return out
 
 
+def _ties_json(with_ties: Estimate, without_ties: Estimate) -> dict:
+    return {"with_ties": with_ties.to_json(), "without_ties": without_ties.to_json()}
+
+
 @dataclass(frozen=True)
 class ReviewerKappa:
     """Cohen's kappa (3 classes) between two reviewers over the comparisons both voted on."""
@@ -122,14 +126,8 @@ class HumanStats:
 
     def to_json(self) -> dict:
         return {
-            "agreement": {
-                "with_ties": self.agreement_with_ties.to_json(),
-                "without_ties": self.agreement_without_ties.to_json(),
-            },
-            "kappa": {
-                "with_ties": self.kappa_with_ties.to_json(),
-                "without_ties": self.kappa_without_ties.to_json(),
-            },
+            "agreement": _ties_json(self.agreement_with_ties, self.agreement_without_ties),
+            "kappa": _ties_json(self.kappa_with_ties, self.kappa_without_ties),
             "fleiss_kappa": self.fleiss_kappa.to_json(with_ci=False),
             "krippendorff_alpha": self.krippendorff_alpha.to_json(with_ci=False),
             "reviewer_kappa": [
@@ -174,14 +172,8 @@ class JudgeStats:
             "judge": self.judge,
             "n_verdicts": self.n_verdicts,
             "n_unparsed": self.n_unparsed,
-            "agreement": {
-                "with_ties": self.agreement_with_ties.to_json(),
-                "without_ties": self.agreement_without_ties.to_json(),
-            },
-            "kappa": {
-                "with_ties": self.kappa_with_ties.to_json(),
-                "without_ties": self.kappa_without_ties.to_json(),
-            },
+            "agreement": _ties_json(self.agreement_with_ties, self.agreement_without_ties),
+            "kappa": _ties_json(self.kappa_with_ties, self.kappa_without_ties),
             "vs_majority": self.vs_majority.to_json(),
             "consistency": (
                 self.consistency.to_json(with_ci=False) if self.consistency is not None else None

@@ -373,3 +373,12 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
             importer = services.import_votes if what == "votes" else services.import_verdicts
             summary = importer(seeded, out, "s")
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)
+
+
+def test_a_failed_import_does_not_leave_the_study_it_would_have_created(store, tmp_path):
+    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    before = store.table_counts()
+    bad = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,nobody,,,\n")
+    with pytest.raises(InputError, match="'nobody' is not one of"):
+        services.import_votes(store, bad, "new", eval_set="e")
+    assert store.study("new") is None and store.table_counts() == before
