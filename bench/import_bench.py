@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from review_app import services  # noqa: E402
+from review_app.services import data  # noqa: E402
 from review_app.store import Store  # noqa: E402
 
 WORDS = "the hub light app reset button firmware amber pulse wifi router scene schedule".split()
@@ -56,11 +56,11 @@ def main() -> None:
         size_mb = source.stat().st_size / 1e6
         store = Store.open(Path(tmp) / "bench.db")
         start = time.perf_counter()
-        summary = services.import_outputs(store, source, "bench")
+        summary = data.import_outputs(store, source, "bench")
         seconds = time.perf_counter() - start
         stored = store.db.execute("SELECT count(*) FROM outputs").fetchone()[0]
         start = time.perf_counter()
-        again = services.import_outputs(store, source, "bench")
+        again = data.import_outputs(store, source, "bench")
         reimport_seconds = time.perf_counter() - start
         store.close()
     assert stored == args.rows and again.unchanged == args.rows, (stored, again.line())

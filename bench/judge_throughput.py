@@ -1,7 +1,7 @@
 """Judge runner throughput against a local fake OpenAI-compatible server.
 
 1,000 pairs x 2 orders, 100 ms latency per call, concurrency 50. Measured in the same run: the
-runner's wall time (`services.start_judge_run`: planning, the async runner and one SQLite commit per
+runner's wall time (`judging.start_judge_run`: planning, the async runner and one SQLite commit per
 verdict, as `review-app judge` does it); a bare asyncio loop making the same 2,000 calls with the same
 SDK client settings and concurrency (the floor on this machine); the ideal latency bound
 (2,000 / 50 x 0.1 s). Target: runner <= 1.15 x bare loop. Then again with every 10th call answered
@@ -26,7 +26,7 @@ from pathlib import Path
 from judge.providers.base import get_provider
 from judge.rubric import load_rubric
 from judge.runner import build_calls, render_call
-from review_app import services
+from review_app.services import data, judging, studies
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -59,8 +59,8 @@ def make_study(store: Store, workdir: Path, n: int) -> None:
             for system, output in outputs.items():
                 row = {"item_id": f"q{i}", "prompt": prompt, "system": system, "output": output}
                 handle.write(json.dumps(row) + "\n")
-    services.import_outputs(store, path, "bench")
-    services.create_study(store, "bench", "bench", [("finetuned", "base")], reviews_per_pair=1)
+    data.import_outputs(store, path, "bench")
+    studies.create_study(store, "bench", "bench", [("finetuned", "base")], reviews_per_pair=1)
 
 
 async def bare_loop(base_url: str, messages: list, concurrency: int) -> float:
@@ -90,7 +90,7 @@ async def bare_loop(base_url: str, messages: list, concurrency: int) -> float:
 def runner(store: Store, settings: Settings, base_url: str, seed: int, concurrency: int) -> dict:
     """`review-app judge` minus argument parsing; a new seed makes a new run each time."""
     started = time.perf_counter()
-    outcome = services.start_judge_run(
+    outcome = judging.start_judge_run(
         store,
         settings,
         "bench",

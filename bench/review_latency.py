@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from review_app import services  # noqa: E402
+from review_app.services import data, people, review, studies  # noqa: E402
 from review_app.settings import Settings  # noqa: E402
-from review_app.store import Store, now_iso  # noqa: E402
+from review_app.store import AssignmentState, Store, now_iso  # noqa: E402
 
 SYSTEMS = ("base", "finetuned", "frontier")
 REVIEWERS = 100
@@ -47,13 +47,13 @@ def build_workspace(db: Path, n_pairs: int) -> None:
                 )
     store = Store.open(db)
     settings = Settings.from_env()
-    services.import_outputs(store, source, "bench")
-    services.create_study(
+    data.import_outputs(store, source, "bench")
+    studies.create_study(
         store, "bench", "bench", [("finetuned", "base"), ("finetuned", "frontier")], K
     )
     study_id = store.require_study("bench")["id"]
     ids = [
-        services.add_reviewer(store, settings, f"r{n:03d}", "reviewer", "bench")[0]["id"]
+        people.add_reviewer(store, settings, f"r{n:03d}", "reviewer", "bench")[0]["id"]
         for n in range(REVIEWERS)
     ]
     pair_ids = store.study_pair_ids(study_id)
@@ -68,7 +68,7 @@ def build_workspace(db: Path, n_pairs: int) -> None:
             ):
                 left, right = (x, y) if slot == 0 else (y, x)
                 store.insert_assignment(
-                    pair_id, reviewer, study_id, (left, right), index, 0.0, services.VOTED
+                    pair_id, reviewer, study_id, (left, right), index, 0.0, AssignmentState.VOTED
                 )
                 votes.append(
                     {
@@ -102,14 +102,14 @@ def service_latency(db: Path, steps: int) -> dict:
     settings = Settings.from_env()
     study_id = store.require_study("bench")["id"]
     reviewer = store.reviewer("r000")["id"]
-    task = services.next_pair(store, settings, reviewer, study_id)  # warms the queue cache
+    task = review.next_pair(store, settings, reviewer, study_id)  # warms the queue cache
     step_ms, vote_ms, next_ms = [], [], []
     choices = ("A", "B", "tie", "both_bad")
     for n in range(steps):
         start = time.perf_counter()
-        services.record_vote(store, settings, reviewer, task.assignment_id, choices[n % 4])
+        review.record_vote(store, settings, reviewer, task.assignment_id, choices[n % 4])
         middle = time.perf_counter()
-        task = services.next_pair(store, settings, reviewer, study_id)
+        task = review.next_pair(store, settings, reviewer, study_id)
         end = time.perf_counter()
         vote_ms.append((middle - start) * 1000)
         next_ms.append((end - middle) * 1000)
@@ -133,7 +133,7 @@ def browser_latency(db: Path, keys: int) -> dict:
     if not Path(CHROMIUM).exists():
         return {"browser_median_ms": None, "browser_skipped": f"{CHROMIUM} is missing"}
     store = Store.open(db)
-    _, link = services.add_reviewer(store, Settings.from_env(), "r001", "reviewer", "bench")
+    _, link = people.add_reviewer(store, Settings.from_env(), "r001", "reviewer", "bench")
     store.close()
     token = link.split("token=")[1]
     server = AppServer(db)

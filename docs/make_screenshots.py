@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from review_app import services  # noqa: E402
+from review_app.services import demo  # noqa: E402
 from review_app.settings import Settings  # noqa: E402
 from review_app.store import Store  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, AppServer, wait_for_pair  # noqa: E402
@@ -26,7 +26,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "demo.db"
         store = Store.open(db)
-        links = services.seed_demo(store, Settings.from_env())
+        links = demo.seed_demo(store, Settings.from_env())
         store.close()
         token = links["demo-reviewer"].split("token=")[1]
         server = AppServer(db)

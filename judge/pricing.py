@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from judge.errors import JudgeError
+from judge.providers.baseline import is_baseline
 
 # Assumed answer length for estimates: a short explanation plus the verdict.
 ESTIMATED_OUTPUT_TOKENS = 200
@@ -54,7 +55,7 @@ class PriceTable:
     def price(self, judge: str) -> Price | None:
         """The price of `judge`, matching a dated snapshot (e.g. `openai/gpt-4o-2024-08-06`) to its
         family by the longest known prefix; None when unknown."""
-        if judge.startswith("baseline/"):
+        if is_baseline(judge):
             return Price(0.0, 0.0)
         if judge in self.prices:
             return self.prices[judge]
@@ -115,7 +116,7 @@ def estimate_cost(
     prices: PriceTable, judge: str, prompt_chars: list[int], max_tokens: int
 ) -> Estimate:
     """Estimate a run from the rendered prompt length (characters) of each call to be made."""
-    if judge.startswith("baseline/"):
+    if is_baseline(judge):
         return Estimate(len(prompt_chars), 0, 0, 0.0, 0.0)
     tokens_in = sum(chars // CHARS_PER_TOKEN + 1 for chars in prompt_chars)
     tokens_out = len(prompt_chars) * min(ESTIMATED_OUTPUT_TOKENS, max_tokens)

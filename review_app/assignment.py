@@ -1,6 +1,5 @@
-"""Who sees which pair next: each reviewer's own random queue order, and which system is shown on
-the left. Pure functions; `services` reads the counts they need from the store and writes the result.
-"""
+"""Who sees which pair next: each reviewer's own random queue order, which system is shown on the
+left, and the queue walk that leases the next free pair (`claim_next`, through the store)."""
 
 from __future__ import annotations
 
@@ -10,10 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from review_app.store import Store
+
 # Queue orders are a permutation of the study's pair ids; computing one for 100,000 pairs takes a
 # few milliseconds, so the latest few are kept (pairs are only ever added, so the key is exact).
 _QUEUE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _QUEUE_CACHE_SIZE = 64
+# The queue walk reads this many queue positions per store visit, and settles for the first free
+# pair (unbalanced) when no balanced one turns up among this many free pairs.
+_QUEUE_BATCH = 64
+_MATCH_WINDOW = 256
 
 
 def queue_order(pair_ids: Sequence[int], reviewer_id: int, study_id: int, seed: int) -> np.ndarray:
@@ -83,3 +88,79 @@ def choose(
         if pair_needs in (None, needs):
             return candidate, needs
     return None
+
+
+def claim_next(
+    store: Store, study: dict, reviewer_id: int, seed: int, now: float, lease: float
+) -> int | None:
+    """Walk the reviewer's queue from where they last took a pair (wrapping round, so pairs whose
+    leases ran out are offered again) and lease the first pair that is free for them and keeps
+    left/right balanced (see `assignment.choose`). When none turns up within `_MATCH_WINDOW` free
+    pairs, the first free pair is taken in the order that keeps that pair balanced."""
+    # Pairs are only ever added, so the workspace file and its highest pair id pin the order.
+    workspace = id(store) if store.path == ":memory:" else store.path
+    order = cached_queue_order(
+        (workspace, store.max_pair_id()),
+        lambda: store.study_pair_ids(study["id"]),
+        reviewer_id,
+        study["id"],
+        seed,
+    )
+    n = len(order)
+    start = store.last_position(reviewer_id, study["id"]) + 1
+    k = study["reviews_per_pair"]
+    balance = store.reviewer_left_balances(reviewer_id, study["id"], now)
+    fallback: Candidate | None = None
+    examined = 0
+    for offset in range(0, n, _QUEUE_BATCH):
+        positions = [(start + i) % n for i in range(offset, min(offset + _QUEUE_BATCH, n))]
+        pair_ids = [int(order[pos]) for pos in positions]
+        seen = store.seen_pairs(reviewer_id, pair_ids)
+        fresh = [
+            (pos, pid) for pos, pid in zip(positions, pair_ids, strict=True) if pid not in seen
+        ]
+        if not fresh:
+            continue
+        live = store.live_reviews([pid for _, pid in fresh], now)
+        free = [
+            Candidate(
+                pos,
+                pid,
+                (live[pid]["system_x"], live[pid]["system_y"]),
+                live[pid]["x_left"],
+                live[pid]["y_left"],
+            )
+            for pos, pid in fresh
+            if pid in live and live[pid]["study_id"] == study["id"] and live[pid]["n"] < k
+        ]
+        chosen = choose(free, balance)
+        if chosen is not None:
+            candidate, side = chosen
+            return _lease(store, candidate, side, reviewer_id, study["id"], lease)
+        fallback = fallback or (free[0] if free else None)
+        examined += len(free)
+        if fallback is not None and examined >= _MATCH_WINDOW:
+            break
+    if fallback is None:
+        return None
+    side = side_behind(fallback.x_left, fallback.y_left) or "x"
+    return _lease(store, fallback, side, reviewer_id, study["id"], lease)
+
+
+def _lease(
+    store: Store,
+    candidate: Candidate,
+    side: str,
+    reviewer_id: int,
+    study_id: int,
+    lease: float,
+) -> int:
+    x, y = candidate.comparison
+    return store.insert_assignment(
+        candidate.pair_id,
+        reviewer_id,
+        study_id,
+        (x, y) if side == "x" else (y, x),
+        candidate.position,
+        lease,
+    )

@@ -12,8 +12,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from review_app import services
-from review_app.errors import ReviewAppError
+from review_app import report
+from review_app.errors import NotFound, ReviewAppError
+from review_app.services import (
+    calibration,
+    data,
+    demo,
+    judging,
+    people,
+    signoff,
+    studies,
+    thresholds,
+    workspace,
+)
 from review_app.settings import Settings, documented_settings
 
 
@@ -41,7 +52,7 @@ def add_workspace_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _info(args, settings, store) -> None:
-    summary = services.workspace_summary(store)
+    summary = workspace.workspace_summary(store)
     if args.json:
         _print(json.dumps(summary, indent=2))
         return
@@ -82,7 +93,7 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         k.set_defaults(handler=handler)
 
     p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
-    p.add_argument("what", choices=services.EXPORTS)
+    p.add_argument("what", choices=data.EXPORTS)
     p.add_argument("--study", required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--output", help="file to write (default: standard output)")
@@ -90,21 +101,35 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _import_outputs(args, settings, store) -> None:
-    _print(services.import_outputs(store, args.file, args.eval_set, args.replace).line())
+    _print(data.import_outputs(store, args.file, args.eval_set, args.replace).line())
+
+
+def _import_into_study(importer, args, store):
+    """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
+    try:
+        return importer(store, args.file, args.study, args.eval_set)
+    except NotFound as exc:
+        known = {row["name"] for row in studies.list_studies(store)}
+        if args.eval_set is None and args.study not in known:
+            raise NotFound(
+                f"no study named {args.study!r}; pass --eval-set NAME to create it over that "
+                "eval set"
+            ) from exc
+        raise
 
 
 def _import_votes(args, settings, store) -> None:
-    _print(services.import_votes(store, args.file, args.study, args.eval_set).line())
+    _print(_import_into_study(data.import_votes, args, store).line())
 
 
 def _import_verdicts(args, settings, store) -> None:
-    _print(services.import_verdicts(store, args.file, args.study, args.eval_set).line())
+    _print(_import_into_study(data.import_verdicts, args, store).line())
 
 
 def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
-    rows = services.export_rows(store, args.what, args.study)
+    rows = data.export_rows(store, args.what, args.study)
     if args.output:
         # Written beside the target and renamed into place, so a failed export never leaves a
         # truncated file where a good one was.
@@ -112,13 +137,13 @@ def _export(args, settings, store) -> None:
         partial = target.with_name(f".{target.name}.partial")
         try:
             with partial.open("w", encoding="utf-8", newline="") as handle:
-                n = export_rows(rows, args.format, handle, services.EXPORT_COLUMNS[args.what])
+                n = export_rows(rows, args.format, handle, data.EXPORT_COLUMNS[args.what])
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
         print(f"wrote {n} {args.what} to {args.output}", file=sys.stderr)
     else:
-        export_rows(rows, args.format, sys.stdout, services.EXPORT_COLUMNS[args.what])
+        export_rows(rows, args.format, sys.stdout, data.EXPORT_COLUMNS[args.what])
 
 
 # ---- studies ----
@@ -150,9 +175,9 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _study_create(args, settings, store) -> None:
-    comparisons = [services.parse_comparison(c) for c in args.compare]
+    comparisons = [studies.parse_comparison(c) for c in args.compare]
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
-    summary = services.create_study(
+    summary = studies.create_study(
         store,
         args.name,
         args.eval_set,
@@ -171,7 +196,7 @@ def _study_create(args, settings, store) -> None:
 
 
 def _study_list(args, settings, store) -> None:
-    for s in services.workspace_summary(store)["studies"]:
+    for s in workspace.workspace_summary(store)["studies"]:
         _print(f"{s['name']}\t{s['eval_set']}\t{s['pairs']} pairs\t{s['votes']} votes")
 
 
@@ -194,13 +219,13 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _reviewers_add(args, settings, store) -> None:
-    reviewer, link = services.add_reviewer(store, settings, args.name, args.role, args.study)
+    reviewer, link = people.add_reviewer(store, settings, args.name, args.role, args.study)
     _print(f"{reviewer['name']} ({reviewer['role']}): send them this personal link")
     _print(link)
 
 
 def _reviewers_list(args, settings, store) -> None:
-    for r in services.list_reviewers(store):
+    for r in people.list_reviewers(store):
         state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
         _print(
             f"{r['name']}\t{r['role']}\t{r['study'] or '-'}\t{r['n_votes']} pairs voted\t{state}"
@@ -208,7 +233,7 @@ def _reviewers_list(args, settings, store) -> None:
 
 
 def _reviewers_revoke(args, settings, store) -> None:
-    services.revoke_reviewer(store, args.name)
+    people.revoke_reviewer(store, args.name)
     _print(f"revoked {args.name}")
 
 
@@ -255,9 +280,9 @@ def _serve(args, settings, store) -> None:
 def _demo(args, settings, store) -> None:
     base = f"http://{args.host}:{args.port}"
     settings = replace(settings, base_url=base)
-    links = services.seed_demo(store, settings)
-    summary = services.workspace_summary(store)
-    study = next(s for s in summary["studies"] if s["name"] == services.DEMO_STUDY)
+    links = demo.seed_demo(store, settings)
+    summary = workspace.workspace_summary(store)
+    study = next(s for s in summary["studies"] if s["name"] == demo.DEMO_STUDY)
     _print(
         f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
         f"{study['votes']} example votes"
@@ -301,7 +326,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _stats(args, settings, store) -> None:
-    report = services.calibration_report(store, args.study, settings)
+    report = calibration.calibration_report(store, args.study, settings)
     document = report.document()
     if args.json:
         _print(json.dumps(document, indent=2))
@@ -419,7 +444,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("report", help="export the sign-off report")
     r.add_argument("--study", required=True)
-    r.add_argument("--format", choices=services.REPORT_FORMATS, default="md")
+    r.add_argument("--format", choices=report.REPORT_FORMATS, default="md")
     r.add_argument("--output", help="file to write (default: standard output)")
     r.set_defaults(handler=_report)
 
@@ -444,7 +469,7 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def _thresholds_add(args, settings, store) -> None:
-    new_id = services.add_threshold(
+    new_id = thresholds.add_threshold(
         store,
         args.study,
         args.metric,
@@ -458,8 +483,8 @@ def _thresholds_add(args, settings, store) -> None:
 
 
 def _thresholds_list(args, settings, store) -> None:
-    lock = services.threshold_lock(store, args.study)
-    for t in services.list_thresholds(store, args.study):
+    lock = thresholds.threshold_lock(store, args.study)
+    for t in thresholds.list_thresholds(store, args.study):
         _print(f"{t['id']}\t{t['description']}")
     if lock:
         _print(
@@ -470,17 +495,17 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    content_hash = services.lock_thresholds(store, args.study, args.by)
+    content_hash = thresholds.lock_thresholds(store, args.study, args.by)
     _print(f"locked; thresholds hash {content_hash}")
 
 
 def _thresholds_remove(args, settings, store) -> None:
-    services.remove_threshold(store, args.study, args.id, args.by, args.reason)
+    thresholds.remove_threshold(store, args.study, args.id, args.by, args.reason)
     _print(f"threshold {args.id} removed")
 
 
 def _report(args, settings, store) -> None:
-    text = services.render_report(services.build_report(store, args.study, settings), args.format)
+    text = report.render_report(signoff.build_report(store, args.study, settings), args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
@@ -489,8 +514,8 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    signer = services.reviewer_named(store, args.signer)
-    report = services.sign_off(store, args.study, signer, args.decision, args.comment, settings)
+    signer = people.reviewer_named(store, args.signer)
+    report = signoff.sign_off(store, args.study, signer, args.decision, args.comment, settings)
     last = report["signoffs"][-1]
     _print(
         f"{last['decision']} recorded for study {args.study} (report hash {last['report_hash']})"
@@ -562,13 +587,13 @@ class _ProgressBar:
 
 def _judge(args, settings, store) -> None:
     both_orders = not args.single_order
-    plan = services.plan_judge_run(
+    plan = judging.plan_judge_run(
         store, settings, args.study, args.rubric, args.judge, both_orders, args.seed
     )
     if args.dry_run:
         _print(plan.line())
         return
-    outcome = services.start_judge_run(
+    outcome = judging.start_judge_run(
         store,
         settings,
         args.study,
@@ -594,7 +619,7 @@ def _judge(args, settings, store) -> None:
 
 def _judge_runs(args, settings, store) -> None:
     if args.failures is not None:
-        rows = services.judge_run_failures(store, args.failures)
+        rows = judging.judge_run_failures(store, args.failures)
         if args.json:
             _print(json.dumps(rows, indent=2, ensure_ascii=False))
             return
@@ -602,7 +627,7 @@ def _judge_runs(args, settings, store) -> None:
             _print(f"{row['item_key']} ({row['first_system']} first): {row['parse_error']}")
             _print("  raw: " + (row["raw_text"] or "(empty)").replace("\n", "\n  "))
         return
-    runs = services.judge_runs(store, settings, args.study)
+    runs = judging.judge_runs(store, settings, args.study)
     if args.json:
         _print(json.dumps(runs, indent=2))
         return
@@ -642,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         store = (
-            None if getattr(args, "needs_store", True) is False else services.open_store(settings)
+            None if getattr(args, "needs_store", True) is False else workspace.open_store(settings)
         )
         try:
             args.handler(args, settings, store)
@@ -652,12 +677,15 @@ def main(argv: list[str] | None = None) -> int:
     except ReviewAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`review-app export ... | head`): that is not an error. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, sqlite3.Error) as exc:
         # A file that cannot be written or a --db that is not a workspace: one line, not a trace.
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
-        return 0
     return 0
 
 

@@ -6,7 +6,8 @@ pages show the message. Library errors are translated at the boundary with `rais
     ├── NotFound        a named study, eval set, reviewer... does not exist
     ├── Forbidden       the caller's role or token does not allow this
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
-    └── Conflict        the change contradicts stored data (changed output, locked threshold...)
+    ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
+    └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
 """
 
 from __future__ import annotations
@@ -41,3 +42,8 @@ class OutcomesHidden(Forbidden):
 
 class Conflict(ReviewAppError):
     """The change contradicts what is already stored."""
+
+
+class JudgeUnavailable(ReviewAppError):
+    """A judge model cannot be used: its key is missing or rejected, the model is unknown, or the
+    provider refuses the request. Retrying the same run cannot help until that is fixed."""

@@ -24,19 +24,15 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from judge.providers.baseline import BASELINES, baseline_choice
-
 X, Y, TIE = 0, 1, 2
 LABELS: tuple[str, str, str] = ("x", "y", "tie")
-BASELINE_PREFIX = "baseline/"
-REFERENCE_BASELINE = BASELINE_PREFIX + "longest"
 # DESIGN section 5: a length difference of more than this many characters makes one output "longer".
 LONGER_MARGIN = 30
 # DESIGN section 5: reviewer pairs need this many shared comparisons for a kappa worth reading.
@@ -162,10 +158,6 @@ class JudgeStats:
     cost_total: float | None
     cost_per_1000: float | None
     mean_latency_ms: float | None
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.judge.startswith(BASELINE_PREFIX)
 
     def to_json(self) -> dict:
         return {
@@ -317,20 +309,19 @@ def _category_names(series: pd.Series) -> np.ndarray:
     return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)
 
 
-def ordered_judges(labels: Iterable[str]) -> list[str]:
-    """Judges in the order every table lists them: real judges by name, then the baselines in
-    the order of BASELINES."""
-    labels = set(labels)
-    baseline_rank = {BASELINE_PREFIX + name: i for i, name in enumerate(BASELINES)}
-    real = sorted(label for label in labels if not label.startswith(BASELINE_PREFIX))
-    baselines = sorted(
-        (label for label in labels if label.startswith(BASELINE_PREFIX)),
-        key=lambda label: (baseline_rank.get(label, len(baseline_rank)), label),
-    )
-    return real + baselines
+def _judge_order(labels: Iterable[str], judge_order: Sequence[str]) -> list[str]:
+    """The judges present, those named in `judge_order` first in its order, then the rest by name."""
+    present = set(labels)
+    listed = [j for j in dict.fromkeys(judge_order) if j in present]
+    return listed + sorted(present - set(listed))
 
 
-def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) -> _Encoded:
+def _encode(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    judge_order: Sequence[str] = (),
+) -> _Encoded:
     pair_index = pd.Index(pairs["pair_id"])
     systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
     len_diff = (
@@ -359,7 +350,7 @@ def _encode(pairs: pd.DataFrame, votes: pd.DataFrame, verdicts: pd.DataFrame) ->
     keep = verdict_pair >= 0
     verdicts = verdicts[keep]
     verdict_pair = verdict_pair[keep]
-    judges = ordered_judges(verdicts["judge"].astype(str).unique())
+    judges = _judge_order(verdicts["judge"].astype(str).unique(), judge_order)
     judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
 
     return _Encoded(
@@ -851,9 +842,11 @@ def calibrate(
     verdicts: pd.DataFrame,
     seed: int = 0,
     n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
 ) -> Calibration:
-    """Every statistic of DESIGN section 5, for the whole study and for each category."""
-    enc = _encode(pairs, votes, verdicts)
+    """Every statistic of DESIGN section 5, for the whole study and for each category. Judges
+    are listed in `judge_order` (any others after it, by name)."""
+    enc = _encode(pairs, votes, verdicts, judge_order)
     overall = _analyse(enc, np.random.default_rng(seed), n_boot)
     by_category = {}
     for category in sorted(set(enc.categories)):
@@ -868,9 +861,11 @@ def analyse(
     verdicts: pd.DataFrame,
     seed: int = 0,
     n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
 ) -> Analysis:
     """Every statistic of DESIGN section 5 over all comparisons in `pairs` (no category split)."""
-    return _analyse(_encode(pairs, votes, verdicts), np.random.default_rng(seed), n_boot)
+    enc = _encode(pairs, votes, verdicts, judge_order)
+    return _analyse(enc, np.random.default_rng(seed), n_boot)
 
 
 def study_report(
@@ -879,9 +874,10 @@ def study_report(
     verdicts: pd.DataFrame,
     seed: int = 0,
     n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
 ) -> dict:
     """The `review-app stats --json` document of DESIGN section 5 (JSON-ready, None for n = 0)."""
-    return calibrate(pairs, votes, verdicts, seed=seed, n_boot=n_boot).to_json()
+    return calibrate(pairs, votes, verdicts, seed, n_boot, judge_order).to_json()
 
 
 # ---- per-comparison views ----
@@ -1009,13 +1005,14 @@ def win_rates(
     comparisons: Sequence[tuple[str, str]] | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
 ) -> list[WinRate]:
     """Win rate of system_a over system_b for each comparison, from humans and from each judge.
 
     `comparisons` orients each one, e.g. [("finetuned", "base")]; by default every (system_x,
     system_y) found in `pairs`, in canonical order.
     """
-    enc = _encode(pairs, votes, verdicts)
+    enc = _encode(pairs, votes, verdicts, judge_order)
     return _win_rates(enc, comparisons, np.random.default_rng(seed), n_boot)
 
 
@@ -1026,9 +1023,10 @@ def category_win_rates(
     comparisons: Sequence[tuple[str, str]] | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
 ) -> dict[str, list[WinRate]]:
     """`win_rates` within each category (comparisons with no pair in a category are omitted)."""
-    enc = _encode(pairs, votes, verdicts)
+    enc = _encode(pairs, votes, verdicts, judge_order)
     out = {}
     for category in sorted(set(enc.categories)):
         sub = enc.subset(enc.categories == category)
@@ -1042,82 +1040,7 @@ def category_win_rates(
     return out
 
 
-# ---- baseline judges ----
-
-
-# The baselines that decide from the two outputs' lengths alone (judge/providers/baseline.py).
-_LENGTH_ONLY_BASELINES = frozenset({"longest", "shortest", "first"})
-
-
-def baseline_verdicts(
-    pairs: pd.DataFrame, names: Sequence[str] = BASELINES, seed: int = 0
-) -> pd.DataFrame:
-    """Both-order verdict rows for each baseline judge over `pairs`, labelled `baseline/<name>`.
-
-    Used when a study has no stored run of a baseline, so baselines always sit beside real judges.
-    Reads `pair_id, system_x, system_y, len_x, len_y`. Every answer comes from `baseline_choice`:
-    a baseline that decides from lengths alone is asked once per length order (first longer,
-    equal, second longer), and `random` once per call with the key "<pair_id>:<first system>",
-    the key the judge runner gives the same call, so computed rows equal a stored run's.
-    """
-    if pairs.empty or not names:
-        return pd.DataFrame(columns=VERDICT_COLUMNS)
-    n = len(pairs)
-    pair_ids = pairs["pair_id"].to_numpy()
-    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
-    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
-    len_x = pairs["len_x"].to_numpy(dtype=np.int64)
-    len_y = pairs["len_y"].to_numpy(dtype=np.int64)
-    outcome_names = np.array(["x", "y", "tie"], dtype=object)
-    frames = []
-    for name in names:
-        for first in (X, Y):
-            shown_first = system_x if first == X else system_y
-            first_len, second_len = (len_x, len_y) if first == X else (len_y, len_x)
-            if name in _LENGTH_ONLY_BASELINES:
-                # Index by the length order: 0 = first longer, 1 = equal, 2 = second longer.
-                answers = [
-                    baseline_choice(name, "ab", "a", ""),
-                    baseline_choice(name, "a", "a", ""),
-                ]
-                answers.append(baseline_choice(name, "a", "ab", ""))
-                order = 1 - np.sign(first_len - second_len)
-                choices = np.array(answers, dtype=object)[order]
-            else:
-                choices = np.array(
-                    [
-                        baseline_choice(name, "", "", key=f"{pair_id}:{fs}", seed=seed)
-                        for pair_id, fs in zip(pair_ids, shown_first, strict=True)
-                    ],
-                    dtype=object,
-                )
-            second = Y if first == X else X
-            codes = np.where(choices == "first", first, np.where(choices == "second", second, TIE))
-            winner = np.where(codes == X, system_x, np.where(codes == Y, system_y, "tie"))
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "verdict_id": None,
-                        "run_id": None,
-                        "judge": BASELINE_PREFIX + name,
-                        "pair_id": pair_ids,
-                        "first_system": shown_first,
-                        "first": LABELS[first],
-                        "winner": winner,
-                        "outcome": outcome_names[codes],
-                        "explanation": "",
-                        "raw_text": "",
-                        "parse_error": None,
-                        "cost": np.zeros(n),
-                        "latency_ms": np.zeros(n),
-                        "tokens_in": np.zeros(n, dtype=np.int64),
-                        "tokens_out": np.zeros(n, dtype=np.int64),
-                    }
-                )
-            )
-    return pd.concat(frames, ignore_index=True)[VERDICT_COLUMNS]
-
-
+# The columns of a verdicts frame (`Store.verdicts_frame`), as computed baselines produce them.
 VERDICT_COLUMNS: list[str] = [
     "verdict_id",
     "run_id",
@@ -1190,7 +1113,7 @@ def assess_judge(judge: JudgeStats, humans: HumanStats, reference: JudgeStats | 
         else:
             ahead_text = f" and ahead of {reference.judge} ({mine.value:.2f} vs {ref.value:.2f})"
     elif reference is None:
-        problems.append(f"no {REFERENCE_BASELINE} verdicts to compare with")
+        problems.append("no reference baseline verdicts to compare with")
     if problems:
         return Assessment(False, "; ".join(problems))
     return Assessment(
@@ -1220,12 +1143,12 @@ def votes_needed(estimate: Estimate, target_width: float) -> int:
 
 
 def small_n_warnings(
-    analysis: Analysis, target_width: float = 0.2, include_baselines: bool = False
+    analysis: Analysis, target_width: float = 0.2, skip: Collection[str] = ()
 ) -> list[str]:
     """Plain-language warnings for agreements too uncertain to read, with the data still needed.
 
     An agreement is flagged when `votes_needed` says its 95% CI is (or would honestly be) wider
-    than `target_width`. Covers the human ceiling and every judge (baselines on request).
+    than `target_width`. Covers the human ceiling and every judge not in `skip`.
     """
     checks: list[tuple[str, Estimate, str]] = [
         (
@@ -1235,7 +1158,7 @@ def small_n_warnings(
         )
     ]
     for judge in analysis.judges:
-        if judge.is_baseline and not include_baselines:
+        if judge.judge in skip:
             continue
         checks.append(
             (

@@ -8,8 +8,8 @@ import re
 
 import streamlit as st
 
-from review_app import services
 from review_app.errors import Forbidden
+from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -28,7 +28,7 @@ def settings() -> Settings:
 
 def get_store() -> Store:
     # A connection per script run: Streamlit may run reruns on different threads.
-    return services.open_store(settings())
+    return workspace.open_store(settings())
 
 
 def current_user(store: Store) -> dict:
@@ -36,7 +36,7 @@ def current_user(store: Store) -> dict:
     stops the page with a refusal when the token is missing, unknown or revoked."""
     token = st.query_params.get("token") or st.session_state.get(TOKEN)
     try:
-        user = services.authenticate(store, token)
+        user = people.authenticate(store, token)
     except Forbidden as exc:
         st.session_state.pop(TOKEN, None)
         st.title("Access denied")
@@ -57,7 +57,7 @@ def plain(text: object) -> str:
 def require_role(user: dict, *roles: str) -> None:
     """Stop the page unless the user has one of `roles`."""
     try:
-        services.require_role(user, *roles)
+        people.require_role(user, *roles)
     except Forbidden as exc:
         st.error(str(exc))
         st.stop()
@@ -65,13 +65,13 @@ def require_role(user: dict, *roles: str) -> None:
 
 def study_picker(store: Store, label: str = "Study") -> dict | None:
     """A study selector remembered across pages; None when the workspace has no study."""
-    studies = services.list_studies(store)
-    if not studies:
+    all_studies = studies.list_studies(store)
+    if not all_studies:
         st.info("No study yet. Create one with `review-app study create`.")
         return None
-    names = [s["name"] for s in studies]
+    names = [s["name"] for s in all_studies]
     current = st.session_state.get(STUDY)
     index = names.index(current) if current in names else len(names) - 1
     choice = st.selectbox(label, names, index=index, key="study_picker")
     st.session_state[STUDY] = choice
-    return next(s for s in studies if s["name"] == choice)
+    return next(s for s in all_studies if s["name"] == choice)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from review_app import services
+from review_app.services import demo
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -47,7 +47,7 @@ def store(isolated_workspace):
 @pytest.fixture
 def demo_store(store, settings):
     """The demo workspace; `store.demo_links` holds fresh personal links by demo user name."""
-    store.demo_links = services.seed_demo(store, settings)
+    store.demo_links = demo.seed_demo(store, settings)
     return store
 
 

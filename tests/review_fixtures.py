@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from review_app import services
+from review_app.services import data, people, studies
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -49,10 +49,8 @@ def make_study(
     hostile_item: int | None = None,
     show_reference: bool = False,
 ) -> dict:
-    services.import_outputs(
-        store, write_outputs(tmp_path / "outputs.csv", n_items, hostile_item), "es"
-    )
-    services.create_study(
+    data.import_outputs(store, write_outputs(tmp_path / "outputs.csv", n_items, hostile_item), "es")
+    studies.create_study(
         store,
         STUDY,
         "es",
@@ -66,5 +64,5 @@ def make_study(
 
 def add_reviewer(store: Store, settings: Settings, name: str, role: str = "reviewer") -> str:
     """Add a reviewer on the sentinel study and return their token."""
-    _, link = services.add_reviewer(store, settings, name, role, STUDY)
+    _, link = people.add_reviewer(store, settings, name, role, STUDY)
     return link.split("token=")[1]

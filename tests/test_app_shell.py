@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app import services
+from review_app.services import people
 
 APP = str(Path(__file__).resolve().parent.parent / "review_app" / "streamlit_app.py")
 
@@ -35,7 +35,7 @@ def test_missing_or_invalid_token_is_refused(demo_store, token):
 
 def test_revoked_token_is_refused(demo_store):
     token = token_of(demo_store.demo_links["demo-admin"])
-    services.revoke_reviewer(demo_store, "demo-admin")
+    people.revoke_reviewer(demo_store, "demo-admin")
     at = open_app(token)
     assert "revoked" in at.error[0].value
 

@@ -12,8 +12,12 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app import services, stats
+from review_app import baselines, stats
 from review_app.cli import main
+from review_app.errors import NotFound
+from review_app.services import calibration, data, people, study_data
+from review_app.services import studies as studies_service
+from review_app.settings import Settings
 from review_app.store import Store, now_iso
 from tests.conftest import write
 
@@ -54,9 +58,9 @@ def run_cli(capsys, *argv):
 
 
 def make_eval_set(store, tmp_path, studies=("s",)):
-    services.import_outputs(store, write(tmp_path / "outputs.csv", OUTPUTS), "e")
+    data.import_outputs(store, write(tmp_path / "outputs.csv", OUTPUTS), "e")
     for name in studies:
-        services.create_study(store, name, "e", [("finetuned", "base")], reviews_per_pair=2)
+        studies_service.create_study(store, name, "e", [("finetuned", "base")], reviews_per_pair=2)
 
 
 def votes_csv(tmp_path) -> Path:
@@ -144,15 +148,15 @@ def _add_native(store, study_row: dict) -> None:
 
 def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(store, tmp_path):
     make_eval_set(store, tmp_path, studies=("s",))
-    services.import_votes(store, votes_csv(tmp_path), "s")
-    services.import_verdicts(store, verdicts_csv(tmp_path), "s")
+    data.import_votes(store, votes_csv(tmp_path), "s")
+    data.import_verdicts(store, verdicts_csv(tmp_path), "s")
     # The same study in a second workspace, its data recorded the way the app records it (same
     # pair ids, so even the random baseline's coin flips match).
     native_store = Store.open(tmp_path / "native.db")
     make_eval_set(native_store, tmp_path, studies=("s",))
     add_native(native_store, "s")
-    imported = services.calibration_report(store, "s").document()
-    native = services.calibration_report(native_store, "s").document()
+    imported = calibration.calibration_report(store, "s").document()
+    native = calibration.calibration_report(native_store, "s").document()
     native_store.close()
     assert imported == native
 
@@ -200,37 +204,39 @@ def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_pat
                 for p in pair_ids
             ]
         )
-    report = services.calibration_report(store, "s")
+    report = calibration.calibration_report(store, "s")
     labels = [j.judge for j in report.calibration.overall.judges]
     assert "gpt" not in labels
     assert sum(label.startswith("gpt #") for label in labels) == 2
     assert "longest v1" in labels and "baseline/longest" not in labels
     assert report.reference == "longest v1"
     assert {"baseline/shortest", "baseline/first", "baseline/random"} <= set(labels)
-    assert report.judges["baseline/shortest"].source == services.COMPUTED_BASELINE
+    assert report.judges["baseline/shortest"].source == study_data.COMPUTED_BASELINE
     assert report.judges["longest v1"].judge == "baseline/longest"
 
 
 def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    settings = services.Settings.from_env({"REVIEW_APP_BOOTSTRAP": "50", "REVIEW_APP_SEED": "3"})
-    first = services.calibration_report(store, "s", settings).document()
-    again = services.calibration_report(store, "s", settings).document()
+    settings = Settings.from_env({"REVIEW_APP_BOOTSTRAP": "50", "REVIEW_APP_SEED": "3"})
+    first = calibration.calibration_report(store, "s", settings).document()
+    again = calibration.calibration_report(store, "s", settings).document()
     assert first == again
     pairs = store.pairs_frame(store.require_study("s")["id"])
+    verdicts = pd.concat(
+        [
+            store.verdicts_frame(store.require_study("s")["id"]),
+            baselines.computed_verdicts(pairs, seed=3),
+        ],
+        ignore_index=True,
+    )
     direct = stats.study_report(
         pairs,
         store.votes_frame(store.require_study("s")["id"]),
-        pd.concat(
-            [
-                store.verdicts_frame(store.require_study("s")["id"]),
-                stats.baseline_verdicts(pairs, seed=3),
-            ],
-            ignore_index=True,
-        ),
+        verdicts,
         seed=3,
         n_boot=50,
+        judge_order=baselines.order_judges(verdicts["judge"]),
     )
     assert first == direct
 
@@ -238,8 +244,8 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
 def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    frame = services.disagreements(
-        store, "s", services.DisagreementFilters(judges=("gpt", "labels"))
+    frame = calibration.disagreements(
+        store, "s", calibration.DisagreementFilters(judges=("gpt", "labels"))
     )
     rows = {(r.judge, r.item_key): r for r in frame.itertuples()}
     # gpt on q2: orders disagree (tie) while the majority is tie -> orders only.
@@ -272,7 +278,7 @@ def test_disagreement_filters(store, tmp_path):
     add_native(store, "s")
 
     def keys(**filters):
-        frame = services.disagreements(store, "s", services.DisagreementFilters(**filters))
+        frame = calibration.disagreements(store, "s", calibration.DisagreementFilters(**filters))
         return {(r.judge, r.item_key) for r in frame.itertuples()}
 
     real = {"judges": ("gpt", "labels")}
@@ -289,16 +295,16 @@ def test_disagreement_filters(store, tmp_path):
 def test_disagreements_export_to_csv_with_every_column(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    frame = services.disagreements(store, "s", services.DisagreementFilters(judges=("gpt",)))
-    parsed = pd.read_csv(io.StringIO(services.disagreements_csv(frame)), keep_default_na=False)
-    assert list(parsed.columns) == services.DISAGREEMENT_COLUMNS
+    frame = calibration.disagreements(store, "s", calibration.DisagreementFilters(judges=("gpt",)))
+    parsed = pd.read_csv(io.StringIO(calibration.disagreements_csv(frame)), keep_default_na=False)
+    assert list(parsed.columns) == calibration.DISAGREEMENT_COLUMNS
     assert len(parsed) == len(frame) == 2
     assert set(parsed["explanation_y_first"]) >= {"gpt says finetuned"}
 
 
 def test_unknown_study_is_not_found(store):
-    with pytest.raises(services.NotFound, match="no study named 'nope'"):
-        services.calibration_report(store, "nope")
+    with pytest.raises(NotFound, match="no study named 'nope'"):
+        calibration.calibration_report(store, "nope")
 
 
 # ---- CLI ----
@@ -367,7 +373,7 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
     for name, section in document["by_category"].items():
         check_schema(section, SECTION, f"$.by_category.{name}")
     assert [j["judge"] for j in document["judges"]] == ["example-llm-judge"] + [
-        f"baseline/{name}" for name in stats.BASELINES
+        f"baseline/{name}" for name in baselines.BASELINES
     ]
     assert document["n_comparisons"] == 128
     assert (
@@ -391,7 +397,7 @@ def test_stats_prints_readable_tables(demo_store, capsys):
     assert "humans (the ceiling a judge is measured against)" in out
     header = next(line for line in out.splitlines() if line.startswith("judge "))
     assert "agreement w/o ties" in header and "p_first" in header
-    for name in stats.BASELINES:
+    for name in baselines.BASELINES:
         assert f"\nbaseline/{name} " in out
     assert "agreement without ties by category" in out
     assert "\nsupport " in out
@@ -414,7 +420,7 @@ def open_page(store, page: str, user: str = "demo-admin") -> AppTest:
 
 def import_agreeing_judge(store, tmp_path) -> None:
     """A judge that says what the demo reviewers' majority says, in both orders."""
-    votes = list(services.export_rows(store, "votes", "demo"))
+    votes = list(data.export_rows(store, "votes", "demo"))
     by_pair: dict[tuple, Counter] = {}
     for v in votes:
         by_pair.setdefault((v["item_id"], v["system_a"], v["system_b"]), Counter())[
@@ -427,12 +433,12 @@ def import_agreeing_judge(store, tmp_path) -> None:
             winner = "tie"  # no unique most frequent outcome: the majority label is a tie
         for first in (a, b):
             lines.append(f"{item},{a},{b},majority-judge,{winner},{first},agrees")
-    services.import_verdicts(store, write(tmp_path / "judge.csv", "\n".join(lines) + "\n"), "demo")
+    data.import_verdicts(store, write(tmp_path / "judge.csv", "\n".join(lines) + "\n"), "demo")
 
 
 def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
-    report = services.calibration_report(demo_store, "demo")
+    report = calibration.calibration_report(demo_store, "demo")
     at = open_page(demo_store, "calibration.py")
     assert not at.exception
     assert at.title[0].value == "Calibration"
@@ -441,7 +447,7 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
     assert metrics["Agreement w/o ties"] == f"{ceiling.value:.2f}"
     judges = at.dataframe[0].value
     assert list(judges["judge"]) == ["example-llm-judge", "majority-judge"] + [
-        f"baseline/{n}" for n in stats.BASELINES
+        f"baseline/{n}" for n in baselines.BASELINES
     ]
     assert set(judges["human ceiling w/o ties"]) == {ceiling.value}
     row = judges.set_index("judge").loc["majority-judge"]
@@ -476,9 +482,9 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
 def test_calibration_page_shows_new_verdicts_at_once(demo_store, tmp_path):
     at = open_page(demo_store, "calibration.py")
     assert "majority-judge" not in list(at.dataframe[0].value["judge"])
-    before = services.calibration_data_version(demo_store, "demo")
+    before = calibration.calibration_data_version(demo_store, "demo")
     import_agreeing_judge(demo_store, tmp_path)
-    assert services.calibration_data_version(demo_store, "demo") != before
+    assert calibration.calibration_data_version(demo_store, "demo") != before
     at.run()
     assert not at.exception
     assert "majority-judge" in list(at.dataframe[0].value["judge"])
@@ -497,7 +503,7 @@ def test_calibration_page_switches_the_confusion_matrix_by_judge(demo_store, tmp
 def test_calibration_page_warns_when_n_is_small(store, tmp_path, settings):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    store.demo_links = {"admin": services.add_reviewer(store, settings, "boss", "admin")[1]}
+    store.demo_links = {"admin": people.add_reviewer(store, settings, "boss", "admin")[1]}
     at = open_page(store, "calibration.py", "admin")
     assert not at.exception
     warnings = [w.value for w in at.warning]
@@ -516,10 +522,10 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     assert at.markdown[0].value == "**0 disagreements**"
 
     at.multiselect(key="disagreements_judges").select("baseline/longest").run()
-    expected = services.disagreements(
+    expected = calibration.disagreements(
         demo_store,
         "demo",
-        services.DisagreementFilters(judges=("majority-judge", "baseline/longest")),
+        calibration.DisagreementFilters(judges=("majority-judge", "baseline/longest")),
     )
     assert at.markdown[0].value == f"**{len(expected)} disagreements**"
     table = at.dataframe[0].value

@@ -1,4 +1,7 @@
 import json
+import shlex
+import subprocess
+import sys
 
 from review_app.cli import main
 from tests.conftest import write
@@ -67,7 +70,7 @@ def test_study_create_names_an_unknown_system(tmp_path, capsys):
 
 
 def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
-    from review_app import services
+    from review_app.services import people
 
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
@@ -78,7 +81,7 @@ def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsy
     token = link.split("token=")[1]
     assert len(token) >= 32
     assert token not in open(store.path, "rb").read().decode("latin-1")
-    assert services.authenticate(store, token)["name"] == "ann"
+    assert people.authenticate(store, token)["name"] == "ann"
     assert run(capsys, "reviewers", "revoke", "ann")[0] == 0
     _, out, _ = run(capsys, "reviewers", "list")
     assert "ann\treviewer\ts\t0 pairs voted\trevoked" in out
@@ -87,7 +90,7 @@ def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsy
     from review_app.errors import Forbidden
 
     with pytest.raises(Forbidden, match="revoked"):
-        services.authenticate(store, token)
+        people.authenticate(store, token)
 
 
 def test_demo_command_seeds_without_serving(capsys):
@@ -139,3 +142,41 @@ def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, sto
     run(capsys, "reviewers", "add", "ann", "--role", "signer")
     assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
     assert store.reviewer("ann")["role"] == "signer"
+
+
+def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(tmp_path, capsys):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    write(
+        tmp_path / "v.csv",
+        "item_id,system_a,system_b,reviewer,winner\nq1,finetuned,base,ann,finetuned\n",
+    )
+    code, _, err = run(capsys, "import", "votes", str(tmp_path / "v.csv"), "--study", "new")
+    assert code == 1
+    assert err == (
+        "error: no study named 'new'; pass --eval-set NAME to create it over that eval set\n"
+    )
+
+
+def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path):
+    """The reader closing the pipe early is not an error (`review-app export ... | head -1`)."""
+    db = tmp_path / "pipe.db"
+    rows = "".join(f"q{i},Prompt {i}?,{s},Answer {i} {s},geo\n" for i in range(3000) for s in "ab")
+    write(tmp_path / "o.csv", "item_id,prompt,system,output,category\n" + rows)
+    assert (
+        main(["--db", str(db), "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"])
+        == 0
+    )
+    assert (
+        main(["--db", str(db), "study", "create", "s", "--eval-set", "e", "--compare", "a:b"]) == 0
+    )
+    command = (
+        f"{shlex.quote(sys.executable)} -m review_app.cli --db {shlex.quote(str(db))} "
+        "export pairs --study s --format jsonl | head -1"
+    )
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120
+    )
+    assert done.stderr == ""
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["item_id"] == "q0"

@@ -2,18 +2,22 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app import gate, services, stats
+from review_app import baselines, gate, stats
 from review_app.cli import main
 from review_app.errors import Forbidden, InputError, OutcomesHidden
+from review_app.report import render_report, report_hash
+from review_app.services import data, people, signoff, studies, thresholds
+from tests.stats_frames import make_pairs, make_verdicts, make_votes
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
 
 def add_standard_thresholds(store, by="demo-admin"):
-    services.add_threshold(
+    thresholds.add_threshold(
         store,
         "demo",
         "human_win_rate",
@@ -22,7 +26,7 @@ def add_standard_thresholds(store, by="demo-admin"):
         0.6,
         by,
     )
-    services.add_threshold(
+    thresholds.add_threshold(
         store,
         "demo",
         "max_regression_points",
@@ -36,13 +40,27 @@ def add_standard_thresholds(store, by="demo-admin"):
 @pytest.fixture
 def locked(demo_store):
     add_standard_thresholds(demo_store)
-    services.lock_thresholds(demo_store, "demo", "demo-admin")
+    thresholds.lock_thresholds(demo_store, "demo", "demo-admin")
     return demo_store
 
 
 def reviewer(store, name):
     return store.reviewer(name)
 
+
+
+def study_frames(store, study_id, seed, with_baselines=True):
+    """The study's frames built straight from the store, independently of the app's study data:
+    stored verdicts named by run label, plus computed baselines for those with no stored run."""
+    pairs = store.pairs_frame(study_id)
+    verdicts = store.verdicts_frame(study_id)
+    if with_baselines:
+        missing = [n for n in baselines.BASELINES if baselines.label(n) not in set(verdicts.judge)]
+        computed = baselines.computed_verdicts(pairs, missing, seed=seed)
+        verdicts = pd.concat([verdicts, computed[list(verdicts.columns)]], ignore_index=True)
+    else:
+        verdicts = verdicts[~verdicts.judge.map(baselines.is_baseline)].reset_index(drop=True)
+    return pairs, store.votes_frame(study_id), verdicts
 
 def test_threshold_validation_names_the_problem():
     with pytest.raises(InputError, match="unknown metric 'win'"):
@@ -55,49 +73,191 @@ def test_threshold_validation_names_the_problem():
         gate.validate_threshold("final_review_acceptable_rate", {}, "==", 0.5)
 
 
+# ---- the gate on a small hand-made study (no workspace, no services) ----
+
+COMPARISON = ("finetuned", "base")
+
+
+@pytest.fixture(scope="module")
+def small() -> gate.GateInputs:
+    """Finetuned vs base. reasoning: humans 7 wins / 13 losses (win rate 0.35, a 15-point drop),
+    gpt-judge 0 of 20 (a 50-point drop); safety: humans 4 of 4; formatting: judged, never voted.
+    One reviewer, so there is no human-human ceiling."""
+    reasoning, safety, formatting = range(1, 21), range(21, 25), range(25, 27)
+    categories = {p: "reasoning" for p in reasoning} | {p: "safety" for p in safety}
+    categories |= {p: "formatting" for p in formatting}
+    pairs = make_pairs(26, COMPARISON, categories=categories)
+    # make_pairs orders systems by name: x = base, y = finetuned.
+    votes = make_votes(
+        pairs,
+        [(p, "r1", "y" if p <= 7 else "x") for p in reasoning] + [(p, "r1", "y") for p in safety],
+    )
+    verdicts = make_verdicts(
+        pairs,
+        [("gpt-judge", p, None, "x") for p in reasoning]
+        + [("gpt-judge", p, None, "y") for p in formatting],
+    )
+    return gate.GateInputs(
+        stats.calibrate(pairs, votes, verdicts, n_boot=50),
+        stats.win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
+        stats.category_win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
+        {"n": 4, "acceptable": 3},
+    )
+
+
+def regression_threshold(tolerance=15, categories="reasoning,formatting", source="", op="<="):
+    params = {"system_a": "finetuned", "system_b": "base", "categories": categories}
+    return gate.validate_threshold(
+        "max_regression_points", params | {"source": source}, op, tolerance
+    )
+
+
+def test_each_metric_measures_itself_with_the_same_details(small):
+    def measured(metric, **params):
+        return gate.measure(gate.validate_threshold(metric, params, ">=", 0), small)
+
+    pair = {"system_a": "finetuned", "system_b": "base"}
+    win = measured("human_win_rate", **pair)
+    assert (win.value, win.n, win.detail) == (11 / 24, 24, "11 wins, 0 ties, 13 losses")
+    low = measured("human_win_rate_ci_low", **pair)
+    assert low.value == win.ci[0] and low.detail == (
+        f"win rate {11 / 24:.3f}, CI [{win.ci[0]:.3f}, {win.ci[1]:.3f}]"
+    )
+    judged = measured("judge_win_rate", judge="gpt-judge", **pair)
+    assert (judged.value, judged.n, judged.detail) == (2 / 22, 22, "2 wins, 0 ties, 20 losses")
+    agreement = measured("judge_agreement", judge="gpt-judge")
+    assert (agreement.value, agreement.n, agreement.detail) == (13 / 20, 20, "without ties")
+    assert measured("final_review_acceptable_rate") == gate.Measurement(
+        0.75, None, 4, "3 of 4 acceptable"
+    )
+    worst = gate.measure(regression_threshold(categories="reasoning,safety"), small)
+    assert (worst.value, worst.n) == (15.0, 20)
+    assert worst.detail == "worst: reasoning (win rate 0.350, n=20)"
+    assert all(callable(m.measure) for m in gate.METRICS.values())
+
+
+def test_unmeasurable_thresholds_fail_saying_why(small):
+    cases = [
+        (
+            "human_win_rate",
+            {"system_a": "base", "system_b": "other"},
+            "no humans outcomes for base vs other",
+        ),
+        ("judge_agreement", {"judge": "nobody"}, "no verdicts from judge nobody"),
+        (
+            "judge_agreement_vs_ceiling",
+            {"judge": "gpt-judge"},
+            "no human-human overlap to measure the ceiling",
+        ),
+        (
+            "judge_beats_baseline",
+            {"judge": "gpt-judge", "baseline": "baseline/longest"},
+            "no verdicts from judge baseline/longest",
+        ),
+        (
+            "max_regression_points",
+            {"system_a": "finetuned", "system_b": "base", "categories": "reasoning,formatting"},
+            "category formatting has no humans outcomes",
+        ),
+        (
+            "max_regression_points",
+            {"system_a": "base", "system_b": "other"},
+            "no category has outcomes for this comparison",
+        ),
+    ]
+    thresholds = [gate.validate_threshold(m, p, ">=", 0) for m, p, _ in cases]
+    results = gate.evaluate(thresholds, small)
+    assert [r.detail for r in results] == [f"not measurable: {why}" for _, _, why in cases]
+    assert not any(r.passed for r in results) and all(r.value is None for r in results)
+
+
+def verdicts_by_row(small, *thresholds):
+    rows = gate.regression_table(small, [COMPARISON], thresholds)
+    return {(r["category"], r["source"]): r["verdict"] for r in rows}, rows
+
+
+def test_regression_verdicts_are_the_gates_own(small):
+    verdicts, rows = verdicts_by_row(small, regression_threshold(tolerance=15))
+    assert verdicts == {
+        ("formatting", "humans"): "n/a",  # listed, but nobody voted there
+        ("formatting", "gpt-judge"): "not gated",  # a judge row under a humans threshold
+        ("reasoning", "humans"): "ok",  # a drop of exactly the tolerance is allowed
+        ("reasoning", "gpt-judge"): "not gated",  # a 50-point drop, but from the judge
+        ("safety", "humans"): "not gated",  # not one of the threshold's categories
+    }
+    reasoning = next(r for r in rows if (r["category"], r["source"]) == ("reasoning", "humans"))
+    assert (reasoning["value"], reasoning["drop_points"], reasoning["n"]) == (0.35, 15.0, 20)
+
+    verdicts, _ = verdicts_by_row(small, regression_threshold(tolerance=14.9))
+    assert verdicts[("reasoning", "humans")] == "regression"
+    verdicts, _ = verdicts_by_row(small, regression_threshold(tolerance=15, op="<"))
+    assert verdicts[("reasoning", "humans")] == "regression"
+    verdicts, _ = verdicts_by_row(small)
+    assert set(verdicts.values()) == {"not gated"}
+
+
+def test_a_judge_threshold_gates_only_that_judges_rows(small):
+    verdicts, _ = verdicts_by_row(
+        small, regression_threshold(tolerance=5, categories="", source="gpt-judge")
+    )
+    assert {k: v for k, v in verdicts.items() if v != "not gated"} == {
+        ("formatting", "gpt-judge"): "ok",  # finetuned won both: a 50-point gain
+        ("reasoning", "gpt-judge"): "regression",
+    }
+
+
+@pytest.mark.parametrize("tolerance", [14.9, 15, 16])
+def test_regression_rows_agree_with_the_gate(small, tolerance):
+    threshold = regression_threshold(tolerance=tolerance, categories="reasoning,safety")
+    [result] = gate.evaluate([threshold], small)
+    verdicts, _ = verdicts_by_row(small, threshold)
+    assert result.passed == ("regression" not in verdicts.values())
+    assert result.passed == (tolerance >= 15)
+
+
 def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
     add_standard_thresholds(demo_store)
-    for call in (services.study_results, services.evaluate_gate, services.build_report):
+    for call in (signoff.study_results, signoff.evaluate_gate, signoff.build_report):
         with pytest.raises(OutcomesHidden, match="hidden until its thresholds are locked"):
             call(demo_store, "demo", settings)
-    content_hash = services.lock_thresholds(demo_store, "demo", "demo-admin")
+    content_hash = thresholds.lock_thresholds(demo_store, "demo", "demo-admin")
     assert len(content_hash) == 64
-    assert len(services.evaluate_gate(demo_store, "demo", settings)) == 2
+    assert len(signoff.evaluate_gate(demo_store, "demo", settings)) == 2
 
 
 def test_lock_needs_thresholds_and_happens_once(demo_store):
     with pytest.raises(InputError, match="at least one threshold"):
-        services.lock_thresholds(demo_store, "demo", "a")
+        thresholds.lock_thresholds(demo_store, "demo", "a")
     add_standard_thresholds(demo_store)
-    services.lock_thresholds(demo_store, "demo", "a")
+    thresholds.lock_thresholds(demo_store, "demo", "a")
     with pytest.raises(Exception, match="already locked"):
-        services.lock_thresholds(demo_store, "demo", "a")
+        thresholds.lock_thresholds(demo_store, "demo", "a")
 
 
 def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings):
-    first = services.list_thresholds(locked, "demo")[0]
+    first = thresholds.list_thresholds(locked, "demo")[0]
     before = locked.table_counts()
     with pytest.raises(InputError, match="needs a reason"):
-        services.update_threshold(locked, "demo", first["id"], ">=", 0.55, "demo-admin")
+        thresholds.update_threshold(locked, "demo", first["id"], ">=", 0.55, "demo-admin")
     with pytest.raises(InputError, match="needs a reason"):
-        services.remove_threshold(locked, "demo", first["id"], "demo-admin")
+        thresholds.remove_threshold(locked, "demo", first["id"], "demo-admin")
     assert locked.table_counts() == before
-    services.update_threshold(
+    thresholds.update_threshold(
         locked, "demo", first["id"], ">=", 0.55, "demo-admin", "base too strong"
     )
     deviations = locked.deviations(locked.require_study("demo")["id"])
     assert len(deviations) == 1
     assert deviations[0]["before"].endswith(">= 0.6") and deviations[0]["after"].endswith(">= 0.55")
-    report = services.build_report(locked, "demo", settings)
+    report = signoff.build_report(locked, "demo", settings)
     assert report["deviations"][0]["reason"] == "base too strong"
     assert report["thresholds"]["locked"][0]["value"] == 0.6  # the lock keeps the original
-    assert "Deviations after the lock" in services.render_report(report, "md")
+    assert "Deviations after the lock" in render_report(report, "md")
 
 
 def test_report_numbers_equal_the_statistics_module(locked, settings):
-    report = services.build_report(locked, "demo", settings)
+    report = signoff.build_report(locked, "demo", settings)
     study_id = locked.require_study("demo")["id"]
-    pairs, votes, verdicts = services.study_frames(locked, study_id, settings.seed)
+    pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     expected = stats.win_rates(
         pairs,
         votes,
@@ -124,25 +284,25 @@ def test_report_numbers_equal_the_statistics_module(locked, settings):
 
 def test_regression_metric_is_the_worst_listed_category(locked, settings):
     study_id = locked.require_study("demo")["id"]
-    pairs, votes, verdicts = services.study_frames(locked, study_id, settings.seed)
+    pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     by_cat = stats.category_win_rates(pairs, votes, verdicts, [("finetuned", "base")], n_boot=1000)
     drops = {
         c: 100 * (0.5 - next(w for w in rates if w.source == "humans").value)
         for c, rates in by_cat.items()
         if c in ("reasoning", "formatting", "safety")
     }
-    result = services.evaluate_gate(locked, "demo", settings)[1]
+    result = signoff.evaluate_gate(locked, "demo", settings)[1]
     assert result.value == pytest.approx(max(drops.values()))
     assert result.detail.startswith(f"worst: {max(drops, key=drops.get)}")
 
 
 def test_only_a_signer_can_sign_and_final_review(locked, settings):
-    sample = services.final_review_sample(locked, "demo", settings=settings)
+    sample = signoff.final_review_sample(locked, "demo", settings=settings)
     for name in ("demo-admin", "demo-reviewer"):
         with pytest.raises(Forbidden, match="for signer accounts"):
-            services.sign_off(locked, "demo", reviewer(locked, name), "approve", "ok", settings)
+            signoff.sign_off(locked, "demo", reviewer(locked, name), "approve", "ok", settings)
         with pytest.raises(Forbidden):
-            services.record_final_review(
+            signoff.record_final_review(
                 locked, "demo", reviewer(locked, name), sample[0]["output_id"], True
             )
     assert locked.signoffs(locked.require_study("demo")["id"]) == []
@@ -151,15 +311,15 @@ def test_only_a_signer_can_sign_and_final_review(locked, settings):
 def test_sign_off_pins_the_report_and_is_append_only(locked, settings):
     signer = reviewer(locked, "demo-signer")
     with pytest.raises(InputError, match="needs a comment"):
-        services.sign_off(locked, "demo", signer, "approve", "  ", settings)
-    report = services.sign_off(locked, "demo", signer, "reject", "reasoning regressed", settings)
-    report = services.sign_off(locked, "demo", signer, "approve", "after discussion", settings)
+        signoff.sign_off(locked, "demo", signer, "approve", "  ", settings)
+    report = signoff.sign_off(locked, "demo", signer, "reject", "reasoning regressed", settings)
+    report = signoff.sign_off(locked, "demo", signer, "approve", "after discussion", settings)
     assert [s["decision"] for s in report["signoffs"]] == ["reject", "approve"]
     assert report["signoffs"][-1]["report_hash"] == report["report_hash"]
     stored = locked.db.execute("SELECT report FROM signoffs ORDER BY id DESC").fetchone()[0]
     pinned = json.loads(stored)
     assert pinned["eval_set"]["content_hash"] == locked.eval_set("demo")["content_hash"]
-    assert gate.report_hash(pinned) == report["report_hash"]
+    assert report_hash(pinned) == report["report_hash"]
     with pytest.raises(Exception, match="append-only"):
         locked.db.execute("DELETE FROM signoffs")
 
@@ -174,12 +334,12 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
         ]
     rows += ["reasoning-001,finetuned,base,gpt-judge,base,base,"]
     (tmp_path / "j.csv").write_text("\n".join(rows) + "\n")
-    services.import_verdicts(locked, tmp_path / "j.csv", "demo")
-    sample = services.final_review_sample(locked, "demo", settings=settings)
+    data.import_verdicts(locked, tmp_path / "j.csv", "demo")
+    sample = signoff.final_review_sample(locked, "demo", settings=settings)
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
-    pairs, _, verdicts = services.study_frames(
+    pairs, _, verdicts = study_frames(
         locked, locked.require_study("demo")["id"], 0, with_baselines=False
     )
     scores = gate.judge_preference(pairs, verdicts, "finetuned")
@@ -188,18 +348,18 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     assert scores["reasoning-001"] < 1.0 and "reasoning-001" not in {s["item_key"] for s in top}
     signer = reviewer(locked, "demo-signer")
     for s in sample[:4]:
-        services.record_final_review(
+        signoff.record_final_review(
             locked, "demo", signer, s["output_id"], s["item_key"] != sample[0]["item_key"], ""
         )
-    services.add_threshold(
+    thresholds.add_threshold(
         locked, "demo", "final_review_acceptable_rate", {}, ">=", 0.9, "demo-admin", "added late"
     )
-    result = services.evaluate_gate(locked, "demo", settings)[-1]
+    result = signoff.evaluate_gate(locked, "demo", settings)[-1]
     assert (result.value, result.n, result.passed) == (0.75, 4, False)
 
 
 def test_html_report_is_self_contained(locked, settings):
-    html = services.render_report(services.build_report(locked, "demo", settings), "html")
+    html = render_report(signoff.build_report(locked, "demo", settings), "html")
     assert html.startswith("<!doctype html>") and "<svg" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html.lower()
@@ -266,8 +426,11 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     assert "Not locked yet" in at.warning[0].value
     at.button(key="gate_lock").click().run()
     assert not at.exception
-    assert services.threshold_lock(demo_store, "demo")["locked_by"] == "demo-admin"
-    assert any("Gate" in e.value for e in [*at.success, *at.error])
+    assert thresholds.threshold_lock(demo_store, "demo")["locked_by"] == "demo-admin"
+    # The demo candidate clears both standard thresholds (win rate 0.68 >= 0.6; worst suite at
+    # parity), so the page must say the gate passes.
+    assert "Gate passes: 2 of 2 thresholds met." in [e.value for e in at.success]
+    assert not at.error
     assert not [b for b in at.button if b.key == "signoff_submit"]
 
     at = open_page(demo_store, "gate.py", "demo-signer")
@@ -281,7 +444,7 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     ]
 
 
-def test_results_page_after_the_lock_shows_win_rates(locked):
+def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     at = open_page(locked, "results.py", "demo-signer")
     assert not at.exception
     assert [s.value for s in at.subheader][:3] == [
@@ -291,22 +454,14 @@ def test_results_page_after_the_lock_shows_win_rates(locked):
     ]
     frame = at.dataframe[0].value
     assert set(frame.source) >= {"humans", "baseline/longest"}
-    # Regression verdicts use the locked 5-point tolerance, only where that threshold applies:
-    # finetuned vs base on the reasoning, formatting and safety suites.
-    regression = at.dataframe[1].value
-    captions = [c.value for c in at.caption]
-    assert any(
-        c.startswith("Verdict against the gate's regression tolerance of 5 points")
-        for c in captions
-    )
-    suites = {"reasoning", "formatting", "safety"}
-    for row in regression.itertuples():
-        if row.comparison == "finetuned vs base" and row.category in suites:
-            assert row.verdict == ("regression" if row.delta_points < -5 else "ok")
-        else:
-            assert row.verdict == "not gated"
-    gated = regression[regression.verdict != "not gated"]
-    assert set(gated.category) == suites and len(gated) >= 3
+    # The page shows the gate's own regression verdicts, row for row; the standard threshold
+    # gates human rows of finetuned vs base on the reasoning, formatting and safety suites.
+    shown = at.dataframe[1].value
+    expected = signoff.study_results(locked, "demo", settings)["regression"]
+    assert shown.verdict.tolist() == [r["verdict"] for r in expected]
+    gated = shown[shown.verdict != "not gated"]
+    assert set(gated.category) == {"reasoning", "formatting", "safety"}
+    assert set(gated.source) == {"humans"} and set(gated.verdict) == {"ok"}
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):
@@ -320,8 +475,8 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
         "item_id,system_a,system_b,judge,winner,first,explanation\n"
         "support-001,finetuned,base,gpt-judge,finetuned,base,\n"
     )
-    services.import_verdicts(demo_store, tmp_path / "j.csv", "demo")
-    described = [t.describe() for t in services.recommended_thresholds(demo_store, "demo")]
+    data.import_verdicts(demo_store, tmp_path / "j.csv", "demo")
+    described = [t.describe() for t in thresholds.recommended_thresholds(demo_store, "demo")]
     assert "Human win rate (system_a=finetuned, system_b=base) >= 0.6" in described
     assert any("categories=formatting+reasoning+safety" in d and "<= 5" in d for d in described)
     assert any(
@@ -331,9 +486,9 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
         for d in described
     )
     assert not any("judge=baseline/" in d for d in described)
-    assert services.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
+    assert thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
     with pytest.raises(Exception, match="already has thresholds"):
-        services.add_recommended_thresholds(demo_store, "demo", "demo-admin")
+        thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin")
 
 
 def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
@@ -350,18 +505,18 @@ def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
 
 def test_html_report_says_what_the_signer_signed(locked, settings):
     signer = reviewer(locked, "demo-signer")
-    sample = services.final_review_sample(locked, "demo", settings=settings)
-    services.record_final_review(
+    sample = signoff.final_review_sample(locked, "demo", settings=settings)
+    signoff.record_final_review(
         locked, "demo", signer, sample[0]["output_id"], False, "made-up refund policy"
     )
-    report = services.sign_off(locked, "demo", signer, "approve", "good enough", settings)
-    html = services.render_report(report, "html")
+    report = signoff.sign_off(locked, "demo", signer, "approve", "good enough", settings)
+    html = render_report(report, "html")
     assert "Locked by <b>demo-admin</b>" in html
     assert f"{sample[0]['item_key']}: made-up refund policy" in html
     assert f"<code>{report['report_hash']}</code> (this report)" in html
 
-    services.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
-    html = services.render_report(services.build_report(locked, "demo", settings), "html")
+    signoff.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
+    html = render_report(signoff.build_report(locked, "demo", settings), "html")
     assert "(an earlier version: the figures changed after signing)" in html
 
 
@@ -374,22 +529,22 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
             f"q{i},Question {i}?,ft,better answer {i},{category}",
         ]
     (tmp_path / "o.csv").write_text("\n".join(rows) + "\n")
-    services.import_outputs(store, tmp_path / "o.csv", "e")
-    services.create_study(store, "s", "e", [("ft", "base")])
+    data.import_outputs(store, tmp_path / "o.csv", "e")
+    studies.create_study(store, "s", "e", [("ft", "base")])
     votes = ["item_id,system_a,system_b,reviewer,winner"] + [
         f"q{i},ft,base,ann,base" for i in range(6)
     ]
     (tmp_path / "v.csv").write_text("\n".join(votes) + "\n")
-    services.import_votes(store, tmp_path / "v.csv", "s")
-    assert services.study_categories(store, "s") == ["math", "uncategorized"]
+    data.import_votes(store, tmp_path / "v.csv", "s")
+    assert studies.study_categories(store, "s") == ["math", "uncategorized"]
     regression = next(
         t
-        for t in services.recommended_thresholds(store, "s")
+        for t in thresholds.recommended_thresholds(store, "s")
         if t.metric == "max_regression_points"
     )
     assert regression.params["categories"] == ["uncategorized"]
     with pytest.raises(InputError, match="has no category geography"):
-        services.add_threshold(
+        thresholds.add_threshold(
             store,
             "s",
             "max_regression_points",
@@ -398,19 +553,17 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
             5,
             "admin",
         )
-    services.add_threshold(store, "s", regression.metric, regression.params, "<=", 5, "admin")
-    services.lock_thresholds(store, "s", "admin")
-    result = services.evaluate_gate(store, "s", settings)[0]
+    thresholds.add_threshold(store, "s", regression.metric, regression.params, "<=", 5, "admin")
+    thresholds.lock_thresholds(store, "s", "admin")
+    result = signoff.evaluate_gate(store, "s", settings)[0]
     assert (result.value, result.n, result.passed) == (50.0, 2, False)
     assert result.detail.startswith("worst: uncategorized")
 
 
 def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
-    services.revoke_reviewer(locked, "demo-signer")
+    people.revoke_reviewer(locked, "demo-signer")
     with pytest.raises(Forbidden, match="revoked"):
-        services.sign_off(
-            locked, "demo", reviewer(locked, "demo-signer"), "approve", "ok", settings
-        )
+        signoff.sign_off(locked, "demo", reviewer(locked, "demo-signer"), "approve", "ok", settings)
     argv = [
         "signoff",
         "--study",
@@ -427,14 +580,14 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
 
 
 def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
-    before = services.evaluate_gate(locked, "demo", settings)[0]
-    again = services.evaluate_gate(locked, "demo", settings)[0]
+    before = signoff.evaluate_gate(locked, "demo", settings)[0]
+    again = signoff.evaluate_gate(locked, "demo", settings)[0]
     assert again == before  # served from the statistics cache, unchanged
     (tmp_path / "v.csv").write_text(
         "item_id,system_a,system_b,reviewer,winner\n"
         "support-001,finetuned,base,late-reviewer,base\n"
         "support-002,finetuned,base,late-reviewer,base\n"
     )
-    services.import_votes(locked, tmp_path / "v.csv", "demo")
-    after = services.evaluate_gate(locked, "demo", settings)[0]
+    data.import_votes(locked, tmp_path / "v.csv", "demo")
+    after = signoff.evaluate_gate(locked, "demo", settings)[0]
     assert after.n == before.n + 2 and after.value < before.value

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from review_app import services
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.services import data as data_service
+from review_app.services import studies
 from tests.conftest import write
 
 OUTPUTS_CSV = (
@@ -26,15 +27,15 @@ def output_row(**overrides):
 
 @pytest.fixture
 def seeded(store, tmp_path):
-    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
-    services.create_study(store, "s", "e", [("finetuned", "base")], reviews_per_pair=2)
+    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    studies.create_study(store, "s", "e", [("finetuned", "base")], reviews_per_pair=2)
     return store
 
 
 def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_path):
-    summary = services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    summary = data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
     assert summary.added == {"items added": 2, "outputs added": 4}
-    pairs = services.create_study(store, "s", "e", [("finetuned", "base")])
+    pairs = studies.create_study(store, "s", "e", [("finetuned", "base")])
     assert pairs.pairs_added == 2
     frame = store.pairs_frame(store.require_study("s")["id"])
     q1 = frame[frame.item_key == "q1"].iloc[0]
@@ -47,19 +48,19 @@ def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_
 
 def test_reimport_is_a_no_op(store, tmp_path):
     path = write(tmp_path / "o.csv", OUTPUTS_CSV)
-    services.import_outputs(store, path, "e")
+    data_service.import_outputs(store, path, "e")
     before = store.table_counts()
-    summary = services.import_outputs(store, path, "e")
+    summary = data_service.import_outputs(store, path, "e")
     assert summary.added == {} and summary.unchanged == 4
     assert store.table_counts() == before
 
 
 def test_changed_output_is_refused_unless_replace(store, tmp_path):
-    services.import_outputs(store, write(tmp_path / "a.jsonl", jsonl(output_row())), "e")
+    data_service.import_outputs(store, write(tmp_path / "a.jsonl", jsonl(output_row())), "e")
     changed = write(tmp_path / "b.jsonl", jsonl(output_row(output="five")))
     with pytest.raises(Conflict, match=r"b.jsonl:1: item 'q1' already has a different output"):
-        services.import_outputs(store, changed, "e")
-    summary = services.import_outputs(store, changed, "e", replace=True)
+        data_service.import_outputs(store, changed, "e")
+    summary = data_service.import_outputs(store, changed, "e", replace=True)
     assert summary.added == {"outputs replaced": 1}
     assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == "five"
 
@@ -67,10 +68,12 @@ def test_changed_output_is_refused_unless_replace(store, tmp_path):
 def test_frozen_eval_set_refuses_changes_even_with_replace(seeded, tmp_path):
     row = output_row(output="changed", category="math", reference="4")
     with pytest.raises(Conflict, match="frozen by study s"):
-        services.import_outputs(seeded, write(tmp_path / "c.jsonl", jsonl(row)), "e", replace=True)
+        data_service.import_outputs(
+            seeded, write(tmp_path / "c.jsonl", jsonl(row)), "e", replace=True
+        )
     new_item = output_row(item_id="q9")
     with pytest.raises(Conflict, match="item 'q9' would be added"):
-        services.import_outputs(seeded, write(tmp_path / "d.jsonl", jsonl(new_item)), "e")
+        data_service.import_outputs(seeded, write(tmp_path / "d.jsonl", jsonl(new_item)), "e")
 
 
 def test_a_new_system_can_join_a_frozen_eval_set(seeded, tmp_path):
@@ -84,7 +87,7 @@ def test_a_new_system_can_join_a_frozen_eval_set(seeded, tmp_path):
             "category": "chat",
         },
     )
-    summary = services.import_outputs(seeded, write(tmp_path / "v2.jsonl", rows), "e")
+    summary = data_service.import_outputs(seeded, write(tmp_path / "v2.jsonl", rows), "e")
     assert summary.added == {"outputs added": 2}
 
 
@@ -104,7 +107,7 @@ def test_alpaca_eval_model_outputs(store, tmp_path):
         },
     ]
     path = write(tmp_path / "model_outputs.json", json.dumps(data))
-    assert services.import_outputs(store, path, "alpaca").added == {
+    assert data_service.import_outputs(store, path, "alpaca").added == {
         "items added": 1,
         "outputs added": 2,
     }
@@ -115,7 +118,7 @@ def test_alpaca_eval_model_outputs(store, tmp_path):
 def test_bom_and_crlf_are_accepted(store, tmp_path):
     text = OUTPUTS_CSV.replace("\n\n(two plus two)", " (two plus two)").replace("\n", "\r\n")
     path = write(tmp_path / "o.csv", b"\xef\xbb\xbf" + text.encode())
-    services.import_outputs(store, path, "e")
+    data_service.import_outputs(store, path, "e")
     assert store.db.execute("SELECT count(*) FROM outputs").fetchone()[0] == 4
     assert (
         store.db.execute("SELECT text FROM outputs WHERE system='base' AND item_id=1").fetchone()[0]
@@ -125,13 +128,15 @@ def test_bom_and_crlf_are_accepted(store, tmp_path):
 
 def test_a_5_mb_output_round_trips(store, tmp_path):
     big = "long answer. " * 400_000
-    services.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(output_row(output=big))), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.jsonl", jsonl(output_row(output=big))), "e"
+    )
     assert store.db.execute("SELECT length(text) FROM outputs").fetchone()[0] == len(big)
 
 
 def test_unicode_and_emoji_survive(store, tmp_path):
     row = output_row(prompt="ライトが点きません 💡", output="再起動してください 🙏 Ελληνικά")
-    services.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(row)), "e")
+    data_service.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(row)), "e")
     assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == row["output"]
 
 
@@ -226,7 +231,7 @@ MALFORMED_OUTPUTS = [
 def test_malformed_outputs_are_refused_and_change_nothing(seeded, tmp_path, name, content, message):
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
-        services.import_outputs(seeded, write(tmp_path / name, content), "other")
+        data_service.import_outputs(seeded, write(tmp_path / name, content), "other")
     assert seeded.table_counts() == before
 
 
@@ -234,7 +239,7 @@ def test_a_bad_row_after_a_full_batch_rolls_back_the_earlier_batches(store, tmp_
     rows = [output_row(item_id=f"q{i}") for i in range(12_000)] + [output_row(item_id="")]
     before = store.table_counts()
     with pytest.raises(InputError, match=r"big.jsonl:12001: field 'item_id': is empty"):
-        services.import_outputs(store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e")
+        data_service.import_outputs(store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e")
     assert store.table_counts() == before
 
 
@@ -249,8 +254,8 @@ def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
         + "q1,finetuned,base,bob,tie,,,\n"
         + "q2,base,finetuned,ann,both_bad,finetuned,,\n",
     )
-    assert services.import_votes(seeded, path, "s").added == {"votes added": 3}
-    assert services.import_votes(seeded, path, "s").unchanged == 3
+    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 3}
+    assert data_service.import_votes(seeded, path, "s").unchanged == 3
     frame = seeded.votes_frame(seeded.require_study("s")["id"]).sort_values("vote_id")
     assert frame.outcome.tolist() == ["y", "tie", "both_bad"]
     assert frame.shown_left.tolist() == ["base", None, "finetuned"]
@@ -258,10 +263,10 @@ def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
 
 
 def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
-    services.import_votes(
+    data_service.import_votes(
         seeded, write(tmp_path / "a.csv", VOTES_HEADER + "q1,finetuned,base,ann,base,,,\n"), "s"
     )
-    services.import_votes(
+    data_service.import_votes(
         seeded, write(tmp_path / "b.csv", VOTES_HEADER + "q1,finetuned,base,ann,tie,,,\n"), "s"
     )
     history = seeded.vote_history(seeded.require_study("s")["id"])
@@ -271,11 +276,11 @@ def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
 
 
 def test_votes_import_creates_the_study_and_pairs_it_needs(store, tmp_path):
-    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
     path = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,finetuned,,,\n")
-    with pytest.raises(NotFound, match="pass --eval-set"):
-        services.import_votes(store, path, "new")
-    services.import_votes(store, path, "new", eval_set="e")
+    with pytest.raises(NotFound, match="name an eval set to create it over"):
+        data_service.import_votes(store, path, "new")
+    data_service.import_votes(store, path, "new", eval_set="e")
     study = store.require_study("new")
     assert store.comparisons(study["id"]) == [("finetuned", "base")]
     assert len(store.pairs_frame(study["id"])) == 1
@@ -301,7 +306,9 @@ MALFORMED_VOTES = [
 def test_malformed_votes_are_refused_and_change_nothing(seeded, tmp_path, rows, message):
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
-        services.import_votes(seeded, write(tmp_path / "v.csv", VOTES_HEADER + rows + "\n"), "s")
+        data_service.import_votes(
+            seeded, write(tmp_path / "v.csv", VOTES_HEADER + rows + "\n"), "s"
+        )
     assert seeded.table_counts() == before
 
 
@@ -317,8 +324,8 @@ def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
         + "q2,finetuned,base,gpt-judge,,base,garbled\n"
         + "q2,finetuned,base,other-judge,tie,,\n",
     )
-    assert services.import_verdicts(seeded, path, "s").added == {"verdicts added": 4}
-    assert services.import_verdicts(seeded, path, "s").unchanged == 4
+    assert data_service.import_verdicts(seeded, path, "s").added == {"verdicts added": 4}
+    assert data_service.import_verdicts(seeded, path, "s").unchanged == 4
     frame = seeded.verdicts_frame(seeded.require_study("s")["id"])
     assert frame.judge.tolist() == ["gpt-judge", "gpt-judge", "gpt-judge", "other-judge"]
     assert frame.first.tolist() == ["y", "x", "x", None]
@@ -328,11 +335,11 @@ def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
 
 def test_verdicts_with_a_changed_winner_are_refused(seeded, tmp_path):
     write(tmp_path / "a.csv", VERDICTS_HEADER + "q1,finetuned,base,j,base,,\n")
-    services.import_verdicts(seeded, tmp_path / "a.csv", "s")
+    data_service.import_verdicts(seeded, tmp_path / "a.csv", "s")
     before = seeded.table_counts()
     write(tmp_path / "b.csv", VERDICTS_HEADER + "q1,finetuned,base,j,tie,,\n")
     with pytest.raises(Conflict, match=r"b.csv:2: 'j' already has a different verdict"):
-        services.import_verdicts(seeded, tmp_path / "b.csv", "s")
+        data_service.import_verdicts(seeded, tmp_path / "b.csv", "s")
     assert seeded.table_counts() == before
 
 
@@ -351,7 +358,7 @@ MALFORMED_VERDICTS = [
 def test_malformed_verdicts_are_refused_and_change_nothing(seeded, tmp_path, rows, message):
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
-        services.import_verdicts(
+        data_service.import_verdicts(
             seeded, write(tmp_path / "j.csv", VERDICTS_HEADER + rows + "\n"), "s"
         )
     assert seeded.table_counts() == before
@@ -359,26 +366,28 @@ def test_malformed_verdicts_are_refused_and_change_nothing(seeded, tmp_path, row
 
 def test_exports_round_trip_through_the_importers(seeded, tmp_path):
     write(tmp_path / "v.csv", VOTES_HEADER + 'q1,finetuned,base,ann,finetuned,base,"a, b",\n')
-    services.import_votes(seeded, tmp_path / "v.csv", "s")
+    data_service.import_votes(seeded, tmp_path / "v.csv", "s")
     write(tmp_path / "j.csv", VERDICTS_HEADER + "q2,finetuned,base,j,tie,base,why\n")
-    services.import_verdicts(seeded, tmp_path / "j.csv", "s")
+    data_service.import_verdicts(seeded, tmp_path / "j.csv", "s")
     from review_app.importers import export_rows
 
     for what in ("votes", "verdicts"):
         for fmt in ("csv", "jsonl"):
             out = tmp_path / f"{what}.{fmt}"
             with out.open("w", encoding="utf-8", newline="") as handle:
-                rows = services.export_rows(seeded, what, "s")
-                assert export_rows(rows, fmt, handle, services.EXPORT_COLUMNS[what]) == 1
-            importer = services.import_votes if what == "votes" else services.import_verdicts
+                rows = data_service.export_rows(seeded, what, "s")
+                assert export_rows(rows, fmt, handle, data_service.EXPORT_COLUMNS[what]) == 1
+            importer = (
+                data_service.import_votes if what == "votes" else data_service.import_verdicts
+            )
             summary = importer(seeded, out, "s")
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)
 
 
 def test_a_failed_import_does_not_leave_the_study_it_would_have_created(store, tmp_path):
-    services.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
     before = store.table_counts()
     bad = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,nobody,,,\n")
     with pytest.raises(InputError, match="'nobody' is not one of"):
-        services.import_votes(store, bad, "new", eval_set="e")
+        data_service.import_votes(store, bad, "new", eval_set="e")
     assert store.study("new") is None and store.table_counts() == before

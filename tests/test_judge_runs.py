@@ -8,8 +8,10 @@ from dataclasses import replace
 import pytest
 
 from judge.fake_server import FakeJudgeServer, Reply
-from review_app import services, stats
-from review_app.errors import InputError
+from judge.rubric import load_rubric
+from review_app import baselines
+from review_app.errors import InputError, JudgeUnavailable
+from review_app.services import demo, judging
 from tests.conftest import ROOT
 
 RUBRICS = ROOT / "rubrics"
@@ -33,11 +35,11 @@ def fast(settings):
 
 
 def demo_study(store) -> dict:
-    return store.require_study(services.DEMO_STUDY)
+    return store.require_study(demo.DEMO_STUDY)
 
 
 def test_demo_seeds_every_baseline_in_both_orders(demo_store, settings):
-    runs = {r["label"]: r for r in services.judge_runs(demo_store, settings, "demo")}
+    runs = {r["label"]: r for r in judging.judge_runs(demo_store, settings, "demo")}
     n_pairs = len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
     for name in ("longest", "shortest", "first", "random"):
         run = runs[f"baseline/{name}"]
@@ -45,7 +47,7 @@ def test_demo_seeds_every_baseline_in_both_orders(demo_store, settings):
         assert run["verdicts"] == run["parsed"] == 2 * n_pairs
         assert run["missing"] == 0 and run["cost"] == 0.0
     # Seeding again is a no-op: nothing is judged twice.
-    services.seed_demo(demo_store, settings)
+    demo.seed_demo(demo_store, settings)
     counts = demo_store.study_counts(demo_study(demo_store)["id"])
     # Four baseline runs plus the imported example judge (both orders of every pair).
     assert counts["judge_runs"] == 5 and counts["verdicts"] == 8 * n_pairs + 2 * n_pairs
@@ -55,8 +57,8 @@ def test_stored_baselines_match_the_statistics_own_baselines(demo_store):
     study_id = demo_study(demo_store)["id"]
     pairs = demo_store.pairs_frame(study_id)
     stored = demo_store.verdicts_frame(study_id)
-    stored = stored[stored.judge.str.startswith(stats.BASELINE_PREFIX)]
-    expected = stats.baseline_verdicts(pairs)
+    stored = stored[stored.judge.map(baselines.is_baseline)]
+    expected = baselines.computed_verdicts(pairs)
     key = ["judge", "pair_id", "first_system", "outcome"]
     assert sorted(map(tuple, stored[key].values.tolist())) == sorted(
         map(tuple, expected[key].values.tolist())
@@ -64,16 +66,16 @@ def test_stored_baselines_match_the_statistics_own_baselines(demo_store):
 
 
 def test_plan_counts_calls_and_cost_without_calling(demo_store, settings, server):
-    plan = services.plan_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
+    plan = judging.plan_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
     n_pairs = len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
     assert plan.n_total == plan.n_missing == 2 * n_pairs and plan.run_id is None
     assert plan.estimate.cost > 0 and plan.estimate.max_cost > plan.estimate.cost
     assert f"{2 * n_pairs} calls to send" in plan.line()
-    single = services.plan_judge_run(
+    single = judging.plan_judge_run(
         demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini", both_orders=False
     )
     assert single.n_total == n_pairs
-    local = services.plan_judge_run(demo_store, settings, "demo", GENERAL, "openai/my-local")
+    local = judging.plan_judge_run(demo_store, settings, "demo", GENERAL, "openai/my-local")
     assert local.estimate.cost is None and "cost unknown" in local.line()
     assert server.count == 0
 
@@ -81,14 +83,14 @@ def test_plan_counts_calls_and_cost_without_calling(demo_store, settings, server
 def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     demo_store, settings, server
 ):
-    outcome = services.start_judge_run(
+    outcome = judging.start_judge_run(
         demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini", concurrency=8
     )
     n_calls = 2 * len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
     assert outcome.status == "complete" and outcome.progress.parsed == n_calls
     assert server.count == n_calls
     run = next(
-        r for r in services.judge_runs(demo_store, settings, "demo") if r["id"] == outcome.run_id
+        r for r in judging.judge_runs(demo_store, settings, "demo") if r["id"] == outcome.run_id
     )
     assert run["label"] == "openai/gpt-4o-mini · general-pairwise v1"
     assert run["rubric"] == "general-pairwise v1"
@@ -96,10 +98,10 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     assert run["tokens_in"] == 120 * n_calls
     assert run["cost"] == pytest.approx(n_calls * (120 * 0.15 + 30 * 0.60) / 1e6)
     stored = demo_store.judge_run(outcome.run_id)
-    assert stored["rubric_hash"] == services.load_rubric(GENERAL).content_hash
+    assert stored["rubric_hash"] == load_rubric(GENERAL).content_hash
     assert json.loads(stored["params"])["both_orders"] is True
 
-    again = services.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
+    again = judging.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
     assert again.run_id == outcome.run_id and again.progress.total == 0
     assert server.count == n_calls
 
@@ -107,8 +109,8 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
 def test_an_edited_rubric_is_a_new_run(demo_store, settings, server, tmp_path):
     edited = tmp_path / "general.yaml"
     edited.write_text(GENERAL.read_text().replace("impartial judge", "strict, impartial judge"))
-    first = services.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
-    second = services.start_judge_run(demo_store, settings, "demo", edited, "openai/gpt-4o-mini")
+    first = judging.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
+    second = judging.start_judge_run(demo_store, settings, "demo", edited, "openai/gpt-4o-mini")
     assert second.run_id != first.run_id
     # Same name and version but different content: the label still tells them apart.
     assert second.label == "openai/gpt-4o-mini · general-pairwise v1 #2"
@@ -121,13 +123,13 @@ def test_unparsed_answers_are_stored_with_their_raw_text_and_never_counted(
 ):
     bad = '{"explanation": "cut off'
     server.answer = lambda request: Reply(content=bad, finish_reason="length")
-    outcome = services.start_judge_run(
+    outcome = judging.start_judge_run(
         demo_store, replace(settings, judge_parse_retries=1), "demo", GENERAL, "openai/gpt-4o"
     )
     n_calls = outcome.progress.total
     assert outcome.progress.unparsed == n_calls and outcome.status == "complete"
     assert server.count == 2 * n_calls  # one retry each
-    failures = services.judge_run_failures(demo_store, outcome.run_id)
+    failures = judging.judge_run_failures(demo_store, outcome.run_id)
     assert failures[0]["raw_text"] == bad and "truncated" in failures[0]["parse_error"]
     assert failures[0]["attempts"] == 2
     frame = demo_store.verdicts_frame(demo_study(demo_store)["id"])
@@ -144,21 +146,21 @@ def test_calls_that_keep_failing_are_reported_and_resent_next_time(demo_store, f
         return Reply(status=503) if prompt in request["messages"][-1]["content"] else Reply()
 
     server.answer = unavailable_for_one_item
-    first = services.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
+    first = judging.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
     assert first.status == "incomplete" and len(first.failures) == 4
     assert "HTTP 503" in first.failures[0] and "gave up after 2 attempts" in first.failures[0]
-    run = next(r for r in services.judge_runs(demo_store, fast, "demo") if r["id"] == first.run_id)
+    run = next(r for r in judging.judge_runs(demo_store, fast, "demo") if r["id"] == first.run_id)
     assert run["missing"] == 4 and run["status"] == "incomplete"
     server.answer = None
     before = server.count
-    second = services.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
+    second = judging.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
     assert second.run_id == first.run_id
     assert second.status == "complete" and server.count - before == 4
 
 
 def test_pointwise_scores_are_stored_by_system_name(demo_store, settings, server):
     rubric = RUBRICS / "pointwise-quality.yaml"
-    outcome = services.start_judge_run(
+    outcome = judging.start_judge_run(
         demo_store, settings, "demo", rubric, "anthropic/claude-haiku-4-5", both_orders=False
     )
     row = demo_store.db.execute(
@@ -174,18 +176,20 @@ def test_pointwise_scores_are_stored_by_system_name(demo_store, settings, server
 
 def test_missing_key_is_one_line_naming_the_variable(demo_store, settings, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(InputError, match="ANTHROPIC_API_KEY"):
-        services.start_judge_run(demo_store, settings, "demo", GENERAL, "anthropic/claude-opus-4-1")
+    with pytest.raises(JudgeUnavailable, match="ANTHROPIC_API_KEY"):
+        judging.start_judge_run(demo_store, settings, "demo", GENERAL, "anthropic/claude-opus-4-1")
     assert demo_store.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 5
 
 
 def test_rejected_key_marks_the_run_failed(demo_store, settings, server):
     server.script = [Reply(status=401)]
-    with pytest.raises(InputError, match="HTTP 401"):
-        services.start_judge_run(
+    # A rejected key is the provider refusing, not a malformed input.
+    with pytest.raises(JudgeUnavailable, match="HTTP 401") as raised:
+        judging.start_judge_run(
             demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini", concurrency=1
         )
-    runs = services.judge_runs(demo_store, settings, "demo")
+    assert not isinstance(raised.value, InputError)
+    runs = judging.judge_runs(demo_store, settings, "demo")
     assert runs[0]["status"] == "failed"
 
 
@@ -195,20 +199,20 @@ def test_rejected_key_marks_the_run_failed(demo_store, settings, server):
 )
 def test_bad_judge_names_are_input_errors(demo_store, settings, judge, message):
     with pytest.raises(InputError, match=message):
-        services.start_judge_run(demo_store, settings, "demo", GENERAL, judge)
+        judging.start_judge_run(demo_store, settings, "demo", GENERAL, judge)
 
 
 def test_a_bad_rubric_file_is_an_input_error_naming_it(demo_store, settings, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(GENERAL.read_text() + "temperature: 0\n")
     with pytest.raises(InputError, match=r"bad\.yaml:\d+: temperature: unknown key"):
-        services.plan_judge_run(demo_store, settings, "demo", path, "openai/gpt-4o")
+        judging.plan_judge_run(demo_store, settings, "demo", path, "openai/gpt-4o")
 
 
 def test_available_rubrics_include_the_users_folder_and_flag_invalid_files(settings, tmp_path):
     (tmp_path / "mine.yaml").write_text(GENERAL.read_text().replace("general-pairwise", "mine"))
     (tmp_path / "broken.yaml").write_text("name: [")
-    choices = services.available_rubrics(replace(settings, judge_rubrics_dir=str(tmp_path)))
+    choices = judging.available_rubrics(replace(settings, judge_rubrics_dir=str(tmp_path)))
     titles = [c.title for c in choices]
     assert "mine v1 (pairwise)" in titles and "general-pairwise v1 (pairwise)" in titles
     broken = next(c for c in choices if c.path.name == "broken.yaml")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from review_app import services
+from review_app.services import review
 from review_app.store import Store
 from tests.review_fixtures import add_reviewer, make_study
 
@@ -30,9 +30,9 @@ def test_twenty_reviewers_voting_at_once(store, settings, tmp_path, isolated_wor
         try:
             start.wait()
             choices = ("A", "B", "tie", "both_bad")
-            while (task := services.next_pair(own, settings, ids[name], study["id"])) is not None:
+            while (task := review.next_pair(own, settings, ids[name], study["id"])) is not None:
                 choice = choices[recorded[name] % 4]
-                services.record_vote(own, settings, ids[name], task.assignment_id, choice)
+                review.record_vote(own, settings, ids[name], task.assignment_id, choice)
                 recorded[name] += 1
         except BaseException as exc:  # reported below; a thread must not die silently
             errors.append(exc)

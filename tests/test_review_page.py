@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app import services
+from review_app.services import people
 from tests.review_fixtures import SENTINELS, STUDY, add_reviewer, make_study
 
 APP_DIR = Path(__file__).resolve().parent.parent / "review_app"
@@ -164,7 +164,7 @@ def test_an_invalid_token_is_refused(store, study, token, bad):
 
 
 def test_a_revoked_token_is_refused(store, study, token):
-    services.revoke_reviewer(store, "rita")
+    people.revoke_reviewer(store, "rita")
     at = open_page(token)
     assert "revoked" in at.error[0].value
     assert not at.button

@@ -9,8 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from review_app import assignment, services
+from review_app import assignment
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.services import data, review
 from review_app.store import Store
 from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, make_study
 
@@ -23,9 +24,9 @@ def label_all(store, settings, name, study, choice="A", now=None):
     """Vote `choice` on everything the reviewer is handed; returns the assignment ids in order."""
     rid = reviewer_id(store, name)
     handed = []
-    while (task := services.next_pair(store, settings, rid, study["id"], now=now)) is not None:
+    while (task := review.next_pair(store, settings, rid, study["id"], now=now)) is not None:
         handed.append(task.assignment_id)
-        services.record_vote(store, settings, rid, task.assignment_id, choice, now=now)
+        review.record_vote(store, settings, rid, task.assignment_id, choice, now=now)
     return handed
 
 
@@ -33,14 +34,14 @@ def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
     study = make_study(store, tmp_path, criteria=["accuracy"])
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    task = services.next_pair(store, settings, rid, study["id"])
+    task = review.next_pair(store, settings, rid, study["id"])
     handed = store.assignment(task.assignment_id)
     pair = store.pair(handed["pair_id"])
     left = handed["shown_left"]
     right = pair["system_y"] if left == pair["system_x"] else pair["system_x"]
     assert task.text_a == pair["output_x" if left == pair["system_x"] else "output_y"]
 
-    services.record_vote(
+    review.record_vote(
         store,
         settings,
         rid,
@@ -65,15 +66,15 @@ def test_tie_and_both_bad_are_stored_as_such(store, settings, tmp_path, choice):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    task = services.next_pair(store, settings, rid, study["id"])
-    services.record_vote(store, settings, rid, task.assignment_id, choice)
+    task = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, task.assignment_id, choice)
     assert store.votes_frame(study["id"]).winner.tolist() == [choice]
 
 
 def test_the_task_a_reviewer_sees_names_no_system(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
-    task = services.next_pair(store, settings, reviewer_id(store, "rita"), study["id"])
+    task = review.next_pair(store, settings, reviewer_id(store, "rita"), study["id"])
     assert not any(name in repr(task) for name in SENTINELS)
 
 
@@ -89,7 +90,7 @@ def test_each_pair_gets_exactly_k_votes_from_k_reviewers(store, settings, tmp_pa
     # The four reviewers shared the 40 reviews between them; a fifth finds nothing left.
     assert votes.reviewer.value_counts().sum() == 40
     add_reviewer(store, settings, "r5")
-    assert services.next_pair(store, settings, reviewer_id(store, "r5"), study["id"]) is None
+    assert review.next_pair(store, settings, reviewer_id(store, "r5"), study["id"]) is None
 
 
 def test_a_reviewer_never_sees_a_pair_twice(store, settings, tmp_path):
@@ -97,12 +98,12 @@ def test_a_reviewer_never_sees_a_pair_twice(store, settings, tmp_path):
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     seen = []
-    while (task := services.next_pair(store, settings, rid, study["id"])) is not None:
+    while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
         seen.append(store.assignment(task.assignment_id)["pair_id"])
         if len(seen) % 3 == 0:
-            services.skip_pair(store, rid, task.assignment_id)
+            review.skip_pair(store, rid, task.assignment_id)
         else:
-            services.record_vote(store, settings, rid, task.assignment_id, "A")
+            review.record_vote(store, settings, rid, task.assignment_id, "A")
     assert len(seen) == len(set(seen)) == 12
 
 
@@ -122,8 +123,8 @@ def test_a_reload_gets_the_same_pair_back(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    first = services.next_pair(store, settings, rid, study["id"])
-    again = services.next_pair(store, settings, rid, study["id"])
+    first = review.next_pair(store, settings, rid, study["id"])
+    again = review.next_pair(store, settings, rid, study["id"])
     assert again == first
 
 
@@ -136,11 +137,11 @@ def test_left_right_is_balanced_per_reviewer_and_comparison(store, settings, tmp
     while active:
         for name in list(active):
             rid = reviewer_id(store, name)
-            task = services.next_pair(store, settings, rid, study["id"])
+            task = review.next_pair(store, settings, rid, study["id"])
             if task is None:
                 active.remove(name)
                 continue
-            services.record_vote(store, settings, rid, task.assignment_id, "A")
+            review.record_vote(store, settings, rid, task.assignment_id, "A")
     history = store.vote_history(study["id"])
     assert len(history) == 150
     left_counts = Counter(
@@ -161,25 +162,25 @@ def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, t
     slow, fast = reviewer_id(store, "slow"), reviewer_id(store, "fast")
     t0 = 1_000_000.0
     settings = replace(settings, lease_minutes=30)
-    held = services.next_pair(store, settings, slow, study["id"], now=t0)
+    held = review.next_pair(store, settings, slow, study["id"], now=t0)
     # Both pairs of the one item: slow holds one, fast may take only the other while leased.
-    other = services.next_pair(store, settings, fast, study["id"], now=t0 + 60)
+    other = review.next_pair(store, settings, fast, study["id"], now=t0 + 60)
     assert (
         store.assignment(other.assignment_id)["pair_id"]
         != store.assignment(held.assignment_id)["pair_id"]
     )
-    services.record_vote(store, settings, fast, other.assignment_id, "A", now=t0 + 61)
-    assert services.next_pair(store, settings, fast, study["id"], now=t0 + 120) is None
+    review.record_vote(store, settings, fast, other.assignment_id, "A", now=t0 + 61)
+    assert review.next_pair(store, settings, fast, study["id"], now=t0 + 120) is None
 
     late = t0 + 31 * 60
-    taken = services.next_pair(store, settings, fast, study["id"], now=late)
+    taken = review.next_pair(store, settings, fast, study["id"], now=late)
     assert (
         store.assignment(taken.assignment_id)["pair_id"]
         == store.assignment(held.assignment_id)["pair_id"]
     )
-    services.record_vote(store, settings, fast, taken.assignment_id, "B", now=late + 1)
+    review.record_vote(store, settings, fast, taken.assignment_id, "B", now=late + 1)
     with pytest.raises(Conflict, match="reviewed by others"):
-        services.record_vote(store, settings, slow, held.assignment_id, "A", now=late + 2)
+        review.record_vote(store, settings, slow, held.assignment_id, "A", now=late + 2)
     assert len(store.votes_frame(study["id"])) == 2
 
 
@@ -187,9 +188,9 @@ def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
     add_reviewer(store, settings, "slow")
     rid = reviewer_id(store, "slow")
-    held = services.next_pair(store, settings, rid, study["id"], now=0.0)
-    assert services.next_pair(store, settings, rid, study["id"], now=10_000.0) == held
-    services.record_vote(store, settings, rid, held.assignment_id, "A", now=20_000.0)
+    held = review.next_pair(store, settings, rid, study["id"], now=0.0)
+    assert review.next_pair(store, settings, rid, study["id"], now=10_000.0) == held
+    review.record_vote(store, settings, rid, held.assignment_id, "A", now=20_000.0)
     assert len(store.votes_frame(study["id"])) == 1
 
 
@@ -198,36 +199,36 @@ def test_skip_hands_the_pair_to_someone_else(store, settings, tmp_path):
     for name in ("r1", "r2"):
         add_reviewer(store, settings, name)
     r1, r2 = reviewer_id(store, "r1"), reviewer_id(store, "r2")
-    first = services.next_pair(store, settings, r1, study["id"])
-    services.skip_pair(store, r1, first.assignment_id)
-    second = services.next_pair(store, settings, r1, study["id"])
+    first = review.next_pair(store, settings, r1, study["id"])
+    review.skip_pair(store, r1, first.assignment_id)
+    second = review.next_pair(store, settings, r1, study["id"])
     assert second.assignment_id != first.assignment_id
-    services.record_vote(store, settings, r1, second.assignment_id, "A")
-    assert services.next_pair(store, settings, r1, study["id"]) is None
-    taken = services.next_pair(store, settings, r2, study["id"])
+    review.record_vote(store, settings, r1, second.assignment_id, "A")
+    assert review.next_pair(store, settings, r1, study["id"]) is None
+    taken = review.next_pair(store, settings, r2, study["id"])
     assert taken.prompt == first.prompt and taken.text_a in (first.text_a, first.text_b)
     with pytest.raises(Conflict):
-        services.record_vote(store, settings, r1, first.assignment_id, "A")
+        review.record_vote(store, settings, r1, first.assignment_id, "A")
 
 
 def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    first = services.next_pair(store, settings, rid, study["id"])
-    services.record_vote(store, settings, rid, first.assignment_id, "A")
-    second = services.next_pair(store, settings, rid, study["id"])
-    services.record_vote(store, settings, rid, second.assignment_id, "B")
+    first = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, first.assignment_id, "A")
+    second = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, second.assignment_id, "B")
 
-    assert services.undo_last_vote(store, settings, rid, study["id"])
-    assert services.next_pair(store, settings, rid, study["id"]) == second
+    assert review.undo_last_vote(store, settings, rid, study["id"])
+    assert review.next_pair(store, settings, rid, study["id"]) == second
     history = store.vote_history(study["id"])
     assert [v["choice"] for v in history] == ["A", "B", "retracted"]
     assert history[2]["supersedes"] == history[1]["id"] and history[2]["winner"] is None
     assert len(store.votes_frame(study["id"])) == 1
-    assert services.review_progress(store, rid, study["id"]).done == 1
+    assert review.review_progress(store, rid, study["id"]).done == 1
 
-    services.record_vote(store, settings, rid, second.assignment_id, "tie")
+    review.record_vote(store, settings, rid, second.assignment_id, "tie")
     assert store.votes_frame(study["id"]).winner.tolist()[-1] == "tie"
     assert store.vote_history(study["id"])[-1]["supersedes"] == history[2]["id"]
 
@@ -235,39 +236,39 @@ def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, t
 def test_undo_with_nothing_to_undo(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
-    assert not services.undo_last_vote(store, settings, reviewer_id(store, "rita"), study["id"])
+    assert not review.undo_last_vote(store, settings, reviewer_id(store, "rita"), study["id"])
 
 
 def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    label_first = services.next_pair(store, settings, rid, study["id"])
-    services.record_vote(store, settings, rid, label_first.assignment_id, "A", rationale="first")
-    services.record_vote(
+    label_first = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, label_first.assignment_id, "A", rationale="first")
+    review.record_vote(
         store,
         settings,
         rid,
-        services.next_pair(store, settings, rid, study["id"]).assignment_id,
+        review.next_pair(store, settings, rid, study["id"]).assignment_id,
         "A",
     )
-    [_, earlier] = services.my_votes(store, rid, study["id"])  # newest first
+    [_, earlier] = review.my_votes(store, rid, study["id"])  # newest first
     assert earlier["number"] == 1 and earlier["choice"] == "A"
-    services.record_vote(store, settings, rid, earlier["assignment_id"], "B", rationale="changed")
+    review.record_vote(store, settings, rid, earlier["assignment_id"], "B", rationale="changed")
     history = store.vote_history(study["id"])
     assert len(history) == 3 and history[2]["supersedes"] == history[0]["id"]
     frame = store.votes_frame(study["id"])
     assert len(frame) == 2
-    assert [v["choice"] for v in services.my_votes(store, rid, study["id"])] == ["A", "B"]
+    assert [v["choice"] for v in review.my_votes(store, rid, study["id"])] == ["A", "B"]
 
 
 def test_another_reviewers_pair_cannot_be_voted(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     for name in ("r1", "r2"):
         add_reviewer(store, settings, name)
-    task = services.next_pair(store, settings, reviewer_id(store, "r1"), study["id"])
+    task = review.next_pair(store, settings, reviewer_id(store, "r1"), study["id"])
     with pytest.raises(NotFound):
-        services.record_vote(store, settings, reviewer_id(store, "r2"), task.assignment_id, "A")
+        review.record_vote(store, settings, reviewer_id(store, "r2"), task.assignment_id, "A")
 
 
 @pytest.mark.parametrize(
@@ -283,9 +284,9 @@ def test_malformed_votes_are_refused_and_change_nothing(store, settings, tmp_pat
     study = make_study(store, tmp_path, criteria=["accuracy"])
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    task = services.next_pair(store, settings, rid, study["id"])
+    task = review.next_pair(store, settings, rid, study["id"])
     with pytest.raises(InputError):
-        services.record_vote(store, settings, rid, task.assignment_id, **kwargs)
+        review.record_vote(store, settings, rid, task.assignment_id, **kwargs)
     assert store.vote_history(study["id"]) == []
 
 
@@ -296,11 +297,11 @@ def test_imported_votes_count_towards_k(store, settings, tmp_path):
         f"q0000,{SYSTEM_X},{SYSTEM_Y},offline,{SYSTEM_X}\n",
         encoding="utf-8",
     )
-    services.import_votes(store, tmp_path / "votes.csv", study["name"])
+    data.import_votes(store, tmp_path / "votes.csv", study["name"])
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     label_all(store, settings, "rita", study)
-    assert services.next_pair(store, settings, rid, study["id"]) is None
+    assert review.next_pair(store, settings, rid, study["id"]) is None
     assert len(store.votes_frame(study["id"])) == 2  # one imported, one for the other pair
 
 
@@ -308,10 +309,10 @@ def test_progress_counts_done_and_assigned(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=5, reviews_per_pair=1)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    assert services.review_progress(store, rid, study["id"]) == services.ReviewProgress(0, 10)
-    task = services.next_pair(store, settings, rid, study["id"])
-    services.record_vote(store, settings, rid, task.assignment_id, "A")
-    assert services.review_progress(store, rid, study["id"]) == services.ReviewProgress(1, 10)
+    assert review.review_progress(store, rid, study["id"]) == review.ReviewProgress(0, 10)
+    task = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, task.assignment_id, "A")
+    assert review.review_progress(store, rid, study["id"]) == review.ReviewProgress(1, 10)
 
 
 def test_choose_keeps_reviewer_and_pair_balanced():
@@ -336,7 +337,7 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     study = make_study(store, tmp_path, n_items=1)
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
-    task = services.next_pair(store, settings, rid, study["id"])
+    task = review.next_pair(store, settings, rid, study["id"])
     before = store.assignment(task.assignment_id)
     # Turn the workspace back into what migration 1 alone produced.
     with store.transaction():
@@ -353,5 +354,5 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
         before["shown_left"],
         before["shown_right"],
     )
-    assert services.next_pair(store, settings, rid, study["id"]) == task
+    assert review.next_pair(store, settings, rid, study["id"]) == task
     store.close()

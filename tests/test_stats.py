@@ -14,8 +14,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from judge.providers.baseline import baseline_choice
-from review_app import stats
+from review_app import baselines, stats
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts, no_votes
 
 N_BOOT = 200
@@ -542,66 +541,6 @@ def test_rows_for_unknown_pairs_are_ignored(small_study):
     )
 
 
-# ---- baselines ----
-
-
-def test_baseline_verdicts_cover_both_orders_for_every_baseline():
-    pairs = make_pairs(3, lengths={1: (300, 100), 2: (100, 100), 3: (50, 90)})
-    rows = stats.baseline_verdicts(pairs)
-    assert list(rows.columns) == stats.VERDICT_COLUMNS
-    assert len(rows) == 3 * 2 * len(stats.BASELINES)
-    combined = stats.combine_verdicts(pairs, rows).set_index(["judge", "pair_id"])["outcome"]
-    assert combined[("baseline/longest", 1)] == "x"
-    assert combined[("baseline/longest", 2)] == "tie"
-    assert combined[("baseline/longest", 3)] == "y"
-    assert combined[("baseline/shortest", 1)] == "y"
-    # "first" always picks the first shown, so its two orders always disagree.
-    assert all(combined.xs("baseline/first", level="judge") == "tie")
-    longest = rows[(rows["judge"] == "baseline/longest") & (rows["pair_id"] == 1)]
-    assert set(longest["winner"]) == {"base"}
-
-
-def test_baseline_verdicts_are_what_baseline_choice_says_for_every_call():
-    rng = np.random.default_rng(4)
-    lengths = {i: (int(rng.integers(0, 5)), int(rng.integers(0, 5))) for i in range(1, 61)}
-    pairs = make_pairs(60, lengths=lengths)
-    rows = stats.baseline_verdicts(pairs, seed=9)
-    systems = {"x": "base", "y": "finetuned"}
-    for row in rows.itertuples():
-        pair = pairs.set_index("pair_id").loc[row.pair_id]
-        first_text = pair["output_" + row.first]
-        second_text = pair["output_" + ("y" if row.first == "x" else "x")]
-        key = f"{row.pair_id}:{systems[row.first]}"
-        choice = baseline_choice(
-            row.judge.removeprefix("baseline/"), first_text, second_text, key, seed=9
-        )
-        expected = {"first": row.first, "second": "y" if row.first == "x" else "x"}.get(
-            choice, "tie"
-        )
-        assert row.outcome == expected, row
-        assert row.first_system == systems[row.first]
-
-
-def test_random_baseline_is_reproducible_per_seed():
-    pairs = make_pairs(40)
-    first = stats.baseline_verdicts(pairs, names=["random"], seed=1)
-    again = stats.baseline_verdicts(pairs, names=["random"], seed=1)
-    other = stats.baseline_verdicts(pairs, names=["random"], seed=2)
-    assert first["outcome"].tolist() == again["outcome"].tolist()
-    assert first["outcome"].tolist() != other["outcome"].tolist()
-    assert set(first["outcome"]) == {"x", "y"}
-
-
-def test_baselines_are_listed_after_real_judges_in_a_fixed_order():
-    pairs = make_pairs(2)
-    verdicts = pd.concat(
-        [stats.baseline_verdicts(pairs), make_verdicts(pairs, [("zeta", 1, None, "x")])],
-        ignore_index=True,
-    )
-    labels = [j.judge for j in analyse(pairs, no_votes(), verdicts).judges]
-    assert labels == ["zeta"] + [f"baseline/{name}" for name in stats.BASELINES]
-
-
 # ---- plain-language helpers ----
 
 
@@ -684,9 +623,10 @@ def test_votes_needed_scales_with_the_square_of_the_width():
 
 def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_study):
     pairs, votes, verdicts = small_study
-    verdicts = pd.concat([verdicts, stats.baseline_verdicts(pairs)], ignore_index=True)
+    verdicts = pd.concat([verdicts, baselines.computed_verdicts(pairs)], ignore_index=True)
     analysis = analyse(pairs, votes, verdicts)
-    warnings = stats.small_n_warnings(analysis, target_width=0.1)
+    computed = [baselines.label(name) for name in baselines.BASELINES]
+    warnings = stats.small_n_warnings(analysis, target_width=0.1, skip=computed)
     # Human agreement without ties: 3 of 3 agree, CI [1, 1], but n = 3 proves little.
     assert any(
         w.startswith(
@@ -697,7 +637,7 @@ def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_
     )
     assert any(w.startswith("j agreement without ties") and "more" in w for w in warnings)
     assert not any(w.startswith("baseline/") for w in warnings)
-    with_baselines = stats.small_n_warnings(analysis, target_width=0.1, include_baselines=True)
+    with_baselines = stats.small_n_warnings(analysis, target_width=0.1)
     assert any(w.startswith("baseline/longest agreement without ties") for w in with_baselines)
     assert stats.small_n_warnings(analysis, target_width=10.0) == []
 

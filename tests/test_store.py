@@ -1,9 +1,11 @@
 import sqlite3
+import time
 
+import pandas as pd
 import pytest
 
 from review_app.migrations import MIGRATIONS
-from review_app.store import Store, now_iso
+from review_app.store import AssignmentState, Store, now_iso
 
 
 def test_open_creates_wal_database_with_every_migration(store, isolated_workspace):
@@ -126,12 +128,18 @@ def test_pairs_are_stored_in_canonical_order(store):
 def test_opening_an_up_to_date_workspace_does_not_write(isolated_workspace):
     Store.open(isolated_workspace).close()
     holder = sqlite3.connect(isolated_workspace, timeout=0.1)
-    holder.execute("BEGIN IMMEDIATE")  # another session holds the write lock
+    holder.execute("BEGIN IMMEDIATE")  # another session (a reviewer's vote) holds the write lock
     try:
-        Store.open(isolated_workspace).close()  # would wait 30 s and fail if it wrote
+        started = time.monotonic()
+        store = Store.open(isolated_workspace)  # a write would queue behind the holder for 30 s
+        waited = time.monotonic() - started
+        changes, in_transaction = store.db.conn.total_changes, store.db.conn.in_transaction
+        store.close()
     finally:
         holder.rollback()
         holder.close()
+    assert waited < 5
+    assert changes == 0 and not in_transaction
 
 
 def test_counts_leave_out_retracted_votes(store):
@@ -185,3 +193,135 @@ def test_migration_3_makes_an_imported_verdicts_cost_unknown_and_keeps_uniquenes
         == 0
     )
     store.close()
+
+
+def _study_with_history(store):
+    """A study whose frames have rows to drop: a superseded and a retracted vote, a pair with a
+    missing output, an unparsed verdict, and two judge runs."""
+    with store.transaction():
+        es = store.ensure_eval_set("e")
+        rows = [("a", "What?", "ref"), ("b", "Why?", None), ("c", "How?", None)]
+        items = [
+            {"item_key": k, "prompt": p, "reference": r, "category": "cat", "metadata": {}}
+            for k, p, r in rows
+        ]
+        ids = store.insert_items(es["id"], items)
+        store.ensure_systems(["x", "y"])
+        outputs = [(ids["a"], "x", "ax"), (ids["a"], "y", "ayy"), (ids["b"], "x", "bx")]
+        store.upsert_outputs([*outputs, (ids["b"], "y", "by"), (ids["c"], "x", "cx")])
+        study_id = store.insert_study("s", es["id"], 2)
+        store.insert_pairs(study_id, [(ids[k], "x", "y") for k in "abc"])  # c has no y output
+        pair_a, pair_b = (store.pair_id(study_id, ids[k], "x", "y") for k in "ab")
+        r1, r2 = (
+            store.insert_reviewer("r1", "reviewer", None),
+            store.insert_reviewer("r2", "reviewer", None),
+        )
+    base = {"criteria": "{}", "rationale": "why", "flags": "[]", "source": "app"}
+    for pair_id, reviewer, winner, supersedes in [
+        (pair_a, r1, "x", None),
+        (pair_a, r2, "y", None),
+        (pair_b, r1, "y", None),
+        (pair_a, r1, "tie", 1),  # r1 changes their mind: only this one counts
+        (pair_a, r2, None, 2),  # r2 retracts theirs
+    ]:
+        with store.transaction():
+            store.insert_votes(
+                [
+                    base
+                    | {"pair_id": pair_id, "reviewer_id": reviewer, "choice": winner or "retracted"}
+                    | {"winner": winner, "supersedes": supersedes, "created_at": now_iso()}
+                ]
+            )
+    with store.transaction():
+        imported = store.ensure_imported_run(study_id, "j1")
+        run = store.insert_judge_run(study_id, "j2", "fake", None, "h", {}, "p")
+        verdict = {"created_at": now_iso(), "cost": 0.01, "latency_ms": 5}
+        store.insert_verdicts(
+            [
+                verdict
+                | {"run_id": imported, "pair_id": pair_a, "first_system": "x", "winner": "x"},
+                verdict
+                | {"run_id": imported, "pair_id": pair_a, "first_system": "y", "winner": "tie"},
+                verdict | {"run_id": run, "pair_id": pair_b, "first_system": "y", "winner": "y"},
+                verdict
+                | {"run_id": run, "pair_id": pair_a, "first_system": "x", "parse_error": "no json"},
+            ]
+        )
+    return study_id
+
+
+@pytest.mark.parametrize(
+    "frame, key, rows",
+    [
+        ("pairs_frame", "pair_id", 2),
+        ("votes_frame", "vote_id", 2),
+        ("verdicts_frame", "verdict_id", 4),
+    ],
+)
+def test_lean_and_full_frames_select_the_same_rows(store, frame, key, rows):
+    study_id = _study_with_history(store)
+    full = getattr(store, frame)(study_id)
+    lean = getattr(store, frame)(study_id, texts=False)
+    assert len(full) == rows
+    assert lean[key].tolist() == full[key].tolist()
+    assert set(lean.columns) < set(full.columns)
+    pd.testing.assert_frame_equal(lean, full[list(lean.columns)])
+
+
+def test_lean_frames_hold_only_what_the_statistics_read(store):
+    study_id = _study_with_history(store)
+    assert list(store.pairs_frame(study_id, texts=False).columns) == [
+        "pair_id",
+        "item_key",
+        "category",
+        "system_x",
+        "system_y",
+        "len_x",
+        "len_y",
+    ]
+    assert list(store.votes_frame(study_id, texts=False).columns) == [
+        "vote_id",
+        "pair_id",
+        "reviewer",
+        "outcome",
+        "shown_left",
+    ]
+    assert list(store.verdicts_frame(study_id, texts=False).columns) == [
+        "verdict_id",
+        "run_id",
+        "pair_id",
+        "first",
+        "outcome",
+        "cost",
+        "latency_ms",
+    ]
+
+
+def test_frames_orient_votes_and_verdicts_to_the_pair(store):
+    study_id = _study_with_history(store)
+    votes = store.votes_frame(study_id)
+    assert votes[["reviewer", "outcome"]].values.tolist() == [["r1", "y"], ["r1", "tie"]]
+    verdicts = store.verdicts_frame(study_id)
+    assert verdicts["judge"].tolist() == ["j1", "j1", "j2", "j2"]
+    assert verdicts["first"].tolist() == ["x", "y", "y", "x"]
+    assert verdicts["outcome"].tolist() == ["x", "tie", "y", None]
+
+
+def test_assignment_states_drive_open_and_voted_counts(store):
+    study_id = _study_with_history(store)
+    pair_id = int(store.pairs_frame(study_id)["pair_id"][0])
+    reviewer = store.insert_reviewer("r3", "reviewer", None)
+    with store.transaction():
+        handed = store.insert_assignment(
+            pair_id, reviewer, study_id, ("x", "y"), 0, time.time() + 60
+        )
+    assert [a["id"] for a in store.open_assignments(reviewer, study_id)] == [handed]
+    assert store.live_reviews([pair_id], time.time())[pair_id]["n"] == 2  # r1's vote and r3's lease
+    with store.transaction():
+        store.set_assignment_state(handed, AssignmentState.VOTED)
+    assert store.open_assignments(reviewer, study_id) == []
+    assert store.count_voted(reviewer, study_id) == 1
+    with store.transaction():
+        store.set_assignment_state(handed, AssignmentState.RELEASED)
+    assert store.count_voted(reviewer, study_id) == 0
+    assert store.assignment(handed)["done"] == AssignmentState.RELEASED

@@ -10,22 +10,31 @@ from judge.errors import JudgeError
 from judge.providers.base import Completion, JudgeRequest
 
 BASELINES: tuple[str, ...] = ("longest", "shortest", "first", "random")
+# A baseline judge is named "baseline/<name>" wherever judges are named (specs, run labels).
+BASELINE_PREFIX = "baseline/"
 
 Choice = Literal["first", "second", "tie"]
 
 
+def is_baseline(judge: str) -> bool:
+    """Whether a judge spec or label names a baseline judge."""
+    return judge.startswith(BASELINE_PREFIX)
+
+
 def baseline_choice(
-    name: str, first_text: str, second_text: str, key: str, seed: int = 0
+    name: str, first_length: int, second_length: int, key: str, seed: int = 0
 ) -> Choice:
-    """Return which of two responses (as shown first / second) the baseline `name` prefers.
+    """Return which of two responses (as shown first / second, by their lengths in characters)
+    the baseline `name` prefers. This is the only place a baseline decides: the provider below
+    and the verdicts the app computes for baselines without a stored run both call it.
 
     `key` identifies the call (the runner uses "<pair id>:<system shown first>", e.g. "17:base"); with `seed` it makes the random
     baseline deterministic per call, so re-running a baseline reproduces it exactly.
     """
     if name == "longest":
-        return _by_length(len(first_text), len(second_text))
+        return _by_length(first_length, second_length)
     if name == "shortest":
-        return _by_length(len(second_text), len(first_text))
+        return _by_length(second_length, first_length)
     if name == "first":
         return "first"
     if name == "random":
@@ -52,16 +61,16 @@ class BaselineProvider:
         if model not in BASELINES:
             raise JudgeError(
                 f"unknown baseline judge {model!r}; choose one of "
-                + ", ".join(f"baseline/{b}" for b in BASELINES)
+                + ", ".join(BASELINE_PREFIX + b for b in BASELINES)
             )
-        self.name = f"baseline/{model}"
+        self.name = BASELINE_PREFIX + model
         self.model = model
 
     async def complete(self, request: JudgeRequest) -> Completion:
         choice = baseline_choice(
-            self.model, request.first_text, request.second_text, request.key, request.seed
+            self.model, len(request.first_text), len(request.second_text), request.key, request.seed
         )
-        return Completion(text=f"baseline/{self.model} chose {choice}", choice=choice)
+        return Completion(text=f"{self.name} chose {choice}", choice=choice)
 
     async def aclose(self) -> None:
         return None

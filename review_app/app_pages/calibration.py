@@ -5,8 +5,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from review_app import services, ui
-from review_app.settings import Settings
+from review_app import stats, ui
+from review_app.errors import NotFound
+from review_app.report import format_ci
+from review_app.services import calibration
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -18,20 +20,10 @@ if study is None:
     st.stop()
 
 
-@st.cache_data(ttl=600, max_entries=8, show_spinner="Computing the statistics...")
-def load_report(study: str, version: str, settings: Settings) -> services.CalibrationReport:
-    """The report for one data version: widget changes rerun the page, not the bootstrap."""
-    # Its own connection: a cached call may run on another thread than the page's store.
-    own_store = services.open_store(settings)
-    try:
-        return services.calibration_report(own_store, study, settings)
-    finally:
-        own_store.close()
-
-
 settings = ui.settings()
-version = services.calibration_data_version(store, study["name"])
-report = load_report(study["name"], version, settings)
+# Computed once per data version and shared with the other screens (services.study_data).
+with st.spinner("Computing the statistics..."):
+    report = calibration.calibration_report(store, study["name"], settings)
 overall = report.calibration.overall
 humans = overall.humans
 st.caption(
@@ -55,7 +47,7 @@ for col, (label, estimate) in zip(
     ],
     strict=True,
 ):
-    ci = f", 95% CI {estimate.ci[0]:.2f} to {estimate.ci[1]:.2f}" if estimate.ci else ""
+    ci = f", 95% CI {format_ci(estimate.ci)}" if estimate.ci else ""
     col.metric(
         label,
         "n/a" if estimate.value is None else f"{estimate.value:.2f}",
@@ -72,8 +64,99 @@ def two_decimals(frame: pd.DataFrame) -> dict:
     }
 
 
+# ---- display tables (the report holds full precision; these choose what a reader sees) ----
+
+
+def _ci_text(estimate: stats.Estimate | None) -> str:
+    return "" if estimate is None or estimate.ci is None else format_ci(estimate.ci)
+
+
+def _value(estimate: stats.Estimate | None) -> float | None:
+    return None if estimate is None else estimate.value
+
+
+def judge_table(report: calibration.CalibrationReport) -> pd.DataFrame:
+    """One row per judge with its agreement beside the human ceiling, bias, cost and verdict."""
+    humans = report.calibration.overall.humans
+    rows = []
+    for judge in report.calibration.overall.judges:
+        info = report.judges.get(judge.judge)
+        rows.append(
+            {
+                "judge": judge.judge,
+                "model": info.judge if info else "",
+                "rubric": info.rubric if info else "",
+                "source": info.source if info else "",
+                "agreement w/o ties": judge.agreement_without_ties.value,
+                "CI w/o ties": _ci_text(judge.agreement_without_ties),
+                "n w/o ties": judge.agreement_without_ties.n,
+                "human ceiling w/o ties": humans.agreement_without_ties.value,
+                "agreement w/ ties": judge.agreement_with_ties.value,
+                "CI w/ ties": _ci_text(judge.agreement_with_ties),
+                "n w/ ties": judge.agreement_with_ties.n,
+                "human ceiling w/ ties": humans.agreement_with_ties.value,
+                "kappa w/o ties": judge.kappa_without_ties.value,
+                "kappa w/ ties": judge.kappa_with_ties.value,
+                "consistency": _value(judge.consistency),
+                "p_first": _value(judge.p_first),
+                "p_longer": judge.p_longer.value,
+                "humans p_longer": humans.p_longer.value,
+                "unparsed": judge.n_unparsed,
+                "verdicts": judge.n_verdicts,
+                "cost per 1,000": judge.cost_per_1000,
+                "verdict": report.assessments[judge.judge].text,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def category_table(report: calibration.CalibrationReport) -> pd.DataFrame:
+    """Agreement without ties per category and judge, beside that category's human ceiling."""
+    rows = []
+    for category, analysis in report.calibration.by_category.items():
+        ceiling = analysis.humans.agreement_without_ties
+        for judge in analysis.judges:
+            estimate = judge.agreement_without_ties
+            rows.append(
+                {
+                    "category": category,
+                    "judge": judge.judge,
+                    "agreement w/o ties": estimate.value,
+                    "CI": _ci_text(estimate),
+                    "n": estimate.n,
+                    "human ceiling": ceiling.value,
+                    "human CI": _ci_text(ceiling),
+                    "human n": ceiling.n,
+                    "p_longer": judge.p_longer.value,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def reviewer_kappa_table(report: calibration.CalibrationReport) -> pd.DataFrame:
+    """Reviewer x reviewer Cohen's kappa, both directions, for pairs with enough shared votes."""
+    rows = []
+    for entry in report.calibration.overall.humans.reviewer_kappa:
+        rows.append({"reviewer": entry.a, "other": entry.b, "kappa": entry.kappa, "n": entry.n})
+        rows.append({"reviewer": entry.b, "other": entry.a, "kappa": entry.kappa, "n": entry.n})
+    return pd.DataFrame(rows, columns=["reviewer", "other", "kappa", "n"])
+
+
+def confusion_table(report: calibration.CalibrationReport, judge: str) -> pd.DataFrame:
+    """The judge's combined verdicts (columns) against the human majority (rows)."""
+    stats_of = report.calibration.overall.judge(judge)
+    if stats_of is None:
+        raise NotFound(f"no judge named {judge!r} in study {report.study!r}")
+    names = ["x (first by name)", "y (second by name)", "tie"]
+    return pd.DataFrame(
+        stats_of.vs_majority.confusion,
+        index=pd.Index([f"humans: {n}" for n in names], name="majority"),
+        columns=[f"judge: {n}" for n in names],
+    )
+
+
 st.subheader("Judges")
-table = services.judge_table(report)
+table = judge_table(report)
 st.dataframe(
     table,
     hide_index=True,
@@ -166,7 +249,7 @@ if not table.empty:
         )
 
 st.subheader("Reviewer x reviewer agreement")
-kappas = services.reviewer_kappa_table(report)
+kappas = reviewer_kappa_table(report)
 if kappas.empty:
     st.info("No two reviewers share 10 comparisons yet, so there is no kappa matrix.")
 else:
@@ -192,7 +275,7 @@ if overall.judges:
     chosen = st.selectbox(
         "Judge", [j.judge for j in overall.judges], key="calibration_confusion_judge"
     )
-    st.dataframe(services.confusion_table(report, chosen))
+    st.dataframe(confusion_table(report, chosen))
     majority = overall.judge(chosen).vs_majority
     if majority.accuracy is not None:
         st.caption(
@@ -202,7 +285,7 @@ if overall.judges:
         )
 
 st.subheader("By category")
-categories = services.category_table(report)
+categories = category_table(report)
 plotted = categories.dropna(subset=["agreement w/o ties"])
 if not plotted.empty:
     points = (

@@ -4,7 +4,8 @@ majority or from itself across orders, with both outputs, the votes and the judg
 import pandas as pd
 import streamlit as st
 
-from review_app import services, stats, ui
+from review_app import baselines, ui
+from review_app.services import calibration, workspace
 from review_app.settings import Settings
 
 store = ui.get_store()
@@ -22,18 +23,18 @@ if study is None:
 def load_disagreements(study: str, version: str, settings: Settings) -> pd.DataFrame:
     """Every disagreement for one data version; filters apply to it without reloading."""
     # Its own connection: a cached call may run on another thread than the page's store.
-    own_store = services.open_store(settings)
+    own_store = workspace.open_store(settings)
     try:
-        return services.disagreements(own_store, study, settings=settings)
+        return calibration.disagreements(own_store, study, settings=settings)
     finally:
         own_store.close()
 
 
 settings = ui.settings()
-version = services.calibration_data_version(store, study["name"])
+version = calibration.calibration_data_version(store, study["name"])
 everything = load_disagreements(study["name"], version, settings)
-judges = services.judge_labels(store, study["name"])
-real_judges = [j for j in judges if not j.startswith(stats.BASELINE_PREFIX)]
+judges = calibration.judge_labels(store, study["name"])
+real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))
 longest = int(everything["length_difference"].max()) if len(everything) else 0
 
@@ -46,8 +47,8 @@ chosen_categories = cols[1].multiselect(
 )
 kinds = cols[2].multiselect(
     "Disagreeing with",
-    list(services.DISAGREEMENT_KINDS),
-    default=list(services.DISAGREEMENT_KINDS),
+    list(calibration.DISAGREEMENT_KINDS),
+    default=list(calibration.DISAGREEMENT_KINDS),
     format_func={"majority": "the human majority", "orders": "itself across orders"}.get,
     key="disagreements_kinds",
 )
@@ -59,7 +60,7 @@ low, high = cols[3].slider(
     key="disagreements_length",
 )
 
-filters = services.DisagreementFilters(
+filters = calibration.DisagreementFilters(
     judges=tuple(chosen_judges),
     categories=tuple(chosen_categories),
     kinds=tuple(kinds),
@@ -68,7 +69,7 @@ filters = services.DisagreementFilters(
 )
 # Empty selections mean "nothing chosen" here, not "all".
 if chosen_judges and chosen_categories and kinds:
-    frame = services.filter_disagreements(everything, filters)
+    frame = calibration.filter_disagreements(everything, filters)
 else:
     frame = everything.iloc[0:0]
 
@@ -88,7 +89,7 @@ summary_columns = [
 st.dataframe(frame[summary_columns], hide_index=True, key="disagreements_table")
 st.download_button(
     "Download CSV",
-    services.disagreements_csv(frame),
+    calibration.disagreements_csv(frame),
     file_name=f"{study['name']}-disagreements.csv",
     mime="text/csv",
     key="disagreements_csv",

@@ -4,9 +4,11 @@ review of a sample of the candidate's outputs, sign off, and download the report
 import pandas as pd
 import streamlit as st
 
-from review_app import gate, services, ui
+from review_app import gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
+from review_app.report import format_ci
 from review_app.safe_markdown import render_markdown
+from review_app.services import calibration, signoff, studies, thresholds
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -18,8 +20,8 @@ study = ui.study_picker(store)
 if study is None:
     st.stop()
 name = study["name"]
-lock = services.threshold_lock(store, name)
-thresholds = services.list_thresholds(store, name)
+lock = thresholds.threshold_lock(store, name)
+listed = thresholds.list_thresholds(store, name)
 
 st.subheader("1. Thresholds")
 if lock:
@@ -32,24 +34,24 @@ else:
         "Not locked yet. Outcome numbers (win rates, regressions, the gate result) stay hidden "
         "until the thresholds are locked, so nobody can set the bar after seeing the results."
     )
-if thresholds:
+if listed:
     st.dataframe(
-        pd.DataFrame([{"id": t["id"], "threshold": t["description"]} for t in thresholds]),
+        pd.DataFrame([{"id": t["id"], "threshold": t["description"]} for t in listed]),
         hide_index=True,
     )
 else:
     st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
-    recommended = services.recommended_thresholds(store, name)
+    recommended = thresholds.recommended_thresholds(store, name)
     if recommended:
         st.markdown("\n".join(f"- {t.describe()}" for t in recommended))
         if st.button("Add the recommended set", key="gate_recommended"):
-            services.add_recommended_thresholds(store, name, user["name"])
+            thresholds.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
 
-comparisons = services.study_comparisons(store, name)
+comparisons = studies.study_comparisons(store, name)
 systems = sorted({s for c in comparisons for s in c})
-judges = services.judge_labels(store, name)
-with st.expander("Add a threshold", expanded=not thresholds):
+judges = calibration.judge_labels(store, name)
+with st.expander("Add a threshold", expanded=not listed):
     metric = st.selectbox(
         "Metric",
         list(gate.METRICS),
@@ -84,7 +86,7 @@ with st.expander("Add a threshold", expanded=not thresholds):
             elif param == "ties":
                 params[param] = st.selectbox(param, ["without", "with"], key="gate_param_ties")
             elif param == "categories":
-                categories = services.study_categories(store, name)
+                categories = studies.study_categories(store, name)
                 params[param] = st.multiselect(
                     "categories (empty = all)", categories, key="gate_param_categories"
                 )
@@ -103,37 +105,37 @@ with st.expander("Add a threshold", expanded=not thresholds):
     )
     if st.button("Add threshold", key="gate_add"):
         try:
-            services.add_threshold(
+            thresholds.add_threshold(
                 store, name, metric, params, comparator, value, user["name"], reason
             )
             st.rerun()
         except ReviewAppError as exc:
             st.error(str(exc))
 
-if thresholds:
+if listed:
     with st.expander("Remove a threshold"):
         choice = st.selectbox(
             "Threshold",
-            [t["id"] for t in thresholds],
-            format_func=lambda i: next(t["description"] for t in thresholds if t["id"] == i),
+            [t["id"] for t in listed],
+            format_func=lambda i: next(t["description"] for t in listed if t["id"] == i),
             key="gate_remove_choice",
         )
         remove_reason = st.text_input("Reason", key="gate_remove_reason") if lock else ""
         if st.button("Remove", key="gate_remove"):
             try:
-                services.remove_threshold(store, name, choice, user["name"], remove_reason)
+                thresholds.remove_threshold(store, name, choice, user["name"], remove_reason)
                 st.rerun()
             except ReviewAppError as exc:
                 st.error(str(exc))
 
-if not lock and thresholds:
+if not lock and listed:
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
-        services.lock_thresholds(store, name, user["name"])
+        thresholds.lock_thresholds(store, name, user["name"])
         st.rerun()
 
 st.subheader("2. Evaluation")
 try:
-    results = services.evaluate_gate(store, name, settings)
+    results = signoff.evaluate_gate(store, name, settings)
 except OutcomesHidden as exc:
     st.info(str(exc))
     st.stop()
@@ -142,7 +144,7 @@ table = pd.DataFrame(
         {
             "threshold": r.threshold.describe(),
             "value": r.value,
-            "95% CI": f"{r.ci[0]:.3f} – {r.ci[1]:.3f}" if r.ci else "",
+            "95% CI": format_ci(r.ci, digits=3) if r.ci else "",
             "n": r.n,
             "result": "pass" if r.passed else "FAIL",
             "detail": r.detail,
@@ -158,13 +160,13 @@ passed = bool(results) and all(r.passed for r in results)
 st.dataframe(
     table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")}
 )
-deviations = services.threshold_deviations(store, name)
+deviations = thresholds.threshold_deviations(store, name)
 if deviations:
     st.warning(f"{len(deviations)} change(s) after the lock (shown in the report):")
     st.dataframe(pd.DataFrame(deviations), hide_index=True)
 
 st.subheader("3. Final human review")
-sample = services.final_review_sample(store, name, settings=settings)
+sample = signoff.final_review_sample(store, name, settings=settings)
 done = sum(1 for s in sample if s["mark"])
 st.progress(done / len(sample) if sample else 0.0, text=f"{done} of {len(sample)} reviewed")
 if user["role"] != "signer":
@@ -197,7 +199,7 @@ elif sample:
     def mark(acceptable: bool) -> None:
         # A callback, so the picker can move on to the next unmarked output before it is drawn.
         comment = st.session_state.get(comment_key, "")
-        services.record_final_review(store, name, user, item["output_id"], acceptable, comment)
+        signoff.record_final_review(store, name, user, item["output_id"], acceptable, comment)
         marked = {i for i, s in enumerate(sample) if s["mark"]} | {index}
         after = [i for i in range(index + 1, len(sample)) if i not in marked]
         before = [i for i in range(index) if i not in marked]
@@ -208,8 +210,8 @@ elif sample:
     bad_col.button("Not acceptable", key="final_review_bad", on_click=mark, args=(False,))
 
 st.subheader("4. Sign-off")
-report = services.build_report(store, name, settings)
-for s in report["signoffs"]:
+signed = signoff.build_report(store, name, settings)
+for s in signed["signoffs"]:
     st.markdown(
         f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "
         f"{ui.plain(s['comment'])}"
@@ -219,7 +221,7 @@ if user["role"] == "signer":
     signoff_comment = st.text_area("Comment (required)", key="signoff_comment")
     if st.button("Sign", type="primary", key="signoff_submit"):
         try:
-            services.sign_off(store, name, user, decision, signoff_comment, settings)
+            signoff.sign_off(store, name, user, decision, signoff_comment, settings)
             st.rerun()
         except ReviewAppError as exc:
             st.error(str(exc))
@@ -227,11 +229,11 @@ else:
     st.caption("Only a signer can approve or reject.")
 cols = st.columns(3)
 for col, fmt, mime in zip(
-    cols, services.REPORT_FORMATS, ("text/markdown", "text/html", "application/json"), strict=True
+    cols, report.REPORT_FORMATS, ("text/markdown", "text/html", "application/json"), strict=True
 ):
     col.download_button(
         f"Download report ({fmt})",
-        services.render_report(report, fmt),
+        report.render_report(signed, fmt),
         file_name=f"report-{name}.{fmt}",
         mime=mime,
         key=f"report_{fmt}",

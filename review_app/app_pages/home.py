@@ -3,14 +3,15 @@
 import pandas as pd
 import streamlit as st
 
-from review_app import services, ui
+from review_app import ui
+from review_app.services import workspace
 
 store = ui.get_store()
 user = ui.current_user(store)
 ui.require_role(user, "admin", "signer")
 
 st.title("Workspace")
-summary = services.workspace_summary(store)
+summary = workspace.workspace_summary(store)
 if not summary["studies"]:
     st.info("No study yet. Import outputs and create one with `review-app study create`.")
 for study in summary["studies"]:

@@ -4,8 +4,9 @@ starting; watch progress; read failures with the judge's raw answer; totals per 
 import pandas as pd
 import streamlit as st
 
-from review_app import services, ui
+from review_app import ui
 from review_app.errors import ReviewAppError
+from review_app.services import judging
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -17,7 +18,7 @@ study = ui.study_picker(store)
 if study is None:
     st.stop()
 
-choices = services.available_rubrics(settings)
+choices = judging.available_rubrics(settings)
 for invalid in (c for c in choices if c.error):
     st.warning(f"Rubric file {invalid.path.name} cannot be used: {invalid.error}")
 rubrics = {c.title: c for c in choices if c.rubric is not None}
@@ -48,7 +49,7 @@ tpm = c3.number_input("Tokens per minute (0 = no limit)", 0, 10**9, 0, key="judg
 
 def make_plan():
     try:
-        return services.plan_judge_run(
+        return judging.plan_judge_run(
             store, settings, study["name"], rubric_choice.path, judge, both_orders
         )
     except ReviewAppError as exc:
@@ -89,7 +90,7 @@ if plan is not None:
             )
 
         try:
-            outcome = services.start_judge_run(
+            outcome = judging.start_judge_run(
                 store,
                 settings,
                 study["name"],
@@ -115,7 +116,7 @@ if plan is not None:
                 show_plan(plan)
 
 st.subheader("Runs")
-runs = services.judge_runs(store, settings, study["name"])
+runs = judging.judge_runs(store, settings, study["name"])
 if not runs:
     st.info("No judge run on this study yet.")
 else:
@@ -149,7 +150,7 @@ else:
         st.caption("Every stored verdict parsed.")
     else:
         picked = st.selectbox("Run", list(failing), key="judge_failures_run")
-        for row in services.judge_run_failures(store, failing[picked]["id"], limit=50):
+        for row in judging.judge_run_failures(store, failing[picked]["id"], limit=50):
             title = f"{row['item_key']} · {row['first_system']} first · {row['parse_error']}"
             with st.expander(title):
                 st.caption(f"finish reason {row['finish_reason']} · {row['attempts']} attempts")

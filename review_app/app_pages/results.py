@@ -5,8 +5,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from review_app import services, ui
+from review_app import baselines, ui
 from review_app.errors import OutcomesHidden
+from review_app.report import format_ci
+from review_app.services import signoff
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -17,14 +19,10 @@ study = ui.study_picker(store)
 if study is None:
     st.stop()
 try:
-    results = services.study_results(store, study["name"], ui.settings())
+    results = signoff.study_results(store, study["name"], ui.settings())
 except OutcomesHidden as exc:
     st.info(f"{exc}. Lock them on the Gate screen; calibration numbers stay visible meanwhile.")
     st.stop()
-
-
-def ci_text(ci) -> str:
-    return f"{ci[0]:.2f} – {ci[1]:.2f}" if ci is not None and len(ci) == 2 else "n/a"
 
 
 rates = pd.DataFrame(
@@ -33,7 +31,7 @@ rates = pd.DataFrame(
             "comparison": f"{w.system_a} vs {w.system_b}",
             "source": w.source,
             "win rate": w.value,
-            "95% CI": ci_text(w.ci),
+            "95% CI": format_ci(w.ci),
             "low": w.ci[0] if w.ci else None,
             "high": w.ci[1] if w.ci else None,
             "n": w.n,
@@ -55,13 +53,13 @@ else:
     plotted = rates.dropna(subset=["win rate"]).assign(
         kind=lambda f: f.source.map(
             lambda s: (
-                "humans" if s == "humans" else "baseline" if s.startswith("baseline/") else "judge"
+                "humans" if s == "humans" else "baseline" if baselines.is_baseline(s) else "judge"
             )
         )
     )
     # Humans first, then real judges, then the baselines they must beat.
     order = sorted(
-        plotted.source.unique(), key=lambda s: (s != "humans", s.startswith("baseline/"), s)
+        plotted.source.unique(), key=lambda s: (s != "humans", baselines.is_baseline(s), s)
     )
     y = alt.Y("source:N", title=None, sort=order)
     x_scale = alt.Scale(domain=[0, 1])
@@ -99,45 +97,28 @@ else:
 
 st.subheader("Regression table")
 st.caption(
-    "Per category: the candidate's win rate and its distance from parity in points "
-    "(negative: worse than the other system there)."
+    "Per category: the candidate's win rate and its drop below parity in points (positive: "
+    "worse than the other system there). The verdict is the gate's own, where one of its "
+    "regression thresholds applies (its comparison, source and categories)."
 )
 regression = pd.DataFrame(results["regression"])
 if not regression.empty:
     regression["comparison"] = regression.system_a + " vs " + regression.system_b
-    regression["95% CI"] = regression.ci.map(ci_text)
-    gated = results["regression_threshold"]
-
-    def verdict(row) -> str:
-        """Judged only where the gate's regression threshold applies: its comparison and its
-        categories (all when it lists none)."""
-        p = gated.params if gated else None
-        if (
-            p is None
-            or (row.system_a, row.system_b) != (p["system_a"], p["system_b"])
-            or (p["categories"] and row.category not in p["categories"])
-        ):
-            return "not gated"
-        if row.delta_points is None or pd.isna(row.delta_points):
-            return "n/a"
-        return "regression" if row.delta_points < -gated.value else "ok"
-
-    regression["verdict"] = [verdict(row) for row in regression.itertuples()]
-    tolerance = gated.value if gated else None
+    regression["95% CI"] = regression.ci.map(format_ci)
     st.dataframe(
         regression[
-            ["category", "comparison", "source", "value", "95% CI", "n", "delta_points", "verdict"]
+            ["category", "comparison", "source", "value", "95% CI", "n", "drop_points", "verdict"]
         ],
         hide_index=True,
         column_config={
             "value": st.column_config.NumberColumn("win rate", format="%.3f"),
-            "delta_points": st.column_config.NumberColumn("delta (points)", format="%+.1f"),
+            "drop_points": st.column_config.NumberColumn("drop (points)", format="%+.1f"),
         },
     )
+    gated = results["regression_thresholds"]
     st.caption(
-        f"Verdict against the gate's regression tolerance of {tolerance:g} points, where that "
-        f"threshold applies ({gated.describe()})."
-        if tolerance is not None
+        "Regression thresholds: " + "; ".join(t.describe() for t in gated)
+        if gated
         else "No regression threshold on the Gate screen, so no verdict."
     )
 

@@ -6,9 +6,10 @@ import time
 
 import streamlit as st
 
-from review_app import services, ui
+from review_app import ui
 from review_app.errors import ReviewAppError
 from review_app.safe_markdown import render_markdown
+from review_app.services import review
 
 SCORES = [1, 2, 3, 4, 5]
 KEYS = (("A", "a"), ("B", "b"), ("tie", "t"), ("both_bad", "n"))
@@ -33,7 +34,7 @@ settings = ui.settings()
 st.session_state.setdefault(ui.REVIEW_SLOT, 0)
 slot = st.session_state[ui.REVIEW_SLOT]
 
-study = services.review_study(store, user)
+study = review.review_study(store, user)
 if study is None:
     st.title("Review")
     st.info("There is nothing to review yet. Ask the study admin to set up a study.")
@@ -70,9 +71,9 @@ def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
                 sides[side] = value
         if sides:
             scores[name] = sides
-    flags = [flag for flag in services.FLAGS if st.session_state.get(f"flag-{slot}-{flag}")]
+    flags = [flag for flag in review.FLAGS if st.session_state.get(f"flag-{slot}-{flag}")]
     try:
-        services.record_vote(
+        review.record_vote(
             store,
             settings,
             user["id"],
@@ -86,14 +87,14 @@ def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
     except ReviewAppError as exc:
         _next_slot(f"Not saved: {exc}")
         return
-    _next_slot(f"Saved: {services.CHOICES[choice]}.")
+    _next_slot(f"Saved: {review.CHOICES[choice]}.")
 
 
 def _skip(assignment_id: int) -> None:
     if not _on_screen(assignment_id):
         return
     try:
-        services.skip_pair(store, user["id"], assignment_id)
+        review.skip_pair(store, user["id"], assignment_id)
     except ReviewAppError as exc:
         _next_slot(f"Not skipped: {exc}")
         return
@@ -101,14 +102,14 @@ def _skip(assignment_id: int) -> None:
 
 
 def _undo() -> None:
-    undone = services.undo_last_vote(store, settings, user["id"], study["id"])
+    undone = review.undo_last_vote(store, settings, user["id"], study["id"])
     _next_slot("Your last vote was undone; vote on it again." if undone else "Nothing to undo.")
 
 
 def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> None:
     choice = st.session_state.get(f"edit-choice-{number}")
     try:
-        services.record_vote(
+        review.record_vote(
             store,
             settings,
             user["id"],
@@ -121,7 +122,7 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
     except ReviewAppError as exc:
         st.session_state[ui.REVIEW_NOTICE] = f"Not changed: {exc}"
         return
-    st.session_state[ui.REVIEW_NOTICE] = f"Vote {number} changed to: {services.CHOICES[choice]}."
+    st.session_state[ui.REVIEW_NOTICE] = f"Vote {number} changed to: {review.CHOICES[choice]}."
 
 
 def _show_text(text: str, raw: bool, extra_class: str = "") -> None:
@@ -139,11 +140,11 @@ def _show_text(text: str, raw: bool, extra_class: str = "") -> None:
 def _assigned(db_path: str, study_id: int, reviewer_id: int) -> int:
     # Reads every vote of the study; the figure stays put while the reviewer works (each vote
     # moves one pair from "to hand out" to "done"), so a few minutes' cache is faithful.
-    return services.review_progress(store, reviewer_id, study_id).assigned
+    return review.review_progress(store, reviewer_id, study_id).assigned
 
 
-task = services.next_pair(store, settings, user["id"], study["id"])
-done = services.votes_done(store, user["id"], study["id"])
+task = review.next_pair(store, settings, user["id"], study["id"])
+done = review.votes_done(store, user["id"], study["id"])
 assigned = max(done, _assigned(store.path, study["id"], user["id"]))
 st.html(STYLE)
 
@@ -200,7 +201,7 @@ else:
     buttons = st.columns(6)
     for column, (choice, key) in zip(buttons[:4], KEYS, strict=True):
         column.button(
-            services.CHOICES[choice],
+            review.CHOICES[choice],
             key=f"vote-{choice}",
             shortcut=key.upper(),
             type="primary" if choice in ("A", "B") else "secondary",
@@ -222,8 +223,8 @@ else:
         "**s** skip · **u** undo last vote. Typing in a text box never triggers them."
     )
 
-    flag_columns = st.columns(len(services.FLAGS))
-    for column, (flag, label) in zip(flag_columns, services.FLAGS.items(), strict=True):
+    flag_columns = st.columns(len(review.FLAGS))
+    for column, (flag, label) in zip(flag_columns, review.FLAGS.items(), strict=True):
         column.checkbox(label, key=f"flag-{slot}-{flag}")
     if task.ask_rationale:
         st.text_area(
@@ -233,7 +234,7 @@ else:
             height=80,
         )
 
-earlier = services.my_votes(store, user["id"], study["id"])
+earlier = review.my_votes(store, user["id"], study["id"])
 if earlier:
     with st.expander(f"Edit an earlier vote ({len(earlier)})"):
         by_number = {vote["number"]: vote for vote in earlier}
@@ -241,7 +242,7 @@ if earlier:
             "Vote",
             list(by_number),
             format_func=lambda n: (
-                f"{n}. {services.CHOICES[by_number[n]['choice']]} · {by_number[n]['prompt'][:70]}"
+                f"{n}. {review.CHOICES[by_number[n]['choice']]} · {by_number[n]['prompt'][:70]}"
             ),
             key="edit-number",
         )
@@ -249,9 +250,9 @@ if earlier:
         st.text(picked["prompt"])
         st.radio(
             "Your choice",
-            list(services.CHOICES),
-            index=list(services.CHOICES).index(picked["choice"]),
-            format_func=services.CHOICES.get,
+            list(review.CHOICES),
+            index=list(review.CHOICES).index(picked["choice"]),
+            format_func=review.CHOICES.get,
             horizontal=True,
             key=f"edit-choice-{number}",
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from review_app import services
+from review_app.services import demo, judging, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.browser.conftest import done_count, start_server, wait_done, wait_for_pair, wait_idle
@@ -30,7 +30,7 @@ REJECT_COMMENT = "States a refund window the policy does not have."
 def tokens(module_workspace) -> dict[str, str]:
     """A fresh demo workspace; the demo users' tokens by name."""
     store = Store.open(module_workspace)
-    links = services.seed_demo(store, Settings.from_env())
+    links = demo.seed_demo(store, Settings.from_env())
     store.close()
     return {name: link.split("token=")[1] for name, link in links.items()}
 
@@ -190,10 +190,10 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     # 5. The workspace holds exactly what the three users did.
     store = Store.open(module_workspace)
     try:
-        study = store.require_study(services.DEMO_STUDY)
+        study = store.require_study(demo.DEMO_STUDY)
         lock = store.threshold_lock(study["id"])
         assert lock["locked_by"] == "demo-admin"
-        assert len(services.list_thresholds(store, "demo")) > 0
+        assert len(thresholds.list_thresholds(store, "demo")) > 0
 
         reviewer_votes = [
             v for v in store.vote_history(study["id"]) if v["reviewer"] == "demo-reviewer"
@@ -201,7 +201,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         assert [v["choice"] for v in reviewer_votes] == ["A", "B", "tie"]
         assert all(v["created_at"] > lock["locked_at"] for v in reviewer_votes)
 
-        runs = services.judge_runs(store, Settings.from_env(), "demo")
+        runs = judging.judge_runs(store, Settings.from_env(), "demo")
         random_run = next(r for r in runs if r["label"] == "baseline/random · single order")
         assert random_run["status"] == "complete"
         assert random_run["verdicts"] == calls_to_send == store.study_counts(study["id"])["pairs"]

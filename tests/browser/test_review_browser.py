@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from review_app import services
+from review_app.services import data, people, review, studies
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.browser.conftest import (
@@ -43,15 +43,13 @@ def workspace(module_workspace, tmp_path_factory):
     store = Store.open(module_workspace)
     settings = Settings.from_env()
     make_study(store, folder, n_items=12, reviews_per_pair=2, criteria=["accuracy"])
-    services.import_outputs(
-        store, write_outputs(folder / "hostile.csv", 1, hostile_item=0), "hostile"
-    )
-    services.create_study(
+    data.import_outputs(store, write_outputs(folder / "hostile.csv", 1, hostile_item=0), "hostile")
+    studies.create_study(
         store, SAFETY_STUDY, "hostile", [(SENTINELS[0], SENTINELS[1])], reviews_per_pair=1
     )
     tokens = {}
     for name, study in (("kim", STUDY), ("lee", STUDY), ("sally", SAFETY_STUDY)):
-        _, link = services.add_reviewer(store, settings, name, "reviewer", study)
+        _, link = people.add_reviewer(store, settings, name, "reviewer", study)
         tokens[name] = link.split("token=")[1]
     store.close()
     return tokens
@@ -98,7 +96,7 @@ def test_keyboard_only_labelling_survives_a_reload(server, workspace, page, modu
         assert [v["choice"] for v in votes] == [expected[k] for k in keys]
         assert all(v["supersedes"] is None and v["ms_spent"] is not None for v in votes)
         assert len({(v["item_key"], v["system_x"], v["system_y"]) for v in votes}) == 10
-        assert services.review_progress(store, kim, store.require_study(STUDY)["id"]).done == 10
+        assert review.review_progress(store, kim, store.require_study(STUDY)["id"]).done == 10
     finally:
         store.close()
 

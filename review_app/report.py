@@ -1,0 +1,319 @@
+"""The sign-off report as a reader sees it: Markdown, self-contained HTML or JSON, its content
+hash, and the one way the app writes a confidence interval. Pure functions over the report dict
+that the sign-off service builds; what the numbers mean is decided in gate.py and stats.py."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from dataclasses import asdict
+from typing import Any
+
+from review_app import stats
+from review_app.errors import InputError
+
+
+def format_ci(ci: Any, digits: int = 2) -> str:
+    """A confidence interval as "[low, high]" with `digits` decimals, or "n/a" when there is none
+    (None, an empty cell of a table, anything that is not a pair)."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return "n/a"
+    low, high = ci
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def win_rate_json(w: stats.WinRate) -> dict:
+    """A win rate as the report and the trend table store it (the CI as a list)."""
+    return asdict(w) | {"ci": list(w.ci) if w.ci else None}
+
+
+def report_hash(report: dict) -> str:
+    """Hash of a report's content: everything except when it was generated and its sign-offs."""
+    body = {k: v for k, v in report.items() if k not in ("generated_at", "signoffs", "report_hash")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---- small formatting helpers ----
+
+# Estimates in the report carry three decimals, so their intervals do too.
+_DIGITS = 3
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.{_DIGITS}f}"
+
+
+def _value(est: dict) -> str:
+    return _number(est["value"])
+
+
+def _ci(ci: Any) -> str:
+    return format_ci(ci, digits=_DIGITS)
+
+
+def _points(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+# ---- Markdown ----
+
+
+def render_markdown(report: dict) -> str:
+    lines = [f"# Ship decision report: study {report['study']}", ""]
+    es = report["eval_set"]
+    lines += [
+        f"- Eval set: **{es['name']}** ({es['n_items']} items), hash `{es['content_hash']}`",
+        f"- Comparisons: {', '.join(f'{a} vs {b}' for a, b in report['comparisons'])}",
+        f"- Report hash: `{report['report_hash']}`",
+        f"- Generated: {report['generated_at']}",
+        "",
+        f"## Gate: {'PASS' if report['gate_passed'] else 'FAIL'}",
+        "",
+    ]
+    th = report["thresholds"]
+    if th["locked_at"]:
+        lines.append(
+            f"Thresholds locked by {th['locked_by']} at {th['locked_at']} "
+            f"(hash `{th['content_hash']}`)."
+        )
+    lines += ["", "| threshold | value | CI | n | result | detail |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        lines.append(
+            f"| {_md(r['description'])} | {_number(r['value'])} | {_ci(r['ci'])} | {r['n'] or 0} | "
+            f"{'pass' if r['passed'] else 'FAIL'} | {_md(r['detail'])} |"
+        )
+    if report["deviations"]:
+        lines += ["", "### Deviations after the lock", ""]
+        for d in report["deviations"]:
+            lines.append(
+                f"- {d['changed_at']} by {d['changed_by']}: {_md(d['before'])} -> "
+                f"{_md(d['after'])}. Reason: {_md(d['reason'] or '(none given)')}"
+            )
+    lines += ["", "## Win rates", "", "| comparison | source | win rate | 95% CI | n |"]
+    lines.append("|---|---|---|---|---|")
+    for w in report["win_rates"]:
+        lines.append(
+            f"| {w['system_a']} vs {w['system_b']} | {_md(w['source'])} | {_number(w['value'])} | "
+            f"{_ci(w['ci'])} | {w['n']} |"
+        )
+    lines += ["", "## Regression by category", ""]
+    lines.append(
+        "Drop = points below parity, 100 x (0.5 - win rate); verdicts come from the gate's "
+        "regression thresholds."
+    )
+    lines += [
+        "",
+        "| category | comparison | source | win rate | 95% CI | drop (points) | n | verdict |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for r in report["regression"]:
+        lines.append(
+            f"| {_md(r['category'])} | {r['system_a']} vs {r['system_b']} | {_md(r['source'])} | "
+            f"{_number(r['value'])} | {_ci(r['ci'])} | {_points(r['drop_points'])} | {r['n']} | "
+            f"{r['verdict']} |"
+        )
+    lines += ["", "## Judges", "", "| judge | rubric hash | verdicts | agreement (no ties) | n |"]
+    lines.append("|---|---|---|---|---|")
+    for j in report["judges"]:
+        agree = j["agreement_without_ties"]
+        lines.append(
+            f"| {_md(j['judge'])} | `{j['rubric_hash'] or '-'}` | {j['n_verdicts']} | "
+            f"{_value(agree)} | {agree['n']} |"
+        )
+    humans = report["human_agreement"]
+    lines += [
+        "",
+        f"Human-human agreement without ties: {_value(humans['without_ties'])} "
+        f"(n={humans['without_ties']['n']}); with ties: {_value(humans['with_ties'])} "
+        f"(n={humans['with_ties']['n']}).",
+    ]
+    fr = report["final_review"]
+    lines += ["", "## Final human review", ""]
+    lines.append(
+        f"{fr['acceptable']} of {fr['n']} reviewed outputs of {fr['system']} acceptable "
+        f"({fr['n']} of the {fr['sample_size']}-output sample reviewed)."
+    )
+    for item in fr["rejected"]:
+        lines.append(
+            f"- not acceptable: {item['item_id']}: {_md(item['comment'] or '(no comment)')}"
+        )
+    lines += ["", "## Sign-off", ""]
+    if not report["signoffs"]:
+        lines.append("Not signed yet.")
+    for s in report["signoffs"]:
+        lines.append(
+            f"- **{s['decision'].upper()}** by {s['signer']} at {s['created_at']} "
+            f"(report hash `{s['report_hash']}`): {_md(s['comment'])}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ---- HTML ----
+
+
+def render_html(report: dict) -> str:
+    """A single self-contained HTML file: inline CSS and an inline SVG chart, nothing remote."""
+    e = html.escape
+    rows = "".join(
+        f"<tr class='{'pass' if r['passed'] else 'fail'}'><td>{e(r['description'])}</td>"
+        f"<td>{_number(r['value'])}</td>"
+        f"<td>{_ci(r['ci'])}</td><td>{r['n'] or 0}</td>"
+        f"<td>{'pass' if r['passed'] else 'FAIL'}</td><td>{e(r['detail'])}</td></tr>"
+        for r in report["results"]
+    )
+    markdown_body = render_markdown(report)
+    verdict = "PASS" if report["gate_passed"] else "FAIL"
+    n_passed = sum(1 for r in report["results"] if r["passed"])
+    th = report["thresholds"]
+    locked = (
+        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, before the outcomes "
+        f"were visible (hash <code>{e(th['content_hash'][:16])}</code>)."
+        if th["locked_at"]
+        else "Not locked."
+    )
+    deviations = "".join(
+        f"<li>{e(d['changed_at'])} by {e(d['changed_by'])}: {e(d['before'])} &rarr; "
+        f"{e(d['after'])}. Reason: {e(d['reason'] or '(none given)')}</li>"
+        for d in report["deviations"]
+    )
+    if deviations:
+        deviations = f"<p><b>Changed after the lock:</b></p><ul>{deviations}</ul>"
+    fr = report["final_review"]
+    rejected = "".join(
+        f"<li>{e(item['item_id'])}: {e(item['comment'] or '(no comment)')}</li>"
+        for item in fr["rejected"]
+    )
+    if rejected:
+        rejected = f"<p>Marked not acceptable:</p><ul>{rejected}</ul>"
+    judges = "".join(
+        f"<tr><td>{e(j['judge'])}</td><td>{j['n_verdicts']}</td>"
+        f"<td>{_value(j['agreement_without_ties'])}</td><td>{j['agreement_without_ties']['n']}</td>"
+        f"<td><code>{e((j['rubric_hash'] or '-')[:16])}</code></td></tr>"
+        for j in report["judges"]
+    )
+    humans = report["human_agreement"]["without_ties"]
+    signoffs = "".join(_signoff_html(s, report["report_hash"]) for s in report["signoffs"])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>Ship decision report: {e(report["study"])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: 2rem auto; color: #1d2433;
+  padding: 0 1rem; }}
+h1 {{ font-size: 1.6rem; }} table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
+td, th {{ border-bottom: 1px solid #dde2ea; padding: .35rem .5rem; text-align: left;
+  font-size: .9rem; }}
+tr.fail td {{ background: #fdecec; }} tr.pass td {{ background: #edf8ef; }}
+.verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: .4rem; font-weight: 700;
+  color: white; background: {"#2e7d32" if report["gate_passed"] else "#c62828"}; }}
+code {{ font-size: .8rem; }} details {{ margin-top: 2rem; }} .note {{ color: #5a6478; }}
+pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8rem; }}
+</style></head><body>
+<h1>Ship decision report: study {e(report["study"])}</h1>
+<p>Candidate <b>{e(report["candidate"])}</b>, compared with
+{", ".join(e(b) for _, b in report["comparisons"])}.
+Eval set <b>{e(report["eval_set"]["name"])}</b> ({report["eval_set"]["n_items"]} items),
+hash <code>{e(report["eval_set"]["content_hash"] or "")}</code><br>
+Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["generated_at"])}</p>
+<p>Gate: <span class="verdict">{verdict}</span> {n_passed} of {len(report["results"])}
+thresholds met.</p>
+<h2>Thresholds</h2>
+<p>{locked}</p>{deviations}
+<table><tr><th>threshold</th><th>value</th><th>95% CI</th><th>n</th><th>result</th>
+<th>detail</th></tr>{rows}</table>
+<h2>Win rates</h2>
+<p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
+votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
+{win_rate_svg(report["win_rates"])}
+<h2>Judges</h2>
+<p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
+{_value(humans)} (n={humans["n"]}).</p>
+<table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
+{judges}</table>
+<h2>Final human review</h2>
+<p>{fr["acceptable"]} of {fr["n"]} reviewed outputs of {e(fr["system"])} marked acceptable
+({fr["n"]} of the {fr["sample_size"]}-output sample reviewed).</p>
+{rejected}
+<h2>Sign-off</h2><ul>{signoffs or "<li>Not signed yet.</li>"}</ul>
+<details><summary>Full report (Markdown), with the regression table by category</summary>
+<pre>{e(markdown_body)}</pre></details>
+</body></html>
+"""
+
+
+def _signoff_html(signoff: dict, current_hash: str) -> str:
+    # A signer must see whether their signature covers these figures or an earlier version.
+    e = html.escape
+    same = signoff["report_hash"] == current_hash
+    which = "this report" if same else "an earlier version: the figures changed after signing"
+    return (
+        f"<li><b>{e(signoff['decision'].upper())}</b> by {e(signoff['signer'])} at "
+        f"{e(signoff['created_at'])}: {e(signoff['comment'])}<br><small>signed report hash "
+        f"<code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
+    )
+
+
+def win_rate_svg(win_rates: list[dict]) -> str:
+    """Horizontal bars with CI whiskers, one per (comparison, source), 0.5 marked."""
+    rows = [w for w in win_rates if w["value"] is not None]
+    if not rows:
+        return "<p>No win rates yet.</p>"
+    width, left, bar_h, gap = 960, 420, 18, 10
+    height = len(rows) * (bar_h + gap) + 30
+    scale = (width - left - 20) / 1.0
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="win rates with 95% confidence intervals">'
+    ]
+    for i, w in enumerate(rows):
+        y = 10 + i * (bar_h + gap)
+        label = html.escape(f"{w['system_a']} vs {w['system_b']} · {w['source']} (n={w['n']})")
+        color = "#3b6fb6" if w["source"] == stats.HUMANS else "#8a9bb5"
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{label}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{w["value"] * scale:.1f}" height="{bar_h}" '
+            f'fill="{color}"><title>{w["value"]:.3f}</title></rect>'
+        )
+        if w["ci"]:
+            lo, hi = (left + c * scale for c in w["ci"])
+            mid = y + bar_h / 2
+            parts.append(
+                f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{mid}" y2="{mid}" stroke="#111" '
+                'stroke-width="1.5"/>'
+            )
+        parts.append(
+            f'<text x="{left + w["value"] * scale + 4:.1f}" y="{y + 13}" font-size="11">'
+            f"{w['value']:.2f}</text>"
+        )
+    half = left + 0.5 * scale
+    parts.append(
+        f'<line x1="{half}" x2="{half}" y1="0" y2="{height - 20}" stroke="#c62828" '
+        'stroke-dasharray="4 3"/>'
+    )
+    parts.append(f'<text x="{half - 10}" y="{height - 5}" font-size="11">0.5</text></svg>')
+    return "".join(parts)
+
+
+# ---- choosing a format ----
+
+
+def render_json(report: dict) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+_RENDERERS = {"md": render_markdown, "html": render_html, "json": render_json}
+REPORT_FORMATS = tuple(_RENDERERS)
+
+
+def render_report(report: dict, fmt: str) -> str:
+    """The report in one of REPORT_FORMATS; InputError names the choices for any other."""
+    if fmt not in _RENDERERS:
+        raise InputError(
+            f"unknown report format {fmt!r}; choose one of {', '.join(REPORT_FORMATS)}"
+        )
+    return _RENDERERS[fmt](report)

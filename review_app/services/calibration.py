@@ -1,0 +1,247 @@
+"""Calibration: how far each judge can be trusted, beside the human ceiling, and the disagreement
+browser (the comparisons where a judge and the humans, or a judge's two orders, disagree)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from review_app import baselines, stats
+from review_app.services import study_data
+from review_app.services.study_data import JudgeInfo
+from review_app.settings import Settings
+from review_app.store import Store
+
+# A CI wider than this (about +-0.1) is flagged as too uncertain to read, with the votes needed.
+CI_TARGET_WIDTH = 0.2
+DISAGREEMENT_KINDS = ("majority", "orders")
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """Everything the calibration screen and `review-app stats` show for one study."""
+
+    study: str
+    calibration: stats.Calibration
+    judges: dict[str, JudgeInfo]
+    assessments: dict[str, stats.Assessment]
+    warnings: list[str]
+    reference: str
+
+    def document(self) -> dict:
+        """The `review-app stats --json` document (docs/statistics.md)."""
+        return self.calibration.to_json()
+
+
+def judge_labels(store: Store, study: str, settings: Settings | None = None) -> list[str]:
+    """Every judge of a study as the statistics name it: runs first, then the baselines."""
+    settings = settings or Settings.from_env()
+    return study_data.load(store, store.require_study(study), settings).judge_order
+
+
+def _reference_label(infos: dict[str, JudgeInfo]) -> str:
+    """The label of the longest-output baseline: a stored run of it, else the computed one."""
+    return next(
+        (label for label, info in infos.items() if info.judge == baselines.REFERENCE),
+        baselines.REFERENCE,
+    )
+
+
+def calibration_report(
+    store: Store, study: str, settings: Settings | None = None
+) -> CalibrationReport:
+    """Every calibration statistic of a study (docs/statistics.md), overall and per category,
+    for every judge run, imported judge and baseline, with a verdict on each judge."""
+    settings = settings or Settings.from_env()
+    data = study_data.load(store, store.require_study(study), settings)
+    calibration = data.statistics.calibration
+    overall = calibration.overall
+    reference_label = _reference_label(data.judges)
+    reference = overall.judge(reference_label)
+    assessments = {
+        j.judge: stats.assess_judge(j, overall.humans, reference) for j in overall.judges
+    }
+    skip = [j for j in data.judge_order if baselines.is_baseline(j)]
+    return CalibrationReport(
+        study=study,
+        calibration=calibration,
+        judges=data.judges,
+        assessments=assessments,
+        warnings=stats.small_n_warnings(overall, CI_TARGET_WIDTH, skip=skip),
+        reference=reference_label,
+    )
+
+
+def calibration_data_version(store: Store, study: str) -> str:
+    """A key that changes whenever the study's votes, verdicts, runs or pairs change, so a page
+    can cache `calibration_report` safely."""
+    return store.calibration_data_version(store.require_study(study)["id"])
+
+
+@dataclass(frozen=True)
+class DisagreementFilters:
+    """Which disagreements to list. Empty tuples mean "all"."""
+
+    judges: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = DISAGREEMENT_KINDS
+    min_length_difference: int = 0
+    max_length_difference: int | None = None
+
+
+DISAGREEMENT_COLUMNS = [
+    "judge",
+    "pair_id",
+    "item_key",
+    "category",
+    "system_x",
+    "system_y",
+    "reason",
+    "against_majority",
+    "orders_disagree",
+    "human_majority",
+    "judge_verdict",
+    "verdict_x_first",
+    "verdict_y_first",
+    "n_votes",
+    "votes",
+    "len_x",
+    "len_y",
+    "length_difference",
+    "prompt",
+    "output_x",
+    "output_y",
+    "explanation_x_first",
+    "explanation_y_first",
+    "explanation_combined",
+    "raw_x_first",
+    "raw_y_first",
+]
+
+
+def _system_name(outcome: str | None, system_x: str, system_y: str) -> str | None:
+    """An x/y/tie outcome as the name of the winning system (or tie / None)."""
+    return {"x": system_x, "y": system_y}.get(outcome, outcome) if outcome else None
+
+
+def _vote_lines(votes: pd.DataFrame) -> pd.Series:
+    """pair_id -> one line per vote: reviewer, choice, side shown left, rationale."""
+    if votes.empty:
+        return pd.Series(dtype=object)
+    left = votes["shown_left"].astype(object)
+    rationale = votes["rationale"].astype(object).fillna("")
+    lines = (
+        votes["reviewer"].astype(str)
+        + ": "
+        + votes["winner"].astype(str)
+        + left.map(lambda s: f" (left: {s})" if s else "")
+        + rationale.map(lambda r: f" - {r}" if r else "")
+    )
+    return lines.groupby(votes["pair_id"]).agg("\n".join)
+
+
+def _explanations(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """(judge, pair_id) -> explanation and raw text of each order and of a combined verdict."""
+    columns = [
+        f"{prefix}_{name}"
+        for name in ("x_first", "y_first", "combined")
+        for prefix in ("explanation", "raw")
+    ]
+    if verdicts.empty:
+        return pd.DataFrame(
+            columns=columns, index=pd.MultiIndex.from_tuples([], names=["judge", "pair_id"])
+        )
+    order = verdicts["first"].fillna("combined")
+    frame = verdicts.assign(order=order)[["judge", "pair_id", "order", "explanation", "raw_text"]]
+    frame = frame.drop_duplicates(["judge", "pair_id", "order"], keep="last")
+    wide = frame.pivot(index=["judge", "pair_id"], columns="order")
+    out = pd.DataFrame(index=wide.index)
+    for order, name in (("x", "x_first"), ("y", "y_first"), ("combined", "combined")):
+        for field, prefix in (("explanation", "explanation"), ("raw_text", "raw")):
+            column = (field, order)
+            out[f"{prefix}_{name}"] = wide[column] if column in wide.columns else None
+    return out
+
+
+def disagreements(
+    store: Store,
+    study: str,
+    filters: DisagreementFilters | None = None,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Comparisons where a judge's combined verdict differs from the human majority, or where
+    its two orders disagree: unblinded, with both outputs, the votes with their rationales and
+    the judge's explanation for each order. Largest length difference first."""
+    settings = settings or Settings.from_env()
+    texts = study_data.load(store, store.require_study(study), settings).texts(store)
+    pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
+    if filters is not None and filters.judges:
+        verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
+    combined = stats.combine_verdicts(pairs, verdicts)
+    majority = stats.majority_labels(pairs, votes)
+    rows = combined.merge(pairs, on="pair_id")
+    rows["majority"] = rows["pair_id"].map(majority)
+    against_majority = (
+        rows["majority"].notna() & rows["outcome"].notna() & (rows["outcome"] != rows["majority"])
+    )
+    reasons = pd.Series("", index=rows.index, dtype=object)
+    reasons = reasons.where(~against_majority, "disagrees with the human majority")
+    reasons = reasons.where(~rows["inconsistent"], "its two orders disagree")
+    reasons = reasons.where(
+        ~(against_majority & rows["inconsistent"]),
+        "disagrees with the human majority; its two orders disagree",
+    )
+    rows["reason"] = reasons
+    rows["against_majority"] = against_majority
+    rows["orders_disagree"] = rows["inconsistent"]
+    rows = rows[rows["reason"] != ""]
+    if rows.empty:
+        return pd.DataFrame(columns=DISAGREEMENT_COLUMNS)
+
+    def name_of(column: str) -> list:
+        return [
+            _system_name(o, x, y)
+            for o, x, y in zip(rows[column], rows["system_x"], rows["system_y"], strict=True)
+        ]
+
+    rows["length_difference"] = (rows["len_x"] - rows["len_y"]).abs()
+    rows["human_majority"] = name_of("majority")
+    rows["judge_verdict"] = name_of("outcome")
+    rows["verdict_x_first"] = name_of("outcome_first_x")
+    rows["verdict_y_first"] = name_of("outcome_first_y")
+    rows["n_votes"] = rows["pair_id"].map(votes.groupby("pair_id").size()).fillna(0).astype(int)
+    rows["votes"] = rows["pair_id"].map(_vote_lines(votes)).fillna("")
+    rows = rows.join(_explanations(verdicts), on=["judge", "pair_id"])
+    for column in DISAGREEMENT_COLUMNS:
+        # None, not NaN, marks "no such order" for the pages and the CSV.
+        values = rows[column].astype(object)
+        rows[column] = values.where(values.notna(), None)
+    rows = rows.sort_values(
+        ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
+    )
+    frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
+    return filter_disagreements(frame, filters) if filters is not None else frame
+
+
+def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> pd.DataFrame:
+    """The rows of a `disagreements` table that pass `filters` (a page filters without reloading)."""
+    keep = pd.Series(True, index=frame.index)
+    if filters.judges:
+        keep &= frame["judge"].isin(filters.judges)
+    if filters.categories:
+        keep &= frame["category"].isin(filters.categories)
+    keep &= frame["length_difference"].astype(int) >= filters.min_length_difference
+    if filters.max_length_difference is not None:
+        keep &= frame["length_difference"].astype(int) <= filters.max_length_difference
+    wanted = pd.Series(False, index=frame.index)
+    if "majority" in filters.kinds:
+        wanted |= frame["against_majority"].astype(bool)
+    if "orders" in filters.kinds:
+        wanted |= frame["orders_disagree"].astype(bool)
+    return frame[keep & wanted].reset_index(drop=True)
+
+
+def disagreements_csv(frame: pd.DataFrame) -> str:
+    """The disagreement table as CSV text (unblinded: for admins only)."""
+    return frame.to_csv(index=False)

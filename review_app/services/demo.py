@@ -1,0 +1,55 @@
+"""The demo workspace: the shipped eval set, study, example votes and verdicts, the baseline judge
+runs, and links for its three users."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from review_app import baselines
+from review_app.services.data import import_outputs, import_verdicts, import_votes
+from review_app.services.judging import DEMO_RUBRIC, start_judge_run
+from review_app.services.people import add_reviewer
+from review_app.services.studies import create_study
+from review_app.settings import Settings
+from review_app.store import Store
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
+
+
+DEMO_STUDY = "demo"
+
+
+DEMO_EVAL_SET = "demo"
+
+
+DEMO_USERS = (("demo-admin", "admin"), ("demo-reviewer", "reviewer"), ("demo-signer", "signer"))
+
+
+def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
+    """Load the demo eval set, study, example votes and example judge verdicts (idempotent),
+    run the baseline judges, and return fresh personal links for the demo users, by name."""
+    import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET)
+    if store.study(DEMO_STUDY) is None:
+        create_study(
+            store,
+            DEMO_STUDY,
+            DEMO_EVAL_SET,
+            [("finetuned", "base"), ("finetuned", "frontier")],
+            reviews_per_pair=3,
+            show_reference=False,
+            criteria=["accuracy", "helpfulness", "tone", "format"],
+        )
+    import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
+    import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY)
+    seed_demo_judges(store, settings)
+    links = {}
+    for name, role in DEMO_USERS:
+        _, links[name] = add_reviewer(store, settings, name, role, DEMO_STUDY)
+    return links
+
+
+def seed_demo_judges(store: Store, settings: Settings) -> None:
+    """Baseline-judge runs (all four, both orders) on the demo study, so calibration has judges
+    to show without any API key. Idempotent: a complete run sends nothing."""
+    for name in baselines.BASELINES:
+        start_judge_run(store, settings, DEMO_STUDY, DEMO_RUBRIC, baselines.label(name))

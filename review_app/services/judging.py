@@ -1,0 +1,404 @@
+"""Judge runs: the rubrics on offer, planning a run (calls still missing, estimated cost), running
+it through the judge engine with every verdict committed as it lands, and run totals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from judge.errors import FatalProviderError, JudgeError, RubricError
+from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
+from judge.providers.base import get_provider, split_spec
+from judge.rubric import Rubric, load_rubric
+from judge.runner import (
+    CallResult,
+    JudgeCall,
+    JudgeParams,
+    Progress,
+    RunOptions,
+    RunSummary,
+    build_calls,
+    missing_calls,
+    render_call,
+    run_judge,
+)
+from review_app.baselines import is_baseline
+from review_app.errors import InputError, JudgeUnavailable, NotFound
+from review_app.settings import Settings
+from review_app.store import Store, now_iso
+
+RUBRICS_DIR = Path(__file__).resolve().parents[2] / "rubrics"
+
+
+DEMO_RUBRIC = RUBRICS_DIR / "general-pairwise.yaml"
+
+
+@dataclass(frozen=True)
+class RubricChoice:
+    """A rubric file offered to the user; `error` says why it cannot be used."""
+
+    path: Path
+    rubric: Rubric | None
+    error: str | None = None
+
+    @property
+    def title(self) -> str:
+        if self.rubric is None:
+            return f"{self.path.name} (invalid)"
+        return f"{self.rubric.name} v{self.rubric.version} ({self.rubric.mode})"
+
+
+def available_rubrics(settings: Settings) -> list[RubricChoice]:
+    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS`; invalid files are listed with
+    their error rather than hidden."""
+    folders = [RUBRICS_DIR]
+    if settings.judge_rubrics_dir:
+        folders.append(Path(settings.judge_rubrics_dir))
+    choices = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.y*ml")):
+            try:
+                choices.append(RubricChoice(path, load_rubric(path)))
+            except RubricError as exc:
+                choices.append(RubricChoice(path, None, str(exc)))
+    return choices
+
+
+@dataclass(frozen=True)
+class JudgePlan:
+    """What a judge run would do: the calls still missing and what they would cost.
+
+    `run_id` is the existing run these settings resume, or None for a new run.
+    """
+
+    study: str
+    study_id: int
+    judge: str
+    label: str
+    rubric: Rubric
+    rubric_body: str
+    rubric_hash: str
+    params: JudgeParams
+    run_id: int | None
+    n_pairs: int
+    n_total: int
+    calls: list[JudgeCall]
+    estimate: Estimate
+
+    @property
+    def n_missing(self) -> int:
+        return len(self.calls)
+
+    @property
+    def n_stored(self) -> int:
+        return self.n_total - self.n_missing
+
+    def line(self) -> str:
+        """One line for the CLI and the page: calls and cost before anything is sent."""
+        if self.estimate.cost is None:
+            cost = (
+                f"cost unknown: no price for {self.judge} "
+                "(add it to a price file, see REVIEW_APP_JUDGE_PRICES)"
+            )
+        else:
+            cost = (
+                f"estimated cost ${self.estimate.cost:.4f} (at most ${self.estimate.max_cost:.4f})"
+            )
+        return (
+            f"{self.label}: {self.n_missing} calls to send, {self.n_stored} of {self.n_total} "
+            f"already stored ({self.n_pairs} pairs, "
+            f"{'both orders' if self.params.both_orders else 'single order'}); {cost}"
+        )
+
+
+@dataclass(frozen=True)
+class JudgeRunOutcome:
+    run_id: int
+    label: str
+    status: str
+    progress: Progress
+    failures: list[str]
+
+    def line(self) -> str:
+        p = self.progress
+        cost = "cost unknown" if p.cost_unknown else f"cost ${p.cost:.4f}"
+        return (
+            f"run {self.run_id} {self.label}: {p.done - p.failed} verdicts stored "
+            f"({p.parsed} parsed, {p.unparsed} unparsed), {p.failed} failed; "
+            f"tokens {p.tokens_in} in / {p.tokens_out} out; {cost}; {p.elapsed_s:.1f}s; "
+            f"status {self.status}"
+        )
+
+
+@contextmanager
+def _judge_errors() -> Iterator[None]:
+    """The judge engine's errors in the app's terms: a provider that refuses to work is
+    JudgeUnavailable; anything else it raises on purpose (a bad rubric, judge spec or price file)
+    is an InputError."""
+    try:
+        yield
+    except FatalProviderError as exc:
+        raise JudgeUnavailable(str(exc)) from exc
+    except JudgeError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def _prices(settings: Settings) -> PriceTable:
+    with _judge_errors():
+        return load_prices(settings.judge_prices or None)
+
+
+def _run_label(store: Store, study_id: int, judge: str, rubric: Rubric, params: JudgeParams) -> str:
+    """A readable label, unique in the study: statistics and reports show judges by it.
+
+    Baselines ignore the rubric, so they are labelled by name alone, as the statistics expect.
+    """
+    label = judge if is_baseline(judge) else f"{judge} · {rubric.name} v{rubric.version}"
+    if not params.both_orders:
+        label += " · single order"
+    taken = store.judge_run_labels(study_id)
+    if label not in taken:
+        return label
+    n = 2
+    while f"{label} #{n}" in taken:
+        n += 1
+    return f"{label} #{n}"
+
+
+def plan_judge_run(
+    store: Store,
+    settings: Settings,
+    study: str,
+    rubric_path: str | Path,
+    judge: str,
+    both_orders: bool = True,
+    seed: int | None = None,
+) -> JudgePlan:
+    """Everything `start_judge_run` would do, without calling any model (the dry run).
+
+    A run is identified by study, judge, rubric content hash and parameters; when such a run
+    exists, only its missing calls are planned.
+    """
+    with _judge_errors():
+        split_spec(judge)
+        rubric = load_rubric(rubric_path)
+    study_row = store.require_study(study)
+    params = JudgeParams(
+        max_tokens=settings.judge_max_tokens,
+        both_orders=both_orders,
+        seed=settings.seed if seed is None else seed,
+    )
+    # A baseline's answers do not depend on the rubric: one run per baseline and parameters.
+    rubric_hash = "" if is_baseline(judge) else rubric.content_hash
+    run = store.find_judge_run(study_row["id"], judge, rubric_hash, params.params_hash)
+    pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
+    done = store.verdict_keys(run["id"]) if run else set()
+    missing = missing_calls(calls, done)
+    prompt_chars = []
+    if not is_baseline(judge):
+        item_keys = {p["pair_id"]: p["item_key"] for p in pairs}
+        for call in missing:
+            try:
+                messages = render_call(rubric, call)
+            except RubricError as exc:
+                raise InputError(f"{rubric_path}: item {item_keys[call.pair_id]}: {exc}") from exc
+            prompt_chars.append(sum(len(m["content"]) for m in messages))
+    else:
+        prompt_chars = [0] * len(missing)
+    return JudgePlan(
+        study=study,
+        study_id=study_row["id"],
+        judge=judge,
+        label=run["label"] if run else _run_label(store, study_row["id"], judge, rubric, params),
+        rubric=rubric,
+        rubric_body=Path(rubric_path).read_text(encoding="utf-8"),
+        rubric_hash=rubric_hash,
+        params=params,
+        run_id=run["id"] if run else None,
+        n_pairs=len(pairs),
+        n_total=len(calls),
+        calls=missing,
+        estimate=estimate_cost(_prices(settings), judge, prompt_chars, params.max_tokens),
+    )
+
+
+def start_judge_run(
+    store: Store,
+    settings: Settings,
+    study: str,
+    rubric_path: str | Path,
+    judge: str,
+    both_orders: bool = True,
+    seed: int | None = None,
+    concurrency: int = 8,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    provider_options: dict | None = None,
+    on_start: Callable[[JudgePlan], None] | None = None,
+) -> JudgeRunOutcome:
+    """Judge the study's pairs, sending only the calls this run does not hold yet.
+
+    Each finished call is committed on its own, so a killed process loses at most the calls in
+    flight and re-running the same command resumes. Calls whose retries ran out are listed in
+    the outcome (status "incomplete"); re-running sends them again. `on_start` receives the plan
+    once the judge is ready (credentials found), before the first call.
+    """
+    if concurrency < 1:
+        raise InputError(f"concurrency must be at least 1, got {concurrency}")
+    for name, value in (("requests per minute", rpm), ("tokens per minute", tpm)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}")
+    plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed)
+    prices = _prices(settings)
+    with _judge_errors():
+        provider = get_provider(judge, **(provider_options or {}))
+    with store.transaction():
+        rubric_id = None
+        if not is_baseline(judge):
+            rubric = plan.rubric
+            rubric_id = store.ensure_rubric(
+                rubric.name, rubric.version, rubric.content_hash, plan.rubric_body
+            )
+        run = store.find_judge_run(plan.study_id, judge, plan.rubric_hash, plan.params.params_hash)
+        if run is None:
+            run_id = store.insert_judge_run(
+                plan.study_id,
+                plan.label,
+                judge,
+                rubric_id,
+                plan.rubric_hash,
+                plan.params.as_dict(),
+                plan.params.params_hash,
+            )
+        else:
+            run_id = run["id"]
+        store.mark_judge_run(run_id, "running")
+    # Another process may have stored verdicts since the plan: never send those again.
+    calls = missing_calls(plan.calls, store.verdict_keys(run_id))
+    if on_start:
+        on_start(plan)
+
+    def persist(result: CallResult) -> None:
+        with store.transaction():
+            store.insert_verdicts([_verdict_row(run_id, result)])
+
+    options = RunOptions(
+        concurrency=concurrency,
+        rpm=rpm,
+        tpm=tpm,
+        timeout_s=settings.judge_timeout,
+        max_attempts=settings.judge_max_attempts,
+        parse_retries=settings.judge_parse_retries,
+        backoff_cap_s=settings.judge_backoff_cap,
+        retry_after_cap_s=settings.judge_retry_after_cap,
+    )
+
+    async def run_all() -> RunSummary:
+        try:
+            return await run_judge(
+                provider,
+                plan.rubric,
+                calls,
+                persist,
+                params=plan.params,
+                options=options,
+                prices=prices,
+                on_progress=on_progress,
+            )
+        finally:
+            await provider.aclose()
+
+    try:
+        summary = asyncio.run(run_all())
+    except FatalProviderError as exc:
+        with store.transaction():
+            store.mark_judge_run(run_id, "failed", finished=True)
+        raise JudgeUnavailable(str(exc)) from exc
+    except BaseException:
+        with store.transaction():
+            store.mark_judge_run(run_id, "interrupted", finished=True)
+        raise
+    status = "incomplete" if summary.failures else "complete"
+    with store.transaction():
+        store.mark_judge_run(run_id, status, finished=True)
+    failures = [
+        f"pair {f.call.pair_id} ({f.call.first_system} first): {f.error}" for f in summary.failures
+    ]
+    return JudgeRunOutcome(run_id, plan.label, status, summary.progress, failures)
+
+
+def _verdict_row(run_id: int, result: CallResult) -> dict:
+    call, verdict = result.call, result.verdict
+    scores = {}
+    if verdict.scores:
+        scores = {
+            call.first_system: verdict.scores["first"],
+            call.second_system: verdict.scores["second"],
+        }
+    return {
+        "run_id": run_id,
+        "pair_id": call.pair_id,
+        "first_system": call.first_system,
+        "winner": result.winner_system,
+        "scores": json.dumps(scores),
+        "explanation": verdict.explanation,
+        "raw_text": result.raw_text,
+        "parse_error": verdict.parse_error,
+        "finish_reason": result.finish_reason,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "cost": result.cost,  # None when the judge has no price in the table: unknown, not free
+        "latency_ms": result.latency_ms,
+        "attempts": result.attempts,
+        "created_at": now_iso(),
+    }
+
+
+def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
+    """The study's judge runs with totals, newest first. `missing` is how many calls a re-run
+    would send; `cost` is None when the judge's price is unknown."""
+    study_row = store.require_study(study)
+    n_pairs = store.study_counts(study_row["id"])["pairs"]
+    prices = _prices(settings)
+    runs = []
+    for row in store.judge_run_totals(study_row["id"]):
+        params = json.loads(row["params"] or "{}")
+        expected = None
+        if row["source"] == "run":
+            expected = n_pairs * (2 if params.get("both_orders", True) else 1)
+        known_price = row["source"] != "run" or prices.price(row["judge"]) is not None
+        runs.append(
+            {
+                "id": row["id"],
+                "label": row["label"],
+                "judge": row["judge"],
+                "rubric": f"{row['rubric']} v{row['rubric_version']}" if row["rubric"] else "",
+                "source": row["source"],
+                "status": row["status"],
+                "verdicts": row["n_verdicts"],
+                "parsed": row["n_parsed"],
+                "unparsed": row["n_unparsed"],
+                "missing": None if expected is None else max(0, expected - row["n_verdicts"]),
+                "tokens_in": row["tokens_in"],
+                "tokens_out": row["tokens_out"],
+                "cost": row["cost"] if known_price else None,
+                "mean_latency_ms": row["mean_latency_ms"],
+                "attempts": row["attempts"],
+                "started_at": row["started_at"],
+                "finished_at": row["finished_at"],
+            }
+        )
+    return runs
+
+
+def judge_run_failures(store: Store, run_id: int, limit: int = 100) -> list[dict]:
+    """Unparsed verdicts of a run with their reason and the judge's raw answer."""
+    if store.judge_run(run_id) is None:
+        raise NotFound(f"no judge run with id {run_id}")
+    return store.unparsed_verdicts(run_id, limit)

@@ -1,0 +1,67 @@
+"""Reviewers, admins and signers: personal links (tokens), revocation, and who may do what."""
+
+from __future__ import annotations
+
+from review_app import auth
+from review_app.errors import Forbidden, InputError, NotFound
+from review_app.settings import Settings
+from review_app.store import Store
+
+
+def add_reviewer(
+    store: Store, settings: Settings, name: str, role: str, study: str | None = None
+) -> tuple[dict, str]:
+    """Create a reviewer (or re-issue the token of an existing one) and return their link."""
+    if role not in auth.ROLES:
+        raise InputError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
+    name = name.strip()
+    if not name:
+        raise InputError("reviewer name is empty")
+    token = auth.new_token()
+    with store.transaction():
+        study_id = store.require_study(study)["id"] if study else None
+        existing = store.reviewer(name)
+        if existing is None:
+            store.insert_reviewer(name, role, auth.hash_token(token), study_id)
+        else:
+            store.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
+    return store.reviewer(name), auth.personal_link(settings.base_url, token)
+
+
+def reviewer_named(store: Store, name: str) -> dict:
+    row = store.reviewer(name)
+    if row is None:
+        raise NotFound(f"no reviewer named {name!r}")
+    return row
+
+
+def list_reviewers(store: Store) -> list[dict]:
+    return store.reviewers()
+
+
+def revoke_reviewer(store: Store, name: str) -> None:
+    with store.transaction():
+        row = store.reviewer(name)
+        if row is None:
+            raise NotFound(f"no reviewer named {name!r}")
+        store.revoke_reviewer(row["id"])
+
+
+def authenticate(store: Store, token: str | None) -> dict:
+    """The reviewer a token belongs to; Forbidden if it is missing, unknown or revoked."""
+    if not token:
+        raise Forbidden("this app needs your personal link (it ends in ?token=...)")
+    row = store.reviewer_by_token_hash(auth.hash_token(token))
+    if row is None:
+        raise Forbidden("this link is not valid; ask the study admin for a new one")
+    if row["revoked_at"]:
+        raise Forbidden("this link has been revoked; ask the study admin for a new one")
+    return row
+
+
+def require_role(reviewer: dict, *roles: str) -> None:
+    """Forbidden unless the reviewer's link is active and their role is one of `roles`."""
+    if reviewer.get("revoked_at"):
+        raise Forbidden(f"{reviewer['name']}'s link has been revoked")
+    if reviewer["role"] not in roles:
+        raise Forbidden(f"this screen is for {' or '.join(roles)} accounts")

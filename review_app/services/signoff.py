@@ -1,0 +1,252 @@
+"""The ship decision: the gate's evaluation, the results screen, the signer's final review, the
+sign-off report and the append-only sign-off. Each reads the study's data once
+(`study_data.load`) and passes it on."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from review_app import gate, report
+from review_app.errors import InputError, NotFound
+from review_app.services import study_data
+from review_app.services.people import require_role
+from review_app.services.study_data import COMPUTED_BASELINE, StudyData
+from review_app.services.thresholds import require_outcomes_visible, study_thresholds
+from review_app.settings import Settings
+from review_app.store import Store, now_iso
+
+FINAL_REVIEW_SIZE = 50
+FINAL_REVIEW_TOP = 10
+
+
+def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
+    """The study's data; OutcomesHidden until its thresholds are locked."""
+    study_row = store.require_study(study)
+    require_outcomes_visible(store, study_row)
+    return study_data.load(store, study_row, settings)
+
+
+def gate_inputs(store: Store, data: StudyData) -> gate.GateInputs:
+    statistics = data.statistics
+    marks = store.final_reviews(data.study["id"])
+    final = {"n": len(marks), "acceptable": sum(1 for m in marks if m["acceptable"])}
+    return gate.GateInputs(
+        statistics.calibration, statistics.win_rates, statistics.category_win_rates, final
+    )
+
+
+def evaluate_gate(store: Store, study: str, settings: Settings) -> list[gate.ThresholdResult]:
+    data = _locked_data(store, study, settings)
+    return gate.evaluate(study_thresholds(store, data.study), gate_inputs(store, data))
+
+
+def study_results(store: Store, study: str, settings: Settings) -> dict:
+    """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
+    data = _locked_data(store, study, settings)
+    inputs = gate_inputs(store, data)
+    texts = data.texts(store)
+    thresholds = study_thresholds(store, data.study)
+    return {
+        "candidate": data.candidate,
+        "comparisons": data.comparisons,
+        "win_rates": inputs.win_rates,
+        "category_win_rates": inputs.category_win_rates,
+        "regression": gate.regression_table(inputs, data.comparisons, thresholds),
+        "regression_thresholds": [t for t in thresholds if t.metric == gate.REGRESSION_METRIC],
+        "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
+        "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
+        "trend": study_trend(store, data.study, settings),
+    }
+
+
+def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
+    """Human win rates of every locked study on the same eval set, oldest first (each study's
+    own statistics, so the trend shows what each study's results screen shows)."""
+    rows = []
+    for other in store.studies():
+        if (
+            other["eval_set_id"] != study_row["eval_set_id"]
+            or store.threshold_lock(other["id"]) is None
+        ):
+            continue
+        for w in study_data.load(store, other, settings).statistics.win_rates:
+            if w.source == gate.HUMANS:
+                rows.append(
+                    {"study": other["name"], "created_at": other["created_at"]}
+                    | report.win_rate_json(w)
+                )
+    return rows
+
+
+def _final_review_choice(
+    data: StudyData, outputs: list[dict], size: int, top: int, seed: int
+) -> tuple[list[dict], set[int]]:
+    """The sampled outputs in review order, and the ids of the `top` the real judges preferred."""
+    scores = gate.judge_preference(data.pairs, data.real_verdicts, data.candidate)
+    ranked = sorted(
+        (o for o in outputs if o["item_key"] in scores),
+        key=lambda o: (-scores[o["item_key"]], o["item_key"]),
+    )
+    chosen = ranked[:top]
+    top_ids = {o["output_id"] for o in chosen}
+    rest = [o for o in outputs if o["output_id"] not in top_ids]
+    random.Random(f"{seed}:{data.study['name']}").shuffle(rest)
+    chosen += rest[: max(0, size - len(chosen))]
+    return chosen, top_ids
+
+
+def final_review_sample(
+    store: Store,
+    study: str,
+    size: int = FINAL_REVIEW_SIZE,
+    top: int = FINAL_REVIEW_TOP,
+    settings: Settings | None = None,
+) -> list[dict]:
+    """The candidate's outputs the signer reviews: the `top` the judges rated highest, then a
+    seeded random sample of the rest, with the latest mark of each."""
+    settings = settings or Settings.from_env()
+    data = study_data.load(store, store.require_study(study), settings)
+    chosen, top_ids = _final_review_choice(
+        data, data.candidate_outputs(store), size, top, settings.seed
+    )
+    marks = {m["output_id"]: m for m in store.final_reviews(data.study["id"])}
+    return [
+        o
+        | {
+            "system": data.candidate,
+            "judge_top": o["output_id"] in top_ids,
+            "mark": marks.get(o["output_id"]),
+        }
+        for o in chosen
+    ]
+
+
+def record_final_review(
+    store: Store,
+    study: str,
+    reviewer: dict,
+    output_id: int,
+    acceptable: bool,
+    comment: str = "",
+    settings: Settings | None = None,
+) -> None:
+    require_role(reviewer, "signer")
+    settings = settings or Settings.from_env()
+    with store.transaction():
+        data = study_data.load(store, store.require_study(study), settings)
+        valid = {o["output_id"] for o in data.candidate_outputs(store)}
+        if output_id not in valid:
+            raise NotFound(
+                f"output {output_id} is not an output of {data.candidate} in study {study!r}"
+            )
+        store.insert_final_review(data.study["id"], output_id, reviewer["id"], acceptable, comment)
+
+
+def build_report(store: Store, study: str, settings: Settings) -> dict:
+    """The sign-off report: pinned hashes, thresholds and their results, statistics, final
+    review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
+    data = _locked_data(store, study, settings)
+    study_row = data.study
+    inputs = gate_inputs(store, data)
+    thresholds = study_thresholds(store, study_row)
+    results = gate.evaluate(thresholds, inputs)
+    lock = store.threshold_lock(study_row["id"])
+    es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
+    marks = store.final_reviews(study_row["id"])
+    overall = inputs.calibration.overall
+    runs = {r["label"]: r for r in store.runs_for_report(study_row["id"])}
+    judges = []
+    for j in overall.judges:
+        run = runs.get(j.judge, {})
+        judges.append(
+            {
+                "judge": j.judge,
+                "model": run.get("judge", j.judge),
+                "rubric": run.get("rubric"),
+                "rubric_version": run.get("rubric_version"),
+                "rubric_hash": run.get("rubric_hash") or None,
+                "source": run.get("source", COMPUTED_BASELINE),
+                "n_verdicts": j.n_verdicts,
+                "n_unparsed": j.n_unparsed,
+                "agreement_with_ties": j.agreement_with_ties.to_json(),
+                "agreement_without_ties": j.agreement_without_ties.to_json(),
+                "cost": j.cost_total,
+            }
+        )
+    built = {
+        "study": study_row["name"],
+        "generated_at": now_iso(),
+        "eval_set": {
+            "name": es["name"],
+            "n_items": es["n_items"],
+            "content_hash": es["content_hash"],
+        },
+        "candidate": data.candidate,
+        "comparisons": [list(c) for c in data.comparisons],
+        "thresholds": {
+            "locked_at": lock["locked_at"],
+            "locked_by": lock["locked_by"],
+            "content_hash": lock["content_hash"],
+            "locked": json.loads(lock["thresholds"]),
+            "current": [t.key() for t in thresholds],
+        },
+        "deviations": store.deviations(study_row["id"]),
+        "results": [r.to_json() for r in results],
+        "gate_passed": bool(results) and all(r.passed for r in results),
+        "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
+        "regression": gate.regression_table(inputs, data.comparisons, thresholds),
+        "human_agreement": {
+            "with_ties": overall.humans.agreement_with_ties.to_json(),
+            "without_ties": overall.humans.agreement_without_ties.to_json(),
+        },
+        "judges": judges,
+        "final_review": {
+            "system": data.candidate,
+            "sample_size": len(
+                _final_review_choice(
+                    data,
+                    data.candidate_outputs(store),
+                    FINAL_REVIEW_SIZE,
+                    FINAL_REVIEW_TOP,
+                    settings.seed,
+                )[0]
+            ),
+            "n": inputs.final_review["n"],
+            "acceptable": inputs.final_review["acceptable"],
+            "rejected": [
+                {"item_id": m["item_key"], "comment": m["comment"], "reviewer": m["reviewer"]}
+                for m in marks
+                if not m["acceptable"]
+            ],
+        },
+    }
+    built["report_hash"] = report.report_hash(built)
+    built["signoffs"] = store.signoffs(study_row["id"])
+    return built
+
+
+def sign_off(
+    store: Store, study: str, signer: dict, decision: str, comment: str, settings: Settings
+) -> dict:
+    """Append the signer's approval or rejection, pinning the report and its hash; returns the
+    report with its sign-offs."""
+    require_role(signer, "signer")
+    if decision not in ("approve", "reject"):
+        raise InputError(f"decision {decision!r}: choose approve or reject")
+    if not comment.strip():
+        raise InputError("a sign-off needs a comment saying why")
+    signed = build_report(store, study, settings)
+    study_id = store.require_study(study)["id"]
+    with store.transaction():
+        body = {k: v for k, v in signed.items() if k != "signoffs"}
+        store.insert_signoff(
+            study_id,
+            signer["id"],
+            decision,
+            comment.strip(),
+            signed["report_hash"],
+            json.dumps(body, sort_keys=True, default=str),
+        )
+        signed["signoffs"] = store.signoffs(study_id)
+    return signed

@@ -1,0 +1,223 @@
+"""A study's data, loaded once per data version and shared by every screen, the CLI and the report:
+its pairs, votes and verdicts (computed baselines included, every judge labelled as the statistics
+name it), the statistics derived from them, and, on first use, the texts behind them."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from review_app import baselines, stats
+from review_app.settings import Settings
+from review_app.store import Store
+
+COMPUTED_BASELINE = "baseline (computed)"
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    """Where a judge's verdicts come from, for listing judges side by side."""
+
+    label: str
+    judge: str
+    rubric: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Everything computed from a study's frames: calibration and win rates, overall and per
+    category. The calibration screen, the gate, the results screen and the report all read these."""
+
+    calibration: stats.Calibration
+    win_rates: list[stats.WinRate]
+    category_win_rates: dict[str, list[stats.WinRate]]
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The frames with every text column (prompts, outputs, rationales, judge explanations)."""
+
+    pairs: pd.DataFrame
+    votes: pd.DataFrame
+    verdicts: pd.DataFrame
+
+
+class StudyData:
+    """One study at one data version. The lean frames (only what the statistics read) are loaded
+    at once; statistics, texts and the candidate's outputs on first use, then kept. Never
+    modified after loading, so one instance serves every session."""
+
+    def __init__(
+        self,
+        study: dict,
+        version: str,
+        comparisons: list[tuple[str, str]],
+        judges: dict[str, JudgeInfo],
+        run_labels: dict[int, str],
+        pairs: pd.DataFrame,
+        votes: pd.DataFrame,
+        verdicts: pd.DataFrame,
+        settings: Settings,
+    ) -> None:
+        self.study = study
+        self.version = version
+        self.comparisons = comparisons
+        self.judges = judges
+        self.judge_order = baselines.order_judges(judges)
+        self.pairs = pairs
+        self.votes = votes
+        self.verdicts = verdicts
+        self._run_labels = run_labels
+        self._seed = settings.seed
+        self._n_boot = settings.bootstrap_resamples
+        # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
+        self._locks = {part: threading.Lock() for part in ("statistics", "texts", "outputs")}
+        self._statistics: Statistics | None = None
+        self._texts: Texts | None = None
+        self._candidate_outputs: list[dict] | None = None
+
+    @property
+    def candidate(self) -> str | None:
+        """The system the study decides on: the first system of its first comparison."""
+        return self.comparisons[0][0] if self.comparisons else None
+
+    @property
+    def real_judges(self) -> list[str]:
+        """The judges that are not baselines, in table order."""
+        return [j for j in self.judge_order if not baselines.is_baseline(j)]
+
+    @property
+    def real_verdicts(self) -> pd.DataFrame:
+        """The lean verdicts of real judges only (baselines say nothing about quality)."""
+        keep = ~self.verdicts["judge"].astype(str).map(baselines.is_baseline).astype(bool)
+        return self.verdicts[keep].reset_index(drop=True)
+
+    @property
+    def statistics(self) -> Statistics:
+        with self._locks["statistics"]:
+            if self._statistics is None:
+                frames = (self.pairs, self.votes, self.verdicts)
+                options = {"seed": self._seed, "n_boot": self._n_boot}
+                options["judge_order"] = self.judge_order
+                self._statistics = Statistics(
+                    stats.calibrate(*frames, **options),
+                    stats.win_rates(*frames, self.comparisons, **options),
+                    stats.category_win_rates(*frames, self.comparisons, **options),
+                )
+            return self._statistics
+
+    def texts(self, store: Store) -> Texts:
+        """The frames with texts, labelled like the lean ones (loaded from `store` once)."""
+        with self._locks["texts"]:
+            if self._texts is None:
+                study_id = self.study["id"]
+                pairs = store.pairs_frame(study_id, texts=True)
+                verdicts = _labelled(
+                    store.verdicts_frame(study_id, texts=True),
+                    self._run_labels,
+                    pairs,
+                    self.judges,
+                    self._seed,
+                )
+                self._texts = Texts(pairs, store.votes_frame(study_id, texts=True), verdicts)
+            return self._texts
+
+    def candidate_outputs(self, store: Store) -> list[dict]:
+        """Every output of the candidate system in the eval set, with its text."""
+        with self._locks["outputs"]:
+            if self._candidate_outputs is None:
+                self._candidate_outputs = (
+                    store.outputs_of_system(self.study["eval_set_id"], self.candidate)
+                    if self.candidate
+                    else []
+                )
+            return self._candidate_outputs
+
+
+def _study_judges(store: Store, study_id: int) -> tuple[dict[int, str], dict[str, JudgeInfo]]:
+    """Unique labels of the study's runs that hold verdicts (a label shared by several runs gets
+    "#<run id>"), and every judge's origin, including the baselines that have no stored run."""
+    runs = [r for r in store.calibration_runs(study_id) if r["n_verdicts"]]
+    label_counts = Counter(r["label"] for r in runs)
+    labels = {
+        r["run_id"]: r["label"] if label_counts[r["label"]] == 1 else f"{r['label']} #{r['run_id']}"
+        for r in runs
+    }
+    infos = {}
+    for run in runs:
+        rubric = f"{run['rubric_name']} v{run['rubric_version']}" if run["rubric_name"] else ""
+        label = labels[run["run_id"]]
+        infos[label] = JudgeInfo(label, run["judge"], rubric, run["source"])
+    stored = {info.judge for info in infos.values()}
+    for name in baselines.BASELINES:
+        label = baselines.label(name)
+        if label not in stored:
+            infos[label] = JudgeInfo(label, label, "", COMPUTED_BASELINE)
+    return labels, infos
+
+
+def _labelled(
+    verdicts: pd.DataFrame,
+    run_labels: dict[int, str],
+    pairs: pd.DataFrame,
+    judges: dict[str, JudgeInfo],
+    seed: int,
+) -> pd.DataFrame:
+    """Stored verdicts named by their run's label, followed by the computed verdicts of every
+    baseline that has no stored run."""
+    verdicts = verdicts.assign(judge=verdicts["run_id"].map(run_labels))
+    missing = [
+        name
+        for name in baselines.BASELINES
+        if judges.get(baselines.label(name), JudgeInfo("", "", "", "")).source == COMPUTED_BASELINE
+    ]
+    computed = baselines.computed_verdicts(pairs, missing, seed=seed)[list(verdicts.columns)]
+    if not len(computed):
+        return verdicts
+    if not len(verdicts):
+        return computed.reset_index(drop=True)
+    return pd.concat([verdicts, computed], ignore_index=True)
+
+
+# (workspace, study, data version, seed, resamples) -> StudyData. Screens rerun on every click;
+# what they show only changes with the data. A few entries: each holds a study's frames.
+_CACHE: OrderedDict[tuple, StudyData] = OrderedDict()
+_CACHE_SIZE = 4
+_CACHE_LOCK = threading.Lock()
+
+
+def load(store: Store, study: dict, settings: Settings) -> StudyData:
+    """The study's data at its current version: from the cache when nothing changed since it was
+    last read (one query to learn the version), else read from the store."""
+    version = store.calibration_data_version(study["id"])
+    workspace = str(Path(store.path).resolve()) if store.path != ":memory:" else id(store)
+    key = (workspace, study["id"], version, settings.seed, settings.bootstrap_resamples)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    run_labels, judges = _study_judges(store, study["id"])
+    pairs = store.pairs_frame(study["id"], texts=False)
+    data = StudyData(
+        study=study,
+        version=version,
+        comparisons=store.comparisons(study["id"]),
+        judges=judges,
+        run_labels=run_labels,
+        pairs=pairs,
+        votes=store.votes_frame(study["id"], texts=False),
+        verdicts=_labelled(
+            store.verdicts_frame(study["id"], texts=False), run_labels, pairs, judges, settings.seed
+        ),
+        settings=settings,
+    )
+    with _CACHE_LOCK:
+        _CACHE[key] = data
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return data

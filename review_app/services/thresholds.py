@@ -1,0 +1,201 @@
+"""Pre-registration: a study's thresholds, the recommended starting set, the lock, and the
+deviations recorded for changes after it. Outcomes stay hidden until the lock."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from review_app import baselines, gate, stats
+from review_app.errors import Conflict, InputError, NotFound, OutcomesHidden
+from review_app.services import study_data
+from review_app.services.studies import study_categories
+from review_app.settings import Settings
+from review_app.store import Store
+
+
+def threshold_deviations(store: Store, study: str) -> list[dict]:
+    """Threshold changes made after the lock, oldest first."""
+    return store.deviations(store.require_study(study)["id"])
+
+
+def list_thresholds(store: Store, study: str) -> list[dict]:
+    """The study's thresholds with their ids and descriptions, in the order they were added."""
+    study_row = store.require_study(study)
+    return [
+        {"id": row["id"], "threshold": t, "description": t.describe()}
+        for row, t in zip(
+            store.thresholds(study_row["id"]), study_thresholds(store, study_row), strict=True
+        )
+    ]
+
+
+def study_thresholds(store: Store, study_row: dict) -> list[gate.Threshold]:
+    """The study's thresholds, in the order they were added."""
+    return [
+        gate.Threshold(row["metric"], row["params"], row["comparator"], row["value"])
+        for row in store.thresholds(study_row["id"])
+    ]
+
+
+def recommended_thresholds(
+    store: Store, study: str, settings: Settings | None = None
+) -> list[gate.Threshold]:
+    """A starting set in the spirit of the usual ship bar: the candidate beats the reference
+    system, no regression suite drops more than 5 points, each real judge agrees with humans as
+    well as humans do and beats baseline/longest, and the final review is 90% acceptable. The
+    largest category is taken as the target task; every other category as a regression suite."""
+    settings = settings or Settings.from_env()
+    data = study_data.load(store, store.require_study(study), settings)
+    if not data.comparisons:
+        return []
+    a, b = data.comparisons[0]
+    sizes = pd.Series(stats.category_names(data.pairs["category"])).value_counts()
+    suites = sorted(sizes.index[1:]) if len(sizes) > 1 else []
+    specs = [
+        ("human_win_rate", {"system_a": a, "system_b": b}, ">=", 0.6),
+        ("human_win_rate_ci_low", {"system_a": a, "system_b": b}, ">=", 0.5),
+        ("max_regression_points", {"system_a": a, "system_b": b, "categories": suites}, "<=", 5.0),
+        ("final_review_acceptable_rate", {}, ">=", 0.9),
+    ]
+    for judge in data.real_judges:
+        specs += [
+            ("judge_agreement", {"judge": judge, "ties": "without"}, ">=", 0.8),
+            ("judge_agreement_vs_ceiling", {"judge": judge, "ties": "without"}, ">=", 0.0),
+            ("judge_beats_baseline", {"judge": judge, "baseline": baselines.REFERENCE}, ">", 0.0),
+        ]
+    return [gate.validate_threshold(*spec) for spec in specs]
+
+
+def add_recommended_thresholds(store: Store, study: str, by: str) -> int:
+    """Add the recommended set to a study that has no thresholds yet; returns how many."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.thresholds(study_row["id"]):
+            raise Conflict(f"study {study!r} already has thresholds; edit them instead")
+        chosen = recommended_thresholds(store, study)
+        for t in chosen:
+            store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
+    return len(chosen)
+
+
+def _require_reason_after_lock(store: Store, study_id: int, reason: str) -> bool:
+    locked = store.threshold_lock(study_id) is not None
+    if locked and not reason.strip():
+        raise InputError(
+            "the thresholds are locked: a change is recorded as a deviation and needs a reason"
+        )
+    return locked
+
+
+def add_threshold(
+    store: Store,
+    study: str,
+    metric: str,
+    params: dict,
+    comparator: str | None,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> int:
+    threshold = gate.validate_threshold(
+        metric,
+        params,
+        comparator or gate.METRICS.get(metric, gate.METRICS["human_win_rate"]).comparator,
+        value,
+    )
+    unknown = set(threshold.params.get("categories", [])) - set(study_categories(store, study))
+    if unknown:
+        raise InputError(
+            f"study {study!r} has no category {', '.join(sorted(unknown))}; "
+            f"its categories: {', '.join(study_categories(store, study))}"
+        )
+    with store.transaction():
+        study_row = store.require_study(study)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        new_id = store.insert_threshold(
+            study_row["id"],
+            threshold.metric,
+            threshold.params,
+            threshold.comparator,
+            threshold.value,
+            by,
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, "(none)", threshold.describe(), reason)
+    return new_id
+
+
+def update_threshold(
+    store: Store,
+    study: str,
+    threshold_id: int,
+    comparator: str,
+    value: float,
+    by: str,
+    reason: str = "",
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        before = gate.Threshold(
+            current["metric"], current["params"], current["comparator"], current["value"]
+        )
+        after = gate.validate_threshold(before.metric, before.params, comparator, value)
+        if after == before:
+            return
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.update_threshold(
+            threshold_id, after.metric, after.params, after.comparator, after.value
+        )
+        if locked:
+            store.insert_deviation(study_row["id"], by, before.describe(), after.describe(), reason)
+
+
+def remove_threshold(
+    store: Store, study: str, threshold_id: int, by: str, reason: str = ""
+) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        current = _threshold_row(store, study_row, threshold_id)
+        locked = _require_reason_after_lock(store, study_row["id"], reason)
+        store.delete_threshold(threshold_id)
+        if locked:
+            before = gate.Threshold(
+                current["metric"], current["params"], current["comparator"], current["value"]
+            )
+            store.insert_deviation(study_row["id"], by, before.describe(), "(removed)", reason)
+
+
+def _threshold_row(store: Store, study_row: dict, threshold_id: int) -> dict:
+    row = next((r for r in store.thresholds(study_row["id"]) if r["id"] == threshold_id), None)
+    if row is None:
+        raise NotFound(f"study {study_row['name']!r} has no threshold {threshold_id}")
+    return row
+
+
+def lock_thresholds(store: Store, study: str, by: str) -> str:
+    """Pre-register the study's thresholds (who, when, content hash); outcomes become visible."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        if store.threshold_lock(study_row["id"]) is not None:
+            raise Conflict(f"the thresholds of study {study!r} are already locked")
+        thresholds = [t["threshold"] for t in list_thresholds(store, study)]
+        if not thresholds:
+            raise InputError("add at least one threshold before locking")
+        content_hash = gate.thresholds_hash(thresholds)
+        store.insert_threshold_lock(
+            study_row["id"], by, content_hash, [t.key() for t in thresholds]
+        )
+    return content_hash
+
+
+def threshold_lock(store: Store, study: str) -> dict | None:
+    return store.threshold_lock(store.require_study(study)["id"])
+
+
+def require_outcomes_visible(store: Store, study_row: dict) -> None:
+    if store.threshold_lock(study_row["id"]) is None:
+        raise OutcomesHidden(
+            f"outcomes of study {study_row['name']!r} stay hidden until its thresholds are "
+            "locked, so the pass bar cannot be tuned to the results"
+        )

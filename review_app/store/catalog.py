@@ -1,0 +1,180 @@
+"""Eval sets, their items, the systems and the outputs each system gave: the content a study
+compares, with the digests imports use to tell new rows from changed ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from review_app.errors import NotFound
+from review_app.store.base import StoreBase, now_iso
+
+
+def text_digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
+    return text_digest(json.dumps([prompt, reference, category], ensure_ascii=False))
+
+
+class CatalogQueries(StoreBase):
+    def eval_set(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM eval_sets WHERE name = ?", [name])
+
+    def require_eval_set(self, name: str) -> dict:
+        row = self.eval_set(name)
+        if row is None:
+            known = ", ".join(r["name"] for r in self._rows("SELECT name FROM eval_sets")) or "none"
+            raise NotFound(f"no eval set named {name!r} (known: {known})")
+        return row
+
+    def ensure_eval_set(self, name: str) -> dict:
+        row = self.eval_set(name)
+        if row is None:
+            self.db.execute(
+                "INSERT INTO eval_sets (name, created_at) VALUES (?, ?)", [name, now_iso()]
+            )
+            row = self.eval_set(name)
+        return row
+
+    def eval_sets(self) -> list[dict]:
+        return self._rows(
+            "SELECT e.*, (SELECT count(*) FROM items i WHERE i.eval_set_id = e.id) AS n_items "
+            "FROM eval_sets e ORDER BY e.name"
+        )
+
+    def item_index(self, eval_set_id: int) -> dict[str, tuple[int, str]]:
+        """item_key -> (item id, fingerprint of prompt/reference/category)."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT item_key, id, prompt, reference, category FROM items WHERE eval_set_id = ?",
+                [eval_set_id],
+            )
+            return {
+                key: (item_id, item_fingerprint(prompt, reference, category))
+                for key, item_id, prompt, reference, category in cursor
+            }
+
+    def item_ids_by_key(self, eval_set_id: int) -> dict[str, int]:
+        return {key: item_id for key, (item_id, _) in self.item_index(eval_set_id).items()}
+
+    def output_index(self, eval_set_id: int) -> dict[tuple[int, str], str]:
+        """(item id, system) -> digest of the stored output text."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT o.item_id, o.system, o.text FROM outputs o JOIN items i ON i.id = o.item_id "
+                "WHERE i.eval_set_id = ?",
+                [eval_set_id],
+            )
+            return {(item_id, system): text_digest(text) for item_id, system, text in cursor}
+
+    def insert_items(self, eval_set_id: int, items: list[dict]) -> dict[str, int]:
+        """Insert new items; returns item_key -> id."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        eval_set_id,
+                        it["item_key"],
+                        it["prompt"],
+                        it["reference"],
+                        it["category"],
+                        json.dumps(it["metadata"], ensure_ascii=False),
+                    )
+                    for it in items
+                ],
+            )
+            keys = [it["item_key"] for it in items]
+            ids: dict[str, int] = {}
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, item_id in self.db.execute(
+                    f"SELECT item_key, id FROM items WHERE eval_set_id = ? AND item_key IN ({marks})",
+                    [eval_set_id, *chunk],
+                ):
+                    ids[key] = item_id
+            return ids
+
+    def update_item(self, item_id: int, item: dict) -> None:
+        self.db.execute(
+            "UPDATE items SET prompt = ?, reference = ?, category = ?, metadata = ? WHERE id = ?",
+            [
+                item["prompt"],
+                item["reference"],
+                item["category"],
+                json.dumps(item["metadata"], ensure_ascii=False),
+                item_id,
+            ],
+        )
+
+    def ensure_systems(self, names: Iterable[str]) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO systems (name) VALUES (?)", [(n,) for n in set(names)]
+        )
+
+    def system_names(self) -> list[str]:
+        return [r["name"] for r in self._rows("SELECT name FROM systems ORDER BY name")]
+
+    def upsert_outputs(self, rows: list[tuple[int, str, str]]) -> None:
+        """(item id, system, text) rows; an existing (item, system) is overwritten."""
+        with self._lock:
+            self.db.conn.executemany(
+                "INSERT INTO outputs (item_id, system, text) VALUES (?, ?, ?) "
+                "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
+                rows,
+            )
+
+    def outputs_of_system(self, eval_set_id: int, system: str) -> list[dict]:
+        return self._rows(
+            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
+            "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
+            "ORDER BY i.item_key",
+            [eval_set_id, system],
+        )
+
+    def items_with_outputs(self, eval_set_id: int, systems: Iterable[str]) -> dict[str, set[int]]:
+        """system -> ids of items of the eval set that have an output from it."""
+        found: dict[str, set[int]] = {s: set() for s in systems}
+        if not found:
+            return found
+        marks = ",".join("?" * len(found))
+        with self._lock:
+            for item_id, system in self.db.execute(
+                f"SELECT o.item_id, o.system FROM outputs o JOIN items i ON i.id = o.item_id "
+                f"WHERE i.eval_set_id = ? AND o.system IN ({marks})",
+                [eval_set_id, *found],
+            ):
+                found[system].add(item_id)
+        return found
+
+    def eval_set_content_hash(self, eval_set_id: int) -> str:
+        """Hash of the eval set's items (the held-out questions), in a stable order. Outputs of
+        a frozen set cannot change, so the hash with the study's systems pins what was judged."""
+        digest = hashlib.sha256()
+        with self._lock:
+            for row in self.db.execute(
+                "SELECT item_key, prompt, coalesce(reference, ''), category, metadata FROM items "
+                "WHERE eval_set_id = ? ORDER BY item_key",
+                [eval_set_id],
+            ):
+                digest.update(json.dumps(row, ensure_ascii=False).encode())
+        return digest.hexdigest()
+
+    def freeze_eval_set(self, eval_set_id: int) -> str:
+        content_hash = self.eval_set_content_hash(eval_set_id)
+        self.db.execute(
+            "UPDATE eval_sets SET content_hash = ?, frozen_at = coalesce(frozen_at, ?) WHERE id = ?",
+            [content_hash, now_iso(), eval_set_id],
+        )
+        return content_hash
+
+    def studies_using_eval_set(self, eval_set_id: int) -> list[str]:
+        return [
+            r["name"]
+            for r in self._rows("SELECT name FROM studies WHERE eval_set_id = ?", [eval_set_id])
+        ]

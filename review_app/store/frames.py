@@ -1,0 +1,117 @@
+"""The DataFrames the statistics read (pairs, votes, verdicts of a study) and the data version
+that tells a cache when they changed."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from review_app.store.base import StoreBase
+
+# Each frame's columns in order, with whether its lean form (texts=False) has them. The lean
+# form leaves out texts and labels: on a large study the texts take seconds to load and the
+# statistics never read them. Both forms share one FROM/WHERE, so they select the same rows.
+_PAIR_COLUMNS = (
+    ("p.id AS pair_id", True),
+    ("i.item_key", True),
+    ("i.category", True),
+    ("p.system_x", True),
+    ("p.system_y", True),
+    ("i.prompt", False),
+    ("coalesce(i.reference, '') AS reference", False),
+    ("ox.text AS output_x", False),
+    ("oy.text AS output_y", False),
+    ("length(i.prompt) AS len_prompt", False),
+    ("length(ox.text) AS len_x", True),
+    ("length(oy.text) AS len_y", True),
+)
+_PAIRS_OF_STUDY = (
+    "FROM pairs p JOIN items i ON i.id = p.item_id "
+    "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+    "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+    "WHERE p.study_id = ? ORDER BY p.id"
+)
+
+_VOTE_COLUMNS = (
+    ("v.id AS vote_id", True),
+    ("v.pair_id", True),
+    ("r.name AS reviewer", True),
+    ("v.winner", False),
+    (
+        "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+        "ELSE v.winner END AS outcome",
+        True,
+    ),
+    ("v.shown_left", True),
+    ("v.rationale", False),
+    ("v.created_at", False),
+)
+_LATEST_VOTES_OF_STUDY = (
+    "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
+    "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
+    "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id"
+)
+
+_VERDICT_COLUMNS = (
+    ("v.id AS verdict_id", True),
+    ("v.run_id", True),
+    ("j.label AS judge", False),
+    ("v.pair_id", True),
+    ("v.first_system", False),
+    (
+        "CASE WHEN v.first_system = p.system_x THEN 'x' WHEN v.first_system = p.system_y "
+        "THEN 'y' ELSE NULL END AS first",
+        True,
+    ),
+    (
+        "CASE WHEN v.winner = p.system_x THEN 'x' WHEN v.winner = p.system_y THEN 'y' "
+        "WHEN v.winner = 'tie' THEN 'tie' ELSE NULL END AS outcome",
+        True,
+    ),
+    ("v.winner", False),
+    ("v.explanation", False),
+    ("v.raw_text", False),
+    ("v.parse_error", False),
+    ("v.cost", True),
+    ("v.latency_ms", True),
+    ("v.tokens_in", False),
+    ("v.tokens_out", False),
+)
+_VERDICTS_OF_STUDY = (
+    "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id JOIN pairs p ON p.id = v.pair_id "
+    "WHERE j.study_id = ? ORDER BY v.id"
+)
+
+
+def _select(columns: tuple[tuple[str, bool], ...], texts: bool) -> str:
+    return "SELECT " + ", ".join(sql for sql, lean in columns if texts or lean)
+
+
+class FrameQueries(StoreBase):
+    def pairs_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
+        """One row per pair with its outputs' lengths; with `texts`, also the prompt, the
+        reference (empty, not NULL, when absent), both outputs and the prompt's length."""
+        return self._frame(f"{_select(_PAIR_COLUMNS, texts)} {_PAIRS_OF_STUDY}", [study_id])
+
+    def votes_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
+        """The latest vote of each reviewer on each pair, retractions dropped, with its outcome
+        ('x', 'y' or 'tie'); with `texts`, also the winning system, rationale and time."""
+        return self._frame(f"{_select(_VOTE_COLUMNS, texts)} {_LATEST_VOTES_OF_STUDY}", [study_id])
+
+    def verdicts_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
+        """Every verdict of the study's runs, by run id, oriented to the canonical order; with
+        `texts`, also the run's label as `judge`, the judge's answer and its token counts."""
+        return self._frame(f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}", [study_id])
+
+    def calibration_data_version(self, study_id: int) -> str:
+        """Changes whenever a vote, verdict, run or pair of the study is added: a cache key for
+        statistics derived from them (votes and verdicts are append-only)."""
+        row = self._one(
+            "SELECT (SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s) AS votes, "
+            "(SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM verdicts v "
+            " JOIN judge_runs j ON j.id = v.run_id WHERE j.study_id = :s) AS verdicts, "
+            "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM judge_runs WHERE study_id = :s) "
+            " AS runs, (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs",
+            {"s": study_id},
+        )
+        return "/".join(str(row[k]) for k in ("votes", "verdicts", "runs", "pairs"))

@@ -1,0 +1,127 @@
+"""The release gate's records: thresholds, their lock and any deviation after it, the final
+review of outputs, sign-offs, and the judge runs a sign-off report cites."""
+
+from __future__ import annotations
+
+import json
+
+from review_app.store.base import StoreBase, now_iso
+
+
+class GateQueries(StoreBase):
+    def thresholds(self, study_id: int) -> list[dict]:
+        rows = self._rows("SELECT * FROM thresholds WHERE study_id = ? ORDER BY id", [study_id])
+        for row in rows:
+            row["params"] = json.loads(row["params"])
+        return rows
+
+    def insert_threshold(
+        self, study_id: int, metric: str, params: dict, comparator: str, value: float, by: str
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO thresholds (study_id, metric, params, comparator, value, created_at, "
+            "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                study_id,
+                metric,
+                json.dumps(params, sort_keys=True),
+                comparator,
+                value,
+                now_iso(),
+                by,
+            ],
+        )
+        return cursor.lastrowid
+
+    def update_threshold(
+        self, threshold_id: int, metric: str, params: dict, comparator: str, value: float
+    ) -> None:
+        self.db.execute(
+            "UPDATE thresholds SET metric = ?, params = ?, comparator = ?, value = ? WHERE id = ?",
+            [metric, json.dumps(params, sort_keys=True), comparator, value, threshold_id],
+        )
+
+    def delete_threshold(self, threshold_id: int) -> None:
+        self.db.execute("DELETE FROM thresholds WHERE id = ?", [threshold_id])
+
+    def threshold_lock(self, study_id: int) -> dict | None:
+        return self._one("SELECT * FROM threshold_locks WHERE study_id = ?", [study_id])
+
+    def insert_threshold_lock(
+        self, study_id: int, by: str, content_hash: str, thresholds: list[dict]
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO threshold_locks (study_id, locked_at, locked_by, content_hash, thresholds) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [study_id, now_iso(), by, content_hash, json.dumps(thresholds, sort_keys=True)],
+        )
+
+    def insert_deviation(
+        self, study_id: int, by: str, before: str, after: str, reason: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO threshold_deviations (study_id, changed_at, changed_by, before, after, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?)",
+            [study_id, now_iso(), by, before, after, reason],
+        )
+
+    def deviations(self, study_id: int) -> list[dict]:
+        return self._rows(
+            "SELECT changed_at, changed_by, before, after, reason FROM threshold_deviations "
+            "WHERE study_id = ? ORDER BY id",
+            [study_id],
+        )
+
+    def insert_final_review(
+        self, study_id: int, output_id: int, reviewer_id: int, acceptable: bool, comment: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO final_reviews (study_id, output_id, reviewer_id, acceptable, comment, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [study_id, output_id, reviewer_id, int(acceptable), comment, now_iso()],
+        )
+
+    def final_reviews(self, study_id: int) -> list[dict]:
+        """The latest final-review mark of each output of the study."""
+        return self._rows(
+            "SELECT f.output_id, i.item_key, o.system, f.acceptable, f.comment, r.name AS reviewer, "
+            "f.created_at FROM final_reviews f JOIN outputs o ON o.id = f.output_id "
+            "JOIN items i ON i.id = o.item_id JOIN reviewers r ON r.id = f.reviewer_id "
+            "WHERE f.study_id = ? AND f.id = (SELECT max(f2.id) FROM final_reviews f2 "
+            "WHERE f2.study_id = f.study_id AND f2.output_id = f.output_id) ORDER BY i.item_key",
+            [study_id],
+        )
+
+    def insert_signoff(
+        self,
+        study_id: int,
+        signer_id: int,
+        decision: str,
+        comment: str,
+        report_hash: str,
+        report: str,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO signoffs (study_id, signer_id, decision, comment, report_hash, report, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [study_id, signer_id, decision, comment, report_hash, report, now_iso()],
+        )
+
+    def signoffs(self, study_id: int) -> list[dict]:
+        return self._rows(
+            "SELECT s.id, r.name AS signer, s.decision, s.comment, s.report_hash, s.created_at "
+            "FROM signoffs s JOIN reviewers r ON r.id = s.signer_id WHERE s.study_id = ? "
+            "ORDER BY s.id",
+            [study_id],
+        )
+
+    def runs_for_report(self, study_id: int) -> list[dict]:
+        """Each judge run of the study with its rubric and verdict counts, for the report."""
+        return self._rows(
+            "SELECT j.id, j.label, j.judge, j.source, j.rubric_hash, r.name AS rubric, "
+            "r.version AS rubric_version, (SELECT count(*) FROM verdicts v WHERE v.run_id = j.id) "
+            "AS n_verdicts, (SELECT coalesce(sum(v.cost), 0) FROM verdicts v "
+            "WHERE v.run_id = j.id) AS cost FROM judge_runs j "
+            "LEFT JOIN rubrics r ON r.id = j.rubric_id WHERE j.study_id = ? ORDER BY j.id",
+            [study_id],
+        )

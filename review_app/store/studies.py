@@ -1,0 +1,142 @@
+"""Studies, the system comparisons each one makes, and its pairs (an item shown with the
+outputs of two systems, stored in canonical order)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from review_app.errors import NotFound
+from review_app.store.base import StoreBase, now_iso
+
+
+class StudyQueries(StoreBase):
+    def study(self, name: str) -> dict | None:
+        return self._one("SELECT * FROM studies WHERE name = ?", [name])
+
+    def study_by_id(self, study_id: int) -> dict | None:
+        return self._one("SELECT * FROM studies WHERE id = ?", [study_id])
+
+    def require_study(self, name: str) -> dict:
+        row = self.study(name)
+        if row is None:
+            known = ", ".join(s["name"] for s in self.studies()) or "none"
+            raise NotFound(f"no study named {name!r} (known: {known})")
+        return row
+
+    def studies(self) -> list[dict]:
+        return self._rows(
+            "SELECT s.*, e.name AS eval_set, "
+            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs "
+            "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id ORDER BY s.id"
+        )
+
+    def insert_study(
+        self,
+        name: str,
+        eval_set_id: int,
+        reviews_per_pair: int,
+        show_reference: bool = False,
+        criteria: list[str] | None = None,
+        ask_rationale: bool = True,
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO studies (name, eval_set_id, reviews_per_pair, show_reference, criteria, "
+            "ask_rationale, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                eval_set_id,
+                reviews_per_pair,
+                int(show_reference),
+                json.dumps(criteria or []),
+                int(ask_rationale),
+                now_iso(),
+            ],
+        )
+        return cursor.lastrowid
+
+    def study_counts(self, study_id: int) -> dict[str, int]:
+        row = self._one(
+            "WITH live AS (SELECT v.pair_id, v.reviewer_id FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s AND v.winner IS NOT NULL "
+            " AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            " AND v2.reviewer_id = v.reviewer_id)) "
+            "SELECT (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
+            "(SELECT count(*) FROM live) AS votes, "
+            "(SELECT count(DISTINCT reviewer_id) FROM live) AS reviewers, "
+            "(SELECT count(*) FROM judge_runs WHERE study_id = :s) AS judge_runs, "
+            "(SELECT count(*) FROM verdicts v JOIN judge_runs j ON j.id = v.run_id "
+            " WHERE j.study_id = :s) AS verdicts",
+            {"s": study_id},
+        )
+        return dict(row)
+
+    def add_comparison(self, study_id: int, system_a: str, system_b: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?)",
+            [study_id, system_a, system_b],
+        )
+
+    def comparisons(self, study_id: int) -> list[tuple[str, str]]:
+        return [
+            (r["system_a"], r["system_b"])
+            for r in self._rows(
+                "SELECT system_a, system_b FROM study_comparisons WHERE study_id = ? ORDER BY id",
+                [study_id],
+            )
+        ]
+
+    def insert_pairs(self, study_id: int, pairs: Iterable[tuple[int, str, str]]) -> int:
+        """(item id, system_x, system_y) in canonical order; existing pairs are kept."""
+        with self._lock:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT INTO pairs (study_id, item_id, system_x, system_y) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [(study_id, item_id, x, y) for item_id, x, y in pairs],
+            )
+            return self.db.conn.total_changes - before
+
+    def pair_id(self, study_id: int, item_id: int, system_x: str, system_y: str) -> int | None:
+        row = self._one(
+            "SELECT id FROM pairs WHERE study_id = ? AND item_id = ? AND system_x = ? "
+            "AND system_y = ?",
+            [study_id, item_id, system_x, system_y],
+        )
+        return row["id"] if row else None
+
+    def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
+        """(item_key, system_x, system_y) -> pair id."""
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT i.item_key, p.system_x, p.system_y, p.id FROM pairs p "
+                "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
+                [study_id],
+            )
+            return {(key, x, y): pid for key, x, y, pid in cursor}
+
+    def pair(self, pair_id: int) -> dict:
+        row = self._one(
+            "SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, i.id AS item_id, "
+            "i.item_key, i.prompt, i.reference, i.category, i.metadata, "
+            "ox.text AS output_x, oy.text AS output_y FROM pairs p "
+            "JOIN items i ON i.id = p.item_id "
+            "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+            "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+            "WHERE p.id = ?",
+            [pair_id],
+        )
+        if row is None:
+            raise NotFound(f"no pair with id {pair_id}")
+        return row
+
+    def max_pair_id(self) -> int:
+        row = self._one("SELECT max(id) AS m FROM pairs")
+        return row["m"] or 0
+
+    def study_pair_ids(self, study_id: int) -> list[int]:
+        with self._lock:
+            cursor = self.db.execute(
+                "SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id]
+            )
+            return [pair_id for (pair_id,) in cursor]
