@@ -4,7 +4,7 @@ review of a sample of the candidate's outputs, sign off, and download the report
 import pandas as pd
 import streamlit as st
 
-from review_app import gate, report, ui
+from review_app import baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
 from review_app.safe_markdown import render_markdown
@@ -75,7 +75,7 @@ with st.expander("Add a threshold", expanded=not listed):
             elif param in ("judge", "baseline", "source"):
                 options = (["humans"] if param == "source" else []) + judges
                 default = (
-                    "baseline/longest" if param == "baseline" else options[0] if options else None
+                    baselines.REFERENCE if param == "baseline" else options[0] if options else None
                 )
                 params[param] = st.selectbox(
                     param,

@@ -4,7 +4,7 @@ starting; watch progress; read failures with the judge's raw answer; totals per 
 import pandas as pd
 import streamlit as st
 
-from review_app import ui
+from review_app import baselines, ui
 from review_app.errors import ReviewAppError
 from review_app.services import judging
 
@@ -32,11 +32,12 @@ rubric_choice = rubrics[rubric_title]
 left.caption(rubric_choice.rubric.description)
 judge = right.text_input(
     "Judge (provider/model)",
-    value="baseline/longest",
+    value=baselines.REFERENCE,
     key="judge_name",
     help="openai/MODEL, anthropic/MODEL (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY; "
-    "OPENAI_BASE_URL for an OpenAI-compatible server), or baseline/longest, baseline/shortest, "
-    "baseline/first, baseline/random.",
+    "OPENAI_BASE_URL for an OpenAI-compatible server), or "
+    + ", ".join(baselines.label(name) for name in baselines.BASELINES)
+    + ".",
 ).strip()
 both_orders = right.checkbox(
     "Judge both orders", value=True, key="judge_both_orders", help="Unticked: one seeded order."

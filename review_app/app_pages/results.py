@@ -14,6 +14,9 @@ store = ui.get_store()
 user = ui.current_user(store)
 ui.require_role(user, "admin", "signer")
 
+# Lost comparisons drawn in full per category (each is a prompt and two outputs).
+LOSSES_SHOWN = 20
+
 st.title("Results")
 study = ui.study_picker(store)
 if study is None:
@@ -139,7 +142,14 @@ with right:
     counts = pd.Series([r["category"] for r in losses]).value_counts()
     for category, n in counts.items():
         with st.expander(f"{ui.plain(category)}: {n} lost comparisons"):
-            for r in [r for r in losses if r["category"] == category]:
+            # A collapsed expander is still drawn: a large study's every loss in full would make
+            # this screen take seconds to draw, so each category shows its first few.
+            shown = [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
+            if n > len(shown):
+                st.caption(
+                    f"The first {len(shown)} of {n} by item id; `review-app export votes` has all."
+                )
+            for r in shown:
                 st.markdown(f"**{ui.plain(r['item_id'])}** vs {ui.plain(r['opponent'])}")
                 st.text(r["prompt"])
                 a, b = st.columns(2)
