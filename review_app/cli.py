@@ -90,6 +90,11 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         k.add_argument("file")
         k.add_argument("--study", required=True)
         k.add_argument("--eval-set", help="create the study over this eval set if it is new")
+        k.add_argument(
+            "--candidate",
+            metavar="SYSTEM",
+            help="the system the study decides on (default: inferred, and the output says which)",
+        )
         k.set_defaults(handler=handler)
 
     p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
@@ -107,7 +112,7 @@ def _import_outputs(args, settings, store) -> None:
 def _import_into_study(importer, args, store):
     """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
     try:
-        return importer(store, args.file, args.study, args.eval_set)
+        return importer(store, args.file, args.study, args.eval_set, args.candidate)
     except NotFound as exc:
         known = {row["name"] for row in studies.list_studies(store)}
         if args.eval_set is None and args.study not in known:
@@ -169,7 +174,18 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
         default="",
         help="comma-separated criteria reviewers rate 1-5, e.g. accuracy,tone",
     )
+    c.add_argument(
+        "--candidate",
+        metavar="SYSTEM",
+        help="the system the gate decides on (default: the first system of the first --compare)",
+    )
     c.set_defaults(handler=_study_create)
+    cand = actions.add_parser(
+        "candidate", help="name the system a study decides on (before the lock)"
+    )
+    cand.add_argument("name")
+    cand.add_argument("system")
+    cand.set_defaults(handler=_study_candidate)
     ls = actions.add_parser("list", help="list studies")
     ls.set_defaults(handler=_study_list)
 
@@ -185,14 +201,21 @@ def _study_create(args, settings, store) -> None:
         args.reviews_per_pair,
         args.show_reference,
         criteria,
+        candidate=args.candidate,
     )
     skipped = "; ".join(
         f"{c}: {n} items lack an output" for c, n in summary.skipped_items.items() if n
     )
     _print(
         f"study {summary.name}: {summary.pairs_added} pairs over eval set {summary.eval_set} "
-        f"(frozen, hash {summary.eval_set_hash[:12]})" + (f"; {skipped}" if skipped else "")
+        f"(frozen, hash {summary.eval_set_hash[:12]}); candidate {summary.candidate}"
+        + (f"; {skipped}" if skipped else "")
     )
+
+
+def _study_candidate(args, settings, store) -> None:
+    studies.set_candidate(store, args.name, args.system)
+    _print(f"study {args.name}: candidate {args.system}")
 
 
 def _study_list(args, settings, store) -> None:
@@ -338,6 +361,7 @@ def _stats(args, settings, store) -> None:
     _print("")
     _print("humans (the ceiling a judge is measured against)")
     for name, value in (
+        ("strict agreement", humans["agreement_strict"]),
         ("agreement with ties", humans["agreement"]["with_ties"]),
         ("agreement without ties", humans["agreement"]["without_ties"]),
         ("kappa with ties", humans["kappa"]["with_ties"]),
@@ -355,6 +379,9 @@ def _stats(args, settings, store) -> None:
         rows.append(
             [
                 judge["judge"],
+                judge["vs_ceiling"]["verdict"],
+                _fmt_estimate(judge["agreement_strict"]),
+                _fmt_estimate(judge["decisive_share"]),
                 _fmt_estimate(judge["agreement"]["without_ties"]),
                 _fmt_estimate(judge["agreement"]["with_ties"]),
                 _fmt_estimate(judge["kappa"]["without_ties"]),
@@ -367,6 +394,9 @@ def _stats(args, settings, store) -> None:
         )
     headers = [
         "judge",
+        "vs ceiling",
+        "strict agreement",
+        "decisive share",
         "agreement w/o ties",
         "agreement w/ ties",
         "kappa w/o ties",
@@ -453,7 +483,27 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--signer", required=True, help="name of a reviewer with the signer role")
     s.add_argument("--decision", required=True, choices=("approve", "reject"))
     s.add_argument("--comment", required=True)
+    s.add_argument(
+        "--override",
+        default="",
+        metavar="REASON",
+        help="approve although the gate did not pass or the final review is incomplete (recorded "
+        "and shown in the report)",
+    )
     s.set_defaults(handler=_signoff)
+
+    pl = sub.add_parser(
+        "plan", help="how many comparisons each threshold needs to be decided (80%% power)"
+    )
+    pl.add_argument("--study", required=True)
+    pl.add_argument(
+        "--effect",
+        type=float,
+        default=None,
+        help="expected distance from each bar in the passing direction (default: 0.1 for "
+        "shares, 10 for points)",
+    )
+    pl.set_defaults(handler=_plan)
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -495,7 +545,7 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    content_hash = thresholds.lock_thresholds(store, args.study, args.by)
+    content_hash = thresholds.lock_thresholds(store, args.study, args.by, settings)
     _print(f"locked; thresholds hash {content_hash}")
 
 
@@ -515,11 +565,23 @@ def _report(args, settings, store) -> None:
 
 def _signoff(args, settings, store) -> None:
     signer = people.reviewer_named(store, args.signer)
-    report = signoff.sign_off(store, args.study, signer, args.decision, args.comment, settings)
-    last = report["signoffs"][-1]
-    _print(
-        f"{last['decision']} recorded for study {args.study} (report hash {last['report_hash']})"
+    report = signoff.sign_off(
+        store, args.study, signer, args.decision, args.comment, settings, override=args.override
     )
+    last = report["signoffs"][-1]
+    override = f"; override of a {last['gate_result']} gate recorded" if last["override"] else ""
+    _print(
+        f"{last['decision']} recorded for study {args.study} (report hash "
+        f"{last['report_hash']}){override}"
+    )
+
+
+def _plan(args, settings, store) -> None:
+    for row in thresholds.sample_plan(store, args.study, settings, args.effect):
+        _print(
+            f"{row['description']}\tneeds {row['needed']} comparisons (now {row['now']}) at an "
+            f"expected {row['expected']}: {row['basis']}"
+        )
 
 
 # ---- judge ----

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,29 +30,46 @@ class GateInputs:
     calibration: stats.Calibration
     win_rates: list[stats.WinRate]
     category_win_rates: dict[str, list[stats.WinRate]]
+    # {"n": outputs marked, "acceptable": marked acceptable, "sample_size": outputs in the sample}
     final_review: dict[str, Any] = field(default_factory=lambda: {"n": 0, "acceptable": 0})
 
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
     ) -> stats.WinRate | None:
+        """The win rate of `a` over `b`, whichever way round the study compares them (b over a
+        is 1 - a over b, ties staying half)."""
         rates = self.win_rates if category is None else self.category_win_rates.get(category, [])
-        return next(
-            (w for w in rates if (w.system_a, w.system_b, w.source) == (a, b, source)), None
-        )
+        for w in rates:
+            if w.source != source:
+                continue
+            if (w.system_a, w.system_b) == (a, b):
+                return w
+            if (w.system_a, w.system_b) == (b, a):
+                return w.reversed()
+        return None
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One metric measured on a study; `value` is None when it cannot be, `detail` says why."""
+    """One metric measured on a study: its estimate, 95% CI (shown), one-sided 95% lower and upper
+    bounds (decided on), the comparisons behind it, and a detail line; `value` is None when it
+    cannot be measured, `detail` says why. `needed` overrides the minimum number of comparisons
+    when the metric counts something else (outputs of the final review)."""
 
     value: float | None
     ci: tuple[float, float] | None
-    n: int | None
+    bounds: tuple[float, float] | None
+    n: int
     detail: str
+    needed: int | None = None
 
 
-def _unmeasurable(reason: str, n: int | None = 0) -> Measurement:
-    return Measurement(None, None, n, reason)
+def _unmeasurable(reason: str, n: int = 0) -> Measurement:
+    return Measurement(None, None, None, n, reason)
+
+
+def _of(est: stats.Estimate, detail: str) -> Measurement:
+    return Measurement(est.value, est.ci, est.bounds, est.units, detail)
 
 
 # ---- one measure per metric: (threshold params, inputs) -> Measurement ----
@@ -72,44 +90,98 @@ def _measure_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement
     w = _overall_win_rate(params, inputs)
     if w is None:
         return _no_win_rate(params)
-    return Measurement(w.value, w.ci, w.n, f"{w.wins} wins, {w.ties} ties, {w.losses} losses")
+    detail = f"{w.wins} wins, {w.ties} ties, {w.losses} losses"
+    return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail)
 
 
 def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """Kept for thresholds locked before every metric was decided on its bound: the 95% CI's
+    lower end, compared as a number (the minimum sample still applies)."""
     w = _overall_win_rate(params, inputs)
-    if w is None:
+    if w is None or w.ci is None:
         return _no_win_rate(params)
-    low = w.ci[0] if w.ci else None
-    return Measurement(low, w.ci, w.n, f"win rate {w.value:.3f}, CI {format_ci(w.ci, digits=3)}")
+    low = w.ci[0]
+    detail = f"win rate {w.value:.3f}, CI {format_ci(w.ci, digits=3)}"
+    return Measurement(low, w.ci, (low, low), w.n_comparisons, detail)
+
+
+def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
+    return inputs.calibration.overall.judge(params["judge"])
 
 
 def _agreement(judge: stats.JudgeStats | stats.HumanStats, ties: str) -> stats.Estimate:
-    return judge.agreement_with_ties if ties == "with" else judge.agreement_without_ties
+    return {
+        "with": judge.agreement_with_ties,
+        "without": judge.agreement_without_ties,
+        "strict": judge.agreement_strict,
+    }[ties]
+
+
+def _judge_estimate(
+    params: dict[str, Any],
+    inputs: GateInputs,
+    pick: Callable[[stats.JudgeStats], stats.Estimate | None],
+    what: str,
+) -> Measurement:
+    """A measurement read off one judge's statistics."""
+    judge = _judge(params, inputs)
+    if judge is None:
+        return _unmeasurable(f"no verdicts from judge {params['judge']}")
+    est = pick(judge)
+    if est is None or est.value is None:
+        return _unmeasurable(f"no {what} for judge {params['judge']}", est.units if est else 0)
+    return _of(est, what)
 
 
 def _measure_agreement(params: dict[str, Any], inputs: GateInputs) -> Measurement:
-    judge = inputs.calibration.overall.judge(params["judge"])
-    if judge is None:
-        return _unmeasurable(f"no verdicts from judge {params['judge']}")
-    est = _agreement(judge, params["ties"])
-    if est.value is None:
-        return _unmeasurable("no comparison with both a vote and a parsed verdict", est.n)
-    return Measurement(est.value, est.ci, est.n, f"{params['ties']} ties")
+    ties = params.get("ties", "without")
+    return _judge_estimate(params, inputs, lambda j: _agreement(j, ties), f"agreement, {ties} ties")
+
+
+def _measure_agreement_strict(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    return _judge_estimate(params, inputs, lambda j: j.agreement_strict, "strict agreement")
+
+
+def _measure_decisive_share(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    return _judge_estimate(params, inputs, lambda j: j.decisive_share, "decisive share")
+
+
+def _measure_consistency(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    return _judge_estimate(params, inputs, lambda j: j.consistency, "consistency across orders")
+
+
+def _measure_verbosity_gap(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    return _judge_estimate(
+        params, inputs, lambda j: j.verbosity_gap, "p_longer minus the humans' p_longer"
+    )
+
+
+def _measure_position_bias(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """|p_first - 0.5|: how far the judge leans to the answer shown first, either way."""
+    m = _judge_estimate(params, inputs, lambda j: j.p_first, "p_first")
+    if m.value is None or m.bounds is None:
+        return m
+    low, high = (b - 0.5 for b in m.bounds)
+    bounds = (0.0 if low <= 0 <= high else min(abs(low), abs(high)), max(abs(low), abs(high)))
+    detail = f"p_first {m.value:.3f}, one-sided bounds {format_ci(m.bounds, digits=3)}"
+    return Measurement(abs(m.value - 0.5), None, bounds, m.n, detail)
 
 
 def _measure_agreement_vs_ceiling(params: dict[str, Any], inputs: GateInputs) -> Measurement:
-    judge = _measure_agreement(params, inputs)
-    if judge.value is None:
-        return judge
-    ceiling = _agreement(inputs.calibration.overall.humans, params["ties"])
-    if ceiling.value is None:
-        return _unmeasurable("no human-human overlap to measure the ceiling", judge.n)
-    return Measurement(
-        judge.value - ceiling.value,
-        None,
-        judge.n,
-        f"judge {judge.value:.3f} vs humans {ceiling.value:.3f} ({params['ties']} ties)",
+    """The judge's one calibration verdict (`vs_ceiling`): its strict agreement minus the human
+    ceiling's, on the same resamples."""
+    judge = _judge(params, inputs)
+    if judge is None:
+        return _unmeasurable(f"no verdicts from judge {params['judge']}")
+    diff = judge.vs_ceiling.diff
+    if diff.value is None:
+        return _unmeasurable("no comparison with a decisive vote, a second vote and a verdict")
+    humans = inputs.calibration.overall.humans.agreement_strict
+    detail = (
+        f"strict agreement {judge.agreement_strict.value:.3f} vs humans {humans.value:.3f}; "
+        f"calibration verdict: {judge.vs_ceiling.verdict}"
     )
+    return _of(diff, detail)
 
 
 def _measure_beats_baseline(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -118,12 +190,11 @@ def _measure_beats_baseline(params: dict[str, Any], inputs: GateInputs) -> Measu
     if judge is None or baseline is None:
         missing = params["judge"] if judge is None else params["baseline"]
         return _unmeasurable(f"no verdicts from judge {missing}")
-    a, b = judge.agreement_without_ties, baseline.agreement_without_ties
-    if a.value is None or b.value is None:
-        return _unmeasurable("agreement without ties is not measurable", a.n)
-    return Measurement(
-        a.value - b.value, None, a.n, f"judge {a.value:.3f} vs {params['baseline']} {b.value:.3f}"
-    )
+    diff = judge.strict_vs.get(params["baseline"])
+    if diff is None or diff.value is None:
+        return _unmeasurable("strict agreement is not measurable on shared comparisons")
+    a, b = judge.agreement_strict.value, baseline.agreement_strict.value
+    return _of(diff, f"strict agreement: judge {a:.3f} vs {params['baseline']} {b:.3f}")
 
 
 def drop_points(w: stats.WinRate | None) -> float | None:
@@ -136,29 +207,63 @@ def drop_points(w: stats.WinRate | None) -> float | None:
     return round(100 * (0.5 - w.value), 9)
 
 
+def _drop_bounds(w: stats.WinRate) -> tuple[float, float] | None:
+    """One-sided bounds of the drop: the win rate's upper bound gives the drop's lower one."""
+    if w.bounds is None:
+        return None
+    return (round(100 * (0.5 - w.bounds[1]), 9), round(100 * (0.5 - w.bounds[0]), 9))
+
+
+def _suite_measurement(w: stats.WinRate | None) -> Measurement | None:
+    drop = drop_points(w)
+    if drop is None:
+        return None
+    ci = None if w.ci is None else (100 * (0.5 - w.ci[1]), 100 * (0.5 - w.ci[0]))
+    return Measurement(drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}")
+
+
 def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """Non-inferiority of every suite: the worst suite's drop below parity, with bounds that make
+    the threshold pass only when every suite's upper bound clears the margin and fail when any
+    suite's lower bound exceeds it; each suite must have the minimum number of comparisons."""
     a, b, source = params["system_a"], params["system_b"], params["source"]
-    worst: tuple[float, str, stats.WinRate] | None = None
+    suites: dict[str, Measurement] = {}
     for category in params["categories"] or sorted(inputs.category_win_rates):
-        w = inputs.win_rate(a, b, source, category)
-        drop = drop_points(w)
-        if drop is None:
+        suite = _suite_measurement(inputs.win_rate(a, b, source, category))
+        if suite is None:
             if params["categories"]:  # a named regression suite must be measured, never skipped
                 return _unmeasurable(f"category {category} has no {source} outcomes")
             continue
-        if worst is None or drop > worst[0]:
-            worst = (drop, category, w)
-    if worst is None:
+        suites[category] = suite
+    if not suites:
         return _unmeasurable("no category has outcomes for this comparison")
-    drop, category, w = worst
-    return Measurement(drop, None, w.n, f"worst: {category} (win rate {w.value:.3f}, n={w.n})")
+    worst = max(suites, key=lambda c: suites[c].value)
+    bounded = [m.bounds for m in suites.values() if m.bounds is not None]
+    bounds = None
+    if len(bounded) == len(suites):
+        bounds = (max(low for low, _ in bounded), max(high for _, high in bounded))
+    smallest = min(suites, key=lambda c: suites[c].n)
+    detail = f"worst: {worst} ({suites[worst].detail}, n={suites[worst].n})"
+    if suites[smallest].n < suites[worst].n:
+        detail += f"; smallest suite: {smallest} (n={suites[smallest].n})"
+    return Measurement(suites[worst].value, suites[worst].ci, bounds, suites[smallest].n, detail)
 
 
 def _measure_final_review(params: dict[str, Any], inputs: GateInputs) -> Measurement:
-    n, ok = inputs.final_review["n"], inputs.final_review["acceptable"]
+    final = inputs.final_review
+    n, ok = final["n"], final["acceptable"]
+    sample = final.get("sample_size") or n
     if not n:
         return _unmeasurable("the final review has not been done")
-    return Measurement(ok / n, None, n, f"{ok} of {n} acceptable")
+    share = ok / n
+    return Measurement(
+        share,
+        stats.wilson_interval(share, n),
+        stats.wilson_interval(share, n, stats.Z_ONE_SIDED_95),
+        n,
+        f"{ok} of {n} acceptable ({n} of {sample} reviewed)",
+        needed=sample,
+    )
 
 
 # ---- the registry ----
@@ -176,6 +281,9 @@ class Metric:
     example: float
     help: str
     measure: Callable[[dict[str, Any], GateInputs], Measurement] = field(repr=False)
+    # How `comparisons_needed` models the metric: a share of comparisons, a paired difference of
+    # two shares, points below parity per suite, or distance of a share from one half.
+    kind: str = "share"
 
 
 METRICS: dict[str, Metric] = {
@@ -185,9 +293,10 @@ METRICS: dict[str, Metric] = {
             "human_win_rate",
             "Human win rate",
             ("system_a", "system_b"),
-            ">=",
-            0.6,
-            "(wins + 0.5 ties) / votes of system_a over system_b, from human votes.",
+            ">",
+            0.5,
+            "(wins + 0.5 ties) / votes of system_a over system_b, from human votes (either "
+            "order: b over a is 1 - a over b).",
             measure=_measure_win_rate,
         ),
         Metric(
@@ -196,15 +305,16 @@ METRICS: dict[str, Metric] = {
             ("system_a", "system_b"),
             ">=",
             0.5,
-            "Lower end of the 95% bootstrap CI of the human win rate.",
+            "Lower end of the 95% CI of the human win rate, compared as a number. Prefer "
+            "human_win_rate, which is decided on its own one-sided bound.",
             measure=_measure_win_rate_ci_low,
         ),
         Metric(
             "judge_win_rate",
             "Judge win rate",
             ("system_a", "system_b", "judge"),
-            ">=",
-            0.6,
+            ">",
+            0.5,
             "Win rate of system_a over system_b from the judge's combined verdicts.",
             measure=_measure_win_rate,
         ),
@@ -214,26 +324,80 @@ METRICS: dict[str, Metric] = {
             ("judge", "ties"),
             ">=",
             0.8,
-            "Share of (vote, combined verdict) pairs that agree; ties = with | without.",
+            "Share of (vote, combined verdict) pairs that agree; ties = with | without | strict "
+            "(strict: a judge's tie, inconsistent or unparsed answer disagrees with a decisive "
+            "vote).",
             measure=_measure_agreement,
         ),
         Metric(
-            "judge_agreement_vs_ceiling",
-            "Judge agreement minus human-human agreement",
-            ("judge", "ties"),
+            "judge_agreement_strict",
+            "Judge-human strict agreement",
+            ("judge",),
             ">=",
-            0.0,
-            "Judge-human agreement minus the human-human ceiling (0 = as good as a human).",
+            0.8,
+            "Share of decisive human votes the judge's combined verdict matches; abstaining "
+            "(a tie, inconsistent orders, an unparsed answer) counts as disagreeing.",
+            measure=_measure_agreement_strict,
+        ),
+        Metric(
+            "judge_decisive_share",
+            "Judge decisive share",
+            ("judge",),
+            ">=",
+            0.8,
+            "Share of voted comparisons where the judge's combined verdict is parsed, "
+            "consistent across orders and not a tie.",
+            measure=_measure_decisive_share,
+        ),
+        Metric(
+            "judge_agreement_vs_ceiling",
+            "Judge strict agreement minus the human ceiling",
+            ("judge",),
+            ">=",
+            -0.05,
+            "The judge's calibration verdict: strict agreement minus the humans' (paired); "
+            ">= -margin passes exactly when the calibration screen says 'within'.",
             measure=_measure_agreement_vs_ceiling,
+            kind="difference",
         ),
         Metric(
             "judge_beats_baseline",
-            "Judge agreement minus a baseline's",
+            "Judge strict agreement minus a baseline's",
             ("judge", "baseline"),
             ">",
             0.0,
-            "Judge-human agreement without ties minus the same for a baseline judge.",
+            "Strict agreement of the judge minus that of a baseline judge, paired.",
             measure=_measure_beats_baseline,
+            kind="difference",
+        ),
+        Metric(
+            "judge_consistency",
+            "Judge consistency across orders",
+            ("judge",),
+            ">=",
+            0.8,
+            "Share of comparisons judged in both orders whose two verdicts agree.",
+            measure=_measure_consistency,
+        ),
+        Metric(
+            "judge_position_bias",
+            "Judge position bias",
+            ("judge",),
+            "<=",
+            0.1,
+            "|p_first - 0.5|: how far the judge leans to the answer shown first.",
+            measure=_measure_position_bias,
+            kind="from_half",
+        ),
+        Metric(
+            "judge_verbosity_gap",
+            "Judge verbosity gap",
+            ("judge",),
+            "<=",
+            0.1,
+            "The judge's p_longer minus the humans' (paired): extra preference for longer answers.",
+            measure=_measure_verbosity_gap,
+            kind="difference",
         ),
         Metric(
             REGRESSION_METRIC,
@@ -241,9 +405,11 @@ METRICS: dict[str, Metric] = {
             ("system_a", "system_b", "categories", "source"),
             "<=",
             5.0,
-            "Worst category (of the listed ones; empty = all) by 100 x (0.5 - win rate of "
-            "system_a over system_b); source = humans or a judge label.",
+            "Non-inferiority per category (of the listed ones; empty = all): 100 x (0.5 - win "
+            "rate of system_a over system_b); fails when a suite is shown worse than the margin, "
+            "passes when every suite is shown within it; source = humans or a judge label.",
             measure=_measure_max_regression,
+            kind="points",
         ),
         Metric(
             "final_review_acceptable_rate",
@@ -314,8 +480,8 @@ def validate_threshold(
             clean[name] = sorted(raw or [])
         elif name == "ties":
             clean[name] = raw or "without"
-            if clean[name] not in ("with", "without"):
-                raise InputError(f"metric {metric}: ties must be 'with' or 'without'")
+            if clean[name] not in ("with", "without", "strict"):
+                raise InputError(f"metric {metric}: ties must be 'with', 'without' or 'strict'")
         elif name == "source":
             clean[name] = raw or HUMANS
         else:
@@ -337,34 +503,53 @@ def thresholds_hash(thresholds: list[Threshold]) -> str:
 
 # ---- evaluation ----
 
+OUTCOMES = ("pass", "fail", "inconclusive")
+
 
 @dataclass(frozen=True)
 class ThresholdResult:
+    """One threshold decided: `pass` or `fail` only when its one-sided 95% bound is clear of the
+    bar on at least the minimum number of comparisons, else `inconclusive`; `reason` says why."""
+
     threshold: Threshold
     value: float | None
     ci: tuple[float, float] | None
-    n: int | None
-    passed: bool
-    detail: str
+    bounds: tuple[float, float] | None
+    n: int
+    outcome: str
+    reason: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
 
     def to_json(self) -> dict:
+        t = self.threshold
         return {
-            "threshold": self.threshold.key(),
-            "description": self.threshold.describe(),
-            "value": self.value,
+            "metric": t.metric,
+            "params": t.params,
+            "comparator": t.comparator,
+            "value": t.value,
+            "description": t.describe(),
+            "estimate": self.value,
             "ci": list(self.ci) if self.ci else None,
+            "bounds": list(self.bounds) if self.bounds else None,
             "n": self.n,
-            "passed": self.passed,
-            "detail": self.detail,
+            "outcome": self.outcome,
+            "reason": self.reason,
         }
 
 
-def _meets(value: float, threshold: Threshold) -> bool:
+def _clears(bounds: tuple[float, float], threshold: Threshold) -> str:
+    """pass / fail / inconclusive of a one-sided 95% bound against the bar: for >= and > the
+    lower bound must clear it to pass and the upper bound fall short to fail; <= and < mirror."""
+    low, high = bounds
+    bar = threshold.value
     return {
-        ">=": value >= threshold.value,
-        ">": value > threshold.value,
-        "<=": value <= threshold.value,
-        "<": value < threshold.value,
+        ">=": "pass" if low >= bar else "fail" if high < bar else "inconclusive",
+        ">": "pass" if low > bar else "fail" if high <= bar else "inconclusive",
+        "<=": "pass" if high <= bar else "fail" if low > bar else "inconclusive",
+        "<": "pass" if high < bar else "fail" if low >= bar else "inconclusive",
     }[threshold.comparator]
 
 
@@ -373,51 +558,222 @@ def measure(threshold: Threshold, inputs: GateInputs) -> Measurement:
     return _metric(threshold.metric).measure(threshold.params, inputs)
 
 
-def evaluate(thresholds: list[Threshold], inputs: GateInputs) -> list[ThresholdResult]:
-    """Each threshold against the study; one that cannot be measured fails, saying why."""
-    results = []
-    for t in thresholds:
-        m = measure(t, inputs)
-        if m.value is None:
-            results.append(
-                ThresholdResult(t, None, m.ci, m.n, False, f"not measurable: {m.detail}")
+def decide(threshold: Threshold, m: Measurement, min_comparisons: int) -> ThresholdResult:
+    """A measurement's outcome against its threshold (see `ThresholdResult`)."""
+    needed = min_comparisons if m.needed is None else min(min_comparisons, m.needed)
+    if m.value is None:
+        outcome, reason = "inconclusive", f"not measurable: {m.detail}"
+    elif m.n < needed:
+        outcome, reason = "inconclusive", f"{m.n} of {needed} comparisons needed; {m.detail}"
+    elif m.bounds is None:
+        outcome, reason = "inconclusive", f"no confidence bound; {m.detail}"
+    else:
+        outcome = _clears(m.bounds, threshold)
+        bound = m.bounds[0] if threshold.comparator in (">=", ">") else m.bounds[1]
+        side = "lower" if threshold.comparator in (">=", ">") else "upper"
+        reason = f"{side} 95% bound {bound:.3f} vs {threshold.comparator} {threshold.value:g}"
+        if outcome == "inconclusive":
+            reason += " (the interval straddles the bar: more data decides)"
+        reason += f"; {m.detail}"
+    return ThresholdResult(threshold, m.value, m.ci, m.bounds, m.n, outcome, reason)
+
+
+def evaluate(
+    thresholds: list[Threshold], inputs: GateInputs, min_comparisons: int = stats.MIN_COMPARISONS
+) -> list[ThresholdResult]:
+    """Each threshold measured and decided on the study."""
+    return [decide(t, measure(t, inputs), min_comparisons) for t in thresholds]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The sample the lock planned (comparisons with their k votes, and the final-review sample)
+    and how much of it is in. Until it is complete the gate is `inconclusive` ("interim"), so a
+    look at the numbers part way cannot pass it."""
+
+    comparisons: int
+    votes_per_comparison: int
+    final_review: int
+    comparisons_reached: int = 0
+    final_review_reached: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return (
+            self.comparisons_reached >= self.comparisons
+            and self.final_review_reached >= self.final_review
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "comparisons": self.comparisons,
+            "reached": self.comparisons_reached,
+            "votes_per_comparison": self.votes_per_comparison,
+            "final_review": {"planned": self.final_review, "reached": self.final_review_reached},
+            "complete": self.complete,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"{self.comparisons_reached} of {self.comparisons} comparisons have their "
+            f"{self.votes_per_comparison} votes; {self.final_review_reached} of "
+            f"{self.final_review} final-review outputs marked"
+        )
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate: `fail` if any threshold fails, `pass` if every threshold passes and the planned
+    sample is complete, else `inconclusive` (`interim` says the plan is not reached yet)."""
+
+    result: str
+    results: list[ThresholdResult]
+    plan: Plan | None
+    min_comparisons: int
+
+    @property
+    def interim(self) -> bool:
+        return self.plan is not None and not self.plan.complete
+
+    def to_json(self) -> dict:
+        return {
+            "result": self.result,
+            "interim": self.interim,
+            "min_comparisons": self.min_comparisons,
+            "planned": self.plan.to_json() if self.plan else None,
+            "thresholds": [r.to_json() for r in self.results],
+        }
+
+    def summary(self) -> str:
+        counts = {o: sum(r.outcome == o for r in self.results) for o in OUTCOMES}
+        text = (
+            f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive "
+            f"of {len(self.results)} thresholds"
+        )
+        if self.interim and self.result != "fail":
+            text += f"; interim: {self.plan.describe()}"
+        return text
+
+
+def decide_gate(
+    thresholds: list[Threshold],
+    inputs: GateInputs,
+    min_comparisons: int = stats.MIN_COMPARISONS,
+    plan: Plan | None = None,
+) -> GateDecision:
+    """Every threshold decided, and the gate's one result (see `GateDecision`)."""
+    results = evaluate(thresholds, inputs, min_comparisons)
+    if any(r.outcome == "fail" for r in results):
+        result = "fail"
+    elif results and all(r.outcome == "pass" for r in results) and (plan is None or plan.complete):
+        result = "pass"
+    else:
+        result = "inconclusive"
+    return GateDecision(result, results, plan, min_comparisons)
+
+
+# ---- planning ----
+
+Z_POWER_80 = 0.8416212335729143
+
+
+def comparisons_needed(
+    threshold: Threshold, effect: float | None = None, min_comparisons: int = stats.MIN_COMPARISONS
+) -> tuple[int, float, str]:
+    """(comparisons, effect, basis): how many comparisons decide `threshold` with 80% power when
+    the truth lies `effect` beyond its bar in the passing direction, at the one-sided 95% bound.
+
+    Counts each comparison as one independent observation (a comparison's k votes only help), so
+    the figure is on the safe side; a regression threshold needs it in every suite."""
+    kind = METRICS[threshold.metric].kind
+    points = kind == "points"
+    effect = (10.0 if points else 0.1) if effect is None else abs(effect)
+    if effect <= 0:
+        raise InputError("the expected effect must be above zero")
+    bar = threshold.value
+    passing_up = threshold.comparator in (">=", ">")
+    if kind == "points":
+        # A drop of d points is a win rate of 0.5 - d / 100; the truth is `effect` points better.
+        p0, p1, sd_unit = 0.5 - bar / 100, 0.5 - (bar - effect) / 100, None
+        delta = effect / 100
+    elif kind == "difference":
+        p0 = p1 = None
+        sd_unit = math.sqrt(0.5)  # a paired difference of two shares, at its widest
+        delta = effect
+    else:
+        base = 0.5 + bar if kind == "from_half" else bar
+        p0 = min(max(base, 0.0), 1.0)
+        p1 = min(max(base + (effect if passing_up else -effect), 0.0), 1.0)
+        sd_unit = None
+        delta = effect
+    if sd_unit is not None:
+        n = ((stats.Z_ONE_SIDED_95 + Z_POWER_80) * sd_unit / delta) ** 2
+        basis = "paired difference of two shares, widest variance"
+    else:
+        n = (
+            (
+                stats.Z_ONE_SIDED_95 * math.sqrt(p0 * (1 - p0))
+                + Z_POWER_80 * math.sqrt(p1 * (1 - p1))
             )
-        else:
-            results.append(ThresholdResult(t, m.value, m.ci, m.n, _meets(m.value, t), m.detail))
-    return results
+            / delta
+        ) ** 2
+        basis = f"one-sided test of {p0:.2f} against a true {p1:.2f}"
+    needed = max(min_comparisons, math.ceil(n))
+    if points:
+        basis += "; in every suite"
+    return needed, effect, basis
 
 
 # ---- the regression table ----
 
 
-def _covers(threshold: Threshold, w: stats.WinRate, category: str) -> bool:
-    """Whether a regression threshold judges this row: its comparison, in its orientation, from
-    its source, in one of its categories (all of them when it lists none)."""
+def _oriented(threshold: Threshold, w: stats.WinRate, category: str) -> stats.WinRate | None:
+    """The row as the regression threshold reads it (its systems in its order), or None when the
+    threshold does not judge this row: another comparison, source or category (a threshold with
+    no categories covers all of them)."""
     p = threshold.params
-    return (
-        threshold.metric == REGRESSION_METRIC
-        and (w.system_a, w.system_b, w.source) == (p["system_a"], p["system_b"], p["source"])
-        and (not p["categories"] or category in p["categories"])
-    )
+    if threshold.metric != REGRESSION_METRIC or w.source != p["source"]:
+        return None
+    if p["categories"] and category not in p["categories"]:
+        return None
+    if (w.system_a, w.system_b) == (p["system_a"], p["system_b"]):
+        return w
+    if (w.system_a, w.system_b) == (p["system_b"], p["system_a"]):
+        return w.reversed()
+    return None
 
 
-def regression_verdict(w: stats.WinRate, category: str, thresholds: Iterable[Threshold]) -> str:
+def regression_verdict(
+    w: stats.WinRate,
+    category: str,
+    thresholds: Iterable[Threshold],
+    min_comparisons: int = stats.MIN_COMPARISONS,
+) -> str:
     """The gate's verdict on one category's win rate: "not gated" when no regression threshold
-    covers it, "n/a" when it has no outcomes, "regression" when its drop alone would fail a
-    covering threshold (the same number and comparison the gate uses), else "ok"."""
-    covering = [t for t in thresholds if _covers(t, w, category)]
-    if not covering:
+    covers it, "n/a" when it has no outcomes, "regression" when the suite alone fails a covering
+    threshold, "ok" when it passes every one, else "inconclusive" (decided exactly as the gate
+    decides that threshold)."""
+    outcomes = set()
+    for t in thresholds:
+        oriented = _oriented(t, w, category)
+        if oriented is None:
+            continue
+        suite = _suite_measurement(oriented)
+        if suite is None:
+            return "n/a"
+        outcomes.add(decide(t, suite, min_comparisons).outcome)
+    if not outcomes:
         return "not gated"
-    drop = drop_points(w)
-    if drop is None:
-        return "n/a"
-    return "ok" if all(_meets(drop, t) for t in covering) else "regression"
+    if "fail" in outcomes:
+        return "regression"
+    return "ok" if outcomes == {"pass"} else "inconclusive"
 
 
 def regression_table(
     inputs: GateInputs,
     comparisons: Iterable[Iterable[str]],
     thresholds: Iterable[Threshold] = (),
+    min_comparisons: int = stats.MIN_COMPARISONS,
 ) -> list[dict]:
     """Per category and comparison, from humans and from each real judge (baselines say nothing
     about regressions): system_a's win rate, its `drop_points` below parity, and the gate's
@@ -438,8 +794,9 @@ def regression_table(
                     "value": w.value,
                     "ci": list(w.ci) if w.ci else None,
                     "n": w.n,
+                    "n_comparisons": w.n_comparisons,
                     "drop_points": drop_points(w),
-                    "verdict": regression_verdict(w, category, thresholds),
+                    "verdict": regression_verdict(w, category, thresholds, min_comparisons),
                 }
             )
     return rows

@@ -34,6 +34,7 @@ class ImportSummary:
     rows: int = 0
     added: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def count(self, what: str, n: int = 1) -> None:
         if n:
@@ -41,7 +42,8 @@ class ImportSummary:
 
     def line(self) -> str:
         changes = ", ".join(f"{n} {what}" for what, n in self.added.items() if n) or "nothing new"
-        return f"{self.file}: {self.rows} rows read; {changes}; {self.unchanged} unchanged"
+        notes = "".join(f"; {note}" for note in self.notes)
+        return f"{self.file}: {self.rows} rows read; {changes}; {self.unchanged} unchanged{notes}"
 
 
 # ---- reading rows ----

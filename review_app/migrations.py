@@ -272,8 +272,25 @@ def _v3_verdict_cost_may_be_unknown(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE verdicts_v3 RENAME TO verdicts")
 
 
+def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
+    # The candidate is named, not inferred from name order; the lock pins it with the planned
+    # sample and the minimum comparisons; a sign-off that approves a gate that did not pass
+    # carries its override reason. Studies made before keep the old rule's candidate.
+    db.execute("ALTER TABLE studies ADD COLUMN candidate TEXT")
+    db.execute(
+        "UPDATE studies SET candidate = (SELECT c.system_a FROM study_comparisons c "
+        "WHERE c.study_id = studies.id ORDER BY c.id LIMIT 1)"
+    )
+    db.execute("ALTER TABLE threshold_locks ADD COLUMN candidate TEXT")
+    db.execute("ALTER TABLE threshold_locks ADD COLUMN plan TEXT")
+    db.execute("ALTER TABLE threshold_locks ADD COLUMN min_comparisons INTEGER")
+    db.execute("ALTER TABLE signoffs ADD COLUMN gate_result TEXT")
+    db.execute("ALTER TABLE signoffs ADD COLUMN override TEXT")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
+    (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
 ]

@@ -69,23 +69,32 @@ def render_markdown(report: dict) -> str:
     lines += [
         f"- Eval set: **{es['name']}** ({es['n_items']} items), hash `{es['content_hash']}`",
         f"- Comparisons: {', '.join(f'{a} vs {b}' for a, b in report['comparisons'])}",
+        f"- Candidate: **{report['candidate']}**",
         f"- Report hash: `{report['report_hash']}`",
         f"- Generated: {report['generated_at']}",
         "",
-        f"## Gate: {'PASS' if report['gate_passed'] else 'FAIL'}",
+        f"## Gate: {gate_headline(report['gate'])}",
         "",
     ]
+    lines += [f"**{text}**" for text in override_lines(report["signoffs"])]
     th = report["thresholds"]
     if th["locked_at"]:
         lines.append(
             f"Thresholds locked by {th['locked_by']} at {th['locked_at']} "
-            f"(hash `{th['content_hash']}`)."
+            f"(hash `{th['content_hash']}`), candidate {th.get('candidate') or report['candidate']}; "
+            f"each threshold needs {report['gate']['min_comparisons']} comparisons and is decided "
+            "on its one-sided 95% confidence bound."
         )
-    lines += ["", "| threshold | value | CI | n | result | detail |", "|---|---|---|---|---|---|"]
-    for r in report["results"]:
+    lines += [
+        "",
+        "| threshold | estimate | 95% CI | n | outcome | reason |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["gate"]["thresholds"]:
         lines.append(
-            f"| {_md(r['description'])} | {_number(r['value'])} | {_ci(r['ci'])} | {r['n'] or 0} | "
-            f"{'pass' if r['passed'] else 'FAIL'} | {_md(r['detail'])} |"
+            f"| {_md(r['description'])} | {_number(r['estimate'])} | {_ci(r['ci'])} | {r['n']} | "
+            f"{r['outcome'].upper() if r['outcome'] == 'fail' else r['outcome']} | "
+            f"{_md(r['reason'])} |"
         )
     if report["deviations"]:
         lines += ["", "### Deviations after the lock", ""]
@@ -146,11 +155,45 @@ def render_markdown(report: dict) -> str:
     if not report["signoffs"]:
         lines.append("Not signed yet.")
     for s in report["signoffs"]:
+        override = (
+            f" OVERRIDE of a {s['gate_result']} gate: {_md(s['override'])}."
+            if s.get("override")
+            else ""
+        )
         lines.append(
             f"- **{s['decision'].upper()}** by {s['signer']} at {s['created_at']} "
-            f"(report hash `{s['report_hash']}`): {_md(s['comment'])}"
+            f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
+
+
+def gate_headline(gate: dict) -> str:
+    """The gate's result in words, e.g. "INCONCLUSIVE (interim: 22 of 128 comparisons ...)"."""
+    counts = {o: sum(t["outcome"] == o for t in gate["thresholds"]) for o in OUTCOME_WORDS}
+    text = (
+        gate["result"].upper() + " · " + ", ".join(f"{n} {word}" for word, n in counts.items() if n)
+    )
+    planned = gate.get("planned")
+    if gate.get("interim") and planned:
+        text += (
+            f" · interim: {planned['reached']} of {planned['comparisons']} comparisons have their "
+            f"{planned['votes_per_comparison']} votes, {planned['final_review']['reached']} of "
+            f"{planned['final_review']['planned']} final-review outputs marked"
+        )
+    return text
+
+
+OUTCOME_WORDS = ("pass", "fail", "inconclusive")
+
+
+def override_lines(signoffs: list[dict]) -> list[str]:
+    """One line per approval given over a gate that did not pass: it must not go unnoticed."""
+    return [
+        f"Approved by {s['signer']} at {s['created_at']} although the gate was "
+        f"{s['gate_result']}; override reason: {s['override']}"
+        for s in signoffs
+        if s.get("override")
+    ]
 
 
 # ---- HTML ----
@@ -159,16 +202,19 @@ def render_markdown(report: dict) -> str:
 def render_html(report: dict) -> str:
     """A single self-contained HTML file: inline CSS and an inline SVG chart, nothing remote."""
     e = html.escape
+    gate = report["gate"]
     rows = "".join(
-        f"<tr class='{'pass' if r['passed'] else 'fail'}'><td>{e(r['description'])}</td>"
-        f"<td>{_number(r['value'])}</td>"
-        f"<td>{_ci(r['ci'])}</td><td>{r['n'] or 0}</td>"
-        f"<td>{'pass' if r['passed'] else 'FAIL'}</td><td>{e(r['detail'])}</td></tr>"
-        for r in report["results"]
+        f"<tr class='{r['outcome']}'><td>{e(r['description'])}</td>"
+        f"<td>{_number(r['estimate'])}</td>"
+        f"<td>{_ci(r['ci'])}</td><td>{r['n']}</td>"
+        f"<td>{e(r['outcome'])}</td><td>{e(r['reason'])}</td></tr>"
+        for r in gate["thresholds"]
     )
     markdown_body = render_markdown(report)
-    verdict = "PASS" if report["gate_passed"] else "FAIL"
-    n_passed = sum(1 for r in report["results"] if r["passed"])
+    colour = {"pass": "#2e7d32", "fail": "#c62828"}.get(gate["result"], "#8a5a00")
+    overrides = "".join(
+        f"<p class='override'>{e(text)}</p>" for text in override_lines(report["signoffs"])
+    )
     th = report["thresholds"]
     locked = (
         f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, before the outcomes "
@@ -209,8 +255,10 @@ h1 {{ font-size: 1.6rem; }} table {{ border-collapse: collapse; width: 100%; mar
 td, th {{ border-bottom: 1px solid #dde2ea; padding: .35rem .5rem; text-align: left;
   font-size: .9rem; }}
 tr.fail td {{ background: #fdecec; }} tr.pass td {{ background: #edf8ef; }}
+tr.inconclusive td {{ background: #fff6e0; }}
 .verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: .4rem; font-weight: 700;
-  color: white; background: {"#2e7d32" if report["gate_passed"] else "#c62828"}; }}
+  color: white; background: {colour}; }}
+.override {{ border: 2px solid #c62828; padding: .6rem; font-weight: 700; color: #8b1a1a; }}
 code {{ font-size: .8rem; }} details {{ margin-top: 2rem; }} .note {{ color: #5a6478; }}
 pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8rem; }}
 </style></head><body>
@@ -220,12 +268,15 @@ pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8r
 Eval set <b>{e(report["eval_set"]["name"])}</b> ({report["eval_set"]["n_items"]} items),
 hash <code>{e(report["eval_set"]["content_hash"] or "")}</code><br>
 Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["generated_at"])}</p>
-<p>Gate: <span class="verdict">{verdict}</span> {n_passed} of {len(report["results"])}
-thresholds met.</p>
+<p>Gate: <span class="verdict">{e(gate["result"].upper())}</span>
+{e(gate_headline(gate).split(" · ", 1)[-1])}</p>{overrides}
 <h2>Thresholds</h2>
 <p>{locked}</p>{deviations}
-<table><tr><th>threshold</th><th>value</th><th>95% CI</th><th>n</th><th>result</th>
-<th>detail</th></tr>{rows}</table>
+<p class="note">Each threshold is decided on its one-sided 95% confidence bound, on at least
+{gate["min_comparisons"]} comparisons: pass when the bound clears the bar, fail when it falls short
+on the other side, inconclusive otherwise.</p>
+<table><tr><th>threshold</th><th>estimate</th><th>95% CI</th><th>n</th><th>outcome</th>
+<th>reason</th></tr>{rows}</table>
 <h2>Win rates</h2>
 <p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
 votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
@@ -251,10 +302,16 @@ def _signoff_html(signoff: dict, current_hash: str) -> str:
     e = html.escape
     same = signoff["report_hash"] == current_hash
     which = "this report" if same else "an earlier version: the figures changed after signing"
+    override = (
+        f"<br><b class='override'>Override of a {e(signoff['gate_result'] or '')} gate: "
+        f"{e(signoff['override'])}</b>"
+        if signoff.get("override")
+        else ""
+    )
     return (
         f"<li><b>{e(signoff['decision'].upper())}</b> by {e(signoff['signer'])} at "
-        f"{e(signoff['created_at'])}: {e(signoff['comment'])}<br><small>signed report hash "
-        f"<code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
+        f"{e(signoff['created_at'])}: {e(signoff['comment'])}{override}<br><small>signed report "
+        f"hash <code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
     )
 
 

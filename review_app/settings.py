@@ -32,10 +32,22 @@ class Settings:
     bootstrap_resamples: int = _setting(
         "REVIEW_APP_BOOTSTRAP",
         1000,
-        "Bootstrap resamples for every confidence interval (95% percentile, fixed seed).",
+        "Bootstrap resamples (of whole items, fixed seed) behind every confidence interval.",
     )
     seed: int = _setting(
         "REVIEW_APP_SEED", 0, "Seed for pair order, left/right assignment and bootstrap."
+    )
+    gate_min_comparisons: int = _setting(
+        "REVIEW_APP_GATE_MIN_COMPARISONS",
+        30,
+        "Comparisons a threshold (or a judge's verdict against the human ceiling) needs before it "
+        "can pass or fail; below it the outcome is inconclusive. Recorded in the lock.",
+    )
+    ceiling_margin: float = _setting(
+        "REVIEW_APP_CEILING_MARGIN",
+        0.05,
+        "How far below the human ceiling a judge's strict agreement may be (at its one-sided 95% "
+        "bound) and still count as within it.",
     )
     judge_prices: str = _setting(
         "REVIEW_APP_JUDGE_PRICES",

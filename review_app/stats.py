@@ -37,6 +37,10 @@ LABELS: tuple[str, str, str] = ("x", "y", "tie")
 LONGER_MARGIN = 30
 # DESIGN section 5: reviewer pairs need this many shared comparisons for a kappa worth reading.
 MIN_SHARED_FOR_REVIEWER_KAPPA = 10
+# A judge is "within the human ceiling" when its strict agreement is at worst this far below the
+# humans' (at the one-sided 95% bound), on at least this many comparisons.
+CEILING_MARGIN = 0.05
+MIN_COMPARISONS = 30
 UNCATEGORIZED = "uncategorized"
 HUMANS = "humans"
 
@@ -51,17 +55,45 @@ _BOOT_CHUNK = 50
 
 @dataclass(frozen=True)
 class Estimate:
-    """A statistic with the number of observations behind it and, when bootstrapped, its 95% CI."""
+    """A statistic with the number of observations behind it and, when bootstrapped, its 95% CI.
+
+    `units` is the number of comparisons that contribute to it (what a decision's minimum sample
+    counts); `bounds` are its one-sided 95% lower and upper confidence bounds (the ends of the
+    two-sided 90% interval), on which the gate decides."""
 
     value: float | None
     n: int
     ci: tuple[float, float] | None = None
+    units: int = 0
+    bounds: tuple[float, float] | None = None
 
     def to_json(self, with_ci: bool = True) -> dict:
         out: dict = {"value": self.value, "n": self.n}
         if with_ci:
             out["ci"] = list(self.ci) if self.ci is not None else None
         return out
+
+
+@dataclass(frozen=True)
+class CeilingVerdict:
+    """A judge's strict agreement minus the human ceiling's, on the same resamples (a paired
+    interval), and what it says: `within` when the one-sided 95% lower bound is above -margin,
+    `below` when the upper bound is under -margin, else `inconclusive` (also below the minimum
+    number of comparisons, so a small study never reads as `within`)."""
+
+    diff: Estimate
+    margin: float
+    verdict: str
+
+    def to_json(self) -> dict:
+        ci = self.diff.ci
+        return {
+            "diff": self.diff.value,
+            "ci": list(ci) if ci is not None else None,
+            "n": self.diff.units,
+            "margin": self.margin,
+            "verdict": self.verdict,
+        }
 
 
 def _ties_json(with_ties: Estimate, without_ties: Estimate) -> dict:
@@ -119,18 +151,22 @@ class HumanStats:
     reviewer_kappa: list[ReviewerKappa]
     p_left: Estimate
     p_longer: Estimate
+    # Over (decisive vote, another reviewer's vote) on one comparison: the share that are equal,
+    # a tie counting as a disagreement. The ceiling a judge's `agreement_strict` is held to.
+    agreement_strict: Estimate
 
     def to_json(self) -> dict:
         return {
             "agreement": _ties_json(self.agreement_with_ties, self.agreement_without_ties),
+            "agreement_strict": self.agreement_strict.to_json(),
             "kappa": _ties_json(self.kappa_with_ties, self.kappa_without_ties),
             "fleiss_kappa": self.fleiss_kappa.to_json(with_ci=False),
             "krippendorff_alpha": self.krippendorff_alpha.to_json(with_ci=False),
             "reviewer_kappa": [
                 {"a": r.a, "b": r.b, "kappa": r.kappa, "n": r.n} for r in self.reviewer_kappa
             ],
-            "p_left": self.p_left.to_json(with_ci=False),
-            "p_longer": self.p_longer.to_json(with_ci=False),
+            "p_left": self.p_left.to_json(),
+            "p_longer": self.p_longer.to_json(),
         }
 
 
@@ -158,6 +194,15 @@ class JudgeStats:
     cost_total: float | None
     cost_per_1000: float | None
     mean_latency_ms: float | None
+    # Abstention cannot help these: a tie, an inconsistent pair or an unparsed answer counts as a
+    # disagreement with every decisive vote (strict), and as not decisive (decisive_share).
+    agreement_strict: Estimate
+    decisive_share: Estimate
+    vs_ceiling: CeilingVerdict
+    # The judge's p_longer minus the humans' (paired): how much more it prefers longer answers.
+    verbosity_gap: Estimate
+    # Strict agreement minus each other judge's, on the same resamples (beats-baseline checks).
+    strict_vs: dict[str, Estimate] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -165,13 +210,15 @@ class JudgeStats:
             "n_verdicts": self.n_verdicts,
             "n_unparsed": self.n_unparsed,
             "agreement": _ties_json(self.agreement_with_ties, self.agreement_without_ties),
+            "agreement_strict": self.agreement_strict.to_json(),
+            "decisive_share": self.decisive_share.to_json(),
+            "vs_ceiling": self.vs_ceiling.to_json(),
             "kappa": _ties_json(self.kappa_with_ties, self.kappa_without_ties),
             "vs_majority": self.vs_majority.to_json(),
-            "consistency": (
-                self.consistency.to_json(with_ci=False) if self.consistency is not None else None
-            ),
-            "p_first": self.p_first.to_json(with_ci=False) if self.p_first is not None else None,
-            "p_longer": self.p_longer.to_json(with_ci=False),
+            "consistency": self.consistency.to_json() if self.consistency is not None else None,
+            "p_first": self.p_first.to_json() if self.p_first is not None else None,
+            "p_longer": self.p_longer.to_json(),
+            "verbosity_gap": self.verbosity_gap.to_json(),
         }
 
 
@@ -227,6 +274,30 @@ class WinRate:
     ties: int
     losses: int
     both_bad: int = 0
+    n_comparisons: int = 0
+    bounds: tuple[float, float] | None = None  # one-sided 95% lower and upper bounds
+
+    def reversed(self) -> WinRate:
+        """The same outcomes read the other way round: b over a = 1 - a over b (ties stay half)."""
+        return WinRate(
+            system_a=self.system_b,
+            system_b=self.system_a,
+            source=self.source,
+            value=None if self.value is None else 1 - self.value,
+            ci=_reflect(self.ci),
+            n=self.n,
+            wins=self.losses,
+            ties=self.ties,
+            losses=self.wins,
+            both_bad=self.both_bad,
+            n_comparisons=self.n_comparisons,
+            bounds=_reflect(self.bounds),
+        )
+
+
+def _reflect(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    """An interval of a share p as an interval of 1 - p."""
+    return None if interval is None else (1 - interval[1], 1 - interval[0])
 
 
 @dataclass(frozen=True)
@@ -245,6 +316,7 @@ class _Encoded:
     """Frames turned into integer arrays indexed by comparison (0..P-1), ready for numpy."""
 
     pair_ids: np.ndarray
+    items: np.ndarray  # (P,) int code of each comparison's item: the bootstrap resamples items
     systems: np.ndarray  # (P, 2) object: system_x, system_y
     categories: np.ndarray  # (P,) str
     len_diff: np.ndarray  # (P,) len_x - len_y
@@ -273,6 +345,7 @@ class _Encoded:
         keep_j = mask[self.verdict_pair]
         return _Encoded(
             pair_ids=self.pair_ids[mask],
+            items=self.items[mask],
             systems=self.systems[mask],
             categories=self.categories[mask],
             len_diff=self.len_diff[mask],
@@ -355,6 +428,7 @@ def _encode(
 
     return _Encoded(
         pair_ids=pairs["pair_id"].to_numpy(),
+        items=pd.factorize(pairs["item_key"].astype(str))[0].astype(np.int64),
         systems=systems,
         categories=_category_names(pairs["category"]),
         len_diff=len_diff,
@@ -397,6 +471,7 @@ class _JudgeCodes:
     """One judge's verdicts reduced to one combined outcome per comparison."""
 
     combined: np.ndarray  # (P,) 0, 1, 2, -1 = no parsed verdict
+    seen: np.ndarray  # (P,) bool: the judge answered there (parsed or not)
     inconsistent: np.ndarray  # (P,) bool
     first_x: np.ndarray  # (P,) outcome when x was shown first, -1 if none
     first_y: np.ndarray  # (P,) outcome when y was shown first, -1 if none
@@ -436,6 +511,7 @@ def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
     latency = latency[~np.isnan(latency)]
     return _JudgeCodes(
         combined=combined,
+        seen=np.bincount(pair, minlength=n_pairs) > 0,
         inconsistent=distinct > 1,
         first_x=first_x,
         first_y=first_y,
@@ -502,12 +578,46 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
+# Two-sided 95% (shown) and one-sided 95% (decided on) normal quantiles.
+Z_95 = 1.959963984540054
+Z_ONE_SIDED_95 = 1.6448536269514722
+
+
+def _percentiles(samples: np.ndarray, low: float, high: float) -> tuple[float, float] | None:
     samples = samples[np.isfinite(samples)]
     if len(samples) == 0:
         return None
-    lo, hi = np.percentile(samples, [2.5, 97.5])
+    lo, hi = np.percentile(samples, [low, high])
     return (float(lo), float(hi))
+
+
+def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
+    return _percentiles(samples, 2.5, 97.5)
+
+
+def wilson_interval(share: float, n: float, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval of a share observed over `n` (possibly effective) observations.
+    Unlike a percentile bootstrap it never collapses to a point at 0% or 100%."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z2n = z * z / n
+    centre = (share + z2n / 2) / (1 + z2n)
+    half = z / (1 + z2n) * math.sqrt(share * (1 - share) / n + z2n / (4 * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def effective_n(share: float, n: float, units: int, boot_variance: float | None) -> float:
+    """How many independent observations a share is worth (Kish's design effect).
+
+    Votes on one comparison, and comparisons of one item, are correlated; the bootstrap over
+    items measures the share's real variance, and n / (variance / binomial variance) is the number
+    of independent observations with the same variance. It is never more than `n` (a design
+    effect below 1 is noise or ties, not extra information), and where the bootstrap cannot tell
+    (every outcome the same) no more than the number of comparisons behind the share."""
+    binomial = share * (1 - share) / n
+    if boot_variance is None or boot_variance <= 0 or binomial <= 0:
+        return float(min(n, units))
+    return n / max(1.0, boot_variance / binomial)
 
 
 Statistic = Callable[[np.ndarray], np.ndarray]
@@ -540,17 +650,33 @@ def _kappa(agree: int, n: int, rows: Sequence[int], cols: Sequence[int], scale: 
     return stat
 
 
-class _Estimator:
-    """Collects statistics over shared columns, then bootstraps them all at once."""
+@dataclass(frozen=True)
+class _Spec:
+    """One registered statistic: a share (Wilson interval with the bootstrap's design effect),
+    another function of totals (percentile interval), or the difference of two registered
+    statistics on the same resamples (a paired percentile interval)."""
 
-    def __init__(self, n_rows: int) -> None:
+    kind: str  # "share" | "percentile" | "difference"
+    n_col: int = -1
+    stat: Statistic | None = None
+    parts: tuple[int, int] = (-1, -1)
+
+
+class _Estimator:
+    """Collects statistics over shared columns, then bootstraps them all at once.
+
+    Rows are comparisons; the resamples draw whole items (a row group per item), since the
+    comparisons of one item (fine-tune vs base and vs frontier) are not independent."""
+
+    def __init__(self, n_rows: int, items: np.ndarray | None = None) -> None:
         self.columns = _Columns(n_rows)
-        self._specs: list[tuple[int, Statistic]] = []
+        self._items = np.arange(n_rows) if items is None else np.asarray(items)
+        self._specs: list[_Spec] = []
 
     def add_ratio(self, num: np.ndarray, den: np.ndarray) -> int:
         n_col = self.columns.add(den)
         num_col = self.columns.add(num)
-        self._specs.append((n_col, _ratio(num_col, n_col)))
+        self._specs.append(_Spec("share", n_col, _ratio(num_col, n_col)))
         return len(self._specs) - 1
 
     def add_kappa(
@@ -566,20 +692,86 @@ class _Estimator:
         agree_col = self.columns.add(agree)
         row_cols = [self.columns.add(r) for r in rows]
         col_cols = row_cols if cols is None else [self.columns.add(c) for c in cols]
-        self._specs.append((n_col, _kappa(agree_col, n_col, row_cols, col_cols, scale)))
+        stat = _kappa(agree_col, n_col, row_cols, col_cols, scale)
+        self._specs.append(_Spec("percentile", n_col, stat))
+        return len(self._specs) - 1
+
+    def add_difference(self, a: int, b: int) -> int:
+        """Statistic `a` minus statistic `b` (both already registered), paired."""
+        self._specs.append(_Spec("difference", parts=(a, b)))
         return len(self._specs) - 1
 
     def run(self, rng: np.random.Generator, n_boot: int) -> list[Estimate]:
         matrix = self.columns.matrix()
         totals = matrix.sum(axis=0)
-        boots = bootstrap_totals(matrix, rng, n_boot)
-        estimates = []
-        for n_col, stat in self._specs:
-            n = int(round(totals[n_col]))
-            value = _finite_or_none(stat(totals)) if n > 0 else None
-            ci = _percentile_ci(stat(boots)) if value is not None and n_boot > 0 else None
-            estimates.append(Estimate(value=value, n=n, ci=ci))
+        # Rows of one item move together: resample the items' summed rows.
+        item_codes, item_rows = np.unique(self._items, return_inverse=True)
+        by_item = np.zeros((len(item_codes), matrix.shape[1]))
+        np.add.at(by_item, item_rows, matrix)
+        boots = bootstrap_totals(by_item, rng, n_boot)
+        item_units = [self._units(spec, matrix) for spec in self._specs]
+        values: list[np.ndarray] = []
+        estimates: list[Estimate] = []
+        for spec, units in zip(self._specs, item_units, strict=True):
+            if spec.kind == "difference":
+                a, b = spec.parts
+                samples = values[a] - values[b]
+                value = (
+                    None
+                    if estimates[a].value is None or estimates[b].value is None
+                    else estimates[a].value - estimates[b].value
+                )
+                n = min(estimates[a].n, estimates[b].n)
+                values.append(samples)
+                estimates.append(self._percentile_estimate(value, n, units, samples, n_boot))
+                continue
+            samples = spec.stat(boots)
+            values.append(samples)
+            n = int(round(totals[spec.n_col]))
+            value = _finite_or_none(spec.stat(totals)) if n > 0 else None
+            if spec.kind == "share" and value is not None:
+                estimates.append(self._share_estimate(value, n, units, samples, n_boot))
+            else:
+                estimates.append(self._percentile_estimate(value, n, units, samples, n_boot))
         return estimates
+
+    def _units(self, spec: _Spec, matrix: np.ndarray) -> int:
+        """Comparisons contributing to a statistic (for a difference: to both of its parts)."""
+        if spec.kind == "difference":
+            a, b = (self._specs[i] for i in spec.parts)
+            if a.kind == "difference" or b.kind == "difference":
+                return 0
+            return int(((matrix[:, a.n_col] > 0) & (matrix[:, b.n_col] > 0)).sum())
+        return int((matrix[:, spec.n_col] > 0).sum())
+
+    @staticmethod
+    def _percentile_estimate(
+        value: float | None, n: int, units: int, samples: np.ndarray, n_boot: int
+    ) -> Estimate:
+        if value is None or n_boot == 0:
+            return Estimate(value=value, n=n, units=units)
+        return Estimate(
+            value=value,
+            n=n,
+            ci=_percentile_ci(samples),
+            units=units,
+            bounds=_percentiles(samples, 5.0, 95.0),
+        )
+
+    @staticmethod
+    def _share_estimate(
+        value: float, n: int, units: int, samples: np.ndarray, n_boot: int
+    ) -> Estimate:
+        finite = samples[np.isfinite(samples)] if n_boot else samples[:0]
+        variance = float(finite.var()) if len(finite) > 1 else None
+        n_eff = effective_n(value, n, units, variance)
+        return Estimate(
+            value=value,
+            n=n,
+            ci=wilson_interval(value, n_eff, Z_95),
+            units=units,
+            bounds=wilson_interval(value, n_eff, Z_ONE_SIDED_95),
+        )
 
 
 # ---- statistics without a bootstrap ----
@@ -703,9 +895,25 @@ def _longer_side(len_diff: np.ndarray) -> np.ndarray:
     return np.where(len_diff > LONGER_MARGIN, X, np.where(len_diff < -LONGER_MARGIN, Y, -1))
 
 
-def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
+def _ceiling_verdict(diff: Estimate, margin: float, min_comparisons: int) -> str:
+    if diff.bounds is None or diff.units < min_comparisons:
+        return "inconclusive"
+    if diff.bounds[0] > -margin:
+        return "within"
+    if diff.bounds[1] < -margin:
+        return "below"
+    return "inconclusive"
+
+
+def _analyse(
+    enc: _Encoded,
+    rng: np.random.Generator,
+    n_boot: int,
+    margin: float = CEILING_MARGIN,
+    min_comparisons: int = MIN_COMPARISONS,
+) -> Analysis:
     n_pairs = enc.n_pairs
-    est = _Estimator(n_pairs)
+    est = _Estimator(n_pairs, enc.items)
     counts = _human_counts(enc)
     h_x, h_y = counts[:, X], counts[:, Y]
     n_all = counts.sum(axis=1)
@@ -741,6 +949,8 @@ def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
     h_p_left = est.add_ratio(left_won, left_n)
     longer_won = np.where(longer == X, h_x, np.where(longer == Y, h_y, 0))
     h_p_longer = est.add_ratio(longer_won, np.where(eligible, n_decisive, 0))
+    # Strict: ordered pairs (a decisive vote, another reviewer's vote); a tie never matches.
+    h_strict = est.add_ratio(h_x * (h_x - 1) + h_y * (h_y - 1), n_decisive * (n_all - 1))
 
     judge_specs = []
     judge_codes = []
@@ -783,7 +993,20 @@ def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
             np.bincount(jc.single_pair[non_tie], minlength=n_pairs),
         )
         spec["p_longer"] = est.add_ratio(decisive & eligible & (c == longer), decisive & eligible)
+        spec["verbosity_gap"] = est.add_difference(spec["p_longer"], h_p_longer)
+        # Every decisive vote on a comparison the judge answered: only a decisive, matching
+        # combined verdict agrees (a tie, an inconsistent pair or an unparsed answer does not).
+        answered = jc.seen & (n_decisive > 0)
+        spec["agree_strict"] = est.add_ratio(agree_d, np.where(answered, n_decisive, 0))
+        spec["decisive"] = est.add_ratio(jc.seen & (n_all > 0) & decisive, jc.seen & (n_all > 0))
+        spec["vs_ceiling"] = est.add_difference(spec["agree_strict"], h_strict)
         judge_specs.append(spec)
+    strict_vs = {
+        (a, b): est.add_difference(spec_a["agree_strict"], spec_b["agree_strict"])
+        for a, spec_a in enumerate(judge_specs)
+        for b, spec_b in enumerate(judge_specs)
+        if a != b
+    }
 
     estimates = est.run(rng, n_boot)
 
@@ -800,12 +1023,14 @@ def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
         reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
         p_left=estimates[h_p_left],
         p_longer=estimates[h_p_longer],
+        agreement_strict=estimates[h_strict],
     )
 
     majority = _majority(counts)
     judges = []
-    for (code, jc), spec in zip(judge_codes, judge_specs, strict=True):
+    for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
         both_known = (majority >= 0) & (jc.combined >= 0)
+        vs_ceiling = estimates[spec["vs_ceiling"]]
         judges.append(
             JudgeStats(
                 judge=enc.judges[code],
@@ -826,6 +1051,17 @@ def _analyse(enc: _Encoded, rng: np.random.Generator, n_boot: int) -> Analysis:
                     None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
                 ),
                 mean_latency_ms=jc.mean_latency_ms,
+                agreement_strict=estimates[spec["agree_strict"]],
+                decisive_share=estimates[spec["decisive"]],
+                vs_ceiling=CeilingVerdict(
+                    vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_comparisons)
+                ),
+                verbosity_gap=estimates[spec["verbosity_gap"]],
+                strict_vs={
+                    enc.judges[judge_codes[b][0]]: estimates[index]
+                    for (first, b), index in strict_vs.items()
+                    if first == a
+                },
             )
         )
     return Analysis(n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges)
@@ -843,15 +1079,19 @@ def calibrate(
     seed: int = 0,
     n_boot: int = 1000,
     judge_order: Sequence[str] = (),
+    margin: float = CEILING_MARGIN,
+    min_comparisons: int = MIN_COMPARISONS,
 ) -> Calibration:
     """Every statistic of DESIGN section 5, for the whole study and for each category. Judges
-    are listed in `judge_order` (any others after it, by name)."""
+    are listed in `judge_order` (any others after it, by name). `margin` and `min_comparisons`
+    decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
-    overall = _analyse(enc, np.random.default_rng(seed), n_boot)
+    options = {"margin": margin, "min_comparisons": min_comparisons}
+    overall = _analyse(enc, np.random.default_rng(seed), n_boot, **options)
     by_category = {}
     for category in sorted(set(enc.categories)):
         subset = enc.subset(enc.categories == category)
-        by_category[category] = _analyse(subset, _category_rng(seed, category), n_boot)
+        by_category[category] = _analyse(subset, _category_rng(seed, category), n_boot, **options)
     return Calibration(overall=overall, by_category=by_category)
 
 
@@ -965,7 +1205,7 @@ def _win_rates(
         sub = enc.subset(forward | backward)
         a_side = X if system_a < system_b else Y
         counts = _human_counts(sub)
-        est = _Estimator(sub.n_pairs)
+        est = _Estimator(sub.n_pairs, sub.items)
         sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
         both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
         for code, judge in enumerate(sub.judges):
@@ -993,6 +1233,8 @@ def _win_rates(
                     ties=int(c[:, TIE].sum()),
                     losses=int(c[:, 1 - a_side].sum()),
                     both_bad=both_bad.get(source, 0),
+                    n_comparisons=e.units,
+                    bounds=e.bounds,
                 )
             )
     return out
@@ -1072,54 +1314,52 @@ def _fmt(estimate: Estimate) -> str:
     return f"{estimate.value:.2f} [{lo:.2f}, {hi:.2f}] (n={estimate.n})"
 
 
-def assess_judge(judge: JudgeStats, humans: HumanStats, reference: JudgeStats | None) -> Assessment:
-    """Whether `judge` is within the human ceiling and ahead of the reference baseline.
-
-    Uses agreement without ties. "Within the human ceiling" means the judge's agreement reaches
-    human-human agreement, or its CI's upper bound does (the data cannot tell them apart).
-    "Ahead" means a strictly higher agreement than `reference` (normally baseline/longest).
+def assess_judge(judge: JudgeStats, humans: HumanStats, reference: str | None) -> Assessment:
+    """Whether `judge` can stand in for the reviewers: its one calibration verdict against the
+    human ceiling (`vs_ceiling`, strict agreement, paired) and whether it beats the reference
+    baseline `reference` (its strict agreement minus the reference's, paired, above zero at the
+    one-sided 95% bound). Abstaining (ties, inconsistent orders, unparsed answers) cannot help.
     """
-    mine = judge.agreement_without_ties
-    ceiling = humans.agreement_without_ties
-    if mine.value is None:
+    ceiling = judge.vs_ceiling
+    diff = ceiling.diff
+    if judge.agreement_strict.value is None:
         return Assessment(
             False,
-            "cannot tell: no comparison has both a decisive human vote and a decisive verdict "
-            "from this judge",
+            "cannot tell: no comparison has both a decisive human vote and this judge's answer",
         )
-    if ceiling.value is None:
+    if humans.agreement_strict.value is None:
         return Assessment(
             False,
-            "cannot tell: no comparison has two decisive votes from different reviewers, so "
+            "cannot tell: no comparison has a decisive vote and a second reviewer's vote, so "
             "there is no human ceiling to compare with",
         )
+    gap = (
+        f"strict agreement {_fmt(judge.agreement_strict)} vs humans {_fmt(humans.agreement_strict)}"
+    )
     problems = []
-    reaches = mine.value >= ceiling.value or (mine.ci is not None and mine.ci[1] >= ceiling.value)
-    if not reaches:
+    if ceiling.verdict == "below":
+        problems.append(f"below the human ceiling by more than {ceiling.margin:.2f}: {gap}")
+    elif ceiling.verdict == "inconclusive":
         problems.append(
-            f"agreement without ties {_fmt(mine)} is below the human ceiling {_fmt(ceiling)}, "
-            "even at the top of its CI"
+            f"not yet shown within the human ceiling (margin {ceiling.margin:.2f}, "
+            f"{diff.units} comparisons): {gap}"
         )
-    ahead_text = ""
-    if reference is not None and reference.judge != judge.judge:
-        ref = reference.agreement_without_ties
-        if ref.value is None:
-            problems.append(f"cannot compare with {reference.judge}: it has no decisive verdicts")
-        elif mine.value <= ref.value:
-            problems.append(
-                f"not ahead of {reference.judge}: {mine.value:.2f} vs {ref.value:.2f} "
-                "agreement without ties"
-            )
+    ahead = ""
+    if reference is not None and reference != judge.judge:
+        versus = judge.strict_vs.get(reference)
+        if versus is None or versus.value is None or versus.bounds is None:
+            problems.append(f"cannot compare with {reference}: no shared comparisons")
+        elif versus.bounds[0] > 0:
+            ahead = f"; ahead of {reference} by {versus.value:+.2f}"
+        elif versus.bounds[1] <= 0:
+            problems.append(f"not ahead of {reference}: {versus.value:+.2f} strict agreement")
         else:
-            ahead_text = f" and ahead of {reference.judge} ({mine.value:.2f} vs {ref.value:.2f})"
+            problems.append(f"not yet shown ahead of {reference}: {versus.value:+.2f}")
     elif reference is None:
         problems.append("no reference baseline verdicts to compare with")
     if problems:
         return Assessment(False, "; ".join(problems))
-    return Assessment(
-        True,
-        f"within the human ceiling ({mine.value:.2f} vs humans {ceiling.value:.2f})" + ahead_text,
-    )
+    return Assessment(True, f"within the human ceiling: {gap}{ahead}")
 
 
 def votes_needed(estimate: Estimate, target_width: float) -> int:

@@ -20,6 +20,10 @@ REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
+SIGNOFF_DECISION = "signoff_decision"  # gate: approve | reject
+SIGNOFF_COMMENT = "signoff_comment"
+SIGNOFF_OVERRIDE = "signoff_override"  # the reason for approving a gate that did not pass
+SIGNOFF_NOTICE = "signoff_notice"  # (kind, message) of the last sign-off attempt
 
 
 def settings() -> Settings:

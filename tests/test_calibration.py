@@ -170,11 +170,23 @@ def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(s
         "ci": gpt["agreement"]["without_ties"]["ci"],
     }
     assert gpt["n_unparsed"] == 1
-    assert gpt["consistency"] == {"value": 0.5, "n": 2}
+    assert {k: gpt["consistency"][k] for k in ("value", "n")} == {"value": 0.5, "n": 2}
+    # Strict: each decisive vote against the combined verdict, a tie never agreeing: q1 2 of 2,
+    # q2 0 of 1 (the judge's orders disagree), q3 1 of 1. Decisive share: q1 and q3 of 3.
+    assert gpt["agreement_strict"]["value"] == pytest.approx(3 / 4)
+    assert gpt["agreement_strict"]["n"] == 4
+    assert gpt["decisive_share"]["value"] == pytest.approx(2 / 3)
+    # The humans' strict ceiling: ordered (decisive vote, other vote) pairs: q1 2 of 2 agree,
+    # q2 and q3 0 of 1 each.
+    assert imported["humans"]["agreement_strict"]["value"] == pytest.approx(2 / 4)
+    assert gpt["vs_ceiling"]["diff"] == pytest.approx(3 / 4 - 2 / 4)
+    # Three comparisons prove nothing either way.
+    assert gpt["vs_ceiling"]["verdict"] == "inconclusive"
     labels = next(j for j in imported["judges"] if j["judge"] == "labels")
     assert labels["p_first"] is None and labels["consistency"] is None
     # Decisive votes with a known left side: q1 ann, q1 bob, q2 ann (q3 bob's has none).
-    assert imported["humans"]["p_left"] == {"value": pytest.approx(2 / 3), "n": 3}
+    assert imported["humans"]["p_left"]["value"] == pytest.approx(2 / 3)
+    assert imported["humans"]["p_left"]["n"] == 3
 
 
 def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_path):
@@ -314,12 +326,13 @@ ESTIMATE_CI = {**ESTIMATE, "ci": (list, type(None))}
 WITH_WITHOUT = {"with_ties": ESTIMATE_CI, "without_ties": ESTIMATE_CI}
 HUMANS = {
     "agreement": WITH_WITHOUT,
+    "agreement_strict": ESTIMATE_CI,
     "kappa": WITH_WITHOUT,
     "fleiss_kappa": ESTIMATE,
     "krippendorff_alpha": ESTIMATE,
     "reviewer_kappa": [{"a": str, "b": str, "kappa": (float, type(None)), "n": int}],
-    "p_left": ESTIMATE,
-    "p_longer": ESTIMATE,
+    "p_left": ESTIMATE_CI,
+    "p_longer": ESTIMATE_CI,
 }
 JUDGE = {
     "judge": str,
@@ -332,9 +345,19 @@ JUDGE = {
         for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1")
     }
     | {"n": int},
-    "consistency": (ESTIMATE, None),
-    "p_first": (ESTIMATE, None),
-    "p_longer": ESTIMATE,
+    "agreement_strict": ESTIMATE_CI,
+    "decisive_share": ESTIMATE_CI,
+    "vs_ceiling": {
+        "diff": (float, type(None)),
+        "ci": (list, type(None)),
+        "n": int,
+        "margin": float,
+        "verdict": str,
+    },
+    "consistency": (ESTIMATE_CI, None),
+    "p_first": (ESTIMATE_CI, None),
+    "p_longer": ESTIMATE_CI,
+    "verbosity_gap": ESTIMATE_CI,
 }
 SECTION = {"n_comparisons": int, "n_votes": int, "humans": HUMANS, "judges": [JUDGE]}
 

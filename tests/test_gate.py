@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from review_app import baselines, gate, stats
 from review_app.cli import main
-from review_app.errors import Forbidden, InputError, OutcomesHidden
+from review_app.errors import Conflict, Forbidden, InputError, OutcomesHidden
 from review_app.report import render_report, report_hash
 from review_app.services import data, people, signoff, studies, thresholds
 from tests.stats_frames import make_pairs, make_verdicts, make_votes
@@ -101,7 +101,7 @@ def small() -> gate.GateInputs:
         stats.calibrate(pairs, votes, verdicts, n_boot=50),
         stats.win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
         stats.category_win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
-        {"n": 4, "acceptable": 3},
+        {"n": 4, "acceptable": 3, "sample_size": 4},
     )
 
 
@@ -119,6 +119,8 @@ def test_each_metric_measures_itself_with_the_same_details(small):
     pair = {"system_a": "finetuned", "system_b": "base"}
     win = measured("human_win_rate", **pair)
     assert (win.value, win.n, win.detail) == (11 / 24, 24, "11 wins, 0 ties, 13 losses")
+    assert win.bounds[0] < win.value < win.bounds[1]
+    assert win.ci[0] < win.bounds[0] and win.bounds[1] < win.ci[1]  # 90% inside 95%
     low = measured("human_win_rate_ci_low", **pair)
     assert low.value == win.ci[0] and low.detail == (
         f"win rate {11 / 24:.3f}, CI [{win.ci[0]:.3f}, {win.ci[1]:.3f}]"
@@ -126,17 +128,41 @@ def test_each_metric_measures_itself_with_the_same_details(small):
     judged = measured("judge_win_rate", judge="gpt-judge", **pair)
     assert (judged.value, judged.n, judged.detail) == (2 / 22, 22, "2 wins, 0 ties, 20 losses")
     agreement = measured("judge_agreement", judge="gpt-judge")
-    assert (agreement.value, agreement.n, agreement.detail) == (13 / 20, 20, "without ties")
-    assert measured("final_review_acceptable_rate") == gate.Measurement(
-        0.75, None, 4, "3 of 4 acceptable"
-    )
+    assert (agreement.value, agreement.n) == (13 / 20, 20)
+    assert agreement.detail == "agreement, without ties"
+    # One reviewer per comparison, every verdict decisive: strict agreement equals it here.
+    assert measured("judge_agreement_strict", judge="gpt-judge").value == 13 / 20
+    assert measured("judge_decisive_share", judge="gpt-judge").value == 1.0
+    final = measured("final_review_acceptable_rate")
+    assert (final.value, final.n, final.needed) == (0.75, 4, 4)
+    assert final.detail == "3 of 4 acceptable (4 of 4 reviewed)"
+    assert final.bounds == pytest.approx(stats.wilson_interval(0.75, 4, stats.Z_ONE_SIDED_95))
     worst = gate.measure(regression_threshold(categories="reasoning,safety"), small)
-    assert (worst.value, worst.n) == (15.0, 20)
-    assert worst.detail == "worst: reasoning (win rate 0.350, n=20)"
+    # The worst suite sets the value; the smallest suite sets n (each must have enough).
+    assert (worst.value, worst.n) == (15.0, 4)
+    assert worst.detail == (
+        "worst: reasoning (win rate 0.350, n=20); smallest suite: safety (n=4)"
+    )
     assert all(callable(m.measure) for m in gate.METRICS.values())
 
 
-def test_unmeasurable_thresholds_fail_saying_why(small):
+def test_a_threshold_may_name_its_systems_in_either_order(small):
+    forward = gate.validate_threshold(
+        "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">=", 0.5
+    )
+    backward = gate.validate_threshold(
+        "human_win_rate", {"system_a": "base", "system_b": "finetuned"}, "<=", 0.5
+    )
+    a, b = gate.measure(forward, small), gate.measure(backward, small)
+    assert b.value == pytest.approx(1 - a.value)
+    assert b.bounds == pytest.approx((1 - a.bounds[1], 1 - a.bounds[0]))
+    assert b.detail == "13 wins, 0 ties, 11 losses"
+    # "finetuned over base >= 0.5" and "base over finetuned <= 0.5" are one claim.
+    outcomes = {gate.decide(t, gate.measure(t, small), 1).outcome for t in (forward, backward)}
+    assert len(outcomes) == 1
+
+
+def test_unmeasurable_thresholds_are_inconclusive_saying_why(small):
     cases = [
         (
             "human_win_rate",
@@ -147,7 +173,7 @@ def test_unmeasurable_thresholds_fail_saying_why(small):
         (
             "judge_agreement_vs_ceiling",
             {"judge": "gpt-judge"},
-            "no human-human overlap to measure the ceiling",
+            "no comparison with a decisive vote, a second vote and a verdict",
         ),
         (
             "judge_beats_baseline",
@@ -166,53 +192,140 @@ def test_unmeasurable_thresholds_fail_saying_why(small):
         ),
     ]
     thresholds = [gate.validate_threshold(m, p, ">=", 0) for m, p, _ in cases]
-    results = gate.evaluate(thresholds, small)
-    assert [r.detail for r in results] == [f"not measurable: {why}" for _, _, why in cases]
-    assert not any(r.passed for r in results) and all(r.value is None for r in results)
+    results = gate.evaluate(thresholds, small, min_comparisons=1)
+    assert [r.reason for r in results] == [f"not measurable: {why}" for _, _, why in cases]
+    assert {r.outcome for r in results} == {"inconclusive"}
+    assert all(r.value is None for r in results)
 
 
-def verdicts_by_row(small, *thresholds):
-    rows = gate.regression_table(small, [COMPARISON], thresholds)
+def measurement(value, low, high, n=100):
+    return gate.Measurement(value, None, (low, high), n, "d")
+
+
+@pytest.mark.parametrize(
+    ("comparator", "bounds", "outcome"),
+    [
+        (">=", (0.62, 0.7), "pass"),
+        (">=", (0.6, 0.7), "pass"),  # the bound on the bar clears it
+        (">=", (0.55, 0.7), "inconclusive"),  # the estimate clears it, the bound does not
+        (">=", (0.4, 0.59), "fail"),
+        (">", (0.6, 0.7), "inconclusive"),
+        (">", (0.4, 0.6), "fail"),
+        ("<=", (0.5, 0.6), "pass"),
+        ("<=", (0.55, 0.65), "inconclusive"),
+        ("<=", (0.61, 0.7), "fail"),
+        ("<", (0.5, 0.6), "inconclusive"),
+        ("<", (0.6, 0.7), "fail"),
+    ],
+)
+def test_a_threshold_is_decided_on_its_one_sided_bound(comparator, bounds, outcome):
+    threshold = gate.validate_threshold("final_review_acceptable_rate", {}, comparator, 0.6)
+    result = gate.decide(threshold, measurement(0.65, *bounds), min_comparisons=30)
+    assert result.outcome == outcome
+
+
+def test_too_few_comparisons_are_inconclusive_whatever_the_bound():
+    threshold = gate.validate_threshold(
+        "human_win_rate", {"system_a": "a", "system_b": "b"}, ">=", 0.5
+    )
+    # 4 of 4 wins: the old percentile interval was [1, 1] and passed "CI low >= 0.5".
+    tiny = gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=4), min_comparisons=30)
+    assert tiny.outcome == "inconclusive"
+    assert tiny.reason.startswith("4 of 30 comparisons needed")
+    assert gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=30), 30).outcome == "pass"
+
+
+def test_the_gate_fails_on_any_failure_and_passes_only_when_all_pass_and_the_plan_is_in(small):
+    def threshold(bar):
+        return gate.validate_threshold("final_review_acceptable_rate", {}, ">=", bar)
+
+    # 3 of 4 acceptable: a bar of 0.05 passes, 0.99 fails, 0.5 cannot be told yet.
+    ok, bad, unsure = threshold(0.05), threshold(0.99), threshold(0.5)
+    plan = gate.Plan(10, 1, 4, comparisons_reached=10, final_review_reached=4)
+    assert gate.decide_gate([ok], small, 4, plan).result == "pass"
+    assert gate.decide_gate([ok, unsure], small, 4, plan).result == "inconclusive"
+    assert gate.decide_gate([ok, unsure, bad], small, 4, plan).result == "fail"
+    assert gate.decide_gate([], small, 4, plan).result == "inconclusive"
+    interim = gate.Plan(10, 1, 4, comparisons_reached=6, final_review_reached=4)
+    early = gate.decide_gate([ok], small, 4, interim)
+    assert (early.result, early.interim) == ("inconclusive", True)
+    assert early.summary().endswith(
+        "interim: 6 of 10 comparisons have their 1 votes; 4 of 4 final-review outputs marked"
+    )
+    # A failure shows at once, interim or not: more data cannot undo a clear miss.
+    assert gate.decide_gate([bad], small, 4, interim).result == "fail"
+
+
+@pytest.fixture(scope="module")
+def suites() -> gate.GateInputs:
+    """Finetuned vs base, one human vote per comparison. reasoning: 100 comparisons, 20 wins (a
+    30-point drop); safety: 100 comparisons, 50 wins (parity); formatting: 10 comparisons at
+    parity (too few to decide); a judge agreeing with every vote on reasoning."""
+    layout = {"reasoning": (100, 20), "safety": (100, 50), "formatting": (10, 5)}
+    categories, rows, pair_id = {}, [], 0
+    for category, (n, wins) in layout.items():
+        for i in range(n):
+            pair_id += 1
+            categories[pair_id] = category
+            rows.append((pair_id, "r1", "y" if i < wins else "x"))
+    pairs = make_pairs(pair_id, COMPARISON, categories=categories)
+    votes = make_votes(pairs, rows)
+    verdicts = make_verdicts(
+        pairs, [("gpt-judge", p, None, o) for p, _, o in rows if categories[p] == "reasoning"]
+    )
+    return gate.GateInputs(
+        stats.calibrate(pairs, votes, verdicts, n_boot=200),
+        stats.win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=200),
+        stats.category_win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=200),
+    )
+
+
+def verdicts_by_row(inputs, *thresholds):
+    rows = gate.regression_table(inputs, [COMPARISON], thresholds)
     return {(r["category"], r["source"]): r["verdict"] for r in rows}, rows
 
 
-def test_regression_verdicts_are_the_gates_own(small):
-    verdicts, rows = verdicts_by_row(small, regression_threshold(tolerance=15))
+def test_regression_verdicts_are_the_gates_own(suites):
+    verdicts, rows = verdicts_by_row(suites, regression_threshold(tolerance=10, categories=""))
     assert verdicts == {
-        ("formatting", "humans"): "n/a",  # listed, but nobody voted there
-        ("formatting", "gpt-judge"): "not gated",  # a judge row under a humans threshold
-        ("reasoning", "humans"): "ok",  # a drop of exactly the tolerance is allowed
-        ("reasoning", "gpt-judge"): "not gated",  # a 50-point drop, but from the judge
-        ("safety", "humans"): "not gated",  # not one of the threshold's categories
+        ("formatting", "humans"): "inconclusive",  # 10 comparisons cannot show parity
+        ("reasoning", "humans"): "regression",  # shown worse than the margin
+        ("reasoning", "gpt-judge"): "not gated",  # a judge row under a humans threshold
+        ("safety", "humans"): "ok",  # shown within the margin
     }
     reasoning = next(r for r in rows if (r["category"], r["source"]) == ("reasoning", "humans"))
-    assert (reasoning["value"], reasoning["drop_points"], reasoning["n"]) == (0.35, 15.0, 20)
-
-    verdicts, _ = verdicts_by_row(small, regression_threshold(tolerance=14.9))
-    assert verdicts[("reasoning", "humans")] == "regression"
-    verdicts, _ = verdicts_by_row(small, regression_threshold(tolerance=15, op="<"))
-    assert verdicts[("reasoning", "humans")] == "regression"
-    verdicts, _ = verdicts_by_row(small)
+    assert (reasoning["value"], reasoning["drop_points"], reasoning["n"]) == (0.2, 30.0, 100)
+    only_safety = regression_threshold(tolerance=10, categories="safety")
+    verdicts, _ = verdicts_by_row(suites, only_safety)
+    assert verdicts[("reasoning", "humans")] == "not gated"
+    # A margin of 5 points is too tight for 100 comparisons at parity to show.
+    verdicts, _ = verdicts_by_row(suites, regression_threshold(tolerance=5, categories="safety"))
+    assert verdicts[("safety", "humans")] == "inconclusive"
+    verdicts, _ = verdicts_by_row(suites)
     assert set(verdicts.values()) == {"not gated"}
 
 
-def test_a_judge_threshold_gates_only_that_judges_rows(small):
+def test_a_judge_threshold_gates_only_that_judges_rows(suites):
     verdicts, _ = verdicts_by_row(
-        small, regression_threshold(tolerance=5, categories="", source="gpt-judge")
+        suites, regression_threshold(tolerance=10, categories="", source="gpt-judge")
     )
     assert {k: v for k, v in verdicts.items() if v != "not gated"} == {
-        ("formatting", "gpt-judge"): "ok",  # finetuned won both: a 50-point gain
         ("reasoning", "gpt-judge"): "regression",
     }
 
 
-@pytest.mark.parametrize("tolerance", [14.9, 15, 16])
-def test_regression_rows_agree_with_the_gate(small, tolerance):
-    threshold = regression_threshold(tolerance=tolerance, categories="reasoning,safety")
-    [result] = gate.evaluate([threshold], small)
-    verdicts, _ = verdicts_by_row(small, threshold)
-    assert result.passed == ("regression" not in verdicts.values())
-    assert result.passed == (tolerance >= 15)
+@pytest.mark.parametrize(
+    ("categories", "outcome"),
+    [("safety", "pass"), ("reasoning,safety", "fail"), ("formatting,safety", "inconclusive")],
+)
+def test_regression_rows_agree_with_the_gate(suites, categories, outcome):
+    threshold = regression_threshold(tolerance=10, categories=categories)
+    [result] = gate.evaluate([threshold], suites)
+    verdicts, _ = verdicts_by_row(suites, threshold)
+    gated = {v for v in verdicts.values() if v != "not gated"}
+    assert result.outcome == outcome
+    assert (result.outcome == "fail") == ("regression" in gated)
+    assert (result.outcome == "pass") == (gated == {"ok"})
 
 
 def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
@@ -222,7 +335,25 @@ def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
             call(demo_store, "demo", settings)
     content_hash = thresholds.lock_thresholds(demo_store, "demo", "demo-admin")
     assert len(content_hash) == 64
-    assert len(signoff.evaluate_gate(demo_store, "demo", settings)) == 2
+    assert len(signoff.evaluate_gate(demo_store, "demo", settings).results) == 2
+
+
+def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settings):
+    add_standard_thresholds(demo_store)
+    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    lock = thresholds.threshold_lock(demo_store, "demo")
+    assert lock["candidate"] == "finetuned"
+    assert json.loads(lock["plan"]) == {
+        "comparisons": 128,
+        "votes_per_comparison": 3,
+        "final_review": 50,
+    }
+    assert lock["min_comparisons"] == settings.gate_min_comparisons
+    with pytest.raises(Conflict, match="locked with candidate 'finetuned'"):
+        studies.set_candidate(demo_store, "demo", "base")
+    # The demo's 140 votes are an interim look at the 128 x 3 planned: never a pass.
+    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    assert decision.interim and decision.result != "pass"
 
 
 def test_lock_needs_thresholds_and_happens_once(demo_store):
@@ -270,9 +401,10 @@ def test_report_numbers_equal_the_statistics_module(locked, settings):
     assert [(w["value"], w["ci"], w["n"]) for w in humans] == [
         (e.value, list(e.ci), e.n) for e in expected if e.source == "humans"
     ]
-    first = report["results"][0]
+    first = report["gate"]["thresholds"][0]
     human_fb = next(e for e in expected if e.source == "humans" and e.system_b == "base")
-    assert first["value"] == human_fb.value and first["passed"] == (human_fb.value >= 0.6)
+    assert first["estimate"] == human_fb.value and first["ci"] == list(human_fb.ci)
+    assert first["n"] == human_fb.n_comparisons
     calibration = stats.calibrate(
         pairs, votes, verdicts, seed=settings.seed, n_boot=settings.bootstrap_resamples
     )
@@ -291,9 +423,9 @@ def test_regression_metric_is_the_worst_listed_category(locked, settings):
         for c, rates in by_cat.items()
         if c in ("reasoning", "formatting", "safety")
     }
-    result = signoff.evaluate_gate(locked, "demo", settings)[1]
+    result = signoff.evaluate_gate(locked, "demo", settings).results[1]
     assert result.value == pytest.approx(max(drops.values()))
-    assert result.detail.startswith(f"worst: {max(drops, key=drops.get)}")
+    assert f"worst: {max(drops, key=drops.get)}" in result.reason
 
 
 def test_only_a_signer_can_sign_and_final_review(locked, settings):
@@ -313,8 +445,18 @@ def test_sign_off_pins_the_report_and_is_append_only(locked, settings):
     with pytest.raises(InputError, match="needs a comment"):
         signoff.sign_off(locked, "demo", signer, "approve", "  ", settings)
     report = signoff.sign_off(locked, "demo", signer, "reject", "reasoning regressed", settings)
-    report = signoff.sign_off(locked, "demo", signer, "approve", "after discussion", settings)
+    # The demo gate is inconclusive (an interim look): approving it needs a stated override.
+    with pytest.raises(InputError, match="cannot approve: the gate is inconclusive; 0 of 50"):
+        signoff.sign_off(locked, "demo", signer, "approve", "after discussion", settings)
+    report = signoff.sign_off(
+        locked, "demo", signer, "approve", "after discussion", settings, override="launch date"
+    )
     assert [s["decision"] for s in report["signoffs"]] == ["reject", "approve"]
+    assert [(s["gate_result"], s["override"]) for s in report["signoffs"]] == [
+        ("inconclusive", None),
+        ("inconclusive", "launch date"),
+    ]
+    assert render_report(report, "md").count("override reason: launch date") == 1
     assert report["signoffs"][-1]["report_hash"] == report["report_hash"]
     stored = locked.db.execute("SELECT report FROM signoffs ORDER BY id DESC").fetchone()[0]
     pinned = json.loads(stored)
@@ -354,8 +496,9 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     thresholds.add_threshold(
         locked, "demo", "final_review_acceptable_rate", {}, ">=", 0.9, "demo-admin", "added late"
     )
-    result = signoff.evaluate_gate(locked, "demo", settings)[-1]
-    assert (result.value, result.n, result.passed) == (0.75, 4, False)
+    result = signoff.evaluate_gate(locked, "demo", settings).results[-1]
+    assert (result.value, result.n, result.outcome) == (0.75, 4, "inconclusive")
+    assert result.reason.startswith("4 of 30 comparisons needed")
 
 
 def test_html_report_is_self_contained(locked, settings):
@@ -400,9 +543,30 @@ def test_report_and_signoff_cli(locked, tmp_path, capsys):
                 "ship it",
             ]
         )
+        == 1
+    )
+    assert "Approving anyway needs an override reason" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "signoff",
+                "--study",
+                "demo",
+                "--signer",
+                "demo-signer",
+                "--decision",
+                "approve",
+                "--comment",
+                "ship it",
+                "--override",
+                "the launch cannot wait",
+            ]
+        )
         == 0
     )
-    assert "approve recorded for study demo" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "approve recorded for study demo" in out
+    assert "override of a inconclusive gate recorded" in out
 
 
 def open_page(store, page, user):
@@ -427,21 +591,36 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     at.button(key="gate_lock").click().run()
     assert not at.exception
     assert thresholds.threshold_lock(demo_store, "demo")["locked_by"] == "demo-admin"
-    # The demo candidate clears both standard thresholds (win rate 0.68 >= 0.6; worst suite at
-    # parity), so the page must say the gate passes.
-    assert "Gate passes: 2 of 2 thresholds met." in [e.value for e in at.success]
-    assert not at.error
+    # 140 example votes are an interim look at the 128 x 3 planned, with every suite under 30
+    # comparisons: the page must say the gate cannot be decided yet, not that it passes.
+    (banner,) = [w.value for w in at.warning if w.value.startswith("Gate ")]
+    assert banner.startswith("Gate INCONCLUSIVE: ")
+    assert "interim: " in banner
+    assert not at.success[1:] and not at.error
     assert not [b for b in at.button if b.key == "signoff_submit"]
 
     at = open_page(demo_store, "gate.py", "demo-signer")
-    at.radio(key="signoff_decision").set_value("approve")
+    at.radio(key="signoff_decision").set_value("approve").run()
     at.text_area(key="signoff_comment").input("numbers look right")
     at.button(key="signoff_submit").click().run()
     assert not at.exception
-    signoffs = demo_store.signoffs(demo_store.require_study("demo")["id"])
-    assert [(s["signer"], s["decision"], s["comment"]) for s in signoffs] == [
-        ("demo-signer", "approve", "numbers look right")
+    study_id = demo_store.require_study("demo")["id"]
+    assert demo_store.signoffs(study_id) == []
+    assert any("Approving anyway needs an override reason" in e.value for e in at.error)
+    assert at.text_area(key="signoff_comment").value == "numbers look right"  # nothing lost
+    at.text_input(key="signoff_override").input("pilot with 5% of traffic")
+    at.button(key="signoff_submit").click().run()
+    assert not at.exception
+    signoffs = demo_store.signoffs(study_id)
+    assert [(s["signer"], s["decision"], s["comment"], s["override"]) for s in signoffs] == [
+        ("demo-signer", "approve", "numbers look right", "pilot with 5% of traffic")
     ]
+    # The form is empty again: one more click cannot sign a second time.
+    assert at.text_area(key="signoff_comment").value == ""
+    at.button(key="signoff_submit").click().run()
+    assert len(demo_store.signoffs(study_id)) == 1
+    assert any("needs a comment" in e.value for e in at.error)
+    assert any("override reason: pilot with 5% of traffic" in e.value for e in at.error)
 
 
 def test_results_page_after_the_lock_shows_win_rates(locked, settings):
@@ -461,7 +640,8 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     assert shown.verdict.tolist() == [r["verdict"] for r in expected]
     gated = shown[shown.verdict != "not gated"]
     assert set(gated.category) == {"reasoning", "formatting", "safety"}
-    assert set(gated.source) == {"humans"} and set(gated.verdict) == {"ok"}
+    # 12 items per suite cannot show non-inferiority within 5 points either way.
+    assert set(gated.source) == {"humans"} and set(gated.verdict) == {"inconclusive"}
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):
@@ -477,13 +657,14 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
     )
     data.import_verdicts(demo_store, tmp_path / "j.csv", "demo")
     described = [t.describe() for t in thresholds.recommended_thresholds(demo_store, "demo")]
-    assert "Human win rate (system_a=finetuned, system_b=base) >= 0.6" in described
+    assert "Human win rate (system_a=finetuned, system_b=base) > 0.5" in described
     assert any("categories=formatting+reasoning+safety" in d and "<= 5" in d for d in described)
-    assert any(
-        d.startswith(
-            "Judge agreement minus a baseline's (judge=gpt-judge, baseline=baseline/longest)"
-        )
-        for d in described
+    assert (
+        "Judge strict agreement minus a baseline's (judge=gpt-judge, "
+        "baseline=baseline/longest) > 0" in described
+    )
+    assert (
+        "Judge strict agreement minus the human ceiling (judge=gpt-judge) >= -0.05" in described
     )
     assert not any("judge=baseline/" in d for d in described)
     assert thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
@@ -509,8 +690,11 @@ def test_html_report_says_what_the_signer_signed(locked, settings):
     signoff.record_final_review(
         locked, "demo", signer, sample[0]["output_id"], False, "made-up refund policy"
     )
-    report = signoff.sign_off(locked, "demo", signer, "approve", "good enough", settings)
+    report = signoff.sign_off(
+        locked, "demo", signer, "approve", "good enough", settings, override="pilot only"
+    )
     html = render_report(report, "html")
+    assert "override reason: pilot only" in html
     assert "Locked by <b>demo-admin</b>" in html
     assert f"{sample[0]['item_key']}: made-up refund policy" in html
     assert f"<code>{report['report_hash']}</code> (this report)" in html
@@ -555,9 +739,9 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
         )
     thresholds.add_threshold(store, "s", regression.metric, regression.params, "<=", 5, "admin")
     thresholds.lock_thresholds(store, "s", "admin")
-    result = signoff.evaluate_gate(store, "s", settings)[0]
-    assert (result.value, result.n, result.passed) == (50.0, 2, False)
-    assert result.detail.startswith("worst: uncategorized")
+    result = signoff.evaluate_gate(store, "s", settings).results[0]
+    assert (result.value, result.n, result.outcome) == (50.0, 2, "inconclusive")
+    assert "worst: uncategorized" in result.reason
 
 
 def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
@@ -580,8 +764,8 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
 
 
 def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
-    before = signoff.evaluate_gate(locked, "demo", settings)[0]
-    again = signoff.evaluate_gate(locked, "demo", settings)[0]
+    before = signoff.evaluate_gate(locked, "demo", settings).results[0]
+    again = signoff.evaluate_gate(locked, "demo", settings).results[0]
     assert again == before  # served from the statistics cache, unchanged
     (tmp_path / "v.csv").write_text(
         "item_id,system_a,system_b,reviewer,winner\n"
@@ -589,5 +773,6 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
         "support-002,finetuned,base,late-reviewer,base\n"
     )
     data.import_votes(locked, tmp_path / "v.csv", "demo")
-    after = signoff.evaluate_gate(locked, "demo", settings)[0]
-    assert after.n == before.n + 2 and after.value < before.value
+    after = signoff.evaluate_gate(locked, "demo", settings).results[0]
+    losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
+    assert losses[1] == losses[0] + 2 and after.value < before.value

@@ -33,25 +33,46 @@ def make_report(**changes) -> dict:
             "current": [],
         },
         "deviations": [],
-        "results": [
-            {
-                "description": "Human win rate (system_a=finetuned, system_b=base) >= 0.6",
-                "value": 0.625,
-                "ci": [0.5, 0.75],
-                "n": 40,
-                "passed": True,
-                "detail": "25 wins, 0 ties, 15 losses",
+        "gate": {
+            "result": "inconclusive",
+            "interim": True,
+            "min_comparisons": 30,
+            "planned": {
+                "comparisons": 80,
+                "reached": 40,
+                "votes_per_comparison": 3,
+                "final_review": {"planned": 50, "reached": 2},
+                "complete": False,
             },
-            {
-                "description": "Worst regression | in points <= 5",
-                "value": None,
-                "ci": None,
-                "n": 0,
-                "passed": False,
-                "detail": "not measurable: category safety has no humans outcomes",
-            },
-        ],
-        "gate_passed": False,
+            "thresholds": [
+                {
+                    "metric": "human_win_rate",
+                    "params": {"system_a": "finetuned", "system_b": "base"},
+                    "comparator": ">",
+                    "value": 0.5,
+                    "description": "Human win rate (system_a=finetuned, system_b=base) > 0.5",
+                    "estimate": 0.625,
+                    "ci": [0.5, 0.75],
+                    "bounds": [0.52, 0.73],
+                    "n": 40,
+                    "outcome": "pass",
+                    "reason": "lower 95% bound 0.520 vs > 0.5; 25 wins, 0 ties, 15 losses",
+                },
+                {
+                    "metric": "max_regression_points",
+                    "params": {},
+                    "comparator": "<=",
+                    "value": 5.0,
+                    "description": "Worst regression | in points <= 5",
+                    "estimate": None,
+                    "ci": None,
+                    "bounds": None,
+                    "n": 0,
+                    "outcome": "inconclusive",
+                    "reason": "not measurable: category safety has no humans outcomes",
+                },
+            ],
+        },
         "win_rates": [
             {
                 "system_a": "finetuned",
@@ -143,13 +164,17 @@ def test_json_is_the_report_itself():
 
 def test_markdown_shows_the_gates_regression_verdicts_and_intervals():
     md = render_report(make_report(), "md")
-    assert "## Gate: FAIL" in md
+    assert (
+        "## Gate: INCONCLUSIVE · 1 pass, 1 inconclusive · interim: 40 of 80 comparisons have "
+        "their 3 votes, 2 of 50 final-review outputs marked" in md
+    )
     assert (
         "| reasoning | finetuned vs base | humans | 0.350 | [0.150, 0.550] | +15.0 | 20 | regression |"
         in md
     )
     assert "| safety | finetuned vs base | humans | n/a | n/a | n/a | 0 | n/a |" in md
-    assert "| 0.625 | [0.500, 0.750] | 40 | pass |" in md
+    assert "| 0.625 | [0.500, 0.750] | 40 | pass | lower 95% bound 0.520 vs > 0.5;" in md
+    assert "| n/a | n/a | 0 | inconclusive | not measurable: category safety" in md
     # A pipe in a description must not break the table.
     assert "Worst regression \\| in points" in md
 
@@ -161,9 +186,16 @@ def test_html_is_self_contained_and_escaped():
         "created_at": "2026-01-03",
         "comment": "<b>ok</b>",
         "report_hash": HASH,
+        "gate_result": "pass",
+        "override": None,
     }
     earlier = signed | {"report_hash": "b" * 64}
-    html = render_report(make_report(signoffs=[signed, earlier]), "html")
+    overridden = signed | {"gate_result": "inconclusive", "override": "launch <deadline>"}
+    html = render_report(make_report(signoffs=[signed, earlier, overridden]), "html")
+    # An override is said at the top, before the thresholds, and escaped.
+    top = html.index("<h2>Thresholds</h2>")
+    assert html.index("although the gate was inconclusive; override reason: launch") < top
+    assert "launch &lt;deadline&gt;" in html and "launch <deadline>" not in html
     assert html.startswith("<!doctype html>") and "<svg" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html.lower() and "launch &lt;v2&gt;" in html

@@ -489,7 +489,9 @@ def test_report_without_votes_still_describes_the_judges():
     json.dumps(report, allow_nan=False)
     (judge,) = report["judges"]
     assert judge["agreement"]["with_ties"] == {"value": None, "n": 0, "ci": None}
-    assert judge["consistency"] == {"value": 0.0, "n": 1}
+    # One comparison whose orders disagree: 0 of 1, but one comparison proves little.
+    assert judge["consistency"]["value"] == 0.0 and judge["consistency"]["n"] == 1
+    assert judge["consistency"]["ci"][0] == 0.0 and judge["consistency"]["ci"][1] > 0.7
     assert judge["n_unparsed"] == 1
     assert judge["vs_majority"]["accuracy"] is None
 
@@ -544,17 +546,31 @@ def test_rows_for_unknown_pairs_are_ignored(small_study):
 # ---- plain-language helpers ----
 
 
-def _judge(label: str, value: float | None, ci=None, n: int = 100) -> stats.JudgeStats:
-    estimate = stats.Estimate(value, n, ci)
+def _judge(
+    label: str,
+    strict: float | None,
+    diff: tuple[float, tuple[float, float]] | None = None,
+    verdict: str = "inconclusive",
+    versus: dict[str, tuple[float, tuple[float, float]]] | None = None,
+) -> stats.JudgeStats:
+    """A judge with strict agreement `strict`, judge - ceiling `diff` = (value, one-sided
+    bounds) and its verdict, and strict differences against other judges."""
     empty = stats.Estimate(None, 0)
+
+    def paired(value_and_bounds):
+        if value_and_bounds is None:
+            return empty
+        value, bounds = value_and_bounds
+        return stats.Estimate(value, 100, bounds, units=100, bounds=bounds)
+
     return stats.JudgeStats(
         judge=label,
-        n_verdicts=n,
+        n_verdicts=100,
         n_unparsed=0,
-        n_combined=n,
+        n_combined=100,
         n_inconsistent=0,
         agreement_with_ties=empty,
-        agreement_without_ties=estimate,
+        agreement_without_ties=empty,
         kappa_with_ties=empty,
         kappa_without_ties=empty,
         vs_majority=stats.MajorityAgreement(None, None, None, None, 0, []),
@@ -564,17 +580,22 @@ def _judge(label: str, value: float | None, ci=None, n: int = 100) -> stats.Judg
         cost_total=0.0,
         cost_per_1000=0.0,
         mean_latency_ms=None,
+        agreement_strict=stats.Estimate(strict, 100),
+        decisive_share=empty,
+        vs_ceiling=stats.CeilingVerdict(paired(diff), 0.05, verdict),
+        verbosity_gap=empty,
+        strict_vs={name: paired(v) for name, v in (versus or {}).items()},
     )
 
 
-def _humans(value: float | None, ci=None) -> stats.HumanStats:
+def _humans(strict: float | None) -> stats.HumanStats:
     empty = stats.Estimate(None, 0)
     return stats.HumanStats(
         n_votes=10,
         n_both_bad=0,
         n_reviewers=2,
         agreement_with_ties=empty,
-        agreement_without_ties=stats.Estimate(value, 50, ci),
+        agreement_without_ties=empty,
         kappa_with_ties=empty,
         kappa_without_ties=empty,
         fleiss_kappa=empty,
@@ -582,27 +603,42 @@ def _humans(value: float | None, ci=None) -> stats.HumanStats:
         reviewer_kappa=[],
         p_left=empty,
         p_longer=empty,
+        agreement_strict=stats.Estimate(strict, 50),
     )
 
 
 def test_assessment_passes_a_judge_within_the_ceiling_and_ahead_of_longest():
-    verdict = stats.assess_judge(
-        _judge("gpt", 0.78, (0.72, 0.84)), _humans(0.80), _judge("baseline/longest", 0.61)
+    judge = _judge(
+        "gpt",
+        0.78,
+        diff=(-0.02, (-0.04, 0.0)),
+        verdict="within",
+        versus={"baseline/longest": (0.17, (0.1, 0.24))},
     )
+    verdict = stats.assess_judge(judge, _humans(0.80), "baseline/longest")
     assert verdict.ok
     assert verdict.text == (
-        "within the human ceiling (0.78 vs humans 0.80) and ahead of baseline/longest "
-        "(0.78 vs 0.61)"
+        "within the human ceiling: strict agreement 0.78 (n=100) vs humans 0.80 (n=50); "
+        "ahead of baseline/longest by +0.17"
     )
 
 
 def test_assessment_says_exactly_why_a_judge_fails():
-    below = stats.assess_judge(
-        _judge("gpt", 0.60, (0.55, 0.65)), _humans(0.80, (0.75, 0.85)), _judge("baseline/x", 0.7)
+    judge = _judge(
+        "gpt",
+        0.60,
+        diff=(-0.2, (-0.25, -0.15)),
+        verdict="below",
+        versus={"baseline/x": (-0.1, (-0.15, -0.05))},
     )
+    below = stats.assess_judge(judge, _humans(0.80), "baseline/x")
     assert not below.ok
-    assert "below the human ceiling 0.80 [0.75, 0.85] (n=50)" in below.text
-    assert "not ahead of baseline/x: 0.60 vs 0.70" in below.text
+    assert "below the human ceiling by more than 0.05" in below.text
+    assert "not ahead of baseline/x: -0.10 strict agreement" in below.text
+
+    unsure = _judge("gpt", 0.78, diff=(-0.02, (-0.09, 0.05)), verdict="inconclusive")
+    text = stats.assess_judge(unsure, _humans(0.80), None).text
+    assert text.startswith("not yet shown within the human ceiling (margin 0.05, 100 comparisons)")
 
     no_ceiling = stats.assess_judge(_judge("gpt", 0.9), _humans(None), None)
     assert not no_ceiling.ok
@@ -627,14 +663,11 @@ def test_small_n_warnings_name_the_statistic_and_how_many_more_are_needed(small_
     analysis = analyse(pairs, votes, verdicts)
     computed = [baselines.label(name) for name in baselines.BASELINES]
     warnings = stats.small_n_warnings(analysis, target_width=0.1, skip=computed)
-    # Human agreement without ties: 3 of 3 agree, CI [1, 1], but n = 3 proves little.
-    assert any(
-        w.startswith(
-            "human-human agreement without ties: 1.00 [1.00, 1.00] (n=3) is too "
-            "uncertain to read; about "
-        )
-        for w in warnings
-    )
+    # Human agreement without ties: 3 of 3 agree, but n = 3 proves little (and the interval
+    # says so: it does not collapse to [1, 1]).
+    (human,) = [w for w in warnings if w.startswith("human-human agreement without ties: 1.00 [")]
+    assert "(n=3) is too uncertain to read; about " in human
+    assert "[1.00, 1.00]" not in human
     assert any(w.startswith("j agreement without ties") and "more" in w for w in warnings)
     assert not any(w.startswith("baseline/") for w in warnings)
     with_baselines = stats.small_n_warnings(analysis, target_width=0.1)

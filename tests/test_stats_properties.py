@@ -116,7 +116,12 @@ def test_a_judge_agrees_with_itself_perfectly(study):
         return
     for estimate in (judge.agreement_with_ties, judge.agreement_without_ties):
         assert estimate.value in (None, 1.0)
-        assert estimate.ci in (None, (1.0, 1.0))
+        # Perfect agreement reaches the top of its interval, which stays honest about n: it
+        # never collapses to [1, 1] (Wilson), and narrows as comparisons are added.
+        if estimate.value is not None:
+            low, high = estimate.ci
+            assert high == 1.0 and low < 1.0
+            assert low == pytest.approx(stats.wilson_interval(1.0, estimate.units)[0])
     assert judge.agreement_with_ties.n == len(mine)
     for estimate in (judge.kappa_with_ties, judge.kappa_without_ties):
         assert estimate.value is None or estimate.value == pytest.approx(1.0)

@@ -29,15 +29,17 @@ humans = overall.humans
 st.caption(
     f"{overall.n_comparisons} comparisons, {overall.n_votes} votes "
     f"({humans.n_both_bad} both bad) by {humans.n_reviewers} reviewers. "
-    "Agreement is with ties counted and with ties excluded; intervals are 95% bootstrap "
-    "intervals over comparisons. Definitions: docs/statistics.md."
+    "Agreement is with ties counted, with ties excluded, and strict (a judge's tie, inconsistent "
+    "pair or unparsed answer counts against it). Intervals are 95%, resampling whole items "
+    "(Wilson intervals for shares). Definitions: docs/statistics.md."
 )
 
 st.subheader("Human ceiling")
-cols = st.columns(6)
+cols = st.columns(7)
 for col, (label, estimate) in zip(
     cols,
     [
+        ("Strict agreement", humans.agreement_strict),
         ("Agreement w/o ties", humans.agreement_without_ties),
         ("Agreement w/ ties", humans.agreement_with_ties),
         ("Kappa w/o ties", humans.kappa_without_ties),
@@ -75,6 +77,14 @@ def _value(estimate: stats.Estimate | None) -> float | None:
     return None if estimate is None else estimate.value
 
 
+def _bias(estimate: stats.Estimate | None) -> str:
+    """A share whose 95% interval excludes 0.5 is a bias the data shows, not noise."""
+    if estimate is None or estimate.value is None:
+        return ""
+    flag = " · biased" if estimate.ci and not estimate.ci[0] <= 0.5 <= estimate.ci[1] else ""
+    return f"{estimate.value:.2f} {_ci_text(estimate)}{flag}"
+
+
 def judge_table(report: calibration.CalibrationReport) -> pd.DataFrame:
     """One row per judge with its agreement beside the human ceiling, bias, cost and verdict."""
     humans = report.calibration.overall.humans
@@ -87,6 +97,13 @@ def judge_table(report: calibration.CalibrationReport) -> pd.DataFrame:
                 "model": info.judge if info else "",
                 "rubric": info.rubric if info else "",
                 "source": info.source if info else "",
+                "vs human ceiling": judge.vs_ceiling.verdict,
+                "strict agreement": judge.agreement_strict.value,
+                "CI strict": _ci_text(judge.agreement_strict),
+                "human ceiling strict": humans.agreement_strict.value,
+                "strict minus ceiling": judge.vs_ceiling.diff.value,
+                "CI of the difference": _ci_text(judge.vs_ceiling.diff),
+                "decisive share": judge.decisive_share.value,
                 "agreement w/o ties": judge.agreement_without_ties.value,
                 "CI w/o ties": _ci_text(judge.agreement_without_ties),
                 "n w/o ties": judge.agreement_without_ties.n,
@@ -98,9 +115,11 @@ def judge_table(report: calibration.CalibrationReport) -> pd.DataFrame:
                 "kappa w/o ties": judge.kappa_without_ties.value,
                 "kappa w/ ties": judge.kappa_with_ties.value,
                 "consistency": _value(judge.consistency),
-                "p_first": _value(judge.p_first),
-                "p_longer": judge.p_longer.value,
-                "humans p_longer": humans.p_longer.value,
+                "p_first": _bias(judge.p_first),
+                "p_longer": _bias(judge.p_longer),
+                "humans p_longer": _bias(humans.p_longer),
+                "verbosity gap": judge.verbosity_gap.value,
+                "CI verbosity gap": _ci_text(judge.verbosity_gap),
                 "unparsed": judge.n_unparsed,
                 "verdicts": judge.n_verdicts,
                 "cost per 1,000": judge.cost_per_1000,
@@ -217,17 +236,22 @@ if not table.empty:
     )
 
     st.subheader("Position and length bias")
-    bias = table.melt(
-        id_vars="judge", value_vars=["p_first", "p_longer"], var_name="bias", value_name="share"
-    ).dropna()
-    human_bias = pd.DataFrame(
-        {
-            "judge": ["humans", "humans"],
-            "bias": ["p_first", "p_longer"],
-            "share": [humans.p_left.value, humans.p_longer.value],
-        }
-    ).dropna()
-    bias = pd.concat([human_bias, bias], ignore_index=True)
+    rows = [("humans", "p_first", humans.p_left), ("humans", "p_longer", humans.p_longer)]
+    for judge in overall.judges:
+        rows += [(judge.judge, "p_first", judge.p_first), (judge.judge, "p_longer", judge.p_longer)]
+    bias = pd.DataFrame(
+        [
+            {
+                "judge": who,
+                "bias": which,
+                "share": est.value,
+                "low": est.ci[0] if est.ci else None,
+                "high": est.ci[1] if est.ci else None,
+            }
+            for who, which, est in rows
+            if est is not None and est.value is not None
+        ]
+    )
     if not bias.empty:
         bars = (
             alt.Chart(bias)
@@ -240,12 +264,24 @@ if not table.empty:
                 tooltip=["judge", "bias", "share"],
             )
         )
+        whiskers = (
+            alt.Chart(bias)
+            .mark_rule(strokeWidth=1.5)
+            .encode(
+                x="low:Q",
+                x2="high:Q",
+                y=alt.Y("judge:N", sort=None, title=None),
+                yOffset="bias:N",
+                color=alt.value("#888"),
+            )
+        )
         half = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-        st.altair_chart(bars + half, width="stretch")
+        st.altair_chart(bars + whiskers + half, width="stretch")
         st.caption(
-            "0.5 is unbiased. p_first: share won by the output shown first (humans: shown left). "
-            "p_longer: share won by the longer output when lengths differ by more than 30 "
-            "characters."
+            "0.5 is unbiased; lines are 95% intervals, and an interval that misses 0.5 is marked "
+            "'biased' in the judges table. p_first: share won by the output shown first (humans: "
+            "shown left). p_longer: share won by the longer output when lengths differ by more "
+            "than 30 characters."
         )
 
 st.subheader("Reviewer x reviewer agreement")

@@ -1,5 +1,6 @@
-"""The gate (admin, signer): pre-register and lock thresholds, see each pass or fail, do the final
-review of a sample of the candidate's outputs, sign off, and download the report."""
+"""The gate (admin, signer): name the candidate, pre-register and lock thresholds, see each pass,
+fail or inconclusive, do the final review of a sample of the candidate's outputs, sign off (an
+override of a gate that did not pass needs a reason), and download the report."""
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +24,24 @@ name = study["name"]
 lock = thresholds.threshold_lock(store, name)
 listed = thresholds.list_thresholds(store, name)
 
+comparisons = studies.study_comparisons(store, name)
+systems = sorted({s for c in comparisons for s in c})
 st.subheader("1. Thresholds")
+if lock:
+    st.caption(
+        f"Candidate **{ui.plain(lock['candidate'] or study['candidate'])}**, pinned by the lock."
+    )
+elif systems:
+    current = study["candidate"] if study["candidate"] in systems else systems[0]
+    chosen = st.selectbox(
+        "Candidate (the system this gate decides on)",
+        systems,
+        index=systems.index(current),
+        key="gate_candidate",
+    )
+    if chosen != study["candidate"]:
+        studies.set_candidate(store, name, chosen)
+        st.rerun()
 if lock:
     st.success(
         f"Locked by **{lock['locked_by']}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
@@ -48,8 +66,6 @@ else:
             thresholds.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
 
-comparisons = studies.study_comparisons(store, name)
-systems = sorted({s for c in comparisons for s in c})
 judges = calibration.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not listed):
     metric = st.selectbox(
@@ -130,12 +146,18 @@ if listed:
 
 if not lock and listed:
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
-        thresholds.lock_thresholds(store, name, user["name"])
+        thresholds.lock_thresholds(store, name, user["name"], settings)
         st.rerun()
 
 st.subheader("2. Evaluation")
+with st.expander("How many comparisons each threshold needs (80% power)"):
+    st.caption(
+        "Planned from the bars alone (no outcome is read), for a truth 0.1 (or 10 points) beyond "
+        "each bar in the passing direction; `review-app plan` takes another expected effect."
+    )
+    st.dataframe(pd.DataFrame(thresholds.sample_plan(store, name, settings)), hide_index=True)
 try:
-    results = signoff.evaluate_gate(store, name, settings)
+    decision = signoff.evaluate_gate(store, name, settings)
 except OutcomesHidden as exc:
     st.info(str(exc))
     st.stop()
@@ -143,22 +165,26 @@ table = pd.DataFrame(
     [
         {
             "threshold": r.threshold.describe(),
-            "value": r.value,
+            "estimate": r.value,
             "95% CI": format_ci(r.ci, digits=3) if r.ci else "",
             "n": r.n,
-            "result": "pass" if r.passed else "FAIL",
-            "detail": r.detail,
+            "outcome": r.outcome,
+            "reason": r.reason,
         }
-        for r in results
+        for r in decision.results
     ]
 )
-passed = bool(results) and all(r.passed for r in results)
-(st.success if passed else st.error)(
-    f"Gate {'passes' if passed else 'fails'}: {sum(r.passed for r in results)} of {len(results)} "
-    "thresholds met."
+banner = {"pass": st.success, "fail": st.error}.get(decision.result, st.warning)
+banner(f"Gate {decision.result.upper()}: {decision.summary()}.")
+st.caption(
+    f"Candidate **{ui.plain(study['candidate'] or '(none)')}**. Each threshold is decided on its "
+    f"one-sided 95% bound, on at least {decision.min_comparisons} comparisons; until the planned "
+    "sample is in, the gate stays inconclusive (interim), so an early look cannot pass it."
 )
 st.dataframe(
-    table, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")}
+    table,
+    hide_index=True,
+    column_config={"estimate": st.column_config.NumberColumn(format="%.3f")},
 )
 deviations = thresholds.threshold_deviations(store, name)
 if deviations:
@@ -211,20 +237,51 @@ elif sample:
 
 st.subheader("4. Sign-off")
 signed = signoff.build_report(store, name, settings)
+for line in report.override_lines(signed["signoffs"]):
+    st.error(ui.plain(line))
 for s in signed["signoffs"]:
     st.markdown(
         f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "
         f"{ui.plain(s['comment'])}"
     )
 if user["role"] == "signer":
-    decision = st.radio("Decision", ["approve", "reject"], horizontal=True, key="signoff_decision")
-    signoff_comment = st.text_area("Comment (required)", key="signoff_comment")
-    if st.button("Sign", type="primary", key="signoff_submit"):
+    final = signed["final_review"]
+    unmet = [f"the gate is {decision.result}"] if decision.result != "pass" else []
+    if final["n"] < final["sample_size"]:
+        unmet.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+
+    def sign() -> None:
+        # A callback: on success the form is emptied before it is drawn again, so one more
+        # click cannot sign twice by accident.
         try:
-            signoff.sign_off(store, name, user, decision, signoff_comment, settings)
-            st.rerun()
+            signoff.sign_off(
+                store,
+                name,
+                user,
+                st.session_state[ui.SIGNOFF_DECISION],
+                st.session_state.get(ui.SIGNOFF_COMMENT, ""),
+                settings,
+                override=st.session_state.get(ui.SIGNOFF_OVERRIDE, ""),
+            )
         except ReviewAppError as exc:
-            st.error(str(exc))
+            st.session_state[ui.SIGNOFF_NOTICE] = ("error", str(exc))
+            return
+        st.session_state[ui.SIGNOFF_COMMENT] = ""
+        st.session_state[ui.SIGNOFF_OVERRIDE] = ""
+        st.session_state[ui.SIGNOFF_NOTICE] = ("success", "Signed: the sign-off is recorded.")
+
+    st.radio("Decision", ["approve", "reject"], horizontal=True, key=ui.SIGNOFF_DECISION)
+    st.text_area("Comment (required)", key=ui.SIGNOFF_COMMENT)
+    if unmet and st.session_state.get(ui.SIGNOFF_DECISION) == "approve":
+        st.warning(
+            f"Approving now overrides the gate: {'; '.join(unmet)}. Say why; the reason is "
+            "recorded and shown at the top of the report."
+        )
+        st.text_input("Override reason (required to approve)", key=ui.SIGNOFF_OVERRIDE)
+    st.button("Sign", type="primary", key="signoff_submit", on_click=sign)
+    kind, message = st.session_state.pop(ui.SIGNOFF_NOTICE, (None, None))
+    if kind:
+        (st.error if kind == "error" else st.success)(message)
 else:
     st.caption("Only a signer can approve or reject.")
 cols = st.columns(3)

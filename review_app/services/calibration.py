@@ -58,7 +58,7 @@ def calibration_report(
     calibration = data.statistics.calibration
     overall = calibration.overall
     reference_label = _reference_label(data.judges)
-    reference = overall.judge(reference_label)
+    reference = reference_label if overall.judge(reference_label) is not None else None
     assessments = {
         j.judge: stats.assess_judge(j, overall.humans, reference) for j in overall.judges
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from review_app import importers
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services.studies import create_study
+from review_app.services.studies import create_study, infer_candidate, set_candidate
 from review_app.store import Store
 
 
@@ -16,19 +16,55 @@ def import_outputs(store: Store, path: str | Path, eval_set: str, replace: bool 
     return importers.import_outputs(store, path, eval_set, replace=replace)
 
 
-def import_votes(store: Store, path: str | Path, study: str, eval_set: str | None = None):
+def import_votes(
+    store: Store,
+    path: str | Path,
+    study: str,
+    eval_set: str | None = None,
+    candidate: str | None = None,
+):
     """Import votes; the study is created over `eval_set` first when it does not exist yet
-    (in the same transaction, so a failed import leaves no empty study behind)."""
+    (in the same transaction, so a failed import leaves no empty study behind). A study without
+    a candidate gets `candidate`, or one inferred from its comparisons, and the summary says which.
+    """
     with store.transaction():
         _study_for_import(store, study, eval_set)
-        return importers.import_votes(store, path, study)
+        summary = importers.import_votes(store, path, study)
+        _candidate_for_import(store, study, candidate, summary)
+        return summary
 
 
-def import_verdicts(store: Store, path: str | Path, study: str, eval_set: str | None = None):
-    """Import verdicts, creating the study as `import_votes` does."""
+def import_verdicts(
+    store: Store,
+    path: str | Path,
+    study: str,
+    eval_set: str | None = None,
+    candidate: str | None = None,
+):
+    """Import verdicts, creating the study and naming its candidate as `import_votes` does."""
     with store.transaction():
         _study_for_import(store, study, eval_set)
-        return importers.import_verdicts(store, path, study)
+        summary = importers.import_verdicts(store, path, study)
+        _candidate_for_import(store, study, candidate, summary)
+        return summary
+
+
+def _candidate_for_import(
+    store: Store, study: str, candidate: str | None, summary: importers.ImportSummary
+) -> None:
+    row = store.require_study(study)
+    if candidate is not None:
+        if candidate != row["candidate"]:
+            set_candidate(store, study, candidate)
+        summary.notes.append(f"candidate: {candidate}")
+        return
+    if row["candidate"] is not None:
+        return
+    inferred = infer_candidate(store.comparisons(row["id"]))
+    if inferred is not None:
+        name, why = inferred
+        store.set_candidate(row["id"], name)
+        summary.notes.append(f"candidate: {name} (inferred: {why}; name another to change it)")
 
 
 def _study_for_import(store: Store, study: str, eval_set: str | None) -> None:

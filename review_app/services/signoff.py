@@ -12,12 +12,14 @@ from review_app.errors import InputError, NotFound
 from review_app.services import study_data
 from review_app.services.people import require_role
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
-from review_app.services.thresholds import require_outcomes_visible, study_thresholds
+from review_app.services.thresholds import (
+    FINAL_REVIEW_SIZE,
+    FINAL_REVIEW_TOP,
+    require_outcomes_visible,
+    study_thresholds,
+)
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
-
-FINAL_REVIEW_SIZE = 50
-FINAL_REVIEW_TOP = 10
 
 
 def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
@@ -27,32 +29,77 @@ def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
     return study_data.load(store, study_row, settings)
 
 
-def gate_inputs(store: Store, data: StudyData) -> gate.GateInputs:
+def _sample(store: Store, data: StudyData, settings: Settings) -> tuple[list[dict], set[int]]:
+    return _final_review_choice(
+        data, data.candidate_outputs(store), FINAL_REVIEW_SIZE, FINAL_REVIEW_TOP, settings.seed
+    )
+
+
+def gate_inputs(store: Store, data: StudyData, settings: Settings) -> gate.GateInputs:
+    """The study's statistics and its final review (marks on outputs of the sample only)."""
     statistics = data.statistics
-    marks = store.final_reviews(data.study["id"])
-    final = {"n": len(marks), "acceptable": sum(1 for m in marks if m["acceptable"])}
+    sample_ids = {o["output_id"] for o in _sample(store, data, settings)[0]}
+    marks = [m for m in store.final_reviews(data.study["id"]) if m["output_id"] in sample_ids]
+    final = {
+        "n": len(marks),
+        "acceptable": sum(1 for m in marks if m["acceptable"]),
+        "sample_size": len(sample_ids),
+    }
     return gate.GateInputs(
         statistics.calibration, statistics.win_rates, statistics.category_win_rates, final
     )
 
 
-def evaluate_gate(store: Store, study: str, settings: Settings) -> list[gate.ThresholdResult]:
-    data = _locked_data(store, study, settings)
-    return gate.evaluate(study_thresholds(store, data.study), gate_inputs(store, data))
+def _plan(lock: dict, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | None:
+    """The lock's planned sample and how much of it is in (None for a lock made before plans
+    were recorded)."""
+    if not lock.get("plan"):
+        return None
+    planned = json.loads(lock["plan"])
+    k = planned["votes_per_comparison"]
+    per_pair = data.votes.groupby("pair_id").size() if len(data.votes) else []
+    return gate.Plan(
+        comparisons=planned["comparisons"],
+        votes_per_comparison=k,
+        final_review=planned["final_review"],
+        comparisons_reached=int((per_pair >= k).sum()) if len(per_pair) else 0,
+        final_review_reached=inputs.final_review["n"],
+    )
+
+
+def _min_comparisons(lock: dict, settings: Settings) -> int:
+    return lock.get("min_comparisons") or settings.gate_min_comparisons
+
+
+def _decision(store: Store, data: StudyData, settings: Settings) -> gate.GateDecision:
+    inputs = gate_inputs(store, data, settings)
+    lock = store.threshold_lock(data.study["id"])
+    return gate.decide_gate(
+        study_thresholds(store, data.study),
+        inputs,
+        _min_comparisons(lock, settings),
+        _plan(lock, data, inputs),
+    )
+
+
+def evaluate_gate(store: Store, study: str, settings: Settings) -> gate.GateDecision:
+    """Every threshold decided (pass / fail / inconclusive) and the gate's one result."""
+    return _decision(store, _locked_data(store, study, settings), settings)
 
 
 def study_results(store: Store, study: str, settings: Settings) -> dict:
     """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
     data = _locked_data(store, study, settings)
-    inputs = gate_inputs(store, data)
+    inputs = gate_inputs(store, data, settings)
     texts = data.texts(store)
     thresholds = study_thresholds(store, data.study)
+    minimum = _min_comparisons(store.threshold_lock(data.study["id"]), settings)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds),
+        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
         "regression_thresholds": [t for t in thresholds if t.metric == gate.REGRESSION_METRIC],
         "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
         "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
@@ -148,10 +195,11 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
     review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
     data = _locked_data(store, study, settings)
     study_row = data.study
-    inputs = gate_inputs(store, data)
+    inputs = gate_inputs(store, data, settings)
     thresholds = study_thresholds(store, study_row)
-    results = gate.evaluate(thresholds, inputs)
     lock = store.threshold_lock(study_row["id"])
+    minimum = _min_comparisons(lock, settings)
+    decision = gate.decide_gate(thresholds, inputs, minimum, _plan(lock, data, inputs))
     es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
     marks = store.final_reviews(study_row["id"])
     overall = inputs.calibration.overall
@@ -171,6 +219,9 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
                 "n_unparsed": j.n_unparsed,
                 "agreement_with_ties": j.agreement_with_ties.to_json(),
                 "agreement_without_ties": j.agreement_without_ties.to_json(),
+                "agreement_strict": j.agreement_strict.to_json(),
+                "decisive_share": j.decisive_share.to_json(),
+                "vs_ceiling": j.vs_ceiling.to_json(),
                 "cost": j.cost_total,
             }
         )
@@ -188,30 +239,23 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "locked_at": lock["locked_at"],
             "locked_by": lock["locked_by"],
             "content_hash": lock["content_hash"],
+            "candidate": lock.get("candidate"),
             "locked": json.loads(lock["thresholds"]),
             "current": [t.key() for t in thresholds],
         },
         "deviations": store.deviations(study_row["id"]),
-        "results": [r.to_json() for r in results],
-        "gate_passed": bool(results) and all(r.passed for r in results),
+        "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds),
+        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
         "human_agreement": {
             "with_ties": overall.humans.agreement_with_ties.to_json(),
             "without_ties": overall.humans.agreement_without_ties.to_json(),
+            "strict": overall.humans.agreement_strict.to_json(),
         },
         "judges": judges,
         "final_review": {
             "system": data.candidate,
-            "sample_size": len(
-                _final_review_choice(
-                    data,
-                    data.candidate_outputs(store),
-                    FINAL_REVIEW_SIZE,
-                    FINAL_REVIEW_TOP,
-                    settings.seed,
-                )[0]
-            ),
+            "sample_size": inputs.final_review["sample_size"],
             "n": inputs.final_review["n"],
             "acceptable": inputs.final_review["acceptable"],
             "rejected": [
@@ -227,16 +271,38 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
 
 
 def sign_off(
-    store: Store, study: str, signer: dict, decision: str, comment: str, settings: Settings
+    store: Store,
+    study: str,
+    signer: dict,
+    decision: str,
+    comment: str,
+    settings: Settings,
+    override: str = "",
 ) -> dict:
     """Append the signer's approval or rejection, pinning the report and its hash; returns the
-    report with its sign-offs."""
+    report with its sign-offs. Approving a gate that did not pass, or before the final review is
+    done, is refused unless the signer gives an override reason, which the report shows."""
     require_role(signer, "signer")
     if decision not in ("approve", "reject"):
         raise InputError(f"decision {decision!r}: choose approve or reject")
     if not comment.strip():
         raise InputError("a sign-off needs a comment saying why")
     signed = build_report(store, study, settings)
+    gate_result = signed["gate"]["result"]
+    final = signed["final_review"]
+    unmet = []
+    if gate_result != "pass":
+        unmet.append(f"the gate is {gate_result}")
+    if final["n"] < final["sample_size"]:
+        unmet.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    override = override.strip()
+    if decision == "approve" and unmet and not override:
+        raise InputError(
+            f"cannot approve: {'; '.join(unmet)}. Approving anyway needs an override reason, "
+            "which the report shows"
+        )
+    if decision == "reject" or not unmet:
+        override = ""
     study_id = store.require_study(study)["id"]
     with store.transaction():
         body = {k: v for k, v in signed.items() if k != "signoffs"}
@@ -247,6 +313,8 @@ def sign_off(
             comment.strip(),
             signed["report_hash"],
             json.dumps(body, sort_keys=True, default=str),
+            gate_result=gate_result,
+            override=override or None,
         )
         signed["signoffs"] = store.signoffs(study_id)
     return signed

@@ -1,5 +1,5 @@
-"""Studies: creating one over an eval set (its pairs, the frozen eval set), and reading its
-comparisons, candidate and categories."""
+"""Studies: creating one over an eval set (its pairs, the frozen eval set), naming its candidate,
+and reading its comparisons and categories."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class StudySummary:
     pairs_added: int
     skipped_items: dict[str, int]
     eval_set_hash: str
+    candidate: str | None = None
 
 
 def parse_comparison(text: str) -> tuple[str, str]:
@@ -38,10 +39,17 @@ def create_study(
     reviews_per_pair: int = 3,
     show_reference: bool = False,
     criteria: list[str] | None = None,
+    candidate: str | None = None,
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
-    eval set. Items missing an output from either system are skipped and counted."""
+    eval set. Items missing an output from either system are skipped and counted. The candidate
+    (the system the gate decides on) defaults to the first system of the first comparison, as
+    given, never by name order."""
     comparisons = list(comparisons)
+    if candidate is None and comparisons:
+        candidate = comparisons[0][0]
+    if candidate is not None:
+        _require_compared(candidate, comparisons)
     if reviews_per_pair < 1:
         raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
     with store.transaction():
@@ -56,7 +64,9 @@ def create_study(
                         f"comparison {a}:{b}: no system named {system!r} "
                         f"(known: {', '.join(sorted(known)) or 'none'})"
                     )
-        study_id = store.insert_study(name, es["id"], reviews_per_pair, show_reference, criteria)
+        study_id = store.insert_study(
+            name, es["id"], reviews_per_pair, show_reference, criteria, candidate=candidate
+        )
         skipped: dict[str, int] = {}
         added = 0
         all_items = set(store.item_ids_by_key(es["id"]).values())
@@ -68,7 +78,41 @@ def create_study(
             x, y = sorted((a, b))
             added += store.insert_pairs(study_id, [(item_id, x, y) for item_id in sorted(both)])
         content_hash = store.freeze_eval_set(es["id"])
-    return StudySummary(name, eval_set, added, skipped, content_hash)
+    return StudySummary(name, eval_set, added, skipped, content_hash, candidate)
+
+
+def _require_compared(candidate: str, comparisons: Iterable[tuple[str, str]]) -> None:
+    compared = {s for c in comparisons for s in c}
+    if candidate not in compared:
+        raise InputError(
+            f"candidate {candidate!r} is in none of the study's comparisons "
+            f"({', '.join(sorted(compared)) or 'none yet'})"
+        )
+
+
+def infer_candidate(comparisons: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(candidate, why) for a study whose candidate nobody named: the one system in every
+    comparison, else the first system of the first comparison as given."""
+    if not comparisons:
+        return None
+    common = set(comparisons[0]).intersection(*map(set, comparisons[1:]))
+    if len(comparisons) > 1 and len(common) == 1:
+        return common.pop(), "the one system in every comparison"
+    a, b = comparisons[0]
+    return a, f"the first system of the first comparison, {a}:{b}"
+
+
+def set_candidate(store: Store, study: str, candidate: str) -> None:
+    """Name the system the study decides on; fixed once the thresholds are locked."""
+    with store.transaction():
+        row = store.require_study(study)
+        if store.threshold_lock(row["id"]) is not None:
+            raise Conflict(
+                f"the thresholds of study {study!r} are locked with candidate "
+                f"{row['candidate']!r}; the candidate can no longer change"
+            )
+        _require_compared(candidate, store.comparisons(row["id"]))
+        store.set_candidate(row["id"], candidate)
 
 
 def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:

@@ -75,6 +75,8 @@ class StudyData:
         self._run_labels = run_labels
         self._seed = settings.seed
         self._n_boot = settings.bootstrap_resamples
+        self._margin = settings.ceiling_margin
+        self._min_comparisons = settings.gate_min_comparisons
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
         self._locks = {part: threading.Lock() for part in ("statistics", "texts", "outputs")}
         self._statistics: Statistics | None = None
@@ -83,8 +85,9 @@ class StudyData:
 
     @property
     def candidate(self) -> str | None:
-        """The system the study decides on: the first system of its first comparison."""
-        return self.comparisons[0][0] if self.comparisons else None
+        """The system the study decides on (named when the study was created, pinned by the
+        lock)."""
+        return self.study.get("candidate")
 
     @property
     def real_judges(self) -> list[str]:
@@ -105,7 +108,12 @@ class StudyData:
                 options = {"seed": self._seed, "n_boot": self._n_boot}
                 options["judge_order"] = self.judge_order
                 self._statistics = Statistics(
-                    stats.calibrate(*frames, **options),
+                    stats.calibrate(
+                        *frames,
+                        **options,
+                        margin=self._margin,
+                        min_comparisons=self._min_comparisons,
+                    ),
                     stats.win_rates(*frames, self.comparisons, **options),
                     stats.category_win_rates(*frames, self.comparisons, **options),
                 )
@@ -184,7 +192,7 @@ def _labelled(
     return pd.concat([verdicts, computed], ignore_index=True)
 
 
-# (workspace, study, data version, seed, resamples) -> StudyData. Screens rerun on every click;
+# (workspace, study, data version, settings) -> StudyData. Screens rerun on every click;
 # what they show only changes with the data. A few entries: each holds a study's frames.
 _CACHE: OrderedDict[tuple, StudyData] = OrderedDict()
 _CACHE_SIZE = 4
@@ -196,7 +204,8 @@ def load(store: Store, study: dict, settings: Settings) -> StudyData:
     last read (one query to learn the version), else read from the store."""
     version = store.calibration_data_version(study["id"])
     workspace = str(Path(store.path).resolve()) if store.path != ":memory:" else id(store)
-    key = (workspace, study["id"], version, settings.seed, settings.bootstrap_resamples)
+    # The study's own row is part of the key: naming another candidate changes no data.
+    key = (workspace, tuple(sorted(study.items())), version, settings)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)

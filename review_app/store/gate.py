@@ -48,12 +48,28 @@ class GateQueries(StoreBase):
         return self._one("SELECT * FROM threshold_locks WHERE study_id = ?", [study_id])
 
     def insert_threshold_lock(
-        self, study_id: int, by: str, content_hash: str, thresholds: list[dict]
+        self,
+        study_id: int,
+        by: str,
+        content_hash: str,
+        thresholds: list[dict],
+        candidate: str,
+        plan: dict,
+        min_comparisons: int,
     ) -> None:
         self.db.execute(
-            "INSERT INTO threshold_locks (study_id, locked_at, locked_by, content_hash, thresholds) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [study_id, now_iso(), by, content_hash, json.dumps(thresholds, sort_keys=True)],
+            "INSERT INTO threshold_locks (study_id, locked_at, locked_by, content_hash, thresholds, "
+            "candidate, plan, min_comparisons) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                study_id,
+                now_iso(),
+                by,
+                content_hash,
+                json.dumps(thresholds, sort_keys=True),
+                candidate,
+                json.dumps(plan, sort_keys=True),
+                min_comparisons,
+            ],
         )
 
     def insert_deviation(
@@ -100,16 +116,29 @@ class GateQueries(StoreBase):
         comment: str,
         report_hash: str,
         report: str,
+        gate_result: str,
+        override: str | None,
     ) -> None:
         self.db.execute(
             "INSERT INTO signoffs (study_id, signer_id, decision, comment, report_hash, report, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [study_id, signer_id, decision, comment, report_hash, report, now_iso()],
+            "created_at, gate_result, override) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                study_id,
+                signer_id,
+                decision,
+                comment,
+                report_hash,
+                report,
+                now_iso(),
+                gate_result,
+                override,
+            ],
         )
 
     def signoffs(self, study_id: int) -> list[dict]:
         return self._rows(
-            "SELECT s.id, r.name AS signer, s.decision, s.comment, s.report_hash, s.created_at "
+            "SELECT s.id, r.name AS signer, s.decision, s.comment, s.report_hash, s.created_at, "
+            "s.gate_result, s.override "
             "FROM signoffs s JOIN reviewers r ON r.id = s.signer_id WHERE s.study_id = ? "
             "ORDER BY s.id",
             [study_id],

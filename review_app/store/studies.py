@@ -39,10 +39,11 @@ class StudyQueries(StoreBase):
         show_reference: bool = False,
         criteria: list[str] | None = None,
         ask_rationale: bool = True,
+        candidate: str | None = None,
     ) -> int:
         cursor = self.db.execute(
             "INSERT INTO studies (name, eval_set_id, reviews_per_pair, show_reference, criteria, "
-            "ask_rationale, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "ask_rationale, created_at, candidate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 name,
                 eval_set_id,
@@ -51,9 +52,13 @@ class StudyQueries(StoreBase):
                 json.dumps(criteria or []),
                 int(ask_rationale),
                 now_iso(),
+                candidate,
             ],
         )
         return cursor.lastrowid
+
+    def set_candidate(self, study_id: int, candidate: str) -> None:
+        self.db.execute("UPDATE studies SET candidate = ? WHERE id = ?", [candidate, study_id])
 
     def study_counts(self, study_id: int) -> dict[str, int]:
         row = self._one(
