@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from threadpoolctl import threadpool_limits
 
 X, Y, TIE = 0, 1, 2
@@ -595,6 +596,14 @@ def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
     return _percentiles(samples, 2.5, 97.5)
 
 
+def _quantile(level: float, units: int) -> float:
+    """Student's t quantile on units - 1 degrees of freedom: the variance behind an interval is
+    itself estimated from `units` comparisons, which a normal quantile would ignore."""
+    if units < 2:
+        return float(student_t.ppf(level, 1))
+    return float(student_t.ppf(level, units - 1))
+
+
 def wilson_interval(share: float, n: float, z: float = Z_95) -> tuple[float, float]:
     """Wilson's score interval of a share observed over `n` (possibly effective) observations.
     Unlike a percentile bootstrap it never collapses to a point at 0% or 100%."""
@@ -764,13 +773,16 @@ class _Estimator:
     ) -> Estimate:
         finite = samples[np.isfinite(samples)] if n_boot else samples[:0]
         variance = float(finite.var()) if len(finite) > 1 else None
+        if variance is not None and units > 1:
+            # The bootstrap variance of a mean over m units is (m - 1) / m of the unbiased one.
+            variance *= units / (units - 1)
         n_eff = effective_n(value, n, units, variance)
         return Estimate(
             value=value,
             n=n,
-            ci=wilson_interval(value, n_eff, Z_95),
+            ci=wilson_interval(value, n_eff, _quantile(0.975, units)),
             units=units,
-            bounds=wilson_interval(value, n_eff, Z_ONE_SIDED_95),
+            bounds=wilson_interval(value, n_eff, _quantile(0.95, units)),
         )
 
 

@@ -48,7 +48,6 @@ def reviewer(store, name):
     return store.reviewer(name)
 
 
-
 def study_frames(store, study_id, seed, with_baselines=True):
     """The study's frames built straight from the store, independently of the app's study data:
     stored verdicts named by run label, plus computed baselines for those with no stored run."""
@@ -61,6 +60,7 @@ def study_frames(store, study_id, seed, with_baselines=True):
     else:
         verdicts = verdicts[~verdicts.judge.map(baselines.is_baseline)].reset_index(drop=True)
     return pairs, store.votes_frame(study_id), verdicts
+
 
 def test_threshold_validation_names_the_problem():
     with pytest.raises(InputError, match="unknown metric 'win'"):
@@ -140,9 +140,7 @@ def test_each_metric_measures_itself_with_the_same_details(small):
     worst = gate.measure(regression_threshold(categories="reasoning,safety"), small)
     # The worst suite sets the value; the smallest suite sets n (each must have enough).
     assert (worst.value, worst.n) == (15.0, 4)
-    assert worst.detail == (
-        "worst: reasoning (win rate 0.350, n=20); smallest suite: safety (n=4)"
-    )
+    assert worst.detail == ("worst: reasoning (win rate 0.350, n=20); smallest suite: safety (n=4)")
     assert all(callable(m.measure) for m in gate.METRICS.values())
 
 
@@ -663,9 +661,7 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
         "Judge strict agreement minus a baseline's (judge=gpt-judge, "
         "baseline=baseline/longest) > 0" in described
     )
-    assert (
-        "Judge strict agreement minus the human ceiling (judge=gpt-judge) >= -0.05" in described
-    )
+    assert "Judge strict agreement minus the human ceiling (judge=gpt-judge) >= -0.05" in described
     assert not any("judge=baseline/" in d for d in described)
     assert thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
     with pytest.raises(Exception, match="already has thresholds"):
