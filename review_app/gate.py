@@ -62,6 +62,7 @@ class Measurement:
     n: int
     detail: str
     needed: int | None = None
+    unit: str = "comparisons"
 
 
 def _unmeasurable(reason: str, n: int = 0) -> Measurement:
@@ -263,6 +264,7 @@ def _measure_final_review(params: dict[str, Any], inputs: GateInputs) -> Measure
         n,
         f"{ok} of {n} acceptable ({n} of {sample} reviewed)",
         needed=sample,
+        unit="reviewed outputs",
     )
 
 
@@ -564,7 +566,7 @@ def decide(threshold: Threshold, m: Measurement, min_comparisons: int) -> Thresh
     if m.value is None:
         outcome, reason = "inconclusive", f"not measurable: {m.detail}"
     elif m.n < needed:
-        outcome, reason = "inconclusive", f"{m.n} of {needed} comparisons needed; {m.detail}"
+        outcome, reason = "inconclusive", f"{m.n} of {needed} {m.unit} needed; {m.detail}"
     elif m.bounds is None:
         outcome, reason = "inconclusive", f"no confidence bound; {m.detail}"
     else:

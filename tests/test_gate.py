@@ -496,7 +496,7 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     )
     result = signoff.evaluate_gate(locked, "demo", settings).results[-1]
     assert (result.value, result.n, result.outcome) == (0.75, 4, "inconclusive")
-    assert result.reason.startswith("4 of 30 comparisons needed")
+    assert result.reason.startswith("4 of 30 reviewed outputs needed")
 
 
 def test_html_report_is_self_contained(locked, settings):

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.browser
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIGN_OFF_COMMENT = "Beats base on the target task; no regression suite drops."
 REJECT_COMMENT = "States a refund window the policy does not have."
+OVERRIDE_REASON = "Pilot for 5% of support traffic while the planned votes come in."
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     open_screen(page, "Gate")
     page.get_by_text(re.compile(r"^Not locked yet\. Outcome numbers")).wait_for()
     page.get_by_text(re.compile(r"stay hidden until its thresholds are locked")).wait_for()
-    assert page.get_by_text(re.compile(r"^Gate (passes|fails)")).count() == 0
+    assert page.get_by_text(re.compile(r"^Gate (PASS|FAIL|INCONCLUSIVE)")).count() == 0
     open_screen(page, "Results")
     page.get_by_text(re.compile(r"Lock them on the Gate screen")).wait_for()
     assert page.get_by_role("heading", name="Win rates").count() == 0
@@ -90,7 +91,10 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     click_and_wait(page, page.get_by_role("button", name="Add the recommended set"))
     click_and_wait(page, page.get_by_role("button", name="Lock thresholds"))
     page.get_by_text(re.compile(r"^Locked by demo-admin at ")).wait_for()
-    page.get_by_text(re.compile(r"^Gate (passes|fails): \d+ of \d+ thresholds met")).wait_for()
+    # The demo's example votes are an interim look at the planned sample: not decidable yet.
+    page.get_by_text(
+        re.compile(r"^Gate INCONCLUSIVE: \d+ pass, \d+ fail, \d+ inconclusive")
+    ).wait_for()
     expect(page.get_by_role("button", name="Lock thresholds")).to_have_count(0)
     open_screen(page, "Results")
     page.get_by_role("heading", name="Win rates").wait_for()
@@ -147,11 +151,20 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         click_and_wait(signer, signer.get_by_role("button", name=label, exact=True))
         signer.get_by_text(re.compile(rf"^{number} of 50 reviewed$")).wait_for()
     signer.get_by_text("approve", exact=True).click()
+    wait_idle(signer)
     comment_box = signer.get_by_label("Comment (required)")
     comment_box.fill(SIGN_OFF_COMMENT)
     comment_box.press("Control+Enter")
     wait_idle(signer)
+    # The gate did not pass: approving needs an override reason, which the report shows.
+    signer.get_by_text(re.compile(r"^Approving now overrides the gate")).wait_for()
+    override_box = signer.get_by_label("Override reason (required to approve)")
+    override_box.fill(OVERRIDE_REASON)
+    override_box.press("Enter")
+    wait_idle(signer)
     click_and_wait(signer, signer.get_by_role("button", name="Sign", exact=True))
+    signer.get_by_text("Signed: the sign-off is recorded.").wait_for()
+    expect(signer.get_by_label("Comment (required)")).to_have_value("")
     signer.get_by_text(
         re.compile(rf"^APPROVE by demo-signer at .*: {SIGN_OFF_COMMENT}$")
     ).wait_for()
@@ -186,6 +199,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     assert "Locked by <b>demo-admin</b>" in html
     assert f"signed report hash <code>{shown_hash}</code> (this report)" in html
     assert SIGN_OFF_COMMENT in html and REJECT_COMMENT in html
+    assert f"override reason: {OVERRIDE_REASON}" in html
 
     # 5. The workspace holds exactly what the three users did.
     store = Store.open(module_workspace)
@@ -217,9 +231,10 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         assert {m["reviewer"] for m in final} == {"demo-signer"}
 
         signoffs = store.signoffs(study["id"])
-        assert [(s["signer"], s["decision"], s["comment"]) for s in signoffs] == [
-            ("demo-signer", "approve", SIGN_OFF_COMMENT)
+        assert [(s["signer"], s["decision"], s["comment"], s["override"]) for s in signoffs] == [
+            ("demo-signer", "approve", SIGN_OFF_COMMENT, OVERRIDE_REASON)
         ]
+        assert signoffs[0]["gate_result"] == "inconclusive"
         assert signoffs[0]["report_hash"] == shown_hash
     finally:
         store.close()
