@@ -1,14 +1,15 @@
 """Baseline judges as the app sees them: how they are labelled, where they are listed, the one
 every real judge must beat, and their verdicts computed for a study that has no stored run of them.
-Each verdict comes from `judge.providers.baseline.baseline_choice`, the function a run calls."""
+Each verdict comes from `judge.providers.baseline.baseline_choices`, the function a run calls."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
-from judge.providers.baseline import BASELINE_PREFIX, BASELINES, baseline_choice, is_baseline
+from judge.providers.baseline import BASELINE_PREFIX, BASELINES, baseline_choices, is_baseline
 from review_app.stats import VERDICT_COLUMNS
 
 __all__ = ["BASELINES", "REFERENCE", "computed_verdicts", "is_baseline", "label", "order_judges"]
@@ -43,26 +44,38 @@ def computed_verdicts(pairs: pd.DataFrame, names: Sequence[str] = BASELINES, see
     """
     if pairs.empty or not names:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
-    columns = pairs[["pair_id", "system_x", "system_y", "len_x", "len_y"]]
-    rows = []
+    pair_ids = pairs["pair_id"].to_numpy()
+    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
+    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
+    len_x = pairs["len_x"].to_numpy(dtype=np.int64)
+    len_y = pairs["len_y"].to_numpy(dtype=np.int64)
+    frames = []
     for name in names:
         for x_first in (True, False):
-            for pair_id, system_x, system_y, len_x, len_y in columns.itertuples(index=False):
-                if x_first:
-                    first, second, lengths, sides = system_x, system_y, (len_x, len_y), "xy"
-                else:
-                    first, second, lengths, sides = system_y, system_x, (len_y, len_x), "yx"
-                key = f"{pair_id}:{first}"
-                choice = baseline_choice(name, int(lengths[0]), int(lengths[1]), key, seed)
-                winner, outcome = {
-                    "first": (first, sides[0]),
-                    "second": (second, sides[1]),
-                    "tie": ("tie", "tie"),
-                }[choice]
-                rows.append((label(name), pair_id, first, sides[0], winner, outcome))
-    frame = pd.DataFrame(
-        rows, columns=["judge", "pair_id", "first_system", "first", "winner", "outcome"]
-    ).assign(
+            first, second = (system_x, system_y) if x_first else (system_y, system_x)
+            keys = [f"{p}:{f}" for p, f in zip(pair_ids, first, strict=True)]
+            lengths = (len_x, len_y) if x_first else (len_y, len_x)
+            choice = baseline_choices(name, *lengths, keys, seed)
+            sides = ("x", "y") if x_first else ("y", "x")
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "judge": label(name),
+                        "pair_id": pair_ids,
+                        "first_system": first,
+                        "first": sides[0],
+                        "winner": np.where(
+                            choice == "first", first, np.where(choice == "second", second, "tie")
+                        ),
+                        "outcome": np.where(
+                            choice == "first",
+                            sides[0],
+                            np.where(choice == "second", sides[1], "tie"),
+                        ),
+                    }
+                )
+            )
+    frame = pd.concat(frames, ignore_index=True).assign(
         verdict_id=None,
         run_id=None,
         explanation="",

@@ -4,7 +4,10 @@ random response. A real judge is only worth its cost if it beats these on human 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Literal
+
+import numpy as np
 
 from judge.errors import JudgeError
 from judge.providers.base import Completion, JudgeRequest
@@ -21,32 +24,46 @@ def is_baseline(judge: str) -> bool:
     return judge.startswith(BASELINE_PREFIX)
 
 
-def baseline_choice(
-    name: str, first_length: int, second_length: int, key: str, seed: int = 0
-) -> Choice:
-    """Return which of two responses (as shown first / second, by their lengths in characters)
-    the baseline `name` prefers. This is the only place a baseline decides: the provider below
-    and the verdicts the app computes for baselines without a stored run both call it.
+def baseline_choices(
+    name: str,
+    first_lengths: Sequence[int],
+    second_lengths: Sequence[int],
+    keys: Sequence[str],
+    seed: int = 0,
+) -> np.ndarray:
+    """Which of two responses (shown first / second, by their lengths in characters) the baseline
+    `name` prefers, for many calls at once: an array of "first" | "second" | "tie".
 
-    `key` identifies the call (the runner uses "<pair id>:<system shown first>", e.g. "17:base"); with `seed` it makes the random
-    baseline deterministic per call, so re-running a baseline reproduces it exactly.
+    This is the only place a baseline decides: the provider below asks it about one call, and the
+    verdicts the app computes for baselines without a stored run ask it about every call. `keys`
+    identify the calls (the runner uses "<pair id>:<system shown first>", e.g. "17:base"); with
+    `seed` they make the random baseline deterministic per call, so a re-run reproduces it.
     """
+    first = np.asarray(first_lengths, dtype=np.int64)
+    second = np.asarray(second_lengths, dtype=np.int64)
     if name == "longest":
-        return _by_length(first_length, second_length)
+        return np.where(first > second, "first", np.where(first < second, "second", "tie"))
     if name == "shortest":
-        return _by_length(second_length, first_length)
+        return np.where(first < second, "first", np.where(first > second, "second", "tie"))
     if name == "first":
-        return "first"
+        return np.full(len(first), "first")
     if name == "random":
-        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-        return "first" if digest[0] % 2 == 0 else "second"
+        return np.array(
+            [
+                "first"
+                if hashlib.sha256(f"{seed}:{key}".encode()).digest()[0] % 2 == 0
+                else "second"
+                for key in keys
+            ]
+        )
     raise ValueError(f"unknown baseline judge {name!r}; choose one of {', '.join(BASELINES)}")
 
 
-def _by_length(first_len: int, second_len: int) -> Choice:
-    if first_len == second_len:
-        return "tie"
-    return "first" if first_len > second_len else "second"
+def baseline_choice(
+    name: str, first_length: int, second_length: int, key: str, seed: int = 0
+) -> Choice:
+    """`baseline_choices` for one call."""
+    return str(baseline_choices(name, [first_length], [second_length], [key], seed)[0])
 
 
 class BaselineProvider:
