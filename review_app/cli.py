@@ -220,7 +220,10 @@ def _study_candidate(args, settings, store) -> None:
 
 def _study_list(args, settings, store) -> None:
     for s in workspace.workspace_summary(store)["studies"]:
-        _print(f"{s['name']}\t{s['eval_set']}\t{s['pairs']} pairs\t{s['votes']} votes")
+        _print(
+            f"{s['name']}\t{s['eval_set']}\tcandidate {s['candidate']}\t{s['pairs']} pairs\t"
+            f"{s['votes']} votes"
+        )
 
 
 # ---- reviewers ----

@@ -23,7 +23,8 @@ for study in summary["studies"]:
     cols[3].metric("Judge runs", study["judge_runs"])
     cols[4].metric("Verdicts", study["verdicts"])
     st.caption(
-        f"Eval set **{study['eval_set']}** · comparisons: {', '.join(study['comparisons'])} · "
+        f"Eval set **{study['eval_set']}** · candidate **{ui.plain(study['candidate'] or '(not named)')}** · "
+        f"comparisons: {', '.join(study['comparisons'])} · "
         f"{study['reviews_per_pair']} reviews per pair"
     )
 st.subheader("Eval sets")

@@ -22,6 +22,7 @@ def workspace_summary(store: Store) -> dict:
                 "name": study["name"],
                 "eval_set": study["eval_set"],
                 "comparisons": [f"{a} vs {b}" for a, b in comparisons],
+                "candidate": study["candidate"],
                 "reviews_per_pair": study["reviews_per_pair"],
                 **counts,
             }
