@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from review_app import report
-from review_app.errors import NotFound, ReviewAppError
+from review_app.errors import Forbidden, NotFound, ReviewAppError
 from review_app.services import (
+    audit,
     calibration,
     data,
     demo,
@@ -37,6 +38,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _print(text: str = "") -> None:
     print(text, flush=True)
+
+
+def _user(args, settings, store, *roles: str) -> dict:
+    """The person a command acts as: the holder of `--token` (or REVIEW_APP_TOKEN), who must
+    have one of `roles`. Locks, threshold changes, sign-offs and reviewer changes need one."""
+    token = args.token or settings.token
+    if not token:
+        raise Forbidden(
+            f"this command acts in your name: pass --token TOKEN (the end of your personal "
+            f"link) or set REVIEW_APP_TOKEN; it needs a {' or '.join(roles)} link"
+        )
+    user = people.authenticate(store, token)
+    people.require_role(user, *roles)
+    return user
+
+
+def _actor_name(args, settings, store) -> str:
+    """Who an import is recorded as: the token's holder when one is given."""
+    token = args.token or settings.token
+    return people.authenticate(store, token)["name"] if token else "cli (no token)"
 
 
 # ---- workspace ----
@@ -95,6 +116,12 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
             metavar="SYSTEM",
             help="the system the study decides on (default: inferred, and the output says which)",
         )
+        k.add_argument(
+            "--reason",
+            default="",
+            help="why, when the study's thresholds are locked (an admin's --token is needed; "
+            "the import is listed as a deviation in the report)",
+        )
         k.set_defaults(handler=handler)
 
     p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
@@ -106,13 +133,21 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _import_outputs(args, settings, store) -> None:
-    _print(data.import_outputs(store, args.file, args.eval_set, args.replace).line())
+    by = _actor_name(args, settings, store)
+    _print(data.import_outputs(store, args.file, args.eval_set, args.replace, by=by).line())
 
 
-def _import_into_study(importer, args, store):
+def _import_into_study(importer, args, settings, store):
     """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
     try:
-        return importer(store, args.file, args.study, args.eval_set, args.candidate)
+        # After the lock, only an admin may add votes or verdicts (with a reason).
+        if args.reason and thresholds.is_locked(store, args.study):
+            by = _user(args, settings, store, "admin")["name"]
+        else:
+            by = _actor_name(args, settings, store)
+        return importer(
+            store, args.file, args.study, args.eval_set, args.candidate, by=by, reason=args.reason
+        )
     except NotFound as exc:
         known = {row["name"] for row in studies.list_studies(store)}
         if args.eval_set is None and args.study not in known:
@@ -124,11 +159,11 @@ def _import_into_study(importer, args, store):
 
 
 def _import_votes(args, settings, store) -> None:
-    _print(_import_into_study(data.import_votes, args, store).line())
+    _print(_import_into_study(data.import_votes, args, settings, store).line())
 
 
 def _import_verdicts(args, settings, store) -> None:
-    _print(_import_into_study(data.import_verdicts, args, store).line())
+    _print(_import_into_study(data.import_verdicts, args, settings, store).line())
 
 
 def _export(args, settings, store) -> None:
@@ -214,7 +249,8 @@ def _study_create(args, settings, store) -> None:
 
 
 def _study_candidate(args, settings, store) -> None:
-    studies.set_candidate(store, args.name, args.system)
+    by = _user(args, settings, store, "admin")["name"]
+    studies.set_candidate(store, args.name, args.system, by=by)
     _print(f"study {args.name}: candidate {args.system}")
 
 
@@ -236,6 +272,11 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=("reviewer", "admin", "signer"))
     a.add_argument("--study", help="the study the reviewer works on")
+    a.add_argument(
+        "--reissue",
+        action="store_true",
+        help="replace the link (or role) of someone who already has one (logged)",
+    )
     a.set_defaults(handler=_reviewers_add)
     ls = actions.add_parser("list", help="list reviewers")
     ls.set_defaults(handler=_reviewers_list)
@@ -245,7 +286,13 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _reviewers_add(args, settings, store) -> None:
-    reviewer, link = people.add_reviewer(store, settings, args.name, args.role, args.study)
+    # The very first admin link of a workspace is made without one; every later change is
+    # made by an admin, in their name.
+    first_admin = args.role == "admin" and not people.has_admin(store)
+    by = "setup (first admin)" if first_admin else _user(args, settings, store, "admin")["name"]
+    reviewer, link = people.add_reviewer(
+        store, settings, args.name, args.role, args.study, by=by, reissue=args.reissue
+    )
     _print(f"{reviewer['name']} ({reviewer['role']}): send them this personal link")
     _print(link)
 
@@ -259,7 +306,7 @@ def _reviewers_list(args, settings, store) -> None:
 
 
 def _reviewers_revoke(args, settings, store) -> None:
-    people.revoke_reviewer(store, args.name)
+    people.revoke_reviewer(store, args.name, by=_user(args, settings, store, "admin")["name"])
     _print(f"revoked {args.name}")
 
 
@@ -458,7 +505,6 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
     a.add_argument("--value", required=True, type=float)
-    a.add_argument("--by", default="cli", help="who makes the change (recorded)")
     a.add_argument("--reason", default="", help="required once the thresholds are locked")
     a.set_defaults(handler=_thresholds_add)
     ls = actions.add_parser("list", help="list thresholds and the lock")
@@ -466,12 +512,10 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=_thresholds_list)
     lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
     lk.add_argument("--study", required=True)
-    lk.add_argument("--by", required=True, help="who locks them (recorded)")
     lk.set_defaults(handler=_thresholds_lock)
     rm = actions.add_parser("remove", help="remove a threshold by id")
     rm.add_argument("id", type=int)
     rm.add_argument("--study", required=True)
-    rm.add_argument("--by", default="cli")
     rm.add_argument("--reason", default="")
     rm.set_defaults(handler=_thresholds_remove)
 
@@ -483,7 +527,9 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("signoff", help="approve or reject the study as a signer")
     s.add_argument("--study", required=True)
-    s.add_argument("--signer", required=True, help="name of a reviewer with the signer role")
+    s.add_argument(
+        "--signer", help="your name, checked against the signer --token (the token decides)"
+    )
     s.add_argument("--decision", required=True, choices=("approve", "reject"))
     s.add_argument("--comment", required=True)
     s.add_argument(
@@ -494,6 +540,18 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         "and shown in the report)",
     )
     s.set_defaults(handler=_signoff)
+
+    au = sub.add_parser("audit", help="check and read the record of a study")
+    audit_actions = au.add_subparsers(dest="action", required=True)
+    v = audit_actions.add_parser(
+        "verify", help="recompute the audit chain, lock, sign-offs, vote digests and triggers"
+    )
+    v.add_argument("--study", required=True)
+    v.add_argument("--report", metavar="FILE", help="also check a JSON report and its signature")
+    v.set_defaults(handler=_audit_verify)
+    lg = audit_actions.add_parser("log", help="the study's governance actions, oldest first")
+    lg.add_argument("--study", required=True)
+    lg.set_defaults(handler=_audit_log)
 
     pl = sub.add_parser(
         "plan", help="how many comparisons each threshold needs to be decided (80%% power)"
@@ -529,7 +587,7 @@ def _thresholds_add(args, settings, store) -> None:
         _params(args.param),
         args.comparator,
         args.value,
-        args.by,
+        _user(args, settings, store, "admin", "signer")["name"],
         args.reason,
     )
     _print(f"threshold {new_id} added")
@@ -548,12 +606,14 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    content_hash = thresholds.lock_thresholds(store, args.study, args.by, settings)
+    by = _user(args, settings, store, "admin", "signer")["name"]
+    content_hash = thresholds.lock_thresholds(store, args.study, by, settings)
     _print(f"locked; thresholds hash {content_hash}")
 
 
 def _thresholds_remove(args, settings, store) -> None:
-    thresholds.remove_threshold(store, args.study, args.id, args.by, args.reason)
+    by = _user(args, settings, store, "admin", "signer")["name"]
+    thresholds.remove_threshold(store, args.study, args.id, by, args.reason)
     _print(f"threshold {args.id} removed")
 
 
@@ -567,7 +627,9 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    signer = people.reviewer_named(store, args.signer)
+    signer = _user(args, settings, store, "signer")
+    if args.signer and args.signer != signer["name"]:
+        raise Forbidden(f"this token is {signer['name']}'s, not {args.signer}'s")
     report = signoff.sign_off(
         store, args.study, signer, args.decision, args.comment, settings, override=args.override
     )
@@ -577,6 +639,22 @@ def _signoff(args, settings, store) -> None:
         f"{last['decision']} recorded for study {args.study} (report hash "
         f"{last['report_hash']}){override}"
     )
+
+
+def _audit_verify(args, settings, store) -> None:
+    problems = audit.verify(store, args.study, settings, args.report)
+    if problems:
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        raise ReviewAppError(f"the record of study {args.study} does not hold ({len(problems)})")
+    checked = " and the report's signature" if args.report else ""
+    _print(f"study {args.study}: audit chain, lock, sign-offs, votes and triggers hold{checked}")
+
+
+def _audit_log(args, settings, store) -> None:
+    for entry in audit.study_log(store, args.study):
+        detail = json.dumps(entry["detail"], sort_keys=True)
+        _print(f"{entry['at']}\t{entry['actor']}\t{entry['action']}\t{detail}")
 
 
 def _plan(args, settings, store) -> None:
@@ -714,6 +792,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Blind human review, LLM-judge calibration and the final human gate.",
     )
     parser.add_argument("--db", help="workspace file (default: $REVIEW_APP_DB, else ./review.db)")
+    parser.add_argument(
+        "--token",
+        help="your personal token, the end of your link (default: $REVIEW_APP_TOKEN): commands "
+        "that change the record act as you",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_workspace_commands(sub)
     add_import_commands(sub)

@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -424,9 +424,13 @@ def _timestamp(reader: RowReader, name: str) -> str | None:
     if not value:
         return None
     try:
-        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise reader.error(name, f"{value!r} is not an ISO-8601 timestamp") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when > datetime.now(UTC) + timedelta(days=1):
+        raise reader.error(name, f"{value!r} is in the future")
     return value.strip()
 
 
@@ -471,6 +475,12 @@ def import_votes(store: Store, path: str | Path, study: str) -> ImportSummary:
             ):
                 summary.unchanged += 1
                 continue
+            if previous and previous["source"] == "app":
+                raise reader.error(
+                    "reviewer",
+                    f"'{reviewer}' voted on this pair in the app; an import cannot replace a vote "
+                    "a reviewer cast",
+                )
             other = {a: b, b: a}
             batch.append(
                 {

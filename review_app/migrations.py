@@ -288,9 +288,49 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE signoffs ADD COLUMN override TEXT")
 
 
+# Governance tables whose rows are never changed or removed once written; `audit verify` checks
+# that these triggers are all still in place.
+APPEND_ONLY_TABLES = (
+    "votes",
+    "signoffs",
+    "threshold_locks",
+    "threshold_deviations",
+    "final_reviews",
+    "audit_log",
+)
+
+
+def _v8_audit_log(db: sqlite_utils.Database) -> None:
+    # One hash-chained, append-only log of every governance action, and the time each vote
+    # entered the workspace (a file's own created_at can say anything).
+    db.execute(
+        """CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    study_id INTEGER,
+    detail TEXT NOT NULL DEFAULT '{}',
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+)"""
+    )
+    db.execute("CREATE INDEX audit_log_study ON audit_log (study_id)")
+    db.execute("ALTER TABLE votes ADD COLUMN entered_at TEXT")
+    for table in APPEND_ONLY_TABLES:
+        for event in ("UPDATE", "DELETE"):
+            name = f"{table}_append_only_{event.lower()}"
+            db.execute(f"DROP TRIGGER IF EXISTS {name}")
+            db.execute(
+                f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
     (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
+    (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
 ]

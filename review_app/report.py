@@ -30,7 +30,8 @@ def win_rate_json(w: stats.WinRate) -> dict:
 
 def report_hash(report: dict) -> str:
     """Hash of a report's content: everything except when it was generated and its sign-offs."""
-    body = {k: v for k, v in report.items() if k not in ("generated_at", "signoffs", "report_hash")}
+    skipped = ("generated_at", "signoffs", "report_hash", "signature")
+    body = {k: v for k, v in report.items() if k not in skipped}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -85,6 +86,9 @@ def render_markdown(report: dict) -> str:
             f"each threshold needs {report['gate']['min_comparisons']} comparisons and is decided "
             "on its one-sided 95% confidence bound."
         )
+        if looks_line(report):
+            lines.append(f"**Locked {looks_line(report)}.**")
+        lines.append(sources_line(report))
     lines += [
         "",
         "| threshold | estimate | 95% CI | n | outcome | reason |",
@@ -167,6 +171,28 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def looks_line(report: dict) -> str:
+    """What of the outcomes could be seen before this lock (another study's, on the same eval
+    set and systems), or "" when nothing could."""
+    looks = report.get("looks_before_lock") or []
+    if not looks:
+        return ""
+    named = "; ".join(
+        f"study {look['study']} (locked {look['locked_at']}, {' vs '.join(look['systems'])})"
+        for look in looks
+    )
+    return f"after the outcomes of the same systems on this eval set were visible through {named}"
+
+
+def sources_line(report: dict) -> str:
+    counts = report.get("votes_by_source") or {}
+    return (
+        "Vote rows by source: "
+        + (", ".join(f"{source} {n}" for source, n in counts.items()) or "none")
+        + "."
+    )
+
+
 def gate_headline(gate: dict) -> str:
     """The gate's result in words, e.g. "INCONCLUSIVE (interim: 22 of 128 comparisons ...)"."""
     counts = {o: sum(t["outcome"] == o for t in gate["thresholds"]) for o in OUTCOME_WORDS}
@@ -216,9 +242,15 @@ def render_html(report: dict) -> str:
         f"<p class='override'>{e(text)}</p>" for text in override_lines(report["signoffs"])
     )
     th = report["thresholds"]
+    looks = looks_line(report)
     locked = (
-        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, before the outcomes "
-        f"were visible (hash <code>{e(th['content_hash'][:16])}</code>)."
+        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, "
+        + (
+            f"<b class='override'>{e(looks)}</b>"
+            if looks
+            else "before the outcomes were visible in this workspace"
+        )
+        + f" (hash <code>{e(th['content_hash'][:16])}</code>). {e(sources_line(report))}"
         if th["locked_at"]
         else "Not locked."
     )

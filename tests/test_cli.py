@@ -69,20 +69,35 @@ def test_study_create_names_an_unknown_system(tmp_path, capsys):
     assert code == 1 and "expected SYSTEM:SYSTEM" in err
 
 
+def first_admin(capsys) -> str:
+    """The workspace's first admin, made without a token; returns their token."""
+    code, out, _ = run(capsys, "reviewers", "add", "boss", "--role", "admin")
+    assert code == 0
+    return out.strip().splitlines()[-1].split("token=")[1]
+
+
 def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
     from review_app.services import people
 
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
-    code, out, _ = run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "s")
+    admin = first_admin(capsys)
+    code, _, err = run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
+    assert code == 1 and "pass --token TOKEN" in err  # only the first admin needs none
+    code, out, _ = run(
+        capsys, "--token", admin, "reviewers", "add", "ann", "--role", "reviewer", "--study", "s"
+    )
     link = out.strip().splitlines()[-1]
     assert code == 0 and link.startswith("http://127.0.0.1:8501/?token=")
     token = link.split("token=")[1]
     assert len(token) >= 32
     assert token not in open(store.path, "rb").read().decode("latin-1")
     assert people.authenticate(store, token)["name"] == "ann"
-    assert run(capsys, "reviewers", "revoke", "ann")[0] == 0
+    # A reviewer's own link cannot revoke anyone.
+    code, _, err = run(capsys, "--token", token, "reviewers", "revoke", "boss")
+    assert code == 1 and "for admin accounts" in err
+    assert run(capsys, "--token", admin, "reviewers", "revoke", "ann")[0] == 0
     _, out, _ = run(capsys, "reviewers", "list")
     assert "ann\treviewer\ts\t0 pairs voted\trevoked" in out
     import pytest
@@ -113,6 +128,22 @@ def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
     out = tmp_path / "votes.csv"
+    code, _, err = run(capsys, "export", "votes", "--study", "s", "--output", str(out))
+    assert code == 1 and "hidden until its thresholds are locked" in err
+    admin = ("--token", first_admin(capsys))
+    run(
+        capsys,
+        *admin,
+        "thresholds",
+        "add",
+        "--study",
+        "s",
+        "--metric",
+        "final_review_acceptable_rate",
+        "--value",
+        "0.9",
+    )
+    run(capsys, *admin, "thresholds", "lock", "--study", "s")
     assert run(capsys, "export", "votes", "--study", "s", "--output", str(out))[0] == 0
     assert (
         out.read_text()
@@ -136,12 +167,21 @@ def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, sto
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
     run(capsys, "study", "create", "t", "--eval-set", "e", "--compare", "base:finetuned")
-    run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
-    run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t")
+    admin = ("--token", first_admin(capsys))
+    run(capsys, *admin, "reviewers", "add", "ann", "--role", "reviewer")
+    # Replacing someone's link silently would let an admin act as them: it must be asked for.
+    code, _, err = run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer")
+    assert code == 1 and "already has a reviewer link" in err
+    assert store.reviewer("ann")["role"] == "reviewer"
+    run(
+        capsys, *admin, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t", "--reissue"
+    )
     assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
-    run(capsys, "reviewers", "add", "ann", "--role", "signer")
+    run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer", "--reissue")
     assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
     assert store.reviewer("ann")["role"] == "signer"
+    logged = [(e["actor"], e["action"]) for e in store.audit_entries() if "link" in e["action"]]
+    assert logged == [("boss", "link reissued"), ("boss", "link reissued")]
 
 
 def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(tmp_path, capsys):

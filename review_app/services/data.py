@@ -3,17 +3,25 @@ import names), and exports in the columns the importers read, so exports round-t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from review_app import importers
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.services import audit
 from review_app.services.studies import create_study, infer_candidate, set_candidate
+from review_app.services.thresholds import require_outcomes_visible
 from review_app.store import Store
 
 
-def import_outputs(store: Store, path: str | Path, eval_set: str, replace: bool = False):
-    return importers.import_outputs(store, path, eval_set, replace=replace)
+def import_outputs(
+    store: Store, path: str | Path, eval_set: str, replace: bool = False, by: str = "cli"
+):
+    with store.transaction():
+        summary = importers.import_outputs(store, path, eval_set, replace=replace)
+        _record_import(store, by, "outputs", path, summary, None, eval_set=eval_set)
+        return summary
 
 
 def import_votes(
@@ -22,16 +30,17 @@ def import_votes(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
+    by: str = "cli",
+    reason: str = "",
 ):
     """Import votes; the study is created over `eval_set` first when it does not exist yet
     (in the same transaction, so a failed import leaves no empty study behind). A study without
     a candidate gets `candidate`, or one inferred from its comparisons, and the summary says which.
-    """
-    with store.transaction():
-        _study_for_import(store, study, eval_set)
-        summary = importers.import_votes(store, path, study)
-        _candidate_for_import(store, study, candidate, summary)
-        return summary
+    After the lock an import changes what the gate decides on: it needs a reason and is recorded
+    as a deviation the report lists."""
+    return _import_into_study(
+        importers.import_votes, "votes", store, path, study, eval_set, candidate, by, reason
+    )
 
 
 def import_verdicts(
@@ -40,13 +49,54 @@ def import_verdicts(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
+    by: str = "cli",
+    reason: str = "",
 ):
     """Import verdicts, creating the study and naming its candidate as `import_votes` does."""
+    return _import_into_study(
+        importers.import_verdicts, "verdicts", store, path, study, eval_set, candidate, by, reason
+    )
+
+
+def _import_into_study(importer, kind, store, path, study, eval_set, candidate, by, reason):
     with store.transaction():
         _study_for_import(store, study, eval_set)
-        summary = importers.import_verdicts(store, path, study)
+        row = store.require_study(study)
+        locked = store.threshold_lock(row["id"]) is not None
+        summary = importer(store, path, study)
         _candidate_for_import(store, study, candidate, summary)
+        changed = bool(summary.added)
+        if locked and changed:
+            # Raising here rolls the whole import back: nothing lands without a stated reason.
+            if not reason.strip():
+                raise Conflict(
+                    f"the thresholds of study {study!r} are locked: {kind} imported now would "
+                    "change what the gate decides on; give a reason, which the report lists as "
+                    "a deviation"
+                )
+            store.insert_deviation(
+                row["id"], by, f"{kind} as locked", summary.line(), reason.strip()
+            )
+        _record_import(
+            store, by, kind, path, summary, row["id"], after_lock=locked, reason=reason.strip()
+        )
         return summary
+
+
+def _record_import(store, by, kind, path, summary, study_id, **detail) -> None:
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    audit.record(
+        store,
+        by,
+        f"{kind} imported",
+        study_id,
+        file=Path(path).name,
+        sha256=digest,
+        rows=summary.rows,
+        added=summary.added,
+        **detail,
+    )
 
 
 def _candidate_for_import(
@@ -75,7 +125,7 @@ def _study_for_import(store: Store, study: str, eval_set: str | None) -> None:
         return
     if eval_set is None:
         raise NotFound(f"no study named {study!r}; name an eval set to create it over")
-    create_study(store, study, eval_set, comparisons=[])
+    create_study(store, study, eval_set, comparisons=[], by="import")
 
 
 # The columns of each export, in order (also the header of an export with no rows).
@@ -103,7 +153,11 @@ def export_rows(store: Store, what: str, study: str) -> Iterator[dict]:
     The study and export kind are checked before the first row is asked for."""
     if what not in EXPORTS:
         raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
-    return _export_rows(store, what, store.require_study(study))
+    study_row = store.require_study(study)
+    if what in ("votes", "verdicts"):
+        # Who won each pair is an outcome: exported before the lock, the bar could be set to it.
+        require_outcomes_visible(store, study_row)
+    return _export_rows(store, what, study_row)
 
 
 def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:

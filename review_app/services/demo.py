@@ -44,7 +44,10 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
     seed_demo_judges(store, settings)
     links = {}
     for name, role in DEMO_USERS:
-        _, links[name] = add_reviewer(store, settings, name, role, DEMO_STUDY)
+        # Each run of the demo hands out fresh links to its own users.
+        _, links[name] = add_reviewer(
+            store, settings, name, role, DEMO_STUDY, by="demo", reissue=True
+        )
     return links
 
 

@@ -9,12 +9,13 @@ import random
 
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
-from review_app.services import study_data
+from review_app.services import audit, study_data
 from review_app.services.people import require_role
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
+    looks_before_lock,
     require_outcomes_visible,
     study_thresholds,
 )
@@ -188,6 +189,15 @@ def record_final_review(
                 f"output {output_id} is not an output of {data.candidate} in study {study!r}"
             )
         store.insert_final_review(data.study["id"], output_id, reviewer["id"], acceptable, comment)
+        audit.record(
+            store,
+            reviewer["name"],
+            "final review mark",
+            data.study["id"],
+            output_id=output_id,
+            acceptable=acceptable,
+            comment=comment,
+        )
 
 
 def build_report(store: Store, study: str, settings: Settings) -> dict:
@@ -244,6 +254,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "current": [t.key() for t in thresholds],
         },
         "deviations": store.deviations(study_row["id"]),
+        "looks_before_lock": looks_before_lock(store, study_row),
+        "votes_by_source": store.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
@@ -265,7 +277,11 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             ],
         },
     }
+    # The study's latest governance entry: its hash pins every entry before it in the chain.
+    logged = store.audit_entries(study_row["id"])
+    built["audit"] = {"head": logged[-1]["hash"] if logged else None, "entries": len(logged)}
     built["report_hash"] = report.report_hash(built)
+    built["signature"] = audit.signature(settings, built["report_hash"])
     built["signoffs"] = store.signoffs(study_row["id"])
     return built
 
@@ -315,6 +331,17 @@ def sign_off(
             json.dumps(body, sort_keys=True, default=str),
             gate_result=gate_result,
             override=override or None,
+        )
+        audit.record(
+            store,
+            signer["name"],
+            "signed",
+            study_id,
+            decision=decision,
+            report_hash=signed["report_hash"],
+            gate_result=gate_result,
+            override=override or None,
+            votes=store.votes_digest(study_id),
         )
         signed["signoffs"] = store.signoffs(study_id)
     return signed

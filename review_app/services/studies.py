@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from review_app import stats
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.services import audit
 from review_app.store import Store
 
 
@@ -40,6 +41,7 @@ def create_study(
     show_reference: bool = False,
     criteria: list[str] | None = None,
     candidate: str | None = None,
+    by: str = "cli",
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
     eval set. Items missing an output from either system are skipped and counted. The candidate
@@ -78,6 +80,17 @@ def create_study(
             x, y = sorted((a, b))
             added += store.insert_pairs(study_id, [(item_id, x, y) for item_id in sorted(both)])
         content_hash = store.freeze_eval_set(es["id"])
+        audit.record(
+            store,
+            by,
+            "study created",
+            study_id,
+            eval_set=eval_set,
+            eval_set_hash=content_hash,
+            comparisons=comparisons,
+            candidate=candidate,
+            reviews_per_pair=reviews_per_pair,
+        )
     return StudySummary(name, eval_set, added, skipped, content_hash, candidate)
 
 
@@ -102,7 +115,7 @@ def infer_candidate(comparisons: list[tuple[str, str]]) -> tuple[str, str] | Non
     return a, f"the first system of the first comparison, {a}:{b}"
 
 
-def set_candidate(store: Store, study: str, candidate: str) -> None:
+def set_candidate(store: Store, study: str, candidate: str, by: str = "cli") -> None:
     """Name the system the study decides on; fixed once the thresholds are locked."""
     with store.transaction():
         row = store.require_study(study)
@@ -113,6 +126,7 @@ def set_candidate(store: Store, study: str, candidate: str) -> None:
             )
         _require_compared(candidate, store.comparisons(row["id"]))
         store.set_candidate(row["id"], candidate)
+        audit.record(store, by, "candidate named", row["id"], candidate=candidate)
 
 
 def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:

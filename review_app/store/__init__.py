@@ -3,6 +3,7 @@ knows SQL or table names; everything else asks `Store` for rows, frames and atom
 
 from __future__ import annotations
 
+from review_app.store.audit import AuditQueries
 from review_app.store.base import StoreBase, now_iso
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
@@ -23,6 +24,7 @@ class Store(
     JudgingQueries,
     GateQueries,
     FrameQueries,
+    AuditQueries,
     StoreBase,
 ):
     """A migrated workspace, its queries grouped by aggregate (one module each). Safe to share

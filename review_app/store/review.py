@@ -159,7 +159,9 @@ class ReviewQueries(StoreBase):
         )
 
     def insert_vote(self, vote: dict) -> int:
-        """Append one vote (a dict of votes columns except id) and return its id."""
+        """Append one vote (a dict of votes columns except id) and return its id. The time it
+        entered the workspace is the store's to record, whatever the vote says."""
+        vote = {**vote, "entered_at": now_iso()}
         columns = list(vote)
         with self._lock:
             cursor = self.db.execute(
@@ -185,10 +187,12 @@ class ReviewQueries(StoreBase):
             "created_at",
             "supersedes",
         ]
+        entered_at = now_iso()
         with self._lock:
             self.db.conn.executemany(
-                f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                [tuple(v.get(c) for c in columns) for v in votes],
+                f"INSERT INTO votes ({', '.join(columns)}, entered_at) "
+                f"VALUES ({', '.join('?' * len(columns))}, ?)",
+                [(*(v.get(c) for c in columns), entered_at) for v in votes],
             )
 
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
