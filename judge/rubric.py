@@ -100,6 +100,15 @@ class Rubric:
         return frozenset(_VARIABLE.findall(self.instructions + "\n" + self.template))
 
     @property
+    def static_messages(self) -> int:
+        """How many leading rendered messages are the same for every item: the system prompt
+        (instructions and criteria) and the few-shot turns. Providers cache this prefix, so it
+        always comes first; instructions that use an item variable make it empty."""
+        if set(_VARIABLE.findall(self.instructions)) & set(ITEM_VARIABLES):
+            return 0
+        return 1 + 2 * len(self.examples)
+
+    @property
     def labels(self) -> tuple[str, ...]:
         """Labels a pairwise answer may give as `winner`."""
         return PAIRWISE_LABELS if self.allow_tie else PAIRWISE_LABELS[:2]

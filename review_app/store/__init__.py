@@ -4,6 +4,7 @@ knows SQL or table names; everything else asks `Store` for rows, frames and atom
 from __future__ import annotations
 
 from review_app.store.base import StoreBase, now_iso
+from review_app.store.batches import JudgeBatchQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
@@ -21,6 +22,7 @@ class Store(
     ReviewerQueries,
     ReviewQueries,
     JudgingQueries,
+    JudgeBatchQueries,
     GateQueries,
     FrameQueries,
     StoreBase,

@@ -37,7 +37,7 @@ def test_json_price_file_is_accepted(tmp_path):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("openai/x: {input: 1, output: 2}", "expected exactly input_per_mtok and output_per_mtok"),
+        ("openai/x: {input: 1, output: 2}", "expected input_per_mtok and output_per_mtok"),
         ("openai/x: {input_per_mtok: -1, output_per_mtok: 2}", "non-negative numbers"),
         ("- a list", "expected a mapping"),
         ("openai/x: {input_per_mtok: 1", "not valid JSON or YAML"),
