@@ -97,8 +97,10 @@ class FakeJudgeServer:
     """Use as a context manager; `openai_base_url` and `anthropic_base_url` point the SDKs at it.
 
     `batch_delay_s` is how long a batch stays in progress; `max_batch_requests` makes a larger
-    batch a 400 error, like a provider's limit. `batches` holds every batch received and
-    `batch_custom_ids` every request sent in one, so tests can check nothing went out twice.
+    batch a 400 error, like a provider's limit; `lost_batch_acks` answers that many batch
+    creations with a 502 after accepting them (the answer lost on the way back). `batches` holds
+    every batch received and `batch_custom_ids` every request sent in one, so tests can check
+    nothing went out twice.
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class FakeJudgeServer:
         port: int = 0,
         batch_delay_s: float = 0.0,
         max_batch_requests: int = 0,
+        lost_batch_acks: int = 0,
     ) -> None:
         self.script = list(script)
         self.answer = answer
@@ -119,6 +122,7 @@ class FakeJudgeServer:
         self.retry_after = retry_after
         self.batch_delay_s = batch_delay_s
         self.max_batch_requests = max_batch_requests
+        self.lost_batch_acks = lost_batch_acks
         self.requests: list[dict[str, Any]] = []
         self.batches: dict[str, FakeBatch] = {}
         self.batch_custom_ids: list[str] = []
@@ -418,7 +422,13 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
                 return self._error(400, "custom_id values must be unique within a batch")
             if server.max_batch_requests and len(batch.requests) > server.max_batch_requests:
                 return self._error(400, f"a batch holds at most {server.max_batch_requests}")
-            self._send_json(self._batch_body(server.add_batch(batch)))
+            body = self._batch_body(server.add_batch(batch))
+            with server._batch_lock:
+                lost = server.lost_batch_acks > 0
+                server.lost_batch_acks -= lost
+            if lost:
+                return self._error(502, "bad gateway")
+            self._send_json(body)
 
         def _cancel(self, batch_id: str) -> None:
             batch = server.batches.get(batch_id)
