@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,7 +169,16 @@ class Rubric:
                 f"rubric {self.name!r} needs {', '.join(missing)} but the item has none; "
                 "choose a rubric that does not use it, or import the item with it"
             )
-        messages = [{"role": "system", "content": self._fill(self.instructions, values)}]
+        return [
+            {"role": "system", "content": self._fill(self.instructions, values)},
+            *(dict(turn) for turn in self._example_turns),
+            {"role": "user", "content": self._fill(self.template, values)},
+        ]
+
+    @cached_property
+    def _example_turns(self) -> tuple[dict[str, str], ...]:
+        # The same in every call: rendered once per rubric, not once per call.
+        turns = []
         for example in self.examples:
             example_values = {
                 "prompt": example.prompt,
@@ -177,10 +187,9 @@ class Rubric:
                 "reference": example.reference,
                 "category": example.category,
             }
-            messages.append({"role": "user", "content": self._fill(self.template, example_values)})
-            messages.append({"role": "assistant", "content": json.dumps(example.answer)})
-        messages.append({"role": "user", "content": self._fill(self.template, values)})
-        return messages
+            turns.append({"role": "user", "content": self._fill(self.template, example_values)})
+            turns.append({"role": "assistant", "content": json.dumps(example.answer)})
+        return tuple(turns)
 
     def _fill(self, text: str, values: dict[str, str | None]) -> str:
         def substitute(match: re.Match[str]) -> str:
