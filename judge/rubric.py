@@ -169,16 +169,19 @@ class Rubric:
                 f"rubric {self.name!r} needs {', '.join(missing)} but the item has none; "
                 "choose a rubric that does not use it, or import the item with it"
             )
-        return [
-            {"role": "system", "content": self._fill(self.instructions, values)},
-            *(dict(turn) for turn in self._example_turns),
-            {"role": "user", "content": self._fill(self.template, values)},
-        ]
+        if self.static_messages:
+            start = [dict(message) for message in self._static_start]
+        else:
+            # The instructions use an item variable: only the examples are the same every time.
+            system = {"role": "system", "content": self._fill(self.instructions, values)}
+            start = [system, *(dict(message) for message in self._static_start[1:])]
+        return [*start, {"role": "user", "content": self._fill(self.template, values)}]
 
     @cached_property
-    def _example_turns(self) -> tuple[dict[str, str], ...]:
-        # The same in every call: rendered once per rubric, not once per call.
-        turns = []
+    def _static_start(self) -> tuple[dict[str, str], ...]:
+        """The system prompt (as rendered without an item) and the few-shot turns, rendered once
+        per rubric: every call of a run shares these strings."""
+        turns = [{"role": "system", "content": self._fill(self.instructions, {})}]
         for example in self.examples:
             example_values = {
                 "prompt": example.prompt,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -107,8 +108,12 @@ class OpenAIProvider:
         }
 
     async def submit_batch(self, key: str, requests: list[dict[str, Any]]) -> BatchStatus:
-        lines = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in requests)
-        with self._errors():
+        # Through a temporary file, which the upload streams: a 200 MB batch is never in memory
+        # twice.
+        with tempfile.TemporaryFile() as lines, self._errors():
+            for request in requests:
+                lines.write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+            lines.seek(0)
             uploaded = await self.client.files.create(
                 file=(f"{key}.jsonl", lines, "application/jsonl"), purpose="batch"
             )
