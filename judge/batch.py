@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from judge.errors import RateLimited, RubricError, TransientError
+from judge.errors import NotFoundAtProvider, RateLimited, RubricError, TransientError
 from judge.pricing import PriceTable
 from judge.providers.base import BatchProvider, BatchStatus, Completion
 from judge.rubric import Rubric
@@ -212,6 +212,14 @@ async def run_batches(
                     continue
             except (RateLimited, TransientError) as exc:
                 progress.poll_error = str(exc)
+            except NotFoundAtProvider as exc:
+                # Never assumed gone: with another API key or project the batch may still run
+                # (and be paid for). The user decides, by cancelling.
+                raise NotFoundAtProvider(
+                    f"{exc}; the provider does not know batch {batch.batch_id} (another API key "
+                    "or project?); if it is gone for good, cancel the run's batches and its "
+                    "calls go out again on the next run"
+                ) from exc
             still_open.append(batch)
         batches = still_open
         report()
@@ -222,27 +230,30 @@ async def run_batches(
     return progress
 
 
-async def cancel_batches(
-    provider: BatchProvider, journal: BatchJournal, options: RunOptions | None = None
-) -> list[BatchStatus]:
-    """Ask the provider to cancel every open batch of the run. Answers it already has stay
-    collectable (the next poll stores them); a batch never acknowledged is looked up first and,
-    when the provider never got it, closed here."""
+async def cancel_batches(provider: BatchProvider, journal: BatchJournal) -> list[BatchStatus]:
+    """Ask the provider to cancel every open batch of the run that is still running. Answers a
+    batch already holds stay collectable (the next poll stores them). A batch the provider does
+    not know (never sent, or gone) is closed here, so its calls can go out again."""
     statuses = []
     for batch in journal.open_batches():
-        batch_id = batch.batch_id
-        if batch_id is None:
-            found = await provider.find_batch(
-                batch.key,
-                batch.created_at - CLOCK_SKEW,
-                len(batch.requests),
-                journal.known_batch_ids(),
-            )
-            if found is None:
-                journal.batch_collected(batch.local_id, 0, len(batch.requests), "never sent")
-                continue
-            batch_id = found.batch_id
-        status = await provider.cancel_batch(batch_id)
+        try:
+            if batch.batch_id is None:
+                status = await provider.find_batch(
+                    batch.key,
+                    batch.created_at - CLOCK_SKEW,
+                    len(batch.requests),
+                    journal.known_batch_ids(),
+                )
+                if status is None:
+                    journal.batch_collected(batch.local_id, 0, len(batch.requests), "never sent")
+                    continue
+            else:
+                status = await provider.batch_status(batch.batch_id)
+            if status.state != "ended":
+                status = await provider.cancel_batch(status.batch_id)
+        except NotFoundAtProvider as exc:
+            journal.batch_collected(batch.local_id, 0, len(batch.requests), str(exc))
+            continue
         journal.update_batch(batch.local_id, status)
         statuses.append(status)
     return statuses
@@ -363,8 +374,11 @@ async def _collect(
             _store(journal, results, answers)
             results = []
     _store(journal, results, answers)
+    why = "no result came back"
+    if status.error:
+        why = f"the batch {status.provider_status}: {status.error}"
     failures += [
-        f"pair {key[0]} ({key[1]} first): no result came back"
+        f"pair {key[0]} ({key[1]} first): {why}"
         for custom_id, key in batch.requests.items()
         if custom_id not in seen
     ]

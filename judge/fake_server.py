@@ -98,7 +98,8 @@ class FakeJudgeServer:
 
     `batch_delay_s` is how long a batch stays in progress; `max_batch_requests` makes a larger
     batch a 400 error, like a provider's limit; `lost_batch_acks` answers that many batch
-    creations with a 502 after accepting them (the answer lost on the way back). `batches` holds
+    creations with a 502 after accepting them (the answer lost on the way back);
+    `invalid_batches` fails every new OpenAI batch's validation with that message. `batches` holds
     every batch received and `batch_custom_ids` every request sent in one, so tests can check
     nothing went out twice.
     """
@@ -114,6 +115,7 @@ class FakeJudgeServer:
         batch_delay_s: float = 0.0,
         max_batch_requests: int = 0,
         lost_batch_acks: int = 0,
+        invalid_batches: str | None = None,
     ) -> None:
         self.script = list(script)
         self.answer = answer
@@ -123,6 +125,7 @@ class FakeJudgeServer:
         self.batch_delay_s = batch_delay_s
         self.max_batch_requests = max_batch_requests
         self.lost_batch_acks = lost_batch_acks
+        self.invalid_batches = invalid_batches
         self.requests: list[dict[str, Any]] = []
         self.batches: dict[str, FakeBatch] = {}
         self.batch_custom_ids: list[str] = []
@@ -416,6 +419,8 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
                 )
                 if any(line.get("url") != request.get("endpoint") for line in lines):
                     batch.error = "every request must go to the batch's endpoint"
+                batch.error = server.invalid_batches or batch.error
+                if batch.error:
                     batch.ended_at = time.time()
             custom_ids = [custom_id for custom_id, _ in batch.requests]
             if len(set(custom_ids)) != len(custom_ids):

@@ -17,7 +17,14 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
-from judge.errors import FatalProviderError, JudgeError, ProviderError, RateLimited, TransientError
+from judge.errors import (
+    FatalProviderError,
+    JudgeError,
+    NotFoundAtProvider,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
 from judge.verdict import Choice
 
 
@@ -216,4 +223,6 @@ def status_error(
     # 408 request timeout, 409 lock conflict, 5xx and Anthropic's 529 "overloaded" are transient.
     if status in (408, 409) or status >= 500:
         return TransientError(text)
+    if status == 404:
+        return NotFoundAtProvider(text)
     return FatalProviderError(text)

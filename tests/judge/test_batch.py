@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from judge.batch import OpenBatch, cancel_batches, new_batch_key, run_batches
+from judge.errors import NotFoundAtProvider
 from judge.fake_server import FakeJudgeServer, Reply
 from judge.pricing import load_prices
 from judge.providers.base import BatchLimits, get_provider
@@ -282,3 +284,42 @@ def test_an_unrelated_batch_is_not_taken_for_ours(server, general):
     )
     run("anthropic/claude-haiku-4-5", server, general, journal, pairs=2)
     assert len(server.batches) == 2 and len(journal.answers) == 4
+
+
+def test_a_batch_the_provider_refused_is_reported_and_sent_again_next_run(general):
+    with FakeJudgeServer(invalid_batches="the input file is not valid") as server:
+        journal = MemoryJournal()
+        first = run("openai/gpt-4o-mini", server, general, journal)
+        assert first.failed == 4 and not journal.answers
+        assert "failed: the input file is not valid" in first.errors[0]
+        server.invalid_batches = None
+        again = run("openai/gpt-4o-mini", server, general, journal)
+    assert again.submitted == 4 and len(journal.answers) == 4
+
+
+@pytest.mark.parametrize("spec", PROVIDERS)
+def test_a_batch_the_provider_no_longer_knows_is_never_given_up_silently(spec, server, general):
+    server.batch_delay_s = 60
+    journal = MemoryJournal()
+    run(spec, server, general, journal, wait=False)
+    server.batches.clear()  # another API key, or gone for good
+    with pytest.raises(NotFoundAtProvider, match="does not know batch .* cancel the run"):
+        run(spec, server, general, journal, wait=False)
+    assert len(journal.open_batches()) == 1  # its calls are still taken: nothing resent
+    # Cancelling closes it; the next run sends its calls again.
+    run(spec, server, general, journal, submit=False, wait=False, cancel=True)
+    assert journal.open_batches() == []
+    server.batch_delay_s = 0
+    again = run(spec, server, general, journal)
+    assert again.submitted == 4 and len(journal.answers) == 4
+
+
+@pytest.mark.parametrize("spec", PROVIDERS)
+def test_cancelling_an_ended_batch_collects_it(spec, server, general):
+    server.batch_delay_s = 0.3
+    journal = MemoryJournal()
+    run(spec, server, general, journal, wait=False)
+    time.sleep(0.4)
+    done = run(spec, server, general, journal, submit=False, wait=False, cancel=True)
+    assert not next(iter(server.batches.values())).cancel_requested
+    assert done.answers.parsed == 4 and len(journal.answers) == 4
