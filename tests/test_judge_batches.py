@@ -11,13 +11,16 @@ import sys
 import time
 
 import pytest
+import sqlite_utils
 from streamlit.testing.v1 import AppTest
 
 from judge.fake_server import FakeJudgeServer, Reply
 from judge.pricing import load_prices
 from review_app.cli import main
 from review_app.errors import InputError
+from review_app.migrations import MIGRATIONS
 from review_app.services import judging
+from review_app.store import Store, now_iso
 from tests.conftest import ROOT
 
 GENERAL = str(ROOT / "rubrics" / "general-pairwise.yaml")
@@ -229,3 +232,35 @@ def test_the_screen_sends_checks_and_cancels_batches(demo_store, server):
     assert next(iter(server.batches.values())).cancel_requested
     assert batch_rows(demo_store)[0]["state"] == "collected"
     assert len(server.batches) == 1 and server.count == 0
+
+
+def test_migration_5_keeps_earlier_verdicts_with_no_cached_tokens(tmp_path):
+    path = tmp_path / "v3.db"
+    db = sqlite_utils.Database(path)
+    db.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
+    for version, name, apply in [m for m in MIGRATIONS if m[0] <= 3]:
+        apply(db)
+        db.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [version, name, now_iso()])
+    db.execute("INSERT INTO eval_sets (id, name, created_at) VALUES (1, 'e', 'now')")
+    db.execute("INSERT INTO items (id, eval_set_id, item_key, prompt) VALUES (1, 1, 'a', 'p')")
+    db.execute("INSERT INTO studies (id, name, eval_set_id, created_at) VALUES (1, 's', 1, 'now')")
+    db.execute(
+        "INSERT INTO pairs (id, study_id, item_id, system_x, system_y) VALUES (1, 1, 1, 'x', 'y')"
+    )
+    db.execute(
+        "INSERT INTO judge_runs (id, study_id, label, judge, params_hash, created_at) "
+        "VALUES (1, 1, 'j', 'openai/gpt-4o-mini', 'p', 'now')"
+    )
+    db.execute(
+        "INSERT INTO verdicts (run_id, pair_id, winner, tokens_in, cost, created_at) "
+        "VALUES (1, 1, 'x', 100, 0.01, 'now')"
+    )
+    db.conn.commit()
+    db.close()
+
+    store = Store.open(path)
+    assert store.db.execute("SELECT tokens_in, tokens_cached FROM verdicts").fetchall() == [
+        (100, 0)
+    ]
+    assert store.open_batch_keys(1) == set() and store.provider_batch_ids() == set()
+    store.close()
