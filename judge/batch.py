@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from judge.errors import NotFoundAtProvider, RateLimited, RubricError, TransientError
+from judge.errors import (
+    FatalProviderError,
+    NotFoundAtProvider,
+    RateLimited,
+    RubricError,
+    TransientError,
+)
 from judge.pricing import PriceTable
 from judge.providers.base import BatchProvider, BatchStatus, Completion
 from judge.rubric import Rubric
@@ -317,7 +323,13 @@ async def _send(
             if status is None:
                 if bodies is None:
                     bodies = _bodies(provider, rubric, batch, by_key, params)
-                status = await provider.submit_batch(batch.key, bodies)
+                try:
+                    status = await provider.submit_batch(batch.key, bodies)
+                except FatalProviderError as exc:
+                    # Refused outright (bad request, key or model): there is no batch to wait
+                    # for, and its calls must not stay reserved for one.
+                    journal.batch_collected(batch.local_id, 0, len(batch.requests), str(exc))
+                    raise
             journal.update_batch(batch.local_id, status)
             return status
         except (RateLimited, TransientError) as exc:

@@ -99,7 +99,8 @@ class FakeJudgeServer:
     `batch_delay_s` is how long a batch stays in progress; `max_batch_requests` makes a larger
     batch a 400 error, like a provider's limit; `lost_batch_acks` answers that many batch
     creations with a 502 after accepting them (the answer lost on the way back);
-    `invalid_batches` fails every new OpenAI batch's validation with that message. `batches` holds
+    `invalid_batches` fails every new OpenAI batch's validation with that message;
+    `refuse_batches` answers every batch creation with that HTTP status instead. `batches` holds
     every batch received and `batch_custom_ids` every request sent in one, so tests can check
     nothing went out twice.
     """
@@ -116,6 +117,7 @@ class FakeJudgeServer:
         max_batch_requests: int = 0,
         lost_batch_acks: int = 0,
         invalid_batches: str | None = None,
+        refuse_batches: int = 0,
     ) -> None:
         self.script = list(script)
         self.answer = answer
@@ -126,6 +128,7 @@ class FakeJudgeServer:
         self.max_batch_requests = max_batch_requests
         self.lost_batch_acks = lost_batch_acks
         self.invalid_batches = invalid_batches
+        self.refuse_batches = refuse_batches
         self.requests: list[dict[str, Any]] = []
         self.batches: dict[str, FakeBatch] = {}
         self.batch_custom_ids: list[str] = []
@@ -397,6 +400,8 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def _create_batch(self, request: dict[str, Any], path: str) -> None:
+            if server.refuse_batches:
+                return self._error(server.refuse_batches, "scripted refusal")
             if "/messages/" in path:
                 batch = FakeBatch(
                     id=server.new_id("msgbatch_"),

@@ -165,6 +165,19 @@ def test_batch_mistakes_are_one_line(demo_store, server, capsys):
         )
 
 
+def test_a_refused_batch_is_one_line_and_reserves_nothing(demo_store, server, capsys):
+    server.refuse_batches = 401
+    assert main([*judge_args(), "--batch"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "HTTP 401" in err[-1]
+    [run] = [
+        r
+        for r in judging.judge_runs(demo_store, judging.Settings.from_env(), "demo")
+        if r["judge"] == "openai/gpt-4o-mini"
+    ]
+    assert run["status"] == "failed" and run["in_batches"] == 0 and run["missing"] == N_CALLS
+
+
 def test_killed_while_polling_resumes_the_same_batch(demo_store):
     """The batch id is stored before polling; a killed process's batch is collected by the next
     run, and nothing is sent twice."""

@@ -150,10 +150,6 @@ class BatchProvider(Provider, Protocol):
     async def cancel_batch(self, batch_id: str) -> BatchStatus: ...
 
 
-def supports_batches(provider: Provider) -> bool:
-    return hasattr(provider, "submit_batch")
-
-
 # Providers a user may choose, imported lazily so a missing SDK only matters when it is used.
 PROVIDERS: dict[str, str] = {
     "openai": "judge.providers.openai:OpenAIProvider",

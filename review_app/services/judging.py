@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +15,7 @@ from pathlib import Path
 from judge.batch import BatchProgress, OpenBatch, cancel_batches, run_batches
 from judge.errors import FatalProviderError, JudgeError, ProviderError, RubricError
 from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
-from judge.providers.base import BatchStatus, get_provider, split_spec, supports_batches
+from judge.providers.base import BatchProvider, BatchStatus, get_provider, split_spec
 from judge.rubric import Rubric, load_rubric, parse_rubric
 from judge.runner import (
     CallResult,
@@ -505,6 +505,7 @@ def start_batch_run(
     collect). Requests that come back without an answer go out again on the next run.
     """
     plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed, batch=True)
+    # The key is checked before the run is recorded, as for an interactive run.
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
     run_id = _open_run(store, plan, "batched")
@@ -512,8 +513,25 @@ def start_batch_run(
         on_start(plan)
     pairs = store.pairs_frame(plan.study_id).to_dict("records")
     calls = build_calls(pairs, both_orders=plan.params.both_orders, seed=plan.params.seed)
+    journal = _RunJournal(store, run_id)
     return _drive_batches(
-        store, settings, run_id, provider, plan.rubric, plan.params, calls, wait, on_progress
+        store,
+        settings,
+        journal,
+        provider,
+        len(calls),
+        lambda prices, options: run_batches(
+            provider,
+            plan.rubric,
+            calls,
+            journal,
+            params=plan.params,
+            prices=prices,
+            options=options,
+            wait=wait,
+            poll_interval_s=settings.judge_batch_poll,
+            on_progress=on_progress,
+        ),
     )
 
 
@@ -522,9 +540,26 @@ def refresh_batch_run(
 ) -> BatchRunOutcome:
     """Look once at the run's open batches and store the answers of those that ended; nothing
     is sent."""
-    provider, rubric, params, calls = _batch_run_parts(store, run_id, provider_options)
+    run = _StoredRun.load(store, run_id)
+    provider = run.provider(provider_options)
+    journal = _RunJournal(store, run_id)
     return _drive_batches(
-        store, settings, run_id, provider, rubric, params, calls, wait=False, submit=False
+        store,
+        settings,
+        journal,
+        provider,
+        len(run.calls),
+        lambda prices, options: run_batches(
+            provider,
+            run.rubric,
+            run.calls,
+            journal,
+            params=run.params,
+            prices=prices,
+            options=options,
+            submit=False,
+            wait=False,
+        ),
     )
 
 
@@ -534,59 +569,75 @@ def cancel_batch_run(
     """Ask the provider to cancel the run's open batches and store whatever answers they already
     hold (a cancelling batch may take minutes to end: look again to collect the rest). Calls left
     without an answer go out again when the run is started again."""
-    provider, rubric, params, calls = _batch_run_parts(store, run_id, provider_options)
+    run = _StoredRun.load(store, run_id)
     if not store.open_judge_batches(run_id):
         raise InputError(f"run {run_id} has no batch still running at the provider")
+    provider = run.provider(provider_options)
+    journal = _RunJournal(store, run_id)
+
+    async def cancel_then_look(prices: PriceTable, options: RunOptions) -> BatchProgress:
+        await cancel_batches(provider, journal)
+        return await run_batches(
+            provider,
+            run.rubric,
+            run.calls,
+            journal,
+            params=run.params,
+            prices=prices,
+            options=options,
+            submit=False,
+            wait=False,
+        )
+
     return _drive_batches(
-        store,
-        settings,
-        run_id,
-        provider,
-        rubric,
-        params,
-        calls,
-        wait=False,
-        submit=False,
-        cancel=True,
+        store, settings, journal, provider, len(run.calls), cancel_then_look, cancelling=True
     )
 
 
-def _batch_run_parts(store: Store, run_id: int, provider_options: dict | None) -> tuple:
-    """The provider, rubric, parameters and calls of a stored batch-capable run."""
-    run = store.judge_run(run_id)
-    if run is None:
-        raise NotFound(f"no judge run with id {run_id}")
-    provider_name, _ = split_spec(run["judge"])
-    if run["source"] != "run" or provider_name not in BATCH_PROVIDERS or not run["rubric_id"]:
-        raise InputError(f"run {run_id} ({run['label']}) cannot have provider batches")
-    rubric_row = store.rubric(run["rubric_id"])
-    with _judge_errors():
-        rubric = parse_rubric(
-            rubric_row["body"], source=f"rubric {rubric_row['name']} v{rubric_row['version']}"
-        )
-        provider = get_provider(run["judge"], **(provider_options or {}))
-    params = JudgeParams(**json.loads(run["params"]))
-    pairs = store.pairs_frame(run["study_id"]).to_dict("records")
-    calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
-    return provider, rubric, params, calls
+@dataclass(frozen=True)
+class _StoredRun:
+    """What a stored run's batches need: its judge, rubric, parameters and calls."""
+
+    judge: str
+    rubric: Rubric
+    params: JudgeParams
+    calls: list[JudgeCall]
+
+    @classmethod
+    def load(cls, store: Store, run_id: int) -> _StoredRun:
+        run = store.judge_run(run_id)
+        if run is None:
+            raise NotFound(f"no judge run with id {run_id}")
+        provider_name, _ = split_spec(run["judge"])
+        if run["source"] != "run" or provider_name not in BATCH_PROVIDERS or not run["rubric_id"]:
+            raise InputError(f"run {run_id} ({run['label']}) has no provider batches")
+        rubric_row = store.rubric(run["rubric_id"])
+        source = f"rubric {rubric_row['name']} v{rubric_row['version']}"
+        with _judge_errors():
+            rubric = parse_rubric(rubric_row["body"], source=source)
+        params = JudgeParams(**json.loads(run["params"]))
+        pairs = store.pairs_frame(run["study_id"]).to_dict("records")
+        calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
+        return cls(run["judge"], rubric, params, calls)
+
+    def provider(self, options: dict | None) -> BatchProvider:
+        with _judge_errors():
+            return get_provider(self.judge, **(options or {}))
 
 
 def _drive_batches(
     store: Store,
     settings: Settings,
-    run_id: int,
-    provider,
-    rubric: Rubric,
-    params: JudgeParams,
-    calls: list[JudgeCall],
-    wait: bool,
-    on_progress: Callable[[BatchProgress], None] | None = None,
-    submit: bool = True,
-    cancel: bool = False,
+    journal: _RunJournal,
+    provider: BatchProvider,
+    n_calls: int,
+    work: Callable[[PriceTable, RunOptions], Awaitable[BatchProgress]],
+    cancelling: bool = False,
 ) -> BatchRunOutcome:
-    if not supports_batches(provider):
-        raise InputError(f"judge {provider.name} has no batch API")
-    journal = _RunJournal(store, run_id)
+    """Run `work` (sending, polling, cancelling) on the provider, then record the run's status.
+    A provider error leaves every recorded batch in place for the next run."""
+    run_id = journal.run_id
+    prices = _prices(settings)
     options = RunOptions(
         timeout_s=settings.judge_timeout,
         max_attempts=settings.judge_max_attempts,
@@ -596,41 +647,28 @@ def _drive_batches(
 
     async def go() -> BatchProgress:
         try:
-            if cancel:
-                await cancel_batches(provider, journal)
-            return await run_batches(
-                provider,
-                rubric,
-                calls,
-                journal,
-                params=params,
-                prices=_prices(settings),
-                options=options,
-                submit=submit,
-                wait=wait,
-                poll_interval_s=settings.judge_batch_poll,
-                on_progress=on_progress,
-            )
+            return await work(prices, options)
         finally:
             await provider.aclose()
 
     try:
         progress = asyncio.run(go())
     except FatalProviderError as exc:
-        _settle_batch_run(store, run_id, len(calls), "failed")
+        _settle_batch_run(store, run_id, n_calls, "failed")
         raise JudgeUnavailable(str(exc)) from exc
     except ProviderError as exc:
-        _settle_batch_run(store, run_id, len(calls), "interrupted")
+        _settle_batch_run(store, run_id, n_calls, "interrupted")
         raise JudgeUnavailable(
             f"{exc}; run it again to resume (a batch already sent is never sent again)"
         ) from exc
     except BaseException:
-        _settle_batch_run(store, run_id, len(calls), "interrupted")
+        _settle_batch_run(store, run_id, n_calls, "interrupted")
         raise
-    done = "cancelled" if cancel else "incomplete"
-    status = _settle_batch_run(store, run_id, len(calls), done, "cancelling" if cancel else None)
-    label = store.judge_run(run_id)["label"]
-    return BatchRunOutcome(run_id, label, status, progress)
+    if cancelling:
+        status = _settle_batch_run(store, run_id, n_calls, "cancelled", "cancelling")
+    else:
+        status = _settle_batch_run(store, run_id, n_calls, "incomplete")
+    return BatchRunOutcome(run_id, store.judge_run(run_id)["label"], status, progress)
 
 
 def _settle_batch_run(

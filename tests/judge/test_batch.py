@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from judge.batch import OpenBatch, cancel_batches, new_batch_key, run_batches
-from judge.errors import NotFoundAtProvider
+from judge.errors import FatalProviderError, NotFoundAtProvider
 from judge.fake_server import FakeJudgeServer, Reply
 from judge.pricing import load_prices
 from judge.providers.base import BatchLimits, get_provider
@@ -323,3 +323,15 @@ def test_cancelling_an_ended_batch_collects_it(spec, server, general):
     done = run(spec, server, general, journal, submit=False, wait=False, cancel=True)
     assert not next(iter(server.batches.values())).cancel_requested
     assert done.answers.parsed == 4 and len(journal.answers) == 4
+
+
+@pytest.mark.parametrize("spec", PROVIDERS)
+def test_a_refused_batch_keeps_no_call_reserved(spec, general):
+    with FakeJudgeServer(refuse_batches=401) as server:
+        journal = MemoryJournal()
+        with pytest.raises(FatalProviderError, match="401"):
+            run(spec, server, general, journal)
+        assert journal.open_batches() == [] and journal.taken() == set()
+        server.refuse_batches = 0
+        again = run(spec, server, general, journal)
+    assert again.submitted == 4 and len(journal.answers) == 4
