@@ -171,7 +171,6 @@ async def run_batches(
     started = time.perf_counter()
     progress = BatchProgress()
     by_key = {(call.pair_id, call.first_system): call for call in calls}
-    batches = journal.open_batches()
 
     def report() -> None:
         progress.elapsed_s = time.perf_counter() - started
