@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from judge.fake_server import FakeJudgeServer, Reply
 from judge.pricing import load_prices
 from review_app.cli import main
-from review_app.errors import InputError
+from review_app.errors import Conflict, InputError
 from review_app.migrations import MIGRATIONS
 from review_app.services import judging
 from review_app.store import Store, now_iso
@@ -152,6 +152,19 @@ def test_cancel_from_the_command_line(demo_store, server, capsys):
     server.batch_delay_s = 0
     assert main([*judge_args(), "--batch"]) == 0
     assert len(server.batches) == 2 and len(stored(demo_store, "openai/gpt-4o-mini")) == N_CALLS
+
+
+def test_two_processes_never_record_the_same_call(demo_store, server):
+    """Another process sent the run's calls between this one's look and its record."""
+    server.batch_delay_s = 60
+    assert main([*judge_args(), "--batch", "--no-wait"]) == 0
+    [batch] = batch_rows(demo_store)
+    journal = judging._RunJournal(demo_store, batch["run_id"])
+    requests = demo_store.judge_batch_requests(batch["id"])
+    pair, first = next(iter(requests.values()))
+    with pytest.raises(Conflict, match="another process is judging run"):
+        journal.record_batch("0123456789abcdef", {"0123456789abcdef-0": (pair, first)})
+    assert len(batch_rows(demo_store)) == 1
 
 
 def test_batch_mistakes_are_one_line(demo_store, server, capsys):

@@ -30,7 +30,7 @@ from judge.runner import (
     run_judge,
 )
 from review_app.baselines import is_baseline
-from review_app.errors import InputError, JudgeUnavailable, NotFound
+from review_app.errors import Conflict, InputError, JudgeUnavailable, NotFound
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -460,6 +460,13 @@ class _RunJournal:
 
     def record_batch(self, key: str, requests: dict[str, tuple[int, str]]) -> int:
         with self.store.transaction():
+            # Checked inside the write transaction: two processes sending the same run can
+            # never both record (and pay for) the same call.
+            if not self.taken().isdisjoint(requests.values()):
+                raise Conflict(
+                    f"another process is judging run {self.run_id} at the same time; "
+                    "let it finish, then run this again"
+                )
             return self.store.insert_judge_batch(self.run_id, key, requests)
 
     def update_batch(self, local_id: int, status: BatchStatus) -> None:
