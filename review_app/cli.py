@@ -605,16 +605,22 @@ class _ProgressBar:
 
 
 class _BatchProgressLine:
-    """Each batch's state and counts, one line per look at the provider."""
+    """Each batch's state and counts on stderr: a line whenever they change, and every few
+    minutes while a batch waits at the provider, so a long wait never looks like a hang."""
+
+    QUIET_S = 300.0
 
     def __init__(self) -> None:
         self.last = ""
+        self.printed_at = 0.0
 
     def __call__(self, progress) -> None:
         line = progress.line()
-        # The elapsed time alone changing is no news.
-        if line.rsplit(";", 1)[0] != self.last.rsplit(";", 1)[0]:
+        # The elapsed time (the last field) changing alone is no news.
+        news = line.rsplit(";", 1)[0] != self.last.rsplit(";", 1)[0]
+        if news or progress.elapsed_s - self.printed_at >= self.QUIET_S:
             print(line, file=sys.stderr, flush=True)
+            self.printed_at = progress.elapsed_s
         self.last = line
 
 
