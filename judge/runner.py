@@ -133,7 +133,7 @@ class Progress:
     elapsed_s: float = 0.0
 
     def add(self, result: CallResult) -> None:
-        """Count one stored answer."""
+        """Count one stored answer's verdict, tokens and cost (`done` is counted by the caller)."""
         self.parsed += result.verdict.parsed
         self.unparsed += not result.verdict.parsed
         self.tokens_in += result.tokens_in
