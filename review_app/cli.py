@@ -673,7 +673,9 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         "judge",
         help="judge a study's pairs with an LLM or baseline judge (resumes an earlier run)",
         description="Judge every pair of a study, in both orders unless --single-order. Only "
-        "calls the run does not hold yet are sent, so re-running the same command resumes.",
+        "calls the run does not hold yet are sent, so re-running the same command resumes. "
+        "--batch sends them through the provider's batch API instead: half the price, answers "
+        "within 24 hours; re-running resumes the same batches and never sends a call twice.",
     )
     p.add_argument("--study", required=True)
     p.add_argument("--rubric", required=True, metavar="FILE", help="rubric YAML file")
@@ -695,11 +697,28 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the calls and estimated cost; send nothing"
     )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the calls through the provider's batch API (openai/, anthropic/): cheaper, "
+        "slower; waits for the answers unless --no-wait",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --batch: send and look once, then return; run the same command to collect",
+    )
     p.set_defaults(handler=_judge)
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
     r.add_argument("--study", required=True)
     r.add_argument("--failures", type=int, metavar="RUN_ID", help="show a run's unparsed answers")
+    r.add_argument(
+        "--cancel",
+        type=int,
+        metavar="RUN_ID",
+        help="cancel a run's provider batches; answers they already hold are stored",
+    )
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(handler=_judge_runs)
 
@@ -728,13 +747,38 @@ class _ProgressBar:
         print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
 
 
+class _BatchProgressLine:
+    """Each batch's state and counts on stderr: a line whenever they change, and every few
+    minutes while a batch waits at the provider, so a long wait never looks like a hang."""
+
+    QUIET_S = 300.0
+
+    def __init__(self) -> None:
+        self.last = ""
+        self.printed_at = 0.0
+
+    def __call__(self, progress) -> None:
+        line = progress.line()
+        # The elapsed time (the last field) changing alone is no news.
+        news = line.rsplit(";", 1)[0] != self.last.rsplit(";", 1)[0]
+        if news or progress.elapsed_s - self.printed_at >= self.QUIET_S:
+            print(line, file=sys.stderr, flush=True)
+            self.printed_at = progress.elapsed_s
+        self.last = line
+
+
 def _judge(args, settings, store) -> None:
     both_orders = not args.single_order
+    if args.no_wait and not args.batch:
+        raise ReviewAppError("--no-wait only applies with --batch")
     plan = judging.plan_judge_run(
-        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed
+        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed, args.batch
     )
     if args.dry_run:
         _print(plan.line())
+        return
+    if args.batch:
+        _judge_batch(args, settings, store, both_orders)
         return
     outcome = judging.start_judge_run(
         store,
@@ -760,7 +804,37 @@ def _judge(args, settings, store) -> None:
         )
 
 
+def _judge_batch(args, settings, store, both_orders: bool) -> None:
+    outcome = judging.start_batch_run(
+        store,
+        settings,
+        args.study,
+        args.rubric,
+        args.judge,
+        both_orders=both_orders,
+        seed=args.seed,
+        wait=not args.no_wait,
+        on_progress=_BatchProgressLine(),
+        on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+    )
+    _print(outcome.line())
+    if outcome.status == "batched":
+        _print("the provider is still working: run the same command again to collect the answers")
+    for failure in outcome.failures[:10]:
+        print(f"no answer: {failure}", file=sys.stderr)
+    if outcome.failures:
+        raise ReviewAppError(
+            f"{outcome.progress.failed + len(outcome.progress.not_sent)} calls came back without "
+            "an answer and were not stored; run the same command again to send only those"
+        )
+
+
 def _judge_runs(args, settings, store) -> None:
+    if args.cancel is not None:
+        outcome = judging.cancel_batch_run(store, settings, args.cancel)
+        _print(outcome.progress.line())
+        _print(outcome.line())
+        return
     if args.failures is not None:
         rows = judging.judge_run_failures(store, args.failures)
         if args.json:
@@ -777,6 +851,8 @@ def _judge_runs(args, settings, store) -> None:
     for run in runs:
         cost = "?" if run["cost"] is None else f"${run['cost']:.4f}"
         missing = "" if run["missing"] is None else f", {run['missing']} missing"
+        if run["open_batches"]:
+            missing += f", {run['in_batches']} in {run['open_batches']} open batches"
         _print(
             f"{run['id']}\t{run['label']}\t{run['status']}\t{run['verdicts']} verdicts "
             f"({run['unparsed']} unparsed{missing})\t{cost}"

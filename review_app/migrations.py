@@ -327,10 +327,48 @@ def _v8_audit_log(db: sqlite_utils.Database) -> None:
             )
 
 
+def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
+    # A batch is recorded with its requests before it is sent, so a crash never leaves a paid
+    # batch unknown and a request in a batch not yet collected is never sent again.
+    db.execute(
+        """CREATE TABLE judge_batches (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES judge_runs(id),
+    key TEXT NOT NULL UNIQUE,
+    batch_id TEXT UNIQUE,
+    state TEXT NOT NULL DEFAULT 'sending',
+    provider_status TEXT,
+    n_requests INTEGER NOT NULL,
+    n_succeeded INTEGER NOT NULL DEFAULT 0,
+    n_errored INTEGER NOT NULL DEFAULT 0,
+    n_answered INTEGER,
+    n_failed INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    updated_at TEXT,
+    collected_at TEXT
+)"""
+    )
+    db.execute("CREATE INDEX judge_batches_run ON judge_batches(run_id, collected_at)")
+    db.execute(
+        """CREATE TABLE judge_batch_requests (
+    batch_id INTEGER NOT NULL REFERENCES judge_batches(id),
+    custom_id TEXT NOT NULL,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    first_system TEXT NOT NULL,
+    PRIMARY KEY (batch_id, custom_id)
+) WITHOUT ROWID"""
+    )
+    # Input tokens read from the provider's prompt cache (part of tokens_in, priced lower).
+    db.execute("ALTER TABLE verdicts ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
     (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
+    (5, "provider batches of judge runs; cached input tokens", _v5_judge_batches_and_cached_tokens),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
 ]

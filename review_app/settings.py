@@ -100,6 +100,11 @@ class Settings:
         1024,
         "max_tokens of each judge answer (part of a run's parameters: changing it starts a new run).",
     )
+    judge_batch_poll: float = _setting(
+        "REVIEW_APP_JUDGE_BATCH_POLL",
+        30.0,
+        "Seconds between two looks at a judge run's provider batches while `judge --batch` waits.",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from review_app.store.audit import AuditQueries
 from review_app.store.base import StoreBase, now_iso
+from review_app.store.batches import JudgeBatchQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
@@ -22,6 +23,7 @@ class Store(
     ReviewerQueries,
     ReviewQueries,
     JudgingQueries,
+    JudgeBatchQueries,
     GateQueries,
     FrameQueries,
     AuditQueries,
