@@ -118,8 +118,8 @@ class JudgingQueries(StoreBase):
 
     def verdict_keys(self, run_id: int) -> set[tuple[int, str]]:
         """(pair id, first_system) of every verdict the run already holds."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT pair_id, first_system FROM verdicts WHERE run_id = ?", [run_id]
             )
             return {(pair_id, first) for pair_id, first in cursor}

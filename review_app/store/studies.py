@@ -107,8 +107,8 @@ class StudyQueries(StoreBase):
 
     def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
         """(item_key, system_x, system_y) -> pair id."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT i.item_key, p.system_x, p.system_y, p.id FROM pairs p "
                 "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
                 [study_id],
@@ -135,8 +135,6 @@ class StudyQueries(StoreBase):
         return row["m"] or 0
 
     def study_pair_ids(self, study_id: int) -> list[int]:
-        with self._lock:
-            cursor = self.db.execute(
-                "SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id]
-            )
+        with self._reading() as db:
+            cursor = db.execute("SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id])
             return [pair_id for (pair_id,) in cursor]
