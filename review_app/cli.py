@@ -101,11 +101,19 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _import_outputs(args, settings, store) -> None:
+    _recover_imports(store)
     _print(data.import_outputs(store, args.file, args.eval_set, args.replace).line())
+
+
+def _recover_imports(store) -> None:
+    """First finish (or discard) any import whose process died, saying so."""
+    for line in data.recover_imports(store):
+        _print(line)
 
 
 def _import_into_study(importer, args, store):
     """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
+    _recover_imports(store)
     try:
         return importer(store, args.file, args.study, args.eval_set)
     except NotFound as exc:
@@ -253,6 +261,7 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args, settings, store) -> None:
+    _recover_imports(store)
     store.close()
     app = Path(__file__).resolve().parent / "streamlit_app.py"
     env = dict(os.environ, REVIEW_APP_DB=str(Path(settings.db_path).resolve()))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from review_app import stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.store import Store
+from review_app.store import Store, import_lock, locked_what
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,37 @@ def create_study(
     criteria: list[str] | None = None,
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
-    eval set. Items missing an output from either system are skipped and counted."""
+    eval set. Items missing an output from either system are skipped and counted. Refused while
+    an import writes into the eval set or a study of that name."""
+    with store.transaction():
+        holder = store.import_lock_holder(
+            [import_lock("study", name), import_lock("eval_set", eval_set)]
+        )
+        if holder is not None:
+            raise Conflict(
+                f"{holder['file']} is being imported into {locked_what(holder['lock_name'])}; "
+                "create the study once that import has finished"
+            )
+        return _create_study(
+            store, name, eval_set, comparisons, reviews_per_pair, show_reference, criteria
+        )
+
+
+def create_study_for_import(store: Store, name: str, eval_set: str) -> StudySummary:
+    """The study an import of votes or verdicts creates over `eval_set`, without comparisons
+    (the import adds those it needs). The import holds the locks `create_study` respects."""
+    return _create_study(store, name, eval_set, [])
+
+
+def _create_study(
+    store: Store,
+    name: str,
+    eval_set: str,
+    comparisons: Iterable[tuple[str, str]],
+    reviews_per_pair: int = 3,
+    show_reference: bool = False,
+    criteria: list[str] | None = None,
+) -> StudySummary:
     comparisons = list(comparisons)
     if reviews_per_pair < 1:
         raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")

@@ -30,6 +30,7 @@ def shared_store(settings: Settings | None = None) -> Store:
         store = _SHARED.get(path)
         if store is None:
             store = _SHARED[path] = Store.open(path)
+            store.open_readers()
         return store
 
 

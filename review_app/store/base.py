@@ -144,6 +144,13 @@ class StoreBase:
                     self._readers.append(reader)
                     self._pool.notify()
 
+    def open_readers(self) -> None:
+        """Open every reader now (a server's store), so none is opened while serving."""
+        readers = [self._checkout_reader() for _ in range(self._max_readers)]
+        with self._pool:
+            self._readers.extend(readers)
+            self._pool.notify_all()
+
     def _checkout_reader(self) -> sqlite_utils.Database:
         with self._pool:
             while not self._readers and self._opened_readers >= self._max_readers:

@@ -88,17 +88,22 @@ class CatalogQueries(StoreBase):
                     for it in items
                 ],
             )
-            keys = [it["item_key"] for it in items]
-            ids: dict[str, int] = {}
+            return self.item_ids_for_keys(eval_set_id, [it["item_key"] for it in items])
+
+    def item_ids_for_keys(self, eval_set_id: int, keys: Iterable[str]) -> dict[str, int]:
+        """item_key -> id for those of `keys` the eval set holds."""
+        keys = list(keys)
+        ids: dict[str, int] = {}
+        with self._reading() as db:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, item_id in self.db.execute(
+                for key, item_id in db.execute(
                     f"SELECT item_key, id FROM items WHERE eval_set_id = ? AND item_key IN ({marks})",
                     [eval_set_id, *chunk],
                 ):
                     ids[key] = item_id
-            return ids
+        return ids
 
     def update_item(self, item_id: int, item: dict) -> None:
         self.db.execute(

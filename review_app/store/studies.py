@@ -115,6 +115,26 @@ class StudyQueries(StoreBase):
             )
             return {(key, x, y): pid for key, x, y, pid in cursor}
 
+    def pair_ids_by_item(
+        self, study_id: int, keys: Iterable[tuple[int, str, str]] | None = None
+    ) -> dict[tuple[int, str, str], int]:
+        """(item id, system_x, system_y) -> pair id: every pair of the study, or those of
+        `keys` it holds."""
+        sql = "SELECT item_id, system_x, system_y, id FROM pairs WHERE study_id = ?"
+        if keys is None:
+            with self._reading() as db:
+                return {(i, x, y): pid for i, x, y, pid in db.execute(sql, [study_id])}
+        found = {}
+        with self._reading() as db:
+            for item_id, x, y in keys:
+                row = db.execute(
+                    sql + " AND item_id = ? AND system_x = ? AND system_y = ?",
+                    [study_id, item_id, x, y],
+                ).fetchone()
+                if row:
+                    found[(item_id, x, y)] = row[3]
+        return found
+
     def pair(self, pair_id: int) -> dict:
         row = self._one(
             "SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, i.id AS item_id, "
