@@ -13,12 +13,16 @@ How:
   the script run that draws the next pair (`script_finished`). A vote counts as saved when that
   page says "Saved"; anything else (a "Not saved" notice, an exception on the page, no answer
   within 60 s, a closed connection) is an error.
-- The server's resident memory and open files (/proc/<pid>) are sampled every 2 s; `*_start`
-  is the sample at the end of the warm-up (--warmup, default: a fifth of the run, at most 60 s),
-  `*_end` the last one.
+- The server's resident memory and open files (/proc/<pid>) are sampled every 2 s.
+  `rss_start_mb` is the first sample after the warm-up (--warmup, default: a fifth of the run,
+  at most 60 s), `rss_end_mb` the last one. Open files move with the page runs in progress
+  (each holds a few for a moment), so `fds_start` / `fds_end` are the fewest open files over
+  the first and the last fifth of the time after the warm-up: what stays open.
 - `--import-rows N` writes an outputs file of N rows (about 300 bytes each) before the run and
   imports it with `review-app import outputs` in a second process once --import-at of the run
   has passed; `max_vote_wait_during_import_ms` is the slowest vote sent while it ran.
+- `server_cpu_ms_per_vote`: the server process's CPU time over the run divided by the votes,
+  a figure that depends far less on what else the machine is doing than the latencies do.
 - Afterwards the votes are read back from the workspace: `lost` = votes a session saw saved
   that are not there, `duplicated` = extra vote rows (a reviewer twice on a pair, or more votes
   than saved clicks) plus pairs holding more than their 3 reviews; `repeated_pairs` = a session
@@ -381,6 +385,10 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
     return sessions, samples, warmup, import_window, import_result, server_end
 
 
+def growth(start: float, end: float) -> float:
+    return round(100 * (end - start) / start, 1) if start else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=50)
@@ -417,6 +425,9 @@ def main() -> None:
     ms = [v.ms for v in votes]
     during = [v.ms for v in votes if window and window[0] <= v.sent <= window[1]]
     after_warmup = [s for s in samples if s[0] >= warmup] or samples[-1:]
+    fifth = max(1, len(after_warmup) // 5)
+    fds_start = min(s[2] for s in after_warmup[:fifth])
+    fds_end = min(s[2] for s in after_warmup[-fifth:])
     errors = [e for s in sessions for e in s.errors]
     for line in errors[:20]:
         print("error:", line)
@@ -444,9 +455,11 @@ def main() -> None:
                 "rss_end_mb": round(samples[-1][1], 1),
                 "rss_max_mb": round(max(s[1] for s in samples), 1),
                 "fds_boot": samples[0][2],
-                "fds_start": after_warmup[0][2],
-                "fds_end": samples[-1][2],
+                "fds_start": fds_start,
+                "fds_end": fds_end,
                 "fds_max": max(s[2] for s in samples),
+                "rss_growth_pct": growth(after_warmup[0][1], samples[-1][1]),
+                "fds_growth_pct": growth(fds_start, fds_end),
                 "fds_by_kind_end": server_end["open_files"],
                 "server_cpu_ms_per_vote": round(server_end["cpu_s"] * 1000 / max(1, len(votes)), 1),
                 "import_rows": args.import_rows,
