@@ -364,11 +364,41 @@ def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE verdicts ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0")
 
 
+def _v7_imports_in_flight(db: sqlite_utils.Database) -> None:
+    # A large import is checked and staged in short transactions, then published batch by batch,
+    # so reviewers never wait behind it. These tables hold an import while it is in flight (and
+    # let the next process finish or discard one whose process died); they are empty otherwise.
+    db.execute(
+        """CREATE TABLE import_jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('outputs', 'votes', 'verdicts')),
+    file TEXT NOT NULL,
+    target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL CHECK (state IN ('staging', 'publishing')),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL
+)"""
+    )
+    db.execute(
+        "CREATE TABLE import_locks (name TEXT PRIMARY KEY, "
+        "job_id INTEGER NOT NULL REFERENCES import_jobs(id))"
+    )
+    db.execute(
+        "CREATE TABLE import_batches (job_id INTEGER NOT NULL REFERENCES import_jobs(id), "
+        "seq INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (job_id, seq))"
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
     (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
     (5, "provider batches of judge runs; cached input tokens", _v5_judge_batches_and_cached_tokens),
+    # Version 6 is taken by another change.
+    (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
 ]

@@ -1,4 +1,4 @@
-"""What every page shares: the store for this run, who is signed in (from the personal link),
+"""What every page shares: the server's one store, who is signed in (from the personal link),
 role checks, and the names of the few session-state keys (UI position only; the database is the
 truth)."""
 
@@ -31,8 +31,8 @@ def settings() -> Settings:
 
 
 def get_store() -> Store:
-    # A connection per script run: Streamlit may run reruns on different threads.
-    return workspace.open_store(settings())
+    """The store every session of this server shares (thread-safe; see `workspace.shared_store`)."""
+    return workspace.shared_store(settings())
 
 
 def current_user(store: Store) -> dict:

@@ -32,12 +32,7 @@ st.caption(
 @st.cache_data(ttl=600, max_entries=4, show_spinner="Finding disagreements...")
 def load_disagreements(study: str, version: str, visible: bool, settings: Settings) -> pd.DataFrame:
     """Every disagreement for one data version; filters apply to it without reloading."""
-    # Its own connection: a cached call may run on another thread than the page's store.
-    own_store = workspace.open_store(settings)
-    try:
-        return calibration.disagreements(own_store, study, settings=settings)
-    finally:
-        own_store.close()
+    return calibration.disagreements(workspace.shared_store(settings), study, settings=settings)
 
 
 settings = ui.settings()

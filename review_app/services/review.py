@@ -54,27 +54,50 @@ def next_pair(
     """The pair the reviewer should see now, leased to them; None when nothing is left for them.
 
     An open pair (one they were shown, or one they just undid) comes back first, so a reload
-    continues where they were. Otherwise the next pair in their own queue order that they have
-    never seen and that still needs reviews; claiming runs in one write transaction, so
-    concurrent reviewers never take a pair past its k reviews."""
+    continues where they were; showing it again writes nothing until half of its lease has run
+    out. Otherwise the next pair in their own queue order that they have never seen and that
+    still needs reviews: the queue is read outside any write, then the pair is leased in one
+    short write transaction that re-checks it, so concurrent reviewers never take a pair past
+    its k reviews. A reviewer with nothing left causes no write at all."""
     now = time.time() if now is None else now
-    lease = now + settings.lease_minutes * 60
+    lease_seconds = settings.lease_minutes * 60
     study = store.study_by_id(study_id)
     if study is None:
         raise NotFound(f"no study with id {study_id}")
-    k = study["reviews_per_pair"]
+    held = store.open_assignments(reviewer_id, study_id)
+    if held and held[0]["leased_until"] > now + lease_seconds / 2:
+        return _review_task(store, study, held[0]["id"])
+    pick = None
+    if not held:
+        pick = assignment.pick_next(store, study, reviewer_id, settings.seed, now)
+        if pick is None:
+            return None
     with store.transaction():
-        for open_one in store.open_assignments(reviewer_id, study_id):
-            pair_id = open_one["pair_id"]
-            if (
-                open_one["leased_until"] > now
-                or store.live_reviews([pair_id], now)[pair_id]["n"] < k
-            ):
-                store.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
-                return _review_task(store, study, open_one["id"])
-            store.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
-        claimed = assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease)
-    return None if claimed is None else _review_task(store, study, claimed)
+        handed = _renew_or_claim(store, settings, study, reviewer_id, now, pick)
+    return None if handed is None else _review_task(store, study, handed)
+
+
+def _renew_or_claim(
+    store: Store,
+    settings: Settings,
+    study: dict,
+    reviewer_id: int,
+    now: float,
+    pick: assignment.Pick | None,
+) -> int | None:
+    """Inside a write transaction: renew the lease of the reviewer's open pair that can still
+    be theirs (releasing those others filled meanwhile), else lease a new one."""
+    lease = now + settings.lease_minutes * 60
+    for open_one in store.open_assignments(reviewer_id, study["id"]):
+        pair_id = open_one["pair_id"]
+        if (
+            open_one["leased_until"] > now
+            or store.live_reviews([pair_id], now)[pair_id]["n"] < study["reviews_per_pair"]
+        ):
+            store.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
+            return open_one["id"]
+        store.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
+    return assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease, pick)
 
 
 def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:

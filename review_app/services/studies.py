@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from review_app import stats
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit
-from review_app.store import Store
+from review_app.store import Store, import_lock, locked_what
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,48 @@ def create_study(
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
     eval set. Items missing an output from either system are skipped and counted. The candidate
     (the system the gate decides on) defaults to the first system of the first comparison, as
-    given, never by name order."""
+    given, never by name order. Refused while an import writes into the eval set or a study of
+    that name."""
+    with store.transaction():
+        holder = store.import_lock_holder(
+            [import_lock("study", name), import_lock("eval_set", eval_set)]
+        )
+        if holder is not None:
+            raise Conflict(
+                f"{holder['file']} is being imported into {locked_what(holder['lock_name'])}; "
+                "create the study once that import has finished"
+            )
+        return _create_study(
+            store,
+            name,
+            eval_set,
+            comparisons,
+            reviews_per_pair,
+            show_reference,
+            criteria,
+            candidate,
+            by,
+        )
+
+
+def create_study_for_import(store: Store, name: str, eval_set: str) -> StudySummary:
+    """The study an import of votes or verdicts creates over `eval_set`, without comparisons
+    (the import adds those it needs, and names the candidate). The import holds the locks
+    `create_study` respects."""
+    return _create_study(store, name, eval_set, [], by="import")
+
+
+def _create_study(
+    store: Store,
+    name: str,
+    eval_set: str,
+    comparisons: Iterable[tuple[str, str]],
+    reviews_per_pair: int = 3,
+    show_reference: bool = False,
+    criteria: list[str] | None = None,
+    candidate: str | None = None,
+    by: str = "cli",
+) -> StudySummary:
     comparisons = list(comparisons)
     if candidate is None and comparisons:
         candidate = comparisons[0][0]

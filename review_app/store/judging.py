@@ -100,14 +100,19 @@ class JudgingQueries(StoreBase):
         )
         return cursor.lastrowid
 
-    def ensure_imported_run(self, study_id: int, judge: str) -> int:
-        """The run that holds verdicts imported from files for judge `judge`."""
+    def imported_run_id(self, study_id: int, judge: str) -> int | None:
+        """The run holding verdicts imported from files for judge `judge`, if there is one."""
         row = self._one(
             "SELECT id FROM judge_runs WHERE study_id = ? AND judge = ? AND source = 'import'",
             [study_id, judge],
         )
-        if row:
-            return row["id"]
+        return row["id"] if row else None
+
+    def ensure_imported_run(self, study_id: int, judge: str) -> int:
+        """The run that holds verdicts imported from files for judge `judge`."""
+        run_id = self.imported_run_id(study_id, judge)
+        if run_id is not None:
+            return run_id
         cursor = self.db.execute(
             "INSERT INTO judge_runs (study_id, label, judge, source, status, created_at, "
             "params_hash) VALUES (?, ?, ?, 'import', 'imported', ?, 'import')",
@@ -126,8 +131,8 @@ class JudgingQueries(StoreBase):
 
     def verdict_keys(self, run_id: int) -> set[tuple[int, str]]:
         """(pair id, first_system) of every verdict the run already holds."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT pair_id, first_system FROM verdicts WHERE run_id = ?", [run_id]
             )
             return {(pair_id, first) for pair_id, first in cursor}

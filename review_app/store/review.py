@@ -195,6 +195,30 @@ class ReviewQueries(StoreBase):
                 [(*(v.get(c) for c in columns), entered_at) for v in votes],
             )
 
+    def append_votes(self, votes: list[dict]) -> None:
+        """Append votes (dicts of the votes columns except id and supersedes), each superseding
+        the reviewer's latest vote on its pair, if any."""
+        columns = (
+            [
+                "pair_id",
+                "reviewer_id",
+                *(c for c in votes[0] if c not in ("pair_id", "reviewer_id")),
+            ]
+            if votes
+            else []
+        )
+        entered_at = now_iso()
+        with self._lock:
+            self.db.conn.executemany(
+                f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
+                f"VALUES ({', '.join('?' * len(columns))}, ?, "
+                "(SELECT max(id) FROM votes WHERE pair_id = ? AND reviewer_id = ?))",
+                [
+                    (*(v[c] for c in columns), entered_at, v["pair_id"], v["reviewer_id"])
+                    for v in votes
+                ],
+            )
+
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
         return self._one(
             "SELECT * FROM votes WHERE pair_id = ? AND reviewer_id = ? ORDER BY id DESC LIMIT 1",

@@ -112,13 +112,33 @@ class StudyQueries(StoreBase):
 
     def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
         """(item_key, system_x, system_y) -> pair id."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT i.item_key, p.system_x, p.system_y, p.id FROM pairs p "
                 "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
                 [study_id],
             )
             return {(key, x, y): pid for key, x, y, pid in cursor}
+
+    def pair_ids_by_item(
+        self, study_id: int, keys: Iterable[tuple[int, str, str]] | None = None
+    ) -> dict[tuple[int, str, str], int]:
+        """(item id, system_x, system_y) -> pair id: every pair of the study, or those of
+        `keys` it holds."""
+        sql = "SELECT item_id, system_x, system_y, id FROM pairs WHERE study_id = ?"
+        if keys is None:
+            with self._reading() as db:
+                return {(i, x, y): pid for i, x, y, pid in db.execute(sql, [study_id])}
+        found = {}
+        with self._reading() as db:
+            for item_id, x, y in keys:
+                row = db.execute(
+                    sql + " AND item_id = ? AND system_x = ? AND system_y = ?",
+                    [study_id, item_id, x, y],
+                ).fetchone()
+                if row:
+                    found[(item_id, x, y)] = row[3]
+        return found
 
     def pair(self, pair_id: int) -> dict:
         row = self._one(
@@ -140,8 +160,6 @@ class StudyQueries(StoreBase):
         return row["m"] or 0
 
     def study_pair_ids(self, study_id: int) -> list[int]:
-        with self._lock:
-            cursor = self.db.execute(
-                "SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id]
-            )
+        with self._reading() as db:
+            cursor = db.execute("SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id])
             return [pair_id for (pair_id,) in cursor]
