@@ -5,10 +5,12 @@ truth)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import streamlit as st
 
 from review_app.errors import Forbidden
+from review_app.safe_markdown import render_output
 from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
@@ -19,7 +21,13 @@ STUDY = "selected_study"
 REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair gets fresh widgets
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
+REVIEW_TOTAL = "review_total"  # (study id, pairs in the reviewer's share) pinned for the session
+REVIEW_DRAFT = "review_draft"  # the slot whose widgets were filled from an undone vote
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
+
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+_OUTPUT_STYLE = f"<style>{(ASSETS / 'outputs.css').read_text(encoding='utf-8')}</style>"
 
 
 def settings() -> Settings:
@@ -52,6 +60,24 @@ def plain(text: object) -> str:
     """`text` escaped for st.markdown / st.caption, which would otherwise render Markdown in
     user data (an image in a prompt or rationale would make the browser fetch it)."""
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+
+def output_styles() -> None:
+    """The styles `show_output` relies on; once per page run, before the first output."""
+    st.html(_OUTPUT_STYLE)
+
+
+def show_output(text: str, raw: bool, extra_class: str = "") -> None:
+    """A model output (or prompt) as the model wrote it: the faithful rendering (line breaks,
+    JSON/CSV/code verbatim, no raw HTML, nothing remote), or with `raw` the exact characters."""
+    if not text.strip():
+        st.html('<div class="review-empty">(empty response)</div>')
+    elif raw:
+        st.code(
+            text, language=None, wrap_lines=True, height=360 if text.count("\n") > 15 else "content"
+        )
+    else:
+        st.html(f'<div class="review-output {extra_class}">{render_output(text)}</div>')
 
 
 def require_role(user: dict, *roles: str) -> None:

@@ -48,7 +48,6 @@ def reviewer(store, name):
     return store.reviewer(name)
 
 
-
 def study_frames(store, study_id, seed, with_baselines=True):
     """The study's frames built straight from the store, independently of the app's study data:
     stored verdicts named by run label, plus computed baselines for those with no stored run."""
@@ -61,6 +60,7 @@ def study_frames(store, study_id, seed, with_baselines=True):
     else:
         verdicts = verdicts[~verdicts.judge.map(baselines.is_baseline)].reset_index(drop=True)
     return pairs, store.votes_frame(study_id), verdicts
+
 
 def test_threshold_validation_names_the_problem():
     with pytest.raises(InputError, match="unknown metric 'win'"):

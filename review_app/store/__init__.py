@@ -9,6 +9,7 @@ from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
 from review_app.store.judging import JudgingQueries
 from review_app.store.people import ReviewerQueries
+from review_app.store.quality import QualityQueries
 from review_app.store.review import AssignmentState, ReviewQueries
 from review_app.store.studies import StudyQueries
 
@@ -22,6 +23,7 @@ class Store(
     ReviewQueries,
     JudgingQueries,
     GateQueries,
+    QualityQueries,
     FrameQueries,
     StoreBase,
 ):
