@@ -14,12 +14,15 @@ ROLE_SCREENS = {
     "admin": {
         "review",
         "home",
+        "data",
+        "studies",
+        "people",
+        "quality",
         "judge",
         "calibration",
         "disagreements",
         "results",
         "gate",
-        "admin",
     },
     "signer": {"review", "home", "calibration", "results", "gate"},
 }

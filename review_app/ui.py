@@ -24,6 +24,10 @@ REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 REVIEW_TOTAL = "review_total"  # (study id, pairs in the reviewer's share) pinned for the session
 REVIEW_DRAFT = "review_draft"  # the slot whose widgets were filled from an undone vote
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
+PEOPLE_ISSUED = (
+    "people_issued"  # (name, role, link) just issued on the Reviewers screen, shown once
+)
+PEOPLE_NOTICE = "people_notice"  # one-line outcome of the last action on the Reviewers screen
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -93,7 +97,7 @@ def study_picker(store: Store, label: str = "Study") -> dict | None:
     """A study selector remembered across pages; None when the workspace has no study."""
     all_studies = studies.list_studies(store)
     if not all_studies:
-        st.info("No study yet. Create one with `review-app study create`.")
+        st.info("No study yet. An admin creates one on the Studies screen.")
         return None
     names = [s["name"] for s in all_studies]
     current = st.session_state.get(STUDY)

@@ -1,13 +1,15 @@
 """Files in and out of a workspace: imports of outputs, votes and verdicts (creating the study an
-import names), and exports in the columns the importers read, so exports round-trip."""
+import names), from a path or uploaded in the app, and exports in the columns the importers
+read, so exports round-trip."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from review_app import importers
-from review_app.errors import Conflict, InputError, NotFound
+from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
 from review_app.services.studies import create_study
 from review_app.store import Store
 
@@ -29,6 +31,45 @@ def import_verdicts(store: Store, path: str | Path, study: str, eval_set: str | 
     with store.transaction():
         _study_for_import(store, study, eval_set)
         return importers.import_verdicts(store, path, study)
+
+
+UPLOAD_KINDS = ("outputs", "votes", "verdicts")
+
+
+def import_upload(
+    store: Store,
+    kind: str,
+    filename: str,
+    content: bytes,
+    eval_set: str | None = None,
+    study: str | None = None,
+    replace: bool = False,
+) -> importers.ImportSummary:
+    """Import a file uploaded in the app exactly as the CLI imports one: the same formats (told
+    apart by the file name's extension), checks and single transaction, so a failed upload
+    changes nothing. Errors and the summary name the uploaded file, not where it was kept."""
+    if kind not in UPLOAD_KINDS:
+        raise InputError(f"unknown upload {kind!r}; choose one of {', '.join(UPLOAD_KINDS)}")
+    name = Path(filename).name
+    if not name:
+        raise InputError("the uploaded file has no name")
+    with tempfile.TemporaryDirectory(prefix="review-app-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            if kind == "outputs":
+                if not (eval_set or "").strip():
+                    raise InputError("name the eval set these outputs belong to")
+                summary = import_outputs(store, path, eval_set.strip(), replace=replace)
+            else:
+                if not (study or "").strip():
+                    raise InputError(f"name the study these {kind} belong to")
+                importer = import_votes if kind == "votes" else import_verdicts
+                summary = importer(store, path, study.strip(), (eval_set or "").strip() or None)
+        except ReviewAppError as exc:
+            raise type(exc)(str(exc).replace(str(path), name)) from exc
+    summary.file = name
+    return summary
 
 
 def _study_for_import(store: Store, study: str, eval_set: str | None) -> None:

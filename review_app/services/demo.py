@@ -22,7 +22,8 @@ DEMO_STUDY = "demo"
 DEMO_EVAL_SET = "demo"
 
 
-DEMO_USERS = (("demo-admin", "admin"), ("demo-reviewer", "reviewer"), ("demo-signer", "signer"))
+DEMO_ADMIN = "demo-admin"
+DEMO_USERS = ((DEMO_ADMIN, "admin"), ("demo-reviewer", "reviewer"), ("demo-signer", "signer"))
 
 
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:

@@ -146,6 +146,12 @@ def list_studies(store: Store) -> list[dict]:
     return store.studies()
 
 
+def study_items(store: Store, study: str) -> list[str]:
+    """The item ids the study's pairs are built on, sorted."""
+    pairs = store.pairs_frame(store.require_study(study)["id"], texts=False)
+    return sorted(set(pairs["item_key"]))
+
+
 def study_categories(store: Store, study: str) -> list[str]:
     """The study's categories, named as the statistics name them."""
     pairs = store.pairs_frame(store.require_study(study)["id"], texts=False)

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from review_app.errors import NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
 
 def open_store(settings: Settings | None = None) -> Store:
+    """The workspace of the settings, created (and migrated) when it does not exist yet."""
     settings = settings or Settings.from_env()
     return Store.open(settings.db_path)
+
+
+def open_existing_store(settings: Settings) -> Store:
+    """The workspace of the settings; NotFound, creating nothing, when there is none."""
+    path = Path(settings.db_path)
+    if str(path) != ":memory:" and not path.is_file():
+        raise NotFound(
+            f"no workspace at {path}: point --db or REVIEW_APP_DB at one, or start one with "
+            "`review-app import outputs` or `review-app demo`"
+        )
+    return Store.open(path)
 
 
 def workspace_summary(store: Store) -> dict:
