@@ -8,7 +8,9 @@ Definitions (docs/statistics.md, "Reviewer quality"):
   are compared, as in the calibration statistics.
 - The others' majority on a comparison is the unique most frequent outcome among the votes of
   the other reviewers who count (excluded reviewers never do), else `tie`; a reviewer's
-  agreement is the share of their votes on comparisons the others voted on that equal it.
+  agreement is the share of their votes on comparisons the others voted on that equal it. It is
+  flagged as low when its 95% CI lies below the agreement of the other reviewers measured the
+  same way with this reviewer left out.
 - `p_left` is the share of a reviewer's decisive votes (not tie or both bad) with a known shown
   order that went to the response shown on the left.
 """
@@ -49,6 +51,7 @@ class ReviewerQuality:
     recognized_rate: Estimate
     both_bad_rate: Estimate
     known_answer_accuracy: Estimate
+    others_agreement: float | None = None
     excluded: bool = False
     flags: list[str] = field(default_factory=list)
 
@@ -72,6 +75,22 @@ def human_agreement_without_ties(votes: pd.DataFrame) -> Estimate:
     agree = int((nx * (nx - 1) // 2 + ny * (ny - 1) // 2).sum())
     total = int(((nx + ny) * (nx + ny - 1) // 2).sum())
     return Estimate(agree / total if total else None, total)
+
+
+def _others_agreement_without(
+    frame: pd.DataFrame, reviewer: str, excluded: set[str]
+) -> float | None:
+    """How often the other counted reviewers agree with their own others' majority once this
+    reviewer is left out: the bar a reviewer's agreement is held against (with three reviews per
+    pair, one careless reviewer splits the others' majority and lowers everyone's agreement)."""
+    mine = frame["reviewer"] == reviewer
+    touched = frame["pair_id"].isin(frame.loc[mine, "pair_id"])
+    others = ~mine & ~frame["reviewer"].isin(excluded)
+    untouched_hits = frame.loc[~touched & others, "majority_hit"]
+    subset = frame[touched & ~mine]
+    recomputed = pd.Series(_majority_hits(subset, excluded | {reviewer}), index=subset.index)
+    hits = pd.concat([untouched_hits, recomputed[others[subset.index]]]).dropna()
+    return float(hits.mean()) if len(hits) else None
 
 
 def _bootstrap_share(hits: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
@@ -152,6 +171,7 @@ def reviewer_quality(
         answers = own["pair_id"].map(known_answers)
         known = (own["outcome"] == answers)[answers.notna()]
         timed = own["ms_spent"].dropna()
+        others_agreement = _others_agreement_without(frame, reviewer, excluded)
         record = ReviewerQuality(
             reviewer=reviewer,
             n_votes=len(own),
@@ -162,13 +182,14 @@ def reviewer_quality(
             recognized_rate=recognized,
             both_bad_rate=_share(own["outcome"] == "both_bad"),
             known_answer_accuracy=_share(known),
+            others_agreement=others_agreement,
             excluded=reviewer in excluded,
         )
         records.append(record)
-    return [_flagged(r, records) for r in records]
+    return [_flagged(r) for r in records]
 
 
-def _flagged(record: ReviewerQuality, records: list[ReviewerQuality]) -> ReviewerQuality:
+def _flagged(record: ReviewerQuality) -> ReviewerQuality:
     """The record with the reasons an admin should look at this reviewer, in words."""
     flags = []
     if record.median_seconds is not None and record.n_timed >= MIN_FOR_FLAG:
@@ -176,17 +197,12 @@ def _flagged(record: ReviewerQuality, records: list[ReviewerQuality]) -> Reviewe
             flags.append(
                 f"fast: median {record.median_seconds:.0f} s per vote (under {FAST_SECONDS:.0f} s)"
             )
-    others = [r for r in records if r.reviewer != record.reviewer and not r.excluded]
-    agreed = sum((r.agreement.value or 0) * r.agreement.n for r in others)
-    compared = sum(r.agreement.n for r in others)
-    ci = record.agreement.ci
-    if compared and ci is not None and record.agreement.n >= MIN_FOR_FLAG:
-        pooled = agreed / compared
-        if ci[1] < pooled:
-            flags.append(
-                f"low agreement: {record.agreement.value:.2f} with the others' majority "
-                f"(95% CI up to {ci[1]:.2f}; the other reviewers {pooled:.2f})"
-            )
+    ci, bar = record.agreement.ci, record.others_agreement
+    if bar is not None and ci is not None and record.agreement.n >= MIN_FOR_FLAG and ci[1] < bar:
+        flags.append(
+            f"low agreement: {record.agreement.value:.2f} with the others' majority (95% CI up "
+            f"to {ci[1]:.2f}), while the others agree {bar:.2f} among themselves"
+        )
     p_left = record.p_left
     if (
         p_left.ci is not None

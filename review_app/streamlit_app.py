@@ -8,28 +8,9 @@ from pathlib import Path
 import streamlit as st
 
 from review_app import ui
-from review_app.auth import ROLE_SCREENS
+from review_app.auth import LANDING, ROLE_SCREENS, SCREENS
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
-
-# (screen, file, title, icon) in the order of the work: set up, review, judge and calibrate, then
-# decide (the Gate locks the thresholds before Results show anything). A role sees the screens
-# ROLE_SCREENS grants it, in this order; each title is also its browser tab's title.
-PAGES = [
-    ("review", "review.py", "Review", ":material/rate_review:"),
-    ("home", "home.py", "Workspace", ":material/home:"),
-    ("data", "data.py", "Upload data", ":material/upload_file:"),
-    ("studies", "studies.py", "Studies", ":material/library_books:"),
-    ("people", "people.py", "Reviewers", ":material/group:"),
-    ("quality", "quality.py", "Reviewer quality", ":material/fact_check:"),
-    ("judge", "judge_runs.py", "Judge runs", ":material/gavel:"),
-    ("calibration", "calibration.py", "Calibration", ":material/tune:"),
-    ("disagreements", "disagreements.py", "Disagreements", ":material/compare_arrows:"),
-    ("gate", "gate.py", "Gate", ":material/verified:"),
-    ("results", "results.py", "Results", ":material/leaderboard:"),
-]
-# Where each role starts: its own task.
-LANDING = {"reviewer": "review", "admin": "home", "signer": "gate"}
 
 # An emoji icon is drawn locally; a :material/...: page icon is fetched from fonts.gstatic.com.
 # No page_title here: each page's title names its tab.
@@ -40,7 +21,7 @@ allowed = ROLE_SCREENS[user["role"]]
 landing = LANDING[user["role"]]
 pages = [
     st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=screen, default=screen == landing)
-    for screen, file, title, icon in PAGES
+    for screen, file, title, icon in SCREENS
     if screen in allowed
 ]
 if not pages:

@@ -51,6 +51,7 @@ def current_user(store: Store) -> dict:
         user = people.authenticate(store, token)
     except Forbidden as exc:
         st.session_state.pop(TOKEN, None)
+        st.set_page_config(page_title="Access denied")
         st.title("Access denied")
         st.error(str(exc))
         st.stop()

@@ -238,3 +238,81 @@ def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, to
     assert not at.exception
     assert [v["choice"] for v in store.vote_history(study["id"])] == ["A"]
     assert "before the pair was shown" in notice(at)
+
+
+def test_guidelines_are_open_on_the_first_visit_then_one_click_away(store, study, token):
+    from review_app.services import studies
+
+    studies.set_guidelines(store, STUDY, "# House rules\n\n- Name the **reset time**.", "ada")
+    at = open_page(token)
+    [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
+    assert guidelines.proto.expanded
+    assert "<strong>reset time</strong>" in html_bodies(at)
+    press(at, "vote-A").click().run()
+    [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
+    assert not guidelines.proto.expanded  # voted under this version: collapsed, one click away
+    studies.set_guidelines(store, STUDY, "# House rules v2", "ada")
+    at = open_page(token)
+    assert [e for e in at.expander if e.label == "Guidelines"][0].proto.expanded  # new version
+    [vote] = store.vote_history(study["id"])
+    assert vote["guidelines_hash"] == studies.guidelines_history(store, STUDY)[0]["content_hash"]
+
+
+def test_undo_brings_the_pair_back_with_everything_entered(store, study, token):
+    at = open_page(token)
+    first, *_ = shown_pair(store, "rita", study)
+    at.segmented_control(key="score-0-0-A").set_value(2)
+    at.segmented_control(key="score-0-0-B").set_value(5)
+    at.checkbox(key="flag-0-broken_output").check()
+    at.text_area(key="rationale-0").input("A skips step 2")
+    press(at, "vote-B").click().run()
+    assert at.text_area(key="rationale-1").value == ""
+    at.button(key="undo").click().run()
+    assert not at.exception
+    again, *_ = shown_pair(store, "rita", study)
+    assert again["id"] == first["id"]
+    assert at.text_area(key="rationale-2").value == "A skips step 2"
+    assert at.segmented_control(key="score-2-0-A").value == 2
+    assert at.segmented_control(key="score-2-0-B").value == 5
+    assert at.checkbox(key="flag-2-broken_output").value is True
+    assert at.checkbox(key="flag-2-recognized_model").value is False
+    assert any("Before undoing you chose: **B is better**" in c.value for c in at.caption)
+    # Voting again keeps what was restored (and what the reviewer changed).
+    at.text_area(key="rationale-2").input("A skips step 2 and 3")
+    press(at, "vote-B").click().run()
+    vote = store.vote_history(study["id"])[-1]
+    assert (vote["choice"], vote["rationale"]) == ("B", "A skips step 2 and 3")
+    assert json.loads(vote["flags"]) == ["broken_output"]
+    assert len(json.loads(vote["criteria"])["accuracy"]) == 2
+
+
+def test_the_progress_total_does_not_drift_when_others_take_pairs(store, study, token, settings):
+    from review_app.services import review
+
+    at = open_page(token)
+    total = int(re.search(r"of (\d+) done", progress_text(at)).group(1))
+    # Another reviewer takes pairs meanwhile: the share this reviewer was shown stays put.
+    add_reviewer(store, settings, "omar")
+    other = store.reviewer("omar")["id"]
+    for _ in range(5):
+        task = review.next_pair(store, settings, other, study["id"])
+        review.record_vote(store, settings, other, task.assignment_id, "A")
+    press(at, "vote-A").click().run()
+    assert progress_text(at) == f"<b>1</b> of {total} done"
+    press(at, "skip").click().run()  # a skipped pair never comes back: one fewer to do
+    assert progress_text(at) == f"<b>1</b> of {total - 1} done"
+    at.button(key="undo").click().run()
+    assert progress_text(at) == f"<b>0</b> of {total - 1} done"
+
+
+def progress_text(at: AppTest) -> str:
+    text = next(m.value for m in at.markdown if "done" in m.value)
+    return re.search(r"<b>\d+</b> of \d+ done", text).group(0)
+
+
+def test_the_notice_line_is_there_before_any_vote(store, study, token):
+    # Its place is reserved from the first pair on, so the first "Saved" moves nothing.
+    at = open_page(token)
+    assert notice(at) == ""
+    press(at, "vote-A").click().run()
+    assert notice(at) == "Saved: A is better."

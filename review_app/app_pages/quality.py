@@ -77,7 +77,7 @@ st.dataframe(
                 "both bad": _rate(r.both_bad_rate),
                 "known answers right": _rate(r.known_answer_accuracy),
                 "ceiling without them": report.ceiling_without[r.reviewer].value,
-                "flags": len(r.flags) or "",
+                "flags": f"⚠ {len(r.flags)}" if r.flags else "",
             }
             for r in report.reviewers
         ]

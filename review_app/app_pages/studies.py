@@ -66,6 +66,9 @@ else:
             placeholder="# How to judge\n\n- Correct beats polished.\n- ...",
         )
         if st.button("Create study", type="primary", key="study_create"):
+            if not others:
+                st.error("Not created: choose at least one system to compare the candidate with.")
+                st.stop()
             try:
                 created = studies.create_study(
                     store,

@@ -47,6 +47,9 @@ def create_study(
     eval set, with the reviewer guidelines when given. Items missing an output from either system
     are skipped and counted."""
     comparisons = list(comparisons)
+    name = name.strip()
+    if not name:
+        raise InputError("the study needs a name")
     if reviews_per_pair < 1:
         raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
     if guidelines is not None:
