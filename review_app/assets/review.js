@@ -88,20 +88,18 @@ window.reviewScreen = function (pair) {
       else if (event.key === "Backspace") handled = unrateLast();
       if (handled) event.preventDefault();
     }, true);
-    new MutationObserver(() => {
-      if (!w.__reviewTabPending) {
-        w.__reviewTabPending = true;
-        requestAnimationFrame(() => {
-          w.__reviewTabPending = false;
-          keepRatingsOutOfTabOrder();
-        });
-      }
-    }).observe(document.body, { childList: true, subtree: true });
+    new MutationObserver(keepRatingsOutOfTabOrder).observe(document.body, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ["tabindex"],
+    });
   }
+  // This script may run after the ratings are drawn, when no further change would call the
+  // observer.
+  keepRatingsOutOfTabOrder();
 
   if (w.__reviewPair !== pair) {
+    // The first pair of a page load follows no click, so there is nothing to hold back.
+    w.__reviewShownAt = w.__reviewPair === undefined ? 0 : performance.now();
     w.__reviewPair = pair;
-    w.__reviewShownAt = performance.now();
     scrollToTop();
     // The new pair's boxes arrive after this script: reset them too once they are drawn.
     for (const delay of [50, 200]) setTimeout(scrollToTop, delay);
