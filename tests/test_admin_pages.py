@@ -238,3 +238,13 @@ def test_marking_a_known_answer_in_the_app(demo_store):
         "finetuned",
         "demo-admin",
     )
+
+
+def test_the_workspace_listing_includes_what_was_just_uploaded(store, admin, tmp_path):
+    content = write_outputs(tmp_path / "outputs.csv", 2).read_bytes()
+    at = open_page("data.py", admin)
+    at.selectbox(key="upload_eval_set").select("(new)").run()
+    at.text_input(key="upload_new_eval_set").input("fresh").run()
+    at.file_uploader(key="upload_file_outputs").set_value(("outputs.csv", content, "text/csv"))
+    at.button(key="upload_submit").click().run()
+    assert any("fresh: 2 items" in m.value for m in at.markdown)

@@ -91,6 +91,7 @@ if submitted:
             st.success(f"Imported {result.line()}")
 
 st.subheader("In this workspace")
+summary = workspace.workspace_summary(store)  # again: the upload above may have added to it
 left, right = st.columns(2)
 with left:
     st.markdown("**Eval sets**")

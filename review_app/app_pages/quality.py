@@ -60,7 +60,7 @@ def _agreement(estimate) -> str:
 
 def _seconds(record) -> str:
     if record.median_seconds is None:
-        return "not timed (imported)"
+        return "imported"
     return f"{record.median_seconds:.0f} s (n={record.n_timed})"
 
 
@@ -70,26 +70,31 @@ st.dataframe(
             {
                 "reviewer": r.reviewer + (" (excluded)" if r.excluded else ""),
                 "votes": r.n_votes,
-                "median time / vote": _seconds(r),
-                "agreement with majority, 95% CI": _agreement(r.agreement),
-                "p_left": _rate(r.p_left),
-                "knows the model": _rate(r.recognized_rate),
-                "both bad": _rate(r.both_bad_rate),
-                "known answers right": _rate(r.known_answer_accuracy),
-                "ceiling without them": report.ceiling_without[r.reviewer].value,
                 "flags": f"⚠ {len(r.flags)}" if r.flags else "",
+                "median time": _seconds(r),
+                "agreement with majority (95% CI)": _agreement(r.agreement),
+                "p_left": _rate(r.p_left),
+                "knows model": _rate(r.recognized_rate),
+                "both bad": _rate(r.both_bad_rate),
+                "known answers": _rate(r.known_answer_accuracy),
+                "ceiling without": report.ceiling_without[r.reviewer].value,
             }
             for r in report.reviewers
         ]
     ),
     hide_index=True,
-    column_config={"ceiling without them": st.column_config.NumberColumn(format="%.3f")},
+    column_config={
+        "ceiling without": st.column_config.NumberColumn(
+            format="%.3f", help="The human ceiling if this reviewer were excluded"
+        )
+    },
     key="quality_table",
 )
 st.caption(
     "Agreement: share of a reviewer's votes equal to the majority of the other (counted) "
     "reviewers on the same comparison, both bad counted as a tie. p_left: share of their "
     "decisive votes that went to the left response. Median time counts votes cast in the app. "
+    "Ceiling without: the human ceiling above if this reviewer were excluded. "
     "Definitions: docs/statistics.md."
 )
 for r in report.reviewers:

@@ -173,13 +173,15 @@ if total:
     st.progress(min(done / total, 1.0))
 notice = st.session_state.get(ui.REVIEW_NOTICE) or ""
 tone = "refused" if notice.startswith("Not ") else "saved" if notice else ""
+notice_column, raw_column = st.columns([3, 1], vertical_alignment="center")
 # One element, always drawn: the notice line (its height is reserved even when empty) and the
 # script that, for every new pair, scrolls to the top and keeps the keys working.
-st.html(
+notice_column.html(
     f'<div class="review-notice {tone}" role="status">{html.escape(notice)}</div>'
     f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
     unsafe_allow_javascript=True,
 )
+raw = task is not None and raw_column.toggle("Show raw text", key="raw-text")
 
 guidelines = review.guidelines(store, study["id"])
 if guidelines:
@@ -198,7 +200,6 @@ else:
     if not shown or shown[0] != task.assignment_id:
         st.session_state[ui.REVIEW_SHOWN] = (task.assignment_id, time.time())
     _restore_draft(task)
-    raw = st.toggle("Show raw text", key="raw-text")
 
     st.markdown("**Prompt**")
     with st.container(border=True):
@@ -215,8 +216,9 @@ else:
                 ui.show_output(text, raw)
     if task.criteria:
         st.markdown("**Ratings** (optional; 1 = poor, 5 = excellent)")
+        ratings = st.container(key="review-ratings")
         for index, name in enumerate(task.criteria):
-            label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
+            label, score_a, score_b = ratings.columns([1, 2, 2], vertical_alignment="center")
             label.markdown(name.capitalize())
             for column, side in ((score_a, "A"), (score_b, "B")):
                 column.segmented_control(
