@@ -7,12 +7,11 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from review_app import report
+from review_app import report, server
 from review_app.errors import Forbidden, NotFound, ReviewAppError
 from review_app.services import (
     audit,
@@ -21,6 +20,7 @@ from review_app.services import (
     demo,
     judging,
     people,
+    quality,
     signoff,
     studies,
     thresholds,
@@ -66,7 +66,7 @@ def _actor_name(args, settings, store) -> str:
 def add_workspace_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarise the workspace: eval sets, systems, studies")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_info)
+    p.set_defaults(handler=_info, read_only=True)
 
     p = sub.add_parser("settings", help="list every setting, its environment variable and value")
     p.set_defaults(handler=_settings_cmd, needs_store=False)
@@ -129,7 +129,7 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--output", help="file to write (default: standard output)")
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=_export, read_only=True)
 
 
 def _import_outputs(args, settings, store) -> None:
@@ -222,6 +222,9 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
         metavar="SYSTEM",
         help="the system the gate decides on (default: the first system of the first --compare)",
     )
+    c.add_argument(
+        "--guidelines", metavar="FILE.md", help="Markdown guidelines reviewers see beside each pair"
+    )
     c.set_defaults(handler=_study_create)
     cand = actions.add_parser(
         "candidate", help="name the system a study decides on (before the lock)"
@@ -230,12 +233,18 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     cand.add_argument("system")
     cand.set_defaults(handler=_study_candidate)
     ls = actions.add_parser("list", help="list studies")
-    ls.set_defaults(handler=_study_list)
+    ls.set_defaults(handler=_study_list, read_only=True)
+    g = actions.add_parser("guidelines", help="put new reviewer guidelines in force for a study")
+    g.add_argument("name")
+    g.add_argument("file", metavar="FILE.md")
+    g.add_argument("--by", default="cli", help="who sets them (recorded)")
+    g.set_defaults(handler=_study_guidelines)
 
 
 def _study_create(args, settings, store) -> None:
     comparisons = [studies.parse_comparison(c) for c in args.compare]
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
+    guidelines = studies.read_guidelines_file(args.guidelines) if args.guidelines else None
     summary = studies.create_study(
         store,
         args.name,
@@ -245,6 +254,8 @@ def _study_create(args, settings, store) -> None:
         args.show_reference,
         criteria,
         candidate=args.candidate,
+        guidelines=guidelines,
+        by=_actor_name(args, settings, store),
     )
     skipped = "; ".join(
         f"{c}: {n} items lack an output" for c, n in summary.skipped_items.items() if n
@@ -260,6 +271,15 @@ def _study_candidate(args, settings, store) -> None:
     by = _user(args, settings, store, "admin")["name"]
     studies.set_candidate(store, args.name, args.system, by=by)
     _print(f"study {args.name}: candidate {args.system}")
+
+
+def _study_guidelines(args, settings, store) -> None:
+    text = studies.read_guidelines_file(args.file)
+    digest, changed = studies.set_guidelines(store, args.name, text, args.by)
+    if changed:
+        _print(f"guidelines {digest} in force for study {args.name}; new votes record this hash")
+    else:
+        _print(f"guidelines {digest} were already in force for study {args.name}; nothing changed")
 
 
 def _study_list(args, settings, store) -> None:
@@ -287,10 +307,42 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
     )
     a.set_defaults(handler=_reviewers_add)
     ls = actions.add_parser("list", help="list reviewers")
-    ls.set_defaults(handler=_reviewers_list)
+    ls.set_defaults(handler=_reviewers_list, read_only=True)
     r = actions.add_parser("revoke", help="revoke a reviewer's link")
     r.add_argument("name")
     r.set_defaults(handler=_reviewers_revoke)
+    st = actions.add_parser("stats", help="reviewer quality in a study, with flags")
+    st.add_argument("--study", required=True)
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(handler=_reviewers_stats, read_only=True)
+    for action, helptext, handler in (
+        ("exclude", "leave a reviewer's votes out of a study's statistics", _reviewers_exclude),
+        ("include", "count an excluded reviewer's votes again", _reviewers_include),
+    ):
+        e = actions.add_parser(action, help=helptext)
+        e.add_argument("name")
+        e.add_argument("--study", required=True)
+        e.add_argument("--reason", required=True, help="why (recorded, and shown in the report)")
+        e.add_argument("--by", default="cli", help="who decides (recorded)")
+        e.set_defaults(handler=handler)
+
+    k = sub.add_parser("known-answers", help="comparisons with a known correct answer")
+    known = k.add_subparsers(dest="action", required=True)
+    ks = known.add_parser("set", help="mark a comparison with its known correct answer")
+    ks.add_argument("--study", required=True)
+    ks.add_argument("--item", required=True, metavar="ITEM_ID")
+    ks.add_argument("--compare", required=True, metavar="SYS:SYS")
+    ks.add_argument("--answer", required=True, help="one of the two systems, tie or both_bad")
+    ks.add_argument("--by", default="cli", help="who marks it (recorded)")
+    ks.set_defaults(handler=_known_set)
+    kr = known.add_parser("remove", help="remove a comparison's known answer")
+    kr.add_argument("--study", required=True)
+    kr.add_argument("--item", required=True, metavar="ITEM_ID")
+    kr.add_argument("--compare", required=True, metavar="SYS:SYS")
+    kr.set_defaults(handler=_known_remove)
+    kl = known.add_parser("list", help="list a study's known answers")
+    kl.add_argument("--study", required=True)
+    kl.set_defaults(handler=_known_list, read_only=True)
 
 
 def _reviewers_add(args, settings, store) -> None:
@@ -318,6 +370,82 @@ def _reviewers_revoke(args, settings, store) -> None:
     _print(f"revoked {args.name}")
 
 
+def _rate(estimate) -> str:
+    return "-" if estimate.value is None else f"{estimate.value:.2f} (n={estimate.n})"
+
+
+def _reviewers_stats(args, settings, store) -> None:
+    report = quality.reviewer_report(store, args.study, settings)
+    if args.json:
+        _print(json.dumps(report.document(), indent=2))
+        return
+    ceiling = report.ceiling
+    _print(
+        f"study {args.study}: human agreement without ties "
+        f"{_fmt_estimate(ceiling.to_json(with_ci=False))} (excluded reviewers left out)"
+    )
+    rows = []
+    for r in report.reviewers:
+        seconds = "-" if r.median_seconds is None else f"{r.median_seconds:.0f}"
+        rows.append(
+            [
+                r.reviewer + (" (excluded)" if r.excluded else ""),
+                str(r.n_votes),
+                seconds,
+                _fmt_estimate(r.agreement.to_json()),
+                _rate(r.p_left),
+                _rate(r.recognized_rate),
+                _rate(r.both_bad_rate),
+                _rate(r.known_answer_accuracy),
+                _fmt_estimate(report.ceiling_without[r.reviewer].to_json(with_ci=False)),
+            ]
+        )
+    headers = [
+        "reviewer",
+        "votes",
+        "median s",
+        "agreement with majority",
+        "p_left",
+        "knows model",
+        "both bad",
+        "known answers",
+        "ceiling without them",
+    ]
+    for line in _table(headers, rows):
+        _print(line)
+    for r in report.reviewers:
+        for flag in r.flags:
+            _print(f"flag: {r.reviewer}: {flag}")
+
+
+def _reviewers_exclude(args, settings, store) -> None:
+    quality.exclude_reviewer(store, args.study, args.name, args.reason, args.by)
+    _print(f"{args.name} excluded from study {args.study}; its statistics now leave them out")
+
+
+def _reviewers_include(args, settings, store) -> None:
+    quality.include_reviewer(store, args.study, args.name, args.reason, args.by)
+    _print(f"{args.name} counts again in study {args.study}")
+
+
+def _known_set(args, settings, store) -> None:
+    quality.set_known_answer(store, args.study, args.item, args.compare, args.answer, args.by)
+    _print(f"known answer of {args.item} ({args.compare}): {args.answer}")
+
+
+def _known_remove(args, settings, store) -> None:
+    quality.remove_known_answer(store, args.study, args.item, args.compare)
+    _print(f"known answer of {args.item} ({args.compare}) removed")
+
+
+def _known_list(args, settings, store) -> None:
+    for row in quality.known_answers(store, args.study):
+        _print(
+            f"{row['item_key']}\t{row['system_x']}:{row['system_y']}\t{row['answer']}\t"
+            f"set by {row['set_by'] or '-'} at {row['created_at']}"
+        )
+
+
 # ---- serving ----
 
 
@@ -333,38 +461,17 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=_demo)
 
 
-def _serve(args, settings, store) -> None:
+def _serve(args, settings, store, on_ready=None) -> None:
     _recover_imports(store)
     store.close()
-    app = Path(__file__).resolve().parent / "streamlit_app.py"
-    env = dict(os.environ, REVIEW_APP_DB=str(Path(settings.db_path).resolve()))
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.address",
-        args.host,
-        "--server.port",
-        str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-        # A full garbage collection after every page run costs ~60 ms of CPU on a heap holding
-        # pandas; under many reviewers it was most of the server's work. Python's own
-        # generational collector still runs (the load benchmark checks memory stays flat).
-        "--runner.postScriptGC",
-        "false",
-        # The app's files do not change while it serves: no watching them on every run.
-        "--server.fileWatcherType",
-        "none",
-    ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
-    raise SystemExit(subprocess.call(command, env=env))
+
+    def ready() -> None:
+        _print(
+            "The app is ready; open it with a personal link (`review-app reviewers add` prints one)."
+        )
+
+    raise SystemExit(server.run_app(settings.db_path, args.host, args.port, on_ready or ready))
 
 
 def _demo(args, settings, store) -> None:
@@ -377,11 +484,21 @@ def _demo(args, settings, store) -> None:
         f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
         f"{study['votes']} example votes"
     )
-    _print("Open one of these personal links:")
+    _print("Personal links (each signs you in as that demo user):")
+    admin = links.pop(demo.DEMO_ADMIN)
     for name, link in links.items():
         _print(f"  {name:14} {link}")
-    if not args.no_serve:
-        _serve(args, settings, store)
+
+    def finish() -> None:
+        # Last, so the end of the output is what to do next: a working link.
+        _print(f"For the command line: export REVIEW_APP_DB={Path(settings.db_path).resolve()}")
+        _print(f"Open the app as {demo.DEMO_ADMIN}:")
+        _print(admin)
+
+    if args.no_serve:
+        finish()
+    else:
+        _serve(args, settings, store, on_ready=finish)
 
 
 # ---- calibration ----
@@ -393,7 +510,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True)
     p.add_argument("--json", action="store_true", help="print the documented JSON document")
-    p.set_defaults(handler=_stats)
+    p.set_defaults(handler=_stats, read_only=True)
 
 
 def _fmt_estimate(estimate: dict | None) -> str:
@@ -526,7 +643,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     a.set_defaults(handler=_thresholds_add)
     ls = actions.add_parser("list", help="list thresholds and the lock")
     ls.add_argument("--study", required=True)
-    ls.set_defaults(handler=_thresholds_list)
+    ls.set_defaults(handler=_thresholds_list, read_only=True)
     lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
     lk.add_argument("--study", required=True)
     lk.set_defaults(handler=_thresholds_lock)
@@ -540,7 +657,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--study", required=True)
     r.add_argument("--format", choices=report.REPORT_FORMATS, default="md")
     r.add_argument("--output", help="file to write (default: standard output)")
-    r.set_defaults(handler=_report)
+    r.set_defaults(handler=_report, read_only=True)
 
     s = sub.add_parser("signoff", help="approve or reject the study as a signer")
     s.add_argument("--study", required=True)
@@ -737,7 +854,7 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         help="cancel a run's provider batches; answers they already hold are stored",
     )
     r.add_argument("--json", action="store_true", help="print JSON")
-    r.set_defaults(handler=_judge_runs)
+    r.set_defaults(handler=_judge_runs, read_only=True)
 
 
 class _ProgressBar:
@@ -907,9 +1024,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
-        store = (
-            None if getattr(args, "needs_store", True) is False else workspace.open_store(settings)
-        )
+        if getattr(args, "needs_store", True) is False:
+            store = None
+        elif getattr(args, "read_only", False) or getattr(args, "dry_run", False):
+            # Reading must never leave an empty workspace behind (a mistyped --db would).
+            store = workspace.open_existing_store(settings)
+        else:
+            store = workspace.open_store(settings)
         try:
             args.handler(args, settings, store)
         finally:

@@ -392,13 +392,67 @@ def _v7_imports_in_flight(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
+    # Guidelines are versioned by content hash: setting new ones appends a row (the latest is in
+    # force) and every vote records the hash it was cast under, so a changed rule never silently
+    # re-labels earlier votes.
+    db.execute(
+        """CREATE TABLE study_guidelines (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    content_hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX study_guidelines_study ON study_guidelines(study_id, id)")
+    db.execute("ALTER TABLE votes ADD COLUMN guidelines_hash TEXT")
+    # Excluding a reviewer is a recorded decision, never a deletion: each exclusion or
+    # re-inclusion appends a row (who, when, why) and the latest row per reviewer is in force.
+    db.execute(
+        """CREATE TABLE reviewer_exclusions (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    excluded INTEGER NOT NULL CHECK (excluded IN (0, 1)),
+    reason TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute(
+        "CREATE INDEX reviewer_exclusions_study ON reviewer_exclusions(study_id, reviewer_id)"
+    )
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER reviewer_exclusions_append_only_{event.lower()} BEFORE {event} ON "
+            "reviewer_exclusions BEGIN SELECT RAISE(ABORT, 'exclusions are append-only: record "
+            "a new decision'); END"
+        )
+    # A comparison an admin knows the right answer to; reviewers meet it blind in their queue.
+    db.execute(
+        """CREATE TABLE known_answers (
+    pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    answer TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
     (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
     (5, "provider batches of judge runs; cached input tokens", _v5_judge_batches_and_cached_tokens),
-    # Version 6 is taken by another change.
+    (
+        6,
+        "study guidelines, reviewer exclusions, known answers",
+        _v6_guidelines_and_reviewer_quality,
+    ),
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
 ]

@@ -145,6 +145,15 @@ def render_markdown(report: dict) -> str:
         f"(n={humans['without_ties']['n']}); with ties: {_value(humans['with_ties'])} "
         f"(n={humans['with_ties']['n']}).",
     ]
+    lines += ["", "## Reviewers excluded from the statistics", ""]
+    exclusions = report.get("exclusions", [])
+    if not exclusions:
+        lines.append("None: every reviewer's votes count.")
+    for x in exclusions:
+        lines.append(
+            f"- {_md(x['reviewer'])} ({x['n_votes']} votes left out), excluded by "
+            f"{_md(x['decided_by'])} at {x['created_at']}. Reason: {_md(x['reason'])}"
+        )
     fr = report["final_review"]
     lines += ["", "## Final human review", ""]
     lines.append(
@@ -275,6 +284,16 @@ def render_html(report: dict) -> str:
         for j in report["judges"]
     )
     humans = report["human_agreement"]["without_ties"]
+    exclusions = "".join(
+        f"<li><b>{e(x['reviewer'])}</b> ({x['n_votes']} votes left out), excluded by "
+        f"{e(x['decided_by'])} at {e(x['created_at'])}. Reason: {e(x['reason'])}</li>"
+        for x in report.get("exclusions", [])
+    )
+    exclusions = (
+        f"<p><b>Reviewers excluded from every figure:</b></p><ul>{exclusions}</ul>"
+        if exclusions
+        else "<p class='note'>No reviewer is excluded: every vote counts.</p>"
+    )
     signoffs = "".join(_signoff_html(s, report["report_hash"]) for s in report["signoffs"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -316,6 +335,7 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 <h2>Judges</h2>
 <p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
 {_value(humans)} (n={humans["n"]}).</p>
+{exclusions}
 <table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
 {judges}</table>
 <h2>Final human review</h2>

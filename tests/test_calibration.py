@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from review_app import baselines, stats
 from review_app.cli import main
 from review_app.errors import NotFound
+from review_app.safe_markdown import render_output
 from review_app.services import calibration, data, people, study_data, thresholds
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
@@ -596,8 +597,13 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     top = expected.iloc[0]
     # The first row is shown in detail: both outputs, the votes with rationales.
     assert at.subheader[0].value == f"{top['item_key']} ({top['category']}): baseline/longest"
-    assert [c.value for c in at.code][:2] == [top["output_x"], top["output_y"]]
+    # Outputs appear as reviewers saw them (the same faithful rendering), raw text on request.
+    bodies = [e.proto.body for e in at.get("html")]
+    shown = [render_output(top[f"output_{side}"]) for side in ("x", "y")]
+    assert all(any(html in body for body in bodies) for html in shown)
     assert top["votes"] and top["votes"] in [t.value for t in at.text]
+    at.toggle(key="disagreements_raw").set_value(True).run()
+    assert [c.value for c in at.code][:3] == [top["prompt"], top["output_x"], top["output_y"]]
 
     at.multiselect(key="disagreements_categories").set_value(["safety"]).run()
     assert set(at.dataframe[0].value["category"]) <= {"safety"}

@@ -3,6 +3,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from review_app.cli import main
 from tests.conftest import write
 
@@ -115,7 +117,7 @@ def test_demo_command_seeds_without_serving(capsys):
     assert out.count("?token=") == 3
 
 
-def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys):
+def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys, store):
     keep = write(tmp_path / "keep.csv", "precious\n")
     code, _, err = run(capsys, "export", "votes", "--study", "nope", "--output", str(keep))
     assert code == 1 and "no study named 'nope'" in err
@@ -220,3 +222,55 @@ def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path):
     assert done.stderr == ""
     assert done.returncode == 0
     assert json.loads(done.stdout)["item_id"] == "q0"
+
+
+READ_ONLY = [
+    ["info"],
+    ["info", "--json"],
+    ["stats", "--study", "s"],
+    ["export", "votes", "--study", "s"],
+    ["report", "--study", "s", "--format", "md"],
+    ["study", "list"],
+    ["reviewers", "list"],
+    ["reviewers", "stats", "--study", "s"],
+    ["known-answers", "list", "--study", "s"],
+    ["thresholds", "list", "--study", "s"],
+    ["judge-runs", "--study", "s"],
+    ["judge", "--study", "s", "--rubric", "r.yaml", "--judge", "baseline/first", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY, ids=lambda a: " ".join(a[:2]))
+def test_read_only_commands_refuse_a_missing_workspace_and_create_nothing(tmp_path, capsys, argv):
+    missing = tmp_path / "typo" / "workspace.db"
+    code, out, err = run(capsys, "--db", str(missing), *argv)
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: no workspace at {missing}: point --db or REVIEW_APP_DB at one, or start one "
+        "with `review-app import outputs` or `review-app demo`\n"
+    )
+    assert not missing.parent.exists()
+
+
+def test_study_guidelines_from_files(tmp_path, capsys, store):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    rules = write(tmp_path / "rules.md", "# Rules\r\n\r\n- Correct beats polished.\r\n")
+    code, out, _ = run(
+        capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base",
+        "--guidelines", str(rules),
+    )  # fmt: skip
+    assert code == 0
+    current = store.current_guidelines(store.require_study("s")["id"])
+    assert current["body"] == "# Rules\n\n- Correct beats polished.\n"
+    assert current["set_by"] == "cli (no token)"
+    code, out, _ = run(capsys, "study", "guidelines", "s", str(rules))
+    assert code == 0 and "already in force" in out
+    write(tmp_path / "v2.md", "# Rules v2\n")
+    code, out, _ = run(capsys, "study", "guidelines", "s", str(tmp_path / "v2.md"))
+    assert code == 0 and out.startswith("guidelines ") and "in force for study s" in out
+    code, _, err = run(capsys, "study", "guidelines", "s", str(tmp_path / "missing.md"))
+    assert code == 1 and err == f"error: {tmp_path / 'missing.md'}: no such guidelines file\n"
+    write(tmp_path / "empty.md", "  \n")
+    code, _, err = run(capsys, "study", "guidelines", "s", str(tmp_path / "empty.md"))
+    assert code == 1 and "guidelines are empty" in err

@@ -18,6 +18,7 @@ from review_app.services import review, workspace
 from review_app.store import Store
 from review_app.store import base as store_base
 from tests.review_fixtures import add_reviewer, make_study
+from tests.test_review_page import press
 
 APP_DIR = Path(__file__).resolve().parent.parent / "review_app"
 REVIEW_PAGE = str(APP_DIR / "app_pages" / "review.py")
@@ -173,7 +174,7 @@ def test_page_runs_share_one_store_and_open_no_files(store, settings, tmp_path):
     shared = workspace.shared_store(settings)
     before = open_files()
     for _ in range(5):
-        at.button(key="vote-A").click().run()
+        press(at, "vote-A").click().run()
         assert not at.exception
         other = AppTest.from_file(REVIEW_PAGE, default_timeout=30)
         other.query_params["token"] = token
@@ -195,7 +196,7 @@ def test_showing_the_review_screen_again_writes_nothing(store, settings, tmp_pat
     at.toggle(key="raw-text").set_value(True).run()
     assert not at.exception
     assert log.statements == []
-    at.button(key="vote-A").click().run()  # a vote writes (the vote, then the next lease)
+    press(at, "vote-A").click().run()  # a vote writes (the vote, then the next lease)
     assert any(s.startswith("INSERT INTO votes") for s in log.statements)
 
 

@@ -112,12 +112,16 @@ if len(frame):
         f"**{row['judge_verdict']}** (shown {row['system_x']} first: {row['verdict_x_first'] or '-'}; "
         f"shown {row['system_y']} first: {row['verdict_y_first'] or '-'}) · {row['reason']}"
     )
-    st.text(row["prompt"])
+    ui.output_styles()
+    raw = st.toggle("Show raw text", key="disagreements_raw")
+    with st.container(border=True):
+        ui.show_output(row["prompt"], raw)
     left, right = st.columns(2)
     for col, side in ((left, "x"), (right, "y")):
         with col:
             st.markdown(f"**{row['system_' + side]}** ({row['len_' + side]} characters)")
-            st.code(row["output_" + side], language=None, wrap_lines=True)
+            with st.container(border=True):
+                ui.show_output(row["output_" + side], raw)
     st.markdown("**Human votes**")
     st.text(row["votes"] or "no votes")
     st.markdown("**Judge's explanation**")

@@ -1,5 +1,6 @@
 """Files in and out of a workspace: imports of outputs, votes and verdicts (creating the study an
-import names), and exports in the columns the importers read, so exports round-trip.
+import names), from a path or uploaded in the app, and exports in the columns the importers read,
+so exports round-trip.
 
 An import never holds the workspace for long, so reviewers never wait behind it. Every row is
 checked first while the changes are staged in short transactions, out of sight; a failed check
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -168,6 +170,7 @@ def _import(
     if not staged:
         with store.transaction():
             _record_import(store, {"kind": kind, "target": target, "options": options}, summary)
+
         return
     try:
         _publish(store, store.import_job(job_id), summary)
@@ -451,3 +454,45 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "output_x": p.output_x,
                 "output_y": p.output_y,
             }
+
+
+UPLOAD_KINDS = ("outputs", "votes", "verdicts")
+
+
+def import_upload(
+    store: Store,
+    kind: str,
+    filename: str,
+    content: bytes,
+    eval_set: str | None = None,
+    study: str | None = None,
+    replace: bool = False,
+    by: str = "cli",
+) -> importers.ImportSummary:
+    """Import a file uploaded in the app exactly as the CLI imports one: the same formats (told
+    apart by the file name's extension), checks and single transaction, so a failed upload
+    changes nothing. Errors and the summary name the uploaded file, not where it was kept."""
+    if kind not in UPLOAD_KINDS:
+        raise InputError(f"unknown upload {kind!r}; choose one of {', '.join(UPLOAD_KINDS)}")
+    name = Path(filename).name
+    if not name:
+        raise InputError("the uploaded file has no name")
+    with tempfile.TemporaryDirectory(prefix="review-app-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            if kind == "outputs":
+                if not (eval_set or "").strip():
+                    raise InputError("name the eval set these outputs belong to")
+                summary = import_outputs(store, path, eval_set.strip(), replace=replace, by=by)
+            else:
+                if not (study or "").strip():
+                    raise InputError(f"name the study these {kind} belong to")
+                importer = import_votes if kind == "votes" else import_verdicts
+                summary = importer(
+                    store, path, study.strip(), (eval_set or "").strip() or None, by=by
+                )
+        except ReviewAppError as exc:
+            raise type(exc)(str(exc).replace(str(path), name)) from exc
+    summary.file = name
+    return summary

@@ -11,6 +11,7 @@ from review_app import gate, report
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, study_data
 from review_app.services.people import require_role
+from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
@@ -201,8 +202,9 @@ def record_final_review(
 
 
 def build_report(store: Store, study: str, settings: Settings) -> dict:
-    """The sign-off report: pinned hashes, thresholds and their results, statistics, final
-    review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
+    """The sign-off report: pinned hashes, thresholds and their results, statistics, excluded
+    reviewers, final review, deviations and sign-offs. Its `report_hash` covers everything but
+    the sign-offs."""
     data = _locked_data(store, study, settings)
     study_row = data.study
     inputs = gate_inputs(store, data, settings)
@@ -264,6 +266,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "without_ties": overall.humans.agreement_without_ties.to_json(),
             "strict": overall.humans.agreement_strict.to_json(),
         },
+        # Reviewers whose votes every figure above leaves out, with who decided and why.
+        "exclusions": current_exclusions(store, study_row["id"]),
         "judges": judges,
         "final_review": {
             "system": data.candidate,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from review_app.errors import NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -16,6 +17,7 @@ _SHARED_LOCK = threading.Lock()
 
 def open_store(settings: Settings | None = None) -> Store:
     """A store of the caller's own, to close when done (one command, one script)."""
+    """The workspace of the settings, created (and migrated) when it does not exist yet."""
     settings = settings or Settings.from_env()
     return Store.open(settings.db_path)
 
@@ -40,6 +42,17 @@ def close_shared_stores() -> None:
         for store in _SHARED.values():
             store.close()
         _SHARED.clear()
+
+
+def open_existing_store(settings: Settings) -> Store:
+    """The workspace of the settings; NotFound, creating nothing, when there is none."""
+    path = Path(settings.db_path)
+    if str(path) != ":memory:" and not path.is_file():
+        raise NotFound(
+            f"no workspace at {path}: point --db or REVIEW_APP_DB at one, or start one with "
+            "`review-app import outputs` or `review-app demo`"
+        )
+    return Store.open(path)
 
 
 def workspace_summary(store: Store) -> dict:

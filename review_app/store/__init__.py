@@ -12,6 +12,7 @@ from review_app.store.gate import GateQueries
 from review_app.store.imports import ImportQueries, import_lock, locked_what
 from review_app.store.judging import JudgingQueries
 from review_app.store.people import ReviewerQueries
+from review_app.store.quality import QualityQueries
 from review_app.store.review import AssignmentState, ReviewQueries
 from review_app.store.studies import StudyQueries
 
@@ -34,6 +35,7 @@ class Store(
     JudgingQueries,
     JudgeBatchQueries,
     GateQueries,
+    QualityQueries,
     FrameQueries,
     AuditQueries,
     ImportQueries,

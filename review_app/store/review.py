@@ -225,6 +225,18 @@ class ReviewQueries(StoreBase):
             [pair_id, reviewer_id],
         )
 
+    def voted_under_guidelines(self, reviewer_id: int, study_id: int, content_hash: str) -> bool:
+        """Whether the reviewer cast any vote in the study under that version of its guidelines."""
+        row = self._one(
+            "SELECT 1 AS yes FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "WHERE v.reviewer_id = ? AND v.guidelines_hash = ? AND p.study_id = ? LIMIT 1",
+            [reviewer_id, content_hash, study_id],
+        )
+        return row is not None
+
+    def vote(self, vote_id: int) -> dict | None:
+        return self._one("SELECT * FROM votes WHERE id = ?", [vote_id])
+
     def latest_vote_keys(self, study_id: int) -> dict[tuple[int, int], dict]:
         """(pair id, reviewer id) -> the latest vote row, for import de-duplication."""
         rows = self._rows(
@@ -266,7 +278,7 @@ class ReviewQueries(StoreBase):
         return self._rows(
             "SELECT v.id, i.item_key, p.system_x, p.system_y, r.name AS reviewer, v.choice, "
             "v.winner, v.shown_left, v.shown_right, v.criteria, v.rationale, v.flags, v.ms_spent, "
-            "v.source, v.created_at, v.supersedes FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "v.source, v.created_at, v.supersedes, v.guidelines_hash FROM votes v JOIN pairs p ON p.id = v.pair_id "
             "JOIN items i ON i.id = p.item_id JOIN reviewers r ON r.id = v.reviewer_id "
             "WHERE p.study_id = ? ORDER BY v.id",
             [study_id],

@@ -76,6 +76,33 @@ class StudyQueries(StoreBase):
         )
         return dict(row)
 
+    def insert_guidelines(self, study_id: int, content_hash: str, body: str, by: str) -> None:
+        """Append a version of the study's guidelines; the latest one is in force."""
+        self.db.execute(
+            "INSERT INTO study_guidelines (study_id, content_hash, body, set_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [study_id, content_hash, body, by, now_iso()],
+        )
+
+    def current_guidelines(self, study_id: int) -> dict | None:
+        """The guidelines in force (content_hash, body, set_by, created_at), or None."""
+        return self._one(
+            "SELECT content_hash, body, set_by, created_at FROM study_guidelines "
+            "WHERE study_id = ? ORDER BY id DESC LIMIT 1",
+            [study_id],
+        )
+
+    def guidelines_history(self, study_id: int) -> list[dict]:
+        """Every version of the study's guidelines, oldest first, with how many votes each
+        was in force for."""
+        return self._rows(
+            "SELECT g.content_hash, g.set_by, g.created_at, (SELECT count(*) FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = g.study_id "
+            " AND v.guidelines_hash = g.content_hash AND v.winner IS NOT NULL) AS n_votes "
+            "FROM study_guidelines g WHERE g.study_id = ? ORDER BY g.id",
+            [study_id],
+        )
+
     def add_comparison(self, study_id: int, system_a: str, system_b: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?)",
