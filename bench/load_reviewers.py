@@ -39,9 +39,11 @@ import argparse
 import asyncio
 import csv
 import hashlib
+import html
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -309,10 +311,17 @@ class Session:
 def _read_element(element, page: Page) -> None:
     kind = element.WhichOneof("type")
     if kind == "button":
-        # Widget ids read "$$ID-<hash>-<key>"; the key is what the page named the button.
-        page.buttons[element.button.id.split("-", 2)[-1]] = element.button.id
+        # Widget ids read "$$ID-<hash>-<key>"; the key is what the page named the button, with
+        # the pair's slot at its end ("vote-A-3"): buttons are known by the name before it.
+        key = element.button.id.split("-", 2)[-1]
+        name, _, slot = key.rpartition("-")
+        page.buttons[name if slot.isdigit() else key] = element.button.id
     elif kind == "html":
         page.texts.append(element.html.body)
+        # The review screen's one-line notice ("Saved: ...") is drawn as HTML.
+        notice = re.search(r'class="review-notice[^"]*"[^>]*>([^<]*)<', element.html.body)
+        if notice and notice.group(1).strip():
+            page.notices.append(html.unescape(notice.group(1).strip()))
     elif kind == "alert":
         page.notices.append(element.alert.body)
     elif kind == "exception":
