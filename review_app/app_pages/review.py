@@ -143,7 +143,12 @@ def _assigned(db_path: str, study_id: int, reviewer_id: int) -> int:
     return review.review_progress(store, reviewer_id, study_id).assigned
 
 
-task = review.next_pair(store, settings, user["id"], study["id"])
+try:
+    task = review.next_pair(store, settings, user["id"], study["id"])
+except ReviewAppError as exc:  # e.g. the workspace stayed busy: say so, offer to try again
+    st.warning(f"The next pair could not be handed to you: {exc}")
+    st.button("Try again", key="retry")
+    st.stop()
 done = review.votes_done(store, user["id"], study["id"])
 assigned = max(done, _assigned(store.path, study["id"], user["id"]))
 st.html(STYLE)

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from review_app import importers
-from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
+from review_app.errors import Conflict, InputError, NotFound
 from review_app.importers import ImportSummary
 from review_app.services.studies import create_study_for_import
 from review_app.store import Store, import_lock, locked_what
@@ -47,7 +47,7 @@ def import_outputs(
         "outputs",
         path,
         eval_set,
-        {"replace": replace},
+        {},
         [import_lock("eval_set", eval_set)],
         lambda: importers.check_outputs(store, path, eval_set, replace, summary),
     )
@@ -115,16 +115,22 @@ def _import(
         return
     try:
         _publish(store, store.import_job(job_id))
-    except BaseException as exc:
-        # Committed: its rows stay staged; mark it abandoned so the next import finishes it.
-        with contextlib.suppress(Exception), store.transaction():
-            store.touch_import_job(job_id, heartbeat=0)
-        if isinstance(exc, Exception) and not isinstance(exc, ReviewAppError):
-            raise Conflict(
-                f"{path}: every row was checked, but writing them stopped ({exc}); the next "
-                "import or server start finishes it"
-            ) from exc
+    except Exception as exc:
+        _abandon(store, job_id)
+        raise Conflict(
+            f"{path}: every row was checked, but writing them stopped ({exc}); the next "
+            "import or server start finishes it"
+        ) from exc
+    except BaseException:
+        _abandon(store, job_id)
         raise
+
+
+def _abandon(store: Store, job_id: int) -> None:
+    """Leave a committed import for the next import or server start to finish: its rows stay
+    staged, and a heartbeat of 0 marks its owner as gone."""
+    with contextlib.suppress(Exception), store.transaction():
+        store.touch_import_job(job_id, heartbeat=0)
 
 
 def _start(
@@ -216,9 +222,7 @@ def _publish(store: Store, job: dict) -> None:
         with pacer, store.transaction():
             write(changes)
             store.delete_import_batch(job["id"], seq)
-            if not store.import_batches_left(job["id"]):
-                store.delete_import_job(job["id"])
-    with store.transaction():  # a job whose batches were all written but not yet forgotten
+    with store.transaction():
         store.delete_import_job(job["id"])
 
 
