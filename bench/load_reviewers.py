@@ -476,6 +476,7 @@ def main() -> None:
                 "import_window_s": [round(t, 1) for t in window] or None,
                 "votes_during_import": len(during),
                 "max_vote_wait_during_import_ms": round(max(during, default=0), 1),
+                "p95_during_import_ms": round(percentile(during, 95), 1),
                 "setup_s": round(setup_s, 1),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }

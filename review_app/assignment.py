@@ -4,6 +4,7 @@ left, and the queue walk that picks the next free pair (`pick_next`, reads only)
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,10 +13,15 @@ import numpy as np
 
 from review_app.store import Store
 
-# Queue orders are a permutation of the study's pair ids; computing one for 100,000 pairs takes a
-# few milliseconds, so the latest few are kept (pairs are only ever added, so the key is exact).
+# Queue orders are a permutation of the study's pair ids. Reading the ids of 100,000 pairs takes
+# tens of milliseconds and shuffling them one or two, so the ids are kept per study and the
+# latest orders per reviewer (pairs are only ever added, so the keys are exact). A server shares
+# these between its sessions' threads, hence the lock.
+_PAIR_IDS: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_PAIR_IDS_SIZE = 8
 _QUEUE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _QUEUE_CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 # The queue walk reads this many queue positions per store visit, and settles for the first free
 # pair (unbalanced) when no balanced one turns up among this many free pairs.
 _QUEUE_BATCH = 64
@@ -32,17 +38,35 @@ def queue_order(pair_ids: Sequence[int], reviewer_id: int, study_id: int, seed: 
 def cached_queue_order(
     cache_key: tuple, pair_ids_loader, reviewer_id: int, study_id: int, seed: int
 ) -> np.ndarray:
-    """`queue_order`, remembered under `cache_key` (which must change when the pairs do)."""
+    """`queue_order`, remembered under `cache_key` (which must change when the pairs do); the
+    study's pair ids are loaded once for all its reviewers."""
     key = (*cache_key, reviewer_id, study_id, seed)
-    order = _QUEUE_CACHE.get(key)
-    if order is None:
-        order = queue_order(pair_ids_loader(), reviewer_id, study_id, seed)
-        _QUEUE_CACHE[key] = order
-        if len(_QUEUE_CACHE) > _QUEUE_CACHE_SIZE:
-            _QUEUE_CACHE.popitem(last=False)
-    else:
-        _QUEUE_CACHE.move_to_end(key)
+    with _CACHE_LOCK:
+        order = _remembered(_QUEUE_CACHE, key)
+        pair_ids = _remembered(_PAIR_IDS, (*cache_key, study_id))
+    if order is not None:
+        return order
+    if pair_ids is None:
+        pair_ids = np.asarray(pair_ids_loader(), dtype=np.int64)
+        with _CACHE_LOCK:
+            _remember(_PAIR_IDS, (*cache_key, study_id), pair_ids, _PAIR_IDS_SIZE)
+    order = queue_order(pair_ids, reviewer_id, study_id, seed)
+    with _CACHE_LOCK:
+        _remember(_QUEUE_CACHE, key, order, _QUEUE_CACHE_SIZE)
     return order
+
+
+def _remembered(cache: OrderedDict, key: tuple) -> np.ndarray | None:
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+    return value
+
+
+def _remember(cache: OrderedDict, key: tuple, value: np.ndarray, size: int) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -410,3 +410,20 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     )
     assert review.next_pair(store, settings, rid, study["id"]) == task
     store.close()
+
+
+def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
+    # More reviewers than remembered queue orders must not mean a read of every pair per vote.
+    loads = []
+
+    def load():
+        loads.append(1)
+        return list(range(1, 1001))
+
+    orders = [
+        assignment.cached_queue_order(("ws", 1000), load, reviewer, 7, 0)
+        for reviewer in [*range(100), *range(100)]
+    ]
+    assert len(loads) == 1
+    assert sorted(orders[0].tolist()) == list(range(1, 1001))
+    assert orders[0].tolist() == orders[100].tolist() != orders[1].tolist()

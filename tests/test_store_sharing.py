@@ -200,6 +200,19 @@ def test_showing_the_review_screen_again_writes_nothing(store, settings, tmp_pat
     assert any(s.startswith("INSERT INTO votes") for s in log.statements)
 
 
+@pytest.mark.parametrize(
+    "page", ["home", "calibration", "results", "gate", "disagreements", "judge_runs"]
+)
+def test_opening_an_admin_screen_writes_nothing(demo_store, settings, page):
+    token = demo_store.demo_links["demo-admin"].split("token=")[1]
+    log = WriteLog(workspace.shared_store(settings))
+    at = AppTest.from_file(str(APP_DIR / "app_pages" / f"{page}.py"), default_timeout=60)
+    at.query_params["token"] = token
+    at.run()
+    assert not at.exception
+    assert log.statements == []
+
+
 def test_a_reviewer_with_nothing_left_causes_no_write(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=2, reviews_per_pair=1)
     add_reviewer(store, settings, "ada")
@@ -260,3 +273,25 @@ def test_a_write_outside_a_transaction_does_not_keep_the_workspace_locked(store,
     other.rollback()
     other.close()
     assert not store.db.conn.in_transaction
+
+
+def test_a_workspace_held_by_another_writer_is_a_message_on_the_review_screen(
+    store, settings, tmp_path, monkeypatch
+):
+    make_study(store, tmp_path)
+    token = add_reviewer(store, settings, "rosa")
+    monkeypatch.setattr(store_base, "BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(store.path)
+    other.execute("BEGIN IMMEDIATE")  # e.g. another program writing for longer than the wait
+    try:
+        at = AppTest.from_file(REVIEW_PAGE, default_timeout=30)
+        at.query_params["token"] = token
+        at.run()
+    finally:
+        other.rollback()
+        other.close()
+    assert not at.exception
+    assert "could not be handed to you" in at.warning[0].value
+    assert "locked" not in at.warning[0].value
+    at.button(key="retry").click().run()
+    assert not at.exception and press(at, "vote-A")

@@ -155,7 +155,12 @@ def _restore_draft(task: review.ReviewTask) -> None:
         st.session_state[f"rationale-{slot}"] = task.draft.rationale
 
 
-task = review.next_pair(store, settings, user["id"], study["id"])
+try:
+    task = review.next_pair(store, settings, user["id"], study["id"])
+except ReviewAppError as exc:  # e.g. the workspace stayed busy: say so, offer to try again
+    st.warning(f"The next pair could not be handed to you: {exc}")
+    st.button("Try again", key="retry")
+    st.stop()
 done = review.votes_done(store, user["id"], study["id"])
 if task is None:
     _pin_total(done)  # the queue ran out: whatever others took is no longer this reviewer's

@@ -174,16 +174,22 @@ def _import(
         return
     try:
         _publish(store, store.import_job(job_id), summary)
-    except BaseException as exc:
-        # Committed: its rows stay staged; mark it abandoned so the next import finishes it.
-        with contextlib.suppress(Exception), store.transaction():
-            store.touch_import_job(job_id, heartbeat=0)
-        if isinstance(exc, Exception) and not isinstance(exc, ReviewAppError):
-            raise Conflict(
-                f"{path}: every row was checked, but writing them stopped ({exc}); the next "
-                "import or server start finishes it"
-            ) from exc
+    except Exception as exc:
+        _abandon(store, job_id)
+        raise Conflict(
+            f"{path}: every row was checked, but writing them stopped ({exc}); the next "
+            "import or server start finishes it"
+        ) from exc
+    except BaseException:
+        _abandon(store, job_id)
         raise
+
+
+def _abandon(store: Store, job_id: int) -> None:
+    """Leave a committed import for the next import or server start to finish: its rows stay
+    staged, and a heartbeat of 0 marks its owner as gone."""
+    with contextlib.suppress(Exception), store.transaction():
+        store.touch_import_job(job_id, heartbeat=0)
 
 
 def _start(
@@ -276,9 +282,7 @@ def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> N
         with pacer, store.transaction():
             write(changes)
             store.delete_import_batch(job["id"], seq)
-            if not store.import_batches_left(job["id"]):
-                store.delete_import_job(job["id"])
-    with store.transaction():  # a job whose batches were all written but not yet forgotten
+    with store.transaction():
         store.delete_import_job(job["id"])
         _record_import(store, job, summary)
 

@@ -182,13 +182,15 @@ def record_final_review(
 ) -> None:
     require_role(reviewer, "signer")
     settings = settings or Settings.from_env()
+    # Read before the write: a study's outputs are frozen with its eval set, and loading them
+    # inside the transaction would hold every reviewer's vote for as long as the load takes.
+    data = study_data.load(store, store.require_study(study), settings)
+    valid = {o["output_id"] for o in data.candidate_outputs(store)}
+    if output_id not in valid:
+        raise NotFound(
+            f"output {output_id} is not an output of {data.candidate} in study {study!r}"
+        )
     with store.transaction():
-        data = study_data.load(store, store.require_study(study), settings)
-        valid = {o["output_id"] for o in data.candidate_outputs(store)}
-        if output_id not in valid:
-            raise NotFound(
-                f"output {output_id} is not an output of {data.candidate} in study {study!r}"
-            )
         store.insert_final_review(data.study["id"], output_id, reviewer["id"], acceptable, comment)
         audit.record(
             store,

@@ -75,10 +75,6 @@ class ImportQueries(StoreBase):
         )
         return (row["seq"], row["payload"]) if row else None
 
-    def import_batches_left(self, job_id: int) -> int:
-        row = self._one("SELECT count(*) AS n FROM import_batches WHERE job_id = ?", [job_id])
-        return row["n"]
-
     def delete_import_batch(self, job_id: int, seq: int) -> None:
         self.db.execute("DELETE FROM import_batches WHERE job_id = ? AND seq = ?", [job_id, seq])
         self.touch_import_job(job_id)

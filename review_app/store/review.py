@@ -196,27 +196,19 @@ class ReviewQueries(StoreBase):
             )
 
     def append_votes(self, votes: list[dict]) -> None:
-        """Append votes (dicts of the votes columns except id and supersedes), each superseding
-        the reviewer's latest vote on its pair, if any."""
-        columns = (
-            [
-                "pair_id",
-                "reviewer_id",
-                *(c for c in votes[0] if c not in ("pair_id", "reviewer_id")),
-            ]
-            if votes
-            else []
-        )
+        """Append votes (dicts of the same votes columns, pair_id and reviewer_id among them,
+        without id and supersedes), each superseding the reviewer's latest vote on its pair."""
+        if not votes:
+            return
+        columns = list(votes[0])
+        # When a vote entered the workspace is the store's to record, whatever the file says.
         entered_at = now_iso()
         with self._lock:
             self.db.conn.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
-                f"VALUES ({', '.join('?' * len(columns))}, ?, "
-                "(SELECT max(id) FROM votes WHERE pair_id = ? AND reviewer_id = ?))",
-                [
-                    (*(v[c] for c in columns), entered_at, v["pair_id"], v["reviewer_id"])
-                    for v in votes
-                ],
+                f"VALUES ({', '.join(':' + c for c in columns)}, :entered_at, (SELECT max(id) "
+                "FROM votes WHERE pair_id = :pair_id AND reviewer_id = :reviewer_id))",
+                [{**vote, "entered_at": entered_at} for vote in votes],
             )
 
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
