@@ -276,7 +276,8 @@ def looks_before_lock(store: Store, study_row: dict) -> list[dict]:
         shared = systems & set((other["systems"] or "").split(","))
         if other["study_id"] == study_row["id"] or len(shared) < 2:
             continue
-        if lock is None or other["locked_at"] < lock["locked_at"]:
+        # Locks are append-only, so their ids order them even within one clock tick.
+        if lock is None or other["lock_id"] < lock["id"]:
             looks.append(
                 {
                     "study": other["study"],

@@ -154,10 +154,10 @@ class GateQueries(StoreBase):
     def locks_on_eval_set(self, eval_set_id: int) -> list[dict]:
         """Every study lock over an eval set, with the study's name and comparisons' systems."""
         return self._rows(
-            "SELECT s.id AS study_id, s.name AS study, l.locked_at, "
+            "SELECT s.id AS study_id, s.name AS study, l.id AS lock_id, l.locked_at, "
             "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
             "WHERE c.study_id = s.id) AS systems FROM threshold_locks l "
-            "JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id = ? ORDER BY l.locked_at",
+            "JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id = ? ORDER BY l.id",
             [eval_set_id],
         )
 
