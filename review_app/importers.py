@@ -24,6 +24,11 @@ VERDICT_COLUMNS = ("item_id", "system_a", "system_b", "judge", "winner")
 VERDICT_OPTIONAL = ("first", "explanation")
 SPECIAL_WINNERS = ("tie", "both_bad")
 BATCH_ROWS = 5000
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"):
+# CSV exports put a single quote before such text, and CSV imports take it off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Python's csv module refuses fields over 131,072 characters; an output or prompt can be longer.
+CSV_FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass
@@ -82,6 +87,7 @@ def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("rb") as handle:
         lines = (text for _, text in _decoded_lines(path, handle))
         reader = csv.reader(lines, strict=True)
@@ -104,7 +110,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                         None,
                         f"has {len(values)} fields but the header has {len(header)}",
                     )
-                yield line, dict(zip(header, values, strict=True))
+                yield line, dict(zip(header, map(csv_text, values), strict=True))
         except csv.Error as exc:
             raise InputError.at(str(path), reader.line_num, None, f"malformed CSV: {exc}") from None
 
@@ -567,20 +573,47 @@ def import_verdicts(store: Store, path: str | Path, study: str) -> ImportSummary
 # ---- exports ----
 
 
-def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str], columns: Iterable[str]) -> int:
-    """Write rows as CSV (with a header, even when there are no rows) or JSONL; returns the
-    number of rows written."""
-    if fmt not in ("csv", "jsonl"):
-        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
-    writer = None
-    if fmt == "csv":
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
+def csv_cell(value: Any) -> Any:
+    """`value` as an exported CSV cell: text a spreadsheet would run as a formula gets a single
+    quote in front. Text already starting with quotes before such a character gets one more, so
+    `csv_text` restores every value exactly and exports import back unchanged."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text(cell: str) -> str:
+    """An imported CSV cell with the quote `csv_cell` added taken off again."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
+def write_csv(rows: Iterable[dict], columns: Iterable[str], handle: IO[str]) -> int:
+    """Write rows as CSV with a header (even when there are no rows), every cell made safe to
+    open in a spreadsheet (`csv_cell`); returns the number of rows written. Every CSV the app
+    exports goes through here."""
+    columns = list(columns)
+    # CRLF line ends (RFC 4180) also make the writer quote a field holding a lone CR, which it
+    # would otherwise write bare, splitting the row for any reader.
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(columns)
     count = 0
     for row in rows:
-        if writer is None:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            writer.writerow(row)
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
+        count += 1
+    return count
+
+
+def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str], columns: Iterable[str]) -> int:
+    """Write rows as CSV (`write_csv`) or as JSONL (exactly as stored); returns the number of
+    rows written."""
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+    if fmt == "csv":
+        return write_csv(rows, columns, handle)
+    count = 0
+    for row in rows:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
     return count
