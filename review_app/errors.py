@@ -7,6 +7,7 @@ pages show the message. Library errors are translated at the boundary with `rais
     ├── Forbidden       the caller's role or token does not allow this
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
+    ├── UnusableWorkspace  the workspace file is not one this version can open (newer, not SQLite)
     └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
 """
 
@@ -42,6 +43,11 @@ class OutcomesHidden(Forbidden):
 
 class Conflict(ReviewAppError):
     """The change contradicts what is already stored."""
+
+
+class UnusableWorkspace(ReviewAppError):
+    """The workspace file cannot be opened by this version of the app: it was written by a newer
+    version, or it is not a workspace at all. It is left exactly as it was."""
 
 
 class JudgeUnavailable(ReviewAppError):

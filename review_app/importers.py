@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,14 +133,12 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not text.strip():
                 continue
             empty = False
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError.at(str(path), number, None, f"invalid JSON: {exc.msg}") from None
+            row = _json_value(path, number, text)
             if not isinstance(row, dict):
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
+            _check_json_row(RowReader(str(path), number, row), _SURROGATE_ESCAPE.search(text))
             yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
@@ -150,21 +149,74 @@ def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
-        data = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError.at(str(path), line, None, "is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InputError.at(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+    data = _json_value(path, None, text)
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON array of objects, got {_kind(data)}")
     if not data:
         raise InputError(f"{path}: the file is an empty list")
+    escapes = _SURROGATE_ESCAPE.search(text)
     # JSON arrays carry no line numbers per element, so errors name the element ("row").
     for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise InputError(f"{path}: row {index}: expected a JSON object, got {_kind(row)}")
+        _check_json_row(RowReader(str(path), index, row, "row"), escapes)
         yield index, row
+
+
+# JSON values nested deeper than this are refused: no field of ours needs more, and a deeper value
+# could exhaust the stack of the JSON encoder when the row is stored.
+MAX_NESTING = 100
+# A \ud800-\udfff escape in JSON text; only such an escape can produce a lone surrogate (raw
+# UTF-8 is decoded strictly), so rows without one skip the slower check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _json_value(path: Path, line: int | None, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError.at(
+            str(path), line or exc.lineno, None, f"invalid JSON: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise InputError.at(str(path), line, None, "JSON nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise InputError.at(
+            str(path), line, None, "invalid JSON: a number has too many digits"
+        ) from None
+
+
+def _check_json_row(reader: RowReader, may_hold_surrogates: object) -> None:
+    """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, and
+    text with a lone surrogate (not a character, so not valid UTF-8 either)."""
+    for name, value in reader.row.items():
+        if isinstance(value, (dict, list)) and _nesting(value) > MAX_NESTING:
+            raise reader.error(name, f"is nested more than {MAX_NESTING} levels deep")
+        if may_hold_surrogates:
+            try:
+                json.dumps([name, value], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise reader.error(
+                    name.encode("utf-8", "backslashreplace").decode(),
+                    "holds a lone surrogate escape (such as \\ud800), which is not text",
+                ) from None
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _kind(value: Any) -> str:

@@ -4,14 +4,17 @@ truth)."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import streamlit as st
 
-from review_app.errors import Forbidden
+from review_app.errors import Forbidden, UnusableWorkspace
 from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
+
+_log = logging.getLogger(__name__)
 
 # Session-state keys, all in one place.
 TOKEN = "auth_token"
@@ -31,8 +34,15 @@ def settings() -> Settings:
 
 
 def get_store() -> Store:
+    """The workspace for this script run; stops the page with one line when this version cannot
+    open it (the file's path stays out of the browser)."""
     # A connection per script run: Streamlit may run reruns on different threads.
-    return workspace.open_store(settings())
+    try:
+        return workspace.open_store(settings())
+    except UnusableWorkspace as exc:
+        _log.error("%s", exc)
+        st.error("The workspace cannot be opened by this version of the app; ask its admin.")
+        st.stop()
 
 
 def current_user(store: Store) -> dict:
