@@ -23,6 +23,7 @@ REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
+FINAL_REVIEW_NOTICE = "final_review_notice"  # gate: why the last mark was not recorded
 SIGNOFF_DECISION = "signoff_decision"  # gate: approve | reject
 SIGNOFF_COMMENT = "signoff_comment"
 SIGNOFF_OVERRIDE = "signoff_override"  # the reason for approving a gate that did not pass
@@ -45,10 +46,14 @@ def get_store() -> Store:
         st.stop()
 
 
+def _token() -> str | None:
+    return st.query_params.get("token") or st.session_state.get(TOKEN)
+
+
 def current_user(store: Store) -> dict:
     """The signed-in reviewer, from `?token=` (kept in the URL so a reload keeps working);
     stops the page with a refusal when the token is missing, unknown or revoked."""
-    token = st.query_params.get("token") or st.session_state.get(TOKEN)
+    token = _token()
     try:
         user = people.authenticate(store, token)
     except Forbidden as exc:
@@ -60,6 +65,14 @@ def current_user(store: Store) -> dict:
     if st.query_params.get("token") != token:
         st.query_params["token"] = token
     return user
+
+
+def acting_user(store: Store) -> dict:
+    """The signed-in reviewer as the workspace knows them at this moment; Forbidden when their
+    link was revoked. A widget callback runs before the page is drawn again, holding the user
+    read when it was last drawn: it calls this first, so a link revoked (or a role changed) while
+    the tab stayed open cannot record one more vote, mark or sign-off."""
+    return people.authenticate(store, _token())
 
 
 def plain(text: object) -> str:

@@ -221,3 +221,18 @@ def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, to
     assert not at.exception
     assert [v["choice"] for v in store.vote_history(study["id"])] == ["A"]
     assert "before the pair was shown" in at.warning[0].value
+
+
+@pytest.mark.parametrize("button", ["vote-A", "vote-both_bad", "skip", "undo", "edit-save"])
+def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study, token, button):
+    at = open_page(token)
+    at.button(key="vote-A").click().run()  # one vote, so undo and edit have something to act on
+    history = store.vote_history(study["id"])
+    assignments = store.open_assignments(store.reviewer("rita")["id"], study["id"])
+    # The page is drawn with the buttons live; the admin revokes the link; then the click lands.
+    people.revoke_reviewer(store, "rita")
+    at.button(key=button).click().run()
+    assert not at.exception
+    assert store.vote_history(study["id"]) == history
+    assert store.open_assignments(store.reviewer("rita")["id"], study["id"]) == assignments
+    assert "revoked" in at.error[0].value and not at.button

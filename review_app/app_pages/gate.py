@@ -225,7 +225,12 @@ elif sample:
     def mark(acceptable: bool) -> None:
         # A callback, so the picker can move on to the next unmarked output before it is drawn.
         comment = st.session_state.get(comment_key, "")
-        signoff.record_final_review(store, name, user, item["output_id"], acceptable, comment)
+        try:
+            signer = ui.acting_user(store)
+            signoff.record_final_review(store, name, signer, item["output_id"], acceptable, comment)
+        except ReviewAppError as exc:
+            st.session_state[ui.FINAL_REVIEW_NOTICE] = str(exc)
+            return
         marked = {i for i, s in enumerate(sample) if s["mark"]} | {index}
         after = [i for i in range(index + 1, len(sample)) if i not in marked]
         before = [i for i in range(index) if i not in marked]
@@ -234,6 +239,9 @@ elif sample:
     ok_col, bad_col = st.columns(2)
     ok_col.button("Acceptable", key="final_review_ok", on_click=mark, args=(True,))
     bad_col.button("Not acceptable", key="final_review_bad", on_click=mark, args=(False,))
+    refused = st.session_state.pop(ui.FINAL_REVIEW_NOTICE, None)
+    if refused:
+        st.error(f"Not marked: {ui.plain(refused)}")
 
 st.subheader("4. Sign-off")
 signed = signoff.build_report(store, name, settings)
@@ -257,7 +265,7 @@ if user["role"] == "signer":
             signoff.sign_off(
                 store,
                 name,
-                user,
+                ui.acting_user(store),
                 st.session_state[ui.SIGNOFF_DECISION],
                 st.session_state.get(ui.SIGNOFF_COMMENT, ""),
                 settings,

@@ -76,7 +76,7 @@ def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
         review.record_vote(
             store,
             settings,
-            user["id"],
+            ui.acting_user(store)["id"],
             assignment_id,
             choice,
             criteria=scores,
@@ -94,7 +94,7 @@ def _skip(assignment_id: int) -> None:
     if not _on_screen(assignment_id):
         return
     try:
-        review.skip_pair(store, user["id"], assignment_id)
+        review.skip_pair(store, ui.acting_user(store)["id"], assignment_id)
     except ReviewAppError as exc:
         _next_slot(f"Not skipped: {exc}")
         return
@@ -102,7 +102,11 @@ def _skip(assignment_id: int) -> None:
 
 
 def _undo() -> None:
-    undone = review.undo_last_vote(store, settings, user["id"], study["id"])
+    try:
+        undone = review.undo_last_vote(store, settings, ui.acting_user(store)["id"], study["id"])
+    except ReviewAppError as exc:
+        _next_slot(f"Not undone: {exc}")
+        return
     _next_slot("Your last vote was undone; vote on it again." if undone else "Nothing to undo.")
 
 
@@ -112,7 +116,7 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
         review.record_vote(
             store,
             settings,
-            user["id"],
+            ui.acting_user(store)["id"],
             assignment_id,
             choice,
             criteria=criteria,
