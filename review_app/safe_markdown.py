@@ -1,10 +1,12 @@
 """Model outputs as safe HTML: Markdown (code blocks, tables, lists) rendered with raw HTML shown as
 text, images replaced by their alt text, and only http(s)/mailto links, so an output can never run
-script or make the reviewer's browser load anything."""
+script or make the reviewer's browser load anything. And names or other user text escaped to
+appear literally inside Markdown (screens, the Markdown report)."""
 
 from __future__ import annotations
 
 import html
+import re
 
 import nh3
 from markdown_it import MarkdownIt
@@ -36,3 +38,22 @@ def render_markdown(text: str) -> str:
         filter_style_properties={"text-align"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+# Characters with a Markdown meaning anywhere in a line (links and images need "[", HTML "<",
+# math "$", entities "&"), and those that mean something only at the start of a line.
+_INLINE = re.compile(r"([\\`*_\[\]<|~$&])")
+_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.M)
+
+
+def escape_markdown(text: object) -> str:
+    """`text` as Markdown that renders exactly those characters: a name such as
+    `![x](//host/p.png)` shows as typed instead of making the browser fetch an image."""
+    escaped = _INLINE.sub(r"\\\1", str(text))
+    return _LINE_START.sub(_escape_line_start, escaped)
+
+
+def _escape_line_start(match: re.Match) -> str:
+    indent, marker = match.groups()
+    # An ordered-list number keeps its digits; the "." or ")" after it is escaped instead.
+    return f"{indent}{marker}\\" if marker[0].isdigit() else f"{indent}\\{marker}"

@@ -5,11 +5,11 @@ truth)."""
 from __future__ import annotations
 
 import logging
-import re
 
 import streamlit as st
 
 from review_app.errors import Forbidden, UnusableWorkspace
+from review_app.safe_markdown import escape_markdown
 from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
@@ -59,7 +59,7 @@ def current_user(store: Store) -> dict:
     except Forbidden as exc:
         st.session_state.pop(TOKEN, None)
         st.title("Access denied")
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     st.session_state[TOKEN] = token
     if st.query_params.get("token") != token:
@@ -76,9 +76,10 @@ def acting_user(store: Store) -> dict:
 
 
 def plain(text: object) -> str:
-    """`text` escaped for st.markdown / st.caption, which would otherwise render Markdown in
-    user data (an image in a prompt or rationale would make the browser fetch it)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+    """`text` escaped for st.markdown, st.caption, st.success, expander labels..., which would
+    otherwise render Markdown in user data (an image in a name, prompt or rationale would make
+    the browser fetch it)."""
+    return escape_markdown(text)
 
 
 def require_role(user: dict, *roles: str) -> None:
@@ -86,7 +87,7 @@ def require_role(user: dict, *roles: str) -> None:
     try:
         people.require_role(user, *roles)
     except Forbidden as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
 
 

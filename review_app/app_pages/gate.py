@@ -44,7 +44,7 @@ elif systems:
         st.rerun()
 if lock:
     st.success(
-        f"Locked by **{lock['locked_by']}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
+        f"Locked by **{ui.plain(lock['locked_by'])}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
         "Any change from now on is recorded as a deviation in the report."
     )
 else:
@@ -61,7 +61,7 @@ else:
     st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
     recommended = thresholds.recommended_thresholds(store, name)
     if recommended:
-        st.markdown("\n".join(f"- {t.describe()}" for t in recommended))
+        st.markdown("\n".join(f"- {ui.plain(t.describe())}" for t in recommended))
         if st.button("Add the recommended set", key="gate_recommended"):
             thresholds.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
@@ -126,7 +126,7 @@ with st.expander("Add a threshold", expanded=not listed):
             )
             st.rerun()
         except ReviewAppError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
 
 if listed:
     with st.expander("Remove a threshold"):
@@ -142,7 +142,7 @@ if listed:
                 thresholds.remove_threshold(store, name, choice, user["name"], remove_reason)
                 st.rerun()
             except ReviewAppError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(exc))
 
 if not lock and listed:
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
@@ -159,7 +159,7 @@ with st.expander("How many comparisons each threshold needs (80% power)"):
 try:
     decision = signoff.evaluate_gate(store, name, settings)
 except OutcomesHidden as exc:
-    st.info(str(exc))
+    st.info(ui.plain(exc))
     st.stop()
 table = pd.DataFrame(
     [
@@ -212,7 +212,7 @@ elif sample:
     item = sample[index]
     st.markdown("**Prompt**")
     st.text(item["prompt"])
-    st.markdown(f"**{item['system']} answered**")
+    st.markdown(f"**{ui.plain(item['system'])} answered**")
     if not item["text"]:
         st.caption("(empty output)")
     elif st.toggle("Show raw text", key="final_review_raw"):
@@ -289,7 +289,7 @@ if user["role"] == "signer":
     st.button("Sign", type="primary", key="signoff_submit", on_click=sign)
     kind, message = st.session_state.pop(ui.SIGNOFF_NOTICE, (None, None))
     if kind:
-        (st.error if kind == "error" else st.success)(message)
+        (st.error if kind == "error" else st.success)(ui.plain(message))
 else:
     st.caption("Only a signer can approve or reject.")
 cols = st.columns(3)

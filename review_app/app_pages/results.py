@@ -24,7 +24,9 @@ if study is None:
 try:
     results = signoff.study_results(store, study["name"], ui.settings())
 except OutcomesHidden as exc:
-    st.info(f"{exc}. Lock them on the Gate screen; calibration numbers stay visible meanwhile.")
+    st.info(
+        f"{ui.plain(exc)}. Lock them on the Gate screen; calibration numbers stay visible meanwhile."
+    )
     st.stop()
 
 
@@ -120,7 +122,7 @@ if not regression.empty:
     )
     gated = results["regression_thresholds"]
     st.caption(
-        "Regression thresholds: " + "; ".join(t.describe() for t in gated)
+        "Regression thresholds: " + ui.plain("; ".join(t.describe() for t in gated))
         if gated
         else "No regression threshold on the Gate screen, so no verdict."
     )
@@ -128,7 +130,7 @@ if not regression.empty:
 st.subheader("Error analysis")
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**{results['candidate']} by length** (human votes)")
+    st.markdown(f"**{ui.plain(results['candidate'])} by length** (human votes)")
     st.dataframe(
         pd.DataFrame(results["by_length"]),
         hide_index=True,
@@ -136,7 +138,7 @@ with left:
     )
 with right:
     losses = results["losses"]
-    st.markdown(f"**Where {results['candidate']} lost** (human majority), by category")
+    st.markdown(f"**Where {ui.plain(results['candidate'])} lost** (human majority), by category")
     if not losses:
         st.write("No losses by human majority.")
     counts = pd.Series([r["category"] for r in losses]).value_counts()
@@ -153,9 +155,9 @@ with right:
                 st.markdown(f"**{ui.plain(r['item_id'])}** vs {ui.plain(r['opponent'])}")
                 st.text(r["prompt"])
                 a, b = st.columns(2)
-                a.caption(results["candidate"])
+                a.caption(ui.plain(results["candidate"]))
                 a.text(r["candidate_output"] or "(empty output)")
-                b.caption(r["opponent"])
+                b.caption(ui.plain(r["opponent"]))
                 b.text(r["opponent_output"] or "(empty output)")
                 for rationale in r["rationales"]:
                     st.caption(f"Reviewer: {ui.plain(rationale)}")

@@ -190,10 +190,10 @@ else:
         st.markdown("**Ratings** (optional; 1 = poor, 5 = excellent)")
         for index, name in enumerate(task.criteria):
             label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
-            label.markdown(name.capitalize())
+            label.markdown(ui.plain(name.capitalize()))
             for column, side in ((score_a, "A"), (score_b, "B")):
                 column.segmented_control(
-                    f"{name.capitalize()} of {side}",
+                    f"{ui.plain(name.capitalize())} of {side}",
                     SCORES,
                     format_func=lambda score, side=side: (
                         f"{side} {score}" if score == 1 else str(score)
