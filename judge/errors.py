@@ -6,8 +6,9 @@ boundary (`judge/providers/`), so the runner only ever sees these classes.
     └── ProviderError               a call to a judge model failed
         ├── RateLimited             429; carries the server's retry-after (seconds) if it sent one
         ├── TransientError          5xx, timeout, dropped connection: worth retrying
-        ├── FatalProviderError      bad request, bad key, unknown model: retrying cannot help
-        └── MissingCredentials      the provider's API-key environment variable is not set
+        └── FatalProviderError      bad request, bad key, unknown model: retrying cannot help
+            ├── MissingCredentials  the provider's API-key environment variable is not set
+            └── NotFoundAtProvider  404: the provider does not know the model, batch or file
 """
 
 from __future__ import annotations
@@ -43,3 +44,7 @@ class FatalProviderError(ProviderError):
 
 class MissingCredentials(FatalProviderError):
     """The environment variable holding the provider's API key is not set."""
+
+
+class NotFoundAtProvider(FatalProviderError):
+    """The provider answered 404: it does not know the model, batch or file asked for."""

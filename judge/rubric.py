@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +101,15 @@ class Rubric:
         return frozenset(_VARIABLE.findall(self.instructions + "\n" + self.template))
 
     @property
+    def static_messages(self) -> int:
+        """How many leading rendered messages are the same for every item: the system prompt
+        (instructions and criteria) and the few-shot turns. Providers cache this prefix, so it
+        always comes first; instructions that use an item variable make it empty."""
+        if set(_VARIABLE.findall(self.instructions)) & set(ITEM_VARIABLES):
+            return 0
+        return 1 + 2 * len(self.examples)
+
+    @property
     def labels(self) -> tuple[str, ...]:
         """Labels a pairwise answer may give as `winner`."""
         return PAIRWISE_LABELS if self.allow_tie else PAIRWISE_LABELS[:2]
@@ -159,7 +169,19 @@ class Rubric:
                 f"rubric {self.name!r} needs {', '.join(missing)} but the item has none; "
                 "choose a rubric that does not use it, or import the item with it"
             )
-        messages = [{"role": "system", "content": self._fill(self.instructions, values)}]
+        if self.static_messages:
+            start = [dict(message) for message in self._static_start]
+        else:
+            # The instructions use an item variable: only the examples are the same every time.
+            system = {"role": "system", "content": self._fill(self.instructions, values)}
+            start = [system, *(dict(message) for message in self._static_start[1:])]
+        return [*start, {"role": "user", "content": self._fill(self.template, values)}]
+
+    @cached_property
+    def _static_start(self) -> tuple[dict[str, str], ...]:
+        """The system prompt (as rendered without an item) and the few-shot turns, rendered once
+        per rubric: every call of a run shares these strings."""
+        turns = [{"role": "system", "content": self._fill(self.instructions, {})}]
         for example in self.examples:
             example_values = {
                 "prompt": example.prompt,
@@ -168,10 +190,9 @@ class Rubric:
                 "reference": example.reference,
                 "category": example.category,
             }
-            messages.append({"role": "user", "content": self._fill(self.template, example_values)})
-            messages.append({"role": "assistant", "content": json.dumps(example.answer)})
-        messages.append({"role": "user", "content": self._fill(self.template, values)})
-        return messages
+            turns.append({"role": "user", "content": self._fill(self.template, example_values)})
+            turns.append({"role": "assistant", "content": json.dumps(example.answer)})
+        return tuple(turns)
 
     def _fill(self, text: str, values: dict[str, str | None]) -> str:
         def substitute(match: re.Match[str]) -> str:

@@ -83,7 +83,9 @@ class JudgeCall:
 
 @dataclass(frozen=True)
 class CallResult:
-    """A finished call: parsed or unparsed, with what it cost. Totals cover every attempt."""
+    """A finished call: parsed or unparsed, with what it cost. Totals cover every attempt;
+    `tokens_cached` of the `tokens_in` came from the prompt cache. A batch answer has no
+    latency of its own."""
 
     call: JudgeCall
     verdict: Verdict
@@ -92,8 +94,9 @@ class CallResult:
     tokens_in: int
     tokens_out: int
     cost: float | None
-    latency_ms: int
+    latency_ms: int | None
     attempts: int
+    tokens_cached: int = 0
 
     @property
     def winner_system(self) -> str | None:
@@ -124,9 +127,34 @@ class Progress:
     failed: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cached: int = 0
     cost: float = 0.0
     cost_unknown: bool = False
     elapsed_s: float = 0.0
+
+    def add(self, result: CallResult) -> None:
+        """Count one stored answer's verdict, tokens and cost (`done` is counted by the caller)."""
+        self.parsed += result.verdict.parsed
+        self.unparsed += not result.verdict.parsed
+        self.tokens_in += result.tokens_in
+        self.tokens_out += result.tokens_out
+        self.tokens_cached += result.tokens_cached
+        if result.cost is None:
+            self.cost_unknown = True
+        else:
+            self.cost += result.cost
+
+    def merge(self, other: Progress) -> None:
+        """Add another tally's answers to this one."""
+        self.done += other.done
+        self.parsed += other.parsed
+        self.unparsed += other.unparsed
+        self.failed += other.failed
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.tokens_cached += other.tokens_cached
+        self.cost += other.cost
+        self.cost_unknown |= other.cost_unknown
 
 
 @dataclass
@@ -179,6 +207,39 @@ def render_call(rubric: Rubric, call: JudgeCall) -> list[dict[str, str]]:
         reference=call.reference,
         category=call.category,
     )
+
+
+def judge_request(
+    provider: Provider,
+    rubric: Rubric,
+    call: JudgeCall,
+    params: JudgeParams,
+    timeout_s: float = 60.0,
+) -> JudgeRequest:
+    """The request for one call, the same whether sent alone or in a batch. Raises RubricError
+    when the rubric cannot be rendered for the call's item."""
+    # Baseline judges never read the prompt, so a rubric variable they lack cannot fail them.
+    messages = render_call(rubric, call) if getattr(provider, "uses_prompt", True) else []
+    return JudgeRequest(
+        messages=messages,
+        schema_name=rubric.schema_name,
+        schema=rubric.output_schema(),
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        timeout_s=timeout_s,
+        first_text=call.first_text,
+        second_text=call.second_text,
+        key=call.key,
+        seed=params.seed,
+        static_messages=rubric.static_messages if messages else 0,
+    )
+
+
+def verdict_of(rubric: Rubric, completion: Completion) -> Verdict:
+    """The verdict in a provider's answer: the one parser for every way an answer arrives."""
+    if completion.choice is not None:
+        return Verdict(winner=completion.choice, explanation=completion.text)
+    return parse_verdict(rubric, completion.text, completion.finish_reason, completion.refusal)
 
 
 class Throttle:
@@ -292,14 +353,7 @@ async def run_judge(
                 summary.failures.append(outcome)
             else:
                 on_result(outcome)
-                progress.parsed += outcome.verdict.parsed
-                progress.unparsed += not outcome.verdict.parsed
-                progress.tokens_in += outcome.tokens_in
-                progress.tokens_out += outcome.tokens_out
-                if outcome.cost is None:
-                    progress.cost_unknown = True
-                else:
-                    progress.cost += outcome.cost
+                progress.add(outcome)
             progress.elapsed_s = time.perf_counter() - started
             if on_progress:
                 on_progress(progress)
@@ -329,26 +383,13 @@ async def _judge_one(
     rng: random.Random,
 ) -> CallResult | CallFailure:
     try:
-        # Baseline judges never read the prompt, so a rubric variable they lack cannot fail them.
-        messages = render_call(rubric, call) if getattr(provider, "uses_prompt", True) else []
+        request = judge_request(provider, rubric, call, params, options.timeout_s)
     except RubricError as exc:
         return CallFailure(call, str(exc), attempts=0)
-    request = JudgeRequest(
-        messages=messages,
-        schema_name=rubric.schema_name,
-        schema=rubric.output_schema(),
-        max_tokens=params.max_tokens,
-        temperature=params.temperature,
-        timeout_s=options.timeout_s,
-        first_text=call.first_text,
-        second_text=call.second_text,
-        key=call.key,
-        seed=params.seed,
-    )
-    estimated_tokens = sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN
+    estimated_tokens = sum(len(m["content"]) for m in request.messages) // CHARS_PER_TOKEN
     estimated_tokens += params.max_tokens
     attempts = failures = parse_failures = 0
-    tokens_in = tokens_out = 0
+    tokens_in = tokens_out = tokens_cached = tokens_cache_write = 0
     while True:
         await throttle.acquire(estimated_tokens)
         attempts += 1
@@ -368,7 +409,9 @@ async def _judge_one(
         failures = 0
         tokens_in += completion.tokens_in
         tokens_out += completion.tokens_out
-        verdict = _verdict(rubric, completion)
+        tokens_cached += completion.tokens_cached
+        tokens_cache_write += completion.tokens_cache_write
+        verdict = verdict_of(rubric, completion)
         if verdict.parsed or parse_failures >= options.parse_retries:
             return CallResult(
                 call=call,
@@ -377,17 +420,14 @@ async def _judge_one(
                 finish_reason=completion.finish_reason,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
-                cost=prices.cost(provider.name, tokens_in, tokens_out),
+                cost=prices.cost(
+                    provider.name, tokens_in, tokens_out, tokens_cached, tokens_cache_write
+                ),
                 latency_ms=latency_ms,
                 attempts=attempts,
+                tokens_cached=tokens_cached,
             )
         parse_failures += 1
-
-
-def _verdict(rubric: Rubric, completion: Completion) -> Verdict:
-    if completion.choice is not None:
-        return Verdict(winner=completion.choice, explanation=completion.text)
-    return parse_verdict(rubric, completion.text, completion.finish_reason, completion.refusal)
 
 
 def _text_or_none(value: Any) -> str | None:

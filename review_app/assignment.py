@@ -1,8 +1,10 @@
 """Who sees which pair next: each reviewer's own random queue order, which system is shown on the
-left, and the queue walk that leases the next free pair (`claim_next`, through the store)."""
+left, and the queue walk that picks the next free pair (`pick_next`, reads only) and leases it
+(`claim_next`, through the store)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,10 +13,15 @@ import numpy as np
 
 from review_app.store import Store
 
-# Queue orders are a permutation of the study's pair ids; computing one for 100,000 pairs takes a
-# few milliseconds, so the latest few are kept (pairs are only ever added, so the key is exact).
+# Queue orders are a permutation of the study's pair ids. Reading the ids of 100,000 pairs takes
+# tens of milliseconds and shuffling them one or two, so the ids are kept per study and the
+# latest orders per reviewer (pairs are only ever added, so the keys are exact). A server shares
+# these between its sessions' threads, hence the lock.
+_PAIR_IDS: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_PAIR_IDS_SIZE = 8
 _QUEUE_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _QUEUE_CACHE_SIZE = 64
+_CACHE_LOCK = threading.Lock()
 # The queue walk reads this many queue positions per store visit, and settles for the first free
 # pair (unbalanced) when no balanced one turns up among this many free pairs.
 _QUEUE_BATCH = 64
@@ -31,17 +38,35 @@ def queue_order(pair_ids: Sequence[int], reviewer_id: int, study_id: int, seed: 
 def cached_queue_order(
     cache_key: tuple, pair_ids_loader, reviewer_id: int, study_id: int, seed: int
 ) -> np.ndarray:
-    """`queue_order`, remembered under `cache_key` (which must change when the pairs do)."""
+    """`queue_order`, remembered under `cache_key` (which must change when the pairs do); the
+    study's pair ids are loaded once for all its reviewers."""
     key = (*cache_key, reviewer_id, study_id, seed)
-    order = _QUEUE_CACHE.get(key)
-    if order is None:
-        order = queue_order(pair_ids_loader(), reviewer_id, study_id, seed)
-        _QUEUE_CACHE[key] = order
-        if len(_QUEUE_CACHE) > _QUEUE_CACHE_SIZE:
-            _QUEUE_CACHE.popitem(last=False)
-    else:
-        _QUEUE_CACHE.move_to_end(key)
+    with _CACHE_LOCK:
+        order = _remembered(_QUEUE_CACHE, key)
+        pair_ids = _remembered(_PAIR_IDS, (*cache_key, study_id))
+    if order is not None:
+        return order
+    if pair_ids is None:
+        pair_ids = np.asarray(pair_ids_loader(), dtype=np.int64)
+        with _CACHE_LOCK:
+            _remember(_PAIR_IDS, (*cache_key, study_id), pair_ids, _PAIR_IDS_SIZE)
+    order = queue_order(pair_ids, reviewer_id, study_id, seed)
+    with _CACHE_LOCK:
+        _remember(_QUEUE_CACHE, key, order, _QUEUE_CACHE_SIZE)
     return order
+
+
+def _remembered(cache: OrderedDict, key: tuple) -> np.ndarray | None:
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+    return value
+
+
+def _remember(cache: OrderedDict, key: tuple, value: np.ndarray, size: int) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -90,13 +115,23 @@ def choose(
     return None
 
 
-def claim_next(
-    store: Store, study: dict, reviewer_id: int, seed: int, now: float, lease: float
-) -> int | None:
+@dataclass(frozen=True)
+class Pick:
+    """The pair a reviewer should be handed next and the side to show on its left, with what it
+    was chosen on: the reviewer's last queue position and the pair's live reviews."""
+
+    candidate: Candidate
+    side: str
+    last_position: int
+    live: tuple[int, int, int]  # reviewers counting towards k, x shown left, y shown left
+
+
+def pick_next(store: Store, study: dict, reviewer_id: int, seed: int, now: float) -> Pick | None:
     """Walk the reviewer's queue from where they last took a pair (wrapping round, so pairs whose
-    leases ran out are offered again) and lease the first pair that is free for them and keeps
+    leases ran out are offered again) and pick the first pair that is free for them and keeps
     left/right balanced (see `assignment.choose`). When none turns up within `_MATCH_WINDOW` free
-    pairs, the first free pair is taken in the order that keeps that pair balanced."""
+    pairs, the first free pair is picked in the order that keeps that pair balanced. Reads only:
+    `claim_next` leases the pick."""
     # Pairs are only ever added, so the workspace file and its highest pair id pin the order.
     workspace = id(store) if store.path == ":memory:" else store.path
     order = cached_queue_order(
@@ -107,10 +142,12 @@ def claim_next(
         seed,
     )
     n = len(order)
-    start = store.last_position(reviewer_id, study["id"]) + 1
+    last_position = store.last_position(reviewer_id, study["id"])
+    start = last_position + 1
     k = study["reviews_per_pair"]
     balance = store.reviewer_left_balances(reviewer_id, study["id"], now)
     fallback: Candidate | None = None
+    live_of: dict[int, tuple[int, int, int]] = {}
     examined = 0
     for offset in range(0, n, _QUEUE_BATCH):
         positions = [(start + i) % n for i in range(offset, min(offset + _QUEUE_BATCH, n))]
@@ -133,10 +170,11 @@ def claim_next(
             for pos, pid in fresh
             if pid in live and live[pid]["study_id"] == study["id"] and live[pid]["n"] < k
         ]
+        live_of.update({c.pair_id: (live[c.pair_id]["n"], c.x_left, c.y_left) for c in free})
         chosen = choose(free, balance)
         if chosen is not None:
             candidate, side = chosen
-            return _lease(store, candidate, side, reviewer_id, study["id"], lease)
+            return Pick(candidate, side, last_position, live_of[candidate.pair_id])
         fallback = fallback or (free[0] if free else None)
         examined += len(free)
         if fallback is not None and examined >= _MATCH_WINDOW:
@@ -144,7 +182,40 @@ def claim_next(
     if fallback is None:
         return None
     side = side_behind(fallback.x_left, fallback.y_left) or "x"
-    return _lease(store, fallback, side, reviewer_id, study["id"], lease)
+    return Pick(fallback, side, last_position, live_of[fallback.pair_id])
+
+
+def claim_next(
+    store: Store,
+    study: dict,
+    reviewer_id: int,
+    seed: int,
+    now: float,
+    lease: float,
+    pick: Pick | None = None,
+) -> int | None:
+    """Lease the reviewer's next pair and return the assignment id; None when nothing is left
+    for them. Call inside a write transaction. `pick`, made before the transaction began (so
+    the queue walk holds no lock), is leased when nothing it was chosen on has changed since;
+    otherwise the queue is walked again, now under the lock."""
+    if pick is None or not _still_free(store, study["id"], reviewer_id, pick, now):
+        pick = pick_next(store, study, reviewer_id, seed, now)
+    if pick is None:
+        return None
+    return _lease(store, pick.candidate, pick.side, reviewer_id, study["id"], lease)
+
+
+def _still_free(store: Store, study_id: int, reviewer_id: int, pick: Pick, now: float) -> bool:
+    """Whether `pick` would still be chosen: the reviewer took no other pair meanwhile, has not
+    seen this one, and the pair's live reviews are unchanged (so it is below k and the side
+    shown left still balances it)."""
+    pair_id = pick.candidate.pair_id
+    if store.last_position(reviewer_id, study_id) != pick.last_position:
+        return False
+    if store.seen_pairs(reviewer_id, [pair_id]):
+        return False
+    live = store.live_reviews([pair_id], now).get(pair_id)
+    return live is not None and (live["n"], live["x_left"], live["y_left"]) == pick.live
 
 
 def _lease(

@@ -8,21 +8,22 @@ import json
 import math
 import os
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TypeVar
 
-from review_app import report
-from review_app.errors import InputError, NotFound, ReviewAppError
+from review_app import report, server
+from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
+    audit,
     calibration,
     data,
     demo,
     judging,
     people,
+    quality,
     signoff,
     studies,
     thresholds,
@@ -93,13 +94,33 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _user(args, settings, store, *roles: str) -> dict:
+    """The person a command acts as: the holder of `--token` (or REVIEW_APP_TOKEN), who must
+    have one of `roles`. Locks, threshold changes, sign-offs and reviewer changes need one."""
+    token = args.token or settings.token
+    if not token:
+        raise Forbidden(
+            f"this command acts in your name: pass --token TOKEN (the end of your personal "
+            f"link) or set REVIEW_APP_TOKEN; it needs a {' or '.join(roles)} link"
+        )
+    user = people.authenticate(store, token)
+    people.require_role(user, *roles)
+    return user
+
+
+def _actor_name(args, settings, store) -> str:
+    """Who an import is recorded as: the token's holder when one is given."""
+    token = args.token or settings.token
+    return people.authenticate(store, token)["name"] if token else "cli (no token)"
+
+
 # ---- workspace ----
 
 
 def add_workspace_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="summarise the workspace: eval sets, systems, studies")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=_info)
+    p.set_defaults(handler=_info, read_only=True)
 
     p = sub.add_parser("settings", help="list every setting, its environment variable and value")
     p.set_defaults(handler=_settings_cmd, needs_store=False)
@@ -149,6 +170,12 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
             metavar="SYSTEM",
             help="the system the study decides on (default: inferred, and the output says which)",
         )
+        k.add_argument(
+            "--reason",
+            default="",
+            help="why, when the study's thresholds are locked (an admin's --token is needed; "
+            "the import is listed as a deviation in the report)",
+        )
         k.set_defaults(handler=handler)
 
     p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
@@ -156,17 +183,33 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--output", help="file to write (default: standard output)")
-    p.set_defaults(handler=_export)
+    p.set_defaults(handler=_export, read_only=True)
 
 
 def _import_outputs(args, settings, store) -> None:
-    _print(data.import_outputs(store, args.file, args.eval_set, args.replace).line())
+    _recover_imports(store)
+    by = _actor_name(args, settings, store)
+    _print(data.import_outputs(store, args.file, args.eval_set, args.replace, by=by).line())
 
 
-def _import_into_study(importer, args, store):
+def _recover_imports(store) -> None:
+    """First finish (or discard) any import whose process died, saying so."""
+    for line in data.recover_imports(store):
+        _print(line)
+
+
+def _import_into_study(importer, args, settings, store):
     """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
+    _recover_imports(store)
     try:
-        return importer(store, args.file, args.study, args.eval_set, args.candidate)
+        # After the lock, only an admin may add votes or verdicts (with a reason).
+        if args.reason and thresholds.is_locked(store, args.study):
+            by = _user(args, settings, store, "admin")["name"]
+        else:
+            by = _actor_name(args, settings, store)
+        return importer(
+            store, args.file, args.study, args.eval_set, args.candidate, by=by, reason=args.reason
+        )
     except NotFound as exc:
         known = {row["name"] for row in studies.list_studies(store)}
         if args.eval_set is None and args.study not in known:
@@ -178,25 +221,28 @@ def _import_into_study(importer, args, store):
 
 
 def _import_votes(args, settings, store) -> None:
-    _print(_import_into_study(data.import_votes, args, store).line())
+    _print(_import_into_study(data.import_votes, args, settings, store).line())
 
 
 def _import_verdicts(args, settings, store) -> None:
-    _print(_import_into_study(data.import_verdicts, args, store).line())
+    _print(_import_into_study(data.import_verdicts, args, settings, store).line())
 
 
 def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
-    rows = data.export_rows(store, args.what, args.study)
     columns = data.EXPORT_COLUMNS[args.what]
-    if args.output:
-        n = _write_output(
-            args.output, settings, lambda handle: export_rows(rows, args.format, handle, columns)
+
+    def write(handle) -> int:
+        return export_rows(
+            data.export_rows(store, args.what, args.study), args.format, handle, columns
         )
+
+    if args.output:
+        n = _write_output(args.output, settings, write)
         print(f"wrote {n} {args.what} to {args.output}", file=sys.stderr)
     else:
-        export_rows(rows, args.format, sys.stdout, columns)
+        write(sys.stdout)
 
 
 def _write_output(name: str, settings: Settings, write: Callable[[IO[str]], T]) -> T:
@@ -258,6 +304,9 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
         metavar="SYSTEM",
         help="the system the gate decides on (default: the first system of the first --compare)",
     )
+    c.add_argument(
+        "--guidelines", metavar="FILE.md", help="Markdown guidelines reviewers see beside each pair"
+    )
     c.set_defaults(handler=_study_create)
     cand = actions.add_parser(
         "candidate", help="name the system a study decides on (before the lock)"
@@ -266,12 +315,18 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     cand.add_argument("system")
     cand.set_defaults(handler=_study_candidate)
     ls = actions.add_parser("list", help="list studies")
-    ls.set_defaults(handler=_study_list)
+    ls.set_defaults(handler=_study_list, read_only=True)
+    g = actions.add_parser("guidelines", help="put new reviewer guidelines in force for a study")
+    g.add_argument("name")
+    g.add_argument("file", metavar="FILE.md")
+    g.add_argument("--by", default="cli", help="who sets them (recorded)")
+    g.set_defaults(handler=_study_guidelines)
 
 
 def _study_create(args, settings, store) -> None:
     comparisons = [studies.parse_comparison(c) for c in args.compare]
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
+    guidelines = studies.read_guidelines_file(args.guidelines) if args.guidelines else None
     summary = studies.create_study(
         store,
         args.name,
@@ -281,6 +336,8 @@ def _study_create(args, settings, store) -> None:
         args.show_reference,
         criteria,
         candidate=args.candidate,
+        guidelines=guidelines,
+        by=_actor_name(args, settings, store),
     )
     skipped = "; ".join(
         f"{c}: {n} items lack an output" for c, n in summary.skipped_items.items() if n
@@ -293,8 +350,18 @@ def _study_create(args, settings, store) -> None:
 
 
 def _study_candidate(args, settings, store) -> None:
-    studies.set_candidate(store, args.name, args.system)
+    by = _user(args, settings, store, "admin")["name"]
+    studies.set_candidate(store, args.name, args.system, by=by)
     _print(f"study {args.name}: candidate {args.system}")
+
+
+def _study_guidelines(args, settings, store) -> None:
+    text = studies.read_guidelines_file(args.file)
+    digest, changed = studies.set_guidelines(store, args.name, text, args.by)
+    if changed:
+        _print(f"guidelines {digest} in force for study {args.name}; new votes record this hash")
+    else:
+        _print(f"guidelines {digest} were already in force for study {args.name}; nothing changed")
 
 
 def _study_list(args, settings, store) -> None:
@@ -315,16 +382,59 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=("reviewer", "admin", "signer"))
     a.add_argument("--study", help="the study the reviewer works on")
+    a.add_argument(
+        "--reissue",
+        action="store_true",
+        help="replace the link (or role) of someone who already has one (logged)",
+    )
     a.set_defaults(handler=_reviewers_add)
     ls = actions.add_parser("list", help="list reviewers")
-    ls.set_defaults(handler=_reviewers_list)
+    ls.set_defaults(handler=_reviewers_list, read_only=True)
     r = actions.add_parser("revoke", help="revoke a reviewer's link")
     r.add_argument("name")
     r.set_defaults(handler=_reviewers_revoke)
+    st = actions.add_parser("stats", help="reviewer quality in a study, with flags")
+    st.add_argument("--study", required=True)
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(handler=_reviewers_stats, read_only=True)
+    for action, helptext, handler in (
+        ("exclude", "leave a reviewer's votes out of a study's statistics", _reviewers_exclude),
+        ("include", "count an excluded reviewer's votes again", _reviewers_include),
+    ):
+        e = actions.add_parser(action, help=helptext)
+        e.add_argument("name")
+        e.add_argument("--study", required=True)
+        e.add_argument("--reason", required=True, help="why (recorded, and shown in the report)")
+        e.add_argument("--by", default="cli", help="who decides (recorded)")
+        e.set_defaults(handler=handler)
+
+    k = sub.add_parser("known-answers", help="comparisons with a known correct answer")
+    known = k.add_subparsers(dest="action", required=True)
+    ks = known.add_parser("set", help="mark a comparison with its known correct answer")
+    ks.add_argument("--study", required=True)
+    ks.add_argument("--item", required=True, metavar="ITEM_ID")
+    ks.add_argument("--compare", required=True, metavar="SYS:SYS")
+    ks.add_argument("--answer", required=True, help="one of the two systems, tie or both_bad")
+    ks.add_argument("--by", default="cli", help="who marks it (recorded)")
+    ks.set_defaults(handler=_known_set)
+    kr = known.add_parser("remove", help="remove a comparison's known answer")
+    kr.add_argument("--study", required=True)
+    kr.add_argument("--item", required=True, metavar="ITEM_ID")
+    kr.add_argument("--compare", required=True, metavar="SYS:SYS")
+    kr.set_defaults(handler=_known_remove)
+    kl = known.add_parser("list", help="list a study's known answers")
+    kl.add_argument("--study", required=True)
+    kl.set_defaults(handler=_known_list, read_only=True)
 
 
 def _reviewers_add(args, settings, store) -> None:
-    reviewer, link = people.add_reviewer(store, settings, args.name, args.role, args.study)
+    # The very first admin link of a workspace is made without one; every later change is
+    # made by an admin, in their name.
+    first_admin = args.role == "admin" and not people.has_admin(store)
+    by = "setup (first admin)" if first_admin else _user(args, settings, store, "admin")["name"]
+    reviewer, link = people.add_reviewer(
+        store, settings, args.name, args.role, args.study, by=by, reissue=args.reissue
+    )
     _print(f"{reviewer['name']} ({reviewer['role']}): send them this personal link")
     _print(link)
 
@@ -338,8 +448,84 @@ def _reviewers_list(args, settings, store) -> None:
 
 
 def _reviewers_revoke(args, settings, store) -> None:
-    people.revoke_reviewer(store, args.name)
+    people.revoke_reviewer(store, args.name, by=_user(args, settings, store, "admin")["name"])
     _print(f"revoked {args.name}")
+
+
+def _rate(estimate) -> str:
+    return "-" if estimate.value is None else f"{estimate.value:.2f} (n={estimate.n})"
+
+
+def _reviewers_stats(args, settings, store) -> None:
+    report = quality.reviewer_report(store, args.study, settings)
+    if args.json:
+        _print(json.dumps(report.document(), indent=2))
+        return
+    ceiling = report.ceiling
+    _print(
+        f"study {args.study}: human agreement without ties "
+        f"{_fmt_estimate(ceiling.to_json(with_ci=False))} (excluded reviewers left out)"
+    )
+    rows = []
+    for r in report.reviewers:
+        seconds = "-" if r.median_seconds is None else f"{r.median_seconds:.0f}"
+        rows.append(
+            [
+                r.reviewer + (" (excluded)" if r.excluded else ""),
+                str(r.n_votes),
+                seconds,
+                _fmt_estimate(r.agreement.to_json()),
+                _rate(r.p_left),
+                _rate(r.recognized_rate),
+                _rate(r.both_bad_rate),
+                _rate(r.known_answer_accuracy),
+                _fmt_estimate(report.ceiling_without[r.reviewer].to_json(with_ci=False)),
+            ]
+        )
+    headers = [
+        "reviewer",
+        "votes",
+        "median s",
+        "agreement with majority",
+        "p_left",
+        "knows model",
+        "both bad",
+        "known answers",
+        "ceiling without them",
+    ]
+    for line in _table(headers, rows):
+        _print(line)
+    for r in report.reviewers:
+        for flag in r.flags:
+            _print(f"flag: {r.reviewer}: {flag}")
+
+
+def _reviewers_exclude(args, settings, store) -> None:
+    quality.exclude_reviewer(store, args.study, args.name, args.reason, args.by)
+    _print(f"{args.name} excluded from study {args.study}; its statistics now leave them out")
+
+
+def _reviewers_include(args, settings, store) -> None:
+    quality.include_reviewer(store, args.study, args.name, args.reason, args.by)
+    _print(f"{args.name} counts again in study {args.study}")
+
+
+def _known_set(args, settings, store) -> None:
+    quality.set_known_answer(store, args.study, args.item, args.compare, args.answer, args.by)
+    _print(f"known answer of {args.item} ({args.compare}): {args.answer}")
+
+
+def _known_remove(args, settings, store) -> None:
+    quality.remove_known_answer(store, args.study, args.item, args.compare)
+    _print(f"known answer of {args.item} ({args.compare}) removed")
+
+
+def _known_list(args, settings, store) -> None:
+    for row in quality.known_answers(store, args.study):
+        _print(
+            f"{row['item_key']}\t{row['system_x']}:{row['system_y']}\t{row['answer']}\t"
+            f"set by {row['set_by'] or '-'} at {row['created_at']}"
+        )
 
 
 # ---- serving ----
@@ -357,40 +543,17 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=_demo)
 
 
-def _serve(args, settings, store) -> None:
+def _serve(args, settings, store, on_ready=None) -> None:
+    _recover_imports(store)
     store.close()
-    app = Path(__file__).resolve().parent / "streamlit_app.py"
-    env = dict(os.environ, REVIEW_APP_DB=str(Path(settings.db_path).resolve()))
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.address",
-        args.host,
-        "--server.port",
-        str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "viewer",
-        # Visitors see a generic error, never a traceback (it names files, queries and data);
-        # the details go to this terminal. review_app/.streamlit/config.toml says the same for
-        # `streamlit run`.
-        "--client.showErrorDetails",
-        "none",
-    ]
     _print(f"serving {settings.db_path} on http://{args.host}:{args.port} (Ctrl+C to stop)")
-    server = subprocess.Popen(command, env=env)
-    try:
-        code = server.wait()
-    except KeyboardInterrupt:
-        # Ctrl+C reached the server too (same terminal): stopping it is how serving ends.
-        code = server.wait()
-    raise SystemExit(code)
+
+    def ready() -> None:
+        _print(
+            "The app is ready; open it with a personal link (`review-app reviewers add` prints one)."
+        )
+
+    raise SystemExit(server.run_app(settings.db_path, args.host, args.port, on_ready or ready))
 
 
 def _demo(args, settings, store) -> None:
@@ -403,11 +566,21 @@ def _demo(args, settings, store) -> None:
         f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
         f"{study['votes']} example votes"
     )
-    _print("Open one of these personal links:")
+    _print("Personal links (each signs you in as that demo user):")
+    admin = links.pop(demo.DEMO_ADMIN)
     for name, link in links.items():
         _print(f"  {name:14} {link}")
-    if not args.no_serve:
-        _serve(args, settings, store)
+
+    def finish() -> None:
+        # Last, so the end of the output is what to do next: a working link.
+        _print(f"For the command line: export REVIEW_APP_DB={Path(settings.db_path).resolve()}")
+        _print(f"Open the app as {demo.DEMO_ADMIN}:")
+        _print(admin)
+
+    if args.no_serve:
+        finish()
+    else:
+        _serve(args, settings, store, on_ready=finish)
 
 
 # ---- calibration ----
@@ -419,7 +592,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True)
     p.add_argument("--json", action="store_true", help="print the documented JSON document")
-    p.set_defaults(handler=_stats)
+    p.set_defaults(handler=_stats, read_only=True)
 
 
 def _fmt_estimate(estimate: dict | None) -> str:
@@ -548,20 +721,17 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
     a.add_argument("--value", required=True, type=_number)
-    a.add_argument("--by", default="cli", help="who makes the change (recorded)")
     a.add_argument("--reason", default="", help="required once the thresholds are locked")
     a.set_defaults(handler=_thresholds_add)
     ls = actions.add_parser("list", help="list thresholds and the lock")
     ls.add_argument("--study", required=True)
-    ls.set_defaults(handler=_thresholds_list)
+    ls.set_defaults(handler=_thresholds_list, read_only=True)
     lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
     lk.add_argument("--study", required=True)
-    lk.add_argument("--by", required=True, help="who locks them (recorded)")
     lk.set_defaults(handler=_thresholds_lock)
     rm = actions.add_parser("remove", help="remove a threshold by id")
     rm.add_argument("id", type=_integer)
     rm.add_argument("--study", required=True)
-    rm.add_argument("--by", default="cli")
     rm.add_argument("--reason", default="")
     rm.set_defaults(handler=_thresholds_remove)
 
@@ -569,11 +739,13 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--study", required=True)
     r.add_argument("--format", choices=report.REPORT_FORMATS, default="md")
     r.add_argument("--output", help="file to write (default: standard output)")
-    r.set_defaults(handler=_report)
+    r.set_defaults(handler=_report, read_only=True)
 
     s = sub.add_parser("signoff", help="approve or reject the study as a signer")
     s.add_argument("--study", required=True)
-    s.add_argument("--signer", required=True, help="name of a reviewer with the signer role")
+    s.add_argument(
+        "--signer", help="your name, checked against the signer --token (the token decides)"
+    )
     s.add_argument("--decision", required=True, choices=("approve", "reject"))
     s.add_argument("--comment", required=True)
     s.add_argument(
@@ -584,6 +756,18 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         "and shown in the report)",
     )
     s.set_defaults(handler=_signoff)
+
+    au = sub.add_parser("audit", help="check and read the record of a study")
+    audit_actions = au.add_subparsers(dest="action", required=True)
+    v = audit_actions.add_parser(
+        "verify", help="recompute the audit chain, lock, sign-offs, vote digests and triggers"
+    )
+    v.add_argument("--study", required=True)
+    v.add_argument("--report", metavar="FILE", help="also check a JSON report and its signature")
+    v.set_defaults(handler=_audit_verify)
+    lg = audit_actions.add_parser("log", help="the study's governance actions, oldest first")
+    lg.add_argument("--study", required=True)
+    lg.set_defaults(handler=_audit_log)
 
     pl = sub.add_parser(
         "plan", help="how many comparisons each threshold needs to be decided (80%% power)"
@@ -617,7 +801,7 @@ def _thresholds_add(args, settings, store) -> None:
         _params(args.param),
         args.comparator,
         args.value,
-        args.by,
+        _user(args, settings, store, "admin", "signer")["name"],
         args.reason,
     )
     _print(f"threshold {new_id} added")
@@ -636,12 +820,14 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    content_hash = thresholds.lock_thresholds(store, args.study, args.by, settings)
+    by = _user(args, settings, store, "admin", "signer")["name"]
+    content_hash = thresholds.lock_thresholds(store, args.study, by, settings)
     _print(f"locked; thresholds hash {content_hash}")
 
 
 def _thresholds_remove(args, settings, store) -> None:
-    thresholds.remove_threshold(store, args.study, args.id, args.by, args.reason)
+    by = _user(args, settings, store, "admin", "signer")["name"]
+    thresholds.remove_threshold(store, args.study, args.id, by, args.reason)
     _print(f"threshold {args.id} removed")
 
 
@@ -657,7 +843,9 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    signer = people.reviewer_named(store, args.signer)
+    signer = _user(args, settings, store, "signer")
+    if args.signer and args.signer != signer["name"]:
+        raise Forbidden(f"this token is {signer['name']}'s, not {args.signer}'s")
     report = signoff.sign_off(
         store, args.study, signer, args.decision, args.comment, settings, override=args.override
     )
@@ -667,6 +855,22 @@ def _signoff(args, settings, store) -> None:
         f"{last['decision']} recorded for study {args.study} (report hash "
         f"{last['report_hash']}){override}"
     )
+
+
+def _audit_verify(args, settings, store) -> None:
+    problems = audit.verify(store, args.study, settings, args.report)
+    if problems:
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        raise ReviewAppError(f"the record of study {args.study} does not hold ({len(problems)})")
+    checked = " and the report's signature" if args.report else ""
+    _print(f"study {args.study}: audit chain, lock, sign-offs, votes and triggers hold{checked}")
+
+
+def _audit_log(args, settings, store) -> None:
+    for entry in audit.study_log(store, args.study):
+        detail = json.dumps(entry["detail"], sort_keys=True)
+        _print(f"{entry['at']}\t{entry['actor']}\t{entry['action']}\t{detail}")
 
 
 def _plan(args, settings, store) -> None:
@@ -685,7 +889,9 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         "judge",
         help="judge a study's pairs with an LLM or baseline judge (resumes an earlier run)",
         description="Judge every pair of a study, in both orders unless --single-order. Only "
-        "calls the run does not hold yet are sent, so re-running the same command resumes.",
+        "calls the run does not hold yet are sent, so re-running the same command resumes. "
+        "--batch sends them through the provider's batch API instead: half the price, answers "
+        "within 24 hours; re-running resumes the same batches and never sends a call twice.",
     )
     p.add_argument("--study", required=True)
     p.add_argument("--rubric", required=True, metavar="FILE", help="rubric YAML file")
@@ -707,6 +913,17 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="print the calls and estimated cost; send nothing"
     )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="send the calls through the provider's batch API (openai/, anthropic/): cheaper, "
+        "slower; waits for the answers unless --no-wait",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with --batch: send and look once, then return; run the same command to collect",
+    )
     p.set_defaults(handler=_judge)
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
@@ -714,8 +931,14 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--failures", type=_integer, metavar="RUN_ID", help="show a run's unparsed answers"
     )
+    r.add_argument(
+        "--cancel",
+        type=_integer,
+        metavar="RUN_ID",
+        help="cancel a run's provider batches; answers they already hold are stored",
+    )
     r.add_argument("--json", action="store_true", help="print JSON")
-    r.set_defaults(handler=_judge_runs)
+    r.set_defaults(handler=_judge_runs, read_only=True)
 
 
 class _ProgressBar:
@@ -742,13 +965,38 @@ class _ProgressBar:
         print(("\r" if self.tty else "") + text, end=end, file=sys.stderr, flush=True)
 
 
+class _BatchProgressLine:
+    """Each batch's state and counts on stderr: a line whenever they change, and every few
+    minutes while a batch waits at the provider, so a long wait never looks like a hang."""
+
+    QUIET_S = 300.0
+
+    def __init__(self) -> None:
+        self.last = ""
+        self.printed_at = 0.0
+
+    def __call__(self, progress) -> None:
+        line = progress.line()
+        # The elapsed time (the last field) changing alone is no news.
+        news = line.rsplit(";", 1)[0] != self.last.rsplit(";", 1)[0]
+        if news or progress.elapsed_s - self.printed_at >= self.QUIET_S:
+            print(line, file=sys.stderr, flush=True)
+            self.printed_at = progress.elapsed_s
+        self.last = line
+
+
 def _judge(args, settings, store) -> None:
     both_orders = not args.single_order
+    if args.no_wait and not args.batch:
+        raise ReviewAppError("--no-wait only applies with --batch")
     plan = judging.plan_judge_run(
-        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed
+        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed, args.batch
     )
     if args.dry_run:
         _print(plan.line())
+        return
+    if args.batch:
+        _judge_batch(args, settings, store, both_orders)
         return
     outcome = judging.start_judge_run(
         store,
@@ -774,7 +1022,37 @@ def _judge(args, settings, store) -> None:
         )
 
 
+def _judge_batch(args, settings, store, both_orders: bool) -> None:
+    outcome = judging.start_batch_run(
+        store,
+        settings,
+        args.study,
+        args.rubric,
+        args.judge,
+        both_orders=both_orders,
+        seed=args.seed,
+        wait=not args.no_wait,
+        on_progress=_BatchProgressLine(),
+        on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+    )
+    _print(outcome.line())
+    if outcome.status == "batched":
+        _print("the provider is still working: run the same command again to collect the answers")
+    for failure in outcome.failures[:10]:
+        print(f"no answer: {failure}", file=sys.stderr)
+    if outcome.failures:
+        raise ReviewAppError(
+            f"{outcome.progress.failed + len(outcome.progress.not_sent)} calls came back without "
+            "an answer and were not stored; run the same command again to send only those"
+        )
+
+
 def _judge_runs(args, settings, store) -> None:
+    if args.cancel is not None:
+        outcome = judging.cancel_batch_run(store, settings, args.cancel)
+        _print(outcome.progress.line())
+        _print(outcome.line())
+        return
     if args.failures is not None:
         rows = judging.judge_run_failures(store, args.failures)
         if args.json:
@@ -791,6 +1069,8 @@ def _judge_runs(args, settings, store) -> None:
     for run in runs:
         cost = "?" if run["cost"] is None else f"${run['cost']:.4f}"
         missing = "" if run["missing"] is None else f", {run['missing']} missing"
+        if run["open_batches"]:
+            missing += f", {run['in_batches']} in {run['open_batches']} open batches"
         _print(
             f"{run['id']}\t{run['label']}\t{run['status']}\t{run['verdicts']} verdicts "
             f"({run['unparsed']} unparsed{missing})\t{cost}"
@@ -806,6 +1086,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Blind human review, LLM-judge calibration and the final human gate.",
     )
     parser.add_argument("--db", help="workspace file (default: $REVIEW_APP_DB, else ./review.db)")
+    parser.add_argument(
+        "--token",
+        help="your personal token, the end of your link (default: $REVIEW_APP_TOKEN): commands "
+        "that change the record act as you",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_workspace_commands(sub)
     add_import_commands(sub)
@@ -826,9 +1111,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument {unencodable.replace('_', '-')}: not valid UTF-8 text")
     try:
         settings = _settings(args)
-        store = (
-            None if getattr(args, "needs_store", True) is False else workspace.open_store(settings)
-        )
+        if getattr(args, "needs_store", True) is False:
+            store = None
+        elif getattr(args, "read_only", False) or getattr(args, "dry_run", False):
+            # Reading must never leave an empty workspace behind (a mistyped --db would).
+            store = workspace.open_existing_store(settings)
+        else:
+            store = workspace.open_store(settings)
         try:
             args.handler(args, settings, store)
         finally:
@@ -838,11 +1127,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # Every change runs in one transaction, rolled back when interrupted; a judge run keeps
-        # each verdict it stored before.
+        # Transactions roll back when interrupted. An import commits only once every row has
+        # passed its checks, and a judge run commits each verdict as it lands.
         print(
-            "error: interrupted; the unfinished change was rolled back (a judge run keeps the "
-            "verdicts it had already stored)",
+            "error: interrupted; what was not yet committed was rolled back (an import whose "
+            "rows had all passed is finished by the next import or server start)",
             file=sys.stderr,
         )
         return 130

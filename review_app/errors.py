@@ -7,6 +7,7 @@ pages show the message. Library errors are translated at the boundary with `rais
     ├── Forbidden       the caller's role or token does not allow this
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
+    │   └── Busy        the workspace stayed busy with other changes; nothing was saved
     ├── UnusableWorkspace  the workspace file is not one this version can open (newer, not SQLite)
     └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
 """
@@ -43,6 +44,11 @@ class OutcomesHidden(Forbidden):
 
 class Conflict(ReviewAppError):
     """The change contradicts what is already stored."""
+
+
+class Busy(Conflict):
+    """The workspace stayed busy with other changes for longer than the store waits; the change
+    was not made and can simply be tried again."""
 
 
 class UnusableWorkspace(ReviewAppError):

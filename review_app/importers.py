@@ -1,6 +1,8 @@
 """File formats in and out (README "File formats"): outputs, votes and verdicts as CSV or JSONL,
-and AlpacaEval `model_outputs.json`. Files are streamed, every row is validated, and each import
-is one transaction: an error names file, line and field, and leaves the workspace unchanged."""
+and AlpacaEval `model_outputs.json`. Files are streamed and every row is checked before anything
+is written: `check_*` reads a file against the workspace and yields the changes to make in
+batches (an error names file, line and field); `publish_*` writes one batch inside the caller's
+transaction. `services.data` runs the two, so an import never holds the workspace for long."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +26,10 @@ VOTE_OPTIONAL = ("shown_left", "rationale", "created_at")
 VERDICT_COLUMNS = ("item_id", "system_a", "system_b", "judge", "winner")
 VERDICT_OPTIONAL = ("first", "explanation")
 SPECIAL_WINNERS = ("tie", "both_bad")
+# A batch of changes is written in one transaction, which other writers (reviewers' votes) wait
+# for: a couple of megabytes keep it under a tenth of a second.
 BATCH_ROWS = 5000
+BATCH_CHARS = 2_000_000
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"):
 # CSV exports put a single quote before such text, and CSV imports take it off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -266,28 +271,60 @@ def _require_columns(reader: RowReader, columns: Iterable[str]) -> None:
         raise reader.error(missing[0], f"required column is missing (need {', '.join(columns)})")
 
 
+# ---- batches ----
+
+
+def _batches(changes: Iterable[dict]) -> Iterator[list[dict]]:
+    """Group changes into batches small enough to write in one short transaction."""
+    batch: list[dict] = []
+    chars = 0
+    for change in changes:
+        batch.append(change)
+        chars += sum(len(value) for value in change.values() if isinstance(value, str))
+        if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
 # ---- outputs ----
 
 
-def import_outputs(
-    store: Store, path: str | Path, eval_set: str, replace: bool = False
-) -> ImportSummary:
-    """Import model outputs into `eval_set`, creating it if needed. Re-importing the same file
-    changes nothing; a changed output or item is refused unless `replace` (and never once a
-    study has frozen the eval set)."""
-    path = Path(path)
-    summary = ImportSummary(str(path))
+def check_outputs(
+    store: Store, path: str | Path, eval_set: str, replace: bool, summary: ImportSummary
+) -> Iterator[list[dict]]:
+    """Check an outputs file for `eval_set` (created when first written) and yield the changes
+    it makes, in batches: items to add or replace, outputs to add or replace. Re-importing the
+    same file yields nothing; a changed output or item is refused unless `replace` (and never
+    once a study has frozen the eval set). Reads only."""
+    return _batches(_output_changes(store, Path(path), eval_set, replace, summary))
+
+
+def _output_changes(
+    store: Store, path: Path, eval_set: str, replace: bool, summary: ImportSummary
+) -> Iterator[dict]:
     alpaca = path.suffix.lower() == ".json"
-    with store.transaction():
-        es = store.ensure_eval_set(eval_set)
-        frozen_by = store.studies_using_eval_set(es["id"]) if es["frozen_at"] else []
-        writer = _OutputWriter(store, es["id"], str(path), replace, frozen_by, summary)
-        for line, row in read_rows(path):
-            summary.rows += 1
-            reader = RowReader(str(path), line, row, "row" if alpaca else "line")
-            writer.add(line, _alpaca_row(reader) if alpaca else _output_row(reader))
-        writer.flush()
-    return summary
+    checker = _OutputChecker(store, store.eval_set(eval_set), str(path), replace, summary)
+    for line, row in read_rows(path):
+        summary.rows += 1
+        reader = RowReader(str(path), line, row, "row" if alpaca else "line")
+        yield from checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
+
+
+def publish_outputs(store: Store, eval_set: str, changes: list[dict]) -> None:
+    """Write one checked batch of `check_outputs` changes (inside the caller's transaction)."""
+    es = store.ensure_eval_set(eval_set)
+    new_items = [c for c in changes if c["change"] == "add item"]
+    if new_items:
+        store.insert_items(es["id"], new_items)
+    item_ids = store.item_ids_for_keys(es["id"], {c["item_key"] for c in changes})
+    for change in changes:
+        if change["change"] == "replace item":
+            store.update_item(item_ids[change["item_key"]], change)
+    outputs = [c for c in changes if c["change"] == "output"]
+    store.ensure_systems({c["system"] for c in outputs})
+    store.upsert_outputs([(item_ids[c["item_key"]], c["system"], c["text"]) for c in outputs])
 
 
 def _output_row(reader: RowReader) -> dict[str, Any]:
@@ -327,20 +364,24 @@ def _system_name(reader: RowReader, name: str) -> str:
     return value
 
 
-class _OutputWriter:
-    """Validates output rows against the file so far and the workspace, writing in batches."""
+class _OutputChecker:
+    """Checks output rows against the file so far and the workspace, yielding the changes."""
 
-    def __init__(self, store, eval_set_id, file, replace, frozen_by, summary):
-        self.store, self.eval_set_id, self.file = store, eval_set_id, file
-        self.replace, self.frozen_by, self.summary = replace, frozen_by, summary
-        self.items = store.item_index(eval_set_id)
-        self.outputs = store.output_index(eval_set_id)
+    def __init__(
+        self, store: Store, eval_set: dict | None, file: str, replace: bool, summary: ImportSummary
+    ):
+        self.file, self.replace, self.summary = file, replace, summary
+        self.frozen_by = (
+            store.studies_using_eval_set(eval_set["id"])
+            if eval_set and eval_set["frozen_at"]
+            else []
+        )
+        self.items = store.item_index(eval_set["id"]) if eval_set else {}
+        self.outputs = store.output_index(eval_set["id"]) if eval_set else {}
         self.file_items: dict[str, tuple[int, str]] = {}
         self.file_outputs: dict[tuple[str, str], tuple[int, str]] = {}
-        self.new_items: dict[str, dict] = {}
-        self.pending: list[tuple[int, dict]] = []
 
-    def add(self, line: int, row: dict) -> None:
+    def check(self, line: int, row: dict) -> Iterator[dict]:
         key, system = row["item_key"], row["system"]
         fingerprint = item_fingerprint(row["prompt"], row["reference"], row["category"])
         seen = self.file_items.get(key)
@@ -351,7 +392,7 @@ class _OutputWriter:
             )
         if not seen:
             self.file_items[key] = (line, fingerprint)
-            self._check_item(line, row, fingerprint)
+            yield from self._check_item(line, row, fingerprint)
         digest = text_digest(row["output"])
         earlier = self.file_outputs.get((key, system))
         if earlier:
@@ -363,12 +404,28 @@ class _OutputWriter:
             self.summary.unchanged += 1
             return
         self.file_outputs[(key, system)] = (line, digest)
-        self.pending.append((line, row))
-        if len(self.pending) >= BATCH_ROWS:
-            self.flush()
+        item = self.items.get(key)
+        stored = self.outputs.get((item[0], system)) if item else None
+        if stored == digest:
+            self.summary.unchanged += 1
+            return
+        if stored is not None:
+            if self.frozen_by:
+                raise self._frozen(line, f"the output of '{system}' for item '{key}' would change")
+            if not self.replace:
+                raise Conflict(
+                    f"{self.file}:{line}: item '{key}' already has a different "
+                    f"output from '{system}'; pass --replace to overwrite it"
+                )
+            self.summary.count("outputs replaced")
+        else:
+            self.summary.count("outputs added")
+        yield {"change": "output", "item_key": key, "system": system, "text": row["output"]}
 
-    def _check_item(self, line: int, row: dict, fingerprint: str) -> None:
+    def _check_item(self, line: int, row: dict, fingerprint: str) -> Iterator[dict]:
         key = row["item_key"]
+        item = {name: row[name] for name in ("item_key", "prompt", "reference", "category")}
+        item["metadata"] = row["metadata"]
         if key in self.items:
             if self.items[key][1] != fingerprint:
                 if self.frozen_by:
@@ -378,12 +435,13 @@ class _OutputWriter:
                         f"{self.file}:{line}: item '{key}' already exists with a different prompt, "
                         "reference or category; pass --replace to overwrite it"
                     )
-                self.store.update_item(self.items[key][0], row)
                 self.summary.count("items replaced")
+                yield {"change": "replace item", **item}
             return
         if self.frozen_by:
             raise self._frozen(line, f"item '{key}' would be added")
-        self.new_items[key] = row
+        self.summary.count("items added")
+        yield {"change": "add item", **item}
 
     def _frozen(self, line: int, what: str) -> Conflict:
         return Conflict(
@@ -391,57 +449,28 @@ class _OutputWriter:
             f"{', '.join(self.frozen_by)}; import changed items into a new eval set"
         )
 
-    def flush(self) -> None:
-        if self.new_items:
-            ids = self.store.insert_items(self.eval_set_id, list(self.new_items.values()))
-            for key in self.new_items:
-                self.items[key] = (ids[key], "")
-            self.summary.count("items added", len(self.new_items))
-            self.new_items = {}
-        writes, new_systems = [], set()
-        for line, row in self.pending:
-            item_id = self.items[row["item_key"]][0]
-            stored = self.outputs.get((item_id, row["system"]))
-            digest = self.file_outputs[(row["item_key"], row["system"])][1]
-            if stored == digest:
-                self.summary.unchanged += 1
-                continue
-            if stored is not None:
-                if self.frozen_by:
-                    raise self._frozen(
-                        line,
-                        f"the output of '{row['system']}' for item '{row['item_key']}' would change",
-                    )
-                if not self.replace:
-                    raise Conflict(
-                        f"{self.file}:{line}: item '{row['item_key']}' already has a different "
-                        f"output from '{row['system']}'; pass --replace to overwrite it"
-                    )
-                self.summary.count("outputs replaced")
-            else:
-                self.summary.count("outputs added")
-            self.outputs[(item_id, row["system"])] = digest
-            writes.append((item_id, row["system"], row["output"]))
-            new_systems.add(row["system"])
-        self.store.ensure_systems(new_systems)
-        self.store.upsert_outputs(writes)
-        self.pending = []
-
 
 # ---- votes and verdicts ----
 
 
-class _PairResolver:
-    """Maps (item_id, system_a, system_b) of a row to a pair of the study, creating it if needed."""
+class _PairChecker:
+    """Checks the (item_id, system_a, system_b) of a row against the study's eval set and names
+    the pair as (item id, system_x, system_y), whether or not the study holds it yet."""
 
-    def __init__(self, store: Store, study: dict):
-        self.store, self.study = store, study
-        self.item_ids = store.item_ids_by_key(study["eval_set_id"])
-        self.pairs = store.pair_index(study["id"])
-        self.comparisons = set(store.comparisons(study["id"]))
+    def __init__(self, store: Store, eval_set_id: int, study: dict | None):
+        self.store, self.eval_set_id = store, eval_set_id
+        self.item_ids = store.item_ids_by_key(eval_set_id)
+        self.pair_ids = (
+            {
+                (self.item_ids[key], x, y): pair_id
+                for (key, x, y), pair_id in store.pair_index(study["id"]).items()
+            }
+            if study
+            else {}
+        )
         self.outputs_of: dict[str, set[int]] = {}
 
-    def resolve(self, reader: RowReader) -> tuple[int, str, str]:
+    def check(self, reader: RowReader) -> tuple[tuple[int, str, str], str, str]:
         key = reader.text("item_id").strip()
         a, b = reader.text("system_a").strip(), reader.text("system_b").strip()
         if key not in self.item_ids:
@@ -450,20 +479,77 @@ class _PairResolver:
             raise reader.error("system_b", f"compares '{a}' with itself")
         for name, system in (("system_a", a), ("system_b", b)):
             if system not in self.outputs_of:
-                found = self.store.items_with_outputs(self.study["eval_set_id"], [system])
+                found = self.store.items_with_outputs(self.eval_set_id, [system])
                 self.outputs_of[system] = found[system]
             if self.item_ids[key] not in self.outputs_of[system]:
                 raise reader.error(name, f"system '{system}' has no output for item '{key}'")
         x, y = sorted((a, b))
-        pair_id = self.pairs.get((key, x, y))
-        if pair_id is None:
+        return (self.item_ids[key], x, y), a, b
+
+
+class StudyWriter:
+    """Writes checked batches of votes or verdicts into a study (inside the caller's
+    transaction), creating the comparisons, pairs, reviewers and imported judge runs they need.
+    Ids are remembered from batch to batch: while an import runs, it alone adds these to its
+    study. A writer whose transaction failed must not be used again."""
+
+    def __init__(self, store: Store, study_id: int):
+        self.store, self.study_id = store, study_id
+        self.comparisons = set(store.comparisons(study_id))
+        self.pair_ids: dict[tuple[int, str, str], int] | None = None
+        self.reviewer_ids: dict[str, int] = {}
+        self.run_ids: dict[str, int] = {}
+
+    def votes(self, changes: list[dict]) -> None:
+        pair_ids = self._pairs(changes)
+        names = {c["reviewer"] for c in changes} - self.reviewer_ids.keys()
+        self.reviewer_ids.update(self.store.ensure_reviewers(names))
+        self.store.append_votes(
+            [
+                {name: c[name] for name in VOTE_FIELDS}
+                | {"pair_id": pair_id, "reviewer_id": self.reviewer_ids[c["reviewer"]]}
+                for c, pair_id in zip(changes, pair_ids, strict=True)
+            ]
+        )
+
+    def verdicts(self, changes: list[dict]) -> None:
+        pair_ids = self._pairs(changes)
+        for judge in {c["judge"] for c in changes} - self.run_ids.keys():
+            self.run_ids[judge] = self.store.ensure_imported_run(self.study_id, judge)
+        self.store.insert_verdicts(
+            [
+                {
+                    "run_id": self.run_ids[c["judge"]],
+                    "pair_id": pair_id,
+                    "first_system": c["first"],
+                    "winner": c["winner"],
+                    "explanation": c["explanation"],
+                    "raw_text": c["explanation"],
+                    "parse_error": None if c["winner"] else "imported without a winner",
+                    "created_at": c["created_at"],
+                }
+                for c, pair_id in zip(changes, pair_ids, strict=True)
+            ]
+        )
+
+    def _pairs(self, changes: list[dict]) -> list[int]:
+        """The pair id of every change, adding the pairs (and comparisons) the study lacks."""
+        if self.pair_ids is None:
+            self.pair_ids = self.store.pair_ids_by_item(self.study_id)
+        keys = [(c["item_id"], *sorted((c["system_a"], c["system_b"]))) for c in changes]
+        missing: dict[tuple[int, str, str], None] = {}
+        for change, key in zip(changes, keys, strict=True):
+            if key in self.pair_ids or key in missing:
+                continue
+            a, b = change["system_a"], change["system_b"]
             if (a, b) not in self.comparisons and (b, a) not in self.comparisons:
-                self.store.add_comparison(self.study["id"], a, b)
+                self.store.add_comparison(self.study_id, a, b)
                 self.comparisons.add((a, b))
-            self.store.insert_pairs(self.study["id"], [(self.item_ids[key], x, y)])
-            pair_id = self.store.pair_id(self.study["id"], self.item_ids[key], x, y)
-            self.pairs[(key, x, y)] = pair_id
-        return pair_id, a, b
+            missing[key] = None
+        if missing:
+            self.store.insert_pairs(self.study_id, list(missing))
+            self.pair_ids.update(self.store.pair_ids_by_item(self.study_id, list(missing)))
+        return [self.pair_ids[key] for key in keys]
 
 
 def _winner(reader: RowReader, a: str, b: str, allowed_special: tuple[str, ...], empty_ok: bool):
@@ -482,77 +568,99 @@ def _timestamp(reader: RowReader, name: str) -> str | None:
     if not value:
         return None
     try:
-        datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise reader.error(name, f"{value!r} is not an ISO-8601 timestamp") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if when > datetime.now(UTC) + timedelta(days=1):
+        raise reader.error(name, f"{value!r} is in the future")
     return value.strip()
 
 
-def import_votes(store: Store, path: str | Path, study: str) -> ImportSummary:
-    """Import human votes. A vote equal to the reviewer's latest on that pair is skipped; a
-    different one is appended and supersedes it (votes are never overwritten)."""
-    path = Path(path)
-    summary = ImportSummary(str(path))
-    with store.transaction():
-        study_row = store.require_study(study)
-        pairs = _PairResolver(store, study_row)
-        latest = store.latest_vote_keys(study_row["id"])
-        reviewer_ids: dict[str, int] = {}
-        in_file: dict[tuple[int, str], tuple[int, str]] = {}
-        batch: list[dict] = []
-        for line, row in read_rows(path):
-            summary.rows += 1
-            reader = RowReader(str(path), line, row)
-            _require_columns(reader, VOTE_COLUMNS)
-            pair_id, a, b = pairs.resolve(reader)
-            reviewer = reader.text("reviewer").strip()
-            winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
-            shown_left = (reader.text("shown_left", required=False) or "").strip() or None
-            if shown_left is not None and shown_left not in (a, b):
-                raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
-            rationale = reader.text("rationale", required=False) or ""
-            created_at = _timestamp(reader, "created_at") or now_iso()
-            earlier = in_file.get((pair_id, reviewer))
-            if earlier:
-                raise reader.error(
-                    "reviewer",
-                    f"'{reviewer}' already voted on this pair on line {earlier[0]}",
-                )
-            in_file[(pair_id, reviewer)] = (line, winner)
-            if reviewer not in reviewer_ids:
-                reviewer_ids[reviewer] = store.ensure_reviewers([reviewer])[reviewer]
-            previous = latest.get((pair_id, reviewer_ids[reviewer]))
-            if previous and (previous["winner"], previous["shown_left"], previous["rationale"]) == (
-                winner,
-                shown_left,
-                rationale,
-            ):
-                summary.unchanged += 1
-                continue
-            other = {a: b, b: a}
-            batch.append(
-                {
-                    "pair_id": pair_id,
-                    "reviewer_id": reviewer_ids[reviewer],
-                    "shown_left": shown_left,
-                    "shown_right": other[shown_left] if shown_left else None,
-                    "choice": _choice_label(winner, shown_left, other),
-                    "winner": winner,
-                    "criteria": "{}",
-                    "rationale": rationale,
-                    "flags": "[]",
-                    "source": f"import:{path.name}",
-                    "created_at": created_at,
-                    "supersedes": previous["id"] if previous else None,
-                }
+# What a staged vote carries besides its pair and reviewer (see `StudyWriter.votes`).
+VOTE_FIELDS = (
+    "shown_left",
+    "shown_right",
+    "choice",
+    "winner",
+    "criteria",
+    "rationale",
+    "flags",
+    "source",
+    "created_at",
+)
+
+
+def check_votes(
+    store: Store, path: str | Path, study: dict | None, eval_set_id: int, summary: ImportSummary
+) -> Iterator[list[dict]]:
+    """Check a votes file against `study` (None: the study the import creates over the eval
+    set) and yield the votes to append, in batches. A vote equal to the reviewer's latest on
+    that pair is skipped; a different one is appended and supersedes it (votes are never
+    overwritten). Reads only."""
+    return _batches(_vote_changes(store, Path(path), study, eval_set_id, summary))
+
+
+def _vote_changes(
+    store: Store, path: Path, study: dict | None, eval_set_id: int, summary: ImportSummary
+) -> Iterator[dict]:
+    pairs = _PairChecker(store, eval_set_id, study)
+    latest = store.latest_vote_keys(study["id"]) if study else {}
+    reviewer_ids: dict[str, int | None] = {}
+    in_file: dict[tuple[tuple[int, str, str], str], int] = {}
+    for line, row in read_rows(path):
+        summary.rows += 1
+        reader = RowReader(str(path), line, row)
+        _require_columns(reader, VOTE_COLUMNS)
+        pair, a, b = pairs.check(reader)
+        reviewer = reader.text("reviewer").strip()
+        winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
+        shown_left = (reader.text("shown_left", required=False) or "").strip() or None
+        if shown_left is not None and shown_left not in (a, b):
+            raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
+        rationale = reader.text("rationale", required=False) or ""
+        created_at = _timestamp(reader, "created_at") or now_iso()
+        earlier = in_file.get((pair, reviewer))
+        if earlier:
+            raise reader.error(
+                "reviewer", f"'{reviewer}' already voted on this pair on line {earlier}"
             )
-            if len(batch) >= BATCH_ROWS:
-                store.insert_votes(batch)
-                summary.count("votes added", len(batch))
-                batch = []
-        store.insert_votes(batch)
-        summary.count("votes added", len(batch))
-    return summary
+        in_file[(pair, reviewer)] = line
+        if reviewer not in reviewer_ids:
+            known = store.reviewer(reviewer)
+            reviewer_ids[reviewer] = known["id"] if known else None
+        previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
+        if previous and (previous["winner"], previous["shown_left"], previous["rationale"]) == (
+            winner,
+            shown_left,
+            rationale,
+        ):
+            summary.unchanged += 1
+            continue
+        if previous and previous["source"] == "app":
+            raise reader.error(
+                "reviewer",
+                f"'{reviewer}' voted on this pair in the app; an import cannot replace a vote "
+                "a reviewer cast",
+            )
+        other = {a: b, b: a}
+        summary.count("votes added")
+        yield {
+            "item_id": pair[0],
+            "system_a": a,
+            "system_b": b,
+            "reviewer": reviewer,
+            "shown_left": shown_left,
+            "shown_right": other[shown_left] if shown_left else None,
+            "choice": _choice_label(winner, shown_left, other),
+            "winner": winner,
+            "criteria": "{}",
+            "rationale": rationale,
+            "flags": "[]",
+            "source": f"import:{path.name}",
+            "created_at": created_at,
+        }
 
 
 def _choice_label(winner: str, shown_left: str | None, other: dict[str, str]) -> str:
@@ -564,62 +672,66 @@ def _choice_label(winner: str, shown_left: str | None, other: dict[str, str]) ->
     return "A" if winner == shown_left else "B"
 
 
-def import_verdicts(store: Store, path: str | Path, study: str) -> ImportSummary:
-    """Import judge verdicts, one imported run per judge name. Empty `winner` = unparsed."""
-    path = Path(path)
-    summary = ImportSummary(str(path))
-    with store.transaction():
-        study_row = store.require_study(study)
-        pairs = _PairResolver(store, study_row)
-        run_ids: dict[str, int] = {}
-        stored: dict | None = None
-        in_file: dict[tuple[int, int, str], int] = {}
-        batch: list[dict] = []
-        for line, row in read_rows(path):
-            summary.rows += 1
-            reader = RowReader(str(path), line, row)
-            _require_columns(reader, VERDICT_COLUMNS)
-            pair_id, a, b = pairs.resolve(reader)
-            judge = reader.text("judge").strip()
-            winner = _winner(reader, a, b, ("tie",), empty_ok=True)
-            first = (reader.text("first", required=False) or "").strip()
-            if first and first not in (a, b):
-                raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
-            explanation = reader.text("explanation", required=False) or ""
-            if judge not in run_ids:
-                run_ids[judge] = store.ensure_imported_run(study_row["id"], judge)
-                stored = store.verdict_index(run_ids.values())
-            key = (run_ids[judge], pair_id, first)
-            if key in in_file:
-                raise reader.error(
-                    "judge",
-                    f"'{judge}' already has a verdict for this pair and order on line "
-                    f"{in_file[key]}",
-                )
-            in_file[key] = line
-            previous = stored.get(key)
-            if previous is not None:
-                if (previous["winner"], previous["explanation"]) == (winner, explanation):
-                    summary.unchanged += 1
-                    continue
-                raise Conflict(
-                    f"{path}:{line}: '{judge}' already has a different verdict for this pair and "
-                    "order; import it under another judge name"
-                )
-            batch.append(
-                {
-                    "run_id": run_ids[judge],
-                    "pair_id": pair_id,
-                    "first_system": first,
-                    "winner": winner,
-                    "explanation": explanation,
-                    "raw_text": explanation,
-                    "parse_error": None if winner else "imported without a winner",
-                    "created_at": now_iso(),
-                }
+def check_verdicts(
+    store: Store, path: str | Path, study: dict | None, eval_set_id: int, summary: ImportSummary
+) -> Iterator[list[dict]]:
+    """Check a verdicts file against `study` (None: the study the import creates) and yield the
+    verdicts to add, in batches; one imported run per judge name, empty `winner` = unparsed.
+    A verdict already stored identically is skipped; a different one is refused. Reads only."""
+    return _batches(_verdict_changes(store, Path(path), study, eval_set_id, summary))
+
+
+def _verdict_changes(
+    store: Store, path: Path, study: dict | None, eval_set_id: int, summary: ImportSummary
+) -> Iterator[dict]:
+    pairs = _PairChecker(store, eval_set_id, study)
+    stored: dict[tuple[str, int, str], dict] = {}  # (judge, pair id, first) -> stored verdict
+    judges: set[str] = set()
+    in_file: dict[tuple[str, tuple[int, str, str], str], int] = {}
+    for line, row in read_rows(path):
+        summary.rows += 1
+        reader = RowReader(str(path), line, row)
+        _require_columns(reader, VERDICT_COLUMNS)
+        pair, a, b = pairs.check(reader)
+        judge = reader.text("judge").strip()
+        winner = _winner(reader, a, b, ("tie",), empty_ok=True)
+        first = (reader.text("first", required=False) or "").strip()
+        if first and first not in (a, b):
+            raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
+        explanation = reader.text("explanation", required=False) or ""
+        if judge not in judges:
+            judges.add(judge)
+            run_id = store.imported_run_id(study["id"], judge) if study else None
+            if run_id is not None:
+                for (_, pair_id, order), verdict in store.verdict_index([run_id]).items():
+                    stored[(judge, pair_id, order)] = verdict
+        key = (judge, pair, first)
+        if key in in_file:
+            raise reader.error(
+                "judge",
+                f"'{judge}' already has a verdict for this pair and order on line {in_file[key]}",
             )
-        summary.count("verdicts added", store.insert_verdicts(batch))
-    return summary
+        in_file[key] = line
+        previous = stored.get((judge, pairs.pair_ids.get(pair), first))
+        if previous is not None:
+            if (previous["winner"], previous["explanation"]) == (winner, explanation):
+                summary.unchanged += 1
+                continue
+            raise Conflict(
+                f"{path}:{line}: '{judge}' already has a different verdict for this pair and "
+                "order; import it under another judge name"
+            )
+        summary.count("verdicts added")
+        yield {
+            "item_id": pair[0],
+            "system_a": a,
+            "system_b": b,
+            "judge": judge,
+            "first": first,
+            "winner": winner,
+            "explanation": explanation,
+            "created_at": now_iso(),
+        }
 
 
 # ---- exports ----

@@ -288,9 +288,171 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE signoffs ADD COLUMN override TEXT")
 
 
+# Governance tables whose rows are never changed or removed once written; `audit verify` checks
+# that these triggers are all still in place.
+APPEND_ONLY_TABLES = (
+    "votes",
+    "signoffs",
+    "threshold_locks",
+    "threshold_deviations",
+    "final_reviews",
+    "audit_log",
+)
+
+
+def _v8_audit_log(db: sqlite_utils.Database) -> None:
+    # One hash-chained, append-only log of every governance action, and the time each vote
+    # entered the workspace (a file's own created_at can say anything).
+    db.execute(
+        """CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    study_id INTEGER,
+    detail TEXT NOT NULL DEFAULT '{}',
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+)"""
+    )
+    db.execute("CREATE INDEX audit_log_study ON audit_log (study_id)")
+    db.execute("ALTER TABLE votes ADD COLUMN entered_at TEXT")
+    for table in APPEND_ONLY_TABLES:
+        for event in ("UPDATE", "DELETE"):
+            name = f"{table}_append_only_{event.lower()}"
+            db.execute(f"DROP TRIGGER IF EXISTS {name}")
+            db.execute(
+                f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+
+
+def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
+    # A batch is recorded with its requests before it is sent, so a crash never leaves a paid
+    # batch unknown and a request in a batch not yet collected is never sent again.
+    db.execute(
+        """CREATE TABLE judge_batches (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES judge_runs(id),
+    key TEXT NOT NULL UNIQUE,
+    batch_id TEXT UNIQUE,
+    state TEXT NOT NULL DEFAULT 'sending',
+    provider_status TEXT,
+    n_requests INTEGER NOT NULL,
+    n_succeeded INTEGER NOT NULL DEFAULT 0,
+    n_errored INTEGER NOT NULL DEFAULT 0,
+    n_answered INTEGER,
+    n_failed INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    updated_at TEXT,
+    collected_at TEXT
+)"""
+    )
+    db.execute("CREATE INDEX judge_batches_run ON judge_batches(run_id, collected_at)")
+    db.execute(
+        """CREATE TABLE judge_batch_requests (
+    batch_id INTEGER NOT NULL REFERENCES judge_batches(id),
+    custom_id TEXT NOT NULL,
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    first_system TEXT NOT NULL,
+    PRIMARY KEY (batch_id, custom_id)
+) WITHOUT ROWID"""
+    )
+    # Input tokens read from the provider's prompt cache (part of tokens_in, priced lower).
+    db.execute("ALTER TABLE verdicts ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0")
+
+
+def _v7_imports_in_flight(db: sqlite_utils.Database) -> None:
+    # A large import is checked and staged in short transactions, then published batch by batch,
+    # so reviewers never wait behind it. These tables hold an import while it is in flight (and
+    # let the next process finish or discard one whose process died); they are empty otherwise.
+    db.execute(
+        """CREATE TABLE import_jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('outputs', 'votes', 'verdicts')),
+    file TEXT NOT NULL,
+    target TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL CHECK (state IN ('staging', 'publishing')),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at REAL NOT NULL
+)"""
+    )
+    db.execute(
+        "CREATE TABLE import_locks (name TEXT PRIMARY KEY, "
+        "job_id INTEGER NOT NULL REFERENCES import_jobs(id))"
+    )
+    db.execute(
+        "CREATE TABLE import_batches (job_id INTEGER NOT NULL REFERENCES import_jobs(id), "
+        "seq INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (job_id, seq))"
+    )
+
+
+def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
+    # Guidelines are versioned by content hash: setting new ones appends a row (the latest is in
+    # force) and every vote records the hash it was cast under, so a changed rule never silently
+    # re-labels earlier votes.
+    db.execute(
+        """CREATE TABLE study_guidelines (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    content_hash TEXT NOT NULL,
+    body TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX study_guidelines_study ON study_guidelines(study_id, id)")
+    db.execute("ALTER TABLE votes ADD COLUMN guidelines_hash TEXT")
+    # Excluding a reviewer is a recorded decision, never a deletion: each exclusion or
+    # re-inclusion appends a row (who, when, why) and the latest row per reviewer is in force.
+    db.execute(
+        """CREATE TABLE reviewer_exclusions (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
+    excluded INTEGER NOT NULL CHECK (excluded IN (0, 1)),
+    reason TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute(
+        "CREATE INDEX reviewer_exclusions_study ON reviewer_exclusions(study_id, reviewer_id)"
+    )
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER reviewer_exclusions_append_only_{event.lower()} BEFORE {event} ON "
+            "reviewer_exclusions BEGIN SELECT RAISE(ABORT, 'exclusions are append-only: record "
+            "a new decision'); END"
+        )
+    # A comparison an admin knows the right answer to; reviewers meet it blind in their queue.
+    db.execute(
+        """CREATE TABLE known_answers (
+    pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    answer TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
     (3, "a verdict's cost may be unknown", _v3_verdict_cost_may_be_unknown),
     (4, "named candidate, planned sample and sign-off overrides", _v4_candidate_plan_override),
+    (5, "provider batches of judge runs; cached input tokens", _v5_judge_batches_and_cached_tokens),
+    (
+        6,
+        "study guidelines, reviewer exclusions, known answers",
+        _v6_guidelines_and_reviewer_quality,
+    ),
+    (7, "imports in flight", _v7_imports_in_flight),
+    (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
 ]

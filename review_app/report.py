@@ -31,7 +31,8 @@ def win_rate_json(w: stats.WinRate) -> dict:
 
 def report_hash(report: dict) -> str:
     """Hash of a report's content: everything except when it was generated and its sign-offs."""
-    body = {k: v for k, v in report.items() if k not in ("generated_at", "signoffs", "report_hash")}
+    skipped = ("generated_at", "signoffs", "report_hash", "signature")
+    body = {k: v for k, v in report.items() if k not in skipped}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -89,6 +90,9 @@ def render_markdown(report: dict) -> str:
             f"each threshold needs {report['gate']['min_comparisons']} comparisons and is decided "
             "on its one-sided 95% confidence bound."
         )
+        if looks_line(report):
+            lines.append(f"**Locked {looks_line(report)}.**")
+        lines.append(sources_line(report))
     lines += [
         "",
         "| threshold | estimate | 95% CI | n | outcome | reason |",
@@ -147,6 +151,15 @@ def render_markdown(report: dict) -> str:
         f"(n={humans['without_ties']['n']}); with ties: {_value(humans['with_ties'])} "
         f"(n={humans['with_ties']['n']}).",
     ]
+    lines += ["", "## Reviewers excluded from the statistics", ""]
+    exclusions = report.get("exclusions", [])
+    if not exclusions:
+        lines.append("None: every reviewer's votes count.")
+    for x in exclusions:
+        lines.append(
+            f"- {_md(x['reviewer'])} ({x['n_votes']} votes left out), excluded by "
+            f"{_md(x['decided_by'])} at {x['created_at']}. Reason: {_md(x['reason'])}"
+        )
     fr = report["final_review"]
     lines += ["", "## Final human review", ""]
     lines.append(
@@ -171,6 +184,28 @@ def render_markdown(report: dict) -> str:
             f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
+
+
+def looks_line(report: dict) -> str:
+    """What of the outcomes could be seen before this lock (another study's, on the same eval
+    set and systems), or "" when nothing could."""
+    looks = report.get("looks_before_lock") or []
+    if not looks:
+        return ""
+    named = "; ".join(
+        f"study {look['study']} (locked {look['locked_at']}, {' vs '.join(look['systems'])})"
+        for look in looks
+    )
+    return f"after the outcomes of the same systems on this eval set were visible through {named}"
+
+
+def sources_line(report: dict) -> str:
+    counts = report.get("votes_by_source") or {}
+    return (
+        "Vote rows by source: "
+        + (", ".join(f"{source} {n}" for source, n in counts.items()) or "none")
+        + "."
+    )
 
 
 def gate_headline(gate: dict) -> str:
@@ -222,9 +257,15 @@ def render_html(report: dict) -> str:
         f"<p class='override'>{e(text)}</p>" for text in override_lines(report["signoffs"])
     )
     th = report["thresholds"]
+    looks = looks_line(report)
     locked = (
-        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, before the outcomes "
-        f"were visible (hash <code>{e(th['content_hash'][:16])}</code>)."
+        f"Locked by <b>{e(th['locked_by'])}</b> at {e(th['locked_at'])}, "
+        + (
+            f"<b class='override'>{e(looks)}</b>"
+            if looks
+            else "before the outcomes were visible in this workspace"
+        )
+        + f" (hash <code>{e(th['content_hash'][:16])}</code>). {e(sources_line(report))}"
         if th["locked_at"]
         else "Not locked."
     )
@@ -249,6 +290,16 @@ def render_html(report: dict) -> str:
         for j in report["judges"]
     )
     humans = report["human_agreement"]["without_ties"]
+    exclusions = "".join(
+        f"<li><b>{e(x['reviewer'])}</b> ({x['n_votes']} votes left out), excluded by "
+        f"{e(x['decided_by'])} at {e(x['created_at'])}. Reason: {e(x['reason'])}</li>"
+        for x in report.get("exclusions", [])
+    )
+    exclusions = (
+        f"<p><b>Reviewers excluded from every figure:</b></p><ul>{exclusions}</ul>"
+        if exclusions
+        else "<p class='note'>No reviewer is excluded: every vote counts.</p>"
+    )
     signoffs = "".join(_signoff_html(s, report["report_hash"]) for s in report["signoffs"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -290,6 +341,7 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 <h2>Judges</h2>
 <p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
 {_value(humans)} (n={humans["n"]}).</p>
+{exclusions}
 <table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
 {judges}</table>
 <h2>Final human review</h2>

@@ -49,6 +49,18 @@ class Settings:
         "How far below the human ceiling a judge's strict agreement may be (at its one-sided 95% "
         "bound) and still count as within it.",
     )
+    token: str = _setting(
+        "REVIEW_APP_TOKEN",
+        "",
+        "Your personal token (the end of your link): the CLI acts as you, so locks, threshold "
+        "changes, sign-offs and reviewer changes record who did them. `--token` overrides it.",
+    )
+    signing_key: str = _setting(
+        "REVIEW_APP_SIGNING_KEY",
+        "",
+        "Secret kept outside the workspace; reports carry an HMAC signature made with it, which "
+        "`review-app audit verify --report FILE` checks. Unset: reports are unsigned.",
+    )
     judge_prices: str = _setting(
         "REVIEW_APP_JUDGE_PRICES",
         "",
@@ -87,6 +99,11 @@ class Settings:
         "REVIEW_APP_JUDGE_MAX_TOKENS",
         1024,
         "max_tokens of each judge answer (part of a run's parameters: changing it starts a new run).",
+    )
+    judge_batch_poll: float = _setting(
+        "REVIEW_APP_JUDGE_BATCH_POLL",
+        30.0,
+        "Seconds between two looks at a judge run's provider batches while `judge --batch` waits.",
     )
 
     @classmethod

@@ -612,7 +612,10 @@ def wilson_interval(share: float, n: float, z: float = Z_95) -> tuple[float, flo
     z2n = z * z / n
     centre = (share + z2n / 2) / (1 + z2n)
     half = z / (1 + z2n) * math.sqrt(share * (1 - share) / n + z2n / (4 * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0% or 100% the interval's own end is exact, not a rounding error away from it.
+    low = 0.0 if share <= 0 else max(0.0, centre - half)
+    high = 1.0 if share >= 1 else min(1.0, centre + half)
+    return (low, high)
 
 
 def effective_n(share: float, n: float, units: int, boot_variance: float | None) -> float:

@@ -1,15 +1,16 @@
-"""What every page shares: the store for this run, who is signed in (from the personal link),
+"""What every page shares: the server's one store, who is signed in (from the personal link),
 role checks, and the names of the few session-state keys (UI position only; the database is the
 truth)."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
 from review_app.errors import Forbidden, UnusableWorkspace
-from review_app.safe_markdown import escape_markdown
+from review_app.safe_markdown import escape_markdown, render_output
 from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
@@ -22,12 +23,22 @@ STUDY = "selected_study"
 REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair gets fresh widgets
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
+REVIEW_TOTAL = "review_total"  # (study id, pairs in the reviewer's share) pinned for the session
+REVIEW_DRAFT = "review_draft"  # the slot whose widgets were filled from an undone vote
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
 FINAL_REVIEW_NOTICE = "final_review_notice"  # gate: why the last mark was not recorded
 SIGNOFF_DECISION = "signoff_decision"  # gate: approve | reject
 SIGNOFF_COMMENT = "signoff_comment"
 SIGNOFF_OVERRIDE = "signoff_override"  # the reason for approving a gate that did not pass
 SIGNOFF_NOTICE = "signoff_notice"  # (kind, message) of the last sign-off attempt
+PEOPLE_ISSUED = (
+    "people_issued"  # (name, role, link) just issued on the Reviewers screen, shown once
+)
+PEOPLE_NOTICE = "people_notice"  # one-line outcome of the last action on the Reviewers screen
+
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+_OUTPUT_STYLE = f"<style>{(ASSETS / 'outputs.css').read_text(encoding='utf-8')}</style>"
 
 
 def settings() -> Settings:
@@ -35,11 +46,11 @@ def settings() -> Settings:
 
 
 def get_store() -> Store:
-    """The workspace for this script run; stops the page with one line when this version cannot
-    open it (the file's path stays out of the browser)."""
-    # A connection per script run: Streamlit may run reruns on different threads.
+    """The store every session of this server shares (thread-safe; see `workspace.shared_store`).
+    Stops the page with one line when this version cannot open the workspace (its path stays
+    out of the browser; the server log has it)."""
     try:
-        return workspace.open_store(settings())
+        return workspace.shared_store(settings())
     except UnusableWorkspace as exc:
         _log.error("%s", exc)
         st.error("The workspace cannot be opened by this version of the app; ask its admin.")
@@ -58,6 +69,7 @@ def current_user(store: Store) -> dict:
         user = people.authenticate(store, token)
     except Forbidden as exc:
         st.session_state.pop(TOKEN, None)
+        st.set_page_config(page_title="Access denied")
         st.title("Access denied")
         st.error(plain(exc))
         st.stop()
@@ -82,6 +94,24 @@ def plain(text: object) -> str:
     return escape_markdown(text)
 
 
+def output_styles() -> None:
+    """The styles `show_output` relies on; once per page run, before the first output."""
+    st.html(_OUTPUT_STYLE)
+
+
+def show_output(text: str, raw: bool, extra_class: str = "") -> None:
+    """A model output (or prompt) as the model wrote it: the faithful rendering (line breaks,
+    JSON/CSV/code verbatim, no raw HTML, nothing remote), or with `raw` the exact characters."""
+    if not text.strip():
+        st.html('<div class="review-empty">(empty response)</div>')
+    elif raw:
+        st.code(
+            text, language=None, wrap_lines=True, height=360 if text.count("\n") > 15 else "content"
+        )
+    else:
+        st.html(f'<div class="review-output {extra_class}">{render_output(text)}</div>')
+
+
 def require_role(user: dict, *roles: str) -> None:
     """Stop the page unless the user has one of `roles`."""
     try:
@@ -95,7 +125,7 @@ def study_picker(store: Store, label: str = "Study") -> dict | None:
     """A study selector remembered across pages; None when the workspace has no study."""
     all_studies = studies.list_studies(store)
     if not all_studies:
-        st.info("No study yet. Create one with `review-app study create`.")
+        st.info("No study yet. An admin creates one on the Studies screen.")
         return None
     names = [s["name"] for s in all_studies]
     current = st.session_state.get(STUDY)

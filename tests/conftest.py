@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from review_app.services import demo
+from review_app.services import demo, workspace
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -29,7 +29,9 @@ def isolated_workspace(tmp_path, monkeypatch):
     """Point the app's one workspace variable at tmp_path so no test touches real files."""
     db = tmp_path / "workspace.db"
     monkeypatch.setenv("REVIEW_APP_DB", str(db))
-    return db
+    yield db
+    # Pages share one store per workspace file (as a server would); close this test's.
+    workspace.close_shared_stores()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from review_app.services import people
 
 APP = str(Path(__file__).resolve().parent.parent / "review_app" / "streamlit_app.py")
+PAGES = Path(APP).parent / "app_pages"
 
 
 def token_of(link: str) -> str:
@@ -48,6 +49,25 @@ def test_admin_sees_the_workspace(demo_store):
     votes = next(m for m in at.metric if m.label == "Votes")
     study = demo_store.require_study("demo")
     assert int(votes.value) == demo_store.study_counts(study["id"])["votes"] > 0
+
+
+def test_signer_lands_on_the_gate(demo_store):
+    at = open_app(token_of(demo_store.demo_links["demo-signer"]))
+    assert not at.exception
+    assert at.title[0].value == "Gate"
+
+
+def test_screens_follow_the_work_and_gate_comes_before_results():
+    from review_app.auth import LANDING, ROLE_SCREENS, SCREENS
+
+    screens = [screen for screen, *_ in SCREENS]
+    assert screens.index("gate") < screens.index("results")
+    assert screens.index("calibration") < screens.index("gate")
+    titles = [title for _, _, title, _ in SCREENS]
+    assert len(set(titles)) == len(titles)  # each tab is titled after its screen
+    for role, screens_of_role in ROLE_SCREENS.items():
+        assert screens_of_role <= set(screens) and LANDING[role] in screens_of_role
+    assert all((PAGES / file).is_file() for _, file, _, _ in SCREENS)
 
 
 def test_reviewer_lands_on_the_review_screen(demo_store):

@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 from review_app import baselines, stats
 from review_app.cli import main
 from review_app.errors import NotFound
-from review_app.services import calibration, data, people, study_data
+from review_app.safe_markdown import render_output
+from review_app.services import calibration, data, people, study_data, thresholds
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
@@ -253,9 +254,15 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
     assert first == direct
 
 
+def lock(store, study: str) -> None:
+    thresholds.add_threshold(store, study, "final_review_acceptable_rate", {}, ">=", 0.9, "admin")
+    thresholds.lock_thresholds(store, study, "admin")
+
+
 def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
+    lock(store, "s")
     frame = calibration.disagreements(
         store, "s", calibration.DisagreementFilters(judges=("gpt", "labels"))
     )
@@ -285,6 +292,27 @@ def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
     assert list(frame["length_difference"]) == sorted(frame["length_difference"], reverse=True)
 
 
+def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
+    """Agreement needs no winner's name: before the lock each pair's systems are A and B in a
+    random orientation, in the table and in its CSV, and the same disagreements are listed."""
+    make_eval_set(store, tmp_path)
+    add_native(store, "s")
+    blind = calibration.disagreements(store, "s")
+    text = calibration.disagreements_csv(blind) + blind.to_string()
+    assert "finetuned" not in text and "base" not in text.replace("baseline", "")
+    assert set(blind["system_x"]) == {"A"} and set(blind["system_y"]) == {"B"}
+    assert set(blind["human_majority"].dropna()) <= {"A", "B", "tie"}
+    lock(store, "s")
+    named = calibration.disagreements(store, "s")
+    assert sorted(zip(blind["judge"], blind["item_key"], blind["reason"], strict=True)) == sorted(
+        zip(named["judge"], named["item_key"], named["reason"], strict=True)
+    )
+    # The orientation is per pair: the A side is sometimes the first system by name, sometimes not.
+    row = named.set_index(["judge", "item_key"])
+    flips = {r.output_x != row.loc[(r.judge, r.item_key)].output_x for r in blind.itertuples()}
+    assert flips == {True, False}
+
+
 def test_disagreement_filters(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
@@ -307,6 +335,7 @@ def test_disagreement_filters(store, tmp_path):
 def test_disagreements_export_to_csv_with_every_column(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
+    lock(store, "s")
     frame = calibration.disagreements(store, "s", calibration.DisagreementFilters(judges=("gpt",)))
     parsed = pd.read_csv(io.StringIO(calibration.disagreements_csv(frame)), keep_default_na=False)
     assert list(parsed.columns) == calibration.DISAGREEMENT_COLUMNS
@@ -464,11 +493,13 @@ def open_page(store, page: str, user: str = "demo-admin") -> AppTest:
 
 def import_agreeing_judge(store, tmp_path) -> None:
     """A judge that says what the demo reviewers' majority says, in both orders."""
-    votes = list(data.export_rows(store, "votes", "demo"))
+    study_id = store.require_study("demo")["id"]
+    pairs = store.pairs_frame(study_id).set_index("pair_id")
     by_pair: dict[tuple, Counter] = {}
-    for v in votes:
-        by_pair.setdefault((v["item_id"], v["system_a"], v["system_b"]), Counter())[
-            v["winner"] if v["winner"] != "both_bad" else "tie"
+    for v in store.votes_frame(study_id).itertuples():
+        pair = pairs.loc[v.pair_id]
+        by_pair.setdefault((pair.item_key, pair.system_x, pair.system_y), Counter())[
+            v.winner if v.winner != "both_bad" else "tie"
         ] += 1
     lines = ["item_id,system_a,system_b,judge,winner,first,explanation"]
     for (item, a, b), counts in by_pair.items():
@@ -482,6 +513,7 @@ def import_agreeing_judge(store, tmp_path) -> None:
 
 def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
+    lock(demo_store, "demo")
     report = calibration.calibration_report(demo_store, "demo")
     at = open_page(demo_store, "calibration.py")
     assert not at.exception
@@ -523,6 +555,14 @@ def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, 
     assert set(categories["category"]) == {"formatting", "reasoning", "safety", "support"}
 
 
+def test_before_the_lock_the_calibration_page_hides_the_named_confusion_table(demo_store):
+    at = open_page(demo_store, "calibration.py")
+    assert not at.exception
+    assert any("shows once the thresholds are locked" in i.value for i in at.info)
+    shown = " ".join(str(d.value.to_dict()) for d in at.dataframe)
+    assert "humans: x (first by name)" not in shown
+
+
 def test_calibration_page_shows_new_verdicts_at_once(demo_store, tmp_path):
     at = open_page(demo_store, "calibration.py")
     assert "majority-judge" not in list(at.dataframe[0].value["judge"])
@@ -536,6 +576,7 @@ def test_calibration_page_shows_new_verdicts_at_once(demo_store, tmp_path):
 
 def test_calibration_page_switches_the_confusion_matrix_by_judge(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
+    lock(demo_store, "demo")
     at = open_page(demo_store, "calibration.py")
     at.selectbox(key="calibration_confusion_judge").select("majority-judge").run()
     assert not at.exception
@@ -577,8 +618,13 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     top = expected.iloc[0]
     # The first row is shown in detail: both outputs, the votes with rationales.
     assert at.subheader[0].value == f"{top['item_key']} ({top['category']}): baseline/longest"
-    assert [c.value for c in at.code][:2] == [top["output_x"], top["output_y"]]
+    # Outputs appear as reviewers saw them (the same faithful rendering), raw text on request.
+    bodies = [e.proto.body for e in at.get("html")]
+    shown = [render_output(top[f"output_{side}"]) for side in ("x", "y")]
+    assert all(any(html in body for body in bodies) for html in shown)
     assert top["votes"] and top["votes"] in [t.value for t in at.text]
+    at.toggle(key="disagreements_raw").set_value(True).run()
+    assert [c.value for c in at.code][:3] == [top["prompt"], top["output_x"], top["output_y"]]
 
     at.multiselect(key="disagreements_categories").set_value(["safety"]).run()
     assert set(at.dataframe[0].value["category"]) <= {"safety"}

@@ -3,6 +3,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from review_app.cli import main
 from tests.conftest import write
 
@@ -69,20 +71,35 @@ def test_study_create_names_an_unknown_system(tmp_path, capsys):
     assert code == 1 and "expected SYSTEM:SYSTEM" in err
 
 
+def first_admin(capsys) -> str:
+    """The workspace's first admin, made without a token; returns their token."""
+    code, out, _ = run(capsys, "reviewers", "add", "boss", "--role", "admin")
+    assert code == 0
+    return out.strip().splitlines()[-1].split("token=")[1]
+
+
 def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
     from review_app.services import people
 
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
-    code, out, _ = run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "s")
+    admin = first_admin(capsys)
+    code, _, err = run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
+    assert code == 1 and "pass --token TOKEN" in err  # only the first admin needs none
+    code, out, _ = run(
+        capsys, "--token", admin, "reviewers", "add", "ann", "--role", "reviewer", "--study", "s"
+    )
     link = out.strip().splitlines()[-1]
     assert code == 0 and link.startswith("http://127.0.0.1:8501/?token=")
     token = link.split("token=")[1]
     assert len(token) >= 32
     assert token not in open(store.path, "rb").read().decode("latin-1")
     assert people.authenticate(store, token)["name"] == "ann"
-    assert run(capsys, "reviewers", "revoke", "ann")[0] == 0
+    # A reviewer's own link cannot revoke anyone.
+    code, _, err = run(capsys, "--token", token, "reviewers", "revoke", "boss")
+    assert code == 1 and "for admin accounts" in err
+    assert run(capsys, "--token", admin, "reviewers", "revoke", "ann")[0] == 0
     _, out, _ = run(capsys, "reviewers", "list")
     assert "ann\treviewer\ts\t0 pairs voted\trevoked" in out
     import pytest
@@ -100,7 +117,7 @@ def test_demo_command_seeds_without_serving(capsys):
     assert out.count("?token=") == 3
 
 
-def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys):
+def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys, store):
     keep = write(tmp_path / "keep.csv", "precious\n")
     code, _, err = run(capsys, "export", "votes", "--study", "nope", "--output", str(keep))
     assert code == 1 and "no study named 'nope'" in err
@@ -113,6 +130,22 @@ def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
     out = tmp_path / "votes.csv"
+    code, _, err = run(capsys, "export", "votes", "--study", "s", "--output", str(out))
+    assert code == 1 and "hidden until its thresholds are locked" in err
+    admin = ("--token", first_admin(capsys))
+    run(
+        capsys,
+        *admin,
+        "thresholds",
+        "add",
+        "--study",
+        "s",
+        "--metric",
+        "final_review_acceptable_rate",
+        "--value",
+        "0.9",
+    )
+    run(capsys, *admin, "thresholds", "lock", "--study", "s")
     assert run(capsys, "export", "votes", "--study", "s", "--output", str(out))[0] == 0
     assert (
         out.read_text()
@@ -136,12 +169,21 @@ def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, sto
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
     run(capsys, "study", "create", "t", "--eval-set", "e", "--compare", "base:finetuned")
-    run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
-    run(capsys, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t")
+    admin = ("--token", first_admin(capsys))
+    run(capsys, *admin, "reviewers", "add", "ann", "--role", "reviewer")
+    # Replacing someone's link silently would let an admin act as them: it must be asked for.
+    code, _, err = run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer")
+    assert code == 1 and "already has a reviewer link" in err
+    assert store.reviewer("ann")["role"] == "reviewer"
+    run(
+        capsys, *admin, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t", "--reissue"
+    )
     assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
-    run(capsys, "reviewers", "add", "ann", "--role", "signer")
+    run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer", "--reissue")
     assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
     assert store.reviewer("ann")["role"] == "signer"
+    logged = [(e["actor"], e["action"]) for e in store.audit_entries() if "link" in e["action"]]
+    assert logged == [("boss", "link reissued"), ("boss", "link reissued")]
 
 
 def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(tmp_path, capsys):
@@ -180,3 +222,55 @@ def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path):
     assert done.stderr == ""
     assert done.returncode == 0
     assert json.loads(done.stdout)["item_id"] == "q0"
+
+
+READ_ONLY = [
+    ["info"],
+    ["info", "--json"],
+    ["stats", "--study", "s"],
+    ["export", "votes", "--study", "s"],
+    ["report", "--study", "s", "--format", "md"],
+    ["study", "list"],
+    ["reviewers", "list"],
+    ["reviewers", "stats", "--study", "s"],
+    ["known-answers", "list", "--study", "s"],
+    ["thresholds", "list", "--study", "s"],
+    ["judge-runs", "--study", "s"],
+    ["judge", "--study", "s", "--rubric", "r.yaml", "--judge", "baseline/first", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY, ids=lambda a: " ".join(a[:2]))
+def test_read_only_commands_refuse_a_missing_workspace_and_create_nothing(tmp_path, capsys, argv):
+    missing = tmp_path / "typo" / "workspace.db"
+    code, out, err = run(capsys, "--db", str(missing), *argv)
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: no workspace at {missing}: point --db or REVIEW_APP_DB at one, or start one "
+        "with `review-app import outputs` or `review-app demo`\n"
+    )
+    assert not missing.parent.exists()
+
+
+def test_study_guidelines_from_files(tmp_path, capsys, store):
+    write(tmp_path / "o.csv", OUTPUTS)
+    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    rules = write(tmp_path / "rules.md", "# Rules\r\n\r\n- Correct beats polished.\r\n")
+    code, out, _ = run(
+        capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base",
+        "--guidelines", str(rules),
+    )  # fmt: skip
+    assert code == 0
+    current = store.current_guidelines(store.require_study("s")["id"])
+    assert current["body"] == "# Rules\n\n- Correct beats polished.\n"
+    assert current["set_by"] == "cli (no token)"
+    code, out, _ = run(capsys, "study", "guidelines", "s", str(rules))
+    assert code == 0 and "already in force" in out
+    write(tmp_path / "v2.md", "# Rules v2\n")
+    code, out, _ = run(capsys, "study", "guidelines", "s", str(tmp_path / "v2.md"))
+    assert code == 0 and out.startswith("guidelines ") and "in force for study s" in out
+    code, _, err = run(capsys, "study", "guidelines", "s", str(tmp_path / "missing.md"))
+    assert code == 1 and err == f"error: {tmp_path / 'missing.md'}: no such guidelines file\n"
+    write(tmp_path / "empty.md", "  \n")
+    code, _, err = run(capsys, "study", "guidelines", "s", str(tmp_path / "empty.md"))
+    assert code == 1 and "guidelines are empty" in err

@@ -248,18 +248,24 @@ def test_a_workspace_of_a_newer_schema_is_refused_unopened(tmp_path, capsys):
 
 
 def test_serving_hides_error_details_from_visitors(monkeypatch, capsys):
-    import subprocess
+    import io
+
+    from review_app import server
 
     started = []
 
-    class Server:
-        def __init__(self, command, env):
+    class Streamlit:
+        def __init__(self, command, **kwargs):
             started.append(command)
+            self.stdout = io.StringIO("")
 
-        def wait(self):
+        def poll(self):
             return 0
 
-    monkeypatch.setattr(subprocess, "Popen", Server)
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(server.subprocess, "Popen", Streamlit)
     assert run(capsys, "serve", "--port", "8599")[0] == 0
     command = started[0]
     assert command[command.index("--client.showErrorDetails") + 1] == "none"

@@ -48,6 +48,11 @@ def reviewer(store, name):
     return store.reviewer(name)
 
 
+def token(store, name):
+    """A demo user's personal token, from the link the demo printed."""
+    return store.demo_links[name].split("token=")[1]
+
+
 def study_frames(store, study_id, seed, with_baselines=True):
     """The study's frames built straight from the store, independently of the app's study data:
     stored verdicts named by run label, plus computed baselines for those with no stored run."""
@@ -474,7 +479,7 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
         ]
     rows += ["reasoning-001,finetuned,base,gpt-judge,base,base,"]
     (tmp_path / "j.csv").write_text("\n".join(rows) + "\n")
-    data.import_verdicts(locked, tmp_path / "j.csv", "demo")
+    data.import_verdicts(locked, tmp_path / "j.csv", "demo", reason="the judge ran late")
     sample = signoff.final_review_sample(locked, "demo", settings=settings)
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
@@ -510,61 +515,23 @@ def test_report_and_signoff_cli(locked, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["report", "--study", "demo", "--format", "json", "--output", str(out)]) == 0
     assert json.loads(out.read_text())["study"] == "demo"
-    assert (
-        main(
-            [
-                "signoff",
-                "--study",
-                "demo",
-                "--signer",
-                "demo-admin",
-                "--decision",
-                "approve",
-                "--comment",
-                "x",
-            ]
-        )
-        == 1
-    )
+    sign = ["signoff", "--study", "demo", "--decision", "approve", "--comment", "ship it"]
+    # A name is not a credential: signing needs the signer's own token.
+    assert main([*sign, "--signer", "demo-signer"]) == 1
+    assert "pass --token TOKEN" in capsys.readouterr().err
+    assert main(["--token", token(locked, "demo-admin"), *sign]) == 1
     assert "for signer accounts" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "signoff",
-                "--study",
-                "demo",
-                "--signer",
-                "demo-signer",
-                "--decision",
-                "approve",
-                "--comment",
-                "ship it",
-            ]
-        )
-        == 1
-    )
+    as_signer = ["--token", token(locked, "demo-signer")]
+    assert main([*as_signer, *sign, "--signer", "demo-admin"]) == 1
+    assert "this token is demo-signer's, not demo-admin's" in capsys.readouterr().err
+    assert main([*as_signer, *sign]) == 1
     assert "Approving anyway needs an override reason" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "signoff",
-                "--study",
-                "demo",
-                "--signer",
-                "demo-signer",
-                "--decision",
-                "approve",
-                "--comment",
-                "ship it",
-                "--override",
-                "the launch cannot wait",
-            ]
-        )
-        == 0
-    )
+    assert main([*as_signer, *sign, "--override", "the launch cannot wait"]) == 0
     out = capsys.readouterr().out
     assert "approve recorded for study demo" in out
     assert "override of a inconclusive gate recorded" in out
+    logged = [(e["actor"], e["action"]) for e in locked.audit_entries()][-1]
+    assert logged == ("demo-signer", "signed")
 
 
 def open_page(store, page, user):
@@ -744,17 +711,8 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
     people.revoke_reviewer(locked, "demo-signer")
     with pytest.raises(Forbidden, match="revoked"):
         signoff.sign_off(locked, "demo", reviewer(locked, "demo-signer"), "approve", "ok", settings)
-    argv = [
-        "signoff",
-        "--study",
-        "demo",
-        "--signer",
-        "demo-signer",
-        "--decision",
-        "approve",
-        "--comment",
-        "x",
-    ]
+    argv = ["--token", token(locked, "demo-signer"), "signoff", "--study", "demo"]
+    argv += ["--decision", "approve", "--comment", "x", "--override", "y"]
     assert main(argv) == 1 and "revoked" in capsys.readouterr().err
     assert locked.signoffs(locked.require_study("demo")["id"]) == []
 
@@ -768,7 +726,7 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
         "support-001,finetuned,base,late-reviewer,base\n"
         "support-002,finetuned,base,late-reviewer,base\n"
     )
-    data.import_votes(locked, tmp_path / "v.csv", "demo")
+    data.import_votes(locked, tmp_path / "v.csv", "demo", reason="a late reviewer")
     after = signoff.evaluate_gate(locked, "demo", settings).results[0]
     losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
     assert losses[1] == losses[0] + 2 and after.value < before.value
@@ -787,7 +745,7 @@ def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(lo
 
     # A fresh link for the signer, then the same race against the sign-off.
     _, locked.demo_links["demo-signer"] = people.add_reviewer(
-        locked, settings, "demo-signer", "signer"
+        locked, settings, "demo-signer", "signer", reissue=True
     )
     at = open_page(locked, "gate.py", "demo-signer")
     at.text_area(key="signoff_comment").input("ship it")

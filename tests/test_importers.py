@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from review_app.errors import Conflict, InputError, NotFound
+from review_app.errors import Conflict, InputError, NotFound, OutcomesHidden
 from review_app.services import data as data_service
 from review_app.services import studies
 from tests.conftest import write
@@ -52,7 +52,10 @@ def test_reimport_is_a_no_op(store, tmp_path):
     before = store.table_counts()
     summary = data_service.import_outputs(store, path, "e")
     assert summary.added == {} and summary.unchanged == 4
-    assert store.table_counts() == before
+    # Nothing changes but the audit log, which records that the file was imported again.
+    after = store.table_counts()
+    assert after.pop("audit_log") == before.pop("audit_log") + 1
+    assert after == before
 
 
 def test_changed_output_is_refused_unless_replace(store, tmp_path):
@@ -370,6 +373,15 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
     write(tmp_path / "j.csv", VERDICTS_HEADER + "q2,finetuned,base,j,tie,base,why\n")
     data_service.import_verdicts(seeded, tmp_path / "j.csv", "s")
     from review_app.importers import export_rows
+    from review_app.services import thresholds
+
+    # Which system won is an outcome: votes and verdicts export only after the lock.
+    with pytest.raises(OutcomesHidden):
+        data_service.export_rows(seeded, "votes", "s")
+    thresholds.add_threshold(
+        seeded, "s", "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5, "a"
+    )
+    thresholds.lock_thresholds(seeded, "s", "a")
 
     for what in ("votes", "verdicts"):
         for fmt in ("csv", "jsonl"):
@@ -380,6 +392,7 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
             importer = (
                 data_service.import_votes if what == "votes" else data_service.import_verdicts
             )
+            # Importing what is already there changes nothing, so it needs no reason after the lock.
             summary = importer(seeded, out, "s")
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)
 
@@ -418,6 +431,12 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
     ]
     data_service.import_votes(seeded, write(tmp_path / "v.jsonl", jsonl(*votes)), "s")
     data_service.import_verdicts(seeded, write(tmp_path / "j.jsonl", jsonl(*verdicts)), "s")
+    from review_app.services import thresholds
+
+    thresholds.add_threshold(
+        seeded, "s", "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5, "a"
+    )
+    thresholds.lock_thresholds(seeded, "s", "a")  # votes and verdicts export after the lock
     for what in ("votes", "verdicts"):
         columns = data_service.EXPORT_COLUMNS[what]
         out = tmp_path / f"{what}.csv"

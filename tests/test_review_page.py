@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,21 @@ def html_bodies(at: AppTest) -> str:
     return "\n".join(str(e.proto) for e in at.get("html"))
 
 
+def press(at: AppTest, name: str):
+    """The review screen's button `name` ("vote-A", "skip", ...) for the pair on screen (its
+    key carries the pair's slot)."""
+    return at.button(key=f"{name}-{at.session_state['review_slot']}")
+
+
+def notice(at: AppTest) -> str:
+    """The one-line notice above the pair ("Saved: ...", "Not saved: ..."), as plain text."""
+    for element in at.get("html"):
+        body = element.proto.body
+        if 'class="review-notice' in body:
+            return html.unescape(re.search(r"<div[^>]*>(.*?)</div>", body).group(1))
+    raise AssertionError("the review screen drew no notice line")
+
+
 def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, token):
     at = open_page(token)
     assert not at.exception
@@ -81,7 +98,7 @@ def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, tok
     at.segmented_control(key="score-0-0-B").set_value(4)
     at.checkbox(key="flag-0-recognized_model").check()
     at.text_area(key="rationale-0").input("B is clearer")
-    at.button(key="vote-B").click().run()
+    press(at, "vote-B").click().run()
     assert not at.exception
     [vote] = store.vote_history(study["id"])
     assert (vote["choice"], vote["winner"]) == ("B", right)
@@ -90,7 +107,7 @@ def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, tok
     assert json.loads(vote["flags"]) == ["recognized_model"]
     assert vote["rationale"] == "B is clearer"
     assert vote["ms_spent"] is not None and vote["ms_spent"] >= 0
-    assert "Saved: B is better." in [s.value for s in at.success]
+    assert notice(at) == "Saved: B is better."
     # The next pair is on screen with fresh (empty) inputs.
     assert store.open_assignments(store.reviewer("rita")["id"], study["id"])
     assert at.text_area(key="rationale-1").value == ""
@@ -99,21 +116,21 @@ def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, tok
 def test_undo_brings_the_pair_back_and_retracts_the_vote(store, study, token):
     at = open_page(token)
     first, *_ = shown_pair(store, "rita", study)
-    at.button(key="vote-A").click().run()
+    press(at, "vote-A").click().run()
     at.button(key="undo").click().run()
     assert not at.exception
     again, *_ = shown_pair(store, "rita", study)
     assert again["id"] == first["id"]
     assert [v["choice"] for v in store.vote_history(study["id"])] == ["A", "retracted"]
     assert store.votes_frame(study["id"]).empty
-    assert "undone" in at.success[0].value
+    assert "undone" in notice(at)
 
 
 def test_editing_an_earlier_vote_supersedes_it(store, study, token):
     at = open_page(token)
     first, right, *_ = shown_pair(store, "rita", study)
-    at.button(key="vote-A").click().run()
-    at.button(key="vote-tie").click().run()
+    press(at, "vote-A").click().run()
+    press(at, "vote-tie").click().run()
     at.selectbox(key="edit-number").select(1).run()
     at.radio(key="edit-choice-1").set_value("B")
     at.text_input(key="edit-rationale-1").input("on second thought")
@@ -130,7 +147,7 @@ def test_editing_an_earlier_vote_supersedes_it(store, study, token):
 def test_skip_moves_on_without_a_vote(store, study, token):
     at = open_page(token)
     first, *_ = shown_pair(store, "rita", study)
-    at.button(key="skip").click().run()
+    press(at, "skip").click().run()
     assert not at.exception
     second, *_ = shown_pair(store, "rita", study)
     assert second["id"] != first["id"]
@@ -139,7 +156,7 @@ def test_skip_moves_on_without_a_vote(store, study, token):
 
 def test_progress_shows_done_and_assigned(store, study, token):
     at = open_page(token)
-    at.button(key="vote-A").click().run()
+    press(at, "vote-A").click().run()
     progress = next(m.value for m in at.markdown if "done" in m.value)
     assert "<b>1</b> of 24 done" in progress
 
@@ -152,7 +169,7 @@ def test_the_reference_is_shown_only_when_the_study_says_so(store, settings, tmp
     assert not at.exception
     references = [e for e in at.expander if e.label == "Reference answer"]
     assert len(references) == int(show)
-    assert ("<p>Ref " in html_bodies(at)) is show
+    assert (">Ref " in html_bodies(at)) is show
 
 
 @pytest.mark.parametrize("bad", [None, "", "not-a-real-token"])
@@ -185,8 +202,8 @@ def test_a_reviewer_lands_on_the_review_screen(store, study, token):
 
 def test_no_system_or_study_name_reaches_the_reviewer(store, study, token):
     at = open_page(token)
-    at.button(key="vote-A").click().run()
-    at.button(key="vote-B").click().run()
+    press(at, "vote-A").click().run()
+    press(at, "vote-B").click().run()
     at.button(key="undo").click().run()
     at.toggle(key="raw-text").set_value(True).run()
     assert not at.exception
@@ -204,8 +221,8 @@ def test_a_finished_queue_says_so(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
     token = add_reviewer(store, settings, "rita")
     at = open_page(token)
-    at.button(key="vote-A").click().run()
-    at.button(key="vote-A").click().run()
+    press(at, "vote-A").click().run()
+    press(at, "vote-A").click().run()
     assert not at.exception
     assert "reviewed every pair" in at.success[-1].value
     assert len(store.votes_frame(study["id"])) == 2
@@ -213,25 +230,103 @@ def test_a_finished_queue_says_so(store, settings, tmp_path):
 
 def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, token):
     at = open_page(token)
-    at.button(key="vote-A").click().run()
+    press(at, "vote-A").click().run()
     # The next pair's buttons are not drawn yet when a fast key press arrives: the press comes
     # with the previous pair's button, which must not turn into an edit of the vote just cast.
     at.session_state["review_shown"] = None
-    at.button(key="vote-B").click().run()
+    press(at, "vote-B").click().run()
     assert not at.exception
     assert [v["choice"] for v in store.vote_history(study["id"])] == ["A"]
-    assert "before the pair was shown" in at.warning[0].value
+    assert "before the pair was shown" in notice(at)
+
+
+def test_guidelines_are_open_on_the_first_visit_then_one_click_away(store, study, token):
+    from review_app.services import studies
+
+    studies.set_guidelines(store, STUDY, "# House rules\n\n- Name the **reset time**.", "ada")
+    at = open_page(token)
+    [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
+    assert guidelines.proto.expanded
+    assert "<strong>reset time</strong>" in html_bodies(at)
+    press(at, "vote-A").click().run()
+    [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
+    assert not guidelines.proto.expanded  # voted under this version: collapsed, one click away
+    studies.set_guidelines(store, STUDY, "# House rules v2", "ada")
+    at = open_page(token)
+    assert [e for e in at.expander if e.label == "Guidelines"][0].proto.expanded  # new version
+    [vote] = store.vote_history(study["id"])
+    assert vote["guidelines_hash"] == studies.guidelines_history(store, STUDY)[0]["content_hash"]
+
+
+def test_undo_brings_the_pair_back_with_everything_entered(store, study, token):
+    at = open_page(token)
+    first, *_ = shown_pair(store, "rita", study)
+    at.segmented_control(key="score-0-0-A").set_value(2)
+    at.segmented_control(key="score-0-0-B").set_value(5)
+    at.checkbox(key="flag-0-broken_output").check()
+    at.text_area(key="rationale-0").input("A skips step 2")
+    press(at, "vote-B").click().run()
+    assert at.text_area(key="rationale-1").value == ""
+    at.button(key="undo").click().run()
+    assert not at.exception
+    again, *_ = shown_pair(store, "rita", study)
+    assert again["id"] == first["id"]
+    assert at.text_area(key="rationale-2").value == "A skips step 2"
+    assert at.segmented_control(key="score-2-0-A").value == 2
+    assert at.segmented_control(key="score-2-0-B").value == 5
+    assert at.checkbox(key="flag-2-broken_output").value is True
+    assert at.checkbox(key="flag-2-recognized_model").value is False
+    assert any("Before undoing you chose: **B is better**" in c.value for c in at.caption)
+    # Voting again keeps what was restored (and what the reviewer changed).
+    at.text_area(key="rationale-2").input("A skips step 2 and 3")
+    press(at, "vote-B").click().run()
+    vote = store.vote_history(study["id"])[-1]
+    assert (vote["choice"], vote["rationale"]) == ("B", "A skips step 2 and 3")
+    assert json.loads(vote["flags"]) == ["broken_output"]
+    assert len(json.loads(vote["criteria"])["accuracy"]) == 2
+
+
+def test_the_progress_total_does_not_drift_when_others_take_pairs(store, study, token, settings):
+    from review_app.services import review
+
+    at = open_page(token)
+    total = int(re.search(r"of (\d+) done", progress_text(at)).group(1))
+    # Another reviewer takes pairs meanwhile: the share this reviewer was shown stays put.
+    add_reviewer(store, settings, "omar")
+    other = store.reviewer("omar")["id"]
+    for _ in range(5):
+        task = review.next_pair(store, settings, other, study["id"])
+        review.record_vote(store, settings, other, task.assignment_id, "A")
+    press(at, "vote-A").click().run()
+    assert progress_text(at) == f"<b>1</b> of {total} done"
+    press(at, "skip").click().run()  # a skipped pair never comes back: one fewer to do
+    assert progress_text(at) == f"<b>1</b> of {total - 1} done"
+    at.button(key="undo").click().run()
+    assert progress_text(at) == f"<b>0</b> of {total - 1} done"
+
+
+def progress_text(at: AppTest) -> str:
+    text = next(m.value for m in at.markdown if "done" in m.value)
+    return re.search(r"<b>\d+</b> of \d+ done", text).group(0)
+
+
+def test_the_notice_line_is_there_before_any_vote(store, study, token):
+    # Its place is reserved from the first pair on, so the first "Saved" moves nothing.
+    at = open_page(token)
+    assert notice(at) == ""
+    press(at, "vote-A").click().run()
+    assert notice(at) == "Saved: A is better."
 
 
 @pytest.mark.parametrize("button", ["vote-A", "vote-both_bad", "skip", "undo", "edit-save"])
 def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study, token, button):
     at = open_page(token)
-    at.button(key="vote-A").click().run()  # one vote, so undo and edit have something to act on
+    press(at, "vote-A").click().run()  # one vote, so undo and edit have something to act on
     history = store.vote_history(study["id"])
     assignments = store.open_assignments(store.reviewer("rita")["id"], study["id"])
     # The page is drawn with the buttons live; the admin revokes the link; then the click lands.
     people.revoke_reviewer(store, "rita")
-    at.button(key=button).click().run()
+    (at.button(key=button) if button in ("undo", "edit-save") else press(at, button)).click().run()
     assert not at.exception
     assert store.vote_history(study["id"]) == history
     assert store.open_assignments(store.reviewer("rita")["id"], study["id"]) == assignments

@@ -221,7 +221,9 @@ def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, t
     review.record_vote(store, settings, rid, second.assignment_id, "B")
 
     assert review.undo_last_vote(store, settings, rid, study["id"])
-    assert review.next_pair(store, settings, rid, study["id"]) == second
+    assert review.next_pair(store, settings, rid, study["id"]) == replace(
+        second, draft=review.Draft("B", "", (), {})
+    )
     history = store.vote_history(study["id"])
     assert [v["choice"] for v in history] == ["A", "B", "retracted"]
     assert history[2]["supersedes"] == history[1]["id"] and history[2]["winner"] is None
@@ -231,6 +233,58 @@ def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, t
     review.record_vote(store, settings, rid, second.assignment_id, "tie")
     assert store.votes_frame(study["id"]).winner.tolist()[-1] == "tie"
     assert store.vote_history(study["id"])[-1]["supersedes"] == history[2]["id"]
+
+
+def test_undo_brings_back_everything_the_reviewer_entered(store, settings, tmp_path):
+    study = make_study(store, tmp_path, criteria=["accuracy", "tone"])
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    task = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(
+        store,
+        settings,
+        rid,
+        task.assignment_id,
+        "B",
+        criteria={"accuracy": {"A": 2, "B": 5}, "tone": {"B": 4}},
+        rationale="B names the reset time",
+        flags=["broken_output", "recognized_model"],
+    )
+    review.undo_last_vote(store, settings, rid, study["id"])
+    back = review.next_pair(store, settings, rid, study["id"])
+    assert back.assignment_id == task.assignment_id
+    assert back.draft == review.Draft(
+        choice="B",
+        rationale="B names the reset time",
+        flags=("broken_output", "recognized_model"),
+        criteria={"accuracy": {"A": 2, "B": 5}, "tone": {"B": 4}},
+    )
+    # Voting again clears the draft: the next undo restores that vote instead.
+    review.record_vote(store, settings, rid, back.assignment_id, "tie")
+    assert review.next_pair(store, settings, rid, study["id"]).draft is None
+
+
+def test_a_vote_records_the_guidelines_in_force(store, settings, tmp_path):
+    from review_app.services import studies
+
+    study = make_study(store, tmp_path)
+    add_reviewer(store, settings, "rita")
+    rid = reviewer_id(store, "rita")
+    first = review.next_pair(store, settings, rid, study["id"])
+    review.record_vote(store, settings, rid, first.assignment_id, "A")
+    digest, changed = studies.set_guidelines(store, study["name"], "# Rules\n\nPrefer short.")
+    assert changed and len(digest) == 16
+    assert studies.set_guidelines(store, study["name"], "# Rules\n\nPrefer short.\n") == (
+        digest,
+        False,
+    )
+    second = review.next_pair(store, settings, rid, study["id"])
+    assert not review.voted_under_guidelines(store, rid, study["id"], digest)
+    review.record_vote(store, settings, rid, second.assignment_id, "B")
+    assert [v["guidelines_hash"] for v in store.vote_history(study["id"])] == [None, digest]
+    assert review.voted_under_guidelines(store, rid, study["id"], digest)
+    [version] = studies.guidelines_history(store, study["name"])
+    assert (version["content_hash"], version["n_votes"]) == (digest, 1)
 
 
 def test_undo_with_nothing_to_undo(store, settings, tmp_path):
@@ -356,3 +410,20 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     )
     assert review.next_pair(store, settings, rid, study["id"]) == task
     store.close()
+
+
+def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
+    # More reviewers than remembered queue orders must not mean a read of every pair per vote.
+    loads = []
+
+    def load():
+        loads.append(1)
+        return list(range(1, 1001))
+
+    orders = [
+        assignment.cached_queue_order(("ws", 1000), load, reviewer, 7, 0)
+        for reviewer in [*range(100), *range(100)]
+    ]
+    assert len(loads) == 1
+    assert sorted(orders[0].tolist()) == list(range(1, 1001))
+    assert orders[0].tolist() == orders[100].tolist() != orders[1].tolist()

@@ -185,7 +185,8 @@ def test_migration_3_makes_an_imported_verdicts_cost_unknown_and_keeps_uniquenes
     db.close()
 
     store = Store.open(path)
-    assert store.schema_version() == MIGRATIONS[-1][0]
+    assert store.schema_version() == max(v for v, _, _ in MIGRATIONS)
+    assert store.schema_version() >= 3
     costs = store.db.execute("SELECT run_id, cost FROM verdicts ORDER BY run_id").fetchall()
     assert costs == [(1, None), (2, 0.0)]  # an import never had a price; a free run stays free
     assert (

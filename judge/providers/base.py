@@ -1,20 +1,30 @@
-"""The one interface every judge provider implements, and the `provider/model` registry.
+"""The one interface every judge provider implements, the optional batch interface of those with a
+batch API, and the `provider/model` registry.
 
-A provider adapter only translates: a JudgeRequest into one SDK call, the answer into a
-Completion, and SDK exceptions into `judge.errors`. Retries, timeouts and concurrency belong to
-`judge.runner`, so the SDKs' own retries are always off.
+A provider adapter only translates: a JudgeRequest into one SDK call (or one line of a batch), the
+answer into a Completion, and SDK exceptions into `judge.errors`. Retries, timeouts and
+concurrency belong to `judge.runner`, batch submission and polling to `judge.batch`, so the SDKs'
+own retries are always off.
 """
 
 from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from judge.errors import FatalProviderError, JudgeError, ProviderError, RateLimited, TransientError
+from judge.errors import (
+    FatalProviderError,
+    JudgeError,
+    NotFoundAtProvider,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
 from judge.verdict import Choice
 
 
@@ -23,6 +33,8 @@ class JudgeRequest:
     """Everything one judge call needs.
 
     Model judges read `messages` and `schema`; baseline judges decide from the raw texts and `key`.
+    The first `static_messages` messages are the same in every call of a run (the rubric's
+    instructions and examples): the prefix a provider's prompt cache can reuse.
     """
 
     messages: list[dict[str, str]]
@@ -35,12 +47,17 @@ class JudgeRequest:
     second_text: str
     key: str
     seed: int = 0
+    static_messages: int = 0
 
 
 @dataclass(frozen=True)
 class Completion:
     """What a provider answered. `finish_reason` is normalised to stop | length | refusal |
-    content_filter | other. Baseline judges set `choice` directly instead of answering in JSON."""
+    content_filter | other. Baseline judges set `choice` directly instead of answering in JSON.
+
+    `tokens_in` counts every input token; `tokens_cached` of them were read from the provider's
+    prompt cache and `tokens_cache_write` written to it (they are priced differently).
+    """
 
     text: str
     finish_reason: str = "stop"
@@ -48,6 +65,8 @@ class Completion:
     tokens_in: int = 0
     tokens_out: int = 0
     choice: Choice | None = None
+    tokens_cached: int = 0
+    tokens_cache_write: int = 0
 
 
 class Provider(Protocol):
@@ -63,6 +82,72 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release network resources."""
         ...
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """The most one batch may hold: requests, and bytes of serialized requests."""
+
+    max_requests: int
+    max_bytes: int
+
+
+BatchState = Literal["in_progress", "cancelling", "ended"]
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """What a provider says about one batch. `state` is normalised (results can be read once it
+    is "ended"); `provider_status` is the provider's own word for it. Counts are requests."""
+
+    batch_id: str
+    state: BatchState
+    provider_status: str
+    total: int
+    succeeded: int = 0
+    errored: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request's outcome in an ended batch: its answer, or why there is none (errored,
+    expired, cancelled)."""
+
+    custom_id: str
+    completion: Completion | None = None
+    error: str | None = None
+
+
+class BatchProvider(Provider, Protocol):
+    """A provider with a batch API: requests go out together at a lower price and come back
+    within the provider's window (24 hours). Raises only `judge.errors.ProviderError` subclasses."""
+
+    batch_limits: BatchLimits
+
+    def batch_request(self, custom_id: str, request: JudgeRequest) -> dict[str, Any]:
+        """One request of a batch, as the provider's batch format wants it."""
+        ...
+
+    async def submit_batch(self, key: str, requests: list[dict[str, Any]]) -> BatchStatus:
+        """Send one batch. `key` is the caller's own id for it, findable by `find_batch`."""
+        ...
+
+    async def find_batch(
+        self, key: str, created_after: datetime, n_requests: int, exclude: set[str]
+    ) -> BatchStatus | None:
+        """The batch sent with `key` (of `n_requests` requests, created after `created_after`), if
+        the provider holds one: a crash may have struck between sending a batch and recording its
+        id. Batch ids in `exclude` are known to be someone else's."""
+        ...
+
+    async def batch_status(self, batch_id: str) -> BatchStatus: ...
+
+    def batch_results(self, batch_id: str) -> AsyncIterator[BatchItem]:
+        """Every request's outcome, once the batch has ended."""
+        ...
+
+    async def cancel_batch(self, batch_id: str) -> BatchStatus: ...
 
 
 # Providers a user may choose, imported lazily so a missing SDK only matters when it is used.
@@ -134,4 +219,6 @@ def status_error(
     # 408 request timeout, 409 lock conflict, 5xx and Anthropic's 529 "overloaded" are transient.
     if status in (408, 409) or status >= 500:
         return TransientError(text)
+    if status == 404:
+        return NotFoundAtProvider(text)
     return FatalProviderError(text)

@@ -309,7 +309,13 @@ if overall.judges:
     chosen = st.selectbox(
         "Judge", [j.judge for j in overall.judges], key="calibration_confusion_judge"
     )
-    st.dataframe(confusion_table(report, chosen))
+    if calibration.outcomes_visible(store, study):
+        st.dataframe(confusion_table(report, chosen))
+    else:
+        # Its rows are the systems in name order: their totals would say which one humans prefer.
+        st.info(
+            "The confusion table names the systems, so it shows once the thresholds are locked."
+        )
     majority = overall.judge(chosen).vs_majority
     if majority.accuracy is not None:
         st.caption(

@@ -1,5 +1,6 @@
-"""Disagreement browser (admin, unblinded): comparisons where a judge differs from the human
-majority or from itself across orders, with both outputs, the votes and the judge's reasons."""
+"""Disagreement browser (admin): comparisons where a judge differs from the human majority or
+from itself across orders, with both outputs, the votes and the judge's reasons. Systems are A
+and B until the study's thresholds are locked."""
 
 import pandas as pd
 import streamlit as st
@@ -13,26 +14,30 @@ user = ui.current_user(store)
 ui.require_role(user, "admin")
 
 st.title("Disagreements")
-st.caption("Unblinded: system names are shown. Only admins can open this screen.")
 study = ui.study_picker(store)
 if study is None:
     st.stop()
+visible = calibration.outcomes_visible(store, study)
+st.caption(
+    "Only admins can open this screen. "
+    + (
+        "System names are shown: the study's thresholds are locked."
+        if visible
+        else "Until the thresholds are locked each pair's systems are written as A and B, in a "
+        "random orientation per pair: agreement shows, which system is preferred does not."
+    )
+)
 
 
 @st.cache_data(ttl=600, max_entries=4, show_spinner="Finding disagreements...")
-def load_disagreements(study: str, version: str, settings: Settings) -> pd.DataFrame:
+def load_disagreements(study: str, version: str, visible: bool, settings: Settings) -> pd.DataFrame:
     """Every disagreement for one data version; filters apply to it without reloading."""
-    # Its own connection: a cached call may run on another thread than the page's store.
-    own_store = workspace.open_store(settings)
-    try:
-        return calibration.disagreements(own_store, study, settings=settings)
-    finally:
-        own_store.close()
+    return calibration.disagreements(workspace.shared_store(settings), study, settings=settings)
 
 
 settings = ui.settings()
 version = calibration.calibration_data_version(store, study["name"])
-everything = load_disagreements(study["name"], version, settings)
+everything = load_disagreements(study["name"], version, visible, settings)
 judges = calibration.judge_labels(store, study["name"])
 real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))
@@ -109,12 +114,16 @@ if len(frame):
         f"{p(row['verdict_x_first'] or '-')}; shown {p(row['system_y'])} first: "
         f"{p(row['verdict_y_first'] or '-')}) · {p(row['reason'])}"
     )
-    st.text(row["prompt"])
+    ui.output_styles()
+    raw = st.toggle("Show raw text", key="disagreements_raw")
+    with st.container(border=True):
+        ui.show_output(row["prompt"], raw)
     left, right = st.columns(2)
     for col, side in ((left, "x"), (right, "y")):
         with col:
             st.markdown(f"**{p(row['system_' + side])}** ({row['len_' + side]} characters)")
-            st.code(row["output_" + side], language=None, wrap_lines=True)
+            with st.container(border=True):
+                ui.show_output(row["output_" + side], raw)
     st.markdown("**Human votes**")
     st.text(row["votes"] or "no votes")
     st.markdown("**Judge's explanation**")

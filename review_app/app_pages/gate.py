@@ -8,7 +8,6 @@ import streamlit as st
 from review_app import baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.safe_markdown import render_markdown
 from review_app.services import calibration, signoff, studies, thresholds
 
 store = ui.get_store()
@@ -210,15 +209,15 @@ elif sample:
         "Output", range(len(sample)), format_func=lambda i: labels[i], key=ui.FINAL_REVIEW_PICK
     )
     item = sample[index]
+    # The signer judges the output as reviewers saw it: the same faithful rendering.
+    ui.output_styles()
+    raw = st.toggle("Show raw text", key="final_review_raw")
     st.markdown("**Prompt**")
-    st.text(item["prompt"])
+    with st.container(border=True):
+        ui.show_output(item["prompt"], raw)
     st.markdown(f"**{ui.plain(item['system'])} answered**")
-    if not item["text"]:
-        st.caption("(empty output)")
-    elif st.toggle("Show raw text", key="final_review_raw"):
-        st.code(item["text"], language=None, wrap_lines=True)
-    else:
-        st.html(f"<div>{render_markdown(item['text'])}</div>")
+    with st.container(border=True):
+        ui.show_output(item["text"], raw)
     comment_key = f"final_review_comment_{index}"
     st.text_input("Comment", key=comment_key)
 

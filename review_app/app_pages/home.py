@@ -13,7 +13,10 @@ ui.require_role(user, "admin", "signer")
 st.title("Workspace")
 summary = workspace.workspace_summary(store)
 if not summary["studies"]:
-    st.info("No study yet. Import outputs and create one with `review-app study create`.")
+    st.info(
+        "No study yet. Upload model outputs (Upload data), then create one on the Studies screen "
+        "(or `review-app import outputs` and `review-app study create`)."
+    )
 for study in summary["studies"]:
     st.subheader(f"Study: {ui.plain(study['name'])}")
     cols = st.columns(5)

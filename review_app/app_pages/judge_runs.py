@@ -1,5 +1,6 @@
 """Judge runs (admins): choose study, rubric and judge; see the calls and estimated cost before
-starting; watch progress; read failures with the judge's raw answer; totals per run."""
+starting; watch progress, or send the run as provider batches and check or cancel them; read
+failures with the judge's raw answer; totals per run."""
 
 import pandas as pd
 import streamlit as st
@@ -44,20 +45,40 @@ judge = right.text_input(
 both_orders = right.checkbox(
     "Judge both orders", value=True, key="judge_both_orders", help="Unticked: one seeded order."
 )
-c1, c2, c3 = st.columns(3)
-concurrency = c1.number_input("Concurrency", 1, 256, 8, key="judge_concurrency")
-rpm = c2.number_input("Requests per minute (0 = no limit)", 0, 10**7, 0, key="judge_rpm")
-tpm = c3.number_input("Tokens per minute (0 = no limit)", 0, 10**9, 0, key="judge_tpm")
+batch = right.checkbox(
+    "Batch: cheaper, slower",
+    value=False,
+    key="judge_batch",
+    help="Send the calls through the provider's batch API (openai/ and anthropic/ judges) at half "
+    "the price. Answers come back within 24 hours: check the batches below to collect them.",
+)
+if not batch:
+    c1, c2, c3 = st.columns(3)
+    concurrency = c1.number_input("Concurrency", 1, 256, 8, key="judge_concurrency")
+    rpm = c2.number_input("Requests per minute (0 = no limit)", 0, 10**7, 0, key="judge_rpm")
+    tpm = c3.number_input("Tokens per minute (0 = no limit)", 0, 10**9, 0, key="judge_tpm")
 
 
 def make_plan():
     try:
         return judging.plan_judge_run(
-            store, settings, study["name"], rubric_choice.path, judge, both_orders
+            store, settings, study["name"], rubric_choice.path, judge, both_orders, batch=batch
         )
     except ReviewAppError as exc:
         st.error(ui.plain(exc))
         return None
+
+
+def show_batch_outcome(outcome) -> None:
+    line = ui.plain(outcome.line())
+    if outcome.status == "complete":
+        st.success(line)
+    elif outcome.status in ("batched", "cancelling"):
+        st.info(line + ". Check the batches below to collect the answers.")
+    else:
+        st.warning(line + ". Send the run again to resend the calls without an answer.")
+    for failure in outcome.failures[:20]:
+        st.text(failure)
 
 
 def show_plan(plan) -> None:
@@ -68,6 +89,8 @@ def show_plan(plan) -> None:
         m2.metric("Already stored", f"{plan.n_stored} / {plan.n_total}")
         cost = plan.estimate.cost
         m3.metric("Estimated cost", "unknown" if cost is None else f"${cost:.4f}")
+        if plan.n_in_batches:
+            st.caption(f"{plan.n_in_batches} calls are waiting in open batches (below).")
         st.caption(ui.plain(plan.line()))
 
 
@@ -75,13 +98,30 @@ plan = make_plan()
 if plan is not None:
     plan_box = st.empty()
     show_plan(plan)
-    start = st.button(
-        "Start run" if plan.n_stored == 0 else "Resume run",
-        key="judge_start",
-        type="primary",
-        disabled=plan.n_missing == 0,
-    )
-    if start:
+    if batch:
+        label = "Send batch"
+    else:
+        label = "Start run" if plan.n_stored == 0 else "Resume run"
+    start = st.button(label, key="judge_start", type="primary", disabled=plan.n_missing == 0)
+    if start and batch:
+        try:
+            outcome = judging.start_batch_run(
+                store,
+                settings,
+                study["name"],
+                rubric_choice.path,
+                judge,
+                both_orders=both_orders,
+                wait=False,
+            )
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
+        else:
+            show_batch_outcome(outcome)
+            plan = make_plan()
+            if plan is not None:
+                show_plan(plan)
+    elif start:
         bar = st.progress(0.0, text="starting")
 
         def show(progress) -> None:
@@ -121,6 +161,47 @@ if plan is not None:
             if plan is not None:
                 show_plan(plan)
 
+batches = judging.judge_batches(store, study["name"])
+if batches:
+    st.subheader("Batches")
+    open_runs = {
+        f"{b['run_id']}: {b['label']}": b["run_id"] for b in batches if b["state"] != "collected"
+    }
+    if open_runs:
+        b1, b2, b3 = st.columns([2, 1, 1])
+        picked_run = b1.selectbox("Run with open batches", list(open_runs), key="judge_batch_run")
+        refresh = b2.button("Check batches", key="judge_batch_refresh")
+        cancel = b3.button("Cancel batches", key="judge_batch_cancel")
+        if refresh or cancel:
+            action = judging.cancel_batch_run if cancel else judging.refresh_batch_run
+            try:
+                outcome = action(store, settings, open_runs[picked_run])
+            except ReviewAppError as exc:
+                st.error(ui.plain(exc))
+            else:
+                show_batch_outcome(outcome)
+                batches = judging.judge_batches(store, study["name"])
+    batch_table = pd.DataFrame(batches)
+    batch_columns = {
+        "run_id": "Run",
+        "label": "Judge",
+        "batch_id": "Provider batch",
+        "state": "State",
+        "provider_status": "Provider status",
+        "n_requests": "Requests",
+        "n_succeeded": "Answered",
+        "n_errored": "Failed",
+        "error": "Error",
+        "sent_at": "Sent",
+        "collected_at": "Collected",
+    }
+    st.dataframe(
+        batch_table[list(batch_columns)],
+        hide_index=True,
+        column_config={k: st.column_config.Column(v) for k, v in batch_columns.items()},
+        key="judge_batches_table",
+    )
+
 st.subheader("Runs")
 runs = judging.judge_runs(store, settings, study["name"])
 if not runs:
@@ -129,7 +210,8 @@ else:
     table = pd.DataFrame(runs)
     table["cost"] = table["cost"].map(lambda c: "unknown" if c is None else f"${c:.4f}")
     columns = ["id", "label", "status", "verdicts", "parsed", "unparsed", "missing"]
-    columns += ["tokens_in", "tokens_out", "cost", "mean_latency_ms", "attempts", "finished_at"]
+    columns += ["in_batches", "tokens_in", "tokens_out", "tokens_cached", "cost"]
+    columns += ["mean_latency_ms", "attempts", "finished_at"]
     labels = {
         "id": "Run",
         "label": "Judge",
@@ -138,8 +220,10 @@ else:
         "parsed": "Parsed",
         "unparsed": "Unparsed",
         "missing": "Missing",
+        "in_batches": "In open batches",
         "tokens_in": "Tokens in",
         "tokens_out": "Tokens out",
+        "tokens_cached": "Cached tokens in",
         "cost": "Cost",
         "attempts": "Attempts",
         "finished_at": "Finished",

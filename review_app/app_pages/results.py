@@ -66,34 +66,44 @@ else:
     order = sorted(
         plotted.source.unique(), key=lambda s: (s != "humans", baselines.is_baseline(s), s)
     )
-    y = alt.Y("source:N", title=None, sort=order)
-    x_scale = alt.Scale(domain=[0, 1])
-    bars = (
-        alt.Chart()
-        .mark_bar()
-        .encode(
-            y=y,
-            x=alt.X("win rate:Q", scale=x_scale, title="win rate (bar) and 95% CI (line)"),
-            color=alt.Color(
-                "kind:N",
-                scale=alt.Scale(
-                    domain=["humans", "judge", "baseline"], range=["#2f6db5", "#3aa38f", "#b8c0cc"]
-                ),
-                legend=alt.Legend(title=None, orient="bottom"),
-            ),
-            tooltip=["source", "win rate", "95% CI", "n"],
+    kinds = alt.Scale(
+        domain=["humans", "judge", "baseline"], range=["#2f6db5", "#3aa38f", "#8f9aab"]
+    )
+    # One chart per comparison, as wide as the screen (a faceted chart has a fixed width and is
+    # cut off on a phone). Bars are translucent and whiskers solid in the bar's own colour, so a
+    # whisker stays visible on a light and on a dark background.
+    for comparison, frame in plotted.groupby("comparison", sort=False):
+        st.markdown(f"**{ui.plain(comparison)}**")
+        y = alt.Y("source:N", title=None, sort=order, axis=alt.Axis(labelLimit=150))
+        x = alt.X(
+            "win rate:Q",
+            scale=alt.Scale(domain=[0, 1]),
+            axis=alt.Axis(values=[i / 10 for i in range(11)], format=".1f"),
+            title="win rate and 95% CI",
         )
-    )
-    whiskers = (
-        alt.Chart().mark_rule(color="black", strokeWidth=1.5).encode(y=y, x="low:Q", x2="high:Q")
-    )
-    parity = alt.Chart().mark_rule(strokeDash=[4, 3], color="red").encode(x=alt.datum(0.5))
-    chart = (
-        alt.layer(bars, whiskers, parity, data=plotted)
-        .properties(height=150)
-        .facet(row=alt.Row("comparison:N", title=None))
-    )
-    st.altair_chart(chart)
+        color = alt.Color("kind:N", scale=kinds, legend=alt.Legend(title=None, orient="bottom"))
+        bars = (
+            alt.Chart()
+            .mark_bar(opacity=0.45, height={"band": 0.7})
+            .encode(y=y, x=x, color=color, tooltip=["source", "win rate", "95% CI", "n"])
+        )
+        whiskers = (
+            alt.Chart().mark_rule(strokeWidth=2.5).encode(y=y, x="low:Q", x2="high:Q", color=color)
+        )
+        caps = alt.layer(
+            *(
+                alt.Chart().mark_tick(thickness=2.5, size=14).encode(y=y, x=f"{end}:Q", color=color)
+                for end in ("low", "high")
+            )
+        )
+        point = alt.Chart().mark_point(filled=True, size=45).encode(y=y, x=x, color=color)
+        parity = alt.Chart().mark_rule(strokeDash=[4, 3], color="#d64545").encode(x=alt.datum(0.5))
+        st.altair_chart(
+            alt.layer(bars, whiskers, caps, point, parity, data=frame).properties(
+                height=34 * frame.source.nunique() + 50
+            ),
+            width="stretch",
+        )
     st.dataframe(
         rates.drop(columns=["low", "high"]),
         hide_index=True,
@@ -128,6 +138,7 @@ if not regression.empty:
     )
 
 st.subheader("Error analysis")
+ui.output_styles()
 left, right = st.columns(2)
 with left:
     st.markdown(f"**{ui.plain(results['candidate'])} by length** (human votes)")
@@ -153,12 +164,14 @@ with right:
                 )
             for r in shown:
                 st.markdown(f"**{ui.plain(r['item_id'])}** vs {ui.plain(r['opponent'])}")
-                st.text(r["prompt"])
+                ui.show_output(r["prompt"], raw=False)
                 a, b = st.columns(2)
-                a.caption(ui.plain(results["candidate"]))
-                a.text(r["candidate_output"] or "(empty output)")
-                b.caption(ui.plain(r["opponent"]))
-                b.text(r["opponent_output"] or "(empty output)")
+                with a:
+                    st.caption(ui.plain(results["candidate"]))
+                    ui.show_output(r["candidate_output"], raw=False)
+                with b:
+                    st.caption(ui.plain(r["opponent"]))
+                    ui.show_output(r["opponent_output"], raw=False)
                 for rationale in r["rationales"]:
                     st.caption(f"Reviewer: {ui.plain(rationale)}")
                 st.divider()

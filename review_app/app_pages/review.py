@@ -1,7 +1,8 @@
-"""The review screen: one blind pair at a time, responses "A" and "B", keyboard shortcuts, undo and
-editing of earlier votes. Nothing on this page (text, widget keys, URL) names a system: the page
-only ever holds an assignment handle and the two texts."""
+"""The review screen: one blind pair at a time, responses "A" and "B", the study's guidelines,
+keyboard shortcuts, undo and editing of earlier votes. Nothing on this page (text, widget keys,
+URL) names a system: the page only ever holds an assignment handle and the two texts."""
 
+import html
 import time
 
 import streamlit as st
@@ -13,20 +14,8 @@ from review_app.services import review
 
 SCORES = [1, 2, 3, 4, 5]
 KEYS = (("A", "a"), ("B", "b"), ("tie", "t"), ("both_bad", "n"))
-STYLE = """<style>
-.review-output { font-size: 0.95rem; line-height: 1.5; overflow-wrap: anywhere;
-  max-height: 46vh; overflow-y: auto; }
-.review-prompt { max-height: 20vh; }
-.review-output p:last-child { margin-bottom: 0; }
-.review-output pre { background: rgba(128,128,128,0.1); padding: 0.6rem; border-radius: 0.4rem;
-  overflow-x: auto; white-space: pre; }
-.review-output table { border-collapse: collapse; margin: 0.5rem 0; }
-.review-output th, .review-output td { border: 1px solid rgba(128,128,128,0.4);
-  padding: 0.2rem 0.5rem; }
-.review-output h1, .review-output h2, .review-output h3 { font-size: 1.05rem;
-  margin: 0.6rem 0 0.3rem; }
-.review-empty { color: gray; font-style: italic; }
-</style>"""
+STYLE = f"<style>{(ui.ASSETS / 'review.css').read_text(encoding='utf-8')}</style>"
+SCRIPT = (ui.ASSETS / "review.js").read_text(encoding="utf-8")
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -98,6 +87,7 @@ def _skip(assignment_id: int) -> None:
     except ReviewAppError as exc:
         _next_slot(f"Not skipped: {exc}")
         return
+    _pin_total(_pinned_total() - 1)  # a skipped pair never comes back to this reviewer
     _next_slot("Skipped; this pair will go to another reviewer.")
 
 
@@ -107,7 +97,9 @@ def _undo() -> None:
     except ReviewAppError as exc:
         _next_slot(f"Not undone: {exc}")
         return
-    _next_slot("Your last vote was undone; vote on it again." if undone else "Nothing to undo.")
+    _next_slot(
+        "Your last vote was undone; your entries are back." if undone else "Nothing to undo."
+    )
 
 
 def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> None:
@@ -129,40 +121,85 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
     st.session_state[ui.REVIEW_NOTICE] = f"Vote {number} changed to: {review.CHOICES[choice]}."
 
 
-def _show_text(text: str, raw: bool, extra_class: str = "") -> None:
-    if not text.strip():
-        st.html('<div class="review-empty">(empty response)</div>')
-    elif raw:
-        st.code(
-            text, language=None, wrap_lines=True, height=360 if text.count("\n") > 15 else "content"
-        )
-    else:
-        st.html(f'<div class="review-output {extra_class}">{render_markdown(text)}</div>')
-
-
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
 def _assigned(db_path: str, study_id: int, reviewer_id: int) -> int:
-    # Reads every vote of the study; the figure stays put while the reviewer works (each vote
-    # moves one pair from "to hand out" to "done"), so a few minutes' cache is faithful.
+    # Reads every vote of the study (about a second at 200,000 votes), so a reload within a
+    # few minutes reuses it; the session then pins it (see `_pinned_total`).
     return review.review_progress(store, reviewer_id, study_id).assigned
 
 
-task = review.next_pair(store, settings, user["id"], study["id"])
+def _pinned_total() -> int:
+    """The reviewer's share of the study, computed when their session first showed it and then
+    moved only by their own skips: other reviewers taking pairs must not make it jump."""
+    pinned = st.session_state.get(ui.REVIEW_TOTAL)
+    if pinned and pinned[0] == study["id"]:
+        return pinned[1]
+    total = _assigned(store.path, study["id"], user["id"])
+    _pin_total(total)
+    return total
+
+
+def _pin_total(total: int) -> None:
+    st.session_state[ui.REVIEW_TOTAL] = (study["id"], total)
+
+
+def _restore_draft(task: review.ReviewTask) -> None:
+    """Fill this slot's inputs with what the reviewer had entered before undoing (once, before
+    the widgets are drawn, so the widgets start from these values)."""
+    if task.draft is None or st.session_state.get(ui.REVIEW_DRAFT) == slot:
+        return
+    st.session_state[ui.REVIEW_DRAFT] = slot
+    for index, name in enumerate(task.criteria):
+        for side, score in task.draft.criteria.get(name, {}).items():
+            st.session_state[f"score-{slot}-{index}-{side}"] = score
+    for flag in task.draft.flags:
+        if flag in review.FLAGS:
+            st.session_state[f"flag-{slot}-{flag}"] = True
+    if task.ask_rationale:
+        st.session_state[f"rationale-{slot}"] = task.draft.rationale
+
+
+try:
+    task = review.next_pair(store, settings, user["id"], study["id"])
+except ReviewAppError as exc:  # e.g. the workspace stayed busy: say so, offer to try again
+    st.warning(f"The next pair could not be handed to you: {ui.plain(exc)}")
+    st.button("Try again", key="retry")
+    st.stop()
 done = review.votes_done(store, user["id"], study["id"])
-assigned = max(done, _assigned(store.path, study["id"], user["id"]))
+if task is None:
+    _pin_total(done)  # the queue ran out: whatever others took is no longer this reviewer's
+total = max(done, _pinned_total())
 st.html(STYLE)
+ui.output_styles()
 
 head, counter = st.columns([4, 1], vertical_alignment="bottom")
 head.markdown("#### Which response is better?")
 counter.markdown(
-    f"<div style='text-align:right'><b>{done}</b> of {assigned} done</div>",
+    f"<div style='text-align:right'><b>{done}</b> of {total} done</div>",
     unsafe_allow_html=True,
 )
-if assigned:
-    st.progress(min(done / assigned, 1.0))
-notice = st.session_state.get(ui.REVIEW_NOTICE)
-if notice:
-    (st.warning if notice.startswith("Not ") else st.success)(notice)
+if total:
+    st.progress(min(done / total, 1.0))
+notice = st.session_state.get(ui.REVIEW_NOTICE) or ""
+tone = "refused" if notice.startswith("Not ") else "saved" if notice else ""
+notice_column, raw_column = st.columns([3, 1], vertical_alignment="center")
+# One element, always drawn: the notice line (its height is reserved even when empty) and the
+# script that, for every new pair, scrolls to the top and keeps the keys working.
+notice_column.html(
+    f'<div class="review-notice {tone}" role="status">{html.escape(notice)}</div>'
+    f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
+    unsafe_allow_javascript=True,
+)
+raw = task is not None and raw_column.toggle("Show raw text", key="raw-text")
+
+guidelines = review.guidelines(store, study["id"])
+if guidelines:
+    # Open until the reviewer has voted under this version; then one click away.
+    first_read = not review.voted_under_guidelines(
+        store, user["id"], study["id"], guidelines["content_hash"]
+    )
+    with st.expander("Guidelines", expanded=first_read, key=f"guidelines-{slot}"):
+        st.html(f'<div class="review-guidelines">{render_markdown(guidelines["body"])}</div>')
 
 if task is None:
     st.success("You have reviewed every pair available to you. Thank you!")
@@ -171,25 +208,26 @@ else:
     shown = st.session_state.get(ui.REVIEW_SHOWN)
     if not shown or shown[0] != task.assignment_id:
         st.session_state[ui.REVIEW_SHOWN] = (task.assignment_id, time.time())
-    raw = st.toggle("Show raw text", key="raw-text")
+    _restore_draft(task)
 
     st.markdown("**Prompt**")
     with st.container(border=True):
-        _show_text(task.prompt, raw, "review-prompt")
+        ui.show_output(task.prompt, raw, "review-prompt")
     if task.reference is not None:
         with st.expander("Reference answer"):
-            _show_text(task.reference, raw)
+            ui.show_output(task.reference, raw)
 
     columns = st.columns(2, gap="medium")
     for column, side, text in ((columns[0], "A", task.text_a), (columns[1], "B", task.text_b)):
         with column:
             st.markdown(f"**Response {side}**")
             with st.container(border=True):
-                _show_text(text, raw)
+                ui.show_output(text, raw)
     if task.criteria:
         st.markdown("**Ratings** (optional; 1 = poor, 5 = excellent)")
+        ratings = st.container(key="review-ratings")
         for index, name in enumerate(task.criteria):
-            label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
+            label, score_a, score_b = ratings.columns([1, 2, 2], vertical_alignment="center")
             label.markdown(ui.plain(name.capitalize()))
             for column, side in ((score_a, "A"), (score_b, "B")):
                 column.segmented_control(
@@ -206,7 +244,9 @@ else:
     for column, (choice, key) in zip(buttons[:4], KEYS, strict=True):
         column.button(
             review.CHOICES[choice],
-            key=f"vote-{choice}",
+            # Keys carry the slot: a second tap that reaches the server with the previous pair's
+            # button is then that button's, and `_on_screen` refuses it (same for skip).
+            key=f"vote-{choice}-{slot}",
             shortcut=key.upper(),
             type="primary" if choice in ("A", "B") else "secondary",
             width="stretch",
@@ -215,16 +255,20 @@ else:
         )
     buttons[4].button(
         "Skip",
-        key="skip",
+        key=f"skip-{slot}",
         shortcut="S",
         width="stretch",
         on_click=_skip,
         args=(task.assignment_id,),
     )
     buttons[5].button("Undo last vote", key="undo", shortcut="U", width="stretch", on_click=_undo)
+    if task.draft is not None:
+        st.caption(f"Before undoing you chose: **{review.CHOICES[task.draft.choice]}**.")
+    rating_keys = " · **1-5** rate, in order · **Backspace** unrate" if task.criteria else ""
     st.caption(
         "Keys: **a** A is better · **b** B is better · **t** tie · **n** both bad · "
-        "**s** skip · **u** undo last vote. Typing in a text box never triggers them."
+        f"**s** skip · **u** undo last vote{rating_keys}. Typing in a text box never triggers "
+        "them; **Esc** leaves the box."
     )
 
     flag_columns = st.columns(len(review.FLAGS))

@@ -3,9 +3,12 @@ browser (the comparisons where a judge and the humans, or a judge's two orders, 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from review_app import baselines, importers, stats
@@ -126,20 +129,91 @@ def _system_name(outcome: str | None, system_x: str, system_y: str) -> str | Non
     return {"x": system_x, "y": system_y}.get(outcome, outcome) if outcome else None
 
 
-def _vote_lines(votes: pd.DataFrame) -> pd.Series:
-    """pair_id -> one line per vote: reviewer, choice, side shown left, rationale."""
+def _vote_lines(votes: pd.DataFrame, names: dict[int, dict[str, str]] | None = None) -> pd.Series:
+    """pair_id -> one line per vote: reviewer, choice, side shown left, rationale. With `names`
+    (pair_id -> system -> "A" | "B") the systems are written as A and B."""
     if votes.empty:
         return pd.Series(dtype=object)
-    left = votes["shown_left"].astype(object)
+
+    def shown(pair_id, system):
+        return names.get(pair_id, {}).get(system, system) if names and system else system
+
+    winner = [shown(p, w) for p, w in zip(votes["pair_id"], votes["winner"], strict=True)]
+    left = [shown(p, s) for p, s in zip(votes["pair_id"], votes["shown_left"], strict=True)]
     rationale = votes["rationale"].astype(object).fillna("")
     lines = (
         votes["reviewer"].astype(str)
         + ": "
-        + votes["winner"].astype(str)
-        + left.map(lambda s: f" (left: {s})" if s else "")
+        + pd.Series(winner, index=votes.index).astype(str)
+        + pd.Series(left, index=votes.index).map(
+            lambda s: f" (left: {s})" if isinstance(s, str) and s else ""
+        )
         + rationale.map(lambda r: f" - {r}" if r else "")
     )
     return lines.groupby(votes["pair_id"]).agg("\n".join)
+
+
+# The columns of a disagreement row that belong to one side each, swapped together when blinded.
+_SIDE_COLUMNS = (
+    ("output_x", "output_y"),
+    ("len_x", "len_y"),
+    ("verdict_x_first", "verdict_y_first"),
+    ("explanation_x_first", "explanation_y_first"),
+    ("raw_x_first", "raw_y_first"),
+)
+_NAMED_COLUMNS = ("human_majority", "judge_verdict", "verdict_x_first", "verdict_y_first")
+
+
+def _flipped(seed: int, pair_id: int) -> bool:
+    return hashlib.sha256(f"blind:{seed}:{pair_id}".encode()).digest()[0] % 2 == 1
+
+
+def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The disagreement rows with each pair's systems written as A and B, in a random orientation
+    per pair: whether a judge agrees with the humans still shows, which system either of them
+    prefers does not (before the lock, outcomes stay hidden)."""
+    out = frame.copy()
+    flip = frame["pair_id"].map(lambda p: _flipped(seed, int(p))).to_numpy(dtype=bool)
+    for left, right in _SIDE_COLUMNS:
+        a, b = frame[left].to_numpy(dtype=object), frame[right].to_numpy(dtype=object)
+        out[left], out[right] = np.where(flip, b, a), np.where(flip, a, b)
+    names: dict[int, dict[str, str]] = {}
+    for pair_id, x, y, swap in zip(
+        frame["pair_id"], frame["system_x"], frame["system_y"], flip, strict=True
+    ):
+        names[int(pair_id)] = {y: "A", x: "B"} if swap else {x: "A", y: "B"}
+    for column in _NAMED_COLUMNS:
+        out[column] = [
+            names[int(p)].get(v, v) if v is not None else None
+            for p, v in zip(out["pair_id"], out[column], strict=True)
+        ]
+    out["system_x"], out["system_y"] = "A", "B"
+    out["votes"] = out["pair_id"].map(_vote_lines(votes, names)).fillna("")
+    # Free text written outside the app (an imported rationale or judge explanation) may name a
+    # system: those names are written as A and B too.
+    for column in _FREE_TEXT_COLUMNS:
+        out[column] = [
+            _letters(text, names[int(p)])
+            for p, text in zip(out["pair_id"], out[column], strict=True)
+        ]
+    return out
+
+
+_FREE_TEXT_COLUMNS = (
+    "votes",
+    "explanation_x_first",
+    "explanation_y_first",
+    "explanation_combined",
+    "raw_x_first",
+    "raw_y_first",
+)
+
+
+def _letters(text: str | None, names: dict[str, str]) -> str | None:
+    if not isinstance(text, str) or not text:
+        return text
+    pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.sub(rf"\b({pattern})\b", lambda m: names[m.group(1)], text)
 
 
 def _explanations(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -172,10 +246,13 @@ def disagreements(
     settings: Settings | None = None,
 ) -> pd.DataFrame:
     """Comparisons where a judge's combined verdict differs from the human majority, or where
-    its two orders disagree: unblinded, with both outputs, the votes with their rationales and
-    the judge's explanation for each order. Largest length difference first."""
+    its two orders disagree, with both outputs, the votes with their rationales and the judge's
+    explanation for each order. Largest length difference first. Before the study's thresholds
+    are locked the systems are written as A and B (`outcomes_visible` says which)."""
     settings = settings or Settings.from_env()
-    texts = study_data.load(store, store.require_study(study), settings).texts(store)
+    study_row = store.require_study(study)
+    data = study_data.load(store, study_row, settings)
+    texts = data.texts(store)
     pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
     if filters is not None and filters.judges:
         verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
@@ -222,7 +299,14 @@ def disagreements(
         ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
     )
     frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
+    if not outcomes_visible(store, study_row):
+        frame = _blinded(frame, votes, settings.seed)
     return filter_disagreements(frame, filters) if filters is not None else frame
+
+
+def outcomes_visible(store: Store, study_row: dict) -> bool:
+    """Whether the study's thresholds are locked, so screens may name which system won."""
+    return store.threshold_lock(study_row["id"]) is not None
 
 
 def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> pd.DataFrame:
@@ -244,8 +328,8 @@ def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> p
 
 
 def disagreements_csv(frame: pd.DataFrame) -> str:
-    """The disagreement table as CSV text (unblinded: for admins only), safe to open in a
-    spreadsheet like every CSV export."""
+    """The disagreement table as CSV text (for admins; blinded as the table is), safe to open in
+    a spreadsheet like every CSV export."""
     buffer = io.StringIO()
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     importers.write_csv(rows, frame.columns, buffer)

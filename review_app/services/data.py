@@ -1,19 +1,63 @@
 """Files in and out of a workspace: imports of outputs, votes and verdicts (creating the study an
-import names), and exports in the columns the importers read, so exports round-trip."""
+import names), from a path or uploaded in the app, and exports in the columns the importers read,
+so exports round-trip.
+
+An import never holds the workspace for long, so reviewers never wait behind it. Every row is
+checked first while the changes are staged in short transactions, out of sight; a failed check
+discards them, leaving nothing behind. Once every row has passed, the import is committed and
+its staged batches are published, one short transaction each, with pauses between them that let
+reviewers' votes through. If the import's process dies while publishing, the next import (or
+server start) finishes it; one that died while checking is discarded. Re-importing a file that
+was imported is a no-op."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from review_app import importers
-from review_app.errors import Conflict, InputError, NotFound
-from review_app.services.studies import create_study, infer_candidate, set_candidate
-from review_app.store import Store
+from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
+from review_app.importers import ImportSummary
+from review_app.services import audit
+from review_app.services.studies import create_study_for_import, infer_candidate, set_candidate
+from review_app.services.thresholds import require_outcomes_visible
+from review_app.store import Store, import_lock, locked_what
+
+# How long an import waits between two of its transactions, by how long the last one took:
+# SQLite's busy handler has a waiting writer retry every 25 ms at first, every 50 ms once it has
+# waited 0.13 s and every 100 ms after 0.23 s, so a pause a little longer than that interval
+# always lets a vote waiting behind the import through.
+PAUSES_S = ((0.12, 0.03), (0.22, 0.055), (float("inf"), 0.105))
+# An import whose process has not been heard of for this long is taken over (its process
+# writes a heartbeat with every batch, a few times a second).
+ABANDONED_AFTER_S = 300
+HOST = socket.gethostname()
 
 
-def import_outputs(store: Store, path: str | Path, eval_set: str, replace: bool = False):
-    return importers.import_outputs(store, path, eval_set, replace=replace)
+def import_outputs(
+    store: Store, path: str | Path, eval_set: str, replace: bool = False, by: str = "cli"
+) -> ImportSummary:
+    """Import model outputs into `eval_set`, creating it if needed (see `importers.check_outputs`)."""
+    summary = ImportSummary(str(path))
+    _import(
+        store,
+        "outputs",
+        path,
+        eval_set,
+        {"replace": replace, **_recorded(path, by)},
+        [import_lock("eval_set", eval_set)],
+        lambda: importers.check_outputs(store, path, eval_set, replace, summary),
+        summary,
+    )
+    return summary
 
 
 def import_votes(
@@ -22,16 +66,17 @@ def import_votes(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
-):
-    """Import votes; the study is created over `eval_set` first when it does not exist yet
-    (in the same transaction, so a failed import leaves no empty study behind). A study without
-    a candidate gets `candidate`, or one inferred from its comparisons, and the summary says which.
-    """
-    with store.transaction():
-        _study_for_import(store, study, eval_set)
-        summary = importers.import_votes(store, path, study)
-        _candidate_for_import(store, study, candidate, summary)
-        return summary
+    by: str = "cli",
+    reason: str = "",
+) -> ImportSummary:
+    """Import votes; the study is created over `eval_set` when it does not exist yet (when the
+    import is published, so a failed import leaves no empty study behind). A study without a
+    candidate gets `candidate`, or one inferred from its comparisons, and the summary says which.
+    After the lock, votes that change anything need a reason and are recorded as a deviation
+    the report lists."""
+    return _import_into_study(
+        store, "votes", importers.check_votes, path, study, eval_set, candidate, by, reason
+    )
 
 
 def import_verdicts(
@@ -40,42 +85,306 @@ def import_verdicts(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
-):
+    by: str = "cli",
+    reason: str = "",
+) -> ImportSummary:
     """Import verdicts, creating the study and naming its candidate as `import_votes` does."""
-    with store.transaction():
-        _study_for_import(store, study, eval_set)
-        summary = importers.import_verdicts(store, path, study)
-        _candidate_for_import(store, study, candidate, summary)
-        return summary
+    return _import_into_study(
+        store, "verdicts", importers.check_verdicts, path, study, eval_set, candidate, by, reason
+    )
 
 
-def _candidate_for_import(
-    store: Store, study: str, candidate: str | None, summary: importers.ImportSummary
+def _import_into_study(
+    store: Store,
+    kind: str,
+    check,
+    path: str | Path,
+    study: str,
+    eval_set: str | None,
+    candidate: str | None,
+    by: str,
+    reason: str,
+) -> ImportSummary:
+    summary = ImportSummary(str(path))
+    locks = [import_lock("study", study)]
+    if eval_set is not None:
+        locks.append(import_lock("eval_set", eval_set))
+
+    def changes() -> Iterator[list[dict]]:
+        row = store.study(study)
+        if row is None:
+            if eval_set is None:
+                raise NotFound(f"no study named {study!r}; name an eval set to create it over")
+            eval_set_id = store.require_eval_set(eval_set)["id"]
+        else:
+            eval_set_id = row["eval_set_id"]
+            if eval_set is not None and store.require_eval_set(eval_set)["id"] != eval_set_id:
+                raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
+        batches = check(store, path, row, eval_set_id, summary)
+        locked = row is not None and store.threshold_lock(row["id"]) is not None
+        if locked and not reason.strip():
+            return _refused_after_lock(batches, study, kind)
+        return batches
+
+    options = {"eval_set": eval_set, "candidate": candidate, "reason": reason.strip()}
+    _import(store, kind, path, study, options | _recorded(path, by), locks, changes, summary)
+    return summary
+
+
+def _refused_after_lock(batches: Iterator[list[dict]], study: str, kind: str):
+    # Raising at the first change discards everything staged: nothing lands without a reason.
+    for _ in batches:
+        raise Conflict(
+            f"the thresholds of study {study!r} are locked: {kind} imported now would change "
+            "what the gate decides on; give a reason, which the report lists as a deviation"
+        )
+    yield from ()
+
+
+def _recorded(path: str | Path, by: str) -> dict:
+    """What the audit log keeps of an import: who, and the file's name and content hash."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"by": by, "file_name": Path(path).name, "sha256": digest}
+
+
+def _import(
+    store: Store,
+    kind: str,
+    path: str | Path,
+    target: str,
+    options: dict,
+    locks: list[str],
+    changes: Callable[[], Iterator[list[dict]]],
+    summary: ImportSummary,
 ) -> None:
-    row = store.require_study(study)
+    """Check and stage, then publish. `changes` is called once this import holds its locks, so
+    what it reads of the workspace cannot be changed by another import meanwhile."""
+    job_id = _start(store, kind, path, target, options, locks)
+    try:
+        staged = _stage(store, job_id, changes())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _discard(store, job_id)
+        raise
+    if not staged:
+        with store.transaction():
+            _record_import(store, {"kind": kind, "target": target, "options": options}, summary)
+
+        return
+    try:
+        _publish(store, store.import_job(job_id), summary)
+    except Exception as exc:
+        _abandon(store, job_id)
+        raise Conflict(
+            f"{path}: every row was checked, but writing them stopped ({exc}); the next "
+            "import or server start finishes it"
+        ) from exc
+    except BaseException:
+        _abandon(store, job_id)
+        raise
+
+
+def _abandon(store: Store, job_id: int) -> None:
+    """Leave a committed import for the next import or server start to finish: its rows stay
+    staged, and a heartbeat of 0 marks its owner as gone."""
+    with contextlib.suppress(Exception), store.transaction():
+        store.touch_import_job(job_id, heartbeat=0)
+
+
+def _start(
+    store: Store, kind: str, path: str | Path, target: str, options: dict, locks: list[str]
+) -> int:
+    """Record the import and take its locks; refused while another import holds one of them
+    (one whose process died is dealt with first)."""
+    job_id, holder = _try_start(store, kind, path, target, options, locks)
+    if holder is not None and _abandoned(holder):
+        recover_imports(store)
+        job_id, holder = _try_start(store, kind, path, target, options, locks)
+    if holder is not None:
+        raise Conflict(
+            f"{holder['file']} is being imported into {locked_what(holder['lock_name'])} "
+            f"(since {holder['started_at']}); import again once it has finished"
+        )
+    return job_id
+
+
+def _try_start(
+    store: Store, kind: str, path: str | Path, target: str, options: dict, locks: list[str]
+) -> tuple[int | None, dict | None]:
+    with store.transaction():
+        holder = store.import_lock_holder(locks)
+        if holder is not None:
+            return None, holder
+        job_id = store.insert_import_job(kind, str(path), target, options, os.getpid(), HOST)
+        store.insert_import_locks(job_id, locks)
+        return job_id, None
+
+
+class _Pacer:
+    """Spaces an import's transactions so that writers waiting behind one get their turn."""
+
+    def __init__(self) -> None:
+        self._ready_at = 0.0
+
+    def __enter__(self) -> None:
+        delay = self._ready_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._started = time.monotonic()
+
+    def __exit__(self, *exc) -> None:
+        ended = time.monotonic()
+        took = ended - self._started
+        self._ready_at = ended + next(pause for longest, pause in PAUSES_S if took <= longest)
+
+
+def _pack(changes: list[dict]) -> bytes:
+    return json.dumps(changes, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _unpack(payload: bytes) -> list[dict]:
+    return json.loads(payload)
+
+
+def _stage(store: Store, job_id: int, batches: Iterator[list[dict]]) -> int:
+    """Stage every batch, each in its own transaction; the last one also commits the import.
+    Returns the number of batches (0: nothing to change, and the import is forgotten)."""
+    pacer = _Pacer()
+    staged = 0
+    held: list[dict] | None = None
+    for batch in batches:
+        if held is not None:
+            staged += 1
+            with pacer, store.transaction():
+                store.stage_import_batch(job_id, staged, _pack(held))
+        held = batch
+    with pacer, store.transaction():
+        if held is None:
+            store.delete_import_job(job_id)
+            return 0
+        staged += 1
+        store.stage_import_batch(job_id, staged, _pack(held))
+        # Every row passed its checks: from here on the import is finished, never undone.
+        store.set_import_state(job_id, "publishing")
+    return staged
+
+
+def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> None:
+    """Write the job's staged batches into the workspace, one transaction each, then forget it,
+    recording the import in the audit log (and, after a study's lock, as a deviation)."""
+    if job["kind"] != "outputs" and store.study(job["target"]) is None:
+        create_study_for_import(store, job["target"], job["options"]["eval_set"])
+    write = _batch_writer(store, job)
+    pacer = _Pacer()
+    while (batch := store.next_import_batch(job["id"])) is not None:
+        seq, changes = batch[0], _unpack(batch[1])
+        with pacer, store.transaction():
+            write(changes)
+            store.delete_import_batch(job["id"], seq)
+    with store.transaction():
+        store.delete_import_job(job["id"])
+        _record_import(store, job, summary)
+
+
+def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> None:
+    """The import's trace: the study's candidate named if it has none, a deviation when it
+    changed a locked study, and its audit entry (inside the caller's transaction)."""
+    options, kind = job["options"], job["kind"]
+    study = store.study(job["target"]) if kind != "outputs" else None
+    locked = study is not None and store.threshold_lock(study["id"]) is not None
+    changed = bool(summary.added) if summary is not None else True
+    if study is not None:
+        note = _candidate_for_import(store, study, options.get("candidate"), options["by"])
+        if note and summary is not None:
+            summary.notes.append(note)
+        if locked and changed and options.get("reason"):
+            line = summary.line() if summary is not None else options["file_name"]
+            store.insert_deviation(
+                study["id"], options["by"], f"{kind} as locked", line, options["reason"]
+            )
+    audit.record(
+        store,
+        options["by"],
+        f"{kind} imported",
+        study["id"] if study else None,
+        file=options["file_name"],
+        sha256=options["sha256"],
+        rows=summary.rows if summary is not None else None,
+        added=summary.added if summary is not None else None,
+        after_lock=locked,
+        reason=options.get("reason") or "",
+    )
+
+
+def _candidate_for_import(store: Store, study: dict, candidate: str | None, by: str) -> str:
+    """Name the study's candidate when the import was told it, or infer one for a study that
+    has none; returns what to tell the user ("" when nothing changed)."""
     if candidate is not None:
-        if candidate != row["candidate"]:
-            set_candidate(store, study, candidate)
-        summary.notes.append(f"candidate: {candidate}")
-        return
-    if row["candidate"] is not None:
-        return
-    inferred = infer_candidate(store.comparisons(row["id"]))
-    if inferred is not None:
-        name, why = inferred
-        store.set_candidate(row["id"], name)
-        summary.notes.append(f"candidate: {name} (inferred: {why}; name another to change it)")
+        if candidate != study["candidate"]:
+            set_candidate(store, study["name"], candidate, by=by)
+        return f"candidate: {candidate}"
+    if study["candidate"] is not None:
+        return ""
+    inferred = infer_candidate(store.comparisons(study["id"]))
+    if inferred is None:
+        return ""
+    name, why = inferred
+    store.set_candidate(study["id"], name)
+    return f"candidate: {name} (inferred: {why}; name another to change it)"
 
 
-def _study_for_import(store: Store, study: str, eval_set: str | None) -> None:
-    row = store.study(study)
-    if row is not None:
-        if eval_set is not None and store.require_eval_set(eval_set)["id"] != row["eval_set_id"]:
-            raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
-        return
-    if eval_set is None:
-        raise NotFound(f"no study named {study!r}; name an eval set to create it over")
-    create_study(store, study, eval_set, comparisons=[])
+def _batch_writer(store: Store, job: dict) -> Callable[[list[dict]], None]:
+    if job["kind"] == "outputs":
+        return partial(importers.publish_outputs, store, job["target"])
+    writer = importers.StudyWriter(store, store.require_study(job["target"])["id"])
+    return writer.votes if job["kind"] == "votes" else writer.verdicts
+
+
+def _discard(store: Store, job_id: int) -> None:
+    """Forget an import that was not committed, deleting what it staged a little at a time."""
+    pacer = _Pacer()
+    while True:
+        with pacer, store.transaction():
+            if store.delete_import_batches(job_id, 100) == 0:
+                store.delete_import_job(job_id)
+                return
+
+
+def recover_imports(store: Store) -> list[str]:
+    """Deal with imports whose process died: finish those that were committed (every row had
+    been checked), discard those that were not. Returns one line for each."""
+    lines = []
+    for job in store.import_jobs():
+        if not _abandoned(job):
+            continue
+        with store.transaction():
+            taken = store.take_over_import_job(job, os.getpid(), HOST)
+        if not taken:  # another process got there first
+            continue
+        what = f"{job['file']} into {job['target']}"
+        if job["state"] == "publishing":
+            _publish(store, job)
+            lines.append(f"finished the interrupted import of {what}")
+        else:
+            _discard(store, job["id"])
+            lines.append(f"discarded the unfinished import of {what}; nothing of it was kept")
+    return lines
+
+
+def _abandoned(job: dict) -> bool:
+    """Whether the process importing `job` is gone (or silent for too long)."""
+    if time.time() - job["heartbeat_at"] > ABANDONED_AFTER_S:
+        return True
+    if job["host"] != HOST:
+        return False
+    try:
+        os.kill(job["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 # The columns of each export, in order (also the header of an export with no rows).
@@ -103,7 +412,11 @@ def export_rows(store: Store, what: str, study: str) -> Iterator[dict]:
     The study and export kind are checked before the first row is asked for."""
     if what not in EXPORTS:
         raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
-    return _export_rows(store, what, store.require_study(study))
+    study_row = store.require_study(study)
+    if what in ("votes", "verdicts"):
+        # Who won each pair is an outcome: exported before the lock, the bar could be set to it.
+        require_outcomes_visible(store, study_row)
+    return _export_rows(store, what, study_row)
 
 
 def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
@@ -145,3 +458,45 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "output_x": p.output_x,
                 "output_y": p.output_y,
             }
+
+
+UPLOAD_KINDS = ("outputs", "votes", "verdicts")
+
+
+def import_upload(
+    store: Store,
+    kind: str,
+    filename: str,
+    content: bytes,
+    eval_set: str | None = None,
+    study: str | None = None,
+    replace: bool = False,
+    by: str = "cli",
+) -> importers.ImportSummary:
+    """Import a file uploaded in the app exactly as the CLI imports one: the same formats (told
+    apart by the file name's extension), checks and single transaction, so a failed upload
+    changes nothing. Errors and the summary name the uploaded file, not where it was kept."""
+    if kind not in UPLOAD_KINDS:
+        raise InputError(f"unknown upload {kind!r}; choose one of {', '.join(UPLOAD_KINDS)}")
+    name = Path(filename).name
+    if not name:
+        raise InputError("the uploaded file has no name")
+    with tempfile.TemporaryDirectory(prefix="review-app-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            if kind == "outputs":
+                if not (eval_set or "").strip():
+                    raise InputError("name the eval set these outputs belong to")
+                summary = import_outputs(store, path, eval_set.strip(), replace=replace, by=by)
+            else:
+                if not (study or "").strip():
+                    raise InputError(f"name the study these {kind} belong to")
+                importer = import_votes if kind == "votes" else import_verdicts
+                summary = importer(
+                    store, path, study.strip(), (eval_set or "").strip() or None, by=by
+                )
+        except ReviewAppError as exc:
+            raise type(exc)(str(exc).replace(str(path), name)) from exc
+    summary.file = name
+    return summary

@@ -9,7 +9,7 @@ from review_app import baselines
 from review_app.services.data import import_outputs, import_verdicts, import_votes
 from review_app.services.judging import DEMO_RUBRIC, start_judge_run
 from review_app.services.people import add_reviewer
-from review_app.services.studies import create_study
+from review_app.services.studies import create_study, read_guidelines_file, set_guidelines
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -22,12 +22,14 @@ DEMO_STUDY = "demo"
 DEMO_EVAL_SET = "demo"
 
 
-DEMO_USERS = (("demo-admin", "admin"), ("demo-reviewer", "reviewer"), ("demo-signer", "signer"))
+DEMO_ADMIN = "demo-admin"
+DEMO_USERS = ((DEMO_ADMIN, "admin"), ("demo-reviewer", "reviewer"), ("demo-signer", "signer"))
 
 
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
-    """Load the demo eval set, study, example votes and example judge verdicts (idempotent),
-    run the baseline judges, and return fresh personal links for the demo users, by name."""
+    """Load the demo eval set, study (with its reviewer guidelines), example votes and example
+    judge verdicts (idempotent), run the baseline judges, and return fresh personal links for the
+    demo users, by name."""
     import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET)
     if store.study(DEMO_STUDY) is None:
         create_study(
@@ -39,12 +41,16 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
             show_reference=False,
             criteria=["accuracy", "helpfulness", "tone", "format"],
         )
+    set_guidelines(store, DEMO_STUDY, read_guidelines_file(data_dir / "guidelines.md"), "demo")
     import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
     import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY)
     seed_demo_judges(store, settings)
     links = {}
     for name, role in DEMO_USERS:
-        _, links[name] = add_reviewer(store, settings, name, role, DEMO_STUDY)
+        # Each run of the demo hands out fresh links to its own users.
+        _, links[name] = add_reviewer(
+            store, settings, name, role, DEMO_STUDY, by="demo", reissue=True
+        )
     return links
 
 

@@ -1,19 +1,22 @@
 """Judge runs: the rubrics on offer, planning a run (calls still missing, estimated cost), running
-it through the judge engine with every verdict committed as it lands, and run totals."""
+it through the judge engine with every verdict committed as it lands, or through the provider's
+batch API (send, resume, collect, cancel), and run totals."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from judge.errors import FatalProviderError, JudgeError, RubricError
+from judge.batch import BatchProgress, OpenBatch, cancel_batches, run_batches
+from judge.errors import FatalProviderError, JudgeError, ProviderError, RubricError
 from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
-from judge.providers.base import get_provider, split_spec
-from judge.rubric import Rubric, load_rubric
+from judge.providers.base import BatchProvider, BatchStatus, get_provider, split_spec
+from judge.rubric import Rubric, load_rubric, parse_rubric
 from judge.runner import (
     CallResult,
     JudgeCall,
@@ -27,11 +30,13 @@ from judge.runner import (
     run_judge,
 )
 from review_app.baselines import is_baseline
-from review_app.errors import InputError, JudgeUnavailable, NotFound
+from review_app.errors import Conflict, InputError, JudgeUnavailable, NotFound
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
 RUBRICS_DIR = Path(__file__).resolve().parents[2] / "rubrics"
+# Judges whose provider has a batch API.
+BATCH_PROVIDERS = ("openai", "anthropic")
 
 
 DEMO_RUBRIC = RUBRICS_DIR / "general-pairwise.yaml"
@@ -70,9 +75,11 @@ def available_rubrics(settings: Settings) -> list[RubricChoice]:
 
 @dataclass(frozen=True)
 class JudgePlan:
-    """What a judge run would do: the calls still missing and what they would cost.
+    """What a judge run would do: the calls still missing and what they would cost (at the batch
+    price when `batch`).
 
-    `run_id` is the existing run these settings resume, or None for a new run.
+    `run_id` is the existing run these settings resume, or None for a new run. Calls waiting in
+    the run's open provider batches (`n_in_batches`) are neither stored nor missing.
     """
 
     study: str
@@ -88,6 +95,8 @@ class JudgePlan:
     n_total: int
     calls: list[JudgeCall]
     estimate: Estimate
+    n_in_batches: int = 0
+    batch: bool = False
 
     @property
     def n_missing(self) -> int:
@@ -95,22 +104,26 @@ class JudgePlan:
 
     @property
     def n_stored(self) -> int:
-        return self.n_total - self.n_missing
+        return self.n_total - self.n_missing - self.n_in_batches
 
     def line(self) -> str:
         """One line for the CLI and the page: calls and cost before anything is sent."""
-        if self.estimate.cost is None:
+        estimate = self.estimate
+        if estimate.cost is None:
             cost = (
                 f"cost unknown: no price for {self.judge} "
                 "(add it to a price file, see REVIEW_APP_JUDGE_PRICES)"
             )
         else:
-            cost = (
-                f"estimated cost ${self.estimate.cost:.4f} (at most ${self.estimate.max_cost:.4f})"
-            )
+            cost = f"estimated cost ${estimate.cost:.4f} (at most ${estimate.max_cost:.4f})"
+            if self.batch:
+                cost += " at the batch price"
+            if estimate.tokens_cached:
+                cost += f", with {estimate.tokens_cached} input tokens from the prompt cache"
+        waiting = f", {self.n_in_batches} in open batches" if self.n_in_batches else ""
         return (
             f"{self.label}: {self.n_missing} calls to send, {self.n_stored} of {self.n_total} "
-            f"already stored ({self.n_pairs} pairs, "
+            f"already stored{waiting} ({self.n_pairs} pairs, "
             f"{'both orders' if self.params.both_orders else 'single order'}); {cost}"
         )
 
@@ -129,8 +142,40 @@ class JudgeRunOutcome:
         return (
             f"run {self.run_id} {self.label}: {p.done - p.failed} verdicts stored "
             f"({p.parsed} parsed, {p.unparsed} unparsed), {p.failed} failed; "
-            f"tokens {p.tokens_in} in / {p.tokens_out} out; {cost}; {p.elapsed_s:.1f}s; "
-            f"status {self.status}"
+            f"tokens {p.tokens_in} in ({p.tokens_cached} cached) / {p.tokens_out} out; {cost}; "
+            f"{p.elapsed_s:.1f}s; status {self.status}"
+        )
+
+
+@dataclass(frozen=True)
+class BatchRunOutcome:
+    """Where a batch run stands after sending, polling or cancelling. `status` is "batched" while
+    the provider still works on some of its batches."""
+
+    run_id: int
+    label: str
+    status: str
+    progress: BatchProgress
+
+    @property
+    def failures(self) -> list[str]:
+        """Requests that came back without an answer (the first few) or could not be sent."""
+        not_sent = [
+            f"pair {f.call.pair_id} ({f.call.first_system} first): {f.error}"
+            for f in self.progress.not_sent
+        ]
+        return self.progress.errors + not_sent
+
+    def line(self) -> str:
+        p, a = self.progress, self.progress.answers
+        cost = "cost unknown" if a.cost_unknown else f"cost ${a.cost:.4f} at the batch price"
+        waiting = f"; {p.open} batches still running at the provider" if p.open else ""
+        return (
+            f"run {self.run_id} {self.label}: {p.submitted} calls sent in batches, "
+            f"{a.done} verdicts stored ({a.parsed} parsed, {a.unparsed} unparsed), "
+            f"{p.failed + len(p.not_sent)} without an answer; tokens {a.tokens_in} in "
+            f"({a.tokens_cached} cached) / {a.tokens_out} out; {cost}{waiting}; "
+            f"{p.elapsed_s:.1f}s; status {self.status}"
         )
 
 
@@ -177,15 +222,23 @@ def plan_judge_run(
     judge: str,
     both_orders: bool = True,
     seed: int | None = None,
+    batch: bool = False,
 ) -> JudgePlan:
-    """Everything `start_judge_run` would do, without calling any model (the dry run).
+    """Everything `start_judge_run` (or `start_batch_run` when `batch`) would do, without calling
+    any model (the dry run).
 
     A run is identified by study, judge, rubric content hash and parameters; when such a run
     exists, only its missing calls are planned.
     """
     with _judge_errors():
-        split_spec(judge)
+        provider, _ = split_spec(judge)
         rubric = load_rubric(rubric_path)
+    if batch and provider not in BATCH_PROVIDERS:
+        raise InputError(
+            f"judge {judge} has no batch API: batches are for "
+            f"{' and '.join(f'{name}/MODEL' for name in BATCH_PROVIDERS)} judges "
+            "(baseline judges decide locally, at no cost)"
+        )
     study_row = store.require_study(study)
     params = JudgeParams(
         max_tokens=settings.judge_max_tokens,
@@ -198,8 +251,10 @@ def plan_judge_run(
     pairs = store.pairs_frame(study_row["id"]).to_dict("records")
     calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
     done = store.verdict_keys(run["id"]) if run else set()
-    missing = missing_calls(calls, done)
+    in_batches = store.open_batch_keys(run["id"]) if run else set()
+    missing = missing_calls(calls, done | in_batches)
     prompt_chars = []
+    prefix_chars = 0
     if not is_baseline(judge):
         item_keys = {p["pair_id"]: p["item_key"] for p in pairs}
         for call in missing:
@@ -208,6 +263,10 @@ def plan_judge_run(
             except RubricError as exc:
                 raise InputError(f"{rubric_path}: item {item_keys[call.pair_id]}: {exc}") from exc
             prompt_chars.append(sum(len(m["content"]) for m in messages))
+            # The static start is the same in every call: measuring it once is enough.
+            prefix_chars = prefix_chars or sum(
+                len(m["content"]) for m in messages[: rubric.static_messages]
+            )
     else:
         prompt_chars = [0] * len(missing)
     return JudgePlan(
@@ -223,8 +282,40 @@ def plan_judge_run(
         n_pairs=len(pairs),
         n_total=len(calls),
         calls=missing,
-        estimate=estimate_cost(_prices(settings), judge, prompt_chars, params.max_tokens),
+        estimate=estimate_cost(
+            _prices(settings), judge, prompt_chars, params.max_tokens, prefix_chars, batch
+        ),
+        n_in_batches=len(in_batches),
+        batch=batch,
     )
+
+
+def _open_run(store: Store, plan: JudgePlan, status: str) -> int:
+    """The run the plan resumes, or a new one; its status set to `status`."""
+    with store.transaction():
+        rubric_id = None
+        if not is_baseline(plan.judge):
+            rubric = plan.rubric
+            rubric_id = store.ensure_rubric(
+                rubric.name, rubric.version, rubric.content_hash, plan.rubric_body
+            )
+        run = store.find_judge_run(
+            plan.study_id, plan.judge, plan.rubric_hash, plan.params.params_hash
+        )
+        if run is None:
+            run_id = store.insert_judge_run(
+                plan.study_id,
+                plan.label,
+                plan.judge,
+                rubric_id,
+                plan.rubric_hash,
+                plan.params.as_dict(),
+                plan.params.params_hash,
+            )
+        else:
+            run_id = run["id"]
+        store.mark_judge_run(run_id, status)
+    return run_id
 
 
 def start_judge_run(
@@ -258,29 +349,9 @@ def start_judge_run(
     prices = _prices(settings)
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
-    with store.transaction():
-        rubric_id = None
-        if not is_baseline(judge):
-            rubric = plan.rubric
-            rubric_id = store.ensure_rubric(
-                rubric.name, rubric.version, rubric.content_hash, plan.rubric_body
-            )
-        run = store.find_judge_run(plan.study_id, judge, plan.rubric_hash, plan.params.params_hash)
-        if run is None:
-            run_id = store.insert_judge_run(
-                plan.study_id,
-                plan.label,
-                judge,
-                rubric_id,
-                plan.rubric_hash,
-                plan.params.as_dict(),
-                plan.params.params_hash,
-            )
-        else:
-            run_id = run["id"]
-        store.mark_judge_run(run_id, "running")
-    # Another process may have stored verdicts since the plan: never send those again.
-    calls = missing_calls(plan.calls, store.verdict_keys(run_id))
+    run_id = _open_run(store, plan, "running")
+    # Another process may have stored verdicts or sent batches since the plan: never send those.
+    calls = missing_calls(plan.calls, store.verdict_keys(run_id) | store.open_batch_keys(run_id))
     if on_start:
         on_start(plan)
 
@@ -353,11 +424,279 @@ def _verdict_row(run_id: int, result: CallResult) -> dict:
         "finish_reason": result.finish_reason,
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
+        "tokens_cached": result.tokens_cached,
         "cost": result.cost,  # None when the judge has no price in the table: unknown, not free
         "latency_ms": result.latency_ms,
         "attempts": result.attempts,
         "created_at": now_iso(),
     }
+
+
+class _RunJournal:
+    """A judge run's provider batches and answers in the workspace (`judge.batch.BatchJournal`);
+    every change is its own transaction, so a crash loses nothing already recorded."""
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def open_batches(self) -> list[OpenBatch]:
+        return [
+            OpenBatch(
+                local_id=row["id"],
+                key=row["key"],
+                batch_id=row["batch_id"],
+                created_at=datetime.fromisoformat(row["created_at"]),
+                requests=self.store.judge_batch_requests(row["id"]),
+            )
+            for row in self.store.open_judge_batches(self.run_id)
+        ]
+
+    def taken(self) -> set[tuple[int, str]]:
+        return self.store.verdict_keys(self.run_id) | self.store.open_batch_keys(self.run_id)
+
+    def known_batch_ids(self) -> set[str]:
+        return self.store.provider_batch_ids()
+
+    def record_batch(self, key: str, requests: dict[str, tuple[int, str]]) -> int:
+        with self.store.transaction():
+            # Checked inside the write transaction: two processes sending the same run can
+            # never both record (and pay for) the same call.
+            if not self.taken().isdisjoint(requests.values()):
+                raise Conflict(
+                    f"another process is judging run {self.run_id} at the same time; "
+                    "let it finish, then run this again"
+                )
+            return self.store.insert_judge_batch(self.run_id, key, requests)
+
+    def update_batch(self, local_id: int, status: BatchStatus) -> None:
+        with self.store.transaction():
+            self.store.update_judge_batch(
+                local_id,
+                status.batch_id,
+                status.state,
+                status.provider_status,
+                status.succeeded,
+                status.errored,
+                status.error,
+            )
+
+    def store_answers(self, results: list[CallResult]) -> None:
+        with self.store.transaction():
+            self.store.insert_verdicts([_verdict_row(self.run_id, r) for r in results])
+
+    def batch_collected(self, local_id: int, answered: int, failed: int, error: str | None) -> None:
+        with self.store.transaction():
+            self.store.collect_judge_batch(local_id, answered, failed, error)
+
+
+def start_batch_run(
+    store: Store,
+    settings: Settings,
+    study: str,
+    rubric_path: str | Path,
+    judge: str,
+    both_orders: bool = True,
+    seed: int | None = None,
+    wait: bool = True,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    provider_options: dict | None = None,
+    on_start: Callable[[JudgePlan], None] | None = None,
+) -> BatchRunOutcome:
+    """Judge the study's pairs through the provider's batch API, at the batch price.
+
+    The run's open batches are resumed first (after a crash, a reboot, days later); then every
+    call that is neither stored nor in an open batch is sent, split within the provider's limits.
+    With `wait`, the batches are polled every `REVIEW_APP_JUDGE_BATCH_POLL` seconds until every
+    one has ended and its answers are stored; without, they are looked at once (run it again to
+    collect). Requests that come back without an answer go out again on the next run.
+    """
+    plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed, batch=True)
+    # The key is checked before the run is recorded, as for an interactive run.
+    with _judge_errors():
+        provider = get_provider(judge, **(provider_options or {}))
+    run_id = _open_run(store, plan, "batched")
+    if on_start:
+        on_start(plan)
+    pairs = store.pairs_frame(plan.study_id).to_dict("records")
+    calls = build_calls(pairs, both_orders=plan.params.both_orders, seed=plan.params.seed)
+    journal = _RunJournal(store, run_id)
+    return _drive_batches(
+        store,
+        settings,
+        journal,
+        provider,
+        len(calls),
+        lambda prices, options: run_batches(
+            provider,
+            plan.rubric,
+            calls,
+            journal,
+            params=plan.params,
+            prices=prices,
+            options=options,
+            wait=wait,
+            poll_interval_s=settings.judge_batch_poll,
+            on_progress=on_progress,
+        ),
+    )
+
+
+def refresh_batch_run(
+    store: Store, settings: Settings, run_id: int, provider_options: dict | None = None
+) -> BatchRunOutcome:
+    """Look once at the run's open batches and store the answers of those that ended; nothing
+    is sent."""
+    run = _StoredRun.load(store, run_id)
+    provider = run.provider(provider_options)
+    journal = _RunJournal(store, run_id)
+    return _drive_batches(
+        store,
+        settings,
+        journal,
+        provider,
+        len(run.calls),
+        lambda prices, options: run_batches(
+            provider,
+            run.rubric,
+            run.calls,
+            journal,
+            params=run.params,
+            prices=prices,
+            options=options,
+            submit=False,
+            wait=False,
+        ),
+    )
+
+
+def cancel_batch_run(
+    store: Store, settings: Settings, run_id: int, provider_options: dict | None = None
+) -> BatchRunOutcome:
+    """Ask the provider to cancel the run's open batches and store whatever answers they already
+    hold (a cancelling batch may take minutes to end: look again to collect the rest). Calls left
+    without an answer go out again when the run is started again."""
+    run = _StoredRun.load(store, run_id)
+    if not store.open_judge_batches(run_id):
+        raise InputError(f"run {run_id} has no batch still running at the provider")
+    provider = run.provider(provider_options)
+    journal = _RunJournal(store, run_id)
+
+    async def cancel_then_look(prices: PriceTable, options: RunOptions) -> BatchProgress:
+        await cancel_batches(provider, journal)
+        return await run_batches(
+            provider,
+            run.rubric,
+            run.calls,
+            journal,
+            params=run.params,
+            prices=prices,
+            options=options,
+            submit=False,
+            wait=False,
+        )
+
+    return _drive_batches(
+        store, settings, journal, provider, len(run.calls), cancel_then_look, cancelling=True
+    )
+
+
+@dataclass(frozen=True)
+class _StoredRun:
+    """What a stored run's batches need: its judge, rubric, parameters and calls."""
+
+    judge: str
+    rubric: Rubric
+    params: JudgeParams
+    calls: list[JudgeCall]
+
+    @classmethod
+    def load(cls, store: Store, run_id: int) -> _StoredRun:
+        run = store.judge_run(run_id)
+        if run is None:
+            raise NotFound(f"no judge run with id {run_id}")
+        provider_name, _ = split_spec(run["judge"])
+        if run["source"] != "run" or provider_name not in BATCH_PROVIDERS or not run["rubric_id"]:
+            raise InputError(f"run {run_id} ({run['label']}) has no provider batches")
+        rubric_row = store.rubric(run["rubric_id"])
+        source = f"rubric {rubric_row['name']} v{rubric_row['version']}"
+        with _judge_errors():
+            rubric = parse_rubric(rubric_row["body"], source=source)
+        params = JudgeParams(**json.loads(run["params"]))
+        pairs = store.pairs_frame(run["study_id"]).to_dict("records")
+        calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
+        return cls(run["judge"], rubric, params, calls)
+
+    def provider(self, options: dict | None) -> BatchProvider:
+        with _judge_errors():
+            return get_provider(self.judge, **(options or {}))
+
+
+def _drive_batches(
+    store: Store,
+    settings: Settings,
+    journal: _RunJournal,
+    provider: BatchProvider,
+    n_calls: int,
+    work: Callable[[PriceTable, RunOptions], Awaitable[BatchProgress]],
+    cancelling: bool = False,
+) -> BatchRunOutcome:
+    """Run `work` (sending, polling, cancelling) on the provider, then record the run's status.
+    A provider error leaves every recorded batch in place for the next run."""
+    run_id = journal.run_id
+    prices = _prices(settings)
+    options = RunOptions(
+        timeout_s=settings.judge_timeout,
+        max_attempts=settings.judge_max_attempts,
+        backoff_cap_s=settings.judge_backoff_cap,
+        retry_after_cap_s=settings.judge_retry_after_cap,
+    )
+
+    async def go() -> BatchProgress:
+        try:
+            return await work(prices, options)
+        finally:
+            await provider.aclose()
+
+    try:
+        progress = asyncio.run(go())
+    except FatalProviderError as exc:
+        _settle_batch_run(store, run_id, n_calls, "failed")
+        raise JudgeUnavailable(str(exc)) from exc
+    except ProviderError as exc:
+        _settle_batch_run(store, run_id, n_calls, "interrupted")
+        raise JudgeUnavailable(
+            f"{exc}; run it again to resume (a batch already sent is never sent again)"
+        ) from exc
+    except BaseException:
+        _settle_batch_run(store, run_id, n_calls, "interrupted")
+        raise
+    if cancelling:
+        status = _settle_batch_run(store, run_id, n_calls, "cancelled", "cancelling")
+    else:
+        status = _settle_batch_run(store, run_id, n_calls, "incomplete")
+    return BatchRunOutcome(run_id, store.judge_run(run_id)["label"], status, progress)
+
+
+def _settle_batch_run(
+    store: Store, run_id: int, n_calls: int, otherwise: str, open_status: str | None = None
+) -> str:
+    """Record a batch run's status: "batched" (or `open_status`) while the provider holds open
+    batches of it, "complete" once every call is stored, else `otherwise`."""
+    if store.open_judge_batches(run_id):
+        status, finished = open_status or "batched", False
+    elif len(store.verdict_keys(run_id)) >= n_calls:
+        status, finished = "complete", True
+    else:
+        status, finished = otherwise, True
+    with store.transaction():
+        store.mark_judge_run(run_id, status, finished=finished)
+    return status
+
+
+def judge_batches(store: Store, study: str) -> list[dict]:
+    """The provider batches of the study's judge runs, newest first: state, counts, errors."""
+    return store.study_judge_batches(store.require_study(study)["id"])
 
 
 def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
@@ -384,9 +723,16 @@ def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
                 "verdicts": row["n_verdicts"],
                 "parsed": row["n_parsed"],
                 "unparsed": row["n_unparsed"],
-                "missing": None if expected is None else max(0, expected - row["n_verdicts"]),
+                "missing": (
+                    None
+                    if expected is None
+                    else max(0, expected - row["n_verdicts"] - row["in_batches"])
+                ),
+                "in_batches": row["in_batches"],
+                "open_batches": row["open_batches"],
                 "tokens_in": row["tokens_in"],
                 "tokens_out": row["tokens_out"],
+                "tokens_cached": row["tokens_cached"],
                 "cost": row["cost"] if known_price else None,
                 "mean_latency_ms": row["mean_latency_ms"],
                 "attempts": row["attempts"],

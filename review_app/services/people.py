@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from review_app import auth
-from review_app.errors import Forbidden, InputError, NotFound
+from review_app.errors import Conflict, Forbidden, InputError, NotFound
+from review_app.services import audit
 from review_app.settings import Settings
 from review_app.store import Store
 
 
 def add_reviewer(
-    store: Store, settings: Settings, name: str, role: str, study: str | None = None
+    store: Store,
+    settings: Settings,
+    name: str,
+    role: str,
+    study: str | None = None,
+    by: str = "cli",
+    reissue: bool = False,
 ) -> tuple[dict, str]:
-    """Create a reviewer (or re-issue the token of an existing one) and return their link."""
+    """Create a reviewer and return their personal link. Someone who already has a link (or
+    another role) gets a new one only with `reissue`: silently replacing anyone's link or role
+    would let an admin act in their name. Both are logged."""
     if role not in auth.ROLES:
         raise InputError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
     name = name.strip()
@@ -23,8 +32,17 @@ def add_reviewer(
         existing = store.reviewer(name)
         if existing is None:
             store.insert_reviewer(name, role, auth.hash_token(token), study_id)
+            action = "reviewer added"
         else:
+            has_link = existing["token_hash"] is not None
+            if (has_link or existing["role"] != role) and not reissue:
+                raise Conflict(
+                    f"{name!r} already has a {existing['role']} link; issuing a new one (or a "
+                    "new role) replaces it and must be asked for explicitly"
+                )
             store.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
+            action = "link reissued" if has_link else "link issued"
+        audit.record(store, by, action, study_id, reviewer=name, role=role)
     return store.reviewer(name), auth.personal_link(settings.base_url, token)
 
 
@@ -39,12 +57,20 @@ def list_reviewers(store: Store) -> list[dict]:
     return store.reviewers()
 
 
-def revoke_reviewer(store: Store, name: str) -> None:
+def revoke_reviewer(store: Store, name: str, by: str = "cli") -> None:
     with store.transaction():
         row = store.reviewer(name)
         if row is None:
             raise NotFound(f"no reviewer named {name!r}")
         store.revoke_reviewer(row["id"])
+        audit.record(store, by, "link revoked", row["study_id"], reviewer=name)
+
+
+def has_admin(store: Store) -> bool:
+    """Whether anyone holds a live admin link (until then the CLI may create the first one)."""
+    return any(
+        r["role"] == "admin" and not r["revoked_at"] and r["has_link"] for r in store.reviewers()
+    )
 
 
 def authenticate(store: Store, token: str | None) -> dict:

@@ -14,6 +14,8 @@ from review_app.settings import Settings
 from review_app.store import AssignmentState, Store, now_iso
 
 CHOICES = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
+# The choice of the vote row an undo appends (it supersedes the vote and has no winner).
+RETRACTED = "retracted"
 FLAGS = {
     "recognized_model": "I think I know which model wrote this",
     "broken_output": "Broken output",
@@ -21,9 +23,21 @@ FLAGS = {
 
 
 @dataclass(frozen=True)
+class Draft:
+    """What a reviewer had entered on a pair before undoing their vote on it, in screen terms
+    (criteria as {criterion: {"A"/"B": score}}), so the pair comes back as they left it."""
+
+    choice: str
+    rationale: str
+    flags: tuple[str, ...]
+    criteria: dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
 class ReviewTask:
     """One pair as a reviewer sees it: responses "A" (left) and "B" (right), never who wrote
-    them. `assignment_id` is the handle for voting; it encodes nothing about the systems."""
+    them. `assignment_id` is the handle for voting; it encodes nothing about the systems.
+    `draft` holds the reviewer's entries when the pair is back after an undo."""
 
     assignment_id: int
     prompt: str
@@ -32,6 +46,7 @@ class ReviewTask:
     text_b: str
     criteria: tuple[str, ...]
     ask_rationale: bool
+    draft: Draft | None = None
 
 
 @dataclass(frozen=True)
@@ -54,27 +69,50 @@ def next_pair(
     """The pair the reviewer should see now, leased to them; None when nothing is left for them.
 
     An open pair (one they were shown, or one they just undid) comes back first, so a reload
-    continues where they were. Otherwise the next pair in their own queue order that they have
-    never seen and that still needs reviews; claiming runs in one write transaction, so
-    concurrent reviewers never take a pair past its k reviews."""
+    continues where they were; showing it again writes nothing until half of its lease has run
+    out. Otherwise the next pair in their own queue order that they have never seen and that
+    still needs reviews: the queue is read outside any write, then the pair is leased in one
+    short write transaction that re-checks it, so concurrent reviewers never take a pair past
+    its k reviews. A reviewer with nothing left causes no write at all."""
     now = time.time() if now is None else now
-    lease = now + settings.lease_minutes * 60
+    lease_seconds = settings.lease_minutes * 60
     study = store.study_by_id(study_id)
     if study is None:
         raise NotFound(f"no study with id {study_id}")
-    k = study["reviews_per_pair"]
+    held = store.open_assignments(reviewer_id, study_id)
+    if held and held[0]["leased_until"] > now + lease_seconds / 2:
+        return _review_task(store, study, held[0]["id"])
+    pick = None
+    if not held:
+        pick = assignment.pick_next(store, study, reviewer_id, settings.seed, now)
+        if pick is None:
+            return None
     with store.transaction():
-        for open_one in store.open_assignments(reviewer_id, study_id):
-            pair_id = open_one["pair_id"]
-            if (
-                open_one["leased_until"] > now
-                or store.live_reviews([pair_id], now)[pair_id]["n"] < k
-            ):
-                store.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
-                return _review_task(store, study, open_one["id"])
-            store.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
-        claimed = assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease)
-    return None if claimed is None else _review_task(store, study, claimed)
+        handed = _renew_or_claim(store, settings, study, reviewer_id, now, pick)
+    return None if handed is None else _review_task(store, study, handed)
+
+
+def _renew_or_claim(
+    store: Store,
+    settings: Settings,
+    study: dict,
+    reviewer_id: int,
+    now: float,
+    pick: assignment.Pick | None,
+) -> int | None:
+    """Inside a write transaction: renew the lease of the reviewer's open pair that can still
+    be theirs (releasing those others filled meanwhile), else lease a new one."""
+    lease = now + settings.lease_minutes * 60
+    for open_one in store.open_assignments(reviewer_id, study["id"]):
+        pair_id = open_one["pair_id"]
+        if (
+            open_one["leased_until"] > now
+            or store.live_reviews([pair_id], now)[pair_id]["n"] < study["reviews_per_pair"]
+        ):
+            store.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
+            return open_one["id"]
+        store.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
+    return assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease, pick)
 
 
 def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
@@ -89,7 +127,41 @@ def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
         text_b=pair["output_y"] if left_is_x else pair["output_x"],
         criteria=tuple(json.loads(study["criteria"] or "[]")),
         ask_rationale=bool(study["ask_rationale"]),
+        draft=_undone_draft(store, handed),
     )
+
+
+def _undone_draft(store: Store, handed: dict) -> Draft | None:
+    """The entries of the vote the reviewer last undid on this pair, if their latest vote on it
+    is that undo (a reload after an undo brings them back too)."""
+    latest = store.latest_vote(handed["pair_id"], handed["reviewer_id"])
+    if latest is None or latest["choice"] != RETRACTED or latest["supersedes"] is None:
+        return None
+    undone = store.vote(latest["supersedes"])
+    side_of = {undone["shown_left"]: "A", undone["shown_right"]: "B"}
+    criteria = {
+        name: {side_of[system]: score for system, score in by_system.items() if system in side_of}
+        for name, by_system in json.loads(undone["criteria"] or "{}").items()
+    }
+    return Draft(
+        choice=undone["choice"],
+        rationale=undone["rationale"] or "",
+        flags=tuple(json.loads(undone["flags"] or "[]")),
+        criteria=criteria,
+    )
+
+
+def guidelines(store: Store, study_id: int) -> dict | None:
+    """The study's guidelines in force (content_hash, body), or None."""
+    return store.current_guidelines(study_id)
+
+
+def voted_under_guidelines(
+    store: Store, reviewer_id: int, study_id: int, content_hash: str
+) -> bool:
+    """Whether the reviewer has voted in the study while these guidelines were in force (until
+    then the review screen shows them open)."""
+    return store.voted_under_guidelines(reviewer_id, study_id, content_hash)
 
 
 def _own_assignment(store: Store, reviewer_id: int, assignment_id: int) -> dict:
@@ -115,7 +187,8 @@ def record_vote(
 
     `choice` is in screen terms ("A" = left, "B", "tie", "both_bad"); it is stored with the
     winning system and the shown order. `criteria` maps criterion -> {"A": 1..5, "B": 1..5}.
-    Voting again on the same pair (an edit) appends a row that supersedes the previous one."""
+    Voting again on the same pair (an edit) appends a row that supersedes the previous one. The
+    vote records the hash of the study's guidelines in force when it is cast."""
     now = time.time() if now is None else now
     if choice not in CHOICES:
         raise InputError(f"choice {choice!r}: expected one of {', '.join(CHOICES)}")
@@ -150,6 +223,7 @@ def record_vote(
                     raise InputError(f"criterion {name!r}: expected scores 1-5 for A and B")
                 scores.setdefault(name, {})[by_side[side]] = score
         previous = store.latest_vote(pair_id, reviewer_id)
+        in_force = store.current_guidelines(study["id"])
         vote_id = store.insert_vote(
             {
                 "pair_id": pair_id,
@@ -165,6 +239,7 @@ def record_vote(
                 "source": "app",
                 "created_at": now_iso(),
                 "supersedes": previous["id"] if previous else None,
+                "guidelines_hash": in_force["content_hash"] if in_force else None,
             }
         )
         store.set_assignment_state(assignment_id, AssignmentState.VOTED)
@@ -197,7 +272,7 @@ def undo_last_vote(
                 "reviewer_id": reviewer_id,
                 "shown_left": handed["shown_left"],
                 "shown_right": handed["shown_right"],
-                "choice": "retracted",
+                "choice": RETRACTED,
                 "winner": None,
                 "source": "app",
                 "created_at": now_iso(),

@@ -9,12 +9,14 @@ import random
 
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
-from review_app.services import study_data
+from review_app.services import audit, study_data
 from review_app.services.people import require_role
+from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
+    looks_before_lock,
     require_outcomes_visible,
     study_thresholds,
 )
@@ -180,19 +182,31 @@ def record_final_review(
 ) -> None:
     require_role(reviewer, "signer")
     settings = settings or Settings.from_env()
+    # Read before the write: a study's outputs are frozen with its eval set, and loading them
+    # inside the transaction would hold every reviewer's vote for as long as the load takes.
+    data = study_data.load(store, store.require_study(study), settings)
+    valid = {o["output_id"] for o in data.candidate_outputs(store)}
+    if output_id not in valid:
+        raise NotFound(
+            f"output {output_id} is not an output of {data.candidate} in study {study!r}"
+        )
     with store.transaction():
-        data = study_data.load(store, store.require_study(study), settings)
-        valid = {o["output_id"] for o in data.candidate_outputs(store)}
-        if output_id not in valid:
-            raise NotFound(
-                f"output {output_id} is not an output of {data.candidate} in study {study!r}"
-            )
         store.insert_final_review(data.study["id"], output_id, reviewer["id"], acceptable, comment)
+        audit.record(
+            store,
+            reviewer["name"],
+            "final review mark",
+            data.study["id"],
+            output_id=output_id,
+            acceptable=acceptable,
+            comment=comment,
+        )
 
 
 def build_report(store: Store, study: str, settings: Settings) -> dict:
-    """The sign-off report: pinned hashes, thresholds and their results, statistics, final
-    review, deviations and sign-offs. Its `report_hash` covers everything but the sign-offs."""
+    """The sign-off report: pinned hashes, thresholds and their results, statistics, excluded
+    reviewers, final review, deviations and sign-offs. Its `report_hash` covers everything but
+    the sign-offs."""
     data = _locked_data(store, study, settings)
     study_row = data.study
     inputs = gate_inputs(store, data, settings)
@@ -244,6 +258,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "current": [t.key() for t in thresholds],
         },
         "deviations": store.deviations(study_row["id"]),
+        "looks_before_lock": looks_before_lock(store, study_row),
+        "votes_by_source": store.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
@@ -252,6 +268,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "without_ties": overall.humans.agreement_without_ties.to_json(),
             "strict": overall.humans.agreement_strict.to_json(),
         },
+        # Reviewers whose votes every figure above leaves out, with who decided and why.
+        "exclusions": current_exclusions(store, study_row["id"]),
         "judges": judges,
         "final_review": {
             "system": data.candidate,
@@ -265,7 +283,11 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             ],
         },
     }
+    # The study's latest governance entry: its hash pins every entry before it in the chain.
+    logged = store.audit_entries(study_row["id"])
+    built["audit"] = {"head": logged[-1]["hash"] if logged else None, "entries": len(logged)}
     built["report_hash"] = report.report_hash(built)
+    built["signature"] = audit.signature(settings, built["report_hash"])
     built["signoffs"] = store.signoffs(study_row["id"])
     return built
 
@@ -315,6 +337,17 @@ def sign_off(
             json.dumps(body, sort_keys=True, default=str),
             gate_result=gate_result,
             override=override or None,
+        )
+        audit.record(
+            store,
+            signer["name"],
+            "signed",
+            study_id,
+            decision=decision,
+            report_hash=signed["report_hash"],
+            gate_result=gate_result,
+            override=override or None,
+            votes=store.votes_digest(study_id),
         )
         signed["signoffs"] = store.signoffs(study_id)
     return signed

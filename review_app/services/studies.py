@@ -1,14 +1,17 @@
 """Studies: creating one over an eval set (its pairs, the frozen eval set), naming its candidate,
-and reading its comparisons and categories."""
+its reviewer guidelines (versioned by content hash), and reading its comparisons and categories."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from review_app import stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.store import Store
+from review_app.services import audit
+from review_app.store import Store, import_lock, locked_what
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,68 @@ def create_study(
     show_reference: bool = False,
     criteria: list[str] | None = None,
     candidate: str | None = None,
+    by: str = "cli",
+    guidelines: str | None = None,
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
     eval set. Items missing an output from either system are skipped and counted. The candidate
     (the system the gate decides on) defaults to the first system of the first comparison, as
-    given, never by name order."""
+    given, never by name order. Refused while an import writes into the eval set or a study of
+    that name."""
+    with store.transaction():
+        holder = store.import_lock_holder(
+            [import_lock("study", name), import_lock("eval_set", eval_set)]
+        )
+        if holder is not None:
+            raise Conflict(
+                f"{holder['file']} is being imported into {locked_what(holder['lock_name'])}; "
+                "create the study once that import has finished"
+            )
+        return _create_study(
+            store,
+            name,
+            eval_set,
+            comparisons,
+            reviews_per_pair,
+            show_reference,
+            criteria,
+            candidate,
+            by,
+            guidelines,
+        )
+
+
+def create_study_for_import(store: Store, name: str, eval_set: str) -> StudySummary:
+    """The study an import of votes or verdicts creates over `eval_set`, without comparisons
+    (the import adds those it needs, and names the candidate). The import holds the locks
+    `create_study` respects."""
+    return _create_study(store, name, eval_set, [], by="import")
+
+
+def _create_study(
+    store: Store,
+    name: str,
+    eval_set: str,
+    comparisons: Iterable[tuple[str, str]],
+    reviews_per_pair: int = 3,
+    show_reference: bool = False,
+    criteria: list[str] | None = None,
+    candidate: str | None = None,
+    by: str = "cli",
+    guidelines: str | None = None,
+) -> StudySummary:
     comparisons = list(comparisons)
+    name = name.strip()
+    if not name:
+        raise InputError("the study needs a name")
     if candidate is None and comparisons:
         candidate = comparisons[0][0]
     if candidate is not None:
         _require_compared(candidate, comparisons)
     if reviews_per_pair < 1:
         raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
+    if guidelines is not None:
+        guidelines = _checked_guidelines(guidelines)
     with store.transaction():
         if store.study(name) is not None:
             raise Conflict(f"a study named {name!r} already exists")
@@ -78,6 +131,19 @@ def create_study(
             x, y = sorted((a, b))
             added += store.insert_pairs(study_id, [(item_id, x, y) for item_id in sorted(both)])
         content_hash = store.freeze_eval_set(es["id"])
+        if guidelines is not None:
+            store.insert_guidelines(study_id, guidelines_hash(guidelines), guidelines, by)
+        audit.record(
+            store,
+            by,
+            "study created",
+            study_id,
+            eval_set=eval_set,
+            eval_set_hash=content_hash,
+            comparisons=comparisons,
+            candidate=candidate,
+            reviews_per_pair=reviews_per_pair,
+        )
     return StudySummary(name, eval_set, added, skipped, content_hash, candidate)
 
 
@@ -102,7 +168,7 @@ def infer_candidate(comparisons: list[tuple[str, str]]) -> tuple[str, str] | Non
     return a, f"the first system of the first comparison, {a}:{b}"
 
 
-def set_candidate(store: Store, study: str, candidate: str) -> None:
+def set_candidate(store: Store, study: str, candidate: str, by: str = "cli") -> None:
     """Name the system the study decides on; fixed once the thresholds are locked."""
     with store.transaction():
         row = store.require_study(study)
@@ -113,6 +179,64 @@ def set_candidate(store: Store, study: str, candidate: str) -> None:
             )
         _require_compared(candidate, store.comparisons(row["id"]))
         store.set_candidate(row["id"], candidate)
+        audit.record(store, by, "candidate named", row["id"], candidate=candidate)
+
+
+# Guidelines are read on every review page run; a book-length file is a mistake, not guidance.
+MAX_GUIDELINES_CHARS = 100_000
+
+
+def guidelines_hash(text: str) -> str:
+    """The version of a guidelines text: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _checked_guidelines(text: str) -> str:
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise InputError("the guidelines are empty; write what reviewers should judge by")
+    if len(text) > MAX_GUIDELINES_CHARS:
+        raise InputError(
+            f"the guidelines are {len(text):,} characters long; keep them under "
+            f"{MAX_GUIDELINES_CHARS:,} (reviewers read them beside every pair)"
+        )
+    return text + "\n"
+
+
+def read_guidelines_file(path: str | Path) -> str:
+    """The text of a Markdown guidelines file; InputError naming the file when it is unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such guidelines file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def set_guidelines(store: Store, study: str, text: str, by: str = "") -> tuple[str, bool]:
+    """Put new guidelines in force for a study; returns their hash and whether they changed
+    (setting the text already in force records nothing). Votes cast from now on carry the hash."""
+    text = _checked_guidelines(text)
+    digest = guidelines_hash(text)
+    with store.transaction():
+        study_id = store.require_study(study)["id"]
+        current = store.current_guidelines(study_id)
+        if current is not None and current["content_hash"] == digest:
+            return digest, False
+        store.insert_guidelines(study_id, digest, text, by)
+    return digest, True
+
+
+def study_guidelines(store: Store, study: str) -> dict | None:
+    """The guidelines in force for a study (content_hash, body, set_by, created_at), or None."""
+    return store.current_guidelines(store.require_study(study)["id"])
+
+
+def guidelines_history(store: Store, study: str) -> list[dict]:
+    """Every version of a study's guidelines, oldest first, with the votes cast under each."""
+    return store.guidelines_history(store.require_study(study)["id"])
 
 
 def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:
@@ -122,6 +246,12 @@ def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:
 
 def list_studies(store: Store) -> list[dict]:
     return store.studies()
+
+
+def study_items(store: Store, study: str) -> list[str]:
+    """The item ids the study's pairs are built on, sorted."""
+    pairs = store.pairs_frame(store.require_study(study)["id"], texts=False)
+    return sorted(set(pairs["item_key"]))
 
 
 def study_categories(store: Store, study: str) -> list[str]:

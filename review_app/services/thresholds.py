@@ -7,7 +7,7 @@ import pandas as pd
 
 from review_app import baselines, gate, stats
 from review_app.errors import Conflict, InputError, NotFound, OutcomesHidden
-from review_app.services import study_data
+from review_app.services import audit, study_data
 from review_app.services.studies import study_categories
 from review_app.settings import Settings
 from review_app.store import Store
@@ -84,6 +84,13 @@ def add_recommended_thresholds(
         chosen = recommended_thresholds(store, study, settings)
         for t in chosen:
             store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
+        audit.record(
+            store,
+            by,
+            "recommended thresholds added",
+            study_row["id"],
+            thresholds=[t.key() for t in chosen],
+        )
     return len(chosen)
 
 
@@ -131,6 +138,15 @@ def add_threshold(
         )
         if locked:
             store.insert_deviation(study_row["id"], by, "(none)", threshold.describe(), reason)
+        audit.record(
+            store,
+            by,
+            "threshold added",
+            study_row["id"],
+            threshold=threshold.key(),
+            after_lock=locked,
+            reason=reason,
+        )
     return new_id
 
 
@@ -158,6 +174,16 @@ def update_threshold(
         )
         if locked:
             store.insert_deviation(study_row["id"], by, before.describe(), after.describe(), reason)
+        audit.record(
+            store,
+            by,
+            "threshold changed",
+            study_row["id"],
+            before=before.key(),
+            after=after.key(),
+            after_lock=locked,
+            reason=reason,
+        )
 
 
 def remove_threshold(
@@ -173,6 +199,15 @@ def remove_threshold(
                 current["metric"], current["params"], current["comparator"], current["value"]
             )
             store.insert_deviation(study_row["id"], by, before.describe(), "(removed)", reason)
+        audit.record(
+            store,
+            by,
+            "threshold removed",
+            study_row["id"],
+            threshold_id=threshold_id,
+            after_lock=locked,
+            reason=reason,
+        )
 
 
 def _threshold_row(store: Store, study_row: dict, threshold_id: int) -> dict:
@@ -207,16 +242,49 @@ def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None
         if not study_row["candidate"]:
             raise InputError(f"name the candidate of study {study!r} before locking")
         content_hash = gate.thresholds_hash(thresholds)
+        plan = planned_sample(store, study_row)
         store.insert_threshold_lock(
             study_row["id"],
             by,
             content_hash,
             [t.key() for t in thresholds],
             candidate=study_row["candidate"],
-            plan=planned_sample(store, study_row),
+            plan=plan,
             min_comparisons=settings.gate_min_comparisons,
         )
+        audit.record(
+            store,
+            by,
+            "thresholds locked",
+            study_row["id"],
+            content_hash=content_hash,
+            candidate=study_row["candidate"],
+            plan=plan,
+            min_comparisons=settings.gate_min_comparisons,
+            votes=store.votes_digest(study_row["id"]),
+        )
     return content_hash
+
+
+def looks_before_lock(store: Store, study_row: dict) -> list[dict]:
+    """Other studies over the same eval set and systems whose thresholds were locked (their
+    outcomes visible) before this study's: the outcomes this lock could already have seen."""
+    lock = store.threshold_lock(study_row["id"])
+    systems = {s for c in store.comparisons(study_row["id"]) for s in c}
+    looks = []
+    for other in store.locks_on_eval_set(study_row["eval_set_id"]):
+        shared = systems & set((other["systems"] or "").split(","))
+        if other["study_id"] == study_row["id"] or len(shared) < 2:
+            continue
+        if lock is None or other["locked_at"] < lock["locked_at"]:
+            looks.append(
+                {
+                    "study": other["study"],
+                    "locked_at": other["locked_at"],
+                    "systems": sorted(shared),
+                }
+            )
+    return looks
 
 
 def sample_plan(
@@ -247,6 +315,12 @@ def sample_plan(
             }
         )
     return rows
+
+
+def is_locked(store: Store, study: str) -> bool:
+    """Whether a study exists and its thresholds are locked."""
+    row = store.study(study)
+    return row is not None and store.threshold_lock(row["id"]) is not None
 
 
 def threshold_lock(store: Store, study: str) -> dict | None:

@@ -1,14 +1,58 @@
-"""The workspace as a whole: opening it from the settings, and the counts its overview shows."""
+"""The workspace as a whole: opening it from the settings (a store of its own for a command, one
+shared store per process for the web app), and the counts its overview shows."""
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
+from review_app.errors import NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
+# Workspace file -> the store every session of this process shares.
+_SHARED: dict[str, Store] = {}
+_SHARED_LOCK = threading.Lock()
+
 
 def open_store(settings: Settings | None = None) -> Store:
+    """A store of the caller's own, to close when done (one command, one script)."""
+    """The workspace of the settings, created (and migrated) when it does not exist yet."""
     settings = settings or Settings.from_env()
     return Store.open(settings.db_path)
+
+
+def shared_store(settings: Settings | None = None) -> Store:
+    """The workspace's one store in this process, opened on first use and shared by every
+    session and page run of the web app (a store is thread-safe). Nothing per run: a store
+    opened per page run would outlive it, since Streamlit keeps old runs alive."""
+    settings = settings or Settings.from_env()
+    path = str(Path(settings.db_path).resolve())
+    with _SHARED_LOCK:
+        store = _SHARED.get(path)
+        if store is None:
+            store = _SHARED[path] = Store.open(path)
+            store.open_readers()
+        return store
+
+
+def close_shared_stores() -> None:
+    """Close every shared store (between the workspaces of a test run)."""
+    with _SHARED_LOCK:
+        for store in _SHARED.values():
+            store.close()
+        _SHARED.clear()
+
+
+def open_existing_store(settings: Settings) -> Store:
+    """The workspace of the settings; NotFound, creating nothing, when there is none."""
+    path = Path(settings.db_path)
+    if str(path) != ":memory:" and not path.is_file():
+        raise NotFound(
+            f"no workspace at {path}: point --db or REVIEW_APP_DB at one, or start one with "
+            "`review-app import outputs` or `review-app demo`"
+        )
+    return Store.open(path)
 
 
 def workspace_summary(store: Store) -> dict:

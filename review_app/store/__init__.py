@@ -3,16 +3,28 @@ knows SQL or table names; everything else asks `Store` for rows, frames and atom
 
 from __future__ import annotations
 
+from review_app.store.audit import AuditQueries
 from review_app.store.base import StoreBase, now_iso
+from review_app.store.batches import JudgeBatchQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
+from review_app.store.imports import ImportQueries, import_lock, locked_what
 from review_app.store.judging import JudgingQueries
 from review_app.store.people import ReviewerQueries
+from review_app.store.quality import QualityQueries
 from review_app.store.review import AssignmentState, ReviewQueries
 from review_app.store.studies import StudyQueries
 
-__all__ = ["AssignmentState", "Store", "item_fingerprint", "now_iso", "text_digest"]
+__all__ = [
+    "AssignmentState",
+    "Store",
+    "import_lock",
+    "item_fingerprint",
+    "locked_what",
+    "now_iso",
+    "text_digest",
+]
 
 
 class Store(
@@ -21,8 +33,12 @@ class Store(
     ReviewerQueries,
     ReviewQueries,
     JudgingQueries,
+    JudgeBatchQueries,
     GateQueries,
+    QualityQueries,
     FrameQueries,
+    AuditQueries,
+    ImportQueries,
     StoreBase,
 ):
     """A migrated workspace, its queries grouped by aggregate (one module each). Safe to share

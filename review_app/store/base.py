@@ -1,5 +1,6 @@
-"""The connection every store module shares: opening and migrating the workspace file, one
-lock, transactions, and the helpers that turn SQL into rows and frames."""
+"""The connections every store module shares: opening and migrating the workspace file, the one
+writer (a lock and BEGIN IMMEDIATE transactions), a small pool of read-only readers, and the
+helpers that turn SQL into rows and frames."""
 
 from __future__ import annotations
 
@@ -14,40 +15,70 @@ from typing import Any, Self
 import pandas as pd
 import sqlite_utils
 
-from review_app.errors import UnusableWorkspace
+from review_app.errors import Busy, UnusableWorkspace
 from review_app.migrations import MIGRATIONS
+
+# How long a write waits for another connection's transaction (an import's batch, a second
+# process) before giving up with `Busy`. Transactions are kept short, so this is never reached
+# in normal use.
+BUSY_TIMEOUT_S = 30
+# Reader connections per store. In WAL mode readers never wait for the writer, so a page that
+# only reads is not held up by votes or an import; a few cover the server's concurrent runs.
+READERS = 4
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-class StoreBase:
-    """A migrated workspace. Safe to share between threads: writes serialize on a lock and run
-    in BEGIN IMMEDIATE transactions, so concurrent writers wait rather than fail."""
+def _connect(path: str) -> sqlite3.Connection:
+    # Autocommit (isolation_level None): transactions are only the explicit ones below. Python's
+    # implicit BEGIN would leave a write made outside `transaction()` holding the shared
+    # connection's write lock until some later commit, stalling every other writer.
+    return sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+    )
 
-    def __init__(self, conn: sqlite3.Connection, path: str):
+
+class StoreBase:
+    """A migrated workspace, safe to share between threads (one per server process).
+
+    Writes go through one connection: a transaction holds a re-entrant lock from BEGIN IMMEDIATE
+    to COMMIT, so concurrent writers wait rather than fail. Reads outside the calling thread's
+    own transaction use a pool of `READERS` read-only connections and never take that lock;
+    reads inside it use the writer, so a transaction sees its own changes. Connections are
+    opened once and reused, never per page run."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, readers: int = READERS):
         self.path = path
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
+        self._owner: int | None = None  # the thread inside the open transaction
+        # An in-memory database exists only in its one connection: no readers then.
+        self._max_readers = 0 if path == ":memory:" else readers
+        self._readers: list[sqlite_utils.Database] = []  # idle readers
+        self._opened_readers = 0
+        self._pool = threading.Condition()
+        self._closed = False
 
     @classmethod
-    def open(cls, path: str | Path) -> Self:
+    def open(cls, path: str | Path, readers: int = READERS) -> Self:
         """Open (creating and migrating if needed) the workspace at `path`. A file written by a
         newer version, or that is not SQLite, is refused with UnusableWorkspace before anything
         is written to it."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        store = cls(conn, path)
+        store = cls(_connect(path), path, readers)
         try:
-            store.db.execute("PRAGMA busy_timeout = 30000")
+            store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
             store._refuse_newer_schema()
             store.db.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":
                 store.db.enable_wal()
+                # A large import passes through the write-ahead log; keep the file small after.
+                store.db.execute("PRAGMA journal_size_limit = 67108864")
             store.db.execute("PRAGMA synchronous = NORMAL")
             store.migrate()
         except sqlite3.DatabaseError as exc:
@@ -59,6 +90,11 @@ class StoreBase:
         return store
 
     def close(self) -> None:
+        with self._pool:
+            self._closed = True
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
         self.db.close()
 
     @contextmanager
@@ -73,29 +109,87 @@ class StoreBase:
                 finally:
                     self._depth -= 1
                 return
-            self.db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+            self._begin()
+            self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield self
             except BaseException:
                 self.db.rollback()
                 raise
             else:
-                self.db.execute("COMMIT")
+                try:
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.rollback()
+                    raise
             finally:
-                self._depth = 0
+                self._depth, self._owner = 0, None
+
+    def _begin(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise Busy(
+                f"the workspace stayed busy with other changes for {BUSY_TIMEOUT_S} s; "
+                "nothing was saved, try again"
+            ) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite_utils.Database]:
+        """A connection to read with: the writer inside this thread's own transaction (to see
+        its changes), otherwise an idle reader, so reads never queue behind a write."""
+        if self._max_readers == 0 or self._owner == threading.get_ident():
+            with self._lock:
+                yield self.db
+            return
+        reader = self._checkout_reader()
+        try:
+            yield reader
+        finally:
+            with self._pool:
+                if self._closed:
+                    reader.close()
+                else:
+                    self._readers.append(reader)
+                    self._pool.notify()
+
+    def open_readers(self) -> None:
+        """Open every reader now (a server's store), so none is opened while serving."""
+        readers = [self._checkout_reader() for _ in range(self._max_readers)]
+        with self._pool:
+            self._readers.extend(readers)
+            self._pool.notify_all()
+
+    def _checkout_reader(self) -> sqlite_utils.Database:
+        with self._pool:
+            while not self._readers and self._opened_readers >= self._max_readers:
+                self._pool.wait()
+            if self._readers:
+                return self._readers.pop()
+            self._opened_readers += 1
+        try:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only = ON")
+            return sqlite_utils.Database(conn)
+        except BaseException:
+            with self._pool:
+                self._opened_readers -= 1
+                self._pool.notify()
+            raise
 
     def _rows(self, sql: str, params: Iterable[Any] | dict = ()) -> list[dict]:
-        with self._lock:
-            return list(self.db.query(sql, params))
+        with self._reading() as db:
+            return list(db.query(sql, params))
 
     def _one(self, sql: str, params: Iterable[Any] | dict = ()) -> dict | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
-        with self._lock:
-            frame = pd.read_sql_query(sql, self.db.conn, params=params)
+        with self._reading() as db:
+            frame = pd.read_sql_query(sql, db.conn, params=params)
         # Text columns hold None (not NaN) for SQL NULL, so callers can test `is None`.
         for column in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[column]):

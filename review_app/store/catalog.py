@@ -47,8 +47,8 @@ class CatalogQueries(StoreBase):
 
     def item_index(self, eval_set_id: int) -> dict[str, tuple[int, str]]:
         """item_key -> (item id, fingerprint of prompt/reference/category)."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT item_key, id, prompt, reference, category FROM items WHERE eval_set_id = ?",
                 [eval_set_id],
             )
@@ -62,8 +62,8 @@ class CatalogQueries(StoreBase):
 
     def output_index(self, eval_set_id: int) -> dict[tuple[int, str], str]:
         """(item id, system) -> digest of the stored output text."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT o.item_id, o.system, o.text FROM outputs o JOIN items i ON i.id = o.item_id "
                 "WHERE i.eval_set_id = ?",
                 [eval_set_id],
@@ -88,17 +88,22 @@ class CatalogQueries(StoreBase):
                     for it in items
                 ],
             )
-            keys = [it["item_key"] for it in items]
-            ids: dict[str, int] = {}
+            return self.item_ids_for_keys(eval_set_id, [it["item_key"] for it in items])
+
+    def item_ids_for_keys(self, eval_set_id: int, keys: Iterable[str]) -> dict[str, int]:
+        """item_key -> id for those of `keys` the eval set holds."""
+        keys = list(keys)
+        ids: dict[str, int] = {}
+        with self._reading() as db:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, item_id in self.db.execute(
+                for key, item_id in db.execute(
                     f"SELECT item_key, id FROM items WHERE eval_set_id = ? AND item_key IN ({marks})",
                     [eval_set_id, *chunk],
                 ):
                     ids[key] = item_id
-            return ids
+        return ids
 
     def update_item(self, item_id: int, item: dict) -> None:
         self.db.execute(
@@ -143,8 +148,8 @@ class CatalogQueries(StoreBase):
         if not found:
             return found
         marks = ",".join("?" * len(found))
-        with self._lock:
-            for item_id, system in self.db.execute(
+        with self._reading() as db:
+            for item_id, system in db.execute(
                 f"SELECT o.item_id, o.system FROM outputs o JOIN items i ON i.id = o.item_id "
                 f"WHERE i.eval_set_id = ? AND o.system IN ({marks})",
                 [eval_set_id, *found],
@@ -156,8 +161,8 @@ class CatalogQueries(StoreBase):
         """Hash of the eval set's items (the held-out questions), in a stable order. Outputs of
         a frozen set cannot change, so the hash with the study's systems pins what was judged."""
         digest = hashlib.sha256()
-        with self._lock:
-            for row in self.db.execute(
+        with self._reading() as db:
+            for row in db.execute(
                 "SELECT item_key, prompt, coalesce(reference, ''), category, metadata FROM items "
                 "WHERE eval_set_id = ? ORDER BY item_key",
                 [eval_set_id],

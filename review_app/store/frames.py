@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from review_app.store.base import StoreBase
+from review_app.store.quality import EXCLUDED_REVIEWERS
 
 # Each frame's columns in order, with whether its lean form (texts=False) has them. The lean
 # form leaves out texts and labels: on a large study the texts take seconds to load and the
@@ -44,12 +45,16 @@ _VOTE_COLUMNS = (
     ("v.shown_left", True),
     ("v.rationale", False),
     ("v.created_at", False),
+    ("v.ms_spent", False),
+    ("v.flags", False),
+    ("v.source", False),
 )
 _LATEST_VOTES_OF_STUDY = (
     "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
     "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
-    "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id) ORDER BY v.id"
+    "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
 )
+_NOT_EXCLUDED = f" AND v.reviewer_id NOT IN ({EXCLUDED_REVIEWERS})"
 
 _VERDICT_COLUMNS = (
     ("v.id AS verdict_id", True),
@@ -92,10 +97,17 @@ class FrameQueries(StoreBase):
         reference (empty, not NULL, when absent), both outputs and the prompt's length."""
         return self._frame(f"{_select(_PAIR_COLUMNS, texts)} {_PAIRS_OF_STUDY}", [study_id])
 
-    def votes_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
+    def votes_frame(
+        self, study_id: int, texts: bool = True, with_excluded: bool = False
+    ) -> pd.DataFrame:
         """The latest vote of each reviewer on each pair, retractions dropped, with its outcome
-        ('x', 'y' or 'tie'); with `texts`, also the winning system, rationale and time."""
-        return self._frame(f"{_select(_VOTE_COLUMNS, texts)} {_LATEST_VOTES_OF_STUDY}", [study_id])
+        ('x', 'y', 'tie' or 'both_bad'); with `texts`, also the winning system, rationale, time,
+        seconds spent, flags and source. Reviewers excluded from the study are left out (every
+        statistic recomputes without them) unless `with_excluded`."""
+        where, params = _LATEST_VOTES_OF_STUDY, [study_id]
+        if not with_excluded:
+            where, params = where + _NOT_EXCLUDED, [study_id, study_id]
+        return self._frame(f"{_select(_VOTE_COLUMNS, texts)} {where} ORDER BY v.id", params)
 
     def verdicts_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
         """Every verdict of the study's runs, by run id, oriented to the canonical order; with
@@ -103,15 +115,21 @@ class FrameQueries(StoreBase):
         return self._frame(f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}", [study_id])
 
     def calibration_data_version(self, study_id: int) -> str:
-        """Changes whenever a vote, verdict, run or pair of the study is added: a cache key for
-        statistics derived from them (votes and verdicts are append-only)."""
+        """Changes whenever a vote, verdict, run, pair, reviewer exclusion or known answer of the
+        study changes: a cache key for statistics derived from them (votes, verdicts and
+        exclusions are append-only; a known answer changes its row's time)."""
         row = self._one(
             "SELECT (SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM votes v "
             " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = :s) AS votes, "
             "(SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM verdicts v "
             " JOIN judge_runs j ON j.id = v.run_id WHERE j.study_id = :s) AS verdicts, "
             "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM judge_runs WHERE study_id = :s) "
-            " AS runs, (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs",
+            " AS runs, (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
+            "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM reviewer_exclusions "
+            " WHERE study_id = :s) AS exclusions, "
+            "(SELECT count(*) || '.' || coalesce(max(created_at), '') FROM known_answers "
+            " WHERE study_id = :s) AS known",
             {"s": study_id},
         )
-        return "/".join(str(row[k]) for k in ("votes", "verdicts", "runs", "pairs"))
+        keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known")
+        return "/".join(str(row[k]) for k in keys)

@@ -144,6 +144,23 @@ class GateQueries(StoreBase):
             [study_id],
         )
 
+    def signoff_reports(self, study_id: int) -> list[dict]:
+        """Each sign-off with the report body it pinned, for verification."""
+        return self._rows(
+            "SELECT id, report_hash, report FROM signoffs WHERE study_id = ? ORDER BY id",
+            [study_id],
+        )
+
+    def locks_on_eval_set(self, eval_set_id: int) -> list[dict]:
+        """Every study lock over an eval set, with the study's name and comparisons' systems."""
+        return self._rows(
+            "SELECT s.id AS study_id, s.name AS study, l.locked_at, "
+            "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
+            "WHERE c.study_id = s.id) AS systems FROM threshold_locks l "
+            "JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id = ? ORDER BY l.locked_at",
+            [eval_set_id],
+        )
+
     def runs_for_report(self, study_id: int) -> list[dict]:
         """Each judge run of the study with its rubric and verdict counts, for the report."""
         return self._rows(

@@ -1,5 +1,5 @@
 """Judging: rubrics (one row per content hash), judge runs (run here or imported) and their
-verdicts, with the totals the judge-runs screen shows."""
+verdicts, with the totals the judge-runs screen shows (provider batches: `store/batches.py`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ class JudgingQueries(StoreBase):
             [name, version, content_hash, body, now_iso()],
         )
         return self._one("SELECT id FROM rubrics WHERE content_hash = ?", [content_hash])["id"]
+
+    def rubric(self, rubric_id: int) -> dict | None:
+        return self._one("SELECT * FROM rubrics WHERE id = ?", [rubric_id])
 
     def judge_run(self, run_id: int) -> dict | None:
         return self._one("SELECT * FROM judge_runs WHERE id = ?", [run_id])
@@ -57,8 +60,13 @@ class JudgingQueries(StoreBase):
             "coalesce(sum(v.winner IS NOT NULL), 0) AS n_parsed, "
             "coalesce(sum(v.winner IS NULL), 0) AS n_unparsed, "
             "coalesce(sum(v.tokens_in), 0) AS tokens_in, "
-            "coalesce(sum(v.tokens_out), 0) AS tokens_out, coalesce(sum(v.cost), 0) AS cost, "
-            "avg(v.latency_ms) AS mean_latency_ms, coalesce(sum(v.attempts), 0) AS attempts "
+            "coalesce(sum(v.tokens_out), 0) AS tokens_out, "
+            "coalesce(sum(v.tokens_cached), 0) AS tokens_cached, coalesce(sum(v.cost), 0) AS cost, "
+            "avg(v.latency_ms) AS mean_latency_ms, coalesce(sum(v.attempts), 0) AS attempts, "
+            "(SELECT count(*) FROM judge_batches b WHERE b.run_id = j.id "
+            "AND b.collected_at IS NULL) AS open_batches, "
+            "(SELECT coalesce(sum(b.n_requests), 0) FROM judge_batches b WHERE b.run_id = j.id "
+            "AND b.collected_at IS NULL) AS in_batches "
             "FROM judge_runs j LEFT JOIN rubrics r ON r.id = j.rubric_id "
             "LEFT JOIN verdicts v ON v.run_id = j.id WHERE j.study_id = ? "
             "GROUP BY j.id ORDER BY j.id DESC",
@@ -92,14 +100,19 @@ class JudgingQueries(StoreBase):
         )
         return cursor.lastrowid
 
-    def ensure_imported_run(self, study_id: int, judge: str) -> int:
-        """The run that holds verdicts imported from files for judge `judge`."""
+    def imported_run_id(self, study_id: int, judge: str) -> int | None:
+        """The run holding verdicts imported from files for judge `judge`, if there is one."""
         row = self._one(
             "SELECT id FROM judge_runs WHERE study_id = ? AND judge = ? AND source = 'import'",
             [study_id, judge],
         )
-        if row:
-            return row["id"]
+        return row["id"] if row else None
+
+    def ensure_imported_run(self, study_id: int, judge: str) -> int:
+        """The run that holds verdicts imported from files for judge `judge`."""
+        run_id = self.imported_run_id(study_id, judge)
+        if run_id is not None:
+            return run_id
         cursor = self.db.execute(
             "INSERT INTO judge_runs (study_id, label, judge, source, status, created_at, "
             "params_hash) VALUES (?, ?, ?, 'import', 'imported', ?, 'import')",
@@ -118,8 +131,8 @@ class JudgingQueries(StoreBase):
 
     def verdict_keys(self, run_id: int) -> set[tuple[int, str]]:
         """(pair id, first_system) of every verdict the run already holds."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT pair_id, first_system FROM verdicts WHERE run_id = ?", [run_id]
             )
             return {(pair_id, first) for pair_id, first in cursor}
@@ -147,13 +160,18 @@ class JudgingQueries(StoreBase):
             "finish_reason",
             "tokens_in",
             "tokens_out",
+            "tokens_cached",
             "cost",
             "latency_ms",
             "attempts",
             "created_at",
         ]
         defaults = {"scores": "{}", "explanation": "", "raw_text": "", "tokens_in": 0}
-        defaults |= {"tokens_out": 0, "attempts": 1}  # no cost: an imported verdict's is unknown
+        defaults |= {
+            "tokens_out": 0,
+            "tokens_cached": 0,
+            "attempts": 1,
+        }  # no cost: an imported verdict's is unknown
         with self._lock:
             before = self.db.conn.total_changes
             self.db.conn.executemany(

@@ -21,6 +21,7 @@ class ReviewerQueries(StoreBase):
     def reviewers(self) -> list[dict]:
         return self._rows(
             "SELECT r.id, r.name, r.role, r.created_at, r.revoked_at, s.name AS study, "
+            "r.token_hash IS NOT NULL AS has_link, "
             "(SELECT count(DISTINCT v.pair_id) FROM votes v WHERE v.reviewer_id = r.id "
             " AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
             " WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)) AS n_votes "

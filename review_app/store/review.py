@@ -159,7 +159,9 @@ class ReviewQueries(StoreBase):
         )
 
     def insert_vote(self, vote: dict) -> int:
-        """Append one vote (a dict of votes columns except id) and return its id."""
+        """Append one vote (a dict of votes columns except id) and return its id. The time it
+        entered the workspace is the store's to record, whatever the vote says."""
+        vote = {**vote, "entered_at": now_iso()}
         columns = list(vote)
         with self._lock:
             cursor = self.db.execute(
@@ -185,10 +187,28 @@ class ReviewQueries(StoreBase):
             "created_at",
             "supersedes",
         ]
+        entered_at = now_iso()
         with self._lock:
             self.db.conn.executemany(
-                f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                [tuple(v.get(c) for c in columns) for v in votes],
+                f"INSERT INTO votes ({', '.join(columns)}, entered_at) "
+                f"VALUES ({', '.join('?' * len(columns))}, ?)",
+                [(*(v.get(c) for c in columns), entered_at) for v in votes],
+            )
+
+    def append_votes(self, votes: list[dict]) -> None:
+        """Append votes (dicts of the same votes columns, pair_id and reviewer_id among them,
+        without id and supersedes), each superseding the reviewer's latest vote on its pair."""
+        if not votes:
+            return
+        columns = list(votes[0])
+        # When a vote entered the workspace is the store's to record, whatever the file says.
+        entered_at = now_iso()
+        with self._lock:
+            self.db.conn.executemany(
+                f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
+                f"VALUES ({', '.join(':' + c for c in columns)}, :entered_at, (SELECT max(id) "
+                "FROM votes WHERE pair_id = :pair_id AND reviewer_id = :reviewer_id))",
+                [{**vote, "entered_at": entered_at} for vote in votes],
             )
 
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
@@ -196,6 +216,18 @@ class ReviewQueries(StoreBase):
             "SELECT * FROM votes WHERE pair_id = ? AND reviewer_id = ? ORDER BY id DESC LIMIT 1",
             [pair_id, reviewer_id],
         )
+
+    def voted_under_guidelines(self, reviewer_id: int, study_id: int, content_hash: str) -> bool:
+        """Whether the reviewer cast any vote in the study under that version of its guidelines."""
+        row = self._one(
+            "SELECT 1 AS yes FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "WHERE v.reviewer_id = ? AND v.guidelines_hash = ? AND p.study_id = ? LIMIT 1",
+            [reviewer_id, content_hash, study_id],
+        )
+        return row is not None
+
+    def vote(self, vote_id: int) -> dict | None:
+        return self._one("SELECT * FROM votes WHERE id = ?", [vote_id])
 
     def latest_vote_keys(self, study_id: int) -> dict[tuple[int, int], dict]:
         """(pair id, reviewer id) -> the latest vote row, for import de-duplication."""
@@ -238,7 +270,7 @@ class ReviewQueries(StoreBase):
         return self._rows(
             "SELECT v.id, i.item_key, p.system_x, p.system_y, r.name AS reviewer, v.choice, "
             "v.winner, v.shown_left, v.shown_right, v.criteria, v.rationale, v.flags, v.ms_spent, "
-            "v.source, v.created_at, v.supersedes FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "v.source, v.created_at, v.supersedes, v.guidelines_hash FROM votes v JOIN pairs p ON p.id = v.pair_id "
             "JOIN items i ON i.id = p.item_id JOIN reviewers r ON r.id = v.reviewer_id "
             "WHERE p.study_id = ? ORDER BY v.id",
             [study_id],

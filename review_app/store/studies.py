@@ -76,6 +76,33 @@ class StudyQueries(StoreBase):
         )
         return dict(row)
 
+    def insert_guidelines(self, study_id: int, content_hash: str, body: str, by: str) -> None:
+        """Append a version of the study's guidelines; the latest one is in force."""
+        self.db.execute(
+            "INSERT INTO study_guidelines (study_id, content_hash, body, set_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [study_id, content_hash, body, by, now_iso()],
+        )
+
+    def current_guidelines(self, study_id: int) -> dict | None:
+        """The guidelines in force (content_hash, body, set_by, created_at), or None."""
+        return self._one(
+            "SELECT content_hash, body, set_by, created_at FROM study_guidelines "
+            "WHERE study_id = ? ORDER BY id DESC LIMIT 1",
+            [study_id],
+        )
+
+    def guidelines_history(self, study_id: int) -> list[dict]:
+        """Every version of the study's guidelines, oldest first, with how many votes each
+        was in force for."""
+        return self._rows(
+            "SELECT g.content_hash, g.set_by, g.created_at, (SELECT count(*) FROM votes v "
+            " JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = g.study_id "
+            " AND v.guidelines_hash = g.content_hash AND v.winner IS NOT NULL) AS n_votes "
+            "FROM study_guidelines g WHERE g.study_id = ? ORDER BY g.id",
+            [study_id],
+        )
+
     def add_comparison(self, study_id: int, system_a: str, system_b: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?)",
@@ -112,13 +139,33 @@ class StudyQueries(StoreBase):
 
     def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
         """(item_key, system_x, system_y) -> pair id."""
-        with self._lock:
-            cursor = self.db.execute(
+        with self._reading() as db:
+            cursor = db.execute(
                 "SELECT i.item_key, p.system_x, p.system_y, p.id FROM pairs p "
                 "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
                 [study_id],
             )
             return {(key, x, y): pid for key, x, y, pid in cursor}
+
+    def pair_ids_by_item(
+        self, study_id: int, keys: Iterable[tuple[int, str, str]] | None = None
+    ) -> dict[tuple[int, str, str], int]:
+        """(item id, system_x, system_y) -> pair id: every pair of the study, or those of
+        `keys` it holds."""
+        sql = "SELECT item_id, system_x, system_y, id FROM pairs WHERE study_id = ?"
+        if keys is None:
+            with self._reading() as db:
+                return {(i, x, y): pid for i, x, y, pid in db.execute(sql, [study_id])}
+        found = {}
+        with self._reading() as db:
+            for item_id, x, y in keys:
+                row = db.execute(
+                    sql + " AND item_id = ? AND system_x = ? AND system_y = ?",
+                    [study_id, item_id, x, y],
+                ).fetchone()
+                if row:
+                    found[(item_id, x, y)] = row[3]
+        return found
 
     def pair(self, pair_id: int) -> dict:
         row = self._one(
@@ -140,8 +187,6 @@ class StudyQueries(StoreBase):
         return row["m"] or 0
 
     def study_pair_ids(self, study_id: int) -> list[int]:
-        with self._lock:
-            cursor = self.db.execute(
-                "SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id]
-            )
+        with self._reading() as db:
+            cursor = db.execute("SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id])
             return [pair_id for (pair_id,) in cursor]

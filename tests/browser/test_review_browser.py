@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from review_app.auth import SCREENS as SCREEN_LIST
 from review_app.services import data, people, review, studies
 from review_app.settings import Settings
 from review_app.store import Store
@@ -22,17 +23,7 @@ from tests.review_fixtures import SENTINELS, STUDY, make_study, write_outputs
 pytestmark = pytest.mark.browser
 
 SAFETY_STUDY = "zq-sentinel-safety-6e0a"
-SCREENS = (
-    "",
-    "home",
-    "judge",
-    "calibration",
-    "disagreements",
-    "results",
-    "gate",
-    "admin",
-    "review",
-)
+SCREENS = ("", *(screen for screen, *_ in SCREEN_LIST))
 
 
 @pytest.fixture(scope="module")

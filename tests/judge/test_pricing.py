@@ -37,7 +37,7 @@ def test_json_price_file_is_accepted(tmp_path):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("openai/x: {input: 1, output: 2}", "expected exactly input_per_mtok and output_per_mtok"),
+        ("openai/x: {input: 1, output: 2}", "expected input_per_mtok and output_per_mtok"),
         ("openai/x: {input_per_mtok: -1, output_per_mtok: 2}", "non-negative numbers"),
         ("- a list", "expected a mapping"),
         ("openai/x: {input_per_mtok: 1", "not valid JSON or YAML"),
@@ -60,3 +60,42 @@ def test_estimate_before_a_run():
     assert estimate.max_cost == pytest.approx((2002 * 0.15 + 2000 * 0.60) / 1e6)
     assert estimate_cost(prices, "baseline/longest", [4000], 1000).cost == 0.0
     assert estimate_cost(prices, "openai/local", [4000], 1000).cost is None
+
+
+def test_batch_price_is_half_the_list_price_by_default():
+    prices = load_prices()
+    for judge in ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"):
+        listed = prices.cost(judge, 10_000, 2_000, tokens_cached=4_000)
+        assert prices.cost(judge, 10_000, 2_000, tokens_cached=4_000, batch=True) == (
+            pytest.approx(listed / 2)
+        )
+    assert prices.cost("baseline/longest", 1000, 1000, batch=True) == 0.0
+
+
+def test_price_file_may_set_cached_and_batch_prices(tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "openai/my-model: {input_per_mtok: 2, output_per_mtok: 4, cached_input_per_mtok: 0.5,"
+        " batch_discount: 0.25}\n"
+    )
+    prices = load_prices(path)
+    # 1M input of which 0.5M cached, 1M output; then 25% off in a batch.
+    assert prices.cost("openai/my-model", 1_000_000, 1_000_000, 500_000) == pytest.approx(5.25)
+    assert prices.cost("openai/my-model", 1_000_000, 1_000_000, 500_000, batch=True) == (
+        pytest.approx(5.25 * 0.75)
+    )
+    # Without a cached price, cached input costs the plain input price.
+    plain = load_prices(write(tmp_path, "openai/x: {input_per_mtok: 2, output_per_mtok: 4}"))
+    assert plain.cost("openai/x", 1_000_000, 0, 500_000) == pytest.approx(2.0)
+
+
+def test_a_batch_discount_of_one_or_more_is_refused(tmp_path):
+    path = write(tmp_path, "openai/x: {input_per_mtok: 1, output_per_mtok: 2, batch_discount: 1}")
+    with pytest.raises(JudgeError, match="batch_discount is the share taken off"):
+        load_prices(path)
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "extra.yaml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,488 @@
+"""Many reviewers on one server: N real sessions vote with think time for M minutes, optionally
+while a large import runs, against `review-app serve` in a subprocess.
+
+What: a workspace with one study of 2 x ITEMS pairs (finetuned vs base, finetuned vs frontier;
+3 reviews per pair) and one reviewer link per session.
+
+How:
+- Each session is a websocket client of the real Streamlit server speaking its protocol
+  (`streamlit.proto` BackMsg / ForwardMsg), as the browser does: it opens the personal link,
+  waits for the page to finish drawing, then repeatedly thinks (uniformly 0.5-1.5 x --think
+  seconds, seeded) and clicks a vote button (a rerun carrying the button's trigger).
+- Latency is measured at the server boundary: from sending the click to receiving the end of
+  the script run that draws the next pair (`script_finished`). A vote counts as saved when that
+  page says "Saved"; anything else (a "Not saved" notice, an exception on the page, no answer
+  within 60 s, a closed connection) is an error.
+- The server's resident memory and open files (/proc/<pid>) are sampled every 2 s.
+  `rss_start_mb` is the first sample after the warm-up (--warmup, default: a fifth of the run,
+  at most 60 s), `rss_end_mb` the last one. Open files move with the page runs in progress
+  (each holds a few for a moment), so `fds_start` / `fds_end` are the fewest open files over
+  the first and the last fifth of the time after the warm-up: what stays open.
+- `--import-rows N` writes an outputs file of N rows (about 300 bytes each) before the run and
+  imports it with `review-app import outputs` in a second process once --import-at of the run
+  has passed; `max_vote_wait_during_import_ms` is the slowest vote sent while it ran.
+- `server_cpu_ms_per_vote`: the server process's CPU time over the run divided by the votes,
+  a figure that depends far less on what else the machine is doing than the latencies do.
+- Afterwards the votes are read back from the workspace: `lost` = votes a session saw saved
+  that are not there, `duplicated` = extra vote rows (a reviewer twice on a pair, or more votes
+  than saved clicks) plus pairs holding more than their 3 reviews; `repeated_pairs` = a session
+  shown a pair it had already voted on.
+
+Usage: python bench/load_reviewers.py [--sessions N] [--minutes M] [--think S] [--items N]
+    [--import-rows N] [--import-at F] [--warmup S] [--seed N]
+It measures whichever `review_app` Python imports (run with PYTHONPATH=<a worktree>).
+The last line printed is one JSON object with the figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import html
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import websockets  # noqa: E402  (a dependency of streamlit)
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+from review_app.services import data, people, studies  # noqa: E402
+from review_app.settings import Settings  # noqa: E402
+from review_app.store import Store  # noqa: E402
+
+SYSTEMS = ("base", "finetuned", "frontier")
+K = 3
+CHOICES = ("vote-A", "vote-B", "vote-tie", "vote-both_bad")
+ANSWER_TIMEOUT = 60.0
+
+
+# ---- the workspace ----
+
+
+def build_workspace(db: Path, items: int, sessions: int, base_url: str) -> list[str]:
+    """A study over `items` items (two comparisons, K reviews per pair); returns one reviewer
+    token per session."""
+    source = db.parent / "outputs.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item_id", "prompt", "system", "output", "category"])
+        for i in range(items):
+            for system in SYSTEMS:
+                text = f"Reply {i} by {SYSTEMS.index(system)}: reset the hub, then pair it. " * 3
+                writer.writerow(
+                    [f"item-{i:06d}", f"Question {i}: the hub is offline.", system, text, "support"]
+                )
+    store = Store.open(db)
+    settings = Settings.from_env()
+    data.import_outputs(store, source, "load")
+    studies.create_study(
+        store, "load", "load", [("finetuned", "base"), ("finetuned", "frontier")], K
+    )
+    tokens = []
+    for n in range(sessions):
+        _, link = people.add_reviewer(store, settings, f"load-{n:03d}", "reviewer", "load")
+        tokens.append(link.split("token=")[1])
+    store.close()
+    source.unlink()
+    return tokens
+
+
+def write_import_file(path: Path, rows: int) -> None:
+    """`rows` output rows (two systems per item) for an eval set of its own."""
+    rng = random.Random(1)
+    words = "hub light app reset button firmware amber pulse wifi router scene schedule".split()
+    with path.open("w", encoding="utf-8") as handle:
+        for n in range(rows):
+            item = n // 2
+            row = {
+                "item_id": f"bulk-{item:07d}",
+                "prompt": f"Bulk question {item}: how do I reset the hub?",
+                "system": ("bulk-a", "bulk-b")[n % 2],
+                "output": " ".join(rng.choice(words) for _ in range(30)),
+                "category": "bulk",
+            }
+            handle.write(json.dumps(row) + "\n")
+
+
+def verify(db: Path, saved: dict[str, int]) -> dict:
+    """Votes read back from the workspace against what the sessions saw saved."""
+    store = Store.open(db)
+    study = store.require_study("load")
+    history = [v for v in store.vote_history(study["id"]) if v["source"] == "app"]
+    store.close()
+    per_reviewer = Counter(v["reviewer"] for v in history if v["winner"] is not None)
+    per_pair_reviewer = Counter(
+        (v["item_key"], v["system_x"], v["system_y"], v["reviewer"]) for v in history
+    )
+    per_pair = Counter((v["item_key"], v["system_x"], v["system_y"]) for v in history)
+    lost = sum(max(0, n - per_reviewer.get(name, 0)) for name, n in saved.items())
+    extra = sum(max(0, per_reviewer.get(name, 0) - n) for name, n in saved.items())
+    twice = sum(n - 1 for n in per_pair_reviewer.values() if n > 1)
+    over_k = sum(n - K for n in per_pair.values() if n > K)
+    return {"votes_in_db": len(history), "lost": lost, "duplicated": extra + twice + over_k}
+
+
+# ---- the server ----
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`review-app serve` in its own process group; `pid` is the Streamlit process itself."""
+
+    def __init__(self, db: Path, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, REVIEW_APP_DB=str(db), REVIEW_APP_BASE_URL=self.url)
+        command = [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve"]
+        self.process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise RuntimeError(f"the app did not start on {self.url}")
+        # `serve` runs Streamlit as its child; that child is the process to watch.
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        kids = children.read_text().split()
+        self.pid = int(kids[0]) if kids else self.process.pid
+
+    def sample(self) -> tuple[float, int]:
+        """(resident memory in MB, open files) of the server process."""
+        rss_kb = 0
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss_kb = int(line.split()[1])
+        return rss_kb / 1024, len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_files(self) -> dict[str, int]:
+        """The server's open files by kind: workspace files, sockets, pipes, others."""
+        kinds: Counter[str] = Counter()
+        for fd in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if ".db" in target:
+                kinds["workspace" + target.rsplit(".db", 1)[1]] += 1
+            else:
+                kinds[target.split(":", 1)[0] if ":" in target else "file"] += 1
+        return dict(sorted(kinds.items()))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+
+
+# ---- one session ----
+
+
+@dataclass
+class Page:
+    """What one script run drew: the vote buttons' widget ids, the pair, the notice."""
+
+    buttons: dict[str, str] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    exception: str | None = None
+
+    @property
+    def pair(self) -> str | None:
+        """A fingerprint of the pair on screen that does not depend on its left/right order."""
+        outputs = [t for t in self.texts if 'class="review-output' in t]
+        if len(outputs) < 3:
+            return None
+        prompt, *sides = outputs[:3]
+        return hashlib.sha1("\n".join([prompt, *sorted(sides)]).encode()).hexdigest()
+
+
+@dataclass
+class Vote:
+    sent: float  # seconds since the run started
+    ms: float
+    saved: bool
+
+
+class Session:
+    def __init__(self, name: str, token: str, ws_url: str, rng: random.Random):
+        self.name, self.token, self.ws_url, self.rng = name, token, ws_url, rng
+        self.page_hash = ""
+        self.votes: list[Vote] = []
+        self.errors: list[str] = []
+        self.seen: set[str] = set()
+        self.repeated = 0
+
+    async def run(self, start: float, stop_at: float, think: float) -> None:
+        try:
+            async with websockets.connect(
+                self.ws_url, subprotocols=["streamlit"], max_size=None, ping_interval=None
+            ) as ws:
+                page = await self._rerun(ws, None)
+                await asyncio.sleep(self.rng.uniform(0, think))
+                while time.monotonic() + 0.5 < stop_at:
+                    if page.pair is None or not page.buttons:
+                        self.errors.append(f"{self.name}: no pair on screen")
+                        return
+                    await asyncio.sleep(think * self.rng.uniform(0.5, 1.5))
+                    if time.monotonic() >= stop_at:
+                        return
+                    shown = page.pair
+                    button = page.buttons[self.rng.choice(CHOICES)]
+                    sent = time.monotonic()
+                    page = await self._rerun(ws, button)
+                    ms = (time.monotonic() - sent) * 1000
+                    saved = any(n.startswith("Saved") for n in page.notices)
+                    self.votes.append(Vote(sent - start, ms, saved))
+                    if saved:
+                        self.seen.add(shown)
+                    else:
+                        self.errors.append(
+                            f"{self.name}: {page.exception or ' / '.join(page.notices) or 'no notice'}"
+                        )
+                    if page.pair in self.seen:
+                        self.repeated += 1
+        except (OSError, TimeoutError, websockets.ConnectionClosed) as exc:
+            self.errors.append(f"{self.name}: {type(exc).__name__}: {exc}")
+
+    async def _rerun(self, ws, button_id: str | None) -> Page:
+        message = BackMsg()
+        state = message.rerun_script
+        state.query_string = f"token={self.token}"
+        state.page_script_hash = self.page_hash
+        if button_id:
+            widget = state.widget_states.widgets.add()
+            widget.id = button_id
+            widget.trigger_value = True
+        await ws.send(message.SerializeToString())
+        page = Page()
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            while True:
+                forward = ForwardMsg()
+                forward.ParseFromString(await ws.recv())
+                kind = forward.WhichOneof("type")
+                if kind == "navigation":
+                    self.page_hash = forward.navigation.page_script_hash
+                elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
+                    _read_element(forward.delta.new_element, page)
+                elif kind == "script_finished":
+                    if forward.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        continue
+                    return page
+
+
+def _read_element(element, page: Page) -> None:
+    kind = element.WhichOneof("type")
+    if kind == "button":
+        # Widget ids read "$$ID-<hash>-<key>"; the key is what the page named the button, with
+        # the pair's slot at its end ("vote-A-3"): buttons are known by the name before it.
+        key = element.button.id.split("-", 2)[-1]
+        name, _, slot = key.rpartition("-")
+        page.buttons[name if slot.isdigit() else key] = element.button.id
+    elif kind == "html":
+        page.texts.append(element.html.body)
+        # The review screen's one-line notice ("Saved: ...") is drawn as HTML.
+        notice = re.search(r'class="review-notice[^"]*"[^>]*>([^<]*)<', element.html.body)
+        if notice and notice.group(1).strip():
+            page.notices.append(html.unescape(notice.group(1).strip()))
+    elif kind == "alert":
+        page.notices.append(element.alert.body)
+    elif kind == "exception":
+        page.exception = f"{element.exception.type}: {element.exception.message}"
+
+
+# ---- the run ----
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def drive(args, server: Server, tokens: list[str], db: Path, import_file: Path | None):
+    ws_url = server.url.replace("http://", "ws://") + "/_stcore/stream"
+    sessions = [
+        Session(f"load-{n:03d}", token, ws_url, random.Random(args.seed * 1000 + n))
+        for n, token in enumerate(tokens)
+    ]
+    duration = args.minutes * 60
+    warmup = args.warmup if args.warmup is not None else min(60.0, duration / 5)
+    start = time.monotonic()
+    stop_at = start + duration
+    samples: list[tuple[float, float, int]] = [(0.0, *server.sample())]
+    cpu_start = server.cpu_seconds()
+    import_window: list[float] = []
+    import_result: dict = {}
+
+    async def sampler() -> None:
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(2)
+            samples.append((time.monotonic() - start, *server.sample()))
+
+    async def importer() -> None:
+        await asyncio.sleep(duration * args.import_at)
+        began = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "review_app.cli",
+            "--db",
+            str(db),
+            "import",
+            "outputs",
+            str(import_file),
+            "--eval-set",
+            "bulk",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        ended = time.monotonic()
+        import_window.extend([began - start, ended - start])
+        import_result.update(
+            status=process.returncode,
+            seconds=round(ended - began, 1),
+            output=(out or err).decode().strip().splitlines()[-1:],
+        )
+
+    tasks = [asyncio.create_task(s.run(start, stop_at, args.think)) for s in sessions]
+    helpers = [asyncio.create_task(sampler())]
+    if import_file is not None:
+        helpers.append(asyncio.create_task(importer()))
+    await asyncio.gather(*tasks)
+    await asyncio.gather(*helpers)
+    server_end = {"cpu_s": server.cpu_seconds() - cpu_start, "open_files": server.open_files()}
+    return sessions, samples, warmup, import_window, import_result, server_end
+
+
+def growth(start: float, end: float) -> float:
+    return round(100 * (end - start) / start, 1) if start else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--minutes", type=float, default=5)
+    parser.add_argument("--think", type=float, default=6, help="mean seconds between votes")
+    parser.add_argument("--items", type=int, default=20_000, help="items; pairs = 2 x items")
+    parser.add_argument("--import-rows", type=int, default=0)
+    parser.add_argument("--import-at", type=float, default=0.3, help="fraction of the run")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "load.db"
+        port = free_port()
+        setup_started = time.monotonic()
+        tokens = build_workspace(db, args.items, args.sessions, f"http://127.0.0.1:{port}")
+        import_file = None
+        if args.import_rows:
+            import_file = Path(tmp) / "bulk.jsonl"
+            write_import_file(import_file, args.import_rows)
+        setup_s = time.monotonic() - setup_started
+        server = Server(db, port)
+        try:
+            sessions, samples, warmup, window, imported, server_end = asyncio.run(
+                drive(args, server, tokens, db, import_file)
+            )
+        finally:
+            server.stop()
+        saved = {s.name: sum(v.saved for v in s.votes) for s in sessions}
+        checked = verify(db, saved)
+
+    votes = [v for s in sessions for v in s.votes]
+    ms = [v.ms for v in votes]
+    during = [v.ms for v in votes if window and window[0] <= v.sent <= window[1]]
+    after_warmup = [s for s in samples if s[0] >= warmup] or samples[-1:]
+    fifth = max(1, len(after_warmup) // 5)
+    fds_start = min(s[2] for s in after_warmup[:fifth])
+    fds_end = min(s[2] for s in after_warmup[-fifth:])
+    errors = [e for s in sessions for e in s.errors]
+    for line in errors[:20]:
+        print("error:", line)
+    print(
+        json.dumps(
+            {
+                "sessions": args.sessions,
+                "minutes": args.minutes,
+                "think_s": args.think,
+                "pairs": 2 * args.items,
+                "votes": sum(saved.values()),
+                "votes_in_db": checked["votes_in_db"],
+                "lost": checked["lost"],
+                "duplicated": checked["duplicated"],
+                "errors": len(errors),
+                "repeated_pairs": sum(s.repeated for s in sessions),
+                "p50_ms": round(percentile(ms, 50), 1),
+                "p95_ms": round(percentile(ms, 95), 1),
+                "p99_ms": round(percentile(ms, 99), 1),
+                "max_ms": round(max(ms, default=0), 1),
+                "mean_ms": round(statistics.fmean(ms), 1) if ms else 0,
+                "warmup_s": warmup,
+                "rss_boot_mb": round(samples[0][1], 1),
+                "rss_start_mb": round(after_warmup[0][1], 1),
+                "rss_end_mb": round(samples[-1][1], 1),
+                "rss_max_mb": round(max(s[1] for s in samples), 1),
+                "fds_boot": samples[0][2],
+                "fds_start": fds_start,
+                "fds_end": fds_end,
+                "fds_max": max(s[2] for s in samples),
+                "rss_growth_pct": growth(after_warmup[0][1], samples[-1][1]),
+                "fds_growth_pct": growth(fds_start, fds_end),
+                "fds_by_kind_end": server_end["open_files"],
+                "server_cpu_ms_per_vote": round(server_end["cpu_s"] * 1000 / max(1, len(votes)), 1),
+                "import_rows": args.import_rows,
+                "import": imported or None,
+                "import_window_s": [round(t, 1) for t in window] or None,
+                "votes_during_import": len(during),
+                "max_vote_wait_during_import_ms": round(max(during, default=0), 1),
+                "p95_during_import_ms": round(percentile(during, 95), 1),
+                "setup_s": round(setup_s, 1),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Studies (admin): create a study over an uploaded eval set, and write or replace the reviewer
+guidelines of a study (versioned by content hash; every vote records the version in force)."""
+
+import pandas as pd
+import streamlit as st
+
+from review_app import ui
+from review_app.errors import ReviewAppError
+from review_app.safe_markdown import render_markdown
+from review_app.services import studies, workspace
+
+store = ui.get_store()
+user = ui.current_user(store)
+ui.require_role(user, "admin")
+
+st.title("Studies")
+summary = workspace.workspace_summary(store)
+if summary["studies"]:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "study": s["name"],
+                    "eval set": s["eval_set"],
+                    "comparisons": ", ".join(s["comparisons"]),
+                    "reviews per pair": s["reviews_per_pair"],
+                    "pairs": s["pairs"],
+                    "votes": s["votes"],
+                }
+                for s in summary["studies"]
+            ]
+        ),
+        hide_index=True,
+    )
+
+st.subheader("Create a study")
+eval_sets = [e["name"] for e in summary["eval_sets"]]
+if not eval_sets:
+    st.info("Upload model outputs first (Upload data): a study compares outputs of an eval set.")
+else:
+    with st.container(border=True):
+        name = st.text_input("Name", key="study_new_name", placeholder="e.g. release-2")
+        eval_set = st.selectbox("Eval set", eval_sets, key="study_new_eval_set")
+        systems = summary["systems"]
+        left, right = st.columns(2)
+        candidate = left.selectbox(
+            "Candidate (the system the study decides on)", systems, key="study_new_candidate"
+        )
+        others = right.multiselect(
+            "Compared with",
+            [s for s in systems if s != candidate],
+            key="study_new_others",
+        )
+        left, mid, right = st.columns(3)
+        k = left.number_input(
+            "Reviews per pair", min_value=1, max_value=20, value=3, key="study_new_k"
+        )
+        criteria = mid.text_input(
+            "Criteria rated 1-5 (optional)", key="study_new_criteria", placeholder="accuracy, tone"
+        )
+        show_reference = right.checkbox("Show reviewers the reference", key="study_new_reference")
+        guidelines = st.text_area(
+            "Guidelines for reviewers (Markdown, optional)",
+            key="study_new_guidelines",
+            height=160,
+            placeholder="# How to judge\n\n- Correct beats polished.\n- ...",
+        )
+        if st.button("Create study", type="primary", key="study_create"):
+            if not others:
+                st.error("Not created: choose at least one system to compare the candidate with.")
+                st.stop()
+            try:
+                created = studies.create_study(
+                    store,
+                    name.strip(),
+                    eval_set,
+                    [(candidate, other) for other in others],
+                    reviews_per_pair=int(k),
+                    show_reference=show_reference,
+                    criteria=[c.strip() for c in criteria.split(",") if c.strip()],
+                    guidelines=guidelines if guidelines.strip() else None,
+                    by=user["name"],
+                )
+            except ReviewAppError as exc:
+                st.error(f"Not created: {ui.plain(exc)}")
+            else:
+                st.success(
+                    f"Study {ui.plain(created.name)}: {created.pairs_added} pairs over "
+                    f"{ui.plain(created.eval_set)}; "
+                    "add reviewers on the Reviewers screen."
+                )
+
+st.subheader("Guidelines")
+study = ui.study_picker(store)
+if study is None:
+    st.stop()
+current = studies.study_guidelines(store, study["name"])
+if current:
+    st.caption(
+        f"In force: version `{current['content_hash']}`, set by {ui.plain(current['set_by'] or '-')} "
+        f"at {current['created_at']}. Reviewers see them above each pair."
+    )
+    with st.expander("As reviewers see them"):
+        st.html(f"<div>{render_markdown(current['body'])}</div>")
+else:
+    st.caption("No guidelines yet: reviewers judge without written rules.")
+history = studies.guidelines_history(store, study["name"])
+if len(history) > 1:
+    st.dataframe(
+        pd.DataFrame(history).rename(columns={"n_votes": "votes cast under it"}), hide_index=True
+    )
+version = current["content_hash"] if current else "none"
+text = st.text_area(
+    "Markdown",
+    value=current["body"] if current else "",
+    height=260,
+    key=f"guidelines_text_{study['id']}_{version}",
+)
+upload = st.file_uploader(
+    "Or upload a .md file", type=["md", "markdown", "txt"], key="guidelines_file"
+)
+if st.button("Put these guidelines in force", type="primary", key="guidelines_save"):
+    body = upload.getvalue().decode("utf-8-sig", errors="replace") if upload else text
+    try:
+        digest, changed = studies.set_guidelines(store, study["name"], body, user["name"])
+    except ReviewAppError as exc:
+        st.error(f"Not changed: {ui.plain(exc)}")
+    else:
+        if changed:
+            st.success(f"Guidelines `{digest}` in force; new votes record this version.")
+        else:
+            st.info("These guidelines were already in force; nothing changed.")

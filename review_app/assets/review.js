@@ -1,0 +1,107 @@
+// The review screen's keyboard and scrolling (app_pages/review.py calls reviewScreen(pair) on
+// every run; `pair` changes with every new pair). Listeners are installed once per tab.
+window.reviewScreen = function (pair) {
+  const w = window;
+  const VOTE_BUTTONS = '[class*="st-key-vote-"] button, [class*="st-key-skip-"] button';
+  const RATINGS = '[class*="st-key-score-"]';
+  // A click this soon after a new pair appears was aimed at the previous one.
+  const SETTLE_MS = 600;
+
+  function scrollToTop() {
+    const boxes = [document.scrollingElement, ...document.querySelectorAll(
+      '[data-testid="stMain"], [data-testid="stAppViewContainer"], .review-output')];
+    for (const box of boxes) {
+      if (box) box.scrollTop = 0;
+    }
+  }
+
+  function isTextBox(el) {
+    if (!el || !el.tagName) return false;
+    if (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
+    return el.tagName === "INPUT" && !["checkbox", "radio", "button"].includes(el.type);
+  }
+
+  function ratingGroups() {
+    return [...document.querySelectorAll(RATINGS)].filter((g) => g.querySelector("button"));
+  }
+
+  function selected(group) {
+    return [...group.querySelectorAll("button")].find(
+      (b) => b.getAttribute("aria-checked") === "true" || b.getAttribute("aria-pressed") === "true"
+        || (b.getAttribute("data-testid") || "").endsWith("Active"));
+  }
+
+  function rate(digit) {
+    const group = ratingGroups().find((g) => !selected(g));
+    if (!group) return false;
+    const option = [...group.querySelectorAll("button")].find(
+      (b) => b.innerText.trim().split(" ").pop() === digit);
+    if (!option) return false;
+    option.click();
+    return true;
+  }
+
+  function unrateLast() {
+    const rated = ratingGroups().filter((g) => selected(g));
+    if (!rated.length) return false;
+    selected(rated[rated.length - 1]).click();
+    return true;
+  }
+
+  function keepRatingsOutOfTabOrder() {
+    // Digits rate; Tab goes from the responses straight to the vote buttons.
+    for (const b of document.querySelectorAll(RATINGS + " button")) {
+      if (b.getAttribute("tabindex") !== "-1") b.setAttribute("tabindex", "-1");
+    }
+  }
+
+  if (!w.__reviewListeners) {
+    w.__reviewListeners = true;
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest && event.target.closest(VOTE_BUTTONS);
+      if (button && performance.now() - (w.__reviewShownAt || 0) < SETTLE_MS) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    }, true);
+    document.addEventListener("click", () => {
+      // A ticked box keeps the focus, and shortcuts ignore key presses inside inputs.
+      setTimeout(() => {
+        const active = document.activeElement;
+        if (active && active.tagName === "INPUT" && ["checkbox", "radio"].includes(active.type)) {
+          active.blur();
+        }
+      }, 0);
+    }, true);
+    document.addEventListener("keydown", (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const target = event.target;
+      if (isTextBox(target)) {
+        if (event.key === "Escape") {
+          target.blur();
+          event.preventDefault();
+        }
+        return;
+      }
+      let handled = false;
+      if (/^[1-5]$/.test(event.key)) handled = rate(event.key);
+      else if (event.key === "Backspace") handled = unrateLast();
+      if (handled) event.preventDefault();
+    }, true);
+    new MutationObserver(keepRatingsOutOfTabOrder).observe(document.body, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ["tabindex"],
+    });
+  }
+  // This script may run after the ratings are drawn, when no further change would call the
+  // observer.
+  keepRatingsOutOfTabOrder();
+
+  if (w.__reviewPair !== pair) {
+    // The first pair of a page load follows no click, so there is nothing to hold back.
+    w.__reviewShownAt = w.__reviewPair === undefined ? 0 : performance.now();
+    w.__reviewPair = pair;
+    scrollToTop();
+    // The new pair's boxes arrive after this script: reset them too once they are drawn.
+    for (const delay of [50, 200]) setTimeout(scrollToTop, delay);
+  }
+};

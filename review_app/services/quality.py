@@ -1,0 +1,182 @@
+"""Reviewer quality for admins: per-reviewer records and the human ceiling with and without each
+reviewer, excluding a reviewer from a study's statistics (a recorded, reversible decision) and
+the comparisons with a known answer that measure reviewers' accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from review_app import quality
+from review_app.errors import Conflict, InputError, NotFound
+from review_app.services.studies import parse_comparison
+from review_app.settings import Settings
+from review_app.stats import Estimate
+from review_app.store import Store
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """A study's reviewers: each one's record, the human ceiling (agreement without ties, point
+    estimate) with the current exclusions and without each reviewer in turn, and every
+    exclusion decision so far."""
+
+    study: str
+    reviewers: list[quality.ReviewerQuality]
+    ceiling: Estimate
+    ceiling_without: dict[str, Estimate]
+    history: list[dict]
+
+    def document(self) -> dict:
+        """The JSON `review-app reviewers stats --json` prints."""
+        return {
+            "study": self.study,
+            "ceiling": self.ceiling.to_json(with_ci=False),
+            "reviewers": [
+                r.to_json() | {"ceiling_without": self.ceiling_without[r.reviewer].to_json(False)}
+                for r in self.reviewers
+            ],
+            "exclusions": self.history,
+        }
+
+
+def reviewer_report(store: Store, study: str, settings: Settings) -> QualityReport:
+    """Every reviewer of the study with their record and flags."""
+    study_row = store.require_study(study)
+    study_id = study_row["id"]
+    votes = store.votes_frame(study_id, texts=True, with_excluded=True)
+    pairs = store.pairs_frame(study_id, texts=False)
+    history = store.exclusion_history(study_id)
+    excluded = _currently_excluded(history)
+    records = quality.reviewer_quality(
+        votes,
+        pairs,
+        known_outcomes(store, study_id),
+        excluded,
+        seed=settings.seed,
+        n_boot=settings.bootstrap_resamples,
+    )
+    counted = votes[~votes["reviewer"].isin(excluded)]
+    ceiling_without = {
+        r.reviewer: quality.human_agreement_without_ties(counted[counted["reviewer"] != r.reviewer])
+        for r in records
+    }
+    return QualityReport(
+        study=study,
+        reviewers=records,
+        ceiling=quality.human_agreement_without_ties(counted),
+        ceiling_without=ceiling_without,
+        history=[
+            {k: h[k] for k in ("reviewer", "excluded", "reason", "decided_by", "created_at")}
+            | {"excluded": bool(h["excluded"])}
+            for h in history
+        ],
+    )
+
+
+def _currently_excluded(history: list[dict]) -> set[str]:
+    state: dict[str, bool] = {}
+    for decision in history:
+        state[decision["reviewer"]] = bool(decision["excluded"])
+    return {name for name, excluded in state.items() if excluded}
+
+
+def current_exclusions(store: Store, study_id: int) -> list[dict]:
+    """The reviewers excluded from the study now, each with the decision that excluded them
+    (reviewer, reason, decided_by, created_at) and the votes it leaves out."""
+    latest: dict[str, dict] = {}
+    for decision in store.exclusion_history(study_id):
+        latest[decision["reviewer"]] = decision
+    votes = store.votes_frame(study_id, texts=False, with_excluded=True)
+    per_reviewer = votes["reviewer"].value_counts()
+    return [
+        {
+            "reviewer": name,
+            "reason": d["reason"],
+            "decided_by": d["decided_by"],
+            "created_at": d["created_at"],
+            "n_votes": int(per_reviewer.get(name, 0)),
+        }
+        for name, d in sorted(latest.items())
+        if d["excluded"]
+    ]
+
+
+def exclude_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:
+    """Leave a reviewer's votes out of every statistic of the study (calibration, gate, report)
+    from now on; recorded with who, when and why, and reversible with `include_reviewer`."""
+    _decide(store, study, reviewer, True, reason, by)
+
+
+def include_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:
+    """Count an excluded reviewer's votes again (recorded like the exclusion)."""
+    _decide(store, study, reviewer, False, reason, by)
+
+
+def _decide(store: Store, study: str, reviewer: str, exclude: bool, reason: str, by: str) -> None:
+    reason, by = reason.strip(), by.strip()
+    if not reason:
+        raise InputError(f"say why {reviewer} is {'excluded' if exclude else 'included again'}")
+    if not by:
+        raise InputError("say who decides (it is recorded with the reason)")
+    with store.transaction():
+        study_row = store.require_study(study)
+        row = store.reviewer(reviewer)
+        if row is None:
+            raise NotFound(f"no reviewer named {reviewer!r}")
+        excluded = row["id"] in store.excluded_reviewer_ids(study_row["id"])
+        if excluded == exclude:
+            state = "already excluded from" if exclude else "not excluded from"
+            raise Conflict(f"{reviewer} is {state} study {study!r}")
+        store.insert_exclusion(study_row["id"], row["id"], exclude, reason, by)
+
+
+# ---- known answers ----
+
+ANSWER_WORDS = ("tie", "both_bad")
+
+
+def known_outcomes(store: Store, study_id: int) -> dict[int, str]:
+    """Pair id -> the known outcome in the pair's canonical terms ('x', 'y', 'tie', 'both_bad')."""
+    out = {}
+    for row in store.known_answers(study_id):
+        answer = row["answer"]
+        out[row["pair_id"]] = {row["system_x"]: "x", row["system_y"]: "y"}.get(answer, answer)
+    return out
+
+
+def known_answers(store: Store, study: str) -> list[dict]:
+    """The study's known-answer comparisons (item_key, system_x, system_y, answer, set_by,
+    created_at), by item."""
+    return store.known_answers(store.require_study(study)["id"])
+
+
+def _pair_of(store: Store, study_row: dict, item: str, compare: str) -> tuple[int, str, str]:
+    a, b = parse_comparison(compare)
+    x, y = sorted((a, b))
+    pair_id = store.pair_index(study_row["id"]).get((item, x, y))
+    if pair_id is None:
+        raise NotFound(f"study {study_row['name']!r} has no comparison {a}:{b} on item {item!r}")
+    return pair_id, a, b
+
+
+def set_known_answer(
+    store: Store, study: str, item: str, compare: str, answer: str, by: str
+) -> None:
+    """Mark a comparison (item, SYSTEM:SYSTEM) with its known correct answer: one of the two
+    systems, `tie` or `both_bad`. Reviewers meet it blind in their queues like any other pair;
+    their votes on it measure their accuracy."""
+    with store.transaction():
+        study_row = store.require_study(study)
+        pair_id, a, b = _pair_of(store, study_row, item, compare)
+        if answer not in (a, b, *ANSWER_WORDS):
+            raise InputError(f"answer {answer!r}: expected {a}, {b}, tie or both_bad")
+        store.set_known_answer(study_row["id"], pair_id, answer, by)
+
+
+def remove_known_answer(store: Store, study: str, item: str, compare: str) -> None:
+    with store.transaction():
+        study_row = store.require_study(study)
+        pair_id, _, _ = _pair_of(store, study_row, item, compare)
+        if pair_id not in known_outcomes(store, study_row["id"]):
+            raise NotFound(f"item {item!r} ({compare}) has no known answer")
+        store.clear_known_answer(pair_id)

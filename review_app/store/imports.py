@@ -1,0 +1,120 @@
+"""Imports in flight: the journal that lets a large import reach the workspace in short
+transactions. A job holds locks on what it imports into, its checked rows staged in batches,
+and a heartbeat; it is deleted, with everything it staged, once it is done or given up."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+
+from review_app.store.base import StoreBase, now_iso
+
+
+def import_lock(kind: str, name: str) -> str:
+    """The lock an import holds on what it writes into: kind "eval_set" or "study"."""
+    return f"{kind}:{name}"
+
+
+def locked_what(lock: str) -> str:
+    """A lock in words: "eval set 'x'", "study 'y'"."""
+    kind, name = lock.split(":", 1)
+    return f"{kind.replace('_', ' ')} {name!r}"
+
+
+class ImportQueries(StoreBase):
+    def insert_import_job(
+        self, kind: str, file: str, target: str, options: dict, pid: int, host: str
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO import_jobs (kind, file, target, options, state, pid, host, started_at, "
+            "heartbeat_at) VALUES (?, ?, ?, ?, 'staging', ?, ?, ?, ?)",
+            [kind, file, target, json.dumps(options), pid, host, now_iso(), time.time()],
+        )
+        return cursor.lastrowid
+
+    def import_job(self, job_id: int) -> dict | None:
+        row = self._one("SELECT * FROM import_jobs WHERE id = ?", [job_id])
+        return _decoded(row) if row else None
+
+    def import_jobs(self) -> list[dict]:
+        """Every import in flight, oldest first."""
+        return [_decoded(row) for row in self._rows("SELECT * FROM import_jobs ORDER BY id")]
+
+    def import_lock_holder(self, names: Iterable[str]) -> dict | None:
+        """The job in flight that holds one of the lock `names`, if any."""
+        names = list(names)
+        if not names:
+            return None
+        marks = ",".join("?" * len(names))
+        row = self._one(
+            "SELECT j.*, l.name AS lock_name FROM import_locks l "
+            f"JOIN import_jobs j ON j.id = l.job_id WHERE l.name IN ({marks}) ORDER BY j.id",
+            names,
+        )
+        return _decoded(row) if row else None
+
+    def insert_import_locks(self, job_id: int, names: Iterable[str]) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO import_locks (name, job_id) VALUES (?, ?)",
+            [(name, job_id) for name in names],
+        )
+
+    def stage_import_batch(self, job_id: int, seq: int, payload: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO import_batches (job_id, seq, payload) VALUES (?, ?, ?)",
+            [job_id, seq, payload],
+        )
+        self.touch_import_job(job_id)
+
+    def next_import_batch(self, job_id: int) -> tuple[int, bytes] | None:
+        """The lowest-numbered batch the job has not published yet."""
+        row = self._one(
+            "SELECT seq, payload FROM import_batches WHERE job_id = ? ORDER BY seq LIMIT 1",
+            [job_id],
+        )
+        return (row["seq"], row["payload"]) if row else None
+
+    def delete_import_batch(self, job_id: int, seq: int) -> None:
+        self.db.execute("DELETE FROM import_batches WHERE job_id = ? AND seq = ?", [job_id, seq])
+        self.touch_import_job(job_id)
+
+    def delete_import_batches(self, job_id: int, limit: int) -> int:
+        """Delete up to `limit` of the job's batches; returns how many were deleted."""
+        cursor = self.db.execute(
+            "DELETE FROM import_batches WHERE rowid IN "
+            "(SELECT rowid FROM import_batches WHERE job_id = ? LIMIT ?)",
+            [job_id, limit],
+        )
+        return cursor.rowcount
+
+    def set_import_state(self, job_id: int, state: str) -> None:
+        self.db.execute(
+            "UPDATE import_jobs SET state = ?, heartbeat_at = ? WHERE id = ?",
+            [state, time.time(), job_id],
+        )
+
+    def touch_import_job(self, job_id: int, heartbeat: float | None = None) -> None:
+        self.db.execute(
+            "UPDATE import_jobs SET heartbeat_at = ? WHERE id = ?",
+            [time.time() if heartbeat is None else heartbeat, job_id],
+        )
+
+    def take_over_import_job(self, job: dict, pid: int, host: str) -> bool:
+        """Make this process the job's owner, unless another process did so first (the job's
+        owner and heartbeat must still be those of `job`)."""
+        cursor = self.db.execute(
+            "UPDATE import_jobs SET pid = ?, host = ?, heartbeat_at = ? "
+            "WHERE id = ? AND pid = ? AND host = ? AND heartbeat_at = ?",
+            [pid, host, time.time(), job["id"], job["pid"], job["host"], job["heartbeat_at"]],
+        )
+        return cursor.rowcount == 1
+
+    def delete_import_job(self, job_id: int) -> None:
+        """Forget a job whose batches are gone, releasing its locks."""
+        self.db.execute("DELETE FROM import_locks WHERE job_id = ?", [job_id])
+        self.db.execute("DELETE FROM import_jobs WHERE id = ?", [job_id])
+
+
+def _decoded(row: dict) -> dict:
+    return row | {"options": json.loads(row["options"])}

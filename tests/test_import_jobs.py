@@ -1,0 +1,216 @@
+"""Imports that never stall reviewers: rows are checked and staged out of sight, then published in
+short transactions. A failed or interrupted check leaves nothing behind; an import interrupted
+after every row passed is finished by the next one; other imports and study creation wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from review_app import importers
+from review_app.errors import Conflict
+from review_app.services import data, review, studies
+from review_app.store import Store, import_lock
+from tests.review_fixtures import add_reviewer, make_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_outputs(path: Path, rows: int, eval_prefix: str = "bulk") -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for n in range(rows):
+            row = {
+                "item_id": f"{eval_prefix}-{n // 2:06d}",
+                "prompt": f"Bulk question {n // 2}: how do I reset the hub?",
+                "system": ("bulk-a", "bulk-b")[n % 2],
+                "output": f"Answer {n}: hold the button for ten seconds, then wait. " * 4,
+            }
+            handle.write(json.dumps(row) + "\n")
+    return path
+
+
+def cli_import(db: Path, source: Path, eval_set: str = "bulk") -> subprocess.Popen:
+    """`review-app import outputs` in a process of its own, as a user would run it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "review_app.cli", "--db", str(db), "import", "outputs"]
+        + [str(source), "--eval-set", eval_set],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def kill_when(db: Path, process: subprocess.Popen, state: str, min_batches: int = 1) -> None:
+    """SIGKILL `process` once its import is in `state` with at least `min_batches` staged."""
+    watcher = sqlite3.connect(db, timeout=5)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the import ended before it could be interrupted"
+            try:
+                row = watcher.execute(
+                    "SELECT j.state, (SELECT count(*) FROM import_batches b WHERE b.job_id = j.id)"
+                    " FROM import_jobs j"
+                ).fetchone()
+            except sqlite3.OperationalError:  # the workspace is still being created
+                row = None
+            if row and row[0] == state and row[1] >= min_batches:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                return
+            time.sleep(0.002)
+        raise AssertionError(f"the import never reached {state!r}")
+    finally:
+        watcher.close()
+
+
+def test_reviewers_vote_without_waiting_while_a_large_import_runs(
+    store, settings, tmp_path, isolated_workspace
+):
+    study = make_study(store, tmp_path, n_items=300, reviews_per_pair=3)
+    names = [f"r{n}" for n in range(4)]
+    for name in names:
+        add_reviewer(store, settings, name)
+    ids = [store.reviewer(name)["id"] for name in names]
+    source = write_outputs(tmp_path / "bulk.jsonl", 40_000)
+    process = cli_import(isolated_workspace, source)
+    waits = []
+    while process.poll() is None:
+        reviewer_id = ids[len(waits) % len(ids)]
+        started = time.monotonic()
+        task = review.next_pair(store, settings, reviewer_id, study["id"])
+        review.record_vote(store, settings, reviewer_id, task.assignment_id, "A")
+        waits.append(time.monotonic() - started)
+        time.sleep(0.02)
+    out, err = process.communicate()
+    assert process.returncode == 0, err
+    assert "40000 outputs added" in out
+    assert len(waits) >= 10  # the votes really overlapped the import
+    assert max(waits) < 1.0, f"a vote waited {max(waits):.2f} s behind the import"
+    assert store.table_counts()["import_jobs"] == 0
+
+
+def test_an_import_killed_while_checking_leaves_nothing_behind(store, tmp_path, isolated_workspace):
+    make_study(store, tmp_path)
+    before = store.table_counts()
+    process = cli_import(isolated_workspace, write_outputs(tmp_path / "bulk.jsonl", 30_000))
+    kill_when(isolated_workspace, process, "staging", min_batches=2)
+    assert store.table_counts()["import_batches"] >= 2  # staged, but out of sight
+    assert store.eval_set("bulk") is None
+    lines = data.recover_imports(store)
+    assert len(lines) == 1 and lines[0].startswith("discarded the unfinished import")
+    assert store.table_counts() == before
+
+
+def test_an_import_killed_while_publishing_is_finished_by_the_next_one(
+    store, tmp_path, isolated_workspace
+):
+    source = write_outputs(tmp_path / "bulk.jsonl", 30_000)
+    process = cli_import(isolated_workspace, source)
+    kill_when(isolated_workspace, process, "publishing")
+    again = cli_import(isolated_workspace, source)
+    out, err = again.communicate()
+    assert again.returncode == 0, err
+    assert out.splitlines()[0] == f"finished the interrupted import of {source} into bulk"
+    assert out.splitlines()[1].endswith("nothing new; 30000 unchanged")
+    counts = store.table_counts()
+    assert counts["outputs"] == 30_000 and counts["items"] == 15_000
+    assert counts["import_jobs"] == counts["import_batches"] == counts["import_locks"] == 0
+
+
+def test_an_error_while_publishing_is_finished_by_the_next_import(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(importers, "BATCH_ROWS", 100)
+    source = write_outputs(tmp_path / "bulk.jsonl", 1_000)
+    written = []
+    real_publish = importers.publish_outputs
+
+    def failing_publish(store, eval_set, changes):
+        if len(written) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        written.append(len(changes))
+        real_publish(store, eval_set, changes)
+
+    monkeypatch.setattr(importers, "publish_outputs", failing_publish)
+    with pytest.raises(Conflict, match="the next import or server start finishes it"):
+        data.import_outputs(store, source, "bulk")
+    assert 0 < store.table_counts()["outputs"] < 1_000
+    monkeypatch.setattr(importers, "publish_outputs", real_publish)
+    summary = data.import_outputs(store, source, "bulk")  # finishes the first, then a no-op
+    assert summary.added == {} and summary.unchanged == 1_000
+    assert store.table_counts()["outputs"] == 1_000
+
+
+def test_votes_in_many_batches_create_the_study_pairs_and_reviewers_once(
+    store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(importers, "BATCH_ROWS", 3)
+    make_study(store, tmp_path, n_items=6)
+    lines = ["item_id,system_a,system_b,reviewer,winner"]
+    for i in range(6):
+        for reviewer in ("ann", "bob"):
+            lines.append(f"q{i:04d},zq-sentinel-alpha-4f1c,zq-sentinel-bravo-9b7e,{reviewer},tie")
+    source = tmp_path / "votes.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = data.import_votes(store, source, "imported", eval_set="es")
+    assert summary.added == {"votes added": 12}
+    study = store.require_study("imported")
+    assert len(store.pairs_frame(study["id"])) == 6
+    assert len(store.comparisons(study["id"])) == 1
+    assert {r["name"] for r in store.reviewers()} >= {"ann", "bob"}
+    changed = source.read_text().replace("ann,tie", "ann,zq-sentinel-alpha-4f1c")
+    source.write_text(changed, encoding="utf-8")
+    assert data.import_votes(store, source, "imported").added == {"votes added": 6}
+    history = store.vote_history(study["id"])
+    superseded = {v["supersedes"] for v in history if v["supersedes"]}
+    assert len(history) == 18 and len(superseded) == 6  # each of ann's changed votes
+
+
+# ---- locks ----
+
+
+def hold_import(store: Store, *locks: str) -> int:
+    """An import in flight in this (live) process, holding `locks`."""
+    with store.transaction():
+        job_id = store.insert_import_job("outputs", "big.jsonl", "e", {}, os.getpid(), data.HOST)
+        store.insert_import_locks(job_id, locks)
+    return job_id
+
+
+def test_no_study_is_created_over_an_eval_set_being_imported(store, tmp_path):
+    make_study(store, tmp_path)
+    hold_import(store, import_lock("eval_set", "es"))
+    with pytest.raises(Conflict, match="big.jsonl is being imported into eval set 'es'"):
+        studies.create_study(store, "second", "es", [("zq-sentinel-alpha-4f1c", "base")])
+    assert store.study("second") is None
+
+
+def test_a_second_import_into_the_same_target_waits_for_the_first(store, tmp_path):
+    hold_import(store, import_lock("eval_set", "e"))
+    source = write_outputs(tmp_path / "more.jsonl", 10)
+    with pytest.raises(Conflict, match="is being imported into eval set 'e'.*once it has finished"):
+        data.import_outputs(store, source, "e")
+    assert data.import_outputs(store, source, "other").added == {
+        "items added": 5,
+        "outputs added": 10,
+    }
+
+
+def test_an_import_whose_process_died_no_longer_holds_its_lock(store, tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with store.transaction():
+        job_id = store.insert_import_job("outputs", "old.jsonl", "e", {}, gone.pid, data.HOST)
+        store.insert_import_locks(job_id, [import_lock("eval_set", "e")])
+        store.stage_import_batch(job_id, 1, b"[]")
+    source = write_outputs(tmp_path / "new.jsonl", 10)
+    assert data.import_outputs(store, source, "e").added == {"items added": 5, "outputs added": 10}
+    assert store.import_jobs() == []

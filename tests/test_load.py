@@ -1,0 +1,38 @@
+"""Ten reviewers voting through the real server for thirty seconds (`bench/load_reviewers.py`,
+real websocket sessions of the Streamlit protocol): no vote lost, duplicated or refused, and the
+server's open files do not grow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.load
+def test_ten_reviewers_for_thirty_seconds():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load_reviewers.py")]
+        + ["--sessions", "10", "--minutes", "0.5", "--think", "1.5", "--items", "2000"]
+        + ["--warmup", "10"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["errors"] == 0, result.stdout
+    assert figures["votes"] >= 40, figures
+    assert figures["lost"] == 0 and figures["duplicated"] == 0, figures
+    assert figures["votes_in_db"] == figures["votes"], figures
+    assert figures["repeated_pairs"] == 0, figures
+    # No growth after the warm-up; a page run that kept its own connection open would add two
+    # files per run (about 200 here).
+    assert figures["fds_end"] <= figures["fds_start"], figures
