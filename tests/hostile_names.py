@@ -70,6 +70,7 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         store, STUDY, signer, sample[0]["output_id"], False, hostile("mark"), settings
     )
     signoff.sign_off(store, STUDY, signer, "reject", hostile("signoff"), settings)
+    studies.set_guidelines(store, STUDY, "# House rules\n\n- Be fair.", ADMIN)
     rubric = (ROOT / "rubrics" / "general-pairwise.yaml").read_text()
     rubric = re.sub(r"(?m)^description: .*$", f"description: '{hostile('rubric')}'", rubric)
     (folder / "rubrics").mkdir()

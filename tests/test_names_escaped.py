@@ -78,6 +78,9 @@ SCREENS = [
     ("admin", "results.py"),
     ("admin", "gate.py"),
     ("admin", "judge_runs.py"),
+    ("admin", "data.py"),
+    ("admin", "studies.py"),
+    ("admin", "quality.py"),
     ("signer", "gate.py"),
 ]
 

@@ -16,7 +16,10 @@ from tests.browser.conftest import start_server, wait_idle
 pytestmark = pytest.mark.browser
 
 SCREENS = {
-    "admin": ("", "home", "judge", "calibration", "disagreements", "results", "gate"),
+    "admin": (
+        *("", "home", "data", "studies", "people", "quality", "judge", "calibration"),
+        *("disagreements", "results", "gate"),
+    ),
     "signer": ("gate", "results"),
 }
 
