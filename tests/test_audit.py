@@ -195,3 +195,9 @@ def test_a_shadow_study_locked_first_is_reported_as_a_look_at_the_outcomes(demo_
     assert "before the outcomes were visible" not in html
     # The shadow study itself saw nothing earlier.
     assert signoff.build_report(demo_store, "shadow", settings)["looks_before_lock"] == []
+
+
+def test_signing_does_not_change_the_report_it_signed(signed):
+    store, settings = signed
+    report = signoff.build_report(store, "demo", settings)
+    assert report["signoffs"][-1]["report_hash"] == report["report_hash"]

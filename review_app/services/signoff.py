@@ -283,8 +283,9 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             ],
         },
     }
-    # The study's latest governance entry: its hash pins every entry before it in the chain.
-    logged = store.audit_entries(study_row["id"])
+    # The study's latest governance entry, sign-offs aside (the report covers everything but
+    # its sign-offs, so signing must not change it): its hash pins every entry before it.
+    logged = [e for e in store.audit_entries(study_row["id"]) if e["action"] != "signed"]
     built["audit"] = {"head": logged[-1]["hash"] if logged else None, "entries": len(logged)}
     built["report_hash"] = report.report_hash(built)
     built["signature"] = audit.signature(settings, built["report_hash"])
