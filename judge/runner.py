@@ -358,7 +358,9 @@ async def run_judge(
             if on_progress:
                 on_progress(progress)
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, options.concurrency))]
+    # No more workers than calls: a huge concurrency must not mean a huge number of idle tasks.
+    n_workers = max(1, min(options.concurrency, len(calls)))
+    workers = [asyncio.create_task(worker()) for _ in range(n_workers)]
     try:
         await asyncio.gather(*workers)
     finally:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import IO, TypeVar
 
 from review_app import report, server
-from review_app.errors import Forbidden, NotFound, ReviewAppError
+from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
     audit,
     calibration,
@@ -27,6 +30,57 @@ from review_app.services import (
     workspace,
 )
 from review_app.settings import Settings, documented_settings
+
+T = TypeVar("T")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line too (exit status 2), like every other failure."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str) -> float:
+    """A finite number: nan and inf are no bar or effect anyone can mean."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    """A whole number that fits the workspace's integers (SQLite stores 64 bits)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is out of range")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {value}")
+    return value
+
+
+def _unencodable(args: argparse.Namespace) -> str | None:
+    """The first argument that is not valid text (undecodable bytes on the command line arrive
+    as lone surrogates, which the workspace cannot store), as the option's name."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name
+    return None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -177,21 +231,49 @@ def _import_verdicts(args, settings, store) -> None:
 def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
-    rows = data.export_rows(store, args.what, args.study)
+    columns = data.EXPORT_COLUMNS[args.what]
+
+    def write(handle) -> int:
+        return export_rows(
+            data.export_rows(store, args.what, args.study), args.format, handle, columns
+        )
+
     if args.output:
-        # Written beside the target and renamed into place, so a failed export never leaves a
-        # truncated file where a good one was.
-        target = Path(args.output)
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as handle:
-                n = export_rows(rows, args.format, handle, data.EXPORT_COLUMNS[args.what])
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
+        n = _write_output(args.output, settings, write)
         print(f"wrote {n} {args.what} to {args.output}", file=sys.stderr)
     else:
-        export_rows(rows, args.format, sys.stdout, data.EXPORT_COLUMNS[args.what])
+        write(sys.stdout)
+
+
+def _write_output(name: str, settings: Settings, write: Callable[[IO[str]], T]) -> T:
+    """Write the file named by --output through `write`, returning what it returns. Never the
+    workspace's own files; written beside the target and renamed into place, so a failure (or
+    Ctrl-C) leaves whatever was there before untouched."""
+    target = Path(name)
+    _refuse_workspace_files(target, settings)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            result = write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(target)
+    except OSError as exc:
+        raise InputError(f"--output {name}: cannot write it ({exc.strerror or exc})") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return result
+
+
+def _refuse_workspace_files(target: Path, settings: Settings) -> None:
+    db = Path(settings.db_path).resolve()
+    own = [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    resolved = target.resolve()
+    for path in own:
+        if resolved == path or (path.exists() and target.exists() and target.samefile(path)):
+            raise InputError(
+                f"--output {target} is the workspace database {path.name}; write to another file"
+            )
 
 
 # ---- studies ----
@@ -210,7 +292,7 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
         metavar="SYS:SYS",
         help="a comparison, e.g. finetuned:base (repeatable)",
     )
-    c.add_argument("--reviews-per-pair", type=int, default=3, metavar="K")
+    c.add_argument("--reviews-per-pair", type=_integer, default=3, metavar="K")
     c.add_argument("--show-reference", action="store_true", help="show reviewers the reference")
     c.add_argument(
         "--criteria",
@@ -452,11 +534,11 @@ def _known_list(args, settings, store) -> None:
 def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the web app")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=_port, default=8501)
     p.set_defaults(handler=_serve)
     d = sub.add_parser("demo", help="load the demo data, print links, and start the web app")
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=int, default=8501)
+    d.add_argument("--port", type=_port, default=8501)
     d.add_argument("--no-serve", action="store_true", help="only load the demo data")
     d.set_defaults(handler=_demo)
 
@@ -638,7 +720,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         help="metric parameter, e.g. system_a=finetuned (repeatable)",
     )
     a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
-    a.add_argument("--value", required=True, type=float)
+    a.add_argument("--value", required=True, type=_number)
     a.add_argument("--reason", default="", help="required once the thresholds are locked")
     a.set_defaults(handler=_thresholds_add)
     ls = actions.add_parser("list", help="list thresholds and the lock")
@@ -648,7 +730,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     lk.add_argument("--study", required=True)
     lk.set_defaults(handler=_thresholds_lock)
     rm = actions.add_parser("remove", help="remove a threshold by id")
-    rm.add_argument("id", type=int)
+    rm.add_argument("id", type=_integer)
     rm.add_argument("--study", required=True)
     rm.add_argument("--reason", default="")
     rm.set_defaults(handler=_thresholds_remove)
@@ -693,7 +775,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--study", required=True)
     pl.add_argument(
         "--effect",
-        type=float,
+        type=_number,
         default=None,
         help="expected distance from each bar in the passing direction (default: 0.1 for "
         "shares, 10 for points)",
@@ -706,8 +788,6 @@ def _params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            from review_app.errors import InputError
-
             raise InputError(f"--param {pair!r}: expected NAME=VALUE")
         params[name.strip()] = value.strip()
     return params
@@ -752,12 +832,14 @@ def _thresholds_remove(args, settings, store) -> None:
 
 
 def _report(args, settings, store) -> None:
-    text = report.render_report(signoff.build_report(store, args.study, settings), args.format)
+    def text() -> str:
+        return report.render_report(signoff.build_report(store, args.study, settings), args.format)
+
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        _write_output(args.output, settings, lambda handle: handle.write(text()))
         print(f"wrote the {args.format} report to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(text())
 
 
 def _signoff(args, settings, store) -> None:
@@ -819,15 +901,15 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         metavar="PROVIDER/MODEL",
         help="openai/MODEL, anthropic/MODEL, or baseline/longest|shortest|first|random",
     )
-    p.add_argument("--concurrency", type=int, default=8, metavar="N", help="calls in flight")
-    p.add_argument("--rpm", type=int, metavar="N", help="at most N requests per minute")
-    p.add_argument("--tpm", type=int, metavar="N", help="at most N tokens per minute")
+    p.add_argument("--concurrency", type=_integer, default=8, metavar="N", help="calls in flight")
+    p.add_argument("--rpm", type=_integer, metavar="N", help="at most N requests per minute")
+    p.add_argument("--tpm", type=_integer, metavar="N", help="at most N tokens per minute")
     p.add_argument(
         "--single-order",
         action="store_true",
         help="judge each pair once, in a seeded random order, instead of in both orders",
     )
-    p.add_argument("--seed", type=int, metavar="N", help="seed (default $REVIEW_APP_SEED)")
+    p.add_argument("--seed", type=_integer, metavar="N", help="seed (default $REVIEW_APP_SEED)")
     p.add_argument(
         "--dry-run", action="store_true", help="print the calls and estimated cost; send nothing"
     )
@@ -846,10 +928,12 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
     r.add_argument("--study", required=True)
-    r.add_argument("--failures", type=int, metavar="RUN_ID", help="show a run's unparsed answers")
+    r.add_argument(
+        "--failures", type=_integer, metavar="RUN_ID", help="show a run's unparsed answers"
+    )
     r.add_argument(
         "--cancel",
-        type=int,
+        type=_integer,
         metavar="RUN_ID",
         help="cancel a run's provider batches; answers they already hold are stored",
     )
@@ -997,7 +1081,7 @@ def _judge_runs(args, settings, store) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="review-app",
         description="Blind human review, LLM-judge calibration and the final human gate.",
     )
@@ -1022,6 +1106,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    unencodable = _unencodable(args)
+    if unencodable:
+        parser.error(f"argument {unencodable.replace('_', '-')}: not valid UTF-8 text")
     try:
         settings = _settings(args)
         if getattr(args, "needs_store", True) is False:
@@ -1039,6 +1126,15 @@ def main(argv: list[str] | None = None) -> int:
     except ReviewAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Transactions roll back when interrupted. An import commits only once every row has
+        # passed its checks, and a judge run commits each verdict as it lands.
+        print(
+            "error: interrupted; what was not yet committed was rolled back (an import whose "
+            "rows had all passed is finished by the next import or server start)",
+            file=sys.stderr,
+        )
+        return 130
     except BrokenPipeError:
         # The reader went away (`review-app export ... | head`): that is not an error. Point
         # stdout at /dev/null so the interpreter's final flush does not complain either.

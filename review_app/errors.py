@@ -8,6 +8,7 @@ pages show the message. Library errors are translated at the boundary with `rais
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
     │   └── Busy        the workspace stayed busy with other changes; nothing was saved
+    ├── UnusableWorkspace  the workspace file is not one this version can open (newer, not SQLite)
     └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
 """
 
@@ -48,6 +49,11 @@ class Conflict(ReviewAppError):
 class Busy(Conflict):
     """The workspace stayed busy with other changes for longer than the store waits; the change
     was not made and can simply be tried again."""
+
+
+class UnusableWorkspace(ReviewAppError):
+    """The workspace file cannot be opened by this version of the app: it was written by a newer
+    version, or it is not a workspace at all. It is left exactly as it was."""
 
 
 class JudgeUnavailable(ReviewAppError):

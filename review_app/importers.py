@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,11 @@ SPECIAL_WINNERS = ("tie", "both_bad")
 # for: a couple of megabytes keep it under a tenth of a second.
 BATCH_ROWS = 5000
 BATCH_CHARS = 2_000_000
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"):
+# CSV exports put a single quote before such text, and CSV imports take it off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Python's csv module refuses fields over 131,072 characters; an output or prompt can be longer.
+CSV_FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass
@@ -87,6 +93,7 @@ def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("rb") as handle:
         lines = (text for _, text in _decoded_lines(path, handle))
         reader = csv.reader(lines, strict=True)
@@ -109,7 +116,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                         None,
                         f"has {len(values)} fields but the header has {len(header)}",
                     )
-                yield line, dict(zip(header, values, strict=True))
+                yield line, dict(zip(header, map(csv_text, values), strict=True))
         except csv.Error as exc:
             raise InputError.at(str(path), reader.line_num, None, f"malformed CSV: {exc}") from None
 
@@ -131,14 +138,12 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not text.strip():
                 continue
             empty = False
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError.at(str(path), number, None, f"invalid JSON: {exc.msg}") from None
+            row = _json_value(path, number, text)
             if not isinstance(row, dict):
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
+            _check_json_row(RowReader(str(path), number, row), _SURROGATE_ESCAPE.search(text))
             yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
@@ -149,21 +154,74 @@ def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
-        data = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError.at(str(path), line, None, "is not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InputError.at(str(path), exc.lineno, None, f"invalid JSON: {exc.msg}") from None
+    data = _json_value(path, None, text)
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON array of objects, got {_kind(data)}")
     if not data:
         raise InputError(f"{path}: the file is an empty list")
+    escapes = _SURROGATE_ESCAPE.search(text)
     # JSON arrays carry no line numbers per element, so errors name the element ("row").
     for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise InputError(f"{path}: row {index}: expected a JSON object, got {_kind(row)}")
+        _check_json_row(RowReader(str(path), index, row, "row"), escapes)
         yield index, row
+
+
+# JSON values nested deeper than this are refused: no field of ours needs more, and a deeper value
+# could exhaust the stack of the JSON encoder when the row is stored.
+MAX_NESTING = 100
+# A \ud800-\udfff escape in JSON text; only such an escape can produce a lone surrogate (raw
+# UTF-8 is decoded strictly), so rows without one skip the slower check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _json_value(path: Path, line: int | None, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError.at(
+            str(path), line or exc.lineno, None, f"invalid JSON: {exc.msg}"
+        ) from None
+    except RecursionError:
+        raise InputError.at(str(path), line, None, "JSON nested too deeply") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise InputError.at(
+            str(path), line, None, "invalid JSON: a number has too many digits"
+        ) from None
+
+
+def _check_json_row(reader: RowReader, may_hold_surrogates: object) -> None:
+    """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, and
+    text with a lone surrogate (not a character, so not valid UTF-8 either)."""
+    for name, value in reader.row.items():
+        if isinstance(value, (dict, list)) and _nesting(value) > MAX_NESTING:
+            raise reader.error(name, f"is nested more than {MAX_NESTING} levels deep")
+        if may_hold_surrogates:
+            try:
+                json.dumps([name, value], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise reader.error(
+                    name.encode("utf-8", "backslashreplace").decode(),
+                    "holds a lone surrogate escape (such as \\ud800), which is not text",
+                ) from None
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
 
 
 def _kind(value: Any) -> str:
@@ -679,20 +737,47 @@ def _verdict_changes(
 # ---- exports ----
 
 
-def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str], columns: Iterable[str]) -> int:
-    """Write rows as CSV (with a header, even when there are no rows) or JSONL; returns the
-    number of rows written."""
-    if fmt not in ("csv", "jsonl"):
-        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
-    writer = None
-    if fmt == "csv":
-        writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-        writer.writeheader()
+def csv_cell(value: Any) -> Any:
+    """`value` as an exported CSV cell: text a spreadsheet would run as a formula gets a single
+    quote in front. Text already starting with quotes before such a character gets one more, so
+    `csv_text` restores every value exactly and exports import back unchanged."""
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text(cell: str) -> str:
+    """An imported CSV cell with the quote `csv_cell` added taken off again."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
+def write_csv(rows: Iterable[dict], columns: Iterable[str], handle: IO[str]) -> int:
+    """Write rows as CSV with a header (even when there are no rows), every cell made safe to
+    open in a spreadsheet (`csv_cell`); returns the number of rows written. Every CSV the app
+    exports goes through here."""
+    columns = list(columns)
+    # CRLF line ends (RFC 4180) also make the writer quote a field holding a lone CR, which it
+    # would otherwise write bare, splitting the row for any reader.
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(columns)
     count = 0
     for row in rows:
-        if writer is None:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            writer.writerow(row)
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
+        count += 1
+    return count
+
+
+def export_rows(rows: Iterable[dict], fmt: str, handle: IO[str], columns: Iterable[str]) -> int:
+    """Write rows as CSV (`write_csv`) or as JSONL (exactly as stored); returns the number of
+    rows written."""
+    if fmt not in ("csv", "jsonl"):
+        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+    if fmt == "csv":
+        return write_csv(rows, columns, handle)
+    count = 0
+    for row in rows:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
     return count

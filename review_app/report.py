@@ -12,6 +12,7 @@ from typing import Any
 
 from review_app import stats
 from review_app.errors import InputError
+from review_app.safe_markdown import escape_markdown
 
 
 def format_ci(ci: Any, digits: int = 2) -> str:
@@ -58,31 +59,34 @@ def _points(value: float | None) -> str:
 
 
 def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A name or comment as literal text on one Markdown line (table cells included): nothing in
+    it can become a link, an image the reader's browser fetches, or a broken table."""
+    return escape_markdown(" ".join(str(text).splitlines()))
 
 
 # ---- Markdown ----
 
 
 def render_markdown(report: dict) -> str:
-    lines = [f"# Ship decision report: study {report['study']}", ""]
+    lines = [f"# Ship decision report: study {_md(report['study'])}", ""]
     es = report["eval_set"]
     lines += [
-        f"- Eval set: **{es['name']}** ({es['n_items']} items), hash `{es['content_hash']}`",
-        f"- Comparisons: {', '.join(f'{a} vs {b}' for a, b in report['comparisons'])}",
-        f"- Candidate: **{report['candidate']}**",
+        f"- Eval set: **{_md(es['name'])}** ({es['n_items']} items), hash `{es['content_hash']}`",
+        f"- Comparisons: {', '.join(f'{_md(a)} vs {_md(b)}' for a, b in report['comparisons'])}",
+        f"- Candidate: **{_md(report['candidate'])}**",
         f"- Report hash: `{report['report_hash']}`",
         f"- Generated: {report['generated_at']}",
         "",
         f"## Gate: {gate_headline(report['gate'])}",
         "",
     ]
-    lines += [f"**{text}**" for text in override_lines(report["signoffs"])]
+    lines += [f"**{_md(text)}**" for text in override_lines(report["signoffs"])]
     th = report["thresholds"]
     if th["locked_at"]:
         lines.append(
-            f"Thresholds locked by {th['locked_by']} at {th['locked_at']} "
-            f"(hash `{th['content_hash']}`), candidate {th.get('candidate') or report['candidate']}; "
+            f"Thresholds locked by {_md(th['locked_by'])} at {th['locked_at']} "
+            f"(hash `{th['content_hash']}`), candidate "
+            f"{_md(th.get('candidate') or report['candidate'])}; "
             f"each threshold needs {report['gate']['min_comparisons']} comparisons and is decided "
             "on its one-sided 95% confidence bound."
         )
@@ -104,14 +108,15 @@ def render_markdown(report: dict) -> str:
         lines += ["", "### Deviations after the lock", ""]
         for d in report["deviations"]:
             lines.append(
-                f"- {d['changed_at']} by {d['changed_by']}: {_md(d['before'])} -> "
+                f"- {d['changed_at']} by {_md(d['changed_by'])}: {_md(d['before'])} -> "
                 f"{_md(d['after'])}. Reason: {_md(d['reason'] or '(none given)')}"
             )
     lines += ["", "## Win rates", "", "| comparison | source | win rate | 95% CI | n |"]
     lines.append("|---|---|---|---|---|")
     for w in report["win_rates"]:
         lines.append(
-            f"| {w['system_a']} vs {w['system_b']} | {_md(w['source'])} | {_number(w['value'])} | "
+            f"| {_md(w['system_a'])} vs {_md(w['system_b'])} | {_md(w['source'])} | "
+            f"{_number(w['value'])} | "
             f"{_ci(w['ci'])} | {w['n']} |"
         )
     lines += ["", "## Regression by category", ""]
@@ -126,7 +131,8 @@ def render_markdown(report: dict) -> str:
     lines.append("|---|---|---|---|---|---|---|---|")
     for r in report["regression"]:
         lines.append(
-            f"| {_md(r['category'])} | {r['system_a']} vs {r['system_b']} | {_md(r['source'])} | "
+            f"| {_md(r['category'])} | {_md(r['system_a'])} vs {_md(r['system_b'])} | "
+            f"{_md(r['source'])} | "
             f"{_number(r['value'])} | {_ci(r['ci'])} | {_points(r['drop_points'])} | {r['n']} | "
             f"{r['verdict']} |"
         )
@@ -157,12 +163,12 @@ def render_markdown(report: dict) -> str:
     fr = report["final_review"]
     lines += ["", "## Final human review", ""]
     lines.append(
-        f"{fr['acceptable']} of {fr['n']} reviewed outputs of {fr['system']} acceptable "
+        f"{fr['acceptable']} of {fr['n']} reviewed outputs of {_md(fr['system'])} acceptable "
         f"({fr['n']} of the {fr['sample_size']}-output sample reviewed)."
     )
     for item in fr["rejected"]:
         lines.append(
-            f"- not acceptable: {item['item_id']}: {_md(item['comment'] or '(no comment)')}"
+            f"- not acceptable: {_md(item['item_id'])}: {_md(item['comment'] or '(no comment)')}"
         )
     lines += ["", "## Sign-off", ""]
     if not report["signoffs"]:
@@ -174,7 +180,7 @@ def render_markdown(report: dict) -> str:
             else ""
         )
         lines.append(
-            f"- **{s['decision'].upper()}** by {s['signer']} at {s['created_at']} "
+            f"- **{s['decision'].upper()}** by {_md(s['signer'])} at {s['created_at']} "
             f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"

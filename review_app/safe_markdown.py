@@ -1,7 +1,8 @@
 """Model outputs as safe HTML that shows what the model wrote: Markdown (code blocks, tables,
 lists) with single newlines kept as line breaks, and JSON, CSV, YAML or code shown verbatim in a
 monospace block. Raw HTML is shown as text, images as their alt text, and only http(s)/mailto
-links are kept, so an output can never run script or make the reviewer's browser load anything."""
+links are kept, so an output can never run script or make the reviewer's browser load anything.
+Also names and other user text escaped to show literally inside Markdown (screens, the report)."""
 
 from __future__ import annotations
 
@@ -156,3 +157,22 @@ def _is_code(lines: list[str]) -> bool:
     code = sum(1 for line in lines if _CODE_LINE.match(line))
     prose = sum(1 for line in lines if re.search(r"[A-Za-z]{3,}[.!?](\s|$)", line))
     return code >= 0.7 * len(lines) and prose <= 0.2 * len(lines)
+
+
+# Characters with a Markdown meaning anywhere in a line (links and images need "[", HTML "<",
+# math "$", entities "&"), and those that mean something only at the start of a line.
+_INLINE = re.compile(r"([\\`*_\[\]<|~$&])")
+_LINE_START = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.M)
+
+
+def escape_markdown(text: object) -> str:
+    """`text` as Markdown that renders exactly those characters: a name such as
+    `![x](//host/p.png)` shows as typed instead of making the browser fetch an image."""
+    escaped = _INLINE.sub(r"\\\1", str(text))
+    return _LINE_START.sub(_escape_line_start, escaped)
+
+
+def _escape_line_start(match: re.Match) -> str:
+    indent, marker = match.groups()
+    # An ordered-list number keeps its digits; the "." or ")" after it is escaped instead.
+    return f"{indent}{marker}\\" if marker[0].isdigit() else f"{indent}\\{marker}"

@@ -84,6 +84,11 @@ def run_app(db_path: Path, host: str, port: int, on_ready: Callable[[], None] | 
         # The app's files do not change while it serves: no watching them on every run.
         "--server.fileWatcherType",
         "none",
+        # Visitors see a generic error, never a traceback (it names files, queries and data);
+        # the details go to this terminal. review_app/.streamlit/config.toml says the same to
+        # `streamlit run`.
+        "--client.showErrorDetails",
+        "none",
     ]
     env = dict(os.environ, REVIEW_APP_DB=str(Path(db_path).resolve()))
     process = subprocess.Popen(

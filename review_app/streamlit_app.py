@@ -29,5 +29,5 @@ if not pages:
     st.stop()
 navigation = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Signed in as **{user['name']}** ({user['role']})")
+    st.caption(f"Signed in as **{ui.plain(user['name'])}** ({user['role']})")
 navigation.run()

@@ -4,16 +4,18 @@ truth)."""
 
 from __future__ import annotations
 
-import re
+import logging
 from pathlib import Path
 
 import streamlit as st
 
-from review_app.errors import Forbidden
-from review_app.safe_markdown import render_output
+from review_app.errors import Forbidden, UnusableWorkspace
+from review_app.safe_markdown import escape_markdown, render_output
 from review_app.services import people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
+
+_log = logging.getLogger(__name__)
 
 # Session-state keys, all in one place.
 TOKEN = "auth_token"
@@ -24,6 +26,7 @@ REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 REVIEW_TOTAL = "review_total"  # (study id, pairs in the reviewer's share) pinned for the session
 REVIEW_DRAFT = "review_draft"  # the slot whose widgets were filled from an undone vote
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
+FINAL_REVIEW_NOTICE = "final_review_notice"  # gate: why the last mark was not recorded
 SIGNOFF_DECISION = "signoff_decision"  # gate: approve | reject
 SIGNOFF_COMMENT = "signoff_comment"
 SIGNOFF_OVERRIDE = "signoff_override"  # the reason for approving a gate that did not pass
@@ -43,21 +46,32 @@ def settings() -> Settings:
 
 
 def get_store() -> Store:
-    """The store every session of this server shares (thread-safe; see `workspace.shared_store`)."""
-    return workspace.shared_store(settings())
+    """The store every session of this server shares (thread-safe; see `workspace.shared_store`).
+    Stops the page with one line when this version cannot open the workspace (its path stays
+    out of the browser; the server log has it)."""
+    try:
+        return workspace.shared_store(settings())
+    except UnusableWorkspace as exc:
+        _log.error("%s", exc)
+        st.error("The workspace cannot be opened by this version of the app; ask its admin.")
+        st.stop()
+
+
+def _token() -> str | None:
+    return st.query_params.get("token") or st.session_state.get(TOKEN)
 
 
 def current_user(store: Store) -> dict:
     """The signed-in reviewer, from `?token=` (kept in the URL so a reload keeps working);
     stops the page with a refusal when the token is missing, unknown or revoked."""
-    token = st.query_params.get("token") or st.session_state.get(TOKEN)
+    token = _token()
     try:
         user = people.authenticate(store, token)
     except Forbidden as exc:
         st.session_state.pop(TOKEN, None)
         st.set_page_config(page_title="Access denied")
         st.title("Access denied")
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     st.session_state[TOKEN] = token
     if st.query_params.get("token") != token:
@@ -65,10 +79,19 @@ def current_user(store: Store) -> dict:
     return user
 
 
+def acting_user(store: Store) -> dict:
+    """The signed-in reviewer as the workspace knows them at this moment; Forbidden when their
+    link was revoked. A widget callback runs before the page is drawn again, holding the user
+    read when it was last drawn: it calls this first, so a link revoked (or a role changed) while
+    the tab stayed open cannot record one more vote, mark or sign-off."""
+    return people.authenticate(store, _token())
+
+
 def plain(text: object) -> str:
-    """`text` escaped for st.markdown / st.caption, which would otherwise render Markdown in
-    user data (an image in a prompt or rationale would make the browser fetch it)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+    """`text` escaped for st.markdown, st.caption, st.success, expander labels..., which would
+    otherwise render Markdown in user data (an image in a name, prompt or rationale would make
+    the browser fetch it)."""
+    return escape_markdown(text)
 
 
 def output_styles() -> None:
@@ -94,7 +117,7 @@ def require_role(user: dict, *roles: str) -> None:
     try:
         people.require_role(user, *roles)
     except Forbidden as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
 
 

@@ -343,6 +343,27 @@ def test_disagreements_export_to_csv_with_every_column(store, tmp_path):
     assert set(parsed["explanation_y_first"]) >= {"gpt says finetuned"}
 
 
+def test_disagreements_csv_neutralises_formulas(store, tmp_path):
+    import csv
+
+    frame = pd.DataFrame(
+        {
+            "judge": ["=cmd|' /C calc'!A0", "gpt"],
+            "explanation_x_first": ['=HYPERLINK("http://attacker.example/","x")', "@SUM(A1)"],
+            "votes": ["ann: base - fine\nbob: tie", None],
+            "length_difference": [3, 0],
+        }
+    )
+    rows = list(csv.reader(io.StringIO(calibration.disagreements_csv(frame), newline="")))
+    assert rows[1] == [
+        "'=cmd|' /C calc'!A0",
+        '\'=HYPERLINK("http://attacker.example/","x")',
+        "ann: base - fine\nbob: tie",
+        "3",
+    ]
+    assert rows[2] == ["gpt", "'@SUM(A1)", "", "0"]
+
+
 def test_unknown_study_is_not_found(store):
     with pytest.raises(NotFound, match="no study named 'nope'"):
         calibration.calibration_report(store, "nope")

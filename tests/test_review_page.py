@@ -316,3 +316,18 @@ def test_the_notice_line_is_there_before_any_vote(store, study, token):
     assert notice(at) == ""
     press(at, "vote-A").click().run()
     assert notice(at) == "Saved: A is better."
+
+
+@pytest.mark.parametrize("button", ["vote-A", "vote-both_bad", "skip", "undo", "edit-save"])
+def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study, token, button):
+    at = open_page(token)
+    press(at, "vote-A").click().run()  # one vote, so undo and edit have something to act on
+    history = store.vote_history(study["id"])
+    assignments = store.open_assignments(store.reviewer("rita")["id"], study["id"])
+    # The page is drawn with the buttons live; the admin revokes the link; then the click lands.
+    people.revoke_reviewer(store, "rita")
+    (at.button(key=button) if button in ("undo", "edit-save") else press(at, button)).click().run()
+    assert not at.exception
+    assert store.vote_history(study["id"]) == history
+    assert store.open_assignments(store.reviewer("rita")["id"], study["id"]) == assignments
+    assert "revoked" in at.error[0].value and not at.button

@@ -186,12 +186,10 @@ st.dataframe(
     },
 )
 for label, assessment in report.assessments.items():
-    if assessment.ok:
-        st.success(f"**{label}**: {assessment.text}")
-    else:
-        st.markdown(f"**{label}**: {assessment.text}")
+    text = f"**{ui.plain(label)}**: {ui.plain(assessment.text)}"
+    (st.success if assessment.ok else st.markdown)(text)
 for warning in report.warnings:
-    st.warning(warning)
+    st.warning(ui.plain(warning))
 
 if not table.empty:
     st.subheader("Agreement without ties, against the human ceiling")

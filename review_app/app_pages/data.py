@@ -86,9 +86,9 @@ if submitted:
                 replace=replace,
             )
         except ReviewAppError as exc:
-            st.error(f"Nothing imported. {exc}")
+            st.error(f"Nothing imported. {ui.plain(exc)}")
         else:
-            st.success(f"Imported {result.line()}")
+            st.success(f"Imported {ui.plain(result.line())}")
 
 st.subheader("In this workspace")
 summary = workspace.workspace_summary(store)  # again: the upload above may have added to it

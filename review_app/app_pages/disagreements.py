@@ -106,11 +106,13 @@ if len(frame):
         "Look at", range(len(frame)), format_func=labels.__getitem__, key="disagreements_row"
     )
     row = frame.iloc[picked]
-    st.subheader(f"{row['item_key']} ({row['category']}): {row['judge']}")
+    p = ui.plain
+    st.subheader(f"{p(row['item_key'])} ({p(row['category'])}): {p(row['judge'])}")
     st.markdown(
-        f"Human majority: **{row['human_majority'] or 'no votes'}** · judge: "
-        f"**{row['judge_verdict']}** (shown {row['system_x']} first: {row['verdict_x_first'] or '-'}; "
-        f"shown {row['system_y']} first: {row['verdict_y_first'] or '-'}) · {row['reason']}"
+        f"Human majority: **{p(row['human_majority'] or 'no votes')}** · judge: "
+        f"**{p(row['judge_verdict'])}** (shown {p(row['system_x'])} first: "
+        f"{p(row['verdict_x_first'] or '-')}; shown {p(row['system_y'])} first: "
+        f"{p(row['verdict_y_first'] or '-')}) · {p(row['reason'])}"
     )
     ui.output_styles()
     raw = st.toggle("Show raw text", key="disagreements_raw")
@@ -119,7 +121,7 @@ if len(frame):
     left, right = st.columns(2)
     for col, side in ((left, "x"), (right, "y")):
         with col:
-            st.markdown(f"**{row['system_' + side]}** ({row['len_' + side]} characters)")
+            st.markdown(f"**{p(row['system_' + side])}** ({row['len_' + side]} characters)")
             with st.container(border=True):
                 ui.show_output(row["output_" + side], raw)
     st.markdown("**Human votes**")
@@ -128,9 +130,9 @@ if len(frame):
     for side, title in (("x", row["system_x"]), ("y", row["system_y"])):
         explanation = row[f"explanation_{side}_first"]
         if explanation is not None:
-            st.markdown(f"With {title} shown first:")
+            st.markdown(f"With {p(title)} shown first:")
             st.text(explanation or "(no explanation)")
-            with st.expander(f"Raw reply, {title} first"):
+            with st.expander(f"Raw reply, {p(title)} first"):
                 st.code(row[f"raw_{side}_first"] or "", language=None, wrap_lines=True)
     if row["explanation_combined"] is not None:
         st.markdown("Order-combined verdict:")

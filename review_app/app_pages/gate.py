@@ -43,7 +43,7 @@ elif systems:
         st.rerun()
 if lock:
     st.success(
-        f"Locked by **{lock['locked_by']}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
+        f"Locked by **{ui.plain(lock['locked_by'])}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
         "Any change from now on is recorded as a deviation in the report."
     )
 else:
@@ -60,7 +60,7 @@ else:
     st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
     recommended = thresholds.recommended_thresholds(store, name)
     if recommended:
-        st.markdown("\n".join(f"- {t.describe()}" for t in recommended))
+        st.markdown("\n".join(f"- {ui.plain(t.describe())}" for t in recommended))
         if st.button("Add the recommended set", key="gate_recommended"):
             thresholds.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
@@ -125,7 +125,7 @@ with st.expander("Add a threshold", expanded=not listed):
             )
             st.rerun()
         except ReviewAppError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
 
 if listed:
     with st.expander("Remove a threshold"):
@@ -141,7 +141,7 @@ if listed:
                 thresholds.remove_threshold(store, name, choice, user["name"], remove_reason)
                 st.rerun()
             except ReviewAppError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(exc))
 
 if not lock and listed:
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
@@ -158,7 +158,7 @@ with st.expander("How many comparisons each threshold needs (80% power)"):
 try:
     decision = signoff.evaluate_gate(store, name, settings)
 except OutcomesHidden as exc:
-    st.info(str(exc))
+    st.info(ui.plain(exc))
     st.stop()
 table = pd.DataFrame(
     [
@@ -215,7 +215,7 @@ elif sample:
     st.markdown("**Prompt**")
     with st.container(border=True):
         ui.show_output(item["prompt"], raw)
-    st.markdown(f"**{item['system']} answered**")
+    st.markdown(f"**{ui.plain(item['system'])} answered**")
     with st.container(border=True):
         ui.show_output(item["text"], raw)
     comment_key = f"final_review_comment_{index}"
@@ -224,7 +224,12 @@ elif sample:
     def mark(acceptable: bool) -> None:
         # A callback, so the picker can move on to the next unmarked output before it is drawn.
         comment = st.session_state.get(comment_key, "")
-        signoff.record_final_review(store, name, user, item["output_id"], acceptable, comment)
+        try:
+            signer = ui.acting_user(store)
+            signoff.record_final_review(store, name, signer, item["output_id"], acceptable, comment)
+        except ReviewAppError as exc:
+            st.session_state[ui.FINAL_REVIEW_NOTICE] = str(exc)
+            return
         marked = {i for i, s in enumerate(sample) if s["mark"]} | {index}
         after = [i for i in range(index + 1, len(sample)) if i not in marked]
         before = [i for i in range(index) if i not in marked]
@@ -233,6 +238,9 @@ elif sample:
     ok_col, bad_col = st.columns(2)
     ok_col.button("Acceptable", key="final_review_ok", on_click=mark, args=(True,))
     bad_col.button("Not acceptable", key="final_review_bad", on_click=mark, args=(False,))
+    refused = st.session_state.pop(ui.FINAL_REVIEW_NOTICE, None)
+    if refused:
+        st.error(f"Not marked: {ui.plain(refused)}")
 
 st.subheader("4. Sign-off")
 signed = signoff.build_report(store, name, settings)
@@ -256,7 +264,7 @@ if user["role"] == "signer":
             signoff.sign_off(
                 store,
                 name,
-                user,
+                ui.acting_user(store),
                 st.session_state[ui.SIGNOFF_DECISION],
                 st.session_state.get(ui.SIGNOFF_COMMENT, ""),
                 settings,
@@ -280,7 +288,7 @@ if user["role"] == "signer":
     st.button("Sign", type="primary", key="signoff_submit", on_click=sign)
     kind, message = st.session_state.pop(ui.SIGNOFF_NOTICE, (None, None))
     if kind:
-        (st.error if kind == "error" else st.success)(message)
+        (st.error if kind == "error" else st.success)(ui.plain(message))
 else:
     st.caption("Only a signer can approve or reject.")
 cols = st.columns(3)

@@ -18,7 +18,7 @@ if not summary["studies"]:
         "(or `review-app import outputs` and `review-app study create`)."
     )
 for study in summary["studies"]:
-    st.subheader(f"Study: {study['name']}")
+    st.subheader(f"Study: {ui.plain(study['name'])}")
     cols = st.columns(5)
     cols[0].metric("Pairs", study["pairs"])
     cols[1].metric("Votes", study["votes"])
@@ -26,10 +26,11 @@ for study in summary["studies"]:
     cols[3].metric("Judge runs", study["judge_runs"])
     cols[4].metric("Verdicts", study["verdicts"])
     st.caption(
-        f"Eval set **{study['eval_set']}** · candidate **{ui.plain(study['candidate'] or '(not named)')}** · "
-        f"comparisons: {', '.join(study['comparisons'])} · "
+        f"Eval set **{ui.plain(study['eval_set'])}** · "
+        f"candidate **{ui.plain(study['candidate'] or '(not named)')}** · "
+        f"comparisons: {ui.plain(', '.join(study['comparisons']))} · "
         f"{study['reviews_per_pair']} reviews per pair"
     )
 st.subheader("Eval sets")
 st.dataframe(pd.DataFrame(summary["eval_sets"]), hide_index=True)
-st.caption(f"Systems: {', '.join(summary['systems']) or 'none'}")
+st.caption(f"Systems: {ui.plain(', '.join(summary['systems']) or 'none')}")

@@ -21,7 +21,9 @@ if study is None:
 
 choices = judging.available_rubrics(settings)
 for invalid in (c for c in choices if c.error):
-    st.warning(f"Rubric file {invalid.path.name} cannot be used: {invalid.error}")
+    st.warning(
+        f"Rubric file {ui.plain(invalid.path.name)} cannot be used: {ui.plain(invalid.error)}"
+    )
 rubrics = {c.title: c for c in choices if c.rubric is not None}
 if not rubrics:
     st.error("No valid rubric file found.")
@@ -30,7 +32,7 @@ if not rubrics:
 left, right = st.columns(2)
 rubric_title = left.selectbox("Rubric", list(rubrics), key="judge_rubric")
 rubric_choice = rubrics[rubric_title]
-left.caption(rubric_choice.rubric.description)
+left.caption(ui.plain(rubric_choice.rubric.description))
 judge = right.text_input(
     "Judge (provider/model)",
     value=baselines.REFERENCE,
@@ -63,17 +65,18 @@ def make_plan():
             store, settings, study["name"], rubric_choice.path, judge, both_orders, batch=batch
         )
     except ReviewAppError as exc:
-        st.error(str(exc))
+        st.error(ui.plain(exc))
         return None
 
 
 def show_batch_outcome(outcome) -> None:
+    line = ui.plain(outcome.line())
     if outcome.status == "complete":
-        st.success(outcome.line())
+        st.success(line)
     elif outcome.status in ("batched", "cancelling"):
-        st.info(outcome.line() + ". Check the batches below to collect the answers.")
+        st.info(line + ". Check the batches below to collect the answers.")
     else:
-        st.warning(outcome.line() + ". Send the run again to resend the calls without an answer.")
+        st.warning(line + ". Send the run again to resend the calls without an answer.")
     for failure in outcome.failures[:20]:
         st.text(failure)
 
@@ -88,7 +91,7 @@ def show_plan(plan) -> None:
         m3.metric("Estimated cost", "unknown" if cost is None else f"${cost:.4f}")
         if plan.n_in_batches:
             st.caption(f"{plan.n_in_batches} calls are waiting in open batches (below).")
-        st.caption(plan.line())
+        st.caption(ui.plain(plan.line()))
 
 
 plan = make_plan()
@@ -112,7 +115,7 @@ if plan is not None:
                 wait=False,
             )
         except ReviewAppError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
         else:
             show_batch_outcome(outcome)
             plan = make_plan()
@@ -143,12 +146,15 @@ if plan is not None:
                 on_progress=show,
             )
         except ReviewAppError as exc:
-            st.error(str(exc))
+            st.error(ui.plain(exc))
         else:
             if outcome.status == "complete":
-                st.success(outcome.line())
+                st.success(ui.plain(outcome.line()))
             else:
-                st.warning(outcome.line() + ". Start the run again to send only the failed calls.")
+                st.warning(
+                    ui.plain(outcome.line())
+                    + ". Start the run again to send only the failed calls."
+                )
                 for failure in outcome.failures[:20]:
                     st.text(failure)
             plan = make_plan()
@@ -171,7 +177,7 @@ if batches:
             try:
                 outcome = action(store, settings, open_runs[picked_run])
             except ReviewAppError as exc:
-                st.error(str(exc))
+                st.error(ui.plain(exc))
             else:
                 show_batch_outcome(outcome)
                 batches = judging.judge_batches(store, study["name"])
@@ -236,6 +242,8 @@ else:
         picked = st.selectbox("Run", list(failing), key="judge_failures_run")
         for row in judging.judge_run_failures(store, failing[picked]["id"], limit=50):
             title = f"{row['item_key']} · {row['first_system']} first · {row['parse_error']}"
-            with st.expander(title):
-                st.caption(f"finish reason {row['finish_reason']} · {row['attempts']} attempts")
+            with st.expander(ui.plain(title)):
+                st.caption(
+                    f"finish reason {ui.plain(row['finish_reason'])} · {row['attempts']} attempts"
+                )
                 st.code(row["raw_text"] or "(empty answer)", language=None)

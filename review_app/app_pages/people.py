@@ -18,6 +18,7 @@ def _add(study: str | None) -> None:
     # Callbacks run before the page is drawn, so the table below already lists the change.
     state = st.session_state
     try:
+        people.require_role(ui.acting_user(store), "admin")
         added, link = people.add_reviewer(
             store, settings, state["people_name"], state["people_role"], study
         )
@@ -32,6 +33,7 @@ def _add(study: str | None) -> None:
 def _revoke() -> None:
     name = st.session_state["people_revoke_name"]
     try:
+        people.require_role(ui.acting_user(store), "admin")
         people.revoke_reviewer(store, name)
     except ReviewAppError as exc:
         st.session_state[ui.PEOPLE_NOTICE] = f"Not revoked: {exc}"
@@ -63,7 +65,7 @@ with st.container(border=True):
 
 notice = st.session_state.get(ui.PEOPLE_NOTICE)
 if notice:
-    (st.error if notice.startswith("Not ") else st.success)(notice)
+    (st.error if notice.startswith("Not ") else st.success)(ui.plain(notice))
 issued = st.session_state.get(ui.PEOPLE_ISSUED)
 if issued:
     issued_name, issued_role, link = issued

@@ -117,7 +117,7 @@ reason = right.text_input(
     placeholder="e.g. median 3 s per vote; did not read the responses",
 )
 if st.button(
-    f"Include {target} again" if excluded else f"Exclude {target}",
+    f"Include {ui.plain(target)} again" if excluded else f"Exclude {ui.plain(target)}",
     type="primary",
     key="quality_decide",
 ):
@@ -125,7 +125,7 @@ if st.button(
     try:
         decide(store, name, target, reason, user["name"])
     except ReviewAppError as exc:
-        st.error(f"Nothing changed: {exc}")
+        st.error(f"Nothing changed: {ui.plain(exc)}")
     else:
         st.rerun()
 if report.history:
@@ -163,13 +163,13 @@ with st.expander("Mark a known answer", expanded=not marked):
         try:
             quality.set_known_answer(store, name, item, compare, answer, user["name"])
         except ReviewAppError as exc:
-            st.error(f"Not marked: {exc}")
+            st.error(f"Not marked: {ui.plain(exc)}")
         else:
             st.rerun()
     if marked and remove.button("Remove this item's known answer", key="known_remove"):
         try:
             quality.remove_known_answer(store, name, item, compare)
         except ReviewAppError as exc:
-            st.error(f"Not removed: {exc}")
+            st.error(f"Not removed: {ui.plain(exc)}")
         else:
             st.rerun()

@@ -24,7 +24,9 @@ if study is None:
 try:
     results = signoff.study_results(store, study["name"], ui.settings())
 except OutcomesHidden as exc:
-    st.info(f"{exc}. Lock them on the Gate screen; calibration numbers stay visible meanwhile.")
+    st.info(
+        f"{ui.plain(exc)}. Lock them on the Gate screen; calibration numbers stay visible meanwhile."
+    )
     st.stop()
 
 
@@ -130,7 +132,7 @@ if not regression.empty:
     )
     gated = results["regression_thresholds"]
     st.caption(
-        "Regression thresholds: " + "; ".join(t.describe() for t in gated)
+        "Regression thresholds: " + ui.plain("; ".join(t.describe() for t in gated))
         if gated
         else "No regression threshold on the Gate screen, so no verdict."
     )
@@ -139,7 +141,7 @@ st.subheader("Error analysis")
 ui.output_styles()
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**{results['candidate']} by length** (human votes)")
+    st.markdown(f"**{ui.plain(results['candidate'])} by length** (human votes)")
     st.dataframe(
         pd.DataFrame(results["by_length"]),
         hide_index=True,
@@ -147,7 +149,7 @@ with left:
     )
 with right:
     losses = results["losses"]
-    st.markdown(f"**Where {results['candidate']} lost** (human majority), by category")
+    st.markdown(f"**Where {ui.plain(results['candidate'])} lost** (human majority), by category")
     if not losses:
         st.write("No losses by human majority.")
     counts = pd.Series([r["category"] for r in losses]).value_counts()
@@ -165,10 +167,10 @@ with right:
                 ui.show_output(r["prompt"], raw=False)
                 a, b = st.columns(2)
                 with a:
-                    st.caption(results["candidate"])
+                    st.caption(ui.plain(results["candidate"]))
                     ui.show_output(r["candidate_output"], raw=False)
                 with b:
-                    st.caption(r["opponent"])
+                    st.caption(ui.plain(r["opponent"]))
                     ui.show_output(r["opponent_output"], raw=False)
                 for rationale in r["rationales"]:
                     st.caption(f"Reviewer: {ui.plain(rationale)}")

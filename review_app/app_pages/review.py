@@ -65,7 +65,7 @@ def _vote(assignment_id: int, choice: str, criteria: tuple[str, ...]) -> None:
         review.record_vote(
             store,
             settings,
-            user["id"],
+            ui.acting_user(store)["id"],
             assignment_id,
             choice,
             criteria=scores,
@@ -83,7 +83,7 @@ def _skip(assignment_id: int) -> None:
     if not _on_screen(assignment_id):
         return
     try:
-        review.skip_pair(store, user["id"], assignment_id)
+        review.skip_pair(store, ui.acting_user(store)["id"], assignment_id)
     except ReviewAppError as exc:
         _next_slot(f"Not skipped: {exc}")
         return
@@ -92,7 +92,11 @@ def _skip(assignment_id: int) -> None:
 
 
 def _undo() -> None:
-    undone = review.undo_last_vote(store, settings, user["id"], study["id"])
+    try:
+        undone = review.undo_last_vote(store, settings, ui.acting_user(store)["id"], study["id"])
+    except ReviewAppError as exc:
+        _next_slot(f"Not undone: {exc}")
+        return
     _next_slot(
         "Your last vote was undone; your entries are back." if undone else "Nothing to undo."
     )
@@ -104,7 +108,7 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
         review.record_vote(
             store,
             settings,
-            user["id"],
+            ui.acting_user(store)["id"],
             assignment_id,
             choice,
             criteria=criteria,
@@ -158,7 +162,7 @@ def _restore_draft(task: review.ReviewTask) -> None:
 try:
     task = review.next_pair(store, settings, user["id"], study["id"])
 except ReviewAppError as exc:  # e.g. the workspace stayed busy: say so, offer to try again
-    st.warning(f"The next pair could not be handed to you: {exc}")
+    st.warning(f"The next pair could not be handed to you: {ui.plain(exc)}")
     st.button("Try again", key="retry")
     st.stop()
 done = review.votes_done(store, user["id"], study["id"])
@@ -224,10 +228,10 @@ else:
         ratings = st.container(key="review-ratings")
         for index, name in enumerate(task.criteria):
             label, score_a, score_b = ratings.columns([1, 2, 2], vertical_alignment="center")
-            label.markdown(name.capitalize())
+            label.markdown(ui.plain(name.capitalize()))
             for column, side in ((score_a, "A"), (score_b, "B")):
                 column.segmented_control(
-                    f"{name.capitalize()} of {side}",
+                    f"{ui.plain(name.capitalize())} of {side}",
                     SCORES,
                     format_func=lambda score, side=side: (
                         f"{side} {score}" if score == 1 else str(score)

@@ -82,10 +82,11 @@ else:
                     by=user["name"],
                 )
             except ReviewAppError as exc:
-                st.error(f"Not created: {exc}")
+                st.error(f"Not created: {ui.plain(exc)}")
             else:
                 st.success(
-                    f"Study {created.name}: {created.pairs_added} pairs over {created.eval_set}; "
+                    f"Study {ui.plain(created.name)}: {created.pairs_added} pairs over "
+                    f"{ui.plain(created.eval_set)}; "
                     "add reviewers on the Reviewers screen."
                 )
 
@@ -123,7 +124,7 @@ if st.button("Put these guidelines in force", type="primary", key="guidelines_sa
     try:
         digest, changed = studies.set_guidelines(store, study["name"], body, user["name"])
     except ReviewAppError as exc:
-        st.error(f"Not changed: {exc}")
+        st.error(f"Not changed: {ui.plain(exc)}")
     else:
         if changed:
             st.success(f"Guidelines `{digest}` in force; new votes record this version.")

@@ -4,13 +4,14 @@ browser (the comparisons where a judge and the humans, or a judge's two orders, 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from review_app import baselines, stats
+from review_app import baselines, importers, stats
 from review_app.services import study_data
 from review_app.services.study_data import JudgeInfo
 from review_app.settings import Settings
@@ -327,5 +328,9 @@ def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> p
 
 
 def disagreements_csv(frame: pd.DataFrame) -> str:
-    """The disagreement table as CSV text (for admins; blinded as the table is)."""
-    return frame.to_csv(index=False)
+    """The disagreement table as CSV text (for admins; blinded as the table is), safe to open in
+    a spreadsheet like every CSV export."""
+    buffer = io.StringIO()
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    importers.write_csv(rows, frame.columns, buffer)
+    return buffer.getvalue()

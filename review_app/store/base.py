@@ -15,7 +15,7 @@ from typing import Any, Self
 import pandas as pd
 import sqlite_utils
 
-from review_app.errors import Busy
+from review_app.errors import Busy, UnusableWorkspace
 from review_app.migrations import MIGRATIONS
 
 # How long a write waits for another connection's transaction (an import's batch, a second
@@ -64,18 +64,29 @@ class StoreBase:
 
     @classmethod
     def open(cls, path: str | Path, readers: int = READERS) -> Self:
+        """Open (creating and migrating if needed) the workspace at `path`. A file written by a
+        newer version, or that is not SQLite, is refused with UnusableWorkspace before anything
+        is written to it."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(_connect(path), path, readers)
-        store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        store.db.execute("PRAGMA foreign_keys = ON")
-        if path != ":memory:":
-            store.db.enable_wal()
-            # A large import passes through the write-ahead log; keep the file small afterwards.
-            store.db.execute("PRAGMA journal_size_limit = 67108864")
-        store.db.execute("PRAGMA synchronous = NORMAL")
-        store.migrate()
+        try:
+            store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            store._refuse_newer_schema()
+            store.db.execute("PRAGMA foreign_keys = ON")
+            if path != ":memory:":
+                store.db.enable_wal()
+                # A large import passes through the write-ahead log; keep the file small after.
+                store.db.execute("PRAGMA journal_size_limit = 67108864")
+            store.db.execute("PRAGMA synchronous = NORMAL")
+            store.migrate()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise UnusableWorkspace(f"workspace {path}: {exc}") from exc
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -207,6 +218,17 @@ class StoreBase:
                     "INSERT INTO _migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, now_iso()),
                 )
+
+    def _refuse_newer_schema(self) -> None:
+        # Migrating or even writing to a schema this code does not know could corrupt it for the
+        # version that wrote it; so read-only checks come first, before WAL mode is switched on.
+        unknown = self._applied_versions() - {version for version, _, _ in MIGRATIONS}
+        if unknown:
+            known = max(version for version, _, _ in MIGRATIONS)
+            raise UnusableWorkspace(
+                f"workspace {self.path} has schema version {max(unknown)}, newer than this "
+                f"review-app knows (up to {known}); open it with the newer version that wrote it"
+            )
 
     def _applied_versions(self) -> set[int]:
         try:

@@ -68,6 +68,20 @@ def test_concurrency_is_bounded_and_used(general):
     assert provider.max_in_flight == 5
 
 
+def test_a_huge_concurrency_starts_no_more_workers_than_calls(general):
+    tasks_seen = []
+
+    class CountingProvider(ScriptedProvider):
+        async def complete(self, request):
+            tasks_seen.append(len(asyncio.all_tasks()))
+            return await super().complete(request)
+
+    calls = build_calls(sample_pairs(2))
+    results, _ = run(CountingProvider(), general, calls, options=RunOptions(concurrency=100_000))
+    assert len(results) == 4
+    assert max(tasks_seen) <= len(calls) + 1  # the workers and the run itself
+
+
 def test_each_result_is_handed_over_while_other_calls_are_still_in_flight(general):
     provider = ScriptedProvider(latency_s=0.01)
     in_flight_at_result = []

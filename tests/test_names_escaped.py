@@ -1,0 +1,134 @@
+"""Names users type (study, system, judge, reviewer, eval set, category, rubric) and their comments
+appear on every screen and in the Markdown report exactly as typed: none of them can become an
+image the browser fetches, a link or any other formatting."""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+
+import pytest
+from markdown_it import MarkdownIt
+from streamlit.testing.v1 import AppTest
+
+from review_app import report
+from review_app.safe_markdown import escape_markdown
+from review_app.services import signoff
+from tests import hostile_names
+from tests.conftest import ROOT
+from tests.hostile_names import (
+    ADMIN,
+    CANDIDATE,
+    CATEGORY,
+    EVAL_SET,
+    HOST,
+    JUDGE,
+    OTHER,
+    SIGNER,
+    STUDY,
+    hostile,
+)
+
+PAGES = ROOT / "review_app" / "app_pages"
+# Close to the Markdown Streamlit renders (CommonMark with GFM tables and strikethrough).
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def formatted(text: str) -> list[str]:
+    """The Markdown constructs `text` renders to, beyond paragraphs and line breaks."""
+    tags = set(re.findall(r"<(\w+)", MARKDOWN.render(text)))
+    return sorted(tags - {"p", "br", "strong", "code", "ul", "li", "h4"})
+
+
+@pytest.fixture
+def workspace(store, settings, tmp_path, monkeypatch):
+    tokens = hostile_names.build(store, settings, tmp_path)
+    monkeypatch.setenv("REVIEW_APP_RUBRICS", str(tmp_path / "rubrics"))
+    return tokens
+
+
+def markdown_on(at: AppTest) -> list[str]:
+    """Every string the page hands Streamlit to render as Markdown: texts, alerts, headings,
+    captions, and the labels of expanders and widgets."""
+    texts = []
+    for kind in ("markdown", "caption", "title", "header", "subheader"):
+        texts += [e.value for e in getattr(at, kind)]
+    for kind in ("error", "warning", "info", "success"):
+        texts += [e.value for e in getattr(at, kind)]
+
+    def walk(node):
+        try:
+            label = getattr(node, "label", None)
+        except Exception:  # some element kinds raise on attributes they lack
+            label = None
+        if isinstance(label, str):
+            texts.append(label)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return texts
+
+
+SCREENS = [
+    ("admin", None),
+    ("admin", "home.py"),
+    ("admin", "calibration.py"),
+    ("admin", "disagreements.py"),
+    ("admin", "results.py"),
+    ("admin", "gate.py"),
+    ("admin", "judge_runs.py"),
+    ("admin", "data.py"),
+    ("admin", "studies.py"),
+    ("admin", "quality.py"),
+    ("signer", "gate.py"),
+]
+
+
+@pytest.mark.parametrize(("who", "page"), SCREENS)
+def test_every_screen_shows_names_as_typed(workspace, who, page):
+    path = ROOT / "review_app" / "streamlit_app.py" if page is None else PAGES / page
+    at = AppTest.from_file(str(path), default_timeout=60)
+    at.query_params["token"] = workspace[who]
+    at.run()
+    if page == "judge_runs.py":
+        at.selectbox(key="judge_rubric").select_index(-1).run()
+    assert not at.exception
+    texts = markdown_on(at)
+    shown = [t for t in texts if HOST in t]
+    assert shown, "the screen shows none of the names, so this test would prove nothing"
+    assert {t: formatted(t) for t in shown if formatted(t)} == {}
+
+
+def test_the_markdown_report_shows_names_as_typed(workspace, store, settings):
+    text = report.render_report(signoff.build_report(store, STUDY, settings), "md")
+    html = MARKDOWN.render(text)
+    assert "<img" not in html and "<a " not in html and "<em>" not in html
+    for name in (STUDY, EVAL_SET, CANDIDATE, OTHER, CATEGORY, JUDGE, ADMIN, SIGNER):
+        assert escape_markdown(name) in text, name
+    for comment in ("reason", "mark", "signoff"):
+        assert escape_markdown(hostile(comment)) in text, comment
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "![x](//attacker.example/p.png)",
+        "[x]: //attacker.example/p.png",
+        "# heading",
+        "1. one",
+        "- item",
+        "> quote",
+        "a | b",
+        "_em_ *strong* `code` ~~gone~~ $x^2$",
+        "<img src=//attacker.example/p.gif>",
+        "plain text & more",
+        "tab\tand\nnew line\n===",
+    ],
+)
+def test_escaped_text_renders_as_exactly_those_characters(text):
+    escaped = escape_markdown(text)
+    html = MARKDOWN.render(escaped)
+    assert formatted(escaped) == []
+    shown = html_module.unescape(re.sub(r"<[^>]+>", "", html))
+    assert " ".join(shown.split()) == " ".join(text.split())
