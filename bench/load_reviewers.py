@@ -496,6 +496,7 @@ def main() -> None:
                 "votes_during_import": len(during),
                 "max_vote_wait_during_import_ms": round(max(during, default=0), 1),
                 "p95_during_import_ms": round(percentile(during, 95), 1),
+                "votes_over_1s_during_import": sum(ms > 1000 for ms in during),
                 "max_lock_wait_during_import_ms": round(1000 * max(lock_waits, default=0), 1),
                 "p99_lock_wait_during_import_ms": round(1000 * percentile(lock_waits, 99), 1),
                 "setup_s": round(setup_s, 1),
