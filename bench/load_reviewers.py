@@ -20,7 +20,10 @@ How:
   the first and the last fifth of the time after the warm-up: what stays open.
 - `--import-rows N` writes an outputs file of N rows (about 300 bytes each) before the run and
   imports it with `review-app import outputs` in a second process once --import-at of the run
-  has passed; `max_vote_wait_during_import_ms` is the slowest vote sent while it ran.
+  has passed; `max_vote_wait_during_import_ms` is the slowest vote sent while it ran. Meanwhile
+  a probe takes and releases the workspace's write lock every 0.1 s: `*_lock_wait_*` is how
+  long that took, the part of a vote's wait due to the import's transactions rather than to
+  the CPU the server and the import share.
 - `server_cpu_ms_per_vote`: the server process's CPU time over the run divided by the votes,
   a figure that depends far less on what else the machine is doing than the latencies do.
 - Afterwards the votes are read back from the workspace: `lost` = votes a session saw saved
@@ -45,10 +48,12 @@ import os
 import random
 import re
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -352,6 +357,7 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
     cpu_start = server.cpu_seconds()
     import_window: list[float] = []
     import_result: dict = {}
+    lock_waits: list[float] = []
 
     async def sampler() -> None:
         while time.monotonic() < stop_at:
@@ -360,6 +366,9 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
 
     async def importer() -> None:
         await asyncio.sleep(duration * args.import_at)
+        stop_probe = threading.Event()
+        probe = threading.Thread(target=probe_write_lock, args=(db, stop_probe, lock_waits))
+        probe.start()
         began = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -377,6 +386,8 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
         )
         out, err = await process.communicate()
         ended = time.monotonic()
+        stop_probe.set()
+        probe.join()
         import_window.extend([began - start, ended - start])
         import_result.update(
             status=process.returncode,
@@ -391,7 +402,23 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
     await asyncio.gather(*tasks)
     await asyncio.gather(*helpers)
     server_end = {"cpu_s": server.cpu_seconds() - cpu_start, "open_files": server.open_files()}
+    import_result["lock_waits"] = lock_waits
     return sessions, samples, warmup, import_window, import_result, server_end
+
+
+def probe_write_lock(db: Path, stop: threading.Event, waits: list[float]) -> None:
+    """Every 0.1 s, how long taking the workspace's write lock takes (BEGIN IMMEDIATE, then
+    ROLLBACK at once): what a vote waits behind other writers, without the page's own work."""
+    conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            waits.append(time.monotonic() - started)
+            stop.wait(0.1)
+    finally:
+        conn.close()
 
 
 def growth(start: float, end: float) -> float:
@@ -430,6 +457,7 @@ def main() -> None:
         saved = {s.name: sum(v.saved for v in s.votes) for s in sessions}
         checked = verify(db, saved)
 
+    lock_waits = imported.pop("lock_waits", [])
     votes = [v for s in sessions for v in s.votes]
     ms = [v.ms for v in votes]
     during = [v.ms for v in votes if window and window[0] <= v.sent <= window[1]]
@@ -477,6 +505,9 @@ def main() -> None:
                 "votes_during_import": len(during),
                 "max_vote_wait_during_import_ms": round(max(during, default=0), 1),
                 "p95_during_import_ms": round(percentile(during, 95), 1),
+                "votes_over_1s_during_import": sum(ms > 1000 for ms in during),
+                "max_lock_wait_during_import_ms": round(1000 * max(lock_waits, default=0), 1),
+                "p99_lock_wait_during_import_ms": round(1000 * percentile(lock_waits, 99), 1),
                 "setup_s": round(setup_s, 1),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }
