@@ -101,6 +101,11 @@ def current_exclusions(store: Store, study_id: int) -> list[dict]:
     ]
 
 
+def excluded_reviewers(store: Store, study: str) -> list[str]:
+    """The names of the reviewers excluded from the study now, sorted."""
+    return sorted(_currently_excluded(store.exclusion_history(store.require_study(study)["id"])))
+
+
 def exclude_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:
     """Leave a reviewer's votes out of every statistic of the study (calibration, gate, report)
     from now on; recorded with who, when and why, and reversible with `include_reviewer`."""
