@@ -9,7 +9,7 @@ import re
 import pytest
 
 from review_app import quality
-from review_app.services import demo, people, review
+from review_app.services import demo, people, review, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.browser.conftest import start_server, wait_idle
@@ -134,4 +134,24 @@ def test_the_signer_lands_on_the_gate_and_gate_comes_before_results(server, toke
     links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
     names = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
     assert names.index("Gate") < names.index("Results")
+    page.close()
+
+
+def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, module_workspace):
+    store = Store.open(module_workspace)
+    try:
+        if store.threshold_lock(store.require_study(demo.DEMO_STUDY)["id"]) is None:
+            thresholds.add_recommended_thresholds(store, demo.DEMO_STUDY, "ada")
+            thresholds.lock_thresholds(store, demo.DEMO_STUDY, "ada")
+    finally:
+        store.close()
+    page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page.goto(f"{server.url}/results?token={tokens[demo.DEMO_ADMIN]}")
+    page.get_by_role("heading", name="Win rates").wait_for(timeout=60_000)
+    wait_idle(page)
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    charts.first.locator("canvas, svg").first.wait_for()
+    assert charts.count() == 2  # one per comparison, each as wide as the screen
+    for box in (charts.nth(i).bounding_box() for i in range(charts.count())):
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     page.close()
