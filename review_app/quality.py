@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -57,10 +57,12 @@ class ReviewerQuality:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        for name in ("agreement", "p_left", "recognized_rate", "both_bad_rate"):
+        for name in _ESTIMATES:
             out[name] = getattr(self, name).to_json()
-        out["known_answer_accuracy"] = self.known_answer_accuracy.to_json()
         return out
+
+
+_ESTIMATES = ("agreement", "p_left", "recognized_rate", "both_bad_rate", "known_answer_accuracy")
 
 
 def human_agreement_without_ties(votes: pd.DataFrame) -> Estimate:
@@ -216,4 +218,4 @@ def _flagged(record: ReviewerQuality) -> ReviewerQuality:
     known = record.known_answer_accuracy
     if known.n >= MIN_KNOWN_FOR_FLAG and known.value < KNOWN_ANSWER_FLOOR:
         flags.append(f"known answers: {known.value:.0%} right on {known.n}")
-    return ReviewerQuality(**{**record.__dict__, "flags": flags})
+    return replace(record, flags=flags)

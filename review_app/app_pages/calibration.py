@@ -8,7 +8,7 @@ import streamlit as st
 from review_app import stats, ui
 from review_app.errors import NotFound
 from review_app.report import format_ci
-from review_app.services import calibration
+from review_app.services import calibration, quality
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -33,6 +33,12 @@ st.caption(
     "pair or unparsed answer counts against it). Intervals are 95%, resampling whole items "
     "(Wilson intervals for shares). Definitions: docs/statistics.md."
 )
+excluded = quality.excluded_reviewers(store, study["name"])
+if excluded:
+    st.caption(
+        f"Left out of every figure (excluded on the Reviewer quality screen): "
+        f"{', '.join(ui.plain(name) for name in excluded)}."
+    )
 
 st.subheader("Human ceiling")
 cols = st.columns(7)

@@ -246,6 +246,11 @@ st.subheader("4. Sign-off")
 signed = signoff.build_report(store, name, settings)
 for line in report.override_lines(signed["signoffs"]):
     st.error(ui.plain(line))
+for x in signed["exclusions"]:
+    st.warning(
+        f"Every figure leaves out **{ui.plain(x['reviewer'])}** ({x['n_votes']} votes), excluded "
+        f"by {ui.plain(x['decided_by'])} at {x['created_at']}: {ui.plain(x['reason'])}"
+    )
 for s in signed["signoffs"]:
     st.markdown(
         f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "

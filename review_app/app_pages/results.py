@@ -138,7 +138,6 @@ if not regression.empty:
     )
 
 st.subheader("Error analysis")
-ui.output_styles()
 left, right = st.columns(2)
 with left:
     st.markdown(f"**{ui.plain(results['candidate'])} by length** (human votes)")
@@ -163,15 +162,15 @@ with right:
                     f"The first {len(shown)} of {n} by item id; `review-app export votes` has all."
                 )
             for r in shown:
+                # Plain text keeps every line as written and draws fast: this screen can list
+                # many losses at once.
                 st.markdown(f"**{ui.plain(r['item_id'])}** vs {ui.plain(r['opponent'])}")
-                ui.show_output(r["prompt"], raw=False)
+                st.text(r["prompt"])
                 a, b = st.columns(2)
-                with a:
-                    st.caption(ui.plain(results["candidate"]))
-                    ui.show_output(r["candidate_output"], raw=False)
-                with b:
-                    st.caption(ui.plain(r["opponent"]))
-                    ui.show_output(r["opponent_output"], raw=False)
+                a.caption(ui.plain(results["candidate"]))
+                a.text(r["candidate_output"] or "(empty output)")
+                b.caption(ui.plain(r["opponent"]))
+                b.text(r["opponent_output"] or "(empty output)")
                 for rationale in r["rationales"]:
                     st.caption(f"Reviewer: {ui.plain(rationale)}")
                 st.divider()

@@ -26,9 +26,7 @@ window.reviewScreen = function (pair) {
   }
 
   function selected(group) {
-    return [...group.querySelectorAll("button")].find(
-      (b) => b.getAttribute("aria-checked") === "true" || b.getAttribute("aria-pressed") === "true"
-        || (b.getAttribute("data-testid") || "").endsWith("Active"));
+    return group.querySelector('button[aria-checked="true"]');
   }
 
   function rate(digit) {
@@ -75,6 +73,8 @@ window.reviewScreen = function (pair) {
     }, true);
     document.addEventListener("keydown", (event) => {
       if (event.ctrlKey || event.metaKey || event.altKey) return;
+      // Before the browser moves the focus (the key's default action), so it skips them.
+      if (event.key === "Tab") keepRatingsOutOfTabOrder();
       const target = event.target;
       if (isTextBox(target)) {
         if (event.key === "Escape") {
@@ -88,13 +88,7 @@ window.reviewScreen = function (pair) {
       else if (event.key === "Backspace") handled = unrateLast();
       if (handled) event.preventDefault();
     }, true);
-    new MutationObserver(keepRatingsOutOfTabOrder).observe(document.body, {
-      childList: true, subtree: true, attributes: true, attributeFilter: ["tabindex"],
-    });
   }
-  // This script may run after the ratings are drawn, when no further change would call the
-  // observer.
-  keepRatingsOutOfTabOrder();
 
   if (w.__reviewPair !== pair) {
     // The first pair of a page load follows no click, so there is nothing to hold back.

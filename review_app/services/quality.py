@@ -86,19 +86,25 @@ def current_exclusions(store: Store, study_id: int) -> list[dict]:
     latest: dict[str, dict] = {}
     for decision in store.exclusion_history(study_id):
         latest[decision["reviewer"]] = decision
-    votes = store.votes_frame(study_id, texts=False, with_excluded=True)
-    per_reviewer = votes["reviewer"].value_counts()
+    excluded = [d for _, d in sorted(latest.items()) if d["excluded"]]
+    if not excluded:
+        return []
+    counts = store.current_vote_counts(study_id, [d["reviewer_id"] for d in excluded])
     return [
         {
-            "reviewer": name,
+            "reviewer": d["reviewer"],
             "reason": d["reason"],
             "decided_by": d["decided_by"],
             "created_at": d["created_at"],
-            "n_votes": int(per_reviewer.get(name, 0)),
+            "n_votes": counts.get(d["reviewer_id"], 0),
         }
-        for name, d in sorted(latest.items())
-        if d["excluded"]
+        for d in excluded
     ]
+
+
+def excluded_reviewers(store: Store, study: str) -> list[str]:
+    """The names of the reviewers excluded from the study now, sorted."""
+    return sorted(_currently_excluded(store.exclusion_history(store.require_study(study)["id"])))
 
 
 def exclude_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:

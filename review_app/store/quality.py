@@ -37,6 +37,18 @@ class QualityQueries(StoreBase):
             [study_id],
         )
 
+    def current_vote_counts(self, study_id: int, reviewer_ids: list[int]) -> dict[int, int]:
+        """Reviewer id -> comparisons of the study their latest vote decides (not retracted)."""
+        marks = ",".join("?" * len(reviewer_ids))
+        rows = self._rows(
+            "SELECT v.reviewer_id, count(*) AS n FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            f"WHERE p.study_id = ? AND v.reviewer_id IN ({marks}) AND v.winner IS NOT NULL "
+            "AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            "AND v2.reviewer_id = v.reviewer_id) GROUP BY v.reviewer_id",
+            [study_id, *reviewer_ids],
+        )
+        return {r["reviewer_id"]: r["n"] for r in rows}
+
     def set_known_answer(self, study_id: int, pair_id: int, answer: str, by: str) -> None:
         self.db.execute(
             "INSERT INTO known_answers (pair_id, study_id, answer, set_by, created_at) "
