@@ -319,7 +319,6 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     g = actions.add_parser("guidelines", help="put new reviewer guidelines in force for a study")
     g.add_argument("name")
     g.add_argument("file", metavar="FILE.md")
-    g.add_argument("--by", default="cli", help="who sets them (recorded)")
     g.set_defaults(handler=_study_guidelines)
 
 
@@ -357,7 +356,9 @@ def _study_candidate(args, settings, store) -> None:
 
 def _study_guidelines(args, settings, store) -> None:
     text = studies.read_guidelines_file(args.file)
-    digest, changed = studies.set_guidelines(store, args.name, text, args.by)
+    digest, changed = studies.set_guidelines(
+        store, args.name, text, _actor_name(args, settings, store)
+    )
     if changed:
         _print(f"guidelines {digest} in force for study {args.name}; new votes record this hash")
     else:
@@ -405,7 +406,6 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
         e.add_argument("name")
         e.add_argument("--study", required=True)
         e.add_argument("--reason", required=True, help="why (recorded, and shown in the report)")
-        e.add_argument("--by", default="cli", help="who decides (recorded)")
         e.set_defaults(handler=handler)
 
     k = sub.add_parser("known-answers", help="comparisons with a known correct answer")
@@ -415,7 +415,6 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
     ks.add_argument("--item", required=True, metavar="ITEM_ID")
     ks.add_argument("--compare", required=True, metavar="SYS:SYS")
     ks.add_argument("--answer", required=True, help="one of the two systems, tie or both_bad")
-    ks.add_argument("--by", default="cli", help="who marks it (recorded)")
     ks.set_defaults(handler=_known_set)
     kr = known.add_parser("remove", help="remove a comparison's known answer")
     kr.add_argument("--study", required=True)
@@ -501,22 +500,35 @@ def _reviewers_stats(args, settings, store) -> None:
 
 
 def _reviewers_exclude(args, settings, store) -> None:
-    quality.exclude_reviewer(store, args.study, args.name, args.reason, args.by)
+    quality.exclude_reviewer(
+        store, args.study, args.name, args.reason, _user(args, settings, store, "admin")["name"]
+    )
     _print(f"{args.name} excluded from study {args.study}; its statistics now leave them out")
 
 
 def _reviewers_include(args, settings, store) -> None:
-    quality.include_reviewer(store, args.study, args.name, args.reason, args.by)
+    quality.include_reviewer(
+        store, args.study, args.name, args.reason, _user(args, settings, store, "admin")["name"]
+    )
     _print(f"{args.name} counts again in study {args.study}")
 
 
 def _known_set(args, settings, store) -> None:
-    quality.set_known_answer(store, args.study, args.item, args.compare, args.answer, args.by)
+    quality.set_known_answer(
+        store,
+        args.study,
+        args.item,
+        args.compare,
+        args.answer,
+        _user(args, settings, store, "admin")["name"],
+    )
     _print(f"known answer of {args.item} ({args.compare}): {args.answer}")
 
 
 def _known_remove(args, settings, store) -> None:
-    quality.remove_known_answer(store, args.study, args.item, args.compare)
+    quality.remove_known_answer(
+        store, args.study, args.item, args.compare, _user(args, settings, store, "admin")["name"]
+    )
     _print(f"known answer of {args.item} ({args.compare}) removed")
 
 

@@ -289,8 +289,9 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 
 
 # Governance tables whose rows are never changed or removed once written; `audit verify` checks
-# that these triggers are all still in place.
-APPEND_ONLY_TABLES = (
+# that these triggers are all still in place. Version 8 protected the first six; version 11 the
+# rest.
+_V8_APPEND_ONLY = (
     "votes",
     "signoffs",
     "threshold_locks",
@@ -298,6 +299,18 @@ APPEND_ONLY_TABLES = (
     "final_reviews",
     "audit_log",
 )
+APPEND_ONLY_TABLES = (*_V8_APPEND_ONLY, "reviewer_exclusions", "study_guidelines")
+
+
+def _append_only(db: sqlite_utils.Database, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        for event in ("UPDATE", "DELETE"):
+            name = f"{table}_append_only_{event.lower()}"
+            db.execute(f"DROP TRIGGER IF EXISTS {name}")
+            db.execute(
+                f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
 
 
 def _v8_audit_log(db: sqlite_utils.Database) -> None:
@@ -317,14 +330,13 @@ def _v8_audit_log(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX audit_log_study ON audit_log (study_id)")
     db.execute("ALTER TABLE votes ADD COLUMN entered_at TEXT")
-    for table in APPEND_ONLY_TABLES:
-        for event in ("UPDATE", "DELETE"):
-            name = f"{table}_append_only_{event.lower()}"
-            db.execute(f"DROP TRIGGER IF EXISTS {name}")
-            db.execute(
-                f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-            )
+    _append_only(db, _V8_APPEND_ONLY)
+
+
+def _v11_guidelines_and_exclusions_append_only(db: sqlite_utils.Database) -> None:
+    # Guidelines and exclusions are decisions that change what the gate counts: like locks, they
+    # are appended, never edited, and `audit verify` checks their triggers too.
+    _append_only(db, ("reviewer_exclusions", "study_guidelines"))
 
 
 def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
@@ -455,4 +467,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
+    (
+        11,
+        "reviewer guidelines and exclusions append-only",
+        _v11_guidelines_and_exclusions_append_only,
+    ),
 ]

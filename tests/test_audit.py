@@ -86,6 +86,19 @@ def test_verify_finds_a_dropped_trigger_and_an_edited_vote(signed):
     assert any(p.startswith("votes changed after 'signed'") for p in problems)
 
 
+def test_guidelines_and_exclusions_are_append_only_and_their_triggers_checked(signed):
+    store, settings = signed
+    with pytest.raises(Exception, match="append-only"):
+        store.db.execute("DELETE FROM study_guidelines")
+    with raw(store) as db:
+        db.execute("DROP TRIGGER study_guidelines_append_only_update")
+        db.execute("UPDATE study_guidelines SET body = 'anything goes'")
+    problems = audit.verify(store, "demo", settings)
+    assert "table study_guidelines: the append-only UPDATE trigger is missing" in problems
+    actions = {e["action"] for e in store.audit_entries(store.require_study("demo")["id"])}
+    assert "guidelines set" in actions
+
+
 def test_verify_finds_an_edited_lock_and_a_rewritten_log(signed):
     store, settings = signed
     with raw(store) as db:

@@ -168,7 +168,7 @@ with st.expander("Mark a known answer", expanded=not marked):
             st.rerun()
     if marked and remove.button("Remove this item's known answer", key="known_remove"):
         try:
-            quality.remove_known_answer(store, name, item, compare)
+            quality.remove_known_answer(store, name, item, compare, user["name"])
         except ReviewAppError as exc:
             st.error(f"Not removed: {ui.plain(exc)}")
         else:

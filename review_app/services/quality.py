@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from review_app import quality
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.services import audit
 from review_app.services.studies import parse_comparison
 from review_app.settings import Settings
 from review_app.stats import Estimate
@@ -134,6 +135,8 @@ def _decide(store: Store, study: str, reviewer: str, exclude: bool, reason: str,
             state = "already excluded from" if exclude else "not excluded from"
             raise Conflict(f"{reviewer} is {state} study {study!r}")
         store.insert_exclusion(study_row["id"], row["id"], exclude, reason, by)
+        action = "reviewer excluded" if exclude else "reviewer included again"
+        audit.record(store, by, action, study_row["id"], reviewer=reviewer, reason=reason)
 
 
 # ---- known answers ----
@@ -177,12 +180,23 @@ def set_known_answer(
         if answer not in (a, b, *ANSWER_WORDS):
             raise InputError(f"answer {answer!r}: expected {a}, {b}, tie or both_bad")
         store.set_known_answer(study_row["id"], pair_id, answer, by)
+        audit.record(
+            store,
+            by,
+            "known answer set",
+            study_row["id"],
+            item=item,
+            compare=compare,
+            answer=answer,
+        )
 
 
-def remove_known_answer(store: Store, study: str, item: str, compare: str) -> None:
+def remove_known_answer(store: Store, study: str, item: str, compare: str, by: str) -> None:
+    """Take a comparison's known answer away (recorded in the audit log with who did it)."""
     with store.transaction():
         study_row = store.require_study(study)
         pair_id, _, _ = _pair_of(store, study_row, item, compare)
         if pair_id not in known_outcomes(store, study_row["id"]):
             raise NotFound(f"item {item!r} ({compare}) has no known answer")
         store.clear_known_answer(pair_id)
+        audit.record(store, by, "known answer removed", study_row["id"], item=item, compare=compare)

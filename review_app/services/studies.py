@@ -226,6 +226,7 @@ def set_guidelines(store: Store, study: str, text: str, by: str = "") -> tuple[s
         if current is not None and current["content_hash"] == digest:
             return digest, False
         store.insert_guidelines(study_id, digest, text, by)
+        audit.record(store, by, "guidelines set", study_id, content_hash=digest)
     return digest, True
 
 
