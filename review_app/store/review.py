@@ -195,21 +195,29 @@ class ReviewQueries(StoreBase):
                 [(*(v.get(c) for c in columns), entered_at) for v in votes],
             )
 
-    def append_votes(self, votes: list[dict]) -> None:
-        """Append votes (dicts of the same votes columns, pair_id and reviewer_id among them,
-        without id and supersedes), each superseding the reviewer's latest vote on its pair."""
+    def append_votes(self, votes: list[dict]) -> int:
+        """Append imported votes (dicts of the same votes columns, pair_id and reviewer_id among
+        them, without id and supersedes), each superseding the reviewer's latest vote on its pair.
+        A vote the reviewer cast in the app is never superseded: the import checks for one, and
+        this statement skips the row should the reviewer have voted in the app since the check.
+        Returns how many rows were appended."""
         if not votes:
-            return
+            return 0
         columns = list(votes[0])
         # When a vote entered the workspace is the store's to record, whatever the file says.
         entered_at = now_iso()
+        latest = (
+            "FROM votes WHERE pair_id = :pair_id AND reviewer_id = :reviewer_id "
+            "ORDER BY id DESC LIMIT 1"
+        )
         with self._lock:
-            self.db.conn.executemany(
+            cursor = self.db.conn.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
-                f"VALUES ({', '.join(':' + c for c in columns)}, :entered_at, (SELECT max(id) "
-                "FROM votes WHERE pair_id = :pair_id AND reviewer_id = :reviewer_id))",
+                f"SELECT {', '.join(':' + c for c in columns)}, :entered_at, (SELECT id {latest}) "
+                f"WHERE coalesce((SELECT source {latest}), '') != 'app'",
                 [{**vote, "entered_at": entered_at} for vote in votes],
             )
+        return cursor.rowcount
 
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
         return self._one(
