@@ -442,6 +442,46 @@ def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
     )
 
 
+# Grader definitions and their results are written once: re-grading with the same grader adds
+# nothing, and a changed grader is a new definition with its own results.
+GRADER_TABLES = ("graders", "grader_results")
+# Every table `audit verify` expects to find guarded by append-only triggers.
+GUARDED_TABLES = APPEND_ONLY_TABLES + GRADER_TABLES
+
+
+def _v9_graders(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE graders (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    content_hash TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)"""
+    )
+    # One result per (grader version, study, output, check); `label` is the answer a `choice`
+    # check read from the output.
+    db.execute(
+        """CREATE TABLE grader_results (
+    grader_id INTEGER NOT NULL REFERENCES graders(id),
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    output_id INTEGER NOT NULL REFERENCES outputs(id),
+    check_name TEXT NOT NULL,
+    passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    label TEXT,
+    PRIMARY KEY (study_id, grader_id, output_id, check_name)
+) WITHOUT ROWID"""
+    )
+    # Which grader versions a lock pinned: [{name, content_hash}].
+    db.execute("ALTER TABLE threshold_locks ADD COLUMN graders TEXT")
+    for table in GRADER_TABLES:
+        for event in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_append_only_{event.lower()} BEFORE {event} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -455,4 +495,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
+    (9, "graders and their results; graders pinned by the lock", _v9_graders),
 ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from review_app import gate, report
 from review_app.errors import InputError
-from review_app.migrations import APPEND_ONLY_TABLES
+from review_app.migrations import GUARDED_TABLES
 from review_app.settings import Settings
 from review_app.store import Store
 from review_app.store.audit import GENESIS, entry_hash
@@ -53,7 +53,7 @@ def _trigger_problems(store: Store) -> list[str]:
     found = store.append_only_triggers()
     return [
         f"table {table}: the append-only {event} trigger is missing"
-        for table in APPEND_ONLY_TABLES
+        for table in GUARDED_TABLES
         for event in ("UPDATE", "DELETE")
         if event not in found.get(table, set())
     ]

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from review_app.migrations import APPEND_ONLY_TABLES
+from review_app.migrations import GUARDED_TABLES
 from review_app.store.base import StoreBase, now_iso
 
 GENESIS = "0" * 64
@@ -52,7 +52,7 @@ class AuditQueries(StoreBase):
 
     def append_only_triggers(self) -> dict[str, set[str]]:
         """table -> the append-only triggers it has now (UPDATE and DELETE)."""
-        found: dict[str, set[str]] = {table: set() for table in APPEND_ONLY_TABLES}
+        found: dict[str, set[str]] = {table: set() for table in GUARDED_TABLES}
         for row in self._rows("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"):
             if row["tbl_name"] in found and row["name"].endswith(("_update", "_delete")):
                 found[row["tbl_name"]].add(row["name"].rsplit("_", 1)[1].upper())
