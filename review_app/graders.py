@@ -188,7 +188,12 @@ class _Validator:
             raise self.fail(field, "expected a non-empty list of names")
         out = []
         for i, v in enumerate(value):
-            if isinstance(v, bool) or not isinstance(v, str | int | float) or not str(v).strip():
+            if isinstance(v, bool):
+                raise self.fail(
+                    (*field, i),
+                    "YAML reads yes, no, on, off, true and false as true/false: quote it",
+                )
+            if not isinstance(v, str | int | float) or not str(v).strip():
                 raise self.fail((*field, i), "expected a name")
             out.append(str(v).strip())
         return tuple(sorted(set(out)))
