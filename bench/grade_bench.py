@@ -83,7 +83,9 @@ def seed(path: Path, rng: np.random.Generator) -> None:
         )
         study_id = store.insert_study("bench", eval_set_id, 1)
         store.add_comparison(study_id, "finetuned", "base")
-        store.insert_pairs(study_id, [(item_id, "base", "finetuned") for item_id in item_ids.values()])
+        store.insert_pairs(
+            study_id, [(item_id, "base", "finetuned") for item_id in item_ids.values()]
+        )
         store.freeze_eval_set(eval_set_id)
     store.close()
 

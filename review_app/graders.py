@@ -465,7 +465,9 @@ def choice_scores(
     counts as wrong for its true label and adds no class. `results` has grader, check, system,
     passed, label, reference_label; `labels` maps (grader, check) of each choice check to its
     labels."""
-    from sklearn.metrics import f1_score
+    if not labels or results.empty:
+        return []
+    from sklearn.metrics import f1_score  # imported on first use: it takes half a second
 
     rows = []
     choice = results[

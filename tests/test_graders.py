@@ -482,3 +482,17 @@ def test_cli_grade_with_a_bad_file_is_one_line(store, corpus, tmp_path, capsys):
     assert main(["grade", "--study", "s", "--grader", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{path}:4" in err and "check 'a'" in err
+
+
+def test_audit_verify_notices_a_removed_grader_trigger(store, corpus, settings):
+    from review_app.services import audit
+
+    grading.grade(store, "s", corpus, "admin")
+    assert audit.verify(store, "s", settings) == []
+    assert [e["action"] for e in store.audit_entries(store.require_study("s")["id"])][
+        -1
+    ] == "graded"
+    store.db.execute("DROP TRIGGER grader_results_append_only_update")
+    assert audit.verify(store, "s", settings) == [
+        "table grader_results: the append-only UPDATE trigger is missing"
+    ]
