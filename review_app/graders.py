@@ -41,8 +41,13 @@ CHECK_TYPES: dict[str, dict[str, bool]] = {
 }
 NEEDS_REFERENCE = ("exact_match", "choice")
 # Keys every check may have besides its type's parameters.
-_COMMON_KEYS = {"name": True, "type": True, "description": False, "categories": False}
-_COMMON_KEYS |= {"items": False}
+_COMMON_KEYS = {
+    "name": True,
+    "type": True,
+    "description": False,
+    "categories": False,
+    "items": False,
+}
 _TOP_KEYS = {"name": True, "description": False, "checks": True}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 RESULT_COLUMNS = ["output_id", "check", "passed", "label"]
