@@ -21,6 +21,7 @@ from review_app.services import (
     calibration,
     data,
     demo,
+    grading,
     judging,
     people,
     quality,
@@ -1089,6 +1090,63 @@ def _judge_runs(args, settings, store) -> None:
         )
 
 
+# ---- graders ----
+
+
+def add_grade_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grade", help="run a grader file's checks on every output of a study")
+    p.add_argument("--study", required=True)
+    p.add_argument("--grader", required=True, metavar="FILE", help="grader YAML (see graders/)")
+    p.add_argument(
+        "--reason",
+        default="",
+        help="why, when the study's thresholds are locked and did not pin this grader version "
+        "(an admin's --token is needed; the report lists it as a deviation)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_grade)
+
+
+def _grade(args, settings, store) -> None:
+    if args.reason and thresholds.is_locked(store, args.study):
+        by = _user(args, settings, store, "admin")["name"]
+    else:
+        by = _actor_name(args, settings, store)
+    outcome = grading.grade(store, args.study, args.grader, by, args.reason)
+    locked = thresholds.is_locked(store, args.study)
+    summary = grading.grader_summary(store, args.study) if locked else None
+    if args.json:
+        document = {
+            "study": outcome.study,
+            "grader": outcome.grader,
+            "content_hash": outcome.content_hash,
+            "outputs": outcome.outputs,
+            "checks": outcome.checks,
+            "results": outcome.results,
+            "new": outcome.new,
+            "deviation": outcome.deviation,
+            "outcomes_hidden": summary is None,
+            **(summary or {}),
+        }
+        _print(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    _print(outcome.line())
+    if summary is None:
+        _print("pass rates stay hidden until the study's thresholds are locked (the lock pins it)")
+        return
+    _print("grader\tcheck\tsystem\tcategory\tpassed\tpass rate\t95% CI")
+    for r in summary["graders"]:
+        _print(
+            f"{r['grader']}\t{r['check']}\t{r['system']}\t{r['category'] or 'all'}\t"
+            f"{r['passed']}/{r['n']}\t{r['rate']:.3f}\t{report.format_ci(r['ci'], digits=3)}"
+        )
+    for r in summary["choice"]:
+        _print(
+            f"{r['grader']}\t{r['check']}\t{r['system']}: accuracy {r['accuracy']:.3f}, "
+            f"macro-F1 {r['macro_f1']:.3f} over {len(r['labels'])} labels (n={r['n']})"
+        )
+
+
 # ---- entry point ----
 
 
@@ -1112,6 +1170,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_commands(sub)
     add_calibration_commands(sub)
     add_judge_commands(sub)
+    add_grade_commands(sub)
     return parser
 
 

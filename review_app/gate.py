@@ -32,6 +32,11 @@ class GateInputs:
     category_win_rates: dict[str, list[stats.WinRate]]
     # {"n": outputs marked, "acceptable": marked acceptable, "sample_size": outputs in the sample}
     final_review: dict[str, Any] = field(default_factory=lambda: {"n": 0, "acceptable": 0})
+    # Grader results in force (the versions the lock pinned): one row per (output, check) with
+    # grader, check, system, item_key, category, passed.
+    graders: pd.DataFrame | None = None
+    # The system thresholds default to when they name none.
+    candidate: str = ""
 
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
@@ -238,6 +243,13 @@ def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measu
         suites[category] = suite
     if not suites:
         return _unmeasurable("no category has outcomes for this comparison")
+    return _worst_suite(suites)
+
+
+def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
+    """Non-inferiority over several suites at once: the worst suite's value (points below
+    parity) with bounds that pass only when every suite's upper bound clears the margin and fail
+    when any suite's lower bound exceeds it; n is the smallest suite's."""
     worst = max(suites, key=lambda c: suites[c].value)
     bounded = [m.bounds for m in suites.values() if m.bounds is not None]
     bounds = None
@@ -247,7 +259,102 @@ def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measu
     detail = f"worst: {worst} ({suites[worst].detail}, n={suites[worst].n})"
     if suites[smallest].n < suites[worst].n:
         detail += f"; smallest suite: {smallest} (n={suites[smallest].n})"
-    return Measurement(suites[worst].value, suites[worst].ci, bounds, suites[smallest].n, detail)
+    return Measurement(
+        suites[worst].value,
+        suites[worst].ci,
+        bounds,
+        suites[smallest].n,
+        detail,
+        unit=suites[smallest].unit,
+    )
+
+
+def _grader_rows(params: dict[str, Any], inputs: GateInputs) -> pd.DataFrame | str:
+    """The results of the threshold's check (of its `grader`, when named), or why there are
+    none: a check name two graders share must say which grader it means."""
+    frame = inputs.graders
+    if frame is None or frame.empty:
+        return "no grader results: run `review-app grade` on the study"
+    rows = frame[frame["check"] == params["check"]]
+    if params.get("grader"):
+        rows = rows[rows["grader"] == params["grader"]]
+    if rows.empty:
+        return f"no results of grader check {params['check']}"
+    owners = sorted(set(rows["grader"]))
+    if len(owners) > 1:
+        return f"check {params['check']} is in graders {', '.join(owners)}: name the grader"
+    return rows.assign(category=stats.category_names(rows["category"]))
+
+
+def _share_measurement(passed: int, n: int, detail: str) -> Measurement:
+    """A pass rate over n outputs with Wilson intervals (95% shown, one-sided 95% bounds)."""
+    share = passed / n
+    return Measurement(
+        share,
+        stats.wilson_interval(share, n),
+        stats.wilson_interval(share, n, stats.Z_ONE_SIDED_95),
+        n,
+        detail,
+        unit="outputs",
+    )
+
+
+def _measure_grader_pass_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    rows = _grader_rows(params, inputs)
+    if isinstance(rows, str):
+        return _unmeasurable(rows)
+    system = params.get("system") or inputs.candidate
+    rows = rows[rows["system"] == system]
+    if params.get("category"):
+        rows = rows[rows["category"] == params["category"]]
+    where = f"{system}{', ' + params['category'] if params.get('category') else ''}"
+    if rows.empty:
+        return _unmeasurable(f"check {params['check']} has no results for {where}")
+    passed, n = int(rows["passed"].sum()), len(rows)
+    return _share_measurement(passed, n, f"{passed} of {n} outputs of {where} pass")
+
+
+def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
+    """How far system a's pass rate is below system b's on the items both were graded on, in
+    points (100 x (rate b - rate a)), with Newcombe's paired interval: the 95% CI shown, the
+    one-sided 95% bounds decided on."""
+    both = a.merge(b, on="item_key", suffixes=("_a", "_b"))
+    if both.empty:
+        return None
+    passed_a, passed_b = both["passed_a"].to_numpy(bool), both["passed_b"].to_numpy(bool)
+    diff, ci = stats.paired_difference_interval(passed_a, passed_b)
+    _, bounds = stats.paired_difference_interval(passed_a, passed_b, stats.Z_ONE_SIDED_95)
+    n = len(both)
+    detail = f"pass rates {passed_a.mean():.3f} vs {passed_b.mean():.3f}"
+    return Measurement(
+        round(-100 * diff, 9),
+        (-100 * ci[1], -100 * ci[0]),
+        (round(-100 * bounds[1], 9), round(-100 * bounds[0], 9)),
+        n,
+        detail,
+        unit="outputs",
+    )
+
+
+def _measure_grader_pass_rate_change(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """Non-inferiority of a check's pass rate versus a reference system, per category (of the
+    listed ones; empty = all), combined exactly as the worst regression suite is."""
+    rows = _grader_rows(params, inputs)
+    if isinstance(rows, str):
+        return _unmeasurable(rows)
+    a, b = params.get("system_a") or inputs.candidate, params["system_b"]
+    suites: dict[str, Measurement] = {}
+    for category in params["categories"] or sorted(set(rows["category"])):
+        in_suite = rows[rows["category"] == category][["system", "item_key", "passed"]]
+        suite = _suite_change(in_suite[in_suite.system == a], in_suite[in_suite.system == b])
+        if suite is None:
+            if params["categories"]:
+                return _unmeasurable(f"category {category} has no results of {a} and {b}")
+            continue
+        suites[category] = suite
+    if not suites:
+        return _unmeasurable(f"no category has results of both {a} and {b}")
+    return _worst_suite(suites)
 
 
 def _measure_final_review(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -286,6 +393,8 @@ class Metric:
     # How `comparisons_needed` models the metric: a share of comparisons, a paired difference of
     # two shares, points below parity per suite, or distance of a share from one half.
     kind: str = "share"
+    # Parameters that may be left empty (the metric says what empty means).
+    optional: tuple[str, ...] = ()
 
 
 METRICS: dict[str, Metric] = {
@@ -422,6 +531,33 @@ METRICS: dict[str, Metric] = {
             "Share of the signer's final-review sample marked acceptable.",
             measure=_measure_final_review,
         ),
+        Metric(
+            "grader_pass_rate",
+            "Grader pass rate",
+            ("check", "system", "category", "grader"),
+            ">=",
+            0.95,
+            "Share of a system's outputs that pass a grader check (system empty = the candidate; "
+            "category empty = all; grader needed only when two graders have a check of that "
+            "name), decided on its Wilson bound over outputs, with the grader version the lock "
+            "pinned.",
+            measure=_measure_grader_pass_rate,
+            optional=("system", "category", "grader"),
+        ),
+        Metric(
+            "grader_pass_rate_change",
+            "Grader pass-rate drop versus the reference system, in points",
+            ("check", "system_a", "system_b", "categories", "grader"),
+            "<=",
+            5.0,
+            "Non-inferiority per category (of the listed ones; empty = all): 100 x (pass rate of "
+            "system_b - pass rate of system_a) on the items both were graded on (system_a empty "
+            "= the candidate), with a paired interval; fails when a suite is shown worse than the "
+            "margin, passes when every suite is shown within it.",
+            measure=_measure_grader_pass_rate_change,
+            kind="points",
+            optional=("system_a", "grader"),
+        ),
     )
 }
 
@@ -486,6 +622,8 @@ def validate_threshold(
                 raise InputError(f"metric {metric}: ties must be 'with', 'without' or 'strict'")
         elif name == "source":
             clean[name] = raw or HUMANS
+        elif name in spec.optional:
+            clean[name] = str(raw).strip() if raw is not None else ""
         else:
             if not raw or not str(raw).strip():
                 raise InputError(f"metric {metric} needs the parameter {name}")

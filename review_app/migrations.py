@@ -289,8 +289,9 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 
 
 # Governance tables whose rows are never changed or removed once written; `audit verify` checks
-# that these triggers are all still in place. Version 8 protected the first six; version 11 the
-# rest.
+# that these triggers are all still in place. Version 8 protected the first six, version 9 the
+# graders (re-grading with the same grader adds nothing; a changed grader is a new definition
+# with its own results), version 11 guidelines and exclusions.
 _V8_APPEND_ONLY = (
     "votes",
     "signoffs",
@@ -299,7 +300,13 @@ _V8_APPEND_ONLY = (
     "final_reviews",
     "audit_log",
 )
-APPEND_ONLY_TABLES = (*_V8_APPEND_ONLY, "reviewer_exclusions", "study_guidelines")
+GRADER_TABLES = ("graders", "grader_results")
+APPEND_ONLY_TABLES = (
+    *_V8_APPEND_ONLY,
+    *GRADER_TABLES,
+    "reviewer_exclusions",
+    "study_guidelines",
+)
 
 
 def _append_only(db: sqlite_utils.Database, tables: tuple[str, ...]) -> None:
@@ -454,6 +461,34 @@ def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v9_graders(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE graders (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    content_hash TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)"""
+    )
+    # One result per (grader version, study, output, check); `label` is the answer a `choice`
+    # check read from the output.
+    db.execute(
+        """CREATE TABLE grader_results (
+    grader_id INTEGER NOT NULL REFERENCES graders(id),
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    output_id INTEGER NOT NULL REFERENCES outputs(id),
+    check_name TEXT NOT NULL,
+    passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    label TEXT,
+    PRIMARY KEY (study_id, grader_id, output_id, check_name)
+) WITHOUT ROWID"""
+    )
+    # Which grader versions a lock pinned: [{name, content_hash}].
+    db.execute("ALTER TABLE threshold_locks ADD COLUMN graders TEXT")
+    _append_only(db, GRADER_TABLES)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -467,6 +502,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
+    (9, "graders and their results; graders pinned by the lock", _v9_graders),
     (
         11,
         "reviewer guidelines and exclusions append-only",

@@ -136,6 +136,7 @@ def render_markdown(report: dict) -> str:
             f"{_number(r['value'])} | {_ci(r['ci'])} | {_points(r['drop_points'])} | {r['n']} | "
             f"{r['verdict']} |"
         )
+    lines += grader_lines(report)
     lines += ["", "## Judges", "", "| judge | rubric hash | verdicts | agreement (no ties) | n |"]
     lines.append("|---|---|---|---|---|")
     for j in report["judges"]:
@@ -184,6 +185,96 @@ def render_markdown(report: dict) -> str:
             f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pinned(version: dict) -> str:
+    return "pinned by the lock" if version["pinned"] else "not pinned by the lock"
+
+
+def _grader_rows(graded: dict) -> list[dict]:
+    """The pass-rate rows worth a line: a check's per-category rows only when it covers more than
+    one category (with one, its row repeats the overall one)."""
+    categories: dict[tuple, int] = {}
+    for r in graded["graders"]:
+        if r["category"] is not None:
+            key = (r["grader"], r["check"], r["system"])
+            categories[key] = categories.get(key, 0) + 1
+    return [
+        r
+        for r in graded["graders"]
+        if r["category"] is None or categories[(r["grader"], r["check"], r["system"])] > 1
+    ]
+
+
+def grader_lines(report: dict) -> list[str]:
+    """The graders section (Markdown): pass rates per check, system and category with Wilson
+    95% CIs, accuracy and macro-F1 of choice checks; nothing when no grader has run."""
+    graded = report.get("graders")
+    if not graded:
+        return []
+    lines = ["", "## Graders", ""]
+    lines += [
+        f"- {_md(v['name'])} `{v['content_hash'][:12]}`: {_pinned(v)}" for v in graded["versions"]
+    ]
+    lines += [
+        "",
+        "| grader | check | system | category | passed | n | pass rate | 95% CI |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in _grader_rows(graded):
+        lines.append(
+            f"| {_md(r['grader'])} | {_md(r['check'])} | {_md(r['system'])} | "
+            f"{_md(r['category'] or 'all')} | {r['passed']} | {r['n']} | {_number(r['rate'])} | "
+            f"{_ci(r['ci'])} |"
+        )
+    if graded["choice"]:
+        lines += [
+            "",
+            "| grader | check | system | accuracy | 95% CI | macro-F1 | n |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in graded["choice"]:
+            lines.append(
+                f"| {_md(r['grader'])} | {_md(r['check'])} | {_md(r['system'])} | "
+                f"{_number(r['accuracy'])} | {_ci(r['accuracy_ci'])} | {_number(r['macro_f1'])} | "
+                f"{r['n']} |"
+            )
+    return lines
+
+
+def graders_html(report: dict) -> str:
+    """The graders section (HTML), or "" when no grader has run."""
+    graded = report.get("graders")
+    if not graded:
+        return ""
+    e = html.escape
+    versions = "".join(
+        f"<li>{e(v['name'])} <code>{e(v['content_hash'][:12])}</code>: {_pinned(v)}</li>"
+        for v in graded["versions"]
+    )
+    rows = "".join(
+        f"<tr><td>{e(r['grader'])}</td><td>{e(r['check'])}</td><td>{e(r['system'])}</td>"
+        f"<td>{e(r['category'] or 'all')}</td><td>{r['passed']} / {r['n']}</td>"
+        f"<td>{_number(r['rate'])}</td><td>{_ci(r['ci'])}</td></tr>"
+        for r in _grader_rows(graded)
+    )
+    choice = "".join(
+        f"<tr><td>{e(r['grader'])}</td><td>{e(r['check'])}</td><td>{e(r['system'])}</td>"
+        f"<td>{_number(r['accuracy'])}</td><td>{_ci(r['accuracy_ci'])}</td>"
+        f"<td>{_number(r['macro_f1'])}</td><td>{r['n']}</td></tr>"
+        for r in graded["choice"]
+    )
+    if choice:
+        choice = (
+            "<table><tr><th>grader</th><th>check</th><th>system</th><th>accuracy</th>"
+            f"<th>95% CI</th><th>macro-F1</th><th>n</th></tr>{choice}</table>"
+        )
+    return (
+        "<h2>Graders</h2><p class='note'>Share of outputs passing each deterministic check, with "
+        f"its Wilson 95% interval.</p><ul>{versions}</ul>"
+        "<table><tr><th>grader</th><th>check</th><th>system</th><th>category</th>"
+        f"<th>passed</th><th>pass rate</th><th>95% CI</th></tr>{rows}</table>{choice}"
+    )
 
 
 def looks_line(report: dict) -> str:
@@ -338,6 +429,7 @@ on the other side, inconclusive otherwise.</p>
 <p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
 votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
 {win_rate_svg(report["win_rates"])}
+{graders_html(report)}
 <h2>Judges</h2>
 <p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
 {_value(humans)} (n={humans["n"]}).</p>

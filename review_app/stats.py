@@ -618,6 +618,37 @@ def wilson_interval(share: float, n: float, z: float = Z_95) -> tuple[float, flo
     return (low, high)
 
 
+def paired_difference_interval(
+    a: np.ndarray, b: np.ndarray, z: float = Z_95
+) -> tuple[float, tuple[float, float]] | None:
+    """The difference of two shares observed on the same units (share of `a` minus share of `b`,
+    each a pass/fail per unit) and its interval: Newcombe's hybrid score interval for paired
+    proportions (1998, method 10, with his continuity-corrected correlation), built from the
+    two shares' Wilson intervals, so like them it never collapses to a point at 0% or 100%.
+    None when there are no units."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    n = len(a)
+    if n == 0:
+        return None
+    both, only_a = int((a & b).sum()), int((a & ~b).sum())
+    only_b = int((~a & b).sum())
+    neither = n - both - only_a - only_b
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    l1, u1 = wilson_interval(p1, n, z)
+    l2, u2 = wilson_interval(p2, n, z)
+    cross = both * neither - only_a * only_b
+    if cross > 0:
+        cross = max(cross - n / 2, 0.0)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = cross / math.sqrt(margins) if margins > 0 else 0.0
+    diff = p1 - p2
+    below = (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2
+    above = (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2
+    low = max(-1.0, diff - math.sqrt(max(below, 0.0)))
+    high = min(1.0, diff + math.sqrt(max(above, 0.0)))
+    return diff, (low, high)
+
+
 def effective_n(share: float, n: float, units: int, boot_variance: float | None) -> float:
     """How many independent observations a share is worth (Kish's design effect).
 

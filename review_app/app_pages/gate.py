@@ -8,7 +8,7 @@ import streamlit as st
 from review_app import baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, signoff, studies, thresholds
+from review_app.services import calibration, grading, signoff, studies, thresholds
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -46,6 +46,12 @@ if lock:
         f"Locked by **{ui.plain(lock['locked_by'])}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
         "Any change from now on is recorded as a deviation in the report."
     )
+    pinned = grading.pinned_graders(lock)
+    if pinned:
+        st.caption(
+            "Graders pinned: "
+            + ", ".join(f"{ui.plain(g['name'])} `{g['content_hash'][:12]}`" for g in pinned)
+        )
 else:
     st.warning(
         "Not locked yet. Outcome numbers (win rates, regressions, the gate result) stay hidden "
@@ -104,6 +110,33 @@ with st.expander("Add a threshold", expanded=not listed):
                 categories = studies.study_categories(store, name)
                 params[param] = st.multiselect(
                     "categories (empty = all)", categories, key="gate_param_categories"
+                )
+            elif param == "check":
+                checks = grading.check_names(store, name)
+                if checks:
+                    params[param] = st.selectbox("grader check", checks, key="gate_param_check")
+                else:
+                    params[param] = st.text_input("grader check", key="gate_param_check")
+            elif param == "system":
+                params[param] = st.selectbox(
+                    param,
+                    ["", *systems],
+                    format_func=lambda s: s or "the candidate",
+                    key="gate_param_system",
+                )
+            elif param == "category":
+                params[param] = st.selectbox(
+                    param,
+                    ["", *studies.study_categories(store, name)],
+                    format_func=lambda c: c or "all",
+                    key="gate_param_category",
+                )
+            elif param == "grader":
+                params[param] = st.selectbox(
+                    param,
+                    ["", *grading.grader_names(store, name)],
+                    format_func=lambda g: g or "the one with this check",
+                    key="gate_param_grader",
                 )
     c1, c2 = st.columns(2)
     comparator = c1.selectbox(

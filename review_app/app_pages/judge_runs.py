@@ -1,13 +1,13 @@
 """Judge runs (admins): choose study, rubric and judge; see the calls and estimated cost before
 starting; watch progress, or send the run as provider batches and check or cancel them; read
-failures with the judge's raw answer; totals per run."""
+failures with the judge's raw answer; totals per run; run the deterministic graders."""
 
 import pandas as pd
 import streamlit as st
 
 from review_app import baselines, ui
 from review_app.errors import ReviewAppError
-from review_app.services import judging
+from review_app.services import grading, judging, thresholds
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -247,3 +247,60 @@ else:
                     f"finish reason {ui.plain(row['finish_reason'])} · {row['attempts']} attempts"
                 )
                 st.code(row["raw_text"] or "(empty answer)", language=None)
+
+st.subheader("Graders")
+st.caption(
+    "Deterministic checks of every output of the study's systems (valid JSON, a schema, a "
+    "pattern, the length limit...). The lock pins the grader versions run before it; pass rates "
+    "show in the report once the thresholds are locked."
+)
+grader_choices = grading.available_graders()
+for invalid in (c for c in grader_choices if c.error):
+    st.warning(
+        f"Grader file {ui.plain(invalid.path.name)} cannot be used: {ui.plain(invalid.error)}"
+    )
+valid_graders = {c.title: c for c in grader_choices if c.grader is not None}
+if valid_graders:
+    locked = thresholds.is_locked(store, study["name"])
+    g1, g2 = st.columns([2, 1])
+    grader_title = g1.selectbox("Grader", list(valid_graders), key="grader_file")
+    grader_reason = (
+        g1.text_input(
+            "Reason, if the lock did not pin this grader version (recorded as a deviation)",
+            key="grader_reason",
+        )
+        if locked
+        else ""
+    )
+    if g2.button("Run graders", key="grader_run"):
+        try:
+            graded = grading.grade(
+                store,
+                study["name"],
+                valid_graders[grader_title].path,
+                user["name"],
+                grader_reason,
+            )
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
+        else:
+            st.success(ui.plain(graded.line()))
+in_force = grading.graders_in_force(store, study)
+if in_force:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "grader": g["name"],
+                    "version": g["content_hash"][:12],
+                    "results": g["n_results"],
+                    "pinned by the lock": g["pinned"],
+                }
+                for g in in_force
+            ]
+        ),
+        hide_index=True,
+        key="grader_versions_table",
+    )
+else:
+    st.caption("No grader has run on this study yet.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from review_app import baselines
 from review_app.services.data import import_outputs, import_verdicts, import_votes
+from review_app.services.grading import DEMO_GRADER, grade
 from review_app.services.judging import DEMO_RUBRIC, start_judge_run
 from review_app.services.people import add_reviewer
 from review_app.services.studies import create_study, read_guidelines_file, set_guidelines
@@ -28,8 +29,8 @@ DEMO_USERS = ((DEMO_ADMIN, "admin"), ("demo-reviewer", "reviewer"), ("demo-signe
 
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
     """Load the demo eval set, study (with its reviewer guidelines), example votes and example
-    judge verdicts (idempotent), run the baseline judges, and return fresh personal links for the
-    demo users, by name."""
+    judge verdicts (idempotent), run the baseline judges and the demo grader, and return fresh
+    personal links for the demo users, by name."""
     import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET)
     if store.study(DEMO_STUDY) is None:
         create_study(
@@ -45,6 +46,8 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
     import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
     import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY)
     seed_demo_judges(store, settings)
+    if store.threshold_lock(store.require_study(DEMO_STUDY)["id"]) is None:
+        grade(store, DEMO_STUDY, DEMO_GRADER, by="demo")
     links = {}
     for name, role in DEMO_USERS:
         # Each run of the demo hands out fresh links to its own users.

@@ -9,7 +9,7 @@ import random
 
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
-from review_app.services import audit, study_data
+from review_app.services import audit, grading, study_data
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
@@ -48,7 +48,12 @@ def gate_inputs(store: Store, data: StudyData, settings: Settings) -> gate.GateI
         "sample_size": len(sample_ids),
     }
     return gate.GateInputs(
-        statistics.calibration, statistics.win_rates, statistics.category_win_rates, final
+        statistics.calibration,
+        statistics.win_rates,
+        statistics.category_win_rates,
+        final,
+        graders=grading.results_in_force(store, data.study),
+        candidate=data.candidate,
     )
 
 
@@ -283,6 +288,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             ],
         },
     }
+    if grading.has_results(store, study_row):
+        built["graders"] = grading.grader_summary(store, study_row)
     # The study's latest governance entry, sign-offs aside (the report covers everything but
     # its sign-offs, so signing must not change it): its hash pins every entry before it.
     logged = [e for e in store.audit_entries(study_row["id"]) if e["action"] != "signed"]

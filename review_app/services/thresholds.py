@@ -119,7 +119,9 @@ def add_threshold(
         comparator or gate.METRICS.get(metric, gate.METRICS["human_win_rate"]).comparator,
         value,
     )
-    unknown = set(threshold.params.get("categories", [])) - set(study_categories(store, study))
+    named = set(threshold.params.get("categories", []))
+    named |= {threshold.params["category"]} if threshold.params.get("category") else set()
+    unknown = named - set(study_categories(store, study))
     if unknown:
         raise InputError(
             f"study {study!r} has no category {', '.join(sorted(unknown))}; "
@@ -228,6 +230,13 @@ def planned_sample(store: Store, study_row: dict) -> dict:
     }
 
 
+def graders_to_pin(store: Store, study_row: dict) -> list[dict]:
+    """The grader versions a lock pins: per grader name, the latest version graded on the
+    study ({name, content_hash}, by name)."""
+    latest = {g["name"]: g["content_hash"] for g in store.study_graders(study_row["id"])}
+    return [{"name": name, "content_hash": latest[name]} for name in sorted(latest)]
+
+
 def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None = None) -> str:
     """Pre-register the study's thresholds (who, when, content hash) with the candidate, the
     planned sample and the minimum comparisons per threshold; outcomes become visible."""
@@ -243,6 +252,7 @@ def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None
             raise InputError(f"name the candidate of study {study!r} before locking")
         content_hash = gate.thresholds_hash(thresholds)
         plan = planned_sample(store, study_row)
+        graders = graders_to_pin(store, study_row)
         store.insert_threshold_lock(
             study_row["id"],
             by,
@@ -251,6 +261,7 @@ def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None
             candidate=study_row["candidate"],
             plan=plan,
             min_comparisons=settings.gate_min_comparisons,
+            graders=graders,
         )
         audit.record(
             store,
@@ -262,6 +273,7 @@ def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None
             plan=plan,
             min_comparisons=settings.gate_min_comparisons,
             votes=store.votes_digest(study_row["id"]),
+            graders=graders,
         )
     return content_hash
 

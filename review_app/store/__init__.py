@@ -9,6 +9,7 @@ from review_app.store.batches import JudgeBatchQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
+from review_app.store.grading import GradingQueries
 from review_app.store.imports import ImportQueries, import_lock, locked_what
 from review_app.store.judging import JudgingQueries
 from review_app.store.people import ReviewerQueries
@@ -35,6 +36,7 @@ class Store(
     JudgingQueries,
     JudgeBatchQueries,
     GateQueries,
+    GradingQueries,
     QualityQueries,
     FrameQueries,
     AuditQueries,

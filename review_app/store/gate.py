@@ -56,10 +56,12 @@ class GateQueries(StoreBase):
         candidate: str,
         plan: dict,
         min_comparisons: int,
+        graders: list[dict] | None = None,
     ) -> None:
+        """The lock; `graders` pins the grader versions ({name, content_hash}) in use."""
         self.db.execute(
             "INSERT INTO threshold_locks (study_id, locked_at, locked_by, content_hash, thresholds, "
-            "candidate, plan, min_comparisons) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "candidate, plan, min_comparisons, graders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 study_id,
                 now_iso(),
@@ -69,6 +71,7 @@ class GateQueries(StoreBase):
                 candidate,
                 json.dumps(plan, sort_keys=True),
                 min_comparisons,
+                json.dumps(graders or [], sort_keys=True),
             ],
         )
 

@@ -1,0 +1,149 @@
+"""Benchmark: `review-app grade --study bench --grader FILE` on 50,000 outputs x 3 checks.
+
+A workspace with 25,000 items answered by base and finetuned (the study compares the two, so
+50,000 outputs are graded), about a third of the outputs JSON that fits the schema, a third
+JSON that does not, a third prose around JSON. The grader has three checks: json_valid,
+json_schema and max_chars. Timed: the whole command the first time (loading outputs, running the
+checks, storing 150,000 results), the same command again (nothing new to store), and the pass-rate
+summary after the lock. Target: a few seconds on a 2-core machine. The last line of output is one
+JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from review_app.cli import main
+from review_app.services import grading, thresholds
+from review_app.store import Store
+
+N_ITEMS = 25_000
+SYSTEMS = ("base", "finetuned")
+CATEGORIES = ("target", "formatting", "safety")
+GRADER = """\
+name: bench
+checks:
+  - name: valid
+    type: json_valid
+  - name: schema
+    type: json_schema
+    schema:
+      type: object
+      required: [name, amount]
+      properties:
+        name: {type: string}
+        amount: {type: number}
+  - name: short
+    type: max_chars
+    n: 120
+"""
+
+
+def _output(rng: np.random.Generator, i: int) -> str:
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        return json.dumps({"name": f"customer {i}", "amount": round(float(rng.random()) * 100, 2)})
+    if kind == 1:
+        return json.dumps({"name": f"customer {i}", "amount": "unknown", "note": "é" * (i % 80)})
+    return f'Sure! Here is the JSON:\n```json\n{{"name": "customer {i}"}}\n```'
+
+
+def seed(path: Path, rng: np.random.Generator) -> None:
+    store = Store.open(path)
+    with store.transaction():
+        eval_set_id = store.ensure_eval_set("bench")["id"]
+        item_ids = store.insert_items(
+            eval_set_id,
+            [
+                {
+                    "item_key": f"item-{i:05d}",
+                    "prompt": f"extract the invoice {i}",
+                    "reference": None,
+                    "category": CATEGORIES[i % len(CATEGORIES)],
+                    "metadata": {},
+                }
+                for i in range(N_ITEMS)
+            ],
+        )
+        store.ensure_systems(SYSTEMS)
+        store.upsert_outputs(
+            [
+                (item_id, system, _output(rng, n))
+                for n, item_id in enumerate(item_ids.values())
+                for system in SYSTEMS
+            ]
+        )
+        study_id = store.insert_study("bench", eval_set_id, 1)
+        store.add_comparison(study_id, "finetuned", "base")
+        store.insert_pairs(
+            study_id, [(item_id, "base", "finetuned") for item_id in item_ids.values()]
+        )
+        store.freeze_eval_set(eval_set_id)
+    store.close()
+
+
+def _grade(db: Path, grader: Path) -> tuple[float, str]:
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        code = main(["--db", str(db), "grade", "--study", "bench", "--grader", str(grader)])
+    seconds = time.perf_counter() - start
+    if code != 0:
+        sys.exit(f"review-app grade failed with status {code}")
+    return seconds, out.getvalue()
+
+
+def main_bench() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        db, grader = Path(tmp) / "bench.db", Path(tmp) / "bench.yaml"
+        grader.write_text(GRADER, encoding="utf-8")
+        start = time.perf_counter()
+        seed(db, np.random.default_rng(0))
+        seed_seconds = time.perf_counter() - start
+        first, text = _grade(db, grader)
+        print(text.splitlines()[0])
+        again, text = _grade(db, grader)
+        print(text.splitlines()[0])
+        store = Store.open(db)
+        store.set_candidate(store.require_study("bench")["id"], "finetuned")
+        thresholds.add_threshold(
+            store, "bench", "grader_pass_rate", {"check": "valid"}, ">=", 0.5, "bench"
+        )
+        thresholds.lock_thresholds(store, "bench", "bench")
+        start = time.perf_counter()
+        summary = grading.grader_summary(store, "bench")
+        summary_seconds = time.perf_counter() - start
+        store.close()
+    overall = {
+        (r["check"], r["system"]): round(r["rate"], 3)
+        for r in summary["graders"]
+        if r["category"] is None
+    }
+    print(f"pass rates: {overall}")
+    n_outputs = N_ITEMS * len(SYSTEMS)
+    print(
+        json.dumps(
+            {
+                "outputs": n_outputs,
+                "checks": 3,
+                "results": sum(r["n"] for r in summary["graders"] if r["category"] is None),
+                "seed_seconds": round(seed_seconds, 1),
+                "grade_seconds": round(first, 3),
+                "regrade_seconds": round(again, 3),
+                "summary_seconds": round(summary_seconds, 3),
+                "target_seconds": 5,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main_bench()
