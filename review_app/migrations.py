@@ -290,7 +290,7 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 
 # Governance tables whose rows are never changed or removed once written; `audit verify` checks
 # that these triggers are all still in place.
-APPEND_ONLY_TABLES = (
+_V8_APPEND_ONLY_TABLES = (
     "votes",
     "signoffs",
     "threshold_locks",
@@ -298,6 +298,9 @@ APPEND_ONLY_TABLES = (
     "final_reviews",
     "audit_log",
 )
+# Tables made append-only by later migrations (each creates its own triggers).
+_V10_APPEND_ONLY_TABLES = ("comparison_splits", "test_looks", "juries")
+APPEND_ONLY_TABLES = _V8_APPEND_ONLY_TABLES + _V10_APPEND_ONLY_TABLES
 
 
 def _v8_audit_log(db: sqlite_utils.Database) -> None:
@@ -317,7 +320,11 @@ def _v8_audit_log(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX audit_log_study ON audit_log (study_id)")
     db.execute("ALTER TABLE votes ADD COLUMN entered_at TEXT")
-    for table in APPEND_ONLY_TABLES:
+    _append_only(db, _V8_APPEND_ONLY_TABLES)
+
+
+def _append_only(db: sqlite_utils.Database, tables: tuple[str, ...]) -> None:
+    for table in tables:
         for event in ("UPDATE", "DELETE"):
             name = f"{table}_append_only_{event.lower()}"
             db.execute(f"DROP TRIGGER IF EXISTS {name}")
@@ -442,6 +449,47 @@ def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
+    # The dev/test split of a study's human-labelled comparisons is recorded once: one row per
+    # comparison. Every look at test agreement is a row too, so a screen can say how often test
+    # was looked at. A jury (a virtual judge over other judges) is stored so thresholds can name
+    # it before the lock. All three are append-only.
+    db.execute(
+        """CREATE TABLE comparison_splits (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    part TEXT NOT NULL CHECK (part IN ('dev', 'test')),
+    test_share REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (study_id, pair_id)
+) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE test_looks (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    judges TEXT NOT NULL DEFAULT '[]',
+    looked_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX test_looks_study ON test_looks(study_id)")
+    db.execute(
+        """CREATE TABLE juries (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    name TEXT NOT NULL,
+    members TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    UNIQUE (study_id, name)
+)"""
+    )
+    _append_only(db, _V10_APPEND_ONLY_TABLES)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -455,4 +503,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
+    (
+        10,
+        "dev/test split of labelled comparisons, looks at test, juries",
+        _v10_splits_test_looks_juries,
+    ),
 ]
