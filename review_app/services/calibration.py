@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from review_app import baselines, importers, stats
+from review_app import baselines, families, importers, stats
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import study_data
 from review_app.services.study_data import JudgeInfo
@@ -606,3 +606,45 @@ def confirm_on_test(
     if found is None:
         raise NotFound(f"judge {judge!r} has no verdicts on the test comparisons of {study}")
     return found
+
+
+# ---- self-preference ----
+
+
+def self_preference(
+    store: Store, study: str, settings: Settings | None = None, split: str = "all"
+) -> list[stats.SelfPreference]:
+    """For every real judge whose model family is known and matches a system's: the judge's
+    win-rate shift toward that system relative to the humans, on that system's comparisons
+    against systems of other families (paired CI; flagged when it excludes 0). Families come
+    from the names, overridden by REVIEW_APP_MODEL_FAMILIES."""
+    settings = settings or Settings.from_env()
+    data = study_data.load(store, store.require_study(study), settings, split=split)
+    overrides = families.parse_overrides(settings.model_families)
+    pairs = data.pairs
+    systems = sorted(set(pairs["system_x"]) | set(pairs["system_y"]))
+    system_family = {s: families.family_of(s, overrides) for s in systems}
+    out = []
+    for label in data.real_judges:
+        info = data.judges[label]
+        family = families.family_of(label, overrides) or families.family_of(info.judge, overrides)
+        if family is None:
+            continue
+        for system in systems:
+            if system_family[system] != family:
+                continue
+            other = pairs["system_y"].where(pairs["system_x"] == system, pairs["system_x"])
+            own = (pairs["system_x"] == system) | (pairs["system_y"] == system)
+            against = own & other.map(lambda s: system_family.get(s) != family)
+            out.append(
+                stats.self_preference(
+                    pairs[against],
+                    data.votes,
+                    data.verdicts,
+                    label,
+                    system,
+                    seed=settings.seed,
+                    n_boot=settings.bootstrap_resamples,
+                )
+            )
+    return out

@@ -297,3 +297,8 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return data
+
+
+def run_labels(store: Store, study_id: int) -> dict[int, str]:
+    """run id -> the label the statistics give the run's verdicts."""
+    return _study_judges(store, study_id)[0]

@@ -78,3 +78,14 @@ class CalibrationQueries(StoreBase):
             [study_id],
         )
         return [{**r, "members": json.loads(r["members"])} for r in rows]
+
+    def verdict_scores(self, run_ids: list[int]) -> list[dict]:
+        """pair_id, run_id and the scores JSON of every pointwise verdict of the runs."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        return self._rows(
+            f"SELECT pair_id, run_id, scores FROM verdicts WHERE run_id IN ({marks}) "
+            "AND scores != '{}' ORDER BY id",
+            list(run_ids),
+        )
