@@ -635,7 +635,7 @@ def self_preference(
                 continue
             other = pairs["system_y"].where(pairs["system_x"] == system, pairs["system_x"])
             own = (pairs["system_x"] == system) | (pairs["system_y"] == system)
-            against = own & other.map(lambda s: system_family.get(s) != family)
+            against = own & (other.map(system_family) != family)
             out.append(
                 stats.self_preference(
                     pairs[against],
