@@ -1636,7 +1636,9 @@ def jury_verdicts(
     unique_top = counts.eq(top, axis=0).sum(axis=1) == 1
     winner = counts.idxmax(axis=1).where(unique_top, "tie")
     spoke = counts.sum(axis=1) * 2 > len(members)
-    outcome = winner.where(spoke, None)
+    outcome = pd.Series(
+        np.where(spoke.to_numpy(), winner.to_numpy(dtype=object), None), index=counts.index
+    )
     systems = pairs.set_index("pair_id").loc[counts.index, ["system_x", "system_y"]]
     named = [
         {"x": x, "y": y}.get(o, o) if o is not None else None
