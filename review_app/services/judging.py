@@ -58,11 +58,15 @@ class RubricChoice:
 
 
 def available_rubrics(settings: Settings) -> list[RubricChoice]:
-    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS`; invalid files are listed with
-    their error rather than hidden."""
+    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS` (else the `rubrics` folder beside
+    the workspace, where the rubric editor saves); invalid files are listed with their error
+    rather than hidden."""
     folders = [RUBRICS_DIR]
     if settings.judge_rubrics_dir:
         folders.append(Path(settings.judge_rubrics_dir))
+    else:
+        # Versions saved from the rubric editor when no folder is configured.
+        folders.append(Path(settings.db_path).resolve().parent / "rubrics")
     choices = []
     for folder in folders:
         for path in sorted(folder.glob("*.y*ml")):
