@@ -1329,6 +1329,11 @@ def _fmt(estimate: Estimate) -> str:
     return f"{estimate.value:.2f} [{lo:.2f}, {hi:.2f}] (n={estimate.n})"
 
 
+def format_estimate(estimate: Estimate) -> str:
+    """An estimate as one phrase: value, 95% CI and n ("0.71 [0.62, 0.79] (n=140)")."""
+    return _fmt(estimate)
+
+
 def assess_judge(judge: JudgeStats, humans: HumanStats, reference: str | None) -> Assessment:
     """Whether `judge` can stand in for the reviewers: its one calibration verdict against the
     human ceiling (`vs_ceiling`, strict agreement, paired) and whether it beats the reference
@@ -1644,9 +1649,19 @@ def jury_verdicts(
         {"x": x, "y": y}.get(o, o) if o is not None else None
         for o, x, y in zip(outcome, systems["system_x"], systems["system_y"], strict=True)
     ]
+    # Ballots by the winning system's name (a screen that hides names writes them as A and B;
+    # x and y would give away the systems' name order).
+    sides = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    ballot_x = combined["pair_id"].map(sides["system_x"])
+    ballot_y = combined["pair_id"].map(sides["system_y"])
+    ballot = np.select(
+        [combined["outcome"] == "x", combined["outcome"] == "y", combined["outcome"] == "tie"],
+        [ballot_x, ballot_y, "tie"],
+        "unparsed",
+    )
     ballot_text = (
-        combined.assign(text=combined["judge"] + ": " + combined["outcome"].fillna("unparsed"))
-        .groupby("pair_id")["text"]
+        (combined["judge"] + ": " + pd.Series(ballot, index=combined.index, dtype=object))
+        .groupby(combined["pair_id"])
         .agg("; ".join)
     )
     cost = pd.to_numeric(mine["cost"], errors="coerce").groupby(mine["pair_id"]).sum(min_count=1)

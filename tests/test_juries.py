@@ -159,3 +159,22 @@ def test_jury_command(demo_store, capsys):
     assert "jury/pair" in labels
     study_id = demo_store.require_study("demo")["id"]
     assert [e["action"] for e in demo_store.audit_entries(study_id)].count("created jury") == 1
+
+
+def test_jury_explanation_names_systems_so_blinding_can_hide_them():
+    ballots = {"a": ("x",), "b": ("y",), "c": (None,)}
+    (row,) = stats.jury_verdicts(PAIRS, _verdicts(ballots), ["a", "b", "c"], "jury/p").to_dict(
+        "records"
+    )
+    assert row["explanation"] == "a: base; b: tuned; c: unparsed"
+
+
+def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_store, settings):
+    juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
+    frame = calibration.disagreements(
+        demo_store, "demo", calibration.DisagreementFilters(judges=("jury/trio",)), settings
+    )
+    assert len(frame) > 0
+    text = " ".join(frame["explanation_combined"].astype(str))
+    assert "finetuned" not in text and "frontier" not in text
+    assert ": A" in text or ": B" in text

@@ -393,6 +393,11 @@ if split is not None:
         f"{split.test_share:g}, seed {split.seed}, made {ui.plain(split.created_at)} by "
         f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
     )
+    st.caption(
+        "The tables above cover every comparison, test included: choose between versions on "
+        "dev here, then confirm the chosen one on test. Few-shot examples may come from dev "
+        "comparisons only (a rubric with an example from test is refused when judging)."
+    )
     real = [j.judge for j in overall.judges if not j.judge.startswith("baseline/")]
     choices = real + [j.judge for j in overall.judges if j.judge.startswith("baseline/")]
     if len(choices) >= 2:
@@ -439,9 +444,9 @@ if split is not None:
                 )
                 st.success(
                     f"{ui.plain(confirmed_judge)} on test: agreement with ties "
-                    f"{stats._fmt(found.agreement_with_ties)}, without ties "
-                    f"{stats._fmt(found.agreement_without_ties)}, strict "
-                    f"{stats._fmt(found.agreement_strict)}. Test has now been looked at "
+                    f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
+                    f"{stats.format_estimate(found.agreement_without_ties)}, strict "
+                    f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
                     f"{calibration.test_look_count(store, study['name'])} times."
                 )
             except ReviewAppError as exc:

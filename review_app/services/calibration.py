@@ -491,8 +491,8 @@ class VersionComparison:
     def line(self) -> str:
         c = self.comparison
         return (
-            f"on {self.split}: {c.judge_a} {stats._fmt(c.agreement_a)}; {c.judge_b} "
-            f"{stats._fmt(c.agreement_b)}; difference {stats._fmt(c.difference)}; "
+            f"on {self.split}: {c.judge_a} {stats.format_estimate(c.agreement_a)}; {c.judge_b} "
+            f"{stats.format_estimate(c.agreement_b)}; difference {stats.format_estimate(c.difference)}; "
             f"{len(self.changed)} comparisons changed verdict"
         )
 
