@@ -178,3 +178,35 @@ def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_stor
     text = " ".join(frame["explanation_combined"].astype(str))
     assert "finetuned" not in text and "frontier" not in text
     assert ": A" in text or ": B" in text
+
+
+def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store, settings):
+    study_id = demo_store.require_study("demo")["id"]
+    pair = demo_store.pairs_frame(study_id).iloc[0]
+    x, y = pair["system_x"], pair["system_y"]
+    with demo_store.transaction():
+        runs = [
+            demo_store.insert_judge_run(study_id, label, label, None, "", {}, label)
+            for label in ("openai/judge-one", "openai/judge-two")
+        ]
+        rows = []
+        for run, (sx, sy) in zip(runs, ((4, 2), (2, 2)), strict=True):
+            for first in (x, y):
+                rows.append(
+                    {
+                        "run_id": run,
+                        "pair_id": int(pair["pair_id"]),
+                        "first_system": first,
+                        "winner": x if sx > sy else "tie",
+                        "scores": json.dumps({x: {"accuracy": sx}, y: {"accuracy": sy + 1}}),
+                        "created_at": "2026-01-01T00:00:00",
+                    }
+                )
+        demo_store.insert_verdicts(rows)
+    juries.create_jury(
+        demo_store, "demo", "pw", ["openai/judge-one", "openai/judge-two"], settings=settings
+    )
+    scores = juries.jury_scores(demo_store, "demo", "pw", settings).set_index("system")["score"]
+    assert scores[x] == 3.0 and scores[y] == 3.0
+    with pytest.raises(InputError, match="no jury named nope"):
+        juries.jury_scores(demo_store, "demo", "nope", settings)
