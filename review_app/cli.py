@@ -631,14 +631,14 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
         "--split", choices=SPLITS, default="dev", help="default dev (test: a recorded look)"
     )
     cp.add_argument("--json", action="store_true", help="print one JSON object")
-    cp.set_defaults(handler=_calibrate_compare)
+    cp.set_defaults(handler=_calibrate_compare, read_only=True)
     cf = actions.add_parser(
         "confirm", help="a judge's agreement on the held-out test comparisons (a recorded look)"
     )
     cf.add_argument("--study", required=True)
     cf.add_argument("--judge", required=True, metavar="LABEL")
     cf.add_argument("--json", action="store_true", help="print one JSON object")
-    cf.set_defaults(handler=_calibrate_confirm)
+    cf.set_defaults(handler=_calibrate_confirm, read_only=True)
 
     j = sub.add_parser(
         "jury",

@@ -245,3 +245,20 @@ def test_a_rubric_whose_example_comes_from_test_is_refused(demo_store, settings,
     assert plan.n_missing > 0
     assert main(["judge", "--study", "demo", "--rubric", leaky, "--judge", "openai/gpt-4o-mini",
                  "--dry-run"]) == 1  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calibrate", "show", "--study", "s"],
+        ["calibrate", "compare", "--study", "s", "--judges", "a,b"],
+        ["calibrate", "confirm", "--study", "s", "--judge", "a"],
+        ["stats", "--study", "s", "--split", "test"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_calibrate_commands_never_create_a_workspace(tmp_path, capsys, argv):
+    missing = tmp_path / "typo" / "workspace.db"
+    assert main(["--db", str(missing), *argv]) == 1
+    assert "no workspace at" in capsys.readouterr().err
+    assert not missing.parent.exists()
