@@ -819,7 +819,10 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
-    result = calibration.compare_versions(store, args.study, judge_a, judge_b, args.split, settings)
+    by = _actor_name(args, settings, store)
+    result = calibration.compare_versions(
+        store, args.study, judge_a, judge_b, args.split, settings, by
+    )
     c = result.comparison
     if args.json:
         _print(

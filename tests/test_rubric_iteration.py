@@ -262,3 +262,13 @@ def test_calibrate_commands_never_create_a_workspace(tmp_path, capsys, argv):
     assert main(["--db", str(missing), *argv]) == 1
     assert "no workspace at" in capsys.readouterr().err
     assert not missing.parent.exists()
+
+
+def test_comparing_on_test_is_a_recorded_look(demo_store, settings):
+    _split(demo_store, settings)
+    calibration.compare_versions(
+        demo_store, "demo", "example-llm-judge", "baseline/longest", "test", settings, by="ann"
+    )
+    (look,) = demo_store.test_looks(demo_store.require_study("demo")["id"])
+    assert look["looked_by"] == "ann"
+    assert look["judges"] == ["example-llm-judge", "baseline/longest"]

@@ -517,6 +517,7 @@ def compare_versions(
     judge_b: str,
     split: str = "dev",
     settings: Settings | None = None,
+    by: str = "compare",
 ) -> VersionComparison:
     """Agreement with the humans of two judges on the study's dev comparisons (the split's
     default part; "test" counts as a look at test), a paired bootstrap CI of the difference
@@ -573,7 +574,7 @@ def compare_versions(
         columns=CHANGED_COLUMNS,
     )
     if split == "test":
-        record_test_look(store, study, [judge_a, judge_b], by="compare")
+        record_test_look(store, study, [judge_a, judge_b], by=by)
     return VersionComparison(study, split, comparison, changed.reset_index(drop=True), visible)
 
 
