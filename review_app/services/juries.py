@@ -45,6 +45,8 @@ def create_jury(
         raise InputError(f"jury {name}: name at least two judges, got {len(members)}")
     study_row = store.require_study(study)
     known = study_data.load(store, study_row, settings).judges
+    if jury_label(name) in known:
+        raise Conflict(f"study {study} already has a judge named {jury_label(name)}")
     for member in members:
         if member.startswith(stats.JURY_PREFIX):
             raise InputError(f"jury {name}: {member} is a jury; members are judges")
