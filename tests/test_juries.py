@@ -133,7 +133,7 @@ def test_bad_juries_are_refused_and_change_nothing(demo_store, settings):
     juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
     before = demo_store.table_counts()
     for name, members, error, match in (
-        ("trio", MEMBERS[:2], Conflict, "already has a jury named trio"),
+        ("trio", MEMBERS[:2], Conflict, "already has a jury or judge named jury/trio"),
         ("solo", MEMBERS[:1], InputError, "at least two"),
         ("twice", [MEMBERS[0], MEMBERS[0]], InputError, "named twice"),
         ("ghost", [MEMBERS[0], "openai/nobody"], InputError, "no judge 'openai/nobody'"),

@@ -46,7 +46,7 @@ def create_jury(
     study_row = store.require_study(study)
     known = study_data.load(store, study_row, settings).judges
     if jury_label(name) in known:
-        raise Conflict(f"study {study} already has a judge named {jury_label(name)}")
+        raise Conflict(f"study {study} already has a jury or judge named {jury_label(name)}")
     for member in members:
         if member.startswith(stats.JURY_PREFIX):
             raise InputError(f"jury {name}: {member} is a jury; members are judges")
