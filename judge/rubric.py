@@ -419,3 +419,14 @@ def _field_label(field: tuple[str | int, ...]) -> str:
     for step in field:
         label += f"[{step}]" if isinstance(step, int) else (f".{step}" if label else step)
     return label
+
+
+def field_location(text: str, source: str, field: tuple[str | int, ...]) -> str:
+    """ "FILE:LINE: FIELD" for a field of rubric YAML `text` (as rubric errors name it), so a
+    check made outside this module can point at the same place."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        root = None
+    line = _Validator(source, root)._line(field)
+    return f"{source}:{line}: {_field_label(field)}" if line else f"{source}: {_field_label(field)}"

@@ -23,6 +23,7 @@ from review_app.services import (
     demo,
     grading,
     judging,
+    juries,
     people,
     quality,
     signoff,
@@ -30,6 +31,7 @@ from review_app.services import (
     thresholds,
     workspace,
 )
+from review_app.services.study_data import SPLITS
 from review_app.settings import Settings, documented_settings
 
 T = TypeVar("T")
@@ -605,7 +607,65 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--study", required=True)
     p.add_argument("--json", action="store_true", help="print the documented JSON document")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="all",
+        help="only the dev or test comparisons of the study's split (test: a recorded look)",
+    )
     p.set_defaults(handler=_stats, read_only=True)
+
+    c = sub.add_parser("calibrate", help="rubric iteration: dev/test split, compare, confirm")
+    actions = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sp = actions.add_parser(
+        "split",
+        help="split the human-labelled comparisons into dev and test, once",
+        description="Split the study's human-labelled comparisons into dev and test (seeded, "
+        "stratified by category, whole items on one side). Recorded once: a second split is "
+        "refused.",
+    )
+    sp.add_argument("--study", required=True)
+    sp.add_argument(
+        "--test-share", type=_number, default=calibration.DEFAULT_TEST_SHARE, metavar="SHARE"
+    )
+    sp.add_argument("--seed", type=_integer, metavar="N", help="seed (default $REVIEW_APP_SEED)")
+    sp.set_defaults(handler=_calibrate_split)
+    sh = actions.add_parser("show", help="the study's split and how often test was looked at")
+    sh.add_argument("--study", required=True)
+    sh.add_argument("--json", action="store_true", help="print one JSON object")
+    sh.set_defaults(handler=_calibrate_show, read_only=True)
+    cp = actions.add_parser(
+        "compare",
+        help="two judges (rubric versions) on dev: agreement, paired CI, changed verdicts",
+    )
+    cp.add_argument("--study", required=True)
+    cp.add_argument("--judges", required=True, metavar="A,B", help="two judge labels")
+    cp.add_argument(
+        "--split", choices=SPLITS, default="dev", help="default dev (test: a recorded look)"
+    )
+    cp.add_argument("--json", action="store_true", help="print one JSON object")
+    cp.set_defaults(handler=_calibrate_compare, read_only=True)
+    cf = actions.add_parser(
+        "confirm", help="a judge's agreement on the held-out test comparisons (a recorded look)"
+    )
+    cf.add_argument("--study", required=True)
+    cf.add_argument("--judge", required=True, metavar="LABEL")
+    cf.add_argument("--json", action="store_true", help="print one JSON object")
+    cf.set_defaults(handler=_calibrate_confirm, read_only=True)
+
+    j = sub.add_parser(
+        "jury",
+        help="create a jury (a virtual judge: majority of its judges' verdicts) or list juries",
+        description="With --name and --judges, store a jury over the study's judges; it "
+        "appears as judge jury/NAME in statistics and can be named in thresholds. Its verdict "
+        "is the unique most frequent of its members' combined verdicts, a tie when the top is "
+        "shared, unparsed when half of the members or fewer answered. Without them, list the "
+        "study's juries.",
+    )
+    j.add_argument("--study", required=True)
+    j.add_argument("--name", help="the jury's name (judge label jury/NAME)")
+    j.add_argument("--judges", metavar="A,B,C", help="judge labels, comma-separated")
+    j.set_defaults(handler=_jury)
 
 
 def _fmt_estimate(estimate: dict | None) -> str:
@@ -628,15 +688,26 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _stats(args, settings, store) -> None:
-    report = calibration.calibration_report(store, args.study, settings)
+    split = args.split
+    by = _actor_name(args, settings, store) if split == "test" else "stats"
+    report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
+    preferences = calibration.self_preference(store, args.study, settings, split)
     document = report.document()
+    if split != "all" or args.json:
+        document["split"] = split
+    document["self_preference"] = [p.to_json() for p in preferences]
     if args.json:
         _print(json.dumps(document, indent=2))
         return
     humans = document["humans"]
+    part = f" ({split} part of the split)" if split != "all" else ""
     _print(
-        f"study {args.study}: {document['n_comparisons']} comparisons, {document['n_votes']} votes"
+        f"study {args.study}{part}: {document['n_comparisons']} comparisons, "
+        f"{document['n_votes']} votes"
     )
+    if split == "test":
+        looks = calibration.test_look_count(store, args.study)
+        _print(f"test looked at {looks} times")
     _print("")
     _print("humans (the ceiling a judge is measured against)")
     for name, value in (
@@ -708,10 +779,129 @@ def _stats(args, settings, store) -> None:
             )
         for line in _table(["category", "humans", *labels], rows):
             _print(line)
+    for p in preferences:
+        flag = "FLAGGED: " if p.flagged else ""
+        _print(
+            f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
+            f"{_fmt_estimate(p.shift.to_json())} (judge {p.judge_win_rate:.2f}, humans "
+            f"{p.human_win_rate:.2f})"
+            if p.shift.value is not None
+            else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
+            "verdict and a vote"
+        )
     if report.warnings:
         _print("")
         for warning in report.warnings:
             _print(f"warning: {warning}")
+
+
+def _calibrate_split(args, settings, store) -> None:
+    summary = calibration.make_split(
+        store,
+        args.study,
+        args.test_share,
+        args.seed,
+        by=_actor_name(args, settings, store),
+        settings=settings,
+    )
+    _print(summary.line())
+
+
+def _calibrate_show(args, settings, store) -> None:
+    summary = calibration.split_summary(store, args.study)
+    looks = calibration.test_look_count(store, args.study)
+    if args.json:
+        body = None if summary is None else {k: v for k, v in vars(summary).items()}
+        _print(json.dumps({"split": body, "test_looks": looks}, indent=2))
+        return
+    if summary is None:
+        _print(f"study {args.study} has no dev/test split (`review-app calibrate split`)")
+    else:
+        _print(summary.line())
+        for category, counts in sorted(summary.by_category.items()):
+            _print(f"  {category}: {counts['dev']} dev, {counts['test']} test")
+    _print(f"test looked at {looks} times")
+
+
+def _judge_pair(text: str, count: int, option: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if count and len(names) != count:
+        raise InputError(f"{option}: name exactly {count} judges, comma-separated; got {text!r}")
+    return names
+
+
+def _calibrate_compare(args, settings, store) -> None:
+    judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
+    by = _actor_name(args, settings, store)
+    result = calibration.compare_versions(
+        store, args.study, judge_a, judge_b, args.split, settings, by
+    )
+    c = result.comparison
+    if args.json:
+        _print(
+            json.dumps(
+                {
+                    "split": result.split,
+                    "judge_a": c.judge_a,
+                    "judge_b": c.judge_b,
+                    "agreement_a": c.agreement_a.to_json(),
+                    "agreement_b": c.agreement_b.to_json(),
+                    "difference": c.difference.to_json(),
+                    "outcomes_visible": result.outcomes_visible,
+                    "changed": result.changed.astype(object).to_dict("records"),
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    _print(result.line())
+    if len(result.changed):
+        rows = [
+            [
+                str(r[k])
+                for k in ("item_key", "category", "verdict_a", "verdict_b", "human_majority")
+            ]
+            for r in result.changed.to_dict("records")
+        ]
+        for line in _table(["item", "category", "a", "b", "humans"], rows):
+            _print(line)
+
+
+def _calibrate_confirm(args, settings, store) -> None:
+    judge = calibration.confirm_on_test(
+        store, args.study, args.judge, _actor_name(args, settings, store), settings
+    )
+    looks = calibration.test_look_count(store, args.study)
+    document = judge.to_json()
+    if args.json:
+        _print(json.dumps({"judge": document, "test_looks": looks}, indent=2))
+        return
+    _print(
+        f"{args.judge} on test: agreement with ties "
+        f"{_fmt_estimate(document['agreement']['with_ties'])}, without ties "
+        f"{_fmt_estimate(document['agreement']['without_ties'])}, strict "
+        f"{_fmt_estimate(document['agreement_strict'])}"
+    )
+    _print(f"test looked at {looks} times")
+
+
+def _jury(args, settings, store) -> None:
+    if args.name is None and args.judges is None:
+        for jury in juries.list_juries(store, args.study):
+            _print(f"{jury['label']}\t{', '.join(jury['members'])}\t{jury['created_at']}")
+        return
+    if not args.name or not args.judges:
+        raise InputError("a jury needs both --name and --judges")
+    jury = juries.create_jury(
+        store,
+        args.study,
+        args.name,
+        _judge_pair(args.judges, 0, "--judges"),
+        by=_actor_name(args, settings, store),
+        settings=settings,
+    )
+    _print(f"jury {jury['label']}: {', '.join(jury['members'])}")
 
 
 # ---- gate ----
@@ -937,6 +1127,12 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --batch: send and look once, then return; run the same command to collect",
     )
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="all",
+        help="judge only the dev or test comparisons of the study's split",
+    )
     p.set_defaults(handler=_judge)
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
@@ -1003,7 +1199,15 @@ def _judge(args, settings, store) -> None:
     if args.no_wait and not args.batch:
         raise ReviewAppError("--no-wait only applies with --batch")
     plan = judging.plan_judge_run(
-        store, settings, args.study, args.rubric, args.judge, both_orders, args.seed, args.batch
+        store,
+        settings,
+        args.study,
+        args.rubric,
+        args.judge,
+        both_orders,
+        args.seed,
+        args.batch,
+        split=args.split,
     )
     if args.dry_run:
         _print(plan.line())
@@ -1024,6 +1228,7 @@ def _judge(args, settings, store) -> None:
         tpm=args.tpm,
         on_progress=_ProgressBar(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+        split=args.split,
     )
     _print(outcome.line())
     if outcome.failures:
@@ -1047,6 +1252,7 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
         wait=not args.no_wait,
         on_progress=_BatchProgressLine(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
+        split=args.split,
     )
     _print(outcome.line())
     if outcome.status == "batched":

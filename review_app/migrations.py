@@ -291,7 +291,8 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 # Governance tables whose rows are never changed or removed once written; `audit verify` checks
 # that these triggers are all still in place. Version 8 protected the first six, version 9 the
 # graders (re-grading with the same grader adds nothing; a changed grader is a new definition
-# with its own results), version 11 guidelines and exclusions.
+# with its own results), version 10 the dev/test
+# split, looks at test and juries, version 11 guidelines and exclusions.
 _V8_APPEND_ONLY = (
     "votes",
     "signoffs",
@@ -301,9 +302,11 @@ _V8_APPEND_ONLY = (
     "audit_log",
 )
 GRADER_TABLES = ("graders", "grader_results")
+_V10_APPEND_ONLY_TABLES = ("comparison_splits", "test_looks", "juries")
 APPEND_ONLY_TABLES = (
     *_V8_APPEND_ONLY,
     *GRADER_TABLES,
+    *_V10_APPEND_ONLY_TABLES,
     "reviewer_exclusions",
     "study_guidelines",
 )
@@ -489,6 +492,47 @@ def _v9_graders(db: sqlite_utils.Database) -> None:
     _append_only(db, GRADER_TABLES)
 
 
+def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
+    # The dev/test split of a study's human-labelled comparisons is recorded once: one row per
+    # comparison. Every look at test agreement is a row too, so a screen can say how often test
+    # was looked at. A jury (a virtual judge over other judges) is stored so thresholds can name
+    # it before the lock. All three are append-only.
+    db.execute(
+        """CREATE TABLE comparison_splits (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    pair_id INTEGER NOT NULL REFERENCES pairs(id),
+    part TEXT NOT NULL CHECK (part IN ('dev', 'test')),
+    test_share REAL NOT NULL,
+    seed INTEGER NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (study_id, pair_id)
+) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE test_looks (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    judges TEXT NOT NULL DEFAULT '[]',
+    looked_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+)"""
+    )
+    db.execute("CREATE INDEX test_looks_study ON test_looks(study_id)")
+    db.execute(
+        """CREATE TABLE juries (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    name TEXT NOT NULL,
+    members TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    UNIQUE (study_id, name)
+)"""
+    )
+    _append_only(db, _V10_APPEND_ONLY_TABLES)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -503,6 +547,11 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "imports in flight", _v7_imports_in_flight),
     (8, "hash-chained audit log; every governance table append-only", _v8_audit_log),
     (9, "graders and their results; graders pinned by the lock", _v9_graders),
+    (
+        10,
+        "dev/test split of labelled comparisons, looks at test, juries",
+        _v10_splits_test_looks_juries,
+    ),
     (
         11,
         "reviewer guidelines and exclusions append-only",

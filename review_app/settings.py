@@ -105,6 +105,13 @@ class Settings:
         30.0,
         "Seconds between two looks at a judge run's provider batches while `judge --batch` waits.",
     )
+    model_families: str = _setting(
+        "REVIEW_APP_MODEL_FAMILIES",
+        "",
+        "Model family of systems and judges whose names do not say it, for the self-preference "
+        "check: `my-finetune=openai, openai/my-judge=meta` (names like gpt-*, claude-*, "
+        "gemini-*, llama-* are recognised).",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -1360,6 +1360,11 @@ def _fmt(estimate: Estimate) -> str:
     return f"{estimate.value:.2f} [{lo:.2f}, {hi:.2f}] (n={estimate.n})"
 
 
+def format_estimate(estimate: Estimate) -> str:
+    """An estimate as one phrase: value, 95% CI and n ("0.71 [0.62, 0.79] (n=140)")."""
+    return _fmt(estimate)
+
+
 def assess_judge(judge: JudgeStats, humans: HumanStats, reference: str | None) -> Assessment:
     """Whether `judge` can stand in for the reviewers: its one calibration verdict against the
     human ceiling (`vs_ceiling`, strict agreement, paired) and whether it beats the reference
@@ -1466,3 +1471,260 @@ def small_n_warnings(
                 f"would narrow its CI under {target_width:.2f}"
             )
     return warnings
+
+
+# ---- rubric iteration, self-preference and juries ----
+
+_SCORE_OF_X = np.array([1.0, 0.0, 0.5])  # x, y, tie as a score for system x
+
+
+def _ratio_difference(
+    items: np.ndarray,
+    columns: Sequence[np.ndarray],
+    statistic: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    n_boot: int,
+    n: int,
+) -> Estimate:
+    """`statistic` of per-comparison column totals, with a 95% percentile CI from resampling whole
+    items (every comparison of an item together: a paired, clustered bootstrap)."""
+    matrix = np.column_stack([np.asarray(c, dtype=float) for c in columns])
+    if len(matrix) == 0:
+        return Estimate(None, 0)
+    _, item_codes = np.unique(np.asarray(items, dtype=object).astype(str), return_inverse=True)
+    by_item = np.zeros((int(item_codes.max()) + 1, matrix.shape[1]))
+    np.add.at(by_item, item_codes, matrix)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = statistic(by_item.sum(axis=0)[None, :])[0]
+        samples = statistic(bootstrap_totals(by_item, np.random.default_rng(seed), n_boot))
+    return Estimate(
+        _finite_or_none(value),
+        n,
+        _percentile_ci(samples) if n_boot else None,
+        units=len(matrix),
+        bounds=_percentiles(samples, 5.0, 95.0) if n_boot else None,
+    )
+
+
+@dataclass(frozen=True)
+class RubricComparison:
+    """Two judges (rubric versions) on the same comparisons: each one's agreement with the human
+    votes (ties counted), the difference b - a with a paired CI, and the comparisons whose
+    combined verdict changed (`pair_id, outcome_a, outcome_b`)."""
+
+    judge_a: str
+    judge_b: str
+    agreement_a: Estimate
+    agreement_b: Estimate
+    difference: Estimate
+    changed: pd.DataFrame
+
+
+def compare_judges(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    judge_a: str,
+    judge_b: str,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> RubricComparison:
+    """Agreement of `judge_a` and `judge_b` with the humans over the comparisons both judged
+    (parsed combined verdicts) that have votes: one (vote, verdict) pair per vote, ties counted,
+    `both_bad` as a tie. The difference's CI resamples items, each with both judges' verdicts."""
+    combined = combine_verdicts(pairs, verdicts[verdicts["judge"].isin([judge_a, judge_b])])
+    combined = combined[combined["outcome"].notna()]
+    wide = combined.pivot(index="pair_id", columns="judge", values="outcome")
+    for judge in (judge_a, judge_b):
+        if judge not in wide.columns:
+            wide[judge] = None
+    wide = wide[wide[judge_a].notna() & wide[judge_b].notna()]
+    changed = pd.DataFrame(
+        {
+            "pair_id": wide.index[wide[judge_a] != wide[judge_b]].to_numpy(),
+            "outcome_a": wide.loc[wide[judge_a] != wide[judge_b], judge_a].to_numpy(dtype=object),
+            "outcome_b": wide.loc[wide[judge_a] != wide[judge_b], judge_b].to_numpy(dtype=object),
+        }
+    )
+    labels = votes["outcome"].replace("both_bad", "tie")
+    joined = pd.DataFrame({"pair_id": votes["pair_id"], "label": labels}).join(
+        wide, on="pair_id", how="inner"
+    )
+    joined = joined[joined["label"].isin(LABELS)]
+    item_of = pairs.set_index("pair_id")["item_key"]
+    per_pair = pd.DataFrame(
+        {
+            "n": joined.groupby("pair_id").size(),
+            "a": (joined["label"] == joined[judge_a]).groupby(joined["pair_id"]).sum(),
+            "b": (joined["label"] == joined[judge_b]).groupby(joined["pair_id"]).sum(),
+        }
+    ).fillna(0)
+    items = item_of.reindex(per_pair.index).to_numpy(dtype=object)
+    n_votes = int(per_pair["n"].sum())
+    columns = (per_pair["a"].to_numpy(), per_pair["b"].to_numpy(), per_pair["n"].to_numpy())
+    estimates = [
+        _ratio_difference(items, columns, stat, seed, n_boot, n_votes)
+        for stat in (
+            lambda t: t[:, 0] / t[:, 2],
+            lambda t: t[:, 1] / t[:, 2],
+            lambda t: (t[:, 1] - t[:, 0]) / t[:, 2],
+        )
+    ]
+    return RubricComparison(judge_a, judge_b, *estimates, changed)
+
+
+@dataclass(frozen=True)
+class SelfPreference:
+    """A judge's win rate for `system` minus the humans' on the same comparisons (each
+    comparison weighted once: the judge's combined verdict against the mean of its votes), with
+    a paired 95% CI; `flagged` when the CI excludes 0."""
+
+    judge: str
+    system: str
+    judge_win_rate: float | None
+    human_win_rate: float | None
+    shift: Estimate
+
+    @property
+    def flagged(self) -> bool:
+        ci = self.shift.ci
+        return ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+    def to_json(self) -> dict:
+        return {
+            "judge": self.judge,
+            "system": self.system,
+            "judge_win_rate": self.judge_win_rate,
+            "human_win_rate": self.human_win_rate,
+            "shift": self.shift.to_json(),
+            "flagged": self.flagged,
+        }
+
+
+def self_preference(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    judge: str,
+    system: str,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> SelfPreference:
+    """How much more often `judge` picks `system` than the humans do, on the comparisons of
+    `system` that have both a parsed combined verdict of the judge and at least one vote. A tie
+    (or `both_bad`) is half a win."""
+    mine = pairs[(pairs["system_x"] == system) | (pairs["system_y"] == system)]
+    combined = combine_verdicts(mine, verdicts[verdicts["judge"] == judge])
+    combined = combined[combined["outcome"].notna()].set_index("pair_id")["outcome"]
+    codes = votes["outcome"].map(_OUTCOME_CODES)
+    voted = votes.assign(code=codes)[codes.notna() & votes["pair_id"].isin(combined.index)]
+    human_x = voted.groupby("pair_id")["code"].agg(
+        lambda c: float(_SCORE_OF_X[c.astype(int).to_numpy()].mean())
+    )
+    frame = mine.set_index("pair_id").loc[human_x.index]
+    judge_x = combined.loc[human_x.index].map({"x": 1.0, "y": 0.0, "tie": 0.5}).astype(float)
+    is_x = (frame["system_x"] == system).to_numpy()
+    judge_s = np.where(is_x, judge_x.to_numpy(), 1.0 - judge_x.to_numpy())
+    human_s = np.where(is_x, human_x.to_numpy(), 1.0 - human_x.to_numpy())
+    n = len(judge_s)
+    shift = _ratio_difference(
+        frame["item_key"].to_numpy(dtype=object),
+        (judge_s - human_s, np.ones(n)),
+        lambda t: t[:, 0] / t[:, 1],
+        seed,
+        n_boot,
+        n,
+    )
+    return SelfPreference(
+        judge,
+        system,
+        float(judge_s.mean()) if n else None,
+        float(human_s.mean()) if n else None,
+        shift,
+    )
+
+
+JURY_PREFIX = "jury/"
+
+
+def jury_verdicts(
+    pairs: pd.DataFrame, verdicts: pd.DataFrame, members: Sequence[str], label: str
+) -> pd.DataFrame:
+    """The order-combined verdicts (`VERDICT_COLUMNS`) of a jury of `members` over `pairs`.
+
+    Each member's combined verdict of a comparison is one ballot (its two orders combined as
+    everywhere: disagreeing orders are a tie). The jury's verdict is the unique most frequent
+    ballot; when two outcomes share the top count it is a tie. A comparison on which half of the
+    members or fewer have a parsed ballot gets an unparsed jury verdict (no majority of the jury
+    spoke). Its cost is the members' cost on that comparison."""
+    members = list(dict.fromkeys(members))
+    mine = verdicts[verdicts["judge"].isin(members)]
+    combined = combine_verdicts(pairs, mine)
+    if combined.empty:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    ballots = combined[combined["outcome"].notna()]
+    counts = (
+        pd.crosstab(ballots["pair_id"], ballots["outcome"])
+        .reindex(columns=list(LABELS), fill_value=0)
+        .reindex(combined["pair_id"].unique(), fill_value=0)
+    )
+    top = counts.max(axis=1)
+    unique_top = counts.eq(top, axis=0).sum(axis=1) == 1
+    winner = counts.idxmax(axis=1).where(unique_top, "tie")
+    spoke = counts.sum(axis=1) * 2 > len(members)
+    outcome = pd.Series(
+        np.where(spoke.to_numpy(), winner.to_numpy(dtype=object), None), index=counts.index
+    )
+    systems = pairs.set_index("pair_id").loc[counts.index, ["system_x", "system_y"]]
+    named = [
+        {"x": x, "y": y}.get(o, o) if o is not None else None
+        for o, x, y in zip(outcome, systems["system_x"], systems["system_y"], strict=True)
+    ]
+    # Ballots by the winning system's name (a screen that hides names writes them as A and B;
+    # x and y would give away the systems' name order).
+    sides = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    ballot_x = combined["pair_id"].map(sides["system_x"])
+    ballot_y = combined["pair_id"].map(sides["system_y"])
+    ballot = np.select(
+        [combined["outcome"] == "x", combined["outcome"] == "y", combined["outcome"] == "tie"],
+        [ballot_x, ballot_y, "tie"],
+        "unparsed",
+    )
+    ballot_text = (
+        (combined["judge"] + ": " + pd.Series(ballot, index=combined.index, dtype=object))
+        .groupby(combined["pair_id"])
+        .agg("; ".join)
+    )
+    cost = pd.to_numeric(mine["cost"], errors="coerce").groupby(mine["pair_id"]).sum(min_count=1)
+    frame = pd.DataFrame(
+        {
+            "verdict_id": None,
+            "run_id": None,
+            "judge": label,
+            "pair_id": counts.index.to_numpy(),
+            "first_system": None,
+            "first": None,
+            "winner": named,
+            "outcome": pd.Series(outcome.to_numpy(dtype=object), dtype=object),
+            "explanation": ballot_text.reindex(counts.index).to_numpy(dtype=object),
+            "raw_text": "",
+            "parse_error": np.where(
+                spoke.to_numpy(), None, "half of the jury or fewer gave a parsed verdict"
+            ),
+            "cost": cost.reindex(counts.index).to_numpy(dtype=float),
+            "latency_ms": np.nan,
+            "tokens_in": 0,
+            "tokens_out": 0,
+        }
+    )
+    return frame[VERDICT_COLUMNS]
+
+
+def jury_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """The jury's pointwise scores: the mean over its members' verdicts (both orders) of each
+    system's score on each criterion. `scores` has one row per member score: `pair_id, system,
+    criterion, score`; the result has the same columns, one row per (pair, system, criterion)."""
+    if scores.empty:
+        return pd.DataFrame(columns=["pair_id", "system", "criterion", "score"])
+    keys = ["pair_id", "system", "criterion"]
+    return scores.groupby(keys, as_index=False)["score"].mean()

@@ -441,6 +441,7 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
     code, out, err = run_cli(capsys, "--db", demo_store.path, "stats", "--study", "demo", "--json")
     assert code == 0, err
     document = json.loads(out)
+    assert document.pop("split") == "all" and document.pop("self_preference") == []
     check_schema(document, {**SECTION, "by_category": dict})
     assert set(document["by_category"]) == {"formatting", "reasoning", "safety", "support"}
     for name, section in document["by_category"].items():

@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from review_app import stats, ui
-from review_app.errors import NotFound
+from review_app.errors import NotFound, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, quality
+from review_app.services import calibration, judging, quality, rubric_editor
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -360,3 +360,143 @@ if not plotted.empty:
     st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
     st.caption("Red tick: the category's human-human agreement without ties.")
 st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
+
+# ---- rubric iteration: split, versions compared on dev, looks at test, self-preference ----
+
+st.header("Rubric iteration")
+split = calibration.split_summary(store, study["name"])
+if split is None:
+    st.info(
+        "Split the human-labelled comparisons into dev (to choose a rubric version on) and test "
+        "(to confirm it once). The split is recorded once and cannot be redone."
+    )
+    if user["role"] == "admin":
+        with st.form("calibration_split"):
+            share = st.number_input(
+                "Test share", min_value=0.05, max_value=0.95, value=0.3, step=0.05
+            )
+            seed = st.number_input("Seed", min_value=0, value=settings.seed, step=1)
+            if st.form_submit_button("Split into dev and test"):
+                try:
+                    by = ui.acting_user(store)["name"]
+                    made = calibration.make_split(
+                        store, study["name"], float(share), int(seed), by, settings
+                    )
+                    st.success(ui.plain(made.line()))
+                    split = made
+                except ReviewAppError as exc:
+                    st.error(ui.plain(exc))
+if split is not None:
+    looks = calibration.test_look_count(store, study["name"])
+    st.markdown(
+        f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
+        f"{split.test_share:g}, seed {split.seed}, made {ui.plain(split.created_at)} by "
+        f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
+    )
+    st.caption(
+        "The tables above cover every comparison, test included: choose between versions on "
+        "dev here, then confirm the chosen one on test. Few-shot examples may come from dev "
+        "comparisons only (a rubric with an example from test is refused when judging)."
+    )
+    real = [j.judge for j in overall.judges if not j.judge.startswith("baseline/")]
+    choices = real + [j.judge for j in overall.judges if j.judge.startswith("baseline/")]
+    if len(choices) >= 2:
+        st.subheader("Compare two versions on dev")
+        left, right = st.columns(2)
+        version_a = left.selectbox("Version A", choices, index=0, key="iteration_a")
+        version_b = right.selectbox("Version B", choices, index=1, key="iteration_b")
+        if version_a == version_b:
+            st.info("Choose two different judges.")
+        else:
+            compared = calibration.compare_versions(
+                store, study["name"], version_a, version_b, "dev", settings
+            )
+            c = compared.comparison
+            m1, m2, m3 = st.columns(3)
+            for col, label, est in (
+                (m1, "A agreement (dev)", c.agreement_a),
+                (m2, "B agreement (dev)", c.agreement_b),
+                (m3, "B - A", c.difference),
+            ):
+                col.metric(
+                    label,
+                    "n/a"
+                    if est.value is None
+                    else f"{est.value:+.2f}"
+                    if label == "B - A"
+                    else f"{est.value:.2f}",
+                    help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'} "
+                    "(paired: items resampled with both versions' verdicts)",
+                )
+            st.caption(
+                f"{len(compared.changed)} dev comparisons changed verdict"
+                + ("" if compared.outcomes_visible else " (systems written as A and B)")
+            )
+            st.dataframe(compared.changed, hide_index=True, key="iteration_changed")
+    if choices:
+        st.subheader("Confirm on test")
+        confirmed_judge = st.selectbox("Judge to confirm", choices, key="iteration_confirm")
+        if st.button("Look at test agreement (recorded)", key="iteration_look"):
+            try:
+                by = ui.acting_user(store)["name"]
+                found = calibration.confirm_on_test(
+                    store, study["name"], confirmed_judge, by, settings
+                )
+                st.success(
+                    f"{ui.plain(confirmed_judge)} on test: agreement with ties "
+                    f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
+                    f"{stats.format_estimate(found.agreement_without_ties)}, strict "
+                    f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
+                    f"{calibration.test_look_count(store, study['name'])} times."
+                )
+            except ReviewAppError as exc:
+                st.error(ui.plain(exc))
+
+preferences = calibration.self_preference(store, study["name"], settings)
+if preferences:
+    st.subheader("Self-preference")
+    for p in preferences:
+        if p.shift.value is None:
+            continue
+        text = (
+            f"{ui.plain(p.judge)} vs humans on {ui.plain(p.system)} (same family): win-rate "
+            f"shift {p.shift.value:+.2f}, 95% CI {format_ci(p.shift.ci) if p.shift.ci else 'n/a'}"
+            f", n = {p.shift.n}"
+        )
+        (st.warning if p.flagged else st.markdown)(("Flagged: " if p.flagged else "") + text)
+
+# ---- rubric editor ----
+
+st.header("Rubric editor")
+rubric_files = [c for c in judging.available_rubrics(settings) if c.rubric is not None]
+start = st.selectbox("Start from", [c.path.name for c in rubric_files], key="editor_start")
+start_text = next(c.path for c in rubric_files if c.path.name == start).read_text(encoding="utf-8")
+if st.session_state.get("editor_loaded") != start:
+    st.session_state["editor_loaded"] = start
+    st.session_state["editor_text"] = start_text
+text = st.text_area("Rubric YAML", height=400, key="editor_text")
+checked = rubric_editor.check_rubric(text)
+if checked.error:
+    st.error(ui.plain(checked.error))
+else:
+    rubric = checked.rubric
+    st.success(
+        f"Valid: {ui.plain(rubric.name)} v{ui.plain(rubric.version)} ({rubric.mode}), "
+        f"hash {rubric.content_hash[:12]}"
+    )
+    try:
+        messages = rubric_editor.sample_prompt(store, study["name"], rubric, settings)
+    except ReviewAppError as exc:
+        st.warning(ui.plain(exc))
+    else:
+        with st.expander("Prompt for a sample pair (responses as A and B)"):
+            for message in messages:
+                st.caption(message["role"])
+                st.code(message["content"], language=None, wrap_lines=True)
+    if user["role"] == "admin" and st.button("Save as new version", key="editor_save"):
+        try:
+            ui.acting_user(store)
+            saved = rubric_editor.save_rubric_version(store, settings, text)
+            st.success(f"Saved as {ui.plain(saved.name)}; choose it on the Judge runs screen.")
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))

@@ -16,7 +16,7 @@ from judge.batch import BatchProgress, OpenBatch, cancel_batches, run_batches
 from judge.errors import FatalProviderError, JudgeError, ProviderError, RubricError
 from judge.pricing import Estimate, PriceTable, estimate_cost, load_prices
 from judge.providers.base import BatchProvider, BatchStatus, get_provider, split_spec
-from judge.rubric import Rubric, load_rubric, parse_rubric
+from judge.rubric import Rubric, field_location, load_rubric, parse_rubric
 from judge.runner import (
     CallResult,
     JudgeCall,
@@ -58,11 +58,15 @@ class RubricChoice:
 
 
 def available_rubrics(settings: Settings) -> list[RubricChoice]:
-    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS`; invalid files are listed with
-    their error rather than hidden."""
+    """The shipped rubrics, then those in `REVIEW_APP_RUBRICS` (else the `rubrics` folder beside
+    the workspace, where the rubric editor saves); invalid files are listed with their error
+    rather than hidden."""
     folders = [RUBRICS_DIR]
     if settings.judge_rubrics_dir:
         folders.append(Path(settings.judge_rubrics_dir))
+    else:
+        # Versions saved from the rubric editor when no folder is configured.
+        folders.append(Path(settings.db_path).resolve().parent / "rubrics")
     choices = []
     for folder in folders:
         for path in sorted(folder.glob("*.y*ml")):
@@ -97,6 +101,7 @@ class JudgePlan:
     estimate: Estimate
     n_in_batches: int = 0
     batch: bool = False
+    split: str = "all"
 
     @property
     def n_missing(self) -> int:
@@ -121,9 +126,10 @@ class JudgePlan:
             if estimate.tokens_cached:
                 cost += f", with {estimate.tokens_cached} input tokens from the prompt cache"
         waiting = f", {self.n_in_batches} in open batches" if self.n_in_batches else ""
+        part = f" {self.split}" if self.split != "all" else ""
         return (
             f"{self.label}: {self.n_missing} calls to send, {self.n_stored} of {self.n_total} "
-            f"already stored{waiting} ({self.n_pairs} pairs, "
+            f"already stored{waiting} ({self.n_pairs}{part} pairs, "
             f"{'both orders' if self.params.both_orders else 'single order'}); {cost}"
         )
 
@@ -223,6 +229,7 @@ def plan_judge_run(
     both_orders: bool = True,
     seed: int | None = None,
     batch: bool = False,
+    split: str = "all",
 ) -> JudgePlan:
     """Everything `start_judge_run` (or `start_batch_run` when `batch`) would do, without calling
     any model (the dry run).
@@ -240,6 +247,7 @@ def plan_judge_run(
             "(baseline judges decide locally, at no cost)"
         )
     study_row = store.require_study(study)
+    rubric_body = Path(rubric_path).read_text(encoding="utf-8")
     params = JudgeParams(
         max_tokens=settings.judge_max_tokens,
         both_orders=both_orders,
@@ -249,10 +257,15 @@ def plan_judge_run(
     rubric_hash = "" if is_baseline(judge) else rubric.content_hash
     run = store.find_judge_run(study_row["id"], judge, rubric_hash, params.params_hash)
     pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    if not is_baseline(judge):
+        refuse_test_examples(store, study_row, rubric, str(rubric_path), rubric_body, pairs)
+    pairs = _in_split(store, study_row, pairs, split)
     calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
     done = store.verdict_keys(run["id"]) if run else set()
     in_batches = store.open_batch_keys(run["id"]) if run else set()
     missing = missing_calls(calls, done | in_batches)
+    # Only the calls of the pairs planned (a split's part) count as waiting in batches.
+    in_batches = {(c.pair_id, c.first_system) for c in calls} & in_batches
     prompt_chars = []
     prefix_chars = 0
     if not is_baseline(judge):
@@ -275,7 +288,7 @@ def plan_judge_run(
         judge=judge,
         label=run["label"] if run else _run_label(store, study_row["id"], judge, rubric, params),
         rubric=rubric,
-        rubric_body=Path(rubric_path).read_text(encoding="utf-8"),
+        rubric_body=rubric_body,
         rubric_hash=rubric_hash,
         params=params,
         run_id=run["id"] if run else None,
@@ -287,7 +300,63 @@ def plan_judge_run(
         ),
         n_in_batches=len(in_batches),
         batch=batch,
+        split=split,
     )
+
+
+# An output shorter than this may match an example by chance ("Yes."), so is not compared.
+_MIN_COPIED_OUTPUT = 40
+
+
+def _normalised(text: str | None) -> str:
+    return " ".join((text or "").split()).casefold()
+
+
+def refuse_test_examples(
+    store: Store, study_row: dict, rubric: Rubric, source: str, body: str, pairs: list[dict]
+) -> None:
+    """InputError when one of the rubric's few-shot examples comes from a test comparison of the
+    study (its prompt is a test item's prompt, or a response is a test output): examples may be
+    drawn from dev disagreements only, or test would score the labels it was taught."""
+    parts = store.split_parts(study_row["id"])
+    test = [p for p in pairs if parts.get(p["pair_id"]) == "test"]
+    if not test or not rubric.examples:
+        return
+    prompts = {_normalised(p["prompt"]): p["item_key"] for p in test}
+    outputs = {
+        _normalised(p[side]): p["item_key"]
+        for p in test
+        for side in ("output_x", "output_y")
+        if len(_normalised(p[side])) >= _MIN_COPIED_OUTPUT
+    }
+    for i, example in enumerate(rubric.examples):
+        for field, text, known in (
+            ("prompt", example.prompt, prompts),
+            ("response_a", example.response_a, outputs),
+            ("response_b", example.response_b, outputs),
+        ):
+            item = known.get(_normalised(text))
+            if item is not None:
+                where = field_location(body, source, ("examples", i, field))
+                raise InputError(
+                    f"{where}: copied from test item {item} of study {study_row['name']}; "
+                    "few-shot examples may come from dev comparisons only"
+                )
+
+
+def _in_split(store: Store, study_row: dict, pairs: list[dict], split: str) -> list[dict]:
+    """The pairs of one part of the study's split ("all": every pair)."""
+    if split == "all":
+        return pairs
+    if split not in ("dev", "test"):
+        raise InputError(f"split {split!r}: choose one of all, dev, test")
+    parts = store.split_parts(study_row["id"])
+    if not parts:
+        raise NotFound(
+            f"study {study_row['name']} has no dev/test split yet: make one with "
+            f"`review-app calibrate split --study {study_row['name']}`"
+        )
+    return [p for p in pairs if parts.get(p["pair_id"]) == split]
 
 
 def _open_run(store: Store, plan: JudgePlan, status: str) -> int:
@@ -332,6 +401,7 @@ def start_judge_run(
     on_progress: Callable[[Progress], None] | None = None,
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
+    split: str = "all",
 ) -> JudgeRunOutcome:
     """Judge the study's pairs, sending only the calls this run does not hold yet.
 
@@ -345,7 +415,9 @@ def start_judge_run(
     for name, value in (("requests per minute", rpm), ("tokens per minute", tpm)):
         if value is not None and value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
-    plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed)
+    plan = plan_judge_run(
+        store, settings, study, rubric_path, judge, both_orders, seed, split=split
+    )
     prices = _prices(settings)
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
@@ -502,6 +574,7 @@ def start_batch_run(
     on_progress: Callable[[BatchProgress], None] | None = None,
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
+    split: str = "all",
 ) -> BatchRunOutcome:
     """Judge the study's pairs through the provider's batch API, at the batch price.
 
@@ -511,7 +584,9 @@ def start_batch_run(
     one has ended and its answers are stored; without, they are looked at once (run it again to
     collect). Requests that come back without an answer go out again on the next run.
     """
-    plan = plan_judge_run(store, settings, study, rubric_path, judge, both_orders, seed, batch=True)
+    plan = plan_judge_run(
+        store, settings, study, rubric_path, judge, both_orders, seed, batch=True, split=split
+    )
     # The key is checked before the run is recorded, as for an interactive run.
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
@@ -519,6 +594,7 @@ def start_batch_run(
     if on_start:
         on_start(plan)
     pairs = store.pairs_frame(plan.study_id).to_dict("records")
+    pairs = _in_split(store, store.require_study(study), pairs, split)
     calls = build_calls(pairs, both_orders=plan.params.both_orders, seed=plan.params.seed)
     journal = _RunJournal(store, run_id)
     return _drive_batches(

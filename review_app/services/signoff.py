@@ -233,7 +233,10 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
                 "rubric": run.get("rubric"),
                 "rubric_version": run.get("rubric_version"),
                 "rubric_hash": run.get("rubric_hash") or None,
-                "source": run.get("source", COMPUTED_BASELINE),
+                "source": run.get(
+                    "source",
+                    data.judges[j.judge].source if j.judge in data.judges else COMPUTED_BASELINE,
+                ),
                 "n_verdicts": j.n_verdicts,
                 "n_unparsed": j.n_unparsed,
                 "agreement_with_ties": j.agreement_with_ties.to_json(),

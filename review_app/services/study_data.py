@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from review_app import baselines, stats
+from review_app.errors import InputError, NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -63,8 +64,14 @@ class StudyData:
         votes: pd.DataFrame,
         verdicts: pd.DataFrame,
         settings: Settings,
+        juries: dict[str, list[str]] | None = None,
+        pair_filter: frozenset[int] | None = None,
+        split: str = "all",
     ) -> None:
         self.study = study
+        self.juries = juries or {}
+        self.split = split
+        self._pair_filter = pair_filter
         self.version = version
         self.comparisons = comparisons
         self.judges = judges
@@ -131,8 +138,10 @@ class StudyData:
                     pairs,
                     self.judges,
                     self._seed,
+                    self.juries,
                 )
-                self._texts = Texts(pairs, store.votes_frame(study_id, texts=True), verdicts)
+                votes = store.votes_frame(study_id, texts=True)
+                self._texts = Texts(*_restricted(self._pair_filter, pairs, votes, verdicts))
             return self._texts
 
     def candidate_outputs(self, store: Store) -> list[dict]:
@@ -175,9 +184,36 @@ def _labelled(
     pairs: pd.DataFrame,
     judges: dict[str, JudgeInfo],
     seed: int,
+    juries: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Stored verdicts named by their run's label, followed by the computed verdicts of every
-    baseline that has no stored run."""
+    baseline that has no stored run, then each jury's verdicts (combined from its members')."""
+    verdicts = _stored_and_baselines(verdicts, run_labels, pairs, judges, seed)
+    frames = [verdicts]
+    for label, members in (juries or {}).items():
+        jury = stats.jury_verdicts(pairs, verdicts, members, label)
+        if len(jury):
+            frames.append(jury[list(verdicts.columns)])
+    if len(frames) == 1:
+        return verdicts
+    return pd.concat(frames, ignore_index=True)
+
+
+def _restricted(pair_ids: frozenset[int] | None, *frames: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """The frames' rows whose pair is in `pair_ids` (all of them when None)."""
+    if pair_ids is None:
+        return frames
+    ids = list(pair_ids)
+    return tuple(f[f["pair_id"].isin(ids)].reset_index(drop=True) for f in frames)
+
+
+def _stored_and_baselines(
+    verdicts: pd.DataFrame,
+    run_labels: dict[int, str],
+    pairs: pd.DataFrame,
+    judges: dict[str, JudgeInfo],
+    seed: int,
+) -> pd.DataFrame:
     verdicts = verdicts.assign(judge=verdicts["run_id"].map(run_labels))
     missing = [
         name
@@ -199,19 +235,49 @@ _CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 
 
-def load(store: Store, study: dict, settings: Settings) -> StudyData:
+SPLITS = ("all", "dev", "test")
+
+
+def load(store: Store, study: dict, settings: Settings, split: str = "all") -> StudyData:
     """The study's data at its current version: from the cache when nothing changed since it was
-    last read (one query to learn the version), else read from the store."""
+    last read (one query to learn the version), else read from the store. With `split` "dev" or
+    "test", only the comparisons of that part of the study's split (NotFound without one)."""
+    if split not in SPLITS:
+        raise InputError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
     version = store.calibration_data_version(study["id"])
     workspace = str(Path(store.path).resolve()) if store.path != ":memory:" else id(store)
     # The study's own row is part of the key: naming another candidate changes no data.
-    key = (workspace, tuple(sorted(study.items())), version, settings)
+    key = (workspace, tuple(sorted(study.items())), version, settings, split)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
+    pair_filter = None
+    if split != "all":
+        parts = store.split_parts(study["id"])
+        if not parts:
+            raise NotFound(
+                f"study {study['name']} has no dev/test split yet: make one with "
+                f"`review-app calibrate split --study {study['name']}`"
+            )
+        pair_filter = frozenset(p for p, part in parts.items() if part == split)
     run_labels, judges = _study_judges(store, study["id"])
+    juries = {}
+    for jury in store.juries(study["id"]):
+        label = stats.JURY_PREFIX + jury["name"]
+        juries[label] = jury["members"]
+        judges[label] = JudgeInfo(label, label, "", f"jury of {', '.join(jury['members'])}")
     pairs = store.pairs_frame(study["id"], texts=False)
+    verdicts = _labelled(
+        store.verdicts_frame(study["id"], texts=False),
+        run_labels,
+        pairs,
+        judges,
+        settings.seed,
+        juries,
+    )
+    votes = store.votes_frame(study["id"], texts=False)
+    pairs, votes, verdicts = _restricted(pair_filter, pairs, votes, verdicts)
     data = StudyData(
         study=study,
         version=version,
@@ -219,14 +285,20 @@ def load(store: Store, study: dict, settings: Settings) -> StudyData:
         judges=judges,
         run_labels=run_labels,
         pairs=pairs,
-        votes=store.votes_frame(study["id"], texts=False),
-        verdicts=_labelled(
-            store.verdicts_frame(study["id"], texts=False), run_labels, pairs, judges, settings.seed
-        ),
+        votes=votes,
+        verdicts=verdicts,
         settings=settings,
+        juries=juries,
+        pair_filter=pair_filter,
+        split=split,
     )
     with _CACHE_LOCK:
         _CACHE[key] = data
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return data
+
+
+def run_labels(store: Store, study_id: int) -> dict[int, str]:
+    """run id -> the label the statistics give the run's verdicts."""
+    return _study_judges(store, study_id)[0]

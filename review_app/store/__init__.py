@@ -6,6 +6,7 @@ from __future__ import annotations
 from review_app.store.audit import AuditQueries
 from review_app.store.base import StoreBase, now_iso
 from review_app.store.batches import JudgeBatchQueries
+from review_app.store.calibration import CalibrationQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
@@ -35,6 +36,7 @@ class Store(
     ReviewQueries,
     JudgingQueries,
     JudgeBatchQueries,
+    CalibrationQueries,
     GateQueries,
     GradingQueries,
     QualityQueries,

@@ -210,7 +210,8 @@ class StoreBase:
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
             applied = {row["version"] for row in self._rows("SELECT version FROM _migrations")}
-            for version, name, apply in MIGRATIONS:
+            # By number, whatever the list's order; a number may be missing (reserved).
+            for version, name, apply in sorted(MIGRATIONS, key=lambda m: m[0]):
                 if version in applied:
                     continue
                 apply(self.db)

@@ -115,8 +115,8 @@ class FrameQueries(StoreBase):
         return self._frame(f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}", [study_id])
 
     def calibration_data_version(self, study_id: int) -> str:
-        """Changes whenever a vote, verdict, run, pair, reviewer exclusion or known answer of the
-        study changes: a cache key for statistics derived from them (votes, verdicts and
+        """Changes whenever a vote, verdict, run, pair, reviewer exclusion, known answer, jury or
+        the split of the study changes: a cache key for statistics derived from them (votes, verdicts and
         exclusions are append-only; a known answer changes its row's time)."""
         row = self._one(
             "SELECT (SELECT count(*) || '.' || coalesce(max(v.id), 0) FROM votes v "
@@ -128,8 +128,10 @@ class FrameQueries(StoreBase):
             "(SELECT count(*) || '.' || coalesce(max(id), 0) FROM reviewer_exclusions "
             " WHERE study_id = :s) AS exclusions, "
             "(SELECT count(*) || '.' || coalesce(max(created_at), '') FROM known_answers "
-            " WHERE study_id = :s) AS known",
+            " WHERE study_id = :s) AS known, "
+            "(SELECT count(*) FROM juries WHERE study_id = :s) AS juries, "
+            "(SELECT count(*) FROM comparison_splits WHERE study_id = :s) AS split",
             {"s": study_id},
         )
-        keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known")
+        keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known", "juries", "split")
         return "/".join(str(row[k]) for k in keys)

@@ -1,0 +1,89 @@
+"""Juries: a virtual judge whose verdict on a comparison is the majority of several judges'
+combined verdicts (its pointwise scores the mean of theirs). A jury is stored with its members,
+so thresholds can name it (`jury/NAME`) before the lock, and it is calibrated like any judge."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+from review_app import stats
+from review_app.errors import Conflict, InputError
+from review_app.services import study_data
+from review_app.settings import Settings
+from review_app.store import Store
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def jury_label(name: str) -> str:
+    return stats.JURY_PREFIX + name
+
+
+def create_jury(
+    store: Store,
+    study: str,
+    name: str,
+    members: list[str],
+    by: str = "cli",
+    settings: Settings | None = None,
+) -> dict:
+    """Store a jury of `members` (judge labels of the study, at least two, none a jury); its
+    verdicts appear as judge `jury/NAME` wherever judges do. A name is used once per study."""
+    settings = settings or Settings.from_env()
+    if not _NAME.match(name or ""):
+        raise InputError(
+            f"jury name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter "
+            "or digit"
+        )
+    members = [m.strip() for m in members if m.strip()]
+    if len(set(members)) != len(members):
+        raise InputError(f"jury {name}: a judge is named twice in {', '.join(members)}")
+    if len(members) < 2:
+        raise InputError(f"jury {name}: name at least two judges, got {len(members)}")
+    study_row = store.require_study(study)
+    known = study_data.load(store, study_row, settings).judges
+    if jury_label(name) in known:
+        raise Conflict(f"study {study} already has a jury or judge named {jury_label(name)}")
+    for member in members:
+        if member.startswith(stats.JURY_PREFIX):
+            raise InputError(f"jury {name}: {member} is a jury; members are judges")
+        if member not in known:
+            options = ", ".join(j for j in known if not j.startswith(stats.JURY_PREFIX))
+            raise InputError(
+                f"jury {name}: study {study} has no judge {member!r} (judges: {options})"
+            )
+    with store.transaction():
+        if any(j["name"] == name for j in store.juries(study_row["id"])):
+            raise Conflict(f"study {study} already has a jury named {name}")
+        jury_id = store.insert_jury(study_row["id"], name, members, by)
+        store.append_audit(by, "created jury", study_row["id"], {"name": name, "members": members})
+    return {"id": jury_id, "name": name, "label": jury_label(name), "members": members}
+
+
+def list_juries(store: Store, study: str) -> list[dict]:
+    rows = store.juries(store.require_study(study)["id"])
+    return [{**row, "label": jury_label(row["name"])} for row in rows]
+
+
+def jury_scores(
+    store: Store, study: str, name: str, settings: Settings | None = None
+) -> pd.DataFrame:
+    """The jury's pointwise scores (`pair_id, system, criterion, score`): per comparison, system
+    and criterion, the mean over its members' pointwise verdicts (both orders)."""
+    settings = settings or Settings.from_env()
+    study_row = store.require_study(study)
+    jury = next((j for j in store.juries(study_row["id"]) if j["name"] == name), None)
+    if jury is None:
+        raise InputError(f"study {study} has no jury named {name}")
+    labels = study_data.run_labels(store, study_row["id"])
+    run_ids = [run for run, label in labels.items() if label in jury["members"]]
+    rows = []
+    for row in store.verdict_scores(run_ids):
+        for system, criteria in json.loads(row["scores"]).items():
+            for criterion, score in criteria.items():
+                rows.append((row["pair_id"], system, criterion, float(score)))
+    frame = pd.DataFrame(rows, columns=["pair_id", "system", "criterion", "score"])
+    return stats.jury_scores(frame)

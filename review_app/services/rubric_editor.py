@@ -1,0 +1,90 @@
+"""The in-app rubric editor: check rubric YAML as it is typed (the judge's own loader, its error in
+one line), render the prompt a judge would get for a sample pair of the study (responses as A and
+B only), and save the text as a new rubric version beside the other rubric files."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from judge.errors import RubricError
+from judge.rubric import Rubric, parse_rubric
+from judge.runner import build_calls, render_call
+from review_app.errors import Conflict, InputError
+from review_app.services import judging
+from review_app.settings import Settings
+from review_app.store import Store
+
+EDITOR_SOURCE = "rubric (editor)"
+
+
+@dataclass(frozen=True)
+class RubricCheck:
+    rubric: Rubric | None
+    error: str | None
+
+
+def check_rubric(text: str) -> RubricCheck:
+    """The rubric the text describes, or the loader's error (one line: line and field)."""
+    try:
+        return RubricCheck(parse_rubric(text, source=EDITOR_SOURCE), None)
+    except RubricError as exc:
+        return RubricCheck(None, " ".join(str(exc).split()))
+
+
+def editor_folder(settings: Settings) -> Path:
+    """Where saved versions go: REVIEW_APP_RUBRICS, else a `rubrics` folder beside the workspace
+    (offered on the judge-runs screen either way)."""
+    if settings.judge_rubrics_dir:
+        return Path(settings.judge_rubrics_dir)
+    return Path(settings.db_path).resolve().parent / "rubrics"
+
+
+def sample_prompt(
+    store: Store, study: str, rubric: Rubric, settings: Settings
+) -> list[dict[str, str]]:
+    """The messages a judge would receive for one of the study's pairs (a dev pair when the study
+    is split), picked and ordered with the seed. The responses are called A and B; nothing names
+    a system."""
+    study_row = store.require_study(study)
+    pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    if not pairs:
+        raise InputError(f"study {study} has no pairs to show a prompt for")
+    parts = store.split_parts(study_row["id"])
+    dev = [p for p in pairs if parts.get(p["pair_id"]) == "dev"]
+    chosen = random.Random(settings.seed).choice(dev or pairs)
+    calls = build_calls([chosen], both_orders=False, seed=settings.seed)
+    try:
+        return render_call(rubric, calls[0])
+    except RubricError as exc:
+        raise InputError(f"{EDITOR_SOURCE}: {exc}") from exc
+
+
+def save_rubric_version(store: Store, settings: Settings, text: str) -> Path:
+    """Write the rubric text as a new file `<name>-v<version>.yaml` in the editor folder and record
+    it in the workspace's rubrics. Refused when it does not load, when a rubric file with the same
+    name and version exists (change the version), or when the same content is already saved."""
+    check = check_rubric(text)
+    if check.rubric is None:
+        raise InputError(check.error or "the rubric does not load")
+    rubric = check.rubric
+    for choice in judging.available_rubrics(settings):
+        if choice.rubric is None:
+            continue
+        if choice.rubric.content_hash == rubric.content_hash:
+            raise Conflict(f"this rubric is already saved as {choice.path.name}")
+        if (choice.rubric.name, choice.rubric.version) == (rubric.name, rubric.version):
+            raise Conflict(
+                f"{choice.path.name} already holds {rubric.name} v{rubric.version}: change the "
+                "version (or the name) to save a new one"
+            )
+    folder = editor_folder(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{rubric.name}-v{rubric.version}.yaml"
+    if path.exists():
+        raise Conflict(f"{path} exists: change the version (or the name) to save a new one")
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    with store.transaction():
+        store.ensure_rubric(rubric.name, rubric.version, rubric.content_hash, text)
+    return path

@@ -1,0 +1,122 @@
+"""The Calibration screen's rubric iteration (split, versions compared on dev, looks at test) and
+its rubric editor (validation as you type, the prompt for a sample pair, save as a new version)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from review_app.services import calibration, juries
+from review_app.services.demo import DEMO_RUBRIC
+
+PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
+
+
+@pytest.fixture
+def rubric_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "my-rubrics"
+    monkeypatch.setenv("REVIEW_APP_RUBRICS", str(folder))
+    return folder
+
+
+def open_page(store, user: str = "demo-admin") -> AppTest:
+    at = AppTest.from_file(str(PAGES / "calibration.py"), default_timeout=90)
+    at.query_params["token"] = store.demo_links[user].split("token=")[1]
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [s.value for s in at.success]
+    parts += (
+        [e.value for e in at.error] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    )
+    return "\n".join(parts)
+
+
+def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_store):
+    at = open_page(demo_store)
+    assert not at.exception
+    assert "Rubric iteration" in [h.value for h in at.header]
+    at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
+    assert not at.exception
+    summary = calibration.split_summary(demo_store, "demo")
+    assert summary is not None and summary.created_by == "demo-admin"
+
+    at = open_page(demo_store)
+    assert "Test looked at 0 times" in _texts(at)
+    at.selectbox(key="iteration_a").select("example-llm-judge")
+    at.selectbox(key="iteration_b").select("baseline/longest")
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    compared = calibration.compare_versions(
+        demo_store, "demo", "example-llm-judge", "baseline/longest"
+    )
+    assert metrics["B - A"] == f"{compared.comparison.difference.value:+.2f}"
+    changed = at.dataframe[-1].value
+    assert len(changed) == len(compared.changed) > 0
+    assert set(changed["system_x"]) == {"A"}  # before the lock, no system is named
+    assert not {"finetuned", "base", "frontier"} & set(changed.astype(str).stack())
+
+    at.selectbox(key="iteration_confirm").select("example-llm-judge")
+    at.button(key="iteration_look").click().run()
+    assert not at.exception
+    assert "looked at 1 times" in _texts(at)
+    at.button(key="iteration_look").click().run()
+    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert "Test looked at 2 times" in _texts(open_page(demo_store))
+
+
+def test_a_signer_sees_the_split_but_cannot_make_one(demo_store):
+    at = open_page(demo_store, "demo-signer")
+    assert not at.exception
+    assert not [b for b in at.button if "Split" in str(b.label)]
+    assert calibration.split_summary(demo_store, "demo") is None
+
+
+def test_jury_appears_in_the_judges_table(demo_store):
+    juries.create_jury(demo_store, "demo", "pair", ["example-llm-judge", "baseline/longest"])
+    at = open_page(demo_store)
+    assert "jury/pair" in list(at.dataframe[0].value["judge"])
+
+
+def test_editor_validates_as_you_type_and_renders_a_blind_prompt(demo_store, rubric_dir):
+    at = open_page(demo_store)
+    at.selectbox(key="editor_start").select(DEMO_RUBRIC.name).run()
+    assert any("Valid: general-pairwise v1" in s.value for s in at.success)
+    prompt = "\n".join(c.value for c in at.code)
+    assert "[Response A]" in prompt and "[Response B]" in prompt
+    for system in ("finetuned", "frontier"):
+        assert system not in prompt
+
+    broken = DEMO_RUBRIC.read_text(encoding="utf-8").replace("mode: pairwise", "mode: sideways")
+    at.text_area(key="editor_text").input(broken).run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("rubric (editor):") and "mode" in error and "\n" not in error
+    assert not at.code  # no prompt for a rubric that does not load
+
+
+def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_store, rubric_dir):
+    at = open_page(demo_store)
+    at.selectbox(key="editor_start").select(DEMO_RUBRIC.name).run()
+    at.button(key="editor_save").click().run()
+    assert any("already saved" in e.value for e in at.error)  # unchanged: nothing new
+    assert not rubric_dir.exists() or not list(rubric_dir.iterdir())
+
+    text = DEMO_RUBRIC.read_text(encoding="utf-8")
+    v2 = text.replace("version: 1", "version: 2").replace("impartial judge", "careful judge")
+    at.text_area(key="editor_text").input(v2).run()
+    at.button(key="editor_save").click().run()
+    assert not at.exception
+    saved = rubric_dir / "general-pairwise-v2.yaml"
+    assert saved.read_text(encoding="utf-8") == v2
+    assert any("general-pairwise-v2.yaml" in s.value for s in at.success)
+    assert demo_store._one("SELECT count(*) AS n FROM rubrics WHERE version = '2'")["n"] == 1
+
+    v2b = v2.replace("careful judge", "very careful judge")
+    at.text_area(key="editor_text").input(v2b).run()
+    at.button(key="editor_save").click().run()
+    assert any("change the version" in e.value for e in at.error)
+    assert saved.read_text(encoding="utf-8") == v2
