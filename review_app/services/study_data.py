@@ -39,6 +39,15 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class Ratings:
+    """1-5 ratings per system and criterion: reviewers' (pair_id, reviewer, system, criterion,
+    score) and judges' pointwise scores (pair_id, judge, system, criterion, score)."""
+
+    humans: pd.DataFrame
+    judges: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class Texts:
     """The frames with every text column (prompts, outputs, rationales, judge explanations)."""
 
@@ -78,10 +87,13 @@ class StudyData:
         self._margin = settings.ceiling_margin
         self._min_comparisons = settings.gate_min_comparisons
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
-        self._locks = {part: threading.Lock() for part in ("statistics", "texts", "outputs")}
+        self._locks = {
+            part: threading.Lock() for part in ("statistics", "texts", "outputs", "ratings")
+        }
         self._statistics: Statistics | None = None
         self._texts: Texts | None = None
         self._candidate_outputs: list[dict] | None = None
+        self._ratings: Ratings | None = None
 
     @property
     def candidate(self) -> str | None:
@@ -134,6 +146,19 @@ class StudyData:
                 )
                 self._texts = Texts(pairs, store.votes_frame(study_id, texts=True), verdicts)
             return self._texts
+
+    def ratings(self, store: Store) -> Ratings:
+        """Criterion ratings of the counted votes and judges' pointwise scores, judges named by
+        their run's label (loaded from `store` once)."""
+        with self._locks["ratings"]:
+            if self._ratings is None:
+                study_id = self.study["id"]
+                scores = store.judge_scores_frame(study_id)
+                scores.insert(1, "judge", scores.pop("run_id").map(self._run_labels))
+                self._ratings = Ratings(
+                    store.ratings_frame(study_id), scores.dropna(subset=["judge"])
+                )
+            return self._ratings
 
     def candidate_outputs(self, store: Store) -> list[dict]:
         """Every output of the candidate system in the eval set, with its text."""

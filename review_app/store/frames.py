@@ -54,6 +54,10 @@ _LATEST_VOTES_OF_STUDY = (
     "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
     "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
 )
+# Criterion ratings are stored with each vote as {criterion: {system: 1-5}} (always valid JSON).
+_LATEST_VOTES_WITH_RATINGS = _LATEST_VOTES_OF_STUDY.replace(
+    " WHERE ", ", json_each(v.criteria) c, json_each(c.value) s WHERE ", 1
+)
 _NOT_EXCLUDED = f" AND v.reviewer_id NOT IN ({EXCLUDED_REVIEWERS})"
 
 _VERDICT_COLUMNS = (
@@ -133,3 +137,24 @@ class FrameQueries(StoreBase):
         )
         keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known")
         return "/".join(str(row[k]) for k in keys)
+
+    def ratings_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per 1-5 criterion rating in the latest vote of each reviewer on each pair (the
+        votes `votes_frame` counts): pair_id, reviewer, system, criterion, score."""
+        return self._frame(
+            "SELECT v.pair_id, r.name AS reviewer, s.key AS system, c.key AS criterion, "
+            "s.value AS score "
+            f"{_LATEST_VOTES_WITH_RATINGS}{_NOT_EXCLUDED} AND s.key IS NOT NULL ORDER BY v.id",
+            [study_id, study_id],
+        )
+
+    def judge_scores_frame(self, study_id: int) -> pd.DataFrame:
+        """One row per pointwise score in the study's verdicts: run_id, pair_id, system,
+        criterion, score."""
+        return self._frame(
+            "SELECT v.run_id, v.pair_id, s.key AS system, c.key AS criterion, c.value AS score "
+            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id, json_each(v.scores) s, "
+            "json_each(s.value) c "
+            "WHERE j.study_id = ? AND c.key IS NOT NULL ORDER BY v.id",
+            [study_id],
+        )

@@ -1,0 +1,313 @@
+"""The scorecard: every system of a study side by side (DESIGN section 10): grader pass rates,
+human criterion means and judge pointwise means, win rates with their length-controlled twin,
+Bradley-Terry rankings per source, the candidate as a share of a reference system, and the
+regression table with the gate's own verdicts.
+
+Outcomes stay hidden until the study's thresholds are locked, like every other outcome: before
+the lock the scorecard carries grader pass rates only (they say how outputs fare against checks
+fixed in advance, not which system people or judges preferred)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from review_app import gate, ranking, stats
+from review_app.errors import InputError
+from review_app.services import study_data
+from review_app.services.signoff import gate_inputs
+from review_app.services.study_data import StudyData
+from review_app.services.thresholds import study_thresholds
+from review_app.settings import Settings
+from review_app.store import Store
+
+HUMANS = stats.HUMANS
+# The gate's verdict on a suite, in the words of a regression table.
+VERDICT_WORDS = {"ok": "ok", "inconclusive": "watch", "regression": "regression", "n/a": "n/a"}
+_SCORES = {"x": 1.0, "y": 0.0, "tie": 0.5, "both_bad": 0.5}
+
+GraderSummary = Callable[[Store, str], list[dict]]
+
+
+def scorecard(
+    store: Store,
+    study: str,
+    settings: Settings,
+    reference: str | None = None,
+    base: str | None = None,
+    graders: GraderSummary | None = None,
+) -> dict:
+    """The study's scorecard as one JSON-ready dict. `reference` (default: the best-rated other
+    system) is what the candidate is shown as a share of; `base` (default: the system its
+    regression thresholds compare with, else the worst-rated other system) is what the regression
+    table compares the candidate with; `graders` gives the grader pass rates."""
+    study_row = store.require_study(study)
+    data = study_data.load(store, study_row, settings)
+    systems = _systems(data)
+    for role, name in (("reference", reference), ("base", base)):
+        if name is not None and name not in systems:
+            raise InputError(
+                f"{role} system {name!r} is not in study {study!r}; "
+                f"choose one of {', '.join(systems)}"
+            )
+    card = {
+        "study": study_row["name"],
+        "candidate": data.candidate,
+        "systems": systems,
+        "outcomes_visible": store.threshold_lock(study_row["id"]) is not None,
+        "graders": graders(store, study) if graders is not None else [],
+        "criteria": [],
+        "win_rates": [],
+        "ranking": {},
+        "reference": None,
+        "base": None,
+        "reference_share": [],
+        "regression": [],
+    }
+    if not card["outcomes_visible"]:
+        card["withheld"] = (
+            "outcomes (criterion means, win rates, rankings, regressions) stay hidden until the "
+            "study's thresholds are locked, so the pass bar cannot be tuned to the results"
+        )
+        return card
+
+    observations = _observations(data)
+    pairs = data.pairs.assign(category=stats.category_names(data.pairs["category"]))
+    ratings = _ratings(data.ratings(store), pairs)
+    computed = ranking.scorecard_statistics(
+        observations,
+        data.comparisons,
+        ratings,
+        ("source", "system", "category", "criterion"),
+        seed=settings.seed,
+        n_boot=settings.bootstrap_resamples,
+    )
+    card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
+    card["criteria"] = _criteria_rows(computed.means)
+    card["win_rates"] = _win_rate_rows(data, computed.length_controlled)
+    card["reference"] = reference or _best_other(computed.rankings, data.candidate, systems)
+    card["reference_share"] = _reference_share(card["criteria"], data.candidate, card["reference"])
+    card["base"] = base or _base(store, data, computed.rankings, systems)
+    card["regression"] = _regression(store, data, settings, card["base"])
+    return card
+
+
+def _systems(data: StudyData) -> list[str]:
+    """The study's systems, the candidate first, then in the order its comparisons name them."""
+    named = [s for pair in data.comparisons for s in pair]
+    return list(dict.fromkeys([data.candidate, *named] if data.candidate else named))
+
+
+def _observations(data: StudyData) -> pd.DataFrame:
+    """One row per human vote and per combined verdict of a real judge: source, item, the pair's
+    systems in canonical order, system_x's score (1 won, 0.5 tie or both bad, 0 lost), len_diff."""
+    pairs = data.pairs.set_index("pair_id")
+    combined = stats.combine_verdicts(data.pairs, data.real_verdicts)
+    combined = combined[combined["outcome"].notna()]
+    frames = [
+        pd.DataFrame(
+            {"source": HUMANS, "pair_id": data.votes["pair_id"], "outcome": data.votes["outcome"]}
+        ),
+        pd.DataFrame(
+            {
+                "source": combined["judge"],
+                "pair_id": combined["pair_id"],
+                "outcome": combined["outcome"],
+            }
+        ),
+    ]
+    obs = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else frames[0]
+    )
+    obs = obs[obs["pair_id"].isin(pairs.index)]
+    of_pair = pairs.loc[obs["pair_id"]]
+    return pd.DataFrame(
+        {
+            "source": obs["source"].to_numpy(dtype=object),
+            "item": of_pair["item_key"].to_numpy(dtype=object),
+            "system_a": of_pair["system_x"].to_numpy(dtype=object),
+            "system_b": of_pair["system_y"].to_numpy(dtype=object),
+            "score": obs["outcome"].map(_SCORES).to_numpy(dtype=float),
+            "len_diff": (of_pair["len_x"] - of_pair["len_y"]).to_numpy(dtype=float),
+        }
+    )
+
+
+def _ratings(ratings: study_data.Ratings, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Human and judge ratings, each counted overall (category None) and in its category."""
+    frames = []
+    for source, frame in ((HUMANS, ratings.humans), (None, ratings.judges)):
+        if not len(frame):
+            continue
+        joined = frame.merge(pairs[["pair_id", "item_key", "category"]], on="pair_id")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source": source if source else joined["judge"],
+                    "item": joined["item_key"],
+                    "system": joined["system"],
+                    "criterion": joined["criterion"],
+                    "category": joined["category"],
+                    "score": pd.to_numeric(joined["score"], errors="coerce"),
+                }
+            )
+        )
+    columns = ["source", "item", "system", "criterion", "category", "score"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    rows = pd.concat(frames, ignore_index=True).dropna(subset=["score"])
+    # "" stands for all categories in the grouping key; it becomes None in the scorecard.
+    return pd.concat([rows.assign(category=""), rows], ignore_index=True)[columns]
+
+
+def _criteria_rows(means: pd.DataFrame) -> list[dict]:
+    return [
+        {
+            "source": row.source,
+            "system": row.system,
+            "category": row.category or None,
+            "criterion": row.criterion,
+            "mean": row.value,
+            "ci": list(row.ci) if row.ci is not None else None,
+            "n": int(row.n),
+        }
+        for row in means.itertuples()
+    ]
+
+
+def _win_rate_rows(data: StudyData, lcs: list[ranking.LengthControlled]) -> list[dict]:
+    lc = {(x.source, x.system_a, x.system_b): x for x in lcs}
+    sources = {HUMANS, *data.real_judges}
+    rows = []
+    for w in data.statistics.win_rates:
+        if w.source not in sources:
+            continue
+        twin = lc.get((w.source, w.system_a, w.system_b))
+        rows.append(
+            {
+                "source": w.source,
+                "system_a": w.system_a,
+                "system_b": w.system_b,
+                "win_rate": w.value,
+                "ci": list(w.ci) if w.ci else None,
+                "lc_win_rate": twin.value if twin else None,
+                "lc_ci": list(twin.ci) if twin and twin.ci else None,
+                "n": w.n,
+            }
+        )
+    return rows
+
+
+def _rating_of(rankings: dict[str, list[ranking.Rating]], system: str) -> float:
+    for source in (HUMANS, *rankings):
+        for r in rankings.get(source, []):
+            if r.system == system:
+                return r.rating
+    return float("nan")
+
+
+def _best_other(
+    rankings: dict[str, list[ranking.Rating]], candidate: str | None, systems: list[str]
+) -> str | None:
+    others = [s for s in systems if s != candidate]
+    rated = [s for s in others if np.isfinite(_rating_of(rankings, s))]
+    return max(rated, key=lambda s: _rating_of(rankings, s)) if rated else None
+
+
+def _base(
+    store: Store, data: StudyData, rankings: dict[str, list[ranking.Rating]], systems: list[str]
+) -> str | None:
+    """The system the candidate must not regress against: the one its regression thresholds
+    name, else the worst-rated other system."""
+    for t in study_thresholds(store, data.study):
+        if t.metric == gate.REGRESSION_METRIC:
+            named = {t.params["system_a"], t.params["system_b"]}
+            if data.candidate in named and len(named) == 2:
+                return (named - {data.candidate}).pop()
+    others = [s for s in systems if s != data.candidate]
+    rated = [s for s in others if np.isfinite(_rating_of(rankings, s))]
+    return min(rated, key=lambda s: _rating_of(rankings, s)) if rated else None
+
+
+def _reference_share(
+    criteria: list[dict], candidate: str | None, reference: str | None
+) -> list[dict]:
+    """The candidate's mean on each criterion as a share of the reference system's."""
+    if candidate is None or reference is None:
+        return []
+    overall = {
+        (r["source"], r["criterion"], r["system"]): r["mean"]
+        for r in criteria
+        if r["category"] is None
+    }
+    rows = []
+    for (source, criterion, system), value in overall.items():
+        if system != candidate:
+            continue
+        ref = overall.get((source, criterion, reference))
+        rows.append(
+            {
+                "source": source,
+                "criterion": criterion,
+                "candidate": value,
+                "reference": ref,
+                "share": value / ref if value is not None and ref else None,
+            }
+        )
+    return rows
+
+
+def _regression(store: Store, data: StudyData, settings: Settings, base: str | None) -> list[dict]:
+    """The candidate against `base` per category and source, with the verdict the gate's
+    regression rule gives: the study's regression thresholds where one covers the row, else the
+    rule at its usual margin (marked as not locked)."""
+    if data.candidate is None or base is None:
+        return []
+    inputs = gate_inputs(store, data, settings)
+    lock = store.threshold_lock(data.study["id"])
+    minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
+    locked = study_thresholds(store, data.study)
+    spec = gate.METRICS[gate.REGRESSION_METRIC]
+    compared = [c for c in data.comparisons if set(c) == {data.candidate, base}]
+    if not compared:
+        return []
+    flipped = compared[0][0] != data.candidate
+    rows = []
+    for row in gate.regression_table(inputs, compared, locked, minimum):
+        if flipped:  # the study compares base with the candidate: read it the other way round
+            row = row | {
+                "value": None if row["value"] is None else 1 - row["value"],
+                "ci": None if row["ci"] is None else [1 - row["ci"][1], 1 - row["ci"][0]],
+                "drop_points": None if row["drop_points"] is None else -row["drop_points"],
+            }
+        rule = "locked threshold"
+        verdict = row["verdict"]
+        if verdict == "not gated":
+            usual = gate.validate_threshold(
+                gate.REGRESSION_METRIC,
+                {"system_a": data.candidate, "system_b": base, "source": row["source"]},
+                spec.comparator,
+                spec.example,
+            )
+            w = inputs.win_rate(data.candidate, base, row["source"], row["category"])
+            verdict = gate.regression_verdict(w, row["category"], [usual], minimum)
+            rule = f"usual margin {spec.example:g} points (not locked)"
+        rows.append(
+            {
+                "category": row["category"],
+                "source": row["source"],
+                "system": data.candidate,
+                "base": base,
+                "win_rate": row["value"],
+                "ci": row["ci"],
+                "change_points": None if row["drop_points"] is None else 0.0 - row["drop_points"],
+                "n": row["n_comparisons"],
+                "verdict": VERDICT_WORDS.get(verdict, verdict),
+                "rule": rule,
+            }
+        )
+    return rows
