@@ -178,10 +178,17 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         )
         k.set_defaults(handler=handler)
 
-    p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
+    p = sub.add_parser(
+        "export", help="export votes, verdicts, pairs or preference pairs (DPO) of a study"
+    )
     p.add_argument("what", choices=data.EXPORTS)
     p.add_argument("--study", required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument(
+        "--source",
+        help="preferences only: whose outcomes make the pairs, humans (their majority; the "
+        "default) or a judge label",
+    )
     p.add_argument("--output", help="file to write (default: standard output)")
     p.set_defaults(handler=_export, read_only=True)
 
@@ -232,10 +239,16 @@ def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
     columns = data.EXPORT_COLUMNS[args.what]
+    if args.source is not None and args.what != "preferences":
+        raise InputError("--source applies to export preferences only")
+    source = args.source or "humans"
 
     def write(handle) -> int:
         return export_rows(
-            data.export_rows(store, args.what, args.study), args.format, handle, columns
+            data.export_rows(store, args.what, args.study, source, settings),
+            args.format,
+            handle,
+            columns,
         )
 
     if args.output:
