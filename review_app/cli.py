@@ -24,6 +24,7 @@ from review_app.services import (
     judging,
     people,
     quality,
+    scorecard,
     signoff,
     studies,
     thresholds,
@@ -607,6 +608,26 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the documented JSON document")
     p.set_defaults(handler=_stats, read_only=True)
 
+    p = sub.add_parser(
+        "scorecard",
+        help="every system side by side: criterion means, rankings, win rates raw and "
+        "length-controlled, regressions",
+    )
+    p.add_argument("--study", required=True)
+    p.add_argument("--json", action="store_true", help="print the documented JSON document")
+    p.add_argument(
+        "--reference",
+        metavar="SYSTEM",
+        help="show the candidate as a share of this system (default: the best-rated other one)",
+    )
+    p.add_argument(
+        "--base",
+        metavar="SYSTEM",
+        help="the regression table's other system (default: the one the study's regression "
+        "thresholds name, else the worst-rated other one)",
+    )
+    p.set_defaults(handler=_scorecard, read_only=True)
+
 
 def _fmt_estimate(estimate: dict | None) -> str:
     if estimate is None or estimate["value"] is None:
@@ -625,6 +646,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
         "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
     return lines
+
+
+def _scorecard(args, settings, store) -> None:
+    card = scorecard.scorecard(store, args.study, settings, args.reference, args.base)
+    if args.json:
+        _print(json.dumps(card, indent=2))
+        return
+    _print(f"study {card['study']}: candidate {card['candidate']}")
+    _print("")
+    _print("\n".join(report.scorecard_markdown(card)))
 
 
 def _stats(args, settings, store) -> None:

@@ -17,7 +17,6 @@ import pandas as pd
 from review_app import gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import study_data
-from review_app.services.signoff import gate_inputs
 from review_app.services.study_data import StudyData
 from review_app.services.thresholds import study_thresholds
 from review_app.settings import Settings
@@ -267,7 +266,10 @@ def _regression(store: Store, data: StudyData, settings: Settings, base: str | N
     rule at its usual margin (marked as not locked)."""
     if data.candidate is None or base is None:
         return []
-    inputs = gate_inputs(store, data, settings)
+    statistics = data.statistics
+    inputs = gate.GateInputs(
+        statistics.calibration, statistics.win_rates, statistics.category_win_rates
+    )
     lock = store.threshold_lock(data.study["id"])
     minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
     locked = study_thresholds(store, data.study)
@@ -296,6 +298,8 @@ def _regression(store: Store, data: StudyData, settings: Settings, base: str | N
             w = inputs.win_rate(data.candidate, base, row["source"], row["category"])
             verdict = gate.regression_verdict(w, row["category"], [usual], minimum)
             rule = f"usual margin {spec.example:g} points (not locked)"
+        if row["n_comparisons"] < minimum:
+            rule += f"; {row['n_comparisons']} of the {minimum} comparisons a verdict needs"
         rows.append(
             {
                 "category": row["category"],
