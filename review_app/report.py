@@ -67,7 +67,8 @@ def _md(text: Any) -> str:
 # ---- the scorecard ----
 
 
-def _mean_text(value: float | None, ci: Any, digits: int) -> str:
+def format_mean(value: float | None, ci: Any, digits: int = 2) -> str:
+    """A mean or rate with its CI in brackets, e.g. "4.10 [3.92, 4.28]"; "n/a" without one."""
     if value is None:
         return "n/a"
     text = f"{value:.{digits}f}"
@@ -88,18 +89,18 @@ def scorecard_rows(card: dict) -> list[dict]:
         if g.get("category") is None:
             ci = [100 * c for c in g["ci"]] if g.get("ci") else None
             rate = None if g.get("rate") is None else 100 * g["rate"]
-            cell(f"{g['check']} (% passed)", "graders", g["system"], _mean_text(rate, ci, 0))
+            cell(f"{g['check']} (% passed)", "graders", g["system"], format_mean(rate, ci, 0))
     for c in card["criteria"]:
         if c["category"] is None:
             cell(
                 f"{c['criterion']} (mean 1-5)",
                 c["source"],
                 c["system"],
-                _mean_text(c["mean"], c["ci"], 2),
+                format_mean(c["mean"], c["ci"], 2),
             )
     for source, ratings in card["ranking"].items():
         for r in ratings:
-            cell("Bradley-Terry rating", source, r["system"], _mean_text(r["rating"], r["ci"], 0))
+            cell("Bradley-Terry rating", source, r["system"], format_mean(r["rating"], r["ci"], 0))
     return [
         {"metric": r["metric"], "source": r["source"]} | {s: r.get(s, "") for s in systems}
         for r in rows.values()

@@ -44,7 +44,7 @@ def scorecard(
     table compares the candidate with; `graders` gives the grader pass rates."""
     study_row = store.require_study(study)
     data = study_data.load(store, study_row, settings)
-    systems = _systems(data)
+    systems = systems_of(data)
     for role, name in (("reference", reference), ("base", base)):
         if name is not None and name not in systems:
             raise InputError(
@@ -93,7 +93,7 @@ def scorecard(
     return card
 
 
-def _systems(data: StudyData) -> list[str]:
+def systems_of(data: StudyData) -> list[str]:
     """The study's systems, the candidate first, then in the order its comparisons name them."""
     named = [s for pair in data.comparisons for s in pair]
     return list(dict.fromkeys([data.candidate, *named] if data.candidate else named))

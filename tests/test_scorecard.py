@@ -1,0 +1,398 @@
+"""The scorecard: Bradley-Terry against independent fits, the length-controlled win rate on
+simulated length-only preferences, criterion means, the regression verdicts the gate gives, the
+blinding before the lock, and the preference export read back."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from review_app import cli, gate, ranking
+from review_app.services import data, people, review, scorecard, studies, thresholds
+from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
+
+# ---- Bradley-Terry ----
+
+# A known tournament: four systems, every result written out, ties included.
+TOURNAMENT = [
+    # (system_a, system_b, wins of a, ties, wins of b)
+    ("alpha", "bravo", 7, 2, 3),
+    ("alpha", "charlie", 9, 1, 2),
+    ("alpha", "delta", 5, 0, 6),
+    ("bravo", "charlie", 6, 3, 4),
+    ("bravo", "delta", 2, 2, 8),
+    ("charlie", "delta", 3, 1, 7),
+]
+
+
+def _observations(tournament) -> pd.DataFrame:
+    rows = []
+    for a, b, wins, ties, losses in tournament:
+        for score, count in ((1.0, wins), (0.5, ties), (0.0, losses)):
+            rows += [(a, b, score)] * count
+    obs = pd.DataFrame(rows, columns=["system_a", "system_b", "score"])
+    return obs.assign(item=[f"item-{i}" for i in range(len(obs))])
+
+
+def _sklearn_elo(obs: pd.DataFrame, systems: list[str]) -> np.ndarray:
+    """Bradley-Terry as an unpenalised logistic regression on the pairwise design, a tie as one
+    half-weighted win and one half-weighted loss; Elo scale, mean 1000."""
+    index = {s: i for i, s in enumerate(systems)}
+    x, y, w = [], [], []
+    for row in obs.itertuples():
+        design = np.zeros(len(systems))
+        design[index[row.system_a]], design[index[row.system_b]] = 1.0, -1.0
+        for label, weight in ((1, row.score), (0, 1 - row.score)):
+            if weight > 0:
+                x.append(design)
+                y.append(label)
+                w.append(weight)
+    fit = LogisticRegression(fit_intercept=False, C=np.inf, tol=1e-10, max_iter=10_000)
+    fit.fit(np.array(x), np.array(y), sample_weight=np.array(w))
+    elo = 400 * fit.coef_[0] / np.log(10)
+    return elo - elo.mean() + 1000
+
+
+def test_bradley_terry_matches_an_independent_logistic_fit_with_ties():
+    obs = _observations(TOURNAMENT)
+    systems = ["alpha", "bravo", "charlie", "delta"]
+    score = np.zeros((4, 4))
+    games = np.zeros((4, 4))
+    for a, b, wins, ties, losses in TOURNAMENT:
+        i, j = systems.index(a), systems.index(b)
+        score[i, j], score[j, i] = wins + ties / 2, losses + ties / 2
+        games[i, j] = games[j, i] = wins + ties + losses
+    ours = ranking.elo(ranking.fit_bradley_terry(score, games, prior_games=0.0))
+    np.testing.assert_allclose(ours, _sklearn_elo(obs, systems), atol=0.05)
+    assert ours.mean() == pytest.approx(1000)
+
+    # The public function (its tiny prior included) stays within two points of the MLE.
+    rated = {r.system: r for r in ranking.bradley_terry(obs, n_boot=200)}
+    for s, system in enumerate(systems):
+        assert rated[system].rating == pytest.approx(ours[s], abs=2.0)
+        low, high = rated[system].ci
+        assert low < rated[system].rating < high
+    assert [r.system for r in ranking.bradley_terry(obs, n_boot=0)] == [
+        "delta",
+        "alpha",
+        "bravo",
+        "charlie",
+    ]
+
+
+def _mm_with_virtual_ties(score: np.ndarray, games: np.ndarray, prior: float) -> np.ndarray:
+    """Hunter's MM algorithm for Bradley-Terry, on the data plus the same virtual ties."""
+    k = len(score)
+    off = 1 - np.eye(k)
+    games = games + prior * off
+    wins = (score + prior / 2 * off).sum(axis=1)
+    p = np.ones(k)
+    for _ in range(200_000):
+        new = wins / (games / (p[:, None] + p[None, :])).sum(axis=1)
+        new /= np.exp(np.log(new).mean())
+        if np.max(np.abs(new - p) / p) < 1e-13:
+            break
+        p = new
+    elo = 400 * np.log10(new)
+    return elo - elo.mean() + 1000
+
+
+def test_a_system_that_never_loses_gets_a_finite_rating_and_is_flagged():
+    tournament = [
+        ("champ", "mid", 6, 0, 0),
+        ("champ", "low", 5, 0, 0),
+        ("mid", "low", 4, 2, 3),
+    ]
+    obs = _observations(tournament)
+    rated = {r.system: r for r in ranking.bradley_terry(obs, n_boot=300)}
+    assert np.isfinite(rated["champ"].rating)
+    assert rated["champ"].unbeaten and not rated["mid"].unbeaten and not rated["low"].unbeaten
+    assert rated["champ"].rating > rated["mid"].rating > rated["low"].rating
+    assert all(np.isfinite(rated["champ"].ci))
+
+    systems = ["champ", "mid", "low"]
+    score, games = np.zeros((3, 3)), np.zeros((3, 3))
+    for a, b, wins, ties, losses in tournament:
+        i, j = systems.index(a), systems.index(b)
+        score[i, j], score[j, i] = wins + ties / 2, losses + ties / 2
+        games[i, j] = games[j, i] = wins + ties + losses
+    expected = _mm_with_virtual_ties(score, games, ranking.BT_PRIOR_GAMES)
+    for s, system in enumerate(systems):
+        assert rated[system].rating == pytest.approx(expected[s], abs=0.01)
+
+
+def test_bradley_terry_intervals_cover_the_true_ratings_about_95_percent_of_the_time():
+    """A simulation of the CI's error rate: tournaments drawn from known strengths."""
+    rng = np.random.default_rng(7)
+    theta = np.array([0.0, 0.4, 1.0])
+    truth = ranking.elo(theta)
+    systems = ["s0", "s1", "s2"]
+    covered, total = 0, 0
+    for trial in range(120):
+        a = rng.integers(0, 3, 300)
+        b = (a + rng.integers(1, 3, 300)) % 3
+        p = 1 / (1 + np.exp(theta[b] - theta[a]))
+        score = (rng.random(300) < p).astype(float)
+        obs = pd.DataFrame(
+            {
+                "item": np.arange(300),
+                "system_a": np.array(systems)[a],
+                "system_b": np.array(systems)[b],
+                "score": score,
+            }
+        )
+        for r in ranking.bradley_terry(obs, seed=trial, n_boot=300):
+            low, high = r.ci
+            covered += low <= truth[systems.index(r.system)] <= high
+            total += 1
+    assert 0.88 <= covered / total <= 0.99
+
+
+# ---- the length-controlled win rate ----
+
+
+def _length_only(
+    n: int, mean_diff: float, quality: float, seed: int, ties: float = 0.1
+) -> pd.DataFrame:
+    """Comparisons where system a writes longer answers and the preference follows the length
+    (through AlpacaEval's feature), plus `quality` on the logit scale; a share `ties` of ties."""
+    rng = np.random.default_rng(seed)
+    len_diff = rng.normal(mean_diff, 300, n)
+    feature = np.tanh(len_diff / len_diff.std())
+    p = 1 / (1 + np.exp(-(quality + 2.0 * feature)))
+    u = rng.random(n)
+    score = np.where(u < (1 - ties) * p, 1.0, np.where(u < (1 - ties) * p + ties, 0.5, 0.0))
+    return pd.DataFrame({"item": np.arange(n), "score": score, "len_diff": len_diff})
+
+
+def test_length_controlled_win_rate_is_about_half_when_length_alone_explains_preference():
+    obs = _length_only(4000, mean_diff=250, quality=0.0, seed=1)
+    raw = obs.score.mean()
+    value, ci, n = ranking.length_controlled_win_rate(obs, n_boot=300)
+    assert raw > 0.62  # the longer system wins most comparisons...
+    assert value == pytest.approx(0.5, abs=0.03)  # ...but not at equal length
+    assert ci[0] < 0.5 < ci[1]
+    assert n == 4000
+
+
+def test_length_controlled_win_rate_keeps_a_real_quality_difference():
+    obs = _length_only(4000, mean_diff=250, quality=0.8, seed=2, ties=0.0)
+    value, ci, _ = ranking.length_controlled_win_rate(obs, n_boot=300)
+    expected = 1 / (1 + np.exp(-0.8))
+    assert value == pytest.approx(expected, abs=0.04)
+    assert ci[0] > 0.6
+
+
+def test_length_controlled_intervals_rarely_exclude_one_half_without_a_quality_difference():
+    """Error rate of "the preference is more than length": how often the CI leaves out 0.5."""
+    excluded = 0
+    for seed in range(60):
+        obs = _length_only(600, mean_diff=250, quality=0.0, seed=100 + seed)
+        _, (low, high), _ = ranking.length_controlled_win_rate(obs, seed=seed, n_boot=200)
+        excluded += not low <= 0.5 <= high
+    assert excluded / 60 <= 0.12
+
+
+# ---- the scorecard of a study ----
+
+# Each system's accuracy rating (1-5) by reviewer: hand-checkable means.
+ACCURACY = {
+    SYSTEM_X: {"ana": 5, "ben": 4},
+    SYSTEM_Y: {"ana": 2, "ben": 2},
+    SYSTEM_Z: {"ana": 3, "ben": 4},
+}
+
+
+@pytest.fixture
+def rated_study(store, settings, tmp_path):
+    """Twelve items, two comparisons (X vs Y, X vs Z), two reviewers each rating every pair:
+    X always beats Y; against Z, ana prefers Z and ben X; accuracy ratings from ACCURACY."""
+    study = make_study(store, tmp_path, n_items=12, criteria=["accuracy"])
+    for name in ("ana", "ben"):
+        people.add_reviewer(store, settings, name, "reviewer", STUDY)
+        rid = store.reviewer(name)["id"]
+        while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
+            handed = store.assignment(task.assignment_id)
+            left, right = handed["shown_left"], handed["shown_right"]
+            winner = SYSTEM_Z if name == "ana" and SYSTEM_Z in (left, right) else SYSTEM_X
+            choice = "A" if left == winner else "B"
+            scores = {"A": ACCURACY[left][name], "B": ACCURACY[right][name]}
+            review.record_vote(
+                store, settings, rid, task.assignment_id, choice, criteria={"accuracy": scores}
+            )
+    return study
+
+
+def _lock(store, settings, study=STUDY, **params):
+    people.add_reviewer(store, settings, "ada", "admin", study)
+    thresholds.add_threshold(
+        store,
+        study,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_X, "system_b": SYSTEM_Y, "source": "humans", **params},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, study, "ada", settings)
+
+
+def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study):
+    card = scorecard.scorecard(
+        store, STUDY, settings, graders=lambda s, study: [{"check": "json_valid"}]
+    )
+    assert card["outcomes_visible"] is False
+    assert "locked" in card["withheld"]
+    assert card["graders"] == [{"check": "json_valid"}]  # pass rates are not outcomes
+    for key in ("criteria", "win_rates", "ranking", "regression", "reference_share"):
+        assert not card[key], key
+    # The CLI prints the same withheld document, and the export of preferences is refused.
+    assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
+    assert cli.main(["export", "preferences", "--study", STUDY, "--format", "jsonl"]) == 1
+
+
+def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
+    _lock(store, settings)
+    card = scorecard.scorecard(store, STUDY, settings)
+    assert card["outcomes_visible"] and card["graders"] == []
+    assert card["systems"] == [SYSTEM_X, SYSTEM_Y, SYSTEM_Z]
+
+    means = {(c["system"], c["category"]): c for c in card["criteria"] if c["source"] == "humans"}
+    # X is rated in both of its comparisons by both reviewers: (5 + 4) / 2 over 48 ratings.
+    assert means[(SYSTEM_X, None)]["mean"] == pytest.approx(4.5)
+    assert means[(SYSTEM_X, None)]["n"] == 48
+    assert means[(SYSTEM_Y, None)]["mean"] == pytest.approx(2.0)
+    assert means[(SYSTEM_Z, "support")]["mean"] == pytest.approx(3.5)
+    low, high = means[(SYSTEM_X, None)]["ci"]
+    assert low <= 4.5 <= high
+
+    [humans] = card["ranking"].values()
+    assert [r["system"] for r in humans] == [SYSTEM_X, SYSTEM_Z, SYSTEM_Y]
+    assert not any(r["unbeaten"] for r in humans)
+    assert np.mean([r["rating"] for r in humans]) == pytest.approx(1000)
+
+    rates = {(w["system_b"], w["source"]): w for w in card["win_rates"]}
+    assert rates[(SYSTEM_Y, "humans")]["win_rate"] == 1.0
+    assert rates[(SYSTEM_Y, "humans")]["lc_win_rate"] > 0.95
+
+    # The reference defaults to the best-rated other system; shares are of its means.
+    assert card["reference"] == SYSTEM_Z
+    [share] = card["reference_share"]
+    assert share["share"] == pytest.approx(4.5 / 3.5)
+
+    # The base comes from the regression threshold; the verdict is the gate's own.
+    assert card["base"] == SYSTEM_Y
+    [row] = [r for r in card["regression"] if r["source"] == "humans"]
+    inputs = gate.GateInputs(*_statistics(store, settings))
+    w = inputs.win_rate(SYSTEM_X, SYSTEM_Y, "humans", "support")
+    locked = thresholds.study_thresholds(store, store.require_study(STUDY))
+    expected = gate.regression_verdict(w, "support", locked, settings.gate_min_comparisons)
+    assert row["verdict"] == scorecard.VERDICT_WORDS[expected]
+    assert row["change_points"] == pytest.approx(50.0)
+    assert row["rule"].startswith("locked threshold")
+
+    assert cli.main(["scorecard", "--study", STUDY]) == 0
+    text = capsys.readouterr().out
+    assert "| Bradley-Terry rating | humans |" in text
+    assert "accuracy (mean 1-5) | humans | 4.50" in text
+    assert cli.main(["scorecard", "--study", STUDY, "--reference", "nobody"]) == 1
+
+
+def _statistics(store, settings):
+    from review_app.services import study_data
+
+    s = study_data.load(store, store.require_study(STUDY), settings).statistics
+    return s.calibration, s.win_rates, s.category_win_rates
+
+
+def test_a_clear_regression_reads_regression(store, settings, rated_study):
+    """Y as the candidate loses every comparison to X: its suite fails the locked threshold."""
+    settings = replace(settings, gate_min_comparisons=10)
+    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
+    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, STUDY, "ada", settings)
+    card = scorecard.scorecard(store, STUDY, settings)
+    [row] = [r for r in card["regression"] if r["source"] == "humans"]
+    assert (row["system"], row["base"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
+    assert row["change_points"] == pytest.approx(-50.0)
+    assert row["win_rate"] == 0.0
+    assert row["verdict"] == "regression"
+
+
+# ---- preference export ----
+
+
+def test_preferences_export_round_trips(demo_store, settings, tmp_path):
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
+    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
+    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    out = tmp_path / "prefs.jsonl"
+    assert (
+        cli.main(
+            ["export", "preferences", "--study", "demo", "--format", "jsonl", "--output", str(out)]
+        )
+        == 0
+    )
+    exported = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert exported and set(exported[0]) == {
+        "prompt",
+        "chosen",
+        "rejected",
+        "item_id",
+        "chosen_system",
+        "rejected_system",
+        "n_votes",
+    }
+
+    # The expected pairs, from the exported votes and pairs (an independent path).
+    votes = list(data.export_rows(demo_store, "votes", "demo"))
+    pairs = {
+        (p["item_id"], p["system_x"], p["system_y"]): p
+        for p in data.export_rows(demo_store, "pairs", "demo")
+    }
+    tally: dict[tuple, Counter] = {}
+    for v in votes:
+        key = (v["item_id"], *sorted((v["system_a"], v["system_b"])))
+        tally.setdefault(key, Counter())[v["winner"]] += 1
+    expected = {}
+    for key, counts in tally.items():
+        (top, n_top), *rest = counts.most_common()
+        if rest and rest[0][1] == n_top or top in ("tie", "both_bad"):
+            continue
+        pair = pairs[key]
+        loser = pair["system_y"] if top == pair["system_x"] else pair["system_x"]
+        output = {pair["system_x"]: pair["output_x"], pair["system_y"]: pair["output_y"]}
+        expected[(key[0], top, loser)] = {
+            "prompt": pair["prompt"],
+            "chosen": output[top],
+            "rejected": output[loser],
+            "item_id": key[0],
+            "chosen_system": top,
+            "rejected_system": loser,
+            "n_votes": sum(counts.values()),
+        }
+    got = {(r["item_id"], r["chosen_system"], r["rejected_system"]): r for r in exported}
+    assert got == expected
+
+    judged = list(
+        data.export_rows(demo_store, "preferences", "demo", "example-llm-judge", settings)
+    )
+    assert judged and all(r["n_votes"] in (1, 2) for r in judged)
+    with pytest.raises(Exception, match="choose one of humans"):
+        list(data.export_rows(demo_store, "preferences", "demo", "nobody", settings))
+    assert cli.main(["export", "votes", "--study", "demo", "--source", "humans"]) == 1
