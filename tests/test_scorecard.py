@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from review_app import cli, gate, ranking
 from review_app.services import data, people, review, scorecard, studies, thresholds
+from tests.conftest import ROOT
 from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
 
 # ---- Bradley-Terry ----
@@ -396,3 +397,51 @@ def test_preferences_export_round_trips(demo_store, settings, tmp_path):
     with pytest.raises(Exception, match="choose one of humans"):
         list(data.export_rows(demo_store, "preferences", "demo", "nobody", settings))
     assert cli.main(["export", "votes", "--study", "demo", "--source", "humans"]) == 1
+
+
+# ---- the screen ----
+
+
+def _open_scorecard(token: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(
+        str(ROOT / "review_app" / "app_pages" / "scorecard.py"), default_timeout=60
+    )
+    at.query_params["token"] = token
+    return at.run()
+
+
+def test_the_scorecard_screen_hides_outcomes_until_the_lock_then_shows_the_table(
+    store, settings, rated_study
+):
+    _, link = people.add_reviewer(store, settings, "sol", "signer", STUDY)
+    token = link.split("token=")[1]
+    at = _open_scorecard(token)
+    assert not at.exception
+    assert "stay hidden until" in at.info[0].value
+    assert not at.dataframe
+
+    _lock(store, settings)
+    at = _open_scorecard(token)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["metric", "source", SYSTEM_X, SYSTEM_Y, SYSTEM_Z]
+    accuracy = table[table.metric == "accuracy (mean 1-5)"].iloc[0]
+    assert accuracy[SYSTEM_X].startswith("4.50 [") and accuracy[SYSTEM_Y].startswith("2.00")
+    assert "Bradley-Terry rating" in set(table.metric)
+    assert [s.value for s in at.subheader][:2] == [
+        "Ranking",
+        "Win rates, raw and length-controlled",
+    ]
+
+    at.selectbox(key="scorecard_reference").select(SYSTEM_Y).run()
+    assert not at.exception
+    assert f"as a share of {SYSTEM_Y}" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_reviewer_cannot_open_the_scorecard(store, settings, rated_study):
+    _lock(store, settings)
+    token = people.add_reviewer(store, settings, "rex", "reviewer", STUDY)[1].split("token=")[1]
+    at = _open_scorecard(token)
+    assert at.error and not at.dataframe
