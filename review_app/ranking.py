@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 # Elo scale: a 400-point gap means ten-to-one odds; the systems' mean rating is this.
 ELO_SCALE = 400.0
@@ -32,6 +33,8 @@ LC_RIDGE = 1e-3
 _NEWTON_STEPS = 40
 # Resamples per matrix product: fixed, so results do not depend on machine or load.
 _CHUNK = 50
+# A block of columns with more than this share of its cells filled is multiplied as dense.
+_DENSE_SHARE = 0.02
 
 
 @dataclass(frozen=True)
@@ -118,20 +121,41 @@ class Resampler:
         """(observed totals (K,), resampled totals (n_boot, K))."""
         if not self._blocks:
             return np.zeros(0), np.zeros((n_boot, 0))
-        matrix = sparse.hstack(self._blocks, format="csc")
-        observed = np.asarray(matrix.sum(axis=0)).ravel()
-        out = np.zeros((n_boot, matrix.shape[1]))
+        # Blocks most items fill (ratings, rankings) are multiplied as dense matrices, whose
+        # product is many times faster; sparse ones (length bins) stay sparse.
+        dense = [b.nnz > _DENSE_SHARE * b.shape[0] * b.shape[1] for b in self._blocks]
+        order = [i for i, d in enumerate(dense) if d] + [i for i, d in enumerate(dense) if not d]
+        starts = np.cumsum([0] + [b.shape[1] for b in self._blocks])
+        columns = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in order])
+        dense_part = [self._blocks[i].toarray().astype(np.float32) for i in order if dense[i]]
+        dense_matrix = (
+            np.hstack(dense_part) if dense_part else np.zeros((self.n_items, 0), np.float32)
+        )
+        sparse_part = [self._blocks[i] for i in order if not dense[i]]
+        sparse_t = (
+            sparse.hstack(sparse_part, format="csr").T.tocsr()
+            if sparse_part
+            else sparse.csr_matrix((0, self.n_items))
+        )
+        width = dense_matrix.shape[1] + sparse_t.shape[0]
+        observed = np.concatenate([np.asarray(b.sum(axis=0)).ravel() for b in self._blocks])
+        out = np.zeros((n_boot, width))
         if self.n_items == 0:
             return observed, out
         rng = np.random.default_rng(seed)
-        transposed = matrix.T.tocsr()
-        for start in range(0, n_boot, _CHUNK):
-            size = min(_CHUNK, n_boot - start)
-            rows = rng.integers(0, self.n_items, size=(size, self.n_items))
-            rows += (np.arange(size) * self.n_items)[:, None]
-            weights = np.bincount(rows.ravel(), minlength=size * self.n_items)
-            weights = weights.reshape(size, self.n_items).astype(np.float64)
-            out[start : start + size] = (transposed @ weights.T).T
+        chunk = np.zeros((min(_CHUNK, n_boot), width))
+        # One BLAS thread: on a shared machine a second one spinning for a core only slows it.
+        with threadpool_limits(limits=1, user_api="blas"):
+            for start in range(0, n_boot, _CHUNK):
+                size = min(_CHUNK, n_boot - start)
+                rows = rng.integers(0, self.n_items, size=(size, self.n_items))
+                rows += (np.arange(size) * self.n_items)[:, None]
+                weights = np.bincount(rows.ravel(), minlength=size * self.n_items)
+                weights = weights.reshape(size, self.n_items).astype(np.float32)
+                part = chunk[:size]
+                part[:, : dense_matrix.shape[1]] = weights @ dense_matrix
+                part[:, dense_matrix.shape[1] :] = (sparse_t @ weights.T.astype(np.float64)).T
+                out[start : start + size, columns] = part
         return observed, out
 
 
@@ -361,42 +385,19 @@ def length_controlled_win_rate(
 # ---- means of ratings ----
 
 
-def _add_means(
-    resampler: Resampler, items: np.ndarray, groups: np.ndarray, scores: np.ndarray, k: int
-) -> slice:
-    total = resampler.add_indexed(items, groups, scores, k)
-    resampler.add_indexed(items, groups, np.ones(len(scores)), k)
-    return slice(total.start, total.start + 2 * k)
-
-
-def _means(columns: slice, observed: np.ndarray, resampled: np.ndarray) -> list[Mean]:
-    t_obs, t_boot = observed[columns], resampled[:, columns]
-    k = len(t_obs) // 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        point = t_obs[:k] / t_obs[k:]
-        boot = t_boot[:, :k] / t_boot[:, k:]
-    return [
-        Mean(
-            value=float(point[g]) if t_obs[k + g] > 0 else None,
-            ci=_ci(boot[:, g]) if t_obs[k + g] > 0 else None,
-            n=int(t_obs[k + g]),
-        )
-        for g in range(k)
-    ]
-
-
 def rating_means(
     ratings: pd.DataFrame, keys: Sequence[str], seed: int = 0, n_boot: int = 1000
 ) -> pd.DataFrame:
     """Mean `score` per group of `keys` (e.g. source, system, criterion) with a 95% bootstrap CI
-    over items (the column `item`): one row per group with value, ci_low, ci_high, n."""
+    over items (the column `item`): one row per group with value, ci, n."""
     items = _item_codes(ratings)
-    groups, names = pd.MultiIndex.from_frame(ratings[list(keys)]).factorize()
+    groups, names = _group_codes(ratings, keys)
     resampler = Resampler(int(items.max()) + 1 if len(items) else 0)
-    columns = _add_means(resampler, items, groups, ratings["score"].to_numpy(float), len(names))
+    sums = resampler.add_indexed(items, groups, ratings["score"].to_numpy(float), len(names))
+    counts = resampler.add_indexed(items, groups, np.ones(len(ratings)), len(names))
     observed, resampled = resampler.run(seed, n_boot)
-    means = _means(columns, observed, resampled)
-    frame = pd.DataFrame(list(names), columns=list(keys))
+    means = _ratio_means(observed[sums], observed[counts], resampled[:, sums], resampled[:, counts])
+    frame = names.copy()
     frame["value"] = [m.value for m in means]
     frame["ci"] = [m.ci for m in means]
     frame["n"] = [m.n for m in means]
@@ -422,7 +423,22 @@ class LengthControlled:
 class ScorecardStatistics:
     rankings: dict[str, list[Rating]]
     length_controlled: list[LengthControlled]
-    means: pd.DataFrame  # keys..., value, ci, n
+    means: pd.DataFrame  # rating keys..., value, ci, n (the rolled-up key None = all)
+
+
+def _group_codes(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """A code per row for its combination of `keys`, and the combinations (one row per code)."""
+    codes, uniques = [], []
+    for key in keys:
+        c, u = pd.factorize(frame[key])
+        codes.append(c)
+        uniques.append(np.asarray(u, dtype=object))
+    dims = tuple(max(1, len(u)) for u in uniques)
+    combined = np.ravel_multi_index(codes, dims) if len(frame) else np.zeros(0, np.int64)
+    present, inverse = np.unique(combined, return_inverse=True)
+    parts = np.unravel_index(present, dims)
+    names = pd.DataFrame({k: u[p] for k, u, p in zip(keys, uniques, parts, strict=True)})
+    return inverse.astype(np.int64), names
 
 
 def scorecard_statistics(
@@ -430,31 +446,24 @@ def scorecard_statistics(
     comparisons: Sequence[tuple[str, str]],
     ratings: pd.DataFrame,
     rating_keys: Sequence[str],
+    rollup: str,
+    n_items: int,
     seed: int = 0,
     n_boot: int = 1000,
 ) -> ScorecardStatistics:
     """Rankings per source, the length-controlled win rate of each comparison per source, and
-    the mean rating per group of `rating_keys`, all on the same resamples of items.
+    the mean rating per group of `rating_keys` and per group without `rollup` (reported with
+    `rollup` None), all on the same resamples of items.
 
     `obs`: one row per observation with source, item, system_a, system_b, score (1 = system_a
-    won, 0.5 tie, 0 lost) and len_diff (len a - len b); `ratings`: one row per rating with item,
-    score and the `rating_keys` columns."""
-    codes, _ = pd.factorize(
-        pd.concat([obs["item"].astype(str), ratings["item"].astype(str)], ignore_index=True)
-    )
-    codes = codes.astype(np.int64)
-    obs = obs.assign(item=codes[: len(obs)])
-    ratings = ratings.assign(item=codes[len(obs) :])
-    resampler = Resampler(int(codes.max()) + 1 if len(codes) else 0)
-
+    won, 0.5 tie, 0 lost) and len_diff (len a - len b); `ratings`: totals of ratings with item,
+    total, n and the `rating_keys` columns. Items are integer codes below `n_items`."""
+    resampler = Resampler(n_items)
     sources = list(dict.fromkeys(obs["source"]))
     rankings = {}
-    for source in sources:
-        of_source = obs[obs["source"] == source]
-        rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
     lcs: list[tuple[str, str, str, int, _LengthControlled]] = []
-    for source in sources:
-        of_source = obs[obs["source"] == source]
+    for source, of_source in obs.groupby("source", sort=False):
+        rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
         for a, b in comparisons:
             forward = (of_source["system_a"] == a) & (of_source["system_b"] == b)
             backward = (of_source["system_a"] == b) & (of_source["system_b"] == a)
@@ -467,14 +476,17 @@ def scorecard_statistics(
                 len_diff=np.where(flip, -rows["len_diff"], rows["len_diff"]),
             )
             lcs.append((source, a, b, len(rows), _add_length_controlled(resampler, oriented)))
-    groups, names = (
-        pd.MultiIndex.from_frame(ratings[list(rating_keys)]).factorize()
-        if len(ratings)
-        else (np.zeros(0, np.int64), [])
-    )
-    mean_columns = _add_means(
-        resampler, ratings["item"].to_numpy(), groups, ratings["score"].to_numpy(float), len(names)
-    )
+
+    groups, names = _group_codes(ratings, rating_keys)
+    k = len(names)
+    items = ratings["item"].to_numpy()
+    sums = resampler.add_indexed(items, groups, ratings["total"].to_numpy(float), k)
+    counts = resampler.add_indexed(items, groups, ratings["n"].to_numpy(float), k)
+    kept = [key for key in rating_keys if key != rollup]
+    parent, parents = _group_codes(names, kept)
+    # Totals of a parent group are sums of its groups' totals, in every resample alike.
+    to_parent = np.zeros((k, len(parents)))
+    to_parent[np.arange(k), parent] = 1.0
 
     observed, resampled = resampler.run(seed, n_boot)
     length_controlled = []
@@ -490,13 +502,38 @@ def scorecard_statistics(
                 n,
             )
         )
-    means = _means(mean_columns, observed, resampled)
-    frame = pd.DataFrame(list(names), columns=list(rating_keys))
-    frame["value"] = [m.value for m in means]
-    frame["ci"] = [m.ci for m in means]
-    frame["n"] = [m.n for m in means]
+    frames = []
+    for table, rollup_value, mapping in ((names, None, None), (parents, True, to_parent)):
+        o_sum, o_n = observed[sums], observed[counts]
+        r_sum, r_n = resampled[:, sums], resampled[:, counts]
+        if mapping is not None:
+            o_sum, o_n, r_sum, r_n = o_sum @ mapping, o_n @ mapping, r_sum @ mapping, r_n @ mapping
+        means = _ratio_means(o_sum, o_n, r_sum, r_n)
+        table = table.copy()
+        if rollup_value:
+            table[rollup] = None
+        table["value"] = [m.value for m in means]
+        table["ci"] = [m.ci for m in means]
+        table["n"] = [m.n for m in means]
+        frames.append(table[[*rating_keys, "value", "ci", "n"]])
     return ScorecardStatistics(
-        {s: _rating_results(r, observed, resampled) for s, r in rankings.items()},
+        {s: _rating_results(rankings[s], observed, resampled) for s in sources},
         length_controlled,
-        frame,
+        pd.concat(frames, ignore_index=True),
     )
+
+
+def _ratio_means(
+    o_sum: np.ndarray, o_n: np.ndarray, r_sum: np.ndarray, r_n: np.ndarray
+) -> list[Mean]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = o_sum / o_n
+        boot = r_sum / r_n
+    return [
+        Mean(
+            value=float(point[g]) if o_n[g] > 0 else None,
+            ci=_ci(boot[:, g]) if o_n[g] > 0 and len(boot) else None,
+            n=int(o_n[g]),
+        )
+        for g in range(len(o_sum))
+    ]

@@ -72,14 +72,17 @@ def scorecard(
         )
         return card
 
-    observations = _observations(data)
-    pairs = data.pairs.assign(category=stats.category_names(data.pairs["category"]))
-    ratings = _ratings(data.ratings(store), pairs)
+    item_codes, item_keys = pd.factorize(data.pairs["item_key"].astype(str))
+    pairs = data.pairs.assign(
+        category=stats.category_names(data.pairs["category"]), item=item_codes
+    )
     computed = ranking.scorecard_statistics(
-        observations,
+        _observations(data, pairs),
         data.comparisons,
-        ratings,
-        ("source", "system", "category", "criterion"),
+        _ratings(data.ratings(store), pairs),
+        ("source", "system", "criterion", "category"),
+        rollup="category",
+        n_items=len(item_keys),
         seed=settings.seed,
         n_boot=settings.bootstrap_resamples,
     )
@@ -99,68 +102,58 @@ def systems_of(data: StudyData) -> list[str]:
     return list(dict.fromkeys([data.candidate, *named] if data.candidate else named))
 
 
-def _observations(data: StudyData) -> pd.DataFrame:
-    """One row per human vote and per combined verdict of a real judge: source, item, the pair's
-    systems in canonical order, system_x's score (1 won, 0.5 tie or both bad, 0 lost), len_diff."""
-    pairs = data.pairs.set_index("pair_id")
+def _observations(data: StudyData, pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per human vote and per combined verdict of a real judge: source, item code, the
+    pair's systems in canonical order, system_x's score (1 won, 0.5 tie or both bad, 0 lost)
+    and len_diff."""
     combined = stats.combine_verdicts(data.pairs, data.real_verdicts)
     combined = combined[combined["outcome"].notna()]
-    frames = [
-        pd.DataFrame(
-            {"source": HUMANS, "pair_id": data.votes["pair_id"], "outcome": data.votes["outcome"]}
-        ),
-        pd.DataFrame(
-            {
-                "source": combined["judge"],
-                "pair_id": combined["pair_id"],
-                "outcome": combined["outcome"],
-            }
-        ),
-    ]
-    obs = (
-        pd.concat([f for f in frames if len(f)], ignore_index=True)
-        if any(len(f) for f in frames)
-        else frames[0]
+    sources = np.concatenate(
+        [np.full(len(data.votes), HUMANS, dtype=object), combined["judge"].to_numpy(dtype=object)]
     )
-    obs = obs[obs["pair_id"].isin(pairs.index)]
-    of_pair = pairs.loc[obs["pair_id"]]
+    pair_ids = np.concatenate([data.votes["pair_id"].to_numpy(), combined["pair_id"].to_numpy()])
+    outcomes = pd.concat([data.votes["outcome"], combined["outcome"]], ignore_index=True)
+    at = pd.Index(pairs["pair_id"]).get_indexer(pair_ids)
+    known = at >= 0
+    at = at[known]
     return pd.DataFrame(
         {
-            "source": obs["source"].to_numpy(dtype=object),
-            "item": of_pair["item_key"].to_numpy(dtype=object),
-            "system_a": of_pair["system_x"].to_numpy(dtype=object),
-            "system_b": of_pair["system_y"].to_numpy(dtype=object),
-            "score": obs["outcome"].map(_SCORES).to_numpy(dtype=float),
-            "len_diff": (of_pair["len_x"] - of_pair["len_y"]).to_numpy(dtype=float),
+            "source": sources[known],
+            "item": pairs["item"].to_numpy()[at],
+            "system_a": pairs["system_x"].to_numpy(dtype=object)[at],
+            "system_b": pairs["system_y"].to_numpy(dtype=object)[at],
+            "score": outcomes.map(_SCORES).to_numpy(dtype=float)[known],
+            "len_diff": (pairs["len_x"] - pairs["len_y"]).to_numpy(dtype=float)[at],
         }
     )
 
 
 def _ratings(ratings: study_data.Ratings, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Human and judge ratings, each counted overall (category None) and in its category."""
+    """Totals of human and judge ratings per pair, with the pair's item code and category."""
+    columns = ["source", "item", "system", "criterion", "category", "total", "n"]
     frames = []
     for source, frame in ((HUMANS, ratings.humans), (None, ratings.judges)):
         if not len(frame):
             continue
-        joined = frame.merge(pairs[["pair_id", "item_key", "category"]], on="pair_id")
+        at = pd.Index(pairs["pair_id"]).get_indexer(frame["pair_id"])
+        known = at >= 0
+        frame, at = frame[known], at[known]
         frames.append(
             pd.DataFrame(
                 {
-                    "source": source if source else joined["judge"],
-                    "item": joined["item_key"],
-                    "system": joined["system"],
-                    "criterion": joined["criterion"],
-                    "category": joined["category"],
-                    "score": pd.to_numeric(joined["score"], errors="coerce"),
+                    "source": source if source else frame["judge"].to_numpy(dtype=object),
+                    "item": pairs["item"].to_numpy()[at],
+                    "system": frame["system"].to_numpy(dtype=object),
+                    "criterion": frame["criterion"].to_numpy(dtype=object),
+                    "category": pairs["category"].to_numpy(dtype=object)[at],
+                    "total": pd.to_numeric(frame["total"]).to_numpy(dtype=float),
+                    "n": frame["n"].to_numpy(dtype=float),
                 }
             )
         )
-    columns = ["source", "item", "system", "criterion", "category", "score"]
     if not frames:
-        return pd.DataFrame(columns=columns)
-    rows = pd.concat(frames, ignore_index=True).dropna(subset=["score"])
-    # "" stands for all categories in the grouping key; it becomes None in the scorecard.
-    return pd.concat([rows.assign(category=""), rows], ignore_index=True)[columns]
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _criteria_rows(means: pd.DataFrame) -> list[dict]:
@@ -168,7 +161,7 @@ def _criteria_rows(means: pd.DataFrame) -> list[dict]:
         {
             "source": row.source,
             "system": row.system,
-            "category": row.category or None,
+            "category": row.category if isinstance(row.category, str) else None,
             "criterion": row.criterion,
             "mean": row.value,
             "ci": list(row.ci) if row.ci is not None else None,
@@ -182,7 +175,7 @@ def _win_rate_rows(data: StudyData, lcs: list[ranking.LengthControlled]) -> list
     lc = {(x.source, x.system_a, x.system_b): x for x in lcs}
     sources = {HUMANS, *data.real_judges}
     rows = []
-    for w in data.statistics.win_rates:
+    for w in data.win_rates[0]:
         if w.source not in sources:
             continue
         twin = lc.get((w.source, w.system_a, w.system_b))
@@ -266,10 +259,9 @@ def _regression(store: Store, data: StudyData, settings: Settings, base: str | N
     rule at its usual margin (marked as not locked)."""
     if data.candidate is None or base is None:
         return []
-    statistics = data.statistics
-    inputs = gate.GateInputs(
-        statistics.calibration, statistics.win_rates, statistics.category_win_rates
-    )
+    # The regression table reads only the win rates (no calibration is computed for it).
+    win_rates, category_win_rates = data.win_rates
+    inputs = gate.GateInputs(None, win_rates, category_win_rates)
     lock = store.threshold_lock(data.study["id"])
     minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
     locked = study_thresholds(store, data.study)

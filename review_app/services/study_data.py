@@ -40,8 +40,9 @@ class Statistics:
 
 @dataclass(frozen=True)
 class Ratings:
-    """1-5 ratings per system and criterion: reviewers' (pair_id, reviewer, system, criterion,
-    score) and judges' pointwise scores (pair_id, judge, system, criterion, score)."""
+    """Totals of 1-5 ratings per pair, system and criterion: reviewers' (pair_id, system,
+    criterion, total, n) and judges' pointwise scores (judge, pair_id, system, criterion, total,
+    n)."""
 
     humans: pd.DataFrame
     judges: pd.DataFrame
@@ -88,9 +89,11 @@ class StudyData:
         self._min_comparisons = settings.gate_min_comparisons
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
         self._locks = {
-            part: threading.Lock() for part in ("statistics", "texts", "outputs", "ratings")
+            part: threading.Lock()
+            for part in ("statistics", "win_rates", "texts", "outputs", "ratings")
         }
         self._statistics: Statistics | None = None
+        self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
         self._texts: Texts | None = None
         self._candidate_outputs: list[dict] | None = None
         self._ratings: Ratings | None = None
@@ -109,7 +112,9 @@ class StudyData:
     @property
     def real_verdicts(self) -> pd.DataFrame:
         """The lean verdicts of real judges only (baselines say nothing about quality)."""
-        keep = ~self.verdicts["judge"].astype(str).map(baselines.is_baseline).astype(bool)
+        judges = self.verdicts["judge"].astype(str)
+        named = [j for j in judges.unique() if baselines.is_baseline(j)]
+        keep = ~judges.isin(named)
         return self.verdicts[keep].reset_index(drop=True)
 
     @property
@@ -126,10 +131,24 @@ class StudyData:
                         margin=self._margin,
                         min_comparisons=self._min_comparisons,
                     ),
+                    *self.win_rates,
+                )
+            return self._statistics
+
+    @property
+    def win_rates(self) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
+        """The win rates overall and per category (part of `statistics`; on their own for the
+        screens that need only them, without the calibration's cost)."""
+        with self._locks["win_rates"]:
+            if self._win_rates is None:
+                frames = (self.pairs, self.votes, self.verdicts)
+                options = {"seed": self._seed, "n_boot": self._n_boot}
+                options["judge_order"] = self.judge_order
+                self._win_rates = (
                     stats.win_rates(*frames, self.comparisons, **options),
                     stats.category_win_rates(*frames, self.comparisons, **options),
                 )
-            return self._statistics
+            return self._win_rates
 
     def texts(self, store: Store) -> Texts:
         """The frames with texts, labelled like the lean ones (loaded from `store` once)."""
@@ -154,7 +173,7 @@ class StudyData:
             if self._ratings is None:
                 study_id = self.study["id"]
                 scores = store.judge_scores_frame(study_id)
-                scores.insert(1, "judge", scores.pop("run_id").map(self._run_labels))
+                scores.insert(0, "judge", scores.pop("run_id").map(self._run_labels))
                 self._ratings = Ratings(
                     store.ratings_frame(study_id), scores.dropna(subset=["judge"])
                 )

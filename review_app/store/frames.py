@@ -139,22 +139,25 @@ class FrameQueries(StoreBase):
         return "/".join(str(row[k]) for k in keys)
 
     def ratings_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per 1-5 criterion rating in the latest vote of each reviewer on each pair (the
-        votes `votes_frame` counts): pair_id, reviewer, system, criterion, score."""
+        """Totals of the 1-5 criterion ratings in the latest vote of each reviewer on each pair
+        (the votes `votes_frame` counts), per pair, system and criterion: pair_id, system,
+        criterion, total, n."""
         return self._frame(
-            "SELECT v.pair_id, r.name AS reviewer, s.key AS system, c.key AS criterion, "
-            "s.value AS score "
-            f"{_LATEST_VOTES_WITH_RATINGS}{_NOT_EXCLUDED} AND s.key IS NOT NULL ORDER BY v.id",
+            "SELECT v.pair_id, s.key AS system, c.key AS criterion, sum(s.value) AS total, "
+            f"count(*) AS n {_LATEST_VOTES_WITH_RATINGS}{_NOT_EXCLUDED} "
+            "AND s.type IN ('integer', 'real') GROUP BY v.pair_id, s.key, c.key",
             [study_id, study_id],
         )
 
     def judge_scores_frame(self, study_id: int) -> pd.DataFrame:
-        """One row per pointwise score in the study's verdicts: run_id, pair_id, system,
-        criterion, score."""
+        """Totals of the pointwise scores in the study's verdicts (both orders), per run, pair,
+        system and criterion: run_id, pair_id, system, criterion, total, n."""
         return self._frame(
-            "SELECT v.run_id, v.pair_id, s.key AS system, c.key AS criterion, c.value AS score "
+            "SELECT v.run_id, v.pair_id, s.key AS system, c.key AS criterion, "
+            "sum(c.value) AS total, count(*) AS n "
             "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id, json_each(v.scores) s, "
             "json_each(s.value) c "
-            "WHERE j.study_id = ? AND c.key IS NOT NULL ORDER BY v.id",
+            "WHERE j.study_id = ? AND c.type IN ('integer', 'real') "
+            "GROUP BY v.run_id, v.pair_id, s.key, c.key",
             [study_id],
         )
