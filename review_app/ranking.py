@@ -297,7 +297,7 @@ def bradley_terry(
 
 
 def systems_of(obs: pd.DataFrame) -> list[str]:
-    return sorted(set(obs["system_a"].astype(str)) | set(obs["system_b"].astype(str)))
+    return sorted({str(s) for s in (*obs["system_a"].unique(), *obs["system_b"].unique())})
 
 
 def _item_codes(obs: pd.DataFrame) -> np.ndarray:
@@ -459,10 +459,10 @@ def scorecard_statistics(
     won, 0.5 tie, 0 lost) and len_diff (len a - len b); `ratings`: totals of ratings with item,
     total, n and the `rating_keys` columns. Items are integer codes below `n_items`."""
     resampler = Resampler(n_items)
-    sources = list(dict.fromkeys(obs["source"]))
+    sources = list(dict.fromkeys(obs["source"].unique()))
     rankings = {}
     lcs: list[tuple[str, str, str, int, _LengthControlled]] = []
-    for source, of_source in obs.groupby("source", sort=False):
+    for source, of_source in obs.groupby("source", sort=False, observed=True):
         rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
         for a, b in comparisons:
             forward = (of_source["system_a"] == a) & (of_source["system_b"] == b)

@@ -72,11 +72,23 @@ def scorecard(
         )
         return card
 
+    computed = data.memo("scorecard", lambda: _computed(store, data, settings))
+    card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
+    card["criteria"] = _criteria_rows(computed.means)
+    card["win_rates"] = _win_rate_rows(data, computed.length_controlled)
+    card["reference"] = reference or _best_other(computed.rankings, data.candidate, systems)
+    card["reference_share"] = _reference_share(card["criteria"], data.candidate, card["reference"])
+    card["base"] = base or _base(store, data, computed.rankings, systems)
+    card["regression"] = _regression(store, data, settings, card["base"])
+    return card
+
+
+def _computed(store: Store, data: StudyData, settings: Settings) -> ranking.ScorecardStatistics:
     item_codes, item_keys = pd.factorize(data.pairs["item_key"].astype(str))
     pairs = data.pairs.assign(
         category=stats.category_names(data.pairs["category"]), item=item_codes
     )
-    computed = ranking.scorecard_statistics(
+    return ranking.scorecard_statistics(
         _observations(data, pairs),
         data.comparisons,
         _ratings(data.ratings(store), pairs),
@@ -86,14 +98,21 @@ def scorecard(
         seed=settings.seed,
         n_boot=settings.bootstrap_resamples,
     )
-    card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
-    card["criteria"] = _criteria_rows(computed.means)
-    card["win_rates"] = _win_rate_rows(data, computed.length_controlled)
-    card["reference"] = reference or _best_other(computed.rankings, data.candidate, systems)
-    card["reference_share"] = _reference_share(card["criteria"], data.candidate, card["reference"])
-    card["base"] = base or _base(store, data, computed.rankings, systems)
-    card["regression"] = _regression(store, data, settings, card["base"])
-    return card
+
+
+def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
+    """Win rates overall and per category from humans and real judges (baselines say nothing
+    about quality), as the study's statistics compute them."""
+
+    def compute():
+        frames = (data.pairs, data.votes, data.real_verdicts)
+        options = {"seed": data.seed, "n_boot": data.n_boot, "judge_order": data.judge_order}
+        return (
+            stats.win_rates(*frames, data.comparisons, **options),
+            stats.category_win_rates(*frames, data.comparisons, **options),
+        )
+
+    return data.memo("scorecard win rates", compute)
 
 
 def systems_of(data: StudyData) -> list[str]:
@@ -105,55 +124,89 @@ def systems_of(data: StudyData) -> list[str]:
 def _observations(data: StudyData, pairs: pd.DataFrame) -> pd.DataFrame:
     """One row per human vote and per combined verdict of a real judge: source, item code, the
     pair's systems in canonical order, system_x's score (1 won, 0.5 tie or both bad, 0 lost)
-    and len_diff."""
+    and len_diff. Names are categorical: a study has few of them and many rows."""
     combined = stats.combine_verdicts(data.pairs, data.real_verdicts)
     combined = combined[combined["outcome"].notna()]
-    sources = np.concatenate(
-        [np.full(len(data.votes), HUMANS, dtype=object), combined["judge"].to_numpy(dtype=object)]
+    judges = _categorical(combined["judge"].to_numpy(dtype=object))
+    sources = pd.Categorical.from_codes(
+        np.concatenate([np.zeros(len(data.votes), np.int64), judges.codes + 1]),
+        categories=[HUMANS, *judges.categories],
     )
     pair_ids = np.concatenate([data.votes["pair_id"].to_numpy(), combined["pair_id"].to_numpy()])
-    outcomes = pd.concat([data.votes["outcome"], combined["outcome"]], ignore_index=True)
+    outcomes = _categorical(
+        np.concatenate(
+            [data.votes["outcome"].to_numpy(dtype=object), combined["outcome"].to_numpy(object)]
+        )
+    )
+    scores = np.array([_SCORES.get(o, np.nan) for o in outcomes.categories])[outcomes.codes]
     at = pd.Index(pairs["pair_id"]).get_indexer(pair_ids)
-    known = at >= 0
+    known = (at >= 0) & (outcomes.codes >= 0)
     at = at[known]
+    x = _categorical(pairs["system_x"].to_numpy(dtype=object))
+    y = _categorical(pairs["system_y"].to_numpy(dtype=object))
     return pd.DataFrame(
         {
             "source": sources[known],
             "item": pairs["item"].to_numpy()[at],
-            "system_a": pairs["system_x"].to_numpy(dtype=object)[at],
-            "system_b": pairs["system_y"].to_numpy(dtype=object)[at],
-            "score": outcomes.map(_SCORES).to_numpy(dtype=float)[known],
+            "system_a": x[at],
+            "system_b": y[at],
+            "score": scores[known],
             "len_diff": (pairs["len_x"] - pairs["len_y"]).to_numpy(dtype=float)[at],
         }
     )
 
 
 def _ratings(ratings: study_data.Ratings, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Totals of human and judge ratings per pair, with the pair's item code and category."""
-    columns = ["source", "item", "system", "criterion", "category", "total", "n"]
-    frames = []
-    for source, frame in ((HUMANS, ratings.humans), (None, ratings.judges)):
-        if not len(frame):
-            continue
-        at = pd.Index(pairs["pair_id"]).get_indexer(frame["pair_id"])
-        known = at >= 0
-        frame, at = frame[known], at[known]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "source": source if source else frame["judge"].to_numpy(dtype=object),
-                    "item": pairs["item"].to_numpy()[at],
-                    "system": frame["system"].to_numpy(dtype=object),
-                    "criterion": frame["criterion"].to_numpy(dtype=object),
-                    "category": pairs["category"].to_numpy(dtype=object)[at],
-                    "total": pd.to_numeric(frame["total"]).to_numpy(dtype=float),
-                    "n": frame["n"].to_numpy(dtype=float),
-                }
-            )
-        )
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    return pd.concat(frames, ignore_index=True)[columns]
+    """Human and judge ratings with the pair's item code and category (names categorical)."""
+    index = pd.Index(pairs["pair_id"])
+    humans, judges = ratings.humans, ratings.judges
+    at_h, at_j = index.get_indexer(humans["pair_id"]), index.get_indexer(judges["pair_id"])
+    keep_h, keep_j = at_h >= 0, at_j >= 0
+    at = np.concatenate([at_h[keep_h], at_j[keep_j]])
+    source = _stack(
+        [
+            pd.Categorical.from_codes(np.zeros(int(keep_h.sum()), np.int64), [HUMANS]),
+            pd.Categorical(judges["judge"])[keep_j],
+        ]
+    )
+    return pd.DataFrame(
+        {
+            "source": source,
+            "item": pairs["item"].to_numpy()[at],
+            "system": _stack(
+                [pd.Categorical(humans["system"])[keep_h], pd.Categorical(judges["system"])[keep_j]]
+            ),
+            "criterion": _stack(
+                [
+                    pd.Categorical(humans["criterion"])[keep_h],
+                    pd.Categorical(judges["criterion"])[keep_j],
+                ]
+            ),
+            "category": _categorical(pairs["category"].to_numpy(dtype=object))[at],
+            "total": np.concatenate(
+                [humans["score"].to_numpy(float)[keep_h], judges["score"].to_numpy(float)[keep_j]]
+            ),
+            "n": np.ones(len(at)),
+        }
+    )
+
+
+def _categorical(values: np.ndarray) -> pd.Categorical:
+    """Names as a categorical without converting every value to a string array first."""
+    codes, names = pd.factorize(values)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
+
+
+def _stack(parts: list[pd.Categorical]) -> pd.Categorical:
+    """Categoricals one after the other, over the union of their names."""
+    names = pd.Index(
+        list(dict.fromkeys(n for part in parts for n in part.categories)), dtype=object
+    )
+    codes = []
+    for part in parts:
+        mapping = np.append(names.get_indexer(part.categories), -1)  # code -1 (missing) stays
+        codes.append(mapping[part.codes])
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=names)
 
 
 def _criteria_rows(means: pd.DataFrame) -> list[dict]:
@@ -175,7 +228,7 @@ def _win_rate_rows(data: StudyData, lcs: list[ranking.LengthControlled]) -> list
     lc = {(x.source, x.system_a, x.system_b): x for x in lcs}
     sources = {HUMANS, *data.real_judges}
     rows = []
-    for w in data.win_rates[0]:
+    for w in _win_rates(data)[0]:
         if w.source not in sources:
             continue
         twin = lc.get((w.source, w.system_a, w.system_b))
@@ -260,7 +313,7 @@ def _regression(store: Store, data: StudyData, settings: Settings, base: str | N
     if data.candidate is None or base is None:
         return []
     # The regression table reads only the win rates (no calibration is computed for it).
-    win_rates, category_win_rates = data.win_rates
+    win_rates, category_win_rates = _win_rates(data)
     inputs = gate.GateInputs(None, win_rates, category_win_rates)
     lock = store.threshold_lock(data.study["id"])
     minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons

@@ -4,11 +4,15 @@ name it), the statistics derived from them, and, on first use, the texts behind 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 from review_app import baselines, stats
@@ -16,6 +20,7 @@ from review_app.settings import Settings
 from review_app.store import Store
 
 COMPUTED_BASELINE = "baseline (computed)"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,8 @@ class Statistics:
 
 @dataclass(frozen=True)
 class Ratings:
-    """Totals of 1-5 ratings per pair, system and criterion: reviewers' (pair_id, system,
-    criterion, total, n) and judges' pointwise scores (judge, pair_id, system, criterion, total,
-    n)."""
+    """1-5 ratings, one row each: reviewers' criterion ratings (pair_id, system, criterion,
+    score) and judges' pointwise scores (judge, pair_id, system, criterion, score)."""
 
     humans: pd.DataFrame
     judges: pd.DataFrame
@@ -90,13 +94,23 @@ class StudyData:
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
         self._locks = {
             part: threading.Lock()
-            for part in ("statistics", "win_rates", "texts", "outputs", "ratings")
+            for part in ("statistics", "win_rates", "texts", "outputs", "ratings", "memo")
         }
         self._statistics: Statistics | None = None
         self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
         self._texts: Texts | None = None
         self._candidate_outputs: list[dict] | None = None
         self._ratings: Ratings | None = None
+        self._memo: dict[str, object] = {}
+        self._memo_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def n_boot(self) -> int:
+        return self._n_boot
 
     @property
     def candidate(self) -> str | None:
@@ -167,17 +181,31 @@ class StudyData:
             return self._texts
 
     def ratings(self, store: Store) -> Ratings:
-        """Criterion ratings of the counted votes and judges' pointwise scores, judges named by
-        their run's label (loaded from `store` once)."""
+        """Criterion ratings of the counted votes and judges' pointwise scores, one row per
+        rating, judges named by their run's label (loaded from `store` once)."""
         with self._locks["ratings"]:
             if self._ratings is None:
                 study_id = self.study["id"]
-                scores = store.judge_scores_frame(study_id)
-                scores.insert(0, "judge", scores.pop("run_id").map(self._run_labels))
-                self._ratings = Ratings(
-                    store.ratings_frame(study_id), scores.dropna(subset=["judge"])
-                )
+                votes = store.criteria_frame(study_id)
+                verdicts = store.scores_frame(study_id)
+                humans = _long_ratings(votes["pair_id"], votes["criteria"], system_first=False)
+                judges = _long_ratings(verdicts["pair_id"], verdicts["scores"], system_first=True)
+                # Categorical: a few names over many rows (strings would be converted one by one).
+                labels = pd.Categorical(verdicts["run_id"].map(self._run_labels).to_numpy(object))
+                judges.insert(0, "judge", labels[judges.pop("row").to_numpy()])
+                humans = humans.drop(columns="row")
+                self._ratings = Ratings(humans, judges.dropna(subset=["judge"]))
             return self._ratings
+
+    def memo(self, name: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per study data version, under `name` (for derived figures a screen
+        would otherwise recompute on every rerun)."""
+        with self._locks["memo"]:
+            lock = self._memo_locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._memo:
+                self._memo[name] = compute()
+            return self._memo[name]
 
     def candidate_outputs(self, store: Store) -> list[dict]:
         """Every output of the candidate system in the eval set, with its text."""
@@ -189,6 +217,61 @@ class StudyData:
                     else []
                 )
             return self._candidate_outputs
+
+
+def _long_ratings(pair_ids: pd.Series, texts: pd.Series, system_first: bool) -> pd.DataFrame:
+    """Nested JSON ratings, one text per row, as one row per rating: row (the text's position),
+    pair_id, system, criterion, score. Votes nest {criterion: {system: score}}, verdicts
+    {system: {criterion: score}}; anything that is not a number is left out. Ratings repeat a
+    few shapes and values, so each distinct text is parsed once."""
+    codes, distinct = pd.factorize(texts.astype(object))
+    names: dict[str, int] = {}
+    flat_system: list[int] = []
+    flat_criterion: list[int] = []
+    flat_score: list[float] = []
+    lengths = np.zeros(len(distinct), dtype=np.int64)
+    for index, text in enumerate(distinct):
+        try:
+            nested = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(nested, dict):
+            continue
+        for outer, inner in nested.items():
+            if not isinstance(inner, dict):
+                continue
+            for key, score in inner.items():
+                if isinstance(score, (int, float)) and not isinstance(score, bool):
+                    system, criterion = (outer, key) if system_first else (key, outer)
+                    flat_system.append(names.setdefault(system, len(names)))
+                    flat_criterion.append(names.setdefault(criterion, len(names)))
+                    flat_score.append(float(score))
+                    lengths[index] += 1
+    # Expand: every row gets the entries of its distinct text.
+    known = codes >= 0
+    row_lengths = np.where(known, lengths[np.maximum(codes, 0)], 0)
+    rows = np.repeat(np.arange(len(codes)), row_lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    first_of_row = np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
+    entry = starts[codes[rows]] + np.arange(len(rows)) - first_of_row
+    labels = np.array(list(names), dtype=object)
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "pair_id": pair_ids.to_numpy()[rows],
+            "system": pd.Categorical.from_codes(
+                np.asarray(flat_system, dtype=np.int64)[entry], categories=labels
+            )
+            if len(labels)
+            else pd.Categorical([]),
+            "criterion": pd.Categorical.from_codes(
+                np.asarray(flat_criterion, dtype=np.int64)[entry], categories=labels
+            )
+            if len(labels)
+            else pd.Categorical([]),
+            "score": np.asarray(flat_score, dtype=np.float64)[entry],
+        }
+    )
 
 
 def _study_judges(store: Store, study_id: int) -> tuple[dict[int, str], dict[str, JudgeInfo]]:

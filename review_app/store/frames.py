@@ -54,10 +54,6 @@ _LATEST_VOTES_OF_STUDY = (
     "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.id = (SELECT max(v2.id) FROM votes v2 "
     "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
 )
-# Criterion ratings are stored with each vote as {criterion: {system: 1-5}} (always valid JSON).
-_LATEST_VOTES_WITH_RATINGS = _LATEST_VOTES_OF_STUDY.replace(
-    " WHERE ", ", json_each(v.criteria) c, json_each(c.value) s WHERE ", 1
-)
 _NOT_EXCLUDED = f" AND v.reviewer_id NOT IN ({EXCLUDED_REVIEWERS})"
 
 _VERDICT_COLUMNS = (
@@ -138,26 +134,23 @@ class FrameQueries(StoreBase):
         keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known")
         return "/".join(str(row[k]) for k in keys)
 
-    def ratings_frame(self, study_id: int) -> pd.DataFrame:
-        """Totals of the 1-5 criterion ratings in the latest vote of each reviewer on each pair
-        (the votes `votes_frame` counts), per pair, system and criterion: pair_id, system,
-        criterion, total, n."""
-        return self._frame(
-            "SELECT v.pair_id, s.key AS system, c.key AS criterion, sum(s.value) AS total, "
-            f"count(*) AS n {_LATEST_VOTES_WITH_RATINGS}{_NOT_EXCLUDED} "
-            "AND s.type IN ('integer', 'real') GROUP BY v.pair_id, s.key, c.key",
+    def criteria_frame(self, study_id: int) -> pd.DataFrame:
+        """The criterion ratings ({criterion: {system: 1-5}}, JSON) of the latest vote of each
+        reviewer on each pair (the votes `votes_frame` counts) that has any: pair_id, criteria."""
+        return self._plain_frame(
+            f"SELECT v.pair_id, v.criteria {_LATEST_VOTES_OF_STUDY}{_NOT_EXCLUDED} "
+            "AND v.criteria NOT IN ('', '{}')",
             [study_id, study_id],
+            integers=["pair_id"],
         )
 
-    def judge_scores_frame(self, study_id: int) -> pd.DataFrame:
-        """Totals of the pointwise scores in the study's verdicts (both orders), per run, pair,
-        system and criterion: run_id, pair_id, system, criterion, total, n."""
-        return self._frame(
-            "SELECT v.run_id, v.pair_id, s.key AS system, c.key AS criterion, "
-            "sum(c.value) AS total, count(*) AS n "
-            "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id, json_each(v.scores) s, "
-            "json_each(s.value) c "
-            "WHERE j.study_id = ? AND c.type IN ('integer', 'real') "
-            "GROUP BY v.run_id, v.pair_id, s.key, c.key",
+    def scores_frame(self, study_id: int) -> pd.DataFrame:
+        """The pointwise scores ({system: {criterion: score}}, JSON) of the study's verdicts
+        that have any (both orders): run_id, pair_id, scores."""
+        return self._plain_frame(
+            "SELECT v.run_id, v.pair_id, v.scores FROM verdicts v "
+            "JOIN judge_runs j ON j.id = v.run_id "
+            "WHERE j.study_id = ? AND v.scores NOT IN ('', '{}')",
             [study_id],
+            integers=["run_id", "pair_id"],
         )
