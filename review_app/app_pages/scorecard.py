@@ -115,25 +115,32 @@ ranked = pd.DataFrame(
 if ranked.empty:
     st.info("No votes or verdicts yet.")
 else:
-    y = alt.Y("system:N", title=None, sort=alt.EncodingSortField("rating", order="descending"))
+    y = alt.Y(
+        "system:N",
+        title=None,
+        sort=alt.EncodingSortField("rating", op="max", order="descending"),
+        axis=alt.Axis(labelOverlap=False, labelLimit=200),
+    )
     x = alt.X("rating:Q", title="rating and 95% CI", scale=alt.Scale(zero=False))
     color = alt.Color("source:N", legend=alt.Legend(title=None, orient="bottom"))
-    offset = alt.YOffset("source:N")
-    base_chart = alt.Chart(ranked)
+    # Several sources: one line each within a system's band.
+    offset = {"yOffset": alt.YOffset("source:N")} if ranked.source.nunique() > 1 else {}
+    chart = alt.Chart(ranked)
+    band = 34 * max(1, ranked.source.nunique())
     st.altair_chart(
         alt.layer(
-            base_chart.mark_rule(strokeWidth=2.5).encode(
-                y=y, yOffset=offset, x="low:Q", x2="high:Q", color=color
+            chart.mark_rule(strokeWidth=2.5).encode(
+                y=y, x="low:Q", x2="high:Q", color=color, **offset
             ),
-            base_chart.mark_point(filled=True, size=70).encode(
+            chart.mark_point(filled=True, size=70).encode(
                 y=y,
-                yOffset=offset,
                 x=x,
                 color=color,
                 tooltip=["source", "system", "rating", "95% CI", "n"],
+                **offset,
             ),
             alt.Chart().mark_rule(strokeDash=[4, 3], color="#8f9aab").encode(x=alt.datum(1000)),
-        ).properties(height=40 * ranked.system.nunique() * max(1, ranked.source.nunique()) + 60),
+        ).properties(height=alt.Step(band)),
         width="stretch",
     )
     st.dataframe(
