@@ -445,3 +445,21 @@ def test_a_reviewer_cannot_open_the_scorecard(store, settings, rated_study):
     token = people.add_reviewer(store, settings, "rex", "reviewer", STUDY)[1].split("token=")[1]
     at = _open_scorecard(token)
     assert at.error and not at.dataframe
+
+
+def test_the_report_carries_the_scorecard(store, settings, rated_study):
+    from review_app import report
+    from review_app.services import signoff
+
+    _lock(store, settings)
+    built = signoff.build_report(store, STUDY, settings)
+    card = built["scorecard"]
+    assert card == scorecard.scorecard(store, STUDY, settings)
+    assert [r["system"] for r in card["ranking"]["humans"]] == [SYSTEM_X, SYSTEM_Z, SYSTEM_Y]
+    markdown = report.render_markdown(built)
+    assert "## Scorecard" in markdown
+    assert "| accuracy (mean 1-5) | humans | 4.50 [" in markdown
+    assert "### Win rates, raw and length-controlled" in markdown
+    page = report.render_html(built)
+    assert "<h2>Scorecard</h2>" in page and "length-controlled" in page
+    assert json.loads(report.render_json(built))["scorecard"]["ranking"]["humans"]
