@@ -10,6 +10,7 @@ fixed in advance, not which system people or judges preferred)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,12 @@ def scorecard(
         )
         return card
 
+    # The ratings are read from the store while the win rates are computed (SQLite and numpy
+    # both let the other thread run).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ratings = pool.submit(data.ratings, store)
+        _win_rates(data)
+        ratings.result()
     computed = data.memo("scorecard", lambda: _computed(store, data, settings))
     card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
     card["criteria"] = _criteria_rows(computed.means)

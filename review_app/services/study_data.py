@@ -187,6 +187,7 @@ class StudyData:
             if self._ratings is None:
                 study_id = self.study["id"]
                 votes = store.criteria_frame(study_id)
+                votes = votes[votes["vote_id"].isin(self.votes["vote_id"])]
                 verdicts = store.scores_frame(study_id)
                 humans = _long_ratings(votes["pair_id"], votes["criteria"], system_first=False)
                 judges = _long_ratings(verdicts["pair_id"], verdicts["scores"], system_first=True)

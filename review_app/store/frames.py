@@ -135,13 +135,15 @@ class FrameQueries(StoreBase):
         return "/".join(str(row[k]) for k in keys)
 
     def criteria_frame(self, study_id: int) -> pd.DataFrame:
-        """The criterion ratings ({criterion: {system: 1-5}}, JSON) of the latest vote of each
-        reviewer on each pair (the votes `votes_frame` counts) that has any: pair_id, criteria."""
+        """The criterion ratings ({criterion: {system: 1-5}}, JSON) of every vote of the study
+        that has any, edits and excluded reviewers included (pick the counted ones by
+        `votes_frame`'s vote_id): vote_id, pair_id, criteria."""
         return self._plain_frame(
-            f"SELECT v.pair_id, v.criteria {_LATEST_VOTES_OF_STUDY}{_NOT_EXCLUDED} "
-            "AND v.criteria NOT IN ('', '{}')",
-            [study_id, study_id],
-            integers=["pair_id"],
+            "SELECT v.id AS vote_id, v.pair_id, v.criteria FROM votes v "
+            "JOIN pairs p ON p.id = v.pair_id "
+            "WHERE p.study_id = ? AND v.criteria NOT IN ('', '{}')",
+            [study_id],
+            integers=["vote_id", "pair_id"],
         )
 
     def scores_frame(self, study_id: int) -> pd.DataFrame:
