@@ -463,3 +463,35 @@ def test_the_report_carries_the_scorecard(store, settings, rated_study):
     page = report.render_html(built)
     assert "<h2>Scorecard</h2>" in page and "length-controlled" in page
     assert json.loads(report.render_json(built))["scorecard"]["ranking"]["humans"]
+
+
+def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_count(
+    store, settings, rated_study
+):
+    from review_app.services import quality
+
+    _lock(store, settings)
+    # ben edits one vote with other ratings: only the edit counts.
+    ben = store.reviewer("ben")["id"]
+    review.undo_last_vote(store, settings, ben, rated_study["id"])
+    task = review.next_pair(store, settings, ben, rated_study["id"])
+    review.record_vote(
+        store, settings, ben, task.assignment_id, "A", criteria={"accuracy": {"A": 1, "B": 1}}
+    )
+    means = {
+        c["system"]: c
+        for c in scorecard.scorecard(store, STUDY, settings)["criteria"]
+        if c["source"] == "humans" and c["category"] is None
+    }
+    assert means[SYSTEM_X]["n"] == 48  # still one rating per counted vote
+    # X is in every pair: ben's edited vote rates it 1 instead of 4.
+    assert means[SYSTEM_X]["mean"] == pytest.approx((24 * 5 + 23 * 4 + 1) / 48)
+
+    quality.exclude_reviewer(store, STUDY, "ben", "rated without reading", "ada")
+    means = {
+        c["system"]: c
+        for c in scorecard.scorecard(store, STUDY, settings)["criteria"]
+        if c["source"] == "humans" and c["category"] is None
+    }
+    assert (means[SYSTEM_X]["mean"], means[SYSTEM_X]["n"]) == (5.0, 24)
+    assert means[SYSTEM_Y]["mean"] == 2.0
