@@ -8,7 +8,7 @@ import streamlit as st
 
 from review_app import report, ui
 from review_app.report import format_ci
-from review_app.services import scorecard, study_data
+from review_app.services import scorecard
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -20,7 +20,7 @@ if study is None:
     st.stop()
 
 settings = ui.settings()
-systems = scorecard.systems_of(study_data.load(store, study, settings))
+systems = scorecard.study_systems(store, study["name"], settings)
 candidate = study.get("candidate")
 others = [s for s in systems if s != candidate]
 left, right = st.columns(2)

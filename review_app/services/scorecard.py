@@ -122,6 +122,11 @@ def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[sta
     return data.memo("scorecard win rates", compute)
 
 
+def study_systems(store: Store, study: str, settings: Settings) -> list[str]:
+    """The study's systems as the scorecard lists them (names only: no outcome)."""
+    return systems_of(study_data.load(store, store.require_study(study), settings))
+
+
 def systems_of(data: StudyData) -> list[str]:
     """The study's systems, the candidate first, then in the order its comparisons name them."""
     named = [s for pair in data.comparisons for s in pair]
