@@ -111,18 +111,25 @@ def scorecard_markdown(card: dict) -> list[str]:
     """The scorecard's Markdown section (the report's, and `review-app scorecard`'s text)."""
     systems = card["systems"]
     lines = ["## Scorecard", ""]
-    if not card.get("outcomes_visible", True):
+    visible = card.get("outcomes_visible", True)
+    rows = scorecard_rows(card)
+    if not visible:
         lines.append(f"Withheld: {_md(card.get('withheld', ''))}.")
-        return lines
-    lines.append(
-        "Per system over all categories: means of 1-5 ratings, pass rates and Bradley-Terry "
-        "ratings (Elo scale, mean 1000), each with its 95% bootstrap CI over items."
-    )
+        if not rows:
+            return lines
+        lines += ["", "Grader pass rates (not outcomes) with their 95% CI:"]
+    else:
+        lines.append(
+            "Per system over all categories: means of 1-5 ratings, pass rates and Bradley-Terry "
+            "ratings (Elo scale, mean 1000), each with its 95% bootstrap CI over items."
+        )
     lines += ["", "| metric | source | " + " | ".join(_md(s) for s in systems) + " |"]
     lines.append("|---" * (len(systems) + 2) + "|")
-    for row in scorecard_rows(card):
+    for row in rows:
         cells = [_md(row["metric"]), _md(row["source"]), *(row[s] for s in systems)]
         lines.append("| " + " | ".join(cells) + " |")
+    if not visible:
+        return lines
     for source, ratings in card["ranking"].items():
         unbeaten = [r["system"] for r in ratings if r["unbeaten"]]
         if unbeaten:

@@ -244,18 +244,38 @@ def _lock(store, settings, study=STUDY, **params):
     thresholds.lock_thresholds(store, study, "ada", settings)
 
 
-def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study):
-    card = scorecard.scorecard(
-        store, STUDY, settings, graders=lambda s, study: [{"check": "json_valid"}]
-    )
+GRADER_ROWS = [
+    {
+        "check": "json_valid",
+        "system": SYSTEM_X,
+        "category": None,
+        "passed": 9,
+        "n": 12,
+        "rate": 0.75,
+        "ci": [0.47, 0.91],
+    },
+]
+
+
+def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study, capsys):
+    card = scorecard.scorecard(store, STUDY, settings, graders=lambda s, study: GRADER_ROWS)
     assert card["outcomes_visible"] is False
     assert "locked" in card["withheld"]
-    assert card["graders"] == [{"check": "json_valid"}]  # pass rates are not outcomes
+    assert card["graders"] == GRADER_ROWS  # pass rates of checks are not outcomes
     for key in ("criteria", "win_rates", "ranking", "regression", "reference_share"):
         assert not card[key], key
+    # The text shows the pass rates and nothing of the outcomes.
+    from review_app import report
+
+    text = "\n".join(report.scorecard_markdown(card))
+    assert "| json\\_valid (% passed) | graders | 75 [47, 91] |" in text
+    assert "Bradley-Terry" not in text and "mean 1-5" not in text
     # The CLI prints the same withheld document, and the export of preferences is refused.
     assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["outcomes_visible"] is False and printed["ranking"] == {}
     assert cli.main(["export", "preferences", "--study", STUDY, "--format", "jsonl"]) == 1
+    assert "stay hidden until" in capsys.readouterr().err
 
 
 def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
