@@ -515,3 +515,16 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     }
     assert (means[SYSTEM_X]["mean"], means[SYSTEM_X]["n"]) == (5.0, 24)
     assert means[SYSTEM_Y]["mean"] == 2.0
+
+
+def test_the_demo_scorecard_ranks_by_humans_and_by_the_judge(demo_store, settings):
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
+    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
+    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    token = demo_store.demo_links["demo-signer"].split("token=")[1]
+    at = _open_scorecard(token)
+    assert not at.exception
+    ranking_table = next(d.value for d in at.dataframe if "rank" in d.value.columns)
+    # Baselines say nothing about quality: only humans and the real judge rank the systems.
+    assert set(ranking_table.source) == {"humans", "example-llm-judge"}
+    assert set(ranking_table.system) == {"base", "finetuned", "frontier"}
