@@ -75,7 +75,7 @@ class StudyData:
         run_labels: dict[int, str],
         pairs: pd.DataFrame,
         votes: pd.DataFrame,
-        verdicts: pd.DataFrame,
+        stored_verdicts: pd.DataFrame,
         settings: Settings,
     ) -> None:
         self.study = study
@@ -85,7 +85,8 @@ class StudyData:
         self.judge_order = baselines.order_judges(judges)
         self.pairs = pairs
         self.votes = votes
-        self.verdicts = verdicts
+        self._stored_verdicts = stored_verdicts
+        self._verdicts: pd.DataFrame | None = None
         self._run_labels = run_labels
         self._seed = settings.seed
         self._n_boot = settings.bootstrap_resamples
@@ -94,7 +95,15 @@ class StudyData:
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
         self._locks = {
             part: threading.Lock()
-            for part in ("statistics", "win_rates", "texts", "outputs", "ratings", "memo")
+            for part in (
+                "verdicts",
+                "statistics",
+                "win_rates",
+                "texts",
+                "outputs",
+                "ratings",
+                "memo",
+            )
         }
         self._statistics: Statistics | None = None
         self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
@@ -103,6 +112,17 @@ class StudyData:
         self._ratings: Ratings | None = None
         self._memo: dict[str, object] = {}
         self._memo_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def verdicts(self) -> pd.DataFrame:
+        """The lean verdicts of every judge: the stored ones, then the computed verdicts of every
+        baseline that has no stored run (computed on first use)."""
+        with self._locks["verdicts"]:
+            if self._verdicts is None:
+                self._verdicts = _with_computed(
+                    self._stored_verdicts, self.pairs, self.judges, self._seed
+                )
+            return self._verdicts
 
     @property
     def seed(self) -> int:
@@ -126,10 +146,11 @@ class StudyData:
     @property
     def real_verdicts(self) -> pd.DataFrame:
         """The lean verdicts of real judges only (baselines say nothing about quality)."""
-        judges = self.verdicts["judge"].astype(str)
+        # Computed baselines are baselines: the stored verdicts hold every real judge's.
+        verdicts = self._stored_verdicts
+        judges = verdicts["judge"].astype(str)
         named = [j for j in judges.unique() if baselines.is_baseline(j)]
-        keep = ~judges.isin(named)
-        return self.verdicts[keep].reset_index(drop=True)
+        return verdicts[~judges.isin(named)].reset_index(drop=True)
 
     @property
     def statistics(self) -> Statistics:
@@ -306,7 +327,19 @@ def _labelled(
 ) -> pd.DataFrame:
     """Stored verdicts named by their run's label, followed by the computed verdicts of every
     baseline that has no stored run."""
-    verdicts = verdicts.assign(judge=verdicts["run_id"].map(run_labels))
+    return _with_computed(_named(verdicts, run_labels), pairs, judges, seed)
+
+
+def _named(verdicts: pd.DataFrame, run_labels: dict[int, str]) -> pd.DataFrame:
+    """Stored verdicts named by their run's label."""
+    return verdicts.assign(judge=verdicts["run_id"].map(run_labels))
+
+
+def _with_computed(
+    verdicts: pd.DataFrame, pairs: pd.DataFrame, judges: dict[str, JudgeInfo], seed: int
+) -> pd.DataFrame:
+    """Named stored verdicts followed by the computed verdicts of every baseline that has no
+    stored run."""
     missing = [
         name
         for name in baselines.BASELINES
@@ -348,9 +381,7 @@ def load(store: Store, study: dict, settings: Settings) -> StudyData:
         run_labels=run_labels,
         pairs=pairs,
         votes=store.votes_frame(study["id"], texts=False),
-        verdicts=_labelled(
-            store.verdicts_frame(study["id"], texts=False), run_labels, pairs, judges, settings.seed
-        ),
+        stored_verdicts=_named(store.verdicts_frame(study["id"], texts=False), run_labels),
         settings=settings,
     )
     with _CACHE_LOCK:
