@@ -82,30 +82,8 @@ class Resampler:
         self._blocks: list[sparse.csr_matrix] = []
         self._width = 0
 
-    def add(self, items: np.ndarray, values: np.ndarray) -> slice:
-        """Register columns: `values` is (n_obs, k), `items` the item code of each row."""
-        values = np.asarray(values, dtype=np.float64).reshape(len(items), -1)
-        block = sparse.csr_matrix(
-            sparse.coo_matrix(
-                (
-                    values.ravel(),
-                    (
-                        np.repeat(np.asarray(items), values.shape[1]),
-                        np.tile(np.arange(values.shape[1]), len(items)),
-                    ),
-                ),
-                shape=(self.n_items, values.shape[1]),
-            )
-        )
-        self._blocks.append(block)
-        start = self._width
-        self._width += values.shape[1]
-        return slice(start, self._width)
-
-    def add_indexed(
-        self, items: np.ndarray, columns: np.ndarray, values: np.ndarray, k: int
-    ) -> slice:
-        """Register k columns where each observation adds `values` to one column `columns`."""
+    def add(self, items: np.ndarray, columns: np.ndarray, values: np.ndarray, k: int) -> slice:
+        """Register k columns: each observation adds its value to its column of its item."""
         block = sparse.csr_matrix(
             sparse.coo_matrix(
                 (np.asarray(values, dtype=np.float64), (np.asarray(items), np.asarray(columns))),
@@ -236,8 +214,8 @@ def _add_ranking(resampler: Resampler, obs: pd.DataFrame, systems: Sequence[str]
     m = len(rows)
     items = obs["item"].to_numpy()
     # Columns: the lower-indexed system's score per system pair, then the games per pair.
-    scored = resampler.add_indexed(items, pair_code, score_low, m)
-    resampler.add_indexed(items, pair_code, np.ones(len(obs)), m)
+    scored = resampler.add(items, pair_code, score_low, m)
+    resampler.add(items, pair_code, np.ones(len(obs)), m)
     n = np.bincount(a, minlength=k) + np.bincount(b, minlength=k)
     s = obs["score"].to_numpy(dtype=np.float64)
     wins = np.bincount(a, weights=s, minlength=k) + np.bincount(b, weights=1 - s, minlength=k)
@@ -355,8 +333,8 @@ class _LengthControlled:
 def _add_length_controlled(resampler: Resampler, obs: pd.DataFrame) -> _LengthControlled:
     bins = normalised_length(obs["len_diff"].to_numpy())
     items = obs["item"].to_numpy()
-    scored = resampler.add_indexed(items, bins, obs["score"].to_numpy(dtype=float), LC_BINS)
-    resampler.add_indexed(items, bins, np.ones(len(obs)), LC_BINS)
+    scored = resampler.add(items, bins, obs["score"].to_numpy(dtype=float), LC_BINS)
+    resampler.add(items, bins, np.ones(len(obs)), LC_BINS)
     return _LengthControlled(slice(scored.start, scored.start + 2 * LC_BINS))
 
 
@@ -380,28 +358,6 @@ def length_controlled_win_rate(
         _ci(_lc_value(lc, resampled)) if len(obs) else None,
         len(obs),
     )
-
-
-# ---- means of ratings ----
-
-
-def rating_means(
-    ratings: pd.DataFrame, keys: Sequence[str], seed: int = 0, n_boot: int = 1000
-) -> pd.DataFrame:
-    """Mean `score` per group of `keys` (e.g. source, system, criterion) with a 95% bootstrap CI
-    over items (the column `item`): one row per group with value, ci, n."""
-    items = _item_codes(ratings)
-    groups, names = _group_codes(ratings, keys)
-    resampler = Resampler(int(items.max()) + 1 if len(items) else 0)
-    sums = resampler.add_indexed(items, groups, ratings["score"].to_numpy(float), len(names))
-    counts = resampler.add_indexed(items, groups, np.ones(len(ratings)), len(names))
-    observed, resampled = resampler.run(seed, n_boot)
-    means = _ratio_means(observed[sums], observed[counts], resampled[:, sums], resampled[:, counts])
-    frame = names.copy()
-    frame["value"] = [m.value for m in means]
-    frame["ci"] = [m.ci for m in means]
-    frame["n"] = [m.n for m in means]
-    return frame
 
 
 # ---- everything a scorecard needs, on shared resamples ----
@@ -480,8 +436,8 @@ def scorecard_statistics(
     groups, names = _group_codes(ratings, rating_keys)
     k = len(names)
     items = ratings["item"].to_numpy()
-    sums = resampler.add_indexed(items, groups, ratings["total"].to_numpy(float), k)
-    counts = resampler.add_indexed(items, groups, ratings["n"].to_numpy(float), k)
+    sums = resampler.add(items, groups, ratings["total"].to_numpy(float), k)
+    counts = resampler.add(items, groups, ratings["n"].to_numpy(float), k)
     kept = [key for key in rating_keys if key != rollup]
     parent, parents = _group_codes(names, kept)
     # Totals of a parent group are sums of its groups' totals, in every resample alike.
