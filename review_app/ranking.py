@@ -5,8 +5,8 @@ items. No I/O, no SQL, no Streamlit (DESIGN section 10; the pairwise statistics 
 Observations come as one frame with a row per observation: `item` (what the bootstrap resamples),
 `system_a`, `system_b`, `score` (1 = a won, 0.5 = tie or both bad, 0 = b won) and, for the
 length-controlled win rate, `len_diff` (len a - len b). Every statistic is a function of column
-totals over items, so one resample is one product of item weights with a sparse item x column
-matrix, and all statistics of a scorecard share the same resamples (`Resampler`).
+totals over items, so one resample is one product of item weights with an item x column matrix,
+and all statistics of a scorecard share the same resamples (`Resampler`).
 """
 
 from __future__ import annotations
@@ -208,10 +208,10 @@ def _add_ranking(resampler: Resampler, obs: pd.DataFrame, systems: Sequence[str]
     i, j = np.minimum(a, b), np.maximum(a, b)
     score_low = np.where(a < b, obs["score"], 1 - obs["score"]).astype(np.float64)
     rows, cols = _pair_index(k)
-    pair_code = pd.Index(list(zip(rows, cols, strict=True))).get_indexer(
-        list(zip(i, j, strict=True))
-    )
     m = len(rows)
+    lookup = np.full((k, k), -1, dtype=np.int64)
+    lookup[rows, cols] = np.arange(m)
+    pair_code = lookup[i, j]
     items = obs["item"].to_numpy()
     # Columns: the lower-indexed system's score per system pair, then the games per pair.
     scored = resampler.add(items, pair_code, score_low, m)
@@ -257,9 +257,7 @@ def _rating_results(ranking: _Ranking, observed: np.ndarray, resampled: np.ndarr
     return sorted(out, key=lambda r: -r.rating)
 
 
-def bradley_terry(
-    obs: pd.DataFrame, n_items: int | None = None, seed: int = 0, n_boot: int = 1000
-) -> list[Rating]:
+def bradley_terry(obs: pd.DataFrame, seed: int = 0, n_boot: int = 1000) -> list[Rating]:
     """Bradley-Terry ratings of every system in `obs` (one row per observation: item,
     system_a, system_b, score), best first: maximum likelihood with a tie as half a win for each
     side, on the Elo scale centred at 1000, with 95% percentile bootstrap CIs over items.
