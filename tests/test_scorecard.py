@@ -528,3 +528,28 @@ def test_the_demo_scorecard_ranks_by_humans_and_by_the_judge(demo_store, setting
     # Baselines say nothing about quality: only humans and the real judge rank the systems.
     assert set(ranking_table.source) == {"humans", "example-llm-judge"}
     assert set(ranking_table.system) == {"base", "finetuned", "frontier"}
+
+
+def test_the_regression_table_agrees_with_the_results_screen(demo_store, settings):
+    """Same win rates, intervals and verdicts as the gate's own table where a locked threshold
+    covers the row."""
+    from review_app.services import signoff
+
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
+    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
+    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    card = scorecard.scorecard(demo_store, "demo", settings, base="base")
+    results = signoff.study_results(demo_store, "demo", settings)
+    theirs = {
+        (r["category"], r["source"]): r
+        for r in results["regression"]
+        if (r["system_a"], r["system_b"]) == ("finetuned", "base")
+    }
+    assert card["regression"]
+    for row in card["regression"]:
+        other = theirs[(row["category"], row["source"])]
+        assert row["win_rate"] == other["value"]
+        assert row["ci"] == other["ci"]
+        assert row["change_points"] == pytest.approx(-other["drop_points"])
+        if row["rule"].startswith("locked threshold"):
+            assert row["verdict"] == scorecard.VERDICT_WORDS[other["verdict"]]
