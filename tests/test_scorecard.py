@@ -155,6 +155,19 @@ def test_bradley_terry_intervals_cover_the_true_ratings_about_95_percent_of_the_
     assert 0.88 <= covered / total <= 0.99
 
 
+def test_the_order_a_comparison_is_written_in_does_not_change_a_rating():
+    obs = _observations(TOURNAMENT)
+    flipped = obs.copy()
+    swap = np.arange(len(obs)) % 2 == 0
+    flipped.loc[swap, ["system_a", "system_b"]] = obs.loc[swap, ["system_b", "system_a"]].values
+    flipped.loc[swap, "score"] = 1 - obs.loc[swap, "score"]
+    ours = {r.system: (r.rating, r.ci) for r in ranking.bradley_terry(obs, n_boot=200)}
+    theirs = {r.system: (r.rating, r.ci) for r in ranking.bradley_terry(flipped, n_boot=200)}
+    for system, (rating, ci) in ours.items():
+        assert theirs[system][0] == pytest.approx(rating)
+        assert theirs[system][1] == pytest.approx(ci)
+
+
 # ---- the length-controlled win rate ----
 
 
@@ -188,6 +201,14 @@ def test_length_controlled_win_rate_keeps_a_real_quality_difference():
     expected = 1 / (1 + np.exp(-0.8))
     assert value == pytest.approx(expected, abs=0.04)
     assert ci[0] > 0.6
+
+
+def test_without_a_length_difference_the_length_controlled_win_rate_is_the_raw_one():
+    rng = np.random.default_rng(5)
+    score = rng.choice([1.0, 0.5, 0.0], size=3000, p=[0.55, 0.1, 0.35])
+    obs = pd.DataFrame({"item": np.arange(3000), "score": score, "len_diff": np.zeros(3000)})
+    value, _, _ = ranking.length_controlled_win_rate(obs, n_boot=50)
+    assert value == pytest.approx(score.mean(), abs=1e-3)
 
 
 def test_length_controlled_intervals_rarely_exclude_one_half_without_a_quality_difference():
