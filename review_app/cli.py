@@ -240,17 +240,15 @@ def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
     columns = data.EXPORT_COLUMNS[args.what]
-    if args.source is not None and args.what != "preferences":
+    options = {}
+    if args.what == "preferences":
+        options = {"source": args.source or "humans", "settings": settings}
+    elif args.source is not None:
         raise InputError("--source applies to export preferences only")
-    source = args.source or "humans"
 
     def write(handle) -> int:
-        return export_rows(
-            data.export_rows(store, args.what, args.study, source, settings),
-            args.format,
-            handle,
-            columns,
-        )
+        rows = data.export_rows(store, args.what, args.study, **options)
+        return export_rows(rows, args.format, handle, columns)
 
     if args.output:
         n = _write_output(args.output, settings, write)

@@ -432,11 +432,13 @@ def test_preferences_export_round_trips(demo_store, settings, tmp_path):
     assert got == expected
 
     judged = list(
-        data.export_rows(demo_store, "preferences", "demo", "example-llm-judge", settings)
+        data.export_rows(
+            demo_store, "preferences", "demo", source="example-llm-judge", settings=settings
+        )
     )
     assert judged and all(r["n_votes"] in (1, 2) for r in judged)
     with pytest.raises(Exception, match="choose one of humans"):
-        list(data.export_rows(demo_store, "preferences", "demo", "nobody", settings))
+        list(data.export_rows(demo_store, "preferences", "demo", source="nobody"))
     assert cli.main(["export", "votes", "--study", "demo", "--source", "humans"]) == 1
 
 

@@ -422,6 +422,7 @@ def export_rows(
     store: Store,
     what: str,
     study: str,
+    *,
     source: str = stats.HUMANS,
     settings: Settings | None = None,
 ) -> Iterator[dict]:
