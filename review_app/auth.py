@@ -24,6 +24,7 @@ SCREENS = [
     ("disagreements", "disagreements.py", "Disagreements", ":material/compare_arrows:"),
     ("gate", "gate.py", "Gate", ":material/verified:"),
     ("results", "results.py", "Results", ":material/leaderboard:"),
+    ("scorecard", "scorecard.py", "Scorecard", ":material/table_chart:"),
 ]
 # Where each role starts: its own task.
 LANDING = {"reviewer": "review", "admin": "home", "signer": "gate"}
@@ -42,9 +43,10 @@ ROLE_SCREENS = {
         "calibration",
         "disagreements",
         "results",
+        "scorecard",
         "gate",
     },
-    "signer": {"review", "home", "calibration", "results", "gate"},
+    "signer": {"review", "home", "calibration", "results", "scorecard", "gate"},
 }
 
 

@@ -26,6 +26,7 @@ from review_app.services import (
     juries,
     people,
     quality,
+    scorecard,
     signoff,
     studies,
     thresholds,
@@ -181,10 +182,17 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         )
         k.set_defaults(handler=handler)
 
-    p = sub.add_parser("export", help="export votes, verdicts or pairs of a study")
+    p = sub.add_parser(
+        "export", help="export votes, verdicts, pairs or preference pairs (DPO) of a study"
+    )
     p.add_argument("what", choices=data.EXPORTS)
     p.add_argument("--study", required=True)
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument(
+        "--source",
+        help="preferences only: whose outcomes make the pairs, humans (their majority; the "
+        "default) or a judge label",
+    )
     p.add_argument("--output", help="file to write (default: standard output)")
     p.set_defaults(handler=_export, read_only=True)
 
@@ -235,11 +243,15 @@ def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
     columns = data.EXPORT_COLUMNS[args.what]
+    options = {}
+    if args.what == "preferences":
+        options = {"source": args.source or "humans", "settings": settings}
+    elif args.source is not None:
+        raise InputError("--source applies to export preferences only")
 
     def write(handle) -> int:
-        return export_rows(
-            data.export_rows(store, args.what, args.study), args.format, handle, columns
-        )
+        rows = data.export_rows(store, args.what, args.study, **options)
+        return export_rows(rows, args.format, handle, columns)
 
     if args.output:
         n = _write_output(args.output, settings, write)
@@ -667,6 +679,26 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--judges", metavar="A,B,C", help="judge labels, comma-separated")
     j.set_defaults(handler=_jury)
 
+    p = sub.add_parser(
+        "scorecard",
+        help="every system side by side: criterion means, rankings, win rates raw and "
+        "length-controlled, regressions",
+    )
+    p.add_argument("--study", required=True)
+    p.add_argument("--json", action="store_true", help="print the documented JSON document")
+    p.add_argument(
+        "--reference",
+        metavar="SYSTEM",
+        help="show the candidate as a share of this system (default: the best-rated other one)",
+    )
+    p.add_argument(
+        "--base",
+        metavar="SYSTEM",
+        help="the regression table's other system (default: the one the study's regression "
+        "thresholds name, else the worst-rated other one)",
+    )
+    p.set_defaults(handler=_scorecard, read_only=True)
+
 
 def _fmt_estimate(estimate: dict | None) -> str:
     if estimate is None or estimate["value"] is None:
@@ -685,6 +717,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
         "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     ]
     return lines
+
+
+def _scorecard(args, settings, store) -> None:
+    card = scorecard.scorecard(store, args.study, settings, args.reference, args.base)
+    if args.json:
+        _print(json.dumps(card, indent=2))
+        return
+    _print(f"study {card['study']}: candidate {card['candidate']}")
+    _print("")
+    _print("\n".join(report.scorecard_markdown(card)))
 
 
 def _stats(args, settings, store) -> None:

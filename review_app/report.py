@@ -64,6 +64,149 @@ def _md(text: Any) -> str:
     return escape_markdown(" ".join(str(text).splitlines()))
 
 
+# ---- the scorecard ----
+
+
+def format_mean(value: float | None, ci: Any, digits: int = 2) -> str:
+    """A mean or rate with its CI in brackets, e.g. "4.10 [3.92, 4.28]"; "n/a" without one."""
+    if value is None:
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text if ci is None else f"{text} {format_ci(ci, digits)}"
+
+
+def scorecard_rows(card: dict) -> list[dict]:
+    """The scorecard as the guides lay it out: one row per metric and source, one column per
+    system (mean or rate with its 95% CI), over all categories."""
+    systems = card["systems"]
+    rows: dict[tuple[str, str], dict] = {}
+
+    def cell(metric: str, source: str, system: str, text: str) -> None:
+        row = rows.setdefault((metric, source), {"metric": metric, "source": source})
+        row[system] = text
+
+    for g in card["graders"]:
+        if g.get("category") is None:
+            ci = [100 * c for c in g["ci"]] if g.get("ci") else None
+            rate = None if g.get("rate") is None else 100 * g["rate"]
+            cell(f"{g['check']} (% passed)", "graders", g["system"], format_mean(rate, ci, 0))
+    for c in card["criteria"]:
+        if c["category"] is None:
+            cell(
+                f"{c['criterion']} (mean 1-5)",
+                c["source"],
+                c["system"],
+                format_mean(c["mean"], c["ci"], 2),
+            )
+    for source, ratings in card["ranking"].items():
+        for r in ratings:
+            cell("Bradley-Terry rating", source, r["system"], format_mean(r["rating"], r["ci"], 0))
+    return [
+        {"metric": r["metric"], "source": r["source"]} | {s: r.get(s, "") for s in systems}
+        for r in rows.values()
+    ]
+
+
+def scorecard_markdown(card: dict) -> list[str]:
+    """The scorecard's Markdown section (the report's, and `review-app scorecard`'s text)."""
+    systems = card["systems"]
+    lines = ["## Scorecard", ""]
+    visible = card.get("outcomes_visible", True)
+    rows = scorecard_rows(card)
+    if not visible:
+        lines.append(f"Withheld: {_md(card.get('withheld', ''))}.")
+        if not rows:
+            return lines
+        lines += ["", "Grader pass rates (not outcomes) with their 95% CI:"]
+    else:
+        lines.append(
+            "Per system over all categories: means of 1-5 ratings, pass rates and Bradley-Terry "
+            "ratings (Elo scale, mean 1000), each with its 95% bootstrap CI over items."
+        )
+    lines += ["", "| metric | source | " + " | ".join(_md(s) for s in systems) + " |"]
+    lines.append("|---" * (len(systems) + 2) + "|")
+    for row in rows:
+        cells = [_md(row["metric"]), _md(row["source"]), *(row[s] for s in systems)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not visible:
+        return lines
+    for source, ratings in card["ranking"].items():
+        unbeaten = [r["system"] for r in ratings if r["unbeaten"]]
+        if unbeaten:
+            lines += ["", f"{_md(source)}: {unbeaten_note(unbeaten)}"]
+    if card["reference_share"]:
+        lines += [
+            "",
+            f"{_md(card['candidate'])} as a share of {_md(card['reference'])}: "
+            + "; ".join(
+                f"{_md(r['criterion'])} ({_md(r['source'])}) {_share(r['share'])}"
+                for r in card["reference_share"]
+            )
+            + ".",
+        ]
+    lines += ["", "### Win rates, raw and length-controlled", ""]
+    lines.append("| comparison | source | win rate | 95% CI | length-controlled | 95% CI | n |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for w in card["win_rates"]:
+        lines.append(
+            f"| {_md(w['system_a'])} vs {_md(w['system_b'])} | {_md(w['source'])} | "
+            f"{_number(w['win_rate'])} | {_ci(w['ci'])} | {_number(w['lc_win_rate'])} | "
+            f"{_ci(w['lc_ci'])} | {w['n']} |"
+        )
+    if card["regression"]:
+        lines += ["", f"### Regression table: {_md(card['candidate'])} vs {_md(card['base'])}", ""]
+        lines.append(
+            "| category | source | win rate | 95% CI | change (points) | n | verdict | rule |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for r in card["regression"]:
+            lines.append(
+                f"| {_md(r['category'])} | {_md(r['source'])} | {_number(r['win_rate'])} | "
+                f"{_ci(r['ci'])} | {_points(r['change_points'])} | {r['n']} | {r['verdict']} | "
+                f"{_md(r['rule'])} |"
+            )
+    return lines
+
+
+def unbeaten_note(systems: list[str]) -> str:
+    return (
+        f"{_md(', '.join(systems))} won every comparison; the rating stays finite only through "
+        "the small virtual tie every two systems get, so read it as a lower bound."
+    )
+
+
+def scorecard_html(card: dict) -> str:
+    """The scorecard's table and the length-controlled win rates as HTML."""
+    e = html.escape
+    if not card.get("outcomes_visible", True):
+        return f"<p class='note'>Withheld: {e(card.get('withheld', ''))}.</p>"
+    systems = card["systems"]
+    head = "".join(f"<th>{e(s)}</th>" for s in systems)
+    body = "".join(
+        f"<tr><td>{e(r['metric'])}</td><td>{e(r['source'])}</td>"
+        + "".join(f"<td>{e(r[s])}</td>" for s in systems)
+        + "</tr>"
+        for r in scorecard_rows(card)
+    )
+    rates = "".join(
+        f"<tr><td>{e(w['system_a'])} vs {e(w['system_b'])}</td><td>{e(w['source'])}</td>"
+        f"<td>{_number(w['win_rate'])} {_ci(w['ci'])}</td>"
+        f"<td>{_number(w['lc_win_rate'])} {_ci(w['lc_ci'])}</td><td>{w['n']}</td></tr>"
+        for w in card["win_rates"]
+    )
+    return (
+        "<p class='note'>Per system over all categories, with 95% bootstrap CIs over items; "
+        "Bradley-Terry ratings on the Elo scale (mean 1000).</p>"
+        f"<table><tr><th>metric</th><th>source</th>{head}</tr>{body}</table>"
+        "<table><tr><th>comparison</th><th>source</th><th>win rate</th>"
+        f"<th>length-controlled</th><th>n</th></tr>{rates}</table>"
+    )
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
 # ---- Markdown ----
 
 
@@ -137,6 +280,8 @@ def render_markdown(report: dict) -> str:
             f"{r['verdict']} |"
         )
     lines += grader_lines(report)
+    if report.get("scorecard"):
+        lines += ["", *scorecard_markdown(report["scorecard"])]
     lines += ["", "## Judges", "", "| judge | rubric hash | verdicts | agreement (no ties) | n |"]
     lines.append("|---|---|---|---|---|")
     for j in report["judges"]:
@@ -430,6 +575,7 @@ on the other side, inconclusive otherwise.</p>
 votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
 {win_rate_svg(report["win_rates"])}
 {graders_html(report)}
+{"<h2>Scorecard</h2>" + scorecard_html(report["scorecard"]) if report.get("scorecard") else ""}
 <h2>Judges</h2>
 <p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
 {_value(humans)} (n={humans["n"]}).</p>

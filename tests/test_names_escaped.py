@@ -76,6 +76,7 @@ SCREENS = [
     ("admin", "calibration.py"),
     ("admin", "disagreements.py"),
     ("admin", "results.py"),
+    ("admin", "scorecard.py"),
     ("admin", "gate.py"),
     ("admin", "judge_runs.py"),
     ("admin", "data.py"),

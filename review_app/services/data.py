@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
-from review_app import importers
+from review_app import importers, stats
 from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
 from review_app.importers import ImportSummary
-from review_app.services import audit
+from review_app.services import audit, study_data
 from review_app.services.studies import create_study_for_import, infer_candidate, set_candidate
 from review_app.services.thresholds import require_outcomes_visible
+from review_app.settings import Settings
 from review_app.store import Store, import_lock, locked_what
 
 # How long an import waits between two of its transactions, by how long the last one took:
@@ -401,22 +402,80 @@ EXPORT_COLUMNS = {
         "output_x",
         "output_y",
     ),
+    # TRL's DPO format, with where each pair came from.
+    "preferences": (
+        "prompt",
+        "chosen",
+        "rejected",
+        "item_id",
+        "chosen_system",
+        "rejected_system",
+        "n_votes",
+    ),
 }
 
 
 EXPORTS = tuple(EXPORT_COLUMNS)
 
 
-def export_rows(store: Store, what: str, study: str) -> Iterator[dict]:
-    """Rows of an export, in the same columns the importers read (so exports round-trip).
-    The study and export kind are checked before the first row is asked for."""
+def export_rows(
+    store: Store,
+    what: str,
+    study: str,
+    *,
+    source: str = stats.HUMANS,
+    settings: Settings | None = None,
+) -> Iterator[dict]:
+    """Rows of an export, in the same columns the importers read (so exports round-trip); for
+    `preferences`, training pairs from `source` (humans or a judge, see `preference_rows`).
+    The study, export kind and source are checked before the first row is asked for."""
     if what not in EXPORTS:
         raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
     study_row = store.require_study(study)
-    if what in ("votes", "verdicts"):
+    if what in ("votes", "verdicts", "preferences"):
         # Who won each pair is an outcome: exported before the lock, the bar could be set to it.
         require_outcomes_visible(store, study_row)
+    if what == "preferences":
+        return preference_rows(store, study_row, source, settings or Settings.from_env())
     return _export_rows(store, what, study_row)
+
+
+def preference_rows(
+    store: Store, study_row: dict, source: str, settings: Settings
+) -> Iterator[dict]:
+    """Preference pairs for DPO training (TRL's `prompt, chosen, rejected`), one per comparison
+    whose outcome is decisive: from humans, the unique most frequent vote when it names a system
+    (a tied majority, ties and both-bad leave the comparison out); from a judge, its combined
+    verdict when it names a system (orders that disagree count as a tie). `n_votes` is the
+    number of votes (or parsed verdicts) behind the outcome."""
+    data = study_data.load(store, study_row, settings)
+    if source == stats.HUMANS:
+        outcome = stats.majority_labels(data.pairs, data.votes)
+        counts = data.votes.groupby("pair_id").size()
+    elif source in data.judges:
+        verdicts = data.verdicts[data.verdicts["judge"] == source]
+        combined = stats.combine_verdicts(data.pairs, verdicts).set_index("pair_id")
+        outcome = combined["outcome"]
+        counts = verdicts[verdicts["outcome"].notna()].groupby("pair_id").size()
+    else:
+        choices = ", ".join([stats.HUMANS, *data.judge_order])
+        raise InputError(f"source {source!r}: choose one of {choices}")
+    decisive = outcome[outcome.isin(["x", "y"])]
+    return _preference_rows(data.texts(store).pairs, decisive, counts)
+
+
+def _preference_rows(pairs, decisive, counts) -> Iterator[dict]:
+    for pair in pairs[pairs["pair_id"].isin(decisive.index)].itertuples():
+        x_won = decisive[pair.pair_id] == "x"
+        yield {
+            "prompt": pair.prompt,
+            "chosen": pair.output_x if x_won else pair.output_y,
+            "rejected": pair.output_y if x_won else pair.output_x,
+            "item_id": pair.item_key,
+            "chosen_system": pair.system_x if x_won else pair.system_y,
+            "rejected_system": pair.system_y if x_won else pair.system_x,
+            "n_votes": int(counts.get(pair.pair_id, 0)),
+        }
 
 
 def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:

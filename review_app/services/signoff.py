@@ -9,7 +9,7 @@ import random
 
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
-from review_app.services import audit, grading, study_data
+from review_app.services import audit, grading, scorecard, study_data
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
@@ -271,6 +271,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
+        "scorecard": scorecard.scorecard(store, study, settings),
         "human_agreement": {
             "with_ties": overall.humans.agreement_with_ties.to_json(),
             "without_ties": overall.humans.agreement_without_ties.to_json(),

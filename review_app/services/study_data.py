@@ -4,11 +4,15 @@ name it), the statistics derived from them, and, on first use, the texts behind 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 from review_app import baselines, stats
@@ -17,6 +21,7 @@ from review_app.settings import Settings
 from review_app.store import Store
 
 COMPUTED_BASELINE = "baseline (computed)"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,15 @@ class Statistics:
     calibration: stats.Calibration
     win_rates: list[stats.WinRate]
     category_win_rates: dict[str, list[stats.WinRate]]
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """1-5 ratings, one row each: reviewers' criterion ratings (pair_id, system, criterion,
+    score) and judges' pointwise scores (judge, pair_id, system, criterion, score)."""
+
+    humans: pd.DataFrame
+    judges: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -62,33 +76,70 @@ class StudyData:
         run_labels: dict[int, str],
         pairs: pd.DataFrame,
         votes: pd.DataFrame,
-        verdicts: pd.DataFrame,
+        stored_verdicts: pd.DataFrame,
         settings: Settings,
         juries: dict[str, list[str]] | None = None,
         pair_filter: frozenset[int] | None = None,
         split: str = "all",
     ) -> None:
         self.study = study
+        self.version = version
         self.juries = juries or {}
         self.split = split
         self._pair_filter = pair_filter
-        self.version = version
         self.comparisons = comparisons
         self.judges = judges
         self.judge_order = baselines.order_judges(judges)
         self.pairs = pairs
         self.votes = votes
-        self.verdicts = verdicts
+        self._stored_verdicts = stored_verdicts
+        self._verdicts: pd.DataFrame | None = None
         self._run_labels = run_labels
         self._seed = settings.seed
         self._n_boot = settings.bootstrap_resamples
         self._margin = settings.ceiling_margin
         self._min_comparisons = settings.gate_min_comparisons
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
-        self._locks = {part: threading.Lock() for part in ("statistics", "texts", "outputs")}
+        self._locks = {
+            part: threading.Lock()
+            for part in (
+                "verdicts",
+                "statistics",
+                "win_rates",
+                "texts",
+                "outputs",
+                "ratings",
+                "memo",
+            )
+        }
         self._statistics: Statistics | None = None
+        self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
         self._texts: Texts | None = None
         self._candidate_outputs: list[dict] | None = None
+        self._ratings: Ratings | None = None
+        self._memo: dict[str, object] = {}
+        self._memo_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def verdicts(self) -> pd.DataFrame:
+        """The lean verdicts of every judge: the stored ones, the computed verdicts of every
+        baseline that has no stored run, then each jury's (computed on first use)."""
+        with self._locks["verdicts"]:
+            if self._verdicts is None:
+                self._verdicts = _with_juries(
+                    _with_computed(self._stored_verdicts, self.pairs, self.judges, self._seed),
+                    self.pairs,
+                    self.juries,
+                )
+            return self._verdicts
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def n_boot(self) -> int:
+        return self._n_boot
 
     @property
     def candidate(self) -> str | None:
@@ -104,8 +155,12 @@ class StudyData:
     @property
     def real_verdicts(self) -> pd.DataFrame:
         """The lean verdicts of real judges only (baselines say nothing about quality)."""
-        keep = ~self.verdicts["judge"].astype(str).map(baselines.is_baseline).astype(bool)
-        return self.verdicts[keep].reset_index(drop=True)
+        # Computed baselines are baselines: the stored verdicts hold every real judge's (a jury
+        # is combined from every verdict, so with juries the whole set is needed).
+        verdicts = self.verdicts if self.juries else self._stored_verdicts
+        judges = verdicts["judge"].astype(str)
+        named = [j for j in judges.unique() if baselines.is_baseline(j)]
+        return verdicts[~judges.isin(named)].reset_index(drop=True)
 
     @property
     def statistics(self) -> Statistics:
@@ -121,10 +176,24 @@ class StudyData:
                         margin=self._margin,
                         min_comparisons=self._min_comparisons,
                     ),
+                    *self.win_rates,
+                )
+            return self._statistics
+
+    @property
+    def win_rates(self) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
+        """The win rates overall and per category (part of `statistics`; on their own for the
+        screens that need only them, without the calibration's cost)."""
+        with self._locks["win_rates"]:
+            if self._win_rates is None:
+                frames = (self.pairs, self.votes, self.verdicts)
+                options = {"seed": self._seed, "n_boot": self._n_boot}
+                options["judge_order"] = self.judge_order
+                self._win_rates = (
                     stats.win_rates(*frames, self.comparisons, **options),
                     stats.category_win_rates(*frames, self.comparisons, **options),
                 )
-            return self._statistics
+            return self._win_rates
 
     def texts(self, store: Store) -> Texts:
         """The frames with texts, labelled like the lean ones (loaded from `store` once)."""
@@ -144,6 +213,34 @@ class StudyData:
                 self._texts = Texts(*_restricted(self._pair_filter, pairs, votes, verdicts))
             return self._texts
 
+    def ratings(self, store: Store) -> Ratings:
+        """Criterion ratings of the counted votes and judges' pointwise scores, one row per
+        rating, judges named by their run's label (loaded from `store` once)."""
+        with self._locks["ratings"]:
+            if self._ratings is None:
+                study_id = self.study["id"]
+                votes = store.criteria_frame(study_id)
+                votes = votes[votes["vote_id"].isin(self.votes["vote_id"])]
+                (verdicts,) = _restricted(self._pair_filter, store.scores_frame(study_id))
+                humans = _long_ratings(votes["pair_id"], votes["criteria"], system_first=False)
+                judges = _long_ratings(verdicts["pair_id"], verdicts["scores"], system_first=True)
+                # Categorical: a few names over many rows (strings would be converted one by one).
+                labels = pd.Categorical(verdicts["run_id"].map(self._run_labels).to_numpy(object))
+                judges.insert(0, "judge", labels[judges.pop("row").to_numpy()])
+                humans = humans.drop(columns="row")
+                self._ratings = Ratings(humans, judges.dropna(subset=["judge"]))
+            return self._ratings
+
+    def memo(self, name: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per study data version, under `name` (for derived figures a screen
+        would otherwise recompute on every rerun)."""
+        with self._locks["memo"]:
+            lock = self._memo_locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._memo:
+                self._memo[name] = compute()
+            return self._memo[name]
+
     def candidate_outputs(self, store: Store) -> list[dict]:
         """Every output of the candidate system in the eval set, with its text."""
         with self._locks["outputs"]:
@@ -154,6 +251,61 @@ class StudyData:
                     else []
                 )
             return self._candidate_outputs
+
+
+def _long_ratings(pair_ids: pd.Series, texts: pd.Series, system_first: bool) -> pd.DataFrame:
+    """Nested JSON ratings, one text per row, as one row per rating: row (the text's position),
+    pair_id, system, criterion, score. Votes nest {criterion: {system: score}}, verdicts
+    {system: {criterion: score}}; anything that is not a number is left out. Ratings repeat a
+    few shapes and values, so each distinct text is parsed once."""
+    codes, distinct = pd.factorize(texts.astype(object))
+    names: dict[str, int] = {}
+    flat_system: list[int] = []
+    flat_criterion: list[int] = []
+    flat_score: list[float] = []
+    lengths = np.zeros(len(distinct), dtype=np.int64)
+    for index, text in enumerate(distinct):
+        try:
+            nested = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(nested, dict):
+            continue
+        for outer, inner in nested.items():
+            if not isinstance(inner, dict):
+                continue
+            for key, score in inner.items():
+                if isinstance(score, (int, float)) and not isinstance(score, bool):
+                    system, criterion = (outer, key) if system_first else (key, outer)
+                    flat_system.append(names.setdefault(system, len(names)))
+                    flat_criterion.append(names.setdefault(criterion, len(names)))
+                    flat_score.append(float(score))
+                    lengths[index] += 1
+    # Expand: every row gets the entries of its distinct text.
+    known = codes >= 0
+    row_lengths = np.where(known, lengths[np.maximum(codes, 0)], 0)
+    rows = np.repeat(np.arange(len(codes)), row_lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    first_of_row = np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
+    entry = starts[codes[rows]] + np.arange(len(rows)) - first_of_row
+    labels = np.array(list(names), dtype=object)
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "pair_id": pair_ids.to_numpy()[rows],
+            "system": pd.Categorical.from_codes(
+                np.asarray(flat_system, dtype=np.int64)[entry], categories=labels
+            )
+            if len(labels)
+            else pd.Categorical([]),
+            "criterion": pd.Categorical.from_codes(
+                np.asarray(flat_criterion, dtype=np.int64)[entry], categories=labels
+            )
+            if len(labels)
+            else pd.Categorical([]),
+            "score": np.asarray(flat_score, dtype=np.float64)[entry],
+        }
+    )
 
 
 def _study_judges(store: Store, study_id: int) -> tuple[dict[int, str], dict[str, JudgeInfo]]:
@@ -188,9 +340,16 @@ def _labelled(
 ) -> pd.DataFrame:
     """Stored verdicts named by their run's label, followed by the computed verdicts of every
     baseline that has no stored run, then each jury's verdicts (combined from its members')."""
-    verdicts = _stored_and_baselines(verdicts, run_labels, pairs, judges, seed)
+    verdicts = _with_computed(_named(verdicts, run_labels), pairs, judges, seed)
+    return _with_juries(verdicts, pairs, juries or {})
+
+
+def _with_juries(
+    verdicts: pd.DataFrame, pairs: pd.DataFrame, juries: dict[str, list[str]]
+) -> pd.DataFrame:
+    """The verdicts followed by each jury's, combined from its members' among them."""
     frames = [verdicts]
-    for label, members in (juries or {}).items():
+    for label, members in juries.items():
         jury = stats.jury_verdicts(pairs, verdicts, members, label)
         if len(jury):
             frames.append(jury[list(verdicts.columns)])
@@ -207,14 +366,16 @@ def _restricted(pair_ids: frozenset[int] | None, *frames: pd.DataFrame) -> tuple
     return tuple(f[f["pair_id"].isin(ids)].reset_index(drop=True) for f in frames)
 
 
-def _stored_and_baselines(
-    verdicts: pd.DataFrame,
-    run_labels: dict[int, str],
-    pairs: pd.DataFrame,
-    judges: dict[str, JudgeInfo],
-    seed: int,
+def _named(verdicts: pd.DataFrame, run_labels: dict[int, str]) -> pd.DataFrame:
+    """Stored verdicts named by their run's label."""
+    return verdicts.assign(judge=verdicts["run_id"].map(run_labels))
+
+
+def _with_computed(
+    verdicts: pd.DataFrame, pairs: pd.DataFrame, judges: dict[str, JudgeInfo], seed: int
 ) -> pd.DataFrame:
-    verdicts = verdicts.assign(judge=verdicts["run_id"].map(run_labels))
+    """Named stored verdicts followed by the computed verdicts of every baseline that has no
+    stored run."""
     missing = [
         name
         for name in baselines.BASELINES
@@ -268,16 +429,9 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
         juries[label] = jury["members"]
         judges[label] = JudgeInfo(label, label, "", f"jury of {', '.join(jury['members'])}")
     pairs = store.pairs_frame(study["id"], texts=False)
-    verdicts = _labelled(
-        store.verdicts_frame(study["id"], texts=False),
-        run_labels,
-        pairs,
-        judges,
-        settings.seed,
-        juries,
-    )
     votes = store.votes_frame(study["id"], texts=False)
-    pairs, votes, verdicts = _restricted(pair_filter, pairs, votes, verdicts)
+    stored = _named(store.verdicts_frame(study["id"], texts=False), run_labels)
+    pairs, votes, stored = _restricted(pair_filter, pairs, votes, stored)
     data = StudyData(
         study=study,
         version=version,
@@ -286,7 +440,7 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
         run_labels=run_labels,
         pairs=pairs,
         votes=votes,
-        verdicts=verdicts,
+        stored_verdicts=stored,
         settings=settings,
         juries=juries,
         pair_filter=pair_filter,

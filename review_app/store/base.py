@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
 import pandas as pd
 import sqlite_utils
 
@@ -186,6 +187,27 @@ class StoreBase:
     def _one(self, sql: str, params: Iterable[Any] | dict = ()) -> dict | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
+
+    def _plain_frame(
+        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+    ) -> pd.DataFrame:
+        """Like `_frame`, for many rows of long texts that are parsed, not shown: texts stay
+        Python strings (object dtype) instead of being converted one by one to a string array;
+        the columns named in `integers` are int64."""
+        with self._reading() as db:
+            cursor = db.conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        integers = set(integers)
+        return pd.DataFrame(
+            {
+                name: np.array(values, dtype=np.int64)
+                if name in integers
+                else pd.Series(values, dtype=object)
+                for name, values in zip(names, columns, strict=True)
+            }
+        )
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         with self._reading() as db:

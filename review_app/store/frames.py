@@ -135,3 +135,26 @@ class FrameQueries(StoreBase):
         )
         keys = ("votes", "verdicts", "runs", "pairs", "exclusions", "known", "juries", "split")
         return "/".join(str(row[k]) for k in keys)
+
+    def criteria_frame(self, study_id: int) -> pd.DataFrame:
+        """The criterion ratings ({criterion: {system: 1-5}}, JSON) of every vote of the study
+        that has any, edits and excluded reviewers included (pick the counted ones by
+        `votes_frame`'s vote_id): vote_id, pair_id, criteria."""
+        return self._plain_frame(
+            "SELECT v.id AS vote_id, v.pair_id, v.criteria FROM votes v "
+            "JOIN pairs p ON p.id = v.pair_id "
+            "WHERE p.study_id = ? AND v.criteria NOT IN ('', '{}')",
+            [study_id],
+            integers=["vote_id", "pair_id"],
+        )
+
+    def scores_frame(self, study_id: int) -> pd.DataFrame:
+        """The pointwise scores ({system: {criterion: score}}, JSON) of the study's verdicts
+        that have any (both orders): run_id, pair_id, scores."""
+        return self._plain_frame(
+            "SELECT v.run_id, v.pair_id, v.scores FROM verdicts v "
+            "JOIN judge_runs j ON j.id = v.run_id "
+            "WHERE j.study_id = ? AND v.scores NOT IN ('', '{}')",
+            [study_id],
+            integers=["run_id", "pair_id"],
+        )

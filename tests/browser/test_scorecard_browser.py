@@ -1,0 +1,111 @@
+"""The Scorecard screen in a real browser, on a study over the demo eval set where three
+reviewers voted in the app and rated every output on three criteria. With
+REVIEW_APP_UPDATE_DOCS=1 it also redraws docs/scorecard.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from review_app import gate
+from review_app.services import demo, people, review, studies, thresholds
+from review_app.settings import Settings
+from review_app.store import Store
+from tests.browser.conftest import start_server, wait_idle
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+STUDY = "launch-review"
+# How good each system is on each criterion (1-5), and on the whole (logit scale).
+QUALITY = {
+    "base": {"accuracy": 3.0, "tone": 2.6, "format": 2.2},
+    "finetuned": {"accuracy": 4.0, "tone": 4.3, "format": 4.5},
+    "frontier": {"accuracy": 4.5, "tone": 4.0, "format": 4.1},
+}
+STRENGTH = {"base": -0.8, "finetuned": 0.3, "frontier": 0.6}
+
+
+def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
+    """The demo eval set, a study of finetuned vs base and vs frontier, three reviewers who
+    vote on every pair in the app with 1-5 ratings, and locked thresholds; returns links."""
+    rng = np.random.default_rng(3)
+    demo.seed_demo(store, settings)
+    studies.create_study(
+        store,
+        STUDY,
+        demo.DEMO_EVAL_SET,
+        [("finetuned", "base"), ("finetuned", "frontier")],
+        reviews_per_pair=3,
+        criteria=list(QUALITY["base"]),
+    )
+    study_id = store.require_study(STUDY)["id"]
+    for name in ("rosa", "omar", "lena"):
+        reviewer, _ = people.add_reviewer(store, settings, name, "reviewer", STUDY)
+        while (task := review.next_pair(store, settings, reviewer["id"], study_id)) is not None:
+            handed = store.assignment(task.assignment_id)
+            left, right = handed["shown_left"], handed["shown_right"]
+            gap = STRENGTH[left] - STRENGTH[right]
+            u = rng.random()
+            p_left = 1 / (1 + np.exp(-2 * gap))
+            choice = "tie" if u < 0.12 else "A" if rng.random() < p_left else "B"
+            ratings = {
+                criterion: {
+                    side: int(np.clip(round(QUALITY[system][criterion] + rng.normal(0, 0.7)), 1, 5))
+                    for side, system in (("A", left), ("B", right))
+                }
+                for criterion in QUALITY["base"]
+            }
+            review.record_vote(
+                store, settings, reviewer["id"], task.assignment_id, choice, criteria=ratings
+            )
+    admin, link = people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": "finetuned", "system_b": "base", "source": "humans"},
+        "<=",
+        5.0,
+        admin["name"],
+    )
+    thresholds.lock_thresholds(store, STUDY, admin["name"], settings)
+    return {"ada": link.split("token=")[1]}
+
+
+@pytest.fixture(scope="module")
+def rated_workspace(module_workspace):
+    store = Store.open(module_workspace)
+    try:
+        tokens = seed_rated_study(store, replace(Settings.from_env(), db_path=module_workspace))
+    finally:
+        store.close()
+    return module_workspace, tokens
+
+
+@pytest.fixture(scope="module")
+def server(rated_workspace):
+    yield from start_server(rated_workspace[0])
+
+
+def test_the_scorecard_reads_like_one_table_per_system(rated_workspace, server, browser, tmp_path):
+    token = rated_workspace[1]["ada"]
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page.goto(f"{server.url}/scorecard?token={token}")
+    page.get_by_role("heading", name="Scorecard", exact=True).wait_for(timeout=30_000)
+    # The newest study is selected first.
+    assert page.locator(".st-key-study_picker input").input_value() == STUDY
+    page.get_by_role("heading", name="Ranking").wait_for(timeout=30_000)
+    wait_idle(page)
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Regression table: finetuned vs base" in text
+    assert "as a share of frontier" in text
+    page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+    if os.environ.get("REVIEW_APP_UPDATE_DOCS") == "1":
+        shutil.copyfile(tmp_path / "scorecard.png", DOCS / "scorecard.png")
+    page.close()
