@@ -51,7 +51,11 @@ ROLE_SCREENS = {
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(24)
+    """A personal token: 32 URL-safe characters. One that starts with "-" would read as an
+    option in `--token TOKEN` (about 1 in 64), so such draws are drawn again."""
+    while (token := secrets.token_urlsafe(24)).startswith("-"):
+        pass
+    return token
 
 
 def hash_token(token: str) -> str:

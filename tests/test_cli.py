@@ -274,3 +274,12 @@ def test_study_guidelines_from_files(tmp_path, capsys, store):
     write(tmp_path / "empty.md", "  \n")
     code, _, err = run(capsys, "study", "guidelines", "s", str(tmp_path / "empty.md"))
     assert code == 1 and "guidelines are empty" in err
+
+
+def test_every_token_can_follow_the_token_option():
+    from review_app import auth
+
+    # A token that starts with "-" would read as an option; 2,000 draws meet one ~31 times.
+    tokens = [auth.new_token() for _ in range(2000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == len(tokens) and {len(t) for t in tokens} == {32}
