@@ -22,7 +22,7 @@ from review_app.store import Store, item_fingerprint, now_iso, text_digest
 OUTPUT_COLUMNS = ("item_id", "prompt", "system", "output")
 OUTPUT_OPTIONAL = ("reference", "category")
 VOTE_COLUMNS = ("item_id", "system_a", "system_b", "reviewer", "winner")
-VOTE_OPTIONAL = ("shown_left", "rationale", "created_at")
+VOTE_OPTIONAL = ("shown_left", "rationale", "created_at", "criteria")
 VERDICT_COLUMNS = ("item_id", "system_a", "system_b", "judge", "winner")
 VERDICT_OPTIONAL = ("first", "explanation")
 SPECIAL_WINNERS = ("tie", "both_bad")
@@ -592,6 +592,39 @@ VOTE_FIELDS = (
 )
 
 
+def _criteria(reader: RowReader, a: str, b: str, allowed: set[str]) -> str:
+    """The optional `criteria` field: a JSON object {criterion: {system: score 1-5}} naming only
+    the row's two systems, as stored (canonical JSON; "{}" when absent or empty)."""
+    value = reader.row.get("criteria")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "{}"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise reader.error("criteria", "is not JSON") from None
+    if not isinstance(value, dict):
+        raise reader.error("criteria", 'expected an object like {"accuracy": {"SYSTEM": 4}}')
+    for name, scores in value.items():
+        if allowed and name not in allowed:
+            raise reader.error(
+                "criteria",
+                f"criterion {name!r} is not rated in this study ({', '.join(sorted(allowed))})",
+            )
+        if not isinstance(scores, dict) or not scores:
+            raise reader.error("criteria", f"criterion {name!r}: expected {{system: score}}")
+        for system, score in scores.items():
+            if system not in (a, b):
+                raise reader.error(
+                    "criteria", f"criterion {name!r}: {system!r} is neither '{a}' nor '{b}'"
+                )
+            if isinstance(score, bool) or score not in (1, 2, 3, 4, 5):
+                raise reader.error(
+                    "criteria", f"criterion {name!r}: {system} score {score!r} is not 1-5"
+                )
+    return json.dumps(value, sort_keys=True)
+
+
 def check_votes(
     store: Store, path: str | Path, study: dict | None, eval_set_id: int, summary: ImportSummary
 ) -> Iterator[list[dict]]:
@@ -607,6 +640,8 @@ def _vote_changes(
 ) -> Iterator[dict]:
     pairs = _PairChecker(store, eval_set_id, study)
     latest = store.latest_vote_keys(study["id"]) if study else {}
+    # A study that names its criteria takes ratings of those only; one that names none takes any.
+    allowed_criteria = set(json.loads(study["criteria"] or "[]")) if study else set()
     reviewer_ids: dict[str, int | None] = {}
     in_file: dict[tuple[tuple[int, str, str], str], int] = {}
     for line, row in read_rows(path):
@@ -620,6 +655,7 @@ def _vote_changes(
         if shown_left is not None and shown_left not in (a, b):
             raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
         rationale = reader.text("rationale", required=False) or ""
+        criteria = _criteria(reader, a, b, allowed_criteria)
         created_at = _timestamp(reader, "created_at") or now_iso()
         earlier = in_file.get((pair, reviewer))
         if earlier:
@@ -631,11 +667,12 @@ def _vote_changes(
             known = store.reviewer(reviewer)
             reviewer_ids[reviewer] = known["id"] if known else None
         previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
-        if previous and (previous["winner"], previous["shown_left"], previous["rationale"]) == (
-            winner,
-            shown_left,
-            rationale,
-        ):
+        if previous and (
+            previous["winner"],
+            previous["shown_left"],
+            previous["rationale"],
+            json.loads(previous["criteria"] or "{}"),
+        ) == (winner, shown_left, rationale, json.loads(criteria)):
             summary.unchanged += 1
             continue
         if previous and previous["source"] == "app":
@@ -655,7 +692,7 @@ def _vote_changes(
             "shown_right": other[shown_left] if shown_left else None,
             "choice": _choice_label(winner, shown_left, other),
             "winner": winner,
-            "criteria": "{}",
+            "criteria": criteria,
             "rationale": rationale,
             "flags": "[]",
             "source": f"import:{path.name}",

@@ -149,7 +149,7 @@ def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys)
     assert run(capsys, "export", "votes", "--study", "s", "--output", str(out))[0] == 0
     assert (
         out.read_text()
-        == "item_id,system_a,system_b,reviewer,winner,shown_left,rationale,created_at\n"
+        == "item_id,system_a,system_b,reviewer,winner,shown_left,rationale,created_at,criteria\n"
     )
     assert run(capsys, "import", "votes", str(out), "--study", "s")[0] == 0
 

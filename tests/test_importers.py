@@ -315,6 +315,65 @@ def test_malformed_votes_are_refused_and_change_nothing(seeded, tmp_path, rows, 
     assert seeded.table_counts() == before
 
 
+def test_votes_carry_criterion_ratings(seeded, tmp_path):
+    header = VOTES_HEADER.replace("created_at\n", "created_at,criteria\n")
+    ratings = '"{""accuracy"": {""finetuned"": 5, ""base"": 2}}"'
+    path = write(tmp_path / "v.csv", header + f"q1,finetuned,base,ann,finetuned,,,,{ratings}\n")
+    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 1}
+    study = seeded.require_study("s")
+    (row,) = seeded.criteria_frame(study["id"]).to_dict("records")
+    assert json.loads(row["criteria"]) == {"accuracy": {"base": 2, "finetuned": 5}}
+    assert data_service.import_votes(seeded, path, "s").unchanged == 1
+    # Changed ratings alone make a changed vote.
+    changed = '"{""accuracy"": {""finetuned"": 4}}"'
+    path = write(tmp_path / "w.csv", header + f"q1,finetuned,base,ann,finetuned,,,,{changed}\n")
+    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 1}
+
+
+MALFORMED_CRITERIA = [
+    ("not json", r"v.jsonl:1: field 'criteria': is not JSON"),
+    ("[1, 2]", r"v.jsonl:1: field 'criteria': expected an object"),
+    ('{"accuracy": 4}', r"field 'criteria': criterion 'accuracy': expected \{system: score\}"),
+    ('{"accuracy": {"gpt": 4}}', r"criterion 'accuracy': 'gpt' is neither 'finetuned' nor"),
+    ('{"accuracy": {"base": 6}}', r"criterion 'accuracy': base score 6 is not 1-5"),
+    ('{"accuracy": {"base": true}}', r"criterion 'accuracy': base score True is not 1-5"),
+    ('{"accuracy": {"base": 2.5}}', r"criterion 'accuracy': base score 2.5 is not 1-5"),
+]
+
+
+@pytest.mark.parametrize(("criteria", "message"), MALFORMED_CRITERIA)
+def test_malformed_criterion_ratings_are_refused(seeded, tmp_path, criteria, message):
+    row = {
+        "item_id": "q1",
+        "system_a": "finetuned",
+        "system_b": "base",
+        "reviewer": "ann",
+        "winner": "base",
+        "criteria": criteria,
+    }
+    before = seeded.table_counts()
+    with pytest.raises(InputError, match=message):
+        data_service.import_votes(seeded, write(tmp_path / "v.jsonl", jsonl(row)), "s")
+    assert seeded.table_counts() == before
+
+
+def test_ratings_of_a_criterion_the_study_does_not_rate_are_refused(store, tmp_path):
+    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    studies.create_study(store, "c", "e", [("finetuned", "base")], criteria=["tone"], by="ann")
+    row = {
+        "item_id": "q1",
+        "system_a": "finetuned",
+        "system_b": "base",
+        "reviewer": "ann",
+        "winner": "base",
+        "criteria": {"accuracy": {"base": 3}},
+    }
+    with pytest.raises(
+        InputError, match=r"criterion 'accuracy' is not rated in this study \(tone\)"
+    ):
+        data_service.import_votes(store, write(tmp_path / "v.jsonl", jsonl(row)), "c")
+
+
 VERDICTS_HEADER = "item_id,system_a,system_b,judge,winner,first,explanation\n"
 
 
@@ -368,7 +427,9 @@ def test_malformed_verdicts_are_refused_and_change_nothing(seeded, tmp_path, row
 
 
 def test_exports_round_trip_through_the_importers(seeded, tmp_path):
-    write(tmp_path / "v.csv", VOTES_HEADER + 'q1,finetuned,base,ann,finetuned,base,"a, b",\n')
+    ratings = '"{""tone"": {""base"": 2, ""finetuned"": 5}}"'
+    header = VOTES_HEADER.replace("created_at\n", "created_at,criteria\n")
+    write(tmp_path / "v.csv", header + f'q1,finetuned,base,ann,finetuned,base,"a, b",,{ratings}\n')
     data_service.import_votes(seeded, tmp_path / "v.csv", "s")
     write(tmp_path / "j.csv", VERDICTS_HEADER + "q2,finetuned,base,j,tie,base,why\n")
     data_service.import_verdicts(seeded, tmp_path / "j.csv", "s")

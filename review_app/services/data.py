@@ -493,6 +493,7 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "shown_left": vote.shown_left or "",
                 "rationale": vote.rationale,
                 "created_at": vote.created_at,
+                "criteria": "" if vote.criteria in (None, "", "{}") else vote.criteria,
             }
     elif what == "verdicts":
         for v in store.verdict_rows(study_row["id"]):

@@ -48,6 +48,7 @@ _VOTE_COLUMNS = (
     ("v.ms_spent", False),
     ("v.flags", False),
     ("v.source", False),
+    ("v.criteria", False),
 )
 _LATEST_VOTES_OF_STUDY = (
     "FROM votes v JOIN pairs p ON p.id = v.pair_id JOIN reviewers r ON r.id = v.reviewer_id "
@@ -102,7 +103,7 @@ class FrameQueries(StoreBase):
     ) -> pd.DataFrame:
         """The latest vote of each reviewer on each pair, retractions dropped, with its outcome
         ('x', 'y', 'tie' or 'both_bad'); with `texts`, also the winning system, rationale, time,
-        seconds spent, flags and source. Reviewers excluded from the study are left out (every
+        seconds spent, flags, source and criterion ratings. Reviewers excluded from the study are left out (every
         statistic recomputes without them) unless `with_excluded`."""
         where, params = _LATEST_VOTES_OF_STUDY, [study_id]
         if not with_excluded:
