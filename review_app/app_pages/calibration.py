@@ -21,13 +21,44 @@ if study is None:
 
 
 settings = ui.settings()
+split = calibration.split_summary(store, study["name"])
+SPLIT_WORDS = {
+    "dev": "dev (to choose a rubric on)",
+    "test": "test (a recorded look)",
+    "all": "all (includes test: a recorded look)",
+}
+view = "all"
+if split is not None:
+    # A split study opens on dev, so a rubric author cannot see test agreement by accident;
+    # switching to test or all records one look at test (as `stats --split test` does).
+    view = st.radio(
+        "Comparisons",
+        calibration.VIEW_SPLITS,
+        index=0,
+        horizontal=True,
+        format_func=SPLIT_WORDS.get,
+        key=f"calibration_view_{study['id']}",
+        help="Dev is where rubric versions are chosen. Test and all include the held-out test "
+        "comparisons: each switch to them is counted as a look at test.",
+    )
+    seen_key = f"calibration_view_seen_{study['id']}"
+    if view != "dev" and st.session_state.get(seen_key) != view:
+        try:
+            calibration.choose_view_split(
+                store, study["name"], view, ui.acting_user(store)["name"], settings
+            )
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
+            st.stop()
+    st.session_state[seen_key] = view
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
-    report = calibration.calibration_report(store, study["name"], settings)
+    report = calibration.calibration_report(store, study["name"], settings, view, looked_by="")
 overall = report.calibration.overall
 humans = overall.humans
+shown = {"dev": "Dev comparisons only. ", "test": "Test comparisons only. ", "all": ""}[view]
 st.caption(
-    f"{overall.n_comparisons} comparisons, {overall.n_votes} votes "
+    f"{shown}{overall.n_comparisons} comparisons, {overall.n_votes} votes "
     f"({humans.n_both_bad} both bad) by {humans.n_reviewers} reviewers. "
     "Agreement is with ties counted, with ties excluded, and strict (a judge's tie, inconsistent "
     "pair or unparsed answer counts against it). Intervals are 95%, resampling whole items "
@@ -361,10 +392,31 @@ if not plotted.empty:
     st.caption("Red tick: the category's human-human agreement without ties.")
 st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
 
+pointwise = calibration.pointwise_scores(store, study["name"], view)
+if not pointwise.table.empty:
+    st.subheader("Pointwise scores")
+    st.dataframe(
+        pointwise.table.rename(
+            columns={"mean_score": "mean score", "n_comparisons": "comparisons"}
+        ),
+        hide_index=True,
+        column_config={"mean score": st.column_config.NumberColumn(format="%.2f")},
+        key="calibration_pointwise",
+    )
+    st.caption(
+        "Each judge's mean score per criterion: a comparison's score is the mean over the judge's "
+        "verdicts on it (both orders); a jury's is the mean over its judges' verdicts."
+        + (
+            ""
+            if pointwise.by_system
+            else " Both systems are pooled until the thresholds are locked: a mean per system "
+            "would say which one the judge prefers."
+        )
+    )
+
 # ---- rubric iteration: split, versions compared on dev, looks at test, self-preference ----
 
 st.header("Rubric iteration")
-split = calibration.split_summary(store, study["name"])
 if split is None:
     st.info(
         "Split the human-labelled comparisons into dev (to choose a rubric version on) and test "
@@ -382,11 +434,15 @@ if split is None:
                     made = calibration.make_split(
                         store, study["name"], float(share), int(seed), by, settings
                     )
-                    st.success(ui.plain(made.line()))
-                    split = made
+                    # Drawn again from the top, so the tables switch to dev.
+                    st.session_state["calibration_split_made"] = made.line()
+                    st.rerun()
                 except ReviewAppError as exc:
                     st.error(ui.plain(exc))
 if split is not None:
+    made_line = st.session_state.pop("calibration_split_made", None)
+    if made_line:
+        st.success(ui.plain(made_line))
     looks = calibration.test_look_count(store, study["name"])
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
@@ -394,9 +450,10 @@ if split is not None:
         f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
     )
     st.caption(
-        "The tables above cover every comparison, test included: choose between versions on "
-        "dev here, then confirm the chosen one on test. Few-shot examples may come from dev "
-        "comparisons only (a rubric with an example from test is refused when judging)."
+        f"The tables above show the {view} comparisons (the Comparisons choice at the top). "
+        "Choose between versions on dev here, then confirm the chosen one on test. Few-shot "
+        "examples may come from dev comparisons only (a rubric with an example from test is "
+        "refused when judging)."
     )
     real = [j.judge for j in overall.judges if not j.judge.startswith("baseline/")]
     choices = real + [j.judge for j in overall.judges if j.judge.startswith("baseline/")]
@@ -452,7 +509,7 @@ if split is not None:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-preferences = calibration.self_preference(store, study["name"], settings)
+preferences = calibration.self_preference(store, study["name"], settings, view)
 if preferences:
     st.subheader("Self-preference")
     for p in preferences:
