@@ -53,10 +53,17 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     compared = calibration.compare_versions(
         demo_store, "demo", "example-llm-judge", "baseline/longest"
     )
-    assert metrics["B - A"] == f"{compared.comparison.difference.value:+.2f}"
+    assert metrics["Version 2 - version 1"] == f"{compared.comparison.difference.value:+.2f}"
+    diff = compared.comparison.difference
+    (reading,) = [m.value for m in at.markdown if m.value.startswith("Difference")]
+    assert f"95% CI [{diff.ci[0]:.2f}, {diff.ci[1]:.2f}]" in reading
+    clear = diff.ci[0] > 0 or diff.ci[1] < 0
+    assert ("no clear difference" in reading) != clear
     changed = at.dataframe[-1].value
     assert len(changed) == len(compared.changed) > 0
-    assert set(changed["system_x"]) == {"A"}  # before the lock, no system is named
+    # Before the lock, no system is named: the responses are A and B.
+    assert "system_x" not in changed.columns
+    assert set(changed["version 1 says"]) | set(changed["version 2 says"]) <= {"A", "B", "tie"}
     assert not {"finetuned", "base", "frontier"} & set(changed.astype(str).stack())
 
     at.selectbox(key="iteration_confirm").select("example-llm-judge")

@@ -444,9 +444,10 @@ if split is not None:
     if made_line:
         st.success(ui.plain(made_line))
     looks = calibration.test_look_count(store, study["name"])
+    made_at = split.created_at[:16].replace("T", " ")
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
-        f"{split.test_share:g}, seed {split.seed}, made {ui.plain(split.created_at)} by "
+        f"{split.test_share:g}, seed {split.seed}, made {made_at} UTC by "
         f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
     )
     st.caption(
@@ -459,37 +460,76 @@ if split is not None:
     choices = real + [j.judge for j in overall.judges if j.judge.startswith("baseline/")]
     if len(choices) >= 2:
         st.subheader("Compare two versions on dev")
+        st.caption(
+            "Pick two judges (usually one model with two rubric versions). Agreement is with the "
+            "human votes on the dev comparisons both judged, ties counted."
+        )
         left, right = st.columns(2)
-        version_a = left.selectbox("Version A", choices, index=0, key="iteration_a")
-        version_b = right.selectbox("Version B", choices, index=1, key="iteration_b")
+        version_a = left.selectbox("Version 1", choices, index=0, key="iteration_a")
+        version_b = right.selectbox("Version 2", choices, index=1, key="iteration_b")
         if version_a == version_b:
             st.info("Choose two different judges.")
         else:
-            compared = calibration.compare_versions(
-                store, study["name"], version_a, version_b, "dev", settings
-            )
+            try:
+                compared = calibration.compare_versions(
+                    store, study["name"], version_a, version_b, "dev", settings
+                )
+            except ReviewAppError as exc:
+                st.error(ui.plain(exc))
+                compared = None
+        if version_a != version_b and compared is not None:
             c = compared.comparison
             m1, m2, m3 = st.columns(3)
-            for col, label, est in (
-                (m1, "A agreement (dev)", c.agreement_a),
-                (m2, "B agreement (dev)", c.agreement_b),
-                (m3, "B - A", c.difference),
+            for col, label, est, signed in (
+                (m1, "Version 1 agreement", c.agreement_a, False),
+                (m2, "Version 2 agreement", c.agreement_b, False),
+                (m3, "Version 2 - version 1", c.difference, True),
             ):
                 col.metric(
                     label,
                     "n/a"
                     if est.value is None
-                    else f"{est.value:+.2f}"
-                    if label == "B - A"
-                    else f"{est.value:.2f}",
-                    help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'} "
-                    "(paired: items resampled with both versions' verdicts)",
+                    else (f"{est.value:+.2f}" if signed else f"{est.value:.2f}"),
+                    help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'}",
                 )
-            st.caption(
-                f"{len(compared.changed)} dev comparisons changed verdict"
-                + ("" if compared.outcomes_visible else " (systems written as A and B)")
+            diff = c.difference
+            if diff.value is None:
+                reading = "no dev comparison has votes and a verdict of both versions"
+            elif diff.ci is not None and diff.ci[0] > 0:
+                reading = "version 2 agrees with the humans more (the CI excludes 0)"
+            elif diff.ci is not None and diff.ci[1] < 0:
+                reading = "version 1 agrees with the humans more (the CI excludes 0)"
+            else:
+                reading = "no clear difference on dev (the CI includes 0)"
+            st.markdown(
+                f"Difference {'n/a' if diff.value is None else f'{diff.value:+.2f}'}, 95% CI "
+                f"{format_ci(diff.ci) if diff.ci else 'n/a'} (paired: items resampled with both "
+                f"versions' verdicts; {diff.n} votes): **{reading}**."
             )
-            st.dataframe(compared.changed, hide_index=True, key="iteration_changed")
+            visible = compared.outcomes_visible
+            st.caption(
+                f"{len(compared.changed)} dev comparisons changed verdict between the versions."
+                + (
+                    ""
+                    if visible
+                    else " Until the thresholds are locked the two responses of each comparison "
+                    "are written as A and B (in a random order per comparison), so no system "
+                    "is named."
+                )
+            )
+            changed = compared.changed.rename(
+                columns={
+                    "pair_id": "comparison",
+                    "item_key": "item",
+                    "verdict_a": "version 1 says",
+                    "verdict_b": "version 2 says",
+                    "human_majority": "human majority",
+                    "n_votes": "votes",
+                }
+            )
+            if not visible:
+                changed = changed.drop(columns=["system_x", "system_y"])
+            st.dataframe(changed, hide_index=True, key="iteration_changed")
     if choices:
         st.subheader("Confirm on test")
         confirmed_judge = st.selectbox("Judge to confirm", choices, key="iteration_confirm")
