@@ -571,7 +571,17 @@ start_text = next(c.path for c in rubric_files if c.path.name == start).read_tex
 if st.session_state.get("editor_loaded") != start:
     st.session_state["editor_loaded"] = start
     st.session_state["editor_text"] = start_text
-text = st.text_area("Rubric YAML", height=400, key="editor_text")
+# YAML is read by its indentation: the editor shows it in a fixed-width font, lines unwrapped.
+st.html(
+    "<style>.st-key-editor_text textarea { font-family: ui-monospace, SFMono-Regular, Menlo, "
+    "Consolas, monospace; font-size: .85rem; white-space: pre; overflow-x: auto; }</style>"
+)
+text = st.text_area(
+    "Rubric YAML",
+    height=400,
+    key="editor_text",
+    help="Checked each time you apply a change (click outside the box, or Ctrl+Enter).",
+)
 checked = rubric_editor.check_rubric(text)
 if checked.error:
     st.error(ui.plain(checked.error))
@@ -590,6 +600,12 @@ else:
             for message in messages:
                 st.caption(message["role"])
                 st.code(message["content"], language=None, wrap_lines=True)
+    if user["role"] == "admin":
+        st.caption(
+            f"Saves {ui.plain(rubric.name)}-v{ui.plain(rubric.version)}.yaml to "
+            f"{ui.plain(rubric_editor.editor_folder(settings))}, offered on the Judge runs "
+            "screen: change `version:` to save a new version."
+        )
     if user["role"] == "admin" and st.button("Save as new version", key="editor_save"):
         try:
             ui.acting_user(store)
