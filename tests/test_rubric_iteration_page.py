@@ -69,7 +69,7 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     at.selectbox(key="iteration_confirm").select("example-llm-judge")
     at.button(key="iteration_look").click().run()
     assert not at.exception
-    assert "looked at 1 times" in _texts(at)
+    assert "Test has now been looked at once." in _texts(at)
     at.button(key="iteration_look").click().run()
     assert calibration.test_look_count(demo_store, "demo") == 2
     assert "Test looked at 2 times" in _texts(open_page(demo_store))

@@ -94,6 +94,10 @@ for col, (label, estimate) in zip(
     )
 
 
+def times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
 def two_decimals(frame: pd.DataFrame) -> dict:
     """Show every fraction column with two decimals (the tables hold full precision)."""
     return {
@@ -448,7 +452,7 @@ if split is not None:
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
         f"{split.test_share:g}, seed {split.seed}, made {made_at} UTC by "
-        f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
+        f"{ui.plain(split.created_by)}). **Test looked at {times(looks)}.**"
     )
     st.caption(
         f"The tables above show the {view} comparisons (the Comparisons choice at the top). "
@@ -544,7 +548,7 @@ if split is not None:
                     f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
                     f"{stats.format_estimate(found.agreement_without_ties)}, strict "
                     f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
-                    f"{calibration.test_look_count(store, study['name'])} times."
+                    f"{times(calibration.test_look_count(store, study['name']))}."
                 )
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
