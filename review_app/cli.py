@@ -696,7 +696,12 @@ def _stats(args, settings, store) -> None:
     document = report.document()
     if split != "all" or args.json:
         document["split"] = split
-    document["self_preference"] = [p.to_json() for p in preferences]
+    # Before the lock the win rates would say which system the humans prefer: only the shift.
+    visible = pointwise.by_system
+    document["self_preference"] = [
+        p.to_json() | ({} if visible else {"judge_win_rate": None, "human_win_rate": None})
+        for p in preferences
+    ]
     document["pointwise_scores"] = pointwise.to_json()
     if args.json:
         _print(json.dumps(document, indent=2))
@@ -797,8 +802,12 @@ def _stats(args, settings, store) -> None:
         flag = "FLAGGED: " if p.flagged else ""
         _print(
             f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
-            f"{_fmt_estimate(p.shift.to_json())} (judge {p.judge_win_rate:.2f}, humans "
-            f"{p.human_win_rate:.2f})"
+            f"{_fmt_estimate(p.shift.to_json())}"
+            + (
+                f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
+                if visible
+                else " (win rates shown once the thresholds are locked)"
+            )
             if p.shift.value is not None
             else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
             "verdict and a vote"

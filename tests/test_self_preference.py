@@ -162,9 +162,14 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
 
     assert main(["stats", "--study", "s", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["self_preference"][0]["flagged"] is True
+    (shown,) = document["self_preference"]
+    assert shown["flagged"] is True and shown["shift"]["value"] == pytest.approx(0.5)
+    # Before the lock the win rates would say which system the humans prefer.
+    assert shown["judge_win_rate"] is None and shown["human_win_rate"] is None
     assert main(["stats", "--study", "s"]) == 0
-    assert "FLAGGED: self-preference of openai/gpt-4o for gpt-4o" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FLAGGED: self-preference of openai/gpt-4o for gpt-4o" in out
+    assert "win rates shown once the thresholds are locked" in out and "humans 0.50" not in out
 
     # Naming the fine-tune's family makes its comparisons count too.
     from dataclasses import replace
@@ -178,13 +183,17 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
     }
 
 
-def test_the_signoff_report_shows_self_preference_in_every_format(store, settings, tmp_path):
+def test_the_signoff_report_shows_self_preference_in_every_format(
+    store, settings, tmp_path, capsys
+):
     _gpt_favouring_study(store, tmp_path)
     thresholds.add_threshold(
         store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "gpt-4o"}, ">=", 0.5, "a"
     )
     thresholds.lock_thresholds(store, "s", "a", settings)
     built = signoff.build_report(store, "s", settings)
+    assert main(["stats", "--study", "s", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["self_preference"][0]["human_win_rate"] == 0.5
 
     (row,) = built["self_preference"]
     assert row["judge"] == "openai/gpt-4o" and row["system"] == "gpt-4o"
