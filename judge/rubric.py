@@ -191,7 +191,9 @@ class Rubric:
                 "category": example.category,
             }
             turns.append({"role": "user", "content": self._fill(self.template, example_values)})
-            turns.append({"role": "assistant", "content": json.dumps(example.answer)})
+            turns.append(
+                {"role": "assistant", "content": json.dumps(example.answer, ensure_ascii=False)}
+            )
         return tuple(turns)
 
     def _fill(self, text: str, values: dict[str, str | None]) -> str:

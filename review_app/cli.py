@@ -734,10 +734,17 @@ def _stats(args, settings, store) -> None:
     by = _actor_name(args, settings, store) if split == "test" else "stats"
     report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
     preferences = calibration.self_preference(store, args.study, settings, split)
+    pointwise = calibration.pointwise_scores(store, args.study, split)
     document = report.document()
     if split != "all" or args.json:
         document["split"] = split
-    document["self_preference"] = [p.to_json() for p in preferences]
+    # Before the lock the win rates would say which system the humans prefer: only the shift.
+    visible = pointwise.by_system
+    document["self_preference"] = [
+        p.to_json() | ({} if visible else {"judge_win_rate": None, "human_win_rate": None})
+        for p in preferences
+    ]
+    document["pointwise_scores"] = pointwise.to_json()
     if args.json:
         _print(json.dumps(document, indent=2))
         return
@@ -821,12 +828,28 @@ def _stats(args, settings, store) -> None:
             )
         for line in _table(["category", "humans", *labels], rows):
             _print(line)
+    if not pointwise.table.empty:
+        _print("")
+        _print(
+            "pointwise scores (mean per comparison over both orders; a jury's is its judges' mean)"
+            + ("" if pointwise.by_system else "; systems pooled until the thresholds are locked")
+        )
+        rows = [
+            [r.judge, r.system, r.criterion, f"{r.mean_score:.2f}", str(r.n_comparisons)]
+            for r in pointwise.table.itertuples()
+        ]
+        for line in _table(["judge", "system", "criterion", "mean score", "comparisons"], rows):
+            _print(line)
     for p in preferences:
         flag = "FLAGGED: " if p.flagged else ""
         _print(
             f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
-            f"{_fmt_estimate(p.shift.to_json())} (judge {p.judge_win_rate:.2f}, humans "
-            f"{p.human_win_rate:.2f})"
+            f"{_fmt_estimate(p.shift.to_json())}"
+            + (
+                f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
+                if visible
+                else " (win rates shown once the thresholds are locked)"
+            )
             if p.shift.value is not None
             else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
             "verdict and a vote"

@@ -297,6 +297,7 @@ def render_markdown(report: dict) -> str:
         f"(n={humans['without_ties']['n']}); with ties: {_value(humans['with_ties'])} "
         f"(n={humans['with_ties']['n']}).",
     ]
+    lines += self_preference_lines(report)
     lines += ["", "## Reviewers excluded from the statistics", ""]
     exclusions = report.get("exclusions", [])
     if not exclusions:
@@ -330,6 +331,71 @@ def render_markdown(report: dict) -> str:
             f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
+
+
+SELF_PREFERENCE_NOTE = (
+    "A judge may favour outputs of its own model family. For each judge and each compared system "
+    "of the same family (families from the names, overridden by REVIEW_APP_MODEL_FAMILIES): how "
+    "much more often the judge picks that system than the humans do on the same comparisons "
+    "against other families (a tie counts half), with a paired 95% CI; flagged when the CI "
+    "excludes 0."
+)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def self_preference_lines(report: dict) -> list[str]:
+    """The self-preference section of the Markdown report (absent from reports built before it
+    existed)."""
+    if "self_preference" not in report:
+        return []
+    lines = ["", "## Self-preference", "", SELF_PREFERENCE_NOTE, ""]
+    found = report["self_preference"]
+    if not found:
+        lines.append("No judge shares a model family with a compared system: nothing to check.")
+        return lines
+    lines += [
+        "| judge | system (same family) | judge win rate | human win rate | shift | 95% CI | n "
+        "| flagged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in found:
+        shift = p["shift"]
+        lines.append(
+            f"| {_md(p['judge'])} | {_md(p['system'])} | {_rate(p['judge_win_rate'])} | "
+            f"{_rate(p['human_win_rate'])} | {_number(shift['value'])} | {_ci(shift['ci'])} | "
+            f"{shift['n']} | {'**FLAGGED**' if p['flagged'] else 'no'} |"
+        )
+    return lines
+
+
+def self_preference_html(report: dict) -> str:
+    if "self_preference" not in report:
+        return ""
+    e = html.escape
+    found = report["self_preference"]
+    if not found:
+        body = (
+            "<p class='note'>No judge shares a model family with a compared system: nothing to "
+            "check.</p>"
+        )
+    else:
+        rows = "".join(
+            f"<tr class='{'fail' if p['flagged'] else ''}'><td>{e(p['judge'])}</td>"
+            f"<td>{e(p['system'])}</td><td>{_rate(p['judge_win_rate'])}</td>"
+            f"<td>{_rate(p['human_win_rate'])}</td><td>{_number(p['shift']['value'])}</td>"
+            f"<td>{_ci(p['shift']['ci'])}</td><td>{p['shift']['n']}</td>"
+            f"<td>{'FLAGGED' if p['flagged'] else 'no'}</td></tr>"
+            for p in found
+        )
+        body = (
+            "<table><tr><th>judge</th><th>system (same family)</th><th>judge win rate</th>"
+            "<th>human win rate</th><th>shift</th><th>95% CI</th><th>n</th><th>flagged</th></tr>"
+            f"{rows}</table>"
+        )
+    return f"<h2>Self-preference</h2>\n<p class='note'>{e(SELF_PREFERENCE_NOTE)}</p>\n{body}"
 
 
 def _pinned(version: dict) -> str:
@@ -582,6 +648,7 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 {exclusions}
 <table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
 {judges}</table>
+{self_preference_html(report)}
 <h2>Final human review</h2>
 <p>{fr["acceptable"]} of {fr["n"]} reviewed outputs of {e(fr["system"])} marked acceptable
 ({fr["n"]} of the {fr["sample_size"]}-output sample reviewed).</p>

@@ -1728,3 +1728,36 @@ def jury_scores(scores: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["pair_id", "system", "criterion", "score"])
     keys = ["pair_id", "system", "criterion"]
     return scores.groupby(keys, as_index=False)["score"].mean()
+
+
+POOLED_SYSTEMS = "all systems"
+
+
+def pointwise_summary(scores: pd.DataFrame, by_system: bool = True) -> pd.DataFrame:
+    """Judges' pointwise scores summarised: per judge, system and criterion the mean over
+    comparisons of each comparison's mean score (over the judge's verdicts on it, both orders),
+    and how many comparisons it covers. `scores` has one row per verdict score: `judge, pair_id,
+    system, criterion, score` (a jury's rows are its members' scores under the jury's label).
+    With `by_system` False both systems of a comparison are pooled (system `all systems`), so
+    the table does not say which system a judge prefers. Judges keep their order of appearance."""
+    columns = ["judge", "system", "criterion", "mean_score", "n_comparisons"]
+    if scores.empty:
+        return pd.DataFrame(columns=columns)
+    per_pair = scores.groupby(
+        ["judge", "pair_id", "system", "criterion"], as_index=False, sort=False
+    )["score"].mean()
+    if not by_system:
+        per_pair = per_pair.groupby(["judge", "pair_id", "criterion"], as_index=False, sort=False)[
+            "score"
+        ].mean()
+        per_pair["system"] = POOLED_SYSTEMS
+    out = per_pair.groupby(["judge", "system", "criterion"], as_index=False, sort=False).agg(
+        mean_score=("score", "mean"), n_comparisons=("pair_id", "nunique")
+    )
+    order = {judge: i for i, judge in enumerate(dict.fromkeys(scores["judge"]))}
+    out = out.sort_values(
+        ["judge", "system", "criterion"],
+        key=lambda c: c.map(order) if c.name == "judge" else c,
+        kind="stable",
+    )
+    return out[columns].reset_index(drop=True)

@@ -442,6 +442,8 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
     assert code == 0, err
     document = json.loads(out)
     assert document.pop("split") == "all" and document.pop("self_preference") == []
+    # The demo's judges are pairwise: no pointwise score, systems pooled before the lock.
+    assert document.pop("pointwise_scores") == {"by_system": False, "rows": []}
     check_schema(document, {**SECTION, "by_category": dict})
     assert set(document["by_category"]) == {"formatting", "reasoning", "safety", "support"}
     for name, section in document["by_category"].items():

@@ -129,3 +129,49 @@ def test_the_app_offers_the_judge_screen_to_admins(demo_store):
     at.switch_page("app_pages/judge_runs.py").run()
     assert not at.exception
     assert at.title[0].value == "Judge runs"
+
+
+def test_the_split_picker_is_disabled_and_explained_without_a_split(demo_store):
+    at = open_page(demo_store)
+    (picker,) = at.radio
+    assert picker.label == "Comparisons to judge"
+    assert picker.disabled and picker.value == "all"
+    assert "no dev/test split" in picker.help
+    assert any("No dev/test split on this study" in c.value for c in at.caption)
+    assert metric(at, "Already stored") == "256 / 256"
+
+
+def test_judging_only_dev_then_test_from_the_page(demo_store, settings):
+    from review_app.services import calibration
+
+    split = calibration.make_split(demo_store, "demo", 0.3, 7, "demo-admin", settings)
+    dev = calibration.split_pair_ids(demo_store, "demo", "dev")
+    at = open_page(demo_store)
+    (picker,) = at.radio
+    assert not picker.disabled and picker.value == "all"
+    at.text_input(key="judge_name").set_value("baseline/random").run()
+    at.checkbox(key="judge_both_orders").uncheck().run()
+    assert metric(at, "Calls to send") == "128"
+    at.radio[0].set_value("dev").run()
+    assert metric(at, "Calls to send") == str(split.n_dev)
+    assert any(f"({split.n_dev} dev pairs" in c.value for c in at.caption)
+    at.button(key="judge_start").click().run()
+    assert not at.exception
+    assert f"{split.n_dev} verdicts stored" in at.success[0].value
+    judged = {
+        row[0]
+        for row in demo_store.db.execute(
+            "SELECT v.pair_id FROM verdicts v JOIN judge_runs j ON j.id = v.run_id "
+            "WHERE j.label = ?",
+            ["baseline/random · single order"],
+        )
+    }
+    assert judged == dev  # only dev comparisons were judged
+    assert metric(at, "Calls to send") == "0"
+
+    at.radio[0].set_value("test").run()
+    assert metric(at, "Calls to send") == str(split.n_test)
+    at.radio[0].set_value("all").run()
+    assert metric(at, "Calls to send") == str(128 - split.n_dev)
+    # Judging is not a look at test: nothing about agreement is shown.
+    assert calibration.test_look_count(demo_store, "demo") == 0

@@ -180,7 +180,9 @@ def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_stor
     assert ": A" in text or ": B" in text
 
 
-def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store, settings):
+def _two_scored_runs(demo_store, settings):
+    """Two pointwise runs on the demo's first comparison (x scored 4 and 2, y 3 and 3, in both
+    orders) and jury `pw` over them; returns the comparison's pair id and systems."""
     study_id = demo_store.require_study("demo")["id"]
     pair = demo_store.pairs_frame(study_id).iloc[0]
     x, y = pair["system_x"], pair["system_y"]
@@ -206,7 +208,59 @@ def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store,
     juries.create_jury(
         demo_store, "demo", "pw", ["openai/judge-one", "openai/judge-two"], settings=settings
     )
+    return int(pair["pair_id"]), x, y
+
+
+def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store, settings):
+    _, x, y = _two_scored_runs(demo_store, settings)
     scores = juries.jury_scores(demo_store, "demo", "pw", settings).set_index("system")["score"]
     assert scores[x] == 3.0 and scores[y] == 3.0
     with pytest.raises(InputError, match="no jury named nope"):
         juries.jury_scores(demo_store, "demo", "nope", settings)
+
+
+def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, settings, capsys):
+    pair_id, x, y = _two_scored_runs(demo_store, settings)
+    # Before the lock both systems are pooled: a mean per system would say who wins.
+    pooled = calibration.pointwise_scores(demo_store, "demo")
+    assert not pooled.by_system
+    rows = {r["judge"]: r for r in pooled.to_json()["rows"]}
+    assert set(rows) == {"openai/judge-one", "openai/judge-two", "jury/pw"}
+    assert rows["openai/judge-one"]["mean_score"] == 3.5  # (4 + 3) / 2
+    assert rows["openai/judge-two"]["mean_score"] == 2.5  # (2 + 3) / 2
+    assert rows["jury/pw"]["mean_score"] == 3.0
+    assert {r["system"] for r in rows.values()} == {stats.POOLED_SYSTEMS}
+    assert {r["n_comparisons"] for r in rows.values()} == {1}
+
+    assert main(["stats", "--study", "demo", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["pointwise_scores"] == json.loads(json.dumps(pooled.to_json()))
+    assert main(["stats", "--study", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "pointwise scores" in out and "systems pooled until the thresholds are locked" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("jury/pw ") and "all sys" in ln)
+    assert line.split()[-2:] == ["3.00", "1"]
+    assert x not in line and y not in line
+
+    thresholds.add_threshold(
+        demo_store,
+        "demo",
+        "human_win_rate",
+        {"system_a": "finetuned", "system_b": "base"},
+        ">=",
+        0.5,
+        "demo-admin",
+    )
+    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    by_system = calibration.pointwise_scores(demo_store, "demo")
+    assert by_system.by_system
+    means = by_system.table.set_index(["judge", "system"])["mean_score"]
+    assert means[("jury/pw", x)] == 3.0 and means[("jury/pw", y)] == 3.0
+    assert means[("openai/judge-one", x)] == 4.0 and means[("openai/judge-two", y)] == 3.0
+
+    # On one part of a split: the comparison is on dev or on test, never both.
+    calibration.make_split(demo_store, "demo", 0.3, 1, "demo-admin", settings)
+    part = "dev" if pair_id in calibration.split_pair_ids(demo_store, "demo", "dev") else "test"
+    other = {"dev": "test", "test": "dev"}[part]
+    assert len(calibration.pointwise_scores(demo_store, "demo", part).table) == 6
+    assert calibration.pointwise_scores(demo_store, "demo", other).table.empty

@@ -53,16 +53,23 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     compared = calibration.compare_versions(
         demo_store, "demo", "example-llm-judge", "baseline/longest"
     )
-    assert metrics["B - A"] == f"{compared.comparison.difference.value:+.2f}"
+    assert metrics["Version 2 - version 1"] == f"{compared.comparison.difference.value:+.2f}"
+    diff = compared.comparison.difference
+    (reading,) = [m.value for m in at.markdown if m.value.startswith("Difference")]
+    assert f"95% CI [{diff.ci[0]:.2f}, {diff.ci[1]:.2f}]" in reading
+    clear = diff.ci[0] > 0 or diff.ci[1] < 0
+    assert ("no clear difference" in reading) != clear
     changed = at.dataframe[-1].value
     assert len(changed) == len(compared.changed) > 0
-    assert set(changed["system_x"]) == {"A"}  # before the lock, no system is named
+    # Before the lock, no system is named: the responses are A and B.
+    assert "system_x" not in changed.columns
+    assert set(changed["version 1 says"]) | set(changed["version 2 says"]) <= {"A", "B", "tie"}
     assert not {"finetuned", "base", "frontier"} & set(changed.astype(str).stack())
 
     at.selectbox(key="iteration_confirm").select("example-llm-judge")
     at.button(key="iteration_look").click().run()
     assert not at.exception
-    assert "looked at 1 times" in _texts(at)
+    assert "Test has now been looked at once." in _texts(at)
     at.button(key="iteration_look").click().run()
     assert calibration.test_look_count(demo_store, "demo") == 2
     assert "Test looked at 2 times" in _texts(open_page(demo_store))
@@ -120,3 +127,83 @@ def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_stor
     at.button(key="editor_save").click().run()
     assert any("change the version" in e.value for e in at.error)
     assert saved.read_text(encoding="utf-8") == v2
+
+
+def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(demo_store):
+    at = open_page(demo_store)
+    assert not at.radio  # no split yet: every comparison, nothing to choose
+    assert not at.caption[0].value.startswith("Dev")
+    at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
+    assert not at.exception
+    summary = calibration.split_summary(demo_store, "demo")
+    # Straight after the split the tables are on dev, with no look at test.
+    (choice,) = at.radio
+    assert choice.value == "dev"
+    assert at.caption[0].value.startswith(f"Dev comparisons only. {summary.n_dev} comparisons")
+    assert "Test looked at 0 times" in _texts(at)
+    assert any(summary.line() in s.value for s in at.success)
+    dev_judges = at.dataframe[0].value
+    dev = calibration.calibration_report(demo_store, "demo", split="dev").calibration.overall
+    assert dev_judges["verdicts"].tolist() == [j.n_verdicts for j in dev.judges]
+
+    at.radio[0].set_value("test").run()
+    assert not at.exception
+    assert at.caption[0].value.startswith(f"Test comparisons only. {summary.n_test} comparisons")
+    assert calibration.test_look_count(demo_store, "demo") == 1
+    at.run()  # drawn again on the same choice: no new look
+    at.selectbox(key="calibration_confusion_judge").select_index(0).run()
+    assert calibration.test_look_count(demo_store, "demo") == 1
+    at.radio[0].set_value("all").run()
+    assert calibration.test_look_count(demo_store, "demo") == 2
+    every = calibration.calibration_report(demo_store, "demo").calibration.overall
+    assert at.caption[0].value.startswith(f"{every.n_comparisons} comparisons")
+    at.radio[0].set_value("dev").run()
+    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert "Test looked at 2 times" in _texts(at)
+    looks = [
+        e
+        for e in demo_store.audit_entries(demo_store.require_study("demo")["id"])
+        if e["action"] == "looked at test"
+    ]
+    assert len(looks) == 2 and {e["actor"] for e in looks} == {"demo-admin"}
+
+    # A fresh session on the same study starts on dev again.
+    assert open_page(demo_store).radio[0].value == "dev"
+    assert calibration.test_look_count(demo_store, "demo") == 2
+
+
+def test_pointwise_scores_and_jury_scores_show_on_the_screen(demo_store, settings):
+    import json
+
+    study_id = demo_store.require_study("demo")["id"]
+    pair = demo_store.pairs_frame(study_id).iloc[0]
+    x, y = pair["system_x"], pair["system_y"]
+    with demo_store.transaction():
+        runs = [
+            demo_store.insert_judge_run(study_id, label, label, None, "", {}, label)
+            for label in ("openai/judge-one", "openai/judge-two")
+        ]
+        demo_store.insert_verdicts(
+            [
+                {
+                    "run_id": run,
+                    "pair_id": int(pair["pair_id"]),
+                    "first_system": first,
+                    "winner": "tie",
+                    "scores": json.dumps({x: {"accuracy": score}, y: {"accuracy": 3}}),
+                    "created_at": "2026-01-01T00:00:00",
+                }
+                for run, score in zip(runs, (5, 1), strict=True)
+                for first in (x, y)
+            ]
+        )
+    juries.create_jury(demo_store, "demo", "pw", ["openai/judge-one", "openai/judge-two"])
+    at = open_page(demo_store)
+    assert not at.exception
+    assert "Pointwise scores" in [h.value for h in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "mean score" in d.value.columns]
+    table = table.set_index("judge")
+    assert table.loc["jury/pw", "mean score"] == 3.0  # (5 + 3 + 1 + 3) / 4
+    assert table.loc["openai/judge-one", "mean score"] == 4.0
+    assert set(table["system"]) == {"all systems"}  # before the lock, no system is named
+    assert any("pooled until the thresholds are locked" in c.value for c in at.caption)

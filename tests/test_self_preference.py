@@ -12,7 +12,8 @@ import pytest
 from review_app import families, stats
 from review_app.cli import main
 from review_app.errors import InputError
-from review_app.services import calibration, data, studies
+from review_app.report import render_report, report_hash
+from review_app.services import calibration, data, signoff, studies, thresholds
 from tests.conftest import write
 
 
@@ -114,10 +115,9 @@ def test_shift_is_oriented_to_the_system_whichever_side_it_is_on():
 OUTPUTS_HEADER = "item_id,prompt,system,output,category\n"
 
 
-def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
-    store, settings, tmp_path, capsys
-):
-    n = 60
+def _gpt_favouring_study(store, tmp_path, n: int = 60) -> None:
+    """Study `s`: `tuned` against gpt-4o and claude-3-haiku; humans split evenly, the GPT judge
+    always picks gpt-4o and is fair to claude."""
     rows = []
     for i in range(n):
         rows.append(f"q{i},Question {i}?,gpt-4o,Answer {i} from gpt.,c\n")
@@ -147,6 +147,12 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
     data.import_votes(store, write(tmp_path / "v.csv", "".join(votes)), "s")
     data.import_verdicts(store, write(tmp_path / "j.csv", "".join(verdicts)), "s")
 
+
+def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
+    store, settings, tmp_path, capsys
+):
+    n = 60
+    _gpt_favouring_study(store, tmp_path, n)
     found = calibration.self_preference(store, "s", settings)
     assert [(p.judge, p.system) for p in found] == [("openai/gpt-4o", "gpt-4o")]
     (gpt,) = found
@@ -156,9 +162,14 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
 
     assert main(["stats", "--study", "s", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert document["self_preference"][0]["flagged"] is True
+    (shown,) = document["self_preference"]
+    assert shown["flagged"] is True and shown["shift"]["value"] == pytest.approx(0.5)
+    # Before the lock the win rates would say which system the humans prefer.
+    assert shown["judge_win_rate"] is None and shown["human_win_rate"] is None
     assert main(["stats", "--study", "s"]) == 0
-    assert "FLAGGED: self-preference of openai/gpt-4o for gpt-4o" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FLAGGED: self-preference of openai/gpt-4o for gpt-4o" in out
+    assert "win rates shown once the thresholds are locked" in out and "humans 0.50" not in out
 
     # Naming the fine-tune's family makes its comparisons count too.
     from dataclasses import replace
@@ -170,3 +181,58 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
         ("openai/gpt-4o", "tuned"),
         ("openai/gpt-4o", "claude-3-haiku"),
     }
+
+
+def test_the_signoff_report_shows_self_preference_in_every_format(
+    store, settings, tmp_path, capsys
+):
+    _gpt_favouring_study(store, tmp_path)
+    thresholds.add_threshold(
+        store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "gpt-4o"}, ">=", 0.5, "a"
+    )
+    thresholds.lock_thresholds(store, "s", "a", settings)
+    built = signoff.build_report(store, "s", settings)
+    assert main(["stats", "--study", "s", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["self_preference"][0]["human_win_rate"] == 0.5
+
+    (row,) = built["self_preference"]
+    assert row["judge"] == "openai/gpt-4o" and row["system"] == "gpt-4o"
+    assert row["flagged"] is True
+    assert row["shift"]["value"] == pytest.approx(0.5)
+    low, high = row["shift"]["ci"]
+    assert 0 < low <= 0.5 <= high
+    assert json.loads(render_report(built, "json"))["self_preference"] == [row]
+
+    markdown = render_report(built, "md")
+    section = markdown.split("## Self-preference", 1)[1].split("\n## ", 1)[0]
+    assert (
+        f"| openai/gpt-4o | gpt-4o | 1.00 | 0.50 | 0.500 | [{low:.3f}, {high:.3f}] | 60 "
+        "| **FLAGGED** |"
+    ) in section
+    assert "claude" not in section  # a judge is checked against its own family only
+
+    page = render_report(built, "html")
+    assert "<h2>Self-preference</h2>" in page
+    assert "<td>openai/gpt-4o</td><td>gpt-4o</td>" in page and "<td>FLAGGED</td>" in page
+
+    # The figures are part of what the report hash pins.
+    without = {k: v for k, v in built.items() if k != "self_preference"}
+    assert report_hash(without) != built["report_hash"]
+
+
+def test_a_report_without_a_family_match_says_there_is_nothing_to_check(store, settings, tmp_path):
+    _gpt_favouring_study(store, tmp_path)
+    thresholds.add_threshold(
+        store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "gpt-4o"}, ">=", 0.5, "a"
+    )
+    thresholds.lock_thresholds(store, "s", "a", settings)
+    from dataclasses import replace
+
+    built = signoff.build_report(store, "s", replace(settings, model_families="gpt-4o=other"))
+    assert built["self_preference"] == []
+    assert "No judge shares a model family" in render_report(built, "md")
+    assert "No judge shares a model family" in render_report(built, "html")
+    # A report signed before the section existed renders without it.
+    old = {k: v for k, v in built.items() if k != "self_preference"}
+    assert "Self-preference" not in render_report(old, "md")
+    assert "Self-preference" not in render_report(old, "html")

@@ -21,13 +21,44 @@ if study is None:
 
 
 settings = ui.settings()
+split = calibration.split_summary(store, study["name"])
+SPLIT_WORDS = {
+    "dev": "dev (to choose a rubric on)",
+    "test": "test (a recorded look)",
+    "all": "all (includes test: a recorded look)",
+}
+view = "all"
+if split is not None:
+    # A split study opens on dev, so a rubric author cannot see test agreement by accident;
+    # switching to test or all records one look at test (as `stats --split test` does).
+    view = st.radio(
+        "Comparisons",
+        calibration.VIEW_SPLITS,
+        index=0,
+        horizontal=True,
+        format_func=SPLIT_WORDS.get,
+        key=f"calibration_view_{study['id']}",
+        help="Dev is where rubric versions are chosen. Test and all include the held-out test "
+        "comparisons: each switch to them is counted as a look at test.",
+    )
+    seen_key = f"calibration_view_seen_{study['id']}"
+    if view != "dev" and st.session_state.get(seen_key) != view:
+        try:
+            calibration.choose_view_split(
+                store, study["name"], view, ui.acting_user(store)["name"], settings
+            )
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
+            st.stop()
+    st.session_state[seen_key] = view
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
-    report = calibration.calibration_report(store, study["name"], settings)
+    report = calibration.calibration_report(store, study["name"], settings, view, looked_by="")
 overall = report.calibration.overall
 humans = overall.humans
+shown = {"dev": "Dev comparisons only. ", "test": "Test comparisons only. ", "all": ""}[view]
 st.caption(
-    f"{overall.n_comparisons} comparisons, {overall.n_votes} votes "
+    f"{shown}{overall.n_comparisons} comparisons, {overall.n_votes} votes "
     f"({humans.n_both_bad} both bad) by {humans.n_reviewers} reviewers. "
     "Agreement is with ties counted, with ties excluded, and strict (a judge's tie, inconsistent "
     "pair or unparsed answer counts against it). Intervals are 95%, resampling whole items "
@@ -61,6 +92,10 @@ for col, (label, estimate) in zip(
         "n/a" if estimate.value is None else f"{estimate.value:.2f}",
         help=f"n = {estimate.n}{ci}",
     )
+
+
+def times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def two_decimals(frame: pd.DataFrame) -> dict:
@@ -361,10 +396,31 @@ if not plotted.empty:
     st.caption("Red tick: the category's human-human agreement without ties.")
 st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
 
+pointwise = calibration.pointwise_scores(store, study["name"], view)
+if not pointwise.table.empty:
+    st.subheader("Pointwise scores")
+    st.dataframe(
+        pointwise.table.rename(
+            columns={"mean_score": "mean score", "n_comparisons": "comparisons"}
+        ),
+        hide_index=True,
+        column_config={"mean score": st.column_config.NumberColumn(format="%.2f")},
+        key="calibration_pointwise",
+    )
+    st.caption(
+        "Each judge's mean score per criterion: a comparison's score is the mean over the judge's "
+        "verdicts on it (both orders); a jury's is the mean over its judges' verdicts."
+        + (
+            ""
+            if pointwise.by_system
+            else " Both systems are pooled until the thresholds are locked: a mean per system "
+            "would say which one the judge prefers."
+        )
+    )
+
 # ---- rubric iteration: split, versions compared on dev, looks at test, self-preference ----
 
 st.header("Rubric iteration")
-split = calibration.split_summary(store, study["name"])
 if split is None:
     st.info(
         "Split the human-labelled comparisons into dev (to choose a rubric version on) and test "
@@ -382,57 +438,102 @@ if split is None:
                     made = calibration.make_split(
                         store, study["name"], float(share), int(seed), by, settings
                     )
-                    st.success(ui.plain(made.line()))
-                    split = made
+                    # Drawn again from the top, so the tables switch to dev.
+                    st.session_state["calibration_split_made"] = made.line()
+                    st.rerun()
                 except ReviewAppError as exc:
                     st.error(ui.plain(exc))
 if split is not None:
+    made_line = st.session_state.pop("calibration_split_made", None)
+    if made_line:
+        st.success(ui.plain(made_line))
     looks = calibration.test_look_count(store, study["name"])
+    made_at = split.created_at[:16].replace("T", " ")
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
-        f"{split.test_share:g}, seed {split.seed}, made {ui.plain(split.created_at)} by "
-        f"{ui.plain(split.created_by)}). **Test looked at {looks} times.**"
+        f"{split.test_share:g}, seed {split.seed}, made {made_at} UTC by "
+        f"{ui.plain(split.created_by)}). **Test looked at {times(looks)}.**"
     )
     st.caption(
-        "The tables above cover every comparison, test included: choose between versions on "
-        "dev here, then confirm the chosen one on test. Few-shot examples may come from dev "
-        "comparisons only (a rubric with an example from test is refused when judging)."
+        f"The tables above show the {view} comparisons (the Comparisons choice at the top). "
+        "Choose between versions on dev here, then confirm the chosen one on test. Few-shot "
+        "examples may come from dev comparisons only (a rubric with an example from test is "
+        "refused when judging)."
     )
     real = [j.judge for j in overall.judges if not j.judge.startswith("baseline/")]
     choices = real + [j.judge for j in overall.judges if j.judge.startswith("baseline/")]
     if len(choices) >= 2:
         st.subheader("Compare two versions on dev")
+        st.caption(
+            "Pick two judges (usually one model with two rubric versions). Agreement is with the "
+            "human votes on the dev comparisons both judged, ties counted."
+        )
         left, right = st.columns(2)
-        version_a = left.selectbox("Version A", choices, index=0, key="iteration_a")
-        version_b = right.selectbox("Version B", choices, index=1, key="iteration_b")
+        version_a = left.selectbox("Version 1", choices, index=0, key="iteration_a")
+        version_b = right.selectbox("Version 2", choices, index=1, key="iteration_b")
         if version_a == version_b:
             st.info("Choose two different judges.")
         else:
-            compared = calibration.compare_versions(
-                store, study["name"], version_a, version_b, "dev", settings
-            )
+            try:
+                compared = calibration.compare_versions(
+                    store, study["name"], version_a, version_b, "dev", settings
+                )
+            except ReviewAppError as exc:
+                st.error(ui.plain(exc))
+                compared = None
+        if version_a != version_b and compared is not None:
             c = compared.comparison
             m1, m2, m3 = st.columns(3)
-            for col, label, est in (
-                (m1, "A agreement (dev)", c.agreement_a),
-                (m2, "B agreement (dev)", c.agreement_b),
-                (m3, "B - A", c.difference),
+            for col, label, est, signed in (
+                (m1, "Version 1 agreement", c.agreement_a, False),
+                (m2, "Version 2 agreement", c.agreement_b, False),
+                (m3, "Version 2 - version 1", c.difference, True),
             ):
                 col.metric(
                     label,
                     "n/a"
                     if est.value is None
-                    else f"{est.value:+.2f}"
-                    if label == "B - A"
-                    else f"{est.value:.2f}",
-                    help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'} "
-                    "(paired: items resampled with both versions' verdicts)",
+                    else (f"{est.value:+.2f}" if signed else f"{est.value:.2f}"),
+                    help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'}",
                 )
-            st.caption(
-                f"{len(compared.changed)} dev comparisons changed verdict"
-                + ("" if compared.outcomes_visible else " (systems written as A and B)")
+            diff = c.difference
+            if diff.value is None:
+                reading = "no dev comparison has votes and a verdict of both versions"
+            elif diff.ci is not None and diff.ci[0] > 0:
+                reading = "version 2 agrees with the humans more (the CI excludes 0)"
+            elif diff.ci is not None and diff.ci[1] < 0:
+                reading = "version 1 agrees with the humans more (the CI excludes 0)"
+            else:
+                reading = "no clear difference on dev (the CI includes 0)"
+            st.markdown(
+                f"Difference {'n/a' if diff.value is None else f'{diff.value:+.2f}'}, 95% CI "
+                f"{format_ci(diff.ci) if diff.ci else 'n/a'} (paired: items resampled with both "
+                f"versions' verdicts; {diff.n} votes): **{reading}**."
             )
-            st.dataframe(compared.changed, hide_index=True, key="iteration_changed")
+            visible = compared.outcomes_visible
+            st.caption(
+                f"{len(compared.changed)} dev comparisons changed verdict between the versions."
+                + (
+                    ""
+                    if visible
+                    else " Until the thresholds are locked the two responses of each comparison "
+                    "are written as A and B (in a random order per comparison), so no system "
+                    "is named."
+                )
+            )
+            changed = compared.changed.rename(
+                columns={
+                    "pair_id": "comparison",
+                    "item_key": "item",
+                    "verdict_a": "version 1 says",
+                    "verdict_b": "version 2 says",
+                    "human_majority": "human majority",
+                    "n_votes": "votes",
+                }
+            )
+            if not visible:
+                changed = changed.drop(columns=["system_x", "system_y"])
+            st.dataframe(changed, hide_index=True, key="iteration_changed")
     if choices:
         st.subheader("Confirm on test")
         confirmed_judge = st.selectbox("Judge to confirm", choices, key="iteration_confirm")
@@ -447,12 +548,12 @@ if split is not None:
                     f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
                     f"{stats.format_estimate(found.agreement_without_ties)}, strict "
                     f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
-                    f"{calibration.test_look_count(store, study['name'])} times."
+                    f"{times(calibration.test_look_count(store, study['name']))}."
                 )
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-preferences = calibration.self_preference(store, study["name"], settings)
+preferences = calibration.self_preference(store, study["name"], settings, view)
 if preferences:
     st.subheader("Self-preference")
     for p in preferences:
@@ -474,7 +575,17 @@ start_text = next(c.path for c in rubric_files if c.path.name == start).read_tex
 if st.session_state.get("editor_loaded") != start:
     st.session_state["editor_loaded"] = start
     st.session_state["editor_text"] = start_text
-text = st.text_area("Rubric YAML", height=400, key="editor_text")
+# YAML is read by its indentation: the editor shows it in a fixed-width font, lines unwrapped.
+st.html(
+    "<style>.st-key-editor_text textarea { font-family: ui-monospace, SFMono-Regular, Menlo, "
+    "Consolas, monospace; font-size: .85rem; white-space: pre; overflow-x: auto; }</style>"
+)
+text = st.text_area(
+    "Rubric YAML",
+    height=400,
+    key="editor_text",
+    help="Checked each time you apply a change (click outside the box, or Ctrl+Enter).",
+)
 checked = rubric_editor.check_rubric(text)
 if checked.error:
     st.error(ui.plain(checked.error))
@@ -493,6 +604,12 @@ else:
             for message in messages:
                 st.caption(message["role"])
                 st.code(message["content"], language=None, wrap_lines=True)
+    if user["role"] == "admin":
+        st.caption(
+            f"Saves {ui.plain(rubric.name)}-v{ui.plain(rubric.version)}.yaml to "
+            f"{ui.plain(rubric_editor.editor_folder(settings))}, offered on the Judge runs "
+            "screen: change `version:` to save a new version."
+        )
     if user["role"] == "admin" and st.button("Save as new version", key="editor_save"):
         try:
             ui.acting_user(store)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from review_app import baselines, ui
 from review_app.errors import ReviewAppError
-from review_app.services import grading, judging, thresholds
+from review_app.services import calibration, grading, judging, thresholds
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -52,6 +52,32 @@ batch = right.checkbox(
     help="Send the calls through the provider's batch API (openai/ and anthropic/ judges) at half "
     "the price. Answers come back within 24 hours: check the batches below to collect them.",
 )
+has_split = calibration.split_summary(store, study["name"]) is not None
+JUDGE_SPLITS = {
+    "all": "all comparisons",
+    "dev": "dev (to choose a rubric on)",
+    "test": "test (to confirm a chosen rubric)",
+}
+split = right.radio(
+    "Comparisons to judge",
+    list(JUDGE_SPLITS),
+    index=0,
+    horizontal=True,
+    format_func=JUDGE_SPLITS.get,
+    key=f"judge_split_{study['id']}",
+    disabled=not has_split,
+    help="Judge only one part of the study's dev/test split: iterate on dev, then judge test "
+    "once with the chosen rubric."
+    if has_split
+    else "This study has no dev/test split. An admin makes one on the Calibration screen "
+    "(or with `review-app calibrate split`).",
+)
+if not has_split:
+    split = "all"
+    right.caption(
+        "No dev/test split on this study: every comparison is judged. Make a split on the "
+        "Calibration screen to judge dev and test separately."
+    )
 if not batch:
     c1, c2, c3 = st.columns(3)
     concurrency = c1.number_input("Concurrency", 1, 256, 8, key="judge_concurrency")
@@ -62,7 +88,14 @@ if not batch:
 def make_plan():
     try:
         return judging.plan_judge_run(
-            store, settings, study["name"], rubric_choice.path, judge, both_orders, batch=batch
+            store,
+            settings,
+            study["name"],
+            rubric_choice.path,
+            judge,
+            both_orders,
+            batch=batch,
+            split=split,
         )
     except ReviewAppError as exc:
         st.error(ui.plain(exc))
@@ -113,6 +146,7 @@ if plan is not None:
                 judge,
                 both_orders=both_orders,
                 wait=False,
+                split=split,
             )
         except ReviewAppError as exc:
             st.error(ui.plain(exc))
@@ -144,6 +178,7 @@ if plan is not None:
                 rpm=int(rpm) or None,
                 tpm=int(tpm) or None,
                 on_progress=show,
+                split=split,
             )
         except ReviewAppError as exc:
             st.error(ui.plain(exc))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from review_app import baselines, families, importers, stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import study_data
+from review_app.services import juries, study_data
 from review_app.services.study_data import JudgeInfo
 from review_app.settings import Settings
 from review_app.store import Store
@@ -63,10 +63,11 @@ def calibration_report(
     """Every calibration statistic of a study (docs/statistics.md), overall and per category,
     for every judge run, imported judge and baseline, with a verdict on each judge. With `split`
     "dev" or "test", on that part of the study's split only; a report on test is a recorded look
-    at test (by `looked_by`)."""
+    at test (by `looked_by`; an empty `looked_by` leaves the recording to the caller, as a screen
+    that records a look once per choice does)."""
     settings = settings or Settings.from_env()
     data = study_data.load(store, store.require_study(study), settings, split=split)
-    if split == "test":
+    if split == "test" and looked_by:
         record_test_look(store, study, data.real_judges, by=looked_by)
     calibration = data.statistics.calibration
     overall = calibration.overall
@@ -588,6 +589,30 @@ def record_test_look(store: Store, study: str, judges: list[str], by: str) -> in
     return len(store.test_looks(study_row["id"]))
 
 
+VIEW_SPLITS = ("dev", "test", "all")
+
+
+def default_view_split(store: Store, study: str) -> str:
+    """What the calibration screen shows first: dev when the study has a split (so no one looks
+    at test by accident), else every comparison."""
+    return "dev" if store.split_record(store.require_study(study)["id"]) is not None else "all"
+
+
+def choose_view_split(
+    store: Store, study: str, split: str, by: str, settings: Settings | None = None
+) -> int:
+    """A reader chose which comparisons of a split study the calibration screen shows: test, or
+    all (which includes test), is a recorded look at test, as `stats --split test` is. Returns how
+    many looks the study has had."""
+    if split not in VIEW_SPLITS:
+        raise InputError(f"split {split!r}: choose one of {', '.join(VIEW_SPLITS)}")
+    split_pair_ids(store, study, "test")  # NotFound without a split
+    if split in ("test", "all"):
+        judges = [j for j in judge_labels(store, study, settings) if not baselines.is_baseline(j)]
+        return record_test_look(store, study, judges, by=by)
+    return test_look_count(store, study)
+
+
 def test_look_count(store: Store, study: str) -> int:
     return len(store.test_looks(store.require_study(study)["id"]))
 
@@ -621,6 +646,13 @@ def self_preference(
     from the names, overridden by REVIEW_APP_MODEL_FAMILIES."""
     settings = settings or Settings.from_env()
     data = study_data.load(store, store.require_study(study), settings, split=split)
+    return self_preference_of(data, settings)
+
+
+def self_preference_of(
+    data: study_data.StudyData, settings: Settings
+) -> list[stats.SelfPreference]:
+    """`self_preference` on study data already loaded (the sign-off report reads it once)."""
     overrides = families.parse_overrides(settings.model_families)
     pairs = data.pairs
     systems = sorted(set(pairs["system_x"]) | set(pairs["system_y"]))
@@ -649,3 +681,38 @@ def self_preference(
                 )
             )
     return out
+
+
+# ---- pointwise scores (judges' and juries') ----
+
+
+@dataclass(frozen=True)
+class PointwiseScores:
+    """Judges' and juries' pointwise scores: per judge, system and criterion, the mean over
+    comparisons of its score (both orders averaged) and the comparisons behind it. Before the
+    thresholds are locked both systems are pooled (`by_system` False): a per-system mean would
+    say which system a judge prefers."""
+
+    table: pd.DataFrame  # judge, system, criterion, mean_score, n_comparisons
+    by_system: bool
+
+    def to_json(self) -> dict:
+        return {"by_system": self.by_system, "rows": self.table.to_dict("records")}
+
+
+def pointwise_scores(store: Store, study: str, split: str = "all") -> PointwiseScores:
+    """The pointwise scores of every judge run that has them and of every jury (the mean of its
+    members' scores), on one part of the split when `split` is dev or test (not itself a look at
+    test: `stats --split test` records one)."""
+    study_row = store.require_study(study)
+    keep = split_pair_ids(store, study, split)
+    scores = juries.member_scores(store, study_row["id"])
+    if keep is not None:
+        scores = scores[scores["pair_id"].isin(keep)]
+    frames = [scores]
+    for jury in store.juries(study_row["id"]):
+        own = scores[scores["judge"].isin(jury["members"])]
+        frames.append(own.assign(judge=juries.jury_label(jury["name"])))
+    visible = outcomes_visible(store, study_row)
+    table = stats.pointwise_summary(pd.concat(frames, ignore_index=True), by_system=visible)
+    return PointwiseScores(table, visible)

@@ -78,12 +78,23 @@ def jury_scores(
     jury = next((j for j in store.juries(study_row["id"]) if j["name"] == name), None)
     if jury is None:
         raise InputError(f"study {study} has no jury named {name}")
-    labels = study_data.run_labels(store, study_row["id"])
-    run_ids = [run for run, label in labels.items() if label in jury["members"]]
+    members = member_scores(store, study_row["id"])
+    own = members[members["judge"].isin(jury["members"])]
+    return stats.jury_scores(own[["pair_id", "system", "criterion", "score"]])
+
+
+SCORE_COLUMNS = ["judge", "pair_id", "system", "criterion", "score"]
+
+
+def member_scores(store: Store, study_id: int) -> pd.DataFrame:
+    """Every pointwise score of the study's judge runs, one row per verdict, system and
+    criterion: `judge` (the run's label), `pair_id, system, criterion, score`."""
+    labels = study_data.run_labels(store, study_id)
     rows = []
-    for row in store.verdict_scores(run_ids):
+    for row in store.verdict_scores(list(labels)):
         for system, criteria in json.loads(row["scores"]).items():
             for criterion, score in criteria.items():
-                rows.append((row["pair_id"], system, criterion, float(score)))
-    frame = pd.DataFrame(rows, columns=["pair_id", "system", "criterion", "score"])
-    return stats.jury_scores(frame)
+                rows.append(
+                    (labels[row["run_id"]], row["pair_id"], system, criterion, float(score))
+                )
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)

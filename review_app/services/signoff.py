@@ -9,7 +9,7 @@ import random
 
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
-from review_app.services import audit, grading, scorecard, study_data
+from review_app.services import audit, calibration, grading, scorecard, study_data
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
@@ -210,7 +210,7 @@ def record_final_review(
 
 def build_report(store: Store, study: str, settings: Settings) -> dict:
     """The sign-off report: pinned hashes, thresholds and their results, statistics, excluded
-    reviewers, final review, deviations and sign-offs. Its `report_hash` covers everything but
+    reviewers, judges' self-preference, final review, deviations and sign-offs. Its `report_hash` covers everything but
     the sign-offs."""
     data = _locked_data(store, study, settings)
     study_row = data.study
@@ -280,6 +280,9 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         # Reviewers whose votes every figure above leaves out, with who decided and why.
         "exclusions": current_exclusions(store, study_row["id"]),
         "judges": judges,
+        # Each judge against each compared system of its own model family: its win-rate shift
+        # toward that system relative to the humans, with a paired CI, flagged when it excludes 0.
+        "self_preference": [p.to_json() for p in calibration.self_preference_of(data, settings)],
         "final_review": {
             "system": data.candidate,
             "sample_size": inputs.final_review["sample_size"],

@@ -145,6 +145,19 @@ def test_few_shot_examples_become_conversation_turns():
     assert json.loads(messages[2]["content"])["winner"] == "A"
 
 
+def test_an_example_answer_is_written_as_typed_not_as_unicode_escapes():
+    example = {
+        "prompt": "Boiling point in Fahrenheit?",
+        "response_a": "212 °F.",
+        "response_b": "100 °F.",
+        "answer": {"explanation": "A is right: 212 °F.", "winner": "A"},
+    }
+    rubric = parse_rubric(rubric_text(examples=[example]))
+    answer = rubric.render(prompt="q", response_a="a", response_b="b")[2]["content"]
+    assert "212 °F" in answer and "\\u00b0" not in answer
+    assert json.loads(answer)["explanation"] == "A is right: 212 °F."
+
+
 def test_example_answer_that_breaks_the_output_schema_is_rejected():
     example = {
         "prompt": "2+2?",
