@@ -62,8 +62,10 @@ else:
     st.dataframe(
         rows,
         hide_index=True,
+        # Every row in view: the table is the screen's summary, not something to scroll.
+        height=36 * (len(rows) + 1) + 2,
         column_config={
-            "metric": st.column_config.TextColumn("metric", pinned=True),
+            "metric": st.column_config.TextColumn("metric", pinned=True, width="medium"),
             **{
                 s: st.column_config.TextColumn(
                     f"{s} (candidate)" if s == card["candidate"] else s, width="medium"

@@ -1,6 +1,7 @@
-"""The Scorecard screen in a real browser, on a study over the demo eval set where three
-reviewers voted in the app and rated every output on three criteria. With
-REVIEW_APP_UPDATE_DOCS=1 it also redraws docs/scorecard.png."""
+"""The Scorecard screen in a real browser: on a study over the demo eval set where three
+reviewers voted in the app and rated every output on three criteria, and on the demo study
+itself (imported votes with ratings, graders, a judge). With REVIEW_APP_UPDATE_DOCS=1 it also
+redraws docs/scorecard.png from the demo."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
         admin["name"],
     )
     thresholds.lock_thresholds(store, STUDY, admin["name"], settings)
+    thresholds.add_recommended_thresholds(store, demo.DEMO_STUDY, admin["name"])
+    thresholds.lock_thresholds(store, demo.DEMO_STUDY, admin["name"], settings)
     return {"ada": link.split("token=")[1]}
 
 
@@ -105,6 +108,29 @@ def test_the_scorecard_reads_like_one_table_per_system(rated_workspace, server, 
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "Regression table: finetuned vs base" in text
     assert "as a share of frontier" in text
+    page.close()
+
+
+def test_the_demo_scorecard_shows_graders_criteria_and_three_systems(
+    rated_workspace, server, browser, tmp_path
+):
+    token = rated_workspace[1]["ada"]
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page.goto(f"{server.url}/scorecard?token={token}")
+    picker = page.locator(".st-key-study_picker input")
+    picker.wait_for(timeout=30_000)
+    picker.click()
+    page.keyboard.type(demo.DEMO_STUDY)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Ranking").wait_for(timeout=30_000)
+    wait_idle(page)
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
+    assert picker.input_value() == demo.DEMO_STUDY
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Regression table: finetuned vs base" in text
+    # The candidate's ratings as a share of the best other system's: a third system is there.
+    assert "finetuned as a share of frontier: accuracy (humans)" in text
     page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
     if os.environ.get("REVIEW_APP_UPDATE_DOCS") == "1":
         shutil.copyfile(tmp_path / "scorecard.png", DOCS / "scorecard.png")
