@@ -2,10 +2,11 @@
 
 25,000 items answered by three systems, a study comparing finetuned with base and with frontier
 (50,000 comparisons), 100,000 votes by 40 reviewers, each rating both outputs on two criteria
-(400,000 ratings), and 200,000 verdicts from two pointwise judges in both orders (800,000
-scores). The timed part is the whole command: loading the frames and ratings from the store,
+(400,000 ratings), 200,000 verdicts from two pointwise judges in both orders (800,000
+scores), and a grader of three checks run on the 75,000 outputs. The timed part is the whole command: loading the frames and ratings from the store,
 the study's win rates, Bradley-Terry rankings per source, length-controlled win rates, criterion
-means overall and per category, the regression table, 1,000 bootstrap resamples of items, and
+means overall and per category, grader pass rates per system and category, the regression
+table, 1,000 bootstrap resamples of items, and
 printing the JSON. Target: <= 5 s on a 2-core machine. The last line is one JSON object.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from review_app.cli import main
-from review_app.services import people, thresholds
+from review_app.services import grading, people, thresholds
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -34,6 +35,18 @@ CATEGORIES = ("target", "reasoning", "instructions", "formatting", "safety")
 CRITERIA = ("accuracy", "tone")
 REVIEWERS = 40
 JUDGES = ("gpt-judge/v1", "claude-judge/v1")
+GRADER = """\
+name: bench
+checks:
+  - name: valid-json
+    type: json_valid
+  - name: mentions-reset
+    type: contains
+    text: reset
+  - name: short
+    type: max_chars
+    n: 600
+"""
 FILLER = "the hub light app reset router firmware plan refund scene bulb dimmer " * 25
 
 
@@ -136,6 +149,9 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
     counts = store.study_counts(study_id)
     settings = Settings.from_env()
     people.add_reviewer(store, settings, "bench-admin", "admin", "bench")
+    grader = path.parent / "bench-grader.yaml"
+    grader.write_text(GRADER, encoding="utf-8")
+    grading.grade(store, "bench", grader, "bench-admin")
     thresholds.add_threshold(
         store,
         "bench",
@@ -177,6 +193,7 @@ def main_bench() -> None:
                 "votes": counts["votes"],
                 "verdicts": counts["verdicts"],
                 "criterion_rows": len(card["criteria"]),
+                "grader_rows": len(card["graders"]),
                 "win_rate_rows": len(card["win_rates"]),
                 "regression_rows": len(card["regression"]),
                 "bootstrap_resamples": 1000,

@@ -162,10 +162,14 @@ def grade(
     )
 
 
-def results_in_force(store: Store, study_row: dict) -> pd.DataFrame:
-    """The stored results of the grader versions in force, one row per (output, check): grader,
-    grader_hash, check, system, item_key, category, reference, passed, label."""
-    chosen = graders_in_force(store, study_row)
+def results_in_force(
+    store: Store, study_row: dict, chosen: list[dict] | None = None
+) -> pd.DataFrame:
+    """The stored results of the grader versions in force (`chosen`, when already known), one
+    row per (output, check): grader, grader_hash, check, system, item_key, category, reference,
+    passed, label."""
+    if chosen is None:
+        chosen = graders_in_force(store, study_row)
     frame = store.grader_results(study_row["id"], [g["id"] for g in chosen])
     return frame.assign(passed=frame["passed"].astype(bool))
 
@@ -185,6 +189,8 @@ def summarize(results: pd.DataFrame, choice_labels: dict) -> dict:
     macro-F1 per system for each `choice` check)."""
     if results.empty:
         return {"graders": [], "choice": []}
+    if not choice_labels:
+        return {"graders": graders.pass_rates(results), "choice": []}
     reference = results["reference"].fillna("").astype(str)
     with_truth = results.assign(reference_label=graders.normalize(reference))
     return {
@@ -206,14 +212,14 @@ def grader_summary(store: Store, study: str | dict) -> dict:
     study_row = store.require_study(study) if isinstance(study, str) else study
     require_outcomes_visible(store, study_row)
     chosen = graders_in_force(store, study_row)
-    summary = summarize(results_in_force(store, study_row), _choice_labels(chosen))
+    summary = summarize(results_in_force(store, study_row, chosen), _choice_labels(chosen))
     versions = [{k: g[k] for k in ("name", "content_hash", "pinned", "n_results")} for g in chosen]
     return {"versions": versions, **summary}
 
 
 def has_results(store: Store, study: str | dict) -> bool:
     study_row = store.require_study(study) if isinstance(study, str) else study
-    return bool(store.study_graders(study_row["id"]))
+    return store.has_grader_results(study_row["id"])
 
 
 def check_names(store: Store, study: str) -> list[str]:

@@ -53,22 +53,48 @@ class GradingQueries(StoreBase):
 
     def study_graders(self, study_id: int) -> list[dict]:
         """Each grader version with results on the study, oldest first, with its result count."""
+        # Graders are few and results many: each count is a range of the results' primary key.
         return self._rows(
-            "SELECT g.id, g.name, g.content_hash, g.body, g.created_at, count(*) AS n_results "
-            "FROM grader_results r JOIN graders g ON g.id = r.grader_id WHERE r.study_id = ? "
-            "GROUP BY g.id ORDER BY g.id",
-            [study_id],
+            "SELECT g.id, g.name, g.content_hash, g.body, g.created_at, (SELECT count(*) FROM "
+            "grader_results r WHERE r.study_id = :s AND r.grader_id = g.id) AS n_results "
+            "FROM graders g WHERE EXISTS (SELECT 1 FROM grader_results r WHERE r.study_id = :s "
+            "AND r.grader_id = g.id) ORDER BY g.id",
+            {"s": study_id},
+        )
+
+    def has_grader_results(self, study_id: int) -> bool:
+        return (
+            self._one(
+                "SELECT EXISTS (SELECT 1 FROM grader_results WHERE study_id = ?) AS yes", [study_id]
+            )["yes"]
+            == 1
         )
 
     def grader_results(self, study_id: int, grader_ids: list[int]) -> pd.DataFrame:
         """The results of these grader versions on the study, one row per (output, check), with
         the grader's name and hash and the output's system, item, category and reference."""
         marks = ",".join("?" * len(grader_ids)) or "NULL"
-        return self._frame(
-            'SELECT g.name AS grader, g.content_hash AS grader_hash, r.check_name AS "check", '
-            "o.system, i.item_key, i.category, i.reference, r.passed, r.label "
-            "FROM grader_results r JOIN graders g ON g.id = r.grader_id "
-            "JOIN outputs o ON o.id = r.output_id JOIN items i ON i.id = o.item_id "
-            f"WHERE r.study_id = ? AND r.grader_id IN ({marks}) ORDER BY r.grader_id, o.id",
+        # The results alone (numbers and a few distinct names), then each output's details once:
+        # joining them in SQL would read an output's texts once per check.
+        results = self._frame(
+            'SELECT r.grader_id, r.check_name AS "check", r.output_id, r.passed, r.label '
+            f"FROM grader_results r WHERE r.study_id = ? AND r.grader_id IN ({marks}) "
+            "ORDER BY r.grader_id, r.output_id",
             [study_id, *grader_ids],
         )
+        graders = self._frame(
+            f"SELECT id AS grader_id, name AS grader, content_hash AS grader_hash FROM graders "
+            f"WHERE id IN ({marks})",
+            grader_ids,
+        )
+        outputs = self._frame(
+            "SELECT o.id AS output_id, o.system, i.item_key, i.category, i.reference "
+            "FROM outputs o JOIN items i ON i.id = o.item_id WHERE o.id IN (SELECT DISTINCT "
+            f"output_id FROM grader_results WHERE study_id = ? AND grader_id IN ({marks}))",
+            [study_id, *grader_ids],
+        )
+        for name in ("check", "label"):
+            results[name] = results[name].astype("category")
+        frame = results.merge(graders, on="grader_id").merge(outputs, on="output_id")
+        columns = ["grader", "grader_hash", "check", "system", "item_key", "category"]
+        return frame[[*columns, "reference", "passed", "label"]]
