@@ -622,8 +622,9 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         choices=SPLITS,
-        default="all",
-        help="only the dev or test comparisons of the study's split (test: a recorded look)",
+        help="only the dev or test comparisons of the study's split, or all of them (default: "
+        "dev when the study has a split, else all; test or all on a split study: a recorded look "
+        "at test)",
     )
     p.set_defaults(handler=_stats, read_only=True)
 
@@ -730,8 +731,9 @@ def _scorecard(args, settings, store) -> None:
 
 
 def _stats(args, settings, store) -> None:
-    split = args.split
-    by = _actor_name(args, settings, store) if split == "test" else "stats"
+    split = args.split or calibration.default_view_split(store, args.study)
+    looks = calibration.looks_at_test(store, args.study, split)
+    by = _actor_name(args, settings, store) if looks else ""
     report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
     preferences = calibration.self_preference(store, args.study, settings, split)
     pointwise = calibration.pointwise_scores(store, args.study, split)
@@ -754,9 +756,9 @@ def _stats(args, settings, store) -> None:
         f"study {args.study}{part}: {document['n_comparisons']} comparisons, "
         f"{document['n_votes']} votes"
     )
-    if split == "test":
-        looks = calibration.test_look_count(store, args.study)
-        _print(f"test looked at {looks} times")
+    if looks:
+        count = calibration.test_look_count(store, args.study)
+        _print(f"test looked at {count} times")
     _print("")
     _print("humans (the ceiling a judge is measured against)")
     for name, value in (

@@ -104,6 +104,14 @@ def test_stats_and_judge_take_a_split(demo_store, settings, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["n_comparisons"] == summary.n_test and document["split"] == "test"
     assert calibration.test_look_count(demo_store, "demo") == 1
+    # A split study's statistics are dev's unless asked; all of them include test's: a look.
+    assert main(["stats", "--study", "demo", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["split"] == "dev" and document["n_comparisons"] == summary.n_dev
+    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert main(["stats", "--study", "demo", "--split", "all"]) == 0
+    assert "test looked at 2 times" in capsys.readouterr().out
+    assert calibration.test_look_count(demo_store, "demo") == 2
 
     plan = judging.plan_judge_run(
         demo_store, settings, "demo", DEMO_RUBRIC, "openai/gpt-4o-mini", split="dev"

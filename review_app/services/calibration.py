@@ -58,16 +58,16 @@ def calibration_report(
     study: str,
     settings: Settings | None = None,
     split: str = "all",
-    looked_by: str = "stats",
+    looked_by: str = "",
 ) -> CalibrationReport:
     """Every calibration statistic of a study (docs/statistics.md), overall and per category,
     for every judge run, imported judge and baseline, with a verdict on each judge. With `split`
-    "dev" or "test", on that part of the study's split only; a report on test is a recorded look
-    at test (by `looked_by`; an empty `looked_by` leaves the recording to the caller, as a screen
-    that records a look once per choice does)."""
+    "dev" or "test", on that part of the study's split only. With `looked_by`, a report that
+    shows test agreement (see `looks_at_test`) is recorded as a look at test by that person;
+    without, the recording is the caller's (a screen records a look once per choice)."""
     settings = settings or Settings.from_env()
     data = study_data.load(store, store.require_study(study), settings, split=split)
-    if split == "test" and looked_by:
+    if looked_by and looks_at_test(store, study, split):
         record_test_look(store, study, data.real_judges, by=looked_by)
     calibration = data.statistics.calibration
     overall = calibration.overall
@@ -590,6 +590,14 @@ def record_test_look(store: Store, study: str, judges: list[str], by: str) -> in
 
 
 VIEW_SPLITS = ("dev", "test", "all")
+
+
+def looks_at_test(store: Store, study: str, split: str) -> bool:
+    """Whether figures over `split` show test agreement: test itself, or every comparison of a
+    study that has a split (test's among them)."""
+    if split == "test":
+        return True
+    return split == "all" and store.split_record(store.require_study(study)["id"]) is not None
 
 
 def default_view_split(store: Store, study: str) -> str:
