@@ -9,9 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from review_app.errors import Forbidden, UnusableWorkspace
+from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
-from review_app.services import people, studies, workspace
+from review_app.services import calibration, people, studies, workspace
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -133,3 +133,37 @@ def study_picker(store: Store, label: str = "Study") -> dict | None:
     choice = st.selectbox(label, names, index=index, key="study_picker")
     st.session_state[STUDY] = choice
     return next(s for s in all_studies if s["name"] == choice)
+
+
+SPLIT_WORDS = {
+    "dev": "dev (to choose a rubric on)",
+    "test": "test (a recorded look)",
+    "all": "all (includes test: a recorded look)",
+}
+
+
+def split_view(store: Store, study: dict, settings: Settings, screen: str = "calibration") -> str:
+    """Which comparisons of a split study a screen shows: dev first, so no one sees test
+    agreement by accident; switching to test or all records one look at test (as
+    `stats --split test` does), once per switch rather than per redraw."""
+    view = st.radio(
+        "Comparisons",
+        calibration.VIEW_SPLITS,
+        index=0,
+        horizontal=True,
+        format_func=SPLIT_WORDS.get,
+        key=f"{screen}_view_{study['id']}",
+        help="Dev is where rubric versions are chosen. Test and all include the held-out test "
+        "comparisons: each switch to them is counted as a look at test.",
+    )
+    seen_key = f"{screen}_view_seen_{study['id']}"
+    if view != "dev" and st.session_state.get(seen_key) != view:
+        try:
+            calibration.choose_view_split(
+                store, study["name"], view, acting_user(store)["name"], settings
+            )
+        except ReviewAppError as exc:
+            st.error(plain(exc))
+            st.stop()
+    st.session_state[seen_key] = view
+    return view

@@ -207,3 +207,23 @@ def test_pointwise_scores_and_jury_scores_show_on_the_screen(demo_store, setting
     assert table.loc["openai/judge-one", "mean score"] == 4.0
     assert set(table["system"]) == {"all systems"}  # before the lock, no system is named
     assert any("pooled until the thresholds are locked" in c.value for c in at.caption)
+
+
+def test_the_disagreements_of_a_split_study_are_dev_s_until_test_is_looked_at(demo_store, settings):
+    calibration.make_split(demo_store, "demo", 0.3, 5, by="demo-admin", settings=settings)
+    dev_pairs = set(calibration.split_pair_ids(demo_store, "demo", "dev"))
+    at = AppTest.from_file(str(PAGES / "disagreements.py"), default_timeout=90)
+    at.query_params["token"] = demo_store.demo_links["demo-admin"].split("token=")[1]
+    at.run()
+    assert not at.exception
+    (choice,) = at.radio
+    assert choice.value == "dev"
+    expected = calibration.disagreements(demo_store, "demo", settings=settings, split="dev")
+    assert len(expected) and set(expected["pair_id"]) <= dev_pairs
+    shown = at.dataframe[0].value
+    real = expected[expected["judge"].isin(shown["judge"].unique())]
+    assert set(shown["item_key"]) == set(real["item_key"])
+    assert calibration.test_look_count(demo_store, "demo") == 0
+    at.radio[0].set_value("all").run()
+    assert not at.exception
+    assert calibration.test_look_count(demo_store, "demo") == 1

@@ -22,35 +22,7 @@ if study is None:
 
 settings = ui.settings()
 split = calibration.split_summary(store, study["name"])
-SPLIT_WORDS = {
-    "dev": "dev (to choose a rubric on)",
-    "test": "test (a recorded look)",
-    "all": "all (includes test: a recorded look)",
-}
-view = "all"
-if split is not None:
-    # A split study opens on dev, so a rubric author cannot see test agreement by accident;
-    # switching to test or all records one look at test (as `stats --split test` does).
-    view = st.radio(
-        "Comparisons",
-        calibration.VIEW_SPLITS,
-        index=0,
-        horizontal=True,
-        format_func=SPLIT_WORDS.get,
-        key=f"calibration_view_{study['id']}",
-        help="Dev is where rubric versions are chosen. Test and all include the held-out test "
-        "comparisons: each switch to them is counted as a look at test.",
-    )
-    seen_key = f"calibration_view_seen_{study['id']}"
-    if view != "dev" and st.session_state.get(seen_key) != view:
-        try:
-            calibration.choose_view_split(
-                store, study["name"], view, ui.acting_user(store)["name"], settings
-            )
-        except ReviewAppError as exc:
-            st.error(ui.plain(exc))
-            st.stop()
-    st.session_state[seen_key] = view
+view = ui.split_view(store, study, settings) if split is not None else "all"
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
     report = calibration.calibration_report(store, study["name"], settings, view, looked_by="")

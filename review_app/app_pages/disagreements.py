@@ -30,14 +30,20 @@ st.caption(
 
 
 @st.cache_data(ttl=600, max_entries=4, show_spinner="Finding disagreements...")
-def load_disagreements(study: str, version: str, visible: bool, settings: Settings) -> pd.DataFrame:
+def load_disagreements(
+    study: str, version: str, visible: bool, settings: Settings, split: str
+) -> pd.DataFrame:
     """Every disagreement for one data version; filters apply to it without reloading."""
-    return calibration.disagreements(workspace.shared_store(settings), study, settings=settings)
+    return calibration.disagreements(
+        workspace.shared_store(settings), study, settings=settings, split=split
+    )
 
 
 settings = ui.settings()
+has_split = calibration.split_summary(store, study["name"]) is not None
+view = ui.split_view(store, study, settings, "disagreements") if has_split else "all"
 version = calibration.calibration_data_version(store, study["name"])
-everything = load_disagreements(study["name"], version, visible, settings)
+everything = load_disagreements(study["name"], version, visible, settings, view)
 judges = calibration.judge_labels(store, study["name"])
 real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))

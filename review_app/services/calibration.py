@@ -254,14 +254,16 @@ def disagreements(
     study: str,
     filters: DisagreementFilters | None = None,
     settings: Settings | None = None,
+    split: str = "all",
 ) -> pd.DataFrame:
     """Comparisons where a judge's combined verdict differs from the human majority, or where
     its two orders disagree, with both outputs, the votes with their rationales and the judge's
     explanation for each order. Largest length difference first. Before the study's thresholds
-    are locked the systems are written as A and B (`outcomes_visible` says which)."""
+    are locked the systems are written as A and B (`outcomes_visible` says which). With `split`
+    "dev" or "test", only that part of the study's split (recording a look is the caller's)."""
     settings = settings or Settings.from_env()
     study_row = store.require_study(study)
-    data = study_data.load(store, study_row, settings)
+    data = study_data.load(store, study_row, settings, split=split)
     texts = data.texts(store)
     pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
     if filters is not None and filters.judges:
