@@ -823,10 +823,14 @@ def _stats(args, settings, store) -> None:
             _print(line)
     for p in preferences:
         flag = "FLAGGED: " if p.flagged else ""
+        rates = (
+            f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
+            if p.judge_win_rate is not None and p.human_win_rate is not None
+            else ""
+        )
         _print(
             f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
-            f"{_fmt_estimate(p.shift.to_json())} (judge {p.judge_win_rate:.2f}, humans "
-            f"{p.human_win_rate:.2f})"
+            f"{_fmt_estimate(p.shift.to_json())}{rates}"
             if p.shift.value is not None
             else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
             "verdict and a vote"

@@ -3,10 +3,11 @@ browser (the comparisons where a judge and the humans, or a judge's two orders, 
 
 from __future__ import annotations
 
+
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -618,9 +619,13 @@ def self_preference(
     """For every real judge whose model family is known and matches a system's: the judge's
     win-rate shift toward that system relative to the humans, on that system's comparisons
     against systems of other families (paired CI; flagged when it excludes 0). Families come
-    from the names, overridden by REVIEW_APP_MODEL_FAMILIES."""
+    from the names, overridden by REVIEW_APP_MODEL_FAMILIES. Before the thresholds are locked
+    only the shift is given: the judge's and the humans' own win rates for the system would say
+    which system the humans prefer."""
     settings = settings or Settings.from_env()
-    data = study_data.load(store, store.require_study(study), settings, split=split)
+    study_row = store.require_study(study)
+    data = study_data.load(store, study_row, settings, split=split)
+    visible = outcomes_visible(store, study_row)
     overrides = families.parse_overrides(settings.model_families)
     pairs = data.pairs
     systems = sorted(set(pairs["system_x"]) | set(pairs["system_y"]))
@@ -637,15 +642,16 @@ def self_preference(
             other = pairs["system_y"].where(pairs["system_x"] == system, pairs["system_x"])
             own = (pairs["system_x"] == system) | (pairs["system_y"] == system)
             against = own & (other.map(system_family) != family)
-            out.append(
-                stats.self_preference(
-                    pairs[against],
-                    data.votes,
-                    data.verdicts,
-                    label,
-                    system,
-                    seed=settings.seed,
-                    n_boot=settings.bootstrap_resamples,
-                )
+            found = stats.self_preference(
+                pairs[against],
+                data.votes,
+                data.verdicts,
+                label,
+                system,
+                seed=settings.seed,
+                n_boot=settings.bootstrap_resamples,
             )
+            if not visible:
+                found = replace(found, judge_win_rate=None, human_win_rate=None)
+            out.append(found)
     return out
