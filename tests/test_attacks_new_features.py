@@ -51,3 +51,78 @@ def test_self_preference_names_no_win_rate_before_the_lock(demo_store, monkeypat
     (after,) = calibration.self_preference(demo_store, "demo", settings)
     assert after.human_win_rate is not None and after.judge_win_rate is not None
     assert after.shift.value == pytest.approx(found[0]["shift"]["value"])
+
+
+# ---- a careless user: bad grader files ----
+
+BAD_GRADERS = {
+    "type-list.yaml": ("name: g\nchecks:\n  - name: c\n    type: [regex]\n", ":4: ", "type"),
+    "unknown-type.yaml": ("name: g\nchecks:\n  - name: c\n    type: bogus\n", ":4: ", "type"),
+    "wrong-type.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: max_chars\n    n: '12'\n",
+        ":5: ",
+        "checks[0].n",
+    ),
+    "bad-regex.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: regex\n    pattern: '(['\n",
+        ":5: ",
+        "checks[0].pattern",
+    ),
+    "bad-schema.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema: {type: 12}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "remote-ref.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n"
+        "    schema: {$ref: 'http://203.0.113.1/x.json'}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "dangling-ref.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n"
+        "    schema: {$ref: '#/$defs/nope'}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "no-checks.yaml": ("name: g\nchecks: []\n", ":2: ", "checks"),
+    "twice.yaml": ("name: g\nchecks:\n  - name: c\n    type: json_valid\nname: h\n", ":5: ", "name"),
+    "latin1.yaml": (b"name: g\nchecks:\n  - name: caf\xe9\n    type: json_valid\n", ":3: ", "UTF-8"),
+}
+
+
+@pytest.mark.parametrize("file_name", sorted(BAD_GRADERS))
+def test_a_bad_grader_file_is_one_clear_line_and_changes_nothing(
+    demo_store, tmp_path, capsys, file_name
+):
+    text, line, field = BAD_GRADERS[file_name]
+    path = write(tmp_path / file_name, text)
+    count = "SELECT count(*) FROM grader_results"
+    before = demo_store.db.execute(count).fetchone()[0]
+    assert cli.main(["grade", "--study", "demo", "--grader", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{path}{line}" in err and field in err
+    assert demo_store.db.execute(count).fetchone()[0] == before
+    with pytest.raises(InputError):
+        graders.load_grader(path)
+
+
+def test_a_local_reference_in_a_schema_still_works(tmp_path):
+    grader = graders.parse_grader(
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema:\n"
+        "      $defs: {n: {type: integer}}\n      type: object\n"
+        "      properties: {a: {$ref: '#/$defs/n'}}\n"
+    )
+    import pandas as pd
+
+    outputs = pd.DataFrame(
+        {
+            "output_id": [1, 2],
+            "item_key": ["a", "b"],
+            "category": ["x", "x"],
+            "reference": [None, None],
+            "text": ['{"a": 1}', '{"a": "one"}'],
+        }
+    )
+    assert graders.run_checks(grader, outputs)["passed"].tolist() == [True, False]
