@@ -11,7 +11,7 @@ import pytest
 
 from review_app import cli, graders
 from review_app.errors import InputError
-from review_app.services import audit, calibration, grading, juries, people, thresholds
+from review_app.services import audit, calibration, people, thresholds
 from review_app.settings import Settings
 from tests.conftest import write
 
@@ -86,8 +86,16 @@ BAD_GRADERS = {
         "checks[0].schema",
     ),
     "no-checks.yaml": ("name: g\nchecks: []\n", ":2: ", "checks"),
-    "twice.yaml": ("name: g\nchecks:\n  - name: c\n    type: json_valid\nname: h\n", ":5: ", "name"),
-    "latin1.yaml": (b"name: g\nchecks:\n  - name: caf\xe9\n    type: json_valid\n", ":3: ", "UTF-8"),
+    "twice.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_valid\nname: h\n",
+        ":5: ",
+        "name",
+    ),
+    "latin1.yaml": (
+        b"name: g\nchecks:\n  - name: caf\xe9\n    type: json_valid\n",
+        ":3: ",
+        "UTF-8",
+    ),
 }
 
 
@@ -126,3 +134,64 @@ def test_a_local_reference_in_a_schema_still_works(tmp_path):
         }
     )
     assert graders.run_checks(grader, outputs)["passed"].tolist() == [True, False]
+
+
+# ---- tampering with the new tables ----
+
+
+def _sql(store, *statements: str) -> None:
+    """Edit the workspace file behind the app's back, as someone with the file could."""
+    conn = sqlite3.connect(_path(store))
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _path(store) -> str:
+    return store.db.execute("PRAGMA database_list").fetchone()[2]
+
+
+def _trigger_sql(store, name: str) -> str:
+    return store.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [name]).fetchone()[0]
+
+
+def test_audit_verify_notices_an_edited_grader_result_behind_the_triggers(demo_store, settings):
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "grader_results_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER grader_results_append_only_update",
+        "UPDATE grader_results SET passed = 1 - passed WHERE output_id = (SELECT min(output_id) "
+        "FROM grader_results)",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("results changed after grading" in p for p in problems), problems
+
+
+def test_audit_verify_notices_a_deleted_split_row_behind_the_triggers(demo_store, settings):
+    calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "comparison_splits_append_only_delete")
+    _sql(
+        demo_store,
+        "DROP TRIGGER comparison_splits_append_only_delete",
+        "DELETE FROM comparison_splits WHERE pair_id = (SELECT min(pair_id) FROM "
+        "comparison_splits WHERE part = 'test')",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("dev/test split changed" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("table", ["grader_results", "comparison_splits", "juries"])
+def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings, capsys, table):
+    name = f"{table}_append_only_update"
+    _sql(demo_store, f"DROP TRIGGER {name}")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    # A trigger of the same name that lets the change through protects nothing.
+    _sql(demo_store, f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} BEGIN SELECT 1; END")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    assert cli.main(["audit", "verify", "--study", "demo"]) == 1
+    assert f"table {table}: the append-only UPDATE trigger is missing" in capsys.readouterr().err

@@ -3,7 +3,6 @@ browser (the comparisons where a judge and the humans, or a judge's two orders, 
 
 from __future__ import annotations
 
-
 import hashlib
 import io
 import re
@@ -431,7 +430,12 @@ def make_split(
             by,
             "split comparisons",
             study_row["id"],
-            {"test_share": test_share, "seed": seed, **counts},
+            {
+                "test_share": test_share,
+                "seed": seed,
+                **counts,
+                "digest": store.split_digest(study_row["id"]),
+            },
         )
     return split_summary(store, study)
 
