@@ -677,6 +677,9 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--study", required=True)
     j.add_argument("--name", help="the jury's name (judge label jury/NAME)")
     j.add_argument("--judges", metavar="A,B,C", help="judge labels, comma-separated")
+    j.add_argument(
+        "--reason", default="", help="required once the thresholds are locked (a deviation)"
+    )
     j.set_defaults(handler=_jury)
 
     p = sub.add_parser(
@@ -946,6 +949,7 @@ def _jury(args, settings, store) -> None:
         _judge_pair(args.judges, 0, "--judges"),
         by=_actor_name(args, settings, store),
         settings=settings,
+        reason=args.reason,
     )
     _print(f"jury {jury['label']}: {', '.join(jury['members'])}")
 

@@ -18,9 +18,10 @@ from tests.conftest import write
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
 
 
-def _lock_demo(store, settings) -> None:
+def _lock_demo(store, settings, recommended: bool = True) -> None:
     people.add_reviewer(store, settings, "ada", "admin", "demo")
-    thresholds.add_recommended_thresholds(store, "demo", "ada")
+    if recommended:
+        thresholds.add_recommended_thresholds(store, "demo", "ada")
     thresholds.lock_thresholds(store, "demo", "ada", settings)
 
 
@@ -195,3 +196,54 @@ def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings
     assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
     assert cli.main(["audit", "verify", "--study", "demo"]) == 1
     assert f"table {table}: the append-only UPDATE trigger is missing" in capsys.readouterr().err
+
+
+# ---- bending a locked decision ----
+
+
+def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store, settings, capsys):
+    # A threshold may name a jury before it exists; after the lock its members could be picked
+    # to fit the results.
+    thresholds.add_threshold(
+        demo_store,
+        "demo",
+        "judge_win_rate",
+        {"judge": "jury/late", "system_a": "finetuned", "system_b": "base"},
+        ">",
+        0.5,
+        "ada",
+    )
+    _lock_demo(demo_store, settings, recommended=False)
+    study_id = demo_store.require_study("demo")["id"]
+    members = "example-llm-judge,baseline/longest"
+    args = ["jury", "--study", "demo", "--name", "late", "--judges", members]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert demo_store.juries(study_id) == [] and demo_store.deviations(study_id) == []
+
+    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 0
+    (deviation,) = demo_store.deviations(study_id)
+    assert "jury/late" in deviation["after"] and "too noisy" in deviation["reason"]
+    assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
+    assert "jury/late of example-llm-judge, baseline/longest" in capsys.readouterr().out
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys):
+    first = calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    before = demo_store.split_parts(demo_store.require_study("demo")["id"])
+    _lock_demo(demo_store, settings)
+    for share in ("0.5", "0.3"):
+        assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
+        assert "already split" in capsys.readouterr().err
+    assert demo_store.split_parts(demo_store.require_study("demo")["id"]) == before
+    assert calibration.split_summary(demo_store, "demo") == first
+
+
+@pytest.mark.parametrize("share", ["0", "1", "1.5", "-0.2"])
+def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share):
+    assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
+    err = capsys.readouterr().err
+    assert "test share" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert calibration.split_summary(demo_store, "demo") is None
