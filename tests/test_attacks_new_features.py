@@ -247,3 +247,103 @@ def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share
     err = capsys.readouterr().err
     assert "test share" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert calibration.split_summary(demo_store, "demo") is None
+
+
+def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store, settings, capsys):
+    from review_app.services import judging
+
+    _lock_demo(demo_store, settings)
+    study_id = demo_store.require_study("demo")["id"]
+    runs = len(judging.judge_runs(demo_store, settings, "demo"))
+    args = ["judge", "--study", "demo", "--rubric", str(judging.DEMO_RUBRIC)]
+    args += ["--judge", "baseline/first", "--seed", "7"]
+    # The plan (dry run) shows no outcome and changes nothing: allowed.
+    assert cli.main([*args, "--dry-run"]) == 0
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert len(judging.judge_runs(demo_store, settings, "demo")) == runs
+    assert demo_store.deviations(study_id) == []
+
+    assert cli.main([*args, "--reason", "a second seed for the position baseline"]) == 0
+    (deviation,) = demo_store.deviations(study_id)
+    assert "calls sent after the lock" in deviation["after"]
+    assert len(judging.judge_runs(demo_store, settings, "demo")) == runs + 1
+    # Running the finished run again sends nothing, so it needs no reason.
+    assert cli.main(args) == 0
+    assert len(demo_store.deviations(study_id)) == 1
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+# ---- a statistician ----
+
+
+def _obs(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["item", "system_a", "system_b", "score"])
+
+
+def test_bradley_terry_on_too_little_data_gives_no_interval_and_never_crashes():
+    from review_app import ranking
+
+    assert ranking.bradley_terry(_obs([])) == []
+    # One comparison, or several on one item: resampling items cannot give an interval.
+    for rows in ([("i1", "a", "b", 1.0)], [("i1", "a", "b", 1.0), ("i1", "a", "b", 0.0)]):
+        ratings = ranking.bradley_terry(_obs(rows), n_boot=200)
+        assert [r.ci for r in ratings] == [None, None]
+        json.dumps([r.to_json() for r in ratings], allow_nan=False)
+    # All ties: every system at 1000, none unbeaten.
+    ties = [(f"i{k}", "a", "b", 0.5) for k in range(8)] + [
+        (f"i{k}", "a", "c", 0.5) for k in range(8)
+    ]
+    ratings = ranking.bradley_terry(_obs(ties), n_boot=200)
+    assert {r.system: round(r.rating, 6) for r in ratings} == {"a": 1000, "b": 1000, "c": 1000}
+    assert not any(r.unbeaten for r in ratings)
+
+
+def test_length_controlled_win_rate_at_one_length_and_on_one_item():
+    import numpy as np
+    import pandas as pd
+
+    from review_app import ranking
+
+    rng = np.random.default_rng(3)
+    scores = rng.choice([0.0, 0.5, 1.0], size=40, p=[0.3, 0.1, 0.6])
+    same = pd.DataFrame({"item": [f"i{k}" for k in range(40)], "score": scores, "len_diff": 0})
+    value, ci, n = ranking.length_controlled_win_rate(same, n_boot=200)
+    assert n == 40 and value == pytest.approx(scores.mean(), abs=0.01)
+    assert ci is not None and ci[0] <= value <= ci[1]
+    one = pd.DataFrame({"item": ["i1"], "score": [1.0], "len_diff": [5]})
+    value, ci, n = ranking.length_controlled_win_rate(one, n_boot=200)
+    assert ci is None and n == 1 and value is not None and np.isfinite(value)
+    empty = pd.DataFrame({"item": [], "score": [], "len_diff": []})
+    assert ranking.length_controlled_win_rate(empty) == (None, None, 0)
+
+
+def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, tmp_path, capsys):
+    from review_app import gate
+    from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, make_study
+
+    make_study(store, tmp_path, n_items=6)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_X, "system_b": SYSTEM_Y, "source": "humans"},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, STUDY, "ada", settings)
+    assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
+    card = _strict_json(capsys.readouterr().out)
+    assert card["outcomes_visible"] is True
+    assert not card["ranking"].get("humans")
+    assert all(w["win_rate"] is None and w["lc_win_rate"] is None for w in card["win_rates"])
+    assert cli.main(["scorecard", "--study", STUDY]) == 0
+    assert "nan" not in capsys.readouterr().out.lower()
+    assert cli.main(["report", "--study", STUDY, "--format", "json"]) == 0
+    _strict_json(capsys.readouterr().out)
