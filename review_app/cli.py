@@ -1183,6 +1183,11 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         default="all",
         help="judge only the dev or test comparisons of the study's split",
     )
+    p.add_argument(
+        "--reason",
+        default="",
+        help="required once the thresholds are locked: the run is recorded as a deviation",
+    )
     p.set_defaults(handler=_judge)
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
@@ -1279,6 +1284,8 @@ def _judge(args, settings, store) -> None:
         on_progress=_ProgressBar(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
+        by=_actor_name(args, settings, store),
+        reason=args.reason,
     )
     _print(outcome.line())
     if outcome.failures:
@@ -1303,6 +1310,8 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
         on_progress=_BatchProgressLine(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
+        by=_actor_name(args, settings, store),
+        reason=args.reason,
     )
     _print(outcome.line())
     if outcome.status == "batched":
