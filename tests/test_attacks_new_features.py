@@ -347,3 +347,30 @@ def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, 
     assert "nan" not in capsys.readouterr().out.lower()
     assert cli.main(["report", "--study", STUDY, "--format", "json"]) == 0
     _strict_json(capsys.readouterr().out)
+
+
+def test_the_a_b_orientation_before_the_lock_comes_from_a_key_no_command_shows(
+    demo_store, settings, capsys
+):
+    # With the orientation derived from the seed (a public setting), anyone could map each
+    # comparison's A back to its system and read which system the humans prefer.
+    judges = "example-llm-judge,baseline/longest"
+
+    def compared() -> dict:
+        args = ["calibrate", "compare", "--study", "demo", "--judges", judges]
+        assert cli.main([*args, "--split", "all"]) == 0
+        capsys.readouterr()
+        assert cli.main([*args, "--split", "all", "--json"]) == 0
+        document = _strict_json(capsys.readouterr().out)
+        assert document["outcomes_visible"] is False
+        return {r["pair_id"]: r["human_majority"] for r in document["changed"]}
+
+    first = compared()
+    assert len(first) >= 10 and compared() == first  # stable in one workspace
+    key = demo_store.blinding_key()
+    assert len(key) == 64
+    assert cli.main(["settings"]) == 0 and key not in capsys.readouterr().out
+    _sql(demo_store, "UPDATE workspace_secrets SET value = 'another workspace'")
+    other = compared()
+    flipped = [p for p in first if {first[p], other[p]} == {"A", "B"}]
+    assert flipped and len(flipped) < len(first)
