@@ -112,6 +112,14 @@ def _user(args, settings, store, *roles: str) -> dict:
     return user
 
 
+def _deviation_actor(args, settings, store) -> str:
+    """Who a change is recorded as: after the lock, a change with a reason (a deviation) is an
+    admin's, named by their token; before it, as `_actor_name`."""
+    if args.reason and thresholds.is_locked(store, args.study):
+        return _user(args, settings, store, "admin")["name"]
+    return _actor_name(args, settings, store)
+
+
 def _actor_name(args, settings, store) -> str:
     """Who an import is recorded as: the token's holder when one is given."""
     token = args.token or settings.token
@@ -947,7 +955,7 @@ def _jury(args, settings, store) -> None:
         args.study,
         args.name,
         _judge_pair(args.judges, 0, "--judges"),
-        by=_actor_name(args, settings, store),
+        by=_deviation_actor(args, settings, store),
         settings=settings,
         reason=args.reason,
     )
@@ -1284,7 +1292,7 @@ def _judge(args, settings, store) -> None:
         on_progress=_ProgressBar(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
-        by=_actor_name(args, settings, store),
+        by=_deviation_actor(args, settings, store),
         reason=args.reason,
     )
     _print(outcome.line())
@@ -1310,7 +1318,7 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
         on_progress=_BatchProgressLine(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
-        by=_actor_name(args, settings, store),
+        by=_deviation_actor(args, settings, store),
         reason=args.reason,
     )
     _print(outcome.line())

@@ -18,11 +18,13 @@ from tests.conftest import write
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
 
 
-def _lock_demo(store, settings, recommended: bool = True) -> None:
-    people.add_reviewer(store, settings, "ada", "admin", "demo")
+def _lock_demo(store, settings, recommended: bool = True) -> str:
+    """Lock the demo study as admin ada; returns ada's personal token."""
+    _, link = people.add_reviewer(store, settings, "ada", "admin", "demo")
     if recommended:
         thresholds.add_recommended_thresholds(store, "demo", "ada")
     thresholds.lock_thresholds(store, "demo", "ada", settings)
+    return link.rsplit("token=", 1)[1]
 
 
 def _strict_json(text: str) -> dict:
@@ -201,7 +203,9 @@ def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings
 # ---- bending a locked decision ----
 
 
-def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store, settings, capsys):
+def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
+    demo_store, settings, capsys, monkeypatch
+):
     # A threshold may name a jury before it exists; after the lock its members could be picked
     # to fit the results.
     thresholds.add_threshold(
@@ -213,7 +217,7 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store
         0.5,
         "ada",
     )
-    _lock_demo(demo_store, settings, recommended=False)
+    token = _lock_demo(demo_store, settings, recommended=False)
     study_id = demo_store.require_study("demo")["id"]
     members = "example-llm-judge,baseline/longest"
     args = ["jury", "--study", "demo", "--name", "late", "--judges", members]
@@ -222,8 +226,13 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store
     assert "locked" in err and "reason" in err and "Traceback" not in err
     assert demo_store.juries(study_id) == [] and demo_store.deviations(study_id) == []
 
+    # A deviation is an admin's: without a token it is refused too.
+    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 1
+    assert "token" in capsys.readouterr().err and demo_store.juries(study_id) == []
+    monkeypatch.setenv("REVIEW_APP_TOKEN", token)
     assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 0
     (deviation,) = demo_store.deviations(study_id)
+    assert deviation["changed_by"] == "ada"
     assert "jury/late" in deviation["after"] and "too noisy" in deviation["reason"]
     assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
     assert "jury/late of example-llm-judge, baseline/longest" in capsys.readouterr().out
@@ -249,10 +258,12 @@ def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share
     assert calibration.split_summary(demo_store, "demo") is None
 
 
-def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(demo_store, settings, capsys):
+def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(
+    demo_store, settings, capsys, monkeypatch
+):
     from review_app.services import judging
 
-    _lock_demo(demo_store, settings)
+    monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
     study_id = demo_store.require_study("demo")["id"]
     runs = len(judging.judge_runs(demo_store, settings, "demo"))
     args = ["judge", "--study", "demo", "--rubric", str(judging.DEMO_RUBRIC)]
@@ -374,3 +385,48 @@ def test_the_a_b_orientation_before_the_lock_comes_from_a_key_no_command_shows(
     other = compared()
     flipped = [p for p in first if {first[p], other[p]} == {"A", "B"}]
     assert flipped and len(flipped) < len(first)
+
+
+def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_the_pinned_one(
+    demo_store, settings, tmp_path, capsys, monkeypatch
+):
+    from review_app.services import grading
+
+    monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
+    study_id = demo_store.require_study("demo")["id"]
+    pinned = grading.grader_summary(demo_store, "demo")
+    # The same grader name with a laxer check: every output now "passes" no-code-fences.
+    laxer = grading.DEMO_GRADER.read_text(encoding="utf-8").replace('text: "```"', 'text: "@@@"')
+    path = write(tmp_path / "demo-format.yaml", laxer)
+    count = "SELECT count(*) FROM grader_results"
+    before = demo_store.db.execute(count).fetchone()[0]
+    assert cli.main(["grade", "--study", "demo", "--grader", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert demo_store.db.execute(count).fetchone()[0] == before
+    assert demo_store.deviations(study_id) == []
+
+    args = ["grade", "--study", "demo", "--grader", str(path), "--reason", "fences are fine"]
+    assert cli.main(args) == 0
+    assert "deviation" in capsys.readouterr().out
+    (deviation,) = demo_store.deviations(study_id)
+    assert "demo-format" in deviation["after"] and deviation["reason"] == "fences are fine"
+    # What counts is still the version the lock pinned.
+    assert grading.grader_summary(demo_store, "demo") == pinned
+    assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
+    assert "fences are fine" in capsys.readouterr().out
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+def test_grade_prints_no_pass_rate_before_the_lock(demo_store, tmp_path, capsys):
+    grader = "name: g2\nchecks:\n  - name: short\n    type: max_chars\n    n: 400\n"
+    assert (
+        cli.main(["grade", "--study", "demo", "--grader", str(write(tmp_path / "g.yaml", grader))])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "hidden" in out and "%" not in out and "pass rate" not in out.replace("pass rates stay", "")
+    )
+    for name in ("finetuned", "base", "frontier"):
+        assert name not in out
