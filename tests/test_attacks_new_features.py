@@ -430,3 +430,24 @@ def test_grade_prints_no_pass_rate_before_the_lock(demo_store, tmp_path, capsys)
     )
     for name in ("finetuned", "base", "frontier"):
         assert name not in out
+
+
+# ---- the rubric editor ----
+
+
+@pytest.mark.parametrize("version", ["../../escaped", "a/b", "..", " 2"])
+def test_the_rubric_editor_never_writes_outside_its_folder(
+    demo_store, tmp_path, monkeypatch, version
+):
+    import re
+
+    from review_app.services import judging, rubric_editor
+
+    folder = tmp_path / "editor" / "rubrics"
+    monkeypatch.setenv("REVIEW_APP_RUBRICS", str(folder))
+    text = judging.DEMO_RUBRIC.read_text(encoding="utf-8")
+    text = re.sub(r"^version: .*$", f"version: '{version}'", text, flags=re.M)
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(InputError, match="version"):
+        rubric_editor.save_rubric_version(demo_store, Settings.from_env(), text)
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
