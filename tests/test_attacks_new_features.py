@@ -451,3 +451,99 @@ def test_the_rubric_editor_never_writes_outside_its_folder(
     with pytest.raises(InputError, match="version"):
         rubric_editor.save_rubric_version(demo_store, Settings.from_env(), text)
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+# ---- a careless user at the command line ----
+
+CARELESS = {
+    "jury of one": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge"],
+        "at least two",
+    ),
+    "unknown judge": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge,ghost"],
+        "no judge 'ghost'",
+    ),
+    "judge twice": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "baseline/first,baseline/first"],
+        "named twice",
+    ),
+    "jury in a jury": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge,jury/x"],
+        "is a jury",
+    ),
+    "jury without judges": (["jury", "--study", "demo", "--name", "j"], "--judges"),
+    "missing reference": (["scorecard", "--study", "demo", "--reference", "nosuch"], "nosuch"),
+    "missing base": (["scorecard", "--study", "demo", "--base", "nosuch"], "nosuch"),
+    "unknown source": (
+        ["export", "preferences", "--study", "demo", "--format", "jsonl", "--source", "nobody"],
+        "nobody",
+    ),
+    "compare one judge": (
+        ["calibrate", "compare", "--study", "demo", "--judges", "example-llm-judge"],
+        "--judges",
+    ),
+    "compare unknown judge": (
+        ["calibrate", "compare", "--study", "demo", "--judges", "example-llm-judge,ghost"]
+        + ["--split", "all"],
+        "ghost",
+    ),
+    "confirm without split": (
+        ["calibrate", "confirm", "--study", "demo", "--judge", "example-llm-judge"],
+        "split",
+    ),
+    "grade a missing file": (
+        ["grade", "--study", "demo", "--grader", "nowhere.yaml"],
+        "nowhere.yaml",
+    ),
+    "grade a missing study": (
+        ["grade", "--study", "nostudy", "--grader", "graders/demo-format.yaml"],
+        "nostudy",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CARELESS))
+def test_a_careless_command_is_one_clear_line_exit_1_and_changes_nothing(
+    demo_store, settings, capsys, case
+):
+    from tests.conftest import ROOT
+
+    _lock_demo(demo_store, settings)
+    args, expected = CARELESS[case]
+    args = [str(ROOT / a) if a.startswith("graders/") else a for a in args]
+    tables = ("juries", "grader_results", "comparison_splits", "test_looks", "audit_log")
+    before = {t: demo_store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    after = {t: demo_store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    assert after == before
+
+
+def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, settings, tmp_path):
+    from review_app.services import grading, signoff
+
+    grader = (
+        "name: sparse\nchecks:\n  - name: nowhere\n    type: json_valid\n    categories: [none-such]\n"
+        "  - name: short\n    type: max_chars\n    n: 100000\n"
+    )
+    grading.grade(demo_store, "demo", write(tmp_path / "sparse.yaml", grader), "ada")
+    thresholds.add_threshold(
+        demo_store,
+        "demo",
+        "grader_pass_rate",
+        {"check": "nowhere", "grader": "sparse"},
+        ">=",
+        0.5,
+        "ada",
+    )
+    _lock_demo(demo_store, settings, recommended=False)
+    summary = grading.grader_summary(demo_store, "demo")
+    json.dumps(summary, allow_nan=False)
+    checks = {(g["grader"], g["check"]) for g in summary["graders"]}
+    assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
+    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
+    assert nowhere.outcome == "inconclusive"
