@@ -547,3 +547,44 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, se
     decision = signoff.evaluate_gate(demo_store, "demo", settings)
     (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
     assert nowhere.outcome == "inconclusive"
+
+
+def test_every_json_document_of_the_new_commands_is_strict_json(
+    demo_store, settings, capsys, monkeypatch
+):
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("REVIEW_APP_MODEL_FAMILIES", FAMILIES)
+    grader = str(ROOT / "graders" / "demo-format.yaml")
+    judges = "example-llm-judge,baseline/longest"
+    assert cli.main(["jury", "--study", "demo", "--name", "pair", "--judges", judges]) == 0
+    assert cli.main(["calibrate", "split", "--study", "demo"]) == 0
+    capsys.readouterr()
+    commands = [
+        ["stats", "--study", "demo", "--json"],
+        ["stats", "--study", "demo", "--json", "--split", "dev"],
+        ["stats", "--study", "demo", "--json", "--split", "test"],
+        ["calibrate", "show", "--study", "demo", "--json"],
+        [
+            "calibrate",
+            "compare",
+            "--study",
+            "demo",
+            "--judges",
+            "example-llm-judge,jury/pair",
+            "--json",
+        ],
+        ["calibrate", "confirm", "--study", "demo", "--judge", "jury/pair", "--json"],
+        ["scorecard", "--study", "demo", "--json"],
+        ["grade", "--study", "demo", "--grader", grader, "--json"],
+    ]
+    for locked in (False, True):
+        if locked:
+            monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
+            commands.append(["report", "--study", "demo", "--format", "json"])
+        for args in commands:
+            assert cli.main(args) == 0, args
+            document = _strict_json(capsys.readouterr().out)
+            if not locked:
+                text = json.dumps(document)
+                assert 'win_rate": 0' not in text and '"rate": 0' not in text, args
