@@ -11,7 +11,7 @@ import pytest
 
 from review_app import cli, graders
 from review_app.errors import InputError
-from review_app.services import audit, calibration, people, thresholds
+from review_app.services import audit, calibration, juries, people, thresholds
 from review_app.settings import Settings
 from tests.conftest import write
 
@@ -588,3 +588,18 @@ def test_every_json_document_of_the_new_commands_is_strict_json(
             if not locked:
                 text = json.dumps(document)
                 assert 'win_rate": 0' not in text and '"rate": 0' not in text, args
+
+
+def test_audit_verify_notices_a_jury_whose_members_were_changed(demo_store, settings):
+    judges = ["example-llm-judge", "baseline/longest"]
+    juries.create_jury(demo_store, "demo", "pair", judges, by="ada", settings=settings)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "juries_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER juries_append_only_update",
+        """UPDATE juries SET members = '["example-llm-judge", "baseline/shortest"]'""",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("jury jury/pair" in p for p in problems), problems

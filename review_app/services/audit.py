@@ -107,8 +107,9 @@ def _digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str
 
 
 def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
-    """Grader results and the dev/test split against the digests recorded when they were
-    written (the latest record per grader version counts: grading again may add results)."""
+    """Grader results, the dev/test split and the juries against what the audit log recorded
+    when they were written (the latest record per grader version counts: grading again may add
+    results)."""
     latest: dict[str, tuple[dict, dict]] = {}
     split: tuple[dict, dict] | None = None
     for entry in entries:
@@ -127,6 +128,18 @@ def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) ->
                 f"grader {detail.get('grader')} {content_hash[:12]}: results changed after "
                 f"grading at {entry['at']}: {detail['digest']['results']} results then, "
                 f"{now['results']} now, or their content differs"
+            )
+    logged_juries = {
+        json.loads(e["detail"])["name"]: json.loads(e["detail"])["members"]
+        for e in entries
+        if e["action"] == "created jury"
+    }
+    stored_juries = {j["name"]: j["members"] for j in store.juries(study["id"])}
+    for name in sorted(set(logged_juries) | set(stored_juries)):
+        if logged_juries.get(name) != stored_juries.get(name):
+            problems.append(
+                f"jury jury/{name}: its members are {stored_juries.get(name) or 'gone'} but "
+                f"the audit log recorded {logged_juries.get(name) or 'no such jury'}"
             )
     if split is not None and store.split_digest(study["id"]) != split[1]["digest"]:
         now = store.split_digest(study["id"])
