@@ -135,22 +135,38 @@ def parse_grader(text: str, source: str = "<grader>") -> Grader:
     return _Validator(source, root).grader(data)
 
 
-def _no_duplicate_keys(node: yaml.Node | None, source: str) -> None:
-    """YAML keeps the last of two equal keys silently; a grader file names each key once."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[object] = set()
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
-            if name in seen:
-                raise InputError(
-                    f"{source}:{key.start_mark.line + 1}: key {name!r} appears twice in one "
-                    "mapping; keep one"
-                )
-            seen.add(name)
-            _no_duplicate_keys(value, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _no_duplicate_keys(item, source)
+# A grader file is a few dozen checks: past this many values (aliases counted each time they are
+# used) it is a file built to exhaust memory, not a grader.
+MAX_NODES = 100_000
+
+
+def _no_duplicate_keys(root: yaml.Node | None, source: str) -> None:
+    """YAML keeps the last of two equal keys silently; a grader file names each key once. Nested
+    aliases could make a short file expand to billions of values: past `MAX_NODES` it is
+    refused before anything expands it."""
+    stack = [root]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise InputError(
+                f"{source}: the file expands to more than {MAX_NODES} values (through anchors "
+                "and aliases); a grader needs far fewer"
+            )
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+                if name in seen:
+                    raise InputError(
+                        f"{source}:{key.start_mark.line + 1}: key {name!r} appears twice in one "
+                        "mapping; keep one"
+                    )
+                seen.add(name)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _field_label(field: tuple[str | int, ...]) -> str:

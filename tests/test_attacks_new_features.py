@@ -603,3 +603,24 @@ def test_audit_verify_notices_a_jury_whose_members_were_changed(demo_store, sett
     )
     problems = audit.verify(demo_store, "demo", settings)
     assert any("jury jury/pair" in p for p in problems), problems
+
+
+def test_a_grader_file_of_nested_aliases_is_refused_quickly():
+    import time
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    bomb = "\n".join(levels)
+    # Inside a schema the aliases would be expanded (validated, hashed): refused before that.
+    text = "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema:\n      enum: *a11\n"
+    started = time.monotonic()
+    with pytest.raises(InputError, match="expands"):
+        graders.parse_grader(bomb + "\n" + text.replace("name: g", "name: g", 1), "bomb.yaml")
+    assert time.monotonic() - started < 5
+    # A few shared anchors are fine.
+    shared = (
+        "name: g\nchecks:\n  - name: c\n    type: json_valid\n    categories: &cats [a, b]\n"
+        "  - name: d\n    type: max_chars\n    n: 10\n    categories: *cats\n"
+    )
+    assert graders.parse_grader(shared).check("d").categories == ("a", "b")
