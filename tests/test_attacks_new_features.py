@@ -624,3 +624,27 @@ def test_a_grader_file_of_nested_aliases_is_refused_quickly():
         "  - name: d\n    type: max_chars\n    n: 10\n    categories: *cats\n"
     )
     assert graders.parse_grader(shared).check("d").categories == ("a", "b")
+
+
+def test_the_judge_runs_screen_after_the_lock_asks_for_a_reason(demo_store, settings):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    _lock_demo(demo_store, settings)
+    study_id = demo_store.require_study("demo")["id"]
+    at = AppTest.from_file(str(ROOT / "review_app" / "app_pages" / "judge_runs.py"))
+    at.default_timeout = 60
+    at.query_params["token"] = demo_store.demo_links["demo-admin"].split("token=")[1]
+    at.run()
+    at.text_input(key="judge_name").set_value("baseline/random").run()
+    at.checkbox(key="judge_both_orders").uncheck().run()
+    at.button(key="judge_start").click().run()
+    assert not at.exception
+    assert any("reason" in e.value for e in at.error)
+    assert demo_store.deviations(study_id) == []
+    at.text_input(key="judge_reason").set_value("one order is enough for the baseline").run()
+    at.button(key="judge_start").click().run()
+    assert not at.exception and "128 verdicts stored" in at.success[0].value
+    (deviation,) = demo_store.deviations(study_id)
+    assert deviation["changed_by"] == "demo-admin"
