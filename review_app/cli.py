@@ -112,6 +112,14 @@ def _user(args, settings, store, *roles: str) -> dict:
     return user
 
 
+def _deviation_actor(args, settings, store) -> str:
+    """Who a change is recorded as: after the lock, a change with a reason (a deviation) is an
+    admin's, named by their token; before it, as `_actor_name`."""
+    if args.reason and thresholds.is_locked(store, args.study):
+        return _user(args, settings, store, "admin")["name"]
+    return _actor_name(args, settings, store)
+
+
 def _actor_name(args, settings, store) -> str:
     """Who an import is recorded as: the token's holder when one is given."""
     token = args.token or settings.token
@@ -678,6 +686,9 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--study", required=True)
     j.add_argument("--name", help="the jury's name (judge label jury/NAME)")
     j.add_argument("--judges", metavar="A,B,C", help="judge labels, comma-separated")
+    j.add_argument(
+        "--reason", default="", help="required once the thresholds are locked (a deviation)"
+    )
     j.set_defaults(handler=_jury)
 
     p = sub.add_parser(
@@ -844,14 +855,14 @@ def _stats(args, settings, store) -> None:
             _print(line)
     for p in preferences:
         flag = "FLAGGED: " if p.flagged else ""
+        rates = (
+            f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
+            if p.judge_win_rate is not None and p.human_win_rate is not None
+            else ""
+        )
         _print(
             f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
-            f"{_fmt_estimate(p.shift.to_json())}"
-            + (
-                f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
-                if visible
-                else " (win rates shown once the thresholds are locked)"
-            )
+            f"{_fmt_estimate(p.shift.to_json())}{rates}"
             if p.shift.value is not None
             else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
             "verdict and a vote"
@@ -965,8 +976,9 @@ def _jury(args, settings, store) -> None:
         args.study,
         args.name,
         _judge_pair(args.judges, 0, "--judges"),
-        by=_actor_name(args, settings, store),
+        by=_deviation_actor(args, settings, store),
         settings=settings,
+        reason=args.reason,
     )
     _print(f"jury {jury['label']}: {', '.join(jury['members'])}")
 
@@ -1200,6 +1212,11 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
         default="all",
         help="judge only the dev or test comparisons of the study's split",
     )
+    p.add_argument(
+        "--reason",
+        default="",
+        help="required once the thresholds are locked: the run is recorded as a deviation",
+    )
     p.set_defaults(handler=_judge)
 
     r = sub.add_parser("judge-runs", help="list a study's judge runs with their totals")
@@ -1296,6 +1313,8 @@ def _judge(args, settings, store) -> None:
         on_progress=_ProgressBar(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
+        by=_deviation_actor(args, settings, store),
+        reason=args.reason,
     )
     _print(outcome.line())
     if outcome.failures:
@@ -1320,6 +1339,8 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
         on_progress=_BatchProgressLine(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
+        by=_deviation_actor(args, settings, store),
+        reason=args.reason,
     )
     _print(outcome.line())
     if outcome.status == "batched":

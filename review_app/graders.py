@@ -111,10 +111,14 @@ def load_grader(path: str | Path) -> Grader:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise InputError(
-            f"{path}: cannot read grader file: {getattr(exc, 'strerror', None) or exc}"
+            f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the grader "
+            "file as UTF-8"
         ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read grader file: {exc.strerror or exc}") from None
     return parse_grader(text, str(path))
 
 
@@ -127,7 +131,42 @@ def parse_grader(text: str, source: str = "<grader>") -> Grader:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise InputError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    _no_duplicate_keys(root, source)
     return _Validator(source, root).grader(data)
+
+
+# A grader file is a few dozen checks: past this many values (aliases counted each time they are
+# used) it is a file built to exhaust memory, not a grader.
+MAX_NODES = 100_000
+
+
+def _no_duplicate_keys(root: yaml.Node | None, source: str) -> None:
+    """YAML keeps the last of two equal keys silently; a grader file names each key once. Nested
+    aliases could make a short file expand to billions of values: past `MAX_NODES` it is
+    refused before anything expands it."""
+    stack = [root]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise InputError(
+                f"{source}: the file expands to more than {MAX_NODES} values (through anchors "
+                "and aliases); a grader needs far fewer"
+            )
+        if isinstance(node, yaml.MappingNode):
+            seen: set[object] = set()
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
+                if name in seen:
+                    raise InputError(
+                        f"{source}:{key.start_mark.line + 1}: key {name!r} appears twice in one "
+                        "mapping; keep one"
+                    )
+                seen.add(name)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _field_label(field: tuple[str | int, ...]) -> str:
@@ -236,7 +275,7 @@ class _Validator:
         if not _NAME.match(name):
             raise self.fail((*field, "name"), "use lower-case letters, digits, '-', '_' or '.'")
         kind = data["type"]
-        if kind not in CHECK_TYPES:
+        if not isinstance(kind, str) or kind not in CHECK_TYPES:
             raise self.fail(
                 (*field, "type"), f"unknown check type {kind!r}; one of {', '.join(CHECK_TYPES)}"
             )
@@ -285,6 +324,9 @@ class _Validator:
             raise self.fail(
                 (*field, "schema"), f"not a valid JSON Schema at {where}: {exc.message}"
             ) from None
+        problem = _unresolvable_reference(schema)
+        if problem:
+            raise self.fail((*field, "schema"), problem)
         return {"schema": schema}
 
     def _max_chars(self, data: dict, field: tuple) -> dict:
@@ -298,6 +340,36 @@ class _Validator:
             return {"labels": None}
         labels = self.names(data["labels"], (*field, "labels"))
         return {"labels": sorted({normalize_text(label) for label in labels})}
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in ("$ref", "$dynamicRef") and isinstance(v, str)]
+        return found + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
+def _unresolvable_reference(schema: dict | bool) -> str | None:
+    """Why a `$ref` of the schema cannot be followed (grading never fetches anything), or None.
+    Only references inside the schema itself (`#/...`) are allowed."""
+    for ref in _references(schema):
+        if not ref.startswith("#"):
+            return (
+                f"$ref {ref!r} points outside the schema; grading reads no other file or URL, so "
+                "put the definition under $defs and use '#/$defs/NAME'"
+            )
+        node: Any = schema
+        for step in ref[1:].lstrip("/").split("/") if ref not in ("#", "#/") else []:
+            step = step.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and step in node:
+                node = node[step]
+            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+                node = node[int(step)]
+            else:
+                return f"$ref {ref!r} points to nothing in the schema"
+    return None
 
 
 # ---- running checks ----

@@ -3,6 +3,7 @@ the applied versions are recorded in `_migrations`, so opening a workspace is id
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import sqlite_utils
@@ -349,6 +350,17 @@ def _v11_guidelines_and_exclusions_append_only(db: sqlite_utils.Database) -> Non
     _append_only(db, ("reviewer_exclusions", "study_guidelines"))
 
 
+def _v12_blinding_key(db: sqlite_utils.Database) -> None:
+    # Before the lock, screens and commands write a comparison's systems as A and B in a random
+    # orientation per comparison. The orientation comes from this random key, which no command
+    # shows: derived from the seed (a setting anyone can read), it could be recomputed.
+    db.execute("CREATE TABLE workspace_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        "INSERT INTO workspace_secrets (name, value) VALUES ('blinding', ?)",
+        [secrets.token_hex(32)],
+    )
+
+
 def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
     # A batch is recorded with its requests before it is sent, so a crash never leaves a paid
     # batch unknown and a request in a batch not yet collected is never sent again.
@@ -557,4 +569,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         "reviewer guidelines and exclusions append-only",
         _v11_guidelines_and_exclusions_append_only,
     ),
+    (12, "a random key for writing systems as A and B before the lock", _v12_blinding_key),
 ]

@@ -265,11 +265,20 @@ def bradley_terry(obs: pd.DataFrame, seed: int = 0, n_boot: int = 1000) -> list[
     A system that never loses would have an infinite maximum-likelihood rating; a virtual tie
     worth `BT_PRIOR_GAMES` comparisons between every two systems keeps it finite (and is
     reported through `Rating.unbeaten`)."""
+    if obs.empty:
+        return []
     items = _item_codes(obs)
     resampler = Resampler(int(items.max()) + 1 if len(items) else 0)
     ranking = _add_ranking(resampler, obs.assign(item=items), systems_of(obs))
     observed, resampled = resampler.run(seed, n_boot)
-    return _rating_results(ranking, observed, resampled)
+    return _rating_results(ranking, observed, _if_resamplable(resampled, items))
+
+
+def _if_resamplable(resampled: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The resamples, or none when the observations come from fewer than two items: resampling
+    one item only repeats it, and a zero-width "interval" would claim a certainty there is not
+    (no CI is given then)."""
+    return resampled if len(np.unique(items)) >= 2 else resampled[:0]
 
 
 def systems_of(obs: pd.DataFrame) -> list[str]:
@@ -353,7 +362,7 @@ def length_controlled_win_rate(
     value = float(_lc_value(lc, observed))
     return (
         value if np.isfinite(value) else None,
-        _ci(_lc_value(lc, resampled)) if len(obs) else None,
+        _ci(_lc_value(lc, resampled)) if len(np.unique(items)) >= 2 else None,
         len(obs),
     )
 
@@ -415,7 +424,7 @@ def scorecard_statistics(
     resampler = Resampler(n_items)
     sources = list(dict.fromkeys(obs["source"].unique()))
     rankings = {}
-    lcs: list[tuple[str, str, str, int, _LengthControlled]] = []
+    lcs: list[tuple[str, str, str, int, int, _LengthControlled]] = []
     for source, of_source in obs.groupby("source", sort=False, observed=True):
         rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
         for a, b in comparisons:
@@ -429,7 +438,8 @@ def scorecard_statistics(
                 score=np.where(flip, 1 - rows["score"], rows["score"]),
                 len_diff=np.where(flip, -rows["len_diff"], rows["len_diff"]),
             )
-            lcs.append((source, a, b, len(rows), _add_length_controlled(resampler, oriented)))
+            lc = _add_length_controlled(resampler, oriented)
+            lcs.append((source, a, b, len(rows), rows["item"].nunique(), lc))
 
     groups, names = _group_codes(ratings, rating_keys)
     k = len(names)
@@ -444,7 +454,7 @@ def scorecard_statistics(
 
     observed, resampled = resampler.run(seed, n_boot)
     length_controlled = []
-    for source, a, b, n, lc in lcs:
+    for source, a, b, n, n_items_lc, lc in lcs:
         value = float(_lc_value(lc, observed))
         length_controlled.append(
             LengthControlled(
@@ -452,7 +462,7 @@ def scorecard_statistics(
                 a,
                 b,
                 value if np.isfinite(value) else None,
-                _ci(_lc_value(lc, resampled)),
+                _ci(_lc_value(lc, resampled)) if n_items_lc >= 2 else None,
                 n,
             )
         )
@@ -470,8 +480,12 @@ def scorecard_statistics(
         table["ci"] = [m.ci for m in means]
         table["n"] = [m.n for m in means]
         frames.append(table[[*rating_keys, "value", "ci", "n"]])
+    source_items = {s: obs.loc[obs["source"] == s, "item"].to_numpy() for s in sources}
     return ScorecardStatistics(
-        {s: _rating_results(rankings[s], observed, resampled) for s in sources},
+        {
+            s: _rating_results(rankings[s], observed, _if_resamplable(resampled, source_items[s]))
+            for s in sources
+        },
         length_controlled,
         pd.concat(frames, ignore_index=True),
     )

@@ -156,7 +156,8 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
     found = calibration.self_preference(store, "s", settings)
     assert [(p.judge, p.system) for p in found] == [("openai/gpt-4o", "gpt-4o")]
     (gpt,) = found
-    assert gpt.judge_win_rate == 1.0 and gpt.human_win_rate == 0.5
+    # Before the lock only the shift shows: the win rates themselves are outcomes.
+    assert gpt.judge_win_rate is None and gpt.human_win_rate is None
     assert gpt.shift.value == pytest.approx(0.5) and gpt.flagged
     assert gpt.shift.n == n  # only gpt-4o's comparisons (against another family)
 

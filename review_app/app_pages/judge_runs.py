@@ -135,6 +135,12 @@ if plan is not None:
         label = "Send batch"
     else:
         label = "Start run" if plan.n_stored == 0 else "Resume run"
+    reason = ""
+    if thresholds.is_locked(store, study["name"]) and plan.n_missing:
+        reason = st.text_input(
+            "Reason (the thresholds are locked: this run is listed in the report as a deviation)",
+            key="judge_reason",
+        )
     start = st.button(label, key="judge_start", type="primary", disabled=plan.n_missing == 0)
     if start and batch:
         try:
@@ -147,6 +153,8 @@ if plan is not None:
                 both_orders=both_orders,
                 wait=False,
                 split=split,
+                by=user["name"],
+                reason=reason,
             )
         except ReviewAppError as exc:
             st.error(ui.plain(exc))
@@ -179,6 +187,8 @@ if plan is not None:
                 tpm=int(tpm) or None,
                 on_progress=show,
                 split=split,
+                by=user["name"],
+                reason=reason,
             )
         except ReviewAppError as exc:
             st.error(ui.plain(exc))

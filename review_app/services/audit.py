@@ -106,6 +106,51 @@ def _digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str
     return problems
 
 
+def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
+    """Grader results, the dev/test split and the juries against what the audit log recorded
+    when they were written (the latest record per grader version counts: grading again may add
+    results)."""
+    latest: dict[str, tuple[dict, dict]] = {}
+    split: tuple[dict, dict] | None = None
+    for entry in entries:
+        detail = json.loads(entry["detail"])
+        if not detail.get("digest"):
+            continue
+        if entry["action"] == "graded":
+            latest[detail["content_hash"]] = (entry, detail)
+        elif entry["action"] == "split comparisons":
+            split = (entry, detail)
+    problems = []
+    for content_hash, (entry, detail) in latest.items():
+        now = store.grader_results_digest(study["id"], content_hash)
+        if now != detail["digest"]:
+            problems.append(
+                f"grader {detail.get('grader')} {content_hash[:12]}: results changed after "
+                f"grading at {entry['at']}: {detail['digest']['results']} results then, "
+                f"{now['results']} now, or their content differs"
+            )
+    logged_juries = {
+        json.loads(e["detail"])["name"]: json.loads(e["detail"])["members"]
+        for e in entries
+        if e["action"] == "created jury"
+    }
+    stored_juries = {j["name"]: j["members"] for j in store.juries(study["id"])}
+    for name in sorted(set(logged_juries) | set(stored_juries)):
+        if logged_juries.get(name) != stored_juries.get(name):
+            problems.append(
+                f"jury jury/{name}: its members are {stored_juries.get(name) or 'gone'} but "
+                f"the audit log recorded {logged_juries.get(name) or 'no such jury'}"
+            )
+    if split is not None and store.split_digest(study["id"]) != split[1]["digest"]:
+        now = store.split_digest(study["id"])
+        problems.append(
+            f"the dev/test split changed after it was recorded at {split[0]['at']}: "
+            f"{split[1]['digest']['rows']} comparisons then, {now['rows']} now, or their parts "
+            "differ"
+        )
+    return problems
+
+
 def _signoff_problems(store: Store, study: dict) -> list[str]:
     problems = []
     for row in store.signoff_reports(study["id"]):
@@ -145,6 +190,7 @@ def verify(
     problems = chain_problems(entries) + _trigger_problems(store)
     problems += _lock_problems(store, row, study_entries)
     problems += _digest_problems(store, row, study_entries)
+    problems += _recorded_digest_problems(store, row, study_entries)
     problems += _signoff_problems(store, row)
     if report_path is not None:
         problems += report_file_problems(report_path, settings, entries)

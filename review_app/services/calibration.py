@@ -4,9 +4,10 @@ browser (the comparisons where a judge and the humans, or a judge's two orders, 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -174,16 +175,18 @@ _SIDE_COLUMNS = (
 _NAMED_COLUMNS = ("human_majority", "judge_verdict", "verdict_x_first", "verdict_y_first")
 
 
-def _flipped(seed: int, pair_id: int) -> bool:
-    return hashlib.sha256(f"blind:{seed}:{pair_id}".encode()).digest()[0] % 2 == 1
+def _flipped(key: str, pair_id: int) -> bool:
+    """Whether the comparison's systems are written as B and A: keyed with the workspace's
+    random blinding key, so nobody can recompute it from public settings."""
+    return hmac.new(key.encode(), f"blind:{pair_id}".encode(), hashlib.sha256).digest()[0] % 2 == 1
 
 
-def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, seed: int) -> pd.DataFrame:
+def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, key: str) -> pd.DataFrame:
     """The disagreement rows with each pair's systems written as A and B, in a random orientation
     per pair: whether a judge agrees with the humans still shows, which system either of them
     prefers does not (before the lock, outcomes stay hidden)."""
     out = frame.copy()
-    flip = frame["pair_id"].map(lambda p: _flipped(seed, int(p))).to_numpy(dtype=bool)
+    flip = frame["pair_id"].map(lambda p: _flipped(key, int(p))).to_numpy(dtype=bool)
     for left, right in _SIDE_COLUMNS:
         a, b = frame[left].to_numpy(dtype=object), frame[right].to_numpy(dtype=object)
         out[left], out[right] = np.where(flip, b, a), np.where(flip, a, b)
@@ -312,7 +315,7 @@ def disagreements(
     )
     frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
     if not outcomes_visible(store, study_row):
-        frame = _blinded(frame, votes, settings.seed)
+        frame = _blinded(frame, votes, store.blinding_key())
     return filter_disagreements(frame, filters) if filters is not None else frame
 
 
@@ -433,7 +436,12 @@ def make_split(
             by,
             "split comparisons",
             study_row["id"],
-            {"test_share": test_share, "seed": seed, **counts},
+            {
+                "test_share": test_share,
+                "seed": seed,
+                **counts,
+                "digest": store.split_digest(study_row["id"]),
+            },
         )
     return split_summary(store, study)
 
@@ -544,13 +552,14 @@ def compare_versions(
     rows = comparison.changed.merge(data.pairs, on="pair_id")
     majority = stats.majority_labels(data.pairs, data.votes)
     visible = outcomes_visible(store, study_row)
+    key = store.blinding_key()
 
     def name(outcome, x, y, pair_id):
         if outcome is None or (isinstance(outcome, float) and np.isnan(outcome)):
             return None
         if visible:
             return _system_name(outcome, x, y)
-        letters = ("B", "A") if _flipped(settings.seed, int(pair_id)) else ("A", "B")
+        letters = ("B", "A") if _flipped(key, int(pair_id)) else ("A", "B")
         return {"x": letters[0], "y": letters[1]}.get(outcome, outcome)
 
     def named(column: str) -> list:
@@ -576,6 +585,10 @@ def compare_versions(
         },
         columns=CHANGED_COLUMNS,
     )
+    for column in ("verdict_a", "verdict_b", "human_majority"):
+        # None, not NaN, marks "no verdict" or "no votes" (for JSON and the screen alike).
+        values = changed[column].astype(object)
+        changed[column] = values.where(values.notna(), None)
     if split == "test":
         record_test_look(store, study, [judge_a, judge_b], by=by)
     return VersionComparison(study, split, comparison, changed.reset_index(drop=True), visible)
@@ -653,16 +666,20 @@ def self_preference(
     """For every real judge whose model family is known and matches a system's: the judge's
     win-rate shift toward that system relative to the humans, on that system's comparisons
     against systems of other families (paired CI; flagged when it excludes 0). Families come
-    from the names, overridden by REVIEW_APP_MODEL_FAMILIES."""
+    from the names, overridden by REVIEW_APP_MODEL_FAMILIES. Before the thresholds are locked
+    only the shift is given: the judge's and the humans' own win rates for the system would say
+    which system the humans prefer."""
     settings = settings or Settings.from_env()
-    data = study_data.load(store, store.require_study(study), settings, split=split)
-    return self_preference_of(data, settings)
+    study_row = store.require_study(study)
+    data = study_data.load(store, study_row, settings, split=split)
+    return self_preference_of(data, settings, visible=outcomes_visible(store, study_row))
 
 
 def self_preference_of(
-    data: study_data.StudyData, settings: Settings
+    data: study_data.StudyData, settings: Settings, visible: bool = True
 ) -> list[stats.SelfPreference]:
-    """`self_preference` on study data already loaded (the sign-off report reads it once)."""
+    """`self_preference` on study data already loaded (the sign-off report reads it once);
+    without `visible`, the judge's and the humans' own win rates are left out."""
     overrides = families.parse_overrides(settings.model_families)
     pairs = data.pairs
     systems = sorted(set(pairs["system_x"]) | set(pairs["system_y"]))
@@ -679,17 +696,18 @@ def self_preference_of(
             other = pairs["system_y"].where(pairs["system_x"] == system, pairs["system_x"])
             own = (pairs["system_x"] == system) | (pairs["system_y"] == system)
             against = own & (other.map(system_family) != family)
-            out.append(
-                stats.self_preference(
-                    pairs[against],
-                    data.votes,
-                    data.verdicts,
-                    label,
-                    system,
-                    seed=settings.seed,
-                    n_boot=settings.bootstrap_resamples,
-                )
+            found = stats.self_preference(
+                pairs[against],
+                data.votes,
+                data.verdicts,
+                label,
+                system,
+                seed=settings.seed,
+                n_boot=settings.bootstrap_resamples,
             )
+            if not visible:
+                found = replace(found, judge_win_rate=None, human_win_rate=None)
+            out.append(found)
     return out
 
 

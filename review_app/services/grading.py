@@ -149,6 +149,7 @@ def grade(
                 results=new,
                 after_lock=lock is not None,
                 reason=reason.strip(),
+                digest=store.grader_results_digest(study_row["id"], grader.content_hash),
             )
     return GradeOutcome(
         study,

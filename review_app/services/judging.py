@@ -359,9 +359,34 @@ def _in_split(store: Store, study_row: dict, pairs: list[dict], split: str) -> l
     return [p for p in pairs if parts.get(p["pair_id"]) == split]
 
 
-def _open_run(store: Store, plan: JudgePlan, status: str) -> int:
-    """The run the plan resumes, or a new one; its status set to `status`."""
+def _open_run(store: Store, plan: JudgePlan, status: str, by: str = "cli", reason: str = "") -> int:
+    """The run the plan resumes, or a new one; its status set to `status`. After the lock, a run
+    that would send calls adds verdicts the gate may decide on (a rubric written after seeing
+    the results, say): like an import of verdicts it needs a reason and is recorded as a
+    deviation the report lists."""
     with store.transaction():
+        locked = store.threshold_lock(plan.study_id) is not None
+        if locked and plan.calls:
+            if not reason.strip():
+                raise Conflict(
+                    f"the thresholds of study {plan.study!r} are locked: judging now would add "
+                    "verdicts the gate decides on; give a reason, which the report lists as a "
+                    "deviation"
+                )
+            store.insert_deviation(
+                plan.study_id,
+                by,
+                f"{plan.label}: {plan.n_total - len(plan.calls)} of {plan.n_total} calls "
+                "at the lock",
+                f"{plan.label}: {len(plan.calls)} calls sent after the lock",
+                reason.strip(),
+            )
+            store.append_audit(
+                by,
+                "judged after the lock",
+                plan.study_id,
+                {"judge": plan.label, "calls": len(plan.calls), "reason": reason.strip()},
+            )
         rubric_id = None
         if not is_baseline(plan.judge):
             rubric = plan.rubric
@@ -402,6 +427,8 @@ def start_judge_run(
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
     split: str = "all",
+    by: str = "cli",
+    reason: str = "",
 ) -> JudgeRunOutcome:
     """Judge the study's pairs, sending only the calls this run does not hold yet.
 
@@ -421,7 +448,7 @@ def start_judge_run(
     prices = _prices(settings)
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
-    run_id = _open_run(store, plan, "running")
+    run_id = _open_run(store, plan, "running", by, reason)
     # Another process may have stored verdicts or sent batches since the plan: never send those.
     calls = missing_calls(plan.calls, store.verdict_keys(run_id) | store.open_batch_keys(run_id))
     if on_start:
@@ -575,6 +602,8 @@ def start_batch_run(
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
     split: str = "all",
+    by: str = "cli",
+    reason: str = "",
 ) -> BatchRunOutcome:
     """Judge the study's pairs through the provider's batch API, at the batch price.
 
@@ -590,7 +619,7 @@ def start_batch_run(
     # The key is checked before the run is recorded, as for an interactive run.
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
-    run_id = _open_run(store, plan, "batched")
+    run_id = _open_run(store, plan, "batched", by, reason)
     if on_start:
         on_start(plan)
     pairs = store.pairs_frame(plan.study_id).to_dict("records")

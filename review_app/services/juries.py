@@ -29,9 +29,12 @@ def create_jury(
     members: list[str],
     by: str = "cli",
     settings: Settings | None = None,
+    reason: str = "",
 ) -> dict:
     """Store a jury of `members` (judge labels of the study, at least two, none a jury); its
-    verdicts appear as judge `jury/NAME` wherever judges do. A name is used once per study."""
+    verdicts appear as judge `jury/NAME` wherever judges do. A name is used once per study.
+    After the lock a jury could be chosen to fit the results a threshold already names, so it
+    needs a reason and is recorded as a deviation the report lists."""
     settings = settings or Settings.from_env()
     if not _NAME.match(name or ""):
         raise InputError(
@@ -58,8 +61,23 @@ def create_jury(
     with store.transaction():
         if any(j["name"] == name for j in store.juries(study_row["id"])):
             raise Conflict(f"study {study} already has a jury named {name}")
+        locked = store.threshold_lock(study_row["id"]) is not None
+        if locked and not reason.strip():
+            raise InputError(
+                f"the thresholds of study {study} are locked: a jury made now needs a reason, "
+                "which the report lists as a deviation"
+            )
         jury_id = store.insert_jury(study_row["id"], name, members, by)
-        store.append_audit(by, "created jury", study_row["id"], {"name": name, "members": members})
+        if locked:
+            store.insert_deviation(
+                study_row["id"],
+                by,
+                f"no {jury_label(name)} at the lock",
+                f"{jury_label(name)} of {', '.join(members)}",
+                reason.strip(),
+            )
+        detail = {"name": name, "members": members, "after_lock": locked, "reason": reason.strip()}
+        store.append_audit(by, "created jury", study_row["id"], detail)
     return {"id": jury_id, "name": name, "label": jury_label(name), "members": members}
 
 

@@ -5,6 +5,7 @@ B only), and save the text as a new rubric version beside the other rubric files
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from review_app.settings import Settings
 from review_app.store import Store
 
 EDITOR_SOURCE = "rubric (editor)"
+_FILE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ def save_rubric_version(store: Store, settings: Settings, text: str) -> Path:
     if check.rubric is None:
         raise InputError(check.error or "the rubric does not load")
     rubric = check.rubric
+    if not _FILE_PART.match(str(rubric.version)):
+        # The version is part of the file name: a "/" in it would name another folder.
+        raise InputError(
+            f"{EDITOR_SOURCE}: version {rubric.version!r}: use letters, digits, '.', '-' or '_' "
+            "(it becomes part of the file name)"
+        )
     for choice in judging.available_rubrics(settings):
         if choice.rubric is None:
             continue

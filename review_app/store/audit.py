@@ -51,12 +51,44 @@ class AuditQueries(StoreBase):
         return self._rows("SELECT * FROM audit_log WHERE study_id = ? ORDER BY id", [study_id])
 
     def append_only_triggers(self) -> dict[str, set[str]]:
-        """table -> the append-only triggers it has now (UPDATE and DELETE)."""
+        """table -> the events (UPDATE, DELETE) its triggers refuse now. A trigger counts by
+        what it does, not by its name: one that does not abort the change, or only under a
+        condition, protects nothing."""
         found: dict[str, set[str]] = {table: set() for table in APPEND_ONLY_TABLES}
-        for row in self._rows("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"):
-            if row["tbl_name"] in found and row["name"].endswith(("_update", "_delete")):
-                found[row["tbl_name"]].add(row["name"].rsplit("_", 1)[1].upper())
+        for row in self._rows(
+            "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
+        ):
+            sql = " ".join(row["sql"].upper().split())
+            if row["tbl_name"] not in found or " WHEN " in sql:
+                continue
+            if "BEGIN SELECT RAISE(ABORT," not in sql.replace("( ", "(").replace(" ,", ","):
+                continue
+            for event in ("UPDATE", "DELETE"):
+                if f" BEFORE {event} ON " in sql:
+                    found[row["tbl_name"]].add(event)
         return found
+
+    def grader_results_digest(self, study_id: int, content_hash: str) -> dict:
+        """A digest of every stored result of one grader version on a study: recorded when
+        results are added, so an edited or removed result shows in `audit verify`."""
+        rows = self.db.execute(
+            "SELECT r.output_id, r.check_name, r.passed, r.label FROM grader_results r "
+            "JOIN graders g ON g.id = r.grader_id WHERE r.study_id = ? AND g.content_hash = ? "
+            "ORDER BY r.output_id, r.check_name",
+            [study_id, content_hash],
+        ).fetchall()
+        digest = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
+        return {"results": len(rows), "sha256": digest}
+
+    def split_digest(self, study_id: int) -> dict:
+        """A digest of a study's dev/test split rows, recorded with the split."""
+        rows = self.db.execute(
+            "SELECT pair_id, part, test_share, seed FROM comparison_splits WHERE study_id = ? "
+            "ORDER BY pair_id",
+            [study_id],
+        ).fetchall()
+        digest = hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()
+        return {"rows": len(rows), "sha256": digest}
 
     def votes_digest(self, study_id: int, up_to_id: int | None = None) -> dict:
         """A digest of every vote row of a study (up to a vote id): recorded at the lock and at

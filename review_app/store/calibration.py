@@ -30,6 +30,10 @@ class CalibrationQueries(StoreBase):
             [(study_id, p, part, test_share, seed, by, at) for p, part in parts.items()],
         )
 
+    def blinding_key(self) -> str:
+        """The workspace's random key for the A/B orientation of comparisons before the lock."""
+        return self._one("SELECT value FROM workspace_secrets WHERE name = 'blinding'")["value"]
+
     def split_parts(self, study_id: int) -> dict[int, str]:
         """pair_id -> 'dev' | 'test'; empty when the study has no split."""
         rows = self._rows(

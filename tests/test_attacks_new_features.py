@@ -1,0 +1,650 @@
+"""Attacks on graders, the scorecard, rubric iteration, juries and self-preference: an admin who
+wants outcomes before the lock or to bend a locked decision, a careless user, a statistician.
+Each attempt must be refused with a one-line error, recorded, or answered honestly."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from review_app import cli, graders
+from review_app.errors import InputError
+from review_app.services import audit, calibration, juries, people, thresholds
+from review_app.settings import Settings
+from tests.conftest import write
+
+FAMILIES = "example-llm-judge=openai,finetuned=openai"
+
+
+def _lock_demo(store, settings, recommended: bool = True) -> str:
+    """Lock the demo study as admin ada; returns ada's personal token."""
+    _, link = people.add_reviewer(store, settings, "ada", "admin", "demo")
+    if recommended:
+        thresholds.add_recommended_thresholds(store, "demo", "ada")
+    thresholds.lock_thresholds(store, "demo", "ada", settings)
+    return link.rsplit("token=", 1)[1]
+
+
+def _strict_json(text: str) -> dict:
+    document = json.loads(text)
+    json.dumps(document, allow_nan=False)
+    return document
+
+
+# ---- outcomes before the lock ----
+
+
+def test_self_preference_names_no_win_rate_before_the_lock(demo_store, monkeypatch, capsys):
+    monkeypatch.setenv("REVIEW_APP_MODEL_FAMILIES", FAMILIES)
+    settings = Settings.from_env()
+    assert cli.main(["stats", "--study", "demo", "--json"]) == 0
+    found = _strict_json(capsys.readouterr().out)["self_preference"]
+    assert [(p["judge"], p["system"]) for p in found] == [("example-llm-judge", "finetuned")]
+    # The shift (judge minus humans) is a bias figure; the humans' own win rate is an outcome.
+    assert found[0]["shift"]["value"] is not None
+    assert found[0]["human_win_rate"] is None and found[0]["judge_win_rate"] is None
+    assert cli.main(["stats", "--study", "demo"]) == 0
+    text = capsys.readouterr().out
+    (line,) = [x for x in text.splitlines() if "self-preference of" in x]
+    assert "for finetuned" in line and "humans" not in line and "(judge" not in line
+
+    _lock_demo(demo_store, settings)
+    (after,) = calibration.self_preference(demo_store, "demo", settings)
+    assert after.human_win_rate is not None and after.judge_win_rate is not None
+    assert after.shift.value == pytest.approx(found[0]["shift"]["value"])
+
+
+# ---- a careless user: bad grader files ----
+
+BAD_GRADERS = {
+    "type-list.yaml": ("name: g\nchecks:\n  - name: c\n    type: [regex]\n", ":4: ", "type"),
+    "unknown-type.yaml": ("name: g\nchecks:\n  - name: c\n    type: bogus\n", ":4: ", "type"),
+    "wrong-type.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: max_chars\n    n: '12'\n",
+        ":5: ",
+        "checks[0].n",
+    ),
+    "bad-regex.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: regex\n    pattern: '(['\n",
+        ":5: ",
+        "checks[0].pattern",
+    ),
+    "bad-schema.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema: {type: 12}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "remote-ref.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n"
+        "    schema: {$ref: 'http://203.0.113.1/x.json'}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "dangling-ref.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n"
+        "    schema: {$ref: '#/$defs/nope'}\n",
+        ":5: ",
+        "checks[0].schema",
+    ),
+    "no-checks.yaml": ("name: g\nchecks: []\n", ":2: ", "checks"),
+    "twice.yaml": (
+        "name: g\nchecks:\n  - name: c\n    type: json_valid\nname: h\n",
+        ":5: ",
+        "name",
+    ),
+    "latin1.yaml": (
+        b"name: g\nchecks:\n  - name: caf\xe9\n    type: json_valid\n",
+        ":3: ",
+        "UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("file_name", sorted(BAD_GRADERS))
+def test_a_bad_grader_file_is_one_clear_line_and_changes_nothing(
+    demo_store, tmp_path, capsys, file_name
+):
+    text, line, field = BAD_GRADERS[file_name]
+    path = write(tmp_path / file_name, text)
+    count = "SELECT count(*) FROM grader_results"
+    before = demo_store.db.execute(count).fetchone()[0]
+    assert cli.main(["grade", "--study", "demo", "--grader", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{path}{line}" in err and field in err
+    assert demo_store.db.execute(count).fetchone()[0] == before
+    with pytest.raises(InputError):
+        graders.load_grader(path)
+
+
+def test_a_local_reference_in_a_schema_still_works(tmp_path):
+    grader = graders.parse_grader(
+        "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema:\n"
+        "      $defs: {n: {type: integer}}\n      type: object\n"
+        "      properties: {a: {$ref: '#/$defs/n'}}\n"
+    )
+    import pandas as pd
+
+    outputs = pd.DataFrame(
+        {
+            "output_id": [1, 2],
+            "item_key": ["a", "b"],
+            "category": ["x", "x"],
+            "reference": [None, None],
+            "text": ['{"a": 1}', '{"a": "one"}'],
+        }
+    )
+    assert graders.run_checks(grader, outputs)["passed"].tolist() == [True, False]
+
+
+# ---- tampering with the new tables ----
+
+
+def _sql(store, *statements: str) -> None:
+    """Edit the workspace file behind the app's back, as someone with the file could."""
+    conn = sqlite3.connect(_path(store))
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _path(store) -> str:
+    return store.db.execute("PRAGMA database_list").fetchone()[2]
+
+
+def _trigger_sql(store, name: str) -> str:
+    return store.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [name]).fetchone()[0]
+
+
+def test_audit_verify_notices_an_edited_grader_result_behind_the_triggers(demo_store, settings):
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "grader_results_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER grader_results_append_only_update",
+        "UPDATE grader_results SET passed = 1 - passed WHERE output_id = (SELECT min(output_id) "
+        "FROM grader_results)",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("results changed after grading" in p for p in problems), problems
+
+
+def test_audit_verify_notices_a_deleted_split_row_behind_the_triggers(demo_store, settings):
+    calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "comparison_splits_append_only_delete")
+    _sql(
+        demo_store,
+        "DROP TRIGGER comparison_splits_append_only_delete",
+        "DELETE FROM comparison_splits WHERE pair_id = (SELECT min(pair_id) FROM "
+        "comparison_splits WHERE part = 'test')",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("dev/test split changed" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("table", ["grader_results", "comparison_splits", "juries"])
+def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings, capsys, table):
+    name = f"{table}_append_only_update"
+    _sql(demo_store, f"DROP TRIGGER {name}")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    # A trigger of the same name that lets the change through protects nothing.
+    _sql(demo_store, f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} BEGIN SELECT 1; END")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    assert cli.main(["audit", "verify", "--study", "demo"]) == 1
+    assert f"table {table}: the append-only UPDATE trigger is missing" in capsys.readouterr().err
+
+
+# ---- bending a locked decision ----
+
+
+def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
+    demo_store, settings, capsys, monkeypatch
+):
+    # A threshold may name a jury before it exists; after the lock its members could be picked
+    # to fit the results.
+    thresholds.add_threshold(
+        demo_store,
+        "demo",
+        "judge_win_rate",
+        {"judge": "jury/late", "system_a": "finetuned", "system_b": "base"},
+        ">",
+        0.5,
+        "ada",
+    )
+    token = _lock_demo(demo_store, settings, recommended=False)
+    study_id = demo_store.require_study("demo")["id"]
+    members = "example-llm-judge,baseline/longest"
+    args = ["jury", "--study", "demo", "--name", "late", "--judges", members]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert demo_store.juries(study_id) == [] and demo_store.deviations(study_id) == []
+
+    # A deviation is an admin's: without a token it is refused too.
+    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 1
+    assert "token" in capsys.readouterr().err and demo_store.juries(study_id) == []
+    monkeypatch.setenv("REVIEW_APP_TOKEN", token)
+    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 0
+    (deviation,) = demo_store.deviations(study_id)
+    assert deviation["changed_by"] == "ada"
+    assert "jury/late" in deviation["after"] and "too noisy" in deviation["reason"]
+    assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
+    assert "jury/late of example-llm-judge, baseline/longest" in capsys.readouterr().out
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys):
+    first = calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    before = demo_store.split_parts(demo_store.require_study("demo")["id"])
+    _lock_demo(demo_store, settings)
+    for share in ("0.5", "0.3"):
+        assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
+        assert "already split" in capsys.readouterr().err
+    assert demo_store.split_parts(demo_store.require_study("demo")["id"]) == before
+    assert calibration.split_summary(demo_store, "demo") == first
+
+
+@pytest.mark.parametrize("share", ["0", "1", "1.5", "-0.2"])
+def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share):
+    assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
+    err = capsys.readouterr().err
+    assert "test share" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert calibration.split_summary(demo_store, "demo") is None
+
+
+def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(
+    demo_store, settings, capsys, monkeypatch
+):
+    from review_app.services import judging
+
+    monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
+    study_id = demo_store.require_study("demo")["id"]
+    runs = len(judging.judge_runs(demo_store, settings, "demo"))
+    args = ["judge", "--study", "demo", "--rubric", str(judging.DEMO_RUBRIC)]
+    args += ["--judge", "baseline/first", "--seed", "7"]
+    # The plan (dry run) shows no outcome and changes nothing: allowed.
+    assert cli.main([*args, "--dry-run"]) == 0
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert len(judging.judge_runs(demo_store, settings, "demo")) == runs
+    assert demo_store.deviations(study_id) == []
+
+    assert cli.main([*args, "--reason", "a second seed for the position baseline"]) == 0
+    (deviation,) = demo_store.deviations(study_id)
+    assert "calls sent after the lock" in deviation["after"]
+    assert len(judging.judge_runs(demo_store, settings, "demo")) == runs + 1
+    # Running the finished run again sends nothing, so it needs no reason.
+    assert cli.main(args) == 0
+    assert len(demo_store.deviations(study_id)) == 1
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+# ---- a statistician ----
+
+
+def _obs(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["item", "system_a", "system_b", "score"])
+
+
+def test_bradley_terry_on_too_little_data_gives_no_interval_and_never_crashes():
+    from review_app import ranking
+
+    assert ranking.bradley_terry(_obs([])) == []
+    # One comparison, or several on one item: resampling items cannot give an interval.
+    for rows in ([("i1", "a", "b", 1.0)], [("i1", "a", "b", 1.0), ("i1", "a", "b", 0.0)]):
+        ratings = ranking.bradley_terry(_obs(rows), n_boot=200)
+        assert [r.ci for r in ratings] == [None, None]
+        json.dumps([r.to_json() for r in ratings], allow_nan=False)
+    # All ties: every system at 1000, none unbeaten.
+    ties = [(f"i{k}", "a", "b", 0.5) for k in range(8)] + [
+        (f"i{k}", "a", "c", 0.5) for k in range(8)
+    ]
+    ratings = ranking.bradley_terry(_obs(ties), n_boot=200)
+    assert {r.system: round(r.rating, 6) for r in ratings} == {"a": 1000, "b": 1000, "c": 1000}
+    assert not any(r.unbeaten for r in ratings)
+
+
+def test_length_controlled_win_rate_at_one_length_and_on_one_item():
+    import numpy as np
+    import pandas as pd
+
+    from review_app import ranking
+
+    rng = np.random.default_rng(3)
+    scores = rng.choice([0.0, 0.5, 1.0], size=40, p=[0.3, 0.1, 0.6])
+    same = pd.DataFrame({"item": [f"i{k}" for k in range(40)], "score": scores, "len_diff": 0})
+    value, ci, n = ranking.length_controlled_win_rate(same, n_boot=200)
+    assert n == 40 and value == pytest.approx(scores.mean(), abs=0.01)
+    assert ci is not None and ci[0] <= value <= ci[1]
+    one = pd.DataFrame({"item": ["i1"], "score": [1.0], "len_diff": [5]})
+    value, ci, n = ranking.length_controlled_win_rate(one, n_boot=200)
+    assert ci is None and n == 1 and value is not None and np.isfinite(value)
+    empty = pd.DataFrame({"item": [], "score": [], "len_diff": []})
+    assert ranking.length_controlled_win_rate(empty) == (None, None, 0)
+
+
+def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, tmp_path, capsys):
+    from review_app import gate
+    from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, make_study
+
+    make_study(store, tmp_path, n_items=6)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_X, "system_b": SYSTEM_Y, "source": "humans"},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, STUDY, "ada", settings)
+    assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
+    card = _strict_json(capsys.readouterr().out)
+    assert card["outcomes_visible"] is True
+    assert not card["ranking"].get("humans")
+    assert all(w["win_rate"] is None and w["lc_win_rate"] is None for w in card["win_rates"])
+    assert cli.main(["scorecard", "--study", STUDY]) == 0
+    assert "nan" not in capsys.readouterr().out.lower()
+    assert cli.main(["report", "--study", STUDY, "--format", "json"]) == 0
+    _strict_json(capsys.readouterr().out)
+
+
+def test_the_a_b_orientation_before_the_lock_comes_from_a_key_no_command_shows(
+    demo_store, settings, capsys
+):
+    # With the orientation derived from the seed (a public setting), anyone could map each
+    # comparison's A back to its system and read which system the humans prefer.
+    judges = "example-llm-judge,baseline/longest"
+
+    def compared() -> dict:
+        args = ["calibrate", "compare", "--study", "demo", "--judges", judges]
+        assert cli.main([*args, "--split", "all"]) == 0
+        capsys.readouterr()
+        assert cli.main([*args, "--split", "all", "--json"]) == 0
+        document = _strict_json(capsys.readouterr().out)
+        assert document["outcomes_visible"] is False
+        return {r["pair_id"]: r["human_majority"] for r in document["changed"]}
+
+    first = compared()
+    assert len(first) >= 10 and compared() == first  # stable in one workspace
+    key = demo_store.blinding_key()
+    assert len(key) == 64
+    assert cli.main(["settings"]) == 0 and key not in capsys.readouterr().out
+    _sql(demo_store, "UPDATE workspace_secrets SET value = 'another workspace'")
+    other = compared()
+    flipped = [p for p in first if {first[p], other[p]} == {"A", "B"}]
+    assert flipped and len(flipped) < len(first)
+
+
+def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_the_pinned_one(
+    demo_store, settings, tmp_path, capsys, monkeypatch
+):
+    from review_app.services import grading
+
+    monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
+    study_id = demo_store.require_study("demo")["id"]
+    pinned = grading.grader_summary(demo_store, "demo")
+    # The same grader name with a laxer check: every output now "passes" no-code-fences.
+    laxer = grading.DEMO_GRADER.read_text(encoding="utf-8").replace('text: "```"', 'text: "@@@"')
+    path = write(tmp_path / "demo-format.yaml", laxer)
+    count = "SELECT count(*) FROM grader_results"
+    before = demo_store.db.execute(count).fetchone()[0]
+    assert cli.main(["grade", "--study", "demo", "--grader", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "locked" in err and "reason" in err and "Traceback" not in err
+    assert demo_store.db.execute(count).fetchone()[0] == before
+    assert demo_store.deviations(study_id) == []
+
+    args = ["grade", "--study", "demo", "--grader", str(path), "--reason", "fences are fine"]
+    assert cli.main(args) == 0
+    assert "deviation" in capsys.readouterr().out
+    (deviation,) = demo_store.deviations(study_id)
+    assert "demo-format" in deviation["after"] and deviation["reason"] == "fences are fine"
+    # What counts is still the version the lock pinned.
+    assert grading.grader_summary(demo_store, "demo") == pinned
+    assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
+    assert "fences are fine" in capsys.readouterr().out
+    assert audit.verify(demo_store, "demo", settings) == []
+
+
+def test_grade_prints_no_pass_rate_before_the_lock(demo_store, tmp_path, capsys):
+    grader = "name: g2\nchecks:\n  - name: short\n    type: max_chars\n    n: 400\n"
+    assert (
+        cli.main(["grade", "--study", "demo", "--grader", str(write(tmp_path / "g.yaml", grader))])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "hidden" in out and "%" not in out and "pass rate" not in out.replace("pass rates stay", "")
+    )
+    for name in ("finetuned", "base", "frontier"):
+        assert name not in out
+
+
+# ---- the rubric editor ----
+
+
+@pytest.mark.parametrize("version", ["../../escaped", "a/b", "..", " 2"])
+def test_the_rubric_editor_never_writes_outside_its_folder(
+    demo_store, tmp_path, monkeypatch, version
+):
+    import re
+
+    from review_app.services import judging, rubric_editor
+
+    folder = tmp_path / "editor" / "rubrics"
+    monkeypatch.setenv("REVIEW_APP_RUBRICS", str(folder))
+    text = judging.DEMO_RUBRIC.read_text(encoding="utf-8")
+    text = re.sub(r"^version: .*$", f"version: '{version}'", text, flags=re.M)
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    with pytest.raises(InputError, match="version"):
+        rubric_editor.save_rubric_version(demo_store, Settings.from_env(), text)
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+# ---- a careless user at the command line ----
+
+CARELESS = {
+    "jury of one": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge"],
+        "at least two",
+    ),
+    "unknown judge": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge,ghost"],
+        "no judge 'ghost'",
+    ),
+    "judge twice": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "baseline/first,baseline/first"],
+        "named twice",
+    ),
+    "jury in a jury": (
+        ["jury", "--study", "demo", "--name", "j", "--judges", "example-llm-judge,jury/x"],
+        "is a jury",
+    ),
+    "jury without judges": (["jury", "--study", "demo", "--name", "j"], "--judges"),
+    "missing reference": (["scorecard", "--study", "demo", "--reference", "nosuch"], "nosuch"),
+    "missing base": (["scorecard", "--study", "demo", "--base", "nosuch"], "nosuch"),
+    "unknown source": (
+        ["export", "preferences", "--study", "demo", "--format", "jsonl", "--source", "nobody"],
+        "nobody",
+    ),
+    "compare one judge": (
+        ["calibrate", "compare", "--study", "demo", "--judges", "example-llm-judge"],
+        "--judges",
+    ),
+    "compare unknown judge": (
+        ["calibrate", "compare", "--study", "demo", "--judges", "example-llm-judge,ghost"]
+        + ["--split", "all"],
+        "ghost",
+    ),
+    "confirm without split": (
+        ["calibrate", "confirm", "--study", "demo", "--judge", "example-llm-judge"],
+        "split",
+    ),
+    "grade a missing file": (
+        ["grade", "--study", "demo", "--grader", "nowhere.yaml"],
+        "nowhere.yaml",
+    ),
+    "grade a missing study": (
+        ["grade", "--study", "nostudy", "--grader", "graders/demo-format.yaml"],
+        "nostudy",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CARELESS))
+def test_a_careless_command_is_one_clear_line_exit_1_and_changes_nothing(
+    demo_store, settings, capsys, case
+):
+    from tests.conftest import ROOT
+
+    _lock_demo(demo_store, settings)
+    args, expected = CARELESS[case]
+    args = [str(ROOT / a) if a.startswith("graders/") else a for a in args]
+    tables = ("juries", "grader_results", "comparison_splits", "test_looks", "audit_log")
+    before = {t: demo_store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert expected in err
+    after = {t: demo_store.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    assert after == before
+
+
+def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, settings, tmp_path):
+    from review_app.services import grading, signoff
+
+    grader = (
+        "name: sparse\nchecks:\n  - name: nowhere\n    type: json_valid\n    categories: [none-such]\n"
+        "  - name: short\n    type: max_chars\n    n: 100000\n"
+    )
+    grading.grade(demo_store, "demo", write(tmp_path / "sparse.yaml", grader), "ada")
+    thresholds.add_threshold(
+        demo_store,
+        "demo",
+        "grader_pass_rate",
+        {"check": "nowhere", "grader": "sparse"},
+        ">=",
+        0.5,
+        "ada",
+    )
+    _lock_demo(demo_store, settings, recommended=False)
+    summary = grading.grader_summary(demo_store, "demo")
+    json.dumps(summary, allow_nan=False)
+    checks = {(g["grader"], g["check"]) for g in summary["graders"]}
+    assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
+    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
+    assert nowhere.outcome == "inconclusive"
+
+
+def test_every_json_document_of_the_new_commands_is_strict_json(
+    demo_store, settings, capsys, monkeypatch
+):
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("REVIEW_APP_MODEL_FAMILIES", FAMILIES)
+    grader = str(ROOT / "graders" / "demo-format.yaml")
+    judges = "example-llm-judge,baseline/longest"
+    assert cli.main(["jury", "--study", "demo", "--name", "pair", "--judges", judges]) == 0
+    assert cli.main(["calibrate", "split", "--study", "demo"]) == 0
+    capsys.readouterr()
+    commands = [
+        ["stats", "--study", "demo", "--json"],
+        ["stats", "--study", "demo", "--json", "--split", "dev"],
+        ["stats", "--study", "demo", "--json", "--split", "test"],
+        ["calibrate", "show", "--study", "demo", "--json"],
+        [
+            "calibrate",
+            "compare",
+            "--study",
+            "demo",
+            "--judges",
+            "example-llm-judge,jury/pair",
+            "--json",
+        ],
+        ["calibrate", "confirm", "--study", "demo", "--judge", "jury/pair", "--json"],
+        ["scorecard", "--study", "demo", "--json"],
+        ["grade", "--study", "demo", "--grader", grader, "--json"],
+    ]
+    for locked in (False, True):
+        if locked:
+            monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
+            commands.append(["report", "--study", "demo", "--format", "json"])
+        for args in commands:
+            assert cli.main(args) == 0, args
+            document = _strict_json(capsys.readouterr().out)
+            if not locked:
+                text = json.dumps(document)
+                assert 'win_rate": 0' not in text and '"rate": 0' not in text, args
+
+
+def test_audit_verify_notices_a_jury_whose_members_were_changed(demo_store, settings):
+    judges = ["example-llm-judge", "baseline/longest"]
+    juries.create_jury(demo_store, "demo", "pair", judges, by="ada", settings=settings)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "juries_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER juries_append_only_update",
+        """UPDATE juries SET members = '["example-llm-judge", "baseline/shortest"]'""",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("jury jury/pair" in p for p in problems), problems
+
+
+def test_a_grader_file_of_nested_aliases_is_refused_quickly():
+    import time
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    bomb = "\n".join(levels)
+    # Inside a schema the aliases would be expanded (validated, hashed): refused before that.
+    text = "name: g\nchecks:\n  - name: c\n    type: json_schema\n    schema:\n      enum: *a11\n"
+    started = time.monotonic()
+    with pytest.raises(InputError, match="expands"):
+        graders.parse_grader(bomb + "\n" + text.replace("name: g", "name: g", 1), "bomb.yaml")
+    assert time.monotonic() - started < 5
+    # A few shared anchors are fine.
+    shared = (
+        "name: g\nchecks:\n  - name: c\n    type: json_valid\n    categories: &cats [a, b]\n"
+        "  - name: d\n    type: max_chars\n    n: 10\n    categories: *cats\n"
+    )
+    assert graders.parse_grader(shared).check("d").categories == ("a", "b")
+
+
+def test_the_judge_runs_screen_after_the_lock_asks_for_a_reason(demo_store, settings):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    _lock_demo(demo_store, settings)
+    study_id = demo_store.require_study("demo")["id"]
+    at = AppTest.from_file(str(ROOT / "review_app" / "app_pages" / "judge_runs.py"))
+    at.default_timeout = 60
+    at.query_params["token"] = demo_store.demo_links["demo-admin"].split("token=")[1]
+    at.run()
+    at.text_input(key="judge_name").set_value("baseline/random").run()
+    at.checkbox(key="judge_both_orders").uncheck().run()
+    at.button(key="judge_start").click().run()
+    assert not at.exception
+    assert any("reason" in e.value for e in at.error)
+    assert demo_store.deviations(study_id) == []
+    at.text_input(key="judge_reason").set_value("one order is enough for the baseline").run()
+    at.button(key="judge_start").click().run()
+    assert not at.exception and "128 verdicts stored" in at.success[0].value
+    (deviation,) = demo_store.deviations(study_id)
+    assert deviation["changed_by"] == "demo-admin"
