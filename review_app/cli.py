@@ -858,7 +858,7 @@ def _stats(args, settings, store) -> None:
         rates = (
             f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
             if p.judge_win_rate is not None and p.human_win_rate is not None
-            else ""
+            else " (win rates shown once the thresholds are locked)"
         )
         _print(
             f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
