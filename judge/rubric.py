@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from judge import yaml_fields
 from judge.errors import RubricError
 from judge.verdict import parse_verdict
 
@@ -226,13 +227,7 @@ def load_rubric(path: str | Path) -> Rubric:
 
 def parse_rubric(text: str, source: str = "<rubric>") -> Rubric:
     """Validate rubric YAML given as text; `source` names it in error messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise RubricError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    root, data = yaml_fields.parse(text, source, RubricError)
     return _Validator(source, root).rubric(data)
 
 
@@ -245,51 +240,12 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Validator:
+class _Validator(yaml_fields.FieldReader):
     """Turns parsed YAML into a Rubric, reporting the first problem with its line number."""
 
-    def __init__(self, source: str, root: yaml.Node | None) -> None:
-        self.source = source
-        self.root = root
-
     def fail(self, field: tuple[str | int, ...], problem: str) -> RubricError:
-        line = self._line(field)
-        where = f"{self.source}:{line}" if line else self.source
-        label = _field_label(field)
-        return RubricError(f"{where}: {label + ': ' if label else ''}{problem}")
-
-    def _line(self, field: tuple[str | int, ...]) -> int | None:
-        node = self.root
-        line = node.start_mark.line + 1 if node is not None else None
-        for step in field:
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == step), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                node = node.value[step] if step < len(node.value) else None
-            else:
-                node = None
-            if node is None:
-                break
-            line = node.start_mark.line + 1
-        return line
-
-    def keys(self, data: Any, allowed: dict[str, bool], field: tuple[str | int, ...]) -> dict:
-        if not isinstance(data, dict):
-            raise self.fail(field, "expected a mapping of keys to values")
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    (*field, key), f"unknown key; allowed keys: {', '.join(sorted(allowed))}"
-                )
-        for key, required in allowed.items():
-            if required and key not in data:
-                raise self.fail(field, f"missing required key {key!r}")
-        return data
-
-    def text(self, value: Any, field: tuple[str | int, ...], allow_empty: bool = False) -> str:
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.fail(field, "expected a non-empty string")
-        return value
+        label = yaml_fields.field_label(field)
+        return RubricError(f"{self.where(field)}: {label + ': ' if label else ''}{problem}")
 
     def rubric(self, data: Any) -> Rubric:
         if data is None:
@@ -416,13 +372,6 @@ class _Validator:
         return tuple(result)
 
 
-def _field_label(field: tuple[str | int, ...]) -> str:
-    label = ""
-    for step in field:
-        label += f"[{step}]" if isinstance(step, int) else (f".{step}" if label else step)
-    return label
-
-
 def field_location(text: str, source: str, field: tuple[str | int, ...]) -> str:
     """ "FILE:LINE: FIELD" for a field of rubric YAML `text` (as rubric errors name it), so a
     check made outside this module can point at the same place."""
@@ -430,5 +379,6 @@ def field_location(text: str, source: str, field: tuple[str | int, ...]) -> str:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         root = None
-    line = _Validator(source, root)._line(field)
-    return f"{source}:{line}: {_field_label(field)}" if line else f"{source}: {_field_label(field)}"
+    line = yaml_fields.line_of(root, field)
+    label = yaml_fields.field_label(field)
+    return f"{source}:{line}: {label}" if line else f"{source}: {label}"

@@ -24,6 +24,7 @@ from jsonschema import FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from judge import yaml_fields
 from review_app import stats
 from review_app.errors import InputError
 
@@ -124,106 +125,23 @@ def load_grader(path: str | Path) -> Grader:
 
 def parse_grader(text: str, source: str = "<grader>") -> Grader:
     """Validate grader YAML given as text; `source` names it in error messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise InputError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    _no_duplicate_keys(root, source)
+    root, data = yaml_fields.parse(text, source, InputError)
     return _Validator(source, root).grader(data)
 
 
-# A grader file is a few dozen checks: past this many values (aliases counted each time they are
-# used) it is a file built to exhaust memory, not a grader.
-MAX_NODES = 100_000
-
-
-def _no_duplicate_keys(root: yaml.Node | None, source: str) -> None:
-    """YAML keeps the last of two equal keys silently; a grader file names each key once. Nested
-    aliases could make a short file expand to billions of values: past `MAX_NODES` it is
-    refused before anything expands it."""
-    stack = [root]
-    count = 0
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > MAX_NODES:
-            raise InputError(
-                f"{source}: the file expands to more than {MAX_NODES} values (through anchors "
-                "and aliases); a grader needs far fewer"
-            )
-        if isinstance(node, yaml.MappingNode):
-            seen: set[object] = set()
-            for key, value in node.value:
-                name = key.value if isinstance(key, yaml.ScalarNode) else id(key)
-                if name in seen:
-                    raise InputError(
-                        f"{source}:{key.start_mark.line + 1}: key {name!r} appears twice in one "
-                        "mapping; keep one"
-                    )
-                seen.add(name)
-                stack.append(value)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-
-
-def _field_label(field: tuple[str | int, ...]) -> str:
-    label = ""
-    for step in field:
-        label += f"[{step}]" if isinstance(step, int) else (f".{step}" if label else step)
-    return label
-
-
-class _Validator:
+class _Validator(yaml_fields.FieldReader):
     """Turns parsed YAML into a Grader, reporting the first problem with its line number."""
 
     def __init__(self, source: str, root: yaml.Node | None) -> None:
-        self.source = source
-        self.root = root
+        super().__init__(source, root)
         self.check_name: str | None = None
 
     def fail(self, field: tuple[str | int, ...], problem: str) -> InputError:
-        line = self._line(field)
-        where = f"{self.source}:{line}" if line else self.source
+        where = self.where(field)
         if self.check_name is not None:
             where += f": check {self.check_name!r}"
-        label = _field_label(field)
+        label = yaml_fields.field_label(field)
         return InputError(f"{where}: {'field ' + label + ': ' if label else ''}{problem}")
-
-    def _line(self, field: tuple[str | int, ...]) -> int | None:
-        node = self.root
-        line = node.start_mark.line + 1 if node is not None else None
-        for step in field:
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == step), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                node = node.value[step] if step < len(node.value) else None
-            else:
-                node = None
-            if node is None:
-                break
-            line = node.start_mark.line + 1
-        return line
-
-    def keys(self, data: Any, allowed: dict[str, bool], field: tuple[str | int, ...]) -> dict:
-        if not isinstance(data, dict):
-            raise self.fail(field, "expected a mapping of keys to values")
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    (*field, key), f"unknown key; allowed keys: {', '.join(sorted(allowed))}"
-                )
-        for key, required in allowed.items():
-            if required and key not in data:
-                raise self.fail(field, f"missing required key {key!r}")
-        return data
-
-    def text(self, value: Any, field: tuple[str | int, ...], allow_empty: bool = False) -> str:
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.fail(field, "expected a non-empty string")
-        return value
 
     def names(self, value: Any, field: tuple[str | int, ...]) -> tuple[str, ...]:
         if isinstance(value, str | int | float) and not isinstance(value, bool):

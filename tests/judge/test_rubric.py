@@ -196,6 +196,21 @@ def test_invalid_yaml_names_the_line():
         parse_rubric("name: x\nversion: 1\n\tmode: pairwise\n")
 
 
+def test_a_key_given_twice_is_refused_not_silently_dropped():
+    text = rubric_text(allow_tie=False).replace("name:", "name: first\nname:", 1)
+    with pytest.raises(RubricError, match=r"<rubric>:\d+: key 'name' appears twice"):
+        parse_rubric(text)
+
+
+def test_anchors_that_expand_without_bound_are_refused_before_expanding():
+    # Each level repeats the one above ten times: nine levels are a billion values.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 10):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]")
+    with pytest.raises(RubricError, match="expands to more than 100000 values"):
+        parse_rubric("\n".join(lines) + "\n")
+
+
 def test_unreadable_file_is_a_rubric_error(tmp_path):
     with pytest.raises(RubricError, match="cannot read rubric"):
         load_rubric(tmp_path / "missing.yaml")
