@@ -109,7 +109,8 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         wait_done(reviewer, number)
     reviewer.close()
 
-    # 3. The admin runs a baseline judge in one order, so there are calls to send.
+    # 3. The admin runs a baseline judge in one order, so there are calls to send. The
+    # thresholds are locked: the run needs a reason and becomes a deviation in the report.
     open_screen(page, "Judge runs")
     judge = page.get_by_role("textbox", name="Judge (provider/model)")
     judge.fill("baseline/random")
@@ -126,6 +127,10 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     assert calls_to_send > 0
     calls = page.locator('[data-testid="stMetric"]', has_text="Calls to send")
     expect(calls.locator('[data-testid="stMetricValue"]')).to_have_text(str(calls_to_send))
+    reason = page.get_by_role("textbox", name=re.compile("^Reason .the thresholds are locked"))
+    reason.fill("position-bias check of the random baseline in one order")
+    reason.press("Enter")
+    wait_idle(page)
     click_and_wait(page, page.get_by_role("button", name="Start run"))
     page.get_by_text(
         re.compile(rf"baseline/random · single order: {calls_to_send} verdicts stored")
