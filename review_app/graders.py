@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import regex
 import yaml
 from jsonschema import FormatChecker
 from jsonschema.exceptions import SchemaError
@@ -218,8 +219,8 @@ class _Validator(yaml_fields.FieldReader):
     def _regex(self, data: dict, field: tuple) -> dict:
         pattern = self.text(data["pattern"], (*field, "pattern"))
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            regex.compile(pattern)
+        except regex.error as exc:
             raise self.fail((*field, "pattern"), f"not a valid regular expression: {exc}") from None
         return {"pattern": pattern}
 
@@ -349,6 +350,26 @@ class _Outputs:
         return mask
 
 
+# A pattern like (a+)+$ can take longer than the universe's age on one output (catastrophic
+# backtracking); `regex` can stop a search, `re` cannot. No sane check needs this long per output.
+REGEX_SECONDS = 1.0
+
+
+def _regex_passes(check: Check, text: pd.Series, items: pd.Series) -> pd.Series:
+    pattern = regex.compile(check.params["pattern"])
+    found = []
+    for value, item in zip(text, items, strict=True):
+        try:
+            found.append(pattern.search(value, timeout=REGEX_SECONDS) is not None)
+        except TimeoutError:
+            raise InputError(
+                f"check {check.name!r}: pattern {check.params['pattern']!r} ran over "
+                f"{REGEX_SECONDS:g} s on the output for item {item!r} (it backtracks without "
+                "end); rewrite it without nested repetition. Nothing was graded"
+            ) from None
+    return pd.Series(found, index=text.index, dtype=bool)
+
+
 def _passes(check: Check, out: _Outputs, rows: pd.Index) -> tuple[pd.Series, pd.Series | None]:
     """(passed, label) for the outputs at `rows`; label only for `choice`."""
     text = out.text.loc[rows]
@@ -362,7 +383,7 @@ def _passes(check: Check, out: _Outputs, rows: pd.Index) -> tuple[pd.Series, pd.
         label = normalize(text)
         return label == normalize(out.frame["reference"].loc[rows].astype(str)), label
     if check.type == "regex":
-        return text.str.contains(p["pattern"], regex=True), None
+        return _regex_passes(check, text, out.frame["item_key"].loc[rows]), None
     if check.type == "contains":
         return text.str.contains(p["text"], regex=False), None
     if check.type == "not_contains":

@@ -484,6 +484,45 @@ def test_cli_grade_with_a_bad_file_is_one_line(store, corpus, tmp_path, capsys):
     assert err.count("\n") == 1 and f"{path}:4" in err and "check 'a'" in err
 
 
+def test_a_pattern_that_backtracks_without_end_stops_grading_in_one_line(
+    store, corpus, tmp_path, capsys, monkeypatch
+):
+    from review_app.cli import main
+
+    monkeypatch.setattr(graders, "REGEX_SECONDS", 0.2)
+    outputs = pd.DataFrame(
+        {
+            "output_id": [1, 2],
+            "item_key": ["quick", "slow"],
+            "category": [None, None],
+            "reference": [None, None],
+            "text": ["b", "a" * 40 + "!"],
+        }
+    )
+    grader = graders.parse_grader(
+        "name: g\nchecks:\n  - name: greedy\n    type: regex\n    pattern: '(a|aa)+$'\n"
+    )
+    with pytest.raises(InputError, match=r"check 'greedy': .* ran over 0.2 s .* item 'slow'"):
+        graders.run_checks(grader, outputs)
+    # Through the command line: one line, nothing stored.
+    rows = [
+        {"item_id": "slow", "prompt": "p", "system": system, "output": "a" * 40 + "!"}
+        for system in ("tuned", "base")
+    ]
+    source = write(tmp_path / "slow.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    data.import_outputs(store, source, "slow")
+    studies.create_study(store, "r", "slow", [("tuned", "base")], candidate="tuned")
+    path = write(
+        tmp_path / "slow.yaml",
+        "name: g\nchecks:\n  - name: greedy\n    type: regex\n    pattern: '(a|aa)+$'\n",
+    )
+    before = store.table_counts()
+    assert main(["grade", "--study", "r", "--grader", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ran over 0.2 s" in err
+    assert store.table_counts() == before
+
+
 def test_audit_verify_notices_a_removed_grader_trigger(store, corpus, settings):
     from review_app.services import audit
 
