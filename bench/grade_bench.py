@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_study import seed_study
 
 from review_app.cli import main
 from review_app.services import grading, thresholds
@@ -58,35 +59,15 @@ def _output(rng: np.random.Generator, i: int) -> str:
 
 def seed(path: Path, rng: np.random.Generator) -> None:
     store = Store.open(path)
-    with store.transaction():
-        eval_set_id = store.ensure_eval_set("bench")["id"]
-        item_ids = store.insert_items(
-            eval_set_id,
-            [
-                {
-                    "item_key": f"item-{i:05d}",
-                    "prompt": f"extract the invoice {i}",
-                    "reference": None,
-                    "category": CATEGORIES[i % len(CATEGORIES)],
-                    "metadata": {},
-                }
-                for i in range(N_ITEMS)
-            ],
-        )
-        store.ensure_systems(SYSTEMS)
-        store.upsert_outputs(
-            [
-                (item_id, system, _output(rng, n))
-                for n, item_id in enumerate(item_ids.values())
-                for system in SYSTEMS
-            ]
-        )
-        study_id = store.insert_study("bench", eval_set_id, 1)
-        store.add_comparison(study_id, "finetuned", "base")
-        store.insert_pairs(
-            study_id, [(item_id, "base", "finetuned") for item_id in item_ids.values()]
-        )
-        store.freeze_eval_set(eval_set_id)
+    seed_study(
+        store,
+        n_items=N_ITEMS,
+        categories=CATEGORIES,
+        systems=SYSTEMS,
+        comparisons=[("finetuned", "base")],
+        output=lambda i, system: _output(rng, i),
+        prompt="extract the invoice {i}",
+    )
     store.close()
 
 

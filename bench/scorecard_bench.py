@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_study import seed_study
 
 from review_app.cli import main
 from review_app.services import grading, people, thresholds
@@ -58,37 +59,17 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
     """Write the benchmark workspace through the store, as the importers and the review screen
     would; returns the study's counts."""
     store = Store.open(path)
-    with store.transaction():
-        eval_set_id = store.ensure_eval_set("bench")["id"]
-        item_ids = store.insert_items(
-            eval_set_id,
-            [
-                {
-                    "item_key": f"item-{i:05d}",
-                    "prompt": f"question {i}",
-                    "reference": None,
-                    "category": CATEGORIES[i % len(CATEGORIES)],
-                    "metadata": {},
-                }
-                for i in range(N_ITEMS)
-            ],
-        )
-        store.ensure_systems(SYSTEMS)
-        store.upsert_outputs(
-            [
-                (item_id, system, FILLER[: int(rng.integers(0, len(FILLER)))])
-                for item_id in item_ids.values()
-                for system in SYSTEMS
-            ]
-        )
-        study_id = store.insert_study(
-            "bench", eval_set_id, 2, criteria=list(CRITERIA), candidate="finetuned"
-        )
-        for a, b in COMPARISONS:
-            store.add_comparison(study_id, a, b)
-            x, y = sorted((a, b))
-            store.insert_pairs(study_id, [(item_id, x, y) for item_id in item_ids.values()])
-        store.freeze_eval_set(eval_set_id)
+    study_id = seed_study(
+        store,
+        n_items=N_ITEMS,
+        categories=CATEGORIES,
+        systems=SYSTEMS,
+        comparisons=COMPARISONS,
+        output=lambda i, system: FILLER[: int(rng.integers(0, len(FILLER)))],
+        reviews_per_pair=2,
+        criteria=CRITERIA,
+        candidate="finetuned",
+    )
     pairs = store.pairs_frame(study_id)
     pair_ids = pairs["pair_id"].to_numpy()
     systems = pairs[["system_x", "system_y"]].to_numpy()

@@ -1,0 +1,63 @@
+"""The benchmark workspace every study benchmark starts from: an eval set of generated items
+answered by each system, and a study comparing them, written through the store in one
+transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from review_app.store import Store
+
+
+def seed_study(
+    store: Store,
+    *,
+    n_items: int,
+    categories: Sequence[str],
+    systems: Sequence[str],
+    comparisons: Sequence[tuple[str, str]],
+    output: Callable[[int, str], str],
+    prompt: str = "question {i}",
+    reviews_per_pair: int = 1,
+    criteria: Sequence[str] = (),
+    candidate: str | None = None,
+) -> int:
+    """Write the eval set "bench" (item i in category i mod len(categories); `output(i, system)`
+    gives each answer) and the study "bench" over it with one pair per item and comparison, the
+    eval set frozen as a study freezes it. Returns the study's id."""
+    with store.transaction():
+        eval_set_id = store.ensure_eval_set("bench")["id"]
+        item_ids = store.insert_items(
+            eval_set_id,
+            [
+                {
+                    "item_key": f"item-{i:05d}",
+                    "prompt": prompt.format(i=i),
+                    "reference": None,
+                    "category": categories[i % len(categories)],
+                    "metadata": {},
+                }
+                for i in range(n_items)
+            ],
+        )
+        store.ensure_systems(systems)
+        store.upsert_outputs(
+            [
+                (item_id, system, output(i, system))
+                for i, item_id in enumerate(item_ids.values())
+                for system in systems
+            ]
+        )
+        study_id = store.insert_study(
+            "bench",
+            eval_set_id,
+            reviews_per_pair,
+            criteria=list(criteria) or None,
+            candidate=candidate,
+        )
+        for a, b in comparisons:
+            store.add_comparison(study_id, a, b)
+            x, y = sorted((a, b))
+            store.insert_pairs(study_id, [(item_id, x, y) for item_id in item_ids.values()])
+        store.freeze_eval_set(eval_set_id)
+    return study_id
