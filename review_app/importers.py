@@ -500,11 +500,13 @@ class StudyWriter:
         self.reviewer_ids: dict[str, int] = {}
         self.run_ids: dict[str, int] = {}
 
-    def votes(self, changes: list[dict]) -> None:
+    def votes(self, changes: list[dict]) -> int:
+        """Append the votes; returns how many were left out because their reviewer voted on
+        the pair in the app after the import checked it (an app vote is never replaced)."""
         pair_ids = self._pairs(changes)
         names = {c["reviewer"] for c in changes} - self.reviewer_ids.keys()
         self.reviewer_ids.update(self.store.ensure_reviewers(names))
-        self.store.append_votes(
+        return len(changes) - self.store.append_votes(
             [
                 {name: c[name] for name in VOTE_FIELDS}
                 | {"pair_id": pair_id, "reviewer_id": self.reviewer_ids[c["reviewer"]]}

@@ -216,28 +216,30 @@ def test_signing_does_not_change_the_report_it_signed(signed):
     assert report["signoffs"][-1]["report_hash"] == report["report_hash"]
 
 
-def test_a_vote_cast_in_the_app_while_an_import_publishes_is_not_replaced(demo_store, settings):
-    # The import checked this pair before the reviewer voted in the app; its publishing then
-    # meets the app vote, and keeps it.
+def test_a_vote_cast_in_the_app_while_an_import_publishes_is_not_replaced(
+    demo_store, settings, tmp_path, monkeypatch
+):
+    # The import checks the pair before the reviewer votes on it in the app; its publishing then
+    # meets the app vote, keeps it, and says so.
     from review_app.services import review
 
     reviewer = demo_store.reviewer("demo-reviewer")
     study = demo_store.require_study("demo")
     task = review.next_pair(demo_store, settings, reviewer["id"], study["id"])
-    review.record_vote(demo_store, settings, reviewer["id"], task.assignment_id, "A")
-    app_vote = demo_store.latest_vote(
-        demo_store.assignment(task.assignment_id)["pair_id"], reviewer["id"]
-    )
-    imported = {
-        k: app_vote[k]
-        for k in ("pair_id", "reviewer_id", "shown_left", "shown_right", "choice", "criteria")
-    } | {
-        "winner": "tie",
-        "rationale": "",
-        "flags": "[]",
-        "source": "import:late.csv",
-        "created_at": "2020-01-01T00:00:00.000+00:00",
-    }
-    with demo_store.transaction():
-        assert demo_store.append_votes([imported]) == 0
-    assert demo_store.latest_vote(app_vote["pair_id"], reviewer["id"])["id"] == app_vote["id"]
+    pair = demo_store.pair(demo_store.assignment(task.assignment_id)["pair_id"])
+    x, y = pair["system_x"], pair["system_y"]
+    rows = f"{pair['item_key']},{x},{y},demo-reviewer,tie\n{pair['item_key']},{x},{y},late,{x}\n"
+    path = write(tmp_path / "late.csv", "item_id,system_a,system_b,reviewer,winner\n" + rows)
+    publish = data._publish
+
+    def vote_then_publish(*args, **kwargs):
+        review.record_vote(demo_store, settings, reviewer["id"], task.assignment_id, "A")
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(data, "_publish", vote_then_publish)
+    summary = data.import_votes(demo_store, path, "demo")
+    assert summary.added == {"votes added": 1}
+    assert "1 left out: their reviewers voted on those pairs in the app meanwhile" in summary.line()
+    latest = demo_store.latest_vote(pair["pair_id"], reviewer["id"])
+    assert latest["source"] == "app" and latest["winner"] != "tie"
+    assert demo_store.latest_vote(pair["pair_id"], demo_store.reviewer("late")["id"])["winner"] == x

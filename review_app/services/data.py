@@ -278,11 +278,17 @@ def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> N
         create_study_for_import(store, job["target"], job["options"]["eval_set"])
     write = _batch_writer(store, job)
     pacer = _Pacer()
+    kept_app_votes = 0
     while (batch := store.next_import_batch(job["id"])) is not None:
         seq, changes = batch[0], _unpack(batch[1])
         with pacer, store.transaction():
-            write(changes)
+            kept_app_votes += write(changes) or 0
             store.delete_import_batch(job["id"], seq)
+    if kept_app_votes and summary is not None:
+        summary.count("votes added", -kept_app_votes)
+        summary.notes.append(
+            f"{kept_app_votes} left out: their reviewers voted on those pairs in the app meanwhile"
+        )
     with store.transaction():
         store.delete_import_job(job["id"])
         _record_import(store, job, summary)
