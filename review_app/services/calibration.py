@@ -14,7 +14,7 @@ import pandas as pd
 
 from review_app import baselines, families, importers, stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import juries, study_data
+from review_app.services import audit, juries, study_data
 from review_app.services.study_data import JudgeInfo
 from review_app.settings import Settings
 from review_app.store import Store
@@ -432,16 +432,15 @@ def make_split(
         parts = assign_split(labelled, test_share, seed)
         store.insert_split(study_row["id"], parts, test_share, seed, by)
         counts = {part: sum(1 for p in parts.values() if p == part) for part in ("dev", "test")}
-        store.append_audit(
+        audit.record(
+            store,
             by,
             "split comparisons",
             study_row["id"],
-            {
-                "test_share": test_share,
-                "seed": seed,
-                **counts,
-                "digest": store.split_digest(study_row["id"]),
-            },
+            test_share=test_share,
+            seed=seed,
+            **counts,
+            digest=store.split_digest(study_row["id"]),
         )
     return split_summary(store, study)
 
@@ -600,7 +599,7 @@ def record_test_look(store: Store, study: str, judges: list[str], by: str) -> in
     study_row = store.require_study(study)
     with store.transaction():
         store.insert_test_look(study_row["id"], judges, by)
-        store.append_audit(by, "looked at test", study_row["id"], {"judges": judges})
+        audit.record(store, by, "looked at test", study_row["id"], judges=judges)
     return len(store.test_looks(study_row["id"]))
 
 

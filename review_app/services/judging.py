@@ -31,6 +31,7 @@ from judge.runner import (
 )
 from review_app.baselines import is_baseline
 from review_app.errors import Conflict, InputError, JudgeUnavailable, NotFound
+from review_app.services import audit
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -381,11 +382,14 @@ def _open_run(store: Store, plan: JudgePlan, status: str, by: str = "cli", reaso
                 f"{plan.label}: {len(plan.calls)} calls sent after the lock",
                 reason.strip(),
             )
-            store.append_audit(
+            audit.record(
+                store,
                 by,
                 "judged after the lock",
                 plan.study_id,
-                {"judge": plan.label, "calls": len(plan.calls), "reason": reason.strip()},
+                judge=plan.label,
+                calls=len(plan.calls),
+                reason=reason.strip(),
             )
         rubric_id = None
         if not is_baseline(plan.judge):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from review_app import stats
 from review_app.errors import Conflict, InputError
-from review_app.services import study_data
+from review_app.services import audit, study_data
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -76,8 +76,16 @@ def create_jury(
                 f"{jury_label(name)} of {', '.join(members)}",
                 reason.strip(),
             )
-        detail = {"name": name, "members": members, "after_lock": locked, "reason": reason.strip()}
-        store.append_audit(by, "created jury", study_row["id"], detail)
+        audit.record(
+            store,
+            by,
+            "created jury",
+            study_row["id"],
+            name=name,
+            members=members,
+            after_lock=locked,
+            reason=reason.strip(),
+        )
     return {"id": jury_id, "name": name, "label": jury_label(name), "members": members}
 
 
