@@ -57,7 +57,13 @@ window.reviewScreen = function (pair) {
     w.__reviewListeners = true;
     document.addEventListener("click", (event) => {
       const button = event.target.closest && event.target.closest(VOTE_BUTTONS);
-      if (button && performance.now() - (w.__reviewShownAt || 0) < SETTLE_MS) {
+      if (!button) return;
+      // A button drawn before this script has run for its pair is newer than the pair we know
+      // of: it appeared a moment ago, so the click was aimed at the previous pair too.
+      const holder = button.closest('[class*="st-key-vote-"], [class*="st-key-skip-"]');
+      const match = holder && /st-key-(?:vote-\w+|skip)-(\d+)/.exec(holder.className);
+      const unseen = match && w.__reviewPair !== undefined && Number(match[1]) > w.__reviewPair;
+      if (unseen || performance.now() - (w.__reviewShownAt || 0) < SETTLE_MS) {
         event.preventDefault();
         event.stopImmediatePropagation();
       }

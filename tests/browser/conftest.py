@@ -86,8 +86,34 @@ def browser():
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
+        yield PatientBrowser(launched)
         launched.close()
+
+
+# Every wait in these tests is for the app to finish a script run; on a loaded machine a run can
+# take many seconds, and a generous limit costs nothing when the page is quick.
+PATIENCE_MS = 60_000
+
+
+class PatientBrowser:
+    """The launched browser, whose contexts and pages wait up to PATIENCE_MS by default."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(PATIENCE_MS)
+        return context
+
+    def new_page(self, **options):
+        page = self._browser.new_page(**options)
+        page.context.set_default_timeout(PATIENCE_MS)
+        page.set_default_timeout(PATIENCE_MS)
+        return page
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +129,13 @@ def start_server(db: Path):
         server.stop()
 
 
-def wait_for_pair(page, timeout: float = 20_000) -> None:
+def wait_for_pair(page, timeout: float = PATIENCE_MS) -> None:
     """Wait until the review screen shows a pair (the real buttons, not the skeleton)."""
     page.get_by_role("button", name="A is better").wait_for(timeout=timeout)
     wait_idle(page, timeout)
 
 
-def wait_idle(page, timeout: float = 20_000) -> None:
+def wait_idle(page, timeout: float = PATIENCE_MS) -> None:
     """Wait until the app's script run has finished (the whole page is drawn)."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
         timeout=timeout
@@ -122,7 +148,16 @@ def done_count(page) -> int:
     return int(text.split()[0])
 
 
+def wait_count_moves(page, start: int) -> None:
+    """Wait until the "N of M done" counter shows anything but `start`."""
+    deadline = time.monotonic() + PATIENCE_MS / 1000
+    while done_count(page) == start:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the counter stayed at {start}: the click recorded no vote")
+        page.wait_for_timeout(100)
+
+
 def wait_done(page, n: int) -> None:
     """Wait for the counter to reach n and the page to finish drawing the next pair."""
-    page.get_by_text(re.compile(rf"^{n} of \d+ done$")).wait_for(timeout=20_000)
+    page.get_by_text(re.compile(rf"^{n} of \d+ done$")).wait_for(timeout=PATIENCE_MS)
     wait_idle(page)
