@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.sparse import csgraph
 from threadpoolctl import threadpool_limits
 
 # Elo scale: a 400-point gap means ten-to-one odds; the systems' mean rating is this.
@@ -41,7 +42,10 @@ _DENSE_SHARE = 0.02
 class Rating:
     """A system's Bradley-Terry rating on the Elo scale with its 95% bootstrap CI; `n` is the
     number of observations it took part in, `unbeaten` that it won every one of them (its rating
-    is then finite only thanks to the virtual ties, see `bradley_terry`)."""
+    is then finite only thanks to the virtual ties, see `bradley_terry`). `group` numbers the
+    connected groups of the comparison graph (0 = the largest): ratings in different groups were
+    never linked by any chain of comparisons, so only the virtual ties place them on one scale
+    and they cannot be ranked against each other."""
 
     system: str
     rating: float
@@ -49,6 +53,7 @@ class Rating:
     n: int
     wins: float
     unbeaten: bool = False
+    group: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -57,6 +62,7 @@ class Rating:
             "ci": list(self.ci) if self.ci is not None else None,
             "n": self.n,
             "unbeaten": self.unbeaten,
+            "group": self.group,
         }
 
 
@@ -198,6 +204,7 @@ class _Ranking:
     n: np.ndarray
     wins: np.ndarray
     not_won: np.ndarray  # comparisons each system lost or tied
+    group: np.ndarray  # each system's connected group of the comparison graph, largest first
 
 
 def _add_ranking(resampler: Resampler, obs: pd.DataFrame, systems: Sequence[str]) -> _Ranking:
@@ -222,7 +229,21 @@ def _add_ranking(resampler: Resampler, obs: pd.DataFrame, systems: Sequence[str]
     # A tie is half a loss: only a system that won every comparison has no finite MLE.
     not_won = np.bincount(a, weights=(s < 1).astype(float), minlength=k)
     not_won += np.bincount(b, weights=(s > 0).astype(float), minlength=k)
-    return _Ranking(list(systems), slice(scored.start, scored.start + 2 * m), n, wins, not_won)
+    columns = slice(scored.start, scored.start + 2 * m)
+    return _Ranking(list(systems), columns, n, wins, not_won, comparison_groups(a, b, k))
+
+
+def comparison_groups(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """The connected group of each of k systems in the graph whose edges are the comparisons
+    (a[i], b[i]), numbered by size, largest first (ties by lowest system index)."""
+    graph = sparse.coo_matrix((np.ones(len(a)), (a, b)), shape=(k, k))
+    _, labels = csgraph.connected_components(graph, directed=False)
+    sizes = np.bincount(labels)
+    first = np.array([np.flatnonzero(labels == g)[0] for g in range(len(sizes))])
+    order = sorted(range(len(sizes)), key=lambda g: (-sizes[g], first[g]))
+    rank = np.empty(len(sizes), dtype=np.int64)
+    rank[order] = np.arange(len(sizes))
+    return rank[labels]
 
 
 def _ratings(ranking: _Ranking, totals: np.ndarray) -> np.ndarray:
@@ -251,6 +272,7 @@ def _rating_results(ranking: _Ranking, observed: np.ndarray, resampled: np.ndarr
             n=int(ranking.n[s]),
             wins=float(ranking.wins[s]),
             unbeaten=bool(ranking.n[s] > 0 and ranking.not_won[s] == 0),
+            group=int(ranking.group[s]),
         )
         for s, system in enumerate(ranking.systems)
     ]
@@ -264,7 +286,8 @@ def bradley_terry(obs: pd.DataFrame, seed: int = 0, n_boot: int = 1000) -> list[
 
     A system that never loses would have an infinite maximum-likelihood rating; a virtual tie
     worth `BT_PRIOR_GAMES` comparisons between every two systems keeps it finite (and is
-    reported through `Rating.unbeaten`)."""
+    reported through `Rating.unbeaten`). Systems never linked by a chain of comparisons are in
+    different `Rating.group`s: their ratings are not comparable."""
     if obs.empty:
         return []
     items = _item_codes(obs)

@@ -131,9 +131,8 @@ def scorecard_markdown(card: dict) -> list[str]:
     if not visible:
         return lines
     for source, ratings in card["ranking"].items():
-        unbeaten = [r["system"] for r in ratings if r["unbeaten"]]
-        if unbeaten:
-            lines += ["", f"{_md(source)}: {unbeaten_note(unbeaten)}"]
+        for note in rating_notes(ratings):
+            lines += ["", f"{_md(source)}: {_md(note)}"]
     if card["reference_share"]:
         lines += [
             "",
@@ -168,11 +167,25 @@ def scorecard_markdown(card: dict) -> list[str]:
     return lines
 
 
-def unbeaten_note(systems: list[str]) -> str:
-    return (
-        f"{_md(', '.join(systems))} won every comparison; the rating stays finite only through "
-        "the small virtual tie every two systems get, so read it as a lower bound."
-    )
+def rating_notes(ratings: list[dict]) -> list[str]:
+    """What a reader must know before comparing these Bradley-Terry ratings (plain text)."""
+    notes = []
+    unbeaten = [r["system"] for r in ratings if r["unbeaten"]]
+    if unbeaten:
+        notes.append(
+            f"{', '.join(unbeaten)} won every comparison; the rating stays finite only through "
+            "the small virtual tie every two systems get, so read it as a lower bound."
+        )
+    groups: dict[int, list[str]] = {}
+    for r in ratings:
+        groups.setdefault(r.get("group", 0), []).append(r["system"])
+    if len(groups) > 1:
+        listed = " | ".join(", ".join(groups[g]) for g in sorted(groups))
+        notes.append(
+            f"no chain of comparisons links these groups: {listed}. Ratings rank only within "
+            "a group; across groups they are placed by the virtual ties alone and say nothing."
+        )
+    return notes
 
 
 def scorecard_html(card: dict) -> str:
@@ -194,10 +207,15 @@ def scorecard_html(card: dict) -> str:
         f"<td>{_number(w['lc_win_rate'])} {_ci(w['lc_ci'])}</td><td>{w['n']}</td></tr>"
         for w in card["win_rates"]
     )
+    notes = "".join(
+        f"<p class='note'>{e(source)}: {e(note)}</p>"
+        for source, ratings in card["ranking"].items()
+        for note in rating_notes(ratings)
+    )
     return (
         "<p class='note'>Per system over all categories, with 95% bootstrap CIs over items; "
         "Bradley-Terry ratings on the Elo scale (mean 1000).</p>"
-        f"<table><tr><th>metric</th><th>source</th>{head}</tr>{body}</table>"
+        f"<table><tr><th>metric</th><th>source</th>{head}</tr>{body}</table>{notes}"
         "<table><tr><th>comparison</th><th>source</th><th>win rate</th>"
         f"<th>length-controlled</th><th>n</th></tr>{rates}</table>"
     )

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from review_app import cli, gate, ranking
+from review_app import cli, gate, ranking, report
 from review_app.services import data, grading, people, review, scorecard, studies, thresholds
 from tests.conftest import ROOT, write
 from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
@@ -577,3 +577,22 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
         assert row["change_points"] == pytest.approx(-other["drop_points"])
         if row["rule"].startswith("locked threshold"):
             assert row["verdict"] == scorecard.VERDICT_WORDS[other["verdict"]]
+
+
+def test_systems_never_linked_by_comparisons_are_put_in_separate_groups_and_flagged():
+    # Two tournaments that never meet: a and b, then c, d and e (linked through d).
+    tournament = [
+        ("a", "b", 9, 0, 1),
+        ("c", "d", 5, 0, 5),
+        ("d", "e", 2, 0, 8),
+    ]
+    rated = {r.system: r for r in ranking.bradley_terry(_observations(tournament), n_boot=50)}
+    assert {s: r.group for s, r in rated.items()} == {"c": 0, "d": 0, "e": 0, "a": 1, "b": 1}
+    notes = report.rating_notes([r.to_json() for r in rated.values()])
+    assert len(notes) == 1
+    assert "no chain of comparisons links these groups" in notes[0]
+    assert "a, b" in notes[0] and "c" in notes[0]
+
+    linked = ranking.bradley_terry(_observations([*tournament, ("b", "c", 1, 0, 1)]), n_boot=50)
+    assert {r.group for r in linked} == {0}
+    assert report.rating_notes([r.to_json() for r in linked]) == []

@@ -143,9 +143,8 @@ else:
         column_config={"rating": st.column_config.NumberColumn(format="%.0f")},
     )
     for source, ratings in card["ranking"].items():
-        unbeaten = [r["system"] for r in ratings if r["unbeaten"]]
-        if unbeaten:
-            st.caption(f"{ui.plain(source)}: {ui.plain(report.unbeaten_note(unbeaten))}")
+        for note in report.rating_notes(ratings):
+            st.caption(f"{ui.plain(source)}: {ui.plain(note)}")
 
 st.subheader("Win rates, raw and length-controlled")
 st.caption(
