@@ -820,6 +820,8 @@ def _stats(args, settings, store) -> None:
     ]
     for line in _table(headers, rows):
         _print(line)
+    if report.length_preference_withheld:
+        _print(report.LENGTH_PREFERENCE_WITHHELD)
     _print("")
     for label, assessment in report.assessments.items():
         _print(f"{label}: {assessment.text}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -255,6 +255,28 @@ class Calibration:
         out = self.overall.to_json()
         out["by_category"] = {name: a.to_json() for name, a in self.by_category.items()}
         return out
+
+
+def without_length_preference(calibration: Calibration) -> Calibration:
+    """The calibration with every p_longer (humans' and judges') withheld: value and interval
+    blank, the count kept. When one system's outputs are reliably the longer ones, p_longer is
+    that system's win rate, so before the thresholds are locked it must not be read. The
+    verbosity gap (judge minus humans, paired) stays: it carries no direction on its own."""
+
+    def blank(estimate: Estimate) -> Estimate:
+        return Estimate(value=None, n=estimate.n)
+
+    def analysis(a: Analysis) -> Analysis:
+        return replace(
+            a,
+            humans=replace(a.humans, p_longer=blank(a.humans.p_longer)),
+            judges=[replace(j, p_longer=blank(j.p_longer)) for j in a.judges],
+        )
+
+    return Calibration(
+        overall=analysis(calibration.overall),
+        by_category={name: analysis(a) for name, a in calibration.by_category.items()},
+    )
 
 
 @dataclass(frozen=True)

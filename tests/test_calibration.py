@@ -251,7 +251,49 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
         n_boot=50,
         judge_order=baselines.order_judges(verdicts["judge"]),
     )
-    assert first == direct
+    # Before the lock every p_longer is withheld; after it the report is the statistics'.
+    assert first == blank_length_preference(direct)
+    lock(store, "s")
+    assert calibration.calibration_report(store, "s", settings).document() == direct
+
+
+def blank_length_preference(document: dict) -> dict:
+    blanked = json.loads(json.dumps(document))
+    for section in [blanked, *blanked["by_category"].values()]:
+        for who in [section["humans"], *section["judges"]]:
+            who["p_longer"] = {"value": None, "n": who["p_longer"]["n"], "ci": None}
+    return blanked
+
+
+def test_before_the_lock_p_longer_is_withheld_but_the_verbosity_gap_is_not(demo_store, capsys):
+    """The demo's fine-tuned replies are the short ones: the humans' p_longer would be, nearly,
+    one minus its win rate."""
+    before = stats_json(demo_store, capsys)
+    assert before["humans"]["p_longer"]["n"] > 0
+    for section in [before, *before["by_category"].values()]:
+        assert section["humans"]["p_longer"]["value"] is None
+        assert all(j["p_longer"]["value"] is None for j in section["judges"])
+    assert any(j["verbosity_gap"]["value"] is not None for j in before["judges"])
+    code, out, err = run_cli(capsys, "--db", demo_store.path, "stats", "--study", "demo")
+    assert code == 0, err
+    assert "p_longer is withheld until the thresholds are locked" in out
+    page = open_page(demo_store, "calibration.py")
+    assert any("p_longer is withheld" in c.value for c in page.caption)
+    judges = page.dataframe[0].value
+    assert judges["p_longer"].eq("").all() and judges["humans p_longer"].eq("").all()
+
+    lock(demo_store, "demo")
+    after = stats_json(demo_store, capsys)
+    assert after["humans"]["p_longer"]["value"] is not None
+    assert after["judges"][0]["verbosity_gap"] == before["judges"][0]["verbosity_gap"]
+    code, out, err = run_cli(capsys, "--db", demo_store.path, "stats", "--study", "demo")
+    assert "withheld" not in out
+
+
+def stats_json(store, capsys) -> dict:
+    code, out, err = run_cli(capsys, "--db", store.path, "stats", "--study", "demo", "--json")
+    assert code == 0, err
+    return json.loads(out)
 
 
 def lock(store, study: str) -> None:
@@ -307,10 +349,14 @@ def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
     assert sorted(zip(blind["judge"], blind["item_key"], blind["reason"], strict=True)) == sorted(
         zip(named["judge"], named["item_key"], named["reason"], strict=True)
     )
-    # The orientation is per pair: the A side is sometimes the first system by name, sometimes not.
+    # The orientation is per pair, keyed by the workspace's random key: the A side is the first
+    # system by name on some pairs and the second on others.
     row = named.set_index(["judge", "item_key"])
-    flips = {r.output_x != row.loc[(r.judge, r.item_key)].output_x for r in blind.itertuples()}
-    assert flips == {True, False}
+    key = store.blinding_key()
+    for r in blind.itertuples():
+        swapped = r.output_x != row.loc[(r.judge, r.item_key)].output_x
+        assert swapped == calibration._flipped(key, r.pair_id)
+    assert {calibration._flipped(key, pair_id) for pair_id in range(40)} == {True, False}
 
 
 def test_disagreement_filters(store, tmp_path):

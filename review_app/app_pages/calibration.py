@@ -294,6 +294,8 @@ if not table.empty:
             "shown left). p_longer: share won by the longer output when lengths differ by more "
             "than 30 characters."
         )
+    if report.length_preference_withheld:
+        st.caption(report.LENGTH_PREFERENCE_WITHHELD)
 
 st.subheader("Reviewer x reviewer agreement")
 kappas = reviewer_kappa_table(report)

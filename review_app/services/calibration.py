@@ -34,6 +34,14 @@ class CalibrationReport:
     assessments: dict[str, stats.Assessment]
     warnings: list[str]
     reference: str
+    # Before the lock p_longer is withheld (see `stats.without_length_preference`).
+    length_preference_withheld: bool = False
+
+    LENGTH_PREFERENCE_WITHHELD = (
+        "p_longer is withheld until the thresholds are locked: when one system's outputs are "
+        "reliably the longer ones it reads as that system's win rate. The verbosity gap (judge "
+        "minus humans) is shown."
+    )
 
     def document(self) -> dict:
         """The `review-app stats --json` document (docs/statistics.md)."""
@@ -71,6 +79,9 @@ def calibration_report(
     if looked_by and looks_at_test(store, study, split):
         record_test_look(store, study, data.real_judges, by=looked_by)
     calibration = data.statistics.calibration
+    withheld = not outcomes_visible(store, data.study)
+    if withheld:
+        calibration = stats.without_length_preference(calibration)
     overall = calibration.overall
     reference_label = _reference_label(data.judges)
     reference = reference_label if overall.judge(reference_label) is not None else None
@@ -85,6 +96,7 @@ def calibration_report(
         assessments=assessments,
         warnings=stats.small_n_warnings(overall, CI_TARGET_WIDTH, skip=skip),
         reference=reference_label,
+        length_preference_withheld=withheld,
     )
 
 
