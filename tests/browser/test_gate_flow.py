@@ -51,7 +51,7 @@ def context(browser):
 def open_screen(page, title: str) -> None:
     """Click a screen in the sidebar, as a user would, and wait until it is drawn."""
     page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=60_000)
+    page.get_by_role("heading", name=title, exact=True).wait_for()
     wait_idle(page)
 
 
@@ -78,7 +78,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
 
     # 1. The admin pre-registers the thresholds before any outcome number is visible.
     page.goto(server.link(tokens["demo-admin"]))
-    page.get_by_text("Signed in as").wait_for(timeout=60_000)
+    page.get_by_text("Signed in as").wait_for()
     open_screen(page, "Gate")
     page.get_by_text(re.compile(r"^Not locked yet\. Outcome numbers")).wait_for()
     page.get_by_text(re.compile(r"stay hidden until its thresholds are locked")).wait_for()
@@ -134,14 +134,14 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     click_and_wait(page, page.get_by_role("button", name="Start run"))
     page.get_by_text(
         re.compile(rf"baseline/random · single order: {calls_to_send} verdicts stored")
-    ).wait_for(timeout=60_000)
+    ).wait_for()
     page.get_by_text(re.compile(r"status complete$")).wait_for()
     expect(calls.locator('[data-testid="stMetricValue"]')).to_have_text("0")
 
     # 4. The signer reviews part of the final-review sample and signs off.
     signer = context.new_page()
     signer.goto(server.link(tokens["demo-signer"]))
-    signer.get_by_text("Signed in as").wait_for(timeout=60_000)
+    signer.get_by_text("Signed in as").wait_for()
     open_screen(signer, "Gate")
     signer.get_by_text(re.compile(r"^0 of 50 reviewed$")).wait_for()
     marks = [(True, ""), (False, REJECT_COMMENT), (True, "")]
@@ -182,7 +182,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     # Tall windows, so each screenshot shows the whole screen from the top.
     signer.set_viewport_size({"width": 1400, "height": 2560})
     signer.reload()
-    signer.get_by_text(re.compile(r"^APPROVE by demo-signer")).wait_for(timeout=60_000)
+    signer.get_by_text(re.compile(r"^APPROVE by demo-signer")).wait_for()
     wait_idle(signer)
     signer.screenshot(path=str(tmp_path / "gate.png"))
     signer.set_viewport_size({"width": 1400, "height": 1800})

@@ -47,7 +47,7 @@ def test_no_screen_fetches_anything_a_name_points_at(server, workspace, browser,
     try:
         for screen in SCREENS[who]:
             page.goto(f"{server.url}/{screen}?token={workspace[who]}")
-            page.get_by_text(hostile_names.HOST).first.wait_for(timeout=30_000)
+            page.get_by_text(hostile_names.HOST).first.wait_for()
             wait_idle(page)
             lists = page.locator('[data-baseweb="select"]')
             for i in range(lists.count()):

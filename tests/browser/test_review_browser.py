@@ -134,7 +134,7 @@ def test_nothing_a_reviewer_can_reach_names_a_system(server, workspace, page):
     seen.append((page.url, page.content()))
     for screen in SCREENS:
         page.goto(f"{server.url}/{screen}?token={workspace['lee']}")
-        page.get_by_text("Signed in as").wait_for(timeout=60_000)
+        page.get_by_text("Signed in as").wait_for()
         # Every screen a reviewer asks for ends on the review screen: wait until it is drawn,
         # not a fixed time (a busy machine draws it later).
         wait_for_pair(page)

@@ -156,7 +156,7 @@ def test_outputs_keep_their_lines_and_the_guidelines_are_shown(browser, server, 
 
 def test_the_signers_final_review_keeps_the_layout_too(browser, server, tokens):
     page = open_page(browser, server, tokens["sam"], "desktop", "gate")
-    page.get_by_text(re.compile(r"^\d+ of \d+ reviewed$")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile(r"^\d+ of \d+ reviewed$")).wait_for()
     wait_idle(page)
     assert page.locator('pre.verbatim[data-layout="csv"]').first.inner_text() == CSV_ANSWER
     page.context.close()

@@ -42,7 +42,7 @@ def server(module_workspace, tokens):
 def open_screen(browser, server, token: str, path: str, heading: str, size=(1440, 900)):
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{server.url}/{path}?token={token}")
-    page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
     wait_idle(page)
     return page
 
@@ -77,7 +77,7 @@ def test_excluding_a_hasty_reviewer_moves_the_ceiling_by_the_expected_amount(
     assert metric(page, "Agreement w/o ties") == f"{everyone:.2f}"
 
     page.goto(f"{server.url}/quality?token={admin}")
-    page.get_by_role("heading", name="Reviewer quality", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Reviewer quality", exact=True).wait_for()
     wait_idle(page)
     assert page.title() == "Reviewer quality"
     assert metric(page, "Human ceiling") == f"{everyone:.3f}"
@@ -90,12 +90,12 @@ def test_excluding_a_hasty_reviewer_moves_the_ceiling_by_the_expected_amount(
     reason.press("Enter")
     wait_idle(page)
     exclude.click()
-    page.get_by_role("button", name=f"Include {HASTY} again").wait_for(timeout=30_000)
+    page.get_by_role("button", name=f"Include {HASTY} again").wait_for()
     wait_idle(page)
     assert metric(page, "Human ceiling") == f"{without:.3f}"
 
     page.goto(f"{server.url}/calibration?token={admin}")
-    page.get_by_role("heading", name="Calibration", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Calibration", exact=True).wait_for()
     wait_idle(page)
     assert metric(page, "Agreement w/o ties") == f"{without:.2f}"
     page.get_by_text(re.compile(rf"Left out of every figure .*: {HASTY}\.")).wait_for()
@@ -129,7 +129,7 @@ def test_admin_screens_fit_a_phone_and_name_their_tab(server, tokens, browser, p
 def test_the_signer_lands_on_the_gate_and_gate_comes_before_results(server, tokens, browser):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.goto(f"{server.url}/?token={tokens['demo-signer']}")
-    page.get_by_role("heading", name="Gate", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Gate", exact=True).wait_for()
     assert page.title() == "Gate"
     links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
     names = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
@@ -147,7 +147,7 @@ def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, mo
         store.close()
     page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
     page.goto(f"{server.url}/results?token={tokens[demo.DEMO_ADMIN]}")
-    page.get_by_role("heading", name="Win rates").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Win rates").wait_for()
     wait_idle(page)
     charts = page.locator('[data-testid="stVegaLiteChart"]')
     charts.first.locator("canvas, svg").first.wait_for()

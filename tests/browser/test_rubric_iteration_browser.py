@@ -44,12 +44,12 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
     page = context.new_page()
     try:
         page.goto(f"{server.url}/calibration?token={token}")
-        page.get_by_role("heading", name="Rubric iteration").wait_for(timeout=60_000)
+        page.get_by_role("heading", name="Rubric iteration").wait_for()
         wait_idle(page, 60_000)
         assert page.get_by_role("radiogroup").count() == 0  # no split, nothing to choose
 
         page.get_by_role("button", name="Split into dev and test").click()
-        page.get_by_text(re.compile(r"Test looked at 0 times")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"Test looked at 0 times")).wait_for()
         wait_idle(page, 30_000)
         store = Store.open(module_workspace)
         try:
@@ -94,10 +94,10 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         assert "version: 1" in text
         editor.fill(text.replace("version: 1", "version: 2", 1))
         editor.press("Control+Enter")
-        page.get_by_text("Valid: general-pairwise v2").wait_for(timeout=30_000)
+        page.get_by_text("Valid: general-pairwise v2").wait_for()
         wait_idle(page, 30_000)
         page.get_by_role("button", name="Save as new version").click()
-        page.get_by_text(re.compile(r"Saved as general-pairwise-v2\.yaml")).wait_for(timeout=30_000)
+        page.get_by_text(re.compile(r"Saved as general-pairwise-v2\.yaml")).wait_for()
         saved = rubric_folder / "general-pairwise-v2.yaml"
         assert "version: 2" in saved.read_text(encoding="utf-8")
         # Only dev was shown and compared: test has not been looked at.

@@ -98,10 +98,10 @@ def test_the_scorecard_reads_like_one_table_per_system(rated_workspace, server, 
     token = rated_workspace[1]["ada"]
     page = browser.new_page(viewport={"width": 1400, "height": 2200})
     page.goto(f"{server.url}/scorecard?token={token}")
-    page.get_by_role("heading", name="Scorecard", exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Scorecard", exact=True).wait_for()
     # The newest study is selected first.
     assert page.locator(".st-key-study_picker input").input_value() == STUDY
-    page.get_by_role("heading", name="Ranking").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Ranking").wait_for()
     wait_idle(page)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
     page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
@@ -118,11 +118,11 @@ def test_the_demo_scorecard_shows_graders_criteria_and_three_systems(
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     page.goto(f"{server.url}/scorecard?token={token}")
     picker = page.locator(".st-key-study_picker input")
-    picker.wait_for(timeout=30_000)
+    picker.wait_for()
     picker.click()
     page.keyboard.type(demo.DEMO_STUDY)
     page.keyboard.press("Enter")
-    page.get_by_role("heading", name="Ranking").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Ranking").wait_for()
     wait_idle(page)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
     page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
