@@ -313,7 +313,7 @@ THRESHOLDS = (
     ("human_win_rate", {"system_a": "finetuned", "system_b": "frontier"}, ">=", 0.4),
     ("judge_win_rate", {"system_a": "finetuned", "system_b": "base", "judge": JUDGE}, ">=", 0.55),
     ("judge_agreement", {"judge": JUDGE, "ties": "without"}, ">=", 0.75),
-    ("judge_agreement_vs_ceiling", {"judge": JUDGE, "ties": "without"}, ">=", -0.05),
+    ("judge_agreement_vs_ceiling", {"judge": JUDGE}, ">=", -0.05),
     ("judge_beats_baseline", {"judge": JUDGE, "baseline": "baseline/longest"}, ">", 0.0),
     (
         "max_regression_points",
@@ -357,14 +357,17 @@ def build_workspace(folder: Path, db: Path) -> dict:
     cli(db, "import", "votes", str(folder / "votes.jsonl"), "--study", STUDY)
     cli(db, "import", "verdicts", str(folder / "verdicts.jsonl"), "--study", STUDY)
     tokens = {}
+    # The first admin needs no token; everyone and everything after acts as that admin.
     for role in ("admin", "signer"):
-        link = cli(db, "reviewers", "add", f"bench-{role}", "--role", role, "--study", STUDY)
-        tokens[role] = link.strip().splitlines()[-1].split("token=")[1]
+        acting = ["--token", tokens["admin"]] if tokens else []
+        add = [*acting, "reviewers", "add", f"bench-{role}", "--role", role, "--study", STUDY]
+        tokens[role] = cli(db, *add).strip().splitlines()[-1].split("token=")[1]
+    as_admin = ["--token", tokens["admin"]]
     for metric, params, comparator, value in THRESHOLDS:
         param_args = [arg for k, v in params.items() for arg in ("--param", f"{k}={v}")]
-        add = ["thresholds", "add", "--study", STUDY, "--metric", metric, *param_args]
-        cli(db, *add, "--comparator", comparator, "--value", str(value), "--by", "bench-admin")
-    cli(db, "thresholds", "lock", "--study", STUDY, "--by", "bench-admin")
+        add = [*as_admin, "thresholds", "add", "--study", STUDY, "--metric", metric, *param_args]
+        cli(db, *add, "--comparator", comparator, "--value", str(value))
+    cli(db, *as_admin, "thresholds", "lock", "--study", STUDY)
     return tokens
 
 

@@ -105,7 +105,7 @@ def _user(args, settings, store, *roles: str) -> dict:
     if not token:
         raise Forbidden(
             f"this command acts in your name: pass --token TOKEN (the end of your personal "
-            f"link) or set REVIEW_APP_TOKEN; it needs a {' or '.join(roles)} link"
+            f"link) or set REVIEW_APP_TOKEN; it needs a link with the role {' or '.join(roles)}"
         )
     user = people.authenticate(store, token)
     people.require_role(user, *roles)
