@@ -133,7 +133,9 @@ def browser_latency(db: Path, keys: int) -> dict:
     if not Path(CHROMIUM).exists():
         return {"browser_median_ms": None, "browser_skipped": f"{CHROMIUM} is missing"}
     store = Store.open(db)
-    _, link = people.add_reviewer(store, Settings.from_env(), "r001", "reviewer", "bench")
+    _, link = people.add_reviewer(
+        store, Settings.from_env(), "r001", "reviewer", "bench", reissue=True
+    )
     store.close()
     token = link.split("token=")[1]
     server = AppServer(db)
