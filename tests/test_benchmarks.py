@@ -1,0 +1,50 @@
+"""The benchmarks under bench/ still run: each, at a small size, finishes and prints its figures
+as one JSON object on its last line. Their figures are not checked here (timings belong to the
+benchmarks, on a quiet machine); only that the setup they do through the CLI and the services
+still passes the rules those enforce."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(name: str, *argv: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / name), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_page_render_builds_its_locked_study_and_renders_every_screen():
+    figures = run_bench("page_render.py", "--comparisons", "200", "--no-session")
+    assert set(figures["store_queries_per_render"]) == {"calibration", "results", "gate", "report"}
+    assert all(n > 0 for n in figures["store_queries_per_render"].values())
+    assert figures["comparisons"] == 200 and figures["report_bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "key"),
+    [
+        (
+            "review_latency.py",
+            ("--pairs", "300", "--steps", "20", "--keys", "2"),
+            "service_p95_ms",
+        ),
+        ("import_bench.py", ("--rows", "300"), "rows_per_s"),
+    ],
+)
+def test_benchmarks_run_at_a_small_size(name, argv, key):
+    assert run_bench(name, *argv)[key] > 0
