@@ -180,7 +180,7 @@ def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_stor
     assert ": A" in text or ": B" in text
 
 
-def _two_scored_runs(demo_store, settings):
+def two_scored_runs(demo_store, settings):
     """Two pointwise runs on the demo's first comparison (x scored 4 and 2, y 3 and 3, in both
     orders) and jury `pw` over them; returns the comparison's pair id and systems."""
     study_id = demo_store.require_study("demo")["id"]
@@ -212,7 +212,7 @@ def _two_scored_runs(demo_store, settings):
 
 
 def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store, settings):
-    _, x, y = _two_scored_runs(demo_store, settings)
+    _, x, y = two_scored_runs(demo_store, settings)
     scores = juries.jury_scores(demo_store, "demo", "pw", settings).set_index("system")["score"]
     assert scores[x] == 3.0 and scores[y] == 3.0
     with pytest.raises(InputError, match="no jury named nope"):
@@ -220,7 +220,7 @@ def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store,
 
 
 def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, settings, capsys):
-    pair_id, x, y = _two_scored_runs(demo_store, settings)
+    pair_id, x, y = two_scored_runs(demo_store, settings)
     # Before the lock both systems are pooled: a mean per system would say who wins.
     pooled = calibration.pointwise_scores(demo_store, "demo")
     assert not pooled.by_system

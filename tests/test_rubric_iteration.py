@@ -151,6 +151,15 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
     assert c.difference.value == pytest.approx(c.agreement_b.value - c.agreement_a.value)
     lo, hi = c.difference.ci
     assert lo <= c.difference.value <= hi
+    expected = (
+        "baseline/longest agrees with the humans more"
+        if lo > 0
+        else "example-llm-judge agrees with the humans more"
+        if hi < 0
+        else "no clear difference on dev"
+    )
+    assert result.reading().startswith(expected)
+    assert result.reading() in result.line()
     parts = demo_store.split_parts(demo_store.require_study("demo")["id"])
     assert set(result.changed["pair_id"].map(parts)) == {"dev"}
     assert len(result.changed) > 0

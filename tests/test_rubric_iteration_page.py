@@ -173,38 +173,17 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
 
 
 def test_pointwise_scores_and_jury_scores_show_on_the_screen(demo_store, settings):
-    import json
+    from tests.test_juries import two_scored_runs
 
-    study_id = demo_store.require_study("demo")["id"]
-    pair = demo_store.pairs_frame(study_id).iloc[0]
-    x, y = pair["system_x"], pair["system_y"]
-    with demo_store.transaction():
-        runs = [
-            demo_store.insert_judge_run(study_id, label, label, None, "", {}, label)
-            for label in ("openai/judge-one", "openai/judge-two")
-        ]
-        demo_store.insert_verdicts(
-            [
-                {
-                    "run_id": run,
-                    "pair_id": int(pair["pair_id"]),
-                    "first_system": first,
-                    "winner": "tie",
-                    "scores": json.dumps({x: {"accuracy": score}, y: {"accuracy": 3}}),
-                    "created_at": "2026-01-01T00:00:00",
-                }
-                for run, score in zip(runs, (5, 1), strict=True)
-                for first in (x, y)
-            ]
-        )
-    juries.create_jury(demo_store, "demo", "pw", ["openai/judge-one", "openai/judge-two"])
+    two_scored_runs(demo_store, settings)  # x scored 4 and 2, y 3 and 3; jury `pw` over both
     at = open_page(demo_store)
     assert not at.exception
     assert "Pointwise scores" in [h.value for h in at.subheader]
     (table,) = [d.value for d in at.dataframe if "mean score" in d.value.columns]
     table = table.set_index("judge")
-    assert table.loc["jury/pw", "mean score"] == 3.0  # (5 + 3 + 1 + 3) / 4
-    assert table.loc["openai/judge-one", "mean score"] == 4.0
+    assert table.loc["jury/pw", "mean score"] == 3.0  # (4 + 3 + 2 + 3) / 4
+    assert table.loc["openai/judge-one", "mean score"] == 3.5
+    assert table.loc["openai/judge-two", "mean score"] == 2.5
     assert set(table["system"]) == {"all systems"}  # before the lock, no system is named
     assert any("pooled until the thresholds are locked" in c.value for c in at.caption)
 

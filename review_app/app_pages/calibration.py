@@ -471,14 +471,7 @@ if split is not None:
                     help=f"n = {est.n} votes; 95% CI {format_ci(est.ci) if est.ci else 'n/a'}",
                 )
             diff = c.difference
-            if diff.value is None:
-                reading = "no dev comparison has votes and a verdict of both versions"
-            elif diff.ci is not None and diff.ci[0] > 0:
-                reading = "version 2 agrees with the humans more (the CI excludes 0)"
-            elif diff.ci is not None and diff.ci[1] < 0:
-                reading = "version 1 agrees with the humans more (the CI excludes 0)"
-            else:
-                reading = "no clear difference on dev (the CI includes 0)"
+            reading = compared.reading("version 1", "version 2")
             st.markdown(
                 f"Difference {'n/a' if diff.value is None else f'{diff.value:+.2f}'}, 95% CI "
                 f"{format_ci(diff.ci) if diff.ci else 'n/a'} (paired: items resampled with both "

@@ -510,12 +510,26 @@ class VersionComparison:
     changed: pd.DataFrame  # one row per comparison whose combined verdict changed
     outcomes_visible: bool
 
+    def reading(self, name_a: str | None = None, name_b: str | None = None) -> str:
+        """Which version agrees with the humans more, read off the paired CI of the difference
+        (b minus a): only a CI that excludes 0 picks one."""
+        c = self.comparison
+        name_a, name_b = name_a or c.judge_a, name_b or c.judge_b
+        diff = c.difference
+        if diff.value is None:
+            return f"no {self.split} comparison has votes and a verdict of both versions"
+        if diff.ci is not None and diff.ci[0] > 0:
+            return f"{name_b} agrees with the humans more (the CI excludes 0)"
+        if diff.ci is not None and diff.ci[1] < 0:
+            return f"{name_a} agrees with the humans more (the CI excludes 0)"
+        return f"no clear difference on {self.split} (the CI includes 0)"
+
     def line(self) -> str:
         c = self.comparison
         return (
             f"on {self.split}: {c.judge_a} {stats.format_estimate(c.agreement_a)}; {c.judge_b} "
             f"{stats.format_estimate(c.agreement_b)}; difference {stats.format_estimate(c.difference)}; "
-            f"{len(self.changed)} comparisons changed verdict"
+            f"{self.reading()}; {len(self.changed)} comparisons changed verdict"
         )
 
 
