@@ -1,11 +1,14 @@
-"""Reviewer tokens and roles: which screens each role opens and where it lands. A token is 192
-random bits shown once in a personal link; only its SHA-256 is stored, so a leaked database does
-not leak working links."""
+"""Who may do what: the `Actor` (a link's holder, authenticated once), the roles each governance
+action needs, and which screens each role opens. A token is 192 random bits shown once in a
+personal link; only its SHA-256 is stored, so a leaked database does not leak working links."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
+
+from review_app.errors import Forbidden
 
 ROLES = ("reviewer", "admin", "signer")
 
@@ -64,3 +67,59 @@ def hash_token(token: str) -> str:
 
 def personal_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/?token={token}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person a use case acts for: the holder of a live personal link, authenticated once by
+    the page or command that enters the use case and passed down, never defaulted. The audit log,
+    deviations and sign-offs name them."""
+
+    name: str
+    role: str
+    reviewer_id: int
+
+    @classmethod
+    def of(cls, reviewer: dict) -> Actor:
+        """The actor for a reviewer row whose token was just checked (see `people.authenticate`)."""
+        if reviewer.get("revoked_at"):
+            raise Forbidden(f"{reviewer['name']}'s link has been revoked")
+        return cls(reviewer["name"], reviewer["role"], reviewer["id"])
+
+
+# Each governance action and the roles that may take it: the one table services check an Actor
+# against (`require`). Reviewing a pair is not governance: any live link may vote on its own share.
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "import data": ("admin",),
+    "create a study": ("admin",),
+    "name the candidate": ("admin",),
+    "set the guidelines": ("admin",),
+    "change the thresholds": ("admin", "signer"),
+    "lock the thresholds": ("admin", "signer"),
+    "manage links": ("admin",),
+    "exclude a reviewer": ("admin",),
+    "set a known answer": ("admin",),
+    "run a judge": ("admin",),
+    "create a jury": ("admin",),
+    "make the split": ("admin",),
+    "run graders": ("admin",),
+    "save a rubric": ("admin",),
+    "look at test": ("admin", "signer"),
+    "mark the final review": ("signer",),
+    "sign off": ("signer",),
+}
+
+
+def allowed(actor: Actor, action: str) -> bool:
+    return actor.role in PERMISSIONS[action]
+
+
+def require(actor: Actor, action: str) -> None:
+    """Forbidden unless `actor`'s role may take `action` (a key of PERMISSIONS)."""
+    if not isinstance(actor, Actor):
+        raise TypeError(f"{action} needs an authenticated Actor, got {actor!r}")
+    if not allowed(actor, action):
+        roles = " or ".join(PERMISSIONS[action])
+        raise Forbidden(
+            f"{actor.name} ({actor.role}) may not {action}: it takes a link with the role {roles}"
+        )

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 from review_app import report, server
+from review_app.auth import Actor
 from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
     audit,
     calibration,
+    context,
     data,
     demo,
     grading,
@@ -32,6 +34,7 @@ from review_app.services import (
     thresholds,
     workspace,
 )
+from review_app.services.context import StudyContext
 from review_app.services.study_data import SPLITS
 from review_app.settings import Settings, documented_settings
 
@@ -98,32 +101,29 @@ def _print(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _user(args, settings, store, *roles: str) -> dict:
-    """The person a command acts as: the holder of `--token` (or REVIEW_APP_TOKEN), who must
-    have one of `roles`. Locks, threshold changes, sign-offs and reviewer changes need one."""
+def _actor(args, settings, store) -> Actor | None:
+    """Who the command acts as: the holder of `--token` (or REVIEW_APP_TOKEN), authenticated
+    here once; None without a token, which only reads may do (the use case refuses a change)."""
     token = args.token or settings.token
-    if not token:
+    return people.actor_for(store, token) if token else None
+
+
+def _acting(args, settings, store) -> Actor:
+    """The command's actor, for a command that records something in their name."""
+    actor = _actor(args, settings, store)
+    if actor is None:
         raise Forbidden(
-            f"this command acts in your name: pass --token TOKEN (the end of your personal "
-            f"link) or set REVIEW_APP_TOKEN; it needs a link with the role {' or '.join(roles)}"
+            "this command acts in your name: pass --token TOKEN (the end of your personal "
+            "link) or set REVIEW_APP_TOKEN"
         )
-    user = people.authenticate(store, token)
-    people.require_role(user, *roles)
-    return user
+    return actor
 
 
-def _deviation_actor(args, settings, store) -> str:
-    """Who a change is recorded as: after the lock, a change with a reason (a deviation) is an
-    admin's, named by their token; before it, as `_actor_name`."""
-    if args.reason and thresholds.is_locked(store, args.study):
-        return _user(args, settings, store, "admin")["name"]
-    return _actor_name(args, settings, store)
-
-
-def _actor_name(args, settings, store) -> str:
-    """Who an import is recorded as: the token's holder when one is given."""
-    token = args.token or settings.token
-    return people.authenticate(store, token)["name"] if token else "cli (no token)"
+def _study(args, settings, store, name: str | None = None, acting: bool = True) -> StudyContext:
+    """The study the command works on (`--study`, or `name`), with its actor: required when the
+    command records something (`acting`), else whoever the token names, if anyone."""
+    actor = _acting(args, settings, store) if acting else _actor(args, settings, store)
+    return context.open_study(store, settings, name or args.study, actor)
 
 
 # ---- workspace ----
@@ -207,8 +207,8 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
 
 def _import_outputs(args, settings, store) -> None:
     _recover_imports(store)
-    by = _actor_name(args, settings, store)
-    _print(data.import_outputs(store, args.file, args.eval_set, args.replace, by=by).line())
+    actor = _acting(args, settings, store)
+    _print(data.import_outputs(store, args.file, args.eval_set, args.replace, actor=actor).line())
 
 
 def _recover_imports(store) -> None:
@@ -220,14 +220,16 @@ def _recover_imports(store) -> None:
 def _import_into_study(importer, args, settings, store):
     """Votes and verdicts go into a study, which the import creates when `--eval-set` is given."""
     _recover_imports(store)
+    actor = _acting(args, settings, store)
     try:
-        # After the lock, only an admin may add votes or verdicts (with a reason).
-        if args.reason and thresholds.is_locked(store, args.study):
-            by = _user(args, settings, store, "admin")["name"]
-        else:
-            by = _actor_name(args, settings, store)
         return importer(
-            store, args.file, args.study, args.eval_set, args.candidate, by=by, reason=args.reason
+            store,
+            args.file,
+            args.study,
+            args.eval_set,
+            args.candidate,
+            actor=actor,
+            reason=args.reason,
         )
     except NotFound as exc:
         known = {row["name"] for row in studies.list_studies(store)}
@@ -358,8 +360,8 @@ def _study_create(args, settings, store) -> None:
         args.show_reference,
         criteria,
         candidate=args.candidate,
+        actor=_acting(args, settings, store),
         guidelines=guidelines,
-        by=_actor_name(args, settings, store),
     )
     skipped = "; ".join(
         f"{c}: {n} items lack an output" for c, n in summary.skipped_items.items() if n
@@ -372,16 +374,13 @@ def _study_create(args, settings, store) -> None:
 
 
 def _study_candidate(args, settings, store) -> None:
-    by = _user(args, settings, store, "admin")["name"]
-    studies.set_candidate(store, args.name, args.system, by=by)
+    studies.set_candidate(_study(args, settings, store, args.name), args.system)
     _print(f"study {args.name}: candidate {args.system}")
 
 
 def _study_guidelines(args, settings, store) -> None:
     text = studies.read_guidelines_file(args.file)
-    digest, changed = studies.set_guidelines(
-        store, args.name, text, _actor_name(args, settings, store)
-    )
+    digest, changed = studies.set_guidelines(_study(args, settings, store, args.name), text)
     if changed:
         _print(f"guidelines {digest} in force for study {args.name}; new votes record this hash")
     else:
@@ -450,12 +449,12 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _reviewers_add(args, settings, store) -> None:
-    # The very first admin link of a workspace is made without one; every later change is
-    # made by an admin, in their name.
+    # The very first admin link of a workspace is made without one (that admin is recorded as
+    # adding themselves); every later change is made by an admin, in their name.
     first_admin = args.role == "admin" and not people.has_admin(store)
-    by = "setup (first admin)" if first_admin else _user(args, settings, store, "admin")["name"]
+    actor = None if first_admin else _acting(args, settings, store)
     reviewer, link = people.add_reviewer(
-        store, settings, args.name, args.role, args.study, by=by, reissue=args.reissue
+        store, settings, args.name, args.role, args.study, actor=actor, reissue=args.reissue
     )
     _print(f"{reviewer['name']} ({reviewer['role']}): send them this personal link")
     _print(link)
@@ -470,7 +469,7 @@ def _reviewers_list(args, settings, store) -> None:
 
 
 def _reviewers_revoke(args, settings, store) -> None:
-    people.revoke_reviewer(store, args.name, by=_user(args, settings, store, "admin")["name"])
+    people.revoke_reviewer(store, args.name, _acting(args, settings, store))
     _print(f"revoked {args.name}")
 
 
@@ -523,35 +522,22 @@ def _reviewers_stats(args, settings, store) -> None:
 
 
 def _reviewers_exclude(args, settings, store) -> None:
-    quality.exclude_reviewer(
-        store, args.study, args.name, args.reason, _user(args, settings, store, "admin")["name"]
-    )
+    quality.exclude_reviewer(_study(args, settings, store), args.name, args.reason)
     _print(f"{args.name} excluded from study {args.study}; its statistics now leave them out")
 
 
 def _reviewers_include(args, settings, store) -> None:
-    quality.include_reviewer(
-        store, args.study, args.name, args.reason, _user(args, settings, store, "admin")["name"]
-    )
+    quality.include_reviewer(_study(args, settings, store), args.name, args.reason)
     _print(f"{args.name} counts again in study {args.study}")
 
 
 def _known_set(args, settings, store) -> None:
-    quality.set_known_answer(
-        store,
-        args.study,
-        args.item,
-        args.compare,
-        args.answer,
-        _user(args, settings, store, "admin")["name"],
-    )
+    quality.set_known_answer(_study(args, settings, store), args.item, args.compare, args.answer)
     _print(f"known answer of {args.item} ({args.compare}): {args.answer}")
 
 
 def _known_remove(args, settings, store) -> None:
-    quality.remove_known_answer(
-        store, args.study, args.item, args.compare, _user(args, settings, store, "admin")["name"]
-    )
+    quality.remove_known_answer(_study(args, settings, store), args.item, args.compare)
     _print(f"known answer of {args.item} ({args.compare}) removed")
 
 
@@ -744,7 +730,7 @@ def _scorecard(args, settings, store) -> None:
 def _stats(args, settings, store) -> None:
     split = args.split or calibration.default_view_split(store, args.study)
     looks = calibration.looks_at_test(store, args.study, split)
-    by = _actor_name(args, settings, store) if looks else ""
+    by = _acting(args, settings, store).name if looks else ""
     report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
     preferences = calibration.self_preference(store, args.study, settings, split)
     pointwise = calibration.pointwise_scores(store, args.study, split)
@@ -881,7 +867,7 @@ def _calibrate_split(args, settings, store) -> None:
         args.study,
         args.test_share,
         args.seed,
-        by=_actor_name(args, settings, store),
+        by=_acting(args, settings, store).name,
         settings=settings,
     )
     _print(summary.line())
@@ -912,7 +898,7 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
-    by = _actor_name(args, settings, store)
+    by = _acting(args, settings, store).name if args.split == "test" else ""
     result = calibration.compare_versions(
         store, args.study, judge_a, judge_b, args.split, settings, by
     )
@@ -950,7 +936,7 @@ def _calibrate_compare(args, settings, store) -> None:
 
 def _calibrate_confirm(args, settings, store) -> None:
     judge = calibration.confirm_on_test(
-        store, args.study, args.judge, _actor_name(args, settings, store), settings
+        store, args.study, args.judge, _acting(args, settings, store).name, settings
     )
     looks = calibration.test_look_count(store, args.study)
     document = judge.to_json()
@@ -974,12 +960,9 @@ def _jury(args, settings, store) -> None:
     if not args.name or not args.judges:
         raise InputError("a jury needs both --name and --judges")
     jury = juries.create_jury(
-        store,
-        args.study,
+        _study(args, settings, store),
         args.name,
         _judge_pair(args.judges, 0, "--judges"),
-        by=_deviation_actor(args, settings, store),
-        settings=settings,
         reason=args.reason,
     )
     _print(f"jury {jury['label']}: {', '.join(jury['members'])}")
@@ -1079,21 +1062,20 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 def _thresholds_add(args, settings, store) -> None:
     new_id = thresholds.add_threshold(
-        store,
-        args.study,
+        _study(args, settings, store),
         args.metric,
         _params(args.param),
         args.comparator,
         args.value,
-        _user(args, settings, store, "admin", "signer")["name"],
         args.reason,
     )
     _print(f"threshold {new_id} added")
 
 
 def _thresholds_list(args, settings, store) -> None:
-    lock = thresholds.threshold_lock(store, args.study)
-    for t in thresholds.list_thresholds(store, args.study):
+    ctx = _study(args, settings, store, acting=False)
+    lock = ctx.lock.row
+    for t in thresholds.list_thresholds(ctx):
         _print(f"{t['id']}\t{t['description']}")
     if lock:
         _print(
@@ -1104,14 +1086,12 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    by = _user(args, settings, store, "admin", "signer")["name"]
-    content_hash = thresholds.lock_thresholds(store, args.study, by, settings)
+    content_hash = thresholds.lock_thresholds(_study(args, settings, store))
     _print(f"locked; thresholds hash {content_hash}")
 
 
 def _thresholds_remove(args, settings, store) -> None:
-    by = _user(args, settings, store, "admin", "signer")["name"]
-    thresholds.remove_threshold(store, args.study, args.id, by, args.reason)
+    thresholds.remove_threshold(_study(args, settings, store), args.id, args.reason)
     _print(f"threshold {args.id} removed")
 
 
@@ -1127,7 +1107,8 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    signer = _user(args, settings, store, "signer")
+    _acting(args, settings, store)
+    signer = people.authenticate(store, args.token or settings.token)
     if args.signer and args.signer != signer["name"]:
         raise Forbidden(f"this token is {signer['name']}'s, not {args.signer}'s")
     report = signoff.sign_off(
@@ -1158,7 +1139,7 @@ def _audit_log(args, settings, store) -> None:
 
 
 def _plan(args, settings, store) -> None:
-    for row in thresholds.sample_plan(store, args.study, settings, args.effect):
+    for row in thresholds.sample_plan(_study(args, settings, store, acting=False), args.effect):
         _print(
             f"{row['description']}\tneeds {row['needed']} comparisons (now {row['now']}) at an "
             f"expected {row['expected']}: {row['basis']}"
@@ -1302,9 +1283,7 @@ def _judge(args, settings, store) -> None:
         _judge_batch(args, settings, store, both_orders)
         return
     outcome = judging.start_judge_run(
-        store,
-        settings,
-        args.study,
+        _study(args, settings, store),
         args.rubric,
         args.judge,
         both_orders=both_orders,
@@ -1315,7 +1294,6 @@ def _judge(args, settings, store) -> None:
         on_progress=_ProgressBar(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
-        by=_deviation_actor(args, settings, store),
         reason=args.reason,
     )
     _print(outcome.line())
@@ -1330,9 +1308,7 @@ def _judge(args, settings, store) -> None:
 
 def _judge_batch(args, settings, store, both_orders: bool) -> None:
     outcome = judging.start_batch_run(
-        store,
-        settings,
-        args.study,
+        _study(args, settings, store),
         args.rubric,
         args.judge,
         both_orders=both_orders,
@@ -1341,7 +1317,6 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
         on_progress=_BatchProgressLine(),
         on_start=lambda plan: print(plan.line(), file=sys.stderr, flush=True),
         split=args.split,
-        by=_deviation_actor(args, settings, store),
         reason=args.reason,
     )
     _print(outcome.line())
@@ -1404,13 +1379,9 @@ def add_grade_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _grade(args, settings, store) -> None:
-    if args.reason and thresholds.is_locked(store, args.study):
-        by = _user(args, settings, store, "admin")["name"]
-    else:
-        by = _actor_name(args, settings, store)
-    outcome = grading.grade(store, args.study, args.grader, by, args.reason)
-    locked = thresholds.is_locked(store, args.study)
-    summary = grading.grader_summary(store, args.study) if locked else None
+    ctx = _study(args, settings, store)
+    outcome = grading.grade(ctx, args.grader, args.reason)
+    summary = grading.grader_summary(ctx) if ctx.lock.visible else None
     if args.json:
         document = {
             "study": outcome.study,

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from review_app import auth
+from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
-from review_app.services import calibration, people, studies, workspace
+from review_app.services import calibration, context, people, studies, workspace
+from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -112,13 +115,28 @@ def show_output(text: str, raw: bool, extra_class: str = "") -> None:
         st.html(f'<div class="review-output {extra_class}">{render_output(text)}</div>')
 
 
-def require_role(user: dict, *roles: str) -> None:
-    """Stop the page unless the user has one of `roles`."""
-    try:
-        people.require_role(user, *roles)
-    except Forbidden as exc:
-        st.error(plain(exc))
+def signed_in(store: Store, screen: str) -> Actor:
+    """The signed-in person as the Actor this page run acts for; stops the page unless their
+    role opens `screen` (auth.ROLE_SCREENS is the one list of who opens what)."""
+    user = current_user(store)
+    if screen not in auth.ROLE_SCREENS[user["role"]]:
+        roles = [r for r in auth.ROLES if screen in auth.ROLE_SCREENS[r]]
+        st.error(f"this screen is for {' or '.join(roles)} accounts")
         st.stop()
+    return Actor.of(user)
+
+
+def acting(store: Store) -> Actor:
+    """The Actor for a widget callback, authenticated again (see `acting_user`)."""
+    return Actor.of(acting_user(store))
+
+
+def study_context(store: Store, actor: Actor, settings: Settings) -> StudyContext | None:
+    """The study chosen in the picker, resolved once for this page run; None without studies."""
+    study = study_picker(store)
+    if study is None:
+        return None
+    return context.open_study(store, settings, study["name"], actor)
 
 
 def study_picker(store: Store, label: str = "Study") -> dict | None:

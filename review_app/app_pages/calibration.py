@@ -5,14 +5,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from review_app import stats, ui
+from review_app import auth, stats, ui
 from review_app.errors import NotFound, ReviewAppError
 from review_app.report import format_ci
 from review_app.services import calibration, judging, quality, rubric_editor
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin", "signer")
+actor = ui.signed_in(store, "calibration")
 
 st.title("Calibration")
 study = ui.study_picker(store)
@@ -400,7 +399,7 @@ if split is None:
         "Split the human-labelled comparisons into dev (to choose a rubric version on) and test "
         "(to confirm it once). The split is recorded once and cannot be redone."
     )
-    if user["role"] == "admin":
+    if auth.allowed(actor, "make the split"):
         with st.form("calibration_split"):
             share = st.number_input(
                 "Test share", min_value=0.05, max_value=0.95, value=0.3, step=0.05
@@ -571,16 +570,15 @@ else:
             for message in messages:
                 st.caption(message["role"])
                 st.code(message["content"], language=None, wrap_lines=True)
-    if user["role"] == "admin":
+    if auth.allowed(actor, "save a rubric"):
         st.caption(
             f"Saves {ui.plain(rubric.name)}-v{ui.plain(rubric.version)}.yaml to "
             f"{ui.plain(rubric_editor.editor_folder(settings))}, offered on the Judge runs "
             "screen: change `version:` to save a new version."
         )
-    if user["role"] == "admin" and st.button("Save as new version", key="editor_save"):
+    if auth.allowed(actor, "save a rubric") and st.button("Save as new version", key="editor_save"):
         try:
-            ui.acting_user(store)
-            saved = rubric_editor.save_rubric_version(store, settings, text)
+            saved = rubric_editor.save_rubric_version(store, settings, text, ui.acting(store))
             st.success(f"Saved as {ui.plain(saved.name)}; choose it on the Judge runs screen.")
         except ReviewAppError as exc:
             st.error(ui.plain(exc))

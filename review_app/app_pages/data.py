@@ -9,8 +9,7 @@ from review_app.errors import ReviewAppError
 from review_app.services import data, studies, workspace
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "data")
 
 st.title("Upload data")
 st.caption(
@@ -84,6 +83,7 @@ if submitted:
                 eval_set=eval_set,
                 study=study,
                 replace=replace,
+                actor=actor,
             )
         except ReviewAppError as exc:
             st.error(f"Nothing imported. {ui.plain(exc)}")

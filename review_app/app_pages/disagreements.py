@@ -10,8 +10,7 @@ from review_app.services import calibration, workspace
 from review_app.settings import Settings
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "disagreements")
 
 st.title("Disagreements")
 study = ui.study_picker(store)

@@ -5,23 +5,22 @@ override of a gate that did not pass needs a reason), and download the report.""
 import pandas as pd
 import streamlit as st
 
-from review_app import baselines, gate, report, ui
+from review_app import auth, baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
 from review_app.services import calibration, grading, signoff, studies, thresholds
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin", "signer")
+actor = ui.signed_in(store, "gate")
 settings = ui.settings()
 
 st.title("Gate")
-study = ui.study_picker(store)
-if study is None:
+ctx = ui.study_context(store, actor, settings)
+if ctx is None:
     st.stop()
-name = study["name"]
-lock = thresholds.threshold_lock(store, name)
-listed = thresholds.list_thresholds(store, name)
+study, name = ctx.study, ctx.name
+lock = ctx.lock.row
+listed = thresholds.list_thresholds(ctx)
 
 comparisons = studies.study_comparisons(store, name)
 systems = sorted({s for c in comparisons for s in c})
@@ -39,8 +38,11 @@ elif systems:
         key="gate_candidate",
     )
     if chosen != study["candidate"]:
-        studies.set_candidate(store, name, chosen)
-        st.rerun()
+        try:
+            studies.set_candidate(ctx, chosen)
+            st.rerun()
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
 if lock:
     st.success(
         f"Locked by **{ui.plain(lock['locked_by'])}** at {lock['locked_at']} · hash `{lock['content_hash'][:16]}`. "
@@ -64,12 +66,15 @@ if listed:
     )
 else:
     st.info("No thresholds yet: add the pass criteria below, or start from the recommended set.")
-    recommended = thresholds.recommended_thresholds(store, name)
+    recommended = thresholds.recommended_thresholds(ctx)
     if recommended:
         st.markdown("\n".join(f"- {ui.plain(t.describe())}" for t in recommended))
         if st.button("Add the recommended set", key="gate_recommended"):
-            thresholds.add_recommended_thresholds(store, name, user["name"])
-            st.rerun()
+            try:
+                thresholds.add_recommended_thresholds(ctx)
+                st.rerun()
+            except ReviewAppError as exc:
+                st.error(ui.plain(exc))
 
 judges = calibration.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not listed):
@@ -153,9 +158,7 @@ with st.expander("Add a threshold", expanded=not listed):
     )
     if st.button("Add threshold", key="gate_add"):
         try:
-            thresholds.add_threshold(
-                store, name, metric, params, comparator, value, user["name"], reason
-            )
+            thresholds.add_threshold(ctx, metric, params, comparator, value, reason)
             st.rerun()
         except ReviewAppError as exc:
             st.error(ui.plain(exc))
@@ -171,15 +174,18 @@ if listed:
         remove_reason = st.text_input("Reason", key="gate_remove_reason") if lock else ""
         if st.button("Remove", key="gate_remove"):
             try:
-                thresholds.remove_threshold(store, name, choice, user["name"], remove_reason)
+                thresholds.remove_threshold(ctx, choice, remove_reason)
                 st.rerun()
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
 if not lock and listed:
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
-        thresholds.lock_thresholds(store, name, user["name"], settings)
-        st.rerun()
+        try:
+            thresholds.lock_thresholds(ctx)
+            st.rerun()
+        except ReviewAppError as exc:
+            st.error(ui.plain(exc))
 
 st.subheader("2. Evaluation")
 with st.expander("How many comparisons each threshold needs (80% power)"):
@@ -187,7 +193,7 @@ with st.expander("How many comparisons each threshold needs (80% power)"):
         "Planned from the bars alone (no outcome is read), for a truth 0.1 (or 10 points) beyond "
         "each bar in the passing direction; `review-app plan` takes another expected effect."
     )
-    st.dataframe(pd.DataFrame(thresholds.sample_plan(store, name, settings)), hide_index=True)
+    st.dataframe(pd.DataFrame(thresholds.sample_plan(ctx)), hide_index=True)
 try:
     decision = signoff.evaluate_gate(store, name, settings)
 except OutcomesHidden as exc:
@@ -218,7 +224,7 @@ st.dataframe(
     hide_index=True,
     column_config={"estimate": st.column_config.NumberColumn(format="%.3f")},
 )
-deviations = thresholds.threshold_deviations(store, name)
+deviations = thresholds.threshold_deviations(ctx)
 if deviations:
     st.warning(f"{len(deviations)} change(s) after the lock (shown in the report):")
     st.dataframe(pd.DataFrame(deviations), hide_index=True)
@@ -227,7 +233,7 @@ st.subheader("3. Final human review")
 sample = signoff.final_review_sample(store, name, settings=settings)
 done = sum(1 for s in sample if s["mark"])
 st.progress(done / len(sample) if sample else 0.0, text=f"{done} of {len(sample)} reviewed")
-if user["role"] != "signer":
+if not auth.allowed(actor, "mark the final review"):
     st.caption("Only a signer marks the final-review sample.")
 elif sample:
     labels = [
@@ -289,7 +295,7 @@ for s in signed["signoffs"]:
         f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "
         f"{ui.plain(s['comment'])}"
     )
-if user["role"] == "signer":
+if auth.allowed(actor, "sign off"):
     final = signed["final_review"]
     unmet = [f"the gate is {decision.result}"] if decision.result != "pass" else []
     if final["n"] < final["sample_size"]:

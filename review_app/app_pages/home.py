@@ -7,8 +7,7 @@ from review_app import ui
 from review_app.services import workspace
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin", "signer")
+actor = ui.signed_in(store, "home")
 
 st.title("Workspace")
 summary = workspace.workspace_summary(store)

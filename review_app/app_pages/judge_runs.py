@@ -7,17 +7,17 @@ import streamlit as st
 
 from review_app import baselines, ui
 from review_app.errors import ReviewAppError
-from review_app.services import calibration, grading, judging, thresholds
+from review_app.services import calibration, grading, judging
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "judge")
 settings = ui.settings()
 
 st.title("Judge runs")
-study = ui.study_picker(store)
-if study is None:
+ctx = ui.study_context(store, actor, settings)
+if ctx is None:
     st.stop()
+study = ctx.study
 
 choices = judging.available_rubrics(settings)
 for invalid in (c for c in choices if c.error):
@@ -136,7 +136,7 @@ if plan is not None:
     else:
         label = "Start run" if plan.n_stored == 0 else "Resume run"
     reason = ""
-    if thresholds.is_locked(store, study["name"]) and plan.n_missing:
+    if ctx.lock.locked and plan.n_missing:
         reason = st.text_input(
             "Reason (the thresholds are locked: this run is listed in the report as a deviation)",
             key="judge_reason",
@@ -145,15 +145,12 @@ if plan is not None:
     if start and batch:
         try:
             outcome = judging.start_batch_run(
-                store,
-                settings,
-                study["name"],
+                ctx,
                 rubric_choice.path,
                 judge,
                 both_orders=both_orders,
                 wait=False,
                 split=split,
-                by=user["name"],
                 reason=reason,
             )
         except ReviewAppError as exc:
@@ -176,9 +173,7 @@ if plan is not None:
 
         try:
             outcome = judging.start_judge_run(
-                store,
-                settings,
-                study["name"],
+                ctx,
                 rubric_choice.path,
                 judge,
                 both_orders=both_orders,
@@ -187,7 +182,6 @@ if plan is not None:
                 tpm=int(tpm) or None,
                 on_progress=show,
                 split=split,
-                by=user["name"],
                 reason=reason,
             )
         except ReviewAppError as exc:
@@ -306,7 +300,7 @@ for invalid in (c for c in grader_choices if c.error):
     )
 valid_graders = {c.title: c for c in grader_choices if c.grader is not None}
 if valid_graders:
-    locked = thresholds.is_locked(store, study["name"])
+    locked = ctx.lock.locked
     g1, g2 = st.columns([2, 1])
     grader_title = g1.selectbox("Grader", list(valid_graders), key="grader_file")
     grader_reason = (
@@ -319,13 +313,7 @@ if valid_graders:
     )
     if g2.button("Run graders", key="grader_run"):
         try:
-            graded = grading.grade(
-                store,
-                study["name"],
-                valid_graders[grader_title].path,
-                user["name"],
-                grader_reason,
-            )
+            graded = grading.grade(ctx, valid_graders[grader_title].path, grader_reason)
         except ReviewAppError as exc:
             st.error(ui.plain(exc))
         else:

@@ -9,8 +9,7 @@ from review_app.errors import ReviewAppError
 from review_app.services import people, studies
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "people")
 settings = ui.settings()
 
 
@@ -18,9 +17,13 @@ def _add(study: str | None) -> None:
     # Callbacks run before the page is drawn, so the table below already lists the change.
     state = st.session_state
     try:
-        people.require_role(ui.acting_user(store), "admin")
         added, link = people.add_reviewer(
-            store, settings, state["people_name"], state["people_role"], study
+            store,
+            settings,
+            state["people_name"],
+            state["people_role"],
+            study,
+            actor=ui.acting(store),
         )
     except ReviewAppError as exc:
         state[ui.PEOPLE_ISSUED] = None
@@ -33,8 +36,7 @@ def _add(study: str | None) -> None:
 def _revoke() -> None:
     name = st.session_state["people_revoke_name"]
     try:
-        people.require_role(ui.acting_user(store), "admin")
-        people.revoke_reviewer(store, name)
+        people.revoke_reviewer(store, name, ui.acting(store))
     except ReviewAppError as exc:
         st.session_state[ui.PEOPLE_NOTICE] = f"Not revoked: {exc}"
         return
@@ -103,9 +105,7 @@ st.dataframe(
 
 # Your own link is not offered: revoking it would lock you out mid-session.
 active = [
-    r["name"]
-    for r in everyone
-    if r["has_link"] and not r["revoked_at"] and r["name"] != user["name"]
+    r["name"] for r in everyone if r["has_link"] and not r["revoked_at"] and r["name"] != actor.name
 ]
 if active:
     st.subheader("Revoke a link")

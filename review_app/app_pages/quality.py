@@ -12,12 +12,12 @@ from review_app.services import calibration, quality, studies, workspace
 from review_app.settings import Settings
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "quality")
 settings = ui.settings()
 
 st.title("Reviewer quality")
-study = ui.study_picker(store)
+ctx = ui.study_context(store, actor, settings)
+study = ctx.study if ctx else None
 if study is None:
     st.stop()
 name = study["name"]
@@ -123,7 +123,7 @@ if st.button(
 ):
     decide = quality.include_reviewer if excluded else quality.exclude_reviewer
     try:
-        decide(store, name, target, reason, user["name"])
+        decide(ctx, target, reason)
     except ReviewAppError as exc:
         st.error(f"Nothing changed: {ui.plain(exc)}")
     else:
@@ -161,14 +161,14 @@ with st.expander("Mark a known answer", expanded=not marked):
     mark, remove = st.columns(2)
     if mark.button("Mark", key="known_mark"):
         try:
-            quality.set_known_answer(store, name, item, compare, answer, user["name"])
+            quality.set_known_answer(ctx, item, compare, answer)
         except ReviewAppError as exc:
             st.error(f"Not marked: {ui.plain(exc)}")
         else:
             st.rerun()
     if marked and remove.button("Remove this item's known answer", key="known_remove"):
         try:
-            quality.remove_known_answer(store, name, item, compare, user["name"])
+            quality.remove_known_answer(ctx, item, compare)
         except ReviewAppError as exc:
             st.error(f"Not removed: {ui.plain(exc)}")
         else:

@@ -11,8 +11,7 @@ from review_app.report import format_ci
 from review_app.services import signoff
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin", "signer")
+actor = ui.signed_in(store, "results")
 
 # Lost comparisons drawn in full per category (each is a prompt and two outputs).
 LOSSES_SHOWN = 20

@@ -11,8 +11,7 @@ from review_app.report import format_ci
 from review_app.services import scorecard
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin", "signer")
+actor = ui.signed_in(store, "scorecard")
 
 st.title("Scorecard")
 study = ui.study_picker(store)

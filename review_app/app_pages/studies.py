@@ -7,11 +7,11 @@ import streamlit as st
 from review_app import ui
 from review_app.errors import ReviewAppError
 from review_app.safe_markdown import render_markdown
-from review_app.services import studies, workspace
+from review_app.services import context, studies, workspace
 
 store = ui.get_store()
-user = ui.current_user(store)
-ui.require_role(user, "admin")
+actor = ui.signed_in(store, "studies")
+settings = ui.settings()
 
 st.title("Studies")
 summary = workspace.workspace_summary(store)
@@ -78,8 +78,8 @@ else:
                     reviews_per_pair=int(k),
                     show_reference=show_reference,
                     criteria=[c.strip() for c in criteria.split(",") if c.strip()],
+                    actor=actor,
                     guidelines=guidelines if guidelines.strip() else None,
-                    by=user["name"],
                 )
             except ReviewAppError as exc:
                 st.error(f"Not created: {ui.plain(exc)}")
@@ -122,7 +122,9 @@ upload = st.file_uploader(
 if st.button("Put these guidelines in force", type="primary", key="guidelines_save"):
     body = upload.getvalue().decode("utf-8-sig", errors="replace") if upload else text
     try:
-        digest, changed = studies.set_guidelines(store, study["name"], body, user["name"])
+        digest, changed = studies.set_guidelines(
+            context.open_study(store, settings, study["name"], actor), body
+        )
     except ReviewAppError as exc:
         st.error(f"Not changed: {ui.plain(exc)}")
     else:

@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
-from review_app import importers, stats
+from review_app import auth, importers, stats
+from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
 from review_app.importers import ImportSummary
 from review_app.services import audit, study_data
-from review_app.services.studies import create_study_for_import, infer_candidate, set_candidate
-from review_app.services.thresholds import require_outcomes_visible
+from review_app.services.context import Lock, lock_of
+from review_app.services.studies import create_study_for_import, infer_candidate, name_candidate
 from review_app.settings import Settings
 from review_app.store import Store, import_lock, locked_what
 
@@ -44,16 +45,17 @@ HOST = socket.gethostname()
 
 
 def import_outputs(
-    store: Store, path: str | Path, eval_set: str, replace: bool = False, by: str = "cli"
+    store: Store, path: str | Path, eval_set: str, replace: bool = False, *, actor: Actor
 ) -> ImportSummary:
     """Import model outputs into `eval_set`, creating it if needed (see `importers.check_outputs`)."""
+    auth.require(actor, "import data")
     summary = ImportSummary(str(path))
     _import(
         store,
         "outputs",
         path,
         eval_set,
-        {"replace": replace, **_recorded(path, by)},
+        {"replace": replace, **_recorded(path, actor)},
         [import_lock("eval_set", eval_set)],
         lambda: importers.check_outputs(store, path, eval_set, replace, summary),
         summary,
@@ -67,7 +69,8 @@ def import_votes(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
-    by: str = "cli",
+    *,
+    actor: Actor,
     reason: str = "",
 ) -> ImportSummary:
     """Import votes; the study is created over `eval_set` when it does not exist yet (when the
@@ -76,7 +79,7 @@ def import_votes(
     After the lock, votes that change anything need a reason and are recorded as a deviation
     the report lists."""
     return _import_into_study(
-        store, "votes", importers.check_votes, path, study, eval_set, candidate, by, reason
+        store, "votes", importers.check_votes, path, study, eval_set, candidate, actor, reason
     )
 
 
@@ -86,12 +89,13 @@ def import_verdicts(
     study: str,
     eval_set: str | None = None,
     candidate: str | None = None,
-    by: str = "cli",
+    *,
+    actor: Actor,
     reason: str = "",
 ) -> ImportSummary:
     """Import verdicts, creating the study and naming its candidate as `import_votes` does."""
     return _import_into_study(
-        store, "verdicts", importers.check_verdicts, path, study, eval_set, candidate, by, reason
+        store, "verdicts", importers.check_verdicts, path, study, eval_set, candidate, actor, reason
     )
 
 
@@ -103,9 +107,10 @@ def _import_into_study(
     study: str,
     eval_set: str | None,
     candidate: str | None,
-    by: str,
+    actor: Actor,
     reason: str,
 ) -> ImportSummary:
+    auth.require(actor, "import data")
     summary = ImportSummary(str(path))
     locks = [import_lock("study", study)]
     if eval_set is not None:
@@ -122,31 +127,39 @@ def _import_into_study(
             if eval_set is not None and store.require_eval_set(eval_set)["id"] != eval_set_id:
                 raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
         batches = check(store, path, row, eval_set_id, summary)
-        locked = row is not None and store.threshold_lock(row["id"]) is not None
-        if locked and not reason.strip():
-            return _refused_after_lock(batches, study, kind)
-        return batches
+        if row is None:
+            return batches
+        return _refused_after_lock(batches, lock_of(store, row), reason, kind)
 
     options = {"eval_set": eval_set, "candidate": candidate, "reason": reason.strip()}
-    _import(store, kind, path, study, options | _recorded(path, by), locks, changes, summary)
+    _import(store, kind, path, study, options | _recorded(path, actor), locks, changes, summary)
     return summary
 
 
-def _refused_after_lock(batches: Iterator[list[dict]], study: str, kind: str):
-    # Raising at the first change discards everything staged: nothing lands without a reason.
-    for _ in batches:
-        raise Conflict(
-            f"the thresholds of study {study!r} are locked: {kind} imported now would change "
-            "what the gate decides on; give a reason, which the report lists as a deviation"
-        )
-    yield from ()
+def _refused_after_lock(batches: Iterator[list[dict]], lock: Lock, reason: str, kind: str):
+    # Refusing at the first change discards everything staged: nothing lands without a reason.
+    for batch in batches:
+        lock.require_reason(reason, f"{kind} imported")
+        yield batch
 
 
-def _recorded(path: str | Path, by: str) -> dict:
+def _recorded(path: str | Path, actor: Actor) -> dict:
     """What the audit log keeps of an import: who, and the file's name and content hash."""
     with open(path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return {"by": by, "file_name": Path(path).name, "sha256": digest}
+    return {
+        "by": actor.name,
+        "actor": [actor.name, actor.role, actor.reviewer_id],
+        "file_name": Path(path).name,
+        "sha256": digest,
+    }
+
+
+def _importer(options: dict) -> Actor:
+    """Who an import acts for, as its job recorded them: a job may be finished by another
+    process (see `recover_imports`), long after its importer was authenticated."""
+    name, role, reviewer_id = options.get("actor") or (options["by"], "admin", 0)
+    return Actor(name, role, reviewer_id)
 
 
 def _import(
@@ -275,7 +288,9 @@ def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> N
     """Write the job's staged batches into the workspace, one transaction each, then forget it,
     recording the import in the audit log (and, after a study's lock, as a deviation)."""
     if job["kind"] != "outputs" and store.study(job["target"]) is None:
-        create_study_for_import(store, job["target"], job["options"]["eval_set"])
+        create_study_for_import(
+            store, job["target"], job["options"]["eval_set"], _importer(job["options"])
+        )
     write = _batch_writer(store, job)
     pacer = _Pacer()
     kept_app_votes = 0
@@ -298,38 +313,46 @@ def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> No
     """The import's trace: the study's candidate named if it has none, a deviation when it
     changed a locked study, and its audit entry (inside the caller's transaction)."""
     options, kind = job["options"], job["kind"]
+    actor = _importer(options)
     study = store.study(job["target"]) if kind != "outputs" else None
-    locked = study is not None and store.threshold_lock(study["id"]) is not None
-    changed = bool(summary.added) if summary is not None else True
-    if study is not None:
-        note = _candidate_for_import(store, study, options.get("candidate"), options["by"])
-        if note and summary is not None:
-            summary.notes.append(note)
-        if locked and changed and options.get("reason"):
-            line = summary.line() if summary is not None else options["file_name"]
-            store.insert_deviation(
-                study["id"], options["by"], f"{kind} as locked", line, options["reason"]
-            )
-    audit.record(
-        store,
-        options["by"],
+    trace = {
+        "file": options["file_name"],
+        "sha256": options["sha256"],
+        "rows": summary.rows if summary is not None else None,
+        "added": summary.added if summary is not None else None,
+    }
+    if study is None:
+        audit.record(
+            store, actor.name, f"{kind} imported", None, **trace, after_lock=False, reason=""
+        )
+        return
+    lock = lock_of(store, study)
+    note = _candidate_for_import(store, lock, study, options.get("candidate"), actor)
+    if note and summary is not None:
+        summary.notes.append(note)
+    reason = options.get("reason") or ""
+    if lock.locked and not reason:
+        # Checked unlocked, locked before it was written: the change is still a deviation.
+        reason = "the thresholds were locked while this import was being written"
+    lock.change(
+        actor,
+        reason,
         f"{kind} imported",
-        study["id"] if study else None,
-        file=options["file_name"],
-        sha256=options["sha256"],
-        rows=summary.rows if summary is not None else None,
-        added=summary.added if summary is not None else None,
-        after_lock=locked,
-        reason=options.get("reason") or "",
+        f"{kind} as locked",
+        summary.line() if summary is not None else options["file_name"],
+        deviates=bool(summary.added) if summary is not None else True,
+        **trace,
     )
 
 
-def _candidate_for_import(store: Store, study: dict, candidate: str | None, by: str) -> str:
+def _candidate_for_import(
+    store: Store, lock: Lock, study: dict, candidate: str | None, actor: Actor
+) -> str:
     """Name the study's candidate when the import was told it, or infer one for a study that
     has none; returns what to tell the user ("" when nothing changed)."""
     if candidate is not None:
         if candidate != study["candidate"]:
-            set_candidate(store, study["name"], candidate, by=by)
+            name_candidate(store, lock, actor, candidate)
         return f"candidate: {candidate}"
     if study["candidate"] is not None:
         return ""
@@ -440,7 +463,7 @@ def export_rows(
     study_row = store.require_study(study)
     if what in ("votes", "verdicts", "preferences"):
         # Who won each pair is an outcome: exported before the lock, the bar could be set to it.
-        require_outcomes_visible(store, study_row)
+        lock_of(store, study_row).require_visible()
     if what == "preferences":
         return preference_rows(store, study_row, source, settings or Settings.from_env())
     return _export_rows(store, what, study_row)
@@ -537,7 +560,8 @@ def import_upload(
     eval_set: str | None = None,
     study: str | None = None,
     replace: bool = False,
-    by: str = "cli",
+    *,
+    actor: Actor,
 ) -> importers.ImportSummary:
     """Import a file uploaded in the app exactly as the CLI imports one: the same formats (told
     apart by the file name's extension), checks and single transaction, so a failed upload
@@ -554,13 +578,15 @@ def import_upload(
             if kind == "outputs":
                 if not (eval_set or "").strip():
                     raise InputError("name the eval set these outputs belong to")
-                summary = import_outputs(store, path, eval_set.strip(), replace=replace, by=by)
+                summary = import_outputs(
+                    store, path, eval_set.strip(), replace=replace, actor=actor
+                )
             else:
                 if not (study or "").strip():
                     raise InputError(f"name the study these {kind} belong to")
                 importer = import_votes if kind == "votes" else import_verdicts
                 summary = importer(
-                    store, path, study.strip(), (eval_set or "").strip() or None, by=by
+                    store, path, study.strip(), (eval_set or "").strip() or None, actor=actor
                 )
         except ReviewAppError as exc:
             raise type(exc)(str(exc).replace(str(path), name)) from exc

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from review_app import baselines
+from review_app.auth import Actor
+from review_app.services.context import StudyContext, open_study
 from review_app.services.data import import_outputs, import_verdicts, import_votes
 from review_app.services.grading import DEMO_GRADER, grade
 from review_app.services.judging import DEMO_RUBRIC, start_judge_run
@@ -30,8 +32,12 @@ DEMO_USERS = ((DEMO_ADMIN, "admin"), ("demo-reviewer", "reviewer"), ("demo-signe
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
     """Load the demo eval set, study (with its reviewer guidelines), example votes and example
     judge verdicts (idempotent), run the baseline judges and the demo grader, and return fresh
-    personal links for the demo users, by name."""
-    import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET)
+    personal links for the demo users, by name. Everything is done as the demo's admin, who is
+    the workspace's first admin."""
+    if store.reviewer(DEMO_ADMIN) is None:
+        add_reviewer(store, settings, DEMO_ADMIN, "admin", actor=None)
+    admin = Actor.of(store.reviewer(DEMO_ADMIN))
+    import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET, actor=admin)
     if store.study(DEMO_STUDY) is None:
         create_study(
             store,
@@ -41,24 +47,26 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
             reviews_per_pair=3,
             show_reference=False,
             criteria=["accuracy", "helpfulness", "tone", "format"],
+            actor=admin,
         )
-    set_guidelines(store, DEMO_STUDY, read_guidelines_file(data_dir / "guidelines.md"), "demo")
-    import_votes(store, data_dir / "votes.csv", DEMO_STUDY)
-    import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY)
-    seed_demo_judges(store, settings)
-    if store.threshold_lock(store.require_study(DEMO_STUDY)["id"]) is None:
-        grade(store, DEMO_STUDY, DEMO_GRADER, by="demo")
+    ctx = open_study(store, settings, DEMO_STUDY, admin)
+    set_guidelines(ctx, read_guidelines_file(data_dir / "guidelines.md"))
+    import_votes(store, data_dir / "votes.csv", DEMO_STUDY, actor=admin)
+    import_verdicts(store, data_dir / "verdicts.csv", DEMO_STUDY, actor=admin)
+    seed_demo_judges(ctx)
+    if not ctx.lock.locked:
+        grade(ctx, DEMO_GRADER)
     links = {}
     for name, role in DEMO_USERS:
         # Each run of the demo hands out fresh links to its own users.
         _, links[name] = add_reviewer(
-            store, settings, name, role, DEMO_STUDY, by="demo", reissue=True
+            store, settings, name, role, DEMO_STUDY, actor=admin, reissue=True
         )
     return links
 
 
-def seed_demo_judges(store: Store, settings: Settings) -> None:
+def seed_demo_judges(ctx: StudyContext) -> None:
     """Baseline-judge runs (all four, both orders) on the demo study, so calibration has judges
     to show without any API key. Idempotent: a complete run sends nothing."""
     for name in baselines.BASELINES:
-        start_judge_run(store, settings, DEMO_STUDY, DEMO_RUBRIC, baselines.label(name))
+        start_judge_run(ctx, DEMO_RUBRIC, baselines.label(name))

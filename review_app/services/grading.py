@@ -16,8 +16,7 @@ import pandas as pd
 
 from review_app import graders
 from review_app.errors import InputError
-from review_app.services import audit
-from review_app.services.thresholds import require_outcomes_visible
+from review_app.services.context import StudyContext
 from review_app.store import Store
 
 GRADERS_DIR = Path(__file__).resolve().parents[2] / "graders"
@@ -97,16 +96,15 @@ def graders_in_force(store: Store, study_row: dict) -> list[dict]:
     return sorted(chosen.values(), key=lambda g: g["name"])
 
 
-def grade(
-    store: Store, study: str, grader_path: str | Path, by: str, reason: str = ""
-) -> GradeOutcome:
+def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> GradeOutcome:
     """Run every check of the grader file on every output of every system the study compares
     and store the results; those already stored for this grader version stay as they are.
     After the lock, a grader version the lock did not pin needs a reason and is recorded as a
     deviation. Bad grader files raise InputError naming file, line, check and field."""
+    actor = ctx.require("run graders")
+    store, study = ctx.store, ctx.name
     grader = graders.load_grader(grader_path)
-    study_row = store.require_study(study)
-    outputs = store.grading_outputs(study_row["id"])
+    outputs = store.grading_outputs(ctx.id)
     if outputs.empty:
         raise InputError(f"study {study!r} has no outputs to grade")
     results = graders.run_checks(grader, outputs)
@@ -115,41 +113,36 @@ def grade(
             f"{grader_path}: no check of grader {grader.name} applies to any output of study "
             f"{study!r} (see each check's categories and items)"
         )
+    what = f"grader {grader.name} version {grader.content_hash[:12]}, which the lock did not pin,"
+    locked = False
     with store.transaction():
-        lock = store.threshold_lock(study_row["id"])
-        pinned = {g["content_hash"]: g["name"] for g in pinned_graders(lock)}
-        off_plan = lock is not None and grader.content_hash not in pinned
-        if off_plan and not reason.strip():
-            raise InputError(
-                f"the thresholds of study {study!r} are locked and did not pin grader "
-                f"{grader.name} version {grader.content_hash[:12]}: give a reason, which the "
-                "report lists as a deviation"
-            )
+        pinned = {g["content_hash"]: g["name"] for g in pinned_graders(ctx.lock.row)}
+        off_plan = grader.content_hash not in pinned
+        if off_plan:
+            ctx.lock.require_reason(reason, what)
         grader_id = store.ensure_grader(grader.name, grader.content_hash, grader.canonical)
-        new = store.insert_grader_results(grader_id, study_row["id"], results)
+        new = store.insert_grader_results(grader_id, ctx.id, results)
         if new:
-            if off_plan:
-                before = next(
-                    (
-                        f"grader {name} {h[:12]} as locked"
-                        for h, name in pinned.items()
-                        if name == grader.name
-                    ),
-                    f"grader {grader.name} not pinned by the lock",
-                )
-                after = f"grader {grader.name} {grader.content_hash[:12]} graded ({new} results)"
-                store.insert_deviation(study_row["id"], by, before, after, reason.strip())
-            audit.record(
-                store,
-                by,
+            before = next(
+                (
+                    f"grader {name} {h[:12]} as locked"
+                    for h, name in pinned.items()
+                    if name == grader.name
+                ),
+                f"grader {grader.name} not pinned by the lock",
+            )
+            after = f"grader {grader.name} {grader.content_hash[:12]} graded ({new} results)"
+            locked = ctx.lock.change(
+                actor,
+                reason,
                 "graded",
-                study_row["id"],
+                before,
+                after,
+                deviates=off_plan,
                 grader=grader.name,
                 content_hash=grader.content_hash,
                 results=new,
-                after_lock=lock is not None,
-                reason=reason.strip(),
-                digest=store.grader_results_digest(study_row["id"], grader.content_hash),
+                digest=store.grader_results_digest(ctx.id, grader.content_hash),
             )
     return GradeOutcome(
         study,
@@ -159,7 +152,7 @@ def grade(
         len(grader.checks),
         len(results),
         new,
-        off_plan and new > 0,
+        new > 0 and off_plan and locked,
     )
 
 
@@ -200,9 +193,8 @@ def summarize(results: pd.DataFrame, choice_labels: dict) -> dict:
     }
 
 
-def grader_summary(store: Store, study: str | dict) -> dict:
-    """Grader pass rates of a study (its name or row), for the report, the scorecard and
-    `grade`:
+def grader_summary(ctx: StudyContext) -> dict:
+    """Grader pass rates of a study, for the report, the scorecard and `grade`:
 
         {"versions": [{name, content_hash, pinned, n_results}],
          "graders": [{grader, check, system, category, passed, n, rate, ci}],
@@ -210,10 +202,9 @@ def grader_summary(store: Store, study: str | dict) -> dict:
 
     Rates are 0..1, `ci` a Wilson 95% interval, category None = every output. Only the versions
     in force count (see `graders_in_force`). OutcomesHidden until the thresholds are locked."""
-    study_row = store.require_study(study) if isinstance(study, str) else study
-    require_outcomes_visible(store, study_row)
-    chosen = graders_in_force(store, study_row)
-    summary = summarize(results_in_force(store, study_row, chosen), _choice_labels(chosen))
+    ctx.lock.require_visible()
+    chosen = graders_in_force(ctx.store, ctx.study)
+    summary = summarize(results_in_force(ctx.store, ctx.study, chosen), _choice_labels(chosen))
     versions = [{k: g[k] for k in ("name", "content_hash", "pinned", "n_results")} for g in chosen]
     return {"versions": versions, **summary}
 

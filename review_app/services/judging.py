@@ -31,7 +31,7 @@ from judge.runner import (
 )
 from review_app.baselines import is_baseline
 from review_app.errors import Conflict, InputError, JudgeUnavailable, NotFound
-from review_app.services import audit
+from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -360,36 +360,26 @@ def _in_split(store: Store, study_row: dict, pairs: list[dict], split: str) -> l
     return [p for p in pairs if parts.get(p["pair_id"]) == split]
 
 
-def _open_run(store: Store, plan: JudgePlan, status: str, by: str = "cli", reason: str = "") -> int:
+def _open_run(ctx: StudyContext, plan: JudgePlan, status: str, reason: str) -> int:
     """The run the plan resumes, or a new one; its status set to `status`. After the lock, a run
     that would send calls adds verdicts the gate may decide on (a rubric written after seeing
     the results, say): like an import of verdicts it needs a reason and is recorded as a
     deviation the report lists."""
+    actor = ctx.require("run a judge")
+    store = ctx.store
+    if plan.calls:
+        ctx.lock.require_reason(reason, f"judging with {plan.label}")
     with store.transaction():
-        locked = store.threshold_lock(plan.study_id) is not None
-        if locked and plan.calls:
-            if not reason.strip():
-                raise Conflict(
-                    f"the thresholds of study {plan.study!r} are locked: judging now would add "
-                    "verdicts the gate decides on; give a reason, which the report lists as a "
-                    "deviation"
-                )
-            store.insert_deviation(
-                plan.study_id,
-                by,
-                f"{plan.label}: {plan.n_total - len(plan.calls)} of {plan.n_total} calls "
-                "at the lock",
+        if plan.calls:
+            ctx.lock.change(
+                actor,
+                reason,
+                "judge calls sent",
+                f"{plan.label}: {plan.n_total - len(plan.calls)} of {plan.n_total} calls at the "
+                "lock",
                 f"{plan.label}: {len(plan.calls)} calls sent after the lock",
-                reason.strip(),
-            )
-            audit.record(
-                store,
-                by,
-                "judged after the lock",
-                plan.study_id,
                 judge=plan.label,
                 calls=len(plan.calls),
-                reason=reason.strip(),
             )
         rubric_id = None
         if not is_baseline(plan.judge):
@@ -417,9 +407,7 @@ def _open_run(store: Store, plan: JudgePlan, status: str, by: str = "cli", reaso
 
 
 def start_judge_run(
-    store: Store,
-    settings: Settings,
-    study: str,
+    ctx: StudyContext,
     rubric_path: str | Path,
     judge: str,
     both_orders: bool = True,
@@ -431,7 +419,6 @@ def start_judge_run(
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
     split: str = "all",
-    by: str = "cli",
     reason: str = "",
 ) -> JudgeRunOutcome:
     """Judge the study's pairs, sending only the calls this run does not hold yet.
@@ -446,13 +433,14 @@ def start_judge_run(
     for name, value in (("requests per minute", rpm), ("tokens per minute", tpm)):
         if value is not None and value < 1:
             raise InputError(f"{name} must be at least 1, got {value}")
+    store, settings = ctx.store, ctx.settings
     plan = plan_judge_run(
-        store, settings, study, rubric_path, judge, both_orders, seed, split=split
+        store, settings, ctx.name, rubric_path, judge, both_orders, seed, split=split
     )
     prices = _prices(settings)
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
-    run_id = _open_run(store, plan, "running", by, reason)
+    run_id = _open_run(ctx, plan, "running", reason)
     # Another process may have stored verdicts or sent batches since the plan: never send those.
     calls = missing_calls(plan.calls, store.verdict_keys(run_id) | store.open_batch_keys(run_id))
     if on_start:
@@ -594,9 +582,7 @@ class _RunJournal:
 
 
 def start_batch_run(
-    store: Store,
-    settings: Settings,
-    study: str,
+    ctx: StudyContext,
     rubric_path: str | Path,
     judge: str,
     both_orders: bool = True,
@@ -606,7 +592,6 @@ def start_batch_run(
     provider_options: dict | None = None,
     on_start: Callable[[JudgePlan], None] | None = None,
     split: str = "all",
-    by: str = "cli",
     reason: str = "",
 ) -> BatchRunOutcome:
     """Judge the study's pairs through the provider's batch API, at the batch price.
@@ -617,17 +602,18 @@ def start_batch_run(
     one has ended and its answers are stored; without, they are looked at once (run it again to
     collect). Requests that come back without an answer go out again on the next run.
     """
+    store, settings = ctx.store, ctx.settings
     plan = plan_judge_run(
-        store, settings, study, rubric_path, judge, both_orders, seed, batch=True, split=split
+        store, settings, ctx.name, rubric_path, judge, both_orders, seed, batch=True, split=split
     )
     # The key is checked before the run is recorded, as for an interactive run.
     with _judge_errors():
         provider = get_provider(judge, **(provider_options or {}))
-    run_id = _open_run(store, plan, "batched", by, reason)
+    run_id = _open_run(ctx, plan, "batched", reason)
     if on_start:
         on_start(plan)
     pairs = store.pairs_frame(plan.study_id).to_dict("records")
-    pairs = _in_split(store, store.require_study(study), pairs, split)
+    pairs = _in_split(store, ctx.study, pairs, split)
     calls = build_calls(pairs, both_orders=plan.params.both_orders, seed=plan.params.seed)
     journal = _RunJournal(store, run_id)
     return _drive_batches(

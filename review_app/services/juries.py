@@ -11,7 +11,8 @@ import pandas as pd
 
 from review_app import stats
 from review_app.errors import Conflict, InputError
-from review_app.services import audit, study_data
+from review_app.services import study_data
+from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -22,20 +23,13 @@ def jury_label(name: str) -> str:
     return stats.JURY_PREFIX + name
 
 
-def create_jury(
-    store: Store,
-    study: str,
-    name: str,
-    members: list[str],
-    by: str = "cli",
-    settings: Settings | None = None,
-    reason: str = "",
-) -> dict:
+def create_jury(ctx: StudyContext, name: str, members: list[str], reason: str = "") -> dict:
     """Store a jury of `members` (judge labels of the study, at least two, none a jury); its
     verdicts appear as judge `jury/NAME` wherever judges do. A name is used once per study.
     After the lock a jury could be chosen to fit the results a threshold already names, so it
     needs a reason and is recorded as a deviation the report lists."""
-    settings = settings or Settings.from_env()
+    actor = ctx.require("create a jury")
+    study = ctx.name
     if not _NAME.match(name or ""):
         raise InputError(
             f"jury name {name!r}: use letters, digits, '-', '_' or '.', starting with a letter "
@@ -46,8 +40,7 @@ def create_jury(
         raise InputError(f"jury {name}: a judge is named twice in {', '.join(members)}")
     if len(members) < 2:
         raise InputError(f"jury {name}: name at least two judges, got {len(members)}")
-    study_row = store.require_study(study)
-    known = study_data.load(store, study_row, settings).judges
+    known = study_data.load(ctx.store, ctx.study, ctx.settings).judges
     if jury_label(name) in known:
         raise Conflict(f"study {study} already has a jury or judge named {jury_label(name)}")
     for member in members:
@@ -58,33 +51,19 @@ def create_jury(
             raise InputError(
                 f"jury {name}: study {study} has no judge {member!r} (judges: {options})"
             )
-    with store.transaction():
-        if any(j["name"] == name for j in store.juries(study_row["id"])):
+    ctx.lock.require_reason(reason, f"a jury ({jury_label(name)})")
+    with ctx.store.transaction():
+        if any(j["name"] == name for j in ctx.store.juries(ctx.id)):
             raise Conflict(f"study {study} already has a jury named {name}")
-        locked = store.threshold_lock(study_row["id"]) is not None
-        if locked and not reason.strip():
-            raise InputError(
-                f"the thresholds of study {study} are locked: a jury made now needs a reason, "
-                "which the report lists as a deviation"
-            )
-        jury_id = store.insert_jury(study_row["id"], name, members, by)
-        if locked:
-            store.insert_deviation(
-                study_row["id"],
-                by,
-                f"no {jury_label(name)} at the lock",
-                f"{jury_label(name)} of {', '.join(members)}",
-                reason.strip(),
-            )
-        audit.record(
-            store,
-            by,
+        jury_id = ctx.store.insert_jury(ctx.id, name, members, actor.name)
+        ctx.lock.change(
+            actor,
+            reason,
             "created jury",
-            study_row["id"],
+            f"no {jury_label(name)} at the lock",
+            f"{jury_label(name)} of {', '.join(members)}",
             name=name,
             members=members,
-            after_lock=locked,
-            reason=reason.strip(),
         )
     return {"id": jury_id, "name": name, "label": jury_label(name), "members": members}
 

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from review_app import auth
+from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, NotFound
 from review_app.services import audit
 from review_app.settings import Settings
 from review_app.store import Store
+
+__all__ = [
+    "actor_for",
+    "add_reviewer",
+    "authenticate",
+    "has_admin",
+    "list_reviewers",
+    "require_role",
+    "reviewer_named",
+    "revoke_reviewer",
+]
 
 
 def add_reviewer(
@@ -15,12 +27,18 @@ def add_reviewer(
     name: str,
     role: str,
     study: str | None = None,
-    by: str = "cli",
+    *,
+    actor: Actor | None,
     reissue: bool = False,
 ) -> tuple[dict, str]:
     """Create a reviewer and return their personal link. Someone who already has a link (or
     another role) gets a new one only with `reissue`: silently replacing anyone's link or role
-    would let an admin act in their name. Both are logged."""
+    would let an admin act in their name. Both are logged. `actor` is an admin, or None only to
+    set up a workspace's first admin, who is then recorded as adding themselves."""
+    if actor is not None:
+        auth.require(actor, "manage links")
+    elif role != "admin" or has_admin(store):
+        raise Forbidden("adding someone acts in an admin's name: it needs an admin's link")
     if role not in auth.ROLES:
         raise InputError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
     name = name.strip()
@@ -42,6 +60,9 @@ def add_reviewer(
                 )
             store.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
             action = "link reissued" if has_link else "link issued"
+        if actor is None:
+            action = "first admin added"
+        by = actor.name if actor is not None else name
         audit.record(store, by, action, study_id, reviewer=name, role=role)
     return store.reviewer(name), auth.personal_link(settings.base_url, token)
 
@@ -57,13 +78,14 @@ def list_reviewers(store: Store) -> list[dict]:
     return store.reviewers()
 
 
-def revoke_reviewer(store: Store, name: str, by: str = "cli") -> None:
+def revoke_reviewer(store: Store, name: str, actor: Actor) -> None:
+    auth.require(actor, "manage links")
     with store.transaction():
         row = store.reviewer(name)
         if row is None:
             raise NotFound(f"no reviewer named {name!r}")
         store.revoke_reviewer(row["id"])
-        audit.record(store, by, "link revoked", row["study_id"], reviewer=name)
+        audit.record(store, actor.name, "link revoked", row["study_id"], reviewer=name)
 
 
 def has_admin(store: Store) -> bool:
@@ -83,6 +105,11 @@ def authenticate(store: Store, token: str | None) -> dict:
     if row["revoked_at"]:
         raise Forbidden("this link has been revoked; ask the study admin for a new one")
     return row
+
+
+def actor_for(store: Store, token: str | None) -> Actor:
+    """The Actor a personal token stands for; Forbidden if it is missing, unknown or revoked."""
+    return Actor.of(authenticate(store, token))
 
 
 def require_role(reviewer: dict, *roles: str) -> None:

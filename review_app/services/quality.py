@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from review_app import quality
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import audit
+from review_app.services.context import StudyContext
 from review_app.services.studies import parse_comparison
 from review_app.settings import Settings
 from review_app.stats import Estimate
@@ -108,35 +108,41 @@ def excluded_reviewers(store: Store, study: str) -> list[str]:
     return sorted(_currently_excluded(store.exclusion_history(store.require_study(study)["id"])))
 
 
-def exclude_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:
+def exclude_reviewer(ctx: StudyContext, reviewer: str, reason: str) -> None:
     """Leave a reviewer's votes out of every statistic of the study (calibration, gate, report)
-    from now on; recorded with who, when and why, and reversible with `include_reviewer`."""
-    _decide(store, study, reviewer, True, reason, by)
+    from now on; recorded with who, when and why (after the lock, as a deviation), and
+    reversible with `include_reviewer`."""
+    _decide(ctx, reviewer, True, reason)
 
 
-def include_reviewer(store: Store, study: str, reviewer: str, reason: str, by: str) -> None:
+def include_reviewer(ctx: StudyContext, reviewer: str, reason: str) -> None:
     """Count an excluded reviewer's votes again (recorded like the exclusion)."""
-    _decide(store, study, reviewer, False, reason, by)
+    _decide(ctx, reviewer, False, reason)
 
 
-def _decide(store: Store, study: str, reviewer: str, exclude: bool, reason: str, by: str) -> None:
-    reason, by = reason.strip(), by.strip()
+def _decide(ctx: StudyContext, reviewer: str, exclude: bool, reason: str) -> None:
+    actor = ctx.require("exclude a reviewer")
+    reason = reason.strip()
     if not reason:
         raise InputError(f"say why {reviewer} is {'excluded' if exclude else 'included again'}")
-    if not by:
-        raise InputError("say who decides (it is recorded with the reason)")
+    store = ctx.store
     with store.transaction():
-        study_row = store.require_study(study)
         row = store.reviewer(reviewer)
         if row is None:
             raise NotFound(f"no reviewer named {reviewer!r}")
-        excluded = row["id"] in store.excluded_reviewer_ids(study_row["id"])
+        excluded = row["id"] in store.excluded_reviewer_ids(ctx.id)
         if excluded == exclude:
             state = "already excluded from" if exclude else "not excluded from"
-            raise Conflict(f"{reviewer} is {state} study {study!r}")
-        store.insert_exclusion(study_row["id"], row["id"], exclude, reason, by)
-        action = "reviewer excluded" if exclude else "reviewer included again"
-        audit.record(store, by, action, study_row["id"], reviewer=reviewer, reason=reason)
+            raise Conflict(f"{reviewer} is {state} study {ctx.name!r}")
+        store.insert_exclusion(ctx.id, row["id"], exclude, reason, actor.name)
+        ctx.lock.change(
+            actor,
+            reason,
+            "reviewer excluded" if exclude else "reviewer included again",
+            f"{reviewer}'s votes {'counted' if exclude else 'left out'}",
+            f"{reviewer}'s votes {'left out' if exclude else 'counted'}",
+            reviewer=reviewer,
+        )
 
 
 # ---- known answers ----
@@ -168,35 +174,35 @@ def _pair_of(store: Store, study_row: dict, item: str, compare: str) -> tuple[in
     return pair_id, a, b
 
 
-def set_known_answer(
-    store: Store, study: str, item: str, compare: str, answer: str, by: str
-) -> None:
+def set_known_answer(ctx: StudyContext, item: str, compare: str, answer: str) -> None:
     """Mark a comparison (item, SYSTEM:SYSTEM) with its known correct answer: one of the two
     systems, `tie` or `both_bad`. Reviewers meet it blind in their queues like any other pair;
     their votes on it measure their accuracy."""
-    with store.transaction():
-        study_row = store.require_study(study)
-        pair_id, a, b = _pair_of(store, study_row, item, compare)
+    actor = ctx.require("set a known answer")
+    with ctx.store.transaction():
+        pair_id, a, b = _pair_of(ctx.store, ctx.study, item, compare)
         if answer not in (a, b, *ANSWER_WORDS):
             raise InputError(f"answer {answer!r}: expected {a}, {b}, tie or both_bad")
-        store.set_known_answer(study_row["id"], pair_id, answer, by)
-        audit.record(
-            store,
-            by,
+        ctx.store.set_known_answer(ctx.id, pair_id, answer, actor.name)
+        ctx.lock.change(
+            actor,
+            "",
             "known answer set",
-            study_row["id"],
+            deviates=False,
             item=item,
             compare=compare,
             answer=answer,
         )
 
 
-def remove_known_answer(store: Store, study: str, item: str, compare: str, by: str) -> None:
+def remove_known_answer(ctx: StudyContext, item: str, compare: str) -> None:
     """Take a comparison's known answer away (recorded in the audit log with who did it)."""
-    with store.transaction():
-        study_row = store.require_study(study)
-        pair_id, _, _ = _pair_of(store, study_row, item, compare)
-        if pair_id not in known_outcomes(store, study_row["id"]):
+    actor = ctx.require("set a known answer")
+    with ctx.store.transaction():
+        pair_id, _, _ = _pair_of(ctx.store, ctx.study, item, compare)
+        if pair_id not in known_outcomes(ctx.store, ctx.id):
             raise NotFound(f"item {item!r} ({compare}) has no known answer")
-        store.clear_known_answer(pair_id)
-        audit.record(store, by, "known answer removed", study_row["id"], item=item, compare=compare)
+        ctx.store.clear_known_answer(pair_id)
+        ctx.lock.change(
+            actor, "", "known answer removed", deviates=False, item=item, compare=compare
+        )

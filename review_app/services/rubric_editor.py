@@ -12,6 +12,8 @@ from pathlib import Path
 from judge.errors import RubricError
 from judge.rubric import Rubric, parse_rubric
 from judge.runner import build_calls, render_call
+from review_app import auth
+from review_app.auth import Actor
 from review_app.errors import Conflict, InputError
 from review_app.services import judging
 from review_app.settings import Settings
@@ -63,10 +65,11 @@ def sample_prompt(
         raise InputError(f"{EDITOR_SOURCE}: {exc}") from exc
 
 
-def save_rubric_version(store: Store, settings: Settings, text: str) -> Path:
+def save_rubric_version(store: Store, settings: Settings, text: str, actor: Actor) -> Path:
     """Write the rubric text as a new file `<name>-v<version>.yaml` in the editor folder and record
     it in the workspace's rubrics. Refused when it does not load, when a rubric file with the same
     name and version exists (change the version), or when the same content is already saved."""
+    auth.require(actor, "save a rubric")
     check = check_rubric(text)
     if check.rubric is None:
         raise InputError(check.error or "the rubric does not load")

@@ -17,6 +17,7 @@ import pandas as pd
 from review_app import gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import grading, study_data
+from review_app.services.context import open_study
 from review_app.services.study_data import StudyData
 from review_app.services.thresholds import study_thresholds
 from review_app.settings import Settings
@@ -77,7 +78,9 @@ def scorecard(
         _win_rates(data)
         ratings.result()
     if grading.has_results(store, study_row):
-        card["graders"] = grading.grader_summary(store, study_row)["graders"]
+        card["graders"] = grading.grader_summary(
+            open_study(store, settings, study_row["name"], None)
+        )["graders"]
     computed = data.memo("scorecard", lambda: _computed(store, data, settings))
     card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
     card["criteria"] = _criteria_rows(computed.means)

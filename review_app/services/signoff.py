@@ -10,6 +10,7 @@ import random
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, calibration, grading, scorecard, study_data
+from review_app.services.context import open_study
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
@@ -296,7 +297,9 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         },
     }
     if grading.has_results(store, study_row):
-        built["graders"] = grading.grader_summary(store, study_row)
+        built["graders"] = grading.grader_summary(
+            open_study(store, settings, study_row["name"], None)
+        )
     # The study's latest governance entry, sign-offs aside (the report covers everything but
     # its sign-offs, so signing must not change it): its hash pins every entry before it.
     logged = [e for e in store.audit_entries(study_row["id"]) if e["action"] != "signed"]

@@ -8,10 +8,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from review_app import stats
+from review_app import auth, stats
+from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit
+from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
+
+__all__ = [
+    "MAX_GUIDELINES_CHARS",
+    "StudySummary",
+    "create_study",
+    "create_study_for_import",
+    "guidelines_hash",
+    "guidelines_history",
+    "infer_candidate",
+    "list_studies",
+    "name_candidate",
+    "parse_comparison",
+    "read_guidelines_file",
+    "set_candidate",
+    "set_guidelines",
+    "study_categories",
+    "study_comparisons",
+    "study_guidelines",
+    "study_items",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +65,8 @@ def create_study(
     show_reference: bool = False,
     criteria: list[str] | None = None,
     candidate: str | None = None,
-    by: str = "cli",
+    *,
+    actor: Actor,
     guidelines: str | None = None,
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
@@ -51,6 +74,7 @@ def create_study(
     (the system the gate decides on) defaults to the first system of the first comparison, as
     given, never by name order. Refused while an import writes into the eval set or a study of
     that name."""
+    auth.require(actor, "create a study")
     with store.transaction():
         holder = store.import_lock_holder(
             [import_lock("study", name), import_lock("eval_set", eval_set)]
@@ -69,16 +93,17 @@ def create_study(
             show_reference,
             criteria,
             candidate,
-            by,
-            guidelines,
+            by=actor.name,
+            guidelines=guidelines,
         )
 
 
-def create_study_for_import(store: Store, name: str, eval_set: str) -> StudySummary:
+def create_study_for_import(store: Store, name: str, eval_set: str, actor: Actor) -> StudySummary:
     """The study an import of votes or verdicts creates over `eval_set`, without comparisons
     (the import adds those it needs, and names the candidate). The import holds the locks
-    `create_study` respects."""
-    return _create_study(store, name, eval_set, [], by="import")
+    `create_study` respects; its importer created it."""
+    auth.require(actor, "create a study")
+    return _create_study(store, name, eval_set, [], by=actor.name)
 
 
 def _create_study(
@@ -90,7 +115,8 @@ def _create_study(
     show_reference: bool = False,
     criteria: list[str] | None = None,
     candidate: str | None = None,
-    by: str = "cli",
+    *,
+    by: str,
     guidelines: str | None = None,
 ) -> StudySummary:
     comparisons = list(comparisons)
@@ -168,18 +194,19 @@ def infer_candidate(comparisons: list[tuple[str, str]]) -> tuple[str, str] | Non
     return a, f"the first system of the first comparison, {a}:{b}"
 
 
-def set_candidate(store: Store, study: str, candidate: str, by: str = "cli") -> None:
+def set_candidate(ctx: StudyContext, candidate: str) -> None:
     """Name the system the study decides on; fixed once the thresholds are locked."""
+    name_candidate(ctx.store, ctx.lock, ctx.require("name the candidate"), candidate)
+
+
+def name_candidate(store: Store, lock: Lock, actor: Actor, candidate: str) -> None:
+    """`set_candidate` for a caller that holds the study's lock and an actor already checked
+    (an import naming the candidate it was told)."""
     with store.transaction():
-        row = store.require_study(study)
-        if store.threshold_lock(row["id"]) is not None:
-            raise Conflict(
-                f"the thresholds of study {study!r} are locked with candidate "
-                f"{row['candidate']!r}; the candidate can no longer change"
-            )
-        _require_compared(candidate, store.comparisons(row["id"]))
-        store.set_candidate(row["id"], candidate)
-        audit.record(store, by, "candidate named", row["id"], candidate=candidate)
+        lock.require_unlocked("its candidate")
+        _require_compared(candidate, store.comparisons(lock.study_id))
+        store.set_candidate(lock.study_id, candidate)
+        lock.change(actor, "", "candidate named", deviates=False, candidate=candidate)
 
 
 # Guidelines are read on every review page run; a book-length file is a mistake, not guidance.
@@ -215,18 +242,18 @@ def read_guidelines_file(path: str | Path) -> str:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
-def set_guidelines(store: Store, study: str, text: str, by: str = "") -> tuple[str, bool]:
+def set_guidelines(ctx: StudyContext, text: str) -> tuple[str, bool]:
     """Put new guidelines in force for a study; returns their hash and whether they changed
     (setting the text already in force records nothing). Votes cast from now on carry the hash."""
+    actor = ctx.require("set the guidelines")
     text = _checked_guidelines(text)
     digest = guidelines_hash(text)
-    with store.transaction():
-        study_id = store.require_study(study)["id"]
-        current = store.current_guidelines(study_id)
+    with ctx.store.transaction():
+        current = ctx.store.current_guidelines(ctx.id)
         if current is not None and current["content_hash"] == digest:
             return digest, False
-        store.insert_guidelines(study_id, digest, text, by)
-        audit.record(store, by, "guidelines set", study_id, content_hash=digest)
+        ctx.store.insert_guidelines(ctx.id, digest, text, actor.name)
+        ctx.lock.change(actor, "", "guidelines set", deviates=False, content_hash=digest)
     return digest, True
 
 

@@ -6,30 +6,45 @@ from __future__ import annotations
 import pandas as pd
 
 from review_app import baselines, gate, stats
-from review_app.errors import Conflict, InputError, NotFound, OutcomesHidden
+from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit, study_data
+from review_app.services.context import StudyContext
 from review_app.services.studies import study_categories
-from review_app.settings import Settings
 from review_app.store import Store
+
+__all__ = [
+    "FINAL_REVIEW_SIZE",
+    "FINAL_REVIEW_TOP",
+    "add_recommended_thresholds",
+    "add_threshold",
+    "graders_to_pin",
+    "list_thresholds",
+    "lock_thresholds",
+    "looks_before_lock",
+    "planned_sample",
+    "recommended_thresholds",
+    "remove_threshold",
+    "sample_plan",
+    "study_thresholds",
+    "threshold_deviations",
+    "update_threshold",
+]
 
 # The signer's final review: this many of the candidate's outputs, the judges' favourites first.
 FINAL_REVIEW_SIZE = 50
 FINAL_REVIEW_TOP = 10
 
 
-def threshold_deviations(store: Store, study: str) -> list[dict]:
-    """Threshold changes made after the lock, oldest first."""
-    return store.deviations(store.require_study(study)["id"])
+def threshold_deviations(ctx: StudyContext) -> list[dict]:
+    """Changes made after the lock, oldest first."""
+    return ctx.store.deviations(ctx.id)
 
 
-def list_thresholds(store: Store, study: str) -> list[dict]:
+def list_thresholds(ctx: StudyContext) -> list[dict]:
     """The study's thresholds with their ids and descriptions, in the order they were added."""
-    study_row = store.require_study(study)
     return [
         {"id": row["id"], "threshold": t, "description": t.describe()}
-        for row, t in zip(
-            store.thresholds(study_row["id"]), study_thresholds(store, study_row), strict=True
-        )
+        for row, t in zip(ctx.threshold_rows, ctx.thresholds, strict=True)
     ]
 
 
@@ -41,17 +56,14 @@ def study_thresholds(store: Store, study_row: dict) -> list[gate.Threshold]:
     ]
 
 
-def recommended_thresholds(
-    store: Store, study: str, settings: Settings | None = None
-) -> list[gate.Threshold]:
+def recommended_thresholds(ctx: StudyContext) -> list[gate.Threshold]:
     """A starting set in the spirit of the usual ship bar, each decided on its one-sided 95%
     bound: the candidate beats the system of the study's first comparison (win rate above one
     half), no regression suite is more than 5 points below parity (non-inferiority), each real
     judge is within the human ceiling (its calibration verdict) and beats baseline/longest, and
     the final review is 90% acceptable. The largest category is taken as the target task; every
     other category as a regression suite."""
-    settings = settings or Settings.from_env()
-    data = study_data.load(store, store.require_study(study), settings)
+    data = study_data.load(ctx.store, ctx.study, ctx.settings)
     candidate = data.candidate
     against = next((c for c in data.comparisons if candidate in c), None)
     if against is None:
@@ -67,52 +79,42 @@ def recommended_thresholds(
     ]
     for judge in data.real_judges:
         specs += [
-            ("judge_agreement_vs_ceiling", {"judge": judge}, ">=", -settings.ceiling_margin),
+            ("judge_agreement_vs_ceiling", {"judge": judge}, ">=", -ctx.settings.ceiling_margin),
             ("judge_beats_baseline", {"judge": judge, "baseline": baselines.REFERENCE}, ">", 0.0),
         ]
     return [gate.validate_threshold(*spec) for spec in specs]
 
 
-def add_recommended_thresholds(
-    store: Store, study: str, by: str, settings: Settings | None = None
-) -> int:
+def add_recommended_thresholds(ctx: StudyContext) -> int:
     """Add the recommended set to a study that has no thresholds yet; returns how many."""
-    with store.transaction():
-        study_row = store.require_study(study)
-        if store.thresholds(study_row["id"]):
-            raise Conflict(f"study {study!r} already has thresholds; edit them instead")
-        chosen = recommended_thresholds(store, study, settings)
+    actor = ctx.require("change the thresholds")
+    chosen = recommended_thresholds(ctx)
+    with ctx.store.transaction():
+        if ctx.store.thresholds(ctx.id):
+            raise Conflict(f"study {ctx.name!r} already has thresholds; edit them instead")
         for t in chosen:
-            store.insert_threshold(study_row["id"], t.metric, t.params, t.comparator, t.value, by)
-        audit.record(
-            store,
-            by,
+            ctx.store.insert_threshold(
+                ctx.id, t.metric, t.params, t.comparator, t.value, actor.name
+            )
+        ctx.lock.change(
+            actor,
+            "",
             "recommended thresholds added",
-            study_row["id"],
+            deviates=False,
             thresholds=[t.key() for t in chosen],
         )
     return len(chosen)
 
 
-def _require_reason_after_lock(store: Store, study_id: int, reason: str) -> bool:
-    locked = store.threshold_lock(study_id) is not None
-    if locked and not reason.strip():
-        raise InputError(
-            "the thresholds are locked: a change is recorded as a deviation and needs a reason"
-        )
-    return locked
-
-
 def add_threshold(
-    store: Store,
-    study: str,
+    ctx: StudyContext,
     metric: str,
     params: dict,
     comparator: str | None,
     value: float,
-    by: str,
     reason: str = "",
 ) -> int:
+    actor = ctx.require("change the thresholds")
     threshold = gate.validate_threshold(
         metric,
         params,
@@ -121,101 +123,84 @@ def add_threshold(
     )
     named = set(threshold.params.get("categories", []))
     named |= {threshold.params["category"]} if threshold.params.get("category") else set()
-    unknown = named - set(study_categories(store, study))
+    categories = study_categories(ctx.store, ctx.name)
+    unknown = named - set(categories)
     if unknown:
         raise InputError(
-            f"study {study!r} has no category {', '.join(sorted(unknown))}; "
-            f"its categories: {', '.join(study_categories(store, study))}"
+            f"study {ctx.name!r} has no category {', '.join(sorted(unknown))}; "
+            f"its categories: {', '.join(categories)}"
         )
-    with store.transaction():
-        study_row = store.require_study(study)
-        locked = _require_reason_after_lock(store, study_row["id"], reason)
-        new_id = store.insert_threshold(
-            study_row["id"],
+    ctx.lock.require_reason(reason, "a new threshold")
+    with ctx.store.transaction():
+        new_id = ctx.store.insert_threshold(
+            ctx.id,
             threshold.metric,
             threshold.params,
             threshold.comparator,
             threshold.value,
-            by,
+            actor.name,
         )
-        if locked:
-            store.insert_deviation(study_row["id"], by, "(none)", threshold.describe(), reason)
-        audit.record(
-            store,
-            by,
+        ctx.lock.change(
+            actor,
+            reason,
             "threshold added",
-            study_row["id"],
+            "(none)",
+            threshold.describe(),
             threshold=threshold.key(),
-            after_lock=locked,
-            reason=reason,
         )
     return new_id
 
 
 def update_threshold(
-    store: Store,
-    study: str,
-    threshold_id: int,
-    comparator: str,
-    value: float,
-    by: str,
-    reason: str = "",
+    ctx: StudyContext, threshold_id: int, comparator: str, value: float, reason: str = ""
 ) -> None:
-    with store.transaction():
-        study_row = store.require_study(study)
-        current = _threshold_row(store, study_row, threshold_id)
+    actor = ctx.require("change the thresholds")
+    with ctx.store.transaction():
+        current = _threshold_row(ctx, threshold_id)
         before = gate.Threshold(
             current["metric"], current["params"], current["comparator"], current["value"]
         )
         after = gate.validate_threshold(before.metric, before.params, comparator, value)
         if after == before:
             return
-        locked = _require_reason_after_lock(store, study_row["id"], reason)
-        store.update_threshold(
+        ctx.lock.require_reason(reason, "a changed threshold")
+        ctx.store.update_threshold(
             threshold_id, after.metric, after.params, after.comparator, after.value
         )
-        if locked:
-            store.insert_deviation(study_row["id"], by, before.describe(), after.describe(), reason)
-        audit.record(
-            store,
-            by,
+        ctx.lock.change(
+            actor,
+            reason,
             "threshold changed",
-            study_row["id"],
-            before=before.key(),
-            after=after.key(),
-            after_lock=locked,
-            reason=reason,
+            before.describe(),
+            after.describe(),
+            before_threshold=before.key(),
+            after_threshold=after.key(),
         )
 
 
-def remove_threshold(
-    store: Store, study: str, threshold_id: int, by: str, reason: str = ""
-) -> None:
-    with store.transaction():
-        study_row = store.require_study(study)
-        current = _threshold_row(store, study_row, threshold_id)
-        locked = _require_reason_after_lock(store, study_row["id"], reason)
-        store.delete_threshold(threshold_id)
-        if locked:
-            before = gate.Threshold(
-                current["metric"], current["params"], current["comparator"], current["value"]
-            )
-            store.insert_deviation(study_row["id"], by, before.describe(), "(removed)", reason)
-        audit.record(
-            store,
-            by,
+def remove_threshold(ctx: StudyContext, threshold_id: int, reason: str = "") -> None:
+    actor = ctx.require("change the thresholds")
+    with ctx.store.transaction():
+        current = _threshold_row(ctx, threshold_id)
+        ctx.lock.require_reason(reason, "a removed threshold")
+        ctx.store.delete_threshold(threshold_id)
+        before = gate.Threshold(
+            current["metric"], current["params"], current["comparator"], current["value"]
+        )
+        ctx.lock.change(
+            actor,
+            reason,
             "threshold removed",
-            study_row["id"],
+            before.describe(),
+            "(removed)",
             threshold_id=threshold_id,
-            after_lock=locked,
-            reason=reason,
         )
 
 
-def _threshold_row(store: Store, study_row: dict, threshold_id: int) -> dict:
-    row = next((r for r in store.thresholds(study_row["id"]) if r["id"] == threshold_id), None)
+def _threshold_row(ctx: StudyContext, threshold_id: int) -> dict:
+    row = next((r for r in ctx.store.thresholds(ctx.id) if r["id"] == threshold_id), None)
     if row is None:
-        raise NotFound(f"study {study_row['name']!r} has no threshold {threshold_id}")
+        raise NotFound(f"study {ctx.name!r} has no threshold {threshold_id}")
     return row
 
 
@@ -237,42 +222,42 @@ def graders_to_pin(store: Store, study_row: dict) -> list[dict]:
     return [{"name": name, "content_hash": latest[name]} for name in sorted(latest)]
 
 
-def lock_thresholds(store: Store, study: str, by: str, settings: Settings | None = None) -> str:
+def lock_thresholds(ctx: StudyContext) -> str:
     """Pre-register the study's thresholds (who, when, content hash) with the candidate, the
     planned sample and the minimum comparisons per threshold; outcomes become visible."""
-    settings = settings or Settings.from_env()
-    with store.transaction():
-        study_row = store.require_study(study)
-        if store.threshold_lock(study_row["id"]) is not None:
-            raise Conflict(f"the thresholds of study {study!r} are already locked")
-        thresholds = study_thresholds(store, study_row)
+    actor = ctx.require("lock the thresholds")
+    minimum = ctx.settings.gate_min_comparisons
+    with ctx.store.transaction():
+        ctx.lock.require_unlocked("the lock")
+        study_row = ctx.store.require_study(ctx.name)
+        thresholds = study_thresholds(ctx.store, study_row)
         if not thresholds:
             raise InputError("add at least one threshold before locking")
         if not study_row["candidate"]:
-            raise InputError(f"name the candidate of study {study!r} before locking")
+            raise InputError(f"name the candidate of study {ctx.name!r} before locking")
         content_hash = gate.thresholds_hash(thresholds)
-        plan = planned_sample(store, study_row)
-        graders = graders_to_pin(store, study_row)
-        store.insert_threshold_lock(
-            study_row["id"],
-            by,
+        plan = planned_sample(ctx.store, study_row)
+        graders = graders_to_pin(ctx.store, study_row)
+        ctx.store.insert_threshold_lock(
+            ctx.id,
+            actor.name,
             content_hash,
             [t.key() for t in thresholds],
             candidate=study_row["candidate"],
             plan=plan,
-            min_comparisons=settings.gate_min_comparisons,
+            min_comparisons=minimum,
             graders=graders,
         )
         audit.record(
-            store,
-            by,
+            ctx.store,
+            actor.name,
             "thresholds locked",
-            study_row["id"],
+            ctx.id,
             content_hash=content_hash,
             candidate=study_row["candidate"],
             plan=plan,
-            min_comparisons=settings.gate_min_comparisons,
-            votes=store.votes_digest(study_row["id"]),
+            min_comparisons=minimum,
+            votes=ctx.store.votes_digest(ctx.id),
             graders=graders,
         )
     return content_hash
@@ -300,21 +285,15 @@ def looks_before_lock(store: Store, study_row: dict) -> list[dict]:
     return looks
 
 
-def sample_plan(
-    store: Store, study: str, settings: Settings | None = None, effect: float | None = None
-) -> list[dict]:
+def sample_plan(ctx: StudyContext, effect: float | None = None) -> list[dict]:
     """For each threshold: comparisons needed to decide it with 80% power at an expected
     `effect` beyond its bar, and how many comparisons have votes now. Uses no outcome, so it is
     safe to read before the lock."""
-    settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
-    lock = store.threshold_lock(study_row["id"])
-    minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
-    data = study_data.load(store, study_row, settings)
+    data = study_data.load(ctx.store, ctx.study, ctx.settings)
     voted = int(data.votes["pair_id"].nunique()) if len(data.votes) else 0
     rows = []
-    for t in study_thresholds(store, study_row):
-        needed, size, basis = gate.comparisons_needed(t, effect, minimum)
+    for t in ctx.thresholds:
+        needed, size, basis = gate.comparisons_needed(t, effect, ctx.minimum)
         points = gate.METRICS[t.metric].kind == "points"
         rows.append(
             {
@@ -328,21 +307,3 @@ def sample_plan(
             }
         )
     return rows
-
-
-def is_locked(store: Store, study: str) -> bool:
-    """Whether a study exists and its thresholds are locked."""
-    row = store.study(study)
-    return row is not None and store.threshold_lock(row["id"]) is not None
-
-
-def threshold_lock(store: Store, study: str) -> dict | None:
-    return store.threshold_lock(store.require_study(study)["id"])
-
-
-def require_outcomes_visible(store: Store, study_row: dict) -> None:
-    if store.threshold_lock(study_row["id"]) is None:
-        raise OutcomesHidden(
-            f"outcomes of study {study_row['name']!r} stay hidden until its thresholds are "
-            "locked, so the pass bar cannot be tuned to the results"
-        )
