@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from review_app.auth import Actor
+from review_app.services import people
+from review_app.settings import Settings
 from review_app.store import Store
 
 
@@ -61,3 +64,9 @@ def seed_study(
             store.insert_pairs(study_id, [(item_id, x, y) for item_id in item_ids.values()])
         store.freeze_eval_set(eval_set_id)
     return study_id
+
+
+def bench_admin(store: Store, name: str = "bench-admin") -> tuple[Actor, str]:
+    """The workspace's first admin, as the Actor services take and the token the CLI takes."""
+    _, link = people.add_reviewer(store, Settings.from_env(), name, "admin", actor=None)
+    return Actor.of(store.reviewer(name)), link.split("token=")[1]

@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_study import seed_study
+from bench_study import bench_admin, seed_study
 
 from review_app.cli import main
-from review_app.services import grading, thresholds
+from review_app.services import grading, people, thresholds
+from review_app.services.context import open_study
+from review_app.settings import Settings
 from review_app.store import Store
 
 N_ITEMS = 25_000
@@ -57,7 +59,8 @@ def _output(rng: np.random.Generator, i: int) -> str:
     return f'Sure! Here is the JSON:\n```json\n{{"name": "customer {i}"}}\n```'
 
 
-def seed(path: Path, rng: np.random.Generator) -> None:
+def seed(path: Path, rng: np.random.Generator) -> str:
+    """The benchmark workspace; returns its admin's token."""
     store = Store.open(path)
     seed_study(
         store,
@@ -68,14 +71,28 @@ def seed(path: Path, rng: np.random.Generator) -> None:
         output=lambda i, system: _output(rng, i),
         prompt="extract the invoice {i}",
     )
+    _, token = bench_admin(store)
     store.close()
+    return token
 
 
-def _grade(db: Path, grader: Path) -> tuple[float, str]:
+def _grade(db: Path, grader: Path, token: str) -> tuple[float, str]:
     out = io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(out):
-        code = main(["--db", str(db), "grade", "--study", "bench", "--grader", str(grader)])
+        code = main(
+            [
+                "--db",
+                str(db),
+                "--token",
+                token,
+                "grade",
+                "--study",
+                "bench",
+                "--grader",
+                str(grader),
+            ]
+        )
     seconds = time.perf_counter() - start
     if code != 0:
         sys.exit(f"review-app grade failed with status {code}")
@@ -87,20 +104,19 @@ def main_bench() -> None:
         db, grader = Path(tmp) / "bench.db", Path(tmp) / "bench.yaml"
         grader.write_text(GRADER, encoding="utf-8")
         start = time.perf_counter()
-        seed(db, np.random.default_rng(0))
+        token = seed(db, np.random.default_rng(0))
         seed_seconds = time.perf_counter() - start
-        first, text = _grade(db, grader)
+        first, text = _grade(db, grader, token)
         print(text.splitlines()[0])
-        again, text = _grade(db, grader)
+        again, text = _grade(db, grader, token)
         print(text.splitlines()[0])
         store = Store.open(db)
         store.set_candidate(store.require_study("bench")["id"], "finetuned")
-        thresholds.add_threshold(
-            store, "bench", "grader_pass_rate", {"check": "valid"}, ">=", 0.5, "bench"
-        )
-        thresholds.lock_thresholds(store, "bench", "bench")
+        ctx = open_study(store, Settings.from_env(), "bench", people.actor_for(store, token))
+        thresholds.add_threshold(ctx, "grader_pass_rate", {"check": "valid"}, ">=", 0.5)
+        thresholds.lock_thresholds(ctx)
         start = time.perf_counter()
-        summary = grading.grader_summary(store, "bench")
+        summary = grading.grader_summary(open_study(store, Settings.from_env(), "bench", None))
         summary_seconds = time.perf_counter() - start
         store.close()
     overall = {

@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_study import bench_admin  # noqa: E402
+
 from review_app.services import data  # noqa: E402
 from review_app.store import Store  # noqa: E402
 
@@ -55,12 +57,13 @@ def main() -> None:
         write_rows(source, args.rows, args.format)
         size_mb = source.stat().st_size / 1e6
         store = Store.open(Path(tmp) / "bench.db")
+        admin, _ = bench_admin(store)
         start = time.perf_counter()
-        summary = data.import_outputs(store, source, "bench")
+        summary = data.import_outputs(store, source, "bench", actor=admin)
         seconds = time.perf_counter() - start
         stored = store.db.execute("SELECT count(*) FROM outputs").fetchone()[0]
         start = time.perf_counter()
-        again = data.import_outputs(store, source, "bench")
+        again = data.import_outputs(store, source, "bench", actor=admin)
         reimport_seconds = time.perf_counter() - start
         store.close()
     assert stored == args.rows and again.unchanged == args.rows, (stored, again.line())

@@ -29,7 +29,9 @@ from judge_throughput import make_study
 # Both adapters are imported up front: loading an SDK is not part of what is timed.
 import judge.providers.anthropic  # noqa: F401
 import judge.providers.openai  # noqa: F401
+from review_app.auth import Actor
 from review_app.services import judging
+from review_app.services.context import open_study
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -72,9 +74,7 @@ def measure(args: argparse.Namespace) -> dict:
         before = rss_mb()
         started = time.perf_counter()
         outcome = judging.start_batch_run(
-            store,
-            settings,
-            "bench",
+            open_study(store, settings, "bench", Actor.of(store.reviewer("bench-admin"))),
             RUBRIC,
             args.judge,
             provider_options={"api_key": "bench", "base_url": provider_base},

@@ -23,10 +23,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench_study import bench_admin
+
 from judge.providers.base import get_provider
 from judge.rubric import load_rubric
 from judge.runner import build_calls, render_call
+from review_app.auth import Actor
 from review_app.services import data, judging, studies
+from review_app.services.context import open_study
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -59,8 +63,11 @@ def make_study(store: Store, workdir: Path, n: int) -> None:
             for system, output in outputs.items():
                 row = {"item_id": f"q{i}", "prompt": prompt, "system": system, "output": output}
                 handle.write(json.dumps(row) + "\n")
-    data.import_outputs(store, path, "bench")
-    studies.create_study(store, "bench", "bench", [("finetuned", "base")], reviews_per_pair=1)
+    admin, _ = bench_admin(store)
+    data.import_outputs(store, path, "bench", actor=admin)
+    studies.create_study(
+        store, "bench", "bench", [("finetuned", "base")], reviews_per_pair=1, actor=admin
+    )
 
 
 async def bare_loop(base_url: str, messages: list, concurrency: int) -> float:
@@ -91,9 +98,7 @@ def runner(store: Store, settings: Settings, base_url: str, seed: int, concurren
     """`review-app judge` minus argument parsing; a new seed makes a new run each time."""
     started = time.perf_counter()
     outcome = judging.start_judge_run(
-        store,
-        settings,
-        "bench",
+        open_study(store, settings, "bench", Actor.of(store.reviewer("bench-admin"))),
         RUBRIC,
         JUDGE,
         seed=seed,

@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import websockets  # noqa: E402  (a dependency of streamlit)
+from bench_study import bench_admin  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
@@ -95,13 +96,16 @@ def build_workspace(db: Path, items: int, sessions: int, base_url: str) -> list[
                 )
     store = Store.open(db)
     settings = Settings.from_env()
-    data.import_outputs(store, source, "load")
+    admin, _ = bench_admin(store)
+    data.import_outputs(store, source, "load", actor=admin)
     studies.create_study(
-        store, "load", "load", [("finetuned", "base"), ("finetuned", "frontier")], K
+        store, "load", "load", [("finetuned", "base"), ("finetuned", "frontier")], K, actor=admin
     )
     tokens = []
     for n in range(sessions):
-        _, link = people.add_reviewer(store, settings, f"load-{n:03d}", "reviewer", "load")
+        _, link = people.add_reviewer(
+            store, settings, f"load-{n:03d}", "reviewer", "load", actor=admin
+        )
         tokens.append(link.split("token=")[1])
     store.close()
     source.unlink()

@@ -350,19 +350,18 @@ def cli(db: Path, *argv: str) -> str:
 
 def build_workspace(folder: Path, db: Path) -> dict:
     """Import the generated files and prepare the study through the CLI; returns the tokens."""
-    cli(db, "import", "outputs", str(folder / "outputs.jsonl"), "--eval-set", EVAL_SET)
+    # The first admin needs no token; everyone and everything after acts as that admin.
+    add = ["reviewers", "add", "bench-admin", "--role", "admin"]
+    tokens = {"admin": cli(db, *add).strip().splitlines()[-1].split("token=")[1]}
+    as_admin = ["--token", tokens["admin"]]
+    cli(db, *as_admin, "import", "outputs", str(folder / "outputs.jsonl"), "--eval-set", EVAL_SET)
     compare = [arg for a, b in COMPARISONS for arg in ("--compare", f"{a}:{b}")]
     create = ["study", "create", STUDY, "--eval-set", EVAL_SET, *compare]
-    cli(db, *create, "--reviews-per-pair", str(VOTES_PER_PAIR))
-    cli(db, "import", "votes", str(folder / "votes.jsonl"), "--study", STUDY)
-    cli(db, "import", "verdicts", str(folder / "verdicts.jsonl"), "--study", STUDY)
-    tokens = {}
-    # The first admin needs no token; everyone and everything after acts as that admin.
-    for role in ("admin", "signer"):
-        acting = ["--token", tokens["admin"]] if tokens else []
-        add = [*acting, "reviewers", "add", f"bench-{role}", "--role", role, "--study", STUDY]
-        tokens[role] = cli(db, *add).strip().splitlines()[-1].split("token=")[1]
-    as_admin = ["--token", tokens["admin"]]
+    cli(db, *as_admin, *create, "--reviews-per-pair", str(VOTES_PER_PAIR))
+    cli(db, *as_admin, "import", "votes", str(folder / "votes.jsonl"), "--study", STUDY)
+    cli(db, *as_admin, "import", "verdicts", str(folder / "verdicts.jsonl"), "--study", STUDY)
+    add = [*as_admin, "reviewers", "add", "bench-signer", "--role", "signer", "--study", STUDY]
+    tokens["signer"] = cli(db, *add).strip().splitlines()[-1].split("token=")[1]
     for metric, params, comparator, value in THRESHOLDS:
         param_args = [arg for k, v in params.items() for arg in ("--param", f"{k}={v}")]
         add = [*as_admin, "thresholds", "add", "--study", STUDY, "--metric", metric, *param_args]

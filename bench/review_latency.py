@@ -22,6 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_study import bench_admin  # noqa: E402
+
+from review_app.auth import Actor  # noqa: E402
 from review_app.services import data, people, review, studies  # noqa: E402
 from review_app.settings import Settings  # noqa: E402
 from review_app.store import AssignmentState, Store, now_iso  # noqa: E402
@@ -47,13 +50,14 @@ def build_workspace(db: Path, n_pairs: int) -> None:
                 )
     store = Store.open(db)
     settings = Settings.from_env()
-    data.import_outputs(store, source, "bench")
+    admin, _ = bench_admin(store)
+    data.import_outputs(store, source, "bench", actor=admin)
     studies.create_study(
-        store, "bench", "bench", [("finetuned", "base"), ("finetuned", "frontier")], K
+        store, "bench", "bench", [("finetuned", "base"), ("finetuned", "frontier")], K, actor=admin
     )
     study_id = store.require_study("bench")["id"]
     ids = [
-        people.add_reviewer(store, settings, f"r{n:03d}", "reviewer", "bench")[0]["id"]
+        people.add_reviewer(store, settings, f"r{n:03d}", "reviewer", "bench", actor=admin)[0]["id"]
         for n in range(REVIEWERS)
     ]
     pair_ids = store.study_pair_ids(study_id)
@@ -133,8 +137,9 @@ def browser_latency(db: Path, keys: int) -> dict:
     if not Path(CHROMIUM).exists():
         return {"browser_median_ms": None, "browser_skipped": f"{CHROMIUM} is missing"}
     store = Store.open(db)
+    admin = Actor.of(store.reviewer("bench-admin"))
     _, link = people.add_reviewer(
-        store, Settings.from_env(), "r001", "reviewer", "bench", reissue=True
+        store, Settings.from_env(), "r001", "reviewer", "bench", actor=admin, reissue=True
     )
     store.close()
     token = link.split("token=")[1]

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_study import seed_study
+from bench_study import bench_admin, seed_study
 
 from review_app.cli import main
-from review_app.services import grading, people, thresholds
+from review_app.services import grading, thresholds
+from review_app.services.context import open_study
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
@@ -129,20 +130,19 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
             store.insert_verdicts(verdicts)
     counts = store.study_counts(study_id)
     settings = Settings.from_env()
-    people.add_reviewer(store, settings, "bench-admin", "admin", "bench")
+    admin, _ = bench_admin(store)
+    ctx = open_study(store, settings, "bench", admin)
     grader = path.parent / "bench-grader.yaml"
     grader.write_text(GRADER, encoding="utf-8")
-    grading.grade(store, "bench", grader, "bench-admin")
+    grading.grade(ctx, grader)
     thresholds.add_threshold(
-        store,
-        "bench",
+        ctx,
         "max_regression_points",
         {"system_a": "finetuned", "system_b": "base", "source": "humans"},
         "<=",
         5.0,
-        "bench-admin",
     )
-    thresholds.lock_thresholds(store, "bench", "bench-admin", settings)
+    thresholds.lock_thresholds(ctx)
     store.close()
     return counts
 

@@ -9,6 +9,7 @@ import pytest
 from review_app.services import demo, workspace
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import token_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,19 @@ def store(isolated_workspace):
     s = Store.open(isolated_workspace)
     yield s
     s.close()
+
+
+@pytest.fixture
+def cli_admin(isolated_workspace, monkeypatch) -> str:
+    """An admin of the test's workspace whose token every CLI command of the test passes (as
+    REVIEW_APP_TOKEN); returns the token."""
+    store = Store.open(isolated_workspace)
+    try:
+        token = token_for(store, "admin", "admin")
+    finally:
+        store.close()
+    monkeypatch.setenv("REVIEW_APP_TOKEN", token)
+    return token
 
 
 @pytest.fixture

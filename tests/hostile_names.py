@@ -11,6 +11,7 @@ from pathlib import Path
 from review_app.services import data, people, signoff, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import acting, person
 from tests.conftest import ROOT, write
 
 HOST = "attacker.example"
@@ -38,39 +39,56 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         for i in range(6)
         for system in (CANDIDATE, OTHER)
     ]
-    data.import_outputs(store, write(folder / "o.jsonl", _jsonl(rows)), EVAL_SET)
-    studies.create_study(store, STUDY, EVAL_SET, [(CANDIDATE, OTHER)], reviews_per_pair=2)
+    data.import_outputs(
+        store, write(folder / "o.jsonl", _jsonl(rows)), EVAL_SET, actor=person(store)
+    )
+    studies.create_study(
+        store, STUDY, EVAL_SET, [(CANDIDATE, OTHER)], reviews_per_pair=2, actor=person(store)
+    )
     votes = [
         {"item_id": f"q{i}", "system_a": CANDIDATE, "system_b": OTHER, "reviewer": reviewer}
         | {"winner": CANDIDATE if i % 3 else OTHER, "rationale": hostile("rationale")}
         for i in range(6)
         for reviewer in (REVIEWER, "ann")
     ]
-    data.import_votes(store, write(folder / "v.jsonl", _jsonl(votes)), STUDY)
+    data.import_votes(store, write(folder / "v.jsonl", _jsonl(votes)), STUDY, actor=person(store))
     verdicts = [
         {"item_id": f"q{i}", "system_a": CANDIDATE, "system_b": OTHER, "judge": JUDGE}
         | {"winner": OTHER if i % 2 else CANDIDATE, "first": first, "explanation": "because"}
         for i in range(6)
         for first in (CANDIDATE, OTHER)
     ]
-    data.import_verdicts(store, write(folder / "j.jsonl", _jsonl(verdicts)), STUDY)
-    _, admin_link = people.add_reviewer(store, settings, ADMIN, "admin")
-    signer, signer_link = people.add_reviewer(store, settings, SIGNER, "signer")
-    pair = {"system_a": CANDIDATE, "system_b": OTHER}
-    thresholds.add_threshold(store, STUDY, "human_win_rate", pair, ">", 0.5, ADMIN)
-    thresholds.add_threshold(
-        store, STUDY, "max_regression_points", pair | {"categories": CATEGORY}, "<=", 5, ADMIN
+    data.import_verdicts(
+        store, write(folder / "j.jsonl", _jsonl(verdicts)), STUDY, actor=person(store)
     )
-    thresholds.lock_thresholds(store, STUDY, ADMIN, settings)
+    _, admin_link = people.add_reviewer(store, settings, ADMIN, "admin", actor=person(store))
+    signer, signer_link = people.add_reviewer(
+        store, settings, SIGNER, "signer", actor=person(store)
+    )
+    pair = {"system_a": CANDIDATE, "system_b": OTHER}
+    thresholds.add_threshold(acting(store, STUDY, ADMIN), "human_win_rate", pair, ">", 0.5)
     thresholds.add_threshold(
-        store, STUDY, "judge_agreement", {"judge": JUDGE}, ">=", 0.6, ADMIN, hostile("reason")
+        acting(store, STUDY, ADMIN),
+        "max_regression_points",
+        pair | {"categories": CATEGORY},
+        "<=",
+        5,
+    )
+    thresholds.lock_thresholds(acting(store, STUDY, ADMIN, settings=settings))
+    thresholds.add_threshold(
+        acting(store, STUDY, ADMIN),
+        "judge_agreement",
+        {"judge": JUDGE},
+        ">=",
+        0.6,
+        reason=hostile("reason"),
     )
     sample = signoff.final_review_sample(store, STUDY, settings=settings)
     signoff.record_final_review(
         store, STUDY, signer, sample[0]["output_id"], False, hostile("mark"), settings
     )
     signoff.sign_off(store, STUDY, signer, "reject", hostile("signoff"), settings)
-    studies.set_guidelines(store, STUDY, "# House rules\n\n- Be fair.", ADMIN)
+    studies.set_guidelines(acting(store, STUDY, ADMIN), "# House rules\n\n- Be fair.")
     rubric = (ROOT / "rubrics" / "general-pairwise.yaml").read_text()
     rubric = re.sub(r"(?m)^description: .*$", f"description: '{hostile('rubric')}'", rubric)
     (folder / "rubrics").mkdir()

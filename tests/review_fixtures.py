@@ -9,6 +9,7 @@ from pathlib import Path
 from review_app.services import data, people, studies
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import person
 
 SYSTEM_X = "zq-sentinel-alpha-4f1c"
 SYSTEM_Y = "zq-sentinel-bravo-9b7e"
@@ -49,7 +50,12 @@ def make_study(
     hostile_item: int | None = None,
     show_reference: bool = False,
 ) -> dict:
-    data.import_outputs(store, write_outputs(tmp_path / "outputs.csv", n_items, hostile_item), "es")
+    data.import_outputs(
+        store,
+        write_outputs(tmp_path / "outputs.csv", n_items, hostile_item),
+        "es",
+        actor=person(store),
+    )
     studies.create_study(
         store,
         STUDY,
@@ -58,11 +64,12 @@ def make_study(
         reviews_per_pair=reviews_per_pair,
         show_reference=show_reference,
         criteria=criteria,
+        actor=person(store),
     )
     return store.require_study(STUDY)
 
 
 def add_reviewer(store: Store, settings: Settings, name: str, role: str = "reviewer") -> str:
     """Add a reviewer on the sentinel study and return their token."""
-    _, link = people.add_reviewer(store, settings, name, role, STUDY)
+    _, link = people.add_reviewer(store, settings, name, role, STUDY, actor=person(store))
     return link.split("token=")[1]

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review_app.services import people, studies
+from tests.acting import person
 from tests.review_fixtures import SYSTEM_X, SYSTEM_Y, SYSTEM_Z, write_outputs
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -26,7 +27,7 @@ def open_page(page: str, token: str) -> AppTest:
 
 @pytest.fixture
 def admin(store, settings) -> str:
-    _, link = people.add_reviewer(store, settings, "ada", "admin")
+    _, link = people.add_reviewer(store, settings, "ada", "admin", actor=person(store))
     return token_of(link)
 
 
@@ -73,7 +74,7 @@ def test_a_bad_upload_changes_nothing_and_names_the_file_and_line(store, admin, 
 def test_uploading_votes_creates_the_study_over_an_eval_set(store, admin, tmp_path, settings):
     from review_app.services import data
 
-    data.import_outputs(store, write_outputs(tmp_path / "o.csv", 2), "es")
+    data.import_outputs(store, write_outputs(tmp_path / "o.csv", 2), "es", actor=person(store))
     votes = (
         "item_id,system_a,system_b,reviewer,winner\n"
         f"q0000,{SYSTEM_X},{SYSTEM_Y},ana,{SYSTEM_X}\n"
@@ -99,7 +100,7 @@ def test_uploading_votes_creates_the_study_over_an_eval_set(store, admin, tmp_pa
 def eval_set(store, tmp_path):
     from review_app.services import data
 
-    data.import_outputs(store, write_outputs(tmp_path / "o.csv", 4), "es")
+    data.import_outputs(store, write_outputs(tmp_path / "o.csv", 4), "es", actor=person(store))
     return "es"
 
 
@@ -136,7 +137,9 @@ def test_a_refused_study_is_not_created(store, admin, eval_set):
 
 
 def test_guidelines_are_replaced_in_the_app(store, admin, eval_set):
-    studies.create_study(store, "s", eval_set, [(SYSTEM_X, SYSTEM_Y)], guidelines="# Old")
+    studies.create_study(
+        store, "s", eval_set, [(SYSTEM_X, SYSTEM_Y)], guidelines="# Old", actor=person(store)
+    )
     at = open_page("studies.py", admin)
     text = next(t for t in at.text_area if t.key.startswith("guidelines_text_"))
     assert text.value == "# Old\n"
@@ -153,7 +156,7 @@ def test_guidelines_are_replaced_in_the_app(store, admin, eval_set):
 
 
 def test_adding_a_reviewer_shows_their_link_once_and_revoking_shuts_it(store, admin, eval_set):
-    studies.create_study(store, "s", eval_set, [(SYSTEM_X, SYSTEM_Y)])
+    studies.create_study(store, "s", eval_set, [(SYSTEM_X, SYSTEM_Y)], actor=person(store))
     at = open_page("people.py", admin)
     assert not at.exception
     at.text_input(key="people_name").input("maya")
@@ -187,27 +190,31 @@ def test_a_reviewer_without_a_name_is_refused(store, admin):
 def test_an_admin_link_revoked_while_the_tab_is_open_issues_and_revokes_nothing(
     store, settings, admin
 ):
-    people.add_reviewer(store, settings, "maya", "reviewer")
-    people.add_reviewer(store, settings, "bob", "admin")
+    people.add_reviewer(store, settings, "maya", "reviewer", actor=person(store))
+    people.add_reviewer(store, settings, "bob", "admin", actor=person(store))
     for button in ("people_add", "people_revoke"):
         at = open_page("people.py", admin)
         at.text_input(key="people_name").input("mallory")
         at.selectbox(key="people_role").select("admin")
         at.selectbox(key="people_revoke_name").select("maya")
-        people.revoke_reviewer(store, "ada", by="bob")  # ada's page is drawn; then she clicks
+        people.revoke_reviewer(
+            store, "ada", person(store, "bob")
+        )  # ada's page is drawn; then she clicks
         before = store.reviewers()
         at.button(key=button).click().run()
         assert not at.exception
         assert store.reviewers() == before and not at.code
         assert "revoked" in at.error[0].value
-        _, link = people.add_reviewer(store, settings, "ada", "admin", reissue=True)
+        _, link = people.add_reviewer(
+            store, settings, "ada", "admin", reissue=True, actor=person(store)
+        )
         admin = token_of(link)
 
 
 @pytest.mark.parametrize("page", ["data.py", "studies.py", "people.py", "quality.py"])
 def test_only_admins_open_the_admin_screens(store, settings, page):
     for role in ("reviewer", "signer"):
-        _, link = people.add_reviewer(store, settings, f"x-{role}", role)
+        _, link = people.add_reviewer(store, settings, f"x-{role}", role, actor=person(store))
         at = open_page(page, token_of(link))
         assert not at.exception
         assert "for admin accounts" in at.error[0].value

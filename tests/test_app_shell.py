@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review_app.services import people
+from tests.acting import person
 
 APP = str(Path(__file__).resolve().parent.parent / "review_app" / "streamlit_app.py")
 PAGES = Path(APP).parent / "app_pages"
@@ -36,7 +37,7 @@ def test_missing_or_invalid_token_is_refused(demo_store, token):
 
 def test_revoked_token_is_refused(demo_store):
     token = token_of(demo_store.demo_links["demo-admin"])
-    people.revoke_reviewer(demo_store, "demo-admin")
+    people.revoke_reviewer(demo_store, "demo-admin", person(demo_store))
     at = open_app(token)
     assert "revoked" in at.error[0].value
 

@@ -13,6 +13,7 @@ from review_app import cli, graders
 from review_app.errors import InputError
 from review_app.services import audit, calibration, juries, people, thresholds
 from review_app.settings import Settings
+from tests.acting import acting, person
 from tests.conftest import write
 
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
@@ -20,10 +21,10 @@ FAMILIES = "example-llm-judge=openai,finetuned=openai"
 
 def _lock_demo(store, settings, recommended: bool = True) -> str:
     """Lock the demo study as admin ada; returns ada's personal token."""
-    _, link = people.add_reviewer(store, settings, "ada", "admin", "demo")
+    _, link = people.add_reviewer(store, settings, "ada", "admin", "demo", actor=person(store))
     if recommended:
-        thresholds.add_recommended_thresholds(store, "demo", "ada")
-    thresholds.lock_thresholds(store, "demo", "ada", settings)
+        thresholds.add_recommended_thresholds(acting(store, "demo", "ada"))
+    thresholds.lock_thresholds(acting(store, "demo", "ada", settings=settings))
     return link.rsplit("token=", 1)[1]
 
 
@@ -209,13 +210,11 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
     # A threshold may name a jury before it exists; after the lock its members could be picked
     # to fit the results.
     thresholds.add_threshold(
-        demo_store,
-        "demo",
+        acting(demo_store, "demo", "ada"),
         "judge_win_rate",
         {"judge": "jury/late", "system_a": "finetuned", "system_b": "base"},
         ">",
         0.5,
-        "ada",
     )
     token = _lock_demo(demo_store, settings, recommended=False)
     study_id = demo_store.require_study("demo")["id"]
@@ -338,17 +337,15 @@ def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, 
     from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, make_study
 
     make_study(store, tmp_path, n_items=6)
-    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
-        store,
-        STUDY,
+        acting(store, STUDY, "ada"),
         gate.REGRESSION_METRIC,
         {"system_a": SYSTEM_X, "system_b": SYSTEM_Y, "source": "humans"},
         "<=",
         5.0,
-        "ada",
     )
-    thresholds.lock_thresholds(store, STUDY, "ada", settings)
+    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
     assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
     card = _strict_json(capsys.readouterr().out)
     assert card["outcomes_visible"] is True
@@ -451,7 +448,7 @@ def test_the_rubric_editor_never_writes_outside_its_folder(
     text = re.sub(r"^version: .*$", f"version: '{version}'", text, flags=re.M)
     before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     with pytest.raises(InputError, match="version"):
-        rubric_editor.save_rubric_version(demo_store, Settings.from_env(), text)
+        rubric_editor.save_rubric_version(demo_store, Settings.from_env(), text, person(demo_store))
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
 
 
@@ -531,15 +528,13 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, se
         "name: sparse\nchecks:\n  - name: nowhere\n    type: json_valid\n    categories: [none-such]\n"
         "  - name: short\n    type: max_chars\n    n: 100000\n"
     )
-    grading.grade(demo_store, "demo", write(tmp_path / "sparse.yaml", grader), "ada")
+    grading.grade(acting(demo_store, "demo", "ada"), write(tmp_path / "sparse.yaml", grader))
     thresholds.add_threshold(
-        demo_store,
-        "demo",
+        acting(demo_store, "demo", "ada"),
         "grader_pass_rate",
         {"check": "nowhere", "grader": "sparse"},
         ">=",
         0.5,
-        "ada",
     )
     _lock_demo(demo_store, settings, recommended=False)
     summary = grading.grader_summary(demo_store, "demo")
@@ -594,7 +589,7 @@ def test_every_json_document_of_the_new_commands_is_strict_json(
 
 def test_audit_verify_notices_a_jury_whose_members_were_changed(demo_store, settings):
     judges = ["example-llm-judge", "baseline/longest"]
-    juries.create_jury(demo_store, "demo", "pair", judges, by="ada", settings=settings)
+    juries.create_jury(acting(demo_store, "demo", "ada", settings=settings), "pair", judges)
     assert audit.verify(demo_store, "demo", settings) == []
     trigger = _trigger_sql(demo_store, "juries_append_only_update")
     _sql(

@@ -13,6 +13,7 @@ from review_app.cli import main
 from review_app.errors import Conflict
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
+from tests.acting import acting, person
 from tests.conftest import write
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
@@ -28,15 +29,13 @@ def signed(demo_store, monkeypatch):
     monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY["REVIEW_APP_SIGNING_KEY"])
     settings = Settings.from_env()
     thresholds.add_threshold(
-        demo_store,
-        "demo",
+        acting(demo_store, "demo", "demo-admin"),
         "human_win_rate",
         {"system_a": "finetuned", "system_b": "base"},
         ">",
         0.5,
-        "demo-admin",
     )
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
     signer = demo_store.reviewer("demo-signer")
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
@@ -139,7 +138,7 @@ def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
         "item_id,system_a,system_b,reviewer,winner\nsupport-001,finetuned,base,ghost,finetuned\n",
     )
     with pytest.raises(Conflict, match="give a reason"):
-        data.import_votes(store, late, "demo")
+        data.import_votes(store, late, "demo", actor=person(store))
     assert store.votes_by_source(study_id) == before
     # From the CLI, only an admin may add them, with a reason; the report lists it.
     assert main(["import", "votes", str(late), "--study", "demo", "--reason", "x"]) == 1
@@ -170,7 +169,7 @@ def test_an_import_never_replaces_a_vote_cast_in_the_app(demo_store, settings, t
         f"{other[app_winner]},2020-01-01T00:00:00Z\n",
     )
     with pytest.raises(Exception, match="voted on this pair in the app; an import cannot"):
-        data.import_votes(demo_store, rewritten, "demo")
+        data.import_votes(demo_store, rewritten, "demo", actor=person(demo_store))
     assert demo_store.latest_vote(pair["pair_id"], reviewer["id"])["winner"] == app_winner
 
 
@@ -181,7 +180,7 @@ def test_a_vote_from_the_future_is_refused(demo_store, tmp_path):
         "support-001,finetuned,base,zed,finetuned,2999-01-01T00:00:00Z\n",
     )
     with pytest.raises(Exception, match=r"future.csv:2: field 'created_at': .* is in the future"):
-        data.import_votes(demo_store, future, "demo")
+        data.import_votes(demo_store, future, "demo", actor=person(demo_store))
 
 
 def test_every_vote_records_when_it_entered_the_workspace(demo_store):
@@ -193,13 +192,19 @@ def test_a_shadow_study_locked_first_is_reported_as_a_look_at_the_outcomes(demo_
     from review_app.report import render_report
     from review_app.services import studies
 
-    studies.create_study(demo_store, "shadow", "demo", [("finetuned", "base")], by="demo-admin")
+    studies.create_study(
+        demo_store,
+        "shadow",
+        "demo",
+        [("finetuned", "base")],
+        actor=person(demo_store, "demo-admin"),
+    )
     for study in ("shadow", "demo"):
         thresholds.add_threshold(
-            demo_store, study, "final_review_acceptable_rate", {}, ">=", 0.9, "demo-admin"
+            acting(demo_store, study, "demo-admin"), "final_review_acceptable_rate", {}, ">=", 0.9
         )
-    thresholds.lock_thresholds(demo_store, "shadow", "demo-admin", settings)
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    thresholds.lock_thresholds(acting(demo_store, "shadow", "demo-admin", settings=settings))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
     report = signoff.build_report(demo_store, "demo", settings)
     (look,) = report["looks_before_lock"]
     assert (look["study"], look["systems"]) == ("shadow", ["base", "finetuned"])
@@ -237,7 +242,7 @@ def test_a_vote_cast_in_the_app_while_an_import_publishes_is_not_replaced(
         return publish(*args, **kwargs)
 
     monkeypatch.setattr(data, "_publish", vote_then_publish)
-    summary = data.import_votes(demo_store, path, "demo")
+    summary = data.import_votes(demo_store, path, "demo", actor=person(demo_store))
     assert summary.added == {"votes added": 1}
     assert "1 left out: their reviewers voted on those pairs in the app meanwhile" in summary.line()
     latest = demo_store.latest_vote(pair["pair_id"], reviewer["id"])

@@ -20,6 +20,7 @@ from review_app.services import calibration, data, people, study_data, threshold
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
+from tests.acting import acting, person
 from tests.conftest import write
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -59,7 +60,7 @@ def run_cli(capsys, *argv):
 
 
 def make_eval_set(store, tmp_path, studies=("s",)):
-    data.import_outputs(store, write(tmp_path / "outputs.csv", OUTPUTS), "e")
+    data.import_outputs(store, write(tmp_path / "outputs.csv", OUTPUTS), "e", actor=person(store))
     for name in studies:
         studies_service.create_study(store, name, "e", [("finetuned", "base")], reviews_per_pair=2)
 
@@ -149,8 +150,8 @@ def _add_native(store, study_row: dict) -> None:
 
 def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(store, tmp_path):
     make_eval_set(store, tmp_path, studies=("s",))
-    data.import_votes(store, votes_csv(tmp_path), "s")
-    data.import_verdicts(store, verdicts_csv(tmp_path), "s")
+    data.import_votes(store, votes_csv(tmp_path), "s", actor=person(store))
+    data.import_verdicts(store, verdicts_csv(tmp_path), "s", actor=person(store))
     # The same study in a second workspace, its data recorded the way the app records it (same
     # pair ids, so even the random baseline's coin flips match).
     native_store = Store.open(tmp_path / "native.db")
@@ -297,8 +298,10 @@ def stats_json(store, capsys) -> dict:
 
 
 def lock(store, study: str) -> None:
-    thresholds.add_threshold(store, study, "final_review_acceptable_rate", {}, ">=", 0.9, "admin")
-    thresholds.lock_thresholds(store, study, "admin")
+    thresholds.add_threshold(
+        acting(store, study, "admin"), "final_review_acceptable_rate", {}, ">=", 0.9
+    )
+    thresholds.lock_thresholds(acting(store, study, "admin"))
 
 
 def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
@@ -557,7 +560,9 @@ def import_agreeing_judge(store, tmp_path) -> None:
             winner = "tie"  # no unique most frequent outcome: the majority label is a tie
         for first in (a, b):
             lines.append(f"{item},{a},{b},majority-judge,{winner},{first},agrees")
-    data.import_verdicts(store, write(tmp_path / "judge.csv", "\n".join(lines) + "\n"), "demo")
+    data.import_verdicts(
+        store, write(tmp_path / "judge.csv", "\n".join(lines) + "\n"), "demo", actor=person(store)
+    )
 
 
 def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, tmp_path):
@@ -637,7 +642,9 @@ def test_calibration_page_switches_the_confusion_matrix_by_judge(demo_store, tmp
 def test_calibration_page_warns_when_n_is_small(store, tmp_path, settings):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    store.demo_links = {"admin": people.add_reviewer(store, settings, "boss", "admin")[1]}
+    store.demo_links = {
+        "admin": people.add_reviewer(store, settings, "boss", "admin", actor=person(store))[1]
+    }
     at = open_page(store, "calibration.py", "admin")
     assert not at.exception
     warnings = [w.value for w in at.warning]

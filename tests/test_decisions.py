@@ -10,6 +10,7 @@ import pytest
 from review_app import gate, stats
 from review_app.cli import main
 from review_app.services import data, signoff, studies, thresholds
+from tests.acting import acting, person, reading
 from tests.conftest import write
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts
 
@@ -277,7 +278,7 @@ OUTPUTS = "item_id,prompt,system,output,category\n" + "".join(
 def test_a_file_that_names_the_reference_first_still_decides_on_the_candidate(
     store, tmp_path, settings, capsys
 ):
-    data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS), "e")
+    data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS), "e", actor=person(store))
     # The file names base first: the comparison is base:tuned as typed.
     votes = "item_id,system_a,system_b,reviewer,winner\n" + "".join(
         f"q{i},base,tuned,ann,{'tuned' if i % 4 else 'base'}\n" for i in range(40)
@@ -287,34 +288,38 @@ def test_a_file_that_names_the_reference_first_still_decides_on_the_candidate(
     out = capsys.readouterr().out
     assert code == 0
     assert "candidate: base (inferred: the first system of the first comparison, base:tuned" in out
-    studies.set_candidate(store, "s", "tuned")
+    studies.set_candidate(acting(store, "s"), "tuned")
     # Either orientation: "tuned over base" is measurable on a base:tuned study.
     thresholds.add_threshold(
-        store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "base"}, ">", 0.5, "ann"
+        acting(store, "s", "ann"),
+        "human_win_rate",
+        {"system_a": "tuned", "system_b": "base"},
+        ">",
+        0.5,
     )
-    thresholds.lock_thresholds(store, "s", "ann", settings)
+    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
     (result,) = signoff.evaluate_gate(store, "s", settings).results
     assert result.value == pytest.approx(30 / 40)
     assert result.outcome == "pass"
-    assert thresholds.threshold_lock(store, "s")["candidate"] == "tuned"
+    assert reading(store, "s").lock.row["candidate"] == "tuned"
 
 
 def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
-    data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS), "e")
+    data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS), "e", actor=person(store))
     votes = "item_id,system_a,system_b,reviewer,winner\n" + "".join(
         f"q{i},tuned,base,ann,tuned\n" for i in range(4)
     )
-    data.import_votes(store, write(tmp_path / "v.csv", votes), "s", eval_set="e")
+    data.import_votes(
+        store, write(tmp_path / "v.csv", votes), "s", eval_set="e", actor=person(store)
+    )
     thresholds.add_threshold(
-        store,
-        "s",
+        acting(store, "s", "ann"),
         "human_win_rate_ci_low",
         {"system_a": "tuned", "system_b": "base"},
         ">=",
         0.5,
-        "ann",
     )
-    thresholds.lock_thresholds(store, "s", "ann", settings)
+    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
     decision = signoff.evaluate_gate(store, "s", settings)
     (result,) = decision.results
     # 4 of 4: the interval no longer collapses to [1, 1], and 4 comparisons decide nothing.
@@ -330,8 +335,10 @@ def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, se
     judge = report.calibration.overall.judge("example-llm-judge")
     document = next(j for j in report.document()["judges"] if j["judge"] == "example-llm-judge")
     assert document["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict
-    thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin", settings)
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    thresholds.add_recommended_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings)
+    )
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
     decision = signoff.evaluate_gate(demo_store, "demo", settings)
     (ceiling,) = [r for r in decision.results if r.threshold.metric == "judge_agreement_vs_ceiling"]
     expected = {"within": "pass", "below": "fail", "inconclusive": "inconclusive"}

@@ -11,6 +11,7 @@ from review_app.cli import main
 from review_app.errors import Conflict, Forbidden, InputError, OutcomesHidden
 from review_app.report import render_report, report_hash
 from review_app.services import data, people, signoff, studies, thresholds
+from tests.acting import acting, person, reading
 from tests.stats_frames import make_pairs, make_verdicts, make_votes
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -18,29 +19,25 @@ PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
 def add_standard_thresholds(store, by="demo-admin"):
     thresholds.add_threshold(
-        store,
-        "demo",
+        acting(store, "demo", by),
         "human_win_rate",
         {"system_a": "finetuned", "system_b": "base"},
         ">=",
         0.6,
-        by,
     )
     thresholds.add_threshold(
-        store,
-        "demo",
+        acting(store, "demo", by),
         "max_regression_points",
         {"system_a": "finetuned", "system_b": "base", "categories": "reasoning,formatting,safety"},
         "<=",
         5,
-        by,
     )
 
 
 @pytest.fixture
 def locked(demo_store):
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin")
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
     return demo_store
 
 
@@ -336,15 +333,15 @@ def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
     for call in (signoff.study_results, signoff.evaluate_gate, signoff.build_report):
         with pytest.raises(OutcomesHidden, match="hidden until its thresholds are locked"):
             call(demo_store, "demo", settings)
-    content_hash = thresholds.lock_thresholds(demo_store, "demo", "demo-admin")
+    content_hash = thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
     assert len(content_hash) == 64
     assert len(signoff.evaluate_gate(demo_store, "demo", settings).results) == 2
 
 
 def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settings):
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
-    lock = thresholds.threshold_lock(demo_store, "demo")
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
+    lock = reading(demo_store, "demo").lock.row
     assert lock["candidate"] == "finetuned"
     assert json.loads(lock["plan"]) == {
         "comparisons": 128,
@@ -352,8 +349,8 @@ def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settin
         "final_review": 50,
     }
     assert lock["min_comparisons"] == settings.gate_min_comparisons
-    with pytest.raises(Conflict, match="locked with candidate 'finetuned'"):
-        studies.set_candidate(demo_store, "demo", "base")
+    with pytest.raises(Conflict, match="locked: its candidate can no longer change"):
+        studies.set_candidate(acting(demo_store, "demo"), "base")
     # The demo's 140 votes are an interim look at the 128 x 3 planned: never a pass.
     decision = signoff.evaluate_gate(demo_store, "demo", settings)
     assert decision.interim and decision.result != "pass"
@@ -361,23 +358,23 @@ def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settin
 
 def test_lock_needs_thresholds_and_happens_once(demo_store):
     with pytest.raises(InputError, match="at least one threshold"):
-        thresholds.lock_thresholds(demo_store, "demo", "a")
+        thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(demo_store, "demo", "a")
+    thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
     with pytest.raises(Exception, match="already locked"):
-        thresholds.lock_thresholds(demo_store, "demo", "a")
+        thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
 
 
 def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings):
-    first = thresholds.list_thresholds(locked, "demo")[0]
+    first = thresholds.list_thresholds(reading(locked, "demo"))[0]
     before = locked.table_counts()
     with pytest.raises(InputError, match="needs a reason"):
-        thresholds.update_threshold(locked, "demo", first["id"], ">=", 0.55, "demo-admin")
+        thresholds.update_threshold(acting(locked, "demo", "demo-admin"), first["id"], ">=", 0.55)
     with pytest.raises(InputError, match="needs a reason"):
-        thresholds.remove_threshold(locked, "demo", first["id"], "demo-admin")
+        thresholds.remove_threshold(acting(locked, "demo", "demo-admin"), first["id"])
     assert locked.table_counts() == before
     thresholds.update_threshold(
-        locked, "demo", first["id"], ">=", 0.55, "demo-admin", "base too strong"
+        acting(locked, "demo", "demo-admin"), first["id"], ">=", 0.55, reason="base too strong"
     )
     deviations = locked.deviations(locked.require_study("demo")["id"])
     assert len(deviations) == 1
@@ -479,7 +476,9 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
         ]
     rows += ["reasoning-001,finetuned,base,gpt-judge,base,base,"]
     (tmp_path / "j.csv").write_text("\n".join(rows) + "\n")
-    data.import_verdicts(locked, tmp_path / "j.csv", "demo", reason="the judge ran late")
+    data.import_verdicts(
+        locked, tmp_path / "j.csv", "demo", reason="the judge ran late", actor=person(locked)
+    )
     sample = signoff.final_review_sample(locked, "demo", settings=settings)
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
@@ -497,7 +496,12 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
             locked, "demo", signer, s["output_id"], s["item_key"] != sample[0]["item_key"], ""
         )
     thresholds.add_threshold(
-        locked, "demo", "final_review_acceptable_rate", {}, ">=", 0.9, "demo-admin", "added late"
+        acting(locked, "demo", "demo-admin"),
+        "final_review_acceptable_rate",
+        {},
+        ">=",
+        0.9,
+        reason="added late",
     )
     result = signoff.evaluate_gate(locked, "demo", settings).results[-1]
     assert (result.value, result.n, result.outcome) == (0.75, 4, "inconclusive")
@@ -555,7 +559,7 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     assert "Not locked yet" in at.warning[0].value
     at.button(key="gate_lock").click().run()
     assert not at.exception
-    assert thresholds.threshold_lock(demo_store, "demo")["locked_by"] == "demo-admin"
+    assert reading(demo_store, "demo").lock.row["locked_by"] == "demo-admin"
     # 140 example votes are an interim look at the 128 x 3 planned, with every suite under 30
     # comparisons: the page must say the gate cannot be decided yet, not that it passes.
     (banner,) = [w.value for w in at.warning if w.value.startswith("Gate ")]
@@ -620,8 +624,10 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
         "item_id,system_a,system_b,judge,winner,first,explanation\n"
         "support-001,finetuned,base,gpt-judge,finetuned,base,\n"
     )
-    data.import_verdicts(demo_store, tmp_path / "j.csv", "demo")
-    described = [t.describe() for t in thresholds.recommended_thresholds(demo_store, "demo")]
+    data.import_verdicts(demo_store, tmp_path / "j.csv", "demo", actor=person(demo_store))
+    described = [
+        t.describe() for t in thresholds.recommended_thresholds(reading(demo_store, "demo"))
+    ]
     assert "Human win rate (system_a=finetuned, system_b=base) > 0.5" in described
     assert any("categories=formatting+reasoning+safety" in d and "<= 5" in d for d in described)
     assert (
@@ -630,9 +636,11 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
     )
     assert "Judge strict agreement minus the human ceiling (judge=gpt-judge) >= -0.05" in described
     assert not any("judge=baseline/" in d for d in described)
-    assert thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin") == len(described)
+    assert thresholds.add_recommended_thresholds(acting(demo_store, "demo", "demo-admin")) == len(
+        described
+    )
     with pytest.raises(Exception, match="already has thresholds"):
-        thresholds.add_recommended_thresholds(demo_store, "demo", "demo-admin")
+        thresholds.add_recommended_thresholds(acting(demo_store, "demo", "demo-admin"))
 
 
 def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
@@ -676,39 +684,39 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
             f"q{i},Question {i}?,ft,better answer {i},{category}",
         ]
     (tmp_path / "o.csv").write_text("\n".join(rows) + "\n")
-    data.import_outputs(store, tmp_path / "o.csv", "e")
-    studies.create_study(store, "s", "e", [("ft", "base")])
+    data.import_outputs(store, tmp_path / "o.csv", "e", actor=person(store))
+    studies.create_study(store, "s", "e", [("ft", "base")], actor=person(store))
     votes = ["item_id,system_a,system_b,reviewer,winner"] + [
         f"q{i},ft,base,ann,base" for i in range(6)
     ]
     (tmp_path / "v.csv").write_text("\n".join(votes) + "\n")
-    data.import_votes(store, tmp_path / "v.csv", "s")
+    data.import_votes(store, tmp_path / "v.csv", "s", actor=person(store))
     assert studies.study_categories(store, "s") == ["math", "uncategorized"]
     regression = next(
         t
-        for t in thresholds.recommended_thresholds(store, "s")
+        for t in thresholds.recommended_thresholds(reading(store, "s"))
         if t.metric == "max_regression_points"
     )
     assert regression.params["categories"] == ["uncategorized"]
     with pytest.raises(InputError, match="has no category geography"):
         thresholds.add_threshold(
-            store,
-            "s",
+            acting(store, "s", "admin"),
             "max_regression_points",
             {"system_a": "ft", "system_b": "base", "categories": "geography"},
             "<=",
             5,
-            "admin",
         )
-    thresholds.add_threshold(store, "s", regression.metric, regression.params, "<=", 5, "admin")
-    thresholds.lock_thresholds(store, "s", "admin")
+    thresholds.add_threshold(
+        acting(store, "s", "admin"), regression.metric, regression.params, "<=", 5
+    )
+    thresholds.lock_thresholds(acting(store, "s", "admin"))
     result = signoff.evaluate_gate(store, "s", settings).results[0]
     assert (result.value, result.n, result.outcome) == (50.0, 2, "inconclusive")
     assert "worst: uncategorized" in result.reason
 
 
 def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
-    people.revoke_reviewer(locked, "demo-signer")
+    people.revoke_reviewer(locked, "demo-signer", person(locked))
     with pytest.raises(Forbidden, match="revoked"):
         signoff.sign_off(locked, "demo", reviewer(locked, "demo-signer"), "approve", "ok", settings)
     argv = ["--token", token(locked, "demo-signer"), "signoff", "--study", "demo"]
@@ -726,7 +734,9 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
         "support-001,finetuned,base,late-reviewer,base\n"
         "support-002,finetuned,base,late-reviewer,base\n"
     )
-    data.import_votes(locked, tmp_path / "v.csv", "demo", reason="a late reviewer")
+    data.import_votes(
+        locked, tmp_path / "v.csv", "demo", reason="a late reviewer", actor=person(locked)
+    )
     after = signoff.evaluate_gate(locked, "demo", settings).results[0]
     losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
     assert losses[1] == losses[0] + 2 and after.value < before.value
@@ -737,7 +747,7 @@ def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(lo
     at = open_page(locked, "gate.py", "demo-signer")
     at.text_area(key="signoff_comment").input("ship it")
     at.radio(key="signoff_decision").set_value("reject")
-    people.revoke_reviewer(locked, "demo-signer")
+    people.revoke_reviewer(locked, "demo-signer", person(locked))
     at.button(key="final_review_ok").click().run()
     assert not at.exception
     assert locked.final_reviews(study_id) == []
@@ -745,12 +755,12 @@ def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(lo
 
     # A fresh link for the signer, then the same race against the sign-off.
     _, locked.demo_links["demo-signer"] = people.add_reviewer(
-        locked, settings, "demo-signer", "signer", reissue=True
+        locked, settings, "demo-signer", "signer", reissue=True, actor=person(locked)
     )
     at = open_page(locked, "gate.py", "demo-signer")
     at.text_area(key="signoff_comment").input("ship it")
     at.radio(key="signoff_decision").set_value("reject")
-    people.revoke_reviewer(locked, "demo-signer")
+    people.revoke_reviewer(locked, "demo-signer", person(locked))
     at.button(key="signoff_submit").click().run()
     assert not at.exception
     assert locked.signoffs(study_id) == []

@@ -16,6 +16,7 @@ from review_app import gate, graders, report, stats
 from review_app.errors import InputError, OutcomesHidden
 from review_app.services import data, grading, signoff, studies, thresholds
 from review_app.services.demo import DEMO_STUDY
+from tests.acting import acting, person
 from tests.conftest import write
 from tests.test_decisions import NO_CALIBRATION
 
@@ -102,19 +103,23 @@ def write_corpus(path):
 
 @pytest.fixture
 def corpus(store, tmp_path):
-    data.import_outputs(store, write_corpus(tmp_path / "outputs.jsonl"), "corpus")
-    studies.create_study(store, "s", "corpus", [("tuned", "base")], candidate="tuned")
+    data.import_outputs(
+        store, write_corpus(tmp_path / "outputs.jsonl"), "corpus", actor=person(store)
+    )
+    studies.create_study(
+        store, "s", "corpus", [("tuned", "base")], candidate="tuned", actor=person(store)
+    )
     return write(tmp_path / "corpus.yaml", GRADER)
 
 
 def lock(store, study="s", metric="grader_pass_rate", params=None, value=0.5):
     params = params or {"check": "valid"}
-    thresholds.add_threshold(store, study, metric, params, None, value, "admin")
-    thresholds.lock_thresholds(store, study, "admin")
+    thresholds.add_threshold(acting(store, study, "admin"), metric, params, None, value)
+    thresholds.lock_thresholds(acting(store, study, "admin"))
 
 
 def test_hand_computed_pass_rates(store, corpus):
-    outcome = grading.grade(store, "s", corpus, "admin")
+    outcome = grading.grade(acting(store, "s", "admin"), corpus)
     assert outcome.outputs == 16 and outcome.new == outcome.results == 2 * sum(
         n for *_, n in EXPECTED.values()
     )
@@ -138,7 +143,7 @@ def test_hand_computed_pass_rates(store, corpus):
 
 
 def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
-    grading.grade(store, "s", corpus, "admin")
+    grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
     scores = {r["system"]: r for r in grading.grader_summary(store, "s")["choice"]}
     # tuned: yes (P 1/2, R 1) F1 2/3; no (P 1, R 1/2) F1 2/3; maybe F1 0 -> 4/9.
@@ -155,7 +160,7 @@ def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
 
 
 def test_pass_rates_stay_hidden_until_the_lock(store, corpus):
-    grading.grade(store, "s", corpus, "admin")
+    grading.grade(acting(store, "s", "admin"), corpus)
     with pytest.raises(OutcomesHidden):
         grading.grader_summary(store, "s")
 
@@ -230,7 +235,7 @@ def test_a_bad_grader_file_is_one_line_naming_file_line_check_and_field(
     path = write(tmp_path / "bad.yaml", text)
     before = store.table_counts()
     with pytest.raises(InputError) as caught:
-        grading.grade(store, "s", path, "admin")
+        grading.grade(acting(store, "s", "admin"), path)
     message = str(caught.value)
     assert "\n" not in message
     where = f"{path}:{line}" if line else str(path)
@@ -245,17 +250,17 @@ def test_a_grader_that_applies_to_nothing_is_refused(store, corpus, tmp_path):
         "name: g\nchecks:\n  - name: a\n    type: json_valid\n    categories: [poetry]\n",
     )
     with pytest.raises(InputError, match="no check of grader g applies"):
-        grading.grade(store, "s", path, "admin")
+        grading.grade(acting(store, "s", "admin"), path)
 
 
 def test_grading_again_adds_nothing_and_a_new_version_gets_its_own_rows(store, corpus, tmp_path):
-    first = grading.grade(store, "s", corpus, "admin")
+    first = grading.grade(acting(store, "s", "admin"), corpus)
     counts = store.table_counts()
-    again = grading.grade(store, "s", corpus, "admin")
+    again = grading.grade(acting(store, "s", "admin"), corpus)
     assert again.new == 0 and again.results == first.results
     assert store.table_counts() == counts  # no result, grader or audit entry added
     edited = write(tmp_path / "v2.yaml", GRADER.replace("n: 5", "n: 6"))
-    second = grading.grade(store, "s", edited, "admin")
+    second = grading.grade(acting(store, "s", "admin"), edited)
     assert second.new == second.results and second.content_hash != first.content_hash
     versions = store.study_graders(store.require_study("s")["id"])
     assert [v["content_hash"] for v in versions] == [first.content_hash, second.content_hash]
@@ -270,7 +275,7 @@ def test_grading_again_adds_nothing_and_a_new_version_gets_its_own_rows(store, c
 
 
 def test_results_are_append_only(store, corpus):
-    grading.grade(store, "s", corpus, "admin")
+    grading.grade(acting(store, "s", "admin"), corpus)
     for sql in ("UPDATE grader_results SET passed = 1", "DELETE FROM graders"):
         with pytest.raises(Exception, match="append-only"):
             store.db.execute(sql)
@@ -279,20 +284,20 @@ def test_results_are_append_only(store, corpus):
 def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
     store, corpus, tmp_path, settings
 ):
-    first = grading.grade(store, "s", corpus, "admin")
+    first = grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
     row = store.threshold_lock(store.require_study("s")["id"])
     assert json.loads(row["graders"]) == [{"name": "corpus", "content_hash": first.content_hash}]
     logged = store.audit_entries(store.require_study("s")["id"])[-1]
     assert json.loads(logged["detail"])["graders"][0]["content_hash"] == first.content_hash
     # The pinned version may run again (new outputs only); another version needs a reason.
-    assert grading.grade(store, "s", corpus, "admin").new == 0
+    assert grading.grade(acting(store, "s", "admin"), corpus).new == 0
     edited = write(tmp_path / "v2.yaml", GRADER.replace("n: 5", "n: 6"))
     before = store.table_counts()
     with pytest.raises(InputError, match="did not pin grader corpus"):
-        grading.grade(store, "s", edited, "admin")
+        grading.grade(acting(store, "s", "admin"), edited)
     assert store.table_counts() == before
-    outcome = grading.grade(store, "s", edited, "admin", reason="the limit was a typo")
+    outcome = grading.grade(acting(store, "s", "admin"), edited, reason="the limit was a typo")
     assert outcome.deviation
     (deviation,) = store.deviations(store.require_study("s")["id"])
     assert deviation["reason"] == "the limit was a typo"
@@ -315,18 +320,18 @@ def test_no_graders_section_without_results(store, corpus, settings):
 
 
 def test_the_gate_decides_on_pinned_grader_results(store, corpus, settings):
-    grading.grade(store, "s", corpus, "admin")
-    thresholds.add_threshold(store, "s", "grader_pass_rate", {"check": "valid"}, ">=", 0.5, "admin")
+    grading.grade(acting(store, "s", "admin"), corpus)
     thresholds.add_threshold(
-        store,
-        "s",
+        acting(store, "s", "admin"), "grader_pass_rate", {"check": "valid"}, ">=", 0.5
+    )
+    thresholds.add_threshold(
+        acting(store, "s", "admin"),
         "grader_pass_rate_change",
         {"check": "no-fence", "system_b": "base"},
         "<=",
         5,
-        "admin",
     )
-    thresholds.lock_thresholds(store, "s", "admin")
+    thresholds.lock_thresholds(acting(store, "s", "admin"))
     results = signoff.evaluate_gate(store, "s", settings).results
     rate, change = results
     assert rate.value == 1.0 and rate.n == 4  # the candidate's four JSON outputs
@@ -510,8 +515,10 @@ def test_a_pattern_that_backtracks_without_end_stops_grading_in_one_line(
         for system in ("tuned", "base")
     ]
     source = write(tmp_path / "slow.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    data.import_outputs(store, source, "slow")
-    studies.create_study(store, "r", "slow", [("tuned", "base")], candidate="tuned")
+    data.import_outputs(store, source, "slow", actor=person(store))
+    studies.create_study(
+        store, "r", "slow", [("tuned", "base")], candidate="tuned", actor=person(store)
+    )
     path = write(
         tmp_path / "slow.yaml",
         "name: g\nchecks:\n  - name: greedy\n    type: regex\n    pattern: '(a|aa)+$'\n",
@@ -526,7 +533,7 @@ def test_a_pattern_that_backtracks_without_end_stops_grading_in_one_line(
 def test_audit_verify_notices_a_removed_grader_trigger(store, corpus, settings):
     from review_app.services import audit
 
-    grading.grade(store, "s", corpus, "admin")
+    grading.grade(acting(store, "s", "admin"), corpus)
     assert audit.verify(store, "s", settings) == []
     assert [e["action"] for e in store.audit_entries(store.require_study("s")["id"])][
         -1

@@ -19,6 +19,7 @@ from review_app import importers
 from review_app.errors import Conflict
 from review_app.services import data, review, studies
 from review_app.store import Store, import_lock
+from tests.acting import person
 from tests.review_fixtures import add_reviewer, make_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def test_reviewers_vote_without_waiting_while_a_large_import_runs(
     study = make_study(store, tmp_path, n_items=300, reviews_per_pair=3)
     names = [f"r{n}" for n in range(4)]
     for name in names:
-        add_reviewer(store, settings, name)
+        add_reviewer(store, settings, name, actor=person(store))
     ids = [store.reviewer(name)["id"] for name in names]
     source = write_outputs(tmp_path / "bulk.jsonl", 40_000)
     process = cli_import(isolated_workspace, source)
@@ -141,10 +142,12 @@ def test_an_error_while_publishing_is_finished_by_the_next_import(store, tmp_pat
 
     monkeypatch.setattr(importers, "publish_outputs", failing_publish)
     with pytest.raises(Conflict, match="the next import or server start finishes it"):
-        data.import_outputs(store, source, "bulk")
+        data.import_outputs(store, source, "bulk", actor=person(store))
     assert 0 < store.table_counts()["outputs"] < 1_000
     monkeypatch.setattr(importers, "publish_outputs", real_publish)
-    summary = data.import_outputs(store, source, "bulk")  # finishes the first, then a no-op
+    summary = data.import_outputs(
+        store, source, "bulk", actor=person(store)
+    )  # finishes the first, then a no-op
     assert summary.added == {} and summary.unchanged == 1_000
     assert store.table_counts()["outputs"] == 1_000
 
@@ -160,7 +163,7 @@ def test_votes_in_many_batches_create_the_study_pairs_and_reviewers_once(
             lines.append(f"q{i:04d},zq-sentinel-alpha-4f1c,zq-sentinel-bravo-9b7e,{reviewer},tie")
     source = tmp_path / "votes.csv"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = data.import_votes(store, source, "imported", eval_set="es")
+    summary = data.import_votes(store, source, "imported", eval_set="es", actor=person(store))
     assert summary.added == {"votes added": 12}
     study = store.require_study("imported")
     assert len(store.pairs_frame(study["id"])) == 6
@@ -168,7 +171,9 @@ def test_votes_in_many_batches_create_the_study_pairs_and_reviewers_once(
     assert {r["name"] for r in store.reviewers()} >= {"ann", "bob"}
     changed = source.read_text().replace("ann,tie", "ann,zq-sentinel-alpha-4f1c")
     source.write_text(changed, encoding="utf-8")
-    assert data.import_votes(store, source, "imported").added == {"votes added": 6}
+    assert data.import_votes(store, source, "imported", actor=person(store)).added == {
+        "votes added": 6
+    }
     history = store.vote_history(study["id"])
     superseded = {v["supersedes"] for v in history if v["supersedes"]}
     assert len(history) == 18 and len(superseded) == 6  # each of ann's changed votes
@@ -189,7 +194,9 @@ def test_no_study_is_created_over_an_eval_set_being_imported(store, tmp_path):
     make_study(store, tmp_path)
     hold_import(store, import_lock("eval_set", "es"))
     with pytest.raises(Conflict, match="big.jsonl is being imported into eval set 'es'"):
-        studies.create_study(store, "second", "es", [("zq-sentinel-alpha-4f1c", "base")])
+        studies.create_study(
+            store, "second", "es", [("zq-sentinel-alpha-4f1c", "base")], actor=person(store)
+        )
     assert store.study("second") is None
 
 
@@ -197,8 +204,8 @@ def test_a_second_import_into_the_same_target_waits_for_the_first(store, tmp_pat
     hold_import(store, import_lock("eval_set", "e"))
     source = write_outputs(tmp_path / "more.jsonl", 10)
     with pytest.raises(Conflict, match="is being imported into eval set 'e'.*once it has finished"):
-        data.import_outputs(store, source, "e")
-    assert data.import_outputs(store, source, "other").added == {
+        data.import_outputs(store, source, "e", actor=person(store))
+    assert data.import_outputs(store, source, "other", actor=person(store)).added == {
         "items added": 5,
         "outputs added": 10,
     }
@@ -212,5 +219,8 @@ def test_an_import_whose_process_died_no_longer_holds_its_lock(store, tmp_path):
         store.insert_import_locks(job_id, [import_lock("eval_set", "e")])
         store.stage_import_batch(job_id, 1, b"[]")
     source = write_outputs(tmp_path / "new.jsonl", 10)
-    assert data.import_outputs(store, source, "e").added == {"items added": 5, "outputs added": 10}
+    assert data.import_outputs(store, source, "e", actor=person(store)).added == {
+        "items added": 5,
+        "outputs added": 10,
+    }
     assert store.import_jobs() == []

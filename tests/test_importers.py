@@ -5,6 +5,7 @@ import pytest
 from review_app.errors import Conflict, InputError, NotFound, OutcomesHidden
 from review_app.services import data as data_service
 from review_app.services import studies
+from tests.acting import acting, person
 from tests.conftest import write
 
 OUTPUTS_CSV = (
@@ -28,14 +29,16 @@ def output_row(**overrides):
 @pytest.fixture
 def seeded(store, tmp_path):
     data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
-    studies.create_study(store, "s", "e", [("finetuned", "base")], reviews_per_pair=2)
+    studies.create_study(
+        store, "s", "e", [("finetuned", "base")], reviews_per_pair=2, actor=person(store)
+    )
     return store
 
 
 def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_path):
     summary = data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
     assert summary.added == {"items added": 2, "outputs added": 4}
-    pairs = studies.create_study(store, "s", "e", [("finetuned", "base")])
+    pairs = studies.create_study(store, "s", "e", [("finetuned", "base")], actor=person(store))
     assert pairs.pairs_added == 2
     frame = store.pairs_frame(store.require_study("s")["id"])
     q1 = frame[frame.item_key == "q1"].iloc[0]
@@ -359,7 +362,9 @@ def test_malformed_criterion_ratings_are_refused(seeded, tmp_path, criteria, mes
 
 def test_ratings_of_a_criterion_the_study_does_not_rate_are_refused(store, tmp_path):
     data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
-    studies.create_study(store, "c", "e", [("finetuned", "base")], criteria=["tone"], by="ann")
+    studies.create_study(
+        store, "c", "e", [("finetuned", "base")], criteria=["tone"], actor=person(store, "ann")
+    )
     row = {
         "item_id": "q1",
         "system_a": "finetuned",
@@ -440,9 +445,13 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
     with pytest.raises(OutcomesHidden):
         data_service.export_rows(seeded, "votes", "s")
     thresholds.add_threshold(
-        seeded, "s", "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5, "a"
+        acting(seeded, "s", "a"),
+        "human_win_rate",
+        {"system_a": "finetuned", "system_b": "base"},
+        ">",
+        0.5,
     )
-    thresholds.lock_thresholds(seeded, "s", "a")
+    thresholds.lock_thresholds(acting(seeded, "s", "a"))
 
     for what in ("votes", "verdicts"):
         for fmt in ("csv", "jsonl"):
@@ -495,9 +504,13 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
     from review_app.services import thresholds
 
     thresholds.add_threshold(
-        seeded, "s", "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5, "a"
+        acting(seeded, "s", "a"),
+        "human_win_rate",
+        {"system_a": "finetuned", "system_b": "base"},
+        ">",
+        0.5,
     )
-    thresholds.lock_thresholds(seeded, "s", "a")  # votes and verdicts export after the lock
+    thresholds.lock_thresholds(acting(seeded, "s", "a"))  # votes and verdicts export after the lock
     for what in ("votes", "verdicts"):
         columns = data_service.EXPORT_COLUMNS[what]
         out = tmp_path / f"{what}.csv"

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from judge.fake_server import FakeJudgeServer, Reply
 from review_app.services import judging
+from tests.acting import acting
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "review_app" / "app_pages" / "judge_runs.py")
@@ -83,9 +84,7 @@ def test_cost_is_shown_before_starting_a_paid_judge(demo_store, server):
 def test_unparsed_answers_are_shown_with_the_raw_output(demo_store, server, settings):
     server.answer = lambda request: Reply(content="Response A, clearly.")
     judging.start_judge_run(
-        demo_store,
-        replace(settings, judge_parse_retries=0),
-        "demo",
+        acting(demo_store, "demo", settings=replace(settings, judge_parse_retries=0)),
         ROOT / "rubrics" / "general-pairwise.yaml",
         "openai/gpt-4o-mini",
         both_orders=False,

@@ -12,6 +12,7 @@ from judge.rubric import load_rubric
 from review_app import baselines
 from review_app.errors import InputError, JudgeUnavailable
 from review_app.services import demo, judging
+from tests.acting import acting
 from tests.conftest import ROOT
 
 RUBRICS = ROOT / "rubrics"
@@ -84,7 +85,7 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     demo_store, settings, server
 ):
     outcome = judging.start_judge_run(
-        demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini", concurrency=8
+        acting(demo_store, "demo", settings=settings), GENERAL, "openai/gpt-4o-mini", concurrency=8
     )
     n_calls = 2 * len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
     assert outcome.status == "complete" and outcome.progress.parsed == n_calls
@@ -101,7 +102,9 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     assert stored["rubric_hash"] == load_rubric(GENERAL).content_hash
     assert json.loads(stored["params"])["both_orders"] is True
 
-    again = judging.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
+    again = judging.start_judge_run(
+        acting(demo_store, "demo", settings=settings), GENERAL, "openai/gpt-4o-mini"
+    )
     assert again.run_id == outcome.run_id and again.progress.total == 0
     assert server.count == n_calls
 
@@ -109,8 +112,12 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
 def test_an_edited_rubric_is_a_new_run(demo_store, settings, server, tmp_path):
     edited = tmp_path / "general.yaml"
     edited.write_text(GENERAL.read_text().replace("impartial judge", "strict, impartial judge"))
-    first = judging.start_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
-    second = judging.start_judge_run(demo_store, settings, "demo", edited, "openai/gpt-4o-mini")
+    first = judging.start_judge_run(
+        acting(demo_store, "demo", settings=settings), GENERAL, "openai/gpt-4o-mini"
+    )
+    second = judging.start_judge_run(
+        acting(demo_store, "demo", settings=settings), edited, "openai/gpt-4o-mini"
+    )
     assert second.run_id != first.run_id
     # Same name and version but different content: the label still tells them apart.
     assert second.label == "openai/gpt-4o-mini · general-pairwise v1 #2"
@@ -124,7 +131,9 @@ def test_unparsed_answers_are_stored_with_their_raw_text_and_never_counted(
     bad = '{"explanation": "cut off'
     server.answer = lambda request: Reply(content=bad, finish_reason="length")
     outcome = judging.start_judge_run(
-        demo_store, replace(settings, judge_parse_retries=1), "demo", GENERAL, "openai/gpt-4o"
+        acting(demo_store, "demo", settings=replace(settings, judge_parse_retries=1)),
+        GENERAL,
+        "openai/gpt-4o",
     )
     n_calls = outcome.progress.total
     assert outcome.progress.unparsed == n_calls and outcome.status == "complete"
@@ -146,14 +155,18 @@ def test_calls_that_keep_failing_are_reported_and_resent_next_time(demo_store, f
         return Reply(status=503) if prompt in request["messages"][-1]["content"] else Reply()
 
     server.answer = unavailable_for_one_item
-    first = judging.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
+    first = judging.start_judge_run(
+        acting(demo_store, "demo", settings=fast), GENERAL, "openai/gpt-4o-mini"
+    )
     assert first.status == "incomplete" and len(first.failures) == 4
     assert "HTTP 503" in first.failures[0] and "gave up after 2 attempts" in first.failures[0]
     run = next(r for r in judging.judge_runs(demo_store, fast, "demo") if r["id"] == first.run_id)
     assert run["missing"] == 4 and run["status"] == "incomplete"
     server.answer = None
     before = server.count
-    second = judging.start_judge_run(demo_store, fast, "demo", GENERAL, "openai/gpt-4o-mini")
+    second = judging.start_judge_run(
+        acting(demo_store, "demo", settings=fast), GENERAL, "openai/gpt-4o-mini"
+    )
     assert second.run_id == first.run_id
     assert second.status == "complete" and server.count - before == 4
 
@@ -161,7 +174,10 @@ def test_calls_that_keep_failing_are_reported_and_resent_next_time(demo_store, f
 def test_pointwise_scores_are_stored_by_system_name(demo_store, settings, server):
     rubric = RUBRICS / "pointwise-quality.yaml"
     outcome = judging.start_judge_run(
-        demo_store, settings, "demo", rubric, "anthropic/claude-haiku-4-5", both_orders=False
+        acting(demo_store, "demo", settings=settings),
+        rubric,
+        "anthropic/claude-haiku-4-5",
+        both_orders=False,
     )
     row = demo_store.db.execute(
         "SELECT first_system, winner, scores FROM verdicts WHERE run_id = ? LIMIT 1",
@@ -177,7 +193,9 @@ def test_pointwise_scores_are_stored_by_system_name(demo_store, settings, server
 def test_missing_key_is_one_line_naming_the_variable(demo_store, settings, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(JudgeUnavailable, match="ANTHROPIC_API_KEY"):
-        judging.start_judge_run(demo_store, settings, "demo", GENERAL, "anthropic/claude-opus-4-1")
+        judging.start_judge_run(
+            acting(demo_store, "demo", settings=settings), GENERAL, "anthropic/claude-opus-4-1"
+        )
     assert demo_store.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 5
 
 
@@ -186,7 +204,10 @@ def test_rejected_key_marks_the_run_failed(demo_store, settings, server):
     # A rejected key is the provider refusing, not a malformed input.
     with pytest.raises(JudgeUnavailable, match="HTTP 401") as raised:
         judging.start_judge_run(
-            demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini", concurrency=1
+            acting(demo_store, "demo", settings=settings),
+            GENERAL,
+            "openai/gpt-4o-mini",
+            concurrency=1,
         )
     assert not isinstance(raised.value, InputError)
     runs = judging.judge_runs(demo_store, settings, "demo")
@@ -199,7 +220,7 @@ def test_rejected_key_marks_the_run_failed(demo_store, settings, server):
 )
 def test_bad_judge_names_are_input_errors(demo_store, settings, judge, message):
     with pytest.raises(InputError, match=message):
-        judging.start_judge_run(demo_store, settings, "demo", GENERAL, judge)
+        judging.start_judge_run(acting(demo_store, "demo", settings=settings), GENERAL, judge)
 
 
 def test_a_bad_rubric_file_is_an_input_error_naming_it(demo_store, settings, tmp_path):

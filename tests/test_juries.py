@@ -14,6 +14,7 @@ from review_app import gate, stats
 from review_app.cli import main
 from review_app.errors import Conflict, InputError
 from review_app.services import calibration, juries, signoff, study_data, thresholds
+from tests.acting import acting
 
 PAIRS = pd.DataFrame(
     {
@@ -87,7 +88,7 @@ MEMBERS = ["example-llm-judge", "baseline/longest", "baseline/shortest"]
 
 
 def test_a_jury_is_calibrated_like_any_judge(demo_store, settings):
-    jury = juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
+    jury = juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     assert jury["label"] == "jury/trio"
     data = study_data.load(demo_store, demo_store.require_study("demo"), settings)
     assert "jury/trio" in data.judge_order and "jury/trio" in data.real_judges
@@ -116,9 +117,9 @@ def test_a_jury_is_calibrated_like_any_judge(demo_store, settings):
 
 
 def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
-    juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
+    juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     thresholds.add_threshold(
-        demo_store, "demo", "judge_agreement", {"judge": "jury/trio"}, None, 0.5, by="ann"
+        acting(demo_store, "demo", "ann"), "judge_agreement", {"judge": "jury/trio"}, None, 0.5
     )
     data = study_data.load(demo_store, demo_store.require_study("demo"), settings)
     inputs = signoff.gate_inputs(demo_store, data, settings)
@@ -130,7 +131,7 @@ def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
 
 
 def test_bad_juries_are_refused_and_change_nothing(demo_store, settings):
-    juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
+    juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     before = demo_store.table_counts()
     for name, members, error, match in (
         ("trio", MEMBERS[:2], Conflict, "already has a jury or judge named jury/trio"),
@@ -141,7 +142,7 @@ def test_bad_juries_are_refused_and_change_nothing(demo_store, settings):
         ("bad name", MEMBERS, InputError, "jury name"),
     ):
         with pytest.raises(error, match=match):
-            juries.create_jury(demo_store, "demo", name, members, by="ann", settings=settings)
+            juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), name, members)
     assert demo_store.table_counts() == before
 
 
@@ -170,7 +171,7 @@ def test_jury_explanation_names_systems_so_blinding_can_hide_them():
 
 
 def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_store, settings):
-    juries.create_jury(demo_store, "demo", "trio", MEMBERS, by="ann", settings=settings)
+    juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     frame = calibration.disagreements(
         demo_store, "demo", calibration.DisagreementFilters(judges=("jury/trio",)), settings
     )
@@ -206,7 +207,9 @@ def two_scored_runs(demo_store, settings):
                 )
         demo_store.insert_verdicts(rows)
     juries.create_jury(
-        demo_store, "demo", "pw", ["openai/judge-one", "openai/judge-two"], settings=settings
+        acting(demo_store, "demo", settings=settings),
+        "pw",
+        ["openai/judge-one", "openai/judge-two"],
     )
     return int(pair["pair_id"]), x, y
 
@@ -243,15 +246,13 @@ def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, se
     assert x not in line and y not in line
 
     thresholds.add_threshold(
-        demo_store,
-        "demo",
+        acting(demo_store, "demo", "demo-admin"),
         "human_win_rate",
         {"system_a": "finetuned", "system_b": "base"},
         ">=",
         0.5,
-        "demo-admin",
     )
-    thresholds.lock_thresholds(demo_store, "demo", "demo-admin", settings)
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
     by_system = calibration.pointwise_scores(demo_store, "demo")
     assert by_system.by_system
     means = by_system.table.set_index(["judge", "system"])["mean_score"]

@@ -13,6 +13,7 @@ from review_app.cli import main
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import calibration, data, people, signoff, study_data, thresholds
 from review_app.services import quality as quality_service
+from tests.acting import acting, person
 from tests.conftest import write
 from tests.stats_frames import make_pairs
 
@@ -148,7 +149,12 @@ def careless_demo(demo_store, settings, tmp_path):
     for pair_id in voted:
         pair = pairs.loc[pair_id]
         lines.append(f"{pair.item_key},{pair.system_x},{pair.system_y},zed,{pair.system_x},")
-    data.import_votes(demo_store, write(tmp_path / "zed.csv", "\n".join(lines) + "\n"), "demo")
+    data.import_votes(
+        demo_store,
+        write(tmp_path / "zed.csv", "\n".join(lines) + "\n"),
+        "demo",
+        actor=person(demo_store),
+    )
     return demo_store
 
 
@@ -205,8 +211,8 @@ def test_exclusions_are_explained_and_append_only(careless_demo):
 
 def test_the_report_lists_exclusions_and_its_figures_leave_them_out(careless_demo, settings):
     store = careless_demo
-    thresholds.add_recommended_thresholds(store, "demo", "ann")
-    thresholds.lock_thresholds(store, "demo", "ann")
+    thresholds.add_recommended_thresholds(acting(store, "demo", "ann"))
+    thresholds.lock_thresholds(acting(store, "demo", "ann"))
     before = signoff.build_report(store, "demo", settings)
     assert before["exclusions"] == []
     quality_service.exclude_reviewer(store, "demo", "zed", "voted x on everything", "ann")
@@ -258,7 +264,9 @@ def run(capsys, *argv):
 
 
 def test_cli_stats_exclude_include_and_known_answers(careless_demo, settings, capsys):
-    _, link = people.add_reviewer(careless_demo, settings, "ann", "admin")
+    _, link = people.add_reviewer(
+        careless_demo, settings, "ann", "admin", actor=person(careless_demo)
+    )
     admin = ("--token", link.split("token=")[1])
     # Excluding a reviewer moves the gate's figures: it acts in a named admin's name.
     code, _, err = run(capsys, "reviewers", "exclude", "zed", "--study", "demo", "--reason", "x")

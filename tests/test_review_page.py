@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review_app.services import people
+from tests.acting import acting, person
 from tests.review_fixtures import SENTINELS, STUDY, add_reviewer, make_study
 
 APP_DIR = Path(__file__).resolve().parent.parent / "review_app"
@@ -51,7 +52,7 @@ def study(store, tmp_path):
 
 @pytest.fixture
 def token(store, settings, study):
-    return add_reviewer(store, settings, "rita")
+    return add_reviewer(store, settings, "rita", actor=person(store))
 
 
 def shown_pair(store, reviewer_name, study):
@@ -164,7 +165,7 @@ def test_progress_shows_done_and_assigned(store, study, token):
 @pytest.mark.parametrize("show", [True, False])
 def test_the_reference_is_shown_only_when_the_study_says_so(store, settings, tmp_path, show):
     make_study(store, tmp_path, show_reference=show)
-    token = add_reviewer(store, settings, "rita")
+    token = add_reviewer(store, settings, "rita", actor=person(store))
     at = open_page(token)
     assert not at.exception
     references = [e for e in at.expander if e.label == "Reference answer"]
@@ -181,7 +182,7 @@ def test_an_invalid_token_is_refused(store, study, token, bad):
 
 
 def test_a_revoked_token_is_refused(store, study, token):
-    people.revoke_reviewer(store, "rita")
+    people.revoke_reviewer(store, "rita", person(store))
     at = open_page(token)
     assert "revoked" in at.error[0].value
     assert not at.button
@@ -219,7 +220,7 @@ def test_no_system_or_study_name_reaches_the_reviewer(store, study, token):
 
 def test_a_finished_queue_says_so(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
-    token = add_reviewer(store, settings, "rita")
+    token = add_reviewer(store, settings, "rita", actor=person(store))
     at = open_page(token)
     press(at, "vote-A").click().run()
     press(at, "vote-A").click().run()
@@ -243,7 +244,9 @@ def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, to
 def test_guidelines_are_open_on_the_first_visit_then_one_click_away(store, study, token):
     from review_app.services import studies
 
-    studies.set_guidelines(store, STUDY, "# House rules\n\n- Name the **reset time**.", "ada")
+    studies.set_guidelines(
+        acting(store, STUDY, "ada"), "# House rules\n\n- Name the **reset time**."
+    )
     at = open_page(token)
     [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
     assert guidelines.proto.expanded
@@ -251,7 +254,7 @@ def test_guidelines_are_open_on_the_first_visit_then_one_click_away(store, study
     press(at, "vote-A").click().run()
     [guidelines] = [e for e in at.expander if e.label == "Guidelines"]
     assert not guidelines.proto.expanded  # voted under this version: collapsed, one click away
-    studies.set_guidelines(store, STUDY, "# House rules v2", "ada")
+    studies.set_guidelines(acting(store, STUDY, "ada"), "# House rules v2")
     at = open_page(token)
     assert [e for e in at.expander if e.label == "Guidelines"][0].proto.expanded  # new version
     [vote] = store.vote_history(study["id"])
@@ -292,7 +295,7 @@ def test_the_progress_total_does_not_drift_when_others_take_pairs(store, study, 
     at = open_page(token)
     total = int(re.search(r"of (\d+) done", progress_text(at)).group(1))
     # Another reviewer takes pairs meanwhile: the share this reviewer was shown stays put.
-    add_reviewer(store, settings, "omar")
+    add_reviewer(store, settings, "omar", actor=person(store))
     other = store.reviewer("omar")["id"]
     for _ in range(5):
         task = review.next_pair(store, settings, other, study["id"])
@@ -325,7 +328,7 @@ def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study,
     history = store.vote_history(study["id"])
     assignments = store.open_assignments(store.reviewer("rita")["id"], study["id"])
     # The page is drawn with the buttons live; the admin revokes the link; then the click lands.
-    people.revoke_reviewer(store, "rita")
+    people.revoke_reviewer(store, "rita", person(store))
     (at.button(key=button) if button in ("undo", "edit-save") else press(at, button)).click().run()
     assert not at.exception
     assert store.vote_history(study["id"]) == history

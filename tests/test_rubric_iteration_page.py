@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from review_app.services import calibration, juries
 from review_app.services.demo import DEMO_RUBRIC
+from tests.acting import acting
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
@@ -83,7 +84,9 @@ def test_a_signer_sees_the_split_but_cannot_make_one(demo_store):
 
 
 def test_jury_appears_in_the_judges_table(demo_store):
-    juries.create_jury(demo_store, "demo", "pair", ["example-llm-judge", "baseline/longest"])
+    juries.create_jury(
+        acting(demo_store, "demo"), "pair", ["example-llm-judge", "baseline/longest"]
+    )
     at = open_page(demo_store)
     assert "jury/pair" in list(at.dataframe[0].value["judge"])
 

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from review_app import cli, gate, ranking, report
 from review_app.services import data, grading, people, review, scorecard, studies, thresholds
+from tests.acting import acting, person
 from tests.conftest import ROOT, write
 from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
 
@@ -237,7 +238,7 @@ def rated_study(store, settings, tmp_path):
     X always beats Y; against Z, ana prefers Z and ben X; accuracy ratings from ACCURACY."""
     study = make_study(store, tmp_path, n_items=12, criteria=["accuracy"])
     for name in ("ana", "ben"):
-        people.add_reviewer(store, settings, name, "reviewer", STUDY)
+        people.add_reviewer(store, settings, name, "reviewer", STUDY, actor=person(store))
         rid = store.reviewer(name)["id"]
         while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
             handed = store.assignment(task.assignment_id)
@@ -252,17 +253,15 @@ def rated_study(store, settings, tmp_path):
 
 
 def _lock(store, settings, study=STUDY, **params):
-    people.add_reviewer(store, settings, "ada", "admin", study)
+    people.add_reviewer(store, settings, "ada", "admin", study, actor=person(store))
     thresholds.add_threshold(
-        store,
-        study,
+        acting(store, study, "ada"),
         gate.REGRESSION_METRIC,
         {"system_a": SYSTEM_X, "system_b": SYSTEM_Y, "source": "humans", **params},
         "<=",
         5.0,
-        "ada",
     )
-    thresholds.lock_thresholds(store, study, "ada", settings)
+    thresholds.lock_thresholds(acting(store, study, "ada", settings=settings))
 
 
 SHORT_GRADER = """name: short
@@ -274,7 +273,7 @@ checks:
 
 
 def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study, tmp_path, capsys):
-    grading.grade(store, STUDY, write(tmp_path / "short.yaml", SHORT_GRADER), "ada")
+    grading.grade(acting(store, STUDY, "ada"), write(tmp_path / "short.yaml", SHORT_GRADER))
     card = scorecard.scorecard(store, STUDY, settings)
     assert card["outcomes_visible"] is False
     assert "locked" in card["withheld"]
@@ -357,18 +356,16 @@ def _statistics(store, settings):
 def test_a_clear_regression_reads_regression(store, settings, rated_study):
     """Y as the candidate loses every comparison to X: its suite fails the locked threshold."""
     settings = replace(settings, gate_min_comparisons=10)
-    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
-    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    studies.set_candidate(acting(store, STUDY, "test"), SYSTEM_Y)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
-        store,
-        STUDY,
+        acting(store, STUDY, "ada"),
         gate.REGRESSION_METRIC,
         {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
         "<=",
         5.0,
-        "ada",
     )
-    thresholds.lock_thresholds(store, STUDY, "ada", settings)
+    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
     card = scorecard.scorecard(store, STUDY, settings)
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
     assert (row["system"], row["base"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
@@ -381,9 +378,9 @@ def test_a_clear_regression_reads_regression(store, settings, rated_study):
 
 
 def test_preferences_export_round_trips(demo_store, settings, tmp_path):
-    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
-    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
-    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
+    thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
     out = tmp_path / "prefs.jsonl"
     assert (
         cli.main(
@@ -459,7 +456,7 @@ def _open_scorecard(token: str):
 def test_the_scorecard_screen_hides_outcomes_until_the_lock_then_shows_the_table(
     store, settings, rated_study
 ):
-    _, link = people.add_reviewer(store, settings, "sol", "signer", STUDY)
+    _, link = people.add_reviewer(store, settings, "sol", "signer", STUDY, actor=person(store))
     token = link.split("token=")[1]
     at = _open_scorecard(token)
     assert not at.exception
@@ -486,7 +483,9 @@ def test_the_scorecard_screen_hides_outcomes_until_the_lock_then_shows_the_table
 
 def test_a_reviewer_cannot_open_the_scorecard(store, settings, rated_study):
     _lock(store, settings)
-    token = people.add_reviewer(store, settings, "rex", "reviewer", STUDY)[1].split("token=")[1]
+    token = people.add_reviewer(store, settings, "rex", "reviewer", STUDY, actor=person(store))[
+        1
+    ].split("token=")[1]
     at = _open_scorecard(token)
     assert at.error and not at.dataframe
 
@@ -531,7 +530,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     # X is in every pair: ben's edited vote rates it 1 instead of 4.
     assert means[SYSTEM_X]["mean"] == pytest.approx((24 * 5 + 23 * 4 + 1) / 48)
 
-    quality.exclude_reviewer(store, STUDY, "ben", "rated without reading", "ada")
+    quality.exclude_reviewer(acting(store, STUDY, "ada"), "ben", "rated without reading")
     means = {
         c["system"]: c
         for c in scorecard.scorecard(store, STUDY, settings)["criteria"]
@@ -542,9 +541,9 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
 
 
 def test_the_demo_scorecard_ranks_by_humans_and_by_the_judge(demo_store, settings):
-    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
-    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
-    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
+    thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
     token = demo_store.demo_links["demo-signer"].split("token=")[1]
     at = _open_scorecard(token)
     assert not at.exception
@@ -559,9 +558,9 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
     covers the row."""
     from review_app.services import signoff
 
-    people.add_reviewer(demo_store, settings, "ada", "admin", "demo")
-    thresholds.add_recommended_thresholds(demo_store, "demo", "ada")
-    thresholds.lock_thresholds(demo_store, "demo", "ada", settings)
+    people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
+    thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
     card = scorecard.scorecard(demo_store, "demo", settings, base="base")
     results = signoff.study_results(demo_store, "demo", settings)
     theirs = {

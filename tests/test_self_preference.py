@@ -14,6 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.report import render_report, report_hash
 from review_app.services import calibration, data, signoff, studies, thresholds
+from tests.acting import acting, person
 from tests.conftest import write
 
 
@@ -123,7 +124,9 @@ def _gpt_favouring_study(store, tmp_path, n: int = 60) -> None:
         rows.append(f"q{i},Question {i}?,gpt-4o,Answer {i} from gpt.,c\n")
         rows.append(f"q{i},Question {i}?,claude-3-haiku,Answer {i} from claude.,c\n")
         rows.append(f"q{i},Question {i}?,tuned,Answer {i} tuned.,c\n")
-    data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_HEADER + "".join(rows)), "es")
+    data.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_HEADER + "".join(rows)), "es", actor=person(store)
+    )
     studies.create_study(
         store,
         "s",
@@ -132,6 +135,7 @@ def _gpt_favouring_study(store, tmp_path, n: int = 60) -> None:
         reviews_per_pair=2,
         show_reference=False,
         criteria=[],
+        actor=person(store),
     )
     votes, verdicts = (
         ["item_id,system_a,system_b,reviewer,winner\n"],
@@ -144,8 +148,10 @@ def _gpt_favouring_study(store, tmp_path, n: int = 60) -> None:
                 votes.append(f"q{i},tuned,{other},{r},{winner}\n")
             judged = other if other == "gpt-4o" else ("tuned" if i % 2 else other)
             verdicts.append(f"q{i},tuned,{other},openai/gpt-4o,{judged}\n")
-    data.import_votes(store, write(tmp_path / "v.csv", "".join(votes)), "s")
-    data.import_verdicts(store, write(tmp_path / "j.csv", "".join(verdicts)), "s")
+    data.import_votes(store, write(tmp_path / "v.csv", "".join(votes)), "s", actor=person(store))
+    data.import_verdicts(
+        store, write(tmp_path / "j.csv", "".join(verdicts)), "s", actor=person(store)
+    )
 
 
 def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
@@ -189,9 +195,13 @@ def test_the_signoff_report_shows_self_preference_in_every_format(
 ):
     _gpt_favouring_study(store, tmp_path)
     thresholds.add_threshold(
-        store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "gpt-4o"}, ">=", 0.5, "a"
+        acting(store, "s", "a"),
+        "human_win_rate",
+        {"system_a": "tuned", "system_b": "gpt-4o"},
+        ">=",
+        0.5,
     )
-    thresholds.lock_thresholds(store, "s", "a", settings)
+    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
     built = signoff.build_report(store, "s", settings)
     assert main(["stats", "--study", "s", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["self_preference"][0]["human_win_rate"] == 0.5
@@ -224,9 +234,13 @@ def test_the_signoff_report_shows_self_preference_in_every_format(
 def test_a_report_without_a_family_match_says_there_is_nothing_to_check(store, settings, tmp_path):
     _gpt_favouring_study(store, tmp_path)
     thresholds.add_threshold(
-        store, "s", "human_win_rate", {"system_a": "tuned", "system_b": "gpt-4o"}, ">=", 0.5, "a"
+        acting(store, "s", "a"),
+        "human_win_rate",
+        {"system_a": "tuned", "system_b": "gpt-4o"},
+        ">=",
+        0.5,
     )
-    thresholds.lock_thresholds(store, "s", "a", settings)
+    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
     from dataclasses import replace
 
     built = signoff.build_report(store, "s", replace(settings, model_families="gpt-4o=other"))

@@ -10,7 +10,7 @@ import random
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, calibration, grading, scorecard, study_data
-from review_app.services.context import open_study
+from review_app.services.context import lock_of, open_study
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
@@ -18,7 +18,6 @@ from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
     looks_before_lock,
-    require_outcomes_visible,
     study_thresholds,
 )
 from review_app.settings import Settings
@@ -28,7 +27,7 @@ from review_app.store import Store, now_iso
 def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
     """The study's data; OutcomesHidden until its thresholds are locked."""
     study_row = store.require_study(study)
-    require_outcomes_visible(store, study_row)
+    lock_of(store, study_row).require_visible()
     return study_data.load(store, study_row, settings)
 
 

@@ -12,6 +12,7 @@ from review_app.auth import SCREENS as SCREEN_LIST
 from review_app.services import data, people, review, studies
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import person
 from tests.browser.conftest import (
     done_count,
     start_server,
@@ -34,13 +35,23 @@ def workspace(module_workspace, tmp_path_factory):
     store = Store.open(module_workspace)
     settings = Settings.from_env()
     make_study(store, folder, n_items=12, reviews_per_pair=2, criteria=["accuracy"])
-    data.import_outputs(store, write_outputs(folder / "hostile.csv", 1, hostile_item=0), "hostile")
+    data.import_outputs(
+        store,
+        write_outputs(folder / "hostile.csv", 1, hostile_item=0),
+        "hostile",
+        actor=person(store),
+    )
     studies.create_study(
-        store, SAFETY_STUDY, "hostile", [(SENTINELS[0], SENTINELS[1])], reviews_per_pair=1
+        store,
+        SAFETY_STUDY,
+        "hostile",
+        [(SENTINELS[0], SENTINELS[1])],
+        reviews_per_pair=1,
+        actor=person(store),
     )
     tokens = {}
     for name, study in (("kim", STUDY), ("lee", STUDY), ("sally", SAFETY_STUDY)):
-        _, link = people.add_reviewer(store, settings, name, "reviewer", study)
+        _, link = people.add_reviewer(store, settings, name, "reviewer", study, actor=person(store))
         tokens[name] = link.split("token=")[1]
     store.close()
     return tokens

@@ -15,6 +15,7 @@ import pytest
 from review_app.services import data, people, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import acting, person
 from tests.browser.conftest import (
     done_count,
     start_server,
@@ -53,7 +54,7 @@ def tokens(module_workspace, tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("fidelity")
     store = Store.open(module_workspace)
     settings = Settings.from_env()
-    data.import_outputs(store, write_outputs(folder / "outputs.csv", 12), "es")
+    data.import_outputs(store, write_outputs(folder / "outputs.csv", 12), "es", actor=person(store))
     studies.create_study(
         store,
         STUDY,
@@ -62,15 +63,18 @@ def tokens(module_workspace, tmp_path_factory) -> dict[str, str]:
         reviews_per_pair=8,
         criteria=list(RATED),
         guidelines=GUIDELINES,
+        actor=person(store),
     )
-    thresholds.add_threshold(store, STUDY, "final_review_acceptable_rate", {}, ">=", 0.5, "ada", "")
-    thresholds.lock_thresholds(store, STUDY, "ada")
+    thresholds.add_threshold(
+        acting(store, STUDY, "ada"), "final_review_acceptable_rate", {}, ">=", 0.5, reason=""
+    )
+    thresholds.lock_thresholds(acting(store, STUDY, "ada"))
     names = ("desktop", "phone", "keys", "escape", "undo", "tab", "double")
     tokens = {}
     for name in names:
-        _, link = people.add_reviewer(store, settings, name, "reviewer", STUDY)
+        _, link = people.add_reviewer(store, settings, name, "reviewer", STUDY, actor=person(store))
         tokens[name] = link.split("token=")[1]
-    _, link = people.add_reviewer(store, settings, "sam", "signer", STUDY)
+    _, link = people.add_reviewer(store, settings, "sam", "signer", STUDY, actor=person(store))
     tokens["sam"] = link.split("token=")[1]
     store.close()
     return tokens

@@ -12,6 +12,7 @@ from review_app import quality
 from review_app.services import demo, people, review, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import acting, person
 from tests.browser.conftest import start_server, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -25,7 +26,9 @@ def tokens(module_workspace) -> dict[str, str]:
     store = Store.open(module_workspace)
     settings = Settings.from_env()
     links = demo.seed_demo(store, settings)
-    hasty, _ = people.add_reviewer(store, settings, HASTY, "reviewer", demo.DEMO_STUDY)
+    hasty, _ = people.add_reviewer(
+        store, settings, HASTY, "reviewer", demo.DEMO_STUDY, actor=person(store)
+    )
     study_id = store.require_study(demo.DEMO_STUDY)["id"]
     for _ in range(40):
         task = review.next_pair(store, settings, hasty["id"], study_id)
@@ -141,8 +144,8 @@ def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, mo
     store = Store.open(module_workspace)
     try:
         if store.threshold_lock(store.require_study(demo.DEMO_STUDY)["id"]) is None:
-            thresholds.add_recommended_thresholds(store, demo.DEMO_STUDY, "ada")
-            thresholds.lock_thresholds(store, demo.DEMO_STUDY, "ada")
+            thresholds.add_recommended_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
+            thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
     finally:
         store.close()
     page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")

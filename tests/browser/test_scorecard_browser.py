@@ -17,6 +17,7 @@ from review_app import gate
 from review_app.services import demo, people, review, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import acting, person
 from tests.browser.conftest import start_server, wait_idle
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -42,10 +43,13 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
         [("finetuned", "base"), ("finetuned", "frontier")],
         reviews_per_pair=3,
         criteria=list(QUALITY["base"]),
+        actor=person(store),
     )
     study_id = store.require_study(STUDY)["id"]
     for name in ("rosa", "omar", "lena"):
-        reviewer, _ = people.add_reviewer(store, settings, name, "reviewer", STUDY)
+        reviewer, _ = people.add_reviewer(
+            store, settings, name, "reviewer", STUDY, actor=person(store)
+        )
         while (task := review.next_pair(store, settings, reviewer["id"], study_id)) is not None:
             handed = store.assignment(task.assignment_id)
             left, right = handed["shown_left"], handed["shown_right"]
@@ -63,19 +67,17 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
             review.record_vote(
                 store, settings, reviewer["id"], task.assignment_id, choice, criteria=ratings
             )
-    admin, link = people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    admin, link = people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
-        store,
-        STUDY,
+        acting(store, STUDY, admin["name"]),
         gate.REGRESSION_METRIC,
         {"system_a": "finetuned", "system_b": "base", "source": "humans"},
         "<=",
         5.0,
-        admin["name"],
     )
-    thresholds.lock_thresholds(store, STUDY, admin["name"], settings)
-    thresholds.add_recommended_thresholds(store, demo.DEMO_STUDY, admin["name"])
-    thresholds.lock_thresholds(store, demo.DEMO_STUDY, admin["name"], settings)
+    thresholds.lock_thresholds(acting(store, STUDY, admin["name"], settings=settings))
+    thresholds.add_recommended_thresholds(acting(store, demo.DEMO_STUDY, admin["name"]))
+    thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, admin["name"], settings=settings))
     return {"ada": link.split("token=")[1]}
 
 
