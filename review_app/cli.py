@@ -26,6 +26,7 @@ from review_app.services import (
     juries,
     people,
     quality,
+    rubric_iteration,
     scorecard,
     signoff,
     studies,
@@ -647,7 +648,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     )
     sp.add_argument("--study", required=True)
     sp.add_argument(
-        "--test-share", type=_number, default=calibration.DEFAULT_TEST_SHARE, metavar="SHARE"
+        "--test-share", type=_number, default=rubric_iteration.DEFAULT_TEST_SHARE, metavar="SHARE"
     )
     sp.add_argument("--seed", type=_integer, metavar="N", help="seed (default $REVIEW_APP_SEED)")
     sp.set_defaults(handler=_calibrate_split)
@@ -742,8 +743,8 @@ def _scorecard(args, settings, store) -> None:
 
 
 def _stats(args, settings, store) -> None:
-    split = args.split or calibration.default_view_split(store, args.study)
-    looks = calibration.looks_at_test(store, args.study, split)
+    split = args.split or rubric_iteration.default_view_split(store, args.study)
+    looks = rubric_iteration.looks_at_test(store, args.study, split)
     by = _actor_name(args, settings, store) if looks else ""
     report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
     preferences = calibration.self_preference(store, args.study, settings, split)
@@ -768,7 +769,7 @@ def _stats(args, settings, store) -> None:
         f"{document['n_votes']} votes"
     )
     if looks:
-        count = calibration.test_look_count(store, args.study)
+        count = rubric_iteration.test_look_count(store, args.study)
         _print(f"test looked at {count} times")
     _print("")
     _print("humans (the ceiling a judge is measured against)")
@@ -876,7 +877,7 @@ def _stats(args, settings, store) -> None:
 
 
 def _calibrate_split(args, settings, store) -> None:
-    summary = calibration.make_split(
+    summary = rubric_iteration.make_split(
         store,
         args.study,
         args.test_share,
@@ -888,8 +889,8 @@ def _calibrate_split(args, settings, store) -> None:
 
 
 def _calibrate_show(args, settings, store) -> None:
-    summary = calibration.split_summary(store, args.study)
-    looks = calibration.test_look_count(store, args.study)
+    summary = rubric_iteration.split_summary(store, args.study)
+    looks = rubric_iteration.test_look_count(store, args.study)
     if args.json:
         body = None if summary is None else {k: v for k, v in vars(summary).items()}
         _print(json.dumps({"split": body, "test_looks": looks}, indent=2))
@@ -913,7 +914,7 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
     by = _actor_name(args, settings, store)
-    result = calibration.compare_versions(
+    result = rubric_iteration.compare_versions(
         store, args.study, judge_a, judge_b, args.split, settings, by
     )
     c = result.comparison
@@ -949,10 +950,10 @@ def _calibrate_compare(args, settings, store) -> None:
 
 
 def _calibrate_confirm(args, settings, store) -> None:
-    judge = calibration.confirm_on_test(
+    judge = rubric_iteration.confirm_on_test(
         store, args.study, args.judge, _actor_name(args, settings, store), settings
     )
-    looks = calibration.test_look_count(store, args.study)
+    looks = rubric_iteration.test_look_count(store, args.study)
     document = judge.to_json()
     if args.json:
         _print(json.dumps({"judge": document, "test_looks": looks}, indent=2))

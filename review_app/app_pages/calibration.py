@@ -8,7 +8,14 @@ import streamlit as st
 from review_app import stats, ui
 from review_app.errors import NotFound, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, judging, quality, rubric_editor
+from review_app.services import (
+    calibration,
+    judging,
+    quality,
+    rubric_editor,
+    rubric_iteration,
+    thresholds,
+)
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -21,7 +28,7 @@ if study is None:
 
 
 settings = ui.settings()
-split = calibration.split_summary(store, study["name"])
+split = rubric_iteration.split_summary(store, study["name"])
 view = ui.split_view(store, study, settings) if split is not None else "all"
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
@@ -324,7 +331,7 @@ if overall.judges:
     chosen = st.selectbox(
         "Judge", [j.judge for j in overall.judges], key="calibration_confusion_judge"
     )
-    if calibration.outcomes_visible(store, study):
+    if thresholds.outcomes_visible(store, study):
         st.dataframe(confusion_table(report, chosen))
     else:
         # Its rows are the systems in name order: their totals would say which one humans prefer.
@@ -409,7 +416,7 @@ if split is None:
             if st.form_submit_button("Split into dev and test"):
                 try:
                     by = ui.acting_user(store)["name"]
-                    made = calibration.make_split(
+                    made = rubric_iteration.make_split(
                         store, study["name"], float(share), int(seed), by, settings
                     )
                     # Drawn again from the top, so the tables switch to dev.
@@ -421,7 +428,7 @@ if split is not None:
     made_line = st.session_state.pop("calibration_split_made", None)
     if made_line:
         st.success(ui.plain(made_line))
-    looks = calibration.test_look_count(store, study["name"])
+    looks = rubric_iteration.test_look_count(store, study["name"])
     made_at = split.created_at[:16].replace("T", " ")
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
@@ -449,7 +456,7 @@ if split is not None:
             st.info("Choose two different judges.")
         else:
             try:
-                compared = calibration.compare_versions(
+                compared = rubric_iteration.compare_versions(
                     store, study["name"], version_a, version_b, "dev", settings
                 )
             except ReviewAppError as exc:
@@ -507,7 +514,7 @@ if split is not None:
         if st.button("Look at test agreement (recorded)", key="iteration_look"):
             try:
                 by = ui.acting_user(store)["name"]
-                found = calibration.confirm_on_test(
+                found = rubric_iteration.confirm_on_test(
                     store, study["name"], confirmed_judge, by, settings
                 )
                 st.success(
@@ -515,7 +522,7 @@ if split is not None:
                     f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
                     f"{stats.format_estimate(found.agreement_without_ties)}, strict "
                     f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
-                    f"{times(calibration.test_look_count(store, study['name']))}."
+                    f"{times(rubric_iteration.test_look_count(store, study['name']))}."
                 )
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))

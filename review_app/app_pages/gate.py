@@ -8,7 +8,7 @@ import streamlit as st
 from review_app import baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, grading, signoff, studies, thresholds
+from review_app.services import grading, signoff, studies, study_data, thresholds
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -71,7 +71,7 @@ else:
             thresholds.add_recommended_thresholds(store, name, user["name"])
             st.rerun()
 
-judges = calibration.judge_labels(store, name)
+judges = study_data.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not listed):
     metric = st.selectbox(
         "Metric",

@@ -456,3 +456,9 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
 def run_labels(store: Store, study_id: int) -> dict[int, str]:
     """run id -> the label the statistics give the run's verdicts."""
     return _study_judges(store, study_id)[0]
+
+
+def judge_labels(store: Store, study: str, settings: Settings | None = None) -> list[str]:
+    """Every judge of a study as the statistics name it: runs first, then the baselines."""
+    settings = settings or Settings.from_env()
+    return load(store, store.require_study(study), settings).judge_order

@@ -340,6 +340,11 @@ def threshold_lock(store: Store, study: str) -> dict | None:
     return store.threshold_lock(store.require_study(study)["id"])
 
 
+def outcomes_visible(store: Store, study_row: dict) -> bool:
+    """Whether the study's thresholds are locked, so screens may name which system won."""
+    return store.threshold_lock(study_row["id"]) is not None
+
+
 def require_outcomes_visible(store: Store, study_row: dict) -> None:
     if store.threshold_lock(study_row["id"]) is None:
         raise OutcomesHidden(
