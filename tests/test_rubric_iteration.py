@@ -16,7 +16,7 @@ from review_app import migrations, stats
 from review_app.cli import main
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import calibration, judging, rubric_iteration
-from review_app.services.demo import DEMO_RUBRIC
+from review_app.services.judging import DEMO_RUBRIC
 from review_app.store import Store
 from tests.conftest import write
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review_app.services import calibration, disagreements, juries, rubric_iteration
-from review_app.services.demo import DEMO_RUBRIC
+from review_app.services.judging import DEMO_RUBRIC
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 

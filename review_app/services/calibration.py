@@ -15,6 +15,16 @@ from review_app.services.thresholds import outcomes_visible
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "CalibrationReport",
+    "PointwiseScores",
+    "calibration_data_version",
+    "calibration_report",
+    "pointwise_scores",
+    "self_preference",
+    "self_preference_of",
+]
+
 # A CI wider than this (about +-0.1) is flagged as too uncertain to read, with the votes needed.
 CI_TARGET_WIDTH = 0.2
 

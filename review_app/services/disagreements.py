@@ -18,6 +18,17 @@ from review_app.services.thresholds import outcomes_visible
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "DISAGREEMENT_COLUMNS",
+    "DISAGREEMENT_KINDS",
+    "DisagreementFilters",
+    "disagreements",
+    "disagreements_csv",
+    "filter_disagreements",
+    "flipped",
+    "system_name",
+]
+
 DISAGREEMENT_KINDS = ("majority", "orders")
 
 

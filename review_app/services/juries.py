@@ -15,6 +15,8 @@ from review_app.services import audit, study_data
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = ["create_jury", "jury_label", "jury_scores", "list_juries", "member_scores"]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -8,6 +8,15 @@ from review_app.services import audit
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "add_reviewer",
+    "authenticate",
+    "has_admin",
+    "list_reviewers",
+    "require_role",
+    "revoke_reviewer",
+]
+
 
 def add_reviewer(
     store: Store,

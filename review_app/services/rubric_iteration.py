@@ -18,6 +18,22 @@ from review_app.services.thresholds import outcomes_visible
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "DEFAULT_TEST_SHARE",
+    "VIEW_SPLITS",
+    "assign_split",
+    "choose_view_split",
+    "compare_versions",
+    "confirm_on_test",
+    "default_view_split",
+    "looks_at_test",
+    "make_split",
+    "record_test_look",
+    "split_pair_ids",
+    "split_summary",
+    "test_look_count",
+]
+
 DEFAULT_TEST_SHARE = 0.3
 
 

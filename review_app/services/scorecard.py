@@ -22,6 +22,8 @@ from review_app.services.thresholds import study_thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = ["VERDICT_WORDS", "scorecard", "study_systems"]
+
 HUMANS = stats.HUMANS
 # The gate's verdict on a suite, in the words of a regression table.
 VERDICT_WORDS = {"ok": "ok", "inconclusive": "watch", "regression": "regression", "n/a": "n/a"}

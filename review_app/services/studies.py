@@ -13,6 +13,22 @@ from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit
 from review_app.store import Store, import_lock, locked_what
 
+__all__ = [
+    "create_study",
+    "create_study_for_import",
+    "guidelines_history",
+    "infer_candidate",
+    "list_studies",
+    "parse_comparison",
+    "read_guidelines_file",
+    "set_candidate",
+    "set_guidelines",
+    "study_categories",
+    "study_comparisons",
+    "study_guidelines",
+    "study_items",
+]
+
 
 @dataclass(frozen=True)
 class StudySummary:

@@ -20,6 +20,17 @@ from review_app.errors import InputError, NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "COMPUTED_BASELINE",
+    "JudgeInfo",
+    "Ratings",
+    "SPLITS",
+    "StudyData",
+    "judge_labels",
+    "load",
+    "run_labels",
+]
+
 COMPUTED_BASELINE = "baseline (computed)"
 T = TypeVar("T")
 

@@ -12,6 +12,26 @@ from review_app.services.studies import study_categories
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "FINAL_REVIEW_SIZE",
+    "FINAL_REVIEW_TOP",
+    "add_recommended_thresholds",
+    "add_threshold",
+    "is_locked",
+    "list_thresholds",
+    "lock_thresholds",
+    "looks_before_lock",
+    "outcomes_visible",
+    "recommended_thresholds",
+    "remove_threshold",
+    "require_outcomes_visible",
+    "sample_plan",
+    "study_thresholds",
+    "threshold_deviations",
+    "threshold_lock",
+    "update_threshold",
+]
+
 # The signer's final review: this many of the candidate's outputs, the judges' favourites first.
 FINAL_REVIEW_SIZE = 50
 FINAL_REVIEW_TOP = 10
