@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TypeVar
 
-from review_app import report, server
+from review_app import report, server, stats_text
 from review_app.auth import Actor
 from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
@@ -28,6 +28,7 @@ from review_app.services import (
     juries,
     people,
     quality,
+    rubric_iteration,
     scorecard,
     signoff,
     studies,
@@ -37,6 +38,8 @@ from review_app.services import (
 from review_app.services.context import StudyContext
 from review_app.services.study_data import SPLITS
 from review_app.settings import Settings, documented_settings
+from review_app.stats_text import fmt_estimate as _fmt_estimate
+from review_app.stats_text import text_table as _table
 
 T = TypeVar("T")
 
@@ -633,7 +636,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     )
     sp.add_argument("--study", required=True)
     sp.add_argument(
-        "--test-share", type=_number, default=calibration.DEFAULT_TEST_SHARE, metavar="SHARE"
+        "--test-share", type=_number, default=rubric_iteration.DEFAULT_TEST_SHARE, metavar="SHARE"
     )
     sp.add_argument("--seed", type=_integer, metavar="N", help="seed (default $REVIEW_APP_SEED)")
     sp.set_defaults(handler=_calibrate_split)
@@ -698,25 +701,6 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_scorecard, read_only=True)
 
 
-def _fmt_estimate(estimate: dict | None) -> str:
-    if estimate is None or estimate["value"] is None:
-        return "-"
-    text = f"{estimate['value']:.2f}"
-    if estimate.get("ci"):
-        lo, hi = estimate["ci"]
-        text += f" [{lo:.2f},{hi:.2f}]"
-    return f"{text} n={estimate['n']}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    return lines
-
-
 def _scorecard(args, settings, store) -> None:
     card = scorecard.scorecard(store, args.study, settings, args.reference, args.base)
     if args.json:
@@ -728,154 +712,25 @@ def _scorecard(args, settings, store) -> None:
 
 
 def _stats(args, settings, store) -> None:
-    split = args.split or calibration.default_view_split(store, args.study)
-    looks = calibration.looks_at_test(store, args.study, split)
-    by = _acting(args, settings, store).name if looks else ""
+    split = args.split or rubric_iteration.default_view_split(store, args.study)
+    looks = rubric_iteration.looks_at_test(store, args.study, split)
+    by = _acting(args, settings, store) if looks else None
     report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
     preferences = calibration.self_preference(store, args.study, settings, split)
     pointwise = calibration.pointwise_scores(store, args.study, split)
-    document = report.document()
-    if split != "all" or args.json:
-        document["split"] = split
-    # Before the lock the win rates would say which system the humans prefer: only the shift.
-    visible = pointwise.by_system
-    document["self_preference"] = [
-        p.to_json() | ({} if visible else {"judge_win_rate": None, "human_win_rate": None})
-        for p in preferences
-    ]
-    document["pointwise_scores"] = pointwise.to_json()
-    if args.json:
-        _print(json.dumps(document, indent=2))
-        return
-    humans = document["humans"]
-    part = f" ({split} part of the split)" if split != "all" else ""
-    _print(
-        f"study {args.study}{part}: {document['n_comparisons']} comparisons, "
-        f"{document['n_votes']} votes"
-    )
-    if looks:
-        count = calibration.test_look_count(store, args.study)
-        _print(f"test looked at {count} times")
-    _print("")
-    _print("humans (the ceiling a judge is measured against)")
-    for name, value in (
-        ("strict agreement", humans["agreement_strict"]),
-        ("agreement with ties", humans["agreement"]["with_ties"]),
-        ("agreement without ties", humans["agreement"]["without_ties"]),
-        ("kappa with ties", humans["kappa"]["with_ties"]),
-        ("kappa without ties", humans["kappa"]["without_ties"]),
-        ("Fleiss' kappa", humans["fleiss_kappa"]),
-        ("Krippendorff's alpha", humans["krippendorff_alpha"]),
-        ("p_left", humans["p_left"]),
-        ("p_longer", humans["p_longer"]),
-    ):
-        _print(f"  {name:24} {_fmt_estimate(value)}")
-    _print("")
-    rows = []
-    for judge in document["judges"]:
-        info = report.judges.get(judge["judge"])
-        rows.append(
-            [
-                judge["judge"],
-                judge["vs_ceiling"]["verdict"],
-                _fmt_estimate(judge["agreement_strict"]),
-                _fmt_estimate(judge["decisive_share"]),
-                _fmt_estimate(judge["agreement"]["without_ties"]),
-                _fmt_estimate(judge["agreement"]["with_ties"]),
-                _fmt_estimate(judge["kappa"]["without_ties"]),
-                _fmt_estimate(judge["consistency"]),
-                _fmt_estimate(judge["p_first"]),
-                _fmt_estimate(judge["p_longer"]),
-                str(judge["n_unparsed"]),
-                info.source if info else "",
-            ]
-        )
-    headers = [
-        "judge",
-        "vs ceiling",
-        "strict agreement",
-        "decisive share",
-        "agreement w/o ties",
-        "agreement w/ ties",
-        "kappa w/o ties",
-        "consistency",
-        "p_first",
-        "p_longer",
-        "unparsed",
-        "source",
-    ]
-    for line in _table(headers, rows):
-        _print(line)
-    if report.length_preference_withheld:
-        _print(report.LENGTH_PREFERENCE_WITHHELD)
-    _print("")
-    for label, assessment in report.assessments.items():
-        _print(f"{label}: {assessment.text}")
-    if document["by_category"]:
-        _print("")
-        _print("agreement without ties by category")
-        labels = [j["judge"] for j in document["judges"]]
-        rows = []
-        for category, section in document["by_category"].items():
-            by_judge = {j["judge"]: j for j in section["judges"]}
-            rows.append(
-                [category, _fmt_estimate(section["humans"]["agreement"]["without_ties"])]
-                + [
-                    _fmt_estimate(by_judge[label]["agreement"]["without_ties"])
-                    if label in by_judge
-                    else "-"
-                    for label in labels
-                ]
-            )
-        for line in _table(["category", "humans", *labels], rows):
-            _print(line)
-    if not pointwise.table.empty:
-        _print("")
-        _print(
-            "pointwise scores (mean per comparison over both orders; a jury's is its judges' mean)"
-            + ("" if pointwise.by_system else "; systems pooled until the thresholds are locked")
-        )
-        rows = [
-            [r.judge, r.system, r.criterion, f"{r.mean_score:.2f}", str(r.n_comparisons)]
-            for r in pointwise.table.itertuples()
-        ]
-        for line in _table(["judge", "system", "criterion", "mean score", "comparisons"], rows):
-            _print(line)
-    for p in preferences:
-        flag = "FLAGGED: " if p.flagged else ""
-        rates = (
-            f" (judge {p.judge_win_rate:.2f}, humans {p.human_win_rate:.2f})"
-            if p.judge_win_rate is not None and p.human_win_rate is not None
-            else " (win rates shown once the thresholds are locked)"
-        )
-        _print(
-            f"{flag}self-preference of {p.judge} for {p.system} (same family): win-rate shift "
-            f"{_fmt_estimate(p.shift.to_json())}{rates}"
-            if p.shift.value is not None
-            else f"self-preference of {p.judge} for {p.system}: no comparison with both a "
-            "verdict and a vote"
-        )
-    if report.warnings:
-        _print("")
-        for warning in report.warnings:
-            _print(f"warning: {warning}")
+    count = rubric_iteration.test_look_count(store, args.study) if looks else None
+    fmt = "json" if args.json else "text"
+    _print(stats_text.render_stats(report, preferences, pointwise, split, fmt, test_looks=count))
 
 
 def _calibrate_split(args, settings, store) -> None:
-    summary = calibration.make_split(
-        store,
-        args.study,
-        args.test_share,
-        args.seed,
-        by=_acting(args, settings, store).name,
-        settings=settings,
-    )
+    summary = rubric_iteration.make_split(_study(args, settings, store), args.test_share, args.seed)
     _print(summary.line())
 
 
 def _calibrate_show(args, settings, store) -> None:
-    summary = calibration.split_summary(store, args.study)
-    looks = calibration.test_look_count(store, args.study)
+    summary = rubric_iteration.split_summary(store, args.study)
+    looks = rubric_iteration.test_look_count(store, args.study)
     if args.json:
         body = None if summary is None else {k: v for k, v in vars(summary).items()}
         _print(json.dumps({"split": body, "test_looks": looks}, indent=2))
@@ -898,8 +753,8 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
-    by = _acting(args, settings, store).name if args.split == "test" else ""
-    result = calibration.compare_versions(
+    by = _acting(args, settings, store) if args.split == "test" else None
+    result = rubric_iteration.compare_versions(
         store, args.study, judge_a, judge_b, args.split, settings, by
     )
     c = result.comparison
@@ -935,10 +790,10 @@ def _calibrate_compare(args, settings, store) -> None:
 
 
 def _calibrate_confirm(args, settings, store) -> None:
-    judge = calibration.confirm_on_test(
-        store, args.study, args.judge, _acting(args, settings, store).name, settings
+    judge = rubric_iteration.confirm_on_test(
+        store, args.study, args.judge, _acting(args, settings, store), settings
     )
-    looks = calibration.test_look_count(store, args.study)
+    looks = rubric_iteration.test_look_count(store, args.study)
     document = judge.to_json()
     if args.json:
         _print(json.dumps({"judge": document, "test_looks": looks}, indent=2))

@@ -13,7 +13,7 @@ from review_app import auth
 from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
-from review_app.services import calibration, context, people, studies, workspace
+from review_app.services import context, people, rubric_iteration, studies, workspace
 from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
@@ -166,7 +166,7 @@ def split_view(store: Store, study: dict, settings: Settings, screen: str = "cal
     `stats --split test` does), once per switch rather than per redraw."""
     view = st.radio(
         "Comparisons",
-        calibration.VIEW_SPLITS,
+        rubric_iteration.VIEW_SPLITS,
         index=0,
         horizontal=True,
         format_func=SPLIT_WORDS.get,
@@ -177,9 +177,7 @@ def split_view(store: Store, study: dict, settings: Settings, screen: str = "cal
     seen_key = f"{screen}_view_seen_{study['id']}"
     if view != "dev" and st.session_state.get(seen_key) != view:
         try:
-            calibration.choose_view_split(
-                store, study["name"], view, acting_user(store)["name"], settings
-            )
+            rubric_iteration.choose_view_split(store, study["name"], view, acting(store), settings)
         except ReviewAppError as exc:
             st.error(plain(exc))
             st.stop()

@@ -11,7 +11,7 @@ import pytest
 
 from review_app import cli, graders
 from review_app.errors import InputError
-from review_app.services import audit, calibration, juries, people, thresholds
+from review_app.services import audit, calibration, juries, people, rubric_iteration, thresholds
 from review_app.settings import Settings
 from tests.acting import acting, person
 from tests.conftest import write
@@ -175,7 +175,7 @@ def test_audit_verify_notices_an_edited_grader_result_behind_the_triggers(demo_s
 
 
 def test_audit_verify_notices_a_deleted_split_row_behind_the_triggers(demo_store, settings):
-    calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    rubric_iteration.make_split(acting(demo_store, "demo", "ada", settings=settings), 0.3)
     assert audit.verify(demo_store, "demo", settings) == []
     trigger = _trigger_sql(demo_store, "comparison_splits_append_only_delete")
     _sql(
@@ -239,14 +239,14 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
 
 
 def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys):
-    first = calibration.make_split(demo_store, "demo", 0.3, by="ada", settings=settings)
+    first = rubric_iteration.make_split(acting(demo_store, "demo", "ada", settings=settings), 0.3)
     before = demo_store.split_parts(demo_store.require_study("demo")["id"])
     _lock_demo(demo_store, settings)
     for share in ("0.5", "0.3"):
         assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
         assert "already split" in capsys.readouterr().err
     assert demo_store.split_parts(demo_store.require_study("demo")["id"]) == before
-    assert calibration.split_summary(demo_store, "demo") == first
+    assert rubric_iteration.split_summary(demo_store, "demo") == first
 
 
 @pytest.mark.parametrize("share", ["0", "1", "1.5", "-0.2"])
@@ -254,7 +254,7 @@ def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share
     assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
     err = capsys.readouterr().err
     assert "test share" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert calibration.split_summary(demo_store, "demo") is None
+    assert rubric_iteration.split_summary(demo_store, "demo") is None
 
 
 def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(

@@ -16,7 +16,7 @@ from review_app import baselines, stats
 from review_app.cli import main
 from review_app.errors import NotFound
 from review_app.safe_markdown import render_output
-from review_app.services import calibration, data, people, study_data, thresholds
+from review_app.services import calibration, data, disagreements, people, study_data, thresholds
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
@@ -308,8 +308,8 @@ def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
     lock(store, "s")
-    frame = calibration.disagreements(
-        store, "s", calibration.DisagreementFilters(judges=("gpt", "labels"))
+    frame = disagreements.disagreements(
+        store, "s", disagreements.DisagreementFilters(judges=("gpt", "labels"))
     )
     rows = {(r.judge, r.item_key): r for r in frame.itertuples()}
     # gpt on q2: orders disagree (tie) while the majority is tie -> orders only.
@@ -342,13 +342,13 @@ def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
     random orientation, in the table and in its CSV, and the same disagreements are listed."""
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    blind = calibration.disagreements(store, "s")
-    text = calibration.disagreements_csv(blind) + blind.to_string()
+    blind = disagreements.disagreements(store, "s")
+    text = disagreements.disagreements_csv(blind) + blind.to_string()
     assert "finetuned" not in text and "base" not in text.replace("baseline", "")
     assert set(blind["system_x"]) == {"A"} and set(blind["system_y"]) == {"B"}
     assert set(blind["human_majority"].dropna()) <= {"A", "B", "tie"}
     lock(store, "s")
-    named = calibration.disagreements(store, "s")
+    named = disagreements.disagreements(store, "s")
     assert sorted(zip(blind["judge"], blind["item_key"], blind["reason"], strict=True)) == sorted(
         zip(named["judge"], named["item_key"], named["reason"], strict=True)
     )
@@ -358,8 +358,8 @@ def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
     key = store.blinding_key()
     for r in blind.itertuples():
         swapped = r.output_x != row.loc[(r.judge, r.item_key)].output_x
-        assert swapped == calibration._flipped(key, r.pair_id)
-    assert {calibration._flipped(key, pair_id) for pair_id in range(40)} == {True, False}
+        assert swapped == disagreements.flipped(key, r.pair_id)
+    assert {disagreements.flipped(key, pair_id) for pair_id in range(40)} == {True, False}
 
 
 def test_disagreement_filters(store, tmp_path):
@@ -367,7 +367,9 @@ def test_disagreement_filters(store, tmp_path):
     add_native(store, "s")
 
     def keys(**filters):
-        frame = calibration.disagreements(store, "s", calibration.DisagreementFilters(**filters))
+        frame = disagreements.disagreements(
+            store, "s", disagreements.DisagreementFilters(**filters)
+        )
         return {(r.judge, r.item_key) for r in frame.itertuples()}
 
     real = {"judges": ("gpt", "labels")}
@@ -385,9 +387,11 @@ def test_disagreements_export_to_csv_with_every_column(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
     lock(store, "s")
-    frame = calibration.disagreements(store, "s", calibration.DisagreementFilters(judges=("gpt",)))
-    parsed = pd.read_csv(io.StringIO(calibration.disagreements_csv(frame)), keep_default_na=False)
-    assert list(parsed.columns) == calibration.DISAGREEMENT_COLUMNS
+    frame = disagreements.disagreements(
+        store, "s", disagreements.DisagreementFilters(judges=("gpt",))
+    )
+    parsed = pd.read_csv(io.StringIO(disagreements.disagreements_csv(frame)), keep_default_na=False)
+    assert list(parsed.columns) == disagreements.DISAGREEMENT_COLUMNS
     assert len(parsed) == len(frame) == 2
     assert set(parsed["explanation_y_first"]) >= {"gpt says finetuned"}
 
@@ -403,7 +407,7 @@ def test_disagreements_csv_neutralises_formulas(store, tmp_path):
             "length_difference": [3, 0],
         }
     )
-    rows = list(csv.reader(io.StringIO(calibration.disagreements_csv(frame), newline="")))
+    rows = list(csv.reader(io.StringIO(disagreements.disagreements_csv(frame), newline="")))
     assert rows[1] == [
         "'=cmd|' /C calc'!A0",
         '\'=HYPERLINK("http://attacker.example/","x")',
@@ -663,10 +667,10 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     assert at.markdown[0].value == "**0 disagreements**"
 
     at.multiselect(key="disagreements_judges").select("baseline/longest").run()
-    expected = calibration.disagreements(
+    expected = disagreements.disagreements(
         demo_store,
         "demo",
-        calibration.DisagreementFilters(judges=("majority-judge", "baseline/longest")),
+        disagreements.DisagreementFilters(judges=("majority-judge", "baseline/longest")),
     )
     assert at.markdown[0].value == f"**{len(expected)} disagreements**"
     table = at.dataframe[0].value

@@ -20,6 +20,7 @@ from review_app.cli import main
 from review_app.errors import Conflict, InputError
 from review_app.migrations import MIGRATIONS
 from review_app.services import judging
+from review_app.settings import Settings
 from review_app.store import Store, now_iso
 from tests.conftest import ROOT
 
@@ -71,7 +72,7 @@ def test_a_batch_run_stores_every_verdict_at_the_batch_price(demo_store, server,
     assert all(r[4] == pytest.approx(each) for r in rows)
     [batch] = batch_rows(demo_store)
     assert batch["state"] == "collected" and batch["n_answered"] == N_CALLS
-    run = judging.judge_runs(demo_store, judging.Settings.from_env(), "demo")[0]
+    run = judging.judge_runs(demo_store, Settings.from_env(), "demo")[0]
     assert run["tokens_cached"] == 1024 * N_CALLS and run["missing"] == 0
     assert run["cost"] == pytest.approx(N_CALLS * each)
 
@@ -174,7 +175,7 @@ def test_batch_mistakes_are_one_line(demo_store, server, capsys):
     assert "--no-wait only applies with --batch" in capsys.readouterr().err
     with pytest.raises(InputError, match="has no batch API"):
         judging.plan_judge_run(
-            demo_store, judging.Settings.from_env(), "demo", GENERAL, "baseline/first", batch=True
+            demo_store, Settings.from_env(), "demo", GENERAL, "baseline/first", batch=True
         )
 
 
@@ -185,7 +186,7 @@ def test_a_refused_batch_is_one_line_and_reserves_nothing(demo_store, server, ca
     assert err[-1].startswith("error: ") and "HTTP 401" in err[-1]
     [run] = [
         r
-        for r in judging.judge_runs(demo_store, judging.Settings.from_env(), "demo")
+        for r in judging.judge_runs(demo_store, Settings.from_env(), "demo")
         if r["judge"] == "openai/gpt-4o-mini"
     ]
     assert run["status"] == "failed" and run["in_batches"] == 0 and run["missing"] == N_CALLS

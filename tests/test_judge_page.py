@@ -141,10 +141,12 @@ def test_the_split_picker_is_disabled_and_explained_without_a_split(demo_store):
 
 
 def test_judging_only_dev_then_test_from_the_page(demo_store, settings):
-    from review_app.services import calibration
+    from review_app.services import rubric_iteration
 
-    split = calibration.make_split(demo_store, "demo", 0.3, 7, "demo-admin", settings)
-    dev = calibration.split_pair_ids(demo_store, "demo", "dev")
+    split = rubric_iteration.make_split(
+        acting(demo_store, "demo", "demo-admin", settings=settings), 0.3, 7
+    )
+    dev = rubric_iteration.split_pair_ids(demo_store, "demo", "dev")
     at = open_page(demo_store)
     (picker,) = at.radio
     assert not picker.disabled and picker.value == "all"
@@ -173,4 +175,4 @@ def test_judging_only_dev_then_test_from_the_page(demo_store, settings):
     at.radio[0].set_value("all").run()
     assert metric(at, "Calls to send") == str(128 - split.n_dev)
     # Judging is not a look at test: nothing about agreement is shown.
-    assert calibration.test_look_count(demo_store, "demo") == 0
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 0

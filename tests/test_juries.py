@@ -13,7 +13,15 @@ import pytest
 from review_app import gate, stats
 from review_app.cli import main
 from review_app.errors import Conflict, InputError
-from review_app.services import calibration, juries, signoff, study_data, thresholds
+from review_app.services import (
+    calibration,
+    disagreements,
+    juries,
+    rubric_iteration,
+    signoff,
+    study_data,
+    thresholds,
+)
 from tests.acting import acting
 
 PAIRS = pd.DataFrame(
@@ -172,8 +180,8 @@ def test_jury_explanation_names_systems_so_blinding_can_hide_them():
 
 def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_store, settings):
     juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
-    frame = calibration.disagreements(
-        demo_store, "demo", calibration.DisagreementFilters(judges=("jury/trio",)), settings
+    frame = disagreements.disagreements(
+        demo_store, "demo", disagreements.DisagreementFilters(judges=("jury/trio",)), settings
     )
     assert len(frame) > 0
     text = " ".join(frame["explanation_combined"].astype(str))
@@ -260,8 +268,10 @@ def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, se
     assert means[("openai/judge-one", x)] == 4.0 and means[("openai/judge-two", y)] == 3.0
 
     # On one part of a split: the comparison is on dev or on test, never both.
-    calibration.make_split(demo_store, "demo", 0.3, 1, "demo-admin", settings)
-    part = "dev" if pair_id in calibration.split_pair_ids(demo_store, "demo", "dev") else "test"
+    rubric_iteration.make_split(acting(demo_store, "demo", "demo-admin", settings=settings), 0.3, 1)
+    part = (
+        "dev" if pair_id in rubric_iteration.split_pair_ids(demo_store, "demo", "dev") else "test"
+    )
     other = {"dev": "test", "test": "dev"}[part]
     assert len(calibration.pointwise_scores(demo_store, "demo", part).table) == 6
     assert calibration.pointwise_scores(demo_store, "demo", other).table.empty

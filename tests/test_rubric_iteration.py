@@ -15,21 +15,22 @@ import pytest
 from review_app import migrations, stats
 from review_app.cli import main
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import calibration, judging
-from review_app.services.demo import DEMO_RUBRIC
+from review_app.services import calibration, judging, rubric_iteration
+from review_app.services.judging import DEMO_RUBRIC
 from review_app.store import Store
+from tests.acting import acting, person
 from tests.conftest import write
 
 
 def _split(store, settings, share=0.3, seed=5):
-    return calibration.make_split(store, "demo", share, seed, by="ann", settings=settings)
+    return rubric_iteration.make_split(acting(store, "demo", "ann", settings=settings), share, seed)
 
 
 def test_split_is_seeded_stratified_by_category_and_keeps_items_whole(demo_store, settings):
     labelled = demo_store.labelled_pairs(demo_store.require_study("demo")["id"])
-    first = calibration.assign_split(labelled, 0.3, 5)
-    assert first == calibration.assign_split(labelled, 0.3, 5)
-    assert first != calibration.assign_split(labelled, 0.3, 6)
+    first = rubric_iteration.assign_split(labelled, 0.3, 5)
+    assert first == rubric_iteration.assign_split(labelled, 0.3, 5)
+    assert first != rubric_iteration.assign_split(labelled, 0.3, 6)
     items = {}
     for row in labelled:
         items.setdefault((row["category"], row["item_key"]), set()).add(first[row["pair_id"]])
@@ -56,7 +57,9 @@ def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings):
     study_id = demo_store.require_study("demo")["id"]
     entries = [e for e in demo_store.audit_entries(study_id) if e["action"] == "split comparisons"]
     assert len(entries) == 1 and json.loads(entries[0]["detail"])["seed"] == 5
-    calibration.record_test_look(demo_store, "demo", ["example-llm-judge"], by="ann")
+    rubric_iteration.record_test_look(
+        demo_store, "demo", ["example-llm-judge"], by=person(demo_store, "ann")
+    )
     for sql in (
         "UPDATE comparison_splits SET part = 'dev'",
         "DELETE FROM comparison_splits",
@@ -70,7 +73,7 @@ def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings):
 def test_a_test_share_outside_zero_and_one_is_refused(demo_store, settings, share):
     with pytest.raises(InputError, match="between 0 and 1"):
         _split(demo_store, settings, share=share)
-    assert calibration.split_summary(demo_store, "demo") is None
+    assert rubric_iteration.split_summary(demo_store, "demo") is None
 
 
 def test_migrations_apply_by_number_and_tolerate_a_missing_number(tmp_path, monkeypatch):
@@ -103,15 +106,15 @@ def test_stats_and_judge_take_a_split(demo_store, settings, capsys):
     assert main(["stats", "--study", "demo", "--split", "test", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["n_comparisons"] == summary.n_test and document["split"] == "test"
-    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 1
     # A split study's statistics are dev's unless asked; all of them include test's: a look.
     assert main(["stats", "--study", "demo", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["split"] == "dev" and document["n_comparisons"] == summary.n_dev
-    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 1
     assert main(["stats", "--study", "demo", "--split", "all"]) == 0
     assert "test looked at 2 times" in capsys.readouterr().out
-    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 2
 
     plan = judging.plan_judge_run(
         demo_store, settings, "demo", DEMO_RUBRIC, "openai/gpt-4o-mini", split="dev"
@@ -144,7 +147,7 @@ def test_calibrate_commands(demo_store, capsys):
 
 def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, settings):
     _split(demo_store, settings)
-    result = calibration.compare_versions(
+    result = rubric_iteration.compare_versions(
         demo_store, "demo", "example-llm-judge", "baseline/longest", settings=settings
     )
     c = result.comparison
@@ -168,7 +171,7 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
     assert shown <= {"A", "B", "tie"}
     assert set(result.changed["system_x"]) == {"A"}
     assert (result.changed["verdict_a"] != result.changed["verdict_b"]).all()
-    assert calibration.test_look_count(demo_store, "demo") == 0  # dev is no look at test
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 0  # dev is no look at test
 
 
 def _frames(n_items: int, rng: np.random.Generator, acc_a: float, acc_b: float, votes: int = 3):
@@ -288,8 +291,14 @@ def test_calibrate_commands_never_create_a_workspace(tmp_path, capsys, argv):
 
 def test_comparing_on_test_is_a_recorded_look(demo_store, settings):
     _split(demo_store, settings)
-    calibration.compare_versions(
-        demo_store, "demo", "example-llm-judge", "baseline/longest", "test", settings, by="ann"
+    rubric_iteration.compare_versions(
+        demo_store,
+        "demo",
+        "example-llm-judge",
+        "baseline/longest",
+        "test",
+        settings,
+        actor=person(demo_store, "ann"),
     )
     (look,) = demo_store.test_looks(demo_store.require_study("demo")["id"])
     assert look["looked_by"] == "ann"

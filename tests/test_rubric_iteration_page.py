@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app.services import calibration, juries
-from review_app.services.demo import DEMO_RUBRIC
+from review_app.services import calibration, disagreements, juries, rubric_iteration
+from review_app.services.judging import DEMO_RUBRIC
 from tests.acting import acting
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -42,7 +42,7 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     assert "Rubric iteration" in [h.value for h in at.header]
     at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
     assert not at.exception
-    summary = calibration.split_summary(demo_store, "demo")
+    summary = rubric_iteration.split_summary(demo_store, "demo")
     assert summary is not None and summary.created_by == "demo-admin"
 
     at = open_page(demo_store)
@@ -51,7 +51,7 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     at.selectbox(key="iteration_b").select("baseline/longest")
     at.run()
     metrics = {m.label: m.value for m in at.metric}
-    compared = calibration.compare_versions(
+    compared = rubric_iteration.compare_versions(
         demo_store, "demo", "example-llm-judge", "baseline/longest"
     )
     assert metrics["Version 2 - version 1"] == f"{compared.comparison.difference.value:+.2f}"
@@ -72,7 +72,7 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     assert not at.exception
     assert "Test has now been looked at once." in _texts(at)
     at.button(key="iteration_look").click().run()
-    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 2
     assert "Test looked at 2 times" in _texts(open_page(demo_store))
 
 
@@ -80,7 +80,7 @@ def test_a_signer_sees_the_split_but_cannot_make_one(demo_store):
     at = open_page(demo_store, "demo-signer")
     assert not at.exception
     assert not [b for b in at.button if "Split" in str(b.label)]
-    assert calibration.split_summary(demo_store, "demo") is None
+    assert rubric_iteration.split_summary(demo_store, "demo") is None
 
 
 def test_jury_appears_in_the_judges_table(demo_store):
@@ -138,7 +138,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     assert not at.caption[0].value.startswith("Dev")
     at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
     assert not at.exception
-    summary = calibration.split_summary(demo_store, "demo")
+    summary = rubric_iteration.split_summary(demo_store, "demo")
     # Straight after the split the tables are on dev, with no look at test.
     (choice,) = at.radio
     assert choice.value == "dev"
@@ -152,16 +152,16 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     at.radio[0].set_value("test").run()
     assert not at.exception
     assert at.caption[0].value.startswith(f"Test comparisons only. {summary.n_test} comparisons")
-    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 1
     at.run()  # drawn again on the same choice: no new look
     at.selectbox(key="calibration_confusion_judge").select_index(0).run()
-    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 1
     at.radio[0].set_value("all").run()
-    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 2
     every = calibration.calibration_report(demo_store, "demo").calibration.overall
     assert at.caption[0].value.startswith(f"{every.n_comparisons} comparisons")
     at.radio[0].set_value("dev").run()
-    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 2
     assert "Test looked at 2 times" in _texts(at)
     looks = [
         e
@@ -172,7 +172,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
 
     # A fresh session on the same study starts on dev again.
     assert open_page(demo_store).radio[0].value == "dev"
-    assert calibration.test_look_count(demo_store, "demo") == 2
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 2
 
 
 def test_pointwise_scores_and_jury_scores_show_on_the_screen(demo_store, settings):
@@ -192,20 +192,20 @@ def test_pointwise_scores_and_jury_scores_show_on_the_screen(demo_store, setting
 
 
 def test_the_disagreements_of_a_split_study_are_dev_s_until_test_is_looked_at(demo_store, settings):
-    calibration.make_split(demo_store, "demo", 0.3, 5, by="demo-admin", settings=settings)
-    dev_pairs = set(calibration.split_pair_ids(demo_store, "demo", "dev"))
+    rubric_iteration.make_split(acting(demo_store, "demo", "demo-admin", settings=settings), 0.3, 5)
+    dev_pairs = set(rubric_iteration.split_pair_ids(demo_store, "demo", "dev"))
     at = AppTest.from_file(str(PAGES / "disagreements.py"), default_timeout=90)
     at.query_params["token"] = demo_store.demo_links["demo-admin"].split("token=")[1]
     at.run()
     assert not at.exception
     (choice,) = at.radio
     assert choice.value == "dev"
-    expected = calibration.disagreements(demo_store, "demo", settings=settings, split="dev")
+    expected = disagreements.disagreements(demo_store, "demo", settings=settings, split="dev")
     assert len(expected) and set(expected["pair_id"]) <= dev_pairs
     shown = at.dataframe[0].value
     real = expected[expected["judge"].isin(shown["judge"].unique())]
     assert set(shown["item_key"]) == set(real["item_key"])
-    assert calibration.test_look_count(demo_store, "demo") == 0
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 0
     at.radio[0].set_value("all").run()
     assert not at.exception
-    assert calibration.test_look_count(demo_store, "demo") == 1
+    assert rubric_iteration.test_look_count(demo_store, "demo") == 1

@@ -8,7 +8,14 @@ import streamlit as st
 from review_app import auth, stats, ui
 from review_app.errors import NotFound, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, judging, quality, rubric_editor
+from review_app.services import (
+    calibration,
+    context,
+    judging,
+    quality,
+    rubric_editor,
+    rubric_iteration,
+)
 
 store = ui.get_store()
 actor = ui.signed_in(store, "calibration")
@@ -20,7 +27,7 @@ if study is None:
 
 
 settings = ui.settings()
-split = calibration.split_summary(store, study["name"])
+split = rubric_iteration.split_summary(store, study["name"])
 view = ui.split_view(store, study, settings) if split is not None else "all"
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
@@ -323,7 +330,7 @@ if overall.judges:
     chosen = st.selectbox(
         "Judge", [j.judge for j in overall.judges], key="calibration_confusion_judge"
     )
-    if calibration.outcomes_visible(store, study):
+    if context.lock_of(store, study).visible:
         st.dataframe(confusion_table(report, chosen))
     else:
         # Its rows are the systems in name order: their totals would say which one humans prefer.
@@ -407,9 +414,10 @@ if split is None:
             seed = st.number_input("Seed", min_value=0, value=settings.seed, step=1)
             if st.form_submit_button("Split into dev and test"):
                 try:
-                    by = ui.acting_user(store)["name"]
-                    made = calibration.make_split(
-                        store, study["name"], float(share), int(seed), by, settings
+                    made = rubric_iteration.make_split(
+                        context.open_study(store, settings, study["name"], actor),
+                        float(share),
+                        int(seed),
                     )
                     # Drawn again from the top, so the tables switch to dev.
                     st.session_state["calibration_split_made"] = made.line()
@@ -420,7 +428,7 @@ if split is not None:
     made_line = st.session_state.pop("calibration_split_made", None)
     if made_line:
         st.success(ui.plain(made_line))
-    looks = calibration.test_look_count(store, study["name"])
+    looks = rubric_iteration.test_look_count(store, study["name"])
     made_at = split.created_at[:16].replace("T", " ")
     st.markdown(
         f"**Dev** {split.n_dev} comparisons, **test** {split.n_test} (test share "
@@ -448,7 +456,7 @@ if split is not None:
             st.info("Choose two different judges.")
         else:
             try:
-                compared = calibration.compare_versions(
+                compared = rubric_iteration.compare_versions(
                     store, study["name"], version_a, version_b, "dev", settings
                 )
             except ReviewAppError as exc:
@@ -505,16 +513,15 @@ if split is not None:
         confirmed_judge = st.selectbox("Judge to confirm", choices, key="iteration_confirm")
         if st.button("Look at test agreement (recorded)", key="iteration_look"):
             try:
-                by = ui.acting_user(store)["name"]
-                found = calibration.confirm_on_test(
-                    store, study["name"], confirmed_judge, by, settings
+                found = rubric_iteration.confirm_on_test(
+                    store, study["name"], confirmed_judge, actor, settings
                 )
                 st.success(
                     f"{ui.plain(confirmed_judge)} on test: agreement with ties "
                     f"{stats.format_estimate(found.agreement_with_ties)}, without ties "
                     f"{stats.format_estimate(found.agreement_without_ties)}, strict "
                     f"{stats.format_estimate(found.agreement_strict)}. Test has now been looked at "
-                    f"{times(calibration.test_look_count(store, study['name']))}."
+                    f"{times(rubric_iteration.test_look_count(store, study['name']))}."
                 )
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))

@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from review_app import baselines, ui
-from review_app.services import calibration, workspace
+from review_app.services import (
+    calibration,
+    context,
+    disagreements,
+    rubric_iteration,
+    study_data,
+    workspace,
+)
 from review_app.settings import Settings
 
 store = ui.get_store()
@@ -16,7 +23,7 @@ st.title("Disagreements")
 study = ui.study_picker(store)
 if study is None:
     st.stop()
-visible = calibration.outcomes_visible(store, study)
+visible = context.lock_of(store, study).visible
 st.caption(
     "Only admins can open this screen. "
     + (
@@ -33,17 +40,17 @@ def load_disagreements(
     study: str, version: str, visible: bool, settings: Settings, split: str
 ) -> pd.DataFrame:
     """Every disagreement for one data version; filters apply to it without reloading."""
-    return calibration.disagreements(
+    return disagreements.disagreements(
         workspace.shared_store(settings), study, settings=settings, split=split
     )
 
 
 settings = ui.settings()
-has_split = calibration.split_summary(store, study["name"]) is not None
+has_split = rubric_iteration.split_summary(store, study["name"]) is not None
 view = ui.split_view(store, study, settings, "disagreements") if has_split else "all"
 version = calibration.calibration_data_version(store, study["name"])
 everything = load_disagreements(study["name"], version, visible, settings, view)
-judges = calibration.judge_labels(store, study["name"])
+judges = study_data.judge_labels(store, study["name"])
 real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))
 longest = int(everything["length_difference"].max()) if len(everything) else 0
@@ -57,8 +64,8 @@ chosen_categories = cols[1].multiselect(
 )
 kinds = cols[2].multiselect(
     "Disagreeing with",
-    list(calibration.DISAGREEMENT_KINDS),
-    default=list(calibration.DISAGREEMENT_KINDS),
+    list(disagreements.DISAGREEMENT_KINDS),
+    default=list(disagreements.DISAGREEMENT_KINDS),
     format_func={"majority": "the human majority", "orders": "itself across orders"}.get,
     key="disagreements_kinds",
 )
@@ -70,7 +77,7 @@ low, high = cols[3].slider(
     key="disagreements_length",
 )
 
-filters = calibration.DisagreementFilters(
+filters = disagreements.DisagreementFilters(
     judges=tuple(chosen_judges),
     categories=tuple(chosen_categories),
     kinds=tuple(kinds),
@@ -79,7 +86,7 @@ filters = calibration.DisagreementFilters(
 )
 # Empty selections mean "nothing chosen" here, not "all".
 if chosen_judges and chosen_categories and kinds:
-    frame = calibration.filter_disagreements(everything, filters)
+    frame = disagreements.filter_disagreements(everything, filters)
 else:
     frame = everything.iloc[0:0]
 
@@ -99,7 +106,7 @@ summary_columns = [
 st.dataframe(frame[summary_columns], hide_index=True, key="disagreements_table")
 st.download_button(
     "Download CSV",
-    calibration.disagreements_csv(frame),
+    disagreements.disagreements_csv(frame),
     file_name=f"{study['name']}-disagreements.csv",
     mime="text/csv",
     key="disagreements_csv",

@@ -8,7 +8,7 @@ import streamlit as st
 from review_app import auth, baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import calibration, grading, signoff, studies, thresholds
+from review_app.services import grading, signoff, studies, study_data, thresholds
 
 store = ui.get_store()
 actor = ui.signed_in(store, "gate")
@@ -76,7 +76,7 @@ else:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-judges = calibration.judge_labels(store, name)
+judges = study_data.judge_labels(store, name)
 with st.expander("Add a threshold", expanded=not listed):
     metric = st.selectbox(
         "Metric",

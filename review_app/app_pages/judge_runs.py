@@ -7,7 +7,7 @@ import streamlit as st
 
 from review_app import baselines, ui
 from review_app.errors import ReviewAppError
-from review_app.services import calibration, grading, judging
+from review_app.services import grading, judging, rubric_iteration
 
 store = ui.get_store()
 actor = ui.signed_in(store, "judge")
@@ -52,7 +52,7 @@ batch = right.checkbox(
     help="Send the calls through the provider's batch API (openai/ and anthropic/ judges) at half "
     "the price. Answers come back within 24 hours: check the batches below to collect them.",
 )
-has_split = calibration.split_summary(store, study["name"]) is not None
+has_split = rubric_iteration.split_summary(store, study["name"]) is not None
 JUDGE_SPLITS = {
     "all": "all comparisons",
     "dev": "dev (to choose a rubric on)",

@@ -17,6 +17,8 @@ from review_app.settings import Settings
 from review_app.store import Store
 from review_app.store.audit import GENESIS, entry_hash
 
+__all__ = ["record", "signature", "study_log", "verify"]
+
 
 def record(
     store: Store, actor: str, action: str, study_id: int | None = None, **detail: Any

@@ -33,6 +33,19 @@ from review_app.services.studies import create_study_for_import, infer_candidate
 from review_app.settings import Settings
 from review_app.store import Store, import_lock, locked_what
 
+__all__ = [
+    "EXPORTS",
+    "EXPORT_COLUMNS",
+    "HOST",
+    "UPLOAD_KINDS",
+    "export_rows",
+    "import_outputs",
+    "import_upload",
+    "import_verdicts",
+    "import_votes",
+    "recover_imports",
+]
+
 # How long an import waits between two of its transactions, by how long the last one took:
 # SQLite's busy handler has a waiting writer retry every 25 ms at first, every 50 ms once it has
 # waited 0.13 s and every 100 ms after 0.23 s, so a pause a little longer than that interval

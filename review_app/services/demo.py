@@ -16,6 +16,8 @@ from review_app.services.studies import create_study, read_guidelines_file, set_
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = ["DEMO_ADMIN", "DEMO_EVAL_SET", "DEMO_STUDY", "seed_demo"]
+
 DEMO_DIR = Path(__file__).resolve().parents[2] / "data" / "demo"
 
 

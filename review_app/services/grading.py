@@ -19,6 +19,19 @@ from review_app.errors import InputError
 from review_app.services.context import StudyContext
 from review_app.store import Store
 
+__all__ = [
+    "DEMO_GRADER",
+    "available_graders",
+    "check_names",
+    "grade",
+    "grader_names",
+    "grader_summary",
+    "graders_in_force",
+    "has_results",
+    "pinned_graders",
+    "results_in_force",
+]
+
 GRADERS_DIR = Path(__file__).resolve().parents[2] / "graders"
 DEMO_GRADER = GRADERS_DIR / "demo-format.yaml"
 

@@ -35,6 +35,19 @@ from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
+__all__ = [
+    "DEMO_RUBRIC",
+    "available_rubrics",
+    "cancel_batch_run",
+    "judge_batches",
+    "judge_run_failures",
+    "judge_runs",
+    "plan_judge_run",
+    "refresh_batch_run",
+    "start_batch_run",
+    "start_judge_run",
+]
+
 RUBRICS_DIR = Path(__file__).resolve().parents[2] / "rubrics"
 # Judges whose provider has a batch API.
 BATCH_PROVIDERS = ("openai", "anthropic")

@@ -16,6 +16,8 @@ from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = ["create_jury", "jury_label", "jury_scores", "list_juries", "member_scores"]
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -14,6 +14,18 @@ from review_app.settings import Settings
 from review_app.stats import Estimate
 from review_app.store import Store
 
+__all__ = [
+    "QualityReport",
+    "current_exclusions",
+    "exclude_reviewer",
+    "excluded_reviewers",
+    "include_reviewer",
+    "known_answers",
+    "remove_known_answer",
+    "reviewer_report",
+    "set_known_answer",
+]
+
 
 @dataclass(frozen=True)
 class QualityReport:

@@ -13,6 +13,24 @@ from review_app.errors import Conflict, InputError, NotFound
 from review_app.settings import Settings
 from review_app.store import AssignmentState, Store, now_iso
 
+__all__ = [
+    "CHOICES",
+    "Draft",
+    "FLAGS",
+    "ReviewProgress",
+    "ReviewTask",
+    "guidelines",
+    "my_votes",
+    "next_pair",
+    "record_vote",
+    "review_progress",
+    "review_study",
+    "skip_pair",
+    "undo_last_vote",
+    "voted_under_guidelines",
+    "votes_done",
+]
+
 CHOICES = {"A": "A is better", "B": "B is better", "tie": "Tie", "both_bad": "Both bad"}
 # The choice of the vote row an undo appends (it supersedes the vote and has no winner).
 RETRACTED = "retracted"

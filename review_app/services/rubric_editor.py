@@ -19,6 +19,8 @@ from review_app.services import judging
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = ["check_rubric", "editor_folder", "sample_prompt", "save_rubric_version"]
+
 EDITOR_SOURCE = "rubric (editor)"
 _FILE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -17,11 +17,13 @@ import pandas as pd
 from review_app import gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import grading, study_data
-from review_app.services.context import open_study
+from review_app.services.context import lock_of, open_study
 from review_app.services.study_data import StudyData
 from review_app.services.thresholds import study_thresholds
 from review_app.settings import Settings
 from review_app.store import Store
+
+__all__ = ["VERDICT_WORDS", "scorecard", "study_systems"]
 
 HUMANS = stats.HUMANS
 # The gate's verdict on a suite, in the words of a regression table.
@@ -53,7 +55,7 @@ def scorecard(
         "study": study_row["name"],
         "candidate": data.candidate,
         "systems": systems,
-        "outcomes_visible": store.threshold_lock(study_row["id"]) is not None,
+        "outcomes_visible": lock_of(store, study_row).visible,
         "graders": [],
         "criteria": [],
         "win_rates": [],

@@ -23,6 +23,16 @@ from review_app.services.thresholds import (
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
+__all__ = [
+    "build_report",
+    "evaluate_gate",
+    "final_review_sample",
+    "gate_inputs",
+    "record_final_review",
+    "sign_off",
+    "study_results",
+]
+
 
 def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
     """The study's data; OutcomesHidden until its thresholds are locked."""

@@ -20,6 +20,17 @@ from review_app.errors import InputError, NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "COMPUTED_BASELINE",
+    "JudgeInfo",
+    "Ratings",
+    "SPLITS",
+    "StudyData",
+    "judge_labels",
+    "load",
+    "run_labels",
+]
+
 COMPUTED_BASELINE = "baseline (computed)"
 T = TypeVar("T")
 
@@ -456,3 +467,9 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
 def run_labels(store: Store, study_id: int) -> dict[int, str]:
     """run id -> the label the statistics give the run's verdicts."""
     return _study_judges(store, study_id)[0]
+
+
+def judge_labels(store: Store, study: str, settings: Settings | None = None) -> list[str]:
+    """Every judge of a study as the statistics name it: runs first, then the baselines."""
+    settings = settings or Settings.from_env()
+    return load(store, store.require_study(study), settings).judge_order

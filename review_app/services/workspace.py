@@ -10,6 +10,14 @@ from review_app.errors import NotFound
 from review_app.settings import Settings
 from review_app.store import Store
 
+__all__ = [
+    "close_shared_stores",
+    "open_existing_store",
+    "open_store",
+    "shared_store",
+    "workspace_summary",
+]
+
 # Workspace file -> the store every session of this process shares.
 _SHARED: dict[str, Store] = {}
 _SHARED_LOCK = threading.Lock()

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from review_app.services import calibration, demo
+from review_app.services import demo, rubric_iteration
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.browser.conftest import start_server, wait_idle
@@ -53,7 +53,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         wait_idle(page, 30_000)
         store = Store.open(module_workspace)
         try:
-            summary = calibration.split_summary(store, "demo")
+            summary = rubric_iteration.split_summary(store, "demo")
         finally:
             store.close()
         assert summary is not None and summary.created_by == "demo-admin"
@@ -73,7 +73,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         expect(version_2).to_have_value("baseline/shortest")
         store = Store.open(module_workspace)
         try:
-            diff = calibration.compare_versions(
+            diff = rubric_iteration.compare_versions(
                 store, "demo", "example-llm-judge", "baseline/shortest"
             ).comparison.difference
         finally:
@@ -103,7 +103,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         # Only dev was shown and compared: test has not been looked at.
         store = Store.open(module_workspace)
         try:
-            assert calibration.test_look_count(store, "demo") == 0
+            assert rubric_iteration.test_look_count(store, "demo") == 0
         finally:
             store.close()
     except Exception:
