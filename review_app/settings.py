@@ -52,8 +52,9 @@ class Settings:
     token: str = _setting(
         "REVIEW_APP_TOKEN",
         "",
-        "Your personal token (the end of your link): the CLI acts as you, so locks, threshold "
-        "changes, sign-offs and reviewer changes record who did them. `--token` overrides it.",
+        "Your personal token (the end of your link): the CLI acts as you, so every command that "
+        "records something (imports, studies, thresholds, the lock, sign-offs, reviewer "
+        "changes...) records who did it; without it only reads run. `--token` overrides it.",
     )
     signing_key: str = _setting(
         "REVIEW_APP_SIGNING_KEY",
