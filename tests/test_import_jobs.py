@@ -19,7 +19,7 @@ from review_app import importers
 from review_app.errors import Conflict
 from review_app.services import data, review, studies
 from review_app.store import Store, import_lock
-from tests.acting import person
+from tests.acting import person, token_for
 from tests.review_fixtures import add_reviewer, make_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +39,15 @@ def write_outputs(path: Path, rows: int, eval_prefix: str = "bulk") -> Path:
 
 
 def cli_import(db: Path, source: Path, eval_set: str = "bulk") -> subprocess.Popen:
-    """`review-app import outputs` in a process of its own, as a user would run it."""
+    """`review-app import outputs` in a process of its own, as a user (an admin) would run it."""
+    store = Store.open(db)
+    try:
+        token = token_for(store, "importer")
+    finally:
+        store.close()
     return subprocess.Popen(
-        [sys.executable, "-m", "review_app.cli", "--db", str(db), "import", "outputs"]
-        + [str(source), "--eval-set", eval_set],
+        [sys.executable, "-m", "review_app.cli", "--db", str(db), "--token", token]
+        + ["import", "outputs", str(source), "--eval-set", eval_set],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,7 +85,7 @@ def test_reviewers_vote_without_waiting_while_a_large_import_runs(
     study = make_study(store, tmp_path, n_items=300, reviews_per_pair=3)
     names = [f"r{n}" for n in range(4)]
     for name in names:
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     ids = [store.reviewer(name)["id"] for name in names]
     source = write_outputs(tmp_path / "bulk.jsonl", 40_000)
     process = cli_import(isolated_workspace, source)
@@ -102,6 +107,7 @@ def test_reviewers_vote_without_waiting_while_a_large_import_runs(
 
 def test_an_import_killed_while_checking_leaves_nothing_behind(store, tmp_path, isolated_workspace):
     make_study(store, tmp_path)
+    person(store, "importer")  # the admin the import acts as is not the import's to undo
     before = store.table_counts()
     process = cli_import(isolated_workspace, write_outputs(tmp_path / "bulk.jsonl", 30_000))
     kill_when(isolated_workspace, process, "staging", min_batches=2)

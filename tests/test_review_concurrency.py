@@ -8,7 +8,6 @@ from collections import Counter
 
 from review_app.services import review
 from review_app.store import Store
-from tests.acting import person
 from tests.review_fixtures import add_reviewer, make_study
 
 REVIEWERS = 20
@@ -20,7 +19,7 @@ def test_twenty_reviewers_voting_at_once(store, settings, tmp_path, isolated_wor
     study = make_study(store, tmp_path, n_items=ITEMS, reviews_per_pair=K)
     names = [f"r{i:02d}" for i in range(REVIEWERS)]
     for name in names:
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     ids = {name: store.reviewer(name)["id"] for name in names}
     errors: list[BaseException] = []
     recorded: Counter[str] = Counter()

@@ -52,7 +52,7 @@ def study(store, tmp_path):
 
 @pytest.fixture
 def token(store, settings, study):
-    return add_reviewer(store, settings, "rita", actor=person(store))
+    return add_reviewer(store, settings, "rita")
 
 
 def shown_pair(store, reviewer_name, study):
@@ -165,7 +165,7 @@ def test_progress_shows_done_and_assigned(store, study, token):
 @pytest.mark.parametrize("show", [True, False])
 def test_the_reference_is_shown_only_when_the_study_says_so(store, settings, tmp_path, show):
     make_study(store, tmp_path, show_reference=show)
-    token = add_reviewer(store, settings, "rita", actor=person(store))
+    token = add_reviewer(store, settings, "rita")
     at = open_page(token)
     assert not at.exception
     references = [e for e in at.expander if e.label == "Reference answer"]
@@ -220,7 +220,7 @@ def test_no_system_or_study_name_reaches_the_reviewer(store, study, token):
 
 def test_a_finished_queue_says_so(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
-    token = add_reviewer(store, settings, "rita", actor=person(store))
+    token = add_reviewer(store, settings, "rita")
     at = open_page(token)
     press(at, "vote-A").click().run()
     press(at, "vote-A").click().run()
@@ -295,7 +295,7 @@ def test_the_progress_total_does_not_drift_when_others_take_pairs(store, study, 
     at = open_page(token)
     total = int(re.search(r"of (\d+) done", progress_text(at)).group(1))
     # Another reviewer takes pairs meanwhile: the share this reviewer was shown stays put.
-    add_reviewer(store, settings, "omar", actor=person(store))
+    add_reviewer(store, settings, "omar")
     other = store.reviewer("omar")["id"]
     for _ in range(5):
         task = review.next_pair(store, settings, other, study["id"])

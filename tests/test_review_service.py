@@ -33,7 +33,7 @@ def label_all(store, settings, name, study, choice="A", now=None):
 
 def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
     study = make_study(store, tmp_path, criteria=["accuracy"])
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     handed = store.assignment(task.assignment_id)
@@ -65,7 +65,7 @@ def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
 @pytest.mark.parametrize("choice", ["tie", "both_bad"])
 def test_tie_and_both_bad_are_stored_as_such(store, settings, tmp_path, choice):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(store, settings, rid, task.assignment_id, choice)
@@ -74,7 +74,7 @@ def test_tie_and_both_bad_are_stored_as_such(store, settings, tmp_path, choice):
 
 def test_the_task_a_reviewer_sees_names_no_system(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     task = review.next_pair(store, settings, reviewer_id(store, "rita"), study["id"])
     assert not any(name in repr(task) for name in SENTINELS)
 
@@ -82,7 +82,7 @@ def test_the_task_a_reviewer_sees_names_no_system(store, settings, tmp_path):
 def test_each_pair_gets_exactly_k_votes_from_k_reviewers(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=10, reviews_per_pair=2)
     for name in ("r1", "r2", "r3", "r4"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
         label_all(store, settings, name, study)
     votes = store.votes_frame(study["id"])
     per_pair = votes.groupby("pair_id").reviewer.agg(["count", "nunique"])
@@ -90,13 +90,13 @@ def test_each_pair_gets_exactly_k_votes_from_k_reviewers(store, settings, tmp_pa
     assert (per_pair["count"] == 2).all() and (per_pair["nunique"] == 2).all()
     # The four reviewers shared the 40 reviews between them; a fifth finds nothing left.
     assert votes.reviewer.value_counts().sum() == 40
-    add_reviewer(store, settings, "r5", actor=person(store))
+    add_reviewer(store, settings, "r5")
     assert review.next_pair(store, settings, reviewer_id(store, "r5"), study["id"]) is None
 
 
 def test_a_reviewer_never_sees_a_pair_twice(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=6, reviews_per_pair=3)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     seen = []
     while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
@@ -112,7 +112,7 @@ def test_each_reviewer_has_their_own_queue_order(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=30, reviews_per_pair=3)
     orders = {}
     for name in ("r1", "r2"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
         handed = label_all(store, settings, name, study)
         orders[name] = [store.assignment(a)["pair_id"] for a in handed]
     assert sorted(orders["r1"]) == sorted(orders["r2"])
@@ -122,7 +122,7 @@ def test_each_reviewer_has_their_own_queue_order(store, settings, tmp_path):
 
 def test_a_reload_gets_the_same_pair_back(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     first = review.next_pair(store, settings, rid, study["id"])
     again = review.next_pair(store, settings, rid, study["id"])
@@ -132,7 +132,7 @@ def test_a_reload_gets_the_same_pair_back(store, settings, tmp_path):
 def test_left_right_is_balanced_per_reviewer_and_comparison(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=25, reviews_per_pair=3)
     for name in ("r1", "r2", "r3", "r4"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     # Interleave the reviewers so their votes land on each other's pairs.
     active = ["r1", "r2", "r3", "r4"]
     while active:
@@ -159,7 +159,7 @@ def test_left_right_is_balanced_per_reviewer_and_comparison(store, settings, tmp
 def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
     for name in ("slow", "fast"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     slow, fast = reviewer_id(store, "slow"), reviewer_id(store, "fast")
     t0 = 1_000_000.0
     settings = replace(settings, lease_minutes=30)
@@ -187,7 +187,7 @@ def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, t
 
 def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
-    add_reviewer(store, settings, "slow", actor=person(store))
+    add_reviewer(store, settings, "slow")
     rid = reviewer_id(store, "slow")
     held = review.next_pair(store, settings, rid, study["id"], now=0.0)
     assert review.next_pair(store, settings, rid, study["id"], now=10_000.0) == held
@@ -198,7 +198,7 @@ def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings
 def test_skip_hands_the_pair_to_someone_else(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=1, reviews_per_pair=1)
     for name in ("r1", "r2"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     r1, r2 = reviewer_id(store, "r1"), reviewer_id(store, "r2")
     first = review.next_pair(store, settings, r1, study["id"])
     review.skip_pair(store, r1, first.assignment_id)
@@ -214,7 +214,7 @@ def test_skip_hands_the_pair_to_someone_else(store, settings, tmp_path):
 
 def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     first = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(store, settings, rid, first.assignment_id, "A")
@@ -238,7 +238,7 @@ def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, t
 
 def test_undo_brings_back_everything_the_reviewer_entered(store, settings, tmp_path):
     study = make_study(store, tmp_path, criteria=["accuracy", "tone"])
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(
@@ -269,7 +269,7 @@ def test_a_vote_records_the_guidelines_in_force(store, settings, tmp_path):
     from review_app.services import studies
 
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     first = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(store, settings, rid, first.assignment_id, "A")
@@ -292,13 +292,13 @@ def test_a_vote_records_the_guidelines_in_force(store, settings, tmp_path):
 
 def test_undo_with_nothing_to_undo(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     assert not review.undo_last_vote(store, settings, reviewer_id(store, "rita"), study["id"])
 
 
 def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     label_first = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(store, settings, rid, label_first.assignment_id, "A", rationale="first")
@@ -322,7 +322,7 @@ def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_
 def test_another_reviewers_pair_cannot_be_voted(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     for name in ("r1", "r2"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     task = review.next_pair(store, settings, reviewer_id(store, "r1"), study["id"])
     with pytest.raises(NotFound):
         review.record_vote(store, settings, reviewer_id(store, "r2"), task.assignment_id, "A")
@@ -339,7 +339,7 @@ def test_another_reviewers_pair_cannot_be_voted(store, settings, tmp_path):
 )
 def test_malformed_votes_are_refused_and_change_nothing(store, settings, tmp_path, kwargs):
     study = make_study(store, tmp_path, criteria=["accuracy"])
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     with pytest.raises(InputError):
@@ -355,7 +355,7 @@ def test_imported_votes_count_towards_k(store, settings, tmp_path):
         encoding="utf-8",
     )
     data.import_votes(store, tmp_path / "votes.csv", study["name"], actor=person(store))
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     label_all(store, settings, "rita", study)
     assert review.next_pair(store, settings, rid, study["id"]) is None
@@ -364,7 +364,7 @@ def test_imported_votes_count_towards_k(store, settings, tmp_path):
 
 def test_progress_counts_done_and_assigned(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=5, reviews_per_pair=1)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     assert review.review_progress(store, rid, study["id"]) == review.ReviewProgress(0, 10)
     task = review.next_pair(store, settings, rid, study["id"])
@@ -392,7 +392,7 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     """A workspace that had assignments before migration 2 keeps them, with study and order."""
     store = Store.open(tmp_path / "v1.db")
     study = make_study(store, tmp_path, n_items=1)
-    add_reviewer(store, settings, "rita", actor=person(store))
+    add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     before = store.assignment(task.assignment_id)

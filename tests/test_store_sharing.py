@@ -17,7 +17,6 @@ from review_app.errors import Busy
 from review_app.services import review, workspace
 from review_app.store import Store
 from review_app.store import base as store_base
-from tests.acting import person
 from tests.review_fixtures import add_reviewer, make_study
 from tests.test_review_page import press
 
@@ -138,7 +137,7 @@ def test_twenty_reviewers_share_one_store(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=40, reviews_per_pair=2)
     ids = []
     for n in range(20):
-        add_reviewer(store, settings, f"s{n:02d}", actor=person(store))
+        add_reviewer(store, settings, f"s{n:02d}")
         ids.append(store.reviewer(f"s{n:02d}")["id"])
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(ids))
@@ -168,7 +167,7 @@ def test_twenty_reviewers_share_one_store(store, settings, tmp_path):
 
 def test_page_runs_share_one_store_and_open_no_files(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    token = add_reviewer(store, settings, "rosa", actor=person(store))
+    token = add_reviewer(store, settings, "rosa")
     at = AppTest.from_file(REVIEW_PAGE, default_timeout=30)
     at.query_params["token"] = token
     at.run()
@@ -188,7 +187,7 @@ def test_page_runs_share_one_store_and_open_no_files(store, settings, tmp_path):
 
 def test_showing_the_review_screen_again_writes_nothing(store, settings, tmp_path):
     make_study(store, tmp_path)
-    token = add_reviewer(store, settings, "rosa", actor=person(store))
+    token = add_reviewer(store, settings, "rosa")
     at = AppTest.from_file(REVIEW_PAGE, default_timeout=30)
     at.query_params["token"] = token
     at.run()
@@ -216,7 +215,7 @@ def test_opening_an_admin_screen_writes_nothing(demo_store, settings, page):
 
 def test_a_reviewer_with_nothing_left_causes_no_write(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=2, reviews_per_pair=1)
-    add_reviewer(store, settings, "ada", actor=person(store))
+    add_reviewer(store, settings, "ada")
     rid = store.reviewer("ada")["id"]
     while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
         review.record_vote(store, settings, rid, task.assignment_id, "tie")
@@ -227,7 +226,7 @@ def test_a_reviewer_with_nothing_left_causes_no_write(store, settings, tmp_path)
 
 def test_the_lease_is_renewed_only_once_half_has_run_out(store, settings, tmp_path):
     study = make_study(store, tmp_path)
-    add_reviewer(store, settings, "ada", actor=person(store))
+    add_reviewer(store, settings, "ada")
     rid = store.reviewer("ada")["id"]
     now = 1_000_000.0
     first = review.next_pair(store, settings, rid, study["id"], now=now)
@@ -246,7 +245,7 @@ def test_a_pair_taken_between_the_pick_and_the_lease_is_not_leased(store, settin
 
     study = make_study(store, tmp_path, n_items=4, reviews_per_pair=1)
     for name in ("ada", "bo"):
-        add_reviewer(store, settings, name, actor=person(store))
+        add_reviewer(store, settings, name)
     ada, bo = store.reviewer("ada")["id"], store.reviewer("bo")["id"]
     now = time.time()
     pick = assignment.pick_next(store, study, ada, settings.seed, now)
@@ -280,7 +279,7 @@ def test_a_workspace_held_by_another_writer_is_a_message_on_the_review_screen(
     store, settings, tmp_path, monkeypatch
 ):
     make_study(store, tmp_path)
-    token = add_reviewer(store, settings, "rosa", actor=person(store))
+    token = add_reviewer(store, settings, "rosa")
     monkeypatch.setattr(store_base, "BUSY_TIMEOUT_S", 0.2)
     other = sqlite3.connect(store.path)
     other.execute("BEGIN IMMEDIATE")  # e.g. another program writing for longer than the wait
