@@ -16,7 +16,9 @@ from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
+    gate_minimum,
     looks_before_lock,
+    regression_table,
     require_outcomes_visible,
     study_thresholds,
 )
@@ -74,17 +76,13 @@ def _plan(lock: dict, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | N
     )
 
 
-def _min_comparisons(lock: dict, settings: Settings) -> int:
-    return lock.get("min_comparisons") or settings.gate_min_comparisons
-
-
 def _decision(store: Store, data: StudyData, settings: Settings) -> gate.GateDecision:
     inputs = gate_inputs(store, data, settings)
     lock = store.threshold_lock(data.study["id"])
     return gate.decide_gate(
         study_thresholds(store, data.study),
         inputs,
-        _min_comparisons(lock, settings),
+        gate_minimum(lock, settings),
         _plan(lock, data, inputs),
     )
 
@@ -100,13 +98,12 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
     inputs = gate_inputs(store, data, settings)
     texts = data.texts(store)
     thresholds = study_thresholds(store, data.study)
-    minimum = _min_comparisons(store.threshold_lock(data.study["id"]), settings)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
+        "regression": regression_table(store, data, inputs, settings),
         "regression_thresholds": [t for t in thresholds if t.metric == gate.REGRESSION_METRIC],
         "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
         "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
@@ -217,7 +214,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
     inputs = gate_inputs(store, data, settings)
     thresholds = study_thresholds(store, study_row)
     lock = store.threshold_lock(study_row["id"])
-    minimum = _min_comparisons(lock, settings)
+    minimum = gate_minimum(lock, settings)
     decision = gate.decide_gate(thresholds, inputs, minimum, _plan(lock, data, inputs))
     es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
     marks = store.final_reviews(study_row["id"])
@@ -270,7 +267,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         "votes_by_source": store.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
+        "regression": regression_table(store, data, inputs, settings),
         "scorecard": scorecard.scorecard(store, study, settings),
         "human_agreement": {
             "with_ties": overall.humans.agreement_with_ties.to_json(),

@@ -1,5 +1,6 @@
-"""Pre-registration: a study's thresholds, the recommended starting set, the lock, and the
-deviations recorded for changes after it. Outcomes stay hidden until the lock."""
+"""Pre-registration: a study's thresholds, the recommended starting set, the lock, the
+deviations recorded for changes after it, and the regression table its regression thresholds
+decide. Outcomes stay hidden until the lock."""
 
 from __future__ import annotations
 
@@ -346,3 +347,23 @@ def require_outcomes_visible(store: Store, study_row: dict) -> None:
             f"outcomes of study {study_row['name']!r} stay hidden until its thresholds are "
             "locked, so the pass bar cannot be tuned to the results"
         )
+
+
+def gate_minimum(lock: dict | None, settings: Settings) -> int:
+    """The comparisons every threshold (each regression suite) is decided on at least: the
+    minimum the lock recorded, else the setting."""
+    return (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
+
+
+def regression_table(
+    store: Store, data: study_data.StudyData, inputs: gate.GateInputs, settings: Settings
+) -> list[dict]:
+    """The study's one regression table (`gate.regression_table`): the rows the Results screen,
+    the scorecard and the report show, read from the win rates in `inputs` (the gate's; a
+    source's win rates do not depend on which other sources were computed beside it, since every
+    source of a comparison is resampled over the same items), decided by the study's regression
+    thresholds at the lock's minimum, the candidate first."""
+    lock = store.threshold_lock(data.study["id"])
+    return gate.regression_table(
+        inputs, data.comparisons, study_thresholds(store, data.study), gate_minimum(lock, settings)
+    )
