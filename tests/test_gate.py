@@ -663,6 +663,29 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {""}
 
 
+def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):
+    """The Sign-off section lists exactly what `signoff.approval_blockers` says, and the refusal
+    on approving without an override names the same lines: one rule, read by both."""
+    report = signoff.build_report(locked, "demo", settings)
+    blockers = signoff.approval_blockers(report)
+    assert blockers == ["the gate is inconclusive", "0 of 50 final-review outputs are marked"]
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.radio(key="signoff_decision").set_value("approve").run()
+    [warning] = [w.value for w in at.warning if w.value.startswith("Approving now overrides")]
+    assert f"overrides the gate: {'; '.join(blockers)}. Say why" in warning
+
+    # A rule changed in the service is the page's at once: the page restates nothing.
+    monkeypatch.setattr(signoff, "approval_blockers", lambda report: ["the moon is full"])
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.radio(key="signoff_decision").set_value("approve").run()
+    at.text_area(key="signoff_comment").input("ready")
+    [warning] = [w.value for w in at.warning if w.value.startswith("Approving now overrides")]
+    assert "overrides the gate: the moon is full. Say why" in warning
+    at.button(key="signoff_submit").click().run()
+    assert any("cannot approve: the moon is full." in e.value for e in at.error)
+    assert locked.signoffs(locked.require_study("demo")["id"]) == []
+
+
 def test_reviewer_cannot_open_gate_or_results(demo_store):
     for page in ("gate.py", "results.py"):
         at = open_page(demo_store, page, "demo-reviewer")

@@ -304,6 +304,21 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
     return built
 
 
+def approval_blockers(report: dict) -> list[str]:
+    """What stands in the way of approving the study as `report` (`build_report`) shows it, one
+    line each: a gate that did not pass, a final review not done. `sign_off` refuses an approval
+    while any remains unless the signer gives an override reason; the Gate screen lists the same
+    lines above that reason's field."""
+    blockers = []
+    gate_result = report["gate"]["result"]
+    if gate_result != "pass":
+        blockers.append(f"the gate is {gate_result}")
+    final = report["final_review"]
+    if final["n"] < final["sample_size"]:
+        blockers.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    return blockers
+
+
 def sign_off(
     store: Store,
     study: str,
@@ -323,12 +338,7 @@ def sign_off(
         raise InputError("a sign-off needs a comment saying why")
     signed = build_report(store, study, settings)
     gate_result = signed["gate"]["result"]
-    final = signed["final_review"]
-    unmet = []
-    if gate_result != "pass":
-        unmet.append(f"the gate is {gate_result}")
-    if final["n"] < final["sample_size"]:
-        unmet.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    unmet = approval_blockers(signed)
     override = override.strip()
     if decision == "approve" and unmet and not override:
         raise InputError(
