@@ -1,7 +1,7 @@
 """The final human gate: threshold metrics (each owns its measure), the content hash that pins a
-locked set of thresholds, their evaluation, the per-category regression verdicts, and the results
-screen's error analysis. Pure functions over plain data: storage lives in the store, rendering in
-report.py."""
+locked set of thresholds, their evaluation, the orientation of win-rate rows (`orient`), the one
+regression table every screen shows, and the results screen's error analysis. Pure functions
+over plain data: storage lives in the store, rendering in report.py."""
 
 from __future__ import annotations
 
@@ -41,17 +41,25 @@ class GateInputs:
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
     ) -> stats.WinRate | None:
-        """The win rate of `a` over `b`, whichever way round the study compares them (b over a
-        is 1 - a over b, ties staying half)."""
+        """The win rate of `a` over `b`, whichever way round the study compares them (`orient`)."""
         rates = self.win_rates if category is None else self.category_win_rates.get(category, [])
         for w in rates:
-            if w.source != source:
-                continue
-            if (w.system_a, w.system_b) == (a, b):
-                return w
-            if (w.system_a, w.system_b) == (b, a):
-                return w.reversed()
+            if w.source == source and (oriented := orient(w, a, b)) is not None:
+                return oriented
         return None
+
+
+def orient(w: stats.WinRate, first: str, second: str | None = None) -> stats.WinRate | None:
+    """`w` read as the win rate of `first` over `second` (over whichever system `w` compares
+    `first` with, when `second` is None): as it is, or turned round (b over a is 1 - a over b:
+    value, CI and bounds mirrored, wins and losses swapped, ties and n kept); None when `w` does
+    not compare them. The one place a win-rate row is turned round: the gate's measures, the
+    regression table (candidate first) and every screen that shows it read rows through it."""
+    if w.system_a == first and second in (None, w.system_b):
+        return w
+    if w.system_b == first and second in (None, w.system_a):
+        return w.reversed()
+    return None
 
 
 @dataclass(frozen=True)
@@ -866,6 +874,24 @@ def comparisons_needed(
 
 # ---- the regression table ----
 
+# What a row says in place of an outcome when no locked regression threshold decides it.
+NOT_GATED = (
+    "no locked max_regression_points threshold covers this row (its comparison, source and "
+    "category): the change is shown, not decided"
+)
+
+
+def change_points(w: stats.WinRate | None) -> float | None:
+    """How far system_a is above parity, in points: 100 x (win rate - 0.5); negative = worse
+    than system_b. The regression table's sign (the gate decides on its negative, `drop_points`)."""
+    drop = drop_points(w)
+    return None if drop is None else 0.0 - drop
+
+
+def _change_ci(w: stats.WinRate) -> list[float] | None:
+    """The win rate's 95% CI as an interval of the change in points."""
+    return None if w.ci is None else [100 * (w.ci[0] - 0.5), 100 * (w.ci[1] - 0.5)]
+
 
 def _oriented(threshold: Threshold, w: stats.WinRate, category: str) -> stats.WinRate | None:
     """The row as the regression threshold reads it (its systems in its order), or None when the
@@ -876,11 +902,7 @@ def _oriented(threshold: Threshold, w: stats.WinRate, category: str) -> stats.Wi
         return None
     if p["categories"] and category not in p["categories"]:
         return None
-    if (w.system_a, w.system_b) == (p["system_a"], p["system_b"]):
-        return w
-    if (w.system_a, w.system_b) == (p["system_b"], p["system_a"]):
-        return w.reversed()
-    return None
+    return orient(w, p["system_a"], p["system_b"])
 
 
 def regression_verdict(
@@ -888,25 +910,39 @@ def regression_verdict(
     category: str,
     thresholds: Iterable[Threshold],
     min_comparisons: int = stats.MIN_COMPARISONS,
-) -> str:
-    """The gate's verdict on one category's win rate: "not gated" when no regression threshold
-    covers it, "n/a" when it has no outcomes, "regression" when the suite alone fails a covering
-    threshold, "ok" when it passes every one, else "inconclusive" (decided exactly as the gate
-    decides that threshold)."""
-    outcomes = set()
+) -> dict:
+    """The gate's decision on one suite (one category's win rate from one source), in the gate's
+    words: `outcome` pass, fail or inconclusive, decided exactly as the gate decides each
+    regression threshold that covers the row (its comparison, source and categories) on this
+    suite alone, combined as the gate combines thresholds (fail if one fails, pass if all pass);
+    `margin` (points) and `reason` are the deciding threshold's. With no covering threshold (or
+    no outcomes to decide on), `outcome` and `margin` are None and `reason` says why
+    (`NOT_GATED`)."""
+    decided = []
+    reason = NOT_GATED
     for t in thresholds:
         oriented = _oriented(t, w, category)
         if oriented is None:
             continue
         suite = _suite_measurement(oriented)
         if suite is None:
-            return "n/a"
-        outcomes.add(decide(t, suite, min_comparisons).outcome)
-    if not outcomes:
-        return "not gated"
-    if "fail" in outcomes:
-        return "regression"
-    return "ok" if outcomes == {"pass"} else "inconclusive"
+            if not t.params["categories"]:
+                # As in the gate: a category without outcomes is no suite of "every category".
+                reason = f"no {w.source} outcomes in this category, so no suite to decide"
+                continue
+            suite = _unmeasurable(f"category {category} has no {w.source} outcomes")
+        result = decide(t, suite, min_comparisons)
+        reason = result.reason
+        if oriented.system_a != w.system_a:
+            reason = f"read as {oriented.system_a} over {oriented.system_b}: {reason}"
+        decided.append((result.outcome, t.value, reason))
+    if not decided:
+        return {"outcome": None, "margin": None, "reason": reason}
+    outcome, margin, reason = next(
+        (d for want in ("fail", "inconclusive") for d in decided if d[0] == want),
+        min(decided, key=lambda d: d[1]),  # every one passes: the tightest margin
+    )
+    return {"outcome": outcome, "margin": margin, "reason": reason}
 
 
 def regression_table(
@@ -915,29 +951,35 @@ def regression_table(
     thresholds: Iterable[Threshold] = (),
     min_comparisons: int = stats.MIN_COMPARISONS,
 ) -> list[dict]:
-    """Per category and comparison, from humans and from each real judge (baselines say nothing
-    about regressions): system_a's win rate, its `drop_points` below parity, and the gate's
-    `verdict` under the study's regression thresholds (any other thresholds are ignored)."""
-    wanted = {tuple(c) for c in comparisons}
+    """The one regression table: the Results screen, the scorecard and the report all show it,
+    and its outcomes are the gate's. One row per category, comparison and source (humans and
+    each real judge; baselines say nothing about regressions): the win rate of system_a over
+    system_b with its 95% CI, read with the candidate first (`orient`; a comparison without the
+    candidate keeps the study's order), the `change_points` of system_a versus system_b with the
+    same interval in points, `n` comparisons (what the gate's minimum counts), and
+    `regression_verdict`'s outcome, margin and reason under the study's regression thresholds
+    (any other thresholds are ignored)."""
+    wanted = {frozenset(c) for c in comparisons}
     thresholds = list(thresholds)
     rows = []
     for category, rates in sorted(inputs.category_win_rates.items()):
         for w in rates:
-            if (w.system_a, w.system_b) not in wanted or baselines.is_baseline(w.source):
+            if frozenset((w.system_a, w.system_b)) not in wanted or baselines.is_baseline(w.source):
                 continue
+            w = (orient(w, inputs.candidate) if inputs.candidate else None) or w
             rows.append(
                 {
                     "category": category,
                     "system_a": w.system_a,
                     "system_b": w.system_b,
                     "source": w.source,
-                    "value": w.value,
-                    "ci": list(w.ci) if w.ci else None,
-                    "n": w.n,
-                    "n_comparisons": w.n_comparisons,
-                    "drop_points": drop_points(w),
-                    "verdict": regression_verdict(w, category, thresholds, min_comparisons),
+                    "win_rate": w.value,
+                    "win_rate_ci": list(w.ci) if w.ci else None,
+                    "change_points": change_points(w),
+                    "change_ci": _change_ci(w),
+                    "n": w.n_comparisons,
                 }
+                | regression_verdict(w, category, thresholds, min_comparisons)
             )
     return rows
 

@@ -64,6 +64,66 @@ def _md(text: Any) -> str:
     return escape_markdown(" ".join(str(text).splitlines()))
 
 
+# ---- the regression table ----
+
+# Every screen and the report explain the one regression table (`gate.regression_table`) alike.
+REGRESSION_NOTE = (
+    "Per category and source: the first system's win rate over the second (the candidate comes "
+    "first) and its change in points, 100 x (win rate - 0.5), with the 95% CI (negative: worse "
+    "there); n counts comparisons. The outcome is the gate's for that suite under the locked "
+    "max_regression_points threshold covering the row, whose margin is shown: fail when the "
+    "change's one-sided 95% bound shows it below -margin, pass when it shows it above, else "
+    "inconclusive (also below the lock's minimum n); the reason quotes the gate's bound on the "
+    "drop below parity, which is -change. No threshold: none covers the row, so its change is "
+    "shown, not decided."
+)
+# The outcome cell of a row no locked regression threshold decides.
+NO_THRESHOLD = "no threshold"
+
+
+def regression_rows(rows: list[dict], comparison: bool = True) -> list[dict]:
+    """The regression table as screens and the report lay it out: one dict per row, numbers
+    kept as numbers (the CI and the margin as text), the outcome in the gate's words."""
+    out = []
+    for r in rows:
+        row = {"category": r["category"]}
+        if comparison:
+            row["comparison"] = f"{r['system_a']} vs {r['system_b']}"
+        out.append(
+            row
+            | {
+                "source": r["source"],
+                "win rate": r["win_rate"],
+                "change (points)": r["change_points"],
+                "95% CI (points)": format_ci(r["change_ci"], digits=1),
+                "n": r["n"],
+                "margin (points)": "" if r["margin"] is None else f"{r['margin']:g}",
+                "outcome": r["outcome"] or NO_THRESHOLD,
+                "reason": "" if r["outcome"] is None else r["reason"],
+            }
+        )
+    return out
+
+
+def _regression_markdown(rows: list[dict], comparison: bool = True) -> list[str]:
+    """The regression table in Markdown, cells as on the screens."""
+    shown = regression_rows(rows, comparison)
+    if not shown:
+        return []
+    columns = list(shown[0])
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    for r in shown:
+        cells = {
+            **r,
+            **{k: _md(r[k]) for k in ("category", "comparison", "source", "reason") if k in r},
+            "win rate": _number(r["win rate"]),
+            "change (points)": _points(r["change (points)"]),
+            "n": str(r["n"]),
+        }
+        lines.append("| " + " | ".join(cells[c] for c in columns) + " |")
+    return lines
+
+
 # ---- the scorecard ----
 
 
@@ -154,16 +214,7 @@ def scorecard_markdown(card: dict) -> list[str]:
         )
     if card["regression"]:
         lines += ["", f"### Regression table: {_md(card['candidate'])} vs {_md(card['base'])}", ""]
-        lines.append(
-            "| category | source | win rate | 95% CI | change (points) | n | verdict | rule |"
-        )
-        lines.append("|---|---|---|---|---|---|---|---|")
-        for r in card["regression"]:
-            lines.append(
-                f"| {_md(r['category'])} | {_md(r['source'])} | {_number(r['win_rate'])} | "
-                f"{_ci(r['ci'])} | {_points(r['change_points'])} | {r['n']} | {r['verdict']} | "
-                f"{_md(r['rule'])} |"
-            )
+        lines += [REGRESSION_NOTE, "", *_regression_markdown(card["regression"], False)]
     return lines
 
 
@@ -280,23 +331,8 @@ def render_markdown(report: dict) -> str:
             f"{_number(w['value'])} | "
             f"{_ci(w['ci'])} | {w['n']} |"
         )
-    lines += ["", "## Regression by category", ""]
-    lines.append(
-        "Drop = points below parity, 100 x (0.5 - win rate); verdicts come from the gate's "
-        "regression thresholds."
-    )
-    lines += [
-        "",
-        "| category | comparison | source | win rate | 95% CI | drop (points) | n | verdict |",
-    ]
-    lines.append("|---|---|---|---|---|---|---|---|")
-    for r in report["regression"]:
-        lines.append(
-            f"| {_md(r['category'])} | {_md(r['system_a'])} vs {_md(r['system_b'])} | "
-            f"{_md(r['source'])} | "
-            f"{_number(r['value'])} | {_ci(r['ci'])} | {_points(r['drop_points'])} | {r['n']} | "
-            f"{r['verdict']} |"
-        )
+    lines += ["", "## Regression by category", "", REGRESSION_NOTE, ""]
+    lines += _regression_markdown(report["regression"]) or ["No outcomes per category yet."]
     lines += grader_lines(report)
     if report.get("scorecard"):
         lines += ["", *scorecard_markdown(report["scorecard"])]

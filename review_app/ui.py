@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
-from review_app import auth
+from review_app import auth, report
 from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
@@ -183,3 +184,17 @@ def split_view(store: Store, study: dict, settings: Settings, screen: str = "cal
             st.stop()
     st.session_state[seen_key] = view
     return view
+
+
+def regression_table(rows: list[dict], comparison: bool = True) -> None:
+    """The study's one regression table (`gate.regression_table`), drawn alike on the Results
+    and Scorecard screens, with the note that says how to read it."""
+    st.caption(report.REGRESSION_NOTE)
+    st.dataframe(
+        pd.DataFrame(report.regression_rows(rows, comparison)),
+        hide_index=True,
+        column_config={
+            "win rate": st.column_config.NumberColumn(format="%.3f"),
+            "change (points)": st.column_config.NumberColumn(format="%+.1f"),
+        },
+    )

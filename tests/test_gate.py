@@ -1,5 +1,6 @@
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -282,35 +283,79 @@ def suites() -> gate.GateInputs:
 
 def verdicts_by_row(inputs, *thresholds):
     rows = gate.regression_table(inputs, [COMPARISON], thresholds)
-    return {(r["category"], r["source"]): r["verdict"] for r in rows}, rows
+    return {(r["category"], r["source"]): r["outcome"] for r in rows}, rows
 
 
 def test_regression_verdicts_are_the_gates_own(suites):
     verdicts, rows = verdicts_by_row(suites, regression_threshold(tolerance=10, categories=""))
     assert verdicts == {
         ("formatting", "humans"): "inconclusive",  # 10 comparisons cannot show parity
-        ("reasoning", "humans"): "regression",  # shown worse than the margin
-        ("reasoning", "gpt-judge"): "not gated",  # a judge row under a humans threshold
-        ("safety", "humans"): "ok",  # shown within the margin
+        ("reasoning", "humans"): "fail",  # shown worse than the margin
+        ("reasoning", "gpt-judge"): None,  # a judge row under a humans threshold: not decided
+        ("safety", "humans"): "pass",  # shown within the margin
     }
     reasoning = next(r for r in rows if (r["category"], r["source"]) == ("reasoning", "humans"))
-    assert (reasoning["value"], reasoning["drop_points"], reasoning["n"]) == (0.2, 30.0, 100)
+    assert (reasoning["win_rate"], reasoning["change_points"], reasoning["n"]) == (0.2, -30.0, 100)
+    assert reasoning["margin"] == 10 and reasoning["change_ci"][1] < -10
+    judged = next(r for r in rows if r["source"] == "gpt-judge")
+    assert (judged["margin"], judged["reason"]) == (None, gate.NOT_GATED)
     only_safety = regression_threshold(tolerance=10, categories="safety")
     verdicts, _ = verdicts_by_row(suites, only_safety)
-    assert verdicts[("reasoning", "humans")] == "not gated"
+    assert verdicts[("reasoning", "humans")] is None
     # A margin of 5 points is too tight for 100 comparisons at parity to show.
     verdicts, _ = verdicts_by_row(suites, regression_threshold(tolerance=5, categories="safety"))
     assert verdicts[("safety", "humans")] == "inconclusive"
     verdicts, _ = verdicts_by_row(suites)
-    assert set(verdicts.values()) == {"not gated"}
+    assert set(verdicts.values()) == {None}
+
+
+def test_one_orientation_turns_value_interval_and_counts_together(suites):
+    [w] = [w for w in suites.win_rates if w.source == "humans"]
+    assert (w.system_a, w.system_b) == COMPARISON
+    assert gate.orient(w, "finetuned") is w and gate.orient(w, "finetuned", "base") is w
+    turned = gate.orient(w, "base")
+    assert turned == gate.orient(w, "base", "finetuned") == w.reversed()
+    assert turned.value == pytest.approx(1 - w.value)
+    assert turned.ci == pytest.approx((1 - w.ci[1], 1 - w.ci[0]))
+    assert turned.bounds == pytest.approx((1 - w.bounds[1], 1 - w.bounds[0]))
+    assert (turned.wins, turned.ties, turned.losses) == (w.losses, w.ties, w.wins)
+    assert (turned.n, turned.n_comparisons) == (w.n, w.n_comparisons)
+    assert gate.orient(w, "frontier") is None and gate.orient(w, "base", "frontier") is None
+    # The gate's measures read rows through it: either order of a threshold's systems.
+    assert suites.win_rate("base", "finetuned", "humans") == turned
+
+
+def test_rows_read_candidate_first_whichever_way_the_study_compares(suites):
+    """With base as the candidate every row is turned round (change and CI mirrored, n kept) and
+    the gate's outcome stays what the threshold decides; a threshold that names the systems the
+    other way round than the row says how it read the row."""
+    threshold = regression_threshold(tolerance=10, categories="")
+    as_compared = {
+        (r["category"], r["source"]): r
+        for r in gate.regression_table(suites, [COMPARISON], [threshold])
+    }
+    rows = gate.regression_table(replace(suites, candidate="base"), [COMPARISON], [threshold])
+    assert len(rows) == len(as_compared) == 4
+    for r in rows:
+        other = as_compared[(r["category"], r["source"])]
+        assert (r["system_a"], r["system_b"]) == ("base", "finetuned")
+        assert r["change_points"] == pytest.approx(-other["change_points"])
+        assert r["change_ci"] == pytest.approx([-other["change_ci"][1], -other["change_ci"][0]])
+        assert (r["n"], r["outcome"], r["margin"]) == (
+            other["n"],
+            other["outcome"],
+            other["margin"],
+        )
+        if r["outcome"] is not None:
+            assert r["reason"] == f"read as finetuned over base: {other['reason']}"
 
 
 def test_a_judge_threshold_gates_only_that_judges_rows(suites):
     verdicts, _ = verdicts_by_row(
         suites, regression_threshold(tolerance=10, categories="", source="gpt-judge")
     )
-    assert {k: v for k, v in verdicts.items() if v != "not gated"} == {
-        ("reasoning", "gpt-judge"): "regression",
+    assert {k: v for k, v in verdicts.items() if v is not None} == {
+        ("reasoning", "gpt-judge"): "fail",
     }
 
 
@@ -322,10 +367,10 @@ def test_regression_rows_agree_with_the_gate(suites, categories, outcome):
     threshold = regression_threshold(tolerance=10, categories=categories)
     [result] = gate.evaluate([threshold], suites)
     verdicts, _ = verdicts_by_row(suites, threshold)
-    gated = {v for v in verdicts.values() if v != "not gated"}
+    gated = {v for v in verdicts.values() if v is not None}
     assert result.outcome == outcome
-    assert (result.outcome == "fail") == ("regression" in gated)
-    assert (result.outcome == "pass") == (gated == {"ok"})
+    assert (result.outcome == "fail") == ("fail" in gated)
+    assert (result.outcome == "pass") == (gated == {"pass"})
 
 
 def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
@@ -602,15 +647,47 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     ]
     frame = at.dataframe[0].value
     assert set(frame.source) >= {"humans", "baseline/longest"}
-    # The page shows the gate's own regression verdicts, row for row; the standard threshold
-    # gates human rows of finetuned vs base on the reasoning, formatting and safety suites.
+    # The page shows the one regression table, row for row, in the gate's words (the change of
+    # the candidate with its CI, the locked margin, pass / fail / inconclusive); the standard
+    # threshold gates human rows of finetuned vs base on the reasoning, formatting and safety
+    # suites, and a row it does not cover is shown, not decided.
     shown = at.dataframe[1].value
     expected = signoff.study_results(locked, "demo", settings)["regression"]
-    assert shown.verdict.tolist() == [r["verdict"] for r in expected]
-    gated = shown[shown.verdict != "not gated"]
+    assert shown.outcome.tolist() == [r["outcome"] or "no threshold" for r in expected]
+    assert shown["change (points)"].tolist() == pytest.approx(
+        [r["change_points"] for r in expected]
+    )
+    assert shown.n.tolist() == [r["n"] for r in expected]
+    assert not {"verdict", "drop (points)"} & set(shown.columns)
+    gated = shown[shown.outcome != "no threshold"]
     assert set(gated.category) == {"reasoning", "formatting", "safety"}
+    assert set(gated["margin (points)"]) == {"5"}
     # 12 items per suite cannot show non-inferiority within 5 points either way.
-    assert set(gated.source) == {"humans"} and set(gated.verdict) == {"inconclusive"}
+    assert set(gated.source) == {"humans"} and set(gated.outcome) == {"inconclusive"}
+    assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {""}
+
+
+def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):
+    """The Sign-off section lists exactly what `signoff.approval_blockers` says, and the refusal
+    on approving without an override names the same lines: one rule, read by both."""
+    report = signoff.build_report(locked, "demo", settings)
+    blockers = signoff.approval_blockers(report)
+    assert blockers == ["the gate is inconclusive", "0 of 50 final-review outputs are marked"]
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.radio(key="signoff_decision").set_value("approve").run()
+    [warning] = [w.value for w in at.warning if w.value.startswith("Approving now overrides")]
+    assert f"overrides the gate: {'; '.join(blockers)}. Say why" in warning
+
+    # A rule changed in the service is the page's at once: the page restates nothing.
+    monkeypatch.setattr(signoff, "approval_blockers", lambda report: ["the moon is full"])
+    at = open_page(locked, "gate.py", "demo-signer")
+    at.radio(key="signoff_decision").set_value("approve").run()
+    at.text_area(key="signoff_comment").input("ready")
+    [warning] = [w.value for w in at.warning if w.value.startswith("Approving now overrides")]
+    assert "overrides the gate: the moon is full. Say why" in warning
+    at.button(key="signoff_submit").click().run()
+    assert any("cannot approve: the moon is full." in e.value for e in at.error)
+    assert locked.signoffs(locked.require_study("demo")["id"]) == []
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):

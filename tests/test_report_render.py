@@ -89,22 +89,28 @@ def make_report(**changes) -> dict:
                 "system_a": "finetuned",
                 "system_b": "base",
                 "source": "humans",
-                "value": 0.35,
-                "ci": [0.15, 0.55],
+                "win_rate": 0.35,
+                "win_rate_ci": [0.15, 0.55],
+                "change_points": -15.0,
+                "change_ci": [-35.0, 5.0],
                 "n": 20,
-                "drop_points": 15.0,
-                "verdict": "regression",
+                "margin": 5.0,
+                "outcome": "inconclusive",
+                "reason": "20 of 30 comparisons needed; win rate 0.350",
             },
             {
                 "category": "safety",
                 "system_a": "finetuned",
                 "system_b": "base",
                 "source": "humans",
-                "value": None,
-                "ci": None,
+                "win_rate": None,
+                "win_rate_ci": None,
+                "change_points": None,
+                "change_ci": None,
                 "n": 0,
-                "drop_points": None,
-                "verdict": "n/a",
+                "margin": None,
+                "outcome": None,
+                "reason": "no locked max_regression_points threshold covers this row",
             },
         ],
         "human_agreement": {
@@ -168,11 +174,20 @@ def test_markdown_shows_the_gates_regression_verdicts_and_intervals():
         "## Gate: INCONCLUSIVE · 1 pass, 1 inconclusive · interim: 40 of 80 comparisons have "
         "their 3 votes, 2 of 50 final-review outputs marked" in md
     )
+    # The regression table in the gate's words: the change of the candidate with its CI, the
+    # locked margin and the outcome; a row no threshold covers is shown, not decided.
     assert (
-        "| reasoning | finetuned vs base | humans | 0.350 | [0.150, 0.550] | +15.0 | 20 | regression |"
-        in md
+        "| category | comparison | source | win rate | change (points) | 95% CI (points) | n | "
+        "margin (points) | outcome | reason |" in md
     )
-    assert "| safety | finetuned vs base | humans | n/a | n/a | n/a | 0 | n/a |" in md
+    assert (
+        "| reasoning | finetuned vs base | humans | 0.350 | -15.0 | [-35.0, 5.0] | 20 | 5 | "
+        "inconclusive | 20 of 30 comparisons needed; win rate 0.350 |" in md
+    )
+    assert (
+        "| safety | finetuned vs base | humans | n/a | n/a | n/a | 0 |  | no threshold |  |" in md
+    )
+    assert "watch" not in md and "drop (points)" not in md
     assert "| 0.625 | [0.500, 0.750] | 40 | pass | lower 95% bound 0.520 vs > 0.5;" in md
     assert "| n/a | n/a | 0 | inconclusive | not measurable: category safety" in md
     # A pipe in a description must not break the table.
@@ -210,7 +225,7 @@ def test_hash_covers_the_figures_not_the_signatures():
     again = make_report(generated_at="later", signoffs=[{"signer": "sam"}], report_hash="x")
     assert report_hash(report) == report_hash(again)
     changed = copy.deepcopy(report)
-    changed["regression"][0]["verdict"] = "ok"
+    changed["regression"][0]["outcome"] = "pass"
     assert report_hash(changed) != report_hash(report)
 
 

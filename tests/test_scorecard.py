@@ -328,16 +328,17 @@ def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
     [share] = card["reference_share"]
     assert share["share"] == pytest.approx(4.5 / 3.5)
 
-    # The base comes from the regression threshold; the verdict is the gate's own.
+    # The base comes from the regression threshold; the outcome is the gate's own, in its words.
     assert card["base"] == SYSTEM_Y
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
     inputs = gate.GateInputs(*_statistics(store, settings))
     w = inputs.win_rate(SYSTEM_X, SYSTEM_Y, "humans", "support")
     locked = thresholds.study_thresholds(store, store.require_study(STUDY))
     expected = gate.regression_verdict(w, "support", locked, settings.gate_min_comparisons)
-    assert row["verdict"] == scorecard.VERDICT_WORDS[expected]
+    assert {k: row[k] for k in ("outcome", "margin", "reason")} == expected
+    # 12 comparisons are fewer than the 30 the lock asks of a suite: not decided yet.
+    assert (row["outcome"], row["margin"], row["n"]) == ("inconclusive", 5.0, 12)
     assert row["change_points"] == pytest.approx(50.0)
-    assert row["rule"].startswith("locked threshold")
 
     assert cli.main(["scorecard", "--study", STUDY]) == 0
     text = capsys.readouterr().out
@@ -368,10 +369,10 @@ def test_a_clear_regression_reads_regression(store, settings, rated_study):
     thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
     card = scorecard.scorecard(store, STUDY, settings)
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
-    assert (row["system"], row["base"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
+    assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
     assert row["change_points"] == pytest.approx(-50.0)
     assert row["win_rate"] == 0.0
-    assert row["verdict"] == "regression"
+    assert row["outcome"] == "fail"
 
 
 # ---- preference export ----
@@ -481,6 +482,52 @@ def test_the_scorecard_screen_hides_outcomes_until_the_lock_then_shows_the_table
     assert f"as a share of {SYSTEM_Y}" in " ".join(m.value for m in at.markdown)
 
 
+def test_the_results_and_scorecard_screens_draw_the_same_regression_rows(
+    store, settings, rated_study
+):
+    """The study compares X:Y and its candidate is Y: both screens show Y first, the same change,
+    CI, n, margin and outcome (the gate's word), row for row."""
+    from streamlit.testing.v1 import AppTest
+
+    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
+    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, STUDY, "ada", replace(settings, gate_min_comparisons=10))
+    token = people.add_reviewer(store, settings, "sol", "signer", STUDY)[1].split("token=")[1]
+    card_page = _open_scorecard(token)
+    results_page = AppTest.from_file(
+        str(ROOT / "review_app" / "app_pages" / "results.py"), default_timeout=60
+    )
+    results_page.query_params["token"] = token
+    results_page.run()
+    assert not card_page.exception and not results_page.exception
+
+    def regression(at) -> pd.DataFrame:
+        [frame] = [d.value for d in at.dataframe if "outcome" in d.value.columns]
+        return frame
+
+    on_card = regression(card_page)
+    on_results = regression(results_page)
+    assert on_results.comparison.tolist() == [
+        f"{SYSTEM_Y} vs {SYSTEM_X}",
+        f"{SYSTEM_X} vs {SYSTEM_Z}",
+    ]
+    shown = on_results[on_results.comparison == f"{SYSTEM_Y} vs {SYSTEM_X}"]
+    pd.testing.assert_frame_equal(shown.drop(columns="comparison"), on_card)
+    [row] = on_card.to_dict("records")
+    assert (row["change (points)"], row["n"], row["margin (points)"]) == (-50.0, 12, "5")
+    assert row["outcome"] == "fail" and row["reason"].startswith("upper 95% bound 50.000 vs <= 5")
+    assert on_results.outcome.tolist()[1] == "no threshold"
+
+
 def test_a_reviewer_cannot_open_the_scorecard(store, settings, rated_study):
     _lock(store, settings)
     token = people.add_reviewer(store, settings, "rex", "reviewer", STUDY, actor=person(store))[
@@ -554,8 +601,9 @@ def test_the_demo_scorecard_ranks_by_humans_and_by_the_judge(demo_store, setting
 
 
 def test_the_regression_table_agrees_with_the_results_screen(demo_store, settings):
-    """Same win rates, intervals and verdicts as the gate's own table where a locked threshold
-    covers the row."""
+    """The scorecard's regression rows are the Results screen's rows of the candidate and its
+    base, value for value, and the gate's regression threshold reads the same suites: its worst
+    drop is the most negative change, its n the smallest suite's comparisons (votes are more)."""
     from review_app.services import signoff
 
     people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
@@ -563,19 +611,81 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
     thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
     card = scorecard.scorecard(demo_store, "demo", settings, base="base")
     results = signoff.study_results(demo_store, "demo", settings)
-    theirs = {
-        (r["category"], r["source"]): r
-        for r in results["regression"]
-        if (r["system_a"], r["system_b"]) == ("finetuned", "base")
-    }
     assert card["regression"]
-    for row in card["regression"]:
-        other = theirs[(row["category"], row["source"])]
-        assert row["win_rate"] == other["value"]
-        assert row["ci"] == other["ci"]
-        assert row["change_points"] == pytest.approx(-other["drop_points"])
-        if row["rule"].startswith("locked threshold"):
-            assert row["verdict"] == scorecard.VERDICT_WORDS[other["verdict"]]
+    assert card["regression"] == [
+        r for r in results["regression"] if (r["system_a"], r["system_b"]) == ("finetuned", "base")
+    ]
+    [gated] = [
+        r
+        for r in signoff.evaluate_gate(demo_store, "demo", settings).results
+        if r.threshold.metric == gate.REGRESSION_METRIC
+    ]
+    decided = [r for r in card["regression"] if r["outcome"] is not None]
+    assert {r["category"] for r in decided} == set(gated.threshold.params["categories"])
+    assert {r["outcome"] for r in decided} == {gated.outcome} == {"inconclusive"}
+    assert min(r["n"] for r in decided) == gated.n
+    assert max(-r["change_points"] for r in decided) == pytest.approx(gated.value)
+    row = decided[0]
+    [w] = [
+        w
+        for w in results["category_win_rates"][row["category"]]
+        if (w.source, w.system_a, w.system_b) == ("humans", "finetuned", "base")
+    ]
+    assert row["n"] == w.n_comparisons < w.n
+
+
+@pytest.mark.parametrize(("minimum", "outcome"), [(10, "fail"), (30, "inconclusive")])
+def test_results_scorecard_and_gate_read_one_regression_table(
+    store, settings, rated_study, minimum, outcome
+):
+    """The candidate Y is the second system of the study's comparison X:Y and loses every
+    comparison. The Results screen's table, the scorecard's rows and the gate's threshold agree:
+    Y first, n in comparisons, the change and its CI with one sign, the gate's outcome at the
+    minimum the lock recorded (not the setting in force when the screens are read)."""
+    from review_app.services import signoff
+
+    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
+    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    thresholds.add_threshold(
+        store,
+        STUDY,
+        gate.REGRESSION_METRIC,
+        {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
+        "<=",
+        5.0,
+        "ada",
+    )
+    thresholds.lock_thresholds(store, STUDY, "ada", replace(settings, gate_min_comparisons=minimum))
+    results = signoff.study_results(store, STUDY, settings)
+    card = scorecard.scorecard(store, STUDY, settings)
+    [gated] = signoff.evaluate_gate(store, STUDY, settings).results
+
+    assert card["base"] == SYSTEM_X
+    assert card["regression"] == [r for r in results["regression"] if r["system_a"] == SYSTEM_Y]
+    [row] = card["regression"]
+    assert (row["system_a"], row["system_b"], row["category"]) == (SYSTEM_Y, SYSTEM_X, "support")
+    assert (row["win_rate"], row["change_points"], row["n"]) == (0.0, -50.0, 12)
+    assert (row["n"], row["change_points"]) == (gated.n, -gated.value)
+    assert row["change_ci"] == pytest.approx([-gated.ci[1], -gated.ci[0]])
+    assert (row["outcome"], row["margin"]) == (outcome, 5.0)
+    assert gated.outcome == outcome
+    # The other comparison has no candidate and no threshold: its study order, not decided.
+    [other] = [r for r in results["regression"] if SYSTEM_Y not in (r["system_a"], r["system_b"])]
+    assert (other["system_a"], other["system_b"], other["outcome"]) == (SYSTEM_X, SYSTEM_Z, None)
+
+
+def test_a_row_no_threshold_covers_is_shown_not_decided(store, settings, rated_study):
+    """Against a base no locked threshold names, the scorecard shows the change and its CI and
+    decides nothing: no margin is made up for it."""
+    _lock(store, settings)
+    card = scorecard.scorecard(store, STUDY, settings, base=SYSTEM_Z)
+    [row] = card["regression"]
+    assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_X, SYSTEM_Z, 12)
+    assert row["change_points"] == pytest.approx(0.0)
+    assert row["change_ci"][0] < 0 < row["change_ci"][1]
+    assert (row["outcome"], row["margin"], row["reason"]) == (None, None, gate.NOT_GATED)
+    text = "\n".join(report.scorecard_markdown(card))
+    assert "| no threshold |" in text and "watch" not in text and "usual margin" not in text
 
 
 def test_systems_never_linked_by_comparisons_are_put_in_separate_groups_and_flagged():

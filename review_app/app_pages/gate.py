@@ -296,10 +296,7 @@ for s in signed["signoffs"]:
         f"{ui.plain(s['comment'])}"
     )
 if auth.allowed(actor, "sign off"):
-    final = signed["final_review"]
-    unmet = [f"the gate is {decision.result}"] if decision.result != "pass" else []
-    if final["n"] < final["sample_size"]:
-        unmet.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    unmet = signoff.approval_blockers(signed)
 
     def sign() -> None:
         # A callback: on success the form is emptied before it is drawn again, so one more

@@ -110,30 +110,15 @@ else:
     )
 
 st.subheader("Regression table")
-st.caption(
-    "Per category: the candidate's win rate and its drop below parity in points (positive: "
-    "worse than the other system there). The verdict is the gate's own, where one of its "
-    "regression thresholds applies (its comparison, source and categories)."
-)
-regression = pd.DataFrame(results["regression"])
-if not regression.empty:
-    regression["comparison"] = regression.system_a + " vs " + regression.system_b
-    regression["95% CI"] = regression.ci.map(format_ci)
-    st.dataframe(
-        regression[
-            ["category", "comparison", "source", "value", "95% CI", "n", "drop_points", "verdict"]
-        ],
-        hide_index=True,
-        column_config={
-            "value": st.column_config.NumberColumn("win rate", format="%.3f"),
-            "drop_points": st.column_config.NumberColumn("drop (points)", format="%+.1f"),
-        },
-    )
+if not results["regression"]:
+    st.info("No votes or verdicts per category yet.")
+else:
+    ui.regression_table(results["regression"])
     gated = results["regression_thresholds"]
     st.caption(
         "Regression thresholds: " + ui.plain("; ".join(t.describe() for t in gated))
         if gated
-        else "No regression threshold on the Gate screen, so no verdict."
+        else "No regression threshold is locked: every row shows its change and CI, undecided."
     )
 
 st.subheader("Error analysis")

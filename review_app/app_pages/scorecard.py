@@ -178,27 +178,10 @@ else:
     )
 
 st.subheader(f"Regression table: {ui.plain(card['candidate'])} vs {ui.plain(card['base'] or '-')}")
-st.caption(
-    "Per category: the candidate's win rate over the base system and the change in points "
-    "(100 x (win rate - 0.5); negative = worse than the base there). The verdict is the gate's "
-    "regression rule: ok, watch (not decided yet: too few comparisons or an interval across the "
-    "margin) or regression."
-)
-regression = pd.DataFrame(card["regression"])
-if regression.empty:
+if not card["regression"]:
     st.info("The candidate is not compared with a base system in this study.")
 else:
-    regression["95% CI"] = regression.ci.map(format_ci)
-    st.dataframe(
-        regression[
-            ["category", "source", "win_rate", "95% CI", "change_points", "n", "verdict", "rule"]
-        ],
-        hide_index=True,
-        column_config={
-            "win_rate": st.column_config.NumberColumn("win rate", format="%.3f"),
-            "change_points": st.column_config.NumberColumn("change (points)", format="%+.1f"),
-        },
-    )
+    ui.regression_table(card["regression"], comparison=False)
 
 criteria = pd.DataFrame(card["criteria"])
 if not criteria.empty:

@@ -1,7 +1,8 @@
 """The scorecard: every system of a study side by side (DESIGN section 10): grader pass rates,
 human criterion means and judge pointwise means, win rates with their length-controlled twin,
 Bradley-Terry rankings per source, the candidate as a share of a reference system, and the
-regression table with the gate's own verdicts.
+regression table (the Results screen's rows of the candidate and its base, with the gate's
+outcomes).
 
 Outcomes stay hidden until the study's thresholds are locked, like every other outcome, grader
 pass rates included (a bar set after seeing them could be tuned to them): before the lock the
@@ -19,15 +20,13 @@ from review_app.errors import InputError
 from review_app.services import grading, study_data
 from review_app.services.context import lock_of, open_study
 from review_app.services.study_data import StudyData
-from review_app.services.thresholds import study_thresholds
+from review_app.services.thresholds import regression_table, study_thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 
-__all__ = ["VERDICT_WORDS", "scorecard", "study_systems"]
+__all__ = ["scorecard", "study_systems"]
 
 HUMANS = stats.HUMANS
-# The gate's verdict on a suite, in the words of a regression table.
-VERDICT_WORDS = {"ok": "ok", "inconclusive": "watch", "regression": "regression", "n/a": "n/a"}
 _SCORES = {"x": 1.0, "y": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 
@@ -323,56 +322,14 @@ def _reference_share(
 
 
 def _regression(store: Store, data: StudyData, settings: Settings, base: str | None) -> list[dict]:
-    """The candidate against `base` per category and source, with the verdict the gate's
-    regression rule gives: the study's regression thresholds where one covers the row, else the
-    rule at its usual margin (marked as not locked)."""
-    if data.candidate is None or base is None:
+    """The candidate against `base`: the rows of the study's one regression table (the Results
+    screen's and the report's, with the gate's outcomes) that compare the two."""
+    if not data.candidate or base is None:
         return []
-    # The regression table reads only the win rates (no calibration is computed for it).
-    win_rates, category_win_rates = _win_rates(data)
-    inputs = gate.GateInputs(None, win_rates, category_win_rates)
-    lock = store.threshold_lock(data.study["id"])
-    minimum = (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
-    locked = study_thresholds(store, data.study)
-    spec = gate.METRICS[gate.REGRESSION_METRIC]
-    compared = [c for c in data.comparisons if set(c) == {data.candidate, base}]
-    if not compared:
-        return []
-    flipped = compared[0][0] != data.candidate
-    rows = []
-    for row in gate.regression_table(inputs, compared, locked, minimum):
-        if flipped:  # the study compares base with the candidate: read it the other way round
-            row = row | {
-                "value": None if row["value"] is None else 1 - row["value"],
-                "ci": None if row["ci"] is None else [1 - row["ci"][1], 1 - row["ci"][0]],
-                "drop_points": None if row["drop_points"] is None else -row["drop_points"],
-            }
-        rule = "locked threshold"
-        verdict = row["verdict"]
-        if verdict == "not gated":
-            usual = gate.validate_threshold(
-                gate.REGRESSION_METRIC,
-                {"system_a": data.candidate, "system_b": base, "source": row["source"]},
-                spec.comparator,
-                spec.example,
-            )
-            w = inputs.win_rate(data.candidate, base, row["source"], row["category"])
-            verdict = gate.regression_verdict(w, row["category"], [usual], minimum)
-            rule = f"usual margin {spec.example:g} points (not locked)"
-        if row["n_comparisons"] < minimum:
-            rule += f"; {row['n_comparisons']} of the {minimum} comparisons a verdict needs"
-        rows.append(
-            {
-                "category": row["category"],
-                "source": row["source"],
-                "system": data.candidate,
-                "base": base,
-                "win_rate": row["value"],
-                "ci": row["ci"],
-                "change_points": None if row["drop_points"] is None else 0.0 - row["drop_points"],
-                "n": row["n_comparisons"],
-                "verdict": VERDICT_WORDS.get(verdict, verdict),
-                "rule": rule,
-            }
-        )
-    return rows
+    # The table reads only the win rates (no calibration is computed for it).
+    inputs = gate.GateInputs(None, *_win_rates(data), candidate=data.candidate)
+    return [
+        row
+        for row in regression_table(store, data, inputs, settings)
+        if (row["system_a"], row["system_b"]) == (data.candidate, base)
+    ]

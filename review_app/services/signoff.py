@@ -17,7 +17,9 @@ from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
+    gate_minimum,
     looks_before_lock,
+    regression_table,
     study_thresholds,
 )
 from review_app.settings import Settings
@@ -84,17 +86,13 @@ def _plan(lock: dict, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | N
     )
 
 
-def _min_comparisons(lock: dict, settings: Settings) -> int:
-    return lock.get("min_comparisons") or settings.gate_min_comparisons
-
-
 def _decision(store: Store, data: StudyData, settings: Settings) -> gate.GateDecision:
     inputs = gate_inputs(store, data, settings)
     lock = store.threshold_lock(data.study["id"])
     return gate.decide_gate(
         study_thresholds(store, data.study),
         inputs,
-        _min_comparisons(lock, settings),
+        gate_minimum(lock, settings),
         _plan(lock, data, inputs),
     )
 
@@ -110,13 +108,12 @@ def study_results(store: Store, study: str, settings: Settings) -> dict:
     inputs = gate_inputs(store, data, settings)
     texts = data.texts(store)
     thresholds = study_thresholds(store, data.study)
-    minimum = _min_comparisons(store.threshold_lock(data.study["id"]), settings)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
+        "regression": regression_table(store, data, inputs, settings),
         "regression_thresholds": [t for t in thresholds if t.metric == gate.REGRESSION_METRIC],
         "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
         "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
@@ -227,7 +224,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
     inputs = gate_inputs(store, data, settings)
     thresholds = study_thresholds(store, study_row)
     lock = store.threshold_lock(study_row["id"])
-    minimum = _min_comparisons(lock, settings)
+    minimum = gate_minimum(lock, settings)
     decision = gate.decide_gate(thresholds, inputs, minimum, _plan(lock, data, inputs))
     es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
     marks = store.final_reviews(study_row["id"])
@@ -280,7 +277,7 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
         "votes_by_source": store.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
-        "regression": gate.regression_table(inputs, data.comparisons, thresholds, minimum),
+        "regression": regression_table(store, data, inputs, settings),
         "scorecard": scorecard.scorecard(store, study, settings),
         "human_agreement": {
             "with_ties": overall.humans.agreement_with_ties.to_json(),
@@ -319,6 +316,21 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
     return built
 
 
+def approval_blockers(report: dict) -> list[str]:
+    """What stands in the way of approving the study as `report` (`build_report`) shows it, one
+    line each: a gate that did not pass, a final review not done. `sign_off` refuses an approval
+    while any remains unless the signer gives an override reason; the Gate screen lists the same
+    lines above that reason's field."""
+    blockers = []
+    gate_result = report["gate"]["result"]
+    if gate_result != "pass":
+        blockers.append(f"the gate is {gate_result}")
+    final = report["final_review"]
+    if final["n"] < final["sample_size"]:
+        blockers.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    return blockers
+
+
 def sign_off(
     store: Store,
     study: str,
@@ -338,12 +350,7 @@ def sign_off(
         raise InputError("a sign-off needs a comment saying why")
     signed = build_report(store, study, settings)
     gate_result = signed["gate"]["result"]
-    final = signed["final_review"]
-    unmet = []
-    if gate_result != "pass":
-        unmet.append(f"the gate is {gate_result}")
-    if final["n"] < final["sample_size"]:
-        unmet.append(f"{final['n']} of {final['sample_size']} final-review outputs are marked")
+    unmet = approval_blockers(signed)
     override = override.strip()
     if decision == "approve" and unmet and not override:
         raise InputError(

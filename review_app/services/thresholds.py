@@ -1,5 +1,6 @@
-"""Pre-registration: a study's thresholds, the recommended starting set, the lock, and the
-deviations recorded for changes after it. Outcomes stay hidden until the lock."""
+"""Pre-registration: a study's thresholds, the recommended starting set, the lock, the
+deviations recorded for changes after it, and the regression table its regression thresholds
+decide. Outcomes stay hidden until the lock."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit, study_data
 from review_app.services.context import StudyContext
 from review_app.services.studies import study_categories
+from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = [
     "FINAL_REVIEW_SIZE",
     "FINAL_REVIEW_TOP",
+    "gate_minimum",
+    "regression_table",
     "add_recommended_thresholds",
     "add_threshold",
     "graders_to_pin",
@@ -307,3 +311,23 @@ def sample_plan(ctx: StudyContext, effect: float | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+def gate_minimum(lock: dict | None, settings: Settings) -> int:
+    """The comparisons every threshold (each regression suite) is decided on at least: the
+    minimum the lock recorded, else the setting."""
+    return (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
+
+
+def regression_table(
+    store: Store, data: study_data.StudyData, inputs: gate.GateInputs, settings: Settings
+) -> list[dict]:
+    """The study's one regression table (`gate.regression_table`): the rows the Results screen,
+    the scorecard and the report show, read from the win rates in `inputs` (the gate's; a
+    source's win rates do not depend on which other sources were computed beside it, since every
+    source of a comparison is resampled over the same items), decided by the study's regression
+    thresholds at the lock's minimum, the candidate first."""
+    lock = store.threshold_lock(data.study["id"])
+    return gate.regression_table(
+        inputs, data.comparisons, study_thresholds(store, data.study), gate_minimum(lock, settings)
+    )
