@@ -78,7 +78,7 @@ def test_a_lock_taken_after_the_context_was_resolved_still_counts(demo_store, se
     with pytest.raises(InputError, match="give a reason"):
         with demo_store.transaction():
             stale.lock.change(stale.actor, "", "probe", "a", "b")
-    with pytest.raises(Conflict, match="locked: the lock can no longer change"):
+    with pytest.raises(Conflict, match="already locked: the lock can no longer change"):
         thresholds.lock_thresholds(stale)
 
 

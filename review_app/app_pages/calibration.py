@@ -31,7 +31,7 @@ split = rubric_iteration.split_summary(store, study["name"])
 view = ui.split_view(store, study, settings) if split is not None else "all"
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
-    report = calibration.calibration_report(store, study["name"], settings, view, looked_by="")
+    report = calibration.calibration_report(store, study["name"], settings, view, looked_by=None)
 overall = report.calibration.overall
 humans = overall.humans
 shown = {"dev": "Dev comparisons only. ", "test": "Test comparisons only. ", "all": ""}[view]

@@ -55,8 +55,8 @@ class Lock:
         """Conflict once locked: for what the lock pins outright (the candidate, the lock)."""
         if self._current() is not None:
             raise Conflict(
-                f"the thresholds of study {self._study['name']!r} are locked: {what} can no "
-                "longer change"
+                f"the thresholds of study {self._study['name']!r} are already locked: {what} "
+                "can no longer change"
             )
 
     def require_reason(self, reason: str, what: str) -> None:

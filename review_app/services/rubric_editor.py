@@ -15,7 +15,7 @@ from judge.runner import build_calls, render_call
 from review_app import auth
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError
-from review_app.services import judging
+from review_app.services import audit, judging
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -100,4 +100,13 @@ def save_rubric_version(store: Store, settings: Settings, text: str, actor: Acto
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     with store.transaction():
         store.ensure_rubric(rubric.name, rubric.version, rubric.content_hash, text)
+        audit.record(
+            store,
+            actor.name,
+            "rubric version saved",
+            rubric=rubric.name,
+            version=str(rubric.version),
+            content_hash=rubric.content_hash,
+            file=path.name,
+        )
     return path
