@@ -660,13 +660,6 @@ def test_app_showing_test_on_the_disagreements_screen_is_a_look_by_the_admin(dem
     assert log.new() == [("ada", "looked at test")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the Calibration page computes its report with looked_by='' (a name, from before "
-    "Actors): on test or all, calibration_report passes '' to record_test_look, whose "
-    "auth.require raises TypeError, so the page crashes after the look was recorded",
-)
 def test_app_showing_test_on_the_calibration_screen_is_a_look_by_the_admin(demo_store, ada):
     """On a split study, switching the Calibration screen to test is one look at test, recorded
     as the signed-in admin, and the screen then shows the test comparisons."""
@@ -680,12 +673,6 @@ def test_app_showing_test_on_the_calibration_screen_is_a_look_by_the_admin(demo_
     assert not at.exception, at.exception
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rubric_editor.save_rubric_version checks the 'save a rubric' permission but writes "
-    "no audit entry (the rubrics row has no author either): who saved a rubric version is not "
-    "recorded anywhere",
-)
 def test_app_saving_a_rubric_version_is_recorded_as_the_admin(
     demo_store, ada, tmp_path, monkeypatch
 ):
