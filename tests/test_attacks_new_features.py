@@ -13,7 +13,7 @@ from review_app import cli, graders
 from review_app.errors import InputError
 from review_app.services import audit, calibration, juries, people, rubric_iteration, thresholds
 from review_app.settings import Settings
-from tests.acting import acting, person
+from tests.acting import acting, person, reading
 from tests.conftest import write
 
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
@@ -393,7 +393,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
 
     monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
     study_id = demo_store.require_study("demo")["id"]
-    pinned = grading.grader_summary(demo_store, "demo")
+    pinned = grading.grader_summary(reading(demo_store, "demo"))
     # The same grader name with a laxer check: every output now "passes" no-code-fences.
     laxer = grading.DEMO_GRADER.read_text(encoding="utf-8").replace('text: "```"', 'text: "@@@"')
     path = write(tmp_path / "demo-format.yaml", laxer)
@@ -411,7 +411,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
     (deviation,) = demo_store.deviations(study_id)
     assert "demo-format" in deviation["after"] and deviation["reason"] == "fences are fine"
     # What counts is still the version the lock pinned.
-    assert grading.grader_summary(demo_store, "demo") == pinned
+    assert grading.grader_summary(reading(demo_store, "demo")) == pinned
     assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
     assert "fences are fine" in capsys.readouterr().out
     assert audit.verify(demo_store, "demo", settings) == []
@@ -537,7 +537,7 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, se
         0.5,
     )
     _lock_demo(demo_store, settings, recommended=False)
-    summary = grading.grader_summary(demo_store, "demo")
+    summary = grading.grader_summary(reading(demo_store, "demo"))
     json.dumps(summary, allow_nan=False)
     checks = {(g["grader"], g["check"]) for g in summary["graders"]}
     assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks

@@ -413,9 +413,9 @@ def test_lock_needs_thresholds_and_happens_once(demo_store):
 def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings):
     first = thresholds.list_thresholds(reading(locked, "demo"))[0]
     before = locked.table_counts()
-    with pytest.raises(InputError, match="needs a reason"):
+    with pytest.raises(InputError, match="give a reason"):
         thresholds.update_threshold(acting(locked, "demo", "demo-admin"), first["id"], ">=", 0.55)
-    with pytest.raises(InputError, match="needs a reason"):
+    with pytest.raises(InputError, match="give a reason"):
         thresholds.remove_threshold(acting(locked, "demo", "demo-admin"), first["id"])
     assert locked.table_counts() == before
     thresholds.update_threshold(

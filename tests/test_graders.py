@@ -16,7 +16,7 @@ from review_app import gate, graders, report, stats
 from review_app.errors import InputError, OutcomesHidden
 from review_app.services import data, grading, signoff, studies, thresholds
 from review_app.services.demo import DEMO_STUDY
-from tests.acting import acting, person
+from tests.acting import acting, person, reading
 from tests.conftest import write
 from tests.test_decisions import NO_CALIBRATION
 
@@ -124,7 +124,7 @@ def test_hand_computed_pass_rates(store, corpus):
         n for *_, n in EXPECTED.values()
     )
     lock(store)
-    summary = grading.grader_summary(store, "s")
+    summary = grading.grader_summary(reading(store, "s"))
     overall = {(r["check"], r["system"]): r for r in summary["graders"] if r["category"] is None}
     for check, (base, tuned, n) in EXPECTED.items():
         for system, passed in (("base", base), ("tuned", tuned)):
@@ -145,7 +145,7 @@ def test_hand_computed_pass_rates(store, corpus):
 def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
     grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
-    scores = {r["system"]: r for r in grading.grader_summary(store, "s")["choice"]}
+    scores = {r["system"]: r for r in grading.grader_summary(reading(store, "s"))["choice"]}
     # tuned: yes (P 1/2, R 1) F1 2/3; no (P 1, R 1/2) F1 2/3; maybe F1 0 -> 4/9.
     # base: yes F1 0; no (P 1, R 1/2) F1 2/3; maybe F1 1 -> 5/9.
     assert scores["tuned"]["macro_f1"] == pytest.approx(4 / 9)
@@ -162,7 +162,7 @@ def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
 def test_pass_rates_stay_hidden_until_the_lock(store, corpus):
     grading.grade(acting(store, "s", "admin"), corpus)
     with pytest.raises(OutcomesHidden):
-        grading.grader_summary(store, "s")
+        grading.grader_summary(reading(store, "s"))
 
 
 def test_the_content_hash_ignores_comments_and_layout_but_not_content():
@@ -266,7 +266,7 @@ def test_grading_again_adds_nothing_and_a_new_version_gets_its_own_rows(store, c
     assert [v["content_hash"] for v in versions] == [first.content_hash, second.content_hash]
     # The latest version is in force before the lock, and the lock pins it.
     lock(store)
-    summary = grading.grader_summary(store, "s")
+    summary = grading.grader_summary(reading(store, "s"))
     assert summary["versions"] == [
         {"name": "corpus", "content_hash": second.content_hash, "pinned": True, "n_results": 90}
     ]
@@ -303,7 +303,7 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
     assert deviation["reason"] == "the limit was a typo"
     assert first.content_hash[:12] in deviation["before"]
     # The gate and the summary keep reading the pinned version; the report shows the deviation.
-    summary = grading.grader_summary(store, "s")
+    summary = grading.grader_summary(reading(store, "s"))
     assert [v["content_hash"] for v in summary["versions"]] == [first.content_hash]
     built = signoff.build_report(store, "s", settings)
     text = report.render_markdown(built | {"signoffs": []})
@@ -457,7 +457,7 @@ def test_the_demo_grades_its_outputs_and_shows_invalid_base_json(demo_store, set
     (version,) = demo_store.study_graders(study["id"])
     assert version["name"] == "demo-format"
     lock(demo_store, DEMO_STUDY, params={"check": "json-valid"})
-    rows = grading.grader_summary(demo_store, DEMO_STUDY)["graders"]
+    rows = grading.grader_summary(reading(demo_store, DEMO_STUDY))["graders"]
     valid = {r["system"]: (r["passed"], r["n"]) for r in rows if r["check"] == "json-valid"}
     assert valid == {"base": (0, 2), "finetuned": (2, 2), "frontier": (1, 2)}
 

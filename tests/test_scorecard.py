@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from review_app import cli, gate, ranking, report
 from review_app.services import data, grading, people, review, scorecard, studies, thresholds
-from tests.acting import acting, person
+from tests.acting import acting, person, reading
 from tests.conftest import ROOT, write
 from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
 
@@ -253,7 +253,6 @@ def rated_study(store, settings, tmp_path):
 
 
 def _lock(store, settings, study=STUDY, **params):
-    people.add_reviewer(store, settings, "ada", "admin", study, actor=person(store))
     thresholds.add_threshold(
         acting(store, study, "ada"),
         gate.REGRESSION_METRIC,
@@ -293,7 +292,7 @@ def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study,
     # Once locked, the scorecard carries the grader's pass rates, as the grader summary has them.
     _lock(store, settings)
     card = scorecard.scorecard(store, STUDY, settings)
-    expected = grading.grader_summary(store, STUDY)["graders"]
+    expected = grading.grader_summary(reading(store, STUDY))["graders"]
     assert card["graders"] == expected and {g["system"] for g in expected} == set(card["systems"])
     text = "\n".join(report.scorecard_markdown(card))
     assert "| short (% passed) | graders |" in text
@@ -489,19 +488,21 @@ def test_the_results_and_scorecard_screens_draw_the_same_regression_rows(
     CI, n, margin and outcome (the gate's word), row for row."""
     from streamlit.testing.v1 import AppTest
 
-    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
-    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    studies.set_candidate(acting(store, STUDY, "test"), SYSTEM_Y)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
-        store,
-        STUDY,
+        acting(store, STUDY, "ada"),
         gate.REGRESSION_METRIC,
         {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
         "<=",
         5.0,
-        "ada",
     )
-    thresholds.lock_thresholds(store, STUDY, "ada", replace(settings, gate_min_comparisons=10))
-    token = people.add_reviewer(store, settings, "sol", "signer", STUDY)[1].split("token=")[1]
+    thresholds.lock_thresholds(
+        acting(store, STUDY, "ada", settings=replace(settings, gate_min_comparisons=10))
+    )
+    token = people.add_reviewer(store, settings, "sol", "signer", STUDY, actor=person(store))[
+        1
+    ].split("token=")[1]
     card_page = _open_scorecard(token)
     results_page = AppTest.from_file(
         str(ROOT / "review_app" / "app_pages" / "results.py"), default_timeout=60
@@ -644,18 +645,18 @@ def test_results_scorecard_and_gate_read_one_regression_table(
     minimum the lock recorded (not the setting in force when the screens are read)."""
     from review_app.services import signoff
 
-    studies.set_candidate(store, STUDY, SYSTEM_Y, by="test")
-    people.add_reviewer(store, settings, "ada", "admin", STUDY)
+    studies.set_candidate(acting(store, STUDY, "test"), SYSTEM_Y)
+    people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
-        store,
-        STUDY,
+        acting(store, STUDY, "ada"),
         gate.REGRESSION_METRIC,
         {"system_a": SYSTEM_Y, "system_b": SYSTEM_X, "source": "humans"},
         "<=",
         5.0,
-        "ada",
     )
-    thresholds.lock_thresholds(store, STUDY, "ada", replace(settings, gate_min_comparisons=minimum))
+    thresholds.lock_thresholds(
+        acting(store, STUDY, "ada", settings=replace(settings, gate_min_comparisons=minimum))
+    )
     results = signoff.study_results(store, STUDY, settings)
     card = scorecard.scorecard(store, STUDY, settings)
     [gated] = signoff.evaluate_gate(store, STUDY, settings).results
