@@ -105,7 +105,7 @@ BAD_GRADERS = {
 
 @pytest.mark.parametrize("file_name", sorted(BAD_GRADERS))
 def test_a_bad_grader_file_is_one_clear_line_and_changes_nothing(
-    demo_store, tmp_path, capsys, file_name
+    demo_store, tmp_path, capsys, file_name, cli_admin
 ):
     text, line, field = BAD_GRADERS[file_name]
     path = write(tmp_path / file_name, text)
@@ -205,7 +205,7 @@ def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings
 
 
 def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
-    demo_store, settings, capsys, monkeypatch
+    demo_store, settings, capsys, monkeypatch, cli_admin
 ):
     # A threshold may name a jury before it exists; after the lock its members could be picked
     # to fit the results.
@@ -238,7 +238,7 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
     assert audit.verify(demo_store, "demo", settings) == []
 
 
-def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys):
+def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys, cli_admin):
     first = rubric_iteration.make_split(acting(demo_store, "demo", "ada", settings=settings), 0.3)
     before = demo_store.split_parts(demo_store.require_study("demo")["id"])
     _lock_demo(demo_store, settings)
@@ -250,7 +250,7 @@ def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, cap
 
 
 @pytest.mark.parametrize("share", ["0", "1", "1.5", "-0.2"])
-def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share):
+def test_a_split_share_outside_zero_and_one_is_refused(demo_store, capsys, share, cli_admin):
     assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
     err = capsys.readouterr().err
     assert "test share" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -417,7 +417,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
     assert audit.verify(demo_store, "demo", settings) == []
 
 
-def test_grade_prints_no_pass_rate_before_the_lock(demo_store, tmp_path, capsys):
+def test_grade_prints_no_pass_rate_before_the_lock(demo_store, tmp_path, capsys, cli_admin):
     grader = "name: g2\nchecks:\n  - name: short\n    type: max_chars\n    n: 400\n"
     assert (
         cli.main(["grade", "--study", "demo", "--grader", str(write(tmp_path / "g.yaml", grader))])
@@ -504,7 +504,7 @@ CARELESS = {
 
 @pytest.mark.parametrize("case", sorted(CARELESS))
 def test_a_careless_command_is_one_clear_line_exit_1_and_changes_nothing(
-    demo_store, settings, capsys, case
+    demo_store, settings, capsys, case, cli_admin
 ):
     from tests.conftest import ROOT
 
@@ -521,7 +521,9 @@ def test_a_careless_command_is_one_clear_line_exit_1_and_changes_nothing(
     assert after == before
 
 
-def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, settings, tmp_path):
+def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
+    demo_store, settings, tmp_path, cli_admin
+):
     from review_app.services import grading, signoff
 
     grader = (
@@ -547,7 +549,7 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(demo_store, se
 
 
 def test_every_json_document_of_the_new_commands_is_strict_json(
-    demo_store, settings, capsys, monkeypatch
+    demo_store, settings, capsys, monkeypatch, cli_admin
 ):
     from tests.conftest import ROOT
 

@@ -46,7 +46,7 @@ def raw(store):
     return sqlite3.connect(store.path)
 
 
-def test_every_governance_action_is_logged_with_its_actor(signed):
+def test_every_governance_action_is_logged_with_its_actor(signed, cli_admin):
     store, _ = signed
     actions = [(e["actor"], e["action"]) for e in audit.study_log(store, "demo")]
     assert ("demo-admin", "threshold added") in actions
@@ -129,7 +129,7 @@ def test_verify_finds_a_forged_report(signed, tmp_path):
     assert any("(edited)" in p for p in audit.verify(store, "demo", settings, edited))
 
 
-def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
+def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys, cli_admin):
     store, settings = signed
     study_id = store.require_study("demo")["id"]
     before = store.votes_by_source(study_id)

@@ -62,7 +62,9 @@ def run_cli(capsys, *argv):
 def make_eval_set(store, tmp_path, studies=("s",)):
     data.import_outputs(store, write(tmp_path / "outputs.csv", OUTPUTS), "e", actor=person(store))
     for name in studies:
-        studies_service.create_study(store, name, "e", [("finetuned", "base")], reviews_per_pair=2)
+        studies_service.create_study(
+            store, name, "e", [("finetuned", "base")], reviews_per_pair=2, actor=person(store)
+        )
 
 
 def votes_csv(tmp_path) -> Path:

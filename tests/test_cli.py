@@ -23,7 +23,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_import_create_study_export_with_db_flag(tmp_path, capsys):
+def test_import_create_study_export_with_db_flag(tmp_path, capsys, cli_admin):
     db = str(tmp_path / "flag.db")
     write(tmp_path / "o.csv", OUTPUTS)
     code, out, _ = run(
@@ -42,13 +42,13 @@ def test_import_create_study_export_with_db_flag(tmp_path, capsys):
     ]
 
 
-def test_db_defaults_to_environment_variable(isolated_workspace, tmp_path, capsys):
+def test_db_defaults_to_environment_variable(isolated_workspace, tmp_path, capsys, cli_admin):
     write(tmp_path / "o.csv", OUTPUTS)
     assert run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")[0] == 0
     assert isolated_workspace.exists()
 
 
-def test_errors_are_one_line_on_stderr_with_status_1(tmp_path, capsys):
+def test_errors_are_one_line_on_stderr_with_status_1(tmp_path, capsys, cli_admin):
     write(tmp_path / "bad.jsonl", '{"item_id": "q1", "prompt": "p", "system": "b", "output": 1}\n')
     code, out, err = run(
         capsys, "import", "outputs", str(tmp_path / "bad.jsonl"), "--eval-set", "e"
@@ -60,7 +60,7 @@ def test_errors_are_one_line_on_stderr_with_status_1(tmp_path, capsys):
     )
 
 
-def test_study_create_names_an_unknown_system(tmp_path, capsys):
+def test_study_create_names_an_unknown_system(tmp_path, capsys, cli_admin):
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     code, _, err = run(
@@ -78,7 +78,9 @@ def first_admin(capsys) -> str:
     return out.strip().splitlines()[-1].split("token=")[1]
 
 
-def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
+def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(
+    tmp_path, capsys, store, cli_admin
+):
     from review_app.services import people
 
     write(tmp_path / "o.csv", OUTPUTS)
@@ -125,7 +127,7 @@ def test_a_failed_export_leaves_the_existing_file_alone(tmp_path, capsys, store)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.partial"))
 
 
-def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys):
+def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys, cli_admin):
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
@@ -164,7 +166,7 @@ def test_a_file_that_is_not_a_workspace_is_one_line(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1
 
 
-def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, store):
+def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, store, cli_admin):
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
@@ -186,7 +188,9 @@ def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, sto
     assert logged == [("boss", "link reissued"), ("boss", "link reissued")]
 
 
-def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(tmp_path, capsys):
+def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(
+    tmp_path, capsys, cli_admin
+):
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     write(
@@ -200,7 +204,7 @@ def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(tmp_pat
     )
 
 
-def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path):
+def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path, cli_admin):
     """The reader closing the pipe early is not an error (`review-app export ... | head -1`)."""
     db = tmp_path / "pipe.db"
     rows = "".join(f"q{i},Prompt {i}?,{s},Answer {i} {s},geo\n" for i in range(3000) for s in "ab")
@@ -252,7 +256,7 @@ def test_read_only_commands_refuse_a_missing_workspace_and_create_nothing(tmp_pa
     assert not missing.parent.exists()
 
 
-def test_study_guidelines_from_files(tmp_path, capsys, store):
+def test_study_guidelines_from_files(tmp_path, capsys, store, cli_admin):
     write(tmp_path / "o.csv", OUTPUTS)
     run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
     rules = write(tmp_path / "rules.md", "# Rules\r\n\r\n- Correct beats polished.\r\n")

@@ -276,7 +276,7 @@ OUTPUTS = "item_id,prompt,system,output,category\n" + "".join(
 
 
 def test_a_file_that_names_the_reference_first_still_decides_on_the_candidate(
-    store, tmp_path, settings, capsys
+    store, tmp_path, settings, capsys, cli_admin
 ):
     data.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS), "e", actor=person(store))
     # The file names base first: the comparison is base:tuned as typed.

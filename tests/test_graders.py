@@ -282,7 +282,7 @@ def test_results_are_append_only(store, corpus):
 
 
 def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
-    store, corpus, tmp_path, settings
+    store, corpus, tmp_path, settings, cli_admin
 ):
     first = grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
@@ -462,7 +462,9 @@ def test_the_demo_grades_its_outputs_and_shows_invalid_base_json(demo_store, set
     assert valid == {"base": (0, 2), "finetuned": (2, 2), "frontier": (1, 2)}
 
 
-def test_cli_grade_hides_rates_before_the_lock_and_prints_them_after(store, corpus, capsys):
+def test_cli_grade_hides_rates_before_the_lock_and_prints_them_after(
+    store, corpus, capsys, cli_admin
+):
     from review_app.cli import main
 
     assert main(["grade", "--study", "s", "--grader", str(corpus)]) == 0
@@ -480,7 +482,7 @@ def test_cli_grade_hides_rates_before_the_lock_and_prints_them_after(store, corp
     assert (row["passed"], row["n"]) == (1, 4)
 
 
-def test_cli_grade_with_a_bad_file_is_one_line(store, corpus, tmp_path, capsys):
+def test_cli_grade_with_a_bad_file_is_one_line(store, corpus, tmp_path, capsys, cli_admin):
     from review_app.cli import main
 
     path = write(tmp_path / "bad.yaml", "name: g\nchecks:\n  - name: a\n    type: nope\n")
@@ -490,7 +492,7 @@ def test_cli_grade_with_a_bad_file_is_one_line(store, corpus, tmp_path, capsys):
 
 
 def test_a_pattern_that_backtracks_without_end_stops_grading_in_one_line(
-    store, corpus, tmp_path, capsys, monkeypatch
+    store, corpus, tmp_path, capsys, monkeypatch, cli_admin
 ):
     from review_app.cli import main
 

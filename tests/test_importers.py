@@ -28,7 +28,9 @@ def output_row(**overrides):
 
 @pytest.fixture
 def seeded(store, tmp_path):
-    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e", actor=person(store)
+    )
     studies.create_study(
         store, "s", "e", [("finetuned", "base")], reviews_per_pair=2, actor=person(store)
     )
@@ -36,7 +38,9 @@ def seeded(store, tmp_path):
 
 
 def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_path):
-    summary = data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    summary = data_service.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e", actor=person(store)
+    )
     assert summary.added == {"items added": 2, "outputs added": 4}
     pairs = studies.create_study(store, "s", "e", [("finetuned", "base")], actor=person(store))
     assert pairs.pairs_added == 2
@@ -51,9 +55,9 @@ def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_
 
 def test_reimport_is_a_no_op(store, tmp_path):
     path = write(tmp_path / "o.csv", OUTPUTS_CSV)
-    data_service.import_outputs(store, path, "e")
+    data_service.import_outputs(store, path, "e", actor=person(store))
     before = store.table_counts()
-    summary = data_service.import_outputs(store, path, "e")
+    summary = data_service.import_outputs(store, path, "e", actor=person(store))
     assert summary.added == {} and summary.unchanged == 4
     # Nothing changes but the audit log, which records that the file was imported again.
     after = store.table_counts()
@@ -62,11 +66,13 @@ def test_reimport_is_a_no_op(store, tmp_path):
 
 
 def test_changed_output_is_refused_unless_replace(store, tmp_path):
-    data_service.import_outputs(store, write(tmp_path / "a.jsonl", jsonl(output_row())), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "a.jsonl", jsonl(output_row())), "e", actor=person(store)
+    )
     changed = write(tmp_path / "b.jsonl", jsonl(output_row(output="five")))
     with pytest.raises(Conflict, match=r"b.jsonl:1: item 'q1' already has a different output"):
-        data_service.import_outputs(store, changed, "e")
-    summary = data_service.import_outputs(store, changed, "e", replace=True)
+        data_service.import_outputs(store, changed, "e", actor=person(store))
+    summary = data_service.import_outputs(store, changed, "e", replace=True, actor=person(store))
     assert summary.added == {"outputs replaced": 1}
     assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == "five"
 
@@ -75,11 +81,13 @@ def test_frozen_eval_set_refuses_changes_even_with_replace(seeded, tmp_path):
     row = output_row(output="changed", category="math", reference="4")
     with pytest.raises(Conflict, match="frozen by study s"):
         data_service.import_outputs(
-            seeded, write(tmp_path / "c.jsonl", jsonl(row)), "e", replace=True
+            seeded, write(tmp_path / "c.jsonl", jsonl(row)), "e", replace=True, actor=person(seeded)
         )
     new_item = output_row(item_id="q9")
     with pytest.raises(Conflict, match="item 'q9' would be added"):
-        data_service.import_outputs(seeded, write(tmp_path / "d.jsonl", jsonl(new_item)), "e")
+        data_service.import_outputs(
+            seeded, write(tmp_path / "d.jsonl", jsonl(new_item)), "e", actor=person(seeded)
+        )
 
 
 def test_a_new_system_can_join_a_frozen_eval_set(seeded, tmp_path):
@@ -93,7 +101,9 @@ def test_a_new_system_can_join_a_frozen_eval_set(seeded, tmp_path):
             "category": "chat",
         },
     )
-    summary = data_service.import_outputs(seeded, write(tmp_path / "v2.jsonl", rows), "e")
+    summary = data_service.import_outputs(
+        seeded, write(tmp_path / "v2.jsonl", rows), "e", actor=person(seeded)
+    )
     assert summary.added == {"outputs added": 2}
 
 
@@ -113,7 +123,7 @@ def test_alpaca_eval_model_outputs(store, tmp_path):
         },
     ]
     path = write(tmp_path / "model_outputs.json", json.dumps(data))
-    assert data_service.import_outputs(store, path, "alpaca").added == {
+    assert data_service.import_outputs(store, path, "alpaca", actor=person(store)).added == {
         "items added": 1,
         "outputs added": 2,
     }
@@ -124,7 +134,7 @@ def test_alpaca_eval_model_outputs(store, tmp_path):
 def test_bom_and_crlf_are_accepted(store, tmp_path):
     text = OUTPUTS_CSV.replace("\n\n(two plus two)", " (two plus two)").replace("\n", "\r\n")
     path = write(tmp_path / "o.csv", b"\xef\xbb\xbf" + text.encode())
-    data_service.import_outputs(store, path, "e")
+    data_service.import_outputs(store, path, "e", actor=person(store))
     assert store.db.execute("SELECT count(*) FROM outputs").fetchone()[0] == 4
     assert (
         store.db.execute("SELECT text FROM outputs WHERE system='base' AND item_id=1").fetchone()[0]
@@ -135,14 +145,16 @@ def test_bom_and_crlf_are_accepted(store, tmp_path):
 def test_a_5_mb_output_round_trips(store, tmp_path):
     big = "long answer. " * 400_000
     data_service.import_outputs(
-        store, write(tmp_path / "o.jsonl", jsonl(output_row(output=big))), "e"
+        store, write(tmp_path / "o.jsonl", jsonl(output_row(output=big))), "e", actor=person(store)
     )
     assert store.db.execute("SELECT length(text) FROM outputs").fetchone()[0] == len(big)
 
 
 def test_unicode_and_emoji_survive(store, tmp_path):
     row = output_row(prompt="ライトが点きません 💡", output="再起動してください 🙏 Ελληνικά")
-    data_service.import_outputs(store, write(tmp_path / "o.jsonl", jsonl(row)), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.jsonl", jsonl(row)), "e", actor=person(store)
+    )
     assert store.db.execute("SELECT text FROM outputs").fetchone()[0] == row["output"]
 
 
@@ -237,7 +249,9 @@ MALFORMED_OUTPUTS = [
 def test_malformed_outputs_are_refused_and_change_nothing(seeded, tmp_path, name, content, message):
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
-        data_service.import_outputs(seeded, write(tmp_path / name, content), "other")
+        data_service.import_outputs(
+            seeded, write(tmp_path / name, content), "other", actor=person(seeded)
+        )
     assert seeded.table_counts() == before
 
 
@@ -245,7 +259,9 @@ def test_a_bad_row_after_a_full_batch_rolls_back_the_earlier_batches(store, tmp_
     rows = [output_row(item_id=f"q{i}") for i in range(12_000)] + [output_row(item_id="")]
     before = store.table_counts()
     with pytest.raises(InputError, match=r"big.jsonl:12001: field 'item_id': is empty"):
-        data_service.import_outputs(store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e")
+        data_service.import_outputs(
+            store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e", actor=person(store)
+        )
     assert store.table_counts() == before
 
 
@@ -260,8 +276,10 @@ def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
         + "q1,finetuned,base,bob,tie,,,\n"
         + "q2,base,finetuned,ann,both_bad,finetuned,,\n",
     )
-    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 3}
-    assert data_service.import_votes(seeded, path, "s").unchanged == 3
+    assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).added == {
+        "votes added": 3
+    }
+    assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).unchanged == 3
     frame = seeded.votes_frame(seeded.require_study("s")["id"]).sort_values("vote_id")
     assert frame.outcome.tolist() == ["y", "tie", "both_bad"]
     assert frame.shown_left.tolist() == ["base", None, "finetuned"]
@@ -270,10 +288,16 @@ def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
 
 def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
     data_service.import_votes(
-        seeded, write(tmp_path / "a.csv", VOTES_HEADER + "q1,finetuned,base,ann,base,,,\n"), "s"
+        seeded,
+        write(tmp_path / "a.csv", VOTES_HEADER + "q1,finetuned,base,ann,base,,,\n"),
+        "s",
+        actor=person(seeded),
     )
     data_service.import_votes(
-        seeded, write(tmp_path / "b.csv", VOTES_HEADER + "q1,finetuned,base,ann,tie,,,\n"), "s"
+        seeded,
+        write(tmp_path / "b.csv", VOTES_HEADER + "q1,finetuned,base,ann,tie,,,\n"),
+        "s",
+        actor=person(seeded),
     )
     history = seeded.vote_history(seeded.require_study("s")["id"])
     assert [v["winner"] for v in history] == ["base", "tie"]
@@ -282,11 +306,13 @@ def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
 
 
 def test_votes_import_creates_the_study_and_pairs_it_needs(store, tmp_path):
-    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e", actor=person(store)
+    )
     path = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,finetuned,,,\n")
     with pytest.raises(NotFound, match="name an eval set to create it over"):
-        data_service.import_votes(store, path, "new")
-    data_service.import_votes(store, path, "new", eval_set="e")
+        data_service.import_votes(store, path, "new", actor=person(store))
+    data_service.import_votes(store, path, "new", eval_set="e", actor=person(store))
     study = store.require_study("new")
     assert store.comparisons(study["id"]) == [("finetuned", "base")]
     assert len(store.pairs_frame(study["id"])) == 1
@@ -313,7 +339,7 @@ def test_malformed_votes_are_refused_and_change_nothing(seeded, tmp_path, rows, 
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
         data_service.import_votes(
-            seeded, write(tmp_path / "v.csv", VOTES_HEADER + rows + "\n"), "s"
+            seeded, write(tmp_path / "v.csv", VOTES_HEADER + rows + "\n"), "s", actor=person(seeded)
         )
     assert seeded.table_counts() == before
 
@@ -322,15 +348,19 @@ def test_votes_carry_criterion_ratings(seeded, tmp_path):
     header = VOTES_HEADER.replace("created_at\n", "created_at,criteria\n")
     ratings = '"{""accuracy"": {""finetuned"": 5, ""base"": 2}}"'
     path = write(tmp_path / "v.csv", header + f"q1,finetuned,base,ann,finetuned,,,,{ratings}\n")
-    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 1}
+    assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).added == {
+        "votes added": 1
+    }
     study = seeded.require_study("s")
     (row,) = seeded.criteria_frame(study["id"]).to_dict("records")
     assert json.loads(row["criteria"]) == {"accuracy": {"base": 2, "finetuned": 5}}
-    assert data_service.import_votes(seeded, path, "s").unchanged == 1
+    assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).unchanged == 1
     # Changed ratings alone make a changed vote.
     changed = '"{""accuracy"": {""finetuned"": 4}}"'
     path = write(tmp_path / "w.csv", header + f"q1,finetuned,base,ann,finetuned,,,,{changed}\n")
-    assert data_service.import_votes(seeded, path, "s").added == {"votes added": 1}
+    assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).added == {
+        "votes added": 1
+    }
 
 
 MALFORMED_CRITERIA = [
@@ -356,12 +386,16 @@ def test_malformed_criterion_ratings_are_refused(seeded, tmp_path, criteria, mes
     }
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
-        data_service.import_votes(seeded, write(tmp_path / "v.jsonl", jsonl(row)), "s")
+        data_service.import_votes(
+            seeded, write(tmp_path / "v.jsonl", jsonl(row)), "s", actor=person(seeded)
+        )
     assert seeded.table_counts() == before
 
 
 def test_ratings_of_a_criterion_the_study_does_not_rate_are_refused(store, tmp_path):
-    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e", actor=person(store)
+    )
     studies.create_study(
         store, "c", "e", [("finetuned", "base")], criteria=["tone"], actor=person(store, "ann")
     )
@@ -376,7 +410,9 @@ def test_ratings_of_a_criterion_the_study_does_not_rate_are_refused(store, tmp_p
     with pytest.raises(
         InputError, match=r"criterion 'accuracy' is not rated in this study \(tone\)"
     ):
-        data_service.import_votes(store, write(tmp_path / "v.jsonl", jsonl(row)), "c")
+        data_service.import_votes(
+            store, write(tmp_path / "v.jsonl", jsonl(row)), "c", actor=person(store)
+        )
 
 
 VERDICTS_HEADER = "item_id,system_a,system_b,judge,winner,first,explanation\n"
@@ -391,8 +427,10 @@ def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
         + "q2,finetuned,base,gpt-judge,,base,garbled\n"
         + "q2,finetuned,base,other-judge,tie,,\n",
     )
-    assert data_service.import_verdicts(seeded, path, "s").added == {"verdicts added": 4}
-    assert data_service.import_verdicts(seeded, path, "s").unchanged == 4
+    assert data_service.import_verdicts(seeded, path, "s", actor=person(seeded)).added == {
+        "verdicts added": 4
+    }
+    assert data_service.import_verdicts(seeded, path, "s", actor=person(seeded)).unchanged == 4
     frame = seeded.verdicts_frame(seeded.require_study("s")["id"])
     assert frame.judge.tolist() == ["gpt-judge", "gpt-judge", "gpt-judge", "other-judge"]
     assert frame.first.tolist() == ["y", "x", "x", None]
@@ -402,11 +440,11 @@ def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
 
 def test_verdicts_with_a_changed_winner_are_refused(seeded, tmp_path):
     write(tmp_path / "a.csv", VERDICTS_HEADER + "q1,finetuned,base,j,base,,\n")
-    data_service.import_verdicts(seeded, tmp_path / "a.csv", "s")
+    data_service.import_verdicts(seeded, tmp_path / "a.csv", "s", actor=person(seeded))
     before = seeded.table_counts()
     write(tmp_path / "b.csv", VERDICTS_HEADER + "q1,finetuned,base,j,tie,,\n")
     with pytest.raises(Conflict, match=r"b.csv:2: 'j' already has a different verdict"):
-        data_service.import_verdicts(seeded, tmp_path / "b.csv", "s")
+        data_service.import_verdicts(seeded, tmp_path / "b.csv", "s", actor=person(seeded))
     assert seeded.table_counts() == before
 
 
@@ -426,7 +464,10 @@ def test_malformed_verdicts_are_refused_and_change_nothing(seeded, tmp_path, row
     before = seeded.table_counts()
     with pytest.raises(InputError, match=message):
         data_service.import_verdicts(
-            seeded, write(tmp_path / "j.csv", VERDICTS_HEADER + rows + "\n"), "s"
+            seeded,
+            write(tmp_path / "j.csv", VERDICTS_HEADER + rows + "\n"),
+            "s",
+            actor=person(seeded),
         )
     assert seeded.table_counts() == before
 
@@ -435,9 +476,9 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
     ratings = '"{""tone"": {""base"": 2, ""finetuned"": 5}}"'
     header = VOTES_HEADER.replace("created_at\n", "created_at,criteria\n")
     write(tmp_path / "v.csv", header + f'q1,finetuned,base,ann,finetuned,base,"a, b",,{ratings}\n')
-    data_service.import_votes(seeded, tmp_path / "v.csv", "s")
+    data_service.import_votes(seeded, tmp_path / "v.csv", "s", actor=person(seeded))
     write(tmp_path / "j.csv", VERDICTS_HEADER + "q2,finetuned,base,j,tie,base,why\n")
-    data_service.import_verdicts(seeded, tmp_path / "j.csv", "s")
+    data_service.import_verdicts(seeded, tmp_path / "j.csv", "s", actor=person(seeded))
     from review_app.importers import export_rows
     from review_app.services import thresholds
 
@@ -499,8 +540,12 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
         | {"winner": "tie", "first": "", "explanation": text}
         for i, text in enumerate(FORMULAS)
     ]
-    data_service.import_votes(seeded, write(tmp_path / "v.jsonl", jsonl(*votes)), "s")
-    data_service.import_verdicts(seeded, write(tmp_path / "j.jsonl", jsonl(*verdicts)), "s")
+    data_service.import_votes(
+        seeded, write(tmp_path / "v.jsonl", jsonl(*votes)), "s", actor=person(seeded)
+    )
+    data_service.import_verdicts(
+        seeded, write(tmp_path / "j.jsonl", jsonl(*verdicts)), "s", actor=person(seeded)
+    )
     from review_app.services import thresholds
 
     thresholds.add_threshold(
@@ -535,14 +580,16 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
 def test_a_csv_field_of_a_megabyte_imports(store, tmp_path):
     big = "x" * 1_000_000
     text = "item_id,prompt,system,output\n" + f'q1,p,base,"{big}"\n'
-    data_service.import_outputs(store, write(tmp_path / "o.csv", text), "e")
+    data_service.import_outputs(store, write(tmp_path / "o.csv", text), "e", actor=person(store))
     assert store.db.execute("SELECT length(text) FROM outputs").fetchone()[0] == len(big)
 
 
 def test_a_failed_import_does_not_leave_the_study_it_would_have_created(store, tmp_path):
-    data_service.import_outputs(store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e")
+    data_service.import_outputs(
+        store, write(tmp_path / "o.csv", OUTPUTS_CSV), "e", actor=person(store)
+    )
     before = store.table_counts()
     bad = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,nobody,,,\n")
     with pytest.raises(InputError, match="'nobody' is not one of"):
-        data_service.import_votes(store, bad, "new", eval_set="e")
+        data_service.import_votes(store, bad, "new", eval_set="e", actor=person(store))
     assert store.study("new") is None and store.table_counts() == before

@@ -57,7 +57,9 @@ def batch_rows(store) -> list[dict]:
 
 
 @pytest.mark.parametrize("judge", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5"])
-def test_a_batch_run_stores_every_verdict_at_the_batch_price(demo_store, server, capsys, judge):
+def test_a_batch_run_stores_every_verdict_at_the_batch_price(
+    demo_store, server, capsys, judge, cli_admin
+):
     server.answer = lambda request: Reply(tokens_in=1200, tokens_cached=1024, tokens_out=30)
     server.batch_delay_s = 0.3
     assert main([*judge_args(judge), "--batch"]) == 0
@@ -77,7 +79,7 @@ def test_a_batch_run_stores_every_verdict_at_the_batch_price(demo_store, server,
     assert run["cost"] == pytest.approx(N_CALLS * each)
 
 
-def test_batch_and_interactive_calls_belong_to_the_same_run(demo_store, server, capsys):
+def test_batch_and_interactive_calls_belong_to_the_same_run(demo_store, server, capsys, cli_admin):
     assert main([*judge_args(), "--batch"]) == 0
     sent = server.count
     assert main(judge_args()) == 0  # nothing left to send interactively
@@ -99,7 +101,7 @@ def test_the_dry_run_shows_the_batch_price(demo_store, server, capsys):
     assert server.count == 0 and not server.batches
 
 
-def test_calls_waiting_in_an_open_batch_are_never_sent_again(demo_store, server, capsys):
+def test_calls_waiting_in_an_open_batch_are_never_sent_again(demo_store, server, capsys, cli_admin):
     server.batch_delay_s = 60
     assert main([*judge_args(), "--batch", "--no-wait"]) == 0
     out = capsys.readouterr().out
@@ -124,7 +126,9 @@ def test_calls_waiting_in_an_open_batch_are_never_sent_again(demo_store, server,
     assert len(server.batch_custom_ids) == N_CALLS and len(server.batches) == 1
 
 
-def test_requests_without_an_answer_fail_the_command_and_go_out_again(demo_store, server, capsys):
+def test_requests_without_an_answer_fail_the_command_and_go_out_again(
+    demo_store, server, capsys, cli_admin
+):
     server.script = [Reply(status=500), Reply(expired=True)]
     assert main([*judge_args("anthropic/claude-haiku-4-5"), "--batch"]) == 1
     err = capsys.readouterr().err
@@ -135,7 +139,7 @@ def test_requests_without_an_answer_fail_the_command_and_go_out_again(demo_store
     assert len(stored(demo_store, "anthropic/claude-haiku-4-5")) == N_CALLS
 
 
-def test_cancel_from_the_command_line(demo_store, server, capsys):
+def test_cancel_from_the_command_line(demo_store, server, capsys, cli_admin):
     server.batch_delay_s = 60
     assert main([*judge_args(), "--batch", "--no-wait"]) == 0
     run_id = batch_rows(demo_store)[0]["run_id"]
@@ -155,7 +159,7 @@ def test_cancel_from_the_command_line(demo_store, server, capsys):
     assert len(server.batches) == 2 and len(stored(demo_store, "openai/gpt-4o-mini")) == N_CALLS
 
 
-def test_two_processes_never_record_the_same_call(demo_store, server):
+def test_two_processes_never_record_the_same_call(demo_store, server, cli_admin):
     """Another process sent the run's calls between this one's look and its record."""
     server.batch_delay_s = 60
     assert main([*judge_args(), "--batch", "--no-wait"]) == 0
@@ -179,7 +183,7 @@ def test_batch_mistakes_are_one_line(demo_store, server, capsys):
         )
 
 
-def test_a_refused_batch_is_one_line_and_reserves_nothing(demo_store, server, capsys):
+def test_a_refused_batch_is_one_line_and_reserves_nothing(demo_store, server, capsys, cli_admin):
     server.refuse_batches = 401
     assert main([*judge_args(), "--batch"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -192,7 +196,7 @@ def test_a_refused_batch_is_one_line_and_reserves_nothing(demo_store, server, ca
     assert run["status"] == "failed" and run["in_batches"] == 0 and run["missing"] == N_CALLS
 
 
-def test_killed_while_polling_resumes_the_same_batch(demo_store):
+def test_killed_while_polling_resumes_the_same_batch(demo_store, cli_admin):
     """The batch id is stored before polling; a killed process's batch is collected by the next
     run, and nothing is sent twice."""
     with FakeJudgeServer(batch_delay_s=3.0) as server:

@@ -48,7 +48,7 @@ def test_single_order_dry_run_halves_the_calls(demo_store, server, capsys):
     assert "128 calls to send" in capsys.readouterr().out
 
 
-def test_run_prints_totals_and_a_progress_bar(demo_store, server, capsys):
+def test_run_prints_totals_and_a_progress_bar(demo_store, server, capsys, cli_admin):
     assert main([*JUDGE_ARGS, "--concurrency", "16", "--rpm", "100000", "--tpm", "10000000"]) == 0
     captured = capsys.readouterr()
     assert "256 verdicts stored (256 parsed, 0 unparsed), 0 failed" in captured.out
@@ -58,7 +58,7 @@ def test_run_prints_totals_and_a_progress_bar(demo_store, server, capsys):
 
 
 def test_failed_calls_exit_1_with_one_line_and_list_themselves(
-    demo_store, server, capsys, monkeypatch
+    demo_store, server, capsys, monkeypatch, cli_admin
 ):
     monkeypatch.setenv("REVIEW_APP_JUDGE_MAX_ATTEMPTS", "1")
     server.script = [Reply(status=500)]
@@ -69,14 +69,14 @@ def test_failed_calls_exit_1_with_one_line_and_list_themselves(
     assert len(run_verdicts(demo_store, "openai/gpt-4o-mini")) == 255
 
 
-def test_missing_key_is_one_line(demo_store, capsys, monkeypatch):
+def test_missing_key_is_one_line(demo_store, capsys, monkeypatch, cli_admin):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert main(JUDGE_ARGS) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "OPENAI_API_KEY" in err and "\n" not in err
 
 
-def test_judge_runs_lists_totals_and_failures(demo_store, server, capsys, monkeypatch):
+def test_judge_runs_lists_totals_and_failures(demo_store, server, capsys, monkeypatch, cli_admin):
     server.answer = lambda request: Reply(content="I think A is better.")
     monkeypatch.setenv("REVIEW_APP_JUDGE_PARSE_RETRIES", "0")
     assert main([*JUDGE_ARGS, "--single-order"]) == 0
@@ -91,7 +91,7 @@ def test_judge_runs_lists_totals_and_failures(demo_store, server, capsys, monkey
     assert "malformed JSON" in out and "raw: I think A is better." in out
 
 
-def test_killed_run_resumes_without_duplicates_or_repeated_calls(demo_store):
+def test_killed_run_resumes_without_duplicates_or_repeated_calls(demo_store, cli_admin):
     with FakeJudgeServer(latency_s=0.05) as server:
         env = {
             **os.environ,

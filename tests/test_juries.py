@@ -154,7 +154,7 @@ def test_bad_juries_are_refused_and_change_nothing(demo_store, settings):
     assert demo_store.table_counts() == before
 
 
-def test_jury_command(demo_store, capsys):
+def test_jury_command(demo_store, capsys, cli_admin):
     assert (
         main(["jury", "--study", "demo", "--name", "pair", "--judges", ",".join(MEMBERS[:2])]) == 0
     )

@@ -171,7 +171,9 @@ def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_de
     expected = quality.human_agreement_without_ties(
         store.votes_frame(study_id).query("reviewer != 'zed'")
     )
-    quality_service.exclude_reviewer(store, "demo", "zed", "voted x on everything", "demo-admin")
+    quality_service.exclude_reviewer(
+        acting(store, "demo", "demo-admin"), "zed", "voted x on everything"
+    )
     assert store.calibration_data_version(study_id) != before  # cached study data reloads
     assert ceiling(store, settings) == pytest.approx(expected.value)
     assert ceiling(store, settings) != pytest.approx(with_zed)
@@ -185,7 +187,7 @@ def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_de
     zed = next(r for r in report.reviewers if r.reviewer == "zed")
     assert zed.excluded and report.ceiling.value == pytest.approx(expected.value)
 
-    quality_service.include_reviewer(store, "demo", "zed", "checked: a test account", "ann")
+    quality_service.include_reviewer(acting(store, "demo", "ann"), "zed", "checked: a test account")
     assert ceiling(store, settings) == pytest.approx(with_zed)
     history = store.exclusion_history(study_id)
     assert [(h["excluded"], h["decided_by"], h["reason"]) for h in history] == [
@@ -197,14 +199,14 @@ def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_de
 def test_exclusions_are_explained_and_append_only(careless_demo):
     store = careless_demo
     with pytest.raises(InputError, match="say why"):
-        quality_service.exclude_reviewer(store, "demo", "zed", "  ", "ann")
+        quality_service.exclude_reviewer(acting(store, "demo", "ann"), "zed", "  ")
     with pytest.raises(NotFound, match="no reviewer named 'nobody'"):
-        quality_service.exclude_reviewer(store, "demo", "nobody", "why", "ann")
+        quality_service.exclude_reviewer(acting(store, "demo", "ann"), "nobody", "why")
     with pytest.raises(Conflict, match="not excluded"):
-        quality_service.include_reviewer(store, "demo", "zed", "why", "ann")
-    quality_service.exclude_reviewer(store, "demo", "zed", "fast", "ann")
+        quality_service.include_reviewer(acting(store, "demo", "ann"), "zed", "why")
+    quality_service.exclude_reviewer(acting(store, "demo", "ann"), "zed", "fast")
     with pytest.raises(Conflict, match="already excluded"):
-        quality_service.exclude_reviewer(store, "demo", "zed", "fast", "ann")
+        quality_service.exclude_reviewer(acting(store, "demo", "ann"), "zed", "fast")
     with pytest.raises(Exception, match="append-only"):
         store.db.execute("DELETE FROM reviewer_exclusions")
 
@@ -215,7 +217,7 @@ def test_the_report_lists_exclusions_and_its_figures_leave_them_out(careless_dem
     thresholds.lock_thresholds(acting(store, "demo", "ann"))
     before = signoff.build_report(store, "demo", settings)
     assert before["exclusions"] == []
-    quality_service.exclude_reviewer(store, "demo", "zed", "voted x on everything", "ann")
+    quality_service.exclude_reviewer(acting(store, "demo", "ann"), "zed", "voted x on everything")
     after = signoff.build_report(store, "demo", settings)
     [listed] = after["exclusions"]
     assert listed["reviewer"] == "zed" and listed["reason"] == "voted x on everything"
@@ -232,10 +234,10 @@ def test_the_report_lists_exclusions_and_its_figures_leave_them_out(careless_dem
 
 def test_known_answers_are_marked_by_item_and_comparison(demo_store, settings):
     quality_service.set_known_answer(
-        demo_store, "demo", "formatting-006", "finetuned:base", "finetuned", "ann"
+        acting(demo_store, "demo", "ann"), "formatting-006", "finetuned:base", "finetuned"
     )
     quality_service.set_known_answer(
-        demo_store, "demo", "formatting-006", "frontier:finetuned", "tie", "ann"
+        acting(demo_store, "demo", "ann"), "formatting-006", "frontier:finetuned", "tie"
     )
     marked = quality_service.known_answers(demo_store, "demo")
     assert [(m["item_key"], m["answer"]) for m in marked] == [
@@ -244,15 +246,17 @@ def test_known_answers_are_marked_by_item_and_comparison(demo_store, settings):
     ]
     with pytest.raises(InputError, match="expected finetuned, base, tie or both_bad"):
         quality_service.set_known_answer(
-            demo_store, "demo", "formatting-006", "finetuned:base", "frontier", "ann"
+            acting(demo_store, "demo", "ann"), "formatting-006", "finetuned:base", "frontier"
         )
     with pytest.raises(NotFound, match="no comparison finetuned:base on item 'nope'"):
-        quality_service.set_known_answer(demo_store, "demo", "nope", "finetuned:base", "tie", "a")
+        quality_service.set_known_answer(
+            acting(demo_store, "demo", "a"), "nope", "finetuned:base", "tie"
+        )
     report = quality_service.reviewer_report(demo_store, "demo", settings)
     accuracy = {r.reviewer: r.known_answer_accuracy for r in report.reviewers}
     assert all(a.n >= 1 for a in accuracy.values())  # every example reviewer voted on it
     quality_service.remove_known_answer(
-        demo_store, "demo", "formatting-006", "finetuned:base", "ann"
+        acting(demo_store, "demo", "ann"), "formatting-006", "finetuned:base"
     )
     assert len(quality_service.known_answers(demo_store, "demo")) == 1
 

@@ -44,7 +44,7 @@ def test_split_is_seeded_stratified_by_category_and_keeps_items_whole(demo_store
         assert test_per_category[category] == min(max(round(0.3 * n), 1), n - 1)
 
 
-def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings):
+def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings, cli_admin):
     summary = _split(demo_store, settings)
     assert summary.n_dev + summary.n_test == len(
         demo_store.labelled_pairs(demo_store.require_study("demo")["id"])
@@ -97,7 +97,7 @@ def test_migrations_apply_by_number_and_tolerate_a_missing_number(tmp_path, monk
         store.close()
 
 
-def test_stats_and_judge_take_a_split(demo_store, settings, capsys):
+def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin):
     with pytest.raises(NotFound, match="calibrate split"):
         calibration.calibration_report(demo_store, "demo", settings, split="dev")
     summary = _split(demo_store, settings)
@@ -127,7 +127,7 @@ def test_stats_and_judge_take_a_split(demo_store, settings, capsys):
     assert f"({summary.n_test} test pairs" in capsys.readouterr().out
 
 
-def test_calibrate_commands(demo_store, capsys):
+def test_calibrate_commands(demo_store, capsys, cli_admin):
     assert main(["calibrate", "split", "--study", "demo", "--seed", "3"]) == 0
     assert "dev and" in capsys.readouterr().out
     assert main(["calibrate", "split", "--study", "demo"]) == 1
