@@ -21,7 +21,9 @@ FAMILIES = "example-llm-judge=openai,finetuned=openai"
 
 def _lock_demo(store, settings, recommended: bool = True) -> str:
     """Lock the demo study as admin ada; returns ada's personal token."""
-    _, link = people.add_reviewer(store, settings, "ada", "admin", "demo", actor=person(store))
+    _, link = people.add_reviewer(
+        store, settings, "ada", "admin", "demo", actor=person(store), reissue=True
+    )
     if recommended:
         thresholds.add_recommended_thresholds(acting(store, "demo", "ada"))
     thresholds.lock_thresholds(acting(store, "demo", "ada", settings=settings))
@@ -205,7 +207,7 @@ def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings
 
 
 def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
-    demo_store, settings, capsys, monkeypatch, cli_admin
+    demo_store, settings, capsys, monkeypatch
 ):
     # A threshold may name a jury before it exists; after the lock its members could be picked
     # to fit the results.
@@ -220,15 +222,14 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
     study_id = demo_store.require_study("demo")["id"]
     members = "example-llm-judge,baseline/longest"
     args = ["jury", "--study", "demo", "--name", "late", "--judges", members]
+    # A deviation is an admin's: without a token it is refused, reason or not.
+    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 1
+    assert "token" in capsys.readouterr().err and demo_store.juries(study_id) == []
+    monkeypatch.setenv("REVIEW_APP_TOKEN", token)
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "locked" in err and "reason" in err and "Traceback" not in err
     assert demo_store.juries(study_id) == [] and demo_store.deviations(study_id) == []
-
-    # A deviation is an admin's: without a token it is refused too.
-    assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 1
-    assert "token" in capsys.readouterr().err and demo_store.juries(study_id) == []
-    monkeypatch.setenv("REVIEW_APP_TOKEN", token)
     assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 0
     (deviation,) = demo_store.deviations(study_id)
     assert deviation["changed_by"] == "ada"

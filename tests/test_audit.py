@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from review_app.cli import main
-from review_app.errors import Conflict
+from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
 from tests.acting import acting, person
@@ -52,7 +52,9 @@ def test_every_governance_action_is_logged_with_its_actor(signed, cli_admin):
     assert ("demo-admin", "threshold added") in actions
     assert ("demo-admin", "thresholds locked") in actions
     assert actions[-1] == ("demo-signer", "signed")
-    assert ("demo", "link reissued") in actions or ("demo", "reviewer added") in actions
+    # The demo acts as its admin, never as "demo" or "cli".
+    assert ("demo-admin", "link reissued") in actions
+    assert {actor for actor, _ in actions} <= {"demo-admin", "demo-signer"}
 
 
 def test_an_untouched_record_verifies(signed, tmp_path, capsys):
@@ -129,7 +131,7 @@ def test_verify_finds_a_forged_report(signed, tmp_path):
     assert any("(edited)" in p for p in audit.verify(store, "demo", settings, edited))
 
 
-def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys, cli_admin):
+def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
     store, settings = signed
     study_id = store.require_study("demo")["id"]
     before = store.votes_by_source(study_id)
@@ -137,7 +139,7 @@ def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys, cli_admin):
         tmp_path / "late.csv",
         "item_id,system_a,system_b,reviewer,winner\nsupport-001,finetuned,base,ghost,finetuned\n",
     )
-    with pytest.raises(Conflict, match="give a reason"):
+    with pytest.raises(InputError, match="give a reason"):
         data.import_votes(store, late, "demo", actor=person(store))
     assert store.votes_by_source(study_id) == before
     # From the CLI, only an admin may add them, with a reason; the report lists it.

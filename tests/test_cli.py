@@ -23,15 +23,17 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_import_create_study_export_with_db_flag(tmp_path, capsys, cli_admin):
+def test_import_create_study_export_with_db_flag(tmp_path, capsys):
     db = str(tmp_path / "flag.db")
     write(tmp_path / "o.csv", OUTPUTS)
+    code, out, _ = run(capsys, "--db", db, "reviewers", "add", "boss", "--role", "admin")
+    as_boss = ("--db", db, "--token", out.strip().splitlines()[-1].split("token=")[1])
     code, out, _ = run(
-        capsys, "--db", db, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"
+        capsys, *as_boss, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"
     )
     assert code == 0 and "2 items added, 4 outputs added" in out
     code, out, _ = run(
-        capsys, "--db", db, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base"
+        capsys, *as_boss, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base"
     )
     assert code == 0 and out.startswith("study s: 2 pairs over eval set e (frozen")
     code, out, _ = run(capsys, "--db", db, "export", "pairs", "--study", "s", "--format", "jsonl")
@@ -78,15 +80,14 @@ def first_admin(capsys) -> str:
     return out.strip().splitlines()[-1].split("token=")[1]
 
 
-def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(
-    tmp_path, capsys, store, cli_admin
-):
+def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(tmp_path, capsys, store):
     from review_app.services import people
 
     write(tmp_path / "o.csv", OUTPUTS)
-    run(capsys, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
-    run(capsys, "study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
     admin = first_admin(capsys)
+    run(capsys, "--token", admin, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e")
+    create = ("study", "create", "s", "--eval-set", "e", "--compare", "finetuned:base")
+    assert run(capsys, "--token", admin, *create)[0] == 0
     code, _, err = run(capsys, "reviewers", "add", "ann", "--role", "reviewer")
     assert code == 1 and "pass --token TOKEN" in err  # only the first admin needs none
     code, out, _ = run(
@@ -100,7 +101,7 @@ def test_reviewers_add_prints_the_link_last_and_revoke_blocks_it(
     assert people.authenticate(store, token)["name"] == "ann"
     # A reviewer's own link cannot revoke anyone.
     code, _, err = run(capsys, "--token", token, "reviewers", "revoke", "boss")
-    assert code == 1 and "for admin accounts" in err
+    assert code == 1 and "ann (reviewer) may not manage links" in err
     assert run(capsys, "--token", admin, "reviewers", "revoke", "ann")[0] == 0
     _, out, _ = run(capsys, "reviewers", "list")
     assert "ann\treviewer\ts\t0 pairs voted\trevoked" in out
@@ -204,18 +205,15 @@ def test_importing_votes_into_a_new_study_names_the_flag_that_creates_it(
     )
 
 
-def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path, cli_admin):
+def test_an_export_read_by_head_ends_quietly_with_status_0(tmp_path, capsys):
     """The reader closing the pipe early is not an error (`review-app export ... | head -1`)."""
     db = tmp_path / "pipe.db"
     rows = "".join(f"q{i},Prompt {i}?,{s},Answer {i} {s},geo\n" for i in range(3000) for s in "ab")
     write(tmp_path / "o.csv", "item_id,prompt,system,output,category\n" + rows)
-    assert (
-        main(["--db", str(db), "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"])
-        == 0
-    )
-    assert (
-        main(["--db", str(db), "study", "create", "s", "--eval-set", "e", "--compare", "a:b"]) == 0
-    )
+    _, out, _ = run(capsys, "--db", str(db), "reviewers", "add", "boss", "--role", "admin")
+    as_boss = ["--db", str(db), "--token", out.strip().splitlines()[-1].split("token=")[1]]
+    assert main([*as_boss, "import", "outputs", str(tmp_path / "o.csv"), "--eval-set", "e"]) == 0
+    assert main([*as_boss, "study", "create", "s", "--eval-set", "e", "--compare", "a:b"]) == 0
     command = (
         f"{shlex.quote(sys.executable)} -m review_app.cli --db {shlex.quote(str(db))} "
         "export pairs --study s --format jsonl | head -1"
@@ -267,7 +265,7 @@ def test_study_guidelines_from_files(tmp_path, capsys, store, cli_admin):
     assert code == 0
     current = store.current_guidelines(store.require_study("s")["id"])
     assert current["body"] == "# Rules\n\n- Correct beats polished.\n"
-    assert current["set_by"] == "cli (no token)"
+    assert current["set_by"] == "admin"  # the holder of the token the command was given
     code, out, _ = run(capsys, "study", "guidelines", "s", str(rules))
     assert code == 0 and "already in force" in out
     write(tmp_path / "v2.md", "# Rules v2\n")

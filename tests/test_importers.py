@@ -257,10 +257,11 @@ def test_malformed_outputs_are_refused_and_change_nothing(seeded, tmp_path, name
 
 def test_a_bad_row_after_a_full_batch_rolls_back_the_earlier_batches(store, tmp_path):
     rows = [output_row(item_id=f"q{i}") for i in range(12_000)] + [output_row(item_id="")]
+    importer = person(store)
     before = store.table_counts()
     with pytest.raises(InputError, match=r"big.jsonl:12001: field 'item_id': is empty"):
         data_service.import_outputs(
-            store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e", actor=person(store)
+            store, write(tmp_path / "big.jsonl", jsonl(*rows)), "e", actor=importer
         )
     assert store.table_counts() == before
 
@@ -504,7 +505,7 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
                 data_service.import_votes if what == "votes" else data_service.import_verdicts
             )
             # Importing what is already there changes nothing, so it needs no reason after the lock.
-            summary = importer(seeded, out, "s")
+            summary = importer(seeded, out, "s", actor=person(seeded))
             assert summary.added == {} and summary.unchanged == 1, (what, fmt)
 
 
@@ -567,7 +568,7 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
         assert "'=cmd|' /C calc'!A0" in cells
         # The quote an export adds comes off on import: the export imports back unchanged.
         importer = data_service.import_votes if what == "votes" else data_service.import_verdicts
-        summary = importer(seeded, out, "s")
+        summary = importer(seeded, out, "s", actor=person(seeded))
         assert summary.added == {} and summary.unchanged == summary.rows > 0, what
     # JSONL exports stay exact.
     out = tmp_path / "verdicts.jsonl"

@@ -58,7 +58,7 @@ def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings, cli_ad
     entries = [e for e in demo_store.audit_entries(study_id) if e["action"] == "split comparisons"]
     assert len(entries) == 1 and json.loads(entries[0]["detail"])["seed"] == 5
     rubric_iteration.record_test_look(
-        demo_store, "demo", ["example-llm-judge"], by=person(demo_store, "ann")
+        demo_store, "demo", ["example-llm-judge"], person(demo_store, "ann")
     )
     for sql in (
         "UPDATE comparison_splits SET part = 'dev'",
