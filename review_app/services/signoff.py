@@ -26,6 +26,7 @@ from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
 __all__ = [
+    "approval_blockers",
     "build_report",
     "evaluate_gate",
     "final_review_sample",
