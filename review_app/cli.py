@@ -702,7 +702,8 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _scorecard(args, settings, store) -> None:
-    card = scorecard.scorecard(store, args.study, settings, args.reference, args.base)
+    ctx = _study(args, settings, store, acting=False)
+    card = scorecard.scorecard(ctx, args.reference, args.base)
     if args.json:
         _print(json.dumps(card, indent=2))
         return
@@ -952,7 +953,8 @@ def _thresholds_remove(args, settings, store) -> None:
 
 def _report(args, settings, store) -> None:
     def text() -> str:
-        return report.render_report(signoff.build_report(store, args.study, settings), args.format)
+        ctx = _study(args, settings, store, acting=False)
+        return report.render_report(signoff.build_report(ctx), args.format)
 
     if args.output:
         _write_output(args.output, settings, lambda handle: handle.write(text()))

@@ -544,7 +544,7 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
     json.dumps(summary, allow_nan=False)
     checks = {(g["grader"], g["check"]) for g in summary["graders"]}
     assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
-    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
     (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
     assert nowhere.outcome == "inconclusive"
 

@@ -22,7 +22,7 @@ from review_app.services import (
     study_data,
     thresholds,
 )
-from tests.acting import acting
+from tests.acting import acting, reading
 
 PAIRS = pd.DataFrame(
     {
@@ -130,7 +130,7 @@ def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
         acting(demo_store, "demo", "ann"), "judge_agreement", {"judge": "jury/trio"}, None, 0.5
     )
     data = study_data.load(demo_store, demo_store.require_study("demo"), settings)
-    inputs = signoff.gate_inputs(demo_store, data, settings)
+    inputs = signoff.gate_inputs(reading(demo_store, "demo", settings), data)
     (threshold,) = thresholds.study_thresholds(demo_store, demo_store.require_study("demo"))
     measured = gate.measure(threshold, inputs)
     judge = data.statistics.calibration.overall.judge("jury/trio")

@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.report import render_report, report_hash
 from review_app.services import calibration, data, signoff, studies, thresholds
-from tests.acting import acting, person
+from tests.acting import acting, person, reading
 from tests.conftest import write
 
 
@@ -202,7 +202,7 @@ def test_the_signoff_report_shows_self_preference_in_every_format(
         0.5,
     )
     thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
-    built = signoff.build_report(store, "s", settings)
+    built = signoff.build_report(reading(store, "s", settings))
     assert main(["stats", "--study", "s", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["self_preference"][0]["human_win_rate"] == 0.5
 
@@ -243,7 +243,9 @@ def test_a_report_without_a_family_match_says_there_is_nothing_to_check(store, s
     thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
     from dataclasses import replace
 
-    built = signoff.build_report(store, "s", replace(settings, model_families="gpt-4o=other"))
+    built = signoff.build_report(
+        reading(store, "s", replace(settings, model_families="gpt-4o=other"))
+    )
     assert built["self_preference"] == []
     assert "No judge shares a model family" in render_report(built, "md")
     assert "No judge shares a model family" in render_report(built, "html")
