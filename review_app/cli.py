@@ -716,9 +716,10 @@ def _stats(args, settings, store) -> None:
     split = args.split or rubric_iteration.default_view_split(store, args.study)
     looks = rubric_iteration.looks_at_test(store, args.study, split)
     by = _acting(args, settings, store) if looks else None
-    report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
-    preferences = calibration.self_preference(store, args.study, settings, split)
-    pointwise = calibration.pointwise_scores(store, args.study, split)
+    ctx = _study(args, settings, store, acting=False)
+    report = calibration.calibration_report(ctx, split, looked_by=by)
+    preferences = calibration.self_preference(ctx, split)
+    pointwise = calibration.pointwise_scores(ctx, split)
     count = rubric_iteration.test_look_count(store, args.study) if looks else None
     fmt = "json" if args.json else "text"
     _print(stats_text.render_stats(report, preferences, pointwise, split, fmt, test_looks=count))

@@ -54,7 +54,7 @@ def test_self_preference_names_no_win_rate_before_the_lock(demo_store, monkeypat
     assert "for finetuned" in line and "humans" not in line and "(judge" not in line
 
     _lock_demo(demo_store, settings)
-    (after,) = calibration.self_preference(demo_store, "demo", settings)
+    (after,) = calibration.self_preference(reading(demo_store, "demo", settings))
     assert after.human_win_rate is not None and after.judge_win_rate is not None
     assert after.shift.value == pytest.approx(found[0]["shift"]["value"])
 

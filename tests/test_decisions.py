@@ -331,7 +331,7 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
 def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, settings):
     from review_app.services import calibration
 
-    report = calibration.calibration_report(demo_store, "demo", settings)
+    report = calibration.calibration_report(reading(demo_store, "demo", settings))
     judge = report.calibration.overall.judge("example-llm-judge")
     document = next(j for j in report.document()["judges"] if j["judge"] == "example-llm-judge")
     assert document["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict

@@ -159,7 +159,7 @@ def careless_demo(demo_store, settings, tmp_path):
 
 
 def ceiling(store, settings) -> float:
-    report = calibration.calibration_report(store, "demo", settings)
+    report = calibration.calibration_report(reading(store, "demo", settings))
     return report.calibration.overall.humans.agreement_without_ties.value
 
 

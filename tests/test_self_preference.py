@@ -159,7 +159,7 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
 ):
     n = 60
     _gpt_favouring_study(store, tmp_path, n)
-    found = calibration.self_preference(store, "s", settings)
+    found = calibration.self_preference(reading(store, "s", settings))
     assert [(p.judge, p.system) for p in found] == [("openai/gpt-4o", "gpt-4o")]
     (gpt,) = found
     # Before the lock only the shift shows: the win rates themselves are outcomes.
@@ -182,7 +182,9 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
     from dataclasses import replace
 
     named = calibration.self_preference(
-        store, "s", replace(settings, model_families="tuned=anthropic, openai/gpt-4o=anthropic")
+        reading(
+            store, "s", replace(settings, model_families="tuned=anthropic, openai/gpt-4o=anthropic")
+        )
     )
     assert {(p.judge, p.system) for p in named} == {
         ("openai/gpt-4o", "tuned"),
