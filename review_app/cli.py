@@ -702,7 +702,8 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _scorecard(args, settings, store) -> None:
-    card = scorecard.scorecard(store, args.study, settings, args.reference, args.base)
+    ctx = _study(args, settings, store, acting=False)
+    card = scorecard.scorecard(ctx, args.reference, args.base)
     if args.json:
         _print(json.dumps(card, indent=2))
         return
@@ -715,9 +716,10 @@ def _stats(args, settings, store) -> None:
     split = args.split or rubric_iteration.default_view_split(store, args.study)
     looks = rubric_iteration.looks_at_test(store, args.study, split)
     by = _acting(args, settings, store) if looks else None
-    report = calibration.calibration_report(store, args.study, settings, split, looked_by=by)
-    preferences = calibration.self_preference(store, args.study, settings, split)
-    pointwise = calibration.pointwise_scores(store, args.study, split)
+    ctx = _study(args, settings, store, acting=False)
+    report = calibration.calibration_report(ctx, split, looked_by=by)
+    preferences = calibration.self_preference(ctx, split)
+    pointwise = calibration.pointwise_scores(ctx, split)
     count = rubric_iteration.test_look_count(store, args.study) if looks else None
     fmt = "json" if args.json else "text"
     _print(stats_text.render_stats(report, preferences, pointwise, split, fmt, test_looks=count))
@@ -952,7 +954,8 @@ def _thresholds_remove(args, settings, store) -> None:
 
 def _report(args, settings, store) -> None:
     def text() -> str:
-        return report.render_report(signoff.build_report(store, args.study, settings), args.format)
+        ctx = _study(args, settings, store, acting=False)
+        return report.render_report(signoff.build_report(ctx), args.format)
 
     if args.output:
         _write_output(args.output, settings, lambda handle: handle.write(text()))

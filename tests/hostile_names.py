@@ -11,7 +11,7 @@ from pathlib import Path
 from review_app.services import data, people, signoff, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
-from tests.acting import acting, person
+from tests.acting import acting, person, reading
 from tests.conftest import ROOT, write
 
 HOST = "attacker.example"
@@ -83,7 +83,7 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         0.6,
         reason=hostile("reason"),
     )
-    sample = signoff.final_review_sample(store, STUDY, settings=settings)
+    sample = signoff.final_review_sample(reading(store, STUDY, settings))
     signoff.record_final_review(
         store, STUDY, signer, sample[0]["output_id"], False, hostile("mark"), settings
     )

@@ -54,7 +54,7 @@ def test_self_preference_names_no_win_rate_before_the_lock(demo_store, monkeypat
     assert "for finetuned" in line and "humans" not in line and "(judge" not in line
 
     _lock_demo(demo_store, settings)
-    (after,) = calibration.self_preference(demo_store, "demo", settings)
+    (after,) = calibration.self_preference(reading(demo_store, "demo", settings))
     assert after.human_win_rate is not None and after.judge_win_rate is not None
     assert after.shift.value == pytest.approx(found[0]["shift"]["value"])
 
@@ -544,7 +544,7 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
     json.dumps(summary, allow_nan=False)
     checks = {(g["grader"], g["check"]) for g in summary["graders"]}
     assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
-    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
     (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
     assert nowhere.outcome == "inconclusive"
 

@@ -298,7 +298,7 @@ def test_a_file_that_names_the_reference_first_still_decides_on_the_candidate(
         0.5,
     )
     thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
-    (result,) = signoff.evaluate_gate(store, "s", settings).results
+    (result,) = signoff.evaluate_gate(reading(store, "s", settings)).results
     assert result.value == pytest.approx(30 / 40)
     assert result.outcome == "pass"
     assert reading(store, "s").lock.row["candidate"] == "tuned"
@@ -320,7 +320,7 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
         0.5,
     )
     thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
-    decision = signoff.evaluate_gate(store, "s", settings)
+    decision = signoff.evaluate_gate(reading(store, "s", settings))
     (result,) = decision.results
     # 4 of 4: the interval no longer collapses to [1, 1], and 4 comparisons decide nothing.
     assert result.value < 0.6 and result.ci[1] == 1.0
@@ -331,7 +331,7 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
 def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, settings):
     from review_app.services import calibration
 
-    report = calibration.calibration_report(demo_store, "demo", settings)
+    report = calibration.calibration_report(reading(demo_store, "demo", settings))
     judge = report.calibration.overall.judge("example-llm-judge")
     document = next(j for j in report.document()["judges"] if j["judge"] == "example-llm-judge")
     assert document["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict
@@ -339,11 +339,11 @@ def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, se
         acting(demo_store, "demo", "demo-admin", settings=settings)
     )
     thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
     (ceiling,) = [r for r in decision.results if r.threshold.metric == "judge_agreement_vs_ceiling"]
     expected = {"within": "pass", "below": "fail", "inconclusive": "inconclusive"}
     assert ceiling.outcome == expected[judge.vs_ceiling.verdict]
     assert report.assessments["example-llm-judge"].ok == (judge.vs_ceiling.verdict == "within")
-    built = signoff.build_report(demo_store, "demo", settings)
+    built = signoff.build_report(reading(demo_store, "demo", settings))
     reported = next(j for j in built["judges"] if j["judge"] == "example-llm-judge")
     assert reported["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict

@@ -377,10 +377,10 @@ def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
     add_standard_thresholds(demo_store)
     for call in (signoff.study_results, signoff.evaluate_gate, signoff.build_report):
         with pytest.raises(OutcomesHidden, match="hidden until its thresholds are locked"):
-            call(demo_store, "demo", settings)
+            call(reading(demo_store, "demo", settings))
     content_hash = thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
     assert len(content_hash) == 64
-    assert len(signoff.evaluate_gate(demo_store, "demo", settings).results) == 2
+    assert len(signoff.evaluate_gate(reading(demo_store, "demo", settings)).results) == 2
 
 
 def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settings):
@@ -397,7 +397,7 @@ def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settin
     with pytest.raises(Conflict, match="locked: its candidate can no longer change"):
         studies.set_candidate(acting(demo_store, "demo"), "base")
     # The demo's 140 votes are an interim look at the 128 x 3 planned: never a pass.
-    decision = signoff.evaluate_gate(demo_store, "demo", settings)
+    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
     assert decision.interim and decision.result != "pass"
 
 
@@ -424,14 +424,14 @@ def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings)
     deviations = locked.deviations(locked.require_study("demo")["id"])
     assert len(deviations) == 1
     assert deviations[0]["before"].endswith(">= 0.6") and deviations[0]["after"].endswith(">= 0.55")
-    report = signoff.build_report(locked, "demo", settings)
+    report = signoff.build_report(reading(locked, "demo", settings))
     assert report["deviations"][0]["reason"] == "base too strong"
     assert report["thresholds"]["locked"][0]["value"] == 0.6  # the lock keeps the original
     assert "Deviations after the lock" in render_report(report, "md")
 
 
 def test_report_numbers_equal_the_statistics_module(locked, settings):
-    report = signoff.build_report(locked, "demo", settings)
+    report = signoff.build_report(reading(locked, "demo", settings))
     study_id = locked.require_study("demo")["id"]
     pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     expected = stats.win_rates(
@@ -468,13 +468,13 @@ def test_regression_metric_is_the_worst_listed_category(locked, settings):
         for c, rates in by_cat.items()
         if c in ("reasoning", "formatting", "safety")
     }
-    result = signoff.evaluate_gate(locked, "demo", settings).results[1]
+    result = signoff.evaluate_gate(reading(locked, "demo", settings)).results[1]
     assert result.value == pytest.approx(max(drops.values()))
     assert f"worst: {max(drops, key=drops.get)}" in result.reason
 
 
 def test_only_a_signer_can_sign_and_final_review(locked, settings):
-    sample = signoff.final_review_sample(locked, "demo", settings=settings)
+    sample = signoff.final_review_sample(reading(locked, "demo", settings))
     for name in ("demo-admin", "demo-reviewer"):
         with pytest.raises(Forbidden, match="for signer accounts"):
             signoff.sign_off(locked, "demo", reviewer(locked, name), "approve", "ok", settings)
@@ -524,7 +524,7 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     data.import_verdicts(
         locked, tmp_path / "j.csv", "demo", reason="the judge ran late", actor=person(locked)
     )
-    sample = signoff.final_review_sample(locked, "demo", settings=settings)
+    sample = signoff.final_review_sample(reading(locked, "demo", settings))
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
@@ -548,13 +548,13 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
         0.9,
         reason="added late",
     )
-    result = signoff.evaluate_gate(locked, "demo", settings).results[-1]
+    result = signoff.evaluate_gate(reading(locked, "demo", settings)).results[-1]
     assert (result.value, result.n, result.outcome) == (0.75, 4, "inconclusive")
     assert result.reason.startswith("4 of 30 reviewed outputs needed")
 
 
 def test_html_report_is_self_contained(locked, settings):
-    html = render_report(signoff.build_report(locked, "demo", settings), "html")
+    html = render_report(signoff.build_report(reading(locked, "demo", settings)), "html")
     assert html.startswith("<!doctype html>") and "<svg" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html.lower()
@@ -652,7 +652,7 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     # threshold gates human rows of finetuned vs base on the reasoning, formatting and safety
     # suites, and a row it does not cover is shown, not decided.
     shown = at.dataframe[1].value
-    expected = signoff.study_results(locked, "demo", settings)["regression"]
+    expected = signoff.study_results(reading(locked, "demo", settings))["regression"]
     assert shown.outcome.tolist() == [r["outcome"] or "no threshold" for r in expected]
     assert shown["change (points)"].tolist() == pytest.approx(
         [r["change_points"] for r in expected]
@@ -670,7 +670,7 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
 def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):
     """The Sign-off section lists exactly what `signoff.approval_blockers` says, and the refusal
     on approving without an override names the same lines: one rule, read by both."""
-    report = signoff.build_report(locked, "demo", settings)
+    report = signoff.build_report(reading(locked, "demo", settings))
     blockers = signoff.approval_blockers(report)
     assert blockers == ["the gate is inconclusive", "0 of 50 final-review outputs are marked"]
     at = open_page(locked, "gate.py", "demo-signer")
@@ -734,7 +734,7 @@ def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
 
 def test_html_report_says_what_the_signer_signed(locked, settings):
     signer = reviewer(locked, "demo-signer")
-    sample = signoff.final_review_sample(locked, "demo", settings=settings)
+    sample = signoff.final_review_sample(reading(locked, "demo", settings))
     signoff.record_final_review(
         locked, "demo", signer, sample[0]["output_id"], False, "made-up refund policy"
     )
@@ -748,7 +748,7 @@ def test_html_report_says_what_the_signer_signed(locked, settings):
     assert f"<code>{report['report_hash']}</code> (this report)" in html
 
     signoff.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
-    html = render_report(signoff.build_report(locked, "demo", settings), "html")
+    html = render_report(signoff.build_report(reading(locked, "demo", settings)), "html")
     assert "(an earlier version: the figures changed after signing)" in html
 
 
@@ -787,7 +787,7 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
         acting(store, "s", "admin"), regression.metric, regression.params, "<=", 5
     )
     thresholds.lock_thresholds(acting(store, "s", "admin"))
-    result = signoff.evaluate_gate(store, "s", settings).results[0]
+    result = signoff.evaluate_gate(reading(store, "s", settings)).results[0]
     assert (result.value, result.n, result.outcome) == (50.0, 2, "inconclusive")
     assert "worst: uncategorized" in result.reason
 
@@ -803,8 +803,8 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
 
 
 def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
-    before = signoff.evaluate_gate(locked, "demo", settings).results[0]
-    again = signoff.evaluate_gate(locked, "demo", settings).results[0]
+    before = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
+    again = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
     assert again == before  # served from the statistics cache, unchanged
     (tmp_path / "v.csv").write_text(
         "item_id,system_a,system_b,reviewer,winner\n"
@@ -814,7 +814,7 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
     data.import_votes(
         locked, tmp_path / "v.csv", "demo", reason="a late reviewer", actor=person(locked)
     )
-    after = signoff.evaluate_gate(locked, "demo", settings).results[0]
+    after = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
     losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
     assert losses[1] == losses[0] + 2 and after.value < before.value
 

@@ -307,7 +307,7 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
     # The gate and the summary keep reading the pinned version; the report shows the deviation.
     summary = grading.grader_summary(reading(store, "s"))
     assert [v["content_hash"] for v in summary["versions"]] == [first.content_hash]
-    built = signoff.build_report(store, "s", settings)
+    built = signoff.build_report(reading(store, "s", settings))
     text = report.render_markdown(built | {"signoffs": []})
     assert "## Graders" in text and "typo" in text and "pinned by the lock" in text
     assert "<h2>Graders</h2>" in report.render_html(built | {"signoffs": []})
@@ -316,7 +316,7 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
 
 def test_no_graders_section_without_results(store, corpus, settings):
     lock(store)
-    built = signoff.build_report(store, "s", settings)
+    built = signoff.build_report(reading(store, "s", settings))
     assert "graders" not in built
     assert "## Graders" not in report.render_markdown(built | {"signoffs": []})
 
@@ -334,7 +334,7 @@ def test_the_gate_decides_on_pinned_grader_results(store, corpus, settings):
         5,
     )
     thresholds.lock_thresholds(acting(store, "s", "admin"))
-    results = signoff.evaluate_gate(store, "s", settings).results
+    results = signoff.evaluate_gate(reading(store, "s", settings)).results
     rate, change = results
     assert rate.value == 1.0 and rate.n == 4  # the candidate's four JSON outputs
     assert rate.outcome == "inconclusive" and "4 of 30 outputs needed" in rate.reason

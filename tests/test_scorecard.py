@@ -273,7 +273,7 @@ checks:
 
 def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study, tmp_path, capsys):
     grading.grade(acting(store, STUDY, "ada"), write(tmp_path / "short.yaml", SHORT_GRADER))
-    card = scorecard.scorecard(store, STUDY, settings)
+    card = scorecard.scorecard(reading(store, STUDY, settings))
     assert card["outcomes_visible"] is False
     assert "locked" in card["withheld"]
     # Grader pass rates are outcomes too: a bar set after seeing them could be tuned to them.
@@ -291,7 +291,7 @@ def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study,
     assert "stay hidden until" in capsys.readouterr().err
     # Once locked, the scorecard carries the grader's pass rates, as the grader summary has them.
     _lock(store, settings)
-    card = scorecard.scorecard(store, STUDY, settings)
+    card = scorecard.scorecard(reading(store, STUDY, settings))
     expected = grading.grader_summary(reading(store, STUDY))["graders"]
     assert card["graders"] == expected and {g["system"] for g in expected} == set(card["systems"])
     text = "\n".join(report.scorecard_markdown(card))
@@ -300,7 +300,7 @@ def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study,
 
 def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
     _lock(store, settings)
-    card = scorecard.scorecard(store, STUDY, settings)
+    card = scorecard.scorecard(reading(store, STUDY, settings))
     assert card["outcomes_visible"] and card["graders"] == []
     assert card["systems"] == [SYSTEM_X, SYSTEM_Y, SYSTEM_Z]
 
@@ -366,7 +366,7 @@ def test_a_clear_regression_reads_regression(store, settings, rated_study):
         5.0,
     )
     thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
-    card = scorecard.scorecard(store, STUDY, settings)
+    card = scorecard.scorecard(reading(store, STUDY, settings))
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
     assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
     assert row["change_points"] == pytest.approx(-50.0)
@@ -543,9 +543,9 @@ def test_the_report_carries_the_scorecard(store, settings, rated_study):
     from review_app.services import signoff
 
     _lock(store, settings)
-    built = signoff.build_report(store, STUDY, settings)
+    built = signoff.build_report(reading(store, STUDY, settings))
     card = built["scorecard"]
-    assert card == scorecard.scorecard(store, STUDY, settings)
+    assert card == scorecard.scorecard(reading(store, STUDY, settings))
     assert [r["system"] for r in card["ranking"]["humans"]] == [SYSTEM_X, SYSTEM_Z, SYSTEM_Y]
     markdown = report.render_markdown(built)
     assert "## Scorecard" in markdown
@@ -571,7 +571,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     )
     means = {
         c["system"]: c
-        for c in scorecard.scorecard(store, STUDY, settings)["criteria"]
+        for c in scorecard.scorecard(reading(store, STUDY, settings))["criteria"]
         if c["source"] == "humans" and c["category"] is None
     }
     assert means[SYSTEM_X]["n"] == 48  # still one rating per counted vote
@@ -581,7 +581,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     quality.exclude_reviewer(acting(store, STUDY, "ada"), "ben", "rated without reading")
     means = {
         c["system"]: c
-        for c in scorecard.scorecard(store, STUDY, settings)["criteria"]
+        for c in scorecard.scorecard(reading(store, STUDY, settings))["criteria"]
         if c["source"] == "humans" and c["category"] is None
     }
     assert (means[SYSTEM_X]["mean"], means[SYSTEM_X]["n"]) == (5.0, 24)
@@ -610,15 +610,15 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
     people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
     thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
     thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
-    card = scorecard.scorecard(demo_store, "demo", settings, base="base")
-    results = signoff.study_results(demo_store, "demo", settings)
+    card = scorecard.scorecard(reading(demo_store, "demo", settings), base="base")
+    results = signoff.study_results(reading(demo_store, "demo", settings))
     assert card["regression"]
     assert card["regression"] == [
         r for r in results["regression"] if (r["system_a"], r["system_b"]) == ("finetuned", "base")
     ]
     [gated] = [
         r
-        for r in signoff.evaluate_gate(demo_store, "demo", settings).results
+        for r in signoff.evaluate_gate(reading(demo_store, "demo", settings)).results
         if r.threshold.metric == gate.REGRESSION_METRIC
     ]
     decided = [r for r in card["regression"] if r["outcome"] is not None]
@@ -657,9 +657,9 @@ def test_results_scorecard_and_gate_read_one_regression_table(
     thresholds.lock_thresholds(
         acting(store, STUDY, "ada", settings=replace(settings, gate_min_comparisons=minimum))
     )
-    results = signoff.study_results(store, STUDY, settings)
-    card = scorecard.scorecard(store, STUDY, settings)
-    [gated] = signoff.evaluate_gate(store, STUDY, settings).results
+    results = signoff.study_results(reading(store, STUDY, settings))
+    card = scorecard.scorecard(reading(store, STUDY, settings))
+    [gated] = signoff.evaluate_gate(reading(store, STUDY, settings)).results
 
     assert card["base"] == SYSTEM_X
     assert card["regression"] == [r for r in results["regression"] if r["system_a"] == SYSTEM_Y]
@@ -679,7 +679,7 @@ def test_a_row_no_threshold_covers_is_shown_not_decided(store, settings, rated_s
     """Against a base no locked threshold names, the scorecard shows the change and its CI and
     decides nothing: no margin is made up for it."""
     _lock(store, settings)
-    card = scorecard.scorecard(store, STUDY, settings, base=SYSTEM_Z)
+    card = scorecard.scorecard(reading(store, STUDY, settings), base=SYSTEM_Z)
     [row] = card["regression"]
     assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_X, SYSTEM_Z, 12)
     assert row["change_points"] == pytest.approx(0.0)

@@ -21,17 +21,16 @@ store = ui.get_store()
 actor = ui.signed_in(store, "calibration")
 
 st.title("Calibration")
-study = ui.study_picker(store)
-if study is None:
-    st.stop()
-
-
 settings = ui.settings()
+ctx = ui.study_context(store, actor, settings)
+if ctx is None:
+    st.stop()
+study = ctx.study
 split = rubric_iteration.split_summary(store, study["name"])
 view = ui.split_view(store, study, settings) if split is not None else "all"
 # Computed once per data version and shared with the other screens (services.study_data).
 with st.spinner("Computing the statistics..."):
-    report = calibration.calibration_report(store, study["name"], settings, view, looked_by=None)
+    report = calibration.calibration_report(ctx, view, looked_by=None)
 overall = report.calibration.overall
 humans = overall.humans
 shown = {"dev": "Dev comparisons only. ", "test": "Test comparisons only. ", "all": ""}[view]
@@ -376,7 +375,7 @@ if not plotted.empty:
     st.caption("Red tick: the category's human-human agreement without ties.")
 st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
 
-pointwise = calibration.pointwise_scores(store, study["name"], view)
+pointwise = calibration.pointwise_scores(ctx, view)
 if not pointwise.table.empty:
     st.subheader("Pointwise scores")
     st.dataframe(
@@ -526,7 +525,7 @@ if split is not None:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-preferences = calibration.self_preference(store, study["name"], settings, view)
+preferences = calibration.self_preference(ctx, view)
 if preferences:
     st.subheader("Self-preference")
     for p in preferences:

@@ -8,7 +8,7 @@ import streamlit as st
 from review_app import auth, baselines, gate, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import grading, signoff, studies, study_data, thresholds
+from review_app.services import grading, signoff, studies, thresholds
 
 store = ui.get_store()
 actor = ui.signed_in(store, "gate")
@@ -22,7 +22,7 @@ study, name = ctx.study, ctx.name
 lock = ctx.lock.row
 listed = thresholds.list_thresholds(ctx)
 
-comparisons = studies.study_comparisons(store, name)
+comparisons = ctx.data().comparisons
 systems = sorted({s for c in comparisons for s in c})
 st.subheader("1. Thresholds")
 if lock:
@@ -76,7 +76,7 @@ else:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-judges = study_data.judge_labels(store, name)
+judges = ctx.data().judge_order
 with st.expander("Add a threshold", expanded=not listed):
     metric = st.selectbox(
         "Metric",
@@ -117,7 +117,7 @@ with st.expander("Add a threshold", expanded=not listed):
                     "categories (empty = all)", categories, key="gate_param_categories"
                 )
             elif param == "check":
-                checks = grading.check_names(store, name)
+                checks = grading.check_names(ctx)
                 if checks:
                     params[param] = st.selectbox("grader check", checks, key="gate_param_check")
                 else:
@@ -139,7 +139,7 @@ with st.expander("Add a threshold", expanded=not listed):
             elif param == "grader":
                 params[param] = st.selectbox(
                     param,
-                    ["", *grading.grader_names(store, name)],
+                    ["", *grading.grader_names(ctx)],
                     format_func=lambda g: g or "the one with this check",
                     key="gate_param_grader",
                 )
@@ -195,7 +195,7 @@ with st.expander("How many comparisons each threshold needs (80% power)"):
     )
     st.dataframe(pd.DataFrame(thresholds.sample_plan(ctx)), hide_index=True)
 try:
-    decision = signoff.evaluate_gate(store, name, settings)
+    decision = signoff.evaluate_gate(ctx)
 except OutcomesHidden as exc:
     st.info(ui.plain(exc))
     st.stop()
@@ -230,7 +230,7 @@ if deviations:
     st.dataframe(pd.DataFrame(deviations), hide_index=True)
 
 st.subheader("3. Final human review")
-sample = signoff.final_review_sample(store, name, settings=settings)
+sample = signoff.final_review_sample(ctx)
 done = sum(1 for s in sample if s["mark"])
 st.progress(done / len(sample) if sample else 0.0, text=f"{done} of {len(sample)} reviewed")
 if not auth.allowed(actor, "mark the final review"):
@@ -282,7 +282,7 @@ elif sample:
         st.error(f"Not marked: {ui.plain(refused)}")
 
 st.subheader("4. Sign-off")
-signed = signoff.build_report(store, name, settings)
+signed = signoff.build_report(ctx)
 for line in report.override_lines(signed["signoffs"]):
     st.error(ui.plain(line))
 for x in signed["exclusions"]:

@@ -318,7 +318,7 @@ if valid_graders:
             st.error(ui.plain(exc))
         else:
             st.success(ui.plain(graded.line()))
-in_force = grading.graders_in_force(store, study)
+in_force = grading.graders_in_force(ctx)
 if in_force:
     st.dataframe(
         pd.DataFrame(

@@ -17,11 +17,11 @@ actor = ui.signed_in(store, "results")
 LOSSES_SHOWN = 20
 
 st.title("Results")
-study = ui.study_picker(store)
-if study is None:
+ctx = ui.study_context(store, actor, ui.settings())
+if ctx is None:
     st.stop()
 try:
-    results = signoff.study_results(store, study["name"], ui.settings())
+    results = signoff.study_results(ctx)
 except OutcomesHidden as exc:
     st.info(
         f"{ui.plain(exc)}. Lock them on the Gate screen; calibration numbers stay visible meanwhile."

@@ -14,12 +14,11 @@ store = ui.get_store()
 actor = ui.signed_in(store, "scorecard")
 
 st.title("Scorecard")
-study = ui.study_picker(store)
-if study is None:
+ctx = ui.study_context(store, actor, ui.settings())
+if ctx is None:
     st.stop()
-
-settings = ui.settings()
-systems = scorecard.study_systems(store, study["name"], settings)
+study = ctx.study
+systems = scorecard.study_systems(ctx)
 candidate = study.get("candidate")
 others = [s for s in systems if s != candidate]
 left, right = st.columns(2)
@@ -38,9 +37,7 @@ base = right.selectbox(
 )
 with st.spinner("Computing the scorecard..."):
     card = scorecard.scorecard(
-        store,
-        study["name"],
-        settings,
+        ctx,
         reference=None if reference == AUTO else reference,
         base=None if base == AUTO else base,
     )

@@ -10,7 +10,7 @@ import pandas as pd
 from review_app import baselines, families, stats
 from review_app.auth import Actor
 from review_app.services import juries, study_data
-from review_app.services.context import lock_of
+from review_app.services.context import StudyContext
 from review_app.services.rubric_iteration import looks_at_test, record_test_look, split_pair_ids
 from review_app.services.study_data import JudgeInfo
 from review_app.settings import Settings
@@ -63,23 +63,19 @@ def _reference_label(infos: dict[str, JudgeInfo]) -> str:
 
 
 def calibration_report(
-    store: Store,
-    study: str,
-    settings: Settings | None = None,
-    split: str = "all",
-    looked_by: Actor | None = None,
+    ctx: StudyContext, split: str = "all", looked_by: Actor | None = None
 ) -> CalibrationReport:
     """Every calibration statistic of a study (docs/statistics.md), overall and per category,
     for every judge run, imported judge and baseline, with a verdict on each judge. With `split`
     "dev" or "test", on that part of the study's split only. With `looked_by`, a report that
     shows test agreement (see `looks_at_test`) is recorded as a look at test by that person;
     without, the recording is the caller's (a screen records a look once per choice)."""
-    settings = settings or Settings.from_env()
-    data = study_data.load(store, store.require_study(study), settings, split=split)
+    store, study = ctx.store, ctx.name
+    data = ctx.data(split)
     if looked_by is not None and looks_at_test(store, study, split):
         record_test_look(store, study, data.real_judges, looked_by)
     calibration = data.statistics.calibration
-    withheld = not lock_of(store, data.study).visible
+    withheld = not ctx.lock.visible
     if withheld:
         calibration = stats.without_length_preference(calibration)
     overall = calibration.overall
@@ -109,19 +105,14 @@ def calibration_data_version(store: Store, study: str) -> str:
 # ---- self-preference ----
 
 
-def self_preference(
-    store: Store, study: str, settings: Settings | None = None, split: str = "all"
-) -> list[stats.SelfPreference]:
+def self_preference(ctx: StudyContext, split: str = "all") -> list[stats.SelfPreference]:
     """For every real judge whose model family is known and matches a system's: the judge's
     win-rate shift toward that system relative to the humans, on that system's comparisons
     against systems of other families (paired CI; flagged when it excludes 0). Families come
     from the names, overridden by REVIEW_APP_MODEL_FAMILIES. Before the thresholds are locked
     only the shift is given: the judge's and the humans' own win rates for the system would say
     which system the humans prefer."""
-    settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
-    data = study_data.load(store, study_row, settings, split=split)
-    return self_preference_of(data, settings, visible=lock_of(store, study_row).visible)
+    return self_preference_of(ctx.data(split), ctx.settings, visible=ctx.lock.visible)
 
 
 def self_preference_of(
@@ -177,12 +168,12 @@ class PointwiseScores:
         return {"by_system": self.by_system, "rows": self.table.to_dict("records")}
 
 
-def pointwise_scores(store: Store, study: str, split: str = "all") -> PointwiseScores:
+def pointwise_scores(ctx: StudyContext, split: str = "all") -> PointwiseScores:
     """The pointwise scores of every judge run that has them and of every jury (the mean of its
     members' scores), on one part of the split when `split` is dev or test (not itself a look at
     test: `stats --split test` records one)."""
-    study_row = store.require_study(study)
-    keep = split_pair_ids(store, study, split)
+    store, study_row = ctx.store, ctx.study
+    keep = split_pair_ids(store, ctx.name, split)
     scores = juries.member_scores(store, study_row["id"])
     if keep is not None:
         scores = scores[scores["pair_id"].isin(keep)]
@@ -190,6 +181,6 @@ def pointwise_scores(store: Store, study: str, split: str = "all") -> PointwiseS
     for jury in store.juries(study_row["id"]):
         own = scores[scores["judge"].isin(jury["members"])]
         frames.append(own.assign(judge=juries.jury_label(jury["name"])))
-    visible = lock_of(store, study_row).visible
+    visible = ctx.lock.visible
     table = stats.pointwise_summary(pd.concat(frames, ignore_index=True), by_system=visible)
     return PointwiseScores(table, visible)

@@ -6,18 +6,21 @@ change after it costs (a reason, a deviation and an audit entry, in the caller's
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from review_app import auth, gate
 from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, OutcomesHidden
-from review_app.services import audit
+from review_app.services import audit, study_data
 from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = ["Lock", "StudyContext", "lock_of", "open_study"]
+
+T = TypeVar("T")
 
 
 class Lock:
@@ -135,6 +138,8 @@ class StudyContext:
     study: dict
     lock: Lock
     actor: Actor | None
+    # Figures derived once for this use case run (see `memo`).
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def id(self) -> int:
@@ -165,6 +170,25 @@ class StudyContext:
             gate.Threshold(r["metric"], r["params"], r["comparator"], r["value"])
             for r in self.threshold_rows
         ]
+
+    def data(self, split: str = "all") -> study_data.StudyData:
+        """The study's data (`study_data.load`), looked up once for this use case run."""
+        return self.memo(
+            ("data", split), lambda: study_data.load(self.store, self.study, self.settings, split)
+        )
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        """`compute()` once for this context, under `key`. A context lives for one page run or one
+        command, so the parts of a screen (the gate, the final review, the report) share what one
+        of them read or computed; a change made since is seen by the next run's context."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def forget(self, *keys: Any) -> None:
+        """Drop what `memo` kept under `keys`: for a use case that changed it."""
+        for key in keys:
+            self._memo.pop(key, None)
 
     def require(self, action: str) -> Actor:
         """The actor, when their role may take `action` (see `auth.PERMISSIONS`)."""

@@ -95,12 +95,17 @@ def pinned_graders(lock: dict | None) -> list[dict]:
     return json.loads(lock["graders"])
 
 
-def graders_in_force(store: Store, study_row: dict) -> list[dict]:
+def graders_in_force(ctx: StudyContext) -> list[dict]:
     """Per grader name, the version whose results count: the one the lock pinned, else (no lock,
     or a grader the lock did not know) the latest version graded on the study. Each row is the
-    stored grader with `pinned` saying whether the lock pinned it."""
-    versions = store.study_graders(study_row["id"])
-    pinned = {g["content_hash"] for g in pinned_graders(store.threshold_lock(study_row["id"]))}
+    stored grader with `pinned` saying whether the lock pinned it. Empty when the study has no
+    grader results. Read once per context."""
+    return ctx.memo("graders in force", lambda: _in_force(ctx))
+
+
+def _in_force(ctx: StudyContext) -> list[dict]:
+    versions = ctx.store.study_graders(ctx.id)
+    pinned = {g["content_hash"] for g in pinned_graders(ctx.lock.row)}
     chosen: dict[str, dict] = {}
     for g in versions:  # oldest first: a later version replaces an earlier unpinned one
         current = chosen.get(g["name"])
@@ -157,6 +162,7 @@ def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> Grade
                 results=new,
                 digest=store.grader_results_digest(ctx.id, grader.content_hash),
             )
+    ctx.forget("graders in force", "grader results in force")
     return GradeOutcome(
         study,
         grader.name,
@@ -169,16 +175,17 @@ def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> Grade
     )
 
 
-def results_in_force(
-    store: Store, study_row: dict, chosen: list[dict] | None = None
-) -> pd.DataFrame:
-    """The stored results of the grader versions in force (`chosen`, when already known), one
-    row per (output, check): grader, grader_hash, check, system, item_key, category, reference,
-    passed, label."""
-    if chosen is None:
-        chosen = graders_in_force(store, study_row)
-    frame = store.grader_results(study_row["id"], [g["id"] for g in chosen])
-    return frame.assign(passed=frame["passed"].astype(bool))
+def results_in_force(ctx: StudyContext) -> pd.DataFrame:
+    """The stored results of the grader versions in force, one row per (output, check): grader,
+    grader_hash, check, system, item_key, category, reference, passed, label. Read once per
+    context."""
+
+    def read() -> pd.DataFrame:
+        chosen = graders_in_force(ctx)
+        frame = ctx.store.grader_results(ctx.id, [g["id"] for g in chosen])
+        return frame.assign(passed=frame["passed"].astype(bool))
+
+    return ctx.memo("grader results in force", read)
 
 
 def _choice_labels(chosen: list[dict]) -> dict[tuple[str, str], list[str] | None]:
@@ -216,8 +223,8 @@ def grader_summary(ctx: StudyContext) -> dict:
     Rates are 0..1, `ci` a Wilson 95% interval, category None = every output. Only the versions
     in force count (see `graders_in_force`). OutcomesHidden until the thresholds are locked."""
     ctx.lock.require_visible()
-    chosen = graders_in_force(ctx.store, ctx.study)
-    summary = summarize(results_in_force(ctx.store, ctx.study, chosen), _choice_labels(chosen))
+    chosen = graders_in_force(ctx)
+    summary = summarize(results_in_force(ctx), _choice_labels(chosen))
     versions = [{k: g[k] for k in ("name", "content_hash", "pinned", "n_results")} for g in chosen]
     return {"versions": versions, **summary}
 
@@ -227,11 +234,11 @@ def has_results(store: Store, study: str | dict) -> bool:
     return store.has_grader_results(study_row["id"])
 
 
-def check_names(store: Store, study: str) -> list[str]:
+def check_names(ctx: StudyContext) -> list[str]:
     """The check names of the graders in force on the study (no outcome: safe before the lock)."""
-    chosen = graders_in_force(store, store.require_study(study))
+    chosen = graders_in_force(ctx)
     return sorted({c["name"] for g in chosen for c in json.loads(g["body"])["checks"]})
 
 
-def grader_names(store: Store, study: str) -> list[str]:
-    return [g["name"] for g in graders_in_force(store, store.require_study(study))]
+def grader_names(ctx: StudyContext) -> list[str]:
+    return [g["name"] for g in graders_in_force(ctx)]

@@ -18,9 +18,9 @@ import pandas as pd
 from review_app import gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import grading, study_data
-from review_app.services.context import lock_of, open_study
+from review_app.services.context import StudyContext
 from review_app.services.study_data import StudyData
-from review_app.services.thresholds import regression_table, study_thresholds
+from review_app.services.thresholds import regression_table
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -30,19 +30,13 @@ HUMANS = stats.HUMANS
 _SCORES = {"x": 1.0, "y": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 
-def scorecard(
-    store: Store,
-    study: str,
-    settings: Settings,
-    reference: str | None = None,
-    base: str | None = None,
-) -> dict:
+def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None = None) -> dict:
     """The study's scorecard as one JSON-ready dict. `reference` (default: the best-rated other
     system) is what the candidate is shown as a share of; `base` (default: the system its
     regression thresholds compare with, else the worst-rated other system) is what the regression
     table compares the candidate with."""
-    study_row = store.require_study(study)
-    data = study_data.load(store, study_row, settings)
+    store, study, study_row = ctx.store, ctx.name, ctx.study
+    data = ctx.data()
     systems = systems_of(data)
     for role, name in (("reference", reference), ("base", base)):
         if name is not None and name not in systems:
@@ -54,7 +48,7 @@ def scorecard(
         "study": study_row["name"],
         "candidate": data.candidate,
         "systems": systems,
-        "outcomes_visible": lock_of(store, study_row).visible,
+        "outcomes_visible": ctx.lock.visible,
         "graders": [],
         "criteria": [],
         "win_rates": [],
@@ -78,18 +72,16 @@ def scorecard(
         ratings = pool.submit(data.ratings, store)
         _win_rates(data)
         ratings.result()
-    if grading.has_results(store, study_row):
-        card["graders"] = grading.grader_summary(
-            open_study(store, settings, study_row["name"], None)
-        )["graders"]
-    computed = data.memo("scorecard", lambda: _computed(store, data, settings))
+    if grading.graders_in_force(ctx):
+        card["graders"] = grading.grader_summary(ctx)["graders"]
+    computed = data.memo("scorecard", lambda: _computed(store, data, ctx.settings))
     card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
     card["criteria"] = _criteria_rows(computed.means)
     card["win_rates"] = _win_rate_rows(data, computed.length_controlled)
     card["reference"] = reference or _best_other(computed.rankings, data.candidate, systems)
     card["reference_share"] = _reference_share(card["criteria"], data.candidate, card["reference"])
-    card["base"] = base or _base(store, data, computed.rankings, systems)
-    card["regression"] = _regression(store, data, settings, card["base"])
+    card["base"] = base or _base(ctx, data, computed.rankings, systems)
+    card["regression"] = _regression(ctx, data, card["base"])
     return card
 
 
@@ -125,9 +117,9 @@ def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[sta
     return data.memo("scorecard win rates", compute)
 
 
-def study_systems(store: Store, study: str, settings: Settings) -> list[str]:
+def study_systems(ctx: StudyContext) -> list[str]:
     """The study's systems as the scorecard lists them (names only: no outcome)."""
-    return systems_of(study_data.load(store, store.require_study(study), settings))
+    return systems_of(ctx.data())
 
 
 def systems_of(data: StudyData) -> list[str]:
@@ -279,11 +271,14 @@ def _best_other(
 
 
 def _base(
-    store: Store, data: StudyData, rankings: dict[str, list[ranking.Rating]], systems: list[str]
+    ctx: StudyContext,
+    data: StudyData,
+    rankings: dict[str, list[ranking.Rating]],
+    systems: list[str],
 ) -> str | None:
     """The system the candidate must not regress against: the one its regression thresholds
     name, else the worst-rated other system."""
-    for t in study_thresholds(store, data.study):
+    for t in ctx.thresholds:
         if t.metric == gate.REGRESSION_METRIC:
             named = {t.params["system_a"], t.params["system_b"]}
             if data.candidate in named and len(named) == 2:
@@ -321,7 +316,7 @@ def _reference_share(
     return rows
 
 
-def _regression(store: Store, data: StudyData, settings: Settings, base: str | None) -> list[dict]:
+def _regression(ctx: StudyContext, data: StudyData, base: str | None) -> list[dict]:
     """The candidate against `base`: the rows of the study's one regression table (the Results
     screen's and the report's, with the gate's outcomes) that compare the two."""
     if not data.candidate or base is None:
@@ -330,6 +325,6 @@ def _regression(store: Store, data: StudyData, settings: Settings, base: str | N
     inputs = gate.GateInputs(None, *_win_rates(data), candidate=data.candidate)
     return [
         row
-        for row in regression_table(store, data, inputs, settings)
+        for row in regression_table(ctx, data, inputs)
         if (row["system_a"], row["system_b"]) == (data.candidate, base)
     ]

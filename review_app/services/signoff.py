@@ -10,17 +10,15 @@ import random
 from review_app import gate, report
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, calibration, grading, scorecard, study_data
-from review_app.services.context import lock_of, open_study
+from review_app.services.context import StudyContext, open_study
 from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
     FINAL_REVIEW_SIZE,
     FINAL_REVIEW_TOP,
-    gate_minimum,
     looks_before_lock,
     regression_table,
-    study_thresholds,
 )
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
@@ -37,24 +35,35 @@ __all__ = [
 ]
 
 
-def _locked_data(store: Store, study: str, settings: Settings) -> StudyData:
+def _locked_data(ctx: StudyContext) -> StudyData:
     """The study's data; OutcomesHidden until its thresholds are locked."""
-    study_row = store.require_study(study)
-    lock_of(store, study_row).require_visible()
-    return study_data.load(store, study_row, settings)
+    ctx.lock.require_visible()
+    return ctx.data()
 
 
-def _sample(store: Store, data: StudyData, settings: Settings) -> tuple[list[dict], set[int]]:
-    return _final_review_choice(
-        data, data.candidate_outputs(store), FINAL_REVIEW_SIZE, FINAL_REVIEW_TOP, settings.seed
+def _choice(
+    ctx: StudyContext, size: int = FINAL_REVIEW_SIZE, top: int = FINAL_REVIEW_TOP
+) -> tuple[list[dict], set[int]]:
+    """The final-review sample (see `_final_review_choice`), drawn once per data version."""
+    data = ctx.data()
+    return data.memo(
+        f"final review {size} {top}",
+        lambda: _final_review_choice(
+            data, data.candidate_outputs(ctx.store), size, top, ctx.settings.seed
+        ),
     )
 
 
-def gate_inputs(store: Store, data: StudyData, settings: Settings) -> gate.GateInputs:
+def _marks(ctx: StudyContext) -> list[dict]:
+    """The latest final-review mark of each output, read once per context."""
+    return ctx.memo("final review marks", lambda: ctx.store.final_reviews(ctx.id))
+
+
+def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
     """The study's statistics and its final review (marks on outputs of the sample only)."""
     statistics = data.statistics
-    sample_ids = {o["output_id"] for o in _sample(store, data, settings)[0]}
-    marks = [m for m in store.final_reviews(data.study["id"]) if m["output_id"] in sample_ids]
+    sample_ids = {o["output_id"] for o in _choice(ctx)[0]}
+    marks = [m for m in _marks(ctx) if m["output_id"] in sample_ids]
     final = {
         "n": len(marks),
         "acceptable": sum(1 for m in marks if m["acceptable"]),
@@ -65,17 +74,22 @@ def gate_inputs(store: Store, data: StudyData, settings: Settings) -> gate.GateI
         statistics.win_rates,
         statistics.category_win_rates,
         final,
-        graders=grading.results_in_force(store, data.study),
+        graders=grading.results_in_force(ctx),
         candidate=data.candidate,
     )
 
 
-def _plan(lock: dict, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | None:
+def _inputs(ctx: StudyContext) -> gate.GateInputs:
+    """`gate_inputs` of the locked study, computed once per context."""
+    return ctx.memo("gate inputs", lambda: gate_inputs(ctx, _locked_data(ctx)))
+
+
+def _plan(ctx: StudyContext, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | None:
     """The lock's planned sample and how much of it is in (None for a lock made before plans
     were recorded)."""
-    if not lock.get("plan"):
+    planned = ctx.lock.plan
+    if not planned:
         return None
-    planned = json.loads(lock["plan"])
     k = planned["votes_per_comparison"]
     per_pair = data.votes.groupby("pair_id").size() if len(data.votes) else []
     return gate.Plan(
@@ -87,52 +101,49 @@ def _plan(lock: dict, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | N
     )
 
 
-def _decision(store: Store, data: StudyData, settings: Settings) -> gate.GateDecision:
-    inputs = gate_inputs(store, data, settings)
-    lock = store.threshold_lock(data.study["id"])
-    return gate.decide_gate(
-        study_thresholds(store, data.study),
-        inputs,
-        gate_minimum(lock, settings),
-        _plan(lock, data, inputs),
-    )
+def evaluate_gate(ctx: StudyContext) -> gate.GateDecision:
+    """Every threshold decided (pass / fail / inconclusive) and the gate's one result (once per
+    context: the Gate screen's evaluation and its report share it)."""
+
+    def decide() -> gate.GateDecision:
+        data = _locked_data(ctx)
+        inputs = _inputs(ctx)
+        return gate.decide_gate(ctx.thresholds, inputs, ctx.minimum, _plan(ctx, data, inputs))
+
+    return ctx.memo("gate decision", decide)
 
 
-def evaluate_gate(store: Store, study: str, settings: Settings) -> gate.GateDecision:
-    """Every threshold decided (pass / fail / inconclusive) and the gate's one result."""
-    return _decision(store, _locked_data(store, study, settings), settings)
-
-
-def study_results(store: Store, study: str, settings: Settings) -> dict:
+def study_results(ctx: StudyContext) -> dict:
     """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
-    data = _locked_data(store, study, settings)
-    inputs = gate_inputs(store, data, settings)
-    texts = data.texts(store)
-    thresholds = study_thresholds(store, data.study)
+    data = _locked_data(ctx)
+    inputs = _inputs(ctx)
+    texts = data.texts(ctx.store)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
-        "regression": regression_table(store, data, inputs, settings),
-        "regression_thresholds": [t for t in thresholds if t.metric == gate.REGRESSION_METRIC],
+        "regression": regression_table(ctx, data, inputs),
+        "regression_thresholds": [t for t in ctx.thresholds if t.metric == gate.REGRESSION_METRIC],
         "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
         "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
-        "trend": study_trend(store, data.study, settings),
+        "trend": study_trend(ctx),
     }
 
 
-def study_trend(store: Store, study_row: dict, settings: Settings) -> list[dict]:
+def study_trend(ctx: StudyContext) -> list[dict]:
     """Human win rates of every locked study on the same eval set, oldest first (each study's
-    own statistics, so the trend shows what each study's results screen shows)."""
+    own win rates, as its results screen shows them; no calibration is computed for them)."""
+    eval_set_id = ctx.study["eval_set_id"]
+    locked = {lock["study_id"] for lock in ctx.store.locks_on_eval_set(eval_set_id)}
     rows = []
-    for other in store.studies():
-        if (
-            other["eval_set_id"] != study_row["eval_set_id"]
-            or store.threshold_lock(other["id"]) is None
-        ):
+    for other in ctx.store.studies():
+        if other["eval_set_id"] != eval_set_id or other["id"] not in locked:
             continue
-        for w in study_data.load(store, other, settings).statistics.win_rates:
+        data = (
+            ctx.data() if other["id"] == ctx.id else study_data.load(ctx.store, other, ctx.settings)
+        )
+        for w in data.win_rates[0]:
             if w.source == gate.HUMANS:
                 rows.append(
                     {"study": other["name"], "created_at": other["created_at"]}
@@ -159,24 +170,17 @@ def _final_review_choice(
 
 
 def final_review_sample(
-    store: Store,
-    study: str,
-    size: int = FINAL_REVIEW_SIZE,
-    top: int = FINAL_REVIEW_TOP,
-    settings: Settings | None = None,
+    ctx: StudyContext, size: int = FINAL_REVIEW_SIZE, top: int = FINAL_REVIEW_TOP
 ) -> list[dict]:
     """The candidate's outputs the signer reviews: the `top` the judges rated highest, then a
     seeded random sample of the rest, with the latest mark of each."""
-    settings = settings or Settings.from_env()
-    data = study_data.load(store, store.require_study(study), settings)
-    chosen, top_ids = _final_review_choice(
-        data, data.candidate_outputs(store), size, top, settings.seed
-    )
-    marks = {m["output_id"]: m for m in store.final_reviews(data.study["id"])}
+    chosen, top_ids = _choice(ctx, size, top)
+    marks = {m["output_id"]: m for m in _marks(ctx)}
+    candidate = ctx.data().candidate
     return [
         o
         | {
-            "system": data.candidate,
+            "system": candidate,
             "judge_top": o["output_id"] in top_ids,
             "mark": marks.get(o["output_id"]),
         }
@@ -216,19 +220,19 @@ def record_final_review(
         )
 
 
-def build_report(store: Store, study: str, settings: Settings) -> dict:
+def build_report(ctx: StudyContext) -> dict:
     """The sign-off report: pinned hashes, thresholds and their results, statistics, excluded
     reviewers, judges' self-preference, final review, deviations and sign-offs. Its `report_hash` covers everything but
     the sign-offs."""
-    data = _locked_data(store, study, settings)
-    study_row = data.study
-    inputs = gate_inputs(store, data, settings)
-    thresholds = study_thresholds(store, study_row)
-    lock = store.threshold_lock(study_row["id"])
-    minimum = gate_minimum(lock, settings)
-    decision = gate.decide_gate(thresholds, inputs, minimum, _plan(lock, data, inputs))
+    store, settings = ctx.store, ctx.settings
+    data = _locked_data(ctx)
+    study_row = ctx.study
+    inputs = _inputs(ctx)
+    thresholds = ctx.thresholds
+    lock = ctx.lock.row
+    decision = evaluate_gate(ctx)
     es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
-    marks = store.final_reviews(study_row["id"])
+    marks = _marks(ctx)
     overall = inputs.calibration.overall
     runs = {r["label"]: r for r in store.runs_for_report(study_row["id"])}
     judges = []
@@ -274,12 +278,12 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             "current": [t.key() for t in thresholds],
         },
         "deviations": store.deviations(study_row["id"]),
-        "looks_before_lock": looks_before_lock(store, study_row),
+        "looks_before_lock": looks_before_lock(ctx),
         "votes_by_source": store.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
-        "regression": regression_table(store, data, inputs, settings),
-        "scorecard": scorecard.scorecard(store, study, settings),
+        "regression": regression_table(ctx, data, inputs),
+        "scorecard": scorecard.scorecard(ctx),
         "human_agreement": {
             "with_ties": overall.humans.agreement_with_ties.to_json(),
             "without_ties": overall.humans.agreement_without_ties.to_json(),
@@ -303,10 +307,8 @@ def build_report(store: Store, study: str, settings: Settings) -> dict:
             ],
         },
     }
-    if grading.has_results(store, study_row):
-        built["graders"] = grading.grader_summary(
-            open_study(store, settings, study_row["name"], None)
-        )
+    if grading.graders_in_force(ctx):
+        built["graders"] = grading.grader_summary(ctx)
     # The study's latest governance entry, sign-offs aside (the report covers everything but
     # its sign-offs, so signing must not change it): its hash pins every entry before it.
     logged = [e for e in store.audit_entries(study_row["id"]) if e["action"] != "signed"]
@@ -349,7 +351,8 @@ def sign_off(
         raise InputError(f"decision {decision!r}: choose approve or reject")
     if not comment.strip():
         raise InputError("a sign-off needs a comment saying why")
-    signed = build_report(store, study, settings)
+    ctx = open_study(store, settings, study, None)
+    signed = build_report(ctx)
     gate_result = signed["gate"]["result"]
     unmet = approval_blockers(signed)
     override = override.strip()
@@ -360,7 +363,7 @@ def sign_off(
         )
     if decision == "reject" or not unmet:
         override = ""
-    study_id = store.require_study(study)["id"]
+    study_id = ctx.id
     with store.transaction():
         body = {k: v for k, v in signed.items() if k != "signoffs"}
         store.insert_signoff(

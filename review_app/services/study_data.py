@@ -401,9 +401,11 @@ def _with_computed(
 
 
 # (workspace, study, data version, settings) -> StudyData. Screens rerun on every click;
-# what they show only changes with the data. A few entries: each holds a study's frames.
+# what they show only changes with the data. Each entry holds a study's lean frames; room for
+# the studies the Results trend reads together (every locked study of an eval set) and their
+# dev/test splits, so they do not evict each other on every render.
 _CACHE: OrderedDict[tuple, StudyData] = OrderedDict()
-_CACHE_SIZE = 4
+_CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
 
 

@@ -11,13 +11,11 @@ from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import audit, study_data
 from review_app.services.context import StudyContext
 from review_app.services.studies import study_categories
-from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = [
     "FINAL_REVIEW_SIZE",
     "FINAL_REVIEW_TOP",
-    "gate_minimum",
     "regression_table",
     "add_recommended_thresholds",
     "add_threshold",
@@ -267,13 +265,13 @@ def lock_thresholds(ctx: StudyContext) -> str:
     return content_hash
 
 
-def looks_before_lock(store: Store, study_row: dict) -> list[dict]:
+def looks_before_lock(ctx: StudyContext) -> list[dict]:
     """Other studies over the same eval set and systems whose thresholds were locked (their
     outcomes visible) before this study's: the outcomes this lock could already have seen."""
-    lock = store.threshold_lock(study_row["id"])
-    systems = {s for c in store.comparisons(study_row["id"]) for s in c}
+    study_row, lock = ctx.study, ctx.lock.row
+    systems = {s for c in ctx.data().comparisons for s in c}
     looks = []
-    for other in store.locks_on_eval_set(study_row["eval_set_id"]):
+    for other in ctx.store.locks_on_eval_set(study_row["eval_set_id"]):
         shared = systems & set((other["systems"] or "").split(","))
         if other["study_id"] == study_row["id"] or len(shared) < 2:
             continue
@@ -313,21 +311,12 @@ def sample_plan(ctx: StudyContext, effect: float | None = None) -> list[dict]:
     return rows
 
 
-def gate_minimum(lock: dict | None, settings: Settings) -> int:
-    """The comparisons every threshold (each regression suite) is decided on at least: the
-    minimum the lock recorded, else the setting."""
-    return (lock or {}).get("min_comparisons") or settings.gate_min_comparisons
-
-
 def regression_table(
-    store: Store, data: study_data.StudyData, inputs: gate.GateInputs, settings: Settings
+    ctx: StudyContext, data: study_data.StudyData, inputs: gate.GateInputs
 ) -> list[dict]:
     """The study's one regression table (`gate.regression_table`): the rows the Results screen,
     the scorecard and the report show, read from the win rates in `inputs` (the gate's; a
     source's win rates do not depend on which other sources were computed beside it, since every
     source of a comparison is resampled over the same items), decided by the study's regression
     thresholds at the lock's minimum, the candidate first."""
-    lock = store.threshold_lock(data.study["id"])
-    return gate.regression_table(
-        inputs, data.comparisons, study_thresholds(store, data.study), gate_minimum(lock, settings)
-    )
+    return gate.regression_table(inputs, data.comparisons, ctx.thresholds, ctx.minimum)
