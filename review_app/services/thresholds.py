@@ -16,7 +16,6 @@ from review_app.store import Store
 __all__ = [
     "FINAL_REVIEW_SIZE",
     "FINAL_REVIEW_TOP",
-    "regression_table",
     "add_recommended_thresholds",
     "add_threshold",
     "graders_to_pin",
@@ -25,6 +24,7 @@ __all__ = [
     "looks_before_lock",
     "planned_sample",
     "recommended_thresholds",
+    "regression_table",
     "remove_threshold",
     "sample_plan",
     "study_thresholds",
