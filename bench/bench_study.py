@@ -29,8 +29,8 @@ def seed_study(
     gives each answer) and the study "bench" over it with one pair per item and comparison, the
     eval set frozen as a study freezes it. Returns the study's id."""
     with store.transaction():
-        eval_set_id = store.ensure_eval_set("bench")["id"]
-        item_ids = store.insert_items(
+        eval_set_id = store.catalog.ensure_eval_set("bench")["id"]
+        item_ids = store.catalog.insert_items(
             eval_set_id,
             [
                 {
@@ -43,15 +43,15 @@ def seed_study(
                 for i in range(n_items)
             ],
         )
-        store.ensure_systems(systems)
-        store.upsert_outputs(
+        store.catalog.ensure_systems(systems)
+        store.catalog.upsert_outputs(
             [
                 (item_id, system, output(i, system))
                 for i, item_id in enumerate(item_ids.values())
                 for system in systems
             ]
         )
-        study_id = store.insert_study(
+        study_id = store.studies.insert_study(
             "bench",
             eval_set_id,
             reviews_per_pair,
@@ -59,14 +59,14 @@ def seed_study(
             candidate=candidate,
         )
         for a, b in comparisons:
-            store.add_comparison(study_id, a, b)
+            store.studies.add_comparison(study_id, a, b)
             x, y = sorted((a, b))
-            store.insert_pairs(study_id, [(item_id, x, y) for item_id in item_ids.values()])
-        store.freeze_eval_set(eval_set_id)
+            store.studies.insert_pairs(study_id, [(item_id, x, y) for item_id in item_ids.values()])
+        store.catalog.freeze_eval_set(eval_set_id)
     return study_id
 
 
 def bench_admin(store: Store, name: str = "bench-admin") -> tuple[Actor, str]:
     """The workspace's first admin, as the Actor services take and the token the CLI takes."""
     _, link = people.add_reviewer(store, Settings.from_env(), name, "admin", actor=None)
-    return Actor.of(store.reviewer(name)), link.split("token=")[1]
+    return Actor.of(store.people.reviewer(name)), link.split("token=")[1]

@@ -111,7 +111,7 @@ def main_bench() -> None:
         again, text = _grade(db, grader, token)
         print(text.splitlines()[0])
         store = Store.open(db)
-        store.set_candidate(store.require_study("bench")["id"], "finetuned")
+        store.studies.set_candidate(store.studies.require_study("bench")["id"], "finetuned")
         ctx = open_study(store, Settings.from_env(), "bench", people.actor_for(store, token))
         thresholds.add_threshold(ctx, "grader_pass_rate", {"check": "valid"}, ">=", 0.5)
         thresholds.lock_thresholds(ctx)

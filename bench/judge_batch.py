@@ -74,7 +74,7 @@ def measure(args: argparse.Namespace) -> dict:
         before = rss_mb()
         started = time.perf_counter()
         outcome = judging.start_batch_run(
-            open_study(store, settings, "bench", Actor.of(store.reviewer("bench-admin"))),
+            open_study(store, settings, "bench", Actor.of(store.people.reviewer("bench-admin"))),
             RUBRIC,
             args.judge,
             provider_options={"api_key": "bench", "base_url": provider_base},

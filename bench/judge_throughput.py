@@ -98,7 +98,7 @@ def runner(store: Store, settings: Settings, base_url: str, seed: int, concurren
     """`review-app judge` minus argument parsing; a new seed makes a new run each time."""
     started = time.perf_counter()
     outcome = judging.start_judge_run(
-        open_study(store, settings, "bench", Actor.of(store.reviewer("bench-admin"))),
+        open_study(store, settings, "bench", Actor.of(store.people.reviewer("bench-admin"))),
         RUBRIC,
         JUDGE,
         seed=seed,
@@ -121,7 +121,7 @@ def measure(args: argparse.Namespace) -> dict:
     store = Store.open(workdir / "bench.db")
     settings = replace(Settings.from_env(), db_path=workdir / "bench.db")
     make_study(store, workdir, args.pairs)
-    pairs = store.pairs_frame(store.require_study("bench")["id"]).to_dict("records")
+    pairs = store.frames.pairs_frame(store.studies.require_study("bench")["id"]).to_dict("records")
     rubric = load_rubric(RUBRIC)
     messages = [render_call(rubric, call) for call in build_calls(pairs)]
     results: dict = {"calls": len(messages), "concurrency": args.concurrency}

@@ -132,8 +132,8 @@ def write_import_file(path: Path, rows: int) -> None:
 def verify(db: Path, saved: dict[str, int]) -> dict:
     """Votes read back from the workspace against what the sessions saw saved."""
     store = Store.open(db)
-    study = store.require_study("load")
-    history = [v for v in store.vote_history(study["id"]) if v["source"] == "app"]
+    study = store.studies.require_study("load")
+    history = [v for v in store.review.vote_history(study["id"]) if v["source"] == "app"]
     store.close()
     per_reviewer = Counter(v["reviewer"] for v in history if v["winner"] is not None)
     per_pair_reviewer = Counter(

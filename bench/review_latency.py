@@ -55,13 +55,13 @@ def build_workspace(db: Path, n_pairs: int) -> None:
     studies.create_study(
         store, "bench", "bench", [("finetuned", "base"), ("finetuned", "frontier")], K, actor=admin
     )
-    study_id = store.require_study("bench")["id"]
+    study_id = store.studies.require_study("bench")["id"]
     ids = [
         people.add_reviewer(store, settings, f"r{n:03d}", "reviewer", "bench", actor=admin)[0]["id"]
         for n in range(REVIEWERS)
     ]
-    pair_ids = store.study_pair_ids(study_id)
-    systems = store.pairs_frame(study_id).set_index("pair_id")[["system_x", "system_y"]]
+    pair_ids = store.studies.study_pair_ids(study_id)
+    systems = store.frames.pairs_frame(study_id).set_index("pair_id")[["system_x", "system_y"]]
     stamp = now_iso()
     with store.transaction():
         votes = []
@@ -71,7 +71,7 @@ def build_workspace(db: Path, n_pairs: int) -> None:
                 (ids[index % REVIEWERS], ids[(index + 37) % REVIEWERS])
             ):
                 left, right = (x, y) if slot == 0 else (y, x)
-                store.insert_assignment(
+                store.review.insert_assignment(
                     pair_id, reviewer, study_id, (left, right), index, 0.0, AssignmentState.VOTED
                 )
                 votes.append(
@@ -90,9 +90,9 @@ def build_workspace(db: Path, n_pairs: int) -> None:
                     }
                 )
             if len(votes) >= 20_000:
-                store.insert_votes(votes)
+                store.review.insert_votes(votes)
                 votes = []
-        store.insert_votes(votes)
+        store.review.insert_votes(votes)
     store.close()
 
 
@@ -104,8 +104,8 @@ def percentile(values: list[float], q: float) -> float:
 def service_latency(db: Path, steps: int) -> dict:
     store = Store.open(db)
     settings = Settings.from_env()
-    study_id = store.require_study("bench")["id"]
-    reviewer = store.reviewer("r000")["id"]
+    study_id = store.studies.require_study("bench")["id"]
+    reviewer = store.people.reviewer("r000")["id"]
     task = review.next_pair(store, settings, reviewer, study_id)  # warms the queue cache
     step_ms, vote_ms, next_ms = [], [], []
     choices = ("A", "B", "tie", "both_bad")
@@ -137,7 +137,7 @@ def browser_latency(db: Path, keys: int) -> dict:
     if not Path(CHROMIUM).exists():
         return {"browser_median_ms": None, "browser_skipped": f"{CHROMIUM} is missing"}
     store = Store.open(db)
-    admin = Actor.of(store.reviewer("bench-admin"))
+    admin = Actor.of(store.people.reviewer("bench-admin"))
     _, link = people.add_reviewer(
         store, Settings.from_env(), "r001", "reviewer", "bench", actor=admin, reissue=True
     )
@@ -186,7 +186,7 @@ def main() -> None:
         build_workspace(db, args.pairs)
         setup_s = time.perf_counter() - start
         store = Store.open(db)
-        counts = store.study_counts(store.require_study("bench")["id"])
+        counts = store.studies.study_counts(store.studies.require_study("bench")["id"])
         store.close()
         figures = {"pairs": counts["pairs"], "votes": counts["votes"], "setup_s": round(setup_s, 1)}
         figures |= service_latency(db, args.steps)

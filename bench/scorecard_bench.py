@@ -71,7 +71,7 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
         criteria=CRITERIA,
         candidate="finetuned",
     )
-    pairs = store.pairs_frame(study_id)
+    pairs = store.frames.pairs_frame(study_id)
     pair_ids = pairs["pair_id"].to_numpy()
     systems = pairs[["system_x", "system_y"]].to_numpy()
     gap = np.array([QUALITY[x] - QUALITY[y] for x, y in systems])
@@ -79,7 +79,7 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
 
     with store.transaction():
         reviewer_ids = list(
-            store.ensure_reviewers([f"reviewer-{r:02d}" for r in range(REVIEWERS)]).values()
+            store.people.ensure_reviewers([f"reviewer-{r:02d}" for r in range(REVIEWERS)]).values()
         )
         votes = []
         for i in range(len(pair_ids)):
@@ -104,9 +104,9 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
                         "created_at": now_iso(),
                     }
                 )
-        store.insert_votes(votes)
+        store.review.insert_votes(votes)
         for judge in JUDGES:
-            run_id = store.ensure_imported_run(study_id, judge)
+            run_id = store.judging.ensure_imported_run(study_id, judge)
             verdicts = []
             for order in (0, 1):
                 for i in range(len(pair_ids)):
@@ -127,8 +127,8 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
                             "created_at": now_iso(),
                         }
                     )
-            store.insert_verdicts(verdicts)
-    counts = store.study_counts(study_id)
+            store.judging.insert_verdicts(verdicts)
+    counts = store.studies.study_counts(study_id)
     settings = Settings.from_env()
     admin, _ = bench_admin(store)
     ctx = open_study(store, settings, "bench", admin)

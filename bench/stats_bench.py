@@ -47,7 +47,7 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
         output=lambda i, system: FILLER[: int(rng.integers(0, len(FILLER)))],
         reviews_per_pair=VOTES_PER_PAIR,
     )
-    pairs = store.pairs_frame(study_id)
+    pairs = store.frames.pairs_frame(study_id)
     pair_ids = pairs["pair_id"].to_numpy()
     systems = pairs[["system_x", "system_y"]].to_numpy()
     n_pairs = len(pair_ids)
@@ -57,7 +57,9 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
         return "tie" if code == 2 else systems[i][code]
 
     with store.transaction():
-        reviewer_ids = store.ensure_reviewers([f"reviewer-{r:02d}" for r in range(REVIEWERS)])
+        reviewer_ids = store.people.ensure_reviewers(
+            [f"reviewer-{r:02d}" for r in range(REVIEWERS)]
+        )
         reviewers = list(reviewer_ids.values())
         votes = []
         for i in range(n_pairs):
@@ -81,9 +83,9 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
                         "created_at": now_iso(),
                     }
                 )
-        store.insert_votes(votes)
+        store.review.insert_votes(votes)
         for judge in JUDGES:
-            run_id = store.ensure_imported_run(study_id, judge)
+            run_id = store.judging.ensure_imported_run(study_id, judge)
             verdicts = []
             for order in (0, 1):
                 flips = rng.random(n_pairs) < 0.15
@@ -102,8 +104,8 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
                             "created_at": now_iso(),
                         }
                     )
-            store.insert_verdicts(verdicts)
-    counts = store.study_counts(study_id)
+            store.judging.insert_verdicts(verdicts)
+    counts = store.studies.study_counts(study_id)
     store.close()
     return counts
 

@@ -48,7 +48,7 @@ def add_hasty_reviewer(store: Store, settings: Settings) -> None:
     """A reviewer who clicked "A is better" on 40 pairs in about 2 seconds each: what the
     reviewer-quality screen is there to catch."""
     reviewer, _ = people.add_reviewer(store, settings, "hasty-hugo", "reviewer", demo.DEMO_STUDY)
-    study_id = store.require_study(demo.DEMO_STUDY)["id"]
+    study_id = store.studies.require_study(demo.DEMO_STUDY)["id"]
     for _ in range(40):
         task = review.next_pair(store, settings, reviewer["id"], study_id)
         review.record_vote(store, settings, reviewer["id"], task.assignment_id, "A", ms_spent=2100)

@@ -135,30 +135,30 @@ def pick_next(store: Store, study: dict, reviewer_id: int, seed: int, now: float
     # Pairs are only ever added, so the workspace file and its highest pair id pin the order.
     workspace = id(store) if store.path == ":memory:" else store.path
     order = cached_queue_order(
-        (workspace, store.max_pair_id()),
-        lambda: store.study_pair_ids(study["id"]),
+        (workspace, store.studies.max_pair_id()),
+        lambda: store.studies.study_pair_ids(study["id"]),
         reviewer_id,
         study["id"],
         seed,
     )
     n = len(order)
-    last_position = store.last_position(reviewer_id, study["id"])
+    last_position = store.review.last_position(reviewer_id, study["id"])
     start = last_position + 1
     k = study["reviews_per_pair"]
-    balance = store.reviewer_left_balances(reviewer_id, study["id"], now)
+    balance = store.review.reviewer_left_balances(reviewer_id, study["id"], now)
     fallback: Candidate | None = None
     live_of: dict[int, tuple[int, int, int]] = {}
     examined = 0
     for offset in range(0, n, _QUEUE_BATCH):
         positions = [(start + i) % n for i in range(offset, min(offset + _QUEUE_BATCH, n))]
         pair_ids = [int(order[pos]) for pos in positions]
-        seen = store.seen_pairs(reviewer_id, pair_ids)
+        seen = store.review.seen_pairs(reviewer_id, pair_ids)
         fresh = [
             (pos, pid) for pos, pid in zip(positions, pair_ids, strict=True) if pid not in seen
         ]
         if not fresh:
             continue
-        live = store.live_reviews([pid for _, pid in fresh], now)
+        live = store.review.live_reviews([pid for _, pid in fresh], now)
         free = [
             Candidate(
                 pos,
@@ -210,11 +210,11 @@ def _still_free(store: Store, study_id: int, reviewer_id: int, pick: Pick, now: 
     seen this one, and the pair's live reviews are unchanged (so it is below k and the side
     shown left still balances it)."""
     pair_id = pick.candidate.pair_id
-    if store.last_position(reviewer_id, study_id) != pick.last_position:
+    if store.review.last_position(reviewer_id, study_id) != pick.last_position:
         return False
-    if store.seen_pairs(reviewer_id, [pair_id]):
+    if store.review.seen_pairs(reviewer_id, [pair_id]):
         return False
-    live = store.live_reviews([pair_id], now).get(pair_id)
+    live = store.review.live_reviews([pair_id], now).get(pair_id)
     return live is not None and (live["n"], live["x_left"], live["y_left"]) == pick.live
 
 
@@ -227,7 +227,7 @@ def _lease(
     lease: float,
 ) -> int:
     x, y = candidate.comparison
-    return store.insert_assignment(
+    return store.review.insert_assignment(
         candidate.pair_id,
         reviewer_id,
         study_id,

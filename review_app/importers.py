@@ -305,7 +305,7 @@ def _output_changes(
     store: Store, path: Path, eval_set: str, replace: bool, summary: ImportSummary
 ) -> Iterator[dict]:
     alpaca = path.suffix.lower() == ".json"
-    checker = _OutputChecker(store, store.eval_set(eval_set), str(path), replace, summary)
+    checker = _OutputChecker(store, store.catalog.eval_set(eval_set), str(path), replace, summary)
     for line, row in read_rows(path):
         summary.rows += 1
         reader = RowReader(str(path), line, row, "row" if alpaca else "line")
@@ -314,17 +314,19 @@ def _output_changes(
 
 def publish_outputs(store: Store, eval_set: str, changes: list[dict]) -> None:
     """Write one checked batch of `check_outputs` changes (inside the caller's transaction)."""
-    es = store.ensure_eval_set(eval_set)
+    es = store.catalog.ensure_eval_set(eval_set)
     new_items = [c for c in changes if c["change"] == "add item"]
     if new_items:
-        store.insert_items(es["id"], new_items)
-    item_ids = store.item_ids_for_keys(es["id"], {c["item_key"] for c in changes})
+        store.catalog.insert_items(es["id"], new_items)
+    item_ids = store.catalog.item_ids_for_keys(es["id"], {c["item_key"] for c in changes})
     for change in changes:
         if change["change"] == "replace item":
-            store.update_item(item_ids[change["item_key"]], change)
+            store.catalog.update_item(item_ids[change["item_key"]], change)
     outputs = [c for c in changes if c["change"] == "output"]
-    store.ensure_systems({c["system"] for c in outputs})
-    store.upsert_outputs([(item_ids[c["item_key"]], c["system"], c["text"]) for c in outputs])
+    store.catalog.ensure_systems({c["system"] for c in outputs})
+    store.catalog.upsert_outputs(
+        [(item_ids[c["item_key"]], c["system"], c["text"]) for c in outputs]
+    )
 
 
 def _output_row(reader: RowReader) -> dict[str, Any]:
@@ -372,12 +374,12 @@ class _OutputChecker:
     ):
         self.file, self.replace, self.summary = file, replace, summary
         self.frozen_by = (
-            store.studies_using_eval_set(eval_set["id"])
+            store.catalog.studies_using_eval_set(eval_set["id"])
             if eval_set and eval_set["frozen_at"]
             else []
         )
-        self.items = store.item_index(eval_set["id"]) if eval_set else {}
-        self.outputs = store.output_index(eval_set["id"]) if eval_set else {}
+        self.items = store.catalog.item_index(eval_set["id"]) if eval_set else {}
+        self.outputs = store.catalog.output_index(eval_set["id"]) if eval_set else {}
         self.file_items: dict[str, tuple[int, str]] = {}
         self.file_outputs: dict[tuple[str, str], tuple[int, str]] = {}
 
@@ -459,11 +461,11 @@ class _PairChecker:
 
     def __init__(self, store: Store, eval_set_id: int, study: dict | None):
         self.store, self.eval_set_id = store, eval_set_id
-        self.item_ids = store.item_ids_by_key(eval_set_id)
+        self.item_ids = store.catalog.item_ids_by_key(eval_set_id)
         self.pair_ids = (
             {
                 (self.item_ids[key], x, y): pair_id
-                for (key, x, y), pair_id in store.pair_index(study["id"]).items()
+                for (key, x, y), pair_id in store.studies.pair_index(study["id"]).items()
             }
             if study
             else {}
@@ -479,7 +481,7 @@ class _PairChecker:
             raise reader.error("system_b", f"compares '{a}' with itself")
         for name, system in (("system_a", a), ("system_b", b)):
             if system not in self.outputs_of:
-                found = self.store.items_with_outputs(self.eval_set_id, [system])
+                found = self.store.catalog.items_with_outputs(self.eval_set_id, [system])
                 self.outputs_of[system] = found[system]
             if self.item_ids[key] not in self.outputs_of[system]:
                 raise reader.error(name, f"system '{system}' has no output for item '{key}'")
@@ -495,7 +497,7 @@ class StudyWriter:
 
     def __init__(self, store: Store, study_id: int):
         self.store, self.study_id = store, study_id
-        self.comparisons = set(store.comparisons(study_id))
+        self.comparisons = set(store.studies.comparisons(study_id))
         self.pair_ids: dict[tuple[int, str, str], int] | None = None
         self.reviewer_ids: dict[str, int] = {}
         self.run_ids: dict[str, int] = {}
@@ -505,8 +507,8 @@ class StudyWriter:
         the pair in the app after the import checked it (an app vote is never replaced)."""
         pair_ids = self._pairs(changes)
         names = {c["reviewer"] for c in changes} - self.reviewer_ids.keys()
-        self.reviewer_ids.update(self.store.ensure_reviewers(names))
-        return len(changes) - self.store.append_votes(
+        self.reviewer_ids.update(self.store.people.ensure_reviewers(names))
+        return len(changes) - self.store.review.append_votes(
             [
                 {name: c[name] for name in VOTE_FIELDS}
                 | {"pair_id": pair_id, "reviewer_id": self.reviewer_ids[c["reviewer"]]}
@@ -517,8 +519,8 @@ class StudyWriter:
     def verdicts(self, changes: list[dict]) -> None:
         pair_ids = self._pairs(changes)
         for judge in {c["judge"] for c in changes} - self.run_ids.keys():
-            self.run_ids[judge] = self.store.ensure_imported_run(self.study_id, judge)
-        self.store.insert_verdicts(
+            self.run_ids[judge] = self.store.judging.ensure_imported_run(self.study_id, judge)
+        self.store.judging.insert_verdicts(
             [
                 {
                     "run_id": self.run_ids[c["judge"]],
@@ -537,7 +539,7 @@ class StudyWriter:
     def _pairs(self, changes: list[dict]) -> list[int]:
         """The pair id of every change, adding the pairs (and comparisons) the study lacks."""
         if self.pair_ids is None:
-            self.pair_ids = self.store.pair_ids_by_item(self.study_id)
+            self.pair_ids = self.store.studies.pair_ids_by_item(self.study_id)
         keys = [(c["item_id"], *sorted((c["system_a"], c["system_b"]))) for c in changes]
         missing: dict[tuple[int, str, str], None] = {}
         for change, key in zip(changes, keys, strict=True):
@@ -545,12 +547,12 @@ class StudyWriter:
                 continue
             a, b = change["system_a"], change["system_b"]
             if (a, b) not in self.comparisons and (b, a) not in self.comparisons:
-                self.store.add_comparison(self.study_id, a, b)
+                self.store.studies.add_comparison(self.study_id, a, b)
                 self.comparisons.add((a, b))
             missing[key] = None
         if missing:
-            self.store.insert_pairs(self.study_id, list(missing))
-            self.pair_ids.update(self.store.pair_ids_by_item(self.study_id, list(missing)))
+            self.store.studies.insert_pairs(self.study_id, list(missing))
+            self.pair_ids.update(self.store.studies.pair_ids_by_item(self.study_id, list(missing)))
         return [self.pair_ids[key] for key in keys]
 
 
@@ -641,7 +643,7 @@ def _vote_changes(
     store: Store, path: Path, study: dict | None, eval_set_id: int, summary: ImportSummary
 ) -> Iterator[dict]:
     pairs = _PairChecker(store, eval_set_id, study)
-    latest = store.latest_vote_keys(study["id"]) if study else {}
+    latest = store.review.latest_vote_keys(study["id"]) if study else {}
     # A study that names its criteria takes ratings of those only; one that names none takes any.
     allowed_criteria = set(json.loads(study["criteria"] or "[]")) if study else set()
     reviewer_ids: dict[str, int | None] = {}
@@ -666,7 +668,7 @@ def _vote_changes(
             )
         in_file[(pair, reviewer)] = line
         if reviewer not in reviewer_ids:
-            known = store.reviewer(reviewer)
+            known = store.people.reviewer(reviewer)
             reviewer_ids[reviewer] = known["id"] if known else None
         previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
         if previous and (
@@ -740,9 +742,9 @@ def _verdict_changes(
         explanation = reader.text("explanation", required=False) or ""
         if judge not in judges:
             judges.add(judge)
-            run_id = store.imported_run_id(study["id"], judge) if study else None
+            run_id = store.judging.imported_run_id(study["id"], judge) if study else None
             if run_id is not None:
-                for (_, pair_id, order), verdict in store.verdict_index([run_id]).items():
+                for (_, pair_id, order), verdict in store.judging.verdict_index([run_id]).items():
                     stored[(judge, pair_id, order)] = verdict
         key = (judge, pair, first)
         if key in in_file:

@@ -3,7 +3,7 @@ results out (agreement, kappa, bias, win rates, bootstrap CIs). No I/O, no SQL, 
 
 The definitions follow DESIGN section 5 and are documented for users in docs/statistics.md.
 
-Input frames are the store's (see `Store.pairs_frame`, `votes_frame`, `verdicts_frame`); only
+Input frames are the store's (see `store.frames.pairs_frame`, `votes_frame`, `verdicts_frame`); only
 these columns are read: pairs `pair_id, item_key, category, system_x, system_y, len_x, len_y`;
 votes `pair_id, reviewer, outcome, shown_left`; verdicts `judge, pair_id, first, outcome, cost,
 latency_ms`.
@@ -1350,7 +1350,7 @@ def category_win_rates(
     return out
 
 
-# The columns of a verdicts frame (`Store.verdicts_frame`), as computed baselines produce them.
+# The columns of a verdicts frame (`store.frames.verdicts_frame`), as computed baselines produce them.
 VERDICT_COLUMNS: list[str] = [
     "verdict_id",
     "run_id",

@@ -18,19 +18,19 @@ def person(store: Store, name: str | None = None, role: str = "admin") -> Actor:
     if name is None:
         admins = [
             r
-            for r in store.reviewers()
+            for r in store.people.reviewers()
             if r["role"] == "admin" and r["has_link"] and not r["revoked_at"]
         ]
         name = admins[0]["name"] if admins else "admin"
-    row = store.reviewer(name)
+    row = store.people.reviewer(name)
     if row is None or not row["token_hash"]:
         token_hash = auth.hash_token(auth.new_token())
         with store.transaction():
             if row is None:
-                store.insert_reviewer(name, role, token_hash, None)
+                store.people.insert_reviewer(name, role, token_hash, None)
             else:
-                store.set_reviewer_token(row["id"], token_hash, role, row["study_id"])
-        row = store.reviewer(name)
+                store.people.set_reviewer_token(row["id"], token_hash, role, row["study_id"])
+        row = store.people.reviewer(name)
     return Actor.of(row)
 
 
@@ -55,7 +55,7 @@ def token_for(store: Store, name: str = "admin", role: str = "admin") -> str:
     """A fresh personal token for `name` (replacing any link they had)."""
     token = auth.new_token()
     person(store, name, role)
-    row = store.reviewer(name)
+    row = store.people.reviewer(name)
     with store.transaction():
-        store.set_reviewer_token(row["id"], auth.hash_token(token), role, row["study_id"])
+        store.people.set_reviewer_token(row["id"], auth.hash_token(token), role, row["study_id"])
     return token

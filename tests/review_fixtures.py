@@ -66,7 +66,7 @@ def make_study(
         criteria=criteria,
         actor=person(store),
     )
-    return store.require_study(STUDY)
+    return store.studies.require_study(STUDY)
 
 
 def add_reviewer(store: Store, settings: Settings, name: str, role: str = "reviewer") -> str:

@@ -100,21 +100,21 @@ class Recorder:
 
     def __init__(self, store: Store):
         self.store = store
-        self.seen = len(store.audit_entries())
+        self.seen = len(store.audit.audit_entries())
 
     def new(self) -> list[tuple[str, str]]:
         """(actor, action) of each entry written since the last call."""
-        entries = self.store.audit_entries()[self.seen :]
+        entries = self.store.audit.audit_entries()[self.seen :]
         self.seen += len(entries)
         return [(e["actor"], e["action"]) for e in entries]
 
 
 def deviations(store: Store) -> list[dict]:
-    return [d for s in studies.list_studies(store) for d in store.deviations(s["id"])]
+    return [d for s in studies.list_studies(store) for d in store.gate.deviations(s["id"])]
 
 
 def looks(store: Store) -> list[dict]:
-    return [x for s in studies.list_studies(store) for x in store.test_looks(s["id"])]
+    return [x for s in studies.list_studies(store) for x in store.calibration.test_looks(s["id"])]
 
 
 # ---- 1. the command line: every command that records something names the token's holder ----
@@ -322,12 +322,16 @@ def test_every_recording_command_names_the_holder_of_its_token(
         new = log.new()
         assert step.records in [action for _, action in new], f"{step.command}: recorded {new}"
         assert {actor for actor, _ in new} == {step.holder}, f"{step.command}: recorded {new}"
-    study = store.require_study("s")
-    assert [d["changed_by"] for d in store.deviations(study["id"])] == ["boss", "sol", "boss"]
-    assert [x["looked_by"] for x in store.test_looks(study["id"])] == ["boss", "sol", "boss"]
-    assert store.threshold_lock(study["id"])["locked_by"] == "sol"
-    assert [s["signer"] for s in store.signoffs(study["id"])] == ["sol"]
-    everyone = {e["actor"] for e in store.audit_entries()}
+    study = store.studies.require_study("s")
+    assert [d["changed_by"] for d in store.gate.deviations(study["id"])] == ["boss", "sol", "boss"]
+    assert [x["looked_by"] for x in store.calibration.test_looks(study["id"])] == [
+        "boss",
+        "sol",
+        "boss",
+    ]
+    assert store.gate.threshold_lock(study["id"])["locked_by"] == "sol"
+    assert [s["signer"] for s in store.gate.signoffs(study["id"])] == ["sol"]
+    everyone = {e["actor"] for e in store.audit.audit_entries()}
     assert everyone == {"boss", "sol"}
     assert not everyone & NOBODY
 
@@ -443,14 +447,14 @@ def test_app_gate_candidate_thresholds_and_lock_name_the_admin(demo_store, ada):
     """On the Gate screen, naming another candidate, adding the recommended set, adding and
     removing a threshold, locking, and adding one after the lock (a deviation) are each recorded
     as the signed-in admin. Naming the candidate was once recorded as "cli"."""
-    study_id = demo_store.require_study("demo")["id"]
+    study_id = demo_store.studies.require_study("demo")["id"]
     log = Recorder(demo_store)
     at = open_page("gate.py", ada)
     assert not at.exception
     assert log.new() == []
     at.selectbox(key="gate_candidate").select("base").run()
     assert not at.exception
-    assert demo_store.require_study("demo")["candidate"] == "base"
+    assert demo_store.studies.require_study("demo")["candidate"] == "base"
     assert log.new() == [("ada", "candidate named")]
     at.button(key="gate_recommended").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -465,14 +469,14 @@ def test_app_gate_candidate_thresholds_and_lock_name_the_admin(demo_store, ada):
     at.button(key="gate_lock").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert log.new() == [("ada", "thresholds locked")]
-    assert demo_store.threshold_lock(study_id)["locked_by"] == "ada"
+    assert demo_store.gate.threshold_lock(study_id)["locked_by"] == "ada"
 
     at.selectbox(key="gate_metric").select("human_win_rate").run()
     at.text_input(key="gate_reason").input("the bar was set before the pilot")
     at.button(key="gate_add").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert log.new() == [("ada", "threshold added")]
-    assert [d["changed_by"] for d in demo_store.deviations(study_id)] == ["ada"]
+    assert [d["changed_by"] for d in demo_store.gate.deviations(study_id)] == ["ada"]
 
 
 def test_app_gate_final_review_and_signoff_name_the_signer(demo_store, settings):
@@ -510,12 +514,12 @@ def test_app_reviewers_screen_adds_and_revokes_as_the_admin(demo_store, ada):
     at.selectbox(key="people_role").select("reviewer")
     at.button(key="people_add").click().run()
     assert not at.exception
-    assert demo_store.reviewer("nia")["token_hash"]
+    assert demo_store.people.reviewer("nia")["token_hash"]
     assert log.new() == [("ada", "reviewer added")]
     at.selectbox(key="people_revoke_name").select("nia")
     at.button(key="people_revoke").click().run()
     assert not at.exception
-    assert demo_store.reviewer("nia")["revoked_at"]
+    assert demo_store.people.reviewer("nia")["revoked_at"]
     assert log.new() == [("ada", "link revoked")]
 
 
@@ -654,7 +658,9 @@ def test_app_showing_test_on_the_disagreements_screen_is_a_look_by_the_admin(dem
     log = Recorder(demo_store)
     at = open_page("disagreements.py", ada)
     assert not at.exception
-    at.radio(key=f"disagreements_view_{demo_store.require_study('demo')['id']}").set_value("test")
+    at.radio(key=f"disagreements_view_{demo_store.studies.require_study('demo')['id']}").set_value(
+        "test"
+    )
     at.run()
     assert not at.exception
     assert log.new() == [("ada", "looked at test")]
@@ -667,7 +673,9 @@ def test_app_showing_test_on_the_calibration_screen_is_a_look_by_the_admin(demo_
     log = Recorder(demo_store)
     at = open_page("calibration.py", ada)
     assert not at.exception
-    at.radio(key=f"calibration_view_{demo_store.require_study('demo')['id']}").set_value("test")
+    at.radio(key=f"calibration_view_{demo_store.studies.require_study('demo')['id']}").set_value(
+        "test"
+    )
     at.run()
     assert log.new() == [("ada", "looked at test")]
     assert not at.exception, at.exception
@@ -733,7 +741,7 @@ class World(NamedTuple):
 
     @property
     def row(self) -> dict:
-        return self.store.reviewer(self.name)
+        return self.store.people.reviewer(self.name)
 
     @property
     def ctx(self) -> StudyContext:

@@ -48,7 +48,7 @@ def test_uploading_outputs_imports_them(store, admin, tmp_path):
     at.button(key="upload_submit").click().run()
     assert not at.exception
     assert "outputs.csv: 9 rows read" in messages(at)
-    [eval_set] = store.eval_sets()
+    [eval_set] = store.catalog.eval_sets()
     assert (eval_set["name"], eval_set["n_items"]) == ("es", 3)
 
 
@@ -89,8 +89,8 @@ def test_uploading_votes_creates_the_study_over_an_eval_set(store, admin, tmp_pa
     at.button(key="upload_submit").click().run()
     assert not at.exception, at.exception
     assert "votes.csv: 2 rows read" in messages(at)
-    study = store.require_study("imported")
-    assert len(store.votes_frame(study["id"])) == 2
+    study = store.studies.require_study("imported")
+    assert len(store.frames.votes_frame(study["id"])) == 2
 
 
 # ---- studies and guidelines ----
@@ -116,10 +116,10 @@ def test_creating_a_study_with_guidelines(store, admin, eval_set):
     at.button(key="study_create").click().run()
     assert not at.exception
     assert "Study release-2: 8 pairs" in messages(at)
-    study = store.require_study("release-2")
+    study = store.studies.require_study("release-2")
     assert study["reviews_per_pair"] == 2
-    assert store.comparisons(study["id"]) == [(SYSTEM_X, SYSTEM_Y), (SYSTEM_X, SYSTEM_Z)]
-    assert store.current_guidelines(study["id"])["body"] == "# Rules\n\nShort wins.\n"
+    assert store.studies.comparisons(study["id"]) == [(SYSTEM_X, SYSTEM_Y), (SYSTEM_X, SYSTEM_Z)]
+    assert store.studies.current_guidelines(study["id"])["body"] == "# Rules\n\nShort wins.\n"
 
 
 def test_a_refused_study_is_not_created(store, admin, eval_set):
@@ -128,7 +128,7 @@ def test_a_refused_study_is_not_created(store, admin, eval_set):
     at.button(key="study_create").click().run()
     assert not at.exception
     assert "Not created: choose at least one system" in at.error[0].value
-    assert store.study("nothing-to-compare") is None
+    assert store.studies.study("nothing-to-compare") is None
     at.multiselect(key="study_new_others").select(SYSTEM_Y).run()
     at.text_input(key="study_new_name").input("").run()
     at.button(key="study_create").click().run()
@@ -169,7 +169,7 @@ def test_adding_a_reviewer_shows_their_link_once_and_revoking_shuts_it(store, ad
     assert (maya["name"], maya["role"], maya["study_id"]) == (
         "maya",
         "reviewer",
-        store.require_study("s")["id"],
+        store.studies.require_study("s")["id"],
     )
     assert at.selectbox(key="people_revoke_name").options == ["maya"]  # never yourself
     at.selectbox(key="people_revoke_name").select("maya")
@@ -177,14 +177,14 @@ def test_adding_a_reviewer_shows_their_link_once_and_revoking_shuts_it(store, ad
     assert not at.exception
     assert not at.code  # the link is not shown again
     assert "Revoked: maya" in messages(at)
-    assert store.reviewer("maya")["revoked_at"]
+    assert store.people.reviewer("maya")["revoked_at"]
 
 
 def test_a_reviewer_without_a_name_is_refused(store, admin):
     at = open_page("people.py", admin)
     at.button(key="people_add").click().run()
     assert "Not added: reviewer name is empty" in messages(at)
-    assert [r["name"] for r in store.reviewers()] == ["ada"]
+    assert [r["name"] for r in store.people.reviewers()] == ["ada"]
 
 
 def test_an_admin_link_revoked_while_the_tab_is_open_issues_and_revokes_nothing(
@@ -200,10 +200,10 @@ def test_an_admin_link_revoked_while_the_tab_is_open_issues_and_revokes_nothing(
         people.revoke_reviewer(
             store, "ada", person(store, "bob")
         )  # ada's page is drawn; then she clicks
-        before = store.reviewers()
+        before = store.people.reviewers()
         at.button(key=button).click().run()
         assert not at.exception
-        assert store.reviewers() == before and not at.code
+        assert store.people.reviewers() == before and not at.code
         assert "revoked" in at.error[0].value
         _, link = people.add_reviewer(
             store, settings, "ada", "admin", reissue=True, actor=person(store)
@@ -234,13 +234,13 @@ def test_excluding_a_reviewer_in_the_app(demo_store, settings):
     at.selectbox(key="quality_target").select("example-chen").run()
     at.button(key="quality_decide").click().run()
     assert "Nothing changed: say why example-chen is excluded" in messages(at)
-    study_id = demo_store.require_study("demo")["id"]
-    assert demo_store.exclusion_history(study_id) == []
+    study_id = demo_store.studies.require_study("demo")["id"]
+    assert demo_store.quality.exclusion_history(study_id) == []
 
     at.text_input(key="quality_reason").input("left bias, low agreement")
     at.button(key="quality_decide").click().run()
     assert not at.exception
-    [decision] = demo_store.exclusion_history(study_id)
+    [decision] = demo_store.quality.exclusion_history(study_id)
     assert (decision["reviewer"], decision["decided_by"], decision["reason"]) == (
         "example-chen",
         "demo-admin",
@@ -258,8 +258,8 @@ def test_marking_a_known_answer_in_the_app(demo_store):
     at.selectbox(key="known_answer").select("finetuned").run()
     at.button(key="known_mark").click().run()
     assert not at.exception
-    study_id = demo_store.require_study("demo")["id"]
-    [known] = demo_store.known_answers(study_id)
+    study_id = demo_store.studies.require_study("demo")["id"]
+    [known] = demo_store.quality.known_answers(study_id)
     assert (known["item_key"], known["answer"], known["set_by"]) == (
         "formatting-006",
         "finetuned",

@@ -48,8 +48,8 @@ def test_admin_sees_the_workspace(demo_store):
     assert at.title[0].value == "Workspace"  # admins land on the overview, reviewers on review
     assert "Study: demo" in [s.value for s in at.subheader]
     votes = next(m for m in at.metric if m.label == "Votes")
-    study = demo_store.require_study("demo")
-    assert int(votes.value) == demo_store.study_counts(study["id"])["votes"] > 0
+    study = demo_store.studies.require_study("demo")
+    assert int(votes.value) == demo_store.studies.study_counts(study["id"])["votes"] > 0
 
 
 def test_signer_lands_on_the_gate(demo_store):

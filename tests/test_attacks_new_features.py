@@ -219,19 +219,21 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
         0.5,
     )
     token = _lock_demo(demo_store, settings, recommended=False)
-    study_id = demo_store.require_study("demo")["id"]
+    study_id = demo_store.studies.require_study("demo")["id"]
     members = "example-llm-judge,baseline/longest"
     args = ["jury", "--study", "demo", "--name", "late", "--judges", members]
     # A deviation is an admin's: without a token it is refused, reason or not.
     assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 1
-    assert "token" in capsys.readouterr().err and demo_store.juries(study_id) == []
+    assert "token" in capsys.readouterr().err and demo_store.calibration.juries(study_id) == []
     monkeypatch.setenv("REVIEW_APP_TOKEN", token)
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "locked" in err and "reason" in err and "Traceback" not in err
-    assert demo_store.juries(study_id) == [] and demo_store.deviations(study_id) == []
+    assert (
+        demo_store.calibration.juries(study_id) == [] and demo_store.gate.deviations(study_id) == []
+    )
     assert cli.main([*args, "--reason", "the judge alone was too noisy"]) == 0
-    (deviation,) = demo_store.deviations(study_id)
+    (deviation,) = demo_store.gate.deviations(study_id)
     assert deviation["changed_by"] == "ada"
     assert "jury/late" in deviation["after"] and "too noisy" in deviation["reason"]
     assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
@@ -241,12 +243,14 @@ def test_a_jury_made_after_the_lock_needs_a_reason_and_is_a_deviation(
 
 def test_a_second_split_is_refused_and_changes_nothing(demo_store, settings, capsys, cli_admin):
     first = rubric_iteration.make_split(acting(demo_store, "demo", "ada", settings=settings), 0.3)
-    before = demo_store.split_parts(demo_store.require_study("demo")["id"])
+    before = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     _lock_demo(demo_store, settings)
     for share in ("0.5", "0.3"):
         assert cli.main(["calibrate", "split", "--study", "demo", "--test-share", share]) == 1
         assert "already split" in capsys.readouterr().err
-    assert demo_store.split_parts(demo_store.require_study("demo")["id"]) == before
+    assert (
+        demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"]) == before
+    )
     assert rubric_iteration.split_summary(demo_store, "demo") == first
 
 
@@ -264,7 +268,7 @@ def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(
     from review_app.services import judging
 
     monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
-    study_id = demo_store.require_study("demo")["id"]
+    study_id = demo_store.studies.require_study("demo")["id"]
     runs = len(judging.judge_runs(demo_store, settings, "demo"))
     args = ["judge", "--study", "demo", "--rubric", str(judging.DEMO_RUBRIC)]
     args += ["--judge", "baseline/first", "--seed", "7"]
@@ -275,15 +279,15 @@ def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(
     err = capsys.readouterr().err
     assert "locked" in err and "reason" in err and "Traceback" not in err
     assert len(judging.judge_runs(demo_store, settings, "demo")) == runs
-    assert demo_store.deviations(study_id) == []
+    assert demo_store.gate.deviations(study_id) == []
 
     assert cli.main([*args, "--reason", "a second seed for the position baseline"]) == 0
-    (deviation,) = demo_store.deviations(study_id)
+    (deviation,) = demo_store.gate.deviations(study_id)
     assert "calls sent after the lock" in deviation["after"]
     assert len(judging.judge_runs(demo_store, settings, "demo")) == runs + 1
     # Running the finished run again sends nothing, so it needs no reason.
     assert cli.main(args) == 0
-    assert len(demo_store.deviations(study_id)) == 1
+    assert len(demo_store.gate.deviations(study_id)) == 1
     assert audit.verify(demo_store, "demo", settings) == []
 
 
@@ -374,7 +378,7 @@ def test_the_a_b_orientation_before_the_lock_comes_from_a_key_no_command_shows(
         assert document["outcomes_visible"] is False
         return {r["pair_id"]: r["human_majority"] for r in document["changed"]}
 
-    key = demo_store.blinding_key()
+    key = demo_store.calibration.blinding_key()
     assert len(key) == 64
     assert cli.main(["settings"]) == 0 and key not in capsys.readouterr().out
     # Fixed keys from here on, so that how many orientations differ is not left to chance.
@@ -393,7 +397,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
     from review_app.services import grading
 
     monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
-    study_id = demo_store.require_study("demo")["id"]
+    study_id = demo_store.studies.require_study("demo")["id"]
     pinned = grading.grader_summary(reading(demo_store, "demo"))
     # The same grader name with a laxer check: every output now "passes" no-code-fences.
     laxer = grading.DEMO_GRADER.read_text(encoding="utf-8").replace('text: "```"', 'text: "@@@"')
@@ -404,12 +408,12 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
     err = capsys.readouterr().err
     assert "locked" in err and "reason" in err and "Traceback" not in err
     assert demo_store.db.execute(count).fetchone()[0] == before
-    assert demo_store.deviations(study_id) == []
+    assert demo_store.gate.deviations(study_id) == []
 
     args = ["grade", "--study", "demo", "--grader", str(path), "--reason", "fences are fine"]
     assert cli.main(args) == 0
     assert "deviation" in capsys.readouterr().out
-    (deviation,) = demo_store.deviations(study_id)
+    (deviation,) = demo_store.gate.deviations(study_id)
     assert "demo-format" in deviation["after"] and deviation["reason"] == "fences are fine"
     # What counts is still the version the lock pinned.
     assert grading.grader_summary(reading(demo_store, "demo")) == pinned
@@ -632,7 +636,7 @@ def test_the_judge_runs_screen_after_the_lock_asks_for_a_reason(demo_store, sett
     from tests.conftest import ROOT
 
     _lock_demo(demo_store, settings)
-    study_id = demo_store.require_study("demo")["id"]
+    study_id = demo_store.studies.require_study("demo")["id"]
     at = AppTest.from_file(str(ROOT / "review_app" / "app_pages" / "judge_runs.py"))
     at.default_timeout = 60
     at.query_params["token"] = demo_store.demo_links["demo-admin"].split("token=")[1]
@@ -642,9 +646,9 @@ def test_the_judge_runs_screen_after_the_lock_asks_for_a_reason(demo_store, sett
     at.button(key="judge_start").click().run()
     assert not at.exception
     assert any("reason" in e.value for e in at.error)
-    assert demo_store.deviations(study_id) == []
+    assert demo_store.gate.deviations(study_id) == []
     at.text_input(key="judge_reason").set_value("one order is enough for the baseline").run()
     at.button(key="judge_start").click().run()
     assert not at.exception and "128 verdicts stored" in at.success[0].value
-    (deviation,) = demo_store.deviations(study_id)
+    (deviation,) = demo_store.gate.deviations(study_id)
     assert deviation["changed_by"] == "demo-admin"

@@ -36,7 +36,7 @@ def signed(demo_store, monkeypatch):
         0.5,
     )
     thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    signer = demo_store.reviewer("demo-signer")
+    signer = demo_store.people.reviewer("demo-signer")
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
 
@@ -96,7 +96,9 @@ def test_guidelines_and_exclusions_are_append_only_and_their_triggers_checked(si
         db.execute("UPDATE study_guidelines SET body = 'anything goes'")
     problems = audit.verify(store, "demo", settings)
     assert "table study_guidelines: the append-only UPDATE trigger is missing" in problems
-    actions = {e["action"] for e in store.audit_entries(store.require_study("demo")["id"])}
+    actions = {
+        e["action"] for e in store.audit.audit_entries(store.studies.require_study("demo")["id"])
+    }
     assert "guidelines set" in actions
 
 
@@ -133,15 +135,15 @@ def test_verify_finds_a_forged_report(signed, tmp_path):
 
 def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
     store, settings = signed
-    study_id = store.require_study("demo")["id"]
-    before = store.votes_by_source(study_id)
+    study_id = store.studies.require_study("demo")["id"]
+    before = store.audit.votes_by_source(study_id)
     late = write(
         tmp_path / "late.csv",
         "item_id,system_a,system_b,reviewer,winner\nsupport-001,finetuned,base,ghost,finetuned\n",
     )
     with pytest.raises(InputError, match="give a reason"):
         data.import_votes(store, late, "demo", actor=person(store))
-    assert store.votes_by_source(study_id) == before
+    assert store.audit.votes_by_source(study_id) == before
     # From the CLI, only an admin may add them, with a reason; the report lists it.
     assert main(["import", "votes", str(late), "--study", "demo", "--reason", "x"]) == 1
     assert "pass --token TOKEN" in capsys.readouterr().err
@@ -157,13 +159,13 @@ def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
 def test_an_import_never_replaces_a_vote_cast_in_the_app(demo_store, settings, tmp_path):
     from review_app.services import review
 
-    reviewer = demo_store.reviewer("demo-reviewer")
-    study = demo_store.require_study("demo")
+    reviewer = demo_store.people.reviewer("demo-reviewer")
+    study = demo_store.studies.require_study("demo")
     task = review.next_pair(demo_store, settings, reviewer["id"], study["id"])
     review.record_vote(demo_store, settings, reviewer["id"], task.assignment_id, "A")
-    pair = demo_store.pair(demo_store.assignment(task.assignment_id)["pair_id"])
+    pair = demo_store.studies.pair(demo_store.review.assignment(task.assignment_id)["pair_id"])
     other = {pair["system_x"]: pair["system_y"], pair["system_y"]: pair["system_x"]}
-    app_winner = demo_store.latest_vote(pair["pair_id"], reviewer["id"])["winner"]
+    app_winner = demo_store.review.latest_vote(pair["pair_id"], reviewer["id"])["winner"]
     rewritten = write(
         tmp_path / "rewrite.csv",
         "item_id,system_a,system_b,reviewer,winner,created_at\n"
@@ -172,7 +174,7 @@ def test_an_import_never_replaces_a_vote_cast_in_the_app(demo_store, settings, t
     )
     with pytest.raises(Exception, match="voted on this pair in the app; an import cannot"):
         data.import_votes(demo_store, rewritten, "demo", actor=person(demo_store))
-    assert demo_store.latest_vote(pair["pair_id"], reviewer["id"])["winner"] == app_winner
+    assert demo_store.review.latest_vote(pair["pair_id"], reviewer["id"])["winner"] == app_winner
 
 
 def test_a_vote_from_the_future_is_refused(demo_store, tmp_path):
@@ -230,10 +232,10 @@ def test_a_vote_cast_in_the_app_while_an_import_publishes_is_not_replaced(
     # meets the app vote, keeps it, and says so.
     from review_app.services import review
 
-    reviewer = demo_store.reviewer("demo-reviewer")
-    study = demo_store.require_study("demo")
+    reviewer = demo_store.people.reviewer("demo-reviewer")
+    study = demo_store.studies.require_study("demo")
     task = review.next_pair(demo_store, settings, reviewer["id"], study["id"])
-    pair = demo_store.pair(demo_store.assignment(task.assignment_id)["pair_id"])
+    pair = demo_store.studies.pair(demo_store.review.assignment(task.assignment_id)["pair_id"])
     x, y = pair["system_x"], pair["system_y"]
     rows = f"{pair['item_key']},{x},{y},demo-reviewer,tie\n{pair['item_key']},{x},{y},late,{x}\n"
     path = write(tmp_path / "late.csv", "item_id,system_a,system_b,reviewer,winner\n" + rows)
@@ -247,6 +249,11 @@ def test_a_vote_cast_in_the_app_while_an_import_publishes_is_not_replaced(
     summary = data.import_votes(demo_store, path, "demo", actor=person(demo_store))
     assert summary.added == {"votes added": 1}
     assert "1 left out: their reviewers voted on those pairs in the app meanwhile" in summary.line()
-    latest = demo_store.latest_vote(pair["pair_id"], reviewer["id"])
+    latest = demo_store.review.latest_vote(pair["pair_id"], reviewer["id"])
     assert latest["source"] == "app" and latest["winner"] != "tie"
-    assert demo_store.latest_vote(pair["pair_id"], demo_store.reviewer("late")["id"])["winner"] == x
+    assert (
+        demo_store.review.latest_vote(pair["pair_id"], demo_store.people.reviewer("late")["id"])[
+            "winner"
+        ]
+        == x
+    )

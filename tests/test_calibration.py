@@ -87,12 +87,12 @@ def verdicts_csv(tmp_path) -> Path:
 def add_native(store, study: str) -> None:
     """The same votes and verdicts as the files, written the way the app itself records them."""
     with store.transaction():
-        _add_native(store, store.require_study(study))
+        _add_native(store, store.studies.require_study(study))
 
 
 def _add_native(store, study_row: dict) -> None:
-    pairs = store.pairs_frame(study_row["id"]).set_index("item_key")["pair_id"]
-    reviewers = store.ensure_reviewers(["ann", "bob"])
+    pairs = store.frames.pairs_frame(study_row["id"]).set_index("item_key")["pair_id"]
+    reviewers = store.people.ensure_reviewers(["ann", "bob"])
     votes = []
     for item, winners, lefts in VOTES:
         for reviewer, winner, left in zip(("ann", "bob"), winners, lefts, strict=True):
@@ -111,7 +111,7 @@ def _add_native(store, study_row: dict) -> None:
                     "created_at": now_iso(),
                 }
             )
-    store.insert_votes(votes)
+    store.review.insert_votes(votes)
     for judge in ("gpt", "labels"):
         run_id = (
             store.db["judge_runs"]
@@ -128,7 +128,7 @@ def _add_native(store, study_row: dict) -> None:
             )
             .last_pk
         )
-        store.insert_verdicts(
+        store.judging.insert_verdicts(
             [
                 {
                     "run_id": run_id,
@@ -196,9 +196,9 @@ def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(s
 def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
-    study_id = store.require_study("s")["id"]
+    study_id = store.studies.require_study("s")["id"]
     # A second run with an existing label and a stored run of the longest baseline.
-    pair_ids = store.pairs_frame(study_id)["pair_id"].tolist()
+    pair_ids = store.frames.pairs_frame(study_id)["pair_id"].tolist()
     for label, judge in (("gpt", "openai/gpt-other"), ("longest v1", "baseline/longest")):
         run_id = (
             store.db["judge_runs"]
@@ -213,7 +213,7 @@ def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_pat
             )
             .last_pk
         )
-        store.insert_verdicts(
+        store.judging.insert_verdicts(
             [
                 {"run_id": run_id, "pair_id": p, "first_system": "", "winner": "base"}
                 | {"created_at": now_iso()}
@@ -238,17 +238,17 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
     first = calibration.calibration_report(reading(store, "s", settings)).document()
     again = calibration.calibration_report(reading(store, "s", settings)).document()
     assert first == again
-    pairs = store.pairs_frame(store.require_study("s")["id"])
+    pairs = store.frames.pairs_frame(store.studies.require_study("s")["id"])
     verdicts = pd.concat(
         [
-            store.verdicts_frame(store.require_study("s")["id"]),
+            store.frames.verdicts_frame(store.studies.require_study("s")["id"]),
             baselines.computed_verdicts(pairs, seed=3),
         ],
         ignore_index=True,
     )
     direct = stats.study_report(
         pairs,
-        store.votes_frame(store.require_study("s")["id"]),
+        store.frames.votes_frame(store.studies.require_study("s")["id"]),
         verdicts,
         seed=3,
         n_boot=50,
@@ -357,7 +357,7 @@ def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
     # The orientation is per pair, keyed by the workspace's random key: the A side is the first
     # system by name on some pairs and the second on others.
     row = named.set_index(["judge", "item_key"])
-    key = store.blinding_key()
+    key = store.calibration.blinding_key()
     for r in blind.itertuples():
         swapped = r.output_x != row.loc[(r.judge, r.item_key)].output_x
         assert swapped == disagreements.flipped(key, r.pair_id)
@@ -509,7 +509,7 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
     assert document["n_comparisons"] == 128
     assert (
         document["n_votes"]
-        == demo_store.study_counts(demo_store.require_study("demo")["id"])["votes"]
+        == demo_store.studies.study_counts(demo_store.studies.require_study("demo")["id"])["votes"]
     )
     assert sum(s["n_comparisons"] for s in document["by_category"].values()) == 128
     ceiling = document["humans"]["agreement"]["without_ties"]
@@ -551,10 +551,10 @@ def open_page(store, page: str, user: str = "demo-admin") -> AppTest:
 
 def import_agreeing_judge(store, tmp_path) -> None:
     """A judge that says what the demo reviewers' majority says, in both orders."""
-    study_id = store.require_study("demo")["id"]
-    pairs = store.pairs_frame(study_id).set_index("pair_id")
+    study_id = store.studies.require_study("demo")["id"]
+    pairs = store.frames.pairs_frame(study_id).set_index("pair_id")
     by_pair: dict[tuple, Counter] = {}
-    for v in store.votes_frame(study_id).itertuples():
+    for v in store.frames.votes_frame(study_id).itertuples():
         pair = pairs.loc[v.pair_id]
         by_pair.setdefault((pair.item_key, pair.system_x, pair.system_y), Counter())[
             v.winner if v.winner != "both_bad" else "tie"

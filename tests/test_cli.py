@@ -177,15 +177,17 @@ def test_reissuing_a_link_can_move_the_reviewer_to_a_study(tmp_path, capsys, sto
     # Replacing someone's link silently would let an admin act as them: it must be asked for.
     code, _, err = run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer")
     assert code == 1 and "already has a reviewer link" in err
-    assert store.reviewer("ann")["role"] == "reviewer"
+    assert store.people.reviewer("ann")["role"] == "reviewer"
     run(
         capsys, *admin, "reviewers", "add", "ann", "--role", "reviewer", "--study", "t", "--reissue"
     )
-    assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
+    assert store.people.reviewer("ann")["study_id"] == store.studies.require_study("t")["id"]
     run(capsys, *admin, "reviewers", "add", "ann", "--role", "signer", "--reissue")
-    assert store.reviewer("ann")["study_id"] == store.require_study("t")["id"]
-    assert store.reviewer("ann")["role"] == "signer"
-    logged = [(e["actor"], e["action"]) for e in store.audit_entries() if "link" in e["action"]]
+    assert store.people.reviewer("ann")["study_id"] == store.studies.require_study("t")["id"]
+    assert store.people.reviewer("ann")["role"] == "signer"
+    logged = [
+        (e["actor"], e["action"]) for e in store.audit.audit_entries() if "link" in e["action"]
+    ]
     assert logged == [("boss", "link reissued"), ("boss", "link reissued")]
 
 
@@ -263,7 +265,7 @@ def test_study_guidelines_from_files(tmp_path, capsys, store, cli_admin):
         "--guidelines", str(rules),
     )  # fmt: skip
     assert code == 0
-    current = store.current_guidelines(store.require_study("s")["id"])
+    current = store.studies.current_guidelines(store.studies.require_study("s")["id"])
     assert current["body"] == "# Rules\n\n- Correct beats polished.\n"
     assert current["set_by"] == "admin"  # the holder of the token the command was given
     code, out, _ = run(capsys, "study", "guidelines", "s", str(rules))

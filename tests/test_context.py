@@ -41,7 +41,7 @@ def test_a_change_before_the_lock_is_audited_and_is_no_deviation(demo_store, set
     last = _entries(demo_store)[-1]
     assert (last["actor"], last["action"]) == ("ada", "probe")
     assert last["detail"] == {"detail": 1, "after_lock": False, "reason": ""}
-    assert demo_store.deviations(ctx.id) == []
+    assert demo_store.gate.deviations(ctx.id) == []
 
 
 def test_after_the_lock_a_change_needs_a_reason_and_is_a_deviation(demo_store, settings):
@@ -51,10 +51,10 @@ def test_after_the_lock_a_change_needs_a_reason_and_is_a_deviation(demo_store, s
     with pytest.raises(InputError, match="locked: probe now would change"):
         with demo_store.transaction():
             ctx.lock.change(ctx.actor, "  ", "probe", "a", "b")
-    assert len(_entries(demo_store)) == count and demo_store.deviations(ctx.id) == []
+    assert len(_entries(demo_store)) == count and demo_store.gate.deviations(ctx.id) == []
     with demo_store.transaction():
         assert ctx.lock.change(ctx.actor, "a typo in the bar", "probe", "a", "b") is True
-    (deviation,) = demo_store.deviations(ctx.id)
+    (deviation,) = demo_store.gate.deviations(ctx.id)
     assert (deviation["changed_by"], deviation["before"], deviation["after"]) == ("ada", "a", "b")
     assert deviation["reason"] == "a typo in the bar"
     assert _entries(demo_store)[-1]["detail"]["after_lock"] is True
@@ -65,7 +65,7 @@ def test_a_change_that_does_not_deviate_needs_no_reason_after_the_lock(demo_stor
     ctx = acting(demo_store, "demo", "ada", settings=settings)
     with demo_store.transaction():
         ctx.lock.change(ctx.actor, "", "known answer set", deviates=False)
-    assert demo_store.deviations(ctx.id) == []
+    assert demo_store.gate.deviations(ctx.id) == []
     assert _entries(demo_store)[-1]["detail"]["after_lock"] is True
 
 
@@ -118,9 +118,9 @@ def test_a_name_is_no_actor():
 def test_a_revoked_link_is_no_actor(store):
     actor = person(store, "gone", "admin")
     with store.transaction():
-        store.revoke_reviewer(actor.reviewer_id)
+        store.people.revoke_reviewer(actor.reviewer_id)
     with pytest.raises(Forbidden, match="revoked"):
-        Actor.of(store.reviewer("gone"))
+        Actor.of(store.people.reviewer("gone"))
 
 
 def test_open_study_names_the_missing_study(store, settings):

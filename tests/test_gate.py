@@ -43,7 +43,7 @@ def locked(demo_store):
 
 
 def reviewer(store, name):
-    return store.reviewer(name)
+    return store.people.reviewer(name)
 
 
 def token(store, name):
@@ -54,15 +54,15 @@ def token(store, name):
 def study_frames(store, study_id, seed, with_baselines=True):
     """The study's frames built straight from the store, independently of the app's study data:
     stored verdicts named by run label, plus computed baselines for those with no stored run."""
-    pairs = store.pairs_frame(study_id)
-    verdicts = store.verdicts_frame(study_id)
+    pairs = store.frames.pairs_frame(study_id)
+    verdicts = store.frames.verdicts_frame(study_id)
     if with_baselines:
         missing = [n for n in baselines.BASELINES if baselines.label(n) not in set(verdicts.judge)]
         computed = baselines.computed_verdicts(pairs, missing, seed=seed)
         verdicts = pd.concat([verdicts, computed[list(verdicts.columns)]], ignore_index=True)
     else:
         verdicts = verdicts[~verdicts.judge.map(baselines.is_baseline)].reset_index(drop=True)
-    return pairs, store.votes_frame(study_id), verdicts
+    return pairs, store.frames.votes_frame(study_id), verdicts
 
 
 def test_threshold_validation_names_the_problem():
@@ -421,7 +421,7 @@ def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings)
     thresholds.update_threshold(
         acting(locked, "demo", "demo-admin"), first["id"], ">=", 0.55, reason="base too strong"
     )
-    deviations = locked.deviations(locked.require_study("demo")["id"])
+    deviations = locked.gate.deviations(locked.studies.require_study("demo")["id"])
     assert len(deviations) == 1
     assert deviations[0]["before"].endswith(">= 0.6") and deviations[0]["after"].endswith(">= 0.55")
     report = signoff.build_report(reading(locked, "demo", settings))
@@ -432,7 +432,7 @@ def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings)
 
 def test_report_numbers_equal_the_statistics_module(locked, settings):
     report = signoff.build_report(reading(locked, "demo", settings))
-    study_id = locked.require_study("demo")["id"]
+    study_id = locked.studies.require_study("demo")["id"]
     pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     expected = stats.win_rates(
         pairs,
@@ -460,7 +460,7 @@ def test_report_numbers_equal_the_statistics_module(locked, settings):
 
 
 def test_regression_metric_is_the_worst_listed_category(locked, settings):
-    study_id = locked.require_study("demo")["id"]
+    study_id = locked.studies.require_study("demo")["id"]
     pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     by_cat = stats.category_win_rates(pairs, votes, verdicts, [("finetuned", "base")], n_boot=1000)
     drops = {
@@ -482,7 +482,7 @@ def test_only_a_signer_can_sign_and_final_review(locked, settings):
             signoff.record_final_review(
                 locked, "demo", reviewer(locked, name), sample[0]["output_id"], True
             )
-    assert locked.signoffs(locked.require_study("demo")["id"]) == []
+    assert locked.gate.signoffs(locked.studies.require_study("demo")["id"]) == []
 
 
 def test_sign_off_pins_the_report_and_is_append_only(locked, settings):
@@ -505,7 +505,7 @@ def test_sign_off_pins_the_report_and_is_append_only(locked, settings):
     assert report["signoffs"][-1]["report_hash"] == report["report_hash"]
     stored = locked.db.execute("SELECT report FROM signoffs ORDER BY id DESC").fetchone()[0]
     pinned = json.loads(stored)
-    assert pinned["eval_set"]["content_hash"] == locked.eval_set("demo")["content_hash"]
+    assert pinned["eval_set"]["content_hash"] == locked.catalog.eval_set("demo")["content_hash"]
     assert report_hash(pinned) == report["report_hash"]
     with pytest.raises(Exception, match="append-only"):
         locked.db.execute("DELETE FROM signoffs")
@@ -529,7 +529,7 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
     pairs, _, verdicts = study_frames(
-        locked, locked.require_study("demo")["id"], 0, with_baselines=False
+        locked, locked.studies.require_study("demo")["id"], 0, with_baselines=False
     )
     scores = gate.judge_preference(pairs, verdicts, "finetuned")
     rest = [scores.get(s["item_key"], 0) for s in sample[10:]]
@@ -579,7 +579,7 @@ def test_report_and_signoff_cli(locked, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "approve recorded for study demo" in out
     assert "override of a inconclusive gate recorded" in out
-    logged = [(e["actor"], e["action"]) for e in locked.audit_entries()][-1]
+    logged = [(e["actor"], e["action"]) for e in locked.audit.audit_entries()][-1]
     assert logged == ("demo-signer", "signed")
 
 
@@ -618,21 +618,21 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     at.text_area(key="signoff_comment").input("numbers look right")
     at.button(key="signoff_submit").click().run()
     assert not at.exception
-    study_id = demo_store.require_study("demo")["id"]
-    assert demo_store.signoffs(study_id) == []
+    study_id = demo_store.studies.require_study("demo")["id"]
+    assert demo_store.gate.signoffs(study_id) == []
     assert any("Approving anyway needs an override reason" in e.value for e in at.error)
     assert at.text_area(key="signoff_comment").value == "numbers look right"  # nothing lost
     at.text_input(key="signoff_override").input("pilot with 5% of traffic")
     at.button(key="signoff_submit").click().run()
     assert not at.exception
-    signoffs = demo_store.signoffs(study_id)
+    signoffs = demo_store.gate.signoffs(study_id)
     assert [(s["signer"], s["decision"], s["comment"], s["override"]) for s in signoffs] == [
         ("demo-signer", "approve", "numbers look right", "pilot with 5% of traffic")
     ]
     # The form is empty again: one more click cannot sign a second time.
     assert at.text_area(key="signoff_comment").value == ""
     at.button(key="signoff_submit").click().run()
-    assert len(demo_store.signoffs(study_id)) == 1
+    assert len(demo_store.gate.signoffs(study_id)) == 1
     assert any("needs a comment" in e.value for e in at.error)
     assert any("override reason: pilot with 5% of traffic" in e.value for e in at.error)
 
@@ -687,7 +687,7 @@ def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, set
     assert "overrides the gate: the moon is full. Say why" in warning
     at.button(key="signoff_submit").click().run()
     assert any("cannot approve: the moon is full." in e.value for e in at.error)
-    assert locked.signoffs(locked.require_study("demo")["id"]) == []
+    assert locked.gate.signoffs(locked.studies.require_study("demo")["id"]) == []
 
 
 def test_reviewer_cannot_open_gate_or_results(demo_store):
@@ -726,7 +726,7 @@ def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
     for acceptable in (True, False, True):
         at.button(key="final_review_ok" if acceptable else "final_review_bad").click().run()
         assert not at.exception
-    marks = locked.final_reviews(locked.require_study("demo")["id"])
+    marks = locked.gate.final_reviews(locked.studies.require_study("demo")["id"])
     assert sorted(m["acceptable"] for m in marks) == [False, True, True]
     assert len({m["output_id"] for m in marks}) == 3
     assert at.selectbox(key="final_review_pick").value == first + 3
@@ -799,7 +799,7 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
     argv = ["--token", token(locked, "demo-signer"), "signoff", "--study", "demo"]
     argv += ["--decision", "approve", "--comment", "x", "--override", "y"]
     assert main(argv) == 1 and "revoked" in capsys.readouterr().err
-    assert locked.signoffs(locked.require_study("demo")["id"]) == []
+    assert locked.gate.signoffs(locked.studies.require_study("demo")["id"]) == []
 
 
 def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
@@ -820,14 +820,14 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
 
 
 def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(locked, settings):
-    study_id = locked.require_study("demo")["id"]
+    study_id = locked.studies.require_study("demo")["id"]
     at = open_page(locked, "gate.py", "demo-signer")
     at.text_area(key="signoff_comment").input("ship it")
     at.radio(key="signoff_decision").set_value("reject")
     people.revoke_reviewer(locked, "demo-signer", person(locked))
     at.button(key="final_review_ok").click().run()
     assert not at.exception
-    assert locked.final_reviews(study_id) == []
+    assert locked.gate.final_reviews(study_id) == []
     assert "revoked" in at.error[0].value and not at.button
 
     # A fresh link for the signer, then the same race against the sign-off.
@@ -840,5 +840,5 @@ def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(lo
     people.revoke_reviewer(locked, "demo-signer", person(locked))
     at.button(key="signoff_submit").click().run()
     assert not at.exception
-    assert locked.signoffs(study_id) == []
+    assert locked.gate.signoffs(study_id) == []
     assert "revoked" in at.error[0].value

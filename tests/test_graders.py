@@ -262,7 +262,7 @@ def test_grading_again_adds_nothing_and_a_new_version_gets_its_own_rows(store, c
     edited = write(tmp_path / "v2.yaml", GRADER.replace("n: 5", "n: 6"))
     second = grading.grade(acting(store, "s", "admin"), edited)
     assert second.new == second.results and second.content_hash != first.content_hash
-    versions = store.study_graders(store.require_study("s")["id"])
+    versions = store.grading.study_graders(store.studies.require_study("s")["id"])
     assert [v["content_hash"] for v in versions] == [first.content_hash, second.content_hash]
     # The latest version is in force before the lock, and the lock pins it.
     lock(store)
@@ -286,9 +286,9 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
 ):
     first = grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
-    row = store.threshold_lock(store.require_study("s")["id"])
+    row = store.gate.threshold_lock(store.studies.require_study("s")["id"])
     assert json.loads(row["graders"]) == [{"name": "corpus", "content_hash": first.content_hash}]
-    logged = store.audit_entries(store.require_study("s")["id"])[-1]
+    logged = store.audit.audit_entries(store.studies.require_study("s")["id"])[-1]
     assert json.loads(logged["detail"])["graders"][0]["content_hash"] == first.content_hash
     # The pinned version may run again (new outputs only); another version needs a reason.
     assert grading.grade(acting(store, "s", "admin"), corpus).new == 0
@@ -301,7 +301,7 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
     assert store.table_counts() == before
     outcome = grading.grade(acting(store, "s", "admin"), edited, reason="the limit was a typo")
     assert outcome.deviation
-    (deviation,) = store.deviations(store.require_study("s")["id"])
+    (deviation,) = store.gate.deviations(store.studies.require_study("s")["id"])
     assert deviation["reason"] == "the limit was a typo"
     assert first.content_hash[:12] in deviation["before"]
     # The gate and the summary keep reading the pinned version; the report shows the deviation.
@@ -455,8 +455,8 @@ def test_the_paired_interval_covers_the_true_difference():
 
 
 def test_the_demo_grades_its_outputs_and_shows_invalid_base_json(demo_store, settings):
-    study = demo_store.require_study(DEMO_STUDY)
-    (version,) = demo_store.study_graders(study["id"])
+    study = demo_store.studies.require_study(DEMO_STUDY)
+    (version,) = demo_store.grading.study_graders(study["id"])
     assert version["name"] == "demo-format"
     lock(demo_store, DEMO_STUDY, params={"check": "json-valid"})
     rows = grading.grader_summary(reading(demo_store, DEMO_STUDY))["graders"]
@@ -539,7 +539,7 @@ def test_audit_verify_notices_a_removed_grader_trigger(store, corpus, settings):
 
     grading.grade(acting(store, "s", "admin"), corpus)
     assert audit.verify(store, "s", settings) == []
-    assert [e["action"] for e in store.audit_entries(store.require_study("s")["id"])][
+    assert [e["action"] for e in store.audit.audit_entries(store.studies.require_study("s")["id"])][
         -1
     ] == "graded"
     store.db.execute("DROP TRIGGER grader_results_append_only_update")

@@ -86,7 +86,7 @@ def test_reviewers_vote_without_waiting_while_a_large_import_runs(
     names = [f"r{n}" for n in range(4)]
     for name in names:
         add_reviewer(store, settings, name)
-    ids = [store.reviewer(name)["id"] for name in names]
+    ids = [store.people.reviewer(name)["id"] for name in names]
     source = write_outputs(tmp_path / "bulk.jsonl", 40_000)
     process = cli_import(isolated_workspace, source)
     waits = []
@@ -112,7 +112,7 @@ def test_an_import_killed_while_checking_leaves_nothing_behind(store, tmp_path, 
     process = cli_import(isolated_workspace, write_outputs(tmp_path / "bulk.jsonl", 30_000))
     kill_when(isolated_workspace, process, "staging", min_batches=2)
     assert store.table_counts()["import_batches"] >= 2  # staged, but out of sight
-    assert store.eval_set("bulk") is None
+    assert store.catalog.eval_set("bulk") is None
     lines = data.recover_imports(store)
     assert len(lines) == 1 and lines[0].startswith("discarded the unfinished import")
     assert store.table_counts() == before
@@ -171,16 +171,16 @@ def test_votes_in_many_batches_create_the_study_pairs_and_reviewers_once(
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     summary = data.import_votes(store, source, "imported", eval_set="es", actor=person(store))
     assert summary.added == {"votes added": 12}
-    study = store.require_study("imported")
-    assert len(store.pairs_frame(study["id"])) == 6
-    assert len(store.comparisons(study["id"])) == 1
-    assert {r["name"] for r in store.reviewers()} >= {"ann", "bob"}
+    study = store.studies.require_study("imported")
+    assert len(store.frames.pairs_frame(study["id"])) == 6
+    assert len(store.studies.comparisons(study["id"])) == 1
+    assert {r["name"] for r in store.people.reviewers()} >= {"ann", "bob"}
     changed = source.read_text().replace("ann,tie", "ann,zq-sentinel-alpha-4f1c")
     source.write_text(changed, encoding="utf-8")
     assert data.import_votes(store, source, "imported", actor=person(store)).added == {
         "votes added": 6
     }
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     superseded = {v["supersedes"] for v in history if v["supersedes"]}
     assert len(history) == 18 and len(superseded) == 6  # each of ann's changed votes
 
@@ -191,8 +191,10 @@ def test_votes_in_many_batches_create_the_study_pairs_and_reviewers_once(
 def hold_import(store: Store, *locks: str) -> int:
     """An import in flight in this (live) process, holding `locks`."""
     with store.transaction():
-        job_id = store.insert_import_job("outputs", "big.jsonl", "e", {}, os.getpid(), data.HOST)
-        store.insert_import_locks(job_id, locks)
+        job_id = store.imports.insert_import_job(
+            "outputs", "big.jsonl", "e", {}, os.getpid(), data.HOST
+        )
+        store.imports.insert_import_locks(job_id, locks)
     return job_id
 
 
@@ -203,7 +205,7 @@ def test_no_study_is_created_over_an_eval_set_being_imported(store, tmp_path):
         studies.create_study(
             store, "second", "es", [("zq-sentinel-alpha-4f1c", "base")], actor=person(store)
         )
-    assert store.study("second") is None
+    assert store.studies.study("second") is None
 
 
 def test_a_second_import_into_the_same_target_waits_for_the_first(store, tmp_path):
@@ -221,12 +223,14 @@ def test_an_import_whose_process_died_no_longer_holds_its_lock(store, tmp_path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with store.transaction():
-        job_id = store.insert_import_job("outputs", "old.jsonl", "e", {}, gone.pid, data.HOST)
-        store.insert_import_locks(job_id, [import_lock("eval_set", "e")])
-        store.stage_import_batch(job_id, 1, b"[]")
+        job_id = store.imports.insert_import_job(
+            "outputs", "old.jsonl", "e", {}, gone.pid, data.HOST
+        )
+        store.imports.insert_import_locks(job_id, [import_lock("eval_set", "e")])
+        store.imports.stage_import_batch(job_id, 1, b"[]")
     source = write_outputs(tmp_path / "new.jsonl", 10)
     assert data.import_outputs(store, source, "e", actor=person(store)).added == {
         "items added": 5,
         "outputs added": 10,
     }
-    assert store.import_jobs() == []
+    assert store.imports.import_jobs() == []

@@ -44,7 +44,7 @@ def test_outputs_csv_with_multiline_quotes_empty_output_and_metadata(store, tmp_
     assert summary.added == {"items added": 2, "outputs added": 4}
     pairs = studies.create_study(store, "s", "e", [("finetuned", "base")], actor=person(store))
     assert pairs.pairs_added == 2
-    frame = store.pairs_frame(store.require_study("s")["id"])
+    frame = store.frames.pairs_frame(store.studies.require_study("s")["id"])
     q1 = frame[frame.item_key == "q1"].iloc[0]
     assert (q1.system_x, q1.system_y) == ("base", "finetuned")
     assert q1.output_y == "4\n\n(two plus two)" and q1.category == "math" and q1.reference == "4"
@@ -281,10 +281,12 @@ def test_votes_import_creates_reviewers_and_is_idempotent(seeded, tmp_path):
         "votes added": 3
     }
     assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).unchanged == 3
-    frame = seeded.votes_frame(seeded.require_study("s")["id"]).sort_values("vote_id")
+    frame = seeded.frames.votes_frame(seeded.studies.require_study("s")["id"]).sort_values(
+        "vote_id"
+    )
     assert frame.outcome.tolist() == ["y", "tie", "both_bad"]
     assert frame.shown_left.tolist() == ["base", None, "finetuned"]
-    assert seeded.reviewer("ann")["token_hash"] is None
+    assert seeded.people.reviewer("ann")["token_hash"] is None
 
 
 def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
@@ -300,10 +302,12 @@ def test_a_changed_vote_supersedes_the_earlier_one(seeded, tmp_path):
         "s",
         actor=person(seeded),
     )
-    history = seeded.vote_history(seeded.require_study("s")["id"])
+    history = seeded.review.vote_history(seeded.studies.require_study("s")["id"])
     assert [v["winner"] for v in history] == ["base", "tie"]
     assert history[1]["supersedes"] == history[0]["id"]
-    assert seeded.votes_frame(seeded.require_study("s")["id"]).winner.tolist() == ["tie"]
+    assert seeded.frames.votes_frame(seeded.studies.require_study("s")["id"]).winner.tolist() == [
+        "tie"
+    ]
 
 
 def test_votes_import_creates_the_study_and_pairs_it_needs(store, tmp_path):
@@ -314,9 +318,9 @@ def test_votes_import_creates_the_study_and_pairs_it_needs(store, tmp_path):
     with pytest.raises(NotFound, match="name an eval set to create it over"):
         data_service.import_votes(store, path, "new", actor=person(store))
     data_service.import_votes(store, path, "new", eval_set="e", actor=person(store))
-    study = store.require_study("new")
-    assert store.comparisons(study["id"]) == [("finetuned", "base")]
-    assert len(store.pairs_frame(study["id"])) == 1
+    study = store.studies.require_study("new")
+    assert store.studies.comparisons(study["id"]) == [("finetuned", "base")]
+    assert len(store.frames.pairs_frame(study["id"])) == 1
 
 
 MALFORMED_VOTES = [
@@ -352,8 +356,8 @@ def test_votes_carry_criterion_ratings(seeded, tmp_path):
     assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).added == {
         "votes added": 1
     }
-    study = seeded.require_study("s")
-    (row,) = seeded.criteria_frame(study["id"]).to_dict("records")
+    study = seeded.studies.require_study("s")
+    (row,) = seeded.frames.criteria_frame(study["id"]).to_dict("records")
     assert json.loads(row["criteria"]) == {"accuracy": {"base": 2, "finetuned": 5}}
     assert data_service.import_votes(seeded, path, "s", actor=person(seeded)).unchanged == 1
     # Changed ratings alone make a changed vote.
@@ -432,7 +436,7 @@ def test_verdicts_import_orders_combined_and_unparsed(seeded, tmp_path):
         "verdicts added": 4
     }
     assert data_service.import_verdicts(seeded, path, "s", actor=person(seeded)).unchanged == 4
-    frame = seeded.verdicts_frame(seeded.require_study("s")["id"])
+    frame = seeded.frames.verdicts_frame(seeded.studies.require_study("s")["id"])
     assert frame.judge.tolist() == ["gpt-judge", "gpt-judge", "gpt-judge", "other-judge"]
     assert frame.first.tolist() == ["y", "x", "x", None]
     assert frame.outcome.tolist() == ["y", "x", None, "tie"]
@@ -593,4 +597,4 @@ def test_a_failed_import_does_not_leave_the_study_it_would_have_created(store, t
     bad = write(tmp_path / "v.csv", VOTES_HEADER + "q2,finetuned,base,ann,nobody,,,\n")
     with pytest.raises(InputError, match="'nobody' is not one of"):
         data_service.import_votes(store, bad, "new", eval_set="e", actor=person(store))
-    assert store.study("new") is None and store.table_counts() == before
+    assert store.studies.study("new") is None and store.table_counts() == before

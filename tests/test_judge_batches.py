@@ -149,7 +149,7 @@ def test_cancel_from_the_command_line(demo_store, server, capsys, cli_admin):
     assert "cancelled" in out and "0 verdicts stored" in out
     assert next(iter(server.batches.values())).cancel_requested
     assert batch_rows(demo_store)[0]["state"] == "collected"
-    assert demo_store.judge_run(run_id)["status"] == "cancelled"
+    assert demo_store.judging.judge_run(run_id)["status"] == "cancelled"
     # Nothing is open any more: cancelling again says so.
     assert main(["judge-runs", "--study", "demo", "--cancel", str(run_id)]) == 1
     assert "no batch still running" in capsys.readouterr().err
@@ -165,7 +165,7 @@ def test_two_processes_never_record_the_same_call(demo_store, server, cli_admin)
     assert main([*judge_args(), "--batch", "--no-wait"]) == 0
     [batch] = batch_rows(demo_store)
     journal = judging._RunJournal(demo_store, batch["run_id"])
-    requests = demo_store.judge_batch_requests(batch["id"])
+    requests = demo_store.batches.judge_batch_requests(batch["id"])
     pair, first = next(iter(requests.values()))
     with pytest.raises(Conflict, match="another process is judging run"):
         journal.record_batch("0123456789abcdef", {"0123456789abcdef-0": (pair, first)})
@@ -293,5 +293,5 @@ def test_migration_5_keeps_earlier_verdicts_with_no_cached_tokens(tmp_path):
     assert store.db.execute("SELECT tokens_in, tokens_cached FROM verdicts").fetchall() == [
         (100, 0)
     ]
-    assert store.open_batch_keys(1) == set() and store.provider_batch_ids() == set()
+    assert store.batches.open_batch_keys(1) == set() and store.batches.provider_batch_ids() == set()
     store.close()

@@ -36,12 +36,12 @@ def fast(settings):
 
 
 def demo_study(store) -> dict:
-    return store.require_study(demo.DEMO_STUDY)
+    return store.studies.require_study(demo.DEMO_STUDY)
 
 
 def test_demo_seeds_every_baseline_in_both_orders(demo_store, settings):
     runs = {r["label"]: r for r in judging.judge_runs(demo_store, settings, "demo")}
-    n_pairs = len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
+    n_pairs = len(demo_store.frames.pairs_frame(demo_study(demo_store)["id"]))
     for name in ("longest", "shortest", "first", "random"):
         run = runs[f"baseline/{name}"]
         assert run["status"] == "complete"
@@ -49,15 +49,15 @@ def test_demo_seeds_every_baseline_in_both_orders(demo_store, settings):
         assert run["missing"] == 0 and run["cost"] == 0.0
     # Seeding again is a no-op: nothing is judged twice.
     demo.seed_demo(demo_store, settings)
-    counts = demo_store.study_counts(demo_study(demo_store)["id"])
+    counts = demo_store.studies.study_counts(demo_study(demo_store)["id"])
     # Four baseline runs plus the imported example judge (both orders of every pair).
     assert counts["judge_runs"] == 5 and counts["verdicts"] == 8 * n_pairs + 2 * n_pairs
 
 
 def test_stored_baselines_match_the_statistics_own_baselines(demo_store):
     study_id = demo_study(demo_store)["id"]
-    pairs = demo_store.pairs_frame(study_id)
-    stored = demo_store.verdicts_frame(study_id)
+    pairs = demo_store.frames.pairs_frame(study_id)
+    stored = demo_store.frames.verdicts_frame(study_id)
     stored = stored[stored.judge.map(baselines.is_baseline)]
     expected = baselines.computed_verdicts(pairs)
     key = ["judge", "pair_id", "first_system", "outcome"]
@@ -68,7 +68,7 @@ def test_stored_baselines_match_the_statistics_own_baselines(demo_store):
 
 def test_plan_counts_calls_and_cost_without_calling(demo_store, settings, server):
     plan = judging.plan_judge_run(demo_store, settings, "demo", GENERAL, "openai/gpt-4o-mini")
-    n_pairs = len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
+    n_pairs = len(demo_store.frames.pairs_frame(demo_study(demo_store)["id"]))
     assert plan.n_total == plan.n_missing == 2 * n_pairs and plan.run_id is None
     assert plan.estimate.cost > 0 and plan.estimate.max_cost > plan.estimate.cost
     assert f"{2 * n_pairs} calls to send" in plan.line()
@@ -87,7 +87,7 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     outcome = judging.start_judge_run(
         acting(demo_store, "demo", settings=settings), GENERAL, "openai/gpt-4o-mini", concurrency=8
     )
-    n_calls = 2 * len(demo_store.pairs_frame(demo_study(demo_store)["id"]))
+    n_calls = 2 * len(demo_store.frames.pairs_frame(demo_study(demo_store)["id"]))
     assert outcome.status == "complete" and outcome.progress.parsed == n_calls
     assert server.count == n_calls
     run = next(
@@ -98,7 +98,7 @@ def test_a_run_stores_every_verdict_with_its_costs_and_resumes_to_nothing(
     assert run["verdicts"] == n_calls and run["missing"] == 0
     assert run["tokens_in"] == 120 * n_calls
     assert run["cost"] == pytest.approx(n_calls * (120 * 0.15 + 30 * 0.60) / 1e6)
-    stored = demo_store.judge_run(outcome.run_id)
+    stored = demo_store.judging.judge_run(outcome.run_id)
     assert stored["rubric_hash"] == load_rubric(GENERAL).content_hash
     assert json.loads(stored["params"])["both_orders"] is True
 
@@ -121,7 +121,7 @@ def test_an_edited_rubric_is_a_new_run(demo_store, settings, server, tmp_path):
     assert second.run_id != first.run_id
     # Same name and version but different content: the label still tells them apart.
     assert second.label == "openai/gpt-4o-mini · general-pairwise v1 #2"
-    hashes = {demo_store.judge_run(r)["rubric_hash"] for r in (first.run_id, second.run_id)}
+    hashes = {demo_store.judging.judge_run(r)["rubric_hash"] for r in (first.run_id, second.run_id)}
     assert len(hashes) == 2
 
 
@@ -141,13 +141,13 @@ def test_unparsed_answers_are_stored_with_their_raw_text_and_never_counted(
     failures = judging.judge_run_failures(demo_store, outcome.run_id)
     assert failures[0]["raw_text"] == bad and "truncated" in failures[0]["parse_error"]
     assert failures[0]["attempts"] == 2
-    frame = demo_store.verdicts_frame(demo_study(demo_store)["id"])
+    frame = demo_store.frames.verdicts_frame(demo_study(demo_store)["id"])
     mine = frame[frame["run_id"] == outcome.run_id]
     assert mine["outcome"].isna().all() and mine["winner"].isna().all()
 
 
 def test_calls_that_keep_failing_are_reported_and_resent_next_time(demo_store, fast, server):
-    pairs = demo_store.pairs_frame(demo_study(demo_store)["id"])
+    pairs = demo_store.frames.pairs_frame(demo_study(demo_store)["id"])
     prompt = pairs[pairs["item_key"] == "support-001"]["prompt"].iloc[0]
 
     def unavailable_for_one_item(request):
@@ -196,7 +196,7 @@ def test_missing_key_is_one_line_naming_the_variable(demo_store, settings, monke
         judging.start_judge_run(
             acting(demo_store, "demo", settings=settings), GENERAL, "anthropic/claude-opus-4-1"
         )
-    assert demo_store.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 5
+    assert demo_store.studies.study_counts(demo_study(demo_store)["id"])["judge_runs"] == 5
 
 
 def test_rejected_key_marks_the_run_failed(demo_store, settings, server):

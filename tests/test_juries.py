@@ -98,7 +98,7 @@ MEMBERS = ["example-llm-judge", "baseline/longest", "baseline/shortest"]
 def test_a_jury_is_calibrated_like_any_judge(demo_store, settings):
     jury = juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     assert jury["label"] == "jury/trio"
-    data = study_data.load(demo_store, demo_store.require_study("demo"), settings)
+    data = study_data.load(demo_store, demo_store.studies.require_study("demo"), settings)
     assert "jury/trio" in data.judge_order and "jury/trio" in data.real_judges
     # Its verdicts are the majority of its members' combined verdicts, pair by pair.
     combined = stats.combine_verdicts(data.pairs, data.verdicts)
@@ -129,9 +129,9 @@ def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
     thresholds.add_threshold(
         acting(demo_store, "demo", "ann"), "judge_agreement", {"judge": "jury/trio"}, None, 0.5
     )
-    data = study_data.load(demo_store, demo_store.require_study("demo"), settings)
+    data = study_data.load(demo_store, demo_store.studies.require_study("demo"), settings)
     inputs = signoff.gate_inputs(reading(demo_store, "demo", settings), data)
-    (threshold,) = thresholds.study_thresholds(demo_store, demo_store.require_study("demo"))
+    (threshold,) = thresholds.study_thresholds(demo_store, demo_store.studies.require_study("demo"))
     measured = gate.measure(threshold, inputs)
     judge = data.statistics.calibration.overall.judge("jury/trio")
     assert measured.value == pytest.approx(judge.agreement_without_ties.value)
@@ -166,8 +166,10 @@ def test_jury_command(demo_store, capsys, cli_admin):
     assert main(["stats", "--study", "demo", "--json"]) == 0
     labels = [j["judge"] for j in json.loads(capsys.readouterr().out)["judges"]]
     assert "jury/pair" in labels
-    study_id = demo_store.require_study("demo")["id"]
-    assert [e["action"] for e in demo_store.audit_entries(study_id)].count("created jury") == 1
+    study_id = demo_store.studies.require_study("demo")["id"]
+    assert [e["action"] for e in demo_store.audit.audit_entries(study_id)].count(
+        "created jury"
+    ) == 1
 
 
 def test_jury_explanation_names_systems_so_blinding_can_hide_them():
@@ -192,12 +194,12 @@ def test_before_the_lock_jury_rows_in_the_disagreements_name_no_system(demo_stor
 def two_scored_runs(demo_store, settings):
     """Two pointwise runs on the demo's first comparison (x scored 4 and 2, y 3 and 3, in both
     orders) and jury `pw` over them; returns the comparison's pair id and systems."""
-    study_id = demo_store.require_study("demo")["id"]
-    pair = demo_store.pairs_frame(study_id).iloc[0]
+    study_id = demo_store.studies.require_study("demo")["id"]
+    pair = demo_store.frames.pairs_frame(study_id).iloc[0]
     x, y = pair["system_x"], pair["system_y"]
     with demo_store.transaction():
         runs = [
-            demo_store.insert_judge_run(study_id, label, label, None, "", {}, label)
+            demo_store.judging.insert_judge_run(study_id, label, label, None, "", {}, label)
             for label in ("openai/judge-one", "openai/judge-two")
         ]
         rows = []
@@ -213,7 +215,7 @@ def two_scored_runs(demo_store, settings):
                         "created_at": "2026-01-01T00:00:00",
                     }
                 )
-        demo_store.insert_verdicts(rows)
+        demo_store.judging.insert_verdicts(rows)
     juries.create_jury(
         acting(demo_store, "demo", settings=settings),
         "pw",

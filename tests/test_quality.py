@@ -142,9 +142,9 @@ def test_the_ceiling_point_estimate_is_the_calibration_one():
 def careless_demo(demo_store, settings, tmp_path):
     """The demo plus a careless reviewer, zed, who voted 'tie' on every comparison the example
     reviewers voted on."""
-    study = demo_store.require_study("demo")
-    pairs = demo_store.pairs_frame(study["id"]).set_index("pair_id")
-    voted = sorted(set(demo_store.votes_frame(study["id"])["pair_id"]))
+    study = demo_store.studies.require_study("demo")
+    pairs = demo_store.frames.pairs_frame(study["id"]).set_index("pair_id")
+    voted = sorted(set(demo_store.frames.votes_frame(study["id"])["pair_id"]))
     lines = ["item_id,system_a,system_b,reviewer,winner,shown_left"]
     for pair_id in voted:
         pair = pairs.loc[pair_id]
@@ -165,22 +165,22 @@ def ceiling(store, settings) -> float:
 
 def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_demo, settings):
     store = careless_demo
-    study_id = store.require_study("demo")["id"]
+    study_id = store.studies.require_study("demo")["id"]
     with_zed = ceiling(store, settings)
-    before = store.calibration_data_version(study_id)
+    before = store.frames.calibration_data_version(study_id)
     expected = quality.human_agreement_without_ties(
-        store.votes_frame(study_id).query("reviewer != 'zed'")
+        store.frames.votes_frame(study_id).query("reviewer != 'zed'")
     )
     quality_service.exclude_reviewer(
         acting(store, "demo", "demo-admin"), "zed", "voted x on everything"
     )
-    assert store.calibration_data_version(study_id) != before  # cached study data reloads
+    assert store.frames.calibration_data_version(study_id) != before  # cached study data reloads
     assert ceiling(store, settings) == pytest.approx(expected.value)
     assert ceiling(store, settings) != pytest.approx(with_zed)
-    assert "zed" not in set(store.votes_frame(study_id)["reviewer"])
-    assert "zed" in set(store.votes_frame(study_id, with_excluded=True)["reviewer"])
+    assert "zed" not in set(store.frames.votes_frame(study_id)["reviewer"])
+    assert "zed" in set(store.frames.votes_frame(study_id, with_excluded=True)["reviewer"])
     assert "zed" not in set(
-        study_data.load(store, store.require_study("demo"), settings).votes.reviewer
+        study_data.load(store, store.studies.require_study("demo"), settings).votes.reviewer
     )
 
     report = quality_service.reviewer_report(store, "demo", settings)
@@ -189,7 +189,7 @@ def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_de
 
     quality_service.include_reviewer(acting(store, "demo", "ann"), "zed", "checked: a test account")
     assert ceiling(store, settings) == pytest.approx(with_zed)
-    history = store.exclusion_history(study_id)
+    history = store.quality.exclusion_history(study_id)
     assert [(h["excluded"], h["decided_by"], h["reason"]) for h in history] == [
         (1, "demo-admin", "voted x on everything"),
         (0, "ann", "checked: a test account"),
@@ -337,7 +337,7 @@ def test_cli_stats_exclude_include_and_known_answers(careless_demo, settings, ca
         "finetuned:base",
     )
     assert code == 0 and run(capsys, "known-answers", "list", "--study", "demo")[1] == ""
-    actions = [e["action"] for e in careless_demo.audit_entries() if e["actor"] == "ann"]
+    actions = [e["action"] for e in careless_demo.audit.audit_entries() if e["actor"] == "ann"]
     assert actions == [
         "reviewer excluded",
         "reviewer included again",

@@ -20,7 +20,7 @@ def test_twenty_reviewers_voting_at_once(store, settings, tmp_path, isolated_wor
     names = [f"r{i:02d}" for i in range(REVIEWERS)]
     for name in names:
         add_reviewer(store, settings, name)
-    ids = {name: store.reviewer(name)["id"] for name in names}
+    ids = {name: store.people.reviewer(name)["id"] for name in names}
     errors: list[BaseException] = []
     recorded: Counter[str] = Counter()
     start = threading.Barrier(REVIEWERS)
@@ -46,7 +46,7 @@ def test_twenty_reviewers_voting_at_once(store, settings, tmp_path, isolated_wor
         thread.join()
 
     assert errors == []
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert len(history) == sum(recorded.values()) == ITEMS * 2 * K
     assert all(v["supersedes"] is None for v in history)  # nothing voted twice
     per_pair = Counter((v["item_key"], v["system_x"], v["system_y"]) for v in history)

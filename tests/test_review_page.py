@@ -58,9 +58,9 @@ def token(store, settings, study):
 def shown_pair(store, reviewer_name, study):
     """The assignment on the reviewer's screen (their most recently leased open one) and the
     texts of its left and right systems."""
-    rid = store.reviewer(reviewer_name)["id"]
-    handed = store.open_assignments(rid, study["id"])[0]
-    pair = store.pair(handed["pair_id"])
+    rid = store.people.reviewer(reviewer_name)["id"]
+    handed = store.review.open_assignments(rid, study["id"])[0]
+    pair = store.studies.pair(handed["pair_id"])
     left_is_x = handed["shown_left"] == pair["system_x"]
     right = pair["system_y"] if left_is_x else pair["system_x"]
     left_text, right_text = (
@@ -101,7 +101,7 @@ def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, tok
     at.text_area(key="rationale-0").input("B is clearer")
     press(at, "vote-B").click().run()
     assert not at.exception
-    [vote] = store.vote_history(study["id"])
+    [vote] = store.review.vote_history(study["id"])
     assert (vote["choice"], vote["winner"]) == ("B", right)
     assert (vote["shown_left"], vote["shown_right"]) == (handed["shown_left"], right)
     assert json.loads(vote["criteria"]) == {"accuracy": {right: 4}}
@@ -110,7 +110,7 @@ def test_a_vote_writes_one_row_with_the_winner_and_shown_order(store, study, tok
     assert vote["ms_spent"] is not None and vote["ms_spent"] >= 0
     assert notice(at) == "Saved: B is better."
     # The next pair is on screen with fresh (empty) inputs.
-    assert store.open_assignments(store.reviewer("rita")["id"], study["id"])
+    assert store.review.open_assignments(store.people.reviewer("rita")["id"], study["id"])
     assert at.text_area(key="rationale-1").value == ""
 
 
@@ -122,8 +122,8 @@ def test_undo_brings_the_pair_back_and_retracts_the_vote(store, study, token):
     assert not at.exception
     again, *_ = shown_pair(store, "rita", study)
     assert again["id"] == first["id"]
-    assert [v["choice"] for v in store.vote_history(study["id"])] == ["A", "retracted"]
-    assert store.votes_frame(study["id"]).empty
+    assert [v["choice"] for v in store.review.vote_history(study["id"])] == ["A", "retracted"]
+    assert store.frames.votes_frame(study["id"]).empty
     assert "undone" in notice(at)
 
 
@@ -137,11 +137,11 @@ def test_editing_an_earlier_vote_supersedes_it(store, study, token):
     at.text_input(key="edit-rationale-1").input("on second thought")
     at.button(key="edit-save").click().run()
     assert not at.exception
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert [v["choice"] for v in history] == ["A", "tie", "B"]
     assert history[2]["supersedes"] == history[0]["id"]
     assert history[2]["winner"] == right and history[2]["rationale"] == "on second thought"
-    frame = store.votes_frame(study["id"])
+    frame = store.frames.votes_frame(study["id"])
     assert sorted(frame.winner) == sorted([right, "tie"])
 
 
@@ -152,7 +152,7 @@ def test_skip_moves_on_without_a_vote(store, study, token):
     assert not at.exception
     second, *_ = shown_pair(store, "rita", study)
     assert second["id"] != first["id"]
-    assert store.vote_history(study["id"]) == []
+    assert store.review.vote_history(study["id"]) == []
 
 
 def test_progress_shows_done_and_assigned(store, study, token):
@@ -226,7 +226,7 @@ def test_a_finished_queue_says_so(store, settings, tmp_path):
     press(at, "vote-A").click().run()
     assert not at.exception
     assert "reviewed every pair" in at.success[-1].value
-    assert len(store.votes_frame(study["id"])) == 2
+    assert len(store.frames.votes_frame(study["id"])) == 2
 
 
 def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, token):
@@ -237,7 +237,7 @@ def test_a_key_pressed_before_the_pair_is_shown_changes_nothing(store, study, to
     at.session_state["review_shown"] = None
     press(at, "vote-B").click().run()
     assert not at.exception
-    assert [v["choice"] for v in store.vote_history(study["id"])] == ["A"]
+    assert [v["choice"] for v in store.review.vote_history(study["id"])] == ["A"]
     assert "before the pair was shown" in notice(at)
 
 
@@ -257,7 +257,7 @@ def test_guidelines_are_open_on_the_first_visit_then_one_click_away(store, study
     studies.set_guidelines(acting(store, STUDY, "ada"), "# House rules v2")
     at = open_page(token)
     assert [e for e in at.expander if e.label == "Guidelines"][0].proto.expanded  # new version
-    [vote] = store.vote_history(study["id"])
+    [vote] = store.review.vote_history(study["id"])
     assert vote["guidelines_hash"] == studies.guidelines_history(store, STUDY)[0]["content_hash"]
 
 
@@ -283,7 +283,7 @@ def test_undo_brings_the_pair_back_with_everything_entered(store, study, token):
     # Voting again keeps what was restored (and what the reviewer changed).
     at.text_area(key="rationale-2").input("A skips step 2 and 3")
     press(at, "vote-B").click().run()
-    vote = store.vote_history(study["id"])[-1]
+    vote = store.review.vote_history(study["id"])[-1]
     assert (vote["choice"], vote["rationale"]) == ("B", "A skips step 2 and 3")
     assert json.loads(vote["flags"]) == ["broken_output"]
     assert len(json.loads(vote["criteria"])["accuracy"]) == 2
@@ -296,7 +296,7 @@ def test_the_progress_total_does_not_drift_when_others_take_pairs(store, study, 
     total = int(re.search(r"of (\d+) done", progress_text(at)).group(1))
     # Another reviewer takes pairs meanwhile: the share this reviewer was shown stays put.
     add_reviewer(store, settings, "omar")
-    other = store.reviewer("omar")["id"]
+    other = store.people.reviewer("omar")["id"]
     for _ in range(5):
         task = review.next_pair(store, settings, other, study["id"])
         review.record_vote(store, settings, other, task.assignment_id, "A")
@@ -325,12 +325,15 @@ def test_the_notice_line_is_there_before_any_vote(store, study, token):
 def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study, token, button):
     at = open_page(token)
     press(at, "vote-A").click().run()  # one vote, so undo and edit have something to act on
-    history = store.vote_history(study["id"])
-    assignments = store.open_assignments(store.reviewer("rita")["id"], study["id"])
+    history = store.review.vote_history(study["id"])
+    assignments = store.review.open_assignments(store.people.reviewer("rita")["id"], study["id"])
     # The page is drawn with the buttons live; the admin revokes the link; then the click lands.
     people.revoke_reviewer(store, "rita", person(store))
     (at.button(key=button) if button in ("undo", "edit-save") else press(at, button)).click().run()
     assert not at.exception
-    assert store.vote_history(study["id"]) == history
-    assert store.open_assignments(store.reviewer("rita")["id"], study["id"]) == assignments
+    assert store.review.vote_history(study["id"]) == history
+    assert (
+        store.review.open_assignments(store.people.reviewer("rita")["id"], study["id"])
+        == assignments
+    )
     assert "revoked" in at.error[0].value and not at.button

@@ -18,7 +18,7 @@ from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, m
 
 
 def reviewer_id(store, name):
-    return store.reviewer(name)["id"]
+    return store.people.reviewer(name)["id"]
 
 
 def label_all(store, settings, name, study, choice="A", now=None):
@@ -36,8 +36,8 @@ def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
-    handed = store.assignment(task.assignment_id)
-    pair = store.pair(handed["pair_id"])
+    handed = store.review.assignment(task.assignment_id)
+    pair = store.studies.pair(handed["pair_id"])
     left = handed["shown_left"]
     right = pair["system_y"] if left == pair["system_x"] else pair["system_x"]
     assert task.text_a == pair["output_x" if left == pair["system_x"] else "output_y"]
@@ -53,7 +53,7 @@ def test_a_vote_stores_winner_and_shown_order(store, settings, tmp_path):
         flags=["broken_output"],
         ms_spent=4200,
     )
-    [vote] = store.vote_history(study["id"])
+    [vote] = store.review.vote_history(study["id"])
     assert (vote["choice"], vote["winner"]) == ("B", right)
     assert (vote["shown_left"], vote["shown_right"]) == (left, right)
     assert json.loads(vote["criteria"]) == {"accuracy": {left: 2, right: 5}}
@@ -69,7 +69,7 @@ def test_tie_and_both_bad_are_stored_as_such(store, settings, tmp_path, choice):
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
     review.record_vote(store, settings, rid, task.assignment_id, choice)
-    assert store.votes_frame(study["id"]).winner.tolist() == [choice]
+    assert store.frames.votes_frame(study["id"]).winner.tolist() == [choice]
 
 
 def test_the_task_a_reviewer_sees_names_no_system(store, settings, tmp_path):
@@ -84,7 +84,7 @@ def test_each_pair_gets_exactly_k_votes_from_k_reviewers(store, settings, tmp_pa
     for name in ("r1", "r2", "r3", "r4"):
         add_reviewer(store, settings, name)
         label_all(store, settings, name, study)
-    votes = store.votes_frame(study["id"])
+    votes = store.frames.votes_frame(study["id"])
     per_pair = votes.groupby("pair_id").reviewer.agg(["count", "nunique"])
     assert len(per_pair) == 20
     assert (per_pair["count"] == 2).all() and (per_pair["nunique"] == 2).all()
@@ -100,7 +100,7 @@ def test_a_reviewer_never_sees_a_pair_twice(store, settings, tmp_path):
     rid = reviewer_id(store, "rita")
     seen = []
     while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
-        seen.append(store.assignment(task.assignment_id)["pair_id"])
+        seen.append(store.review.assignment(task.assignment_id)["pair_id"])
         if len(seen) % 3 == 0:
             review.skip_pair(store, rid, task.assignment_id)
         else:
@@ -114,7 +114,7 @@ def test_each_reviewer_has_their_own_queue_order(store, settings, tmp_path):
     for name in ("r1", "r2"):
         add_reviewer(store, settings, name)
         handed = label_all(store, settings, name, study)
-        orders[name] = [store.assignment(a)["pair_id"] for a in handed]
+        orders[name] = [store.review.assignment(a)["pair_id"] for a in handed]
     assert sorted(orders["r1"]) == sorted(orders["r2"])
     assert orders["r1"] != orders["r2"]
     assert orders["r1"] != sorted(orders["r1"])
@@ -143,7 +143,7 @@ def test_left_right_is_balanced_per_reviewer_and_comparison(store, settings, tmp
                 active.remove(name)
                 continue
             review.record_vote(store, settings, rid, task.assignment_id, "A")
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert len(history) == 150
     left_counts = Counter(
         (v["reviewer"], v["system_x"], v["system_y"], v["shown_left"] == v["system_x"])
@@ -167,8 +167,8 @@ def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, t
     # Both pairs of the one item: slow holds one, fast may take only the other while leased.
     other = review.next_pair(store, settings, fast, study["id"], now=t0 + 60)
     assert (
-        store.assignment(other.assignment_id)["pair_id"]
-        != store.assignment(held.assignment_id)["pair_id"]
+        store.review.assignment(other.assignment_id)["pair_id"]
+        != store.review.assignment(held.assignment_id)["pair_id"]
     )
     review.record_vote(store, settings, fast, other.assignment_id, "A", now=t0 + 61)
     assert review.next_pair(store, settings, fast, study["id"], now=t0 + 120) is None
@@ -176,13 +176,13 @@ def test_an_expired_lease_lets_another_reviewer_take_the_pair(store, settings, t
     late = t0 + 31 * 60
     taken = review.next_pair(store, settings, fast, study["id"], now=late)
     assert (
-        store.assignment(taken.assignment_id)["pair_id"]
-        == store.assignment(held.assignment_id)["pair_id"]
+        store.review.assignment(taken.assignment_id)["pair_id"]
+        == store.review.assignment(held.assignment_id)["pair_id"]
     )
     review.record_vote(store, settings, fast, taken.assignment_id, "B", now=late + 1)
     with pytest.raises(Conflict, match="reviewed by others"):
         review.record_vote(store, settings, slow, held.assignment_id, "A", now=late + 2)
-    assert len(store.votes_frame(study["id"])) == 2
+    assert len(store.frames.votes_frame(study["id"])) == 2
 
 
 def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings, tmp_path):
@@ -192,7 +192,7 @@ def test_an_expired_lease_still_counts_when_nobody_took_the_pair(store, settings
     held = review.next_pair(store, settings, rid, study["id"], now=0.0)
     assert review.next_pair(store, settings, rid, study["id"], now=10_000.0) == held
     review.record_vote(store, settings, rid, held.assignment_id, "A", now=20_000.0)
-    assert len(store.votes_frame(study["id"])) == 1
+    assert len(store.frames.votes_frame(study["id"])) == 1
 
 
 def test_skip_hands_the_pair_to_someone_else(store, settings, tmp_path):
@@ -225,15 +225,15 @@ def test_undo_retracts_the_last_vote_and_shows_the_pair_again(store, settings, t
     assert review.next_pair(store, settings, rid, study["id"]) == replace(
         second, draft=review.Draft("B", "", (), {})
     )
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert [v["choice"] for v in history] == ["A", "B", "retracted"]
     assert history[2]["supersedes"] == history[1]["id"] and history[2]["winner"] is None
-    assert len(store.votes_frame(study["id"])) == 1
+    assert len(store.frames.votes_frame(study["id"])) == 1
     assert review.review_progress(store, rid, study["id"]).done == 1
 
     review.record_vote(store, settings, rid, second.assignment_id, "tie")
-    assert store.votes_frame(study["id"]).winner.tolist()[-1] == "tie"
-    assert store.vote_history(study["id"])[-1]["supersedes"] == history[2]["id"]
+    assert store.frames.votes_frame(study["id"]).winner.tolist()[-1] == "tie"
+    assert store.review.vote_history(study["id"])[-1]["supersedes"] == history[2]["id"]
 
 
 def test_undo_brings_back_everything_the_reviewer_entered(store, settings, tmp_path):
@@ -284,7 +284,7 @@ def test_a_vote_records_the_guidelines_in_force(store, settings, tmp_path):
     second = review.next_pair(store, settings, rid, study["id"])
     assert not review.voted_under_guidelines(store, rid, study["id"], digest)
     review.record_vote(store, settings, rid, second.assignment_id, "B")
-    assert [v["guidelines_hash"] for v in store.vote_history(study["id"])] == [None, digest]
+    assert [v["guidelines_hash"] for v in store.review.vote_history(study["id"])] == [None, digest]
     assert review.voted_under_guidelines(store, rid, study["id"], digest)
     [version] = studies.guidelines_history(store, study["name"])
     assert (version["content_hash"], version["n_votes"]) == (digest, 1)
@@ -312,9 +312,9 @@ def test_editing_an_earlier_vote_appends_a_superseding_row(store, settings, tmp_
     [_, earlier] = review.my_votes(store, rid, study["id"])  # newest first
     assert earlier["number"] == 1 and earlier["choice"] == "A"
     review.record_vote(store, settings, rid, earlier["assignment_id"], "B", rationale="changed")
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert len(history) == 3 and history[2]["supersedes"] == history[0]["id"]
-    frame = store.votes_frame(study["id"])
+    frame = store.frames.votes_frame(study["id"])
     assert len(frame) == 2
     assert [v["choice"] for v in review.my_votes(store, rid, study["id"])] == ["A", "B"]
 
@@ -344,7 +344,7 @@ def test_malformed_votes_are_refused_and_change_nothing(store, settings, tmp_pat
     task = review.next_pair(store, settings, rid, study["id"])
     with pytest.raises(InputError):
         review.record_vote(store, settings, rid, task.assignment_id, **kwargs)
-    assert store.vote_history(study["id"]) == []
+    assert store.review.vote_history(study["id"]) == []
 
 
 def test_imported_votes_count_towards_k(store, settings, tmp_path):
@@ -359,7 +359,7 @@ def test_imported_votes_count_towards_k(store, settings, tmp_path):
     rid = reviewer_id(store, "rita")
     label_all(store, settings, "rita", study)
     assert review.next_pair(store, settings, rid, study["id"]) is None
-    assert len(store.votes_frame(study["id"])) == 2  # one imported, one for the other pair
+    assert len(store.frames.votes_frame(study["id"])) == 2  # one imported, one for the other pair
 
 
 def test_progress_counts_done_and_assigned(store, settings, tmp_path):
@@ -395,7 +395,7 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     add_reviewer(store, settings, "rita")
     rid = reviewer_id(store, "rita")
     task = review.next_pair(store, settings, rid, study["id"])
-    before = store.assignment(task.assignment_id)
+    before = store.review.assignment(task.assignment_id)
     # Turn the workspace back into what migration 1 alone produced.
     with store.transaction():
         store.db.execute("DROP INDEX assignments_reviewer_study")
@@ -405,7 +405,7 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     store.close()
 
     store = Store.open(tmp_path / "v1.db")
-    after = store.assignment(task.assignment_id)
+    after = store.review.assignment(task.assignment_id)
     assert (after["study_id"], after["shown_left"], after["shown_right"]) == (
         study["id"],
         before["shown_left"],

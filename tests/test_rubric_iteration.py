@@ -27,7 +27,7 @@ def _split(store, settings, share=0.3, seed=5):
 
 
 def test_split_is_seeded_stratified_by_category_and_keeps_items_whole(demo_store, settings):
-    labelled = demo_store.labelled_pairs(demo_store.require_study("demo")["id"])
+    labelled = demo_store.calibration.labelled_pairs(demo_store.studies.require_study("demo")["id"])
     first = rubric_iteration.assign_split(labelled, 0.3, 5)
     assert first == rubric_iteration.assign_split(labelled, 0.3, 5)
     assert first != rubric_iteration.assign_split(labelled, 0.3, 6)
@@ -47,15 +47,17 @@ def test_split_is_seeded_stratified_by_category_and_keeps_items_whole(demo_store
 def test_split_is_recorded_once_with_an_audit_entry(demo_store, settings, cli_admin):
     summary = _split(demo_store, settings)
     assert summary.n_dev + summary.n_test == len(
-        demo_store.labelled_pairs(demo_store.require_study("demo")["id"])
+        demo_store.calibration.labelled_pairs(demo_store.studies.require_study("demo")["id"])
     )
     assert summary.n_test > 0 and summary.n_dev > summary.n_test
     before = demo_store.table_counts()
     with pytest.raises(Conflict, match="already split"):
         _split(demo_store, settings, seed=9)
     assert demo_store.table_counts() == before
-    study_id = demo_store.require_study("demo")["id"]
-    entries = [e for e in demo_store.audit_entries(study_id) if e["action"] == "split comparisons"]
+    study_id = demo_store.studies.require_study("demo")["id"]
+    entries = [
+        e for e in demo_store.audit.audit_entries(study_id) if e["action"] == "split comparisons"
+    ]
     assert len(entries) == 1 and json.loads(entries[0]["detail"])["seed"] == 5
     rubric_iteration.record_test_look(
         demo_store, "demo", ["example-llm-judge"], person(demo_store, "ann")
@@ -120,7 +122,7 @@ def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin):
         demo_store, settings, "demo", DEMO_RUBRIC, "openai/gpt-4o-mini", split="dev"
     )
     assert plan.n_pairs == summary.n_dev and plan.n_total == 2 * summary.n_dev
-    parts = demo_store.split_parts(demo_store.require_study("demo")["id"])
+    parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     assert {parts.get(c.pair_id) for c in plan.calls} == {"dev"}
     assert main(["judge", "--study", "demo", "--rubric", str(DEMO_RUBRIC), "--judge",
                  "openai/gpt-4o-mini", "--split", "test", "--dry-run"]) == 0  # fmt: skip
@@ -163,7 +165,7 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
     )
     assert result.reading().startswith(expected)
     assert result.reading() in result.line()
-    parts = demo_store.split_parts(demo_store.require_study("demo")["id"])
+    parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     assert set(result.changed["pair_id"].map(parts)) == {"dev"}
     assert len(result.changed) > 0
     assert not result.outcomes_visible
@@ -241,9 +243,9 @@ def _rubric_with_example(
 
 def test_a_rubric_whose_example_comes_from_test_is_refused(demo_store, settings, tmp_path):
     _split(demo_store, settings)
-    study_id = demo_store.require_study("demo")["id"]
-    parts = demo_store.split_parts(study_id)
-    pairs = demo_store.pairs_frame(study_id)
+    study_id = demo_store.studies.require_study("demo")["id"]
+    parts = demo_store.calibration.split_parts(study_id)
+    pairs = demo_store.frames.pairs_frame(study_id)
     test_row = pairs[pairs["pair_id"].map(parts) == "test"].iloc[0]
     dev_row = pairs[pairs["pair_id"].map(parts) == "dev"].iloc[0]
 
@@ -300,6 +302,6 @@ def test_comparing_on_test_is_a_recorded_look(demo_store, settings):
         settings,
         actor=person(demo_store, "ann"),
     )
-    (look,) = demo_store.test_looks(demo_store.require_study("demo")["id"])
+    (look,) = demo_store.calibration.test_looks(demo_store.studies.require_study("demo")["id"])
     assert look["looked_by"] == "ann"
     assert look["judges"] == ["example-llm-judge", "baseline/longest"]

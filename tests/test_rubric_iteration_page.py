@@ -167,7 +167,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     assert "Test looked at 2 times" in _texts(at)
     looks = [
         e
-        for e in demo_store.audit_entries(demo_store.require_study("demo")["id"])
+        for e in demo_store.audit.audit_entries(demo_store.studies.require_study("demo")["id"])
         if e["action"] == "looked at test"
     ]
     assert len(looks) == 2 and {e["actor"] for e in looks} == {"demo-admin"}

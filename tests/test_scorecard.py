@@ -239,9 +239,9 @@ def rated_study(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=12, criteria=["accuracy"])
     for name in ("ana", "ben"):
         people.add_reviewer(store, settings, name, "reviewer", STUDY, actor=person(store))
-        rid = store.reviewer(name)["id"]
+        rid = store.people.reviewer(name)["id"]
         while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
-            handed = store.assignment(task.assignment_id)
+            handed = store.review.assignment(task.assignment_id)
             left, right = handed["shown_left"], handed["shown_right"]
             winner = SYSTEM_Z if name == "ana" and SYSTEM_Z in (left, right) else SYSTEM_X
             choice = "A" if left == winner else "B"
@@ -332,7 +332,7 @@ def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
     inputs = gate.GateInputs(*_statistics(store, settings))
     w = inputs.win_rate(SYSTEM_X, SYSTEM_Y, "humans", "support")
-    locked = thresholds.study_thresholds(store, store.require_study(STUDY))
+    locked = thresholds.study_thresholds(store, store.studies.require_study(STUDY))
     expected = gate.regression_verdict(w, "support", locked, settings.gate_min_comparisons)
     assert {k: row[k] for k in ("outcome", "margin", "reason")} == expected
     # 12 comparisons are fewer than the 30 the lock asks of a suite: not decided yet.
@@ -349,7 +349,7 @@ def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
 def _statistics(store, settings):
     from review_app.services import study_data
 
-    s = study_data.load(store, store.require_study(STUDY), settings).statistics
+    s = study_data.load(store, store.studies.require_study(STUDY), settings).statistics
     return s.calibration, s.win_rates, s.category_win_rates
 
 
@@ -563,7 +563,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
 
     _lock(store, settings)
     # ben edits one vote with other ratings: only the edit counts.
-    ben = store.reviewer("ben")["id"]
+    ben = store.people.reviewer("ben")["id"]
     review.undo_last_vote(store, settings, ben, rated_study["id"])
     task = review.next_pair(store, settings, ben, rated_study["id"])
     review.record_vote(

@@ -1,11 +1,14 @@
 import sqlite3
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import review_app.store
 from review_app.migrations import MIGRATIONS
 from review_app.store import AssignmentState, Store, now_iso
+from review_app.store.base import Aggregate, StoreBase
 
 
 def test_open_creates_wal_database_with_every_migration(store, isolated_workspace):
@@ -29,8 +32,8 @@ def test_transaction_rolls_back_every_write_on_error(store):
     before = store.table_counts()
     with pytest.raises(RuntimeError):
         with store.transaction():
-            es = store.ensure_eval_set("e")
-            store.insert_items(
+            es = store.catalog.ensure_eval_set("e")
+            store.catalog.insert_items(
                 es["id"],
                 [
                     {
@@ -48,30 +51,56 @@ def test_transaction_rolls_back_every_write_on_error(store):
 
 def test_nested_transaction_rolls_back_to_its_savepoint_only(store):
     with store.transaction():
-        store.ensure_eval_set("outer")
+        store.catalog.ensure_eval_set("outer")
         with pytest.raises(RuntimeError):
             with store.transaction():
-                store.ensure_eval_set("inner")
+                store.catalog.ensure_eval_set("inner")
                 raise RuntimeError("inner fails")
-    assert [e["name"] for e in store.eval_sets()] == ["outer"]
+    assert [e["name"] for e in store.catalog.eval_sets()] == ["outer"]
+
+
+def test_each_store_module_is_one_aggregate_of_the_store(store):
+    modules = {p.stem for p in Path(review_app.store.__file__).parent.glob("*.py")}
+    for name in modules - {"__init__", "base"}:
+        aggregate = vars(store)[name]
+        assert isinstance(aggregate, Aggregate) and aggregate.store is store
+        assert aggregate.db is store.db
+        # The queries are the aggregate's only: the Store's methods are what StoreBase owns.
+        queries = {q for q in vars(type(aggregate)) if not q.startswith("_")}
+        assert queries and not queries & set(dir(Store)), name
+    assert {m for m in dir(Store) if not m.startswith("_")} <= set(dir(StoreBase))
+
+
+def test_one_transaction_spans_every_aggregate(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            eval_set_id = store.catalog.ensure_eval_set("e")["id"]
+            study_id = store.studies.insert_study("s", eval_set_id, 1)
+            store.gate.insert_threshold(study_id, "human_win_rate", {}, ">", 0.5, "admin")
+            # Inside the transaction every aggregate reads the writer: its changes show.
+            assert store.studies.study_by_id(study_id)["eval_set_id"] == eval_set_id
+            assert len(store.gate.thresholds(study_id)) == 1
+            raise RuntimeError("boom")
+    assert store.catalog.eval_sets() == []
+    assert store.studies.studies() == []
 
 
 def _one_vote(store):
     with store.transaction():
-        es = store.ensure_eval_set("e")
-        ids = store.insert_items(
+        es = store.catalog.ensure_eval_set("e")
+        ids = store.catalog.insert_items(
             es["id"],
             [{"item_key": "a", "prompt": "p", "reference": None, "category": "", "metadata": {}}],
         )
-        store.ensure_systems(["x", "y"])
-        store.upsert_outputs([(ids["a"], "x", "1"), (ids["a"], "y", "2")])
-        study_id = store.insert_study("s", es["id"], 1)
-        store.insert_pairs(study_id, [(ids["a"], "x", "y")])
-        reviewer = store.insert_reviewer("r", "reviewer", None)
-        store.insert_votes(
+        store.catalog.ensure_systems(["x", "y"])
+        store.catalog.upsert_outputs([(ids["a"], "x", "1"), (ids["a"], "y", "2")])
+        study_id = store.studies.insert_study("s", es["id"], 1)
+        store.studies.insert_pairs(study_id, [(ids["a"], "x", "y")])
+        reviewer = store.people.insert_reviewer("r", "reviewer", None)
+        store.review.insert_votes(
             [
                 {
-                    "pair_id": store.pair_id(study_id, ids["a"], "x", "y"),
+                    "pair_id": store.studies.pair_id(study_id, ids["a"], "x", "y"),
                     "reviewer_id": reviewer,
                     "choice": "A",
                     "winner": "x",
@@ -97,32 +126,32 @@ def test_votes_are_append_only(store):
 
 def test_votes_frame_keeps_latest_vote_and_drops_retractions(store):
     study_id = _one_vote(store)
-    frame = store.votes_frame(study_id)
+    frame = store.frames.votes_frame(study_id)
     assert list(frame["outcome"]) == ["x"] and frame["shown_left"].tolist() == [None]
     first = int(frame["vote_id"][0])
     base = {"pair_id": int(frame["pair_id"][0]), "reviewer_id": 1, "criteria": "{}"}
     base |= {"rationale": "", "flags": "[]", "source": "app", "created_at": now_iso()}
     with store.transaction():
-        store.insert_votes([base | {"choice": "tie", "winner": "tie", "supersedes": first}])
-    assert list(store.votes_frame(study_id)["outcome"]) == ["tie"]
+        store.review.insert_votes([base | {"choice": "tie", "winner": "tie", "supersedes": first}])
+    assert list(store.frames.votes_frame(study_id)["outcome"]) == ["tie"]
     with store.transaction():
-        store.insert_votes(
+        store.review.insert_votes(
             [base | {"choice": "retracted", "winner": None, "supersedes": first + 1}]
         )
-    assert store.votes_frame(study_id).empty
-    assert len(store.vote_history(study_id)) == 3
+    assert store.frames.votes_frame(study_id).empty
+    assert len(store.review.vote_history(study_id)) == 3
 
 
 def test_pairs_are_stored_in_canonical_order(store):
     with store.transaction():
-        es = store.ensure_eval_set("e")
-        ids = store.insert_items(
+        es = store.catalog.ensure_eval_set("e")
+        ids = store.catalog.insert_items(
             es["id"],
             [{"item_key": "a", "prompt": "p", "reference": None, "category": "", "metadata": {}}],
         )
-        study_id = store.insert_study("s", es["id"], 1)
+        study_id = store.studies.insert_study("s", es["id"], 1)
     with pytest.raises(sqlite3.IntegrityError):
-        store.insert_pairs(study_id, [(ids["a"], "y", "x")])
+        store.studies.insert_pairs(study_id, [(ids["a"], "y", "x")])
 
 
 def test_opening_an_up_to_date_workspace_does_not_write(isolated_workspace):
@@ -144,16 +173,16 @@ def test_opening_an_up_to_date_workspace_does_not_write(isolated_workspace):
 
 def test_counts_leave_out_retracted_votes(store):
     study_id = _one_vote(store)
-    assert store.study_counts(study_id)["votes"] == 1
-    frame = store.votes_frame(study_id)
+    assert store.studies.study_counts(study_id)["votes"] == 1
+    frame = store.frames.votes_frame(study_id)
     retraction = {"pair_id": int(frame["pair_id"][0]), "reviewer_id": 1, "choice": "retracted"}
     retraction |= {"winner": None, "criteria": "{}", "rationale": "", "flags": "[]"}
     retraction |= {"source": "app", "created_at": now_iso(), "supersedes": int(frame["vote_id"][0])}
     with store.transaction():
-        store.insert_votes([retraction])
-    assert store.study_counts(study_id)["votes"] == 0
-    assert store.study_counts(study_id)["reviewers"] == 0
-    assert store.reviewers()[0]["n_votes"] == 0
+        store.review.insert_votes([retraction])
+    assert store.studies.study_counts(study_id)["votes"] == 0
+    assert store.studies.study_counts(study_id)["reviewers"] == 0
+    assert store.people.reviewers()[0]["n_votes"] == 0
 
 
 def test_migration_3_makes_an_imported_verdicts_cost_unknown_and_keeps_uniqueness(tmp_path):
@@ -190,7 +219,9 @@ def test_migration_3_makes_an_imported_verdicts_cost_unknown_and_keeps_uniquenes
     costs = store.db.execute("SELECT run_id, cost FROM verdicts ORDER BY run_id").fetchall()
     assert costs == [(1, None), (2, 0.0)]  # an import never had a price; a free run stays free
     assert (
-        store.insert_verdicts([{"run_id": 2, "pair_id": 1, "first_system": "", "created_at": "x"}])
+        store.judging.insert_verdicts(
+            [{"run_id": 2, "pair_id": 1, "first_system": "", "created_at": "x"}]
+        )
         == 0
     )
     store.close()
@@ -200,22 +231,24 @@ def _study_with_history(store):
     """A study whose frames have rows to drop: a superseded and a retracted vote, a pair with a
     missing output, an unparsed verdict, and two judge runs."""
     with store.transaction():
-        es = store.ensure_eval_set("e")
+        es = store.catalog.ensure_eval_set("e")
         rows = [("a", "What?", "ref"), ("b", "Why?", None), ("c", "How?", None)]
         items = [
             {"item_key": k, "prompt": p, "reference": r, "category": "cat", "metadata": {}}
             for k, p, r in rows
         ]
-        ids = store.insert_items(es["id"], items)
-        store.ensure_systems(["x", "y"])
+        ids = store.catalog.insert_items(es["id"], items)
+        store.catalog.ensure_systems(["x", "y"])
         outputs = [(ids["a"], "x", "ax"), (ids["a"], "y", "ayy"), (ids["b"], "x", "bx")]
-        store.upsert_outputs([*outputs, (ids["b"], "y", "by"), (ids["c"], "x", "cx")])
-        study_id = store.insert_study("s", es["id"], 2)
-        store.insert_pairs(study_id, [(ids[k], "x", "y") for k in "abc"])  # c has no y output
-        pair_a, pair_b = (store.pair_id(study_id, ids[k], "x", "y") for k in "ab")
+        store.catalog.upsert_outputs([*outputs, (ids["b"], "y", "by"), (ids["c"], "x", "cx")])
+        study_id = store.studies.insert_study("s", es["id"], 2)
+        store.studies.insert_pairs(
+            study_id, [(ids[k], "x", "y") for k in "abc"]
+        )  # c has no y output
+        pair_a, pair_b = (store.studies.pair_id(study_id, ids[k], "x", "y") for k in "ab")
         r1, r2 = (
-            store.insert_reviewer("r1", "reviewer", None),
-            store.insert_reviewer("r2", "reviewer", None),
+            store.people.insert_reviewer("r1", "reviewer", None),
+            store.people.insert_reviewer("r2", "reviewer", None),
         )
     base = {"criteria": "{}", "rationale": "why", "flags": "[]", "source": "app"}
     for pair_id, reviewer, winner, supersedes in [
@@ -226,7 +259,7 @@ def _study_with_history(store):
         (pair_a, r2, None, 2),  # r2 retracts theirs
     ]:
         with store.transaction():
-            store.insert_votes(
+            store.review.insert_votes(
                 [
                     base
                     | {"pair_id": pair_id, "reviewer_id": reviewer, "choice": winner or "retracted"}
@@ -234,10 +267,10 @@ def _study_with_history(store):
                 ]
             )
     with store.transaction():
-        imported = store.ensure_imported_run(study_id, "j1")
-        run = store.insert_judge_run(study_id, "j2", "fake", None, "h", {}, "p")
+        imported = store.judging.ensure_imported_run(study_id, "j1")
+        run = store.judging.insert_judge_run(study_id, "j2", "fake", None, "h", {}, "p")
         verdict = {"created_at": now_iso(), "cost": 0.01, "latency_ms": 5}
-        store.insert_verdicts(
+        store.judging.insert_verdicts(
             [
                 verdict
                 | {"run_id": imported, "pair_id": pair_a, "first_system": "x", "winner": "x"},
@@ -261,8 +294,8 @@ def _study_with_history(store):
 )
 def test_lean_and_full_frames_select_the_same_rows(store, frame, key, rows):
     study_id = _study_with_history(store)
-    full = getattr(store, frame)(study_id)
-    lean = getattr(store, frame)(study_id, texts=False)
+    full = getattr(store.frames, frame)(study_id)
+    lean = getattr(store.frames, frame)(study_id, texts=False)
     assert len(full) == rows
     assert lean[key].tolist() == full[key].tolist()
     assert set(lean.columns) < set(full.columns)
@@ -271,7 +304,7 @@ def test_lean_and_full_frames_select_the_same_rows(store, frame, key, rows):
 
 def test_lean_frames_hold_only_what_the_statistics_read(store):
     study_id = _study_with_history(store)
-    assert list(store.pairs_frame(study_id, texts=False).columns) == [
+    assert list(store.frames.pairs_frame(study_id, texts=False).columns) == [
         "pair_id",
         "item_key",
         "category",
@@ -280,14 +313,14 @@ def test_lean_frames_hold_only_what_the_statistics_read(store):
         "len_x",
         "len_y",
     ]
-    assert list(store.votes_frame(study_id, texts=False).columns) == [
+    assert list(store.frames.votes_frame(study_id, texts=False).columns) == [
         "vote_id",
         "pair_id",
         "reviewer",
         "outcome",
         "shown_left",
     ]
-    assert list(store.verdicts_frame(study_id, texts=False).columns) == [
+    assert list(store.frames.verdicts_frame(study_id, texts=False).columns) == [
         "verdict_id",
         "run_id",
         "pair_id",
@@ -300,9 +333,9 @@ def test_lean_frames_hold_only_what_the_statistics_read(store):
 
 def test_frames_orient_votes_and_verdicts_to_the_pair(store):
     study_id = _study_with_history(store)
-    votes = store.votes_frame(study_id)
+    votes = store.frames.votes_frame(study_id)
     assert votes[["reviewer", "outcome"]].values.tolist() == [["r1", "y"], ["r1", "tie"]]
-    verdicts = store.verdicts_frame(study_id)
+    verdicts = store.frames.verdicts_frame(study_id)
     assert verdicts["judge"].tolist() == ["j1", "j1", "j2", "j2"]
     assert verdicts["first"].tolist() == ["x", "y", "y", "x"]
     assert verdicts["outcome"].tolist() == ["x", "tie", "y", None]
@@ -310,19 +343,21 @@ def test_frames_orient_votes_and_verdicts_to_the_pair(store):
 
 def test_assignment_states_drive_open_and_voted_counts(store):
     study_id = _study_with_history(store)
-    pair_id = int(store.pairs_frame(study_id)["pair_id"][0])
-    reviewer = store.insert_reviewer("r3", "reviewer", None)
+    pair_id = int(store.frames.pairs_frame(study_id)["pair_id"][0])
+    reviewer = store.people.insert_reviewer("r3", "reviewer", None)
     with store.transaction():
-        handed = store.insert_assignment(
+        handed = store.review.insert_assignment(
             pair_id, reviewer, study_id, ("x", "y"), 0, time.time() + 60
         )
-    assert [a["id"] for a in store.open_assignments(reviewer, study_id)] == [handed]
-    assert store.live_reviews([pair_id], time.time())[pair_id]["n"] == 2  # r1's vote and r3's lease
+    assert [a["id"] for a in store.review.open_assignments(reviewer, study_id)] == [handed]
+    assert (
+        store.review.live_reviews([pair_id], time.time())[pair_id]["n"] == 2
+    )  # r1's vote and r3's lease
     with store.transaction():
-        store.set_assignment_state(handed, AssignmentState.VOTED)
-    assert store.open_assignments(reviewer, study_id) == []
-    assert store.count_voted(reviewer, study_id) == 1
+        store.review.set_assignment_state(handed, AssignmentState.VOTED)
+    assert store.review.open_assignments(reviewer, study_id) == []
+    assert store.review.count_voted(reviewer, study_id) == 1
     with store.transaction():
-        store.set_assignment_state(handed, AssignmentState.RELEASED)
-    assert store.count_voted(reviewer, study_id) == 0
-    assert store.assignment(handed)["done"] == AssignmentState.RELEASED
+        store.review.set_assignment_state(handed, AssignmentState.RELEASED)
+    assert store.review.count_voted(reviewer, study_id) == 0
+    assert store.review.assignment(handed)["done"] == AssignmentState.RELEASED

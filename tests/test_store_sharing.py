@@ -46,7 +46,7 @@ def test_a_read_does_not_wait_for_another_threads_transaction(store):
 
     def writer():
         with store.transaction():
-            store.ensure_eval_set("held")
+            store.catalog.ensure_eval_set("held")
             store_ready.set()
             release.wait(10)
 
@@ -54,20 +54,20 @@ def test_a_read_does_not_wait_for_another_threads_transaction(store):
     thread.start()
     store_ready.wait(10)
     started = time.monotonic()
-    seen = [row["name"] for row in store.eval_sets()]
+    seen = [row["name"] for row in store.catalog.eval_sets()]
     waited = time.monotonic() - started
     release.set()
     thread.join()
     assert waited < 1
     assert seen == []  # the other thread's change is not committed yet
-    assert [row["name"] for row in store.eval_sets()] == ["held"]
+    assert [row["name"] for row in store.catalog.eval_sets()] == ["held"]
 
 
 def test_a_transaction_reads_its_own_changes(store):
     with store.transaction():
-        store.ensure_eval_set("mine")
-        assert [row["name"] for row in store.eval_sets()] == ["mine"]
-        assert store.eval_set("mine") is not None
+        store.catalog.ensure_eval_set("mine")
+        assert [row["name"] for row in store.catalog.eval_sets()] == ["mine"]
+        assert store.catalog.eval_set("mine") is not None
 
 
 def test_readers_are_bounded_and_reused(store):
@@ -78,7 +78,7 @@ def test_readers_are_bounded_and_reused(store):
         try:
             barrier.wait(10)
             for _ in range(20):
-                store.eval_sets()
+                store.catalog.eval_sets()
         except BaseException as exc:
             errors.append(exc)
 
@@ -91,7 +91,7 @@ def test_readers_are_bounded_and_reused(store):
     assert store._opened_readers <= store_base.READERS
     before = open_files()
     for _ in range(50):
-        store.eval_sets()
+        store.catalog.eval_sets()
     assert open_files() == before
 
 
@@ -108,14 +108,14 @@ def test_a_writer_held_up_too_long_gets_busy_in_domain_words(isolated_workspace,
     try:
         with pytest.raises(Busy, match="busy with other changes") as caught:
             with store.transaction():
-                store.ensure_eval_set("late")
+                store.catalog.ensure_eval_set("late")
         assert "locked" not in str(caught.value)
     finally:
         other.rollback()
         other.close()
     with store.transaction():  # the store is usable again once the other writer is done
-        store.ensure_eval_set("late")
-    assert store.eval_set("late") is not None
+        store.catalog.ensure_eval_set("late")
+    assert store.catalog.eval_set("late") is not None
     store.close()
 
 
@@ -129,8 +129,8 @@ def test_a_failed_commit_leaves_no_transaction_open(store):
             )
     assert not store.db.conn.in_transaction
     with store.transaction():
-        store.ensure_eval_set("after")
-    assert store.eval_set("after") is not None
+        store.catalog.ensure_eval_set("after")
+    assert store.catalog.eval_set("after") is not None
 
 
 def test_twenty_reviewers_share_one_store(store, settings, tmp_path):
@@ -138,7 +138,7 @@ def test_twenty_reviewers_share_one_store(store, settings, tmp_path):
     ids = []
     for n in range(20):
         add_reviewer(store, settings, f"s{n:02d}")
-        ids.append(store.reviewer(f"s{n:02d}")["id"])
+        ids.append(store.people.reviewer(f"s{n:02d}")["id"])
     errors: list[BaseException] = []
     barrier = threading.Barrier(len(ids))
 
@@ -156,7 +156,7 @@ def test_twenty_reviewers_share_one_store(store, settings, tmp_path):
     for thread in threads:
         thread.join()
     assert errors == []
-    history = store.vote_history(study["id"])
+    history = store.review.vote_history(study["id"])
     assert len(history) == 40 * 2 * 2  # every pair of both comparisons, k = 2
     keys = [(v["item_key"], v["system_x"], v["system_y"], v["reviewer"]) for v in history]
     assert len(set(keys)) == len(keys)
@@ -182,7 +182,7 @@ def test_page_runs_share_one_store_and_open_no_files(store, settings, tmp_path):
         assert not other.exception
     assert workspace.shared_store(settings) is shared
     assert open_files() <= before
-    assert review.votes_done(store, store.reviewer("rosa")["id"], study["id"]) == 5
+    assert review.votes_done(store, store.people.reviewer("rosa")["id"], study["id"]) == 5
 
 
 def test_showing_the_review_screen_again_writes_nothing(store, settings, tmp_path):
@@ -216,7 +216,7 @@ def test_opening_an_admin_screen_writes_nothing(demo_store, settings, page):
 def test_a_reviewer_with_nothing_left_causes_no_write(store, settings, tmp_path):
     study = make_study(store, tmp_path, n_items=2, reviews_per_pair=1)
     add_reviewer(store, settings, "ada")
-    rid = store.reviewer("ada")["id"]
+    rid = store.people.reviewer("ada")["id"]
     while (task := review.next_pair(store, settings, rid, study["id"])) is not None:
         review.record_vote(store, settings, rid, task.assignment_id, "tie")
     log = WriteLog(store)
@@ -227,7 +227,7 @@ def test_a_reviewer_with_nothing_left_causes_no_write(store, settings, tmp_path)
 def test_the_lease_is_renewed_only_once_half_has_run_out(store, settings, tmp_path):
     study = make_study(store, tmp_path)
     add_reviewer(store, settings, "ada")
-    rid = store.reviewer("ada")["id"]
+    rid = store.people.reviewer("ada")["id"]
     now = 1_000_000.0
     first = review.next_pair(store, settings, rid, study["id"], now=now)
     log = WriteLog(store)
@@ -236,7 +236,7 @@ def test_the_lease_is_renewed_only_once_half_has_run_out(store, settings, tmp_pa
     assert again == first and log.statements == []
     later = review.next_pair(store, settings, rid, study["id"], now=now + lease * 0.6)
     assert later == first and log.statements
-    held = store.open_assignments(rid, study["id"])[0]
+    held = store.review.open_assignments(rid, study["id"])[0]
     assert held["leased_until"] == pytest.approx(now + lease * 1.6)
 
 
@@ -246,12 +246,12 @@ def test_a_pair_taken_between_the_pick_and_the_lease_is_not_leased(store, settin
     study = make_study(store, tmp_path, n_items=4, reviews_per_pair=1)
     for name in ("ada", "bo"):
         add_reviewer(store, settings, name)
-    ada, bo = store.reviewer("ada")["id"], store.reviewer("bo")["id"]
+    ada, bo = store.people.reviewer("ada")["id"], store.people.reviewer("bo")["id"]
     now = time.time()
     pick = assignment.pick_next(store, study, ada, settings.seed, now)
     # Meanwhile bo is handed that very pair (k = 1, so it is full).
     with store.transaction():
-        store.insert_assignment(
+        store.review.insert_assignment(
             pick.candidate.pair_id,
             bo,
             study["id"],
@@ -261,13 +261,13 @@ def test_a_pair_taken_between_the_pick_and_the_lease_is_not_leased(store, settin
         )
     with store.transaction():
         handed = assignment.claim_next(store, study, ada, settings.seed, now, now + 600, pick)
-    assert store.assignment(handed)["pair_id"] != pick.candidate.pair_id
+    assert store.review.assignment(handed)["pair_id"] != pick.candidate.pair_id
 
 
 def test_a_write_outside_a_transaction_does_not_keep_the_workspace_locked(store, tmp_path):
     # Such a write is a mistake, but on the shared connection an implicit transaction left open
     # would block every other writer until something happened to commit it.
-    store.ensure_systems(["stray"])
+    store.catalog.ensure_systems(["stray"])
     other = sqlite3.connect(store.path, timeout=0.1)
     other.execute("BEGIN IMMEDIATE")
     other.rollback()

@@ -24,7 +24,7 @@ def record(
     store: Store, actor: str, action: str, study_id: int | None = None, **detail: Any
 ) -> None:
     """Append one governance action; call it inside the transaction that makes the change."""
-    store.append_audit(actor, action, study_id, detail)
+    store.audit.append_audit(actor, action, study_id, detail)
 
 
 def signature(settings: Settings, report_hash: str) -> str | None:
@@ -52,7 +52,7 @@ def chain_problems(entries: list[dict]) -> list[str]:
 
 
 def _trigger_problems(store: Store) -> list[str]:
-    found = store.append_only_triggers()
+    found = store.audit.append_only_triggers()
     return [
         f"table {table}: the append-only {event} trigger is missing"
         for table in APPEND_ONLY_TABLES
@@ -62,7 +62,7 @@ def _trigger_problems(store: Store) -> list[str]:
 
 
 def _lock_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
-    lock = store.threshold_lock(study["id"])
+    lock = store.gate.threshold_lock(study["id"])
     if lock is None:
         return []
     problems = []
@@ -85,10 +85,10 @@ def _lock_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
             },
             sort_keys=True,
         )
-        for r in store.thresholds(study["id"])
+        for r in store.gate.thresholds(study["id"])
     )
     if current != sorted(json.dumps(t.key(), sort_keys=True) for t in locked):
-        if not store.deviations(study["id"]):
+        if not store.gate.deviations(study["id"]):
             problems.append("the thresholds differ from the locked ones and no deviation says why")
     return problems
 
@@ -99,7 +99,7 @@ def _digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str
         recorded = json.loads(entry["detail"]).get("votes")
         if not recorded:
             continue
-        now = store.votes_digest(study["id"], recorded["max_vote_id"])
+        now = store.audit.votes_digest(study["id"], recorded["max_vote_id"])
         if now != recorded:
             problems.append(
                 f"votes changed after '{entry['action']}' at {entry['at']}: {recorded['votes']} "
@@ -124,7 +124,7 @@ def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) ->
             split = (entry, detail)
     problems = []
     for content_hash, (entry, detail) in latest.items():
-        now = store.grader_results_digest(study["id"], content_hash)
+        now = store.audit.grader_results_digest(study["id"], content_hash)
         if now != detail["digest"]:
             problems.append(
                 f"grader {detail.get('grader')} {content_hash[:12]}: results changed after "
@@ -136,15 +136,15 @@ def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) ->
         for e in entries
         if e["action"] == "created jury"
     }
-    stored_juries = {j["name"]: j["members"] for j in store.juries(study["id"])}
+    stored_juries = {j["name"]: j["members"] for j in store.calibration.juries(study["id"])}
     for name in sorted(set(logged_juries) | set(stored_juries)):
         if logged_juries.get(name) != stored_juries.get(name):
             problems.append(
                 f"jury jury/{name}: its members are {stored_juries.get(name) or 'gone'} but "
                 f"the audit log recorded {logged_juries.get(name) or 'no such jury'}"
             )
-    if split is not None and store.split_digest(study["id"]) != split[1]["digest"]:
-        now = store.split_digest(study["id"])
+    if split is not None and store.audit.split_digest(study["id"]) != split[1]["digest"]:
+        now = store.audit.split_digest(study["id"])
         problems.append(
             f"the dev/test split changed after it was recorded at {split[0]['at']}: "
             f"{split[1]['digest']['rows']} comparisons then, {now['rows']} now, or their parts "
@@ -155,7 +155,7 @@ def _recorded_digest_problems(store: Store, study: dict, entries: list[dict]) ->
 
 def _signoff_problems(store: Store, study: dict) -> list[str]:
     problems = []
-    for row in store.signoff_reports(study["id"]):
+    for row in store.gate.signoff_reports(study["id"]):
         body = json.loads(row["report"])
         if report.report_hash(body) != row["report_hash"]:
             problems.append(f"sign-off {row['id']}: the pinned report does not match its hash")
@@ -186,8 +186,8 @@ def verify(
     store: Store, study: str, settings: Settings, report_path: str | Path | None = None
 ) -> list[str]:
     """Every problem with the study's record, one line each; empty when it holds."""
-    row = store.require_study(study)
-    entries = store.audit_entries()
+    row = store.studies.require_study(study)
+    entries = store.audit.audit_entries()
     study_entries = [e for e in entries if e["study_id"] == row["id"]]
     problems = chain_problems(entries) + _trigger_problems(store)
     problems += _lock_problems(store, row, study_entries)
@@ -201,5 +201,5 @@ def verify(
 
 def study_log(store: Store, study: str) -> list[dict]:
     """The study's governance actions, oldest first, with their detail decoded."""
-    row = store.require_study(study)
-    return [{**e, "detail": json.loads(e["detail"])} for e in store.audit_entries(row["id"])]
+    row = store.studies.require_study(study)
+    return [{**e, "detail": json.loads(e["detail"])} for e in store.audit.audit_entries(row["id"])]

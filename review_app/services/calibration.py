@@ -99,7 +99,7 @@ def calibration_report(
 def calibration_data_version(store: Store, study: str) -> str:
     """A key that changes whenever the study's votes, verdicts, runs or pairs change, so a page
     can cache `calibration_report` safely."""
-    return store.calibration_data_version(store.require_study(study)["id"])
+    return store.frames.calibration_data_version(store.studies.require_study(study)["id"])
 
 
 # ---- self-preference ----
@@ -178,7 +178,7 @@ def pointwise_scores(ctx: StudyContext, split: str = "all") -> PointwiseScores:
     if keep is not None:
         scores = scores[scores["pair_id"].isin(keep)]
     frames = [scores]
-    for jury in store.juries(study_row["id"]):
+    for jury in store.calibration.juries(study_row["id"]):
         own = scores[scores["judge"].isin(jury["members"])]
         frames.append(own.assign(judge=juries.jury_label(jury["name"])))
     visible = ctx.lock.visible

@@ -90,7 +90,7 @@ class Lock:
         if self.row is not None and deviates:
             if not reason:
                 raise InputError(self._needs_reason(what))
-            self._store.insert_deviation(self._study["id"], actor.name, before, after, reason)
+            self._store.gate.insert_deviation(self._study["id"], actor.name, before, after, reason)
         audit.record(
             self._store,
             actor.name,
@@ -103,7 +103,7 @@ class Lock:
         return self.row is not None
 
     def _current(self) -> dict | None:
-        return self._store.threshold_lock(self._study["id"])
+        return self._store.gate.threshold_lock(self._study["id"])
 
     def _needs_reason(self, what: str) -> str:
         return (
@@ -162,7 +162,7 @@ class StudyContext:
     @cached_property
     def threshold_rows(self) -> list[dict]:
         """The study's thresholds as stored (with ids), in the order they were added."""
-        return self.store.thresholds(self.id)
+        return self.store.gate.thresholds(self.id)
 
     @cached_property
     def thresholds(self) -> list[gate.Threshold]:
@@ -202,10 +202,10 @@ class StudyContext:
 
 def open_study(store: Store, settings: Settings, study: str, actor: Actor | None) -> StudyContext:
     """The context of the study named `study` (NotFound when there is none)."""
-    row = store.require_study(study)
+    row = store.studies.require_study(study)
     return StudyContext(store, settings, row, lock_of(store, row), actor)
 
 
 def lock_of(store: Store, study_row: dict) -> Lock:
     """The study's lock as it stands now."""
-    return Lock(store, study_row, store.threshold_lock(study_row["id"]))
+    return Lock(store, study_row, store.gate.threshold_lock(study_row["id"]))

@@ -130,14 +130,17 @@ def _import_into_study(
         locks.append(import_lock("eval_set", eval_set))
 
     def changes() -> Iterator[list[dict]]:
-        row = store.study(study)
+        row = store.studies.study(study)
         if row is None:
             if eval_set is None:
                 raise NotFound(f"no study named {study!r}; name an eval set to create it over")
-            eval_set_id = store.require_eval_set(eval_set)["id"]
+            eval_set_id = store.catalog.require_eval_set(eval_set)["id"]
         else:
             eval_set_id = row["eval_set_id"]
-            if eval_set is not None and store.require_eval_set(eval_set)["id"] != eval_set_id:
+            if (
+                eval_set is not None
+                and store.catalog.require_eval_set(eval_set)["id"] != eval_set_id
+            ):
                 raise Conflict(f"study {study!r} uses a different eval set than {eval_set!r}")
         batches = check(store, path, row, eval_set_id, summary)
         if row is None:
@@ -200,7 +203,7 @@ def _import(
 
         return
     try:
-        _publish(store, store.import_job(job_id), summary)
+        _publish(store, store.imports.import_job(job_id), summary)
     except Exception as exc:
         _abandon(store, job_id)
         raise Conflict(
@@ -216,7 +219,7 @@ def _abandon(store: Store, job_id: int) -> None:
     """Leave a committed import for the next import or server start to finish: its rows stay
     staged, and a heartbeat of 0 marks its owner as gone."""
     with contextlib.suppress(Exception), store.transaction():
-        store.touch_import_job(job_id, heartbeat=0)
+        store.imports.touch_import_job(job_id, heartbeat=0)
 
 
 def _start(
@@ -240,11 +243,13 @@ def _try_start(
     store: Store, kind: str, path: str | Path, target: str, options: dict, locks: list[str]
 ) -> tuple[int | None, dict | None]:
     with store.transaction():
-        holder = store.import_lock_holder(locks)
+        holder = store.imports.import_lock_holder(locks)
         if holder is not None:
             return None, holder
-        job_id = store.insert_import_job(kind, str(path), target, options, os.getpid(), HOST)
-        store.insert_import_locks(job_id, locks)
+        job_id = store.imports.insert_import_job(
+            kind, str(path), target, options, os.getpid(), HOST
+        )
+        store.imports.insert_import_locks(job_id, locks)
         return job_id, None
 
 
@@ -284,41 +289,41 @@ def _stage(store: Store, job_id: int, batches: Iterator[list[dict]]) -> int:
         if held is not None:
             staged += 1
             with pacer, store.transaction():
-                store.stage_import_batch(job_id, staged, _pack(held))
+                store.imports.stage_import_batch(job_id, staged, _pack(held))
         held = batch
     with pacer, store.transaction():
         if held is None:
-            store.delete_import_job(job_id)
+            store.imports.delete_import_job(job_id)
             return 0
         staged += 1
-        store.stage_import_batch(job_id, staged, _pack(held))
+        store.imports.stage_import_batch(job_id, staged, _pack(held))
         # Every row passed its checks: from here on the import is finished, never undone.
-        store.set_import_state(job_id, "publishing")
+        store.imports.set_import_state(job_id, "publishing")
     return staged
 
 
 def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> None:
     """Write the job's staged batches into the workspace, one transaction each, then forget it,
     recording the import in the audit log (and, after a study's lock, as a deviation)."""
-    if job["kind"] != "outputs" and store.study(job["target"]) is None:
+    if job["kind"] != "outputs" and store.studies.study(job["target"]) is None:
         create_study_for_import(
             store, job["target"], job["options"]["eval_set"], _importer(job["options"])
         )
     write = _batch_writer(store, job)
     pacer = _Pacer()
     kept_app_votes = 0
-    while (batch := store.next_import_batch(job["id"])) is not None:
+    while (batch := store.imports.next_import_batch(job["id"])) is not None:
         seq, changes = batch[0], _unpack(batch[1])
         with pacer, store.transaction():
             kept_app_votes += write(changes) or 0
-            store.delete_import_batch(job["id"], seq)
+            store.imports.delete_import_batch(job["id"], seq)
     if kept_app_votes and summary is not None:
         summary.count("votes added", -kept_app_votes)
         summary.notes.append(
             f"{kept_app_votes} left out: their reviewers voted on those pairs in the app meanwhile"
         )
     with store.transaction():
-        store.delete_import_job(job["id"])
+        store.imports.delete_import_job(job["id"])
         _record_import(store, job, summary)
 
 
@@ -327,7 +332,7 @@ def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> No
     changed a locked study, and its audit entry (inside the caller's transaction)."""
     options, kind = job["options"], job["kind"]
     actor = _importer(options)
-    study = store.study(job["target"]) if kind != "outputs" else None
+    study = store.studies.study(job["target"]) if kind != "outputs" else None
     trace = {
         "file": options["file_name"],
         "sha256": options["sha256"],
@@ -369,18 +374,18 @@ def _candidate_for_import(
         return f"candidate: {candidate}"
     if study["candidate"] is not None:
         return ""
-    inferred = infer_candidate(store.comparisons(study["id"]))
+    inferred = infer_candidate(store.studies.comparisons(study["id"]))
     if inferred is None:
         return ""
     name, why = inferred
-    store.set_candidate(study["id"], name)
+    store.studies.set_candidate(study["id"], name)
     return f"candidate: {name} (inferred: {why}; name another to change it)"
 
 
 def _batch_writer(store: Store, job: dict) -> Callable[[list[dict]], None]:
     if job["kind"] == "outputs":
         return partial(importers.publish_outputs, store, job["target"])
-    writer = importers.StudyWriter(store, store.require_study(job["target"])["id"])
+    writer = importers.StudyWriter(store, store.studies.require_study(job["target"])["id"])
     return writer.votes if job["kind"] == "votes" else writer.verdicts
 
 
@@ -389,8 +394,8 @@ def _discard(store: Store, job_id: int) -> None:
     pacer = _Pacer()
     while True:
         with pacer, store.transaction():
-            if store.delete_import_batches(job_id, 100) == 0:
-                store.delete_import_job(job_id)
+            if store.imports.delete_import_batches(job_id, 100) == 0:
+                store.imports.delete_import_job(job_id)
                 return
 
 
@@ -398,11 +403,11 @@ def recover_imports(store: Store) -> list[str]:
     """Deal with imports whose process died: finish those that were committed (every row had
     been checked), discard those that were not. Returns one line for each."""
     lines = []
-    for job in store.import_jobs():
+    for job in store.imports.import_jobs():
         if not _abandoned(job):
             continue
         with store.transaction():
-            taken = store.take_over_import_job(job, os.getpid(), HOST)
+            taken = store.imports.take_over_import_job(job, os.getpid(), HOST)
         if not taken:  # another process got there first
             continue
         what = f"{job['file']} into {job['target']}"
@@ -473,7 +478,7 @@ def export_rows(
     The study, export kind and source are checked before the first row is asked for."""
     if what not in EXPORTS:
         raise InputError(f"unknown export {what!r}; choose one of {', '.join(EXPORTS)}")
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     if what in ("votes", "verdicts", "preferences"):
         # Who won each pair is an outcome: exported before the lock, the bar could be set to it.
         lock_of(store, study_row).require_visible()
@@ -522,8 +527,8 @@ def _preference_rows(pairs, decisive, counts) -> Iterator[dict]:
 
 def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
     if what == "votes":
-        frame = store.votes_frame(study_row["id"])
-        pairs = store.pairs_frame(study_row["id"]).set_index("pair_id")
+        frame = store.frames.votes_frame(study_row["id"])
+        pairs = store.frames.pairs_frame(study_row["id"]).set_index("pair_id")
         for vote in frame.itertuples():
             pair = pairs.loc[vote.pair_id]
             yield {
@@ -538,7 +543,7 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "criteria": "" if vote.criteria in (None, "", "{}") else vote.criteria,
             }
     elif what == "verdicts":
-        for v in store.verdict_rows(study_row["id"]):
+        for v in store.judging.verdict_rows(study_row["id"]):
             yield {
                 "item_id": v["item_key"],
                 "system_a": v["system_x"],
@@ -549,7 +554,7 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "explanation": v["explanation"],
             }
     elif what == "pairs":
-        for p in store.pairs_frame(study_row["id"]).itertuples():
+        for p in store.frames.pairs_frame(study_row["id"]).itertuples():
             yield {
                 "pair_id": int(p.pair_id),
                 "item_id": p.item_key,

@@ -36,11 +36,11 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
     judge verdicts (idempotent), run the baseline judges and the demo grader, and return fresh
     personal links for the demo users, by name. Everything is done as the demo's admin, who is
     the workspace's first admin."""
-    if store.reviewer(DEMO_ADMIN) is None:
+    if store.people.reviewer(DEMO_ADMIN) is None:
         add_reviewer(store, settings, DEMO_ADMIN, "admin", actor=None)
-    admin = Actor.of(store.reviewer(DEMO_ADMIN))
+    admin = Actor.of(store.people.reviewer(DEMO_ADMIN))
     import_outputs(store, data_dir / "outputs.jsonl", DEMO_EVAL_SET, actor=admin)
-    if store.study(DEMO_STUDY) is None:
+    if store.studies.study(DEMO_STUDY) is None:
         create_study(
             store,
             DEMO_STUDY,

@@ -203,7 +203,7 @@ def disagreements(
     are locked the systems are written as A and B (`outcomes_visible` says which). With `split`
     "dev" or "test", only that part of the study's split (recording a look is the caller's)."""
     settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     data = study_data.load(store, study_row, settings, split=split)
     texts = data.texts(store)
     pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
@@ -253,7 +253,7 @@ def disagreements(
     )
     frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
     if not lock_of(store, study_row).visible:
-        frame = _blinded(frame, votes, store.blinding_key())
+        frame = _blinded(frame, votes, store.calibration.blinding_key())
     return filter_disagreements(frame, filters) if filters is not None else frame
 
 

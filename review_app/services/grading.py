@@ -104,7 +104,7 @@ def graders_in_force(ctx: StudyContext) -> list[dict]:
 
 
 def _in_force(ctx: StudyContext) -> list[dict]:
-    versions = ctx.store.study_graders(ctx.id)
+    versions = ctx.store.grading.study_graders(ctx.id)
     pinned = {g["content_hash"] for g in pinned_graders(ctx.lock.row)}
     chosen: dict[str, dict] = {}
     for g in versions:  # oldest first: a later version replaces an earlier unpinned one
@@ -122,7 +122,7 @@ def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> Grade
     actor = ctx.require("run graders")
     store, study = ctx.store, ctx.name
     grader = graders.load_grader(grader_path)
-    outputs = store.grading_outputs(ctx.id)
+    outputs = store.grading.grading_outputs(ctx.id)
     if outputs.empty:
         raise InputError(f"study {study!r} has no outputs to grade")
     results = graders.run_checks(grader, outputs)
@@ -138,8 +138,8 @@ def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> Grade
         off_plan = grader.content_hash not in pinned
         if off_plan:
             ctx.lock.require_reason(reason, what)
-        grader_id = store.ensure_grader(grader.name, grader.content_hash, grader.canonical)
-        new = store.insert_grader_results(grader_id, ctx.id, results)
+        grader_id = store.grading.ensure_grader(grader.name, grader.content_hash, grader.canonical)
+        new = store.grading.insert_grader_results(grader_id, ctx.id, results)
         if new:
             before = next(
                 (
@@ -160,7 +160,7 @@ def grade(ctx: StudyContext, grader_path: str | Path, reason: str = "") -> Grade
                 grader=grader.name,
                 content_hash=grader.content_hash,
                 results=new,
-                digest=store.grader_results_digest(ctx.id, grader.content_hash),
+                digest=store.audit.grader_results_digest(ctx.id, grader.content_hash),
             )
     ctx.forget("graders in force", "grader results in force")
     return GradeOutcome(
@@ -182,7 +182,7 @@ def results_in_force(ctx: StudyContext) -> pd.DataFrame:
 
     def read() -> pd.DataFrame:
         chosen = graders_in_force(ctx)
-        frame = ctx.store.grader_results(ctx.id, [g["id"] for g in chosen])
+        frame = ctx.store.grading.grader_results(ctx.id, [g["id"] for g in chosen])
         return frame.assign(passed=frame["passed"].astype(bool))
 
     return ctx.memo("grader results in force", read)
@@ -230,8 +230,8 @@ def grader_summary(ctx: StudyContext) -> dict:
 
 
 def has_results(store: Store, study: str | dict) -> bool:
-    study_row = store.require_study(study) if isinstance(study, str) else study
-    return store.has_grader_results(study_row["id"])
+    study_row = store.studies.require_study(study) if isinstance(study, str) else study
+    return store.grading.has_grader_results(study_row["id"])
 
 
 def check_names(ctx: StudyContext) -> list[str]:

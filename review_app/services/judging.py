@@ -225,7 +225,7 @@ def _run_label(store: Store, study_id: int, judge: str, rubric: Rubric, params: 
     label = judge if is_baseline(judge) else f"{judge} · {rubric.name} v{rubric.version}"
     if not params.both_orders:
         label += " · single order"
-    taken = store.judge_run_labels(study_id)
+    taken = store.judging.judge_run_labels(study_id)
     if label not in taken:
         return label
     n = 2
@@ -260,7 +260,7 @@ def plan_judge_run(
             f"{' and '.join(f'{name}/MODEL' for name in BATCH_PROVIDERS)} judges "
             "(baseline judges decide locally, at no cost)"
         )
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     rubric_body = Path(rubric_path).read_text(encoding="utf-8")
     params = JudgeParams(
         max_tokens=settings.judge_max_tokens,
@@ -269,14 +269,14 @@ def plan_judge_run(
     )
     # A baseline's answers do not depend on the rubric: one run per baseline and parameters.
     rubric_hash = "" if is_baseline(judge) else rubric.content_hash
-    run = store.find_judge_run(study_row["id"], judge, rubric_hash, params.params_hash)
-    pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    run = store.judging.find_judge_run(study_row["id"], judge, rubric_hash, params.params_hash)
+    pairs = store.frames.pairs_frame(study_row["id"]).to_dict("records")
     if not is_baseline(judge):
         refuse_test_examples(store, study_row, rubric, str(rubric_path), rubric_body, pairs)
     pairs = _in_split(store, study_row, pairs, split)
     calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
-    done = store.verdict_keys(run["id"]) if run else set()
-    in_batches = store.open_batch_keys(run["id"]) if run else set()
+    done = store.judging.verdict_keys(run["id"]) if run else set()
+    in_batches = store.batches.open_batch_keys(run["id"]) if run else set()
     missing = missing_calls(calls, done | in_batches)
     # Only the calls of the pairs planned (a split's part) count as waiting in batches.
     in_batches = {(c.pair_id, c.first_system) for c in calls} & in_batches
@@ -332,7 +332,7 @@ def refuse_test_examples(
     """InputError when one of the rubric's few-shot examples comes from a test comparison of the
     study (its prompt is a test item's prompt, or a response is a test output): examples may be
     drawn from dev disagreements only, or test would score the labels it was taught."""
-    parts = store.split_parts(study_row["id"])
+    parts = store.calibration.split_parts(study_row["id"])
     test = [p for p in pairs if parts.get(p["pair_id"]) == "test"]
     if not test or not rubric.examples:
         return
@@ -364,7 +364,7 @@ def _in_split(store: Store, study_row: dict, pairs: list[dict], split: str) -> l
         return pairs
     if split not in ("dev", "test"):
         raise InputError(f"split {split!r}: choose one of all, dev, test")
-    parts = store.split_parts(study_row["id"])
+    parts = store.calibration.split_parts(study_row["id"])
     if not parts:
         raise NotFound(
             f"study {study_row['name']} has no dev/test split yet: make one with "
@@ -397,14 +397,14 @@ def _open_run(ctx: StudyContext, plan: JudgePlan, status: str, reason: str) -> i
         rubric_id = None
         if not is_baseline(plan.judge):
             rubric = plan.rubric
-            rubric_id = store.ensure_rubric(
+            rubric_id = store.judging.ensure_rubric(
                 rubric.name, rubric.version, rubric.content_hash, plan.rubric_body
             )
-        run = store.find_judge_run(
+        run = store.judging.find_judge_run(
             plan.study_id, plan.judge, plan.rubric_hash, plan.params.params_hash
         )
         if run is None:
-            run_id = store.insert_judge_run(
+            run_id = store.judging.insert_judge_run(
                 plan.study_id,
                 plan.label,
                 plan.judge,
@@ -415,7 +415,7 @@ def _open_run(ctx: StudyContext, plan: JudgePlan, status: str, reason: str) -> i
             )
         else:
             run_id = run["id"]
-        store.mark_judge_run(run_id, status)
+        store.judging.mark_judge_run(run_id, status)
     return run_id
 
 
@@ -455,13 +455,15 @@ def start_judge_run(
         provider = get_provider(judge, **(provider_options or {}))
     run_id = _open_run(ctx, plan, "running", reason)
     # Another process may have stored verdicts or sent batches since the plan: never send those.
-    calls = missing_calls(plan.calls, store.verdict_keys(run_id) | store.open_batch_keys(run_id))
+    calls = missing_calls(
+        plan.calls, store.judging.verdict_keys(run_id) | store.batches.open_batch_keys(run_id)
+    )
     if on_start:
         on_start(plan)
 
     def persist(result: CallResult) -> None:
         with store.transaction():
-            store.insert_verdicts([_verdict_row(run_id, result)])
+            store.judging.insert_verdicts([_verdict_row(run_id, result)])
 
     options = RunOptions(
         concurrency=concurrency,
@@ -493,15 +495,15 @@ def start_judge_run(
         summary = asyncio.run(run_all())
     except FatalProviderError as exc:
         with store.transaction():
-            store.mark_judge_run(run_id, "failed", finished=True)
+            store.judging.mark_judge_run(run_id, "failed", finished=True)
         raise JudgeUnavailable(str(exc)) from exc
     except BaseException:
         with store.transaction():
-            store.mark_judge_run(run_id, "interrupted", finished=True)
+            store.judging.mark_judge_run(run_id, "interrupted", finished=True)
         raise
     status = "incomplete" if summary.failures else "complete"
     with store.transaction():
-        store.mark_judge_run(run_id, status, finished=True)
+        store.judging.mark_judge_run(run_id, status, finished=True)
     failures = [
         f"pair {f.call.pair_id} ({f.call.first_system} first): {f.error}" for f in summary.failures
     ]
@@ -551,16 +553,18 @@ class _RunJournal:
                 key=row["key"],
                 batch_id=row["batch_id"],
                 created_at=datetime.fromisoformat(row["created_at"]),
-                requests=self.store.judge_batch_requests(row["id"]),
+                requests=self.store.batches.judge_batch_requests(row["id"]),
             )
-            for row in self.store.open_judge_batches(self.run_id)
+            for row in self.store.batches.open_judge_batches(self.run_id)
         ]
 
     def taken(self) -> set[tuple[int, str]]:
-        return self.store.verdict_keys(self.run_id) | self.store.open_batch_keys(self.run_id)
+        return self.store.judging.verdict_keys(self.run_id) | self.store.batches.open_batch_keys(
+            self.run_id
+        )
 
     def known_batch_ids(self) -> set[str]:
-        return self.store.provider_batch_ids()
+        return self.store.batches.provider_batch_ids()
 
     def record_batch(self, key: str, requests: dict[str, tuple[int, str]]) -> int:
         with self.store.transaction():
@@ -571,11 +575,11 @@ class _RunJournal:
                     f"another process is judging run {self.run_id} at the same time; "
                     "let it finish, then run this again"
                 )
-            return self.store.insert_judge_batch(self.run_id, key, requests)
+            return self.store.batches.insert_judge_batch(self.run_id, key, requests)
 
     def update_batch(self, local_id: int, status: BatchStatus) -> None:
         with self.store.transaction():
-            self.store.update_judge_batch(
+            self.store.batches.update_judge_batch(
                 local_id,
                 status.batch_id,
                 status.state,
@@ -587,11 +591,11 @@ class _RunJournal:
 
     def store_answers(self, results: list[CallResult]) -> None:
         with self.store.transaction():
-            self.store.insert_verdicts([_verdict_row(self.run_id, r) for r in results])
+            self.store.judging.insert_verdicts([_verdict_row(self.run_id, r) for r in results])
 
     def batch_collected(self, local_id: int, answered: int, failed: int, error: str | None) -> None:
         with self.store.transaction():
-            self.store.collect_judge_batch(local_id, answered, failed, error)
+            self.store.batches.collect_judge_batch(local_id, answered, failed, error)
 
 
 def start_batch_run(
@@ -625,7 +629,7 @@ def start_batch_run(
     run_id = _open_run(ctx, plan, "batched", reason)
     if on_start:
         on_start(plan)
-    pairs = store.pairs_frame(plan.study_id).to_dict("records")
+    pairs = store.frames.pairs_frame(plan.study_id).to_dict("records")
     pairs = _in_split(store, ctx.study, pairs, split)
     calls = build_calls(pairs, both_orders=plan.params.both_orders, seed=plan.params.seed)
     journal = _RunJournal(store, run_id)
@@ -685,7 +689,7 @@ def cancel_batch_run(
     hold (a cancelling batch may take minutes to end: look again to collect the rest). Calls left
     without an answer go out again when the run is started again."""
     run = _StoredRun.load(store, run_id)
-    if not store.open_judge_batches(run_id):
+    if not store.batches.open_judge_batches(run_id):
         raise InputError(f"run {run_id} has no batch still running at the provider")
     provider = run.provider(provider_options)
     journal = _RunJournal(store, run_id)
@@ -720,18 +724,18 @@ class _StoredRun:
 
     @classmethod
     def load(cls, store: Store, run_id: int) -> _StoredRun:
-        run = store.judge_run(run_id)
+        run = store.judging.judge_run(run_id)
         if run is None:
             raise NotFound(f"no judge run with id {run_id}")
         provider_name, _ = split_spec(run["judge"])
         if run["source"] != "run" or provider_name not in BATCH_PROVIDERS or not run["rubric_id"]:
             raise InputError(f"run {run_id} ({run['label']}) has no provider batches")
-        rubric_row = store.rubric(run["rubric_id"])
+        rubric_row = store.judging.rubric(run["rubric_id"])
         source = f"rubric {rubric_row['name']} v{rubric_row['version']}"
         with _judge_errors():
             rubric = parse_rubric(rubric_row["body"], source=source)
         params = JudgeParams(**json.loads(run["params"]))
-        pairs = store.pairs_frame(run["study_id"]).to_dict("records")
+        pairs = store.frames.pairs_frame(run["study_id"]).to_dict("records")
         calls = build_calls(pairs, both_orders=params.both_orders, seed=params.seed)
         return cls(run["judge"], rubric, params, calls)
 
@@ -783,7 +787,7 @@ def _drive_batches(
         status = _settle_batch_run(store, run_id, n_calls, "cancelled", "cancelling")
     else:
         status = _settle_batch_run(store, run_id, n_calls, "incomplete")
-    return BatchRunOutcome(run_id, store.judge_run(run_id)["label"], status, progress)
+    return BatchRunOutcome(run_id, store.judging.judge_run(run_id)["label"], status, progress)
 
 
 def _settle_batch_run(
@@ -791,30 +795,30 @@ def _settle_batch_run(
 ) -> str:
     """Record a batch run's status: "batched" (or `open_status`) while the provider holds open
     batches of it, "complete" once every call is stored, else `otherwise`."""
-    if store.open_judge_batches(run_id):
+    if store.batches.open_judge_batches(run_id):
         status, finished = open_status or "batched", False
-    elif len(store.verdict_keys(run_id)) >= n_calls:
+    elif len(store.judging.verdict_keys(run_id)) >= n_calls:
         status, finished = "complete", True
     else:
         status, finished = otherwise, True
     with store.transaction():
-        store.mark_judge_run(run_id, status, finished=finished)
+        store.judging.mark_judge_run(run_id, status, finished=finished)
     return status
 
 
 def judge_batches(store: Store, study: str) -> list[dict]:
     """The provider batches of the study's judge runs, newest first: state, counts, errors."""
-    return store.study_judge_batches(store.require_study(study)["id"])
+    return store.batches.study_judge_batches(store.studies.require_study(study)["id"])
 
 
 def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
     """The study's judge runs with totals, newest first. `missing` is how many calls a re-run
     would send; `cost` is None when the judge's price is unknown."""
-    study_row = store.require_study(study)
-    n_pairs = store.study_counts(study_row["id"])["pairs"]
+    study_row = store.studies.require_study(study)
+    n_pairs = store.studies.study_counts(study_row["id"])["pairs"]
     prices = _prices(settings)
     runs = []
-    for row in store.judge_run_totals(study_row["id"]):
+    for row in store.judging.judge_run_totals(study_row["id"]):
         params = json.loads(row["params"] or "{}")
         expected = None
         if row["source"] == "run":
@@ -853,6 +857,6 @@ def judge_runs(store: Store, settings: Settings, study: str) -> list[dict]:
 
 def judge_run_failures(store: Store, run_id: int, limit: int = 100) -> list[dict]:
     """Unparsed verdicts of a run with their reason and the judge's raw answer."""
-    if store.judge_run(run_id) is None:
+    if store.judging.judge_run(run_id) is None:
         raise NotFound(f"no judge run with id {run_id}")
-    return store.unparsed_verdicts(run_id, limit)
+    return store.judging.unparsed_verdicts(run_id, limit)

@@ -55,9 +55,9 @@ def create_jury(ctx: StudyContext, name: str, members: list[str], reason: str = 
             )
     ctx.lock.require_reason(reason, f"a jury ({jury_label(name)})")
     with ctx.store.transaction():
-        if any(j["name"] == name for j in ctx.store.juries(ctx.id)):
+        if any(j["name"] == name for j in ctx.store.calibration.juries(ctx.id)):
             raise Conflict(f"study {study} already has a jury named {name}")
-        jury_id = ctx.store.insert_jury(ctx.id, name, members, actor.name)
+        jury_id = ctx.store.calibration.insert_jury(ctx.id, name, members, actor.name)
         ctx.lock.change(
             actor,
             reason,
@@ -71,7 +71,7 @@ def create_jury(ctx: StudyContext, name: str, members: list[str], reason: str = 
 
 
 def list_juries(store: Store, study: str) -> list[dict]:
-    rows = store.juries(store.require_study(study)["id"])
+    rows = store.calibration.juries(store.studies.require_study(study)["id"])
     return [{**row, "label": jury_label(row["name"])} for row in rows]
 
 
@@ -81,8 +81,8 @@ def jury_scores(
     """The jury's pointwise scores (`pair_id, system, criterion, score`): per comparison, system
     and criterion, the mean over its members' pointwise verdicts (both orders)."""
     settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
-    jury = next((j for j in store.juries(study_row["id"]) if j["name"] == name), None)
+    study_row = store.studies.require_study(study)
+    jury = next((j for j in store.calibration.juries(study_row["id"]) if j["name"] == name), None)
     if jury is None:
         raise InputError(f"study {study} has no jury named {name}")
     members = member_scores(store, study_row["id"])
@@ -98,7 +98,7 @@ def member_scores(store: Store, study_id: int) -> pd.DataFrame:
     criterion: `judge` (the run's label), `pair_id, system, criterion, score`."""
     labels = study_data.run_labels(store, study_id)
     rows = []
-    for row in store.verdict_scores(list(labels)):
+    for row in store.calibration.verdict_scores(list(labels)):
         for system, criteria in json.loads(row["scores"]).items():
             for criterion, score in criteria.items():
                 rows.append(

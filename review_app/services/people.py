@@ -46,10 +46,10 @@ def add_reviewer(
         raise InputError("reviewer name is empty")
     token = auth.new_token()
     with store.transaction():
-        study_id = store.require_study(study)["id"] if study else None
-        existing = store.reviewer(name)
+        study_id = store.studies.require_study(study)["id"] if study else None
+        existing = store.people.reviewer(name)
         if existing is None:
-            store.insert_reviewer(name, role, auth.hash_token(token), study_id)
+            store.people.insert_reviewer(name, role, auth.hash_token(token), study_id)
             action = "reviewer added"
         else:
             has_link = existing["token_hash"] is not None
@@ -58,40 +58,41 @@ def add_reviewer(
                     f"{name!r} already has a {existing['role']} link; issuing a new one (or a "
                     "new role) replaces it and must be asked for explicitly"
                 )
-            store.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
+            store.people.set_reviewer_token(existing["id"], auth.hash_token(token), role, study_id)
             action = "link reissued" if has_link else "link issued"
         if actor is None:
             action = "first admin added"
         by = actor.name if actor is not None else name
         audit.record(store, by, action, study_id, reviewer=name, role=role)
-    return store.reviewer(name), auth.personal_link(settings.base_url, token)
+    return store.people.reviewer(name), auth.personal_link(settings.base_url, token)
 
 
 def reviewer_named(store: Store, name: str) -> dict:
-    row = store.reviewer(name)
+    row = store.people.reviewer(name)
     if row is None:
         raise NotFound(f"no reviewer named {name!r}")
     return row
 
 
 def list_reviewers(store: Store) -> list[dict]:
-    return store.reviewers()
+    return store.people.reviewers()
 
 
 def revoke_reviewer(store: Store, name: str, actor: Actor) -> None:
     auth.require(actor, "manage links")
     with store.transaction():
-        row = store.reviewer(name)
+        row = store.people.reviewer(name)
         if row is None:
             raise NotFound(f"no reviewer named {name!r}")
-        store.revoke_reviewer(row["id"])
+        store.people.revoke_reviewer(row["id"])
         audit.record(store, actor.name, "link revoked", row["study_id"], reviewer=name)
 
 
 def has_admin(store: Store) -> bool:
     """Whether anyone holds a live admin link (until then the CLI may create the first one)."""
     return any(
-        r["role"] == "admin" and not r["revoked_at"] and r["has_link"] for r in store.reviewers()
+        r["role"] == "admin" and not r["revoked_at"] and r["has_link"]
+        for r in store.people.reviewers()
     )
 
 
@@ -99,7 +100,7 @@ def authenticate(store: Store, token: str | None) -> dict:
     """The reviewer a token belongs to; Forbidden if it is missing, unknown or revoked."""
     if not token:
         raise Forbidden("this app needs your personal link (it ends in ?token=...)")
-    row = store.reviewer_by_token_hash(auth.hash_token(token))
+    row = store.people.reviewer_by_token_hash(auth.hash_token(token))
     if row is None:
         raise Forbidden("this link is not valid; ask the study admin for a new one")
     if row["revoked_at"]:

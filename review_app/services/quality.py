@@ -54,11 +54,11 @@ class QualityReport:
 
 def reviewer_report(store: Store, study: str, settings: Settings) -> QualityReport:
     """Every reviewer of the study with their record and flags."""
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     study_id = study_row["id"]
-    votes = store.votes_frame(study_id, texts=True, with_excluded=True)
-    pairs = store.pairs_frame(study_id, texts=False)
-    history = store.exclusion_history(study_id)
+    votes = store.frames.votes_frame(study_id, texts=True, with_excluded=True)
+    pairs = store.frames.pairs_frame(study_id, texts=False)
+    history = store.quality.exclusion_history(study_id)
     excluded = _currently_excluded(history)
     records = quality.reviewer_quality(
         votes,
@@ -97,12 +97,12 @@ def current_exclusions(store: Store, study_id: int) -> list[dict]:
     """The reviewers excluded from the study now, each with the decision that excluded them
     (reviewer, reason, decided_by, created_at) and the votes it leaves out."""
     latest: dict[str, dict] = {}
-    for decision in store.exclusion_history(study_id):
+    for decision in store.quality.exclusion_history(study_id):
         latest[decision["reviewer"]] = decision
     excluded = [d for _, d in sorted(latest.items()) if d["excluded"]]
     if not excluded:
         return []
-    counts = store.current_vote_counts(study_id, [d["reviewer_id"] for d in excluded])
+    counts = store.quality.current_vote_counts(study_id, [d["reviewer_id"] for d in excluded])
     return [
         {
             "reviewer": d["reviewer"],
@@ -117,7 +117,11 @@ def current_exclusions(store: Store, study_id: int) -> list[dict]:
 
 def excluded_reviewers(store: Store, study: str) -> list[str]:
     """The names of the reviewers excluded from the study now, sorted."""
-    return sorted(_currently_excluded(store.exclusion_history(store.require_study(study)["id"])))
+    return sorted(
+        _currently_excluded(
+            store.quality.exclusion_history(store.studies.require_study(study)["id"])
+        )
+    )
 
 
 def exclude_reviewer(ctx: StudyContext, reviewer: str, reason: str) -> None:
@@ -139,14 +143,14 @@ def _decide(ctx: StudyContext, reviewer: str, exclude: bool, reason: str) -> Non
         raise InputError(f"say why {reviewer} is {'excluded' if exclude else 'included again'}")
     store = ctx.store
     with store.transaction():
-        row = store.reviewer(reviewer)
+        row = store.people.reviewer(reviewer)
         if row is None:
             raise NotFound(f"no reviewer named {reviewer!r}")
-        excluded = row["id"] in store.excluded_reviewer_ids(ctx.id)
+        excluded = row["id"] in store.quality.excluded_reviewer_ids(ctx.id)
         if excluded == exclude:
             state = "already excluded from" if exclude else "not excluded from"
             raise Conflict(f"{reviewer} is {state} study {ctx.name!r}")
-        store.insert_exclusion(ctx.id, row["id"], exclude, reason, actor.name)
+        store.quality.insert_exclusion(ctx.id, row["id"], exclude, reason, actor.name)
         ctx.lock.change(
             actor,
             reason,
@@ -165,7 +169,7 @@ ANSWER_WORDS = ("tie", "both_bad")
 def known_outcomes(store: Store, study_id: int) -> dict[int, str]:
     """Pair id -> the known outcome in the pair's canonical terms ('x', 'y', 'tie', 'both_bad')."""
     out = {}
-    for row in store.known_answers(study_id):
+    for row in store.quality.known_answers(study_id):
         answer = row["answer"]
         out[row["pair_id"]] = {row["system_x"]: "x", row["system_y"]: "y"}.get(answer, answer)
     return out
@@ -174,13 +178,13 @@ def known_outcomes(store: Store, study_id: int) -> dict[int, str]:
 def known_answers(store: Store, study: str) -> list[dict]:
     """The study's known-answer comparisons (item_key, system_x, system_y, answer, set_by,
     created_at), by item."""
-    return store.known_answers(store.require_study(study)["id"])
+    return store.quality.known_answers(store.studies.require_study(study)["id"])
 
 
 def _pair_of(store: Store, study_row: dict, item: str, compare: str) -> tuple[int, str, str]:
     a, b = parse_comparison(compare)
     x, y = sorted((a, b))
-    pair_id = store.pair_index(study_row["id"]).get((item, x, y))
+    pair_id = store.studies.pair_index(study_row["id"]).get((item, x, y))
     if pair_id is None:
         raise NotFound(f"study {study_row['name']!r} has no comparison {a}:{b} on item {item!r}")
     return pair_id, a, b
@@ -195,7 +199,7 @@ def set_known_answer(ctx: StudyContext, item: str, compare: str, answer: str) ->
         pair_id, a, b = _pair_of(ctx.store, ctx.study, item, compare)
         if answer not in (a, b, *ANSWER_WORDS):
             raise InputError(f"answer {answer!r}: expected {a}, {b}, tie or both_bad")
-        ctx.store.set_known_answer(ctx.id, pair_id, answer, actor.name)
+        ctx.store.quality.set_known_answer(ctx.id, pair_id, answer, actor.name)
         ctx.lock.change(
             actor,
             "",
@@ -214,7 +218,7 @@ def remove_known_answer(ctx: StudyContext, item: str, compare: str) -> None:
         pair_id, _, _ = _pair_of(ctx.store, ctx.study, item, compare)
         if pair_id not in known_outcomes(ctx.store, ctx.id):
             raise NotFound(f"item {item!r} ({compare}) has no known answer")
-        ctx.store.clear_known_answer(pair_id)
+        ctx.store.quality.clear_known_answer(pair_id)
         ctx.lock.change(
             actor, "", "known answer removed", deviates=False, item=item, compare=compare
         )

@@ -76,9 +76,9 @@ class ReviewProgress:
 def review_study(store: Store, user: dict) -> dict | None:
     """The study a user reviews: their own, else the most recent one."""
     if user.get("study_id"):
-        return store.study_by_id(user["study_id"])
-    studies = store.studies()
-    return store.study_by_id(studies[-1]["id"]) if studies else None
+        return store.studies.study_by_id(user["study_id"])
+    studies = store.studies.studies()
+    return store.studies.study_by_id(studies[-1]["id"]) if studies else None
 
 
 def next_pair(
@@ -94,10 +94,10 @@ def next_pair(
     its k reviews. A reviewer with nothing left causes no write at all."""
     now = time.time() if now is None else now
     lease_seconds = settings.lease_minutes * 60
-    study = store.study_by_id(study_id)
+    study = store.studies.study_by_id(study_id)
     if study is None:
         raise NotFound(f"no study with id {study_id}")
-    held = store.open_assignments(reviewer_id, study_id)
+    held = store.review.open_assignments(reviewer_id, study_id)
     if held and held[0]["leased_until"] > now + lease_seconds / 2:
         return _review_task(store, study, held[0]["id"])
     pick = None
@@ -121,21 +121,21 @@ def _renew_or_claim(
     """Inside a write transaction: renew the lease of the reviewer's open pair that can still
     be theirs (releasing those others filled meanwhile), else lease a new one."""
     lease = now + settings.lease_minutes * 60
-    for open_one in store.open_assignments(reviewer_id, study["id"]):
+    for open_one in store.review.open_assignments(reviewer_id, study["id"]):
         pair_id = open_one["pair_id"]
         if (
             open_one["leased_until"] > now
-            or store.live_reviews([pair_id], now)[pair_id]["n"] < study["reviews_per_pair"]
+            or store.review.live_reviews([pair_id], now)[pair_id]["n"] < study["reviews_per_pair"]
         ):
-            store.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
+            store.review.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
             return open_one["id"]
-        store.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
+        store.review.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
     return assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease, pick)
 
 
 def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
-    handed = store.assignment(assignment_id)
-    pair = store.pair(handed["pair_id"])
+    handed = store.review.assignment(assignment_id)
+    pair = store.studies.pair(handed["pair_id"])
     left_is_x = handed["shown_left"] == pair["system_x"]
     return ReviewTask(
         assignment_id=assignment_id,
@@ -152,10 +152,10 @@ def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
 def _undone_draft(store: Store, handed: dict) -> Draft | None:
     """The entries of the vote the reviewer last undid on this pair, if their latest vote on it
     is that undo (a reload after an undo brings them back too)."""
-    latest = store.latest_vote(handed["pair_id"], handed["reviewer_id"])
+    latest = store.review.latest_vote(handed["pair_id"], handed["reviewer_id"])
     if latest is None or latest["choice"] != RETRACTED or latest["supersedes"] is None:
         return None
-    undone = store.vote(latest["supersedes"])
+    undone = store.review.vote(latest["supersedes"])
     side_of = {undone["shown_left"]: "A", undone["shown_right"]: "B"}
     criteria = {
         name: {side_of[system]: score for system, score in by_system.items() if system in side_of}
@@ -171,7 +171,7 @@ def _undone_draft(store: Store, handed: dict) -> Draft | None:
 
 def guidelines(store: Store, study_id: int) -> dict | None:
     """The study's guidelines in force (content_hash, body), or None."""
-    return store.current_guidelines(study_id)
+    return store.studies.current_guidelines(study_id)
 
 
 def voted_under_guidelines(
@@ -179,11 +179,11 @@ def voted_under_guidelines(
 ) -> bool:
     """Whether the reviewer has voted in the study while these guidelines were in force (until
     then the review screen shows them open)."""
-    return store.voted_under_guidelines(reviewer_id, study_id, content_hash)
+    return store.review.voted_under_guidelines(reviewer_id, study_id, content_hash)
 
 
 def _own_assignment(store: Store, reviewer_id: int, assignment_id: int) -> dict:
-    handed = store.assignment(assignment_id)
+    handed = store.review.assignment(assignment_id)
     if handed is None or handed["reviewer_id"] != reviewer_id:
         raise NotFound("this pair is not in your queue")
     return handed
@@ -220,11 +220,11 @@ def record_vote(
             raise Conflict(
                 "you skipped this pair or it went to another reviewer; it cannot be voted"
             )
-        study = store.study_by_id(handed["study_id"])
+        study = store.studies.study_by_id(handed["study_id"])
         pair_id = handed["pair_id"]
         if handed["done"] == AssignmentState.OPEN and handed["leased_until"] <= now:
-            if store.live_reviews([pair_id], now)[pair_id]["n"] >= study["reviews_per_pair"]:
-                store.set_assignment_state(assignment_id, AssignmentState.RELEASED)
+            if store.review.live_reviews([pair_id], now)[pair_id]["n"] >= study["reviews_per_pair"]:
+                store.review.set_assignment_state(assignment_id, AssignmentState.RELEASED)
                 raise Conflict(
                     "this pair was reserved for you for "
                     f"{settings.lease_minutes:g} minutes and has since been reviewed by others"
@@ -240,9 +240,9 @@ def record_vote(
                 if side not in by_side or score not in (1, 2, 3, 4, 5):
                     raise InputError(f"criterion {name!r}: expected scores 1-5 for A and B")
                 scores.setdefault(name, {})[by_side[side]] = score
-        previous = store.latest_vote(pair_id, reviewer_id)
-        in_force = store.current_guidelines(study["id"])
-        vote_id = store.insert_vote(
+        previous = store.review.latest_vote(pair_id, reviewer_id)
+        in_force = store.studies.current_guidelines(study["id"])
+        vote_id = store.review.insert_vote(
             {
                 "pair_id": pair_id,
                 "reviewer_id": reviewer_id,
@@ -260,7 +260,7 @@ def record_vote(
                 "guidelines_hash": in_force["content_hash"] if in_force else None,
             }
         )
-        store.set_assignment_state(assignment_id, AssignmentState.VOTED)
+        store.review.set_assignment_state(assignment_id, AssignmentState.VOTED)
     return vote_id
 
 
@@ -270,7 +270,7 @@ def skip_pair(store: Store, reviewer_id: int, assignment_id: int) -> None:
         handed = _own_assignment(store, reviewer_id, assignment_id)
         if handed["done"] != AssignmentState.OPEN:
             raise Conflict("only the pair on screen can be skipped")
-        store.set_assignment_state(assignment_id, AssignmentState.SKIPPED)
+        store.review.set_assignment_state(assignment_id, AssignmentState.SKIPPED)
 
 
 def undo_last_vote(
@@ -280,11 +280,11 @@ def undo_last_vote(
     on their screen. False when there is nothing to undo."""
     now = time.time() if now is None else now
     with store.transaction():
-        last = store.last_vote(reviewer_id, study_id)
+        last = store.review.last_vote(reviewer_id, study_id)
         if last is None:
             return False
-        handed = store.assignment(last["assignment_id"])
-        store.insert_vote(
+        handed = store.review.assignment(last["assignment_id"])
+        store.review.insert_vote(
             {
                 "pair_id": handed["pair_id"],
                 "reviewer_id": reviewer_id,
@@ -297,7 +297,7 @@ def undo_last_vote(
                 "supersedes": last["vote_id"],
             }
         )
-        store.set_assignment_state(
+        store.review.set_assignment_state(
             handed["id"], AssignmentState.OPEN, now + settings.lease_minutes * 60
         )
     return True
@@ -308,8 +308,8 @@ def my_votes(store: Store, reviewer_id: int, study_id: int, limit: int = 50) -> 
     were handed to them (1 = first): {number, assignment_id, choice, prompt, rationale, flags,
     criteria ({criterion: {"A"/"B": score}})}. Nothing in them names a system."""
     rows = []
-    number = store.count_voted(reviewer_id, study_id)
-    for vote in store.reviewer_votes(reviewer_id, study_id, limit):
+    number = store.review.count_voted(reviewer_id, study_id)
+    for vote in store.review.reviewer_votes(reviewer_id, study_id, limit):
         side_of = {vote["shown_left"]: "A", vote["shown_right"]: "B"}
         criteria = {
             name: {side_of[system]: score for system, score in by_system.items()}
@@ -332,7 +332,7 @@ def my_votes(store: Store, reviewer_id: int, study_id: int, limit: int = 50) -> 
 
 def votes_done(store: Store, reviewer_id: int, study_id: int) -> int:
     """Pairs of the study the reviewer has voted on in the app (undone votes excluded)."""
-    return store.count_voted(reviewer_id, study_id)
+    return store.review.count_voted(reviewer_id, study_id)
 
 
 def review_progress(
@@ -343,8 +343,10 @@ def review_progress(
     keeps it for a few minutes; it stays put while the reviewer works, since each vote moves
     one pair from "still to hand out" to "done"."""
     now = time.time() if now is None else now
-    study = store.study_by_id(study_id)
-    done = store.count_voted(reviewer_id, study_id)
-    remaining = store.remaining_for_reviewer(reviewer_id, study_id, study["reviews_per_pair"], now)
-    open_now = len(store.open_assignments(reviewer_id, study_id))
+    study = store.studies.study_by_id(study_id)
+    done = store.review.count_voted(reviewer_id, study_id)
+    remaining = store.review.remaining_for_reviewer(
+        reviewer_id, study_id, study["reviews_per_pair"], now
+    )
+    open_now = len(store.review.open_assignments(reviewer_id, study_id))
     return ReviewProgress(done=done, assigned=done + open_now + remaining)

@@ -53,11 +53,11 @@ def sample_prompt(
     """The messages a judge would receive for one of the study's pairs (a dev pair when the study
     is split), picked and ordered with the seed. The responses are called A and B; nothing names
     a system."""
-    study_row = store.require_study(study)
-    pairs = store.pairs_frame(study_row["id"]).to_dict("records")
+    study_row = store.studies.require_study(study)
+    pairs = store.frames.pairs_frame(study_row["id"]).to_dict("records")
     if not pairs:
         raise InputError(f"study {study} has no pairs to show a prompt for")
-    parts = store.split_parts(study_row["id"])
+    parts = store.calibration.split_parts(study_row["id"])
     dev = [p for p in pairs if parts.get(p["pair_id"]) == "dev"]
     chosen = random.Random(settings.seed).choice(dev or pairs)
     calls = build_calls([chosen], both_orders=False, seed=settings.seed)
@@ -99,7 +99,7 @@ def save_rubric_version(store: Store, settings: Settings, text: str, actor: Acto
         raise Conflict(f"{path} exists: change the version (or the name) to save a new one")
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     with store.transaction():
-        store.ensure_rubric(rubric.name, rubric.version, rubric.content_hash, text)
+        store.judging.ensure_rubric(rubric.name, rubric.version, rubric.content_hash, text)
         audit.record(
             store,
             actor.name,

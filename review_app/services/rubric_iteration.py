@@ -95,19 +95,19 @@ def make_split(
         raise InputError(f"test share must be between 0 and 1 (exclusive), got {test_share}")
     seed = ctx.settings.seed if seed is None else seed
     with store.transaction():
-        if store.split_record(study_row["id"]) is not None:
+        if store.calibration.split_record(study_row["id"]) is not None:
             raise Conflict(
                 f"study {study} is already split into dev and test; a split is recorded once "
                 "(re-splitting would let test labels leak into rubric choices)"
             )
-        labelled = store.labelled_pairs(study_row["id"])
+        labelled = store.calibration.labelled_pairs(study_row["id"])
         if len(labelled) < 2:
             raise InputError(
                 f"study {study} has {len(labelled)} comparisons with human votes; a split needs "
                 "at least 2"
             )
         parts = assign_split(labelled, test_share, seed)
-        store.insert_split(study_row["id"], parts, test_share, seed, actor.name)
+        store.calibration.insert_split(study_row["id"], parts, test_share, seed, actor.name)
         counts = {part: sum(1 for p in parts.values() if p == part) for part in ("dev", "test")}
         ctx.lock.change(
             actor,
@@ -117,20 +117,20 @@ def make_split(
             test_share=test_share,
             seed=seed,
             **counts,
-            digest=store.split_digest(study_row["id"]),
+            digest=store.audit.split_digest(study_row["id"]),
         )
     return split_summary(store, study)
 
 
 def split_summary(store: Store, study: str) -> SplitSummary | None:
     """The study's recorded split with its sizes per category, or None."""
-    study_row = store.require_study(study)
-    record = store.split_record(study_row["id"])
+    study_row = store.studies.require_study(study)
+    record = store.calibration.split_record(study_row["id"])
     if record is None:
         return None
-    parts = store.split_parts(study_row["id"])
+    parts = store.calibration.split_parts(study_row["id"])
     by_category: dict[str, dict[str, int]] = {}
-    for row in store.labelled_pairs(study_row["id"]):
+    for row in store.calibration.labelled_pairs(study_row["id"]):
         part = parts.get(row["pair_id"])
         if part:
             counts = by_category.setdefault(
@@ -155,8 +155,8 @@ def split_pair_ids(store: Store, study: str, split: str) -> set[int] | None:
         return None
     if split not in ("dev", "test"):
         raise InputError(f"split {split!r}: choose one of all, dev, test")
-    study_row = store.require_study(study)
-    parts = store.split_parts(study_row["id"])
+    study_row = store.studies.require_study(study)
+    parts = store.calibration.split_parts(study_row["id"])
     if not parts:
         raise NotFound(
             f"study {study} has no dev/test split yet: make one with "
@@ -225,7 +225,7 @@ def compare_versions(
     (clustered by item) and the comparisons whose verdict changed, written as A and B before
     the thresholds are locked."""
     settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     data = study_data.load(store, study_row, settings, split=split)
     for judge in (judge_a, judge_b):
         if judge not in data.judges:
@@ -242,7 +242,7 @@ def compare_versions(
     rows = comparison.changed.merge(data.pairs, on="pair_id")
     majority = stats.majority_labels(data.pairs, data.votes)
     visible = lock_of(store, study_row).visible
-    key = store.blinding_key()
+    key = store.calibration.blinding_key()
 
     def name(outcome, x, y, pair_id):
         if outcome is None or (isinstance(outcome, float) and np.isnan(outcome)):
@@ -292,11 +292,11 @@ def record_test_look(store: Store, study: str, judges: list[str], actor: Actor |
             f"test agreement of study {study!r} is a recorded look: it needs a personal link"
         )
     auth.require(actor, "look at test")
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     with store.transaction():
-        store.insert_test_look(study_row["id"], judges, actor.name)
+        store.calibration.insert_test_look(study_row["id"], judges, actor.name)
         audit.record(store, actor.name, "looked at test", study_row["id"], judges=judges)
-    return len(store.test_looks(study_row["id"]))
+    return len(store.calibration.test_looks(study_row["id"]))
 
 
 VIEW_SPLITS = ("dev", "test", "all")
@@ -307,13 +307,20 @@ def looks_at_test(store: Store, study: str, split: str) -> bool:
     study that has a split (test's among them)."""
     if split == "test":
         return True
-    return split == "all" and store.split_record(store.require_study(study)["id"]) is not None
+    return (
+        split == "all"
+        and store.calibration.split_record(store.studies.require_study(study)["id"]) is not None
+    )
 
 
 def default_view_split(store: Store, study: str) -> str:
     """What the calibration screen shows first: dev when the study has a split (so no one looks
     at test by accident), else every comparison."""
-    return "dev" if store.split_record(store.require_study(study)["id"]) is not None else "all"
+    return (
+        "dev"
+        if store.calibration.split_record(store.studies.require_study(study)["id"]) is not None
+        else "all"
+    )
 
 
 def choose_view_split(
@@ -332,7 +339,7 @@ def choose_view_split(
 
 
 def test_look_count(store: Store, study: str) -> int:
-    return len(store.test_looks(store.require_study(study)["id"]))
+    return len(store.calibration.test_looks(store.studies.require_study(study)["id"]))
 
 
 def confirm_on_test(
@@ -341,7 +348,7 @@ def confirm_on_test(
     """A judge's statistics on the held-out test comparisons. Every call is a recorded look at
     test: the screen shows how many there have been."""
     settings = settings or Settings.from_env()
-    study_row = store.require_study(study)
+    study_row = store.studies.require_study(study)
     data = study_data.load(store, study_row, settings, split="test")
     if judge not in data.judges:
         raise NotFound(f"study {study} has no judge {judge!r}")

@@ -56,7 +56,7 @@ def _choice(
 
 def _marks(ctx: StudyContext) -> list[dict]:
     """The latest final-review mark of each output, read once per context."""
-    return ctx.memo("final review marks", lambda: ctx.store.final_reviews(ctx.id))
+    return ctx.memo("final review marks", lambda: ctx.store.gate.final_reviews(ctx.id))
 
 
 def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
@@ -135,9 +135,9 @@ def study_trend(ctx: StudyContext) -> list[dict]:
     """Human win rates of every locked study on the same eval set, oldest first (each study's
     own win rates, as its results screen shows them; no calibration is computed for them)."""
     eval_set_id = ctx.study["eval_set_id"]
-    locked = {lock["study_id"] for lock in ctx.store.locks_on_eval_set(eval_set_id)}
+    locked = {lock["study_id"] for lock in ctx.store.gate.locks_on_eval_set(eval_set_id)}
     rows = []
-    for other in ctx.store.studies():
+    for other in ctx.store.studies.studies():
         if other["eval_set_id"] != eval_set_id or other["id"] not in locked:
             continue
         data = (
@@ -201,14 +201,16 @@ def record_final_review(
     settings = settings or Settings.from_env()
     # Read before the write: a study's outputs are frozen with its eval set, and loading them
     # inside the transaction would hold every reviewer's vote for as long as the load takes.
-    data = study_data.load(store, store.require_study(study), settings)
+    data = study_data.load(store, store.studies.require_study(study), settings)
     valid = {o["output_id"] for o in data.candidate_outputs(store)}
     if output_id not in valid:
         raise NotFound(
             f"output {output_id} is not an output of {data.candidate} in study {study!r}"
         )
     with store.transaction():
-        store.insert_final_review(data.study["id"], output_id, reviewer["id"], acceptable, comment)
+        store.gate.insert_final_review(
+            data.study["id"], output_id, reviewer["id"], acceptable, comment
+        )
         audit.record(
             store,
             reviewer["name"],
@@ -231,10 +233,10 @@ def build_report(ctx: StudyContext) -> dict:
     thresholds = ctx.thresholds
     lock = ctx.lock.row
     decision = evaluate_gate(ctx)
-    es = next(e for e in store.eval_sets() if e["id"] == study_row["eval_set_id"])
+    es = next(e for e in store.catalog.eval_sets() if e["id"] == study_row["eval_set_id"])
     marks = _marks(ctx)
     overall = inputs.calibration.overall
-    runs = {r["label"]: r for r in store.runs_for_report(study_row["id"])}
+    runs = {r["label"]: r for r in store.gate.runs_for_report(study_row["id"])}
     judges = []
     for j in overall.judges:
         run = runs.get(j.judge, {})
@@ -277,9 +279,9 @@ def build_report(ctx: StudyContext) -> dict:
             "locked": json.loads(lock["thresholds"]),
             "current": [t.key() for t in thresholds],
         },
-        "deviations": store.deviations(study_row["id"]),
+        "deviations": store.gate.deviations(study_row["id"]),
         "looks_before_lock": looks_before_lock(ctx),
-        "votes_by_source": store.votes_by_source(study_row["id"]),
+        "votes_by_source": store.audit.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         "regression": regression_table(ctx, data, inputs),
@@ -311,11 +313,11 @@ def build_report(ctx: StudyContext) -> dict:
         built["graders"] = grading.grader_summary(ctx)
     # The study's latest governance entry, sign-offs aside (the report covers everything but
     # its sign-offs, so signing must not change it): its hash pins every entry before it.
-    logged = [e for e in store.audit_entries(study_row["id"]) if e["action"] != "signed"]
+    logged = [e for e in store.audit.audit_entries(study_row["id"]) if e["action"] != "signed"]
     built["audit"] = {"head": logged[-1]["hash"] if logged else None, "entries": len(logged)}
     built["report_hash"] = report.report_hash(built)
     built["signature"] = audit.signature(settings, built["report_hash"])
-    built["signoffs"] = store.signoffs(study_row["id"])
+    built["signoffs"] = store.gate.signoffs(study_row["id"])
     return built
 
 
@@ -366,7 +368,7 @@ def sign_off(
     study_id = ctx.id
     with store.transaction():
         body = {k: v for k, v in signed.items() if k != "signoffs"}
-        store.insert_signoff(
+        store.gate.insert_signoff(
             study_id,
             signer["id"],
             decision,
@@ -385,7 +387,7 @@ def sign_off(
             report_hash=signed["report_hash"],
             gate_result=gate_result,
             override=override or None,
-            votes=store.votes_digest(study_id),
+            votes=store.audit.votes_digest(study_id),
         )
-        signed["signoffs"] = store.signoffs(study_id)
+        signed["signoffs"] = store.gate.signoffs(study_id)
     return signed

@@ -76,7 +76,7 @@ def create_study(
     that name."""
     auth.require(actor, "create a study")
     with store.transaction():
-        holder = store.import_lock_holder(
+        holder = store.imports.import_lock_holder(
             [import_lock("study", name), import_lock("eval_set", eval_set)]
         )
         if holder is not None:
@@ -132,10 +132,10 @@ def _create_study(
     if guidelines is not None:
         guidelines = _checked_guidelines(guidelines)
     with store.transaction():
-        if store.study(name) is not None:
+        if store.studies.study(name) is not None:
             raise Conflict(f"a study named {name!r} already exists")
-        es = store.require_eval_set(eval_set)
-        known = set(store.system_names())
+        es = store.catalog.require_eval_set(eval_set)
+        known = set(store.catalog.system_names())
         for a, b in comparisons:
             for system in (a, b):
                 if system not in known:
@@ -143,22 +143,24 @@ def _create_study(
                         f"comparison {a}:{b}: no system named {system!r} "
                         f"(known: {', '.join(sorted(known)) or 'none'})"
                     )
-        study_id = store.insert_study(
+        study_id = store.studies.insert_study(
             name, es["id"], reviews_per_pair, show_reference, criteria, candidate=candidate
         )
         skipped: dict[str, int] = {}
         added = 0
-        all_items = set(store.item_ids_by_key(es["id"]).values())
+        all_items = set(store.catalog.item_ids_by_key(es["id"]).values())
         for a, b in comparisons:
-            store.add_comparison(study_id, a, b)
-            having = store.items_with_outputs(es["id"], [a, b])
+            store.studies.add_comparison(study_id, a, b)
+            having = store.catalog.items_with_outputs(es["id"], [a, b])
             both = having[a] & having[b]
             skipped[f"{a}:{b}"] = len(all_items - both)
             x, y = sorted((a, b))
-            added += store.insert_pairs(study_id, [(item_id, x, y) for item_id in sorted(both)])
-        content_hash = store.freeze_eval_set(es["id"])
+            added += store.studies.insert_pairs(
+                study_id, [(item_id, x, y) for item_id in sorted(both)]
+            )
+        content_hash = store.catalog.freeze_eval_set(es["id"])
         if guidelines is not None:
-            store.insert_guidelines(study_id, guidelines_hash(guidelines), guidelines, by)
+            store.studies.insert_guidelines(study_id, guidelines_hash(guidelines), guidelines, by)
         audit.record(
             store,
             by,
@@ -204,8 +206,8 @@ def name_candidate(store: Store, lock: Lock, actor: Actor, candidate: str) -> No
     (an import naming the candidate it was told)."""
     with store.transaction():
         lock.require_unlocked("its candidate")
-        _require_compared(candidate, store.comparisons(lock.study_id))
-        store.set_candidate(lock.study_id, candidate)
+        _require_compared(candidate, store.studies.comparisons(lock.study_id))
+        store.studies.set_candidate(lock.study_id, candidate)
         lock.change(actor, "", "candidate named", deviates=False, candidate=candidate)
 
 
@@ -249,40 +251,40 @@ def set_guidelines(ctx: StudyContext, text: str) -> tuple[str, bool]:
     text = _checked_guidelines(text)
     digest = guidelines_hash(text)
     with ctx.store.transaction():
-        current = ctx.store.current_guidelines(ctx.id)
+        current = ctx.store.studies.current_guidelines(ctx.id)
         if current is not None and current["content_hash"] == digest:
             return digest, False
-        ctx.store.insert_guidelines(ctx.id, digest, text, actor.name)
+        ctx.store.studies.insert_guidelines(ctx.id, digest, text, actor.name)
         ctx.lock.change(actor, "", "guidelines set", deviates=False, content_hash=digest)
     return digest, True
 
 
 def study_guidelines(store: Store, study: str) -> dict | None:
     """The guidelines in force for a study (content_hash, body, set_by, created_at), or None."""
-    return store.current_guidelines(store.require_study(study)["id"])
+    return store.studies.current_guidelines(store.studies.require_study(study)["id"])
 
 
 def guidelines_history(store: Store, study: str) -> list[dict]:
     """Every version of a study's guidelines, oldest first, with the votes cast under each."""
-    return store.guidelines_history(store.require_study(study)["id"])
+    return store.studies.guidelines_history(store.studies.require_study(study)["id"])
 
 
 def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:
     """The study's comparisons as (system_a, system_b), in the order they were declared."""
-    return store.comparisons(store.require_study(study)["id"])
+    return store.studies.comparisons(store.studies.require_study(study)["id"])
 
 
 def list_studies(store: Store) -> list[dict]:
-    return store.studies()
+    return store.studies.studies()
 
 
 def study_items(store: Store, study: str) -> list[str]:
     """The item ids the study's pairs are built on, sorted."""
-    pairs = store.pairs_frame(store.require_study(study)["id"], texts=False)
+    pairs = store.frames.pairs_frame(store.studies.require_study(study)["id"], texts=False)
     return sorted(set(pairs["item_key"]))
 
 
 def study_categories(store: Store, study: str) -> list[str]:
     """The study's categories, named as the statistics name them."""
-    pairs = store.pairs_frame(store.require_study(study)["id"], texts=False)
+    pairs = store.frames.pairs_frame(store.studies.require_study(study)["id"], texts=False)
     return sorted(set(stats.category_names(pairs["category"])))

@@ -211,16 +211,16 @@ class StudyData:
         with self._locks["texts"]:
             if self._texts is None:
                 study_id = self.study["id"]
-                pairs = store.pairs_frame(study_id, texts=True)
+                pairs = store.frames.pairs_frame(study_id, texts=True)
                 verdicts = _labelled(
-                    store.verdicts_frame(study_id, texts=True),
+                    store.frames.verdicts_frame(study_id, texts=True),
                     self._run_labels,
                     pairs,
                     self.judges,
                     self._seed,
                     self.juries,
                 )
-                votes = store.votes_frame(study_id, texts=True)
+                votes = store.frames.votes_frame(study_id, texts=True)
                 self._texts = Texts(*_restricted(self._pair_filter, pairs, votes, verdicts))
             return self._texts
 
@@ -230,9 +230,9 @@ class StudyData:
         with self._locks["ratings"]:
             if self._ratings is None:
                 study_id = self.study["id"]
-                votes = store.criteria_frame(study_id)
+                votes = store.frames.criteria_frame(study_id)
                 votes = votes[votes["vote_id"].isin(self.votes["vote_id"])]
-                (verdicts,) = _restricted(self._pair_filter, store.scores_frame(study_id))
+                (verdicts,) = _restricted(self._pair_filter, store.frames.scores_frame(study_id))
                 humans = _long_ratings(votes["pair_id"], votes["criteria"], system_first=False)
                 judges = _long_ratings(verdicts["pair_id"], verdicts["scores"], system_first=True)
                 # Categorical: a few names over many rows (strings would be converted one by one).
@@ -257,7 +257,7 @@ class StudyData:
         with self._locks["outputs"]:
             if self._candidate_outputs is None:
                 self._candidate_outputs = (
-                    store.outputs_of_system(self.study["eval_set_id"], self.candidate)
+                    store.catalog.outputs_of_system(self.study["eval_set_id"], self.candidate)
                     if self.candidate
                     else []
                 )
@@ -322,7 +322,7 @@ def _long_ratings(pair_ids: pd.Series, texts: pd.Series, system_first: bool) -> 
 def _study_judges(store: Store, study_id: int) -> tuple[dict[int, str], dict[str, JudgeInfo]]:
     """Unique labels of the study's runs that hold verdicts (a label shared by several runs gets
     "#<run id>"), and every judge's origin, including the baselines that have no stored run."""
-    runs = [r for r in store.calibration_runs(study_id) if r["n_verdicts"]]
+    runs = [r for r in store.judging.calibration_runs(study_id) if r["n_verdicts"]]
     label_counts = Counter(r["label"] for r in runs)
     labels = {
         r["run_id"]: r["label"] if label_counts[r["label"]] == 1 else f"{r['label']} #{r['run_id']}"
@@ -418,7 +418,7 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
     "test", only the comparisons of that part of the study's split (NotFound without one)."""
     if split not in SPLITS:
         raise InputError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
-    version = store.calibration_data_version(study["id"])
+    version = store.frames.calibration_data_version(study["id"])
     workspace = str(Path(store.path).resolve()) if store.path != ":memory:" else id(store)
     # The study's own row is part of the key: naming another candidate changes no data.
     key = (workspace, tuple(sorted(study.items())), version, settings, split)
@@ -428,7 +428,7 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
             return _CACHE[key]
     pair_filter = None
     if split != "all":
-        parts = store.split_parts(study["id"])
+        parts = store.calibration.split_parts(study["id"])
         if not parts:
             raise NotFound(
                 f"study {study['name']} has no dev/test split yet: make one with "
@@ -437,18 +437,18 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
         pair_filter = frozenset(p for p, part in parts.items() if part == split)
     run_labels, judges = _study_judges(store, study["id"])
     juries = {}
-    for jury in store.juries(study["id"]):
+    for jury in store.calibration.juries(study["id"]):
         label = stats.JURY_PREFIX + jury["name"]
         juries[label] = jury["members"]
         judges[label] = JudgeInfo(label, label, "", f"jury of {', '.join(jury['members'])}")
-    pairs = store.pairs_frame(study["id"], texts=False)
-    votes = store.votes_frame(study["id"], texts=False)
-    stored = _named(store.verdicts_frame(study["id"], texts=False), run_labels)
+    pairs = store.frames.pairs_frame(study["id"], texts=False)
+    votes = store.frames.votes_frame(study["id"], texts=False)
+    stored = _named(store.frames.verdicts_frame(study["id"], texts=False), run_labels)
     pairs, votes, stored = _restricted(pair_filter, pairs, votes, stored)
     data = StudyData(
         study=study,
         version=version,
-        comparisons=store.comparisons(study["id"]),
+        comparisons=store.studies.comparisons(study["id"]),
         judges=judges,
         run_labels=run_labels,
         pairs=pairs,
@@ -474,4 +474,4 @@ def run_labels(store: Store, study_id: int) -> dict[int, str]:
 def judge_labels(store: Store, study: str, settings: Settings | None = None) -> list[str]:
     """Every judge of a study as the statistics name it: runs first, then the baselines."""
     settings = settings or Settings.from_env()
-    return load(store, store.require_study(study), settings).judge_order
+    return load(store, store.studies.require_study(study), settings).judge_order

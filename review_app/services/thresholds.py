@@ -39,7 +39,7 @@ FINAL_REVIEW_TOP = 10
 
 def threshold_deviations(ctx: StudyContext) -> list[dict]:
     """Changes made after the lock, oldest first."""
-    return ctx.store.deviations(ctx.id)
+    return ctx.store.gate.deviations(ctx.id)
 
 
 def list_thresholds(ctx: StudyContext) -> list[dict]:
@@ -54,7 +54,7 @@ def study_thresholds(store: Store, study_row: dict) -> list[gate.Threshold]:
     """The study's thresholds, in the order they were added."""
     return [
         gate.Threshold(row["metric"], row["params"], row["comparator"], row["value"])
-        for row in store.thresholds(study_row["id"])
+        for row in store.gate.thresholds(study_row["id"])
     ]
 
 
@@ -92,10 +92,10 @@ def add_recommended_thresholds(ctx: StudyContext) -> int:
     actor = ctx.require("change the thresholds")
     chosen = recommended_thresholds(ctx)
     with ctx.store.transaction():
-        if ctx.store.thresholds(ctx.id):
+        if ctx.store.gate.thresholds(ctx.id):
             raise Conflict(f"study {ctx.name!r} already has thresholds; edit them instead")
         for t in chosen:
-            ctx.store.insert_threshold(
+            ctx.store.gate.insert_threshold(
                 ctx.id, t.metric, t.params, t.comparator, t.value, actor.name
             )
         ctx.lock.change(
@@ -134,7 +134,7 @@ def add_threshold(
         )
     ctx.lock.require_reason(reason, "a new threshold")
     with ctx.store.transaction():
-        new_id = ctx.store.insert_threshold(
+        new_id = ctx.store.gate.insert_threshold(
             ctx.id,
             threshold.metric,
             threshold.params,
@@ -166,7 +166,7 @@ def update_threshold(
         if after == before:
             return
         ctx.lock.require_reason(reason, "a changed threshold")
-        ctx.store.update_threshold(
+        ctx.store.gate.update_threshold(
             threshold_id, after.metric, after.params, after.comparator, after.value
         )
         ctx.lock.change(
@@ -185,7 +185,7 @@ def remove_threshold(ctx: StudyContext, threshold_id: int, reason: str = "") -> 
     with ctx.store.transaction():
         current = _threshold_row(ctx, threshold_id)
         ctx.lock.require_reason(reason, "a removed threshold")
-        ctx.store.delete_threshold(threshold_id)
+        ctx.store.gate.delete_threshold(threshold_id)
         before = gate.Threshold(
             current["metric"], current["params"], current["comparator"], current["value"]
         )
@@ -200,7 +200,7 @@ def remove_threshold(ctx: StudyContext, threshold_id: int, reason: str = "") -> 
 
 
 def _threshold_row(ctx: StudyContext, threshold_id: int) -> dict:
-    row = next((r for r in ctx.store.thresholds(ctx.id) if r["id"] == threshold_id), None)
+    row = next((r for r in ctx.store.gate.thresholds(ctx.id) if r["id"] == threshold_id), None)
     if row is None:
         raise NotFound(f"study {ctx.name!r} has no threshold {threshold_id}")
     return row
@@ -209,9 +209,9 @@ def _threshold_row(ctx: StudyContext, threshold_id: int) -> dict:
 def planned_sample(store: Store, study_row: dict) -> dict:
     """What the lock plans to collect before the gate may pass: every pair with its k votes, and
     the final-review sample of the candidate's outputs."""
-    outputs = len(store.outputs_of_system(study_row["eval_set_id"], study_row["candidate"]))
+    outputs = len(store.catalog.outputs_of_system(study_row["eval_set_id"], study_row["candidate"]))
     return {
-        "comparisons": store.study_counts(study_row["id"])["pairs"],
+        "comparisons": store.studies.study_counts(study_row["id"])["pairs"],
         "votes_per_comparison": study_row["reviews_per_pair"],
         "final_review": min(FINAL_REVIEW_SIZE, outputs),
     }
@@ -220,7 +220,7 @@ def planned_sample(store: Store, study_row: dict) -> dict:
 def graders_to_pin(store: Store, study_row: dict) -> list[dict]:
     """The grader versions a lock pins: per grader name, the latest version graded on the
     study ({name, content_hash}, by name)."""
-    latest = {g["name"]: g["content_hash"] for g in store.study_graders(study_row["id"])}
+    latest = {g["name"]: g["content_hash"] for g in store.grading.study_graders(study_row["id"])}
     return [{"name": name, "content_hash": latest[name]} for name in sorted(latest)]
 
 
@@ -231,7 +231,7 @@ def lock_thresholds(ctx: StudyContext) -> str:
     minimum = ctx.settings.gate_min_comparisons
     with ctx.store.transaction():
         ctx.lock.require_unlocked("the lock")
-        study_row = ctx.store.require_study(ctx.name)
+        study_row = ctx.store.studies.require_study(ctx.name)
         thresholds = study_thresholds(ctx.store, study_row)
         if not thresholds:
             raise InputError("add at least one threshold before locking")
@@ -240,7 +240,7 @@ def lock_thresholds(ctx: StudyContext) -> str:
         content_hash = gate.thresholds_hash(thresholds)
         plan = planned_sample(ctx.store, study_row)
         graders = graders_to_pin(ctx.store, study_row)
-        ctx.store.insert_threshold_lock(
+        ctx.store.gate.insert_threshold_lock(
             ctx.id,
             actor.name,
             content_hash,
@@ -259,7 +259,7 @@ def lock_thresholds(ctx: StudyContext) -> str:
             candidate=study_row["candidate"],
             plan=plan,
             min_comparisons=minimum,
-            votes=ctx.store.votes_digest(ctx.id),
+            votes=ctx.store.audit.votes_digest(ctx.id),
             graders=graders,
         )
     return content_hash
@@ -271,7 +271,7 @@ def looks_before_lock(ctx: StudyContext) -> list[dict]:
     study_row, lock = ctx.study, ctx.lock.row
     systems = {s for c in ctx.data().comparisons for s in c}
     looks = []
-    for other in ctx.store.locks_on_eval_set(study_row["eval_set_id"]):
+    for other in ctx.store.gate.locks_on_eval_set(study_row["eval_set_id"]):
         shared = systems & set((other["systems"] or "").split(","))
         if other["study_id"] == study_row["id"] or len(shared) < 2:
             continue

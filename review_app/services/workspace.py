@@ -66,9 +66,9 @@ def open_existing_store(settings: Settings) -> Store:
 def workspace_summary(store: Store) -> dict:
     """Counts a home page or `review-app info` shows."""
     studies = []
-    for study in store.studies():
-        counts = store.study_counts(study["id"])
-        comparisons = store.comparisons(study["id"])
+    for study in store.studies.studies():
+        counts = store.studies.study_counts(study["id"])
+        comparisons = store.studies.comparisons(study["id"])
         studies.append(
             {
                 "name": study["name"],
@@ -82,8 +82,8 @@ def workspace_summary(store: Store) -> dict:
     return {
         "eval_sets": [
             {"name": e["name"], "items": e["n_items"], "frozen": bool(e["frozen_at"])}
-            for e in store.eval_sets()
+            for e in store.catalog.eval_sets()
         ],
-        "systems": store.system_names(),
+        "systems": store.catalog.system_names(),
         "studies": studies,
     }

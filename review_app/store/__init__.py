@@ -1,10 +1,13 @@
 """The workspace: one SQLite file (WAL) through sqlite-utils. This package is the only code that
-knows SQL or table names; everything else asks `Store` for rows, frames and atomic changes."""
+knows SQL or table names; everything else asks `Store` for rows, frames and atomic changes,
+through its aggregates: `store.gate.thresholds(study_id)`, `store.review.insert_vote(vote)`..."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from review_app.store.audit import AuditQueries
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import READERS, StoreBase, now_iso
 from review_app.store.batches import JudgeBatchQueries
 from review_app.store.calibration import CalibrationQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
@@ -29,21 +32,38 @@ __all__ = [
 ]
 
 
-class Store(
-    CatalogQueries,
-    StudyQueries,
-    ReviewerQueries,
-    ReviewQueries,
-    JudgingQueries,
-    JudgeBatchQueries,
-    CalibrationQueries,
-    GateQueries,
-    GradingQueries,
-    QualityQueries,
-    FrameQueries,
-    AuditQueries,
-    ImportQueries,
-    StoreBase,
-):
-    """A migrated workspace, its queries grouped by aggregate (one module each). Safe to share
-    between threads: writes serialize on a lock and run in BEGIN IMMEDIATE transactions."""
+class Store(StoreBase):
+    """A migrated workspace: its connections and transactions (`StoreBase`), and its queries
+    grouped by aggregate, one attribute per module of this package (`store.catalog`,
+    `store.studies`, ..., `store.imports`), all running on this store's connections. Safe to
+    share between threads: writes serialize on a lock and run in BEGIN IMMEDIATE transactions."""
+
+    catalog: CatalogQueries
+    studies: StudyQueries
+    people: ReviewerQueries
+    review: ReviewQueries
+    judging: JudgingQueries
+    batches: JudgeBatchQueries
+    calibration: CalibrationQueries
+    gate: GateQueries
+    grading: GradingQueries
+    quality: QualityQueries
+    frames: FrameQueries
+    audit: AuditQueries
+    imports: ImportQueries
+
+    def __init__(self, conn: sqlite3.Connection, path: str, readers: int = READERS):
+        super().__init__(conn, path, readers)
+        self.catalog = CatalogQueries(self)
+        self.studies = StudyQueries(self)
+        self.people = ReviewerQueries(self)
+        self.review = ReviewQueries(self)
+        self.judging = JudgingQueries(self)
+        self.batches = JudgeBatchQueries(self)
+        self.calibration = CalibrationQueries(self)
+        self.gate = GateQueries(self)
+        self.grading = GradingQueries(self)
+        self.quality = QualityQueries(self)
+        self.frames = FrameQueries(self)
+        self.audit = AuditQueries(self)
+        self.imports = ImportQueries(self)

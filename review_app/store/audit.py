@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from review_app.migrations import APPEND_ONLY_TABLES
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 GENESIS = "0" * 64
 
@@ -21,7 +21,7 @@ def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class AuditQueries(StoreBase):
+class AuditQueries(Aggregate):
     def append_audit(
         self, actor: str, action: str, study_id: int | None, detail: dict[str, Any]
     ) -> dict:

@@ -1,16 +1,17 @@
 """The connections every store module shares: opening and migrating the workspace file, the one
 writer (a lock and BEGIN IMMEDIATE transactions), a small pool of read-only readers, and the
-helpers that turn SQL into rows and frames."""
+helpers that turn SQL into rows and frames; and `Aggregate`, the base of each module's queries,
+which runs them on its store's connections."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ import sqlite_utils
 
 from review_app.errors import Busy, UnusableWorkspace
 from review_app.migrations import MIGRATIONS
+
+if TYPE_CHECKING:
+    from review_app.store import Store
 
 # How long a write waits for another connection's transaction (an import's batch, a second
 # process) before giving up with `Busy`. Transactions are kept short, so this is never reached
@@ -267,3 +271,44 @@ class StoreBase:
         """Row count of every table; used to prove a failed change left nothing behind."""
         names = [r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type='table'")]
         return {n: self._one(f"SELECT count(*) AS n FROM [{n}]")["n"] for n in sorted(names)}
+
+
+class Aggregate:
+    """One aggregate's queries, reached as an attribute of the store (`store.gate`,
+    `store.review`, ...). It owns no connection: the writer, its lock and transactions, the
+    readers and the row and frame helpers are its store's, so every aggregate of a store shares
+    one writer and one pool of readers, and a query inside `store.transaction()` sees the
+    transaction's changes whichever aggregate made them. Another aggregate's queries are
+    reached through the store (`self.store.studies.require_study(...)`)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The store's writer."""
+        return self.store.db
+
+    @property
+    def _lock(self):  # the writer's re-entrant lock
+        return self.store._lock
+
+    def transaction(self) -> AbstractContextManager[Store]:
+        return self.store.transaction()
+
+    def _reading(self) -> AbstractContextManager[sqlite_utils.Database]:
+        return self.store._reading()
+
+    def _rows(self, sql: str, params: Iterable[Any] | dict = ()) -> list[dict]:
+        return self.store._rows(sql, params)
+
+    def _one(self, sql: str, params: Iterable[Any] | dict = ()) -> dict | None:
+        return self.store._one(sql, params)
+
+    def _plain_frame(
+        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+    ) -> pd.DataFrame:
+        return self.store._plain_frame(sql, params, integers)
+
+    def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
+        return self.store._frame(sql, params)

@@ -3,10 +3,10 @@ sent), its provider id and latest status, and whether its answers have been coll
 
 from __future__ import annotations
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class JudgeBatchQueries(StoreBase):
+class JudgeBatchQueries(Aggregate):
     def insert_judge_batch(
         self, run_id: int, key: str, requests: dict[str, tuple[int, str]]
     ) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class CalibrationQueries(StoreBase):
+class CalibrationQueries(Aggregate):
     def labelled_pairs(self, study_id: int) -> list[dict]:
         """The study's comparisons with at least one human vote: pair id, item and category."""
         return self._rows(

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 
 from review_app.errors import NotFound
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
 def text_digest(text: str) -> str:
@@ -19,7 +19,7 @@ def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
     return text_digest(json.dumps([prompt, reference, category], ensure_ascii=False))
 
 
-class CatalogQueries(StoreBase):
+class CatalogQueries(Aggregate):
     def eval_set(self, name: str) -> dict | None:
         return self._one("SELECT * FROM eval_sets WHERE name = ?", [name])
 

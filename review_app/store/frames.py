@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from review_app.store.base import StoreBase
+from review_app.store.base import Aggregate
 from review_app.store.quality import EXCLUDED_REVIEWERS
 
 # Each frame's columns in order, with whether its lean form (texts=False) has them. The lean
@@ -92,7 +92,7 @@ def _select(columns: tuple[tuple[str, bool], ...], texts: bool) -> str:
     return "SELECT " + ", ".join(sql for sql, lean in columns if texts or lean)
 
 
-class FrameQueries(StoreBase):
+class FrameQueries(Aggregate):
     def pairs_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
         """One row per pair with its outputs' lengths; with `texts`, also the prompt, the
         reference (empty, not NULL, when absent), both outputs and the prompt's length."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class GateQueries(StoreBase):
+class GateQueries(Aggregate):
     def thresholds(self, study_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM thresholds WHERE study_id = ? ORDER BY id", [study_id])
         for row in rows:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class GradingQueries(StoreBase):
+class GradingQueries(Aggregate):
     def ensure_grader(self, name: str, content_hash: str, body: str) -> int:
         """The graders row for this content hash, created on first use (a changed grader is a
         new row, even under the same name)."""

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterable
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
 def import_lock(kind: str, name: str) -> str:
@@ -22,7 +22,7 @@ def locked_what(lock: str) -> str:
     return f"{kind.replace('_', ' ')} {name!r}"
 
 
-class ImportQueries(StoreBase):
+class ImportQueries(Aggregate):
     def insert_import_job(
         self, kind: str, file: str, target: str, options: dict, pid: int, host: str
     ) -> int:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class JudgingQueries(StoreBase):
+class JudgingQueries(Aggregate):
     def ensure_rubric(self, name: str, version: str, content_hash: str, body: str) -> int:
         """The rubrics row for this content hash, created on first use (a new hash = a new
         version, even if the file kept its version number)."""

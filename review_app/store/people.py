@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class ReviewerQueries(StoreBase):
+class ReviewerQueries(Aggregate):
     def reviewer(self, name: str) -> dict | None:
         return self._one("SELECT * FROM reviewers WHERE name = ?", [name])
 

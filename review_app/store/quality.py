@@ -3,7 +3,7 @@ decisions; the latest per reviewer is in force) and the comparisons with a known
 
 from __future__ import annotations
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 # SQL: the ids of the reviewers currently excluded from study `?` (their latest decision).
 EXCLUDED_REVIEWERS = (
@@ -13,7 +13,7 @@ EXCLUDED_REVIEWERS = (
 )
 
 
-class QualityQueries(StoreBase):
+class QualityQueries(Aggregate):
     def insert_exclusion(
         self, study_id: int, reviewer_id: int, excluded: bool, reason: str, by: str
     ) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
 class AssignmentState(IntEnum):
@@ -27,7 +27,7 @@ def _counts_towards_k(now: str) -> str:
     )
 
 
-class ReviewQueries(StoreBase):
+class ReviewQueries(Aggregate):
     def assignment(self, assignment_id: int) -> dict | None:
         return self._one(
             "SELECT a.*, p.study_id, p.system_x, p.system_y FROM assignments a "

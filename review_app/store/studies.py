@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterable
 
 from review_app.errors import NotFound
-from review_app.store.base import StoreBase, now_iso
+from review_app.store.base import Aggregate, now_iso
 
 
-class StudyQueries(StoreBase):
+class StudyQueries(Aggregate):
     def study(self, name: str) -> dict | None:
         return self._one("SELECT * FROM studies WHERE name = ?", [name])
 

@@ -210,13 +210,13 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     # 5. The workspace holds exactly what the three users did.
     store = Store.open(module_workspace)
     try:
-        study = store.require_study(demo.DEMO_STUDY)
-        lock = store.threshold_lock(study["id"])
+        study = store.studies.require_study(demo.DEMO_STUDY)
+        lock = store.gate.threshold_lock(study["id"])
         assert lock["locked_by"] == "demo-admin"
         assert len(thresholds.list_thresholds(reading(store, "demo"))) > 0
 
         reviewer_votes = [
-            v for v in store.vote_history(study["id"]) if v["reviewer"] == "demo-reviewer"
+            v for v in store.review.vote_history(study["id"]) if v["reviewer"] == "demo-reviewer"
         ]
         assert [v["choice"] for v in reviewer_votes] == ["A", "B", "tie"]
         assert all(v["created_at"] > lock["locked_at"] for v in reviewer_votes)
@@ -224,10 +224,14 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         runs = judging.judge_runs(store, Settings.from_env(), "demo")
         random_run = next(r for r in runs if r["label"] == "baseline/random · single order")
         assert random_run["status"] == "complete"
-        assert random_run["verdicts"] == calls_to_send == store.study_counts(study["id"])["pairs"]
+        assert (
+            random_run["verdicts"]
+            == calls_to_send
+            == store.studies.study_counts(study["id"])["pairs"]
+        )
         assert random_run["missing"] == 0
 
-        final = store.final_reviews(study["id"])
+        final = store.gate.final_reviews(study["id"])
         assert len({m["output_id"] for m in final}) == 3
         assert sorted((bool(m["acceptable"]), m["comment"]) for m in final) == [
             (False, REJECT_COMMENT),
@@ -236,7 +240,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         ]
         assert {m["reviewer"] for m in final} == {"demo-signer"}
 
-        signoffs = store.signoffs(study["id"])
+        signoffs = store.gate.signoffs(study["id"])
         assert [(s["signer"], s["decision"], s["comment"], s["override"]) for s in signoffs] == [
             ("demo-signer", "approve", SIGN_OFF_COMMENT, OVERRIDE_REASON)
         ]

@@ -92,13 +92,15 @@ def test_keyboard_only_labelling_survives_a_reload(server, workspace, page, modu
 
     store = Store.open(module_workspace)
     try:
-        kim = store.reviewer("kim")["id"]
-        history = [v for v in store.vote_history(store.require_study(STUDY)["id"])]
+        kim = store.people.reviewer("kim")["id"]
+        history = [v for v in store.review.vote_history(store.studies.require_study(STUDY)["id"])]
         votes = [v for v in history if v["reviewer"] == "kim"]
         assert [v["choice"] for v in votes] == [expected[k] for k in keys]
         assert all(v["supersedes"] is None and v["ms_spent"] is not None for v in votes)
         assert len({(v["item_key"], v["system_x"], v["system_y"]) for v in votes}) == 10
-        assert review.review_progress(store, kim, store.require_study(STUDY)["id"]).done == 10
+        assert (
+            review.review_progress(store, kim, store.studies.require_study(STUDY)["id"]).done == 10
+        )
     finally:
         store.close()
 
@@ -122,7 +124,7 @@ def test_typing_a_rationale_never_triggers_a_shortcut(server, workspace, page, m
     try:
         votes = [
             v
-            for v in store.vote_history(store.require_study(STUDY)["id"])
+            for v in store.review.vote_history(store.studies.require_study(STUDY)["id"])
             if v["reviewer"] == "lee"
         ]
         assert [(v["choice"], v["rationale"]) for v in votes] == [

@@ -100,7 +100,7 @@ def open_page(browser, server, token: str, size: str, path: str = ""):
 def votes_of(module_workspace, name: str) -> list[dict]:
     store = Store.open(module_workspace)
     try:
-        history = store.vote_history(store.require_study(STUDY)["id"])
+        history = store.review.vote_history(store.studies.require_study(STUDY)["id"])
         return [v for v in history if v["reviewer"] == name]
     finally:
         store.close()

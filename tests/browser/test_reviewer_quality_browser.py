@@ -29,7 +29,7 @@ def tokens(module_workspace) -> dict[str, str]:
     hasty, _ = people.add_reviewer(
         store, settings, HASTY, "reviewer", demo.DEMO_STUDY, actor=person(store)
     )
-    study_id = store.require_study(demo.DEMO_STUDY)["id"]
+    study_id = store.studies.require_study(demo.DEMO_STUDY)["id"]
     for _ in range(40):
         task = review.next_pair(store, settings, hasty["id"], study_id)
         review.record_vote(store, settings, hasty["id"], task.assignment_id, "A", ms_spent=2000)
@@ -68,8 +68,8 @@ def test_excluding_a_hasty_reviewer_moves_the_ceiling_by_the_expected_amount(
     server, tokens, browser, module_workspace
 ):
     store = Store.open(module_workspace)
-    study_id = store.require_study(demo.DEMO_STUDY)["id"]
-    votes = store.votes_frame(study_id)
+    study_id = store.studies.require_study(demo.DEMO_STUDY)["id"]
+    votes = store.frames.votes_frame(study_id)
     store.close()
     everyone = quality.human_agreement_without_ties(votes).value
     without = quality.human_agreement_without_ties(votes[votes.reviewer != HASTY]).value
@@ -106,7 +106,7 @@ def test_excluding_a_hasty_reviewer_moves_the_ceiling_by_the_expected_amount(
 
     store = Store.open(module_workspace)
     try:
-        [decision] = store.exclusion_history(study_id)
+        [decision] = store.quality.exclusion_history(study_id)
         assert (decision["reviewer"], decision["decided_by"], decision["reason"]) == (
             HASTY,
             demo.DEMO_ADMIN,
@@ -143,7 +143,7 @@ def test_the_signer_lands_on_the_gate_and_gate_comes_before_results(server, toke
 def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, module_workspace):
     store = Store.open(module_workspace)
     try:
-        if store.threshold_lock(store.require_study(demo.DEMO_STUDY)["id"]) is None:
+        if store.gate.threshold_lock(store.studies.require_study(demo.DEMO_STUDY)["id"]) is None:
             thresholds.add_recommended_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
             thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
     finally:

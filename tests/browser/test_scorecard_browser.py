@@ -45,13 +45,13 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
         criteria=list(QUALITY["base"]),
         actor=person(store),
     )
-    study_id = store.require_study(STUDY)["id"]
+    study_id = store.studies.require_study(STUDY)["id"]
     for name in ("rosa", "omar", "lena"):
         reviewer, _ = people.add_reviewer(
             store, settings, name, "reviewer", STUDY, actor=person(store)
         )
         while (task := review.next_pair(store, settings, reviewer["id"], study_id)) is not None:
-            handed = store.assignment(task.assignment_id)
+            handed = store.review.assignment(task.assignment_id)
             left, right = handed["shown_left"], handed["shown_right"]
             gap = STRENGTH[left] - STRENGTH[right]
             u = rng.random()

@@ -30,7 +30,7 @@ def pointwise() -> Rubric:
 
 
 def sample_pairs(n: int = 3) -> list[dict]:
-    """Pairs shaped like `Store.pairs_frame` rows."""
+    """Pairs shaped like `store.frames.pairs_frame` rows."""
     return [
         {
             "pair_id": i,
