@@ -965,10 +965,9 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
-    _acting(args, settings, store)
-    signer = people.authenticate(store, args.token or settings.token)
-    if args.signer and args.signer != signer["name"]:
-        raise Forbidden(f"this token is {signer['name']}'s, not {args.signer}'s")
+    signer = _acting(args, settings, store)
+    if args.signer and args.signer != signer.name:
+        raise Forbidden(f"this token is {signer.name}'s, not {args.signer}'s")
     report = signoff.sign_off(
         store, args.study, signer, args.decision, args.comment, settings, override=args.override
     )

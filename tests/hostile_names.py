@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from review_app.auth import Actor
 from review_app.services import data, people, signoff, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
@@ -62,9 +63,10 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         store, write(folder / "j.jsonl", _jsonl(verdicts)), STUDY, actor=person(store)
     )
     _, admin_link = people.add_reviewer(store, settings, ADMIN, "admin", actor=person(store))
-    signer, signer_link = people.add_reviewer(
+    signer_row, signer_link = people.add_reviewer(
         store, settings, SIGNER, "signer", actor=person(store)
     )
+    signer = Actor.of(signer_row)
     pair = {"system_a": CANDIDATE, "system_b": OTHER}
     thresholds.add_threshold(acting(store, STUDY, ADMIN), "human_win_rate", pair, ">", 0.5)
     thresholds.add_threshold(

@@ -801,18 +801,17 @@ SERVICES = {
     "look at test": [
         lambda w: rubric_iteration.record_test_look(w.store, "demo", PAIR_OF_JUDGES[:1], w.actor)
     ],
-    # Still given the signer's reviewer row rather than an Actor.
     "mark the final review": [
-        lambda w: signoff.record_final_review(w.store, "demo", w.row, 1, True, "fine", w.settings)
+        lambda w: signoff.record_final_review(w.store, "demo", w.actor, 1, True, "fine", w.settings)
     ],
     "sign off": [
         lambda w: signoff.sign_off(
-            w.store, "demo", w.row, "approve", "ok", w.settings, override="x"
+            w.store, "demo", w.actor, "approve", "ok", w.settings, override="x"
         )
     ],
 }
-# How a service says no to a role: `auth.require`'s words, or the sign-off's own role check.
-ROLE_REFUSAL = "may not {action}: |is for signer accounts"
+# How a service says no to a role: `auth.require`'s words.
+ROLE_REFUSAL = "may not {action}: "
 CALLS = [
     (action, i, role) for action, role in REFUSED for i in range(len(SERVICES.get(action, [None])))
 ]

@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 
+from review_app.auth import Actor
 from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
@@ -36,7 +37,7 @@ def signed(demo_store, monkeypatch):
         0.5,
     )
     thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    signer = demo_store.people.reviewer("demo-signer")
+    signer = Actor.of(demo_store.people.reviewer("demo-signer"))
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
 

@@ -37,7 +37,7 @@ def one_line_error(err: str) -> bool:
 
 
 @pytest.fixture
-def workspace(tmp_path, capsys, isolated_workspace):
+def workspace(tmp_path, capsys, isolated_workspace, cli_admin):
     """A workspace with an eval set and a study; yields a function that says whether anything in
     it changed since the fixture ran."""
     write(tmp_path / "o.csv", OUTPUTS)

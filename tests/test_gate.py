@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from review_app import baselines, gate, stats
+from review_app.auth import Actor
 from review_app.cli import main
 from review_app.errors import Conflict, Forbidden, InputError, OutcomesHidden
 from review_app.report import render_report, report_hash
@@ -43,7 +44,8 @@ def locked(demo_store):
 
 
 def reviewer(store, name):
-    return store.people.reviewer(name)
+    """A demo user as the Actor their link authenticates (Forbidden once it is revoked)."""
+    return Actor.of(store.people.reviewer(name))
 
 
 def token(store, name):
@@ -476,7 +478,7 @@ def test_regression_metric_is_the_worst_listed_category(locked, settings):
 def test_only_a_signer_can_sign_and_final_review(locked, settings):
     sample = signoff.final_review_sample(reading(locked, "demo", settings))
     for name in ("demo-admin", "demo-reviewer"):
-        with pytest.raises(Forbidden, match="for signer accounts"):
+        with pytest.raises(Forbidden, match="may not sign off"):
             signoff.sign_off(locked, "demo", reviewer(locked, name), "approve", "ok", settings)
         with pytest.raises(Forbidden):
             signoff.record_final_review(
@@ -569,7 +571,7 @@ def test_report_and_signoff_cli(locked, tmp_path, capsys):
     assert main([*sign, "--signer", "demo-signer"]) == 1
     assert "pass --token TOKEN" in capsys.readouterr().err
     assert main(["--token", token(locked, "demo-admin"), *sign]) == 1
-    assert "for signer accounts" in capsys.readouterr().err
+    assert "demo-admin (admin) may not sign off" in capsys.readouterr().err
     as_signer = ["--token", token(locked, "demo-signer")]
     assert main([*as_signer, *sign, "--signer", "demo-admin"]) == 1
     assert "this token is demo-signer's, not demo-admin's" in capsys.readouterr().err

@@ -264,8 +264,9 @@ elif sample:
         # A callback, so the picker can move on to the next unmarked output before it is drawn.
         comment = st.session_state.get(comment_key, "")
         try:
-            signer = ui.acting_user(store)
-            signoff.record_final_review(store, name, signer, item["output_id"], acceptable, comment)
+            signoff.record_final_review(
+                store, name, ui.acting(store), item["output_id"], acceptable, comment
+            )
         except ReviewAppError as exc:
             st.session_state[ui.FINAL_REVIEW_NOTICE] = str(exc)
             return
@@ -305,7 +306,7 @@ if auth.allowed(actor, "sign off"):
             signoff.sign_off(
                 store,
                 name,
-                ui.acting_user(store),
+                ui.acting(store),
                 st.session_state[ui.SIGNOFF_DECISION],
                 st.session_state.get(ui.SIGNOFF_COMMENT, ""),
                 settings,

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import random
 
-from review_app import gate, report
+from review_app import auth, gate, report
+from review_app.auth import Actor
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, calibration, grading, scorecard, study_data
 from review_app.services.context import StudyContext, open_study
-from review_app.services.people import require_role
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import (
@@ -191,13 +191,15 @@ def final_review_sample(
 def record_final_review(
     store: Store,
     study: str,
-    reviewer: dict,
+    signer: Actor,
     output_id: int,
     acceptable: bool,
     comment: str = "",
     settings: Settings | None = None,
 ) -> None:
-    require_role(reviewer, "signer")
+    """The signer's mark of one output of the final-review sample (acceptable or not), in their
+    name; a later mark of the same output replaces it in the figures."""
+    auth.require(signer, "mark the final review")
     settings = settings or Settings.from_env()
     # Read before the write: a study's outputs are frozen with its eval set, and loading them
     # inside the transaction would hold every reviewer's vote for as long as the load takes.
@@ -209,11 +211,11 @@ def record_final_review(
         )
     with store.transaction():
         store.gate.insert_final_review(
-            data.study["id"], output_id, reviewer["id"], acceptable, comment
+            data.study["id"], output_id, signer.reviewer_id, acceptable, comment
         )
         audit.record(
             store,
-            reviewer["name"],
+            signer.name,
             "final review mark",
             data.study["id"],
             output_id=output_id,
@@ -339,7 +341,7 @@ def approval_blockers(report: dict) -> list[str]:
 def sign_off(
     store: Store,
     study: str,
-    signer: dict,
+    signer: Actor,
     decision: str,
     comment: str,
     settings: Settings,
@@ -348,7 +350,7 @@ def sign_off(
     """Append the signer's approval or rejection, pinning the report and its hash; returns the
     report with its sign-offs. Approving a gate that did not pass, or before the final review is
     done, is refused unless the signer gives an override reason, which the report shows."""
-    require_role(signer, "signer")
+    auth.require(signer, "sign off")
     if decision not in ("approve", "reject"):
         raise InputError(f"decision {decision!r}: choose approve or reject")
     if not comment.strip():
@@ -370,7 +372,7 @@ def sign_off(
         body = {k: v for k, v in signed.items() if k != "signoffs"}
         store.gate.insert_signoff(
             study_id,
-            signer["id"],
+            signer.reviewer_id,
             decision,
             comment.strip(),
             signed["report_hash"],
@@ -380,7 +382,7 @@ def sign_off(
         )
         audit.record(
             store,
-            signer["name"],
+            signer.name,
             "signed",
             study_id,
             decision=decision,
