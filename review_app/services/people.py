@@ -15,7 +15,6 @@ __all__ = [
     "authenticate",
     "has_admin",
     "list_reviewers",
-    "require_role",
     "reviewer_named",
     "revoke_reviewer",
 ]
@@ -111,11 +110,3 @@ def authenticate(store: Store, token: str | None) -> dict:
 def actor_for(store: Store, token: str | None) -> Actor:
     """The Actor a personal token stands for; Forbidden if it is missing, unknown or revoked."""
     return Actor.of(authenticate(store, token))
-
-
-def require_role(reviewer: dict, *roles: str) -> None:
-    """Forbidden unless the reviewer's link is active and their role is one of `roles`."""
-    if reviewer.get("revoked_at"):
-        raise Forbidden(f"{reviewer['name']}'s link has been revoked")
-    if reviewer["role"] not in roles:
-        raise Forbidden(f"this screen is for {' or '.join(roles)} accounts")
