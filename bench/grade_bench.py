@@ -114,7 +114,7 @@ def main_bench() -> None:
         store.studies.set_candidate(store.studies.require_study("bench")["id"], "finetuned")
         ctx = open_study(store, Settings.from_env(), "bench", people.actor_for(store, token))
         thresholds.add_threshold(ctx, "grader_pass_rate", {"check": "valid"}, ">=", 0.5)
-        thresholds.lock_thresholds(ctx)
+        thresholds.lock_thresholds(ctx, "a small test study")
         start = time.perf_counter()
         summary = grading.grader_summary(open_study(store, Settings.from_env(), "bench", None))
         summary_seconds = time.perf_counter() - start

@@ -366,7 +366,7 @@ def build_workspace(folder: Path, db: Path) -> dict:
         param_args = [arg for k, v in params.items() for arg in ("--param", f"{k}={v}")]
         add = [*as_admin, "thresholds", "add", "--study", STUDY, "--metric", metric, *param_args]
         cli(db, *add, "--comparator", comparator, "--value", str(value))
-    cli(db, *as_admin, "thresholds", "lock", "--study", STUDY)
+    cli(db, *as_admin, "thresholds", "lock", "--study", STUDY, "--reason", "a benchmark study")
     return tokens
 
 

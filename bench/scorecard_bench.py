@@ -142,7 +142,7 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
         "<=",
         5.0,
     )
-    thresholds.lock_thresholds(ctx)
+    thresholds.lock_thresholds(ctx, "a small test study")
     store.close()
     return counts
 

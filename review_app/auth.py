@@ -96,6 +96,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "set the guidelines": ("admin",),
     "change the thresholds": ("admin", "signer"),
     "lock the thresholds": ("admin", "signer"),
+    "change the plan": ("admin",),
+    "look at outcomes": ("admin", "signer"),
     "manage links": ("admin",),
     "exclude a reviewer": ("admin",),
     "set a known answer": ("admin",),

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TypeVar
 
-from review_app import report, server, stats_text
+from review_app import planning, report, server, stats_text
 from review_app.auth import Actor
 from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
@@ -27,6 +27,7 @@ from review_app.services import (
     judging,
     juries,
     people,
+    plans,
     quality,
     rubric_iteration,
     scorecard,
@@ -348,6 +349,15 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     g.add_argument("name")
     g.add_argument("file", metavar="FILE.md")
     g.set_defaults(handler=_study_guidelines)
+    pl = actions.add_parser(
+        "plan", help="change what a study collects before the lock (see `review-app plan`)"
+    )
+    pl.add_argument("name")
+    pl.add_argument("--reviews-per-pair", type=_integer, metavar="K", help="votes per comparison")
+    pl.add_argument(
+        "--final-review", type=_integer, metavar="N", help="outputs in the signer's final review"
+    )
+    pl.set_defaults(handler=_study_plan)
 
 
 def _study_create(args, settings, store) -> None:
@@ -388,6 +398,11 @@ def _study_guidelines(args, settings, store) -> None:
         _print(f"guidelines {digest} in force for study {args.name}; new votes record this hash")
     else:
         _print(f"guidelines {digest} were already in force for study {args.name}; nothing changed")
+
+
+def _study_plan(args, settings, store) -> None:
+    ctx = _study(args, settings, store, args.name)
+    _print(plans.change_plan(ctx, args.reviews_per_pair, args.final_review))
 
 
 def _study_list(args, settings, store) -> None:
@@ -852,6 +867,11 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(handler=_thresholds_list, read_only=True)
     lk = actions.add_parser("lock", help="lock the thresholds before looking at results")
     lk.add_argument("--study", required=True)
+    lk.add_argument(
+        "--reason",
+        default="",
+        help="why a design with under 50%% power to pass is locked anyway (recorded)",
+    )
     lk.set_defaults(handler=_thresholds_lock)
     rm = actions.add_parser("remove", help="remove a threshold by id")
     rm.add_argument("id", type=_integer)
@@ -894,17 +914,21 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     lg.set_defaults(handler=_audit_log)
 
     pl = sub.add_parser(
-        "plan", help="how many comparisons each threshold needs to be decided (80%% power)"
+        "plan",
+        help="the chance that every threshold passes at the expected truth, now and with the "
+        "smallest design that reaches 80%%",
     )
     pl.add_argument("--study", required=True)
     pl.add_argument(
-        "--effect",
-        type=_number,
-        default=None,
-        help="expected distance from each bar in the passing direction (default: 0.1 for "
-        "shares, 10 for points)",
+        "--expect",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="the truth to plan for, per metric (repeatable; default: each superiority bar + "
+        "0.05, non-inferiority margins at parity, final review 0.97 acceptable)",
     )
-    pl.set_defaults(handler=_plan)
+    pl.add_argument("--json", action="store_true", help="print one JSON object")
+    pl.set_defaults(handler=_plan, read_only=True)
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -943,7 +967,7 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
-    content_hash = thresholds.lock_thresholds(_study(args, settings, store))
+    content_hash = thresholds.lock_thresholds(_study(args, settings, store), args.reason)
     _print(f"locked; thresholds hash {content_hash}")
 
 
@@ -996,11 +1020,13 @@ def _audit_log(args, settings, store) -> None:
 
 
 def _plan(args, settings, store) -> None:
-    for row in thresholds.sample_plan(_study(args, settings, store, acting=False), args.effect):
-        _print(
-            f"{row['description']}\tneeds {row['needed']} comparisons (now {row['now']}) at an "
-            f"expected {row['expected']}: {row['basis']}"
-        )
+    ctx = _study(args, settings, store, acting=False)
+    proposal = plans.plan_study(ctx, planning.parse_expectations(args.expect))
+    if args.json:
+        _print(json.dumps(proposal.to_json(), indent=2))
+        return
+    for line in proposal.lines():
+        _print(line)
 
 
 # ---- judge ----

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -398,7 +397,7 @@ class Metric:
     example: float
     help: str
     measure: Callable[[dict[str, Any], GateInputs], Measurement] = field(repr=False)
-    # How `comparisons_needed` models the metric: a share of comparisons, a paired difference of
+    # How `planning` models the metric: a share of comparisons, a paired difference of
     # two shares, points below parity per suite, or distance of a share from one half.
     kind: str = "share"
     # Parameters that may be left empty (the metric says what empty means).
@@ -651,13 +650,14 @@ def thresholds_hash(thresholds: list[Threshold]) -> str:
 
 # ---- evaluation ----
 
-OUTCOMES = ("pass", "fail", "inconclusive")
+OUTCOMES = ("pass", "fail", "inconclusive", "interim")
 
 
 @dataclass(frozen=True)
 class ThresholdResult:
     """One threshold decided: `pass` or `fail` only when its one-sided 95% bound is clear of the
-    bar on at least the minimum number of comparisons, else `inconclusive`; `reason` says why."""
+    bar on at least the minimum number of items, else `inconclusive`; `interim` while the planned
+    sample is not in (the estimate and bound are shown, nothing is decided); `reason` says why."""
 
     threshold: Threshold
     value: float | None
@@ -666,6 +666,7 @@ class ThresholdResult:
     n: int
     outcome: str
     reason: str
+    n_items: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -683,6 +684,7 @@ class ThresholdResult:
             "ci": list(self.ci) if self.ci else None,
             "bounds": list(self.bounds) if self.bounds else None,
             "n": self.n,
+            "n_items": self.n_items,
             "outcome": self.outcome,
             "reason": self.reason,
         }
@@ -706,13 +708,24 @@ def measure(threshold: Threshold, inputs: GateInputs) -> Measurement:
     return _metric(threshold.metric).measure(threshold.params, inputs)
 
 
-def decide(threshold: Threshold, m: Measurement, min_comparisons: int) -> ThresholdResult:
-    """A measurement's outcome against its threshold (see `ThresholdResult`)."""
-    needed = min_comparisons if m.needed is None else min(min_comparisons, m.needed)
+def _units(m: Measurement) -> tuple[int, str]:
+    """What the minimum counts for a measurement: its items (independent units) when known,
+    else its own unit (comparisons, outputs)."""
+    n_items = getattr(m, "n_items", None)
+    return (m.n, m.unit) if n_items is None else (n_items, "items")
+
+
+def decide(
+    threshold: Threshold, m: Measurement, min_items: int, until: str | None = None
+) -> ThresholdResult:
+    """A measurement's outcome against its threshold (see `ThresholdResult`). With `until` (what
+    the plan still waits for) the outcome is `interim`: the figures so far, not a decision."""
+    needed = min_items if m.needed is None else min(min_items, m.needed)
+    have, unit = _units(m)
     if m.value is None:
         outcome, reason = "inconclusive", f"not measurable: {m.detail}"
-    elif m.n < needed:
-        outcome, reason = "inconclusive", f"{m.n} of {needed} {m.unit} needed; {m.detail}"
+    elif have < needed:
+        outcome, reason = "inconclusive", f"{have} of {needed} {unit} needed; {m.detail}"
     elif m.bounds is None:
         outcome, reason = "inconclusive", f"no confidence bound; {m.detail}"
     else:
@@ -723,27 +736,35 @@ def decide(threshold: Threshold, m: Measurement, min_comparisons: int) -> Thresh
         if outcome == "inconclusive":
             reason += " (the interval straddles the bar: more data decides)"
         reason += f"; {m.detail}"
-    return ThresholdResult(threshold, m.value, m.ci, m.bounds, m.n, outcome, reason)
+    if until is not None:
+        outcome, reason = "interim", f"not decided until {until}; so far: {reason}"
+    n_items = getattr(m, "n_items", None)
+    return ThresholdResult(threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items)
 
 
 def evaluate(
-    thresholds: list[Threshold], inputs: GateInputs, min_comparisons: int = stats.MIN_COMPARISONS
+    thresholds: list[Threshold],
+    inputs: GateInputs,
+    min_items: int = stats.MIN_COMPARISONS,
+    until: str | None = None,
 ) -> list[ThresholdResult]:
-    """Each threshold measured and decided on the study."""
-    return [decide(t, measure(t, inputs), min_comparisons) for t in thresholds]
+    """Each threshold measured and decided on the study (`interim` with `until`)."""
+    return [decide(t, measure(t, inputs), min_items, until) for t in thresholds]
 
 
 @dataclass(frozen=True)
 class Plan:
     """The sample the lock planned (comparisons with their k votes, and the final-review sample)
-    and how much of it is in. Until it is complete the gate is `inconclusive` ("interim"), so a
-    look at the numbers part way cannot pass it."""
+    and how much of it is in. Until it is complete every threshold is `interim` and the gate
+    `inconclusive`, so a look at the numbers part way can neither pass nor fail it."""
 
     comparisons: int
     votes_per_comparison: int
     final_review: int
     comparisons_reached: int = 0
     final_review_reached: int = 0
+    # The chance that every threshold passes at the expected truth, as computed at the lock.
+    power: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -752,6 +773,23 @@ class Plan:
             and self.final_review_reached >= self.final_review
         )
 
+    def until(self) -> str | None:
+        """What the plan still waits for, in words; None once it is complete."""
+        if self.complete:
+            return None
+        waiting = []
+        if self.comparisons_reached < self.comparisons:
+            waiting.append(
+                f"{self.comparisons} comparisons have {self.votes_per_comparison} votes "
+                f"(now {self.comparisons_reached})"
+            )
+        if self.final_review_reached < self.final_review:
+            waiting.append(
+                f"{self.final_review} final-review outputs are marked "
+                f"(now {self.final_review_reached})"
+            )
+        return " and ".join(waiting)
+
     def to_json(self) -> dict:
         return {
             "comparisons": self.comparisons,
@@ -759,6 +797,7 @@ class Plan:
             "votes_per_comparison": self.votes_per_comparison,
             "final_review": {"planned": self.final_review, "reached": self.final_review_reached},
             "complete": self.complete,
+            "power": self.power,
         }
 
     def describe(self) -> str:
@@ -771,13 +810,14 @@ class Plan:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The gate: `fail` if any threshold fails, `pass` if every threshold passes and the planned
-    sample is complete, else `inconclusive` (`interim` says the plan is not reached yet)."""
+    """The gate: `fail` if any threshold fails, `pass` if every threshold passes, else
+    `inconclusive`; while the planned sample is not in (`interim`) every threshold is `interim`
+    and the gate `inconclusive`."""
 
     result: str
     results: list[ThresholdResult]
     plan: Plan | None
-    min_comparisons: int
+    min_items: int
 
     @property
     def interim(self) -> bool:
@@ -787,89 +827,37 @@ class GateDecision:
         return {
             "result": self.result,
             "interim": self.interim,
-            "min_comparisons": self.min_comparisons,
+            "min_items": self.min_items,
             "planned": self.plan.to_json() if self.plan else None,
             "thresholds": [r.to_json() for r in self.results],
         }
 
     def summary(self) -> str:
         counts = {o: sum(r.outcome == o for r in self.results) for o in OUTCOMES}
-        text = (
+        if self.interim:
+            return f"interim: {len(self.results)} thresholds not decided until {self.plan.until()}"
+        return (
             f"{counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive "
             f"of {len(self.results)} thresholds"
         )
-        if self.interim and self.result != "fail":
-            text += f"; interim: {self.plan.describe()}"
-        return text
 
 
 def decide_gate(
     thresholds: list[Threshold],
     inputs: GateInputs,
-    min_comparisons: int = stats.MIN_COMPARISONS,
+    min_items: int = stats.MIN_COMPARISONS,
     plan: Plan | None = None,
 ) -> GateDecision:
     """Every threshold decided, and the gate's one result (see `GateDecision`)."""
-    results = evaluate(thresholds, inputs, min_comparisons)
+    until = plan.until() if plan is not None else None
+    results = evaluate(thresholds, inputs, min_items, until)
     if any(r.outcome == "fail" for r in results):
         result = "fail"
-    elif results and all(r.outcome == "pass" for r in results) and (plan is None or plan.complete):
+    elif results and all(r.outcome == "pass" for r in results):
         result = "pass"
     else:
         result = "inconclusive"
-    return GateDecision(result, results, plan, min_comparisons)
-
-
-# ---- planning ----
-
-Z_POWER_80 = 0.8416212335729143
-
-
-def comparisons_needed(
-    threshold: Threshold, effect: float | None = None, min_comparisons: int = stats.MIN_COMPARISONS
-) -> tuple[int, float, str]:
-    """(comparisons, effect, basis): how many comparisons decide `threshold` with 80% power when
-    the truth lies `effect` beyond its bar in the passing direction, at the one-sided 95% bound.
-
-    Counts each comparison as one independent observation (a comparison's k votes only help), so
-    the figure is on the safe side; a regression threshold needs it in every suite."""
-    kind = METRICS[threshold.metric].kind
-    points = kind == "points"
-    effect = (10.0 if points else 0.1) if effect is None else abs(effect)
-    if effect <= 0:
-        raise InputError("the expected effect must be above zero")
-    bar = threshold.value
-    passing_up = threshold.comparator in (">=", ">")
-    if kind == "points":
-        # A drop of d points is a win rate of 0.5 - d / 100; the truth is `effect` points better.
-        p0, p1, sd_unit = 0.5 - bar / 100, 0.5 - (bar - effect) / 100, None
-        delta = effect / 100
-    elif kind == "difference":
-        p0 = p1 = None
-        sd_unit = math.sqrt(0.5)  # a paired difference of two shares, at its widest
-        delta = effect
-    else:
-        base = 0.5 + bar if kind == "from_half" else bar
-        p0 = min(max(base, 0.0), 1.0)
-        p1 = min(max(base + (effect if passing_up else -effect), 0.0), 1.0)
-        sd_unit = None
-        delta = effect
-    if sd_unit is not None:
-        n = ((stats.Z_ONE_SIDED_95 + Z_POWER_80) * sd_unit / delta) ** 2
-        basis = "paired difference of two shares, widest variance"
-    else:
-        n = (
-            (
-                stats.Z_ONE_SIDED_95 * math.sqrt(p0 * (1 - p0))
-                + Z_POWER_80 * math.sqrt(p1 * (1 - p1))
-            )
-            / delta
-        ) ** 2
-        basis = f"one-sided test of {p0:.2f} against a true {p1:.2f}"
-    needed = max(min_comparisons, math.ceil(n))
-    if points:
-        basis += "; in every suite"
-    return needed, effect, basis
+    return GateDecision(result, results, plan, min_items)
 
 
 # ---- the regression table ----
@@ -909,13 +897,15 @@ def regression_verdict(
     w: stats.WinRate,
     category: str,
     thresholds: Iterable[Threshold],
-    min_comparisons: int = stats.MIN_COMPARISONS,
+    min_items: int = stats.MIN_COMPARISONS,
+    until: str | None = None,
 ) -> dict:
     """The gate's decision on one suite (one category's win rate from one source), in the gate's
     words: `outcome` pass, fail or inconclusive, decided exactly as the gate decides each
     regression threshold that covers the row (its comparison, source and categories) on this
     suite alone, combined as the gate combines thresholds (fail if one fails, pass if all pass);
-    `margin` (points) and `reason` are the deciding threshold's. With no covering threshold (or
+    `margin` (points) and `reason` are the deciding threshold's; `interim` with `until`, as the
+    gate's thresholds are while its plan is not reached. With no covering threshold (or
     no outcomes to decide on), `outcome` and `margin` are None and `reason` says why
     (`NOT_GATED`)."""
     decided = []
@@ -931,7 +921,7 @@ def regression_verdict(
                 reason = f"no {w.source} outcomes in this category, so no suite to decide"
                 continue
             suite = _unmeasurable(f"category {category} has no {w.source} outcomes")
-        result = decide(t, suite, min_comparisons)
+        result = decide(t, suite, min_items, until)
         reason = result.reason
         if oriented.system_a != w.system_a:
             reason = f"read as {oriented.system_a} over {oriented.system_b}: {reason}"
@@ -939,7 +929,7 @@ def regression_verdict(
     if not decided:
         return {"outcome": None, "margin": None, "reason": reason}
     outcome, margin, reason = next(
-        (d for want in ("fail", "inconclusive") for d in decided if d[0] == want),
+        (d for want in ("fail", "inconclusive", "interim") for d in decided if d[0] == want),
         min(decided, key=lambda d: d[1]),  # every one passes: the tightest margin
     )
     return {"outcome": outcome, "margin": margin, "reason": reason}
@@ -949,7 +939,8 @@ def regression_table(
     inputs: GateInputs,
     comparisons: Iterable[Iterable[str]],
     thresholds: Iterable[Threshold] = (),
-    min_comparisons: int = stats.MIN_COMPARISONS,
+    min_items: int = stats.MIN_COMPARISONS,
+    until: str | None = None,
 ) -> list[dict]:
     """The one regression table: the Results screen, the scorecard and the report all show it,
     and its outcomes are the gate's. One row per category, comparison and source (humans and
@@ -979,7 +970,7 @@ def regression_table(
                     "change_ci": _change_ci(w),
                     "n": w.n_comparisons,
                 }
-                | regression_verdict(w, category, thresholds, min_comparisons)
+                | regression_verdict(w, category, thresholds, min_items, until)
             )
     return rows
 

@@ -545,6 +545,11 @@ def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
     _append_only(db, _V10_APPEND_ONLY_TABLES)
 
 
+def _v13_final_review_size(db: sqlite_utils.Database) -> None:
+    # A study's plan names its final-review sample; NULL keeps the default size.
+    db.execute("ALTER TABLE studies ADD COLUMN final_review_size INTEGER")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -570,4 +575,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         _v11_guidelines_and_exclusions_append_only,
     ),
     (12, "a random key for writing systems as A and B before the lock", _v12_blinding_key),
+    (13, "a study's planned final-review sample", _v13_final_review_size),
 ]

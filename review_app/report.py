@@ -299,9 +299,11 @@ def render_markdown(report: dict) -> str:
             f"Thresholds locked by {_md(th['locked_by'])} at {th['locked_at']} "
             f"(hash `{th['content_hash']}`), candidate "
             f"{_md(th.get('candidate') or report['candidate'])}; "
-            f"each threshold needs {report['gate']['min_comparisons']} comparisons and is decided "
+            f"each threshold needs {report['gate']['min_items']} items and is decided "
             "on its one-sided 95% confidence bound."
         )
+        if design_line(report):
+            lines.append(design_line(report))
         if looks_line(report):
             lines.append(f"**Locked {looks_line(report)}.**")
         lines.append(sources_line(report))
@@ -316,6 +318,9 @@ def render_markdown(report: dict) -> str:
             f"{r['outcome'].upper() if r['outcome'] == 'fail' else r['outcome']} | "
             f"{_md(r['reason'])} |"
         )
+    if report.get("looks"):
+        lines += ["", "### Looks before the planned sample was in", ""]
+        lines += [f"- {_md(text)}" for text in look_lines(report)]
     if report["deviations"]:
         lines += ["", "### Deviations after the lock", ""]
         for d in report["deviations"]:
@@ -580,7 +585,41 @@ def gate_headline(gate: dict) -> str:
     return text
 
 
-OUTCOME_WORDS = ("pass", "fail", "inconclusive")
+OUTCOME_WORDS = ("pass", "fail", "inconclusive", "interim")
+
+
+def design_line(report: dict) -> str:
+    """The design the lock recorded and its power at the expected truth, or "" for a lock made
+    before designs were recorded."""
+    design = report.get("design") or {}
+    if design.get("power") is None:
+        return ""
+    text = (
+        f"Locked design: {design['votes_per_comparison']} vote(s) on each of "
+        f"{design['comparisons']} comparisons, a final review of {design['final_review']} "
+        f"outputs; chance that every threshold passes at the expected truth: "
+        f"{design['power']:.0%}."
+    )
+    if design.get("low_power_reason"):
+        text += f" Locked under 50% power because: {design['low_power_reason']}"
+    return text
+
+
+def look_lines(report: dict) -> list[str]:
+    """One line per recorded look at outcomes before the planned sample was in."""
+    out = []
+    for look in report.get("looks") or []:
+        shown = "; ".join(
+            f"{f['threshold']}: {_number(f['estimate'])}"
+            + (f" (bounds {_ci(f['bounds'])})" if f.get("bounds") else "")
+            for f in look["figures"]
+        )
+        plan = look.get("plan") or {}
+        out.append(
+            f"{look['at']} by {look['actor']}, {plan.get('reached', '?')} of "
+            f"{plan.get('comparisons', '?')} comparisons in: {shown or 'no threshold'}"
+        )
+    return out
 
 
 def override_lines(signoffs: list[dict]) -> list[str]:
@@ -632,6 +671,10 @@ def render_html(report: dict) -> str:
     )
     if deviations:
         deviations = f"<p><b>Changed after the lock:</b></p><ul>{deviations}</ul>"
+    design = f"<p>{e(design_line(report))}</p>" if design_line(report) else ""
+    looks_seen = "".join(f"<li>{e(text)}</li>" for text in look_lines(report))
+    if looks_seen:
+        looks_seen = f"<p><b>Looks before the planned sample was in:</b></p><ul>{looks_seen}</ul>"
     fr = report["final_review"]
     rejected = "".join(
         f"<li>{e(item['item_id'])}: {e(item['comment'] or '(no comment)')}</li>"
@@ -668,7 +711,7 @@ h1 {{ font-size: 1.6rem; }} table {{ border-collapse: collapse; width: 100%; mar
 td, th {{ border-bottom: 1px solid #dde2ea; padding: .35rem .5rem; text-align: left;
   font-size: .9rem; }}
 tr.fail td {{ background: #fdecec; }} tr.pass td {{ background: #edf8ef; }}
-tr.inconclusive td {{ background: #fff6e0; }}
+tr.inconclusive td, tr.interim td {{ background: #fff6e0; }}
 .verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: .4rem; font-weight: 700;
   color: white; background: {colour}; }}
 .override {{ border: 2px solid #c62828; padding: .6rem; font-weight: 700; color: #8b1a1a; }}
@@ -686,8 +729,8 @@ Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["gene
 <h2>Thresholds</h2>
 <p>{locked}</p>{deviations}
 <p class="note">Each threshold is decided on its one-sided 95% confidence bound, on at least
-{gate["min_comparisons"]} comparisons: pass when the bound clears the bar, fail when it falls short
-on the other side, inconclusive otherwise.</p>
+{gate["min_items"]} items: pass when the bound clears the bar, fail when it falls short
+on the other side, inconclusive otherwise; interim until the planned sample is in.</p>{design}{looks_seen}
 <table><tr><th>threshold</th><th>estimate</th><th>95% CI</th><th>n</th><th>outcome</th>
 <th>reason</th></tr>{rows}</table>
 <h2>Win rates</h2>

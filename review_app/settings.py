@@ -37,11 +37,12 @@ class Settings:
     seed: int = _setting(
         "REVIEW_APP_SEED", 0, "Seed for pair order, left/right assignment and bootstrap."
     )
-    gate_min_comparisons: int = _setting(
-        "REVIEW_APP_GATE_MIN_COMPARISONS",
+    gate_min_items: int = _setting(
+        "REVIEW_APP_GATE_MIN_ITEMS",
         30,
-        "Comparisons a threshold (or a judge's verdict against the human ceiling) needs before it "
-        "can pass or fail; below it the outcome is inconclusive. Recorded in the lock.",
+        "Items (independent units: the comparisons and votes of one item move together) a "
+        "threshold, or a judge's verdict against the human ceiling, needs before it can pass or "
+        "fail; below it the outcome is inconclusive. Recorded in the lock.",
     )
     ceiling_margin: float = _setting(
         "REVIEW_APP_CEILING_MARGIN",

@@ -59,3 +59,9 @@ def token_for(store: Store, name: str = "admin", role: str = "admin") -> str:
     with store.transaction():
         store.people.set_reviewer_token(row["id"], auth.hash_token(token), role, row["study_id"])
     return token
+
+
+def looking(store: Store, study: str, settings: Settings | None = None) -> StudyContext:
+    """The context of `study` as the workspace's first admin: outcomes are read by someone, and
+    before the planned sample is in each look is recorded in their name."""
+    return acting(store, study, settings=settings)

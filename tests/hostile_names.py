@@ -12,7 +12,7 @@ from review_app.auth import Actor
 from review_app.services import data, people, signoff, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import ROOT, write
 
 HOST = "attacker.example"
@@ -76,7 +76,7 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         "<=",
         5,
     )
-    thresholds.lock_thresholds(acting(store, STUDY, ADMIN, settings=settings))
+    thresholds.lock_thresholds(acting(store, STUDY, ADMIN, settings=settings), "a small test study")
     thresholds.add_threshold(
         acting(store, STUDY, ADMIN),
         "judge_agreement",
@@ -85,7 +85,7 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
         0.6,
         reason=hostile("reason"),
     )
-    sample = signoff.final_review_sample(reading(store, STUDY, settings))
+    sample = signoff.final_review_sample(looking(store, STUDY, settings))
     signoff.record_final_review(
         store, STUDY, signer, sample[0]["output_id"], False, hostile("mark"), settings
     )

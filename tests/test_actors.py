@@ -257,7 +257,12 @@ WALK = [
         "looked at test",
         "look at test",
     ),
-    Step("sol", ("thresholds", "lock", *S), "thresholds locked", "lock the thresholds"),
+    Step(
+        "sol",
+        ("thresholds", "lock", *S, "--reason", "a small test study"),
+        "thresholds locked",
+        "lock the thresholds",
+    ),
     # After the lock: changes that need a reason, each a deviation in its holder's name.
     Step(
         "boss",
@@ -489,7 +494,7 @@ def test_app_gate_final_review_and_signoff_name_the_signer(demo_store, settings)
         ">",
         0.5,
     )
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"), "a small test study")
     sol = issue(demo_store, settings, "sol", "signer")
     log = Recorder(demo_store)
     at = open_page("gate.py", sol)
@@ -776,7 +781,7 @@ SERVICES = {
         lambda w: thresholds.add_threshold(w.ctx, "human_win_rate", WIN_RATE, ">", 0.5),
         lambda w: thresholds.add_recommended_thresholds(w.ctx),
     ],
-    "lock the thresholds": [lambda w: thresholds.lock_thresholds(w.ctx)],
+    "lock the thresholds": [lambda w: thresholds.lock_thresholds(w.ctx, "a small test study")],
     "manage links": [
         lambda w: people.add_reviewer(w.store, w.settings, "newbie", "reviewer", actor=w.actor),
         lambda w: people.revoke_reviewer(w.store, "demo-reviewer", w.actor),

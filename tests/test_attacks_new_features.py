@@ -11,9 +11,17 @@ import pytest
 
 from review_app import cli, graders
 from review_app.errors import InputError
-from review_app.services import audit, calibration, juries, people, rubric_iteration, thresholds
+from review_app.services import (
+    audit,
+    calibration,
+    juries,
+    people,
+    rubric_iteration,
+    thresholds,
+)
+from review_app.services import decision as decisions
 from review_app.settings import Settings
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
@@ -26,7 +34,9 @@ def _lock_demo(store, settings, recommended: bool = True) -> str:
     )
     if recommended:
         thresholds.add_recommended_thresholds(acting(store, "demo", "ada"))
-    thresholds.lock_thresholds(acting(store, "demo", "ada", settings=settings))
+    thresholds.lock_thresholds(
+        acting(store, "demo", "ada", settings=settings), "a small test study"
+    )
     return link.rsplit("token=", 1)[1]
 
 
@@ -54,7 +64,7 @@ def test_self_preference_names_no_win_rate_before_the_lock(demo_store, monkeypat
     assert "for finetuned" in line and "humans" not in line and "(judge" not in line
 
     _lock_demo(demo_store, settings)
-    (after,) = calibration.self_preference(reading(demo_store, "demo", settings))
+    (after,) = calibration.self_preference(looking(demo_store, "demo", settings))
     assert after.human_win_rate is not None and after.judge_win_rate is not None
     assert after.shift.value == pytest.approx(found[0]["shift"]["value"])
 
@@ -350,7 +360,7 @@ def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, 
         "<=",
         5.0,
     )
-    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
+    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings), "a small test study")
     assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
     card = _strict_json(capsys.readouterr().out)
     assert card["outcomes_visible"] is True
@@ -398,7 +408,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
 
     monkeypatch.setenv("REVIEW_APP_TOKEN", _lock_demo(demo_store, settings))
     study_id = demo_store.studies.require_study("demo")["id"]
-    pinned = grading.grader_summary(reading(demo_store, "demo"))
+    pinned = grading.grader_summary(looking(demo_store, "demo"))
     # The same grader name with a laxer check: every output now "passes" no-code-fences.
     laxer = grading.DEMO_GRADER.read_text(encoding="utf-8").replace('text: "```"', 'text: "@@@"')
     path = write(tmp_path / "demo-format.yaml", laxer)
@@ -416,7 +426,7 @@ def test_a_new_grader_version_after_the_lock_needs_a_reason_and_the_gate_keeps_t
     (deviation,) = demo_store.gate.deviations(study_id)
     assert "demo-format" in deviation["after"] and deviation["reason"] == "fences are fine"
     # What counts is still the version the lock pinned.
-    assert grading.grader_summary(reading(demo_store, "demo")) == pinned
+    assert grading.grader_summary(looking(demo_store, "demo")) == pinned
     assert cli.main(["report", "--study", "demo", "--format", "md"]) == 0
     assert "fences are fine" in capsys.readouterr().out
     assert audit.verify(demo_store, "demo", settings) == []
@@ -529,7 +539,7 @@ def test_a_careless_command_is_one_clear_line_exit_1_and_changes_nothing(
 def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
     demo_store, settings, tmp_path, cli_admin
 ):
-    from review_app.services import grading, signoff
+    from review_app.services import grading
 
     grader = (
         "name: sparse\nchecks:\n  - name: nowhere\n    type: json_valid\n    categories: [none-such]\n"
@@ -544,11 +554,11 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
         0.5,
     )
     _lock_demo(demo_store, settings, recommended=False)
-    summary = grading.grader_summary(reading(demo_store, "demo"))
+    summary = grading.grader_summary(looking(demo_store, "demo"))
     json.dumps(summary, allow_nan=False)
     checks = {(g["grader"], g["check"]) for g in summary["graders"]}
     assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
-    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
+    decision = decisions.evaluate_gate(looking(demo_store, "demo", settings))
     (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
     assert nowhere.outcome == "inconclusive"
 

@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
@@ -36,7 +36,9 @@ def signed(demo_store, monkeypatch):
         ">",
         0.5,
     )
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
+    )
     signer = Actor.of(demo_store.people.reviewer("demo-signer"))
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
@@ -117,7 +119,7 @@ def test_verify_finds_an_edited_lock_and_a_rewritten_log(signed):
 
 def test_verify_finds_a_forged_report(signed, tmp_path):
     store, settings = signed
-    body = signoff.build_report(reading(store, "demo", settings))
+    body = signoff.build_report(looking(store, "demo", settings))
     path = write(tmp_path / "r.json", json.dumps(body, default=str))
     assert audit.verify(store, "demo", settings, path) == []
     # Someone with the file but not the key changes a number and recomputes the hash.
@@ -151,7 +153,7 @@ def test_votes_are_frozen_at_the_lock(signed, tmp_path, capsys):
     admin = ["--token", token(store, "demo-admin")]
     argv = [*admin, "import", "votes", str(late), "--study", "demo", "--reason", "late reviewer"]
     assert main(argv) == 0
-    report = signoff.build_report(reading(store, "demo", settings))
+    report = signoff.build_report(looking(store, "demo", settings))
     assert report["deviations"][-1]["reason"] == "late reviewer"
     assert report["votes_by_source"]["import:late.csv"] == 1
     assert report["votes_by_source"]["import:votes.csv"] == before["import:votes.csv"]
@@ -208,21 +210,25 @@ def test_a_shadow_study_locked_first_is_reported_as_a_look_at_the_outcomes(demo_
         thresholds.add_threshold(
             acting(demo_store, study, "demo-admin"), "final_review_acceptable_rate", {}, ">=", 0.9
         )
-    thresholds.lock_thresholds(acting(demo_store, "shadow", "demo-admin", settings=settings))
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    report = signoff.build_report(reading(demo_store, "demo", settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "shadow", "demo-admin", settings=settings), "a small test study"
+    )
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
+    )
+    report = signoff.build_report(looking(demo_store, "demo", settings))
     (look,) = report["looks_before_lock"]
     assert (look["study"], look["systems"]) == ("shadow", ["base", "finetuned"])
     html = render_report(report, "html")
     assert "after the outcomes of the same systems on this eval set were visible through" in html
     assert "before the outcomes were visible" not in html
     # The shadow study itself saw nothing earlier.
-    assert signoff.build_report(reading(demo_store, "shadow", settings))["looks_before_lock"] == []
+    assert signoff.build_report(looking(demo_store, "shadow", settings))["looks_before_lock"] == []
 
 
 def test_signing_does_not_change_the_report_it_signed(signed):
     store, settings = signed
-    report = signoff.build_report(reading(store, "demo", settings))
+    report = signoff.build_report(looking(store, "demo", settings))
     assert report["signoffs"][-1]["report_hash"] == report["report_hash"]
 
 

@@ -20,7 +20,7 @@ from review_app.services import calibration, data, disagreements, people, study_
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -159,8 +159,8 @@ def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(s
     native_store = Store.open(tmp_path / "native.db")
     make_eval_set(native_store, tmp_path, studies=("s",))
     add_native(native_store, "s")
-    imported = calibration.calibration_report(reading(store, "s")).document()
-    native = calibration.calibration_report(reading(native_store, "s")).document()
+    imported = calibration.calibration_report(looking(store, "s")).document()
+    native = calibration.calibration_report(looking(native_store, "s")).document()
     native_store.close()
     assert imported == native
 
@@ -220,7 +220,7 @@ def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_pat
                 for p in pair_ids
             ]
         )
-    report = calibration.calibration_report(reading(store, "s"))
+    report = calibration.calibration_report(looking(store, "s"))
     labels = [j.judge for j in report.calibration.overall.judges]
     assert "gpt" not in labels
     assert sum(label.startswith("gpt #") for label in labels) == 2
@@ -235,8 +235,8 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
     settings = Settings.from_env({"REVIEW_APP_BOOTSTRAP": "50", "REVIEW_APP_SEED": "3"})
-    first = calibration.calibration_report(reading(store, "s", settings)).document()
-    again = calibration.calibration_report(reading(store, "s", settings)).document()
+    first = calibration.calibration_report(looking(store, "s", settings)).document()
+    again = calibration.calibration_report(looking(store, "s", settings)).document()
     assert first == again
     pairs = store.frames.pairs_frame(store.studies.require_study("s")["id"])
     verdicts = pd.concat(
@@ -257,7 +257,7 @@ def test_report_uses_the_configured_bootstrap_and_seed(store, tmp_path):
     # Before the lock every p_longer is withheld; after it the report is the statistics'.
     assert first == blank_length_preference(direct)
     lock(store, "s")
-    assert calibration.calibration_report(reading(store, "s", settings)).document() == direct
+    assert calibration.calibration_report(looking(store, "s", settings)).document() == direct
 
 
 def blank_length_preference(document: dict) -> dict:
@@ -303,7 +303,7 @@ def lock(store, study: str) -> None:
     thresholds.add_threshold(
         acting(store, study, "admin"), "final_review_acceptable_rate", {}, ">=", 0.9
     )
-    thresholds.lock_thresholds(acting(store, study, "admin"))
+    thresholds.lock_thresholds(acting(store, study, "admin"), "a small test study")
 
 
 def test_disagreements_list_judge_against_majority_and_orders(store, tmp_path):
@@ -421,7 +421,7 @@ def test_disagreements_csv_neutralises_formulas(store, tmp_path):
 
 def test_unknown_study_is_not_found(store):
     with pytest.raises(NotFound, match="no study named 'nope'"):
-        calibration.calibration_report(reading(store, "nope"))
+        calibration.calibration_report(looking(store, "nope"))
 
 
 # ---- CLI ----
@@ -574,7 +574,7 @@ def import_agreeing_judge(store, tmp_path) -> None:
 def test_calibration_page_shows_each_judge_beside_the_human_ceiling(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
     lock(demo_store, "demo")
-    report = calibration.calibration_report(reading(demo_store, "demo"))
+    report = calibration.calibration_report(looking(demo_store, "demo"))
     at = open_page(demo_store, "calibration.py")
     assert not at.exception
     assert at.title[0].value == "Calibration"

@@ -148,7 +148,7 @@ def test_an_empty_export_still_has_its_header_and_imports_back(tmp_path, capsys,
         "--value",
         "0.9",
     )
-    run(capsys, *admin, "thresholds", "lock", "--study", "s")
+    run(capsys, *admin, "thresholds", "lock", "--study", "s", "--reason", "a small test study")
     assert run(capsys, "export", "votes", "--study", "s", "--output", str(out))[0] == 0
     assert (
         out.read_text()

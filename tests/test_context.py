@@ -15,7 +15,7 @@ from tests.acting import acting, person, reading
 def _lock_demo(store, settings) -> None:
     ctx = acting(store, "demo", "demo-admin", settings=settings)
     thresholds.add_threshold(ctx, "final_review_acceptable_rate", {}, ">=", 0.5)
-    thresholds.lock_thresholds(ctx)
+    thresholds.lock_thresholds(ctx, "a small test study")
 
 
 def _entries(store) -> list[dict]:
@@ -79,7 +79,7 @@ def test_a_lock_taken_after_the_context_was_resolved_still_counts(demo_store, se
         with demo_store.transaction():
             stale.lock.change(stale.actor, "", "probe", "a", "b")
     with pytest.raises(Conflict, match="already locked: the lock can no longer change"):
-        thresholds.lock_thresholds(stale)
+        thresholds.lock_thresholds(stale, "a small test study")
 
 
 def test_a_threshold_changed_after_the_lock_is_the_token_holders_deviation(demo_store, settings):

@@ -10,7 +10,8 @@ import pytest
 from review_app import gate, stats
 from review_app.cli import main
 from review_app.services import data, signoff, studies, thresholds
-from tests.acting import acting, person, reading
+from review_app.services import decision as decisions
+from tests.acting import acting, looking, person
 from tests.conftest import write
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts
 
@@ -297,11 +298,11 @@ def test_a_file_that_names_the_reference_first_still_decides_on_the_candidate(
         ">",
         0.5,
     )
-    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
-    (result,) = signoff.evaluate_gate(reading(store, "s", settings)).results
+    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings), "a small test study")
+    (result,) = decisions.evaluate_gate(looking(store, "s", settings)).results
     assert result.value == pytest.approx(30 / 40)
     assert result.outcome == "pass"
-    assert reading(store, "s").lock.row["candidate"] == "tuned"
+    assert looking(store, "s").lock.row["candidate"] == "tuned"
 
 
 def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
@@ -319,8 +320,8 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
         ">=",
         0.5,
     )
-    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings))
-    decision = signoff.evaluate_gate(reading(store, "s", settings))
+    thresholds.lock_thresholds(acting(store, "s", "ann", settings=settings), "a small test study")
+    decision = decisions.evaluate_gate(looking(store, "s", settings))
     (result,) = decision.results
     # 4 of 4: the interval no longer collapses to [1, 1], and 4 comparisons decide nothing.
     assert result.value < 0.6 and result.ci[1] == 1.0
@@ -331,19 +332,21 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
 def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, settings):
     from review_app.services import calibration
 
-    report = calibration.calibration_report(reading(demo_store, "demo", settings))
+    report = calibration.calibration_report(looking(demo_store, "demo", settings))
     judge = report.calibration.overall.judge("example-llm-judge")
     document = next(j for j in report.document()["judges"] if j["judge"] == "example-llm-judge")
     assert document["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict
     thresholds.add_recommended_thresholds(
         acting(demo_store, "demo", "demo-admin", settings=settings)
     )
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
+    )
+    decision = decisions.evaluate_gate(looking(demo_store, "demo", settings))
     (ceiling,) = [r for r in decision.results if r.threshold.metric == "judge_agreement_vs_ceiling"]
     expected = {"within": "pass", "below": "fail", "inconclusive": "inconclusive"}
     assert ceiling.outcome == expected[judge.vs_ceiling.verdict]
     assert report.assessments["example-llm-judge"].ok == (judge.vs_ceiling.verdict == "within")
-    built = signoff.build_report(reading(demo_store, "demo", settings))
+    built = signoff.build_report(looking(demo_store, "demo", settings))
     reported = next(j for j in built["judges"] if j["judge"] == "example-llm-judge")
     assert reported["vs_ceiling"]["verdict"] == judge.vs_ceiling.verdict

@@ -13,7 +13,8 @@ from review_app.cli import main
 from review_app.errors import Conflict, Forbidden, InputError, OutcomesHidden
 from review_app.report import render_report, report_hash
 from review_app.services import data, people, signoff, studies, thresholds
-from tests.acting import acting, person, reading
+from review_app.services import decision as decisions
+from tests.acting import acting, looking, person
 from tests.stats_frames import make_pairs, make_verdicts, make_votes
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -39,7 +40,7 @@ def add_standard_thresholds(store, by="demo-admin"):
 @pytest.fixture
 def locked(demo_store):
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"), "a small test study")
     return demo_store
 
 
@@ -195,7 +196,7 @@ def test_unmeasurable_thresholds_are_inconclusive_saying_why(small):
         ),
     ]
     thresholds = [gate.validate_threshold(m, p, ">=", 0) for m, p, _ in cases]
-    results = gate.evaluate(thresholds, small, min_comparisons=1)
+    results = gate.evaluate(thresholds, small, min_items=1)
     assert [r.reason for r in results] == [f"not measurable: {why}" for _, _, why in cases]
     assert {r.outcome for r in results} == {"inconclusive"}
     assert all(r.value is None for r in results)
@@ -223,7 +224,7 @@ def measurement(value, low, high, n=100):
 )
 def test_a_threshold_is_decided_on_its_one_sided_bound(comparator, bounds, outcome):
     threshold = gate.validate_threshold("final_review_acceptable_rate", {}, comparator, 0.6)
-    result = gate.decide(threshold, measurement(0.65, *bounds), min_comparisons=30)
+    result = gate.decide(threshold, measurement(0.65, *bounds), min_items=30)
     assert result.outcome == outcome
 
 
@@ -232,7 +233,7 @@ def test_too_few_comparisons_are_inconclusive_whatever_the_bound():
         "human_win_rate", {"system_a": "a", "system_b": "b"}, ">=", 0.5
     )
     # 4 of 4 wins: the old percentile interval was [1, 1] and passed "CI low >= 0.5".
-    tiny = gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=4), min_comparisons=30)
+    tiny = gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=4), min_items=30)
     assert tiny.outcome == "inconclusive"
     assert tiny.reason.startswith("4 of 30 comparisons needed")
     assert gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=30), 30).outcome == "pass"
@@ -250,13 +251,17 @@ def test_the_gate_fails_on_any_failure_and_passes_only_when_all_pass_and_the_pla
     assert gate.decide_gate([ok, unsure, bad], small, 4, plan).result == "fail"
     assert gate.decide_gate([], small, 4, plan).result == "inconclusive"
     interim = gate.Plan(10, 1, 4, comparisons_reached=6, final_review_reached=4)
-    early = gate.decide_gate([ok], small, 4, interim)
+    early = gate.decide_gate([ok, bad], small, 4, interim)
     assert (early.result, early.interim) == ("inconclusive", True)
-    assert early.summary().endswith(
-        "interim: 6 of 10 comparisons have their 1 votes; 4 of 4 final-review outputs marked"
+    assert early.summary() == (
+        "interim: 2 thresholds not decided until 10 comparisons have 1 votes (now 6)"
     )
-    # A failure shows at once, interim or not: more data cannot undo a clear miss.
-    assert gate.decide_gate([bad], small, 4, interim).result == "fail"
+    # Until the plan is in no row passes or fails: each shows its figures so far, labelled.
+    assert [r.outcome for r in early.results] == ["interim", "interim"]
+    assert early.results[0].reason.startswith(
+        "not decided until 10 comparisons have 1 votes (now 6); so far: lower 95% bound"
+    )
+    assert early.results[0].value == 0.75 and early.results[0].bounds is not None
 
 
 @pytest.fixture(scope="module")
@@ -377,43 +382,56 @@ def test_regression_rows_agree_with_the_gate(suites, categories, outcome):
 
 def test_outcomes_are_hidden_until_the_lock(demo_store, settings):
     add_standard_thresholds(demo_store)
-    for call in (signoff.study_results, signoff.evaluate_gate, signoff.build_report):
+    for call in (signoff.study_results, decisions.evaluate_gate, signoff.build_report):
         with pytest.raises(OutcomesHidden, match="hidden until its thresholds are locked"):
-            call(reading(demo_store, "demo", settings))
-    content_hash = thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"))
+            call(looking(demo_store, "demo", settings))
+    content_hash = thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin"), "a small test study"
+    )
     assert len(content_hash) == 64
-    assert len(signoff.evaluate_gate(reading(demo_store, "demo", settings)).results) == 2
+    assert len(decisions.evaluate_gate(looking(demo_store, "demo", settings)).results) == 2
 
 
 def test_the_lock_pins_the_candidate_the_plan_and_the_minimum(demo_store, settings):
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    lock = reading(demo_store, "demo").lock.row
+    ctx = acting(demo_store, "demo", "demo-admin", settings=settings)
+    # The demo's 64 items cannot show three regression suites within 5 points of parity: the
+    # design has no chance to pass, so locking it needs a reason, which the lock keeps.
+    with pytest.raises(InputError, match="0% power to pass every threshold"):
+        thresholds.lock_thresholds(ctx)
+    thresholds.lock_thresholds(ctx, "a small test study")
+    lock = looking(demo_store, "demo").lock.row
     assert lock["candidate"] == "finetuned"
-    assert json.loads(lock["plan"]) == {
+    plan = json.loads(lock["plan"])
+    assert {k: plan[k] for k in ("comparisons", "votes_per_comparison", "final_review")} == {
         "comparisons": 128,
         "votes_per_comparison": 3,
         "final_review": 50,
     }
-    assert lock["min_comparisons"] == settings.gate_min_comparisons
+    assert (plan["items"], plan["min_items"], plan["power"]) == (64, 30, 0.0)
+    assert plan["low_power_reason"] == "a small test study"
+    assert [r["threshold"] for r in plan["thresholds_power"]] == [
+        t.describe() for t in ctx.thresholds
+    ]
+    assert lock["min_comparisons"] == settings.gate_min_items
     with pytest.raises(Conflict, match="locked: its candidate can no longer change"):
         studies.set_candidate(acting(demo_store, "demo"), "base")
     # The demo's 140 votes are an interim look at the 128 x 3 planned: never a pass.
-    decision = signoff.evaluate_gate(reading(demo_store, "demo", settings))
+    decision = decisions.evaluate_gate(looking(demo_store, "demo", settings))
     assert decision.interim and decision.result != "pass"
 
 
 def test_lock_needs_thresholds_and_happens_once(demo_store):
     with pytest.raises(InputError, match="at least one threshold"):
-        thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
+        thresholds.lock_thresholds(acting(demo_store, "demo", "a"), "a small test study")
     add_standard_thresholds(demo_store)
-    thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
+    thresholds.lock_thresholds(acting(demo_store, "demo", "a"), "a small test study")
     with pytest.raises(Exception, match="already locked"):
-        thresholds.lock_thresholds(acting(demo_store, "demo", "a"))
+        thresholds.lock_thresholds(acting(demo_store, "demo", "a"), "a small test study")
 
 
 def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings):
-    first = thresholds.list_thresholds(reading(locked, "demo"))[0]
+    first = thresholds.list_thresholds(looking(locked, "demo"))[0]
     before = locked.table_counts()
     with pytest.raises(InputError, match="give a reason"):
         thresholds.update_threshold(acting(locked, "demo", "demo-admin"), first["id"], ">=", 0.55)
@@ -426,14 +444,14 @@ def test_changes_after_the_lock_need_a_reason_and_are_recorded(locked, settings)
     deviations = locked.gate.deviations(locked.studies.require_study("demo")["id"])
     assert len(deviations) == 1
     assert deviations[0]["before"].endswith(">= 0.6") and deviations[0]["after"].endswith(">= 0.55")
-    report = signoff.build_report(reading(locked, "demo", settings))
+    report = signoff.build_report(looking(locked, "demo", settings))
     assert report["deviations"][0]["reason"] == "base too strong"
     assert report["thresholds"]["locked"][0]["value"] == 0.6  # the lock keeps the original
     assert "Deviations after the lock" in render_report(report, "md")
 
 
 def test_report_numbers_equal_the_statistics_module(locked, settings):
-    report = signoff.build_report(reading(locked, "demo", settings))
+    report = signoff.build_report(looking(locked, "demo", settings))
     study_id = locked.studies.require_study("demo")["id"]
     pairs, votes, verdicts = study_frames(locked, study_id, settings.seed)
     expected = stats.win_rates(
@@ -470,13 +488,13 @@ def test_regression_metric_is_the_worst_listed_category(locked, settings):
         for c, rates in by_cat.items()
         if c in ("reasoning", "formatting", "safety")
     }
-    result = signoff.evaluate_gate(reading(locked, "demo", settings)).results[1]
+    result = decisions.evaluate_gate(looking(locked, "demo", settings)).results[1]
     assert result.value == pytest.approx(max(drops.values()))
     assert f"worst: {max(drops, key=drops.get)}" in result.reason
 
 
 def test_only_a_signer_can_sign_and_final_review(locked, settings):
-    sample = signoff.final_review_sample(reading(locked, "demo", settings))
+    sample = signoff.final_review_sample(looking(locked, "demo", settings))
     for name in ("demo-admin", "demo-reviewer"):
         with pytest.raises(Forbidden, match="may not sign off"):
             signoff.sign_off(locked, "demo", reviewer(locked, name), "approve", "ok", settings)
@@ -526,7 +544,7 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     data.import_verdicts(
         locked, tmp_path / "j.csv", "demo", reason="the judge ran late", actor=person(locked)
     )
-    sample = signoff.final_review_sample(reading(locked, "demo", settings))
+    sample = signoff.final_review_sample(looking(locked, "demo", settings))
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
@@ -550,13 +568,14 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
         0.9,
         reason="added late",
     )
-    result = signoff.evaluate_gate(reading(locked, "demo", settings)).results[-1]
-    assert (result.value, result.n, result.outcome) == (0.75, 4, "inconclusive")
-    assert result.reason.startswith("4 of 30 reviewed outputs needed")
+    result = decisions.evaluate_gate(looking(locked, "demo", settings)).results[-1]
+    # The plan is not in (and 4 outputs are under the minimum): figures so far, no decision.
+    assert (result.value, result.n, result.outcome) == (0.75, 4, "interim")
+    assert "so far: 4 of 30 reviewed outputs needed" in result.reason
 
 
 def test_html_report_is_self_contained(locked, settings):
-    html = render_report(signoff.build_report(reading(locked, "demo", settings)), "html")
+    html = render_report(signoff.build_report(looking(locked, "demo", settings)), "html")
     assert html.startswith("<!doctype html>") and "<svg" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html.lower()
@@ -564,8 +583,16 @@ def test_html_report_is_self_contained(locked, settings):
 
 def test_report_and_signoff_cli(locked, tmp_path, capsys):
     out = tmp_path / "r.json"
-    assert main(["report", "--study", "demo", "--format", "json", "--output", str(out)]) == 0
-    assert json.loads(out.read_text())["study"] == "demo"
+    report = ["report", "--study", "demo", "--format", "json", "--output", str(out)]
+    # The demo is interim: a look at its outcomes is recorded in someone's name, never no one's.
+    assert main(report) == 1
+    assert "recorded in the name of who looks" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["--token", token(locked, "demo-admin"), *report]) == 0
+    written = json.loads(out.read_text())
+    assert written["study"] == "demo"
+    assert [look["actor"] for look in written["looks"]] == ["demo-admin"]
+    assert all(f["threshold"] for f in written["looks"][0]["figures"])
     sign = ["signoff", "--study", "demo", "--decision", "approve", "--comment", "ship it"]
     # A name is not a credential: signing needs the signer's own token.
     assert main([*sign, "--signer", "demo-signer"]) == 1
@@ -604,15 +631,25 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     at = open_page(demo_store, "gate.py", "demo-admin")
     assert not at.exception
     assert "Not locked yet" in at.warning[0].value
+    # The design's power is on the screen before the lock is pressed; under 50% it takes a reason.
+    assert any("every threshold passes at the expected truth" in e.value for e in at.error)
+    at.button(key="gate_lock").click().run()
+    assert any("give a reason for locking it anyway" in e.value for e in at.error)
+    assert looking(demo_store, "demo").lock.row is None
+    at.text_input(key="gate_lock_reason").input("a demo of the flow, not a decision")
     at.button(key="gate_lock").click().run()
     assert not at.exception
-    assert reading(demo_store, "demo").lock.row["locked_by"] == "demo-admin"
+    lock = looking(demo_store, "demo").lock.row
+    assert lock["locked_by"] == "demo-admin"
+    assert json.loads(lock["plan"])["low_power_reason"] == "a demo of the flow, not a decision"
     # 140 example votes are an interim look at the 128 x 3 planned, with every suite under 30
     # comparisons: the page must say the gate cannot be decided yet, not that it passes.
     (banner,) = [w.value for w in at.warning if w.value.startswith("Gate ")]
     assert banner.startswith("Gate INCONCLUSIVE: ")
     assert "interim: " in banner
-    assert not at.success[1:] and not at.error
+    assert not at.success[1:]
+    (evaluation,) = [d.value for d in at.dataframe if "outcome" in d.value.columns]
+    assert set(evaluation["outcome"]) == {"interim"}
     assert not [b for b in at.button if b.key == "signoff_submit"]
 
     at = open_page(demo_store, "gate.py", "demo-signer")
@@ -654,7 +691,7 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     # threshold gates human rows of finetuned vs base on the reasoning, formatting and safety
     # suites, and a row it does not cover is shown, not decided.
     shown = at.dataframe[1].value
-    expected = signoff.study_results(reading(locked, "demo", settings))["regression"]
+    expected = signoff.study_results(looking(locked, "demo", settings))["regression"]
     assert shown.outcome.tolist() == [r["outcome"] or "no threshold" for r in expected]
     assert shown["change (points)"].tolist() == pytest.approx(
         [r["change_points"] for r in expected]
@@ -664,15 +701,15 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     gated = shown[shown.outcome != "no threshold"]
     assert set(gated.category) == {"reasoning", "formatting", "safety"}
     assert set(gated["margin (points)"]) == {"5"}
-    # 12 items per suite cannot show non-inferiority within 5 points either way.
-    assert set(gated.source) == {"humans"} and set(gated.outcome) == {"inconclusive"}
+    # The plan is not in: the gate's rows are interim, and so are the table's.
+    assert set(gated.source) == {"humans"} and set(gated.outcome) == {"interim"}
     assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {""}
 
 
 def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):
     """The Sign-off section lists exactly what `signoff.approval_blockers` says, and the refusal
     on approving without an override names the same lines: one rule, read by both."""
-    report = signoff.build_report(reading(locked, "demo", settings))
+    report = signoff.build_report(looking(locked, "demo", settings))
     blockers = signoff.approval_blockers(report)
     assert blockers == ["the gate is inconclusive", "0 of 50 final-review outputs are marked"]
     at = open_page(locked, "gate.py", "demo-signer")
@@ -705,7 +742,7 @@ def test_recommended_thresholds_cover_the_ship_bar(demo_store, tmp_path):
     )
     data.import_verdicts(demo_store, tmp_path / "j.csv", "demo", actor=person(demo_store))
     described = [
-        t.describe() for t in thresholds.recommended_thresholds(reading(demo_store, "demo"))
+        t.describe() for t in thresholds.recommended_thresholds(looking(demo_store, "demo"))
     ]
     assert "Human win rate (system_a=finetuned, system_b=base) > 0.5" in described
     assert any("categories=formatting+reasoning+safety" in d and "<= 5" in d for d in described)
@@ -736,7 +773,7 @@ def test_marking_a_final_review_output_opens_the_next_unmarked_one(locked):
 
 def test_html_report_says_what_the_signer_signed(locked, settings):
     signer = reviewer(locked, "demo-signer")
-    sample = signoff.final_review_sample(reading(locked, "demo", settings))
+    sample = signoff.final_review_sample(looking(locked, "demo", settings))
     signoff.record_final_review(
         locked, "demo", signer, sample[0]["output_id"], False, "made-up refund policy"
     )
@@ -750,7 +787,7 @@ def test_html_report_says_what_the_signer_signed(locked, settings):
     assert f"<code>{report['report_hash']}</code> (this report)" in html
 
     signoff.record_final_review(locked, "demo", signer, sample[1]["output_id"], True)
-    html = render_report(signoff.build_report(reading(locked, "demo", settings)), "html")
+    html = render_report(signoff.build_report(looking(locked, "demo", settings)), "html")
     assert "(an earlier version: the figures changed after signing)" in html
 
 
@@ -773,7 +810,7 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
     assert studies.study_categories(store, "s") == ["math", "uncategorized"]
     regression = next(
         t
-        for t in thresholds.recommended_thresholds(reading(store, "s"))
+        for t in thresholds.recommended_thresholds(looking(store, "s"))
         if t.metric == "max_regression_points"
     )
     assert regression.params["categories"] == ["uncategorized"]
@@ -788,9 +825,9 @@ def test_items_without_a_category_are_a_measurable_regression_suite(store, tmp_p
     thresholds.add_threshold(
         acting(store, "s", "admin"), regression.metric, regression.params, "<=", 5
     )
-    thresholds.lock_thresholds(acting(store, "s", "admin"))
-    result = signoff.evaluate_gate(reading(store, "s", settings)).results[0]
-    assert (result.value, result.n, result.outcome) == (50.0, 2, "inconclusive")
+    thresholds.lock_thresholds(acting(store, "s", "admin"), "a small test study")
+    result = decisions.evaluate_gate(looking(store, "s", settings)).results[0]
+    assert (result.value, result.n, result.outcome) == (50.0, 2, "interim")
     assert "worst: uncategorized" in result.reason
 
 
@@ -805,8 +842,8 @@ def test_a_revoked_signer_cannot_sign(locked, settings, capsys):
 
 
 def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
-    before = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
-    again = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
+    before = decisions.evaluate_gate(looking(locked, "demo", settings)).results[0]
+    again = decisions.evaluate_gate(looking(locked, "demo", settings)).results[0]
     assert again == before  # served from the statistics cache, unchanged
     (tmp_path / "v.csv").write_text(
         "item_id,system_a,system_b,reviewer,winner\n"
@@ -816,7 +853,7 @@ def test_gate_numbers_follow_new_votes_at_once(locked, settings, tmp_path):
     data.import_votes(
         locked, tmp_path / "v.csv", "demo", reason="a late reviewer", actor=person(locked)
     )
-    after = signoff.evaluate_gate(reading(locked, "demo", settings)).results[0]
+    after = decisions.evaluate_gate(looking(locked, "demo", settings)).results[0]
     losses = [int(re.search(r"(\d+) losses", r.reason).group(1)) for r in (before, after)]
     assert losses[1] == losses[0] + 2 and after.value < before.value
 

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from review_app.services import thresholds
 from review_app.services.demo import DEMO_STUDY
-from tests.acting import acting, reading
+from tests.acting import acting, looking
 from tests.conftest import ROOT
 
 PAGES = ROOT / "review_app" / "app_pages"
@@ -57,7 +57,7 @@ def test_after_the_lock_the_page_asks_for_a_reason_and_shows_the_pin(demo_store)
     thresholds.add_threshold(
         acting(demo_store, DEMO_STUDY, "a"), "grader_pass_rate", {"check": "json-valid"}, ">=", 0.9
     )
-    thresholds.lock_thresholds(acting(demo_store, DEMO_STUDY, "demo-admin"))
+    thresholds.lock_thresholds(acting(demo_store, DEMO_STUDY, "demo-admin"), "a small test study")
     at = open_page(demo_store, "judge_runs.py")
     assert not at.exception
     assert at.text_input(key="grader_reason") is not None
@@ -77,7 +77,7 @@ def test_the_gate_form_offers_the_grader_checks(demo_store):
     at.number_input(key="gate_value").set_value(0.95)
     at.button(key="gate_add").click().run()
     assert not at.exception
-    (listed,) = thresholds.list_thresholds(reading(demo_store, DEMO_STUDY))
+    (listed,) = thresholds.list_thresholds(looking(demo_store, DEMO_STUDY))
     assert listed["threshold"].metric == "grader_pass_rate"
     assert listed["threshold"].params == {
         "check": "json-valid",

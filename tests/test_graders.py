@@ -15,8 +15,9 @@ from sklearn.metrics import f1_score
 from review_app import gate, graders, report, stats
 from review_app.errors import InputError, OutcomesHidden
 from review_app.services import data, grading, signoff, studies, thresholds
+from review_app.services import decision as decisions
 from review_app.services.demo import DEMO_STUDY
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 from tests.test_decisions import NO_CALIBRATION
 
@@ -115,7 +116,7 @@ def corpus(store, tmp_path):
 def lock(store, study="s", metric="grader_pass_rate", params=None, value=0.5):
     params = params or {"check": "valid"}
     thresholds.add_threshold(acting(store, study, "admin"), metric, params, None, value)
-    thresholds.lock_thresholds(acting(store, study, "admin"))
+    thresholds.lock_thresholds(acting(store, study, "admin"), "a small test study")
 
 
 def test_hand_computed_pass_rates(store, corpus):
@@ -124,7 +125,7 @@ def test_hand_computed_pass_rates(store, corpus):
         n for *_, n in EXPECTED.values()
     )
     lock(store)
-    summary = grading.grader_summary(reading(store, "s"))
+    summary = grading.grader_summary(looking(store, "s"))
     overall = {(r["check"], r["system"]): r for r in summary["graders"] if r["category"] is None}
     for check, (base, tuned, n) in EXPECTED.items():
         for system, passed in (("base", base), ("tuned", tuned)):
@@ -145,7 +146,7 @@ def test_hand_computed_pass_rates(store, corpus):
 def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
     grading.grade(acting(store, "s", "admin"), corpus)
     lock(store)
-    scores = {r["system"]: r for r in grading.grader_summary(reading(store, "s"))["choice"]}
+    scores = {r["system"]: r for r in grading.grader_summary(looking(store, "s"))["choice"]}
     # tuned: yes (P 1/2, R 1) F1 2/3; no (P 1, R 1/2) F1 2/3; maybe F1 0 -> 4/9.
     # base: yes F1 0; no (P 1, R 1/2) F1 2/3; maybe F1 1 -> 5/9.
     assert scores["tuned"]["macro_f1"] == pytest.approx(4 / 9)
@@ -162,7 +163,7 @@ def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
 def test_pass_rates_stay_hidden_until_the_lock(store, corpus):
     grading.grade(acting(store, "s", "admin"), corpus)
     with pytest.raises(OutcomesHidden):
-        grading.grader_summary(reading(store, "s"))
+        grading.grader_summary(looking(store, "s"))
 
 
 def test_the_content_hash_ignores_comments_and_layout_but_not_content():
@@ -266,7 +267,7 @@ def test_grading_again_adds_nothing_and_a_new_version_gets_its_own_rows(store, c
     assert [v["content_hash"] for v in versions] == [first.content_hash, second.content_hash]
     # The latest version is in force before the lock, and the lock pins it.
     lock(store)
-    summary = grading.grader_summary(reading(store, "s"))
+    summary = grading.grader_summary(looking(store, "s"))
     assert summary["versions"] == [
         {"name": "corpus", "content_hash": second.content_hash, "pinned": True, "n_results": 90}
     ]
@@ -305,9 +306,9 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
     assert deviation["reason"] == "the limit was a typo"
     assert first.content_hash[:12] in deviation["before"]
     # The gate and the summary keep reading the pinned version; the report shows the deviation.
-    summary = grading.grader_summary(reading(store, "s"))
+    summary = grading.grader_summary(looking(store, "s"))
     assert [v["content_hash"] for v in summary["versions"]] == [first.content_hash]
-    built = signoff.build_report(reading(store, "s", settings))
+    built = signoff.build_report(looking(store, "s", settings))
     text = report.render_markdown(built | {"signoffs": []})
     assert "## Graders" in text and "typo" in text and "pinned by the lock" in text
     assert "<h2>Graders</h2>" in report.render_html(built | {"signoffs": []})
@@ -316,7 +317,7 @@ def test_the_lock_pins_the_grader_and_another_version_after_it_is_a_deviation(
 
 def test_no_graders_section_without_results(store, corpus, settings):
     lock(store)
-    built = signoff.build_report(reading(store, "s", settings))
+    built = signoff.build_report(looking(store, "s", settings))
     assert "graders" not in built
     assert "## Graders" not in report.render_markdown(built | {"signoffs": []})
 
@@ -333,8 +334,8 @@ def test_the_gate_decides_on_pinned_grader_results(store, corpus, settings):
         "<=",
         5,
     )
-    thresholds.lock_thresholds(acting(store, "s", "admin"))
-    results = signoff.evaluate_gate(reading(store, "s", settings)).results
+    thresholds.lock_thresholds(acting(store, "s", "admin"), "a small test study")
+    results = decisions.evaluate_gate(looking(store, "s", settings)).results
     rate, change = results
     assert rate.value == 1.0 and rate.n == 4  # the candidate's four JSON outputs
     assert rate.outcome == "inconclusive" and "4 of 30 outputs needed" in rate.reason
@@ -459,7 +460,7 @@ def test_the_demo_grades_its_outputs_and_shows_invalid_base_json(demo_store, set
     (version,) = demo_store.grading.study_graders(study["id"])
     assert version["name"] == "demo-format"
     lock(demo_store, DEMO_STUDY, params={"check": "json-valid"})
-    rows = grading.grader_summary(reading(demo_store, DEMO_STUDY))["graders"]
+    rows = grading.grader_summary(looking(demo_store, DEMO_STUDY))["graders"]
     valid = {r["system"]: (r["passed"], r["n"]) for r in rows if r["check"] == "json-valid"}
     assert valid == {"base": (0, 2), "finetuned": (2, 2), "frontier": (1, 2)}
 

@@ -497,7 +497,7 @@ def test_exports_round_trip_through_the_importers(seeded, tmp_path):
         ">",
         0.5,
     )
-    thresholds.lock_thresholds(acting(seeded, "s", "a"))
+    thresholds.lock_thresholds(acting(seeded, "s", "a"), "a small test study")
 
     for what in ("votes", "verdicts"):
         for fmt in ("csv", "jsonl"):
@@ -560,7 +560,9 @@ def test_csv_exports_neutralise_formulas_and_round_trip(seeded, tmp_path):
         ">",
         0.5,
     )
-    thresholds.lock_thresholds(acting(seeded, "s", "a"))  # votes and verdicts export after the lock
+    thresholds.lock_thresholds(
+        acting(seeded, "s", "a"), "a small test study"
+    )  # votes and verdicts export after the lock
     for what in ("votes", "verdicts"):
         columns = data_service.EXPORT_COLUMNS[what]
         out = tmp_path / f"{what}.csv"

@@ -18,11 +18,11 @@ from review_app.services import (
     disagreements,
     juries,
     rubric_iteration,
-    signoff,
     study_data,
     thresholds,
 )
-from tests.acting import acting, reading
+from review_app.services import decision as decisions
+from tests.acting import acting, looking
 
 PAIRS = pd.DataFrame(
     {
@@ -117,7 +117,7 @@ def test_a_jury_is_calibrated_like_any_judge(demo_store, settings):
         checked += 1
     assert checked > 50
 
-    report = calibration.calibration_report(reading(demo_store, "demo", settings))
+    report = calibration.calibration_report(looking(demo_store, "demo", settings))
     row = next(j for j in report.document()["judges"] if j["judge"] == "jury/trio")
     assert row["agreement"]["without_ties"]["ci"] is not None
     assert row["vs_ceiling"]["verdict"] in ("within", "below", "inconclusive")
@@ -130,7 +130,7 @@ def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
         acting(demo_store, "demo", "ann"), "judge_agreement", {"judge": "jury/trio"}, None, 0.5
     )
     data = study_data.load(demo_store, demo_store.studies.require_study("demo"), settings)
-    inputs = signoff.gate_inputs(reading(demo_store, "demo", settings), data)
+    inputs = decisions.gate_inputs(looking(demo_store, "demo", settings), data)
     (threshold,) = thresholds.study_thresholds(demo_store, demo_store.studies.require_study("demo"))
     measured = gate.measure(threshold, inputs)
     judge = data.statistics.calibration.overall.judge("jury/trio")
@@ -235,7 +235,7 @@ def test_jury_pointwise_scores_are_the_members_mean_over_both_orders(demo_store,
 def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, settings, capsys):
     pair_id, x, y = two_scored_runs(demo_store, settings)
     # Before the lock both systems are pooled: a mean per system would say who wins.
-    pooled = calibration.pointwise_scores(reading(demo_store, "demo"))
+    pooled = calibration.pointwise_scores(looking(demo_store, "demo"))
     assert not pooled.by_system
     rows = {r["judge"]: r for r in pooled.to_json()["rows"]}
     assert set(rows) == {"openai/judge-one", "openai/judge-two", "jury/pw"}
@@ -262,8 +262,10 @@ def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, se
         ">=",
         0.5,
     )
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin", settings=settings))
-    by_system = calibration.pointwise_scores(reading(demo_store, "demo"))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
+    )
+    by_system = calibration.pointwise_scores(looking(demo_store, "demo"))
     assert by_system.by_system
     means = by_system.table.set_index(["judge", "system"])["mean_score"]
     assert means[("jury/pw", x)] == 3.0 and means[("jury/pw", y)] == 3.0
@@ -275,5 +277,5 @@ def test_pointwise_scores_of_judges_and_juries_are_shown_by_stats(demo_store, se
         "dev" if pair_id in rubric_iteration.split_pair_ids(demo_store, "demo", "dev") else "test"
     )
     other = {"dev": "test", "test": "dev"}[part]
-    assert len(calibration.pointwise_scores(reading(demo_store, "demo"), part).table) == 6
-    assert calibration.pointwise_scores(reading(demo_store, "demo"), other).table.empty
+    assert len(calibration.pointwise_scores(looking(demo_store, "demo"), part).table) == 6
+    assert calibration.pointwise_scores(looking(demo_store, "demo"), other).table.empty

@@ -15,7 +15,7 @@ from review_app import report
 from review_app.safe_markdown import escape_markdown
 from review_app.services import signoff
 from tests import hostile_names
-from tests.acting import reading
+from tests.acting import looking
 from tests.conftest import ROOT
 from tests.hostile_names import (
     ADMIN,
@@ -103,7 +103,7 @@ def test_every_screen_shows_names_as_typed(workspace, who, page):
 
 
 def test_the_markdown_report_shows_names_as_typed(workspace, store, settings):
-    text = report.render_report(signoff.build_report(reading(store, STUDY, settings)), "md")
+    text = report.render_report(signoff.build_report(looking(store, STUDY, settings)), "md")
     html = MARKDOWN.render(text)
     assert "<img" not in html and "<a " not in html and "<em>" not in html
     for name in (STUDY, EVAL_SET, CANDIDATE, OTHER, CATEGORY, JUDGE, ADMIN, SIGNER):

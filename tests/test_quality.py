@@ -13,7 +13,7 @@ from review_app.cli import main
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import calibration, data, people, signoff, study_data, thresholds
 from review_app.services import quality as quality_service
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 from tests.stats_frames import make_pairs
 
@@ -159,7 +159,7 @@ def careless_demo(demo_store, settings, tmp_path):
 
 
 def ceiling(store, settings) -> float:
-    report = calibration.calibration_report(reading(store, "demo", settings))
+    report = calibration.calibration_report(looking(store, "demo", settings))
     return report.calibration.overall.humans.agreement_without_ties.value
 
 
@@ -214,11 +214,11 @@ def test_exclusions_are_explained_and_append_only(careless_demo):
 def test_the_report_lists_exclusions_and_its_figures_leave_them_out(careless_demo, settings):
     store = careless_demo
     thresholds.add_recommended_thresholds(acting(store, "demo", "ann"))
-    thresholds.lock_thresholds(acting(store, "demo", "ann"))
-    before = signoff.build_report(reading(store, "demo", settings))
+    thresholds.lock_thresholds(acting(store, "demo", "ann"), "a small test study")
+    before = signoff.build_report(looking(store, "demo", settings))
     assert before["exclusions"] == []
     quality_service.exclude_reviewer(acting(store, "demo", "ann"), "zed", "voted x on everything")
-    after = signoff.build_report(reading(store, "demo", settings))
+    after = signoff.build_report(looking(store, "demo", settings))
     [listed] = after["exclusions"]
     assert listed["reviewer"] == "zed" and listed["reason"] == "voted x on everything"
     assert listed["decided_by"] == "ann" and listed["n_votes"] > 0

@@ -18,7 +18,7 @@ from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import calibration, judging, rubric_iteration
 from review_app.services.judging import DEMO_RUBRIC
 from review_app.store import Store
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 
 
@@ -101,9 +101,9 @@ def test_migrations_apply_by_number_and_tolerate_a_missing_number(tmp_path, monk
 
 def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin):
     with pytest.raises(NotFound, match="calibrate split"):
-        calibration.calibration_report(reading(demo_store, "demo", settings), split="dev")
+        calibration.calibration_report(looking(demo_store, "demo", settings), split="dev")
     summary = _split(demo_store, settings)
-    dev = calibration.calibration_report(reading(demo_store, "demo", settings), split="dev")
+    dev = calibration.calibration_report(looking(demo_store, "demo", settings), split="dev")
     assert dev.document()["n_comparisons"] == summary.n_dev
     assert main(["stats", "--study", "demo", "--split", "test", "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -163,8 +163,8 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
         if hi < 0
         else "no clear difference on dev"
     )
-    assert result.reading().startswith(expected)
-    assert result.reading() in result.line()
+    assert result.looking().startswith(expected)
+    assert result.looking() in result.line()
     parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     assert set(result.changed["pair_id"].map(parts)) == {"dev"}
     assert len(result.changed) > 0

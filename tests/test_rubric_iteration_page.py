@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from review_app.services import calibration, disagreements, juries, rubric_iteration
 from review_app.services.judging import DEMO_RUBRIC
-from tests.acting import acting, reading
+from tests.acting import acting, looking
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
@@ -147,7 +147,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     assert any(summary.line() in s.value for s in at.success)
     dev_judges = at.dataframe[0].value
     dev = calibration.calibration_report(
-        reading(demo_store, "demo"), split="dev"
+        looking(demo_store, "demo"), split="dev"
     ).calibration.overall
     assert dev_judges["verdicts"].tolist() == [j.n_verdicts for j in dev.judges]
 
@@ -160,7 +160,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     assert rubric_iteration.test_look_count(demo_store, "demo") == 1
     at.radio[0].set_value("all").run()
     assert rubric_iteration.test_look_count(demo_store, "demo") == 2
-    every = calibration.calibration_report(reading(demo_store, "demo")).calibration.overall
+    every = calibration.calibration_report(looking(demo_store, "demo")).calibration.overall
     assert at.caption[0].value.startswith(f"{every.n_comparisons} comparisons")
     at.radio[0].set_value("dev").run()
     assert rubric_iteration.test_look_count(demo_store, "demo") == 2

@@ -14,8 +14,17 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from review_app import cli, gate, ranking, report
-from review_app.services import data, grading, people, review, scorecard, studies, thresholds
-from tests.acting import acting, person, reading
+from review_app.services import (
+    data,
+    grading,
+    people,
+    review,
+    scorecard,
+    studies,
+    thresholds,
+)
+from review_app.services import decision as decisions
+from tests.acting import acting, looking, person
 from tests.conftest import ROOT, write
 from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, SYSTEM_Z, make_study
 
@@ -260,7 +269,7 @@ def _lock(store, settings, study=STUDY, **params):
         "<=",
         5.0,
     )
-    thresholds.lock_thresholds(acting(store, study, "ada", settings=settings))
+    thresholds.lock_thresholds(acting(store, study, "ada", settings=settings), "a small test study")
 
 
 SHORT_GRADER = """name: short
@@ -273,7 +282,7 @@ checks:
 
 def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study, tmp_path, capsys):
     grading.grade(acting(store, STUDY, "ada"), write(tmp_path / "short.yaml", SHORT_GRADER))
-    card = scorecard.scorecard(reading(store, STUDY, settings))
+    card = scorecard.scorecard(looking(store, STUDY, settings))
     assert card["outcomes_visible"] is False
     assert "locked" in card["withheld"]
     # Grader pass rates are outcomes too: a bar set after seeing them could be tuned to them.
@@ -291,8 +300,8 @@ def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study,
     assert "stay hidden until" in capsys.readouterr().err
     # Once locked, the scorecard carries the grader's pass rates, as the grader summary has them.
     _lock(store, settings)
-    card = scorecard.scorecard(reading(store, STUDY, settings))
-    expected = grading.grader_summary(reading(store, STUDY))["graders"]
+    card = scorecard.scorecard(looking(store, STUDY, settings))
+    expected = grading.grader_summary(looking(store, STUDY))["graders"]
     assert card["graders"] == expected and {g["system"] for g in expected} == set(card["systems"])
     text = "\n".join(report.scorecard_markdown(card))
     assert "| short (% passed) | graders |" in text
@@ -300,7 +309,7 @@ def test_the_scorecard_is_withheld_before_the_lock(store, settings, rated_study,
 
 def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
     _lock(store, settings)
-    card = scorecard.scorecard(reading(store, STUDY, settings))
+    card = scorecard.scorecard(looking(store, STUDY, settings))
     assert card["outcomes_visible"] and card["graders"] == []
     assert card["systems"] == [SYSTEM_X, SYSTEM_Y, SYSTEM_Z]
 
@@ -333,7 +342,7 @@ def test_the_scorecard_after_the_lock(store, settings, rated_study, capsys):
     inputs = gate.GateInputs(*_statistics(store, settings))
     w = inputs.win_rate(SYSTEM_X, SYSTEM_Y, "humans", "support")
     locked = thresholds.study_thresholds(store, store.studies.require_study(STUDY))
-    expected = gate.regression_verdict(w, "support", locked, settings.gate_min_comparisons)
+    expected = gate.regression_verdict(w, "support", locked, settings.gate_min_items)
     assert {k: row[k] for k in ("outcome", "margin", "reason")} == expected
     # 12 comparisons are fewer than the 30 the lock asks of a suite: not decided yet.
     assert (row["outcome"], row["margin"], row["n"]) == ("inconclusive", 5.0, 12)
@@ -355,7 +364,7 @@ def _statistics(store, settings):
 
 def test_a_clear_regression_reads_regression(store, settings, rated_study):
     """Y as the candidate loses every comparison to X: its suite fails the locked threshold."""
-    settings = replace(settings, gate_min_comparisons=10)
+    settings = replace(settings, gate_min_items=10)
     studies.set_candidate(acting(store, STUDY, "test"), SYSTEM_Y)
     people.add_reviewer(store, settings, "ada", "admin", STUDY, actor=person(store))
     thresholds.add_threshold(
@@ -365,8 +374,8 @@ def test_a_clear_regression_reads_regression(store, settings, rated_study):
         "<=",
         5.0,
     )
-    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings))
-    card = scorecard.scorecard(reading(store, STUDY, settings))
+    thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings), "a small test study")
+    card = scorecard.scorecard(looking(store, STUDY, settings))
     [row] = [r for r in card["regression"] if r["source"] == "humans"]
     assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_Y, SYSTEM_X, 12)
     assert row["change_points"] == pytest.approx(-50.0)
@@ -380,7 +389,9 @@ def test_a_clear_regression_reads_regression(store, settings, rated_study):
 def test_preferences_export_round_trips(demo_store, settings, tmp_path):
     people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
     thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
-    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "ada", settings=settings), "a small test study"
+    )
     out = tmp_path / "prefs.jsonl"
     assert (
         cli.main(
@@ -498,7 +509,8 @@ def test_the_results_and_scorecard_screens_draw_the_same_regression_rows(
         5.0,
     )
     thresholds.lock_thresholds(
-        acting(store, STUDY, "ada", settings=replace(settings, gate_min_comparisons=10))
+        acting(store, STUDY, "ada", settings=replace(settings, gate_min_items=10)),
+        "a small test study",
     )
     token = people.add_reviewer(store, settings, "sol", "signer", STUDY, actor=person(store))[
         1
@@ -543,9 +555,9 @@ def test_the_report_carries_the_scorecard(store, settings, rated_study):
     from review_app.services import signoff
 
     _lock(store, settings)
-    built = signoff.build_report(reading(store, STUDY, settings))
+    built = signoff.build_report(looking(store, STUDY, settings))
     card = built["scorecard"]
-    assert card == scorecard.scorecard(reading(store, STUDY, settings))
+    assert card == scorecard.scorecard(looking(store, STUDY, settings))
     assert [r["system"] for r in card["ranking"]["humans"]] == [SYSTEM_X, SYSTEM_Z, SYSTEM_Y]
     markdown = report.render_markdown(built)
     assert "## Scorecard" in markdown
@@ -571,7 +583,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     )
     means = {
         c["system"]: c
-        for c in scorecard.scorecard(reading(store, STUDY, settings))["criteria"]
+        for c in scorecard.scorecard(looking(store, STUDY, settings))["criteria"]
         if c["source"] == "humans" and c["category"] is None
     }
     assert means[SYSTEM_X]["n"] == 48  # still one rating per counted vote
@@ -581,7 +593,7 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
     quality.exclude_reviewer(acting(store, STUDY, "ada"), "ben", "rated without reading")
     means = {
         c["system"]: c
-        for c in scorecard.scorecard(reading(store, STUDY, settings))["criteria"]
+        for c in scorecard.scorecard(looking(store, STUDY, settings))["criteria"]
         if c["source"] == "humans" and c["category"] is None
     }
     assert (means[SYSTEM_X]["mean"], means[SYSTEM_X]["n"]) == (5.0, 24)
@@ -591,7 +603,9 @@ def test_an_excluded_reviewers_ratings_and_an_edited_votes_old_ratings_do_not_co
 def test_the_demo_scorecard_ranks_by_humans_and_by_the_judge(demo_store, settings):
     people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
     thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
-    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "ada", settings=settings), "a small test study"
+    )
     token = demo_store.demo_links["demo-signer"].split("token=")[1]
     at = _open_scorecard(token)
     assert not at.exception
@@ -609,16 +623,18 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
 
     people.add_reviewer(demo_store, settings, "ada", "admin", "demo", actor=person(demo_store))
     thresholds.add_recommended_thresholds(acting(demo_store, "demo", "ada"))
-    thresholds.lock_thresholds(acting(demo_store, "demo", "ada", settings=settings))
-    card = scorecard.scorecard(reading(demo_store, "demo", settings), base="base")
-    results = signoff.study_results(reading(demo_store, "demo", settings))
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "ada", settings=settings), "a small test study"
+    )
+    card = scorecard.scorecard(looking(demo_store, "demo", settings), base="base")
+    results = signoff.study_results(looking(demo_store, "demo", settings))
     assert card["regression"]
     assert card["regression"] == [
         r for r in results["regression"] if (r["system_a"], r["system_b"]) == ("finetuned", "base")
     ]
     [gated] = [
         r
-        for r in signoff.evaluate_gate(reading(demo_store, "demo", settings)).results
+        for r in decisions.evaluate_gate(looking(demo_store, "demo", settings)).results
         if r.threshold.metric == gate.REGRESSION_METRIC
     ]
     decided = [r for r in card["regression"] if r["outcome"] is not None]
@@ -655,11 +671,12 @@ def test_results_scorecard_and_gate_read_one_regression_table(
         5.0,
     )
     thresholds.lock_thresholds(
-        acting(store, STUDY, "ada", settings=replace(settings, gate_min_comparisons=minimum))
+        acting(store, STUDY, "ada", settings=replace(settings, gate_min_items=minimum)),
+        "a small test study",
     )
-    results = signoff.study_results(reading(store, STUDY, settings))
-    card = scorecard.scorecard(reading(store, STUDY, settings))
-    [gated] = signoff.evaluate_gate(reading(store, STUDY, settings)).results
+    results = signoff.study_results(looking(store, STUDY, settings))
+    card = scorecard.scorecard(looking(store, STUDY, settings))
+    [gated] = decisions.evaluate_gate(looking(store, STUDY, settings)).results
 
     assert card["base"] == SYSTEM_X
     assert card["regression"] == [r for r in results["regression"] if r["system_a"] == SYSTEM_Y]
@@ -679,7 +696,7 @@ def test_a_row_no_threshold_covers_is_shown_not_decided(store, settings, rated_s
     """Against a base no locked threshold names, the scorecard shows the change and its CI and
     decides nothing: no margin is made up for it."""
     _lock(store, settings)
-    card = scorecard.scorecard(reading(store, STUDY, settings), base=SYSTEM_Z)
+    card = scorecard.scorecard(looking(store, STUDY, settings), base=SYSTEM_Z)
     [row] = card["regression"]
     assert (row["system_a"], row["system_b"], row["n"]) == (SYSTEM_X, SYSTEM_Z, 12)
     assert row["change_points"] == pytest.approx(0.0)

@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.report import render_report, report_hash
 from review_app.services import calibration, data, signoff, studies, thresholds
-from tests.acting import acting, person, reading
+from tests.acting import acting, looking, person
 from tests.conftest import write
 
 
@@ -159,7 +159,7 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
 ):
     n = 60
     _gpt_favouring_study(store, tmp_path, n)
-    found = calibration.self_preference(reading(store, "s", settings))
+    found = calibration.self_preference(looking(store, "s", settings))
     assert [(p.judge, p.system) for p in found] == [("openai/gpt-4o", "gpt-4o")]
     (gpt,) = found
     # Before the lock only the shift shows: the win rates themselves are outcomes.
@@ -182,7 +182,7 @@ def test_stats_reports_and_flags_a_judge_favouring_its_own_family(
     from dataclasses import replace
 
     named = calibration.self_preference(
-        reading(
+        looking(
             store, "s", replace(settings, model_families="tuned=anthropic, openai/gpt-4o=anthropic")
         )
     )
@@ -203,8 +203,8 @@ def test_the_signoff_report_shows_self_preference_in_every_format(
         ">=",
         0.5,
     )
-    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
-    built = signoff.build_report(reading(store, "s", settings))
+    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings), "a small test study")
+    built = signoff.build_report(looking(store, "s", settings))
     assert main(["stats", "--study", "s", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["self_preference"][0]["human_win_rate"] == 0.5
 
@@ -242,11 +242,11 @@ def test_a_report_without_a_family_match_says_there_is_nothing_to_check(store, s
         ">=",
         0.5,
     )
-    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings))
+    thresholds.lock_thresholds(acting(store, "s", "a", settings=settings), "a small test study")
     from dataclasses import replace
 
     built = signoff.build_report(
-        reading(store, "s", replace(settings, model_families="gpt-4o=other"))
+        looking(store, "s", replace(settings, model_families="gpt-4o=other"))
     )
     assert built["self_preference"] == []
     assert "No judge shares a model family" in render_report(built, "md")

@@ -11,13 +11,13 @@ from review_app import stats_text
 from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import calibration, rubric_iteration
-from tests.acting import acting, reading
+from tests.acting import acting, looking
 
 
 def rendered(store, settings, split: str, fmt: str, test_looks: int | None = None) -> str:
-    report = calibration.calibration_report(reading(store, "demo", settings), split)
-    preferences = calibration.self_preference(reading(store, "demo", settings), split)
-    pointwise = calibration.pointwise_scores(reading(store, "demo"), split)
+    report = calibration.calibration_report(looking(store, "demo", settings), split)
+    preferences = calibration.self_preference(looking(store, "demo", settings), split)
+    pointwise = calibration.pointwise_scores(looking(store, "demo"), split)
     return stats_text.render_stats(report, preferences, pointwise, split, fmt, test_looks)
 
 

@@ -5,10 +5,11 @@ override of a gate that did not pass needs a reason), and download the report.""
 import pandas as pd
 import streamlit as st
 
-from review_app import auth, baselines, gate, report, ui
+from review_app import auth, baselines, gate, planning, report, ui
 from review_app.errors import OutcomesHidden, ReviewAppError
 from review_app.report import format_ci
-from review_app.services import grading, signoff, studies, thresholds
+from review_app.services import decision as decisions
+from review_app.services import grading, plans, signoff, studies, thresholds
 
 store = ui.get_store()
 actor = ui.signed_in(store, "gate")
@@ -180,22 +181,52 @@ if listed:
                 st.error(ui.plain(exc))
 
 if not lock and listed:
+    # The design's power is shown before the lock is pressed: a study that cannot pass at the
+    # expected truth should be re-planned, not locked and then overridden.
+    proposal = plans.plan_study(ctx)
+    power = proposal.current.power
+    show = st.success if power >= planning.TARGET_POWER else st.warning
+    if power < planning.LOCK_POWER_FLOOR:
+        show = st.error
+    show(
+        f"Chance that every threshold passes at the expected truth with this design "
+        f"({proposal.current.design.describe()}): **{power:.0%}**."
+    )
+    with st.expander("The plan, threshold by threshold"):
+        st.caption(
+            "Planned from the bars and the study's items alone (no outcome is read): superiority "
+            "bars for a truth 0.05 beyond the bar, non-inferiority margins at parity, the final "
+            "review at 0.97 acceptable. `review-app plan --expect METRIC=VALUE` plans for another "
+            "truth; `review-app study plan` changes the design."
+        )
+        st.dataframe(
+            pd.DataFrame([r.to_json() for r in proposal.current.rows]),
+            hide_index=True,
+            column_config={
+                "power": st.column_config.NumberColumn(format="%.3f"),
+                "false_pass": st.column_config.NumberColumn("false pass at the bar", format="%.3f"),
+            },
+        )
+        for line in proposal.lines()[len(proposal.current.rows) + 2 :]:
+            st.markdown(ui.plain(line))
+    lock_reason = (
+        st.text_input(
+            "Reason for locking a design under 50% power (recorded in the report)",
+            key="gate_lock_reason",
+        )
+        if power < planning.LOCK_POWER_FLOOR
+        else ""
+    )
     if st.button("Lock thresholds", type="primary", key="gate_lock"):
         try:
-            thresholds.lock_thresholds(ctx)
+            thresholds.lock_thresholds(ctx, lock_reason)
             st.rerun()
         except ReviewAppError as exc:
             st.error(ui.plain(exc))
 
 st.subheader("2. Evaluation")
-with st.expander("How many comparisons each threshold needs (80% power)"):
-    st.caption(
-        "Planned from the bars alone (no outcome is read), for a truth 0.1 (or 10 points) beyond "
-        "each bar in the passing direction; `review-app plan` takes another expected effect."
-    )
-    st.dataframe(pd.DataFrame(thresholds.sample_plan(ctx)), hide_index=True)
 try:
-    decision = signoff.evaluate_gate(ctx)
+    decision = decisions.evaluate_gate(ctx)
 except OutcomesHidden as exc:
     st.info(ui.plain(exc))
     st.stop()
@@ -216,9 +247,15 @@ banner = {"pass": st.success, "fail": st.error}.get(decision.result, st.warning)
 banner(f"Gate {decision.result.upper()}: {decision.summary()}.")
 st.caption(
     f"Candidate **{ui.plain(study['candidate'] or '(none)')}**. Each threshold is decided on its "
-    f"one-sided 95% bound, on at least {decision.min_comparisons} comparisons; until the planned "
-    "sample is in, the gate stays inconclusive (interim), so an early look cannot pass it."
+    f"one-sided 95% bound, on at least {decision.min_items} items; until the planned sample is "
+    "in, every threshold is interim (figures so far, nothing decided) and each look at them is "
+    "recorded in your name."
 )
+if decision.plan is not None and decision.plan.power is not None:
+    st.caption(
+        f"Locked design's chance that every threshold passes at the expected truth: "
+        f"**{decision.plan.power:.0%}**."
+    )
 st.dataframe(
     table,
     hide_index=True,

@@ -11,6 +11,7 @@ from review_app import baselines, families, stats
 from review_app.auth import Actor
 from review_app.services import juries, study_data
 from review_app.services.context import StudyContext
+from review_app.services.decision import evaluate_gate
 from review_app.services.rubric_iteration import looks_at_test, record_test_look, split_pair_ids
 from review_app.services.study_data import JudgeInfo
 from review_app.settings import Settings
@@ -111,7 +112,10 @@ def self_preference(ctx: StudyContext, split: str = "all") -> list[stats.SelfPre
     against systems of other families (paired CI; flagged when it excludes 0). Families come
     from the names, overridden by REVIEW_APP_MODEL_FAMILIES. Before the thresholds are locked
     only the shift is given: the judge's and the humans' own win rates for the system would say
-    which system the humans prefer."""
+    which system the humans prefer. After the lock those win rates are outcomes: before the
+    planned sample is in, showing them is a recorded look (`decision.evaluate_gate`)."""
+    if ctx.lock.visible:
+        evaluate_gate(ctx)
     return self_preference_of(ctx.data(split), ctx.settings, visible=ctx.lock.visible)
 
 

@@ -124,7 +124,9 @@ class Lock:
         return json.loads(plan) if isinstance(plan, str) else plan
 
     @property
-    def min_comparisons(self) -> int | None:
+    def min_items(self) -> int | None:
+        """The minimum the lock recorded (items; a lock made before items were counted recorded
+        comparisons, which the gate then reads as items: never fewer units than it planned)."""
         return (self.row or {}).get("min_comparisons")
 
 
@@ -155,9 +157,9 @@ class StudyContext:
         return self.lock.candidate or self.study["candidate"]
 
     @property
-    def minimum(self) -> int:
-        """Comparisons each threshold needs before it can be decided: as locked, else as set."""
-        return self.lock.min_comparisons or self.settings.gate_min_comparisons
+    def min_items(self) -> int:
+        """Items each threshold needs before it can be decided: as locked, else as set."""
+        return self.lock.min_items or self.settings.gate_min_items
 
     @cached_property
     def threshold_rows(self) -> list[dict]:

@@ -305,7 +305,8 @@ def _stage(store: Store, job_id: int, batches: Iterator[list[dict]]) -> int:
 def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> None:
     """Write the job's staged batches into the workspace, one transaction each, then forget it,
     recording the import in the audit log (and, after a study's lock, as a deviation)."""
-    if job["kind"] != "outputs" and store.studies.study(job["target"]) is None:
+    created = job["kind"] != "outputs" and store.studies.study(job["target"]) is None
+    if created:
         create_study_for_import(
             store, job["target"], job["options"]["eval_set"], _importer(job["options"])
         )
@@ -324,12 +325,15 @@ def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> N
         )
     with store.transaction():
         store.imports.delete_import_job(job["id"])
-        _record_import(store, job, summary)
+        _record_import(store, job, summary, created)
 
 
-def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> None:
-    """The import's trace: the study's candidate named if it has none, a deviation when it
-    changed a locked study, and its audit entry (inside the caller's transaction)."""
+def _record_import(
+    store: Store, job: dict, summary: ImportSummary | None, created: bool = False
+) -> None:
+    """The import's trace: the study's candidate named if it has none, the votes per comparison
+    of a study the import `created`, a deviation when it changed a locked study, and its audit
+    entry (inside the caller's transaction)."""
     options, kind = job["options"], job["kind"]
     actor = _importer(options)
     study = store.studies.study(job["target"]) if kind != "outputs" else None
@@ -348,6 +352,14 @@ def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> No
     note = _candidate_for_import(store, lock, study, options.get("candidate"), actor)
     if note and summary is not None:
         summary.notes.append(note)
+    if created and kind == "votes":
+        planned = _plan_from_votes(store, study)
+        trace["reviews_per_pair"] = planned
+        if summary is not None:
+            summary.notes.append(
+                f"reviews per pair: {planned} (the most votes any comparison got in this import; "
+                f"`review-app study plan {study['name']} --reviews-per-pair K` changes it)"
+            )
     reason = options.get("reason") or ""
     if lock.locked and not reason:
         # Checked unlocked, locked before it was written: the change is still a deviation.
@@ -361,6 +373,15 @@ def _record_import(store: Store, job: dict, summary: ImportSummary | None) -> No
         deviates=bool(summary.added) if summary is not None else True,
         **trace,
     )
+
+
+def _plan_from_votes(store: Store, study: dict) -> int:
+    """A study made by an import of votes plans the votes it was given: k is the most votes any
+    of its comparisons got, so the plan can be reached (a default k of 3 over one vote per item
+    would leave the gate interim forever)."""
+    k = max(1, store.studies.most_votes_on_a_pair(study["id"]))
+    store.studies.set_plan(study["id"], reviews_per_pair=k)
+    return k
 
 
 def _candidate_for_import(

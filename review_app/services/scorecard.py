@@ -19,8 +19,8 @@ from review_app import gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import grading, study_data
 from review_app.services.context import StudyContext
+from review_app.services.decision import evaluate_gate, regression_table
 from review_app.services.study_data import StudyData
-from review_app.services.thresholds import regression_table
 from review_app.settings import Settings
 from review_app.store import Store
 
@@ -65,6 +65,8 @@ def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None 
             "study's thresholds are locked, so the pass bar cannot be tuned to the results"
         )
         return card
+    # The scorecard shows outcomes: before the planned sample is in, that is a recorded look.
+    evaluate_gate(ctx)
 
     # The ratings are read from the store while the win rates are computed (SQLite and numpy
     # both let the other thread run).

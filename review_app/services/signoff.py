@@ -5,30 +5,30 @@ sign-off report and the append-only sign-off. Each reads the study's data once
 from __future__ import annotations
 
 import json
-import random
 
 from review_app import auth, gate, report
 from review_app.auth import Actor
 from review_app.errors import InputError, NotFound
 from review_app.services import audit, calibration, grading, scorecard, study_data
 from review_app.services.context import StudyContext, open_study
-from review_app.services.quality import current_exclusions
-from review_app.services.study_data import COMPUTED_BASELINE, StudyData
-from review_app.services.thresholds import (
-    FINAL_REVIEW_SIZE,
-    FINAL_REVIEW_TOP,
-    looks_before_lock,
+from review_app.services.decision import (
+    evaluate_gate,
+    final_review_choice,
+    final_review_marks,
+    interim_looks,
+    locked_inputs,
     regression_table,
 )
+from review_app.services.quality import current_exclusions
+from review_app.services.study_data import COMPUTED_BASELINE, StudyData
+from review_app.services.thresholds import looks_before_lock
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
 
 __all__ = [
     "approval_blockers",
     "build_report",
-    "evaluate_gate",
     "final_review_sample",
-    "gate_inputs",
     "record_final_review",
     "sign_off",
     "study_results",
@@ -41,82 +41,12 @@ def _locked_data(ctx: StudyContext) -> StudyData:
     return ctx.data()
 
 
-def _choice(
-    ctx: StudyContext, size: int = FINAL_REVIEW_SIZE, top: int = FINAL_REVIEW_TOP
-) -> tuple[list[dict], set[int]]:
-    """The final-review sample (see `_final_review_choice`), drawn once per data version."""
-    data = ctx.data()
-    return data.memo(
-        f"final review {size} {top}",
-        lambda: _final_review_choice(
-            data, data.candidate_outputs(ctx.store), size, top, ctx.settings.seed
-        ),
-    )
-
-
-def _marks(ctx: StudyContext) -> list[dict]:
-    """The latest final-review mark of each output, read once per context."""
-    return ctx.memo("final review marks", lambda: ctx.store.gate.final_reviews(ctx.id))
-
-
-def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
-    """The study's statistics and its final review (marks on outputs of the sample only)."""
-    statistics = data.statistics
-    sample_ids = {o["output_id"] for o in _choice(ctx)[0]}
-    marks = [m for m in _marks(ctx) if m["output_id"] in sample_ids]
-    final = {
-        "n": len(marks),
-        "acceptable": sum(1 for m in marks if m["acceptable"]),
-        "sample_size": len(sample_ids),
-    }
-    return gate.GateInputs(
-        statistics.calibration,
-        statistics.win_rates,
-        statistics.category_win_rates,
-        final,
-        graders=grading.results_in_force(ctx),
-        candidate=data.candidate,
-    )
-
-
-def _inputs(ctx: StudyContext) -> gate.GateInputs:
-    """`gate_inputs` of the locked study, computed once per context."""
-    return ctx.memo("gate inputs", lambda: gate_inputs(ctx, _locked_data(ctx)))
-
-
-def _plan(ctx: StudyContext, data: StudyData, inputs: gate.GateInputs) -> gate.Plan | None:
-    """The lock's planned sample and how much of it is in (None for a lock made before plans
-    were recorded)."""
-    planned = ctx.lock.plan
-    if not planned:
-        return None
-    k = planned["votes_per_comparison"]
-    per_pair = data.votes.groupby("pair_id").size() if len(data.votes) else []
-    return gate.Plan(
-        comparisons=planned["comparisons"],
-        votes_per_comparison=k,
-        final_review=planned["final_review"],
-        comparisons_reached=int((per_pair >= k).sum()) if len(per_pair) else 0,
-        final_review_reached=inputs.final_review["n"],
-    )
-
-
-def evaluate_gate(ctx: StudyContext) -> gate.GateDecision:
-    """Every threshold decided (pass / fail / inconclusive) and the gate's one result (once per
-    context: the Gate screen's evaluation and its report share it)."""
-
-    def decide() -> gate.GateDecision:
-        data = _locked_data(ctx)
-        inputs = _inputs(ctx)
-        return gate.decide_gate(ctx.thresholds, inputs, ctx.minimum, _plan(ctx, data, inputs))
-
-    return ctx.memo("gate decision", decide)
-
-
 def study_results(ctx: StudyContext) -> dict:
-    """Everything the results screen shows; OutcomesHidden until the thresholds are locked."""
+    """Everything the results screen shows; OutcomesHidden until the thresholds are locked. It
+    shows the gate's outcomes, so before the planned sample is in it is a recorded look."""
     data = _locked_data(ctx)
-    inputs = _inputs(ctx)
+    evaluate_gate(ctx)
+    inputs = locked_inputs(ctx)
     texts = data.texts(ctx.store)
     return {
         "candidate": data.candidate,
@@ -152,30 +82,12 @@ def study_trend(ctx: StudyContext) -> list[dict]:
     return rows
 
 
-def _final_review_choice(
-    data: StudyData, outputs: list[dict], size: int, top: int, seed: int
-) -> tuple[list[dict], set[int]]:
-    """The sampled outputs in review order, and the ids of the `top` the real judges preferred."""
-    scores = gate.judge_preference(data.pairs, data.real_verdicts, data.candidate)
-    ranked = sorted(
-        (o for o in outputs if o["item_key"] in scores),
-        key=lambda o: (-scores[o["item_key"]], o["item_key"]),
-    )
-    chosen = ranked[:top]
-    top_ids = {o["output_id"] for o in chosen}
-    rest = [o for o in outputs if o["output_id"] not in top_ids]
-    random.Random(f"{seed}:{data.study['name']}").shuffle(rest)
-    chosen += rest[: max(0, size - len(chosen))]
-    return chosen, top_ids
-
-
-def final_review_sample(
-    ctx: StudyContext, size: int = FINAL_REVIEW_SIZE, top: int = FINAL_REVIEW_TOP
-) -> list[dict]:
-    """The candidate's outputs the signer reviews: the `top` the judges rated highest, then a
-    seeded random sample of the rest, with the latest mark of each."""
-    chosen, top_ids = _choice(ctx, size, top)
-    marks = {m["output_id"]: m for m in _marks(ctx)}
+def final_review_sample(ctx: StudyContext) -> list[dict]:
+    """The candidate's outputs the signer reviews (`decision.final_review_choice`: the ones
+    the judges rated highest, then a seeded random sample of the rest), with the latest mark of
+    each."""
+    chosen, top_ids = final_review_choice(ctx)
+    marks = {m["output_id"]: m for m in final_review_marks(ctx)}
     candidate = ctx.data().candidate
     return [
         o
@@ -231,12 +143,12 @@ def build_report(ctx: StudyContext) -> dict:
     store, settings = ctx.store, ctx.settings
     data = _locked_data(ctx)
     study_row = ctx.study
-    inputs = _inputs(ctx)
+    inputs = locked_inputs(ctx)
     thresholds = ctx.thresholds
     lock = ctx.lock.row
     decision = evaluate_gate(ctx)
     es = next(e for e in store.catalog.eval_sets() if e["id"] == study_row["eval_set_id"])
-    marks = _marks(ctx)
+    marks = final_review_marks(ctx)
     overall = inputs.calibration.overall
     runs = {r["label"]: r for r in store.gate.runs_for_report(study_row["id"])}
     judges = []
@@ -285,6 +197,10 @@ def build_report(ctx: StudyContext) -> dict:
         "looks_before_lock": looks_before_lock(ctx),
         "votes_by_source": store.audit.votes_by_source(study_row["id"]),
         "gate": decision.to_json(),
+        # The design the lock recorded (votes per comparison, final review, power at the
+        # expected truth) and every look at outcomes before it was complete.
+        "design": ctx.lock.plan,
+        "looks": interim_looks(ctx),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         "regression": regression_table(ctx, data, inputs),
         "scorecard": scorecard.scorecard(ctx),
@@ -355,7 +271,7 @@ def sign_off(
         raise InputError(f"decision {decision!r}: choose approve or reject")
     if not comment.strip():
         raise InputError("a sign-off needs a comment saying why")
-    ctx = open_study(store, settings, study, None)
+    ctx = open_study(store, settings, study, signer)
     signed = build_report(ctx)
     gate_result = signed["gate"]["result"]
     unmet = approval_blockers(signed)

@@ -1,21 +1,19 @@
-"""Pre-registration: a study's thresholds, the recommended starting set, the lock, the
-deviations recorded for changes after it, and the regression table its regression thresholds
-decide. Outcomes stay hidden until the lock."""
+"""Pre-registration: a study's thresholds, the recommended starting set, the lock (with the
+planned design and its power) and the deviations recorded for changes after it. Outcomes stay
+hidden until the lock."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from review_app import baselines, gate, stats
+from review_app import baselines, gate, planning, stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import audit, study_data
+from review_app.services import audit, plans, study_data
 from review_app.services.context import StudyContext
 from review_app.services.studies import study_categories
 from review_app.store import Store
 
 __all__ = [
-    "FINAL_REVIEW_SIZE",
-    "FINAL_REVIEW_TOP",
     "add_recommended_thresholds",
     "add_threshold",
     "graders_to_pin",
@@ -24,17 +22,11 @@ __all__ = [
     "looks_before_lock",
     "planned_sample",
     "recommended_thresholds",
-    "regression_table",
     "remove_threshold",
-    "sample_plan",
     "study_thresholds",
     "threshold_deviations",
     "update_threshold",
 ]
-
-# The signer's final review: this many of the candidate's outputs, the judges' favourites first.
-FINAL_REVIEW_SIZE = 50
-FINAL_REVIEW_TOP = 10
 
 
 def threshold_deviations(ctx: StudyContext) -> list[dict]:
@@ -206,15 +198,34 @@ def _threshold_row(ctx: StudyContext, threshold_id: int) -> dict:
     return row
 
 
-def planned_sample(store: Store, study_row: dict) -> dict:
-    """What the lock plans to collect before the gate may pass: every pair with its k votes, and
-    the final-review sample of the candidate's outputs."""
-    outputs = len(store.catalog.outputs_of_system(study_row["eval_set_id"], study_row["candidate"]))
-    return {
-        "comparisons": store.studies.study_counts(study_row["id"])["pairs"],
+def planned_sample(ctx: StudyContext, reason: str = "") -> dict:
+    """What the lock plans to collect before the gate may decide (every pair with its k votes,
+    the final-review sample), the design's power to pass every threshold at the expected truth
+    (`plans.design_power`), and the reason given for locking a design under
+    `planning.LOCK_POWER_FLOOR`. InputError when such a design has no reason."""
+    study_row = ctx.study
+    power = plans.design_power(ctx)
+    plan = {
+        "comparisons": ctx.store.studies.study_counts(study_row["id"])["pairs"],
         "votes_per_comparison": study_row["reviews_per_pair"],
-        "final_review": min(FINAL_REVIEW_SIZE, outputs),
+        "final_review": plans.final_review_size(ctx.store, study_row),
+        "items": power.items,
+        "min_items": ctx.min_items,
+        "power": round(power.power, 4),
+        "thresholds_power": [
+            {"threshold": r.description, "truth": r.truth, "power": round(r.power, 4)}
+            for r in power.rows
+        ],
     }
+    if power.power < planning.LOCK_POWER_FLOOR:
+        if not reason.strip():
+            raise InputError(
+                f"the planned design has {power.power:.0%} power to pass every threshold at the "
+                f"expected truth (under {planning.LOCK_POWER_FLOOR:.0%}): change the plan "
+                "(`review-app plan` proposes one) or give a reason for locking it anyway"
+            )
+        plan["low_power_reason"] = reason.strip()
+    return plan
 
 
 def graders_to_pin(store: Store, study_row: dict) -> list[dict]:
@@ -224,11 +235,16 @@ def graders_to_pin(store: Store, study_row: dict) -> list[dict]:
     return [{"name": name, "content_hash": latest[name]} for name in sorted(latest)]
 
 
-def lock_thresholds(ctx: StudyContext) -> str:
+def lock_thresholds(ctx: StudyContext, reason: str = "") -> str:
     """Pre-register the study's thresholds (who, when, content hash) with the candidate, the
-    planned sample and the minimum comparisons per threshold; outcomes become visible."""
+    planned sample, its power and the minimum items per threshold; outcomes become visible. A
+    design under `planning.LOCK_POWER_FLOOR` power needs a `reason`, recorded with it."""
     actor = ctx.require("lock the thresholds")
-    minimum = ctx.settings.gate_min_comparisons
+    minimum = ctx.settings.gate_min_items
+    # The design's power reads the study's pairs: computed before the transaction, so a lock
+    # never holds reviewers' votes while a study loads, then checked against what is locked.
+    plan = planned_sample(ctx, reason)
+    planned_for = gate.thresholds_hash(ctx.thresholds)
     with ctx.store.transaction():
         ctx.lock.require_unlocked("the lock")
         study_row = ctx.store.studies.require_study(ctx.name)
@@ -238,7 +254,8 @@ def lock_thresholds(ctx: StudyContext) -> str:
         if not study_row["candidate"]:
             raise InputError(f"name the candidate of study {ctx.name!r} before locking")
         content_hash = gate.thresholds_hash(thresholds)
-        plan = planned_sample(ctx.store, study_row)
+        if content_hash != planned_for:
+            raise Conflict("the thresholds changed while the lock was being prepared: lock again")
         graders = graders_to_pin(ctx.store, study_row)
         ctx.store.gate.insert_threshold_lock(
             ctx.id,
@@ -285,38 +302,3 @@ def looks_before_lock(ctx: StudyContext) -> list[dict]:
                 }
             )
     return looks
-
-
-def sample_plan(ctx: StudyContext, effect: float | None = None) -> list[dict]:
-    """For each threshold: comparisons needed to decide it with 80% power at an expected
-    `effect` beyond its bar, and how many comparisons have votes now. Uses no outcome, so it is
-    safe to read before the lock."""
-    data = study_data.load(ctx.store, ctx.study, ctx.settings)
-    voted = int(data.votes["pair_id"].nunique()) if len(data.votes) else 0
-    rows = []
-    for t in ctx.thresholds:
-        needed, size, basis = gate.comparisons_needed(t, effect, ctx.minimum)
-        points = gate.METRICS[t.metric].kind == "points"
-        rows.append(
-            {
-                "description": t.describe(),
-                "needed": needed,
-                "now": voted,
-                "expected": f"{size:g} {'points' if points else ''} beyond the bar".replace(
-                    "  ", " "
-                ),
-                "basis": basis,
-            }
-        )
-    return rows
-
-
-def regression_table(
-    ctx: StudyContext, data: study_data.StudyData, inputs: gate.GateInputs
-) -> list[dict]:
-    """The study's one regression table (`gate.regression_table`): the rows the Results screen,
-    the scorecard and the report show, read from the win rates in `inputs` (the gate's; a
-    source's win rates do not depend on which other sources were computed beside it, since every
-    source of a comparison is resampled over the same items), decided by the study's regression
-    thresholds at the lock's minimum, the candidate first."""
-    return gate.regression_table(inputs, data.comparisons, ctx.thresholds, ctx.minimum)

@@ -60,6 +60,29 @@ class StudyQueries(Aggregate):
     def set_candidate(self, study_id: int, candidate: str) -> None:
         self.db.execute("UPDATE studies SET candidate = ? WHERE id = ?", [candidate, study_id])
 
+    def set_plan(
+        self, study_id: int, reviews_per_pair: int | None = None, final_review: int | None = None
+    ) -> None:
+        """Change what the study plans to collect (None keeps a part as it is)."""
+        if reviews_per_pair is not None:
+            self.db.execute(
+                "UPDATE studies SET reviews_per_pair = ? WHERE id = ?", [reviews_per_pair, study_id]
+            )
+        if final_review is not None:
+            self.db.execute(
+                "UPDATE studies SET final_review_size = ? WHERE id = ?", [final_review, study_id]
+            )
+
+    def most_votes_on_a_pair(self, study_id: int) -> int:
+        """The largest number of reviewers whose latest vote on one of the study's pairs counts."""
+        row = self._one(
+            "SELECT max(n) AS n FROM (SELECT count(DISTINCT v.reviewer_id) AS n FROM votes v "
+            "JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = ? AND v.winner IS NOT NULL "
+            "GROUP BY v.pair_id)",
+            [study_id],
+        )
+        return int(row["n"] or 0)
+
     def study_counts(self, study_id: int) -> dict[str, int]:
         row = self._one(
             "WITH live AS (SELECT v.pair_id, v.reviewer_id FROM votes v "

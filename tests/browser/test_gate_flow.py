@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from review_app.services import demo, judging, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
-from tests.acting import reading
+from tests.acting import looking
 from tests.browser.conftest import done_count, start_server, wait_done, wait_for_pair, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -213,7 +213,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
         study = store.studies.require_study(demo.DEMO_STUDY)
         lock = store.gate.threshold_lock(study["id"])
         assert lock["locked_by"] == "demo-admin"
-        assert len(thresholds.list_thresholds(reading(store, "demo"))) > 0
+        assert len(thresholds.list_thresholds(looking(store, "demo"))) > 0
 
         reviewer_votes = [
             v for v in store.review.vote_history(study["id"]) if v["reviewer"] == "demo-reviewer"

@@ -68,7 +68,7 @@ def tokens(module_workspace, tmp_path_factory) -> dict[str, str]:
     thresholds.add_threshold(
         acting(store, STUDY, "ada"), "final_review_acceptable_rate", {}, ">=", 0.5, reason=""
     )
-    thresholds.lock_thresholds(acting(store, STUDY, "ada"))
+    thresholds.lock_thresholds(acting(store, STUDY, "ada"), "a small test study")
     names = ("desktop", "phone", "keys", "escape", "undo", "tab", "double")
     tokens = {}
     for name in names:

@@ -145,7 +145,7 @@ def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, mo
     try:
         if store.gate.threshold_lock(store.studies.require_study(demo.DEMO_STUDY)["id"]) is None:
             thresholds.add_recommended_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
-            thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, "ada"))
+            thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, "ada"), "a small test study")
     finally:
         store.close()
     page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")

@@ -75,9 +75,13 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
         "<=",
         5.0,
     )
-    thresholds.lock_thresholds(acting(store, STUDY, admin["name"], settings=settings))
+    thresholds.lock_thresholds(
+        acting(store, STUDY, admin["name"], settings=settings), "a small test study"
+    )
     thresholds.add_recommended_thresholds(acting(store, demo.DEMO_STUDY, admin["name"]))
-    thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, admin["name"], settings=settings))
+    thresholds.lock_thresholds(
+        acting(store, demo.DEMO_STUDY, admin["name"], settings=settings), "a small test study"
+    )
     return {"ada": link.split("token=")[1]}
 
 

@@ -1,0 +1,216 @@
+"""The gate's decision on a study: its inputs (statistics, final review, graders in force), how
+much of the locked plan is in, the one evaluation every outcome screen shows (the Gate and
+Results screens, the scorecard, the report), the regression table it decides, and the looks it
+records: after the lock and before the planned sample is in, every evaluation shown to someone
+is an interim look on the record (audit log), in their name."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from review_app import gate
+from review_app.errors import Forbidden
+from review_app.services import audit, grading
+from review_app.services.context import StudyContext
+from review_app.services.plans import FINAL_REVIEW_TOP, final_review_size
+from review_app.services.study_data import StudyData
+
+__all__ = [
+    "LOOK",
+    "evaluate_gate",
+    "final_review_choice",
+    "final_review_marks",
+    "gate_inputs",
+    "interim_looks",
+    "locked_inputs",
+    "plan_progress",
+    "regression_table",
+]
+
+# The audit action of a look at outcomes before the planned sample is in.
+LOOK = "interim look"
+
+
+def _locked_data(ctx: StudyContext) -> StudyData:
+    """The study's data; OutcomesHidden until its thresholds are locked."""
+    ctx.lock.require_visible()
+    return ctx.data()
+
+
+def _review_size(ctx: StudyContext) -> int:
+    """The final-review sample: as the lock planned it, else as the study plans it now."""
+    planned = ctx.lock.plan or {}
+    if "final_review" in planned:
+        return planned["final_review"]
+    return final_review_size(ctx.store, ctx.study) if ctx.candidate else 0
+
+
+def final_review_choice(ctx: StudyContext) -> tuple[list[dict], set[int]]:
+    """The final-review sample in review order (the `FINAL_REVIEW_TOP` outputs the real judges
+    preferred, then a seeded random sample of the rest) and the ids of those top ones, drawn
+    once per data version."""
+    data = ctx.data()
+    size = _review_size(ctx)
+    return data.memo(
+        f"final review {size} {FINAL_REVIEW_TOP}",
+        lambda: _final_review_choice(
+            data, data.candidate_outputs(ctx.store), size, FINAL_REVIEW_TOP, ctx.settings.seed
+        ),
+    )
+
+
+def _final_review_choice(
+    data: StudyData, outputs: list[dict], size: int, top: int, seed: int
+) -> tuple[list[dict], set[int]]:
+    scores = gate.judge_preference(data.pairs, data.real_verdicts, data.candidate)
+    ranked = sorted(
+        (o for o in outputs if o["item_key"] in scores),
+        key=lambda o: (-scores[o["item_key"]], o["item_key"]),
+    )
+    chosen = ranked[: min(top, size)]
+    top_ids = {o["output_id"] for o in chosen}
+    rest = [o for o in outputs if o["output_id"] not in top_ids]
+    random.Random(f"{seed}:{data.study['name']}").shuffle(rest)
+    chosen += rest[: max(0, size - len(chosen))]
+    return chosen, top_ids
+
+
+def final_review_marks(ctx: StudyContext) -> list[dict]:
+    """The latest final-review mark of each output, read once per context."""
+    return ctx.memo("final review marks", lambda: ctx.store.gate.final_reviews(ctx.id))
+
+
+def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
+    """The study's statistics and its final review (marks on outputs of the sample only)."""
+    statistics = data.statistics
+    sample_ids = {o["output_id"] for o in final_review_choice(ctx)[0]}
+    marks = [m for m in final_review_marks(ctx) if m["output_id"] in sample_ids]
+    final = {
+        "n": len(marks),
+        "acceptable": sum(1 for m in marks if m["acceptable"]),
+        "sample_size": len(sample_ids),
+    }
+    return gate.GateInputs(
+        statistics.calibration,
+        statistics.win_rates,
+        statistics.category_win_rates,
+        final,
+        graders=grading.results_in_force(ctx),
+        candidate=data.candidate,
+    )
+
+
+def locked_inputs(ctx: StudyContext) -> gate.GateInputs:
+    """`gate_inputs` of the locked study, computed once per context."""
+    return ctx.memo("gate inputs", lambda: gate_inputs(ctx, _locked_data(ctx)))
+
+
+def plan_progress(ctx: StudyContext) -> gate.Plan | None:
+    """The lock's planned sample and how much of it is in (None before the lock, or for a lock
+    made before plans were recorded)."""
+    planned = ctx.lock.plan
+    if not planned:
+        return None
+
+    def progress() -> gate.Plan:
+        votes = ctx.data().votes
+        k = planned["votes_per_comparison"]
+        per_pair = votes.groupby("pair_id").size() if len(votes) else None
+        sample_ids = {o["output_id"] for o in final_review_choice(ctx)[0]}
+        marked = sum(1 for m in final_review_marks(ctx) if m["output_id"] in sample_ids)
+        return gate.Plan(
+            comparisons=planned["comparisons"],
+            votes_per_comparison=k,
+            final_review=planned["final_review"],
+            comparisons_reached=int((per_pair >= k).sum()) if per_pair is not None else 0,
+            final_review_reached=marked,
+            power=planned.get("power"),
+        )
+
+    return ctx.memo("plan progress", progress)
+
+
+def _until(ctx: StudyContext) -> str | None:
+    plan = plan_progress(ctx)
+    return plan.until() if plan is not None else None
+
+
+def regression_table(ctx: StudyContext, data: StudyData, inputs: gate.GateInputs) -> list[dict]:
+    """The study's one regression table (`gate.regression_table`): the rows the Results screen,
+    the scorecard and the report show, read from the win rates in `inputs` (the gate's; a
+    source's win rates do not depend on which other sources were computed beside it, since every
+    source of a comparison is resampled over the same items), decided by the study's regression
+    thresholds at the lock's minimum, the candidate first; `interim` until the plan is in."""
+    return gate.regression_table(
+        inputs, data.comparisons, ctx.thresholds, ctx.min_items, _until(ctx)
+    )
+
+
+def evaluate_gate(ctx: StudyContext) -> gate.GateDecision:
+    """Every threshold decided (pass / fail / inconclusive, or interim until the planned sample
+    is in) and the gate's one result, once per context: the Gate screen's evaluation and its
+    report share it. An interim evaluation is a look, recorded in the name of the context's
+    actor (Forbidden without one)."""
+
+    def decide() -> gate.GateDecision:
+        _locked_data(ctx)
+        inputs = locked_inputs(ctx)
+        decision = gate.decide_gate(ctx.thresholds, inputs, ctx.min_items, plan_progress(ctx))
+        if decision.interim:
+            _record_look(ctx, decision)
+        return decision
+
+    return ctx.memo("gate decision", decide)
+
+
+def _figures(decision: gate.GateDecision) -> list[dict]:
+    """What an interim look showed: each threshold's estimate and one-sided bounds so far."""
+    return [
+        {
+            "threshold": r.threshold.describe(),
+            "estimate": None if r.value is None else round(r.value, 6),
+            "bounds": None if r.bounds is None else [round(b, 6) for b in r.bounds],
+            "n": r.n,
+        }
+        for r in decision.results
+    ]
+
+
+def _record_look(ctx: StudyContext, decision: gate.GateDecision) -> None:
+    """Record that the context's actor saw the gate's figures before the plan was in. A look
+    that shows one person exactly what their previous look showed them adds nothing and is not
+    recorded again."""
+    if ctx.actor is None:
+        raise Forbidden(
+            f"study {ctx.name!r} is interim ({decision.plan.describe()}): every look at its "
+            "outcomes before the planned sample is in is recorded in the name of who looks, so "
+            "it needs a personal link or token"
+        )
+    actor = ctx.require("look at outcomes")
+    figures = _figures(decision)
+    progress = decision.plan.to_json()
+    previous = next((e for e in reversed(interim_looks(ctx)) if e["actor"] == actor.name), None)
+    if previous is not None and previous["figures"] == json.loads(json.dumps(figures)):
+        return
+    with ctx.store.transaction():
+        audit.record(ctx.store, actor.name, LOOK, ctx.id, plan=progress, figures=figures)
+
+
+def interim_looks(ctx: StudyContext) -> list[dict]:
+    """Every recorded look before the plan was in, oldest first: when, who, the plan's progress
+    and the figures shown."""
+    looks = []
+    for entry in ctx.store.audit.audit_entries(ctx.id):
+        if entry["action"] != LOOK:
+            continue
+        detail = json.loads(entry["detail"])
+        looks.append(
+            {
+                "at": entry["at"],
+                "actor": entry["actor"],
+                "plan": detail.get("plan"),
+                "figures": detail.get("figures", []),
+            }
+        )
+    return looks
