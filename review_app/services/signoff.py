@@ -60,7 +60,8 @@ def _marks(ctx: StudyContext) -> list[dict]:
 
 
 def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
-    """The study's statistics and its final review (marks on outputs of the sample only)."""
+    """The study's statistics, its length-controlled win rates and its final review (marks on
+    outputs of the sample only)."""
     statistics = data.statistics
     sample_ids = {o["output_id"] for o in _choice(ctx)[0]}
     marks = [m for m in _marks(ctx) if m["output_id"] in sample_ids]
@@ -76,6 +77,7 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         final,
         graders=grading.results_in_force(ctx),
         candidate=data.candidate,
+        lc_win_rates=scorecard.length_controlled_win_rates(data),
     )
 
 
