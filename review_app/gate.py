@@ -487,9 +487,9 @@ METRICS: dict[str, Metric] = {
             ("judge", "ties"),
             ">=",
             0.8,
-            "Share of (vote, combined verdict) pairs that agree; ties = with | without | strict "
-            "(strict: a judge's tie, inconsistent or unparsed answer disagrees with a decisive "
-            "vote).",
+            "Share of (vote, combined verdict) pairs that agree; ties = with | without | strict, "
+            "required (strict: a judge's tie, inconsistent or unparsed answer disagrees with a "
+            "decisive vote; without rewards a judge that abstains).",
             measure=_measure_agreement,
         ),
         Metric(
