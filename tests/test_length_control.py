@@ -4,19 +4,22 @@ where it can, and is a gate metric decided like the raw win rate (DESIGN section
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from review_app import gate, ranking, report, stats
 from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import scorecard, signoff
-from tests.acting import reading
+from tests.acting import reading, token_for
 from tests.conftest import write
 
 CANDIDATE, BASE = "cand", "base"
+PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
 
 def _length_study(
@@ -225,6 +228,16 @@ def test_a_study_whose_candidate_is_always_longer_cannot_pass_on_length(
     assert not any("None" in x or "nan" in x for x in lines)
     assert main(["report", "--study", "longer", "--format", "html"]) == 0
     assert "lengths do not overlap: not estimable" in capsys.readouterr().out
+
+    # The screen shows the reason where the number would be.
+    at = AppTest.from_file(str(PAGES / "scorecard.py"), default_timeout=60)
+    at.query_params["token"] = token_for(store, "sol", "signer")
+    at.run()
+    assert not at.exception
+    [rates] = [d.value for d in at.dataframe if "length-controlled" in d.value.columns]
+    cell = rates["length-controlled"].iloc[0]
+    assert cell.startswith("lengths do not overlap: not estimable")
+    assert rates["length-controlled 95% CI"].iloc[0] == "n/a"
 
 
 def test_a_study_with_overlapping_lengths_is_decided_at_equal_length(
