@@ -856,7 +856,8 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="metric parameter, e.g. system_a=finetuned (repeatable)",
+        help="metric parameter, e.g. system_a=finetuned (repeatable); judge_agreement needs "
+        "ties=with|without|strict (no default)",
     )
     a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
     a.add_argument("--value", required=True, type=_number)

@@ -9,11 +9,11 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
-from review_app import baselines, stats
+from review_app import baselines, ranking, stats
 from review_app.errors import InputError
 from review_app.report import format_ci
 
@@ -36,6 +36,8 @@ class GateInputs:
     graders: pd.DataFrame | None = None
     # The system thresholds default to when they name none.
     candidate: str = ""
+    # Length-controlled win rates of each comparison per source (humans, each real judge).
+    lc_win_rates: list[ranking.LengthControlled] = field(default_factory=list)
 
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
@@ -48,7 +50,11 @@ class GateInputs:
         return None
 
 
-def orient(w: stats.WinRate, first: str, second: str | None = None) -> stats.WinRate | None:
+# A row of outcomes of system_a over system_b: a raw or a length-controlled win rate.
+Row = TypeVar("Row", stats.WinRate, ranking.LengthControlled)
+
+
+def orient(w: Row, first: str, second: str | None = None) -> Row | None:
     """`w` read as the win rate of `first` over `second` (over whichever system `w` compares
     `first` with, when `second` is None): as it is, or turned round (b over a is 1 - a over b:
     value, CI and bounds mirrored, wins and losses swapped, ties and n kept); None when `w` does
@@ -116,6 +122,22 @@ def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Meas
     low = w.ci[0]
     detail = f"win rate {w.value:.3f}, CI {format_ci(w.ci, digits=3)}"
     return Measurement(low, w.ci, (low, low), w.n_comparisons, detail)
+
+
+def _measure_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """The length-controlled win rate a threshold names (from humans, or from its `judge`),
+    oriented as it names its systems; unmeasurable when the lengths do not overlap."""
+    a, b, source = params["system_a"], params["system_b"], params.get("judge", HUMANS)
+    lc = next(
+        (o for w in inputs.lc_win_rates if w.source == source and (o := orient(w, a, b))),
+        None,
+    )
+    if lc is None:
+        return _unmeasurable(f"no {source} outcomes for {a} vs {b}")
+    if lc.value is None:
+        return _unmeasurable(f"length-controlled win rate: {lc.reason}", lc.n_comparisons)
+    detail = f"length-controlled win rate over {lc.n} observations"
+    return Measurement(lc.value, lc.ci, lc.bounds, lc.n_comparisons, detail)
 
 
 def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
@@ -437,14 +459,36 @@ METRICS: dict[str, Metric] = {
             measure=_measure_win_rate,
         ),
         Metric(
+            "human_lc_win_rate",
+            "Human length-controlled win rate",
+            ("system_a", "system_b"),
+            ">",
+            0.5,
+            "The human win rate of system_a over system_b read at equal length (a logistic "
+            "regression on the length difference, AlpacaEval 2 style): a win bought by longer "
+            "answers does not pass. Not measurable when fewer than 10% of comparisons lie on "
+            "the minority side of equal length.",
+            measure=_measure_lc_win_rate,
+        ),
+        Metric(
+            "judge_lc_win_rate",
+            "Judge length-controlled win rate",
+            ("system_a", "system_b", "judge"),
+            ">",
+            0.5,
+            "The judge's win rate of system_a over system_b read at equal length, as "
+            "human_lc_win_rate.",
+            measure=_measure_lc_win_rate,
+        ),
+        Metric(
             "judge_agreement",
             "Judge-human agreement",
             ("judge", "ties"),
             ">=",
             0.8,
-            "Share of (vote, combined verdict) pairs that agree; ties = with | without | strict "
-            "(strict: a judge's tie, inconsistent or unparsed answer disagrees with a decisive "
-            "vote).",
+            "Share of (vote, combined verdict) pairs that agree; ties = with | without | strict, "
+            "required (strict: a judge's tie, inconsistent or unparsed answer disagrees with a "
+            "decisive vote; without rewards a judge that abstains).",
             measure=_measure_agreement,
         ),
         Metric(
@@ -624,7 +668,12 @@ def validate_threshold(
                 raw = [c.strip() for c in raw.split(",") if c.strip()]
             clean[name] = sorted(raw or [])
         elif name == "ties":
-            clean[name] = raw or "without"
+            # No default: `without` rewards a judge that abstains, so the threshold must say.
+            if not raw or not str(raw).strip():
+                raise InputError(
+                    f"metric {metric} needs the parameter ties: with, without or strict"
+                )
+            clean[name] = str(raw).strip()
             if clean[name] not in ("with", "without", "strict"):
                 raise InputError(f"metric {metric}: ties must be 'with', 'without' or 'strict'")
         elif name == "source":

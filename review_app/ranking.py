@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
+from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 # Elo scale: a 400-point gap means ten-to-one odds; the systems' mean rating is this.
@@ -143,11 +144,13 @@ class Resampler:
         return observed, out
 
 
-def _ci(samples: np.ndarray) -> tuple[float, float] | None:
+def _ci(samples: np.ndarray, one_sided: bool = False) -> tuple[float, float] | None:
+    """The 95% percentile interval of bootstrap samples; with `one_sided`, the one-sided 95%
+    lower and upper bounds (the 5th and 95th percentiles)."""
     samples = samples[np.isfinite(samples)]
     if len(samples) == 0:
         return None
-    low, high = np.percentile(samples, [2.5, 97.5])
+    low, high = np.percentile(samples, [5.0, 95.0] if one_sided else [2.5, 97.5])
     return (float(low), float(high))
 
 
@@ -314,6 +317,12 @@ def _item_codes(obs: pd.DataFrame) -> np.ndarray:
 
 # ---- length-controlled win rate ----
 
+# The length-controlled win rate is read at zero length difference, so comparisons must lie on
+# both sides of it: when fewer than this share of them are on the minority side (or exactly at
+# equal length), length and quality cannot be told apart and the fit only extrapolates.
+LC_MIN_MINORITY = 0.10
+NOT_ESTIMABLE = "lengths do not overlap: not estimable"
+
 
 def normalised_length(len_diff: np.ndarray) -> np.ndarray:
     """AlpacaEval 2's length feature: tanh of the length difference over its standard deviation,
@@ -327,10 +336,39 @@ def normalised_length(len_diff: np.ndarray) -> np.ndarray:
 _BIN_X = np.linspace(-1.0, 1.0, LC_BINS)
 
 
+def length_overlap(len_diff: np.ndarray) -> tuple[int, int]:
+    """(comparisons on the minority side of zero length difference or exactly at it, all
+    comparisons), from one length difference per comparison."""
+    d = np.asarray(len_diff, dtype=np.float64)
+    minority = min(int((d < 0).sum()), int((d > 0).sum())) + int((d == 0).sum())
+    return minority, len(d)
+
+
+def not_estimable_reason(len_diff: np.ndarray) -> str:
+    """Why the length-controlled win rate of these comparisons (one length difference each)
+    cannot be estimated, or "" when it can: see `LC_MIN_MINORITY`."""
+    minority, n = length_overlap(len_diff)
+    if n == 0:
+        return "no comparisons"
+    if minority < LC_MIN_MINORITY * n:
+        return (
+            f"{NOT_ESTIMABLE} ({minority} of {n} comparisons on the minority side of equal "
+            f"length, fewer than {LC_MIN_MINORITY:.0%})"
+        )
+    return ""
+
+
 def fit_length_controlled(score_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Win rate read at zero length difference, for a batch: a logistic regression of the
     outcome (ties as half) on the normalised length difference, from totals per length bin
     (..., LC_BINS); nan where there is nothing to fit."""
+    beta = _fit_logistic(score_sum, count)
+    value = 1.0 / (1.0 + np.exp(-beta[..., 0]))
+    return np.where(np.asarray(count).sum(axis=-1) > 0, value, np.nan)
+
+
+def _fit_logistic(score_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(intercept, slope) of the length-controlled fit (see `fit_length_controlled`), batched."""
     s = np.asarray(score_sum, dtype=np.float64)
     n = np.asarray(count, dtype=np.float64)
     beta = np.zeros((*s.shape[:-1], 2))
@@ -351,51 +389,52 @@ def fit_length_controlled(score_sum: np.ndarray, count: np.ndarray) -> np.ndarra
         beta = beta + np.stack([d0, d1], axis=-1)
         if np.max(np.abs(np.stack([d0, d1])), initial=0.0) < 1e-10:
             break
-    value = 1.0 / (1.0 + np.exp(-beta[..., 0]))
-    return np.where(n.sum(axis=-1) > 0, value, np.nan)
+    return beta
 
 
-@dataclass
-class _LengthControlled:
-    columns: slice
+def _acceleration(items: np.ndarray, bins: np.ndarray, score: np.ndarray) -> float:
+    """BCa's acceleration of the intercept of the length-controlled fit: the skewness of each
+    item's empirical influence on it (the infinitesimal jackknife: the fit's Newton step for
+    the item's observations alone, so no refit per item)."""
+    s = np.bincount(bins, weights=score, minlength=LC_BINS)
+    n = np.bincount(bins, minlength=LC_BINS).astype(np.float64)
+    b0, b1 = _fit_logistic(s, n)
+    x = _BIN_X[bins]
+    p = 1.0 / (1.0 + np.exp(-(b0 + b1 * x)))
+    w = p * (1 - p)
+    h = np.array([[w.sum() + LC_RIDGE, (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
+    h[1, 1] += LC_RIDGE
+    first_row = np.linalg.solve(h, np.array([1.0, 0.0]))  # H is symmetric: row 0 of its inverse
+    influence = (score - p) * (first_row[0] + first_row[1] * x)
+    per_item = np.bincount(items, weights=influence)
+    spread = float((per_item**2).sum())
+    return float((per_item**3).sum() / (6 * spread**1.5)) if spread > 0 else 0.0
 
 
-def _add_length_controlled(resampler: Resampler, obs: pd.DataFrame) -> _LengthControlled:
-    bins = normalised_length(obs["len_diff"].to_numpy())
-    items = obs["item"].to_numpy()
-    scored = resampler.add(items, bins, obs["score"].to_numpy(dtype=float), LC_BINS)
-    resampler.add(items, bins, np.ones(len(obs)), LC_BINS)
-    return _LengthControlled(slice(scored.start, scored.start + 2 * LC_BINS))
-
-
-def _lc_value(lc: _LengthControlled, totals: np.ndarray) -> np.ndarray:
-    t = totals[..., lc.columns]
-    return fit_length_controlled(t[..., :LC_BINS], t[..., LC_BINS:])
-
-
-def length_controlled_win_rate(
-    obs: pd.DataFrame, seed: int = 0, n_boot: int = 1000
-) -> tuple[float | None, tuple[float, float] | None, int]:
-    """(lc win rate of system_a over system_b, its 95% bootstrap CI over items, n) from one row
-    per observation: item, score, len_diff (AlpacaEval 2 style, read at zero length difference)."""
-    items = _item_codes(obs)
-    resampler = Resampler(int(items.max()) + 1 if len(items) else 0)
-    lc = _add_length_controlled(resampler, obs.assign(item=items))
-    observed, resampled = resampler.run(seed, n_boot)
-    value = float(_lc_value(lc, observed))
-    return (
-        value if np.isfinite(value) else None,
-        _ci(_lc_value(lc, resampled)) if len(np.unique(items)) >= 2 else None,
-        len(obs),
-    )
-
-
-# ---- everything a scorecard needs, on shared resamples ----
+def _bca(
+    boot: np.ndarray, value: float, acceleration: float, levels: Sequence[float]
+) -> tuple[float, float] | None:
+    """Bias-corrected and accelerated bootstrap quantiles (Efron 1987) at the two `levels`: the
+    percentile interval moved for the estimator's median bias and skew, which the plain one
+    leaves in small samples (a few comparisons on one side of equal length pull it hard)."""
+    boot = boot[np.isfinite(boot)]
+    if len(boot) == 0:
+        return None
+    below = (np.sum(boot < value) + 0.5 * np.sum(boot == value)) / len(boot)
+    z0 = norm.ppf(np.clip(below, 1 / (len(boot) + 1), len(boot) / (len(boot) + 1)))
+    z = norm.ppf(np.asarray(levels)) + z0
+    adjusted = norm.cdf(z0 + z / (1 - acceleration * z))
+    low, high = np.percentile(boot, 100 * adjusted)
+    return (float(low), float(high))
 
 
 @dataclass(frozen=True)
 class LengthControlled:
-    """Win rate of system_a over system_b read at zero length difference, with its CI."""
+    """Win rate of system_a over system_b read at zero length difference, from one source, with
+    its 95% CI (shown) and one-sided 95% lower and upper bounds (decided on), both from the
+    bootstrap over items. `n` counts observations (votes or combined verdicts), `n_comparisons`
+    the comparisons behind them. `value` is None when it cannot be estimated and `reason` says
+    why (lengths that do not overlap, see `LC_MIN_MINORITY`)."""
 
     source: str
     system_a: str
@@ -403,6 +442,147 @@ class LengthControlled:
     value: float | None
     ci: tuple[float, float] | None
     n: int
+    bounds: tuple[float, float] | None = None
+    n_comparisons: int = 0
+    reason: str = ""
+
+    def reversed(self) -> LengthControlled:
+        """Read the other way round: b over a = 1 - a over b (CI and bounds mirrored)."""
+        return LengthControlled(
+            source=self.source,
+            system_a=self.system_b,
+            system_b=self.system_a,
+            value=None if self.value is None else 1 - self.value,
+            ci=_reflect(self.ci),
+            n=self.n,
+            bounds=_reflect(self.bounds),
+            n_comparisons=self.n_comparisons,
+            reason=self.reason,
+        )
+
+
+def _reflect(interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if interval is None else (1 - interval[1], 1 - interval[0])
+
+
+@dataclass
+class _LengthControlled:
+    columns: slice
+    n: int
+    n_comparisons: int
+    n_items: int
+    reason: str
+    acceleration: float
+
+
+def _add_length_controlled(resampler: Resampler, obs: pd.DataFrame) -> _LengthControlled:
+    """Register one comparison's length-controlled columns: score and count per length bin.
+    A comparison is an item here (one pair of the two systems per item)."""
+    bins = normalised_length(obs["len_diff"].to_numpy())
+    items = obs["item"].to_numpy()
+    scored = resampler.add(items, bins, obs["score"].to_numpy(dtype=float), LC_BINS)
+    resampler.add(items, bins, np.ones(len(obs)), LC_BINS)
+    per_comparison = obs.groupby("item", sort=False)["len_diff"].first().to_numpy()
+    reason = not_estimable_reason(per_comparison)
+    return _LengthControlled(
+        slice(scored.start, scored.start + 2 * LC_BINS),
+        len(obs),
+        len(per_comparison),
+        len(per_comparison),
+        reason,
+        0.0
+        if reason
+        else _acceleration(pd.factorize(items)[0], bins, obs["score"].to_numpy(float)),
+    )
+
+
+def _lc_value(lc: _LengthControlled, totals: np.ndarray) -> np.ndarray:
+    t = totals[..., lc.columns]
+    return fit_length_controlled(t[..., :LC_BINS], t[..., LC_BINS:])
+
+
+def _lc_result(
+    lc: _LengthControlled,
+    observed: np.ndarray,
+    resampled: np.ndarray,
+    source: str = "",
+    system_a: str = "",
+    system_b: str = "",
+) -> LengthControlled:
+    """The estimate with its BCa bootstrap CI and bounds from the shared totals; none of them
+    when the lengths do not overlap (a number there would be the ridge's, not the data's)."""
+    named = {"source": source, "system_a": system_a, "system_b": system_b}
+    counts = {"n": lc.n, "n_comparisons": lc.n_comparisons}
+    if lc.reason:
+        return LengthControlled(**named, value=None, ci=None, **counts, reason=lc.reason)
+    value = float(_lc_value(lc, observed))
+    if not np.isfinite(value):
+        return LengthControlled(**named, value=None, ci=None, **counts, reason="nothing to fit")
+    boot = _lc_value(lc, resampled) if lc.n_items >= 2 and len(resampled) else np.zeros(0)
+    return LengthControlled(
+        **named,
+        value=value,
+        ci=_bca(boot, value, lc.acceleration, (0.025, 0.975)),
+        **counts,
+        bounds=_bca(boot, value, lc.acceleration, (0.05, 0.95)),
+    )
+
+
+def length_controlled_win_rate(
+    obs: pd.DataFrame,
+    seed: int = 0,
+    n_boot: int = 1000,
+    source: str = "",
+    system_a: str = "",
+    system_b: str = "",
+) -> LengthControlled:
+    """The length-controlled win rate of system_a over system_b (AlpacaEval 2 style, read at zero
+    length difference) with its bootstrap CI and bounds over items, from one row per observation
+    of one comparison of two systems: item, score, len_diff (len a - len b)."""
+    items = _item_codes(obs)
+    resampler = Resampler(int(items.max()) + 1 if len(items) else 0)
+    lc = _add_length_controlled(resampler, obs.assign(item=items))
+    observed, resampled = resampler.run(seed, n_boot)
+    return _lc_result(lc, observed, resampled, source, system_a, system_b)
+
+
+def _oriented_length_rows(obs: pd.DataFrame, a: str, b: str) -> pd.DataFrame | None:
+    """The observations of comparison (a, b) read as a over b (score and len_diff turned round
+    where the row has them the other way), or None when there are none."""
+    forward = (obs["system_a"] == a) & (obs["system_b"] == b)
+    backward = (obs["system_a"] == b) & (obs["system_b"] == a)
+    if not (forward | backward).any():
+        return None
+    rows = obs[forward | backward]
+    flip = (rows["system_a"] == b).to_numpy()
+    return rows.assign(
+        score=np.where(flip, 1 - rows["score"], rows["score"]),
+        len_diff=np.where(flip, -rows["len_diff"], rows["len_diff"]),
+    )
+
+
+def length_controlled_win_rates(
+    obs: pd.DataFrame,
+    comparisons: Sequence[tuple[str, str]],
+    n_items: int,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> list[LengthControlled]:
+    """The length-controlled win rate of each comparison per source, alone: the same figures
+    `scorecard_statistics` gives (the resamples depend only on the seed and the items), without
+    its rankings and means. `obs` and `n_items` as there."""
+    resampler = Resampler(n_items)
+    lcs = []
+    for source, of_source in obs.groupby("source", sort=False, observed=True):
+        for a, b in comparisons:
+            rows = _oriented_length_rows(of_source, a, b)
+            if rows is not None:
+                lcs.append((source, a, b, _add_length_controlled(resampler, rows)))
+    observed, resampled = resampler.run(seed, n_boot)
+    return [_lc_result(lc, observed, resampled, s, a, b) for s, a, b, lc in lcs]
+
+
+# ---- everything a scorecard needs, on shared resamples ----
 
 
 @dataclass(frozen=True)
@@ -447,22 +627,13 @@ def scorecard_statistics(
     resampler = Resampler(n_items)
     sources = list(dict.fromkeys(obs["source"].unique()))
     rankings = {}
-    lcs: list[tuple[str, str, str, int, int, _LengthControlled]] = []
+    lcs: list[tuple[str, str, str, _LengthControlled]] = []
     for source, of_source in obs.groupby("source", sort=False, observed=True):
         rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
         for a, b in comparisons:
-            forward = (of_source["system_a"] == a) & (of_source["system_b"] == b)
-            backward = (of_source["system_a"] == b) & (of_source["system_b"] == a)
-            if not (forward | backward).any():
-                continue
-            rows = of_source[forward | backward]
-            flip = (rows["system_a"] == b).to_numpy()
-            oriented = rows.assign(
-                score=np.where(flip, 1 - rows["score"], rows["score"]),
-                len_diff=np.where(flip, -rows["len_diff"], rows["len_diff"]),
-            )
-            lc = _add_length_controlled(resampler, oriented)
-            lcs.append((source, a, b, len(rows), rows["item"].nunique(), lc))
+            rows = _oriented_length_rows(of_source, a, b)
+            if rows is not None:
+                lcs.append((source, a, b, _add_length_controlled(resampler, rows)))
 
     groups, names = _group_codes(ratings, rating_keys)
     k = len(names)
@@ -476,19 +647,7 @@ def scorecard_statistics(
     to_parent[np.arange(k), parent] = 1.0
 
     observed, resampled = resampler.run(seed, n_boot)
-    length_controlled = []
-    for source, a, b, n, n_items_lc, lc in lcs:
-        value = float(_lc_value(lc, observed))
-        length_controlled.append(
-            LengthControlled(
-                source,
-                a,
-                b,
-                value if np.isfinite(value) else None,
-                _ci(_lc_value(lc, resampled)) if n_items_lc >= 2 else None,
-                n,
-            )
-        )
+    length_controlled = [_lc_result(lc, observed, resampled, s, a, b) for s, a, b, lc in lcs]
     frames = []
     for table, rollup_value, mapping in ((names, None, None), (parents, True, to_parent)):
         o_sum, o_n = observed[sums], observed[counts]

@@ -46,6 +46,14 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.{_DIGITS}f}"
 
 
+def length_controlled_text(row: dict) -> str:
+    """A scorecard win-rate row's length-controlled win rate as shown: the number, or in its
+    place why there is none (lengths that do not overlap)."""
+    if row.get("lc_win_rate") is None:
+        return row.get("lc_reason") or "n/a"
+    return _number(row["lc_win_rate"])
+
+
 def _value(est: dict) -> str:
     return _number(est["value"])
 
@@ -209,7 +217,7 @@ def scorecard_markdown(card: dict) -> list[str]:
     for w in card["win_rates"]:
         lines.append(
             f"| {_md(w['system_a'])} vs {_md(w['system_b'])} | {_md(w['source'])} | "
-            f"{_number(w['win_rate'])} | {_ci(w['ci'])} | {_number(w['lc_win_rate'])} | "
+            f"{_number(w['win_rate'])} | {_ci(w['ci'])} | {_md(length_controlled_text(w))} | "
             f"{_ci(w['lc_ci'])} | {w['n']} |"
         )
     if card["regression"]:
@@ -255,7 +263,8 @@ def scorecard_html(card: dict) -> str:
     rates = "".join(
         f"<tr><td>{e(w['system_a'])} vs {e(w['system_b'])}</td><td>{e(w['source'])}</td>"
         f"<td>{_number(w['win_rate'])} {_ci(w['ci'])}</td>"
-        f"<td>{_number(w['lc_win_rate'])} {_ci(w['lc_ci'])}</td><td>{w['n']}</td></tr>"
+        f"<td>{e(length_controlled_text(w))}"
+        f"{' ' + _ci(w['lc_ci']) if w['lc_ci'] else ''}</td><td>{w['n']}</td></tr>"
         for w in card["win_rates"]
     )
     notes = "".join(

@@ -80,7 +80,7 @@ def build(store: Store, settings: Settings, folder: Path) -> dict[str, str]:
     thresholds.add_threshold(
         acting(store, STUDY, ADMIN),
         "judge_agreement",
-        {"judge": JUDGE},
+        {"judge": JUDGE, "ties": "strict"},
         ">=",
         0.6,
         reason=hostile("reason"),

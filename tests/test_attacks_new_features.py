@@ -337,14 +337,20 @@ def test_length_controlled_win_rate_at_one_length_and_on_one_item():
     rng = np.random.default_rng(3)
     scores = rng.choice([0.0, 0.5, 1.0], size=40, p=[0.3, 0.1, 0.6])
     same = pd.DataFrame({"item": [f"i{k}" for k in range(40)], "score": scores, "len_diff": 0})
-    value, ci, n = ranking.length_controlled_win_rate(same, n_boot=200)
-    assert n == 40 and value == pytest.approx(scores.mean(), abs=0.01)
-    assert ci is not None and ci[0] <= value <= ci[1]
+    lc = ranking.length_controlled_win_rate(same, n_boot=200)
+    assert lc.n == 40 and lc.value == pytest.approx(scores.mean(), abs=0.01)
+    assert lc.ci is not None and lc.ci[0] <= lc.value <= lc.ci[1]
+    # One comparison at equal length: a value, but no interval from one item.
+    one = pd.DataFrame({"item": ["i1"], "score": [1.0], "len_diff": [0]})
+    lc = ranking.length_controlled_win_rate(one, n_boot=200)
+    assert lc.ci is None and lc.n == 1 and lc.value is not None and np.isfinite(lc.value)
+    # One comparison of different lengths: length and quality cannot be told apart.
     one = pd.DataFrame({"item": ["i1"], "score": [1.0], "len_diff": [5]})
-    value, ci, n = ranking.length_controlled_win_rate(one, n_boot=200)
-    assert ci is None and n == 1 and value is not None and np.isfinite(value)
+    lc = ranking.length_controlled_win_rate(one, n_boot=200)
+    assert lc.value is None and lc.reason.startswith(ranking.NOT_ESTIMABLE)
     empty = pd.DataFrame({"item": [], "score": [], "len_diff": []})
-    assert ranking.length_controlled_win_rate(empty) == (None, None, 0)
+    lc = ranking.length_controlled_win_rate(empty)
+    assert (lc.value, lc.ci, lc.n, lc.reason) == (None, None, 0, "no comparisons")
 
 
 def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, tmp_path, capsys):

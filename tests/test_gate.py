@@ -133,7 +133,7 @@ def test_each_metric_measures_itself_with_the_same_details(small):
     )
     judged = measured("judge_win_rate", judge="gpt-judge", **pair)
     assert (judged.value, judged.n, judged.detail) == (2 / 22, 22, "2 wins, 0 ties, 20 losses")
-    agreement = measured("judge_agreement", judge="gpt-judge")
+    agreement = measured("judge_agreement", judge="gpt-judge", ties="without")
     assert (agreement.value, agreement.n) == (13 / 20, 20)
     assert agreement.detail == "agreement, without ties"
     # One reviewer per comparison, every verdict decisive: strict agreement equals it here.
@@ -173,7 +173,7 @@ def test_unmeasurable_thresholds_are_inconclusive_saying_why(small):
             {"system_a": "base", "system_b": "other"},
             "no humans outcomes for base vs other",
         ),
-        ("judge_agreement", {"judge": "nobody"}, "no verdicts from judge nobody"),
+        ("judge_agreement", {"judge": "nobody", "ties": "strict"}, "no verdicts from judge nobody"),
         (
             "judge_agreement_vs_ceiling",
             {"judge": "gpt-judge"},

@@ -127,7 +127,11 @@ def test_a_jury_is_calibrated_like_any_judge(demo_store, settings):
 def test_a_jury_can_be_named_in_a_threshold(demo_store, settings):
     juries.create_jury(acting(demo_store, "demo", "ann", settings=settings), "trio", MEMBERS)
     thresholds.add_threshold(
-        acting(demo_store, "demo", "ann"), "judge_agreement", {"judge": "jury/trio"}, None, 0.5
+        acting(demo_store, "demo", "ann"),
+        "judge_agreement",
+        {"judge": "jury/trio", "ties": "without"},
+        None,
+        0.5,
     )
     data = study_data.load(demo_store, demo_store.studies.require_study("demo"), settings)
     inputs = decisions.gate_inputs(looking(demo_store, "demo", settings), data)

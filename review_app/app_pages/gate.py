@@ -111,7 +111,11 @@ with st.expander("Add a threshold", expanded=not listed):
                     key=f"gate_param_{param}",
                 )
             elif param == "ties":
-                params[param] = st.selectbox(param, ["without", "with"], key="gate_param_ties")
+                # No default in the rule: the page offers the one that an abstaining judge
+                # cannot game first, and the threshold names whichever is chosen.
+                params[param] = st.selectbox(
+                    param, ["strict", "with", "without"], key="gate_param_ties"
+                )
             elif param == "categories":
                 categories = studies.study_categories(store, name)
                 params[param] = st.multiselect(

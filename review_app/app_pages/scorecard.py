@@ -146,7 +146,9 @@ st.subheader("Win rates, raw and length-controlled")
 st.caption(
     "(wins + 0.5 ties) / n of the first system over the second. The length-controlled twin reads "
     "a logistic regression of the outcome on the length difference at zero difference "
-    "(AlpacaEval 2): a high raw win rate that falls to about 0.5 here was bought by length."
+    "(AlpacaEval 2): a high raw win rate that falls to about 0.5 here was bought by length. "
+    "When fewer than 10% of comparisons lie on the minority side of equal length, length and "
+    "quality cannot be told apart and the row says so instead of giving a number."
 )
 rates = pd.DataFrame(card["win_rates"])
 if rates.empty:
@@ -154,6 +156,7 @@ if rates.empty:
 else:
     rates.insert(0, "comparison", rates.system_a + " vs " + rates.system_b)
     rates["95% CI"] = rates.ci.map(format_ci)
+    rates["length-controlled"] = [report.length_controlled_text(w) for w in card["win_rates"]]
     rates["length-controlled 95% CI"] = rates.lc_ci.map(format_ci)
     st.dataframe(
         rates[
@@ -162,7 +165,7 @@ else:
                 "source",
                 "win_rate",
                 "95% CI",
-                "lc_win_rate",
+                "length-controlled",
                 "length-controlled 95% CI",
                 "n",
             ]
@@ -170,7 +173,6 @@ else:
         hide_index=True,
         column_config={
             "win_rate": st.column_config.NumberColumn("win rate", format="%.3f"),
-            "lc_win_rate": st.column_config.NumberColumn("length-controlled", format="%.3f"),
         },
     )
 

@@ -11,7 +11,9 @@ import random
 
 from review_app import gate
 from review_app.errors import Forbidden
-from review_app.services import audit, grading
+
+# The scorecard reads the gate's decision too: both import the other module, not its names.
+from review_app.services import audit, grading, scorecard
 from review_app.services.context import StudyContext
 from review_app.services.plans import FINAL_REVIEW_TOP, final_review_size
 from review_app.services.study_data import StudyData
@@ -82,7 +84,8 @@ def final_review_marks(ctx: StudyContext) -> list[dict]:
 
 
 def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
-    """The study's statistics and its final review (marks on outputs of the sample only)."""
+    """The study's statistics, its length-controlled win rates and its final review (marks on
+    outputs of the sample only)."""
     statistics = data.statistics
     sample_ids = {o["output_id"] for o in final_review_choice(ctx)[0]}
     marks = [m for m in final_review_marks(ctx) if m["output_id"] in sample_ids]
@@ -98,6 +101,7 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         final,
         graders=grading.results_in_force(ctx),
         candidate=data.candidate,
+        lc_win_rates=scorecard.length_controlled_win_rates(data),
     )
 
 

@@ -17,14 +17,13 @@ import pandas as pd
 
 from review_app import gate, ranking, stats
 from review_app.errors import InputError
-from review_app.services import grading, study_data
+from review_app.services import decision, grading, study_data
 from review_app.services.context import StudyContext
-from review_app.services.decision import evaluate_gate, regression_table
 from review_app.services.study_data import StudyData
 from review_app.settings import Settings
 from review_app.store import Store
 
-__all__ = ["scorecard", "study_systems"]
+__all__ = ["length_controlled_win_rates", "scorecard", "study_systems"]
 
 HUMANS = stats.HUMANS
 _SCORES = {"x": 1.0, "y": 0.0, "tie": 0.5, "both_bad": 0.5}
@@ -66,7 +65,7 @@ def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None 
         )
         return card
     # The scorecard shows outcomes: before the planned sample is in, that is a recorded look.
-    evaluate_gate(ctx)
+    decision.evaluate_gate(ctx)
 
     # The ratings are read from the store while the win rates are computed (SQLite and numpy
     # both let the other thread run).
@@ -87,21 +86,42 @@ def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None 
     return card
 
 
-def _computed(store: Store, data: StudyData, settings: Settings) -> ranking.ScorecardStatistics:
+def _coded_pairs(data: StudyData) -> tuple[pd.DataFrame, int]:
+    """The study's pairs with their item code (what the bootstrap resamples) and category name,
+    and the number of items."""
     item_codes, item_keys = pd.factorize(data.pairs["item_key"].astype(str))
     pairs = data.pairs.assign(
         category=stats.category_names(data.pairs["category"]), item=item_codes
     )
+    return pairs, len(item_keys)
+
+
+def _computed(store: Store, data: StudyData, settings: Settings) -> ranking.ScorecardStatistics:
+    pairs, n_items = _coded_pairs(data)
     return ranking.scorecard_statistics(
         _observations(data, pairs),
         data.comparisons,
         _ratings(data.ratings(store), pairs),
         ("source", "system", "criterion", "category"),
         rollup="category",
-        n_items=len(item_keys),
+        n_items=n_items,
         seed=settings.seed,
         n_boot=settings.bootstrap_resamples,
     )
+
+
+def length_controlled_win_rates(data: StudyData) -> list[ranking.LengthControlled]:
+    """The length-controlled win rate of each comparison from humans and each real judge (the
+    gate's `human_lc_win_rate` and `judge_lc_win_rate`), once per data version: the scorecard's
+    own figures, on the same resamples, without its rankings and means."""
+
+    def compute() -> list[ranking.LengthControlled]:
+        pairs, n_items = _coded_pairs(data)
+        return ranking.length_controlled_win_rates(
+            _observations(data, pairs), data.comparisons, n_items, data.seed, data.n_boot
+        )
+
+    return data.memo("length-controlled win rates", compute)
 
 
 def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
@@ -250,6 +270,7 @@ def _win_rate_rows(data: StudyData, lcs: list[ranking.LengthControlled]) -> list
                 "ci": list(w.ci) if w.ci else None,
                 "lc_win_rate": twin.value if twin else None,
                 "lc_ci": list(twin.ci) if twin and twin.ci else None,
+                "lc_reason": (twin.reason if twin else "no outcomes") or None,
                 "n": w.n,
             }
         )
@@ -327,6 +348,6 @@ def _regression(ctx: StudyContext, data: StudyData, base: str | None) -> list[di
     inputs = gate.GateInputs(None, *_win_rates(data), candidate=data.candidate)
     return [
         row
-        for row in regression_table(ctx, data, inputs)
+        for row in decision.regression_table(ctx, data, inputs)
         if (row["system_a"], row["system_b"]) == (data.candidate, base)
     ]
