@@ -424,10 +424,22 @@ def warm_up(pages: list[str]) -> None:
         new_page(page, None).run()
 
 
-def run_report(counter: QueryCounter, db: Path, out: Path) -> tuple[float, dict]:
+def run_report(counter: QueryCounter, db: Path, out: Path, token: str) -> tuple[float, dict]:
+    # Read in the signer's name: before the planned sample is in, a report is a recorded look.
     with counter.window():
         start = time.perf_counter()
-        cli(db, "report", "--study", STUDY, "--format", "json", "--output", str(out))
+        cli(
+            db,
+            "--token",
+            token,
+            "report",
+            "--study",
+            STUDY,
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        )
         seconds = time.perf_counter() - start
     report = json.loads(out.read_text(encoding="utf-8"))
     if not report.get("win_rates") and not report.get("gate"):
@@ -439,8 +451,8 @@ def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
     if task == "report":
         import review_app.cli  # noqa: F401
 
-        cold_s, cold = run_report(counter, db, db.with_suffix(".report.json"))
-        warm_s, warm = run_report(counter, db, db.with_suffix(".report.json"))
+        cold_s, cold = run_report(counter, db, db.with_suffix(".report.json"), token)
+        warm_s, warm = run_report(counter, db, db.with_suffix(".report.json"), token)
         return {
             "cold_s": cold_s,
             "cold": cold,
@@ -454,7 +466,7 @@ def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
         for page in PAGES:
             seconds, queries = render(counter, new_page(page, token), page)
             figures[page] = {"s": seconds, "queries": queries}
-        seconds, queries = run_report(counter, db, db.with_suffix(".session-report.json"))
+        seconds, queries = run_report(counter, db, db.with_suffix(".session-report.json"), token)
         figures["report"] = {"s": seconds, "queries": queries}
         return figures
     warm_up([task])

@@ -20,6 +20,7 @@ from review_app.report import format_ci
 COMPARATORS = (">=", ">", "<=", "<")
 HUMANS = stats.HUMANS
 REGRESSION_METRIC = "max_regression_points"
+FINAL_REVIEW_METRIC = "final_review_acceptable_rate"
 
 
 @dataclass
@@ -574,7 +575,7 @@ METRICS: dict[str, Metric] = {
             kind="points",
         ),
         Metric(
-            "final_review_acceptable_rate",
+            FINAL_REVIEW_METRIC,
             "Final review: acceptable rate",
             (),
             ">=",

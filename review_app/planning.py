@@ -231,7 +231,7 @@ def expected_truth(t: gate.Threshold, expectations: Mapping[str, float] | None =
     `SUPERIORITY_EFFECT` in the passing direction (clipped to what a share can be)."""
     if expectations and t.metric in expectations:
         return float(expectations[t.metric])
-    if t.metric == "final_review_acceptable_rate":
+    if t.metric == gate.FINAL_REVIEW_METRIC:
         return FINAL_REVIEW_TRUTH
     if _non_inferiority(t):
         return 0.0
@@ -298,7 +298,7 @@ def _threshold_power(
     strict = t.comparator in (">", "<")
     k = design.votes_per_comparison
     p = t.params
-    if t.metric == "final_review_acceptable_rate":
+    if t.metric == gate.FINAL_REVIEW_METRIC:
         n = design.final_review
         return (
             wilson_power(truth, t.value, n, strict),
@@ -408,7 +408,7 @@ def _final_review_for(
 ) -> DesignPower | None:
     """At k votes per comparison, the smallest final review with which every threshold passes
     with `TARGET_POWER`, or None."""
-    needs_review = any(t.metric == "final_review_acceptable_rate" for t in thresholds)
+    needs_review = any(t.metric == gate.FINAL_REVIEW_METRIC for t in thresholds)
     sizes = range(1, shape.candidate_outputs + 1) if needs_review else [0]
     best = None
     for n in sizes:

@@ -22,6 +22,7 @@ from review_app.services import (
     judging,
     juries,
     people,
+    plans,
     quality,
     rubric_editor,
     rubric_iteration,
@@ -29,6 +30,7 @@ from review_app.services import (
     studies,
     thresholds,
 )
+from review_app.services import decision as decisions
 from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
@@ -471,16 +473,18 @@ def test_app_gate_candidate_thresholds_and_lock_name_the_admin(demo_store, ada):
     at.button(key="gate_remove").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert log.new() == [("ada", "threshold removed")]
+    at.text_input(key="gate_lock_reason").input("a pilot on the demo")
     at.button(key="gate_lock").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert log.new() == [("ada", "thresholds locked")]
+    # The screen then shows the interim figures: a look on the record in the admin's name.
+    assert log.new() == [("ada", "thresholds locked"), ("ada", "interim look")]
     assert demo_store.gate.threshold_lock(study_id)["locked_by"] == "ada"
 
     at.selectbox(key="gate_metric").select("human_win_rate").run()
     at.text_input(key="gate_reason").input("the bar was set before the pilot")
     at.button(key="gate_add").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert log.new() == [("ada", "threshold added")]
+    assert log.new() == [("ada", "threshold added"), ("ada", "interim look")]
     assert [d["changed_by"] for d in demo_store.gate.deviations(study_id)] == ["ada"]
 
 
@@ -501,7 +505,8 @@ def test_app_gate_final_review_and_signoff_name_the_signer(demo_store, settings)
     assert not at.exception
     at.button(key="final_review_ok").click().run()
     assert not at.exception
-    assert log.new() == [("sol", "final review mark")]
+    # Opening the screen showed the interim figures (a look); the mark changed none of them.
+    assert log.new() == [("sol", "interim look"), ("sol", "final review mark")]
     at.radio(key="signoff_decision").set_value("approve").run()
     at.text_area(key="signoff_comment").input("numbers look right")
     at.text_input(key="signoff_override").input("pilot")
@@ -782,6 +787,8 @@ SERVICES = {
         lambda w: thresholds.add_recommended_thresholds(w.ctx),
     ],
     "lock the thresholds": [lambda w: thresholds.lock_thresholds(w.ctx, "a small test study")],
+    "change the plan": [lambda w: plans.change_plan(w.ctx, 5)],
+    "look at outcomes": [lambda w: decisions.evaluate_gate(w.ctx)],
     "manage links": [
         lambda w: people.add_reviewer(w.store, w.settings, "newbie", "reviewer", actor=w.actor),
         lambda w: people.revoke_reviewer(w.store, "demo-reviewer", w.actor),

@@ -21,7 +21,7 @@ from review_app.services import (
 )
 from review_app.services import decision as decisions
 from review_app.settings import Settings
-from tests.acting import acting, looking, person
+from tests.acting import acting, looking, person, token_for
 from tests.conftest import write
 
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
@@ -353,7 +353,9 @@ def test_length_controlled_win_rate_at_one_length_and_on_one_item():
     assert (lc.value, lc.ci, lc.n, lc.reason) == (None, None, 0, "no comparisons")
 
 
-def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, tmp_path, capsys):
+def test_the_scorecard_of_a_study_without_votes_is_honest_json(
+    store, settings, tmp_path, capsys, monkeypatch
+):
     from review_app import gate
     from tests.review_fixtures import STUDY, SYSTEM_X, SYSTEM_Y, make_study
 
@@ -367,6 +369,8 @@ def test_the_scorecard_of_a_study_without_votes_is_honest_json(store, settings, 
         5.0,
     )
     thresholds.lock_thresholds(acting(store, STUDY, "ada", settings=settings), "a small test study")
+    # No vote is in, so the study is interim: each look is read in someone's name.
+    monkeypatch.setenv("REVIEW_APP_TOKEN", token_for(store, "ada"))
     assert cli.main(["scorecard", "--study", STUDY, "--json"]) == 0
     card = _strict_json(capsys.readouterr().out)
     assert card["outcomes_visible"] is True
@@ -566,7 +570,7 @@ def test_a_check_that_applies_to_no_output_has_no_rate_and_no_nan(
     assert ("sparse", "short") in checks and ("sparse", "nowhere") not in checks
     decision = decisions.evaluate_gate(looking(demo_store, "demo", settings))
     (nowhere,) = [r for r in decision.results if r.threshold.params.get("check") == "nowhere"]
-    assert nowhere.outcome == "inconclusive"
+    assert nowhere.outcome == "interim" and "so far: not measurable" in nowhere.reason
 
 
 def test_every_json_document_of_the_new_commands_is_strict_json(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from review_app import gate, stats
+from review_app import gate, planning, stats
 from review_app.cli import main
 from review_app.services import data, signoff, studies, thresholds
 from review_app.services import decision as decisions
@@ -92,7 +92,18 @@ def test_looking_after_every_10_votes_cannot_pass_a_candidate_at_parity_more_oft
 def test_a_real_improvement_is_found_with_the_planned_sample():
     rng = np.random.default_rng(11)
     runs = 100
-    needed, _, _ = gate.comparisons_needed(WIN, effect=0.15)
+    # The fewest comparisons at which `plan` promises 80% power for a true win rate of 0.65.
+    needed = next(
+        n
+        for n in range(30, 1000)
+        if planning.design_power(
+            [WIN],
+            planning.StudyShape({COMPARISON: {"general": n}}, 0, "tuned"),
+            planning.Design(1, 0),
+            {"human_win_rate": 0.65},
+        ).power
+        >= 0.8
+    )
     passes = sum(
         decide_win(*simulated_votes(rng, needed, 1, 0.65, spread=0.0)[:2]).result == "pass"
         for _ in range(runs)
@@ -342,10 +353,22 @@ def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, se
     thresholds.lock_thresholds(
         acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
     )
-    decision = decisions.evaluate_gate(looking(demo_store, "demo", settings))
+    ctx = looking(demo_store, "demo", settings)
+    decision = decisions.evaluate_gate(ctx)
     (ceiling,) = [r for r in decision.results if r.threshold.metric == "judge_agreement_vs_ceiling"]
+    # The demo is interim, so the row shows its figures undecided; the rule it will be decided
+    # by, applied to the same figures, says what the calibration screen says.
+    assert ceiling.outcome == "interim"
+    (ruled,) = [
+        r
+        for r in gate.evaluate(
+            ctx.thresholds, decisions.gate_inputs(ctx, ctx.data()), ctx.min_items
+        )
+        if r.threshold.metric == "judge_agreement_vs_ceiling"
+    ]
+    assert (ruled.value, ruled.bounds) == (ceiling.value, ceiling.bounds)
     expected = {"within": "pass", "below": "fail", "inconclusive": "inconclusive"}
-    assert ceiling.outcome == expected[judge.vs_ceiling.verdict]
+    assert ruled.outcome == expected[judge.vs_ceiling.verdict]
     assert report.assessments["example-llm-judge"].ok == (judge.vs_ceiling.verdict == "within")
     built = signoff.build_report(looking(demo_store, "demo", settings))
     reported = next(j for j in built["judges"] if j["judge"] == "example-llm-judge")

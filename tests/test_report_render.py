@@ -36,7 +36,7 @@ def make_report(**changes) -> dict:
         "gate": {
             "result": "inconclusive",
             "interim": True,
-            "min_comparisons": 30,
+            "min_items": 30,
             "planned": {
                 "comparisons": 80,
                 "reached": 40,

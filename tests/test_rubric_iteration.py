@@ -163,8 +163,8 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
         if hi < 0
         else "no clear difference on dev"
     )
-    assert result.looking().startswith(expected)
-    assert result.looking() in result.line()
+    assert result.reading().startswith(expected)
+    assert result.reading() in result.line()
     parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     assert set(result.changed["pair_id"].map(parts)) == {"dev"}
     assert len(result.changed) > 0

@@ -643,7 +643,7 @@ def test_the_regression_table_agrees_with_the_results_screen(demo_store, setting
     ]
     decided = [r for r in card["regression"] if r["outcome"] is not None]
     assert {r["category"] for r in decided} == set(gated.threshold.params["categories"])
-    assert {r["outcome"] for r in decided} == {gated.outcome} == {"inconclusive"}
+    assert {r["outcome"] for r in decided} == {gated.outcome} == {"interim"}
     assert min(r["n"] for r in decided) == gated.n
     assert max(-r["change_points"] for r in decided) == pytest.approx(gated.value)
     row = decided[0]

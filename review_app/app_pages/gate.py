@@ -190,11 +190,15 @@ if not lock and listed:
     proposal = plans.plan_study(ctx)
     power = proposal.current.power
     show = st.success if power >= planning.TARGET_POWER else st.warning
-    if power < planning.LOCK_POWER_FLOOR:
-        show = st.error
     show(
         f"Chance that every threshold passes at the expected truth with this design "
         f"({proposal.current.design.describe()}): **{power:.0%}**."
+        + (
+            " Under 50%: a good candidate would most likely not pass, so locking it takes a "
+            "reason, recorded in the report."
+            if power < planning.LOCK_POWER_FLOOR
+            else ""
+        )
     )
     with st.expander("The plan, threshold by threshold"):
         st.caption(

@@ -112,10 +112,13 @@ def locked_inputs(ctx: StudyContext) -> gate.GateInputs:
 
 def plan_progress(ctx: StudyContext) -> gate.Plan | None:
     """The lock's planned sample and how much of it is in (None before the lock, or for a lock
-    made before plans were recorded)."""
+    made before plans were recorded). The final review counts only when a threshold reads it:
+    the gate waits for the data its thresholds decide on (the sign-off waits for the final
+    review in any case, `signoff.approval_blockers`)."""
     planned = ctx.lock.plan
     if not planned:
         return None
+    reviewed = any(t.metric == gate.FINAL_REVIEW_METRIC for t in ctx.thresholds)
 
     def progress() -> gate.Plan:
         votes = ctx.data().votes
@@ -126,7 +129,7 @@ def plan_progress(ctx: StudyContext) -> gate.Plan | None:
         return gate.Plan(
             comparisons=planned["comparisons"],
             votes_per_comparison=k,
-            final_review=planned["final_review"],
+            final_review=planned["final_review"] if reviewed else 0,
             comparisons_reached=int((per_pair >= k).sum()) if per_pair is not None else 0,
             final_review_reached=marked,
             power=planned.get("power"),
@@ -154,13 +157,22 @@ def regression_table(ctx: StudyContext, data: StudyData, inputs: gate.GateInputs
 def evaluate_gate(ctx: StudyContext) -> gate.GateDecision:
     """Every threshold decided (pass / fail / inconclusive, or interim until the planned sample
     is in) and the gate's one result, once per context: the Gate screen's evaluation and its
-    report share it. An interim evaluation is a look, recorded in the name of the context's
-    actor (Forbidden without one)."""
+    report share it. Outcomes are for those who may look at them (Forbidden for others); an
+    interim evaluation is a look, recorded in the name of the context's actor (Forbidden
+    without one)."""
 
     def decide() -> gate.GateDecision:
+        if ctx.actor is not None:
+            ctx.require("look at outcomes")
         _locked_data(ctx)
-        inputs = locked_inputs(ctx)
-        decision = gate.decide_gate(ctx.thresholds, inputs, ctx.min_items, plan_progress(ctx))
+        plan = plan_progress(ctx)
+        if plan is not None and not plan.complete and ctx.actor is None:
+            raise Forbidden(
+                f"study {ctx.name!r} is interim ({plan.describe()}): every look at its "
+                "outcomes before the planned sample is in is recorded in the name of who "
+                "looks, so it needs a personal link or token"
+            )
+        decision = gate.decide_gate(ctx.thresholds, locked_inputs(ctx), ctx.min_items, plan)
         if decision.interim:
             _record_look(ctx, decision)
         return decision
@@ -185,12 +197,6 @@ def _record_look(ctx: StudyContext, decision: gate.GateDecision) -> None:
     """Record that the context's actor saw the gate's figures before the plan was in. A look
     that shows one person exactly what their previous look showed them adds nothing and is not
     recorded again."""
-    if ctx.actor is None:
-        raise Forbidden(
-            f"study {ctx.name!r} is interim ({decision.plan.describe()}): every look at its "
-            "outcomes before the planned sample is in is recorded in the name of who looks, so "
-            "it needs a personal link or token"
-        )
     actor = ctx.require("look at outcomes")
     figures = _figures(decision)
     progress = decision.plan.to_json()

@@ -69,7 +69,7 @@ def recommended_thresholds(ctx: StudyContext) -> list[gate.Threshold]:
     specs = [
         ("human_win_rate", systems, ">", 0.5),
         ("max_regression_points", systems | {"categories": suites}, "<=", 5.0),
-        ("final_review_acceptable_rate", {}, ">=", 0.9),
+        (gate.FINAL_REVIEW_METRIC, {}, ">=", 0.9),
     ]
     for judge in data.real_judges:
         specs += [
