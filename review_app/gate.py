@@ -65,9 +65,11 @@ def orient(w: stats.WinRate, first: str, second: str | None = None) -> stats.Win
 @dataclass(frozen=True)
 class Measurement:
     """One metric measured on a study: its estimate, 95% CI (shown), one-sided 95% lower and upper
-    bounds (decided on), the comparisons behind it, and a detail line; `value` is None when it
-    cannot be measured, `detail` says why. `needed` overrides the minimum number of comparisons
-    when the metric counts something else (outputs of the final review)."""
+    bounds (decided on), the comparisons behind it (`n`) and the distinct items behind those
+    (`n_items`: the independent units; an output of the final review or of a grader is its own
+    item's), and a detail line; `value` is None when it cannot be measured, `detail` says why.
+    `needed` overrides the minimum number of comparisons when the metric counts something else
+    (outputs of the final review)."""
 
     value: float | None
     ci: tuple[float, float] | None
@@ -76,6 +78,7 @@ class Measurement:
     detail: str
     needed: int | None = None
     unit: str = "comparisons"
+    n_items: int = 0
 
 
 def _unmeasurable(reason: str, n: int = 0) -> Measurement:
@@ -83,7 +86,7 @@ def _unmeasurable(reason: str, n: int = 0) -> Measurement:
 
 
 def _of(est: stats.Estimate, detail: str) -> Measurement:
-    return Measurement(est.value, est.ci, est.bounds, est.units, detail)
+    return Measurement(est.value, est.ci, est.bounds, est.units, detail, n_items=est.items)
 
 
 # ---- one measure per metric: (threshold params, inputs) -> Measurement ----
@@ -105,7 +108,7 @@ def _measure_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement
     if w is None:
         return _no_win_rate(params)
     detail = f"{w.wins} wins, {w.ties} ties, {w.losses} losses"
-    return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail)
+    return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail, n_items=w.n_items)
 
 
 def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -116,7 +119,7 @@ def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Meas
         return _no_win_rate(params)
     low = w.ci[0]
     detail = f"win rate {w.value:.3f}, CI {format_ci(w.ci, digits=3)}"
-    return Measurement(low, w.ci, (low, low), w.n_comparisons, detail)
+    return Measurement(low, w.ci, (low, low), w.n_comparisons, detail, n_items=w.n_items)
 
 
 def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
@@ -178,7 +181,7 @@ def _measure_position_bias(params: dict[str, Any], inputs: GateInputs) -> Measur
     low, high = (b - 0.5 for b in m.bounds)
     bounds = (0.0 if low <= 0 <= high else min(abs(low), abs(high)), max(abs(low), abs(high)))
     detail = f"p_first {m.value:.3f}, one-sided bounds {format_ci(m.bounds, digits=3)}"
-    return Measurement(abs(m.value - 0.5), None, bounds, m.n, detail)
+    return Measurement(abs(m.value - 0.5), None, bounds, m.n, detail, n_items=m.n_items)
 
 
 def _measure_agreement_vs_ceiling(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -233,7 +236,9 @@ def _suite_measurement(w: stats.WinRate | None) -> Measurement | None:
     if drop is None:
         return None
     ci = None if w.ci is None else (100 * (0.5 - w.ci[1]), 100 * (0.5 - w.ci[0]))
-    return Measurement(drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}")
+    return Measurement(
+        drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}", n_items=w.n_items
+    )
 
 
 def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -257,7 +262,7 @@ def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measu
 def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
     """Non-inferiority over several suites at once: the worst suite's value (points below
     parity) with bounds that pass only when every suite's upper bound clears the margin and fail
-    when any suite's lower bound exceeds it; n is the smallest suite's."""
+    when any suite's lower bound exceeds it; n (and n_items) is the smallest suite's."""
     worst = max(suites, key=lambda c: suites[c].value)
     bounded = [m.bounds for m in suites.values() if m.bounds is not None]
     bounds = None
@@ -274,6 +279,7 @@ def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
         suites[smallest].n,
         detail,
         unit=suites[smallest].unit,
+        n_items=min(m.n_items for m in suites.values()),
     )
 
 
@@ -294,8 +300,9 @@ def _grader_rows(params: dict[str, Any], inputs: GateInputs) -> pd.DataFrame | s
     return rows.assign(category=stats.category_names(rows["category"]))
 
 
-def _share_measurement(passed: int, n: int, detail: str) -> Measurement:
-    """A pass rate over n outputs with Wilson intervals (95% shown, one-sided 95% bounds)."""
+def _share_measurement(passed: int, n: int, n_items: int, detail: str) -> Measurement:
+    """A pass rate over n outputs of `n_items` items with Wilson intervals (95% shown, one-sided
+    95% bounds)."""
     share = passed / n
     return Measurement(
         share,
@@ -304,6 +311,7 @@ def _share_measurement(passed: int, n: int, detail: str) -> Measurement:
         n,
         detail,
         unit="outputs",
+        n_items=n_items,
     )
 
 
@@ -319,7 +327,8 @@ def _measure_grader_pass_rate(params: dict[str, Any], inputs: GateInputs) -> Mea
     if rows.empty:
         return _unmeasurable(f"check {params['check']} has no results for {where}")
     passed, n = int(rows["passed"].sum()), len(rows)
-    return _share_measurement(passed, n, f"{passed} of {n} outputs of {where} pass")
+    detail = f"{passed} of {n} outputs of {where} pass"
+    return _share_measurement(passed, n, rows["item_key"].nunique(), detail)
 
 
 def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
@@ -341,6 +350,7 @@ def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
         n,
         detail,
         unit="outputs",
+        n_items=both["item_key"].nunique(),
     )
 
 
@@ -380,6 +390,7 @@ def _measure_final_review(params: dict[str, Any], inputs: GateInputs) -> Measure
         f"{ok} of {n} acceptable ({n} of {sample} reviewed)",
         needed=sample,
         unit="reviewed outputs",
+        n_items=n,
     )
 
 
@@ -666,6 +677,7 @@ class ThresholdResult:
     n: int
     outcome: str
     reason: str
+    n_items: int = 0
 
     @property
     def passed(self) -> bool:
@@ -683,6 +695,7 @@ class ThresholdResult:
             "ci": list(self.ci) if self.ci else None,
             "bounds": list(self.bounds) if self.bounds else None,
             "n": self.n,
+            "n_items": self.n_items,
             "outcome": self.outcome,
             "reason": self.reason,
         }
@@ -723,7 +736,9 @@ def decide(threshold: Threshold, m: Measurement, min_comparisons: int) -> Thresh
         if outcome == "inconclusive":
             reason += " (the interval straddles the bar: more data decides)"
         reason += f"; {m.detail}"
-    return ThresholdResult(threshold, m.value, m.ci, m.bounds, m.n, outcome, reason)
+    return ThresholdResult(
+        threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items=m.n_items
+    )
 
 
 def evaluate(
