@@ -1656,6 +1656,7 @@ def _ratio_difference(
         _percentile_ci(samples) if n_boot else None,
         units=len(matrix),
         bounds=_percentiles(samples, 5.0, 95.0) if n_boot else None,
+        items=len(by_item),
     )
 
 
