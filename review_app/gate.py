@@ -71,9 +71,11 @@ def orient(w: Row, first: str, second: str | None = None) -> Row | None:
 @dataclass(frozen=True)
 class Measurement:
     """One metric measured on a study: its estimate, 95% CI (shown), one-sided 95% lower and upper
-    bounds (decided on), the comparisons behind it, and a detail line; `value` is None when it
-    cannot be measured, `detail` says why. `needed` overrides the minimum number of comparisons
-    when the metric counts something else (outputs of the final review)."""
+    bounds (decided on), the comparisons behind it (`n`) and the distinct items behind those
+    (`n_items`: the independent units; an output of the final review or of a grader is its own
+    item's), and a detail line; `value` is None when it cannot be measured, `detail` says why.
+    `needed` overrides the minimum number of comparisons when the metric counts something else
+    (outputs of the final review)."""
 
     value: float | None
     ci: tuple[float, float] | None
@@ -82,6 +84,7 @@ class Measurement:
     detail: str
     needed: int | None = None
     unit: str = "comparisons"
+    n_items: int = 0
 
 
 def _unmeasurable(reason: str, n: int = 0) -> Measurement:
@@ -89,7 +92,7 @@ def _unmeasurable(reason: str, n: int = 0) -> Measurement:
 
 
 def _of(est: stats.Estimate, detail: str) -> Measurement:
-    return Measurement(est.value, est.ci, est.bounds, est.units, detail)
+    return Measurement(est.value, est.ci, est.bounds, est.units, detail, n_items=est.items)
 
 
 # ---- one measure per metric: (threshold params, inputs) -> Measurement ----
@@ -111,7 +114,7 @@ def _measure_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement
     if w is None:
         return _no_win_rate(params)
     detail = f"{w.wins} wins, {w.ties} ties, {w.losses} losses"
-    return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail)
+    return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail, n_items=w.n_items)
 
 
 def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -122,7 +125,7 @@ def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Meas
         return _no_win_rate(params)
     low = w.ci[0]
     detail = f"win rate {w.value:.3f}, CI {format_ci(w.ci, digits=3)}"
-    return Measurement(low, w.ci, (low, low), w.n_comparisons, detail)
+    return Measurement(low, w.ci, (low, low), w.n_comparisons, detail, n_items=w.n_items)
 
 
 def _measure_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -138,7 +141,10 @@ def _measure_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurem
     if lc.value is None:
         return _unmeasurable(f"length-controlled win rate: {lc.reason}", lc.n_comparisons)
     detail = f"length-controlled win rate over {lc.n} observations"
-    return Measurement(lc.value, lc.ci, lc.bounds, lc.n_comparisons, detail)
+    # One comparison of the two systems per item: its comparisons are its items.
+    return Measurement(
+        lc.value, lc.ci, lc.bounds, lc.n_comparisons, detail, n_items=lc.n_comparisons
+    )
 
 
 def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
@@ -200,7 +206,7 @@ def _measure_position_bias(params: dict[str, Any], inputs: GateInputs) -> Measur
     low, high = (b - 0.5 for b in m.bounds)
     bounds = (0.0 if low <= 0 <= high else min(abs(low), abs(high)), max(abs(low), abs(high)))
     detail = f"p_first {m.value:.3f}, one-sided bounds {format_ci(m.bounds, digits=3)}"
-    return Measurement(abs(m.value - 0.5), None, bounds, m.n, detail)
+    return Measurement(abs(m.value - 0.5), None, bounds, m.n, detail, n_items=m.n_items)
 
 
 def _measure_agreement_vs_ceiling(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -255,7 +261,9 @@ def _suite_measurement(w: stats.WinRate | None) -> Measurement | None:
     if drop is None:
         return None
     ci = None if w.ci is None else (100 * (0.5 - w.ci[1]), 100 * (0.5 - w.ci[0]))
-    return Measurement(drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}")
+    return Measurement(
+        drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}", n_items=w.n_items
+    )
 
 
 def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -279,7 +287,7 @@ def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measu
 def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
     """Non-inferiority over several suites at once: the worst suite's value (points below
     parity) with bounds that pass only when every suite's upper bound clears the margin and fail
-    when any suite's lower bound exceeds it; n is the smallest suite's."""
+    when any suite's lower bound exceeds it; n (and n_items) is the smallest suite's."""
     worst = max(suites, key=lambda c: suites[c].value)
     bounded = [m.bounds for m in suites.values() if m.bounds is not None]
     bounds = None
@@ -296,6 +304,7 @@ def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
         suites[smallest].n,
         detail,
         unit=suites[smallest].unit,
+        n_items=min(m.n_items for m in suites.values()),
     )
 
 
@@ -316,8 +325,9 @@ def _grader_rows(params: dict[str, Any], inputs: GateInputs) -> pd.DataFrame | s
     return rows.assign(category=stats.category_names(rows["category"]))
 
 
-def _share_measurement(passed: int, n: int, detail: str) -> Measurement:
-    """A pass rate over n outputs with Wilson intervals (95% shown, one-sided 95% bounds)."""
+def _share_measurement(passed: int, n: int, n_items: int, detail: str) -> Measurement:
+    """A pass rate over n outputs of `n_items` items with Wilson intervals (95% shown, one-sided
+    95% bounds)."""
     share = passed / n
     return Measurement(
         share,
@@ -326,6 +336,7 @@ def _share_measurement(passed: int, n: int, detail: str) -> Measurement:
         n,
         detail,
         unit="outputs",
+        n_items=n_items,
     )
 
 
@@ -341,7 +352,8 @@ def _measure_grader_pass_rate(params: dict[str, Any], inputs: GateInputs) -> Mea
     if rows.empty:
         return _unmeasurable(f"check {params['check']} has no results for {where}")
     passed, n = int(rows["passed"].sum()), len(rows)
-    return _share_measurement(passed, n, f"{passed} of {n} outputs of {where} pass")
+    detail = f"{passed} of {n} outputs of {where} pass"
+    return _share_measurement(passed, n, rows["item_key"].nunique(), detail)
 
 
 def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
@@ -363,6 +375,7 @@ def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
         n,
         detail,
         unit="outputs",
+        n_items=both["item_key"].nunique(),
     )
 
 
@@ -402,6 +415,7 @@ def _measure_final_review(params: dict[str, Any], inputs: GateInputs) -> Measure
         f"{ok} of {n} acceptable ({n} of {sample} reviewed)",
         needed=sample,
         unit="reviewed outputs",
+        n_items=n,
     )
 
 
@@ -716,7 +730,7 @@ class ThresholdResult:
     n: int
     outcome: str
     reason: str
-    n_items: int | None = None
+    n_items: int = 0
 
     @property
     def passed(self) -> bool:
@@ -759,10 +773,9 @@ def measure(threshold: Threshold, inputs: GateInputs) -> Measurement:
 
 
 def _units(m: Measurement) -> tuple[int, str]:
-    """What the minimum counts for a measurement: its items (independent units) when known,
-    else its own unit (comparisons, outputs)."""
-    n_items = getattr(m, "n_items", None)
-    return (m.n, m.unit) if n_items is None else (n_items, "items")
+    """What the minimum counts for a measurement: its items, the independent units (the
+    comparisons and votes of one item move together); an output counts as its item's."""
+    return m.n_items, ("items" if m.unit == "comparisons" else m.unit)
 
 
 def decide(
@@ -788,8 +801,9 @@ def decide(
         reason += f"; {m.detail}"
     if until is not None:
         outcome, reason = "interim", f"not decided until {until}; so far: {reason}"
-    n_items = getattr(m, "n_items", None)
-    return ThresholdResult(threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items)
+    return ThresholdResult(
+        threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items=m.n_items
+    )
 
 
 def evaluate(

@@ -15,9 +15,11 @@ Conventions used throughout:
 - Votes and verdicts whose pair is not in `pairs` are ignored.
 - A statistic with nothing to count (n = 0), or whose formula divides by zero (a kappa when every
   label is the same class), has value None and CI None, never NaN.
-- Every confidence interval is a 95% percentile bootstrap over comparisons (whole pairs with all
-  their votes and verdicts), `n_boot` resamples from `numpy.random.default_rng(seed)`. Resamples
-  in which a statistic is undefined are skipped when taking the percentiles.
+- Every confidence interval comes from one bootstrap over items (whole items with all their
+  comparisons, votes and verdicts), `n_boot` resamples from `numpy.random.default_rng(seed)`:
+  shares get a Wilson interval at the bootstrap's design effect, differences of two shares a
+  studentized bootstrap interval, kappas the percentiles. Resamples in which a statistic is
+  undefined are skipped.
 """
 
 from __future__ import annotations
@@ -58,18 +60,20 @@ _BOOT_CHUNK = 50
 class Estimate:
     """A statistic with the number of observations behind it and, when bootstrapped, its 95% CI.
 
-    `units` is the number of comparisons that contribute to it (what a decision's minimum sample
-    counts); `bounds` are its one-sided 95% lower and upper confidence bounds (the ends of the
-    two-sided 90% interval), on which the gate decides."""
+    `units` is the number of comparisons that contribute to it and `items` the number of distinct
+    items behind them (the independent units the bootstrap resamples; an item compared with two
+    systems gives two comparisons); `bounds` are its one-sided 95% lower and upper confidence
+    bounds, on which the gate decides."""
 
     value: float | None
     n: int
     ci: tuple[float, float] | None = None
     units: int = 0
     bounds: tuple[float, float] | None = None
+    items: int = 0
 
     def to_json(self, with_ci: bool = True) -> dict:
-        out: dict = {"value": self.value, "n": self.n}
+        out: dict = {"value": self.value, "n": self.n, "n_items": self.items}
         if with_ci:
             out["ci"] = list(self.ci) if self.ci is not None else None
         return out
@@ -80,7 +84,7 @@ class CeilingVerdict:
     """A judge's strict agreement minus the human ceiling's, on the same resamples (a paired
     interval), and what it says: `within` when the one-sided 95% lower bound is above -margin,
     `below` when the upper bound is under -margin, else `inconclusive` (also below the minimum
-    number of comparisons, so a small study never reads as `within`)."""
+    number of items, so a small study never reads as `within`)."""
 
     diff: Estimate
     margin: float
@@ -92,6 +96,7 @@ class CeilingVerdict:
             "diff": self.diff.value,
             "ci": list(ci) if ci is not None else None,
             "n": self.diff.units,
+            "n_items": self.diff.items,
             "margin": self.margin,
             "verdict": self.verdict,
         }
@@ -264,7 +269,7 @@ def without_length_preference(calibration: Calibration) -> Calibration:
     verbosity gap (judge minus humans, paired) stays: it carries no direction on its own."""
 
     def blank(estimate: Estimate) -> Estimate:
-        return Estimate(value=None, n=estimate.n)
+        return Estimate(value=None, n=estimate.n, items=estimate.items)
 
     def analysis(a: Analysis) -> Analysis:
         return replace(
@@ -299,6 +304,7 @@ class WinRate:
     both_bad: int = 0
     n_comparisons: int = 0
     bounds: tuple[float, float] | None = None  # one-sided 95% lower and upper bounds
+    n_items: int = 0  # distinct items behind the comparisons (what the bootstrap resamples)
 
     def reversed(self) -> WinRate:
         """The same outcomes read the other way round: b over a = 1 - a over b (ties stay half)."""
@@ -315,6 +321,7 @@ class WinRate:
             both_bad=self.both_bad,
             n_comparisons=self.n_comparisons,
             bounds=_reflect(self.bounds),
+            n_items=self.n_items,
         )
 
 
@@ -718,20 +725,68 @@ def _kappa(agree: int, n: int, rows: Sequence[int], cols: Sequence[int], scale: 
 @dataclass(frozen=True)
 class _Spec:
     """One registered statistic: a share (Wilson interval with the bootstrap's design effect),
-    another function of totals (percentile interval), or the difference of two registered
-    statistics on the same resamples (a paired percentile interval)."""
+    another function of totals (percentile interval), or the difference of two registered shares
+    on the same resamples (a paired, studentized interval: `studentized_difference`)."""
 
     kind: str  # "share" | "percentile" | "difference"
     n_col: int = -1
     stat: Statistic | None = None
     parts: tuple[int, int] = (-1, -1)
+    num_col: int = -1
+
+
+def studentized_difference(
+    value: float,
+    variance: float,
+    samples: np.ndarray,
+    sample_variances: np.ndarray,
+    items: int,
+    low: float = -1.0,
+    high: float = 1.0,
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The 95% interval and the one-sided 95% bounds of a difference from a studentized
+    (bootstrap-t) resampling: each resample's difference is standardised by its own linearised
+    standard error, t* = (resample - value) / se*, and the bounds are value - q(t*) se at t*'s
+    quantiles. Unlike percentiles of the resampled differences, this corrects for the skew of a
+    difference that is mostly 0 or a small gain with rare large losses, and for the bootstrap's
+    too-narrow spread in small samples. `variance` is the plug-in linearised variance; it is
+    scaled by items / (items - 1), as an unbiased variance would be. Bounds are clipped to
+    [low, high]. None when the spread is zero (every item says the same), where no interval
+    beyond the point can be read from the data."""
+    if items < 2 or not variance > 0:
+        return None
+    se = math.sqrt(variance * items / (items - 1))
+    defined = np.isfinite(samples)
+    samples, sample_se = samples[defined], np.sqrt(np.maximum(sample_variances[defined], 0.0))
+    if len(samples) == 0:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (samples - value) / sample_se
+    # A resample with no spread: exactly the estimate is no deviation at all; any other value
+    # is a deviation larger than any finite one.
+    t = np.where(sample_se > 0, t, np.where(samples == value, 0.0, np.sign(samples - value) * 1e9))
+    q025, q05, q95, q975 = np.percentile(t, [2.5, 5.0, 95.0, 97.5])
+
+    def clip(x: float) -> float:
+        return float(min(max(x, low), high))
+
+    ci = (clip(value - q975 * se), clip(value - q025 * se))
+    bounds = (clip(value - q95 * se), clip(value - q05 * se))
+    return ci, bounds
 
 
 class _Estimator:
     """Collects statistics over shared columns, then bootstraps them all at once.
 
     Rows are comparisons; the resamples draw whole items (a row group per item), since the
-    comparisons of one item (fine-tune vs base and vs frontier) are not independent."""
+    comparisons of one item (fine-tune vs base and vs frontier) are not independent.
+
+    A difference of two shares, Ra - Rb with R = N / D over item totals, is studentized with its
+    linearised variance sum_i u_i^2, u_i = (Na_i - Ra Da_i) / Da - (Nb_i - Rb Db_i) / Db. That is
+    a quadratic form g' S g in the gradient g = (1/Da, -Ra/Da, -1/Db, Rb/Db) of totals and the
+    matrix S of sums over items of products of their totals, so each product of two columns is
+    one more bootstrapped column: every resample's variance comes out of the same matrix
+    product as its totals."""
 
     def __init__(self, n_rows: int, items: np.ndarray | None = None) -> None:
         self.columns = _Columns(n_rows)
@@ -741,7 +796,7 @@ class _Estimator:
     def add_ratio(self, num: np.ndarray, den: np.ndarray) -> int:
         n_col = self.columns.add(den)
         num_col = self.columns.add(num)
-        self._specs.append(_Spec("share", n_col, _ratio(num_col, n_col)))
+        self._specs.append(_Spec("share", n_col, _ratio(num_col, n_col), num_col=num_col))
         return len(self._specs) - 1
 
     def add_kappa(
@@ -762,9 +817,16 @@ class _Estimator:
         return len(self._specs) - 1
 
     def add_difference(self, a: int, b: int) -> int:
-        """Statistic `a` minus statistic `b` (both already registered), paired."""
+        """Share `a` minus share `b` (both already registered with `add_ratio`), paired."""
+        if self._specs[a].kind != "share" or self._specs[b].kind != "share":
+            raise ValueError("a paired difference is of two shares registered with add_ratio")
         self._specs.append(_Spec("difference", parts=(a, b)))
         return len(self._specs) - 1
+
+    def _slots(self, spec: _Spec) -> tuple[int, int, int, int]:
+        """The columns (Na, Da, Nb, Db) of a difference's two shares."""
+        a, b = (self._specs[i] for i in spec.parts)
+        return a.num_col, a.n_col, b.num_col, b.n_col
 
     def run(self, rng: np.random.Generator, n_boot: int) -> list[Estimate]:
         matrix = self.columns.matrix()
@@ -773,59 +835,124 @@ class _Estimator:
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
         by_item = np.zeros((len(item_codes), matrix.shape[1]))
         np.add.at(by_item, item_rows, matrix)
+        products = sorted(
+            {
+                (min(i, j), max(i, j))
+                for spec in self._specs
+                if spec.kind == "difference"
+                for i in self._slots(spec)
+                for j in self._slots(spec)
+            }
+        )
+        product_col = {pair: by_item.shape[1] + k for k, pair in enumerate(products)}
+        if products:
+            left, right = np.array(products).T
+            by_item = np.hstack([by_item, by_item[:, left] * by_item[:, right]])
         boots = bootstrap_totals(by_item, rng, n_boot)
-        item_units = [self._units(spec, matrix) for spec in self._specs]
+        all_totals = by_item.sum(axis=0)
+        counted = [self._counted(spec, matrix) for spec in self._specs]
         values: list[np.ndarray] = []
         estimates: list[Estimate] = []
-        for spec, units in zip(self._specs, item_units, strict=True):
+        for spec, rows in zip(self._specs, counted, strict=True):
+            units = int(rows.sum())
+            items = len(np.unique(item_rows[rows]))
             if spec.kind == "difference":
                 a, b = spec.parts
                 samples = values[a] - values[b]
+                values.append(samples)
                 value = (
                     None
                     if estimates[a].value is None or estimates[b].value is None
                     else estimates[a].value - estimates[b].value
                 )
                 n = min(estimates[a].n, estimates[b].n)
-                values.append(samples)
-                estimates.append(self._percentile_estimate(value, n, units, samples, n_boot))
+                estimates.append(
+                    self._difference_estimate(
+                        value, n, units, items, samples, spec, product_col, all_totals, boots
+                    )
+                )
                 continue
             samples = spec.stat(boots)
             values.append(samples)
             n = int(round(totals[spec.n_col]))
             value = _finite_or_none(spec.stat(totals)) if n > 0 else None
             if spec.kind == "share" and value is not None:
-                estimates.append(self._share_estimate(value, n, units, samples, n_boot))
+                estimates.append(self._share_estimate(value, n, units, items, samples, n_boot))
             else:
-                estimates.append(self._percentile_estimate(value, n, units, samples, n_boot))
+                estimates.append(self._percentile_estimate(value, n, units, items, samples, n_boot))
         return estimates
 
-    def _units(self, spec: _Spec, matrix: np.ndarray) -> int:
-        """Comparisons contributing to a statistic (for a difference: to both of its parts)."""
+    def _counted(self, spec: _Spec, matrix: np.ndarray) -> np.ndarray:
+        """The comparisons contributing to a statistic (for a difference: to both of its
+        parts), as a mask over rows."""
         if spec.kind == "difference":
             a, b = (self._specs[i] for i in spec.parts)
-            if a.kind == "difference" or b.kind == "difference":
-                return 0
-            return int(((matrix[:, a.n_col] > 0) & (matrix[:, b.n_col] > 0)).sum())
-        return int((matrix[:, spec.n_col] > 0).sum())
+            return (matrix[:, a.n_col] > 0) & (matrix[:, b.n_col] > 0)
+        return matrix[:, spec.n_col] > 0
+
+    def _linearised_variance(
+        self, spec: _Spec, product_col: dict[tuple[int, int], int], totals: np.ndarray
+    ) -> np.ndarray:
+        """sum_i u_i^2 of a difference (see the class docstring) for each row of `totals`
+        (column totals of the item matrix with its product columns)."""
+        slots = self._slots(spec)
+        na, da, nb, db = (totals[..., c] for c in slots)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gradient = np.stack([1 / da, -na / da**2, -1 / db, nb / db**2], axis=-1)
+            squares = np.stack(
+                [
+                    np.stack([totals[..., product_col[(min(i, j), max(i, j))]] for j in slots], -1)
+                    for i in slots
+                ],
+                -2,
+            )
+            return np.einsum("...s,...st,...t->...", gradient, squares, gradient)
+
+    def _difference_estimate(
+        self,
+        value: float | None,
+        n: int,
+        units: int,
+        items: int,
+        samples: np.ndarray,
+        spec: _Spec,
+        product_col: dict[tuple[int, int], int],
+        totals: np.ndarray,
+        boots: np.ndarray,
+    ) -> Estimate:
+        n_boot = len(boots)
+        if value is None or n_boot == 0:
+            return Estimate(value=value, n=n, units=units, items=items)
+        interval = studentized_difference(
+            value,
+            float(self._linearised_variance(spec, product_col, totals)),
+            samples,
+            self._linearised_variance(spec, product_col, boots),
+            items,
+        )
+        if interval is None:
+            return self._percentile_estimate(value, n, units, items, samples, n_boot)
+        ci, bounds = interval
+        return Estimate(value=value, n=n, ci=ci, units=units, bounds=bounds, items=items)
 
     @staticmethod
     def _percentile_estimate(
-        value: float | None, n: int, units: int, samples: np.ndarray, n_boot: int
+        value: float | None, n: int, units: int, items: int, samples: np.ndarray, n_boot: int
     ) -> Estimate:
         if value is None or n_boot == 0:
-            return Estimate(value=value, n=n, units=units)
+            return Estimate(value=value, n=n, units=units, items=items)
         return Estimate(
             value=value,
             n=n,
             ci=_percentile_ci(samples),
             units=units,
             bounds=_percentiles(samples, 5.0, 95.0),
+            items=items,
         )
 
     @staticmethod
     def _share_estimate(
-        value: float, n: int, units: int, samples: np.ndarray, n_boot: int
+        value: float, n: int, units: int, items: int, samples: np.ndarray, n_boot: int
     ) -> Estimate:
         finite = samples[np.isfinite(samples)] if n_boot else samples[:0]
         variance = float(finite.var()) if len(finite) > 1 else None
@@ -839,6 +966,7 @@ class _Estimator:
             ci=wilson_interval(value, n_eff, _quantile(0.975, units)),
             units=units,
             bounds=wilson_interval(value, n_eff, _quantile(0.95, units)),
+            items=items,
         )
 
 
@@ -963,8 +1091,8 @@ def _longer_side(len_diff: np.ndarray) -> np.ndarray:
     return np.where(len_diff > LONGER_MARGIN, X, np.where(len_diff < -LONGER_MARGIN, Y, -1))
 
 
-def _ceiling_verdict(diff: Estimate, margin: float, min_comparisons: int) -> str:
-    if diff.bounds is None or diff.units < min_comparisons:
+def _ceiling_verdict(diff: Estimate, margin: float, min_items: int) -> str:
+    if diff.bounds is None or diff.items < min_items:
         return "inconclusive"
     if diff.bounds[0] > -margin:
         return "within"
@@ -978,7 +1106,7 @@ def _analyse(
     rng: np.random.Generator,
     n_boot: int,
     margin: float = CEILING_MARGIN,
-    min_comparisons: int = MIN_COMPARISONS,
+    min_items: int = MIN_COMPARISONS,
 ) -> Analysis:
     n_pairs = enc.n_pairs
     est = _Estimator(n_pairs, enc.items)
@@ -1077,6 +1205,8 @@ def _analyse(
     }
 
     estimates = est.run(rng, n_boot)
+    # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
+    rated_items = len(np.unique(enc.items[n_all >= 2]))
 
     humans = HumanStats(
         n_votes=len(enc.vote_pair),
@@ -1086,8 +1216,8 @@ def _analyse(
         agreement_without_ties=estimates[h_agree_wot],
         kappa_with_ties=estimates[h_kappa_wt],
         kappa_without_ties=estimates[h_kappa_wot],
-        fleiss_kappa=fleiss_kappa(counts),
-        krippendorff_alpha=krippendorff_alpha_nominal(counts),
+        fleiss_kappa=replace(fleiss_kappa(counts), items=rated_items),
+        krippendorff_alpha=replace(krippendorff_alpha_nominal(counts), items=rated_items),
         reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
         p_left=estimates[h_p_left],
         p_longer=estimates[h_p_longer],
@@ -1122,7 +1252,7 @@ def _analyse(
                 agreement_strict=estimates[spec["agree_strict"]],
                 decisive_share=estimates[spec["decisive"]],
                 vs_ceiling=CeilingVerdict(
-                    vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_comparisons)
+                    vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_items)
                 ),
                 verbosity_gap=estimates[spec["verbosity_gap"]],
                 strict_vs={
@@ -1148,13 +1278,13 @@ def calibrate(
     n_boot: int = 1000,
     judge_order: Sequence[str] = (),
     margin: float = CEILING_MARGIN,
-    min_comparisons: int = MIN_COMPARISONS,
+    min_items: int = MIN_COMPARISONS,
 ) -> Calibration:
     """Every statistic of DESIGN section 5, for the whole study and for each category. Judges
-    are listed in `judge_order` (any others after it, by name). `margin` and `min_comparisons`
+    are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
-    options = {"margin": margin, "min_comparisons": min_comparisons}
+    options = {"margin": margin, "min_items": min_items}
     overall = _analyse(enc, np.random.default_rng(seed), n_boot, **options)
     by_category = {}
     for category in sorted(set(enc.categories)):
@@ -1303,6 +1433,7 @@ def _win_rates(
                     both_bad=both_bad.get(source, 0),
                     n_comparisons=e.units,
                     bounds=e.bounds,
+                    n_items=e.items,
                 )
             )
     return out
@@ -1525,6 +1656,7 @@ def _ratio_difference(
         _percentile_ci(samples) if n_boot else None,
         units=len(matrix),
         bounds=_percentiles(samples, 5.0, 95.0) if n_boot else None,
+        items=len(by_item),
     )
 
 

@@ -48,3 +48,18 @@ def test_page_render_builds_its_locked_study_and_renders_every_screen():
 )
 def test_benchmarks_run_at_a_small_size(name, argv, key):
     assert run_bench(name, *argv)[key] > 0
+
+
+def test_decision_sim_reports_coverage_and_its_targets_at_a_small_size():
+    figures = run_bench("decision_sim.py", "--small")
+    assert set(figures["coverage"]) == {
+        "vs_ceiling",
+        "beats_baseline",
+        "verbosity_gap",
+        "regression",
+        "win_rate",
+        "pass_rate_change",
+    }
+    assert all(0 <= v <= 1 for by_size in figures["coverage"].values() for v in by_size.values())
+    assert set(figures["within_at_margin"]) == {"30", "30x3"}
+    assert figures["simulations"] > 0 and isinstance(figures["targets"]["met"], bool)

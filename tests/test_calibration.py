@@ -171,6 +171,7 @@ def test_imported_votes_and_verdicts_get_exactly_the_statistics_of_native_ones(s
     assert gpt["agreement"]["without_ties"] == {
         "value": 1.0,
         "n": 3,
+        "n_items": 2,  # q1 and q3: the comparisons the judge decided
         "ci": gpt["agreement"]["without_ties"]["ci"],
     }
     assert gpt["n_unparsed"] == 1
@@ -264,7 +265,8 @@ def blank_length_preference(document: dict) -> dict:
     blanked = json.loads(json.dumps(document))
     for section in [blanked, *blanked["by_category"].values()]:
         for who in [section["humans"], *section["judges"]]:
-            who["p_longer"] = {"value": None, "n": who["p_longer"]["n"], "ci": None}
+            kept = {k: who["p_longer"][k] for k in ("n", "n_items")}
+            who["p_longer"] = {"value": None, **kept, "ci": None}
     return blanked
 
 
@@ -430,7 +432,7 @@ def test_unknown_study_is_not_found(store):
 
 # ---- CLI ----
 
-ESTIMATE = {"value": (float, type(None)), "n": int}
+ESTIMATE = {"value": (float, type(None)), "n": int, "n_items": int}
 ESTIMATE_CI = {**ESTIMATE, "ci": (list, type(None))}
 WITH_WITHOUT = {"with_ties": ESTIMATE_CI, "without_ties": ESTIMATE_CI}
 HUMANS = {
@@ -460,6 +462,7 @@ JUDGE = {
         "diff": (float, type(None)),
         "ci": (list, type(None)),
         "n": int,
+        "n_items": int,
         "margin": float,
         "verdict": str,
     },

@@ -476,8 +476,9 @@ def test_empty_study_gives_none_not_nan():
     json.dumps(report, allow_nan=False)
     assert report["n_comparisons"] == 0
     assert report["n_votes"] == 0
-    assert report["humans"]["agreement"]["with_ties"] == {"value": None, "n": 0, "ci": None}
-    assert report["humans"]["fleiss_kappa"] == {"value": None, "n": 0}
+    empty = {"value": None, "n": 0, "n_items": 0, "ci": None}
+    assert report["humans"]["agreement"]["with_ties"] == empty
+    assert report["humans"]["fleiss_kappa"] == {"value": None, "n": 0, "n_items": 0}
     assert report["judges"] == []
     assert report["by_category"] == {}
 
@@ -488,7 +489,7 @@ def test_report_without_votes_still_describes_the_judges():
     report = stats.study_report(pairs, no_votes(), verdicts, n_boot=50)
     json.dumps(report, allow_nan=False)
     (judge,) = report["judges"]
-    assert judge["agreement"]["with_ties"] == {"value": None, "n": 0, "ci": None}
+    assert judge["agreement"]["with_ties"] == {"value": None, "n": 0, "n_items": 0, "ci": None}
     # One comparison whose orders disagree: 0 of 1, but one comparison proves little.
     assert judge["consistency"]["value"] == 0.0 and judge["consistency"]["n"] == 1
     assert judge["consistency"]["ci"][0] == 0.0 and judge["consistency"]["ci"][1] > 0.7

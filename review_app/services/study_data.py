@@ -109,7 +109,7 @@ class StudyData:
         self._seed = settings.seed
         self._n_boot = settings.bootstrap_resamples
         self._margin = settings.ceiling_margin
-        self._min_comparisons = settings.gate_min_items
+        self._min_items = settings.gate_min_items
         # One lock per lazy part, so a page waiting for texts does not wait for the bootstrap.
         self._locks = {
             part: threading.Lock()
@@ -185,7 +185,7 @@ class StudyData:
                         *frames,
                         **options,
                         margin=self._margin,
-                        min_comparisons=self._min_comparisons,
+                        min_items=self._min_items,
                     ),
                     *self.win_rates,
                 )
