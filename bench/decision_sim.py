@@ -15,7 +15,16 @@ Sections of the JSON object printed on the last line:
   `pass_rate_change` (a grader check's pass-rate drop, one output per item and system).
 - `within_at_margin: {size: rate}`: how often a judge exactly 5 points below the human ceiling
   is called "within" it.
-- `simulations`: studies simulated per size; `targets`: the targets and whether they are met.
+- `plan_power: {design: {planned, pass_rate, false_pass}}`: four regression suites (margin 5,
+  truth at parity) and a final review (bar 0.9, truth 0.97) at the design `review-app plan`
+  proposes for 80%: the planned power, the pass rate in simulated studies at that truth, and the
+  false pass rates with one suite exactly at the margin or the final review at its bar.
+- `interim_rows_pass_at_parity`: at parity, looking after every 10 comparisons, how often some
+  threshold row reads `pass` before the plan is in (interim rows never pass: 0 by design);
+  `gate_false_pass_with_looks`: how often the gate passes at any of those looks, the last
+  included (the fixed-sample false pass rate, at most 5%).
+- `simulations`: studies simulated per size (a fifth of them, at least 4, for `plan_power`);
+  `targets`: the targets and whether they are met.
 
 Items vary in difficulty (easy and hard items, or a logit-normal chance per item), so the
 comparisons and votes of one item agree more than chance would make them. Fixed seeds.
@@ -33,13 +42,15 @@ import pandas as pd
 from scipy.special import expit, logit
 from scipy.stats import norm
 
-from review_app import gate, stats
+from review_app import gate, planning, stats
 
 SIZES = (10, 25, 30, 50, 100)
 PER_ITEM = (1, 3)
 MIN_ITEMS = 30
 COVERAGE_TARGET = 0.94
 WITHIN_AT_MARGIN_TARGET = 0.05
+PLAN_PASS_TARGET = 0.78
+FALSE_PASS_TARGET = 0.05
 
 # Calibration studies: 30% hard items, on which reviewers and the judge are less reliable.
 HARD_SHARE = 0.3
@@ -353,6 +364,174 @@ def within_at_margin_section(
     return {"within_at_margin": rates}
 
 
+# ---- plans and looks ----
+
+REFERENCE = "base"
+# The correlation of two votes on one comparison in the simulated studies (the plan assumes a
+# larger one, 0.3, to stay on the safe side).
+SIMULATED_CORRELATION = 0.2
+
+
+def _suite_frames(
+    rng: np.random.Generator, suites: dict[str, tuple[int, float]], k: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pairs and k votes per pair: per suite (items, true win rate of the candidate), each
+    comparison with its own chance (Beta with that mean and `SIMULATED_CORRELATION`)."""
+    concentration = 1 / SIMULATED_CORRELATION - 1
+    pair_rows, vote_rows, pair_id = [], [], 0
+    for category, (items, truth) in suites.items():
+        p = rng.beta(truth * concentration, (1 - truth) * concentration, items)
+        wins = rng.random((items, k)) < p[:, None]
+        for i in range(items):
+            pair_id += 1
+            pair_rows.append(
+                (pair_id, f"{category}-{i}", category, REFERENCE, CANDIDATE, 100, 100, 10)
+            )
+            for j in range(k):
+                vote_rows.append((pair_id, f"r{j}", "y" if wins[i, j] else "x"))
+    pairs = pd.DataFrame(
+        pair_rows,
+        columns=[
+            "pair_id",
+            "item_key",
+            "category",
+            "system_x",
+            "system_y",
+            "len_x",
+            "len_y",
+            "len_prompt",
+        ],
+    ).assign(prompt="p", reference=None, output_x="x", output_y="y")
+    votes = pd.DataFrame(vote_rows, columns=["pair_id", "reviewer", "outcome"])
+    system = pairs.set_index("pair_id")
+    votes = votes.assign(
+        vote_id=np.arange(1, len(votes) + 1),
+        winner=np.where(
+            votes["outcome"] == "x",
+            system.loc[votes["pair_id"], "system_x"].to_numpy(),
+            system.loc[votes["pair_id"], "system_y"].to_numpy(),
+        ),
+        shown_left=None,
+        rationale="",
+        created_at="2026-01-01T00:00:00",
+    )
+    return pairs, votes
+
+
+def _no_verdicts() -> pd.DataFrame:
+    return pd.DataFrame(columns=stats.VERDICT_COLUMNS)
+
+
+def _gate_inputs(pairs, votes, reviewed: int, acceptable: int, n_boot: int) -> gate.GateInputs:
+    comparisons = [(CANDIDATE, REFERENCE)]
+    verdicts = _no_verdicts()
+    return gate.GateInputs(
+        None,
+        stats.win_rates(pairs, votes, verdicts, comparisons, n_boot=n_boot),
+        stats.category_win_rates(pairs, votes, verdicts, comparisons, n_boot=n_boot),
+        {"n": reviewed, "acceptable": acceptable, "sample_size": reviewed},
+        candidate=CANDIDATE,
+    )
+
+
+def _regression(categories: list[str]) -> gate.Threshold:
+    return gate.validate_threshold(
+        "max_regression_points",
+        {"system_a": CANDIDATE, "system_b": REFERENCE, "categories": categories},
+        "<=",
+        5,
+    )
+
+
+REVIEW_THRESHOLD = gate.validate_threshold("final_review_acceptable_rate", {}, ">=", 0.9)
+
+
+def _planned(suites: int, items: int) -> tuple[list[gate.Threshold], planning.DesignPower]:
+    """A regression threshold over `suites` suites and a final review, planned over `items`
+    items per suite: the smallest design the planner calls 80%."""
+    names = [f"suite{i}" for i in range(suites)]
+    thresholds = [_regression(names), REVIEW_THRESHOLD]
+    shape = planning.StudyShape(
+        {(CANDIDATE, REFERENCE): {n: items for n in names}},
+        400,
+        CANDIDATE,
+        {n: items for n in names},
+        {CANDIDATE: items * suites, REFERENCE: items * suites},
+    )
+    proposal = planning.propose(thresholds, shape, planning.Design(3, 50))
+    assert proposal.proposed is not None, "the planner found no design"
+    return thresholds, proposal.proposed
+
+
+def plan_power_section(
+    simulations: int, n_boot: int, items: int = 600, suites: int = 4, seed: int = 11
+) -> dict:
+    """{design: {pass_rate, planned, false_pass}}: four regression suites of `items` items each
+    (margin 5, truth at parity) and a final review (bar 0.9, truth 0.97), at the design the
+    planner proposes for 80%; its pass rate in simulated studies at that truth, and its false
+    pass rate with one suite exactly at the margin (the other three at parity) and with the
+    final review at the bar."""
+    rng = np.random.default_rng(seed)
+    thresholds, design = _planned(suites, items)
+    k, reviewed = design.design.votes_per_comparison, design.design.final_review
+
+    def passes(truths: list[float], acceptable_share: float) -> bool:
+        layout = {f"suite{i}": (items, t) for i, t in enumerate(truths)}
+        pairs, votes = _suite_frames(rng, layout, k)
+        acceptable = int(rng.binomial(reviewed, acceptable_share))
+        inputs = _gate_inputs(pairs, votes, reviewed, acceptable, n_boot)
+        return gate.decide_gate(thresholds, inputs, MIN_ITEMS).result == "pass"
+
+    truth = planning.FINAL_REVIEW_TRUTH
+    honest = sum(passes([0.5] * suites, truth) for _ in range(simulations))
+    at_margin = sum(passes([0.45] + [0.5] * (suites - 1), truth) for _ in range(simulations))
+    review_at_bar = sum(passes([0.5] * suites, 0.9) for _ in range(simulations))
+    name = f"{suites} suites x {items} items, k={k}, final review {reviewed}"
+    return {
+        "plan_power": {
+            name: {
+                "planned": round(design.power, 4),
+                "pass_rate": round(honest / simulations, 4),
+                "false_pass": {
+                    "one_suite_at_the_margin": round(at_margin / simulations, 4),
+                    "final_review_at_the_bar": round(review_at_bar / simulations, 4),
+                },
+            }
+        }
+    }
+
+
+WIN_THRESHOLD = gate.validate_threshold(
+    "human_win_rate", {"system_a": CANDIDATE, "system_b": REFERENCE}, ">", 0.5
+)
+
+
+def looks_section(simulations: int, n_boot: int, items: int = 100, every: int = 10, seed: int = 5):
+    """At parity, a study of `items` comparisons x 3 votes looked at after every `every`
+    comparisons: how often some interim row reads `pass` (`interim_rows_pass_at_parity`) and how
+    often the gate passes at any look, the last included (`gate_false_pass_with_looks`)."""
+    rng = np.random.default_rng(seed)
+    row_passes = gate_passes = 0
+    for _ in range(simulations):
+        pairs, votes = _suite_frames(rng, {"general": (items, 0.5)}, 3)
+        seen_row_pass = seen_gate_pass = False
+        for reached in range(every, items + 1, every):
+            shown = votes[votes["pair_id"] <= reached]
+            inputs = _gate_inputs(pairs[pairs["pair_id"] <= reached], shown, 0, 0, n_boot)
+            plan = gate.Plan(items, 3, 0, comparisons_reached=reached)
+            decision = gate.decide_gate([WIN_THRESHOLD], inputs, 30, plan)
+            if reached < items and any(r.outcome == "pass" for r in decision.results):
+                seen_row_pass = True
+            if decision.result == "pass":
+                seen_gate_pass = True
+        row_passes += seen_row_pass
+        gate_passes += seen_gate_pass
+    return {
+        "interim_rows_pass_at_parity": round(row_passes / simulations, 4),
+        "gate_false_pass_with_looks": round(gate_passes / simulations, 4),
+    }
+
+
 def _from_minimum(by_size: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in by_size.items() if int(k.split("x")[0]) >= MIN_ITEMS}
 
@@ -370,10 +549,24 @@ def targets_section(figures: dict) -> dict:
         for key, value in _from_minimum(figures.get("within_at_margin", {})).items()
         if value > WITHIN_AT_MARGIN_TARGET
     ]
+    for name, plan in figures.get("plan_power", {}).items():
+        if plan["pass_rate"] < PLAN_PASS_TARGET:
+            misses.append(f"plan pass rate {name}: {plan['pass_rate']}")
+        misses += [
+            f"plan false pass {name} {case}: {rate}"
+            for case, rate in plan["false_pass"].items()
+            if rate > FALSE_PASS_TARGET
+        ]
+    for key in ("interim_rows_pass_at_parity", "gate_false_pass_with_looks"):
+        if figures.get(key, 0) > (0 if key.startswith("interim") else FALSE_PASS_TARGET):
+            misses.append(f"{key}: {figures[key]}")
     return {
         "targets": {
             "coverage_at_least": COVERAGE_TARGET,
             "within_at_margin_at_most": WITHIN_AT_MARGIN_TARGET,
+            "plan_pass_rate_at_least": PLAN_PASS_TARGET,
+            "false_pass_at_most": FALSE_PASS_TARGET,
+            "interim_rows_pass_at_parity_at_most": 0,
             "from_items": MIN_ITEMS,
             "met": not misses,
             "misses": misses,
@@ -394,6 +587,11 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict = {}
     figures |= coverage_section(sizes, runs, n_boot)
     figures |= within_at_margin_section(sizes, runs, n_boot)
+    if args.small:
+        figures |= plan_power_section(4, n_boot, items=400, suites=1)
+    else:
+        figures |= plan_power_section(max(4, runs // 5), n_boot)
+    figures |= looks_section(runs, n_boot, items=40 if args.small else 100)
     figures["simulations"] = runs
     figures["bootstrap_resamples"] = n_boot
     figures |= targets_section(figures)

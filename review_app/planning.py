@@ -14,6 +14,7 @@ the product a lower bound)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -259,16 +260,25 @@ def normal_power(delta: float, sd_bar: float, sd_truth: float, n: int) -> float:
     return float(norm.cdf((delta * math.sqrt(n) - stats.Z_ONE_SIDED_95 * sd_bar) / sd_truth))
 
 
+@functools.lru_cache(maxsize=65536)
+def _passes_needed(bar: float, n: int, strict: bool) -> int | None:
+    """The fewest passes out of n whose Wilson one-sided 95% lower bound clears the bar."""
+    for needed in range(n + 1):
+        low = stats.wilson_interval(needed / n, n, stats.Z_ONE_SIDED_95)[0]
+        if low > bar or (low >= bar and not strict):
+            return needed
+    return None
+
+
 def wilson_power(truth: float, bar: float, n: int, strict: bool = False) -> float:
     """The exact chance that Wilson's one-sided 95% lower bound over n outputs clears the bar
     (>=, or > when `strict`) when each output passes with probability `truth`."""
     if n <= 0:
         return 0.0
-    for needed in range(n + 1):  # the fewest passes whose bound clears the bar
-        low = stats.wilson_interval(needed / n, n, stats.Z_ONE_SIDED_95)[0]
-        if low > bar or (low >= bar and not strict):
-            return float(binom.sf(needed - 1, n, min(max(truth, 0.0), 1.0)))
-    return 0.0
+    needed = _passes_needed(float(bar), int(n), strict)
+    if needed is None:
+        return 0.0
+    return float(binom.sf(needed - 1, n, min(max(truth, 0.0), 1.0)))
 
 
 def _share_power(truth: float, bar: float, up: bool, n: int, factor: float) -> float:

@@ -63,3 +63,9 @@ def test_decision_sim_reports_coverage_and_its_targets_at_a_small_size():
     assert all(0 <= v <= 1 for by_size in figures["coverage"].values() for v in by_size.values())
     assert set(figures["within_at_margin"]) == {"30", "30x3"}
     assert figures["simulations"] > 0 and isinstance(figures["targets"]["met"], bool)
+    ((design, plan),) = figures["plan_power"].items()
+    assert plan["planned"] >= 0.8 and 0 <= plan["pass_rate"] <= 1, design
+    assert set(plan["false_pass"]) == {"one_suite_at_the_margin", "final_review_at_the_bar"}
+    # Interim rows never read pass, whatever the sample: this one is exact at any size.
+    assert figures["interim_rows_pass_at_parity"] == 0.0
+    assert 0 <= figures["gate_false_pass_with_looks"] <= 1
