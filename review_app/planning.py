@@ -39,6 +39,8 @@ TARGET_POWER = 0.8
 # Below this power a lock needs a recorded reason.
 LOCK_POWER_FLOOR = 0.5
 MAX_VOTES_PER_COMPARISON = 7
+# A signer reads every output of the final review: a plan never asks for more than this.
+MAX_FINAL_REVIEW = 1000
 
 # Metrics decided on human votes: their units carry k correlated votes each.
 _HUMAN_VOTED = {"human_win_rate", "human_win_rate_ci_low", "human_lc_win_rate"}
@@ -262,12 +264,23 @@ def normal_power(delta: float, sd_bar: float, sd_truth: float, n: int) -> float:
 
 @functools.lru_cache(maxsize=65536)
 def _passes_needed(bar: float, n: int, strict: bool) -> int | None:
-    """The fewest passes out of n whose Wilson one-sided 95% lower bound clears the bar."""
-    for needed in range(n + 1):
-        low = stats.wilson_interval(needed / n, n, stats.Z_ONE_SIDED_95)[0]
-        if low > bar or (low >= bar and not strict):
-            return needed
-    return None
+    """The fewest passes out of n whose Wilson one-sided 95% lower bound clears the bar (the
+    bound grows with the passes, so a binary search finds it)."""
+
+    def clears(passes: int) -> bool:
+        low = stats.wilson_interval(passes / n, n, stats.Z_ONE_SIDED_95)[0]
+        return low > bar or (low >= bar and not strict)
+
+    if not clears(n):
+        return None
+    low, high = 0, n
+    while low < high:
+        middle = (low + high) // 2
+        if clears(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def wilson_power(truth: float, bar: float, n: int, strict: bool = False) -> float:
@@ -416,17 +429,21 @@ def _final_review_for(
     expectations: Mapping[str, float] | None,
     min_items: int,
 ) -> DesignPower | None:
-    """At k votes per comparison, the smallest final review with which every threshold passes
-    with `TARGET_POWER`, or None."""
-    needs_review = any(t.metric == gate.FINAL_REVIEW_METRIC for t in thresholds)
-    sizes = range(1, shape.candidate_outputs + 1) if needs_review else [0]
-    best = None
-    for n in sizes:
-        found = design_power(thresholds, shape, Design(k, n), expectations, min_items)
-        if found.power >= TARGET_POWER:
-            return found
-        best = found
-    return None if best is None or best.power < TARGET_POWER else best
+    """At k votes per comparison, the smallest final review (of at most `MAX_FINAL_REVIEW`
+    outputs) with which every threshold passes with `TARGET_POWER`, or None."""
+    if not any(t.metric == gate.FINAL_REVIEW_METRIC for t in thresholds):
+        found = design_power(thresholds, shape, Design(k, 0), expectations, min_items)
+        return found if found.power >= TARGET_POWER else None
+    others = [t for t in thresholds if t.metric != gate.FINAL_REVIEW_METRIC]
+    rest = design_power(others, shape, Design(k, 0), expectations, min_items).power if others else 1
+    if rest < TARGET_POWER:
+        return None
+    reviews = [t for t in thresholds if t.metric == gate.FINAL_REVIEW_METRIC]
+    for n in range(1, min(shape.candidate_outputs, MAX_FINAL_REVIEW) + 1):
+        review = design_power(reviews, shape, Design(k, n), expectations, min_items).power
+        if rest * review >= TARGET_POWER:
+            return design_power(thresholds, shape, Design(k, n), expectations, min_items)
+    return None
 
 
 def propose(
