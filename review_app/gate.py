@@ -84,7 +84,12 @@ class Measurement:
     detail: str
     needed: int | None = None
     unit: str = "comparisons"
-    n_items: int = 0
+    # None: each unit is its own item (a measurement built from per-item figures).
+    n_items: int | None = None
+
+    @property
+    def items(self) -> int:
+        return self.n if self.n_items is None else self.n_items
 
 
 def _unmeasurable(reason: str, n: int = 0) -> Measurement:
@@ -304,7 +309,7 @@ def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
         suites[smallest].n,
         detail,
         unit=suites[smallest].unit,
-        n_items=min(m.n_items for m in suites.values()),
+        n_items=min(m.items for m in suites.values()),
     )
 
 
@@ -775,7 +780,7 @@ def measure(threshold: Threshold, inputs: GateInputs) -> Measurement:
 def _units(m: Measurement) -> tuple[int, str]:
     """What the minimum counts for a measurement: its items, the independent units (the
     comparisons and votes of one item move together); an output counts as its item's."""
-    return m.n_items, ("items" if m.unit == "comparisons" else m.unit)
+    return m.items, ("items" if m.unit == "comparisons" else m.unit)
 
 
 def decide(
@@ -802,7 +807,7 @@ def decide(
     if until is not None:
         outcome, reason = "interim", f"not decided until {until}; so far: {reason}"
     return ThresholdResult(
-        threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items=m.n_items
+        threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items=m.items
     )
 
 

@@ -336,7 +336,7 @@ def test_four_votes_do_not_pass_the_ci_low_threshold(store, tmp_path, settings):
     (result,) = decision.results
     # 4 of 4: the interval no longer collapses to [1, 1], and 4 comparisons decide nothing.
     assert result.value < 0.6 and result.ci[1] == 1.0
-    assert result.outcome == "inconclusive" and result.reason.startswith("4 of 30 comparisons")
+    assert result.outcome == "inconclusive" and result.reason.startswith("4 of 30 items")
     assert decision.result == "inconclusive"
 
 

@@ -235,7 +235,7 @@ def test_too_few_comparisons_are_inconclusive_whatever_the_bound():
     # 4 of 4 wins: the old percentile interval was [1, 1] and passed "CI low >= 0.5".
     tiny = gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=4), min_items=30)
     assert tiny.outcome == "inconclusive"
-    assert tiny.reason.startswith("4 of 30 comparisons needed")
+    assert tiny.reason.startswith("4 of 30 items needed")
     assert gate.decide(threshold, measurement(1.0, 0.99, 1.0, n=30), 30).outcome == "pass"
 
 

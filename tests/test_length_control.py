@@ -141,7 +141,7 @@ def test_the_gate_decides_the_length_controlled_win_rate_on_its_bounds():
     [row] = gate.decide_gate([_threshold()], _inputs(_lc(0.52, (0.45, 0.6)))).results
     assert row.outcome == "inconclusive"
     [row] = gate.decide_gate([_threshold()], _inputs(_lc(0.7, (0.6, 0.8), 20))).results
-    assert row.outcome == "inconclusive" and row.reason.startswith("20 of 30 comparisons")
+    assert row.outcome == "inconclusive" and row.reason.startswith("20 of 30 items")
 
 
 def test_without_overlap_the_gate_metric_is_unmeasurable_with_the_reason():
@@ -211,8 +211,9 @@ def test_a_study_whose_candidate_is_always_longer_cannot_pass_on_length(
     rows = {r.threshold.metric: r for r in decision.results}
     assert rows["human_win_rate"].value > 0.6 and rows["human_win_rate"].bounds[0] > 0.5
     lc = rows["human_lc_win_rate"]
-    # The final review is not done, so the gate is interim; the row says why it has no figure.
-    assert lc.outcome == "interim" and lc.value is None
+    # Every comparison has its one planned vote (k comes from the import) and no threshold reads
+    # the final review: the plan is in, and the row says why it cannot be decided.
+    assert lc.outcome == "inconclusive" and lc.value is None
     assert "lengths do not overlap: not estimable (0 of 120 comparisons" in lc.reason
     assert decision.result == "inconclusive"
 
