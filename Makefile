@@ -9,10 +9,13 @@ PORT ?= 8501
 
 .PHONY: demo test lint bench browser-deps
 
-$(VENV)/.installed: pyproject.toml
+# Bytecode is compiled at install: every process of the test suite (its workers, the CLI and
+# servers it starts) then imports pandas, scipy and streamlit from .pyc files, even where
+# PYTHONDONTWRITEBYTECODE is set (without them each process spends seconds compiling).
+$(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
-	$(PY) -m uv pip install -q --python $(PY) -e '.[test]'
+	$(PY) -m uv pip install -q --compile-bytecode --python $(PY) -e '.[test]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -65,14 +65,21 @@ def make_pairs(
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
+def _systems_by_pair(pairs: pd.DataFrame) -> dict[int, tuple[str, str]]:
+    """(system_x, system_y) by pair id: a dict, as the simulations build thousands of frames and a
+    row lookup in pandas costs more than the statistics they test."""
+    systems = zip(pairs["system_x"], pairs["system_y"], strict=True)
+    return dict(zip(pairs["pair_id"], systems, strict=True))
+
+
 def make_votes(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
     """Votes from (pair_id, reviewer, outcome[, shown_left as 'x'|'y'|None]) tuples."""
-    systems = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    systems = _systems_by_pair(pairs)
     records = []
     for i, row in enumerate(rows, start=1):
         pair_id, reviewer, outcome = row[:3]
         left = row[3] if len(row) > 3 else None
-        sx, sy = systems.loc[pair_id]
+        sx, sy = systems[pair_id]
         winner = {"x": sx, "y": sy}.get(outcome, outcome)
         records.append(
             {
@@ -91,12 +98,12 @@ def make_votes(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
 
 def make_verdicts(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
     """Verdicts from (judge, pair_id, first as 'x'|'y'|None, outcome or None[, cost]) tuples."""
-    systems = pairs.set_index("pair_id")[["system_x", "system_y"]]
+    systems = _systems_by_pair(pairs)
     records = []
     for i, row in enumerate(rows, start=1):
         judge, pair_id, first, outcome = row[:4]
         cost = row[4] if len(row) > 4 else 0.0
-        sx, sy = systems.loc[pair_id]
+        sx, sy = systems[pair_id]
         records.append(
             {
                 "verdict_id": i,

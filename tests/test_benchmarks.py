@@ -29,6 +29,9 @@ def run_bench(name: str, *argv: str) -> dict:
 
 
 def test_page_render_builds_its_locked_study_and_renders_every_screen():
+    """Takes about 30 s and more on a loaded machine, as the benchmark does: the study is built
+    through the command line, and each screen and the report are rendered in a fresh Python
+    process (a started server's first render), four of them."""
     figures = run_bench("page_render.py", "--comparisons", "200", "--no-session")
     assert set(figures["store_queries_per_render"]) == {"calibration", "results", "gate", "report"}
     assert all(n > 0 for n in figures["store_queries_per_render"].values())
@@ -47,6 +50,8 @@ def test_page_render_builds_its_locked_study_and_renders_every_screen():
     ],
 )
 def test_benchmarks_run_at_a_small_size(name, argv, key):
+    """review_latency.py takes up to 30 s and more on a loaded machine: it starts the real app
+    server and Debian's chromium to time key presses, which no smaller size avoids."""
     assert run_bench(name, *argv)[key] > 0
 
 

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.load
 def test_ten_reviewers_for_thirty_seconds():
+    """About a minute by design: ten seconds of warm-up and thirty of voting are what it takes
+    for a leak of open files per page run, or a vote lost under concurrent sessions, to show."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "load_reviewers.py")]
         + ["--sessions", "10", "--minutes", "0.5", "--think", "1.5", "--items", "2000"]

@@ -102,6 +102,11 @@ window.reviewScreen = function (pair) {
     w.__reviewPair = pair;
     scrollToTop();
     // The new pair's boxes arrive after this script: reset them too once they are drawn.
-    for (const delay of [50, 200]) setTimeout(scrollToTop, delay);
+    setTimeout(scrollToTop, 50);
+    setTimeout(() => {
+      scrollToTop();
+      // The pair's page stays where it is from now on (the browser tests wait for this).
+      w.__reviewSettled = pair;
+    }, 200);
   }
 };

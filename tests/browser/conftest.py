@@ -129,10 +129,28 @@ def start_server(db: Path):
         server.stop()
 
 
+# review.js holds back a click on a vote button until its pair has been on screen this long
+# (SETTLE_MS there), and scrolls a new pair's page to its top in timers that end by setting
+# window.__reviewSettled to the pair's slot.
+SETTLE_MS = 600
+
+PAIR_SETTLED = f"""() => {{
+  const holder = document.querySelector('[class*="st-key-vote-A-"]');
+  const match = holder && /st-key-vote-A-(\\d+)/.exec(holder.className);
+  return Boolean(match) && window.__reviewSettled === Number(match[1])
+    && performance.now() - (window.__reviewShownAt || 0) >= {SETTLE_MS};
+}}"""
+
+
 def wait_for_pair(page, timeout: float = PATIENCE_MS) -> None:
-    """Wait until the review screen shows a pair (the real buttons, not the skeleton)."""
+    """Wait until the review screen shows a pair (the real buttons, not the skeleton) and is
+    ready for a click: the page's script has scrolled the pair to its top for the last time
+    and the pair's settle time has passed. On a loaded machine those timers run seconds after
+    the buttons are drawn; a test that scrolled to a button and clicked its place before them
+    clicked whatever the late scroll had put there instead."""
     page.get_by_role("button", name="A is better").wait_for(timeout=timeout)
     wait_idle(page, timeout)
+    page.wait_for_function(PAIR_SETTLED, timeout=timeout)
 
 
 def wait_idle(page, timeout: float = PATIENCE_MS) -> None:

@@ -75,6 +75,9 @@ def test_a_reviewer_link_cannot_open_the_gate(server, tokens, context):
 
 
 def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_path):
+    """About 25 s on a quiet machine and more on a busy one: the whole decision is one story
+    (thresholds, votes, the gate, the sign-off, the report) whose steps depend on each other,
+    each a real script run of the app."""
     page = context.new_page()
 
     # 1. The admin pre-registers the thresholds before any outcome number is visible.

@@ -40,6 +40,8 @@ def server(module_workspace, workspace):
 
 @pytest.mark.parametrize("who", SCREENS)
 def test_no_screen_fetches_anything_a_name_points_at(server, workspace, browser, who):
+    """Up to 30 s and more on a busy machine: it opens every screen `who` may see, each a full
+    page load and script run, since any of them could fetch what a hostile name points at."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     requests = []

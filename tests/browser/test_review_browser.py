@@ -135,6 +135,8 @@ def test_typing_a_rationale_never_triggers_a_shortcut(server, workspace, page, m
 
 
 def test_nothing_a_reviewer_can_reach_names_a_system(server, workspace, page):
+    """About 30 s on a busy machine: it opens every screen of the app with a reviewer's link,
+    each a full page load and script run, as blinding has to hold on all of them."""
     seen = []
     page.goto(server.link(workspace["lee"]))
     wait_for_pair(page)
