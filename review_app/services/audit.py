@@ -52,13 +52,23 @@ def chain_problems(entries: list[dict]) -> list[str]:
 
 
 def _trigger_problems(store: Store) -> list[str]:
+    """Each append-only table must have triggers that refuse every UPDATE and DELETE; one kept
+    under its name but rewritten to refuse nothing (a condition, a WHERE 0) is named as such."""
     found = store.audit.append_only_triggers()
-    return [
-        f"table {table}: the append-only {event} trigger is missing"
-        for table in APPEND_ONLY_TABLES
-        for event in ("UPDATE", "DELETE")
-        if event not in found.get(table, set())
-    ]
+    names = store.audit.trigger_names()
+    problems = []
+    for table in APPEND_ONLY_TABLES:
+        for event in ("UPDATE", "DELETE"):
+            if event in found.get(table, set()):
+                continue
+            if f"{table}_append_only_{event.lower()}" in names:
+                problems.append(
+                    f"table {table}: the append-only {event} trigger was rewritten and no "
+                    "longer refuses every change"
+                )
+            else:
+                problems.append(f"table {table}: the append-only {event} trigger is missing")
+    return problems
 
 
 def _lock_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:

@@ -75,6 +75,11 @@ class AuditQueries(Aggregate):
                 found[row["tbl_name"]].add(match.group(1))
         return found
 
+    def trigger_names(self) -> set[str]:
+        return {
+            r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        }
+
     def last_id(self, table: str) -> int:
         """The highest row id of a sealed table (0 when empty), read before writing to it."""
         row = self.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
