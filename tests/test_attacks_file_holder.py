@@ -11,6 +11,7 @@ import sqlite3
 import pytest
 
 from review_app.auth import Actor
+from review_app.report import render_report
 from review_app.services import audit, data, quality, review, signoff, thresholds
 from review_app.services.rubric_iteration import record_test_look
 from review_app.settings import Settings
@@ -212,6 +213,8 @@ def test_a_locked_threshold_deleted_in_the_file_shows(locked):
 
 
 def test_the_app_refuses_insert_or_replace_on_append_only_tables(signed):
+    # sqlite-utils turns recursive triggers on for the app's connections, so the delete a
+    # REPLACE makes meets the DELETE trigger; the file holder's own connection need not.
     store, _ = signed
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store.db.execute("INSERT OR REPLACE INTO signoffs SELECT * FROM signoffs")
@@ -358,5 +361,8 @@ def test_outputs_and_prompts_edited_after_the_lock_show_and_the_report_says_so(s
     problems = problems_of(store, settings)
     only(problems, "the eval set's items (prompts, references, categories) changed")
     only(problems, "the outputs of base, finetuned, frontier changed since the study was created")
-    after = signoff.build_report(looking(store, "demo", settings))["eval_set"]
+    report = signoff.build_report(looking(store, "demo", settings))
+    after = report["eval_set"]
     assert after["content_hash"] != after["frozen_hash"] == before["frozen_hash"]
+    for form in ("md", "html"):
+        assert "NOT the hash frozen when the study was created" in render_report(report, form)

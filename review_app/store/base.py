@@ -40,14 +40,9 @@ def _connect(path: str) -> sqlite3.Connection:
     # Autocommit (isolation_level None): transactions are only the explicit ones below. Python's
     # implicit BEGIN would leave a write made outside `transaction()` holding the shared
     # connection's write lock until some later commit, stalling every other writer.
-    conn = sqlite3.connect(
+    return sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
     )
-    # INSERT OR REPLACE deletes the row it replaces; only with recursive triggers does that
-    # delete meet the append-only DELETE triggers. (Another connection need not set this, so
-    # `audit verify` checks the rows themselves.)
-    conn.execute("PRAGMA recursive_triggers = ON")
-    return conn
 
 
 class StoreBase:
