@@ -295,7 +295,8 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 # that these triggers are all still in place. Version 8 protected the first six, version 9 the
 # graders (re-grading with the same grader adds nothing; a changed grader is a new definition
 # with its own results), version 10 the dev/test
-# split, looks at test and juries, version 11 guidelines and exclusions.
+# split, looks at test and juries, version 11 guidelines and exclusions, version 14 verdicts and
+# the seals of votes and verdicts.
 _V8_APPEND_ONLY = (
     "votes",
     "signoffs",

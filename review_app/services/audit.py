@@ -1,6 +1,8 @@
 """The record that proves itself: governance actions appended to the hash-chained audit log, the
-keyed signature a report carries, and `verify`, which recomputes the chain, the lock, the
-sign-offs, the vote digests and the append-only triggers and names every problem it finds."""
+keyed signature a report carries, and `verify`, which recomputes the chain, the lock and the
+thresholds in force, the sign-offs, the vote digests, the seals of votes and verdicts, every
+governance row against the audit entry written with it, the eval set's hashes and the
+append-only triggers, and names every problem it finds."""
 
 from __future__ import annotations
 
@@ -63,8 +65,8 @@ def _trigger_problems(store: Store) -> list[str]:
                 continue
             if f"{table}_append_only_{event.lower()}" in names:
                 problems.append(
-                    f"table {table}: the append-only {event} trigger was rewritten and no "
-                    "longer refuses every change"
+                    f"table {table}: the append-only {event} trigger is missing (the one of "
+                    "its name was rewritten and no longer refuses every change)"
                 )
             else:
                 problems.append(f"table {table}: the append-only {event} trigger is missing")
@@ -104,9 +106,8 @@ def _threshold_problems(
     lock_at = max(
         (i for i, e in enumerate(entries) if e["action"] == "thresholds locked"), default=None
     )
-    after = [json.loads(e["detail"]) | {"action": e["action"]} for e in entries[lock_at or 0 :]]
-    if lock_at is None:
-        after = []
+    since_lock = [] if lock_at is None else entries[lock_at:]
+    after = [json.loads(e["detail"]) | {"action": e["action"]} for e in since_lock]
     allowed = {json.dumps(t.key(), sort_keys=True) for t in locked}
     changed_away, removals = set(), 0
     for detail in after:
@@ -160,10 +161,12 @@ def _ids(rows: list[dict]) -> str:
 
 
 def _logged(entries: list[dict], *actions: str) -> list[dict]:
+    """The entries of those actions (every entry without any), their detail decoded beside
+    who, when and what."""
     return [
         {**json.loads(e["detail"]), "_actor": e["actor"], "_at": e["at"], "_action": e["action"]}
         for e in entries
-        if e["action"] in actions
+        if not actions or e["action"] in actions
     ]
 
 
@@ -232,7 +235,7 @@ def _record_problems(store: Store, study: dict, entries: list[dict]) -> list[str
         )
 
     deviations = store.audit.study_rows("threshold_deviations", sid)
-    changes = [e for e in _logged(entries, *{e["action"] for e in entries}) if e.get("after_lock")]
+    changes = [e for e in _logged(entries) if e.get("after_lock")]
     recorded = [e for e in changes if "deviation" in e]
     rows, logged = _unmatched(
         deviations,
