@@ -3,6 +3,8 @@ the applied versions are recorded in `_migrations`, so opening a workspace is id
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Callable
 
@@ -293,7 +295,8 @@ def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
 # that these triggers are all still in place. Version 8 protected the first six, version 9 the
 # graders (re-grading with the same grader adds nothing; a changed grader is a new definition
 # with its own results), version 10 the dev/test
-# split, looks at test and juries, version 11 guidelines and exclusions.
+# split, looks at test and juries, version 11 guidelines and exclusions, version 14 verdicts and
+# the seals of votes and verdicts.
 _V8_APPEND_ONLY = (
     "votes",
     "signoffs",
@@ -310,6 +313,8 @@ APPEND_ONLY_TABLES = (
     *_V10_APPEND_ONLY_TABLES,
     "reviewer_exclusions",
     "study_guidelines",
+    "verdicts",
+    "row_seals",
 )
 
 
@@ -550,6 +555,78 @@ def _v13_final_review_size(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE studies ADD COLUMN final_review_size INTEGER")
 
 
+# The rows a study's outcomes are computed from, sealed as they are written: each row's seal is
+# the hash of its content chained to the previous seal of the same table and study, so a row
+# written into the file (not by the app), edited or removed shows in `audit verify`. Per table:
+# the query that reads the sealed content (the study first, then the row id), and its id column.
+SEALED: dict[str, tuple[str, str]] = {
+    "votes": (
+        "SELECT p.study_id, v.id, v.pair_id, v.reviewer_id, v.shown_left, v.shown_right, "
+        "v.choice, v.winner, v.criteria, v.rationale, v.flags, v.ms_spent, v.source, "
+        "v.created_at, v.entered_at, v.supersedes, v.guidelines_hash "
+        "FROM votes v JOIN pairs p ON p.id = v.pair_id",
+        "v.id",
+    ),
+    "verdicts": (
+        "SELECT j.study_id, v.id, v.run_id, v.pair_id, v.first_system, v.winner, v.scores, "
+        "v.explanation, v.raw_text, v.parse_error, v.finish_reason, v.tokens_in, v.tokens_out, "
+        "v.tokens_cached, v.cost, v.latency_ms, v.attempts, v.created_at "
+        "FROM verdicts v JOIN judge_runs j ON j.id = v.run_id",
+        "v.id",
+    ),
+}
+
+
+def seal_hash(prev_hash: str, table: str, row: tuple) -> str:
+    """The seal of one row (its sealed content, study first) after the seal `prev_hash`."""
+    payload = json.dumps([prev_hash, table, list(row)], default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def seal_rows(db: sqlite_utils.Database, table: str, after_id: int) -> int:
+    """Seal the rows of `table` with an id above `after_id` (the ones just written, inside the
+    writer's transaction); returns how many."""
+    select, id_column = SEALED[table]
+    rows = db.execute(f"{select} WHERE {id_column} > ? ORDER BY {id_column}", [after_id]).fetchall()
+    heads: dict[int, str] = {}
+    for row in rows:
+        study_id = row[0]
+        if study_id not in heads:
+            last = db.execute(
+                "SELECT hash FROM row_seals WHERE tbl = ? AND study_id = ? "
+                "ORDER BY row_id DESC LIMIT 1",
+                [table, study_id],
+            ).fetchone()
+            heads[study_id] = last[0] if last else "0" * 64
+        seal = seal_hash(heads[study_id], table, row)
+        db.execute(
+            "INSERT INTO row_seals (tbl, row_id, study_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
+            [table, row[1], study_id, heads[study_id], seal],
+        )
+        heads[study_id] = seal
+    return len(rows)
+
+
+def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
+    # Verdicts are append-only like votes (a paid call is never repeated, so none is ever
+    # rewritten), and every vote and verdict is sealed: the ones already here now, later ones
+    # as they are written.
+    db.execute(
+        """CREATE TABLE row_seals (
+    tbl TEXT NOT NULL,
+    row_id INTEGER NOT NULL,
+    study_id INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (tbl, row_id)
+) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX row_seals_study ON row_seals (tbl, study_id, row_id)")
+    for table in SEALED:
+        seal_rows(db, table, 0)
+    _append_only(db, ("verdicts", "row_seals"))
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -576,4 +653,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (12, "a random key for writing systems as A and B before the lock", _v12_blinding_key),
     (13, "a study's planned final-review sample", _v13_final_review_size),
+    (14, "verdicts append-only; votes and verdicts sealed", _v14_sealed_votes_and_verdicts),
 ]

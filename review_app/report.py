@@ -288,11 +288,20 @@ def _share(value: float | None) -> str:
 # ---- Markdown ----
 
 
+def eval_set_changed(es: dict) -> str:
+    """A warning when the eval set's items hash differently now than when it was frozen."""
+    frozen = es.get("frozen_hash")
+    if not frozen or frozen == es["content_hash"]:
+        return ""
+    return f" (NOT the hash frozen when the study was created, {frozen}: the items were edited)"
+
+
 def render_markdown(report: dict) -> str:
     lines = [f"# Ship decision report: study {_md(report['study'])}", ""]
     es = report["eval_set"]
     lines += [
-        f"- Eval set: **{_md(es['name'])}** ({es['n_items']} items), hash `{es['content_hash']}`",
+        f"- Eval set: **{_md(es['name'])}** ({es['n_items']} items), hash `{es['content_hash']}`"
+        + _md(eval_set_changed(es)),
         f"- Comparisons: {', '.join(f'{_md(a)} vs {_md(b)}' for a, b in report['comparisons'])}",
         f"- Candidate: **{_md(report['candidate'])}**",
         f"- Report hash: `{report['report_hash']}`",
@@ -731,7 +740,7 @@ pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8r
 <p>Candidate <b>{e(report["candidate"])}</b>, compared with
 {", ".join(e(b) for _, b in report["comparisons"])}.
 Eval set <b>{e(report["eval_set"]["name"])}</b> ({report["eval_set"]["n_items"]} items),
-hash <code>{e(report["eval_set"]["content_hash"] or "")}</code><br>
+hash <code>{e(report["eval_set"]["content_hash"] or "")}</code>{e(eval_set_changed(report["eval_set"]))}<br>
 Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["generated_at"])}</p>
 <p>Gate: <span class="verdict">{e(gate["result"].upper())}</span>
 {e(gate_headline(gate).split(" · ", 1)[-1])}</p>{overrides}

@@ -1,6 +1,8 @@
 """The record that proves itself: governance actions appended to the hash-chained audit log, the
-keyed signature a report carries, and `verify`, which recomputes the chain, the lock, the
-sign-offs, the vote digests and the append-only triggers and names every problem it finds."""
+keyed signature a report carries, and `verify`, which recomputes the chain, the lock and the
+thresholds in force, the sign-offs, the vote digests, the seals of votes and verdicts, every
+governance row against the audit entry written with it, the eval set's hashes and the
+append-only triggers, and names every problem it finds."""
 
 from __future__ import annotations
 
@@ -52,13 +54,23 @@ def chain_problems(entries: list[dict]) -> list[str]:
 
 
 def _trigger_problems(store: Store) -> list[str]:
+    """Each append-only table must have triggers that refuse every UPDATE and DELETE; one kept
+    under its name but rewritten to refuse nothing (a condition, a WHERE 0) is named as such."""
     found = store.audit.append_only_triggers()
-    return [
-        f"table {table}: the append-only {event} trigger is missing"
-        for table in APPEND_ONLY_TABLES
-        for event in ("UPDATE", "DELETE")
-        if event not in found.get(table, set())
-    ]
+    names = store.audit.trigger_names()
+    problems = []
+    for table in APPEND_ONLY_TABLES:
+        for event in ("UPDATE", "DELETE"):
+            if event in found.get(table, set()):
+                continue
+            if f"{table}_append_only_{event.lower()}" in names:
+                problems.append(
+                    f"table {table}: the append-only {event} trigger is missing (the one of "
+                    "its name was rewritten and no longer refuses every change)"
+                )
+            else:
+                problems.append(f"table {table}: the append-only {event} trigger is missing")
+    return problems
 
 
 def _lock_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
@@ -75,21 +87,301 @@ def _lock_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
     logged = [e for e in entries if e["action"] == "thresholds locked"]
     if logged and json.loads(logged[-1]["detail"]).get("content_hash") != lock["content_hash"]:
         problems.append("the lock's content hash differs from the one the audit log recorded")
-    current = sorted(
-        json.dumps(
-            {
-                "metric": r["metric"],
-                "params": r["params"],
-                "comparator": r["comparator"],
-                "value": r["value"],
-            },
-            sort_keys=True,
-        )
-        for r in store.gate.thresholds(study["id"])
+    problems += _threshold_problems(store, study, entries, locked)
+    return problems
+
+
+def _key(threshold: dict) -> str:
+    return json.dumps(
+        {k: threshold[k] for k in ("metric", "params", "comparator", "value")}, sort_keys=True
     )
-    if current != sorted(json.dumps(t.key(), sort_keys=True) for t in locked):
-        if not store.gate.deviations(study["id"]):
-            problems.append("the thresholds differ from the locked ones and no deviation says why")
+
+
+def _threshold_problems(
+    store: Store, study: dict, entries: list[dict], locked: list[gate.Threshold]
+) -> list[str]:
+    """The thresholds in force against the locked set and the changes the audit log recorded
+    after the lock: each one in force must be locked or set by a recorded change, and each
+    locked one gone must have been changed or removed on the record."""
+    lock_at = max(
+        (i for i, e in enumerate(entries) if e["action"] == "thresholds locked"), default=None
+    )
+    since_lock = [] if lock_at is None else entries[lock_at:]
+    after = [json.loads(e["detail"]) | {"action": e["action"]} for e in since_lock]
+    allowed = {json.dumps(t.key(), sort_keys=True) for t in locked}
+    changed_away, removals = set(), 0
+    for detail in after:
+        if detail["action"] == "threshold added" and detail.get("threshold"):
+            allowed.add(_key(detail["threshold"]))
+        elif detail["action"] == "threshold changed" and detail.get("after_threshold"):
+            allowed.add(_key(detail["after_threshold"]))
+            changed_away.add(_key(detail["before_threshold"]))
+        elif detail["action"] == "threshold removed":
+            removals += 1
+    current = {_key(r): r for r in store.gate.thresholds(study["id"])}
+    problems = []
+    unexplained = [r for key, r in current.items() if key not in allowed]
+    for row in unexplained:
+        described = gate.Threshold(row["metric"], row["params"], row["comparator"], row["value"])
+        problems.append(
+            f"threshold {described.describe()}: neither locked nor set by a change the audit "
+            "log recorded after the lock"
+        )
+    locked_keys = {json.dumps(t.key(), sort_keys=True): t for t in locked}
+    gone = [t for key, t in locked_keys.items() if key not in current and key not in changed_away]
+    if len(gone) > removals:
+        problems += [
+            f"locked threshold {t.describe()}: gone, and no change the audit log recorded after "
+            "the lock removed it"
+            for t in gone
+        ]
+    if problems:
+        problems.insert(0, "the thresholds differ from the locked ones and no deviation says why")
+    return problems
+
+
+def _unmatched(rows: list, entries: list, row_key, entry_key) -> tuple[list, list]:
+    """Rows with no audit entry of the same content, and entries with no row (as multisets)."""
+    waiting: dict = {}
+    for entry in entries:
+        waiting.setdefault(entry_key(entry), []).append(entry)
+    lonely_rows = []
+    for row in rows:
+        match = waiting.get(row_key(row))
+        if match:
+            match.pop(0)
+        else:
+            lonely_rows.append(row)
+    return lonely_rows, [e for found in waiting.values() for e in found]
+
+
+def _ids(rows: list[dict]) -> str:
+    ids = [str(r["id"]) for r in rows[:10]]
+    return ", ".join(ids) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+
+
+def _logged(entries: list[dict], *actions: str) -> list[dict]:
+    """The entries of those actions (every entry without any), their detail decoded beside
+    who, when and what."""
+    return [
+        {**json.loads(e["detail"]), "_actor": e["actor"], "_at": e["at"], "_action": e["action"]}
+        for e in entries
+        if not actions or e["action"] in actions
+    ]
+
+
+def _record_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
+    """The study's governance rows against the audit entries written with them: a row written
+    into the file has no entry, a row replaced or removed leaves an entry without its row."""
+    sid = study["id"]
+    problems = []
+
+    rows, logged = _unmatched(
+        store.audit.study_rows("final_reviews", sid),
+        _logged(entries, "final review mark"),
+        lambda r: (r["output_id"], bool(r["acceptable"]), r["comment"], r["person"]),
+        lambda e: (e["output_id"], bool(e["acceptable"]), e["comment"], e["_actor"]),
+    )
+    if rows:
+        problems.append(
+            f"{len(rows)} final-review mark(s) have no audit entry: written into the file, not "
+            f"marked in the app (marks {_ids(rows)})"
+        )
+    if logged:
+        problems.append(
+            f"{len(logged)} final-review mark(s) in the audit log are missing or changed "
+            f"(first: output {logged[0]['output_id']} by {logged[0]['_actor']} at {logged[0]['_at']})"
+        )
+
+    rows, logged = _unmatched(
+        store.audit.study_rows("reviewer_exclusions", sid),
+        _logged(entries, "reviewer excluded", "reviewer included again"),
+        lambda r: (r["person"], bool(r["excluded"]), r["reason"], r["decided_by"]),
+        lambda e: (e["reviewer"], e["_action"] == "reviewer excluded", e["reason"], e["_actor"]),
+    )
+    for row in rows:
+        what = "exclusion" if row["excluded"] else "re-inclusion"
+        problems.append(
+            f"reviewer {what} {row['id']} ({row['person']}, by {row['decided_by']}) has no audit "
+            "entry: written into the file, not decided in the app"
+        )
+    for entry in logged:
+        problems.append(
+            f"the audit log's '{entry['_action']}' of {entry['reviewer']} at {entry['_at']} has no "
+            "matching decision: removed or changed in the file"
+        )
+
+    rows, logged = _unmatched(
+        store.audit.study_rows("signoffs", sid),
+        _logged(entries, "signed"),
+        lambda r: (r["person"], r["decision"], r["report_hash"], r["gate_result"], r["override"]),
+        lambda e: (
+            e["_actor"],
+            e["decision"],
+            e["report_hash"],
+            e.get("gate_result"),
+            e.get("override"),
+        ),
+    )
+    for row in rows:
+        problems.append(
+            f"sign-off {row['id']} ({row['decision'].upper()} by {row['person']}) matches no "
+            "sign-off in the audit log: written or changed in the file"
+        )
+    for entry in logged:
+        problems.append(
+            f"the audit log's sign-off at {entry['_at']} ({entry['decision'].upper()} by "
+            f"{entry['_actor']}) has no sign-off row: removed or replaced in the file"
+        )
+
+    deviations = store.audit.study_rows("threshold_deviations", sid)
+    changes = [e for e in _logged(entries) if e.get("after_lock")]
+    recorded = [e for e in changes if "deviation" in e]
+    rows, logged = _unmatched(
+        deviations,
+        recorded,
+        lambda r: (r["changed_by"], r["before"], r["after"], r["reason"]),
+        lambda e: (e["_actor"], e["deviation"]["before"], e["deviation"]["after"], e["reason"]),
+    )
+    # Changes logged before deviations recorded their before and after: by who and why.
+    rows, _ = _unmatched(
+        rows,
+        [e for e in changes if "deviation" not in e and e.get("reason")],
+        lambda r: (r["changed_by"], r["reason"]),
+        lambda e: (e["_actor"], e["reason"]),
+    )
+    for row in rows:
+        problems.append(
+            f"deviation {row['id']} ({row['before']} -> {row['after']}, by {row['changed_by']}) "
+            "has no audit entry: written into the file"
+        )
+    for entry in logged:
+        problems.append(
+            f"the deviation the audit log recorded at {entry['_at']} ('{entry['_action']}': "
+            f"{entry['deviation']['before']} -> {entry['deviation']['after']}) is missing from "
+            "the study's deviations: removed or replaced in the file"
+        )
+
+    rows, logged = _unmatched(
+        store.audit.study_rows("test_looks", sid),
+        _logged(entries, "looked at test"),
+        lambda r: (r["looked_by"], tuple(json.loads(r["judges"]))),
+        lambda e: (e["_actor"], tuple(e.get("judges") or [])),
+    )
+    if rows or logged:
+        n = len(_logged(entries, "looked at test"))
+        problems.append(
+            f"test agreement was looked at {n} time(s) by the audit log, but the study records "
+            f"{len(store.audit.study_rows('test_looks', sid))}: {len(logged)} look(s) removed or "
+            f"changed, {len(rows)} written into the file"
+        )
+
+    problems += _guideline_problems(store, sid, entries)
+    problems += _known_answer_problems(store, sid, entries)
+    return problems
+
+
+def _guideline_problems(store: Store, sid: int, entries: list[dict]) -> list[str]:
+    from review_app.services.studies import guidelines_hash
+
+    rows = store.audit.study_rows("study_guidelines", sid)
+    problems = [
+        f"guidelines version {row['content_hash']}: the text no longer matches its hash "
+        "(rewritten in the file)"
+        for row in rows
+        if guidelines_hash(row["body"]) != row["content_hash"]
+    ]
+    logged = _logged(entries, "guidelines set")
+    created = _logged(entries, "study created")
+    for entry in created[:1]:
+        if entry.get("guidelines_hash"):
+            logged.insert(0, {"content_hash": entry["guidelines_hash"], "_actor": entry["_actor"]})
+        elif "guidelines_hash" not in entry and rows:
+            rows = rows[1:]  # recorded before the creation entry named its guidelines
+    lonely, missing = _unmatched(
+        rows,
+        logged,
+        lambda r: (r["content_hash"], r["set_by"]),
+        lambda e: (e["content_hash"], e["_actor"]),
+    )
+    problems += [
+        f"guidelines version {row['content_hash']} (set by {row['set_by']}) has no audit entry: "
+        "written into the file"
+        for row in lonely
+    ]
+    problems += [
+        f"guidelines version {entry['content_hash']} the audit log recorded is missing: removed "
+        "or replaced in the file"
+        for entry in missing
+    ]
+    return problems
+
+
+def _known_answer_problems(store: Store, sid: int, entries: list[dict]) -> list[str]:
+    """The known answers in force against the replayed sets and removals of the audit log."""
+    expected: dict[tuple[str, frozenset], str] = {}
+    for entry in _logged(entries, "known answer set", "known answer removed"):
+        key = (entry["item"], frozenset(entry["compare"].split(":", 1)))
+        if entry["_action"] == "known answer set":
+            expected[key] = entry["answer"]
+        else:
+            expected.pop(key, None)
+    current = {
+        (r["item_key"], frozenset((r["system_x"], r["system_y"]))): r["answer"]
+        for r in store.quality.known_answers(sid)
+    }
+    problems = []
+    for key in sorted(set(expected) | set(current), key=lambda k: (k[0], sorted(k[1]))):
+        if expected.get(key) != current.get(key):
+            item, systems = key[0], ":".join(sorted(key[1]))
+            problems.append(
+                f"known answer of item {item} ({systems}) is {current.get(key) or 'none'} but "
+                f"the audit log recorded {expected.get(key) or 'none'}: changed in the file"
+            )
+    return problems
+
+
+def _seal_problems(store: Store, study: dict) -> list[str]:
+    words = {"votes": "vote", "verdicts": "judge verdict"}
+    why = {
+        "unsealed": "not cast in the app or imported: written into the file",
+        "changed": "their content changed since they were recorded",
+        "removed": "recorded, now gone or moved: removed or replaced in the file",
+        "out of order": "their seals do not follow one another: a seal was removed or put in",
+    }
+    problems = []
+    for table, word in words.items():
+        found = store.audit.seal_problems(table, study["id"])
+        for kind, ids in found.items():
+            if ids:
+                shown = ", ".join(str(i) for i in ids[:10])
+                more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+                problems.append(f"{len(ids)} {word}(s) {why[kind]} (ids {shown}{more})")
+    return problems
+
+
+def _content_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
+    """The eval set's items and the compared systems' outputs, hashed again, against the
+    hashes the audit log recorded when the study was created (and the eval set frozen)."""
+    created = _logged(entries, "study created")
+    if not created:
+        return []
+    entry = created[0]
+    problems = []
+    now = store.catalog.eval_set_content_hash(study["eval_set_id"])
+    if entry.get("eval_set_hash") and now != entry["eval_set_hash"]:
+        problems.append(
+            f"the eval set's items (prompts, references, categories) changed since the study was "
+            f"created: hash {entry['eval_set_hash'][:16]} then, {now[:16]} now"
+        )
+    if entry.get("outputs_hash"):
+        systems = {s for c in entry.get("comparisons") or [] for s in c}
+        outputs = store.catalog.outputs_hash(study["eval_set_id"], systems)
+        if outputs != entry["outputs_hash"]:
+            problems.append(
+                f"the outputs of {', '.join(sorted(systems))} changed since the study was "
+                f"created: hash {entry['outputs_hash'][:16]} then, {outputs[:16]} now"
+            )
     return problems
 
 
@@ -194,6 +486,9 @@ def verify(
     problems += _digest_problems(store, row, study_entries)
     problems += _recorded_digest_problems(store, row, study_entries)
     problems += _signoff_problems(store, row)
+    problems += _seal_problems(store, row)
+    problems += _record_problems(store, row, study_entries)
+    problems += _content_problems(store, row, study_entries)
     if report_path is not None:
         problems += report_file_problems(report_path, settings, entries)
     return problems

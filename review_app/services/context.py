@@ -91,6 +91,7 @@ class Lock:
             if not reason:
                 raise InputError(self._needs_reason(what))
             self._store.gate.insert_deviation(self._study["id"], actor.name, before, after, reason)
+            detail = {**detail, "deviation": {"before": before, "after": after}}
         audit.record(
             self._store,
             actor.name,

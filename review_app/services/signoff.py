@@ -181,7 +181,10 @@ def build_report(ctx: StudyContext) -> dict:
         "eval_set": {
             "name": es["name"],
             "n_items": es["n_items"],
-            "content_hash": es["content_hash"],
+            # Recomputed from the items, not the hash stored at the freeze: an eval set
+            # edited in the file shows here as a hash that differs from the one frozen.
+            "content_hash": store.catalog.eval_set_content_hash(es["id"]),
+            "frozen_hash": es["content_hash"],
         },
         "candidate": data.candidate,
         "comparisons": [list(c) for c in data.comparisons],

@@ -168,6 +168,8 @@ def _create_study(
             study_id,
             eval_set=eval_set,
             eval_set_hash=content_hash,
+            outputs_hash=store.catalog.outputs_hash(es["id"], {s for c in comparisons for s in c}),
+            guidelines_hash=guidelines_hash(guidelines) if guidelines is not None else None,
             comparisons=comparisons,
             candidate=candidate,
             reviews_per_pair=reviews_per_pair,

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
-from review_app.migrations import APPEND_ONLY_TABLES
+from review_app.migrations import APPEND_ONLY_TABLES, SEALED, seal_hash, seal_rows
 from review_app.store.base import Aggregate, now_iso
 
 GENESIS = "0" * 64
+
+# The one shape of trigger that protects a table (whitespace collapsed, none around punctuation):
+# before every UPDATE (of any column) or DELETE, abort, with no condition anywhere (no WHEN, no
+# WHERE, no other statement: nothing but the RAISE).
+_GUARD = re.compile(
+    r"CREATE TRIGGER (?:IF NOT EXISTS )?\S+ BEFORE (UPDATE|DELETE) ON \S+ "
+    r"(?:FOR EACH ROW )?BEGIN SELECT RAISE\(ABORT,'(?:[^']|'')*'\);END;?"
+)
 
 
 def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
@@ -58,14 +67,67 @@ class AuditQueries(Aggregate):
         for row in self._rows(
             "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
         ):
-            sql = " ".join(row["sql"].upper().split())
-            if row["tbl_name"] not in found or " WHEN " in sql:
+            if row["tbl_name"] not in found:
                 continue
-            if "BEGIN SELECT RAISE(ABORT," not in sql.replace("( ", "(").replace(" ,", ","):
-                continue
-            for event in ("UPDATE", "DELETE"):
-                if f" BEFORE {event} ON " in sql:
-                    found[row["tbl_name"]].add(event)
+            sql = re.sub(r" ?([(),;]) ?", r"\1", " ".join(row["sql"].upper().split()))
+            match = _GUARD.fullmatch(sql)
+            if match:
+                found[row["tbl_name"]].add(match.group(1))
+        return found
+
+    def trigger_names(self) -> set[str]:
+        return {
+            r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        }
+
+    def last_id(self, table: str) -> int:
+        """The highest row id of a sealed table (0 when empty), read before writing to it."""
+        row = self.db.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
+        return row[0]
+
+    def seal(self, table: str, after_id: int) -> None:
+        """Seal the rows of `table` just written (ids above `after_id`), in the same
+        transaction."""
+        seal_rows(self.db, table, after_id)
+
+    def seal_problems(self, table: str, study_id: int) -> dict[str, list[int]]:
+        """The study's rows of a sealed table that do not match their seals, by kind:
+        'unsealed' (written into the file, not by the app), 'changed' (content differs from
+        its seal), 'removed' (a seal whose row is gone) and 'out of order' (a seal that does
+        not follow the one before it: one was removed or put in)."""
+        select, id_column = SEALED[table]
+        alias = id_column.split(".")[0]
+        study_column = select.split("SELECT ")[1].split(",")[0]
+        with self._reading() as db:
+            rows = db.execute(
+                f"{select} WHERE {study_column} = ? ORDER BY {alias}.id", [study_id]
+            ).fetchall()
+            seals = db.execute(
+                "SELECT row_id, prev_hash, hash FROM row_seals WHERE tbl = ? AND study_id = ? "
+                "ORDER BY row_id",
+                [table, study_id],
+            ).fetchall()
+        found: dict[str, list[int]] = {
+            "unsealed": [],
+            "changed": [],
+            "removed": [],
+            "out of order": [],
+        }
+        by_id = {row_id: (prev, digest) for row_id, prev, digest in seals}
+        prev = GENESIS
+        for row_id, seal_prev, digest in seals:
+            if seal_prev != prev:
+                found["out of order"].append(row_id)
+            prev = digest
+        present = set()
+        for row in rows:
+            present.add(row[1])
+            seal = by_id.get(row[1])
+            if seal is None:
+                found["unsealed"].append(row[1])
+            elif seal_hash(seal[0], table, tuple(row)) != seal[1]:
+                found["changed"].append(row[1])
+        found["removed"] = [row_id for row_id in by_id if row_id not in present]
         return found
 
     def grader_results_digest(self, study_id: int, content_hash: str) -> dict:
@@ -110,3 +172,16 @@ class AuditQueries(Aggregate):
             [study_id],
         )
         return {r["source"]: r["n"] for r in rows}
+
+    def study_rows(self, table: str, study_id: int) -> list[dict]:
+        """Every row of one of a study's governance tables (those with a study_id), oldest
+        first, for `audit verify` to match against the audit log."""
+        if table not in APPEND_ONLY_TABLES and table != "known_answers":
+            raise ValueError(f"not a governance table: {table}")
+        rows = self._rows(f"SELECT * FROM {table} WHERE study_id = ? ORDER BY rowid", [study_id])
+        names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM reviewers")}
+        for row in rows:
+            for column in ("reviewer_id", "signer_id"):
+                if column in row:
+                    row["person"] = names.get(row[column], f"reviewer #{row[column]}")
+        return rows

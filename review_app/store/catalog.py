@@ -170,6 +170,21 @@ class CatalogQueries(Aggregate):
                 digest.update(json.dumps(row, ensure_ascii=False).encode())
         return digest.hexdigest()
 
+    def outputs_hash(self, eval_set_id: int, systems: Iterable[str]) -> str:
+        """Hash of the outputs the named systems gave on the eval set's items, in a stable
+        order: with the eval set's hash, what a study over those systems compares."""
+        names = sorted(set(systems))
+        digest = hashlib.sha256()
+        with self._reading() as db:
+            for row in db.execute(
+                "SELECT i.item_key, o.system, o.text FROM outputs o JOIN items i ON i.id = o.item_id "
+                f"WHERE i.eval_set_id = ? AND o.system IN ({','.join('?' * len(names))}) "
+                "ORDER BY i.item_key, o.system",
+                [eval_set_id, *names],
+            ):
+                digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+
     def freeze_eval_set(self, eval_set_id: int) -> str:
         content_hash = self.eval_set_content_hash(eval_set_id)
         self.db.execute(

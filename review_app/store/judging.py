@@ -173,6 +173,7 @@ class JudgingQueries(Aggregate):
             "attempts": 1,
         }  # no cost: an imported verdict's is unknown
         with self._lock:
+            last = self.store.audit.last_id("verdicts")
             before = self.db.conn.total_changes
             self.db.conn.executemany(
                 f"INSERT INTO verdicts ({', '.join(columns)}) "
@@ -185,7 +186,9 @@ class JudgingQueries(Aggregate):
                     for v in verdicts
                 ],
             )
-            return self.db.conn.total_changes - before
+            added = self.db.conn.total_changes - before
+            self.store.audit.seal("verdicts", last)
+            return added
 
     def unparsed_verdicts(self, run_id: int, limit: int = 100) -> list[dict]:
         """Unparsed verdicts of a run with the judge's raw answer, for inspection."""

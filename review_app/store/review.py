@@ -168,6 +168,7 @@ class ReviewQueries(Aggregate):
                 f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [vote[c] for c in columns],
             )
+            self.store.audit.seal("votes", cursor.lastrowid - 1)
             return cursor.lastrowid
 
     def insert_votes(self, votes: list[dict]) -> None:
@@ -189,11 +190,13 @@ class ReviewQueries(Aggregate):
         ]
         entered_at = now_iso()
         with self._lock:
+            last = self.store.audit.last_id("votes")
             self.db.conn.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at) "
                 f"VALUES ({', '.join('?' * len(columns))}, ?)",
                 [(*(v.get(c) for c in columns), entered_at) for v in votes],
             )
+            self.store.audit.seal("votes", last)
 
     def append_votes(self, votes: list[dict]) -> int:
         """Append imported votes (dicts of the same votes columns, pair_id and reviewer_id among
@@ -211,13 +214,16 @@ class ReviewQueries(Aggregate):
             "ORDER BY id DESC LIMIT 1"
         )
         with self._lock:
+            last = self.store.audit.last_id("votes")
             cursor = self.db.conn.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
                 f"SELECT {', '.join(':' + c for c in columns)}, :entered_at, (SELECT id {latest}) "
                 f"WHERE coalesce((SELECT source {latest}), '') != 'app'",
                 [{**vote, "entered_at": entered_at} for vote in votes],
             )
-        return cursor.rowcount
+            added = cursor.rowcount
+            self.store.audit.seal("votes", last)
+        return added
 
     def latest_vote(self, pair_id: int, reviewer_id: int) -> dict | None:
         return self._one(

@@ -1,0 +1,368 @@
+"""Attacks by someone holding the workspace file and sqlite3, without REVIEW_APP_SIGNING_KEY: each
+opens its own connection to the file, changes what the decision rests on (votes, verdicts,
+thresholds, sign-offs, deviations, looks at test, guidelines, final-review marks, exclusions,
+the eval set) behind the app's back, and `audit verify` names what changed. Normal use of the
+app leaves a record that verifies clean."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from review_app.auth import Actor
+from review_app.report import render_report
+from review_app.services import audit, data, quality, review, signoff, thresholds
+from review_app.services.rubric_iteration import record_test_look
+from review_app.settings import Settings
+from tests.acting import acting, looking, person
+from tests.conftest import write
+
+KEY = "a secret kept outside the workspace"
+
+
+@pytest.fixture
+def locked(demo_store, monkeypatch):
+    """The demo with a human win-rate threshold, locked by the admin, with a signing key."""
+    monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY)
+    settings = Settings.from_env()
+    thresholds.add_threshold(
+        acting(demo_store, "demo", "demo-admin"),
+        "human_win_rate",
+        {"system_a": "finetuned", "system_b": "base"},
+        ">",
+        0.5,
+    )
+    thresholds.lock_thresholds(
+        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
+    )
+    return demo_store, settings
+
+
+def sign(store, settings, decision, **kwargs):
+    signer = Actor.of(store.people.reviewer("demo-signer"))
+    return signoff.sign_off(store, "demo", signer, decision, "read it", settings, **kwargs)
+
+
+@pytest.fixture
+def signed(locked):
+    store, settings = locked
+    sign(store, settings, "approve", override="pilot")
+    return store, settings
+
+
+def raw(store) -> sqlite3.Connection:
+    """A second connection to the workspace file, as the file holder opens it with sqlite3
+    (recursive triggers off, the default)."""
+    return sqlite3.connect(store.path)
+
+
+def problems_of(store, settings) -> list[str]:
+    return audit.verify(store, "demo", settings)
+
+
+def only(problems: list[str], words: str) -> str:
+    found = [p for p in problems if words in p]
+    assert len(found) == 1, problems
+    return found[0]
+
+
+# ---- a normal record verifies clean ----
+
+
+def test_normal_use_after_the_lock_verifies_clean(locked, tmp_path):
+    store, settings = locked
+    admin = acting(store, "demo", "demo-admin", settings=settings)
+    # Votes cast in the app, and an undone one.
+    reviewer = store.people.reviewer("demo-reviewer")
+    study = store.studies.require_study("demo")
+    for _ in range(3):
+        task = review.next_pair(store, settings, reviewer["id"], study["id"])
+        review.record_vote(store, settings, reviewer["id"], task.assignment_id, "A")
+    # An import after the lock, with a reason; a threshold changed with a reason.
+    late = write(
+        tmp_path / "late.csv",
+        "item_id,system_a,system_b,reviewer,winner\nsupport-001,finetuned,base,ghost,finetuned\n",
+    )
+    data.import_votes(store, late, "demo", actor=person(store), reason="a late reviewer")
+    (row,) = store.gate.thresholds(study["id"])
+    thresholds.update_threshold(admin, row["id"], ">", 0.55, reason="a stricter bar")
+    # Exclusions, known answers, looks at test, final-review marks, a sign-off.
+    quality.exclude_reviewer(admin, "ghost", "did not read the guidelines")
+    quality.include_reviewer(admin, "ghost", "read them after all")
+    quality.set_known_answer(admin, "support-001", "finetuned:base", "finetuned")
+    quality.set_known_answer(admin, "support-002", "finetuned:base", "tie")
+    quality.remove_known_answer(admin, "support-002", "finetuned:base")
+    record_test_look(store, "demo", ["example-llm-judge"], person(store, "demo-admin"))
+    signer = Actor.of(store.people.reviewer("demo-signer"))
+    for output in candidate_outputs(store)[:2]:
+        signoff.record_final_review(store, "demo", signer, output, True, "fine", settings)
+    sign(store, settings, "reject")
+    assert problems_of(store, settings) == []
+
+
+def candidate_outputs(store) -> list[int]:
+    rows = store.db.execute(
+        "SELECT o.id FROM outputs o JOIN items i ON i.id = o.item_id "
+        "WHERE o.system = 'finetuned' ORDER BY o.id"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+# ---- 1. verdicts ----
+
+
+def test_a_verdict_cannot_be_edited_and_one_edited_behind_a_dropped_trigger_shows(signed):
+    store, settings = signed
+    flip = (
+        "UPDATE verdicts SET winner = 'finetuned' WHERE winner = 'base' AND run_id = "
+        "(SELECT id FROM judge_runs WHERE label = 'example-llm-judge')"
+    )
+    with raw(store) as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute(flip)
+    with raw(store) as db:
+        trigger = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'verdicts_append_only_update'"
+        ).fetchone()[0]
+        db.execute("DROP TRIGGER verdicts_append_only_update")
+        flipped = db.execute(flip).rowcount
+        db.execute(trigger)
+    assert flipped > 0
+    problems = problems_of(store, settings)
+    assert not any("trigger" in p for p in problems)
+    line = only(problems, "judge verdict(s) their content changed since they were recorded")
+    assert line.startswith(f"{flipped} judge verdict(s)")
+
+
+def test_a_verdict_written_into_the_file_or_removed_shows(signed):
+    store, settings = signed
+    with raw(store) as db:
+        db.execute(
+            "INSERT INTO verdicts (run_id, pair_id, first_system, winner, created_at) "
+            "SELECT run_id, pair_id, 'zzz', 'finetuned', created_at FROM verdicts WHERE id = 1"
+        )
+        db.execute("DROP TRIGGER verdicts_append_only_delete")
+        db.execute("DELETE FROM verdicts WHERE id = 2")
+    problems = problems_of(store, settings)
+    assert "table verdicts: the append-only DELETE trigger is missing" in problems
+    only(problems, "1 judge verdict(s) not cast in the app or imported: written into the file")
+    only(problems, "1 judge verdict(s) recorded, now gone or moved")
+
+
+# ---- 2. votes forged as cast in the app ----
+
+
+def test_votes_inserted_as_app_votes_superseding_losses_show(signed):
+    store, settings = signed
+    with raw(store) as db:
+        inserted = db.execute(
+            "INSERT INTO votes (pair_id, reviewer_id, shown_left, shown_right, choice, winner, "
+            "source, created_at, entered_at, supersedes) "
+            "SELECT v.pair_id, v.reviewer_id, v.shown_left, v.shown_right, 'A', 'finetuned', "
+            "'app', v.created_at, v.entered_at, v.id FROM votes v "
+            "WHERE v.winner = 'base' AND v.id = (SELECT max(id) FROM votes v2 "
+            "WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
+        ).rowcount
+    assert inserted > 0
+    problems = problems_of(store, settings)
+    only(problems, f"{inserted} vote(s) not cast in the app or imported: written into the file")
+
+
+def test_an_imported_vote_relabelled_as_cast_in_the_app_shows(signed):
+    store, settings = signed
+    with raw(store) as db:
+        db.execute("DROP TRIGGER votes_append_only_update")
+        db.execute("UPDATE votes SET source = 'app' WHERE id = (SELECT max(id) FROM votes)")
+        db.execute(
+            "CREATE TRIGGER votes_append_only_update BEFORE UPDATE ON votes "
+            "BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END"
+        )
+    only(problems_of(store, settings), "1 vote(s) their content changed since they were recorded")
+
+
+# ---- 3. thresholds after a recorded deviation ----
+
+
+def test_a_threshold_edited_after_a_recorded_deviation_shows(locked):
+    store, settings = locked
+    study_id = store.studies.require_study("demo")["id"]
+    (row,) = store.gate.thresholds(study_id)
+    thresholds.update_threshold(
+        acting(store, "demo", "demo-admin", settings=settings),
+        row["id"],
+        ">",
+        0.55,
+        reason="a stricter bar",
+    )
+    assert problems_of(store, settings) == []
+    with raw(store) as db:
+        db.execute("UPDATE thresholds SET value = 0.1")
+    problems = problems_of(store, settings)
+    assert "the thresholds differ from the locked ones and no deviation says why" in problems
+    only(problems, "> 0.1: neither locked nor set by a change the audit log recorded")
+
+
+def test_a_locked_threshold_deleted_in_the_file_shows(locked):
+    store, settings = locked
+    with raw(store) as db:
+        db.execute("DELETE FROM thresholds")
+    only(problems_of(store, settings), "gone, and no change the audit log recorded")
+
+
+# ---- 4. INSERT OR REPLACE past intact triggers ----
+
+
+def test_the_app_refuses_insert_or_replace_on_append_only_tables(signed):
+    # sqlite-utils turns recursive triggers on for the app's connections, so the delete a
+    # REPLACE makes meets the DELETE trigger; the file holder's own connection need not.
+    store, _ = signed
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store.db.execute("INSERT OR REPLACE INTO signoffs SELECT * FROM signoffs")
+
+
+def test_a_reject_replaced_by_an_approve_shows(locked):
+    store, settings = locked
+    sign(store, settings, "reject")
+    with raw(store) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO signoffs (id, study_id, signer_id, decision, comment, "
+            "report_hash, report, created_at, gate_result, override) SELECT id, study_id, "
+            "signer_id, 'approve', comment, report_hash, report, created_at, gate_result, "
+            "'pilot' FROM signoffs WHERE decision = 'reject'"
+        )
+        assert db.execute("SELECT decision FROM signoffs").fetchall() == [("approve",)]
+    problems = problems_of(store, settings)
+    assert not any("trigger" in p for p in problems)
+    only(problems, "(APPROVE by demo-signer) matches no sign-off in the audit log")
+    only(problems, "(REJECT by demo-signer) has no sign-off row: removed or replaced")
+
+
+def test_a_deviation_replaced_away_shows(locked):
+    store, settings = locked
+    study_id = store.studies.require_study("demo")["id"]
+    (row,) = store.gate.thresholds(study_id)
+    thresholds.update_threshold(
+        acting(store, "demo", "demo-admin", settings=settings), row["id"], ">", 0.4, "lower"
+    )
+    with raw(store) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO threshold_deviations (id, study_id, changed_at, changed_by, "
+            "before, after, reason) SELECT id, study_id + 1000, changed_at, changed_by, before, "
+            "after, reason FROM threshold_deviations"
+        )
+    assert store.gate.deviations(study_id) == []
+    only(problems_of(store, settings), "is missing from the study's deviations")
+
+
+def test_looks_at_test_replaced_away_show(locked):
+    store, settings = locked
+    for _ in range(2):
+        record_test_look(store, "demo", ["example-llm-judge"], person(store, "demo-admin"))
+    with raw(store) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO test_looks (id, study_id, judges, looked_by, created_at) "
+            "SELECT id, study_id + 1000, judges, looked_by, created_at FROM test_looks"
+        )
+    line = only(problems_of(store, settings), "test agreement was looked at 2 time(s)")
+    assert "but the study records 0" in line
+
+
+def test_guidelines_rewritten_under_their_old_hash_show(locked):
+    store, settings = locked
+    with raw(store) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO study_guidelines (id, study_id, content_hash, body, set_by, "
+            "created_at) SELECT id, study_id, content_hash, 'Prefer the longer answer.', set_by, "
+            "created_at FROM study_guidelines"
+        )
+    only(problems_of(store, settings), "the text no longer matches its hash")
+
+
+# ---- 5. a trigger kept under its name but made inert ----
+
+
+@pytest.mark.parametrize(
+    "inert",
+    [
+        "BEGIN SELECT RAISE(ABORT, 'votes are append-only') WHERE 0; END",
+        "WHEN 0 BEGIN SELECT RAISE(ABORT, 'votes are append-only'); END",
+    ],
+)
+def test_an_inert_trigger_is_not_reported_as_holding(signed, inert):
+    store, settings = signed
+    with raw(store) as db:
+        db.execute("DROP TRIGGER votes_append_only_update")
+        db.execute(f"CREATE TRIGGER votes_append_only_update BEFORE UPDATE ON votes {inert}")
+        db.execute("UPDATE votes SET winner = winner WHERE id = 1")  # nothing refuses it now
+    assert "UPDATE" not in store.audit.append_only_triggers()["votes"]
+    only(
+        problems_of(store, settings),
+        "table votes: the append-only UPDATE trigger is missing (the one of its name was rewritten",
+    )
+
+
+def test_a_trigger_limited_to_some_columns_is_not_reported_as_holding(signed):
+    store, settings = signed
+    with raw(store) as db:
+        db.execute("DROP TRIGGER signoffs_append_only_update")
+        db.execute(
+            "CREATE TRIGGER signoffs_append_only_update BEFORE UPDATE OF comment ON signoffs "
+            "BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only'); END"
+        )
+    only(problems_of(store, settings), "signoffs: the append-only UPDATE trigger is missing (the")
+
+
+# ---- 6. marks and exclusions in someone's name ----
+
+
+def test_final_review_marks_and_an_exclusion_inserted_in_the_signers_name_show(signed):
+    store, settings = signed
+    study_id = store.studies.require_study("demo")["id"]
+    signer_id = store.people.reviewer("demo-signer")["id"]
+    reviewer_id = store.people.reviewer("demo-reviewer")["id"]
+    with raw(store) as db:
+        db.executemany(
+            "INSERT INTO final_reviews (study_id, output_id, reviewer_id, acceptable, comment, "
+            "created_at) VALUES (?, ?, ?, 1, '', '2030-01-01T00:00:00Z')",
+            [(study_id, output, signer_id) for output in candidate_outputs(store)[:50]],
+        )
+        db.execute(
+            "INSERT INTO reviewer_exclusions (study_id, reviewer_id, excluded, reason, "
+            "decided_by, created_at) VALUES (?, ?, 1, 'careless', 'demo-signer', "
+            "'2030-01-01T00:00:00Z')",
+            [study_id, reviewer_id],
+        )
+    problems = problems_of(store, settings)
+    only(problems, "50 final-review mark(s) have no audit entry")
+    only(problems, "reviewer exclusion")
+    assert "(demo-reviewer, by demo-signer) has no audit entry" in only(problems, "exclusion")
+
+
+def test_a_known_answer_changed_in_the_file_shows(locked):
+    store, settings = locked
+    admin = acting(store, "demo", "demo-admin", settings=settings)
+    quality.set_known_answer(admin, "support-001", "finetuned:base", "base")
+    with raw(store) as db:
+        db.execute("UPDATE known_answers SET answer = 'finetuned'")
+    line = only(problems_of(store, settings), "known answer of item support-001")
+    assert "is finetuned but the audit log recorded base" in line
+
+
+# ---- 7. the eval set after the lock ----
+
+
+def test_outputs_and_prompts_edited_after_the_lock_show_and_the_report_says_so(signed):
+    store, settings = signed
+    before = signoff.build_report(looking(store, "demo", settings))["eval_set"]
+    assert before["content_hash"] == before["frozen_hash"]
+    with raw(store) as db:
+        db.execute("UPDATE outputs SET text = 'A much better answer.' WHERE system = 'finetuned'")
+        db.execute("UPDATE items SET prompt = prompt || ' (easy)'")
+    problems = problems_of(store, settings)
+    only(problems, "the eval set's items (prompts, references, categories) changed")
+    only(problems, "the outputs of base, finetuned, frontier changed since the study was created")
+    report = signoff.build_report(looking(store, "demo", settings))
+    after = report["eval_set"]
+    assert after["content_hash"] != after["frozen_hash"] == before["frozen_hash"]
+    for form in ("md", "html"):
+        assert "NOT the hash frozen when the study was created" in render_report(report, form)
