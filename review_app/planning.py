@@ -167,8 +167,7 @@ class Proposal:
         }
 
     def lines(self) -> list[str]:
-        """The plan in words: each threshold at the current design, then what reaches the
-        target."""
+        """The plan in words: each threshold at the current design, then `conclusion`."""
         current = self.current
         lines = [f"current design: {current.design.describe()}, over {current.items} items"]
         for r in current.rows:
@@ -176,7 +175,11 @@ class Proposal:
                 f"  {r.description}: planned for {r.truth:g}; power {r.power:.0%}, false pass at the "
                 f"bar {r.false_pass:.1%} ({r.units} units; {r.basis})"
             )
-        lines.append(f"chance that every threshold passes: {current.power:.0%}")
+        return lines + self.conclusion()
+
+    def conclusion(self) -> list[str]:
+        """The chance that every threshold passes now, and what reaches the target."""
+        lines = [f"chance that every threshold passes: {self.current.power:.0%}"]
         target = f"{TARGET_POWER:.0%}"
         if self.proposed is not None:
             d = self.proposed

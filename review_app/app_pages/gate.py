@@ -215,7 +215,7 @@ if not lock and listed:
                 "false_pass": st.column_config.NumberColumn("false pass at the bar", format="%.3f"),
             },
         )
-        for line in proposal.lines()[len(proposal.current.rows) + 2 :]:
+        for line in proposal.conclusion()[1:]:
             st.markdown(ui.plain(line))
     lock_reason = (
         st.text_input(
