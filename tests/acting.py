@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from review_app import auth
 from review_app.auth import Actor
-from review_app.services import context
+from review_app.services import context, thresholds
 from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
@@ -65,3 +65,15 @@ def looking(store: Store, study: str, settings: Settings | None = None) -> Study
     """The context of `study` as the workspace's first admin: outcomes are read by someone, and
     before the planned sample is in each look is recorded in their name."""
     return acting(store, study, settings=settings)
+
+
+def lock_on_win_rate(store: Store, settings: Settings | None = None) -> None:
+    """The demo with one threshold, finetuned's human win rate over base above one half, locked
+    by the demo's admin (with a reason: the demo is too small for the design to pass)."""
+    admin = acting(store, "demo", "demo-admin", settings=settings)
+    thresholds.add_threshold(
+        admin, "human_win_rate", {"system_a": "finetuned", "system_b": "base"}, ">", 0.5
+    )
+    thresholds.lock_thresholds(
+        acting(store, "demo", "demo-admin", settings=settings), "a small test study"
+    )

@@ -34,7 +34,7 @@ from review_app.services import decision as decisions
 from review_app.services.context import StudyContext
 from review_app.settings import Settings
 from review_app.store import Store
-from tests.acting import acting, person, token_for
+from tests.acting import acting, lock_on_win_rate, person, token_for
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -491,14 +491,7 @@ def test_app_gate_candidate_thresholds_and_lock_name_the_admin(demo_store, ada):
 def test_app_gate_final_review_and_signoff_name_the_signer(demo_store, settings):
     """A final-review mark and a sign-off on the Gate screen are recorded as the signed-in signer
     (a second signer, not the demo's own)."""
-    thresholds.add_threshold(
-        acting(demo_store, "demo", "demo-admin"),
-        "human_win_rate",
-        {"system_a": "finetuned", "system_b": "base"},
-        ">",
-        0.5,
-    )
-    thresholds.lock_thresholds(acting(demo_store, "demo", "demo-admin"), "a small test study")
+    lock_on_win_rate(demo_store, settings)
     sol = issue(demo_store, settings, "sol", "signer")
     log = Recorder(demo_store)
     at = open_page("gate.py", sol)

@@ -15,7 +15,7 @@ from review_app.report import render_report
 from review_app.services import audit, data, quality, review, signoff, thresholds
 from review_app.services.rubric_iteration import record_test_look
 from review_app.settings import Settings
-from tests.acting import acting, looking, person
+from tests.acting import acting, lock_on_win_rate, looking, person
 from tests.conftest import write
 
 KEY = "a secret kept outside the workspace"
@@ -26,16 +26,7 @@ def locked(demo_store, monkeypatch):
     """The demo with a human win-rate threshold, locked by the admin, with a signing key."""
     monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY)
     settings = Settings.from_env()
-    thresholds.add_threshold(
-        acting(demo_store, "demo", "demo-admin"),
-        "human_win_rate",
-        {"system_a": "finetuned", "system_b": "base"},
-        ">",
-        0.5,
-    )
-    thresholds.lock_thresholds(
-        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
-    )
+    lock_on_win_rate(demo_store, settings)
     return demo_store, settings
 
 
@@ -366,3 +357,31 @@ def test_outputs_and_prompts_edited_after_the_lock_show_and_the_report_says_so(s
     assert after["content_hash"] != after["frozen_hash"] == before["frozen_hash"]
     for form in ("md", "html"):
         assert "NOT the hash frozen when the study was created" in render_report(report, form)
+
+
+# ---- an interim look erased ----
+
+
+def test_an_interim_look_erased_from_the_file_shows(locked):
+    """An admin who looked before the planned sample was in, then deletes that look from the
+    file once others have acted (the log's triggers dropped and put back): the chain no longer
+    holds. (Erasing the log's very last entries needs an anchor kept outside the file to show.)"""
+    from review_app.services import decision
+
+    store, settings = locked
+    decision.evaluate_gate(acting(store, "demo", "demo-admin", settings=settings))
+    decision.evaluate_gate(acting(store, "demo", "demo-signer", settings=settings))
+    assert problems_of(store, settings) == []
+    with raw(store) as db:
+        triggers = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+        ).fetchall()
+        for name, _ in triggers:
+            db.execute(f"DROP TRIGGER {name}")
+        db.execute("DELETE FROM audit_log WHERE action = 'interim look' AND actor = 'demo-admin'")
+        for _, sql in triggers:
+            db.execute(sql)
+    problems = problems_of(store, settings)
+    assert problems and any("chain" in p or "audit" in p for p in problems), problems
+    built = signoff.build_report(acting(store, "demo", "demo-signer", settings=settings))
+    assert [look["actor"] for look in built["looks"]] == ["demo-signer"]

@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
-from tests.acting import acting, looking, person, token_for
+from tests.acting import acting, lock_on_win_rate, looking, person, token_for
 from tests.conftest import write
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
@@ -29,16 +29,7 @@ def signed(demo_store, monkeypatch):
     """The demo, locked by the admin and signed (with an override) by the signer, with a key."""
     monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY["REVIEW_APP_SIGNING_KEY"])
     settings = Settings.from_env()
-    thresholds.add_threshold(
-        acting(demo_store, "demo", "demo-admin"),
-        "human_win_rate",
-        {"system_a": "finetuned", "system_b": "base"},
-        ">",
-        0.5,
-    )
-    thresholds.lock_thresholds(
-        acting(demo_store, "demo", "demo-admin", settings=settings), "a small test study"
-    )
+    lock_on_win_rate(demo_store, settings)
     signer = Actor.of(demo_store.people.reviewer("demo-signer"))
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
