@@ -97,7 +97,7 @@ def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> tuple[Look
             step = math.sqrt(t - previous_t)
             mass = w * density
 
-            def crossing(c: float, mass=mass, x=x, step=step, sd_t=sd_t) -> float:
+            def crossing(c: float, mass=mass, x=x, step=step, sd_t=sd_t, spend=spend) -> float:
                 return float(mass @ norm.sf((c * sd_t - x) / step)) - spend
 
             c = (
