@@ -132,10 +132,11 @@ def pick_next(store: Store, study: dict, reviewer_id: int, seed: int, now: float
     left/right balanced (see `assignment.choose`). When none turns up within `_MATCH_WINDOW` free
     pairs, the first free pair is picked in the order that keeps that pair balanced. Reads only:
     `claim_next` leases the pick."""
-    # Pairs are only ever added, so the workspace file and its highest pair id pin the order.
+    # Pairs are only ever added, so the workspace file and its highest pair id pin the order
+    # (with the draw of the human subset, which changes only with its seed).
     workspace = id(store) if store.path == ":memory:" else store.path
     order = cached_queue_order(
-        (workspace, store.studies.max_pair_id()),
+        (workspace, store.studies.max_pair_id(), study.get("human_seed")),
         lambda: store.studies.study_pair_ids(study["id"]),
         reviewer_id,
         study["id"],
@@ -168,7 +169,10 @@ def pick_next(store: Store, study: dict, reviewer_id: int, seed: int, now: float
                 live[pid]["y_left"],
             )
             for pos, pid in fresh
-            if pid in live and live[pid]["study_id"] == study["id"] and live[pid]["n"] < k
+            if pid in live
+            and live[pid]["study_id"] == study["id"]
+            and live[pid]["human"]
+            and live[pid]["n"] < k
         ]
         live_of.update({c.pair_id: (live[c.pair_id]["n"], c.x_left, c.y_left) for c in free})
         chosen = choose(free, balance)

@@ -74,6 +74,19 @@ def _integer(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    """A share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a share between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a share must be in (0, 1], got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _integer(text)
     if not 1 <= value <= 65535:
@@ -336,6 +349,13 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--guidelines", metavar="FILE.md", help="Markdown guidelines reviewers see beside each pair"
     )
+    c.add_argument(
+        "--human-share",
+        type=_share,
+        metavar="F",
+        help="send a seeded random share F of each comparison's items to reviewers (stratified "
+        "by category); the rest are judged only (default 1: every item)",
+    )
     c.set_defaults(handler=_study_create)
     cand = actions.add_parser(
         "candidate", help="name the system a study decides on (before the lock)"
@@ -357,6 +377,12 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     pl.add_argument(
         "--final-review", type=_integer, metavar="N", help="outputs in the signer's final review"
     )
+    pl.add_argument(
+        "--human-share",
+        type=_share,
+        metavar="F",
+        help="the share of each comparison's items reviewers see (a new seeded draw)",
+    )
     pl.set_defaults(handler=_study_plan)
 
 
@@ -375,6 +401,7 @@ def _study_create(args, settings, store) -> None:
         candidate=args.candidate,
         actor=_acting(args, settings, store),
         guidelines=guidelines,
+        human_share=args.human_share,
     )
     skipped = "; ".join(
         f"{c}: {n} items lack an output" for c, n in summary.skipped_items.items() if n
@@ -383,6 +410,12 @@ def _study_create(args, settings, store) -> None:
         f"study {summary.name}: {summary.pairs_added} pairs over eval set {summary.eval_set} "
         f"(frozen, hash {summary.eval_set_hash[:12]}); candidate {summary.candidate}"
         + (f"; {skipped}" if skipped else "")
+        + (
+            f"; reviewers see {summary.human_pairs} of them (human share {args.human_share:g}), "
+            "the rest are judged only"
+            if args.human_share is not None and args.human_share < 1
+            else ""
+        )
     )
 
 
@@ -402,7 +435,7 @@ def _study_guidelines(args, settings, store) -> None:
 
 def _study_plan(args, settings, store) -> None:
     ctx = _study(args, settings, store, args.name)
-    _print(plans.change_plan(ctx, args.reviews_per_pair, args.final_review))
+    _print(plans.change_plan(ctx, args.reviews_per_pair, args.final_review, args.human_share))
 
 
 def _study_list(args, settings, store) -> None:

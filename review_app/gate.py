@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import pandas as pd
 
-from review_app import baselines, ranking, stats
+from review_app import baselines, ppi, ranking, sequential, stats
 from review_app.errors import InputError
 from review_app.report import format_ci
 
@@ -21,6 +21,17 @@ COMPARATORS = (">=", ">", "<=", "<")
 HUMANS = stats.HUMANS
 REGRESSION_METRIC = "max_regression_points"
 FINAL_REVIEW_METRIC = "final_review_acceptable_rate"
+# Metrics that may name a `judge` whose verdicts on every comparison sharpen the human votes
+# (prediction-powered inference, `ppi`); without one they read the human votes alone.
+PPI_METRICS = ("human_win_rate", REGRESSION_METRIC)
+
+# A prediction-powered win rate of (judge, system_a, system_b, category or None), or why there
+# is none (the judge is not pinned by the lock, its rubric changed, it has no verdicts).
+PPILookup = Callable[[str, str, str, "str | None"], "ppi.PredictionPowered | str"]
+
+
+def _no_ppi(judge: str, a: str, b: str, category: str | None) -> str:
+    return "prediction-powered estimates are not available here"
 
 
 @dataclass
@@ -39,6 +50,8 @@ class GateInputs:
     candidate: str = ""
     # Length-controlled win rates of each comparison per source (humans, each real judge).
     lc_win_rates: list[ranking.LengthControlled] = field(default_factory=list)
+    # Prediction-powered win rates, computed on first use per judge.
+    ppi_win_rate: PPILookup = _no_ppi
 
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
@@ -86,6 +99,8 @@ class Measurement:
     unit: str = "comparisons"
     # None: each unit is its own item (a measurement built from per-item figures).
     n_items: int | None = None
+    # How it was estimated, when not from the human votes alone (`ppi.PredictionPowered.method`).
+    method: dict | None = None
 
     @property
     def items(self) -> int:
@@ -120,6 +135,36 @@ def _measure_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement
         return _no_win_rate(params)
     detail = f"{w.wins} wins, {w.ties} ties, {w.losses} losses"
     return Measurement(w.value, w.ci, w.bounds, w.n_comparisons, detail, n_items=w.n_items)
+
+
+def _ppi(params: dict[str, Any], inputs: GateInputs, category: str | None = None):
+    """The prediction-powered win rate a threshold's `judge` gives, or why there is none."""
+    a, b = params["system_a"], params["system_b"]
+    found = inputs.ppi_win_rate(params["judge"], a, b, category)
+    if isinstance(found, str):
+        return found
+    if found.value is None:
+        return f"prediction-powered win rate with {params['judge']}: {found.reason}"
+    return found
+
+
+def _ppi_measurement(w: ppi.PredictionPowered) -> Measurement:
+    detail = (
+        f"prediction-powered with {w.judge}: {w.n_human} items with human votes, "
+        f"{w.n_judge} judged only, worth {w.effective_n:.0f} human-voted items"
+    )
+    # The minimum counts the human-voted items: the correction rests on them.
+    return Measurement(
+        w.value, w.ci, w.bounds, w.n_human, detail, n_items=w.n_human, method=w.method()
+    )
+
+
+def _measure_human_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """The human win rate, prediction-powered when the threshold names a judge."""
+    if not params.get("judge"):
+        return _measure_win_rate(params, inputs)
+    found = _ppi(params, inputs)
+    return _unmeasurable(found) if isinstance(found, str) else _ppi_measurement(found)
 
 
 def _measure_win_rate_ci_low(params: dict[str, Any], inputs: GateInputs) -> Measurement:
@@ -261,24 +306,41 @@ def _drop_bounds(w: stats.WinRate) -> tuple[float, float] | None:
     return (round(100 * (0.5 - w.bounds[1]), 9), round(100 * (0.5 - w.bounds[0]), 9))
 
 
-def _suite_measurement(w: stats.WinRate | None) -> Measurement | None:
+def _suite_measurement(w: stats.WinRate | ppi.PredictionPowered | None) -> Measurement | None:
     drop = drop_points(w)
     if drop is None:
         return None
     ci = None if w.ci is None else (100 * (0.5 - w.ci[1]), 100 * (0.5 - w.ci[0]))
+    if isinstance(w, ppi.PredictionPowered):
+        # The minimum counts the human-voted items: the correction rests on them.
+        detail = f"win rate {w.value:.3f}, prediction-powered with {w.judge}"
+        return Measurement(
+            drop, ci, _drop_bounds(w), w.n_human, detail, n_items=w.n_human, method=w.method()
+        )
     return Measurement(
         drop, ci, _drop_bounds(w), w.n_comparisons, f"win rate {w.value:.3f}", n_items=w.n_items
     )
 
 
+def _ppi_suite(params: dict[str, Any], inputs: GateInputs, category: str) -> Measurement | None:
+    found = _ppi(params, inputs, category)
+    return None if isinstance(found, str) else _suite_measurement(found)
+
+
 def _measure_max_regression(params: dict[str, Any], inputs: GateInputs) -> Measurement:
     """Non-inferiority of every suite: the worst suite's drop below parity, with bounds that make
     the threshold pass only when every suite's upper bound clears the margin and fail when any
-    suite's lower bound exceeds it; each suite must have the minimum number of comparisons."""
+    suite's lower bound exceeds it; each suite must have the minimum number of comparisons.
+    With a `judge`, each suite's win rate is prediction-powered."""
     a, b, source = params["system_a"], params["system_b"], params["source"]
+    if params.get("judge") and source != HUMANS:
+        return _unmeasurable("a prediction-powered regression reads human votes (source humans)")
     suites: dict[str, Measurement] = {}
     for category in params["categories"] or sorted(inputs.category_win_rates):
-        suite = _suite_measurement(inputs.win_rate(a, b, source, category))
+        if params.get("judge"):
+            suite = _ppi_suite(params, inputs, category)
+        else:
+            suite = _suite_measurement(inputs.win_rate(a, b, source, category))
         if suite is None:
             if params["categories"]:  # a named regression suite must be measured, never skipped
                 return _unmeasurable(f"category {category} has no {source} outcomes")
@@ -310,6 +372,7 @@ def _worst_suite(suites: dict[str, Measurement]) -> Measurement:
         detail,
         unit=suites[smallest].unit,
         n_items=min(m.items for m in suites.values()),
+        method=suites[worst].method,
     )
 
 
@@ -456,8 +519,9 @@ METRICS: dict[str, Metric] = {
             ">",
             0.5,
             "(wins + 0.5 ties) / votes of system_a over system_b, from human votes (either "
-            "order: b over a is 1 - a over b).",
-            measure=_measure_win_rate,
+            "order: b over a is 1 - a over b). With judge=NAME, prediction-powered: that "
+            "judge's verdicts on every comparison corrected by the human votes (PPI++).",
+            measure=_measure_human_win_rate,
         ),
         Metric(
             "human_win_rate_ci_low",
@@ -589,7 +653,8 @@ METRICS: dict[str, Metric] = {
             5.0,
             "Non-inferiority per category (of the listed ones; empty = all): 100 x (0.5 - win "
             "rate of system_a over system_b); fails when a suite is shown worse than the margin, "
-            "passes when every suite is shown within it; source = humans or a judge label.",
+            "passes when every suite is shown within it; source = humans or a judge label; "
+            "with judge=NAME (source humans) each suite is prediction-powered.",
             measure=_measure_max_regression,
             kind="points",
         ),
@@ -674,7 +739,8 @@ def validate_threshold(
     spec = _metric(metric)
     if comparator not in COMPARATORS:
         raise InputError(f"comparator {comparator!r}: choose one of {', '.join(COMPARATORS)}")
-    unknown = set(params) - set(spec.params)
+    allowed = set(spec.params) | ({"judge"} if metric in PPI_METRICS else set())
+    unknown = set(params) - allowed
     if unknown:
         raise InputError(
             f"metric {metric} takes {', '.join(spec.params) or 'no parameters'}; "
@@ -704,6 +770,14 @@ def validate_threshold(
             if not raw or not str(raw).strip():
                 raise InputError(f"metric {metric} needs the parameter {name}")
             clean[name] = str(raw).strip()
+    if metric in PPI_METRICS and str(params.get("judge") or "").strip():
+        # Kept only when named, so thresholds without one keep their content hash.
+        clean["judge"] = str(params["judge"]).strip()
+        if clean.get("source", HUMANS) != HUMANS:
+            raise InputError(
+                f"metric {metric}: a prediction-powered threshold (judge=) reads human votes; "
+                "leave source as humans"
+            )
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -736,6 +810,7 @@ class ThresholdResult:
     outcome: str
     reason: str
     n_items: int = 0
+    method: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -756,6 +831,7 @@ class ThresholdResult:
             "n_items": self.n_items,
             "outcome": self.outcome,
             "reason": self.reason,
+            **(self.method or {}),
         }
 
 
@@ -783,13 +859,36 @@ def _units(m: Measurement) -> tuple[int, str]:
     return m.items, ("items" if m.unit == "comparisons" else m.unit)
 
 
+def at_boundary(m: Measurement, z: float) -> Measurement:
+    """`m` with its one-sided bounds moved from z_0.95 to `z` (a sequential look's boundary):
+    each bound's distance from the estimate scaled by z / z_0.95, exact for the normal-based
+    bounds and close for the score and bootstrap ones at the sizes a gate decides on."""
+    if m.bounds is None or m.value is None or z == stats.Z_ONE_SIDED_95:
+        return m
+    scale = z / stats.Z_ONE_SIDED_95
+    low, high = m.bounds
+    return replace(
+        m, bounds=(m.value - (m.value - low) * scale, m.value + (high - m.value) * scale)
+    )
+
+
 def decide(
-    threshold: Threshold, m: Measurement, min_items: int, until: str | None = None
+    threshold: Threshold,
+    m: Measurement,
+    min_items: int,
+    until: str | None = None,
+    look: sequential.Look | None = None,
 ) -> ThresholdResult:
     """A measurement's outcome against its threshold (see `ThresholdResult`). With `until` (what
-    the plan still waits for) the outcome is `interim`: the figures so far, not a decision."""
+    the plan still waits for) the outcome is `interim`: the figures so far, not a decision,
+    unless the sequential design's `look` lets this look conclude: its bound at the look's
+    boundary clears the bar (pass) or its opposite bound falls short of it (fail). At the
+    planned sample a `look` after interim ones decides at its (slightly higher) boundary."""
+    if look is not None:
+        m = at_boundary(m, look.boundary)
     needed = min_items if m.needed is None else min(min_items, m.needed)
     have, unit = _units(m)
+    level = "95%" if look is None or look.boundary == stats.Z_ONE_SIDED_95 else "sequential"
     if m.value is None:
         outcome, reason = "inconclusive", f"not measurable: {m.detail}"
     elif have < needed:
@@ -800,14 +899,30 @@ def decide(
         outcome = _clears(m.bounds, threshold)
         bound = m.bounds[0] if threshold.comparator in (">=", ">") else m.bounds[1]
         side = "lower" if threshold.comparator in (">=", ">") else "upper"
-        reason = f"{side} 95% bound {bound:.3f} vs {threshold.comparator} {threshold.value:g}"
+        reason = f"{side} {level} bound {bound:.3f} vs {threshold.comparator} {threshold.value:g}"
         if outcome == "inconclusive":
             reason += " (the interval straddles the bar: more data decides)"
         reason += f"; {m.detail}"
+    if look is not None and look.boundary != stats.Z_ONE_SIDED_95:
+        reason += (
+            f" (look {look.index} at {look.fraction:.0%} of the plan: boundary z = "
+            f"{look.boundary:.2f}, alpha spent {look.alpha_spent:.4f})"
+        )
     if until is not None:
-        outcome, reason = "interim", f"not decided until {until}; so far: {reason}"
+        if look is not None and outcome in ("pass", "fail"):
+            reason = f"decided early, before {until}: {reason}"
+        else:
+            outcome, reason = "interim", f"not decided until {until}; so far: {reason}"
     return ThresholdResult(
-        threshold, m.value, m.ci, m.bounds, m.n, outcome, reason, n_items=m.items
+        threshold,
+        m.value,
+        m.ci,
+        m.bounds,
+        m.n,
+        outcome,
+        reason,
+        n_items=m.items,
+        method=m.method,
     )
 
 
@@ -816,9 +931,11 @@ def evaluate(
     inputs: GateInputs,
     min_items: int = stats.MIN_COMPARISONS,
     until: str | None = None,
+    look: sequential.Look | None = None,
 ) -> list[ThresholdResult]:
-    """Each threshold measured and decided on the study (`interim` with `until`)."""
-    return [decide(t, measure(t, inputs), min_items, until) for t in thresholds]
+    """Each threshold measured and decided on the study (`interim` with `until`, unless the
+    sequential `look` concludes it)."""
+    return [decide(t, measure(t, inputs), min_items, until, look) for t in thresholds]
 
 
 @dataclass(frozen=True)
@@ -881,28 +998,42 @@ class Plan:
 class GateDecision:
     """The gate: `fail` if any threshold fails, `pass` if every threshold passes, else
     `inconclusive`; while the planned sample is not in (`interim`) every threshold is `interim`
-    and the gate `inconclusive`."""
+    and the gate `inconclusive`, unless the lock's sequential design lets this `look` conclude
+    (`concluded_early`: a threshold failed, or all passed, at the look's boundary)."""
 
     result: str
     results: list[ThresholdResult]
     plan: Plan | None
     min_items: int
+    look: sequential.Look | None = None
 
     @property
     def interim(self) -> bool:
         return self.plan is not None and not self.plan.complete
 
+    @property
+    def concluded_early(self) -> bool:
+        return self.interim and self.result in ("pass", "fail")
+
     def to_json(self) -> dict:
         return {
             "result": self.result,
             "interim": self.interim,
+            "concluded_early": self.concluded_early,
             "min_items": self.min_items,
             "planned": self.plan.to_json() if self.plan else None,
+            "look": self.look.to_json() if self.look else None,
             "thresholds": [r.to_json() for r in self.results],
         }
 
     def summary(self) -> str:
         counts = {o: sum(r.outcome == o for r in self.results) for o in OUTCOMES}
+        if self.concluded_early:
+            return (
+                f"concluded early ({self.result}) at look {self.look.index}, "
+                f"{self.look.fraction:.0%} of the plan: {counts['pass']} pass, "
+                f"{counts['fail']} fail, {counts['interim']} interim of {len(self.results)}"
+            )
         if self.interim:
             return f"interim: {len(self.results)} thresholds not decided until {self.plan.until()}"
         return (
@@ -916,17 +1047,19 @@ def decide_gate(
     inputs: GateInputs,
     min_items: int = stats.MIN_COMPARISONS,
     plan: Plan | None = None,
+    look: sequential.Look | None = None,
 ) -> GateDecision:
-    """Every threshold decided, and the gate's one result (see `GateDecision`)."""
+    """Every threshold decided, and the gate's one result (see `GateDecision`); `look` is the
+    lock's sequential design at this evaluation (None for a lock without one)."""
     until = plan.until() if plan is not None else None
-    results = evaluate(thresholds, inputs, min_items, until)
+    results = evaluate(thresholds, inputs, min_items, until, look)
     if any(r.outcome == "fail" for r in results):
         result = "fail"
     elif results and all(r.outcome == "pass" for r in results):
         result = "pass"
     else:
         result = "inconclusive"
-    return GateDecision(result, results, plan, min_items)
+    return GateDecision(result, results, plan, min_items, look)
 
 
 # ---- the regression table ----
@@ -950,12 +1083,15 @@ def _change_ci(w: stats.WinRate) -> list[float] | None:
     return None if w.ci is None else [100 * (w.ci[0] - 0.5), 100 * (w.ci[1] - 0.5)]
 
 
-def _oriented(threshold: Threshold, w: stats.WinRate, category: str) -> stats.WinRate | None:
+def _oriented(threshold: Threshold, w: Row, category: str) -> Row | None:
     """The row as the regression threshold reads it (its systems in its order), or None when the
     threshold does not judge this row: another comparison, source or category (a threshold with
     no categories covers all of them)."""
     p = threshold.params
     if threshold.metric != REGRESSION_METRIC or w.source != p["source"]:
+        return None
+    # A prediction-powered threshold decides the rows of its judge's estimates, and only those.
+    if p.get("judge") != getattr(w, "judge", None):
         return None
     if p["categories"] and category not in p["categories"]:
         return None
@@ -963,11 +1099,12 @@ def _oriented(threshold: Threshold, w: stats.WinRate, category: str) -> stats.Wi
 
 
 def regression_verdict(
-    w: stats.WinRate,
+    w: stats.WinRate | ppi.PredictionPowered,
     category: str,
     thresholds: Iterable[Threshold],
     min_items: int = stats.MIN_COMPARISONS,
     until: str | None = None,
+    look: sequential.Look | None = None,
 ) -> dict:
     """The gate's decision on one suite (one category's win rate from one source), in the gate's
     words: `outcome` pass, fail or inconclusive, decided exactly as the gate decides each
@@ -990,7 +1127,7 @@ def regression_verdict(
                 reason = f"no {w.source} outcomes in this category, so no suite to decide"
                 continue
             suite = _unmeasurable(f"category {category} has no {w.source} outcomes")
-        result = decide(t, suite, min_items, until)
+        result = decide(t, suite, min_items, until, look)
         reason = result.reason
         if oriented.system_a != w.system_a:
             reason = f"read as {oriented.system_a} over {oriented.system_b}: {reason}"
@@ -1010,6 +1147,7 @@ def regression_table(
     thresholds: Iterable[Threshold] = (),
     min_items: int = stats.MIN_COMPARISONS,
     until: str | None = None,
+    look: sequential.Look | None = None,
 ) -> list[dict]:
     """The one regression table: the Results screen, the scorecard and the report all show it,
     and its outcomes are the gate's. One row per category, comparison and source (humans and
@@ -1018,29 +1156,44 @@ def regression_table(
     candidate keeps the study's order), the `change_points` of system_a versus system_b with the
     same interval in points, `n` comparisons (what the gate's minimum counts), and
     `regression_verdict`'s outcome, margin and reason under the study's regression thresholds
-    (any other thresholds are ignored)."""
+    (any other thresholds are ignored). A prediction-powered regression threshold adds a row of
+    its judge's estimate per suite (source "humans + JUDGE (PPI)"), which it alone decides."""
     wanted = {frozenset(c) for c in comparisons}
     thresholds = list(thresholds)
+    ppi_judges = sorted(
+        {
+            t.params["judge"]
+            for t in thresholds
+            if t.metric == REGRESSION_METRIC and t.params.get("judge")
+        }
+    )
     rows = []
     for category, rates in sorted(inputs.category_win_rates.items()):
         for w in rates:
             if frozenset((w.system_a, w.system_b)) not in wanted or baselines.is_baseline(w.source):
                 continue
             w = (orient(w, inputs.candidate) if inputs.candidate else None) or w
-            rows.append(
-                {
-                    "category": category,
-                    "system_a": w.system_a,
-                    "system_b": w.system_b,
-                    "source": w.source,
-                    "win_rate": w.value,
-                    "win_rate_ci": list(w.ci) if w.ci else None,
-                    "change_points": change_points(w),
-                    "change_ci": _change_ci(w),
-                    "n": w.n_comparisons,
-                }
-                | regression_verdict(w, category, thresholds, min_items, until)
-            )
+            estimates: list = [w]
+            if w.source == HUMANS:
+                for judge in ppi_judges:
+                    found = inputs.ppi_win_rate(judge, w.system_a, w.system_b, category)
+                    if not isinstance(found, str) and found.value is not None:
+                        estimates.append(found)
+            for e in estimates:
+                rows.append(
+                    {
+                        "category": category,
+                        "system_a": e.system_a,
+                        "system_b": e.system_b,
+                        "source": e.source if e is w else f"{HUMANS} + {e.judge} (PPI)",
+                        "win_rate": e.value,
+                        "win_rate_ci": list(e.ci) if e.ci else None,
+                        "change_points": change_points(e),
+                        "change_ci": _change_ci(e),
+                        "n": e.n_comparisons if e is w else e.n_human,
+                    }
+                    | regression_verdict(e, category, thresholds, min_items, until, look)
+                )
     return rows
 
 

@@ -643,6 +643,7 @@ def _vote_changes(
     store: Store, path: Path, study: dict | None, eval_set_id: int, summary: ImportSummary
 ) -> Iterator[dict]:
     pairs = _PairChecker(store, eval_set_id, study)
+    judge_only = set(store.studies.judge_only_pair_ids(study["id"])) if study else set()
     latest = store.review.latest_vote_keys(study["id"]) if study else {}
     # A study that names its criteria takes ratings of those only; one that names none takes any.
     allowed_criteria = set(json.loads(study["criteria"] or "[]")) if study else set()
@@ -653,6 +654,12 @@ def _vote_changes(
         reader = RowReader(str(path), line, row)
         _require_columns(reader, VOTE_COLUMNS)
         pair, a, b = pairs.check(reader)
+        if pairs.pair_ids.get(pair) in judge_only:
+            raise reader.error(
+                "item_id",
+                f"pair {pairs.pair_ids[pair]} ({a} vs {b}) is judged only, outside the study's "
+                "human share: no human votes are collected on it",
+            )
         reviewer = reader.text("reviewer").strip()
         winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
         shown_left = (reader.text("shown_left", required=False) or "").strip() or None

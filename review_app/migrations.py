@@ -555,6 +555,14 @@ def _v13_final_review_size(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE studies ADD COLUMN final_review_size INTEGER")
 
 
+def _v15_human_share(db: sqlite_utils.Database) -> None:
+    # A study may send only a seeded random share of each comparison's items to reviewers (the
+    # rest are judged only): the share and its seed on the study, the subset on the pairs.
+    db.execute("ALTER TABLE studies ADD COLUMN human_share REAL NOT NULL DEFAULT 1.0")
+    db.execute("ALTER TABLE studies ADD COLUMN human_seed TEXT")
+    db.execute("ALTER TABLE pairs ADD COLUMN human INTEGER NOT NULL DEFAULT 1")
+
+
 # The rows a study's outcomes are computed from, sealed as they are written: each row's seal is
 # the hash of its content chained to the previous seal of the same table and study, so a row
 # written into the file (not by the app), edited or removed shows in `audit verify`. Per table:
@@ -654,4 +662,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (12, "a random key for writing systems as A and B before the lock", _v12_blinding_key),
     (13, "a study's planned final-review sample", _v13_final_review_size),
     (14, "verdicts append-only; votes and verdicts sealed", _v14_sealed_votes_and_verdicts),
+    (15, "a study's human share: the items reviewers see", _v15_human_share),
 ]

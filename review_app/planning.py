@@ -15,6 +15,7 @@ the product a lower bound)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,51 @@ MAX_FINAL_REVIEW = 1000
 _HUMAN_VOTED = {"human_win_rate", "human_win_rate_ci_low", "human_lc_win_rate"}
 
 
+def ppi_variance_ratio(correlation: float, human: int, items: int) -> float:
+    """The variance of a prediction-powered mean over the humans-only one at the same `human`
+    labels, when the judge scores all `items` (the tuned weight at its optimum, large samples):
+    1 - rho^2 x (the share of items without human labels)."""
+    if items <= 0 or human >= items:
+        return 1.0
+    return 1 - correlation**2 * (items - human) / items
+
+
+def ppi_labels_needed(correlation: float, human_only: int, items: int) -> int:
+    """Human labels that give a prediction-powered mean the variance of `human_only` labels
+    alone, with the judge on all `items`: n' = n (1 - rho^2) / (1 - rho^2 n / N)."""
+    rho2 = correlation**2
+    if items <= 0 or human_only >= items:
+        return human_only
+    return math.ceil(human_only * (1 - rho2) / (1 - rho2 * human_only / items))
+
+
+def human_subset(pairs: Sequence[Mapping], share: float, seed: str) -> set[int]:
+    """The pair ids reviewers see at `share`: in each comparison and category, the
+    ceil(share x n) items ranked first by a hash of the seed and the item key (so the draw is
+    random, stratified, and reproducible from the seed). `pairs` rows carry pair_id, system_x,
+    system_y, item_key, category."""
+    if not 0 < share <= 1:
+        raise InputError(f"the human share must be in (0, 1], got {share:g}")
+    strata: dict[tuple, list[tuple[str, int]]] = {}
+    for p in pairs:
+        key = (p["system_x"], p["system_y"], p["category"] or "")
+        rank = hashlib.sha256(
+            f"{seed}\x1f{p['system_x']}\x1f{p['system_y']}\x1f{p['item_key']}".encode()
+        ).hexdigest()
+        strata.setdefault(key, []).append((rank, p["pair_id"]))
+    chosen: set[int] = set()
+    for members in strata.values():
+        members.sort()
+        take = math.ceil(share * len(members) - 1e-9)
+        chosen.update(pair_id for _, pair_id in members[:take])
+    return chosen
+
+
+def subset_hash(pair_ids: Sequence[int] | set[int]) -> str:
+    """A digest of a human subset (its sorted pair ids): what the audit log and the lock pin."""
+    return hashlib.sha256(",".join(map(str, sorted(pair_ids))).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class StudyShape:
     """What a plan needs to know about a study, none of it an outcome: the items of each
@@ -57,6 +103,15 @@ class StudyShape:
     candidate: str = ""
     category_items: Mapping[str, int] = field(default_factory=dict)
     system_items: Mapping[str, int] = field(default_factory=dict)
+    # The share of each comparison's items reviewers see (the rest are judged only).
+    human_share: float = 1.0
+    # Per judge, the correlation of its per-item score with the humans' (on the dev split, or
+    # every voted comparison without one): what a prediction-powered threshold gains from it.
+    judge_correlation: Mapping[str, float] = field(default_factory=dict)
+
+    def human_items(self, n: int) -> int:
+        """Of `n` items, how many carry human votes."""
+        return min(n, math.ceil(n * self.human_share - 1e-9))
 
     def items(self, a: str, b: str, category: str | None = None) -> int:
         suites = self.suites.get((a, b)) or self.suites.get((b, a)) or {}
@@ -81,6 +136,8 @@ class StudyShape:
             self.candidate,
             grow(self.category_items),
             grow(self.system_items),
+            self.human_share,
+            self.judge_correlation,
         )
 
 
@@ -315,6 +372,31 @@ def _suite_units(t: gate.Threshold, shape: StudyShape, a: str, b: str) -> dict[s
     return {c: min(shape.category_items.get(c, 0), cap) for c in (named or shape.category_items)}
 
 
+def _ppi_judge(t: gate.Threshold, shape: StudyShape) -> str | None:
+    """The judge a prediction-powered threshold names, when the plan knows its correlation."""
+    judge = t.params.get("judge") if t.metric in gate.PPI_METRICS else None
+    return judge if judge and judge in shape.judge_correlation else None
+
+
+def _human_units(t: gate.Threshold, shape: StudyShape, items: int) -> tuple[int, float]:
+    """Of `items`, the human-labelled ones, and the variance ratio a prediction-powered
+    threshold's judge buys over them (1 for humans only)."""
+    n = shape.human_items(items)
+    judge = _ppi_judge(t, shape)
+    if judge is None:
+        return n, 1.0
+    return n, ppi_variance_ratio(shape.judge_correlation[judge], n, items)
+
+
+def _ppi_basis(t: gate.Threshold, shape: StudyShape) -> str:
+    judge = _ppi_judge(t, shape)
+    share = f"; humans on {shape.human_share:.0%} of items" if shape.human_share < 1 else ""
+    if judge is None:
+        return share
+    rho = shape.judge_correlation[judge]
+    return f"{share}; prediction-powered with {judge} (correlation {rho:.2f} with humans)"
+
+
 def _threshold_power(
     t: gate.Threshold, truth: float, shape: StudyShape, design: Design, min_items: int
 ) -> tuple[float, float, int, str]:
@@ -353,20 +435,24 @@ def _threshold_power(
         if not suites:
             return 0.0, 0.0, 0, "no suite of this comparison in the study"
         power = false = 1.0
-        for n in suites.values():
+        for items in suites.values():
+            n, ratio = _human_units(t, shape, items) if human else (items, 1.0)
             if n < min_items:
                 power = false = 0.0
                 break
             # Points below parity: the bar is a margin m, the truth a drop d (0 = parity).
             p0, p1 = 0.5 - t.value / 100, 0.5 - truth / 100
             if sd is None:
-                power *= _share_power(p1, p0, True, n, factor)
-                false *= _share_power(p0, p0, True, n, factor)
+                power *= _share_power(p1, p0, True, n, factor * ratio)
+                false *= _share_power(p0, p0, True, n, factor * ratio)
             else:
                 power *= normal_power((t.value - truth) / 100, sd, sd, n)
                 false *= normal_power(0.0, sd, sd, n)
         smallest = min(suites.values())
-        return power, false, smallest, f"in each of {len(suites)} suite(s), every one must pass"
+        if human:
+            smallest = _human_units(t, shape, smallest)[0]
+        basis = f"in each of {len(suites)} suite(s), every one must pass" + _ppi_basis(t, shape)
+        return power, false, smallest, basis
     if metric.kind == "difference":
         n = shape.all_items
         if n < min_items:
@@ -393,11 +479,15 @@ def _threshold_power(
         n = shape.items(p["system_a"], p["system_b"])
     else:
         n = shape.all_items
+    ratio = 1.0
+    if t.metric in _HUMAN_VOTED:
+        n, ratio = _human_units(t, shape, n)
     if n < min_items:
         return 0.0, 0.0, n, f"fewer than {min_items} items"
-    factor = vote_variance_factor(k) if t.metric in _HUMAN_VOTED else 1.0
+    factor = (vote_variance_factor(k) if t.metric in _HUMAN_VOTED else 1.0) * ratio
     basis = (
         f"{k} correlated votes per comparison (correlation {VOTE_CORRELATION})"
+        + _ppi_basis(t, shape)
         if t.metric in _HUMAN_VOTED
         else "one verdict per comparison"
     )

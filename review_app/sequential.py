@@ -125,6 +125,8 @@ def look_at(history: Sequence[float], now: float, alpha: float = ALPHA) -> Look:
     look)."""
     now = min(1.0, round(now, 9))
     earlier = [t for t in fractions_of(history) if t < now]
+    if now <= 0:  # no information yet: nothing can be concluded
+        return Look(len(earlier) + 1, 0.0, _NEVER, 0.0)
     return boundaries(tuple(earlier) + (now,), alpha)[-1]
 
 

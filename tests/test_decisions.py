@@ -366,7 +366,11 @@ def test_the_calibration_screen_stats_and_the_gate_tell_one_story(demo_store, se
         )
         if r.threshold.metric == "judge_agreement_vs_ceiling"
     ]
-    assert (ruled.value, ruled.bounds) == (ceiling.value, ceiling.bounds)
+    # The interim row shows its bounds at this look's sequential boundary; at 95% they are the
+    # calibration screen's.
+    assert ruled.value == ceiling.value
+    measured = gate.measure(ruled.threshold, decisions.gate_inputs(ctx, ctx.data()))
+    assert gate.at_boundary(measured, decision.look.boundary).bounds == ceiling.bounds
     expected = {"within": "pass", "below": "fail", "inconclusive": "inconclusive"}
     assert ruled.outcome == expected[judge.vs_ceiling.verdict]
     assert report.assessments["example-llm-judge"].ok == (judge.vs_ceiling.verdict == "within")

@@ -73,8 +73,28 @@ def test_threshold_validation_names_the_problem():
         gate.validate_threshold("win", {}, ">=", 1)
     with pytest.raises(InputError, match="needs the parameter system_b"):
         gate.validate_threshold("human_win_rate", {"system_a": "x"}, ">=", 0.5)
-    with pytest.raises(InputError, match="not judge"):
-        gate.validate_threshold("human_win_rate", {"judge": "j"}, ">=", 0.5)
+    with pytest.raises(InputError, match="not system_a"):
+        gate.validate_threshold("judge_position_bias", {"judge": "j", "system_a": "x"}, "<=", 0.1)
+    with pytest.raises(InputError, match="reads human votes"):
+        gate.validate_threshold(
+            "max_regression_points",
+            {"system_a": "a", "system_b": "b", "source": "j", "judge": "j"},
+            "<=",
+            5,
+        )
+
+
+def test_a_judge_makes_a_win_rate_prediction_powered_and_none_keeps_its_hash():
+    plain = gate.validate_threshold("human_win_rate", {"system_a": "a", "system_b": "b"}, ">", 0.5)
+    empty = gate.validate_threshold(
+        "human_win_rate", {"system_a": "a", "system_b": "b", "judge": ""}, ">", 0.5
+    )
+    named = gate.validate_threshold(
+        "human_win_rate", {"system_a": "a", "system_b": "b", "judge": "gpt"}, ">", 0.5
+    )
+    assert gate.thresholds_hash([plain]) == gate.thresholds_hash([empty])
+    assert named.params["judge"] == "gpt"
+    assert "judge=gpt" in named.describe()
     with pytest.raises(InputError, match="comparator '=='"):
         gate.validate_threshold("final_review_acceptable_rate", {}, "==", 0.5)
 

@@ -310,6 +310,7 @@ def test_lean_frames_hold_only_what_the_statistics_read(store):
         "category",
         "system_x",
         "system_y",
+        "human",
         "len_x",
         "len_y",
     ]

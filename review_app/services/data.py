@@ -466,6 +466,7 @@ EXPORT_COLUMNS = {
         "category",
         "system_x",
         "system_y",
+        "human",
         "prompt",
         "output_x",
         "output_y",
@@ -582,6 +583,8 @@ def _export_rows(store: Store, what: str, study_row: dict) -> Iterator[dict]:
                 "category": p.category,
                 "system_x": p.system_x,
                 "system_y": p.system_y,
+                # Reviewers see this pair (it is in the study's human share), or only judges do.
+                "human": bool(p.human),
                 "prompt": p.prompt,
                 "output_x": p.output_x,
                 "output_y": p.output_y,

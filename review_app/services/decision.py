@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import random
 
-from review_app import gate
+import numpy as np
+
+from review_app import gate, ppi, sequential, stats
 from review_app.errors import Forbidden
 
 # The scorecard reads the gate's decision too: both import the other module, not its names.
 from review_app.services import audit, grading, scorecard
 from review_app.services.context import StudyContext
 from review_app.services.plans import FINAL_REVIEW_TOP, final_review_size
-from review_app.services.study_data import StudyData
+from review_app.services.study_data import StudyData, run_labels
 
 __all__ = [
     "LOOK",
@@ -25,7 +27,9 @@ __all__ = [
     "final_review_marks",
     "gate_inputs",
     "interim_looks",
+    "judge_pins",
     "locked_inputs",
+    "ppi_win_rates",
     "plan_progress",
     "regression_table",
 ]
@@ -102,7 +106,85 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         graders=grading.results_in_force(ctx),
         candidate=data.candidate,
         lc_win_rates=scorecard.length_controlled_win_rates(data),
+        ppi_win_rate=_ppi_lookup(ctx, data),
     )
+
+
+def judge_pins(ctx: StudyContext, judges: list[str]) -> dict[str, dict]:
+    """What pins each named judge: the rubric hashes and ids of the runs whose verdicts the
+    statistics give its label (a judge run after the lock changes them)."""
+    labels = run_labels(ctx.store, ctx.id)
+    runs = ctx.store.judging.calibration_runs(ctx.id)
+    pins = {}
+    for judge in judges:
+        mine = [r for r in runs if labels.get(r["run_id"]) == judge]
+        pins[judge] = {
+            "rubric_hashes": sorted({r["rubric_hash"] or "" for r in mine}),
+            "runs": [r["run_id"] for r in mine],
+        }
+    return pins
+
+
+def _ppi_frames(ctx: StudyContext, data: StudyData, judge: str):
+    """The pairs (with `human`: in the human subset and not in the dev split, the votes that may
+    correct the judge), the votes, and the judge's combined verdicts, once per data version."""
+
+    def frames():
+        dev = {
+            pid for pid, part in ctx.store.calibration.split_parts(ctx.id).items() if part == "dev"
+        }
+        pairs = data.pairs.copy()
+        human = pairs["human"].to_numpy(bool) if "human" in pairs else np.ones(len(pairs), bool)
+        pairs["human"] = human & ~pairs["pair_id"].isin(dev).to_numpy()
+        verdicts = data.verdicts[data.verdicts["judge"].astype(str) == judge]
+        return pairs, data.votes, stats.combine_verdicts(data.pairs, verdicts)
+
+    return data.memo(f"ppi frames {judge}", frames)
+
+
+def _ppi_unavailable(ctx: StudyContext, data: StudyData, judge: str) -> str | None:
+    """Why `judge` cannot sharpen this study's human votes, or None when it can: it must have
+    verdicts here and, once the thresholds are locked, be the judge the lock pinned."""
+    if judge not in data.judges:
+        return f"no judge named {judge!r} in study {ctx.name!r}"
+    if ctx.lock.row is not None:
+        pinned = (ctx.lock.plan or {}).get("ppi_judges", {})
+        if judge not in pinned:
+            return f"judge {judge!r} was not pinned by the lock"
+        current = ctx.memo(f"judge pin {judge}", lambda: judge_pins(ctx, [judge])[judge])
+        if current != pinned[judge]:
+            return f"judge {judge!r} changed after the lock (another run or rubric)"
+    return None
+
+
+def ppi_win_rates(
+    ctx: StudyContext, data: StudyData, judge: str, category: str | None = None
+) -> list[ppi.PredictionPowered] | str:
+    """The prediction-powered win rate of each of the study's comparisons with `judge` (in
+    `category` when given), or why there is none."""
+    why = _ppi_unavailable(ctx, data, judge)
+    if why is not None:
+        return why
+    pairs, votes, combined = _ppi_frames(ctx, data, judge)
+    if combined.empty:
+        return f"judge {judge!r} has no verdicts in study {ctx.name!r}"
+    return data.memo(
+        f"ppi win rates {judge} {category}",
+        lambda: ppi.win_rates(pairs, votes, combined, judge, data.comparisons, category),
+    )
+
+
+def _ppi_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:
+    def lookup(judge: str, a: str, b: str, category: str | None):
+        rates = ppi_win_rates(ctx, data, judge, category)
+        if isinstance(rates, str):
+            return rates
+        for w in rates:
+            if (oriented := gate.orient(w, a, b)) is not None:
+                return oriented
+        return f"no comparison of {a} and {b} judged by {judge!r}"
+
+    return lookup
 
 
 def locked_inputs(ctx: StudyContext) -> gate.GateInputs:
@@ -138,6 +220,29 @@ def plan_progress(ctx: StudyContext) -> gate.Plan | None:
     return ctx.memo("plan progress", progress)
 
 
+def _fraction(progress: dict) -> float:
+    """The information fraction of a plan's progress: comparisons with their votes over those
+    planned (1 once all are in)."""
+    planned = progress.get("comparisons") or 0
+    return 1.0 if planned <= 0 else min(1.0, (progress.get("reached") or 0) / planned)
+
+
+def sequential_look(ctx: StudyContext) -> sequential.Look | None:
+    """This evaluation as a look of the lock's sequential design: its information fraction and
+    boundary after the looks already recorded (None for a lock without a sequential design)."""
+    design = (ctx.lock.plan or {}).get("sequential")
+    plan = plan_progress(ctx)
+    if not design or plan is None:
+        return None
+
+    def look() -> sequential.Look:
+        history = [_fraction(entry["plan"] or {}) for entry in interim_looks(ctx)]
+        now = 1.0 if plan.complete else _fraction(plan.to_json())
+        return sequential.look_at(history, now, design.get("alpha", sequential.ALPHA))
+
+    return ctx.memo("sequential look", look)
+
+
 def _until(ctx: StudyContext) -> str | None:
     plan = plan_progress(ctx)
     return plan.until() if plan is not None else None
@@ -150,7 +255,7 @@ def regression_table(ctx: StudyContext, data: StudyData, inputs: gate.GateInputs
     source of a comparison is resampled over the same items), decided by the study's regression
     thresholds at the lock's minimum, the candidate first; `interim` until the plan is in."""
     return gate.regression_table(
-        inputs, data.comparisons, ctx.thresholds, ctx.min_items, _until(ctx)
+        inputs, data.comparisons, ctx.thresholds, ctx.min_items, _until(ctx), sequential_look(ctx)
     )
 
 
@@ -172,7 +277,8 @@ def evaluate_gate(ctx: StudyContext) -> gate.GateDecision:
                 "outcomes before the planned sample is in is recorded in the name of who "
                 "looks, so it needs a personal link or token"
             )
-        decision = gate.decide_gate(ctx.thresholds, locked_inputs(ctx), ctx.min_items, plan)
+        look = sequential_look(ctx)
+        decision = gate.decide_gate(ctx.thresholds, locked_inputs(ctx), ctx.min_items, plan, look)
         if decision.interim:
             _record_look(ctx, decision)
         return decision
@@ -203,8 +309,18 @@ def _record_look(ctx: StudyContext, decision: gate.GateDecision) -> None:
     previous = next((e for e in reversed(interim_looks(ctx)) if e["actor"] == actor.name), None)
     if previous is not None and previous["figures"] == json.loads(json.dumps(figures)):
         return
+    look = decision.look.to_json() if decision.look else None
     with ctx.store.transaction():
-        audit.record(ctx.store, actor.name, LOOK, ctx.id, plan=progress, figures=figures)
+        audit.record(
+            ctx.store,
+            actor.name,
+            LOOK,
+            ctx.id,
+            plan=progress,
+            figures=figures,
+            look=look,
+            result=decision.result,
+        )
 
 
 def interim_looks(ctx: StudyContext) -> list[dict]:
@@ -221,6 +337,8 @@ def interim_looks(ctx: StudyContext) -> list[dict]:
                 "actor": entry["actor"],
                 "plan": detail.get("plan"),
                 "figures": detail.get("figures", []),
+                "look": detail.get("look"),
+                "result": detail.get("result"),
             }
         )
     return looks

@@ -5,10 +5,13 @@ lock. Reads no outcome, so all of it is safe before the lock."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 
-from review_app import planning, stats
-from review_app.errors import InputError
+import numpy as np
+
+from review_app import gate, planning, ppi, stats
+from review_app.errors import Conflict, InputError
 from review_app.services import audit
 from review_app.services.context import StudyContext
 from review_app.store import Store
@@ -20,7 +23,10 @@ __all__ = [
     "current_design",
     "design_power",
     "final_review_size",
+    "human_subset_record",
+    "judge_correlations",
     "plan_study",
+    "set_human_share",
     "study_shape",
 ]
 
@@ -55,6 +61,7 @@ def study_shape(ctx: StudyContext) -> planning.StudyShape:
             for system, items in pairs.groupby(column)["item_key"]:
                 systems[system] = systems.get(system, set()) | set(items)
         candidate = ctx.candidate or ""
+        share = ctx.study.get("human_share")
         return planning.StudyShape(
             suites,
             len(ctx.store.catalog.outputs_of_system(ctx.study["eval_set_id"], candidate))
@@ -63,9 +70,89 @@ def study_shape(ctx: StudyContext) -> planning.StudyShape:
             candidate,
             pairs.groupby("category")["item_key"].nunique().astype(int).to_dict(),
             {s: len(items) for s, items in systems.items()},
+            1.0 if share is None else float(share),
+            judge_correlations(ctx, _ppi_judges(ctx)),
         )
 
     return ctx.memo("study shape", shape)
+
+
+def _ppi_judges(ctx: StudyContext) -> list[str]:
+    """The judges the study's prediction-powered thresholds name."""
+    return sorted(
+        {
+            t.params["judge"]
+            for t in ctx.thresholds
+            if t.metric in gate.PPI_METRICS and t.params.get("judge")
+        }
+    )
+
+
+def judge_correlations(ctx: StudyContext, judges: list[str]) -> dict[str, float]:
+    """Per judge, the correlation of its per-item score with the humans' mean score, over the
+    dev split when the study has one (what the rubric was tuned on), else over every voted
+    comparison: what the plan assumes a prediction-powered threshold gains. A calibration
+    figure (how well the judge predicts the humans), not an outcome: it says nothing about
+    which system wins."""
+    if not judges:
+        return {}
+    data = ctx.data()
+    parts = ctx.store.calibration.split_parts(ctx.id)
+    dev = {pid for pid, part in parts.items() if part == "dev"}
+    out = {}
+    for judge in judges:
+        if judge not in data.judges:
+            continue
+        combined = stats.combine_verdicts(
+            data.pairs, data.verdicts[data.verdicts["judge"].astype(str) == judge]
+        )
+        scores = ppi.item_scores(data.pairs, data.votes, combined, judge)
+        scores = scores[scores["y"].notna() & scores["judged"]]
+        if dev:
+            scores = scores[scores["pair_id"].isin(dev)]
+        if len(scores) < 10 or scores["y"].std() == 0 or scores["f"].std() == 0:
+            continue
+        out[judge] = float(max(0.0, np.corrcoef(scores["y"], scores["f"])[0, 1]))
+    return out
+
+
+def set_human_share(store: Store, study_id: int, share: float, by: str) -> dict:
+    """Draw the study's human subset at `share` with a fresh seed (`planning.human_subset`) and
+    record it (share, seed, the subset's hash) in the audit log, inside the caller's
+    transaction. Refused when a pair that would leave the subset already has votes."""
+    rows = store.studies.pairs_for_subset(study_id)
+    seed = secrets.token_hex(8)
+    chosen = planning.human_subset(rows, share, seed)
+    voted_out = [r["pair_id"] for r in rows if r["pair_id"] not in chosen and r["votes"]]
+    if voted_out:
+        raise Conflict(
+            f"{len(voted_out)} pair(s) that would be judged only already have votes (pair "
+            f"{voted_out[0]} first): a human share is chosen before reviewing starts"
+        )
+    store.studies.set_human_subset(study_id, share, seed, chosen)
+    record = {
+        "share": share,
+        "seed": seed,
+        "hash": planning.subset_hash(chosen),
+        "human_pairs": len(chosen),
+        "pairs": len(rows),
+    }
+    audit.record(store, by, "human share set", study_id, **record)
+    return record
+
+
+def human_subset_record(ctx: StudyContext) -> dict:
+    """The study's human subset as it is now: share, seed and the hash of its pair ids (what
+    the lock pins)."""
+    rows = ctx.store.studies.pairs_for_subset(ctx.id)
+    chosen = {r["pair_id"] for r in rows if r["human"]}
+    return {
+        "share": ctx.study.get("human_share", 1.0),
+        "seed": ctx.study.get("human_seed"),
+        "hash": planning.subset_hash(chosen),
+        "human_pairs": len(chosen),
+        "pairs": len(rows),
+    }
 
 
 def current_design(ctx: StudyContext) -> planning.Design:
@@ -96,13 +183,18 @@ def plan_study(
 
 
 def change_plan(
-    ctx: StudyContext, reviews_per_pair: int | None = None, final_review: int | None = None
+    ctx: StudyContext,
+    reviews_per_pair: int | None = None,
+    final_review: int | None = None,
+    human_share: float | None = None,
 ) -> str:
-    """Change the votes per comparison or the final-review sample before the lock (admin only,
-    audited); returns a line saying what the plan is now."""
+    """Change the votes per comparison, the final-review sample or the human share before the
+    lock (admin only, audited); returns a line saying what the plan is now."""
     actor = ctx.require("change the plan")
-    if reviews_per_pair is None and final_review is None:
-        raise InputError("give the reviews per pair, the final-review size, or both")
+    if reviews_per_pair is None and final_review is None and human_share is None:
+        raise InputError("give the reviews per pair, the final-review size or the human share")
+    if human_share is not None and not 0 < human_share <= 1:
+        raise InputError(f"the human share must be in (0, 1], got {human_share:g}")
     if reviews_per_pair is not None and reviews_per_pair < 1:
         raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
     if final_review is not None and final_review < 1:
@@ -114,13 +206,20 @@ def change_plan(
             "final_review": ctx.study.get("final_review_size") or FINAL_REVIEW_SIZE,
         }
         ctx.store.studies.set_plan(ctx.id, reviews_per_pair, final_review)
+        if human_share is not None:
+            set_human_share(ctx.store, ctx.id, human_share, actor.name)
         row = ctx.store.studies.require_study(ctx.name)
         after = {
             "reviews_per_pair": row["reviews_per_pair"],
             "final_review": row["final_review_size"] or FINAL_REVIEW_SIZE,
         }
+        if human_share is not None:
+            before["human_share"] = ctx.study.get("human_share", 1.0)
+            after["human_share"] = row["human_share"]
         audit.record(ctx.store, actor.name, "plan changed", ctx.id, before=before, after=after)
+    share = row.get("human_share", 1.0)
     return (
         f"study {ctx.name}: {after['reviews_per_pair']} vote(s) per comparison, a final review "
         f"of {after['final_review']} outputs"
+        + (f", reviewers on {share:.0%} of each comparison's items" if share < 1 else "")
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from review_app import auth, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import audit
+from review_app.services import audit, plans
 from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
 
@@ -44,6 +44,8 @@ class StudySummary:
     skipped_items: dict[str, int]
     eval_set_hash: str
     candidate: str | None = None
+    # Pairs reviewers see (all of them unless the study has a human share).
+    human_pairs: int | None = None
 
 
 def parse_comparison(text: str) -> tuple[str, str]:
@@ -68,9 +70,11 @@ def create_study(
     *,
     actor: Actor,
     guidelines: str | None = None,
+    human_share: float | None = None,
 ) -> StudySummary:
     """Create a study and its pairs (one per item and comparison, canonical order), freezing the
-    eval set. Items missing an output from either system are skipped and counted. The candidate
+    eval set; with `human_share` < 1 reviewers see only that seeded share of each comparison's
+    items (`plans.set_human_share`). Items missing an output from either system are skipped and counted. The candidate
     (the system the gate decides on) defaults to the first system of the first comparison, as
     given, never by name order. Refused while an import writes into the eval set or a study of
     that name."""
@@ -95,6 +99,7 @@ def create_study(
             candidate,
             by=actor.name,
             guidelines=guidelines,
+            human_share=human_share,
         )
 
 
@@ -118,8 +123,11 @@ def _create_study(
     *,
     by: str,
     guidelines: str | None = None,
+    human_share: float | None = None,
 ) -> StudySummary:
     comparisons = list(comparisons)
+    if human_share is not None and not 0 < human_share <= 1:
+        raise InputError(f"the human share must be in (0, 1], got {human_share:g}")
     name = name.strip()
     if not name:
         raise InputError("the study needs a name")
@@ -174,7 +182,10 @@ def _create_study(
             candidate=candidate,
             reviews_per_pair=reviews_per_pair,
         )
-    return StudySummary(name, eval_set, added, skipped, content_hash, candidate)
+        human_pairs = added
+        if human_share is not None and human_share < 1:
+            human_pairs = plans.set_human_share(store, study_id, human_share, by)["human_pairs"]
+    return StudySummary(name, eval_set, added, skipped, content_hash, candidate, human_pairs)
 
 
 def _require_compared(candidate: str, comparisons: Iterable[tuple[str, str]]) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from review_app import baselines, gate, planning, stats
+from review_app import baselines, gate, planning, sequential, stats
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import audit, plans, study_data
+from review_app.services import audit, decision, plans, study_data
 from review_app.services.context import StudyContext
 from review_app.services.studies import study_categories
 from review_app.store import Store
@@ -205,8 +205,15 @@ def planned_sample(ctx: StudyContext, reason: str = "") -> dict:
     `planning.LOCK_POWER_FLOOR`. InputError when such a design has no reason."""
     study_row = ctx.study
     power = plans.design_power(ctx)
+    ppi_judges = sorted(
+        {
+            t.params["judge"]
+            for t in ctx.thresholds
+            if t.metric in gate.PPI_METRICS and t.params.get("judge")
+        }
+    )
     plan = {
-        "comparisons": ctx.store.studies.study_counts(study_row["id"])["pairs"],
+        "comparisons": ctx.store.studies.study_counts(study_row["id"])["human_pairs"],
         "votes_per_comparison": study_row["reviews_per_pair"],
         "final_review": plans.final_review_size(ctx.store, study_row),
         "items": power.items,
@@ -216,7 +223,22 @@ def planned_sample(ctx: StudyContext, reason: str = "") -> dict:
             {"threshold": r.description, "truth": r.truth, "power": round(r.power, 4)}
             for r in power.rows
         ],
+        # Every look before the plan is in may conclude at the design's boundary.
+        "sequential": {
+            "method": sequential.METHOD,
+            "alpha": sequential.ALPHA,
+            "information": "comparisons with their planned votes / planned comparisons",
+        },
+        "human_subset": plans.human_subset_record(ctx),
     }
+    if ppi_judges:
+        for judge in ppi_judges:
+            if judge not in ctx.data().judges:
+                raise InputError(
+                    f"a threshold names judge {judge!r}, which has no verdicts in study "
+                    f"{ctx.name!r}: run or import it before locking"
+                )
+        plan["ppi_judges"] = decision.judge_pins(ctx, ppi_judges)
     if power.power < planning.LOCK_POWER_FLOOR:
         if not reason.strip():
             raise InputError(

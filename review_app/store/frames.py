@@ -17,6 +17,7 @@ _PAIR_COLUMNS = (
     ("i.category", True),
     ("p.system_x", True),
     ("p.system_y", True),
+    ("p.human", True),
     ("i.prompt", False),
     ("coalesce(i.reference, '') AS reference", False),
     ("ox.text AS output_x", False),

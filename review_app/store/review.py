@@ -82,7 +82,7 @@ class ReviewQueries(Aggregate):
             f" WHERE v.pair_id IN ({marks}) AND v.winner IS NOT NULL AND v.id = ("
             "  SELECT max(v2.id) FROM votes v2"
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            ") SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y,"
+            ") SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, p.human,"
             " count(DISTINCT l.reviewer_id) AS n,"
             " coalesce(sum(l.shown_left = p.system_x), 0) AS x_left,"
             " coalesce(sum(l.shown_left = p.system_y), 0) AS y_left"
@@ -124,7 +124,7 @@ class ReviewQueries(Aggregate):
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
             "), counts AS (SELECT pair_id, count(*) AS n FROM live GROUP BY pair_id)"
             " SELECT count(*) AS n FROM pairs p LEFT JOIN counts c ON c.pair_id = p.id"
-            " WHERE p.study_id = :s AND coalesce(c.n, 0) < :k"
+            " WHERE p.study_id = :s AND p.human AND coalesce(c.n, 0) < :k"
             " AND p.id NOT IN (SELECT pair_id FROM assignments WHERE reviewer_id = :r)"
             " AND p.id NOT IN (SELECT pair_id FROM votes WHERE reviewer_id = :r)",
             {"s": study_id, "now": now, "k": reviews_per_pair, "r": reviewer_id},

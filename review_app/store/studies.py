@@ -27,7 +27,8 @@ class StudyQueries(Aggregate):
     def studies(self) -> list[dict]:
         return self._rows(
             "SELECT s.*, e.name AS eval_set, "
-            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs "
+            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs, "
+            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id AND p.human) AS n_human_pairs "
             "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id ORDER BY s.id"
         )
 
@@ -60,6 +61,32 @@ class StudyQueries(Aggregate):
     def set_candidate(self, study_id: int, candidate: str) -> None:
         self.db.execute("UPDATE studies SET candidate = ? WHERE id = ?", [candidate, study_id])
 
+    def set_human_subset(
+        self, study_id: int, share: float, seed: str, human_pair_ids: Iterable[int]
+    ) -> None:
+        """Send exactly `human_pair_ids` of the study to reviewers (the rest are judged only)."""
+        self.db.execute(
+            "UPDATE studies SET human_share = ?, human_seed = ? WHERE id = ?",
+            [share, seed, study_id],
+        )
+        self.db.execute("UPDATE pairs SET human = 0 WHERE study_id = ?", [study_id])
+        ids = list(human_pair_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            self.db.execute(
+                f"UPDATE pairs SET human = 1 WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            )
+
+    def pairs_for_subset(self, study_id: int) -> list[dict]:
+        """Every pair of the study with what the human subset is drawn by: its comparison,
+        item key and category, whether it is in the subset now and its votes."""
+        return self._rows(
+            "SELECT p.id AS pair_id, p.system_x, p.system_y, i.item_key, i.category, p.human, "
+            "(SELECT count(*) FROM votes v WHERE v.pair_id = p.id) AS votes "
+            "FROM pairs p JOIN items i ON i.id = p.item_id WHERE p.study_id = ? ORDER BY p.id",
+            [study_id],
+        )
+
     def set_plan(
         self, study_id: int, reviews_per_pair: int | None = None, final_review: int | None = None
     ) -> None:
@@ -90,6 +117,7 @@ class StudyQueries(Aggregate):
             " AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
             " AND v2.reviewer_id = v.reviewer_id)) "
             "SELECT (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
+            "(SELECT count(*) FROM pairs WHERE study_id = :s AND human) AS human_pairs, "
             "(SELECT count(*) FROM live) AS votes, "
             "(SELECT count(DISTINCT reviewer_id) FROM live) AS reviewers, "
             "(SELECT count(*) FROM judge_runs WHERE study_id = :s) AS judge_runs, "
@@ -160,6 +188,11 @@ class StudyQueries(Aggregate):
         )
         return row["id"] if row else None
 
+    def judge_only_pair_ids(self, study_id: int) -> list[int]:
+        """The pairs of the study outside its human share (judged only)."""
+        rows = self._rows("SELECT id FROM pairs WHERE study_id = ? AND NOT human", [study_id])
+        return [r["id"] for r in rows]
+
     def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
         """(item_key, system_x, system_y) -> pair id."""
         with self._reading() as db:
@@ -211,5 +244,7 @@ class StudyQueries(Aggregate):
 
     def study_pair_ids(self, study_id: int) -> list[int]:
         with self._reading() as db:
-            cursor = db.execute("SELECT id FROM pairs WHERE study_id = ? ORDER BY id", [study_id])
+            cursor = db.execute(
+                "SELECT id FROM pairs WHERE study_id = ? AND human ORDER BY id", [study_id]
+            )
             return [pair_id for (pair_id,) in cursor]
