@@ -112,7 +112,8 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
 
 def judge_pins(ctx: StudyContext, judges: list[str]) -> dict[str, dict]:
     """What pins each named judge: the rubric hashes and ids of the runs whose verdicts the
-    statistics give its label (a judge run after the lock changes them)."""
+    statistics give its label, and how many verdicts they hold (a judge run or an import after
+    the lock changes them)."""
     labels = run_labels(ctx.store, ctx.id)
     runs = ctx.store.judging.calibration_runs(ctx.id)
     pins = {}
@@ -121,6 +122,8 @@ def judge_pins(ctx: StudyContext, judges: list[str]) -> dict[str, dict]:
         pins[judge] = {
             "rubric_hashes": sorted({r["rubric_hash"] or "" for r in mine}),
             "runs": [r["run_id"] for r in mine],
+            # Verdicts are append-only: their count says whether any were added since.
+            "verdicts": sum(r["n_verdicts"] for r in mine),
         }
     return pins
 
