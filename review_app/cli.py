@@ -961,6 +961,12 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         help="the truth to plan for, per metric (repeatable; default: each superiority bar + "
         "0.05, non-inferiority margins at parity, final review 0.97 acceptable)",
     )
+    pl.add_argument(
+        "--judge",
+        metavar="NAME",
+        help="also plan prediction-powered estimates with this judge (default: the judge the "
+        "study's thresholds name, if any)",
+    )
     pl.add_argument("--json", action="store_true", help="print one JSON object")
     pl.set_defaults(handler=_plan, read_only=True)
 
@@ -1055,7 +1061,7 @@ def _audit_log(args, settings, store) -> None:
 
 def _plan(args, settings, store) -> None:
     ctx = _study(args, settings, store, acting=False)
-    proposal = plans.plan_study(ctx, planning.parse_expectations(args.expect))
+    proposal = plans.plan_study(ctx, planning.parse_expectations(args.expect), args.judge)
     if args.json:
         _print(json.dumps(proposal.to_json(), indent=2))
         return

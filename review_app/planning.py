@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from scipy.stats import binom, norm
 
-from review_app import gate, stats
+from review_app import gate, sequential, stats
 from review_app.errors import InputError
 
 # The correlation of two votes on one comparison. Simulated studies with item difficulty spread
@@ -205,15 +205,145 @@ class DesignPower:
         }
 
 
+# Looks the planner assumes a sequential study takes: one after every tenth of the plan.
+PLANNED_LOOKS = 10
+
+
+@dataclass(frozen=True)
+class ExpectedLabels:
+    """Human votes at the stated truth, read off the least powered threshold decided on human
+    votes (the one that decides when the study can stop): what the current design collects
+    (`fixed`) and is expected to collect when it stops at the first look whose boundary is
+    crossed (looks after every tenth of the plan; `sequential`, with its power); and for
+    `TARGET_POWER`, the votes humans alone need (fixed, and expected with looks), and with a
+    judge's prediction-powered estimates over the study's items (None where the study has too
+    few items for the target)."""
+
+    binding: str
+    fixed: int
+    sequential: float
+    sequential_power: float
+    target_fixed: int | None = None
+    target_sequential: float | None = None
+    judge: str | None = None
+    correlation: float | None = None
+    target_with_judge: int | None = None
+    target_with_judge_sequential: float | None = None
+
+    def to_json(self) -> dict:
+        def rounded(x: float | None) -> float | None:
+            return None if x is None else round(x, 1)
+
+        return {
+            "binding_threshold": self.binding,
+            "looks": PLANNED_LOOKS,
+            "fixed": self.fixed,
+            "sequential": rounded(self.sequential),
+            "sequential_power": round(self.sequential_power, 4),
+            "target_power": TARGET_POWER,
+            "target_fixed": self.target_fixed,
+            "target_sequential": rounded(self.target_sequential),
+            "judge": self.judge,
+            "correlation": None if self.correlation is None else round(self.correlation, 4),
+            "target_with_judge": self.target_with_judge,
+            "target_with_judge_sequential": rounded(self.target_with_judge_sequential),
+        }
+
+    def lines(self) -> list[str]:
+        target = f"{TARGET_POWER:.0%}"
+        lines = [
+            f"human votes at the stated truth (the least powered: {self.binding}):",
+            f"  this design: {self.fixed}; stopping at the first decisive look (a look after "
+            f"every tenth of the plan): {self.sequential:.0f} expected, power "
+            f"{self.sequential_power:.0%}",
+        ]
+        if self.target_fixed is None:
+            lines.append(f"  for {target} power: not estimable (the design has no power yet)")
+            return lines
+        lines.append(
+            f"  for {target} power, humans alone: {self.target_fixed} fixed, "
+            f"{self.target_sequential:.0f} expected with looks"
+        )
+        if self.judge is not None and self.correlation is None:
+            lines.append(
+                f"  with {self.judge}: no calibration figures yet (it needs 10 voted comparisons "
+                "it judged)"
+            )
+        elif self.judge is not None and self.target_with_judge is None:
+            lines.append(
+                f"  with {self.judge} (correlation {self.correlation:.2f}): the study has too few "
+                "items for the judge to stand in for humans on the rest"
+            )
+        elif self.judge is not None:
+            lines.append(
+                f"  prediction-powered with {self.judge} judging every item (correlation "
+                f"{self.correlation:.2f} with the humans): {self.target_with_judge} fixed, "
+                f"{self.target_with_judge_sequential:.0f} expected with looks"
+            )
+        return lines
+
+
+def expected_labels(
+    humans_only: DesignPower, shape: StudyShape, judge: str | None = None
+) -> ExpectedLabels | None:
+    """`ExpectedLabels` of a design whose power is computed for humans alone (None without a
+    threshold read off human votes)."""
+    human_rows = [
+        r
+        for r in humans_only.rows
+        if r.metric in _HUMAN_VOTED or r.metric == gate.REGRESSION_METRIC
+    ]
+    if not human_rows:
+        return None
+    binding = min(human_rows, key=lambda r: r.power)
+    k = humans_only.design.votes_per_comparison
+    items = sum(sum(s.values()) for s in shape.suites.values())
+    human = sum(shape.human_items(n) for s in shape.suites.values() for n in s.values())
+    z = float(norm.isf(0.05))
+    drift = z + float(norm.ppf(min(max(binding.power, 1e-9), 1 - 1e-9)))
+    looks = sequential.boundaries(tuple((i + 1) / PLANNED_LOOKS for i in range(PLANNED_LOOKS)))
+    ups, downs = sequential.stopping(looks, drift)
+    stops = [u + d for u, d in zip(ups, downs, strict=True)]
+    stops[-1] = 1 - sum(stops[:-1])
+    fraction = sum(q * look.fraction for q, look in zip(stops, looks, strict=True))
+    fields = {
+        "binding": binding.description,
+        "fixed": human * k,
+        "sequential": human * k * fraction,
+        "sequential_power": sum(ups),
+        "judge": judge,
+    }
+    if drift > 0.25 and human:
+        # A label's variance share is 1/n: the labels for the target grow as the squared drift.
+        target_drift = z + float(norm.ppf(TARGET_POWER))
+        needed = math.ceil(human * (target_drift / drift) ** 2)
+        ratio = sequential.expected(target_drift, PLANNED_LOOKS).expected_ratio
+        fields |= {"target_fixed": needed * k, "target_sequential": needed * k * ratio}
+        rho = shape.judge_correlation.get(judge) if judge else None
+        if rho is not None:
+            fields["correlation"] = rho
+            if needed <= items:
+                with_judge = ppi_labels_needed(rho, needed, items) * k
+                fields |= {
+                    "target_with_judge": with_judge,
+                    "target_with_judge_sequential": with_judge * ratio,
+                }
+    elif judge is not None and judge in shape.judge_correlation:
+        fields["correlation"] = shape.judge_correlation[judge]
+    return ExpectedLabels(**fields)
+
+
 @dataclass(frozen=True)
 class Proposal:
     """The study's current design and its power, the smallest design over the study's items that
     reaches `TARGET_POWER` (None when none does), and otherwise how many times the study's items
-    the current k would need (`items_factor`, None when even that cannot reach it)."""
+    the current k would need (`items_factor`, None when even that cannot reach it); `labels`,
+    the human votes expected at the stated truth (`ExpectedLabels`)."""
 
     current: DesignPower
     proposed: DesignPower | None
     items_factor: float | None
+    labels: ExpectedLabels | None = None
 
     def to_json(self) -> dict:
         return {
@@ -221,6 +351,7 @@ class Proposal:
             "current": self.current.to_json(),
             "proposed": self.proposed.to_json() if self.proposed else None,
             "items_factor": self.items_factor,
+            "labels": self.labels.to_json() if self.labels else None,
         }
 
     def lines(self) -> list[str]:
@@ -232,7 +363,7 @@ class Proposal:
                 f"  {r.description}: planned for {r.truth:g}; power {r.power:.0%}, false pass at the "
                 f"bar {r.false_pass:.1%} ({r.units} units; {r.basis})"
             )
-        return lines + self.conclusion()
+        return lines + self.conclusion() + (self.labels.lines() if self.labels else [])
 
     def conclusion(self) -> list[str]:
         """The chance that every threshold passes now, and what reaches the target."""

@@ -262,3 +262,46 @@ def test_a_look_at_a_close_call_stays_interim(store, tmp_path, settings):
     result = decision.evaluate_gate(looking(store, "s", settings))
     assert result.interim and not result.concluded_early
     assert result.results[0].outcome == "interim"
+
+
+def test_the_subset_is_reproducible_from_its_seed_and_stratified():
+    rows = [
+        {"pair_id": i, "system_x": "a", "system_y": "b", "item_key": f"q{i}", "category": c}
+        for i, c in enumerate(["x"] * 30 + ["y"] * 10)
+    ]
+    first = planning.human_subset(rows, 0.3, "seed-1")
+    assert first == planning.human_subset(rows, 0.3, "seed-1")
+    assert first != planning.human_subset(rows, 0.3, "seed-2")
+    assert sum(i < 30 for i in first) == 9 and sum(i >= 30 for i in first) == 3
+    with pytest.raises(InputError, match="human share"):
+        planning.human_subset(rows, 0, "s")
+
+
+def test_the_plan_counts_the_votes_a_judge_and_looks_save():
+    win = planning.gate.validate_threshold(
+        "human_win_rate", {"system_a": "tuned", "system_b": "base", "judge": "j"}, ">", 0.5
+    )
+    shape = planning.StudyShape(
+        {("tuned", "base"): {"general": 2000}},
+        0,
+        "tuned",
+        human_share=0.1,
+        judge_correlation={"j": 0.6},
+    )
+    humans_only = planning.design_power(
+        [win],
+        planning.StudyShape({("tuned", "base"): {"general": 2000}}, 0, "tuned", human_share=0.1),
+        planning.Design(1, 0),
+        {"human_win_rate": 0.6},
+    )
+    labels = planning.expected_labels(humans_only, shape, "j")
+    assert labels.fixed == 200
+    assert labels.sequential < labels.fixed
+    # 1 - rho^2 = 0.64 of the votes, a little more since the judge's items are finite.
+    assert 0.6 < labels.target_with_judge / labels.target_fixed < 0.7
+    assert labels.target_sequential / labels.target_fixed < 0.8
+    # A prediction-powered threshold's power counts the judge's help.
+    assert (
+        planning.design_power([win], shape, planning.Design(1, 0), {"human_win_rate": 0.6}).power
+        > humans_only.power
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -173,13 +174,31 @@ def design_power(
 
 
 def plan_study(
-    ctx: StudyContext, expectations: Mapping[str, float] | None = None
+    ctx: StudyContext, expectations: Mapping[str, float] | None = None, judge: str | None = None
 ) -> planning.Proposal:
-    """The current design's power and the smallest design that passes every threshold with
-    80% power at the expected truth (`planning.propose`)."""
-    return planning.propose(
-        ctx.thresholds, study_shape(ctx), current_design(ctx), expectations, ctx.min_items
+    """The current design's power, the smallest design that passes every threshold with 80%
+    power at the expected truth (`planning.propose`), and the human votes expected at that
+    truth, fixed and sequential, with and without `judge` (by default the judge the study's
+    prediction-powered thresholds name)."""
+    judge = judge or next(iter(_ppi_judges(ctx)), None)
+    shape = study_shape(ctx)
+    if judge is not None:
+        if judge not in ctx.data().judges:
+            raise InputError(f"no judge named {judge!r} in study {ctx.name!r}")
+        correlations = {**shape.judge_correlation, **judge_correlations(ctx, [judge])}
+        shape = replace(shape, judge_correlation=correlations)
+    proposal = planning.propose(
+        ctx.thresholds, shape, current_design(ctx), expectations, ctx.min_items
     )
+    humans_only = planning.design_power(
+        ctx.thresholds,
+        replace(shape, judge_correlation={}),
+        current_design(ctx),
+        expectations,
+        ctx.min_items,
+    )
+    labels = planning.expected_labels(humans_only, shape, judge)
+    return replace(proposal, labels=labels)
 
 
 def change_plan(
