@@ -74,3 +74,23 @@ def test_decision_sim_reports_coverage_and_its_targets_at_a_small_size():
     # Interim rows never read pass, whatever the sample: this one is exact at any size.
     assert figures["interim_rows_pass_at_parity"] == 0.0
     assert 0 <= figures["gate_false_pass_with_looks"] <= 1
+
+
+def test_label_savings_reports_its_sections_and_targets_at_a_small_size():
+    figures = run_bench("label_savings.py", "--small")
+    assert set(figures["ppi"]) == {"0.6", "0.7", "0.8", "0.9"}
+    assert all(
+        set(v) >= {"coverage", "width_ratio", "labels_ratio"} for v in figures["ppi"].values()
+    )
+    assert 0 <= figures["biased_judge"]["coverage"] <= 1
+    sequential = figures["sequential"]
+    # Computed exactly, so these hold at any size: looks add almost nothing to the false pass
+    # rate of the fixed design at the same sample, and stopping early saves labels.
+    assert sequential["false_pass_any_look"] <= sequential["fixed_false_pass"] + 0.002
+    assert sequential["expected_labels_ratio"] < 0.85
+    assert set(figures["targets"]) == {
+        "coverage_min",
+        "labels_ratio_at_0.8",
+        "false_pass_any_look",
+        "expected_labels_ratio",
+    }
