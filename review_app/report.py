@@ -322,6 +322,8 @@ def render_markdown(report: dict) -> str:
         )
         if design_line(report):
             lines.append(design_line(report))
+        if sequential_line(report):
+            lines.append(sequential_line(report))
         if looks_line(report):
             lines.append(f"**Locked {looks_line(report)}.**")
         lines.append(sources_line(report))
@@ -354,6 +356,9 @@ def render_markdown(report: dict) -> str:
             f"{_number(w['value'])} | "
             f"{_ci(w['ci'])} | {w['n']} |"
         )
+    if prediction_powered_lines(report):
+        lines += ["", "### Prediction-powered win rates", "", PPI_NOTE, ""]
+        lines += [f"- {_md(text)}" for text in prediction_powered_lines(report)]
     lines += ["", "## Regression by category", "", REGRESSION_NOTE, ""]
     lines += _regression_markdown(report["regression"]) or ["No outcomes per category yet."]
     lines += grader_lines(report)
@@ -606,6 +611,14 @@ def gate_headline(gate: dict) -> str:
 OUTCOME_WORDS = ("pass", "fail", "inconclusive", "interim")
 
 
+PPI_NOTE = (
+    "A judge's verdicts on every comparison, corrected by the human votes on the comparisons "
+    "humans saw (prediction-powered inference, PPI++): valid however biased the judge is, "
+    "narrower when it predicts the humans well. Votes on the dev split (what a rubric was tuned "
+    "on) do not correct it."
+)
+
+
 def design_line(report: dict) -> str:
     """The design the lock recorded and its power at the expected truth, or "" for a lock made
     before designs were recorded."""
@@ -624,7 +637,8 @@ def design_line(report: dict) -> str:
 
 
 def look_lines(report: dict) -> list[str]:
-    """One line per recorded look at outcomes before the planned sample was in."""
+    """One line per recorded look at outcomes before the planned sample was in, with the
+    sequential design's boundary there and the alpha spent by then."""
     out = []
     for look in report.get("looks") or []:
         shown = "; ".join(
@@ -633,9 +647,71 @@ def look_lines(report: dict) -> list[str]:
             for f in look["figures"]
         )
         plan = look.get("plan") or {}
+        boundary = look.get("look")
+        where = (
+            f"; look {boundary['look']}, boundary z = {boundary['boundary']:.2f}, alpha spent "
+            f"{boundary['alpha_spent']:.4f}"
+            if boundary
+            else ""
+        )
+        concluded = (
+            f"; concluded early: {look['result'].upper()}"
+            if look.get("result") in ("pass", "fail")
+            else ""
+        )
         out.append(
             f"{look['at']} by {look['actor']}, {plan.get('reached', '?')} of "
-            f"{plan.get('comparisons', '?')} comparisons in: {shown or 'no threshold'}"
+            f"{plan.get('comparisons', '?')} comparisons in{where}{concluded}: "
+            f"{shown or 'no threshold'}"
+        )
+    return out
+
+
+def sequential_line(report: dict) -> str:
+    """The sequential design the lock recorded, or "" for a lock without one."""
+    design = (report.get("design") or {}).get("sequential")
+    if not design:
+        return ""
+    return (
+        f"Sequential design: {design['method']}, one-sided alpha {design['alpha']:g} spent over "
+        f"the information fraction ({design['information']}): a look may conclude early when its "
+        "boundary is crossed; without interim looks the final boundary is the fixed design's."
+    )
+
+
+def prediction_powered_table(rows: list[dict]) -> list[dict]:
+    """The prediction-powered win rates as the screens lay them out, one row per comparison and
+    judge, the humans-only estimate beside it."""
+    return [
+        {
+            "comparison": f"{row['system_a']} vs {row['system_b']}",
+            "humans only": _number(row["humans"]["value"]),
+            "95% CI": _ci(row["humans"]["ci"]),
+            "items voted": row["ppi"]["n_human"],
+            "judge": row["judge"],
+            "prediction-powered": _number(row["ppi"]["value"]),
+            "PPI 95% CI": _ci(row["ppi"]["ci"]),
+            "judged only": row["ppi"]["n_judge"],
+            "worth (voted items)": round(row["ppi"]["effective_n"]),
+            "lambda": round(row["ppi"]["lambda"], 2),
+            "decides": "a locked threshold" if row["pinned"] else "nothing (shown)",
+        }
+        for row in rows
+    ]
+
+
+def prediction_powered_lines(report: dict) -> list[str]:
+    """The human win rates beside their prediction-powered estimates, one line per judge."""
+    out = []
+    for row in report.get("prediction_powered") or []:
+        h, p = row["humans"], row["ppi"]
+        decided = "decides a threshold" if row["pinned"] else "shown, not decided on"
+        out.append(
+            f"{row['system_a']} vs {row['system_b']}: humans {_number(h['value'])} "
+            f"{_ci(h['ci'])} on {h['n_items']} items; with {row['judge']} "
+            f"{_number(p['value'])} {_ci(p['ci'])} ({p['n_human']} items with votes, "
+            f"{p['n_judge']} judged only, worth {p['effective_n']:.0f} voted items; "
+            f"lambda {p['lambda']:.2f}; {decided})"
         )
     return out
 
@@ -690,6 +766,8 @@ def render_html(report: dict) -> str:
     if deviations:
         deviations = f"<p><b>Changed after the lock:</b></p><ul>{deviations}</ul>"
     design = f"<p>{e(design_line(report))}</p>" if design_line(report) else ""
+    if sequential_line(report):
+        design += f"<p class='note'>{e(sequential_line(report))}</p>"
     looks_seen = "".join(f"<li>{e(text)}</li>" for text in look_lines(report))
     if looks_seen:
         looks_seen = f"<p><b>Looks before the planned sample was in:</b></p><ul>{looks_seen}</ul>"
@@ -755,6 +833,7 @@ on the other side, inconclusive otherwise; interim until the planned sample is i
 <p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
 votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
 {win_rate_svg(report["win_rates"])}
+{ppi_html(report)}
 {graders_html(report)}
 {"<h2>Scorecard</h2>" + scorecard_html(report["scorecard"]) if report.get("scorecard") else ""}
 <h2>Judges</h2>
@@ -773,6 +852,18 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 <pre>{e(markdown_body)}</pre></details>
 </body></html>
 """
+
+
+def ppi_html(report: dict) -> str:
+    """The prediction-powered win rates as an HTML list ("" when there are none)."""
+    lines = prediction_powered_lines(report)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in lines)
+    return (
+        f"<h3>Prediction-powered win rates</h3><p class='note'>{html.escape(PPI_NOTE)}</p>"
+        f"<ul>{items}</ul>"
+    )
 
 
 def _signoff_html(signoff: dict, current_hash: str) -> str:

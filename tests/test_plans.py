@@ -264,7 +264,8 @@ def test_the_report_lists_every_interim_look(interim, settings):
     assert [look["actor"] for look in built["looks"]] == ["demo-admin", "demo-signer"]
     markdown = render_report(built, "md")
     assert "### Looks before the planned sample was in" in markdown
-    assert "by demo-admin, 20 of 128 comparisons in:" in markdown
+    assert "by demo-admin, 20 of 128 comparisons in; look 1, boundary z = " in markdown
+    assert "alpha spent 0.0000" in markdown
     assert {r["outcome"] for r in built["gate"]["thresholds"]} == {"interim"}
     assert {r["outcome"] for r in built["regression"] if r["outcome"]} == {"interim"}
 

@@ -269,6 +269,18 @@ st.dataframe(
     hide_index=True,
     column_config={"estimate": st.column_config.NumberColumn(format="%.3f")},
 )
+if decision.look is not None and decision.interim:
+    look = decision.look
+    st.caption(
+        f"Sequential design: this is look {look.index} at {look.fraction:.0%} of the plan; a "
+        f"threshold concludes early only past the boundary z = {look.boundary:.2f} (alpha spent "
+        f"so far {look.alpha_spent:.4f} of 0.05)."
+    )
+powered = decisions.prediction_powered(ctx, ctx.data())
+if powered:
+    with st.expander("Prediction-powered win rates (the judge's verdicts on every comparison)"):
+        st.caption(ui.plain(report.PPI_NOTE))
+        st.dataframe(pd.DataFrame(report.prediction_powered_table(powered)), hide_index=True)
 deviations = thresholds.threshold_deviations(ctx)
 if deviations:
     st.warning(f"{len(deviations)} change(s) after the lock (shown in the report):")

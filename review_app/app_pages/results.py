@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from review_app import baselines, ui
+from review_app import baselines, report, ui
 from review_app.errors import OutcomesHidden
 from review_app.report import format_ci
 from review_app.services import signoff
@@ -107,6 +107,14 @@ else:
         rates.drop(columns=["low", "high"]),
         hide_index=True,
         column_config={"win rate": st.column_config.NumberColumn(format="%.3f")},
+    )
+
+if results["prediction_powered"]:
+    st.markdown("**Prediction-powered win rates**")
+    st.caption(ui.plain(report.PPI_NOTE))
+    st.dataframe(
+        pd.DataFrame(report.prediction_powered_table(results["prediction_powered"])),
+        hide_index=True,
     )
 
 st.subheader("Regression table")

@@ -29,9 +29,11 @@ __all__ = [
     "interim_looks",
     "judge_pins",
     "locked_inputs",
-    "ppi_win_rates",
     "plan_progress",
+    "ppi_win_rates",
+    "prediction_powered",
     "regression_table",
+    "sequential_look",
 ]
 
 # The audit action of a look at outcomes before the planned sample is in.
@@ -175,6 +177,52 @@ def ppi_win_rates(
         f"ppi win rates {judge} {category}",
         lambda: ppi.win_rates(pairs, votes, combined, judge, data.comparisons, category),
     )
+
+
+def prediction_powered(ctx: StudyContext, data: StudyData) -> list[dict]:
+    """Each comparison's human win rate beside its prediction-powered estimate with each real
+    judge (the candidate first), for the Results and Gate screens and the report. Shown for
+    every judge; a threshold decides on one only when it names that judge, which the lock
+    pins (`pinned`). Reads outcomes: after the lock only."""
+    ctx.lock.require_visible()
+    inputs = locked_inputs(ctx)
+    pinned = (ctx.lock.plan or {}).get("ppi_judges", {})
+    rows = []
+    for judge in data.real_judges:
+        if judge.startswith(stats.JURY_PREFIX):
+            continue
+        pairs, votes, combined = _ppi_frames(ctx, data, judge)
+        if combined.empty:
+            continue
+        rates = data.memo(
+            f"ppi shown {judge}",
+            lambda pairs=pairs, votes=votes, combined=combined, judge=judge: ppi.win_rates(
+                pairs, votes, combined, judge, data.comparisons
+            ),
+        )
+        for w in rates:
+            w = (gate.orient(w, data.candidate) if data.candidate else None) or w
+            human = inputs.win_rate(w.system_a, w.system_b, stats.HUMANS)
+            rows.append(
+                {
+                    "system_a": w.system_a,
+                    "system_b": w.system_b,
+                    "judge": judge,
+                    "pinned": judge in pinned,
+                    "humans": {
+                        "value": None if human is None else human.value,
+                        "ci": list(human.ci) if human is not None and human.ci else None,
+                        "n_items": 0 if human is None else human.n_items,
+                    },
+                    "ppi": {
+                        "value": w.value,
+                        "ci": list(w.ci) if w.ci else None,
+                        "reason": w.reason,
+                        **w.method(),
+                    },
+                }
+            )
+    return rows
 
 
 def _ppi_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:

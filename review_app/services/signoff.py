@@ -17,6 +17,7 @@ from review_app.services.decision import (
     final_review_marks,
     interim_looks,
     locked_inputs,
+    prediction_powered,
     regression_table,
 )
 from review_app.services.quality import current_exclusions
@@ -54,6 +55,7 @@ def study_results(ctx: StudyContext) -> dict:
         "win_rates": inputs.win_rates,
         "category_win_rates": inputs.category_win_rates,
         "regression": regression_table(ctx, data, inputs),
+        "prediction_powered": prediction_powered(ctx, data),
         "regression_thresholds": [t for t in ctx.thresholds if t.metric == gate.REGRESSION_METRIC],
         "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
         "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
@@ -205,6 +207,8 @@ def build_report(ctx: StudyContext) -> dict:
         "design": ctx.lock.plan,
         "looks": interim_looks(ctx),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
+        # The human win rates beside their prediction-powered estimates with each judge.
+        "prediction_powered": prediction_powered(ctx, data),
         "regression": regression_table(ctx, data, inputs),
         "scorecard": scorecard.scorecard(ctx),
         "human_agreement": {
