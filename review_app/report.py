@@ -686,13 +686,13 @@ def prediction_powered_table(rows: list[dict]) -> list[dict]:
         {
             "comparison": f"{row['system_a']} vs {row['system_b']}",
             "humans only": _number(row["humans"]["value"]),
-            "95% CI": _ci(row["humans"]["ci"]),
-            "items voted": row["ppi"]["n_human"],
+            "with judge": _number(row["ppi"]["value"]),
             "judge": row["judge"],
-            "prediction-powered": _number(row["ppi"]["value"]),
-            "PPI 95% CI": _ci(row["ppi"]["ci"]),
+            "humans 95% CI": _ci(row["humans"]["ci"]),
+            "with judge 95% CI": _ci(row["ppi"]["ci"]),
+            "voted": row["ppi"]["n_human"],
             "judged only": row["ppi"]["n_judge"],
-            "worth (voted items)": round(row["ppi"]["effective_n"]),
+            "worth (voted)": round(row["ppi"]["effective_n"]),
             "lambda": round(row["ppi"]["lambda"], 2),
             "decides": "a locked threshold" if row["pinned"] else "nothing (shown)",
         }
