@@ -710,7 +710,11 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     # the candidate with its CI, the locked margin, pass / fail / inconclusive); the standard
     # threshold gates human rows of finetuned vs base on the reasoning, formatting and safety
     # suites, and a row it does not cover is shown, not decided.
-    shown = at.dataframe[1].value
+    # Beside each human win rate, its prediction-powered estimate with the demo's judge.
+    powered = at.dataframe[1].value
+    assert set(powered.judge) == {"example-llm-judge"}
+    assert powered["humans only"].tolist() == [f"{w:.3f}" for w in (0.679, 0.429)]
+    shown = at.dataframe[2].value
     expected = signoff.study_results(looking(locked, "demo", settings))["regression"]
     assert shown.outcome.tolist() == [r["outcome"] or "no threshold" for r in expected]
     assert shown["change (points)"].tolist() == pytest.approx(
