@@ -29,11 +29,59 @@ def win_rate_json(w: stats.WinRate) -> dict:
     return asdict(w) | {"ci": list(w.ci) if w.ci else None}
 
 
-def report_hash(report: dict) -> str:
-    """Hash of a report's content: everything except when it was generated and its sign-offs."""
-    skipped = ("generated_at", "signoffs", "report_hash", "signature")
-    body = {k: v for k, v in report.items() if k not in skipped}
+# What a report shows beyond the figures a signer signs: when it was made, its sign-offs, the
+# audit entry that includes them, and its own hashes and signature.
+_BEYOND_FIGURES = ("generated_at", "signoffs", "audit_head", "report_hash", "document_hash")
+
+
+def _digest(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def report_hash(report: dict) -> str:
+    """Hash of a report's figures, what a sign-off pins: everything except when it was
+    generated, its sign-offs (signing must not change what was signed) and its signature."""
+    return _digest({k: v for k, v in report.items() if k not in (*_BEYOND_FIGURES, "signature")})
+
+
+def document_hash(report: dict) -> str:
+    """Hash of everything a report shows, sign-offs and when it was generated included: the
+    signature covers this one, so no line of a signed report can be edited unseen."""
+    return _digest({k: v for k, v in report.items() if k not in ("document_hash", "signature")})
+
+
+def differences(before: dict, after: dict, limit: int = 8) -> list[str]:
+    """What changed in a report's figures between two versions, one line per changed value
+    (`exclusions[0].reviewer: none -> demo-reviewer`), at most `limit` lines and a count."""
+    old = _leaves({k: v for k, v in before.items() if k not in (*_BEYOND_FIGURES, "signature")})
+    new = _leaves({k: v for k, v in after.items() if k not in (*_BEYOND_FIGURES, "signature")})
+    changed = [path for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
+    lines = [
+        f"{path}: {_short(old.get(path, 'none'))} -> {_short(new.get(path, 'none'))}"
+        for path in changed[:limit]
+    ]
+    if len(changed) > limit:
+        lines.append(f"and {len(changed) - limit} more changed values")
+    return lines
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, inner in value.items():
+            found |= _leaves(inner, f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        found = {}
+        for i, inner in enumerate(value):
+            found |= _leaves(inner, f"{path}[{i}]")
+        return found
+    return {path: value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---- small formatting helpers ----
@@ -311,6 +359,7 @@ def render_markdown(report: dict) -> str:
         "",
     ]
     lines += [f"**{_md(text)}**" for text in override_lines(report["signoffs"])]
+    lines += [f"**{_md(text)}**" for text in link_lines(report)]
     th = report["thresholds"]
     if th["locked_at"]:
         lines.append(
@@ -405,7 +454,8 @@ def render_markdown(report: dict) -> str:
         )
         lines.append(
             f"- **{s['decision'].upper()}** by {_md(s['signer'])} at {s['created_at']} "
-            f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
+            f"(report hash `{s['report_hash']}`; {_md(link_text(s))}): "
+            f"{_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
 
@@ -640,6 +690,48 @@ def look_lines(report: dict) -> list[str]:
     return out
 
 
+_ISSUED = {
+    "reviewer added": "created",
+    "first admin added": "created",
+    "link issued": "issued",
+    "link reissued": "reissued",
+}
+
+
+def link_text(signoff: dict) -> str:
+    """The link a sign-off was made with: its version, who created or reissued it and when."""
+    link = signoff.get("link") or {}
+    version = f"link version {link['version']}" if link.get("version") else "link"
+    if link.get("by"):
+        how = _ISSUED.get(link.get("action"), "issued")
+        return f"{version}, {how} by {link['by']} at {link['at']}"
+    if link.get("issued") is False:
+        return f"{version}, never issued to {signoff['signer']} by the audit log"
+    return f"{version}, issued before links were recorded"
+
+
+def link_lines(report: dict) -> list[str]:
+    """One line per sign-off made with a link the audit log never issued, or one created or
+    reissued after the thresholds were locked: who handed the signer their link must not go
+    unnoticed."""
+    locked_at = (report.get("thresholds") or {}).get("locked_at") or ""
+    lines = []
+    for s in report["signoffs"]:
+        link = s.get("link") or {}
+        if link.get("issued") is False:
+            lines.append(
+                f"{s['decision'].upper()} by {s['signer']} at {s['created_at']} was made with a "
+                "link the audit log never issued to them (a token put into the workspace file)"
+            )
+        elif link.get("by") and locked_at and link["at"] > locked_at:
+            lines.append(
+                f"{s['decision'].upper()} by {s['signer']} at {s['created_at']} was made with a "
+                f"link {_ISSUED.get(link['action'], 'issued')} by {link['by']} at {link['at']}, "
+                "after the thresholds were locked"
+            )
+    return lines
+
+
 def override_lines(signoffs: list[dict]) -> list[str]:
     """One line per approval given over a gate that did not pass: it must not go unnoticed."""
     return [
@@ -667,7 +759,8 @@ def render_html(report: dict) -> str:
     markdown_body = render_markdown(report)
     colour = {"pass": "#2e7d32", "fail": "#c62828"}.get(gate["result"], "#8a5a00")
     overrides = "".join(
-        f"<p class='override'>{e(text)}</p>" for text in override_lines(report["signoffs"])
+        f"<p class='override'>{e(text)}</p>"
+        for text in [*override_lines(report["signoffs"]), *link_lines(report)]
     )
     th = report["thresholds"]
     looks = looks_line(report)
@@ -788,8 +881,9 @@ def _signoff_html(signoff: dict, current_hash: str) -> str:
     )
     return (
         f"<li><b>{e(signoff['decision'].upper())}</b> by {e(signoff['signer'])} at "
-        f"{e(signoff['created_at'])}: {e(signoff['comment'])}{override}<br><small>signed report "
-        f"hash <code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
+        f"{e(signoff['created_at'])} ({e(link_text(signoff))}): {e(signoff['comment'])}"
+        f"{override}<br><small>signed report hash <code>{e(signoff['report_hash'])}</code> "
+        f"({which})</small></li>"
     )
 
 

@@ -26,6 +26,7 @@ def locked(demo_store, monkeypatch):
     """The demo with a human win-rate threshold, locked by the admin, with a signing key."""
     monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY)
     settings = Settings.from_env()
+    demo_store.signing_key = KEY  # as the app opens it, with the key
     lock_on_win_rate(demo_store, settings)
     return demo_store, settings
 
