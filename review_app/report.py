@@ -50,19 +50,50 @@ def document_hash(report: dict) -> str:
     return _digest({k: v for k, v in report.items() if k not in ("document_hash", "signature")})
 
 
+# The parts of a report a signer reads first, in the order `differences` names them.
+_FIRST = ("gate", "exclusions", "deviations", "thresholds", "final_review", "looks", "win_rates")
+
+
 def differences(before: dict, after: dict, limit: int = 8) -> list[str]:
-    """What changed in a report's figures between two versions, one line per changed value
-    (`exclusions[0].reviewer: none -> demo-reviewer`), at most `limit` lines and a count."""
-    old = _leaves({k: v for k, v in before.items() if k not in (*_BEYOND_FIGURES, "signature")})
-    new = _leaves({k: v for k, v in after.items() if k not in (*_BEYOND_FIGURES, "signature")})
-    changed = [path for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
-    lines = [
-        f"{path}: {_short(old.get(path, 'none'))} -> {_short(new.get(path, 'none'))}"
-        for path in changed[:limit]
-    ]
-    if len(changed) > limit:
-        lines.append(f"and {len(changed) - limit} more changed values")
+    """What changed in a report's figures between two versions, one line per changed part in
+    the order a signer reads them: a value (`gate.result: pass -> fail`), entries added to or
+    gone from a list (`exclusions: 0 -> 1 entries, added example-ana ...`), or how many values
+    of a larger part changed; at most `limit` lines."""
+    old = {k: v for k, v in before.items() if k not in (*_BEYOND_FIGURES, "signature")}
+    new = {k: v for k, v in after.items() if k not in (*_BEYOND_FIGURES, "signature")}
+    parts = sorted(
+        (k for k in set(old) | set(new) if old.get(k) != new.get(k)),
+        key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST), k),
+    )
+    lines = []
+    for part in parts:
+        a, b = old.get(part), new.get(part)
+        if isinstance(a, list) and isinstance(b, list) and len(a) != len(b):
+            added = [x for x in b if x not in a]
+            lines.append(
+                f"{part}: {len(a)} -> {len(b)} entries"
+                + (f", added {_short(_brief(added[0]))}" if added else "")
+            )
+            continue
+        was, now = _leaves(a, part), _leaves(b, part)
+        changed = [p for p in sorted(set(was) | set(now)) if was.get(p) != now.get(p)]
+        if len(changed) <= 2:
+            lines += [
+                f"{p}: {_short(was.get(p, 'none'))} -> {_short(now.get(p, 'none'))}"
+                for p in changed
+            ]
+        else:
+            lines.append(f"{part}: {len(changed)} values changed")
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"and {len(lines) - limit} more changed parts"]
     return lines
+
+
+def _brief(value: Any) -> Any:
+    """A list entry as one short phrase: its values, without their keys."""
+    if isinstance(value, dict):
+        return " ".join(str(v) for v in value.values() if v not in (None, ""))
+    return value
 
 
 def _leaves(value: Any, path: str = "") -> dict[str, Any]:
