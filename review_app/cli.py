@@ -469,7 +469,7 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
 def _reviewers_add(args, settings, store) -> None:
     # The very first admin link of a workspace is made without one (that admin is recorded as
     # adding themselves); every later change is made by an admin, in their name.
-    first_admin = args.role == "admin" and not people.had_admin(store)
+    first_admin = args.role == "admin" and not people.has_admin(store)
     actor = None if first_admin else _acting(args, settings, store)
     reviewer, link = people.add_reviewer(
         store, settings, args.name, args.role, args.study, actor=actor, reissue=args.reissue

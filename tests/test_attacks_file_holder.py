@@ -11,9 +11,19 @@ import sqlite3
 
 import pytest
 
+from review_app import cli
 from review_app.auth import Actor
 from review_app.report import render_report
-from review_app.services import audit, data, quality, review, signoff, thresholds
+from review_app.services import (
+    audit,
+    data,
+    juries,
+    quality,
+    review,
+    rubric_iteration,
+    signoff,
+    thresholds,
+)
 from review_app.services.rubric_iteration import record_test_look
 from review_app.settings import Settings
 from review_app.store import Store
@@ -633,3 +643,79 @@ def test_a_link_swapped_and_left_in_place_or_revived_shows(locked):
     problems = problems_of(store, settings)
     only(problems, "demo-reviewer's link was revoked by demo-admin at")
     only(problems, "demo-signer's link is not the one the audit log issued last")
+
+
+# ---- 11. graders, the split and juries behind the triggers ----
+
+
+def _sql(store, *statements: str) -> None:
+    """Edit the workspace file behind the app's back, as someone with the file could."""
+    conn = sqlite3.connect(_path(store))
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _path(store) -> str:
+    return store.db.execute("PRAGMA database_list").fetchone()[2]
+
+
+def _trigger_sql(store, name: str) -> str:
+    return store.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", [name]).fetchone()[0]
+
+
+def test_audit_verify_notices_an_edited_grader_result_behind_the_triggers(demo_store, settings):
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "grader_results_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER grader_results_append_only_update",
+        "UPDATE grader_results SET passed = 1 - passed WHERE output_id = (SELECT min(output_id) "
+        "FROM grader_results)",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("results changed after grading" in p for p in problems), problems
+
+
+def test_audit_verify_notices_a_deleted_split_row_behind_the_triggers(demo_store, settings):
+    rubric_iteration.make_split(acting(demo_store, "demo", "ada", settings=settings), 0.3)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "comparison_splits_append_only_delete")
+    _sql(
+        demo_store,
+        "DROP TRIGGER comparison_splits_append_only_delete",
+        "DELETE FROM comparison_splits WHERE pair_id = (SELECT min(pair_id) FROM "
+        "comparison_splits WHERE part = 'test')",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("dev/test split changed" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("table", ["grader_results", "comparison_splits", "juries"])
+def test_audit_verify_notices_a_dropped_or_defanged_trigger(demo_store, settings, capsys, table):
+    name = f"{table}_append_only_update"
+    _sql(demo_store, f"DROP TRIGGER {name}")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    # A trigger of the same name that lets the change through protects nothing.
+    _sql(demo_store, f"CREATE TRIGGER {name} BEFORE UPDATE ON {table} BEGIN SELECT 1; END")
+    assert any(f"table {table}" in p for p in audit.verify(demo_store, "demo", settings))
+    assert cli.main(["audit", "verify", "--study", "demo"]) == 1
+    assert f"table {table}: the append-only UPDATE trigger is missing" in capsys.readouterr().err
+
+
+def test_audit_verify_notices_a_jury_whose_members_were_changed(demo_store, settings):
+    judges = ["example-llm-judge", "baseline/longest"]
+    juries.create_jury(acting(demo_store, "demo", "ada", settings=settings), "pair", judges)
+    assert audit.verify(demo_store, "demo", settings) == []
+    trigger = _trigger_sql(demo_store, "juries_append_only_update")
+    _sql(
+        demo_store,
+        "DROP TRIGGER juries_append_only_update",
+        """UPDATE juries SET members = '["example-llm-judge", "baseline/shortest"]'""",
+        trigger,
+    )
+    problems = audit.verify(demo_store, "demo", settings)
+    assert any("jury jury/pair" in p for p in problems), problems

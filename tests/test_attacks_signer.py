@@ -58,9 +58,7 @@ def test_a_signature_never_lands_on_a_report_the_signer_did_not_read(locked):
     seen = as_signer(store, settings)
     exclude_a_reviewer(store, settings)
     with pytest.raises(ReportChanged) as refused:
-        signoff.sign_off(
-            store, "demo", signer_of(store), "reject", "not yet", settings, seen=seen
-        )
+        signoff.sign_off(store, "demo", signer_of(store), "reject", "not yet", settings, seen=seen)
     assert seen["report_hash"][:8] in str(refused.value)
     assert any(line.startswith("exclusions") for line in refused.value.differences)
     study_id = store.studies.require_study("demo")["id"]

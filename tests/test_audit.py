@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
-from tests.acting import acting, lock_on_win_rate, looking, person, token_for
+from tests.acting import acting, lock_on_win_rate, looking, person
 from tests.conftest import write
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
