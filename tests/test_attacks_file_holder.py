@@ -1,8 +1,10 @@
 """Attacks by someone holding the workspace file and sqlite3, without REVIEW_APP_SIGNING_KEY: each
 opens its own connection to the file, changes what the decision rests on (votes, verdicts,
 thresholds, sign-offs, deviations, looks at test, guidelines, final-review marks, exclusions,
-the eval set) behind the app's back, and `audit verify` names what changed. Normal use of the
-app leaves a record that verifies clean."""
+the eval set, grader results, the split, juries, people's links, the audit log itself, up to a
+consistent rewrite of the whole chain), rolls the file back to an older copy, or edits a signed
+report, and `audit verify` (with the key, an anchor or the signed report kept elsewhere) names
+what changed. Normal use of the app leaves a record that verifies clean."""
 
 from __future__ import annotations
 
