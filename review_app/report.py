@@ -1,5 +1,6 @@
-"""The sign-off report as a reader sees it: Markdown, self-contained HTML or JSON, its content
-hash, and the one way the app writes a confidence interval. Pure functions over the report dict
+"""The sign-off report as a reader sees it: Markdown, self-contained HTML or JSON, its hashes
+(of the figures a sign-off pins, and of everything it shows), what changed between two
+versions, and the one way the app writes a confidence interval. Pure functions over the report dict
 that the sign-off service builds; what the numbers mean is decided in gate.py and stats.py."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from review_app.settings import Settings
 from review_app.store import Store
 from review_app.store.audit import GENESIS, entry_hash, entry_mac, keyed
 
-__all__ = ["anchor", "record", "signature", "study_log", "verify"]
+__all__ = ["anchor", "read_anchor", "record", "signature", "study_log", "verify"]
 
 _REPORT = "review-app report"
 _ANCHOR = "review-app audit anchor"
@@ -171,21 +171,20 @@ def _link_problems(store: Store, study: dict) -> list[str]:
                 "the file"
             )
     for reviewer in store.people.reviewers():
-        logged = issues.get(reviewer["name"]) or []
-        if not logged or not logged[-1]["link"] and logged[-1]["action"] != "link revoked":
-            continue
-        current = store.people.reviewer(reviewer["name"])
+        logged = issues.get(reviewer["name"])
+        if not logged:
+            continue  # known only from imported votes, or from before links were logged
         last = logged[-1]
+        current = store.people.reviewer(reviewer["name"])
         if last["action"] == "link revoked":
             if not current["revoked_at"]:
                 problems.append(
                     f"{reviewer['name']}'s link was revoked by {last['by']} at {last['at']} but "
                     "works again: restored in the file"
                 )
-        elif (
-            not current["token_hash"]
-            or auth.link_fingerprint(current["token_hash"]) != last["link"]
-        ):
+            continue
+        now = auth.link_fingerprint(current["token_hash"]) if current["token_hash"] else None
+        if last["link"] and now != last["link"]:
             problems.append(
                 f"{reviewer['name']}'s link is not the one the audit log issued last (version "
                 f"{last['version']}, by {last['by']} at {last['at']}): replaced in the file"

@@ -1,4 +1,5 @@
-"""Reviewers, admins and signers: personal links (tokens), revocation, and who may do what."""
+"""Reviewers, admins and signers: personal links (tokens) and their versions, revocation, the
+history of every link the audit log issued, and the rule that a workspace keeps an admin."""
 
 from __future__ import annotations
 
