@@ -64,7 +64,8 @@ def differences(before: dict, after: dict, limit: int = 8) -> list[str]:
     new = {k: v for k, v in after.items() if k not in (*_BEYOND_FIGURES, "signature")}
     parts = sorted(
         (k for k in set(old) | set(new) if old.get(k) != new.get(k)),
-        key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST), k),
+        # The audit head changes with any of the others: named last.
+        key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST) + (k == "audit"), k),
     )
     lines = []
     for part in parts:
