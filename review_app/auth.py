@@ -65,6 +65,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def link_fingerprint(token_hash: str) -> str:
+    """A short name for one personal link (from its token's hash, which it does not reveal):
+    the audit log records it when the link is issued and a sign-off when the link signs, so a
+    signature made with a link nobody issued shows."""
+    return hashlib.sha256(f"link\n{token_hash}".encode()).hexdigest()[:16]
+
+
 def personal_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/?token={token}"
 
@@ -78,13 +85,24 @@ class Actor:
     name: str
     role: str
     reviewer_id: int
+    # The link they were authenticated with: its fingerprint and version (None for an actor
+    # rebuilt from a record, such as an import finished by another process).
+    link: str | None = None
+    link_version: int | None = None
 
     @classmethod
     def of(cls, reviewer: dict) -> Actor:
         """The actor for a reviewer row whose token was just checked (see `people.authenticate`)."""
         if reviewer.get("revoked_at"):
             raise Forbidden(f"{reviewer['name']}'s link has been revoked")
-        return cls(reviewer["name"], reviewer["role"], reviewer["id"])
+        token_hash = reviewer.get("token_hash")
+        return cls(
+            reviewer["name"],
+            reviewer["role"],
+            reviewer["id"],
+            link_fingerprint(token_hash) if token_hash else None,
+            reviewer.get("token_version"),
+        )
 
 
 # Each governance action and the roles that may take it: the one table services check an Actor

@@ -933,6 +933,11 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         help="approve although the gate did not pass or the final review is incomplete (recorded "
         "and shown in the report)",
     )
+    s.add_argument(
+        "--report",
+        metavar="FILE",
+        help="the JSON report you read: nothing is signed when the report now differs from it",
+    )
     s.set_defaults(handler=_signoff)
 
     au = sub.add_parser("audit", help="check and read the record of a study")
@@ -942,7 +947,17 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--study", required=True)
     v.add_argument("--report", metavar="FILE", help="also check a JSON report and its signature")
-    v.set_defaults(handler=_audit_verify)
+    v.add_argument(
+        "--anchor",
+        metavar="ANCHOR",
+        help="also check that the log still reaches an anchor (a file, or the text itself)",
+    )
+    v.set_defaults(handler=_audit_verify, read_only=True)
+    an = audit_actions.add_parser(
+        "anchor", help="print the audit log's head with its keyed signature, to keep elsewhere"
+    )
+    an.add_argument("--study", required=True)
+    an.set_defaults(handler=_audit_anchor, read_only=True)
     lg = audit_actions.add_parser("log", help="the study's governance actions, oldest first")
     lg.add_argument("--study", required=True)
     lg.set_defaults(handler=_audit_log)
@@ -1032,8 +1047,23 @@ def _signoff(args, settings, store) -> None:
     signer = _acting(args, settings, store)
     if args.signer and args.signer != signer.name:
         raise Forbidden(f"this token is {signer.name}'s, not {args.signer}'s")
+    seen = None
+    if args.report:
+        try:
+            seen = json.loads(Path(args.report).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{args.report}: not a JSON report ({exc})") from None
+        if not isinstance(seen, dict):
+            raise InputError(f"{args.report}: not a JSON report")
     report = signoff.sign_off(
-        store, args.study, signer, args.decision, args.comment, settings, override=args.override
+        store,
+        args.study,
+        signer,
+        args.decision,
+        args.comment,
+        settings,
+        override=args.override,
+        seen=seen,
     )
     last = report["signoffs"][-1]
     override = f"; override of a {last['gate_result']} gate recorded" if last["override"] else ""
@@ -1044,13 +1074,19 @@ def _signoff(args, settings, store) -> None:
 
 
 def _audit_verify(args, settings, store) -> None:
-    problems = audit.verify(store, args.study, settings, args.report)
+    anchored = audit.read_anchor(args.anchor) if args.anchor else None
+    problems = audit.verify(store, args.study, settings, args.report, anchored)
     if problems:
         for problem in problems:
             print(f"problem: {problem}", file=sys.stderr)
         raise ReviewAppError(f"the record of study {args.study} does not hold ({len(problems)})")
     checked = " and the report's signature" if args.report else ""
+    checked += " and the anchor" if args.anchor else ""
     _print(f"study {args.study}: audit chain, lock, sign-offs, votes and triggers hold{checked}")
+
+
+def _audit_anchor(args, settings, store) -> None:
+    _print(json.dumps(audit.anchor(store, args.study, settings), sort_keys=True))
 
 
 def _audit_log(args, settings, store) -> None:

@@ -7,7 +7,8 @@ pages show the message. Library errors are translated at the boundary with `rais
     ├── Forbidden       the caller's role or token does not allow this
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
-    │   └── Busy        the workspace stayed busy with other changes; nothing was saved
+    │   ├── Busy        the workspace stayed busy with other changes; nothing was saved
+    │   └── ReportChanged  the report to sign is not the one the signer read
     ├── UnusableWorkspace  the workspace file is not one this version can open (newer, not SQLite)
     └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
 """
@@ -49,6 +50,15 @@ class Conflict(ReviewAppError):
 class Busy(Conflict):
     """The workspace stayed busy with other changes for longer than the store waits; the change
     was not made and can simply be tried again."""
+
+
+class ReportChanged(Conflict):
+    """The report a signer read is not the one their signature would land on: something
+    changed in between. `differences` names what, one line each."""
+
+    def __init__(self, message: str, differences: list[str]):
+        super().__init__(message)
+        self.differences = differences
 
 
 class UnusableWorkspace(ReviewAppError):

@@ -635,6 +635,36 @@ def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
     _append_only(db, ("verdicts", "row_seals"))
 
 
+# The audit actions that hand someone a personal link: each records the link's fingerprint and
+# version, so a sign-off can name the link it was made with and who issued it.
+LINK_ISSUED = ("reviewer added", "link issued", "link reissued", "first admin added")
+
+
+def _v16_keyed_chain_and_link_versions(db: sqlite_utils.Database) -> None:
+    # Each audit entry may carry a keyed signature of its hash (REVIEW_APP_SIGNING_KEY), so a
+    # consistent rewrite of the chain without the key shows. A reviewer's link has a version
+    # (how many times one was issued to them), and a sign-off records the version and the
+    # fingerprint of the link it was made with.
+    db.execute("ALTER TABLE audit_log ADD COLUMN mac TEXT")
+    db.execute("ALTER TABLE reviewers ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE signoffs ADD COLUMN token_version INTEGER")
+    db.execute("ALTER TABLE signoffs ADD COLUMN link TEXT")
+    issued: dict[str, int] = {}
+    marks = ", ".join("?" for _ in LINK_ISSUED)
+    for (detail,) in db.execute(
+        f"SELECT detail FROM audit_log WHERE action IN ({marks})", LINK_ISSUED
+    ).fetchall():
+        name = json.loads(detail).get("reviewer")
+        issued[name] = issued.get(name, 0) + 1
+    for reviewer_id, name in db.execute(
+        "SELECT id, name FROM reviewers WHERE token_hash IS NOT NULL"
+    ).fetchall():
+        db.execute(
+            "UPDATE reviewers SET token_version = ? WHERE id = ?",
+            [max(1, issued.get(name, 0)), reviewer_id],
+        )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -663,4 +693,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (13, "a study's planned final-review sample", _v13_final_review_size),
     (14, "verdicts append-only; votes and verdicts sealed", _v14_sealed_votes_and_verdicts),
     (15, "a study's human share: the items reviewers see", _v15_human_share),
+    (
+        16,
+        "keyed audit entries; link versions, recorded with each sign-off",
+        _v16_keyed_chain_and_link_versions,
+    ),
 ]

@@ -1,5 +1,6 @@
-"""The sign-off report as a reader sees it: Markdown, self-contained HTML or JSON, its content
-hash, and the one way the app writes a confidence interval. Pure functions over the report dict
+"""The sign-off report as a reader sees it: Markdown, self-contained HTML or JSON, its hashes
+(of the figures a sign-off pins, and of everything it shows), what changed between two
+versions, and the one way the app writes a confidence interval. Pure functions over the report dict
 that the sign-off service builds; what the numbers mean is decided in gate.py and stats.py."""
 
 from __future__ import annotations
@@ -29,11 +30,91 @@ def win_rate_json(w: stats.WinRate) -> dict:
     return asdict(w) | {"ci": list(w.ci) if w.ci else None}
 
 
-def report_hash(report: dict) -> str:
-    """Hash of a report's content: everything except when it was generated and its sign-offs."""
-    skipped = ("generated_at", "signoffs", "report_hash", "signature")
-    body = {k: v for k, v in report.items() if k not in skipped}
+# What a report shows beyond the figures a signer signs: when it was made, its sign-offs, the
+# audit entry that includes them, and its own hashes and signature.
+_BEYOND_FIGURES = ("generated_at", "signoffs", "audit_head", "report_hash", "document_hash")
+
+
+def _digest(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def report_hash(report: dict) -> str:
+    """Hash of a report's figures, what a sign-off pins: everything except when it was
+    generated, its sign-offs (signing must not change what was signed) and its signature."""
+    return _digest({k: v for k, v in report.items() if k not in (*_BEYOND_FIGURES, "signature")})
+
+
+def document_hash(report: dict) -> str:
+    """Hash of everything a report shows, sign-offs and when it was generated included: the
+    signature covers this one, so no line of a signed report can be edited unseen."""
+    return _digest({k: v for k, v in report.items() if k not in ("document_hash", "signature")})
+
+
+# The parts of a report a signer reads first, in the order `differences` names them.
+_FIRST = ("gate", "exclusions", "deviations", "thresholds", "final_review", "looks", "win_rates")
+
+
+def differences(before: dict, after: dict, limit: int = 8) -> list[str]:
+    """What changed in a report's figures between two versions, one line per changed part in
+    the order a signer reads them: a value (`gate.result: pass -> fail`), entries added to or
+    gone from a list (`exclusions: 0 -> 1 entries, added example-ana ...`), or how many values
+    of a larger part changed; at most `limit` lines."""
+    old = {k: v for k, v in before.items() if k not in (*_BEYOND_FIGURES, "signature")}
+    new = {k: v for k, v in after.items() if k not in (*_BEYOND_FIGURES, "signature")}
+    parts = sorted(
+        (k for k in set(old) | set(new) if old.get(k) != new.get(k)),
+        # The audit head changes with any of the others: named last.
+        key=lambda k: (_FIRST.index(k) if k in _FIRST else len(_FIRST) + (k == "audit"), k),
+    )
+    lines = []
+    for part in parts:
+        a, b = old.get(part), new.get(part)
+        if isinstance(a, list) and isinstance(b, list) and len(a) != len(b):
+            added = [x for x in b if x not in a]
+            lines.append(
+                f"{part}: {len(a)} -> {len(b)} entries"
+                + (f", added {_short(_brief(added[0]))}" if added else "")
+            )
+            continue
+        was, now = _leaves(a, part), _leaves(b, part)
+        changed = [p for p in sorted(set(was) | set(now)) if was.get(p) != now.get(p)]
+        if len(changed) <= 2:
+            lines += [
+                f"{p}: {_short(was.get(p, 'none'))} -> {_short(now.get(p, 'none'))}"
+                for p in changed
+            ]
+        else:
+            lines.append(f"{part}: {len(changed)} values changed")
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"and {len(lines) - limit} more changed parts"]
+    return lines
+
+
+def _brief(value: Any) -> Any:
+    """A list entry as one short phrase: its values, without their keys."""
+    if isinstance(value, dict):
+        return " ".join(str(v) for v in value.values() if v not in (None, ""))
+    return value
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, inner in value.items():
+            found |= _leaves(inner, f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        found = {}
+        for i, inner in enumerate(value):
+            found |= _leaves(inner, f"{path}[{i}]")
+        return found
+    return {path: value}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---- small formatting helpers ----
@@ -311,6 +392,7 @@ def render_markdown(report: dict) -> str:
         "",
     ]
     lines += [f"**{_md(text)}**" for text in override_lines(report["signoffs"])]
+    lines += [f"**{_md(text)}**" for text in link_lines(report)]
     th = report["thresholds"]
     if th["locked_at"]:
         lines.append(
@@ -410,7 +492,8 @@ def render_markdown(report: dict) -> str:
         )
         lines.append(
             f"- **{s['decision'].upper()}** by {_md(s['signer'])} at {s['created_at']} "
-            f"(report hash `{s['report_hash']}`): {_md(s['comment'])}.{override}"
+            f"(report hash `{s['report_hash']}`; {_md(link_text(s))}): "
+            f"{_md(s['comment'])}.{override}"
         )
     return "\n".join(lines) + "\n"
 
@@ -716,6 +799,48 @@ def prediction_powered_lines(report: dict) -> list[str]:
     return out
 
 
+_ISSUED = {
+    "reviewer added": "created",
+    "first admin added": "created",
+    "link issued": "issued",
+    "link reissued": "reissued",
+}
+
+
+def link_text(signoff: dict) -> str:
+    """The link a sign-off was made with: its version, who created or reissued it and when."""
+    link = signoff.get("link") or {}
+    version = f"link version {link['version']}" if link.get("version") else "link"
+    if link.get("by"):
+        how = _ISSUED.get(link.get("action"), "issued")
+        return f"{version}, {how} by {link['by']} at {link['at']}"
+    if link.get("issued") is False:
+        return f"{version}, never issued to {signoff['signer']} by the audit log"
+    return f"{version}, issued before links were recorded"
+
+
+def link_lines(report: dict) -> list[str]:
+    """One line per sign-off made with a link the audit log never issued, or one created or
+    reissued after the thresholds were locked: who handed the signer their link must not go
+    unnoticed."""
+    locked_at = (report.get("thresholds") or {}).get("locked_at") or ""
+    lines = []
+    for s in report["signoffs"]:
+        link = s.get("link") or {}
+        if link.get("issued") is False:
+            lines.append(
+                f"{s['decision'].upper()} by {s['signer']} at {s['created_at']} was made with a "
+                "link the audit log never issued to them (a token put into the workspace file)"
+            )
+        elif link.get("by") and locked_at and link["at"] > locked_at:
+            lines.append(
+                f"{s['decision'].upper()} by {s['signer']} at {s['created_at']} was made with a "
+                f"link {_ISSUED.get(link['action'], 'issued')} by {link['by']} at {link['at']}, "
+                "after the thresholds were locked"
+            )
+    return lines
+
+
 def override_lines(signoffs: list[dict]) -> list[str]:
     """One line per approval given over a gate that did not pass: it must not go unnoticed."""
     return [
@@ -743,7 +868,8 @@ def render_html(report: dict) -> str:
     markdown_body = render_markdown(report)
     colour = {"pass": "#2e7d32", "fail": "#c62828"}.get(gate["result"], "#8a5a00")
     overrides = "".join(
-        f"<p class='override'>{e(text)}</p>" for text in override_lines(report["signoffs"])
+        f"<p class='override'>{e(text)}</p>"
+        for text in [*override_lines(report["signoffs"]), *link_lines(report)]
     )
     th = report["thresholds"]
     looks = looks_line(report)
@@ -879,8 +1005,9 @@ def _signoff_html(signoff: dict, current_hash: str) -> str:
     )
     return (
         f"<li><b>{e(signoff['decision'].upper())}</b> by {e(signoff['signer'])} at "
-        f"{e(signoff['created_at'])}: {e(signoff['comment'])}{override}<br><small>signed report "
-        f"hash <code>{e(signoff['report_hash'])}</code> ({which})</small></li>"
+        f"{e(signoff['created_at'])} ({e(link_text(signoff))}): {e(signoff['comment'])}"
+        f"{override}<br><small>signed report hash <code>{e(signoff['report_hash'])}</code> "
+        f"({which})</small></li>"
     )
 
 

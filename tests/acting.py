@@ -77,3 +77,19 @@ def lock_on_win_rate(store: Store, settings: Settings | None = None) -> None:
     thresholds.lock_thresholds(
         acting(store, "demo", "demo-admin", settings=settings), "a small test study"
     )
+
+
+def lock_as_ada(store: Store, settings: Settings, recommended: bool = True) -> str:
+    """Lock the demo study as admin ada (with the recommended thresholds unless told
+    otherwise); returns ada's personal token."""
+    from review_app.services import people
+
+    _, link = people.add_reviewer(
+        store, settings, "ada", "admin", "demo", actor=person(store), reissue=True
+    )
+    if recommended:
+        thresholds.add_recommended_thresholds(acting(store, "demo", "ada"))
+    thresholds.lock_thresholds(
+        acting(store, "demo", "ada", settings=settings), "a small test study"
+    )
+    return link.rsplit("token=", 1)[1]

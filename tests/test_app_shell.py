@@ -36,8 +36,8 @@ def test_missing_or_invalid_token_is_refused(demo_store, token):
 
 
 def test_revoked_token_is_refused(demo_store):
-    token = token_of(demo_store.demo_links["demo-admin"])
-    people.revoke_reviewer(demo_store, "demo-admin", person(demo_store))
+    token = token_of(demo_store.demo_links["demo-signer"])
+    people.revoke_reviewer(demo_store, "demo-signer", person(demo_store))
     at = open_app(token)
     assert "revoked" in at.error[0].value
 

@@ -14,7 +14,7 @@ from review_app.cli import main
 from review_app.errors import InputError
 from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
-from tests.acting import acting, lock_on_win_rate, looking, person, token_for
+from tests.acting import acting, lock_on_win_rate, looking, person
 from tests.conftest import write
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
@@ -29,6 +29,7 @@ def signed(demo_store, monkeypatch):
     """The demo, locked by the admin and signed (with an override) by the signer, with a key."""
     monkeypatch.setenv("REVIEW_APP_SIGNING_KEY", KEY["REVIEW_APP_SIGNING_KEY"])
     settings = Settings.from_env()
+    demo_store.signing_key = settings.signing_key  # as the app opens it, with the key
     lock_on_win_rate(demo_store, settings)
     signer = Actor.of(demo_store.people.reviewer("demo-signer"))
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
@@ -57,7 +58,7 @@ def test_an_untouched_record_verifies(signed, tmp_path, capsys):
     report = tmp_path / "report.json"
     # The study is interim: the report is a look, read in the signer's name (who looked already
     # when signing, so nothing new is recorded and the report is the one signed).
-    as_signer = ["--token", token_for(store, "demo-signer", "signer")]
+    as_signer = ["--token", token(store, "demo-signer")]
     assert (
         main([*as_signer, "report", "--study", "demo", "--format", "json", "--output", str(report)])
         == 0
@@ -119,11 +120,12 @@ def test_verify_finds_a_forged_report(signed, tmp_path):
     body = signoff.build_report(looking(store, "demo", settings))
     path = write(tmp_path / "r.json", json.dumps(body, default=str))
     assert audit.verify(store, "demo", settings, path) == []
-    # Someone with the file but not the key changes a number and recomputes the hash.
-    from review_app.report import report_hash
+    # Someone with the file but not the key changes a number and recomputes the hashes.
+    from review_app.report import document_hash, report_hash
 
     body["gate"]["result"] = "pass"
     body["report_hash"] = report_hash(body)
+    body["document_hash"] = document_hash(body)
     forged = write(tmp_path / "forged.json", json.dumps(body, default=str))
     problems = audit.verify(store, "demo", settings, forged)
     assert any("its signature is not this key's" in p for p in problems)

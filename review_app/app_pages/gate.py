@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from review_app import auth, baselines, gate, planning, report, ui
-from review_app.errors import OutcomesHidden, ReviewAppError
+from review_app.errors import OutcomesHidden, ReportChanged, ReviewAppError
 from review_app.report import format_ci
 from review_app.services import decision as decisions
 from review_app.services import grading, plans, signoff, studies, thresholds
@@ -348,17 +348,21 @@ for x in signed["exclusions"]:
         f"Every figure leaves out **{ui.plain(x['reviewer'])}** ({x['n_votes']} votes), excluded "
         f"by {ui.plain(x['decided_by'])} at {x['created_at']}: {ui.plain(x['reason'])}"
     )
+for line in report.link_lines(signed):
+    st.warning(ui.plain(line))
 for s in signed["signoffs"]:
     st.markdown(
-        f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']}: "
-        f"{ui.plain(s['comment'])}"
+        f"**{s['decision'].upper()}** by {ui.plain(s['signer'])} at {s['created_at']} "
+        f"({ui.plain(report.link_text(s))}): {ui.plain(s['comment'])}"
     )
 if auth.allowed(actor, "sign off"):
     unmet = signoff.approval_blockers(signed)
+    st.caption(f"You are signing report `{signed['report_hash'][:8]}`, the one shown here.")
 
-    def sign() -> None:
+    def sign(seen: dict) -> None:
         # A callback: on success the form is emptied before it is drawn again, so one more
-        # click cannot sign twice by accident.
+        # click cannot sign twice by accident. `seen` is the report drawn with the button: if
+        # anything changed since, nothing is signed and the difference is shown.
         try:
             signoff.sign_off(
                 store,
@@ -368,7 +372,11 @@ if auth.allowed(actor, "sign off"):
                 st.session_state.get(ui.SIGNOFF_COMMENT, ""),
                 settings,
                 override=st.session_state.get(ui.SIGNOFF_OVERRIDE, ""),
+                seen=seen,
             )
+        except ReportChanged as exc:
+            st.session_state[ui.SIGNOFF_NOTICE] = ("changed", exc.differences)
+            return
         except ReviewAppError as exc:
             st.session_state[ui.SIGNOFF_NOTICE] = ("error", str(exc))
             return
@@ -384,9 +392,15 @@ if auth.allowed(actor, "sign off"):
             "recorded and shown at the top of the report."
         )
         st.text_input("Override reason (required to approve)", key=ui.SIGNOFF_OVERRIDE)
-    st.button("Sign", type="primary", key="signoff_submit", on_click=sign)
+    st.button("Sign", type="primary", key="signoff_submit", on_click=sign, args=(signed,))
     kind, message = st.session_state.pop(ui.SIGNOFF_NOTICE, (None, None))
-    if kind:
+    if kind == "changed":
+        st.error(
+            "Not signed: the report changed after you opened it. What changed is below; the page "
+            "now shows the new report. Read it, then sign again."
+        )
+        st.markdown("\n".join(f"- {ui.plain(line)}" for line in message) or "- its audit record")
+    elif kind:
         (st.error if kind == "error" else st.success)(ui.plain(message))
 else:
     st.caption("Only a signer can approve or reject.")

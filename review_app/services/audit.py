@@ -1,8 +1,10 @@
-"""The record that proves itself: governance actions appended to the hash-chained audit log, the
-keyed signature a report carries, and `verify`, which recomputes the chain, the lock and the
-thresholds in force, the sign-offs, the vote digests, the seals of votes and verdicts, every
-governance row against the audit entry written with it, the eval set's hashes and the
-append-only triggers, and names every problem it finds."""
+"""The record that proves itself: governance actions appended to the hash-chained (and, with
+the signing key, keyed) audit log, the keyed signature a report carries, the anchor kept
+outside the workspace, and `verify`, which recomputes the chain and its keyed signatures, the
+lock and the thresholds in force, the sign-offs and the links they were made with, the vote
+digests, the seals of votes and verdicts, every governance row against the audit entry written
+with it, the eval set's hashes and the append-only triggers, and names every problem it
+finds."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from review_app import gate, report
+from review_app import auth, gate, report
 from review_app.errors import InputError
 from review_app.migrations import APPEND_ONLY_TABLES
 from review_app.settings import Settings
 from review_app.store import Store
-from review_app.store.audit import GENESIS, entry_hash
+from review_app.store.audit import GENESIS, entry_hash, entry_mac, keyed
 
-__all__ = ["record", "signature", "study_log", "verify"]
+__all__ = ["anchor", "read_anchor", "record", "signature", "study_log", "verify"]
+
+_REPORT = "review-app report"
+_ANCHOR = "review-app audit anchor"
 
 
 def record(
@@ -29,13 +34,162 @@ def record(
     store.audit.append_audit(actor, action, study_id, detail)
 
 
-def signature(settings: Settings, report_hash: str) -> str | None:
-    """HMAC-SHA256 of a report hash with the signing key, which lives outside the workspace
-    (`REVIEW_APP_SIGNING_KEY`): someone holding only the database file cannot forge it. None
-    when no key is set."""
+def signature(settings: Settings, document_hash: str) -> str | None:
+    """HMAC-SHA256 of a report's document hash with the signing key, which lives outside the
+    workspace (`REVIEW_APP_SIGNING_KEY`): someone holding only the database file cannot forge
+    it. None when no key is set."""
     if not settings.signing_key:
         return None
-    return hmac.new(settings.signing_key.encode(), report_hash.encode(), hashlib.sha256).hexdigest()
+    return keyed(settings.signing_key, _REPORT, document_hash)
+
+
+def anchor(store: Store, study: str, settings: Settings) -> dict:
+    """The audit log's head now, with its keyed signature: kept outside the workspace (a
+    password manager, a ticket, an email), it lets `verify` show a workspace rolled back behind
+    it or a log whose tail was cut. InputError without the signing key: an anchor anyone could
+    make proves nothing."""
+    if not settings.signing_key:
+        raise InputError(
+            "an anchor needs the signing key (REVIEW_APP_SIGNING_KEY): without it anyone with "
+            "the workspace file could make one"
+        )
+    row = store.studies.require_study(study)
+    entries = store.audit.audit_entries()
+    if not entries:
+        raise InputError("the audit log is empty: there is nothing to anchor yet")
+    head = entries[-1]
+    body = {
+        "study": row["name"],
+        "entry": head["id"],
+        "hash": head["hash"],
+        "at": head["at"],
+        "entries": len(entries),
+        "study_entries": sum(1 for e in entries if e["study_id"] == row["id"]),
+    }
+    return body | {"signature": keyed(settings.signing_key, _ANCHOR, _canonical(body))}
+
+
+def _canonical(body: dict) -> str:
+    return json.dumps(body, sort_keys=True, default=str)
+
+
+def _keyed_problems(entries: list[dict], settings: Settings) -> list[str]:
+    """With the signing key: every entry's keyed signature, so a log rewritten consistently
+    (every hash recomputed) without the key shows. Entries written before the key was first
+    used are vouched for by the first keyed one (its hash chains them); none after it may be
+    unkeyed, and a log with entries but no keyed one at all is named too."""
+    key = settings.signing_key
+    if not key or not entries:
+        return []
+    problems = []
+    first = next((i for i, e in enumerate(entries) if e["mac"]), None)
+    if first is None:
+        return [
+            f"no audit log entry is keyed, though REVIEW_APP_SIGNING_KEY is set: the "
+            f"{len(entries)} entries were written without the key, or their signatures were "
+            "removed (the next action recorded with the key vouches for those before it)"
+        ]
+    for entry in entries[first:]:
+        if not entry["mac"]:
+            problems.append(
+                f"audit log entry {entry['id']} ({entry['action']}) is not keyed, though entries "
+                "before it are: written into the file, or by a process without the signing key"
+            )
+        elif not hmac.compare_digest(entry["mac"], entry_mac(key, entry["hash"])):
+            problems.append(
+                f"audit log entry {entry['id']} ({entry['action']}): its keyed signature is not "
+                "this key's: the entry was rewritten without the key (or keyed with another)"
+            )
+    return problems
+
+
+def anchor_problems(anchored: dict, entries: list[dict], settings: Settings) -> list[str]:
+    """A kept anchor against the audit log now: its signature, and the anchored entry still
+    in the log, where it was."""
+    body = {k: v for k, v in anchored.items() if k != "signature"}
+    problems = []
+    if not settings.signing_key:
+        problems.append("no signing key is set (REVIEW_APP_SIGNING_KEY): cannot check the anchor")
+    elif not hmac.compare_digest(
+        keyed(settings.signing_key, _ANCHOR, _canonical(body)), str(anchored.get("signature"))
+    ):
+        problems.append("the anchor's signature is not this key's (forged or edited)")
+    when = f"anchored at {anchored.get('at')}"
+    present = next((e for e in entries if e["hash"] == anchored.get("hash")), None)
+    if present is not None:
+        return problems
+    last = entries[-1]["id"] if entries else 0
+    if len(entries) < (anchored.get("entries") or 0) or last < (anchored.get("entry") or 0):
+        problems.append(
+            f"the audit log has {len(entries)} entries (up to entry {last}), fewer than the "
+            f"{anchored.get('entries')} {when}: its tail was cut or the workspace was rolled "
+            "back to an older copy"
+        )
+    else:
+        problems.append(
+            f"the audit log no longer holds entry {anchored.get('entry')} as {when}: the "
+            "workspace was rolled back behind the anchor, or its log was rewritten"
+        )
+    return problems
+
+
+def read_anchor(text_or_path: str) -> dict:
+    """An anchor as `review-app audit anchor` printed it: the text itself or a file holding
+    it."""
+    text = text_or_path
+    if not text_or_path.lstrip().startswith("{"):
+        try:
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"anchor {text_or_path}: {exc.strerror or exc}") from None
+    try:
+        anchored = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"anchor {text_or_path}: not an anchor ({exc})") from None
+    if not isinstance(anchored, dict) or not {"hash", "entry", "signature"} <= set(anchored):
+        raise InputError(
+            f"anchor {text_or_path}: not an anchor (it needs the hash, entry and signature "
+            "`review-app audit anchor` printed)"
+        )
+    return anchored
+
+
+def _link_problems(store: Store, study: dict) -> list[str]:
+    """Each link against the audit log that issued it: a sign-off made with a link never
+    issued to its signer (a token hash swapped into the file, used, and put back), a live link
+    that is not the one issued last, a revoked link live again."""
+    from review_app.services.people import link_issues
+
+    issues = link_issues(store)
+    problems = []
+    for row in store.audit.study_rows("signoffs", study["id"]):
+        given = {i["link"] for i in issues.get(row["person"], []) if i["link"]}
+        if row["link"] and given and row["link"] not in given:
+            problems.append(
+                f"sign-off {row['id']} ({row['decision'].upper()} by {row['person']}) was made "
+                f"with a link the audit log never issued to {row['person']}: a token put into "
+                "the file"
+            )
+    for reviewer in store.people.reviewers():
+        logged = issues.get(reviewer["name"])
+        if not logged:
+            continue  # known only from imported votes, or from before links were logged
+        last = logged[-1]
+        current = store.people.reviewer(reviewer["name"])
+        if last["action"] == "link revoked":
+            if not current["revoked_at"]:
+                problems.append(
+                    f"{reviewer['name']}'s link was revoked by {last['by']} at {last['at']} but "
+                    "works again: restored in the file"
+                )
+            continue
+        now = auth.link_fingerprint(current["token_hash"]) if current["token_hash"] else None
+        if last["link"] and now != last["link"]:
+            problems.append(
+                f"{reviewer['name']}'s link is not the one the audit log issued last (version "
+                f"{last['version']}, by {last['by']} at {last['at']}): replaced in the file"
+            )
+    return problems
 
 
 def chain_problems(entries: list[dict]) -> list[str]:
@@ -214,13 +368,21 @@ def _record_problems(store: Store, study: dict, entries: list[dict]) -> list[str
     rows, logged = _unmatched(
         store.audit.study_rows("signoffs", sid),
         _logged(entries, "signed"),
-        lambda r: (r["person"], r["decision"], r["report_hash"], r["gate_result"], r["override"]),
+        lambda r: (
+            r["person"],
+            r["decision"],
+            r["report_hash"],
+            r["gate_result"],
+            r["override"],
+            r.get("link"),
+        ),
         lambda e: (
             e["_actor"],
             e["decision"],
             e["report_hash"],
             e.get("gate_result"),
             e.get("override"),
+            e.get("link"),
         ),
     )
     for row in rows:
@@ -454,34 +616,83 @@ def _signoff_problems(store: Store, study: dict) -> list[str]:
     return problems
 
 
-def report_file_problems(path: str | Path, settings: Settings, entries: list[dict]) -> list[str]:
-    """Whether a report file (JSON) is what this workspace and key produced."""
+def report_file_problems(
+    path: str | Path, settings: Settings, entries: list[dict], signoffs: list[dict]
+) -> list[str]:
+    """Whether a report file (JSON) is what this workspace and key produced: its figures and
+    everything else it shows (sign-offs included) against its hashes and signature, and the
+    audit entries and sign-offs it cites against the workspace's."""
     try:
         body = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a JSON report ({exc})") from None
+    if not isinstance(body, dict):
+        raise InputError(f"{path}: not a JSON report (not an object)")
     problems = []
     if report.report_hash(body) != body.get("report_hash"):
         problems.append(f"{path}: its content does not match its report hash (edited)")
-    expected = signature(settings, body.get("report_hash") or "")
-    if expected is None:
+    covered = body.get("document_hash")
+    if covered is not None and report.document_hash(body) != covered:
+        problems.append(
+            f"{path}: what it shows (sign-offs included) does not match its document hash (edited)"
+        )
+    if not settings.signing_key:
         problems.append("no signing key is set (REVIEW_APP_SIGNING_KEY): cannot check signatures")
-    elif not hmac.compare_digest(expected, body.get("signature") or ""):
-        problems.append(f"{path}: its signature is not this key's (forged or signed elsewhere)")
-    head = (body.get("audit") or {}).get("head")
-    if head and head not in {e["hash"] for e in entries}:
-        problems.append(f"{path}: it cites an audit log entry this workspace does not have")
+    else:
+        # Reports made before the document hash existed signed their report hash alone.
+        expected = (
+            signature(settings, covered)
+            if covered is not None
+            else hmac.new(
+                settings.signing_key.encode(),
+                str(body.get("report_hash")).encode(),
+                hashlib.sha256,
+            ).hexdigest()
+        )
+        if not hmac.compare_digest(expected, str(body.get("signature") or "")):
+            problems.append(f"{path}: its signature is not this key's (forged or signed elsewhere)")
+    hashes = {e["hash"] for e in entries}
+    for cited in (body.get("audit") or {}, body.get("audit_head") or {}):
+        head = cited.get("head") if isinstance(cited, dict) else None
+        if head and head not in hashes:
+            problems.append(
+                f"{path}: it cites an audit log entry this workspace does not have (rolled back "
+                "to before it, or the log rewritten)"
+            )
+            break
+    held = {(s["id"], s["signer"], s["decision"], s["created_at"]) for s in signoffs}
+    for shown in body.get("signoffs") or []:
+        key = tuple(shown.get(k) for k in ("id", "signer", "decision", "created_at"))
+        if key not in held:
+            problems.append(
+                f"{path}: its sign-off {str(shown.get('decision')).upper()} by "
+                f"{shown.get('signer')} at {shown.get('created_at')} is not in this workspace"
+            )
     return problems
 
 
 def verify(
-    store: Store, study: str, settings: Settings, report_path: str | Path | None = None
+    store: Store,
+    study: str,
+    settings: Settings,
+    report_path: str | Path | None = None,
+    anchored: dict | None = None,
 ) -> list[str]:
-    """Every problem with the study's record, one line each; empty when it holds."""
+    """Every problem with the study's record, one line each; empty when it holds. With
+    `anchored` (`read_anchor`), also whether the log still reaches that anchor."""
     row = store.studies.require_study(study)
+    if anchored is not None and anchored.get("study") not in (None, row["name"]):
+        raise InputError(
+            f"the anchor is of study {anchored.get('study')!r}: verify it with --study "
+            f"{anchored.get('study')}"
+        )
     entries = store.audit.audit_entries()
     study_entries = [e for e in entries if e["study_id"] == row["id"]]
-    problems = chain_problems(entries) + _trigger_problems(store)
+    problems = chain_problems(entries) + _keyed_problems(entries, settings)
+    problems += _trigger_problems(store)
+    if anchored is not None:
+        problems += anchor_problems(anchored, entries, settings)
+    problems += _link_problems(store, row)
     problems += _lock_problems(store, row, study_entries)
     problems += _digest_problems(store, row, study_entries)
     problems += _recorded_digest_problems(store, row, study_entries)
@@ -490,7 +701,9 @@ def verify(
     problems += _record_problems(store, row, study_entries)
     problems += _content_problems(store, row, study_entries)
     if report_path is not None:
-        problems += report_file_problems(report_path, settings, entries)
+        problems += report_file_problems(
+            report_path, settings, entries, store.gate.signoffs(row["id"])
+        )
     return problems
 
 

@@ -8,8 +8,8 @@ import json
 
 from review_app import auth, gate, report
 from review_app.auth import Actor
-from review_app.errors import InputError, NotFound
-from review_app.services import audit, calibration, grading, scorecard, study_data
+from review_app.errors import InputError, NotFound, ReportChanged
+from review_app.services import audit, calibration, grading, people, scorecard, study_data
 from review_app.services.context import StudyContext, open_study
 from review_app.services.decision import (
     evaluate_gate,
@@ -140,8 +140,10 @@ def record_final_review(
 
 def build_report(ctx: StudyContext) -> dict:
     """The sign-off report: pinned hashes, thresholds and their results, statistics, excluded
-    reviewers, judges' self-preference, final review, deviations and sign-offs. Its `report_hash` covers everything but
-    the sign-offs."""
+    reviewers, judges' self-preference, final review, deviations and sign-offs, each naming the
+    link it was made with and who issued that link. Its `report_hash` covers the figures (what
+    a sign-off pins); its `document_hash`, which the signature signs, covers everything it
+    shows, sign-offs and the audit entry that includes them too."""
     store, settings = ctx.store, ctx.settings
     data = _locked_data(ctx)
     study_row = ctx.study
@@ -238,12 +240,56 @@ def build_report(ctx: StudyContext) -> dict:
         built["graders"] = grading.grader_summary(ctx)
     # The study's latest governance entry, sign-offs aside (the report covers everything but
     # its sign-offs, so signing must not change it): its hash pins every entry before it.
-    logged = [e for e in store.audit.audit_entries(study_row["id"]) if e["action"] != "signed"]
+    entries = store.audit.audit_entries(study_row["id"])
+    logged = [e for e in entries if e["action"] != "signed"]
     built["audit"] = {"head": logged[-1]["hash"] if logged else None, "entries": len(logged)}
     built["report_hash"] = report.report_hash(built)
-    built["signature"] = audit.signature(settings, built["report_hash"])
-    built["signoffs"] = store.gate.signoffs(study_row["id"])
+    return _with_signoffs(store, settings, built, study_row["id"])
+
+
+def _with_signoffs(store: Store, settings: Settings, built: dict, study_id: int) -> dict:
+    """The report with its sign-offs as they stand, and the hash and signature that cover it."""
+    built["signoffs"] = signoffs_with_links(store, study_id)
+    # The latest entry, sign-offs included: a workspace rolled back to before a sign-off this
+    # report shows no longer has it, and `audit verify --report` says so.
+    entries = store.audit.audit_entries(study_id)
+    built["audit_head"] = {
+        "head": entries[-1]["hash"] if entries else None,
+        "entries": len(entries),
+    }
+    built["document_hash"] = report.document_hash(built)
+    built["signature"] = audit.signature(settings, built["document_hash"])
     return built
+
+
+def signoffs_with_links(store: Store, study_id: int) -> list[dict]:
+    """The study's sign-offs, each with the link it was made with (`link`): its version, how
+    and when it was issued and by whom, per the audit log; `issued` False when the audit log
+    never issued that link to the signer (its token was put in the file)."""
+    issues = people.link_issues(store)
+    found = []
+    for row in store.gate.signoffs(study_id):
+        given = [i for i in issues.get(row["signer"], []) if i["action"] != "link revoked"]
+        fingerprinted = [i for i in given if i["link"]]
+        if row["link"] and fingerprinted:
+            match = next((i for i in fingerprinted if i["link"] == row["link"]), None)
+        else:  # a sign-off or links recorded before links had fingerprints
+            match = next((i for i in reversed(given) if i["at"] <= row["created_at"]), None)
+        link = {"version": row["token_version"], "fingerprint": row["link"]}
+        if match is not None:
+            link |= {
+                "issued": True,
+                "action": match["action"],
+                "by": match["by"],
+                "at": match["at"],
+                "version": row["token_version"] or match["version"],
+            }
+        else:
+            link["issued"] = not fingerprinted
+        found.append(
+            {k: v for k, v in row.items() if k not in ("token_version", "link")} | {"link": link}
+        )
+    return found
 
 
 def approval_blockers(report: dict) -> list[str]:
@@ -269,10 +315,14 @@ def sign_off(
     comment: str,
     settings: Settings,
     override: str = "",
+    seen: dict | None = None,
 ) -> dict:
-    """Append the signer's approval or rejection, pinning the report and its hash; returns the
-    report with its sign-offs. Approving a gate that did not pass, or before the final review is
-    done, is refused unless the signer gives an override reason, which the report shows."""
+    """Append the signer's approval or rejection, pinning the report and its hash, and the
+    version and fingerprint of the signer's link; returns the report with its sign-offs.
+    `seen` is the report the signer read: when the report now differs, nothing is signed
+    (ReportChanged names the differences). Approving a gate that did not pass, or before the
+    final review is done, is refused unless the signer gives an override reason, which the
+    report shows."""
     auth.require(signer, "sign off")
     if decision not in ("approve", "reject"):
         raise InputError(f"decision {decision!r}: choose approve or reject")
@@ -280,6 +330,15 @@ def sign_off(
         raise InputError("a sign-off needs a comment saying why")
     ctx = open_study(store, settings, study, signer)
     signed = build_report(ctx)
+    if seen is not None and seen.get("report_hash") != signed["report_hash"]:
+        changed = report.differences(seen, signed)
+        raise ReportChanged(
+            f"not signed: the report changed since you read it (report "
+            f"{str(seen.get('report_hash'))[:8]} then, {signed['report_hash'][:8]} now): "
+            + "; ".join(changed or ["its audit record"])
+            + ". Read the new report before signing it",
+            changed,
+        )
     gate_result = signed["gate"]["result"]
     unmet = approval_blockers(signed)
     override = override.strip()
@@ -302,6 +361,8 @@ def sign_off(
             json.dumps(body, sort_keys=True, default=str),
             gate_result=gate_result,
             override=override or None,
+            token_version=signer.link_version,
+            link=signer.link,
         )
         audit.record(
             store,
@@ -313,6 +374,7 @@ def sign_off(
             gate_result=gate_result,
             override=override or None,
             votes=store.audit.votes_digest(study_id),
+            link=signer.link,
+            link_version=signer.link_version,
         )
-        signed["signoffs"] = store.gate.signoffs(study_id)
-    return signed
+        return _with_signoffs(store, settings, signed, study_id)

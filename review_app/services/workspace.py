@@ -27,7 +27,7 @@ def open_store(settings: Settings | None = None) -> Store:
     """A store of the caller's own, to close when done (one command, one script)."""
     """The workspace of the settings, created (and migrated) when it does not exist yet."""
     settings = settings or Settings.from_env()
-    return Store.open(settings.db_path)
+    return Store.open(settings.db_path, signing_key=settings.signing_key)
 
 
 def shared_store(settings: Settings | None = None) -> Store:
@@ -39,7 +39,7 @@ def shared_store(settings: Settings | None = None) -> Store:
     with _SHARED_LOCK:
         store = _SHARED.get(path)
         if store is None:
-            store = _SHARED[path] = Store.open(path)
+            store = _SHARED[path] = Store.open(path, signing_key=settings.signing_key)
             store.open_readers()
         return store
 
@@ -60,7 +60,7 @@ def open_existing_store(settings: Settings) -> Store:
             f"no workspace at {path}: point --db or REVIEW_APP_DB at one, or start one with "
             "`review-app import outputs` or `review-app demo`"
         )
-    return Store.open(path)
+    return Store.open(path, signing_key=settings.signing_key)
 
 
 def workspace_summary(store: Store) -> dict:

@@ -52,8 +52,14 @@ class Store(StoreBase):
     audit: AuditQueries
     imports: ImportQueries
 
-    def __init__(self, conn: sqlite3.Connection, path: str, readers: int = READERS):
-        super().__init__(conn, path, readers)
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        readers: int = READERS,
+        signing_key: str | None = None,
+    ):
+        super().__init__(conn, path, readers, signing_key)
         self.catalog = CatalogQueries(self)
         self.studies = StudyQueries(self)
         self.people = ReviewerQueries(self)

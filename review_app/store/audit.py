@@ -4,6 +4,7 @@ the digests `audit verify` compares with what the log recorded."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from typing import Any
@@ -30,6 +31,18 @@ def entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def keyed(key: str, purpose: str, text: str) -> str:
+    """HMAC-SHA256 of `text` under the signing key, for one `purpose` (an audit entry, an
+    anchor, a report), so a signature made for one can never pass for another."""
+    return hmac.new(key.encode(), f"{purpose}\n{text}".encode(), hashlib.sha256).hexdigest()
+
+
+def entry_mac(key: str, hash_: str) -> str:
+    """An entry's keyed signature: of its hash, which chains every entry before it, so one
+    keyed entry vouches for the whole log up to it."""
+    return keyed(key, "review-app audit entry", hash_)
+
+
 class AuditQueries(Aggregate):
     def append_audit(
         self, actor: str, action: str, study_id: int | None, detail: dict[str, Any]
@@ -46,9 +59,11 @@ class AuditQueries(Aggregate):
         prev = last["hash"] if last else GENESIS
         entry["prev_hash"] = prev
         entry["hash"] = entry_hash(prev, entry)
+        key = self.store.signing_key
+        entry["mac"] = entry_mac(key, entry["hash"]) if key else None
         self.db.execute(
-            "INSERT INTO audit_log (at, actor, action, study_id, detail, prev_hash, hash) "
-            "VALUES (:at, :actor, :action, :study_id, :detail, :prev_hash, :hash)",
+            "INSERT INTO audit_log (at, actor, action, study_id, detail, prev_hash, hash, mac) "
+            "VALUES (:at, :actor, :action, :study_id, :detail, :prev_hash, :hash, :mac)",
             entry,
         )
         return entry

@@ -54,8 +54,17 @@ class StoreBase:
     reads inside it use the writer, so a transaction sees its own changes. Connections are
     opened once and reused, never per page run."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str, readers: int = READERS):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        readers: int = READERS,
+        signing_key: str | None = None,
+    ):
         self.path = path
+        # The key (`REVIEW_APP_SIGNING_KEY`, kept outside the workspace) every audit entry this
+        # store appends is keyed with; None appends unkeyed entries.
+        self.signing_key = signing_key or None
         self.db = sqlite_utils.Database(conn)
         self._lock = threading.RLock()
         self._depth = 0
@@ -68,14 +77,15 @@ class StoreBase:
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | Path, readers: int = READERS) -> Self:
-        """Open (creating and migrating if needed) the workspace at `path`. A file written by a
-        newer version, or that is not SQLite, is refused with UnusableWorkspace before anything
-        is written to it."""
+    def open(cls, path: str | Path, readers: int = READERS, signing_key: str | None = None) -> Self:
+        """Open (creating and migrating if needed) the workspace at `path`, keying the audit
+        entries it appends with `signing_key` when given. A file written by a newer version, or
+        that is not SQLite, is refused with UnusableWorkspace before anything is written to
+        it."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        store = cls(_connect(path), path, readers)
+        store = cls(_connect(path), path, readers, signing_key)
         try:
             store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
             store._refuse_newer_schema()

@@ -121,10 +121,13 @@ class GateQueries(Aggregate):
         report: str,
         gate_result: str,
         override: str | None,
+        token_version: int | None = None,
+        link: str | None = None,
     ) -> None:
         self.db.execute(
             "INSERT INTO signoffs (study_id, signer_id, decision, comment, report_hash, report, "
-            "created_at, gate_result, override) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, gate_result, override, token_version, link) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 study_id,
                 signer_id,
@@ -135,13 +138,15 @@ class GateQueries(Aggregate):
                 now_iso(),
                 gate_result,
                 override,
+                token_version,
+                link,
             ],
         )
 
     def signoffs(self, study_id: int) -> list[dict]:
         return self._rows(
             "SELECT s.id, r.name AS signer, s.decision, s.comment, s.report_hash, s.created_at, "
-            "s.gate_result, s.override "
+            "s.gate_result, s.override, s.token_version, s.link "
             "FROM signoffs s JOIN reviewers r ON r.id = s.signer_id WHERE s.study_id = ? "
             "ORDER BY s.id",
             [study_id],

@@ -32,19 +32,20 @@ class ReviewerQueries(Aggregate):
         self, name: str, role: str, token_hash: str | None, study_id: int | None = None
     ) -> int:
         cursor = self.db.execute(
-            "INSERT INTO reviewers (name, role, token_hash, study_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [name, role, token_hash, study_id, now_iso()],
+            "INSERT INTO reviewers (name, role, token_hash, study_id, created_at, token_version) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [name, role, token_hash, study_id, now_iso(), 1 if token_hash else 0],
         )
         return cursor.lastrowid
 
     def set_reviewer_token(
         self, reviewer_id: int, token_hash: str, role: str, study_id: int | None
     ) -> None:
-        """A new link (and role) for a reviewer; their study changes only when one is given."""
+        """A new link (and role) for a reviewer, one version up; their study changes only when
+        one is given."""
         self.db.execute(
             "UPDATE reviewers SET token_hash = ?, role = ?, revoked_at = NULL, "
-            "study_id = coalesce(?, study_id) WHERE id = ?",
+            "token_version = token_version + 1, study_id = coalesce(?, study_id) WHERE id = ?",
             [token_hash, role, study_id, reviewer_id],
         )
 
