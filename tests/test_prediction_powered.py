@@ -12,6 +12,7 @@ import pytest
 from review_app import planning
 from review_app.errors import Conflict, InputError
 from review_app.services import data, decision, plans, review, studies, thresholds
+from review_app.settings import Settings
 from tests.acting import acting, looking, person
 from tests.conftest import write
 
@@ -305,3 +306,15 @@ def test_the_plan_counts_the_votes_a_judge_and_looks_save():
         planning.design_power([win], shape, planning.Design(1, 0), {"human_win_rate": 0.6}).power
         > humans_only.power
     )
+
+
+def test_flipping_a_pair_in_or_out_of_the_human_subset_in_the_file_shows(store, tmp_path):
+    from review_app.services import audit
+
+    _study(store, tmp_path, 0.5)
+    assert audit.verify(store, "s", Settings.from_env()) == []
+    outside = next(p for p in _pairs(store) if not p["human"])
+    with store.transaction():
+        store.db.execute("UPDATE pairs SET human = 1 WHERE id = ?", [outside["pair_id"]])
+    (problem,) = audit.verify(store, "s", Settings.from_env())
+    assert "the human subset changed since it was drawn" in problem

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from review_app import auth, gate, report
+from review_app import auth, gate, planning, report
 from review_app.errors import InputError
 from review_app.migrations import APPEND_ONLY_TABLES
 from review_app.settings import Settings
@@ -547,6 +547,30 @@ def _content_problems(store: Store, study: dict, entries: list[dict]) -> list[st
     return problems
 
 
+def _human_subset_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
+    """The pairs reviewers see against the human subset the audit log recorded last (and the
+    lock pinned): flipping a pair in or out of it in the file changes which votes correct a
+    judge and which pairs the plan waits for."""
+    drawn = _logged(entries, "human share set")
+    rows = store.studies.pairs_for_subset(study["id"])
+    now = planning.subset_hash({r["pair_id"] for r in rows if r["human"]})
+    if not drawn:
+        judged_only = sum(1 for r in rows if not r["human"])
+        if judged_only:
+            return [
+                f"{judged_only} pair(s) are judged only, but the audit log records no human "
+                "share for the study"
+            ]
+        return []
+    recorded = drawn[-1]
+    if recorded.get("hash") != now:
+        return [
+            f"the human subset changed since it was drawn at {recorded['_at']}: hash "
+            f"{str(recorded.get('hash'))[:16]} then, {now[:16]} now"
+        ]
+    return []
+
+
 def _digest_problems(store: Store, study: dict, entries: list[dict]) -> list[str]:
     problems = []
     for entry in entries:
@@ -700,6 +724,7 @@ def verify(
     problems += _seal_problems(store, row)
     problems += _record_problems(store, row, study_entries)
     problems += _content_problems(store, row, study_entries)
+    problems += _human_subset_problems(store, row, study_entries)
     if report_path is not None:
         problems += report_file_problems(
             report_path, settings, entries, store.gate.signoffs(row["id"])
