@@ -45,20 +45,21 @@ def _pairs(store):
     return store.studies.pairs_for_subset(store.studies.require_study("s")["id"])
 
 
-def _write_votes(path, rows):
+def _write_rows(path, by: str, rows):
+    """A votes (`by` = "reviewer") or verdicts (`by` = "judge") file of `rows`."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["item_id", "system_a", "system_b", "reviewer", "winner"])
+        writer.writerow(["item_id", "system_a", "system_b", by, "winner"])
         writer.writerows(rows)
     return path
+
+
+def _write_votes(path, rows):
+    return _write_rows(path, "reviewer", rows)
 
 
 def _write_verdicts(path, rows):
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["item_id", "system_a", "system_b", "judge", "winner"])
-        writer.writerows(rows)
-    return path
+    return _write_rows(path, "judge", rows)
 
 
 def test_a_human_share_sends_a_seeded_stratified_subset_to_reviewers(store, tmp_path, settings):
