@@ -345,6 +345,12 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     cand.set_defaults(handler=_study_candidate)
     ls = actions.add_parser("list", help="list studies")
     ls.set_defaults(handler=_study_list, read_only=True)
+    ar = actions.add_parser(
+        "archive",
+        help="hide a study; unfreezes its eval set when nothing was recorded on it",
+    )
+    ar.add_argument("name")
+    ar.set_defaults(handler=_study_archive)
     g = actions.add_parser("guidelines", help="put new reviewer guidelines in force for a study")
     g.add_argument("name")
     g.add_argument("file", metavar="FILE.md")
@@ -383,6 +389,18 @@ def _study_create(args, settings, store) -> None:
         f"study {summary.name}: {summary.pairs_added} pairs over eval set {summary.eval_set} "
         f"(frozen, hash {summary.eval_set_hash[:12]}); candidate {summary.candidate}"
         + (f"; {skipped}" if skipped else "")
+    )
+
+
+def _study_archive(args, settings, store) -> None:
+    archived = studies.archive_study(_study(args, settings, store, args.name))
+    _print(
+        f"study {archived.name}: archived; eval set {archived.eval_set} "
+        + (
+            "unfrozen (nothing was recorded on it)"
+            if archived.unfrozen
+            else "stays frozen (votes, verdicts or a lock refer to it)"
+        )
     )
 
 
@@ -1322,7 +1340,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibration_commands(sub)
     add_judge_commands(sub)
     add_grade_commands(sub)
+    _accept_everywhere(parser, ("--db", "--token"))
     return parser
+
+
+def _accept_everywhere(parser: argparse.ArgumentParser, options: tuple[str, ...]) -> None:
+    """Let every command take `options` after its name too (`review-app info --db X`), as
+    people type them. A command's copy has no default, so it never hides a value given
+    before the command name."""
+    originals = [a for a in parser._actions if set(a.option_strings) & set(options)]
+
+    def add_below(node: argparse.ArgumentParser) -> None:
+        for action in node._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in set(action.choices.values()):
+                    for original in originals:
+                        if original.option_strings[0] not in child._option_string_actions:
+                            child.add_argument(
+                                *original.option_strings,
+                                dest=original.dest,
+                                help=original.help,
+                                default=argparse.SUPPRESS,
+                            )
+                    add_below(child)
+
+    add_below(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,7 +77,7 @@ def review_study(store: Store, user: dict) -> dict | None:
     """The study a user reviews: their own, else the most recent one."""
     if user.get("study_id"):
         return store.studies.study_by_id(user["study_id"])
-    studies = store.studies.studies()
+    studies = store.studies.studies(archived=False)
     return store.studies.study_by_id(studies[-1]["id"]) if studies else None
 
 

@@ -66,7 +66,7 @@ def open_existing_store(settings: Settings) -> Store:
 def workspace_summary(store: Store) -> dict:
     """Counts a home page or `review-app info` shows."""
     studies = []
-    for study in store.studies.studies():
+    for study in store.studies.studies(archived=False):
         counts = store.studies.study_counts(study["id"])
         comparisons = store.studies.comparisons(study["id"])
         studies.append(
