@@ -427,11 +427,19 @@ if split is None:
             )
             seed = st.number_input("Seed", min_value=0, value=settings.seed, step=1)
             if st.form_submit_button("Split into dev and test"):
+                st.session_state[ui.CONFIRMING] = "calibration_split"
+                st.session_state["calibration_split_asked"] = (float(share), int(seed))
+        asked = st.session_state.get("calibration_split_asked")
+        if st.session_state.get(ui.CONFIRMING) == "calibration_split" and asked:
+            if ui.confirm_button(
+                "Split into dev and test",
+                "calibration_split",
+                f"Split with test share {asked[0]:g} and seed {asked[1]}? The split is recorded "
+                "once and cannot be redone.",
+            ):
                 try:
                     made = rubric_iteration.make_split(
-                        context.open_study(store, settings, study["name"], actor),
-                        float(share),
-                        int(seed),
+                        context.open_study(store, settings, study["name"], actor), *asked
                     )
                     # Drawn again from the top, so the tables switch to dev.
                     st.session_state["calibration_split_made"] = made.line()

@@ -225,7 +225,13 @@ if not lock and listed:
         if power < planning.LOCK_POWER_FLOOR
         else ""
     )
-    if st.button("Lock thresholds", type="primary", key="gate_lock"):
+    if ui.confirm_button(
+        "Lock thresholds",
+        "gate_lock",
+        "Lock these thresholds? The lock cannot be undone: from then on outcomes are shown, and "
+        "every change to a threshold, the candidate or the plan is a deviation the report lists.",
+        primary=True,
+    ):
         try:
             thresholds.lock_thresholds(ctx, lock_reason)
             st.rerun()
