@@ -1180,6 +1180,8 @@ def _judge(args, settings, store) -> None:
     )
     if args.dry_run:
         _print(plan.line())
+        # The plan is shown either way; the status says whether the run itself would start.
+        judging.check_run(_study(args, settings, store, acting=False), plan, args.reason)
         return
     if args.batch:
         _judge_batch(args, settings, store, both_orders)
