@@ -619,9 +619,11 @@ def _demo(args, settings, store) -> None:
     links = demo.seed_demo(store, settings)
     summary = workspace.workspace_summary(store)
     study = next(s for s in summary["studies"] if s["name"] == demo.DEMO_STUDY)
+    in_app = study["app_votes"]
     _print(
         f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
-        f"{study['votes']} example votes"
+        f"{study['votes'] - in_app} example votes"
+        + (f" and {in_app} cast in the app" if in_app else "")
     )
     _print("Personal links (each signs you in as that demo user):")
     admin = links.pop(demo.DEMO_ADMIN)

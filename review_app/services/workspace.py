@@ -77,6 +77,8 @@ def workspace_summary(store: Store) -> dict:
                 "candidate": study["candidate"],
                 "reviews_per_pair": study["reviews_per_pair"],
                 **counts,
+                # Of the votes, those reviewers cast in the app (the rest were imported).
+                "app_votes": store.studies.app_votes(study["id"]),
             }
         )
     return {

@@ -117,6 +117,17 @@ class StudyQueries(Aggregate):
         )
         return dict(row)
 
+    def app_votes(self, study_id: int) -> int:
+        """Votes that count which reviewers cast in the app (not imported from a file)."""
+        row = self._one(
+            "SELECT count(*) AS n FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.source = 'app' "
+            "AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            "AND v2.reviewer_id = v.reviewer_id)",
+            [study_id],
+        )
+        return int(row["n"])
+
     def insert_guidelines(self, study_id: int, content_hash: str, body: str, by: str) -> None:
         """Append a version of the study's guidelines; the latest one is in force."""
         self.db.execute(
