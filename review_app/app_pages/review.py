@@ -3,6 +3,7 @@ keyboard shortcuts, undo and editing of earlier votes. Nothing on this page (tex
 URL) names a system: the page only ever holds an assignment handle and the two texts."""
 
 import html
+import json
 import time
 
 import streamlit as st
@@ -102,8 +103,17 @@ def _undo() -> None:
     )
 
 
-def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> None:
-    choice = st.session_state.get(f"edit-choice-{number}")
+def _edit(assignment_id: int, number: int, edit: str, criteria: tuple[str, ...]) -> None:
+    choice = st.session_state.get(f"{edit}-choice")
+    scores = {}
+    for index, name in enumerate(criteria):
+        sides = {
+            side: st.session_state[f"{edit}-score-{index}-{side}"]
+            for side in ("A", "B")
+            if st.session_state.get(f"{edit}-score-{index}-{side}") is not None
+        }
+        if sides:
+            scores[name] = sides
     try:
         review.record_vote(
             store,
@@ -111,9 +121,9 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
             ui.acting_user(store)["id"],
             assignment_id,
             choice,
-            criteria=criteria,
-            rationale=st.session_state.get(f"edit-rationale-{number}", ""),
-            flags=flags,
+            criteria=scores,
+            rationale=st.session_state.get(f"{edit}-rationale", ""),
+            flags=[f for f in review.FLAGS if st.session_state.get(f"{edit}-flag-{f}")],
         )
     except ReviewAppError as exc:
         st.session_state[ui.REVIEW_NOTICE] = f"Not changed: {exc}"
@@ -295,19 +305,48 @@ if earlier:
             key="edit-number",
         )
         picked = by_number[number]
-        st.text(picked["prompt"])
+        # Widgets are keyed by the vote itself: a number is reused after an undo, and a saved
+        # change is a new vote, so each starts from what that vote says.
+        edit = f"edit-{picked['vote_id']}"
+        st.markdown("**Prompt**")
+        with st.container(border=True):
+            ui.show_output(picked["prompt"], raw)
+        sides = st.columns(2, gap="medium")
+        for column, side in ((sides[0], "A"), (sides[1], "B")):
+            with column:
+                st.markdown(f"**Response {side}**")
+                with st.container(border=True):
+                    ui.show_output(picked[f"text_{side.lower()}"], raw)
         st.radio(
             "Your choice",
             list(review.CHOICES),
             index=list(review.CHOICES).index(picked["choice"]),
             format_func=review.CHOICES.get,
             horizontal=True,
-            key=f"edit-choice-{number}",
+            key=f"{edit}-choice",
         )
-        st.text_input("Why? (optional)", value=picked["rationale"], key=f"edit-rationale-{number}")
+        criteria = json.loads(study["criteria"] or "[]")
+        for index, name in enumerate(criteria):
+            label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
+            label.markdown(ui.plain(name.capitalize()))
+            for column, side in ((score_a, "A"), (score_b, "B")):
+                column.segmented_control(
+                    f"{ui.plain(name.capitalize())} of {side}",
+                    SCORES,
+                    default=picked["criteria"].get(name, {}).get(side),
+                    format_func=lambda score, side=side: (
+                        f"{side} {score}" if score == 1 else str(score)
+                    ),
+                    key=f"{edit}-score-{index}-{side}",
+                    label_visibility="collapsed",
+                )
+        flag_columns = st.columns(len(review.FLAGS))
+        for column, (flag, label) in zip(flag_columns, review.FLAGS.items(), strict=True):
+            column.checkbox(label, value=flag in picked["flags"], key=f"{edit}-flag-{flag}")
+        st.text_input("Why? (optional)", value=picked["rationale"], key=f"{edit}-rationale")
         st.button(
             "Save change",
             key="edit-save",
             on_click=_edit,
-            args=(picked["assignment_id"], number, picked["flags"], picked["criteria"]),
+            args=(picked["assignment_id"], number, edit, tuple(criteria)),
         )
