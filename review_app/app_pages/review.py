@@ -183,7 +183,8 @@ st.html(STYLE)
 ui.output_styles()
 
 head, counter = st.columns([4, 1], vertical_alignment="bottom")
-head.markdown("#### Which response is better?")
+# The page's one H1 (screen readers and the tab outline start here), sized like a heading.
+head.markdown("# Which response is better?")
 counter.markdown(
     f"<div style='text-align:right'><b>{done}</b> of {total} done</div>",
     unsafe_allow_html=True,
