@@ -17,6 +17,29 @@ SCORES = [1, 2, 3, 4, 5]
 KEYS = (("A", "a"), ("B", "b"), ("tie", "t"), ("both_bad", "n"))
 STYLE = f"<style>{(ui.ASSETS / 'review.css').read_text(encoding='utf-8')}</style>"
 SCRIPT = (ui.ASSETS / "review.js").read_text(encoding="utf-8")
+# Every key of the screen, shown over the page on "?" (review.js opens and closes it).
+KEY_HELP = (
+    '<div id="review-keys-help" class="review-keys-help" role="dialog" aria-modal="true" '
+    'aria-label="Keyboard shortcuts" hidden><div class="review-keys-panel">'
+    "<h2>Keyboard shortcuts</h2><dl>"
+    + "".join(
+        f"<dt><kbd>{k}</kbd></dt><dd>{html.escape(what)}</dd>"
+        for k, what in (
+            ("a", "A is better"),
+            ("b", "B is better"),
+            ("t", "Tie"),
+            ("n", "Both bad"),
+            ("s", "Skip this pair"),
+            ("u", "Undo your last vote"),
+            ("1-5", "Rate the next unrated criterion"),
+            ("Backspace", "Remove the last rating"),
+            ("Tab", "Move between the buttons and boxes"),
+            ("Esc", "Leave a text box, or close this help"),
+            ("?", "Show or hide this help"),
+        )
+    )
+    + "</dl><p>Keys never act while you type in a text box.</p></div></div>"
+)
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -198,7 +221,8 @@ notice_column, raw_column = st.columns([3, 1], vertical_alignment="center")
 # script that, for every new pair, scrolls to the top and keeps the keys working.
 notice_column.html(
     f'<div class="review-notice {tone}" role="status">{html.escape(notice)}</div>'
-    f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
+    + KEY_HELP
+    + f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
     unsafe_allow_javascript=True,
 )
 raw = task is not None and raw_column.toggle("Show raw text", key="raw-text")
@@ -251,7 +275,8 @@ else:
                     label_visibility="collapsed",
                 )
 
-    buttons = st.columns(6)
+    # Three to a row on a phone instead of six stacked (review.css).
+    buttons = st.container(key="review-votes").columns(6)
     for column, (choice, key) in zip(buttons[:4], KEYS, strict=True):
         column.button(
             review.CHOICES[choice],
@@ -276,10 +301,11 @@ else:
     if task.draft is not None:
         st.caption(f"Before undoing you chose: **{review.CHOICES[task.draft.choice]}**.")
     rating_keys = " · **1-5** rate, in order · **Backspace** unrate" if task.criteria else ""
-    st.caption(
+    # Keys are for a keyboard: the legend is hidden on a phone (review.css).
+    st.container(key="review-key-legend").caption(
         "Keys: **a** A is better · **b** B is better · **t** tie · **n** both bad · "
-        f"**s** skip · **u** undo last vote{rating_keys}. Typing in a text box never triggers "
-        "them; **Esc** leaves the box."
+        f"**s** skip · **u** undo last vote{rating_keys} · **?** all keys. Typing in a text box "
+        "never triggers them; **Esc** leaves the box."
     )
 
     flag_columns = st.columns(len(review.FLAGS))

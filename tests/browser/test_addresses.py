@@ -53,3 +53,38 @@ def test_the_bare_address_lands_on_the_roles_screen_address(tokens, server, brow
     wait_idle(page)
     assert page.get_by_text("Page not found").count() == 0
     page.close()
+
+
+def test_question_mark_shows_every_key(tokens, server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server.url}/review?token={tokens['demo-reviewer']}")
+    wait_for_pair(page)
+    panel = page.locator("#review-keys-help")
+    assert not panel.is_visible()
+    page.keyboard.press("?")
+    panel.wait_for(state="visible")
+    assert "Undo your last vote" in panel.inner_text() and "Backspace" in panel.inner_text()
+    shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / "review-keys-help.png"))
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+    page.close()
+
+
+def test_on_a_phone_the_vote_buttons_sit_three_to_a_row_and_no_key_legend(tokens, server, browser):
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.goto(f"{server.url}/review?token={tokens['demo-reviewer']}")
+    wait_for_pair(page)
+    names = ("A is better", "B is better", "Tie", "Both bad", "Skip", "Undo last vote")
+    rows = {round(page.get_by_role("button", name=n).bounding_box()["y"]) for n in names}
+    assert len(rows) == 2
+    assert not page.get_by_text(re.compile(r"^Keys: ")).is_visible()
+    shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
+    if shots:
+        page.get_by_role("button", name="A is better").scroll_into_view_if_needed()
+        page.screenshot(path=str(Path(shots) / "review-phone-buttons.png"))
+    context.close()
