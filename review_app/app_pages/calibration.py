@@ -53,7 +53,8 @@ if excluded:
     )
 
 st.subheader("Human ceiling")
-cols = st.columns(7)
+# Two rows of tiles, so no label is cut short, each with its interval in view.
+cols = [*st.columns(4), *st.columns(4)[:3]]
 for col, (label, estimate) in zip(
     cols,
     [
@@ -72,6 +73,10 @@ for col, (label, estimate) in zip(
         label,
         "n/a" if estimate.value is None else f"{estimate.value:.2f}",
         help=f"n = {estimate.n}{ci}",
+    )
+    col.caption(
+        (f"95% CI {format_ci(estimate.ci)} · " if estimate.ci else "no interval yet · ")
+        + f"n = {estimate.n}"
     )
 
 
@@ -196,8 +201,25 @@ def confusion_table(report: calibration.CalibrationReport, judge: str) -> pd.Dat
     )
 
 
+def for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as a reader should see it: no column that is empty in every row, and a dash
+    where a figure does not exist (never a raw None or nan)."""
+    shown = frame.copy()
+    for column in list(shown.columns):
+        values = shown[column]
+        if values.map(
+            lambda v: v is None or v == "" or (isinstance(v, float) and pd.isna(v))
+        ).all():
+            shown = shown.drop(columns=column)
+        elif pd.api.types.is_float_dtype(values) and values.isna().any():
+            shown[column] = values.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
+        elif values.dtype == object:
+            shown[column] = values.map(lambda v: "—" if v is None else v)
+    return shown
+
+
 st.subheader("Judges")
-table = judge_table(report)
+table = for_display(judge_table(report))
 st.dataframe(
     table,
     hide_index=True,
@@ -388,7 +410,8 @@ if not plotted.empty:
     )
     st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
     st.caption("Red tick: the category's human-human agreement without ties.")
-st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
+shown_categories = for_display(categories)
+st.dataframe(shown_categories, hide_index=True, column_config=two_decimals(shown_categories))
 
 pointwise = calibration.pointwise_scores(ctx, view)
 if not pointwise.table.empty:
