@@ -28,3 +28,15 @@ def test_the_gate_row_names_the_bound_it_is_decided_on(demo_store):
     shown = "\n".join(m.value for m in at.markdown)
     assert result.reason in shown  # in full, not cut off in a cell
     assert any("one-sided 95% bound" in c.value for c in at.caption)
+
+
+def test_before_the_lock_every_step_is_listed(demo_store):
+    at = open_page(demo_store, "gate.py")
+    assert not at.exception
+    headings = [h.value for h in at.subheader]
+    assert headings[:4] == [
+        "1. Thresholds",
+        "2. Evaluation",
+        "3. Final human review",
+        "4. Sign-off",
+    ]

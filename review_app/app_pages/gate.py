@@ -243,6 +243,17 @@ try:
     decision = decisions.evaluate_gate(ctx)
 except OutcomesHidden as exc:
     st.info(ui.plain(exc))
+    # The steps after it are listed, so the whole path to a decision is in view from the start.
+    st.subheader("3. Final human review")
+    st.caption(
+        "Once the thresholds are locked, a signer reads a sample of the candidate's outputs and "
+        "marks each acceptable or not."
+    )
+    st.subheader("4. Sign-off")
+    st.caption(
+        "Once the thresholds are locked, a signer approves or rejects the candidate against "
+        "them; the signed report records the decision."
+    )
     st.stop()
 
 
@@ -285,6 +296,8 @@ st.dataframe(
     table,
     hide_index=True,
     column_config={
+        # Narrow enough that a phone shows the figures beside it (the rest scrolls sideways).
+        "threshold": st.column_config.TextColumn(width="medium"),
         "estimate": st.column_config.NumberColumn(format="%.3f"),
         "one-sided 95% bound": st.column_config.NumberColumn(format="%.3f"),
     },
