@@ -256,9 +256,10 @@ def _verbatim_end(lines: list[str], start: int, kind: str) -> int:
 
 def _verbatim(text: str, layout: str, language: str = "") -> str:
     lang = f' data-lang="{html.escape(language)}"' if language else ""
-    return (
-        f'<pre class="verbatim" data-layout="{layout}"{lang} dir="auto">{html.escape(text)}</pre>'
-    )
+    body = html.escape(text)
+    if layout == FENCE:
+        body = f"<code>{body}</code>"  # what the model marked as code, as Markdown renders it
+    return f'<pre class="verbatim" data-layout="{layout}"{lang} dir="auto">{body}</pre>'
 
 
 def _render_block(block: Block) -> str:

@@ -114,7 +114,7 @@ def test_tables_code_and_lists_render():
     assert "<table>" in html and re.search(r"<td[^>]*>Plus</td>", html)
     assert re.search(
         r'<div class="fence">```python</div><pre[^>]*data-lang="python"[^>]*>'
-        r"print\(&#x27;hello&#x27;\)</pre>",
+        r"<code>print\(&#x27;hello&#x27;\)</code></pre>",
         html,
     )
     assert "<ol>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
