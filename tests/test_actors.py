@@ -776,6 +776,7 @@ SERVICES = {
             w.store, "s2", "demo", [("finetuned", "base")], actor=w.actor
         )
     ],
+    "archive a study": [lambda w: studies.archive_study(w.ctx)],
     "name the candidate": [lambda w: studies.set_candidate(w.ctx, "base")],
     "set the guidelines": [lambda w: studies.set_guidelines(w.ctx, "# New rules\n")],
     "change the thresholds": [

@@ -16,12 +16,13 @@ from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
 
 __all__ = [
-    "MAX_GUIDELINES_CHARS",
     "ArchivedStudy",
+    "MAX_GUIDELINES_CHARS",
     "StudySummary",
     "archive_study",
     "create_study",
     "create_study_for_import",
+    "eval_set_systems",
     "guidelines_hash",
     "guidelines_history",
     "infer_candidate",
@@ -31,7 +32,6 @@ __all__ = [
     "read_guidelines_file",
     "set_candidate",
     "set_guidelines",
-    "eval_set_systems",
     "study_categories",
     "study_comparisons",
     "study_guidelines",
