@@ -110,6 +110,7 @@ class Actor:
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "import data": ("admin",),
     "create a study": ("admin",),
+    "archive a study": ("admin",),
     "name the candidate": ("admin",),
     "set the guidelines": ("admin",),
     "change the thresholds": ("admin", "signer"),

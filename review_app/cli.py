@@ -365,6 +365,12 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
     cand.set_defaults(handler=_study_candidate)
     ls = actions.add_parser("list", help="list studies")
     ls.set_defaults(handler=_study_list, read_only=True)
+    ar = actions.add_parser(
+        "archive",
+        help="hide a study; unfreezes its eval set when nothing was recorded on it",
+    )
+    ar.add_argument("name")
+    ar.set_defaults(handler=_study_archive)
     g = actions.add_parser("guidelines", help="put new reviewer guidelines in force for a study")
     g.add_argument("name")
     g.add_argument("file", metavar="FILE.md")
@@ -415,6 +421,18 @@ def _study_create(args, settings, store) -> None:
             "the rest are judged only"
             if args.human_share is not None and args.human_share < 1
             else ""
+        )
+    )
+
+
+def _study_archive(args, settings, store) -> None:
+    archived = studies.archive_study(_study(args, settings, store, args.name))
+    _print(
+        f"study {archived.name}: archived; eval set {archived.eval_set} "
+        + (
+            "unfrozen (nothing was recorded on it)"
+            if archived.unfrozen
+            else "stays frozen (votes, verdicts or a lock refer to it)"
         )
     )
 
@@ -634,9 +652,11 @@ def _demo(args, settings, store) -> None:
     links = demo.seed_demo(store, settings)
     summary = workspace.workspace_summary(store)
     study = next(s for s in summary["studies"] if s["name"] == demo.DEMO_STUDY)
+    in_app = study["app_votes"]
     _print(
         f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
-        f"{study['votes']} example votes"
+        f"{study['votes'] - in_app} example votes"
+        + (f" and {in_app} cast in the app" if in_app else "")
     )
     _print("Personal links (each signs you in as that demo user):")
     admin = links.pop(demo.DEMO_ADMIN)
@@ -1237,6 +1257,8 @@ def _judge(args, settings, store) -> None:
     )
     if args.dry_run:
         _print(plan.line())
+        # The plan is shown either way; the status says whether the run itself would start.
+        judging.check_run(_study(args, settings, store, acting=False), plan, args.reason)
         return
     if args.batch:
         _judge_batch(args, settings, store, both_orders)
@@ -1397,7 +1419,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibration_commands(sub)
     add_judge_commands(sub)
     add_grade_commands(sub)
+    _accept_everywhere(parser, ("--db", "--token"))
     return parser
+
+
+def _accept_everywhere(parser: argparse.ArgumentParser, options: tuple[str, ...]) -> None:
+    """Let every command take `options` after its name too (`review-app info --db X`), as
+    people type them. A command's copy has no default, so it never hides a value given
+    before the command name."""
+    originals = [a for a in parser._actions if set(a.option_strings) & set(options)]
+
+    def add_below(node: argparse.ArgumentParser) -> None:
+        for action in node._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in set(action.choices.values()):
+                    for original in originals:
+                        if original.option_strings[0] not in child._option_string_actions:
+                            child.add_argument(
+                                *original.option_strings,
+                                dest=original.dest,
+                                help=original.help,
+                                default=argparse.SUPPRESS,
+                            )
+                    add_below(child)
+
+    add_below(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ transaction. `services.data` runs the two, so an import never holds the workspac
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -60,8 +61,9 @@ class ImportSummary:
 # ---- reading rows ----
 
 
-def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, row) from a CSV, JSONL or JSON-array file, streaming where possible."""
+def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Yield (line number, row) from a CSV, JSONL or JSON-array file, streaming where possible;
+    a CSV row with the wrong number of fields comes as the InputError that describes it."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -110,12 +112,17 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not values or values == [""]:
                     continue
                 if len(values) != len(header):
-                    raise InputError.at(
-                        str(path),
+                    # Reported with the file's other wrong rows (see _Problems).
+                    yield (
                         line,
-                        None,
-                        f"has {len(values)} fields but the header has {len(header)}",
+                        InputError.at(
+                            str(path),
+                            line,
+                            None,
+                            f"has {len(values)} fields but the header has {len(header)}",
+                        ),
                     )
+                    continue
                 yield line, dict(zip(header, map(csv_text, values), strict=True))
         except csv.Error as exc:
             raise InputError.at(str(path), reader.line_num, None, f"malformed CSV: {exc}") from None
@@ -274,6 +281,65 @@ def _require_columns(reader: RowReader, columns: Iterable[str]) -> None:
 # ---- batches ----
 
 
+class _Problems:
+    """The wrong rows of one file, collected so that an upload reports all of them at once
+    (the first MAX_PROBLEMS, and how many more) instead of one per attempt."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.messages: list[str] = []
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def add(self, exc: InputError) -> None:
+        self.count += 1
+        if len(self.messages) < MAX_PROBLEMS:
+            self.messages.append(str(exc))
+
+    @contextlib.contextmanager
+    def of_row(self) -> Iterator[None]:
+        """Check one row: an InputError it raises is recorded, and the next row is checked."""
+        try:
+            yield
+        except InputError as exc:
+            self.add(exc)
+
+    def raise_any(self) -> None:
+        """One InputError naming every wrong row (its `problems` lists them); the message of
+        a single wrong row is that row's own."""
+        if not self.messages:
+            return
+        if self.count == 1:
+            raise InputError(self.messages[0])
+        rows = [self._where(m) for m in self.messages]
+        more = self.count - len(rows)
+        error = InputError(
+            f"{self.file}: {self.count} rows are wrong, nothing was imported: "
+            + "; ".join(rows)
+            + (f"; and {more} more" if more else "")
+        )
+        error.problems = rows + ([f"and {more} more"] if more else [])
+        raise error
+
+    def _where(self, message: str) -> str:
+        rest = message.removeprefix(f"{self.file}:").lstrip()
+        return f"line {rest}" if rest[:1].isdigit() else rest
+
+
+def _whole(row: dict[str, Any] | InputError) -> dict[str, Any]:
+    """A row as read, or the error that made it unreadable (a CSV row with the wrong number of
+    fields), raised where the row is checked so it is reported with the others."""
+    if isinstance(row, InputError):
+        raise row
+    return row
+
+
+# An upload lists at most this many wrong rows (and counts the rest).
+MAX_PROBLEMS = 20
+
+
 def _batches(changes: Iterable[dict]) -> Iterator[list[dict]]:
     """Group changes into batches small enough to write in one short transaction."""
     batch: list[dict] = []
@@ -306,10 +372,20 @@ def _output_changes(
 ) -> Iterator[dict]:
     alpaca = path.suffix.lower() == ".json"
     checker = _OutputChecker(store, store.catalog.eval_set(eval_set), str(path), replace, summary)
+    problems = _Problems(str(path))
     for line, row in read_rows(path):
         summary.rows += 1
-        reader = RowReader(str(path), line, row, "row" if alpaca else "line")
-        yield from checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
+        try:
+            reader = RowReader(str(path), line, _whole(row), "row" if alpaca else "line")
+            changes = list(
+                checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
+            )
+        except InputError as exc:
+            problems.add(exc)
+            continue
+        if not problems:
+            yield from changes
+    problems.raise_any()
 
 
 def publish_outputs(store: Store, eval_set: str, changes: list[dict]) -> None:
@@ -649,66 +725,69 @@ def _vote_changes(
     allowed_criteria = set(json.loads(study["criteria"] or "[]")) if study else set()
     reviewer_ids: dict[str, int | None] = {}
     in_file: dict[tuple[tuple[int, str, str], str], int] = {}
+    problems = _Problems(str(path))
     for line, row in read_rows(path):
-        summary.rows += 1
-        reader = RowReader(str(path), line, row)
-        _require_columns(reader, VOTE_COLUMNS)
-        pair, a, b = pairs.check(reader)
-        if pairs.pair_ids.get(pair) in judge_only:
-            raise reader.error(
-                "item_id",
-                f"pair {pairs.pair_ids[pair]} ({a} vs {b}) is judged only, outside the study's "
-                "human share: no human votes are collected on it",
-            )
-        reviewer = reader.text("reviewer").strip()
-        winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
-        shown_left = (reader.text("shown_left", required=False) or "").strip() or None
-        if shown_left is not None and shown_left not in (a, b):
-            raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
-        rationale = reader.text("rationale", required=False) or ""
-        criteria = _criteria(reader, a, b, allowed_criteria)
-        created_at = _timestamp(reader, "created_at") or now_iso()
-        earlier = in_file.get((pair, reviewer))
-        if earlier:
-            raise reader.error(
-                "reviewer", f"'{reviewer}' already voted on this pair on line {earlier}"
-            )
-        in_file[(pair, reviewer)] = line
-        if reviewer not in reviewer_ids:
-            known = store.people.reviewer(reviewer)
-            reviewer_ids[reviewer] = known["id"] if known else None
-        previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
-        if previous and (
-            previous["winner"],
-            previous["shown_left"],
-            previous["rationale"],
-            json.loads(previous["criteria"] or "{}"),
-        ) == (winner, shown_left, rationale, json.loads(criteria)):
-            summary.unchanged += 1
-            continue
-        if previous and previous["source"] == "app":
-            raise reader.error(
-                "reviewer",
-                f"'{reviewer}' voted on this pair in the app; an import cannot replace a vote "
-                "a reviewer cast",
-            )
-        other = {a: b, b: a}
-        summary.count("votes added")
-        yield {
-            "item_id": pair[0],
-            "system_a": a,
-            "system_b": b,
-            "reviewer": reviewer,
-            "shown_left": shown_left,
-            "shown_right": other[shown_left] if shown_left else None,
-            "choice": _choice_label(winner, shown_left, other),
-            "winner": winner,
-            "criteria": criteria,
-            "rationale": rationale,
-            "flags": "[]",
-            "source": f"import:{path.name}",
-            "created_at": created_at,
-        }
+        with problems.of_row():
+            summary.rows += 1
+            reader = RowReader(str(path), line, _whole(row))
+            _require_columns(reader, VOTE_COLUMNS)
+            pair, a, b = pairs.check(reader)
+            if pairs.pair_ids.get(pair) in judge_only:
+                raise reader.error(
+                    "item_id",
+                    f"pair {pairs.pair_ids[pair]} ({a} vs {b}) is judged only, outside the "
+                    "study's human share: no human votes are collected on it",
+                )
+            reviewer = reader.text("reviewer").strip()
+            winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
+            shown_left = (reader.text("shown_left", required=False) or "").strip() or None
+            if shown_left is not None and shown_left not in (a, b):
+                raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
+            rationale = reader.text("rationale", required=False) or ""
+            criteria = _criteria(reader, a, b, allowed_criteria)
+            created_at = _timestamp(reader, "created_at") or now_iso()
+            earlier = in_file.get((pair, reviewer))
+            if earlier:
+                raise reader.error(
+                    "reviewer", f"'{reviewer}' already voted on this pair on line {earlier}"
+                )
+            in_file[(pair, reviewer)] = line
+            if reviewer not in reviewer_ids:
+                known = store.people.reviewer(reviewer)
+                reviewer_ids[reviewer] = known["id"] if known else None
+            previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
+            if previous and (
+                previous["winner"],
+                previous["shown_left"],
+                previous["rationale"],
+                json.loads(previous["criteria"] or "{}"),
+            ) == (winner, shown_left, rationale, json.loads(criteria)):
+                summary.unchanged += 1
+                continue
+            if previous and previous["source"] == "app":
+                raise reader.error(
+                    "reviewer",
+                    f"'{reviewer}' voted on this pair in the app; an import cannot replace a vote "
+                    "a reviewer cast",
+                )
+            other = {a: b, b: a}
+            summary.count("votes added")
+            yield {
+                "item_id": pair[0],
+                "system_a": a,
+                "system_b": b,
+                "reviewer": reviewer,
+                "shown_left": shown_left,
+                "shown_right": other[shown_left] if shown_left else None,
+                "choice": _choice_label(winner, shown_left, other),
+                "winner": winner,
+                "criteria": criteria,
+                "rationale": rationale,
+                "flags": "[]",
+                "source": f"import:{path.name}",
+                "created_at": created_at,
+            }
+    problems.raise_any()
 
 
 def _choice_label(winner: str, shown_left: str | None, other: dict[str, str]) -> str:
@@ -736,50 +815,55 @@ def _verdict_changes(
     stored: dict[tuple[str, int, str], dict] = {}  # (judge, pair id, first) -> stored verdict
     judges: set[str] = set()
     in_file: dict[tuple[str, tuple[int, str, str], str], int] = {}
+    problems = _Problems(str(path))
     for line, row in read_rows(path):
-        summary.rows += 1
-        reader = RowReader(str(path), line, row)
-        _require_columns(reader, VERDICT_COLUMNS)
-        pair, a, b = pairs.check(reader)
-        judge = reader.text("judge").strip()
-        winner = _winner(reader, a, b, ("tie",), empty_ok=True)
-        first = (reader.text("first", required=False) or "").strip()
-        if first and first not in (a, b):
-            raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
-        explanation = reader.text("explanation", required=False) or ""
-        if judge not in judges:
-            judges.add(judge)
-            run_id = store.judging.imported_run_id(study["id"], judge) if study else None
-            if run_id is not None:
-                for (_, pair_id, order), verdict in store.judging.verdict_index([run_id]).items():
-                    stored[(judge, pair_id, order)] = verdict
-        key = (judge, pair, first)
-        if key in in_file:
-            raise reader.error(
-                "judge",
-                f"'{judge}' already has a verdict for this pair and order on line {in_file[key]}",
-            )
-        in_file[key] = line
-        previous = stored.get((judge, pairs.pair_ids.get(pair), first))
-        if previous is not None:
-            if (previous["winner"], previous["explanation"]) == (winner, explanation):
-                summary.unchanged += 1
-                continue
-            raise Conflict(
-                f"{path}:{line}: '{judge}' already has a different verdict for this pair and "
-                "order; import it under another judge name"
-            )
-        summary.count("verdicts added")
-        yield {
-            "item_id": pair[0],
-            "system_a": a,
-            "system_b": b,
-            "judge": judge,
-            "first": first,
-            "winner": winner,
-            "explanation": explanation,
-            "created_at": now_iso(),
-        }
+        with problems.of_row():
+            summary.rows += 1
+            reader = RowReader(str(path), line, _whole(row))
+            _require_columns(reader, VERDICT_COLUMNS)
+            pair, a, b = pairs.check(reader)
+            judge = reader.text("judge").strip()
+            winner = _winner(reader, a, b, ("tie",), empty_ok=True)
+            first = (reader.text("first", required=False) or "").strip()
+            if first and first not in (a, b):
+                raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
+            explanation = reader.text("explanation", required=False) or ""
+            if judge not in judges:
+                judges.add(judge)
+                run_id = store.judging.imported_run_id(study["id"], judge) if study else None
+                if run_id is not None:
+                    for (_, pair_id, order), verdict in store.judging.verdict_index(
+                        [run_id]
+                    ).items():
+                        stored[(judge, pair_id, order)] = verdict
+            key = (judge, pair, first)
+            if key in in_file:
+                raise reader.error(
+                    "judge",
+                    f"'{judge}' already has a verdict for this pair and order on line {in_file[key]}",
+                )
+            in_file[key] = line
+            previous = stored.get((judge, pairs.pair_ids.get(pair), first))
+            if previous is not None:
+                if (previous["winner"], previous["explanation"]) == (winner, explanation):
+                    summary.unchanged += 1
+                    continue
+                raise Conflict(
+                    f"{path}:{line}: '{judge}' already has a different verdict for this pair and "
+                    "order; import it under another judge name"
+                )
+            summary.count("verdicts added")
+            yield {
+                "item_id": pair[0],
+                "system_a": a,
+                "system_b": b,
+                "judge": judge,
+                "first": first,
+                "winner": winner,
+                "explanation": explanation,
+                "created_at": now_iso(),
+            }
+    problems.raise_any()
 
 
 # ---- exports ----

@@ -411,7 +411,7 @@ def render_markdown(report: dict) -> str:
         lines.append(sources_line(report))
     lines += [
         "",
-        "| threshold | estimate | 95% CI | n | outcome | reason |",
+        "| threshold | estimate | two-sided 95% CI | n | outcome | reason (decided on the one-sided bound) |",
         "|---|---|---|---|---|---|",
     ]
     for r in report["gate"]["thresholds"]:
@@ -924,6 +924,7 @@ def render_html(report: dict) -> str:
     signoffs = "".join(_signoff_html(s, report["report_hash"]) for s in report["signoffs"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Ship decision report: {e(report["study"])}</title>
 <style>
@@ -936,8 +937,11 @@ tr.fail td {{ background: #fdecec; }} tr.pass td {{ background: #edf8ef; }}
 tr.inconclusive td, tr.interim td {{ background: #fff6e0; }}
 .verdict {{ display: inline-block; padding: .3rem .8rem; border-radius: .4rem; font-weight: 700;
   color: white; background: {colour}; }}
-.override {{ border: 2px solid #c62828; padding: .6rem; font-weight: 700; color: #8b1a1a; }}
-code {{ font-size: .8rem; }} details {{ margin-top: 2rem; }} .note {{ color: #5a6478; }}
+.override {{ display: block; margin: .5rem 0; border: 2px solid #c62828; padding: .6rem;
+  font-weight: 700; color: #8b1a1a; }}
+code {{ font-size: .8rem; overflow-wrap: anywhere; }} svg {{ max-width: 100%; height: auto; }}
+@media (max-width: 640px) {{ body {{ margin: 1rem auto; }}
+  table {{ display: block; overflow-x: auto; }} }} details {{ margin-top: 2rem; }} .note {{ color: #5a6478; }}
 pre {{ white-space: pre-wrap; background: #f6f8fa; padding: 1rem; font-size: .8rem; }}
 </style></head><body>
 <h1>Ship decision report: study {e(report["study"])}</h1>
@@ -953,8 +957,8 @@ Report hash <code>{e(report["report_hash"])}</code> · generated {e(report["gene
 <p class="note">Each threshold is decided on its one-sided 95% confidence bound, on at least
 {gate["min_items"]} items: pass when the bound clears the bar, fail when it falls short
 on the other side, inconclusive otherwise; interim until the planned sample is in.</p>{design}{looks_seen}
-<table><tr><th>threshold</th><th>estimate</th><th>95% CI</th><th>n</th><th>outcome</th>
-<th>reason</th></tr>{rows}</table>
+<table><tr><th>threshold</th><th>estimate</th><th>two-sided 95% CI</th><th>n</th><th>outcome</th>
+<th>reason (decided on the one-sided bound)</th></tr>{rows}</table>
 <h2>Win rates</h2>
 <p class="note">Share of comparisons the first system wins ((wins + 0.5 ties) / n), from human
 votes and from each judge; the line is the 95% bootstrap interval, the dashed line parity.</p>
@@ -1021,6 +1025,7 @@ def win_rate_svg(win_rates: list[dict]) -> str:
     scale = (width - left - 20) / 1.0
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="win rates with 95% confidence intervals">'
     ]
     for i, w in enumerate(rows):

@@ -19,15 +19,26 @@ store = ui.get_store()
 user = ui.current_user(store)
 allowed = ROLE_SCREENS[user["role"]]
 landing = LANDING[user["role"]]
-pages = [
-    st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=screen, default=screen == landing)
+screens = {
+    screen: st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=screen)
     for screen, file, title, icon in SCREENS
     if screen in allowed
-]
-if not pages:
+}
+if not screens:
     st.error("There is nothing for your account to open yet.")
     st.stop()
-navigation = st.navigation(pages)
+
+
+def start() -> None:
+    # The bare address opens the role's own screen under that screen's address, so /review (or
+    # /gate...) works when opened directly too: the default page itself has no address.
+    st.switch_page(screens[landing], query_params=st.query_params.to_dict())
+
+
+navigation = st.navigation(
+    [st.Page(start, title="Start", url_path="start", default=True, visibility="hidden")]
+    + list(screens.values())
+)
 with st.sidebar:
     st.caption(f"Signed in as **{ui.plain(user['name'])}** ({user['role']})")
 navigation.run()

@@ -39,10 +39,35 @@ PEOPLE_ISSUED = (
     "people_issued"  # (name, role, link) just issued on the Reviewers screen, shown once
 )
 PEOPLE_NOTICE = "people_notice"  # one-line outcome of the last action on the Reviewers screen
+CONFIRMING = "confirming"  # the key of the irreversible action waiting for its second click
 
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 _OUTPUT_STYLE = f"<style>{(ASSETS / 'outputs.css').read_text(encoding='utf-8')}</style>"
+
+
+def confirm_button(
+    label: str, key: str, consequence: str, *, primary: bool = False, disabled: bool = False
+) -> bool:
+    """A button for an action that cannot be undone, acting only on a second, explicit click:
+    the first shows `consequence` with "Yes, <label>" (key `<key>_yes`) and "Cancel". Returns
+    True on the run the action is confirmed (the plain button is drawn again on that run)."""
+    asking = st.session_state.get(CONFIRMING) == key
+    # A button's click is in the session state on the run it causes, before it is drawn.
+    confirmed = asking and bool(st.session_state.get(f"{key}_yes"))
+    if asking and (confirmed or st.session_state.get(f"{key}_cancel")):
+        st.session_state[CONFIRMING] = asking = None
+    if not asking:
+        if st.button(label, key=key, type="primary" if primary else "secondary", disabled=disabled):
+            st.session_state[CONFIRMING] = key
+            st.rerun()
+        return confirmed
+    with st.container(border=True, key=f"{key}_confirm"):
+        st.warning(consequence)
+        yes, no = st.columns(2)
+        yes.button(f"Yes, {label[0].lower()}{label[1:]}", key=f"{key}_yes", type="primary")
+        no.button("Cancel", key=f"{key}_cancel")
+    return False
 
 
 def settings() -> Settings:

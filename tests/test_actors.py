@@ -475,6 +475,7 @@ def test_app_gate_candidate_thresholds_and_lock_name_the_admin(demo_store, ada):
     assert log.new() == [("ada", "threshold removed")]
     at.text_input(key="gate_lock_reason").input("a pilot on the demo")
     at.button(key="gate_lock").click().run()
+    at.button(key="gate_lock_yes").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     # The screen then shows the interim figures: a look on the record in the admin's name.
     assert log.new() == [("ada", "thresholds locked"), ("ada", "interim look")]
@@ -521,6 +522,7 @@ def test_app_reviewers_screen_adds_and_revokes_as_the_admin(demo_store, ada):
     assert log.new() == [("ada", "reviewer added")]
     at.selectbox(key="people_revoke_name").select("nia")
     at.button(key="people_revoke").click().run()
+    at.button(key="people_revoke_yes").click().run()
     assert not at.exception
     assert demo_store.people.reviewer("nia")["revoked_at"]
     assert log.new() == [("ada", "link revoked")]
@@ -644,6 +646,7 @@ def test_app_calibration_split_and_a_look_at_test_name_the_admin(demo_store, ada
     at = open_page("calibration.py", ada)
     assert not at.exception
     at.button(key=SPLIT_BUTTON).click().run()
+    at.button(key="calibration_split_yes").click().run()
     assert not at.exception
     assert log.new() == [("ada", "split comparisons")]
     assert rubric_iteration.split_summary(demo_store, "demo").created_by == "ada"
@@ -773,6 +776,7 @@ SERVICES = {
             w.store, "s2", "demo", [("finetuned", "base")], actor=w.actor
         )
     ],
+    "archive a study": [lambda w: studies.archive_study(w.ctx)],
     "name the candidate": [lambda w: studies.set_candidate(w.ctx, "base")],
     "set the guidelines": [lambda w: studies.set_guidelines(w.ctx, "# New rules\n")],
     "change the thresholds": [

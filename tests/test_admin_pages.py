@@ -174,6 +174,10 @@ def test_adding_a_reviewer_shows_their_link_once_and_revoking_shuts_it(store, ad
     assert at.selectbox(key="people_revoke_name").options == ["maya"]  # never yourself
     at.selectbox(key="people_revoke_name").select("maya")
     at.button(key="people_revoke").click().run()
+    # One click only asks: the link still works until the second, explicit one.
+    assert "cannot be restored" in at.warning[0].value
+    assert not store.people.reviewer("maya")["revoked_at"]
+    at.button(key="people_revoke_yes").click().run()
     assert not at.exception
     assert not at.code  # the link is not shown again
     assert "Revoked: maya" in messages(at)

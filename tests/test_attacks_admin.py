@@ -366,8 +366,12 @@ def test_judging_after_the_lock_needs_a_reason_and_is_a_deviation(
     runs = len(judging.judge_runs(demo_store, settings, "demo"))
     args = ["judge", "--study", "demo", "--rubric", str(judging.DEMO_RUBRIC)]
     args += ["--judge", "baseline/first", "--seed", "7"]
-    # The plan (dry run) shows no outcome and changes nothing: allowed.
-    assert cli.main([*args, "--dry-run"]) == 0
+    # The plan (dry run) shows no outcome and changes nothing: it is shown, and its status says
+    # the run itself would be refused without a reason.
+    assert cli.main([*args, "--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    assert "calls" in out and "reason" in err
+    assert cli.main([*args, "--dry-run", "--reason", "a baseline for the report"]) == 0
     capsys.readouterr()
     assert cli.main(args) == 1
     err = capsys.readouterr().err

@@ -654,10 +654,12 @@ def test_gate_page_lock_then_signer_signs(demo_store):
     # The design's power is on the screen before the lock is pressed; under 50% it takes a reason.
     assert any("every threshold passes at the expected truth" in w.value for w in at.warning)
     at.button(key="gate_lock").click().run()
+    at.button(key="gate_lock_yes").click().run()
     assert any("give a reason for locking it anyway" in e.value for e in at.error)
     assert looking(demo_store, "demo").lock.row is None
     at.text_input(key="gate_lock_reason").input("a demo of the flow, not a decision")
     at.button(key="gate_lock").click().run()
+    at.button(key="gate_lock_yes").click().run()
     assert not at.exception
     lock = looking(demo_store, "demo").lock.row
     assert lock["locked_by"] == "demo-admin"

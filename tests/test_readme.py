@@ -27,13 +27,19 @@ def _table_row(command: str) -> str | None:
 
 
 def test_every_cli_command_and_option_is_documented():
-    for path, sub in _commands(build_parser()):
+    parser = build_parser()
+    # Options every command takes (before or after its name) are documented once, above the table.
+    everywhere = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    everywhere.discard("--help")
+    for option in everywhere:
+        assert re.search(rf"^Every command accepts .*`{option} ", README, re.M | re.S)
+    for path, sub in _commands(parser):
         command = "review-app " + " ".join(path)
         row = _table_row(command)
         assert row, f"`{command}` has no row in the README's command table"
         for action in sub._actions:
             for option in action.option_strings:
-                if option.startswith("--") and option != "--help":
+                if option.startswith("--") and option != "--help" and option not in everywhere:
                     assert option in row, f"option {option} of `{command}` is not in its README row"
 
 
@@ -61,3 +67,20 @@ def test_quick_start_is_exactly_two_commands():
     ]
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_no_paragraph_or_module_is_described_twice():
+    sentences = [
+        s.strip()
+        for s in re.split(r"(?<=[.:;])\s+", re.sub(r"\s+", " ", README))
+        if len(s.strip()) > 60
+    ]
+    repeated = {s for s in sentences if sentences.count(s) > 1}
+    assert not repeated
+    assert README.count("Every command accepts") == 1
+    architecture = README.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    for module in ("stats.py", "gate.py", "quality.py", "report.py", "baselines.py"):
+        described = re.findall(
+            rf"^\s*(?:- \*\*[^*]+\*\*: )?`?{re.escape(module)}`?\s", architecture, re.M
+        )
+        assert len(described) == 1, module

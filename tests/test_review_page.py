@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from review_app.services import people
+from review_app.services import people, review
 from tests.acting import acting, person
 from tests.review_fixtures import SENTINELS, STUDY, add_reviewer, make_study
 
@@ -133,8 +133,9 @@ def test_editing_an_earlier_vote_supersedes_it(store, study, token):
     press(at, "vote-A").click().run()
     press(at, "vote-tie").click().run()
     at.selectbox(key="edit-number").select(1).run()
-    at.radio(key="edit-choice-1").set_value("B")
-    at.text_input(key="edit-rationale-1").input("on second thought")
+    vote_id = store.review.vote_history(study["id"])[0]["id"]
+    at.radio(key=f"edit-{vote_id}-choice").set_value("B")
+    at.text_input(key=f"edit-{vote_id}-rationale").input("on second thought")
     at.button(key="edit-save").click().run()
     assert not at.exception
     history = store.review.vote_history(study["id"])
@@ -143,6 +144,35 @@ def test_editing_an_earlier_vote_supersedes_it(store, study, token):
     assert history[2]["winner"] == right and history[2]["rationale"] == "on second thought"
     frame = store.frames.votes_frame(study["id"])
     assert sorted(frame.winner) == sorted([right, "tie"])
+
+
+def test_an_edit_shows_both_outputs_and_changes_ratings_and_flags(store, study, token):
+    at = open_page(token)
+    _, _, left_text, right_text = shown_pair(store, "rita", study)
+    slot = at.session_state["review_slot"]
+    at.button_group(key=f"score-{slot}-0-A").set_value(4).run()
+    press(at, "vote-A").click().run()
+    # Undone and voted again: the edit form shows the vote that counts, not the undone one.
+    at.button(key="undo").click().run()
+    press(at, "vote-tie").click().run()
+    press(at, "vote-B").click().run()
+    at.selectbox(key="edit-number").select(1).run()
+    vote = store.review.vote_history(study["id"])[-2]
+    edit = f"edit-{vote['id']}"
+    assert at.radio(key=f"{edit}-choice").value == "tie"
+    shown = html_bodies(at)
+    assert html.escape(left_text) in shown and html.escape(right_text) in shown
+    # The ratings restored after the undo went with the vote that counts.
+    assert at.button_group(key=f"{edit}-score-0-A").value == 4
+    at.button_group(key=f"{edit}-score-0-A").set_value(None)
+    at.button_group(key=f"{edit}-score-0-B").set_value(2)
+    at.checkbox(key=f"{edit}-flag-{next(iter(review.FLAGS))}").check()
+    at.button(key="edit-save").click().run()
+    assert not at.exception
+    latest = store.review.vote_history(study["id"])[-1]
+    assert latest["supersedes"] == vote["id"] and latest["choice"] == "tie"
+    assert json.loads(latest["flags"]) == [next(iter(review.FLAGS))]
+    assert list(json.loads(latest["criteria"])["accuracy"].values()) == [2]
 
 
 def test_skip_moves_on_without_a_vote(store, study, token):

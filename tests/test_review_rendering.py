@@ -112,7 +112,11 @@ def test_no_javascript_links_and_no_images():
 def test_tables_code_and_lists_render():
     html = render_output(HOSTILE + "\n1. first\n2. second\n\n**bold** and `code`\n")
     assert "<table>" in html and re.search(r"<td[^>]*>Plus</td>", html)
-    assert "<pre><code>print('hello')" in html or "<pre><code>print(&#39;hello&#39;)" in html
+    assert re.search(
+        r'<div class="fence">```python</div><pre[^>]*data-lang="python"[^>]*>'
+        r"<code>print\(&#x27;hello&#x27;\)</code></pre>",
+        html,
+    )
     assert "<ol>" in html and "<strong>bold</strong>" in html and "<code>code</code>" in html
 
 

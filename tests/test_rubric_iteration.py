@@ -99,7 +99,7 @@ def test_migrations_apply_by_number_and_tolerate_a_missing_number(tmp_path, monk
         store.close()
 
 
-def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin):
+def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin, monkeypatch):
     with pytest.raises(NotFound, match="calibrate split"):
         calibration.calibration_report(looking(demo_store, "demo", settings), split="dev")
     summary = _split(demo_store, settings)
@@ -124,6 +124,7 @@ def test_stats_and_judge_take_a_split(demo_store, settings, capsys, cli_admin):
     assert plan.n_pairs == summary.n_dev and plan.n_total == 2 * summary.n_dev
     parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
     assert {parts.get(c.pair_id) for c in plan.calls} == {"dev"}
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")  # the dry run checks the judge can start
     assert main(["judge", "--study", "demo", "--rubric", str(DEMO_RUBRIC), "--judge",
                  "openai/gpt-4o-mini", "--split", "test", "--dry-run"]) == 0  # fmt: skip
     assert f"({summary.n_test} test pairs" in capsys.readouterr().out

@@ -41,6 +41,7 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     assert not at.exception
     assert "Rubric iteration" in [h.value for h in at.header]
     at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
+    at.button(key="calibration_split_yes").click().run()
     assert not at.exception
     summary = rubric_iteration.split_summary(demo_store, "demo")
     assert summary is not None and summary.created_by == "demo-admin"
@@ -137,6 +138,7 @@ def test_a_split_study_opens_on_dev_and_each_switch_to_test_or_all_is_a_look(dem
     assert not at.radio  # no split yet: every comparison, nothing to choose
     assert not at.caption[0].value.startswith("Dev")
     at.button(key="FormSubmitter:calibration_split-Split into dev and test").click().run()
+    at.button(key="calibration_split_yes").click().run()
     assert not at.exception
     summary = rubric_iteration.split_summary(demo_store, "demo")
     # Straight after the split the tables are on dev, with no look at test.

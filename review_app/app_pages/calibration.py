@@ -17,6 +17,10 @@ from review_app.services import (
     rubric_iteration,
 )
 
+# Whiskers and reference lines: a mid grey that reads on the light and the dark theme alike.
+WHISKER = "#8f9aab"
+BIAS_AXIS = "share won (0.5 = no bias)"
+
 store = ui.get_store()
 actor = ui.signed_in(store, "calibration")
 
@@ -49,7 +53,8 @@ if excluded:
     )
 
 st.subheader("Human ceiling")
-cols = st.columns(7)
+# Two rows of tiles, so no label is cut short, each with its interval in view.
+cols = [*st.columns(4), *st.columns(4)[:3]]
 for col, (label, estimate) in zip(
     cols,
     [
@@ -68,6 +73,10 @@ for col, (label, estimate) in zip(
         label,
         "n/a" if estimate.value is None else f"{estimate.value:.2f}",
         help=f"n = {estimate.n}{ci}",
+    )
+    col.caption(
+        (f"95% CI {format_ci(estimate.ci)} · " if estimate.ci else "no interval yet · ")
+        + f"n = {estimate.n}"
     )
 
 
@@ -192,8 +201,25 @@ def confusion_table(report: calibration.CalibrationReport, judge: str) -> pd.Dat
     )
 
 
+def for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as a reader should see it: no column that is empty in every row, and a dash
+    where a figure does not exist (never a raw None or nan)."""
+    shown = frame.copy()
+    for column in list(shown.columns):
+        values = shown[column]
+        if values.map(
+            lambda v: v is None or v == "" or (isinstance(v, float) and pd.isna(v))
+        ).all():
+            shown = shown.drop(columns=column)
+        elif pd.api.types.is_float_dtype(values) and values.isna().any():
+            shown[column] = values.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
+        elif values.dtype == object:
+            shown[column] = values.map(lambda v: "—" if v is None else v)
+    return shown
+
+
 st.subheader("Judges")
-table = judge_table(report)
+table = for_display(judge_table(report))
 st.dataframe(
     table,
     hide_index=True,
@@ -210,7 +236,6 @@ for warning in report.warnings:
     st.warning(ui.plain(warning))
 
 if not table.empty:
-    st.subheader("Agreement without ties, against the human ceiling")
     chart_data = pd.DataFrame(
         [
             {
@@ -222,13 +247,18 @@ if not table.empty:
             for j in overall.judges
         ]
     ).dropna(subset=["agreement"])
+if not table.empty and not chart_data.empty:
+    st.subheader("Agreement without ties, against the human ceiling")
     judge_axis = alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300))
     base = alt.Chart(chart_data).encode(y=judge_axis)
     scale = alt.Scale(domain=[0, 1])
     layers = [
-        base.mark_rule().encode(x=alt.X("low:Q", title="agreement", scale=scale), x2="high:Q"),
+        base.mark_rule(color=WHISKER, strokeWidth=2).encode(
+            x=alt.X("low:Q", title="agreement without ties", scale=scale), x2="high:Q"
+        ),
         base.mark_point(filled=True, size=80).encode(
-            x="agreement:Q", tooltip=["judge", "agreement", "low", "high"]
+            x=alt.X("agreement:Q", title="agreement without ties", scale=scale),
+            tooltip=["judge:N", "agreement:Q", "low:Q", "high:Q"],
         ),
     ]
     if humans.agreement_without_ties.ci is not None:
@@ -238,12 +268,14 @@ if not table.empty:
             0,
             alt.Chart(band)
             .mark_rect(color="firebrick", opacity=0.1)
-            .encode(x="low:Q", x2="high:Q"),
+            .encode(x=alt.X("low:Q", title="agreement without ties"), x2="high:Q"),
         )
     if humans.agreement_without_ties.value is not None:
         ceiling = pd.DataFrame({"ceiling": [humans.agreement_without_ties.value]})
         layers.append(
-            alt.Chart(ceiling).mark_rule(color="firebrick", strokeDash=[4, 4]).encode(x="ceiling:Q")
+            alt.Chart(ceiling)
+            .mark_rule(color="firebrick", strokeDash=[4, 4])
+            .encode(x=alt.X("ceiling:Q", title="agreement without ties"))
         )
     st.altair_chart(alt.layer(*layers), width="stretch")
     st.caption(
@@ -251,6 +283,7 @@ if not table.empty:
         "Bars: each judge's 95% interval."
     )
 
+if not table.empty:
     st.subheader("Position and length bias")
     rows = [("humans", "p_first", humans.p_left), ("humans", "p_longer", humans.p_longer)]
     for judge in overall.judges:
@@ -273,25 +306,29 @@ if not table.empty:
             alt.Chart(bias)
             .mark_bar()
             .encode(
-                x=alt.X("share:Q", scale=alt.Scale(domain=[0, 1])),
+                x=alt.X("share:Q", title=BIAS_AXIS, scale=alt.Scale(domain=[0, 1])),
                 y=alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
                 color="bias:N",
                 yOffset="bias:N",
-                tooltip=["judge", "bias", "share"],
+                tooltip=["judge:N", "bias:N", "share:Q", "low:Q", "high:Q"],
             )
         )
         whiskers = (
             alt.Chart(bias)
             .mark_rule(strokeWidth=1.5)
             .encode(
-                x="low:Q",
+                x=alt.X("low:Q", title=BIAS_AXIS),
                 x2="high:Q",
                 y=alt.Y("judge:N", sort=None, title=None),
                 yOffset="bias:N",
-                color=alt.value("#888"),
+                color=alt.value(WHISKER),
             )
         )
-        half = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+        half = (
+            alt.Chart(pd.DataFrame({"x": [0.5]}))
+            .mark_rule(strokeDash=[4, 4], color=WHISKER)
+            .encode(x=alt.X("x:Q", title=BIAS_AXIS))
+        )
         st.altair_chart(bars + whiskers + half, width="stretch")
         st.caption(
             "0.5 is unbiased; lines are 95% intervals, and an interval that misses 0.5 is marked "
@@ -299,8 +336,8 @@ if not table.empty:
             "shown left). p_longer: share won by the longer output when lengths differ by more "
             "than 30 characters."
         )
-    if report.length_preference_withheld:
-        st.caption(report.LENGTH_PREFERENCE_WITHHELD)
+if not table.empty and report.length_preference_withheld:
+    st.caption(report.LENGTH_PREFERENCE_WITHHELD)
 
 st.subheader("Reviewer x reviewer agreement")
 kappas = reviewer_kappa_table(report)
@@ -314,7 +351,7 @@ else:
             x=alt.X("other:N", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("reviewer:N", title=None),
             color=alt.Color("kappa:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue")),
-            tooltip=["reviewer", "other", "kappa", "n"],
+            tooltip=["reviewer:N", "other:N", "kappa:Q", "n:Q"],
         )
     )
     st.altair_chart(heatmap, width="stretch")
@@ -359,7 +396,7 @@ if not plotted.empty:
             ),
             y=alt.Y("category:N", title=None),
             color=alt.Color("judge:N", sort=None),
-            tooltip=["category", "judge", "agreement w/o ties", "CI", "n"],
+            tooltip=["category:N", "judge:N", "agreement w/o ties:Q", "CI:N", "n:Q"],
         )
     )
     ceilings = (
@@ -368,12 +405,13 @@ if not plotted.empty:
         .encode(
             x=alt.X("human ceiling:Q", title="agreement without ties"),
             y="category:N",
-            tooltip=["category", "human ceiling"],
+            tooltip=["category:N", "human ceiling:Q"],
         )
     )
     st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
     st.caption("Red tick: the category's human-human agreement without ties.")
-st.dataframe(categories, hide_index=True, column_config=two_decimals(categories))
+shown_categories = for_display(categories)
+st.dataframe(shown_categories, hide_index=True, column_config=two_decimals(shown_categories))
 
 pointwise = calibration.pointwise_scores(ctx, view)
 if not pointwise.table.empty:
@@ -412,11 +450,19 @@ if split is None:
             )
             seed = st.number_input("Seed", min_value=0, value=settings.seed, step=1)
             if st.form_submit_button("Split into dev and test"):
+                st.session_state[ui.CONFIRMING] = "calibration_split"
+                st.session_state["calibration_split_asked"] = (float(share), int(seed))
+        asked = st.session_state.get("calibration_split_asked")
+        if st.session_state.get(ui.CONFIRMING) == "calibration_split" and asked:
+            if ui.confirm_button(
+                "Split into dev and test",
+                "calibration_split",
+                f"Split with test share {asked[0]:g} and seed {asked[1]}? The split is recorded "
+                "once and cannot be redone.",
+            ):
                 try:
                     made = rubric_iteration.make_split(
-                        context.open_study(store, settings, study["name"], actor),
-                        float(share),
-                        int(seed),
+                        context.open_study(store, settings, study["name"], actor), *asked
                     )
                     # Drawn again from the top, so the tables switch to dev.
                     st.session_state["calibration_split_made"] = made.line()

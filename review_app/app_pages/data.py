@@ -86,7 +86,15 @@ if submitted:
                 actor=actor,
             )
         except ReviewAppError as exc:
-            st.error(f"Nothing imported. {ui.plain(exc)}")
+            problems = getattr(exc, "problems", None)
+            if problems:
+                # Every wrong row at once, so one corrected upload can succeed.
+                st.error(
+                    f"Nothing imported: {len(problems)} problems in {ui.plain(upload.name)}.\n\n"
+                    + "\n".join(f"- {ui.plain(p)}" for p in problems)
+                )
+            else:
+                st.error(f"Nothing imported. {ui.plain(exc)}")
         else:
             st.success(f"Imported {ui.plain(result.line())}")
 

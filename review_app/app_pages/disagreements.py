@@ -119,12 +119,17 @@ if len(frame):
     )
     row = frame.iloc[picked]
     p = ui.plain
+
+    def shown(value, missing: str = "-") -> str:
+        """A cell as text: an absent value (None, or NaN in the frame) reads as `missing`."""
+        return missing if value is None or pd.isna(value) or value == "" else str(value)
+
     st.subheader(f"{p(row['item_key'])} ({p(row['category'])}): {p(row['judge'])}")
     st.markdown(
-        f"Human majority: **{p(row['human_majority'] or 'no votes')}** · judge: "
-        f"**{p(row['judge_verdict'])}** (shown {p(row['system_x'])} first: "
-        f"{p(row['verdict_x_first'] or '-')}; shown {p(row['system_y'])} first: "
-        f"{p(row['verdict_y_first'] or '-')}) · {p(row['reason'])}"
+        f"Human majority: **{p(shown(row['human_majority'], 'no votes'))}** · judge: "
+        f"**{p(shown(row['judge_verdict']))}** (shown {p(row['system_x'])} first: "
+        f"{p(shown(row['verdict_x_first']))}; shown {p(row['system_y'])} first: "
+        f"{p(shown(row['verdict_y_first']))}) · {p(row['reason'])}"
     )
     ui.output_styles()
     raw = st.toggle("Show raw text", key="disagreements_raw")

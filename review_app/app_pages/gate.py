@@ -225,7 +225,13 @@ if not lock and listed:
         if power < planning.LOCK_POWER_FLOOR
         else ""
     )
-    if st.button("Lock thresholds", type="primary", key="gate_lock"):
+    if ui.confirm_button(
+        "Lock thresholds",
+        "gate_lock",
+        "Lock these thresholds? The lock cannot be undone: from then on outcomes are shown, and "
+        "every change to a threshold, the candidate or the plan is a deviation the report lists.",
+        primary=True,
+    ):
         try:
             thresholds.lock_thresholds(ctx, lock_reason)
             st.rerun()
@@ -237,16 +243,38 @@ try:
     decision = decisions.evaluate_gate(ctx)
 except OutcomesHidden as exc:
     st.info(ui.plain(exc))
+    # The steps after it are listed, so the whole path to a decision is in view from the start.
+    st.subheader("3. Final human review")
+    st.caption(
+        "Once the thresholds are locked, a signer reads a sample of the candidate's outputs and "
+        "marks each acceptable or not."
+    )
+    st.subheader("4. Sign-off")
+    st.caption(
+        "Once the thresholds are locked, a signer approves or rejects the candidate against "
+        "them; the signed report records the decision."
+    )
     st.stop()
+
+
+def decided_on(r) -> float | None:
+    """The one bound a threshold is decided on: the lower one-sided 95% bound for `>`/`>=`, the
+    upper one for `<`/`<=` (the two-sided interval's ends are further out)."""
+    if r.bounds is None:
+        return None
+    return r.bounds[0] if r.threshold.comparator in (">", ">=") else r.bounds[1]
+
+
 table = pd.DataFrame(
     [
         {
             "threshold": r.threshold.describe(),
             "estimate": r.value,
-            "95% CI": format_ci(r.ci, digits=3) if r.ci else "",
-            "n": r.n,
+            "one-sided 95% bound": decided_on(r),
+            "two-sided 95% CI": format_ci(r.ci, digits=3) if r.ci else "",
+            "items": r.n_items or None,
+            "comparisons": r.n,
             "outcome": r.outcome,
-            "reason": r.reason,
         }
         for r in decision.results
     ]
@@ -267,7 +295,25 @@ if decision.plan is not None and decision.plan.power is not None:
 st.dataframe(
     table,
     hide_index=True,
-    column_config={"estimate": st.column_config.NumberColumn(format="%.3f")},
+    column_config={
+        # Narrow enough that a phone shows the figures beside it (the rest scrolls sideways).
+        "threshold": st.column_config.TextColumn(width="medium"),
+        "estimate": st.column_config.NumberColumn(format="%.3f"),
+        "one-sided 95% bound": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+# Reasons are sentences: listed in full below the table rather than cut off in a cell.
+st.markdown(
+    "\n".join(
+        f"- **{ui.plain(r.threshold.describe())}**: {r.outcome}, {ui.plain(r.reason)}"
+        for r in decision.results
+    )
+)
+st.caption(
+    "The outcome is decided on the one-sided 95% bound (the lower one for a minimum, the upper "
+    "one for a maximum); the two-sided 95% interval beside it is wider, so its end differs. "
+    "Comparisons count each compared pair once, its votes combined; the Results screen's win "
+    "rates count every vote, so their n is larger for the same systems."
 )
 if decision.look is not None and decision.interim:
     look = decision.look

@@ -110,5 +110,13 @@ active = [
 if active:
     st.subheader("Revoke a link")
     left, right = st.columns([2, 1], vertical_alignment="bottom")
-    left.selectbox("Reviewer", active, key="people_revoke_name")
-    right.button("Revoke", key="people_revoke", on_click=_revoke)
+    name = left.selectbox("Reviewer", active, key="people_revoke_name")
+    with right:
+        if ui.confirm_button(
+            "Revoke",
+            "people_revoke",
+            f"Revoke {ui.plain(name)}'s link? It stops working at once and cannot be restored "
+            "(their votes stay; issuing a new link gives them a different one).",
+        ):
+            _revoke()
+            st.rerun()

@@ -84,7 +84,7 @@ else:
         bars = (
             alt.Chart()
             .mark_bar(opacity=0.45, height={"band": 0.7})
-            .encode(y=y, x=x, color=color, tooltip=["source", "win rate", "95% CI", "n"])
+            .encode(y=y, x=x, color=color, tooltip=["source:N", "win rate:Q", "95% CI:N", "n:Q"])
         )
         whiskers = (
             alt.Chart().mark_rule(strokeWidth=2.5).encode(y=y, x="low:Q", x2="high:Q", color=color)

@@ -3,6 +3,7 @@ keyboard shortcuts, undo and editing of earlier votes. Nothing on this page (tex
 URL) names a system: the page only ever holds an assignment handle and the two texts."""
 
 import html
+import json
 import time
 
 import streamlit as st
@@ -16,6 +17,29 @@ SCORES = [1, 2, 3, 4, 5]
 KEYS = (("A", "a"), ("B", "b"), ("tie", "t"), ("both_bad", "n"))
 STYLE = f"<style>{(ui.ASSETS / 'review.css').read_text(encoding='utf-8')}</style>"
 SCRIPT = (ui.ASSETS / "review.js").read_text(encoding="utf-8")
+# Every key of the screen, shown over the page on "?" (review.js opens and closes it).
+KEY_HELP = (
+    '<div id="review-keys-help" class="review-keys-help" role="dialog" aria-modal="true" '
+    'aria-label="Keyboard shortcuts" hidden><div class="review-keys-panel">'
+    "<h2>Keyboard shortcuts</h2><dl>"
+    + "".join(
+        f"<dt><kbd>{k}</kbd></dt><dd>{html.escape(what)}</dd>"
+        for k, what in (
+            ("a", "A is better"),
+            ("b", "B is better"),
+            ("t", "Tie"),
+            ("n", "Both bad"),
+            ("s", "Skip this pair"),
+            ("u", "Undo your last vote"),
+            ("1-5", "Rate the next unrated criterion"),
+            ("Backspace", "Remove the last rating"),
+            ("Tab", "Move between the buttons and boxes"),
+            ("Esc", "Leave a text box, or close this help"),
+            ("?", "Show or hide this help"),
+        )
+    )
+    + "</dl><p>Keys never act while you type in a text box.</p></div></div>"
+)
 
 store = ui.get_store()
 user = ui.current_user(store)
@@ -102,8 +126,17 @@ def _undo() -> None:
     )
 
 
-def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> None:
-    choice = st.session_state.get(f"edit-choice-{number}")
+def _edit(assignment_id: int, number: int, edit: str, criteria: tuple[str, ...]) -> None:
+    choice = st.session_state.get(f"{edit}-choice")
+    scores = {}
+    for index, name in enumerate(criteria):
+        sides = {
+            side: st.session_state[f"{edit}-score-{index}-{side}"]
+            for side in ("A", "B")
+            if st.session_state.get(f"{edit}-score-{index}-{side}") is not None
+        }
+        if sides:
+            scores[name] = sides
     try:
         review.record_vote(
             store,
@@ -111,9 +144,9 @@ def _edit(assignment_id: int, number: int, flags: list[str], criteria: dict) -> 
             ui.acting_user(store)["id"],
             assignment_id,
             choice,
-            criteria=criteria,
-            rationale=st.session_state.get(f"edit-rationale-{number}", ""),
-            flags=flags,
+            criteria=scores,
+            rationale=st.session_state.get(f"{edit}-rationale", ""),
+            flags=[f for f in review.FLAGS if st.session_state.get(f"{edit}-flag-{f}")],
         )
     except ReviewAppError as exc:
         st.session_state[ui.REVIEW_NOTICE] = f"Not changed: {exc}"
@@ -173,7 +206,8 @@ st.html(STYLE)
 ui.output_styles()
 
 head, counter = st.columns([4, 1], vertical_alignment="bottom")
-head.markdown("#### Which response is better?")
+# The page's one H1 (screen readers and the tab outline start here), sized like a heading.
+head.markdown("# Which response is better?")
 counter.markdown(
     f"<div style='text-align:right'><b>{done}</b> of {total} done</div>",
     unsafe_allow_html=True,
@@ -187,7 +221,8 @@ notice_column, raw_column = st.columns([3, 1], vertical_alignment="center")
 # script that, for every new pair, scrolls to the top and keeps the keys working.
 notice_column.html(
     f'<div class="review-notice {tone}" role="status">{html.escape(notice)}</div>'
-    f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
+    + KEY_HELP
+    + f"<script>{SCRIPT}\nwindow.reviewScreen({slot});</script>",
     unsafe_allow_javascript=True,
 )
 raw = task is not None and raw_column.toggle("Show raw text", key="raw-text")
@@ -240,7 +275,8 @@ else:
                     label_visibility="collapsed",
                 )
 
-    buttons = st.columns(6)
+    # Three to a row on a phone instead of six stacked (review.css).
+    buttons = st.container(key="review-votes").columns(6)
     for column, (choice, key) in zip(buttons[:4], KEYS, strict=True):
         column.button(
             review.CHOICES[choice],
@@ -265,10 +301,11 @@ else:
     if task.draft is not None:
         st.caption(f"Before undoing you chose: **{review.CHOICES[task.draft.choice]}**.")
     rating_keys = " · **1-5** rate, in order · **Backspace** unrate" if task.criteria else ""
-    st.caption(
+    # Keys are for a keyboard: the legend is hidden on a phone (review.css).
+    st.container(key="review-key-legend").caption(
         "Keys: **a** A is better · **b** B is better · **t** tie · **n** both bad · "
-        f"**s** skip · **u** undo last vote{rating_keys}. Typing in a text box never triggers "
-        "them; **Esc** leaves the box."
+        f"**s** skip · **u** undo last vote{rating_keys} · **?** all keys. Typing in a text box "
+        "never triggers them; **Esc** leaves the box."
     )
 
     flag_columns = st.columns(len(review.FLAGS))
@@ -295,19 +332,48 @@ if earlier:
             key="edit-number",
         )
         picked = by_number[number]
-        st.text(picked["prompt"])
+        # Widgets are keyed by the vote itself: a number is reused after an undo, and a saved
+        # change is a new vote, so each starts from what that vote says.
+        edit = f"edit-{picked['vote_id']}"
+        st.markdown("**Prompt**")
+        with st.container(border=True):
+            ui.show_output(picked["prompt"], raw)
+        sides = st.columns(2, gap="medium")
+        for column, side in ((sides[0], "A"), (sides[1], "B")):
+            with column:
+                st.markdown(f"**Response {side}**")
+                with st.container(border=True):
+                    ui.show_output(picked[f"text_{side.lower()}"], raw)
         st.radio(
             "Your choice",
             list(review.CHOICES),
             index=list(review.CHOICES).index(picked["choice"]),
             format_func=review.CHOICES.get,
             horizontal=True,
-            key=f"edit-choice-{number}",
+            key=f"{edit}-choice",
         )
-        st.text_input("Why? (optional)", value=picked["rationale"], key=f"edit-rationale-{number}")
+        criteria = json.loads(study["criteria"] or "[]")
+        for index, name in enumerate(criteria):
+            label, score_a, score_b = st.columns([1, 2, 2], vertical_alignment="center")
+            label.markdown(ui.plain(name.capitalize()))
+            for column, side in ((score_a, "A"), (score_b, "B")):
+                column.segmented_control(
+                    f"{ui.plain(name.capitalize())} of {side}",
+                    SCORES,
+                    default=picked["criteria"].get(name, {}).get(side),
+                    format_func=lambda score, side=side: (
+                        f"{side} {score}" if score == 1 else str(score)
+                    ),
+                    key=f"{edit}-score-{index}-{side}",
+                    label_visibility="collapsed",
+                )
+        flag_columns = st.columns(len(review.FLAGS))
+        for column, (flag, label) in zip(flag_columns, review.FLAGS.items(), strict=True):
+            column.checkbox(label, value=flag in picked["flags"], key=f"{edit}-flag-{flag}")
+        st.text_input("Why? (optional)", value=picked["rationale"], key=f"{edit}-rationale")
         st.button(
             "Save change",
             key="edit-save",
             on_click=_edit,
-            args=(picked["assignment_id"], number, picked["flags"], picked["criteria"]),
+            args=(picked["assignment_id"], number, edit, tuple(criteria)),
         )

@@ -126,7 +126,7 @@ else:
                 y=y,
                 x=x,
                 color=color,
-                tooltip=["source", "system", "rating", "95% CI", "n"],
+                tooltip=["source:N", "system:N", "rating:Q", "95% CI:N", "n:Q"],
                 **offset,
             ),
             alt.Chart().mark_rule(strokeDash=[4, 3], color="#8f9aab").encode(x=alt.datum(1000)),

@@ -41,10 +41,15 @@ else:
     with st.container(border=True):
         name = st.text_input("Name", key="study_new_name", placeholder="e.g. release-2")
         eval_set = st.selectbox("Eval set", eval_sets, key="study_new_eval_set")
-        systems = summary["systems"]
+        # Only systems that answered this eval set can be compared on it.
+        systems = studies.eval_set_systems(store, eval_set)
         left, right = st.columns(2)
         candidate = left.selectbox(
-            "Candidate (the system the study decides on)", systems, key="study_new_candidate"
+            "Candidate (the system the study decides on)",
+            systems,
+            index=None,
+            placeholder="Choose the system you would ship",
+            key="study_new_candidate",
         )
         others = right.multiselect(
             "Compared with",
@@ -69,6 +74,9 @@ else:
             if not others:
                 st.error("Not created: choose at least one system to compare the candidate with.")
                 st.stop()
+            if candidate is None:
+                st.error("Not created: choose the candidate, the system the study decides on.")
+                st.stop()
             try:
                 created = studies.create_study(
                     store,
@@ -89,6 +97,39 @@ else:
                     f"{ui.plain(created.eval_set)}; "
                     "add reviewers on the Reviewers screen."
                 )
+
+st.subheader("Archive a study")
+live = [s["name"] for s in summary["studies"]]
+if not live:
+    st.caption("No study to archive.")
+else:
+    st.caption(
+        "Archiving hides a study from every list and picker; its record stays. When nothing "
+        "was recorded on it (no vote, verdict or lock), its eval set is unfrozen, so a corrected "
+        "upload can replace its outputs."
+    )
+    to_archive = st.selectbox("Study", live, index=None, key="study_archive_name")
+    typed = st.text_input(
+        "Type the study's name to confirm", key="study_archive_confirm", disabled=not to_archive
+    )
+    if st.button(
+        "Archive study",
+        key="study_archive",
+        disabled=not to_archive or typed.strip() != to_archive,
+    ):
+        try:
+            archived = studies.archive_study(context.open_study(store, settings, to_archive, actor))
+        except ReviewAppError as exc:
+            st.error(f"Not archived: {ui.plain(exc)}")
+        else:
+            st.success(
+                f"Study {ui.plain(archived.name)} archived; eval set {ui.plain(archived.eval_set)} "
+                + (
+                    "is unfrozen."
+                    if archived.unfrozen
+                    else "stays frozen: votes, verdicts or a lock refer to it."
+                )
+            )
 
 st.subheader("Guidelines")
 study = ui.study_picker(store)

@@ -68,6 +68,11 @@ window.reviewScreen = function (pair) {
         event.stopImmediatePropagation();
       }
     }, true);
+    document.addEventListener("click", (event) => {
+      // A click beside the shortcuts panel closes it.
+      const help = document.getElementById("review-keys-help");
+      if (help && !help.hidden && event.target === help) help.hidden = true;
+    });
     document.addEventListener("click", () => {
       // A ticked box keeps the focus, and shortcuts ignore key presses inside inputs.
       setTimeout(() => {
@@ -90,7 +95,14 @@ window.reviewScreen = function (pair) {
         return;
       }
       let handled = false;
-      if (/^[1-5]$/.test(event.key)) handled = rate(event.key);
+      const help = document.getElementById("review-keys-help");
+      if (event.key === "?" && help) {
+        help.hidden = !help.hidden;
+        handled = true;
+      } else if (event.key === "Escape" && help && !help.hidden) {
+        help.hidden = true;
+        handled = true;
+      } else if (/^[1-5]$/.test(event.key)) handled = rate(event.key);
       else if (event.key === "Backspace") handled = unrateLast();
       if (handled) event.preventDefault();
     }, true);

@@ -631,6 +631,9 @@ def import_upload(
                     store, path, study.strip(), (eval_set or "").strip() or None, actor=actor
                 )
         except ReviewAppError as exc:
-            raise type(exc)(str(exc).replace(str(path), name)) from exc
+            renamed = type(exc)(str(exc).replace(str(path), name))
+            if hasattr(exc, "problems"):
+                renamed.problems = [p.replace(str(path), name) for p in exc.problems]
+            raise renamed from exc
     summary.file = name
     return summary

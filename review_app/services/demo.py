@@ -3,9 +3,10 @@ runs, and links for its three users."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from review_app import baselines
+from review_app import auth, baselines
 from review_app.auth import Actor
 from review_app.services.context import StudyContext, open_study
 from review_app.services.data import import_outputs, import_verdicts, import_votes
@@ -33,8 +34,9 @@ DEMO_USERS = ((DEMO_ADMIN, "admin"), ("demo-reviewer", "reviewer"), ("demo-signe
 
 def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> dict[str, str]:
     """Load the demo eval set, study (with its reviewer guidelines), example votes and example
-    judge verdicts (idempotent), run the baseline judges and the demo grader, and return fresh
-    personal links for the demo users, by name. Everything is done as the demo's admin, who is
+    judge verdicts (idempotent), run the baseline judges and the demo grader, and return the
+    personal links of the demo users, by name (the same links as the last run while they still
+    work). Everything is done as the demo's admin, who is
     the workspace's first admin."""
     if store.people.reviewer(DEMO_ADMIN) is None:
         add_reviewer(store, settings, DEMO_ADMIN, "admin", actor=None)
@@ -58,12 +60,44 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
     seed_demo_judges(ctx)
     if not ctx.lock.locked:
         grade(ctx, DEMO_GRADER)
+    return _demo_links(store, settings, admin)
+
+
+def links_file(settings: Settings) -> Path:
+    """Where the demo keeps the links it handed out, beside its workspace (owner-only)."""
+    db = Path(settings.db_path)
+    return db.with_name(db.name + ".demo-links.json")
+
+
+def _demo_links(store: Store, settings: Settings, admin: Actor) -> dict[str, str]:
+    """The demo users' links: the ones handed out before when they still work, so restarting
+    the demo keeps every open tab signed in; a new link for a user whose link is gone."""
+    path = links_file(settings)
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        kept = {}
     links = {}
     for name, role in DEMO_USERS:
-        # Each run of the demo hands out fresh links to its own users.
-        _, links[name] = add_reviewer(
-            store, settings, name, role, DEMO_STUDY, actor=admin, reissue=True
+        token = kept.get(name) if isinstance(kept, dict) else None
+        row = store.people.reviewer(name)
+        live = (
+            isinstance(token, str)
+            and row is not None
+            and not row["revoked_at"]
+            and row["role"] == role
+            and row["token_hash"] == auth.hash_token(token)
         )
+        if live:
+            links[name] = auth.personal_link(settings.base_url, token)
+        else:
+            _, links[name] = add_reviewer(
+                store, settings, name, role, DEMO_STUDY, actor=admin, reissue=True
+            )
+    if str(settings.db_path) != ":memory:":
+        tokens = {name: link.split("token=", 1)[1] for name, link in links.items()}
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(json.dumps(tokens), encoding="utf-8")
     return links
 
 

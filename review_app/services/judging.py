@@ -39,6 +39,8 @@ __all__ = [
     "DEMO_RUBRIC",
     "available_rubrics",
     "cancel_batch_run",
+    "check_judge",
+    "check_run",
     "judge_batches",
     "judge_run_failures",
     "judge_runs",
@@ -253,6 +255,8 @@ def plan_judge_run(
     """
     with _judge_errors():
         provider, _ = split_spec(judge)
+        if is_baseline(judge):
+            get_provider(judge)  # refuses a baseline that does not exist (baseline/longer)
         rubric = load_rubric(rubric_path)
     if batch and provider not in BATCH_PROVIDERS:
         raise InputError(
@@ -371,6 +375,25 @@ def _in_split(store: Store, study_row: dict, pairs: list[dict], split: str) -> l
             f"`review-app calibrate split --study {study_row['name']}`"
         )
     return [p for p in pairs if parts.get(p["pair_id"]) == split]
+
+
+def check_judge(judge: str, provider_options: dict | None = None) -> None:
+    """JudgeUnavailable or InputError when a run with `judge` could not start: an unknown
+    provider or baseline, a missing SDK or API key. Creates the provider and closes it again;
+    sends nothing."""
+    with _judge_errors():
+        provider = get_provider(judge, **(provider_options or {}))
+    close = getattr(provider, "aclose", None)
+    if close is not None:
+        asyncio.run(close())
+
+
+def check_run(ctx: StudyContext, plan: JudgePlan, reason: str = "") -> None:
+    """What `start_judge_run` would refuse, checked without running (a dry run): the judge
+    itself (`check_judge`), and after the lock, calls to send without a reason."""
+    check_judge(plan.judge)
+    if plan.calls:
+        ctx.lock.require_reason(reason, f"judging with {plan.label}")
 
 
 def _open_run(ctx: StudyContext, plan: JudgePlan, status: str, reason: str) -> int:

@@ -77,7 +77,7 @@ def review_study(store: Store, user: dict) -> dict | None:
     """The study a user reviews: their own, else the most recent one."""
     if user.get("study_id"):
         return store.studies.study_by_id(user["study_id"])
-    studies = store.studies.studies()
+    studies = store.studies.studies(archived=False)
     return store.studies.study_by_id(studies[-1]["id"]) if studies else None
 
 
@@ -305,8 +305,9 @@ def undo_last_vote(
 
 def my_votes(store: Store, reviewer_id: int, study_id: int, limit: int = 50) -> list[dict]:
     """The reviewer's `limit` most recent votes, newest first, numbered in the order the pairs
-    were handed to them (1 = first): {number, assignment_id, choice, prompt, rationale, flags,
-    criteria ({criterion: {"A"/"B": score}})}. Nothing in them names a system."""
+    were handed to them (1 = first): {number, vote_id, assignment_id, choice, prompt, text_a,
+    text_b (the outputs as shown), rationale, flags, criteria ({criterion: {"A"/"B": score}})}.
+    Nothing in them names a system."""
     rows = []
     number = store.review.count_voted(reviewer_id, study_id)
     for vote in store.review.reviewer_votes(reviewer_id, study_id, limit):
@@ -318,9 +319,12 @@ def my_votes(store: Store, reviewer_id: int, study_id: int, limit: int = 50) -> 
         rows.append(
             {
                 "number": number,
+                "vote_id": vote["vote_id"],
                 "assignment_id": vote["assignment_id"],
                 "choice": vote["choice"],
                 "prompt": vote["prompt"],
+                "text_a": vote["text_a"],
+                "text_b": vote["text_b"],
                 "rationale": vote["rationale"],
                 "flags": json.loads(vote["flags"] or "[]"),
                 "criteria": criteria,

@@ -16,10 +16,13 @@ from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
 
 __all__ = [
+    "ArchivedStudy",
     "MAX_GUIDELINES_CHARS",
     "StudySummary",
+    "archive_study",
     "create_study",
     "create_study_for_import",
+    "eval_set_systems",
     "guidelines_hash",
     "guidelines_history",
     "infer_candidate",
@@ -166,6 +169,8 @@ def _create_study(
             added += store.studies.insert_pairs(
                 study_id, [(item_id, x, y) for item_id in sorted(both)]
             )
+        if comparisons and not added:
+            raise InputError(_no_pairs(store, es, comparisons))
         content_hash = store.catalog.freeze_eval_set(es["id"])
         if guidelines is not None:
             store.studies.insert_guidelines(study_id, guidelines_hash(guidelines), guidelines, by)
@@ -288,7 +293,8 @@ def study_comparisons(store: Store, study: str) -> list[tuple[str, str]]:
 
 
 def list_studies(store: Store) -> list[dict]:
-    return store.studies.studies()
+    """The studies in use, oldest first (archived ones are hidden)."""
+    return store.studies.studies(archived=False)
 
 
 def study_items(store: Store, study: str) -> list[str]:
@@ -301,3 +307,57 @@ def study_categories(store: Store, study: str) -> list[str]:
     """The study's categories, named as the statistics name them."""
     pairs = store.frames.pairs_frame(store.studies.require_study(study)["id"], texts=False)
     return sorted(set(stats.category_names(pairs["category"])))
+
+
+def _no_pairs(store: Store, eval_set: dict, comparisons: list[tuple[str, str]]) -> str:
+    """Why a study over `eval_set` would have no pair to review, naming each comparison."""
+    systems = {s for c in comparisons for s in c}
+    having = store.catalog.items_with_outputs(eval_set["id"], systems)
+    reasons = []
+    for a, b in comparisons:
+        missing = [s for s in (a, b) if not having.get(s)]
+        if missing:
+            reasons.append(f"{a}:{b}: {' and '.join(missing)} has no output in it")
+        else:
+            reasons.append(f"{a}:{b}: no item has an output from both")
+    return (
+        f"the study would have 0 pairs to review over eval set {eval_set['name']!r} "
+        f"({'; '.join(reasons)}); compare systems that answered the same items"
+    )
+
+
+def eval_set_systems(store: Store, eval_set: str) -> list[str]:
+    """The systems with outputs in the eval set: the ones a study over it can compare."""
+    return store.catalog.systems_in_eval_set(store.catalog.require_eval_set(eval_set)["id"])
+
+
+@dataclass(frozen=True)
+class ArchivedStudy:
+    name: str
+    eval_set: str
+    # Whether the eval set can change again: nothing was recorded on any study over it.
+    unfrozen: bool
+
+
+def archive_study(ctx: StudyContext) -> ArchivedStudy:
+    """Hide a study from every list and picker (its record stays, and `--study NAME` still
+    reads it). When no study over its eval set has a vote, a verdict or a lock, the eval set
+    is unfrozen: nothing was judged on it, so a corrected upload may replace its outputs."""
+    actor = ctx.require("archive a study")
+    store = ctx.store
+    with store.transaction():
+        study = store.studies.study_by_id(ctx.id)
+        if study["status"] == "archived":
+            raise Conflict(f"study {ctx.name!r} is already archived")
+        store.studies.set_status(ctx.id, "archived")
+        others = [s for s in store.studies.studies() if s["eval_set_id"] == study["eval_set_id"]]
+        unfrozen = all(s["id"] == ctx.id or s["status"] == "archived" for s in others) and not any(
+            store.studies.has_record(s["id"]) for s in others
+        )
+        if unfrozen:
+            store.catalog.unfreeze_eval_set(study["eval_set_id"])
+        eval_set = next(s["eval_set"] for s in others if s["id"] == ctx.id)
+        ctx.lock.change(
+            actor, "", "study archived", deviates=False, eval_set=eval_set, unfrozen=unfrozen
+        )
+    return ArchivedStudy(ctx.name, eval_set, unfrozen)

@@ -66,7 +66,7 @@ def open_existing_store(settings: Settings) -> Store:
 def workspace_summary(store: Store) -> dict:
     """Counts a home page or `review-app info` shows."""
     studies = []
-    for study in store.studies.studies():
+    for study in store.studies.studies(archived=False):
         counts = store.studies.study_counts(study["id"])
         comparisons = store.studies.comparisons(study["id"])
         studies.append(
@@ -77,6 +77,8 @@ def workspace_summary(store: Store) -> dict:
                 "candidate": study["candidate"],
                 "reviews_per_pair": study["reviews_per_pair"],
                 **counts,
+                # Of the votes, those reviewers cast in the app (the rest were imported).
+                "app_votes": store.studies.app_votes(study["id"]),
             }
         )
     return {

@@ -193,6 +193,21 @@ class CatalogQueries(Aggregate):
         )
         return content_hash
 
+    def systems_in_eval_set(self, eval_set_id: int) -> list[str]:
+        """The systems with at least one output in the eval set, by name."""
+        return [
+            r["system"]
+            for r in self._rows(
+                "SELECT DISTINCT o.system FROM outputs o JOIN items i ON i.id = o.item_id "
+                "WHERE i.eval_set_id = ? ORDER BY o.system",
+                [eval_set_id],
+            )
+        ]
+
+    def unfreeze_eval_set(self, eval_set_id: int) -> None:
+        """Let the eval set change again (its content hash stays as the record of what it was)."""
+        self.db.execute("UPDATE eval_sets SET frozen_at = NULL WHERE id = ?", [eval_set_id])
+
     def studies_using_eval_set(self, eval_set_id: int) -> list[str]:
         return [
             r["name"]

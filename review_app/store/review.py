@@ -267,13 +267,16 @@ class ReviewQueries(Aggregate):
 
     def reviewer_votes(self, reviewer_id: int, study_id: int, limit: int) -> list[dict]:
         """The reviewer's `limit` most recently handed pairs that hold a current app vote, newest
-        first: the vote, its assignment and the prompt."""
+        first: the vote, its assignment, the prompt and the two outputs as shown (A left)."""
         return self._rows(
             "SELECT v.id AS vote_id, v.choice, v.criteria, v.rationale, v.flags, v.created_at,"
-            " a.id AS assignment_id, a.shown_left, a.shown_right, i.prompt FROM assignments a"
+            " a.id AS assignment_id, a.shown_left, a.shown_right, i.prompt,"
+            " ol.text AS text_a, o_r.text AS text_b FROM assignments a"
             " JOIN votes v ON v.id = (SELECT max(v2.id) FROM votes v2"
             "  WHERE v2.pair_id = a.pair_id AND v2.reviewer_id = a.reviewer_id)"
             " JOIN pairs p ON p.id = a.pair_id JOIN items i ON i.id = p.item_id"
+            " JOIN outputs ol ON ol.item_id = p.item_id AND ol.system = a.shown_left"
+            " JOIN outputs o_r ON o_r.item_id = p.item_id AND o_r.system = a.shown_right"
             f" WHERE a.reviewer_id = ? AND a.study_id = ? AND a.done = {AssignmentState.VOTED:d}"
             " ORDER BY a.id DESC LIMIT ?",
             [reviewer_id, study_id, limit],

@@ -24,13 +24,31 @@ class StudyQueries(Aggregate):
             raise NotFound(f"no study named {name!r} (known: {known})")
         return row
 
-    def studies(self) -> list[dict]:
+    def studies(self, archived: bool = True) -> list[dict]:
+        """Every study, oldest first; without the archived ones unless `archived`."""
         return self._rows(
             "SELECT s.*, e.name AS eval_set, "
             "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs, "
             "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id AND p.human) AS n_human_pairs "
-            "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id ORDER BY s.id"
+            "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id "
+            + ("" if archived else "WHERE s.status != 'archived' ")
+            + "ORDER BY s.id"
         )
+
+    def set_status(self, study_id: int, status: str) -> None:
+        self.db.execute("UPDATE studies SET status = ? WHERE id = ?", [status, study_id])
+
+    def has_record(self, study_id: int) -> bool:
+        """Whether anything was recorded on the study: a vote, a verdict or a threshold lock."""
+        row = self._one(
+            "SELECT EXISTS (SELECT 1 FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            " WHERE p.study_id = :s) "
+            "OR EXISTS (SELECT 1 FROM verdicts v JOIN judge_runs j ON j.id = v.run_id "
+            " WHERE j.study_id = :s) "
+            "OR EXISTS (SELECT 1 FROM threshold_locks WHERE study_id = :s) AS recorded",
+            {"s": study_id},
+        )
+        return bool(row["recorded"])
 
     def insert_study(
         self,
@@ -126,6 +144,17 @@ class StudyQueries(Aggregate):
             {"s": study_id},
         )
         return dict(row)
+
+    def app_votes(self, study_id: int) -> int:
+        """Votes that count which reviewers cast in the app (not imported from a file)."""
+        row = self._one(
+            "SELECT count(*) AS n FROM votes v JOIN pairs p ON p.id = v.pair_id "
+            "WHERE p.study_id = ? AND v.winner IS NOT NULL AND v.source = 'app' "
+            "AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
+            "AND v2.reviewer_id = v.reviewer_id)",
+            [study_id],
+        )
+        return int(row["n"])
 
     def insert_guidelines(self, study_id: int, content_hash: str, body: str, by: str) -> None:
         """Append a version of the study's guidelines; the latest one is in force."""

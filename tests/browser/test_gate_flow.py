@@ -103,6 +103,7 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     reason.press("Enter")
     wait_idle(page)
     click_and_wait(page, page.get_by_role("button", name="Lock thresholds"))
+    click_and_wait(page, page.get_by_role("button", name="Yes, lock thresholds"))
     page.get_by_text(re.compile(r"^Locked by demo-admin at ")).wait_for()
     # The demo's example votes are an interim look at the planned sample: nothing is decided.
     page.get_by_text(

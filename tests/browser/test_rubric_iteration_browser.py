@@ -49,6 +49,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         assert page.get_by_role("radiogroup").count() == 0  # no split, nothing to choose
 
         page.get_by_role("button", name="Split into dev and test").click()
+        page.get_by_role("button", name="Yes, split into dev and test").click()
         page.get_by_text(re.compile(r"Test looked at 0 times")).wait_for()
         wait_idle(page, 30_000)
         store = Store.open(module_workspace)
