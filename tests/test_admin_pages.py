@@ -122,6 +122,20 @@ def test_creating_a_study_with_guidelines(store, admin, eval_set):
     assert store.studies.current_guidelines(study["id"])["body"] == "# Rules\n\nShort wins.\n"
 
 
+def test_a_study_with_a_human_share_from_the_screen(store, admin, eval_set):
+    at = open_page("studies.py", admin)
+    at.text_input(key="study_new_name").input("half").run()
+    at.selectbox(key="study_new_candidate").select(SYSTEM_X).run()
+    at.multiselect(key="study_new_others").select(SYSTEM_Y).run()
+    at.slider(key="study_new_human_share").set_value(0.5)
+    at.button(key="study_create").click().run()
+    assert not at.exception
+    assert "Study half: 4 pairs over es (reviewers see 2; the rest are judged only)" in messages(at)
+    study = store.studies.require_study("half")
+    assert study["human_share"] == 0.5
+    assert len(store.studies.judge_only_pair_ids(study["id"])) == 2
+
+
 def test_a_refused_study_is_not_created(store, admin, eval_set):
     at = open_page("studies.py", admin)
     at.text_input(key="study_new_name").input("nothing-to-compare").run()

@@ -64,6 +64,17 @@ else:
             "Criteria rated 1-5 (optional)", key="study_new_criteria", placeholder="accuracy, tone"
         )
         show_reference = right.checkbox("Show reviewers the reference", key="study_new_reference")
+        share = st.slider(
+            "Share of items reviewers see",
+            min_value=0.05,
+            max_value=1.0,
+            value=1.0,
+            step=0.05,
+            key="study_new_human_share",
+            help="A seeded random share of each comparison's items, stratified by category. The "
+            "rest are judged only: a threshold that names a calibrated judge corrects its verdicts "
+            "on them with the human votes (prediction-powered). 1 = reviewers see every item.",
+        )
         guidelines = st.text_area(
             "Guidelines for reviewers (Markdown, optional)",
             key="study_new_guidelines",
@@ -88,13 +99,19 @@ else:
                     criteria=[c.strip() for c in criteria.split(",") if c.strip()],
                     actor=actor,
                     guidelines=guidelines if guidelines.strip() else None,
+                    human_share=float(share) if share < 1 else None,
                 )
             except ReviewAppError as exc:
                 st.error(f"Not created: {ui.plain(exc)}")
             else:
+                seen = (
+                    f" (reviewers see {created.human_pairs}; the rest are judged only)"
+                    if share < 1
+                    else ""
+                )
                 st.success(
                     f"Study {ui.plain(created.name)}: {created.pairs_added} pairs over "
-                    f"{ui.plain(created.eval_set)}; "
+                    f"{ui.plain(created.eval_set)}{seen}; "
                     "add reviewers on the Reviewers screen."
                 )
 
