@@ -23,7 +23,7 @@ REGRESSION_METRIC = "max_regression_points"
 FINAL_REVIEW_METRIC = "final_review_acceptable_rate"
 # Metrics that may name a `judge` whose verdicts on every comparison sharpen the human votes
 # (prediction-powered inference, `ppi`); without one they read the human votes alone.
-PPI_METRICS = ("human_win_rate", REGRESSION_METRIC)
+PPI_METRICS = ("human_win_rate", "human_lc_win_rate", REGRESSION_METRIC)
 
 # A prediction-powered win rate of (judge, system_a, system_b, category or None), or why there
 # is none (the judge is not pinned by the lock, its rubric changed, it has no verdicts).
@@ -50,8 +50,10 @@ class GateInputs:
     candidate: str = ""
     # Length-controlled win rates of each comparison per source (humans, each real judge).
     lc_win_rates: list[ranking.LengthControlled] = field(default_factory=list)
-    # Prediction-powered win rates, computed on first use per judge.
+    # Prediction-powered win rates and length-controlled win rates (category None), computed
+    # on first use per judge.
     ppi_win_rate: PPILookup = _no_ppi
+    ppi_lc_win_rate: PPILookup = _no_ppi
 
     def win_rate(
         self, a: str, b: str, source: str, category: str | None = None
@@ -195,6 +197,21 @@ def _measure_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurem
     return Measurement(
         lc.value, lc.ci, lc.bounds, lc.n_comparisons, detail, n_items=lc.n_comparisons
     )
+
+
+def _measure_human_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Measurement:
+    """The human length-controlled win rate, prediction-powered when the threshold names a
+    judge (its logistic fit corrected by the human votes)."""
+    if not params.get("judge"):
+        return _measure_lc_win_rate(params, inputs)
+    judge = params["judge"]
+    found = inputs.ppi_lc_win_rate(judge, params["system_a"], params["system_b"], None)
+    if isinstance(found, str):
+        return _unmeasurable(found)
+    if found.value is None:
+        return _unmeasurable(f"length-controlled win rate with {judge}: {found.reason}")
+    m = _ppi_measurement(found)
+    return replace(m, detail=f"length-controlled, {m.detail}")
 
 
 def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
@@ -551,8 +568,8 @@ METRICS: dict[str, Metric] = {
             "The human win rate of system_a over system_b read at equal length (a logistic "
             "regression on the length difference, AlpacaEval 2 style): a win bought by longer "
             "answers does not pass. Not measurable when fewer than 10% of comparisons lie on "
-            "the minority side of equal length.",
-            measure=_measure_lc_win_rate,
+            "the minority side of equal length. With judge=NAME, prediction-powered.",
+            measure=_measure_human_lc_win_rate,
         ),
         Metric(
             "judge_lc_win_rate",

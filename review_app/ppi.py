@@ -237,3 +237,175 @@ def win_rates(
         if rows.any() and scores["judged"].to_numpy()[rows].any():
             out.append(win_rate(a, b, judge, scores[rows], system_x_is_a=(a == x)))
     return out
+
+
+# ---- logistic regression (the length-controlled win rate) ----
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * z))
+
+
+def _logistic_point(
+    x: np.ndarray, y: np.ndarray, yhat: np.ndarray, xu: np.ndarray, yhatu: np.ndarray, lam: float
+) -> np.ndarray:
+    """The coefficients minimising the rectified logistic loss
+    (1/n) l(X, Y) + lam [(1/N) l(Xu, f_u) - (1/n) l(X, f)], by Newton's method (its Hessian,
+    (1 - lam)/n X'WX + lam/N Xu'WuXu, does not depend on the labels, so it is convex)."""
+    n, big_n = len(y), len(yhatu)
+    theta = np.zeros(x.shape[1])
+    for _ in range(100):
+        mu, muu = _expit(x @ theta), _expit(xu @ theta)
+        grad = x.T @ (mu - y) / n - lam * x.T @ (mu - yhat) / n
+        hess = (1 - lam) * (x.T * (mu * (1 - mu))) @ x / n
+        if big_n:
+            grad = grad + lam * xu.T @ (muu - yhatu) / big_n
+            hess = hess + lam * (xu.T * (muu * (1 - muu))) @ xu / big_n
+        step = np.linalg.solve(hess + 1e-12 * np.eye(len(theta)), grad)
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    return theta
+
+
+def _logistic_stats(theta, x, y, yhat, xu, yhatu, use_unlabelled: bool):
+    """Per-observation gradients (labels, predictions, unlabelled predictions) and the inverse
+    Hessian at `theta`, as ppi_py's `_logistic_get_stats` computes them."""
+    n, big_n = len(y), len(yhatu)
+    mu, muu = _expit(x @ theta), _expit(xu @ theta)
+    if use_unlabelled:
+        hess = ((x.T * (mu * (1 - mu))) @ x + (xu.T * (muu * (1 - muu))) @ xu) / (n + big_n)
+    else:
+        hess = (x.T * (mu * (1 - mu))) @ x / n
+    grads = x * (mu - y)[:, None]
+    grads_hat = x * (mu - yhat)[:, None]
+    grads_hat_u = xu * (muu - yhatu)[:, None] if use_unlabelled else np.zeros_like(xu)
+    return grads, grads_hat, grads_hat_u, np.linalg.inv(hess)
+
+
+def _tuned_glm_weight(grads, grads_hat, grads_hat_u, inv_hessian) -> float:
+    """PPI++'s weight for a GLM (the trace of the variance over all coefficients), clipped."""
+    n, big_n = len(grads), len(grads_hat_u)
+    gc = grads - grads.mean(axis=0)
+    hc = grads_hat - grads_hat.mean(axis=0)
+    cov = (gc.T @ hc + hc.T @ gc) / n
+    var = np.cov(np.concatenate([grads_hat, grads_hat_u]).T)
+    num = np.trace(inv_hessian @ cov @ inv_hessian)
+    den = 2 * (1 + n / big_n) * np.trace(inv_hessian @ var @ inv_hessian)
+    return float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class LogisticEstimate:
+    """Prediction-powered logistic regression coefficients with their standard errors."""
+
+    coef: np.ndarray
+    se: np.ndarray
+    lam: float
+    n_human: int
+    n_judge: int
+
+
+def logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    yhat: np.ndarray,
+    xu: np.ndarray,
+    yhatu: np.ndarray,
+    lam: float | None = None,
+) -> LogisticEstimate | None:
+    """PPI++ logistic regression of labels in [0, 1] on covariates `x` (with their column of
+    ones), as the authors' `ppi_logistic_ci` computes it (the weight tuned at the plain PPI
+    estimate, then again at the tuned one; a sandwich variance); None when it cannot be fitted
+    (fewer labels than coefficients, or no unlabelled items to weigh)."""
+    x, xu = np.asarray(x, float), np.asarray(xu, float)
+    y, yhat, yhatu = (np.asarray(a, float) for a in (y, yhat, yhatu))
+    n, big_n = len(y), len(yhatu)
+    if n <= x.shape[1] or big_n == 0:
+        return None
+    if lam is None:
+        first = _logistic_point(x, y, yhat, xu, yhatu, 1.0)
+        lam = _tuned_glm_weight(*_logistic_stats(first, x, y, yhat, xu, yhatu, True))
+        tuned = _logistic_point(x, y, yhat, xu, yhatu, lam)
+        lam = _tuned_glm_weight(*_logistic_stats(tuned, x, y, yhat, xu, yhatu, True))
+    theta = _logistic_point(x, y, yhat, xu, yhatu, lam)
+    grads, grads_hat, grads_hat_u, inv_h = _logistic_stats(theta, x, y, yhat, xu, yhatu, lam != 0)
+    d = x.shape[1]
+    var_u = np.cov((lam * grads_hat_u).T).reshape(d, d)
+    var = np.cov((grads - lam * grads_hat).T).reshape(d, d)
+    sigma = inv_h @ (n / big_n * var_u + var) @ inv_h
+    return LogisticEstimate(theta, np.sqrt(np.diag(sigma) / n), float(lam), n, big_n)
+
+
+def lc_win_rate(
+    system_a: str, system_b: str, judge: str, scores: pd.DataFrame, system_x_is_a: bool
+) -> PredictionPowered:
+    """The prediction-powered length-controlled win rate of `system_a` over `system_b`: the
+    logistic regression of the outcome on the normalised length difference (AlpacaEval 2's
+    feature, as `ranking.length_controlled_win_rate` uses it), read at zero difference, from
+    `item_scores` rows of one comparison that also carry `human` and `len_diff` (x minus y)."""
+    from review_app import ranking  # ranking imports the statistics this module builds on
+
+    y = scores["y"].to_numpy(float)
+    f = scores["f"].to_numpy(float)
+    diff = scores["len_diff"].to_numpy(float)
+    if not system_x_is_a:
+        y, f, diff = 1 - y, 1 - f, -diff
+    labelled = scores["human"].to_numpy(bool) & ~np.isnan(y)
+    reason = ranking.not_estimable_reason(diff)
+    feature = np.linspace(-1.0, 1.0, ranking.LC_BINS)[ranking.normalised_length(diff)]
+    x = np.column_stack([np.ones(len(y)), feature])
+    fit = (
+        None
+        if reason
+        else logistic(x[labelled], y[labelled], f[labelled], x[~labelled], f[~labelled])
+    )
+    n_human, n_judge = int(labelled.sum()), int((~labelled).sum())
+    if fit is None or not np.isfinite(fit.se[0]):
+        why = reason or f"{n_human} items with votes and {n_judge} judged only cannot be fitted"
+        return PredictionPowered(
+            system_a, system_b, judge, None, None, None, 0.0, n_human, n_judge, 0.0, why
+        )
+    b0, se = fit.coef[0], fit.se[0]
+    value = float(_expit(np.array([b0]))[0])
+
+    def at(z: float) -> tuple[float, float]:
+        low, high = _expit(np.array([b0 - z * se, b0 + z * se]))
+        return (float(low), float(high))
+
+    # The humans-only logistic fit's intercept variance over this one's: the voted items worth.
+    plain = logistic(x[labelled], y[labelled], f[labelled], x[~labelled], f[~labelled], lam=0.0)
+    effective = n_human * float(plain.se[0] / se) ** 2 if plain is not None and se > 0 else n_human
+    return PredictionPowered(
+        system_a,
+        system_b,
+        judge,
+        value,
+        at(stats.Z_95),
+        at(stats.Z_ONE_SIDED_95),
+        fit.lam,
+        n_human,
+        n_judge,
+        effective,
+    )
+
+
+def lc_win_rates(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    combined: pd.DataFrame,
+    judge: str,
+    comparisons: Sequence[tuple[str, str]],
+) -> list[PredictionPowered]:
+    """`lc_win_rate` of each comparison with `judge` (`pairs` as for `win_rates`, with len_x
+    and len_y)."""
+    scores = item_scores(pairs, votes, combined, judge)
+    scores["human"] = pairs["human"].to_numpy(bool)
+    scores["len_diff"] = (pairs["len_x"] - pairs["len_y"]).to_numpy(float)
+    out = []
+    for a, b in comparisons:
+        x, y = min(a, b), max(a, b)
+        rows = ((pairs["system_x"] == x) & (pairs["system_y"] == y)).to_numpy()
+        if rows.any() and scores["judged"].to_numpy()[rows].any():
+            out.append(lc_win_rate(a, b, judge, scores[rows], system_x_is_a=(a == x)))
+    return out

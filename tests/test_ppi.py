@@ -11,6 +11,8 @@ from scipy.stats import norm
 from review_app import ppi, sequential, stats
 
 ppi_py = pytest.importorskip("ppi_py", reason="the ppi-python reference is a test dependency")
+# ppi_py's logistic fit starts from scikit-learn with an option newer releases deprecate.
+pytestmark = pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
 
 
 def _sample(rng: np.random.Generator, n: int, big_n: int, agreement: float):
@@ -153,3 +155,21 @@ def test_stopping_early_saves_labels_at_the_truth():
     assert design.power == pytest.approx(0.8, abs=0.01)
     assert design.expected_ratio < 0.85
     assert design.max_ratio < 1.1
+
+
+@pytest.mark.parametrize("seed,n,big_n", [(1, 150, 600), (2, 80, 300)])
+def test_logistic_regression_matches_the_reference_implementation(seed, n, big_n):
+    """The length-controlled win rate's fit: PPI++ logistic regression, coefficients and 95%
+    intervals as `ppi_py.ppi_logistic_ci` gives them."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([np.ones(n + big_n), rng.uniform(-1, 1, n + big_n)])
+    y = (rng.random(n + big_n) < 1 / (1 + np.exp(-(0.4 + 1.2 * x[:, 1])))).astype(float)
+    f = np.where(rng.random(n + big_n) < 0.8, y, 1 - y)
+    ours = ppi.logistic(x[:n], y[:n], f[:n], x[n:], f[n:])
+    low, high = ppi_py.ppi_logistic_ci(x[:n], y[:n], f[:n], x[n:], f[n:], alpha=0.05)
+    assert ours.coef - stats.Z_95 * ours.se == pytest.approx(low, abs=5e-4)
+    assert ours.coef + stats.Z_95 * ours.se == pytest.approx(high, abs=5e-4)
+    # (ppi_py's interval tunes the weight once more than its point estimate: compare the
+    # point at the interval's weight)
+    point = ppi_py.ppi_logistic_pointestimate(x[:n], y[:n], f[:n], x[n:], f[n:], lam=ours.lam)
+    assert ours.coef == pytest.approx(point, abs=5e-4)

@@ -24,7 +24,11 @@ def _outputs(tmp_path, n_items: int = N_ITEMS):
     for i in range(n_items):
         category = "math" if i % 3 == 0 else "writing"
         for system in ("base", "tuned"):
-            rows.append(f"q{i:03d},Question {i}?,{system},Answer of {system} to {i}.,{category}")
+            # Lengths differ both ways, so a length-controlled win rate can be estimated.
+            pad = "x" * (i % 7 if system == "tuned" else i % 5)
+            rows.append(
+                f"q{i:03d},Question {i}?,{system},Answer of {system} to {i}.{pad},{category}"
+            )
     return write(tmp_path / "outputs.csv", "\n".join(rows) + "\n")
 
 
@@ -319,3 +323,18 @@ def test_flipping_a_pair_in_or_out_of_the_human_subset_in_the_file_shows(store, 
         store.db.execute("UPDATE pairs SET human = 1 WHERE id = ?", [outside["pair_id"]])
     (problem,) = audit.verify(store, "s", Settings.from_env())
     assert "the human subset changed since it was drawn" in problem
+
+
+def test_a_prediction_powered_length_controlled_win_rate(store, tmp_path, settings):
+    _judged_study(store, tmp_path, settings)
+    _lock(
+        store,
+        settings,
+        {"system_a": "tuned", "system_b": "base", "judge": "grader"},
+        metric="human_lc_win_rate",
+    )
+    (row,) = [r.to_json() for r in decision.evaluate_gate(looking(store, "s", settings)).results]
+    assert row["method"] == "ppi" and row["n_human"] == 60 and row["n_judge"] == 60
+    assert row["reason"].startswith("lower 95% bound") and "length-controlled" in row["reason"]
+    assert row["effective_n"] > 60
+    assert row["outcome"] == "pass"

@@ -109,6 +109,7 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         candidate=data.candidate,
         lc_win_rates=scorecard.length_controlled_win_rates(data),
         ppi_win_rate=_ppi_lookup(ctx, data),
+        ppi_lc_win_rate=_ppi_lc_lookup(ctx, data),
     )
 
 
@@ -223,6 +224,24 @@ def prediction_powered(ctx: StudyContext, data: StudyData) -> list[dict]:
                 }
             )
     return rows
+
+
+def _ppi_lc_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:
+    def lookup(judge: str, a: str, b: str, category: str | None):
+        why = _ppi_unavailable(ctx, data, judge)
+        if why is not None:
+            return why
+        pairs, votes, combined = _ppi_frames(ctx, data, judge)
+        rates = data.memo(
+            f"ppi lc {judge}",
+            lambda: ppi.lc_win_rates(pairs, votes, combined, judge, data.comparisons),
+        )
+        for w in rates:
+            if (oriented := gate.orient(w, a, b)) is not None:
+                return oriented
+        return f"no comparison of {a} and {b} judged by {judge!r}"
+
+    return lookup
 
 
 def _ppi_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:
