@@ -496,7 +496,7 @@ def _rate(estimate) -> str:
 
 
 def _reviewers_stats(args, settings, store) -> None:
-    report = quality.reviewer_report(store, args.study, settings)
+    report = quality.reviewer_report(store, args.study, settings, _actor(args, settings, store))
     if args.json:
         _print(json.dumps(report.document(), indent=2))
         return

@@ -627,6 +627,14 @@ def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
     _append_only(db, ("verdicts", "row_seals"))
 
 
+def _v17_sealed_label_key(db: sqlite_utils.Database) -> None:
+    # Rows sealed before the lock name their comparison by a label keyed with this, kept apart
+    # from the A/B orientation key: a label must match nothing an export shows, yet stay the
+    # same comparison's whichever orientation it is shown in.
+    db.execute("CREATE TABLE sealed_label_key (value TEXT NOT NULL)")
+    db.execute("INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -654,4 +662,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (12, "a random key for writing systems as A and B before the lock", _v12_blinding_key),
     (13, "a study's planned final-review sample", _v13_final_review_size),
     (14, "verdicts append-only; votes and verdicts sealed", _v14_sealed_votes_and_verdicts),
+    (
+        17,
+        "a random key for naming comparisons in rows sealed before the lock",
+        _v17_sealed_label_key,
+    ),
 ]

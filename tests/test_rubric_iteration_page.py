@@ -203,7 +203,9 @@ def test_the_disagreements_of_a_split_study_are_dev_s_until_test_is_looked_at(de
     (choice,) = at.radio
     assert choice.value == "dev"
     expected = disagreements.disagreements(demo_store, "demo", settings=settings, split="dev")
-    assert len(expected) and set(expected["pair_id"]) <= dev_pairs
+    key = demo_store.calibration.label_key()
+    labels = {disagreements.row_label(key, p): p for p in dev_pairs}
+    assert len(expected) and set(expected["item_key"]) <= set(labels)
     shown = at.dataframe[0].value
     real = expected[expected["judge"].isin(shown["judge"].unique())]
     assert set(shown["item_key"]) == set(real["item_key"])

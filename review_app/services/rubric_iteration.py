@@ -14,7 +14,7 @@ from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, NotFound
 from review_app.services import audit, study_data
 from review_app.services.context import StudyContext, lock_of
-from review_app.services.disagreements import flipped, system_name
+from review_app.services.disagreements import HIDDEN, flipped, row_label, system_name
 from review_app.services.study_data import judge_labels
 from review_app.settings import Settings
 from review_app.store import Store
@@ -261,11 +261,15 @@ def compare_versions(
             )
         ]
 
+    # Sealed before the lock: nothing `export pairs` shares (the comparison's id and item are a
+    # keyed label, the category is hidden, rows come in label order), else a length baseline's A or B plus the exported lengths would name
+    # every majority's system.
+    labels = [row_label(store.calibration.label_key(), int(p)) for p in rows["pair_id"]]
     changed = pd.DataFrame(
         {
-            "pair_id": rows["pair_id"],
-            "item_key": rows["item_key"],
-            "category": rows["category"],
+            "pair_id": rows["pair_id"] if visible else labels,
+            "item_key": rows["item_key"] if visible else labels,
+            "category": rows["category"] if visible else HIDDEN,
             "system_x": rows["system_x"] if visible else "A",
             "system_y": rows["system_y"] if visible else "B",
             "verdict_a": named("outcome_a"),
@@ -279,6 +283,8 @@ def compare_versions(
         # None, not NaN, marks "no verdict" or "no votes" (for JSON and the screen alike).
         values = changed[column].astype(object)
         changed[column] = values.where(values.notna(), None)
+    if not visible:
+        changed = changed.sort_values("item_key")
     if split == "test":
         record_test_look(store, study, [judge_a, judge_b], actor)
     return VersionComparison(study, split, comparison, changed.reset_index(drop=True), visible)
