@@ -726,11 +726,6 @@ def _vote_changes(
     allowed_criteria = set(json.loads(study["criteria"] or "[]")) if study else set()
     reviewer_ids: dict[str, int | None] = {}
     in_file: dict[tuple[tuple[int, str, str], str], int] = {}
-    # Who has voted on each pair (stored, then this file): a study plans k votes per pair.
-    planned = study["reviews_per_pair"] if study else None
-    voters: dict[object, set] = {}
-    for pair_id, reviewer_id in latest:
-        voters.setdefault(pair_id, set()).add(reviewer_id)
     for line, row in read_rows(path):
         summary.rows += 1
         reader = RowReader(str(path), line, row)
@@ -759,18 +754,7 @@ def _vote_changes(
                     "in their name would pass for theirs, so import them under another name",
                 )
             reviewer_ids[reviewer] = known["id"] if known else None
-        pair_id = pairs.pair_ids.get(pair)
-        previous = latest.get((pair_id, reviewer_ids[reviewer]))
-        if planned is not None and previous is None:
-            seen = voters.setdefault(pair_id if pair_id is not None else pair, set())
-            if len(seen) >= planned:
-                raise reader.error(
-                    "reviewer",
-                    f"this pair already has the {planned} vote(s) per pair study "
-                    f"'{study['name']}' plans; a vote by '{reviewer}' would be one too many "
-                    "(`review-app study plan` changes the plan)",
-                )
-            seen.add(reviewer_ids[reviewer] if reviewer_ids[reviewer] is not None else reviewer)
+        previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
         if previous and (
             previous["winner"],
             previous["shown_left"],

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["RESERVED_PREFIXES", "name_problem", "normal_name"]
+from review_app.errors import InputError
+
+__all__ = ["RESERVED_PREFIXES", "checked_name", "name_problem", "normal_name"]
 
 # Judges the app computes: a name under these would pass for one of them.
 RESERVED_PREFIXES = ("baseline/", "jury/")
@@ -35,3 +37,14 @@ def name_problem(value: str, reserved: bool = True) -> str | None:
             if value.casefold().startswith(prefix):
                 return f"starts with {prefix!r}, which is reserved for the app's own judges"
     return None
+
+
+def checked_name(value: str, what: str) -> str:
+    """`value` normalised, or InputError naming `what` (e.g. "study name") and the problem."""
+    name = normal_name(value)
+    if not name:
+        raise InputError(f"the {what} is empty")
+    problem = name_problem(name)
+    if problem:
+        raise InputError(f"{what} {name!r} {problem}")
+    return name

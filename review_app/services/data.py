@@ -27,6 +27,7 @@ from review_app import auth, importers, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
 from review_app.importers import ImportSummary
+from review_app.names import checked_name
 from review_app.services import audit, study_data
 from review_app.services.context import Lock, lock_of
 from review_app.services.studies import create_study_for_import, infer_candidate, name_candidate
@@ -62,6 +63,7 @@ def import_outputs(
 ) -> ImportSummary:
     """Import model outputs into `eval_set`, creating it if needed (see `importers.check_outputs`)."""
     auth.require(actor, "import data")
+    eval_set = checked_name(eval_set, "eval set name")
     summary = ImportSummary(str(path))
     _import(
         store,
@@ -124,6 +126,9 @@ def _import_into_study(
     reason: str,
 ) -> ImportSummary:
     auth.require(actor, "import data")
+    study = checked_name(study, "study name")
+    if eval_set is not None:
+        eval_set = checked_name(eval_set, "eval set name")
     summary = ImportSummary(str(path))
     locks = [import_lock("study", study)]
     if eval_set is not None:

@@ -11,6 +11,7 @@ from review_app import planning, stats
 from review_app.errors import InputError
 from review_app.services import audit
 from review_app.services.context import StudyContext
+from review_app.services.studies import check_reviews_per_pair
 from review_app.store import Store
 
 __all__ = [
@@ -103,8 +104,8 @@ def change_plan(
     actor = ctx.require("change the plan")
     if reviews_per_pair is None and final_review is None:
         raise InputError("give the reviews per pair, the final-review size, or both")
-    if reviews_per_pair is not None and reviews_per_pair < 1:
-        raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
+    if reviews_per_pair is not None:
+        check_reviews_per_pair(reviews_per_pair)
     if final_review is not None and final_review < 1:
         raise InputError(f"the final review needs at least 1 output, got {final_review}")
     with ctx.store.transaction():

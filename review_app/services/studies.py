@@ -11,12 +11,15 @@ from pathlib import Path
 from review_app import auth, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.names import checked_name
 from review_app.services import audit
 from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
 
 __all__ = [
     "MAX_GUIDELINES_CHARS",
+    "MAX_REVIEWS_PER_PAIR",
+    "check_reviews_per_pair",
     "StudySummary",
     "create_study",
     "create_study_for_import",
@@ -120,15 +123,12 @@ def _create_study(
     guidelines: str | None = None,
 ) -> StudySummary:
     comparisons = list(comparisons)
-    name = name.strip()
-    if not name:
-        raise InputError("the study needs a name")
+    name = checked_name(name, "study name")
     if candidate is None and comparisons:
         candidate = comparisons[0][0]
     if candidate is not None:
         _require_compared(candidate, comparisons)
-    if reviews_per_pair < 1:
-        raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
+    check_reviews_per_pair(reviews_per_pair)
     if guidelines is not None:
         guidelines = _checked_guidelines(guidelines)
     with store.transaction():
@@ -175,6 +175,19 @@ def _create_study(
             reviews_per_pair=reviews_per_pair,
         )
     return StudySummary(name, eval_set, added, skipped, content_hash, candidate)
+
+
+# More votes per pair than any review could gather: a plan past it is a typo (1e12), and it
+# would make every study interim forever.
+MAX_REVIEWS_PER_PAIR = 100
+
+
+def check_reviews_per_pair(k: int) -> None:
+    """InputError unless 1 <= k <= MAX_REVIEWS_PER_PAIR."""
+    if not 1 <= k <= MAX_REVIEWS_PER_PAIR:
+        raise InputError(
+            f"reviews per pair must be at least 1 and at most {MAX_REVIEWS_PER_PAIR}, got {k}"
+        )
 
 
 def _require_compared(candidate: str, comparisons: Iterable[tuple[str, str]]) -> None:
