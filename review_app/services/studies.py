@@ -184,10 +184,10 @@ MAX_REVIEWS_PER_PAIR = 100
 
 def check_reviews_per_pair(k: int) -> None:
     """InputError unless 1 <= k <= MAX_REVIEWS_PER_PAIR."""
-    if not 1 <= k <= MAX_REVIEWS_PER_PAIR:
-        raise InputError(
-            f"reviews per pair must be at least 1 and at most {MAX_REVIEWS_PER_PAIR}, got {k}"
-        )
+    if k < 1:
+        raise InputError(f"reviews per pair must be at least 1, got {k}")
+    if k > MAX_REVIEWS_PER_PAIR:
+        raise InputError(f"reviews per pair must be at most {MAX_REVIEWS_PER_PAIR}, got {k}")
 
 
 def _require_compared(candidate: str, comparisons: Iterable[tuple[str, str]]) -> None:
