@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -198,9 +199,14 @@ def _import(
     job_id = _start(store, kind, path, target, options, locks)
     try:
         staged = _stage(store, job_id, changes())
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             _discard(store, job_id)
+        if _disk_full(exc):
+            raise Conflict(
+                f"{path}: the disk is full; nothing was imported. Free some space and import "
+                "it again"
+            ) from exc
         raise
     if not staged:
         with store.transaction():
@@ -210,6 +216,16 @@ def _import(
     try:
         _publish(store, store.imports.import_job(job_id), summary)
     except Exception as exc:
+        if _disk_full(exc):
+            # Kept for later, the staged rows would hold the very space every later write
+            # needs: they are dropped, and importing the file again writes what is missing.
+            with contextlib.suppress(Exception):
+                _discard(store, job_id)
+            raise Conflict(
+                f"{path}: the disk filled up while the checked rows were being written; those "
+                "not yet written were dropped to free the space. Free some space and import "
+                "the file again: rows already written are kept and skipped"
+            ) from exc
         _abandon(store, job_id)
         raise Conflict(
             f"{path}: every row was checked, but writing them stopped ({exc}); the next "
@@ -218,6 +234,17 @@ def _import(
     except BaseException:
         _abandon(store, job_id)
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a write for want of space (SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        code == sqlite3.SQLITE_FULL
+        or "database or disk is full" in str(exc)
+        or type(exc).__name__ == "DiskFull"
+    )
 
 
 def _abandon(store: Store, job_id: int) -> None:
