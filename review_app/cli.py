@@ -797,7 +797,8 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
-    by = _acting(args, settings, store) if args.split == "test" else None
+    # Test is always a recorded look; before the lock an imported judge's agreement is one too.
+    by = _acting(args, settings, store) if args.split == "test" else _actor(args, settings, store)
     result = rubric_iteration.compare_versions(
         store, args.study, judge_a, judge_b, args.split, settings, by
     )

@@ -150,7 +150,12 @@ def test_calibrate_commands(demo_store, capsys, cli_admin):
 def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, settings):
     _split(demo_store, settings)
     result = rubric_iteration.compare_versions(
-        demo_store, "demo", "example-llm-judge", "baseline/longest", settings=settings
+        demo_store,
+        "demo",
+        "example-llm-judge",
+        "baseline/longest",
+        settings=settings,
+        actor=person(demo_store),
     )
     c = result.comparison
     assert c.difference.value == pytest.approx(c.agreement_b.value - c.agreement_a.value)
