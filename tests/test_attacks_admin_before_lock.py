@@ -103,6 +103,8 @@ def test_an_imported_oracle_judge_s_agreement_is_a_recorded_look(demo_store, tmp
     it is left out, with one it is shown as a look in that person's name, and the report lists
     it under "seen before the lock"."""
     _oracle(demo_store, tmp_path)
+    # Its disagreements with the majority would count the candidate's losses: left out.
+    assert "oracle" not in set(disagreements.disagreements(demo_store, "demo")["judge"])
     anonymous = _stats(capsys)
     assert "oracle" not in {j["judge"] for j in anonymous["judges"]}
     assert not _looks(demo_store)

@@ -31,7 +31,8 @@ st.caption(
         if visible
         else "Until the thresholds are locked each pair's systems are written as A and B, in a "
         "random orientation per pair, and the texts, categories and exact lengths are hidden: "
-        "agreement shows, which system is preferred does not."
+        "agreement shows, which system is preferred does not. Imported judges and judges that "
+        "favour one system on more than 90% of comparisons are left out until the lock."
     )
 )
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from review_app import importers, stats
-from review_app.services import study_data
+from review_app.services import early_looks, study_data
 from review_app.services.context import lock_of
 from review_app.settings import Settings
 from review_app.store import Store
@@ -237,7 +237,7 @@ def disagreements(
     its two orders disagree, with both outputs, the votes with their rationales and the judge's
     explanation for each order. Largest length difference first. Before the study's thresholds
     are locked the rows are sealed: systems as A and B, and nothing an export shares (see
-    `_blinded`). With `split`
+    `_blinded`), and judges that can stand in for the outcomes (`early_looks`) are left out. With `split`
     "dev" or "test", only that part of the study's split (recording a look is the caller's)."""
     settings = settings or Settings.from_env()
     study_row = store.studies.require_study(study)
@@ -246,6 +246,11 @@ def disagreements(
     pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
     if filters is not None and filters.judges:
         verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
+    visible = lock_of(store, study_row).visible
+    if not visible:
+        # Counting an oracle's disagreements with the majority counts the candidate's losses:
+        # judges that can stand in for the outcomes are left out until the lock.
+        verdicts = verdicts[~verdicts["judge"].isin(early_looks.revealing_judges(data))]
     combined = stats.combine_verdicts(pairs, verdicts)
     majority = stats.majority_labels(pairs, votes)
     rows = combined.merge(pairs, on="pair_id")
@@ -289,7 +294,7 @@ def disagreements(
         ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
     )
     frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
-    if not lock_of(store, study_row).visible:
+    if not visible:
         frame = _blinded(
             frame, votes, store.calibration.blinding_key(), store.calibration.label_key()
         )
