@@ -225,7 +225,9 @@ def load_rubric(path: str | Path) -> Rubric:
         raise RubricError(f"{path}: cannot read rubric: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        raise RubricError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise RubricError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     return parse_rubric(text, source=str(path))
 
 
@@ -264,7 +266,8 @@ class _Validator(yaml_fields.FieldReader):
         # A version names files and runs (`name-vVERSION.yaml`): no path or hidden characters.
         if not _VERSION.match(str(version)):
             raise self.fail(
-                ("version",), "use letters, digits, '.', '-' or '_', starting with one of the first two"
+                ("version",),
+                "use letters, digits, '.', '-' or '_', starting with one of the first two",
             )
         mode = data["mode"]
         if mode not in ("pairwise", "pointwise"):

@@ -747,12 +747,6 @@ def _vote_changes(
         in_file[(pair, reviewer)] = line
         if reviewer not in reviewer_ids:
             known = store.people.reviewer(reviewer)
-            if known is not None and known["token_hash"]:
-                raise reader.error(
-                    "reviewer",
-                    f"'{reviewer}' has a personal link and votes in the app; votes imported "
-                    "in their name would pass for theirs, so import them under another name",
-                )
             reviewer_ids[reviewer] = known["id"] if known else None
         previous = latest.get((pairs.pair_ids.get(pair), reviewer_ids[reviewer]))
         if previous and (

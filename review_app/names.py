@@ -43,7 +43,7 @@ def checked_name(value: str, what: str) -> str:
     """`value` normalised, or InputError naming `what` (e.g. "study name") and the problem."""
     name = normal_name(value)
     if not name:
-        raise InputError(f"the {what} is empty")
+        raise InputError(f"{what} is empty")
     problem = name_problem(name)
     if problem:
         raise InputError(f"{what} {name!r} {problem}")

@@ -22,9 +22,9 @@ from review_app.store import Store
 __all__ = [
     "DISAGREEMENT_COLUMNS",
     "DISAGREEMENT_KINDS",
+    "DisagreementFilters",
     "HIDDEN",
     "LENGTH_BUCKETS",
-    "DisagreementFilters",
     "disagreements",
     "disagreements_csv",
     "filter_disagreements",

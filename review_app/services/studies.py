@@ -19,8 +19,8 @@ from review_app.store import Store, import_lock, locked_what
 __all__ = [
     "MAX_GUIDELINES_CHARS",
     "MAX_REVIEWS_PER_PAIR",
-    "check_reviews_per_pair",
     "StudySummary",
+    "check_reviews_per_pair",
     "create_study",
     "create_study_for_import",
     "guidelines_hash",
