@@ -55,6 +55,7 @@ _EXAMPLE_KEYS = {
     "note": False,
 }
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
@@ -222,6 +223,11 @@ def load_rubric(path: str | Path) -> Rubric:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RubricError(f"{path}: cannot read rubric: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise RubricError(
+            f"{path}:{line}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     return parse_rubric(text, source=str(path))
 
 
@@ -257,6 +263,12 @@ class _Validator(yaml_fields.FieldReader):
         version = data["version"]
         if isinstance(version, bool) or not isinstance(version, int | float | str):
             raise self.fail(("version",), "expected a number or a string such as 2 or '2.1'")
+        # A version names files and runs (`name-vVERSION.yaml`): no path or hidden characters.
+        if not _VERSION.match(str(version)):
+            raise self.fail(
+                ("version",),
+                "use letters, digits, '.', '-' or '_', starting with one of the first two",
+            )
         mode = data["mode"]
         if mode not in ("pairwise", "pointwise"):
             raise self.fail(("mode",), "expected 'pairwise' or 'pointwise'")

@@ -28,8 +28,15 @@ def parse(
         where = f"{source}:{mark.line + 1}" if mark else source
         raise error(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     _check_nodes(root, source, error)
-    # The tree was checked first, so constructing the data cannot blow up.
-    return root, yaml.safe_load(text)
+    # The tree was checked first, so constructing the data cannot blow up; a tag the safe
+    # loader will not build (`!!python/object`...) is a problem in the file, not a crash.
+    try:
+        return root, yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{where}: not a plain definition: {problem}") from None
 
 
 def _check_nodes(root: yaml.Node | None, source: str, error: Callable[[str], Exception]) -> None:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import sqlite3
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -293,6 +294,7 @@ def _write_output(name: str, settings: Settings, write: Callable[[IO[str]], T]) 
     Ctrl-C) leaves whatever was there before untouched."""
     target = Path(name)
     _refuse_workspace_files(target, settings)
+    _refuse_special_files(target)
     partial = target.with_name(f".{target.name}.partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as handle:
@@ -305,6 +307,31 @@ def _write_output(name: str, settings: Settings, write: Callable[[IO[str]], T]) 
     finally:
         partial.unlink(missing_ok=True)
     return result
+
+
+def _refuse_special_files(target: Path) -> None:
+    """Only a regular file or a new path may be replaced: renaming over a symlink, a FIFO or a
+    device node would silently swap something else (another file's link, a pipe a process
+    reads, a device) for the export."""
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"--output {target}: cannot check it ({exc.strerror or exc})") from exc
+    if stat.S_ISLNK(mode):
+        kind = "a symbolic link"
+    elif stat.S_ISREG(mode):
+        return
+    elif stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a named pipe (FIFO)"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device node"
+    else:
+        kind = "not a regular file"
+    raise InputError(f"--output {target} is {kind}; name a regular file or a new path")
 
 
 def _refuse_workspace_files(target: Path, settings: Settings) -> None:
@@ -547,7 +574,7 @@ def _rate(estimate) -> str:
 
 
 def _reviewers_stats(args, settings, store) -> None:
-    report = quality.reviewer_report(store, args.study, settings)
+    report = quality.reviewer_report(store, args.study, settings, _actor(args, settings, store))
     if args.json:
         _print(json.dumps(report.document(), indent=2))
         return
@@ -823,7 +850,8 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 def _calibrate_compare(args, settings, store) -> None:
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
-    by = _acting(args, settings, store) if args.split == "test" else None
+    # Test is always a recorded look; before the lock an imported judge's agreement is one too.
+    by = _acting(args, settings, store) if args.split == "test" else _actor(args, settings, store)
     result = rubric_iteration.compare_versions(
         store, args.study, judge_a, judge_b, args.split, settings, by
     )

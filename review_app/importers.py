@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from review_app.errors import Conflict, InputError
+from review_app.names import name_problem, normal_name
 from review_app.store import Store, item_fingerprint, now_iso, text_digest
 
 OUTPUT_COLUMNS = ("item_id", "prompt", "system", "output")
@@ -150,7 +151,11 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
-            _check_json_row(RowReader(str(path), number, row), _SURROGATE_ESCAPE.search(text))
+            _check_json_row(
+                RowReader(str(path), number, row),
+                _SURROGATE_ESCAPE.search(text),
+                "\\u0000" in text,
+            )
             yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
@@ -171,11 +176,12 @@ def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not data:
         raise InputError(f"{path}: the file is an empty list")
     escapes = _SURROGATE_ESCAPE.search(text)
+    nul = "\\u0000" in text
     # JSON arrays carry no line numbers per element, so errors name the element ("row").
     for index, row in enumerate(data, start=1):
         if not isinstance(row, dict):
             raise InputError(f"{path}: row {index}: expected a JSON object, got {_kind(row)}")
-        _check_json_row(RowReader(str(path), index, row, "row"), escapes)
+        _check_json_row(RowReader(str(path), index, row, "row"), escapes, nul)
         yield index, row
 
 
@@ -187,9 +193,28 @@ MAX_NESTING = 100
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON keeps the last of two equal keys silently: one row could say two things.
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def _json_value(path: Path, line: int | None, text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InputError.at(
+            str(path), line, exc.key, "appears twice in one object; keep one"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError.at(
             str(path), line or exc.lineno, None, f"invalid JSON: {exc.msg}"
@@ -202,12 +227,18 @@ def _json_value(path: Path, line: int | None, text: str) -> Any:
         ) from None
 
 
-def _check_json_row(reader: RowReader, may_hold_surrogates: object) -> None:
-    """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, and
-    text with a lone surrogate (not a character, so not valid UTF-8 either)."""
+def _check_json_row(reader: RowReader, may_hold_surrogates: object, may_hold_nul: bool) -> None:
+    """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, text
+    with a lone surrogate (not a character, so not valid UTF-8 either), and the NUL character
+    (`\\u0000`), refused as it is in a CSV file."""
     for name, value in reader.row.items():
         if isinstance(value, (dict, list)) and _nesting(value) > MAX_NESTING:
             raise reader.error(name, f"is nested more than {MAX_NESTING} levels deep")
+        if may_hold_nul and _holds_nul([name, value]):
+            raise reader.error(
+                name.replace("\x00", "\\u0000"),
+                "holds a NUL character (\\u0000), which is not text",
+            )
         if may_hold_surrogates:
             try:
                 json.dumps([name, value], ensure_ascii=False).encode("utf-8")
@@ -216,6 +247,22 @@ def _check_json_row(reader: RowReader, may_hold_surrogates: object) -> None:
                     name.encode("utf-8", "backslashreplace").decode(),
                     "holds a lone surrogate escape (such as \\ud800), which is not text",
                 ) from None
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any text in `value` (keys included) holds the NUL character."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _nesting(value: Any) -> int:
@@ -270,6 +317,24 @@ class RowReader:
         if required and not allow_empty and not value.strip():
             raise self.error(name, "is empty")
         return value
+
+
+def _name(reader: RowReader, field: str) -> str:
+    """A name field (system, reviewer, judge): NFC-normalised, refused when it holds an
+    invisible or control character or takes a prefix reserved for the app's own judges."""
+    value = normal_name(reader.text(field))
+    if not value:
+        raise reader.error(field, "is empty")
+    problem = name_problem(value)
+    if problem:
+        raise reader.error(field, f"{value!r} {problem}")
+    return value
+
+
+def _same_name(reader: RowReader, field: str) -> str | None:
+    """An optional field naming one of the row's systems, normalised as names are."""
+    value = reader.text(field, required=False)
+    return normal_name(value) or None if value is not None else None
 
 
 def _require_columns(reader: RowReader, columns: Iterable[str]) -> None:
@@ -436,7 +501,7 @@ def _alpaca_row(reader: RowReader) -> dict[str, Any]:
 
 
 def _system_name(reader: RowReader, name: str) -> str:
-    value = reader.text(name).strip()
+    value = _name(reader, name)
     if value in SPECIAL_WINNERS:
         raise reader.error(name, f"{value!r} is reserved for outcomes; rename the system")
     return value
@@ -546,11 +611,15 @@ class _PairChecker:
             if study
             else {}
         )
+        self.compared = (
+            {frozenset(c) for c in store.studies.comparisons(study["id"])} if study else set()
+        )
+        self.study_name = study["name"] if study else ""
         self.outputs_of: dict[str, set[int]] = {}
 
     def check(self, reader: RowReader) -> tuple[tuple[int, str, str], str, str]:
         key = reader.text("item_id").strip()
-        a, b = reader.text("system_a").strip(), reader.text("system_b").strip()
+        a, b = _name(reader, "system_a"), _name(reader, "system_b")
         if key not in self.item_ids:
             raise reader.error("item_id", f"unknown item '{key}' (not in the study's eval set)")
         if a == b:
@@ -561,6 +630,15 @@ class _PairChecker:
                 self.outputs_of[system] = found[system]
             if self.item_ids[key] not in self.outputs_of[system]:
                 raise reader.error(name, f"system '{system}' has no output for item '{key}'")
+        if self.compared and frozenset((a, b)) not in self.compared:
+            # A study's comparisons are fixed when it is made; an import adding one would add
+            # pairs nobody planned (or locked thresholds on).
+            compared = ", ".join(sorted(":".join(sorted(c)) for c in self.compared))
+            raise reader.error(
+                "system_b",
+                f"study '{self.study_name}' does not compare {a} with {b} (it compares "
+                f"{compared}); import these into a study that does",
+            )
         x, y = sorted((a, b))
         return (self.item_ids[key], x, y), a, b
 
@@ -634,7 +712,7 @@ class StudyWriter:
 
 def _winner(reader: RowReader, a: str, b: str, allowed_special: tuple[str, ...], empty_ok: bool):
     value = reader.text("winner", allow_empty=empty_ok)
-    value = value.strip() if value is not None else ""
+    value = normal_name(value) if value is not None else ""
     if value == "" and empty_ok:
         return None
     if value not in (a, b, *allowed_special):
@@ -738,9 +816,9 @@ def _vote_changes(
                     f"pair {pairs.pair_ids[pair]} ({a} vs {b}) is judged only, outside the "
                     "study's human share: no human votes are collected on it",
                 )
-            reviewer = reader.text("reviewer").strip()
+            reviewer = _name(reader, "reviewer")
             winner = _winner(reader, a, b, SPECIAL_WINNERS, empty_ok=False)
-            shown_left = (reader.text("shown_left", required=False) or "").strip() or None
+            shown_left = _same_name(reader, "shown_left")
             if shown_left is not None and shown_left not in (a, b):
                 raise reader.error("shown_left", f"{shown_left!r} is neither '{a}' nor '{b}'")
             rationale = reader.text("rationale", required=False) or ""
@@ -822,9 +900,9 @@ def _verdict_changes(
             reader = RowReader(str(path), line, _whole(row))
             _require_columns(reader, VERDICT_COLUMNS)
             pair, a, b = pairs.check(reader)
-            judge = reader.text("judge").strip()
+            judge = _name(reader, "judge")
             winner = _winner(reader, a, b, ("tie",), empty_ok=True)
-            first = (reader.text("first", required=False) or "").strip()
+            first = _same_name(reader, "first") or ""
             if first and first not in (a, b):
                 raise reader.error("first", f"{first!r} is neither '{a}' nor '{b}'")
             explanation = reader.text("explanation", required=False) or ""

@@ -665,6 +665,14 @@ def _v16_keyed_chain_and_link_versions(db: sqlite_utils.Database) -> None:
         )
 
 
+def _v17_sealed_label_key(db: sqlite_utils.Database) -> None:
+    # Rows sealed before the lock name their comparison by a label keyed with this, kept apart
+    # from the A/B orientation key: a label must match nothing an export shows, yet stay the
+    # same comparison's whichever orientation it is shown in.
+    db.execute("CREATE TABLE sealed_label_key (value TEXT NOT NULL)")
+    db.execute("INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -697,5 +705,10 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         16,
         "keyed audit entries; link versions, recorded with each sign-off",
         _v16_keyed_chain_and_link_versions,
+    ),
+    (
+        17,
+        "a random key for naming comparisons in rows sealed before the lock",
+        _v17_sealed_label_key,
     ),
 ]

@@ -423,6 +423,9 @@ def render_markdown(report: dict) -> str:
     if report.get("looks"):
         lines += ["", "### Looks before the planned sample was in", ""]
         lines += [f"- {_md(text)}" for text in look_lines(report)]
+    if seen_lines(report):
+        lines += ["", "### Seen before the lock", ""]
+        lines += [f"- {_md(text)}" for text in seen_lines(report)]
     if report["deviations"]:
         lines += ["", "### Deviations after the lock", ""]
         for d in report["deviations"]:
@@ -719,6 +722,36 @@ def design_line(report: dict) -> str:
     return text
 
 
+def seen_lines(report: dict) -> list[str]:
+    """One line per shadow study (another study over the same eval-set content) and per
+    recorded look before the lock at figures that can stand in for the outcomes."""
+    seen = report.get("seen_before_lock") or {}
+    out = []
+    for shadow in seen.get("shadow_studies") or []:
+        state = f"locked {shadow['locked_at']}" if shadow["locked_at"] else "not locked"
+        out.append(
+            f"shadow study {shadow['study']} over eval set {shadow['eval_set']} (same content), "
+            f"created {shadow['created_at']}, {state}: {' vs '.join(shadow['systems'])}"
+        )
+    for look in seen.get("looks") or []:
+        shown = "; ".join(_seen_figure(f) for f in look["figures"])
+        out.append(
+            f"{look['at']} by {look['actor']} (study {look['study']}): {look['what']}: {shown}"
+        )
+    return out
+
+
+def _seen_figure(figure: dict) -> str:
+    if "judge" in figure:
+        with_ties = figure["agreement_with_ties"]
+        return (
+            f"{figure['judge']} agreement {_number(with_ties.get('value'))} "
+            f"(n={with_ties.get('n')}; {figure['why']})"
+        )
+    accuracy = figure["known_answer_accuracy"]
+    return f"{figure['reviewer']} {_number(accuracy.get('value'))} (n={accuracy.get('n')})"
+
+
 def look_lines(report: dict) -> list[str]:
     """One line per recorded look at outcomes before the planned sample was in, with the
     sequential design's boundary there and the alpha spent by then."""
@@ -897,6 +930,9 @@ def render_html(report: dict) -> str:
     looks_seen = "".join(f"<li>{e(text)}</li>" for text in look_lines(report))
     if looks_seen:
         looks_seen = f"<p><b>Looks before the planned sample was in:</b></p><ul>{looks_seen}</ul>"
+    seen = "".join(f"<li>{e(text)}</li>" for text in seen_lines(report))
+    if seen:
+        looks_seen += f"<p><b>Seen before the lock:</b></p><ul>{seen}</ul>"
     fr = report["final_review"]
     rejected = "".join(
         f"<li>{e(item['item_id'])}: {e(item['comment'] or '(no comment)')}</li>"

@@ -262,20 +262,32 @@ class Calibration:
         return out
 
 
+# Judges that pick by length alone: their p_longer is known without looking.
+LENGTH_BASELINES = ("baseline/longest", "baseline/shortest")
+
+
 def without_length_preference(calibration: Calibration) -> Calibration:
     """The calibration with every p_longer (humans' and judges') withheld: value and interval
     blank, the count kept. When one system's outputs are reliably the longer ones, p_longer is
     that system's win rate, so before the thresholds are locked it must not be read. The
-    verbosity gap (judge minus humans, paired) stays: it carries no direction on its own."""
+    verbosity gap (judge minus humans, paired) stays: it carries no direction on its own,
+    except for a length baseline's, which is withheld too."""
 
     def blank(estimate: Estimate) -> Estimate:
         return Estimate(value=None, n=estimate.n, items=estimate.items)
+
+    def judge(j):
+        j = replace(j, p_longer=blank(j.p_longer))
+        # A length baseline's own p_longer is known (1 or 0), so its gap gives the humans' away.
+        if j.judge in LENGTH_BASELINES:
+            j = replace(j, verbosity_gap=blank(j.verbosity_gap))
+        return j
 
     def analysis(a: Analysis) -> Analysis:
         return replace(
             a,
             humans=replace(a.humans, p_longer=blank(a.humans.p_longer)),
-            judges=[replace(j, p_longer=blank(j.p_longer)) for j in a.judges],
+            judges=[judge(j) for j in a.judges],
         )
 
     return Calibration(

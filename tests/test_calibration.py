@@ -20,7 +20,7 @@ from review_app.services import calibration, data, disagreements, people, study_
 from review_app.services import studies as studies_service
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
-from tests.acting import acting, looking, person, token_for
+from tests.acting import acting, lock_on_win_rate, looking, person, token_for
 from tests.conftest import write
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
@@ -267,6 +267,9 @@ def blank_length_preference(document: dict) -> dict:
         for who in [section["humans"], *section["judges"]]:
             kept = {k: who["p_longer"][k] for k in ("n", "n_items")}
             who["p_longer"] = {"value": None, **kept, "ci": None}
+            if who.get("judge") in stats.LENGTH_BASELINES:
+                kept = {k: who["verbosity_gap"][k] for k in ("n", "n_items")}
+                who["verbosity_gap"] = {"value": None, **kept, "ci": None}
     return blanked
 
 
@@ -358,22 +361,28 @@ def test_before_the_lock_disagreements_name_no_system(store, tmp_path):
     assert set(blind["human_majority"].dropna()) <= {"A", "B", "tie"}
     lock(store, "s")
     named = disagreements.disagreements(store, "s")
-    assert sorted(zip(blind["judge"], blind["item_key"], blind["reason"], strict=True)) == sorted(
-        zip(named["judge"], named["item_key"], named["reason"], strict=True)
-    )
+    key = store.calibration.blinding_key()
+    label_key = store.calibration.label_key()
+    labels = {disagreements.row_label(label_key, int(p)): p for p in named["pair_id"]}
+    assert sorted(
+        zip(blind["judge"], blind["item_key"].map(labels), blind["reason"], strict=True)
+    ) == sorted(zip(named["judge"], named["pair_id"], named["reason"], strict=True))
     # The orientation is per pair, keyed by the workspace's random key: the A side is the first
     # system by name on some pairs and the second on others.
-    row = named.set_index(["judge", "item_key"])
-    key = store.calibration.blinding_key()
+    row = named.set_index(["judge", "pair_id"])
     for r in blind.itertuples():
-        swapped = r.output_x != row.loc[(r.judge, r.item_key)].output_x
-        assert swapped == disagreements.flipped(key, r.pair_id)
+        shown = row.loc[(r.judge, labels[r.item_key])]
+        if shown.judge_verdict in (shown.system_x, shown.system_y):
+            first = shown.judge_verdict == shown.system_x
+            swapped = disagreements.flipped(key, int(labels[r.item_key]))
+            assert r.judge_verdict == ("A" if first != swapped else "B")
     assert {disagreements.flipped(key, pair_id) for pair_id in range(40)} == {True, False}
 
 
 def test_disagreement_filters(store, tmp_path):
     make_eval_set(store, tmp_path)
     add_native(store, "s")
+    lock(store, "s")
 
     def keys(**filters):
         frame = disagreements.disagreements(
@@ -501,7 +510,11 @@ def check_schema(value, schema, where="$"):
 
 
 def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "--db", demo_store.path, "stats", "--study", "demo", "--json")
+    # The demo's judge was imported: its agreement before the lock is a look in an admin's name.
+    as_admin = ("--token", token_for(demo_store, "stats-admin"))
+    code, out, err = run_cli(
+        capsys, "--db", demo_store.path, *as_admin, "stats", "--study", "demo", "--json"
+    )
     assert code == 0, err
     document = json.loads(out)
     assert document.pop("split") == "all" and document.pop("self_preference") == []
@@ -530,7 +543,8 @@ def test_stats_json_follows_the_documented_schema(demo_store, tmp_path, capsys):
 
 
 def test_stats_prints_readable_tables(demo_store, capsys):
-    code, out, _ = run_cli(capsys, "stats", "--study", "demo")
+    as_admin = ("--token", token_for(demo_store, "stats-admin"))
+    code, out, _ = run_cli(capsys, "--db", demo_store.path, *as_admin, "stats", "--study", "demo")
     assert code == 0
     assert out.startswith("study demo: 128 comparisons")
     assert "humans (the ceiling a judge is measured against)" in out
@@ -668,6 +682,8 @@ def test_calibration_page_warns_when_n_is_small(store, tmp_path, settings):
 
 def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_path):
     import_agreeing_judge(demo_store, tmp_path)
+    # Texts are shown once the thresholds are locked (before, rows are sealed).
+    lock_on_win_rate(demo_store)
     at = open_page(demo_store, "disagreements.py")
     assert not at.exception
     # Only the real judges are selected at first; the one that agrees everywhere has none.

@@ -183,7 +183,7 @@ def test_excluding_a_reviewer_recomputes_the_statistics_without_them(careless_de
         study_data.load(store, store.studies.require_study("demo"), settings).votes.reviewer
     )
 
-    report = quality_service.reviewer_report(store, "demo", settings)
+    report = quality_service.reviewer_report(store, "demo", settings, None)
     zed = next(r for r in report.reviewers if r.reviewer == "zed")
     assert zed.excluded and report.ceiling.value == pytest.approx(expected.value)
 
@@ -252,7 +252,8 @@ def test_known_answers_are_marked_by_item_and_comparison(demo_store, settings):
         quality_service.set_known_answer(
             acting(demo_store, "demo", "a"), "nope", "finetuned:base", "tie"
         )
-    report = quality_service.reviewer_report(demo_store, "demo", settings)
+    ann = acting(demo_store, "demo", "ann").actor
+    report = quality_service.reviewer_report(demo_store, "demo", settings, ann)
     accuracy = {r.reviewer: r.known_answer_accuracy for r in report.reviewers}
     assert all(a.n >= 1 for a in accuracy.values())  # every example reviewer voted on it
     quality_service.remove_known_answer(

@@ -15,7 +15,7 @@ import pytest
 from review_app import migrations, stats
 from review_app.cli import main
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services import calibration, judging, rubric_iteration
+from review_app.services import calibration, disagreements, judging, rubric_iteration
 from review_app.services.judging import DEMO_RUBRIC
 from review_app.store import Store
 from tests.acting import acting, looking, person
@@ -151,7 +151,12 @@ def test_calibrate_commands(demo_store, capsys, cli_admin):
 def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, settings):
     _split(demo_store, settings)
     result = rubric_iteration.compare_versions(
-        demo_store, "demo", "example-llm-judge", "baseline/longest", settings=settings
+        demo_store,
+        "demo",
+        "example-llm-judge",
+        "baseline/longest",
+        settings=settings,
+        actor=person(demo_store),
     )
     c = result.comparison
     assert c.difference.value == pytest.approx(c.agreement_b.value - c.agreement_a.value)
@@ -166,8 +171,13 @@ def test_version_comparison_on_dev_lists_changed_verdicts_blinded(demo_store, se
     )
     assert result.reading().startswith(expected)
     assert result.reading() in result.line()
-    parts = demo_store.calibration.split_parts(demo_store.studies.require_study("demo")["id"])
-    assert set(result.changed["pair_id"].map(parts)) == {"dev"}
+    study_id = demo_store.studies.require_study("demo")["id"]
+    parts = demo_store.calibration.split_parts(study_id)
+    key = demo_store.calibration.label_key()
+    labels = {disagreements.row_label(key, p): p for p in parts}
+    # Sealed: no comparison id or item to join to `export pairs`, only a keyed label.
+    assert set(result.changed["pair_id"]) <= set(labels)
+    assert set(result.changed["item_key"].map(labels).map(parts)) == {"dev"}
     assert len(result.changed) > 0
     assert not result.outcomes_visible
     shown = set(result.changed[["verdict_a", "verdict_b", "human_majority"]].stack()) - {None}

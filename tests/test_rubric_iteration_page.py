@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from review_app.services import calibration, disagreements, juries, rubric_iteration
 from review_app.services.judging import DEMO_RUBRIC
-from tests.acting import acting, looking
+from tests.acting import acting, looking, person
 
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
@@ -52,8 +52,9 @@ def test_admin_splits_compares_on_dev_and_each_look_at_test_is_counted(demo_stor
     at.selectbox(key="iteration_b").select("baseline/longest")
     at.run()
     metrics = {m.label: m.value for m in at.metric}
+    # The demo's judge was imported: its agreement before the lock is shown to an admin.
     compared = rubric_iteration.compare_versions(
-        demo_store, "demo", "example-llm-judge", "baseline/longest"
+        demo_store, "demo", "example-llm-judge", "baseline/longest", actor=person(demo_store)
     )
     assert metrics["Version 2 - version 1"] == f"{compared.comparison.difference.value:+.2f}"
     diff = compared.comparison.difference
@@ -205,7 +206,9 @@ def test_the_disagreements_of_a_split_study_are_dev_s_until_test_is_looked_at(de
     (choice,) = at.radio
     assert choice.value == "dev"
     expected = disagreements.disagreements(demo_store, "demo", settings=settings, split="dev")
-    assert len(expected) and set(expected["pair_id"]) <= dev_pairs
+    key = demo_store.calibration.label_key()
+    labels = {disagreements.row_label(key, p): p for p in dev_pairs}
+    assert len(expected) and set(expected["item_key"]) <= set(labels)
     shown = at.dataframe[0].value
     real = expected[expected["judge"].isin(shown["judge"].unique())]
     assert set(shown["item_key"]) == set(real["item_key"])

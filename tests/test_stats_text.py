@@ -22,8 +22,10 @@ def rendered(store, settings, split: str, fmt: str, test_looks: int | None = Non
 
 
 def test_the_cli_prints_what_the_renderer_renders(demo_store, settings, capsys):
+    # The demo's judge was imported: its agreement is shown to the admin the renderer reads as.
+    admin = ["--token", demo_store.demo_links["demo-admin"].split("token=")[1]]
     for fmt, flags in (("text", []), ("json", ["--json"])):
-        assert main(["stats", "--study", "demo", *flags]) == 0
+        assert main([*admin, "stats", "--study", "demo", *flags]) == 0
         assert capsys.readouterr().out == rendered(demo_store, settings, "all", fmt) + "\n"
 
     text = rendered(demo_store, settings, "all", "text").splitlines()
@@ -46,7 +48,8 @@ def test_the_cli_prints_what_the_renderer_renders(demo_store, settings, capsys):
 
 def test_a_split_study_names_its_part_and_the_looks_at_test(demo_store, settings, capsys):
     rubric_iteration.make_split(acting(demo_store, "demo", "demo-admin", settings=settings), 0.3, 5)
-    assert main(["stats", "--study", "demo", "--split", "dev"]) == 0
+    admin = ["--token", demo_store.demo_links["demo-admin"].split("token=")[1]]
+    assert main([*admin, "stats", "--study", "demo", "--split", "dev"]) == 0
     out = capsys.readouterr().out
     assert out == rendered(demo_store, settings, "dev", "text") + "\n"
     assert out.startswith("study demo (dev part of the split): ")

@@ -200,9 +200,7 @@ def test_showing_the_review_screen_again_writes_nothing(store, settings, tmp_pat
     assert any(s.startswith("INSERT INTO votes") for s in log.statements)
 
 
-@pytest.mark.parametrize(
-    "page", ["home", "calibration", "results", "gate", "disagreements", "judge_runs"]
-)
+@pytest.mark.parametrize("page", ["home", "results", "gate", "disagreements", "judge_runs"])
 def test_opening_an_admin_screen_writes_nothing(demo_store, settings, page):
     token = demo_store.demo_links["demo-admin"].split("token=")[1]
     log = WriteLog(workspace.shared_store(settings))
@@ -210,6 +208,22 @@ def test_opening_an_admin_screen_writes_nothing(demo_store, settings, page):
     at.query_params["token"] = token
     at.run()
     assert not at.exception
+    assert log.statements == []
+
+
+def test_opening_the_calibration_screen_writes_one_look_then_nothing(demo_store, settings):
+    """Before the lock the demo's imported judge's agreement is a recorded look: the first
+    opening writes it, opening again (the same figures) writes nothing."""
+    token = demo_store.demo_links["demo-admin"].split("token=")[1]
+    at = AppTest.from_file(str(APP_DIR / "app_pages" / "calibration.py"), default_timeout=60)
+    at.query_params["token"] = token
+    at.run()
+    assert not at.exception
+    log = WriteLog(workspace.shared_store(settings))
+    again = AppTest.from_file(str(APP_DIR / "app_pages" / "calibration.py"), default_timeout=60)
+    again.query_params["token"] = token
+    again.run()
+    assert not again.exception
     assert log.statements == []
 
 

@@ -502,7 +502,7 @@ if split is not None:
         else:
             try:
                 compared = rubric_iteration.compare_versions(
-                    store, study["name"], version_a, version_b, "dev", settings
+                    store, study["name"], version_a, version_b, "dev", settings, actor
                 )
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))

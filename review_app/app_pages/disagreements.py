@@ -30,7 +30,9 @@ st.caption(
         "System names are shown: the study's thresholds are locked."
         if visible
         else "Until the thresholds are locked each pair's systems are written as A and B, in a "
-        "random orientation per pair: agreement shows, which system is preferred does not."
+        "random orientation per pair, and the texts, categories and exact lengths are hidden: "
+        "agreement shows, which system is preferred does not. Imported judges and judges that "
+        "favour one system on more than 90% of comparisons are left out until the lock."
     )
 )
 
@@ -138,7 +140,10 @@ if len(frame):
     left, right = st.columns(2)
     for col, side in ((left, "x"), (right, "y")):
         with col:
-            st.markdown(f"**{p(row['system_' + side])}** ({row['len_' + side]} characters)")
+            length = row["len_" + side]
+            # Before the lock lengths are not shown per side (see services.disagreements).
+            shown = "" if length is None else f" ({length} characters)"
+            st.markdown(f"**{p(row['system_' + side])}**{shown}")
             with st.container(border=True):
                 ui.show_output(row["output_" + side], raw)
     st.markdown("**Human votes**")

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from review_app import ui
+from review_app.auth import Actor
 from review_app.errors import ReviewAppError
 from review_app.report import format_ci
 from review_app.services import calibration, quality, studies, workspace
@@ -24,12 +25,15 @@ name = study["name"]
 
 
 @st.cache_data(ttl=600, max_entries=8, show_spinner="Measuring reviewers...")
-def load_report(study: str, version: str, settings: Settings) -> quality.QualityReport:
-    """The report at one data version (exclusions and known answers are part of it)."""
+def load_report(
+    study: str, version: str, settings: Settings, looked_by: Actor
+) -> quality.QualityReport:
+    """The report at one data version (exclusions and known answers are part of it), for one
+    person: before the lock their seeing known-answer accuracy is a recorded look."""
     # Its own connection: a cached call may run on another thread than the page's store.
     own_store = workspace.open_store(settings)
     try:
-        return quality.reviewer_report(own_store, study, settings)
+        return quality.reviewer_report(own_store, study, settings, looked_by)
     finally:
         own_store.close()
 
@@ -39,7 +43,7 @@ def _rate(estimate, digits: int = 2) -> str:
 
 
 version = calibration.calibration_data_version(store, name)
-report = load_report(name, version, settings)
+report = load_report(name, version, settings, actor)
 ceiling = report.ceiling
 st.metric(
     "Human ceiling: agreement between reviewers, ties excluded",

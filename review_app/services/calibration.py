@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from review_app import baselines, families, stats
+from review_app import auth, baselines, families, stats
 from review_app.auth import Actor
-from review_app.services import juries, study_data
+from review_app.services import early_looks, juries, study_data
 from review_app.services.context import StudyContext
 from review_app.services.decision import evaluate_gate
 from review_app.services.rubric_iteration import looks_at_test, record_test_look, split_pair_ids
@@ -70,15 +70,19 @@ def calibration_report(
     for every judge run, imported judge and baseline, with a verdict on each judge. With `split`
     "dev" or "test", on that part of the study's split only. With `looked_by`, a report that
     shows test agreement (see `looks_at_test`) is recorded as a look at test by that person;
-    without, the recording is the caller's (a screen records a look once per choice)."""
+    without, the recording is the caller's (a screen records a look once per choice). Before
+    the lock, the agreement of a judge that can stand in for the outcomes is a recorded look by
+    `looked_by` (else the context's actor), and left out for anyone who may not look."""
     store, study = ctx.store, ctx.name
     data = ctx.data(split)
     if looked_by is not None and looks_at_test(store, study, split):
         record_test_look(store, study, data.real_judges, looked_by)
     calibration = data.statistics.calibration
     withheld = not ctx.lock.visible
+    sealed: list[str] = []
     if withheld:
         calibration = stats.without_length_preference(calibration)
+        calibration, sealed = _looked_at(ctx, data, calibration, looked_by or ctx.actor)
     overall = calibration.overall
     reference_label = _reference_label(data.judges)
     reference = reference_label if overall.judge(reference_label) is not None else None
@@ -91,10 +95,47 @@ def calibration_report(
         calibration=calibration,
         judges=data.judges,
         assessments=assessments,
-        warnings=stats.small_n_warnings(overall, CI_TARGET_WIDTH, skip=skip),
+        warnings=sealed + stats.small_n_warnings(overall, CI_TARGET_WIDTH, skip=skip),
         reference=reference_label,
         length_preference_withheld=withheld,
     )
+
+
+def _looked_at(
+    ctx: StudyContext, data: study_data.StudyData, calibration: stats.Calibration, actor
+) -> tuple[stats.Calibration, list[str]]:
+    """Before the lock, the agreement of a judge that can stand in for the outcomes (see
+    `early_looks.revealing_judges`) is shown only as a recorded look by someone who may look at
+    outcomes; for anyone else those judges are left out, with one warning each."""
+    revealing = early_looks.revealing_judges(data)
+    shown = [j for j in calibration.overall.judges if j.judge in revealing]
+    if not shown:
+        return calibration, []
+    if actor is not None and auth.allowed(actor, "look at outcomes"):
+        figures = [
+            {
+                "judge": j.judge,
+                "why": revealing[j.judge],
+                "agreement_with_ties": j.agreement_with_ties.to_json(),
+                "agreement_without_ties": j.agreement_without_ties.to_json(),
+            }
+            for j in shown
+        ]
+        early_looks.record_look(ctx, actor, "judge agreement", figures)
+        return calibration, []
+
+    def without(a: stats.Analysis) -> stats.Analysis:
+        return replace(a, judges=[j for j in a.judges if j.judge not in revealing])
+
+    calibration = stats.Calibration(
+        overall=without(calibration.overall),
+        by_category={name: without(a) for name, a in calibration.by_category.items()},
+    )
+    return calibration, [
+        f"{j.judge}: left out until the lock ({revealing[j.judge]}, so its agreement with the "
+        "humans reads as a win rate); an admin or signer sees it as a recorded look"
+        for j in shown
+    ]
 
 
 def calibration_data_version(store: Store, study: str) -> str:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from review_app import auth, importers, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound, ReviewAppError
 from review_app.importers import ImportSummary
+from review_app.names import checked_name
 from review_app.services import audit, study_data
 from review_app.services.context import Lock, lock_of
 from review_app.services.studies import create_study_for_import, infer_candidate, name_candidate
@@ -62,6 +64,7 @@ def import_outputs(
 ) -> ImportSummary:
     """Import model outputs into `eval_set`, creating it if needed (see `importers.check_outputs`)."""
     auth.require(actor, "import data")
+    eval_set = checked_name(eval_set, "eval set name")
     summary = ImportSummary(str(path))
     _import(
         store,
@@ -124,6 +127,9 @@ def _import_into_study(
     reason: str,
 ) -> ImportSummary:
     auth.require(actor, "import data")
+    study = checked_name(study, "study name")
+    if eval_set is not None:
+        eval_set = checked_name(eval_set, "eval set name")
     summary = ImportSummary(str(path))
     locks = [import_lock("study", study)]
     if eval_set is not None:
@@ -193,9 +199,14 @@ def _import(
     job_id = _start(store, kind, path, target, options, locks)
     try:
         staged = _stage(store, job_id, changes())
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             _discard(store, job_id)
+        if _disk_full(exc):
+            raise Conflict(
+                f"{path}: the disk is full; nothing was imported. Free some space and import "
+                "it again"
+            ) from exc
         raise
     if not staged:
         with store.transaction():
@@ -205,6 +216,16 @@ def _import(
     try:
         _publish(store, store.imports.import_job(job_id), summary)
     except Exception as exc:
+        if _disk_full(exc):
+            # Kept for later, the staged rows would hold the very space every later write
+            # needs: they are dropped, and importing the file again writes what is missing.
+            with contextlib.suppress(Exception):
+                _discard(store, job_id)
+            raise Conflict(
+                f"{path}: the disk filled up while the checked rows were being written; those "
+                "not yet written were dropped to free the space. Free some space and import "
+                "the file again: rows already written are kept and skipped"
+            ) from exc
         _abandon(store, job_id)
         raise Conflict(
             f"{path}: every row was checked, but writing them stopped ({exc}); the next "
@@ -213,6 +234,17 @@ def _import(
     except BaseException:
         _abandon(store, job_id)
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is the database refusing a write for want of space (SQLite's
+    SQLITE_FULL, PostgreSQL's disk_full)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        code == sqlite3.SQLITE_FULL
+        or "database or disk is full" in str(exc)
+        or type(exc).__name__ == "DiskFull"
+    )
 
 
 def _abandon(store: Store, job_id: int) -> None:

@@ -1,5 +1,6 @@
 """The disagreement browser: comparisons where a judge and the humans, or a judge's two orders,
-disagree; its filters, the A/B blinding of systems before the lock, and its CSV."""
+disagree; its filters, the sealing of its rows before the lock (systems as A and B, nothing that
+joins a row to an export), and its CSV."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from review_app import importers, stats
-from review_app.services import study_data
+from review_app.services import early_looks, study_data
 from review_app.services.context import lock_of
 from review_app.settings import Settings
 from review_app.store import Store
@@ -22,10 +23,14 @@ __all__ = [
     "DISAGREEMENT_COLUMNS",
     "DISAGREEMENT_KINDS",
     "DisagreementFilters",
+    "HIDDEN",
+    "LENGTH_BUCKETS",
     "disagreements",
     "disagreements_csv",
     "filter_disagreements",
     "flipped",
+    "length_bucket",
+    "row_label",
     "system_name",
 ]
 
@@ -71,6 +76,25 @@ DISAGREEMENT_COLUMNS = [
     "raw_x_first",
     "raw_y_first",
 ]
+
+
+# What a sealed row shows in place of a text that an export also carries.
+HIDDEN = "(hidden until the thresholds are locked)"
+# Before the lock a length difference is shown only as the lower bound of its bucket: exact
+# differences would pick the comparison out of `export pairs`.
+LENGTH_BUCKETS = (0, 30, 100, 300, 1000)
+
+
+def length_bucket(difference: int) -> int:
+    """The lower bound of the bucket `difference` (characters) falls in."""
+    return max(b for b in LENGTH_BUCKETS if b <= difference)
+
+
+def row_label(key: str, pair_id: int) -> str:
+    """A sealed comparison's name, keyed with the workspace's label key
+    (`store.calibration.label_key()`): it matches nothing in an export and cannot be recomputed
+    from one, yet the rows of one comparison (one per judge, in any orientation) share it."""
+    return "#" + hmac.new(key.encode(), f"row:{pair_id}".encode(), hashlib.sha256).hexdigest()[:8]
 
 
 def system_name(outcome: str | None, system_x: str, system_y: str) -> str | None:
@@ -119,10 +143,15 @@ def flipped(key: str, pair_id: int) -> bool:
     return hmac.new(key.encode(), f"blind:{pair_id}".encode(), hashlib.sha256).digest()[0] % 2 == 1
 
 
-def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, key: str) -> pd.DataFrame:
-    """The disagreement rows with each pair's systems written as A and B, in a random orientation
-    per pair: whether a judge agrees with the humans still shows, which system either of them
-    prefers does not (before the lock, outcomes stay hidden)."""
+def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, key: str, label_key: str) -> pd.DataFrame:
+    """The disagreement rows sealed: each pair's systems written as A and B, in a random
+    orientation per pair, so whether a judge agrees with the humans still shows and which system
+    either of them prefers does not. Nothing a sealed row carries is in an export (`export
+    pairs` has each comparison's id, item, category, prompt and outputs by system), so no join
+    puts the names back: the comparison is named by a keyed label, its texts and category are
+    hidden, its lengths are given only as a bucket of their difference, and rows are ordered by
+    that bucket and label rather than by the comparison's position in the study. The label
+    stands in for both `pair_id` and `item_key`."""
     out = frame.copy()
     flip = frame["pair_id"].map(lambda p: flipped(key, int(p))).to_numpy(dtype=bool)
     for left, right in _SIDE_COLUMNS:
@@ -147,7 +176,14 @@ def _blinded(frame: pd.DataFrame, votes: pd.DataFrame, key: str) -> pd.DataFrame
             _letters(text, names[int(p)])
             for p, text in zip(out["pair_id"], out[column], strict=True)
         ]
-    return out
+    out["pair_id"] = [row_label(label_key, int(p)) for p in frame["pair_id"]]
+    out["item_key"] = out["pair_id"]
+    for column in ("category", "prompt", "output_x", "output_y"):
+        out[column] = HIDDEN
+    out["len_x"], out["len_y"] = None, None
+    out["length_difference"] = [length_bucket(int(d)) for d in frame["length_difference"]]
+    out = out.sort_values(["length_difference", "judge", "item_key"], ascending=[False, True, True])
+    return out.reset_index(drop=True)
 
 
 _FREE_TEXT_COLUMNS = (
@@ -200,7 +236,8 @@ def disagreements(
     """Comparisons where a judge's combined verdict differs from the human majority, or where
     its two orders disagree, with both outputs, the votes with their rationales and the judge's
     explanation for each order. Largest length difference first. Before the study's thresholds
-    are locked the systems are written as A and B (`outcomes_visible` says which). With `split`
+    are locked the rows are sealed: systems as A and B, and nothing an export shares (see
+    `_blinded`), and judges that can stand in for the outcomes (`early_looks`) are left out. With `split`
     "dev" or "test", only that part of the study's split (recording a look is the caller's)."""
     settings = settings or Settings.from_env()
     study_row = store.studies.require_study(study)
@@ -209,6 +246,11 @@ def disagreements(
     pairs, votes, verdicts = texts.pairs, texts.votes, texts.verdicts
     if filters is not None and filters.judges:
         verdicts = verdicts[verdicts["judge"].isin(filters.judges)]
+    visible = lock_of(store, study_row).visible
+    if not visible:
+        # Counting an oracle's disagreements with the majority counts the candidate's losses:
+        # judges that can stand in for the outcomes are left out until the lock.
+        verdicts = verdicts[~verdicts["judge"].isin(early_looks.revealing_judges(data))]
     combined = stats.combine_verdicts(pairs, verdicts)
     majority = stats.majority_labels(pairs, votes)
     rows = combined.merge(pairs, on="pair_id")
@@ -252,8 +294,10 @@ def disagreements(
         ["length_difference", "judge", "pair_id"], ascending=[False, True, True]
     )
     frame = rows[DISAGREEMENT_COLUMNS].reset_index(drop=True)
-    if not lock_of(store, study_row).visible:
-        frame = _blinded(frame, votes, store.calibration.blinding_key())
+    if not visible:
+        frame = _blinded(
+            frame, votes, store.calibration.blinding_key(), store.calibration.label_key()
+        )
     return filter_disagreements(frame, filters) if filters is not None else frame
 
 

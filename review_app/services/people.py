@@ -9,6 +9,7 @@ from review_app import auth
 from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, NotFound
 from review_app.migrations import LINK_ISSUED
+from review_app.names import checked_name
 from review_app.services import audit
 from review_app.settings import Settings
 from review_app.store import Store
@@ -53,9 +54,7 @@ def add_reviewer(
         )
     if role not in auth.ROLES:
         raise InputError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
-    name = name.strip()
-    if not name:
-        raise InputError("reviewer name is empty")
+    name = checked_name(name, "reviewer name")
     token = auth.new_token()
     with store.transaction():
         study_id = store.studies.require_study(study)["id"] if study else None

@@ -20,7 +20,9 @@ from review_app.store import Store
 __all__ = [
     "FINAL_REVIEW_SIZE",
     "FINAL_REVIEW_TOP",
+    "MAX_REVIEWS_PER_PAIR",
     "change_plan",
+    "check_reviews_per_pair",
     "current_design",
     "design_power",
     "final_review_size",
@@ -35,6 +37,18 @@ __all__ = [
 # favourites first.
 FINAL_REVIEW_SIZE = 50
 FINAL_REVIEW_TOP = 10
+
+
+# More votes per comparison than this is a typing slip, not a plan.
+MAX_REVIEWS_PER_PAIR = 100
+
+
+def check_reviews_per_pair(k: int) -> None:
+    """InputError unless 1 <= k <= MAX_REVIEWS_PER_PAIR."""
+    if k < 1:
+        raise InputError(f"reviews per pair must be at least 1, got {k}")
+    if k > MAX_REVIEWS_PER_PAIR:
+        raise InputError(f"reviews per pair must be at most {MAX_REVIEWS_PER_PAIR}, got {k}")
 
 
 def final_review_size(store: Store, study_row: dict) -> int:
@@ -214,8 +228,8 @@ def change_plan(
         raise InputError("give the reviews per pair, the final-review size or the human share")
     if human_share is not None and not 0 < human_share <= 1:
         raise InputError(f"the human share must be in (0, 1], got {human_share:g}")
-    if reviews_per_pair is not None and reviews_per_pair < 1:
-        raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
+    if reviews_per_pair is not None:
+        check_reviews_per_pair(reviews_per_pair)
     if final_review is not None and final_review < 1:
         raise InputError(f"the final review needs at least 1 output, got {final_review}")
     with ctx.store.transaction():

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from review_app import quality
+from review_app import auth, quality
+from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
-from review_app.services.context import StudyContext
+from review_app.services import early_looks
+from review_app.services.context import StudyContext, lock_of
 from review_app.services.studies import parse_comparison
 from review_app.settings import Settings
 from review_app.stats import Estimate
@@ -52,22 +54,39 @@ class QualityReport:
         }
 
 
-def reviewer_report(store: Store, study: str, settings: Settings) -> QualityReport:
-    """Every reviewer of the study with their record and flags."""
+def reviewer_report(
+    store: Store, study: str, settings: Settings, looked_by: Actor | None
+) -> QualityReport:
+    """Every reviewer of the study with their record and flags. Before the lock, known-answer
+    accuracy is a recorded look by `looked_by` (answers set to one system on the voted items
+    would make it read that system's wins), and withheld when nobody who may look is named."""
     study_row = store.studies.require_study(study)
     study_id = study_row["id"]
     votes = store.frames.votes_frame(study_id, texts=True, with_excluded=True)
     pairs = store.frames.pairs_frame(study_id, texts=False)
     history = store.quality.exclusion_history(study_id)
     excluded = _currently_excluded(history)
+    known = known_outcomes(store, study_id)
+    ctx = StudyContext(store, settings, study_row, lock_of(store, study_row), looked_by)
+    sealed = bool(known) and not ctx.lock.visible
+    if sealed and (looked_by is None or not auth.allowed(looked_by, "look at outcomes")):
+        known = {}
     records = quality.reviewer_quality(
         votes,
         pairs,
-        known_outcomes(store, study_id),
+        known,
         excluded,
         seed=settings.seed,
         n_boot=settings.bootstrap_resamples,
     )
+    if sealed and known:
+        figures = [
+            {"reviewer": r.reviewer, "known_answer_accuracy": r.known_answer_accuracy.to_json()}
+            for r in records
+            if r.known_answer_accuracy.n
+        ]
+        if figures:
+            early_looks.record_look(ctx, looked_by, "known-answer accuracy", figures)
     counted = votes[~votes["reviewer"].isin(excluded)]
     ceiling_without = {
         r.reviewer: quality.human_agreement_without_ties(counted[counted["reviewer"] != r.reviewer])

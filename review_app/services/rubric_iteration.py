@@ -4,7 +4,7 @@ judge on test, and the recorded looks at test (which comparisons the calibration
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -12,9 +12,9 @@ import pandas as pd
 from review_app import auth, baselines, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, NotFound
-from review_app.services import audit, study_data
+from review_app.services import audit, early_looks, study_data
 from review_app.services.context import StudyContext, lock_of
-from review_app.services.disagreements import flipped, system_name
+from review_app.services.disagreements import HIDDEN, flipped, row_label, system_name
 from review_app.services.study_data import judge_labels
 from review_app.settings import Settings
 from review_app.store import Store
@@ -181,6 +181,11 @@ class VersionComparison:
         c = self.comparison
         name_a, name_b = name_a or c.judge_a, name_b or c.judge_b
         diff = c.difference
+        if diff.value is None and diff.n:
+            return (
+                "agreement withheld until the lock (a judge here can stand in for the outcomes; "
+                "with a personal link it is shown as a recorded look)"
+            )
         if diff.value is None:
             return f"no {self.split} comparison has votes and a verdict of both versions"
         if diff.ci is not None and diff.ci[0] > 0:
@@ -241,7 +246,12 @@ def compare_versions(
     )
     rows = comparison.changed.merge(data.pairs, on="pair_id")
     majority = stats.majority_labels(data.pairs, data.votes)
-    visible = lock_of(store, study_row).visible
+    lock = lock_of(store, study_row)
+    visible = lock.visible
+    if not visible:
+        comparison = _sealed_agreement(
+            StudyContext(store, settings, study_row, lock, actor), data, comparison
+        )
     key = store.calibration.blinding_key()
 
     def name(outcome, x, y, pair_id):
@@ -261,11 +271,15 @@ def compare_versions(
             )
         ]
 
+    # Sealed before the lock: nothing `export pairs` shares (the comparison's id and item are a
+    # keyed label, the category is hidden, rows come in label order), else a length baseline's A or B plus the exported lengths would name
+    # every majority's system.
+    labels = [row_label(store.calibration.label_key(), int(p)) for p in rows["pair_id"]]
     changed = pd.DataFrame(
         {
-            "pair_id": rows["pair_id"],
-            "item_key": rows["item_key"],
-            "category": rows["category"],
+            "pair_id": rows["pair_id"] if visible else labels,
+            "item_key": rows["item_key"] if visible else labels,
+            "category": rows["category"] if visible else HIDDEN,
             "system_x": rows["system_x"] if visible else "A",
             "system_y": rows["system_y"] if visible else "B",
             "verdict_a": named("outcome_a"),
@@ -279,9 +293,48 @@ def compare_versions(
         # None, not NaN, marks "no verdict" or "no votes" (for JSON and the screen alike).
         values = changed[column].astype(object)
         changed[column] = values.where(values.notna(), None)
+    if not visible:
+        changed = changed.sort_values("item_key")
     if split == "test":
         record_test_look(store, study, [judge_a, judge_b], actor)
     return VersionComparison(study, split, comparison, changed.reset_index(drop=True), visible)
+
+
+def _sealed_agreement(
+    ctx: StudyContext, data: study_data.StudyData, comparison: stats.RubricComparison
+) -> stats.RubricComparison:
+    """Before the lock, the agreement of a judge that can stand in for the outcomes (see
+    `early_looks.revealing_judges`) is a recorded look by the context's actor; for anyone who
+    may not look, the agreement figures are withheld (the changed verdicts stay, as A and B)."""
+    revealing = early_looks.revealing_judges(data)
+    shown = [j for j in (comparison.judge_a, comparison.judge_b) if j in revealing]
+    if not shown:
+        return comparison
+    if ctx.actor is not None and auth.allowed(ctx.actor, "look at outcomes"):
+        agreement = {
+            comparison.judge_a: comparison.agreement_a,
+            comparison.judge_b: comparison.agreement_b,
+        }
+        figures = [
+            {
+                "judge": judge,
+                "why": revealing[judge],
+                "agreement_with_ties": agreement[judge].to_json(),
+            }
+            for judge in shown
+        ]
+        early_looks.record_look(ctx, ctx.actor, "judge agreement", figures)
+        return comparison
+
+    def blank(estimate: stats.Estimate) -> stats.Estimate:
+        return stats.Estimate(value=None, n=estimate.n)
+
+    return replace(
+        comparison,
+        agreement_a=blank(comparison.agreement_a),
+        agreement_b=blank(comparison.agreement_b),
+        difference=blank(comparison.difference),
+    )
 
 
 def record_test_look(store: Store, study: str, judges: list[str], actor: Actor | None) -> int:

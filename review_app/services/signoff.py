@@ -20,6 +20,7 @@ from review_app.services.decision import (
     prediction_powered,
     regression_table,
 )
+from review_app.services.early_looks import seen_before_lock
 from review_app.services.quality import current_exclusions
 from review_app.services.study_data import COMPUTED_BASELINE, StudyData
 from review_app.services.thresholds import looks_before_lock
@@ -208,6 +209,7 @@ def build_report(ctx: StudyContext) -> dict:
         # expected truth) and every look at outcomes before it was complete.
         "design": ctx.lock.plan,
         "looks": interim_looks(ctx),
+        "seen_before_lock": seen_before_lock(ctx),
         "win_rates": [report.win_rate_json(w) for w in inputs.win_rates],
         # The human win rates beside their prediction-powered estimates with each judge.
         "prediction_powered": prediction_powered(ctx, data),

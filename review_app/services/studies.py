@@ -11,6 +11,7 @@ from pathlib import Path
 from review_app import auth, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
+from review_app.names import checked_name
 from review_app.services import audit, plans
 from review_app.services.context import Lock, StudyContext
 from review_app.store import Store, import_lock, locked_what
@@ -131,15 +132,12 @@ def _create_study(
     comparisons = list(comparisons)
     if human_share is not None and not 0 < human_share <= 1:
         raise InputError(f"the human share must be in (0, 1], got {human_share:g}")
-    name = name.strip()
-    if not name:
-        raise InputError("the study needs a name")
+    name = checked_name(name, "study name")
     if candidate is None and comparisons:
         candidate = comparisons[0][0]
     if candidate is not None:
         _require_compared(candidate, comparisons)
-    if reviews_per_pair < 1:
-        raise InputError(f"reviews per pair must be at least 1, got {reviews_per_pair}")
+    plans.check_reviews_per_pair(reviews_per_pair)
     if guidelines is not None:
         guidelines = _checked_guidelines(guidelines)
     with store.transaction():
@@ -193,6 +191,8 @@ def _create_study(
     return StudySummary(name, eval_set, added, skipped, content_hash, candidate, human_pairs)
 
 
+# More votes per pair than any review could gather: a plan past it is a typo (1e12), and it
+# would make every study interim forever.
 def _require_compared(candidate: str, comparisons: Iterable[tuple[str, str]]) -> None:
     compared = {s for c in comparisons for s in c}
     if candidate not in compared:

@@ -124,6 +124,16 @@ def add_threshold(
             f"study {ctx.name!r} has no category {', '.join(sorted(unknown))}; "
             f"its categories: {', '.join(categories)}"
         )
+    # A bar on a system the study does not compare can never be measured: refused, not kept
+    # as a threshold that stays inconclusive (a look-alike name would pass unnoticed).
+    systems = {s for pair in ctx.store.studies.comparisons(ctx.id) for s in pair}
+    for key in ("system", "system_a", "system_b"):
+        named_system = threshold.params.get(key)
+        if named_system and systems and named_system not in systems:
+            raise InputError(
+                f"{key} {named_system!r}: study {ctx.name!r} compares no such system; its "
+                f"systems: {', '.join(sorted(systems))}"
+            )
     ctx.lock.require_reason(reason, "a new threshold")
     with ctx.store.transaction():
         new_id = ctx.store.gate.insert_threshold(

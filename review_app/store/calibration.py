@@ -34,6 +34,10 @@ class CalibrationQueries(Aggregate):
         """The workspace's random key for the A/B orientation of comparisons before the lock."""
         return self._one("SELECT value FROM workspace_secrets WHERE name = 'blinding'")["value"]
 
+    def label_key(self) -> str:
+        """The workspace's random key for naming comparisons in rows sealed before the lock."""
+        return self._one("SELECT value FROM sealed_label_key")["value"]
+
     def split_parts(self, study_id: int) -> dict[int, str]:
         """pair_id -> 'dev' | 'test'; empty when the study has no split."""
         rows = self._rows(

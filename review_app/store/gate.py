@@ -7,6 +7,13 @@ import json
 
 from review_app.store.base import Aggregate, now_iso
 
+# The eval set bound to the first parameter and every eval set with the same content hash (a
+# re-imported copy): a study over either can show the same outcomes.
+_SAME_CONTENT = (
+    "SELECT b.id FROM eval_sets a JOIN eval_sets b ON b.id = a.id OR "
+    "(a.content_hash IS NOT NULL AND b.content_hash = a.content_hash) WHERE a.id = ?"
+)
+
 
 class GateQueries(Aggregate):
     def thresholds(self, study_id: int) -> list[dict]:
@@ -160,13 +167,33 @@ class GateQueries(Aggregate):
         )
 
     def locks_on_eval_set(self, eval_set_id: int) -> list[dict]:
-        """Every study lock over an eval set, with the study's name and comparisons' systems."""
+        """Every study lock over an eval set or a copy of it (another eval set with the same
+        content hash), with the study's name and comparisons' systems."""
         return self._rows(
             "SELECT s.id AS study_id, s.name AS study, l.id AS lock_id, l.locked_at, "
             "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
             "WHERE c.study_id = s.id) AS systems FROM threshold_locks l "
-            "JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id = ? ORDER BY l.id",
+            f"JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id IN ({_SAME_CONTENT}) "
+            "ORDER BY l.id",
             [eval_set_id],
+        )
+
+    def studies_on_same_content(self, study_id: int) -> list[dict]:
+        """Every other study over the study's eval set or a copy of it (same content hash):
+        study_id, study, eval_set, created_at, systems, locked_at (None while unlocked)."""
+        return self._rows(
+            "SELECT s.id AS study_id, s.name AS study, e.name AS eval_set, s.created_at, "
+            "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
+            "WHERE c.study_id = s.id) AS systems, l.locked_at FROM studies s "
+            "JOIN eval_sets e ON e.id = s.eval_set_id "
+            "LEFT JOIN threshold_locks l ON l.study_id = s.id "
+            f"WHERE s.id != ? AND s.eval_set_id IN ({_SAME_CONTENT}) ORDER BY s.id",
+            [
+                study_id,
+                self._one("SELECT eval_set_id FROM studies WHERE id = ?", [study_id])[
+                    "eval_set_id"
+                ],
+            ],
         )
 
     def runs_for_report(self, study_id: int) -> list[dict]:

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from review_app.services import demo, rubric_iteration
 from review_app.settings import Settings
 from review_app.store import Store
+from tests.acting import person
 from tests.browser.conftest import start_server, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -75,7 +76,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         store = Store.open(module_workspace)
         try:
             diff = rubric_iteration.compare_versions(
-                store, "demo", "example-llm-judge", "baseline/shortest"
+                store, "demo", "example-llm-judge", "baseline/shortest", actor=person(store)
             ).comparison.difference
         finally:
             store.close()
