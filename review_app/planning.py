@@ -266,8 +266,9 @@ class ExpectedLabels:
         )
         if self.judge is not None and self.correlation is None:
             lines.append(
-                f"  with {self.judge}: no calibration figures yet (it needs 10 voted comparisons "
-                "it judged)"
+                f"  with {self.judge}: no correlation with the humans to plan with (it needs 10 "
+                "voted comparisons it judged; before the lock, an imported or one-sided judge's "
+                "needs a personal token and is a recorded look)"
             )
         elif self.judge is not None and self.target_with_judge is None:
             lines.append(

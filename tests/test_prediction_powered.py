@@ -338,3 +338,30 @@ def test_a_prediction_powered_length_controlled_win_rate(store, tmp_path, settin
     assert row["reason"].startswith("lower 95% bound") and "length-controlled" in row["reason"]
     assert row["effective_n"] > 60
     assert row["outcome"] == "pass"
+
+
+def test_an_imported_judges_correlation_before_the_lock_is_a_recorded_look(
+    store, tmp_path, settings
+):
+    """An imported judge could be an oracle: its correlation with the humans is a figure that
+    stands in for the outcomes, so the plan shows it only to someone who may look, on the
+    record."""
+    from review_app.services import early_looks
+    from tests.acting import reading
+
+    _judged_study(store, tmp_path, settings)
+    thresholds.add_threshold(
+        acting(store, "s", settings=settings),
+        "human_win_rate",
+        {"system_a": "tuned", "system_b": "base", "judge": "grader"},
+        ">",
+        0.5,
+    )
+    anonymous = plans.plan_study(reading(store, "s", settings))
+    assert anonymous.labels.correlation is None
+    study_id = store.studies.require_study("s")["id"]
+    assert early_looks.early_looks(store, study_id) == []
+    admin = plans.plan_study(acting(store, "s", settings=settings))
+    assert admin.labels.correlation > 0.5
+    (look,) = early_looks.early_looks(store, study_id)
+    assert look["what"] == "judge correlation for the plan"

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from review_app import gate, planning, ppi, stats
+from review_app import auth, gate, planning, ppi, stats
 from review_app.errors import Conflict, InputError
-from review_app.services import audit
+from review_app.services import audit, early_looks
 from review_app.services.context import StudyContext
 from review_app.store import Store
 
@@ -107,16 +107,21 @@ def judge_correlations(ctx: StudyContext, judges: list[str]) -> dict[str, float]
     """Per judge, the correlation of its per-item score with the humans' mean score, over the
     dev split when the study has one (what the rubric was tuned on), else over every voted
     comparison: what the plan assumes a prediction-powered threshold gains. A calibration
-    figure (how well the judge predicts the humans), not an outcome: it says nothing about
-    which system wins."""
+    figure (how well the judge predicts the humans); before the lock, that of a judge whose
+    agreement could stand in for the outcomes is a recorded look, left out for anyone who may
+    not look."""
     if not judges:
         return {}
     data = ctx.data()
     parts = ctx.store.calibration.split_parts(ctx.id)
     dev = {pid for pid, part in parts.items() if part == "dev"}
+    # Before the lock, a judge whose agreement can stand in for the outcomes gives its
+    # correlation only as a recorded look (`early_looks`), to someone who may look.
+    revealing = {} if ctx.lock.visible else early_looks.revealing_judges(data)
+    may_look = ctx.actor is not None and auth.allowed(ctx.actor, "look at outcomes")
     out = {}
     for judge in judges:
-        if judge not in data.judges:
+        if judge not in data.judges or (judge in revealing and not may_look):
             continue
         combined = stats.combine_verdicts(
             data.pairs, data.verdicts[data.verdicts["judge"].astype(str) == judge]
@@ -128,6 +133,11 @@ def judge_correlations(ctx: StudyContext, judges: list[str]) -> dict[str, float]
         if len(scores) < 10 or scores["y"].std() == 0 or scores["f"].std() == 0:
             continue
         out[judge] = float(max(0.0, np.corrcoef(scores["y"], scores["f"])[0, 1]))
+        if judge in revealing:
+            figures = [
+                {"judge": judge, "why": revealing[judge], "correlation": round(out[judge], 4)}
+            ]
+            early_looks.record_look(ctx, ctx.actor, "judge correlation for the plan", figures)
     return out
 
 
