@@ -405,7 +405,22 @@ def parse_expectations(pairs: Sequence[str]) -> dict[str, float]:
             out[metric] = float(value)
         except ValueError:
             raise InputError(f"--expect {raw!r}: {value!r} is not a number") from None
+        low, high = _EXPECT_RANGE[gate.METRICS[metric].kind]
+        if not low <= out[metric] <= high:
+            raise InputError(
+                f"--expect {raw!r}: a {metric} lies between {low:g} and {high:g}, not {value}"
+            )
     return out
+
+
+# Where each kind of metric can lie: a share, points below parity, a difference of shares, the
+# distance of a share from one half.
+_EXPECT_RANGE = {
+    "share": (0.0, 1.0),
+    "points": (-100.0, 100.0),
+    "difference": (-1.0, 1.0),
+    "from_half": (0.0, 0.5),
+}
 
 
 def _non_inferiority(t: gate.Threshold) -> bool:

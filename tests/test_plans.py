@@ -278,3 +278,17 @@ def test_scorecard_and_results_are_looks_too(interim, settings, capsys):
     assert [e["actor"] for e in looks(interim)] == ["demo-admin"]
     signoff.study_results(acting(interim, "demo", "demo-signer", role="signer"))
     assert [e["actor"] for e in looks(interim)] == ["demo-admin", "demo-signer"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "human_win_rate=-1",
+        "human_win_rate=1.5",
+        "max_regression_points=nan",
+        "judge_position_bias=0.7",
+    ],
+)
+def test_an_expected_truth_outside_what_its_metric_can_be_is_refused(raw):
+    with pytest.raises(InputError, match="lies between"):
+        planning.parse_expectations([raw])
