@@ -14,7 +14,7 @@ def test_the_gate_row_names_the_bound_it_is_decided_on(demo_store):
     assert list(table.columns) == [
         "threshold",
         "estimate",
-        "one-sided 95% bound",
+        "decided-on bound",
         "two-sided 95% CI",
         "items",
         "comparisons",
@@ -22,12 +22,20 @@ def test_the_gate_row_names_the_bound_it_is_decided_on(demo_store):
     ]
     row = table.iloc[0]
     low, high = (float(x) for x in row["two-sided 95% CI"].strip("[]").split(","))
-    # A lower one-sided 95% bound lies inside the two-sided 95% interval, never equal to its end.
-    assert low < row["one-sided 95% bound"] < high
-    (result,) = decision.evaluate_gate(looking(demo_store, "demo")).results
+    decision_now = decision.evaluate_gate(looking(demo_store, "demo"))
+    (result,) = decision_now.results
+    assert row["decided-on bound"] == result.bounds[0]
+    # The demo is at an early interim look: its bound is moved out to the look's sequential
+    # boundary, beyond the two-sided 95% interval; at 95% it lies inside it.
+    assert decision_now.look.boundary > 1.96 and row["decided-on bound"] < low
+    gate_at_95 = row["estimate"] - (row["estimate"] - row["decided-on bound"]) * (
+        1.6448536269514722 / decision_now.look.boundary
+    )
+    assert low < gate_at_95 < high
     shown = "\n".join(m.value for m in at.markdown)
     assert result.reason in shown  # in full, not cut off in a cell
     assert any("one-sided 95% bound" in c.value for c in at.caption)
+    assert any("sequential boundary" in c.value for c in at.caption)
 
 
 def test_before_the_lock_every_step_is_listed(demo_store):

@@ -258,8 +258,8 @@ except OutcomesHidden as exc:
 
 
 def decided_on(r) -> float | None:
-    """The one bound a threshold is decided on: the lower one-sided 95% bound for `>`/`>=`, the
-    upper one for `<`/`<=` (the two-sided interval's ends are further out)."""
+    """The one bound a threshold is decided on: the lower one-sided bound for `>`/`>=`, the
+    upper one for `<`/`<=` (at 95%, or at an interim look's sequential boundary)."""
     if r.bounds is None:
         return None
     return r.bounds[0] if r.threshold.comparator in (">", ">=") else r.bounds[1]
@@ -270,7 +270,7 @@ table = pd.DataFrame(
         {
             "threshold": r.threshold.describe(),
             "estimate": r.value,
-            "one-sided 95% bound": decided_on(r),
+            "decided-on bound": decided_on(r),
             "two-sided 95% CI": format_ci(r.ci, digits=3) if r.ci else "",
             "items": r.n_items or None,
             "comparisons": r.n,
@@ -299,7 +299,7 @@ st.dataframe(
         # Narrow enough that a phone shows the figures beside it (the rest scrolls sideways).
         "threshold": st.column_config.TextColumn(width="medium"),
         "estimate": st.column_config.NumberColumn(format="%.3f"),
-        "one-sided 95% bound": st.column_config.NumberColumn(format="%.3f"),
+        "decided-on bound": st.column_config.NumberColumn(format="%.3f"),
     },
 )
 # Reasons are sentences: listed in full below the table rather than cut off in a cell.
@@ -311,7 +311,9 @@ st.markdown(
 )
 st.caption(
     "The outcome is decided on the one-sided 95% bound (the lower one for a minimum, the upper "
-    "one for a maximum); the two-sided 95% interval beside it is wider, so its end differs. "
+    "one for a maximum); the two-sided 95% interval beside it is wider, so its end differs. At "
+    "an interim look the decided-on bound is moved out to the look's sequential boundary, so "
+    "an early decision needs much stronger evidence. "
     "Comparisons count each compared pair once, its votes combined; the Results screen's win "
     "rates count every vote, so their n is larger for the same systems."
 )
