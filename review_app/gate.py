@@ -30,6 +30,16 @@ PPI_METRICS = ("human_win_rate", "human_lc_win_rate", REGRESSION_METRIC)
 PPILookup = Callable[[str, str, str, "str | None"], "ppi.PredictionPowered | str"]
 
 
+def judges_named(
+    thresholds: Iterable[Threshold], metrics: Iterable[str] = PPI_METRICS
+) -> list[str]:
+    """The judges that prediction-powered thresholds (of `metrics`) name, sorted."""
+    metrics = set(metrics)
+    return sorted(
+        {t.params["judge"] for t in thresholds if t.metric in metrics and t.params.get("judge")}
+    )
+
+
 def _no_ppi(judge: str, a: str, b: str, category: str | None) -> str:
     return "prediction-powered estimates are not available here"
 
@@ -1177,13 +1187,7 @@ def regression_table(
     its judge's estimate per suite (source "humans + JUDGE (PPI)"), which it alone decides."""
     wanted = {frozenset(c) for c in comparisons}
     thresholds = list(thresholds)
-    ppi_judges = sorted(
-        {
-            t.params["judge"]
-            for t in thresholds
-            if t.metric == REGRESSION_METRIC and t.params.get("judge")
-        }
-    )
+    ppi_judges = judges_named(thresholds, (REGRESSION_METRIC,))
     rows = []
     for category, rates in sorted(inputs.category_win_rates.items()):
         for w in rates:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -114,19 +114,13 @@ class PredictionPowered:
 
     def reversed(self) -> PredictionPowered:
         """The same estimate read as b over a (1 - a over b)."""
-        flip = _flip
-        return PredictionPowered(
-            self.system_b,
-            self.system_a,
-            self.judge,
-            None if self.value is None else 1 - self.value,
-            flip(self.ci),
-            flip(self.bounds),
-            self.lam,
-            self.n_human,
-            self.n_judge,
-            self.effective_n,
-            self.reason,
+        return replace(
+            self,
+            system_a=self.system_b,
+            system_b=self.system_a,
+            value=None if self.value is None else 1 - self.value,
+            ci=_flip(self.ci),
+            bounds=_flip(self.bounds),
         )
 
     def method(self) -> dict:
@@ -230,12 +224,18 @@ def win_rates(
     if category is not None:
         keep = stats.category_names(pairs["category"]) == category
         scores, pairs = scores[keep], pairs[keep]
+    return _per_comparison(win_rate, pairs, scores, judge, comparisons)
+
+
+def _per_comparison(estimate, pairs, scores, judge, comparisons) -> list[PredictionPowered]:
+    """`estimate(a, b, judge, rows, system_x_is_a)` of each comparison over its rows of
+    `scores`, for the comparisons the judge judged."""
     out = []
     for a, b in comparisons:
         x, y = min(a, b), max(a, b)
         rows = ((pairs["system_x"] == x) & (pairs["system_y"] == y)).to_numpy()
         if rows.any() and scores["judged"].to_numpy()[rows].any():
-            out.append(win_rate(a, b, judge, scores[rows], system_x_is_a=(a == x)))
+            out.append(estimate(a, b, judge, scores[rows], system_x_is_a=(a == x)))
     return out
 
 
@@ -402,10 +402,4 @@ def lc_win_rates(
     scores = item_scores(pairs, votes, combined, judge)
     scores["human"] = pairs["human"].to_numpy(bool)
     scores["len_diff"] = (pairs["len_x"] - pairs["len_y"]).to_numpy(float)
-    out = []
-    for a, b in comparisons:
-        x, y = min(a, b), max(a, b)
-        rows = ((pairs["system_x"] == x) & (pairs["system_y"] == y)).to_numpy()
-        if rows.any() and scores["judged"].to_numpy()[rows].any():
-            out.append(lc_win_rate(a, b, judge, scores[rows], system_x_is_a=(a == x)))
-    return out
+    return _per_comparison(lc_win_rate, pairs, scores, judge, comparisons)

@@ -366,3 +366,14 @@ def test_an_imported_judges_correlation_before_the_lock_is_a_recorded_look(
     assert admin.labels.correlation > 0.5
     (look,) = early_looks.early_looks(store, study_id)
     assert look["what"] == "judge correlation for the plan"
+
+
+def test_a_good_judge_does_not_stand_in_for_the_minimum_of_human_votes(store, tmp_path, settings):
+    """24 voted items and a judge that agrees with them 90% of the time on 96 more: the estimate
+    is worth more than 30 voted items, but the minimum counts the items humans voted on."""
+    _judged_study(store, tmp_path, settings, share=0.2)
+    _lock(store, settings, {"system_a": "tuned", "system_b": "base", "judge": "grader"})
+    (row,) = decision.evaluate_gate(looking(store, "s", settings)).results
+    assert row.method["n_human"] == 24 and row.method["effective_n"] > 24
+    assert row.outcome == "inconclusive"
+    assert row.reason.startswith("24 of 30 items needed")

@@ -108,8 +108,8 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         graders=grading.results_in_force(ctx),
         candidate=data.candidate,
         lc_win_rates=scorecard.length_controlled_win_rates(data),
-        ppi_win_rate=_ppi_lookup(ctx, data),
-        ppi_lc_win_rate=_ppi_lc_lookup(ctx, data),
+        ppi_win_rate=_ppi_lookup(ctx, data, "win"),
+        ppi_lc_win_rate=_ppi_lookup(ctx, data, "lc"),
     )
 
 
@@ -163,21 +163,33 @@ def _ppi_unavailable(ctx: StudyContext, data: StudyData, judge: str) -> str | No
     return None
 
 
-def ppi_win_rates(
-    ctx: StudyContext, data: StudyData, judge: str, category: str | None = None
+def _rates(
+    ctx: StudyContext, data: StudyData, judge: str, kind: str, category: str | None = None
 ) -> list[ppi.PredictionPowered] | str:
-    """The prediction-powered win rate of each of the study's comparisons with `judge` (in
-    `category` when given), or why there is none."""
-    why = _ppi_unavailable(ctx, data, judge)
-    if why is not None:
-        return why
+    """The prediction-powered estimates of `kind` ("win": win rates, in `category` when given;
+    "lc": length-controlled win rates) of every comparison with `judge`, once per data
+    version, or why there are none. Checks no pin: callers that decide check
+    `_ppi_unavailable` first."""
     pairs, votes, combined = _ppi_frames(ctx, data, judge)
     if combined.empty:
         return f"judge {judge!r} has no verdicts in study {ctx.name!r}"
+    if kind == "lc":
+        return data.memo(
+            f"ppi lc {judge}",
+            lambda: ppi.lc_win_rates(pairs, votes, combined, judge, data.comparisons),
+        )
     return data.memo(
         f"ppi win rates {judge} {category}",
         lambda: ppi.win_rates(pairs, votes, combined, judge, data.comparisons, category),
     )
+
+
+def ppi_win_rates(
+    ctx: StudyContext, data: StudyData, judge: str, category: str | None = None
+) -> list[ppi.PredictionPowered] | str:
+    """The prediction-powered win rate of each of the study's comparisons with `judge` (in
+    `category` when given), or why there is none (`_ppi_unavailable`)."""
+    return _ppi_unavailable(ctx, data, judge) or _rates(ctx, data, judge, "win", category)
 
 
 def prediction_powered(ctx: StudyContext, data: StudyData) -> list[dict]:
@@ -192,15 +204,9 @@ def prediction_powered(ctx: StudyContext, data: StudyData) -> list[dict]:
     for judge in data.real_judges:
         if judge.startswith(stats.JURY_PREFIX):
             continue
-        pairs, votes, combined = _ppi_frames(ctx, data, judge)
-        if combined.empty:
+        rates = _rates(ctx, data, judge, "win")
+        if isinstance(rates, str):
             continue
-        rates = data.memo(
-            f"ppi shown {judge}",
-            lambda pairs=pairs, votes=votes, combined=combined, judge=judge: ppi.win_rates(
-                pairs, votes, combined, judge, data.comparisons
-            ),
-        )
         for w in rates:
             w = (gate.orient(w, data.candidate) if data.candidate else None) or w
             human = inputs.win_rate(w.system_a, w.system_b, stats.HUMANS)
@@ -226,27 +232,12 @@ def prediction_powered(ctx: StudyContext, data: StudyData) -> list[dict]:
     return rows
 
 
-def _ppi_lc_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:
+def _ppi_lookup(ctx: StudyContext, data: StudyData, kind: str) -> gate.PPILookup:
+    """The gate's lookup of a prediction-powered estimate of `kind` (see `_rates`) with a
+    threshold's judge, oriented as the threshold names its systems."""
+
     def lookup(judge: str, a: str, b: str, category: str | None):
-        why = _ppi_unavailable(ctx, data, judge)
-        if why is not None:
-            return why
-        pairs, votes, combined = _ppi_frames(ctx, data, judge)
-        rates = data.memo(
-            f"ppi lc {judge}",
-            lambda: ppi.lc_win_rates(pairs, votes, combined, judge, data.comparisons),
-        )
-        for w in rates:
-            if (oriented := gate.orient(w, a, b)) is not None:
-                return oriented
-        return f"no comparison of {a} and {b} judged by {judge!r}"
-
-    return lookup
-
-
-def _ppi_lookup(ctx: StudyContext, data: StudyData) -> gate.PPILookup:
-    def lookup(judge: str, a: str, b: str, category: str | None):
-        rates = ppi_win_rates(ctx, data, judge, category)
+        rates = _ppi_unavailable(ctx, data, judge) or _rates(ctx, data, judge, kind, category)
         if isinstance(rates, str):
             return rates
         for w in rates:

@@ -86,21 +86,10 @@ def study_shape(ctx: StudyContext) -> planning.StudyShape:
             pairs.groupby("category")["item_key"].nunique().astype(int).to_dict(),
             {s: len(items) for s, items in systems.items()},
             1.0 if share is None else float(share),
-            judge_correlations(ctx, _ppi_judges(ctx)),
+            judge_correlations(ctx, gate.judges_named(ctx.thresholds)),
         )
 
     return ctx.memo("study shape", shape)
-
-
-def _ppi_judges(ctx: StudyContext) -> list[str]:
-    """The judges the study's prediction-powered thresholds name."""
-    return sorted(
-        {
-            t.params["judge"]
-            for t in ctx.thresholds
-            if t.metric in gate.PPI_METRICS and t.params.get("judge")
-        }
-    )
 
 
 def judge_correlations(ctx: StudyContext, judges: list[str]) -> dict[str, float]:
@@ -204,7 +193,7 @@ def plan_study(
     power at the expected truth (`planning.propose`), and the human votes expected at that
     truth, fixed and sequential, with and without `judge` (by default the judge the study's
     prediction-powered thresholds name)."""
-    judge = judge or next(iter(_ppi_judges(ctx)), None)
+    judge = judge or next(iter(gate.judges_named(ctx.thresholds)), None)
     shape = study_shape(ctx)
     if judge is not None:
         if judge not in ctx.data().judges:

@@ -215,13 +215,7 @@ def planned_sample(ctx: StudyContext, reason: str = "") -> dict:
     `planning.LOCK_POWER_FLOOR`. InputError when such a design has no reason."""
     study_row = ctx.study
     power = plans.design_power(ctx)
-    ppi_judges = sorted(
-        {
-            t.params["judge"]
-            for t in ctx.thresholds
-            if t.metric in gate.PPI_METRICS and t.params.get("judge")
-        }
-    )
+    ppi_judges = gate.judges_named(ctx.thresholds)
     plan = {
         "comparisons": ctx.store.studies.study_counts(study_row["id"])["human_pairs"],
         "votes_per_comparison": study_row["reviews_per_pair"],
