@@ -251,7 +251,9 @@ def _logistic_point(
 ) -> np.ndarray:
     """The coefficients minimising the rectified logistic loss
     (1/n) l(X, Y) + lam [(1/N) l(Xu, f_u) - (1/n) l(X, f)], by Newton's method (its Hessian,
-    (1 - lam)/n X'WX + lam/N Xu'WuXu, does not depend on the labels, so it is convex)."""
+    (1 - lam)/n X'WX + lam/N Xu'WuXu, does not depend on the labels, so it is convex), or None
+    when it has no finite minimum: near lam = 1 the labelled terms are linear in the
+    coefficients, and a judge that contradicts the humans can make them fall without bound."""
     n, big_n = len(y), len(yhatu)
     theta = np.zeros(x.shape[1])
     for _ in range(100):
@@ -263,9 +265,15 @@ def _logistic_point(
             hess = hess + lam * (xu.T * (muu * (1 - muu))) @ xu / big_n
         step = np.linalg.solve(hess + 1e-12 * np.eye(len(theta)), grad)
         theta = theta - step
+        if not np.all(np.isfinite(theta)) or np.max(np.abs(theta)) > _DIVERGED:
+            return None
         if np.max(np.abs(step)) < 1e-12:
-            break
-    return theta
+            return theta
+    return None
+
+
+# Coefficients this large (odds of e^50) mean the fit is running off to infinity.
+_DIVERGED = 50.0
 
 
 def _logistic_stats(theta, x, y, yhat, xu, yhatu, use_unlabelled: bool):
@@ -280,6 +288,8 @@ def _logistic_stats(theta, x, y, yhat, xu, yhatu, use_unlabelled: bool):
     grads = x * (mu - y)[:, None]
     grads_hat = x * (mu - yhat)[:, None]
     grads_hat_u = xu * (muu - yhatu)[:, None] if use_unlabelled else np.zeros_like(xu)
+    if np.linalg.cond(hess) > 1e12:
+        return None
     return grads, grads_hat, grads_hat_u, np.linalg.inv(hess)
 
 
@@ -316,20 +326,32 @@ def logistic(
 ) -> LogisticEstimate | None:
     """PPI++ logistic regression of labels in [0, 1] on covariates `x` (with their column of
     ones), as the authors' `ppi_logistic_ci` computes it (the weight tuned at the plain PPI
-    estimate, then again at the tuned one; a sandwich variance); None when it cannot be fitted
-    (fewer labels than coefficients, or no unlabelled items to weigh)."""
+    estimate, then again at the tuned one; a sandwich variance). When the plain PPI fit has no
+    finite minimum the weight is tuned at the humans-only fit instead. None when it cannot be
+    fitted (fewer labels than coefficients, no unlabelled items to weigh, or no finite fit)."""
     x, xu = np.asarray(x, float), np.asarray(xu, float)
     y, yhat, yhatu = (np.asarray(a, float) for a in (y, yhat, yhatu))
     n, big_n = len(y), len(yhatu)
     if n <= x.shape[1] or big_n == 0:
         return None
     if lam is None:
-        first = _logistic_point(x, y, yhat, xu, yhatu, 1.0)
-        lam = _tuned_glm_weight(*_logistic_stats(first, x, y, yhat, xu, yhatu, True))
-        tuned = _logistic_point(x, y, yhat, xu, yhatu, lam)
-        lam = _tuned_glm_weight(*_logistic_stats(tuned, x, y, yhat, xu, yhatu, True))
+        for start in (1.0, 0.0):
+            for _ in range(2):  # at the start's fit, then again at the tuned fit
+                theta = _logistic_point(x, y, yhat, xu, yhatu, start)
+                at = None if theta is None else _logistic_stats(theta, x, y, yhat, xu, yhatu, True)
+                if at is None:
+                    break
+                start = _tuned_glm_weight(*at)
+            else:
+                lam = start
+                break
+        if lam is None:
+            return None
     theta = _logistic_point(x, y, yhat, xu, yhatu, lam)
-    grads, grads_hat, grads_hat_u, inv_h = _logistic_stats(theta, x, y, yhat, xu, yhatu, lam != 0)
+    at = None if theta is None else _logistic_stats(theta, x, y, yhat, xu, yhatu, lam != 0)
+    if at is None:
+        return None
+    grads, grads_hat, grads_hat_u, inv_h = at
     d = x.shape[1]
     var_u = np.cov((lam * grads_hat_u).T).reshape(d, d)
     var = np.cov((grads - lam * grads_hat).T).reshape(d, d)

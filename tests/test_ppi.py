@@ -173,3 +173,19 @@ def test_logistic_regression_matches_the_reference_implementation(seed, n, big_n
     # point at the interval's weight)
     point = ppi_py.ppi_logistic_pointestimate(x[:n], y[:n], f[:n], x[n:], f[n:], lam=ours.lam)
     assert ours.coef == pytest.approx(point, abs=5e-4)
+
+
+def test_a_judge_that_contradicts_the_humans_gives_the_humans_only_fit_not_an_error():
+    """At weight 1 a judge that always contradicts the humans makes the rectified loss fall
+    without bound; the weight is then tuned at the humans-only fit, which drops the judge."""
+    rng = np.random.default_rng(12)
+    n, big_n = 40, 200
+    x = np.column_stack([np.ones(n + big_n), rng.uniform(-1, 1, n + big_n)])
+    y = (np.arange(n) % 8 != 0).astype(float)  # humans: mostly the first system
+    f = 1 - y  # the judge says the opposite of every vote
+    fu = np.ones(big_n)
+    assert ppi._logistic_point(x[:n], y, f, x[n:], fu, 1.0) is None
+    fit = ppi.logistic(x[:n], y, f, x[n:], fu)
+    assert fit is not None and fit.lam == 0.0
+    plain = ppi.logistic(x[:n], y, f, x[n:], fu, lam=0.0)
+    assert fit.coef == pytest.approx(plain.coef)
