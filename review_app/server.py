@@ -57,8 +57,8 @@ def _wait_ready(url: str, process: subprocess.Popen, on_ready: Callable[[], None
             time.sleep(0.2)
 
 
-def run_app(db_path: Path, host: str, port: int, on_ready: Callable[[], None] | None = None) -> int:
-    """Serve the app on `db_path` until the child exits or a stop signal arrives; returns the
+def run_app(db: str, host: str, port: int, on_ready: Callable[[], None] | None = None) -> int:
+    """Serve the app on the workspace `db` (a file or a database URL) until the child exits or a stop signal arrives; returns the
     exit status (0 after a requested stop). `on_ready` runs once the app answers."""
     command = [
         sys.executable,
@@ -90,7 +90,7 @@ def run_app(db_path: Path, host: str, port: int, on_ready: Callable[[], None] | 
         "--client.showErrorDetails",
         "none",
     ]
-    env = dict(os.environ, REVIEW_APP_DB=str(Path(db_path).resolve()))
+    env = dict(os.environ, REVIEW_APP_DB=db)
     process = subprocess.Popen(
         command,
         env=env,
