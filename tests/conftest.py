@@ -12,6 +12,7 @@ from review_app.services import demo, workspace
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.acting import token_for
+from tests.postgres import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,14 +35,58 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_generate_tests(metafunc):
+    # A module marked `both_backends` runs each of its tests on SQLite and on PostgreSQL.
+    if metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The database a test's workspace lives in: "sqlite" unless its module is marked
+    `both_backends`, which runs it on "postgresql" too."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def postgres(backend, request):
+    """The throwaway PostgreSQL server, for a test running on it (skipped, saying why, when
+    none can be started here)."""
+    cluster = request.getfixturevalue("postgres_cluster")
+    if cluster.url is None:
+        pytest.skip(f"PostgreSQL tests skipped: {cluster.reason}")
+    return cluster
+
+
+def _migrate(url: str) -> None:
+    Store.open(url).close()
+
+
 @pytest.fixture(autouse=True)
-def isolated_workspace(tmp_path, monkeypatch):
-    """Point the app's one workspace variable at tmp_path so no test touches real files."""
-    db = tmp_path / "workspace.db"
+def isolated_workspace(tmp_path, monkeypatch, backend, request):
+    """Point the app's one workspace variable at a workspace of this test's own: a file under
+    tmp_path, or a new PostgreSQL database, so no test touches real files or another's data."""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        # A copy of a migrated workspace: what Store.open makes of a new database, in a tenth
+        # of the time.
+        db = cluster.database(template=cluster.template("migrated", _migrate))
+    else:
+        db = tmp_path / "workspace.db"
     monkeypatch.setenv("REVIEW_APP_DB", str(db))
     yield db
-    # Pages share one store per workspace file (as a server would); close this test's.
+    # Pages share one store per workspace (as a server would); close this test's.
     workspace.close_shared_stores()
+    if backend == "postgresql":
+        cluster.drop(db)
 
 
 @pytest.fixture
@@ -88,14 +133,47 @@ def _demo_template(settings: Settings, tmp_path_factory) -> tuple[Path, dict[str
     return _DEMO_TEMPLATES[key]
 
 
+def _demo_database(cluster: Cluster, settings: Settings) -> tuple[str, dict[str, str]]:
+    """The demo workspace seeded with `settings` in a template database, once per test process."""
+    links: dict[str, str] = {}
+
+    def seed(url: str) -> None:
+        seeding = Store.open(url)
+        try:
+            links.update(demo.seed_demo(seeding, replace(settings, db=url)))
+        finally:
+            seeding.close()
+
+    key = f"demo-{hash(replace(settings, db='demo-template'))}"
+    name = cluster.template(key, seed)
+    if links:
+        _DEMO_LINKS[key] = links
+    return name, _DEMO_LINKS[key]
+
+
+_DEMO_LINKS: dict[str, dict[str, str]] = {}
+
+
 @pytest.fixture
-def demo_store(isolated_workspace, settings, request, tmp_path_factory):
+def demo_store(isolated_workspace, settings, request, tmp_path_factory, backend):
     """The demo workspace; `store.demo_links` holds its personal links by demo user name.
 
     Seeding takes about a second and hundreds of tests start from it, so it is seeded once per
     test process and each test gets its own copy of the file (what seed_demo writes does not
     depend on the file's path). A test whose workspace was opened before this fixture (it asked
     for `store` first) is seeded in place."""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        if cluster.in_use(isolated_workspace):  # the test opened its workspace first
+            store = request.getfixturevalue("store")
+            store.demo_links = demo.seed_demo(store, settings)
+            return store
+        template, links = _demo_database(cluster, settings)
+        cluster.drop(isolated_workspace)
+        cluster.admin(f"CREATE DATABASE {isolated_workspace.rsplit('/', 1)[1]} TEMPLATE {template}")
+        store = request.getfixturevalue("store")
+        store.demo_links = dict(links)
+        return store
     if not isolated_workspace.exists():
         template, links = _demo_template(settings, tmp_path_factory)
         shutil.copyfile(template, isolated_workspace)

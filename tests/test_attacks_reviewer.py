@@ -11,6 +11,8 @@ from review_app import cli
 from review_app.errors import Forbidden
 from review_app.services import audit, people
 
+pytestmark = pytest.mark.both_backends
+
 GOVERNANCE = {
     "lock the thresholds": ["thresholds", "lock", "--study", "demo", "--reason", "now"],
     "sign off": ["signoff", "--study", "demo", "--decision", "approve", "--comment", "ok"],

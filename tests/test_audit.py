@@ -5,7 +5,6 @@ are frozen at the lock, and the CLI acts only as an authenticated person."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -16,6 +15,9 @@ from review_app.services import audit, data, signoff, thresholds
 from review_app.settings import Settings
 from tests.acting import acting, lock_on_win_rate, looking, person
 from tests.conftest import write
+from tests.tamper import raw
+
+pytestmark = pytest.mark.both_backends
 
 KEY = {"REVIEW_APP_SIGNING_KEY": "a secret kept outside the workspace"}
 
@@ -34,11 +36,6 @@ def signed(demo_store, monkeypatch):
     signer = Actor.of(demo_store.people.reviewer("demo-signer"))
     signoff.sign_off(demo_store, "demo", signer, "approve", "ok", settings, override="pilot")
     return demo_store, settings
-
-
-def raw(store):
-    """A second connection to the workspace file, as someone holding the file would have."""
-    return sqlite3.connect(store.path)
 
 
 def test_every_governance_action_is_logged_with_its_actor(signed, cli_admin):

@@ -22,6 +22,8 @@ from review_app.store import Store, import_lock
 from tests.acting import person, token_for
 from tests.review_fixtures import add_reviewer, make_study
 
+pytestmark = pytest.mark.both_backends
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -8,6 +8,8 @@ from review_app.services import studies
 from tests.acting import acting, person
 from tests.conftest import write
 
+pytestmark = pytest.mark.both_backends
+
 OUTPUTS_CSV = (
     "item_id,prompt,system,output,category,reference,source\n"
     "q1,What is 2+2?,base,It is 4.,math,4,handwritten\n"

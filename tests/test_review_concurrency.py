@@ -6,9 +6,13 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
+
 from review_app.services import review
 from review_app.store import Store
 from tests.review_fixtures import add_reviewer, make_study
+
+pytestmark = pytest.mark.both_backends
 
 REVIEWERS = 20
 ITEMS = 250  # two comparisons -> 500 pairs; 4 reviews each -> 2,000 votes

@@ -16,6 +16,8 @@ from review_app.store import Store
 from tests.acting import acting, person
 from tests.review_fixtures import SENTINELS, SYSTEM_X, SYSTEM_Y, add_reviewer, make_study
 
+pytestmark = pytest.mark.both_backends
+
 
 def reviewer_id(store, name):
     return store.people.reviewer(name)["id"]

@@ -20,6 +20,8 @@ from review_app.store import base as store_base
 from tests.review_fixtures import add_reviewer, make_study
 from tests.test_review_page import press
 
+pytestmark = pytest.mark.both_backends
+
 APP_DIR = Path(__file__).resolve().parent.parent / "review_app"
 REVIEW_PAGE = str(APP_DIR / "app_pages" / "review.py")
 WRITES = ("BEGIN", "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")

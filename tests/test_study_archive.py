@@ -13,6 +13,8 @@ from review_app.services import data, studies, workspace
 from tests.acting import acting, person, token_for
 from tests.conftest import write
 
+pytestmark = pytest.mark.both_backends
+
 OUTPUTS = (
     "item_id,prompt,system,output\n"
     "q1,Capital of France?,base,Paris\n"

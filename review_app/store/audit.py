@@ -79,21 +79,20 @@ class AuditQueries(Aggregate):
         what it does, not by its name: one that does not abort the change, or only under a
         condition, protects nothing."""
         found: dict[str, set[str]] = {table: set() for table in APPEND_ONLY_TABLES}
-        for row in self._rows(
-            "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL"
-        ):
-            if row["tbl_name"] not in found:
+        with self._reading() as db:
+            triggers = db.guard_triggers()
+        for trigger in triggers:
+            if trigger["table"] not in found or not trigger["sql"]:
                 continue
-            sql = re.sub(r" ?([(),;]) ?", r"\1", " ".join(row["sql"].upper().split()))
+            sql = re.sub(r" ?([(),;]) ?", r"\1", " ".join(trigger["sql"].upper().split()))
             match = _GUARD.fullmatch(sql)
             if match:
-                found[row["tbl_name"]].add(match.group(1))
+                found[trigger["table"]].add(match.group(1))
         return found
 
     def trigger_names(self) -> set[str]:
-        return {
-            r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        }
+        with self._reading() as db:
+            return {trigger["name"] for trigger in db.guard_triggers()}
 
     def last_id(self, table: str) -> int:
         """The highest row id of a sealed table (0 when empty), read before writing to it."""

@@ -352,12 +352,17 @@ class PostgresDatabase(Database):
         )
 
 
-def _refuses(function: str, body: str) -> bool:
-    """Whether a trigger function is the refusing one, unchanged."""
-    normal = " ".join(body.split())
-    return function == "review_app_refuse" and (
-        "BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';"
-        " END" in normal
+_REFUSE_BODY = " ".join(REFUSE_FUNCTION.split("$$")[1].split())
+
+
+def _refuses(function: str, definition: str) -> bool:
+    """Whether a trigger function is the refusing one, unchanged: its whole body, nothing else."""
+    parts = definition.split("$function$")
+    return (
+        function == "review_app_refuse"
+        and len(parts) == 3
+        and " ".join(parts[1].split()) == _REFUSE_BODY
+        and "LANGUAGE plpgsql" in parts[0]
     )
 
 

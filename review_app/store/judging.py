@@ -125,7 +125,7 @@ class JudgingQueries(Aggregate):
         stamp = now_iso()
         self.db.execute(
             "UPDATE judge_runs SET status = ?, started_at = coalesce(started_at, ?), "
-            "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            "finished_at = CASE WHEN ? = 1 THEN ? ELSE finished_at END WHERE id = ?",
             [status, stamp, int(finished), stamp, run_id],
         )
 
