@@ -21,7 +21,6 @@ from review_app.errors import UnusableWorkspace
 from review_app.migrations import MIGRATIONS
 from review_app.settings import is_server_url, shown_location
 from review_app.store.connection import (
-    BUSY_TIMEOUT_S,
     Database,
     connect,
 )
@@ -98,7 +97,6 @@ class StoreBase:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         store = cls(connect(path), path, readers, signing_key)
         try:
-            store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
             store._refuse_newer_schema()
             store.db.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":

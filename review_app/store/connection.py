@@ -46,6 +46,11 @@ class Database:
         for row in cursor.fetchall():
             yield dict(zip(names, row, strict=True))
 
+    def trace(self, callback) -> None:
+        """Call `callback(sql)` with every statement this connection runs (for tests that
+        prove a screen writes nothing)."""
+        raise NotImplementedError
+
     def begin_write(self) -> None:
         """Start the one write transaction the whole workspace allows at a time (every process
         and server included), waiting up to BUSY_TIMEOUT_S for another to finish."""
@@ -127,6 +132,7 @@ class SQLiteDatabase(Database):
             path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
         )
         self.utils = sqlite_utils.Database(self.conn)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         if read_only:
             self.conn.execute("PRAGMA query_only = ON")
 
@@ -138,6 +144,9 @@ class SQLiteDatabase(Database):
 
     def query(self, sql: str, params: Iterable[Any] | dict = ()) -> Iterator[dict]:
         return self.utils.query(sql, params)
+
+    def trace(self, callback) -> None:
+        self.conn.set_trace_callback(callback)
 
     def begin_write(self) -> None:
         try:
@@ -180,21 +189,29 @@ class SQLiteDatabase(Database):
 # Every statement of the store is written for SQLite's placeholders; psycopg takes `%s` and
 # `%(name)s` (and then a literal `%` must be doubled). Quoted strings and identifiers are copied
 # as they are.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|(?<![:\w]):([A-Za-z_]\w*)|%")
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|(?<![:\w]):([A-Za-z_]\w*)|%|(?<!NOT )\bIN \(\)"
+)
 
 
 @lru_cache(maxsize=4096)
-def to_psycopg(sql: str) -> str:
-    """`sql` with SQLite placeholders turned into psycopg's."""
+def to_psycopg(sql: str, with_params: bool = True) -> str:
+    """`sql` with SQLite placeholders turned into psycopg's (and `IN ()` into what PostgreSQL
+    accepts). With parameters, psycopg reads every `%` as a placeholder, in quotes too, so a
+    literal one is doubled; without, the text goes as it is."""
 
     def replace(match: re.Match) -> str:
         token = match.group(0)
         if token == "?":
             return "%s"
         if token == "%":
-            return "%%"
+            return "%%" if with_params else "%"
+        if token == "IN ()":  # an empty list: SQLite takes it (nothing is in it), PostgreSQL not
+            return "IN (NULL)"
         if match.group(1):
             return f"%({match.group(1)})s"
+        if with_params and token[0] in "'\"":
+            return token.replace("%", "%%")
         return token
 
     return _TOKENS.sub(replace, sql)
@@ -246,8 +263,6 @@ class PostgresDatabase(Database):
                 autocommit=True,
                 connect_timeout=10,
                 cursor_factory=psycopg.ClientCursor,
-                # A server that stops answering mid-statement is given up on, not waited for.
-                options=f"-c lock_timeout={BUSY_TIMEOUT_S * 1000}",
             )
         except psycopg.OperationalError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -255,26 +270,37 @@ class PostgresDatabase(Database):
                 f"workspace {shown_location(url)}: cannot connect: {first}"
             ) from exc
         _adapt(self.conn)
-        self._lock = threading.Lock()
+        self._trace = None
         if read_only:
             self.conn.execute("SET default_transaction_read_only = on")
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
         if not isinstance(params, dict):
             params = list(params)
+        if self._trace:
+            self._trace(sql)
         with _errors():
-            return self.conn.execute(to_psycopg(sql), params or None)
+            return self.conn.execute(to_psycopg(sql, bool(params)), params or None)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict]) -> Any:
+        if self._trace:
+            self._trace(sql)
         cursor = self.conn.cursor()
         with _errors():
             cursor.executemany(to_psycopg(sql), list(rows))
         return cursor
 
+    def trace(self, callback) -> None:
+        self._trace = callback
+
     def begin_write(self) -> None:
+        if self._trace:
+            self._trace("BEGIN")
         with _errors():
             self.conn.execute("BEGIN")
             try:
+                # Wait for another writer as long as SQLite would, then give up with Busy.
+                self.conn.execute(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [self.WRITE_LOCK])
             except BaseException:
                 self.rollback()

@@ -57,8 +57,8 @@ class JudgingQueries(Aggregate):
             "SELECT j.id, j.label, j.judge, j.source, j.status, j.params, j.rubric_hash, "
             "j.created_at, j.started_at, j.finished_at, r.name AS rubric, r.version AS "
             "rubric_version, count(v.id) AS n_verdicts, "
-            "coalesce(sum(v.winner IS NOT NULL), 0) AS n_parsed, "
-            "coalesce(sum(v.winner IS NULL), 0) AS n_unparsed, "
+            "count(v.winner) AS n_parsed, "
+            "count(v.id) - count(v.winner) AS n_unparsed, "
             "coalesce(sum(v.tokens_in), 0) AS tokens_in, "
             "coalesce(sum(v.tokens_out), 0) AS tokens_out, "
             "coalesce(sum(v.tokens_cached), 0) AS tokens_cached, coalesce(sum(v.cost), 0) AS cost, "
@@ -69,7 +69,7 @@ class JudgingQueries(Aggregate):
             "AND b.collected_at IS NULL) AS in_batches "
             "FROM judge_runs j LEFT JOIN rubrics r ON r.id = j.rubric_id "
             "LEFT JOIN verdicts v ON v.run_id = j.id WHERE j.study_id = ? "
-            "GROUP BY j.id ORDER BY j.id DESC",
+            "GROUP BY j.id, r.name, r.version ORDER BY j.id DESC",
             [study_id],
         )
 

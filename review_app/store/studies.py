@@ -123,7 +123,7 @@ class StudyQueries(Aggregate):
         row = self._one(
             "SELECT max(n) AS n FROM (SELECT count(DISTINCT v.reviewer_id) AS n FROM votes v "
             "JOIN pairs p ON p.id = v.pair_id WHERE p.study_id = ? AND v.winner IS NOT NULL "
-            "GROUP BY v.pair_id)",
+            "GROUP BY v.pair_id) AS counts",
             [study_id],
         )
         return int(row["n"] or 0)
