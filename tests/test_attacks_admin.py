@@ -19,8 +19,6 @@ from review_app.settings import Settings
 from tests.acting import acting, lock_as_ada, looking, person
 from tests.conftest import write
 
-pytestmark = pytest.mark.both_backends
-
 FAMILIES = "example-llm-judge=openai,finetuned=openai"
 
 

@@ -32,8 +32,6 @@ from review_app.store import Store
 from tests.acting import acting, lock_on_win_rate, looking, person
 from tests.conftest import write
 
-pytestmark = pytest.mark.both_backends
-
 KEY = "a secret kept outside the workspace"
 
 

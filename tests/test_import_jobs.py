@@ -19,6 +19,7 @@ from review_app import importers
 from review_app.errors import Conflict
 from review_app.services import data, review, studies
 from review_app.store import Store, import_lock
+from review_app.store.connection import connect, driver_errors
 from tests.acting import person, token_for
 from tests.review_fixtures import add_reviewer, make_study
 
@@ -59,7 +60,7 @@ def cli_import(db: Path, source: Path, eval_set: str = "bulk") -> subprocess.Pop
 
 def kill_when(db: Path, process: subprocess.Popen, state: str, min_batches: int = 1) -> None:
     """SIGKILL `process` once its import is in `state` with at least `min_batches` staged."""
-    watcher = sqlite3.connect(db, timeout=5)
+    watcher = connect(str(db))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -69,7 +70,7 @@ def kill_when(db: Path, process: subprocess.Popen, state: str, min_batches: int 
                     "SELECT j.state, (SELECT count(*) FROM import_batches b WHERE b.job_id = j.id)"
                     " FROM import_jobs j"
                 ).fetchone()
-            except sqlite3.OperationalError:  # the workspace is still being created
+            except driver_errors():  # the workspace is still being created
                 row = None
             if row and row[0] == state and row[1] >= min_batches:
                 process.send_signal(signal.SIGKILL)
