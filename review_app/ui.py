@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from review_app import auth, report
+from review_app import auth, links, report
 from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
@@ -72,6 +72,26 @@ def confirm_button(
 
 def settings() -> Settings:
     return Settings.from_env()
+
+
+def link_base(settings: Settings, screen: str) -> links.LinkBase:
+    """The address personal links shown on `screen` start with: the public URL when set, else
+    the address this browser reached the app at (so a link copied here opens the app wherever
+    it is served: another port, a proxy's host and path)."""
+    return links.link_base(settings, links.browser_base(st.context.url, screen))
+
+
+def link_base_caption(base: links.LinkBase) -> str:
+    """Markdown for under a link shown on a screen: which address it uses, and how to choose
+    another."""
+    url = plain(base.url)
+    if base.source == "public":
+        return f"Links start with the app's public address, {url} (`REVIEW_APP_PUBLIC_URL`)."
+    where = "the address you opened the app at" if base.source == "browser" else "this server"
+    return (
+        f"Links start with {url}, {where}. If reviewers reach the app at another address, set "
+        "`REVIEW_APP_PUBLIC_URL` (or `review-app serve --public-url`)."
+    )
 
 
 def get_store() -> Store:

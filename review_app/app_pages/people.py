@@ -11,6 +11,7 @@ from review_app.services import people, studies
 store = ui.get_store()
 actor = ui.signed_in(store, "people")
 settings = ui.settings()
+link_base = ui.link_base(settings, "people")
 
 
 def _add(study: str | None) -> None:
@@ -24,6 +25,7 @@ def _add(study: str | None) -> None:
             state["people_role"],
             study,
             actor=ui.acting(store),
+            link_base=link_base,
         )
     except ReviewAppError as exc:
         state[ui.PEOPLE_ISSUED] = None
@@ -76,6 +78,7 @@ if issued:
         "to them privately; it is not shown again."
     )
     st.code(link, language=None)
+    st.caption(ui.link_base_caption(link_base))
 
 st.subheader("Everyone")
 everyone = people.list_reviewers(store)

@@ -38,7 +38,7 @@ class AppServer:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, REVIEW_APP_DB=str(db), REVIEW_APP_BASE_URL=self.url)
+        env = dict(os.environ, REVIEW_APP_DB=str(db))
         self.process = subprocess.Popen(
             [
                 sys.executable,
