@@ -75,10 +75,6 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
         settings.host,
         "--server.port",
         str(settings.port),
-        # A proxy at https://example.com/review/ passes the path through, so the app answers
-        # under it too (its pages, static files and websocket).
-        "--server.baseUrlPath",
-        prefix,
         "--server.headless",
         "true",
         "--browser.gatherUsageStats",
@@ -99,6 +95,10 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
         "--client.showErrorDetails",
         "none",
     ]
+    if prefix:
+        # A proxy at https://example.com/review/ passes the path through, so the app answers
+        # under it too (its pages, static files and websocket).
+        command += ["--server.baseUrlPath", prefix]
     # The app builds its Settings from the environment: it gets the ones this command used.
     env = dict(
         os.environ,
