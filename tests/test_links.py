@@ -254,8 +254,10 @@ def test_the_screen_builds_the_link_on_the_address_its_browser_reached(store, ad
     assert link.startswith("https://proxy.example.org/review/?token=")
     assert people.authenticate(store, link.split("token=")[1])["name"] == "maya"
     [caption] = [c.value for c in at.caption if "Links start with" in c.value]
-    assert "the address you opened the app at" in caption
-    assert "REVIEW_APP_PUBLIC_URL" in caption
+    assert caption.startswith(
+        "Links start with `https://proxy.example.org/review`, the address you opened the app at."
+    )
+    assert "`REVIEW_APP_PUBLIC_URL`" in caption
 
 
 def test_the_screen_uses_the_public_url_when_it_is_set(store, admin, monkeypatch):
@@ -263,7 +265,11 @@ def test_the_screen_uses_the_public_url_when_it_is_set(store, admin, monkeypatch
     at = issue_on_screen(admin, "http://10.0.0.5:8501/people")
     [link] = [c.value for c in at.code]
     assert link.startswith("https://review.example.com/?token=")
-    assert any("public address" in c.value for c in at.caption)
+    assert any(
+        c.value == "Links start with `https://review.example.com`, the app's public address "
+        "(`REVIEW_APP_PUBLIC_URL`)."
+        for c in at.caption
+    )
 
 
 def test_without_a_browser_address_the_screen_falls_back_to_the_server(store, admin, monkeypatch):
