@@ -5,6 +5,7 @@ builds `BASE/?token=TOKEN` on it. The CLI, the demo and every screen that shows 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ PUBLIC_URL_ENV = "REVIEW_APP_PUBLIC_URL"
 _EXAMPLE = "e.g. https://review.example.com or https://example.com/review/"
 # Addresses a server listens on that no browser can open: a link uses this machine instead.
 _ANY_ADDRESS = {"", "0.0.0.0", "::"}
+_UNSAFE = re.compile(r'[<>"`{}|\\^\x00-\x1f\x7f]')
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ def check_public_url(text: str) -> str:
         raise InputError(f"public URL {text!r} must not have a query or fragment; {_EXAMPLE}")
     if any(c.isspace() for c in text):
         raise InputError(f"public URL {text!r} must not contain spaces")
+    if _UNSAFE.search(text):
+        # Characters a browser would escape anyway: written as they are, a copied link breaks.
+        raise InputError(f"public URL {text!r} has a character a URL cannot hold as it is")
     path = parts.path.rstrip("/")
     if "//" in path or any(segment in (".", "..") for segment in path.split("/")):
         raise InputError(f"public URL {text!r} has an unusable path {parts.path!r}; {_EXAMPLE}")

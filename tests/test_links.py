@@ -55,6 +55,8 @@ def test_a_public_url_is_kept_in_one_form(given, kept):
         ("https://example.com/a/../b", "has an unusable path"),
         ("https://example.com//review", "has an unusable path"),
         ("https://example.com/my review", "must not contain spaces"),
+        ('https://example.com/"><script>', "has a character a URL cannot hold as it is"),
+        ("https://exa<mple.com", "has a character a URL cannot hold as it is"),
     ],
 )
 def test_an_unusable_public_url_is_one_line_saying_why(given, said):
