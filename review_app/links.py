@@ -20,6 +20,7 @@ __all__ = [
     "browser_base",
     "check_public_url",
     "link_base",
+    "on_this_machine_only",
     "path_prefix",
     "personal_link",
     "server_address",
@@ -122,6 +123,18 @@ def link_base(settings: Settings, browser_url: str | None = None) -> LinkBase:
     if browser_url:
         return LinkBase(browser_url.rstrip("/"), "browser")
     return LinkBase(server_address(settings.host, settings.port), "server")
+
+
+def on_this_machine_only(url: str) -> bool:
+    """Whether `url` names this machine (localhost, 127.0.0.1, ::1): a link on it opens only
+    for someone on the server itself."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def personal_link(base: LinkBase | str, token: str) -> str:

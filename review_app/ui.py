@@ -82,17 +82,18 @@ def link_base(settings: Settings, screen: str) -> links.LinkBase:
 
 
 def link_base_caption(base: links.LinkBase) -> str:
-    """Markdown for under a link shown on a screen: which address it uses, and how to choose
-    another."""
+    """Markdown for beside the links a screen issues: which address they start with, and how
+    to choose another."""
     # In code, the address reads as text rather than a link to click (a browser would write a
     # backtick in it as %60 anyway).
     url = f"`{base.url.replace('`', '%60')}`"
     if base.source == "public":
         return f"Links start with {url}, the app's public address (`REVIEW_APP_PUBLIC_URL`)."
     where = "the address you opened the app at" if base.source == "browser" else "this server"
+    local = " It opens only on this machine." if links.on_this_machine_only(base.url) else ""
     return (
-        f"Links start with {url}, {where}. If reviewers reach the app at another address, set "
-        "`REVIEW_APP_PUBLIC_URL` (or `serve --public-url`)."
+        f"Links start with {url}, {where}.{local} If reviewers reach the app at another "
+        "address, set `REVIEW_APP_PUBLIC_URL` (or `serve --public-url`)."
     )
 
 

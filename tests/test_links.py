@@ -163,6 +163,21 @@ def test_a_restarted_demo_keeps_its_links_on_the_new_address(store, tmp_path):
         assert again[name] == f"http://127.0.0.1:9100/?token={token}"
 
 
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8501", True),
+        ("http://localhost:8501", True),
+        ("http://[::1]:8501", True),
+        ("http://127.0.1.1", True),
+        ("http://10.0.0.5:8501", False),
+        ("https://review.example.com/review", False),
+    ],
+)
+def test_an_address_on_this_machine_only_is_told_apart(url, local):
+    assert links.on_this_machine_only(url) is local
+
+
 # ---- the command line ----
 
 
@@ -257,7 +272,8 @@ def test_the_screen_builds_the_link_on_the_address_its_browser_reached(store, ad
     assert people.authenticate(store, link.split("token=")[1])["name"] == "maya"
     [caption] = [c.value for c in at.caption if "Links start with" in c.value]
     assert caption.startswith(
-        "Links start with `https://proxy.example.org/review`, the address you opened the app at."
+        "Links start with `https://proxy.example.org/review`, the address you opened the app at. "
+        "If reviewers"
     )
     assert "`REVIEW_APP_PUBLIC_URL`" in caption
 
@@ -279,4 +295,9 @@ def test_without_a_browser_address_the_screen_falls_back_to_the_server(store, ad
     at = issue_on_screen(admin, None)
     [link] = [c.value for c in at.code]
     assert link.startswith("http://127.0.0.1:8655/?token=")
-    assert any("this server" in c.value for c in at.caption)
+    assert any(
+        c.value.startswith(
+            "Links start with `http://127.0.0.1:8655`, this server. It opens only on this machine."
+        )
+        for c in at.caption
+    )

@@ -65,6 +65,8 @@ with st.container(border=True):
     st.caption(
         "An existing name gets a new link (the old one stops working) and the role chosen here."
     )
+    # Said before a link is issued: a link on the wrong address has to be issued again.
+    st.caption(ui.link_base_caption(link_base))
     st.button("Add and issue link", type="primary", key="people_add", on_click=_add, args=(study,))
 
 notice = st.session_state.get(ui.PEOPLE_NOTICE)
@@ -78,7 +80,6 @@ if issued:
         "to them privately; it is not shown again."
     )
     st.code(link, language=None)
-    st.caption(ui.link_base_caption(link_base))
 
 st.subheader("Everyone")
 everyone = people.list_reviewers(store)
