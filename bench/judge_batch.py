@@ -65,7 +65,7 @@ def measure(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="judge-batch-bench-"))
     store = Store.open(workdir / "bench.db")
     settings = replace(
-        Settings.from_env(), db_path=workdir / "bench.db", judge_batch_poll=args.poll
+        Settings.from_env(), db=workdir / "bench.db", judge_batch_poll=args.poll
     )
     make_study(store, workdir, args.pairs)
     process, base_url = start_server(args.batch_delay)

@@ -119,7 +119,7 @@ def runner(store: Store, settings: Settings, base_url: str, seed: int, concurren
 def measure(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="judge-bench-"))
     store = Store.open(workdir / "bench.db")
-    settings = replace(Settings.from_env(), db_path=workdir / "bench.db")
+    settings = replace(Settings.from_env(), db=workdir / "bench.db")
     make_study(store, workdir, args.pairs)
     pairs = store.frames.pairs_frame(store.studies.require_study("bench")["id"]).to_dict("records")
     rubric = load_rubric(RUBRIC)

@@ -134,9 +134,8 @@ def pick_next(store: Store, study: dict, reviewer_id: int, seed: int, now: float
     `claim_next` leases the pick."""
     # Pairs are only ever added, so the workspace file and its highest pair id pin the order
     # (with the draw of the human subset, which changes only with its seed).
-    workspace = id(store) if store.path == ":memory:" else store.path
     order = cached_queue_order(
-        (workspace, store.studies.max_pair_id(), study.get("human_seed")),
+        (store.identity, store.studies.max_pair_id(), study.get("human_seed")),
         lambda: store.studies.study_pair_ids(study["id"]),
         reviewer_id,
         study["id"],

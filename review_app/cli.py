@@ -7,7 +7,6 @@ import argparse
 import json
 import math
 import os
-import sqlite3
 import stat
 import sys
 from collections.abc import Callable
@@ -39,9 +38,10 @@ from review_app.services import (
 )
 from review_app.services.context import StudyContext
 from review_app.services.study_data import SPLITS
-from review_app.settings import Settings, documented_settings
+from review_app.settings import Settings, documented_settings, shown_location
 from review_app.stats_text import fmt_estimate as _fmt_estimate
 from review_app.stats_text import text_table as _table
+from review_app.store.connection import driver_errors
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ def _unencodable(args: argparse.Namespace) -> str | None:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     if args.db:
-        settings = replace(settings, db_path=Path(args.db))
+        settings = replace(settings, db=args.db)
     return settings
 
 
@@ -161,7 +161,7 @@ def _info(args, settings, store) -> None:
     if args.json:
         _print(json.dumps(summary, indent=2))
         return
-    _print(f"workspace: {settings.db_path}")
+    _print(f"workspace: {shown_location(settings.db)}")
     for es in summary["eval_sets"]:
         frozen = " (frozen)" if es["frozen"] else ""
         _print(f"eval set {es['name']}: {es['items']} items{frozen}")
@@ -335,7 +335,9 @@ def _refuse_special_files(target: Path) -> None:
 
 
 def _refuse_workspace_files(target: Path, settings: Settings) -> None:
-    db = Path(settings.db_path).resolve()
+    if settings.db_is_server:
+        return
+    db = Path(settings.db).resolve()
     own = [db.with_name(db.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
     resolved = target.resolve()
     for path in own:
@@ -689,7 +691,7 @@ def _serve(args, settings, store, on_ready=None) -> None:
     store.close()
     prefix = links.path_prefix(settings.public_url)
     address = links.server_address(settings.host, settings.port) + (f"/{prefix}" if prefix else "")
-    _print(f"serving {settings.db_path} on {address} (Ctrl+C to stop)")
+    _print(f"serving {shown_location(settings.db)} on {address} (Ctrl+C to stop)")
 
     def ready() -> None:
         _print(
@@ -707,7 +709,7 @@ def _demo(args, settings, store) -> None:
     study = next(s for s in summary["studies"] if s["name"] == demo.DEMO_STUDY)
     in_app = study["app_votes"]
     _print(
-        f"demo workspace {settings.db_path}: study '{study['name']}' with {study['pairs']} pairs, "
+        f"demo workspace {shown_location(settings.db)}: study '{study['name']}' with {study['pairs']} pairs, "
         f"{study['votes'] - in_app} example votes"
         + (f" and {in_app} cast in the app" if in_app else "")
     )
@@ -719,7 +721,7 @@ def _demo(args, settings, store) -> None:
 
     def finish() -> None:
         # Last, so the end of the output is what to do next: a working link.
-        _print(f"For the command line: export REVIEW_APP_DB={Path(settings.db_path).resolve()}")
+        _print(f"For the command line: export REVIEW_APP_DB={settings.db_location()}")
         _print(f"Open the app as {demo.DEMO_ADMIN}:")
         _print(admin)
 
@@ -1538,7 +1540,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout at /dev/null so the interpreter's final flush does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, *driver_errors()) as exc:
         # A file that cannot be written or a --db that is not a workspace: one line, not a trace.
         print(f"error: {exc}", file=sys.stderr)
         return 1

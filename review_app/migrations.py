@@ -7,10 +7,12 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    from review_app.store.connection import Database
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["Database"], None]
 
 SCHEMA_V1 = """
 CREATE TABLE eval_sets (
@@ -207,9 +209,15 @@ BEGIN SELECT RAISE(ABORT, 'sign-offs are append-only'); END;
 """
 
 
-def _v1_initial_schema(db: sqlite_utils.Database) -> None:
+def _run(db: Database, sql: str, params: list | tuple = ()):
+    """Run one migration statement, a schema statement written for SQLite translated to the
+    workspace's backend."""
+    return db.execute(db.ddl(sql), params)
+
+
+def _v1_initial_schema(db: Database) -> None:
     for statement in _split_statements(SCHEMA_V1):
-        db.execute(statement)
+        _run(db, statement)
 
 
 def _split_statements(script: str) -> list[str]:
@@ -225,26 +233,29 @@ def _split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _v2_assignment_study(db: sqlite_utils.Database) -> None:
+def _v2_assignment_study(db: Database) -> None:
     # The review screen asks "this reviewer, this study" on every vote; with the study and both
     # shown systems on the assignment, one covering index answers without touching pairs.
-    db.execute("ALTER TABLE assignments ADD COLUMN study_id INTEGER REFERENCES studies(id)")
-    db.execute("ALTER TABLE assignments ADD COLUMN shown_right TEXT")
-    db.execute(
+    _run(db, "ALTER TABLE assignments ADD COLUMN study_id INTEGER REFERENCES studies(id)")
+    _run(db, "ALTER TABLE assignments ADD COLUMN shown_right TEXT")
+    _run(
+        db,
         "UPDATE assignments SET study_id = (SELECT p.study_id FROM pairs p WHERE p.id = pair_id), "
         "shown_right = (SELECT CASE WHEN p.system_x = shown_left THEN p.system_y ELSE p.system_x "
-        "END FROM pairs p WHERE p.id = pair_id)"
+        "END FROM pairs p WHERE p.id = pair_id)",
     )
-    db.execute(
+    _run(
+        db,
         "CREATE INDEX assignments_reviewer_study ON assignments "
-        "(reviewer_id, study_id, done, leased_until, shown_left, shown_right, position)"
+        "(reviewer_id, study_id, done, leased_until, shown_left, shown_right, position)",
     )
 
 
-def _v3_verdict_cost_may_be_unknown(db: sqlite_utils.Database) -> None:
+def _v3_verdict_cost_may_be_unknown(db: Database) -> None:
     # A judge whose price is not in the table has an unknown cost, which must not read as $0 in
     # a signed report. SQLite cannot drop NOT NULL in place, so the table is rebuilt.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE verdicts_v3 (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES judge_runs(id),
@@ -263,32 +274,34 @@ def _v3_verdict_cost_may_be_unknown(db: sqlite_utils.Database) -> None:
     attempts INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL,
     UNIQUE (run_id, pair_id, first_system)
-)"""
+)""",
     )
-    db.execute("INSERT INTO verdicts_v3 SELECT * FROM verdicts")
+    _run(db, "INSERT INTO verdicts_v3 SELECT * FROM verdicts")
     # Imported verdicts never had a price: their stored 0 meant "unknown".
-    db.execute(
+    _run(
+        db,
         "UPDATE verdicts_v3 SET cost = NULL WHERE run_id IN "
-        "(SELECT id FROM judge_runs WHERE source = 'import')"
+        "(SELECT id FROM judge_runs WHERE source = 'import')",
     )
-    db.execute("DROP TABLE verdicts")
-    db.execute("ALTER TABLE verdicts_v3 RENAME TO verdicts")
+    _run(db, "DROP TABLE verdicts")
+    _run(db, "ALTER TABLE verdicts_v3 RENAME TO verdicts")
 
 
-def _v4_candidate_plan_override(db: sqlite_utils.Database) -> None:
+def _v4_candidate_plan_override(db: Database) -> None:
     # The candidate is named, not inferred from name order; the lock pins it with the planned
     # sample and the minimum comparisons; a sign-off that approves a gate that did not pass
     # carries its override reason. Studies made before keep the old rule's candidate.
-    db.execute("ALTER TABLE studies ADD COLUMN candidate TEXT")
-    db.execute(
+    _run(db, "ALTER TABLE studies ADD COLUMN candidate TEXT")
+    _run(
+        db,
         "UPDATE studies SET candidate = (SELECT c.system_a FROM study_comparisons c "
-        "WHERE c.study_id = studies.id ORDER BY c.id LIMIT 1)"
+        "WHERE c.study_id = studies.id ORDER BY c.id LIMIT 1)",
     )
-    db.execute("ALTER TABLE threshold_locks ADD COLUMN candidate TEXT")
-    db.execute("ALTER TABLE threshold_locks ADD COLUMN plan TEXT")
-    db.execute("ALTER TABLE threshold_locks ADD COLUMN min_comparisons INTEGER")
-    db.execute("ALTER TABLE signoffs ADD COLUMN gate_result TEXT")
-    db.execute("ALTER TABLE signoffs ADD COLUMN override TEXT")
+    _run(db, "ALTER TABLE threshold_locks ADD COLUMN candidate TEXT")
+    _run(db, "ALTER TABLE threshold_locks ADD COLUMN plan TEXT")
+    _run(db, "ALTER TABLE threshold_locks ADD COLUMN min_comparisons INTEGER")
+    _run(db, "ALTER TABLE signoffs ADD COLUMN gate_result TEXT")
+    _run(db, "ALTER TABLE signoffs ADD COLUMN override TEXT")
 
 
 # Governance tables whose rows are never changed or removed once written; `audit verify` checks
@@ -318,21 +331,18 @@ APPEND_ONLY_TABLES = (
 )
 
 
-def _append_only(db: sqlite_utils.Database, tables: tuple[str, ...]) -> None:
+def _append_only(db: Database, tables: tuple[str, ...]) -> None:
     for table in tables:
         for event in ("UPDATE", "DELETE"):
-            name = f"{table}_append_only_{event.lower()}"
-            db.execute(f"DROP TRIGGER IF EXISTS {name}")
-            db.execute(
-                f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
-            )
+            for statement in db.append_only_trigger(table, event, f"{table} are append-only"):
+                db.execute(statement)
 
 
-def _v8_audit_log(db: sqlite_utils.Database) -> None:
+def _v8_audit_log(db: Database) -> None:
     # One hash-chained, append-only log of every governance action, and the time each vote
     # entered the workspace (a file's own created_at can say anything).
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -342,34 +352,36 @@ def _v8_audit_log(db: sqlite_utils.Database) -> None:
     detail TEXT NOT NULL DEFAULT '{}',
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL UNIQUE
-)"""
+)""",
     )
-    db.execute("CREATE INDEX audit_log_study ON audit_log (study_id)")
-    db.execute("ALTER TABLE votes ADD COLUMN entered_at TEXT")
+    _run(db, "CREATE INDEX audit_log_study ON audit_log (study_id)")
+    _run(db, "ALTER TABLE votes ADD COLUMN entered_at TEXT")
     _append_only(db, _V8_APPEND_ONLY)
 
 
-def _v11_guidelines_and_exclusions_append_only(db: sqlite_utils.Database) -> None:
+def _v11_guidelines_and_exclusions_append_only(db: Database) -> None:
     # Guidelines and exclusions are decisions that change what the gate counts: like locks, they
     # are appended, never edited, and `audit verify` checks their triggers too.
     _append_only(db, ("reviewer_exclusions", "study_guidelines"))
 
 
-def _v12_blinding_key(db: sqlite_utils.Database) -> None:
+def _v12_blinding_key(db: Database) -> None:
     # Before the lock, screens and commands write a comparison's systems as A and B in a random
     # orientation per comparison. The orientation comes from this random key, which no command
     # shows: derived from the seed (a setting anyone can read), it could be recomputed.
-    db.execute("CREATE TABLE workspace_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute(
+    _run(db, "CREATE TABLE workspace_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    _run(
+        db,
         "INSERT INTO workspace_secrets (name, value) VALUES ('blinding', ?)",
         [secrets.token_hex(32)],
     )
 
 
-def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
+def _v5_judge_batches_and_cached_tokens(db: Database) -> None:
     # A batch is recorded with its requests before it is sent, so a crash never leaves a paid
     # batch unknown and a request in a batch not yet collected is never sent again.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE judge_batches (
     id INTEGER PRIMARY KEY,
     run_id INTEGER NOT NULL REFERENCES judge_runs(id),
@@ -387,27 +399,29 @@ def _v5_judge_batches_and_cached_tokens(db: sqlite_utils.Database) -> None:
     sent_at TEXT,
     updated_at TEXT,
     collected_at TEXT
-)"""
+)""",
     )
-    db.execute("CREATE INDEX judge_batches_run ON judge_batches(run_id, collected_at)")
-    db.execute(
+    _run(db, "CREATE INDEX judge_batches_run ON judge_batches(run_id, collected_at)")
+    _run(
+        db,
         """CREATE TABLE judge_batch_requests (
     batch_id INTEGER NOT NULL REFERENCES judge_batches(id),
     custom_id TEXT NOT NULL,
     pair_id INTEGER NOT NULL REFERENCES pairs(id),
     first_system TEXT NOT NULL,
     PRIMARY KEY (batch_id, custom_id)
-) WITHOUT ROWID"""
+) WITHOUT ROWID""",
     )
     # Input tokens read from the provider's prompt cache (part of tokens_in, priced lower).
-    db.execute("ALTER TABLE verdicts ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0")
+    _run(db, "ALTER TABLE verdicts ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0")
 
 
-def _v7_imports_in_flight(db: sqlite_utils.Database) -> None:
+def _v7_imports_in_flight(db: Database) -> None:
     # A large import is checked and staged in short transactions, then published batch by batch,
     # so reviewers never wait behind it. These tables hold an import while it is in flight (and
     # let the next process finish or discard one whose process died); they are empty otherwise.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE import_jobs (
     id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('outputs', 'votes', 'verdicts')),
@@ -419,23 +433,26 @@ def _v7_imports_in_flight(db: sqlite_utils.Database) -> None:
     host TEXT NOT NULL,
     started_at TEXT NOT NULL,
     heartbeat_at REAL NOT NULL
-)"""
+)""",
     )
-    db.execute(
+    _run(
+        db,
         "CREATE TABLE import_locks (name TEXT PRIMARY KEY, "
-        "job_id INTEGER NOT NULL REFERENCES import_jobs(id))"
+        "job_id INTEGER NOT NULL REFERENCES import_jobs(id))",
     )
-    db.execute(
+    _run(
+        db,
         "CREATE TABLE import_batches (job_id INTEGER NOT NULL REFERENCES import_jobs(id), "
-        "seq INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (job_id, seq))"
+        "seq INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (job_id, seq))",
     )
 
 
-def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
+def _v6_guidelines_and_reviewer_quality(db: Database) -> None:
     # Guidelines are versioned by content hash: setting new ones appends a row (the latest is in
     # force) and every vote records the hash it was cast under, so a changed rule never silently
     # re-labels earlier votes.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE study_guidelines (
     id INTEGER PRIMARY KEY,
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -443,13 +460,14 @@ def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
     body TEXT NOT NULL,
     set_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
-)"""
+)""",
     )
-    db.execute("CREATE INDEX study_guidelines_study ON study_guidelines(study_id, id)")
-    db.execute("ALTER TABLE votes ADD COLUMN guidelines_hash TEXT")
+    _run(db, "CREATE INDEX study_guidelines_study ON study_guidelines(study_id, id)")
+    _run(db, "ALTER TABLE votes ADD COLUMN guidelines_hash TEXT")
     # Excluding a reviewer is a recorded decision, never a deletion: each exclusion or
     # re-inclusion appends a row (who, when, why) and the latest row per reviewer is in force.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE reviewer_exclusions (
     id INTEGER PRIMARY KEY,
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -458,42 +476,44 @@ def _v6_guidelines_and_reviewer_quality(db: sqlite_utils.Database) -> None:
     reason TEXT NOT NULL,
     decided_by TEXT NOT NULL,
     created_at TEXT NOT NULL
-)"""
+)""",
     )
-    db.execute(
-        "CREATE INDEX reviewer_exclusions_study ON reviewer_exclusions(study_id, reviewer_id)"
-    )
+    _run(db, "CREATE INDEX reviewer_exclusions_study ON reviewer_exclusions(study_id, reviewer_id)")
     for event in ("UPDATE", "DELETE"):
-        db.execute(
+        _run(
+            db,
             f"CREATE TRIGGER reviewer_exclusions_append_only_{event.lower()} BEFORE {event} ON "
             "reviewer_exclusions BEGIN SELECT RAISE(ABORT, 'exclusions are append-only: record "
-            "a new decision'); END"
+            "a new decision'); END",
         )
     # A comparison an admin knows the right answer to; reviewers meet it blind in their queue.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE known_answers (
     pair_id INTEGER PRIMARY KEY REFERENCES pairs(id),
     study_id INTEGER NOT NULL REFERENCES studies(id),
     answer TEXT NOT NULL,
     set_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
-)"""
+)""",
     )
 
 
-def _v9_graders(db: sqlite_utils.Database) -> None:
-    db.execute(
+def _v9_graders(db: Database) -> None:
+    _run(
+        db,
         """CREATE TABLE graders (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     content_hash TEXT NOT NULL UNIQUE,
     body TEXT NOT NULL,
     created_at TEXT NOT NULL
-)"""
+)""",
     )
     # One result per (grader version, study, output, check); `label` is the answer a `choice`
     # check read from the output.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE grader_results (
     grader_id INTEGER NOT NULL REFERENCES graders(id),
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -502,19 +522,20 @@ def _v9_graders(db: sqlite_utils.Database) -> None:
     passed INTEGER NOT NULL CHECK (passed IN (0, 1)),
     label TEXT,
     PRIMARY KEY (study_id, grader_id, output_id, check_name)
-) WITHOUT ROWID"""
+) WITHOUT ROWID""",
     )
     # Which grader versions a lock pinned: [{name, content_hash}].
-    db.execute("ALTER TABLE threshold_locks ADD COLUMN graders TEXT")
+    _run(db, "ALTER TABLE threshold_locks ADD COLUMN graders TEXT")
     _append_only(db, GRADER_TABLES)
 
 
-def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
+def _v10_splits_test_looks_juries(db: Database) -> None:
     # The dev/test split of a study's human-labelled comparisons is recorded once: one row per
     # comparison. Every look at test agreement is a row too, so a screen can say how often test
     # was looked at. A jury (a virtual judge over other judges) is stored so thresholds can name
     # it before the lock. All three are append-only.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE comparison_splits (
     study_id INTEGER NOT NULL REFERENCES studies(id),
     pair_id INTEGER NOT NULL REFERENCES pairs(id),
@@ -524,19 +545,21 @@ def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
     created_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     PRIMARY KEY (study_id, pair_id)
-) WITHOUT ROWID"""
+) WITHOUT ROWID""",
     )
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE test_looks (
     id INTEGER PRIMARY KEY,
     study_id INTEGER NOT NULL REFERENCES studies(id),
     judges TEXT NOT NULL DEFAULT '[]',
     looked_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
-)"""
+)""",
     )
-    db.execute("CREATE INDEX test_looks_study ON test_looks(study_id)")
-    db.execute(
+    _run(db, "CREATE INDEX test_looks_study ON test_looks(study_id)")
+    _run(
+        db,
         """CREATE TABLE juries (
     id INTEGER PRIMARY KEY,
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -545,22 +568,22 @@ def _v10_splits_test_looks_juries(db: sqlite_utils.Database) -> None:
     created_by TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     UNIQUE (study_id, name)
-)"""
+)""",
     )
     _append_only(db, _V10_APPEND_ONLY_TABLES)
 
 
-def _v13_final_review_size(db: sqlite_utils.Database) -> None:
+def _v13_final_review_size(db: Database) -> None:
     # A study's plan names its final-review sample; NULL keeps the default size.
-    db.execute("ALTER TABLE studies ADD COLUMN final_review_size INTEGER")
+    _run(db, "ALTER TABLE studies ADD COLUMN final_review_size INTEGER")
 
 
-def _v15_human_share(db: sqlite_utils.Database) -> None:
+def _v15_human_share(db: Database) -> None:
     # A study may send only a seeded random share of each comparison's items to reviewers (the
     # rest are judged only): the share and its seed on the study, the subset on the pairs.
-    db.execute("ALTER TABLE studies ADD COLUMN human_share REAL NOT NULL DEFAULT 1.0")
-    db.execute("ALTER TABLE studies ADD COLUMN human_seed TEXT")
-    db.execute("ALTER TABLE pairs ADD COLUMN human INTEGER NOT NULL DEFAULT 1")
+    _run(db, "ALTER TABLE studies ADD COLUMN human_share REAL NOT NULL DEFAULT 1.0")
+    _run(db, "ALTER TABLE studies ADD COLUMN human_seed TEXT")
+    _run(db, "ALTER TABLE pairs ADD COLUMN human INTEGER NOT NULL DEFAULT 1")
 
 
 # The rows a study's outcomes are computed from, sealed as they are written: each row's seal is
@@ -591,23 +614,25 @@ def seal_hash(prev_hash: str, table: str, row: tuple) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def seal_rows(db: sqlite_utils.Database, table: str, after_id: int) -> int:
+def seal_rows(db: Database, table: str, after_id: int) -> int:
     """Seal the rows of `table` with an id above `after_id` (the ones just written, inside the
     writer's transaction); returns how many."""
     select, id_column = SEALED[table]
-    rows = db.execute(f"{select} WHERE {id_column} > ? ORDER BY {id_column}", [after_id]).fetchall()
+    rows = _run(db, f"{select} WHERE {id_column} > ? ORDER BY {id_column}", [after_id]).fetchall()
     heads: dict[int, str] = {}
     for row in rows:
         study_id = row[0]
         if study_id not in heads:
-            last = db.execute(
+            last = _run(
+                db,
                 "SELECT hash FROM row_seals WHERE tbl = ? AND study_id = ? "
                 "ORDER BY row_id DESC LIMIT 1",
                 [table, study_id],
             ).fetchone()
             heads[study_id] = last[0] if last else "0" * 64
         seal = seal_hash(heads[study_id], table, row)
-        db.execute(
+        _run(
+            db,
             "INSERT INTO row_seals (tbl, row_id, study_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
             [table, row[1], study_id, heads[study_id], seal],
         )
@@ -615,11 +640,12 @@ def seal_rows(db: sqlite_utils.Database, table: str, after_id: int) -> int:
     return len(rows)
 
 
-def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
+def _v14_sealed_votes_and_verdicts(db: Database) -> None:
     # Verdicts are append-only like votes (a paid call is never repeated, so none is ever
     # rewritten), and every vote and verdict is sealed: the ones already here now, later ones
     # as they are written.
-    db.execute(
+    _run(
+        db,
         """CREATE TABLE row_seals (
     tbl TEXT NOT NULL,
     row_id INTEGER NOT NULL,
@@ -627,9 +653,9 @@ def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (tbl, row_id)
-) WITHOUT ROWID"""
+) WITHOUT ROWID""",
     )
-    db.execute("CREATE INDEX row_seals_study ON row_seals (tbl, study_id, row_id)")
+    _run(db, "CREATE INDEX row_seals_study ON row_seals (tbl, study_id, row_id)")
     for table in SEALED:
         seal_rows(db, table, 0)
     _append_only(db, ("verdicts", "row_seals"))
@@ -640,37 +666,38 @@ def _v14_sealed_votes_and_verdicts(db: sqlite_utils.Database) -> None:
 LINK_ISSUED = ("reviewer added", "link issued", "link reissued", "first admin added")
 
 
-def _v16_keyed_chain_and_link_versions(db: sqlite_utils.Database) -> None:
+def _v16_keyed_chain_and_link_versions(db: Database) -> None:
     # Each audit entry may carry a keyed signature of its hash (REVIEW_APP_SIGNING_KEY), so a
     # consistent rewrite of the chain without the key shows. A reviewer's link has a version
     # (how many times one was issued to them), and a sign-off records the version and the
     # fingerprint of the link it was made with.
-    db.execute("ALTER TABLE audit_log ADD COLUMN mac TEXT")
-    db.execute("ALTER TABLE reviewers ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
-    db.execute("ALTER TABLE signoffs ADD COLUMN token_version INTEGER")
-    db.execute("ALTER TABLE signoffs ADD COLUMN link TEXT")
+    _run(db, "ALTER TABLE audit_log ADD COLUMN mac TEXT")
+    _run(db, "ALTER TABLE reviewers ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0")
+    _run(db, "ALTER TABLE signoffs ADD COLUMN token_version INTEGER")
+    _run(db, "ALTER TABLE signoffs ADD COLUMN link TEXT")
     issued: dict[str, int] = {}
     marks = ", ".join("?" for _ in LINK_ISSUED)
-    for (detail,) in db.execute(
-        f"SELECT detail FROM audit_log WHERE action IN ({marks})", LINK_ISSUED
+    for (detail,) in _run(
+        db, f"SELECT detail FROM audit_log WHERE action IN ({marks})", LINK_ISSUED
     ).fetchall():
         name = json.loads(detail).get("reviewer")
         issued[name] = issued.get(name, 0) + 1
-    for reviewer_id, name in db.execute(
-        "SELECT id, name FROM reviewers WHERE token_hash IS NOT NULL"
+    for reviewer_id, name in _run(
+        db, "SELECT id, name FROM reviewers WHERE token_hash IS NOT NULL"
     ).fetchall():
-        db.execute(
+        _run(
+            db,
             "UPDATE reviewers SET token_version = ? WHERE id = ?",
             [max(1, issued.get(name, 0)), reviewer_id],
         )
 
 
-def _v17_sealed_label_key(db: sqlite_utils.Database) -> None:
+def _v17_sealed_label_key(db: Database) -> None:
     # Rows sealed before the lock name their comparison by a label keyed with this, kept apart
     # from the A/B orientation key: a label must match nothing an export shows, yet stay the
     # same comparison's whichever orientation it is shown in.
-    db.execute("CREATE TABLE sealed_label_key (value TEXT NOT NULL)")
-    db.execute("INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
+    _run(db, "CREATE TABLE sealed_label_key (value TEXT NOT NULL)")
+    _run(db, "INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

@@ -61,9 +61,10 @@ def _wait_ready(url: str, process: subprocess.Popen, on_ready: Callable[[], None
 
 
 def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
-    """Serve the app on the workspace of `settings`, on its host and port (under the path of
-    its public URL, if any), until the child exits or a stop signal arrives; returns the exit
-    status (0 after a requested stop). `on_ready` runs once the app answers."""
+    """Serve the app on the workspace of `settings` (a file or a database URL), on its host and
+    port (under the path of its public URL, if any), until the child exits or a stop signal
+    arrives; returns the exit status (0 after a requested stop). `on_ready` runs once the app
+    answers."""
     prefix = links.path_prefix(settings.public_url)
     command = [
         sys.executable,
@@ -102,7 +103,7 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
     # The app builds its Settings from the environment: it gets the ones this command used.
     env = dict(
         os.environ,
-        REVIEW_APP_DB=str(Path(settings.db_path).resolve()),
+        REVIEW_APP_DB=settings.db_location(),
         REVIEW_APP_PUBLIC_URL=settings.public_url,
         REVIEW_APP_HOST=settings.host,
         REVIEW_APP_PORT=str(settings.port),

@@ -6,12 +6,32 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from review_app import links
 from review_app.errors import InputError
 
 # Renamed settings: still set, they would be ignored silently (links built on another address).
 _RENAMED = {"REVIEW_APP_BASE_URL": "REVIEW_APP_PUBLIC_URL"}
+
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_server_url(location: str) -> bool:
+    """Whether a workspace location names a PostgreSQL database rather than a SQLite file."""
+    return str(location).startswith(SERVER_SCHEMES)
+
+
+def shown_location(location: str) -> str:
+    """The location with any password masked, for messages and logs."""
+    location = str(location)
+    if not is_server_url(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _setting(env: str, default: object, help: str) -> object:
@@ -20,8 +40,11 @@ def _setting(env: str, default: object, help: str) -> object:
 
 @dataclass(frozen=True)
 class Settings:
-    db_path: Path = _setting(
-        "REVIEW_APP_DB", Path("review.db"), "SQLite workspace file used by the app and the CLI."
+    db: str = _setting(
+        "REVIEW_APP_DB",
+        "review.db",
+        "The workspace the app and the CLI use: a SQLite file, or a PostgreSQL database as a "
+        "`postgresql://user:password@host:port/dbname` URL (several servers share one).",
     )
     public_url: str = _setting(
         "REVIEW_APP_PUBLIC_URL",
@@ -143,6 +166,25 @@ class Settings:
             object.__setattr__(self, "public_url", public_url)
         if not 1 <= self.port <= 65535:
             raise InputError(f"REVIEW_APP_PORT={self.port}: a port is between 1 and 65535")
+
+    @property
+    def db_is_server(self) -> bool:
+        """Whether the workspace is a PostgreSQL database rather than a SQLite file."""
+        return is_server_url(str(self.db))
+
+    def db_location(self) -> str:
+        """The workspace as another process must be told it: the file's absolute path, or the
+        database URL as it is."""
+        if self.db_is_server or str(self.db) == ":memory:":
+            return str(self.db)
+        return str(Path(self.db).resolve())
+
+    def db_folder(self) -> Path:
+        """The folder the workspace's own files sit beside (rubrics, the demo's links): the
+        SQLite file's folder, or the current folder for a database server."""
+        if self.db_is_server:
+            return Path.cwd()
+        return Path(self.db).resolve().parent
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -84,12 +84,12 @@ _DEMO_TEMPLATES: dict[Settings, tuple[Path, dict[str, str]]] = {}
 def _demo_template(settings: Settings, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The demo workspace seeded with `settings`, once per test process, in a file of its own
     that no test opens: tests get copies of it."""
-    key = replace(settings, db_path=Path("demo-template.db"))
+    key = replace(settings, db=Path("demo-template.db"))
     if key not in _DEMO_TEMPLATES:
         path = tmp_path_factory.mktemp("demo-template") / "workspace.db"
         seeding = Store.open(path)
         try:
-            links = demo.seed_demo(seeding, replace(settings, db_path=path))
+            links = demo.seed_demo(seeding, replace(settings, db=path))
         finally:
             seeding.close()  # the last connection: the write-ahead log is folded into the file
         _DEMO_TEMPLATES[key] = (path, links)

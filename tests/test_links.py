@@ -154,9 +154,9 @@ def test_an_issued_link_opens_as_its_holder(store):
 
 
 def test_a_restarted_demo_keeps_its_links_on_the_new_address(store, tmp_path):
-    settings = Settings(db_path=tmp_path / "demo.db")
-    first = demo.seed_demo(store, Settings(db_path=settings.db_path, port=8501))
-    again = demo.seed_demo(store, Settings(db_path=settings.db_path, port=9100))
+    db = str(tmp_path / "demo.db")
+    first = demo.seed_demo(store, Settings(db=db, port=8501))
+    again = demo.seed_demo(store, Settings(db=db, port=9100))
     for name, link in first.items():
         token = link.split("?token=")[1]
         assert link == f"http://127.0.0.1:8501/?token={token}"

@@ -65,7 +65,9 @@ def seed_demo(store: Store, settings: Settings, data_dir: Path = DEMO_DIR) -> di
 
 def links_file(settings: Settings) -> Path:
     """Where the demo keeps the links it handed out, beside its workspace (owner-only)."""
-    db = Path(settings.db_path)
+    if settings.db_is_server:
+        return settings.db_folder() / "demo-links.json"
+    db = Path(settings.db)
     return db.with_name(db.name + ".demo-links.json")
 
 
@@ -94,7 +96,7 @@ def _demo_links(store: Store, settings: Settings, admin: Actor) -> dict[str, str
             _, issued[name] = add_reviewer(
                 store, settings, name, role, DEMO_STUDY, actor=admin, reissue=True
             )
-    if str(settings.db_path) != ":memory:":
+    if str(settings.db) != ":memory:":
         tokens = {name: link.split("token=", 1)[1] for name, link in issued.items()}
         path.touch(mode=0o600, exist_ok=True)
         path.write_text(json.dumps(tokens), encoding="utf-8")

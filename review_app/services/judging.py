@@ -82,7 +82,7 @@ def available_rubrics(settings: Settings) -> list[RubricChoice]:
         folders.append(Path(settings.judge_rubrics_dir))
     else:
         # Versions saved from the rubric editor when no folder is configured.
-        folders.append(Path(settings.db_path).resolve().parent / "rubrics")
+        folders.append(settings.db_folder() / "rubrics")
     choices = []
     for folder in folders:
         for path in sorted(folder.glob("*.y*ml")):

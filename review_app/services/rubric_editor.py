@@ -44,7 +44,7 @@ def editor_folder(settings: Settings) -> Path:
     (offered on the judge-runs screen either way)."""
     if settings.judge_rubrics_dir:
         return Path(settings.judge_rubrics_dir)
-    return Path(settings.db_path).resolve().parent / "rubrics"
+    return settings.db_folder() / "rubrics"
 
 
 def sample_prompt(

@@ -9,7 +9,6 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -419,9 +418,8 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
     if split not in SPLITS:
         raise InputError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
     version = store.frames.calibration_data_version(study["id"])
-    workspace = str(Path(store.path).resolve()) if store.path != ":memory:" else id(store)
     # The study's own row is part of the key: naming another candidate changes no data.
-    key = (workspace, tuple(sorted(study.items())), version, settings, split)
+    key = (store.identity, tuple(sorted(study.items())), version, settings, split)
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)

@@ -27,7 +27,7 @@ def open_store(settings: Settings | None = None) -> Store:
     """A store of the caller's own, to close when done (one command, one script)."""
     """The workspace of the settings, created (and migrated) when it does not exist yet."""
     settings = settings or Settings.from_env()
-    return Store.open(settings.db_path, signing_key=settings.signing_key)
+    return Store.open(settings.db, signing_key=settings.signing_key)
 
 
 def shared_store(settings: Settings | None = None) -> Store:
@@ -35,7 +35,7 @@ def shared_store(settings: Settings | None = None) -> Store:
     session and page run of the web app (a store is thread-safe). Nothing per run: a store
     opened per page run would outlive it, since Streamlit keeps old runs alive."""
     settings = settings or Settings.from_env()
-    path = str(Path(settings.db_path).resolve())
+    path = settings.db_location()
     with _SHARED_LOCK:
         store = _SHARED.get(path)
         if store is None:
@@ -54,8 +54,8 @@ def close_shared_stores() -> None:
 
 def open_existing_store(settings: Settings) -> Store:
     """The workspace of the settings; NotFound, creating nothing, when there is none."""
-    path = Path(settings.db_path)
-    if str(path) != ":memory:" and not path.is_file():
+    path = settings.db
+    if not settings.db_is_server and path != ":memory:" and not Path(path).is_file():
         raise NotFound(
             f"no workspace at {path}: point --db or REVIEW_APP_DB at one, or start one with "
             "`review-app import outputs` or `review-app demo`"

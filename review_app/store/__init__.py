@@ -1,16 +1,15 @@
-"""The workspace: one SQLite file (WAL) through sqlite-utils. This package is the only code that
+"""The workspace: one SQLite file (WAL) through sqlite-utils, or one PostgreSQL database. This package is the only code that
 knows SQL or table names; everything else asks `Store` for rows, frames and atomic changes,
 through its aggregates: `store.gate.thresholds(study_id)`, `store.review.insert_vote(vote)`..."""
 
 from __future__ import annotations
-
-import sqlite3
 
 from review_app.store.audit import AuditQueries
 from review_app.store.base import READERS, StoreBase, now_iso
 from review_app.store.batches import JudgeBatchQueries
 from review_app.store.calibration import CalibrationQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
+from review_app.store.connection import Database
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
 from review_app.store.grading import GradingQueries
@@ -54,12 +53,12 @@ class Store(StoreBase):
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         path: str,
         readers: int = READERS,
         signing_key: str | None = None,
     ):
-        super().__init__(conn, path, readers, signing_key)
+        super().__init__(db, path, readers, signing_key)
         self.catalog = CatalogQueries(self)
         self.studies = StudyQueries(self)
         self.people = ReviewerQueries(self)

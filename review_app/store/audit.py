@@ -193,7 +193,8 @@ class AuditQueries(Aggregate):
         first, for `audit verify` to match against the audit log."""
         if table not in APPEND_ONLY_TABLES and table != "known_answers":
             raise ValueError(f"not a governance table: {table}")
-        rows = self._rows(f"SELECT * FROM {table} WHERE study_id = ? ORDER BY rowid", [study_id])
+        order = "pair_id" if table == "known_answers" else "id"  # known answers: one per pair
+        rows = self._rows(f"SELECT * FROM {table} WHERE study_id = ? ORDER BY {order}", [study_id])
         names = {r["id"]: r["name"] for r in self._rows("SELECT id, name FROM reviewers")}
         for row in rows:
             for column in ("reviewer_id", "signer_id"):

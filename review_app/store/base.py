@@ -1,7 +1,8 @@
-"""The connections every store module shares: opening and migrating the workspace file, the one
-writer (a lock and BEGIN IMMEDIATE transactions), a small pool of read-only readers, and the
-helpers that turn SQL into rows and frames; and `Aggregate`, the base of each module's queries,
-which runs them on its store's connections."""
+"""The connections every store module shares: opening and migrating the workspace (a SQLite file
+or a PostgreSQL database, see `connection`), the one writer (a lock and write transactions that
+exclude every other writer of the workspace), a small pool of read-only readers, and the helpers
+that turn SQL into rows and frames; and `Aggregate`, the base of each module's queries, which
+runs them on its store's connections."""
 
 from __future__ import annotations
 
@@ -15,18 +16,19 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
-import sqlite_utils
 
-from review_app.errors import Busy, UnusableWorkspace
+from review_app.errors import UnusableWorkspace
 from review_app.migrations import MIGRATIONS
+from review_app.settings import is_server_url, shown_location
+from review_app.store.connection import (
+    BUSY_TIMEOUT_S,
+    Database,
+    connect,
+)
 
 if TYPE_CHECKING:
     from review_app.store import Store
 
-# How long a write waits for another connection's transaction (an import's batch, a second
-# process) before giving up with `Busy`. Transactions are kept short, so this is never reached
-# in normal use.
-BUSY_TIMEOUT_S = 30
 # Reader connections per store. In WAL mode readers never wait for the writer, so a page that
 # only reads is not held up by votes or an import; a few cover the server's concurrent runs.
 READERS = 4
@@ -36,62 +38,71 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    # Autocommit (isolation_level None): transactions are only the explicit ones below. Python's
-    # implicit BEGIN would leave a write made outside `transaction()` holding the shared
-    # connection's write lock until some later commit, stalling every other writer.
-    return sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
-    )
-
-
 class StoreBase:
     """A migrated workspace, safe to share between threads (one per server process).
 
-    Writes go through one connection: a transaction holds a re-entrant lock from BEGIN IMMEDIATE
-    to COMMIT, so concurrent writers wait rather than fail. Reads outside the calling thread's
-    own transaction use a pool of `READERS` read-only connections and never take that lock;
-    reads inside it use the writer, so a transaction sees its own changes. Connections are
-    opened once and reused, never per page run."""
+    Writes go through one connection: a transaction holds a re-entrant lock from its start to
+    its end, and the database's own write lock (BEGIN IMMEDIATE on SQLite, an advisory lock on
+    PostgreSQL), so concurrent writers, in this process or any other, wait rather than fail.
+    Reads outside the calling thread's own transaction use a pool of `READERS` read-only
+    connections and never take that lock; reads inside it use the writer, so a transaction
+    sees its own changes. Connections are opened once and reused, never per page run."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         path: str,
         readers: int = READERS,
         signing_key: str | None = None,
     ):
+        # Where the workspace lives: a SQLite file path (or ":memory:") or a postgresql:// URL.
         self.path = path
         # The key (`REVIEW_APP_SIGNING_KEY`, kept outside the workspace) every audit entry this
         # store appends is keyed with; None appends unkeyed entries.
         self.signing_key = signing_key or None
-        self.db = sqlite_utils.Database(conn)
+        self.db = db
         self._lock = threading.RLock()
         self._depth = 0
         self._owner: int | None = None  # the thread inside the open transaction
         # An in-memory database exists only in its one connection: no readers then.
         self._max_readers = 0 if path == ":memory:" else readers
-        self._readers: list[sqlite_utils.Database] = []  # idle readers
+        self._readers: list[Database] = []  # idle readers
         self._opened_readers = 0
         self._pool = threading.Condition()
         self._closed = False
 
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    @property
+    def identity(self) -> object:
+        """What names this workspace in caches shared by the stores of one process: the file's
+        absolute path, the database URL, or the store itself for an in-memory database."""
+        if self.path == ":memory:":
+            return id(self)
+        if is_server_url(self.path):
+            return self.path
+        return str(Path(self.path).resolve())
+
     @classmethod
     def open(cls, path: str | Path, readers: int = READERS, signing_key: str | None = None) -> Self:
-        """Open (creating and migrating if needed) the workspace at `path`, keying the audit
-        entries it appends with `signing_key` when given. A file written by a newer version, or
-        that is not SQLite, is refused with UnusableWorkspace before anything is written to
-        it."""
+        """Open (creating and migrating if needed) the workspace at `path` (a file path or a
+        postgresql:// URL), keying the audit entries it appends with `signing_key` when given.
+        A workspace written by a newer version, a file that is not SQLite, or a database that
+        cannot be reached is refused with UnusableWorkspace before anything is written."""
         path = str(path)
+        if is_server_url(path):
+            return cls._open_server(path, readers, signing_key)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        store = cls(_connect(path), path, readers, signing_key)
+        store = cls(connect(path), path, readers, signing_key)
         try:
             store.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
             store._refuse_newer_schema()
             store.db.execute("PRAGMA foreign_keys = ON")
             if path != ":memory:":
-                store.db.enable_wal()
+                store.db.utils.enable_wal()
                 # A large import passes through the write-ahead log; keep the file small after.
                 store.db.execute("PRAGMA journal_size_limit = 67108864")
             store.db.execute("PRAGMA synchronous = NORMAL")
@@ -99,6 +110,23 @@ class StoreBase:
         except sqlite3.DatabaseError as exc:
             store.close()
             raise UnusableWorkspace(f"workspace {path}: {exc}") from exc
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _open_server(cls, url: str, readers: int, signing_key: str | None) -> Self:
+        import psycopg
+
+        store = cls(connect(url), url, readers, signing_key)
+        try:
+            store._refuse_newer_schema()
+            store.migrate()
+        except psycopg.Error as exc:
+            store.close()
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UnusableWorkspace(f"workspace {shown_location(url)}: {detail}") from exc
         except BaseException:
             store.close()
             raise
@@ -119,12 +147,12 @@ class StoreBase:
             if self._depth:
                 self._depth += 1
                 try:
-                    with self.db.atomic():
+                    with self.db.savepoint():
                         yield self
                 finally:
                     self._depth -= 1
                 return
-            self._begin()
+            self.db.begin_write()
             self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield self
@@ -133,26 +161,15 @@ class StoreBase:
                 raise
             else:
                 try:
-                    self.db.execute("COMMIT")
+                    self.db.commit()
                 except BaseException:
                     self.db.rollback()
                     raise
             finally:
                 self._depth, self._owner = 0, None
 
-    def _begin(self) -> None:
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            raise Busy(
-                f"the workspace stayed busy with other changes for {BUSY_TIMEOUT_S} s; "
-                "nothing was saved, try again"
-            ) from exc
-
     @contextmanager
-    def _reading(self) -> Iterator[sqlite_utils.Database]:
+    def _reading(self) -> Iterator[Database]:
         """A connection to read with: the writer inside this thread's own transaction (to see
         its changes), otherwise an idle reader, so reads never queue behind a write."""
         if self._max_readers == 0 or self._owner == threading.get_ident():
@@ -177,7 +194,7 @@ class StoreBase:
             self._readers.extend(readers)
             self._pool.notify_all()
 
-    def _checkout_reader(self) -> sqlite_utils.Database:
+    def _checkout_reader(self) -> Database:
         with self._pool:
             while not self._readers and self._opened_readers >= self._max_readers:
                 self._pool.wait()
@@ -185,9 +202,7 @@ class StoreBase:
                 return self._readers.pop()
             self._opened_readers += 1
         try:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA query_only = ON")
-            return sqlite_utils.Database(conn)
+            return connect(self.path, read_only=True)
         except BaseException:
             with self._pool:
                 self._opened_readers -= 1
@@ -209,7 +224,7 @@ class StoreBase:
         Python strings (object dtype) instead of being converted one by one to a string array;
         the columns named in `integers` are int64."""
         with self._reading() as db:
-            cursor = db.conn.execute(sql, params)
+            cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
@@ -225,7 +240,9 @@ class StoreBase:
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         with self._reading() as db:
-            frame = pd.read_sql_query(sql, db.conn, params=params)
+            cursor = db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
         # Text columns hold None (not NaN) for SQL NULL, so callers can test `is None`.
         for column in frame.columns:
             if not pd.api.types.is_numeric_dtype(frame[column]):
@@ -240,11 +257,18 @@ class StoreBase:
         the app opening it on every page run never queues behind reviewers' writes."""
         if self._applied_versions() >= {version for version, _, _ in MIGRATIONS}:
             return
+        # The write transaction excludes every other writer: two servers starting at once on
+        # one new database migrate it one after the other, the second finding nothing to do.
         with self.transaction():
             self.db.execute(
-                "CREATE TABLE IF NOT EXISTS _migrations "
-                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                self.db.ddl(
+                    "CREATE TABLE IF NOT EXISTS _migrations "
+                    "(version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at TEXT NOT NULL)"
+                )
             )
+            for statement in self.db.schema_prelude():
+                self.db.execute(statement)
             applied = {row["version"] for row in self._rows("SELECT version FROM _migrations")}
             # By number, whatever the list's order; a number may be missing (reserved).
             for version, name, apply in sorted(MIGRATIONS, key=lambda m: m[0]):
@@ -268,10 +292,10 @@ class StoreBase:
             )
 
     def _applied_versions(self) -> set[int]:
-        try:
-            return {row["version"] for row in self._rows("SELECT version FROM _migrations")}
-        except sqlite3.OperationalError:  # a new file: no _migrations table yet
-            return set()
+        with self._reading() as db:
+            if "_migrations" not in db.table_names():  # a new workspace
+                return set()
+        return {row["version"] for row in self._rows("SELECT version FROM _migrations")}
 
     def schema_version(self) -> int:
         row = self._one("SELECT max(version) AS v FROM _migrations")
@@ -279,8 +303,9 @@ class StoreBase:
 
     def table_counts(self) -> dict[str, int]:
         """Row count of every table; used to prove a failed change left nothing behind."""
-        names = [r["name"] for r in self._rows("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {n: self._one(f"SELECT count(*) AS n FROM [{n}]")["n"] for n in sorted(names)}
+        with self._reading() as db:
+            names = db.table_names()
+        return {n: self._one(f'SELECT count(*) AS n FROM "{n}"')["n"] for n in sorted(names)}
 
 
 class Aggregate:
@@ -295,7 +320,7 @@ class Aggregate:
         self.store = store
 
     @property
-    def db(self) -> sqlite_utils.Database:
+    def db(self) -> Database:
         """The store's writer."""
         return self.store.db
 
@@ -306,11 +331,15 @@ class Aggregate:
     def transaction(self) -> AbstractContextManager[Store]:
         return self.store.transaction()
 
-    def _reading(self) -> AbstractContextManager[sqlite_utils.Database]:
+    def _reading(self) -> AbstractContextManager[Database]:
         return self.store._reading()
 
     def _rows(self, sql: str, params: Iterable[Any] | dict = ()) -> list[dict]:
         return self.store._rows(sql, params)
+
+    def _insert(self, sql: str, params: Iterable[Any] | dict = ()) -> int:
+        """Run one INSERT on the writer and return the new row's id."""
+        return self.db.execute(f"{sql} RETURNING id", params).fetchone()[0]
 
     def _one(self, sql: str, params: Iterable[Any] | dict = ()) -> dict | None:
         return self.store._one(sql, params)

@@ -12,13 +12,12 @@ class JudgeBatchQueries(Aggregate):
     ) -> int:
         """Record a batch about to be sent with its requests (custom_id -> pair id, first
         system); returns its id."""
-        cursor = self.db.execute(
+        batch_id = self._insert(
             "INSERT INTO judge_batches (run_id, key, n_requests, created_at) VALUES (?, ?, ?, ?)",
             [run_id, key, len(requests), now_iso()],
         )
-        batch_id = cursor.lastrowid
         with self._lock:
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT INTO judge_batch_requests (batch_id, custom_id, pair_id, first_system) "
                 "VALUES (?, ?, ?, ?)",
                 [

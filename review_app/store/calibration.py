@@ -24,7 +24,7 @@ class CalibrationQueries(Aggregate):
         """Record the split (inside the caller's transaction); a second split is refused by the
         primary key and the append-only triggers."""
         at = now_iso()
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT INTO comparison_splits (study_id, pair_id, part, test_share, seed, "
             "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(study_id, p, part, test_share, seed, by, at) for p, part in parts.items()],
@@ -49,19 +49,19 @@ class CalibrationQueries(Aggregate):
         """When, by whom and how the split was made, with its sizes; None without a split."""
         row = self._one(
             "SELECT min(test_share) AS test_share, min(seed) AS seed, min(created_by) AS "
-            "created_by, min(created_at) AS created_at, sum(part = 'dev') AS n_dev, "
-            "sum(part = 'test') AS n_test, count(*) AS n FROM comparison_splits "
+            "created_by, min(created_at) AS created_at, sum(CASE WHEN part = 'dev' THEN 1 ELSE 0 END) AS n_dev, "
+            "sum(CASE WHEN part = 'test' THEN 1 ELSE 0 END) AS n_test, count(*) AS n FROM comparison_splits "
             "WHERE study_id = ?",
             [study_id],
         )
         return row if row and row["n"] else None
 
     def insert_test_look(self, study_id: int, judges: list[str], by: str) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO test_looks (study_id, judges, looked_by, created_at) VALUES (?, ?, ?, ?)",
             [study_id, json.dumps(judges), by, now_iso()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def test_looks(self, study_id: int) -> list[dict]:
         rows = self._rows(
@@ -72,12 +72,12 @@ class CalibrationQueries(Aggregate):
         return [{**r, "judges": json.loads(r["judges"])} for r in rows]
 
     def insert_jury(self, study_id: int, name: str, members: list[str], by: str) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO juries (study_id, name, members, created_by, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
             [study_id, name, json.dumps(members), by, now_iso()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def juries(self, study_id: int) -> list[dict]:
         rows = self._rows(

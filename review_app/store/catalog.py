@@ -73,7 +73,7 @@ class CatalogQueries(Aggregate):
     def insert_items(self, eval_set_id: int, items: list[dict]) -> dict[str, int]:
         """Insert new items; returns item_key -> id."""
         with self._lock:
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -118,8 +118,9 @@ class CatalogQueries(Aggregate):
         )
 
     def ensure_systems(self, names: Iterable[str]) -> None:
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO systems (name) VALUES (?)", [(n,) for n in set(names)]
+        self.db.executemany(
+            "INSERT INTO systems (name) VALUES (?) ON CONFLICT DO NOTHING",
+            [(n,) for n in set(names)],
         )
 
     def system_names(self) -> list[str]:
@@ -128,7 +129,7 @@ class CatalogQueries(Aggregate):
     def upsert_outputs(self, rows: list[tuple[int, str, str]]) -> None:
         """(item id, system, text) rows; an existing (item, system) is overwritten."""
         with self._lock:
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT INTO outputs (item_id, system, text) VALUES (?, ?, ?) "
                 "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
                 rows,

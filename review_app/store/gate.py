@@ -15,6 +15,10 @@ _SAME_CONTENT = (
 )
 
 
+# A comparison's two systems, joined into one text per study.
+_SYSTEMS = "c.system_a || ',' || c.system_b"
+
+
 class GateQueries(Aggregate):
     def thresholds(self, study_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM thresholds WHERE study_id = ? ORDER BY id", [study_id])
@@ -25,7 +29,7 @@ class GateQueries(Aggregate):
     def insert_threshold(
         self, study_id: int, metric: str, params: dict, comparator: str, value: float, by: str
     ) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO thresholds (study_id, metric, params, comparator, value, created_at, "
             "created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
@@ -38,7 +42,7 @@ class GateQueries(Aggregate):
                 by,
             ],
         )
-        return cursor.lastrowid
+        return new_id
 
     def update_threshold(
         self, threshold_id: int, metric: str, params: dict, comparator: str, value: float
@@ -171,7 +175,7 @@ class GateQueries(Aggregate):
         content hash), with the study's name and comparisons' systems."""
         return self._rows(
             "SELECT s.id AS study_id, s.name AS study, l.id AS lock_id, l.locked_at, "
-            "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
+            f"(SELECT {self.db.joined(_SYSTEMS)} FROM study_comparisons c "
             "WHERE c.study_id = s.id) AS systems FROM threshold_locks l "
             f"JOIN studies s ON s.id = l.study_id WHERE s.eval_set_id IN ({_SAME_CONTENT}) "
             "ORDER BY l.id",
@@ -183,7 +187,7 @@ class GateQueries(Aggregate):
         study_id, study, eval_set, created_at, systems, locked_at (None while unlocked)."""
         return self._rows(
             "SELECT s.id AS study_id, s.name AS study, e.name AS eval_set, s.created_at, "
-            "(SELECT group_concat(c.system_a || ',' || c.system_b) FROM study_comparisons c "
+            f"(SELECT {self.db.joined(_SYSTEMS)} FROM study_comparisons c "
             "WHERE c.study_id = s.id) AS systems, l.locked_at FROM studies s "
             "JOIN eval_sets e ON e.id = s.eval_set_id "
             "LEFT JOIN threshold_locks l ON l.study_id = s.id "

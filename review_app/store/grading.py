@@ -43,13 +43,12 @@ class GradingQueries(Aggregate):
             strict=True,
         )
         with self._lock:
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
+            changed = self.db.executemany(
                 "INSERT INTO grader_results (grader_id, study_id, output_id, check_name, passed, "
                 "label) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 ((grader_id, study_id, o, c, p, lab) for o, c, p, lab in rows),
             )
-            return self.db.conn.total_changes - before
+            return changed.rowcount
 
     def study_graders(self, study_id: int) -> list[dict]:
         """Each grader version with results on the study, oldest first, with its result count."""

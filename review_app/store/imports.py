@@ -26,12 +26,12 @@ class ImportQueries(Aggregate):
     def insert_import_job(
         self, kind: str, file: str, target: str, options: dict, pid: int, host: str
     ) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO import_jobs (kind, file, target, options, state, pid, host, started_at, "
             "heartbeat_at) VALUES (?, ?, ?, ?, 'staging', ?, ?, ?, ?)",
             [kind, file, target, json.dumps(options), pid, host, now_iso(), time.time()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def import_job(self, job_id: int) -> dict | None:
         row = self._one("SELECT * FROM import_jobs WHERE id = ?", [job_id])
@@ -55,7 +55,7 @@ class ImportQueries(Aggregate):
         return _decoded(row) if row else None
 
     def insert_import_locks(self, job_id: int, names: Iterable[str]) -> None:
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT INTO import_locks (name, job_id) VALUES (?, ?)",
             [(name, job_id) for name in names],
         )
@@ -82,9 +82,9 @@ class ImportQueries(Aggregate):
     def delete_import_batches(self, job_id: int, limit: int) -> int:
         """Delete up to `limit` of the job's batches; returns how many were deleted."""
         cursor = self.db.execute(
-            "DELETE FROM import_batches WHERE rowid IN "
-            "(SELECT rowid FROM import_batches WHERE job_id = ? LIMIT ?)",
-            [job_id, limit],
+            "DELETE FROM import_batches WHERE job_id = ? AND seq IN "
+            "(SELECT seq FROM import_batches WHERE job_id = ? ORDER BY seq LIMIT ?)",
+            [job_id, job_id, limit],
         )
         return cursor.rowcount
 

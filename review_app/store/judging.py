@@ -83,7 +83,7 @@ class JudgingQueries(Aggregate):
         params: dict,
         params_hash: str,
     ) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO judge_runs (study_id, label, judge, rubric_id, rubric_hash, params, "
             "params_hash, source, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'run', "
             "'pending', ?)",
@@ -98,7 +98,7 @@ class JudgingQueries(Aggregate):
                 now_iso(),
             ],
         )
-        return cursor.lastrowid
+        return new_id
 
     def imported_run_id(self, study_id: int, judge: str) -> int | None:
         """The run holding verdicts imported from files for judge `judge`, if there is one."""
@@ -113,12 +113,12 @@ class JudgingQueries(Aggregate):
         run_id = self.imported_run_id(study_id, judge)
         if run_id is not None:
             return run_id
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO judge_runs (study_id, label, judge, source, status, created_at, "
             "params_hash) VALUES (?, ?, ?, 'import', 'imported', ?, 'import')",
             [study_id, judge, judge, now_iso()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def mark_judge_run(self, run_id: int, status: str, finished: bool = False) -> None:
         """Set a run's status; `started_at` is set on the first start, `finished_at` on finish."""
@@ -174,8 +174,7 @@ class JudgingQueries(Aggregate):
         }  # no cost: an imported verdict's is unknown
         with self._lock:
             last = self.store.audit.last_id("verdicts")
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
+            changed = self.db.executemany(
                 f"INSERT INTO verdicts ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING",
                 [
@@ -186,7 +185,7 @@ class JudgingQueries(Aggregate):
                     for v in verdicts
                 ],
             )
-            added = self.db.conn.total_changes - before
+            added = changed.rowcount
             self.store.audit.seal("verdicts", last)
             return added
 

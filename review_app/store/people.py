@@ -31,12 +31,12 @@ class ReviewerQueries(Aggregate):
     def insert_reviewer(
         self, name: str, role: str, token_hash: str | None, study_id: int | None = None
     ) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO reviewers (name, role, token_hash, study_id, created_at, token_version) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [name, role, token_hash, study_id, now_iso(), 1 if token_hash else 0],
         )
-        return cursor.lastrowid
+        return new_id
 
     def set_reviewer_token(
         self, reviewer_id: int, token_hash: str, role: str, study_id: int | None

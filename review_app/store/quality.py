@@ -18,12 +18,12 @@ class QualityQueries(Aggregate):
         self, study_id: int, reviewer_id: int, excluded: bool, reason: str, by: str
     ) -> int:
         """Record that a reviewer is excluded from (or included again in) a study's statistics."""
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO reviewer_exclusions (study_id, reviewer_id, excluded, reason, "
             "decided_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [study_id, reviewer_id, int(excluded), reason, by, now_iso()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def excluded_reviewer_ids(self, study_id: int) -> set[int]:
         return {r["reviewer_id"] for r in self._rows(EXCLUDED_REVIEWERS, [study_id])}

@@ -84,8 +84,8 @@ class ReviewQueries(Aggregate):
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
             ") SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, p.human,"
             " count(DISTINCT l.reviewer_id) AS n,"
-            " coalesce(sum(l.shown_left = p.system_x), 0) AS x_left,"
-            " coalesce(sum(l.shown_left = p.system_y), 0) AS y_left"
+            " coalesce(sum(CASE WHEN l.shown_left = p.system_x THEN 1 ELSE 0 END), 0) AS x_left,"
+            " coalesce(sum(CASE WHEN l.shown_left = p.system_y THEN 1 ELSE 0 END), 0) AS y_left"
             f" FROM pairs p LEFT JOIN live l ON l.pair_id = p.id WHERE p.id IN ({marks})"
             " GROUP BY p.id",
             [*pair_ids, now, *pair_ids, *pair_ids],
@@ -124,7 +124,7 @@ class ReviewQueries(Aggregate):
             "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
             "), counts AS (SELECT pair_id, count(*) AS n FROM live GROUP BY pair_id)"
             " SELECT count(*) AS n FROM pairs p LEFT JOIN counts c ON c.pair_id = p.id"
-            " WHERE p.study_id = :s AND p.human AND coalesce(c.n, 0) < :k"
+            " WHERE p.study_id = :s AND p.human = 1 AND coalesce(c.n, 0) < :k"
             " AND p.id NOT IN (SELECT pair_id FROM assignments WHERE reviewer_id = :r)"
             " AND p.id NOT IN (SELECT pair_id FROM votes WHERE reviewer_id = :r)",
             {"s": study_id, "now": now, "k": reviews_per_pair, "r": reviewer_id},
@@ -142,12 +142,12 @@ class ReviewQueries(Aggregate):
         state: AssignmentState = AssignmentState.OPEN,
     ) -> int:
         """Hand a pair to a reviewer; `shown` = (system on the left, system on the right)."""
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO assignments (pair_id, reviewer_id, study_id, shown_left, shown_right, "
             "position, leased_until, done, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [pair_id, reviewer_id, study_id, *shown, position, leased_until, int(state), now_iso()],
         )
-        return cursor.lastrowid
+        return new_id
 
     def set_assignment_state(
         self, assignment_id: int, state: AssignmentState, leased_until: float | None = None
@@ -164,12 +164,12 @@ class ReviewQueries(Aggregate):
         vote = {**vote, "entered_at": now_iso()}
         columns = list(vote)
         with self._lock:
-            cursor = self.db.execute(
+            new_id = self._insert(
                 f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [vote[c] for c in columns],
             )
-            self.store.audit.seal("votes", cursor.lastrowid - 1)
-            return cursor.lastrowid
+            self.store.audit.seal("votes", new_id - 1)
+            return new_id
 
     def insert_votes(self, votes: list[dict]) -> None:
         """Append votes; each dict has the votes columns except id."""
@@ -191,7 +191,7 @@ class ReviewQueries(Aggregate):
         entered_at = now_iso()
         with self._lock:
             last = self.store.audit.last_id("votes")
-            self.db.conn.executemany(
+            self.db.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at) "
                 f"VALUES ({', '.join('?' * len(columns))}, ?)",
                 [(*(v.get(c) for c in columns), entered_at) for v in votes],
@@ -215,7 +215,7 @@ class ReviewQueries(Aggregate):
         )
         with self._lock:
             last = self.store.audit.last_id("votes")
-            cursor = self.db.conn.executemany(
+            cursor = self.db.executemany(
                 f"INSERT INTO votes ({', '.join(columns)}, entered_at, supersedes) "
                 f"SELECT {', '.join(':' + c for c in columns)}, :entered_at, (SELECT id {latest}) "
                 f"WHERE coalesce((SELECT source {latest}), '') != 'app'",

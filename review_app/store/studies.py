@@ -29,7 +29,7 @@ class StudyQueries(Aggregate):
         return self._rows(
             "SELECT s.*, e.name AS eval_set, "
             "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id) AS n_pairs, "
-            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id AND p.human) AS n_human_pairs "
+            "(SELECT count(*) FROM pairs p WHERE p.study_id = s.id AND p.human = 1) AS n_human_pairs "
             "FROM studies s JOIN eval_sets e ON e.id = s.eval_set_id "
             + ("" if archived else "WHERE s.status != 'archived' ")
             + "ORDER BY s.id"
@@ -60,7 +60,7 @@ class StudyQueries(Aggregate):
         ask_rationale: bool = True,
         candidate: str | None = None,
     ) -> int:
-        cursor = self.db.execute(
+        new_id = self._insert(
             "INSERT INTO studies (name, eval_set_id, reviews_per_pair, show_reference, criteria, "
             "ask_rationale, created_at, candidate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -74,7 +74,7 @@ class StudyQueries(Aggregate):
                 candidate,
             ],
         )
-        return cursor.lastrowid
+        return new_id
 
     def set_candidate(self, study_id: int, candidate: str) -> None:
         self.db.execute("UPDATE studies SET candidate = ? WHERE id = ?", [candidate, study_id])
@@ -135,7 +135,7 @@ class StudyQueries(Aggregate):
             " AND v.id = (SELECT max(v2.id) FROM votes v2 WHERE v2.pair_id = v.pair_id "
             " AND v2.reviewer_id = v.reviewer_id)) "
             "SELECT (SELECT count(*) FROM pairs WHERE study_id = :s) AS pairs, "
-            "(SELECT count(*) FROM pairs WHERE study_id = :s AND human) AS human_pairs, "
+            "(SELECT count(*) FROM pairs WHERE study_id = :s AND human = 1) AS human_pairs, "
             "(SELECT count(*) FROM live) AS votes, "
             "(SELECT count(DISTINCT reviewer_id) FROM live) AS reviewers, "
             "(SELECT count(*) FROM judge_runs WHERE study_id = :s) AS judge_runs, "
@@ -185,7 +185,8 @@ class StudyQueries(Aggregate):
 
     def add_comparison(self, study_id: int, system_a: str, system_b: str) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?)",
+            "INSERT INTO study_comparisons (study_id, system_a, system_b) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [study_id, system_a, system_b],
         )
 
@@ -201,13 +202,12 @@ class StudyQueries(Aggregate):
     def insert_pairs(self, study_id: int, pairs: Iterable[tuple[int, str, str]]) -> int:
         """(item id, system_x, system_y) in canonical order; existing pairs are kept."""
         with self._lock:
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
+            changed = self.db.executemany(
                 "INSERT INTO pairs (study_id, item_id, system_x, system_y) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 [(study_id, item_id, x, y) for item_id, x, y in pairs],
             )
-            return self.db.conn.total_changes - before
+            return changed.rowcount
 
     def pair_id(self, study_id: int, item_id: int, system_x: str, system_y: str) -> int | None:
         row = self._one(
@@ -219,7 +219,7 @@ class StudyQueries(Aggregate):
 
     def judge_only_pair_ids(self, study_id: int) -> list[int]:
         """The pairs of the study outside its human share (judged only)."""
-        rows = self._rows("SELECT id FROM pairs WHERE study_id = ? AND NOT human", [study_id])
+        rows = self._rows("SELECT id FROM pairs WHERE study_id = ? AND human = 0", [study_id])
         return [r["id"] for r in rows]
 
     def pair_index(self, study_id: int) -> dict[tuple[str, str, str], int]:
@@ -274,6 +274,6 @@ class StudyQueries(Aggregate):
     def study_pair_ids(self, study_id: int) -> list[int]:
         with self._reading() as db:
             cursor = db.execute(
-                "SELECT id FROM pairs WHERE study_id = ? AND human ORDER BY id", [study_id]
+                "SELECT id FROM pairs WHERE study_id = ? AND human = 1 ORDER BY id", [study_id]
             )
             return [pair_id for (pair_id,) in cursor]

@@ -89,7 +89,7 @@ def seed_rated_study(store: Store, settings: Settings) -> dict[str, str]:
 def rated_workspace(module_workspace):
     store = Store.open(module_workspace)
     try:
-        tokens = seed_rated_study(store, replace(Settings.from_env(), db_path=module_workspace))
+        tokens = seed_rated_study(store, replace(Settings.from_env(), db=module_workspace))
     finally:
         store.close()
     return module_workspace, tokens

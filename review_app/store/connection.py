@@ -1,0 +1,426 @@
+"""The two databases a workspace can live in, behind one small interface: SQLite (a file path,
+the embedded default, through sqlite-utils) and PostgreSQL (a `postgresql://` URL, psycopg 3,
+for several servers sharing one workspace).
+
+The store writes one dialect: the SQL both accept, with `?` and `:name` placeholders and
+`RETURNING id` for new rows. This module owns every difference that remains: placeholders, the
+DDL types (an auto-numbered id, 8-byte floats, byte-order text comparison like SQLite's), the
+append-only triggers, the one-writer rule across processes and the errors each driver raises,
+turned into the same domain errors."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import sqlite_utils
+
+from review_app.errors import Busy, UnusableWorkspace
+from review_app.settings import is_server_url, shown_location
+
+# How long a write waits for another connection's transaction (an import's batch, a second
+# process) before giving up with `Busy`. Transactions are kept short, so this is never reached
+# in normal use.
+BUSY_TIMEOUT_S = 30
+
+
+class Database:
+    """One connection to a workspace, in the store's dialect. Subclasses are the two backends."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict]) -> Any:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Iterable[Any] | dict = ()) -> Iterator[dict]:
+        cursor = self.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        for row in cursor.fetchall():
+            yield dict(zip(names, row, strict=True))
+
+    def begin_write(self) -> None:
+        """Start the one write transaction the whole workspace allows at a time (every process
+        and server included), waiting up to BUSY_TIMEOUT_S for another to finish."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested part of the open transaction that can fail alone."""
+        name = f"sp_{threading.get_ident()}_{id(self)}"
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if self.in_transaction:
+                self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            self.execute(f"RELEASE SAVEPOINT {name}")
+
+    @property
+    def in_transaction(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ---- what differs in the schema ----
+
+    def table_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def guard_triggers(self) -> list[dict]:
+        """Every trigger of the workspace: {name, table, sql}, its definition in the form
+        `CREATE TRIGGER name BEFORE event ON table BEGIN SELECT RAISE(ABORT, 'message'); END`
+        when it is an unconditional refusal (on either backend), else its own definition."""
+        raise NotImplementedError
+
+    def ddl(self, sql: str) -> str:
+        """A schema statement written for SQLite, in this backend's dialect."""
+        return sql
+
+    def joined(self, expression: str) -> str:
+        """SQL for the comma-joined texts of `expression` over a group."""
+        return f"group_concat({expression})"
+
+    def schema_prelude(self) -> list[str]:
+        """What the migrations need to exist first (the function the triggers call)."""
+        return []
+
+    def append_only_trigger(self, table: str, event: str, message: str) -> list[str]:
+        """The statements that (re)create the trigger refusing `event` on `table`."""
+        name = f"{table}_append_only_{event.lower()}"
+        return [
+            f"DROP TRIGGER IF EXISTS {name}",
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: str, read_only: bool = False):
+        # Autocommit (isolation_level None): transactions are only the explicit ones. Python's
+        # implicit BEGIN would leave a write made outside a transaction holding the shared
+        # connection's write lock until some later commit, stalling every other writer.
+        self.conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
+        self.utils = sqlite_utils.Database(self.conn)
+        if read_only:
+            self.conn.execute("PRAGMA query_only = ON")
+
+    def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict]) -> sqlite3.Cursor:
+        return self.conn.executemany(sql, rows)
+
+    def query(self, sql: str, params: Iterable[Any] | dict = ()) -> Iterator[dict]:
+        return self.utils.query(sql, params)
+
+    def begin_write(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise Busy(
+                f"the workspace stayed busy with other changes for {BUSY_TIMEOUT_S} s; "
+                "nothing was saved, try again"
+            ) from exc
+
+    def rollback(self) -> None:
+        self.utils.rollback()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def table_names(self) -> list[str]:
+        return [
+            r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+
+    def guard_triggers(self) -> list[dict]:
+        return [
+            {"name": name, "table": table, "sql": sql}
+            for name, table, sql in self.conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+            )
+        ]
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+# Every statement of the store is written for SQLite's placeholders; psycopg takes `%s` and
+# `%(name)s` (and then a literal `%` must be doubled). Quoted strings and identifiers are copied
+# as they are.
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|(?<![:\w]):([A-Za-z_]\w*)|%")
+
+
+@lru_cache(maxsize=4096)
+def to_psycopg(sql: str) -> str:
+    """`sql` with SQLite placeholders turned into psycopg's."""
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        if match.group(1):
+            return f"%({match.group(1)})s"
+        return token
+
+    return _TOKENS.sub(replace, sql)
+
+
+# The DDL types: SQLite's auto-numbered `INTEGER PRIMARY KEY`, its 8-byte REAL, and its text
+# comparison by bytes (pairs are stored with system_x < system_y, and orderings must agree).
+_DDL = [
+    (
+        re.compile(r"\bid INTEGER PRIMARY KEY\b"),
+        "id INTEGER GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID\s*$"), ")"),
+    (re.compile(r"\bTEXT\b(?! COLLATE)"), 'TEXT COLLATE "C"'),
+]
+_SQLITE_GUARD = re.compile(
+    r"CREATE TRIGGER (?:IF NOT EXISTS )?(\w+) BEFORE (UPDATE|DELETE) ON (\w+)\s+"
+    r"BEGIN SELECT RAISE\(ABORT, '((?:[^']|'')*)'\);\s*END;?",
+    re.S,
+)
+# How a guard looks on PostgreSQL: a row trigger calling the one refusing function.
+_PG_GUARD = re.compile(
+    r"CREATE TRIGGER (\w+) BEFORE (UPDATE|DELETE) ON (?:public\.)?(\w+) FOR EACH ROW "
+    r"EXECUTE FUNCTION (?:public\.)?review_app_refuse\('((?:[^']|'')*)'\)"
+)
+REFUSE_FUNCTION = """
+CREATE OR REPLACE FUNCTION review_app_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation'; END
+$$"""
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    # One number for the whole workspace: a write transaction holds this advisory lock until it
+    # ends, so writes are serialised across every server exactly as SQLite serialises them
+    # (BEGIN IMMEDIATE), and what a transaction read stays true until it commits.
+    WRITE_LOCK = 0x7265_7669_6577  # "review"
+
+    def __init__(self, url: str, read_only: bool = False):
+        import psycopg
+
+        self._psycopg = psycopg
+        try:
+            self.conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=10,
+                cursor_factory=psycopg.ClientCursor,
+                # A server that stops answering mid-statement is given up on, not waited for.
+                options=f"-c lock_timeout={BUSY_TIMEOUT_S * 1000}",
+            )
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UnusableWorkspace(
+                f"workspace {shown_location(url)}: cannot connect: {first}"
+            ) from exc
+        _adapt(self.conn)
+        self._lock = threading.Lock()
+        if read_only:
+            self.conn.execute("SET default_transaction_read_only = on")
+
+    def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
+        if not isinstance(params, dict):
+            params = list(params)
+        with _errors():
+            return self.conn.execute(to_psycopg(sql), params or None)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict]) -> Any:
+        cursor = self.conn.cursor()
+        with _errors():
+            cursor.executemany(to_psycopg(sql), list(rows))
+        return cursor
+
+    def begin_write(self) -> None:
+        with _errors():
+            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [self.WRITE_LOCK])
+            except BaseException:
+                self.rollback()
+                raise
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    @property
+    def in_transaction(self) -> bool:
+        status = self.conn.info.transaction_status
+        return status != self._psycopg.pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def table_names(self) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        ]
+
+    def guard_triggers(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT t.tgname, c.relname, pg_get_triggerdef(t.oid), t.tgenabled, "
+            "p.proname, pg_get_functiondef(p.oid) FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace"
+        ).fetchall()
+        found = []
+        for name, table, definition, enabled, function, body in rows:
+            match = _PG_GUARD.fullmatch(definition)
+            # It refuses only when enabled and its function is still the refusing one.
+            if match and enabled == "O" and _refuses(function, body):
+                event, message = match.group(2), match.group(4).replace("''", "'")
+                definition = (
+                    f"CREATE TRIGGER {name} BEFORE {event} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                )
+            found.append({"name": name, "table": table, "sql": definition})
+        return found
+
+    def ddl(self, sql: str) -> str:
+        guard = _SQLITE_GUARD.fullmatch(sql.strip())
+        if guard:
+            name, event, table, message = guard.groups()
+            return self._trigger_sql(name, table, event, message)
+        if not re.match(r"\s*(CREATE|ALTER) TABLE\b", sql):
+            return sql
+        for pattern, replacement in _DDL:
+            sql = pattern.sub(replacement, sql)
+        return sql
+
+    def schema_prelude(self) -> list[str]:
+        return [REFUSE_FUNCTION]
+
+    def joined(self, expression: str) -> str:
+        return f"string_agg({expression}, ',')"
+
+    def append_only_trigger(self, table: str, event: str, message: str) -> list[str]:
+        name = f"{table}_append_only_{event.lower()}"
+        return [
+            f"DROP TRIGGER IF EXISTS {name} ON {table}",
+            self._trigger_sql(name, table, event, message),
+        ]
+
+    @staticmethod
+    def _trigger_sql(name: str, table: str, event: str, message: str) -> str:
+        return (
+            f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW "
+            f"EXECUTE FUNCTION review_app_refuse('{message}')"
+        )
+
+
+def _refuses(function: str, body: str) -> bool:
+    """Whether a trigger function is the refusing one, unchanged."""
+    normal = " ".join(body.split())
+    return function == "review_app_refuse" and (
+        "BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';"
+        " END" in normal
+    )
+
+
+def _adapt(conn: Any) -> None:
+    """Values come and go as they do with SQLite: a Python bool is stored as 0 or 1 (the schema's
+    flags are INTEGER columns), and an average or a big sum comes back as a float or an int,
+    not a Decimal."""
+    from psycopg.adapt import Dumper, Loader
+
+    class BoolAsInt(Dumper):
+        def dump(self, obj: bool) -> bytes:
+            return b"1" if obj else b"0"
+
+        def quote(self, obj: bool) -> bytes:
+            return b"1" if obj else b"0"
+
+    class NumericAsNumber(Loader):
+        def load(self, data: Any) -> int | float:
+            text = bytes(data).decode()
+            if "." in text or "e" in text.lower() or text in ("NaN", "Infinity", "-Infinity"):
+                return float(text)
+            return int(text)
+
+    conn.adapters.register_dumper(bool, BoolAsInt)
+    conn.adapters.register_loader("numeric", NumericAsNumber)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """A lock not granted in time is `Busy`, as with SQLite's busy timeout."""
+    from psycopg import errors
+
+    try:
+        yield
+    except errors.LockNotAvailable as exc:
+        raise Busy(
+            f"the workspace stayed busy with other changes for {BUSY_TIMEOUT_S} s; "
+            "nothing was saved, try again"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """Every error either database driver raises."""
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
+
+
+def refused_errors() -> tuple[type[Exception], ...]:
+    """The errors either backend raises when a constraint or an append-only trigger refuses a
+    change."""
+    import psycopg
+
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+def connect(location: str, read_only: bool = False) -> Database:
+    """A connection to the workspace at `location` (a file path or a postgresql:// URL)."""
+    if is_server_url(location):
+        return PostgresDatabase(location, read_only)
+    return SQLiteDatabase(location, read_only)
