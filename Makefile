@@ -7,7 +7,7 @@ DB ?= workspace/demo.db
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: demo test lint bench browser-deps
+.PHONY: demo test lint bench browser-deps proxy-deps
 
 # Bytecode is compiled at install: every process of the test suite (its workers, the CLI and
 # servers it starts) then imports pandas, scipy and streamlit from .pyc files, even where
@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: $(VENV)/.installed
-	REVIEW_APP_DB=$(DB) $(VENV)/bin/review-app demo --host $(HOST) --port $(PORT)
+	REVIEW_APP_DB=$(DB) $(VENV)/bin/review-app demo --host $(HOST) --port $(PORT) \
+		$(if $(PUBLIC_URL),--public-url $(PUBLIC_URL))
 
 browser-deps:
 	@if command -v chromium >/dev/null 2>&1; then :; \
@@ -28,7 +29,17 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing and cannot be installed here: browser tests will be skipped"; fi
 
-test: $(VENV)/.installed browser-deps
+# The reverse-proxy test runs the nginx configuration of docs/deploy.md in an nginx of its own,
+# on free ports; it never uses the system service the package may start on a machine with an
+# init system (in a container, policy-rc.d usually keeps it stopped).
+proxy-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's nginx for the reverse-proxy test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	else echo "nginx is missing and cannot be installed here: the reverse-proxy test will be skipped"; fi
+
+test: $(VENV)/.installed browser-deps proxy-deps
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

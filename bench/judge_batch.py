@@ -64,9 +64,7 @@ def requests_received(base_url: str, judge: str) -> int:
 def measure(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="judge-batch-bench-"))
     store = Store.open(workdir / "bench.db")
-    settings = replace(
-        Settings.from_env(), db=workdir / "bench.db", judge_batch_poll=args.poll
-    )
+    settings = replace(Settings.from_env(), db=workdir / "bench.db", judge_batch_poll=args.poll)
     make_study(store, workdir, args.pairs)
     process, base_url = start_server(args.batch_delay)
     provider_base = base_url if args.judge.startswith("anthropic/") else base_url + "/v1"

@@ -161,7 +161,7 @@ class Server:
 
     def __init__(self, db: Path, port: int):
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, REVIEW_APP_DB=str(db), REVIEW_APP_BASE_URL=self.url)
+        env = dict(os.environ, REVIEW_APP_DB=str(db))
         command = [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve"]
         self.process = subprocess.Popen(
             [*command, "--port", str(port)],

@@ -72,10 +72,6 @@ def link_fingerprint(token_hash: str) -> str:
     return hashlib.sha256(f"link\n{token_hash}".encode()).hexdigest()[:16]
 
 
-def personal_link(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/?token={token}"
-
-
 @dataclass(frozen=True)
 class Actor:
     """The person a use case acts for: the holder of a live personal link, authenticated once by

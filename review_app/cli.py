@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TypeVar
 
-from review_app import planning, report, server, stats_text
+from review_app import links, planning, report, server, stats_text
 from review_app.auth import Actor
 from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
 from review_app.services import (
@@ -554,6 +554,7 @@ def _reviewers_add(args, settings, store) -> None:
     reviewer, link = people.add_reviewer(
         store, settings, args.name, args.role, args.study, actor=actor, reissue=args.reissue
     )
+    _print(links.link_base(settings).note())
     _print(f"{reviewer['name']} ({reviewer['role']}): send them this personal link")
     _print(link)
 
@@ -652,37 +653,58 @@ def _known_list(args, settings, store) -> None:
 
 def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="start the web app")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8501)
-    p.set_defaults(handler=_serve)
     d = sub.add_parser("demo", help="load the demo data, print links, and start the web app")
-    d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=_port, default=8501)
+    for command in (p, d):
+        command.add_argument("--host", help="address to listen on (default: $REVIEW_APP_HOST)")
+        command.add_argument(
+            "--port", type=_port, help="port to listen on (default: $REVIEW_APP_PORT)"
+        )
+        command.add_argument(
+            "--public-url",
+            type=_public_url,
+            metavar="URL",
+            help="the address reviewers open the app at, e.g. https://example.com/review/: "
+            "every personal link starts with it and the app is served under its path "
+            "(default: $REVIEW_APP_PUBLIC_URL)",
+        )
+    p.set_defaults(handler=_serve)
     d.add_argument("--no-serve", action="store_true", help="only load the demo data")
     d.set_defaults(handler=_demo)
 
 
+def _public_url(text: str) -> str:
+    try:
+        return links.check_public_url(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _served(args, settings: Settings) -> Settings:
+    """`settings` with the command's --host, --port and --public-url, where given."""
+    given = {"host": args.host, "port": args.port, "public_url": args.public_url}
+    return replace(settings, **{k: v for k, v in given.items() if v is not None})
+
+
 def _serve(args, settings, store, on_ready=None) -> None:
+    settings = _served(args, settings)
     _recover_imports(store)
     store.close()
-    _print(
-        f"serving {shown_location(settings.db)} on http://{args.host}:{args.port} (Ctrl+C to stop)"
-    )
+    prefix = links.path_prefix(settings.public_url)
+    address = links.server_address(settings.host, settings.port) + (f"/{prefix}" if prefix else "")
+    _print(f"serving {shown_location(settings.db)} on {address} (Ctrl+C to stop)")
 
     def ready() -> None:
         _print(
             "The app is ready; open it with a personal link (`review-app reviewers add` prints one)."
         )
+        _print(links.link_base(settings).note(option=True))
 
-    raise SystemExit(
-        server.run_app(settings.db_location(), args.host, args.port, on_ready or ready)
-    )
+    raise SystemExit(server.run_app(settings, on_ready or ready))
 
 
 def _demo(args, settings, store) -> None:
-    base = f"http://{args.host}:{args.port}"
-    settings = replace(settings, base_url=base)
-    links = demo.seed_demo(store, settings)
+    settings = _served(args, settings)
+    issued = demo.seed_demo(store, settings)
     summary = workspace.workspace_summary(store)
     study = next(s for s in summary["studies"] if s["name"] == demo.DEMO_STUDY)
     in_app = study["app_votes"]
@@ -691,9 +713,10 @@ def _demo(args, settings, store) -> None:
         f"{study['votes'] - in_app} example votes"
         + (f" and {in_app} cast in the app" if in_app else "")
     )
+    _print(links.link_base(settings).note(option=True))
     _print("Personal links (each signs you in as that demo user):")
-    admin = links.pop(demo.DEMO_ADMIN)
-    for name, link in links.items():
+    admin = issued.pop(demo.DEMO_ADMIN)
+    for name, link in issued.items():
         _print(f"  {name:14} {link}")
 
     def finish() -> None:

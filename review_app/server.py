@@ -17,6 +17,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from review_app import links
+from review_app.settings import Settings
+
 APP = Path(__file__).resolve().parent / "streamlit_app.py"
 # Seconds the child gets to stop after SIGTERM before it is killed.
 STOP_GRACE = 4.0
@@ -57,9 +60,12 @@ def _wait_ready(url: str, process: subprocess.Popen, on_ready: Callable[[], None
             time.sleep(0.2)
 
 
-def run_app(db: str, host: str, port: int, on_ready: Callable[[], None] | None = None) -> int:
-    """Serve the app on the workspace `db` (a file or a database URL) until the child exits or a stop signal arrives; returns the
-    exit status (0 after a requested stop). `on_ready` runs once the app answers."""
+def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
+    """Serve the app on the workspace of `settings` (a file or a database URL), on its host and
+    port (under the path of its public URL, if any), until the child exits or a stop signal
+    arrives; returns the exit status (0 after a requested stop). `on_ready` runs once the app
+    answers."""
+    prefix = links.path_prefix(settings.public_url)
     command = [
         sys.executable,
         "-m",
@@ -67,9 +73,9 @@ def run_app(db: str, host: str, port: int, on_ready: Callable[[], None] | None =
         "run",
         str(APP),
         "--server.address",
-        host,
+        settings.host,
         "--server.port",
-        str(port),
+        str(settings.port),
         "--server.headless",
         "true",
         "--browser.gatherUsageStats",
@@ -90,7 +96,18 @@ def run_app(db: str, host: str, port: int, on_ready: Callable[[], None] | None =
         "--client.showErrorDetails",
         "none",
     ]
-    env = dict(os.environ, REVIEW_APP_DB=db)
+    if prefix:
+        # A proxy at https://example.com/review/ passes the path through, so the app answers
+        # under it too (its pages, static files and websocket).
+        command += ["--server.baseUrlPath", prefix]
+    # The app builds its Settings from the environment: it gets the ones this command used.
+    env = dict(
+        os.environ,
+        REVIEW_APP_DB=settings.db_location(),
+        REVIEW_APP_PUBLIC_URL=settings.public_url,
+        REVIEW_APP_HOST=settings.host,
+        REVIEW_APP_PORT=str(settings.port),
+    )
     process = subprocess.Popen(
         command,
         env=env,
@@ -110,7 +127,7 @@ def run_app(db: str, host: str, port: int, on_ready: Callable[[], None] | None =
     relay = threading.Thread(target=_relay, args=(process.stdout,), daemon=True)
     relay.start()
     if on_ready is not None:
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        url = links.server_address(settings.host, settings.port) + (f"/{prefix}" if prefix else "")
         threading.Thread(target=_wait_ready, args=(url, process, on_ready), daemon=True).start()
     try:
         return process.wait()

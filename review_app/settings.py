@@ -8,7 +8,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from review_app import links
 from review_app.errors import InputError
+
+# Renamed settings: still set, they would be ignored silently (links built on another address).
+_RENAMED = {"REVIEW_APP_BASE_URL": "REVIEW_APP_PUBLIC_URL"}
 
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 
@@ -42,10 +46,25 @@ class Settings:
         "The workspace the app and the CLI use: a SQLite file, or a PostgreSQL database as a "
         "`postgresql://user:password@host:port/dbname` URL (several servers share one).",
     )
-    base_url: str = _setting(
-        "REVIEW_APP_BASE_URL",
-        "http://127.0.0.1:8501",
-        "Public address of the app; personal reviewer links are built on it.",
+    public_url: str = _setting(
+        "REVIEW_APP_PUBLIC_URL",
+        "",
+        "The address reviewers open the app at (http or https, a path prefix allowed: "
+        "`https://example.com/review/`); every personal link starts with it, and the server "
+        "serves the app under its path. Unset: a screen uses the address its browser reached, "
+        "the command line `http://HOST:PORT`. `serve --public-url` overrides it.",
+    )
+    host: str = _setting(
+        "REVIEW_APP_HOST",
+        "127.0.0.1",
+        "Address `serve` and `demo` listen on (`--host` overrides it); without a public URL the "
+        "command line builds links on it (127.0.0.1 when it is 0.0.0.0).",
+    )
+    port: int = _setting(
+        "REVIEW_APP_PORT",
+        8501,
+        "Port `serve` and `demo` listen on (`--port` overrides it); without a public URL the "
+        "command line builds links on it.",
     )
     lease_minutes: float = _setting(
         "REVIEW_APP_LEASE_MINUTES",
@@ -138,6 +157,16 @@ class Settings:
         "gemini-*, llama-* are recognised).",
     )
 
+    def __post_init__(self) -> None:
+        if self.public_url:
+            try:
+                public_url = links.check_public_url(self.public_url)
+            except InputError as exc:
+                raise InputError(f"{links.PUBLIC_URL_ENV}: {exc}") from None
+            object.__setattr__(self, "public_url", public_url)
+        if not 1 <= self.port <= 65535:
+            raise InputError(f"REVIEW_APP_PORT={self.port}: a port is between 1 and 65535")
+
     @property
     def db_is_server(self) -> bool:
         """Whether the workspace is a PostgreSQL database rather than a SQLite file."""
@@ -161,6 +190,9 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from the environment; a malformed value is a one-line error."""
         environ = os.environ if environ is None else environ
+        for old, new in _RENAMED.items():
+            if environ.get(old):
+                raise InputError(f"{old} is now called {new}: set {new} instead")
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = environ.get(f.metadata["env"])

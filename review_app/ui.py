@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from review_app import auth, report
+from review_app import auth, links, report
 from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace
 from review_app.safe_markdown import escape_markdown, render_output
@@ -72,6 +72,29 @@ def confirm_button(
 
 def settings() -> Settings:
     return Settings.from_env()
+
+
+def link_base(settings: Settings, screen: str) -> links.LinkBase:
+    """The address personal links shown on `screen` start with: the public URL when set, else
+    the address this browser reached the app at (so a link copied here opens the app wherever
+    it is served: another port, a proxy's host and path)."""
+    return links.link_base(settings, links.browser_base(st.context.url, screen))
+
+
+def link_base_caption(base: links.LinkBase) -> str:
+    """Markdown for beside the links a screen issues: which address they start with, and how
+    to choose another."""
+    # In code, the address reads as text rather than a link to click (a browser would write a
+    # backtick in it as %60 anyway).
+    url = f"`{base.url.replace('`', '%60')}`"
+    if base.source == "public":
+        return f"Links start with {url}, the app's public address (`REVIEW_APP_PUBLIC_URL`)."
+    where = "the address you opened the app at" if base.source == "browser" else "this server"
+    local = " It opens only on this machine." if links.on_this_machine_only(base.url) else ""
+    return (
+        f"Links start with {url}, {where}.{local} If reviewers reach the app at another "
+        "address, set `REVIEW_APP_PUBLIC_URL` (or `serve --public-url`)."
+    )
 
 
 def get_store() -> Store:

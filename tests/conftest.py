@@ -82,6 +82,14 @@ def isolated_workspace(tmp_path, monkeypatch, backend, request):
     else:
         db = tmp_path / "workspace.db"
     monkeypatch.setenv("REVIEW_APP_DB", str(db))
+    # Links and the server's address come from these; a value in the shell must not leak in.
+    for name in (
+        "REVIEW_APP_PUBLIC_URL",
+        "REVIEW_APP_HOST",
+        "REVIEW_APP_PORT",
+        "REVIEW_APP_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
     yield db
     # Pages share one store per workspace (as a server would); close this test's.
     workspace.close_shared_stores()

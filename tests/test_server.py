@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -95,6 +96,43 @@ def test_the_demo_ends_with_the_export_line_and_a_working_admin_link(tmp_path):
         rest = process.communicate(timeout=10)[0]
         assert "http" not in rest  # nothing after the link but the server stopping
         assert not port_open(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_serve_listens_on_the_settings_port_under_the_public_urls_path(tmp_path):
+    port = free_port()
+    public = f"http://127.0.0.1:{port}/team/review"
+    env = dict(
+        os.environ,
+        REVIEW_APP_DB=str(tmp_path / "workspace.db"),
+        REVIEW_APP_PORT=str(port),
+        REVIEW_APP_PUBLIC_URL=f"{public}/",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "review_app.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("links use"):
+                break
+        assert lines[0] == f"serving {tmp_path / 'workspace.db'} on {public} (Ctrl+C to stop)"
+        assert lines[-1] == f"links use {public}, the public URL"
+        with urllib.request.urlopen(f"{public}/_stcore/health", timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as outside:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10)
+        assert outside.value.code == 404
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
             process.kill()

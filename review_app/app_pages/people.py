@@ -11,6 +11,7 @@ from review_app.services import people, studies
 store = ui.get_store()
 actor = ui.signed_in(store, "people")
 settings = ui.settings()
+link_base = ui.link_base(settings, "people")
 
 
 def _add(study: str | None) -> None:
@@ -24,6 +25,7 @@ def _add(study: str | None) -> None:
             state["people_role"],
             study,
             actor=ui.acting(store),
+            link_base=link_base,
         )
     except ReviewAppError as exc:
         state[ui.PEOPLE_ISSUED] = None
@@ -63,6 +65,8 @@ with st.container(border=True):
     st.caption(
         "An existing name gets a new link (the old one stops working) and the role chosen here."
     )
+    # Said before a link is issued: a link on the wrong address has to be issued again.
+    st.caption(ui.link_base_caption(link_base))
     st.button("Add and issue link", type="primary", key="people_add", on_click=_add, args=(study,))
 
 notice = st.session_state.get(ui.PEOPLE_NOTICE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from review_app import auth, baselines
+from review_app import auth, baselines, links
 from review_app.auth import Actor
 from review_app.services.context import StudyContext, open_study
 from review_app.services.data import import_outputs, import_verdicts, import_votes
@@ -79,7 +79,7 @@ def _demo_links(store: Store, settings: Settings, admin: Actor) -> dict[str, str
         kept = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         kept = {}
-    links = {}
+    issued = {}
     for name, role in DEMO_USERS:
         token = kept.get(name) if isinstance(kept, dict) else None
         row = store.people.reviewer(name)
@@ -91,16 +91,16 @@ def _demo_links(store: Store, settings: Settings, admin: Actor) -> dict[str, str
             and row["token_hash"] == auth.hash_token(token)
         )
         if live:
-            links[name] = auth.personal_link(settings.base_url, token)
+            issued[name] = links.personal_link(links.link_base(settings), token)
         else:
-            _, links[name] = add_reviewer(
+            _, issued[name] = add_reviewer(
                 store, settings, name, role, DEMO_STUDY, actor=admin, reissue=True
             )
     if str(settings.db) != ":memory:":
-        tokens = {name: link.split("token=", 1)[1] for name, link in links.items()}
+        tokens = {name: link.split("token=", 1)[1] for name, link in issued.items()}
         path.touch(mode=0o600, exist_ok=True)
         path.write_text(json.dumps(tokens), encoding="utf-8")
-    return links
+    return issued
 
 
 def seed_demo_judges(ctx: StudyContext) -> None:

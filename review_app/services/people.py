@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from review_app import auth
+from review_app import auth, links
 from review_app.auth import Actor
 from review_app.errors import Conflict, Forbidden, InputError, NotFound
 from review_app.migrations import LINK_ISSUED
@@ -36,8 +36,10 @@ def add_reviewer(
     *,
     actor: Actor | None,
     reissue: bool = False,
+    link_base: links.LinkBase | None = None,
 ) -> tuple[dict, str]:
-    """Create a reviewer and return their personal link. Someone who already has a link (or
+    """Create a reviewer and return their personal link, on `link_base` (a screen passes the
+    address its browser reached; by default `links.link_base(settings)`). Someone who already has a link (or
     another role) gets a new one only with `reissue`: silently replacing anyone's link or role
     would let an admin act in their name. Both are logged, with the new link's fingerprint and
     version. `actor` is an admin, or None only to set up the first admin of a workspace that
@@ -87,7 +89,8 @@ def add_reviewer(
             link=auth.link_fingerprint(issued["token_hash"]),
             version=issued["token_version"],
         )
-    return store.people.reviewer(name), auth.personal_link(settings.base_url, token)
+    base = link_base or links.link_base(settings)
+    return store.people.reviewer(name), links.personal_link(base, token)
 
 
 def reviewer_named(store: Store, name: str) -> dict:

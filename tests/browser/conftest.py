@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from review_app import links
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -32,13 +34,15 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`review-app serve` on a workspace file, in a subprocess."""
+    """`review-app serve` on a workspace file, in a subprocess; with `public_url`, served under
+    that URL's path (`url` is then the server's own address of that path)."""
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path, public_url: str | None = None):
         self.db = db
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, REVIEW_APP_DB=str(db), REVIEW_APP_BASE_URL=self.url)
+        prefix = links.path_prefix(public_url or "")
+        self.url = f"http://127.0.0.1:{self.port}" + (f"/{prefix}" if prefix else "")
+        env = dict(os.environ, REVIEW_APP_DB=str(db))
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -49,6 +53,7 @@ class AppServer:
                 "serve",
                 "--port",
                 str(self.port),
+                *(["--public-url", public_url] if public_url else []),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
