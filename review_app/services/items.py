@@ -22,12 +22,12 @@ from review_app.services.context import StudyContext
 
 __all__ = [
     "ANY_JUDGE",
-    "PAGE_SIZE",
     "BrowsedItem",
     "BrowsedOutput",
     "BrowserChoices",
     "ItemFilters",
     "ItemPage",
+    "PAGE_SIZE",
     "browse_items",
     "browser_choices",
 ]
