@@ -8,6 +8,13 @@ from review_app import ui
 from review_app.errors import ReviewAppError
 from review_app.services import items
 
+# Scrolls the page to its top (the main area scrolls, not the document, in a wide window).
+TO_TOP = (
+    "for (const box of [document.scrollingElement, ...document.querySelectorAll("
+    '\'[data-testid="stMain"], [data-testid="stAppViewContainer"]\')]) '
+    "{ if (box) box.scrollTop = 0; }"
+)
+
 store = ui.get_store()
 actor = ui.signed_in(store, "items")
 
@@ -34,50 +41,67 @@ text = st.text_input(
     key="items_text",
     placeholder="any part of a prompt or an output (case-insensitive)",
 )
-left, middle, right = st.columns(3)
-categories = left.multiselect(
-    "Categories", choices.categories, key="items_categories", placeholder="all categories"
-)
-systems = middle.multiselect(
-    "Systems", choices.systems, key="items_systems", placeholder="all systems"
-)
+# Each study has its own filters (its categories, systems and lengths differ).
+key = f"items_{ctx.id}"
+NO_FILTER = "(any)"
+active = [
+    name
+    for name in ("categories", "systems", "check", "judge")
+    if st.session_state.get(f"{key}_{name}") not in (None, [], NO_FILTER)
+]
 longest = max(choices.longest, 1)
-low, high = right.slider(
-    "Output length (characters)",
-    min_value=0,
-    max_value=longest,
-    value=(0, longest),
-    key="items_length",
-)
-check, check_passed, judge = None, False, None
-if choices.outcomes_visible:
+if st.session_state.get(f"{key}_length", (0, longest)) != (0, longest):
+    active.append("length")
+# Closed unless a filter is set, so on a phone the first items are in view.
+with st.expander(
+    f"Filters ({len(active)} set)"
+    if active
+    else "Filters: category, system, length"
+    + (", grader check, disagreement" if choices.outcomes_visible else ""),
+    expanded=bool(active),
+):
     left, middle, right = st.columns(3)
-    NO_FILTER = "(any)"
-    picked_check = left.selectbox(
-        "Grader check",
-        [NO_FILTER, *choices.checks],
-        key="items_check",
-        disabled=not choices.checks,
-        help="The checks of the grader versions in force on the study.",
+    categories = left.multiselect(
+        "Categories", choices.categories, key=f"{key}_categories", placeholder="all categories"
     )
-    result = middle.radio(
-        "Result",
-        ["failed", "passed"],
-        horizontal=True,
-        key="items_check_result",
-        disabled=picked_check == NO_FILTER,
+    systems = middle.multiselect(
+        "Systems", choices.systems, key=f"{key}_systems", placeholder="all systems"
     )
-    picked_judge = right.selectbox(
-        "Disagrees with the human majority",
-        [NO_FILTER, *choices.judges],
-        key="items_judge",
-        help="Items on which this judge's order-combined verdict differs from the human "
-        "majority (any judge: any that is not a baseline); only the two systems it compared.",
+    low, high = right.slider(
+        "Output length (characters)",
+        min_value=0,
+        max_value=longest,
+        value=(0, longest),
+        key=f"{key}_length",
     )
-    if picked_check != NO_FILTER:
-        check, check_passed = picked_check, result == "passed"
-    if picked_judge != NO_FILTER:
-        judge = picked_judge
+    check, check_passed, judge = None, False, None
+    if choices.outcomes_visible:
+        left, middle, right = st.columns(3)
+        picked_check = left.selectbox(
+            "Grader check",
+            [NO_FILTER, *choices.checks],
+            key=f"{key}_check",
+            disabled=not choices.checks,
+            help="The checks of the grader versions in force on the study.",
+        )
+        result = middle.radio(
+            "Result",
+            ["failed", "passed"],
+            horizontal=True,
+            key=f"{key}_check_result",
+            disabled=picked_check == NO_FILTER,
+        )
+        picked_judge = right.selectbox(
+            "Disagrees with the human majority",
+            [NO_FILTER, *choices.judges],
+            key=f"{key}_judge",
+            help="Items on which this judge's order-combined verdict differs from the human "
+            "majority (any judge: any that is not a baseline); only the two systems it compared.",
+        )
+        if picked_check != NO_FILTER:
+            check, check_passed = picked_check, result == "passed"
+        if picked_judge != NO_FILTER:
+            judge = picked_judge
 
 filters = items.ItemFilters(
     text=text,
@@ -114,10 +138,17 @@ top_left.number_input(
 )
 raw = top_right.toggle("Show raw text", key="items_raw")
 ui.output_styles()
+if st.session_state.pop(ui.ITEMS_TURNED, False):
+    # Turned with the buttons below the last item: the new page is read from its top.
+    st.html(
+        f"<script>/* page {result_page.page} */ {TO_TOP}</script>",
+        unsafe_allow_javascript=True,
+    )
 
 for item in result_page.items:
     with st.container(border=True):
         st.markdown(f"**{p(item.item_key)}** · {p(item.category or 'no category')}")
+        st.caption("Prompt")
         ui.show_output(item.prompt, raw)
         if item.reference:
             with st.expander("Reference answer"):
@@ -131,10 +162,34 @@ for item in result_page.items:
                 if output.failed_checks:
                     st.caption("Failed: " + p(", ".join(output.failed_checks)))
                 elif output.failed_checks is not None:
-                    st.caption("Failed no grader check")
+                    st.caption("No grader check failed")
                 with st.container(border=True):
                     ui.show_output(output.text, raw)
 
-st.caption(
+
+def turn(pages: int) -> None:
+    """Move the page picker by `pages` (a callback: it runs before the picker is drawn)."""
+    st.session_state[page_key] = result_page.page + pages
+    st.session_state[ui.ITEMS_TURNED] = True
+
+
+back, where, forward = st.columns([1, 2, 1], vertical_alignment="center")
+back.button(
+    "Previous page",
+    key="items_previous",
+    on_click=turn,
+    args=(-1,),
+    disabled=result_page.page <= 1,
+    width="stretch",
+)
+where.caption(
     f"Page {result_page.page} of {result_page.pages}, {items.PAGE_SIZE} items a page, by item key."
+)
+forward.button(
+    "Next page",
+    key="items_next",
+    on_click=turn,
+    args=(1,),
+    disabled=result_page.page >= result_page.pages,
+    width="stretch",
 )
