@@ -125,7 +125,7 @@ def browse_items(ctx: StudyContext, filters: ItemFilters, page: int = 1) -> Item
     ctx.require("browse items")
     if filters.outcome_filters:
         ctx.lock.require_visible()
-    _check(ctx, filters)
+    _refuse_unknown(ctx, filters)
     matches = ctx.store.catalog.matching_outputs(
         ctx.id,
         filters.text.strip(),
@@ -136,7 +136,7 @@ def browse_items(ctx: StudyContext, filters: ItemFilters, page: int = 1) -> Item
     )
     visible = ctx.lock.visible
     failed: dict[tuple[str, str], tuple[str, ...]] = {}
-    disagreeing: dict[str, list[str]] = {}
+    disagreeing: dict[str, list[tuple[str, tuple[str, str]]]] = {}
     if visible:
         # What follows shows outcomes: before the planned sample is in, that is a recorded look.
         decision.evaluate_gate(ctx)
@@ -193,7 +193,7 @@ def _judges(ctx: StudyContext) -> list[str]:
     return [j for j in ctx.data().judge_order if not baselines.is_baseline(j)]
 
 
-def _check(ctx: StudyContext, filters: ItemFilters) -> None:
+def _refuse_unknown(ctx: StudyContext, filters: ItemFilters) -> None:
     """InputError naming the filter when it names something the study does not have."""
     if filters.min_length is not None and filters.min_length < 0:
         raise InputError(f"minimum length {filters.min_length}: a length is 0 or more characters")
