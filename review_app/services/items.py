@@ -257,8 +257,8 @@ def _disagreements(ctx: StudyContext, judge: str) -> dict[str, list[tuple[str, t
     found: dict[str, list[tuple[str, tuple[str, str]]]] = {}
     for row in frame.itertuples():
         line = (
-            f"{row.judge} chose {row.judge_verdict}, the human majority {row.human_majority} "
-            f"({row.system_x} vs {row.system_y}, {row.n_votes} votes)"
+            f"{row.system_x} vs {row.system_y}: {row.judge} chose {row.judge_verdict}; "
+            f"human majority: {row.human_majority} ({row.n_votes} votes)"
         )
         found.setdefault(row.item_key, []).append((line, (row.system_x, row.system_y)))
     return found
