@@ -92,9 +92,13 @@ def export_dataset(ctx: StudyContext, fmt: str, out: str | Path) -> DatasetExpor
     except OutcomesHidden as exc:
         raise OutcomesHidden(f"{exc}; `export pairs` gives the outputs without outcomes") from exc
     tables = _tables(ctx)
-    partial = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
+    try:
+        # Written beside the target, so the rename into place cannot cross file systems.
+        partial = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        )
+    except OSError as exc:
+        raise _cannot_write(out, exc) from exc
     try:
         if fmt == "parquet":
             for split, table in tables.items():
@@ -104,10 +108,14 @@ def export_dataset(ctx: StudyContext, fmt: str, out: str | Path) -> DatasetExpor
         # An empty folder is replaced in one rename; a new one is created by it.
         os.replace(partial, target)
     except OSError as exc:
-        raise InputError(f"--out {out}: cannot write it ({exc.strerror or exc})") from exc
+        raise _cannot_write(out, exc) from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return DatasetExport(ctx.name, fmt, target, {s: t.num_rows for s, t in tables.items()})
+
+
+def _cannot_write(out: str | Path, exc: OSError) -> InputError:
+    return InputError(f"--out {out}: cannot write it ({exc.strerror or exc})")
 
 
 def _checked_folder(out: str | Path) -> Path:
