@@ -123,3 +123,14 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     page.screenshot(path=str(shots(tmp_path) / f"items-locked-{size}.png"), full_page=False)
     assert overflow(page) <= 0
     page.close()
+
+
+def test_an_admin_sidebar_lists_every_screen(links, server, browser):
+    page = open_items(browser, server, links["demo-admin"], "wide")
+    links_shown = page.locator('[data-testid="stSidebarNavLink"]')
+    # A link's text is its icon's name, then its title.
+    titles = [links_shown.nth(i).inner_text().split()[-1] for i in range(links_shown.count())]
+    assert titles[-3:] == ["Results", "Scorecard", "Items"]
+    assert all(links_shown.nth(i).is_visible() for i in range(links_shown.count()))
+    assert page.get_by_text("View 3 more").count() == 0
+    page.close()
