@@ -28,6 +28,7 @@ SCREENS = [
     ("gate", "gate.py", "Gate", ":material/verified:"),
     ("results", "results.py", "Results", ":material/leaderboard:"),
     ("scorecard", "scorecard.py", "Scorecard", ":material/table_chart:"),
+    ("items", "items.py", "Items", ":material/search:"),
 ]
 # Where each role starts: its own task.
 LANDING = {"reviewer": "review", "admin": "home", "signer": "gate"}
@@ -48,8 +49,9 @@ ROLE_SCREENS = {
         "results",
         "scorecard",
         "gate",
+        "items",
     },
-    "signer": {"review", "home", "calibration", "results", "scorecard", "gate"},
+    "signer": {"review", "home", "calibration", "results", "scorecard", "gate", "items"},
 }
 
 
@@ -113,6 +115,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "lock the thresholds": ("admin", "signer"),
     "change the plan": ("admin",),
     "look at outcomes": ("admin", "signer"),
+    "browse items": ("admin", "signer"),
     "manage links": ("admin",),
     "exclude a reviewer": ("admin",),
     "set a known answer": ("admin",),

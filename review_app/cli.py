@@ -22,6 +22,7 @@ from review_app.services import (
     calibration,
     context,
     data,
+    datasets,
     demo,
     grading,
     judging,
@@ -209,17 +210,24 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         k.set_defaults(handler=handler)
 
     p = sub.add_parser(
-        "export", help="export votes, verdicts, pairs or preference pairs (DPO) of a study"
+        "export",
+        help="export votes, verdicts, pairs or preference pairs (DPO) of a study, or all of them "
+        "as a dataset folder (Parquet or Hugging Face datasets)",
     )
-    p.add_argument("what", choices=data.EXPORTS)
+    p.add_argument("what", choices=(*data.EXPORTS, "dataset"))
     p.add_argument("--study", required=True)
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument(
+        "--format",
+        choices=("csv", "jsonl", *datasets.DATASET_FORMATS),
+        help="csv (the default) or jsonl; export dataset: parquet or hf",
+    )
     p.add_argument(
         "--source",
         help="preferences only: whose outcomes make the pairs, humans (their majority; the "
         "default) or a judge label",
     )
     p.add_argument("--output", help="file to write (default: standard output)")
+    p.add_argument("--out", metavar="DIR", help="export dataset: the new or empty folder to write")
     p.set_defaults(handler=_export, read_only=True)
 
 
@@ -270,6 +278,15 @@ def _import_verdicts(args, settings, store) -> None:
 def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
 
+    if args.what == "dataset":
+        return _export_dataset(args, settings, store)
+    if args.out is not None:
+        raise InputError(f"--out is for export dataset; export {args.what} writes --output FILE")
+    if args.format in datasets.DATASET_FORMATS:
+        raise InputError(
+            f"--format {args.format} is for export dataset; export {args.what} writes csv or jsonl"
+        )
+    args.format = args.format or "csv"
     columns = data.EXPORT_COLUMNS[args.what]
     options = {}
     if args.what == "preferences":
@@ -286,6 +303,18 @@ def _export(args, settings, store) -> None:
         print(f"wrote {n} {args.what} to {args.output}", file=sys.stderr)
     else:
         write(sys.stdout)
+
+
+def _export_dataset(args, settings, store) -> None:
+    for option in ("source", "output"):
+        if getattr(args, option) is not None:
+            raise InputError(f"--{option} does not apply to export dataset (it writes --out DIR)")
+    if args.format is None:
+        raise InputError("--format: export dataset writes parquet or hf; name one")
+    if args.out is None:
+        raise InputError("--out: name the new or empty folder to write the dataset to")
+    ctx = _study(args, settings, store, acting=False)
+    print(datasets.export_dataset(ctx, args.format, args.out).line(), file=sys.stderr)
 
 
 def _write_output(name: str, settings: Settings, write: Callable[[IO[str]], T]) -> T:

@@ -35,9 +35,12 @@ def start() -> None:
     st.switch_page(screens[landing], query_params=st.query_params.to_dict())
 
 
+# Every screen stays in view: a collapsed menu ("View 3 more") would hide the last steps of the
+# work (Results, Scorecard, Items) from an admin.
 navigation = st.navigation(
     [st.Page(start, title="Start", url_path="start", default=True, visibility="hidden")]
-    + list(screens.values())
+    + list(screens.values()),
+    expanded=True,
 )
 with st.sidebar:
     st.caption(f"Signed in as **{ui.plain(user['name'])}** ({user['role']})")

@@ -39,6 +39,7 @@ PEOPLE_ISSUED = (
     "people_issued"  # (name, role, link) just issued on the Reviewers screen, shown once
 )
 PEOPLE_NOTICE = "people_notice"  # one-line outcome of the last action on the Reviewers screen
+ITEMS_TURNED = "items_turned"  # items: the page was turned at the bottom; show its top
 CONFIRMING = "confirming"  # the key of the irreversible action waiting for its second click
 
 

@@ -19,6 +19,7 @@ from review_app.errors import Forbidden, ReviewAppError
 from review_app.services import (
     data,
     grading,
+    items,
     judging,
     juries,
     people,
@@ -797,6 +798,7 @@ SERVICES = {
     "lock the thresholds": [lambda w: thresholds.lock_thresholds(w.ctx, "a small test study")],
     "change the plan": [lambda w: plans.change_plan(w.ctx, 5)],
     "look at outcomes": [lambda w: decisions.evaluate_gate(w.ctx)],
+    "browse items": [lambda w: items.browse_items(w.ctx, items.ItemFilters(text="hub"))],
     "manage links": [
         lambda w: people.add_reviewer(w.store, w.settings, "newbie", "reviewer", actor=w.actor),
         lambda w: people.revoke_reviewer(w.store, "demo-reviewer", w.actor),

@@ -83,6 +83,7 @@ SCREENS = [
     ("admin", "data.py"),
     ("admin", "studies.py"),
     ("admin", "quality.py"),
+    ("admin", "items.py"),
     ("signer", "gate.py"),
 ]
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
+
+import pandas as pd
 
 from review_app.errors import NotFound
 from review_app.store.base import Aggregate, now_iso
@@ -214,3 +217,94 @@ class CatalogQueries(Aggregate):
             r["name"]
             for r in self._rows("SELECT name FROM studies WHERE eval_set_id = ?", [eval_set_id])
         ]
+
+    # ---- the items browser and the dataset export ----
+
+    def study_outputs(self, study_id: int) -> pd.DataFrame:
+        """Every output of the systems a study compares on its eval set's items, by item key and
+        system: item_key, category, prompt, reference, system, text, length."""
+        return self._frame(
+            "SELECT i.item_key, i.category, i.prompt, i.reference, o.system, o.text, "
+            f"length(o.text) AS length {_STUDY_OUTPUTS} WHERE {_OF_STUDY} "
+            "ORDER BY i.item_key, o.system",
+            [study_id],
+        )
+
+    def matching_outputs(
+        self,
+        study_id: int,
+        text: str = "",
+        categories: Iterable[str] = (),
+        systems: Iterable[str] = (),
+        min_length: int | None = None,
+        max_length: int | None = None,
+    ) -> pd.DataFrame:
+        """The outputs of a study (as `study_outputs`) whose prompt or text contains `text`
+        (case-insensitive), of the given categories and systems (empty: any), whose length in
+        characters lies in [min_length, max_length]: output_id, item_id, item_key, system,
+        length, by item key and system. Ids and names only: the texts of one page are read with
+        `outputs_by_id`."""
+        where, params = [_OF_STUDY], [study_id]
+        if text:
+            # LIKE with its wildcards escaped, lower() on both sides: case-insensitive everywhere.
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+            where.append(
+                "(lower(i.prompt) LIKE lower(?) ESCAPE '\\' "
+                "OR lower(o.text) LIKE lower(?) ESCAPE '\\')"
+            )
+            params += [pattern, pattern]
+        for column, values in (("i.category", list(categories)), ("o.system", list(systems))):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                params += values
+        if min_length is not None:
+            where.append("length(o.text) >= ?")
+            params.append(min_length)
+        if max_length is not None:
+            where.append("length(o.text) <= ?")
+            params.append(max_length)
+        return self._frame(
+            "SELECT o.id AS output_id, i.id AS item_id, i.item_key, o.system, "
+            f"length(o.text) AS length {_STUDY_OUTPUTS} WHERE {' AND '.join(where)} "
+            "ORDER BY i.item_key, o.system",
+            params,
+        )
+
+    def outputs_by_id(self, output_ids: Iterable[int]) -> pd.DataFrame:
+        """The outputs with these ids and their items: output_id, item_key, category, prompt,
+        reference, system, text, length; by item key and system."""
+        ids = [int(i) for i in output_ids]
+        marks = ",".join("?" * len(ids)) or "NULL"
+        return self._frame(
+            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, i.reference, o.system, "
+            "o.text, length(o.text) AS length FROM outputs o JOIN items i ON i.id = o.item_id "
+            f"WHERE o.id IN ({marks}) ORDER BY i.item_key, o.system",
+            ids,
+        )
+
+    def study_categories(self, study_id: int) -> list[str]:
+        """The categories of a study's items, by name."""
+        return [
+            r["category"]
+            for r in self._rows(
+                "SELECT DISTINCT i.category FROM studies s JOIN items i "
+                "ON i.eval_set_id = s.eval_set_id WHERE s.id = ? ORDER BY i.category",
+                [study_id],
+            )
+        ]
+
+    def longest_output(self, study_id: int) -> int:
+        """The length in characters of the study's longest output (0 without outputs)."""
+        row = self._one(
+            f"SELECT coalesce(max(length(o.text)), 0) AS n {_STUDY_OUTPUTS} WHERE {_OF_STUDY}",
+            [study_id],
+        )
+        return int(row["n"])
+
+
+# The outputs a study covers: its eval set's items, answered by the systems it compares.
+_STUDY_OUTPUTS = "FROM studies s JOIN items i ON i.eval_set_id = s.eval_set_id JOIN outputs o ON o.item_id = i.id"
+_OF_STUDY = (
+    "s.id = ? AND o.system IN (SELECT system_a FROM study_comparisons WHERE study_id = s.id "
+    "UNION SELECT system_b FROM study_comparisons WHERE study_id = s.id)"
+)

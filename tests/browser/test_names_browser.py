@@ -18,9 +18,9 @@ pytestmark = pytest.mark.browser
 SCREENS = {
     "admin": (
         *("", "home", "data", "studies", "people", "quality", "judge", "calibration"),
-        *("disagreements", "results", "gate"),
+        *("disagreements", "results", "gate", "items"),
     ),
-    "signer": ("gate", "results"),
+    "signer": ("gate", "results", "items"),
 }
 
 
