@@ -11,6 +11,8 @@ from review_app.errors import Forbidden, InputError, OutcomesHidden
 from review_app.services import data, decision, disagreements, grading, items, studies
 from tests.acting import acting, lock_on_win_rate, person, reading
 
+pytestmark = pytest.mark.both_backends
+
 # 60 items over two categories, answered by three systems; texts with LIKE's wildcards in them.
 N_ITEMS = 60
 
