@@ -36,6 +36,7 @@ from review_app.services import (
     studies,
     thresholds,
     workspace,
+    workspace_copy,
 )
 from review_app.services.context import StudyContext
 from review_app.services.study_data import SPLITS
@@ -153,8 +154,28 @@ def add_workspace_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_info, read_only=True)
 
+    p = sub.add_parser(
+        "copy",
+        help="copy a whole workspace into an empty one, between SQLite and PostgreSQL, and prove it",
+    )
+    p.add_argument("--from", dest="source", required=True, help="the workspace: file or URL")
+    p.add_argument("--to", dest="target", required=True, help="an empty or new file or URL")
+    p.set_defaults(handler=_copy, needs_store=False)
+
     p = sub.add_parser("settings", help="list every setting, its environment variable and value")
     p.set_defaults(handler=_settings_cmd, needs_store=False)
+
+
+def _copy(args, settings, store) -> None:
+    proof = workspace_copy.copy_workspace(args.source, args.target, settings)
+    total = sum(proof.rows.values())
+    _print(f"copied {total} rows of {len(proof.rows)} tables from {proof.source} to {proof.target}")
+    for name in ("votes", "verdicts", "audit_log"):
+        _print(
+            f"  {name}: {proof.rows.get(name, 0)} rows, digest {proof.digests[name][:16]} on both"
+        )
+    studies = ", ".join(proof.verified) or "no study"
+    _print(f"audit verify on the copy finds what it finds on the source ({studies})")
 
 
 def _info(args, settings, store) -> None:

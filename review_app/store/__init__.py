@@ -10,6 +10,7 @@ from review_app.store.batches import JudgeBatchQueries
 from review_app.store.calibration import CalibrationQueries
 from review_app.store.catalog import CatalogQueries, item_fingerprint, text_digest
 from review_app.store.connection import Database
+from review_app.store.copying import CopyQueries
 from review_app.store.frames import FrameQueries
 from review_app.store.gate import GateQueries
 from review_app.store.grading import GradingQueries
@@ -50,6 +51,7 @@ class Store(StoreBase):
     frames: FrameQueries
     audit: AuditQueries
     imports: ImportQueries
+    copying: CopyQueries
 
     def __init__(
         self,
@@ -72,3 +74,4 @@ class Store(StoreBase):
         self.frames = FrameQueries(self)
         self.audit = AuditQueries(self)
         self.imports = ImportQueries(self)
+        self.copying = CopyQueries(self)

@@ -99,6 +99,18 @@ class Database:
         """A schema statement written for SQLite, in this backend's dialect."""
         return sql
 
+    def references(self) -> dict[str, set[str]]:
+        """table -> the other tables its foreign keys point at."""
+        raise NotImplementedError
+
+    def primary_key(self, table: str) -> list[str]:
+        """The columns of the table's primary key, in order (every column when it has none)."""
+        raise NotImplementedError
+
+    def continue_numbering(self, table: str) -> None:
+        """After rows were written with their ids given, new rows of `table` are numbered
+        after them."""
+
     def joined(self, expression: str) -> str:
         """SQL for the comma-joined texts of `expression` over a group."""
         return f"group_concat({expression})"
@@ -173,6 +185,21 @@ class SQLiteDatabase(Database):
         return [
             r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         ]
+
+    def primary_key(self, table: str) -> list[str]:
+        columns = list(self.conn.execute(f'PRAGMA table_info("{table}")'))
+        keyed = sorted((c[5], c[1]) for c in columns if c[5])
+        return [name for _, name in keyed] or [c[1] for c in columns]
+
+    def references(self) -> dict[str, set[str]]:
+        return {
+            table: {
+                row[2]
+                for row in self.conn.execute(f'PRAGMA foreign_key_list("{table}")')
+                if row[2] != table
+            }
+            for table in self.table_names()
+        }
 
     def guard_triggers(self) -> list[dict]:
         return [
@@ -342,6 +369,50 @@ class PostgresDatabase(Database):
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             )
         ]
+
+    def references(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {table: set() for table in self.table_names()}
+        for table, target in self.conn.execute(
+            "SELECT c.relname, t.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_class t ON t.oid = k.confrelid WHERE k.contype = 'f' "
+            "AND c.relnamespace = current_schema()::regnamespace"
+        ):
+            if target != table:
+                found[table].add(target)
+        return found
+
+    def primary_key(self, table: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)",
+            [table],
+        ).fetchall()
+        if rows:
+            return [r[0] for r in rows]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND table_schema = current_schema() ORDER BY ordinal_position",
+                [table],
+            )
+        ]
+
+    def continue_numbering(self, table: str) -> None:
+        numbered = self.conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = 'id' "
+            "AND table_schema = current_schema() AND is_identity = 'YES'",
+            [table],
+        ).fetchone()
+        if not numbered:
+            return
+        sequence = self.conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table]).fetchone()
+        if sequence and sequence[0]:
+            self.conn.execute(
+                f"SELECT setval(%s, coalesce((SELECT max(id) FROM {table}), 0) + 1, false)",
+                [sequence[0]],
+            )
 
     def guard_triggers(self) -> list[dict]:
         rows = self.conn.execute(
