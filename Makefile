@@ -7,7 +7,7 @@ DB ?= workspace/demo.db
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: demo test lint bench browser-deps proxy-deps
+.PHONY: demo test lint bench browser-deps proxy-deps postgres-deps
 
 # Bytecode is compiled at install: every process of the test suite (its workers, the CLI and
 # servers it starts) then imports pandas, scipy and streamlit from .pyc files, even where
@@ -39,7 +39,16 @@ proxy-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
 	else echo "nginx is missing and cannot be installed here: the reverse-proxy test will be skipped"; fi
 
-test: $(VENV)/.installed browser-deps proxy-deps
+# The tests that run on both backends start a throwaway PostgreSQL cluster of their own from
+# these binaries (tests/postgres.py); the package's own server is never used.
+postgres-deps:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's PostgreSQL server for the tests on both backends"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is missing and cannot be installed here: its tests will be skipped"; fi
+
+test: $(VENV)/.installed browser-deps proxy-deps postgres-deps
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

@@ -8,6 +8,7 @@ pages show the message. Library errors are translated at the boundary with `rais
     │   └── OutcomesHidden  outcome numbers stay hidden until the study's thresholds are locked
     ├── Conflict        the change contradicts stored data (changed output, locked threshold...)
     │   ├── Busy        the workspace stayed busy with other changes; nothing was saved
+    │   │   └── Unreachable  the workspace's database server did not answer; nothing was saved
     │   └── ReportChanged  the report to sign is not the one the signer read
     ├── UnusableWorkspace  the workspace file is not one this version can open (newer, not SQLite)
     └── JudgeUnavailable  a judge model cannot be used (missing key, rejected request, unknown model)
@@ -50,6 +51,11 @@ class Conflict(ReviewAppError):
 class Busy(Conflict):
     """The workspace stayed busy with other changes for longer than the store waits; the change
     was not made and can simply be tried again."""
+
+
+class Unreachable(Busy):
+    """The workspace's database server could not be reached (restarted, network down): the
+    change was not made; the next try connects again."""
 
 
 class ReportChanged(Conflict):

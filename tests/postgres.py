@@ -109,6 +109,28 @@ class Cluster:
             return
         self.url = f"postgresql://postgres@127.0.0.1:{port}"
 
+    def restart(self) -> None:
+        """Stop the server and start it again (as an operator restarting the database would)."""
+        if self._folder is None:
+            raise RuntimeError("only a cluster these tests started can be restarted")
+        subprocess.run(
+            [
+                *self._as,
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self._folder / "data"),
+                "-w",
+                "-l",
+                str(self._folder / "log"),
+                "-m",
+                "fast",
+                "restart",
+            ],
+            check=True,
+            capture_output=True,
+            cwd="/",
+        )
+
     def stop(self) -> None:
         if self._folder is None:
             return

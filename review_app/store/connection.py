@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from review_app.errors import Busy, UnusableWorkspace
+from review_app.errors import Busy, Unreachable, UnusableWorkspace
 from review_app.settings import is_server_url, shown_location
 
 # How long a write waits for another connection's transaction (an import's batch, a second
@@ -244,6 +244,8 @@ def to_psycopg(sql: str, with_params: bool = True) -> str:
     return _TOKENS.sub(replace, sql)
 
 
+_UNREACHABLE = "the workspace's database server did not answer; nothing was saved, try again"
+
 # The DDL types: SQLite's auto-numbered `INTEGER PRIMARY KEY`, its 8-byte REAL, and its text
 # comparison by bytes (pairs are stored with system_x < system_y, and orderings must agree).
 _DDL = [
@@ -284,8 +286,14 @@ class PostgresDatabase(Database):
         import psycopg
 
         self._psycopg = psycopg
+        self._url, self._read_only = url, read_only
+        self._trace = None
+        self.conn = self._connect()
+
+    def _connect(self) -> Any:
+        psycopg, url = self._psycopg, self._url
         try:
-            self.conn = psycopg.connect(
+            conn = psycopg.connect(
                 url,
                 autocommit=True,
                 connect_timeout=10,
@@ -296,18 +304,40 @@ class PostgresDatabase(Database):
             raise UnusableWorkspace(
                 f"workspace {shown_location(url)}: cannot connect: {first}"
             ) from exc
-        _adapt(self.conn)
-        self._trace = None
-        if read_only:
-            self.conn.execute("SET default_transaction_read_only = on")
+        _adapt(conn)
+        if self._read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
 
     def execute(self, sql: str, params: Iterable[Any] | dict = ()) -> Any:
         if not isinstance(params, dict):
             params = list(params)
         if self._trace:
             self._trace(sql)
+        outside = not self.in_transaction
         with _errors():
-            return self.conn.execute(to_psycopg(sql, bool(params)), params or None)
+            try:
+                return self.conn.execute(to_psycopg(sql, bool(params)), params or None)
+            except self._psycopg.OperationalError:
+                # The server went away (a restart): a statement outside a transaction is
+                # simply run again on a new connection; inside one, the change is lost and
+                # says so, and the next one connects again.
+                if not self.conn.broken:
+                    raise
+                self._reopen()
+                if not outside:
+                    raise Unreachable(_UNREACHABLE) from None
+                return self.conn.execute(to_psycopg(sql, bool(params)), params or None)
+
+    def _reopen(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # already gone
+            pass
+        try:
+            self.conn = self._connect()
+        except UnusableWorkspace as exc:
+            raise Unreachable(f"{_UNREACHABLE} ({exc})") from exc
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict]) -> Any:
         if self._trace:
@@ -340,8 +370,16 @@ class PostgresDatabase(Database):
     def begin_write(self) -> None:
         if self._trace:
             self._trace("BEGIN")
+        if self.conn.broken or self.conn.closed:
+            self._reopen()
         with _errors():
-            self.conn.execute("BEGIN")
+            try:
+                self.conn.execute("BEGIN")
+            except self._psycopg.OperationalError:
+                if not self.conn.broken:
+                    raise
+                self._reopen()
+                self.conn.execute("BEGIN")
             try:
                 # Wait for another writer as long as SQLite would, then give up with Busy.
                 self.conn.execute(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -351,11 +389,15 @@ class PostgresDatabase(Database):
                 raise
 
     def rollback(self) -> None:
+        if self.conn.broken:  # the server went away: nothing of the transaction is left
+            return
         if self.in_transaction:
             self.conn.execute("ROLLBACK")
 
     @property
     def in_transaction(self) -> bool:
+        if self.conn.broken:
+            return False
         status = self.conn.info.transaction_status
         return status != self._psycopg.pq.TransactionStatus.IDLE
 
