@@ -180,15 +180,17 @@ class StudyData:
                 frames = (self.pairs, self.votes, self.verdicts)
                 options = {"seed": self._seed, "n_boot": self._n_boot}
                 options["judge_order"] = self.judge_order
-                self._statistics = Statistics(
-                    stats.calibrate(
-                        *frames,
-                        **options,
-                        margin=self._margin,
-                        min_items=self._min_items,
-                    ),
-                    *self.win_rates,
-                )
+                options.update(margin=self._margin, min_items=self._min_items)
+                with self._locks["win_rates"]:
+                    if self._win_rates is None:
+                        # Together: the frames are encoded once for all three.
+                        calibration, *win_rates = stats.study_figures(
+                            *frames, self.comparisons, **options
+                        )
+                        self._win_rates = tuple(win_rates)
+                    else:
+                        calibration = stats.calibrate(*frames, **options)
+                self._statistics = Statistics(calibration, *self._win_rates)
             return self._statistics
 
     @property
