@@ -1276,27 +1276,29 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
 def candidate_losses(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
     """Comparisons whose human majority prefers the other system, with both outputs."""
     majority = stats.majority_labels(pairs, votes)
-    rationales = votes.groupby("pair_id")["rationale"].apply(
-        lambda s: [r for r in s if isinstance(r, str) and r.strip()]
-    )
+    mine = pairs[(pairs.system_x == candidate) | (pairs.system_y == candidate)]
+    label = mine.pair_id.map(majority)
+    side = mine.system_x.eq(candidate).map({True: "x", False: "y"})
+    lost = mine[label.notna() & (label != "tie") & (label != side)]
+    # Rationales of the lost comparisons only, in vote order: a large study has many votes.
+    rationales: dict[int, list[str]] = {}
+    said = votes[votes.pair_id.isin(lost.pair_id)]
+    for pair_id, rationale in zip(said.pair_id, said.rationale, strict=True):
+        if isinstance(rationale, str) and rationale.strip():
+            rationales.setdefault(pair_id, []).append(rationale)
     out = []
-    for p in pairs.itertuples():
-        if candidate not in (p.system_x, p.system_y) or p.pair_id not in majority.index:
-            continue
-        side = "x" if p.system_x == candidate else "y"
-        label = majority[p.pair_id]
-        if label in ("tie", side):
-            continue
+    for p in lost.itertuples():
+        x_side = p.system_x == candidate
         out.append(
             {
                 "pair_id": int(p.pair_id),
                 "category": p.category,
                 "item_id": p.item_key,
-                "opponent": p.system_y if side == "x" else p.system_x,
+                "opponent": p.system_y if x_side else p.system_x,
                 "prompt": p.prompt,
-                "candidate_output": p.output_x if side == "x" else p.output_y,
-                "opponent_output": p.output_y if side == "x" else p.output_x,
-                "rationales": list(rationales.get(p.pair_id, [])),
+                "candidate_output": p.output_x if x_side else p.output_y,
+                "opponent_output": p.output_y if x_side else p.output_x,
+                "rationales": rationales.get(p.pair_id, []),
             }
         )
     return sorted(out, key=lambda r: (r["category"], r["item_id"], r["opponent"]))
