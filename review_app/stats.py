@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 X, Y, TIE = 0, 1, 2
 LABELS: tuple[str, str, str] = ("x", "y", "tie")
@@ -595,6 +595,20 @@ class _Columns:
         return np.column_stack(self._cols)
 
 
+_BLAS: ThreadpoolController | None = None
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread. Bootstrap products are small, and on a busy
+    machine a second BLAS thread spinning for a core makes them several times slower, never
+    faster. The libraries are looked up once per process: looking them up (what
+    `threadpool_limits` does on every call) costs milliseconds, more than a small product."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """Column totals of `n_boot` resamples (with replacement) of the rows of `matrix`.
 
@@ -610,9 +624,7 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     distinct, inverse = _distinct_columns(matrix)
     # float32 is exact for these integer counts and halves the product's cost.
     m32 = distinct.astype(np.float32)
-    # One BLAS thread: these products are small, and on a busy machine a second BLAS thread
-    # spinning for a core makes them several times slower, never faster.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for start, weights in _resample_weights(rng, n_rows, n_boot):
             out[start : start + len(weights)] = (weights.astype(np.float32) @ m32)[:, inverse]
     return out
