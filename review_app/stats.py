@@ -1909,9 +1909,9 @@ def self_preference(
     combined = combined[combined["outcome"].notna()].set_index("pair_id")["outcome"]
     codes = votes["outcome"].map(_OUTCOME_CODES)
     voted = votes.assign(code=codes)[codes.notna() & votes["pair_id"].isin(combined.index)]
-    human_x = voted.groupby("pair_id")["code"].agg(
-        lambda c: float(_SCORE_OF_X[c.astype(int).to_numpy()].mean())
-    )
+    # Scores are 0, 0.5 or 1: their sums, and so their means, are exact in any order.
+    score = pd.Series(_SCORE_OF_X[voted["code"].to_numpy(dtype=int)], index=voted.index)
+    human_x = score.groupby(voted["pair_id"]).mean()
     frame = mine.set_index("pair_id").loc[human_x.index]
     judge_x = combined.loc[human_x.index].map({"x": 1.0, "y": 0.0, "tie": 0.5}).astype(float)
     is_x = (frame["system_x"] == system).to_numpy()
