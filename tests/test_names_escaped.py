@@ -7,7 +7,6 @@ from __future__ import annotations
 import html as html_module
 import re
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,19 +49,26 @@ def formatted(text: str) -> list[str]:
 _BUILT: dict[Settings, tuple[Path, dict[str, str]]] = {}
 
 
+def _settings_at(db: Path, monkeypatch) -> Settings:
+    """The test's settings with the workspace at `db`."""
+    with monkeypatch.context() as env:
+        env.setenv("REVIEW_APP_DB", str(db))
+        return Settings.from_env()
+
+
 @pytest.fixture
-def workspace(isolated_workspace, settings, tmp_path, tmp_path_factory, monkeypatch):
+def workspace(isolated_workspace, tmp_path, tmp_path_factory, monkeypatch):
     """The hostile study (`hostile_names.build`). Building it takes seconds and every screen is
     tested on it, so it is built once per test process in a folder of its own; each test gets
     copies of its workspace file and rubric folder (what the build writes does not depend on
     the file's path)."""
-    key = replace(settings, db_path=Path("hostile-template.db"))
+    key = _settings_at(Path("hostile-template.db"), monkeypatch)
     if key not in _BUILT:
         folder = tmp_path_factory.mktemp("hostile-template")
         building = Store.open(folder / "workspace.db")
         try:
             tokens = hostile_names.build(
-                building, replace(settings, db_path=folder / "workspace.db"), folder
+                building, _settings_at(folder / "workspace.db", monkeypatch), folder
             )
         finally:
             building.close()  # the last connection: the write-ahead log is folded into the file
