@@ -448,17 +448,19 @@ def _encode(
         else np.zeros(0, dtype=np.int64)
     )
 
+    # Rows are dropped column by column (only the columns read), not by filtering whole frames:
+    # on the many small studies of a simulation, copying every column cost more than the rest.
     vote_pair = pair_index.get_indexer(votes["pair_id"]) if len(votes) else np.zeros(0, np.int64)
     vote_label = _codes(votes["outcome"], _OUTCOME_CODES)
     keep = (vote_pair >= 0) & (vote_label >= 0)
-    votes = votes[keep]
     vote_pair = vote_pair[keep]
     vote_label = vote_label[keep]
-    reviewer_codes, reviewers = pd.factorize(votes["reviewer"].astype(str), sort=True)
-    left = votes["shown_left"].astype(object).to_numpy()
+    reviewer_codes, reviewers = pd.factorize(votes["reviewer"][keep].astype(str), sort=True)
+    left = votes["shown_left"][keep].astype(object).to_numpy()
+    vote_both_bad = (votes["outcome"][keep] == "both_bad").to_numpy(dtype=bool)
     vote_systems = systems[vote_pair] if len(vote_pair) else np.empty((0, 2), dtype=object)
-    vote_left = np.full(len(votes), -1, dtype=np.int64)
-    if len(votes):
+    vote_left = np.full(len(vote_pair), -1, dtype=np.int64)
+    if len(vote_pair):
         vote_left[left == vote_systems[:, 0]] = X
         vote_left[left == vote_systems[:, 1]] = Y
 
@@ -466,10 +468,13 @@ def _encode(
         pair_index.get_indexer(verdicts["pair_id"]) if len(verdicts) else np.zeros(0, np.int64)
     )
     keep = verdict_pair >= 0
-    verdicts = verdicts[keep]
     verdict_pair = verdict_pair[keep]
-    judges = _judge_order(verdicts["judge"].astype(str).unique(), judge_order)
-    judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
+    verdict_judge = verdicts["judge"][keep].astype(str)
+    judges = _judge_order(verdict_judge.unique(), judge_order)
+    judge_codes = pd.Index(judges).get_indexer(verdict_judge)
+
+    def kept(column: str) -> pd.Series:
+        return verdicts[column][keep]
 
     return _Encoded(
         pair_ids=pairs["pair_id"].to_numpy(),
@@ -479,17 +484,17 @@ def _encode(
         len_diff=len_diff,
         vote_pair=vote_pair.astype(np.int64),
         vote_label=vote_label,
-        vote_both_bad=(votes["outcome"] == "both_bad").to_numpy(dtype=bool),
+        vote_both_bad=vote_both_bad,
         vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
         vote_left=vote_left,
         reviewers=np.asarray(reviewers, dtype=object),
         verdict_pair=verdict_pair.astype(np.int64),
         verdict_judge=np.asarray(judge_codes, dtype=np.int64),
-        verdict_outcome=_codes(verdicts["outcome"], _OUTCOME_CODES),
-        verdict_first=_codes(verdicts["first"], _FIRST_CODES),
+        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES),
+        verdict_first=_codes(kept("first"), _FIRST_CODES),
         # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(verdicts["cost"], errors="coerce").to_numpy(float),
-        verdict_latency=pd.to_numeric(verdicts["latency_ms"], errors="coerce").to_numpy(float),
+        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float),
+        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float),
         judges=judges,
     )
 
