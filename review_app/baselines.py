@@ -50,10 +50,15 @@ def computed_verdicts(pairs: pd.DataFrame, names: Sequence[str] = BASELINES, see
     len_x = pairs["len_x"].to_numpy(dtype=np.int64)
     len_y = pairs["len_y"].to_numpy(dtype=np.int64)
     frames = []
+    # The same keys for every baseline; only `random` reads them.
+    keys_of = {
+        x_first: [f"{p}:{f}" for p, f in zip(pair_ids, first, strict=True)]
+        for x_first, first in ((True, system_x), (False, system_y))
+    }
     for name in names:
         for x_first in (True, False):
             first, second = (system_x, system_y) if x_first else (system_y, system_x)
-            keys = [f"{p}:{f}" for p, f in zip(pair_ids, first, strict=True)]
+            keys = keys_of[x_first]
             lengths = (len_x, len_y) if x_first else (len_y, len_x)
             choice = baseline_choices(name, *lengths, keys, seed)
             sides = ("x", "y") if x_first else ("y", "x")

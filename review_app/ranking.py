@@ -19,7 +19,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.stats import norm
-from threadpoolctl import threadpool_limits
+
+from review_app import stats
 
 # Elo scale: a 400-point gap means ten-to-one odds; the systems' mean rating is this.
 ELO_SCALE = 400.0
@@ -129,8 +130,7 @@ class Resampler:
             return observed, out
         rng = np.random.default_rng(seed)
         chunk = np.zeros((min(_CHUNK, n_boot), width))
-        # One BLAS thread: on a shared machine a second one spinning for a core only slows it.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with stats.one_blas_thread():
             for start in range(0, n_boot, _CHUNK):
                 size = min(_CHUNK, n_boot - start)
                 rows = rng.integers(0, self.n_items, size=(size, self.n_items))

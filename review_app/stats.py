@@ -24,15 +24,18 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 import zlib
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 X, Y, TIE = 0, 1, 2
 LABELS: tuple[str, str, str] = ("x", "y", "tie")
@@ -445,17 +448,19 @@ def _encode(
         else np.zeros(0, dtype=np.int64)
     )
 
+    # Rows are dropped column by column (only the columns read), not by filtering whole frames:
+    # on the many small studies of a simulation, copying every column cost more than the rest.
     vote_pair = pair_index.get_indexer(votes["pair_id"]) if len(votes) else np.zeros(0, np.int64)
     vote_label = _codes(votes["outcome"], _OUTCOME_CODES)
     keep = (vote_pair >= 0) & (vote_label >= 0)
-    votes = votes[keep]
     vote_pair = vote_pair[keep]
     vote_label = vote_label[keep]
-    reviewer_codes, reviewers = pd.factorize(votes["reviewer"].astype(str), sort=True)
-    left = votes["shown_left"].astype(object).to_numpy()
+    reviewer_codes, reviewers = pd.factorize(votes["reviewer"][keep].astype(str), sort=True)
+    left = votes["shown_left"][keep].astype(object).to_numpy()
+    vote_both_bad = (votes["outcome"][keep] == "both_bad").to_numpy(dtype=bool)
     vote_systems = systems[vote_pair] if len(vote_pair) else np.empty((0, 2), dtype=object)
-    vote_left = np.full(len(votes), -1, dtype=np.int64)
-    if len(votes):
+    vote_left = np.full(len(vote_pair), -1, dtype=np.int64)
+    if len(vote_pair):
         vote_left[left == vote_systems[:, 0]] = X
         vote_left[left == vote_systems[:, 1]] = Y
 
@@ -463,10 +468,13 @@ def _encode(
         pair_index.get_indexer(verdicts["pair_id"]) if len(verdicts) else np.zeros(0, np.int64)
     )
     keep = verdict_pair >= 0
-    verdicts = verdicts[keep]
     verdict_pair = verdict_pair[keep]
-    judges = _judge_order(verdicts["judge"].astype(str).unique(), judge_order)
-    judge_codes = pd.Index(judges).get_indexer(verdicts["judge"].astype(str))
+    verdict_judge = verdicts["judge"][keep].astype(str)
+    judges = _judge_order(verdict_judge.unique(), judge_order)
+    judge_codes = pd.Index(judges).get_indexer(verdict_judge)
+
+    def kept(column: str) -> pd.Series:
+        return verdicts[column][keep]
 
     return _Encoded(
         pair_ids=pairs["pair_id"].to_numpy(),
@@ -476,17 +484,17 @@ def _encode(
         len_diff=len_diff,
         vote_pair=vote_pair.astype(np.int64),
         vote_label=vote_label,
-        vote_both_bad=(votes["outcome"] == "both_bad").to_numpy(dtype=bool),
+        vote_both_bad=vote_both_bad,
         vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
         vote_left=vote_left,
         reviewers=np.asarray(reviewers, dtype=object),
         verdict_pair=verdict_pair.astype(np.int64),
         verdict_judge=np.asarray(judge_codes, dtype=np.int64),
-        verdict_outcome=_codes(verdicts["outcome"], _OUTCOME_CODES),
-        verdict_first=_codes(verdicts["first"], _FIRST_CODES),
+        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES),
+        verdict_first=_codes(kept("first"), _FIRST_CODES),
         # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(verdicts["cost"], errors="coerce").to_numpy(float),
-        verdict_latency=pd.to_numeric(verdicts["latency_ms"], errors="coerce").to_numpy(float),
+        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float),
+        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float),
         judges=judges,
     )
 
@@ -592,6 +600,20 @@ class _Columns:
         return np.column_stack(self._cols)
 
 
+_BLAS: ThreadpoolController | None = None
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread. Bootstrap products are small, and on a busy
+    machine a second BLAS thread spinning for a core makes them several times slower, never
+    faster. The libraries are looked up once per process: looking them up (what
+    `threadpool_limits` does on every call) costs milliseconds, more than a small product."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """Column totals of `n_boot` resamples (with replacement) of the rows of `matrix`.
 
@@ -602,18 +624,75 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     out = np.zeros((n_boot, n_cols))
     if n_rows == 0 or n_cols == 0 or n_boot == 0:
         return out
+    # Identical columns (shared denominators, a count registered by two statistics) have
+    # identical totals: the product is taken once per distinct column.
+    distinct, inverse = _distinct_columns(matrix)
     # float32 is exact for these integer counts and halves the product's cost.
-    m32 = matrix.astype(np.float32)
-    # One BLAS thread: these products are small, and on a busy machine a second BLAS thread
-    # spinning for a core makes them several times slower, never faster.
-    with threadpool_limits(limits=1, user_api="blas"):
-        for start in range(0, n_boot, _BOOT_CHUNK):
-            size = min(_BOOT_CHUNK, n_boot - start)
-            rows = rng.integers(0, n_rows, size=(size, n_rows))
-            rows += (np.arange(size) * n_rows)[:, None]
-            weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
-            out[start : start + size] = weights.astype(np.float32) @ m32
+    m32 = distinct.astype(np.float32)
+    with one_blas_thread():
+        for start, weights in _resample_weights(rng, n_rows, n_boot):
+            out[start : start + len(weights)] = (weights.astype(np.float32) @ m32)[:, inverse]
     return out
+
+
+def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of `matrix` (in order of first appearance) and, for each column,
+    the index of its distinct twin."""
+    first: dict[bytes, int] = {}
+    keep: list[int] = []
+    inverse = np.empty(matrix.shape[1], dtype=np.intp)
+    for j in range(matrix.shape[1]):
+        key = np.ascontiguousarray(matrix[:, j]).tobytes()
+        if key not in first:
+            first[key] = len(keep)
+            keep.append(j)
+        inverse[j] = first[key]
+    return matrix[:, keep], inverse
+
+
+# Resample weights by the generator state they were drawn from: the figures of one render draw
+# the same resamples several times (a study's calibration and its first comparison's win rates
+# start from the same seed over the same items), and drawing them costs more than the products.
+# Kept as small integers within a byte budget; a hit leaves the generator where drawing would.
+_WEIGHTS: OrderedDict[tuple, tuple[list[np.ndarray], dict]] = OrderedDict()
+_WEIGHTS_BUDGET = 64 * 2**20
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _resample_weights(
+    rng: np.random.Generator, n_rows: int, n_boot: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first resample, counts of each row in each resample of the chunk) for `n_boot`
+    resamples of `n_rows` rows, in chunks of _BOOT_CHUNK, as drawn from `rng`."""
+    state = rng.bit_generator.state
+    key = (repr(state), n_rows, n_boot)
+    with _WEIGHTS_LOCK:
+        hit = _WEIGHTS.get(key)
+        if hit is not None:
+            _WEIGHTS.move_to_end(key)
+    if hit is not None:
+        chunks, after = hit
+        rng.bit_generator.state = after
+        start = 0
+        for chunk in chunks:
+            yield start, chunk
+            start += len(chunk)
+        return
+    chunks = []
+    for start in range(0, n_boot, _BOOT_CHUNK):
+        size = min(_BOOT_CHUNK, n_boot - start)
+        rows = rng.integers(0, n_rows, size=(size, n_rows))
+        rows += (np.arange(size) * n_rows)[:, None]
+        weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
+        chunks.append(weights.astype(np.min_scalar_type(weights.max())))
+        yield start, weights
+    nbytes = sum(c.nbytes for c in chunks)
+    if nbytes > _WEIGHTS_BUDGET:
+        return
+    with _WEIGHTS_LOCK:
+        _WEIGHTS[key] = (chunks, rng.bit_generator.state)
+        while sum(c.nbytes for v in _WEIGHTS.values() for c in v[0]) > _WEIGHTS_BUDGET:
+            _WEIGHTS.popitem(last=False)
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -637,6 +716,7 @@ def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
     return _percentiles(samples, 2.5, 97.5)
 
 
+@functools.lru_cache(maxsize=4096)  # scipy's ppf costs a tenth of a millisecond a call
 def _quantile(level: float, units: int) -> float:
     """Student's t quantile on units - 1 degrees of freedom: the variance behind an interval is
     itself estimated from `units` comparisons, which a normal quantile would ignore."""
@@ -845,8 +925,11 @@ class _Estimator:
         totals = matrix.sum(axis=0)
         # Rows of one item move together: resample the items' summed rows.
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
-        by_item = np.zeros((len(item_codes), matrix.shape[1]))
-        np.add.at(by_item, item_rows, matrix)
+        n_items = len(item_codes)
+        # bincount adds the rows in the same order np.add.at would, many times faster.
+        by_item = np.zeros((n_items, matrix.shape[1]))
+        for j in range(matrix.shape[1]):
+            by_item[:, j] = np.bincount(item_rows, weights=matrix[:, j], minlength=n_items)
         products = sorted(
             {
                 (min(i, j), max(i, j))
@@ -867,7 +950,7 @@ class _Estimator:
         estimates: list[Estimate] = []
         for spec, rows in zip(self._specs, counted, strict=True):
             units = int(rows.sum())
-            items = len(np.unique(item_rows[rows]))
+            items = int(np.count_nonzero(np.bincount(item_rows[rows], minlength=n_items)))
             if spec.kind == "difference":
                 a, b = spec.parts
                 samples = values[a] - values[b]
@@ -1296,13 +1379,52 @@ def calibrate(
     are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return _calibrate(enc, _by_category(enc), seed, n_boot, margin, min_items)
+
+
+def _by_category(enc: _Encoded) -> dict[str, _Encoded]:
+    return {
+        category: enc.subset(enc.categories == category) for category in sorted(set(enc.categories))
+    }
+
+
+def _calibrate(
+    enc: _Encoded,
+    categories: dict[str, _Encoded],
+    seed: int,
+    n_boot: int,
+    margin: float,
+    min_items: int,
+) -> Calibration:
     options = {"margin": margin, "min_items": min_items}
     overall = _analyse(enc, np.random.default_rng(seed), n_boot, **options)
-    by_category = {}
-    for category in sorted(set(enc.categories)):
-        subset = enc.subset(enc.categories == category)
-        by_category[category] = _analyse(subset, _category_rng(seed, category), n_boot, **options)
+    by_category = {
+        category: _analyse(subset, _category_rng(seed, category), n_boot, **options)
+        for category, subset in categories.items()
+    }
     return Calibration(overall=overall, by_category=by_category)
+
+
+def study_figures(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    judge_order: Sequence[str] = (),
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> tuple[Calibration, list[WinRate], dict[str, list[WinRate]]]:
+    """`calibrate`, `win_rates` and `category_win_rates` of the same frames, the same figures
+    each gives on its own, with the frames encoded and split by category once."""
+    enc = _encode(pairs, votes, verdicts, judge_order)
+    categories = _by_category(enc)
+    return (
+        _calibrate(enc, categories, seed, n_boot, margin, min_items),
+        _win_rates(enc, comparisons, np.random.default_rng(seed), n_boot),
+        _category_win_rates(categories, comparisons, seed, n_boot),
+    )
 
 
 def analyse(
@@ -1480,9 +1602,17 @@ def category_win_rates(
 ) -> dict[str, list[WinRate]]:
     """`win_rates` within each category (comparisons with no pair in a category are omitted)."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return _category_win_rates(_by_category(enc), comparisons, seed, n_boot)
+
+
+def _category_win_rates(
+    categories: dict[str, _Encoded],
+    comparisons: Sequence[tuple[str, str]] | None,
+    seed: int,
+    n_boot: int,
+) -> dict[str, list[WinRate]]:
     out = {}
-    for category in sorted(set(enc.categories)):
-        sub = enc.subset(enc.categories == category)
+    for category, sub in categories.items():
         present = set(_comparisons_of(sub))
         wanted = [
             (a, b)
@@ -1784,9 +1914,9 @@ def self_preference(
     combined = combined[combined["outcome"].notna()].set_index("pair_id")["outcome"]
     codes = votes["outcome"].map(_OUTCOME_CODES)
     voted = votes.assign(code=codes)[codes.notna() & votes["pair_id"].isin(combined.index)]
-    human_x = voted.groupby("pair_id")["code"].agg(
-        lambda c: float(_SCORE_OF_X[c.astype(int).to_numpy()].mean())
-    )
+    # Scores are 0, 0.5 or 1: their sums, and so their means, are exact in any order.
+    score = pd.Series(_SCORE_OF_X[voted["code"].to_numpy(dtype=int)], index=voted.index)
+    human_x = score.groupby(voted["pair_id"]).mean()
     frame = mine.set_index("pair_id").loc[human_x.index]
     judge_x = combined.loc[human_x.index].map({"x": 1.0, "y": 0.0, "tie": 0.5}).astype(float)
     is_x = (frame["system_x"] == system).to_numpy()

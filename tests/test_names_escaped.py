@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html as html_module
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
@@ -14,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 from review_app import report
 from review_app.safe_markdown import escape_markdown
 from review_app.services import signoff
+from review_app.settings import Settings
+from review_app.store import Store
 from tests import hostile_names
 from tests.acting import looking
 from tests.conftest import ROOT
@@ -41,11 +45,39 @@ def formatted(text: str) -> list[str]:
     return sorted(tags - {"p", "br", "strong", "code", "ul", "li", "h4"})
 
 
+# The hostile study of this process, by the settings it was built with: (folder, tokens).
+_BUILT: dict[Settings, tuple[Path, dict[str, str]]] = {}
+
+
+def _settings_at(db: Path, monkeypatch) -> Settings:
+    """The test's settings with the workspace at `db`."""
+    with monkeypatch.context() as env:
+        env.setenv("REVIEW_APP_DB", str(db))
+        return Settings.from_env()
+
+
 @pytest.fixture
-def workspace(store, settings, tmp_path, monkeypatch):
-    tokens = hostile_names.build(store, settings, tmp_path)
+def workspace(isolated_workspace, tmp_path, tmp_path_factory, monkeypatch):
+    """The hostile study (`hostile_names.build`). Building it takes seconds and every screen is
+    tested on it, so it is built once per test process in a folder of its own; each test gets
+    copies of its workspace file and rubric folder (what the build writes does not depend on
+    the file's path)."""
+    key = _settings_at(Path("hostile-template.db"), monkeypatch)
+    if key not in _BUILT:
+        folder = tmp_path_factory.mktemp("hostile-template")
+        building = Store.open(folder / "workspace.db")
+        try:
+            tokens = hostile_names.build(
+                building, _settings_at(folder / "workspace.db", monkeypatch), folder
+            )
+        finally:
+            building.close()  # the last connection: the write-ahead log is folded into the file
+        _BUILT[key] = (folder, tokens)
+    folder, tokens = _BUILT[key]
+    shutil.copyfile(folder / "workspace.db", isolated_workspace)
+    shutil.copytree(folder / "rubrics", tmp_path / "rubrics")
     monkeypatch.setenv("REVIEW_APP_RUBRICS", str(tmp_path / "rubrics"))
-    return tokens
+    return dict(tokens)
 
 
 def markdown_on(at: AppTest) -> list[str]:

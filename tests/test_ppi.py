@@ -3,6 +3,8 @@ biased judge, and the group-sequential boundaries' error rates."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,10 @@ from scipy.stats import norm
 
 from review_app import ppi, sequential, stats
 
+# ppi_py compiles its logistic loops with numba on their first call: 10 to 40 s in each test
+# process, for sizes that run in a fraction of a second interpreted (the same arithmetic). Set
+# before ppi_py imports numba, which reads it then.
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 ppi_py = pytest.importorskip("ppi_py", reason="the ppi-python reference is a test dependency")
 # ppi_py's logistic fit starts from scikit-learn with an option newer releases deprecate.
 pytestmark = pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")

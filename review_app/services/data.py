@@ -562,7 +562,7 @@ def preference_rows(
         choices = ", ".join([stats.HUMANS, *data.judge_order])
         raise InputError(f"source {source!r}: choose one of {choices}")
     decisive = outcome[outcome.isin(["x", "y"])]
-    return _preference_rows(data.texts(store).pairs, decisive, counts)
+    return _preference_rows(data.vote_texts(store)[0], decisive, counts)
 
 
 def _preference_rows(pairs, decisive, counts) -> Iterator[dict]:

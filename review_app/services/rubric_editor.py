@@ -54,12 +54,14 @@ def sample_prompt(
     is split), picked and ordered with the seed. The responses are called A and B; nothing names
     a system."""
     study_row = store.studies.require_study(study)
-    pairs = store.frames.pairs_frame(study_row["id"]).to_dict("records")
-    if not pairs:
+    # Only the chosen pair's texts are read: a large study's texts take seconds to load.
+    pair_ids = store.frames.pair_ids(study_row["id"])
+    if not pair_ids:
         raise InputError(f"study {study} has no pairs to show a prompt for")
     parts = store.calibration.split_parts(study_row["id"])
-    dev = [p for p in pairs if parts.get(p["pair_id"]) == "dev"]
-    chosen = random.Random(settings.seed).choice(dev or pairs)
+    dev = [p for p in pair_ids if parts.get(p) == "dev"]
+    chosen_id = random.Random(settings.seed).choice(dev or pair_ids)
+    chosen = store.frames.pair_with_texts(study_row["id"], chosen_id)
     calls = build_calls([chosen], both_orders=False, seed=settings.seed)
     try:
         return render_call(rubric, calls[0])

@@ -49,7 +49,7 @@ def study_results(ctx: StudyContext) -> dict:
     data = _locked_data(ctx)
     evaluate_gate(ctx)
     inputs = locked_inputs(ctx)
-    texts = data.texts(ctx.store)
+    pairs, votes = data.vote_texts(ctx.store)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
@@ -58,8 +58,8 @@ def study_results(ctx: StudyContext) -> dict:
         "regression": regression_table(ctx, data, inputs),
         "prediction_powered": prediction_powered(ctx, data),
         "regression_thresholds": [t for t in ctx.thresholds if t.metric == gate.REGRESSION_METRIC],
-        "by_length": gate.length_breakdown(texts.pairs, texts.votes, data.candidate),
-        "losses": gate.candidate_losses(texts.pairs, texts.votes, data.candidate),
+        "by_length": gate.length_breakdown(pairs, votes, data.candidate),
+        "losses": gate.candidate_losses(pairs, votes, data.candidate),
         "trend": study_trend(ctx),
     }
 

@@ -117,6 +117,7 @@ class StudyData:
                 "statistics",
                 "win_rates",
                 "texts",
+                "vote_texts",
                 "outputs",
                 "ratings",
                 "memo",
@@ -125,6 +126,8 @@ class StudyData:
         self._statistics: Statistics | None = None
         self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
         self._texts: Texts | None = None
+        self._vote_texts: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        self._all_text_pairs: pd.DataFrame | None = None
         self._candidate_outputs: list[dict] | None = None
         self._ratings: Ratings | None = None
         self._memo: dict[str, object] = {}
@@ -179,15 +182,17 @@ class StudyData:
                 frames = (self.pairs, self.votes, self.verdicts)
                 options = {"seed": self._seed, "n_boot": self._n_boot}
                 options["judge_order"] = self.judge_order
-                self._statistics = Statistics(
-                    stats.calibrate(
-                        *frames,
-                        **options,
-                        margin=self._margin,
-                        min_items=self._min_items,
-                    ),
-                    *self.win_rates,
-                )
+                options.update(margin=self._margin, min_items=self._min_items)
+                with self._locks["win_rates"]:
+                    if self._win_rates is None:
+                        # Together: the frames are encoded once for all three.
+                        calibration, *win_rates = stats.study_figures(
+                            *frames, self.comparisons, **options
+                        )
+                        self._win_rates = tuple(win_rates)
+                    else:
+                        calibration = stats.calibrate(*frames, **options)
+                self._statistics = Statistics(calibration, *self._win_rates)
             return self._statistics
 
     @property
@@ -209,19 +214,33 @@ class StudyData:
         """The frames with texts, labelled like the lean ones (loaded from `store` once)."""
         with self._locks["texts"]:
             if self._texts is None:
-                study_id = self.study["id"]
-                pairs = store.frames.pairs_frame(study_id, texts=True)
+                pairs, votes = self.vote_texts(store)
                 verdicts = _labelled(
-                    store.frames.verdicts_frame(study_id, texts=True),
+                    store.frames.verdicts_frame(self.study["id"], texts=True),
                     self._run_labels,
-                    pairs,
+                    self._all_text_pairs,
                     self.judges,
                     self._seed,
                     self.juries,
                 )
-                votes = store.frames.votes_frame(study_id, texts=True)
-                self._texts = Texts(*_restricted(self._pair_filter, pairs, votes, verdicts))
+                (verdicts,) = _restricted(self._pair_filter, verdicts)
+                self._all_text_pairs = None  # needed only here
+                self._texts = Texts(pairs, votes, verdicts)
             return self._texts
+
+    def vote_texts(self, store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The pairs and votes of `texts` without the verdicts (loaded from `store` once): the
+        judges' answers are the largest texts, and screens that show none need not wait for
+        them."""
+        with self._locks["vote_texts"]:
+            if self._vote_texts is None:
+                study_id = self.study["id"]
+                pairs = store.frames.pairs_frame(study_id, texts=True)
+                votes = store.frames.votes_frame(study_id, texts=True)
+                # Computed verdicts are labelled over every pair, then restricted (`texts`).
+                self._all_text_pairs = pairs
+                self._vote_texts = _restricted(self._pair_filter, pairs, votes)
+            return self._vote_texts
 
     def ratings(self, store: Store) -> Ratings:
         """Criterion ratings of the counted votes and judges' pointwise scores, one row per

@@ -26,12 +26,12 @@ _PAIR_COLUMNS = (
     ("length(ox.text) AS len_x", True),
     ("length(oy.text) AS len_y", True),
 )
-_PAIRS_OF_STUDY = (
+_PAIRS = (
     "FROM pairs p JOIN items i ON i.id = p.item_id "
     "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
     "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
-    "WHERE p.study_id = ? ORDER BY p.id"
 )
+_PAIRS_OF_STUDY = _PAIRS + "WHERE p.study_id = ? ORDER BY p.id"
 
 _VOTE_COLUMNS = (
     ("v.id AS vote_id", True),
@@ -98,6 +98,20 @@ class FrameQueries(Aggregate):
         """One row per pair with its outputs' lengths; with `texts`, also the prompt, the
         reference (empty, not NULL, when absent), both outputs and the prompt's length."""
         return self._frame(f"{_select(_PAIR_COLUMNS, texts)} {_PAIRS_OF_STUDY}", [study_id])
+
+    def pair_ids(self, study_id: int) -> list[int]:
+        """The ids of the pairs `pairs_frame` gives, in its order."""
+        return [
+            r["pair_id"]
+            for r in self._rows(f"SELECT p.id AS pair_id {_PAIRS_OF_STUDY}", [study_id])
+        ]
+
+    def pair_with_texts(self, study_id: int, pair_id: int) -> dict | None:
+        """One row of `pairs_frame(study_id)`, texts included (None when the study has no such
+        pair)."""
+        where = _PAIRS + "WHERE p.study_id = ? AND p.id = ?"
+        rows = self._frame(f"{_select(_PAIR_COLUMNS, True)} {where}", [study_id, pair_id])
+        return rows.to_dict("records")[0] if len(rows) else None
 
     def votes_frame(
         self, study_id: int, texts: bool = True, with_excluded: bool = False
