@@ -38,8 +38,6 @@ from review_app.store import Store
 from tests.acting import acting, lock_on_win_rate, person, token_for
 from tests.conftest import write
 
-pytestmark = pytest.mark.both_backends
-
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "review_app" / "app_pages"
 RUBRIC = str(ROOT / "rubrics" / "general-pairwise.yaml")

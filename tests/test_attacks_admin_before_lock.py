@@ -10,15 +10,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from review_app import cli, report
 from review_app.services import data, disagreements, quality, signoff, studies, thresholds
 from review_app.services.early_looks import LOOK
 from tests.acting import acting, lock_on_win_rate, looking, person, token_for
 from tests.conftest import write
-
-pytestmark = pytest.mark.both_backends
 
 DEMO_OUTPUTS = Path(__file__).resolve().parents[1] / "data" / "demo" / "outputs.jsonl"
 

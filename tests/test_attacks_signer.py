@@ -19,8 +19,6 @@ from review_app.settings import Settings
 from tests.acting import acting, lock_on_win_rate, person
 from tests.conftest import ROOT, write
 
-pytestmark = pytest.mark.both_backends
-
 KEY = "a secret kept outside the workspace"
 
 

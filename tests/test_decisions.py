@@ -15,8 +15,6 @@ from tests.acting import acting, looking, person
 from tests.conftest import write
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts
 
-pytestmark = pytest.mark.both_backends
-
 COMPARISON = ("tuned", "base")
 WIN = gate.validate_threshold("human_win_rate", {"system_a": "tuned", "system_b": "base"}, ">", 0.5)
 

@@ -17,8 +17,6 @@ from review_app.services import decision as decisions
 from tests.acting import acting, looking, person
 from tests.stats_frames import make_pairs, make_verdicts, make_votes
 
-pytestmark = pytest.mark.both_backends
-
 PAGES = Path(__file__).resolve().parent.parent / "review_app" / "app_pages"
 
 

@@ -21,8 +21,6 @@ from tests.acting import acting, looking, reading, token_for
 from tests.conftest import write
 from tests.stats_frames import make_pairs, make_votes, no_verdicts
 
-pytestmark = pytest.mark.both_backends
-
 WIN = gate.validate_threshold("human_win_rate", {"system_a": "tuned", "system_b": "base"}, ">", 0.5)
 REGRESSION = gate.validate_threshold(
     "max_regression_points",

@@ -16,8 +16,6 @@ from review_app.settings import Settings
 from tests.acting import acting, looking, person
 from tests.conftest import write
 
-pytestmark = pytest.mark.both_backends
-
 N_ITEMS = 120
 
 
