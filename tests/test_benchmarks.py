@@ -94,3 +94,9 @@ def test_label_savings_reports_its_sections_and_targets_at_a_small_size():
         "false_pass_any_look",
         "expected_labels_ratio",
     }
+
+
+def test_copy_workspace_goes_both_ways_at_a_small_size(postgres):
+    figures = run_bench("copy_workspace.py", "--items", "100", "--postgres", postgres.url)
+    assert figures["digests_equal"] and figures["verify_holds"]
+    assert figures["votes"] == 400 and figures["rows"] > figures["votes"] + figures["verdicts"]
