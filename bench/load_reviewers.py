@@ -1,5 +1,5 @@
-"""Many reviewers on one server: N real sessions vote with think time for M minutes, optionally
-while a large import runs, against `review-app serve` in a subprocess.
+"""Many reviewers on one server or several: N real sessions vote with think time for M minutes,
+optionally while a large import runs, against `review-app serve` in subprocesses.
 
 What: a workspace with one study of 2 x ITEMS pairs (finetuned vs base, finetuned vs frontier;
 3 reviews per pair) and one reviewer link per session.
@@ -13,26 +13,35 @@ How:
   the script run that draws the next pair (`script_finished`). A vote counts as saved when that
   page says "Saved"; anything else (a "Not saved" notice, an exception on the page, no answer
   within 60 s, a closed connection) is an error.
-- The server's resident memory and open files (/proc/<pid>) are sampled every 2 s.
+- `--servers N` starts N `review-app serve` processes on N ports sharing the one workspace and
+  hands the sessions to them in turn (session n to server n mod N). `--db` names the workspace:
+  by default a SQLite file in a temporary folder; a `postgresql://` URL names a database on a
+  PostgreSQL server, created when it does not exist, refused when it already holds a workspace
+  with data (the figures must count this run's votes only). The database is kept afterwards.
+- Each server's resident memory and open files (/proc/<pid>) are sampled every 2 s.
   `rss_start_mb` is the first sample after the warm-up (--warmup, default: a fifth of the run,
   at most 60 s), `rss_end_mb` the last one. Open files move with the page runs in progress
   (each holds a few for a moment), so `fds_start` / `fds_end` are the fewest open files over
-  the first and the last fifth of the time after the warm-up: what stays open.
+  the first and the last fifth of the time after the warm-up: what stays open. The top-level
+  memory and open-file figures are the largest among the servers (the one server's when there
+  is one); `per_server` gives each server's.
 - `--import-rows N` writes an outputs file of N rows (about 300 bytes each) before the run and
   imports it with `review-app import outputs` in a second process once --import-at of the run
   has passed; `max_vote_wait_during_import_ms` is the slowest vote sent while it ran. Meanwhile
   a probe takes and releases the workspace's write lock every 0.1 s: `*_lock_wait_*` is how
   long that took, the part of a vote's wait due to the import's transactions rather than to
   the CPU the server and the import share.
-- `server_cpu_ms_per_vote`: the server process's CPU time over the run divided by the votes,
+- `server_cpu_ms_per_vote`: the server processes' CPU time over the run (summed over the
+  servers; PostgreSQL's own processes are not counted) divided by the votes,
   a figure that depends far less on what else the machine is doing than the latencies do.
 - Afterwards the votes are read back from the workspace: `lost` = votes a session saw saved
   that are not there, `duplicated` = extra vote rows (a reviewer twice on a pair, or more votes
   than saved clicks) plus pairs holding more than their 3 reviews; `repeated_pairs` = a session
-  shown a pair it had already voted on.
+  shown a pair it had already voted on; `pairs_over_k` = pairs holding more current votes (a
+  reviewer's latest vote on the pair, not retracted) than the study's reviews per pair.
 
 Usage: python bench/load_reviewers.py [--sessions N] [--minutes M] [--think S] [--items N]
-    [--import-rows N] [--import-at F] [--warmup S] [--seed N]
+    [--import-rows N] [--import-at F] [--warmup S] [--seed N] [--servers N] [--db URL]
 It measures whichever `review_app` Python imports (run with PYTHONPATH=<a worktree>).
 The last line printed is one JSON object with the figures."""
 
@@ -48,7 +57,6 @@ import os
 import random
 import re
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -69,8 +77,9 @@ from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 from review_app.services import data, people, studies  # noqa: E402
-from review_app.settings import Settings  # noqa: E402
+from review_app.settings import Settings, is_server_url  # noqa: E402
 from review_app.store import Store  # noqa: E402
+from review_app.store.connection import connect  # noqa: E402
 
 SYSTEMS = ("base", "finetuned", "frontier")
 K = 3
@@ -81,10 +90,11 @@ ANSWER_TIMEOUT = 60.0
 # ---- the workspace ----
 
 
-def build_workspace(db: Path, items: int, sessions: int, base_url: str) -> list[str]:
-    """A study over `items` items (two comparisons, K reviews per pair); returns one reviewer
-    token per session."""
-    source = db.parent / "outputs.csv"
+def build_workspace(db: str, folder: Path, items: int, sessions: int) -> tuple[list[str], str]:
+    """A study over `items` items (two comparisons, K reviews per pair) in the workspace at `db`
+    (a SQLite path or a postgresql:// URL), its source file written in `folder`; returns one
+    reviewer token per session, and the admin's token (which the import acts with)."""
+    source = folder / "outputs.csv"
     with source.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["item_id", "prompt", "system", "output", "category"])
@@ -96,7 +106,7 @@ def build_workspace(db: Path, items: int, sessions: int, base_url: str) -> list[
                 )
     store = Store.open(db)
     settings = Settings.from_env()
-    admin, _ = bench_admin(store)
+    admin, admin_token = bench_admin(store)
     data.import_outputs(store, source, "load", actor=admin)
     studies.create_study(
         store, "load", "load", [("finetuned", "base"), ("finetuned", "frontier")], K, actor=admin
@@ -109,7 +119,7 @@ def build_workspace(db: Path, items: int, sessions: int, base_url: str) -> list[
         tokens.append(link.split("token=")[1])
     store.close()
     source.unlink()
-    return tokens
+    return tokens, admin_token
 
 
 def write_import_file(path: Path, rows: int) -> None:
@@ -129,7 +139,7 @@ def write_import_file(path: Path, rows: int) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def verify(db: Path, saved: dict[str, int]) -> dict:
+def verify(db: str, saved: dict[str, int]) -> dict:
     """Votes read back from the workspace against what the sessions saw saved."""
     store = Store.open(db)
     study = store.studies.require_study("load")
@@ -144,7 +154,72 @@ def verify(db: Path, saved: dict[str, int]) -> dict:
     extra = sum(max(0, per_reviewer.get(name, 0) - n) for name, n in saved.items())
     twice = sum(n - 1 for n in per_pair_reviewer.values() if n > 1)
     over_k = sum(n - K for n in per_pair.values() if n > K)
-    return {"votes_in_db": len(history), "lost": lost, "duplicated": extra + twice + over_k}
+    return {
+        "votes_in_db": len(history),
+        "lost": lost,
+        "duplicated": extra + twice + over_k,
+        "pairs_over_k": pairs_over_k(db, "load"),
+    }
+
+
+def pairs_over_k(db: str, study: str) -> int:
+    """Pairs of the study holding more current votes (each reviewer's latest vote on the pair,
+    not a retraction) than the study's reviews per pair, read from the database itself."""
+    conn = connect(db, read_only=True)
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM ("
+            " SELECT v.pair_id FROM votes v JOIN pairs p ON p.id = v.pair_id"
+            " JOIN studies s ON s.id = p.study_id"
+            " WHERE s.name = ? AND v.winner IS NOT NULL AND v.id = ("
+            "  SELECT max(v2.id) FROM votes v2"
+            "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
+            " GROUP BY v.pair_id, s.reviews_per_pair HAVING count(*) > s.reviews_per_pair"
+            ") AS over_k",
+            [study],
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(row[0])
+
+
+def prepare_database(location: str | None, folder: Path) -> str:
+    """The workspace to load: a SQLite file in `folder` by default; else `location`, which must
+    not already hold a workspace with data (a PostgreSQL database that does not exist yet is
+    created on its server)."""
+    if location is None:
+        return str(folder / "load.db")
+    if is_server_url(location):
+        import psycopg
+
+        server, _, name = location.rstrip("/").rpartition("/")
+        if not name or "?" in name or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            raise SystemExit(f"--db {location}: name a database (letters, digits and _)")
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+            ).fetchone()
+            if not exists:
+                admin.execute(f'CREATE DATABASE "{name}"')
+                return location
+    elif not Path(location).exists():
+        return location
+    conn = connect(location)
+    try:
+        tables = set(conn.table_names())
+        used = [
+            t
+            for t in ("eval_sets", "items", "studies", "reviewers", "votes")
+            if t in tables and conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        ]
+    finally:
+        conn.close()
+    if used:
+        raise SystemExit(
+            f"--db {location} already holds a workspace with data ({', '.join(used)}); "
+            "name a new or empty database"
+        )
+    return location
 
 
 # ---- the server ----
@@ -159,7 +234,8 @@ def free_port() -> int:
 class Server:
     """`review-app serve` in its own process group; `pid` is the Streamlit process itself."""
 
-    def __init__(self, db: Path, port: int):
+    def __init__(self, db: str, port: int):
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, REVIEW_APP_DB=str(db))
         command = [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve"]
@@ -170,6 +246,9 @@ class Server:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        self.pid = self.process.pid
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -347,18 +426,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def drive(args, server: Server, tokens: list[str], db: Path, import_file: Path | None):
-    ws_url = server.url.replace("http://", "ws://") + "/_stcore/stream"
+async def drive(
+    args,
+    servers: list[Server],
+    tokens: list[str],
+    admin_token: str,
+    db: str,
+    import_file: Path | None,
+):
+    ws_urls = [s.url.replace("http://", "ws://") + "/_stcore/stream" for s in servers]
     sessions = [
-        Session(f"load-{n:03d}", token, ws_url, random.Random(args.seed * 1000 + n))
+        Session(
+            f"load-{n:03d}",
+            token,
+            ws_urls[n % len(servers)],
+            random.Random(args.seed * 1000 + n),
+        )
         for n, token in enumerate(tokens)
     ]
     duration = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else min(60.0, duration / 5)
     start = time.monotonic()
     stop_at = start + duration
-    samples: list[tuple[float, float, int]] = [(0.0, *server.sample())]
-    cpu_start = server.cpu_seconds()
+    samples: list[list[tuple[float, float, int]]] = [[(0.0, *s.sample())] for s in servers]
+    cpu_start = [s.cpu_seconds() for s in servers]
     import_window: list[float] = []
     import_result: dict = {}
     lock_waits: list[float] = []
@@ -366,7 +457,9 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
     async def sampler() -> None:
         while time.monotonic() < stop_at:
             await asyncio.sleep(2)
-            samples.append((time.monotonic() - start, *server.sample()))
+            at = time.monotonic() - start
+            for server, taken in zip(servers, samples, strict=True):
+                taken.append((at, *server.sample()))
 
     async def importer() -> None:
         await asyncio.sleep(duration * args.import_at)
@@ -385,6 +478,8 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
             str(import_file),
             "--eval-set",
             "bulk",
+            "--token",
+            admin_token,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -405,20 +500,24 @@ async def drive(args, server: Server, tokens: list[str], db: Path, import_file: 
         helpers.append(asyncio.create_task(importer()))
     await asyncio.gather(*tasks)
     await asyncio.gather(*helpers)
-    server_end = {"cpu_s": server.cpu_seconds() - cpu_start, "open_files": server.open_files()}
+    server_end = [
+        {"cpu_s": s.cpu_seconds() - cpu, "open_files": s.open_files()}
+        for s, cpu in zip(servers, cpu_start, strict=True)
+    ]
     import_result["lock_waits"] = lock_waits
     return sessions, samples, warmup, import_window, import_result, server_end
 
 
-def probe_write_lock(db: Path, stop: threading.Event, waits: list[float]) -> None:
-    """Every 0.1 s, how long taking the workspace's write lock takes (BEGIN IMMEDIATE, then
+def probe_write_lock(db: str, stop: threading.Event, waits: list[float]) -> None:
+    """Every 0.1 s, how long taking the workspace's write lock takes (the store's write
+    transaction: BEGIN IMMEDIATE on SQLite, the workspace's advisory lock on PostgreSQL; then
     ROLLBACK at once): what a vote waits behind other writers, without the page's own work."""
-    conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+    conn = connect(db)
     try:
         while not stop.is_set():
             started = time.monotonic()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("ROLLBACK")
+            conn.begin_write()
+            conn.rollback()
             waits.append(time.monotonic() - started)
             stop.wait(0.1)
     finally:
@@ -427,6 +526,26 @@ def probe_write_lock(db: Path, stop: threading.Event, waits: list[float]) -> Non
 
 def growth(start: float, end: float) -> float:
     return round(100 * (end - start) / start, 1) if start else 0.0
+
+
+def memory_figures(samples: list[tuple[float, float, int]], warmup: float) -> dict:
+    """One server's memory and open files from its samples (seconds, MB, open files)."""
+    after_warmup = [s for s in samples if s[0] >= warmup] or samples[-1:]
+    fifth = max(1, len(after_warmup) // 5)
+    fds_start = min(s[2] for s in after_warmup[:fifth])
+    fds_end = min(s[2] for s in after_warmup[-fifth:])
+    return {
+        "rss_boot_mb": round(samples[0][1], 1),
+        "rss_start_mb": round(after_warmup[0][1], 1),
+        "rss_end_mb": round(samples[-1][1], 1),
+        "rss_max_mb": round(max(s[1] for s in samples), 1),
+        "fds_boot": samples[0][2],
+        "fds_start": fds_start,
+        "fds_end": fds_end,
+        "fds_max": max(s[2] for s in samples),
+        "rss_growth_pct": growth(after_warmup[0][1], samples[-1][1]),
+        "fds_growth_pct": growth(fds_start, fds_end),
+    }
 
 
 def main() -> None:
@@ -439,25 +558,43 @@ def main() -> None:
     parser.add_argument("--import-at", type=float, default=0.3, help="fraction of the run")
     parser.add_argument("--warmup", type=float, default=None, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--servers", type=int, default=1, help="app servers sharing the workspace")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="workspace: a postgresql:// URL or a SQLite path (default: a SQLite file in a "
+        "temporary folder); must not hold a workspace with data",
+    )
     args = parser.parse_args()
+    if args.servers < 1:
+        parser.error("--servers must be at least 1")
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "load.db"
-        port = free_port()
+        db = prepare_database(args.db, Path(tmp))
+        ports: list[int] = []
+        while len(ports) < args.servers:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
         setup_started = time.monotonic()
-        tokens = build_workspace(db, args.items, args.sessions, f"http://127.0.0.1:{port}")
+        tokens, admin_token = build_workspace(db, Path(tmp), args.items, args.sessions)
         import_file = None
         if args.import_rows:
             import_file = Path(tmp) / "bulk.jsonl"
             write_import_file(import_file, args.import_rows)
         setup_s = time.monotonic() - setup_started
-        server = Server(db, port)
+        servers: list[Server] = []
         try:
+            for port in ports:
+                servers.append(Server(db, port))
+            for server in servers:
+                server.wait_ready()
             sessions, samples, warmup, window, imported, server_end = asyncio.run(
-                drive(args, server, tokens, db, import_file)
+                drive(args, servers, tokens, admin_token, db, import_file)
             )
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
         saved = {s.name: sum(v.saved for v in s.votes) for s in sessions}
         checked = verify(db, saved)
 
@@ -465,16 +602,35 @@ def main() -> None:
     votes = [v for s in sessions for v in s.votes]
     ms = [v.ms for v in votes]
     during = [v.ms for v in votes if window and window[0] <= v.sent <= window[1]]
-    after_warmup = [s for s in samples if s[0] >= warmup] or samples[-1:]
-    fifth = max(1, len(after_warmup) // 5)
-    fds_start = min(s[2] for s in after_warmup[:fifth])
-    fds_end = min(s[2] for s in after_warmup[-fifth:])
+    per_server = [
+        {
+            "port": server.port,
+            "sessions": sum(1 for n in range(len(sessions)) if n % len(servers) == i),
+            **memory_figures(taken, warmup),
+            "fds_by_kind_end": end["open_files"],
+            "cpu_s": round(end["cpu_s"], 1),
+        }
+        for i, (server, taken, end) in enumerate(zip(servers, samples, server_end, strict=True))
+    ]
+    largest = {
+        key: max(figures[key] for figures in per_server)
+        for key in per_server[0]
+        if key.startswith(("rss_", "fds_")) and key != "fds_by_kind_end"
+    }
+    kinds = sorted({kind for figures in per_server for kind in figures["fds_by_kind_end"]})
+    fds_by_kind_end = {
+        kind: max(figures["fds_by_kind_end"].get(kind, 0) for figures in per_server)
+        for kind in kinds
+    }
+    cpu_s = sum(end["cpu_s"] for end in server_end)
     errors = [e for s in sessions for e in s.errors]
     for line in errors[:20]:
         print("error:", line)
     print(
         json.dumps(
             {
+                "servers": len(servers),
+                "backend": "postgresql" if is_server_url(db) else "sqlite",
                 "sessions": args.sessions,
                 "minutes": args.minutes,
                 "think_s": args.think,
@@ -483,6 +639,7 @@ def main() -> None:
                 "votes_in_db": checked["votes_in_db"],
                 "lost": checked["lost"],
                 "duplicated": checked["duplicated"],
+                "pairs_over_k": checked["pairs_over_k"],
                 "errors": len(errors),
                 "repeated_pairs": sum(s.repeated for s in sessions),
                 "p50_ms": round(percentile(ms, 50), 1),
@@ -491,18 +648,9 @@ def main() -> None:
                 "max_ms": round(max(ms, default=0), 1),
                 "mean_ms": round(statistics.fmean(ms), 1) if ms else 0,
                 "warmup_s": warmup,
-                "rss_boot_mb": round(samples[0][1], 1),
-                "rss_start_mb": round(after_warmup[0][1], 1),
-                "rss_end_mb": round(samples[-1][1], 1),
-                "rss_max_mb": round(max(s[1] for s in samples), 1),
-                "fds_boot": samples[0][2],
-                "fds_start": fds_start,
-                "fds_end": fds_end,
-                "fds_max": max(s[2] for s in samples),
-                "rss_growth_pct": growth(after_warmup[0][1], samples[-1][1]),
-                "fds_growth_pct": growth(fds_start, fds_end),
-                "fds_by_kind_end": server_end["open_files"],
-                "server_cpu_ms_per_vote": round(server_end["cpu_s"] * 1000 / max(1, len(votes)), 1),
+                **largest,
+                "fds_by_kind_end": fds_by_kind_end,
+                "server_cpu_ms_per_vote": round(cpu_s * 1000 / max(1, len(votes)), 1),
                 "import_rows": args.import_rows,
                 "import": imported or None,
                 "import_window_s": [round(t, 1) for t in window] or None,
@@ -514,6 +662,7 @@ def main() -> None:
                 "p99_lock_wait_during_import_ms": round(1000 * percentile(lock_waits, 99), 1),
                 "setup_s": round(setup_s, 1),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
+                "per_server": per_server,
             }
         )
     )

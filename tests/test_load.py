@@ -1,6 +1,7 @@
 """Ten reviewers voting through the real server for thirty seconds (`bench/load_reviewers.py`,
 real websocket sessions of the Streamlit protocol): no vote lost, duplicated or refused, and the
-server's open files do not grow."""
+server's open files do not grow. And two servers sharing one PostgreSQL workspace: no vote lost,
+duplicated or refused, and no pair given more reviews than the study asks for."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*arguments: str) -> tuple[dict, str]:
+    """The benchmark's figures (its last line) and its whole output."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load_reviewers.py"), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
 
 
 @pytest.mark.load
@@ -38,3 +52,25 @@ def test_ten_reviewers_for_thirty_seconds():
     # No growth after the warm-up; a page run that kept its own connection open would add two
     # files per run (about 200 here).
     assert figures["fds_end"] <= figures["fds_start"], figures
+
+
+@pytest.mark.load
+def test_two_servers_share_one_postgresql_workspace(postgres):
+    """Six reviewers spread over two servers of one PostgreSQL workspace for eighteen seconds:
+    the servers take the workspace's one write lock in turn, so every saved vote is there once
+    and no pair holds more current votes than its reviews per pair."""
+    url = postgres.database()
+    try:
+        figures, output = run_bench(
+            *["--servers", "2", "--sessions", "6", "--minutes", "0.3", "--think", "1.5"],
+            *["--items", "500", "--warmup", "5", "--db", url],
+        )
+    finally:
+        postgres.drop(url)
+    assert figures["servers"] == 2 and figures["backend"] == "postgresql", figures
+    assert [s["sessions"] for s in figures["per_server"]] == [3, 3], figures
+    assert figures["errors"] == 0, output
+    assert figures["votes"] > 0, figures
+    assert figures["lost"] == 0 and figures["duplicated"] == 0, figures
+    assert figures["pairs_over_k"] == 0, figures
+    assert figures["votes_in_db"] == figures["votes"], figures
