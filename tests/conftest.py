@@ -79,6 +79,9 @@ def isolated_workspace(tmp_path, monkeypatch, backend, request):
         # A copy of a migrated workspace: what Store.open makes of a new database, in a tenth
         # of the time.
         db = cluster.database(template=cluster.template("migrated", _migrate))
+        # The files a database workspace keeps beside it (rubrics, the demo's links) go in
+        # the current folder: this test's own.
+        monkeypatch.chdir(tmp_path)
     else:
         db = tmp_path / "workspace.db"
     monkeypatch.setenv("REVIEW_APP_DB", str(db))

@@ -114,7 +114,7 @@ def _add_native(store, study_row: dict) -> None:
     store.review.insert_votes(votes)
     for judge in ("gpt", "labels"):
         run_id = (
-            store.db["judge_runs"]
+            store.db.utils["judge_runs"]
             .insert(
                 {
                     "study_id": study_row["id"],
@@ -202,7 +202,7 @@ def test_report_lists_computed_baselines_and_labels_runs_uniquely(store, tmp_pat
     pair_ids = store.frames.pairs_frame(study_id)["pair_id"].tolist()
     for label, judge in (("gpt", "openai/gpt-other"), ("longest v1", "baseline/longest")):
         run_id = (
-            store.db["judge_runs"]
+            store.db.utils["judge_runs"]
             .insert(
                 {
                     "study_id": study_id,

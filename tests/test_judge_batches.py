@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-import sqlite_utils
 from streamlit.testing.v1 import AppTest
 
 from judge.fake_server import FakeJudgeServer, Reply
@@ -22,6 +21,7 @@ from review_app.migrations import MIGRATIONS
 from review_app.services import judging
 from review_app.settings import Settings
 from review_app.store import Store, now_iso
+from review_app.store.connection import SQLiteDatabase
 from tests.conftest import ROOT
 
 GENERAL = str(ROOT / "rubrics" / "general-pairwise.yaml")
@@ -267,7 +267,7 @@ def test_the_screen_sends_checks_and_cancels_batches(demo_store, server):
 
 def test_migration_5_keeps_earlier_verdicts_with_no_cached_tokens(tmp_path):
     path = tmp_path / "v3.db"
-    db = sqlite_utils.Database(path)
+    db = SQLiteDatabase(str(path))
     db.execute("CREATE TABLE _migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
     for version, name, apply in [m for m in MIGRATIONS if m[0] <= 3]:
         apply(db)
@@ -286,7 +286,7 @@ def test_migration_5_keeps_earlier_verdicts_with_no_cached_tokens(tmp_path):
         "INSERT INTO verdicts (run_id, pair_id, winner, tokens_in, cost, created_at) "
         "VALUES (1, 1, 'x', 100, 0.01, 'now')"
     )
-    db.conn.commit()
+    db.conn.commit()  # nothing open: autocommit
     db.close()
 
     store = Store.open(path)

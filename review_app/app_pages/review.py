@@ -155,7 +155,7 @@ def _edit(assignment_id: int, number: int, edit: str, criteria: tuple[str, ...])
 
 
 @st.cache_data(ttl=300, max_entries=256, show_spinner=False)
-def _assigned(db_path: str, study_id: int, reviewer_id: int) -> int:
+def _assigned(workspace: str, study_id: int, reviewer_id: int) -> int:
     # Reads every vote of the study (about a second at 200,000 votes), so a reload within a
     # few minutes reuses it; the session then pins it (see `_pinned_total`).
     return review.review_progress(store, reviewer_id, study_id).assigned

@@ -15,6 +15,8 @@ from review_app.settings import Settings, is_server_url, shown_location
 from review_app.store import Store
 from review_app.store.copying import SINGLETONS
 
+__all__ = ["CopyProof", "copy_workspace", "digests"]
+
 
 @dataclass
 class CopyProof:

@@ -28,7 +28,7 @@ OUTCOMES = ("example-llm-judge", "Failed", "Disagreement", "example-ana")
 def links(module_workspace):
     store = Store.open(module_workspace)
     try:
-        links = demo.seed_demo(store, replace(Settings.from_env(), db_path=module_workspace))
+        links = demo.seed_demo(store, replace(Settings.from_env(), db=module_workspace))
     finally:
         store.close()
     return {name: link.split("token=")[1] for name, link in links.items()}
@@ -105,7 +105,7 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     store = Store.open(module_workspace)
     try:
         if store.gate.threshold_lock(store.studies.require_study("demo")["id"]) is None:
-            lock_on_win_rate(store, replace(Settings.from_env(), db_path=module_workspace))
+            lock_on_win_rate(store, replace(Settings.from_env(), db=module_workspace))
     finally:
         store.close()
     page = open_items(browser, server, links["demo-admin"], size)
