@@ -420,13 +420,16 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
 def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
     # More reviewers than remembered queue orders must not mean a read of every pair per vote.
     loads = []
+    # A workspace of this run's own: the cache is the process's, and this test runs once per
+    # backend in one process.
+    workspace = object()
 
     def load():
         loads.append(1)
         return list(range(1, 1001))
 
     orders = [
-        assignment.cached_queue_order(("ws", 1000), load, reviewer, 7, 0)
+        assignment.cached_queue_order((workspace, 1000), load, reviewer, 7, 0)
         for reviewer in [*range(100), *range(100)]
     ]
     assert len(loads) == 1
