@@ -48,3 +48,23 @@ def test_before_the_lock_every_step_is_listed(demo_store):
         "3. Final human review",
         "4. Sign-off",
     ]
+
+
+def test_results_count_items_and_comparisons_as_the_gate_does(demo_store):
+    """The same comparison showed n = 30 on the Gate and n = 70 on Results: the Gate counts
+    compared pairs (one per item here), Results counted votes. Results now gives items,
+    comparisons and votes in their own columns, and the Gate's figures are found there."""
+    lock_on_win_rate(demo_store)
+    gate_table = next(
+        d.value for d in open_page(demo_store, "gate.py").dataframe if "outcome" in d.value.columns
+    )
+    at = open_page(demo_store, "results.py")
+    assert not at.exception
+    rates = next(d.value for d in at.dataframe if "win rate" in d.value.columns)
+    assert "n" not in rates.columns
+    humans = rates[(rates.comparison == "finetuned vs base") & (rates.source == "humans")].iloc[0]
+    gate_row = gate_table.iloc[0]
+    assert (humans["items"], humans["comparisons"]) == (gate_row["items"], gate_row["comparisons"])
+    assert humans["votes or verdicts"] > humans["comparisons"]  # several reviewers per pair
+    assert humans["wins"] + humans["ties"] + humans["losses"] == humans["votes or verdicts"]
+    assert any("several votes" in c.value for c in at.caption)

@@ -38,7 +38,9 @@ rates = pd.DataFrame(
             "95% CI": format_ci(w.ci),
             "low": w.ci[0] if w.ci else None,
             "high": w.ci[1] if w.ci else None,
-            "n": w.n,
+            "items": w.n_items or None,
+            "comparisons": w.n_comparisons or None,
+            "votes or verdicts": w.n,
             "wins": w.wins,
             "ties": w.ties,
             "losses": w.losses,
@@ -49,7 +51,9 @@ rates = pd.DataFrame(
 st.subheader("Win rates")
 st.caption(
     "(wins + 0.5 ties) / n of the first system over the second, from human votes and from each "
-    "judge's order-combined verdicts; 95% bootstrap CI over items."
+    "judge's order-combined verdicts; 95% bootstrap CI over items. A comparison is one pair of "
+    "outputs; humans give it several votes, a judge one combined verdict. The Gate counts items "
+    "and comparisons, as the columns of the same names here."
 )
 if rates.empty:
     st.info("No votes or verdicts yet.")
@@ -84,7 +88,12 @@ else:
         bars = (
             alt.Chart()
             .mark_bar(opacity=0.45, height={"band": 0.7})
-            .encode(y=y, x=x, color=color, tooltip=["source:N", "win rate:Q", "95% CI:N", "n:Q"])
+            .encode(
+                y=y,
+                x=x,
+                color=color,
+                tooltip=["source:N", "win rate:Q", "95% CI:N", "items:Q", "votes or verdicts:Q"],
+            )
         )
         whiskers = (
             alt.Chart().mark_rule(strokeWidth=2.5).encode(y=y, x="low:Q", x2="high:Q", color=color)
