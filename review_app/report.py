@@ -143,6 +143,16 @@ def _ci(ci: Any) -> str:
     return format_ci(ci, digits=_DIGITS)
 
 
+def _value_ci(est: dict) -> str:
+    """An estimate with its 95% interval ("0.75 [0.61, 0.87]"); one too small to have an
+    interval says so rather than standing alone as if it were certain."""
+    if est["value"] is None:
+        return "n/a"
+    if not est.get("ci"):
+        return f"{_value(est)} (no interval)"
+    return f"{_value(est)} {_ci(est['ci'])}"
+
+
 def _points(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}"
 
@@ -449,19 +459,24 @@ def render_markdown(report: dict) -> str:
     lines += grader_lines(report)
     if report.get("scorecard"):
         lines += ["", *scorecard_markdown(report["scorecard"])]
-    lines += ["", "## Judges", "", "| judge | rubric hash | verdicts | agreement (no ties) | n |"]
+    lines += [
+        "",
+        "## Judges",
+        "",
+        "| judge | rubric hash | verdicts | agreement (no ties, 95% CI) | n |",
+    ]
     lines.append("|---|---|---|---|---|")
     for j in report["judges"]:
         agree = j["agreement_without_ties"]
         lines.append(
             f"| {_md(j['judge'])} | `{j['rubric_hash'] or '-'}` | {j['n_verdicts']} | "
-            f"{_value(agree)} | {agree['n']} |"
+            f"{_value_ci(agree)} | {agree['n']} |"
         )
     humans = report["human_agreement"]
     lines += [
         "",
-        f"Human-human agreement without ties: {_value(humans['without_ties'])} "
-        f"(n={humans['without_ties']['n']}); with ties: {_value(humans['with_ties'])} "
+        f"Human-human agreement without ties: {_value_ci(humans['without_ties'])} "
+        f"(n={humans['without_ties']['n']}); with ties: {_value_ci(humans['with_ties'])} "
         f"(n={humans['with_ties']['n']}).",
     ]
     lines += self_preference_lines(report)
@@ -942,7 +957,8 @@ def render_html(report: dict) -> str:
         rejected = f"<p>Marked not acceptable:</p><ul>{rejected}</ul>"
     judges = "".join(
         f"<tr><td>{e(j['judge'])}</td><td>{j['n_verdicts']}</td>"
-        f"<td>{_value(j['agreement_without_ties'])}</td><td>{j['agreement_without_ties']['n']}</td>"
+        f"<td>{_value_ci(j['agreement_without_ties'])}</td>"
+        f"<td>{j['agreement_without_ties']['n']}</td>"
         f"<td><code>{e((j['rubric_hash'] or '-')[:16])}</code></td></tr>"
         for j in report["judges"]
     )
@@ -1003,10 +1019,10 @@ votes and from each judge; the line is the 95% bootstrap interval, the dashed li
 {graders_html(report)}
 {"<h2>Scorecard</h2>" + scorecard_html(report["scorecard"]) if report.get("scorecard") else ""}
 <h2>Judges</h2>
-<p class="note">Agreement with the human votes, ties excluded. Human-human agreement (the ceiling):
-{_value(humans)} (n={humans["n"]}).</p>
+<p class="note">Agreement with the human votes, ties excluded, with its 95% interval.
+Human-human agreement (the ceiling): {_value_ci(humans)} (n={humans["n"]}).</p>
 {exclusions}
-<table><tr><th>judge</th><th>verdicts</th><th>agreement</th><th>n</th><th>rubric hash</th></tr>
+<table><tr><th>judge</th><th>verdicts</th><th>agreement (95% CI)</th><th>n</th><th>rubric hash</th></tr>
 {judges}</table>
 {self_preference_html(report)}
 <h2>Final human review</h2>

@@ -232,3 +232,31 @@ def test_hash_covers_the_figures_not_the_signatures():
 def test_no_chart_without_win_rates():
     assert win_rate_svg([]) == "<p>No win rates yet.</p>"
     assert win_rate_svg([{"value": None}]) == "<p>No win rates yet.</p>"
+
+
+def test_judge_and_human_agreements_carry_their_intervals():
+    """Every agreement the report gives (each judge's and the human ceiling) is shown with its
+    95% interval, in Markdown and HTML; an agreement without one says so."""
+    report = make_report(
+        judges=[
+            {
+                "judge": "gpt-judge",
+                "rubric_hash": "r" * 64,
+                "n_verdicts": 80,
+                "agreement_without_ties": {"value": 0.75, "n": 25, "ci": [0.61, 0.87]},
+            },
+            {
+                "judge": "tiny-judge",
+                "rubric_hash": None,
+                "n_verdicts": 1,
+                "agreement_without_ties": {"value": 1.0, "n": 1, "ci": None},
+            },
+        ]
+    )
+    markdown = render_report(report, "md")
+    html = render_report(report, "html")
+    for text in (markdown, html):
+        assert "0.750 [0.610, 0.870]" in text
+        assert "1.000 (no interval)" in text
+        assert "0.800 [0.700, 0.900]" in text  # the ceiling without ties
+    assert "with ties: 0.700 [0.600, 0.800]" in markdown
