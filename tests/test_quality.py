@@ -345,3 +345,34 @@ def test_cli_stats_exclude_include_and_known_answers(careless_demo, settings, ca
         "known answer set",
         "known answer removed",
     ]
+
+
+def test_the_quality_headline_gives_the_calibration_ceiling_with_its_interval(
+    careless_demo, settings
+):
+    """The reviewer-quality screen's headline is the human ceiling with its 95% interval, the
+    same figure and interval as the calibration screen's, with and without an exclusion."""
+    from tests.test_calibration import open_page
+
+    store = careless_demo
+    for exclude in (False, True):
+        if exclude:
+            quality_service.exclude_reviewer(
+                acting(store, "demo", "demo-admin"), "zed", "voted x on everything"
+            )
+        expected = ceiling_estimate(store, settings)
+        report = quality_service.reviewer_report(store, "demo", settings, person(store))
+        assert report.ceiling.value == pytest.approx(expected.value)
+        assert report.ceiling.ci == pytest.approx(expected.ci)
+        assert report.document()["ceiling"]["ci"] == pytest.approx(list(expected.ci))
+        at = open_page(store, "quality.py")
+        assert not at.exception
+        (headline,) = [m for m in at.metric if "ceiling" in m.label]
+        low, high = expected.ci
+        assert f"{expected.value:.3f}" in headline.value
+        assert f"[{low:.2f}, {high:.2f}]" in headline.value
+
+
+def ceiling_estimate(store, settings) -> stats.Estimate:
+    report = calibration.calibration_report(looking(store, "demo", settings))
+    return report.calibration.overall.humans.agreement_without_ties

@@ -46,10 +46,10 @@ version = calibration.calibration_data_version(store, name)
 report = load_report(name, version, settings, actor)
 ceiling = report.ceiling
 st.metric(
-    "Human ceiling: agreement between reviewers, ties excluded",
-    "n/a" if ceiling.value is None else f"{ceiling.value:.3f}",
-    help=f"n = {ceiling.n} pairs of votes; excluded reviewers are left out. The calibration "
-    "screen shows it with its confidence interval.",
+    "Human ceiling: agreement between reviewers, ties excluded (95% CI)",
+    "n/a" if ceiling.value is None else f"{ceiling.value:.3f} {format_ci(ceiling.ci)}",
+    help=f"n = {ceiling.n} pairs of votes on {ceiling.items} items; excluded reviewers are left "
+    "out. The same figure and interval as on the calibration screen (a bootstrap over items).",
 )
 if not report.reviewers:
     st.info("No votes yet.")

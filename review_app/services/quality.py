@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from review_app import auth, quality
+import pandas as pd
+
+from review_app import auth, quality, stats
 from review_app.auth import Actor
 from review_app.errors import Conflict, InputError, NotFound
 from review_app.services import early_looks
@@ -31,9 +33,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class QualityReport:
-    """A study's reviewers: each one's record, the human ceiling (agreement without ties, point
-    estimate) with the current exclusions and without each reviewer in turn, and every
-    exclusion decision so far."""
+    """A study's reviewers: each one's record, the human ceiling (agreement without ties) with
+    the current exclusions (with its 95% interval, as on the calibration screen) and without
+    each reviewer in turn (point estimates), and every exclusion decision so far."""
 
     study: str
     reviewers: list[quality.ReviewerQuality]
@@ -45,7 +47,7 @@ class QualityReport:
         """The JSON `review-app reviewers stats --json` prints."""
         return {
             "study": self.study,
-            "ceiling": self.ceiling.to_json(with_ci=False),
+            "ceiling": self.ceiling.to_json(),
             "reviewers": [
                 r.to_json() | {"ceiling_without": self.ceiling_without[r.reviewer].to_json(False)}
                 for r in self.reviewers
@@ -95,7 +97,7 @@ def reviewer_report(
     return QualityReport(
         study=study,
         reviewers=records,
-        ceiling=quality.human_agreement_without_ties(counted),
+        ceiling=_ceiling(pairs, counted, settings),
         ceiling_without=ceiling_without,
         history=[
             {k: h[k] for k in ("reviewer", "excluded", "reason", "decided_by", "created_at")}
@@ -103,6 +105,16 @@ def reviewer_report(
             for h in history
         ],
     )
+
+
+def _ceiling(pairs: pd.DataFrame, votes: pd.DataFrame, settings: Settings) -> Estimate:
+    """The human ceiling with its 95% interval, exactly as the calibration screen gives it: the
+    same statistic of the same votes, resampled over the same items from the same seed."""
+    no_verdicts = pd.DataFrame(columns=stats.VERDICT_COLUMNS)
+    analysis = stats.analyse(
+        pairs, votes, no_verdicts, seed=settings.seed, n_boot=settings.bootstrap_resamples
+    )
+    return analysis.humans.agreement_without_ties
 
 
 def _currently_excluded(history: list[dict]) -> set[str]:
