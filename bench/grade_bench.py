@@ -11,6 +11,7 @@ JSON object with the figures.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -100,6 +101,11 @@ def _grade(db: Path, grader: Path, token: str) -> tuple[float, str]:
 
 
 def main_bench() -> None:
+    global N_ITEMS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=N_ITEMS, help="items in the eval set")
+    # The size is read by the seeding functions through the module constant.
+    N_ITEMS = parser.parse_args().items
     with tempfile.TemporaryDirectory() as tmp:
         db, grader = Path(tmp) / "bench.db", Path(tmp) / "bench.yaml"
         grader.write_text(GRADER, encoding="utf-8")

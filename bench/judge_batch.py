@@ -109,6 +109,7 @@ def measure(args: argparse.Namespace) -> dict:
         "requests_received": received,
         "status": outcome.status,
         "cost_usd": round(outcome.progress.answers.cost, 4),
+        "target": f"{expected} verdicts stored, none duplicated, {expected} requests received",
         "ok": rows[0] == expected and rows[0] == rows[1] and received == expected,
     }
 

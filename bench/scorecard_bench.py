@@ -12,6 +12,7 @@ printing the JSON. Target: <= 5 s on a 2-core machine. The last line is one JSON
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -148,6 +149,11 @@ def seed(path: Path, rng: np.random.Generator) -> dict[str, int]:
 
 
 def main_bench() -> None:
+    global N_ITEMS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=N_ITEMS, help="items in the eval set")
+    # The size is read by the seeding functions through the module constant.
+    N_ITEMS = parser.parse_args().items
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         start = time.perf_counter()

@@ -47,6 +47,8 @@ def test_page_render_builds_its_locked_study_and_renders_every_screen():
             "service_p95_ms",
         ),
         ("import_bench.py", ("--rows", "300"), "rows_per_s"),
+        ("grade_bench.py", ("--items", "200"), "grade_seconds"),
+        ("scorecard_bench.py", ("--items", "200"), "seconds"),
     ],
 )
 def test_benchmarks_run_at_a_small_size(name, argv, key):
@@ -100,3 +102,27 @@ def test_copy_workspace_goes_both_ways_at_a_small_size(postgres):
     figures = run_bench("copy_workspace.py", "--items", "100", "--postgres", postgres.url)
     assert figures["digests_equal"] and figures["verify_holds"]
     assert figures["votes"] == 400 and figures["rows"] > figures["votes"] + figures["verdicts"]
+
+
+def test_judge_benchmarks_answer_every_call_once_at_a_small_size():
+    """Both run the real SDKs against the local fake of the providers."""
+    throughput = run_bench(
+        "judge_throughput.py",
+        "--pairs",
+        "20",
+        "--concurrency",
+        "5",
+        "--latency",
+        "0.01",
+        "--rounds",
+        "1",
+    )
+    assert throughput["ratio"] > 0 and isinstance(throughput["meets_target"], bool)
+    batch = run_bench("judge_batch.py", "--pairs", "20", "--batch-delay", "0.2", "--poll", "0.05")
+    assert batch["ok"] and batch["verdicts_stored"] == 40 and "target" in batch
+
+
+def test_length_control_sim_reports_its_target_at_a_small_size():
+    figures = run_bench("length_control_sim.py", "--sims", "3", "--n-boot", "50")
+    assert len(figures["designs"]) == 8 and isinstance(figures["target_met"], bool)
+    assert all(isinstance(d["met"], bool) for d in figures["designs"].values())
