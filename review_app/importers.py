@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -155,6 +156,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 RowReader(str(path), number, row),
                 _SURROGATE_ESCAPE.search(text),
                 "\\u0000" in text,
+                # Without a second bracket, no value of the row is a list or an object.
+                text.count("{") + text.count("[") > 1,
             )
             yield number, row
     if empty:
@@ -200,17 +203,23 @@ class _DuplicateKey(ValueError):
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # JSON keeps the last of two equal keys silently: one row could say two things.
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return found
+
+
+# One decoder for every row: `json.loads` with a hook builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 def _json_value(path: Path, line: int | None, text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise InputError.at(
             str(path), line, exc.key, "appears twice in one object; keep one"
@@ -227,10 +236,14 @@ def _json_value(path: Path, line: int | None, text: str) -> Any:
         ) from None
 
 
-def _check_json_row(reader: RowReader, may_hold_surrogates: object, may_hold_nul: bool) -> None:
+def _check_json_row(
+    reader: RowReader, may_hold_surrogates: object, may_hold_nul: bool, may_nest: bool = True
+) -> None:
     """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, text
     with a lone surrogate (not a character, so not valid UTF-8 either), and the NUL character
     (`\\u0000`), refused as it is in a CSV file."""
+    if not (may_nest or may_hold_nul or may_hold_surrogates):
+        return
     for name, value in reader.row.items():
         if isinstance(value, (dict, list)) and _nesting(value) > MAX_NESTING:
             raise reader.error(name, f"is nested more than {MAX_NESTING} levels deep")
@@ -322,13 +335,20 @@ class RowReader:
 def _name(reader: RowReader, field: str) -> str:
     """A name field (system, reviewer, judge): NFC-normalised, refused when it holds an
     invisible or control character or takes a prefix reserved for the app's own judges."""
-    value = normal_name(reader.text(field))
-    if not value:
-        raise reader.error(field, "is empty")
-    problem = name_problem(value)
+    value, problem = _checked_name(reader.text(field))
     if problem:
-        raise reader.error(field, f"{value!r} {problem}")
+        raise reader.error(field, problem)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_name(raw: str) -> tuple[str, str | None]:
+    # A file names the same few systems, reviewers or judges on every row: each is checked once.
+    value = normal_name(raw)
+    if not value:
+        return value, "is empty"
+    problem = name_problem(value)
+    return value, f"{value!r} {problem}" if problem else None
 
 
 def _same_name(reader: RowReader, field: str) -> str | None:
@@ -405,13 +425,18 @@ def _whole(row: dict[str, Any] | InputError) -> dict[str, Any]:
 MAX_PROBLEMS = 20
 
 
-def _batches(changes: Iterable[dict]) -> Iterator[list[dict]]:
-    """Group changes into batches small enough to write in one short transaction."""
+def _text_size(change: dict) -> int:
+    return sum(len(value) for value in change.values() if isinstance(value, str))
+
+
+def _batches(changes: Iterable[dict], size=_text_size) -> Iterator[list[dict]]:
+    """Group changes into batches small enough to write in one short transaction, `size`
+    telling the characters of text a change writes."""
     batch: list[dict] = []
     chars = 0
     for change in changes:
         batch.append(change)
-        chars += sum(len(value) for value in change.values() if isinstance(value, str))
+        chars += size(change)
         if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
             yield batch
             batch, chars = [], 0
@@ -429,7 +454,11 @@ def check_outputs(
     it makes, in batches: items to add or replace, outputs to add or replace. Re-importing the
     same file yields nothing; a changed output or item is refused unless `replace` (and never
     once a study has frozen the eval set). Reads only."""
-    return _batches(_output_changes(store, Path(path), eval_set, replace, summary))
+    return _batches(_output_changes(store, Path(path), eval_set, replace, summary), _output_size)
+
+
+def _output_size(change: dict) -> int:
+    return len(change["text"] if change["change"] == "output" else change["prompt"])
 
 
 def _output_changes(
@@ -453,21 +482,27 @@ def _output_changes(
     problems.raise_any()
 
 
-def publish_outputs(store: Store, eval_set: str, changes: list[dict]) -> None:
-    """Write one checked batch of `check_outputs` changes (inside the caller's transaction)."""
+def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> None:
+    """Stage one checked batch of `check_outputs` changes as batch `seq` of the import
+    (inside the caller's transaction), out of sight until `publish_outputs`."""
+    items, outputs = [], []
+    for c in changes:
+        if c["change"] == "output":
+            outputs.append((c["item_key"], c["system"], c["text"]))
+        else:
+            metadata = json.dumps(c["metadata"], ensure_ascii=False) if c["metadata"] else "{}"
+            change = "add" if c["change"] == "add item" else "replace"
+            items.append(
+                (change, c["item_key"], c["prompt"], c["reference"], c["category"], metadata)
+            )
+    store.imports.stage_outputs(job_id, seq, items, outputs)
+
+
+def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: int) -> None:
+    """Write the batches `first`..`last` that `stage_outputs` staged (inside the caller's
+    transaction)."""
     es = store.catalog.ensure_eval_set(eval_set)
-    new_items = [c for c in changes if c["change"] == "add item"]
-    if new_items:
-        store.catalog.insert_items(es["id"], new_items)
-    item_ids = store.catalog.item_ids_for_keys(es["id"], {c["item_key"] for c in changes})
-    for change in changes:
-        if change["change"] == "replace item":
-            store.catalog.update_item(item_ids[change["item_key"]], change)
-    outputs = [c for c in changes if c["change"] == "output"]
-    store.catalog.ensure_systems({c["system"] for c in outputs})
-    store.catalog.upsert_outputs(
-        [(item_ids[c["item_key"]], c["system"], c["text"]) for c in outputs]
-    )
+    store.imports.publish_staged_outputs(job_id, es["id"], first, last)
 
 
 def _output_row(reader: RowReader) -> dict[str, Any]:

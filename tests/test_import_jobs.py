@@ -143,11 +143,11 @@ def test_an_error_while_publishing_is_finished_by_the_next_import(store, tmp_pat
     written = []
     real_publish = importers.publish_outputs
 
-    def failing_publish(store, eval_set, changes):
+    def failing_publish(store, eval_set, job_id, first, last):
         if len(written) == 2:
             raise sqlite3.OperationalError("disk I/O error")
-        written.append(len(changes))
-        real_publish(store, eval_set, changes)
+        written.append((first, last))
+        real_publish(store, eval_set, job_id, first, last)
 
     monkeypatch.setattr(importers, "publish_outputs", failing_publish)
     with pytest.raises(Conflict, match="the next import or server start finishes it"):
