@@ -144,7 +144,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
         for number, text in _decoded_lines(path, handle):
-            if not text.strip():
+            if text.isspace():
                 continue
             empty = False
             row = _json_value(path, number, text)
@@ -152,13 +152,14 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
-            _check_json_row(
-                RowReader(str(path), number, row),
-                _SURROGATE_ESCAPE.search(text),
-                "\\u0000" in text,
-                # Without a second bracket, no value of the row is a list or an object.
-                text.count("{") + text.count("[") > 1,
-            )
+            may_hold_surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text)
+            may_hold_nul = "\\u0000" in text
+            # Without a second bracket, no value of the row is a list or an object.
+            may_nest = "[" in text or text.count("{") > 1
+            if may_hold_surrogates or may_hold_nul or may_nest:
+                _check_json_row(
+                    RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul
+                )
             yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
@@ -236,14 +237,10 @@ def _json_value(path: Path, line: int | None, text: str) -> Any:
         ) from None
 
 
-def _check_json_row(
-    reader: RowReader, may_hold_surrogates: object, may_hold_nul: bool, may_nest: bool = True
-) -> None:
+def _check_json_row(reader: RowReader, may_hold_surrogates: object, may_hold_nul: bool) -> None:
     """Refuse what the workspace cannot store: values nested more than MAX_NESTING deep, text
     with a lone surrogate (not a character, so not valid UTF-8 either), and the NUL character
     (`\\u0000`), refused as it is in a CSV file."""
-    if not (may_nest or may_hold_nul or may_hold_surrogates):
-        return
     for name, value in reader.row.items():
         if isinstance(value, (dict, list)) and _nesting(value) > MAX_NESTING:
             raise reader.error(name, f"is nested more than {MAX_NESTING} levels deep")
@@ -471,9 +468,7 @@ def _output_changes(
         summary.rows += 1
         try:
             reader = RowReader(str(path), line, _whole(row), "row" if alpaca else "line")
-            changes = list(
-                checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
-            )
+            changes = checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
         except InputError as exc:
             problems.add(exc)
             continue
@@ -505,7 +500,48 @@ def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: 
     store.imports.publish_staged_outputs(job_id, es["id"], first, last)
 
 
+_OUTPUT_FIELDS = frozenset(OUTPUT_COLUMNS + OUTPUT_OPTIONAL)
+
+
 def _output_row(reader: RowReader) -> dict[str, Any]:
+    # Most rows are well-formed: they are taken in a few checks, the others go the long way,
+    # which names what is wrong.
+    row = reader.row
+    key, prompt, system, output = (
+        row.get("item_id"),
+        row.get("prompt"),
+        row.get("system"),
+        row.get("output"),
+    )
+    reference, category = row.get("reference"), row.get("category")
+    if (
+        type(key) is str
+        and type(prompt) is str
+        and type(system) is str
+        and type(output) is str
+        and (reference is None or type(reference) is str)
+        and (category is None or type(category) is str)
+        and prompt
+        and not prompt.isspace()
+        and (key := key.strip())
+    ):
+        name, problem = _checked_system(system)
+        if problem is None:
+            return {
+                "item_key": key,
+                "prompt": prompt,
+                "system": name,
+                "output": output,
+                "reference": reference if reference else None,
+                "category": category.strip() if category else "",
+                "metadata": {}
+                if row.keys() <= _OUTPUT_FIELDS
+                else {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS},
+            }
+    return _checked_output_row(reader)
+
+
+def _checked_output_row(reader: RowReader) -> dict[str, Any]:
     _require_columns(reader, OUTPUT_COLUMNS)
     metadata = {k: v for k, v in reader.row.items() if k not in OUTPUT_COLUMNS + OUTPUT_OPTIONAL}
     reference = reader.text("reference", required=False)
@@ -536,14 +572,22 @@ def _alpaca_row(reader: RowReader) -> dict[str, Any]:
 
 
 def _system_name(reader: RowReader, name: str) -> str:
-    value = _name(reader, name)
-    if value in SPECIAL_WINNERS:
-        raise reader.error(name, f"{value!r} is reserved for outcomes; rename the system")
+    value, problem = _checked_system(reader.text(name))
+    if problem:
+        raise reader.error(name, problem)
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked_system(raw: str) -> tuple[str, str | None]:
+    value, problem = _checked_name(raw)
+    if problem is None and value in SPECIAL_WINNERS:
+        problem = f"{value!r} is reserved for outcomes; rename the system"
+    return value, problem
+
+
 class _OutputChecker:
-    """Checks output rows against the file so far and the workspace, yielding the changes."""
+    """Checks output rows against the file so far and the workspace, returning the changes."""
 
     def __init__(
         self, store: Store, eval_set: dict | None, file: str, replace: bool, summary: ImportSummary
@@ -556,38 +600,43 @@ class _OutputChecker:
         )
         self.items = store.catalog.item_index(eval_set["id"]) if eval_set else {}
         self.outputs = store.catalog.output_index(eval_set["id"]) if eval_set else {}
-        self.file_items: dict[str, tuple[int, str]] = {}
-        self.file_outputs: dict[tuple[str, str], tuple[int, str]] = {}
+        self.file_items: dict[str, tuple[int, int]] = {}
+        self.file_outputs: dict[tuple[str, str], tuple[int, int]] = {}
 
-    def check(self, line: int, row: dict) -> Iterator[dict]:
+    def check(self, line: int, row: dict) -> list[dict]:
+        """The changes one row makes (an item to add or replace, an output to add or replace)."""
         key, system = row["item_key"], row["system"]
-        fingerprint = item_fingerprint(row["prompt"], row["reference"], row["category"])
+        changes = []
+        # Rows of the file are told apart by Python's hash, which two different texts share
+        # with a chance of 2**-64 (and seeded per process, so no file can aim for it); stored
+        # rows, by their digests.
+        same_item = hash((row["prompt"], row["reference"], row["category"]))
         seen = self.file_items.get(key)
-        if seen and seen[1] != fingerprint:
+        if seen is None:
+            self.file_items[key] = (line, same_item)
+            changes = self._check_item(line, row)
+        elif seen[1] != same_item:
             raise InputError(
                 f"{self.file}:{line}: item '{key}' has a different prompt, reference or category "
                 f"than on line {seen[0]}"
             )
-        if not seen:
-            self.file_items[key] = (line, fingerprint)
-            yield from self._check_item(line, row, fingerprint)
-        digest = text_digest(row["output"])
+        same_output = hash(row["output"])
         earlier = self.file_outputs.get((key, system))
         if earlier:
-            if earlier[1] != digest:
+            if earlier[1] != same_output:
                 raise InputError(
                     f"{self.file}:{line}: item '{key}' system '{system}' appears again with a "
                     f"different output (first on line {earlier[0]})"
                 )
             self.summary.unchanged += 1
-            return
-        self.file_outputs[(key, system)] = (line, digest)
+            return changes
+        self.file_outputs[(key, system)] = (line, same_output)
         item = self.items.get(key)
         stored = self.outputs.get((item[0], system)) if item else None
-        if stored == digest:
-            self.summary.unchanged += 1
-            return
         if stored is not None:
+            if stored == text_digest(row["output"]):
+                self.summary.unchanged += 1
+                return changes
             if self.frozen_by:
                 raise self._frozen(line, f"the output of '{system}' for item '{key}' would change")
             if not self.replace:
@@ -598,14 +647,19 @@ class _OutputChecker:
             self.summary.count("outputs replaced")
         else:
             self.summary.count("outputs added")
-        yield {"change": "output", "item_key": key, "system": system, "text": row["output"]}
+        changes.append(
+            {"change": "output", "item_key": key, "system": system, "text": row["output"]}
+        )
+        return changes
 
-    def _check_item(self, line: int, row: dict, fingerprint: str) -> Iterator[dict]:
+    def _check_item(self, line: int, row: dict) -> list[dict]:
         key = row["item_key"]
         item = {name: row[name] for name in ("item_key", "prompt", "reference", "category")}
         item["metadata"] = row["metadata"]
         if key in self.items:
-            if self.items[key][1] != fingerprint:
+            if self.items[key][1] != item_fingerprint(
+                row["prompt"], row["reference"], row["category"]
+            ):
                 if self.frozen_by:
                     raise self._frozen(line, f"item '{key}' would change")
                 if not self.replace:
@@ -614,12 +668,12 @@ class _OutputChecker:
                         "reference or category; pass --replace to overwrite it"
                     )
                 self.summary.count("items replaced")
-                yield {"change": "replace item", **item}
-            return
+                return [{"change": "replace item", **item}]
+            return []
         if self.frozen_by:
             raise self._frozen(line, f"item '{key}' would be added")
         self.summary.count("items added")
-        yield {"change": "add item", **item}
+        return [{"change": "add item", **item}]
 
     def _frozen(self, line: int, what: str) -> Conflict:
         return Conflict(
