@@ -49,6 +49,8 @@ class ImportSummary:
     added: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
     notes: list[str] = field(default_factory=list)
+    # The file's SHA-256, fed as the import reads it (complete once every row was read).
+    sha256: Any = field(default_factory=hashlib.sha256, repr=False, compare=False)
 
     def count(self, what: str, n: int = 1) -> None:
         if n:
@@ -63,25 +65,31 @@ class ImportSummary:
 # ---- reading rows ----
 
 
-def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def read_rows(
+    path: str | Path, digest: Any = None
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Yield (line number, row) from a CSV, JSONL or JSON-array file, streaming where possible;
-    a CSV row with the wrong number of fields comes as the InputError that describes it."""
+    a CSV row with the wrong number of fields comes as the InputError that describes it. Every
+    byte read is also fed to `digest` (a hashlib object) when given, so a file read to its end
+    is hashed in the same pass."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _read_csv(path)
+        yield from _read_csv(path, digest)
     elif suffix in (".jsonl", ".ndjson"):
-        yield from _read_jsonl(path)
+        yield from _read_jsonl(path, digest)
     elif suffix == ".json":
-        yield from _read_json_array(path)
+        yield from _read_json_array(path, digest)
     else:
         raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .jsonl or .json")
 
 
-def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
+def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(handle, start=1):
+        if digest is not None:
+            digest.update(raw)
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if b"\x00" in raw:
@@ -96,10 +104,10 @@ def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
             ) from None
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("rb") as handle:
-        lines = (text for _, text in _decoded_lines(path, handle))
+        lines = (text for _, text in _decoded_lines(path, handle, digest))
         reader = csv.reader(lines, strict=True)
         try:
             header = next(reader, None)
@@ -140,10 +148,10 @@ def _check_header(path: Path, header: list[str]) -> None:
         seen.add(name)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle):
+        for number, text in _decoded_lines(path, handle, digest):
             if text.isspace():
                 continue
             empty = False
@@ -165,8 +173,10 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
 
 
-def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_json_array(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     raw = path.read_bytes()
+    if digest is not None:
+        digest.update(raw)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -464,7 +474,7 @@ def _output_changes(
     alpaca = path.suffix.lower() == ".json"
     checker = _OutputChecker(store, store.catalog.eval_set(eval_set), str(path), replace, summary)
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         summary.rows += 1
         try:
             reader = RowReader(str(path), line, _whole(row), "row" if alpaca else "line")
@@ -893,7 +903,7 @@ def _vote_changes(
     reviewer_ids: dict[str, int | None] = {}
     in_file: dict[tuple[tuple[int, str, str], str], int] = {}
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         with problems.of_row():
             summary.rows += 1
             reader = RowReader(str(path), line, _whole(row))
@@ -983,7 +993,7 @@ def _verdict_changes(
     judges: set[str] = set()
     in_file: dict[tuple[str, tuple[int, str, str], str], int] = {}
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         with problems.of_row():
             summary.rows += 1
             reader = RowReader(str(path), line, _whole(row))

@@ -13,7 +13,6 @@ was imported is a no-op."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -166,14 +165,13 @@ def _refused_after_lock(batches: Iterator[list[dict]], lock: Lock, reason: str, 
 
 
 def _recorded(path: str | Path, actor: Actor) -> dict:
-    """What the audit log keeps of an import: who, and the file's name and content hash."""
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    """What the audit log keeps of an import: who, and the file's name and content hash (known
+    once the import has read the file, see `_stage`)."""
     return {
         "by": actor.name,
         "actor": [actor.name, actor.role, actor.reviewer_id],
         "file_name": Path(path).name,
-        "sha256": digest,
+        "sha256": None,
     }
 
 
@@ -198,7 +196,7 @@ def _import(
     what it reads of the workspace cannot be changed by another import meanwhile."""
     job_id = _start(store, kind, path, target, options, locks)
     try:
-        staged = _stage(store, job_id, kind, changes())
+        staged = _stage(store, job_id, kind, changes(), options, summary)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             _discard(store, job_id)
@@ -311,9 +309,17 @@ def _unpack(payload: bytes) -> list[dict]:
     return json.loads(payload)
 
 
-def _stage(store: Store, job_id: int, kind: str, batches: Iterator[list[dict]]) -> int:
-    """Stage every batch, each in its own transaction; the last one also commits the import.
-    Returns the number of batches (0: nothing to change, and the import is forgotten)."""
+def _stage(
+    store: Store,
+    job_id: int,
+    kind: str,
+    batches: Iterator[list[dict]],
+    options: dict,
+    summary: ImportSummary,
+) -> int:
+    """Stage every batch, each in its own transaction; the last one also commits the import,
+    recording in its `options` the hash of the file it read. Returns the number of batches
+    (0: nothing to change, and the import is forgotten)."""
     stage = _batch_stager(store, kind)
     pacer = _Pacer()
     staged = 0
@@ -324,6 +330,7 @@ def _stage(store: Store, job_id: int, kind: str, batches: Iterator[list[dict]]) 
             with pacer, store.transaction():
                 stage(job_id, staged, held)
         held = batch
+    options["sha256"] = summary.sha256.hexdigest()  # every row has been read
     with pacer, store.transaction():
         if held is None:
             store.imports.delete_import_job(job_id)
@@ -331,7 +338,7 @@ def _stage(store: Store, job_id: int, kind: str, batches: Iterator[list[dict]]) 
         staged += 1
         stage(job_id, staged, held)
         # Every row passed its checks: from here on the import is finished, never undone.
-        store.imports.set_import_state(job_id, "publishing")
+        store.imports.set_import_state(job_id, "publishing", options)
     return staged
 
 

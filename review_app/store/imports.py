@@ -141,10 +141,10 @@ class ImportQueries(Aggregate):
             [eval_set_id, *batches],
         )
 
-    def set_import_state(self, job_id: int, state: str) -> None:
+    def set_import_state(self, job_id: int, state: str, options: dict) -> None:
         self.db.execute(
-            "UPDATE import_jobs SET state = ?, heartbeat_at = ? WHERE id = ?",
-            [state, time.time(), job_id],
+            "UPDATE import_jobs SET state = ?, options = ?, heartbeat_at = ? WHERE id = ?",
+            [state, json.dumps(options), time.time(), job_id],
         )
 
     def touch_import_job(self, job_id: int, heartbeat: float | None = None) -> None:
