@@ -100,3 +100,10 @@ def test_copy_workspace_goes_both_ways_at_a_small_size(postgres):
     figures = run_bench("copy_workspace.py", "--items", "100", "--postgres", postgres.url)
     assert figures["digests_equal"] and figures["verify_holds"]
     assert figures["votes"] == 400 and figures["rows"] > figures["votes"] + figures["verdicts"]
+
+
+def test_import_bench_prints_its_target_beside_its_figures():
+    figures = run_bench("import_bench.py", "--rows", "200", "--format", "csv")
+    assert figures["target_seconds"] == 3.0
+    assert figures["rows"] == 200 and figures["cpu_seconds"] > 0
+    assert figures["baseline_s"] is None  # measured only when an earlier checkout is named
