@@ -246,10 +246,12 @@ RAW_MISSING = re.compile(r"(?<![\w.])(None|nan|NaN|null|undefined)(?![\w])")
 
 
 def drawn(page) -> None:
-    """Wait until the script run is over and what draws after it (charts, tables) is drawn."""
+    """Wait until the script run is over and what draws after it is drawn: the widgets in place
+    of their placeholders, the charts and the tables."""
     wait_idle(page)
     page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
           .every((chart) => chart.querySelector('svg, canvas'))
         && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
           .every((frame) => !frame.checkVisibility()
@@ -261,14 +263,24 @@ def drawn(page) -> None:
     )
 
 
-def table_text(page) -> str:
-    """What the data tables show: they draw on a canvas, so their cells are read from the
-    accessible table each keeps beside it."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('[data-testid="stDataFrame"] table tr')]
-          .map((row) => [...row.children].map((cell) => cell.textContent).join(' | '))
-          .join('\\n')"""
-    )
+# A data table draws on a canvas and keeps a table of its cells for screen readers. A missing
+# value is an empty cell there, and the canvas draws it as a faint "None"; an empty text looks the
+# same there and reads as nothing on screen: a table says what is missing ("-", "no votes").
+EMPTY_CELLS = """() => {
+  const found = [];
+  for (const table of document.querySelectorAll('[data-testid="stDataFrame"] table')) {
+    const rows = [...table.querySelectorAll('tr')].map((row) => [...row.children]
+      .map((cell) => cell.textContent.trim()));
+    // An empty table shows one blank row.
+    const [head, ...body] = rows.filter((row) => row.some((cell) => cell !== ''));
+    if (!head) continue;
+    head.forEach((name, i) => {
+      const empty = body.filter((row) => row[i] === '').length;
+      if (empty) found.push(`${empty} empty cells (drawn as None) in column "${name}"`);
+    });
+  }
+  return found;
+}"""
 
 
 def problems(page, title: str, size: str, theme: str) -> list[str]:
@@ -278,11 +290,10 @@ def problems(page, title: str, size: str, theme: str) -> list[str]:
     for testid in ("stException", "stAlertContentError"):
         for box in page.locator(f'[data-testid="{testid}"]').all():
             found.append(f"error box: {box.inner_text()[:200]}")
-    main = page.locator('[data-testid="stMain"]').inner_text()
-    for text in (main, table_text(page)):
-        for line in text.splitlines():
-            if RAW_MISSING.search(line):
-                found.append(f"raw missing value: {line.strip()[:120]}")
+    for line in page.locator('[data-testid="stMain"]').inner_text().splitlines():
+        if RAW_MISSING.search(line):
+            found.append(f"raw missing value: {line.strip()[:120]}")
+    found += page.evaluate(EMPTY_CELLS)
     if size == "phone":
         found += page.evaluate(OVERFLOW)
     found += page.evaluate(CONTRAST)
