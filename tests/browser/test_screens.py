@@ -339,9 +339,7 @@ def check_screen(phase, address, size, theme, servers, workspaces, contexts, tmp
 
 
 @pytest.mark.parametrize("address, size, theme", params([s[0] for s in SCREENS]))
-def test_each_screen_before_the_lock(
-    address, size, theme, servers, workspaces, contexts, tmp_path
-):
+def test_each_screen_before_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
     check_screen("before", address, size, theme, servers, workspaces, contexts, tmp_path)
 
 
