@@ -138,7 +138,8 @@ if len(frame):
         """A cell as text: an absent value (None, or NaN in the frame) reads as `missing`."""
         return missing if value is None or pd.isna(value) or value == "" else str(value)
 
-    st.subheader(f"{p(row['item_key'])} ({p(row['category'])}): {p(row['judge'])}")
+    # Before the lock the category reads "(hidden until ...)": separators, not parentheses.
+    st.subheader(f"{p(row['item_key'])} · {p(row['category'])} · {p(row['judge'])}")
     st.markdown(
         f"Human majority: **{p(shown(row['human_majority'], 'no votes'))}** · judge: "
         f"**{p(shown(row['judge_verdict']))}** (shown {p(row['system_x'])} first: "

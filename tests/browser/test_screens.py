@@ -52,9 +52,15 @@ SCREENS = [
 # The screens whose content changes with the lock, seen again after it.
 LOCKED_SCREENS = ["calibration", "disagreements", "results", "gate", "scorecard", "items"]
 
-# Defects these checks find on screens this module's fixes do not cover yet; strict, so a fix
-# shows up as an unexpected pass and the entry is removed.
-KNOWN: dict[tuple[str, ...], str] = {}
+# Defects these checks find on screens whose code is being changed elsewhere at the moment, by
+# (phase, address), in every size and theme; strict, so a fix shows up as an unexpected pass and
+# its entry is removed.
+KNOWN: dict[tuple[str, str], str] = {
+    ("before", "calibration"): "Human ceiling table: empty CI cells (drawn as None)",
+    ("after", "calibration"): "Human ceiling table: empty CI cells (drawn as None)",
+    ("before", "quality"): "Reviewers table: empty flags / knows model / known answers cells",
+    ("after", "gate"): "Thresholds table: a row with empty estimate, bound, CI and items",
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,16 +122,20 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def params(screens: list[str]) -> list:
-    return list(_params(screens))
-
-
-def _params(screens: list[str]):
-    for address in screens:
-        for size, theme in VIEWS:
-            key = (address, size, theme)
-            marks = [pytest.mark.xfail(strict=True, reason=KNOWN[key])] if key in KNOWN else []
-            yield pytest.param(address, size, theme, id=f"{address}-{size}-{theme}", marks=marks)
+def params(phase: str, screens: list[str]) -> list:
+    return [
+        pytest.param(
+            address,
+            size,
+            theme,
+            id=f"{address}-{size}-{theme}",
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN[phase, address])]
+            if (phase, address) in KNOWN
+            else [],
+        )
+        for address in screens
+        for size, theme in VIEWS
+    ]
 
 
 # The checks, in the page: each returns a list of what is wrong (empty when nothing is).
@@ -283,6 +293,29 @@ EMPTY_CELLS = """() => {
 }"""
 
 
+def scorecard_problems(page) -> list[str]:
+    """The ranking chart gives each system one band with a line per source: three systems fit
+    in a few hundred pixels (a step per system times the sources drew it 800 px tall)."""
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    if not charts.count():
+        return []
+    height = charts.first.bounding_box()["height"]
+    return [f"the ranking chart is {height:.0f} px tall"] if height > 360 else []
+
+
+def heading_problems(page) -> list[str]:
+    """Headings built from values that are already bracketed ("(hidden until ...)")."""
+    return [
+        f"doubled brackets in a heading: {text}"
+        for text in page.locator("h1, h2, h3").all_inner_texts()
+        if "((" in text or "))" in text
+    ]
+
+
+# What only one screen can get wrong, checked on that screen.
+SCREEN_CHECKS = {"scorecard": scorecard_problems, "disagreements": heading_problems}
+
+
 def problems(page, title: str, size: str, theme: str) -> list[str]:
     found = []
     if not page.get_by_role("heading", name=title, exact=True).is_visible():
@@ -316,13 +349,17 @@ def screenshot(page, path: Path) -> None:
     page.set_viewport_size({"width": width, "height": height})
 
 
-def look(context, url: str, title: str, path: Path, size: str, theme: str) -> list[str]:
+def look(
+    context, url: str, address: str, title: str, path: Path, size: str, theme: str
+) -> list[str]:
     page = context.new_page()
     try:
         page.goto(url)
         page.get_by_role("heading", name=title, exact=True).wait_for()
         drawn(page)
         found = problems(page, title, size, theme)
+        if address in SCREEN_CHECKS:
+            found += SCREEN_CHECKS[address](page)
         screenshot(page, path)
         return found
     finally:
@@ -334,16 +371,16 @@ def check_screen(phase, address, size, theme, servers, workspaces, contexts, tmp
     server = servers[phase]
     url = f"{server.url}/{address}?token={workspaces['tokens'][who]}"
     path = shots(tmp_path) / f"{address}-{phase}-{size}-{theme}.png"
-    found = look(contexts[size, theme], url, title, path, size, theme)
+    found = look(contexts[size, theme], url, address, title, path, size, theme)
     assert not found, f"{address} ({phase} the lock, {size}, {theme}): " + "\n".join(found)
 
 
-@pytest.mark.parametrize("address, size, theme", params([s[0] for s in SCREENS]))
+@pytest.mark.parametrize("address, size, theme", params("before", [s[0] for s in SCREENS]))
 def test_each_screen_before_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
     check_screen("before", address, size, theme, servers, workspaces, contexts, tmp_path)
 
 
-@pytest.mark.parametrize("address, size, theme", params(LOCKED_SCREENS))
+@pytest.mark.parametrize("address, size, theme", params("after", LOCKED_SCREENS))
 def test_each_screen_after_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
     check_screen("after", address, size, theme, servers, workspaces, contexts, tmp_path)
 
