@@ -966,6 +966,9 @@ def render_html(report: dict) -> str:
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Ship decision report: {e(report["study"])}</title>
 <style>
+/* The report's own colours on its own white page: a browser in dark mode would otherwise put
+   its dark text on a dark page. */
+html {{ background: #fff; color-scheme: light; }}
 /* A hash or a timestamp too long for a phone's line breaks rather than widening the page. */
 body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: 2rem auto; color: #1d2433;
   padding: 0 1rem; overflow-wrap: break-word; }}

@@ -170,7 +170,7 @@ OVERFLOW = """() => {
   return found;
 }"""
 
-CONTRAST = """() => {
+CONTRAST = """(where) => {
   // Text (headings, captions, paragraphs, labels, metrics, chart text) and chart marks whose
   // colour is too close to the colour behind them to be read.
   const parse = (c) => {
@@ -191,8 +191,11 @@ CONTRAST = """() => {
     const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
     return (x + 0.05) / (y + 0.05);
   };
-  const app = parse(getComputedStyle(document.querySelector('[data-testid="stApp"]'))
-    .backgroundColor);
+  // The colour under everything: a page that sets none gets the browser's, light or dark.
+  const app = [document.querySelector('[data-testid="stApp"]'), document.body,
+    document.documentElement].filter(Boolean)
+    .map((el) => parse(getComputedStyle(el).backgroundColor)).find((c) => c && c.a === 1);
+  if (!app) return ['the page sets no background colour: the browser theme chooses it'];
   const behind = (el) => {
     const layers = [];
     for (let up = el; up; up = up.parentElement) {
@@ -222,7 +225,7 @@ CONTRAST = """() => {
         + `${JSON.stringify(bg)})`);
     }
   };
-  const main = document.querySelector('[data-testid="stMain"]');
+  const main = document.querySelector(where);
   const texts = main.querySelectorAll(
     'h1, h2, h3, h4, h5, h6, p, li, label, [data-testid="stCaptionContainer"], '
     + '[data-testid="stMetricValue"], [data-testid="stMetricLabel"], th, td, code, summary');
@@ -329,7 +332,7 @@ def problems(page, title: str, size: str, theme: str) -> list[str]:
     found += page.evaluate(EMPTY_CELLS)
     if size == "phone":
         found += page.evaluate(OVERFLOW)
-    found += page.evaluate(CONTRAST)
+    found += page.evaluate(CONTRAST, '[data-testid="stMain"]')
     return found
 
 
@@ -407,6 +410,7 @@ def test_the_report(size, theme, workspaces, contexts, tmp_path):
             for line in page.locator("body").inner_text().splitlines()
             if RAW_MISSING.search(line)
         ]
+        found += page.evaluate(CONTRAST, "body")
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > SIZES[size][0] + 1:
             found.append(f"the report is {width} px wide")
