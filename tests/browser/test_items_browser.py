@@ -112,9 +112,12 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     main = page.locator('[data-testid="stMain"]')
     page.get_by_text("Failed: ", exact=False).first.wait_for()
     page.get_by_text("Filters: category, system, length", exact=False).click()
-    # The select opens its list on a click; its choices are options of that list (typing
-    # before the list is open chooses nothing).
-    page.get_by_role("combobox", name="Disagrees with the human majority").click()
+    # The select's arrow button opens its list (a click in its text box only focuses it), and
+    # its choices are options of that list: click the arrow, wait for the option, click it.
+    select = page.locator('[data-testid="stSelectbox"]').filter(
+        has=page.get_by_role("combobox", name="Disagrees with the human majority")
+    )
+    select.locator('button[aria-haspopup="listbox"]').click()
     page.get_by_role("option", name="any judge", exact=True).click()
     # The comparisons on which the demo's judge and the human majority differ.
     page.get_by_text("20 items", exact=True).wait_for()
