@@ -5,9 +5,10 @@ view is checked for what a person would call broken: an error box, raw "None"/"n
 wider than the phone, a missing title, text or chart marks drawn in (almost) their background's
 colour. With REVIEW_APP_SCREENSHOTS=DIR each screenshot is kept in DIR, to be looked at.
 
-About 100 views, each a real script run of the app: one to two seconds each on a quiet machine
-(so well over 30 s in all), more on a busy one. One server per workspace (before and after the
-lock) and one browser context per size and theme serve them all."""
+100 views, each a real script run of the app drawn to its end (widgets, charts, tables): 2-4 s
+each on a 2-core machine shared with other test runs, Calibration up to 18 s, about 6.5 min in
+all. The issue asks for every screen in every size and theme; one server per workspace (before
+and after the lock) and one browser context per size and theme serve them all."""
 
 from __future__ import annotations
 
