@@ -196,9 +196,11 @@ def regression_rows(rows: list[dict], comparison: bool = True) -> list[dict]:
                 "change (points)": r["change_points"],
                 "95% CI (points)": format_ci(r["change_ci"], digits=1),
                 "n": r["n"],
-                "margin (points)": "" if r["margin"] is None else f"{r['margin']:g}",
+                # A row no threshold covers has no margin and no reason: a dash says so (an
+                # empty cell of a screen's table is drawn as "None").
+                "margin (points)": "-" if r["margin"] is None else f"{r['margin']:g}",
                 "outcome": r["outcome"] or NO_THRESHOLD,
-                "reason": "" if r["outcome"] is None else r["reason"],
+                "reason": "-" if r["outcome"] is None else r["reason"],
             }
         )
     return out
@@ -980,8 +982,12 @@ def render_html(report: dict) -> str:
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>Ship decision report: {e(report["study"])}</title>
 <style>
+/* The report's own colours on its own white page: a browser in dark mode would otherwise put
+   its dark text on a dark page. */
+html {{ background: #fff; color-scheme: light; }}
+/* A hash or a timestamp too long for a phone's line breaks rather than widening the page. */
 body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: 2rem auto; color: #1d2433;
-  padding: 0 1rem; }}
+  padding: 0 1rem; overflow-wrap: break-word; }}
 h1 {{ font-size: 1.6rem; }} table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
 td, th {{ border-bottom: 1px solid #dde2ea; padding: .35rem .5rem; text-align: left;
   font-size: .9rem; }}

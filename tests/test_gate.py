@@ -729,7 +729,7 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     assert set(gated["margin (points)"]) == {"5"}
     # The plan is not in: the gate's rows are interim, and so are the table's.
     assert set(gated.source) == {"humans"} and set(gated.outcome) == {"interim"}
-    assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {""}
+    assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {"-"}
 
 
 def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):

@@ -52,7 +52,10 @@ has_split = rubric_iteration.split_summary(store, study["name"]) is not None
 view = ui.split_view(store, study, settings, "disagreements") if has_split else "all"
 version = calibration.calibration_data_version(store, study["name"])
 everything = load_disagreements(study["name"], version, visible, settings, view)
-judges = study_data.judge_labels(store, study["name"])
+# Only the judges this view can show are offered: before the lock an imported judge (and one
+# favouring a system) has no rows, and choosing it by default showed "0 disagreements".
+shown_judges = set(everything["judge"])
+judges = [j for j in study_data.judge_labels(store, study["name"]) if j in shown_judges]
 real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))
 longest = int(everything["length_difference"].max()) if len(everything) else 0
@@ -93,19 +96,28 @@ else:
     frame = everything.iloc[0:0]
 
 st.markdown(f"**{len(frame)} disagreements**")
-summary_columns = [
-    "judge",
-    "item_key",
-    "category",
-    "reason",
-    "human_majority",
-    "judge_verdict",
-    "verdict_x_first",
-    "verdict_y_first",
-    "n_votes",
-    "length_difference",
-]
-st.dataframe(frame[summary_columns], hide_index=True, key="disagreements_table")
+summary_columns = {
+    "judge": "judge",
+    "item_key": "item",
+    "category": "category",
+    "reason": "reason",
+    "human_majority": "human majority",
+    "judge_verdict": "judge verdict",
+    "verdict_x_first": "first system shown first",
+    "verdict_y_first": "second system shown first",
+    "n_votes": "votes",
+    "length_difference": "length difference",
+}
+# A missing value reads as words, not as an empty cell (drawn as "None"): a comparison nobody
+# voted on has no majority, a verdict in one order only has no other order.
+table = frame[list(summary_columns)].astype(object)
+table["human_majority"] = table["human_majority"].map(lambda v: "no votes" if pd.isna(v) else v)
+st.dataframe(
+    table.where(table.notna(), "-"),
+    hide_index=True,
+    column_config={k: st.column_config.Column(v) for k, v in summary_columns.items()},
+    key="disagreements_table",
+)
 st.download_button(
     "Download CSV",
     disagreements.disagreements_csv(frame),
@@ -126,7 +138,8 @@ if len(frame):
         """A cell as text: an absent value (None, or NaN in the frame) reads as `missing`."""
         return missing if value is None or pd.isna(value) or value == "" else str(value)
 
-    st.subheader(f"{p(row['item_key'])} ({p(row['category'])}): {p(row['judge'])}")
+    # Before the lock the category reads "(hidden until ...)": separators, not parentheses.
+    st.subheader(f"{p(row['item_key'])} · {p(row['category'])} · {p(row['judge'])}")
     st.markdown(
         f"Human majority: **{p(shown(row['human_majority'], 'no votes'))}** · judge: "
         f"**{p(shown(row['judge_verdict']))}** (shown {p(row['system_x'])} first: "

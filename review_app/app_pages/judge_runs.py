@@ -248,6 +248,13 @@ if not runs:
 else:
     table = pd.DataFrame(runs)
     table["cost"] = table["cost"].map(lambda c: "unknown" if c is None else f"${c:.4f}")
+    # An imported run sends no calls: it has nothing missing, no latency, no attempts and no end.
+    # A dash says so (an empty cell is drawn as "None").
+    for column in ("missing", "mean_latency_ms", "attempts"):
+        table[column] = table[column].map(lambda v: "-" if pd.isna(v) else f"{v:.0f}")
+    table["finished_at"] = table["finished_at"].map(
+        lambda at: "-" if pd.isna(at) else at[:16].replace("T", " ")
+    )
     columns = ["id", "label", "status", "verdicts", "parsed", "unparsed", "missing"]
     columns += ["in_batches", "tokens_in", "tokens_out", "tokens_cached", "cost"]
     columns += ["mean_latency_ms", "attempts", "finished_at"]
@@ -268,7 +275,7 @@ else:
         "finished_at": "Finished",
     }
     config = {name: st.column_config.Column(label) for name, label in labels.items()}
-    config["mean_latency_ms"] = st.column_config.NumberColumn("Mean latency (ms)", format="%.0f")
+    config["mean_latency_ms"] = st.column_config.Column("Mean latency (ms)")
     st.dataframe(table[columns], hide_index=True, column_config=config, key="judge_runs_table")
 
     st.subheader("Failures")

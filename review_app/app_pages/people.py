@@ -92,7 +92,7 @@ st.dataframe(
             {
                 "name": r["name"],
                 "role": r["role"],
-                "study": r["study"] or "",
+                "study": r["study"] or "-",
                 "pairs voted": r["n_votes"],
                 "link": "revoked"
                 if r["revoked_at"]

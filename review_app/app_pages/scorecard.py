@@ -116,7 +116,8 @@ else:
     # Several sources: one line each within a system's band.
     offset = {"yOffset": alt.YOffset("source:N")} if ranked.source.nunique() > 1 else {}
     chart = alt.Chart(ranked)
-    band = 34 * max(1, ranked.source.nunique())
+    # With one line per source the step is each line's (the offset band's), not the system's.
+    band = 18 if offset else 34
     st.altair_chart(
         alt.layer(
             chart.mark_rule(strokeWidth=2.5).encode(

@@ -156,7 +156,7 @@ current = studies.study_guidelines(store, study["name"])
 if current:
     st.caption(
         f"In force: version `{current['content_hash']}`, set by {ui.plain(current['set_by'] or '-')} "
-        f"at {current['created_at']}. Reviewers see them above each pair."
+        f"at {current['created_at'][:16].replace('T', ' ')} UTC. Reviewers see them above each pair."
     )
     with st.expander("As reviewers see them"):
         st.html(f"<div>{render_markdown(current['body'])}</div>")

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from review_app.services import demo
 from review_app.settings import Settings
@@ -112,10 +113,14 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     main = page.locator('[data-testid="stMain"]')
     page.get_by_text("Failed: ", exact=False).first.wait_for()
     page.get_by_text("Filters: category, system, length", exact=False).click()
+    # The select lists its options as its text changes: type the choice's name, then wait for
+    # that option to be listed and click it (pressing Enter before the list opened chose
+    # nothing under load).
     judge = page.get_by_role("combobox", name="Disagrees with the human majority")
     judge.click()
-    page.keyboard.type("any judge")
-    page.keyboard.press("Enter")
+    judge.press_sequentially("any judge")
+    expect(judge).to_have_attribute("aria-expanded", "true")
+    page.get_by_role("option", name="any judge", exact=True).click()
     # The comparisons on which the demo's judge and the human majority differ.
     page.get_by_text("20 items", exact=True).wait_for()
     wait_drawn(page)
