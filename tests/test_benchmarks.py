@@ -47,6 +47,7 @@ def test_page_render_builds_its_locked_study_and_renders_every_screen():
             "service_p95_ms",
         ),
         ("import_bench.py", ("--rows", "300"), "rows_per_s"),
+        ("stats_bench.py", ("--items", "300"), "seconds"),
     ],
 )
 def test_benchmarks_run_at_a_small_size(name, argv, key):
