@@ -16,7 +16,8 @@ Conventions used throughout:
 - A statistic with nothing to count (n = 0), or whose formula divides by zero (a kappa when every
   label is the same class), has value None and CI None, never NaN.
 - Every confidence interval comes from one bootstrap over items (whole items with all their
-  comparisons, votes and verdicts), `n_boot` resamples from `numpy.random.default_rng(seed)`:
+  comparisons, votes and verdicts), `n_boot` resamples from `numpy.random.default_rng(seed)`
+  drawn once over every item and shared by every figure (`ItemResamples`):
   shares get a Wilson interval at the bootstrap's design effect, differences of two shares a
   studentized bootstrap interval, kappas the percentiles. Resamples in which a statistic is
   undefined are skipped.
@@ -27,13 +28,13 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.stats import t as student_t
 from threadpoolctl import ThreadpoolController
 
@@ -583,15 +584,25 @@ class _Columns:
     """Per-comparison columns whose totals every bootstrapped statistic is computed from.
 
     Each statistic here is a function of column totals, so one resample is one weighted sum of
-    rows; all statistics of a report share the same resamples.
+    rows; all statistics of a report share the same resamples. A column equal to one already
+    added (a denominator shared by a share and a kappa, the marginals of two kappas) is kept
+    once: every later step costs per column.
     """
 
     def __init__(self, n_rows: int) -> None:
         self.n_rows = n_rows
         self._cols: list[np.ndarray] = []
+        # Equal columns have equal sums; columns with equal sums are compared in full.
+        self._by_sum: dict[float, list[int]] = {}
 
     def add(self, values: np.ndarray) -> int:
-        self._cols.append(np.asarray(values, dtype=np.float64))
+        column = np.asarray(values, dtype=np.float64)
+        same = self._by_sum.setdefault(float(column.sum()), [])
+        for known in same:
+            if np.array_equal(self._cols[known], column):
+                return known
+        self._cols.append(column)
+        same.append(len(self._cols) - 1)
         return len(self._cols) - 1
 
     def matrix(self) -> np.ndarray:
@@ -635,6 +646,18 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     return out
 
 
+def _sum_by_item(matrix: np.ndarray, item_rows: np.ndarray, n_items: int) -> np.ndarray:
+    """The rows of `matrix` summed per item (`item_rows` gives each row's item, 0..n_items - 1).
+    The columns hold integers and halves, so the sums are exact in any order."""
+    if len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items)):
+        return matrix  # one row per item, in item order: nothing to add
+    indicator = sparse.csr_matrix(
+        (np.ones(len(item_rows)), (item_rows, np.arange(len(item_rows)))),
+        shape=(n_items, len(item_rows)),
+    )
+    return np.asarray(indicator @ matrix)
+
+
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct columns of `matrix` (in order of first appearance) and, for each column,
     the index of its distinct twin."""
@@ -650,10 +673,10 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix[:, keep], inverse
 
 
-# Resample weights by the generator state they were drawn from: the figures of one render draw
-# the same resamples several times (a study's calibration and its first comparison's win rates
-# start from the same seed over the same items), and drawing them costs more than the products.
-# Kept as small integers within a byte budget; a hit leaves the generator where drawing would.
+# Resample weights by the generator state they were drawn from: `bootstrap_totals` callers that
+# start from the same seed over the same rows draw the same resamples, and drawing them costs more
+# than the products. Kept as small integers within a byte budget; a hit leaves the generator where
+# drawing would. `ItemResamples` keeps its matrices here too, so the bound covers both.
 _WEIGHTS: OrderedDict[tuple, tuple[list[np.ndarray], dict]] = OrderedDict()
 _WEIGHTS_BUDGET = 64 * 2**20
 _WEIGHTS_LOCK = threading.Lock()
@@ -685,14 +708,74 @@ def _resample_weights(
         rows += (np.arange(size) * n_rows)[:, None]
         weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
         chunks.append(weights.astype(np.min_scalar_type(weights.max())))
-        yield start, weights
-    nbytes = sum(c.nbytes for c in chunks)
-    if nbytes > _WEIGHTS_BUDGET:
+        yield start, chunks[-1]
+    _keep_weights(key, chunks, rng.bit_generator.state)
+
+
+def _keep_weights(key: tuple, chunks: list[np.ndarray], after: dict) -> None:
+    """Keep drawn resamples under `key`, evicting the least recently used beyond the budget."""
+    if sum(c.nbytes for c in chunks) > _WEIGHTS_BUDGET:
         return
     with _WEIGHTS_LOCK:
-        _WEIGHTS[key] = (chunks, rng.bit_generator.state)
+        _WEIGHTS[key] = (chunks, after)
         while sum(c.nbytes for v in _WEIGHTS.values() for c in v[0]) > _WEIGHTS_BUDGET:
             _WEIGHTS.popitem(last=False)
+
+
+class ItemResamples:
+    """The one cluster bootstrap over items that every figure of a render shares.
+
+    `n_boot` resamples of the `n_items` items of a study (coded 0..n_items - 1 as `_encode` codes
+    them), drawn once from `numpy.random.default_rng(seed)`: each resample is the count of each
+    item in it. A figure over some of the items (a category, one comparison) takes its totals
+    from the same resamples restricted to its items: its weights are the counts of its own items
+    in each resample, so it needs no draws of its own. Each figure's interval is the interval of
+    a bootstrap over items as before (the number of its items in a resample varies a little,
+    which a ratio of totals does not feel); figures of one render are correlated through the
+    shared draws, which changes no single interval's coverage.
+
+    The draws depend only on (seed, n_items, n_boot), so they are kept in the process-wide
+    resample cache (`_WEIGHTS_BUDGET` bytes, least recently used first out) and reused by the
+    next render of the same study, or of another study with as many items."""
+
+    def __init__(self, seed: int, n_items: int, n_boot: int) -> None:
+        self.seed, self.n_items, self.n_boot = seed, n_items, n_boot
+        self._chunks: list[np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, enc: _Encoded, seed: int, n_boot: int) -> ItemResamples:
+        """The resamples of every item of `enc` (a whole encoded study, not a subset)."""
+        return cls(seed, int(enc.items.max()) + 1 if len(enc.items) else 0, n_boot)
+
+    def chunks(self) -> list[np.ndarray]:
+        """The item counts of every resample, in chunks of _BOOT_CHUNK resamples (drawn from the
+        seed as `bootstrap_totals` draws rows, so a figure over every item gets the same
+        resamples it would get there)."""
+        with self._lock:
+            if self._chunks is None:
+                rng = np.random.default_rng(self.seed)
+                self._chunks = [w for _, w in _resample_weights(rng, self.n_items, self.n_boot)]
+            return self._chunks
+
+    def totals(self, items: np.ndarray, by_item: np.ndarray) -> np.ndarray:
+        """(n_boot, K) column totals of `by_item` (one row per item, item codes `items`, sorted)
+        in every resample."""
+        n_cols = by_item.shape[1]
+        out = np.zeros((self.n_boot, n_cols))
+        if len(items) == 0 or n_cols == 0 or self.n_boot == 0:
+            return out
+        everything = len(items) == self.n_items
+        distinct, inverse = _distinct_columns(by_item)
+        # float32 is exact for these counts (integers and halves) and halves the product's cost.
+        m32 = distinct.astype(np.float32)
+        start = 0
+        with one_blas_thread():
+            for chunk in self.chunks():
+                weights = chunk if everything else chunk[:, items]
+                out[start : start + len(chunk)] = (weights.astype(np.float32) @ m32)[:, inverse]
+                start += len(chunk)
+        return out
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -920,16 +1003,14 @@ class _Estimator:
         a, b = (self._specs[i] for i in spec.parts)
         return a.num_col, a.n_col, b.num_col, b.n_col
 
-    def run(self, rng: np.random.Generator, n_boot: int) -> list[Estimate]:
+    def run(self, resamples: ItemResamples) -> list[Estimate]:
+        n_boot = resamples.n_boot
         matrix = self.columns.matrix()
         totals = matrix.sum(axis=0)
         # Rows of one item move together: resample the items' summed rows.
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
         n_items = len(item_codes)
-        # bincount adds the rows in the same order np.add.at would, many times faster.
-        by_item = np.zeros((n_items, matrix.shape[1]))
-        for j in range(matrix.shape[1]):
-            by_item[:, j] = np.bincount(item_rows, weights=matrix[:, j], minlength=n_items)
+        by_item = _sum_by_item(matrix, item_rows, n_items)
         products = sorted(
             {
                 (min(i, j), max(i, j))
@@ -943,7 +1024,7 @@ class _Estimator:
         if products:
             left, right = np.array(products).T
             by_item = np.hstack([by_item, by_item[:, left] * by_item[:, right]])
-        boots = bootstrap_totals(by_item, rng, n_boot)
+        boots = resamples.totals(item_codes, by_item)
         all_totals = by_item.sum(axis=0)
         counted = [self._counted(spec, matrix) for spec in self._specs]
         values: list[np.ndarray] = []
@@ -1198,8 +1279,7 @@ def _ceiling_verdict(diff: Estimate, margin: float, min_items: int) -> str:
 
 def _analyse(
     enc: _Encoded,
-    rng: np.random.Generator,
-    n_boot: int,
+    resamples: ItemResamples,
     margin: float = CEILING_MARGIN,
     min_items: int = MIN_COMPARISONS,
 ) -> Analysis:
@@ -1299,7 +1379,7 @@ def _analyse(
         if a != b
     }
 
-    estimates = est.run(rng, n_boot)
+    estimates = est.run(resamples)
     # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
     rated_items = len(np.unique(enc.items[n_all >= 2]))
 
@@ -1360,11 +1440,6 @@ def _analyse(
     return Analysis(n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges)
 
 
-def _category_rng(seed: int, category: str) -> np.random.Generator:
-    # Keyed on the category's name so adding a category does not change another's CIs.
-    return np.random.default_rng([seed, zlib.crc32(category.encode())])
-
-
 def calibrate(
     pairs: pd.DataFrame,
     votes: pd.DataFrame,
@@ -1379,7 +1454,9 @@ def calibrate(
     are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
-    return _calibrate(enc, _by_category(enc), seed, n_boot, margin, min_items)
+    return _calibrate(
+        enc, _by_category(enc), ItemResamples.of(enc, seed, n_boot), margin, min_items
+    )
 
 
 def _by_category(enc: _Encoded) -> dict[str, _Encoded]:
@@ -1391,16 +1468,14 @@ def _by_category(enc: _Encoded) -> dict[str, _Encoded]:
 def _calibrate(
     enc: _Encoded,
     categories: dict[str, _Encoded],
-    seed: int,
-    n_boot: int,
+    resamples: ItemResamples,
     margin: float,
     min_items: int,
 ) -> Calibration:
     options = {"margin": margin, "min_items": min_items}
-    overall = _analyse(enc, np.random.default_rng(seed), n_boot, **options)
+    overall = _analyse(enc, resamples, **options)
     by_category = {
-        category: _analyse(subset, _category_rng(seed, category), n_boot, **options)
-        for category, subset in categories.items()
+        category: _analyse(subset, resamples, **options) for category, subset in categories.items()
     }
     return Calibration(overall=overall, by_category=by_category)
 
@@ -1420,10 +1495,11 @@ def study_figures(
     each gives on its own, with the frames encoded and split by category once."""
     enc = _encode(pairs, votes, verdicts, judge_order)
     categories = _by_category(enc)
+    resamples = ItemResamples.of(enc, seed, n_boot)
     return (
-        _calibrate(enc, categories, seed, n_boot, margin, min_items),
-        _win_rates(enc, comparisons, np.random.default_rng(seed), n_boot),
-        _category_win_rates(categories, comparisons, seed, n_boot),
+        _calibrate(enc, categories, resamples, margin, min_items),
+        _win_rates(enc, comparisons, resamples),
+        _category_win_rates(categories, comparisons, resamples),
     )
 
 
@@ -1437,7 +1513,7 @@ def analyse(
 ) -> Analysis:
     """Every statistic of DESIGN section 5 over all comparisons in `pairs` (no category split)."""
     enc = _encode(pairs, votes, verdicts, judge_order)
-    return _analyse(enc, np.random.default_rng(seed), n_boot)
+    return _analyse(enc, ItemResamples.of(enc, seed, n_boot))
 
 
 def study_report(
@@ -1527,8 +1603,7 @@ def _comparisons_of(enc: _Encoded) -> list[tuple[str, str]]:
 def _win_rates(
     enc: _Encoded,
     comparisons: Sequence[tuple[str, str]] | None,
-    rng: np.random.Generator,
-    n_boot: int,
+    resamples: ItemResamples,
 ) -> list[WinRate]:
     out = []
     for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
@@ -1550,7 +1625,7 @@ def _win_rates(
         for _source, c in sources:
             score = c[:, a_side] + 0.5 * c[:, TIE]
             specs.append(est.add_ratio(score, c.sum(axis=1)))
-        estimates = est.run(rng, n_boot)
+        estimates = est.run(resamples)
         for (source, c), spec in zip(sources, specs, strict=True):
             e = estimates[spec]
             out.append(
@@ -1588,7 +1663,7 @@ def win_rates(
     system_y) found in `pairs`, in canonical order.
     """
     enc = _encode(pairs, votes, verdicts, judge_order)
-    return _win_rates(enc, comparisons, np.random.default_rng(seed), n_boot)
+    return _win_rates(enc, comparisons, ItemResamples.of(enc, seed, n_boot))
 
 
 def category_win_rates(
@@ -1602,14 +1677,14 @@ def category_win_rates(
 ) -> dict[str, list[WinRate]]:
     """`win_rates` within each category (comparisons with no pair in a category are omitted)."""
     enc = _encode(pairs, votes, verdicts, judge_order)
-    return _category_win_rates(_by_category(enc), comparisons, seed, n_boot)
+    resamples = ItemResamples.of(enc, seed, n_boot)
+    return _category_win_rates(_by_category(enc), comparisons, resamples)
 
 
 def _category_win_rates(
     categories: dict[str, _Encoded],
     comparisons: Sequence[tuple[str, str]] | None,
-    seed: int,
-    n_boot: int,
+    resamples: ItemResamples,
 ) -> dict[str, list[WinRate]]:
     out = {}
     for category, sub in categories.items():
@@ -1619,7 +1694,7 @@ def _category_win_rates(
             for a, b in (comparisons if comparisons is not None else _comparisons_of(sub))
             if (a, b) in present or (b, a) in present
         ]
-        out[category] = _win_rates(sub, wanted, _category_rng(seed, category), n_boot)
+        out[category] = _win_rates(sub, wanted, resamples)
     return out
 
 

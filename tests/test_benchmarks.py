@@ -49,6 +49,7 @@ def test_page_render_builds_its_locked_study_and_renders_every_screen():
         ("import_bench.py", ("--rows", "300"), "rows_per_s"),
         ("grade_bench.py", ("--items", "200"), "grade_seconds"),
         ("scorecard_bench.py", ("--items", "200"), "seconds"),
+        ("stats_bench.py", ("--items", "300"), "seconds"),
     ],
 )
 def test_benchmarks_run_at_a_small_size(name, argv, key):

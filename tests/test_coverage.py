@@ -167,6 +167,43 @@ def test_the_win_rate_bounds_hold_their_level_at_30_items_with_clustered_votes(v
     assert low <= ALLOWED_ERROR and high <= ALLOWED_ERROR
 
 
+@functools.cache
+def simulated_category() -> list[tuple[stats.JudgeStats, stats.WinRate]]:
+    """A 30-item category among 90 items (two other categories of 30): its figures come from
+    the study's one set of resamples, restricted to its items."""
+    rng = np.random.default_rng(30)
+    out = []
+    for run in range(RUNS):
+        pairs, votes, verdicts = judged_items(rng, 90, 1)
+        pairs["category"] = np.repeat(["other", "small", "third"], 30)
+        calibration, _, by_category = stats.study_figures(
+            pairs, votes, verdicts, [("finetuned", "base")], seed=run, n_boot=200
+        )
+        (win,) = [w for w in by_category["small"] if w.source == stats.HUMANS]
+        out.append((calibration.by_category["small"].judge("judge"), win))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("metric", "pick"),
+    [
+        ("vs_ceiling", lambda j: j.vs_ceiling.diff),
+        ("beats_baseline", lambda j: j.strict_vs["baseline"]),
+    ],
+)
+def test_a_categorys_bounds_hold_their_level_on_the_studys_shared_resamples(metric, pick):
+    """A category's intervals weigh its items by their counts in the study's resamples (the
+    number of its items in a resample varies): still a bootstrap over its items, same level."""
+    low, high = errors([pick(j).bounds for j, _ in simulated_category()], truth()[metric])
+    assert low <= ALLOWED_ERROR and high <= ALLOWED_ERROR
+
+
+def test_a_categorys_win_rate_bounds_hold_their_level_on_the_studys_shared_resamples():
+    # Each comparison's better side is x or y at random: finetuned wins half of them.
+    low, high = errors([w.bounds for _, w in simulated_category()], 0.5)
+    assert low <= ALLOWED_ERROR and high <= ALLOWED_ERROR
+
+
 def test_the_grader_pass_rate_change_bounds_hold_their_level_at_30_items():
     rng = np.random.default_rng(4)
     threshold = gate.validate_threshold(

@@ -49,7 +49,6 @@ def study_results(ctx: StudyContext) -> dict:
     data = _locked_data(ctx)
     evaluate_gate(ctx)
     inputs = locked_inputs(ctx)
-    pairs, votes = data.vote_texts(ctx.store)
     return {
         "candidate": data.candidate,
         "comparisons": data.comparisons,
@@ -58,8 +57,15 @@ def study_results(ctx: StudyContext) -> dict:
         "regression": regression_table(ctx, data, inputs),
         "prediction_powered": prediction_powered(ctx, data),
         "regression_thresholds": [t for t in ctx.thresholds if t.metric == gate.REGRESSION_METRIC],
-        "by_length": gate.length_breakdown(pairs, votes, data.candidate),
-        "losses": gate.candidate_losses(pairs, votes, data.candidate),
+        # Read-only figures of the texts: once per data version, not on every rerun.
+        "by_length": data.memo(
+            "length breakdown",
+            lambda: gate.length_breakdown(*data.vote_texts(ctx.store), data.candidate),
+        ),
+        "losses": data.memo(
+            "candidate losses",
+            lambda: gate.candidate_losses(*data.vote_texts(ctx.store), data.candidate),
+        ),
         "trend": study_trend(ctx),
     }
 
