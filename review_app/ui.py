@@ -4,6 +4,7 @@ truth)."""
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -150,6 +151,16 @@ def plain(text: object) -> str:
 def output_styles() -> None:
     """The styles `show_output` relies on; once per page run, before the first output."""
     st.html(_OUTPUT_STYLE)
+
+
+def output_html(text: str, raw: bool, extra_class: str = "") -> str:
+    """What `show_output` draws, as HTML, for a screen that draws several outputs in one
+    element (the review screen: one element per pair instead of a dozen)."""
+    if not text.strip():
+        return '<div class="review-empty">(empty response)</div>'
+    if raw:
+        return f'<pre class="review-raw {extra_class}">{html.escape(text)}</pre>'
+    return f'<div class="review-output {extra_class}">{render_output(text)}</div>'
 
 
 def show_output(text: str, raw: bool, extra_class: str = "") -> None:

@@ -108,6 +108,14 @@ window.reviewScreen = function (pair) {
     }, true);
   }
 
+  // The sticky vote bar of a phone hides what scrolls beneath it with the page's own colour,
+  // whichever theme is on (review.css).
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (app) {
+    document.documentElement.style.setProperty(
+      "--review-page-background", getComputedStyle(app).backgroundColor);
+  }
+
   if (w.__reviewPair !== pair) {
     // The first pair of a page load follows no click, so there is nothing to hold back.
     w.__reviewShownAt = w.__reviewPair === undefined ? 0 : performance.now();
