@@ -322,7 +322,11 @@ class Page:
     @property
     def pair(self) -> str | None:
         """A fingerprint of the pair on screen that does not depend on its left/right order."""
-        outputs = [t for t in self.texts if 'class="review-output' in t]
+        # The prompt and the two responses, whether drawn as one element or three.
+        outputs = [
+            part.split("</div></div>")[0]
+            for part in "".join(self.texts).split('class="review-output')[1:]
+        ]
         if len(outputs) < 3:
             return None
         prompt, *sides = outputs[:3]

@@ -63,7 +63,12 @@ window.reviewScreen = function (pair) {
       const holder = button.closest('[class*="st-key-vote-"], [class*="st-key-skip-"]');
       const match = holder && /st-key-(?:vote-\w+|skip)-(\d+)/.exec(holder.className);
       const unseen = match && w.__reviewPair !== undefined && Number(match[1]) > w.__reviewPair;
-      if (unseen || performance.now() - (w.__reviewShownAt || 0) < SETTLE_MS) {
+      // When the tap or key happened, not when its event is handled: while the browser is busy
+      // drawing the new pair, a second tap waits in its queue and is handled after the pair
+      // has been on screen for a while, although it was aimed at the previous one. A key's
+      // click is made by the app, later still: its keydown says when the key was pressed.
+      const pressedAt = event.isTrusted ? event.timeStamp : (w.__reviewKeyAt ?? event.timeStamp);
+      if (unseen || pressedAt - (w.__reviewShownAt || 0) < SETTLE_MS) {
         event.preventDefault();
         event.stopImmediatePropagation();
       }
@@ -83,6 +88,7 @@ window.reviewScreen = function (pair) {
       }, 0);
     }, true);
     document.addEventListener("keydown", (event) => {
+      w.__reviewKeyAt = event.timeStamp;
       if (event.ctrlKey || event.metaKey || event.altKey) return;
       // Before the browser moves the focus (the key's default action), so it skips them.
       if (event.key === "Tab") keepRatingsOutOfTabOrder();
