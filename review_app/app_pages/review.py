@@ -330,7 +330,9 @@ def _pair(task: review.ReviewTask, raw: bool, slot: int) -> None:
         st.markdown("**Ratings** (optional; 1 = poor, 5 = excellent)")
         ratings = st.container(key="review-ratings")
         for index, name in enumerate(task.criteria):
-            row = ratings.container(horizontal=True, vertical_alignment="center")
+            row = ratings.container(
+                horizontal=True, vertical_alignment="center", key=f"rating-row-{index}"
+            )
             row.markdown(ui.plain(name.capitalize()))
             for side in ("A", "B"):
                 row.segmented_control(

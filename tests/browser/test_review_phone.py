@@ -185,3 +185,39 @@ def test_a_tap_the_busy_browser_handles_late_never_votes_on_the_next_pair(
     assert done_count(page) == start + 1
     page.context.close()
 
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("size", [(1400, 1000), PHONE], ids=["wide", "phone"])
+def test_the_vote_bar_wears_the_pages_own_background(browser, server, tokens, size, scheme):
+    """In the light and the dark theme the phone's vote bar hides what scrolls beneath it with
+    the page's own colour (a white bar on a dark page would be a hole in it); on a wide screen
+    the buttons sit in the page's flow, one row of six."""
+    width, height = size if isinstance(size, tuple) else (size["width"], size["height"])
+    phone = width < 640
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        is_mobile=phone,
+        has_touch=phone,
+        color_scheme=scheme,
+    )
+    page = context.new_page()
+    page.goto(f"{server.url}/review?token={tokens['sticky']}")
+    wait_for_pair(page)
+    colours = page.evaluate(
+        "() => { const bar = document.querySelector('.st-key-review-votes').parentElement;"
+        " const app = document.querySelector('[data-testid=stApp]');"
+        " return [getComputedStyle(bar).position, getComputedStyle(bar).backgroundColor,"
+        " getComputedStyle(app).backgroundColor]; }"
+    )
+    position, bar, app = colours
+    if phone:
+        assert position == "sticky" and bar == app, colours
+    else:
+        assert position != "sticky", colours
+        names = ("A is better", "B is better", "Tie", "Both bad", "Skip", "Undo last vote")
+        rows = {round(page.get_by_role("button", name=n).bounding_box()["y"]) for n in names}
+        assert len(rows) == 1
+    shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
+    if shots:
+        page.screenshot(path=str(Path(shots) / f"review-{width}-{scheme}.png"), full_page=True)
+    context.close()
