@@ -82,7 +82,7 @@ def open_earlier_votes(at: AppTest) -> AppTest:
 def press(at: AppTest, name: str):
     """The review screen's button `name` ("vote-A", "skip", ...) for the pair on screen (its
     key carries the pair's slot)."""
-    return at.button(key=f"{name}-{at.session_state['review_slot']}")
+    return at.button(key=f"{name}-{at.session_state['review_slot'] % 16}")
 
 
 def notice(at: AppTest) -> str:
@@ -373,3 +373,17 @@ def test_a_link_revoked_while_the_tab_is_open_records_nothing_more(store, study,
         == assignments
     )
     assert "revoked" in at.error[0].value and not at.button
+
+
+def test_a_sessions_widget_bookkeeping_stays_bounded_however_many_votes(store, settings, tmp_path):
+    """Streamlit remembers every widget key a session has seen: keys that grew with each vote
+    made a long session's memory grow with each vote (the load benchmark's 30-minute run)."""
+    make_study(store, tmp_path, n_items=30, reviews_per_pair=1, criteria=["accuracy"])
+    at = open_page(add_reviewer(store, settings, "rita"))
+    known = []
+    for _ in range(40):
+        press(at, "vote-A").click().run()
+        assert not at.exception
+        known.append(len(at._session_state._state._key_id_mapper.id_key_mapping))
+    assert store.review.count_voted(store.people.reviewer("rita")["id"], 1) == 40
+    assert known[-1] == known[20], known

@@ -56,14 +56,27 @@ if study is None:
     st.stop()
 
 
-def _slot() -> int:
-    """The pair's slot: it moves on with every vote, skip and undo, so the next pair's widgets
-    are new ones (read from the session, since a fragment run keeps this module's globals)."""
+# Streamlit keeps, for the life of a session, its bookkeeping of every widget key it has seen:
+# keys that grew with every vote made the server's memory grow with every vote (about 6 kB).
+# The keys cycle through this many slots instead: still a new key for each next pair, and a
+# tap that reaches the server with a button of a pair long gone cannot meet its key again.
+KEY_SLOTS = 16
+
+
+def _turn() -> int:
+    """How many times the pair on screen has changed in this session (read from the session,
+    since a fragment run keeps this module's globals)."""
     return st.session_state[ui.REVIEW_SLOT]
 
 
+def _slot() -> int:
+    """The pair's slot, which its widget keys carry: it moves on with every vote, skip and undo,
+    so the next pair's widgets are new ones."""
+    return _turn() % KEY_SLOTS
+
+
 def _next_slot(notice: str | None = None) -> None:
-    st.session_state[ui.REVIEW_SLOT] = _slot() + 1
+    st.session_state[ui.REVIEW_SLOT] = _turn() + 1
     st.session_state[ui.REVIEW_SHOWN] = None
     st.session_state[ui.REVIEW_NOTICE] = notice
 
@@ -195,9 +208,9 @@ def _pin_total(total: int) -> None:
 def _restore_draft(task: review.ReviewTask, slot: int) -> None:
     """Fill this slot's inputs with what the reviewer had entered before undoing (once, before
     the widgets are drawn, so the widgets start from these values)."""
-    if task.draft is None or st.session_state.get(ui.REVIEW_DRAFT) == slot:
+    if task.draft is None or st.session_state.get(ui.REVIEW_DRAFT) == _turn():
         return
-    st.session_state[ui.REVIEW_DRAFT] = slot
+    st.session_state[ui.REVIEW_DRAFT] = _turn()
     for index, name in enumerate(task.criteria):
         for side, score in task.draft.criteria.get(name, {}).items():
             st.session_state[f"score-{slot}-{index}-{side}"] = score
@@ -247,7 +260,7 @@ def _pair_area() -> None:
     else:
         _pair(task, raw, slot)
     if done:
-        _earlier_votes(me["id"], min(done, EARLIER), raw)
+        _earlier_votes(me["id"], raw)
 
 
 EARLIER = 50  # how many of the reviewer's latest votes can be edited
@@ -399,9 +412,11 @@ LEGEND = _legend("")
 LEGEND_WITH_RATINGS = _legend(" · <b>1-5</b> rate, in order · <b>Backspace</b> unrate")
 
 
-def _earlier_votes(reviewer_id: int, count: int, raw: bool) -> None:
+def _earlier_votes(reviewer_id: int, raw: bool) -> None:
     # Drawn only while open: closed, it costs a vote nothing (its votes are read when opened).
-    box = st.expander(f"Edit an earlier vote ({count})", key="edit-open", on_change="rerun")
+    # One label whatever the count: a widget's label is part of its identity, and a new
+    # identity per vote is more of the session's widget bookkeeping (see KEY_SLOTS).
+    box = st.expander("Edit an earlier vote", key="edit-open", on_change="rerun")
     if not box.open:
         return
     with box:

@@ -58,11 +58,12 @@ window.reviewScreen = function (pair) {
     document.addEventListener("click", (event) => {
       const button = event.target.closest && event.target.closest(VOTE_BUTTONS);
       if (!button) return;
-      // A button drawn before this script has run for its pair is newer than the pair we know
-      // of: it appeared a moment ago, so the click was aimed at the previous pair too.
+      // A button drawn before this script has run for its pair belongs to another pair than
+      // the one we know of: it appeared a moment ago, so the click was aimed at the previous
+      // pair too (slots cycle, so "another", not "a later" one).
       const holder = button.closest('[class*="st-key-vote-"], [class*="st-key-skip-"]');
       const match = holder && /st-key-(?:vote-\w+|skip)-(\d+)/.exec(holder.className);
-      const unseen = match && w.__reviewPair !== undefined && Number(match[1]) > w.__reviewPair;
+      const unseen = match && w.__reviewPair !== undefined && Number(match[1]) !== w.__reviewPair;
       // When the tap or key happened, not when its event is handled: while the browser is busy
       // drawing the new pair, a second tap waits in its queue and is handled after the pair
       // has been on screen for a while, although it was aimed at the previous one. A key's
