@@ -1,6 +1,6 @@
 """Review latency on a large workspace: 100,000 pairs and 200,000 earlier votes.
 
-1. Service: p50/p95 of one reviewer step, `record_vote` + `next_pair` (target p95 <= 10 ms).
+1. Service: p50/p95 of one reviewer step, `record_vote` + `next_pair` (target p95 <= 3 ms, issue 24).
 2. Browser: median time from a key press to the next pair being on screen, in Debian's chromium
    on the real app over the same workspace (target <= 300 ms). Skipped with --no-browser or
    when /usr/bin/chromium is missing.
@@ -131,7 +131,7 @@ def service_latency(db: Path, steps: int) -> dict:
 def browser_latency(db: Path, keys: int) -> dict:
     """Median key press -> next pair drawn, on the real app in Debian's chromium."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "browser"))
-    from conftest import CHROMIUM, CHROMIUM_ARGS, AppServer, wait_for_pair, wait_idle
+    from conftest import CHROMIUM, CHROMIUM_ARGS, COUNTER, AppServer, wait_for_pair, wait_idle
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -151,13 +151,13 @@ def browser_latency(db: Path, keys: int) -> dict:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(server.link(token))
             wait_for_pair(page)
-            counter = page.get_by_text(re.compile(r"^\d+ of \d+ done$"))
+            counter = page.get_by_text(COUNTER)
             done = int(counter.inner_text().split()[0])
             for n in range(keys + 2):
                 start = time.perf_counter()
                 page.keyboard.press("ab"[n % 2])
                 done += 1
-                page.get_by_text(re.compile(rf"^{done} of \d+ done$")).wait_for(timeout=30_000)
+                page.get_by_text(re.compile(rf"^{done} done · \d+ left$")).wait_for(timeout=30_000)
                 page.locator(".review-output").nth(2).wait_for(timeout=30_000)
                 elapsed = (time.perf_counter() - start) * 1000
                 wait_idle(page, 30_000)
@@ -194,7 +194,8 @@ def main() -> None:
             figures["browser_median_ms"] = None
         else:
             figures |= browser_latency(db, args.keys)
-    figures |= {"target_service_p95_ms": 10, "target_browser_median_ms": 300}
+    # Issue 24: a reviewer's step (vote + next pair) within 3 ms at the 95th percentile.
+    figures |= {"target_service_p95_ms": 3, "target_browser_median_ms": 300}
     print(json.dumps(figures))
 
 

@@ -4,6 +4,7 @@ truth)."""
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -28,7 +29,7 @@ REVIEW_SLOT = "review_slot"  # bumps after every vote/skip/undo so the next pair
 REVIEW_SHOWN = "review_shown"  # (assignment id, time it was first shown) for time-per-vote
 REVIEW_NOTICE = "review_notice"  # one-line feedback shown above the next pair
 REVIEW_TOTAL = "review_total"  # (study id, pairs in the reviewer's share) pinned for the session
-REVIEW_DRAFT = "review_draft"  # the slot whose widgets were filled from an undone vote
+REVIEW_DRAFT = "review_draft"  # the turn (REVIEW_SLOT) whose widgets were filled from an undo
 FINAL_REVIEW_PICK = "final_review_pick"  # gate: the output of the final-review sample on screen
 FINAL_REVIEW_NOTICE = "final_review_notice"  # gate: why the last mark was not recorded
 SIGNOFF_DECISION = "signoff_decision"  # gate: approve | reject
@@ -150,6 +151,16 @@ def plain(text: object) -> str:
 def output_styles() -> None:
     """The styles `show_output` relies on; once per page run, before the first output."""
     st.html(_OUTPUT_STYLE)
+
+
+def output_html(text: str, raw: bool, extra_class: str = "") -> str:
+    """What `show_output` draws, as HTML, for a screen that draws several outputs in one
+    element (the review screen: one element per pair instead of a dozen)."""
+    if not text.strip():
+        return '<div class="review-empty">(empty response)</div>'
+    if raw:
+        return f'<pre class="review-raw {extra_class}">{html.escape(text)}</pre>'
+    return f'<div class="review-output {extra_class}">{render_output(text)}</div>'
 
 
 def show_output(text: str, raw: bool, extra_class: str = "") -> None:

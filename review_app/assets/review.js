@@ -58,12 +58,18 @@ window.reviewScreen = function (pair) {
     document.addEventListener("click", (event) => {
       const button = event.target.closest && event.target.closest(VOTE_BUTTONS);
       if (!button) return;
-      // A button drawn before this script has run for its pair is newer than the pair we know
-      // of: it appeared a moment ago, so the click was aimed at the previous pair too.
+      // A button drawn before this script has run for its pair belongs to another pair than
+      // the one we know of: it appeared a moment ago, so the click was aimed at the previous
+      // pair too (slots cycle, so "another", not "a later" one).
       const holder = button.closest('[class*="st-key-vote-"], [class*="st-key-skip-"]');
       const match = holder && /st-key-(?:vote-\w+|skip)-(\d+)/.exec(holder.className);
-      const unseen = match && w.__reviewPair !== undefined && Number(match[1]) > w.__reviewPair;
-      if (unseen || performance.now() - (w.__reviewShownAt || 0) < SETTLE_MS) {
+      const unseen = match && w.__reviewPair !== undefined && Number(match[1]) !== w.__reviewPair;
+      // When the tap or key happened, not when its event is handled: while the browser is busy
+      // drawing the new pair, a second tap waits in its queue and is handled after the pair
+      // has been on screen for a while, although it was aimed at the previous one. A key's
+      // click is made by the app, later still: its keydown says when the key was pressed.
+      const pressedAt = event.isTrusted ? event.timeStamp : (w.__reviewKeyAt ?? event.timeStamp);
+      if (unseen || pressedAt - (w.__reviewShownAt || 0) < SETTLE_MS) {
         event.preventDefault();
         event.stopImmediatePropagation();
       }
@@ -83,6 +89,7 @@ window.reviewScreen = function (pair) {
       }, 0);
     }, true);
     document.addEventListener("keydown", (event) => {
+      w.__reviewKeyAt = event.timeStamp;
       if (event.ctrlKey || event.metaKey || event.altKey) return;
       // Before the browser moves the focus (the key's default action), so it skips them.
       if (event.key === "Tab") keepRatingsOutOfTabOrder();
@@ -106,6 +113,14 @@ window.reviewScreen = function (pair) {
       else if (event.key === "Backspace") handled = unrateLast();
       if (handled) event.preventDefault();
     }, true);
+  }
+
+  // The sticky vote bar of a phone hides what scrolls beneath it with the page's own colour,
+  // whichever theme is on (review.css).
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (app) {
+    document.documentElement.style.setProperty(
+      "--review-page-background", getComputedStyle(app).backgroundColor);
   }
 
   if (w.__reviewPair !== pair) {

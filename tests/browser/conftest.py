@@ -166,13 +166,16 @@ def wait_idle(page, timeout: float = PATIENCE_MS) -> None:
 
 
 def done_count(page) -> int:
-    """The review screen's "N of M done" counter."""
-    text = page.get_by_text(re.compile(r"^\d+ of \d+ done$")).inner_text()
+    """The review screen's "N done · M left" counter: N."""
+    text = page.get_by_text(COUNTER).inner_text()
     return int(text.split()[0])
 
 
+COUNTER = re.compile(r"^\d+ done · \d+ left$")
+
+
 def wait_count_moves(page, start: int) -> None:
-    """Wait until the "N of M done" counter shows anything but `start`."""
+    """Wait until the "N done · M left" counter shows anything but `start`."""
     deadline = time.monotonic() + PATIENCE_MS / 1000
     while done_count(page) == start:
         if time.monotonic() > deadline:
@@ -182,5 +185,5 @@ def wait_count_moves(page, start: int) -> None:
 
 def wait_done(page, n: int) -> None:
     """Wait for the counter to reach n and the page to finish drawing the next pair."""
-    page.get_by_text(re.compile(rf"^{n} of \d+ done$")).wait_for(timeout=PATIENCE_MS)
+    page.get_by_text(re.compile(rf"^{n} done · \d+ left$")).wait_for(timeout=PATIENCE_MS)
     wait_idle(page)

@@ -121,7 +121,7 @@ def test_the_review_screen_renders_by_block_and_shows_raw_text(
     if SHOTS:
         page.screenshot(path=str(SHOTS / f"review-corpus-{name}.png"), full_page=True)
     page.get_by_text("Show raw text").click()
-    raw = page.locator('[data-testid="stCode"]', has_text="def absolute")
+    raw = page.locator(".review-raw", has_text="def absolute")
     raw.wait_for()
     assert "```yaml\nname: Morning\n```" in raw.inner_text()
     assert page.locator('.review-output pre[data-layout="code"]').count() == 0
