@@ -465,7 +465,7 @@ JUDGE = {
         key: (float, type(None))
         for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1")
     }
-    | {"n": int},
+    | {"accuracy_ci": (list, type(None)), "macro_f1_ci": (list, type(None)), "n": int},
     "agreement_strict": ESTIMATE_CI,
     "decisive_share": ESTIMATE_CI,
     "vs_ceiling": {
@@ -703,7 +703,7 @@ def test_disagreement_browser_filters_shows_details_and_exports(demo_store, tmp_
     assert set(table["judge"]) == {"baseline/longest"}
     top = expected.iloc[0]
     # The first row is shown in detail: both outputs, the votes with rationales.
-    assert at.subheader[0].value == f"{top['item_key']} ({top['category']}): baseline/longest"
+    assert at.subheader[0].value == f"{top['item_key']} · {top['category']} · baseline/longest"
     # Outputs appear as reviewers saw them (the same faithful rendering), raw text on request.
     bodies = [e.proto.body for e in at.get("html")]
     shown = [render_output(top[f"output_{side}"]) for side in ("x", "y")]

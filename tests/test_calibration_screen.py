@@ -42,3 +42,22 @@ def test_a_missing_order_reads_as_a_dash_not_nan(demo_store):
     shown = " ".join(m.value for m in at.markdown)
     assert "first: nan" not in shown
     assert pd.isna(float("nan"))
+
+
+def test_agreement_with_the_majority_gives_accuracy_and_f1_with_their_intervals(demo_store):
+    """The confusion caption's accuracy and macro F1 carry 95% intervals over items, each
+    around its estimate, and the accuracy's is the interval the statistics give it."""
+    from review_app.services import calibration
+    from tests.acting import looking
+
+    report = calibration.calibration_report(looking(demo_store, "demo"))
+    majority = report.calibration.overall.judges[0].vs_majority
+    assert majority.accuracy_ci[0] <= majority.accuracy <= majority.accuracy_ci[1]
+    assert majority.macro_f1_ci[0] <= majority.macro_f1 <= majority.macro_f1_ci[1]
+    at = open_page(demo_store, "calibration.py")
+    assert not at.exception
+    (caption,) = [c.value for c in at.caption if "macro F1" in c.value]
+    low, high = majority.accuracy_ci
+    assert f"accuracy {majority.accuracy:.2f} [{low:.2f}, {high:.2f}]" in caption
+    low, high = majority.macro_f1_ci
+    assert f"macro F1 {majority.macro_f1:.2f} [{low:.2f}, {high:.2f}]" in caption

@@ -185,7 +185,8 @@ def test_markdown_shows_the_gates_regression_verdicts_and_intervals():
         "inconclusive | 20 of 30 comparisons needed; win rate 0.350 |" in md
     )
     assert (
-        "| safety | finetuned vs base | humans | n/a | n/a | n/a | 0 | - | no threshold | \\- |" in md
+        "| safety | finetuned vs base | humans | n/a | n/a | n/a | 0 | - | no threshold | \\- |"
+        in md
     )
     assert "watch" not in md and "drop (points)" not in md
     assert "| 0.625 | [0.500, 0.750] | 40 | pass | lower 95% bound 0.520 vs > 0.5;" in md

@@ -376,9 +376,10 @@ if overall.judges:
     majority = overall.judge(chosen).vs_majority
     if majority.accuracy is not None:
         st.caption(
-            f"n = {majority.n}; accuracy {majority.accuracy:.2f}, macro precision "
-            f"{majority.macro_precision:.2f}, recall {majority.macro_recall:.2f}, "
-            f"F1 {majority.macro_f1:.2f}."
+            f"n = {majority.n}; accuracy {majority.accuracy:.2f} "
+            f"{format_ci(majority.accuracy_ci)}, macro F1 {majority.macro_f1:.2f} "
+            f"{format_ci(majority.macro_f1_ci)} (95% CIs over items); macro precision "
+            f"{majority.macro_precision:.2f}, recall {majority.macro_recall:.2f}."
         )
 
 st.subheader("By category")

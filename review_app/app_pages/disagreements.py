@@ -11,7 +11,6 @@ from review_app.services import (
     context,
     disagreements,
     rubric_iteration,
-    study_data,
     workspace,
 )
 from review_app.settings import Settings
@@ -52,10 +51,9 @@ has_split = rubric_iteration.split_summary(store, study["name"]) is not None
 view = ui.split_view(store, study, settings, "disagreements") if has_split else "all"
 version = calibration.calibration_data_version(store, study["name"])
 everything = load_disagreements(study["name"], version, visible, settings, view)
-# Only the judges this view can show are offered: before the lock an imported judge (and one
-# favouring a system) has no rows, and choosing it by default showed "0 disagreements".
-shown_judges = set(everything["judge"])
-judges = [j for j in study_data.judge_labels(store, study["name"]) if j in shown_judges]
+# Only the judges this view can show are offered: before the lock a judge that could stand in
+# for the outcomes has no rows, and choosing it by default showed "0 disagreements".
+judges = disagreements.judges_shown(store, study["name"], settings)
 real_judges = [j for j in judges if not baselines.is_baseline(j)]
 categories = sorted(set(everything["category"]))
 longest = int(everything["length_difference"].max()) if len(everything) else 0

@@ -20,6 +20,7 @@ from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = [
+    "judges_shown",
     "DISAGREEMENT_COLUMNS",
     "DISAGREEMENT_KINDS",
     "DisagreementFilters",
@@ -299,6 +300,17 @@ def disagreements(
             frame, votes, store.calibration.blinding_key(), store.calibration.label_key()
         )
     return filter_disagreements(frame, filters) if filters is not None else frame
+
+
+def judges_shown(store: Store, study: str, settings: Settings | None = None) -> list[str]:
+    """The judges whose disagreements `disagreements` can show now, runs first, then the
+    baselines: every judge of the study, less those left out before the lock (judges that can
+    stand in for the outcomes). A judge that agrees everywhere is shown, with none."""
+    settings = settings or Settings.from_env()
+    study_row = store.studies.require_study(study)
+    data = study_data.load(store, study_row, settings)
+    hidden = set() if lock_of(store, study_row).visible else early_looks.revealing_judges(data)
+    return [j for j in data.judge_order if j not in hidden]
 
 
 def filter_disagreements(frame: pd.DataFrame, filters: DisagreementFilters) -> pd.DataFrame:
