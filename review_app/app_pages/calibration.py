@@ -213,8 +213,8 @@ def for_display(frame: pd.DataFrame) -> pd.DataFrame:
             shown = shown.drop(columns=column)
         elif pd.api.types.is_float_dtype(values) and values.isna().any():
             shown[column] = values.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}")
-        elif values.dtype == object:
-            shown[column] = values.map(lambda v: "—" if v is None else v)
+        elif values.dtype == object or pd.api.types.is_string_dtype(values):
+            shown[column] = values.map(lambda v: "—" if v is None or v == "" else v)
     return shown
 
 

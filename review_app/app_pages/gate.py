@@ -265,14 +265,23 @@ def decided_on(r) -> float | None:
     return r.bounds[0] if r.threshold.comparator in (">", ">=") else r.bounds[1]
 
 
+# A figure not measured yet (a final review not started, no votes) reads as a dash, never as
+# an empty cell the table draws as "None"; the reason below says why.
+NOTHING = "—"
+
+
+def _figure(value: float | None) -> str:
+    return NOTHING if value is None else f"{value:.3f}"
+
+
 table = pd.DataFrame(
     [
         {
             "threshold": r.threshold.describe(),
-            "estimate": r.value,
-            "decided-on bound": decided_on(r),
-            "two-sided 95% CI": format_ci(r.ci, digits=3) if r.ci else "",
-            "items": r.n_items or None,
+            "estimate": _figure(r.value),
+            "decided-on bound": _figure(decided_on(r)),
+            "two-sided 95% CI": format_ci(r.ci, digits=3) if r.ci else NOTHING,
+            "items": r.n_items or NOTHING,
             "comparisons": r.n,
             "outcome": r.outcome,
         }
@@ -298,8 +307,6 @@ st.dataframe(
     column_config={
         # Narrow enough that a phone shows the figures beside it (the rest scrolls sideways).
         "threshold": st.column_config.TextColumn(width="medium"),
-        "estimate": st.column_config.NumberColumn(format="%.3f"),
-        "decided-on bound": st.column_config.NumberColumn(format="%.3f"),
     },
 )
 # Reasons are sentences: listed in full below the table rather than cut off in a cell.
@@ -314,8 +321,8 @@ st.caption(
     "one for a maximum); the two-sided 95% interval beside it is wider, so its end differs. At "
     "an interim look the decided-on bound is moved out to the look's sequential boundary, so "
     "an early decision needs much stronger evidence. "
-    "Comparisons count each compared pair once, its votes combined; the Results screen's win "
-    "rates count every vote, so their n is larger for the same systems."
+    "Comparisons count each compared pair once, its votes combined; the Results screen gives "
+    "items, comparisons and votes in their own columns."
 )
 if decision.look is not None and decision.interim:
     look = decision.look

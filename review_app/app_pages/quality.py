@@ -39,7 +39,7 @@ def load_report(
 
 
 def _rate(estimate, digits: int = 2) -> str:
-    return "" if estimate.value is None else f"{estimate.value:.{digits}f} (n={estimate.n})"
+    return "—" if estimate.value is None else f"{estimate.value:.{digits}f} (n={estimate.n})"
 
 
 version = calibration.calibration_data_version(store, name)
@@ -74,7 +74,7 @@ st.dataframe(
             {
                 "reviewer": r.reviewer + (" (excluded)" if r.excluded else ""),
                 "votes": r.n_votes,
-                "flags": f"⚠ {len(r.flags)}" if r.flags else "",
+                "flags": f"⚠ {len(r.flags)}" if r.flags else "—",
                 "median time": _seconds(r),
                 "agreement with majority (95% CI)": _agreement(r.agreement),
                 "p_left": _rate(r.p_left),

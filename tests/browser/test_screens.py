@@ -53,17 +53,6 @@ SCREENS = [
 # The screens whose content changes with the lock, seen again after it.
 LOCKED_SCREENS = ["calibration", "disagreements", "results", "gate", "scorecard", "items"]
 
-# Defects these checks find on screens whose code is being changed elsewhere at the moment, by
-# (phase, address), in every size and theme; strict, so a fix shows up as an unexpected pass and
-# its entry is removed.
-KNOWN: dict[tuple[str, str], str] = {
-    ("before", "calibration"): "Human ceiling table: empty CI cells (drawn as None)",
-    ("after", "calibration"): "Human ceiling table: empty CI cells (drawn as None)",
-    ("before", "quality"): "Reviewers table: empty flags / knows model / known answers cells",
-    ("after", "gate"): "Thresholds table: a row with empty estimate, bound, CI and items",
-}
-
-
 @pytest.fixture(scope="module")
 def workspaces(tmp_path_factory):
     """The demo workspace, and a copy of it whose thresholds (the recommended set) are locked."""
@@ -123,17 +112,9 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def params(phase: str, screens: list[str]) -> list:
+def params(screens: list[str]) -> list:
     return [
-        pytest.param(
-            address,
-            size,
-            theme,
-            id=f"{address}-{size}-{theme}",
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN[phase, address])]
-            if (phase, address) in KNOWN
-            else [],
-        )
+        pytest.param(address, size, theme, id=f"{address}-{size}-{theme}")
         for address in screens
         for size, theme in VIEWS
     ]
@@ -379,12 +360,12 @@ def check_screen(phase, address, size, theme, servers, workspaces, contexts, tmp
     assert not found, f"{address} ({phase} the lock, {size}, {theme}): " + "\n".join(found)
 
 
-@pytest.mark.parametrize("address, size, theme", params("before", [s[0] for s in SCREENS]))
+@pytest.mark.parametrize("address, size, theme", params([s[0] for s in SCREENS]))
 def test_each_screen_before_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
     check_screen("before", address, size, theme, servers, workspaces, contexts, tmp_path)
 
 
-@pytest.mark.parametrize("address, size, theme", params("after", LOCKED_SCREENS))
+@pytest.mark.parametrize("address, size, theme", params(LOCKED_SCREENS))
 def test_each_screen_after_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
     check_screen("after", address, size, theme, servers, workspaces, contexts, tmp_path)
 
