@@ -42,7 +42,6 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=stats_bench.N_ITEMS)
     parser.add_argument("--postgres", default="", help="server URL without a database name")
     args = parser.parse_args()
-    stats_bench.N_ITEMS = args.items
     cluster = Cluster()
     if args.postgres:
         cluster.url = args.postgres.rstrip("/")
@@ -54,7 +53,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             source, back = str(Path(tmp) / "source.db"), str(Path(tmp) / "back.db")
-            counts = stats_bench.seed(Path(source), np.random.default_rng(0))
+            counts = stats_bench.seed(Path(source), np.random.default_rng(0), n_items=args.items)
             settings = replace(Settings.from_env(), db=source)
             start = time.perf_counter()
             there = workspace_copy.copy_workspace(source, database, settings)
