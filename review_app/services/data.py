@@ -354,8 +354,8 @@ def _batch_stager(store: Store, kind: str) -> Callable[[int, int, list[dict]], N
 
 # A publishing transaction takes as many staged batches (up to MAX_SPAN) as it can write in
 # about PUBLISH_S, judged by the last one: fewer transactions, fewer pauses, and still far
-# below what a vote may wait (0.15 s made the longest vote on SQLite wait 0.11 s, 0.05 s 0.04).
-PUBLISH_S = 0.05
+# below what a vote may wait.
+PUBLISH_S = 0.15
 MAX_SPAN = 16
 
 
