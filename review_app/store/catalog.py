@@ -19,8 +19,7 @@ def text_digest(text: str) -> str:
 
 
 def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
-    # repr of the tuple tells every (prompt, reference, category) apart, faster than JSON.
-    return text_digest(repr((prompt, reference, category)))
+    return text_digest(json.dumps([prompt, reference, category], ensure_ascii=False))
 
 
 class CatalogQueries(Aggregate):
