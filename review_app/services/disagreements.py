@@ -20,7 +20,6 @@ from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = [
-    "judges_shown",
     "DISAGREEMENT_COLUMNS",
     "DISAGREEMENT_KINDS",
     "DisagreementFilters",
@@ -30,6 +29,7 @@ __all__ = [
     "disagreements_csv",
     "filter_disagreements",
     "flipped",
+    "judges_shown",
     "length_bucket",
     "row_label",
     "system_name",

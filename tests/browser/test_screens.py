@@ -53,6 +53,7 @@ SCREENS = [
 # The screens whose content changes with the lock, seen again after it.
 LOCKED_SCREENS = ["calibration", "disagreements", "results", "gate", "scorecard", "items"]
 
+
 @pytest.fixture(scope="module")
 def workspaces(tmp_path_factory):
     """The demo workspace, and a copy of it whose thresholds (the recommended set) are locked."""
