@@ -60,11 +60,7 @@ def run(rng, items, votes, draw, sims, n_boot) -> dict:
     # The target: 95% coverage and at most 5% error on each one-sided bound, up to two Monte
     # Carlo standard errors over the studies estimated.
     slack = 2 * np.sqrt(0.05 * 0.95 / m) if m else 0.0
-    met = (
-        m == 0
-        or covered / m >= 0.95 - 2 * np.sqrt(0.05 * 0.95 / m)
-        and max(low_err, high_err) / m <= 0.05 + slack
-    )
+    met = m == 0 or (covered / m >= 0.95 - slack and max(low_err, high_err) / m <= 0.05 + slack)
     return {
         "estimated": m,
         "null": nulls,
