@@ -24,8 +24,9 @@ def pytest_collection_modifyitems(config, items):
     # The suite runs on several processes (pytest-xdist, `--dist loadgroup`). A browser module
     # shares one app server and one chromium among its tests (module fixtures), so each module
     # runs whole on one process rather than starting them again on another.
+    # A module may split itself into groups of its own (marked xdist_group).
     for item in items:
-        if "browser" in item.keywords:
+        if "browser" in item.keywords and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     if os.environ.get("REVIEW_APP_LIVE_API") == "1":
         return

@@ -5,10 +5,12 @@ view is checked for what a person would call broken: an error box, raw "None"/"n
 wider than the phone, a missing title, text or chart marks drawn in (almost) their background's
 colour. With REVIEW_APP_SCREENSHOTS=DIR each screenshot is kept in DIR, to be looked at.
 
-100 views, each a real script run of the app drawn to its end (widgets, charts, tables): 2-4 s
-each on a 2-core machine shared with other test runs, Calibration up to 18 s, about 6.5 min in
-all. The issue asks for every screen in every size and theme; one server per workspace (before
-and after the lock) and one browser context per size and theme serve them all."""
+100 views. A screen's script draws the same whatever the theme (the theme is the browser's, and
+Streamlit redraws its elements when the browser's scheme changes), so each screen is opened once
+per size, looked at in the light theme, then switched to the dark one in place: 50 script runs,
+about 2-4 s each on a 2-core machine shared with other test runs, Calibration up to 18 s. The
+screens before the lock and those after it are two groups that may run on two test processes,
+each with its own server and browser."""
 
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ pytestmark = pytest.mark.browser
 
 SIZES = {"wide": (1400, 1000), "phone": (390, 844)}
 THEMES = ("light", "dark")
-VIEWS = [(size, theme) for size in SIZES for theme in THEMES]
 
 # (address, title, who opens it): every screen of the admin's sidebar, the review screen as a
 # reviewer and the gate as its signer.
@@ -79,26 +80,41 @@ def workspaces(tmp_path_factory):
     return {"before": before, "after": after, "tokens": tokens}
 
 
-@pytest.fixture(scope="module")
-def servers(workspaces):
-    started = {}
-    try:
-        for phase in ("before", "after"):
-            started[phase] = AppServer(workspaces[phase])
-        yield started
-    finally:
-        for server in started.values():
+class Servers:
+    """One app server per workspace, started when a test first needs it: the tests before the
+    lock and those after it may run on different test processes."""
+
+    def __init__(self, workspaces):
+        self._workspaces = workspaces
+        self._started: dict[str, AppServer] = {}
+
+    def __getitem__(self, phase: str) -> AppServer:
+        if phase not in self._started:
+            self._started[phase] = AppServer(self._workspaces[phase])
+        return self._started[phase]
+
+    def stop(self) -> None:
+        for server in self._started.values():
             server.stop()
 
 
 @pytest.fixture(scope="module")
+def servers(workspaces):
+    started = Servers(workspaces)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
 def contexts(browser):
+    """A browser context per size (a phone's is a touch screen), opened in the first theme."""
     opened = {}
-    for size, theme in VIEWS:
-        width, height = SIZES[size]
-        opened[size, theme] = browser.new_context(
+    for size, (width, height) in SIZES.items():
+        opened[size] = browser.new_context(
             viewport={"width": width, "height": height},
-            color_scheme=theme,
+            color_scheme=THEMES[0],
             is_mobile=size == "phone",
             has_touch=size == "phone",
         )
@@ -113,11 +129,13 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def params(screens: list[str]) -> list:
+def params(screens: list[str], phase: str) -> list:
+    # The screens before the lock and those after it are separate groups of the parallel run.
+    group = pytest.mark.xdist_group(f"tests/browser/test_screens.py-{phase}")
     return [
-        pytest.param(address, size, theme, id=f"{address}-{size}-{theme}")
+        pytest.param(address, size, id=f"{address}-{size}", marks=group)
         for address in screens
-        for size, theme in VIEWS
+        for size in SIZES
     ]
 
 
@@ -335,42 +353,78 @@ def screenshot(page, path: Path) -> None:
     page.set_viewport_size({"width": width, "height": height})
 
 
-def look(
-    context, url: str, address: str, title: str, path: Path, size: str, theme: str
-) -> list[str]:
+def in_theme(page, theme: str) -> None:
+    """Switch the page to the browser's light or dark scheme and wait until Streamlit has drawn
+    it again: the app's background in the theme's brightness, every chart drawn anew."""
+    page.evaluate(
+        """() => document.querySelectorAll('[data-testid="stVegaLiteChart"] svg, '
+          + '[data-testid="stVegaLiteChart"] canvas').forEach((el) => { el.dataset.before = '1'; })"""
+    )
+    page.emulate_media(color_scheme=theme)
+    page.wait_for_function(
+        """(dark) => {
+          const app = document.querySelector('[data-testid="stApp"]');
+          const m = app && getComputedStyle(app).backgroundColor.match(/\\d+/g);
+          if (!m) return false;
+          const light = (0.299 * m[0] + 0.587 * m[1] + 0.114 * m[2]) > 128;
+          return light !== dark && [...document.querySelectorAll(
+            '[data-testid="stVegaLiteChart"]')].every((chart) =>
+              chart.querySelector('svg:not([data-before]), canvas:not([data-before])'));
+        }""",
+        arg=theme == "dark",
+    )
+    drawn(page)
+
+
+def look(context, url: str, address: str, title: str, size: str, path: str) -> dict[str, list]:
+    """What is wrong with the screen at `url` in each theme (a screenshot of each at `path`
+    with the theme in place of {theme})."""
     page = context.new_page()
+    found: dict[str, list] = {}
     try:
         page.goto(url)
         page.get_by_role("heading", name=title, exact=True).wait_for()
         drawn(page)
-        found = problems(page, title, size, theme)
-        if address in SCREEN_CHECKS:
-            found += SCREEN_CHECKS[address](page)
-        screenshot(page, path)
+        for theme in THEMES:
+            if theme != THEMES[0]:  # the context opens in the first
+                in_theme(page, theme)
+            found[theme] = problems(page, title, size, theme)
+            if address in SCREEN_CHECKS:
+                found[theme] += SCREEN_CHECKS[address](page)
+            screenshot(page, Path(path.format(theme=theme)))
         return found
     finally:
         page.close()
 
 
-def check_screen(phase, address, size, theme, servers, workspaces, contexts, tmp_path):
+def check_screen(phase, address, size, servers, workspaces, contexts, tmp_path):
     _, title, who = next(s for s in SCREENS if s[0] == address)
     server = servers[phase]
     url = f"{server.url}/{address}?token={workspaces['tokens'][who]}"
-    path = shots(tmp_path) / f"{address}-{phase}-{size}-{theme}.png"
-    found = look(contexts[size, theme], url, address, title, path, size, theme)
-    assert not found, f"{address} ({phase} the lock, {size}, {theme}): " + "\n".join(found)
+    path = str(shots(tmp_path) / f"{address}-{phase}-{size}-{{theme}}.png")
+    found = look(contexts[size], url, address, title, size, path)
+    wrong = [
+        f"{address} ({phase} the lock, {size}, {theme}): " + "\n".join(problems)
+        for theme, problems in found.items()
+        if problems
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("address, size, theme", params([s[0] for s in SCREENS]))
-def test_each_screen_before_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
-    check_screen("before", address, size, theme, servers, workspaces, contexts, tmp_path)
+@pytest.mark.parametrize("address, size", params([s[0] for s in SCREENS], "before"))
+def test_each_screen_before_the_lock(address, size, servers, workspaces, contexts, tmp_path):
+    check_screen("before", address, size, servers, workspaces, contexts, tmp_path)
 
 
-@pytest.mark.parametrize("address, size, theme", params(LOCKED_SCREENS))
-def test_each_screen_after_the_lock(address, size, theme, servers, workspaces, contexts, tmp_path):
-    check_screen("after", address, size, theme, servers, workspaces, contexts, tmp_path)
+@pytest.mark.parametrize("address, size", params(LOCKED_SCREENS, "after"))
+def test_each_screen_after_the_lock(address, size, servers, workspaces, contexts, tmp_path):
+    check_screen("after", address, size, servers, workspaces, contexts, tmp_path)
 
 
+VIEWS = [(size, theme) for size in SIZES for theme in THEMES]
+
+
+@pytest.mark.xdist_group("tests/browser/test_screens.py-after")
 @pytest.mark.parametrize("size, theme", VIEWS, ids=[f"{s}-{t}" for s, t in VIEWS])
 def test_the_report(size, theme, workspaces, contexts, tmp_path):
     """The report exists only after the lock (before it the outcomes are hidden)."""
@@ -381,8 +435,9 @@ def test_the_report(size, theme, workspaces, contexts, tmp_path):
         html = render_report(signoff.build_report(looking(store, "demo", settings)), "html")
     finally:
         store.close()
-    page = contexts[size, theme].new_page()
+    page = contexts[size].new_page()
     try:
+        page.emulate_media(color_scheme=theme)
         page.set_content(html)
         page.get_by_role("heading", name="Ship decision report: study demo").wait_for()
         page.screenshot(
