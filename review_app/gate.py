@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from review_app import baselines, ppi, ranking, sequential, stats
@@ -414,7 +415,7 @@ def _grader_rows(params: dict[str, Any], inputs: GateInputs) -> pd.DataFrame | s
         rows = rows[rows["grader"] == params["grader"]]
     if rows.empty:
         return f"no results of grader check {params['check']}"
-    owners = sorted(set(rows["grader"]))
+    owners = sorted(rows["grader"].unique())
     if len(owners) > 1:
         return f"check {params['check']} is in graders {', '.join(owners)}: name the grader"
     return rows.assign(category=stats.category_names(rows["category"]))
@@ -451,21 +452,27 @@ def _measure_grader_pass_rate(params: dict[str, Any], inputs: GateInputs) -> Mea
     return _share_measurement(passed, n, rows["item_key"].nunique(), detail)
 
 
-def _suite_change(a: pd.DataFrame, b: pd.DataFrame) -> Measurement | None:
+def _suite_change(
+    keys_a: np.ndarray, passed_a: np.ndarray, keys_b: np.ndarray, passed_b: np.ndarray
+) -> Measurement | None:
     """How far system a's pass rate is below system b's on the items both were graded on, in
     points (100 x (rate b - rate a)), with Newcombe's paired interval: the 95% CI shown, the
-    one-sided 95% bounds decided on."""
-    keys_b = pd.Index(b["item_key"])
-    if keys_b.is_unique:
+    one-sided 95% bounds decided on. Each system's results are given as item keys and whether
+    each passed."""
+    index_b = pd.Index(keys_b)
+    if index_b.is_unique:
         # One result per output (the usual case): a lookup, many times cheaper than a merge in
         # the simulations that decide thousands of studies.
-        found = keys_b.get_indexer(a["item_key"])
+        found = index_b.get_indexer(keys_a)
         hit = found >= 0
-        passed_a = a["passed"].to_numpy(bool)[hit]
-        passed_b = b["passed"].to_numpy(bool)[found[hit]]
-        items = a["item_key"].to_numpy()[hit]
+        items = keys_a[hit]
+        passed_a, passed_b = passed_a[hit], passed_b[found[hit]]
     else:
-        both = a.merge(b, on="item_key", suffixes=("_a", "_b"))
+        both = pd.DataFrame({"item_key": keys_a, "passed": passed_a}).merge(
+            pd.DataFrame({"item_key": keys_b, "passed": passed_b}),
+            on="item_key",
+            suffixes=("_a", "_b"),
+        )
         passed_a, passed_b = both["passed_a"].to_numpy(bool), both["passed_b"].to_numpy(bool)
         items = both["item_key"].to_numpy()
     if not len(passed_a):
@@ -492,10 +499,17 @@ def _measure_grader_pass_rate_change(params: dict[str, Any], inputs: GateInputs)
     if isinstance(rows, str):
         return _unmeasurable(rows)
     a, b = params.get("system_a") or inputs.candidate, params["system_b"]
+    # Plain arrays, selected by masks: a suite is a few comparisons of these, where selecting
+    # frames of text columns cost most of a gate evaluation.
+    categories = rows["category"].to_numpy(object)
+    system = rows["system"].to_numpy(object)
+    keys, passed = rows["item_key"].to_numpy(object), rows["passed"].to_numpy(bool)
+    of_a, of_b = system == a, system == b
     suites: dict[str, Measurement] = {}
-    for category in params["categories"] or sorted(set(rows["category"])):
-        in_suite = rows[rows["category"] == category][["system", "item_key", "passed"]]
-        suite = _suite_change(in_suite[in_suite.system == a], in_suite[in_suite.system == b])
+    for category in params["categories"] or sorted(set(categories)):
+        in_suite = categories == category
+        in_a, in_b = in_suite & of_a, in_suite & of_b
+        suite = _suite_change(keys[in_a], passed[in_a], keys[in_b], passed[in_b])
         if suite is None:
             if params["categories"]:
                 return _unmeasurable(f"category {category} has no results of {a} and {b}")
