@@ -36,6 +36,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_collection_finish(session):
+    # On a test process of `--dist loadgroup`, a test of a group carries its group in its node
+    # id ("...@group"): without it the group's tests are spread over the processes, each
+    # starting the group's module fixtures (a server, a browser) again, and tests written to
+    # run in order on one process no longer do.
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    grouped = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    if grouped and not any("@" in item.nodeid for item in grouped):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} and this pytest-xdist do not group tests marked "
+            "xdist_group (install the versions pyproject.toml asks for)"
+        )
+
+
 def pytest_generate_tests(metafunc):
     # A module marked `both_backends` runs each of its tests on SQLite and on PostgreSQL.
     if metafunc.definition.get_closest_marker("both_backends"):

@@ -77,6 +77,12 @@ def judged_items(rng, n_items: int, per_item: int):
     return pairs, votes, verdicts
 
 
+def sharing(simulation: str):
+    """The tests that read one cached simulation run on one test process (pytest-xdist's
+    `loadgroup`): on two processes it would be simulated twice."""
+    return pytest.mark.xdist_group(f"tests/test_coverage.py-{simulation}")
+
+
 @functools.cache
 def simulated(per_item: int) -> list[stats.JudgeStats]:
     rng = np.random.default_rng(per_item)
@@ -102,12 +108,17 @@ VERBOSITY_CLUSTERED = pytest.mark.xfail(
 @pytest.mark.parametrize(
     ("metric", "pick", "per_item"),
     [
-        ("vs_ceiling", lambda j: j.vs_ceiling.diff, 1),
-        ("vs_ceiling", lambda j: j.vs_ceiling.diff, 3),
-        ("beats_baseline", lambda j: j.strict_vs["baseline"], 1),
-        ("beats_baseline", lambda j: j.strict_vs["baseline"], 3),
-        ("verbosity_gap", lambda j: j.verbosity_gap, 1),
-        pytest.param("verbosity_gap", lambda j: j.verbosity_gap, 3, marks=VERBOSITY_CLUSTERED),
+        pytest.param("vs_ceiling", lambda j: j.vs_ceiling.diff, 1, marks=sharing("1")),
+        pytest.param("vs_ceiling", lambda j: j.vs_ceiling.diff, 3, marks=sharing("3")),
+        pytest.param("beats_baseline", lambda j: j.strict_vs["baseline"], 1, marks=sharing("1")),
+        pytest.param("beats_baseline", lambda j: j.strict_vs["baseline"], 3, marks=sharing("3")),
+        pytest.param("verbosity_gap", lambda j: j.verbosity_gap, 1, marks=sharing("1")),
+        pytest.param(
+            "verbosity_gap",
+            lambda j: j.verbosity_gap,
+            3,
+            marks=[VERBOSITY_CLUSTERED, sharing("3")],
+        ),
     ],
 )
 def test_the_bounds_of_a_paired_difference_hold_their_level_at_30_items(metric, pick, per_item):
@@ -119,6 +130,7 @@ def test_the_bounds_of_a_paired_difference_hold_their_level_at_30_items(metric, 
     assert low <= ALLOWED_ERROR and high <= ALLOWED_ERROR
 
 
+@sharing("3")
 def test_a_judge_exactly_at_the_margin_is_rarely_called_within_the_ceiling():
     """Before: 11.5% of these studies (30 items x 3 comparisons) called this judge "within"."""
     assert truth()["vs_ceiling"] == pytest.approx(-stats.CEILING_MARGIN, abs=1e-4)
@@ -184,6 +196,7 @@ def simulated_category() -> list[tuple[stats.JudgeStats, stats.WinRate]]:
     return out
 
 
+@sharing("category")
 @pytest.mark.parametrize(
     ("metric", "pick"),
     [
@@ -198,6 +211,7 @@ def test_a_categorys_bounds_hold_their_level_on_the_studys_shared_resamples(metr
     assert low <= ALLOWED_ERROR and high <= ALLOWED_ERROR
 
 
+@sharing("category")
 def test_a_categorys_win_rate_bounds_hold_their_level_on_the_studys_shared_resamples():
     # Each comparison's better side is x or y at random: finetuned wins half of them.
     low, high = errors([w.bounds for _, w in simulated_category()], 0.5)
@@ -311,7 +325,9 @@ def majority_truth() -> float:
     return out
 
 
-@pytest.mark.parametrize("per_item", [1, 3])
+@pytest.mark.parametrize(
+    "per_item", [pytest.param(1, marks=sharing("1")), pytest.param(3, marks=sharing("3"))]
+)
 @pytest.mark.parametrize("figure", ["accuracy", "macro_f1"])
 def test_the_intervals_of_agreement_with_the_majority_cover_at_30_items(figure, per_item):
     """Measured: accuracy 0.97 / 0.96 and macro F1 0.95 / 0.945 (one / three comparisons per
