@@ -11,6 +11,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+# Streamlit builds its emoji catalog (0.3-0.8 s) the first time an alert's text is not ASCII:
+# build it when the app is first loaded, not on an admin's first click on the Gate screen.
+import streamlit.emojis  # noqa: F401
+
 from review_app import auth, links, report
 from review_app.auth import Actor
 from review_app.errors import Forbidden, ReviewAppError, UnusableWorkspace

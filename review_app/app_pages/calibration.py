@@ -572,7 +572,8 @@ if split is not None:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-preferences = calibration.self_preference(ctx, view)
+# The shifts only (what is shown below): no system's win rate, so no gate evaluation and no look.
+preferences = calibration.self_preference_shifts(ctx, view)
 if preferences:
     st.subheader("Self-preference")
     for p in preferences:
