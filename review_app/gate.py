@@ -1285,34 +1285,50 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
 
 
 def candidate_losses(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
-    """Comparisons whose human majority prefers the other system, with both outputs."""
+    """Comparisons whose human majority prefers the other system (pair_id, category, item_id,
+    opponent, and `side`: the candidate's, x or y), by category, item and opponent. Read from
+    the lean frames: `loss_texts` adds the texts of the few a screen draws in full."""
     majority = stats.majority_labels(pairs, votes)
     mine = pairs[(pairs.system_x == candidate) | (pairs.system_y == candidate)]
     label = mine.pair_id.map(majority)
     side = mine.system_x.eq(candidate).map({True: "x", False: "y"})
     lost = mine[label.notna() & (label != "tie") & (label != side)]
-    # Rationales of the lost comparisons only, in vote order: a large study has many votes.
-    rationales: dict[int, list[str]] = {}
-    said = votes[votes.pair_id.isin(lost.pair_id)]
-    for pair_id, rationale in zip(said.pair_id, said.rationale, strict=True):
-        if isinstance(rationale, str) and rationale.strip():
-            rationales.setdefault(pair_id, []).append(rationale)
+    out = [
+        {
+            "pair_id": int(p.pair_id),
+            "category": p.category,
+            "item_id": p.item_key,
+            "opponent": p.system_y if p.system_x == candidate else p.system_x,
+            "side": "x" if p.system_x == candidate else "y",
+        }
+        for p in lost.itertuples()
+    ]
+    return sorted(out, key=lambda r: (r["category"], r["item_id"], r["opponent"]))
+
+
+def loss_texts(losses: list[dict], texts: list[dict], rationales: list[dict]) -> list[dict]:
+    """`losses` (from `candidate_losses`) with the prompt, the candidate's and the opponent's
+    output (`texts`: pair_id, prompt, output_x, output_y) and the rationales of the counted
+    votes on each, in vote order (`rationales`: pair_id, rationale)."""
+    by_pair = {t["pair_id"]: t for t in texts}
+    said: dict[int, list[str]] = {}
+    for r in rationales:
+        if isinstance(r["rationale"], str) and r["rationale"].strip():
+            said.setdefault(r["pair_id"], []).append(r["rationale"])
     out = []
-    for p in lost.itertuples():
-        x_side = p.system_x == candidate
+    for loss in losses:
+        t = by_pair[loss["pair_id"]]
+        mine, theirs = ("output_x", "output_y") if loss["side"] == "x" else ("output_y", "output_x")
         out.append(
-            {
-                "pair_id": int(p.pair_id),
-                "category": p.category,
-                "item_id": p.item_key,
-                "opponent": p.system_y if x_side else p.system_x,
-                "prompt": p.prompt,
-                "candidate_output": p.output_x if x_side else p.output_y,
-                "opponent_output": p.output_y if x_side else p.output_x,
-                "rationales": rationales.get(p.pair_id, []),
+            loss
+            | {
+                "prompt": t["prompt"],
+                "candidate_output": t[mine],
+                "opponent_output": t[theirs],
+                "rationales": said.get(loss["pair_id"], []),
             }
         )
-    return sorted(out, key=lambda r: (r["category"], r["item_id"], r["opponent"]))
+    return out
 
 
 def judge_preference(

@@ -179,7 +179,9 @@ with right:
         with st.expander(f"{ui.plain(category)}: {n} lost comparisons"):
             # A collapsed expander is still drawn: a large study's every loss in full would make
             # this screen take seconds to draw, so each category shows its first few.
-            shown = [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
+            shown = signoff.loss_details(
+                ctx, [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
+            )
             if n > len(shown):
                 st.caption(
                     f"The first {len(shown)} of {n} by item id; `review-app export votes` has all."
