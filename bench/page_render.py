@@ -18,7 +18,8 @@ How:
   of an earlier page or of the setup helps. Before the timed renders the process imports
   everything and opens the page once without a token ("Access denied"), i.e. a started server.
   `<page>_s` is the first (cold) render; `<page>_warm_s` the second render of the same session
-  with the same data (a rerun, as when a user clicks a widget).
+  with the same data (a rerun, as when a user clicks a widget). `cold_cpu_s` / `warm_cpu_s`
+  (and `session_cpu_s`) give the CPU time of the same renders (the process's, every thread).
 - `report_s` / `report_warm_s`: `review-app report --study S --format json` run in-process
   twice in a fresh process (cold, then warm).
 - `session`: one more process renders calibration, results and gate and builds the report in a
@@ -443,11 +444,13 @@ def check_page(at, page: str) -> None:
 
 def render(counter: QueryCounter, at, page: str, profile: str | None = None) -> tuple[float, dict]:
     with counter.window(), profiled(profile) if profile else contextlib.nullcontext():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         at.run()
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     check_page(at, page)
     summary = counter.summary()
+    summary["cpu_s"] = cpu
     if not summary["queries"]:
         sys.exit(f"no store query counted while rendering {page}: sqlite3.connect not wrapped?")
     summary["elements"] = sum(1 for _ in at.main)  # every block and element on the page
@@ -479,7 +482,7 @@ def run_report(
 ) -> tuple[float, dict]:
     # Read in the signer's name: before the planned sample is in, a report is a recorded look.
     with counter.window(), profiled(profile) if profile else contextlib.nullcontext():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         cli(
             db,
             "--token",
@@ -493,10 +496,11 @@ def run_report(
             str(out),
         )
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     report = json.loads(out.read_text(encoding="utf-8"))
     if not report.get("win_rates") and not report.get("gate"):
         sys.exit("the report has neither win rates nor a gate: outcomes hidden?")
-    return seconds, counter.summary()
+    return seconds, counter.summary() | {"cpu_s": cpu}
 
 
 def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
@@ -669,6 +673,14 @@ def main() -> None:
         "target_cold_s": TARGET_COLD_S,
         "store_queries_per_render": {t: first[t]["cold"]["queries"] for t in tasks},
         **{f"{t}_warm_s": median_s(t, "warm_s") for t in tasks},
+        # CPU seconds of the render's process (every thread): steadier than wall time when
+        # other work shares the machine.
+        "cold_cpu_s": {
+            t: round(statistics.median(r["cold"]["cpu_s"] for r in runs[t]), 3) for t in tasks
+        },
+        "warm_cpu_s": {
+            t: round(statistics.median(r["warm"]["cpu_s"] for r in runs[t]), 3) for t in tasks
+        },
         "store_queries_per_warm_render": {t: first[t]["warm"]["queries"] for t in tasks},
         "sqlite_statements_per_render": {t: first[t]["cold"]["statements"] for t in tasks},
         "sqlite_statements_per_warm_render": {t: first[t]["warm"]["statements"] for t in tasks},
@@ -681,6 +693,9 @@ def main() -> None:
         figures["cold_s_all"] = {t: [round(r["cold_s"], 3) for r in runs[t]] for t in tasks}
     if session:
         figures["session_s"] = {t: round(v["s"], 3) for t, v in session.items() if isinstance(v, dict)}
+        figures["session_cpu_s"] = {
+            t: round(v["queries"]["cpu_s"], 3) for t, v in session.items() if isinstance(v, dict)
+        }
         figures["session_store_queries"] = {
             t: v["queries"]["queries"] for t, v in session.items() if isinstance(v, dict)
         }
