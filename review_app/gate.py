@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from review_app import baselines, ppi, ranking, sequential, stats
@@ -1250,11 +1251,14 @@ def _candidate_outcomes(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str
     return merged.assign(result=result, len_candidate=len_candidate)
 
 
-def _bucket(value: int, buckets) -> str:
-    for low, high, label in buckets:
-        if value >= low and (high is None or value < high):
-            return label
-    return buckets[-1][2]
+def _bucket_index(values: np.ndarray, buckets) -> np.ndarray:
+    """The index of each value's bucket: the first whose [low, high) holds it, else the last."""
+    values = values.astype(np.int64)
+    index = np.full(len(values), len(buckets) - 1)
+    for i in reversed(range(len(buckets))):
+        low, high, _ = buckets[i]
+        index[(values >= low) & ((values < high) if high is not None else True)] = i
+    return index
 
 
 def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
@@ -1265,10 +1269,10 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
         ("prompt length", "len_prompt", PROMPT_BUCKETS),
         ("output length", "len_candidate", OUTPUT_BUCKETS),
     ):
-        labels = [_bucket(int(v), buckets) for v in outcomes[column]] if len(outcomes) else []
-        for _, _, label in buckets:
-            mask = [lab == label for lab in labels]
-            results = outcomes.result[mask] if len(outcomes) else pd.Series(dtype=object)
+        index = _bucket_index(outcomes[column].to_numpy(), buckets)
+        result = outcomes["result"].to_numpy(object) if len(outcomes) else np.array([], object)
+        for i, (_, _, label) in enumerate(buckets):
+            results = result[index == i]
             n = len(results)
             counts = {k: int((results == k).sum()) for k in ("win", "tie", "both_bad", "loss")}
             score = counts["win"] + 0.5 * (counts["tie"] + counts["both_bad"])
