@@ -52,9 +52,9 @@ cold render at the default size)."""
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
 import contextlib
+import cProfile
 import io
 import json
 import math
@@ -692,7 +692,9 @@ def main() -> None:
         figures["repeat"] = args.repeat
         figures["cold_s_all"] = {t: [round(r["cold_s"], 3) for r in runs[t]] for t in tasks}
     if session:
-        figures["session_s"] = {t: round(v["s"], 3) for t, v in session.items() if isinstance(v, dict)}
+        figures["session_s"] = {
+            t: round(v["s"], 3) for t, v in session.items() if isinstance(v, dict)
+        }
         figures["session_cpu_s"] = {
             t: round(v["queries"]["cpu_s"], 3) for t, v in session.items() if isinstance(v, dict)
         }

@@ -431,7 +431,10 @@ if not plotted.empty:
         "encoding": {
             "x": ui.encode("human ceiling", "quantitative", title=title),
             "y": ui.encode("category", "nominal"),
-            "tooltip": [ui.encode("category", "nominal"), ui.encode("human ceiling", "quantitative")],
+            "tooltip": [
+                ui.encode("category", "nominal"),
+                ui.encode("human ceiling", "quantitative"),
+            ],
         },
     }
     points = {
