@@ -18,7 +18,8 @@ How:
   of an earlier page or of the setup helps. Before the timed renders the process imports
   everything and opens the page once without a token ("Access denied"), i.e. a started server.
   `<page>_s` is the first (cold) render; `<page>_warm_s` the second render of the same session
-  with the same data (a rerun, as when a user clicks a widget).
+  with the same data (a rerun, as when a user clicks a widget). `cold_cpu_s` / `warm_cpu_s`
+  (and `session_cpu_s`) give the CPU time of the same renders (the process's, every thread).
 - `report_s` / `report_warm_s`: `review-app report --study S --format json` run in-process
   twice in a fresh process (cold, then warm).
 - `session`: one more process renders calibration, results and gate and builds the report in a
@@ -35,7 +36,14 @@ How:
 - Timings are noisy on a shared 2-core machine (`loadavg_1m_start_end` is in the JSON):
   `--repeat N` measures every page N times, each in a fresh process, and reports the medians.
 
+- `--profile DIR`: each worker process also writes a cProfile of its cold render (or its cold
+  report) to DIR/<task>.prof and prints its top functions by cumulative time (not in the JSON);
+  its times then include the profiler's overhead.
+- `--keep DIR` keeps the workspace (and its links in DIR/tokens.json); `--reuse` with `--keep`
+  measures a workspace kept earlier instead of building one.
+
 Usage: python bench/page_render.py [--comparisons N] [--repeat N] [--role admin|signer] [--no-session]
+       [--keep DIR [--reuse]] [--profile DIR] [--only PAGE ...]
 It measures whichever `review_app` Python imports: run it with PYTHONPATH=<a worktree> to measure
 another tree (the package path is printed and is in the JSON as `review_app`).
 The last line printed is one JSON object with the figures and the target (`target_cold_s`, each
@@ -46,10 +54,12 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import cProfile
 import io
 import json
 import math
 import os
+import pstats
 import random
 import sqlite3
 import statistics
@@ -375,6 +385,44 @@ def build_workspace(folder: Path, db: Path) -> dict:
 
 # ---- workers (each a fresh process) ----
 
+PROFILE_DIR: Path | None = None  # --profile: where a worker writes the profile of its cold run
+
+
+@contextlib.contextmanager
+def profiled(name: str):
+    """Profiles the block into PROFILE_DIR/<name>.prof and prints its top functions (cumulative)."""
+    if PROFILE_DIR is None:
+        yield
+        return
+    from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+    profile = cProfile.Profile()
+    run_script = ScriptRunner._run_script
+
+    def run_profiled(self, *args, **kwargs):
+        # A page runs in the script runner's thread: profile it there.
+        profile.enable()
+        try:
+            return run_script(self, *args, **kwargs)
+        finally:
+            profile.disable()
+
+    ScriptRunner._run_script = run_profiled
+    threaded = name in PAGES
+    if not threaded:
+        profile.enable()
+    try:
+        yield
+    finally:
+        if not threaded:
+            profile.disable()
+        ScriptRunner._run_script = run_script
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+        profile.dump_stats(PROFILE_DIR / f"{name}.prof")
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+        print(out.getvalue(), file=sys.stderr)
+
 
 def page_path(page: str) -> Path:
     import review_app
@@ -394,13 +442,15 @@ def check_page(at, page: str) -> None:
         sys.exit(f"{page} page did not render: {problems}")
 
 
-def render(counter: QueryCounter, at, page: str) -> tuple[float, dict]:
-    with counter.window():
-        start = time.perf_counter()
+def render(counter: QueryCounter, at, page: str, profile: str | None = None) -> tuple[float, dict]:
+    with counter.window(), profiled(profile) if profile else contextlib.nullcontext():
+        start, cpu = time.perf_counter(), time.process_time()
         at.run()
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     check_page(at, page)
     summary = counter.summary()
+    summary["cpu_s"] = cpu
     if not summary["queries"]:
         sys.exit(f"no store query counted while rendering {page}: sqlite3.connect not wrapped?")
     summary["elements"] = sum(1 for _ in at.main)  # every block and element on the page
@@ -427,10 +477,12 @@ def warm_up(pages: list[str]) -> None:
         new_page(page, None).run()
 
 
-def run_report(counter: QueryCounter, db: Path, out: Path, token: str) -> tuple[float, dict]:
+def run_report(
+    counter: QueryCounter, db: Path, out: Path, token: str, profile: str | None = None
+) -> tuple[float, dict]:
     # Read in the signer's name: before the planned sample is in, a report is a recorded look.
-    with counter.window():
-        start = time.perf_counter()
+    with counter.window(), profiled(profile) if profile else contextlib.nullcontext():
+        start, cpu = time.perf_counter(), time.process_time()
         cli(
             db,
             "--token",
@@ -444,17 +496,18 @@ def run_report(counter: QueryCounter, db: Path, out: Path, token: str) -> tuple[
             str(out),
         )
         seconds = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     report = json.loads(out.read_text(encoding="utf-8"))
     if not report.get("win_rates") and not report.get("gate"):
         sys.exit("the report has neither win rates nor a gate: outcomes hidden?")
-    return seconds, counter.summary()
+    return seconds, counter.summary() | {"cpu_s": cpu}
 
 
 def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
     if task == "report":
         import review_app.cli  # noqa: F401
 
-        cold_s, cold = run_report(counter, db, db.with_suffix(".report.json"), token)
+        cold_s, cold = run_report(counter, db, db.with_suffix(".report.json"), token, "report")
         warm_s, warm = run_report(counter, db, db.with_suffix(".report.json"), token)
         return {
             "cold_s": cold_s,
@@ -474,7 +527,7 @@ def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
         return figures
     warm_up([task])
     at = new_page(task, token)
-    cold_s, cold = render(counter, at, task)
+    cold_s, cold = render(counter, at, task, task)
     warm_s, warm = render(counter, at, task)
     return {"cold_s": cold_s, "cold": cold, "warm_s": warm_s, "warm": warm}
 
@@ -482,8 +535,12 @@ def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
 def spawn(task: str, db: Path, token: str) -> dict:
     env = dict(os.environ, REVIEW_APP_DB=str(db))
     command = [sys.executable, __file__, "--worker", task, "--db", str(db), f"--token={token}"]
+    if PROFILE_DIR is not None:
+        command.append(f"--profile={PROFILE_DIR}")
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if PROFILE_DIR is not None:
+        (PROFILE_DIR / f"{task}.txt").write_text(done.stderr, encoding="utf-8")
     if done.returncode != 0 or not done.stdout.strip():
         sys.exit(f"worker {task} failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -518,10 +575,23 @@ def main() -> None:
         "--no-session", action="store_true", help="skip the one-process walk through every screen"
     )
     parser.add_argument("--keep", metavar="DIR", help="build the workspace in DIR and keep it")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: measure the workspace kept there earlier"
+    )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="write a cProfile of each cold render to DIR/<task>.prof"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=(*PAGES, "report"), help="measure only these tasks"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = Path(args.profile).resolve() if args.profile else None
+    if args.reuse and not args.keep:
+        parser.error("--reuse needs --keep DIR")
 
     if args.worker:
         db = Path(args.db)
@@ -539,20 +609,27 @@ def main() -> None:
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="page-render-")))
         db = folder / "page_render.db"
-        if db.exists():
-            sys.exit(f"{db} exists: use an empty --keep folder")
+        if db.exists() and not args.reuse:
+            sys.exit(f"{db} exists: use an empty --keep folder (or --reuse)")
         import review_app
 
         package = str(Path(review_app.__file__).parent)
         print(f"review_app imported from {package}", flush=True)
 
-        start = time.perf_counter()
-        counts = generate(folder, args.comparisons, args.seed)
-        generate_s = time.perf_counter() - start
-        print(f"generated {counts} in {generate_s:.1f} s", flush=True)
-        start = time.perf_counter()
-        tokens = build_workspace(folder, db)
-        import_s = time.perf_counter() - start
+        kept = folder / "tokens.json"
+        if args.reuse:
+            saved = json.loads(kept.read_text(encoding="utf-8"))
+            counts, tokens, generate_s, import_s = saved["counts"], saved["tokens"], 0.0, 0.0
+        else:
+            start = time.perf_counter()
+            counts = generate(folder, args.comparisons, args.seed)
+            generate_s = time.perf_counter() - start
+            print(f"generated {counts} in {generate_s:.1f} s", flush=True)
+            start = time.perf_counter()
+            tokens = build_workspace(folder, db)
+            import_s = time.perf_counter() - start
+            if args.keep:
+                kept.write_text(json.dumps({"counts": counts, "tokens": tokens}), encoding="utf-8")
         info = json.loads(cli(db, "info", "--json"))
         study = next(s for s in info["studies"] if s["name"] == STUDY)
         print(
@@ -561,7 +638,8 @@ def main() -> None:
         )
 
         token = tokens[args.role]
-        runs: dict[str, list[dict]] = {task: [] for task in (*PAGES, "report")}
+        tasks = tuple(args.only or (*PAGES, "report"))
+        runs: dict[str, list[dict]] = {task: [] for task in tasks}
         for repeat in range(args.repeat):
             for task in runs:
                 runs[task].append(spawn(task, db, token))
@@ -586,8 +664,6 @@ def main() -> None:
                 flush=True,
             )
 
-    tasks = (*PAGES, "report")
-
     def median_s(task: str, key: str) -> float:
         return round(statistics.median(r[key] for r in runs[task]), 3)
 
@@ -597,19 +673,34 @@ def main() -> None:
         "target_cold_s": TARGET_COLD_S,
         "store_queries_per_render": {t: first[t]["cold"]["queries"] for t in tasks},
         **{f"{t}_warm_s": median_s(t, "warm_s") for t in tasks},
+        # CPU seconds of the render's process (every thread): steadier than wall time when
+        # other work shares the machine.
+        "cold_cpu_s": {
+            t: round(statistics.median(r["cold"]["cpu_s"] for r in runs[t]), 3) for t in tasks
+        },
+        "warm_cpu_s": {
+            t: round(statistics.median(r["warm"]["cpu_s"] for r in runs[t]), 3) for t in tasks
+        },
         "store_queries_per_warm_render": {t: first[t]["warm"]["queries"] for t in tasks},
         "sqlite_statements_per_render": {t: first[t]["cold"]["statements"] for t in tasks},
         "sqlite_statements_per_warm_render": {t: first[t]["warm"]["statements"] for t in tasks},
         "connections_per_render": {t: first[t]["cold"]["connections"] for t in tasks},
         "connections_per_warm_render": {t: first[t]["warm"]["connections"] for t in tasks},
-        "page_elements": {t: first[t]["cold"]["elements"] for t in PAGES},
+        "page_elements": {t: first[t]["cold"]["elements"] for t in PAGES if t in tasks},
     }
     if args.repeat > 1:
         figures["repeat"] = args.repeat
         figures["cold_s_all"] = {t: [round(r["cold_s"], 3) for r in runs[t]] for t in tasks}
     if session:
-        figures["session_s"] = {t: round(session[t]["s"], 3) for t in tasks}
-        figures["session_store_queries"] = {t: session[t]["queries"]["queries"] for t in tasks}
+        figures["session_s"] = {
+            t: round(v["s"], 3) for t, v in session.items() if isinstance(v, dict)
+        }
+        figures["session_cpu_s"] = {
+            t: round(v["queries"]["cpu_s"], 3) for t, v in session.items() if isinstance(v, dict)
+        }
+        figures["session_store_queries"] = {
+            t: v["queries"]["queries"] for t, v in session.items() if isinstance(v, dict)
+        }
     figures.update(
         {
             "comparisons": study.get("pairs"),
@@ -618,7 +709,7 @@ def main() -> None:
             "items": counts["items"],
             "role": args.role,
             "bootstrap_resamples": int(os.environ.get("REVIEW_APP_BOOTSTRAP", "1000")),
-            "report_bytes": first["report"]["report_bytes"],
+            "report_bytes": first["report"]["report_bytes"] if "report" in first else None,
             "generate_s": round(generate_s, 1),
             "import_s": round(import_s, 1),
             "total_s": round(time.perf_counter() - total_start, 1),

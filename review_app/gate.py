@@ -1264,11 +1264,14 @@ def _candidate_outcomes(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str
     return merged.assign(result=result, len_candidate=len_candidate)
 
 
-def _bucket(value: int, buckets) -> str:
-    for low, high, label in buckets:
-        if value >= low and (high is None or value < high):
-            return label
-    return buckets[-1][2]
+def _bucket_index(values: np.ndarray, buckets) -> np.ndarray:
+    """The index of each value's bucket: the first whose [low, high) holds it, else the last."""
+    values = values.astype(np.int64)
+    index = np.full(len(values), len(buckets) - 1)
+    for i in reversed(range(len(buckets))):
+        low, high, _ = buckets[i]
+        index[(values >= low) & ((values < high) if high is not None else True)] = i
+    return index
 
 
 def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
@@ -1279,10 +1282,10 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
         ("prompt length", "len_prompt", PROMPT_BUCKETS),
         ("output length", "len_candidate", OUTPUT_BUCKETS),
     ):
-        labels = [_bucket(int(v), buckets) for v in outcomes[column]] if len(outcomes) else []
-        for _, _, label in buckets:
-            mask = [lab == label for lab in labels]
-            results = outcomes.result[mask] if len(outcomes) else pd.Series(dtype=object)
+        index = _bucket_index(outcomes[column].to_numpy(), buckets)
+        result = outcomes["result"].to_numpy(object) if len(outcomes) else np.array([], object)
+        for i, (_, _, label) in enumerate(buckets):
+            results = result[index == i]
             n = len(results)
             counts = {k: int((results == k).sum()) for k in ("win", "tie", "both_bad", "loss")}
             score = counts["win"] + 0.5 * (counts["tie"] + counts["both_bad"])
@@ -1299,34 +1302,50 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
 
 
 def candidate_losses(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
-    """Comparisons whose human majority prefers the other system, with both outputs."""
+    """Comparisons whose human majority prefers the other system (pair_id, category, item_id,
+    opponent, and `side`: the candidate's, x or y), by category, item and opponent. Read from
+    the lean frames: `loss_texts` adds the texts of the few a screen draws in full."""
     majority = stats.majority_labels(pairs, votes)
     mine = pairs[(pairs.system_x == candidate) | (pairs.system_y == candidate)]
     label = mine.pair_id.map(majority)
     side = mine.system_x.eq(candidate).map({True: "x", False: "y"})
     lost = mine[label.notna() & (label != "tie") & (label != side)]
-    # Rationales of the lost comparisons only, in vote order: a large study has many votes.
-    rationales: dict[int, list[str]] = {}
-    said = votes[votes.pair_id.isin(lost.pair_id)]
-    for pair_id, rationale in zip(said.pair_id, said.rationale, strict=True):
-        if isinstance(rationale, str) and rationale.strip():
-            rationales.setdefault(pair_id, []).append(rationale)
+    out = [
+        {
+            "pair_id": int(p.pair_id),
+            "category": p.category,
+            "item_id": p.item_key,
+            "opponent": p.system_y if p.system_x == candidate else p.system_x,
+            "side": "x" if p.system_x == candidate else "y",
+        }
+        for p in lost.itertuples()
+    ]
+    return sorted(out, key=lambda r: (r["category"], r["item_id"], r["opponent"]))
+
+
+def loss_texts(losses: list[dict], texts: list[dict], rationales: list[dict]) -> list[dict]:
+    """`losses` (from `candidate_losses`) with the prompt, the candidate's and the opponent's
+    output (`texts`: pair_id, prompt, output_x, output_y) and the rationales of the counted
+    votes on each, in vote order (`rationales`: pair_id, rationale)."""
+    by_pair = {t["pair_id"]: t for t in texts}
+    said: dict[int, list[str]] = {}
+    for r in rationales:
+        if isinstance(r["rationale"], str) and r["rationale"].strip():
+            said.setdefault(r["pair_id"], []).append(r["rationale"])
     out = []
-    for p in lost.itertuples():
-        x_side = p.system_x == candidate
+    for loss in losses:
+        t = by_pair[loss["pair_id"]]
+        mine, theirs = ("output_x", "output_y") if loss["side"] == "x" else ("output_y", "output_x")
         out.append(
-            {
-                "pair_id": int(p.pair_id),
-                "category": p.category,
-                "item_id": p.item_key,
-                "opponent": p.system_y if x_side else p.system_x,
-                "prompt": p.prompt,
-                "candidate_output": p.output_x if x_side else p.output_y,
-                "opponent_output": p.output_y if x_side else p.output_x,
-                "rationales": rationales.get(p.pair_id, []),
+            loss
+            | {
+                "prompt": t["prompt"],
+                "candidate_output": t[mine],
+                "opponent_output": t[theirs],
+                "rationales": said.get(loss["pair_id"], []),
             }
         )
-    return sorted(out, key=lambda r: (r["category"], r["item_id"], r["opponent"]))
+    return out
 
 
 def judge_preference(

@@ -1,7 +1,6 @@
 """Calibration: can a judge stand in for the human reviewers? Every judge beside the human
 ceiling and the baselines, with bias, cost, small-n warnings, reviewer agreement and categories."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -249,35 +248,57 @@ if not table.empty:
     ).dropna(subset=["agreement"])
 if not table.empty and not chart_data.empty:
     st.subheader("Agreement without ties, against the human ceiling")
-    judge_axis = alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300))
-    base = alt.Chart(chart_data).encode(y=judge_axis)
-    scale = alt.Scale(domain=[0, 1])
+    judge_axis = ui.encode("judge", "nominal", sort=None, title=None, axis={"labelLimit": 300})
+    scale = {"domain": [0, 1]}
+    title = "agreement without ties"
+    datasets = {"judges": chart_data}
     layers = [
-        base.mark_rule(color=WHISKER, strokeWidth=2).encode(
-            x=alt.X("low:Q", title="agreement without ties", scale=scale), x2="high:Q"
-        ),
-        base.mark_point(filled=True, size=80).encode(
-            x=alt.X("agreement:Q", title="agreement without ties", scale=scale),
-            tooltip=["judge:N", "agreement:Q", "low:Q", "high:Q"],
-        ),
+        {
+            "data": {"name": "judges"},
+            "mark": {"type": "rule", "color": WHISKER, "strokeWidth": 2},
+            "encoding": {
+                "x": ui.encode("low", "quantitative", title=title, scale=scale),
+                "x2": {"field": "high"},
+                "y": judge_axis,
+            },
+        },
+        {
+            "data": {"name": "judges"},
+            "mark": {"type": "point", "filled": True, "size": 80},
+            "encoding": {
+                "x": ui.encode("agreement", "quantitative", title=title, scale=scale),
+                "y": judge_axis,
+                "tooltip": [
+                    ui.encode("judge", "nominal"),
+                    *(ui.encode(f, "quantitative") for f in ("agreement", "low", "high")),
+                ],
+            },
+        },
     ]
     if humans.agreement_without_ties.ci is not None:
         low, high = humans.agreement_without_ties.ci
-        band = pd.DataFrame({"low": [low], "high": [high]})
+        datasets["band"] = pd.DataFrame({"low": [low], "high": [high]})
         layers.insert(
             0,
-            alt.Chart(band)
-            .mark_rect(color="firebrick", opacity=0.1)
-            .encode(x=alt.X("low:Q", title="agreement without ties"), x2="high:Q"),
+            {
+                "data": {"name": "band"},
+                "mark": {"type": "rect", "color": "firebrick", "opacity": 0.1},
+                "encoding": {
+                    "x": ui.encode("low", "quantitative", title=title),
+                    "x2": {"field": "high"},
+                },
+            },
         )
     if humans.agreement_without_ties.value is not None:
-        ceiling = pd.DataFrame({"ceiling": [humans.agreement_without_ties.value]})
+        datasets["ceiling"] = pd.DataFrame({"ceiling": [humans.agreement_without_ties.value]})
         layers.append(
-            alt.Chart(ceiling)
-            .mark_rule(color="firebrick", strokeDash=[4, 4])
-            .encode(x=alt.X("ceiling:Q", title="agreement without ties"))
+            {
+                "data": {"name": "ceiling"},
+                "mark": {"type": "rule", "color": "firebrick", "strokeDash": [4, 4]},
+                "encoding": {"x": ui.encode("ceiling", "quantitative", title=title)},
+            }
         )
-    st.altair_chart(alt.layer(*layers), width="stretch")
+    ui.chart({"layer": layers}, **datasets)
     st.caption(
         "Dashed line and shaded band: human-human agreement without ties and its 95% interval. "
         "Bars: each judge's 95% interval."
@@ -302,34 +323,42 @@ if not table.empty:
         ]
     )
     if not bias.empty:
-        bars = (
-            alt.Chart(bias)
-            .mark_bar()
-            .encode(
-                x=alt.X("share:Q", title=BIAS_AXIS, scale=alt.Scale(domain=[0, 1])),
-                y=alt.Y("judge:N", sort=None, title=None, axis=alt.Axis(labelLimit=300)),
-                color="bias:N",
-                yOffset="bias:N",
-                tooltip=["judge:N", "bias:N", "share:Q", "low:Q", "high:Q"],
-            )
+        judge_axis = ui.encode("judge", "nominal", sort=None, title=None)
+        offset = ui.encode("bias", "nominal")
+        bars = {
+            "mark": {"type": "bar"},
+            "encoding": {
+                "x": ui.encode("share", "quantitative", title=BIAS_AXIS, scale={"domain": [0, 1]}),
+                "y": {**judge_axis, "axis": {"labelLimit": 300}},
+                "color": ui.encode("bias", "nominal"),
+                "yOffset": offset,
+                "tooltip": [
+                    ui.encode("judge", "nominal"),
+                    ui.encode("bias", "nominal"),
+                    *(ui.encode(f, "quantitative") for f in ("share", "low", "high")),
+                ],
+            },
+        }
+        whiskers = {
+            "mark": {"type": "rule", "strokeWidth": 1.5},
+            "encoding": {
+                "x": ui.encode("low", "quantitative", title=BIAS_AXIS),
+                "x2": {"field": "high"},
+                "y": judge_axis,
+                "yOffset": offset,
+                "color": {"value": WHISKER},
+            },
+        }
+        half = {
+            "data": {"name": "half"},
+            "mark": {"type": "rule", "strokeDash": [4, 4], "color": WHISKER},
+            "encoding": {"x": ui.encode("x", "quantitative", title=BIAS_AXIS)},
+        }
+        ui.chart(
+            {"data": {"name": "bias"}, "layer": [bars, whiskers, half]},
+            bias=bias,
+            half=pd.DataFrame({"x": [0.5]}),
         )
-        whiskers = (
-            alt.Chart(bias)
-            .mark_rule(strokeWidth=1.5)
-            .encode(
-                x=alt.X("low:Q", title=BIAS_AXIS),
-                x2="high:Q",
-                y=alt.Y("judge:N", sort=None, title=None),
-                yOffset="bias:N",
-                color=alt.value(WHISKER),
-            )
-        )
-        half = (
-            alt.Chart(pd.DataFrame({"x": [0.5]}))
-            .mark_rule(strokeDash=[4, 4], color=WHISKER)
-            .encode(x=alt.X("x:Q", title=BIAS_AXIS))
-        )
-        st.altair_chart(bars + whiskers + half, width="stretch")
         st.caption(
             "0.5 is unbiased; lines are 95% intervals, and an interval that misses 0.5 is marked "
             "'biased' in the judges table. p_first: share won by the output shown first (humans: "
@@ -344,17 +373,26 @@ kappas = reviewer_kappa_table(report)
 if kappas.empty:
     st.info("No two reviewers share 10 comparisons yet, so there is no kappa matrix.")
 else:
-    heatmap = (
-        alt.Chart(kappas)
-        .mark_rect()
-        .encode(
-            x=alt.X("other:N", title=None, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("reviewer:N", title=None),
-            color=alt.Color("kappa:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue")),
-            tooltip=["reviewer:N", "other:N", "kappa:Q", "n:Q"],
-        )
+    ui.chart(
+        {
+            "data": {"name": "kappas"},
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": ui.encode("other", "nominal", title=None, axis={"labelAngle": 0}),
+                "y": ui.encode("reviewer", "nominal", title=None),
+                "color": ui.encode(
+                    "kappa", "quantitative", scale={"domain": [-1, 1], "scheme": "redblue"}
+                ),
+                "tooltip": [
+                    ui.encode("reviewer", "nominal"),
+                    ui.encode("other", "nominal"),
+                    ui.encode("kappa", "quantitative"),
+                    ui.encode("n", "quantitative"),
+                ],
+            },
+        },
+        kappas=kappas,
     )
-    st.altair_chart(heatmap, width="stretch")
     st.dataframe(kappas, hide_index=True, column_config=two_decimals(kappas))
     st.caption(
         "Cohen's kappa between two reviewers over the comparisons both voted on (at least 10). "
@@ -386,30 +424,42 @@ st.subheader("By category")
 categories = category_table(report)
 plotted = categories.dropna(subset=["agreement w/o ties"])
 if not plotted.empty:
-    points = (
-        alt.Chart(plotted)
-        .mark_point(filled=True, size=70)
-        .encode(
-            x=alt.X(
-                "agreement w/o ties:Q",
-                title="agreement without ties",
-                scale=alt.Scale(domain=[0, 1]),
+    title = "agreement without ties"
+    ceilings = {
+        "data": {"name": "ceilings"},
+        "mark": {"type": "tick", "color": "firebrick", "thickness": 3, "size": 24},
+        "encoding": {
+            "x": ui.encode("human ceiling", "quantitative", title=title),
+            "y": ui.encode("category", "nominal"),
+            "tooltip": [
+                ui.encode("category", "nominal"),
+                ui.encode("human ceiling", "quantitative"),
+            ],
+        },
+    }
+    points = {
+        "data": {"name": "categories"},
+        "mark": {"type": "point", "filled": True, "size": 70},
+        "encoding": {
+            "x": ui.encode(
+                "agreement w/o ties", "quantitative", title=title, scale={"domain": [0, 1]}
             ),
-            y=alt.Y("category:N", title=None),
-            color=alt.Color("judge:N", sort=None),
-            tooltip=["category:N", "judge:N", "agreement w/o ties:Q", "CI:N", "n:Q"],
-        )
+            "y": ui.encode("category", "nominal", title=None),
+            "color": ui.encode("judge", "nominal", sort=None),
+            "tooltip": [
+                ui.encode("category", "nominal"),
+                ui.encode("judge", "nominal"),
+                ui.encode("agreement w/o ties", "quantitative"),
+                ui.encode("CI", "nominal"),
+                ui.encode("n", "quantitative"),
+            ],
+        },
+    }
+    ui.chart(
+        {"height": {"step": 32}, "layer": [ceilings, points]},
+        ceilings=plotted.drop_duplicates("category").dropna(subset=["human ceiling"]),
+        categories=plotted,
     )
-    ceilings = (
-        alt.Chart(plotted.drop_duplicates("category").dropna(subset=["human ceiling"]))
-        .mark_tick(color="firebrick", thickness=3, size=24)
-        .encode(
-            x=alt.X("human ceiling:Q", title="agreement without ties"),
-            y="category:N",
-            tooltip=["category:N", "human ceiling:Q"],
-        )
-    )
-    st.altair_chart((ceilings + points).properties(height=alt.Step(32)), width="stretch")
     st.caption("Red tick: the category's human-human agreement without ties.")
 shown_categories = for_display(categories)
 st.dataframe(shown_categories, hide_index=True, column_config=two_decimals(shown_categories))
@@ -572,7 +622,8 @@ if split is not None:
             except ReviewAppError as exc:
                 st.error(ui.plain(exc))
 
-preferences = calibration.self_preference(ctx, view)
+# The shifts only (what is shown below): no system's win rate, so no gate evaluation and no look.
+preferences = calibration.self_preference_shifts(ctx, view)
 if preferences:
     st.subheader("Self-preference")
     for p in preferences:

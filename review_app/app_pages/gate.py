@@ -288,6 +288,10 @@ table = pd.DataFrame(
         for r in decision.results
     ]
 )
+if "items" in table and (table["items"] == NOTHING).any():
+    # Counts beside a dash are text (Arrow holds one type per column): the cells Streamlit would
+    # draw after failing to convert the column, without the failure and its logged traceback.
+    table["items"] = table["items"].astype("string")
 banner = {"pass": st.success, "fail": st.error}.get(decision.result, st.warning)
 banner(f"Gate {decision.result.upper()}: {decision.summary()}.")
 st.caption(

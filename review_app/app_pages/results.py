@@ -1,7 +1,6 @@
 """Results (admin, signer): win rates with CIs, the regression table, error analysis and the trend
 across studies on the same eval set. Hidden until the study's thresholds are locked."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -69,48 +68,71 @@ else:
     order = sorted(
         plotted.source.unique(), key=lambda s: (s != "humans", baselines.is_baseline(s), s)
     )
-    kinds = alt.Scale(
-        domain=["humans", "judge", "baseline"], range=["#2f6db5", "#3aa38f", "#8f9aab"]
-    )
+    kinds = {"domain": ["humans", "judge", "baseline"], "range": ["#2f6db5", "#3aa38f", "#8f9aab"]}
     # One chart per comparison, as wide as the screen (a faceted chart has a fixed width and is
     # cut off on a phone). Bars are translucent and whiskers solid in the bar's own colour, so a
     # whisker stays visible on a light and on a dark background.
     for comparison, frame in plotted.groupby("comparison", sort=False):
         st.markdown(f"**{ui.plain(comparison)}**")
-        y = alt.Y("source:N", title=None, sort=order, axis=alt.Axis(labelLimit=150))
-        x = alt.X(
-            "win rate:Q",
-            scale=alt.Scale(domain=[0, 1]),
-            axis=alt.Axis(values=[i / 10 for i in range(11)], format=".1f"),
+        y = ui.encode("source", "nominal", title=None, sort=order, axis={"labelLimit": 150})
+        x = ui.encode(
+            "win rate",
+            "quantitative",
+            scale={"domain": [0, 1]},
+            axis={"values": [i / 10 for i in range(11)], "format": ".1f"},
             title="win rate and 95% CI",
         )
-        color = alt.Color("kind:N", scale=kinds, legend=alt.Legend(title=None, orient="bottom"))
-        bars = (
-            alt.Chart()
-            .mark_bar(opacity=0.45, height={"band": 0.7})
-            .encode(
-                y=y,
-                x=x,
-                color=color,
-                tooltip=["source:N", "win rate:Q", "95% CI:N", "items:Q", "votes or verdicts:Q"],
-            )
+        color = ui.encode(
+            "kind", "nominal", scale=kinds, legend={"title": None, "orient": "bottom"}
         )
-        whiskers = (
-            alt.Chart().mark_rule(strokeWidth=2.5).encode(y=y, x="low:Q", x2="high:Q", color=color)
-        )
-        caps = alt.layer(
-            *(
-                alt.Chart().mark_tick(thickness=2.5, size=14).encode(y=y, x=f"{end}:Q", color=color)
+        bars = {
+            "mark": {"type": "bar", "opacity": 0.45, "height": {"band": 0.7}},
+            "encoding": {
+                "y": y,
+                "x": x,
+                "color": color,
+                "tooltip": [
+                    ui.encode("source", "nominal"),
+                    ui.encode("win rate", "quantitative"),
+                    ui.encode("95% CI", "nominal"),
+                    ui.encode("items", "quantitative"),
+                    ui.encode("votes or verdicts", "quantitative"),
+                ],
+            },
+        }
+        whiskers = {
+            "mark": {"type": "rule", "strokeWidth": 2.5},
+            "encoding": {
+                "y": y,
+                "x": ui.encode("low", "quantitative"),
+                "x2": {"field": "high"},
+                "color": color,
+            },
+        }
+        caps = {
+            "layer": [
+                {
+                    "mark": {"type": "tick", "thickness": 2.5, "size": 14},
+                    "encoding": {"y": y, "x": ui.encode(end, "quantitative"), "color": color},
+                }
                 for end in ("low", "high")
-            )
-        )
-        point = alt.Chart().mark_point(filled=True, size=45).encode(y=y, x=x, color=color)
-        parity = alt.Chart().mark_rule(strokeDash=[4, 3], color="#d64545").encode(x=alt.datum(0.5))
-        st.altair_chart(
-            alt.layer(bars, whiskers, caps, point, parity, data=frame).properties(
-                height=34 * frame.source.nunique() + 50
-            ),
-            width="stretch",
+            ]
+        }
+        point = {
+            "mark": {"type": "point", "filled": True, "size": 45},
+            "encoding": {"y": y, "x": x, "color": color},
+        }
+        parity = {
+            "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#d64545"},
+            "encoding": {"x": {"datum": 0.5}},
+        }
+        ui.chart(
+            {
+                "data": {"name": "rates"},
+                "height": 34 * frame.source.nunique() + 50,
+                "layer": [bars, whiskers, caps, point, parity],
+            },
+            rates=frame,
         )
     st.dataframe(
         rates.drop(columns=["low", "high"]),
@@ -157,7 +179,9 @@ with right:
         with st.expander(f"{ui.plain(category)}: {n} lost comparisons"):
             # A collapsed expander is still drawn: a large study's every loss in full would make
             # this screen take seconds to draw, so each category shows its first few.
-            shown = [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
+            shown = signoff.loss_details(
+                ctx, [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
+            )
             if n > len(shown):
                 st.caption(
                     f"The first {len(shown)} of {n} by item id; `review-app export votes` has all."
@@ -180,8 +204,15 @@ trend = pd.DataFrame(results["trend"])
 if not trend.empty and trend.study.nunique() > 1:
     st.subheader("Trend across studies on this eval set")
     trend["comparison"] = trend.system_a + " vs " + trend.system_b
-    st.altair_chart(
-        alt.Chart(trend)
-        .mark_line(point=True)
-        .encode(x="study:N", y=alt.Y("value:Q", title="human win rate"), color="comparison:N")
+    ui.chart(
+        {
+            "data": {"name": "trend"},
+            "mark": {"type": "line", "point": True},
+            "encoding": {
+                "x": ui.encode("study", "nominal"),
+                "y": ui.encode("value", "quantitative", title="human win rate"),
+                "color": ui.encode("comparison", "nominal"),
+            },
+        },
+        trend=trend,
     )

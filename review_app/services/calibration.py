@@ -25,6 +25,7 @@ __all__ = [
     "pointwise_scores",
     "self_preference",
     "self_preference_of",
+    "self_preference_shifts",
 ]
 
 # A CI wider than this (about +-0.1) is flagged as too uncertain to read, with the votes needed.
@@ -158,6 +159,13 @@ def self_preference(ctx: StudyContext, split: str = "all") -> list[stats.SelfPre
     if ctx.lock.visible:
         evaluate_gate(ctx)
     return self_preference_of(ctx.data(split), ctx.settings, visible=ctx.lock.visible)
+
+
+def self_preference_shifts(ctx: StudyContext, split: str = "all") -> list[stats.SelfPreference]:
+    """`self_preference` without the judge's and the humans' own win rates, before and after the
+    lock: a shift names no system's win rate, so showing it is no look at outcomes and needs no
+    gate evaluation (the calibration screen shows the shifts only)."""
+    return self_preference_of(ctx.data(split), ctx.settings, visible=False)
 
 
 def self_preference_of(

@@ -10,12 +10,10 @@ scorecard says only which systems it covers."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 
-from review_app import gate, ranking, stats
+from review_app import baselines, gate, ranking, stats
 from review_app.errors import InputError
 from review_app.services import decision, grading, study_data
 from review_app.services.context import StudyContext
@@ -67,12 +65,6 @@ def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None 
     # The scorecard shows outcomes: before the planned sample is in, that is a recorded look.
     decision.evaluate_gate(ctx)
 
-    # The ratings are read from the store while the win rates are computed (SQLite and numpy
-    # both let the other thread run).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ratings = pool.submit(data.ratings, store)
-        _win_rates(data)
-        ratings.result()
     if grading.graders_in_force(ctx):
         card["graders"] = grading.grader_summary(ctx)["graders"]
     computed = data.memo("scorecard", lambda: _computed(store, data, ctx.settings))
@@ -126,15 +118,16 @@ def length_controlled_win_rates(data: StudyData) -> list[ranking.LengthControlle
 
 def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
     """Win rates overall and per category from humans and real judges (baselines say nothing
-    about quality), as the study's statistics compute them."""
+    about quality): the study's statistics' own without the baselines' (a source's win rates do
+    not depend on the sources computed beside it, see `decision.regression_table`; the gate has
+    computed them before the scorecard shows anything)."""
+
+    def real(rates: list[stats.WinRate]) -> list[stats.WinRate]:
+        return [w for w in rates if not baselines.is_baseline(w.source)]
 
     def compute():
-        frames = (data.pairs, data.votes, data.real_verdicts)
-        options = {"seed": data.seed, "n_boot": data.n_boot, "judge_order": data.judge_order}
-        return (
-            stats.win_rates(*frames, data.comparisons, **options),
-            stats.category_win_rates(*frames, data.comparisons, **options),
-        )
+        overall, by_category = data.win_rates
+        return real(overall), {category: real(rates) for category, rates in by_category.items()}
 
     return data.memo("scorecard win rates", compute)
 

@@ -31,6 +31,7 @@ __all__ = [
     "approval_blockers",
     "build_report",
     "final_review_sample",
+    "loss_details",
     "record_final_review",
     "sign_off",
     "study_results",
@@ -57,17 +58,34 @@ def study_results(ctx: StudyContext) -> dict:
         "regression": regression_table(ctx, data, inputs),
         "prediction_powered": prediction_powered(ctx, data),
         "regression_thresholds": [t for t in ctx.thresholds if t.metric == gate.REGRESSION_METRIC],
-        # Read-only figures of the texts: once per data version, not on every rerun.
+        # Once per data version, not on every rerun; from lengths, not texts (a large study's
+        # texts take a second to load): `loss_details` reads the texts of the losses drawn.
         "by_length": data.memo(
             "length breakdown",
-            lambda: gate.length_breakdown(*data.vote_texts(ctx.store), data.candidate),
+            lambda: gate.length_breakdown(
+                data.pairs.assign(
+                    len_prompt=data.pairs["pair_id"].map(ctx.store.gate.prompt_lengths(ctx.id))
+                ),
+                data.votes,
+                data.candidate,
+            ),
         ),
         "losses": data.memo(
             "candidate losses",
-            lambda: gate.candidate_losses(*data.vote_texts(ctx.store), data.candidate),
+            lambda: gate.candidate_losses(data.pairs, data.votes, data.candidate),
         ),
         "trend": study_trend(ctx),
     }
+
+
+def loss_details(ctx: StudyContext, losses: list[dict]) -> list[dict]:
+    """Losses of `study_results` with their prompt, both outputs and the rationales of the
+    votes the figures count, read for these comparisons only."""
+    ctx.lock.require_visible()
+    pair_ids = [loss["pair_id"] for loss in losses]
+    counted = set(ctx.data().votes["vote_id"])
+    rationales = [r for r in ctx.store.gate.vote_rationales(pair_ids) if r["vote_id"] in counted]
+    return gate.loss_texts(losses, ctx.store.gate.pair_texts(pair_ids), rationales)
 
 
 def study_trend(ctx: StudyContext) -> list[dict]:

@@ -20,6 +20,45 @@ _SYSTEMS = "c.system_a || ',' || c.system_b"
 
 
 class GateQueries(Aggregate):
+    # ---- the Results screen's error analysis (lengths and lost comparisons, not every text) ----
+
+    def prompt_lengths(self, study_id: int) -> dict[int, int]:
+        """pair id -> the length of its item's prompt, for every pair of the study."""
+        rows = self._rows(
+            "SELECT p.id AS pair_id, length(i.prompt) AS len_prompt FROM pairs p "
+            "JOIN items i ON i.id = p.item_id WHERE p.study_id = ?",
+            [study_id],
+        )
+        return {r["pair_id"]: r["len_prompt"] for r in rows}
+
+    def pair_texts(self, pair_ids: list[int]) -> list[dict]:
+        """The prompt and both outputs of each pair named (pair_id, prompt, output_x,
+        output_y), for the few comparisons a screen draws in full."""
+        if not pair_ids:
+            return []
+        marks = ", ".join("?" for _ in pair_ids)
+        return self._rows(
+            "SELECT p.id AS pair_id, i.prompt, ox.text AS output_x, oy.text AS output_y "
+            "FROM pairs p JOIN items i ON i.id = p.item_id "
+            "JOIN outputs ox ON ox.item_id = p.item_id AND ox.system = p.system_x "
+            "JOIN outputs oy ON oy.item_id = p.item_id AND oy.system = p.system_y "
+            f"WHERE p.id IN ({marks})",
+            list(pair_ids),
+        )
+
+    def vote_rationales(self, pair_ids: list[int]) -> list[dict]:
+        """Every non-blank rationale of a vote on the pairs named (vote_id, pair_id, rationale),
+        in vote order; the caller keeps the votes it counts."""
+        if not pair_ids:
+            return []
+        marks = ", ".join("?" for _ in pair_ids)
+        return self._rows(
+            "SELECT id AS vote_id, pair_id, rationale FROM votes "
+            f"WHERE pair_id IN ({marks}) AND rationale IS NOT NULL AND rationale <> '' "
+            "ORDER BY id",
+            list(pair_ids),
+        )
+
     def thresholds(self, study_id: int) -> list[dict]:
         rows = self._rows("SELECT * FROM thresholds WHERE study_id = ? ORDER BY id", [study_id])
         for row in rows:
