@@ -598,23 +598,39 @@ class _Columns:
     def __init__(self, n_rows: int) -> None:
         self.n_rows = n_rows
         self._cols: list[np.ndarray] = []
+        self._sums: list[float] = []
         # Equal columns have equal sums; columns with equal sums are compared in full.
         self._by_sum: dict[float, list[int]] = {}
 
     def add(self, values: np.ndarray) -> int:
         column = np.asarray(values, dtype=np.float64)
-        same = self._by_sum.setdefault(float(column.sum()), [])
+        total = float(column.sum())
+        same = self._by_sum.setdefault(total, [])
         for known in same:
             if np.array_equal(self._cols[known], column):
                 return known
         self._cols.append(column)
+        self._sums.append(total)
         same.append(len(self._cols) - 1)
         return len(self._cols) - 1
 
-    def matrix(self) -> np.ndarray:
-        if not self._cols:
-            return np.zeros((self.n_rows, 0))
-        return np.column_stack(self._cols)
+    def column(self, index: int) -> np.ndarray:
+        return self._cols[index]
+
+    def totals(self) -> np.ndarray:
+        """Each column's total (exact: the columns hold integers and halves)."""
+        return np.array(self._sums, dtype=np.float64)
+
+    def by_item(self, item_rows: np.ndarray, n_items: int) -> np.ndarray:
+        """(n_items, K) the columns summed per item (`item_rows` gives each row's item,
+        0..n_items - 1), column-major: every later step reads it column by column. The sums
+        are exact in any order."""
+        out = np.empty((len(self._cols), n_items))
+        whole = len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items))
+        for k, column in enumerate(self._cols):
+            # One row per item, in item order: nothing to add.
+            out[k] = column if whole else np.bincount(item_rows, column, minlength=n_items)
+        return out.T
 
 
 _BLAS: ThreadpoolController | None = None
@@ -652,26 +668,15 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     return out
 
 
-def _sum_by_item(matrix: np.ndarray, item_rows: np.ndarray, n_items: int) -> np.ndarray:
-    """The rows of `matrix` summed per item (`item_rows` gives each row's item, 0..n_items - 1).
-    The columns hold integers and halves, so the sums are exact in any order."""
-    if len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items)):
-        return matrix  # one row per item, in item order: nothing to add
-    indicator = sparse.csr_matrix(
-        (np.ones(len(item_rows)), (item_rows, np.arange(len(item_rows)))),
-        shape=(n_items, len(item_rows)),
-    )
-    return np.asarray(indicator @ matrix)
-
-
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct columns of `matrix` (in order of first appearance) and, for each column,
     the index of its distinct twin."""
     first: dict[bytes, int] = {}
     keep: list[int] = []
     inverse = np.empty(matrix.shape[1], dtype=np.intp)
+    columns = np.asfortranarray(matrix)  # each column contiguous (a no-op when it already is)
     for j in range(matrix.shape[1]):
-        key = np.ascontiguousarray(matrix[:, j]).tobytes()
+        key = columns[:, j].tobytes()
         if key not in first:
             first[key] = len(keep)
             keep.append(j)
@@ -782,6 +787,24 @@ class ItemResamples:
                 out[start : start + len(chunk)] = (weights.astype(np.float32) @ m32)[:, inverse]
                 start += len(chunk)
         return out
+
+
+    def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """`totals(items, by_item)` of each block, from one product over the items of all of
+        them: a block's rows are placed at its items, zeros elsewhere, which adds nothing to its
+        totals (exact sums), while the resamples are read once instead of once per block."""
+        if not blocks:
+            return []
+        universe = np.unique(np.concatenate([np.asarray(items) for items, _ in blocks]))
+        widths = [by_item.shape[1] for _, by_item in blocks]
+        padded = np.zeros((len(universe), sum(widths)), order="F")
+        start = 0
+        for (items, by_item), width in zip(blocks, widths, strict=True):
+            padded[np.searchsorted(universe, items), start : start + width] = by_item
+            start += width
+        boots = self.totals(universe, padded)
+        edges = np.cumsum([0, *widths])
+        return [boots[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -956,6 +979,18 @@ def studentized_difference(
     return ci, bounds
 
 
+@dataclass(frozen=True)
+class _Block:
+    """An estimator's columns summed per item (`by_item`, one row per item of `items`, sorted),
+    with what its estimates read besides their bootstrap totals."""
+
+    items: np.ndarray
+    by_item: np.ndarray
+    columns: _Columns  # the estimator's columns, one row per comparison
+    item_rows: np.ndarray  # each comparison's row in `by_item`
+    product_col: dict[tuple[int, int], int]
+
+
 class _Estimator:
     """Collects statistics over shared columns, then bootstraps them all at once.
 
@@ -1010,13 +1045,15 @@ class _Estimator:
         return a.num_col, a.n_col, b.num_col, b.n_col
 
     def run(self, resamples: ItemResamples) -> list[Estimate]:
-        n_boot = resamples.n_boot
-        matrix = self.columns.matrix()
-        totals = matrix.sum(axis=0)
+        block = self.block()
+        return self.estimates(block, resamples.totals(block.items, block.by_item))
+
+    def block(self) -> _Block:
+        """The per-item rows to bootstrap: each column's sums per item, then the products of
+        columns the differences' variances need."""
         # Rows of one item move together: resample the items' summed rows.
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
-        n_items = len(item_codes)
-        by_item = _sum_by_item(matrix, item_rows, n_items)
+        by_item = self.columns.by_item(item_rows, len(item_codes))
         products = sorted(
             {
                 (min(i, j), max(i, j))
@@ -1029,10 +1066,19 @@ class _Estimator:
         product_col = {pair: by_item.shape[1] + k for k, pair in enumerate(products)}
         if products:
             left, right = np.array(products).T
-            by_item = np.hstack([by_item, by_item[:, left] * by_item[:, right]])
-        boots = resamples.totals(item_codes, by_item)
-        all_totals = by_item.sum(axis=0)
-        counted = [self._counted(spec, matrix) for spec in self._specs]
+            # Built column by column (as rows of its transpose): it stays column-major.
+            by_item = np.vstack([by_item.T, (by_item[:, left] * by_item[:, right]).T]).T
+        return _Block(item_codes, by_item, self.columns, item_rows, product_col)
+
+    def estimates(self, block: _Block, boots: np.ndarray) -> list[Estimate]:
+        """Every registered statistic with its interval, from `block`'s totals in each resample
+        (`boots`, as `ItemResamples.totals` gives them)."""
+        n_boot = len(boots)
+        item_rows, product_col = block.item_rows, block.product_col
+        n_items = len(block.items)
+        totals = self.columns.totals()
+        all_totals = block.by_item.sum(axis=0)
+        counted = [self._counted(spec) for spec in self._specs]
         values: list[np.ndarray] = []
         estimates: list[Estimate] = []
         for spec, rows in zip(self._specs, counted, strict=True):
@@ -1064,13 +1110,14 @@ class _Estimator:
                 estimates.append(self._percentile_estimate(value, n, units, items, samples, n_boot))
         return estimates
 
-    def _counted(self, spec: _Spec, matrix: np.ndarray) -> np.ndarray:
+    def _counted(self, spec: _Spec) -> np.ndarray:
         """The comparisons contributing to a statistic (for a difference: to both of its
         parts), as a mask over rows."""
+        column = self.columns.column
         if spec.kind == "difference":
             a, b = (self._specs[i] for i in spec.parts)
-            return (matrix[:, a.n_col] > 0) & (matrix[:, b.n_col] > 0)
-        return matrix[:, spec.n_col] > 0
+            return (column(a.n_col) > 0) & (column(b.n_col) > 0)
+        return column(spec.n_col) > 0
 
     def _linearised_variance(
         self, spec: _Spec, product_col: dict[tuple[int, int], int], totals: np.ndarray
@@ -1259,35 +1306,45 @@ def _macro_scores(confusions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         )
 
 
+def _confusion_block(
+    truth: np.ndarray, predicted: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The confusion table's 9 cells (truth * 3 + predicted) counted per item: the block whose
+    bootstrap totals `_majority_agreement` reads (items sorted, as `ItemResamples.totals`
+    takes them)."""
+    item_codes, item_rows = np.unique(items, return_inverse=True)
+    by_item = np.bincount(
+        item_rows * 9 + truth * 3 + predicted, minlength=9 * len(item_codes)
+    ).reshape(len(item_codes), 9)
+    return item_codes, by_item.astype(np.float64)
+
+
 def _majority_agreement(
     truth: np.ndarray,
     predicted: np.ndarray,
-    items: np.ndarray,
-    resamples: ItemResamples,
+    n_items: int,
+    boots: np.ndarray,
     accuracy: Estimate,
 ) -> MajorityAgreement:
     """Accuracy and macro precision/recall/F1 against the majority, over the classes that occur
-    in either labelling. `items` are the comparisons' items; `accuracy` is the same share as
-    registered with the study's estimator (for its interval). Macro F1's interval is Wilson's at
-    the design effect of its variance over the study's shared item resamples."""
+    in either labelling. `n_items` is the number of the comparisons' items and `boots` the
+    totals of their `_confusion_block` in each of the study's shared item resamples;
+    `accuracy` is the same share as registered with the study's estimator (for its interval).
+    Macro F1's interval is Wilson's at the design effect of its variance over the resamples."""
     cell = truth * 3 + predicted
     confusion = np.bincount(cell, minlength=9).reshape(3, 3)
     n = int(confusion.sum())
     if n == 0:
         return MajorityAgreement(None, None, None, None, 0, confusion.tolist())
     precision, recall, f1 = (float(m) for m in _macro_scores(confusion))
-    item_codes, item_rows = np.unique(items, return_inverse=True)
-    one_hot = np.zeros((n, 9))
-    one_hot[np.arange(n), cell] = 1.0
-    boots = resamples.totals(item_codes, _sum_by_item(one_hot, item_rows, len(item_codes)))
     f1_ci = None
-    if resamples.n_boot:
+    if len(boots):
         # Like every share: Wilson's interval at the design effect the resamples measure. The
         # resamples' own percentiles covered 0.895 at 30 items x 3 comparisons; this 0.945.
         _, _, boot_f1 = _macro_scores(boots.reshape(-1, 3, 3))
         finite = boot_f1[np.isfinite(boot_f1)]
         variance = float(finite.var(ddof=1)) if len(finite) > 1 else None
-        f1_ci = wilson_interval(f1, effective_n(f1, n, len(item_codes), variance))
+        f1_ci = wilson_interval(f1, effective_n(f1, n, n_items, variance))
     return MajorityAgreement(
         accuracy=float(np.trace(confusion) / n),
         macro_precision=precision,
@@ -1423,7 +1480,22 @@ def _analyse(
         if a != b
     }
 
-    estimates = est.run(resamples)
+    # Each judge's confusion with the majority, per item, bootstrapped on the same product as
+    # every other figure of the analysis.
+    confusions = []
+    for _code, jc in judge_codes:
+        both_known = (majority >= 0) & (jc.combined >= 0)
+        confusions.append(
+            (
+                both_known,
+                _confusion_block(majority[both_known], jc.combined[both_known], enc.items[both_known]),
+            )
+        )
+    block = est.block()
+    boots, *confusion_boots = resamples.totals_of(
+        [(block.items, block.by_item), *(c for _, c in confusions)]
+    )
+    estimates = est.estimates(block, boots)
     # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
     rated_items = len(np.unique(enc.items[n_all >= 2]))
 
@@ -1445,7 +1517,7 @@ def _analyse(
 
     judges = []
     for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
-        both_known = (majority >= 0) & (jc.combined >= 0)
+        both_known, (confusion_items, _) = confusions[a]
         vs_ceiling = estimates[spec["vs_ceiling"]]
         judges.append(
             JudgeStats(
@@ -1461,8 +1533,8 @@ def _analyse(
                 vs_majority=_majority_agreement(
                     majority[both_known],
                     jc.combined[both_known],
-                    enc.items[both_known],
-                    resamples,
+                    len(confusion_items),
+                    confusion_boots[a],
                     estimates[spec["vs_majority"]],
                 ),
                 consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
