@@ -379,7 +379,7 @@ class _Encoded:
     vote_left: np.ndarray  # 0 = x shown left, 1 = y shown left, -1 unknown
     reviewers: np.ndarray  # names, sorted
     verdict_pair: np.ndarray
-    verdict_judge: np.ndarray  # int codes into judges
+    verdict_judge: np.ndarray  # int codes into judges, sorted
     verdict_outcome: np.ndarray  # 0, 1, 2, -1 = unparsed
     verdict_first: np.ndarray  # 0, 1, -1 = order-combined
     verdict_cost: np.ndarray
@@ -389,6 +389,11 @@ class _Encoded:
     @property
     def n_pairs(self) -> int:
         return len(self.pair_ids)
+
+    def judge_rows(self, judge_code: int) -> slice:
+        """The verdicts of one judge (`verdict_judge` is sorted)."""
+        start, stop = np.searchsorted(self.verdict_judge, [judge_code, judge_code + 1])
+        return slice(int(start), int(stop))
 
     def subset(self, mask: np.ndarray) -> _Encoded:
         """The comparisons where `mask` is true, with their votes and verdicts."""
@@ -478,7 +483,10 @@ def _encode(
     verdict_pair = verdict_pair[keep]
     verdict_judge = verdicts["judge"][keep].astype(str)
     judges = _judge_order(verdict_judge.unique(), judge_order)
-    judge_codes = pd.Index(judges).get_indexer(verdict_judge)
+    judge_codes = np.asarray(pd.Index(judges).get_indexer(verdict_judge), dtype=np.int64)
+    # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
+    # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
+    by_judge = np.argsort(judge_codes, kind="stable")
 
     def kept(column: str) -> pd.Series:
         return verdicts[column][keep]
@@ -495,13 +503,15 @@ def _encode(
         vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
         vote_left=vote_left,
         reviewers=np.asarray(reviewers, dtype=object),
-        verdict_pair=verdict_pair.astype(np.int64),
-        verdict_judge=np.asarray(judge_codes, dtype=np.int64),
-        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES),
-        verdict_first=_codes(kept("first"), _FIRST_CODES),
+        verdict_pair=verdict_pair.astype(np.int64)[by_judge],
+        verdict_judge=judge_codes[by_judge],
+        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES)[by_judge],
+        verdict_first=_codes(kept("first"), _FIRST_CODES)[by_judge],
         # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float),
-        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float),
+        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float)[by_judge],
+        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float)[
+            by_judge
+        ],
         judges=judges,
     )
 
@@ -543,7 +553,7 @@ class _JudgeCodes:
 
 
 def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
-    rows = enc.verdict_judge == judge_code
+    rows = enc.judge_rows(judge_code)
     pair = enc.verdict_pair[rows]
     outcome = enc.verdict_outcome[rows]
     first = enc.verdict_first[rows]
@@ -576,7 +586,7 @@ def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
         single_won_first=outcome[single] == first[single],
         single_non_tie=outcome[single] != TIE,
         has_single_order=bool((first >= 0).any()),
-        n_verdicts=int(rows.sum()),
+        n_verdicts=len(pair),
         n_unparsed=int((~parsed).sum()),
         cost_total=_finite_or_none(float(enc.verdict_cost[rows].sum())),
         mean_latency_ms=float(latency.mean()) if len(latency) else None,
@@ -1715,10 +1725,8 @@ def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
 
 
 def _comparisons_of(enc: _Encoded) -> list[tuple[str, str]]:
-    seen: dict[tuple[str, str], None] = {}
-    for x, y in enc.systems:
-        seen.setdefault((str(x), str(y)), None)
-    return list(seen)
+    """The (system_x, system_y) of the comparisons, in order of first appearance."""
+    return list(dict.fromkeys(zip(map(str, enc.systems[:, 0]), map(str, enc.systems[:, 1]))))
 
 
 def _win_rates(
@@ -1726,7 +1734,8 @@ def _win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> list[WinRate]:
-    out = []
+    # Every comparison's estimator first, then their intervals from one product.
+    figures = []
     for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
         forward = (enc.systems[:, 0] == system_a) & (enc.systems[:, 1] == system_b)
         backward = (enc.systems[:, 0] == system_b) & (enc.systems[:, 1] == system_a)
@@ -1737,7 +1746,7 @@ def _win_rates(
         sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
         both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
         for code, judge in enumerate(sub.judges):
-            if not (sub.verdict_judge == code).any():
+            if not len(sub.verdict_pair[sub.judge_rows(code)]):
                 continue
             combined = _judge_codes(sub, code).combined
             judge_counts = np.stack([combined == k for k in range(3)], axis=1).astype(np.int64)
@@ -1746,7 +1755,13 @@ def _win_rates(
         for _source, c in sources:
             score = c[:, a_side] + 0.5 * c[:, TIE]
             specs.append(est.add_ratio(score, c.sum(axis=1)))
-        estimates = est.run(resamples)
+        figures.append((system_a, system_b, a_side, sources, both_bad, specs, est, est.block()))
+    boots = resamples.totals_of([(block.items, block.by_item) for *_, block in figures])
+    out = []
+    for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
+        figures, boots, strict=True
+    ):
+        estimates = est.estimates(block, totals)
         for (source, c), spec in zip(sources, specs, strict=True):
             e = estimates[spec]
             out.append(
