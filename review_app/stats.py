@@ -385,6 +385,8 @@ class _Encoded:
     verdict_cost: np.ndarray
     verdict_latency: np.ndarray  # NaN when unknown
     judges: list[str]
+    # `_judge_codes` of each judge, computed on first use.
+    judge_codes: dict[int, _JudgeCodes] = field(default_factory=dict, repr=False)
 
     @property
     def n_pairs(self) -> int:
@@ -553,6 +555,13 @@ class _JudgeCodes:
 
 
 def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
+    """One judge's verdicts on `enc` reduced per comparison (once per encoded frames)."""
+    if judge_code not in enc.judge_codes:
+        enc.judge_codes[judge_code] = _reduce_judge(enc, judge_code)
+    return enc.judge_codes[judge_code]
+
+
+def _reduce_judge(enc: _Encoded, judge_code: int) -> _JudgeCodes:
     rows = enc.judge_rows(judge_code)
     pair = enc.verdict_pair[rows]
     outcome = enc.verdict_outcome[rows]
@@ -681,16 +690,25 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct columns of `matrix` (in order of first appearance) and, for each column,
     the index of its distinct twin."""
-    first: dict[bytes, int] = {}
+    n_rows, n_cols = matrix.shape
+    # Equal columns have equal fingerprints (their sum and a weighted sum, exact for the
+    # integers and halves these columns hold); columns with equal fingerprints are compared
+    # in full, so a coincidence costs a comparison, never a wrong twin.
+    weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
+    fingerprints = zip(matrix.sum(axis=0).tolist(), (weights @ matrix).tolist(), strict=True)
+    candidates: dict[tuple[float, float], list[int]] = {}
     keep: list[int] = []
-    inverse = np.empty(matrix.shape[1], dtype=np.intp)
-    columns = np.asfortranarray(matrix)  # each column contiguous (a no-op when it already is)
-    for j in range(matrix.shape[1]):
-        key = columns[:, j].tobytes()
-        if key not in first:
-            first[key] = len(keep)
+    inverse = np.empty(n_cols, dtype=np.intp)
+    for j, fingerprint in enumerate(fingerprints):
+        same = candidates.setdefault(fingerprint, [])
+        for k in same:
+            if np.array_equal(matrix[:, keep[k]], matrix[:, j]):
+                inverse[j] = k
+                break
+        else:
+            same.append(len(keep))
+            inverse[j] = len(keep)
             keep.append(j)
-        inverse[j] = first[key]
     return matrix[:, keep], inverse
 
 
@@ -1739,16 +1757,20 @@ def _win_rates(
     for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
         forward = (enc.systems[:, 0] == system_a) & (enc.systems[:, 1] == system_b)
         backward = (enc.systems[:, 0] == system_b) & (enc.systems[:, 1] == system_a)
-        sub = enc.subset(forward | backward)
+        chosen = forward | backward
+        sub = enc.subset(chosen)
         a_side = X if system_a < system_b else Y
         counts = _human_counts(sub)
         est = _Estimator(sub.n_pairs, sub.items)
         sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
         both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
         for code, judge in enumerate(sub.judges):
-            if not len(sub.verdict_pair[sub.judge_rows(code)]):
+            # A comparison's combined verdict depends on its own verdicts only: the study's,
+            # restricted to these comparisons.
+            reduced = _judge_codes(enc, code)
+            if not reduced.seen[chosen].any():
                 continue
-            combined = _judge_codes(sub, code).combined
+            combined = reduced.combined[chosen]
             judge_counts = np.stack([combined == k for k in range(3)], axis=1).astype(np.int64)
             sources.append((judge, judge_counts))
         specs = []
