@@ -483,9 +483,11 @@ def _encode(
     )
     keep = verdict_pair >= 0
     verdict_pair = verdict_pair[keep]
-    verdict_judge = verdicts["judge"][keep].astype(str)
-    judges = _judge_order(verdict_judge.unique(), judge_order)
-    judge_codes = np.asarray(pd.Index(judges).get_indexer(verdict_judge), dtype=np.int64)
+    # A few judges over many verdicts: each verdict's judge is coded once (factorize), then the
+    # few codes are mapped to the judges' order.
+    label_codes, labels = pd.factorize(verdicts["judge"][keep].astype(str))
+    judges = _judge_order(labels, judge_order)
+    judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]
     # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
     # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
     by_judge = np.argsort(judge_codes, kind="stable")
