@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.stats import t as student_t
 from threadpoolctl import ThreadpoolController
 
@@ -818,7 +817,6 @@ class ItemResamples:
                 start += len(chunk)
         return out
 
-
     def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """`totals(items, by_item)` of each block, from one product over the items of all of
         them: a block's rows are placed at its items, zeros elsewhere, which adds nothing to its
@@ -1518,7 +1516,9 @@ def _analyse(
         confusions.append(
             (
                 both_known,
-                _confusion_block(majority[both_known], jc.combined[both_known], enc.items[both_known]),
+                _confusion_block(
+                    majority[both_known], jc.combined[both_known], enc.items[both_known]
+                ),
             )
         )
     block = est.block()
@@ -1728,6 +1728,28 @@ def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)[columns]
 
 
+def favouring_judges(pairs: pd.DataFrame, verdicts: pd.DataFrame, share: float) -> list[str]:
+    """The judges (by name) whose combined verdicts name one system on more than `share` of the
+    comparisons with a combined verdict that system is in."""
+    empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
+    enc = _encode(pairs, empty_votes, verdicts)
+    system_codes, systems = pd.factorize(enc.systems.ravel())
+    system_codes = system_codes.reshape(-1, 2)
+    out = []
+    for code, judge in enumerate(enc.judges):
+        combined = _judge_codes(enc, code).combined
+        sides = system_codes[combined >= 0]
+        outcome = combined[combined >= 0]
+        involved = np.bincount(sides.ravel(), minlength=len(systems))
+        named = outcome < TIE
+        wins = np.bincount(sides[named, outcome[named]], minlength=len(systems))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = wins / involved
+        if (shares[involved > 0] > share).any():
+            out.append(str(judge))
+    return sorted(out)
+
+
 def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
     """The human majority label ('x'|'y'|'tie') per pair_id, for comparisons with any vote."""
     empty = pd.DataFrame(columns=["pair_id", "judge", "outcome", "first", "cost", "latency_ms"])
@@ -1746,7 +1768,8 @@ def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
 
 def _comparisons_of(enc: _Encoded) -> list[tuple[str, str]]:
     """The (system_x, system_y) of the comparisons, in order of first appearance."""
-    return list(dict.fromkeys(zip(map(str, enc.systems[:, 0]), map(str, enc.systems[:, 1]))))
+    x, y = (map(str, column) for column in enc.systems.T)
+    return list(dict.fromkeys(zip(x, y, strict=True)))
 
 
 def _win_rates(
