@@ -1777,21 +1777,21 @@ def _win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> list[WinRate]:
-    # Every comparison's estimator first, then their intervals from one product.
+    # Every comparison's estimator first, then their intervals from one product. A comparison's
+    # rows are the study's restricted to it: its votes' counts and each judge's combined verdict
+    # depend on its own votes and verdicts only.
     figures = []
+    all_counts = _human_counts(enc)
     for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
         forward = (enc.systems[:, 0] == system_a) & (enc.systems[:, 1] == system_b)
         backward = (enc.systems[:, 0] == system_b) & (enc.systems[:, 1] == system_a)
         chosen = forward | backward
-        sub = enc.subset(chosen)
         a_side = X if system_a < system_b else Y
-        counts = _human_counts(sub)
-        est = _Estimator(sub.n_pairs, sub.items)
+        counts = all_counts[chosen]
+        est = _Estimator(len(counts), enc.items[chosen])
         sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
-        both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
-        for code, judge in enumerate(sub.judges):
-            # A comparison's combined verdict depends on its own verdicts only: the study's,
-            # restricted to these comparisons.
+        both_bad = {HUMANS: int(enc.vote_both_bad[chosen[enc.vote_pair]].sum())}
+        for code, judge in enumerate(enc.judges):
             reduced = _judge_codes(enc, code)
             if not reduced.seen[chosen].any():
                 continue
