@@ -696,7 +696,9 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # integers and halves these columns hold); columns with equal fingerprints are compared
     # in full, so a coincidence costs a comparison, never a wrong twin.
     weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
-    fingerprints = zip(matrix.sum(axis=0).tolist(), (weights @ matrix).tolist(), strict=True)
+    with one_blas_thread():
+        weighted = weights @ matrix
+    fingerprints = zip(matrix.sum(axis=0).tolist(), weighted.tolist(), strict=True)
     candidates: dict[tuple[float, float], list[int]] = {}
     keep: list[int] = []
     inverse = np.empty(n_cols, dtype=np.intp)
