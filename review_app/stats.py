@@ -1032,7 +1032,11 @@ class _Estimator:
     a quadratic form g' S g in the gradient g = (1/Da, -Ra/Da, -1/Db, Rb/Db) of totals and the
     matrix S of sums over items of products of their totals, so each product of two columns is
     one more bootstrapped column: every resample's variance comes out of the same matrix
-    product as its totals."""
+    product as its totals.
+
+    `block()` gives the per-item rows to bootstrap and `estimates()` the statistics from their
+    totals in each resample, so that the blocks of several estimators (and other figures over
+    the same items) share one product (`ItemResamples.totals_of`)."""
 
     def __init__(self, n_rows: int, items: np.ndarray | None = None) -> None:
         self.columns = _Columns(n_rows)
@@ -1073,10 +1077,6 @@ class _Estimator:
         """The columns (Na, Da, Nb, Db) of a difference's two shares."""
         a, b = (self._specs[i] for i in spec.parts)
         return a.num_col, a.n_col, b.num_col, b.n_col
-
-    def run(self, resamples: ItemResamples) -> list[Estimate]:
-        block = self.block()
-        return self.estimates(block, resamples.totals(block.items, block.by_item))
 
     def block(self) -> _Block:
         """The per-item rows to bootstrap: each column's sums per item, then the products of
