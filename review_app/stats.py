@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.stats import t as student_t
 from threadpoolctl import ThreadpoolController
 
@@ -379,16 +378,23 @@ class _Encoded:
     vote_left: np.ndarray  # 0 = x shown left, 1 = y shown left, -1 unknown
     reviewers: np.ndarray  # names, sorted
     verdict_pair: np.ndarray
-    verdict_judge: np.ndarray  # int codes into judges
+    verdict_judge: np.ndarray  # int codes into judges, sorted
     verdict_outcome: np.ndarray  # 0, 1, 2, -1 = unparsed
     verdict_first: np.ndarray  # 0, 1, -1 = order-combined
     verdict_cost: np.ndarray
     verdict_latency: np.ndarray  # NaN when unknown
     judges: list[str]
+    # `_judge_codes` of each judge, computed on first use.
+    judge_codes: dict[int, _JudgeCodes] = field(default_factory=dict, repr=False)
 
     @property
     def n_pairs(self) -> int:
         return len(self.pair_ids)
+
+    def judge_rows(self, judge_code: int) -> slice:
+        """The verdicts of one judge (`verdict_judge` is sorted)."""
+        start, stop = np.searchsorted(self.verdict_judge, [judge_code, judge_code + 1])
+        return slice(int(start), int(stop))
 
     def subset(self, mask: np.ndarray) -> _Encoded:
         """The comparisons where `mask` is true, with their votes and verdicts."""
@@ -476,9 +482,14 @@ def _encode(
     )
     keep = verdict_pair >= 0
     verdict_pair = verdict_pair[keep]
-    verdict_judge = verdicts["judge"][keep].astype(str)
-    judges = _judge_order(verdict_judge.unique(), judge_order)
-    judge_codes = pd.Index(judges).get_indexer(verdict_judge)
+    # A few judges over many verdicts: each verdict's judge is coded once (factorize), then the
+    # few codes are mapped to the judges' order.
+    label_codes, labels = pd.factorize(verdicts["judge"][keep].astype(str))
+    judges = _judge_order(labels, judge_order)
+    judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]
+    # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
+    # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
+    by_judge = np.argsort(judge_codes, kind="stable")
 
     def kept(column: str) -> pd.Series:
         return verdicts[column][keep]
@@ -495,13 +506,15 @@ def _encode(
         vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
         vote_left=vote_left,
         reviewers=np.asarray(reviewers, dtype=object),
-        verdict_pair=verdict_pair.astype(np.int64),
-        verdict_judge=np.asarray(judge_codes, dtype=np.int64),
-        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES),
-        verdict_first=_codes(kept("first"), _FIRST_CODES),
+        verdict_pair=verdict_pair.astype(np.int64)[by_judge],
+        verdict_judge=judge_codes[by_judge],
+        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES)[by_judge],
+        verdict_first=_codes(kept("first"), _FIRST_CODES)[by_judge],
         # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float),
-        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float),
+        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float)[by_judge],
+        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float)[
+            by_judge
+        ],
         judges=judges,
     )
 
@@ -543,7 +556,14 @@ class _JudgeCodes:
 
 
 def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
-    rows = enc.verdict_judge == judge_code
+    """One judge's verdicts on `enc` reduced per comparison (once per encoded frames)."""
+    if judge_code not in enc.judge_codes:
+        enc.judge_codes[judge_code] = _reduce_judge(enc, judge_code)
+    return enc.judge_codes[judge_code]
+
+
+def _reduce_judge(enc: _Encoded, judge_code: int) -> _JudgeCodes:
+    rows = enc.judge_rows(judge_code)
     pair = enc.verdict_pair[rows]
     outcome = enc.verdict_outcome[rows]
     first = enc.verdict_first[rows]
@@ -576,7 +596,7 @@ def _judge_codes(enc: _Encoded, judge_code: int) -> _JudgeCodes:
         single_won_first=outcome[single] == first[single],
         single_non_tie=outcome[single] != TIE,
         has_single_order=bool((first >= 0).any()),
-        n_verdicts=int(rows.sum()),
+        n_verdicts=len(pair),
         n_unparsed=int((~parsed).sum()),
         cost_total=_finite_or_none(float(enc.verdict_cost[rows].sum())),
         mean_latency_ms=float(latency.mean()) if len(latency) else None,
@@ -598,23 +618,39 @@ class _Columns:
     def __init__(self, n_rows: int) -> None:
         self.n_rows = n_rows
         self._cols: list[np.ndarray] = []
+        self._sums: list[float] = []
         # Equal columns have equal sums; columns with equal sums are compared in full.
         self._by_sum: dict[float, list[int]] = {}
 
     def add(self, values: np.ndarray) -> int:
         column = np.asarray(values, dtype=np.float64)
-        same = self._by_sum.setdefault(float(column.sum()), [])
+        total = float(column.sum())
+        same = self._by_sum.setdefault(total, [])
         for known in same:
             if np.array_equal(self._cols[known], column):
                 return known
         self._cols.append(column)
+        self._sums.append(total)
         same.append(len(self._cols) - 1)
         return len(self._cols) - 1
 
-    def matrix(self) -> np.ndarray:
-        if not self._cols:
-            return np.zeros((self.n_rows, 0))
-        return np.column_stack(self._cols)
+    def column(self, index: int) -> np.ndarray:
+        return self._cols[index]
+
+    def totals(self) -> np.ndarray:
+        """Each column's total (exact: the columns hold integers and halves)."""
+        return np.array(self._sums, dtype=np.float64)
+
+    def by_item(self, item_rows: np.ndarray, n_items: int) -> np.ndarray:
+        """(n_items, K) the columns summed per item (`item_rows` gives each row's item,
+        0..n_items - 1), column-major: every later step reads it column by column. The sums
+        are exact in any order."""
+        out = np.empty((len(self._cols), n_items))
+        whole = len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items))
+        for k, column in enumerate(self._cols):
+            # One row per item, in item order: nothing to add.
+            out[k] = column if whole else np.bincount(item_rows, column, minlength=n_items)
+        return out.T
 
 
 _BLAS: ThreadpoolController | None = None
@@ -652,30 +688,30 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     return out
 
 
-def _sum_by_item(matrix: np.ndarray, item_rows: np.ndarray, n_items: int) -> np.ndarray:
-    """The rows of `matrix` summed per item (`item_rows` gives each row's item, 0..n_items - 1).
-    The columns hold integers and halves, so the sums are exact in any order."""
-    if len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items)):
-        return matrix  # one row per item, in item order: nothing to add
-    indicator = sparse.csr_matrix(
-        (np.ones(len(item_rows)), (item_rows, np.arange(len(item_rows)))),
-        shape=(n_items, len(item_rows)),
-    )
-    return np.asarray(indicator @ matrix)
-
-
 def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct columns of `matrix` (in order of first appearance) and, for each column,
     the index of its distinct twin."""
-    first: dict[bytes, int] = {}
+    n_rows, n_cols = matrix.shape
+    # Equal columns have equal fingerprints (their sum and a weighted sum, exact for the
+    # integers and halves these columns hold); columns with equal fingerprints are compared
+    # in full, so a coincidence costs a comparison, never a wrong twin.
+    weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
+    with one_blas_thread():
+        weighted = weights @ matrix
+    fingerprints = zip(matrix.sum(axis=0).tolist(), weighted.tolist(), strict=True)
+    candidates: dict[tuple[float, float], list[int]] = {}
     keep: list[int] = []
-    inverse = np.empty(matrix.shape[1], dtype=np.intp)
-    for j in range(matrix.shape[1]):
-        key = np.ascontiguousarray(matrix[:, j]).tobytes()
-        if key not in first:
-            first[key] = len(keep)
+    inverse = np.empty(n_cols, dtype=np.intp)
+    for j, fingerprint in enumerate(fingerprints):
+        same = candidates.setdefault(fingerprint, [])
+        for k in same:
+            if np.array_equal(matrix[:, keep[k]], matrix[:, j]):
+                inverse[j] = k
+                break
+        else:
+            same.append(len(keep))
+            inverse[j] = len(keep)
             keep.append(j)
-        inverse[j] = first[key]
     return matrix[:, keep], inverse
 
 
@@ -782,6 +818,23 @@ class ItemResamples:
                 out[start : start + len(chunk)] = (weights.astype(np.float32) @ m32)[:, inverse]
                 start += len(chunk)
         return out
+
+    def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """`totals(items, by_item)` of each block, from one product over the items of all of
+        them: a block's rows are placed at its items, zeros elsewhere, which adds nothing to its
+        totals (exact sums), while the resamples are read once instead of once per block."""
+        if not blocks:
+            return []
+        universe = np.unique(np.concatenate([np.asarray(items) for items, _ in blocks]))
+        widths = [by_item.shape[1] for _, by_item in blocks]
+        padded = np.zeros((len(universe), sum(widths)), order="F")
+        start = 0
+        for (items, by_item), width in zip(blocks, widths, strict=True):
+            padded[np.searchsorted(universe, items), start : start + width] = by_item
+            start += width
+        boots = self.totals(universe, padded)
+        edges = np.cumsum([0, *widths])
+        return [boots[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -956,6 +1009,18 @@ def studentized_difference(
     return ci, bounds
 
 
+@dataclass(frozen=True)
+class _Block:
+    """An estimator's columns summed per item (`by_item`, one row per item of `items`, sorted),
+    with what its estimates read besides their bootstrap totals."""
+
+    items: np.ndarray
+    by_item: np.ndarray
+    columns: _Columns  # the estimator's columns, one row per comparison
+    item_rows: np.ndarray  # each comparison's row in `by_item`
+    product_col: dict[tuple[int, int], int]
+
+
 class _Estimator:
     """Collects statistics over shared columns, then bootstraps them all at once.
 
@@ -967,7 +1032,11 @@ class _Estimator:
     a quadratic form g' S g in the gradient g = (1/Da, -Ra/Da, -1/Db, Rb/Db) of totals and the
     matrix S of sums over items of products of their totals, so each product of two columns is
     one more bootstrapped column: every resample's variance comes out of the same matrix
-    product as its totals."""
+    product as its totals.
+
+    `block()` gives the per-item rows to bootstrap and `estimates()` the statistics from their
+    totals in each resample, so that the blocks of several estimators (and other figures over
+    the same items) share one product (`ItemResamples.totals_of`)."""
 
     def __init__(self, n_rows: int, items: np.ndarray | None = None) -> None:
         self.columns = _Columns(n_rows)
@@ -1009,14 +1078,12 @@ class _Estimator:
         a, b = (self._specs[i] for i in spec.parts)
         return a.num_col, a.n_col, b.num_col, b.n_col
 
-    def run(self, resamples: ItemResamples) -> list[Estimate]:
-        n_boot = resamples.n_boot
-        matrix = self.columns.matrix()
-        totals = matrix.sum(axis=0)
+    def block(self) -> _Block:
+        """The per-item rows to bootstrap: each column's sums per item, then the products of
+        columns the differences' variances need."""
         # Rows of one item move together: resample the items' summed rows.
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
-        n_items = len(item_codes)
-        by_item = _sum_by_item(matrix, item_rows, n_items)
+        by_item = self.columns.by_item(item_rows, len(item_codes))
         products = sorted(
             {
                 (min(i, j), max(i, j))
@@ -1029,10 +1096,19 @@ class _Estimator:
         product_col = {pair: by_item.shape[1] + k for k, pair in enumerate(products)}
         if products:
             left, right = np.array(products).T
-            by_item = np.hstack([by_item, by_item[:, left] * by_item[:, right]])
-        boots = resamples.totals(item_codes, by_item)
-        all_totals = by_item.sum(axis=0)
-        counted = [self._counted(spec, matrix) for spec in self._specs]
+            # Built column by column (as rows of its transpose): it stays column-major.
+            by_item = np.vstack([by_item.T, (by_item[:, left] * by_item[:, right]).T]).T
+        return _Block(item_codes, by_item, self.columns, item_rows, product_col)
+
+    def estimates(self, block: _Block, boots: np.ndarray) -> list[Estimate]:
+        """Every registered statistic with its interval, from `block`'s totals in each resample
+        (`boots`, as `ItemResamples.totals` gives them)."""
+        n_boot = len(boots)
+        item_rows, product_col = block.item_rows, block.product_col
+        n_items = len(block.items)
+        totals = self.columns.totals()
+        all_totals = block.by_item.sum(axis=0)
+        counted = [self._counted(spec) for spec in self._specs]
         values: list[np.ndarray] = []
         estimates: list[Estimate] = []
         for spec, rows in zip(self._specs, counted, strict=True):
@@ -1064,13 +1140,14 @@ class _Estimator:
                 estimates.append(self._percentile_estimate(value, n, units, items, samples, n_boot))
         return estimates
 
-    def _counted(self, spec: _Spec, matrix: np.ndarray) -> np.ndarray:
+    def _counted(self, spec: _Spec) -> np.ndarray:
         """The comparisons contributing to a statistic (for a difference: to both of its
         parts), as a mask over rows."""
+        column = self.columns.column
         if spec.kind == "difference":
             a, b = (self._specs[i] for i in spec.parts)
-            return (matrix[:, a.n_col] > 0) & (matrix[:, b.n_col] > 0)
-        return matrix[:, spec.n_col] > 0
+            return (column(a.n_col) > 0) & (column(b.n_col) > 0)
+        return column(spec.n_col) > 0
 
     def _linearised_variance(
         self, spec: _Spec, product_col: dict[tuple[int, int], int], totals: np.ndarray
@@ -1259,35 +1336,45 @@ def _macro_scores(confusions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
         )
 
 
+def _confusion_block(
+    truth: np.ndarray, predicted: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The confusion table's 9 cells (truth * 3 + predicted) counted per item: the block whose
+    bootstrap totals `_majority_agreement` reads (items sorted, as `ItemResamples.totals`
+    takes them)."""
+    item_codes, item_rows = np.unique(items, return_inverse=True)
+    by_item = np.bincount(
+        item_rows * 9 + truth * 3 + predicted, minlength=9 * len(item_codes)
+    ).reshape(len(item_codes), 9)
+    return item_codes, by_item.astype(np.float64)
+
+
 def _majority_agreement(
     truth: np.ndarray,
     predicted: np.ndarray,
-    items: np.ndarray,
-    resamples: ItemResamples,
+    n_items: int,
+    boots: np.ndarray,
     accuracy: Estimate,
 ) -> MajorityAgreement:
     """Accuracy and macro precision/recall/F1 against the majority, over the classes that occur
-    in either labelling. `items` are the comparisons' items; `accuracy` is the same share as
-    registered with the study's estimator (for its interval). Macro F1's interval is Wilson's at
-    the design effect of its variance over the study's shared item resamples."""
+    in either labelling. `n_items` is the number of the comparisons' items and `boots` the
+    totals of their `_confusion_block` in each of the study's shared item resamples;
+    `accuracy` is the same share as registered with the study's estimator (for its interval).
+    Macro F1's interval is Wilson's at the design effect of its variance over the resamples."""
     cell = truth * 3 + predicted
     confusion = np.bincount(cell, minlength=9).reshape(3, 3)
     n = int(confusion.sum())
     if n == 0:
         return MajorityAgreement(None, None, None, None, 0, confusion.tolist())
     precision, recall, f1 = (float(m) for m in _macro_scores(confusion))
-    item_codes, item_rows = np.unique(items, return_inverse=True)
-    one_hot = np.zeros((n, 9))
-    one_hot[np.arange(n), cell] = 1.0
-    boots = resamples.totals(item_codes, _sum_by_item(one_hot, item_rows, len(item_codes)))
     f1_ci = None
-    if resamples.n_boot:
+    if len(boots):
         # Like every share: Wilson's interval at the design effect the resamples measure. The
         # resamples' own percentiles covered 0.895 at 30 items x 3 comparisons; this 0.945.
         _, _, boot_f1 = _macro_scores(boots.reshape(-1, 3, 3))
         finite = boot_f1[np.isfinite(boot_f1)]
         variance = float(finite.var(ddof=1)) if len(finite) > 1 else None
-        f1_ci = wilson_interval(f1, effective_n(f1, n, len(item_codes), variance))
+        f1_ci = wilson_interval(f1, effective_n(f1, n, n_items, variance))
     return MajorityAgreement(
         accuracy=float(np.trace(confusion) / n),
         macro_precision=precision,
@@ -1423,7 +1510,24 @@ def _analyse(
         if a != b
     }
 
-    estimates = est.run(resamples)
+    # Each judge's confusion with the majority, per item, bootstrapped on the same product as
+    # every other figure of the analysis.
+    confusions = []
+    for _code, jc in judge_codes:
+        both_known = (majority >= 0) & (jc.combined >= 0)
+        confusions.append(
+            (
+                both_known,
+                _confusion_block(
+                    majority[both_known], jc.combined[both_known], enc.items[both_known]
+                ),
+            )
+        )
+    block = est.block()
+    boots, *confusion_boots = resamples.totals_of(
+        [(block.items, block.by_item), *(c for _, c in confusions)]
+    )
+    estimates = est.estimates(block, boots)
     # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
     rated_items = len(np.unique(enc.items[n_all >= 2]))
 
@@ -1445,7 +1549,7 @@ def _analyse(
 
     judges = []
     for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
-        both_known = (majority >= 0) & (jc.combined >= 0)
+        both_known, (confusion_items, _) = confusions[a]
         vs_ceiling = estimates[spec["vs_ceiling"]]
         judges.append(
             JudgeStats(
@@ -1461,8 +1565,8 @@ def _analyse(
                 vs_majority=_majority_agreement(
                     majority[both_known],
                     jc.combined[both_known],
-                    enc.items[both_known],
-                    resamples,
+                    len(confusion_items),
+                    confusion_boots[a],
                     estimates[spec["vs_majority"]],
                 ),
                 consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
@@ -1626,6 +1730,28 @@ def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)[columns]
 
 
+def favouring_judges(pairs: pd.DataFrame, verdicts: pd.DataFrame, share: float) -> list[str]:
+    """The judges (by name) whose combined verdicts name one system on more than `share` of the
+    comparisons with a combined verdict that system is in."""
+    empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
+    enc = _encode(pairs, empty_votes, verdicts)
+    system_codes, systems = pd.factorize(enc.systems.ravel())
+    system_codes = system_codes.reshape(-1, 2)
+    out = []
+    for code, judge in enumerate(enc.judges):
+        combined = _judge_codes(enc, code).combined
+        sides = system_codes[combined >= 0]
+        outcome = combined[combined >= 0]
+        involved = np.bincount(sides.ravel(), minlength=len(systems))
+        named = outcome < TIE
+        wins = np.bincount(sides[named, outcome[named]], minlength=len(systems))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shares = wins / involved
+        if (shares[involved > 0] > share).any():
+            out.append(str(judge))
+    return sorted(out)
+
+
 def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
     """The human majority label ('x'|'y'|'tie') per pair_id, for comparisons with any vote."""
     empty = pd.DataFrame(columns=["pair_id", "judge", "outcome", "first", "cost", "latency_ms"])
@@ -1643,10 +1769,9 @@ def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
 
 
 def _comparisons_of(enc: _Encoded) -> list[tuple[str, str]]:
-    seen: dict[tuple[str, str], None] = {}
-    for x, y in enc.systems:
-        seen.setdefault((str(x), str(y)), None)
-    return list(seen)
+    """The (system_x, system_y) of the comparisons, in order of first appearance."""
+    x, y = (map(str, column) for column in enc.systems.T)
+    return list(dict.fromkeys(zip(x, y, strict=True)))
 
 
 def _win_rates(
@@ -1654,27 +1779,38 @@ def _win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> list[WinRate]:
-    out = []
+    # Every comparison's estimator first, then their intervals from one product. A comparison's
+    # rows are the study's restricted to it: its votes' counts and each judge's combined verdict
+    # depend on its own votes and verdicts only.
+    figures = []
+    all_counts = _human_counts(enc)
     for system_a, system_b in comparisons if comparisons is not None else _comparisons_of(enc):
         forward = (enc.systems[:, 0] == system_a) & (enc.systems[:, 1] == system_b)
         backward = (enc.systems[:, 0] == system_b) & (enc.systems[:, 1] == system_a)
-        sub = enc.subset(forward | backward)
+        chosen = forward | backward
         a_side = X if system_a < system_b else Y
-        counts = _human_counts(sub)
-        est = _Estimator(sub.n_pairs, sub.items)
+        counts = all_counts[chosen]
+        est = _Estimator(len(counts), enc.items[chosen])
         sources: list[tuple[str, np.ndarray]] = [(HUMANS, counts)]
-        both_bad = {HUMANS: int(sub.vote_both_bad.sum())}
-        for code, judge in enumerate(sub.judges):
-            if not (sub.verdict_judge == code).any():
+        both_bad = {HUMANS: int(enc.vote_both_bad[chosen[enc.vote_pair]].sum())}
+        for code, judge in enumerate(enc.judges):
+            reduced = _judge_codes(enc, code)
+            if not reduced.seen[chosen].any():
                 continue
-            combined = _judge_codes(sub, code).combined
+            combined = reduced.combined[chosen]
             judge_counts = np.stack([combined == k for k in range(3)], axis=1).astype(np.int64)
             sources.append((judge, judge_counts))
         specs = []
         for _source, c in sources:
             score = c[:, a_side] + 0.5 * c[:, TIE]
             specs.append(est.add_ratio(score, c.sum(axis=1)))
-        estimates = est.run(resamples)
+        figures.append((system_a, system_b, a_side, sources, both_bad, specs, est, est.block()))
+    boots = resamples.totals_of([(block.items, block.by_item) for *_, block in figures])
+    out = []
+    for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
+        figures, boots, strict=True
+    ):
+        estimates = est.estimates(block, totals)
         for (source, c), spec in zip(sources, specs, strict=True):
             e = estimates[spec]
             out.append(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from review_app import auth, stats
 from review_app.auth import Actor
 from review_app.services import audit
@@ -48,25 +46,11 @@ def revealing_judges(data: StudyData) -> dict[str, str]:
             out[label] = "a jury over imported verdicts"
     if data.verdicts.empty or data.pairs.empty:
         return out
-    combined = stats.combine_verdicts(data.pairs, data.verdicts)
-    rows = combined[combined["outcome"].notna()].merge(
-        data.pairs[["pair_id", "system_x", "system_y"]], on="pair_id"
-    )
-    for judge, own in rows.groupby("judge"):
-        if judge in out:
-            continue
-        outcome = own["outcome"].to_numpy(dtype=object)
-        winner = np.where(
-            outcome == "x", own["system_x"], np.where(outcome == "y", own["system_y"], None)
+    for judge in stats.favouring_judges(data.pairs, data.verdicts, FAVOURS_SHARE):
+        out.setdefault(
+            judge,
+            f"its verdicts favour one system on more than {FAVOURS_SHARE:.0%} of its comparisons",
         )
-        for system in set(own["system_x"]) | set(own["system_y"]):
-            involved = ((own["system_x"] == system) | (own["system_y"] == system)).to_numpy()
-            if (winner[involved] == system).mean() > FAVOURS_SHARE:
-                out[str(judge)] = (
-                    f"its verdicts favour one system on more than {FAVOURS_SHARE:.0%} of its "
-                    "comparisons"
-                )
-                break
     return out
 
 
