@@ -48,8 +48,10 @@ postgres-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL is missing and cannot be installed here: its tests will be skipped"; fi
 
+# Each test process runs its BLAS on one thread: the suite already keeps both cores busy with
+# its processes, and a second BLAS thread spinning beside them only takes a core from another.
 test: $(VENV)/.installed browser-deps proxy-deps postgres-deps
-	$(PY) -m pytest
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
