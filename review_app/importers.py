@@ -499,7 +499,15 @@ def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> N
             metadata = json.dumps(c["metadata"], ensure_ascii=False) if c["metadata"] else "{}"
             change = "add" if c["change"] == "add item" else "replace"
             items.append(
-                (change, c["item_key"], c["prompt"], c["reference"], c["category"], metadata)
+                (
+                    change,
+                    c.get("item_id"),
+                    c["item_key"],
+                    c["prompt"],
+                    c["reference"],
+                    c["category"],
+                    metadata,
+                )
             )
     store.imports.stage_outputs(job_id, seq, items, outputs)
 
@@ -679,7 +687,7 @@ class _OutputChecker:
                         "reference or category; pass --replace to overwrite it"
                     )
                 self.summary.count("items replaced")
-                return [{"change": "replace item", **item}]
+                return [{"change": "replace item", "item_id": self.items[key][0], **item}]
             return []
         if self.frozen_by:
             raise self._frozen(line, f"item '{key}' would be added")

@@ -703,7 +703,8 @@ def _v17_sealed_label_key(db: Database) -> None:
 def _v18_staged_outputs(db: Database) -> None:
     # An outputs import stages its checked rows as rows, not as packed batches, so publishing a
     # batch is a few INSERT ... SELECT statements and the texts are never decoded again. Rows
-    # are found, published and deleted by (job, batch).
+    # are found, published and deleted by (job, batch). A replaced item's id is known when it is
+    # checked: publishing updates it by its primary key.
     _run(
         db,
         """CREATE TABLE import_staged_items (
@@ -711,6 +712,7 @@ def _v18_staged_outputs(db: Database) -> None:
     job_id INTEGER NOT NULL REFERENCES import_jobs(id),
     seq INTEGER NOT NULL,
     change TEXT NOT NULL CHECK (change IN ('add', 'replace')),
+    item_id INTEGER,
     item_key TEXT NOT NULL,
     prompt TEXT NOT NULL,
     reference TEXT,

@@ -195,8 +195,9 @@ def _import(
     """Check and stage, then publish. `changes` is called once this import holds its locks, so
     what it reads of the workspace cannot be changed by another import meanwhile."""
     job_id = _start(store, kind, path, target, options, locks)
+    pacer = _Pacer()  # one for the whole import: its first publishing transaction waits too
     try:
-        staged = _stage(store, job_id, kind, changes(), options, summary)
+        staged = _stage(store, job_id, kind, changes(), options, summary, pacer)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             _discard(store, job_id)
@@ -212,7 +213,7 @@ def _import(
 
         return
     try:
-        _publish(store, store.imports.import_job(job_id), summary)
+        _publish(store, store.imports.import_job(job_id), summary, pacer)
     except Exception as exc:
         if _disk_full(exc):
             # Kept for later, the staged rows would hold the very space every later write
@@ -316,27 +317,24 @@ def _stage(
     batches: Iterator[list[dict]],
     options: dict,
     summary: ImportSummary,
+    pacer: _Pacer,
 ) -> int:
-    """Stage every batch, each in its own transaction; the last one also commits the import,
-    recording in its `options` the hash of the file it read. Returns the number of batches
-    (0: nothing to change, and the import is forgotten)."""
+    """Stage every batch, each in its own private transaction (staged rows are the import's
+    own: on PostgreSQL, reviewers' votes never wait for them), then commit the import, recording
+    in its `options` the hash of the file it read. Returns the number of batches (0: nothing to
+    change, and the import is forgotten)."""
     stage = _batch_stager(store, kind)
-    pacer = _Pacer()
+    paced = pacer if store.private_writes_wait else contextlib.nullcontext()
     staged = 0
-    held: list[dict] | None = None
     for batch in batches:
-        if held is not None:
-            staged += 1
-            with pacer, store.transaction():
-                stage(job_id, staged, held)
-        held = batch
+        staged += 1
+        with paced, store.transaction(private=True):
+            stage(job_id, staged, batch)
     options["sha256"] = summary.sha256.hexdigest()  # every row has been read
     with pacer, store.transaction():
-        if held is None:
+        if not staged:
             store.imports.delete_import_job(job_id)
             return 0
-        staged += 1
-        stage(job_id, staged, held)
         # Every row passed its checks: from here on the import is finished, never undone.
         store.imports.set_import_state(job_id, "publishing", options)
     return staged
@@ -359,16 +357,19 @@ PUBLISH_S = 0.15
 MAX_SPAN = 16
 
 
-def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> None:
+def _publish(
+    store: Store, job: dict, summary: ImportSummary | None = None, pacer: _Pacer | None = None
+) -> None:
     """Write the job's staged batches into the workspace, a few per transaction, then forget
     it, recording the import in the audit log (and, after a study's lock, as a deviation)."""
+    pacer = pacer or _Pacer()
     created = job["kind"] != "outputs" and store.studies.study(job["target"]) is None
     if created:
-        create_study_for_import(
-            store, job["target"], job["options"]["eval_set"], _importer(job["options"])
-        )
+        with pacer:
+            create_study_for_import(
+                store, job["target"], job["options"]["eval_set"], _importer(job["options"])
+            )
     write = _batch_writer(store, job)
-    pacer = _Pacer()
     kept_app_votes = 0
     span = 1
     while batches := store.imports.next_import_batches(job["id"], span):
@@ -381,7 +382,7 @@ def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> N
         summary.notes.append(
             f"{kept_app_votes} left out: their reviewers voted on those pairs in the app meanwhile"
         )
-    with store.transaction():
+    with pacer, store.transaction():
         store.imports.delete_import_job(job["id"])
         _record_import(store, job, summary, created)
 

@@ -93,12 +93,13 @@ class ImportQueries(Aggregate):
     def stage_outputs(
         self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple[str, str, str]]
     ) -> None:
-        """Stage checked rows of an outputs import as batch `seq`: items as (change, item_key,
-        prompt, reference, category, metadata JSON), outputs as (item_key, system, text)."""
+        """Stage checked rows of an outputs import as batch `seq`: items as (change, item_id
+        (None for an item to add), item_key, prompt, reference, category, metadata JSON),
+        outputs as (item_key, system, text)."""
         if items:
             self.db.executemany(
-                "INSERT INTO import_staged_items (job_id, seq, change, item_key, prompt, "
-                "reference, category, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO import_staged_items (job_id, seq, change, item_id, item_key, prompt, "
+                "reference, category, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(job_id, seq, *item) for item in items],
             )
         if outputs:
@@ -112,7 +113,12 @@ class ImportQueries(Aggregate):
     def publish_staged_outputs(self, job_id: int, eval_set_id: int, first: int, last: int) -> None:
         """Write the items and outputs staged in batches `first`..`last` into the eval set,
         in the order they were staged: new items added, replaced ones updated, outputs added
-        or overwritten. Set-based: the texts go from table to table inside the database."""
+        or overwritten. Set-based: the texts go from table to table inside the database.
+        Every statement is driven by the staged rows, found by the (job, batch) index, and
+        reaches the workspace's rows by a unique index, whatever the planner believes of the
+        tables' sizes: joined on the eval set's items instead, PostgreSQL planned the staged
+        rows (no statistics yet) against the items just inserted as a nested loop comparing
+        every pair, seconds under the write lock and growing with the eval set."""
         batches = [job_id, first, last]
         self.db.execute(
             "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
@@ -124,18 +130,19 @@ class ImportQueries(Aggregate):
             "UPDATE items SET prompt = s.prompt, reference = s.reference, "
             "category = s.category, metadata = s.metadata FROM import_staged_items s "
             "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? AND s.change = 'replace' "
-            "AND items.eval_set_id = ? AND items.item_key = s.item_key",
-            [*batches, eval_set_id],
+            "AND items.id = s.item_id",
+            batches,
         )
         self.db.execute(
             "INSERT INTO systems (name) SELECT DISTINCT system FROM import_staged_outputs "
             "WHERE job_id = ? AND seq BETWEEN ? AND ? ON CONFLICT DO NOTHING",
             batches,
         )
+        # Each output finds its item (perhaps added just above) by one index lookup.
         self.db.execute(
             "INSERT INTO outputs (item_id, system, text) "
-            "SELECT i.id, s.system, s.text FROM import_staged_outputs s "
-            "JOIN items i ON i.eval_set_id = ? AND i.item_key = s.item_key "
+            "SELECT (SELECT i.id FROM items i WHERE i.eval_set_id = ? AND i.item_key = s.item_key), "
+            "s.system, s.text FROM import_staged_outputs s "
             "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.id "
             "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
             [eval_set_id, *batches],
