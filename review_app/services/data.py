@@ -50,8 +50,11 @@ __all__ = [
 # How long an import waits between two of its transactions, by how long the last one took:
 # SQLite's busy handler has a waiting writer retry every 25 ms at first, every 50 ms once it has
 # waited 0.13 s and every 100 ms after 0.23 s, so a pause a little longer than that interval
-# always lets a vote waiting behind the import through.
-PAUSES_S = ((0.12, 0.03), (0.22, 0.055), (float("inf"), 0.105))
+# always lets a vote waiting behind the import through. A transaction slower than that means a
+# loaded machine, where a vote's process is slowed as much as the import's and so are the gaps
+# between a vote's own transactions: the pause is then as long as the transaction took, so the
+# import holds the write lock at most half of the time.
+PAUSES_S = ((0.12, 0.03), (0.22, 0.055))
 # An import whose process has not been heard of for this long is taken over (its process
 # writes a heartbeat with every batch, a few times a second).
 ABANDONED_AFTER_S = 300
@@ -299,11 +302,8 @@ class _Pacer:
     def __exit__(self, *exc) -> None:
         ended = time.monotonic()
         self.took = ended - self._started
-        # Never shorter than the transaction itself: on a loaded machine a vote's process is
-        # slowed as much as the import's, and the gaps between a vote's transactions grow with
-        # it; the import holds the write lock at most half of the time.
-        pause = next(pause for longest, pause in PAUSES_S if self.took <= longest)
-        self._ready_at = ended + max(pause, self.took)
+        pause = next((pause for longest, pause in PAUSES_S if self.took <= longest), self.took)
+        self._ready_at = ended + pause
 
 
 def _pack(changes: list[dict]) -> bytes:
