@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -28,10 +29,11 @@ VOTE_OPTIONAL = ("shown_left", "rationale", "created_at", "criteria")
 VERDICT_COLUMNS = ("item_id", "system_a", "system_b", "judge", "winner")
 VERDICT_OPTIONAL = ("first", "explanation")
 SPECIAL_WINNERS = ("tie", "both_bad")
-# A batch of changes is written in one transaction, which other writers (reviewers' votes) wait
-# for: about a megabyte keeps it to a few tens of milliseconds.
-BATCH_ROWS = 2000
-BATCH_CHARS = 1_000_000
+# A batch of changes is staged in one transaction, which other writers (reviewers' votes) wait
+# for: two megabytes keep it to a few tens of milliseconds, and take long enough to check that
+# the pause an import keeps between its transactions (`services.data`) has passed by then.
+BATCH_ROWS = 4000
+BATCH_CHARS = 2_000_000
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"):
 # CSV exports put a single quote before such text, and CSV imports take it off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -48,6 +50,8 @@ class ImportSummary:
     added: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
     notes: list[str] = field(default_factory=list)
+    # The file's SHA-256, fed as the import reads it (complete once every row was read).
+    sha256: Any = field(default_factory=hashlib.sha256, repr=False, compare=False)
 
     def count(self, what: str, n: int = 1) -> None:
         if n:
@@ -62,25 +66,31 @@ class ImportSummary:
 # ---- reading rows ----
 
 
-def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+def read_rows(
+    path: str | Path, digest: Any = None
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Yield (line number, row) from a CSV, JSONL or JSON-array file, streaming where possible;
-    a CSV row with the wrong number of fields comes as the InputError that describes it."""
+    a CSV row with the wrong number of fields comes as the InputError that describes it. Every
+    byte read is also fed to `digest` (a hashlib object) when given, so a file read to its end
+    is hashed in the same pass."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _read_csv(path)
+        yield from _read_csv(path, digest)
     elif suffix in (".jsonl", ".ndjson"):
-        yield from _read_jsonl(path)
+        yield from _read_jsonl(path, digest)
     elif suffix == ".json":
-        yield from _read_json_array(path)
+        yield from _read_json_array(path, digest)
     else:
         raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .jsonl or .json")
 
 
-def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
+def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(handle, start=1):
+        if digest is not None:
+            digest.update(raw)
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if b"\x00" in raw:
@@ -95,10 +105,10 @@ def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
             ) from None
 
 
-def _read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_csv(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open("rb") as handle:
-        lines = (text for _, text in _decoded_lines(path, handle))
+        lines = (text for _, text in _decoded_lines(path, handle, digest))
         reader = csv.reader(lines, strict=True)
         try:
             header = next(reader, None)
@@ -139,11 +149,11 @@ def _check_header(path: Path, header: list[str]) -> None:
         seen.add(name)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle):
-            if not text.strip():
+        for number, text in _decoded_lines(path, handle, digest):
+            if text.isspace():
                 continue
             empty = False
             row = _json_value(path, number, text)
@@ -151,18 +161,23 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
-            _check_json_row(
-                RowReader(str(path), number, row),
-                _SURROGATE_ESCAPE.search(text),
-                "\\u0000" in text,
-            )
+            may_hold_surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text)
+            may_hold_nul = "\\u0000" in text
+            # Without a second bracket, no value of the row is a list or an object.
+            may_nest = "[" in text or text.count("{") > 1
+            if may_hold_surrogates or may_hold_nul or may_nest:
+                _check_json_row(
+                    RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul
+                )
             yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
 
 
-def _read_json_array(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_json_array(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     raw = path.read_bytes()
+    if digest is not None:
+        digest.update(raw)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -200,17 +215,23 @@ class _DuplicateKey(ValueError):
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # JSON keeps the last of two equal keys silently: one row could say two things.
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return found
+
+
+# One decoder for every row: `json.loads` with a hook builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 def _json_value(path: Path, line: int | None, text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return _DECODER.decode(text)
     except _DuplicateKey as exc:
         raise InputError.at(
             str(path), line, exc.key, "appears twice in one object; keep one"
@@ -322,13 +343,20 @@ class RowReader:
 def _name(reader: RowReader, field: str) -> str:
     """A name field (system, reviewer, judge): NFC-normalised, refused when it holds an
     invisible or control character or takes a prefix reserved for the app's own judges."""
-    value = normal_name(reader.text(field))
-    if not value:
-        raise reader.error(field, "is empty")
-    problem = name_problem(value)
+    value, problem = _checked_name(reader.text(field))
     if problem:
-        raise reader.error(field, f"{value!r} {problem}")
+        raise reader.error(field, problem)
     return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_name(raw: str) -> tuple[str, str | None]:
+    # A file names the same few systems, reviewers or judges on every row: each is checked once.
+    value = normal_name(raw)
+    if not value:
+        return value, "is empty"
+    problem = name_problem(value)
+    return value, f"{value!r} {problem}" if problem else None
 
 
 def _same_name(reader: RowReader, field: str) -> str | None:
@@ -405,13 +433,18 @@ def _whole(row: dict[str, Any] | InputError) -> dict[str, Any]:
 MAX_PROBLEMS = 20
 
 
-def _batches(changes: Iterable[dict]) -> Iterator[list[dict]]:
-    """Group changes into batches small enough to write in one short transaction."""
+def _text_size(change: dict) -> int:
+    return sum(len(value) for value in change.values() if isinstance(value, str))
+
+
+def _batches(changes: Iterable[dict], size=_text_size) -> Iterator[list[dict]]:
+    """Group changes into batches small enough to write in one short transaction, `size`
+    telling the characters of text a change writes."""
     batch: list[dict] = []
     chars = 0
     for change in changes:
         batch.append(change)
-        chars += sum(len(value) for value in change.values() if isinstance(value, str))
+        chars += size(change)
         if len(batch) >= BATCH_ROWS or chars >= BATCH_CHARS:
             yield batch
             batch, chars = [], 0
@@ -429,7 +462,11 @@ def check_outputs(
     it makes, in batches: items to add or replace, outputs to add or replace. Re-importing the
     same file yields nothing; a changed output or item is refused unless `replace` (and never
     once a study has frozen the eval set). Reads only."""
-    return _batches(_output_changes(store, Path(path), eval_set, replace, summary))
+    return _batches(_output_changes(store, Path(path), eval_set, replace, summary), _output_size)
+
+
+def _output_size(change: dict) -> int:
+    return len(change["text"] if change["change"] == "output" else change["prompt"])
 
 
 def _output_changes(
@@ -438,13 +475,11 @@ def _output_changes(
     alpaca = path.suffix.lower() == ".json"
     checker = _OutputChecker(store, store.catalog.eval_set(eval_set), str(path), replace, summary)
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         summary.rows += 1
         try:
             reader = RowReader(str(path), line, _whole(row), "row" if alpaca else "line")
-            changes = list(
-                checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
-            )
+            changes = checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
         except InputError as exc:
             problems.add(exc)
             continue
@@ -453,24 +488,79 @@ def _output_changes(
     problems.raise_any()
 
 
-def publish_outputs(store: Store, eval_set: str, changes: list[dict]) -> None:
-    """Write one checked batch of `check_outputs` changes (inside the caller's transaction)."""
+def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> None:
+    """Stage one checked batch of `check_outputs` changes as batch `seq` of the import
+    (inside the caller's transaction), out of sight until `publish_outputs`."""
+    items, outputs = [], []
+    for c in changes:
+        if c["change"] == "output":
+            outputs.append((c["item_key"], c["system"], c["text"]))
+        else:
+            metadata = json.dumps(c["metadata"], ensure_ascii=False) if c["metadata"] else "{}"
+            change = "add" if c["change"] == "add item" else "replace"
+            items.append(
+                (
+                    change,
+                    c.get("item_id"),
+                    c["item_key"],
+                    c["prompt"],
+                    c["reference"],
+                    c["category"],
+                    metadata,
+                )
+            )
+    store.imports.stage_outputs(job_id, seq, items, outputs)
+
+
+def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: int) -> None:
+    """Write the batches `first`..`last` that `stage_outputs` staged (inside the caller's
+    transaction)."""
     es = store.catalog.ensure_eval_set(eval_set)
-    new_items = [c for c in changes if c["change"] == "add item"]
-    if new_items:
-        store.catalog.insert_items(es["id"], new_items)
-    item_ids = store.catalog.item_ids_for_keys(es["id"], {c["item_key"] for c in changes})
-    for change in changes:
-        if change["change"] == "replace item":
-            store.catalog.update_item(item_ids[change["item_key"]], change)
-    outputs = [c for c in changes if c["change"] == "output"]
-    store.catalog.ensure_systems({c["system"] for c in outputs})
-    store.catalog.upsert_outputs(
-        [(item_ids[c["item_key"]], c["system"], c["text"]) for c in outputs]
-    )
+    store.imports.publish_staged_outputs(job_id, es["id"], first, last)
+
+
+_OUTPUT_FIELDS = frozenset(OUTPUT_COLUMNS + OUTPUT_OPTIONAL)
 
 
 def _output_row(reader: RowReader) -> dict[str, Any]:
+    # Most rows are well-formed: they are taken in a few checks, the others go the long way,
+    # which names what is wrong.
+    row = reader.row
+    key, prompt, system, output = (
+        row.get("item_id"),
+        row.get("prompt"),
+        row.get("system"),
+        row.get("output"),
+    )
+    reference, category = row.get("reference"), row.get("category")
+    if (
+        type(key) is str
+        and type(prompt) is str
+        and type(system) is str
+        and type(output) is str
+        and (reference is None or type(reference) is str)
+        and (category is None or type(category) is str)
+        and prompt
+        and not prompt.isspace()
+        and (key := key.strip())
+    ):
+        name, problem = _checked_system(system)
+        if problem is None:
+            return {
+                "item_key": key,
+                "prompt": prompt,
+                "system": name,
+                "output": output,
+                "reference": reference if reference else None,
+                "category": category.strip() if category else "",
+                "metadata": {}
+                if row.keys() <= _OUTPUT_FIELDS
+                else {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS},
+            }
+    return _checked_output_row(reader)
+
+
+def _checked_output_row(reader: RowReader) -> dict[str, Any]:
     _require_columns(reader, OUTPUT_COLUMNS)
     metadata = {k: v for k, v in reader.row.items() if k not in OUTPUT_COLUMNS + OUTPUT_OPTIONAL}
     reference = reader.text("reference", required=False)
@@ -501,14 +591,22 @@ def _alpaca_row(reader: RowReader) -> dict[str, Any]:
 
 
 def _system_name(reader: RowReader, name: str) -> str:
-    value = _name(reader, name)
-    if value in SPECIAL_WINNERS:
-        raise reader.error(name, f"{value!r} is reserved for outcomes; rename the system")
+    value, problem = _checked_system(reader.text(name))
+    if problem:
+        raise reader.error(name, problem)
     return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked_system(raw: str) -> tuple[str, str | None]:
+    value, problem = _checked_name(raw)
+    if problem is None and value in SPECIAL_WINNERS:
+        problem = f"{value!r} is reserved for outcomes; rename the system"
+    return value, problem
+
+
 class _OutputChecker:
-    """Checks output rows against the file so far and the workspace, yielding the changes."""
+    """Checks output rows against the file so far and the workspace, returning the changes."""
 
     def __init__(
         self, store: Store, eval_set: dict | None, file: str, replace: bool, summary: ImportSummary
@@ -521,38 +619,43 @@ class _OutputChecker:
         )
         self.items = store.catalog.item_index(eval_set["id"]) if eval_set else {}
         self.outputs = store.catalog.output_index(eval_set["id"]) if eval_set else {}
-        self.file_items: dict[str, tuple[int, str]] = {}
-        self.file_outputs: dict[tuple[str, str], tuple[int, str]] = {}
+        self.file_items: dict[str, tuple[int, int]] = {}
+        self.file_outputs: dict[tuple[str, str], tuple[int, int]] = {}
 
-    def check(self, line: int, row: dict) -> Iterator[dict]:
+    def check(self, line: int, row: dict) -> list[dict]:
+        """The changes one row makes (an item to add or replace, an output to add or replace)."""
         key, system = row["item_key"], row["system"]
-        fingerprint = item_fingerprint(row["prompt"], row["reference"], row["category"])
+        changes = []
+        # Rows of the file are told apart by Python's hash, which two different texts share
+        # with a chance of 2**-64 (and seeded per process, so no file can aim for it); stored
+        # rows, by their digests.
+        same_item = hash((row["prompt"], row["reference"], row["category"]))
         seen = self.file_items.get(key)
-        if seen and seen[1] != fingerprint:
+        if seen is None:
+            self.file_items[key] = (line, same_item)
+            changes = self._check_item(line, row)
+        elif seen[1] != same_item:
             raise InputError(
                 f"{self.file}:{line}: item '{key}' has a different prompt, reference or category "
                 f"than on line {seen[0]}"
             )
-        if not seen:
-            self.file_items[key] = (line, fingerprint)
-            yield from self._check_item(line, row, fingerprint)
-        digest = text_digest(row["output"])
+        same_output = hash(row["output"])
         earlier = self.file_outputs.get((key, system))
         if earlier:
-            if earlier[1] != digest:
+            if earlier[1] != same_output:
                 raise InputError(
                     f"{self.file}:{line}: item '{key}' system '{system}' appears again with a "
                     f"different output (first on line {earlier[0]})"
                 )
             self.summary.unchanged += 1
-            return
-        self.file_outputs[(key, system)] = (line, digest)
+            return changes
+        self.file_outputs[(key, system)] = (line, same_output)
         item = self.items.get(key)
         stored = self.outputs.get((item[0], system)) if item else None
-        if stored == digest:
-            self.summary.unchanged += 1
-            return
         if stored is not None:
+            if stored == text_digest(row["output"]):
+                self.summary.unchanged += 1
+                return changes
             if self.frozen_by:
                 raise self._frozen(line, f"the output of '{system}' for item '{key}' would change")
             if not self.replace:
@@ -563,14 +666,19 @@ class _OutputChecker:
             self.summary.count("outputs replaced")
         else:
             self.summary.count("outputs added")
-        yield {"change": "output", "item_key": key, "system": system, "text": row["output"]}
+        changes.append(
+            {"change": "output", "item_key": key, "system": system, "text": row["output"]}
+        )
+        return changes
 
-    def _check_item(self, line: int, row: dict, fingerprint: str) -> Iterator[dict]:
+    def _check_item(self, line: int, row: dict) -> list[dict]:
         key = row["item_key"]
         item = {name: row[name] for name in ("item_key", "prompt", "reference", "category")}
         item["metadata"] = row["metadata"]
         if key in self.items:
-            if self.items[key][1] != fingerprint:
+            if self.items[key][1] != item_fingerprint(
+                row["prompt"], row["reference"], row["category"]
+            ):
                 if self.frozen_by:
                     raise self._frozen(line, f"item '{key}' would change")
                 if not self.replace:
@@ -579,12 +687,12 @@ class _OutputChecker:
                         "reference or category; pass --replace to overwrite it"
                     )
                 self.summary.count("items replaced")
-                yield {"change": "replace item", **item}
-            return
+                return [{"change": "replace item", "item_id": self.items[key][0], **item}]
+            return []
         if self.frozen_by:
             raise self._frozen(line, f"item '{key}' would be added")
         self.summary.count("items added")
-        yield {"change": "add item", **item}
+        return [{"change": "add item", **item}]
 
     def _frozen(self, line: int, what: str) -> Conflict:
         return Conflict(
@@ -804,7 +912,7 @@ def _vote_changes(
     reviewer_ids: dict[str, int | None] = {}
     in_file: dict[tuple[tuple[int, str, str], str], int] = {}
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         with problems.of_row():
             summary.rows += 1
             reader = RowReader(str(path), line, _whole(row))
@@ -894,7 +1002,7 @@ def _verdict_changes(
     judges: set[str] = set()
     in_file: dict[tuple[str, tuple[int, str, str], str], int] = {}
     problems = _Problems(str(path))
-    for line, row in read_rows(path):
+    for line, row in read_rows(path, summary.sha256):
         with problems.of_row():
             summary.rows += 1
             reader = RowReader(str(path), line, _whole(row))

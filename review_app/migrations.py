@@ -700,6 +700,41 @@ def _v17_sealed_label_key(db: Database) -> None:
     _run(db, "INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
 
 
+def _v18_staged_outputs(db: Database) -> None:
+    # An outputs import stages its checked rows as rows, not as packed batches, so publishing a
+    # batch is a few INSERT ... SELECT statements and the texts are never decoded again. Rows
+    # are found, published and deleted by (job, batch). A replaced item's id is known when it is
+    # checked: publishing updates it by its primary key.
+    _run(
+        db,
+        """CREATE TABLE import_staged_items (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES import_jobs(id),
+    seq INTEGER NOT NULL,
+    change TEXT NOT NULL CHECK (change IN ('add', 'replace')),
+    item_id INTEGER,
+    item_key TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    reference TEXT,
+    category TEXT NOT NULL,
+    metadata TEXT NOT NULL
+)""",
+    )
+    _run(db, "CREATE INDEX import_staged_items_batch ON import_staged_items (job_id, seq)")
+    _run(
+        db,
+        """CREATE TABLE import_staged_outputs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES import_jobs(id),
+    seq INTEGER NOT NULL,
+    item_key TEXT NOT NULL,
+    system TEXT NOT NULL,
+    text TEXT NOT NULL
+)""",
+    )
+    _run(db, "CREATE INDEX import_staged_outputs_batch ON import_staged_outputs (job_id, seq)")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -738,4 +773,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         "a random key for naming comparisons in rows sealed before the lock",
         _v17_sealed_label_key,
     ),
+    (18, "outputs imports staged as rows", _v18_staged_outputs),
 ]

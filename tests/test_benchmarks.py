@@ -127,3 +127,10 @@ def test_length_control_sim_reports_its_target_at_a_small_size():
     figures = run_bench("length_control_sim.py", "--sims", "3", "--n-boot", "50")
     assert len(figures["designs"]) == 8 and isinstance(figures["target_met"], bool)
     assert all(isinstance(d["met"], bool) for d in figures["designs"].values())
+
+
+def test_import_bench_prints_its_target_beside_its_figures():
+    figures = run_bench("import_bench.py", "--rows", "200", "--format", "csv")
+    assert figures["target_seconds"] == 3.0
+    assert figures["rows"] == 200 and figures["cpu_seconds"] > 0
+    assert figures["baseline_s"] is None  # measured only when an earlier checkout is named

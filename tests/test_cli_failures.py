@@ -66,8 +66,8 @@ def test_ctrl_c_mid_import_is_one_line_and_changes_nothing(
     monkeypatch.setattr(importers, "BATCH_ROWS", 2)  # some rows are written before the interrupt
     real_read_rows = importers.read_rows
 
-    def interrupted(source):
-        for number, row in real_read_rows(source):
+    def interrupted(source, digest=None):
+        for number, row in real_read_rows(source, digest):
             if number == 8:
                 raise KeyboardInterrupt
             yield number, row

@@ -4,6 +4,7 @@ after every row passed is finished by the next one; other imports and study crea
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -143,11 +144,11 @@ def test_an_error_while_publishing_is_finished_by_the_next_import(store, tmp_pat
     written = []
     real_publish = importers.publish_outputs
 
-    def failing_publish(store, eval_set, changes):
+    def failing_publish(store, eval_set, job_id, first, last):
         if len(written) == 2:
             raise sqlite3.OperationalError("disk I/O error")
-        written.append(len(changes))
-        real_publish(store, eval_set, changes)
+        written.append((first, last))
+        real_publish(store, eval_set, job_id, first, last)
 
     monkeypatch.setattr(importers, "publish_outputs", failing_publish)
     with pytest.raises(Conflict, match="the next import or server start finishes it"):
@@ -237,3 +238,77 @@ def test_an_import_whose_process_died_no_longer_holds_its_lock(store, tmp_path):
         "outputs added": 10,
     }
     assert store.imports.import_jobs() == []
+
+
+# ---- what an import records and stages ----
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_the_audit_entry_of_an_import_names_the_sha256_of_the_file_it_read(store, tmp_path, suffix):
+    source = tmp_path / f"outputs{suffix}"
+    if suffix == ".csv":
+        source.write_text(
+            "item_id,prompt,system,output\nq1,Hi?,sys-a,Hello\nq1,Hi?,sys-b,Hey\n"
+            "q2,Bye?,sys-a,Goodbye",  # a last line without a line end is hashed too
+            encoding="utf-8",
+        )
+    else:
+        write_outputs(source, 7)
+    data.import_outputs(store, source, "hashed", actor=person(store))
+    data.import_outputs(store, source, "hashed", actor=person(store))  # nothing new
+    entries = [
+        json.loads(e["detail"])
+        for e in store.audit.audit_entries()
+        if e["action"] == "outputs imported"
+    ]
+    expected = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert [e["sha256"] for e in entries] == [expected, expected]
+
+
+def test_staged_outputs_are_out_of_sight_until_published_and_gone_after(
+    store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(importers, "BATCH_ROWS", 10)
+    source = write_outputs(tmp_path / "bulk.jsonl", 100)
+    seen = []
+    real_publish = importers.publish_outputs
+
+    def watching_publish(store, eval_set, job_id, first, last):
+        counts = store.table_counts()
+        seen.append((first, last, counts["outputs"], counts["import_staged_outputs"]))
+        real_publish(store, eval_set, job_id, first, last)
+
+    monkeypatch.setattr(importers, "publish_outputs", watching_publish)
+    summary = data.import_outputs(store, source, "bulk", actor=person(store))
+    assert summary.added == {"items added": 50, "outputs added": 100}
+    # Each outputs batch of 10 rows carries 5 items too: 100 rows of changes in 15 batches.
+    first_seen = seen[0]
+    assert first_seen[:3] == (1, 1, 0)  # nothing published before the first publish
+    assert first_seen[3] > 0  # yet every checked row is staged
+    assert [f for f, *_ in seen] == [1] + [last + 1 for _, last, *_ in seen[:-1]]
+    assert seen[-1][1] == 15
+    counts = store.table_counts()
+    assert counts["outputs"] == 100 and counts["items"] == 50
+    assert counts["import_staged_outputs"] == counts["import_staged_items"] == 0
+    eval_set = store.catalog.eval_set("bulk")["id"]
+    texts = {r["item_key"]: r["text"] for r in store.catalog.outputs_of_system(eval_set, "bulk-b")}
+    assert texts["bulk-000049"].startswith("Answer 99: hold the button")
+
+
+def test_a_replacing_import_updates_items_and_outputs_in_place(store, tmp_path):
+    source = write_outputs(tmp_path / "bulk.jsonl", 4)
+    data.import_outputs(store, source, "bulk", actor=person(store))
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    rows[0]["prompt"] = rows[1]["prompt"] = "A better question?"
+    rows[3]["output"] = "A better answer."
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = data.import_outputs(store, source, "bulk", replace=True, actor=person(store))
+    assert summary.added == {"items replaced": 1, "outputs replaced": 1}
+    eval_set = store.catalog.eval_set("bulk")["id"]
+    outputs = {
+        (r["item_key"], r["prompt"], r["text"])
+        for r in store.catalog.outputs_of_system(eval_set, "bulk-b")
+    }
+    assert ("bulk-000000", "A better question?", rows[1]["output"]) in outputs
+    assert ("bulk-000001", rows[3]["prompt"], "A better answer.") in outputs
+    assert store.table_counts()["outputs"] == 4

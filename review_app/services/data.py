@@ -13,7 +13,6 @@ was imported is a no-op."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -51,8 +50,11 @@ __all__ = [
 # How long an import waits between two of its transactions, by how long the last one took:
 # SQLite's busy handler has a waiting writer retry every 25 ms at first, every 50 ms once it has
 # waited 0.13 s and every 100 ms after 0.23 s, so a pause a little longer than that interval
-# always lets a vote waiting behind the import through.
-PAUSES_S = ((0.12, 0.03), (0.22, 0.055), (float("inf"), 0.105))
+# always lets a vote waiting behind the import through. A transaction slower than that means a
+# loaded machine, where a vote's process is slowed as much as the import's and so are the gaps
+# between a vote's own transactions: the pause is then as long as the transaction took, so the
+# import holds the write lock at most half of the time.
+PAUSES_S = ((0.12, 0.03), (0.22, 0.055))
 # An import whose process has not been heard of for this long is taken over (its process
 # writes a heartbeat with every batch, a few times a second).
 ABANDONED_AFTER_S = 300
@@ -166,14 +168,13 @@ def _refused_after_lock(batches: Iterator[list[dict]], lock: Lock, reason: str, 
 
 
 def _recorded(path: str | Path, actor: Actor) -> dict:
-    """What the audit log keeps of an import: who, and the file's name and content hash."""
-    with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    """What the audit log keeps of an import: who, and the file's name and content hash (known
+    once the import has read the file, see `_stage`)."""
     return {
         "by": actor.name,
         "actor": [actor.name, actor.role, actor.reviewer_id],
         "file_name": Path(path).name,
-        "sha256": digest,
+        "sha256": None,
     }
 
 
@@ -197,8 +198,9 @@ def _import(
     """Check and stage, then publish. `changes` is called once this import holds its locks, so
     what it reads of the workspace cannot be changed by another import meanwhile."""
     job_id = _start(store, kind, path, target, options, locks)
+    pacer = _Pacer()  # one for the whole import: its first publishing transaction waits too
     try:
-        staged = _stage(store, job_id, changes())
+        staged = _stage(store, job_id, kind, changes(), options, summary, pacer)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             _discard(store, job_id)
@@ -214,7 +216,7 @@ def _import(
 
         return
     try:
-        _publish(store, store.imports.import_job(job_id), summary)
+        _publish(store, store.imports.import_job(job_id), summary, pacer)
     except Exception as exc:
         if _disk_full(exc):
             # Kept for later, the staged rows would hold the very space every later write
@@ -299,8 +301,9 @@ class _Pacer:
 
     def __exit__(self, *exc) -> None:
         ended = time.monotonic()
-        took = ended - self._started
-        self._ready_at = ended + next(pause for longest, pause in PAUSES_S if took <= longest)
+        self.took = ended - self._started
+        pause = next((pause for longest, pause in PAUSES_S if self.took <= longest), self.took)
+        self._ready_at = ended + pause
 
 
 def _pack(changes: list[dict]) -> bytes:
@@ -311,53 +314,88 @@ def _unpack(payload: bytes) -> list[dict]:
     return json.loads(payload)
 
 
-def _stage(store: Store, job_id: int, batches: Iterator[list[dict]]) -> int:
-    """Stage every batch, each in its own transaction; the last one also commits the import.
-    Returns the number of batches (0: nothing to change, and the import is forgotten)."""
-    pacer = _Pacer()
+def _stage(
+    store: Store,
+    job_id: int,
+    kind: str,
+    batches: Iterator[list[dict]],
+    options: dict,
+    summary: ImportSummary,
+    pacer: _Pacer,
+) -> int:
+    """Stage every batch, each in its own private transaction (staged rows are the import's
+    own: on PostgreSQL, reviewers' votes never wait for them), then commit the import, recording
+    in its `options` the hash of the file it read. Returns the number of batches (0: nothing to
+    change, and the import is forgotten)."""
+    stage = _batch_stager(store, kind)
+    paced = pacer if store.private_writes_wait else contextlib.nullcontext()
     staged = 0
-    held: list[dict] | None = None
     for batch in batches:
-        if held is not None:
-            staged += 1
-            with pacer, store.transaction():
-                store.imports.stage_import_batch(job_id, staged, _pack(held))
-        held = batch
+        staged += 1
+        with paced, store.transaction(private=True):
+            stage(job_id, staged, batch)
+    options["sha256"] = summary.sha256.hexdigest()  # every row has been read
     with pacer, store.transaction():
-        if held is None:
+        if not staged:
             store.imports.delete_import_job(job_id)
             return 0
-        staged += 1
-        store.imports.stage_import_batch(job_id, staged, _pack(held))
         # Every row passed its checks: from here on the import is finished, never undone.
-        store.imports.set_import_state(job_id, "publishing")
+        store.imports.set_import_state(job_id, "publishing", options)
     return staged
 
 
-def _publish(store: Store, job: dict, summary: ImportSummary | None = None) -> None:
-    """Write the job's staged batches into the workspace, one transaction each, then forget it,
-    recording the import in the audit log (and, after a study's lock, as a deviation)."""
+def _batch_stager(store: Store, kind: str) -> Callable[[int, int, list[dict]], None]:
+    """How a batch of checked changes is staged: outputs as rows of their own (published by
+    INSERT ... SELECT), votes and verdicts packed in one payload."""
+    if kind == "outputs":
+        return partial(importers.stage_outputs, store)
+    return lambda job_id, seq, changes: store.imports.stage_import_batch(
+        job_id, seq, _pack(changes)
+    )
+
+
+# A publishing transaction takes as many staged batches (up to MAX_SPAN) as it can write in
+# about PUBLISH_S, judged by the last one: fewer transactions, fewer pauses, and still far
+# below what a vote may wait.
+PUBLISH_S = 0.15
+MAX_SPAN = 16
+
+
+def _publish(
+    store: Store, job: dict, summary: ImportSummary | None = None, pacer: _Pacer | None = None
+) -> None:
+    """Write the job's staged batches into the workspace, a few per transaction, then forget
+    it, recording the import in the audit log (and, after a study's lock, as a deviation)."""
+    pacer = pacer or _Pacer()
     created = job["kind"] != "outputs" and store.studies.study(job["target"]) is None
     if created:
-        create_study_for_import(
-            store, job["target"], job["options"]["eval_set"], _importer(job["options"])
-        )
+        with pacer:
+            create_study_for_import(
+                store, job["target"], job["options"]["eval_set"], _importer(job["options"])
+            )
     write = _batch_writer(store, job)
-    pacer = _Pacer()
     kept_app_votes = 0
-    while (batch := store.imports.next_import_batch(job["id"])) is not None:
-        seq, changes = batch[0], _unpack(batch[1])
+    span = 1
+    while batches := store.imports.next_import_batches(job["id"], span):
         with pacer, store.transaction():
-            kept_app_votes += write(changes) or 0
-            store.imports.delete_import_batch(job["id"], seq)
+            kept_app_votes += write(batches) or 0
+            store.imports.delete_import_batches_through(job["id"], batches[-1][0])
+        span = _next_span(len(batches), pacer.took)
     if kept_app_votes and summary is not None:
         summary.count("votes added", -kept_app_votes)
         summary.notes.append(
             f"{kept_app_votes} left out: their reviewers voted on those pairs in the app meanwhile"
         )
-    with store.transaction():
+    with pacer, store.transaction():
         store.imports.delete_import_job(job["id"])
         _record_import(store, job, summary, created)
+
+
+def _next_span(span: int, took: float) -> int:
+    """How many batches the next publishing transaction takes, after `span` took `took` s: in
+    proportion, at most twice as many, and between 1 and MAX_SPAN."""
+    fits = int(span * PUBLISH_S / max(took, 1e-3))
+    return max(1, min(fits, span * 2, MAX_SPAN))
 
 
 def _record_import(
@@ -435,11 +473,15 @@ def _candidate_for_import(
     return f"candidate: {name} (inferred: {why}; name another to change it)"
 
 
-def _batch_writer(store: Store, job: dict) -> Callable[[list[dict]], None]:
+def _batch_writer(store: Store, job: dict) -> Callable[[list[tuple[int, bytes]]], int | None]:
+    """Writes staged batches, given as (seq, payload) in order, into the workspace."""
     if job["kind"] == "outputs":
-        return partial(importers.publish_outputs, store, job["target"])
+        return lambda batches: importers.publish_outputs(
+            store, job["target"], job["id"], batches[0][0], batches[-1][0]
+        )
     writer = importers.StudyWriter(store, store.studies.require_study(job["target"])["id"])
-    return writer.votes if job["kind"] == "votes" else writer.verdicts
+    write = writer.votes if job["kind"] == "votes" else writer.verdicts
+    return lambda batches: write([c for _, payload in batches for c in _unpack(payload)])
 
 
 def _discard(store: Store, job_id: int) -> None:
@@ -447,7 +489,7 @@ def _discard(store: Store, job_id: int) -> None:
     pacer = _Pacer()
     while True:
         with pacer, store.transaction():
-            if store.imports.delete_import_batches(job_id, 100) == 0:
+            if store.imports.delete_import_batches(job_id, 10) == 0:
                 store.imports.delete_import_job(job_id)
                 return
 

@@ -75,6 +75,11 @@ class StoreBase:
         return self.db.dialect
 
     @property
+    def private_writes_wait(self) -> bool:
+        """Whether a private transaction (see `transaction`) still holds up other writers."""
+        return self.db.private_writes_wait
+
+    @property
     def identity(self) -> object:
         """What names this workspace in caches shared by the stores of one process: the file's
         absolute path, the database URL, or the store itself for an in-memory database."""
@@ -139,8 +144,10 @@ class StoreBase:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Self]:
-        """One logical change: everything inside commits together or not at all."""
+    def transaction(self, private: bool = False) -> Iterator[Self]:
+        """One logical change: everything inside commits together or not at all. A `private`
+        change writes only rows no other transaction reads or writes (an import's staged rows),
+        so it need not take the workspace's turn (see `Database.begin_write`)."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -150,7 +157,7 @@ class StoreBase:
                 finally:
                     self._depth -= 1
                 return
-            self.db.begin_write()
+            self.db.begin_write(private)
             self._depth, self._owner = 1, threading.get_ident()
             try:
                 yield self

@@ -19,7 +19,8 @@ def text_digest(text: str) -> str:
 
 
 def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
-    return text_digest(json.dumps([prompt, reference, category], ensure_ascii=False))
+    # repr of the tuple tells every (prompt, reference, category) apart, faster than JSON.
+    return text_digest(repr((prompt, reference, category)))
 
 
 class CatalogQueries(Aggregate):

@@ -51,9 +51,14 @@ class Database:
         prove a screen writes nothing)."""
         raise NotImplementedError
 
-    def begin_write(self) -> None:
+    # Whether a private transaction (see `begin_write`) still holds up every other writer.
+    private_writes_wait: bool
+
+    def begin_write(self, private: bool = False) -> None:
         """Start the one write transaction the whole workspace allows at a time (every process
-        and server included), waiting up to BUSY_TIMEOUT_S for another to finish."""
+        and server included), waiting up to BUSY_TIMEOUT_S for another to finish. A `private`
+        one writes only rows no other transaction reads or writes (an import's staged rows):
+        it needs no turn where the backend allows several writers at once."""
         raise NotImplementedError
 
     def commit(self) -> None:
@@ -160,7 +165,10 @@ class SQLiteDatabase(Database):
     def trace(self, callback) -> None:
         self.conn.set_trace_callback(callback)
 
-    def begin_write(self) -> None:
+    # SQLite has one writer for everything: a private transaction waits like any other.
+    private_writes_wait = True
+
+    def begin_write(self, private: bool = False) -> None:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -367,7 +375,11 @@ class PostgresDatabase(Database):
     def trace(self, callback) -> None:
         self._trace = callback
 
-    def begin_write(self) -> None:
+    # A private transaction takes no advisory lock: its rows are its own (PostgreSQL's row
+    # locks keep it apart from others), so it neither waits for writers nor holds them up.
+    private_writes_wait = False
+
+    def begin_write(self, private: bool = False) -> None:
         if self._trace:
             self._trace("BEGIN")
         if self.conn.broken or self.conn.closed:
@@ -380,6 +392,8 @@ class PostgresDatabase(Database):
                     raise
                 self._reopen()
                 self.conn.execute("BEGIN")
+            if private:
+                return
             try:
                 # Wait for another writer as long as SQLite would, then give up with Busy.
                 self.conn.execute(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -67,31 +67,91 @@ class ImportQueries(Aggregate):
         )
         self.touch_import_job(job_id)
 
-    def next_import_batch(self, job_id: int) -> tuple[int, bytes] | None:
-        """The lowest-numbered batch the job has not published yet."""
-        row = self._one(
-            "SELECT seq, payload FROM import_batches WHERE job_id = ? ORDER BY seq LIMIT 1",
-            [job_id],
-        )
-        return (row["seq"], row["payload"]) if row else None
+    def next_import_batches(self, job_id: int, limit: int) -> list[tuple[int, bytes]]:
+        """The job's `limit` lowest-numbered batches not published yet: (seq, payload)."""
+        return [
+            (row["seq"], row["payload"])
+            for row in self._rows(
+                "SELECT seq, payload FROM import_batches WHERE job_id = ? ORDER BY seq LIMIT ?",
+                [job_id, limit],
+            )
+        ]
 
-    def delete_import_batch(self, job_id: int, seq: int) -> None:
-        self.db.execute("DELETE FROM import_batches WHERE job_id = ? AND seq = ?", [job_id, seq])
+    def delete_import_batches_through(self, job_id: int, seq: int) -> None:
+        """Forget the job's batches numbered up to `seq`, with the rows they staged."""
+        for table in ("import_staged_items", "import_staged_outputs", "import_batches"):
+            self.db.execute(f"DELETE FROM {table} WHERE job_id = ? AND seq <= ?", [job_id, seq])
         self.touch_import_job(job_id)
 
     def delete_import_batches(self, job_id: int, limit: int) -> int:
         """Delete up to `limit` of the job's batches; returns how many were deleted."""
-        cursor = self.db.execute(
-            "DELETE FROM import_batches WHERE job_id = ? AND seq IN "
-            "(SELECT seq FROM import_batches WHERE job_id = ? ORDER BY seq LIMIT ?)",
-            [job_id, job_id, limit],
-        )
-        return cursor.rowcount
+        seqs = [seq for seq, _ in self.next_import_batches(job_id, limit)]
+        if seqs:
+            self.delete_import_batches_through(job_id, seqs[-1])
+        return len(seqs)
 
-    def set_import_state(self, job_id: int, state: str) -> None:
+    def stage_outputs(
+        self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple[str, str, str]]
+    ) -> None:
+        """Stage checked rows of an outputs import as batch `seq`: items as (change, item_id
+        (None for an item to add), item_key, prompt, reference, category, metadata JSON),
+        outputs as (item_key, system, text)."""
+        if items:
+            self.db.executemany(
+                "INSERT INTO import_staged_items (job_id, seq, change, item_id, item_key, prompt, "
+                "reference, category, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, seq, *item) for item in items],
+            )
+        if outputs:
+            self.db.executemany(
+                "INSERT INTO import_staged_outputs (job_id, seq, item_key, system, text) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(job_id, seq, *output) for output in outputs],
+            )
+        self.stage_import_batch(job_id, seq, b"")
+
+    def publish_staged_outputs(self, job_id: int, eval_set_id: int, first: int, last: int) -> None:
+        """Write the items and outputs staged in batches `first`..`last` into the eval set,
+        in the order they were staged: new items added, replaced ones updated, outputs added
+        or overwritten. Set-based: the texts go from table to table inside the database.
+        Every statement is driven by the staged rows, found by the (job, batch) index, and
+        reaches the workspace's rows by a unique index, whatever the planner believes of the
+        tables' sizes: joined on the eval set's items instead, PostgreSQL planned the staged
+        rows (no statistics yet) against the items just inserted as a nested loop comparing
+        every pair, seconds under the write lock and growing with the eval set."""
+        batches = [job_id, first, last]
         self.db.execute(
-            "UPDATE import_jobs SET state = ?, heartbeat_at = ? WHERE id = ?",
-            [state, time.time(), job_id],
+            "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
+            "SELECT ?, item_key, prompt, reference, category, metadata FROM import_staged_items "
+            "WHERE job_id = ? AND seq BETWEEN ? AND ? AND change = 'add' ORDER BY id",
+            [eval_set_id, *batches],
+        )
+        self.db.execute(
+            "UPDATE items SET prompt = s.prompt, reference = s.reference, "
+            "category = s.category, metadata = s.metadata FROM import_staged_items s "
+            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? AND s.change = 'replace' "
+            "AND items.id = s.item_id",
+            batches,
+        )
+        self.db.execute(
+            "INSERT INTO systems (name) SELECT DISTINCT system FROM import_staged_outputs "
+            "WHERE job_id = ? AND seq BETWEEN ? AND ? ON CONFLICT DO NOTHING",
+            batches,
+        )
+        # Each output finds its item (perhaps added just above) by one index lookup.
+        self.db.execute(
+            "INSERT INTO outputs (item_id, system, text) "
+            "SELECT (SELECT i.id FROM items i WHERE i.eval_set_id = ? AND i.item_key = s.item_key), "
+            "s.system, s.text FROM import_staged_outputs s "
+            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.id "
+            "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
+            [eval_set_id, *batches],
+        )
+
+    def set_import_state(self, job_id: int, state: str, options: dict) -> None:
+        self.db.execute(
+            "UPDATE import_jobs SET state = ?, options = ?, heartbeat_at = ? WHERE id = ?",
+            [state, json.dumps(options), time.time(), job_id],
         )
 
     def touch_import_job(self, job_id: int, heartbeat: float | None = None) -> None:
