@@ -700,6 +700,12 @@ def _v17_sealed_label_key(db: Database) -> None:
     _run(db, "INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
 
 
+def _v21_reviewer_queue_position(db: Database) -> None:
+    # Each next pair starts from the queue position of the reviewer's last assignment: this
+    # index finds it in one step instead of reading every assignment of the reviewer.
+    _run(db, "CREATE INDEX assignments_reviewer_latest ON assignments (reviewer_id, study_id, id)")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -738,4 +744,5 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         "a random key for naming comparisons in rows sealed before the lock",
         _v17_sealed_label_key,
     ),
+    (21, "an index on each reviewer's latest assignment", _v21_reviewer_queue_position),
 ]
