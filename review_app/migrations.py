@@ -700,10 +700,17 @@ def _v17_sealed_label_key(db: Database) -> None:
     _run(db, "INSERT INTO sealed_label_key (value) VALUES (?)", [secrets.token_hex(32)])
 
 
-def _v21_reviewer_queue_position(db: Database) -> None:
+def _v21_reviewer_queue_and_balance(db: Database) -> None:
     # Each next pair starts from the queue position of the reviewer's last assignment: this
     # index finds it in one step instead of reading every assignment of the reviewer.
     _run(db, "CREATE INDEX assignments_reviewer_latest ON assignments (reviewer_id, study_id, id)")
+    # The reviewer's left/right balance counts their live assignments by shown order: in this
+    # index's order the count streams, without sorting every assignment of the reviewer.
+    _run(
+        db,
+        "CREATE INDEX assignments_reviewer_shown ON assignments "
+        "(reviewer_id, study_id, shown_left, shown_right, done, leased_until)",
+    )
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
@@ -744,5 +751,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         "a random key for naming comparisons in rows sealed before the lock",
         _v17_sealed_label_key,
     ),
-    (21, "an index on each reviewer's latest assignment", _v21_reviewer_queue_position),
+    (
+        21,
+        "indexes on each reviewer's latest assignment and shown orders",
+        _v21_reviewer_queue_and_balance,
+    ),
 ]

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from review_app import assignment
@@ -402,7 +401,8 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     # Turn the workspace back into what migration 1 alone produced.
     with store.transaction():
         store.db.execute("DROP INDEX assignments_reviewer_study")
-        store.db.execute("DROP INDEX assignments_reviewer_latest")  # migration 21 reads it
+        store.db.execute("DROP INDEX assignments_reviewer_latest")  # migration 21 reads these
+        store.db.execute("DROP INDEX assignments_reviewer_shown")
         store.db.execute("ALTER TABLE assignments DROP COLUMN shown_right")
         store.db.execute("ALTER TABLE assignments DROP COLUMN study_id")
         store.db.execute("DELETE FROM _migrations WHERE version IN (2, 21)")
@@ -449,6 +449,10 @@ def test_any_stretch_of_a_queue_is_the_same_stretch_of_its_whole_order():
         assert sorted(whole.tolist()) == list(range(n))
         first, count = span - 5, min(span, 40)  # a stretch that wraps round
         stretch, indexes = assignment.queue_stretch(first % span, count, n, keys)
-        expected = [(p, i) for p, i in zip(positions, whole) if (p - first) % span < count]
+        expected = [
+            (p, i)
+            for p, i in zip(positions.tolist(), whole.tolist(), strict=True)
+            if (p - first) % span < count
+        ]
         expected.sort(key=lambda pi: (pi[0] - first) % span)
-        assert list(zip(stretch.tolist(), indexes.tolist())) == expected
+        assert list(zip(stretch.tolist(), indexes.tolist(), strict=True)) == expected
