@@ -735,6 +735,19 @@ def _v18_staged_outputs(db: Database) -> None:
     _run(db, "CREATE INDEX import_staged_outputs_batch ON import_staged_outputs (job_id, seq)")
 
 
+def _v19_reviewer_queue_and_balance(db: Database) -> None:
+    # Each next pair starts from the queue position of the reviewer's last assignment: this
+    # index finds it in one step instead of reading every assignment of the reviewer.
+    _run(db, "CREATE INDEX assignments_reviewer_latest ON assignments (reviewer_id, study_id, id)")
+    # The reviewer's left/right balance counts their live assignments by shown order: in this
+    # index's order the count streams, without sorting every assignment of the reviewer.
+    _run(
+        db,
+        "CREATE INDEX assignments_reviewer_shown ON assignments "
+        "(reviewer_id, study_id, shown_left, shown_right, done, leased_until)",
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _v1_initial_schema),
     (2, "assignments know their study and shown order", _v2_assignment_study),
@@ -774,4 +787,9 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
         _v17_sealed_label_key,
     ),
     (18, "outputs imports staged as rows", _v18_staged_outputs),
+    (
+        19,
+        "indexes on each reviewer's latest assignment and shown orders",
+        _v19_reviewer_queue_and_balance,
+    ),
 ]

@@ -401,9 +401,11 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
     # Turn the workspace back into what migration 1 alone produced.
     with store.transaction():
         store.db.execute("DROP INDEX assignments_reviewer_study")
+        store.db.execute("DROP INDEX assignments_reviewer_latest")  # migration 19 reads these
+        store.db.execute("DROP INDEX assignments_reviewer_shown")
         store.db.execute("ALTER TABLE assignments DROP COLUMN shown_right")
         store.db.execute("ALTER TABLE assignments DROP COLUMN study_id")
-        store.db.execute("DELETE FROM _migrations WHERE version = 2")
+        store.db.execute("DELETE FROM _migrations WHERE version IN (2, 19)")
     store.close()
 
     store = Store.open(tmp_path / "v1.db")
@@ -418,7 +420,8 @@ def test_migration_2_fills_in_study_and_shown_order_of_earlier_assignments(tmp_p
 
 
 def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
-    # More reviewers than remembered queue orders must not mean a read of every pair per vote.
+    # More reviewers than remembered orders must not mean a read of every pair per vote: the
+    # study's pair ids are read once, and each reviewer's order is computed from its key.
     loads = []
     # A workspace of this run's own: the cache is the process's, and this test runs once per
     # backend in one process.
@@ -428,10 +431,28 @@ def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
         loads.append(1)
         return list(range(1, 1001))
 
-    orders = [
-        assignment.cached_queue_order((workspace, 1000), load, reviewer, 7, 0)
-        for reviewer in [*range(100), *range(100)]
-    ]
+    orders = []
+    for reviewer in [*range(100), *range(100)]:
+        pair_ids = assignment.study_pair_ids((workspace, 1000, None, 7), load)
+        orders.append(assignment.queue_order(pair_ids, reviewer, 7, 0).tolist())
     assert len(loads) == 1
-    assert sorted(orders[0].tolist()) == list(range(1, 1001))
-    assert orders[0].tolist() == orders[100].tolist() != orders[1].tolist()
+    assert sorted(orders[0]) == list(range(1, 1001))
+    assert orders[0] == orders[100] != orders[1]
+
+
+def test_any_stretch_of_a_queue_is_the_same_stretch_of_its_whole_order():
+    # The walk reads only the stretch it needs; it must be the reviewer's one order.
+    keys = assignment._queue_keys(5, 7, 0)
+    for n in (1, 2, 3, 17, 64, 1000, 4097):
+        span = assignment.queue_span(n)
+        positions, whole = assignment.queue_stretch(0, span, n, keys)
+        assert sorted(whole.tolist()) == list(range(n))
+        first, count = span - 5, min(span, 40)  # a stretch that wraps round
+        stretch, indexes = assignment.queue_stretch(first % span, count, n, keys)
+        expected = [
+            (p, i)
+            for p, i in zip(positions.tolist(), whole.tolist(), strict=True)
+            if (p - first) % span < count
+        ]
+        expected.sort(key=lambda pi: (pi[0] - first) % span)
+        assert list(zip(stretch.tolist(), indexes.tolist(), strict=True)) == expected

@@ -297,14 +297,24 @@ LEFT_MEANS = (
 )
 
 
+# Session key: (study id, reviewer id, guidelines hash) once the reviewer has voted under them.
+VOTED_UNDER = "review_voted_under_guidelines"
+
+
 def _guidelines(reviewer_id: int, slot: int) -> None:
     guidelines = review.guidelines(store, study["id"])
     if not guidelines:
         return
-    # Open until the reviewer has voted under this version; then one click away.
-    first_read = not review.voted_under_guidelines(
+    # Open until the reviewer has voted under this version; then one click away. Once they
+    # have, they always will have (an undo appends a row, it removes none), so the session
+    # remembers it instead of asking the workspace on every vote.
+    version = (study["id"], reviewer_id, guidelines["content_hash"])
+    first_read = st.session_state.get(VOTED_UNDER) != version
+    if first_read and review.voted_under_guidelines(
         store, reviewer_id, study["id"], guidelines["content_hash"]
-    )
+    ):
+        st.session_state[VOTED_UNDER] = version
+        first_read = False
     with st.expander("Guidelines", expanded=first_read, key=f"guidelines-{slot}"):
         body = _guidelines_html(guidelines["content_hash"], guidelines["body"])
         st.html(f'<div class="review-guidelines">{body}</div>')

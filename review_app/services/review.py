@@ -97,29 +97,30 @@ def next_pair(
     study = store.studies.study_by_id(study_id)
     if study is None:
         raise NotFound(f"no study with id {study_id}")
-    held = store.review.open_assignments(reviewer_id, study_id)
+    standing = store.review.standing(reviewer_id, study_id, now)
+    held = standing["open"]
     if held and held[0]["leased_until"] > now + lease_seconds / 2:
         return _review_task(store, study, held[0]["id"])
     pick = None
     if not held:
-        pick = assignment.pick_next(store, study, reviewer_id, settings.seed, now)
+        pick = assignment.pick_next(store, study, reviewer_id, settings.seed, now, standing)
         if pick is None:
             return None
+    lease = now + lease_seconds
     with store.transaction():
-        handed = _renew_or_claim(store, settings, study, reviewer_id, now, pick)
+        handed = None
+        if pick is not None:
+            handed = assignment.claim_pick(store, study, reviewer_id, now, lease, pick)
+        if handed is None:
+            handed = _renew_or_claim(store, settings, study, reviewer_id, now)
     return None if handed is None else _review_task(store, study, handed)
 
 
 def _renew_or_claim(
-    store: Store,
-    settings: Settings,
-    study: dict,
-    reviewer_id: int,
-    now: float,
-    pick: assignment.Pick | None,
+    store: Store, settings: Settings, study: dict, reviewer_id: int, now: float
 ) -> int | None:
     """Inside a write transaction: renew the lease of the reviewer's open pair that can still
-    be theirs (releasing those others filled meanwhile), else lease a new one."""
+    be theirs (releasing those others filled meanwhile), else walk their queue for a new one."""
     lease = now + settings.lease_minutes * 60
     for open_one in store.review.open_assignments(reviewer_id, study["id"]):
         pair_id = open_one["pair_id"]
@@ -130,19 +131,17 @@ def _renew_or_claim(
             store.review.set_assignment_state(open_one["id"], AssignmentState.OPEN, lease)
             return open_one["id"]
         store.review.set_assignment_state(open_one["id"], AssignmentState.RELEASED)
-    return assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease, pick)
+    return assignment.claim_next(store, study, reviewer_id, settings.seed, now, lease)
 
 
 def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
-    handed = store.review.assignment(assignment_id)
-    pair = store.studies.pair(handed["pair_id"])
-    left_is_x = handed["shown_left"] == pair["system_x"]
+    handed = store.review.handed(assignment_id)
     return ReviewTask(
         assignment_id=assignment_id,
-        prompt=pair["prompt"],
-        reference=pair["reference"] if study["show_reference"] else None,
-        text_a=pair["output_x"] if left_is_x else pair["output_y"],
-        text_b=pair["output_y"] if left_is_x else pair["output_x"],
+        prompt=handed["prompt"],
+        reference=handed["reference"] if study["show_reference"] else None,
+        text_a=handed["text_a"],
+        text_b=handed["text_b"],
         criteria=tuple(json.loads(study["criteria"] or "[]")),
         ask_rationale=bool(study["ask_rationale"]),
         draft=_undone_draft(store, handed),
@@ -152,10 +151,9 @@ def _review_task(store: Store, study: dict, assignment_id: int) -> ReviewTask:
 def _undone_draft(store: Store, handed: dict) -> Draft | None:
     """The entries of the vote the reviewer last undid on this pair, if their latest vote on it
     is that undo (a reload after an undo brings them back too)."""
-    latest = store.review.latest_vote(handed["pair_id"], handed["reviewer_id"])
-    if latest is None or latest["choice"] != RETRACTED or latest["supersedes"] is None:
+    if handed["latest_choice"] != RETRACTED or handed["latest_supersedes"] is None:
         return None
-    undone = store.review.vote(latest["supersedes"])
+    undone = store.review.vote(handed["latest_supersedes"])
     side_of = {undone["shown_left"]: "A", undone["shown_right"]: "B"}
     criteria = {
         name: {side_of[system]: score for system, score in by_system.items() if system in side_of}

@@ -3,6 +3,7 @@ they cast, which are append-only (a change or an undo is a new vote superseding 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 from review_app.store.base import Aggregate, now_iso
@@ -27,11 +28,71 @@ def _counts_towards_k(now: str) -> str:
     )
 
 
+def _live(marks: str) -> str:
+    """SQL: (pair_id, reviewer_id, shown_left) of every reviewer counting towards the k of the
+    pairs in `marks` (`?` placeholders, given twice: the pair ids, the current time, the pair
+    ids): an unexpired lease or a current (not retracted) vote."""
+    return (
+        " SELECT a.pair_id, a.reviewer_id, a.shown_left FROM assignments a"
+        f" WHERE a.pair_id IN ({marks}) AND {_counts_towards_k('?')}"
+        " UNION"
+        " SELECT v.pair_id, v.reviewer_id, v.shown_left FROM votes v"
+        f" WHERE v.pair_id IN ({marks}) AND v.winner IS NOT NULL AND v.id = ("
+        "  SELECT max(v2.id) FROM votes v2"
+        "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
+    )
+
+
+# SQL: the queue position of the last pair the reviewer :r was handed in the study :s (the walk
+# goes on from there, also after it has wrapped round).
+_LAST_POSITION = (
+    "SELECT position FROM assignments WHERE reviewer_id = :r AND study_id = :s"
+    " ORDER BY id DESC LIMIT 1"
+)
+
+# SQL: a pair's live reviews over `pairs p LEFT JOIN live l`: how many, and how often each of
+# its systems was shown on the left.
+_LIVE_COUNTS = (
+    "count(DISTINCT l.reviewer_id) AS n,"
+    " coalesce(sum(CASE WHEN l.shown_left = p.system_x THEN 1 ELSE 0 END), 0) AS x_left,"
+    " coalesce(sum(CASE WHEN l.shown_left = p.system_y THEN 1 ELSE 0 END), 0) AS y_left"
+)
+
+
+def _balance(rows: Iterable[dict]) -> dict[tuple[str, str], int]:
+    """(system_x, system_y) -> (times x was shown left) - (times y was), from rows of
+    (shown_left, shown_right, n)."""
+    balance: dict[tuple[str, str], int] = {}
+    for row in rows:
+        comparison = tuple(sorted((row["shown_left"], row["shown_right"])))
+        sign = 1 if row["shown_left"] == comparison[0] else -1
+        balance[comparison] = balance.get(comparison, 0) + sign * row["n"]
+    return balance
+
+
 class ReviewQueries(Aggregate):
     def assignment(self, assignment_id: int) -> dict | None:
         return self._one(
             "SELECT a.*, p.study_id, p.system_x, p.system_y FROM assignments a "
             "JOIN pairs p ON p.id = a.pair_id WHERE a.id = ?",
+            [assignment_id],
+        )
+
+    def handed(self, assignment_id: int) -> dict | None:
+        """An assignment as its reviewer sees it, in one query: its id, pair_id, reviewer_id, the
+        prompt and reference, `text_a` and `text_b` (the outputs shown left and right), and the
+        choice and `supersedes` of the reviewer's latest vote on the pair (`latest_choice`,
+        `latest_supersedes`, None when there is none)."""
+        return self._one(
+            "SELECT a.id, a.pair_id, a.reviewer_id, i.prompt, i.reference,"
+            " ol.text AS text_a, o_r.text AS text_b,"
+            " lv.choice AS latest_choice, lv.supersedes AS latest_supersedes"
+            " FROM assignments a JOIN pairs p ON p.id = a.pair_id JOIN items i ON i.id = p.item_id"
+            " JOIN outputs ol ON ol.item_id = p.item_id AND ol.system = a.shown_left"
+            " JOIN outputs o_r ON o_r.item_id = p.item_id AND o_r.system = a.shown_right"
+            " LEFT JOIN votes lv ON lv.id = (SELECT max(v.id) FROM votes v"
+            "  WHERE v.pair_id = a.pair_id AND v.reviewer_id = a.reviewer_id)"
+            " WHERE a.id = ?",
             [assignment_id],
         )
 
@@ -70,44 +131,92 @@ class ReviewQueries(Aggregate):
         return {r["pair_id"] for r in rows}
 
     def live_reviews(self, pair_ids: list[int], now: float) -> dict[int, dict]:
-        """pair id -> {study_id, system_x, system_y, n, x_left, y_left} over the reviewers who
-        count towards the pair's k: a current (not retracted) vote or an unexpired lease."""
+        """pair id -> {study_id, system_x, system_y, human, n, x_left, y_left} over the reviewers
+        who count towards the pair's k: a current (not retracted) vote or an unexpired lease."""
         marks = ",".join("?" * len(pair_ids))
         rows = self._rows(
-            "WITH live AS ("
-            " SELECT a.pair_id, a.reviewer_id, a.shown_left FROM assignments a"
-            f" WHERE a.pair_id IN ({marks}) AND {_counts_towards_k('?')}"
-            " UNION"
-            " SELECT v.pair_id, v.reviewer_id, v.shown_left FROM votes v"
-            f" WHERE v.pair_id IN ({marks}) AND v.winner IS NOT NULL AND v.id = ("
-            "  SELECT max(v2.id) FROM votes v2"
-            "  WHERE v2.pair_id = v.pair_id AND v2.reviewer_id = v.reviewer_id)"
-            ") SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, p.human,"
-            " count(DISTINCT l.reviewer_id) AS n,"
-            " coalesce(sum(CASE WHEN l.shown_left = p.system_x THEN 1 ELSE 0 END), 0) AS x_left,"
-            " coalesce(sum(CASE WHEN l.shown_left = p.system_y THEN 1 ELSE 0 END), 0) AS y_left"
-            f" FROM pairs p LEFT JOIN live l ON l.pair_id = p.id WHERE p.id IN ({marks})"
-            " GROUP BY p.id",
+            f"WITH live AS ({_live(marks)})"
+            " SELECT p.id AS pair_id, p.study_id, p.system_x, p.system_y, p.human,"
+            f" {_LIVE_COUNTS} FROM pairs p LEFT JOIN live l ON l.pair_id = p.id"
+            f" WHERE p.id IN ({marks}) GROUP BY p.id",
             [*pair_ids, now, *pair_ids, *pair_ids],
         )
         return {r["pair_id"]: r for r in rows}
+
+    def free_pairs(
+        self, reviewer_id: int, study_id: int, pair_ids: list[int], k: int, now: float
+    ) -> dict[int, dict]:
+        """pair id -> {system_x, system_y, n, x_left, y_left} (as `live_reviews`) for those of
+        `pair_ids` the reviewer may be handed: pairs of the study shown to reviewers, that they
+        were never handed nor voted on (imports included), with fewer than k live reviews. One
+        query, each pair found through its key and the (pair, reviewer) indexes."""
+        marks = ",".join("?" * len(pair_ids))
+        rows = self._rows(
+            f"WITH live AS ({_live(marks)})"
+            f" SELECT p.id AS pair_id, p.system_x, p.system_y, {_LIVE_COUNTS}"
+            " FROM pairs p LEFT JOIN live l ON l.pair_id = p.id"
+            f" WHERE p.id IN ({marks}) AND p.study_id = ? AND p.human = 1"
+            " AND NOT EXISTS (SELECT 1 FROM assignments s"
+            "  WHERE s.pair_id = p.id AND s.reviewer_id = ?)"
+            " AND NOT EXISTS (SELECT 1 FROM votes s WHERE s.pair_id = p.id AND s.reviewer_id = ?)"
+            " GROUP BY p.id, p.system_x, p.system_y HAVING count(DISTINCT l.reviewer_id) < ?",
+            [*pair_ids, now, *pair_ids, *pair_ids, study_id, reviewer_id, reviewer_id, k],
+        )
+        return {r["pair_id"]: r for r in rows}
+
+    def standing(self, reviewer_id: int, study_id: int, now: float) -> dict:
+        """Where the reviewer stands in the study, in one query: `open`, their open assignments
+        (id, pair_id, leased_until), the most recently leased first; `last_position`, the
+        queue position of the last pair they were handed (-1 for none); `balance`, as
+        `reviewer_left_balances`."""
+        rows = self._rows(
+            "SELECT 'open' AS kind, id, pair_id, leased_until, NULL AS shown_left,"
+            " NULL AS shown_right, NULL AS n FROM assignments"
+            f" WHERE reviewer_id = :r AND study_id = :s AND done = {AssignmentState.OPEN:d}"
+            f" UNION ALL SELECT 'last', NULL, NULL, NULL, NULL, NULL, ({_LAST_POSITION})"
+            " UNION ALL SELECT 'left', NULL, NULL, NULL, shown_left, shown_right, count(*)"
+            f" FROM assignments a WHERE reviewer_id = :r AND study_id = :s"
+            f" AND {_counts_towards_k(':now')} GROUP BY shown_left, shown_right",
+            {"r": reviewer_id, "s": study_id, "now": now},
+        )
+        held = [
+            {"id": r["id"], "pair_id": r["pair_id"], "leased_until": r["leased_until"]}
+            for r in rows
+            if r["kind"] == "open"
+        ]
+        held.sort(key=lambda r: (r["leased_until"], r["id"]), reverse=True)
+        last = next(r["n"] for r in rows if r["kind"] == "last")
+        return {
+            "open": held,
+            "last_position": -1 if last is None else last,
+            "balance": _balance(r for r in rows if r["kind"] == "left"),
+        }
+
+    def held(self, reviewer_id: int, study_id: int) -> dict:
+        """{open: how many open assignments the reviewer has in the study, last_position: as in
+        `standing`}, both from the reviewer's index."""
+        row = self._one(
+            f"SELECT ({_LAST_POSITION}) AS last_position,"
+            " (SELECT count(*) FROM assignments WHERE reviewer_id = :r AND study_id = :s"
+            f"  AND done = {AssignmentState.OPEN:d}) AS open",
+            {"r": reviewer_id, "s": study_id},
+        )
+        last = row["last_position"]
+        return {"open": row["open"], "last_position": -1 if last is None else last}
 
     def reviewer_left_balances(
         self, reviewer_id: int, study_id: int, now: float
     ) -> dict[tuple[str, str], int]:
         """(system_x, system_y) -> (times x was shown left) - (times y was), over the reviewer's
         live assignments in the study."""
-        balance: dict[tuple[str, str], int] = {}
-        for row in self._rows(
-            "SELECT shown_left, shown_right, count(*) AS n FROM assignments a"
-            f" WHERE reviewer_id = ? AND study_id = ? AND {_counts_towards_k('?')}"
-            " GROUP BY shown_left, shown_right",
-            [reviewer_id, study_id, now],
-        ):
-            comparison = tuple(sorted((row["shown_left"], row["shown_right"])))
-            sign = 1 if row["shown_left"] == comparison[0] else -1
-            balance[comparison] = balance.get(comparison, 0) + sign * row["n"]
-        return balance
+        return _balance(
+            self._rows(
+                "SELECT shown_left, shown_right, count(*) AS n FROM assignments a"
+                f" WHERE reviewer_id = ? AND study_id = ? AND {_counts_towards_k('?')}"
+                " GROUP BY shown_left, shown_right",
+                [reviewer_id, study_id, now],
+            )
+        )
 
     def remaining_for_reviewer(
         self, reviewer_id: int, study_id: int, reviews_per_pair: int, now: float
