@@ -182,13 +182,10 @@ def test_each_new_pair_starts_at_its_top_on_a_phone(browser, server, tokens, mod
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.touchscreen.tap(x, y)
         wait_done(page, start + number)
-        # The new prompt is in view, and the vote buttons stay where the finger is, in the bar
-        # at the bottom (a tap there soon after a new pair is ignored: the double-tap test).
+        # The new prompt is in view (the vote buttons stay in their bar at the bottom, so a tap
+        # there soon after a new pair must be held back: the double-tap test).
         wait_at_top(page)
         assert in_view(page, page.locator(".review-prompt"))
-        assert page.evaluate(
-            "([x, y]) => document.elementFromPoint(x, y).closest('button')?.innerText", [x, y]
-        ).startswith("A is better")
         wait_for_pair(page)
     assert len(votes_of(module_workspace, "phone")) == start + 3
     page.context.close()
