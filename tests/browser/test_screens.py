@@ -355,7 +355,8 @@ def screenshot(page, path: Path) -> None:
 
 def in_theme(page, theme: str) -> None:
     """Switch the page to the browser's light or dark scheme and wait until Streamlit has drawn
-    it again: the app's background in the theme's brightness, every chart drawn anew."""
+    it again: the app's background in the theme's brightness, every chart drawn anew, and no
+    colour still in transition (an element's colours ease from one theme's to the other's)."""
     page.evaluate(
         """() => document.querySelectorAll('[data-testid="stVegaLiteChart"] svg, '
           + '[data-testid="stVegaLiteChart"] canvas').forEach((el) => { el.dataset.before = '1'; })"""
@@ -374,6 +375,11 @@ def in_theme(page, theme: str) -> None:
         arg=theme == "dark",
     )
     drawn(page)
+    page.wait_for_function(
+        """() => document.getAnimations().every(
+          (animation) => !(animation instanceof CSSTransition)
+            || animation.playState !== 'running')"""
+    )
 
 
 def look(context, url: str, address: str, title: str, size: str, path: str) -> dict[str, list]:
