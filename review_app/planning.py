@@ -20,9 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from scipy.stats import binom, norm
-
-from review_app import gate, sequential, stats
+from review_app import distributions, gate, sequential, stats
 from review_app.errors import InputError
 
 # The correlation of two votes on one comparison. Simulated studies with item difficulty spread
@@ -300,8 +298,8 @@ def expected_labels(
     k = humans_only.design.votes_per_comparison
     items = sum(sum(s.values()) for s in shape.suites.values())
     human = sum(shape.human_items(n) for s in shape.suites.values() for n in s.values())
-    z = float(norm.isf(0.05))
-    drift = z + float(norm.ppf(min(max(binding.power, 1e-9), 1 - 1e-9)))
+    z = float(distributions.norm_isf(0.05))
+    drift = z + float(distributions.norm_ppf(min(max(binding.power, 1e-9), 1 - 1e-9)))
     looks = sequential.boundaries(tuple((i + 1) / PLANNED_LOOKS for i in range(PLANNED_LOOKS)))
     ups, downs = sequential.stopping(looks, drift)
     stops = [u + d for u, d in zip(ups, downs, strict=True)]
@@ -316,7 +314,7 @@ def expected_labels(
     }
     if drift > 0.25 and human:
         # A label's variance share is 1/n: the labels for the target grow as the squared drift.
-        target_drift = z + float(norm.ppf(TARGET_POWER))
+        target_drift = z + float(distributions.norm_ppf(TARGET_POWER))
         needed = math.ceil(human * (target_drift / drift) ** 2)
         ratio = sequential.expected(target_drift, PLANNED_LOOKS).expected_ratio
         fields |= {"target_fixed": needed * k, "target_sequential": needed * k * ratio}
@@ -466,7 +464,9 @@ def normal_power(delta: float, sd_bar: float, sd_truth: float, n: int) -> float:
         return 0.0
     if sd_truth <= 0:
         return 1.0 if delta * math.sqrt(n) > stats.Z_ONE_SIDED_95 * sd_bar else 0.0
-    return float(norm.cdf((delta * math.sqrt(n) - stats.Z_ONE_SIDED_95 * sd_bar) / sd_truth))
+    return float(
+        distributions.norm_cdf((delta * math.sqrt(n) - stats.Z_ONE_SIDED_95 * sd_bar) / sd_truth)
+    )
 
 
 @functools.lru_cache(maxsize=65536)
@@ -498,6 +498,10 @@ def wilson_power(truth: float, bar: float, n: int, strict: bool = False) -> floa
     needed = _passes_needed(float(bar), int(n), strict)
     if needed is None:
         return 0.0
+    # Imported here, where it is needed: scipy.stats takes about a second to import, and
+    # scipy.special's binomial tail differs from its in the last bits.
+    from scipy.stats import binom
+
     return float(binom.sf(needed - 1, n, min(max(truth, 0.0), 1.0)))
 
 

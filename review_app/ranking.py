@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse import csgraph
-from scipy.stats import norm
 
-from review_app import stats
+from review_app import distributions, stats
 
 # Elo scale: a 400-point gap means ten-to-one odds; the systems' mean rating is this.
 ELO_SCALE = 400.0
@@ -421,9 +420,9 @@ def _bca(
     if len(boot) == 0:
         return None
     below = (np.sum(boot < value) + 0.5 * np.sum(boot == value)) / len(boot)
-    z0 = norm.ppf(np.clip(below, 1 / (len(boot) + 1), len(boot) / (len(boot) + 1)))
-    z = norm.ppf(np.asarray(levels)) + z0
-    adjusted = norm.cdf(z0 + z / (1 - acceleration * z))
+    z0 = distributions.norm_ppf(np.clip(below, 1 / (len(boot) + 1), len(boot) / (len(boot) + 1)))
+    z = distributions.norm_ppf(np.asarray(levels)) + z0
+    adjusted = distributions.norm_cdf(z0 + z / (1 - acceleration * z))
     low, high = np.percentile(boot, 100 * adjusted)
     return (float(low), float(high))
 

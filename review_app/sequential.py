@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.stats import norm
+
+from review_app import distributions
 
 ALPHA = 0.05
 METHOD = "group sequential, O'Brien-Fleming-type alpha spending (Lan-DeMets)"
@@ -42,7 +43,9 @@ def spent(t: float, alpha: float = ALPHA) -> float:
     if t <= 0:
         return 0.0
     t = min(t, 1.0)
-    return float(2 - 2 * norm.cdf(norm.ppf(1 - alpha / 2) / math.sqrt(t)))
+    return float(
+        2 - 2 * distributions.norm_cdf(distributions.norm_ppf(1 - alpha / 2) / math.sqrt(t))
+    )
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,13 @@ def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> tuple[Look
         spend = spent(t, alpha) - previous_spent
         sd_t = math.sqrt(t)
         if x is None:
-            c = min(_NEVER, float(norm.isf(spend)))
+            c = min(_NEVER, float(distributions.norm_isf(spend)))
         else:
             step = math.sqrt(t - previous_t)
             mass = w * density
 
             def crossing(c: float, mass=mass, x=x, step=step, sd_t=sd_t, spend=spend) -> float:
-                return float(mass @ norm.sf((c * sd_t - x) / step)) - spend
+                return float(mass @ distributions.norm_sf((c * sd_t - x) / step)) - spend
 
             c = (
                 _NEVER
@@ -110,9 +113,9 @@ def boundaries(fractions: tuple[float, ...], alpha: float = ALPHA) -> tuple[Look
         # (the sub-density above _TOP sd is negligible: the grid stops there)
         new_x, new_w = _grid(min(c, _TOP) * sd_t, sd_t)
         if x is None:
-            density = norm.pdf(new_x / sd_t) / sd_t
+            density = distributions.norm_pdf(new_x / sd_t) / sd_t
         else:
-            kernel = norm.pdf((new_x[:, None] - x[None, :]) / step) / step
+            kernel = distributions.norm_pdf((new_x[:, None] - x[None, :]) / step) / step
             density = kernel @ (w * density)
         x, w = new_x, new_w
         previous_t, previous_spent = t, spent(t, alpha)
@@ -142,21 +145,23 @@ def stopping(looks: Sequence[Look], drift: float) -> tuple[list[float], list[flo
         sd_t, step = math.sqrt(t), math.sqrt(t - previous_t)
         high, low = min(c, _TOP) * sd_t, -min(c, _TOP) * sd_t
         if x is None:
-            ups.append(float(norm.sf((high - drift * t) / sd_t)))
-            downs.append(float(norm.cdf((low - drift * t) / sd_t)))
+            ups.append(float(distributions.norm_sf((high - drift * t) / sd_t)))
+            downs.append(float(distributions.norm_cdf((low - drift * t) / sd_t)))
         else:
             mass = w * density
             mean = x + drift * (t - previous_t)
-            ups.append(float(mass @ norm.sf((high - mean) / step)))
-            downs.append(float(mass @ norm.cdf((low - mean) / step)))
+            ups.append(float(mass @ distributions.norm_sf((high - mean) / step)))
+            downs.append(float(mass @ distributions.norm_cdf((low - mean) / step)))
         n = max(64, int((high - low) / sd_t * _POINTS_PER_SD))
         new_x = np.linspace(low, high, n + 1)
         new_w = np.full(n + 1, (high - low) / n)
         new_w[0] = new_w[-1] = new_w[0] / 2
         if x is None:
-            density = norm.pdf((new_x - drift * t) / sd_t) / sd_t
+            density = distributions.norm_pdf((new_x - drift * t) / sd_t) / sd_t
         else:
-            kernel = norm.pdf((new_x[:, None] - (x[None, :] + drift * (t - previous_t))) / step)
+            kernel = distributions.norm_pdf(
+                (new_x[:, None] - (x[None, :] + drift * (t - previous_t))) / step
+            )
             density = (kernel / step) @ (w * density)
         x, w = new_x, new_w
         previous_t = t
@@ -178,7 +183,7 @@ def expected(drift: float, n_looks: int = 10, alpha: float = ALPHA) -> Expected:
     """The sequential design with `n_looks` equally spaced looks that has the fixed design's
     power at `drift` (the fixed design's mean z): its maximum and expected sample over the
     fixed design's, found by stretching the maximum sample until the power is matched."""
-    target = float(norm.sf(norm.isf(alpha) - drift))
+    target = float(distributions.norm_sf(distributions.norm_isf(alpha) - drift))
     looks = boundaries(tuple((k + 1) / n_looks for k in range(n_looks)), alpha)
 
     def power(inflation: float) -> float:

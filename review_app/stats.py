@@ -34,8 +34,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 from threadpoolctl import ThreadpoolController
+
+from review_app import distributions
 
 X, Y, TIE = 0, 1, 2
 LABELS: tuple[str, str, str] = ("x", "y", "tie")
@@ -858,13 +859,13 @@ def _percentile_ci(samples: np.ndarray) -> tuple[float, float] | None:
     return _percentiles(samples, 2.5, 97.5)
 
 
-@functools.lru_cache(maxsize=4096)  # scipy's ppf costs a tenth of a millisecond a call
+@functools.lru_cache(maxsize=4096)  # a quantile costs microseconds; levels and sizes repeat
 def _quantile(level: float, units: int) -> float:
     """Student's t quantile on units - 1 degrees of freedom: the variance behind an interval is
     itself estimated from `units` comparisons, which a normal quantile would ignore."""
     if units < 2:
-        return float(student_t.ppf(level, 1))
-    return float(student_t.ppf(level, units - 1))
+        return float(distributions.t_ppf(level, 1))
+    return float(distributions.t_ppf(level, units - 1))
 
 
 def wilson_interval(share: float, n: float, z: float = Z_95) -> tuple[float, float]:
