@@ -3,7 +3,9 @@ at a wide (1400x1000) and a phone-sized (390x844) window, in the light and the d
 follows the browser's `prefers-color-scheme`), before and after the thresholds are locked. Each
 view is checked for what a person would call broken: an error box, raw "None"/"nan" text, a page
 wider than the phone, a missing title, text or chart marks drawn in (almost) their background's
-colour. With REVIEW_APP_SCREENSHOTS=DIR each screenshot is kept in DIR, to be looked at.
+colour. With REVIEW_APP_SCREENSHOTS=DIR each view is also photographed into DIR, to be looked at
+(without it no picture is taken: the checks read the page itself, and a tall picture costs a
+second or two).
 
 100 views. A screen's script draws the same whatever the theme (the theme is the browser's, and
 Streamlit redraws its elements when the browser's scheme changes), so each screen is opened once
@@ -123,8 +125,11 @@ def contexts(browser):
         context.close()
 
 
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("REVIEW_APP_SCREENSHOTS") or tmp_path)
+def shots() -> Path | None:
+    """The folder the views are photographed into, when one is asked for."""
+    if not os.environ.get("REVIEW_APP_SCREENSHOTS"):
+        return None
+    folder = Path(os.environ["REVIEW_APP_SCREENSHOTS"])
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -382,9 +387,11 @@ def in_theme(page, theme: str) -> None:
     )
 
 
-def look(context, url: str, address: str, title: str, size: str, path: str) -> dict[str, list]:
-    """What is wrong with the screen at `url` in each theme (a screenshot of each at `path`
-    with the theme in place of {theme})."""
+def look(
+    context, url: str, address: str, title: str, size: str, path: str | None
+) -> dict[str, list]:
+    """What is wrong with the screen at `url` in each theme (with a `path`, a screenshot of
+    each there, the theme in place of {theme})."""
     page = context.new_page()
     found: dict[str, list] = {}
     try:
@@ -397,17 +404,19 @@ def look(context, url: str, address: str, title: str, size: str, path: str) -> d
             found[theme] = problems(page, title, size, theme)
             if address in SCREEN_CHECKS:
                 found[theme] += SCREEN_CHECKS[address](page)
-            screenshot(page, Path(path.format(theme=theme)))
+            if path:
+                screenshot(page, Path(path.format(theme=theme)))
         return found
     finally:
         page.close()
 
 
-def check_screen(phase, address, size, servers, workspaces, contexts, tmp_path):
+def check_screen(phase, address, size, servers, workspaces, contexts):
     _, title, who = next(s for s in SCREENS if s[0] == address)
     server = servers[phase]
     url = f"{server.url}/{address}?token={workspaces['tokens'][who]}"
-    path = str(shots(tmp_path) / f"{address}-{phase}-{size}-{{theme}}.png")
+    folder = shots()
+    path = folder and str(folder / f"{address}-{phase}-{size}-{{theme}}.png")
     found = look(contexts[size], url, address, title, size, path)
     wrong = [
         f"{address} ({phase} the lock, {size}, {theme}): " + "\n".join(problems)
@@ -418,13 +427,13 @@ def check_screen(phase, address, size, servers, workspaces, contexts, tmp_path):
 
 
 @pytest.mark.parametrize("address, size", params([s[0] for s in SCREENS], "before"))
-def test_each_screen_before_the_lock(address, size, servers, workspaces, contexts, tmp_path):
-    check_screen("before", address, size, servers, workspaces, contexts, tmp_path)
+def test_each_screen_before_the_lock(address, size, servers, workspaces, contexts):
+    check_screen("before", address, size, servers, workspaces, contexts)
 
 
 @pytest.mark.parametrize("address, size", params(LOCKED_SCREENS, "after"))
-def test_each_screen_after_the_lock(address, size, servers, workspaces, contexts, tmp_path):
-    check_screen("after", address, size, servers, workspaces, contexts, tmp_path)
+def test_each_screen_after_the_lock(address, size, servers, workspaces, contexts):
+    check_screen("after", address, size, servers, workspaces, contexts)
 
 
 VIEWS = [(size, theme) for size in SIZES for theme in THEMES]
@@ -432,7 +441,7 @@ VIEWS = [(size, theme) for size in SIZES for theme in THEMES]
 
 @pytest.mark.xdist_group("tests/browser/test_screens.py-after")
 @pytest.mark.parametrize("size, theme", VIEWS, ids=[f"{s}-{t}" for s, t in VIEWS])
-def test_the_report(size, theme, workspaces, contexts, tmp_path):
+def test_the_report(size, theme, workspaces, contexts):
     """The report exists only after the lock (before it the outcomes are hidden)."""
     phase = "after"
     store = Store.open(workspaces[phase])
@@ -446,9 +455,8 @@ def test_the_report(size, theme, workspaces, contexts, tmp_path):
         page.emulate_media(color_scheme=theme)
         page.set_content(html)
         page.get_by_role("heading", name="Ship decision report: study demo").wait_for()
-        page.screenshot(
-            path=str(shots(tmp_path) / f"report-{phase}-{size}-{theme}.png"), full_page=True
-        )
+        if folder := shots():
+            page.screenshot(path=str(folder / f"report-{phase}-{size}-{theme}.png"), full_page=True)
         found = [
             f"raw missing value: {line.strip()[:120]}"
             for line in page.locator("body").inner_text().splitlines()
