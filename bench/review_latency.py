@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_study import bench_admin  # noqa: E402
 
+from review_app import assignment  # noqa: E402
 from review_app.auth import Actor  # noqa: E402
 from review_app.services import data, people, review, studies  # noqa: E402
 from review_app.settings import Settings  # noqa: E402
@@ -34,9 +35,39 @@ REVIEWERS = 100
 K = 3
 
 
+def earlier_votes(pair_ids, reviewer_ids: list[int], study_id: int, seed: int):
+    """(pair id, reviewer id, queue position, vote number) of two earlier votes per pair, as the
+    app hands them out: the reviewers take turns, each taking the next pair of their own queue
+    that has fewer than two votes, so each stops part-way through their queue."""
+    n = len(pair_ids)
+    queues = [
+        assignment.queue_stretch(
+            0, assignment.queue_span(n), n, assignment.queue_keys(r, study_id, seed)
+        )
+        for r in reviewer_ids
+    ]
+    cursors, counts, votes = [0] * len(reviewer_ids), [0] * n, []
+    while len(votes) < 2 * n:
+        for r, (positions, indexes) in enumerate(queues):
+            while cursors[r] < n and counts[indexes[cursors[r]]] >= 2:
+                cursors[r] += 1
+            if cursors[r] == n:
+                continue
+            index = int(indexes[cursors[r]])
+            votes.append(
+                (int(pair_ids[index]), reviewer_ids[r], int(positions[cursors[r]]), counts[index])
+            )
+            counts[index] += 1
+            cursors[r] += 1
+            if len(votes) == 2 * n:
+                break
+    return votes
+
+
 def build_workspace(db: Path, n_pairs: int) -> None:
     """n_pairs pairs (two comparisons over n_pairs / 2 items) and two earlier votes per pair,
-    cast through assignments by REVIEWERS reviewers, as the app would have left them."""
+    cast through assignments by REVIEWERS reviewers, as the app would have left them
+    (`earlier_votes`)."""
     items = n_pairs // 2
     source = db.parent / "outputs.csv"
     with source.open("w", encoding="utf-8", newline="") as handle:
@@ -61,34 +92,36 @@ def build_workspace(db: Path, n_pairs: int) -> None:
         for n in range(REVIEWERS)
     ]
     pair_ids = store.studies.study_pair_ids(study_id)
-    systems = store.frames.pairs_frame(study_id).set_index("pair_id")[["system_x", "system_y"]]
+    frame = store.frames.pairs_frame(study_id)
+    systems = dict(
+        zip(frame["pair_id"], zip(frame["system_x"], frame["system_y"], strict=True), strict=True)
+    )
     stamp = now_iso()
     with store.transaction():
         votes = []
-        for index, pair_id in enumerate(pair_ids):
-            x, y = systems.loc[pair_id]
-            for slot, reviewer in enumerate(
-                (ids[index % REVIEWERS], ids[(index + 37) % REVIEWERS])
-            ):
-                left, right = (x, y) if slot == 0 else (y, x)
-                store.review.insert_assignment(
-                    pair_id, reviewer, study_id, (left, right), index, 0.0, AssignmentState.VOTED
-                )
-                votes.append(
-                    {
-                        "pair_id": pair_id,
-                        "reviewer_id": reviewer,
-                        "shown_left": left,
-                        "shown_right": right,
-                        "choice": "A",
-                        "winner": left,
-                        "criteria": "{}",
-                        "rationale": "",
-                        "flags": "[]",
-                        "source": "app",
-                        "created_at": stamp,
-                    }
-                )
+        for pair_id, reviewer, position, slot in earlier_votes(
+            pair_ids, ids, study_id, settings.seed
+        ):
+            x, y = systems[pair_id]
+            left, right = (x, y) if slot == 0 else (y, x)
+            store.review.insert_assignment(
+                pair_id, reviewer, study_id, (left, right), position, 0.0, AssignmentState.VOTED
+            )
+            votes.append(
+                {
+                    "pair_id": pair_id,
+                    "reviewer_id": reviewer,
+                    "shown_left": left,
+                    "shown_right": right,
+                    "choice": "A",
+                    "winner": left,
+                    "criteria": "{}",
+                    "rationale": "",
+                    "flags": "[]",
+                    "source": "app",
+                    "created_at": stamp,
+                }
+            )
             if len(votes) >= 20_000:
                 store.review.insert_votes(votes)
                 votes = []

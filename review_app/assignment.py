@@ -34,7 +34,7 @@ _ROUNDS = 4
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-def _queue_keys(reviewer_id: int, study_id: int, seed: int) -> np.ndarray:
+def queue_keys(reviewer_id: int, study_id: int, seed: int) -> np.ndarray:
     """The round keys of a reviewer's queue, fixed by workspace seed, study and reviewer."""
     digest = hashlib.blake2b(f"{seed}:{study_id}:{reviewer_id}".encode(), digest_size=8 * _ROUNDS)
     return np.frombuffer(digest.digest(), dtype=np.uint64)
@@ -82,7 +82,7 @@ def queue_order(pair_ids: Sequence[int], reviewer_id: int, study_id: int, seed: 
     n = len(pair_ids)
     if n == 0:
         return pair_ids
-    keys = _queue_keys(reviewer_id, study_id, seed)
+    keys = queue_keys(reviewer_id, study_id, seed)
     return pair_ids[queue_stretch(0, queue_span(n), n, keys)[1]]
 
 
@@ -186,7 +186,7 @@ def pick_next(
     if standing is None:
         standing = store.review.standing(reviewer_id, study["id"], now)
     last_position = standing["last_position"]
-    keys = _queue_keys(reviewer_id, study["id"], seed)
+    keys = queue_keys(reviewer_id, study["id"], seed)
     k = study["reviews_per_pair"]
     span = queue_span(n)
     fallback: Candidate | None = None

@@ -442,7 +442,7 @@ def test_a_hundred_reviewers_share_one_read_of_the_studys_pairs():
 
 def test_any_stretch_of_a_queue_is_the_same_stretch_of_its_whole_order():
     # The walk reads only the stretch it needs; it must be the reviewer's one order.
-    keys = assignment._queue_keys(5, 7, 0)
+    keys = assignment.queue_keys(5, 7, 0)
     for n in (1, 2, 3, 17, 64, 1000, 4097):
         span = assignment.queue_span(n)
         positions, whole = assignment.queue_stretch(0, span, n, keys)
