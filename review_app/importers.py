@@ -488,9 +488,9 @@ def _output_changes(
     problems.raise_any()
 
 
-def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> None:
-    """Stage one checked batch of `check_outputs` changes as batch `seq` of the import
-    (inside the caller's transaction), out of sight until `publish_outputs`."""
+def staged_output_rows(changes: list[dict]) -> tuple[list[tuple], list[tuple]]:
+    """One checked batch of `check_outputs` changes as the rows the store stages (see
+    `ImportQueries.stage_outputs`): (items, outputs)."""
     items, outputs = [], []
     for c in changes:
         if c["change"] == "output":
@@ -509,12 +509,11 @@ def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> N
                     metadata,
                 )
             )
-    store.imports.stage_outputs(job_id, seq, items, outputs)
+    return items, outputs
 
 
 def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: int) -> None:
-    """Write the batches `first`..`last` that `stage_outputs` staged (inside the caller's
-    transaction)."""
+    """Write the staged batches `first`..`last` (inside the caller's transaction)."""
     es = store.catalog.ensure_eval_set(eval_set)
     store.imports.publish_staged_outputs(job_id, es["id"], first, last)
 
