@@ -87,21 +87,72 @@ def read_rows(
         raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .jsonl or .json")
 
 
-def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(handle, start=1):
+# Files are read in blocks of whole lines about this size: hashed, screened and decoded a block
+# at a time rather than a line at a time.
+READ_BLOCK = 1 << 20
+
+
+def _blocks(handle: IO[bytes], digest: Any) -> Iterator[bytes]:
+    """The bytes of `handle` in blocks of whole lines (the last one may lack its line end),
+    each fed to `digest` when given."""
+    pending: list[bytes] = []
+    while chunk := handle.read(READ_BLOCK):
         if digest is not None:
-            digest.update(raw)
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+            digest.update(chunk)
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:  # a line longer than a block
+            pending.append(chunk)
+            continue
+        pending.append(chunk[:cut])
+        yield b"".join(pending)
+        pending = [chunk[cut:]] if cut < len(chunk) else []
+    if pending:
+        yield b"".join(pending)
+
+
+def _decoded_lines(
+    path: Path, handle: IO[bytes], digest: Any, keepends: bool = True
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of `handle`, lines split at "\n" only (as a binary
+    file iterates), with their line end when `keepends`; a NUL byte or invalid UTF-8 is
+    refused naming its line."""
+    number = 0
+    for block in _blocks(handle, digest):
+        if number == 0 and block.startswith(b"\xef\xbb\xbf"):
+            block = block[3:]
+        try:
+            if b"\x00" in block:
+                raise ValueError
+            text = block.decode("utf-8")
+        except ValueError:
+            _refuse_line(path, number, block)
+            raise
+        lines = text.split("\n")
+        last = lines.pop()  # "" when the block ends with a line end
+        if keepends:
+            lines = [line + "\n" for line in lines]
+        if last:
+            lines.append(last)
+        yield from enumerate(lines, start=number + 1)
+        number += len(lines)
+
+
+def _refuse_line(path: Path, number: int, block: bytes) -> None:
+    """Raise the error of the first line of `block` (after line `number`) holding a NUL byte
+    or invalid UTF-8."""
+    for offset, raw in enumerate(block.split(b"\n"), start=1):
         if b"\x00" in raw:
             raise InputError.at(
-                str(path), number, None, "contains a NUL byte (is it a binary file?)"
+                str(path), number + offset, None, "contains a NUL byte (is it a binary file?)"
             )
         try:
-            yield number, raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError.at(
-                str(path), number, None, f"is not valid UTF-8 (byte {exc.start + 1} of the line)"
+                str(path),
+                number + offset,
+                None,
+                f"is not valid UTF-8 (byte {exc.start + 1} of the line)",
             ) from None
 
 
@@ -152,12 +203,17 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle, digest):
-            if text.isspace():
+        for number, text in _decoded_lines(path, handle, digest, keepends=False):
+            if not text or text.isspace():
                 continue
             empty = False
-            row = _json_value(path, number, text)
-            if not isinstance(row, dict):
+            try:
+                row, end = _SCAN(text, 0)
+            except Exception:  # the long way names what is wrong
+                row, end = _json_value(path, number, text), len(text)
+            if end != len(text):
+                row = _json_value(path, number, text)
+            if type(row) is not dict:
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
@@ -227,6 +283,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # One decoder for every row: `json.loads` with a hook builds a new one per call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+# Its scanner, called directly for a line that is one object and nothing else (every line of a
+# well-formed file); any other line goes through `_json_value`.
+_SCAN = _DECODER.scan_once
 
 
 def _json_value(path: Path, line: int | None, text: str) -> Any:
