@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from review_app import auth, importers, stats
 from review_app.auth import Actor
@@ -191,11 +192,12 @@ def _import(
     target: str,
     options: dict,
     locks: list[str],
-    changes: Callable[[], Iterator[list[dict]]],
+    changes: Callable[[], Iterator[Any]],
     summary: ImportSummary,
 ) -> None:
     """Check and stage, then publish. `changes` is called once this import holds its locks, so
-    what it reads of the workspace cannot be changed by another import meanwhile."""
+    what it reads of the workspace cannot be changed by another import meanwhile; it yields
+    batches of changes (`importers.check_outputs`, `check_votes` or `check_verdicts`)."""
     job_id = _start(store, kind, path, target, options, locks)
     pacer = _Pacer()  # one for the whole import: its first publishing transaction waits too
     try:
@@ -317,7 +319,7 @@ def _stage(
     store: Store,
     job_id: int,
     kind: str,
-    batches: Iterator[list[dict]],
+    batches: Iterator[Any],
     options: dict,
     summary: ImportSummary,
     pacer: _Pacer,
@@ -335,14 +337,12 @@ def _stage(
         for batch in batches:
             staged += 1
             if staging_file is not None:
-                staging_file.stage(job_id, staged, *importers.staged_output_rows(batch))
+                staging_file.stage(job_id, staged, *batch)
             with paced, store.transaction(private=True):
                 if staging_file is not None:
                     store.imports.stage_import_batch(job_id, staged, b"")
                 elif kind == "outputs":
-                    store.imports.stage_outputs(
-                        job_id, staged, *importers.staged_output_rows(batch)
-                    )
+                    store.imports.stage_outputs(job_id, staged, *batch)
                 else:
                     store.imports.stage_import_batch(job_id, staged, _pack(batch))
     except BaseException:
