@@ -190,7 +190,7 @@ class ImportQueries(Aggregate):
             "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
             "SELECT ?, item_key, prompt, reference, category, metadata "
             f"FROM {staged}import_staged_items "
-            "WHERE job_id = ? AND seq BETWEEN ? AND ? AND change = 'add' ORDER BY id",
+            "WHERE job_id = ? AND seq BETWEEN ? AND ? AND change = 'add' ORDER BY seq, id",
             [eval_set_id, *batches],
         )
         self.db.execute(
@@ -210,7 +210,7 @@ class ImportQueries(Aggregate):
             "INSERT INTO outputs (item_id, system, text) "
             "SELECT (SELECT i.id FROM items i WHERE i.eval_set_id = ? AND i.item_key = s.item_key), "
             f"s.system, s.text FROM {staged}import_staged_outputs s "
-            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.id "
+            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.seq, s.id "
             "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
             [eval_set_id, *batches],
         )
