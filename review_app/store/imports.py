@@ -15,6 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from review_app.errors import Conflict
@@ -247,7 +248,9 @@ class StagingFile:
     """The rows an outputs import has checked, in a SQLite file of their own: no other
     connection reads it before the import is committed, so it is written without a journal or
     waiting for the disk, and made durable once, by `close`, before the import is committed
-    (from then on it is only read). A failed import deletes it."""
+    (from then on it is only read). A failed import deletes it. Each batch is written by a
+    thread of its own while the import checks the next one (SQLite lets go of Python's lock
+    while it writes); one batch at most waits to be written."""
 
     def __init__(self, path: Path):
         path.unlink(missing_ok=True)  # left by an import whose job was since forgotten
@@ -261,16 +264,36 @@ class StagingFile:
         self.conn.execute(_STAGED_OUTPUTS)
         self.conn.execute("CREATE INDEX import_staged_items_batch ON import_staged_items (seq)")
         self.conn.execute("CREATE INDEX import_staged_outputs_batch ON import_staged_outputs (seq)")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-staging")
+        self._writing: Future | None = None
 
     def stage(self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
-        """Write one batch of rows, as `ImportQueries.stage_outputs` takes them."""
+        """Write one batch of rows, as `ImportQueries.stage_outputs` takes them, once the
+        batch before it is written (raising what stopped that one)."""
+        self._written()
+        self._writing = self._writer.submit(self._write, job_id, seq, items, outputs)
+
+    def _write(self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
         self.conn.execute("BEGIN")
         _insert_staged(self.conn, job_id, seq, items, outputs)
         self.conn.execute("COMMIT")
 
+    def _written(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
     def close(self, durable: bool = True) -> None:
-        """Close the file, every row on disk when `durable`."""
-        self.conn.close()
+        """Close the file once every batch is written, every row on disk when `durable`
+        (raising what stopped a write); not `durable`, a failed write is not raised."""
+        try:
+            self._written()
+        except Exception:
+            if durable:
+                raise
+        finally:
+            self._writer.shutdown()
+            self.conn.close()
         if not durable:
             return
         descriptor = os.open(self.path, os.O_RDONLY)
