@@ -87,21 +87,72 @@ def read_rows(
         raise InputError(f"{path}: unknown file type {suffix!r}; use .csv, .jsonl or .json")
 
 
-def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(handle, start=1):
+# Files are read in blocks of whole lines about this size: hashed, screened and decoded a block
+# at a time rather than a line at a time.
+READ_BLOCK = 1 << 20
+
+
+def _blocks(handle: IO[bytes], digest: Any) -> Iterator[bytes]:
+    """The bytes of `handle` in blocks of whole lines (the last one may lack its line end),
+    each fed to `digest` when given."""
+    pending: list[bytes] = []
+    while chunk := handle.read(READ_BLOCK):
         if digest is not None:
-            digest.update(raw)
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+            digest.update(chunk)
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:  # a line longer than a block
+            pending.append(chunk)
+            continue
+        pending.append(chunk[:cut])
+        yield b"".join(pending)
+        pending = [chunk[cut:]] if cut < len(chunk) else []
+    if pending:
+        yield b"".join(pending)
+
+
+def _decoded_lines(
+    path: Path, handle: IO[bytes], digest: Any, keepends: bool = True
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of `handle`, lines split at "\n" only (as a binary
+    file iterates), with their line end when `keepends`; a NUL byte or invalid UTF-8 is
+    refused naming its line."""
+    number = 0
+    for block in _blocks(handle, digest):
+        if number == 0 and block.startswith(b"\xef\xbb\xbf"):
+            block = block[3:]
+        try:
+            if b"\x00" in block:
+                raise ValueError
+            text = block.decode("utf-8")
+        except ValueError:
+            _refuse_line(path, number, block)
+            raise
+        lines = text.split("\n")
+        last = lines.pop()  # "" when the block ends with a line end
+        if keepends:
+            lines = [line + "\n" for line in lines]
+        if last:
+            lines.append(last)
+        yield from enumerate(lines, start=number + 1)
+        number += len(lines)
+
+
+def _refuse_line(path: Path, number: int, block: bytes) -> None:
+    """Raise the error of the first line of `block` (after line `number`) holding a NUL byte
+    or invalid UTF-8."""
+    for offset, raw in enumerate(block.split(b"\n"), start=1):
         if b"\x00" in raw:
             raise InputError.at(
-                str(path), number, None, "contains a NUL byte (is it a binary file?)"
+                str(path), number + offset, None, "contains a NUL byte (is it a binary file?)"
             )
         try:
-            yield number, raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError.at(
-                str(path), number, None, f"is not valid UTF-8 (byte {exc.start + 1} of the line)"
+                str(path),
+                number + offset,
+                None,
+                f"is not valid UTF-8 (byte {exc.start + 1} of the line)",
             ) from None
 
 
@@ -152,12 +203,17 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle, digest):
-            if text.isspace():
+        for number, text in _decoded_lines(path, handle, digest, keepends=False):
+            if not text or text.isspace():
                 continue
             empty = False
-            row = _json_value(path, number, text)
-            if not isinstance(row, dict):
+            try:
+                row, end = _SCAN(text, 0)
+            except Exception:  # the long way names what is wrong
+                row, end = _json_value(path, number, text), len(text)
+            if end != len(text):
+                row = _json_value(path, number, text)
+            if type(row) is not dict:
                 raise InputError.at(
                     str(path), number, None, f"expected a JSON object, got {_kind(row)}"
                 )
@@ -227,6 +283,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 # One decoder for every row: `json.loads` with a hook builds a new one per call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+# Its scanner, called directly for a line that is one object and nothing else (every line of a
+# well-formed file); any other line goes through `_json_value`.
+_SCAN = _DECODER.scan_once
 
 
 def _json_value(path: Path, line: int | None, text: str) -> Any:
@@ -457,64 +516,39 @@ def _batches(changes: Iterable[dict], size=_text_size) -> Iterator[list[dict]]:
 
 def check_outputs(
     store: Store, path: str | Path, eval_set: str, replace: bool, summary: ImportSummary
-) -> Iterator[list[dict]]:
+) -> Iterator[tuple[list[tuple], list[tuple]]]:
     """Check an outputs file for `eval_set` (created when first written) and yield the changes
-    it makes, in batches: items to add or replace, outputs to add or replace. Re-importing the
-    same file yields nothing; a changed output or item is refused unless `replace` (and never
-    once a study has frozen the eval set). Reads only."""
-    return _batches(_output_changes(store, Path(path), eval_set, replace, summary), _output_size)
-
-
-def _output_size(change: dict) -> int:
-    return len(change["text"] if change["change"] == "output" else change["prompt"])
-
-
-def _output_changes(
-    store: Store, path: Path, eval_set: str, replace: bool, summary: ImportSummary
-) -> Iterator[dict]:
+    it makes, in batches of the rows the store stages (`ImportQueries.stage_outputs`): items to
+    add or replace as (change "add" | "replace", item id (None for an item to add), item_key,
+    prompt, reference, category, metadata JSON), outputs to add or replace as (item_key,
+    system, text). Re-importing the same file yields nothing; a changed output or item is
+    refused unless `replace` (and never once a study has frozen the eval set). Reads only."""
+    path = Path(path)
+    file = str(path)
     alpaca = path.suffix.lower() == ".json"
-    checker = _OutputChecker(store, store.catalog.eval_set(eval_set), str(path), replace, summary)
-    problems = _Problems(str(path))
+    checker = _OutputChecker(store, store.catalog.eval_set(eval_set), file, replace, summary)
+    problems = _Problems(file)
     for line, row in read_rows(path, summary.sha256):
         summary.rows += 1
         try:
-            reader = RowReader(str(path), line, _whole(row), "row" if alpaca else "line")
-            changes = checker.check(line, _alpaca_row(reader) if alpaca else _output_row(reader))
+            if alpaca:
+                checker.check(line, _alpaca_row(RowReader(file, line, row, "row")))
+            else:
+                checker.check(line, _output_row(file, line, row))
         except InputError as exc:
             problems.add(exc)
             continue
-        if not problems:
-            yield from changes
+        if checker.full():
+            batch = checker.take()
+            if not problems:  # a file with a wrong row is refused whole: no batch is kept
+                yield batch
     problems.raise_any()
-
-
-def stage_outputs(store: Store, job_id: int, seq: int, changes: list[dict]) -> None:
-    """Stage one checked batch of `check_outputs` changes as batch `seq` of the import
-    (inside the caller's transaction), out of sight until `publish_outputs`."""
-    items, outputs = [], []
-    for c in changes:
-        if c["change"] == "output":
-            outputs.append((c["item_key"], c["system"], c["text"]))
-        else:
-            metadata = json.dumps(c["metadata"], ensure_ascii=False) if c["metadata"] else "{}"
-            change = "add" if c["change"] == "add item" else "replace"
-            items.append(
-                (
-                    change,
-                    c.get("item_id"),
-                    c["item_key"],
-                    c["prompt"],
-                    c["reference"],
-                    c["category"],
-                    metadata,
-                )
-            )
-    store.imports.stage_outputs(job_id, seq, items, outputs)
+    if checker.size:
+        yield checker.take()
 
 
 def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: int) -> None:
-    """Write the batches `first`..`last` that `stage_outputs` staged (inside the caller's
-    transaction)."""
+    """Write the staged batches `first`..`last` (inside the caller's transaction)."""
     es = store.catalog.ensure_eval_set(eval_set)
     store.imports.publish_staged_outputs(job_id, es["id"], first, last)
 
@@ -522,42 +556,42 @@ def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: 
 _OUTPUT_FIELDS = frozenset(OUTPUT_COLUMNS + OUTPUT_OPTIONAL)
 
 
-def _output_row(reader: RowReader) -> dict[str, Any]:
+def _output_row(file: str, line: int, row: dict[str, Any] | InputError) -> dict[str, Any]:
     # Most rows are well-formed: they are taken in a few checks, the others go the long way,
     # which names what is wrong.
-    row = reader.row
-    key, prompt, system, output = (
-        row.get("item_id"),
-        row.get("prompt"),
-        row.get("system"),
-        row.get("output"),
-    )
-    reference, category = row.get("reference"), row.get("category")
-    if (
-        type(key) is str
-        and type(prompt) is str
-        and type(system) is str
-        and type(output) is str
-        and (reference is None or type(reference) is str)
-        and (category is None or type(category) is str)
-        and prompt
-        and not prompt.isspace()
-        and (key := key.strip())
-    ):
-        name, problem = _checked_system(system)
-        if problem is None:
-            return {
-                "item_key": key,
-                "prompt": prompt,
-                "system": name,
-                "output": output,
-                "reference": reference if reference else None,
-                "category": category.strip() if category else "",
-                "metadata": {}
-                if row.keys() <= _OUTPUT_FIELDS
-                else {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS},
-            }
-    return _checked_output_row(reader)
+    if type(row) is dict:
+        key, prompt, system, output = (
+            row.get("item_id"),
+            row.get("prompt"),
+            row.get("system"),
+            row.get("output"),
+        )
+        reference, category = row.get("reference"), row.get("category")
+        if (
+            type(key) is str
+            and type(prompt) is str
+            and type(system) is str
+            and type(output) is str
+            and (reference is None or type(reference) is str)
+            and (category is None or type(category) is str)
+            and prompt
+            and not prompt.isspace()
+            and (key := key.strip())
+        ):
+            name, problem = _checked_system(system)
+            if problem is None:
+                return {
+                    "item_key": key,
+                    "prompt": prompt,
+                    "system": name,
+                    "output": output,
+                    "reference": reference if reference else None,
+                    "category": category.strip() if category else "",
+                    "metadata": {}
+                    if row.keys() <= _OUTPUT_FIELDS
+                    else {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS},
+                }
+    return _checked_output_row(RowReader(file, line, _whole(row)))
 
 
 def _checked_output_row(reader: RowReader) -> dict[str, Any]:
@@ -606,7 +640,8 @@ def _checked_system(raw: str) -> tuple[str, str | None]:
 
 
 class _OutputChecker:
-    """Checks output rows against the file so far and the workspace, returning the changes."""
+    """Checks output rows against the file so far and the workspace, collecting the rows to
+    stage in batches small enough to write in one short transaction."""
 
     def __init__(
         self, store: Store, eval_set: dict | None, file: str, replace: bool, summary: ImportSummary
@@ -621,11 +656,24 @@ class _OutputChecker:
         self.outputs = store.catalog.output_index(eval_set["id"]) if eval_set else {}
         self.file_items: dict[str, tuple[int, int]] = {}
         self.file_outputs: dict[tuple[str, str], tuple[int, int]] = {}
+        self.staged_items: list[tuple] = []
+        self.staged_outputs: list[tuple[str, str, str]] = []
+        self.size = self.chars = 0
 
-    def check(self, line: int, row: dict) -> list[dict]:
-        """The changes one row makes (an item to add or replace, an output to add or replace)."""
-        key, system = row["item_key"], row["system"]
-        changes = []
+    def full(self) -> bool:
+        return self.size >= BATCH_ROWS or self.chars >= BATCH_CHARS
+
+    def take(self) -> tuple[list[tuple], list[tuple[str, str, str]]]:
+        """The batch collected so far (items, outputs); the next one starts empty."""
+        batch = (self.staged_items, self.staged_outputs)
+        self.staged_items, self.staged_outputs = [], []
+        self.size = self.chars = 0
+        return batch
+
+    def check(self, line: int, row: dict) -> None:
+        """Check one row, collecting the changes it makes (an item to add or replace, an
+        output to add or replace)."""
+        key, system, output = row["item_key"], row["system"], row["output"]
         # Rows of the file are told apart by Python's hash, which two different texts share
         # with a chance of 2**-64 (and seeded per process, so no file can aim for it); stored
         # rows, by their digests.
@@ -633,13 +681,13 @@ class _OutputChecker:
         seen = self.file_items.get(key)
         if seen is None:
             self.file_items[key] = (line, same_item)
-            changes = self._check_item(line, row)
+            self._check_item(line, row)
         elif seen[1] != same_item:
             raise InputError(
                 f"{self.file}:{line}: item '{key}' has a different prompt, reference or category "
                 f"than on line {seen[0]}"
             )
-        same_output = hash(row["output"])
+        same_output = hash(output)
         earlier = self.file_outputs.get((key, system))
         if earlier:
             if earlier[1] != same_output:
@@ -648,14 +696,14 @@ class _OutputChecker:
                     f"different output (first on line {earlier[0]})"
                 )
             self.summary.unchanged += 1
-            return changes
+            return
         self.file_outputs[(key, system)] = (line, same_output)
         item = self.items.get(key)
         stored = self.outputs.get((item[0], system)) if item else None
         if stored is not None:
-            if stored == text_digest(row["output"]):
+            if stored == text_digest(output):
                 self.summary.unchanged += 1
-                return changes
+                return
             if self.frozen_by:
                 raise self._frozen(line, f"the output of '{system}' for item '{key}' would change")
             if not self.replace:
@@ -666,33 +714,47 @@ class _OutputChecker:
             self.summary.count("outputs replaced")
         else:
             self.summary.count("outputs added")
-        changes.append(
-            {"change": "output", "item_key": key, "system": system, "text": row["output"]}
-        )
-        return changes
+        self.staged_outputs.append((key, system, output))
+        self.size += 1
+        self.chars += len(output)
 
-    def _check_item(self, line: int, row: dict) -> list[dict]:
+    def _check_item(self, line: int, row: dict) -> None:
         key = row["item_key"]
-        item = {name: row[name] for name in ("item_key", "prompt", "reference", "category")}
-        item["metadata"] = row["metadata"]
         if key in self.items:
-            if self.items[key][1] != item_fingerprint(
+            if self.items[key][1] == item_fingerprint(
                 row["prompt"], row["reference"], row["category"]
             ):
-                if self.frozen_by:
-                    raise self._frozen(line, f"item '{key}' would change")
-                if not self.replace:
-                    raise Conflict(
-                        f"{self.file}:{line}: item '{key}' already exists with a different prompt, "
-                        "reference or category; pass --replace to overwrite it"
-                    )
-                self.summary.count("items replaced")
-                return [{"change": "replace item", "item_id": self.items[key][0], **item}]
-            return []
+                return
+            if self.frozen_by:
+                raise self._frozen(line, f"item '{key}' would change")
+            if not self.replace:
+                raise Conflict(
+                    f"{self.file}:{line}: item '{key}' already exists with a different prompt, "
+                    "reference or category; pass --replace to overwrite it"
+                )
+            self.summary.count("items replaced")
+            self._stage_item("replace", self.items[key][0], row)
+            return
         if self.frozen_by:
             raise self._frozen(line, f"item '{key}' would be added")
         self.summary.count("items added")
-        return [{"change": "add item", **item}]
+        self._stage_item("add", None, row)
+
+    def _stage_item(self, change: str, item_id: int | None, row: dict) -> None:
+        metadata = json.dumps(row["metadata"], ensure_ascii=False) if row["metadata"] else "{}"
+        self.staged_items.append(
+            (
+                change,
+                item_id,
+                row["item_key"],
+                row["prompt"],
+                row["reference"],
+                row["category"],
+                metadata,
+            )
+        )
+        self.size += 1
+        self.chars += len(row["prompt"])
 
     def _frozen(self, line: int, what: str) -> Conflict:
         return Conflict(

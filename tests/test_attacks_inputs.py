@@ -14,6 +14,7 @@ import pytest
 from review_app import cli, names
 from review_app.services import data, thresholds
 from review_app.store import Store
+from review_app.store.imports import StagingFile
 from tests.acting import acting, person
 from tests.conftest import ROOT, write
 
@@ -288,13 +289,23 @@ def _rows(n: int) -> str:
     )
 
 
-def test_a_full_disk_leaves_no_staged_import_behind(tmp_path, isolated_workspace):
-    """The workspace can grow by only so many pages (SQLite's max_page_count): whether the
-    disk fills while an import is checked and staged or while it is written, the import fails
-    in one line and nothing staged is left to hold the space or the eval set's lock; once there
-    is space, importing the same file again completes it."""
+def test_a_full_disk_leaves_no_staged_import_behind(tmp_path, isolated_workspace, monkeypatch):
+    """The workspace can grow by only so many pages (SQLite's max_page_count), and so can the
+    file the import stages its rows in beside it (as many bytes): whether the disk fills while
+    an import is checked and staged or while it is written, the import fails in one line and
+    nothing staged is left to hold the space or the eval set's lock; once there is space,
+    importing the same file again completes it."""
     path = write(tmp_path / "o.jsonl", _rows(200))
     failures = set()
+    real_staging_file = StagingFile.__init__
+
+    def filling_staging_file(self, staging_path):
+        real_staging_file(self, staging_path)
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        self.conn.execute(f"PRAGMA max_page_count = {pages + extra * 4096 // page_size}")
+
+    monkeypatch.setattr(StagingFile, "__init__", filling_staging_file)
     for extra in (200, 450, 650, 900):
         store = Store.open(tmp_path / f"w{extra}.db")
         try:
@@ -308,7 +319,9 @@ def test_a_full_disk_leaves_no_staged_import_behind(tmp_path, isolated_workspace
                 failures.add("nothing was imported" in str(exc))
             assert store.imports.import_jobs() == []
             assert store.db.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 0
+            assert not list(tmp_path.glob(f"w{extra}.db-import-*"))
             store.db.execute("PRAGMA max_page_count = 1073741823")
+            extra = 10**6  # and the staging file too
             data.import_outputs(store, path, "e", actor=admin)
             assert store.db.execute("SELECT count(*) FROM outputs").fetchone()[0] == 400
         finally:

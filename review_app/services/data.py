@@ -20,8 +20,8 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 from review_app import auth, importers, stats
 from review_app.auth import Actor
@@ -192,11 +192,12 @@ def _import(
     target: str,
     options: dict,
     locks: list[str],
-    changes: Callable[[], Iterator[list[dict]]],
+    changes: Callable[[], Iterator[Any]],
     summary: ImportSummary,
 ) -> None:
     """Check and stage, then publish. `changes` is called once this import holds its locks, so
-    what it reads of the workspace cannot be changed by another import meanwhile."""
+    what it reads of the workspace cannot be changed by another import meanwhile; it yields
+    batches of changes (`importers.check_outputs`, `check_votes` or `check_verdicts`)."""
     job_id = _start(store, kind, path, target, options, locks)
     pacer = _Pacer()  # one for the whole import: its first publishing transaction waits too
     try:
@@ -318,40 +319,51 @@ def _stage(
     store: Store,
     job_id: int,
     kind: str,
-    batches: Iterator[list[dict]],
+    batches: Iterator[Any],
     options: dict,
     summary: ImportSummary,
     pacer: _Pacer,
 ) -> int:
-    """Stage every batch, each in its own private transaction (staged rows are the import's
-    own: on PostgreSQL, reviewers' votes never wait for them), then commit the import, recording
-    in its `options` the hash of the file it read. Returns the number of batches (0: nothing to
-    change, and the import is forgotten)."""
-    stage = _batch_stager(store, kind)
-    paced = pacer if store.private_writes_wait else contextlib.nullcontext()
+    """Stage every batch, then commit the import, recording in its `options` the hash of the
+    file it read. Returns the number of batches (0: nothing to change, and the import is
+    forgotten). Each batch is recorded in its own private transaction (staged rows are the
+    import's own: on PostgreSQL, reviewers' votes never wait for them); the rows of an outputs
+    import go to its staging file when it has one, outside any transaction of the workspace,
+    and that file is on disk before the import is committed."""
+    staging_file = store.imports.open_staging_file(job_id) if kind == "outputs" else None
+    # A transaction that only records a batch staged in a file is as short as a vote's: a vote
+    # waits no longer behind it than behind another vote, so it needs no pause.
+    waits = store.private_writes_wait and staging_file is None
+    paced = pacer if waits else contextlib.nullcontext()
     staged = 0
-    for batch in batches:
-        staged += 1
-        with paced, store.transaction(private=True):
-            stage(job_id, staged, batch)
+    try:
+        for batch in batches:
+            staged += 1
+            if staging_file is not None:
+                staging_file.stage(job_id, staged, *batch)
+            with paced, store.transaction(private=True):
+                if staging_file is not None:
+                    store.imports.stage_import_batch(job_id, staged, b"")
+                elif kind == "outputs":
+                    store.imports.stage_outputs(job_id, staged, *batch)
+                else:
+                    store.imports.stage_import_batch(job_id, staged, _pack(batch))
+    except BaseException:
+        if staging_file is not None:
+            staging_file.close(durable=False)
+        raise
+    if staging_file is not None:
+        staging_file.close()
+        options["staged_in_file"] = True
     options["sha256"] = summary.sha256.hexdigest()  # every row has been read
     with pacer, store.transaction():
         if not staged:
             store.imports.delete_import_job(job_id)
+            store.imports.delete_staging_file(job_id)
             return 0
         # Every row passed its checks: from here on the import is finished, never undone.
         store.imports.set_import_state(job_id, "publishing", options)
     return staged
-
-
-def _batch_stager(store: Store, kind: str) -> Callable[[int, int, list[dict]], None]:
-    """How a batch of checked changes is staged: outputs as rows of their own (published by
-    INSERT ... SELECT), votes and verdicts packed in one payload."""
-    if kind == "outputs":
-        return partial(importers.stage_outputs, store)
-    return lambda job_id, seq, changes: store.imports.stage_import_batch(
-        job_id, seq, _pack(changes)
-    )
 
 
 # A publishing transaction takes as many staged batches (up to MAX_SPAN) as it can write in
@@ -376,11 +388,12 @@ def _publish(
     write = _batch_writer(store, job)
     kept_app_votes = 0
     span = 1
-    while batches := store.imports.next_import_batches(job["id"], span):
-        with pacer, store.transaction():
-            kept_app_votes += write(batches) or 0
-            store.imports.delete_import_batches_through(job["id"], batches[-1][0])
-        span = _next_span(len(batches), pacer.took)
+    with store.imports.staged_outputs(job["id"], job["options"].get("staged_in_file", False)):
+        while batches := store.imports.next_import_batches(job["id"], span):
+            with pacer, store.transaction():
+                kept_app_votes += write(batches) or 0
+                store.imports.delete_import_batches_through(job["id"], batches[-1][0])
+            span = _next_span(len(batches), pacer.took)
     if kept_app_votes and summary is not None:
         summary.count("votes added", -kept_app_votes)
         summary.notes.append(
@@ -389,6 +402,7 @@ def _publish(
     with pacer, store.transaction():
         store.imports.delete_import_job(job["id"])
         _record_import(store, job, summary, created)
+    store.imports.delete_staging_file(job["id"])
 
 
 def _next_span(span: int, took: float) -> int:
@@ -491,7 +505,8 @@ def _discard(store: Store, job_id: int) -> None:
         with pacer, store.transaction():
             if store.imports.delete_import_batches(job_id, 10) == 0:
                 store.imports.delete_import_job(job_id)
-                return
+                break
+    store.imports.delete_staging_file(job_id)
 
 
 def recover_imports(store: Store) -> list[str]:

@@ -1,14 +1,47 @@
 """Imports in flight: the journal that lets a large import reach the workspace in short
 transactions. A job holds locks on what it imports into, its checked rows staged in batches,
-and a heartbeat; it is deleted, with everything it staged, once it is done or given up."""
+and a heartbeat; it is deleted, with everything it staged, once it is done or given up.
+
+An outputs import into a SQLite file stages its rows in a file of its own beside the workspace
+(`StagingFile`): written without the workspace's write lock or its log, read once by the
+publishing INSERT ... SELECT statements, deleted with the job. Elsewhere (PostgreSQL, a
+workspace in memory) they are staged in the workspace's own staging tables."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
+from review_app.errors import Conflict
 from review_app.store.base import Aggregate, now_iso
+
+# The staged rows' tables, in the workspace (migration 18) and in a staging file alike.
+_STAGED_ITEMS = """CREATE TABLE import_staged_items (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    change TEXT NOT NULL CHECK (change IN ('add', 'replace')),
+    item_id INTEGER,
+    item_key TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    reference TEXT,
+    category TEXT NOT NULL,
+    metadata TEXT NOT NULL
+)"""
+_STAGED_OUTPUTS = """CREATE TABLE import_staged_outputs (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    item_key TEXT NOT NULL,
+    system TEXT NOT NULL,
+    text TEXT NOT NULL
+)"""
 
 
 def import_lock(kind: str, name: str) -> str:
@@ -90,25 +123,58 @@ class ImportQueries(Aggregate):
             self.delete_import_batches_through(job_id, seqs[-1])
         return len(seqs)
 
+    def staging_file_path(self, job_id: int) -> Path | None:
+        """Where outputs import `job_id` stages its rows when the workspace is a SQLite file
+        (see `StagingFile`); None: in the workspace's staging tables."""
+        if self.db.dialect != "sqlite" or self.store.path == ":memory:":
+            return None
+        return Path(f"{self.store.path}-import-{job_id}")
+
+    def open_staging_file(self, job_id: int) -> StagingFile | None:
+        """A new, empty staging file for the job (see `staging_file_path`), or None."""
+        path = self.staging_file_path(job_id)
+        return StagingFile(path) if path is not None else None
+
+    def delete_staging_file(self, job_id: int) -> None:
+        """Forget the rows the job staged in a file (once the job is gone or given up)."""
+        path = self.staging_file_path(job_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def stage_outputs(
         self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple[str, str, str]]
     ) -> None:
-        """Stage checked rows of an outputs import as batch `seq`: items as (change, item_id
-        (None for an item to add), item_key, prompt, reference, category, metadata JSON),
-        outputs as (item_key, system, text)."""
-        if items:
-            self.db.executemany(
-                "INSERT INTO import_staged_items (job_id, seq, change, item_id, item_key, prompt, "
-                "reference, category, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(job_id, seq, *item) for item in items],
-            )
-        if outputs:
-            self.db.executemany(
-                "INSERT INTO import_staged_outputs (job_id, seq, item_key, system, text) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(job_id, seq, *output) for output in outputs],
-            )
+        """Stage checked rows of an outputs import as batch `seq` in the workspace's staging
+        tables: items as (change, item_id (None for an item to add), item_key, prompt,
+        reference, category, metadata JSON), outputs as (item_key, system, text)."""
+        _insert_staged(self.db, job_id, seq, items, outputs)
         self.stage_import_batch(job_id, seq, b"")
+
+    @contextlib.contextmanager
+    def staged_outputs(self, job_id: int, in_file: bool) -> Iterator[None]:
+        """While the job's staged outputs are published: its staging file, when it staged
+        `in_file`, attached to the writer (outside any transaction, as SQLite requires)."""
+        if not in_file:
+            yield
+            return
+        path = self.staging_file_path(job_id)
+        if path is None or not path.exists():
+            raise Conflict(
+                f"import {job_id}: its staged rows ({path}) are gone; import the file again"
+            )
+        with self._lock:
+            self.db.execute(f"ATTACH DATABASE ? AS {_schema(job_id)}", [str(path)])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.db.execute(f"DETACH DATABASE {_schema(job_id)}")
+
+    def _staged_schema(self, job_id: int) -> str:
+        """The prefix naming where the job's staged rows are: its attached staging file, or
+        the workspace's own tables."""
+        attached = self.db.execute("PRAGMA database_list") if self.db.dialect == "sqlite" else []
+        return f"{_schema(job_id)}." if any(r[1] == _schema(job_id) for r in attached) else ""
 
     def publish_staged_outputs(self, job_id: int, eval_set_id: int, first: int, last: int) -> None:
         """Write the items and outputs staged in batches `first`..`last` into the eval set,
@@ -120,21 +186,23 @@ class ImportQueries(Aggregate):
         rows (no statistics yet) against the items just inserted as a nested loop comparing
         every pair, seconds under the write lock and growing with the eval set."""
         batches = [job_id, first, last]
+        staged = self._staged_schema(job_id)
         self.db.execute(
             "INSERT INTO items (eval_set_id, item_key, prompt, reference, category, metadata) "
-            "SELECT ?, item_key, prompt, reference, category, metadata FROM import_staged_items "
-            "WHERE job_id = ? AND seq BETWEEN ? AND ? AND change = 'add' ORDER BY id",
+            "SELECT ?, item_key, prompt, reference, category, metadata "
+            f"FROM {staged}import_staged_items "
+            "WHERE job_id = ? AND seq BETWEEN ? AND ? AND change = 'add' ORDER BY seq, id",
             [eval_set_id, *batches],
         )
         self.db.execute(
             "UPDATE items SET prompt = s.prompt, reference = s.reference, "
-            "category = s.category, metadata = s.metadata FROM import_staged_items s "
+            f"category = s.category, metadata = s.metadata FROM {staged}import_staged_items s "
             "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? AND s.change = 'replace' "
             "AND items.id = s.item_id",
             batches,
         )
         self.db.execute(
-            "INSERT INTO systems (name) SELECT DISTINCT system FROM import_staged_outputs "
+            f"INSERT INTO systems (name) SELECT DISTINCT system FROM {staged}import_staged_outputs "
             "WHERE job_id = ? AND seq BETWEEN ? AND ? ON CONFLICT DO NOTHING",
             batches,
         )
@@ -142,8 +210,8 @@ class ImportQueries(Aggregate):
         self.db.execute(
             "INSERT INTO outputs (item_id, system, text) "
             "SELECT (SELECT i.id FROM items i WHERE i.eval_set_id = ? AND i.item_key = s.item_key), "
-            "s.system, s.text FROM import_staged_outputs s "
-            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.id "
+            f"s.system, s.text FROM {staged}import_staged_outputs s "
+            "WHERE s.job_id = ? AND s.seq BETWEEN ? AND ? ORDER BY s.seq, s.id "
             "ON CONFLICT (item_id, system) DO UPDATE SET text = excluded.text",
             [eval_set_id, *batches],
         )
@@ -174,6 +242,88 @@ class ImportQueries(Aggregate):
         """Forget a job whose batches are gone, releasing its locks."""
         self.db.execute("DELETE FROM import_locks WHERE job_id = ?", [job_id])
         self.db.execute("DELETE FROM import_jobs WHERE id = ?", [job_id])
+
+
+class StagingFile:
+    """The rows an outputs import has checked, in a SQLite file of their own: no other
+    connection reads it before the import is committed, so it is written without a journal or
+    waiting for the disk, and made durable once, by `close`, before the import is committed
+    (from then on it is only read). A failed import deletes it. Each batch is written by a
+    thread of its own while the import checks the next one (SQLite lets go of Python's lock
+    while it writes); one batch at most waits to be written."""
+
+    def __init__(self, path: Path):
+        path.unlink(missing_ok=True)  # left by an import whose job was since forgotten
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Its rows are about a kilobyte each: large pages take them with fewer page splits.
+        self.conn.execute("PRAGMA page_size = 65536")
+        self.conn.execute("PRAGMA journal_mode = OFF")
+        self.conn.execute("PRAGMA synchronous = OFF")
+        self.conn.execute(_STAGED_ITEMS)
+        self.conn.execute(_STAGED_OUTPUTS)
+        self.conn.execute("CREATE INDEX import_staged_items_batch ON import_staged_items (seq)")
+        self.conn.execute("CREATE INDEX import_staged_outputs_batch ON import_staged_outputs (seq)")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-staging")
+        self._writing: Future | None = None
+
+    def stage(self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
+        """Write one batch of rows, as `ImportQueries.stage_outputs` takes them, once the
+        batch before it is written (raising what stopped that one)."""
+        self._written()
+        self._writing = self._writer.submit(self._write, job_id, seq, items, outputs)
+
+    def _write(self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
+        self.conn.execute("BEGIN")
+        _insert_staged(self.conn, job_id, seq, items, outputs)
+        self.conn.execute("COMMIT")
+
+    def _written(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def close(self, durable: bool = True) -> None:
+        """Close the file once every batch is written, every row on disk when `durable`
+        (raising what stopped a write); not `durable`, a failed write is not raised."""
+        try:
+            self._written()
+        except Exception:
+            if durable:
+                raise
+        finally:
+            self._writer.shutdown()
+            self.conn.close()
+        if not durable:
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _insert_staged(db, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
+    # The job and batch are the same for every row: written into the statement, they are not
+    # bound again for each one.
+    batch = f"{int(job_id)}, {int(seq)}"
+    if items:
+        db.executemany(
+            "INSERT INTO import_staged_items (job_id, seq, change, item_id, item_key, prompt, "
+            f"reference, category, metadata) VALUES ({batch}, ?, ?, ?, ?, ?, ?, ?)",
+            items,
+        )
+    if outputs:
+        db.executemany(
+            "INSERT INTO import_staged_outputs (job_id, seq, item_key, system, text) "
+            f"VALUES ({batch}, ?, ?, ?)",
+            outputs,
+        )
+
+
+def _schema(job_id: int) -> str:
+    """The name a job's staging file is attached under."""
+    return f"import_{int(job_id)}"
 
 
 def _decoded(row: dict) -> dict:
