@@ -125,6 +125,30 @@ def test_an_import_killed_while_checking_leaves_nothing_behind(store, tmp_path, 
         assert not list(isolated_workspace.parent.glob(f"{isolated_workspace.name}-import-*"))
 
 
+def test_a_staging_file_left_by_a_committed_import_is_deleted_by_the_next_recovery(
+    store, tmp_path, isolated_workspace
+):
+    """A process that dies after its import was committed, before deleting its staging file,
+    leaves a file no job owns; the next recovery (a server start, the next import) deletes it,
+    and never the file of an import still in flight."""
+    if store.db.dialect != "sqlite":
+        pytest.skip("imports stage in a file of their own only beside a SQLite workspace")
+    make_study(store, tmp_path)
+    process = cli_import(isolated_workspace, write_outputs(tmp_path / "bulk.jsonl", 30_000))
+    kill_when(isolated_workspace, process, "staging", min_batches=1)
+    [job] = store.imports.import_jobs()
+    in_flight = store.imports.staging_file_path(job["id"])
+    assert in_flight.exists()
+    orphan = store.imports.staging_file_path(job["id"] + 1000)
+    orphan.write_bytes(b"rows of an import committed before its process died")
+    unrelated = isolated_workspace.parent / f"{isolated_workspace.name}-import-notes.txt"
+    unrelated.write_text("not a staging file", encoding="utf-8")
+    assert store.imports.delete_orphaned_staging_files() == 1
+    assert not orphan.exists() and in_flight.exists() and unrelated.exists()
+    data.recover_imports(store)  # the killed import is discarded, its own file with it
+    assert not in_flight.exists() and unrelated.exists()
+
+
 def test_an_import_killed_while_publishing_is_finished_by_the_next_one(
     store, tmp_path, isolated_workspace
 ):

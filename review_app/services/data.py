@@ -527,6 +527,7 @@ def recover_imports(store: Store) -> list[str]:
         else:
             _discard(store, job["id"])
             lines.append(f"discarded the unfinished import of {what}; nothing of it was kept")
+    store.imports.delete_orphaned_staging_files()
     return lines
 
 

@@ -126,9 +126,12 @@ class ImportQueries(Aggregate):
     def staging_file_path(self, job_id: int) -> Path | None:
         """Where outputs import `job_id` stages its rows when the workspace is a SQLite file
         (see `StagingFile`); None: in the workspace's staging tables."""
-        if self.db.dialect != "sqlite" or self.store.path == ":memory:":
+        if not self._stages_in_files():
             return None
         return Path(f"{self.store.path}-import-{job_id}")
+
+    def _stages_in_files(self) -> bool:
+        return self.db.dialect == "sqlite" and self.store.path != ":memory:"
 
     def open_staging_file(self, job_id: int) -> StagingFile | None:
         """A new, empty staging file for the job (see `staging_file_path`), or None."""
@@ -140,6 +143,25 @@ class ImportQueries(Aggregate):
         path = self.staging_file_path(job_id)
         if path is not None:
             path.unlink(missing_ok=True)
+
+    def delete_orphaned_staging_files(self) -> int:
+        """Delete the staging files no import in flight owns (their process died after its
+        import was committed, before deleting the file); returns how many."""
+        if not self._stages_in_files():
+            return 0
+        prefix = f"{Path(self.store.path).name}-import-"
+        # Files first, then jobs: a job is recorded before its file is made, so a file seen
+        # here whose job is not found below is no running import's.
+        found = {
+            int(path.name[len(prefix) :]): path
+            for path in Path(self.store.path).parent.glob(f"{prefix}*")
+            if path.name[len(prefix) :].isdigit()
+        }
+        owned = {job["id"] for job in self.import_jobs()}
+        orphans = [path for job_id, path in found.items() if job_id not in owned]
+        for path in orphans:
+            path.unlink(missing_ok=True)
+        return len(orphans)
 
     def stage_outputs(
         self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple[str, str, str]]
