@@ -223,24 +223,32 @@ class StoreBase:
         return rows[0] if rows else None
 
     def _plain_frame(
-        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+        self,
+        sql: str,
+        params: Iterable[Any] | dict = (),
+        integers: Iterable[str] = (),
+        floats: Iterable[str] = (),
     ) -> pd.DataFrame:
-        """Like `_frame`, for many rows of long texts that are parsed, not shown: texts stay
-        Python strings (object dtype) instead of being converted one by one to a string array;
-        the columns named in `integers` are int64."""
+        """Like `_frame`, for many rows whose columns' types are known: texts stay Python
+        strings (object dtype, None for NULL) instead of being converted one by one to a string
+        array and back; the columns named in `integers` are int64 (never NULL), those in
+        `floats` float64 (NaN for NULL)."""
         with self._reading() as db:
             cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        integers = set(integers)
+        integers, floats = set(integers), set(floats)
+
+        def column(name: str, values: tuple) -> np.ndarray | pd.Series:
+            if name in integers:
+                return np.array(values, dtype=np.int64)
+            if name in floats:
+                return np.array(values, dtype=np.float64)
+            return pd.Series(values, dtype=object)
+
         return pd.DataFrame(
-            {
-                name: np.array(values, dtype=np.int64)
-                if name in integers
-                else pd.Series(values, dtype=object)
-                for name, values in zip(names, columns, strict=True)
-            }
+            {name: column(name, values) for name, values in zip(names, columns, strict=True)}
         )
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
@@ -350,9 +358,13 @@ class Aggregate:
         return self.store._one(sql, params)
 
     def _plain_frame(
-        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+        self,
+        sql: str,
+        params: Iterable[Any] | dict = (),
+        integers: Iterable[str] = (),
+        floats: Iterable[str] = (),
     ) -> pd.DataFrame:
-        return self.store._plain_frame(sql, params, integers)
+        return self.store._plain_frame(sql, params, integers, floats)
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         return self.store._frame(sql, params)
