@@ -423,6 +423,10 @@ class _Encoded:
         )
 
 
+# What `encode` gives: a study as every statistic reads it.
+Encoded = _Encoded
+
+
 def _codes(series: pd.Series, mapping: dict[str, int]) -> np.ndarray:
     """Integer code per value of `series` from `mapping`; -1 for missing or unknown values."""
     position = pd.Index(list(mapping), dtype=object).get_indexer(series.astype(object))
@@ -447,11 +451,37 @@ def _judge_order(labels: Iterable[str], judge_order: Sequence[str]) -> list[str]
     return listed + sorted(present - set(listed))
 
 
+@dataclass(frozen=True)
+class VerdictCodes:
+    """One judge's verdicts already coded, for verdicts computed here rather than stored (the
+    baselines'): each verdict's pair, the side shown first (X or Y) and its outcome (X, Y or
+    TIE). Encoded as verdicts of no cost and no latency, as their rows would say."""
+
+    judge: str
+    pair_id: np.ndarray
+    first: np.ndarray
+    outcome: np.ndarray
+
+
+def encode(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    judge_order: Sequence[str] = (),
+    computed: Sequence[VerdictCodes] = (),
+) -> _Encoded:
+    """The frames as the statistics read them, coded once (`study_figures_of`, `calibrate_of`,
+    `win_rates_of`, `favouring_judges_of` take the result): the verdicts are those of
+    `verdicts` followed by each of `computed`, as if their rows had been appended to it."""
+    return _encode(pairs, votes, verdicts, judge_order, computed)
+
+
 def _encode(
     pairs: pd.DataFrame,
     votes: pd.DataFrame,
     verdicts: pd.DataFrame,
     judge_order: Sequence[str] = (),
+    computed: Sequence[VerdictCodes] = (),
 ) -> _Encoded:
     pair_index = pd.Index(pairs["pair_id"])
     systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
@@ -485,14 +515,33 @@ def _encode(
     # A few judges over many verdicts: each verdict's judge is coded once (factorize), then the
     # few codes are mapped to the judges' order.
     label_codes, labels = pd.factorize(verdicts["judge"][keep].astype(str))
+    outcome = _codes(verdicts["outcome"][keep], _OUTCOME_CODES)
+    first = _codes(verdicts["first"][keep], _FIRST_CODES)
+    # NaN = unknown (a judge with no price); it makes that judge's total unknown.
+    cost = pd.to_numeric(verdicts["cost"][keep], errors="coerce").to_numpy(float)
+    latency = pd.to_numeric(verdicts["latency_ms"][keep], errors="coerce").to_numpy(float)
+    if computed:
+        labels = list(labels)
+        parts = [(label_codes, verdict_pair, outcome, first)]
+        for part in computed:
+            if part.judge not in labels:
+                labels.append(part.judge)
+            part_pair = pair_index.get_indexer(part.pair_id)
+            known = part_pair >= 0
+            code = np.full(int(known.sum()), labels.index(part.judge), dtype=np.int64)
+            parts.append((code, part_pair[known], part.outcome[known], part.first[known]))
+        label_codes, verdict_pair, outcome, first = (
+            np.concatenate(c) for c in zip(*parts, strict=True)
+        )
+        cost, latency = (
+            np.concatenate([known, np.zeros(len(label_codes) - len(known))])
+            for known in (cost, latency)
+        )
     judges = _judge_order(labels, judge_order)
     judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]
     # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
     # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
     by_judge = np.argsort(judge_codes, kind="stable")
-
-    def kept(column: str) -> pd.Series:
-        return verdicts[column][keep]
 
     return _Encoded(
         pair_ids=pairs["pair_id"].to_numpy(),
@@ -508,13 +557,10 @@ def _encode(
         reviewers=np.asarray(reviewers, dtype=object),
         verdict_pair=verdict_pair.astype(np.int64)[by_judge],
         verdict_judge=judge_codes[by_judge],
-        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES)[by_judge],
-        verdict_first=_codes(kept("first"), _FIRST_CODES)[by_judge],
-        # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float)[by_judge],
-        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float)[
-            by_judge
-        ],
+        verdict_outcome=np.asarray(outcome, dtype=np.int64)[by_judge],
+        verdict_first=np.asarray(first, dtype=np.int64)[by_judge],
+        verdict_cost=cost[by_judge],
+        verdict_latency=latency[by_judge],
         judges=judges,
     )
 
@@ -1607,6 +1653,17 @@ def calibrate(
     are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return calibrate_of(enc, seed, n_boot, margin, min_items)
+
+
+def calibrate_of(
+    enc: _Encoded,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> Calibration:
+    """`calibrate` of a study already encoded (`encode`)."""
     return _calibrate(
         enc, _by_category(enc), ItemResamples.of(enc, seed, n_boot), margin, min_items
     )
@@ -1647,6 +1704,18 @@ def study_figures(
     """`calibrate`, `win_rates` and `category_win_rates` of the same frames, the same figures
     each gives on its own, with the frames encoded and split by category once."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return study_figures_of(enc, comparisons, seed, n_boot, margin, min_items)
+
+
+def study_figures_of(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> tuple[Calibration, list[WinRate], dict[str, list[WinRate]]]:
+    """`study_figures` of a study already encoded (`encode`)."""
     categories = _by_category(enc)
     resamples = ItemResamples.of(enc, seed, n_boot)
     return (
@@ -1734,7 +1803,11 @@ def favouring_judges(pairs: pd.DataFrame, verdicts: pd.DataFrame, share: float) 
     """The judges (by name) whose combined verdicts name one system on more than `share` of the
     comparisons with a combined verdict that system is in."""
     empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
-    enc = _encode(pairs, empty_votes, verdicts)
+    return favouring_judges_of(_encode(pairs, empty_votes, verdicts), share)
+
+
+def favouring_judges_of(enc: _Encoded, share: float) -> list[str]:
+    """`favouring_judges` of a study already encoded (`encode`; its votes are not read)."""
     system_codes, systems = pd.factorize(enc.systems.ravel())
     system_codes = system_codes.reshape(-1, 2)
     out = []
@@ -1849,6 +1922,20 @@ def win_rates(
     """
     enc = _encode(pairs, votes, verdicts, judge_order)
     return _win_rates(enc, comparisons, ItemResamples.of(enc, seed, n_boot))
+
+
+def win_rates_of(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> tuple[list[WinRate], dict[str, list[WinRate]]]:
+    """`win_rates` and `category_win_rates` of a study already encoded (`encode`)."""
+    resamples = ItemResamples.of(enc, seed, n_boot)
+    return (
+        _win_rates(enc, comparisons, resamples),
+        _category_win_rates(_by_category(enc), comparisons, resamples),
+    )
 
 
 def category_win_rates(
