@@ -866,21 +866,37 @@ class ItemResamples:
         return out
 
     def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """`totals(items, by_item)` of each block, from one product over the items of all of
-        them: a block's rows are placed at its items, zeros elsewhere, which adds nothing to its
-        totals (exact sums), while the resamples are read once instead of once per block."""
+        """`totals(items, by_item)` of each block, from as few products as the blocks allow.
+
+        The items fall into cells: the items held by the same blocks (e.g. one category, held
+        by the whole study's blocks and by that category's). Each cell's rows of every block
+        holding it make one product with the cell's resample counts, and a block's totals are
+        the sum of its cells'. A column that several blocks share over a cell (a category's
+        figure and the same figure of the whole study, restricted to that category) is then
+        multiplied once, and the resamples are read once per cell instead of once per block.
+        The sums are exact (integers and halves), so they add up in any order."""
+        out = [np.zeros((self.n_boot, by_item.shape[1])) for _, by_item in blocks]
         if not blocks:
-            return []
+            return out
         universe = np.unique(np.concatenate([np.asarray(items) for items, _ in blocks]))
-        widths = [by_item.shape[1] for _, by_item in blocks]
-        padded = np.zeros((len(universe), sum(widths)), order="F")
-        start = 0
-        for (items, by_item), width in zip(blocks, widths, strict=True):
-            padded[np.searchsorted(universe, items), start : start + width] = by_item
-            start += width
-        boots = self.totals(universe, padded)
-        edges = np.cumsum([0, *widths])
-        return [boots[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        held = np.zeros((len(universe), len(blocks)), dtype=bool)
+        for b, (items, _) in enumerate(blocks):
+            held[np.searchsorted(universe, items), b] = True
+        # Each item's cell, refined block by block (`np.unique(held, axis=0)` sorts whole rows,
+        # many times slower).
+        cell_of = np.zeros(len(universe), dtype=np.int64)
+        for b in range(len(blocks)):
+            cell_of = np.unique(cell_of * 2 + held[:, b], return_inverse=True)[1].ravel()
+        for cell in range(int(cell_of.max()) + 1 if len(cell_of) else 0):
+            in_cell = cell_of == cell
+            cell_items = universe[in_cell]
+            holders = np.flatnonzero(held[np.argmax(in_cell)])
+            rows = [blocks[b][1][np.searchsorted(blocks[b][0], cell_items)] for b in holders]
+            boots = self.totals(cell_items, np.hstack(rows))
+            edges = np.cumsum([0, *(r.shape[1] for r in rows)])
+            for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
+                out[b] += boots[:, start:stop]
+        return out
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -1457,6 +1473,19 @@ def _analyse(
     margin: float = CEILING_MARGIN,
     min_items: int = MIN_COMPARISONS,
 ) -> Analysis:
+    blocks, finish = _analysis_parts(enc, margin, min_items)
+    return finish(resamples.totals_of(blocks))
+
+
+# Blocks to bootstrap (items, per-item rows), as `ItemResamples.totals_of` takes them.
+_Blocks = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _analysis_parts(
+    enc: _Encoded, margin: float, min_items: int
+) -> tuple[_Blocks, Callable[[list[np.ndarray]], Analysis]]:
+    """The blocks an analysis bootstraps (`ItemResamples.totals_of`), and the function that
+    makes the analysis from their totals: apart, so that several analyses share one product."""
     n_pairs = enc.n_pairs
     est = _Estimator(n_pairs, enc.items)
     counts = _human_counts(enc)
@@ -1570,73 +1599,78 @@ def _analyse(
             )
         )
     block = est.block()
-    boots, *confusion_boots = resamples.totals_of(
-        [(block.items, block.by_item), *(c for _, c in confusions)]
-    )
-    estimates = est.estimates(block, boots)
-    # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
-    rated_items = len(np.unique(enc.items[n_all >= 2]))
+    blocks = [(block.items, block.by_item), *(c for _, c in confusions)]
 
-    humans = HumanStats(
-        n_votes=len(enc.vote_pair),
-        n_both_bad=int(enc.vote_both_bad.sum()),
-        n_reviewers=len(np.unique(enc.vote_reviewer)),
-        agreement_with_ties=estimates[h_agree_wt],
-        agreement_without_ties=estimates[h_agree_wot],
-        kappa_with_ties=estimates[h_kappa_wt],
-        kappa_without_ties=estimates[h_kappa_wot],
-        fleiss_kappa=replace(fleiss_kappa(counts), items=rated_items),
-        krippendorff_alpha=replace(krippendorff_alpha_nominal(counts), items=rated_items),
-        reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
-        p_left=estimates[h_p_left],
-        p_longer=estimates[h_p_longer],
-        agreement_strict=estimates[h_strict],
-    )
+    def finish(totals: list[np.ndarray]) -> Analysis:
+        boots, *confusion_boots = totals
+        estimates = est.estimates(block, boots)
+        # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
+        rated_items = len(np.unique(enc.items[n_all >= 2]))
 
-    judges = []
-    for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
-        both_known, (confusion_items, _) = confusions[a]
-        vs_ceiling = estimates[spec["vs_ceiling"]]
-        judges.append(
-            JudgeStats(
-                judge=enc.judges[code],
-                n_verdicts=jc.n_verdicts,
-                n_unparsed=jc.n_unparsed,
-                n_combined=int((jc.combined >= 0).sum()),
-                n_inconsistent=int(jc.inconsistent.sum()),
-                agreement_with_ties=estimates[spec["agree_wt"]],
-                agreement_without_ties=estimates[spec["agree_wot"]],
-                kappa_with_ties=estimates[spec["kappa_wt"]],
-                kappa_without_ties=estimates[spec["kappa_wot"]],
-                vs_majority=_majority_agreement(
-                    majority[both_known],
-                    jc.combined[both_known],
-                    len(confusion_items),
-                    confusion_boots[a],
-                    estimates[spec["vs_majority"]],
-                ),
-                consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
-                p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
-                p_longer=estimates[spec["p_longer"]],
-                cost_total=jc.cost_total,
-                cost_per_1000=(
-                    None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
-                ),
-                mean_latency_ms=jc.mean_latency_ms,
-                agreement_strict=estimates[spec["agree_strict"]],
-                decisive_share=estimates[spec["decisive"]],
-                vs_ceiling=CeilingVerdict(
-                    vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_items)
-                ),
-                verbosity_gap=estimates[spec["verbosity_gap"]],
-                strict_vs={
-                    enc.judges[judge_codes[b][0]]: estimates[index]
-                    for (first, b), index in strict_vs.items()
-                    if first == a
-                },
-            )
+        humans = HumanStats(
+            n_votes=len(enc.vote_pair),
+            n_both_bad=int(enc.vote_both_bad.sum()),
+            n_reviewers=len(np.unique(enc.vote_reviewer)),
+            agreement_with_ties=estimates[h_agree_wt],
+            agreement_without_ties=estimates[h_agree_wot],
+            kappa_with_ties=estimates[h_kappa_wt],
+            kappa_without_ties=estimates[h_kappa_wot],
+            fleiss_kappa=replace(fleiss_kappa(counts), items=rated_items),
+            krippendorff_alpha=replace(krippendorff_alpha_nominal(counts), items=rated_items),
+            reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
+            p_left=estimates[h_p_left],
+            p_longer=estimates[h_p_longer],
+            agreement_strict=estimates[h_strict],
         )
-    return Analysis(n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges)
+
+        judges = []
+        for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
+            both_known, (confusion_items, _) = confusions[a]
+            vs_ceiling = estimates[spec["vs_ceiling"]]
+            judges.append(
+                JudgeStats(
+                    judge=enc.judges[code],
+                    n_verdicts=jc.n_verdicts,
+                    n_unparsed=jc.n_unparsed,
+                    n_combined=int((jc.combined >= 0).sum()),
+                    n_inconsistent=int(jc.inconsistent.sum()),
+                    agreement_with_ties=estimates[spec["agree_wt"]],
+                    agreement_without_ties=estimates[spec["agree_wot"]],
+                    kappa_with_ties=estimates[spec["kappa_wt"]],
+                    kappa_without_ties=estimates[spec["kappa_wot"]],
+                    vs_majority=_majority_agreement(
+                        majority[both_known],
+                        jc.combined[both_known],
+                        len(confusion_items),
+                        confusion_boots[a],
+                        estimates[spec["vs_majority"]],
+                    ),
+                    consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
+                    p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
+                    p_longer=estimates[spec["p_longer"]],
+                    cost_total=jc.cost_total,
+                    cost_per_1000=(
+                        None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
+                    ),
+                    mean_latency_ms=jc.mean_latency_ms,
+                    agreement_strict=estimates[spec["agree_strict"]],
+                    decisive_share=estimates[spec["decisive"]],
+                    vs_ceiling=CeilingVerdict(
+                        vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_items)
+                    ),
+                    verbosity_gap=estimates[spec["verbosity_gap"]],
+                    strict_vs={
+                        enc.judges[judge_codes[b][0]]: estimates[index]
+                        for (first, b), index in strict_vs.items()
+                        if first == a
+                    },
+                )
+            )
+        return Analysis(
+            n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges
+        )
+
+    return blocks, finish
 
 
 def calibrate(
@@ -1717,12 +1751,24 @@ def study_figures_of(
 ) -> tuple[Calibration, list[WinRate], dict[str, list[WinRate]]]:
     """`study_figures` of a study already encoded (`encode`)."""
     categories = _by_category(enc)
-    resamples = ItemResamples.of(enc, seed, n_boot)
-    return (
-        _calibrate(enc, categories, resamples, margin, min_items),
-        _win_rates(enc, comparisons, resamples),
-        _category_win_rates(categories, comparisons, resamples),
+    # Every figure's blocks first, then their totals from one `totals_of`: a category's figures
+    # and the study's, restricted to that category, share its product.
+    parts = [_analysis_parts(enc, margin, min_items)]
+    parts += [_analysis_parts(sub, margin, min_items) for sub in categories.values()]
+    parts.append(_win_rate_parts(enc, comparisons))
+    parts += [_win_rate_parts(sub, _present(sub, comparisons)) for sub in categories.values()]
+    totals = ItemResamples.of(enc, seed, n_boot).totals_of(
+        [b for blocks, _ in parts for b in blocks]
     )
+    figures = []
+    start = 0
+    for blocks, finish in parts:
+        figures.append(finish(totals[start : start + len(blocks)]))
+        start += len(blocks)
+    n = len(categories)
+    overall, by_category = figures[0], dict(zip(categories, figures[1 : 1 + n], strict=True))
+    category_rates = dict(zip(categories, figures[2 + n :], strict=True))
+    return Calibration(overall=overall, by_category=by_category), figures[1 + n], category_rates
 
 
 def analyse(
@@ -1852,6 +1898,15 @@ def _win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> list[WinRate]:
+    blocks, finish = _win_rate_parts(enc, comparisons)
+    return finish(resamples.totals_of(blocks))
+
+
+def _win_rate_parts(
+    enc: _Encoded, comparisons: Sequence[tuple[str, str]] | None
+) -> tuple[_Blocks, Callable[[list[np.ndarray]], list[WinRate]]]:
+    """The blocks the win rates bootstrap, and the function that makes them from their totals
+    (as `_analysis_parts`)."""
     # Every comparison's estimator first, then their intervals from one product. A comparison's
     # rows are the study's restricted to it: its votes' counts and each judge's combined verdict
     # depend on its own votes and verdicts only.
@@ -1878,32 +1933,36 @@ def _win_rates(
             score = c[:, a_side] + 0.5 * c[:, TIE]
             specs.append(est.add_ratio(score, c.sum(axis=1)))
         figures.append((system_a, system_b, a_side, sources, both_bad, specs, est, est.block()))
-    boots = resamples.totals_of([(block.items, block.by_item) for *_, block in figures])
-    out = []
-    for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
-        figures, boots, strict=True
-    ):
-        estimates = est.estimates(block, totals)
-        for (source, c), spec in zip(sources, specs, strict=True):
-            e = estimates[spec]
-            out.append(
-                WinRate(
-                    system_a=system_a,
-                    system_b=system_b,
-                    source=source,
-                    value=e.value,
-                    ci=e.ci,
-                    n=e.n,
-                    wins=int(c[:, a_side].sum()),
-                    ties=int(c[:, TIE].sum()),
-                    losses=int(c[:, 1 - a_side].sum()),
-                    both_bad=both_bad.get(source, 0),
-                    n_comparisons=e.units,
-                    bounds=e.bounds,
-                    n_items=e.items,
+    blocks = [(block.items, block.by_item) for *_, block in figures]
+
+    def finish(boots: list[np.ndarray]) -> list[WinRate]:
+        out = []
+        for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
+            figures, boots, strict=True
+        ):
+            estimates = est.estimates(block, totals)
+            for (source, c), spec in zip(sources, specs, strict=True):
+                e = estimates[spec]
+                out.append(
+                    WinRate(
+                        system_a=system_a,
+                        system_b=system_b,
+                        source=source,
+                        value=e.value,
+                        ci=e.ci,
+                        n=e.n,
+                        wins=int(c[:, a_side].sum()),
+                        ties=int(c[:, TIE].sum()),
+                        losses=int(c[:, 1 - a_side].sum()),
+                        both_bad=both_bad.get(source, 0),
+                        n_comparisons=e.units,
+                        bounds=e.bounds,
+                        n_items=e.items,
+                    )
                 )
-            )
-    return out
+        return out
+
+    return blocks, finish
 
 
 def win_rates(
@@ -1958,16 +2017,20 @@ def _category_win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> dict[str, list[WinRate]]:
-    out = {}
-    for category, sub in categories.items():
-        present = set(_comparisons_of(sub))
-        wanted = [
-            (a, b)
-            for a, b in (comparisons if comparisons is not None else _comparisons_of(sub))
-            if (a, b) in present or (b, a) in present
-        ]
-        out[category] = _win_rates(sub, wanted, resamples)
-    return out
+    return {
+        category: _win_rates(sub, _present(sub, comparisons), resamples)
+        for category, sub in categories.items()
+    }
+
+
+def _present(enc: _Encoded, comparisons: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """`comparisons` (by default every one of `enc`) that have a pair in `enc`."""
+    present = set(_comparisons_of(enc))
+    return [
+        (a, b)
+        for a, b in (comparisons if comparisons is not None else _comparisons_of(enc))
+        if (a, b) in present or (b, a) in present
+    ]
 
 
 # The columns of a verdicts frame (`store.frames.verdicts_frame`), as computed baselines produce them.
