@@ -750,14 +750,16 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     inverse = np.empty(n_cols, dtype=np.intp)
     for j, fingerprint in enumerate(fingerprints):
         same = candidates.setdefault(fingerprint, [])
-        for k in same:
-            if np.array_equal(matrix[:, keep[k]], matrix[:, j]):
-                inverse[j] = k
-                break
-        else:
-            same.append(len(keep))
-            inverse[j] = len(keep)
-            keep.append(j)
+        if same:
+            # Compared with every candidate at once (usually one: the fingerprint rarely lies).
+            known = [keep[k] for k in same]
+            equal = (matrix[:, known] == matrix[:, j : j + 1]).all(axis=0)
+            if equal.any():
+                inverse[j] = same[int(np.argmax(equal))]
+                continue
+        same.append(len(keep))
+        inverse[j] = len(keep)
+        keep.append(j)
     return matrix[:, keep], inverse
 
 
@@ -1351,16 +1353,22 @@ def _cohen_from_confusion(confusion: np.ndarray) -> np.ndarray:
 def _reviewer_kappa(enc: _Encoded, min_shared: int) -> list[ReviewerKappa]:
     if len(enc.vote_pair) == 0:
         return []
-    votes = pd.DataFrame(
-        {"pair": enc.vote_pair, "reviewer": enc.vote_reviewer, "label": enc.vote_label}
-    )
-    joined = votes.merge(votes, on="pair")
-    joined = joined[joined["reviewer_x"] < joined["reviewer_y"]]
-    if joined.empty:
+    # Every ordered pair of votes on one comparison (a self-join on the comparison): the votes
+    # sorted by comparison, each repeated once per vote of its comparison, against each of them.
+    order = np.argsort(enc.vote_pair, kind="stable")
+    pair = enc.vote_pair[order]
+    size = np.bincount(pair)[pair]
+    start = np.searchsorted(pair, pair)
+    left = np.repeat(np.arange(len(pair)), size)
+    right = start[left] + np.arange(len(left)) - np.repeat(np.cumsum(size) - size, size)
+    left, right = order[left], order[right]
+    reviewer_x, reviewer_y = enc.vote_reviewer[left], enc.vote_reviewer[right]
+    kept = reviewer_x < reviewer_y
+    if not kept.any():
         return []
-    key = joined["reviewer_x"].to_numpy() * len(enc.reviewers) + joined["reviewer_y"].to_numpy()
+    key = reviewer_x[kept] * len(enc.reviewers) + reviewer_y[kept]
     keys, group = np.unique(key, return_inverse=True)
-    cells = group * 9 + joined["label_x"].to_numpy() * 3 + joined["label_y"].to_numpy()
+    cells = group * 9 + enc.vote_label[left[kept]] * 3 + enc.vote_label[right[kept]]
     confusion = np.bincount(cells, minlength=len(keys) * 9).reshape(len(keys), 3, 3)
     shared = confusion.sum(axis=(1, 2))
     kappas = _cohen_from_confusion(confusion)
