@@ -141,12 +141,21 @@ class StudyData:
         baseline that has no stored run, then each jury's (computed on first use)."""
         with self._locks["verdicts"]:
             if self._verdicts is None:
+                computed = baselines.computed_verdicts(self.pairs, choices=self._baseline_choices())
                 self._verdicts = _with_juries(
-                    _with_computed(self._stored_verdicts, self.pairs, self.judges, self._seed),
-                    self.pairs,
-                    self.juries,
+                    _appended(self._stored_verdicts, computed), self.pairs, self.juries
                 )
             return self._verdicts
+
+    def _baseline_choices(self) -> baselines.Choices:
+        """The choices of every baseline that has no stored run, over the study's pairs: made
+        once for both the encoding and the rows of `verdicts`."""
+        return self.memo(
+            "baseline choices",
+            lambda: baselines.computed_choices(
+                self.pairs, _computed_baselines(self.judges), seed=self._seed
+            ),
+        )
 
     @property
     def encoded(self) -> stats.Encoded:
@@ -161,7 +170,7 @@ class StudyData:
                 else:
                     verdicts = self._stored_verdicts
                     computed = baselines.computed_codes(
-                        self.pairs, _computed_baselines(self.judges), seed=self._seed
+                        self.pairs, choices=self._baseline_choices()
                     )
                 self._encoded = stats.encode(
                     self.pairs, self.votes, verdicts, self.judge_order, computed
@@ -430,8 +439,13 @@ def _with_computed(
 ) -> pd.DataFrame:
     """Named stored verdicts followed by the computed verdicts of every baseline that has no
     stored run."""
-    missing = _computed_baselines(judges)
-    computed = baselines.computed_verdicts(pairs, missing, seed=seed)[list(verdicts.columns)]
+    computed = baselines.computed_verdicts(pairs, _computed_baselines(judges), seed=seed)
+    return _appended(verdicts, computed)
+
+
+def _appended(verdicts: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
+    """Named stored verdicts followed by computed ones (in the stored frame's columns)."""
+    computed = computed[list(verdicts.columns)]
     if not len(computed):
         return verdicts
     if not len(verdicts):
