@@ -237,19 +237,25 @@ class StoreBase:
             cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        # One 2-D object array, read column by column: transposing the rows in Python
+        # (`zip(*rows)`) costs twice as much. A value that is itself a sequence would add a
+        # dimension: then each row is placed as it is.
+        table = np.array(rows, dtype=object) if rows else np.empty((0, len(names)), object)
+        if table.shape != (len(rows), len(names)):
+            table = np.empty((len(rows), len(names)), dtype=object)
+            for k, row in enumerate(rows):
+                for j, value in enumerate(row):
+                    table[k, j] = value
         integers, floats = set(integers), set(floats)
 
-        def column(name: str, values: tuple) -> np.ndarray | pd.Series:
+        def column(name: str, values: np.ndarray) -> np.ndarray | pd.Series:
             if name in integers:
-                return np.array(values, dtype=np.int64)
+                return values.astype(np.int64)
             if name in floats:
-                return np.array(values, dtype=np.float64)
+                return values.astype(np.float64)
             return pd.Series(values, dtype=object)
 
-        return pd.DataFrame(
-            {name: column(name, values) for name, values in zip(names, columns, strict=True)}
-        )
+        return pd.DataFrame({name: column(name, table[:, k]) for k, name in enumerate(names)})
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         with self._reading() as db:
