@@ -148,6 +148,8 @@ def computed_verdicts(
                 }
             )
         )
+    if not frames:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
     frame = pd.concat(frames, ignore_index=True).assign(
         verdict_id=None,
         run_id=None,
