@@ -870,13 +870,14 @@ class ItemResamples:
     def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """`totals(items, by_item)` of each block, from as few products as the blocks allow.
 
-        The items fall into cells: the items held by the same blocks (e.g. one category, held
-        by the whole study's blocks and by that category's). Each cell's rows of every block
-        holding it make one product with the cell's resample counts, and a block's totals are
-        the sum of its cells'. A column that several blocks share over a cell (a category's
-        figure and the same figure of the whole study, restricted to that category) is then
-        multiplied once, and the resamples are read once per cell instead of once per block.
-        The sums are exact (integers and halves), so they add up in any order."""
+        The items fall into cells (`_cells`): e.g. one category, held by the whole study's
+        blocks and by that category's. Each cell's rows of every block holding any of its items
+        (zeros for the items a block lacks, which add nothing) make one product with the cell's
+        resample counts, and a block's totals are the sum of its cells'. A column that several
+        blocks share over a cell (a category's figure and the same figure of the whole study,
+        restricted to that category) is then multiplied once, and the resamples are read once
+        per cell instead of once per block. The sums are exact (integers and halves), so they
+        add up in any order."""
         out = [np.zeros((self.n_boot, by_item.shape[1])) for _, by_item in blocks]
         if not blocks:
             return out
@@ -884,21 +885,50 @@ class ItemResamples:
         held = np.zeros((len(universe), len(blocks)), dtype=bool)
         for b, (items, _) in enumerate(blocks):
             held[np.searchsorted(universe, items), b] = True
-        # Each item's cell, refined block by block (`np.unique(held, axis=0)` sorts whole rows,
-        # many times slower).
-        cell_of = np.zeros(len(universe), dtype=np.int64)
-        for b in range(len(blocks)):
-            cell_of = np.unique(cell_of * 2 + held[:, b], return_inverse=True)[1].ravel()
+        cell_of = _cells(held)
         for cell in range(int(cell_of.max()) + 1 if len(cell_of) else 0):
             in_cell = cell_of == cell
             cell_items = universe[in_cell]
-            holders = np.flatnonzero(held[np.argmax(in_cell)])
-            rows = [blocks[b][1][np.searchsorted(blocks[b][0], cell_items)] for b in holders]
+            holders = np.flatnonzero(held[in_cell].any(axis=0))
+            rows = []
+            for b in holders:
+                items, by_item = blocks[b]
+                if held[in_cell, b].all():
+                    rows.append(by_item[np.searchsorted(items, cell_items)])
+                else:
+                    padded = np.zeros((len(cell_items), by_item.shape[1]))
+                    present = held[in_cell, b]
+                    padded[present] = by_item[np.searchsorted(items, cell_items[present])]
+                    rows.append(padded)
             boots = self.totals(cell_items, np.hstack(rows))
             edges = np.cumsum([0, *(r.shape[1] for r in rows)])
             for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
                 out[b] += boots[:, start:stop]
         return out
+
+
+# A cell is split in two only when each part keeps this share of its items and at least
+# _MIN_CELL of them: a smaller part saves fewer multiplications than its own product costs, so
+# the blocks that lack it are padded with zeros instead.
+_SPLIT_SHARE = 0.1
+_MIN_CELL = 256
+
+
+def _cells(held: np.ndarray) -> np.ndarray:
+    """The cell (0, 1, ...) of each item (row of `held`, items x blocks): items held by the
+    same blocks share a cell, except that a block holding almost all of a cell, or only a
+    sliver of it, does not split it (see _SPLIT_SHARE)."""
+    cell_of = np.zeros(len(held), dtype=np.int64)
+    # Block by block (`np.unique(held, axis=0)` sorts whole rows, many times slower).
+    for b in range(held.shape[1]):
+        sizes = np.bincount(cell_of)
+        inside = np.bincount(cell_of, weights=held[:, b], minlength=len(sizes))
+        smaller = np.minimum(inside, sizes - inside)
+        split = smaller >= np.maximum(_SPLIT_SHARE * sizes, _MIN_CELL)
+        if split.any():
+            refined = cell_of * 2 + (held[:, b] & split[cell_of])
+            cell_of = np.unique(refined, return_inverse=True)[1].ravel()
+    return cell_of
 
 
 def _finite_or_none(value: float) -> float | None:

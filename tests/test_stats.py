@@ -468,25 +468,40 @@ def test_bootstrap_totals_resample_whole_rows():
 
 
 def test_shared_item_resamples_give_each_block_its_own_totals():
-    # Blocks over the whole study, over parts of it (categories), over scattered items and over
-    # none: each block's totals, summed cell by cell, equal its own product with the resamples.
+    # Blocks over the whole study, over parts of it (categories), over scattered items, over
+    # all items but a few (padded with zeros rather than split off) and over none: each block's
+    # totals, summed cell by cell, equal its own product with the resamples.
     rng = np.random.default_rng(11)
-    resamples = stats.ItemResamples(seed=4, n_items=40, n_boot=120)
-    every = np.arange(40)
+    n_items = 1200
+    resamples = stats.ItemResamples(seed=4, n_items=n_items, n_boot=60)
+    every = np.arange(n_items)
+
+    def rows(items, width, top=4):
+        return (rng.integers(0, top, size=(len(items), width)) / 2, items)[::-1]
+
     blocks = [
-        (every, rng.integers(0, 4, size=(40, 5)).astype(float)),
-        (every[:25], rng.integers(0, 3, size=(25, 3)) / 2),
-        (every[25:], rng.integers(0, 3, size=(15, 2)).astype(float)),
-        (np.sort(rng.choice(40, size=17, replace=False)), rng.integers(0, 5, size=(17, 4)) * 1.0),
-        (every[:0], np.zeros((0, 2))),
+        rows(every, 5),
+        rows(every[:700], 3),
+        rows(every[700:], 2),
+        rows(np.sort(rng.choice(700, size=300, replace=False)), 4),
+        rows(np.delete(every, [3, 500, 1100]), 2),
+        rows(every[:0], 2),
     ]
     # A column equal to another block's over the same items: multiplied once, counted for both.
-    blocks.append((every[:25], blocks[0][1][:25, :2].copy()))
+    blocks.append((every[:700], blocks[0][1][:700, :2].copy()))
+    assert len(np.unique(stats._cells(_held(blocks, n_items)))) > 2
     shared = resamples.totals_of(blocks)
     for (items, by_item), totals in zip(blocks, shared, strict=True):
-        assert totals.shape == (120, by_item.shape[1])
+        assert totals.shape == (60, by_item.shape[1])
         assert np.array_equal(totals, resamples.totals(items, by_item))
     assert np.any(shared[0] != 0)
+
+
+def _held(blocks, n_items):
+    held = np.zeros((n_items, len(blocks)), dtype=bool)
+    for b, (items, _) in enumerate(blocks):
+        held[items, b] = True
+    return held
 
 
 def test_an_encoded_study_with_coded_baselines_gives_the_figures_of_its_frames():
