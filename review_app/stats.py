@@ -744,7 +744,18 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
     with one_blas_thread():
         weighted = weights @ matrix
-    fingerprints = zip(matrix.sum(axis=0).tolist(), weighted.tolist(), strict=True)
+    sums = matrix.sum(axis=0)
+    if n_cols:
+        # Usually every column equals the first column of its fingerprint: checked for all
+        # columns at once, without a step per column.
+        _, first, group = np.unique(
+            np.stack([sums, weighted], axis=1), axis=0, return_index=True, return_inverse=True
+        )
+        twin = first[np.asarray(group).ravel()]
+        if (matrix == matrix[:, twin]).all():
+            keep = np.unique(twin)
+            return matrix[:, keep], np.searchsorted(keep, twin)
+    fingerprints = zip(sums.tolist(), weighted.tolist(), strict=True)
     candidates: dict[tuple[float, float], list[int]] = {}
     keep: list[int] = []
     inverse = np.empty(n_cols, dtype=np.intp)
