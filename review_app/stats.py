@@ -533,9 +533,10 @@ def _encode(
         label_codes, verdict_pair, outcome, first = (
             np.concatenate(c) for c in zip(*parts, strict=True)
         )
+        # Computed verdicts cost nothing and take no time, as their rows say.
         cost, latency = (
-            np.concatenate([known, np.zeros(len(label_codes) - len(known))])
-            for known in (cost, latency)
+            np.concatenate([stored, np.zeros(len(label_codes) - len(stored))])
+            for stored in (cost, latency)
         )
     judges = _judge_order(labels, judge_order)
     judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]

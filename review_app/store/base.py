@@ -253,7 +253,8 @@ class StoreBase:
                 return values.astype(np.int64)
             if name in floats:
                 return values.astype(np.float64)
-            return pd.Series(values, dtype=object)
+            # A copy: a view would keep the whole table (every row's values) alive.
+            return pd.Series(values.copy(), dtype=object)
 
         return pd.DataFrame({name: column(name, table[:, k]) for k, name in enumerate(names)})
 
