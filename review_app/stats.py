@@ -424,6 +424,10 @@ class _Encoded:
         )
 
 
+# What `encode` gives: a study as every statistic reads it.
+Encoded = _Encoded
+
+
 def _codes(series: pd.Series, mapping: dict[str, int]) -> np.ndarray:
     """Integer code per value of `series` from `mapping`; -1 for missing or unknown values."""
     position = pd.Index(list(mapping), dtype=object).get_indexer(series.astype(object))
@@ -448,11 +452,37 @@ def _judge_order(labels: Iterable[str], judge_order: Sequence[str]) -> list[str]
     return listed + sorted(present - set(listed))
 
 
+@dataclass(frozen=True)
+class VerdictCodes:
+    """One judge's verdicts already coded, for verdicts computed here rather than stored (the
+    baselines'): each verdict's pair, the side shown first (X or Y) and its outcome (X, Y or
+    TIE). Encoded as verdicts of no cost and no latency, as their rows would say."""
+
+    judge: str
+    pair_id: np.ndarray
+    first: np.ndarray
+    outcome: np.ndarray
+
+
+def encode(
+    pairs: pd.DataFrame,
+    votes: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    judge_order: Sequence[str] = (),
+    computed: Sequence[VerdictCodes] = (),
+) -> _Encoded:
+    """The frames as the statistics read them, coded once (`study_figures_of`, `calibrate_of`,
+    `win_rates_of`, `favouring_judges_of` take the result): the verdicts are those of
+    `verdicts` followed by each of `computed`, as if their rows had been appended to it."""
+    return _encode(pairs, votes, verdicts, judge_order, computed)
+
+
 def _encode(
     pairs: pd.DataFrame,
     votes: pd.DataFrame,
     verdicts: pd.DataFrame,
     judge_order: Sequence[str] = (),
+    computed: Sequence[VerdictCodes] = (),
 ) -> _Encoded:
     pair_index = pd.Index(pairs["pair_id"])
     systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
@@ -486,14 +516,34 @@ def _encode(
     # A few judges over many verdicts: each verdict's judge is coded once (factorize), then the
     # few codes are mapped to the judges' order.
     label_codes, labels = pd.factorize(verdicts["judge"][keep].astype(str))
+    outcome = _codes(verdicts["outcome"][keep], _OUTCOME_CODES)
+    first = _codes(verdicts["first"][keep], _FIRST_CODES)
+    # NaN = unknown (a judge with no price); it makes that judge's total unknown.
+    cost = pd.to_numeric(verdicts["cost"][keep], errors="coerce").to_numpy(float)
+    latency = pd.to_numeric(verdicts["latency_ms"][keep], errors="coerce").to_numpy(float)
+    if computed:
+        labels = list(labels)
+        parts = [(label_codes, verdict_pair, outcome, first)]
+        for part in computed:
+            if part.judge not in labels:
+                labels.append(part.judge)
+            part_pair = pair_index.get_indexer(part.pair_id)
+            known = part_pair >= 0
+            code = np.full(int(known.sum()), labels.index(part.judge), dtype=np.int64)
+            parts.append((code, part_pair[known], part.outcome[known], part.first[known]))
+        label_codes, verdict_pair, outcome, first = (
+            np.concatenate(c) for c in zip(*parts, strict=True)
+        )
+        # Computed verdicts cost nothing and take no time, as their rows say.
+        cost, latency = (
+            np.concatenate([stored, np.zeros(len(label_codes) - len(stored))])
+            for stored in (cost, latency)
+        )
     judges = _judge_order(labels, judge_order)
     judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]
     # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
     # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
     by_judge = np.argsort(judge_codes, kind="stable")
-
-    def kept(column: str) -> pd.Series:
-        return verdicts[column][keep]
 
     return _Encoded(
         pair_ids=pairs["pair_id"].to_numpy(),
@@ -509,13 +559,10 @@ def _encode(
         reviewers=np.asarray(reviewers, dtype=object),
         verdict_pair=verdict_pair.astype(np.int64)[by_judge],
         verdict_judge=judge_codes[by_judge],
-        verdict_outcome=_codes(kept("outcome"), _OUTCOME_CODES)[by_judge],
-        verdict_first=_codes(kept("first"), _FIRST_CODES)[by_judge],
-        # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-        verdict_cost=pd.to_numeric(kept("cost"), errors="coerce").to_numpy(float)[by_judge],
-        verdict_latency=pd.to_numeric(kept("latency_ms"), errors="coerce").to_numpy(float)[
-            by_judge
-        ],
+        verdict_outcome=np.asarray(outcome, dtype=np.int64)[by_judge],
+        verdict_first=np.asarray(first, dtype=np.int64)[by_judge],
+        verdict_cost=cost[by_judge],
+        verdict_latency=latency[by_judge],
         judges=judges,
     )
 
@@ -699,20 +746,33 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
     with one_blas_thread():
         weighted = weights @ matrix
-    fingerprints = zip(matrix.sum(axis=0).tolist(), weighted.tolist(), strict=True)
+    sums = matrix.sum(axis=0)
+    if n_cols:
+        # Usually every column equals the first column of its fingerprint: checked for all
+        # columns at once, without a step per column.
+        _, first, group = np.unique(
+            np.stack([sums, weighted], axis=1), axis=0, return_index=True, return_inverse=True
+        )
+        twin = first[np.asarray(group).ravel()]
+        if (matrix == matrix[:, twin]).all():
+            keep = np.unique(twin)
+            return matrix[:, keep], np.searchsorted(keep, twin)
+    fingerprints = zip(sums.tolist(), weighted.tolist(), strict=True)
     candidates: dict[tuple[float, float], list[int]] = {}
     keep: list[int] = []
     inverse = np.empty(n_cols, dtype=np.intp)
     for j, fingerprint in enumerate(fingerprints):
         same = candidates.setdefault(fingerprint, [])
-        for k in same:
-            if np.array_equal(matrix[:, keep[k]], matrix[:, j]):
-                inverse[j] = k
-                break
-        else:
-            same.append(len(keep))
-            inverse[j] = len(keep)
-            keep.append(j)
+        if same:
+            # Compared with every candidate at once (usually one: the fingerprint rarely lies).
+            known = [keep[k] for k in same]
+            equal = (matrix[:, known] == matrix[:, j : j + 1]).all(axis=0)
+            if equal.any():
+                inverse[j] = same[int(np.argmax(equal))]
+                continue
+        same.append(len(keep))
+        inverse[j] = len(keep)
+        keep.append(j)
     return matrix[:, keep], inverse
 
 
@@ -821,21 +881,67 @@ class ItemResamples:
         return out
 
     def totals_of(self, blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """`totals(items, by_item)` of each block, from one product over the items of all of
-        them: a block's rows are placed at its items, zeros elsewhere, which adds nothing to its
-        totals (exact sums), while the resamples are read once instead of once per block."""
+        """`totals(items, by_item)` of each block, from as few products as the blocks allow.
+
+        The items fall into cells (`_cells`): e.g. one category, held by the whole study's
+        blocks and by that category's. Each cell's rows of every block holding any of its items
+        (zeros for the items a block lacks, which add nothing) make one product with the cell's
+        resample counts, and a block's totals are the sum of its cells'. A column that several
+        blocks share over a cell (a category's figure and the same figure of the whole study,
+        restricted to that category) is then multiplied once, and the resamples are read once
+        per cell instead of once per block. The sums are exact (integers and halves), so they
+        add up in any order."""
+        out = [np.zeros((self.n_boot, by_item.shape[1])) for _, by_item in blocks]
         if not blocks:
-            return []
+            return out
         universe = np.unique(np.concatenate([np.asarray(items) for items, _ in blocks]))
-        widths = [by_item.shape[1] for _, by_item in blocks]
-        padded = np.zeros((len(universe), sum(widths)), order="F")
-        start = 0
-        for (items, by_item), width in zip(blocks, widths, strict=True):
-            padded[np.searchsorted(universe, items), start : start + width] = by_item
-            start += width
-        boots = self.totals(universe, padded)
-        edges = np.cumsum([0, *widths])
-        return [boots[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        held = np.zeros((len(universe), len(blocks)), dtype=bool)
+        for b, (items, _) in enumerate(blocks):
+            held[np.searchsorted(universe, items), b] = True
+        cell_of = _cells(held)
+        for cell in range(int(cell_of.max()) + 1 if len(cell_of) else 0):
+            in_cell = cell_of == cell
+            cell_items = universe[in_cell]
+            holders = np.flatnonzero(held[in_cell].any(axis=0))
+            rows = []
+            for b in holders:
+                items, by_item = blocks[b]
+                if held[in_cell, b].all():
+                    rows.append(by_item[np.searchsorted(items, cell_items)])
+                else:
+                    padded = np.zeros((len(cell_items), by_item.shape[1]))
+                    present = held[in_cell, b]
+                    padded[present] = by_item[np.searchsorted(items, cell_items[present])]
+                    rows.append(padded)
+            boots = self.totals(cell_items, np.hstack(rows))
+            edges = np.cumsum([0, *(r.shape[1] for r in rows)])
+            for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
+                out[b] += boots[:, start:stop]
+        return out
+
+
+# A cell is split in two only when each part keeps this share of its items and at least
+# _MIN_CELL of them: a smaller part saves fewer multiplications than its own product costs, so
+# the blocks that lack it are padded with zeros instead.
+_SPLIT_SHARE = 0.1
+_MIN_CELL = 256
+
+
+def _cells(held: np.ndarray) -> np.ndarray:
+    """The cell (0, 1, ...) of each item (row of `held`, items x blocks): items held by the
+    same blocks share a cell, except that a block holding almost all of a cell, or only a
+    sliver of it, does not split it (see _SPLIT_SHARE)."""
+    cell_of = np.zeros(len(held), dtype=np.int64)
+    # Block by block (`np.unique(held, axis=0)` sorts whole rows, many times slower).
+    for b in range(held.shape[1]):
+        sizes = np.bincount(cell_of)
+        inside = np.bincount(cell_of, weights=held[:, b], minlength=len(sizes))
+        smaller = np.minimum(inside, sizes - inside)
+        split = smaller >= np.maximum(_SPLIT_SHARE * sizes, _MIN_CELL)
+        if split.any():
+            refined = cell_of * 2 + (held[:, b] & split[cell_of])
+            cell_of = np.unique(refined, return_inverse=True)[1].ravel()
+    return cell_of
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -1290,16 +1396,22 @@ def _cohen_from_confusion(confusion: np.ndarray) -> np.ndarray:
 def _reviewer_kappa(enc: _Encoded, min_shared: int) -> list[ReviewerKappa]:
     if len(enc.vote_pair) == 0:
         return []
-    votes = pd.DataFrame(
-        {"pair": enc.vote_pair, "reviewer": enc.vote_reviewer, "label": enc.vote_label}
-    )
-    joined = votes.merge(votes, on="pair")
-    joined = joined[joined["reviewer_x"] < joined["reviewer_y"]]
-    if joined.empty:
+    # Every ordered pair of votes on one comparison (a self-join on the comparison): the votes
+    # sorted by comparison, each repeated once per vote of its comparison, against each of them.
+    order = np.argsort(enc.vote_pair, kind="stable")
+    pair = enc.vote_pair[order]
+    size = np.bincount(pair)[pair]
+    start = np.searchsorted(pair, pair)
+    left = np.repeat(np.arange(len(pair)), size)
+    right = start[left] + np.arange(len(left)) - np.repeat(np.cumsum(size) - size, size)
+    left, right = order[left], order[right]
+    reviewer_x, reviewer_y = enc.vote_reviewer[left], enc.vote_reviewer[right]
+    kept = reviewer_x < reviewer_y
+    if not kept.any():
         return []
-    key = joined["reviewer_x"].to_numpy() * len(enc.reviewers) + joined["reviewer_y"].to_numpy()
+    key = reviewer_x[kept] * len(enc.reviewers) + reviewer_y[kept]
     keys, group = np.unique(key, return_inverse=True)
-    cells = group * 9 + joined["label_x"].to_numpy() * 3 + joined["label_y"].to_numpy()
+    cells = group * 9 + enc.vote_label[left[kept]] * 3 + enc.vote_label[right[kept]]
     confusion = np.bincount(cells, minlength=len(keys) * 9).reshape(len(keys), 3, 3)
     shared = confusion.sum(axis=(1, 2))
     kappas = _cohen_from_confusion(confusion)
@@ -1412,6 +1524,19 @@ def _analyse(
     margin: float = CEILING_MARGIN,
     min_items: int = MIN_COMPARISONS,
 ) -> Analysis:
+    blocks, finish = _analysis_parts(enc, margin, min_items)
+    return finish(resamples.totals_of(blocks))
+
+
+# Blocks to bootstrap (items, per-item rows), as `ItemResamples.totals_of` takes them.
+_Blocks = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _analysis_parts(
+    enc: _Encoded, margin: float, min_items: int
+) -> tuple[_Blocks, Callable[[list[np.ndarray]], Analysis]]:
+    """The blocks an analysis bootstraps (`ItemResamples.totals_of`), and the function that
+    makes the analysis from their totals: apart, so that several analyses share one product."""
     n_pairs = enc.n_pairs
     est = _Estimator(n_pairs, enc.items)
     counts = _human_counts(enc)
@@ -1525,73 +1650,78 @@ def _analyse(
             )
         )
     block = est.block()
-    boots, *confusion_boots = resamples.totals_of(
-        [(block.items, block.by_item), *(c for _, c in confusions)]
-    )
-    estimates = est.estimates(block, boots)
-    # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
-    rated_items = len(np.unique(enc.items[n_all >= 2]))
+    blocks = [(block.items, block.by_item), *(c for _, c in confusions)]
 
-    humans = HumanStats(
-        n_votes=len(enc.vote_pair),
-        n_both_bad=int(enc.vote_both_bad.sum()),
-        n_reviewers=len(np.unique(enc.vote_reviewer)),
-        agreement_with_ties=estimates[h_agree_wt],
-        agreement_without_ties=estimates[h_agree_wot],
-        kappa_with_ties=estimates[h_kappa_wt],
-        kappa_without_ties=estimates[h_kappa_wot],
-        fleiss_kappa=replace(fleiss_kappa(counts), items=rated_items),
-        krippendorff_alpha=replace(krippendorff_alpha_nominal(counts), items=rated_items),
-        reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
-        p_left=estimates[h_p_left],
-        p_longer=estimates[h_p_longer],
-        agreement_strict=estimates[h_strict],
-    )
+    def finish(totals: list[np.ndarray]) -> Analysis:
+        boots, *confusion_boots = totals
+        estimates = est.estimates(block, boots)
+        # Fleiss' kappa and Krippendorff's alpha use the comparisons with at least two votes.
+        rated_items = len(np.unique(enc.items[n_all >= 2]))
 
-    judges = []
-    for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
-        both_known, (confusion_items, _) = confusions[a]
-        vs_ceiling = estimates[spec["vs_ceiling"]]
-        judges.append(
-            JudgeStats(
-                judge=enc.judges[code],
-                n_verdicts=jc.n_verdicts,
-                n_unparsed=jc.n_unparsed,
-                n_combined=int((jc.combined >= 0).sum()),
-                n_inconsistent=int(jc.inconsistent.sum()),
-                agreement_with_ties=estimates[spec["agree_wt"]],
-                agreement_without_ties=estimates[spec["agree_wot"]],
-                kappa_with_ties=estimates[spec["kappa_wt"]],
-                kappa_without_ties=estimates[spec["kappa_wot"]],
-                vs_majority=_majority_agreement(
-                    majority[both_known],
-                    jc.combined[both_known],
-                    len(confusion_items),
-                    confusion_boots[a],
-                    estimates[spec["vs_majority"]],
-                ),
-                consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
-                p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
-                p_longer=estimates[spec["p_longer"]],
-                cost_total=jc.cost_total,
-                cost_per_1000=(
-                    None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
-                ),
-                mean_latency_ms=jc.mean_latency_ms,
-                agreement_strict=estimates[spec["agree_strict"]],
-                decisive_share=estimates[spec["decisive"]],
-                vs_ceiling=CeilingVerdict(
-                    vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_items)
-                ),
-                verbosity_gap=estimates[spec["verbosity_gap"]],
-                strict_vs={
-                    enc.judges[judge_codes[b][0]]: estimates[index]
-                    for (first, b), index in strict_vs.items()
-                    if first == a
-                },
-            )
+        humans = HumanStats(
+            n_votes=len(enc.vote_pair),
+            n_both_bad=int(enc.vote_both_bad.sum()),
+            n_reviewers=len(np.unique(enc.vote_reviewer)),
+            agreement_with_ties=estimates[h_agree_wt],
+            agreement_without_ties=estimates[h_agree_wot],
+            kappa_with_ties=estimates[h_kappa_wt],
+            kappa_without_ties=estimates[h_kappa_wot],
+            fleiss_kappa=replace(fleiss_kappa(counts), items=rated_items),
+            krippendorff_alpha=replace(krippendorff_alpha_nominal(counts), items=rated_items),
+            reviewer_kappa=_reviewer_kappa(enc, MIN_SHARED_FOR_REVIEWER_KAPPA),
+            p_left=estimates[h_p_left],
+            p_longer=estimates[h_p_longer],
+            agreement_strict=estimates[h_strict],
         )
-    return Analysis(n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges)
+
+        judges = []
+        for a, ((code, jc), spec) in enumerate(zip(judge_codes, judge_specs, strict=True)):
+            both_known, (confusion_items, _) = confusions[a]
+            vs_ceiling = estimates[spec["vs_ceiling"]]
+            judges.append(
+                JudgeStats(
+                    judge=enc.judges[code],
+                    n_verdicts=jc.n_verdicts,
+                    n_unparsed=jc.n_unparsed,
+                    n_combined=int((jc.combined >= 0).sum()),
+                    n_inconsistent=int(jc.inconsistent.sum()),
+                    agreement_with_ties=estimates[spec["agree_wt"]],
+                    agreement_without_ties=estimates[spec["agree_wot"]],
+                    kappa_with_ties=estimates[spec["kappa_wt"]],
+                    kappa_without_ties=estimates[spec["kappa_wot"]],
+                    vs_majority=_majority_agreement(
+                        majority[both_known],
+                        jc.combined[both_known],
+                        len(confusion_items),
+                        confusion_boots[a],
+                        estimates[spec["vs_majority"]],
+                    ),
+                    consistency=estimates[spec["consistency"]] if jc.has_single_order else None,
+                    p_first=estimates[spec["p_first"]] if jc.has_single_order else None,
+                    p_longer=estimates[spec["p_longer"]],
+                    cost_total=jc.cost_total,
+                    cost_per_1000=(
+                        None if jc.cost_total is None else 1000 * jc.cost_total / jc.n_verdicts
+                    ),
+                    mean_latency_ms=jc.mean_latency_ms,
+                    agreement_strict=estimates[spec["agree_strict"]],
+                    decisive_share=estimates[spec["decisive"]],
+                    vs_ceiling=CeilingVerdict(
+                        vs_ceiling, margin, _ceiling_verdict(vs_ceiling, margin, min_items)
+                    ),
+                    verbosity_gap=estimates[spec["verbosity_gap"]],
+                    strict_vs={
+                        enc.judges[judge_codes[b][0]]: estimates[index]
+                        for (first, b), index in strict_vs.items()
+                        if first == a
+                    },
+                )
+            )
+        return Analysis(
+            n_comparisons=n_pairs, n_votes=len(enc.vote_pair), humans=humans, judges=judges
+        )
+
+    return blocks, finish
 
 
 def calibrate(
@@ -1608,6 +1738,17 @@ def calibrate(
     are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return calibrate_of(enc, seed, n_boot, margin, min_items)
+
+
+def calibrate_of(
+    enc: _Encoded,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> Calibration:
+    """`calibrate` of a study already encoded (`encode`)."""
     return _calibrate(
         enc, _by_category(enc), ItemResamples.of(enc, seed, n_boot), margin, min_items
     )
@@ -1648,13 +1789,37 @@ def study_figures(
     """`calibrate`, `win_rates` and `category_win_rates` of the same frames, the same figures
     each gives on its own, with the frames encoded and split by category once."""
     enc = _encode(pairs, votes, verdicts, judge_order)
+    return study_figures_of(enc, comparisons, seed, n_boot, margin, min_items)
+
+
+def study_figures_of(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> tuple[Calibration, list[WinRate], dict[str, list[WinRate]]]:
+    """`study_figures` of a study already encoded (`encode`)."""
     categories = _by_category(enc)
-    resamples = ItemResamples.of(enc, seed, n_boot)
-    return (
-        _calibrate(enc, categories, resamples, margin, min_items),
-        _win_rates(enc, comparisons, resamples),
-        _category_win_rates(categories, comparisons, resamples),
+    # Every figure's blocks first, then their totals from one `totals_of`: a category's figures
+    # and the study's, restricted to that category, share its product.
+    parts = [_analysis_parts(enc, margin, min_items)]
+    parts += [_analysis_parts(sub, margin, min_items) for sub in categories.values()]
+    parts.append(_win_rate_parts(enc, comparisons))
+    parts += [_win_rate_parts(sub, _present(sub, comparisons)) for sub in categories.values()]
+    totals = ItemResamples.of(enc, seed, n_boot).totals_of(
+        [b for blocks, _ in parts for b in blocks]
     )
+    figures = []
+    start = 0
+    for blocks, finish in parts:
+        figures.append(finish(totals[start : start + len(blocks)]))
+        start += len(blocks)
+    n = len(categories)
+    overall, by_category = figures[0], dict(zip(categories, figures[1 : 1 + n], strict=True))
+    category_rates = dict(zip(categories, figures[2 + n :], strict=True))
+    return Calibration(overall=overall, by_category=by_category), figures[1 + n], category_rates
 
 
 def analyse(
@@ -1735,7 +1900,11 @@ def favouring_judges(pairs: pd.DataFrame, verdicts: pd.DataFrame, share: float) 
     """The judges (by name) whose combined verdicts name one system on more than `share` of the
     comparisons with a combined verdict that system is in."""
     empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
-    enc = _encode(pairs, empty_votes, verdicts)
+    return favouring_judges_of(_encode(pairs, empty_votes, verdicts), share)
+
+
+def favouring_judges_of(enc: _Encoded, share: float) -> list[str]:
+    """`favouring_judges` of a study already encoded (`encode`; its votes are not read)."""
     system_codes, systems = pd.factorize(enc.systems.ravel())
     system_codes = system_codes.reshape(-1, 2)
     out = []
@@ -1780,6 +1949,15 @@ def _win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> list[WinRate]:
+    blocks, finish = _win_rate_parts(enc, comparisons)
+    return finish(resamples.totals_of(blocks))
+
+
+def _win_rate_parts(
+    enc: _Encoded, comparisons: Sequence[tuple[str, str]] | None
+) -> tuple[_Blocks, Callable[[list[np.ndarray]], list[WinRate]]]:
+    """The blocks the win rates bootstrap, and the function that makes them from their totals
+    (as `_analysis_parts`)."""
     # Every comparison's estimator first, then their intervals from one product. A comparison's
     # rows are the study's restricted to it: its votes' counts and each judge's combined verdict
     # depend on its own votes and verdicts only.
@@ -1806,32 +1984,36 @@ def _win_rates(
             score = c[:, a_side] + 0.5 * c[:, TIE]
             specs.append(est.add_ratio(score, c.sum(axis=1)))
         figures.append((system_a, system_b, a_side, sources, both_bad, specs, est, est.block()))
-    boots = resamples.totals_of([(block.items, block.by_item) for *_, block in figures])
-    out = []
-    for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
-        figures, boots, strict=True
-    ):
-        estimates = est.estimates(block, totals)
-        for (source, c), spec in zip(sources, specs, strict=True):
-            e = estimates[spec]
-            out.append(
-                WinRate(
-                    system_a=system_a,
-                    system_b=system_b,
-                    source=source,
-                    value=e.value,
-                    ci=e.ci,
-                    n=e.n,
-                    wins=int(c[:, a_side].sum()),
-                    ties=int(c[:, TIE].sum()),
-                    losses=int(c[:, 1 - a_side].sum()),
-                    both_bad=both_bad.get(source, 0),
-                    n_comparisons=e.units,
-                    bounds=e.bounds,
-                    n_items=e.items,
+    blocks = [(block.items, block.by_item) for *_, block in figures]
+
+    def finish(boots: list[np.ndarray]) -> list[WinRate]:
+        out = []
+        for (system_a, system_b, a_side, sources, both_bad, specs, est, block), totals in zip(
+            figures, boots, strict=True
+        ):
+            estimates = est.estimates(block, totals)
+            for (source, c), spec in zip(sources, specs, strict=True):
+                e = estimates[spec]
+                out.append(
+                    WinRate(
+                        system_a=system_a,
+                        system_b=system_b,
+                        source=source,
+                        value=e.value,
+                        ci=e.ci,
+                        n=e.n,
+                        wins=int(c[:, a_side].sum()),
+                        ties=int(c[:, TIE].sum()),
+                        losses=int(c[:, 1 - a_side].sum()),
+                        both_bad=both_bad.get(source, 0),
+                        n_comparisons=e.units,
+                        bounds=e.bounds,
+                        n_items=e.items,
+                    )
                 )
-            )
-    return out
+        return out
+
+    return blocks, finish
 
 
 def win_rates(
@@ -1850,6 +2032,20 @@ def win_rates(
     """
     enc = _encode(pairs, votes, verdicts, judge_order)
     return _win_rates(enc, comparisons, ItemResamples.of(enc, seed, n_boot))
+
+
+def win_rates_of(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> tuple[list[WinRate], dict[str, list[WinRate]]]:
+    """`win_rates` and `category_win_rates` of a study already encoded (`encode`)."""
+    resamples = ItemResamples.of(enc, seed, n_boot)
+    return (
+        _win_rates(enc, comparisons, resamples),
+        _category_win_rates(_by_category(enc), comparisons, resamples),
+    )
 
 
 def category_win_rates(
@@ -1872,16 +2068,20 @@ def _category_win_rates(
     comparisons: Sequence[tuple[str, str]] | None,
     resamples: ItemResamples,
 ) -> dict[str, list[WinRate]]:
-    out = {}
-    for category, sub in categories.items():
-        present = set(_comparisons_of(sub))
-        wanted = [
-            (a, b)
-            for a, b in (comparisons if comparisons is not None else _comparisons_of(sub))
-            if (a, b) in present or (b, a) in present
-        ]
-        out[category] = _win_rates(sub, wanted, resamples)
-    return out
+    return {
+        category: _win_rates(sub, _present(sub, comparisons), resamples)
+        for category, sub in categories.items()
+    }
+
+
+def _present(enc: _Encoded, comparisons: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """`comparisons` (by default every one of `enc`) that have a pair in `enc`."""
+    present = set(_comparisons_of(enc))
+    return [
+        (a, b)
+        for a, b in (comparisons if comparisons is not None else _comparisons_of(enc))
+        if (a, b) in present or (b, a) in present
+    ]
 
 
 # The columns of a verdicts frame (`store.frames.verdicts_frame`), as computed baselines produce them.

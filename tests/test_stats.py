@@ -467,6 +467,77 @@ def test_bootstrap_totals_resample_whole_rows():
     assert totals[:, 0].mean() == pytest.approx(2.0, abs=0.15)
 
 
+def test_shared_item_resamples_give_each_block_its_own_totals():
+    # Blocks over the whole study, over parts of it (categories), over scattered items, over
+    # all items but a few (padded with zeros rather than split off) and over none: each block's
+    # totals, summed cell by cell, equal its own product with the resamples.
+    rng = np.random.default_rng(11)
+    n_items = 1200
+    resamples = stats.ItemResamples(seed=4, n_items=n_items, n_boot=60)
+    every = np.arange(n_items)
+
+    def rows(items, width, top=4):
+        return (rng.integers(0, top, size=(len(items), width)) / 2, items)[::-1]
+
+    blocks = [
+        rows(every, 5),
+        rows(every[:700], 3),
+        rows(every[700:], 2),
+        rows(np.sort(rng.choice(700, size=300, replace=False)), 4),
+        rows(np.delete(every, [3, 500, 1100]), 2),
+        rows(every[:0], 2),
+    ]
+    # A column equal to another block's over the same items: multiplied once, counted for both.
+    blocks.append((every[:700], blocks[0][1][:700, :2].copy()))
+    assert len(np.unique(stats._cells(_held(blocks, n_items)))) > 2
+    shared = resamples.totals_of(blocks)
+    for (items, by_item), totals in zip(blocks, shared, strict=True):
+        assert totals.shape == (60, by_item.shape[1])
+        assert np.array_equal(totals, resamples.totals(items, by_item))
+    assert np.any(shared[0] != 0)
+
+
+def _held(blocks, n_items):
+    held = np.zeros((n_items, len(blocks)), dtype=bool)
+    for b, (items, _) in enumerate(blocks):
+        held[items, b] = True
+    return held
+
+
+def test_an_encoded_study_with_coded_baselines_gives_the_figures_of_its_frames():
+    # The app codes the computed baselines straight from the pairs (`computed_codes`) instead of
+    # building their rows (`computed_verdicts`): every figure must be the same either way.
+    rng = np.random.default_rng(8)
+    lengths = {p: (int(rng.integers(0, 400)), int(rng.integers(0, 400))) for p in range(1, 61)}
+    categories = {p: ("code", "chat", "")[p % 3] for p in range(1, 61)}
+    pairs = make_pairs(60, lengths=lengths, categories=categories)
+    votes = make_votes(
+        pairs,
+        [
+            (p, r, ("x", "y", "tie", "both_bad")[int(rng.integers(0, 4))], ("x", "y")[p % 2])
+            for p in range(1, 61)
+            for r in ("ana", "bo", "cy")[: 1 + p % 3]
+        ],
+    )
+    stored = make_verdicts(
+        pairs,
+        [
+            ("gpt", p, first, (None, "x", "y", "tie")[int(rng.integers(0, 4))])
+            for p in range(1, 61)
+            for first in ("x", "y")
+        ],
+    )
+    frames = pd.concat([stored, baselines.computed_verdicts(pairs, seed=3)], ignore_index=True)
+    order = ["gpt", *(baselines.label(name) for name in baselines.BASELINES)]
+    options = {"seed": 2, "n_boot": 80}
+    expected = stats.study_figures(pairs, votes, frames, judge_order=order, **options)
+    enc = stats.encode(pairs, votes, stored, order, baselines.computed_codes(pairs, seed=3))
+    found = stats.study_figures_of(enc, **options)
+    assert found[0].to_json() == expected[0].to_json()
+    assert found[1:] == expected[1:]
+    assert stats.favouring_judges_of(enc, 0.9) == stats.favouring_judges(pairs, frames, 0.9)
+
+
 # ---- report document and degenerate inputs ----
 
 

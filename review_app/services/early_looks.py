@@ -44,9 +44,7 @@ def revealing_judges(data: StudyData) -> dict[str, str]:
     for label, members in data.juries.items():
         if imported & set(members):
             out[label] = "a jury over imported verdicts"
-    if data.verdicts.empty or data.pairs.empty:
-        return out
-    for judge in stats.favouring_judges(data.pairs, data.verdicts, FAVOURS_SHARE):
+    for judge in stats.favouring_judges_of(data.encoded, FAVOURS_SHARE):
         out.setdefault(
             judge,
             f"its verdicts favour one system on more than {FAVOURS_SHARE:.0%} of its comparisons",

@@ -104,6 +104,7 @@ class StudyData:
         self.votes = votes
         self._stored_verdicts = stored_verdicts
         self._verdicts: pd.DataFrame | None = None
+        self._encoded: stats.Encoded | None = None
         self._run_labels = run_labels
         self._seed = settings.seed
         self._n_boot = settings.bootstrap_resamples
@@ -114,6 +115,7 @@ class StudyData:
             part: threading.Lock()
             for part in (
                 "verdicts",
+                "encoded",
                 "statistics",
                 "win_rates",
                 "texts",
@@ -139,12 +141,41 @@ class StudyData:
         baseline that has no stored run, then each jury's (computed on first use)."""
         with self._locks["verdicts"]:
             if self._verdicts is None:
+                computed = baselines.computed_verdicts(self.pairs, choices=self._baseline_choices())
                 self._verdicts = _with_juries(
-                    _with_computed(self._stored_verdicts, self.pairs, self.judges, self._seed),
-                    self.pairs,
-                    self.juries,
+                    _appended(self._stored_verdicts, computed), self.pairs, self.juries
                 )
             return self._verdicts
+
+    def _baseline_choices(self) -> baselines.Choices:
+        """The choices of every baseline that has no stored run, over the study's pairs: made
+        once for both the encoding and the rows of `verdicts`."""
+        return self.memo(
+            "baseline choices",
+            lambda: baselines.computed_choices(
+                self.pairs, _computed_baselines(self.judges), seed=self._seed
+            ),
+        )
+
+    @property
+    def encoded(self) -> stats.Encoded:
+        """The pairs, votes and every judge's verdicts as the statistics read them (`stats.encode`),
+        coded once for every figure, screen and check. The computed baselines are coded straight
+        from the pairs: their rows (`verdicts`) are built only for a screen that shows them."""
+        with self._locks["encoded"]:
+            if self._encoded is None:
+                if self.juries:
+                    # A jury is combined from its members' rows, baselines included.
+                    verdicts, computed = self.verdicts, []
+                else:
+                    verdicts = self._stored_verdicts
+                    computed = baselines.computed_codes(
+                        self.pairs, choices=self._baseline_choices()
+                    )
+                self._encoded = stats.encode(
+                    self.pairs, self.votes, verdicts, self.judge_order, computed
+                )
+            return self._encoded
 
     @property
     def seed(self) -> int:
@@ -179,19 +210,17 @@ class StudyData:
     def statistics(self) -> Statistics:
         with self._locks["statistics"]:
             if self._statistics is None:
-                frames = (self.pairs, self.votes, self.verdicts)
                 options = {"seed": self._seed, "n_boot": self._n_boot}
-                options["judge_order"] = self.judge_order
                 options.update(margin=self._margin, min_items=self._min_items)
                 with self._locks["win_rates"]:
                     if self._win_rates is None:
-                        # Together: the frames are encoded once for all three.
-                        calibration, *win_rates = stats.study_figures(
-                            *frames, self.comparisons, **options
+                        # Together: the study is split by category once for all three.
+                        calibration, *win_rates = stats.study_figures_of(
+                            self.encoded, self.comparisons, **options
                         )
                         self._win_rates = tuple(win_rates)
                     else:
-                        calibration = stats.calibrate(*frames, **options)
+                        calibration = stats.calibrate_of(self.encoded, **options)
                 self._statistics = Statistics(calibration, *self._win_rates)
             return self._statistics
 
@@ -201,12 +230,8 @@ class StudyData:
         screens that need only them, without the calibration's cost)."""
         with self._locks["win_rates"]:
             if self._win_rates is None:
-                frames = (self.pairs, self.votes, self.verdicts)
-                options = {"seed": self._seed, "n_boot": self._n_boot}
-                options["judge_order"] = self.judge_order
-                self._win_rates = (
-                    stats.win_rates(*frames, self.comparisons, **options),
-                    stats.category_win_rates(*frames, self.comparisons, **options),
+                self._win_rates = stats.win_rates_of(
+                    self.encoded, self.comparisons, seed=self._seed, n_boot=self._n_boot
                 )
             return self._win_rates
 
@@ -400,17 +425,27 @@ def _named(verdicts: pd.DataFrame, run_labels: dict[int, str]) -> pd.DataFrame:
     return verdicts.assign(judge=verdicts["run_id"].map(run_labels))
 
 
+def _computed_baselines(judges: dict[str, JudgeInfo]) -> list[str]:
+    """The baselines (by name) whose verdicts are computed: those with no stored run."""
+    return [
+        name
+        for name in baselines.BASELINES
+        if judges.get(baselines.label(name), JudgeInfo("", "", "", "")).source == COMPUTED_BASELINE
+    ]
+
+
 def _with_computed(
     verdicts: pd.DataFrame, pairs: pd.DataFrame, judges: dict[str, JudgeInfo], seed: int
 ) -> pd.DataFrame:
     """Named stored verdicts followed by the computed verdicts of every baseline that has no
     stored run."""
-    missing = [
-        name
-        for name in baselines.BASELINES
-        if judges.get(baselines.label(name), JudgeInfo("", "", "", "")).source == COMPUTED_BASELINE
-    ]
-    computed = baselines.computed_verdicts(pairs, missing, seed=seed)[list(verdicts.columns)]
+    computed = baselines.computed_verdicts(pairs, _computed_baselines(judges), seed=seed)
+    return _appended(verdicts, computed)
+
+
+def _appended(verdicts: pd.DataFrame, computed: pd.DataFrame) -> pd.DataFrame:
+    """Named stored verdicts followed by computed ones (in the stored frame's columns)."""
+    computed = computed[list(verdicts.columns)]
     if not len(computed):
         return verdicts
     if not len(verdicts):

@@ -223,25 +223,40 @@ class StoreBase:
         return rows[0] if rows else None
 
     def _plain_frame(
-        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+        self,
+        sql: str,
+        params: Iterable[Any] | dict = (),
+        integers: Iterable[str] = (),
+        floats: Iterable[str] = (),
     ) -> pd.DataFrame:
-        """Like `_frame`, for many rows of long texts that are parsed, not shown: texts stay
-        Python strings (object dtype) instead of being converted one by one to a string array;
-        the columns named in `integers` are int64."""
+        """Like `_frame`, for many rows whose columns' types are known: texts stay Python
+        strings (object dtype, None for NULL) instead of being converted one by one to a string
+        array and back; the columns named in `integers` are int64 (never NULL), those in
+        `floats` float64 (NaN for NULL)."""
         with self._reading() as db:
             cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        integers = set(integers)
-        return pd.DataFrame(
-            {
-                name: np.array(values, dtype=np.int64)
-                if name in integers
-                else pd.Series(values, dtype=object)
-                for name, values in zip(names, columns, strict=True)
-            }
-        )
+        # One 2-D object array, read column by column: transposing the rows in Python
+        # (`zip(*rows)`) costs twice as much. A value that is itself a sequence would add a
+        # dimension: then each row is placed as it is.
+        table = np.array(rows, dtype=object) if rows else np.empty((0, len(names)), object)
+        if table.shape != (len(rows), len(names)):
+            table = np.empty((len(rows), len(names)), dtype=object)
+            for k, row in enumerate(rows):
+                for j, value in enumerate(row):
+                    table[k, j] = value
+        integers, floats = set(integers), set(floats)
+
+        def column(name: str, values: np.ndarray) -> np.ndarray | pd.Series:
+            if name in integers:
+                return values.astype(np.int64)
+            if name in floats:
+                return values.astype(np.float64)
+            # A copy: a view would keep the whole table (every row's values) alive.
+            return pd.Series(values.copy(), dtype=object)
+
+        return pd.DataFrame({name: column(name, table[:, k]) for k, name in enumerate(names)})
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         with self._reading() as db:
@@ -350,9 +365,13 @@ class Aggregate:
         return self.store._one(sql, params)
 
     def _plain_frame(
-        self, sql: str, params: Iterable[Any] | dict = (), integers: Iterable[str] = ()
+        self,
+        sql: str,
+        params: Iterable[Any] | dict = (),
+        integers: Iterable[str] = (),
+        floats: Iterable[str] = (),
     ) -> pd.DataFrame:
-        return self.store._plain_frame(sql, params, integers)
+        return self.store._plain_frame(sql, params, integers, floats)
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         return self.store._frame(sql, params)

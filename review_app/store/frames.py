@@ -89,15 +89,27 @@ _VERDICTS_OF_STUDY = (
 )
 
 
+# The lean frames' numeric columns (every other lean column is text): known in advance, so the
+# rows become arrays directly, not through pandas' type inference and string conversion.
+_LEAN_INTEGERS = ("pair_id", "human", "len_x", "len_y", "vote_id", "verdict_id", "run_id")
+_LEAN_FLOATS = ("cost", "latency_ms")
+
+
 def _select(columns: tuple[tuple[str, bool], ...], texts: bool) -> str:
     return "SELECT " + ", ".join(sql for sql, lean in columns if texts or lean)
 
 
 class FrameQueries(Aggregate):
+    def _study_frame(self, sql: str, params: list, texts: bool) -> pd.DataFrame:
+        if texts:
+            return self._frame(sql, params)
+        return self._plain_frame(sql, params, integers=_LEAN_INTEGERS, floats=_LEAN_FLOATS)
+
     def pairs_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
         """One row per pair with its outputs' lengths; with `texts`, also the prompt, the
         reference (empty, not NULL, when absent), both outputs and the prompt's length."""
-        return self._frame(f"{_select(_PAIR_COLUMNS, texts)} {_PAIRS_OF_STUDY}", [study_id])
+        sql = f"{_select(_PAIR_COLUMNS, texts)} {_PAIRS_OF_STUDY}"
+        return self._study_frame(sql, [study_id], texts)
 
     def pair_ids(self, study_id: int) -> list[int]:
         """The ids of the pairs `pairs_frame` gives, in its order."""
@@ -123,12 +135,15 @@ class FrameQueries(Aggregate):
         where, params = _LATEST_VOTES_OF_STUDY, [study_id]
         if not with_excluded:
             where, params = where + _NOT_EXCLUDED, [study_id, study_id]
-        return self._frame(f"{_select(_VOTE_COLUMNS, texts)} {where} ORDER BY v.id", params)
+        return self._study_frame(
+            f"{_select(_VOTE_COLUMNS, texts)} {where} ORDER BY v.id", params, texts
+        )
 
     def verdicts_frame(self, study_id: int, texts: bool = True) -> pd.DataFrame:
         """Every verdict of the study's runs, by run id, oriented to the canonical order; with
         `texts`, also the run's label as `judge`, the judge's answer and its token counts."""
-        return self._frame(f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}", [study_id])
+        sql = f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}"
+        return self._study_frame(sql, [study_id], texts)
 
     def calibration_data_version(self, study_id: int) -> str:
         """Changes whenever a vote, verdict, run, pair, reviewer exclusion, known answer, jury or
