@@ -326,7 +326,9 @@ def test_flipping_a_pair_in_or_out_of_the_human_subset_in_the_file_shows(store, 
 
 
 def test_a_prediction_powered_length_controlled_win_rate(store, tmp_path, settings):
-    _judged_study(store, tmp_path, settings)
+    # The human subset is drawn with a fresh seed each time (no one may choose it): a win clear
+    # enough to pass whichever 60 of the 120 items it puts before the humans.
+    _judged_study(store, tmp_path, settings, tuned_wins=0.85)
     _lock(
         store,
         settings,
