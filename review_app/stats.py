@@ -474,16 +474,6 @@ def encode(
     """The frames as the statistics read them, coded once (`study_figures_of`, `calibrate_of`,
     `win_rates_of`, `favouring_judges_of` take the result): the verdicts are those of
     `verdicts` followed by each of `computed`, as if their rows had been appended to it."""
-    return _encode(pairs, votes, verdicts, judge_order, computed)
-
-
-def _encode(
-    pairs: pd.DataFrame,
-    votes: pd.DataFrame,
-    verdicts: pd.DataFrame,
-    judge_order: Sequence[str] = (),
-    computed: Sequence[VerdictCodes] = (),
-) -> _Encoded:
     pair_index = pd.Index(pairs["pair_id"])
     systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
     len_diff = (
@@ -828,7 +818,7 @@ def _keep_weights(key: tuple, chunks: list[np.ndarray], after: dict) -> None:
 class ItemResamples:
     """The one cluster bootstrap over items that every figure of a render shares.
 
-    `n_boot` resamples of the `n_items` items of a study (coded 0..n_items - 1 as `_encode` codes
+    `n_boot` resamples of the `n_items` items of a study (coded 0..n_items - 1 as `encode` codes
     them), drawn once from `numpy.random.default_rng(seed)`: each resample is the count of each
     item in it. A figure over some of the items (a category, one comparison) takes its totals
     from the same resamples restricted to its items: its weights are the counts of its own items
@@ -1737,7 +1727,7 @@ def calibrate(
     """Every statistic of DESIGN section 5, for the whole study and for each category. Judges
     are listed in `judge_order` (any others after it, by name). `margin` and `min_items`
     decide each judge's verdict against the human ceiling."""
-    enc = _encode(pairs, votes, verdicts, judge_order)
+    enc = encode(pairs, votes, verdicts, judge_order)
     return calibrate_of(enc, seed, n_boot, margin, min_items)
 
 
@@ -1788,7 +1778,7 @@ def study_figures(
 ) -> tuple[Calibration, list[WinRate], dict[str, list[WinRate]]]:
     """`calibrate`, `win_rates` and `category_win_rates` of the same frames, the same figures
     each gives on its own, with the frames encoded and split by category once."""
-    enc = _encode(pairs, votes, verdicts, judge_order)
+    enc = encode(pairs, votes, verdicts, judge_order)
     return study_figures_of(enc, comparisons, seed, n_boot, margin, min_items)
 
 
@@ -1831,7 +1821,7 @@ def analyse(
     judge_order: Sequence[str] = (),
 ) -> Analysis:
     """Every statistic of DESIGN section 5 over all comparisons in `pairs` (no category split)."""
-    enc = _encode(pairs, votes, verdicts, judge_order)
+    enc = encode(pairs, votes, verdicts, judge_order)
     return _analyse(enc, ItemResamples.of(enc, seed, n_boot))
 
 
@@ -1858,7 +1848,7 @@ def combine_verdicts(pairs: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFram
     outcome or None), n_unparsed.
     """
     empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
-    enc = _encode(pairs, empty_votes, verdicts)
+    enc = encode(pairs, empty_votes, verdicts)
     names = np.array([*LABELS, None], dtype=object)  # index -1 -> None
     frames = []
     for code, judge in enumerate(enc.judges):
@@ -1900,7 +1890,7 @@ def favouring_judges(pairs: pd.DataFrame, verdicts: pd.DataFrame, share: float) 
     """The judges (by name) whose combined verdicts name one system on more than `share` of the
     comparisons with a combined verdict that system is in."""
     empty_votes = pd.DataFrame(columns=["pair_id", "reviewer", "outcome", "shown_left"])
-    return favouring_judges_of(_encode(pairs, empty_votes, verdicts), share)
+    return favouring_judges_of(encode(pairs, empty_votes, verdicts), share)
 
 
 def favouring_judges_of(enc: _Encoded, share: float) -> list[str]:
@@ -1925,7 +1915,7 @@ def favouring_judges_of(enc: _Encoded, share: float) -> list[str]:
 def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
     """The human majority label ('x'|'y'|'tie') per pair_id, for comparisons with any vote."""
     empty = pd.DataFrame(columns=["pair_id", "judge", "outcome", "first", "cost", "latency_ms"])
-    enc = _encode(pairs, votes, empty)
+    enc = encode(pairs, votes, empty)
     majority = _majority(_human_counts(enc))
     voted = majority >= 0
     return pd.Series(
@@ -2030,7 +2020,7 @@ def win_rates(
     `comparisons` orients each one, e.g. [("finetuned", "base")]; by default every (system_x,
     system_y) found in `pairs`, in canonical order.
     """
-    enc = _encode(pairs, votes, verdicts, judge_order)
+    enc = encode(pairs, votes, verdicts, judge_order)
     return _win_rates(enc, comparisons, ItemResamples.of(enc, seed, n_boot))
 
 
@@ -2058,7 +2048,7 @@ def category_win_rates(
     judge_order: Sequence[str] = (),
 ) -> dict[str, list[WinRate]]:
     """`win_rates` within each category (comparisons with no pair in a category are omitted)."""
-    enc = _encode(pairs, votes, verdicts, judge_order)
+    enc = encode(pairs, votes, verdicts, judge_order)
     resamples = ItemResamples.of(enc, seed, n_boot)
     return _category_win_rates(_by_category(enc), comparisons, resamples)
 
