@@ -95,6 +95,9 @@ def browser():
         launched.close()
 
 
+# Playwright's window size for a context that names none.
+DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
+
 # Every wait in these tests is for the app to finish a script run; on a loaded machine a run can
 # take many seconds, and a generous limit costs nothing when the page is quick.
 PATIENCE_MS = 60_000
@@ -105,6 +108,28 @@ class PatientBrowser:
 
     def __init__(self, browser):
         self._browser = browser
+        self._tabs: dict[str, object] = {}
+
+    def tab(self, viewport: dict | None = None, color_scheme: str = "light", **context_options):
+        """A tab to load pages into, at this window size and colour scheme, from a blank page.
+
+        The tab is the module's: the next test asking for one with the same context options
+        (a phone's touch screen) gets it again. A new tab is a new renderer process that
+        compiles Streamlit's scripts afresh, about 2 s of CPU, where a page loaded into a tab
+        that has shown the app before costs under 1 s. Each test's page is still a fresh load
+        (a new script session; the app keeps nothing in the browser between loads). A test
+        that listens to a page's events or routes its requests opens a context of its own
+        instead (those would outlive it here), and no test closes a tab."""
+        key = repr(sorted(context_options.items()))
+        page = self._tabs.get(key)
+        if page is None or page.is_closed():
+            page = self.new_context(**context_options).new_page()
+            self._tabs[key] = page
+        else:
+            page.goto("about:blank")
+        page.set_viewport_size(viewport or DEFAULT_VIEWPORT)
+        page.emulate_media(color_scheme=color_scheme)
+        return page
 
     def new_context(self, **options):
         context = self._browser.new_context(**options)
@@ -158,10 +183,38 @@ def wait_for_pair(page, timeout: float = PATIENCE_MS) -> None:
     page.wait_for_function(PAIR_SETTLED, timeout=timeout)
 
 
+def photograph(page, name: str, **options) -> None:
+    """Keep a picture of the page as REVIEW_APP_SCREENSHOTS/<name> when that variable names a
+    folder, for a person to look at. Without it no picture is taken: the tests' checks read the
+    page itself, and a tall picture costs a second or two of CPU."""
+    folder = os.environ.get("REVIEW_APP_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), **options)
+
+
 def wait_idle(page, timeout: float = PATIENCE_MS) -> None:
     """Wait until the app's script run has finished (the whole page is drawn)."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
         timeout=timeout
+    )
+
+
+def wait_drawn(page) -> None:
+    """Wait until the script run is over and what draws after it is drawn: the widgets in place
+    of their placeholders, the charts and the tables."""
+    wait_idle(page)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stSkeleton"]')
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+          .every((chart) => chart.querySelector('svg, canvas'))
+        && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+          .every((frame) => !frame.checkVisibility()
+            || (frame.querySelector('canvas') && frame.querySelector('table')))"""
+    )
+    # The tables and charts paint on the next frames.
+    page.evaluate(
+        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
     )
 
 

@@ -33,7 +33,7 @@ def server(module_workspace, tokens):
 
 @pytest.mark.parametrize("size", [(1400, 1000), (390, 844)], ids=["wide", "phone"])
 def test_review_opened_directly_is_the_review_screen(tokens, server, browser, size):
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page = browser.tab(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{server.url}/review?token={tokens['demo-reviewer']}")
     wait_for_pair(page)
     heading = page.get_by_role("heading", level=1, name="Which response is better?")
@@ -42,21 +42,19 @@ def test_review_opened_directly_is_the_review_screen(tokens, server, browser, si
     shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / f"review-direct-{size[0]}.png"))
-    page.close()
 
 
 @pytest.mark.parametrize(("user", "screen"), [("demo-reviewer", "review"), ("demo-signer", "gate")])
 def test_the_bare_address_lands_on_the_roles_screen_address(tokens, server, browser, user, screen):
-    page = browser.new_page()
+    page = browser.tab()
     page.goto(f"{server.url}/?token={tokens[user]}")
     page.wait_for_url(re.compile(rf"/{screen}\?token="))
     wait_idle(page)
     assert page.get_by_text("Page not found").count() == 0
-    page.close()
 
 
 def test_question_mark_shows_every_key(tokens, server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.tab(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server.url}/review?token={tokens['demo-reviewer']}")
     wait_for_pair(page)
     panel = page.locator("#review-keys-help")
@@ -69,14 +67,10 @@ def test_question_mark_shows_every_key(tokens, server, browser):
         page.screenshot(path=str(Path(shots) / "review-keys-help.png"))
     page.keyboard.press("Escape")
     panel.wait_for(state="hidden")
-    page.close()
 
 
 def test_on_a_phone_the_vote_buttons_sit_three_to_a_row_and_no_key_legend(tokens, server, browser):
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-    )
-    page = context.new_page()
+    page = browser.tab(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page.goto(f"{server.url}/review?token={tokens['demo-reviewer']}")
     wait_for_pair(page)
     names = ("A is better", "B is better", "Tie", "Both bad", "Skip", "Undo last vote")
@@ -87,4 +81,3 @@ def test_on_a_phone_the_vote_buttons_sit_three_to_a_row_and_no_key_legend(tokens
     if shots:
         page.get_by_role("button", name="A is better").scroll_into_view_if_needed()
         page.screenshot(path=str(Path(shots) / "review-phone-buttons.png"))
-    context.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,15 @@ from review_app.services import demo, judging, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.acting import looking
-from tests.browser.conftest import done_count, start_server, wait_done, wait_for_pair, wait_idle
+from tests.browser.conftest import (
+    done_count,
+    photograph,
+    start_server,
+    wait_done,
+    wait_drawn,
+    wait_for_pair,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +54,14 @@ def context(browser):
     opened = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     yield opened
     opened.close()
+
+
+def picture(page, name: str, **options) -> None:
+    """A picture of the page when one is asked for; with REVIEW_APP_UPDATE_DOCS=1, the docs'
+    own copy too."""
+    photograph(page, name, **options)
+    if os.environ.get("REVIEW_APP_UPDATE_DOCS") == "1":
+        page.screenshot(path=str(DOCS / name), **options)
 
 
 def open_screen(page, title: str) -> None:
@@ -199,21 +214,18 @@ def test_the_whole_ship_decision(server, tokens, context, module_workspace, tmp_
     signer.reload()
     signer.get_by_text(re.compile(r"^APPROVE by demo-signer")).wait_for()
     wait_idle(signer)
-    signer.screenshot(path=str(tmp_path / "gate.png"))
+    picture(signer, "gate.png")
     signer.set_viewport_size({"width": 1400, "height": 1800})
     open_screen(signer, "Calibration")
     signer.get_by_role("heading", name="Human ceiling", exact=True).wait_for()
     signer.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
-    signer.wait_for_timeout(1000)  # the charts draw after the script run ends
-    signer.screenshot(path=str(tmp_path / "calibration.png"))
+    wait_drawn(signer)
+    picture(signer, "calibration.png")
 
     report_page = context.new_page()
     report_page.goto(report_file.as_uri())
     report_page.get_by_role("heading", name="Ship decision report: study demo").wait_for()
-    report_page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-    if os.environ.get("REVIEW_APP_UPDATE_DOCS") == "1":
-        for name in ("gate.png", "calibration.png", "report.png"):
-            shutil.copyfile(tmp_path / name, DOCS / name)
+    picture(report_page, "report.png", full_page=True)
     html = report_file.read_text(encoding="utf-8")
     shown_hash = re.search(r"Report hash <code>([0-9a-f]{64})</code>", html).group(1)
     assert "Locked by <b>demo-admin</b>" in html

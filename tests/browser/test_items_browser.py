@@ -1,13 +1,11 @@
 """The Items screen in a real browser, on the demo, at a wide and a phone-sized window: the
 search narrows the list, outputs are rendered as on the review screen, nothing overflows the
 window sideways, and nothing on it is an outcome until the thresholds are locked. With
-REVIEW_APP_SCREENSHOTS=DIR the screenshots are kept in DIR."""
+REVIEW_APP_SCREENSHOTS=DIR screenshots are taken and kept in DIR."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -16,7 +14,7 @@ from review_app.services import demo
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.acting import lock_on_win_rate
-from tests.browser.conftest import start_server, wait_idle
+from tests.browser.conftest import photograph, start_server, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -40,15 +38,9 @@ def server(module_workspace, links):
     yield from start_server(module_workspace)
 
 
-def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("REVIEW_APP_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def open_items(browser, server, token: str, size: str):
     width, height = SIZES[size]
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = browser.tab(viewport={"width": width, "height": height})
     page.goto(f"{server.url}/items?token={token}")
     page.get_by_role("heading", name="Items", exact=True).wait_for()
     wait_drawn(page)
@@ -77,13 +69,11 @@ def overflow(page) -> int:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_before_the_lock_the_items_show_outputs_and_no_outcome(
-    links, server, browser, tmp_path, size
-):
+def test_before_the_lock_the_items_show_outputs_and_no_outcome(links, server, browser, size):
     page = open_items(browser, server, links["demo-signer"], size)
     main = page.locator('[data-testid="stMain"]')
     assert "Until the study's thresholds are locked" in main.inner_text()
-    page.screenshot(path=str(shots(tmp_path) / f"items-{size}.png"), full_page=False)
+    photograph(page, f"items-{size}.png")
     assert overflow(page) <= 0
     search(page, "maya")
     text = main.inner_text()
@@ -94,14 +84,13 @@ def test_before_the_lock_the_items_show_outputs_and_no_outcome(
     for outcome in OUTCOMES:
         assert outcome not in text
     assert page.get_by_label("Grader check").count() == 0
-    page.screenshot(path=str(shots(tmp_path) / f"items-search-{size}.png"), full_page=True)
+    photograph(page, f"items-search-{size}.png", full_page=True)
     assert overflow(page) <= 0
-    page.close()
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_after_the_lock_failed_checks_and_disagreements_show(
-    module_workspace, links, server, browser, tmp_path, size
+    module_workspace, links, server, browser, size
 ):
     store = Store.open(module_workspace)
     try:
@@ -125,9 +114,8 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     page.get_by_text("20 items", exact=True).wait_for()
     wait_drawn(page)
     assert "example-llm-judge chose" in main.inner_text()
-    page.screenshot(path=str(shots(tmp_path) / f"items-locked-{size}.png"), full_page=False)
+    photograph(page, f"items-locked-{size}.png")
     assert overflow(page) <= 0
-    page.close()
 
 
 def test_an_admin_sidebar_lists_every_screen(links, server, browser):
@@ -138,4 +126,3 @@ def test_an_admin_sidebar_lists_every_screen(links, server, browser):
     assert titles[-3:] == ["Results", "Scorecard", "Items"]
     assert all(links_shown.nth(i).is_visible() for i in range(links_shown.count()))
     assert page.get_by_text("View 3 more").count() == 0
-    page.close()

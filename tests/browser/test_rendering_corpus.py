@@ -35,7 +35,7 @@ def corpus_page() -> str:
 
 @pytest.mark.parametrize("size", [(1400, 1000), (390, 844)], ids=["wide", "phone"])
 def test_the_corpus_as_the_browser_shows_it(browser, size):
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page = browser.tab(viewport={"width": size[0], "height": size[1]})
     page.set_content(corpus_page())
     for i, case in enumerate(CASES):
         section = page.locator(f'section[data-case="{i}"]')
@@ -57,7 +57,6 @@ def test_the_corpus_as_the_browser_shows_it(browser, size):
             if output_layout(case.text) == "markdown":
                 # Never wrapped: a line too wide for a phone scrolls sideways instead.
                 assert pres.nth(n).evaluate("e => getComputedStyle(e).whiteSpace") == "pre"
-    page.close()
 
 
 # ---- the review screen ----
@@ -106,8 +105,7 @@ def test_the_review_screen_renders_by_block_and_shows_raw_text(
     browser, review_server, review_tokens, size
 ):
     name = "wide" if size[0] > 600 else "phone"
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
+    page = browser.tab(viewport={"width": size[0], "height": size[1]})
     page.goto(review_server.link(review_tokens[name]))
     wait_for_pair(page)
     code = page.locator('.review-output pre[data-layout="code"]')
@@ -125,4 +123,3 @@ def test_the_review_screen_renders_by_block_and_shows_raw_text(
     raw.wait_for()
     assert "```yaml\nname: Morning\n```" in raw.inner_text()
     assert page.locator('.review-output pre[data-layout="code"]').count() == 0
-    context.close()

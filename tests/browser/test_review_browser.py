@@ -64,9 +64,14 @@ def server(module_workspace, workspace):
 
 @pytest.fixture
 def page(browser):
+    return browser.tab(viewport={"width": 1400, "height": 900})
+
+
+@pytest.fixture
+def own_page(browser):
+    """A tab of its own, for a test that listens to the page's dialogs and requests."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
-    opened = context.new_page()
-    yield opened
+    yield context.new_page()
     context.close()
 
 
@@ -161,7 +166,8 @@ def test_nothing_a_reviewer_can_reach_names_a_system(server, workspace, page):
             assert secret not in url and secret not in content, (secret, url)
 
 
-def test_hostile_output_renders_inert(server, workspace, page):
+def test_hostile_output_renders_inert(server, workspace, own_page):
+    page = own_page
     dialogs, requests = [], []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.on("request", lambda request: requests.append(request.url))

@@ -87,12 +87,11 @@ def server(module_workspace, tokens):
 
 def open_page(browser, server, token: str, size: str, path: str = ""):
     width, height = SIZES[size]
-    context = browser.new_context(
+    page = browser.tab(
         viewport={"width": width, "height": height},
         has_touch=size == "phone",
         is_mobile=size == "phone",
     )
-    page = context.new_page()
     page.goto(f"{server.url}/{path}?token={token}")
     return page
 
@@ -155,7 +154,6 @@ def test_outputs_keep_their_lines_and_the_guidelines_are_shown(browser, server, 
     assert not rule.is_visible()  # then one click away
     page.get_by_text("Guidelines", exact=True).click()
     rule.wait_for(state="visible")
-    page.context.close()
 
 
 def test_the_signers_final_review_keeps_the_layout_too(browser, server, tokens):
@@ -163,7 +161,6 @@ def test_the_signers_final_review_keeps_the_layout_too(browser, server, tokens):
     page.get_by_text(re.compile(r"^\d+ of \d+ reviewed$")).wait_for()
     wait_idle(page)
     assert page.locator('pre.verbatim[data-layout="csv"]').first.inner_text() == CSV_ANSWER
-    page.context.close()
 
 
 def test_each_new_pair_starts_at_its_top_on_a_phone(browser, server, tokens, module_workspace):
@@ -188,7 +185,6 @@ def test_each_new_pair_starts_at_its_top_on_a_phone(browser, server, tokens, mod
         assert in_view(page, page.locator(".review-prompt"))
         wait_for_pair(page)
     assert len(votes_of(module_workspace, "phone")) == start + 3
-    page.context.close()
 
 
 def test_a_double_tap_never_votes_on_the_next_pair(browser, server, tokens, module_workspace):
@@ -214,7 +210,6 @@ def test_a_double_tap_never_votes_on_the_next_pair(browser, server, tokens, modu
             f"{recorded} votes recorded"
         )
     assert [v["choice"] for v in votes_of(module_workspace, "double")] == ["B", "B", "B"]
-    page.context.close()
 
 
 def test_a_long_pair_on_a_desktop_starts_at_its_top(browser, server, tokens):
@@ -232,7 +227,6 @@ def test_a_long_pair_on_a_desktop_starts_at_its_top(browser, server, tokens):
             "() => [...document.querySelectorAll('.review-output')].map(b => b.scrollTop)"
         )
         assert inner == [0] * len(inner)
-    page.context.close()
 
 
 def test_a_vote_key_works_after_ticking_a_box(browser, server, tokens, module_workspace):
@@ -244,7 +238,6 @@ def test_a_vote_key_works_after_ticking_a_box(browser, server, tokens, module_wo
     wait_done(page, 1)
     [vote] = votes_of(module_workspace, "keys")
     assert vote["choice"] == "B" and json.loads(vote["flags"]) == ["broken_output"]
-    page.context.close()
 
 
 def test_escape_leaves_the_rationale_box_and_digits_rate(browser, server, tokens, module_workspace):
@@ -268,7 +261,6 @@ def test_escape_leaves_the_rationale_box_and_digits_rate(browser, server, tokens
     scores = json.loads(vote["criteria"])
     left, right = vote["shown_left"], vote["shown_right"]
     assert scores == {"accuracy": {left: 4, right: 2}, "tone": {left: 5}}
-    page.context.close()
 
 
 def test_tab_reaches_the_vote_buttons_before_the_ratings(browser, server, tokens):
@@ -286,7 +278,6 @@ def test_tab_reaches_the_vote_buttons_before_the_ratings(browser, server, tokens
             break
     else:
         pytest.fail("Tab never reached the vote buttons")
-    page.context.close()
 
 
 def test_undo_brings_the_pair_back_with_its_rationale_ratings_and_flags(
@@ -314,4 +305,3 @@ def test_undo_brings_the_pair_back_with_its_rationale_ratings_and_flags(
     checked = page.locator('[class*="st-key-score-"] button[aria-checked="true"]')
     assert checked.all_inner_texts() == ["3"]
     page.get_by_text("Before undoing you chose: B is better.").wait_for()
-    page.context.close()

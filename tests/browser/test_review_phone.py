@@ -74,8 +74,7 @@ def server(module_workspace, tokens):
 
 
 def open_phone(browser, server, token: str):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
+    page = browser.tab(viewport=PHONE, is_mobile=True, has_touch=True)
     page.goto(f"{server.url}/review?token={token}")
     wait_for_pair(page)
     return page
@@ -120,7 +119,6 @@ def test_the_vote_buttons_stay_in_view_while_a_phone_scrolls_the_pair(browser, s
     page.wait_for_timeout(SETTLE_MS)  # a tap in a new pair's first moment is held back
     page.get_by_role("button", name="Tie").tap()
     wait_done(page, start + 1)
-    page.context.close()
 
 
 def test_the_progress_bar_is_full_when_every_pair_is_done(browser, server, tokens):
@@ -138,7 +136,6 @@ def test_the_progress_bar_is_full_when_every_pair_is_done(browser, server, token
     shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / "review-phone-finished.png"))
-    page.context.close()
 
 
 def test_a_tap_the_busy_browser_handles_late_never_votes_on_the_next_pair(
@@ -173,6 +170,7 @@ def test_a_tap_the_busy_browser_handles_late_never_votes_on_the_next_pair(
                 "timestamp": happened,
             },
         )
+    cdp.detach()
     # The browser has handled the tap (the call above returns then): it was held back.
     assert page.evaluate("() => window.__taps.map((e) => e.defaultPrevented)") == [True]
     wait_idle(page)
@@ -183,7 +181,6 @@ def test_a_tap_the_busy_browser_handles_late_never_votes_on_the_next_pair(
         store.close()
     assert [v["choice"] for v in history if v["reviewer"] == "late"] == ["B"]
     assert done_count(page) == start + 1
-    page.context.close()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -194,13 +191,12 @@ def test_the_vote_bar_wears_the_pages_own_background(browser, server, tokens, si
     the buttons sit in the page's flow, one row of six."""
     width, height = size if isinstance(size, tuple) else (size["width"], size["height"])
     phone = width < 640
-    context = browser.new_context(
+    page = browser.tab(
         viewport={"width": width, "height": height},
         is_mobile=phone,
         has_touch=phone,
         color_scheme=scheme,
     )
-    page = context.new_page()
     page.goto(f"{server.url}/review?token={tokens['sticky']}")
     wait_for_pair(page)
     colours = page.evaluate(
@@ -220,4 +216,3 @@ def test_the_vote_bar_wears_the_pages_own_background(browser, server, tokens, si
     shots = os.environ.get("REVIEW_APP_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / f"review-{width}-{scheme}.png"), full_page=True)
-    context.close()

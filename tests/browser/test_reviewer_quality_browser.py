@@ -43,7 +43,7 @@ def server(module_workspace, tokens):
 
 
 def open_screen(browser, server, token: str, path: str, heading: str, size=(1440, 900)):
-    page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+    page = browser.tab(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{server.url}/{path}?token={token}")
     page.get_by_role("heading", name=heading, exact=True).wait_for()
     wait_idle(page)
@@ -103,7 +103,6 @@ def test_excluding_a_hasty_reviewer_moves_the_ceiling_by_the_expected_amount(
     wait_idle(page)
     assert metric(page, "Agreement w/o ties") == f"{without:.2f}"
     page.get_by_text(re.compile(rf"Left out of every figure .*: {HASTY}\.")).wait_for()
-    page.close()
 
     store = Store.open(module_workspace)
     try:
@@ -127,18 +126,16 @@ def test_admin_screens_fit_a_phone_and_name_their_tab(server, tokens, browser, p
     width = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollWidth")
     assert width <= 390  # nothing pushes the page sideways
     assert page.locator('[data-testid="stException"]').count() == 0
-    page.close()
 
 
 def test_the_signer_lands_on_the_gate_and_gate_comes_before_results(server, tokens, browser):
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page = browser.tab(viewport={"width": 1440, "height": 900})
     page.goto(f"{server.url}/?token={tokens['demo-signer']}")
     page.get_by_role("heading", name="Gate", exact=True).wait_for()
     assert page.title() == "Gate"
     links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
     names = [link.strip().splitlines()[-1] for link in links]  # after the icon's name
     assert names.index("Gate") < names.index("Results")
-    page.close()
 
 
 def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, module_workspace):
@@ -149,7 +146,7 @@ def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, mo
             thresholds.lock_thresholds(acting(store, demo.DEMO_STUDY, "ada"), "a small test study")
     finally:
         store.close()
-    page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+    page = browser.tab(viewport={"width": 390, "height": 844}, color_scheme="dark")
     page.goto(f"{server.url}/results?token={tokens[demo.DEMO_ADMIN]}")
     page.get_by_role("heading", name="Win rates").wait_for()
     wait_idle(page)
@@ -158,4 +155,3 @@ def test_the_results_chart_fits_a_phone_in_dark_mode(server, tokens, browser, mo
     assert charts.count() == 2  # one per comparison, each as wide as the screen
     for box in (charts.nth(i).bounding_box() for i in range(charts.count())):
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
-    page.close()

@@ -6,7 +6,6 @@ redraws docs/scorecard.png from the demo."""
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from review_app.services import demo, people, review, studies, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.acting import acting, person
-from tests.browser.conftest import start_server, wait_idle
+from tests.browser.conftest import photograph, start_server, wait_drawn
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 STUDY = "launch-review"
@@ -100,28 +99,26 @@ def server(rated_workspace):
     yield from start_server(rated_workspace[0])
 
 
-def test_the_scorecard_reads_like_one_table_per_system(rated_workspace, server, browser, tmp_path):
+def test_the_scorecard_reads_like_one_table_per_system(rated_workspace, server, browser):
     token = rated_workspace[1]["ada"]
-    page = browser.new_page(viewport={"width": 1400, "height": 2200})
+    page = browser.tab(viewport={"width": 1400, "height": 2200})
     page.goto(f"{server.url}/scorecard?token={token}")
     page.get_by_role("heading", name="Scorecard", exact=True).wait_for()
     # The newest study is selected first.
     assert page.locator(".st-key-study_picker input").input_value() == STUDY
     page.get_by_role("heading", name="Ranking").wait_for()
-    wait_idle(page)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
-    page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
+    wait_drawn(page)
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "Regression table: finetuned vs base" in text
     assert "as a share of frontier" in text
-    page.close()
 
 
 def test_the_demo_scorecard_shows_graders_criteria_and_three_systems(
-    rated_workspace, server, browser, tmp_path
+    rated_workspace, server, browser
 ):
     token = rated_workspace[1]["ada"]
-    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    page = browser.tab(viewport={"width": 1400, "height": 2000})
     page.goto(f"{server.url}/scorecard?token={token}")
     picker = page.locator(".st-key-study_picker input")
     picker.wait_for()
@@ -129,15 +126,13 @@ def test_the_demo_scorecard_shows_graders_criteria_and_three_systems(
     page.keyboard.type(demo.DEMO_STUDY)
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Ranking").wait_for()
-    wait_idle(page)
     page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
-    page.wait_for_timeout(1500)  # charts and tables draw after the script run ends
+    wait_drawn(page)
     assert picker.input_value() == demo.DEMO_STUDY
     text = page.locator('[data-testid="stMain"]').inner_text()
     assert "Regression table: finetuned vs base" in text
     # The candidate's ratings as a share of the best other system's: a third system is there.
     assert "finetuned as a share of frontier: accuracy (humans)" in text
-    page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+    photograph(page, "scorecard.png", full_page=True)
     if os.environ.get("REVIEW_APP_UPDATE_DOCS") == "1":
-        shutil.copyfile(tmp_path / "scorecard.png", DOCS / "scorecard.png")
-    page.close()
+        page.screenshot(path=str(DOCS / "scorecard.png"), full_page=True)

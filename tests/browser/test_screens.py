@@ -29,7 +29,7 @@ from review_app.services import demo, signoff, thresholds
 from review_app.settings import Settings
 from review_app.store import Store
 from tests.acting import acting, looking
-from tests.browser.conftest import AppServer, wait_idle
+from tests.browser.conftest import AppServer, wait_drawn
 
 pytestmark = pytest.mark.browser
 
@@ -273,24 +273,6 @@ CONTRAST = """(where) => {
 RAW_MISSING = re.compile(r"(?<![\w.])(None|nan|NaN|null|undefined)(?![\w])")
 
 
-def drawn(page) -> None:
-    """Wait until the script run is over and what draws after it is drawn: the widgets in place
-    of their placeholders, the charts and the tables."""
-    wait_idle(page)
-    page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stSkeleton"]')
-        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
-          .every((chart) => chart.querySelector('svg, canvas'))
-        && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
-          .every((frame) => !frame.checkVisibility()
-            || (frame.querySelector('canvas') && frame.querySelector('table')))"""
-    )
-    # The tables and charts paint on the next frames.
-    page.evaluate(
-        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
-    )
-
-
 # A data table draws on a canvas and keeps a table of its cells for screen readers. A missing
 # value is an empty cell there, and the canvas draws it as a faint "None"; an empty text looks the
 # same there and reads as nothing on screen: a table says what is missing ("-", "no votes").
@@ -388,7 +370,7 @@ def in_theme(page, theme: str) -> None:
         }""",
         arg=theme == "dark",
     )
-    drawn(page)
+    wait_drawn(page)
     page.wait_for_function(
         """() => document.getAnimations().every(
           (animation) => !(animation instanceof CSSTransition)
@@ -404,7 +386,7 @@ def look(page, url: str, address: str, title: str, size: str, path: str | None) 
     page.emulate_media(color_scheme=THEMES[0])
     page.goto(url)
     page.get_by_role("heading", name=title, exact=True).wait_for()
-    drawn(page)
+    wait_drawn(page)
     for theme in THEMES:
         if theme != THEMES[0]:
             in_theme(page, theme)
