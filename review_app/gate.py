@@ -1352,14 +1352,24 @@ def judge_preference(
     pairs: pd.DataFrame, verdicts: pd.DataFrame, candidate: str
 ) -> dict[str, float]:
     """item_id -> how strongly real (non-baseline) judges preferred the candidate there: the mean
-    of 1 (candidate won), 0.5 (tie), 0 (lost) over its parsed verdicts."""
+    of 1 (candidate won), 0.5 (tie), 0 (lost) over its parsed verdicts, by item id."""
     if verdicts.empty:
         return {}
-    real = verdicts[~verdicts.judge.astype(str).map(baselines.is_baseline).astype(bool)]
-    merged = real[real.outcome.notna()].merge(pairs, on="pair_id")
-    merged = merged[(merged.system_x == candidate) | (merged.system_y == candidate)]
-    if merged.empty:
+    # On arrays, each judge's label tested once: every screen with the gate asks this of every
+    # verdict of the study.
+    judges = verdicts["judge"].astype(str)
+    named = [j for j in judges.unique() if baselines.is_baseline(j)]
+    at = pd.Index(pairs["pair_id"]).get_indexer(verdicts["pair_id"])
+    outcome = verdicts["outcome"].to_numpy(dtype=object)
+    keep = (at >= 0) & ~judges.isin(named).to_numpy() & pd.notna(outcome)
+    at, outcome = at[keep], outcome[keep]
+    mine_x = pairs["system_x"].to_numpy(dtype=object)[at] == candidate
+    mine = mine_x | (pairs["system_y"].to_numpy(dtype=object)[at] == candidate)
+    if not mine.any():
         return {}
-    side = merged.system_x.eq(candidate).map({True: "x", False: "y"})
-    points = merged.outcome.eq(side).astype(float) + 0.5 * merged.outcome.eq("tie")
-    return points.groupby(merged.item_key).mean().to_dict()
+    side = np.where(mine_x, "x", "y").astype(object)
+    points = (outcome == side).astype(float) + 0.5 * (outcome == "tie")
+    items, keys = pd.factorize(pairs["item_key"].to_numpy(dtype=object)[at][mine], sort=True)
+    # Exact sums (halves), so each mean is the one a groupby gives.
+    means = np.bincount(items, points[mine]) / np.bincount(items)
+    return dict(zip(keys.tolist(), means.tolist(), strict=True))

@@ -428,21 +428,70 @@ class _Encoded:
 Encoded = _Encoded
 
 
-def _codes(series: pd.Series, mapping: dict[str, int]) -> np.ndarray:
-    """Integer code per value of `series` from `mapping`; -1 for missing or unknown values."""
-    position = pd.Index(list(mapping), dtype=object).get_indexer(series.astype(object))
+# Below this many values a column is coded with Python dicts: pandas' hash tables cost more to
+# set up than the work on a small study, and a simulation codes thousands of small studies. Both
+# ways give the same codes (tests/test_stats.py compares them).
+_SMALL = 2_000
+
+
+def _all_str(values: np.ndarray) -> bool:
+    return all(type(v) is str for v in values.tolist())
+
+
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The position of each of `values` among `keys` (distinct), -1 where absent:
+    `pd.Index(keys).get_indexer(values)`."""
+    if len(keys) <= _SMALL and len(values) <= _SMALL:
+        where = {k: i for i, k in enumerate(keys.tolist())}
+        if len(where) == len(keys):  # else pandas raises on the repeated key
+            return np.fromiter((where.get(v, -1) for v in values.tolist()), np.int64, len(values))
+    return np.asarray(pd.Index(keys).get_indexer(values), dtype=np.int64)
+
+
+def _codes(values: np.ndarray, mapping: dict[str, int]) -> np.ndarray:
+    """Integer code per value of `values` from `mapping`; -1 for missing or unknown values."""
+    if len(values) <= _SMALL:
+        return np.fromiter((mapping.get(v, -1) for v in values.tolist()), np.int64, len(values))
+    position = pd.Index(list(mapping), dtype=object).get_indexer(values.astype(object))
     codes = np.array([*mapping.values(), -1], dtype=np.int64)
     return codes[position]
 
 
+def _factorize(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`pd.factorize(pd.Series(values).astype(str), sort)` as (codes, names as an object
+    array): names in order of first appearance, or sorted."""
+    if len(values) <= _SMALL and _all_str(values):
+        first: dict[str, int] = {}
+        for v in values.tolist():
+            first.setdefault(v, len(first))
+        names = sorted(first) if sort else list(first)
+        where = first if not sort else {name: i for i, name in enumerate(names)}
+        codes = np.fromiter((where[v] for v in values.tolist()), np.int64, len(values))
+        return codes, np.array(names, dtype=object)
+    codes, names = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=sort)
+    return np.asarray(codes, dtype=np.int64), np.asarray(names, dtype=object)
+
+
 def category_names(series: pd.Series) -> np.ndarray:
     """Category names as every statistic reports them (missing or empty -> "uncategorized")."""
-    return _category_names(series)
+    return _category_names(series.to_numpy(dtype=object))
 
 
-def _category_names(series: pd.Series) -> np.ndarray:
-    names = series.astype(object).where(series.notna(), UNCATEGORIZED).astype(str)
+def _category_names(values: np.ndarray) -> np.ndarray:
+    missing = pd.isna(values)
+    if len(values) <= _SMALL and _all_str(values[~missing]):
+        named = zip(values.tolist(), missing.tolist(), strict=True)
+        return np.array([UNCATEGORIZED if m else v or UNCATEGORIZED for v, m in named], object)
+    series = pd.Series(values, dtype=object)
+    names = series.where(series.notna(), UNCATEGORIZED).astype(str)
     return names.replace("", UNCATEGORIZED).to_numpy(dtype=object)
+
+
+def _numbers(values: np.ndarray) -> np.ndarray:
+    """Float per value, NaN where missing or not a number."""
+    if values.dtype.kind == "f":
+        return values.astype(np.float64)
+    return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
 
 
 def _judge_order(labels: Iterable[str], judge_order: Sequence[str]) -> list[str]:
@@ -474,50 +523,52 @@ def encode(
     """The frames as the statistics read them, coded once (`study_figures_of`, `calibrate_of`,
     `win_rates_of`, `favouring_judges_of` take the result): the verdicts are those of
     `verdicts` followed by each of `computed`, as if their rows had been appended to it."""
-    pair_index = pd.Index(pairs["pair_id"])
-    systems = pairs[["system_x", "system_y"]].astype(object).to_numpy()
+    # Each column is read out of its frame once, as an array: on the many small studies of a
+    # simulation, pandas' per-operation cost was most of the work.
+    pair_ids = pairs["pair_id"].to_numpy()
+    systems = np.column_stack(
+        [pairs[c].to_numpy(dtype=object) for c in ("system_x", "system_y")]
+    ).reshape(len(pairs), 2)
     len_diff = (
         pairs["len_x"].to_numpy(dtype=np.int64) - pairs["len_y"].to_numpy(dtype=np.int64)
         if len(pairs)
         else np.zeros(0, dtype=np.int64)
     )
 
-    # Rows are dropped column by column (only the columns read), not by filtering whole frames:
-    # on the many small studies of a simulation, copying every column cost more than the rest.
-    vote_pair = pair_index.get_indexer(votes["pair_id"]) if len(votes) else np.zeros(0, np.int64)
-    vote_label = _codes(votes["outcome"], _OUTCOME_CODES)
+    # Rows are dropped column by column (only the columns read), not by filtering whole frames.
+    outcomes = votes["outcome"].to_numpy(dtype=object)
+    vote_pair = _positions(pair_ids, votes["pair_id"].to_numpy())
+    vote_label = _codes(outcomes, _OUTCOME_CODES)
     keep = (vote_pair >= 0) & (vote_label >= 0)
     vote_pair = vote_pair[keep]
     vote_label = vote_label[keep]
-    reviewer_codes, reviewers = pd.factorize(votes["reviewer"][keep].astype(str), sort=True)
-    left = votes["shown_left"][keep].astype(object).to_numpy()
-    vote_both_bad = (votes["outcome"][keep] == "both_bad").to_numpy(dtype=bool)
+    reviewer_codes, reviewers = _factorize(votes["reviewer"].to_numpy(dtype=object)[keep], True)
+    left = votes["shown_left"].to_numpy(dtype=object)[keep]
+    vote_both_bad = outcomes[keep] == "both_bad"
     vote_systems = systems[vote_pair] if len(vote_pair) else np.empty((0, 2), dtype=object)
     vote_left = np.full(len(vote_pair), -1, dtype=np.int64)
     if len(vote_pair):
         vote_left[left == vote_systems[:, 0]] = X
         vote_left[left == vote_systems[:, 1]] = Y
 
-    verdict_pair = (
-        pair_index.get_indexer(verdicts["pair_id"]) if len(verdicts) else np.zeros(0, np.int64)
-    )
+    verdict_pair = _positions(pair_ids, verdicts["pair_id"].to_numpy())
     keep = verdict_pair >= 0
     verdict_pair = verdict_pair[keep]
     # A few judges over many verdicts: each verdict's judge is coded once (factorize), then the
     # few codes are mapped to the judges' order.
-    label_codes, labels = pd.factorize(verdicts["judge"][keep].astype(str))
-    outcome = _codes(verdicts["outcome"][keep], _OUTCOME_CODES)
-    first = _codes(verdicts["first"][keep], _FIRST_CODES)
+    label_codes, labels = _factorize(verdicts["judge"].to_numpy(dtype=object)[keep])
+    labels = labels.tolist()
+    outcome = _codes(verdicts["outcome"].to_numpy(dtype=object)[keep], _OUTCOME_CODES)
+    first = _codes(verdicts["first"].to_numpy(dtype=object)[keep], _FIRST_CODES)
     # NaN = unknown (a judge with no price); it makes that judge's total unknown.
-    cost = pd.to_numeric(verdicts["cost"][keep], errors="coerce").to_numpy(float)
-    latency = pd.to_numeric(verdicts["latency_ms"][keep], errors="coerce").to_numpy(float)
+    cost = _numbers(verdicts["cost"].to_numpy()[keep])
+    latency = _numbers(verdicts["latency_ms"].to_numpy()[keep])
     if computed:
-        labels = list(labels)
         parts = [(label_codes, verdict_pair, outcome, first)]
         for part in computed:
             if part.judge not in labels:
                 labels.append(part.judge)
-            part_pair = pair_index.get_indexer(part.pair_id)
+            part_pair = _positions(pair_ids, part.pair_id)
             known = part_pair >= 0
             code = np.full(int(known.sum()), labels.index(part.judge), dtype=np.int64)
             parts.append((code, part_pair[known], part.outcome[known], part.first[known]))
@@ -530,23 +581,24 @@ def encode(
             for stored in (cost, latency)
         )
     judges = _judge_order(labels, judge_order)
-    judge_codes = np.asarray(pd.Index(judges).get_indexer(labels), dtype=np.int64)[label_codes]
+    judge_codes = _positions(np.array(judges, dtype=object), np.array(labels, dtype=object))
+    judge_codes = judge_codes[label_codes]
     # Verdicts grouped by judge (in their order within a judge), so that a judge's verdicts are
     # one slice (`_Encoded.judge_rows`) in the study and in every subset of it.
     by_judge = np.argsort(judge_codes, kind="stable")
 
     return _Encoded(
-        pair_ids=pairs["pair_id"].to_numpy(),
-        items=pd.factorize(pairs["item_key"].astype(str))[0].astype(np.int64),
+        pair_ids=pair_ids,
+        items=_factorize(pairs["item_key"].to_numpy(dtype=object))[0],
         systems=systems,
-        categories=_category_names(pairs["category"]),
+        categories=_category_names(pairs["category"].to_numpy(dtype=object)),
         len_diff=len_diff,
         vote_pair=vote_pair.astype(np.int64),
         vote_label=vote_label,
-        vote_both_bad=vote_both_bad,
-        vote_reviewer=np.asarray(reviewer_codes, dtype=np.int64),
+        vote_both_bad=np.asarray(vote_both_bad, dtype=bool),
+        vote_reviewer=reviewer_codes,
         vote_left=vote_left,
-        reviewers=np.asarray(reviewers, dtype=object),
+        reviewers=reviewers,
         verdict_pair=verdict_pair.astype(np.int64)[by_judge],
         verdict_judge=judge_codes[by_judge],
         verdict_outcome=np.asarray(outcome, dtype=np.int64)[by_judge],

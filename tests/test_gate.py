@@ -3,6 +3,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -907,3 +908,37 @@ def test_a_signer_link_revoked_while_the_gate_is_open_marks_and_signs_nothing(lo
     assert not at.exception
     assert locked.gate.signoffs(study_id) == []
     assert "revoked" in at.error[0].value
+
+
+def test_judge_preference_is_each_items_mean_over_real_judges_parsed_verdicts():
+    """Per item, the mean of the candidate's points over every parsed verdict of a real judge on
+    a comparison with the candidate: baselines, unparsed verdicts, other comparisons and pairs
+    not in the frame say nothing. Checked against the same mean taken by a pandas groupby."""
+    rng = np.random.default_rng(5)
+    pairs = pd.concat(
+        [
+            make_pairs(40, ("finetuned", "base")),
+            make_pairs(40, ("frontier", "base")).assign(pair_id=lambda f: f.pair_id + 40),
+        ],
+        ignore_index=True,
+    ).assign(item_key=[f"item-{i % 30:02d}" for i in range(80)])
+    outcomes = ["x", "y", "tie", None]
+    rows = [
+        (judge, int(p), first, outcomes[int(rng.integers(0, 4))])
+        for judge in ("gpt-judge", "claude-judge", "baseline/longest")
+        for p in pairs.pair_id
+        for first in ("x", "y")
+        if rng.random() < 0.7
+    ]
+    verdicts = pd.concat([make_verdicts(pairs, rows[:-1]), make_verdicts(pairs, rows[-1:])])
+    verdicts.iloc[-1, verdicts.columns.get_loc("pair_id")] = 999
+    real = verdicts[~verdicts.judge.str.startswith("baseline/") & verdicts.outcome.notna()]
+    merged = real.merge(pairs, on="pair_id")
+    merged = merged[(merged.system_x == "finetuned") | (merged.system_y == "finetuned")]
+    side = np.where(merged.system_x == "finetuned", "x", "y")
+    points = (merged.outcome == side) + 0.5 * (merged.outcome == "tie")
+    expected = points.groupby(merged.item_key).mean().to_dict()
+    scores = gate.judge_preference(pairs, verdicts, "finetuned")
+    assert scores == expected and list(scores) == sorted(expected)
+    assert len(scores) > 20 and any(0 < v < 1 for v in scores.values())
+    assert gate.judge_preference(pairs, verdicts, "nobody") == {}

@@ -761,3 +761,51 @@ def test_a_judge_with_an_unknown_price_has_no_cost_rather_than_zero():
     assert (
         analysis.judge("local").cost_total is None and analysis.judge("local").cost_per_1000 is None
     )
+
+
+# ---- coding the frames ----
+
+
+def test_a_small_study_is_coded_as_pandas_codes_a_large_one(monkeypatch):
+    """Below `stats._SMALL` values, `encode` codes columns with dicts instead of pandas: every
+    array it gives must be the one pandas' path gives, edge cases included (missing and empty
+    categories, unknown pairs, unparsed and order-combined verdicts, an unknown outcome, a
+    missing price, computed verdicts, reviewers and judges out of name order)."""
+    categories = {1: "b", 2: None, 3: "", 4: "a"}
+    pairs = make_pairs(6, ("tuned", "base"), lengths={2: (40, 300)}, categories=categories)
+    votes = make_votes(
+        pairs,
+        [(1, "zoe", "x", "y"), (1, "amy", "tie"), (2, "amy", "both_bad", "x"), (3, "bob", "y")]
+        + [(4, "zoe", "y", "x"), (5, "bob", "maybe"), (6, "amy", "x", "y")],
+    )
+    votes.loc[len(votes)] = votes.iloc[0].to_dict() | {"pair_id": 99}
+    verdicts = make_verdicts(
+        pairs,
+        [("zeta", 1, "x", "x"), ("zeta", 1, "y", None), ("alpha", 2, None, "tie")]
+        + [("alpha", 3, "y", "y", None), ("zeta", 4, "x", "y"), ("alpha", 5, "x", "x")],
+    )
+    verdicts.loc[len(verdicts)] = verdicts.iloc[0].to_dict() | {"pair_id": 99}
+    computed = baselines.computed_codes(pairs, ("longest", "random"))
+    cases = [
+        (pairs, votes, verdicts, ("zeta",), computed),
+        (pairs, votes, no_verdicts(), (), ()),
+        (pairs.iloc[:0], no_votes(), no_verdicts(), (), ()),
+    ]
+    for case in cases:
+        small = stats.encode(*case)
+        monkeypatch.setattr(stats, "_SMALL", -1)
+        large = stats.encode(*case)
+        monkeypatch.undo()
+        for name, value in vars(large).items():
+            if name == "judge_codes":
+                continue
+            mine = getattr(small, name)
+            if isinstance(value, np.ndarray):
+                assert mine.dtype == value.dtype, name
+                np.testing.assert_array_equal(mine, value, err_msg=name)
+            else:
+                assert mine == value, name
+    coded = stats.encode(*cases[0])
+    assert list(coded.categories) == ["b", "uncategorized", "uncategorized", "a"] + ["general"] * 2
+    assert list(coded.reviewers) == ["amy", "bob", "zoe"]
+    assert coded.judges[0] == "zeta"

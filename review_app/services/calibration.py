@@ -192,7 +192,7 @@ def self_preference_of(
             found = stats.self_preference(
                 pairs[against],
                 data.votes,
-                data.verdicts,
+                data.real_verdicts,  # `label` is a real judge: no baseline rows to build
                 label,
                 system,
                 seed=settings.seed,

@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 
-from review_app import gate, ppi, sequential, stats
+from review_app import baselines, gate, ppi, sequential, stats
 from review_app.errors import Forbidden
 
 # The scorecard reads the gate's decision too: both import the other module, not its names.
@@ -142,7 +142,10 @@ def _ppi_frames(ctx: StudyContext, data: StudyData, judge: str):
         pairs = data.pairs.copy()
         human = pairs["human"].to_numpy(bool) if "human" in pairs else np.ones(len(pairs), bool)
         pairs["human"] = human & ~pairs["pair_id"].isin(dev).to_numpy()
-        verdicts = data.verdicts[data.verdicts["judge"].astype(str) == judge]
+        # A real judge's rows are all in `real_verdicts`: the computed baselines' rows (every
+        # pair, four times over) are built only when the judge is a baseline.
+        source = data.verdicts if baselines.is_baseline(judge) else data.real_verdicts
+        verdicts = source[source["judge"].astype(str) == judge]
         return pairs, data.votes, stats.combine_verdicts(data.pairs, verdicts)
 
     return data.memo(f"ppi frames {judge}", frames)
