@@ -62,7 +62,15 @@ def make_pairs(
                 "len_y": len_y,
             }
         )
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    return _frame(rows, PAIR_COLUMNS)
+
+
+def _frame(records: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The frame of these records, built column by column: the same frame as from the records
+    themselves, in a fraction of the time (the simulations build thousands)."""
+    if not records:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({name: [record[name] for record in records] for name in columns})
 
 
 def _systems_by_pair(pairs: pd.DataFrame) -> dict[int, tuple[str, str]]:
@@ -93,7 +101,7 @@ def make_votes(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
                 "created_at": f"2026-01-01T00:00:{i % 60:02d}",
             }
         )
-    return pd.DataFrame(records, columns=VOTE_COLUMNS)
+    return _frame(records, VOTE_COLUMNS)
 
 
 def make_verdicts(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
@@ -123,7 +131,7 @@ def make_verdicts(pairs: pd.DataFrame, rows: list[tuple]) -> pd.DataFrame:
                 "tokens_out": 5,
             }
         )
-    return pd.DataFrame(records, columns=VERDICT_COLUMNS)
+    return _frame(records, VERDICT_COLUMNS)
 
 
 def no_votes() -> pd.DataFrame:
