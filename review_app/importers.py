@@ -110,12 +110,13 @@ def _blocks(handle: IO[bytes], digest: Any) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _decoded_lines(
-    path: Path, handle: IO[bytes], digest: Any, keepends: bool = True
-) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every line of `handle`, lines split at "\n" only (as a binary
-    file iterates), with their line end when `keepends`; a NUL byte or invalid UTF-8 is
-    refused naming its line."""
+def _decoded_blocks(
+    path: Path, handle: IO[bytes], digest: Any
+) -> Iterator[tuple[int, list[str], str]]:
+    """The lines of `handle` a block at a time (`_blocks`), split at "\n" only (as a binary
+    file iterates): (the number of the line before the block, its lines without their line
+    ends, the file's last line when it lacks a line end, else ""); a NUL byte or invalid UTF-8
+    is refused naming its line."""
     number = 0
     for block in _blocks(handle, digest):
         if number == 0 and block.startswith(b"\xef\xbb\xbf"):
@@ -129,12 +130,17 @@ def _decoded_lines(
             raise
         lines = text.split("\n")
         last = lines.pop()  # "" when the block ends with a line end
-        if keepends:
-            lines = [line + "\n" for line in lines]
+        yield number, lines, last
+        number += len(lines) + (1 if last else 0)
+
+
+def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line end) of every line of `handle` (`_decoded_blocks`)."""
+    for number, lines, last in _decoded_blocks(path, handle, digest):
+        lines = [line + "\n" for line in lines]
         if last:
             lines.append(last)
         yield from enumerate(lines, start=number + 1)
-        number += len(lines)
 
 
 def _refuse_line(path: Path, number: int, block: bytes) -> None:
@@ -203,31 +209,41 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle, digest, keepends=False):
-            if not text or text.isspace():
-                continue
-            empty = False
-            try:
-                row, end = _SCAN(text, 0)
-            except Exception:  # the long way names what is wrong
-                row, end = _json_value(path, number, text), len(text)
-            if end != len(text):
-                row = _json_value(path, number, text)
-            if type(row) is not dict:
-                raise InputError.at(
-                    str(path), number, None, f"expected a JSON object, got {_kind(row)}"
-                )
-            may_hold_surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text)
-            may_hold_nul = "\\u0000" in text
-            # Without a second bracket, no value of the row is a list or an object.
-            may_nest = "[" in text or text.count("{") > 1
-            if may_hold_surrogates or may_hold_nul or may_nest:
-                _check_json_row(
-                    RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul
-                )
-            yield number, row
+        for before, lines, last in _decoded_blocks(path, handle, digest):
+            if last:
+                lines.append(last)
+            for number, text in enumerate(lines, start=before + 1):
+                if not text or text.isspace():
+                    continue
+                empty = False
+                try:
+                    row, end = _SCAN(text, 0)
+                except Exception:  # the long way names what is wrong
+                    row, end = _json_value(path, number, text), len(text)
+                if end != len(text):
+                    row = _json_value(path, number, text)
+                if type(row) is not dict:
+                    raise InputError.at(
+                        str(path), number, None, f"expected a JSON object, got {_kind(row)}"
+                    )
+                # Only a line with an escape, a list or a second object needs looking into:
+                # three searches for one character each (a line starts with its object's "{").
+                if "\\" in text or "[" in text or text.find("{", 1) >= 0:
+                    _screen_json_line(path, number, row, text)
+                yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
+
+
+def _screen_json_line(path: Path, number: int, row: dict[str, Any], text: str) -> None:
+    """Check a JSONL row as `_check_json_row` does, for what its line may hold."""
+    escapes = _ESCAPES.search(text)
+    may_hold_surrogates = escapes and _SURROGATE_ESCAPE.search(text)
+    may_hold_nul = bool(escapes) and "\\u0000" in text
+    # Without a second bracket, no value of the row is a list or an object.
+    may_nest = "[" in text or text.count("{") > 1
+    if may_hold_surrogates or may_hold_nul or may_nest:
+        _check_json_row(RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul)
 
 
 def _read_json_array(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -262,6 +278,8 @@ MAX_NESTING = 100
 # A \ud800-\udfff escape in JSON text; only such an escape can produce a lone surrogate (raw
 # UTF-8 is decoded strictly), so rows without one skip the slower check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# An escape of a surrogate or of NUL: one search finds whether a line may hold either.
+_ESCAPES = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 class _DuplicateKey(ValueError):
