@@ -55,7 +55,16 @@ def locked_what(lock: str) -> str:
     return f"{kind.replace('_', ' ')} {name!r}"
 
 
+# The writer checkpoints the log after a commit that leaves it this many pages long (SQLite's
+# default), except while an import publishes (`ImportQueries.log_checkpointed_by_caller`).
+AUTOCHECKPOINT_PAGES = 1000
+
+
 class ImportQueries(Aggregate):
+    def __init__(self, store):
+        super().__init__(store)
+        self._publishing = 0  # this store's imports publishing now
+
     def insert_import_job(
         self, kind: str, file: str, target: str, options: dict, pid: int, host: str
     ) -> int:
@@ -198,9 +207,9 @@ class ImportQueries(Aggregate):
         the workspace (checkpointed) when the import calls the function yielded, after each of
         its transactions, instead of inside each commit. A checkpoint holds no write lock, so
         the import runs it in the pause it keeps for waiting votes, and the time a vote may
-        wait (a transaction's) is measured without it. SQLite's automatic checkpoint after a
-        commit is back once this ends."""
-        if self.db.dialect != "sqlite" or self.store.path == ":memory:":
+        wait (a transaction's) is measured without it. The writer checkpoints after its
+        commits again once no import of this store is publishing."""
+        if self.db.dialect != "sqlite" or self.store.path == ":memory:":  # no log to copy
             yield lambda: None
             return
 
@@ -209,13 +218,16 @@ class ImportQueries(Aggregate):
                 self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
         with self._lock:
-            automatic = self.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            self.db.execute("PRAGMA wal_autocheckpoint = 0")
+            self._publishing += 1
+            if self._publishing == 1:
+                self.db.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             yield checkpoint
         finally:
             with self._lock:
-                self.db.execute(f"PRAGMA wal_autocheckpoint = {int(automatic)}")
+                self._publishing -= 1
+                if self._publishing == 0:
+                    self.db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
 
     def _staged_schema(self, job_id: int) -> str:
         """The prefix naming where the job's staged rows are: its attached staging file, or
