@@ -110,12 +110,13 @@ def _blocks(handle: IO[bytes], digest: Any) -> Iterator[bytes]:
         yield b"".join(pending)
 
 
-def _decoded_lines(
-    path: Path, handle: IO[bytes], digest: Any, keepends: bool = True
-) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every line of `handle`, lines split at "\n" only (as a binary
-    file iterates), with their line end when `keepends`; a NUL byte or invalid UTF-8 is
-    refused naming its line."""
+def _decoded_blocks(
+    path: Path, handle: IO[bytes], digest: Any
+) -> Iterator[tuple[int, list[str], str]]:
+    """The lines of `handle` a block at a time (`_blocks`), split at "\n" only (as a binary
+    file iterates): (the number of the line before the block, its lines without their line
+    ends, the file's last line when it lacks a line end, else ""); a NUL byte or invalid UTF-8
+    is refused naming its line."""
     number = 0
     for block in _blocks(handle, digest):
         if number == 0 and block.startswith(b"\xef\xbb\xbf"):
@@ -129,12 +130,17 @@ def _decoded_lines(
             raise
         lines = text.split("\n")
         last = lines.pop()  # "" when the block ends with a line end
-        if keepends:
-            lines = [line + "\n" for line in lines]
+        yield number, lines, last
+        number += len(lines) + (1 if last else 0)
+
+
+def _decoded_lines(path: Path, handle: IO[bytes], digest: Any) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line end) of every line of `handle` (`_decoded_blocks`)."""
+    for number, lines, last in _decoded_blocks(path, handle, digest):
+        lines = [line + "\n" for line in lines]
         if last:
             lines.append(last)
         yield from enumerate(lines, start=number + 1)
-        number += len(lines)
 
 
 def _refuse_line(path: Path, number: int, block: bytes) -> None:
@@ -203,31 +209,41 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _read_jsonl(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
     empty = True
     with path.open("rb") as handle:
-        for number, text in _decoded_lines(path, handle, digest, keepends=False):
-            if not text or text.isspace():
-                continue
-            empty = False
-            try:
-                row, end = _SCAN(text, 0)
-            except Exception:  # the long way names what is wrong
-                row, end = _json_value(path, number, text), len(text)
-            if end != len(text):
-                row = _json_value(path, number, text)
-            if type(row) is not dict:
-                raise InputError.at(
-                    str(path), number, None, f"expected a JSON object, got {_kind(row)}"
-                )
-            may_hold_surrogates = "\\u" in text and _SURROGATE_ESCAPE.search(text)
-            may_hold_nul = "\\u0000" in text
-            # Without a second bracket, no value of the row is a list or an object.
-            may_nest = "[" in text or text.count("{") > 1
-            if may_hold_surrogates or may_hold_nul or may_nest:
-                _check_json_row(
-                    RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul
-                )
-            yield number, row
+        for before, lines, last in _decoded_blocks(path, handle, digest):
+            if last:
+                lines.append(last)
+            for number, text in enumerate(lines, start=before + 1):
+                if not text or text.isspace():
+                    continue
+                empty = False
+                try:
+                    row, end = _SCAN(text, 0)
+                except Exception:  # the long way names what is wrong
+                    row, end = _json_value(path, number, text), len(text)
+                if end != len(text):
+                    row = _json_value(path, number, text)
+                if type(row) is not dict:
+                    raise InputError.at(
+                        str(path), number, None, f"expected a JSON object, got {_kind(row)}"
+                    )
+                # Only a line with an escape, a list or a second object needs looking into:
+                # three searches for one character each (a line starts with its object's "{").
+                if "\\" in text or "[" in text or text.find("{", 1) >= 0:
+                    _screen_json_line(path, number, row, text)
+                yield number, row
     if empty:
         raise InputError(f"{path}: the file is empty (expected one JSON object per line)")
+
+
+def _screen_json_line(path: Path, number: int, row: dict[str, Any], text: str) -> None:
+    """Check a JSONL row as `_check_json_row` does, for what its line may hold."""
+    escapes = _ESCAPES.search(text)
+    may_hold_surrogates = escapes and _SURROGATE_ESCAPE.search(text)
+    may_hold_nul = bool(escapes) and "\\u0000" in text
+    # Without a second bracket, no value of the row is a list or an object.
+    may_nest = "[" in text or text.count("{") > 1
+    if may_hold_surrogates or may_hold_nul or may_nest:
+        _check_json_row(RowReader(str(path), number, row), may_hold_surrogates, may_hold_nul)
 
 
 def _read_json_array(path: Path, digest: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -262,6 +278,8 @@ MAX_NESTING = 100
 # A \ud800-\udfff escape in JSON text; only such an escape can produce a lone surrogate (raw
 # UTF-8 is decoded strictly), so rows without one skip the slower check.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# An escape of a surrogate or of NUL: one search finds whether a line may hold either.
+_ESCAPES = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 class _DuplicateKey(ValueError):
@@ -532,13 +550,13 @@ def check_outputs(
         summary.rows += 1
         try:
             if alpaca:
-                checker.check(line, _alpaca_row(RowReader(file, line, row, "row")))
+                full = checker.check(line, *_alpaca_row(RowReader(file, line, row, "row")))
             else:
-                checker.check(line, _output_row(file, line, row))
+                full = checker.check(line, *_output_row(file, line, row))
         except InputError as exc:
             problems.add(exc)
             continue
-        if checker.full():
+        if full:
             batch = checker.take()
             if not problems:  # a file with a wrong row is refused whole: no batch is kept
                 yield batch
@@ -554,9 +572,11 @@ def publish_outputs(store: Store, eval_set: str, job_id: int, first: int, last: 
 
 
 _OUTPUT_FIELDS = frozenset(OUTPUT_COLUMNS + OUTPUT_OPTIONAL)
+# An output row as read: (item_key, prompt, system, output, reference, category, metadata).
+OutputRow = tuple[str, str, str, str, str | None, str, dict[str, Any]]
 
 
-def _output_row(file: str, line: int, row: dict[str, Any] | InputError) -> dict[str, Any]:
+def _output_row(file: str, line: int, row: dict[str, Any] | InputError) -> OutputRow:
     # Most rows are well-formed: they are taken in a few checks, the others go the long way,
     # which names what is wrong.
     if type(row) is dict:
@@ -580,48 +600,45 @@ def _output_row(file: str, line: int, row: dict[str, Any] | InputError) -> dict[
         ):
             name, problem = _checked_system(system)
             if problem is None:
-                return {
-                    "item_key": key,
-                    "prompt": prompt,
-                    "system": name,
-                    "output": output,
-                    "reference": reference if reference else None,
-                    "category": category.strip() if category else "",
-                    "metadata": {}
+                return (
+                    key,
+                    prompt,
+                    name,
+                    output,
+                    reference if reference else None,
+                    category.strip() if category else "",
+                    {}
                     if row.keys() <= _OUTPUT_FIELDS
                     else {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS},
-                }
+                )
     return _checked_output_row(RowReader(file, line, _whole(row)))
 
 
-def _checked_output_row(reader: RowReader) -> dict[str, Any]:
+def _checked_output_row(reader: RowReader) -> OutputRow:
     _require_columns(reader, OUTPUT_COLUMNS)
     metadata = {k: v for k, v in reader.row.items() if k not in OUTPUT_COLUMNS + OUTPUT_OPTIONAL}
     reference = reader.text("reference", required=False)
-    return {
-        "item_key": reader.text("item_id").strip(),
-        "prompt": reader.text("prompt"),
-        "system": _system_name(reader, "system"),
-        "output": reader.text("output", allow_empty=True),
-        "reference": reference if reference else None,
-        "category": (reader.text("category", required=False) or "").strip(),
-        "metadata": metadata,
-    }
+    key = reader.text("item_id").strip()
+    prompt = reader.text("prompt")
+    system = _system_name(reader, "system")
+    output = reader.text("output", allow_empty=True)
+    category = (reader.text("category", required=False) or "").strip()
+    return key, prompt, system, output, reference if reference else None, category, metadata
 
 
-def _alpaca_row(reader: RowReader) -> dict[str, Any]:
+def _alpaca_row(reader: RowReader) -> OutputRow:
     _require_columns(reader, ("instruction", "output", "generator"))
     instruction = reader.text("instruction")
     known = ("instruction", "output", "generator", "dataset")
-    return {
-        "item_key": "alpaca-" + hashlib.sha256(instruction.encode()).hexdigest()[:12],
-        "prompt": instruction,
-        "system": _system_name(reader, "generator"),
-        "output": reader.text("output", allow_empty=True),
-        "reference": None,
-        "category": (reader.text("dataset", required=False) or "").strip(),
-        "metadata": {k: v for k, v in reader.row.items() if k not in known},
-    }
+    return (
+        "alpaca-" + hashlib.sha256(instruction.encode()).hexdigest()[:12],
+        instruction,
+        _system_name(reader, "generator"),
+        reader.text("output", allow_empty=True),
+        None,
+        (reader.text("dataset", required=False) or "").strip(),
+        {k: v for k, v in reader.row.items() if k not in known},
+    )
 
 
 def _system_name(reader: RowReader, name: str) -> str:
@@ -660,9 +677,6 @@ class _OutputChecker:
         self.staged_outputs: list[tuple[str, str, str]] = []
         self.size = self.chars = 0
 
-    def full(self) -> bool:
-        return self.size >= BATCH_ROWS or self.chars >= BATCH_CHARS
-
     def take(self) -> tuple[list[tuple], list[tuple[str, str, str]]]:
         """The batch collected so far (items, outputs); the next one starts empty."""
         batch = (self.staged_items, self.staged_outputs)
@@ -670,25 +684,35 @@ class _OutputChecker:
         self.size = self.chars = 0
         return batch
 
-    def check(self, line: int, row: dict) -> None:
-        """Check one row, collecting the changes it makes (an item to add or replace, an
-        output to add or replace)."""
-        key, system, output = row["item_key"], row["system"], row["output"]
+    def check(
+        self,
+        line: int,
+        key: str,
+        prompt: str,
+        system: str,
+        output: str,
+        reference: str | None,
+        category: str,
+        metadata: dict[str, Any],
+    ) -> bool:
+        """Check one row (an `OutputRow`), collecting the changes it makes (an item to add or
+        replace, an output to add or replace); returns whether the batch is full."""
         # Rows of the file are told apart by Python's hash, which two different texts share
         # with a chance of 2**-64 (and seeded per process, so no file can aim for it); stored
         # rows, by their digests.
-        same_item = hash((row["prompt"], row["reference"], row["category"]))
+        same_item = hash((prompt, reference, category))
         seen = self.file_items.get(key)
         if seen is None:
             self.file_items[key] = (line, same_item)
-            self._check_item(line, row)
+            self._check_item(line, key, prompt, reference, category, metadata)
         elif seen[1] != same_item:
             raise InputError(
                 f"{self.file}:{line}: item '{key}' has a different prompt, reference or category "
                 f"than on line {seen[0]}"
             )
         same_output = hash(output)
-        earlier = self.file_outputs.get((key, system))
+        pair = (key, system)
+        earlier = self.file_outputs.get(pair)
         if earlier:
             if earlier[1] != same_output:
                 raise InputError(
@@ -696,14 +720,14 @@ class _OutputChecker:
                     f"different output (first on line {earlier[0]})"
                 )
             self.summary.unchanged += 1
-            return
-        self.file_outputs[(key, system)] = (line, same_output)
+            return False
+        self.file_outputs[pair] = (line, same_output)
         item = self.items.get(key)
         stored = self.outputs.get((item[0], system)) if item else None
         if stored is not None:
             if stored == text_digest(output):
                 self.summary.unchanged += 1
-                return
+                return False
             if self.frozen_by:
                 raise self._frozen(line, f"the output of '{system}' for item '{key}' would change")
             if not self.replace:
@@ -717,13 +741,20 @@ class _OutputChecker:
         self.staged_outputs.append((key, system, output))
         self.size += 1
         self.chars += len(output)
+        return self.size >= BATCH_ROWS or self.chars >= BATCH_CHARS
 
-    def _check_item(self, line: int, row: dict) -> None:
-        key = row["item_key"]
-        if key in self.items:
-            if self.items[key][1] == item_fingerprint(
-                row["prompt"], row["reference"], row["category"]
-            ):
+    def _check_item(
+        self,
+        line: int,
+        key: str,
+        prompt: str,
+        reference: str | None,
+        category: str,
+        metadata: dict[str, Any],
+    ) -> None:
+        stored = self.items.get(key)
+        if stored is not None:
+            if stored[1] == item_fingerprint(prompt, reference, category):
                 return
             if self.frozen_by:
                 raise self._frozen(line, f"item '{key}' would change")
@@ -733,28 +764,16 @@ class _OutputChecker:
                     "reference or category; pass --replace to overwrite it"
                 )
             self.summary.count("items replaced")
-            self._stage_item("replace", self.items[key][0], row)
-            return
-        if self.frozen_by:
-            raise self._frozen(line, f"item '{key}' would be added")
-        self.summary.count("items added")
-        self._stage_item("add", None, row)
-
-    def _stage_item(self, change: str, item_id: int | None, row: dict) -> None:
-        metadata = json.dumps(row["metadata"], ensure_ascii=False) if row["metadata"] else "{}"
-        self.staged_items.append(
-            (
-                change,
-                item_id,
-                row["item_key"],
-                row["prompt"],
-                row["reference"],
-                row["category"],
-                metadata,
-            )
-        )
+            change, item_id = "replace", stored[0]
+        else:
+            if self.frozen_by:
+                raise self._frozen(line, f"item '{key}' would be added")
+            self.summary.count("items added")
+            change, item_id = "add", None
+        metadata_json = json.dumps(metadata, ensure_ascii=False) if metadata else "{}"
+        self.staged_items.append((change, item_id, key, prompt, reference, category, metadata_json))
         self.size += 1
-        self.chars += len(row["prompt"])
+        self.chars += len(prompt)
 
     def _frozen(self, line: int, what: str) -> Conflict:
         return Conflict(

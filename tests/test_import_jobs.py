@@ -355,3 +355,39 @@ def test_a_replacing_import_updates_items_and_outputs_in_place(store, tmp_path):
     assert ("bulk-000000", "A better question?", rows[1]["output"]) in outputs
     assert ("bulk-000001", rows[3]["prompt"], "A better answer.") in outputs
     assert store.table_counts()["outputs"] == 4
+
+
+def test_an_import_copies_the_log_into_the_workspace_after_each_of_its_transactions(
+    store, tmp_path, isolated_workspace, monkeypatch
+):
+    """Publishing into a SQLite file, an import checkpoints the write-ahead log itself after
+    each transaction (in the pause kept for waiting votes), not inside its commits: the rows
+    reach the workspace file transaction by transaction, and once no import of the store is
+    publishing, the writer checkpoints after its commits again."""
+    if store.db.dialect != "sqlite":
+        pytest.skip("a PostgreSQL workspace has no write-ahead log of the app's to copy")
+    monkeypatch.setattr(importers, "BATCH_ROWS", 200)
+    source = write_outputs(tmp_path / "bulk.jsonl", 4_000)  # 1 MB: SQLite alone would wait
+    file_sizes = []
+    real_publish = importers.publish_outputs
+
+    def watching_publish(store, eval_set, job_id, first, last):
+        file_sizes.append(isolated_workspace.stat().st_size)
+        real_publish(store, eval_set, job_id, first, last)
+
+    monkeypatch.setattr(importers, "publish_outputs", watching_publish)
+    data.import_outputs(store, source, "bulk", actor=person(store))
+    assert len(file_sizes) >= 3
+    assert file_sizes == sorted(set(file_sizes))  # grew before each transaction
+
+    def automatic_checkpoint() -> int:
+        return store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+    assert automatic_checkpoint() == 1000
+    first, second = (store.imports.log_checkpointed_by_caller() for _ in range(2))
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert automatic_checkpoint() == 0  # the second import still checkpoints by itself
+    second.__exit__(None, None, None)
+    assert automatic_checkpoint() == 1000

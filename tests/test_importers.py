@@ -237,6 +237,25 @@ MALFORMED_OUTPUTS = [
         jsonl(output_row(system="tie")).encode(),
         r"reserved.jsonl:1: field 'system': 'tie' is reserved",
     ),
+    # Each of what makes a JSONL line worth looking into, alone on its line: an object nested
+    # in objects only, the escape of NUL, a lone surrogate after a harmless escape.
+    (
+        "deep.jsonl",
+        (
+            json.dumps(output_row())[:-1] + ', "m": ' + '{"a": ' * 101 + "1" + "}" * 102 + "\n"
+        ).encode(),
+        r"deep.jsonl:1: field 'm': is nested more than 100 levels deep",
+    ),
+    (
+        "nul.jsonl",
+        (json.dumps(output_row(output="o\x00k")) + "\n").encode(),
+        r"nul.jsonl:1: field 'output': holds a NUL character",
+    ),
+    (
+        "surrogate.jsonl",
+        (json.dumps(output_row(prompt="caf\u00e9 \ud800")) + "\n").encode(),
+        r"surrogate.jsonl:1: field 'prompt': holds a lone surrogate",
+    ),
     ("outputs.txt", b"item_id\n", r"outputs.txt: unknown file type '.txt'"),
     ("obj.json", b'{"a": 1}', r"obj.json: expected a JSON array of objects, got an object"),
     (

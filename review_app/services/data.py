@@ -388,12 +388,17 @@ def _publish(
     write = _batch_writer(store, job)
     kept_app_votes = 0
     span = 1
-    with store.imports.staged_outputs(job["id"], job["options"].get("staged_in_file", False)):
+    staged_in_file = job["options"].get("staged_in_file", False)
+    with (
+        store.imports.staged_outputs(job["id"], staged_in_file),
+        store.imports.log_checkpointed_by_caller() as checkpoint,
+    ):
         while batches := store.imports.next_import_batches(job["id"], span):
             with pacer, store.transaction():
                 kept_app_votes += write(batches) or 0
                 store.imports.delete_import_batches_through(job["id"], batches[-1][0])
             span = _next_span(len(batches), pacer.took)
+            checkpoint()  # in the pause that lets waiting votes through
     if kept_app_votes and summary is not None:
         summary.count("votes added", -kept_app_votes)
         summary.notes.append(

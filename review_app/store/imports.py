@@ -10,11 +10,13 @@ workspace in memory) they are staged in the workspace's own staging tables."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,6 +24,10 @@ from review_app.errors import Conflict
 from review_app.store.base import Aggregate, now_iso
 
 # The staged rows' tables, in the workspace (migration 18) and in a staging file alike.
+_STAGED_ITEM_COLUMNS = (
+    "job_id, seq, change, item_id, item_key, prompt, reference, category, metadata"
+)
+_STAGED_OUTPUT_COLUMNS = "job_id, seq, item_key, system, text"
 _STAGED_ITEMS = """CREATE TABLE import_staged_items (
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -55,7 +61,16 @@ def locked_what(lock: str) -> str:
     return f"{kind.replace('_', ' ')} {name!r}"
 
 
+# The writer checkpoints the log after a commit that leaves it this many pages long (SQLite's
+# default), except while an import publishes (`ImportQueries.log_checkpointed_by_caller`).
+AUTOCHECKPOINT_PAGES = 1000
+
+
 class ImportQueries(Aggregate):
+    def __init__(self, store):
+        super().__init__(store)
+        self._publishing = 0  # this store's imports publishing now
+
     def insert_import_job(
         self, kind: str, file: str, target: str, options: dict, pid: int, host: str
     ) -> int:
@@ -192,6 +207,34 @@ class ImportQueries(Aggregate):
             with self._lock:
                 self.db.execute(f"DETACH DATABASE {_schema(job_id)}")
 
+    @contextlib.contextmanager
+    def log_checkpointed_by_caller(self) -> Iterator[Callable[[], None]]:
+        """While an import publishes into a SQLite file: its write-ahead log is copied into
+        the workspace (checkpointed) when the import calls the function yielded, after each of
+        its transactions, instead of inside each commit. A checkpoint holds no write lock, so
+        the import runs it in the pause it keeps for waiting votes, and the time a vote may
+        wait (a transaction's) is measured without it. The writer checkpoints after its
+        commits again once no import of this store is publishing."""
+        if self.db.dialect != "sqlite" or self.store.path == ":memory:":  # no log to copy
+            yield lambda: None
+            return
+
+        def checkpoint() -> None:
+            with self._lock:
+                self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+        with self._lock:
+            self._publishing += 1
+            if self._publishing == 1:
+                self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            yield checkpoint
+        finally:
+            with self._lock:
+                self._publishing -= 1
+                if self._publishing == 0:
+                    self.db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+
     def _staged_schema(self, job_id: int) -> str:
         """The prefix naming where the job's staged rows are: its attached staging file, or
         the workspace's own tables."""
@@ -296,8 +339,10 @@ class StagingFile:
         self._writing = self._writer.submit(self._write, job_id, seq, items, outputs)
 
     def _write(self, job_id: int, seq: int, items: list[tuple], outputs: list[tuple]) -> None:
+        batch = f"{int(job_id)}, {int(seq)}"
         self.conn.execute("BEGIN")
-        _insert_staged(self.conn, job_id, seq, items, outputs)
+        _insert_rows(self.conn, "import_staged_items", _STAGED_ITEM_COLUMNS, batch, items)
+        _insert_rows(self.conn, "import_staged_outputs", _STAGED_OUTPUT_COLUMNS, batch, outputs)
         self.conn.execute("COMMIT")
 
     def _written(self) -> None:
@@ -331,16 +376,39 @@ def _insert_staged(db, job_id: int, seq: int, items: list[tuple], outputs: list[
     batch = f"{int(job_id)}, {int(seq)}"
     if items:
         db.executemany(
-            "INSERT INTO import_staged_items (job_id, seq, change, item_id, item_key, prompt, "
-            f"reference, category, metadata) VALUES ({batch}, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO import_staged_items ({_STAGED_ITEM_COLUMNS}) "
+            f"VALUES ({batch}, ?, ?, ?, ?, ?, ?, ?)",
             items,
         )
     if outputs:
         db.executemany(
-            "INSERT INTO import_staged_outputs (job_id, seq, item_key, system, text) "
-            f"VALUES ({batch}, ?, ?, ?)",
+            f"INSERT INTO import_staged_outputs ({_STAGED_OUTPUT_COLUMNS}) VALUES ({batch}, ?, ?, ?)",
             outputs,
         )
+
+
+# A staging file takes its rows this many to a statement. Python's sqlite3 lets go of Python's
+# lock while SQLite runs a statement and takes it back after: once per row, the thread writing
+# the file and the one checking the next batch hand the lock back and forth at every row, and
+# the checking one spends about as long waiting for it as the writing saves (and the statement
+# is cheaper too: 0.31 s of CPU for the benchmark's 100,000 rows, against 0.43 s one by one).
+ROWS_PER_STATEMENT = 64
+
+
+def _insert_rows(conn, table: str, columns: str, batch: str, rows: list[tuple]) -> None:
+    """Insert `rows` of batch `batch` ("job, seq") into a staging file's `table`."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        conn.execute(
+            f"INSERT INTO {table} ({columns}) VALUES {_row_marks(batch, len(chunk[0]), len(chunk))}",
+            list(itertools.chain.from_iterable(chunk)),
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _row_marks(batch: str, width: int, rows: int) -> str:
+    """The VALUES of `rows` rows of batch `batch`, `width` placeholders each."""
+    return ", ".join([f"({batch}, {', '.join('?' * width)})"] * rows)
 
 
 def _schema(job_id: int) -> str:
