@@ -57,6 +57,19 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def installed_components_scanned_once():
+    """Streamlit's AppTest looks through every installed package for components when it first
+    runs an app: 0.16 s of CPU for each of the suite's hundreds of apps. The packages do not
+    change while the tests run, so the first look's answer serves every later one."""
+    from streamlit.components.v2 import manifest_scanner
+
+    found = manifest_scanner.scan_component_manifests()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(manifest_scanner, "scan_component_manifests", lambda *args, **kw: found)
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster():
     cluster = Cluster()
