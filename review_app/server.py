@@ -1,8 +1,7 @@
 """Running the web app: Streamlit in a child process on a workspace, its output relayed without
 Streamlit's own URL banner (that URL has no token, so it only leads to "Access denied"), a
 callback once the app answers, and the child stopped with the parent on SIGTERM, SIGINT or
-SIGHUP (and, on Linux, when the parent dies without cleaning up). Run as a module, it is that
-child: Streamlit's command line, with the app's modules imported before the port opens."""
+SIGHUP (and, on Linux, when the parent dies without cleaning up)."""
 
 from __future__ import annotations
 
@@ -70,7 +69,7 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
     command = [
         sys.executable,
         "-m",
-        "review_app.server",
+        "streamlit",
         "run",
         str(APP),
         "--server.address",
@@ -144,17 +143,3 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         relay.join(timeout=1)
-
-
-def _serve_streamlit() -> int:
-    """Streamlit's own command line (`streamlit run ...`), once the modules every page uses are
-    imported: otherwise the first page a server draws imports them (pandas, scipy, the services:
-    about 1.3 s of CPU), and the first reviewer after a start waits that long."""
-    import review_app.ui  # noqa: F401
-    from streamlit.web import cli
-
-    return cli.main(prog_name="streamlit")
-
-
-if __name__ == "__main__":
-    sys.exit(_serve_streamlit())
