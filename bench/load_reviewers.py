@@ -34,6 +34,8 @@ How:
 - `server_cpu_ms_per_vote`: the server processes' CPU time over the run (summed over the
   servers; PostgreSQL's own processes are not counted) divided by the votes,
   a figure that depends far less on what else the machine is doing than the latencies do.
+  It includes each session's first page and the servers' idle work; the same over the time
+  after the warm-up (`server_cpu_ms_per_vote_after_warmup`) is what a vote itself costs.
 - Afterwards the votes are read back from the workspace: `lost` = votes a session saw saved
   that are not there, `duplicated` = extra vote rows (a reviewer twice on a pair, or more votes
   than saved clicks) plus pairs holding more than their 3 reviews; `repeated_pairs` = a session
@@ -466,6 +468,7 @@ async def drive(
     stop_at = start + duration
     samples: list[list[tuple[float, float, int]]] = [[(0.0, *s.sample())] for s in servers]
     cpu_start = [s.cpu_seconds() for s in servers]
+    cpu_at_warmup: list[float] = []  # (seconds since start, then each server's CPU seconds)
     import_window: list[float] = []
     import_result: dict = {}
     lock_waits: list[float] = []
@@ -476,6 +479,8 @@ async def drive(
             at = time.monotonic() - start
             for server, taken in zip(servers, samples, strict=True):
                 taken.append((at, *server.sample()))
+            if at >= warmup and not cpu_at_warmup:
+                cpu_at_warmup.extend([at, *(s.cpu_seconds() for s in servers)])
 
     async def importer() -> None:
         await asyncio.sleep(duration * args.import_at)
@@ -517,11 +522,16 @@ async def drive(
     await asyncio.gather(*tasks)
     await asyncio.gather(*helpers)
     server_end = [
-        {"cpu_s": s.cpu_seconds() - cpu, "open_files": s.open_files()}
-        for s, cpu in zip(servers, cpu_start, strict=True)
+        {
+            "cpu_s": s.cpu_seconds() - cpu,
+            "cpu_s_after_warmup": s.cpu_seconds() - warm if cpu_at_warmup else None,
+            "open_files": s.open_files(),
+        }
+        for s, cpu, warm in zip(servers, cpu_start, cpu_at_warmup[1:] or cpu_start, strict=True)
     ]
     import_result["lock_waits"] = lock_waits
-    return sessions, samples, warmup, import_window, import_result, server_end
+    warm_at = cpu_at_warmup[0] if cpu_at_warmup else None
+    return sessions, samples, warmup, warm_at, import_window, import_result, server_end
 
 
 def probe_write_lock(db: str, stop: threading.Event, waits: list[float]) -> None:
@@ -623,7 +633,7 @@ def main() -> None:
                 servers.append(Server(db, port))
             for server in servers:
                 server.wait_ready()
-            sessions, samples, warmup, window, imported, server_end = asyncio.run(
+            sessions, samples, warmup, warm_at, window, imported, server_end = asyncio.run(
                 drive(args, servers, tokens, admin_token, db, import_file)
             )
         finally:
@@ -658,6 +668,14 @@ def main() -> None:
     }
     cpu_s = sum(end["cpu_s"] for end in server_end)
     cpu_ms_per_vote = round(cpu_s * 1000 / max(1, len(votes)), 1)
+    # The same after the warm-up: without each session's first page (the whole app's first
+    # run), which the figure above spreads over the votes of the run.
+    votes_after_warmup = sum(1 for v in votes if warm_at is not None and v.sent >= warm_at)
+    cpu_ms_per_vote_after_warmup = (
+        round(sum(e["cpu_s_after_warmup"] for e in server_end) * 1000 / votes_after_warmup, 1)
+        if votes_after_warmup
+        else None
+    )
     p95 = round(percentile(ms, 95), 1)
     errors = [e for s in sessions for e in s.errors]
     for line in errors[:20]:
@@ -687,6 +705,7 @@ def main() -> None:
                 **largest,
                 "fds_by_kind_end": fds_by_kind_end,
                 "server_cpu_ms_per_vote": cpu_ms_per_vote,
+                "server_cpu_ms_per_vote_after_warmup": cpu_ms_per_vote_after_warmup,
                 "import_rows": args.import_rows,
                 "import": imported or None,
                 "import_window_s": [round(t, 1) for t in window] or None,

@@ -52,6 +52,10 @@ def test_ten_reviewers_for_thirty_seconds():
     # No growth after the warm-up; a page run that kept its own connection open would add two
     # files per run (about 200 here).
     assert figures["fds_end"] <= figures["fds_start"], figures
+    # A vote after the warm-up costs CPU of its own, and less than the run's figure, which
+    # also holds every session's first page.
+    assert 0 < figures["server_cpu_ms_per_vote_after_warmup"], figures
+    assert figures["server_cpu_ms_per_vote_after_warmup"] < figures["server_cpu_ms_per_vote"]
 
 
 @pytest.mark.load
