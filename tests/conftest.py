@@ -197,7 +197,10 @@ def demo_store(isolated_workspace, settings, request, tmp_path_factory, backend)
             return store
         template, links = _demo_database(cluster, settings)
         cluster.drop(isolated_workspace)
-        cluster.admin(f"CREATE DATABASE {isolated_workspace.rsplit('/', 1)[1]} TEMPLATE {template}")
+        cluster.admin(
+            f"CREATE DATABASE {isolated_workspace.rsplit('/', 1)[1]} TEMPLATE {template} "
+            "STRATEGY FILE_COPY"
+        )
         store = request.getfixturevalue("store")
         store.demo_links = dict(links)
         return store
