@@ -384,20 +384,24 @@ class PostgresDatabase(Database):
             self._trace("BEGIN")
         if self.conn.broken or self.conn.closed:
             self._reopen()
+        # One round trip: a vote's transaction is a few short statements, so three more
+        # exchanges with the server for its start would cost as much as its own work.
+        # The lock waits for another writer as long as SQLite would, then gives up with Busy.
+        begin = (
+            "BEGIN"
+            if private
+            else f"BEGIN; SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}; "
+            f"SELECT pg_advisory_xact_lock({self.WRITE_LOCK:d})"
+        )
         with _errors():
             try:
-                self.conn.execute("BEGIN")
-            except self._psycopg.OperationalError:
-                if not self.conn.broken:
-                    raise
-                self._reopen()
-                self.conn.execute("BEGIN")
-            if private:
-                return
-            try:
-                # Wait for another writer as long as SQLite would, then give up with Busy.
-                self.conn.execute(f"SET LOCAL lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [self.WRITE_LOCK])
+                try:
+                    self.conn.execute(begin)
+                except self._psycopg.OperationalError:
+                    if not self.conn.broken:
+                        raise
+                    self._reopen()
+                    self.conn.execute(begin)
             except BaseException:
                 self.rollback()
                 raise
