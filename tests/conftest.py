@@ -138,19 +138,19 @@ def settings(isolated_workspace) -> Settings:
 _MIGRATED_FILE: list[Path] = []
 
 
-def _start_from_migrated(workspace, tmp_path_factory) -> None:
+def _start_from_migrated(db, tmp_path_factory) -> None:
     """Make a test's SQLite workspace, not created yet, a copy of a migrated one: a copy costs
     a tenth of the CPU of migrating a new file (0.002 s against 0.02 s), and the copy is made
     by Store.open of a new file in this same process, so a fault in creating or migrating one
     still fails every test. A test that creates its workspace itself (without the `store` or
     `cli_admin` fixture) still has Store.open do it."""
-    if not isinstance(workspace, Path) or workspace.exists():
+    if not isinstance(db, Path) or db.exists():
         return
     if not _MIGRATED_FILE:
         path = tmp_path_factory.mktemp("migrated-template") / "workspace.db"
         Store.open(path).close()  # the last connection: the write-ahead log is folded in
         _MIGRATED_FILE.append(path)
-    shutil.copyfile(_MIGRATED_FILE[0], workspace)
+    shutil.copyfile(_MIGRATED_FILE[0], db)
 
 
 @pytest.fixture
