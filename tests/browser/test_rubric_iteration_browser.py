@@ -95,8 +95,9 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         # A new version from the editor: bump the version, apply, save.
         editor = page.locator(".st-key-editor_text textarea")
         editor.scroll_into_view_if_needed()
+        # The box is drawn before the browser fills in its text: wait for the rubric in it.
+        expect(editor).to_have_value(re.compile(r"version: 1"))
         text = editor.input_value()
-        assert "version: 1" in text
         editor.fill(text.replace("version: 1", "version: 2", 1))
         editor.press("Control+Enter")
         page.get_by_text("Valid: general-pairwise v2").wait_for()
