@@ -33,8 +33,6 @@ LC_BINS = 201
 # A tiny ridge on the length-controlled fit keeps it finite when one side always wins.
 LC_RIDGE = 1e-3
 _NEWTON_STEPS = 40
-# Resamples per matrix product: fixed, so results do not depend on machine or load.
-_CHUNK = 50
 # A block of columns with more than this share of its cells filled is multiplied as dense.
 _DENSE_SHARE = 0.02
 
@@ -127,19 +125,21 @@ class Resampler:
         out = np.zeros((n_boot, width))
         if self.n_items == 0:
             return observed, out
-        rng = np.random.default_rng(seed)
-        chunk = np.zeros((min(_CHUNK, n_boot), width))
+        # The study's own resamples of its items (`stats.ItemResamples`, drawn from the seed as
+        # they always were here), so a scorecard rendered beside the statistics does not draw
+        # them again: the process keeps them.
+        chunks = stats.ItemResamples(seed, self.n_items, n_boot).chunks()
+        chunk = np.zeros((max((len(c) for c in chunks), default=0), width))
+        start = 0
         with stats.one_blas_thread():
-            for start in range(0, n_boot, _CHUNK):
-                size = min(_CHUNK, n_boot - start)
-                rows = rng.integers(0, self.n_items, size=(size, self.n_items))
-                rows += (np.arange(size) * self.n_items)[:, None]
-                weights = np.bincount(rows.ravel(), minlength=size * self.n_items)
-                weights = weights.reshape(size, self.n_items).astype(np.float32)
+            for counts in chunks:
+                size = len(counts)
+                weights = counts.astype(np.float32)
                 part = chunk[:size]
                 part[:, : dense_matrix.shape[1]] = weights @ dense_matrix
                 part[:, dense_matrix.shape[1] :] = (sparse_t @ weights.T.astype(np.float64)).T
                 out[start : start + size, columns] = part
+                start += size
         return observed, out
 
 
