@@ -150,7 +150,7 @@ class FrameQueries(Aggregate):
     ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """`pairs_frame`, `votes_frame` and `verdicts_frame` of a study, read at once (see
         `Store.read_together`)."""
-        # The largest first: it runs in this thread while the others start.
+        # The largest alone, the two smaller ones in turn beside it.
         verdicts, pairs, votes = self.store.read_together(
             lambda: self.verdicts_frame(study_id, texts),
             lambda: self.pairs_frame(study_id, texts),
