@@ -24,9 +24,7 @@ def test_the_study_frames_read_together_equal_the_frames_read_in_turn(demo_store
     pairs, votes, verdicts = demo_store.frames.study_frames(study_id)
     pd.testing.assert_frame_equal(pairs, demo_store.frames.pairs_frame(study_id, texts=False))
     pd.testing.assert_frame_equal(votes, demo_store.frames.votes_frame(study_id, texts=False))
-    pd.testing.assert_frame_equal(
-        verdicts, demo_store.frames.verdicts_frame(study_id, texts=False)
-    )
+    pd.testing.assert_frame_equal(verdicts, demo_store.frames.verdicts_frame(study_id, texts=False))
     assert len(pairs) and len(votes) and len(verdicts)
     with_texts = demo_store.frames.study_frames(study_id, texts=True)
     pd.testing.assert_frame_equal(with_texts[0], demo_store.frames.pairs_frame(study_id))
