@@ -260,10 +260,8 @@ class StudyData:
         with self._locks["vote_texts"]:
             if self._vote_texts is None:
                 study_id = self.study["id"]
-                pairs, votes = store.read_together(
-                    lambda: store.frames.pairs_frame(study_id, texts=True),
-                    lambda: store.frames.votes_frame(study_id, texts=True),
-                )
+                pairs = store.frames.pairs_frame(study_id, texts=True)
+                votes = store.frames.votes_frame(study_id, texts=True)
                 # Computed verdicts are labelled over every pair, then restricted (`texts`).
                 self._all_text_pairs = pairs
                 self._vote_texts = _restricted(self._pair_filter, pairs, votes)
@@ -495,8 +493,9 @@ def load(store: Store, study: dict, settings: Settings, split: str = "all") -> S
         label = stats.JURY_PREFIX + jury["name"]
         juries[label] = jury["members"]
         judges[label] = JudgeInfo(label, label, "", f"jury of {', '.join(jury['members'])}")
-    pairs, votes, verdicts = store.frames.study_frames(study["id"])
-    stored = _named(verdicts, run_labels)
+    pairs = store.frames.pairs_frame(study["id"], texts=False)
+    votes = store.frames.votes_frame(study["id"], texts=False)
+    stored = _named(store.frames.verdicts_frame(study["id"], texts=False), run_labels)
     pairs, votes, stored = _restricted(pair_filter, pairs, votes, stored)
     data = StudyData(
         study=study,

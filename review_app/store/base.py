@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import pandas as pd
@@ -28,8 +27,6 @@ from review_app.store.connection import (
 
 if TYPE_CHECKING:
     from review_app.store import Store
-
-T = TypeVar("T")
 
 # Reader connections per store. In WAL mode readers never wait for the writer, so a page that
 # only reads is not held up by votes or an import; a few cover the server's concurrent runs.
@@ -194,21 +191,6 @@ class StoreBase:
                 else:
                     self._readers.append(reader)
                     self._pool.notify()
-
-    def read_together(self, *reads: Callable[[], T]) -> list[T]:
-        """The results of several reads, the first in this thread and the others one after the
-        other in a second thread on a reader of its own. Most of a large read is the database's
-        own work, done outside the interpreter's lock, so on two cores a study's three frames
-        take about half as long. One reader more, not one per read: a server's other readers
-        stay free for the reviewers' pages. Each read is its own snapshot, as when they run in
-        turn. All run in this thread when the store has fewer than two readers, or when this
-        thread is inside a transaction (only the writer sees its changes)."""
-        if len(reads) < 2 or self._max_readers < 2 or self._owner == threading.get_ident():
-            return [read() for read in reads]
-        with ThreadPoolExecutor(max_workers=1) as second:
-            later = [second.submit(read) for read in reads[1:]]
-            first = reads[0]()
-            return [first, *(future.result() for future in later)]
 
     def open_readers(self) -> None:
         """Open every reader now (a server's store), so none is opened while serving."""

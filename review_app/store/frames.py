@@ -145,19 +145,6 @@ class FrameQueries(Aggregate):
         sql = f"{_select(_VERDICT_COLUMNS, texts)} {_VERDICTS_OF_STUDY}"
         return self._study_frame(sql, [study_id], texts)
 
-    def study_frames(
-        self, study_id: int, texts: bool = False
-    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """`pairs_frame`, `votes_frame` and `verdicts_frame` of a study, read at once (see
-        `Store.read_together`)."""
-        # The largest alone, the two smaller ones in turn beside it.
-        verdicts, pairs, votes = self.store.read_together(
-            lambda: self.verdicts_frame(study_id, texts),
-            lambda: self.pairs_frame(study_id, texts),
-            lambda: self.votes_frame(study_id, texts),
-        )
-        return pairs, votes, verdicts
-
     def calibration_data_version(self, study_id: int) -> str:
         """Changes whenever a vote, verdict, run, pair, reviewer exclusion, known answer, jury or
         the split of the study changes: a cache key for statistics derived from them (votes, verdicts and
