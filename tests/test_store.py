@@ -334,6 +334,18 @@ def test_lean_frames_hold_only_what_the_statistics_read(store):
     ]
 
 
+def test_the_lean_verdicts_are_read_from_an_index_not_from_the_judges_answers(store, backend):
+    # The judges' answers sit before cost and latency in a verdict's row: reading the table,
+    # SQLite would step through every long answer to reach them.
+    if backend != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL chooses by its statistics")
+    from review_app.store import frames
+
+    sql = f"{frames._select(frames._VERDICT_COLUMNS, False)} {frames._VERDICTS_OF_STUDY}"
+    plan = " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", [1]))
+    assert "SEARCH v USING COVERING INDEX verdicts_lean" in plan, plan
+
+
 def test_frames_orient_votes_and_verdicts_to_the_pair(store):
     study_id = _study_with_history(store)
     votes = store.frames.votes_frame(study_id)
