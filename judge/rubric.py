@@ -388,7 +388,7 @@ def field_location(text: str, source: str, field: tuple[str | int, ...]) -> str:
     """ "FILE:LINE: FIELD" for a field of rubric YAML `text` (as rubric errors name it), so a
     check made outside this module can point at the same place."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml_fields.SAFE_LOADER)
     except yaml.YAMLError:
         root = None
     line = yaml_fields.line_of(root, field)
