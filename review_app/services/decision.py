@@ -60,12 +60,16 @@ def final_review_choice(ctx: StudyContext) -> tuple[list[dict], set[int]]:
     once per data version."""
     data = ctx.data()
     size = _review_size(ctx)
-    return data.memo(
-        f"final review {size} {FINAL_REVIEW_TOP}",
-        lambda: _final_review_choice(
+
+    def choose() -> tuple[list[dict], set[int]]:
+        chosen, top_ids = _final_review_choice(
             data, data.candidate_outputs(ctx.store), size, FINAL_REVIEW_TOP, ctx.settings.seed
-        ),
-    )
+        )
+        # Chosen by id and item: only the sample's texts are read.
+        texts = ctx.store.catalog.outputs_with_texts(o["output_id"] for o in chosen)
+        return [texts[o["output_id"]] for o in chosen], top_ids
+
+    return data.memo(f"final review {size} {FINAL_REVIEW_TOP}", choose)
 
 
 def _final_review_choice(

@@ -54,7 +54,9 @@ def check_reviews_per_pair(k: int) -> None:
 def final_review_size(store: Store, study_row: dict) -> int:
     """The final-review sample the study plans: its own size, else `FINAL_REVIEW_SIZE`, at most
     the candidate's outputs."""
-    outputs = len(store.catalog.outputs_of_system(study_row["eval_set_id"], study_row["candidate"]))
+    outputs = store.catalog.count_outputs_of_system(
+        study_row["eval_set_id"], study_row["candidate"]
+    )
     wanted = study_row.get("final_review_size") or FINAL_REVIEW_SIZE
     return min(wanted, outputs)
 
@@ -79,7 +81,7 @@ def study_shape(ctx: StudyContext) -> planning.StudyShape:
         share = ctx.study.get("human_share")
         return planning.StudyShape(
             suites,
-            len(ctx.store.catalog.outputs_of_system(ctx.study["eval_set_id"], candidate))
+            ctx.store.catalog.count_outputs_of_system(ctx.study["eval_set_id"], candidate)
             if candidate
             else 0,
             candidate,

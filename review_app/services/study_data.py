@@ -296,7 +296,8 @@ class StudyData:
             return self._memo[name]
 
     def candidate_outputs(self, store: Store) -> list[dict]:
-        """Every output of the candidate system in the eval set, with its text."""
+        """Every output of the candidate system in the eval set: output_id and item_key, by
+        item key."""
         with self._locks["outputs"]:
             if self._candidate_outputs is None:
                 self._candidate_outputs = (

@@ -140,12 +140,34 @@ class CatalogQueries(Aggregate):
             )
 
     def outputs_of_system(self, eval_set_id: int, system: str) -> list[dict]:
+        """Every output of `system` in the eval set, by item key: output_id and item_key only
+        (texts are read for the few shown, `outputs_with_texts`)."""
         return self._rows(
-            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
+            "SELECT o.id AS output_id, i.item_key FROM outputs o "
             "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
             "ORDER BY i.item_key",
             [eval_set_id, system],
         )
+
+    def count_outputs_of_system(self, eval_set_id: int, system: str) -> int:
+        return self._one(
+            "SELECT count(*) AS n FROM outputs o JOIN items i ON i.id = o.item_id "
+            "WHERE i.eval_set_id = ? AND o.system = ?",
+            [eval_set_id, system],
+        )["n"]
+
+    def outputs_with_texts(self, output_ids: Iterable[int]) -> dict[int, dict]:
+        """output id -> output_id, item_key, category, prompt and text, for these outputs."""
+        ids = list(output_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(
+            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
+            f"JOIN items i ON i.id = o.item_id WHERE o.id IN ({marks})",
+            ids,
+        )
+        return {row["output_id"]: row for row in rows}
 
     def items_with_outputs(self, eval_set_id: int, systems: Iterable[str]) -> dict[str, set[int]]:
         """system -> ids of items of the eval set that have an output from it."""
