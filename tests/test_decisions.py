@@ -18,6 +18,8 @@ from tests.conftest import write
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts
 
 COMPARISON = ("tuned", "base")
+# The system on each side of the pairs make_pairs builds (in name order).
+SYSTEM_ON = dict(zip("xy", sorted(COMPARISON), strict=True))
 WIN = gate.validate_threshold("human_win_rate", {"system_a": "tuned", "system_b": "base"}, ">", 0.5)
 
 
@@ -31,11 +33,8 @@ def simulated_votes(rng, n_comparisons: int, k: int, win_rate: float, spread: fl
     outcomes = ["y" if rng.random() < p[pid - 1] else "x" for pid in layout["pair_id"]]
     votes = layout.copy()
     votes["outcome"] = outcomes
-    votes["winner"] = [SYSTEM_OF[outcome] for outcome in outcomes]
+    votes["winner"] = [SYSTEM_ON[outcome] for outcome in outcomes]
     return pairs.copy(), votes, float(p.mean())
-
-
-SYSTEM_OF = {"x": "base", "y": "tuned"}
 
 
 @functools.cache
