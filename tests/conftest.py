@@ -105,9 +105,14 @@ def isolated_workspace(tmp_path, monkeypatch, backend, request):
     tmp_path, or a new PostgreSQL database, so no test touches real files or another's data."""
     if backend == "postgresql":
         cluster = request.getfixturevalue("postgres")
-        # A copy of a migrated workspace: what Store.open makes of a new database, in a tenth
-        # of the time.
-        db = cluster.database(template=cluster.template("migrated", _migrate))
+        if "demo_store" in request.fixturenames:
+            # Created once, by demo_store (a copy of the seeded demo) or by `store` asked for
+            # first: a copy made and dropped unused costs the server about 0.1 s of CPU.
+            db = cluster.new_url()
+        else:
+            # A copy of a migrated workspace: what Store.open makes of a new database, in a
+            # tenth of the time.
+            db = cluster.database(template=cluster.template("migrated", _migrate))
         # The files a database workspace keeps beside it (rubrics, the demo's links) go in
         # the current folder: this test's own.
         monkeypatch.chdir(tmp_path)
@@ -138,13 +143,19 @@ def settings(isolated_workspace) -> Settings:
 _MIGRATED_FILE: list[Path] = []
 
 
-def _start_from_migrated(db, tmp_path_factory) -> None:
+def _start_from_migrated(db, tmp_path_factory, request) -> None:
     """Make a test's SQLite workspace, not created yet, a copy of a migrated one: a copy costs
     a tenth of the CPU of migrating a new file (0.002 s against 0.02 s), and the copy is made
     by Store.open of a new file in this same process, so a fault in creating or migrating one
     still fails every test. A test that creates its workspace itself (without the `store` or
-    `cli_admin` fixture) still has Store.open do it."""
-    if not isinstance(db, Path) or db.exists():
+    `cli_admin` fixture) still has Store.open do it. A PostgreSQL workspace left for
+    demo_store to create is created here when the test opens it first."""
+    if not isinstance(db, Path):
+        cluster = request.getfixturevalue("postgres")
+        if not cluster.exists(db):
+            cluster.database(template=cluster.template("migrated", _migrate), url=db)
+        return
+    if db.exists():
         return
     if not _MIGRATED_FILE:
         path = tmp_path_factory.mktemp("migrated-template") / "workspace.db"
@@ -154,18 +165,18 @@ def _start_from_migrated(db, tmp_path_factory) -> None:
 
 
 @pytest.fixture
-def store(isolated_workspace, tmp_path_factory):
-    _start_from_migrated(isolated_workspace, tmp_path_factory)
+def store(isolated_workspace, tmp_path_factory, request):
+    _start_from_migrated(isolated_workspace, tmp_path_factory, request)
     s = Store.open(isolated_workspace)
     yield s
     s.close()
 
 
 @pytest.fixture
-def cli_admin(isolated_workspace, monkeypatch, tmp_path_factory) -> str:
+def cli_admin(isolated_workspace, monkeypatch, tmp_path_factory, request) -> str:
     """An admin of the test's workspace whose token every CLI command of the test passes (as
     REVIEW_APP_TOKEN); returns the token."""
-    _start_from_migrated(isolated_workspace, tmp_path_factory)
+    _start_from_migrated(isolated_workspace, tmp_path_factory, request)
     store = Store.open(isolated_workspace)
     try:
         token = token_for(store, "admin", "admin")
@@ -225,16 +236,12 @@ def demo_store(isolated_workspace, settings, request, tmp_path_factory, backend)
     for `store` first) is seeded in place."""
     if backend == "postgresql":
         cluster = request.getfixturevalue("postgres")
-        if cluster.in_use(isolated_workspace):  # the test opened its workspace first
+        if cluster.exists(isolated_workspace):  # the test opened its workspace first
             store = request.getfixturevalue("store")
             store.demo_links = demo.seed_demo(store, settings)
             return store
         template, links = _demo_database(cluster, settings)
-        cluster.drop(isolated_workspace)
-        cluster.admin(
-            f"CREATE DATABASE {isolated_workspace.rsplit('/', 1)[1]} TEMPLATE {template} "
-            "STRATEGY FILE_COPY"
-        )
+        cluster.database(template=template, url=isolated_workspace)
         store = request.getfixturevalue("store")
         store.demo_links = dict(links)
         return store

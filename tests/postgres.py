@@ -173,9 +173,14 @@ class Cluster:
             cursor = self._admin_connection().execute(sql, params)  # the server was restarted
         return cursor.fetchall() if cursor.description else []
 
-    def database(self, template: str | None = None) -> str:
-        """A new database (a copy of `template` when given); returns its URL."""
-        name = f"t{os.getpid()}_{next(self._names)}"
+    def new_url(self) -> str:
+        """The URL of a database no test has used, not created yet."""
+        return f"{self.url}/t{os.getpid()}_{next(self._names)}"
+
+    def database(self, template: str | None = None, url: str | None = None) -> str:
+        """A new database (a copy of `template` when given), at `url` when given (from
+        `new_url`); returns its URL."""
+        name = (url or self.new_url()).rsplit("/", 1)[1]
         # FILE_COPY copies the template's files as they are: half the CPU of the default
         # (WAL_LOG, which writes every page through the log) to create, and to drop after.
         copy = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
@@ -189,10 +194,10 @@ class Cluster:
                 time.sleep(0.1)
         return f"{self.url}/{name}"
 
-    def in_use(self, url: str) -> bool:
-        """Whether anything is connected to the database at `url`."""
+    def exists(self, url: str) -> bool:
+        """Whether the database at `url` has been created."""
         rows = self.admin(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [url.rsplit("/", 1)[1]]
+            "SELECT count(*) FROM pg_database WHERE datname = %s", [url.rsplit("/", 1)[1]]
         )
         return rows[0][0] > 0
 

@@ -4,6 +4,8 @@ that misses the truth), and the adversarial cases that used to bend the gate."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,8 @@ from tests.conftest import write
 from tests.stats_frames import make_pairs, make_verdicts, make_votes, no_verdicts
 
 COMPARISON = ("tuned", "base")
+# The system on each side of the pairs make_pairs builds (in name order).
+SYSTEM_ON = dict(zip("xy", sorted(COMPARISON), strict=True))
 WIN = gate.validate_threshold("human_win_rate", {"system_a": "tuned", "system_b": "base"}, ">", 0.5)
 
 
@@ -23,15 +27,24 @@ def simulated_votes(rng, n_comparisons: int, k: int, win_rate: float, spread: fl
     """k votes on each of n comparisons of tuned vs base. Each comparison has its own chance that
     tuned wins (item difficulty: a logit-normal around `win_rate`), so an item's votes agree
     more than chance would make them: the clustering a real study has."""
-    pairs = make_pairs(n_comparisons, COMPARISON)  # x = base, y = tuned
+    pairs, layout = _vote_layout(n_comparisons, k)  # x = base, y = tuned
     logit = np.log(win_rate / (1 - win_rate))
     p = 1 / (1 + np.exp(-(logit + spread * rng.standard_normal(n_comparisons))))
-    rows = [
-        (pid, f"r{j}", "y" if rng.random() < p[pid - 1] else "x")
-        for pid in range(1, n_comparisons + 1)
-        for j in range(k)
-    ]
-    return pairs, make_votes(pairs, rows), float(p.mean())
+    outcomes = ["y" if rng.random() < p[pid - 1] else "x" for pid in layout["pair_id"]]
+    votes = layout.copy()
+    votes["outcome"] = outcomes
+    votes["winner"] = [SYSTEM_ON[outcome] for outcome in outcomes]
+    return pairs.copy(), votes, float(p.mean())
+
+
+@functools.cache
+def _vote_layout(n_comparisons: int, k: int):
+    """The pairs and the votes' every column but their outcomes, the same on every draw: the
+    simulations draw thousands of studies of one layout, and building the frames cost as much
+    as the statistics they test."""
+    pairs = make_pairs(n_comparisons, COMPARISON)
+    rows = [(pid, f"r{j}", "x") for pid in range(1, n_comparisons + 1) for j in range(k)]
+    return pairs, make_votes(pairs, rows)
 
 
 def human_win_rate(pairs, votes, n_boot=200):

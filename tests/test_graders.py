@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
 
 from review_app import gate, graders, report, stats
 from review_app.errors import InputError, OutcomesHidden
@@ -153,6 +152,9 @@ def test_choice_accuracy_and_macro_f1_by_hand_and_by_sklearn(store, corpus):
     assert scores["tuned"]["macro_f1"] == pytest.approx(4 / 9)
     assert scores["base"]["macro_f1"] == pytest.approx(5 / 9)
     assert scores["tuned"]["accuracy"] == scores["base"]["accuracy"] == 0.5
+    # Imported here: scikit-learn costs every test process collecting this module 0.1-0.4 s.
+    from sklearn.metrics import f1_score
+
     truth = ["yes", "no", "maybe", "no"]
     predicted = {"base": ["yes.", "", "maybe", "no"], "tuned": ["yes", "no", "ünïcode — no", "yes"]}
     for system, labels in predicted.items():

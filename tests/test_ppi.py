@@ -12,13 +12,20 @@ from scipy.stats import norm
 
 from review_app import ppi, sequential, stats
 
-# ppi_py compiles its logistic loops with numba on their first call: 10 to 40 s in each test
-# process, for sizes that run in a fraction of a second interpreted (the same arithmetic). Set
-# before ppi_py imports numba, which reads it then.
-os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
-ppi_py = pytest.importorskip("ppi_py", reason="the ppi-python reference is a test dependency")
 # ppi_py's logistic fit starts from scikit-learn with an option newer releases deprecate.
 pytestmark = pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def ppi_py():
+    """The authors' implementation, imported only where a test compares with it: with numba and
+    scikit-learn it costs about 0.45 s of CPU, which every test process would pay when it
+    collects this module."""
+    # ppi_py compiles its logistic loops with numba on their first call: 10 to 40 s in each test
+    # process, for sizes that run in a fraction of a second interpreted (the same arithmetic).
+    # Set before ppi_py imports numba, which reads it then.
+    os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
+    return pytest.importorskip("ppi_py", reason="the ppi-python reference is a test dependency")
 
 
 def _sample(rng: np.random.Generator, n: int, big_n: int, agreement: float):
@@ -33,7 +40,7 @@ def _sample(rng: np.random.Generator, n: int, big_n: int, agreement: float):
 @pytest.mark.parametrize(
     "seed,n,big_n,agreement", [(1, 80, 400, 0.8), (2, 300, 900, 0.6), (3, 40, 40, 0.9)]
 )
-def test_mean_matches_the_reference_implementation(seed, n, big_n, agreement):
+def test_mean_matches_the_reference_implementation(ppi_py, seed, n, big_n, agreement):
     y, f, unl = _sample(np.random.default_rng(seed), n, big_n, agreement)
     ours = ppi.mean(y, f, unl)
     low, high = ours.interval(stats.Z_95)
@@ -49,7 +56,7 @@ def test_mean_matches_the_reference_implementation(seed, n, big_n, agreement):
     )
 
 
-def test_a_fixed_weight_matches_the_reference_too():
+def test_a_fixed_weight_matches_the_reference_too(ppi_py):
     y, f, unl = _sample(np.random.default_rng(4), 60, 200, 0.7)
     for lam in (0.0, 0.5, 1.0):
         low, high = ppi.mean(y, f, unl, lam=lam).interval(stats.Z_95)
@@ -164,7 +171,7 @@ def test_stopping_early_saves_labels_at_the_truth():
 
 
 @pytest.mark.parametrize("seed,n,big_n", [(1, 150, 600), (2, 80, 300)])
-def test_logistic_regression_matches_the_reference_implementation(seed, n, big_n):
+def test_logistic_regression_matches_the_reference_implementation(ppi_py, seed, n, big_n):
     """The length-controlled win rate's fit: PPI++ logistic regression, coefficients and 95%
     intervals as `ppi_py.ppi_logistic_ci` gives them."""
     rng = np.random.default_rng(seed)
