@@ -301,7 +301,7 @@ class StudyData:
         with self._locks["outputs"]:
             if self._candidate_outputs is None:
                 self._candidate_outputs = (
-                    store.catalog.outputs_of_system(self.study["eval_set_id"], self.candidate)
+                    store.catalog.output_keys_of_system(self.study["eval_set_id"], self.candidate)
                     if self.candidate
                     else []
                 )

@@ -140,8 +140,18 @@ class CatalogQueries(Aggregate):
             )
 
     def outputs_of_system(self, eval_set_id: int, system: str) -> list[dict]:
-        """Every output of `system` in the eval set, by item key: output_id and item_key only
-        (texts are read for the few shown, `outputs_with_texts`)."""
+        """Every output of `system` in the eval set, by item key, with its item's category and
+        prompt and its text."""
+        return self._rows(
+            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
+            "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
+            "ORDER BY i.item_key",
+            [eval_set_id, system],
+        )
+
+    def output_keys_of_system(self, eval_set_id: int, system: str) -> list[dict]:
+        """`outputs_of_system` without texts: output_id and item_key (texts are read for the few
+        shown, `outputs_with_texts`)."""
         return self._rows(
             "SELECT o.id AS output_id, i.item_key FROM outputs o "
             "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
