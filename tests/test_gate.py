@@ -567,6 +567,13 @@ def test_final_review_sample_puts_the_judges_favourites_first(locked, settings, 
     )
     sample = signoff.final_review_sample(looking(locked, "demo", settings))
     assert len(sample) == 50 and len({s["output_id"] for s in sample}) == 50
+    # Each shows the candidate's own stored output of its item, prompt and category included.
+    eval_set = locked.studies.require_study("demo")["eval_set_id"]
+    stored = {o["output_id"]: o for o in locked.catalog.outputs_of_system(eval_set, "finetuned")}
+    shown = ("item_key", "category", "prompt", "text")
+    assert all(
+        {k: s[k] for k in shown} == {k: stored[s["output_id"]][k] for k in shown} for s in sample
+    )
     top = [s for s in sample if s["judge_top"]]
     assert len(top) == 10 and sample[:10] == top
     pairs, _, verdicts = study_frames(

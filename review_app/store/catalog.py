@@ -23,6 +23,13 @@ def item_fingerprint(prompt: str, reference: str | None, category: str) -> str:
     return text_digest(repr((prompt, reference, category)))
 
 
+# An output as the final review shows it, and the outputs of one system in one eval set.
+_OUTPUT_WITH_TEXTS = "o.id AS output_id, i.item_key, i.category, i.prompt, o.text"
+_OUTPUTS_OF_SYSTEM = (
+    "FROM outputs o JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ?"
+)
+
+
 class CatalogQueries(Aggregate):
     def eval_set(self, name: str) -> dict | None:
         return self._one("SELECT * FROM eval_sets WHERE name = ?", [name])
@@ -143,9 +150,7 @@ class CatalogQueries(Aggregate):
         """Every output of `system` in the eval set, by item key, with its item's category and
         prompt and its text."""
         return self._rows(
-            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
-            "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
-            "ORDER BY i.item_key",
+            f"SELECT {_OUTPUT_WITH_TEXTS} {_OUTPUTS_OF_SYSTEM} ORDER BY i.item_key",
             [eval_set_id, system],
         )
 
@@ -153,28 +158,22 @@ class CatalogQueries(Aggregate):
         """`outputs_of_system` without texts: output_id and item_key (texts are read for the few
         shown, `outputs_with_texts`)."""
         return self._rows(
-            "SELECT o.id AS output_id, i.item_key FROM outputs o "
-            "JOIN items i ON i.id = o.item_id WHERE i.eval_set_id = ? AND o.system = ? "
-            "ORDER BY i.item_key",
+            f"SELECT o.id AS output_id, i.item_key {_OUTPUTS_OF_SYSTEM} ORDER BY i.item_key",
             [eval_set_id, system],
         )
 
     def count_outputs_of_system(self, eval_set_id: int, system: str) -> int:
-        return self._one(
-            "SELECT count(*) AS n FROM outputs o JOIN items i ON i.id = o.item_id "
-            "WHERE i.eval_set_id = ? AND o.system = ?",
-            [eval_set_id, system],
-        )["n"]
+        return self._one(f"SELECT count(*) AS n {_OUTPUTS_OF_SYSTEM}", [eval_set_id, system])["n"]
 
     def outputs_with_texts(self, output_ids: Iterable[int]) -> dict[int, dict]:
-        """output id -> output_id, item_key, category, prompt and text, for these outputs."""
+        """output id -> the row `outputs_of_system` gives, for these outputs."""
         ids = list(output_ids)
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._rows(
-            "SELECT o.id AS output_id, i.item_key, i.category, i.prompt, o.text FROM outputs o "
-            f"JOIN items i ON i.id = o.item_id WHERE o.id IN ({marks})",
+            f"SELECT {_OUTPUT_WITH_TEXTS} FROM outputs o JOIN items i ON i.id = o.item_id "
+            f"WHERE o.id IN ({marks})",
             ids,
         )
         return {row["output_id"]: row for row in rows}
