@@ -346,6 +346,30 @@ def test_the_lean_verdicts_are_read_from_an_index_not_from_the_judges_answers(st
     assert "SEARCH v USING COVERING INDEX verdicts_lean" in plan, plan
 
 
+def test_pointwise_scores_are_read_from_the_index_of_scored_verdicts(store, backend, monkeypatch):
+    # Most verdicts hold no scores; read through the table, every view of scores would step
+    # through every verdict's long answer to find the few that do.
+    if backend != "sqlite":
+        pytest.skip("the plan is SQLite's; PostgreSQL chooses by its statistics")
+    from review_app.store.base import StoreBase
+
+    read: list[tuple[str, list]] = []
+    for name in ("_rows", "_plain_frame"):
+        original = getattr(StoreBase, name)
+
+        def recording(self, sql, params=(), *args, _original=original, **kwargs):
+            read.append((sql, list(params)))
+            return _original(self, sql, params, *args, **kwargs)
+
+        monkeypatch.setattr(StoreBase, name, recording)
+    store.frames.scores_frame(1)
+    store.calibration.verdict_scores([1, 2])
+    assert len(read) == 2
+    for sql, params in read:
+        plan = " | ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "USING INDEX verdicts_scored" in plan, (sql, plan)
+
+
 def test_frames_orient_votes_and_verdicts_to_the_pair(store):
     study_id = _study_with_history(store)
     votes = store.frames.votes_frame(study_id)

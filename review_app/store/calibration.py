@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from review_app.migrations import SCORED
 from review_app.store.base import Aggregate, now_iso
 
 
@@ -94,6 +95,6 @@ class CalibrationQueries(Aggregate):
         marks = ", ".join("?" for _ in run_ids)
         return self._rows(
             f"SELECT pair_id, run_id, scores FROM verdicts WHERE run_id IN ({marks}) "
-            "AND scores != '{}' ORDER BY id",
+            f"AND {SCORED} ORDER BY id",
             list(run_ids),
         )

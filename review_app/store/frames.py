@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from review_app.migrations import SCORED
 from review_app.store.base import Aggregate
 from review_app.store.quality import EXCLUDED_REVIEWERS
 
@@ -185,7 +186,7 @@ class FrameQueries(Aggregate):
         return self._plain_frame(
             "SELECT v.run_id, v.pair_id, v.scores FROM verdicts v "
             "JOIN judge_runs j ON j.id = v.run_id "
-            "WHERE j.study_id = ? AND v.scores NOT IN ('', '{}')",
+            f"WHERE j.study_id = ? AND v.{SCORED}",
             [study_id],
             integers=["run_id", "pair_id"],
         )
