@@ -69,7 +69,9 @@ def computed_choices(
             lengths = (len_x, len_y) if x_first else (len_y, len_x)
             if name == "random" and x_first not in keys_of:
                 first = system_x if x_first else system_y
-                keys_of[x_first] = [f"{p}:{f}" for p, f in zip(pair_ids, first, strict=True)]
+                # Python ints: formatting numpy's integers costs twice as much.
+                ids = pair_ids.tolist()
+                keys_of[x_first] = [f"{p}:{f}" for p, f in zip(ids, first.tolist(), strict=True)]
             keys = keys_of.get(x_first, [])
             out.append((name, x_first, baseline_choices(name, *lengths, keys, seed)))
     return out
