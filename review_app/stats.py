@@ -957,21 +957,21 @@ class ItemResamples:
             in_cell = cell_of == cell
             cell_items = universe[in_cell]
             holders = np.flatnonzero(held[in_cell].any(axis=0))
-            # The cell's matrix is built column-major (each block's columns as rows of its
-            # transpose): finding its equal columns and the product read it column by column,
-            # three times faster than across rows.
-            columns = []
-            for b in holders:
+            # The cell's matrix is built column-major (each block's columns are rows of its
+            # transpose, filled in place): finding its equal columns reads it column by column,
+            # three to four times faster than across rows.
+            edges = np.cumsum([0, *(blocks[b][1].shape[1] for b in holders)])
+            columns = np.zeros((edges[-1], len(cell_items)))
+            for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
                 items, by_item = blocks[b]
                 if held[in_cell, b].all():
-                    columns.append(by_item.T[:, np.searchsorted(items, cell_items)])
+                    rows = np.searchsorted(items, cell_items)
+                    np.take(by_item.T, rows, axis=1, out=columns[start:stop])
                 else:
-                    padded = np.zeros((by_item.shape[1], len(cell_items)))
                     present = held[in_cell, b]
-                    padded[:, present] = by_item.T[:, np.searchsorted(items, cell_items[present])]
-                    columns.append(padded)
-            boots = self.totals(cell_items, np.vstack(columns).T)
-            edges = np.cumsum([0, *(c.shape[0] for c in columns)])
+                    rows = np.searchsorted(items, cell_items[present])
+                    columns[start:stop, present] = by_item.T[:, rows]
+            boots = self.totals(cell_items, columns.T)
             for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
                 out[b] += boots[:, start:stop]
         return out
