@@ -615,6 +615,7 @@ def scorecard_statistics(
     n_items: int,
     seed: int = 0,
     n_boot: int = 1000,
+    length_controlled: list[LengthControlled] | None = None,
 ) -> ScorecardStatistics:
     """Rankings per source, the length-controlled win rate of each comparison per source, and
     the mean rating per group of `rating_keys` and per group without `rollup` (reported with
@@ -622,13 +623,18 @@ def scorecard_statistics(
 
     `obs`: one row per observation with source, item, system_a, system_b, score (1 = system_a
     won, 0.5 tie, 0 lost) and len_diff (len a - len b); `ratings`: totals of ratings with item,
-    total, n and the `rating_keys` columns. Items are integer codes below `n_items`."""
+    total, n and the `rating_keys` columns. Items are integer codes below `n_items`.
+    `length_controlled`: `length_controlled_win_rates` of the same observations, seed and
+    resamples when already computed (the figures are the same either way: each figure's
+    resampled totals depend only on the seed and the items, not on the figures beside it)."""
     resampler = Resampler(n_items)
     sources = list(dict.fromkeys(obs["source"].unique()))
     rankings = {}
     lcs: list[tuple[str, str, str, _LengthControlled]] = []
     for source, of_source in obs.groupby("source", sort=False, observed=True):
         rankings[source] = _add_ranking(resampler, of_source, systems_of(of_source))
+        if length_controlled is not None:
+            continue
         for a, b in comparisons:
             rows = _oriented_length_rows(of_source, a, b)
             if rows is not None:
@@ -646,7 +652,8 @@ def scorecard_statistics(
     to_parent[np.arange(k), parent] = 1.0
 
     observed, resampled = resampler.run(seed, n_boot)
-    length_controlled = [_lc_result(lc, observed, resampled, s, a, b) for s, a, b, lc in lcs]
+    if length_controlled is None:
+        length_controlled = [_lc_result(lc, observed, resampled, s, a, b) for s, a, b, lc in lcs]
     frames = []
     for table, rollup_value, mapping in ((names, None, None), (parents, True, to_parent)):
         o_sum, o_n = observed[sums], observed[counts]

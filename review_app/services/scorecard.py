@@ -18,7 +18,6 @@ from review_app.errors import InputError
 from review_app.services import decision, grading, study_data
 from review_app.services.context import StudyContext
 from review_app.services.study_data import StudyData
-from review_app.settings import Settings
 from review_app.store import Store
 
 __all__ = ["length_controlled_win_rates", "scorecard", "study_systems"]
@@ -67,7 +66,7 @@ def scorecard(ctx: StudyContext, reference: str | None = None, base: str | None 
 
     if grading.graders_in_force(ctx):
         card["graders"] = grading.grader_summary(ctx)["graders"]
-    computed = data.memo("scorecard", lambda: _computed(store, data, ctx.settings))
+    computed = data.memo("scorecard", lambda: _computed(store, data))
     card["ranking"] = {s: [r.to_json() for r in rs] for s, rs in computed.rankings.items()}
     card["criteria"] = _criteria_rows(computed.means)
     card["win_rates"] = _win_rate_rows(data, computed.length_controlled)
@@ -88,17 +87,19 @@ def _coded_pairs(data: StudyData) -> tuple[pd.DataFrame, int]:
     return pairs, len(item_keys)
 
 
-def _computed(store: Store, data: StudyData, settings: Settings) -> ranking.ScorecardStatistics:
-    pairs, n_items = _coded_pairs(data)
+def _computed(store: Store, data: StudyData) -> ranking.ScorecardStatistics:
+    pairs, n_items, observations = _study_observations(data)
     return ranking.scorecard_statistics(
-        _observations(data, pairs),
+        observations,
         data.comparisons,
         _ratings(data.ratings(store), pairs),
         ("source", "system", "criterion", "category"),
         rollup="category",
         n_items=n_items,
-        seed=settings.seed,
-        n_boot=settings.bootstrap_resamples,
+        seed=data.seed,
+        n_boot=data.n_boot,
+        # The gate has already computed them (the scorecard is a recorded look at the gate).
+        length_controlled=length_controlled_win_rates(data),
     )
 
 
@@ -108,12 +109,23 @@ def length_controlled_win_rates(data: StudyData) -> list[ranking.LengthControlle
     own figures, on the same resamples, without its rankings and means."""
 
     def compute() -> list[ranking.LengthControlled]:
-        pairs, n_items = _coded_pairs(data)
+        _, n_items, observations = _study_observations(data)
         return ranking.length_controlled_win_rates(
-            _observations(data, pairs), data.comparisons, n_items, data.seed, data.n_boot
+            observations, data.comparisons, n_items, data.seed, data.n_boot
         )
 
     return data.memo("length-controlled win rates", compute)
+
+
+def _study_observations(data: StudyData) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+    """`_coded_pairs` and `_observations` of the study, once per data version (the gate's
+    length-controlled win rates and the scorecard read the same)."""
+
+    def compute() -> tuple[pd.DataFrame, int, pd.DataFrame]:
+        pairs, n_items = _coded_pairs(data)
+        return pairs, n_items, _observations(data, pairs)
+
+    return data.memo("scorecard observations", compute)
 
 
 def _win_rates(data: StudyData) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
