@@ -137,7 +137,11 @@ class Resampler:
                 weights = counts.astype(np.float32)
                 part = chunk[:size]
                 part[:, : dense_matrix.shape[1]] = weights @ dense_matrix
-                part[:, dense_matrix.shape[1] :] = (sparse_t @ weights.T.astype(np.float64)).T
+                if sparse_t.shape[0]:
+                    # The sparse product reads the weights item by item: made row-major here
+                    # in one pass (a transposed view is copied into that order by the product).
+                    by_item = np.ascontiguousarray(counts.T, dtype=np.float64)
+                    part[:, dense_matrix.shape[1] :] = (sparse_t @ by_item).T
                 out[start : start + size, columns] = part
                 start += size
         return observed, out
