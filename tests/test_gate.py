@@ -740,6 +740,39 @@ def test_results_page_after_the_lock_shows_win_rates(locked, settings):
     assert set(shown[shown.outcome == "no threshold"]["margin (points)"]) == {"-"}
 
 
+def test_results_page_reads_and_draws_a_categorys_losses_only_while_open(
+    locked, settings, monkeypatch
+):
+    """Closed, the losses cost the screen nothing (their texts are not read); opened, one
+    category shows its own losses in full, and only its own."""
+    read: list[list[str]] = []
+    details = signoff.loss_details
+
+    def recorded(ctx, losses):
+        read.append([r["category"] for r in losses])
+        return details(ctx, losses)
+
+    monkeypatch.setattr(signoff, "loss_details", recorded)
+    at = open_page(locked, "results.py", "demo-signer")
+    assert not at.exception
+    labels = [e.label for e in at.expander if e.label.endswith("lost comparisons")]
+    assert labels and read == [] and not at.text
+    category = labels[0].split(":")[0]
+    at.session_state[f"losses-open-{category}"] = True
+    at.run()
+    assert not at.exception
+    assert len(read) == 1 and set(read[0]) == {category}
+    losses = signoff.study_results(looking(locked, "demo", settings))["losses"]
+    shown = details(
+        looking(locked, "demo", settings), [r for r in losses if r["category"] == category]
+    )
+    assert [t.value for t in at.text][:3] == [
+        shown[0]["prompt"],
+        shown[0]["candidate_output"] or "(empty output)",
+        shown[0]["opponent_output"] or "(empty output)",
+    ]
+
+
 def test_gate_page_blocks_an_approval_with_the_rule_sign_off_applies(locked, settings, monkeypatch):
     """The Sign-off section lists exactly what `signoff.approval_blockers` says, and the refusal
     on approving without an override names the same lines: one rule, read by both."""

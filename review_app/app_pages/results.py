@@ -14,6 +14,8 @@ actor = ui.signed_in(store, "results")
 
 # Lost comparisons drawn in full per category (each is a prompt and two outputs).
 LOSSES_SHOWN = 20
+# The key of a category's losses expander: this prefix and the category's name.
+LOSSES_OPEN = "losses-open-"
 
 st.title("Results")
 ctx = ui.study_context(store, actor, ui.settings())
@@ -176,9 +178,16 @@ with right:
         st.write("No losses by human majority.")
     counts = pd.Series([r["category"] for r in losses]).value_counts()
     for category, n in counts.items():
-        with st.expander(f"{ui.plain(category)}: {n} lost comparisons"):
-            # A collapsed expander is still drawn: a large study's every loss in full would make
-            # this screen take seconds to draw, so each category shows its first few.
+        # Drawn and read only while open: closed, a category's losses cost the screen nothing
+        # (every loss in full took seconds on a large study; open, each shows its first few).
+        box = st.expander(
+            f"{ui.plain(category)}: {n} lost comparisons",
+            key=f"{LOSSES_OPEN}{category}",
+            on_change="rerun",
+        )
+        if not box.open:
+            continue
+        with box:
             shown = signoff.loss_details(
                 ctx, [r for r in losses if r["category"] == category][:LOSSES_SHOWN]
             )
