@@ -1301,11 +1301,11 @@ def length_breakdown(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -
     return rows
 
 
-def candidate_losses(pairs: pd.DataFrame, votes: pd.DataFrame, candidate: str) -> list[dict]:
-    """Comparisons whose human majority prefers the other system (pair_id, category, item_id,
-    opponent, and `side`: the candidate's, x or y), by category, item and opponent. Read from
-    the lean frames: `loss_texts` adds the texts of the few a screen draws in full."""
-    majority = stats.majority_labels(pairs, votes)
+def candidate_losses(pairs: pd.DataFrame, majority: pd.Series, candidate: str) -> list[dict]:
+    """Comparisons whose human majority (`majority`, as `stats.majority_labels` gives it)
+    prefers the other system (pair_id, category, item_id, opponent, and `side`: the candidate's,
+    x or y), by category, item and opponent. Read from the lean frames: `loss_texts` adds the
+    texts of the few a screen draws in full."""
     mine = pairs[(pairs.system_x == candidate) | (pairs.system_y == candidate)]
     label = mine.pair_id.map(majority)
     side = mine.system_x.eq(candidate).map({True: "x", False: "y"})

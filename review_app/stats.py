@@ -1992,7 +1992,11 @@ def favouring_judges_of(enc: _Encoded, share: float) -> list[str]:
 def majority_labels(pairs: pd.DataFrame, votes: pd.DataFrame) -> pd.Series:
     """The human majority label ('x'|'y'|'tie') per pair_id, for comparisons with any vote."""
     empty = pd.DataFrame(columns=["pair_id", "judge", "outcome", "first", "cost", "latency_ms"])
-    enc = encode(pairs, votes, empty)
+    return majority_labels_of(encode(pairs, votes, empty))
+
+
+def majority_labels_of(enc: _Encoded) -> pd.Series:
+    """`majority_labels` of a study already encoded (its verdicts play no part)."""
     majority = _majority(_human_counts(enc))
     voted = majority >= 0
     return pd.Series(

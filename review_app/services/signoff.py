@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from review_app import auth, gate, report
+from review_app import auth, gate, report, stats
 from review_app.auth import Actor
 from review_app.errors import InputError, NotFound, ReportChanged
 from review_app.services import audit, calibration, grading, people, scorecard, study_data
@@ -72,7 +72,10 @@ def study_results(ctx: StudyContext) -> dict:
         ),
         "losses": data.memo(
             "candidate losses",
-            lambda: gate.candidate_losses(data.pairs, data.votes, data.candidate),
+            # The majority from the study's encoding, which the gate has made already.
+            lambda: gate.candidate_losses(
+                data.pairs, stats.majority_labels_of(data.encoded), data.candidate
+            ),
         ),
         "trend": study_trend(ctx),
     }
