@@ -3,7 +3,8 @@
 `REVIEW_APP_TEST_POSTGRES` may name a server to use (a URL whose user may create databases);
 otherwise each test process starts its own cluster from the PostgreSQL binaries on this machine
 (Debian's `postgresql` package; as root the server runs as the `postgres` user, since it refuses
-to run as root) in a temporary folder, and stops it at the end. Each test gets a database of its
+to run as root) in a temporary folder (in memory when /dev/shm has room), and stops it at the
+end. Each test gets a database of its
 own, copied from a migrated template, and dropped after."""
 
 from __future__ import annotations
@@ -27,6 +28,25 @@ def _binaries() -> Path | None:
         return Path(initdb).parent
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
+
+
+# Where the cluster's folder goes when this machine has it: a file system in memory.
+MEMORY = Path("/dev/shm")
+# Room a test process's cluster may take there (its own files, the templates and the databases
+# of the tests running at once), with a margin; without it the folder goes to the temp folder.
+MEMORY_ROOM = 1 << 30
+
+
+def _cluster_parent() -> str | None:
+    """The folder to make the cluster's folder in. Every test's database is a copy of a
+    template (about a thousand small files) dropped after: on a disk file system each create
+    and drop costs the kernel about 0.25 s of CPU (ext4 without a journal looks past every
+    recently deleted inode to find a free one), against 0.02 s in memory. None: the temp folder."""
+    try:
+        room = shutil.disk_usage(MEMORY).free
+    except OSError:
+        return None
+    return str(MEMORY) if room >= MEMORY_ROOM and os.access(MEMORY, os.W_OK) else None
 
 
 def _free_port() -> int:
@@ -63,7 +83,7 @@ class Cluster:
                 )
                 return
             self._as = ["runuser", "-u", "postgres", "--"]
-        self._folder = Path(tempfile.mkdtemp(prefix="review-app-pg-"))
+        self._folder = Path(tempfile.mkdtemp(prefix="review-app-pg-", dir=_cluster_parent()))
         if self._as:
             shutil.chown(self._folder, "postgres")
         data, port = self._folder / "data", _free_port()
