@@ -867,7 +867,7 @@ def _resample_weights(
         rows = rng.integers(0, n_rows, size=(size, n_rows))
         if n_rows >= _ROW_BY_ROW:
             # Counted one resample at a time: each count fits in the cache, where one count of
-            # the whole chunk (offset rows) wanders over memory, about four times slower.
+            # the whole chunk (offset rows) wanders over memory, about twice as slow.
             weights = np.empty((size, n_rows), dtype=np.int64)
             for k in range(size):
                 weights[k] = np.bincount(rows[k], minlength=n_rows)

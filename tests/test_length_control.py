@@ -102,6 +102,20 @@ def test_the_gate_and_the_scorecard_share_one_estimate():
     )
     [alone] = ranking.length_controlled_win_rates(obs, [(CANDIDATE, BASE)], 80, n_boot=200)
     assert card.length_controlled == [alone]
+    # Handed the gate's estimate, the scorecard shows it and the same rankings and means.
+    given = ranking.scorecard_statistics(
+        obs,
+        [(CANDIDATE, BASE)],
+        ratings,
+        ("source", "system"),
+        "system",
+        80,
+        n_boot=200,
+        length_controlled=[alone],
+    )
+    assert given.length_controlled == [alone]
+    assert given.rankings == card.rankings
+    pd.testing.assert_frame_equal(given.means, card.means)
     # Read as the comparison names it: candidate over base = 1 - base over candidate.
     base_first = ranking.length_controlled_win_rate(
         obs.drop(columns=["system_a", "system_b"]), n_boot=200

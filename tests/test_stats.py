@@ -467,6 +467,25 @@ def test_bootstrap_totals_resample_whole_rows():
     assert totals[:, 0].mean() == pytest.approx(2.0, abs=0.15)
 
 
+@pytest.mark.parametrize("n_items", [300, 3000])
+def test_the_resamples_do_not_depend_on_how_they_are_chunked(n_items, monkeypatch):
+    """Resamples are drawn and counted in chunks sized by the number of items (and a large
+    study's counted one resample at a time): however they are cut, the counts are the same,
+    so no figure depends on the chunking."""
+
+    def drawn() -> np.ndarray:
+        stats._WEIGHTS.clear()  # drawn afresh, not read from the process's cache
+        return np.concatenate(stats.ItemResamples(7, n_items, 250).chunks())
+
+    default = drawn()
+    assert default.shape == (250, n_items) and np.all(default.sum(axis=1) == n_items)
+    for draws, by_row in ((n_items * 7, 10**9), (n_items * 7, 0), (n_items, 0)):
+        monkeypatch.setattr(stats, "_CHUNK_DRAWS", draws)
+        monkeypatch.setattr(stats, "_ROW_BY_ROW", by_row)
+        assert np.array_equal(drawn(), default)
+    stats._WEIGHTS.clear()
+
+
 def test_shared_item_resamples_give_each_block_its_own_totals():
     # Blocks over the whole study, over parts of it (categories), over scattered items, over
     # all items but a few (padded with zeros rather than split off) and over none: each block's
