@@ -740,11 +740,13 @@ class _Columns:
         """Each column's total (exact: the columns hold integers and halves)."""
         return np.array(self._sums, dtype=np.float64)
 
-    def by_item(self, item_rows: np.ndarray, n_items: int) -> np.ndarray:
-        """(n_items, K) the columns summed per item (`item_rows` gives each row's item,
-        0..n_items - 1), column-major: every later step reads it column by column. The sums
-        are exact in any order."""
-        out = np.empty((len(self._cols), n_items))
+    def by_item(self, item_rows: np.ndarray, n_items: int, spare: int = 0) -> np.ndarray:
+        """(n_items, K + spare) the columns summed per item (`item_rows` gives each row's
+        item, 0..n_items - 1), column-major: every later step reads it column by column. The
+        sums are exact in any order. The last `spare` columns are left for the caller to fill:
+        one array instead of a copy per added column block, as fresh memory costs more than
+        the sums."""
+        out = np.empty((len(self._cols) + spare, n_items))
         whole = len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items))
         for k, column in enumerate(self._cols):
             # One row per item, in item order: nothing to add.
@@ -864,19 +866,38 @@ def _resample_weights(
     chunk = _chunk_size(n_rows)
     for start in range(0, n_boot, chunk):
         size = min(chunk, n_boot - start)
-        rows = rng.integers(0, n_rows, size=(size, n_rows))
         if n_rows >= _ROW_BY_ROW:
-            # Counted one resample at a time: each count fits in the cache, where one count of
-            # the whole chunk (offset rows) wanders over memory, about twice as slow.
-            weights = np.empty((size, n_rows), dtype=np.int64)
-            for k in range(size):
-                weights[k] = np.bincount(rows[k], minlength=n_rows)
+            weights = _counted_row_by_row(rng, n_rows, size)
         else:
+            rows = rng.integers(0, n_rows, size=(size, n_rows))
             rows += (np.arange(size) * n_rows)[:, None]
             weights = np.bincount(rows.ravel(), minlength=size * n_rows).reshape(size, n_rows)
-        chunks.append(weights.astype(np.min_scalar_type(weights.max())))
+            weights = weights.astype(np.min_scalar_type(weights.max()))
+        chunks.append(weights)
         yield start, chunks[-1]
     _keep_weights(key, chunks, rng.bit_generator.state)
+
+
+def _counted_row_by_row(rng: np.random.Generator, n_rows: int, size: int) -> np.ndarray:
+    """The counts of `size` resamples of `n_rows` rows, drawn one resample at a time (the
+    same draws as one `rng.integers(0, n_rows, size=(size, n_rows))`), in the smallest unsigned
+    type that holds the largest count, as the chunked count stores them.
+
+    Each resample's draws and counts fit in the cache and the same small buffers serve every
+    resample: a whole chunk's draws (tens of MB) would be fresh memory each time, and the
+    kernel's zeroing of fresh pages cost more than the counting."""
+    weights = np.empty((size, n_rows), dtype=np.uint8)
+    largest = 0
+    for k in range(size):
+        counts = np.bincount(rng.integers(0, n_rows, size=n_rows), minlength=n_rows)
+        top = int(counts.max())
+        if top > largest:
+            largest = top
+            wider = np.min_scalar_type(largest)
+            if wider != weights.dtype:
+                weights = weights.astype(wider)
+        weights[k] = counts
+    return weights
 
 
 def _keep_weights(key: tuple, chunks: list[np.ndarray], after: dict) -> None:
@@ -1257,7 +1278,6 @@ class _Estimator:
         columns the differences' variances need."""
         # Rows of one item move together: resample the items' summed rows.
         item_codes, item_rows = np.unique(self._items, return_inverse=True)
-        by_item = self.columns.by_item(item_rows, len(item_codes))
         products = sorted(
             {
                 (min(i, j), max(i, j))
@@ -1267,11 +1287,13 @@ class _Estimator:
                 for j in self._slots(spec)
             }
         )
-        product_col = {pair: by_item.shape[1] + k for k, pair in enumerate(products)}
-        if products:
-            left, right = np.array(products).T
-            # Built column by column (as rows of its transpose): it stays column-major.
-            by_item = np.vstack([by_item.T, (by_item[:, left] * by_item[:, right]).T]).T
+        by_item = self.columns.by_item(item_rows, len(item_codes), spare=len(products))
+        n_columns = by_item.shape[1] - len(products)
+        product_col = {pair: n_columns + k for k, pair in enumerate(products)}
+        # Filled column by column (rows of its transpose), in place: it stays column-major.
+        rows = by_item.T
+        for (i, j), k in product_col.items():
+            np.multiply(rows[i], rows[j], out=rows[k])
         return _Block(item_codes, by_item, self.columns, item_rows, product_col)
 
     def estimates(self, block: _Block, boots: np.ndarray) -> list[Estimate]:

@@ -486,6 +486,24 @@ def test_the_resamples_do_not_depend_on_how_they_are_chunked(n_items, monkeypatc
     stats._WEIGHTS.clear()
 
 
+def test_counts_drawn_one_resample_at_a_time_widen_to_hold_the_largest_count():
+    # Stored as bytes while every count fits one; a count beyond 255 (every draw of the third
+    # resample on one row) widens the whole chunk, the rows counted before it included.
+    class Lopsided:
+        def __init__(self):
+            self.calls = 0
+
+        def integers(self, low, high, size):
+            self.calls += 1
+            return np.zeros(size, dtype=np.int64) if self.calls == 3 else np.arange(size) % high
+
+    counts = stats._counted_row_by_row(Lopsided(), 300, 5)
+    assert counts.dtype == np.uint16
+    assert counts[2, 0] == 300 and counts[2, 1:].sum() == 0
+    assert np.all(counts[[0, 1, 3, 4]] == 1)
+    assert stats._counted_row_by_row(np.random.default_rng(0), 300, 5).dtype == np.uint8
+
+
 def test_shared_item_resamples_give_each_block_its_own_totals():
     # Blocks over the whole study, over parts of it (categories), over scattered items, over
     # all items but a few (padded with zeros rather than split off) and over none: each block's
