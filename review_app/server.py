@@ -24,6 +24,9 @@ APP = Path(__file__).resolve().parent / "streamlit_app.py"
 # Seconds the child gets to stop after SIGTERM before it is killed.
 STOP_GRACE = 4.0
 READY_TIMEOUT = 60.0
+# Passed to the app by `run_app`: the app runs in a server process of its own, not inside a
+# test's or a notebook's, so it may tune that process (`collector.freeze_loaded`).
+SERVING = "--serving"
 _BANNER = re.compile(
     r"^\s*$|You can now view your Streamlit app|^\s*(Local |Network |External )?URL:"
 )
@@ -100,6 +103,8 @@ def run_app(settings: Settings, on_ready: Callable[[], None] | None = None) -> i
         # A proxy at https://example.com/review/ passes the path through, so the app answers
         # under it too (its pages, static files and websocket).
         command += ["--server.baseUrlPath", prefix]
+    # The app's own argument (after "--"): it runs in a server process of its own.
+    command += ["--", SERVING]
     # The app builds its Settings from the environment: it gets the ones this command used.
     env = dict(
         os.environ,

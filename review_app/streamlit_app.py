@@ -3,11 +3,12 @@ the sidebar. Pages live in app_pages/ and call services; nothing else happens he
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
 
-from review_app import ui
+from review_app import collector, server, ui
 from review_app.auth import LANDING, ROLE_SCREENS, SCREENS
 
 PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
@@ -44,4 +45,11 @@ navigation = st.navigation(
 )
 with st.sidebar:
     st.caption(f"Signed in as **{ui.plain(user['name'])}** ({user['role']})")
-navigation.run()
+try:
+    navigation.run()
+finally:
+    # A page opened for the first time has imported its services by now (a page that stops
+    # early ends its run with an exception, hence finally). Only in the server's own process:
+    # a test runs this script inside its own, whose other objects must stay collectable.
+    if server.SERVING in sys.argv[1:]:
+        collector.freeze_loaded()
