@@ -16,7 +16,8 @@ How:
   `review_app` package) is rendered with `streamlit.testing.v1.AppTest` as a signed-in admin (only
   the `?token=` of the personal link is preset), in a fresh Python process per page, so no cache
   of an earlier page or of the setup helps. Before the timed renders the process imports
-  everything and opens the page once without a token ("Access denied"), i.e. a started server.
+  everything and opens the page once without a token ("Access denied"), then leaves what it
+  loaded out of later garbage collections as the server's process does: a started server.
   `<page>_s` is the first (cold) render; `<page>_warm_s` the second render of the same session
   with the same data (a rerun, as when a user clicks a widget). `cold_cpu_s` / `warm_cpu_s`
   (and `session_cpu_s`) give the CPU time of the same renders (the process's, every thread).
@@ -475,6 +476,11 @@ def warm_up(pages: list[str]) -> None:
 
     for page in pages:
         new_page(page, None).run()
+    # As the server's process does after a page run that imported modules (`review-app serve`
+    # passes the app server.SERVING): what it loaded stays out of later garbage collections.
+    from review_app import collector
+
+    collector.freeze_loaded()
 
 
 def run_report(
