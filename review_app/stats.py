@@ -1300,16 +1300,23 @@ class _Estimator:
         """Every registered statistic with its interval, from `block`'s totals in each resample
         (`boots`, as `ItemResamples.totals` gives them)."""
         n_boot = len(boots)
+        # Each statistic reads a few columns of every resample: column-major, each is one run.
+        boots = np.asfortranarray(boots)
         item_rows, product_col = block.item_rows, block.product_col
         n_items = len(block.items)
         totals = self.columns.totals()
         all_totals = block.by_item.sum(axis=0)
-        counted = [self._counted(spec) for spec in self._specs]
+        # (units, items) by the columns whose rows a statistic counts: many share them.
+        counts: dict[tuple[int, ...], tuple[int, int]] = {}
         values: list[np.ndarray] = []
         estimates: list[Estimate] = []
-        for spec, rows in zip(self._specs, counted, strict=True):
-            units = int(rows.sum())
-            items = int(np.count_nonzero(np.bincount(item_rows[rows], minlength=n_items)))
+        for spec in self._specs:
+            key = self._counted_columns(spec)
+            if key not in counts:
+                rows = self._counted(key)
+                items_counted = np.bincount(item_rows[rows], minlength=n_items)
+                counts[key] = (int(rows.sum()), int(np.count_nonzero(items_counted)))
+            units, items = counts[key]
             if spec.kind == "difference":
                 a, b = spec.parts
                 samples = values[a] - values[b]
@@ -1336,14 +1343,22 @@ class _Estimator:
                 estimates.append(self._percentile_estimate(value, n, units, items, samples, n_boot))
         return estimates
 
-    def _counted(self, spec: _Spec) -> np.ndarray:
-        """The comparisons contributing to a statistic (for a difference: to both of its
-        parts), as a mask over rows."""
-        column = self.columns.column
+    def _counted_columns(self, spec: _Spec) -> tuple[int, ...]:
+        """The columns whose positive rows a statistic counts: its denominator's, or for a
+        difference both of its parts'."""
         if spec.kind == "difference":
             a, b = (self._specs[i] for i in spec.parts)
-            return (column(a.n_col) > 0) & (column(b.n_col) > 0)
-        return column(spec.n_col) > 0
+            return (a.n_col, b.n_col)
+        return (spec.n_col,)
+
+    def _counted(self, columns: tuple[int, ...]) -> np.ndarray:
+        """The comparisons contributing to a statistic (`_counted_columns`: positive in each
+        of them), as a mask over rows."""
+        column = self.columns.column
+        mask = column(columns[0]) > 0
+        for other in columns[1:]:
+            mask &= column(other) > 0
+        return mask
 
     def _linearised_variance(
         self, spec: _Spec, product_col: dict[tuple[int, int], int], totals: np.ndarray
@@ -1352,15 +1367,13 @@ class _Estimator:
         (column totals of the item matrix with its product columns)."""
         slots = self._slots(spec)
         na, da, nb, db = (totals[..., c] for c in slots)
+        # The (4, 4) products of the slots, read in one indexing step.
+        square_cols = np.array(
+            [[product_col[(min(i, j), max(i, j))] for j in slots] for i in slots]
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             gradient = np.stack([1 / da, -na / da**2, -1 / db, nb / db**2], axis=-1)
-            squares = np.stack(
-                [
-                    np.stack([totals[..., product_col[(min(i, j), max(i, j))]] for j in slots], -1)
-                    for i in slots
-                ],
-                -2,
-            )
+            squares = totals[..., square_cols]
             return np.einsum("...s,...st,...t->...", gradient, squares, gradient)
 
     def _difference_estimate(
