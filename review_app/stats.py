@@ -1495,6 +1495,11 @@ def _cohen_from_confusion(confusion: np.ndarray) -> np.ndarray:
     return np.where(np.isclose(chance, 1.0) | (n == 0), np.nan, kappa)
 
 
+# Up to this many possible pairs of reviewers, their confusion tables are counted in one array
+# indexed by the pair (9 counts each): 16,384 pairs is 128 reviewers, 1.2 MB.
+_DENSE_REVIEWER_PAIRS = 16_384
+
+
 def _reviewer_kappa(enc: _Encoded, min_shared: int) -> list[ReviewerKappa]:
     if len(enc.vote_pair) == 0:
         return []
@@ -1512,9 +1517,18 @@ def _reviewer_kappa(enc: _Encoded, min_shared: int) -> list[ReviewerKappa]:
     if not kept.any():
         return []
     key = reviewer_x[kept] * len(enc.reviewers) + reviewer_y[kept]
-    keys, group = np.unique(key, return_inverse=True)
-    cells = group * 9 + enc.vote_label[left[kept]] * 3 + enc.vote_label[right[kept]]
-    confusion = np.bincount(cells, minlength=len(keys) * 9).reshape(len(keys), 3, 3)
+    cells = enc.vote_label[left[kept]] * 3 + enc.vote_label[right[kept]]
+    if len(enc.reviewers) ** 2 <= _DENSE_REVIEWER_PAIRS:
+        # Every possible pair of reviewers has its cells: counted without sorting the keys,
+        # then the pairs that share a comparison kept (in key order, as sorting gives them).
+        confusion = np.bincount(key * 9 + cells, minlength=len(enc.reviewers) ** 2 * 9)
+        confusion = confusion.reshape(-1, 3, 3)
+        keys = np.flatnonzero(confusion.sum(axis=(1, 2)))
+        confusion = confusion[keys]
+    else:
+        keys, group = np.unique(key, return_inverse=True)
+        confusion = np.bincount(group * 9 + cells, minlength=len(keys) * 9)
+        confusion = confusion.reshape(len(keys), 3, 3)
     shared = confusion.sum(axis=(1, 2))
     kappas = _cohen_from_confusion(confusion)
     out = []

@@ -193,6 +193,24 @@ def test_kappa_is_none_when_every_label_is_the_same_class():
 # ---- reviewer x reviewer kappa, Fleiss, Krippendorff ----
 
 
+def test_reviewer_kappas_are_the_same_counted_by_pair_index_or_by_sorted_keys(monkeypatch):
+    # Few reviewers: their pairs' tables are counted in one array indexed by the pair; many:
+    # by the sorted keys of the pairs that occur. Both give the same pairs in the same order.
+    rng = np.random.default_rng(8)
+    n = 300
+    pairs = make_pairs(n)
+    rows = [
+        (i + 1, f"r{r:02d}", str(rng.choice(["x", "y", "tie"])))
+        for i in range(n)
+        for r in rng.choice(12, size=3, replace=False)
+    ]
+    enc = stats.encode(pairs, make_votes(pairs, rows), no_verdicts())
+    dense = stats._reviewer_kappa(enc, min_shared=1)
+    monkeypatch.setattr(stats, "_DENSE_REVIEWER_PAIRS", 0)
+    assert stats._reviewer_kappa(enc, min_shared=1) == dense
+    assert len(dense) == 66  # every pair of the 12 reviewers shares some comparison
+
+
 def test_reviewer_kappa_matrix_needs_ten_shared_comparisons_and_exposes_a_careless_reviewer():
     rng = np.random.default_rng(3)
     n = 20
