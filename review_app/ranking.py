@@ -115,10 +115,11 @@ class Resampler:
             np.hstack(dense_part) if dense_part else np.zeros((self.n_items, 0), np.float32)
         )
         sparse_part = [self._blocks[i] for i in order if not dense[i]]
+        # float32 like the dense part: exact for these counts and values, half the memory read.
         sparse_t = (
-            sparse.hstack(sparse_part, format="csr").T.tocsr()
+            sparse.hstack(sparse_part, format="csr").T.tocsr().astype(np.float32)
             if sparse_part
-            else sparse.csr_matrix((0, self.n_items))
+            else sparse.csr_matrix((0, self.n_items), dtype=np.float32)
         )
         width = dense_matrix.shape[1] + sparse_t.shape[0]
         observed = np.concatenate([np.asarray(b.sum(axis=0)).ravel() for b in self._blocks])
@@ -140,7 +141,7 @@ class Resampler:
                 if sparse_t.shape[0]:
                     # The sparse product reads the weights item by item: made row-major here
                     # in one pass (a transposed view is copied into that order by the product).
-                    by_item = np.ascontiguousarray(counts.T, dtype=np.float64)
+                    by_item = np.ascontiguousarray(counts.T, dtype=np.float32)
                     part[:, dense_matrix.shape[1] :] = (sparse_t @ by_item).T
                 out[start : start + size, columns] = part
                 start += size
