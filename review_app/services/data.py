@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import tempfile
 import time
@@ -30,6 +29,7 @@ from review_app.importers import ImportSummary
 from review_app.names import checked_name
 from review_app.services import audit, study_data
 from review_app.services.context import Lock, lock_of
+from review_app.services.import_recovery import HOST, abandoned, recover_imports
 from review_app.services.studies import create_study_for_import, infer_candidate, name_candidate
 from review_app.settings import Settings
 from review_app.store import Store, import_lock, locked_what
@@ -40,6 +40,7 @@ __all__ = [
     "HOST",
     "UPLOAD_KINDS",
     "export_rows",
+    "finish_abandoned",
     "import_outputs",
     "import_upload",
     "import_verdicts",
@@ -55,10 +56,6 @@ __all__ = [
 # between a vote's own transactions: the pause is then as long as the transaction took, so the
 # import holds the write lock at most half of the time.
 PAUSES_S = ((0.12, 0.03), (0.22, 0.055))
-# An import whose process has not been heard of for this long is taken over (its process
-# writes a heartbeat with every batch, a few times a second).
-ABANDONED_AFTER_S = 300
-HOST = socket.gethostname()
 
 
 def import_outputs(
@@ -263,7 +260,7 @@ def _start(
     """Record the import and take its locks; refused while another import holds one of them
     (one whose process died is dealt with first)."""
     job_id, holder = _try_start(store, kind, path, target, options, locks)
-    if holder is not None and _abandoned(holder):
+    if holder is not None and abandoned(holder):
         recover_imports(store)
         job_id, holder = _try_start(store, kind, path, target, options, locks)
     if holder is not None:
@@ -514,41 +511,15 @@ def _discard(store: Store, job_id: int) -> None:
     store.imports.delete_staging_file(job_id)
 
 
-def recover_imports(store: Store) -> list[str]:
-    """Deal with imports whose process died: finish those that were committed (every row had
-    been checked), discard those that were not. Returns one line for each."""
-    lines = []
-    for job in store.imports.import_jobs():
-        if not _abandoned(job):
-            continue
-        with store.transaction():
-            taken = store.imports.take_over_import_job(job, os.getpid(), HOST)
-        if not taken:  # another process got there first
-            continue
-        what = f"{job['file']} into {job['target']}"
-        if job["state"] == "publishing":
-            _publish(store, job)
-            lines.append(f"finished the interrupted import of {what}")
-        else:
-            _discard(store, job["id"])
-            lines.append(f"discarded the unfinished import of {what}; nothing of it was kept")
-    store.imports.delete_orphaned_staging_files()
-    return lines
-
-
-def _abandoned(job: dict) -> bool:
-    """Whether the process importing `job` is gone (or silent for too long)."""
-    if time.time() - job["heartbeat_at"] > ABANDONED_AFTER_S:
-        return True
-    if job["host"] != HOST:
-        return False
-    try:
-        os.kill(job["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+def finish_abandoned(store: Store, job: dict) -> str:
+    """Finish an import whose process died (`recover_imports` took it over) if it was
+    committed (every row had been checked), else discard it; says which."""
+    what = f"{job['file']} into {job['target']}"
+    if job["state"] == "publishing":
+        _publish(store, job)
+        return f"finished the interrupted import of {what}"
+    _discard(store, job["id"])
+    return f"discarded the unfinished import of {what}; nothing of it was kept"
 
 
 # The columns of each export, in order (also the header of an export with no rows).
