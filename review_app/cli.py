@@ -13,40 +13,52 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
-from review_app import links, planning, report, server, stats_text
-from review_app.auth import Actor
+# Imported here: only what parsing a command line and `serve` need. Every other module is
+# imported by the command that uses it, when it runs: the services, statistics and reports bring
+# in SciPy and more, half a second of CPU that `serve` would spend before it starts the app's
+# server (whose own process imports what it needs), and that every other command would spend
+# on modules it does not use.
+from review_app import links, server
 from review_app.errors import Forbidden, InputError, NotFound, ReviewAppError
-from review_app.services import (
-    audit,
-    calibration,
-    context,
-    data,
-    datasets,
-    demo,
-    grading,
-    judging,
-    juries,
-    people,
-    plans,
-    quality,
-    rubric_iteration,
-    scorecard,
-    signoff,
-    studies,
-    thresholds,
-    workspace,
-    workspace_copy,
-)
-from review_app.services.context import StudyContext
-from review_app.services.study_data import SPLITS
+from review_app.services import import_recovery, workspace
 from review_app.settings import Settings, documented_settings, shown_location
-from review_app.stats_text import fmt_estimate as _fmt_estimate
-from review_app.stats_text import text_table as _table
 from review_app.store.connection import driver_errors
 
+if TYPE_CHECKING:
+    from review_app.auth import Actor
+    from review_app.services.context import StudyContext
+
 T = TypeVar("T")
+
+# The choices and defaults the parser offers, copied from the modules named beside them (a test
+# checks each copy against its source), so that building the parser imports none of them.
+_SPLITS = ("all", "dev", "test")  # services.study_data.SPLITS
+_EXPORTS = ("votes", "verdicts", "pairs", "preferences")  # services.data.EXPORTS
+_DATASET_FORMATS = ("parquet", "hf")  # services.datasets.DATASET_FORMATS
+_DEFAULT_TEST_SHARE = 0.3  # services.rubric_iteration.DEFAULT_TEST_SHARE
+_REPORT_FORMATS = ("md", "html", "json")  # report.REPORT_FORMATS
+_COMPARATORS = (">=", ">", "<=", "<")  # gate.COMPARATORS
+_METRICS = (  # gate.METRICS, in its order
+    "human_win_rate",
+    "human_win_rate_ci_low",
+    "judge_win_rate",
+    "human_lc_win_rate",
+    "judge_lc_win_rate",
+    "judge_agreement",
+    "judge_agreement_strict",
+    "judge_decisive_share",
+    "judge_agreement_vs_ceiling",
+    "judge_beats_baseline",
+    "judge_consistency",
+    "judge_position_bias",
+    "judge_verbosity_gap",
+    "max_regression_points",
+    "final_review_acceptable_rate",
+    "grader_pass_rate",
+    "grader_pass_rate_change",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,6 +137,8 @@ def _print(text: str = "") -> None:
 def _actor(args, settings, store) -> Actor | None:
     """Who the command acts as: the holder of `--token` (or REVIEW_APP_TOKEN), authenticated
     here once; None without a token, which only reads may do (the use case refuses a change)."""
+    from review_app.services import people
+
     token = args.token or settings.token
     return people.actor_for(store, token) if token else None
 
@@ -143,6 +157,8 @@ def _acting(args, settings, store) -> Actor:
 def _study(args, settings, store, name: str | None = None, acting: bool = True) -> StudyContext:
     """The study the command works on (`--study`, or `name`), with its actor: required when the
     command records something (`acting`), else whoever the token names, if anyone."""
+    from review_app.services import context
+
     actor = _acting(args, settings, store) if acting else _actor(args, settings, store)
     return context.open_study(store, settings, name or args.study, actor)
 
@@ -168,6 +184,8 @@ def add_workspace_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _copy(args, settings, store) -> None:
+    from review_app.services import workspace_copy
+
     proof = workspace_copy.copy_workspace(args.source, args.target, settings)
     total = sum(proof.rows.values())
     _print(f"copied {total} rows of {len(proof.rows)} tables from {proof.source} to {proof.target}")
@@ -236,11 +254,11 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
         help="export votes, verdicts, pairs or preference pairs (DPO) of a study, or all of them "
         "as a dataset folder (Parquet or Hugging Face datasets)",
     )
-    p.add_argument("what", choices=(*data.EXPORTS, "dataset"))
+    p.add_argument("what", choices=(*_EXPORTS, "dataset"))
     p.add_argument("--study", required=True)
     p.add_argument(
         "--format",
-        choices=("csv", "jsonl", *datasets.DATASET_FORMATS),
+        choices=("csv", "jsonl", *_DATASET_FORMATS),
         help="csv (the default) or jsonl; export dataset: parquet or hf",
     )
     p.add_argument(
@@ -254,6 +272,8 @@ def add_import_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _import_outputs(args, settings, store) -> None:
+    from review_app.services import data
+
     _recover_imports(store)
     actor = _acting(args, settings, store)
     _print(data.import_outputs(store, args.file, args.eval_set, args.replace, actor=actor).line())
@@ -261,7 +281,7 @@ def _import_outputs(args, settings, store) -> None:
 
 def _recover_imports(store) -> None:
     """First finish (or discard) any import whose process died, saying so."""
-    for line in data.recover_imports(store):
+    for line in import_recovery.recover_imports(store):
         _print(line)
 
 
@@ -280,6 +300,8 @@ def _import_into_study(importer, args, settings, store):
             reason=args.reason,
         )
     except NotFound as exc:
+        from review_app.services import studies
+
         known = {row["name"] for row in studies.list_studies(store)}
         if args.eval_set is None and args.study not in known:
             raise NotFound(
@@ -290,21 +312,26 @@ def _import_into_study(importer, args, settings, store):
 
 
 def _import_votes(args, settings, store) -> None:
+    from review_app.services import data
+
     _print(_import_into_study(data.import_votes, args, settings, store).line())
 
 
 def _import_verdicts(args, settings, store) -> None:
+    from review_app.services import data
+
     _print(_import_into_study(data.import_verdicts, args, settings, store).line())
 
 
 def _export(args, settings, store) -> None:
     from review_app.importers import export_rows
+    from review_app.services import data
 
     if args.what == "dataset":
         return _export_dataset(args, settings, store)
     if args.out is not None:
         raise InputError(f"--out is for export dataset; export {args.what} writes --output FILE")
-    if args.format in datasets.DATASET_FORMATS:
+    if args.format in _DATASET_FORMATS:
         raise InputError(
             f"--format {args.format} is for export dataset; export {args.what} writes csv or jsonl"
         )
@@ -335,6 +362,8 @@ def _export_dataset(args, settings, store) -> None:
         raise InputError("--format: export dataset writes parquet or hf; name one")
     if args.out is None:
         raise InputError("--out: name the new or empty folder to write the dataset to")
+    from review_app.services import datasets
+
     ctx = _study(args, settings, store, acting=False)
     print(datasets.export_dataset(ctx, args.format, args.out).line(), file=sys.stderr)
 
@@ -473,6 +502,8 @@ def add_study_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _study_create(args, settings, store) -> None:
+    from review_app.services import studies
+
     comparisons = [studies.parse_comparison(c) for c in args.compare]
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
     guidelines = studies.read_guidelines_file(args.guidelines) if args.guidelines else None
@@ -506,6 +537,8 @@ def _study_create(args, settings, store) -> None:
 
 
 def _study_archive(args, settings, store) -> None:
+    from review_app.services import studies
+
     archived = studies.archive_study(_study(args, settings, store, args.name))
     _print(
         f"study {archived.name}: archived; eval set {archived.eval_set} "
@@ -518,11 +551,15 @@ def _study_archive(args, settings, store) -> None:
 
 
 def _study_candidate(args, settings, store) -> None:
+    from review_app.services import studies
+
     studies.set_candidate(_study(args, settings, store, args.name), args.system)
     _print(f"study {args.name}: candidate {args.system}")
 
 
 def _study_guidelines(args, settings, store) -> None:
+    from review_app.services import studies
+
     text = studies.read_guidelines_file(args.file)
     digest, changed = studies.set_guidelines(_study(args, settings, store, args.name), text)
     if changed:
@@ -532,6 +569,8 @@ def _study_guidelines(args, settings, store) -> None:
 
 
 def _study_plan(args, settings, store) -> None:
+    from review_app.services import plans
+
     ctx = _study(args, settings, store, args.name)
     _print(plans.change_plan(ctx, args.reviews_per_pair, args.final_review, args.human_share))
 
@@ -598,6 +637,8 @@ def add_reviewer_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _reviewers_add(args, settings, store) -> None:
+    from review_app.services import people
+
     # The very first admin link of a workspace is made without one (that admin is recorded as
     # adding themselves); every later change is made by an admin, in their name.
     first_admin = args.role == "admin" and not people.has_admin(store)
@@ -611,6 +652,8 @@ def _reviewers_add(args, settings, store) -> None:
 
 
 def _reviewers_list(args, settings, store) -> None:
+    from review_app.services import people
+
     for r in people.list_reviewers(store):
         state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
         _print(
@@ -619,6 +662,8 @@ def _reviewers_list(args, settings, store) -> None:
 
 
 def _reviewers_revoke(args, settings, store) -> None:
+    from review_app.services import people
+
     people.revoke_reviewer(store, args.name, _acting(args, settings, store))
     _print(f"revoked {args.name}")
 
@@ -628,6 +673,10 @@ def _rate(estimate) -> str:
 
 
 def _reviewers_stats(args, settings, store) -> None:
+    from review_app.services import quality
+    from review_app.stats_text import fmt_estimate as _fmt_estimate
+    from review_app.stats_text import text_table as _table
+
     report = quality.reviewer_report(store, args.study, settings, _actor(args, settings, store))
     if args.json:
         _print(json.dumps(report.document(), indent=2))
@@ -672,26 +721,36 @@ def _reviewers_stats(args, settings, store) -> None:
 
 
 def _reviewers_exclude(args, settings, store) -> None:
+    from review_app.services import quality
+
     quality.exclude_reviewer(_study(args, settings, store), args.name, args.reason)
     _print(f"{args.name} excluded from study {args.study}; its statistics now leave them out")
 
 
 def _reviewers_include(args, settings, store) -> None:
+    from review_app.services import quality
+
     quality.include_reviewer(_study(args, settings, store), args.name, args.reason)
     _print(f"{args.name} counts again in study {args.study}")
 
 
 def _known_set(args, settings, store) -> None:
+    from review_app.services import quality
+
     quality.set_known_answer(_study(args, settings, store), args.item, args.compare, args.answer)
     _print(f"known answer of {args.item} ({args.compare}): {args.answer}")
 
 
 def _known_remove(args, settings, store) -> None:
+    from review_app.services import quality
+
     quality.remove_known_answer(_study(args, settings, store), args.item, args.compare)
     _print(f"known answer of {args.item} ({args.compare}) removed")
 
 
 def _known_list(args, settings, store) -> None:
+    from review_app.services import quality
+
     for row in quality.known_answers(store, args.study):
         _print(
             f"{row['item_key']}\t{row['system_x']}:{row['system_y']}\t{row['answer']}\t"
@@ -754,6 +813,8 @@ def _serve(args, settings, store, on_ready=None) -> None:
 
 
 def _demo(args, settings, store) -> None:
+    from review_app.services import demo
+
     settings = _served(args, settings)
     issued = demo.seed_demo(store, settings)
     summary = workspace.workspace_summary(store)
@@ -793,7 +854,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the documented JSON document")
     p.add_argument(
         "--split",
-        choices=SPLITS,
+        choices=_SPLITS,
         help="only the dev or test comparisons of the study's split, or all of them (default: "
         "dev when the study has a split, else all; test or all on a split study: a recorded look "
         "at test)",
@@ -810,9 +871,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
         "refused.",
     )
     sp.add_argument("--study", required=True)
-    sp.add_argument(
-        "--test-share", type=_number, default=rubric_iteration.DEFAULT_TEST_SHARE, metavar="SHARE"
-    )
+    sp.add_argument("--test-share", type=_number, default=_DEFAULT_TEST_SHARE, metavar="SHARE")
     sp.add_argument("--seed", type=_integer, metavar="N", help="seed (default $REVIEW_APP_SEED)")
     sp.set_defaults(handler=_calibrate_split)
     sh = actions.add_parser("show", help="the study's split and how often test was looked at")
@@ -826,7 +885,7 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("--study", required=True)
     cp.add_argument("--judges", required=True, metavar="A,B", help="two judge labels")
     cp.add_argument(
-        "--split", choices=SPLITS, default="dev", help="default dev (test: a recorded look)"
+        "--split", choices=_SPLITS, default="dev", help="default dev (test: a recorded look)"
     )
     cp.add_argument("--json", action="store_true", help="print one JSON object")
     cp.set_defaults(handler=_calibrate_compare, read_only=True)
@@ -877,6 +936,9 @@ def add_calibration_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _scorecard(args, settings, store) -> None:
+    from review_app import report
+    from review_app.services import scorecard
+
     ctx = _study(args, settings, store, acting=False)
     card = scorecard.scorecard(ctx, args.reference, args.base)
     if args.json:
@@ -888,6 +950,9 @@ def _scorecard(args, settings, store) -> None:
 
 
 def _stats(args, settings, store) -> None:
+    from review_app import stats_text
+    from review_app.services import calibration, rubric_iteration
+
     split = args.split or rubric_iteration.default_view_split(store, args.study)
     looks = rubric_iteration.looks_at_test(store, args.study, split)
     by = _acting(args, settings, store) if looks else None
@@ -901,11 +966,15 @@ def _stats(args, settings, store) -> None:
 
 
 def _calibrate_split(args, settings, store) -> None:
+    from review_app.services import rubric_iteration
+
     summary = rubric_iteration.make_split(_study(args, settings, store), args.test_share, args.seed)
     _print(summary.line())
 
 
 def _calibrate_show(args, settings, store) -> None:
+    from review_app.services import rubric_iteration
+
     summary = rubric_iteration.split_summary(store, args.study)
     looks = rubric_iteration.test_look_count(store, args.study)
     if args.json:
@@ -929,6 +998,9 @@ def _judge_pair(text: str, count: int, option: str) -> list[str]:
 
 
 def _calibrate_compare(args, settings, store) -> None:
+    from review_app.services import rubric_iteration
+    from review_app.stats_text import text_table as _table
+
     judge_a, judge_b = _judge_pair(args.judges, 2, "--judges")
     # Test is always a recorded look; before the lock an imported judge's agreement is one too.
     by = _acting(args, settings, store) if args.split == "test" else _actor(args, settings, store)
@@ -968,6 +1040,9 @@ def _calibrate_compare(args, settings, store) -> None:
 
 
 def _calibrate_confirm(args, settings, store) -> None:
+    from review_app.services import rubric_iteration
+    from review_app.stats_text import fmt_estimate as _fmt_estimate
+
     judge = rubric_iteration.confirm_on_test(
         store, args.study, args.judge, _acting(args, settings, store), settings
     )
@@ -986,6 +1061,8 @@ def _calibrate_confirm(args, settings, store) -> None:
 
 
 def _jury(args, settings, store) -> None:
+    from review_app.services import juries
+
     if args.name is None and args.judges is None:
         for jury in juries.list_juries(store, args.study):
             _print(f"{jury['label']}\t{', '.join(jury['members'])}\t{jury['created_at']}")
@@ -1005,13 +1082,11 @@ def _jury(args, settings, store) -> None:
 
 
 def add_gate_commands(sub: argparse._SubParsersAction) -> None:
-    from review_app.gate import COMPARATORS, METRICS
-
     p = sub.add_parser("thresholds", help="pre-register, list and lock a study's gate thresholds")
     actions = p.add_subparsers(dest="action", required=True)
     a = actions.add_parser("add", help="add a threshold (after the lock: a recorded deviation)")
     a.add_argument("--study", required=True)
-    a.add_argument("--metric", required=True, choices=list(METRICS))
+    a.add_argument("--metric", required=True, choices=list(_METRICS))
     a.add_argument(
         "--param",
         action="append",
@@ -1020,7 +1095,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
         help="metric parameter, e.g. system_a=finetuned (repeatable); judge_agreement needs "
         "ties=with|without|strict (no default)",
     )
-    a.add_argument("--comparator", choices=COMPARATORS, help="default: the metric's usual one")
+    a.add_argument("--comparator", choices=_COMPARATORS, help="default: the metric's usual one")
     a.add_argument("--value", required=True, type=_number)
     a.add_argument("--reason", default="", help="required once the thresholds are locked")
     a.set_defaults(handler=_thresholds_add)
@@ -1043,7 +1118,7 @@ def add_gate_commands(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("report", help="export the sign-off report")
     r.add_argument("--study", required=True)
-    r.add_argument("--format", choices=report.REPORT_FORMATS, default="md")
+    r.add_argument("--format", choices=_REPORT_FORMATS, default="md")
     r.add_argument("--output", help="file to write (default: standard output)")
     r.set_defaults(handler=_report, read_only=True)
 
@@ -1125,6 +1200,8 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def _thresholds_add(args, settings, store) -> None:
+    from review_app.services import thresholds
+
     new_id = thresholds.add_threshold(
         _study(args, settings, store),
         args.metric,
@@ -1137,6 +1214,8 @@ def _thresholds_add(args, settings, store) -> None:
 
 
 def _thresholds_list(args, settings, store) -> None:
+    from review_app.services import thresholds
+
     ctx = _study(args, settings, store, acting=False)
     lock = ctx.lock.row
     for t in thresholds.list_thresholds(ctx):
@@ -1150,16 +1229,23 @@ def _thresholds_list(args, settings, store) -> None:
 
 
 def _thresholds_lock(args, settings, store) -> None:
+    from review_app.services import thresholds
+
     content_hash = thresholds.lock_thresholds(_study(args, settings, store), args.reason)
     _print(f"locked; thresholds hash {content_hash}")
 
 
 def _thresholds_remove(args, settings, store) -> None:
+    from review_app.services import thresholds
+
     thresholds.remove_threshold(_study(args, settings, store), args.id, args.reason)
     _print(f"threshold {args.id} removed")
 
 
 def _report(args, settings, store) -> None:
+    from review_app import report
+    from review_app.services import signoff
+
     def text() -> str:
         ctx = _study(args, settings, store, acting=False)
         return report.render_report(signoff.build_report(ctx), args.format)
@@ -1172,6 +1258,8 @@ def _report(args, settings, store) -> None:
 
 
 def _signoff(args, settings, store) -> None:
+    from review_app.services import signoff
+
     signer = _acting(args, settings, store)
     if args.signer and args.signer != signer.name:
         raise Forbidden(f"this token is {signer.name}'s, not {args.signer}'s")
@@ -1202,6 +1290,8 @@ def _signoff(args, settings, store) -> None:
 
 
 def _audit_verify(args, settings, store) -> None:
+    from review_app.services import audit
+
     anchored = audit.read_anchor(args.anchor) if args.anchor else None
     problems = audit.verify(store, args.study, settings, args.report, anchored)
     if problems:
@@ -1214,16 +1304,23 @@ def _audit_verify(args, settings, store) -> None:
 
 
 def _audit_anchor(args, settings, store) -> None:
+    from review_app.services import audit
+
     _print(json.dumps(audit.anchor(store, args.study, settings), sort_keys=True))
 
 
 def _audit_log(args, settings, store) -> None:
+    from review_app.services import audit
+
     for entry in audit.study_log(store, args.study):
         detail = json.dumps(entry["detail"], sort_keys=True)
         _print(f"{entry['at']}\t{entry['actor']}\t{entry['action']}\t{detail}")
 
 
 def _plan(args, settings, store) -> None:
+    from review_app import planning
+    from review_app.services import plans
+
     ctx = _study(args, settings, store, acting=False)
     proposal = plans.plan_study(ctx, planning.parse_expectations(args.expect), args.judge)
     if args.json:
@@ -1278,7 +1375,7 @@ def add_judge_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--split",
-        choices=SPLITS,
+        choices=_SPLITS,
         default="all",
         help="judge only the dev or test comparisons of the study's split",
     )
@@ -1349,6 +1446,8 @@ class _BatchProgressLine:
 
 
 def _judge(args, settings, store) -> None:
+    from review_app.services import judging
+
     both_orders = not args.single_order
     if args.no_wait and not args.batch:
         raise ReviewAppError("--no-wait only applies with --batch")
@@ -1396,6 +1495,8 @@ def _judge(args, settings, store) -> None:
 
 
 def _judge_batch(args, settings, store, both_orders: bool) -> None:
+    from review_app.services import judging
+
     outcome = judging.start_batch_run(
         _study(args, settings, store),
         args.rubric,
@@ -1421,6 +1522,8 @@ def _judge_batch(args, settings, store, both_orders: bool) -> None:
 
 
 def _judge_runs(args, settings, store) -> None:
+    from review_app.services import judging
+
     if args.cancel is not None:
         outcome = judging.cancel_batch_run(store, settings, args.cancel)
         _print(outcome.progress.line())
@@ -1468,6 +1571,9 @@ def add_grade_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _grade(args, settings, store) -> None:
+    from review_app import report
+    from review_app.services import grading
+
     ctx = _study(args, settings, store)
     outcome = grading.grade(ctx, args.grader, args.reason)
     summary = grading.grader_summary(ctx) if ctx.lock.visible else None
