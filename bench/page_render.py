@@ -471,9 +471,9 @@ def warm_up(pages: list[str]) -> None:
     """Imports and one unauthenticated open of each page: a started server, no study data."""
     import altair  # noqa: F401
     import pandas  # noqa: F401
+    from bench_study import import_everything
 
-    import review_app.cli  # noqa: F401
-
+    import_everything()
     for page in pages:
         new_page(page, None).run()
     # As the server's process does after a page run that imported modules (`review-app serve`
@@ -511,7 +511,9 @@ def run_report(
 
 def worker(task: str, db: Path, token: str, counter: QueryCounter) -> dict:
     if task == "report":
-        import review_app.cli  # noqa: F401
+        from bench_study import import_everything
+
+        import_everything()
 
         cold_s, cold = run_report(counter, db, db.with_suffix(".report.json"), token, "report")
         warm_s, warm = run_report(counter, db, db.with_suffix(".report.json"), token)
