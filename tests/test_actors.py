@@ -705,9 +705,11 @@ def test_app_saving_a_rubric_version_is_recorded_as_the_admin(
     monkeypatch.setenv("REVIEW_APP_RUBRICS", str(tmp_path / "my-rubrics"))
     log = Recorder(demo_store)
     at = open_page("calibration.py", ada)
-    text = at.text_area(key="editor_text").value
-    lines = ["version: 99" if line.startswith("version:") else line for line in text.splitlines()]
-    at.text_area(key="editor_text").input("\n".join(lines) + "\n").run()
+    editor = at.text_area(key=f"editor_text:{at.selectbox(key='editor_start').value}")
+    lines = [
+        "version: 99" if line.startswith("version:") else line for line in editor.value.splitlines()
+    ]
+    editor.input("\n".join(lines) + "\n").run()
     at.button(key="editor_save").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert list((tmp_path / "my-rubrics").glob("*-v99.yaml"))

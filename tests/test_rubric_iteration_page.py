@@ -103,11 +103,23 @@ def test_editor_validates_as_you_type_and_renders_a_blind_prompt(demo_store, rub
         assert system not in prompt
 
     broken = DEMO_RUBRIC.read_text(encoding="utf-8").replace("mode: pairwise", "mode: sideways")
-    at.text_area(key="editor_text").input(broken).run()
+    at.text_area(key=f"editor_text:{DEMO_RUBRIC.name}").input(broken).run()
     assert not at.exception
     (error,) = [e.value for e in at.error]
     assert error.startswith("rubric (editor):") and "mode" in error and "\n" not in error
     assert not at.code  # no prompt for a rubric that does not load
+
+
+def test_the_editor_box_starts_from_the_rubric_file_in_any_run(demo_store, rubric_dir):
+    """The box's own starting value is the file's text, so a browser that first draws it from
+    any later run shows the rubric (a value kept only in the session's state reached the browser
+    with the run that set it; a box drawn from the next run started empty and sent that back)."""
+    at = open_page(demo_store)
+    at.selectbox(key="editor_start").select(DEMO_RUBRIC.name).run()
+    at.run()  # a later run, as after any click elsewhere on the screen
+    box = at.text_area(key=f"editor_text:{DEMO_RUBRIC.name}")
+    text = DEMO_RUBRIC.read_text(encoding="utf-8")
+    assert box.proto.default == text and box.value == text
 
 
 def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_store, rubric_dir):
@@ -119,7 +131,7 @@ def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_stor
 
     text = DEMO_RUBRIC.read_text(encoding="utf-8")
     v2 = text.replace("version: 1", "version: 2").replace("impartial judge", "careful judge")
-    at.text_area(key="editor_text").input(v2).run()
+    at.text_area(key=f"editor_text:{DEMO_RUBRIC.name}").input(v2).run()
     at.button(key="editor_save").click().run()
     assert not at.exception
     saved = rubric_dir / "general-pairwise-v2.yaml"
@@ -128,7 +140,7 @@ def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_stor
     assert demo_store._one("SELECT count(*) AS n FROM rubrics WHERE version = '2'")["n"] == 1
 
     v2b = v2.replace("careful judge", "very careful judge")
-    at.text_area(key="editor_text").input(v2b).run()
+    at.text_area(key=f"editor_text:{DEMO_RUBRIC.name}").input(v2b).run()
     at.button(key="editor_save").click().run()
     assert any("change the version" in e.value for e in at.error)
     assert saved.read_text(encoding="utf-8") == v2

@@ -642,18 +642,20 @@ st.header("Rubric editor")
 rubric_files = [c for c in judging.available_rubrics(settings) if c.rubric is not None]
 start = st.selectbox("Start from", [c.path.name for c in rubric_files], key="editor_start")
 start_text = next(c.path for c in rubric_files if c.path.name == start).read_text(encoding="utf-8")
-if st.session_state.get("editor_loaded") != start:
-    st.session_state["editor_loaded"] = start
-    st.session_state["editor_text"] = start_text
 # YAML is read by its indentation: the editor shows it in a fixed-width font, lines unwrapped.
 st.html(
-    "<style>.st-key-editor_text textarea { font-family: ui-monospace, SFMono-Regular, Menlo, "
+    "<style>.st-key-editor textarea { font-family: ui-monospace, SFMono-Regular, Menlo, "
     "Consolas, monospace; font-size: .85rem; white-space: pre; overflow-x: auto; }</style>"
 )
-text = st.text_area(
+# The file's text is the box's own starting value, and each file has a box of its own (choosing
+# another file starts from that file). Put into the session's state instead, the text went to
+# the browser only with the run that put it there: a box the browser first drew from a later
+# run started empty, sent itself back empty with the next click, and the editor lost the rubric.
+text = st.container(key="editor").text_area(
     "Rubric YAML",
+    value=start_text,
     height=400,
-    key="editor_text",
+    key=f"editor_text:{start}",
     help="Checked each time you apply a change (click outside the box, or Ctrl+Enter).",
 )
 checked = rubric_editor.check_rubric(text)

@@ -93,7 +93,7 @@ def test_split_compare_on_dev_and_save_a_rubric_version(
         expect(page.get_by_text(re.compile(r"\d+ dev comparisons changed verdict"))).to_be_visible()
 
         # A new version from the editor: bump the version, apply, save.
-        editor = page.locator(".st-key-editor_text textarea")
+        editor = page.locator(".st-key-editor textarea")
         editor.scroll_into_view_if_needed()
         # The box is drawn before the browser fills in its text: wait for the rubric in it.
         expect(editor).to_have_value(re.compile(r"version: 1"))
