@@ -102,6 +102,12 @@ def test_after_the_lock_failed_checks_and_disagreements_show(
     main = page.locator('[data-testid="stMain"]')
     page.get_by_text("Failed: ", exact=False).first.wait_for()
     page.get_by_text("Filters: category, system, length", exact=False).click()
+    # The filters open by animating their height. A select clicked meanwhile is scrolled into
+    # view as its box still moves, and its list, which closes when the page scrolls under it,
+    # closed as soon as it opened: wait until the animation is over.
+    page.wait_for_function(
+        "() => document.getAnimations().every((a) => a.playState !== 'running')", polling=100
+    )
     # The select lists its options as its text changes: type the choice's name, then wait for
     # that option to be listed and click it (pressing Enter before the list opened chose
     # nothing under load).
