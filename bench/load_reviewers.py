@@ -89,8 +89,13 @@ CHOICES = ("vote-A", "vote-B", "vote-tie", "vote-both_bad")
 ANSWER_TIMEOUT = 60.0
 SAMPLE_S = 2.0  # seconds between memory samples
 # The targets (issue 24): CPU per vote on one server; p95 at 150 sessions on one server; memory
-# after the warm-up.
-TARGETS = {"server_cpu_ms_per_vote": 8.0, "p95_ms_150_sessions": 300.0, "rss_growth_pct": 10.0}
+# after the warm-up; the slowest vote sent while an import runs (with --import-rows).
+TARGETS = {
+    "server_cpu_ms_per_vote": 8.0,
+    "p95_ms_150_sessions": 300.0,
+    "rss_growth_pct": 10.0,
+    "max_vote_wait_during_import_ms": 1000.0,
+}
 
 
 # ---- the workspace ----
@@ -724,6 +729,11 @@ def main() -> None:
                         else None
                     ),
                     "rss_growth_pct": largest["rss_growth_pct"] < TARGETS["rss_growth_pct"],
+                    "max_vote_wait_during_import_ms": (
+                        max(during, default=0) <= TARGETS["max_vote_wait_during_import_ms"]
+                        if during
+                        else None
+                    ),
                 },
                 "setup_s": round(setup_s, 1),
                 "loadavg_1m": round(os.getloadavg()[0], 2),

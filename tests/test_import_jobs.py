@@ -86,6 +86,11 @@ def kill_when(db: Path, process: subprocess.Popen, state: str, min_batches: int 
 def test_reviewers_vote_without_waiting_while_a_large_import_runs(
     store, settings, tmp_path, isolated_workspace, record_property
 ):
+    """Votes go through while rows are checked and while they are published: many votes start
+    and end within each phase. An import that held the workspace's write lock for a whole phase
+    would let at most the one vote it blocked end there. How long a vote waits is a figure of
+    the load benchmark (`max_vote_wait_during_import_ms`, target 1 s), not of this test: on a
+    shared machine a time bound here fails for the machine's load, not the import's."""
     study = make_study(store, tmp_path, n_items=300, reviews_per_pair=3)
     names = [f"r{n}" for n in range(4)]
     for name in names:
@@ -93,20 +98,28 @@ def test_reviewers_vote_without_waiting_while_a_large_import_runs(
     ids = [store.people.reviewer(name)["id"] for name in names]
     source = write_outputs(tmp_path / "bulk.jsonl", 40_000)
     process = cli_import(isolated_workspace, source)
+
+    def phase() -> str | None:
+        jobs = store.imports.import_jobs()
+        return jobs[0]["state"] if jobs else None
+
+    within = {"staging": 0, "publishing": 0}
     waits = []
     while process.poll() is None:
         reviewer_id = ids[len(waits) % len(ids)]
+        before = phase()
         started = time.monotonic()
         task = review.next_pair(store, settings, reviewer_id, study["id"])
         review.record_vote(store, settings, reviewer_id, task.assignment_id, "A")
         waits.append(time.monotonic() - started)
+        if before in within and phase() == before:
+            within[before] += 1
         time.sleep(0.02)
     out, err = process.communicate()
     assert process.returncode == 0, err
     assert "40000 outputs added" in out
-    assert len(waits) >= 10  # the votes really overlapped the import
     record_property("max_vote_wait_s", round(max(waits), 3))  # in --junitxml reports
-    assert max(waits) < 1.0, f"a vote waited {max(waits):.2f} s behind the import"
+    assert within["staging"] >= 3 and within["publishing"] >= 3, within
     assert store.table_counts()["import_jobs"] == 0
 
 
