@@ -264,7 +264,7 @@ def _regression_bounds(rng, n_items, votes, n_boot, seed) -> tuple[float, float]
     mean = _mean_for(0.5 - REGRESSION_DROP / 100)
     frames = win_rate_study(rng, n_items, votes, mean, category="suite")
     inputs = gate.GateInputs(
-        calibration=stats.calibrate(*(f.iloc[:0] for f in frames)),
+        calibration=stats.calibrate(*(f.iloc[:0] for f in frames)).overall,
         win_rates=[],
         category_win_rates=stats.category_win_rates(
             *frames, [(CANDIDATE, "base")], seed=seed, n_boot=n_boot
@@ -297,7 +297,7 @@ def grader_results(rng: np.random.Generator, n_items: int) -> pd.DataFrame:
 
 
 def _pass_rate_change_bounds(rng, n_items, votes, n_boot, seed) -> tuple[float, float] | None:
-    empty = stats.calibrate(*(f.iloc[:0] for f in win_rate_study(rng, 0, 1, 0.5)))
+    empty = stats.calibrate(*(f.iloc[:0] for f in win_rate_study(rng, 0, 1, 0.5))).overall
     inputs = gate.GateInputs(empty, [], {}, graders=grader_results(rng, n_items))
     return gate.measure(PASS_RATE_CHANGE, inputs).bounds
 

@@ -49,7 +49,8 @@ def _no_ppi(judge: str, a: str, b: str, category: str | None) -> str:
 class GateInputs:
     """Everything thresholds are evaluated against, computed once per study."""
 
-    calibration: stats.Calibration
+    # The study's calibration over all its comparisons (no category's: no threshold reads one).
+    calibration: stats.Analysis | None
     win_rates: list[stats.WinRate]
     category_win_rates: dict[str, list[stats.WinRate]]
     # {"n": outputs marked, "acceptable": marked acceptable, "sample_size": outputs in the sample}
@@ -226,7 +227,7 @@ def _measure_human_lc_win_rate(params: dict[str, Any], inputs: GateInputs) -> Me
 
 
 def _judge(params: dict[str, Any], inputs: GateInputs) -> stats.JudgeStats | None:
-    return inputs.calibration.overall.judge(params["judge"])
+    return inputs.calibration.judge(params["judge"])
 
 
 def _agreement(judge: stats.JudgeStats | stats.HumanStats, ties: str) -> stats.Estimate:
@@ -296,7 +297,7 @@ def _measure_agreement_vs_ceiling(params: dict[str, Any], inputs: GateInputs) ->
     diff = judge.vs_ceiling.diff
     if diff.value is None:
         return _unmeasurable("no comparison with a decisive vote, a second vote and a verdict")
-    humans = inputs.calibration.overall.humans.agreement_strict
+    humans = inputs.calibration.humans.agreement_strict
     detail = (
         f"strict agreement {judge.agreement_strict.value:.3f} vs humans {humans.value:.3f}; "
         f"calibration verdict: {judge.vs_ceiling.verdict}"
@@ -305,7 +306,7 @@ def _measure_agreement_vs_ceiling(params: dict[str, Any], inputs: GateInputs) ->
 
 
 def _measure_beats_baseline(params: dict[str, Any], inputs: GateInputs) -> Measurement:
-    overall = inputs.calibration.overall
+    overall = inputs.calibration
     judge, baseline = overall.judge(params["judge"]), overall.judge(params["baseline"])
     if judge is None or baseline is None:
         missing = params["judge"] if judge is None else params["baseline"]

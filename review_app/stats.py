@@ -31,6 +31,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -1646,6 +1647,7 @@ def _analyse(
 
 # Blocks to bootstrap (items, per-item rows), as `ItemResamples.totals_of` takes them.
 _Blocks = list[tuple[np.ndarray, np.ndarray]]
+_Figure = TypeVar("_Figure")
 
 
 def _analysis_parts(
@@ -1922,20 +1924,81 @@ def study_figures_of(
     # and the study's, restricted to that category, share its product.
     parts = [_analysis_parts(enc, margin, min_items)]
     parts += [_analysis_parts(sub, margin, min_items) for sub in categories.values()]
-    parts.append(_win_rate_parts(enc, comparisons))
+    parts += _win_rate_parts_of(enc, categories, comparisons)
+    figures = _finished(parts, ItemResamples.of(enc, seed, n_boot))
+    n = len(categories)
+    overall, by_category = figures[0], dict(zip(categories, figures[1 : 1 + n], strict=True))
+    category_rates = dict(zip(categories, figures[2 + n :], strict=True))
+    return Calibration(overall=overall, by_category=by_category), figures[1 + n], category_rates
+
+
+def gate_figures_of(
+    enc: _Encoded,
+    comparisons: Sequence[tuple[str, str]] | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> tuple[Analysis, list[WinRate], dict[str, list[WinRate]]]:
+    """What the gate reads, from one product: the study's overall analysis and its win rates
+    overall and per category. That is `study_figures_of` without each category's own analysis
+    (`category_analyses_of`), which only the calibration screen, the report and `stats` show;
+    every figure is the same, on the same resamples (their totals are exact sums)."""
+    categories = _by_category(enc)
+    parts = [_analysis_parts(enc, margin, min_items)]
+    parts += _win_rate_parts_of(enc, categories, comparisons)
+    overall, rates, *category_rates = _finished(parts, ItemResamples.of(enc, seed, n_boot))
+    return overall, rates, dict(zip(categories, category_rates, strict=True))
+
+
+def category_analyses_of(
+    enc: _Encoded,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> dict[str, Analysis]:
+    """Each category's analysis: the part of `study_figures_of` that `gate_figures_of` leaves
+    out, the same figures on the same resamples."""
+    categories = _by_category(enc)
+    parts = [_analysis_parts(sub, margin, min_items) for sub in categories.values()]
+    return dict(zip(categories, _finished(parts, ItemResamples.of(enc, seed, n_boot)), strict=True))
+
+
+def _win_rate_parts_of(
+    enc: _Encoded,
+    categories: dict[str, _Encoded],
+    comparisons: Sequence[tuple[str, str]] | None,
+) -> list[tuple[_Blocks, Callable[[list[np.ndarray]], list[WinRate]]]]:
+    """The win rates' parts: the study's, then each category's."""
+    parts = [_win_rate_parts(enc, comparisons)]
     parts += [_win_rate_parts(sub, _present(sub, comparisons)) for sub in categories.values()]
-    totals = ItemResamples.of(enc, seed, n_boot).totals_of(
-        [b for blocks, _ in parts for b in blocks]
-    )
+    return parts
+
+
+def _finished(
+    parts: Sequence[tuple[_Blocks, Callable[[list[np.ndarray]], _Figure]]],
+    resamples: ItemResamples,
+) -> list[_Figure]:
+    """Each part's figures, from one product of every part's blocks (`totals_of`)."""
+    totals = resamples.totals_of([b for blocks, _ in parts for b in blocks])
     figures = []
     start = 0
     for blocks, finish in parts:
         figures.append(finish(totals[start : start + len(blocks)]))
         start += len(blocks)
-    n = len(categories)
-    overall, by_category = figures[0], dict(zip(categories, figures[1 : 1 + n], strict=True))
-    category_rates = dict(zip(categories, figures[2 + n :], strict=True))
-    return Calibration(overall=overall, by_category=by_category), figures[1 + n], category_rates
+    return figures
+
+
+def analysis_of(
+    enc: _Encoded,
+    seed: int = 0,
+    n_boot: int = 1000,
+    margin: float = CEILING_MARGIN,
+    min_items: int = MIN_COMPARISONS,
+) -> Analysis:
+    """The overall analysis of a study already encoded (`encode`), as `calibrate_of` gives it."""
+    return _analyse(enc, ItemResamples.of(enc, seed, n_boot), margin, min_items)
 
 
 def analyse(

@@ -226,7 +226,7 @@ def test_the_grader_pass_rate_change_bounds_hold_their_level_at_30_items():
         "<=",
         5,
     )
-    empty = stats.calibrate(make_pairs(0), make_votes(make_pairs(0), []), no_verdicts())
+    empty = stats.calibrate(make_pairs(0), make_votes(make_pairs(0), []), no_verdicts()).overall
     bounds = []
     for _ in range(RUNS):
         difficulty = rng.standard_normal(30)
@@ -276,7 +276,7 @@ def test_win_rates_and_gate_rows_count_items():
     assert (w.n, w.n_comparisons, w.n_items) == (36, 12, 4)
     assert w.reversed().n_items == 4
     inputs = gate.GateInputs(
-        stats.calibrate(pairs.iloc[:0], votes.iloc[:0], no_verdicts()),
+        stats.calibrate(pairs.iloc[:0], votes.iloc[:0], no_verdicts()).overall,
         [w],
         stats.category_win_rates(pairs, votes, no_verdicts(), [("tuned", "base")], n_boot=50),
         final_review={"n": 20, "acceptable": 19},
@@ -304,7 +304,7 @@ def test_grader_measurements_count_the_items_of_their_outputs():
             "passed": [True, True, False, True, True, True] * 2,
         }
     )
-    empty = stats.calibrate(make_pairs(0), make_votes(make_pairs(0), []), no_verdicts())
+    empty = stats.calibrate(make_pairs(0), make_votes(make_pairs(0), []), no_verdicts()).overall
     inputs = gate.GateInputs(empty, [], {}, graders=graders, candidate="tuned")
     rate = gate.validate_threshold("grader_pass_rate", {"check": "c"}, ">=", 0.5)
     change = gate.validate_threshold(

@@ -52,7 +52,9 @@ def human_win_rate(pairs, votes, n_boot=200):
     return w
 
 
-NO_CALIBRATION = stats.calibrate(make_pairs(0), make_votes(make_pairs(0), []), no_verdicts())
+NO_CALIBRATION = stats.calibrate(
+    make_pairs(0), make_votes(make_pairs(0), []), no_verdicts()
+).overall
 
 
 def win_inputs(pairs, votes, n_boot=200) -> gate.GateInputs:
@@ -139,7 +141,7 @@ def regression_inputs(rng, per_suite: int, drops: dict[str, float]):
     rows = [(p, "r1", "y" if rng.random() < p_by_pair[p] else "x") for p in range(1, pid + 1)]
     votes = make_votes(pairs, rows)
     return gate.GateInputs(
-        stats.calibrate(pairs.iloc[:0], votes.iloc[:0], no_verdicts()),
+        stats.calibrate(pairs.iloc[:0], votes.iloc[:0], no_verdicts()).overall,
         [],
         stats.category_win_rates(pairs, votes, no_verdicts(), [COMPARISON], n_boot=100),
     )

@@ -125,7 +125,7 @@ def small() -> gate.GateInputs:
         + [("gpt-judge", p, None, "y") for p in formatting],
     )
     return gate.GateInputs(
-        stats.calibrate(pairs, votes, verdicts, n_boot=50),
+        stats.calibrate(pairs, votes, verdicts, n_boot=50).overall,
         stats.win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
         stats.category_win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=50),
         {"n": 4, "acceptable": 3, "sample_size": 4},
@@ -303,7 +303,7 @@ def suites() -> gate.GateInputs:
         pairs, [("gpt-judge", p, None, o) for p, _, o in rows if categories[p] == "reasoning"]
     )
     return gate.GateInputs(
-        stats.calibrate(pairs, votes, verdicts, n_boot=200),
+        stats.calibrate(pairs, votes, verdicts, n_boot=200).overall,
         stats.win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=200),
         stats.category_win_rates(pairs, votes, verdicts, [COMPARISON], n_boot=200),
     )

@@ -363,7 +363,7 @@ def _statistics(store, settings):
     from review_app.services import study_data
 
     s = study_data.load(store, store.studies.require_study(STUDY), settings).statistics
-    return s.calibration, s.win_rates, s.category_win_rates
+    return s.calibration.overall, s.win_rates, s.category_win_rates
 
 
 def test_a_clear_regression_reads_regression(store, settings, rated_study):

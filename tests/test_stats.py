@@ -592,6 +592,15 @@ def test_an_encoded_study_with_coded_baselines_gives_the_figures_of_its_frames()
     assert found[1:] == expected[1:]
     assert stats.favouring_judges_of(enc, 0.9) == stats.favouring_judges(pairs, frames, 0.9)
 
+    # What the gate reads, then each category's calibration, on their own: the same figures as
+    # all of them at once (their resampled totals are exact sums, however they are grouped).
+    overall, rates, category_rates = stats.gate_figures_of(enc, **options)
+    by_category = stats.category_analyses_of(enc, **options)
+    assert stats.Calibration(overall, by_category).to_json() == expected[0].to_json()
+    assert overall == expected[0].overall and by_category == expected[0].by_category
+    assert (rates, category_rates) == expected[1:]
+    assert stats.analysis_of(enc, **options) == expected[0].overall
+
 
 # ---- report document and degenerate inputs ----
 

@@ -94,9 +94,11 @@ def final_review_marks(ctx: StudyContext) -> list[dict]:
 
 
 def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
-    """The study's statistics, its length-controlled win rates and its final review (marks on
-    outputs of the sample only)."""
-    statistics = data.statistics
+    """The study's calibration over all its comparisons, its win rates (also length-controlled)
+    and its final review (marks on outputs of the sample only)."""
+    # The calibration first: with the win rates still to compute, both come from one product.
+    calibration = data.overall
+    win_rates, category_win_rates = data.win_rates
     sample_ids = {o["output_id"] for o in final_review_choice(ctx)[0]}
     marks = [m for m in final_review_marks(ctx) if m["output_id"] in sample_ids]
     final = {
@@ -105,9 +107,9 @@ def gate_inputs(ctx: StudyContext, data: StudyData) -> gate.GateInputs:
         "sample_size": len(sample_ids),
     }
     return gate.GateInputs(
-        statistics.calibration,
-        statistics.win_rates,
-        statistics.category_win_rates,
+        calibration,
+        win_rates,
+        category_win_rates,
         final,
         graders=grading.results_in_force(ctx),
         candidate=data.candidate,

@@ -406,7 +406,7 @@ def confirm_on_test(
     if judge not in data.judges:
         raise NotFound(f"study {study} has no judge {judge!r}")
     record_test_look(store, study, [judge], actor)
-    found = data.statistics.calibration.overall.judge(judge)
+    found = data.overall.judge(judge)
     if found is None:
         raise NotFound(f"judge {judge!r} has no verdicts on the test comparisons of {study}")
     return found

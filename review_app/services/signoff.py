@@ -181,7 +181,7 @@ def build_report(ctx: StudyContext) -> dict:
     decision = evaluate_gate(ctx)
     es = next(e for e in store.catalog.eval_sets() if e["id"] == study_row["eval_set_id"])
     marks = final_review_marks(ctx)
-    overall = inputs.calibration.overall
+    overall = inputs.calibration
     runs = {r["label"]: r for r in store.gate.runs_for_report(study_row["id"])}
     judges = []
     for j in overall.judges:

@@ -126,6 +126,7 @@ class StudyData:
             )
         }
         self._statistics: Statistics | None = None
+        self._overall: stats.Analysis | None = None
         self._win_rates: tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]] | None = None
         self._texts: Texts | None = None
         self._vote_texts: tuple[pd.DataFrame, pd.DataFrame] | None = None
@@ -210,19 +211,52 @@ class StudyData:
     def statistics(self) -> Statistics:
         with self._locks["statistics"]:
             if self._statistics is None:
-                options = {"seed": self._seed, "n_boot": self._n_boot}
-                options.update(margin=self._margin, min_items=self._min_items)
+                options = self._figure_options()
+                if self._overall is not None:
+                    # The gate's figures are in: only each category's calibration is left.
+                    by_category = stats.category_analyses_of(self.encoded, **options)
+                    calibration = stats.Calibration(self._overall, by_category)
+                else:
+                    with self._locks["win_rates"]:
+                        if self._win_rates is None:
+                            # Together: the study is split by category once for all three.
+                            calibration, *win_rates = stats.study_figures_of(
+                                self.encoded, self.comparisons, **options
+                            )
+                            self._win_rates = tuple(win_rates)
+                        else:
+                            calibration = stats.calibrate_of(self.encoded, **options)
+                    self._overall = calibration.overall
+                self._statistics = Statistics(calibration, *self._win_rates)
+            return self._statistics
+
+    @property
+    def overall(self) -> stats.Analysis:
+        """The study's calibration over all its comparisons (part of `statistics`). With the
+        win rates it is all the gate reads: computed before `statistics`, it leaves out each
+        category's calibration, which only the calibration screen, the report and `stats` show
+        (the same figures either way, on the same resamples)."""
+        with self._locks["statistics"]:
+            if self._overall is None:
+                options = self._figure_options()
                 with self._locks["win_rates"]:
                     if self._win_rates is None:
-                        # Together: the study is split by category once for all three.
-                        calibration, *win_rates = stats.study_figures_of(
+                        overall, *win_rates = stats.gate_figures_of(
                             self.encoded, self.comparisons, **options
                         )
                         self._win_rates = tuple(win_rates)
                     else:
-                        calibration = stats.calibrate_of(self.encoded, **options)
-                self._statistics = Statistics(calibration, *self._win_rates)
-            return self._statistics
+                        overall = stats.analysis_of(self.encoded, **options)
+                self._overall = overall
+            return self._overall
+
+    def _figure_options(self) -> dict:
+        return {
+            "seed": self._seed,
+            "n_boot": self._n_boot,
+            "margin": self._margin,
+            "min_items": self._min_items,
+        }
 
     @property
     def win_rates(self) -> tuple[list[stats.WinRate], dict[str, list[stats.WinRate]]]:
