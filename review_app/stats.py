@@ -1942,8 +1942,9 @@ def gate_figures_of(
 ) -> tuple[Analysis, list[WinRate], dict[str, list[WinRate]]]:
     """What the gate reads, from one product: the study's overall analysis and its win rates
     overall and per category. That is `study_figures_of` without each category's own analysis
-    (`category_analyses_of`), which only the calibration screen, the report and `stats` show;
-    every figure is the same, on the same resamples (their totals are exact sums)."""
+    (`category_analyses_of`), which only the calibration screen and `stats` show; every figure
+    is the same, on the same resamples (their totals are exact sums). Both parts apart cost more
+    than `study_figures_of` at once (two products, the split by category twice)."""
     categories = _by_category(enc)
     parts = [_analysis_parts(enc, margin, min_items)]
     parts += _win_rate_parts_of(enc, categories, comparisons)

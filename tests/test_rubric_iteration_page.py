@@ -120,6 +120,11 @@ def test_the_editor_box_starts_from_the_rubric_file_in_any_run(demo_store, rubri
     box = at.text_area(key=f"editor_text:{DEMO_RUBRIC.name}")
     text = DEMO_RUBRIC.read_text(encoding="utf-8")
     assert box.proto.default == text and box.value == text
+    # Another file starts from its own text, and the first file's box from the file again.
+    other = next(n for n in at.selectbox(key="editor_start").options if n != DEMO_RUBRIC.name)
+    at.selectbox(key="editor_start").select(other).run()
+    other_text = (DEMO_RUBRIC.parent / other).read_text(encoding="utf-8")
+    assert at.text_area(key=f"editor_text:{other}").value == other_text != text
 
 
 def test_editor_saves_a_new_version_and_refuses_the_same_version_twice(demo_store, rubric_dir):

@@ -233,9 +233,9 @@ class StudyData:
     @property
     def overall(self) -> stats.Analysis:
         """The study's calibration over all its comparisons (part of `statistics`). With the
-        win rates it is all the gate reads: computed before `statistics`, it leaves out each
-        category's calibration, which only the calibration screen, the report and `stats` show
-        (the same figures either way, on the same resamples)."""
+        win rates it is all the gate, its report and the results read: computed before
+        `statistics`, it leaves out each category's calibration, which only the calibration
+        screen and `stats` show (the same figures either way, on the same resamples)."""
         with self._locks["statistics"]:
             if self._overall is None:
                 options = self._figure_options()
