@@ -723,8 +723,8 @@ class _Columns:
         self._by_sum: dict[float, list[int]] = {}
 
     def add(self, values: np.ndarray) -> int:
-        column = np.asarray(values, dtype=np.float64)
-        total = float(column.sum())
+        column = np.asarray(values, dtype=np.float32)
+        total = float(column.sum(dtype=np.float64))
         same = self._by_sum.setdefault(total, [])
         for known in same:
             if np.array_equal(self._cols[known], column):
@@ -747,7 +747,7 @@ class _Columns:
         sums are exact in any order. The last `spare` columns are left for the caller to fill:
         one array instead of a copy per added column block, as fresh memory costs more than
         the sums."""
-        out = np.empty((len(self._cols) + spare, n_items))
+        out = np.empty((len(self._cols) + spare, n_items), dtype=np.float32)
         whole = len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items))
         for k, column in enumerate(self._cols):
             # One row per item, in item order: nothing to add.
@@ -783,7 +783,7 @@ def bootstrap_totals(matrix: np.ndarray, rng: np.random.Generator, n_boot: int) 
     # identical totals: the product is taken once per distinct column.
     distinct, inverse = _distinct_columns(matrix)
     # float32 is exact for these integer counts and halves the product's cost.
-    m32 = distinct.astype(np.float32)
+    m32 = distinct.astype(np.float32, copy=False)
     with one_blas_thread():
         for start, weights in _resample_weights(rng, n_rows, n_boot):
             out[start : start + len(weights)] = (weights.astype(np.float32) @ m32)[:, inverse]
@@ -794,13 +794,14 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct columns of `matrix` (in order of first appearance) and, for each column,
     the index of its distinct twin."""
     n_rows, n_cols = matrix.shape
-    # Equal columns have equal fingerprints (their sum and a weighted sum, exact for the
-    # integers and halves these columns hold); columns with equal fingerprints are compared
-    # in full, so a coincidence costs a comparison, never a wrong twin.
-    weights = (np.arange(n_rows) % 1021 + 1).astype(np.float64)
+    # Equal columns have equal fingerprints (their exact sum, and a weighted sum in the
+    # matrix's own type, so that the matrix is not copied: the same arithmetic on equal
+    # columns); columns with equal fingerprints are compared in full, so a coincidence costs a
+    # comparison, never a wrong twin.
+    weights = (np.arange(n_rows) % 1021 + 1).astype(matrix.dtype)
     with one_blas_thread():
         weighted = weights @ matrix
-    sums = matrix.sum(axis=0)
+    sums = matrix.sum(axis=0, dtype=np.float64)
     if n_cols:
         # Usually every column equals the first column of its fingerprint: checked for all
         # columns at once, without a step per column.
@@ -957,7 +958,7 @@ class ItemResamples:
         everything = len(items) == self.n_items
         distinct, inverse = _distinct_columns(by_item)
         # float32 is exact for these counts (integers and halves) and halves the product's cost.
-        m32 = distinct.astype(np.float32)
+        m32 = distinct.astype(np.float32, copy=False)
         start = 0
         with one_blas_thread():
             for chunk in self.chunks():
@@ -993,7 +994,7 @@ class ItemResamples:
             # transpose, filled in place): finding its equal columns reads it column by column,
             # three to four times faster than across rows.
             edges = np.cumsum([0, *(blocks[b][1].shape[1] for b in holders)])
-            columns = np.zeros((edges[-1], len(cell_items)))
+            columns = np.zeros((edges[-1], len(cell_items)), dtype=np.float32)
             for b, start, stop in zip(holders, edges[:-1], edges[1:], strict=True):
                 items, by_item = blocks[b]
                 if held[in_cell, b].all():
@@ -1306,7 +1307,7 @@ class _Estimator:
         item_rows, product_col = block.item_rows, block.product_col
         n_items = len(block.items)
         totals = self.columns.totals()
-        all_totals = block.by_item.sum(axis=0)
+        all_totals = block.by_item.sum(axis=0, dtype=np.float64)
         # (units, items) by the columns whose rows a statistic counts: many share them.
         counts: dict[tuple[int, ...], tuple[int, int]] = {}
         values: list[np.ndarray] = []
@@ -1576,7 +1577,7 @@ def _confusion_block(
     by_item = np.bincount(
         item_rows * 9 + truth * 3 + predicted, minlength=9 * len(item_codes)
     ).reshape(len(item_codes), 9)
-    return item_codes, by_item.astype(np.float64)
+    return item_codes, by_item.astype(np.float32)
 
 
 def _majority_agreement(

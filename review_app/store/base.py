@@ -37,6 +37,23 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+# Rows per batch when a frame is read (`_plain_frame`).
+_FRAME_BATCH = 8_192
+
+
+def _object_table(rows: list[tuple], width: int) -> np.ndarray:
+    """The rows as one 2-D object array, read column by column after: transposing the rows in
+    Python (`zip(*rows)`) costs twice as much. A value that is itself a sequence would add a
+    dimension: then each row is placed as it is."""
+    table = np.array(rows, dtype=object)
+    if table.shape != (len(rows), width):
+        table = np.empty((len(rows), width), dtype=object)
+        for k, row in enumerate(rows):
+            for j, value in enumerate(row):
+                table[k, j] = value
+    return table
+
+
 class StoreBase:
     """A migrated workspace, safe to share between threads (one per server process).
 
@@ -233,30 +250,37 @@ class StoreBase:
         strings (object dtype, None for NULL) instead of being converted one by one to a string
         array and back; the columns named in `integers` are int64 (never NULL), those in
         `floats` float64 (NaN for NULL)."""
-        with self._reading() as db:
-            cursor = db.execute(sql, params)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        # One 2-D object array, read column by column: transposing the rows in Python
-        # (`zip(*rows)`) costs twice as much. A value that is itself a sequence would add a
-        # dimension: then each row is placed as it is.
-        table = np.array(rows, dtype=object) if rows else np.empty((0, len(names)), object)
-        if table.shape != (len(rows), len(names)):
-            table = np.empty((len(rows), len(names)), dtype=object)
-            for k, row in enumerate(rows):
-                for j, value in enumerate(row):
-                    table[k, j] = value
         integers, floats = set(integers), set(floats)
 
-        def column(name: str, values: np.ndarray) -> np.ndarray | pd.Series:
+        def column(name: str, values: np.ndarray) -> np.ndarray:
             if name in integers:
                 return values.astype(np.int64)
             if name in floats:
                 return values.astype(np.float64)
-            # A copy: a view would keep the whole table (every row's values) alive.
-            return pd.Series(values.copy(), dtype=object)
+            # A copy: a view would keep the whole batch (every row's values) alive.
+            return values.copy()
 
-        return pd.DataFrame({name: column(name, table[:, k]) for k, name in enumerate(names)})
+        # Read and converted a batch at a time: the rows of a whole study at once (a tuple and
+        # a number object per value) took tens of megabytes, fresh memory each time, which
+        # cost the kernel more than converting them cost Python.
+        parts: list[list[np.ndarray]] = []
+        with self._reading() as db:
+            cursor = db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            while rows := cursor.fetchmany(_FRAME_BATCH):
+                table = _object_table(rows, len(names))
+                parts.append([column(name, table[:, k]) for k, name in enumerate(names)])
+        columns = (
+            [np.concatenate(pieces) for pieces in zip(*parts, strict=True)]
+            if parts
+            else [column(name, np.empty(0, dtype=object)) for name in names]
+        )
+        return pd.DataFrame(
+            {
+                name: values if values.dtype != object else pd.Series(values, dtype=object)
+                for name, values in zip(names, columns, strict=True)
+            }
+        )
 
     def _frame(self, sql: str, params: Iterable[Any] | dict = ()) -> pd.DataFrame:
         with self._reading() as db:
