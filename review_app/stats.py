@@ -746,7 +746,12 @@ class _Columns:
         item, 0..n_items - 1), column-major: every later step reads it column by column. The
         sums are exact in any order. The last `spare` columns are left for the caller to fill:
         one array instead of a copy per added column block, as fresh memory costs more than
-        the sums."""
+        the sums.
+
+        In float32, as the resample products take them: exact for these integers and halves
+        while an item's sum stays under 2**24 (and a product of two, under 4,096 each: about 90
+        votes on one comparison). Half the fresh memory of float64 and no copy for the product:
+        on a large study, the kernel's zeroing of fresh pages cost more than these sums."""
         out = np.empty((len(self._cols) + spare, n_items), dtype=np.float32)
         whole = len(item_rows) == n_items and np.array_equal(item_rows, np.arange(n_items))
         for k, column in enumerate(self._cols):
