@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from judge.providers.baseline import BASELINE_PREFIX, BASELINES, baseline_choices, is_baseline
-from review_app.stats import TIE, VERDICT_COLUMNS, VerdictCodes, X, Y
+from review_app.stats import TIE, VERDICT_COLUMNS, VerdictCodes, X, Y, as_strings
 
 __all__ = [
     "BASELINES",
@@ -57,8 +57,8 @@ def computed_choices(
     if pairs.empty:
         return []
     pair_ids = pairs["pair_id"].to_numpy()
-    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
-    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
+    system_x = as_strings(pairs["system_x"].to_numpy(dtype=object))
+    system_y = as_strings(pairs["system_y"].to_numpy(dtype=object))
     len_x = pairs["len_x"].to_numpy(dtype=np.int64)
     len_y = pairs["len_y"].to_numpy(dtype=np.int64)
     # Only `random` reads the keys: built once, and only for it.
@@ -124,8 +124,8 @@ def computed_verdicts(
     if pairs.empty or not names:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
     pair_ids = pairs["pair_id"].to_numpy()
-    system_x = pairs["system_x"].astype(str).to_numpy(dtype=object)
-    system_y = pairs["system_y"].astype(str).to_numpy(dtype=object)
+    system_x = as_strings(pairs["system_x"].to_numpy(dtype=object))
+    system_y = as_strings(pairs["system_y"].to_numpy(dtype=object))
     frames = []
     for name, x_first, choice in (
         choices if choices is not None else computed_choices(pairs, names, seed)

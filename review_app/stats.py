@@ -445,7 +445,17 @@ _SMALL = 2_000
 
 
 def _all_str(values: np.ndarray) -> bool:
-    return all(type(v) is str for v in values.tolist())
+    if len(values) <= _SMALL:
+        return all(type(v) is str for v in values.tolist())
+    return pd.api.types.infer_dtype(values, skipna=False) == "string"
+
+
+def as_strings(values: np.ndarray) -> np.ndarray:
+    """`pd.Series(values).astype(str)` as an object array, without the conversion when every
+    value already is a string (pandas' string arrays cost more than the work they feed)."""
+    if _all_str(values):
+        return np.asarray(values, dtype=object)
+    return pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object)
 
 
 def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -470,7 +480,8 @@ def _codes(values: np.ndarray, mapping: dict[str, int]) -> np.ndarray:
 def _factorize(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """`pd.factorize(pd.Series(values).astype(str), sort)` as (codes, names as an object
     array): names in order of first appearance, or sorted."""
-    if len(values) <= _SMALL and _all_str(values):
+    all_str = _all_str(values)
+    if len(values) <= _SMALL and all_str:
         first: dict[str, int] = {}
         for v in values.tolist():
             first.setdefault(v, len(first))
@@ -478,7 +489,10 @@ def _factorize(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.n
         where = first if not sort else {name: i for i, name in enumerate(names)}
         codes = np.fromiter((where[v] for v in values.tolist()), np.int64, len(values))
         return codes, np.array(names, dtype=object)
-    codes, names = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=sort)
+    if all_str:
+        codes, names = pd.factorize(np.asarray(values, dtype=object), sort=sort)
+    else:
+        codes, names = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=sort)
     return np.asarray(codes, dtype=np.int64), np.asarray(names, dtype=object)
 
 
@@ -488,6 +502,10 @@ def category_names(series: pd.Series) -> np.ndarray:
 
 
 def _category_names(values: np.ndarray) -> np.ndarray:
+    if len(values) > _SMALL and _all_str(values):
+        named = np.array(values, dtype=object)
+        named[named == ""] = UNCATEGORIZED
+        return named
     missing = pd.isna(values)
     if len(values) <= _SMALL and _all_str(values[~missing]):
         named = zip(values.tolist(), missing.tolist(), strict=True)
@@ -736,6 +754,11 @@ class _Columns:
 
     def column(self, index: int) -> np.ndarray:
         return self._cols[index]
+
+    def release(self) -> None:
+        """Let the per-comparison columns go (their sums stay): once summed per item, no step
+        reads them, and on a large study they were most of a render's memory."""
+        self._cols = None  # type: ignore[assignment]  # a later add or by_item fails loudly
 
     def totals(self) -> np.ndarray:
         """Each column's total (exact: the columns hold integers and halves)."""
@@ -1218,9 +1241,10 @@ class _Block:
 
     items: np.ndarray
     by_item: np.ndarray
-    columns: _Columns  # the estimator's columns, one row per comparison
-    item_rows: np.ndarray  # each comparison's row in `by_item`
     product_col: dict[tuple[int, int], int]
+    # (comparisons, items) counted by each statistic, by the columns it counts the positive
+    # rows of (`_Estimator._counted_columns`)
+    counted: dict[tuple[int, ...], tuple[int, int]]
 
 
 class _Estimator:
@@ -1301,7 +1325,13 @@ class _Estimator:
         rows = by_item.T
         for (i, j), k in product_col.items():
             np.multiply(rows[i], rows[j], out=rows[k])
-        return _Block(item_codes, by_item, self.columns, item_rows, product_col)
+        counted = {}
+        for key in dict.fromkeys(self._counted_columns(spec) for spec in self._specs):
+            rows_counted = self._counted(key)
+            items_counted = np.bincount(item_rows[rows_counted], minlength=len(item_codes))
+            counted[key] = (int(rows_counted.sum()), int(np.count_nonzero(items_counted)))
+        self.columns.release()
+        return _Block(item_codes, by_item, product_col, counted)
 
     def estimates(self, block: _Block, boots: np.ndarray) -> list[Estimate]:
         """Every registered statistic with its interval, from `block`'s totals in each resample
@@ -1309,21 +1339,13 @@ class _Estimator:
         n_boot = len(boots)
         # Each statistic reads a few columns of every resample: column-major, each is one run.
         boots = np.asfortranarray(boots)
-        item_rows, product_col = block.item_rows, block.product_col
-        n_items = len(block.items)
+        product_col = block.product_col
         totals = self.columns.totals()
         all_totals = block.by_item.sum(axis=0, dtype=np.float64)
-        # (units, items) by the columns whose rows a statistic counts: many share them.
-        counts: dict[tuple[int, ...], tuple[int, int]] = {}
         values: list[np.ndarray] = []
         estimates: list[Estimate] = []
         for spec in self._specs:
-            key = self._counted_columns(spec)
-            if key not in counts:
-                rows = self._counted(key)
-                items_counted = np.bincount(item_rows[rows], minlength=n_items)
-                counts[key] = (int(rows.sum()), int(np.count_nonzero(items_counted)))
-            units, items = counts[key]
+            units, items = block.counted[self._counted_columns(spec)]
             if spec.kind == "difference":
                 a, b = spec.parts
                 samples = values[a] - values[b]
