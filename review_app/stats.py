@@ -472,9 +472,13 @@ def _codes(values: np.ndarray, mapping: dict[str, int]) -> np.ndarray:
     """Integer code per value of `values` from `mapping`; -1 for missing or unknown values."""
     if len(values) <= _SMALL:
         return np.fromiter((mapping.get(v, -1) for v in values.tolist()), np.int64, len(values))
-    position = pd.Index(list(mapping), dtype=object).get_indexer(values.astype(object))
-    codes = np.array([*mapping.values(), -1], dtype=np.int64)
-    return codes[position]
+    # One comparison per known value: the mappings are a few labels, and comparing is half
+    # the cost of hashing every value.
+    values = np.asarray(values, dtype=object)
+    codes = np.full(len(values), -1, dtype=np.int64)
+    for value, code in mapping.items():
+        codes[values == value] = code
+    return codes
 
 
 def _factorize(values: np.ndarray, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -837,7 +841,9 @@ def _distinct_columns(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.stack([sums, weighted], axis=1), axis=0, return_index=True, return_inverse=True
         )
         twin = first[np.asarray(group).ravel()]
-        if (matrix == matrix[:, twin]).all():
+        # Only the columns that are not their own twin need reading.
+        copies = np.flatnonzero(twin != np.arange(n_cols))
+        if (matrix[:, copies] == matrix[:, twin[copies]]).all():
             keep = np.unique(twin)
             return matrix[:, keep], np.searchsorted(keep, twin)
     fingerprints = zip(sums.tolist(), weighted.tolist(), strict=True)
