@@ -304,6 +304,29 @@ def test_lean_and_full_frames_select_the_same_rows(store, frame, key, rows):
     pd.testing.assert_frame_equal(lean, full[list(lean.columns)])
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_lean_frames_read_in_batches_equal_one_read(store, monkeypatch, batch):
+    """The lean frames are read a batch of rows at a time: any batch size gives the same frame,
+    each column's type included, and so does a study with no rows at all. The verdicts come
+    in stored order although the index hands them over by run and pair (the second run's pair
+    a, stored last, comes before its pair b there)."""
+    frames = ("pairs_frame", "votes_frame", "verdicts_frame")
+    study_id = _study_with_history(store)
+    with store.transaction():
+        es = store.catalog.ensure_eval_set("empty")
+        empty_id = store.studies.insert_study("empty", es["id"], 2)
+    whole = {
+        (frame, study): getattr(store.frames, frame)(study, texts=False)
+        for frame in frames
+        for study in (study_id, empty_id)
+    }
+    assert whole["verdicts_frame", study_id]["verdict_id"].is_monotonic_increasing
+    assert all(whole[frame, empty_id].empty for frame in frames)
+    monkeypatch.setattr(review_app.store.base, "_FRAME_BATCH", batch)
+    for (frame, study), expected in whole.items():
+        pd.testing.assert_frame_equal(getattr(store.frames, frame)(study, texts=False), expected)
+
+
 def test_lean_frames_hold_only_what_the_statistics_read(store):
     study_id = _study_with_history(store)
     assert list(store.frames.pairs_frame(study_id, texts=False).columns) == [
