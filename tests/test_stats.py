@@ -850,8 +850,11 @@ def test_a_small_study_is_coded_as_pandas_codes_a_large_one(monkeypatch):
     )
     verdicts.loc[len(verdicts)] = verdicts.iloc[0].to_dict() | {"pair_id": 99}
     computed = baselines.computed_codes(pairs, ("longest", "random"))
+    # Every category a string, one of them empty: the large path's shortcut for strings.
+    named = pairs.assign(category=pairs["category"].fillna("b"))
     cases = [
         (pairs, votes, verdicts, ("zeta",), computed),
+        (named, votes, verdicts, ("zeta",), computed),
         (pairs, votes, no_verdicts(), (), ()),
         (pairs.iloc[:0], no_votes(), no_verdicts(), (), ()),
     ]
