@@ -261,8 +261,7 @@ class StoreBase:
             return values.copy()
 
         # Read and converted a batch at a time: the rows of a whole study at once (a tuple and
-        # a number object per value) took tens of megabytes, fresh memory each time, which
-        # cost the kernel more than converting them cost Python.
+        # a number object per value) held tens of megabytes of fresh memory at the peak.
         parts: list[list[np.ndarray]] = []
         with self._reading() as db:
             cursor = db.execute(sql, params)
@@ -275,6 +274,7 @@ class StoreBase:
             if parts
             else [column(name, np.empty(0, dtype=object)) for name in names]
         )
+        # Texts as object Series: a bare object array would become pandas' string type.
         return pd.DataFrame(
             {
                 name: values if values.dtype != object else pd.Series(values, dtype=object)
