@@ -44,7 +44,9 @@ How:
 
 Usage: python bench/load_reviewers.py [--sessions N] [--minutes M] [--think S] [--items N]
     [--import-rows N] [--import-at F] [--warmup S] [--seed N] [--servers N] [--db URL]
-It measures whichever `review_app` Python imports (run with PYTHONPATH=<a worktree>).
+It measures the `review_app` beside it: to measure another tree, run that tree's own
+`bench/load_reviewers.py` (e.g. of a `git worktree`). Its servers run that same code, whatever the
+current folder or PYTHONPATH; the JSON names it (`review_app`).
 The last line printed is one JSON object with the figures."""
 
 from __future__ import annotations
@@ -248,10 +250,13 @@ class Server:
     def __init__(self, db: str, port: int):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, REVIEW_APP_DB=str(db))
+        # `python -m` looks in the current folder first: run from the tree this file belongs
+        # to, so the servers run the code the figures are reported for.
+        env = dict(os.environ, REVIEW_APP_DB=str(db), PYTHONPATH=str(ROOT))
         command = [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve"]
         self.process = subprocess.Popen(
             [*command, "--port", str(port)],
+            cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -274,6 +279,11 @@ class Server:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         kids = children.read_text().split()
         self.pid = int(kids[0]) if kids else self.process.pid
+        # The `review_app` folder whose app it serves, read from its command line: the code
+        # the figures are for.
+        arguments = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        script = next(a.decode() for a in arguments if a.endswith(b"streamlit_app.py"))
+        self.app_folder = str(Path(script).parent)
 
     def sample(self) -> tuple[float, int]:
         """(resident memory in MB, open files) of the server process."""
@@ -688,6 +698,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "review_app": sorted({s.app_folder for s in servers}),
                 "servers": len(servers),
                 "backend": "postgresql" if is_server_url(db) else "sqlite",
                 "sessions": args.sessions,
