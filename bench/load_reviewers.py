@@ -250,9 +250,9 @@ class Server:
     def __init__(self, db: str, port: int):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        # `python -m` looks in the current folder first: run from the tree this file belongs
-        # to, so the servers run the code the figures are reported for.
-        env = dict(os.environ, REVIEW_APP_DB=str(db), PYTHONPATH=str(ROOT))
+        # `python -m` looks in the current folder first (before PYTHONPATH): run from the tree
+        # this file belongs to, so the servers run the code the figures are reported for.
+        env = dict(os.environ, REVIEW_APP_DB=str(db))
         command = [sys.executable, "-m", "review_app.cli", "--db", str(db), "serve"]
         self.process = subprocess.Popen(
             [*command, "--port", str(port)],
